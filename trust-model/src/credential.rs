@@ -1,0 +1,94 @@
+//! Who a certificate speaks for: the role and sectors of a client, read from
+//! the trust-level extension of its certificate (never from request fields).
+
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::extension::OID_DER_CONTENT;
+use crate::{CertificateKind, ModelError, SectorName, TrustLevelExtension};
+
+/// A verified client's role, as its certificate states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The role (manufacturer, operator, device, ...).
+    pub kind: CertificateKind,
+    /// The issuing sub-CA's sector.
+    pub sector: SectorName,
+    /// Sectors the holder may act for: the authorized list for credentials,
+    /// the own sector for devices.
+    pub sectors: Vec<SectorName>,
+    /// The subject common name (the manufacturer's name for manufacturers).
+    pub name: String,
+    /// The certificate serial, lower-case hex.
+    pub serial: String,
+    /// The full decoded extension.
+    pub extension: TrustLevelExtension,
+}
+
+impl Credential {
+    /// Whether the holder may act for `sector`.
+    pub fn may_act_for(&self, sector: &SectorName) -> bool {
+        self.sectors.iter().any(|s| s == sector)
+    }
+}
+
+/// Finds and decodes the trust-level extension of a parsed certificate.
+/// `Ok(None)` when absent; an error when present twice or malformed.
+pub fn trust_extension(cert: &X509Certificate<'_>) -> Result<Option<TrustLevelExtension>, ModelError> {
+    let mut found = None;
+    for ext in cert.extensions() {
+        if ext.oid.as_bytes() == OID_DER_CONTENT {
+            if found.is_some() {
+                return Err(ModelError::MalformedExtension("extension appears twice".to_owned()));
+            }
+            found = Some(TrustLevelExtension::from_der(ext.value)?);
+        }
+    }
+    Ok(found)
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> String {
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Reads the role of a client from its leaf certificate and the sub-CA that
+/// issued it. The chain's signatures must already have been verified (the
+/// TLS layer does that); this checks that the certificate is one of ours and
+/// that its sector is its issuer's sector.
+pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Credential, ModelError> {
+    let bad = |m: &str| ModelError::InvalidCredential(m.to_owned());
+    let (_, leaf) = X509Certificate::from_der(leaf_der).map_err(|_| bad("client certificate does not parse"))?;
+    let (_, issuer) = X509Certificate::from_der(issuer_der).map_err(|_| bad("issuer certificate does not parse"))?;
+    let ext = trust_extension(&leaf)?.ok_or_else(|| bad("client certificate has no trustca trust-level extension"))?;
+    let issuer_ext = trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
+    if issuer_ext.kind != CertificateKind::SectorCa {
+        return Err(bad("issuer is not a trustca sector CA"));
+    }
+    if issuer_ext.sector != ext.sector {
+        return Err(ModelError::InvalidCredential(format!(
+            "certificate claims sector {} but was issued by the {} CA",
+            ext.sector, issuer_ext.sector
+        )));
+    }
+    let sectors = if ext.authorized_sectors.is_empty() {
+        vec![ext.sector.clone()]
+    } else {
+        ext.authorized_sectors.clone()
+    };
+    Ok(Credential {
+        kind: ext.kind,
+        sector: ext.sector.clone(),
+        sectors,
+        name: common_name(&leaf),
+        serial: hex_lower(leaf.raw_serial()),
+        extension: ext,
+    })
+}
+
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,47 @@
+//! The one error type of this crate.
+
+/// What went wrong in the domain model: a malformed name, a value out of
+/// range, an extension that does not decode, evidence or a policy that is
+/// not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A sector name is empty, too long or has characters outside `[a-z0-9-]`.
+    #[error("invalid sector name {0:?}: use 1-32 characters of a-z, 0-9 and '-'")]
+    InvalidSectorName(String),
+    /// A trust level outside 1..=5.
+    #[error("trust level {0} is out of range: levels are 1 to 5")]
+    LevelOutOfRange(i64),
+    /// A device attribute (manufacturer, model, serial, firmware) is malformed.
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidAttribute {
+        /// Which attribute.
+        field: &'static str,
+        /// The value as given (truncated to 80 characters).
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// The trust-level extension is not valid DER of the published module.
+    #[error("malformed trust-level extension: {0}")]
+    MalformedExtension(String),
+    /// An evidence item is of a type this sector does not know, or malformed.
+    #[error("evidence: {0}")]
+    InvalidEvidence(String),
+    /// A sector named in a request or certificate is not in the policies.
+    #[error("unknown sector {0:?}")]
+    UnknownSector(String),
+    /// A policy file does not parse or breaks a rule; carries file, line, reason.
+    #[error("{file}:{line}: {reason}")]
+    InvalidPolicy {
+        /// The policy file, as named by the caller.
+        file: String,
+        /// 1-based line of the offending item (0 when not known).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A certificate presented as a credential is not one trustca issued.
+    #[error("credential: {0}")]
+    InvalidCredential(String),
+}

@@ -1,0 +1,27 @@
+//! The trustca domain model: sectors, trust levels, device identities, the
+//! X.509 trust-level extension codec, device evidence and the policies that
+//! turn evidence into levels.
+//!
+//! This crate does no I/O: callers read files and pass text in, so every rule
+//! here is testable in isolation and the same code runs in the CA, the trust
+//! database, the CLI and on devices.
+#![forbid(unsafe_code)]
+
+mod credential;
+mod der;
+mod error;
+mod evidence;
+pub mod extension;
+mod identity;
+mod level;
+pub mod policy;
+mod sector;
+
+pub use credential::{Credential, credential_from_chain, trust_extension};
+pub use error::ModelError;
+pub use evidence::{Evidence, EvidenceItem, Evaluation, HardwareRootOfTrust};
+pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
+pub use identity::{DeviceIdentity, validate_firmware_version};
+pub use level::TrustLevel;
+pub use policy::{KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, SectorPolicy};
+pub use sector::SectorName;

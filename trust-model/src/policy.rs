@@ -1,0 +1,528 @@
+//! Policy files: the PKI layout (`pki.toml`) and one file per sector
+//! (`sectors/<name>.toml`) holding the certificate profile and the criteria
+//! that turn a device's evidence into a trust level.
+//!
+//! Policies are validated once, when loaded: a bad file is refused with its
+//! name, the line and the reason, and nothing here is parsed per request.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+use toml::Spanned;
+
+use crate::evidence::{Evidence, HardwareRootOfTrust};
+use crate::extension::EvaluationBasis;
+use crate::{ModelError, SectorName, TrustLevel};
+
+/// Key algorithms a profile may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256 with SHA-256 (the default).
+    EcdsaP256,
+    /// ECDSA on NIST P-384 with SHA-384.
+    EcdsaP384,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl KeyAlgorithm {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+}
+
+fn default_key_algorithm() -> KeyAlgorithm {
+    KeyAlgorithm::EcdsaP256
+}
+
+/// `pki.toml`: names and lifetimes of the CA hierarchy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PkiPolicy {
+    /// DNS suffix under which device names live (`<sector>.<trust_domain>`).
+    pub trust_domain: String,
+    /// The root CA.
+    pub root: RootProfile,
+    /// Every sector sub-CA.
+    pub sector_ca: ValidityProfile,
+    /// Manufacturer, operator, auditor and gateway credentials.
+    pub credentials: ValidityProfile,
+    /// Service certificates (the TLS server, the trust responder).
+    pub service: ValidityProfile,
+}
+
+/// The root CA's profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootProfile {
+    /// Subject common name.
+    pub common_name: String,
+    /// Subject organization.
+    pub organization: String,
+    /// Lifetime in days.
+    pub validity_days: u32,
+    /// Root key algorithm.
+    #[serde(default = "default_key_algorithm")]
+    pub key_algorithm: KeyAlgorithm,
+}
+
+/// A lifetime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidityProfile {
+    /// Lifetime in days.
+    pub validity_days: u32,
+}
+
+/// A sector's certificate profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateProfile {
+    /// Lifetime of long-term device certificates, in days.
+    pub validity_days: u32,
+    /// Key algorithms accepted in device CSRs.
+    pub device_key_algorithms: Vec<KeyAlgorithm>,
+    /// The sub-CA's own key algorithm.
+    #[serde(default = "default_key_algorithm")]
+    pub ca_key_algorithm: KeyAlgorithm,
+}
+
+/// The evaluation schemes a sector recognises.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceProfile {
+    /// Scheme names, e.g. `common-criteria`; evaluations under any other
+    /// scheme are refused as unknown evidence.
+    pub schemes: Vec<String>,
+}
+
+/// What a device must show to earn one level. Every stated requirement must
+/// hold; an absent requirement is not checked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelCriteria {
+    /// The level granted.
+    pub level: TrustLevel,
+    /// Accepted evaluations as `scheme:result`; one of them must be declared.
+    #[serde(default)]
+    pub evaluation: Vec<String>,
+    /// Evaluations older than this many days do not count.
+    #[serde(default)]
+    pub max_evaluation_age_days: Option<u32>,
+    /// The weakest acceptable hardware root of trust.
+    #[serde(default)]
+    pub min_hardware_root_of_trust: Option<HardwareRootOfTrust>,
+    /// Whether secure update must be declared as supported.
+    #[serde(default)]
+    pub secure_update: Option<bool>,
+    /// Support must last at least this many years from evaluation time.
+    #[serde(default)]
+    pub min_support_years: Option<u32>,
+}
+
+/// `sectors/<name>.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectorFile {
+    sector: SectorName,
+    version: String,
+    #[serde(default)]
+    description: String,
+    certificate: CertificateProfile,
+    evidence: EvidenceProfile,
+    level: Vec<Spanned<LevelCriteria>>,
+}
+
+/// One sector's validated policy.
+#[derive(Debug, Clone)]
+pub struct SectorPolicy {
+    /// The sector.
+    pub sector: SectorName,
+    /// Policy version, recorded in every certificate it shaped.
+    pub version: String,
+    /// Human description.
+    pub description: String,
+    /// Certificate profile.
+    pub certificate: CertificateProfile,
+    /// Known evaluation schemes.
+    pub evidence: EvidenceProfile,
+    /// Criteria, highest level first.
+    pub levels: Vec<LevelCriteria>,
+}
+
+/// The level a sector's criteria gave and the evidence that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelDecision {
+    /// The level.
+    pub level: TrustLevel,
+    /// The evidence behind it, for the certificate's extension.
+    pub basis: Vec<EvaluationBasis>,
+    /// The policy version applied.
+    pub policy_version: String,
+}
+
+fn line_of(text: &str, span: Option<Range<usize>>) -> usize {
+    span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        .unwrap_or(0)
+}
+
+fn policy_error(file: &str, line: usize, reason: impl Into<String>) -> ModelError {
+    ModelError::InvalidPolicy { file: file.to_owned(), line, reason: reason.into() }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ModelError> {
+    toml::from_str(text).map_err(|e| {
+        let line = line_of(text, e.span());
+        policy_error(file, line, e.message().to_owned())
+    })
+}
+
+impl PkiPolicy {
+    /// Parses and validates `pki.toml`.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ModelError> {
+        let p: PkiPolicy = parse_toml(file, text)?;
+        let labels_ok = !p.trust_domain.is_empty()
+            && p.trust_domain.len() <= 100
+            && p.trust_domain.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            });
+        if !labels_ok {
+            return Err(policy_error(file, 0, "trust_domain must be a lower-case DNS name"));
+        }
+        for (what, days) in [
+            ("root", p.root.validity_days),
+            ("sector_ca", p.sector_ca.validity_days),
+            ("credentials", p.credentials.validity_days),
+            ("service", p.service.validity_days),
+        ] {
+            if days == 0 || days > 36_500 {
+                return Err(policy_error(file, 0, format!("{what}.validity_days must be 1..=36500")));
+            }
+        }
+        if p.sector_ca.validity_days > p.root.validity_days {
+            return Err(policy_error(file, 0, "sector_ca.validity_days exceeds the root's lifetime"));
+        }
+        Ok(p)
+    }
+}
+
+impl SectorPolicy {
+    /// Parses and validates one sector file.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ModelError> {
+        let f: SectorFile = parse_toml(file, text)?;
+        if f.version.is_empty() || f.version.len() > 64 {
+            return Err(policy_error(file, 0, "version must be 1-64 characters"));
+        }
+        if f.certificate.validity_days == 0 || f.certificate.validity_days > 36_500 {
+            return Err(policy_error(file, 0, "certificate.validity_days must be 1..=36500"));
+        }
+        if f.certificate.device_key_algorithms.is_empty() {
+            return Err(policy_error(file, 0, "certificate.device_key_algorithms must name at least one algorithm"));
+        }
+        let mut seen = BTreeMap::new();
+        for spanned in &f.level {
+            let line = line_of(text, Some(spanned.span()));
+            let c = spanned.get_ref();
+            if seen.insert(c.level, line).is_some() {
+                return Err(policy_error(file, line, format!("level {} is defined twice", c.level.get())));
+            }
+            for e in &c.evaluation {
+                let Some((scheme, result)) = e.split_once(':') else {
+                    return Err(policy_error(file, line, format!("evaluation {e:?} must be scheme:result")));
+                };
+                if result.is_empty() || !f.evidence.schemes.iter().any(|s| s == scheme) {
+                    return Err(policy_error(
+                        file,
+                        line,
+                        format!("evaluation {e:?} names scheme {scheme:?}, which evidence.schemes does not list"),
+                    ));
+                }
+            }
+            if c.max_evaluation_age_days.is_some() && c.evaluation.is_empty() {
+                return Err(policy_error(file, line, "max_evaluation_age_days without an evaluation requirement"));
+            }
+        }
+        match f.level.iter().find(|c| c.get_ref().level == TrustLevel::MIN) {
+            None => return Err(policy_error(file, 0, "a [[level]] with level = 1 (the baseline) is required")),
+            Some(base) => {
+                let c = base.get_ref();
+                if !c.evaluation.is_empty()
+                    || c.min_hardware_root_of_trust.is_some()
+                    || c.secure_update.is_some()
+                    || c.min_support_years.is_some()
+                {
+                    return Err(policy_error(
+                        file,
+                        line_of(text, Some(base.span())),
+                        "level 1 is the baseline every enrolled device gets: it must have no requirements",
+                    ));
+                }
+            }
+        }
+        let mut levels: Vec<LevelCriteria> = f.level.into_iter().map(Spanned::into_inner).collect();
+        levels.sort_by(|a, b| b.level.cmp(&a.level));
+        Ok(Self {
+            sector: f.sector,
+            version: f.version,
+            description: f.description,
+            certificate: f.certificate,
+            evidence: f.evidence,
+            levels,
+        })
+    }
+
+    /// Checks that every evaluation names a scheme this sector knows.
+    fn check_known(&self, ev: &Evidence) -> Result<(), ModelError> {
+        for e in &ev.evaluations {
+            if !self.evidence.schemes.iter().any(|s| *s == e.scheme) {
+                return Err(ModelError::InvalidEvidence(format!(
+                    "unknown evaluation scheme {:?} for sector {}: known are {}",
+                    crate::sector::truncate(&e.scheme),
+                    self.sector,
+                    self.evidence.schemes.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The highest level whose every requirement `ev` meets at `now`.
+    pub fn evaluate(&self, ev: &Evidence, now: OffsetDateTime) -> Result<LevelDecision, ModelError> {
+        self.check_known(ev)?;
+        for c in &self.levels {
+            if let Some(basis) = meets(c, ev, now) {
+                return Ok(LevelDecision { level: c.level, basis, policy_version: self.version.clone() });
+            }
+        }
+        // Unreachable for a validated policy (level 1 has no requirements),
+        // but a level is never invented: say what is wrong instead.
+        Err(ModelError::InvalidPolicy {
+            file: format!("sectors/{}.toml", self.sector),
+            line: 0,
+            reason: "no level matched; the baseline level 1 is missing".to_owned(),
+        })
+    }
+}
+
+fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<EvaluationBasis>> {
+    let mut basis = Vec::new();
+    let mut evaluated_at = None;
+    if !c.evaluation.is_empty() {
+        let found = ev.evaluations.iter().find(|e| {
+            let fresh = c
+                .max_evaluation_age_days
+                .is_none_or(|d| now - e.evaluated_at <= time::Duration::days(d as i64));
+            let not_future = e.evaluated_at <= now + time::Duration::days(1);
+            fresh
+                && not_future
+                && c.evaluation.iter().any(|want| want.split_once(':') == Some((e.scheme.as_str(), e.result.as_str())))
+        })?;
+        evaluated_at = Some(found.evaluated_at);
+        basis.push(EvaluationBasis {
+            evidence: "evaluation".to_owned(),
+            scheme: found.scheme.clone(),
+            result: found.result.clone(),
+            evaluated_at: Some(found.evaluated_at),
+        });
+    }
+    if let Some(min) = c.min_hardware_root_of_trust {
+        let have = ev.hardware_root_of_trust?;
+        if have < min {
+            return None;
+        }
+        basis.push(EvaluationBasis {
+            evidence: "hardware-root-of-trust".to_owned(),
+            scheme: String::new(),
+            result: have.as_str().to_owned(),
+            evaluated_at: None,
+        });
+    }
+    if let Some(want) = c.secure_update {
+        if ev.secure_update != Some(want) {
+            return None;
+        }
+        basis.push(EvaluationBasis {
+            evidence: "secure-update".to_owned(),
+            scheme: String::new(),
+            result: want.to_string(),
+            evaluated_at: None,
+        });
+    }
+    if let Some(years) = c.min_support_years {
+        let until = ev.supported_until?;
+        let from = evaluated_at.unwrap_or(now).max(now).date();
+        let needed = from.replace_year(from.year() + years as i32).ok()?;
+        if until < needed {
+            return None;
+        }
+        basis.push(EvaluationBasis {
+            evidence: "supported-until".to_owned(),
+            scheme: String::new(),
+            result: until.to_string(),
+            evaluated_at: None,
+        });
+    }
+    Some(basis)
+}
+
+/// Every policy a trustca instance runs with, validated together.
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    /// `pki.toml`.
+    pub pki: PkiPolicy,
+    /// One policy per sector, by name.
+    pub sectors: BTreeMap<SectorName, SectorPolicy>,
+}
+
+impl PolicySet {
+    /// Builds a set from `pki.toml` and the sector files, given as
+    /// (file name, text) pairs. Refuses duplicate sectors and a file whose
+    /// name does not match the sector it declares.
+    pub fn parse(pki: (&str, &str), sector_files: &[(String, String)]) -> Result<Self, ModelError> {
+        let pki = PkiPolicy::parse(pki.0, pki.1)?;
+        let mut sectors = BTreeMap::new();
+        for (file, text) in sector_files {
+            let policy = SectorPolicy::parse(file, text)?;
+            let stem = std::path::Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if stem != policy.sector.as_str() {
+                return Err(policy_error(file, 1, format!("file declares sector {:?}; name the file {}.toml", policy.sector.as_str(), policy.sector)));
+            }
+            if sectors.insert(policy.sector.clone(), policy).is_some() {
+                return Err(policy_error(file, 1, "sector defined twice"));
+            }
+        }
+        if sectors.is_empty() {
+            return Err(policy_error("sectors/", 0, "no sector policies found"));
+        }
+        Ok(Self { pki, sectors })
+    }
+
+    /// The policy of `sector`.
+    pub fn sector(&self, sector: &str) -> Result<&SectorPolicy, ModelError> {
+        SectorName::new(sector)
+            .ok()
+            .and_then(|s| self.sectors.get(&s))
+            .ok_or_else(|| ModelError::UnknownSector(crate::sector::truncate(sector)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::EvidenceItem;
+
+    const SECTOR: &str = r#"
+sector = "automotive"
+version = "t1"
+
+[certificate]
+validity_days = 365
+device_key_algorithms = ["ecdsa-p256"]
+
+[evidence]
+schemes = ["common-criteria"]
+
+[[level]]
+level = 5
+evaluation = ["common-criteria:EAL4+"]
+max_evaluation_age_days = 1000
+min_hardware_root_of_trust = "secure-element"
+secure_update = true
+min_support_years = 5
+
+[[level]]
+level = 3
+secure_update = true
+
+[[level]]
+level = 1
+"#;
+
+    fn item(kind: &str, scheme: &str, value: &str, at: &str) -> EvidenceItem {
+        EvidenceItem { kind: kind.into(), scheme: scheme.into(), value: value.into(), evaluated_at: at.into() }
+    }
+
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2026-11-23 0:00 UTC)
+    }
+
+    #[test]
+    fn levels_from_evidence() {
+        let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+        let full = Evidence::parse(&[
+            item("evaluation", "common-criteria", "EAL4+", "2026-01-01"),
+            item("hardware-root-of-trust", "", "tpm2", ""),
+            item("secure-update", "", "true", ""),
+            item("supported-until", "", "2032-01-01", ""),
+        ])
+        .unwrap();
+        let d = p.evaluate(&full, now()).unwrap();
+        assert_eq!(d.level.get(), 5);
+        assert_eq!(d.basis.len(), 4);
+        assert_eq!(d.policy_version, "t1");
+
+        let only_update = Evidence::parse(&[item("secure-update", "", "true", "")]).unwrap();
+        assert_eq!(p.evaluate(&only_update, now()).unwrap().level.get(), 3);
+        assert_eq!(p.evaluate(&Evidence::default(), now()).unwrap().level.get(), 1);
+
+        // Short support drops the device from 5 to 3.
+        let short = Evidence::parse(&[
+            item("evaluation", "common-criteria", "EAL4+", "2026-01-01"),
+            item("hardware-root-of-trust", "", "tpm2", ""),
+            item("secure-update", "", "true", ""),
+            item("supported-until", "", "2028-01-01", ""),
+        ])
+        .unwrap();
+        assert_eq!(p.evaluate(&short, now()).unwrap().level.get(), 3);
+
+        // A stale evaluation does not count.
+        let stale = Evidence::parse(&[
+            item("evaluation", "common-criteria", "EAL4+", "2020-01-01"),
+            item("hardware-root-of-trust", "", "tpm2", ""),
+            item("secure-update", "", "true", ""),
+            item("supported-until", "", "2040-01-01", ""),
+        ])
+        .unwrap();
+        assert_eq!(p.evaluate(&stale, now()).unwrap().level.get(), 3);
+    }
+
+    #[test]
+    fn unknown_scheme_is_an_error() {
+        let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+        let ev = Evidence::parse(&[item("evaluation", "self-assessed", "great", "2026-01-01")]).unwrap();
+        assert!(p.evaluate(&ev, now()).unwrap_err().to_string().contains("unknown evaluation scheme"));
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let dup = SECTOR.replace("level = 3", "level = 5");
+        let err = SectorPolicy::parse("automotive.toml", &dup).unwrap_err();
+        match err {
+            ModelError::InvalidPolicy { file, line, reason } => {
+                assert_eq!(file, "automotive.toml");
+                assert!(line > 15, "line {line}");
+                assert!(reason.contains("defined twice"), "{reason}");
+            }
+            other => panic!("{other}"),
+        }
+        let bad_level = SECTOR.replace("level = 3", "level = 6");
+        let err = SectorPolicy::parse("automotive.toml", &bad_level).unwrap_err().to_string();
+        assert!(err.starts_with("automotive.toml:"), "{err}");
+        assert!(err.contains("out of range"), "{err}");
+        let unknown_key = SECTOR.replace("validity_days = 365", "validity_days = 365\nvalidty = 3");
+        let err = SectorPolicy::parse("automotive.toml", &unknown_key).unwrap_err().to_string();
+        assert!(err.contains(":7:") || err.contains(":8:"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+        let no_base = SECTOR.replace("[[level]]\nlevel = 1\n", "");
+        assert!(SectorPolicy::parse("a.toml", &no_base).unwrap_err().to_string().contains("baseline"));
+    }
+}
