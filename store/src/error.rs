@@ -1,0 +1,44 @@
+//! The one error type of the store.
+
+/// What went wrong storing or reading records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The identity is already enrolled and the issuance was not a renewal.
+    #[error("device {0} is already enrolled (use renewal to issue a new certificate)")]
+    AlreadyEnrolled(String),
+    /// A renewal named an identity that is not enrolled.
+    #[error("device {0} is not enrolled, so it cannot be renewed")]
+    NotEnrolled(String),
+    /// A renewal for a device that is not active.
+    #[error("device {identity} is {status}; only active devices are renewed")]
+    NotActive {
+        /// The identity key.
+        identity: String,
+        /// Its current status.
+        status: String,
+    },
+    /// The random serial collided with a stored one; the caller retries.
+    #[error("serial {0} is already used")]
+    SerialReused(String),
+    /// The backend failed (I/O, corruption).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A stored record does not decode.
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt {
+        /// The key of the record.
+        key: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The committer thread is gone (the store is shutting down).
+    #[error("store is shutting down")]
+    Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}

@@ -1,0 +1,184 @@
+//! The records the store keeps, encoded compactly with postcard.
+
+use serde::{Deserialize, Serialize};
+
+/// The state of one issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertificateStatus {
+    /// Valid (subject to its validity period).
+    Active,
+    /// Replaced by a renewal; still valid until revoked or expired.
+    Superseded {
+        /// Serial (hex) of the replacing certificate.
+        by: String,
+    },
+    /// Revoked.
+    Revoked {
+        /// RFC 5280 reason code.
+        reason: u8,
+        /// Unix time of revocation.
+        at: i64,
+    },
+}
+
+/// One issued certificate, by serial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// Serial number bytes (big-endian, positive).
+    pub serial: Vec<u8>,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Issuing sector.
+    pub sector: String,
+    /// Certificate kind (kebab-case).
+    pub kind: String,
+    /// Identity key of the device, for device certificates.
+    pub identity_key: Option<String>,
+    /// Unix time of issuance.
+    pub issued_at: i64,
+    /// Unix time of expiry.
+    pub not_after: i64,
+    /// Current status.
+    pub status: CertificateStatus,
+}
+
+/// What was enrolled about a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Identity key (lower-case `sector/manufacturer/model/serial`).
+    pub identity_key: String,
+    /// The URN as enrolled (original case).
+    pub urn: String,
+    /// Sector.
+    pub sector: String,
+    /// Manufacturer.
+    pub manufacturer: String,
+    /// Model.
+    pub model: String,
+    /// Serial.
+    pub serial: String,
+    /// Firmware version at the last (re)enrollment.
+    pub firmware_version: String,
+    /// Level computed at the last (re)enrollment.
+    pub certificate_level: u8,
+    /// Policy version that computed it.
+    pub policy_version: String,
+    /// Unix time of first enrollment.
+    pub enrolled_at: i64,
+    /// Serials (hex) of every certificate bound to the device, oldest first.
+    pub certificates: Vec<String>,
+}
+
+/// Live status of a device in the trust database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrustStatus {
+    /// In good standing.
+    Active,
+    /// Temporarily not trusted.
+    Suspended,
+    /// Permanently not trusted.
+    Revoked,
+    /// Disposed of; record kept.
+    Retired,
+}
+
+impl TrustStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Revoked => "revoked",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// The live trust record of a device; outranks the level in its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustRecord {
+    /// Identity key.
+    pub identity_key: String,
+    /// Sector.
+    pub sector: String,
+    /// Current level.
+    pub level: u8,
+    /// Current status.
+    pub status: TrustStatus,
+    /// Incremented on every change; history entries carry it.
+    pub version: u64,
+    /// Unix time of the last change.
+    pub updated_at: i64,
+}
+
+/// One change of a trust record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Record version after the change.
+    pub version: u64,
+    /// Unix time.
+    pub at: i64,
+    /// Who made it (from their certificate).
+    pub actor: String,
+    /// What changed, e.g. `enrolled level=4`.
+    pub change: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One entry of the append-only audit log. `hash` chains it to the entry
+/// before: SHA-256 over the previous hash and this entry's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log, from 0.
+    pub seq: u64,
+    /// Unix time.
+    pub at: i64,
+    /// Who caused it.
+    pub actor: String,
+    /// Event kind, e.g. `certificate.issued`.
+    pub kind: String,
+    /// What it is about (identity URN, serial).
+    pub subject: String,
+    /// Details as compact JSON.
+    pub detail: String,
+    /// Hash of the previous entry (zeros for the first).
+    pub prev_hash: [u8; 32],
+    /// Hash of this entry.
+    pub hash: [u8; 32],
+}
+
+impl AuditEntry {
+    /// Computes the chained hash of an entry from its fields.
+    pub fn compute_hash(&self) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"trustca-audit-v1\0");
+        ctx.update(&self.prev_hash);
+        ctx.update(&self.seq.to_be_bytes());
+        ctx.update(&self.at.to_be_bytes());
+        for field in [&self.actor, &self.kind, &self.subject, &self.detail] {
+            ctx.update(&(field.len() as u64).to_be_bytes());
+            ctx.update(field.as_bytes());
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
+/// Everything one issuance changes, committed atomically.
+#[derive(Debug, Clone)]
+pub struct Issuance {
+    /// The new certificate.
+    pub certificate: CertificateRecord,
+    /// The device record to write (new, or updated for a renewal).
+    pub device: Option<DeviceRecord>,
+    /// Whether this renews an existing identity (else it must be new).
+    pub renewal: bool,
+    /// Who asked for it (from their certificate).
+    pub actor: String,
+    /// Audit event kind.
+    pub audit_kind: String,
+    /// Audit details (JSON).
+    pub audit_detail: String,
+}

@@ -1,0 +1,406 @@
+//! The embedded sled backend: one tree per record kind, multi-tree
+//! transactions for atomic issuance.
+
+use std::path::Path;
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::{
+    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance, Storage, StoreError,
+    TrustRecord, TrustStatus,
+};
+
+const AUDIT_HEAD: &[u8] = b"audit.head";
+const COUNT_CERTS: &[u8] = b"count.certificates";
+const COUNT_DEVICES: &[u8] = b"count.devices";
+
+/// sled-backed [`Storage`].
+#[derive(Debug, Clone)]
+pub struct SledStorage {
+    db: sled::Db,
+    certs: sled::Tree,
+    devices: sled::Tree,
+    trust: sled::Tree,
+    history: sled::Tree,
+    audit: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(v).map_err(|e| StoreError::Backend(format!("encode: {e}")))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn history_key(identity_key: &str, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(identity_key.len() + 9);
+    k.extend_from_slice(identity_key.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+type Abort = ConflictableTransactionError<StoreError>;
+
+fn abort(e: StoreError) -> Abort {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn tx_get<T: serde::de::DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, Abort> {
+    match tree.get(key)? {
+        Some(v) => decode(key, &v).map(Some).map_err(abort),
+        None => Ok(None),
+    }
+}
+
+fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> Result<(), Abort> {
+    tree.insert(key, encode(v).map_err(abort)?)?;
+    Ok(())
+}
+
+fn tx_increment(meta: &TransactionalTree, key: &[u8]) -> Result<(), Abort> {
+    let n = match meta.get(key)? {
+        Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+        None => 0,
+    };
+    meta.insert(key, &(n + 1).to_be_bytes())?;
+    Ok(())
+}
+
+/// Appends one audit entry inside a transaction, chaining it to the head.
+pub(crate) fn tx_append_audit(
+    audit: &TransactionalTree,
+    meta: &TransactionalTree,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<(), Abort> {
+    let (seq, prev_hash) = match meta.get(AUDIT_HEAD)? {
+        Some(v) if v.len() == 40 => {
+            let seq = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&v[8..]);
+            (seq, h)
+        }
+        Some(_) => {
+            return Err(abort(StoreError::Corrupt { key: "audit.head".into(), reason: "bad length".into() }));
+        }
+        None => (0, [0u8; 32]),
+    };
+    let mut entry = AuditEntry {
+        seq,
+        at,
+        actor: actor.to_owned(),
+        kind: kind.to_owned(),
+        subject: subject.to_owned(),
+        detail: detail.to_owned(),
+        prev_hash,
+        hash: [0; 32],
+    };
+    entry.hash = entry.compute_hash();
+    tx_put(audit, &seq.to_be_bytes(), &entry)?;
+    let mut head = Vec::with_capacity(40);
+    head.extend_from_slice(&(seq + 1).to_be_bytes());
+    head.extend_from_slice(&entry.hash);
+    meta.insert(AUDIT_HEAD, head)?;
+    Ok(())
+}
+
+impl SledStorage {
+    /// Opens (or creates) a store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Self {
+            certs: db.open_tree("certificates")?,
+            devices: db.open_tree("devices")?,
+            trust: db.open_tree("trust")?,
+            history: db.open_tree("history")?,
+            audit: db.open_tree("audit")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    fn commit_one(&self, issuance: &Issuance) -> Result<(), StoreError> {
+        let result = (&self.certs, &self.devices, &self.trust, &self.history, &self.audit, &self.meta).transaction(
+            |(certs, devices, trust, history, audit, meta)| {
+                let cert = &issuance.certificate;
+                let serial_hex = hex(&cert.serial);
+                if certs.get(&cert.serial)?.is_some() {
+                    return Err(abort(StoreError::SerialReused(serial_hex)));
+                }
+                if let Some(device) = &issuance.device {
+                    let key = device.identity_key.as_bytes();
+                    let existing: Option<DeviceRecord> = tx_get(devices, key)?;
+                    let (record, trust_record, change) = match (existing, issuance.renewal) {
+                        (Some(_), false) => return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone()))),
+                        (None, true) => return Err(abort(StoreError::NotEnrolled(device.urn.clone()))),
+                        (None, false) => {
+                            tx_increment(meta, COUNT_DEVICES)?;
+                            let mut record = device.clone();
+                            record.certificates = vec![serial_hex.clone()];
+                            let trust_record = TrustRecord {
+                                identity_key: device.identity_key.clone(),
+                                sector: device.sector.clone(),
+                                level: device.certificate_level,
+                                status: TrustStatus::Active,
+                                version: 1,
+                                updated_at: cert.issued_at,
+                            };
+                            (record, trust_record, format!("enrolled level={}", device.certificate_level))
+                        }
+                        (Some(old), true) => {
+                            let mut trust_record: TrustRecord =
+                                tx_get(trust, key)?.ok_or_else(|| abort(StoreError::NotEnrolled(device.urn.clone())))?;
+                            if trust_record.status != TrustStatus::Active {
+                                return Err(abort(StoreError::NotActive {
+                                    identity: device.urn.clone(),
+                                    status: trust_record.status.as_str().to_owned(),
+                                }));
+                            }
+                            if let Some(prev) = old.certificates.last() {
+                                let prev_serial = decode_hex(prev);
+                                if let Some(mut prev_cert) = tx_get::<CertificateRecord>(certs, &prev_serial)? {
+                                    if prev_cert.status == CertificateStatus::Active {
+                                        prev_cert.status = CertificateStatus::Superseded { by: serial_hex.clone() };
+                                        tx_put(certs, &prev_serial, &prev_cert)?;
+                                    }
+                                }
+                            }
+                            let mut record = device.clone();
+                            record.enrolled_at = old.enrolled_at;
+                            record.certificates = old.certificates;
+                            record.certificates.push(serial_hex.clone());
+                            let change = format!(
+                                "renewed firmware={} level {}->{}",
+                                device.firmware_version, trust_record.level, device.certificate_level
+                            );
+                            trust_record.level = device.certificate_level;
+                            trust_record.version += 1;
+                            trust_record.updated_at = cert.issued_at;
+                            (record, trust_record, change)
+                        }
+                    };
+                    tx_put(devices, key, &record)?;
+                    tx_put(trust, key, &trust_record)?;
+                    let entry = HistoryEntry {
+                        version: trust_record.version,
+                        at: cert.issued_at,
+                        actor: issuance.actor.clone(),
+                        change,
+                        reason: if issuance.renewal { "renewal".into() } else { "enrollment".into() },
+                    };
+                    tx_put(history, &history_key(&device.identity_key, trust_record.version), &entry)?;
+                }
+                tx_put(certs, &cert.serial, cert)?;
+                tx_increment(meta, COUNT_CERTS)?;
+                tx_append_audit(
+                    audit,
+                    meta,
+                    cert.issued_at,
+                    &issuance.actor,
+                    &issuance.audit_kind,
+                    &serial_hex,
+                    &issuance.audit_detail,
+                )?;
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match tree.get(key)? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(match self.meta.get(key)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            None => 0,
+        })
+    }
+}
+
+fn decode_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
+}
+
+impl Storage for SledStorage {
+    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        batch.iter().map(|i| self.commit_one(i)).collect()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        Self::get(&self.devices, identity_key.as_bytes())
+    }
+
+    fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        Self::get(&self.trust, identity_key.as_bytes())
+    }
+
+    fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut prefix = identity_key.as_bytes().to_vec();
+        prefix.push(0);
+        self.history
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        Self::get(&self.certs, serial)
+    }
+
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        Ok((self.counter(COUNT_CERTS)?, self.counter(COUNT_DEVICES)?))
+    }
+
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn issuance(serial: u8, key: &str, renewal: bool) -> Issuance {
+        Issuance {
+            certificate: CertificateRecord {
+                serial: vec![serial; 16],
+                der: vec![0x30, 0x00],
+                sector: "automotive".into(),
+                kind: "long-term".into(),
+                identity_key: Some(key.into()),
+                issued_at: 1_700_000_000,
+                not_after: 1_800_000_000,
+                status: CertificateStatus::Active,
+            },
+            device: Some(DeviceRecord {
+                identity_key: key.into(),
+                urn: format!("urn:{key}"),
+                sector: "automotive".into(),
+                manufacturer: "acme".into(),
+                model: "m".into(),
+                serial: "s".into(),
+                firmware_version: "1.0".into(),
+                certificate_level: 3,
+                policy_version: "p".into(),
+                enrolled_at: 1_700_000_000,
+                certificates: vec![],
+            }),
+            renewal,
+            actor: "manufacturer:acme".into(),
+            audit_kind: "certificate.issued".into(),
+            audit_detail: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn issuance_is_atomic_and_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path()).unwrap();
+        let r = s.commit_issuances(&[issuance(1, "a", false), issuance(2, "a", false), issuance(1, "b", false)]);
+        assert!(r[0].is_ok());
+        assert!(matches!(r[1], Err(StoreError::AlreadyEnrolled(_))));
+        assert!(matches!(r[2], Err(StoreError::SerialReused(_))));
+        // The failed ones left nothing behind.
+        assert!(s.device("b").unwrap().is_none());
+        assert!(s.certificate(&[2; 16]).unwrap().is_none());
+        assert_eq!(s.counts().unwrap(), (1, 1));
+        assert_eq!(s.audit_entries(0, 10).unwrap().len(), 1);
+        assert_eq!(s.history("a").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn renewal_supersedes_and_bumps_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path()).unwrap();
+        assert!(matches!(s.commit_issuances(&[issuance(9, "a", true)])[0], Err(StoreError::NotEnrolled(_))));
+        assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+        let mut renew = issuance(2, "a", true);
+        renew.device.as_mut().unwrap().certificate_level = 5;
+        assert!(s.commit_issuances(&[renew])[0].is_ok());
+        let dev = s.device("a").unwrap().unwrap();
+        assert_eq!(dev.certificates.len(), 2);
+        let t = s.trust_record("a").unwrap().unwrap();
+        assert_eq!((t.level, t.version), (5, 2));
+        assert!(matches!(s.certificate(&[1; 16]).unwrap().unwrap().status, CertificateStatus::Superseded { .. }));
+        let hist = s.history("a").unwrap();
+        assert_eq!(hist.len(), 2);
+        assert!(hist[1].change.contains("3->5"), "{}", hist[1].change);
+    }
+
+    #[test]
+    fn audit_chain_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path()).unwrap();
+        for i in 0..5u8 {
+            assert!(s.commit_issuances(&[issuance(i + 1, &format!("d{i}"), false)])[0].is_ok());
+        }
+        let entries = s.audit_entries(0, 100).unwrap();
+        assert_eq!(entries.len(), 5);
+        let mut prev = [0u8; 32];
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.seq, i as u64);
+            assert_eq!(e.prev_hash, prev);
+            assert_eq!(e.hash, e.compute_hash());
+            prev = e.hash;
+        }
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStorage::open(dir.path()).unwrap();
+            assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+            s.flush().unwrap();
+        }
+        let s = SledStorage::open(dir.path()).unwrap();
+        assert!(s.device("a").unwrap().is_some());
+        assert_eq!(s.counts().unwrap(), (1, 1));
+    }
+}
