@@ -1,1 +1,20 @@
+//! The trustca CA engine: the CA hierarchy and its encrypted keys,
+//! certificate profiles, CSR checks, issuance of long-term device
+//! certificates and role credentials, and the gRPC enrollment service.
 #![forbid(unsafe_code)]
+
+mod csr;
+mod enroll;
+mod error;
+mod hierarchy;
+mod issuer;
+mod keystore;
+mod service;
+
+pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};
+pub use enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor};
+pub use error::CaError;
+pub use hierarchy::{CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
+pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
+pub use keystore::{Keystore, Passphrase};
+pub use service::{EnrollmentService, MAX_BATCH_ITEMS, authenticate};

@@ -92,3 +92,13 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// What the transport learnt about the client of a connection, attached to
+/// every request on it: the verified credential, or why there is none.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedPeer {
+    /// The client's credential, or the reason it is not authenticated.
+    pub credential: Result<std::sync::Arc<Credential>, String>,
+    /// The client's address.
+    pub remote: Option<std::net::SocketAddr>,
+}

@@ -17,7 +17,7 @@ mod level;
 pub mod policy;
 mod sector;
 
-pub use credential::{Credential, credential_from_chain, trust_extension};
+pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use error::ModelError;
 pub use evidence::{Evidence, EvidenceItem, Evaluation, HardwareRootOfTrust};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};

@@ -1,0 +1,392 @@
+//! Enrollment: from a manufacturer's request to a durable, signed long-term
+//! device certificate.
+//!
+//! The order of checks gives each bad input its precise error before any
+//! expensive work: caller role and sector rights, attributes, evidence and
+//! level, then the CSR's proof of possession, then signing, then one atomic
+//! commit of everything the issuance changes, made durable before the
+//! certificate is returned.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use trustca_model::{
+    CertificateKind, Credential, DeviceIdentity, Evidence, EvidenceItem, PolicySet, SectorName, TrustLevelExtension,
+    validate_firmware_version,
+};
+use trustca_store::{
+    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, Storage, StoreError,
+};
+
+use crate::csr::verify_csr;
+use crate::hierarchy::CaHierarchy;
+use crate::issuer::{self};
+use crate::CaError;
+
+/// The device attributes of a request.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceAttributes {
+    /// Sector name.
+    pub sector: String,
+    /// Manufacturer (must be the caller's own name).
+    pub manufacturer: String,
+    /// Model.
+    pub model: String,
+    /// Serial.
+    pub serial: String,
+    /// Firmware version.
+    pub firmware_version: String,
+}
+
+/// One enrollment request.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentRequest {
+    /// PKCS#10, DER.
+    pub csr_der: Vec<u8>,
+    /// Device attributes.
+    pub device: DeviceAttributes,
+    /// Declared evidence.
+    pub evidence: Vec<EvidenceItem>,
+    /// Renew an enrolled identity instead of enrolling a new one.
+    pub renewal: bool,
+}
+
+/// A certificate issued and durable.
+#[derive(Debug, Clone)]
+pub struct EnrollmentOutcome {
+    /// Leaf, then sector sub-CA, DER.
+    pub chain_der: Vec<Vec<u8>>,
+    /// Serial, hex.
+    pub serial: String,
+    /// Level granted.
+    pub level: u8,
+    /// Identity URN.
+    pub identity: String,
+    /// Expiry.
+    pub not_after: OffsetDateTime,
+    /// Policy version applied.
+    pub policy_version: String,
+}
+
+struct Prepared {
+    issuance: Issuance,
+    outcome: EnrollmentOutcome,
+}
+
+/// Issues long-term device certificates.
+pub struct EnrollmentEngine {
+    policies: Arc<PolicySet>,
+    hierarchy: Arc<CaHierarchy>,
+    storage: Arc<dyn Storage>,
+    committer: GroupCommitter,
+}
+
+impl std::fmt::Debug for EnrollmentEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentEngine").finish_non_exhaustive()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `kind:name` of a caller, as recorded in history and audit entries.
+pub fn actor(caller: &Credential) -> String {
+    format!("{}:{}", caller.kind.as_str(), caller.name)
+}
+
+impl EnrollmentEngine {
+    /// Builds an engine over a loaded hierarchy and a store.
+    pub fn new(
+        policies: Arc<PolicySet>,
+        hierarchy: Arc<CaHierarchy>,
+        storage: Arc<dyn Storage>,
+        committer: GroupCommitter,
+    ) -> Self {
+        Self { policies, hierarchy, storage, committer }
+    }
+
+    /// Records role credentials issued offline (`ca/credentials/`) that the
+    /// store does not hold yet, with an audit entry each.
+    pub async fn record_offline_credentials(&self) -> Result<usize, CaError> {
+        let mut batch = Vec::new();
+        for der in self.hierarchy.issued_credentials()? {
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { continue };
+            let serial = cert.raw_serial().to_vec();
+            if self.storage.certificate(&serial)?.is_some() {
+                continue;
+            }
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert) else { continue };
+            let name = cert
+                .subject()
+                .iter_organization()
+                .next()
+                .and_then(|o| o.as_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let detail = format!(
+                "{{\"kind\":\"{}\",\"name\":\"{}\",\"sectors\":[{}]}}",
+                ext.kind.as_str(),
+                name,
+                ext.authorized_sectors.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")
+            );
+            batch.push(Issuance {
+                certificate: CertificateRecord {
+                    serial,
+                    der: der.clone(),
+                    sector: ext.sector.to_string(),
+                    kind: ext.kind.as_str().to_owned(),
+                    identity_key: None,
+                    issued_at: cert.validity().not_before.timestamp(),
+                    not_after: cert.validity().not_after.timestamp(),
+                    status: CertificateStatus::Active,
+                },
+                device: None,
+                renewal: false,
+                actor: "ca:offline".into(),
+                audit_kind: "credential.issued".into(),
+                audit_detail: detail,
+            });
+        }
+        let n = batch.len();
+        if n > 0 {
+            for r in self.committer.commit(batch).await? {
+                r?;
+            }
+        }
+        Ok(n)
+    }
+
+    fn prepare(&self, caller: &Credential, req: &EnrollmentRequest, now: OffsetDateTime) -> Result<Prepared, CaError> {
+        if caller.kind != CertificateKind::Manufacturer {
+            return Err(CaError::PermissionDenied(format!(
+                "only manufacturer credentials may enroll devices; the caller holds a {} certificate",
+                caller.kind.as_str()
+            )));
+        }
+        let d = &req.device;
+        if d.sector.is_empty() {
+            return Err(CaError::InvalidRequest("device.sector is required".into()));
+        }
+        let policy = self.policies.sector(&d.sector)?;
+        let sector: SectorName = policy.sector.clone();
+        if !caller.may_act_for(&sector) {
+            return Err(CaError::PermissionDenied(format!(
+                "manufacturer {} is not authorized for sector {} (authorized: {})",
+                caller.name,
+                sector,
+                caller.sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let identity = DeviceIdentity::new(sector.clone(), &d.manufacturer, &d.model, &d.serial)?;
+        if !identity.manufacturer.eq_ignore_ascii_case(&caller.name) {
+            return Err(CaError::PermissionDenied(format!(
+                "manufacturer {} may only enroll its own devices, not devices of {}",
+                caller.name, identity.manufacturer
+            )));
+        }
+        validate_firmware_version(&d.firmware_version)?;
+        let evidence = Evidence::parse(&req.evidence)?;
+        let decision = policy.evaluate(&evidence, now)?;
+        let csr = verify_csr(&req.csr_der)?;
+        if !policy.certificate.device_key_algorithms.contains(&csr.algorithm) {
+            return Err(CaError::KeyAlgorithmNotAllowed {
+                algorithm: csr.algorithm.as_str().into(),
+                sector: sector.to_string(),
+                allowed: policy
+                    .certificate
+                    .device_key_algorithms
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let key = identity.key();
+        if !req.renewal && self.storage.device(&key)?.is_some() {
+            return Err(StoreError::AlreadyEnrolled(identity.urn()).into());
+        }
+        let ext = TrustLevelExtension {
+            kind: CertificateKind::LongTerm,
+            sector: sector.clone(),
+            level: Some(decision.level),
+            policy_version: decision.policy_version.clone(),
+            basis: decision.basis.clone(),
+            authorized_sectors: vec![],
+        };
+        let ca = self.hierarchy.sector(&sector)?;
+        let serial = issuer::random_serial()?;
+        let params = issuer::device_params(
+            &identity,
+            &ext,
+            &self.policies.pki.trust_domain,
+            &serial,
+            policy.certificate.validity_days,
+            now,
+            ca.not_after,
+        )?;
+        let spki = CaHierarchy::spki_of(&csr.spki_der)?;
+        let der = ca.sign(&params, &spki)?;
+        let not_after = params.not_after;
+        let serial_hex = hex(&serial);
+        let detail = format!(
+            "{{\"identity\":\"{}\",\"level\":{},\"policy\":\"{}\",\"firmware\":\"{}\",\"renewal\":{}}}",
+            identity.urn(),
+            decision.level.get(),
+            decision.policy_version,
+            d.firmware_version,
+            req.renewal
+        );
+        let issuance = Issuance {
+            certificate: CertificateRecord {
+                serial: serial.to_vec(),
+                der: der.clone(),
+                sector: sector.to_string(),
+                kind: CertificateKind::LongTerm.as_str().into(),
+                identity_key: Some(key.clone()),
+                issued_at: now.unix_timestamp(),
+                not_after: not_after.unix_timestamp(),
+                status: CertificateStatus::Active,
+            },
+            device: Some(DeviceRecord {
+                identity_key: key,
+                urn: identity.urn(),
+                sector: sector.to_string(),
+                manufacturer: identity.manufacturer.clone(),
+                model: identity.model.clone(),
+                serial: identity.serial.clone(),
+                firmware_version: d.firmware_version.clone(),
+                certificate_level: decision.level.get(),
+                policy_version: decision.policy_version.clone(),
+                enrolled_at: now.unix_timestamp(),
+                certificates: vec![],
+            }),
+            renewal: req.renewal,
+            actor: actor(caller),
+            audit_kind: if req.renewal { "certificate.renewed".into() } else { "certificate.issued".into() },
+            audit_detail: detail,
+        };
+        Ok(Prepared {
+            issuance,
+            outcome: EnrollmentOutcome {
+                chain_der: vec![der, ca.cert_der.clone()],
+                serial: serial_hex,
+                level: decision.level.get(),
+                identity: identity.urn(),
+                not_after,
+                policy_version: decision.policy_version,
+            },
+        })
+    }
+
+    /// Enrolls a group of requests: validation and signing are spread over
+    /// blocking threads, then all successes are committed in one durable
+    /// group. Results are in request order.
+    pub async fn enroll_many(
+        self: &Arc<Self>,
+        caller: &Credential,
+        requests: Vec<EnrollmentRequest>,
+    ) -> Vec<Result<EnrollmentOutcome, CaError>> {
+        let now = OffsetDateTime::now_utc();
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+        let n = requests.len();
+        let requests = Arc::new(requests);
+        let per = n.div_ceil(workers).max(1);
+        let mut handles = Vec::new();
+        for start in (0..n).step_by(per) {
+            let engine = Arc::clone(self);
+            let caller = caller.clone();
+            let requests = Arc::clone(&requests);
+            let end = (start + per).min(n);
+            handles.push(tokio::task::spawn_blocking(move || {
+                requests[start..end].iter().map(|r| engine.prepare(&caller, r, now)).collect::<Vec<_>>()
+            }));
+        }
+        let mut prepared: Vec<Result<Prepared, CaError>> = Vec::with_capacity(n);
+        for h in handles {
+            match h.await {
+                Ok(v) => prepared.extend(v),
+                Err(e) => {
+                    return (0..n).map(|_| Err(CaError::Signing(format!("worker failed: {e}")))).collect();
+                }
+            }
+        }
+        self.commit_prepared(prepared, caller, &requests, now).await
+    }
+
+    async fn commit_prepared(
+        self: &Arc<Self>,
+        prepared: Vec<Result<Prepared, CaError>>,
+        caller: &Credential,
+        requests: &[EnrollmentRequest],
+        now: OffsetDateTime,
+    ) -> Vec<Result<EnrollmentOutcome, CaError>> {
+        let mut results: Vec<Option<Result<EnrollmentOutcome, CaError>>> = Vec::with_capacity(prepared.len());
+        let mut batch = Vec::new();
+        let mut slots = Vec::new();
+        let mut outcomes = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            match p {
+                Ok(p) => {
+                    slots.push(i);
+                    batch.push(p.issuance);
+                    outcomes.push(p.outcome);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if !batch.is_empty() {
+            match self.committer.commit(batch).await {
+                Ok(committed) => {
+                    for ((slot, outcome), r) in slots.into_iter().zip(outcomes).zip(committed) {
+                        results[slot] = Some(match r {
+                            Ok(()) => Ok(outcome),
+                            // A 126-bit serial collision: sign afresh once.
+                            Err(StoreError::SerialReused(_)) => {
+                                Box::pin(self.retry_one(caller, &requests[slot], now)).await
+                            }
+                            Err(e) => Err(e.into()),
+                        });
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for slot in slots {
+                        results[slot] = Some(Err(CaError::Store(StoreError::Backend(msg.clone()))));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(CaError::Signing("no result".into()))))
+            .collect()
+    }
+
+    async fn retry_one(
+        self: &Arc<Self>,
+        caller: &Credential,
+        request: &EnrollmentRequest,
+        now: OffsetDateTime,
+    ) -> Result<EnrollmentOutcome, CaError> {
+        let p = self.prepare(caller, request, now)?;
+        let mut r = self.committer.commit(vec![p.issuance]).await?;
+        match r.pop() {
+            Some(Ok(())) => Ok(p.outcome),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(CaError::Signing("no result".into())),
+        }
+    }
+
+    /// The policies in force.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The hierarchy.
+    pub fn hierarchy(&self) -> &CaHierarchy {
+        &self.hierarchy
+    }
+}

@@ -1,0 +1,110 @@
+//! The CA's error type and its one mapping to gRPC statuses.
+
+use std::path::{Path, PathBuf};
+
+use trustca_model::ModelError;
+use trustca_store::StoreError;
+
+/// What went wrong in the CA engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+    /// `init` found an existing CA and refused to overwrite it.
+    #[error("{0} already holds a CA; refusing to overwrite it")]
+    AlreadyInitialized(PathBuf),
+    /// The data directory has no CA yet.
+    #[error("{0} holds no CA; run `trustca init --data {0}` first")]
+    NotInitialized(PathBuf),
+    /// The passphrase is missing, too short or wrong.
+    #[error("passphrase: {0}")]
+    Passphrase(String),
+    /// An encrypted key file is unreadable.
+    #[error("keystore: {0}")]
+    Keystore(String),
+    /// A domain rule was broken (attribute, evidence, sector, policy).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The CSR does not parse or its signature does not verify.
+    #[error("invalid CSR: {0}")]
+    InvalidCsr(String),
+    /// The CSR's key type is not allowed by the sector's profile.
+    #[error("key algorithm {algorithm} is not allowed for sector {sector} (allowed: {allowed})")]
+    KeyAlgorithmNotAllowed {
+        /// The CSR's algorithm.
+        algorithm: String,
+        /// The sector.
+        sector: String,
+        /// What the profile allows.
+        allowed: String,
+    },
+    /// A request is missing a field or is otherwise malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The caller is authenticated but its role or sectors do not allow this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The caller presented no trusted trustca client certificate.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Storing the issuance failed or was refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Building or signing a certificate failed.
+    #[error("certificate generation failed: {0}")]
+    Signing(String),
+    /// A limit was exceeded (batch size, message size).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+}
+
+impl CaError {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        CaError::Io { path: path.to_path_buf(), message: e.to_string() }
+    }
+}
+
+impl From<rcgen::Error> for CaError {
+    fn from(e: rcgen::Error) -> Self {
+        CaError::Signing(e.to_string())
+    }
+}
+
+impl From<&CaError> for tonic::Code {
+    fn from(e: &CaError) -> Self {
+        use tonic::Code;
+        match e {
+            CaError::InvalidCsr(_) | CaError::KeyAlgorithmNotAllowed { .. } | CaError::InvalidRequest(_) => {
+                Code::InvalidArgument
+            }
+            CaError::Model(m) => match m {
+                ModelError::InvalidPolicy { .. } => Code::Internal,
+                _ => Code::InvalidArgument,
+            },
+            CaError::PermissionDenied(_) => Code::PermissionDenied,
+            CaError::Unauthenticated(_) => Code::Unauthenticated,
+            CaError::LimitExceeded(_) => Code::ResourceExhausted,
+            CaError::Store(s) => match s {
+                StoreError::AlreadyEnrolled(_) => Code::AlreadyExists,
+                StoreError::NotEnrolled(_) => Code::NotFound,
+                StoreError::NotActive { .. } => Code::FailedPrecondition,
+                StoreError::Closed => Code::Unavailable,
+                _ => Code::Internal,
+            },
+            _ => Code::Internal,
+        }
+    }
+}
+
+impl From<CaError> for tonic::Status {
+    fn from(e: CaError) -> Self {
+        tonic::Status::new(tonic::Code::from(&e), e.to_string())
+    }
+}
