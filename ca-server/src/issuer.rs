@@ -148,6 +148,8 @@ fn base_params(
     }
     p.not_after = not_after;
     p.use_authority_key_identifier_extension = true;
+    // Explicit CA:FALSE also makes rcgen write the subject key identifier.
+    p.is_ca = IsCa::ExplicitNoCa;
     p
 }
 

@@ -1,1 +1,12 @@
+//! The `trustca` binary's library: the command line, the server assembly
+//! (`serve`), the mutual-TLS transport and client, policy discovery and
+//! certificate inspection/verification. Exposed as a library so end-to-end
+//! tests and the benchmark harness start real servers in-process.
 #![forbid(unsafe_code)]
+
+pub mod certinfo;
+pub mod cli;
+pub mod client;
+pub mod policies;
+pub mod server;
+pub mod transport;

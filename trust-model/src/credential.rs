@@ -16,7 +16,7 @@ pub struct Credential {
     /// Sectors the holder may act for: the authorized list for credentials,
     /// the own sector for devices.
     pub sectors: Vec<SectorName>,
-    /// The subject common name (the manufacturer's name for manufacturers).
+    /// The holder's name (the manufacturer's name for manufacturers).
     pub name: String,
     /// The certificate serial, lower-case hex.
     pub serial: String,
@@ -46,11 +46,14 @@ pub fn trust_extension(cert: &X509Certificate<'_>) -> Result<Option<TrustLevelEx
     Ok(found)
 }
 
-fn common_name(cert: &X509Certificate<'_>) -> String {
+/// The holder's name: trustca writes it as the subject organization of
+/// credentials (the common name adds the role for people reading it).
+fn holder_name(cert: &X509Certificate<'_>) -> String {
     cert.subject()
-        .iter_common_name()
+        .iter_organization()
         .next()
-        .and_then(|cn| cn.as_str().ok())
+        .or_else(|| cert.subject().iter_common_name().next())
+        .and_then(|a| a.as_str().ok())
         .unwrap_or_default()
         .to_owned()
 }
@@ -83,7 +86,7 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
         kind: ext.kind,
         sector: ext.sector.clone(),
         sectors,
-        name: common_name(&leaf),
+        name: holder_name(&leaf),
         serial: hex_lower(leaf.raw_serial()),
         extension: ext,
     })

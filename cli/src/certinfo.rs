@@ -1,0 +1,233 @@
+//! Reading certificates for people and scripts: `inspect` (every field that
+//! matters, the trust-level extension decoded) and `verify` (the path to the
+//! root with webpki, then trustca's own rules: the sector CA that issued a
+//! certificate must be the sector the certificate claims).
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use trustca_model::{CertificateKind, TrustLevelExtension, trust_extension};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// DER certificates in a PEM file (or one DER certificate).
+pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![bytes]);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{} is neither PEM nor DER", path.display()))?;
+    let certs: Vec<Vec<u8>> = pem::parse_many(&text)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .collect();
+    if certs.is_empty() {
+        bail!("{} holds no certificate", path.display());
+    }
+    Ok(certs)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Parses one certificate, with a clear error.
+pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|_| anyhow!("not an X.509 certificate"))?;
+    if !rest.is_empty() {
+        bail!("trailing bytes after the certificate");
+    }
+    Ok(cert)
+}
+
+fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return vec![] };
+    san.value
+        .general_names
+        .iter()
+        .map(|n| match n {
+            GeneralName::URI(u) => format!("URI:{u}"),
+            GeneralName::DNSName(d) => format!("DNS:{d}"),
+            GeneralName::IPAddress(ip) => match ip.len() {
+                4 => format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+                16 => {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(ip);
+                    format!("IP:{}", std::net::Ipv6Addr::from(a))
+                }
+                _ => "IP:?".to_owned(),
+            },
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The JSON form of a trust-level extension.
+pub fn extension_json(ext: &TrustLevelExtension) -> Value {
+    json!({
+        "oid": trustca_model::extension::OID_DOTTED,
+        "kind": ext.kind.as_str(),
+        "sector": ext.sector.as_str(),
+        "level": ext.level.map(|l| l.get()),
+        "policy_version": ext.policy_version,
+        "basis": ext.basis.iter().map(|b| json!({
+            "evidence": b.evidence, "scheme": b.scheme, "result": b.result,
+            "evaluated_at": b.evaluated_at.map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "authorized_sectors": ext.authorized_sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// Everything `inspect` shows, as JSON.
+pub fn inspect(der: &[u8]) -> Result<Value> {
+    let cert = parse(der)?;
+    let ext = trust_extension(&cert)?;
+    let fp = ring::digest::digest(&ring::digest::SHA256, der);
+    Ok(json!({
+        "subject": cert.subject().to_string(),
+        "issuer": cert.issuer().to_string(),
+        "serial": hex(cert.raw_serial()),
+        "not_before": rfc3339(cert.validity().not_before.to_datetime()),
+        "not_after": rfc3339(cert.validity().not_after.to_datetime()),
+        "san": sans(&cert),
+        "is_ca": cert.is_ca(),
+        "public_key_algorithm": cert.public_key().algorithm.algorithm.to_id_string(),
+        "sha256_fingerprint": hex(fp.as_ref()),
+        "trust_level": ext.as_ref().map(extension_json),
+    }))
+}
+
+/// Renders `inspect` output for people.
+pub fn inspect_text(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    let mut out = String::new();
+    out.push_str(&format!("Subject:      {}\n", s("subject")));
+    out.push_str(&format!("Issuer:       {}\n", s("issuer")));
+    out.push_str(&format!("Serial:       {}\n", s("serial")));
+    out.push_str(&format!("Valid:        {} .. {}\n", s("not_before"), s("not_after")));
+    if let Some(sans) = v["san"].as_array() {
+        for (i, n) in sans.iter().enumerate() {
+            out.push_str(&format!("{:14}{}\n", if i == 0 { "SAN:" } else { "" }, n.as_str().unwrap_or("")));
+        }
+    }
+    out.push_str(&format!("CA:           {}\n", v["is_ca"].as_bool().unwrap_or(false)));
+    out.push_str(&format!("SHA-256:      {}\n", s("sha256_fingerprint")));
+    match v["trust_level"].as_object() {
+        None => out.push_str("Trust level:  (no trustca trust-level extension)\n"),
+        Some(t) => {
+            let level = t["level"].as_u64().map(|l| format!("Lv.{l}")).unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "Trust level:  {level}  kind={}  sector={}  policy={}\n",
+                t["kind"].as_str().unwrap_or(""),
+                t["sector"].as_str().unwrap_or(""),
+                t["policy_version"].as_str().unwrap_or("")
+            ));
+            for b in t["basis"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "  basis:      {} {} {} {}\n",
+                    b["evidence"].as_str().unwrap_or(""),
+                    b["scheme"].as_str().unwrap_or(""),
+                    b["result"].as_str().unwrap_or(""),
+                    b["evaluated_at"].as_str().unwrap_or("")
+                ));
+            }
+            if let Some(a) = t["authorized_sectors"].as_array().filter(|a| !a.is_empty()) {
+                let names: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
+                out.push_str(&format!("  authorized: {}\n", names.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+/// A successful verification.
+#[derive(Debug)]
+pub struct Verified {
+    /// Subject of the leaf.
+    pub subject: String,
+    /// Its decoded extension.
+    pub extension: Option<TrustLevelExtension>,
+    /// Its expiry.
+    pub not_after: OffsetDateTime,
+}
+
+/// Verifies `chain[0]` up to `root` through `chain[1..]` at `now`.
+pub fn verify(chain: &[Vec<u8>], root: &[u8], now: OffsetDateTime) -> Result<Verified> {
+    let leaf_der = chain.first().context("no certificate to verify")?;
+    let leaf = parse(leaf_der).context("certificate")?;
+    let validity = leaf.validity();
+    let not_after = validity.not_after.to_datetime();
+    if now > not_after {
+        bail!("certificate expired on {}", rfc3339(not_after));
+    }
+    if now < validity.not_before.to_datetime() {
+        bail!("certificate is not valid before {}", rfc3339(validity.not_before.to_datetime()));
+    }
+    let root_cd = CertificateDer::from(root.to_vec());
+    let anchor = webpki::anchor_from_trusted_cert(&root_cd).map_err(|e| anyhow!("root certificate unusable: {e}"))?;
+    let intermediates: Vec<CertificateDer<'static>> =
+        chain[1..].iter().map(|d| CertificateDer::from(d.clone())).collect();
+    let leaf_cd = CertificateDer::from(leaf_der.clone());
+    let ee = webpki::EndEntityCert::try_from(&leaf_cd).map_err(|e| anyhow!("certificate unusable: {e}"))?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.unix_timestamp().max(0) as u64));
+    let usage = if leaf_has_client_auth(&leaf) {
+        webpki::KeyUsage::client_auth()
+    } else {
+        webpki::KeyUsage::server_auth()
+    };
+    ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &intermediates, time, usage, None, None)
+        .map_err(|e| anyhow!("chain does not verify to the root: {}", describe_webpki(&e)))?;
+    let extension = trust_extension(&leaf)?;
+    if let Some(ext) = &extension {
+        let issuer = std::iter::once(root)
+            .chain(chain[1..].iter().map(|v| v.as_slice()))
+            .filter_map(|d| parse(d).ok())
+            .find(|c| c.subject().as_raw() == leaf.issuer().as_raw())
+            .context("issuer not found in the chain")?;
+        let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
+        if issuer_is_root {
+            if ext.kind != CertificateKind::Service {
+                bail!("wrong-sector chain: a {} certificate must be issued by a sector CA, not the root", ext.kind.as_str());
+            }
+        } else {
+            let issuer_ext = trust_extension(&issuer)?.context("issuer is not a trustca sector CA")?;
+            if issuer_ext.kind != CertificateKind::SectorCa {
+                bail!("issuer is not a trustca sector CA");
+            }
+            if issuer_ext.sector != ext.sector {
+                bail!(
+                    "wrong-sector chain: certificate claims sector {} but was issued by the {} sector CA",
+                    ext.sector,
+                    issuer_ext.sector
+                );
+            }
+        }
+    }
+    Ok(Verified { subject: leaf.subject().to_string(), extension, not_after })
+}
+
+fn leaf_has_client_auth(cert: &X509Certificate<'_>) -> bool {
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) => eku.value.client_auth,
+        _ => true,
+    }
+}
+
+fn describe_webpki(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => "unknown issuer (no path to this root; wrong CA or missing sub-CA certificate)".into(),
+        E::NameConstraintViolation => "name constraint violated (the sub-CA may not issue this name)".into(),
+        E::CertExpired { .. } => "a certificate in the chain has expired".into(),
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,544 @@
+//! The `trustca` command line: argument definitions and what each command
+//! does. Human-readable output by default, `--json` for scripts; errors are
+//! one line and a non-zero exit.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use trustca_ca::{CaHierarchy, Passphrase};
+use trustca_model::{CertificateKind, EvidenceItem, SectorName};
+use trustca_proto::v1 as pb;
+
+use crate::certinfo;
+use crate::client::{ClientCredentials, connect};
+use crate::policies;
+use crate::server::{self, ServeOptions};
+
+/// trustca — cross-industry device trust: sector CAs under one root,
+/// trust levels in device certificates, enrollment over mutual-TLS gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "trustca", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "TRUSTCA_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// File holding the CA key passphrase (else $TRUSTCA_PASSPHRASE).
+    #[arg(long, env = "TRUSTCA_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    fn load(&self) -> Result<Passphrase> {
+        let bytes = if let Some(f) = &self.passphrase_file {
+            std::fs::read(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?
+        } else if let Ok(p) = std::env::var("TRUSTCA_PASSPHRASE") {
+            p.into_bytes()
+        } else {
+            bail!("no passphrase: set TRUSTCA_PASSPHRASE or pass --passphrase-file (CA keys are never stored unencrypted)");
+        };
+        Ok(Passphrase::new(bytes)?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address, e.g. https://127.0.0.1:7443.
+    #[arg(long, env = "TRUSTCA_SERVER")]
+    server: String,
+    /// Your credential certificate chain (PEM, leaf first).
+    #[arg(long, env = "TRUSTCA_IDENTITY")]
+    identity: PathBuf,
+    /// Your credential's private key (PEM).
+    #[arg(long, env = "TRUSTCA_KEY")]
+    key: PathBuf,
+    /// The trustca root certificate (PEM).
+    #[arg(long, env = "TRUSTCA_CA")]
+    ca: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the root CA and one sub-CA per sector policy (never overwrites).
+    Init {
+        /// Data directory.
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// Policy directory (default: the built-in policies).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Extra DNS names or IPs for the TLS server certificate.
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every service (enrollment, health, reflection) on one mutual-TLS port.
+    Serve {
+        /// Data directory (initialised automatically when empty).
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "TRUSTCA_LISTEN", default_value = "127.0.0.1:7443")]
+        listen: SocketAddr,
+        /// Policy directory overriding the data directory's copy.
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Extra DNS names or IPs for the TLS server certificate (on first start).
+        #[arg(long = "server-name")]
+        server_names: Vec<String>,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
+    /// Manufacturer credentials.
+    Manufacturer {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
+    /// Operator credentials (change trust, revoke).
+    Operator {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
+    /// Auditor credentials (read-only).
+    Auditor {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
+    /// Gateway / SOC credentials (report anomalies).
+    Gateway {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
+    /// Enroll one device: send its CSR and attributes, receive its certificate chain.
+    Enroll(Box<EnrollArgs>),
+    /// Show a certificate's fields and its decoded trust-level extension.
+    Inspect {
+        /// Certificate file (PEM or DER); the first certificate is shown.
+        cert: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a certificate up to the root (exit 0 valid, 1 with the reason otherwise).
+    Verify {
+        /// Certificate (PEM; may hold the chain, leaf first).
+        cert: PathBuf,
+        /// The trustca root certificate.
+        #[arg(long)]
+        root: PathBuf,
+        /// Extra intermediate certificates (PEM).
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate policy files (exit non-zero with file, line and reason).
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Check a policy directory (pki.toml and sectors/*.toml).
+    Check {
+        /// Directory to check.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialAction {
+    /// Issue a credential: writes OUT/cert.pem (leaf then sub-CA) and OUT/key.pem.
+    Add {
+        /// Data directory of the CA.
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// Holder's name (for manufacturers: the name devices are enrolled under).
+        #[arg(long)]
+        name: String,
+        /// Sectors the holder may act for, comma-separated (default for
+        /// operators, auditors and gateways: every sector).
+        #[arg(long, value_delimiter = ',')]
+        sector: Vec<String>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Device sector.
+    #[arg(long)]
+    sector: String,
+    /// Manufacturer (must match your credential).
+    #[arg(long)]
+    manufacturer: String,
+    /// Model.
+    #[arg(long)]
+    model: String,
+    /// Serial number.
+    #[arg(long)]
+    serial: String,
+    /// Firmware version.
+    #[arg(long)]
+    firmware: String,
+    /// Evidence file (TOML or JSON list of {type, scheme, value, evaluated_at}).
+    #[arg(long)]
+    evidence: Option<PathBuf>,
+    /// Use this CSR (PEM or DER); the key stays where it is.
+    #[arg(long, conflicts_with = "generate_key", required_unless_present = "generate_key")]
+    csr: Option<PathBuf>,
+    /// Generate the device key here (PEM, mode 0600) and a CSR for it.
+    #[arg(long, value_name = "KEYOUT")]
+    generate_key: Option<PathBuf>,
+    /// Key algorithm for --generate-key.
+    #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "ecdsa-p384", "ed25519"])]
+    key_algorithm: String,
+    /// Renew an already enrolled identity (e.g. after a firmware update).
+    #[arg(long)]
+    renew: bool,
+    /// Where to write the certificate chain (PEM, leaf first).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { data, policies, server_names, pass, json } => {
+            let passphrase = pass.load()?;
+            let report = server::init(&data, policies.as_deref(), &passphrase, &server_names)?;
+            if json {
+                print_json(&json!({
+                    "data": data,
+                    "created_root": report.created_root,
+                    "created_sectors": report.created_sectors,
+                    "existing_sectors": report.existing_sectors,
+                    "root": data.join("ca/root.pem"),
+                }));
+            } else {
+                if report.created_root {
+                    println!("created root CA        {}", data.join("ca/root.pem").display());
+                } else {
+                    println!("root CA exists         {} (left unchanged)", data.join("ca/root.pem").display());
+                }
+                for s in &report.created_sectors {
+                    println!("created sector CA      {}", data.join(format!("ca/{s}.pem")).display());
+                }
+                for s in &report.existing_sectors {
+                    println!("sector CA exists       {} (left unchanged)", data.join(format!("ca/{s}.pem")).display());
+                }
+                println!("keys are encrypted under your passphrase in {}", data.join("ca").display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { data, listen, policies, server_names, pass } => {
+            let passphrase = pass.load()?;
+            let running = server::start(ServeOptions { data, listen, policies, passphrase, server_names }).await?;
+            println!("listening on {}", running.addr);
+            let addr = running.addr;
+            tokio::select! {
+                r = running.wait() => r?,
+                _ = shutdown_signal() => {
+                    tracing::info!(%addr, "shutting down");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manufacturer { action } => credential(CertificateKind::Manufacturer, action),
+        Command::Operator { action } => credential(CertificateKind::Operator, action),
+        Command::Auditor { action } => credential(CertificateKind::Auditor, action),
+        Command::Gateway { action } => credential(CertificateKind::Gateway, action),
+        Command::Enroll(args) => enroll(*args).await,
+        Command::Inspect { cert, json } => {
+            let certs = certinfo::read_certs(&cert)?;
+            let v = certinfo::inspect(&certs[0]).with_context(|| cert.display().to_string())?;
+            if json {
+                print_json(&v);
+            } else {
+                print!("{}", certinfo::inspect_text(&v));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { cert, root, chain, json } => {
+            let mut certs = certinfo::read_certs(&cert)?;
+            if let Some(c) = chain {
+                certs.extend(certinfo::read_certs(&c)?);
+            }
+            let root_der = certinfo::read_certs(&root)?.remove(0);
+            match certinfo::verify(&certs, &root_der, time::OffsetDateTime::now_utc()) {
+                Ok(v) => {
+                    if json {
+                        print_json(&json!({
+                            "valid": true,
+                            "subject": v.subject,
+                            "trust_level": v.extension.as_ref().map(certinfo::extension_json),
+                            "not_after": v.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                        }));
+                    } else {
+                        let what = v
+                            .extension
+                            .as_ref()
+                            .map(|e| {
+                                format!(
+                                    "{} {}{}",
+                                    e.kind.as_str(),
+                                    e.sector,
+                                    e.level.map(|l| format!(" {l}")).unwrap_or_default()
+                                )
+                            })
+                            .unwrap_or_else(|| "no trust-level extension".into());
+                        println!("OK: {} ({what})", v.subject);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    if json {
+                        print_json(&json!({"valid": false, "reason": format!("{e:#}")}));
+                    } else {
+                        eprintln!("invalid: {e:#}");
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Policy { action: PolicyAction::Check { dir } } => {
+            let files = policies::read_dir(&dir)?;
+            let set = policies::parse(&files, &format!("{}/", dir.display()))?;
+            println!(
+                "OK: {} sector(s): {}",
+                set.sectors.len(),
+                set.sectors.values().map(|s| format!("{} ({})", s.sector, s.version)).collect::<Vec<_>>().join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCode> {
+    let CredentialAction::Add { data, name, sector, out, pass, json } = action;
+    let passphrase = pass.load()?;
+    let (_, set) = policies::resolve(None, Some(&data))?;
+    let sectors: Vec<SectorName> = if sector.is_empty() {
+        if kind == CertificateKind::Manufacturer {
+            bail!("--sector is required for manufacturers (the sectors it may enroll devices for)");
+        }
+        set.sectors.keys().cloned().collect()
+    } else {
+        sector.iter().map(|s| set.sector(s.trim()).map(|p| p.sector.clone())).collect::<Result<_, _>>()?
+    };
+    let hierarchy = CaHierarchy::open(&data, &set, &passphrase)?;
+    if out.join("cert.pem").exists() || out.join("key.pem").exists() {
+        bail!("{} already holds a credential; refusing to overwrite it", out.display());
+    }
+    let issued = hierarchy.issue_credential(&set, kind, &name, &sectors)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(out.join("cert.pem"), &issued.chain_pem).context("cannot write cert.pem")?;
+    write_private(&out.join("key.pem"), issued.key_pem.as_bytes())?;
+    if json {
+        print_json(&json!({
+            "kind": kind.as_str(),
+            "name": name,
+            "sectors": sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "serial": issued.serial,
+            "cert": out.join("cert.pem"),
+            "key": out.join("key.pem"),
+        }));
+    } else {
+        println!(
+            "issued {} credential for {name} (sectors: {}), serial {}",
+            kind.as_str(),
+            sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            issued.serial
+        );
+        println!("  {}", out.join("cert.pem").display());
+        println!("  {}  (private key: keep it safe)", out.join("key.pem").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a private key readable by the owner only, never replacing a file.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot create {} (exists?)", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads an evidence file: TOML `[[evidence]]` tables or JSON (a list, or
+/// an object with an `evidence` list).
+pub fn read_evidence(path: &Path) -> Result<Vec<EvidenceItem>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        evidence: Vec<EvidenceItem>,
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+        let list = if v.is_array() { v } else { v.get("evidence").cloned().unwrap_or(serde_json::Value::Null) };
+        serde_json::from_value(list).with_context(|| format!("{}: expected a list of evidence items", path.display()))
+    } else {
+        let f: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        Ok(f.evidence)
+    }
+}
+
+fn read_csr(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes);
+    }
+    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: neither PEM nor DER", path.display()))?;
+    let p = pem::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
+        bail!("{}: expected a CERTIFICATE REQUEST, found {}", path.display(), p.tag());
+    }
+    Ok(p.into_contents())
+}
+
+/// Generates a device key and a CSR for it (the CSR carries nothing the CA
+/// uses but the key and its proof of possession).
+pub fn generate_key_and_csr(algorithm: &str, common_name: &str) -> Result<(String, Vec<u8>)> {
+    let alg = match algorithm {
+        "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
+        "ed25519" => &rcgen::PKCS_ED25519,
+        _ => &rcgen::PKCS_ECDSA_P256_SHA256,
+    };
+    let key = rcgen::KeyPair::generate_for(alg)?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    let csr = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.der().to_vec()))
+}
+
+async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
+    let creds = ClientCredentials::load(&a.client.identity, &a.client.key, &a.client.ca)?;
+    let evidence = match &a.evidence {
+        Some(p) => read_evidence(p)?,
+        None => vec![],
+    };
+    if a.out.exists() {
+        bail!("{} exists; refusing to overwrite it", a.out.display());
+    }
+    let (csr_der, new_key) = match (&a.csr, &a.generate_key) {
+        (Some(p), _) => (read_csr(p)?, None),
+        (None, Some(keyout)) => {
+            if keyout.exists() {
+                bail!("{} exists; refusing to overwrite a key", keyout.display());
+            }
+            let (key_pem, csr) = generate_key_and_csr(&a.key_algorithm, &a.serial)?;
+            (csr, Some((keyout.clone(), key_pem)))
+        }
+        (None, None) => bail!("give --csr FILE or --generate-key KEYOUT"),
+    };
+    let channel = connect(&a.client.server, &creds).await?;
+    let mut client = pb::enrollment_client::EnrollmentClient::new(channel);
+    let request = pb::EnrollRequest {
+        csr_der,
+        device: Some(pb::DeviceAttributes {
+            sector: a.sector.clone(),
+            manufacturer: a.manufacturer.clone(),
+            model: a.model.clone(),
+            serial: a.serial.clone(),
+            firmware_version: a.firmware.clone(),
+        }),
+        evidence: evidence
+            .into_iter()
+            .map(|e| pb::EvidenceItem { r#type: e.kind, scheme: e.scheme, value: e.value, evaluated_at: e.evaluated_at })
+            .collect(),
+        renewal: a.renew,
+    };
+    let resp = client
+        .enroll(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("enrollment refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    if let Some((path, key_pem)) = new_key {
+        write_private(&path, key_pem.as_bytes())?;
+    }
+    let chain: Vec<&[u8]> = resp.chain_der.iter().map(|d| d.as_slice()).collect();
+    std::fs::write(&a.out, trustca_ca::certs_to_pem(&chain)).with_context(|| format!("cannot write {}", a.out.display()))?;
+    if a.json {
+        print_json(&json!({
+            "identity": resp.identity,
+            "serial": resp.serial,
+            "level": resp.level,
+            "not_after": resp.not_after,
+            "policy_version": resp.policy_version,
+            "certificate": a.out,
+        }));
+    } else {
+        println!("enrolled {} at Lv.{} (policy {})", resp.identity, resp.level, resp.policy_version);
+        println!("  serial    {}", resp.serial);
+        println!("  valid to  {}", resp.not_after);
+        println!("  chain     {}", a.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,85 @@
+//! Finding the policies: a directory given on the command line, the data
+//! directory's own copy (written by `init`), or the defaults built into the
+//! binary from `policies/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use trustca_model::PolicySet;
+
+/// The default policy files, embedded so a fresh machine needs no files.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("pki.toml", include_str!("../../policies/pki.toml")),
+    ("sectors/automotive.toml", include_str!("../../policies/sectors/automotive.toml")),
+    ("sectors/hems.toml", include_str!("../../policies/sectors/hems.toml")),
+    ("sectors/healthcare.toml", include_str!("../../policies/sectors/healthcare.toml")),
+];
+
+/// Policy files as (relative name, text).
+pub type PolicyFiles = Vec<(String, String)>;
+
+/// Reads `pki.toml` and `sectors/*.toml` from `dir`.
+pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
+    let pki = dir.join("pki.toml");
+    let mut files = vec![(
+        "pki.toml".to_owned(),
+        std::fs::read_to_string(&pki).with_context(|| format!("cannot read {}", pki.display()))?,
+    )];
+    let sectors = dir.join("sectors");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&sectors)
+        .with_context(|| format!("cannot read {}", sectors.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    names.sort();
+    for p in names {
+        let name = format!("sectors/{}", p.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+        files.push((name, std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?));
+    }
+    Ok(files)
+}
+
+/// Parses a set of files, naming each error with the file's full path.
+pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
+    let (pki_name, pki_text) = files.first().context("no pki.toml")?;
+    if pki_name != "pki.toml" {
+        bail!("policy set must start with pki.toml");
+    }
+    let pki_display = format!("{base}{pki_name}");
+    let sectors: Vec<(String, String)> = files[1..].iter().map(|(n, t)| (format!("{base}{n}"), t.clone())).collect();
+    Ok(PolicySet::parse((&pki_display, pki_text), &sectors)?)
+}
+
+/// The embedded defaults.
+pub fn embedded() -> PolicyFiles {
+    EMBEDDED.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+}
+
+/// Picks the policy source: `explicit`, else `DATA/policies`, else the
+/// embedded defaults.
+pub fn resolve(explicit: Option<&Path>, data: Option<&Path>) -> Result<(PolicyFiles, PolicySet)> {
+    let (files, base) = if let Some(dir) = explicit {
+        (read_dir(dir)?, format!("{}/", dir.display()))
+    } else if let Some(dir) = data.map(|d| d.join("policies")).filter(|d| d.join("pki.toml").exists()) {
+        let base = format!("{}/", dir.display());
+        (read_dir(&dir)?, base)
+    } else {
+        (embedded(), "policies/".to_owned())
+    };
+    let set = parse(&files, &base)?;
+    Ok((files, set))
+}
+
+/// Writes the policy files into `DATA/policies` unless a copy exists.
+pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
+    let dir = data.join("policies");
+    if dir.join("pki.toml").exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir.join("sectors")).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(true)
+}

@@ -1,0 +1,135 @@
+//! `trustca serve`: one process hosting every service on one mutual-TLS
+//! port — enrollment, health and reflection — over one durable store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentService, InitReport, Passphrase};
+use trustca_proto::v1::enrollment_server::EnrollmentServer;
+use trustca_store::{GroupCommitter, SledStorage, Storage};
+
+use crate::policies;
+use crate::transport::{self, TransportIdentity};
+
+/// Largest gRPC message accepted (an enrollment request is a few KiB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How to run the server.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// Data directory.
+    pub data: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Policy directory overriding the data directory's copy.
+    pub policies: Option<PathBuf>,
+    /// Passphrase of the CA keys.
+    pub passphrase: Passphrase,
+    /// Extra names for the TLS server certificate (used on auto-init).
+    pub server_names: Vec<String>,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight calls and waits.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops.
+    pub async fn wait(self) -> Result<()> {
+        self.handle.await.context("server task failed")?.context("server stopped with an error")
+    }
+}
+
+/// Creates the CA in `data` (what is missing of it) and installs the policy
+/// copy the data directory will run with.
+pub fn init(data: &Path, explicit_policies: Option<&Path>, passphrase: &Passphrase, server_names: &[String]) -> Result<InitReport> {
+    let (files, set) = policies::resolve(explicit_policies, Some(data))?;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    policies::install(data, &files)?;
+    Ok(CaHierarchy::init(data, &set, passphrase, server_names)?)
+}
+
+/// Starts the server; returns once it is listening.
+pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
+    if !opts.data.join("ca").join("root.pem").exists() {
+        let report = init(&opts.data, opts.policies.as_deref(), &opts.passphrase, &opts.server_names)?;
+        tracing::info!(data = %opts.data.display(), sectors = ?report.created_sectors, "initialised a new CA");
+    }
+    let (_, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
+    let policy_set = Arc::new(policy_set);
+    let hierarchy = Arc::new(CaHierarchy::open(&opts.data, &policy_set, &opts.passphrase)?);
+    let db_path = opts.data.join("db");
+    let storage: Arc<dyn Storage> = Arc::new(
+        SledStorage::open(&db_path).with_context(|| format!("cannot open the store at {}", db_path.display()))?,
+    );
+    let committer = GroupCommitter::start(Arc::clone(&storage))?;
+    let engine = Arc::new(EnrollmentEngine::new(
+        Arc::clone(&policy_set),
+        Arc::clone(&hierarchy),
+        Arc::clone(&storage),
+        committer,
+    ));
+    let recorded = engine.record_offline_credentials().await?;
+    if recorded > 0 {
+        tracing::info!(count = recorded, "recorded credentials issued offline");
+    }
+
+    let identity = TransportIdentity {
+        root_der: hierarchy.root_der.clone(),
+        sector_cas: hierarchy.sectors.values().map(|c| c.cert_der.clone()).collect(),
+        server_chain: hierarchy.server_chain.clone(),
+        server_key: hierarchy.server_key_pkcs8().to_vec(),
+    };
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = transport::local_addr(&listener)?;
+    let incoming = transport::incoming(listener, &identity)?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<EnrollmentServer<EnrollmentService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(trustca_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let enrollment = EnrollmentServer::new(EnrollmentService::new(engine, Arc::clone(&storage)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(256))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(enrollment);
+    let handle = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data = %opts.data.display(), "trustca listening (mutual TLS)");
+    Ok(RunningServer { addr, shutdown: Some(tx), handle })
+}
