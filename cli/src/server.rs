@@ -41,19 +41,31 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), tonic::transport::Error>>,
+    store_closed: Option<trustca_store::CloseWaiter>,
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes in-flight calls and waits.
+    /// Stops accepting, finishes in-flight calls, and waits until the store
+    /// is closed (flushed and unlocked), so the data directory can be
+    /// reopened at once.
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.wait().await
+        let closed = self.store_closed.take();
+        self.wait().await?;
+        if let Some(closed) = closed {
+            let done = tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10))).await?;
+            if !done {
+                anyhow::bail!("store still in use 10 s after shutdown (a client connection is still open?)");
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the server stops.
-    pub async fn wait(self) -> Result<()> {
+    pub async fn wait(mut self) -> Result<()> {
+        self.store_closed = None;
         self.handle.await.context("server task failed")?.context("server stopped with an error")
     }
 }
@@ -77,9 +89,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(&opts.data, &policy_set, &opts.passphrase)?);
     let db_path = opts.data.join("db");
-    let storage: Arc<dyn Storage> = Arc::new(
-        SledStorage::open(&db_path).with_context(|| format!("cannot open the store at {}", db_path.display()))?,
-    );
+    let (sled, store_closed) = SledStorage::open_with_close_waiter(&db_path)
+        .with_context(|| format!("cannot open the store at {}", db_path.display()))?;
+    let storage: Arc<dyn Storage> = Arc::new(sled);
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(EnrollmentEngine::new(
         Arc::clone(&policy_set),
@@ -131,5 +143,5 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             .await
     });
     tracing::info!(%addr, data = %opts.data.display(), "trustca listening (mutual TLS)");
-    Ok(RunningServer { addr, shutdown: Some(tx), handle })
+    Ok(RunningServer { addr, shutdown: Some(tx), handle, store_closed: Some(store_closed) })
 }

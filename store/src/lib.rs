@@ -19,7 +19,7 @@ pub use records::{
     AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance, TrustRecord,
     TrustStatus,
 };
-pub use sled_store::SledStorage;
+pub use sled_store::{CloseWaiter, SledStorage};
 
 /// What every storage backend provides. Commits are atomic per
 /// [`Issuance`]; [`Storage::flush`] makes everything committed so far durable.

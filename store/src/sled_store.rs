@@ -25,6 +25,20 @@ pub struct SledStorage {
     history: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
+    // Declared last so it drops after the database: its receiver then
+    // learns that the files are closed and unlocked.
+    _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
+}
+
+/// Waits for a [`SledStorage`] (all its clones) to be closed.
+#[derive(Debug)]
+pub struct CloseWaiter(std::sync::mpsc::Receiver<()>);
+
+impl CloseWaiter {
+    /// Blocks until the store is closed or `timeout` passes; true if closed.
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        matches!(self.0.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Disconnected))
+    }
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
@@ -121,12 +135,18 @@ pub(crate) fn tx_append_audit(
 impl SledStorage {
     /// Opens (or creates) a store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self::open_with_close_waiter(dir)?.0)
+    }
+
+    /// Opens a store and returns a waiter that tells when it is closed.
+    pub fn open_with_close_waiter(dir: &Path) -> Result<(Self, CloseWaiter), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        Ok(Self {
+        let store = Self {
             certs: db.open_tree("certificates")?,
             devices: db.open_tree("devices")?,
             trust: db.open_tree("trust")?,
@@ -134,7 +154,9 @@ impl SledStorage {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             db,
-        })
+            _closed: std::sync::Arc::new(tx),
+        };
+        Ok((store, CloseWaiter(rx)))
     }
 
     fn commit_one(&self, issuance: &Issuance) -> Result<(), StoreError> {

@@ -1,0 +1,149 @@
+//! What every enrollment measurement needs, made before any clock starts: a
+//! CA in a temporary data directory, a manufacturer credential ("Acme",
+//! automotive), and one fresh P-256 key and PKCS#10 request per device.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use trustca::client::ClientCredentials;
+use trustca_ca::{CaHierarchy, Passphrase};
+use trustca_model::{CertificateKind, Credential, SectorName, credential_from_chain};
+use trustca_proto::v1 as pb;
+
+/// The sector every benchmark device belongs to.
+pub const SECTOR: &str = "automotive";
+/// The manufacturer named in the credential and in every request.
+pub const MANUFACTURER: &str = "Acme";
+const MODEL: &str = "EV-200";
+const FIRMWARE: &str = "1.0.0";
+
+/// The CA key passphrase of benchmark data directories.
+pub fn passphrase() -> Result<Passphrase> {
+    Ok(Passphrase::new(b"bench-passphrase".to_vec())?)
+}
+
+/// A manufacturer's credential as the client and the engine see it.
+#[derive(Debug, Clone)]
+pub struct Manufacturer {
+    /// For the mutual-TLS client.
+    pub client: ClientCredentials,
+    /// As the server derives it from the certificate (for in-process runs).
+    pub credential: Credential,
+}
+
+/// Creates a CA in `data` and issues the Acme manufacturer credential
+/// (recorded by the server when it starts).
+pub fn init_ca(data: &Path) -> Result<Manufacturer> {
+    let pass = passphrase()?;
+    trustca::server::init(data, None, &pass, &[]).context("CA init")?;
+    let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
+    let hierarchy = CaHierarchy::open(data, &policy_set, &pass).context("open the CA")?;
+    let sector = SectorName::new(SECTOR)?;
+    let issued = hierarchy
+        .issue_credential(&policy_set, CertificateKind::Manufacturer, MANUFACTURER, &[sector])
+        .context("issue the manufacturer credential")?;
+    let root_path = data.join("ca").join("root.pem");
+    let root_pem =
+        std::fs::read_to_string(&root_path).with_context(|| format!("cannot read {}", root_path.display()))?;
+    let chain: Vec<Vec<u8>> = pem::parse_many(&issued.chain_pem)
+        .context("credential chain is not PEM")?
+        .into_iter()
+        .map(pem::Pem::into_contents)
+        .collect();
+    let [leaf, issuer, ..] = chain.as_slice() else { bail!("credential chain has fewer than two certificates") };
+    let credential = credential_from_chain(leaf, issuer)?;
+    Ok(Manufacturer {
+        client: ClientCredentials { cert_pem: issued.chain_pem, key_pem: issued.key_pem, root_pem },
+        credential,
+    })
+}
+
+/// One device to enroll: its request in both encodings and its serial.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// PKCS#10, DER (for trustca).
+    pub csr_der: Vec<u8>,
+    /// PKCS#10, PEM (for cfssl).
+    pub csr_pem: String,
+    /// Device serial, unique in a run.
+    pub serial: String,
+}
+
+impl Device {
+    /// The gRPC enrollment request of this device (no evidence: level 1).
+    pub fn request(&self) -> pb::EnrollRequest {
+        pb::EnrollRequest {
+            csr_der: self.csr_der.clone(),
+            device: Some(pb::DeviceAttributes {
+                sector: SECTOR.into(),
+                manufacturer: MANUFACTURER.into(),
+                model: MODEL.into(),
+                serial: self.serial.clone(),
+                firmware_version: FIRMWARE.into(),
+            }),
+            evidence: vec![],
+            renewal: false,
+        }
+    }
+
+    /// The same request for the in-process engine.
+    pub fn engine_request(&self) -> trustca_ca::EnrollmentRequest {
+        trustca_ca::EnrollmentRequest {
+            csr_der: self.csr_der.clone(),
+            device: trustca_ca::DeviceAttributes {
+                sector: SECTOR.into(),
+                manufacturer: MANUFACTURER.into(),
+                model: MODEL.into(),
+                serial: self.serial.clone(),
+                firmware_version: FIRMWARE.into(),
+            },
+            evidence: vec![],
+            renewal: false,
+        }
+    }
+}
+
+fn make_device(n: usize) -> Result<Device> {
+    let key = KeyPair::generate()?;
+    let serial = format!("SN{n}");
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, serial.as_str());
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key)?;
+    Ok(Device { csr_der: csr.der().to_vec(), csr_pem: csr.pem()?, serial })
+}
+
+/// `count` devices with serials `SN<first>`.., generated on `threads` threads.
+pub fn devices(first: usize, count: usize, threads: usize) -> Result<Vec<Device>> {
+    let threads = threads.max(1);
+    let per = count.div_ceil(threads).max(1);
+    let handles: Vec<_> = (0..count)
+        .step_by(per)
+        .map(|start| {
+            let end = (start + per).min(count);
+            std::thread::spawn(move || (start..end).map(|i| make_device(first + i)).collect::<Result<Vec<_>>>())
+        })
+        .collect();
+    let mut out = Vec::with_capacity(count);
+    for h in handles {
+        out.extend(h.join().map_err(|_| anyhow!("CSR generator panicked"))??);
+    }
+    Ok(out)
+}
+
+/// Splits `devices` into consecutive parts of the given sizes.
+pub fn split(devices: Vec<Device>, sizes: &[usize]) -> Result<Vec<Arc<Vec<Device>>>> {
+    let mut rest = devices.into_iter();
+    let mut parts = Vec::new();
+    for &n in sizes {
+        let part: Vec<Device> = rest.by_ref().take(n).collect();
+        if part.len() != n {
+            bail!("not enough devices generated");
+        }
+        parts.push(Arc::new(part));
+    }
+    Ok(parts)
+}

@@ -1,0 +1,184 @@
+//! Results: one row per measurement, printed as an aligned table (with each
+//! rate's ratio to the ceilings measured in the same run) and optionally as
+//! JSON.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Which group a row belongs to, for the ratio columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// A ceiling (raw signatures, bare RPC echo).
+    Ceiling,
+    /// Enrollment through the real server.
+    Enrollment,
+    /// In-process parts of the server, without the transport.
+    Breakdown,
+    /// The peer (cfssl).
+    Peer,
+}
+
+impl Group {
+    fn as_str(self) -> &'static str {
+        match self {
+            Group::Ceiling => "ceiling",
+            Group::Enrollment => "enrollment",
+            Group::Breakdown => "breakdown",
+            Group::Peer => "peer",
+        }
+    }
+}
+
+/// Latency percentiles of individual calls, when measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+impl Latency {
+    /// Percentiles of `samples` (sorted in place); `None` when empty.
+    pub fn of(samples: &mut [Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Some(Self { p50: at(0.50), p99: at(0.99) })
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Stable key, used for ratios and in JSON.
+    pub key: &'static str,
+    /// What was measured.
+    pub label: String,
+    /// Group.
+    pub group: Group,
+    /// Operations completed successfully.
+    pub ops: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Wall-clock time of the measurement.
+    pub elapsed: Duration,
+    /// Per-call latency, when measured.
+    pub latency: Option<Latency>,
+    /// A remark (e.g. the first error, or why it was skipped).
+    pub note: String,
+}
+
+impl Row {
+    /// Successful operations per second.
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 { self.ops as f64 / s } else { 0.0 }
+    }
+}
+
+/// A row that could not be measured.
+pub fn skipped(key: &'static str, label: &str, group: Group, why: String) -> Row {
+    Row { key, label: label.to_owned(), group, ops: 0, errors: 0, elapsed: Duration::ZERO, latency: None, note: why }
+}
+
+/// Key of the all-core sign+verify ceiling.
+pub const SIGN_ALL: &str = "sign_verify_all_cores";
+/// Key of the bare RPC echo ceiling.
+pub const ECHO: &str = "grpc_echo";
+
+fn ceiling(rows: &[Row], key: &str) -> Option<f64> {
+    rows.iter().find(|r| r.key == key && r.ops > 0).map(Row::rate)
+}
+
+fn ratio(rate: f64, ceiling: Option<f64>) -> Option<f64> {
+    ceiling.filter(|c| *c > 0.0).map(|c| rate / c)
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+/// The table, as text.
+pub fn table(rows: &[Row]) -> String {
+    let sign = ceiling(rows, SIGN_ALL);
+    let echo = ceiling(rows, ECHO);
+    let header = ["measurement", "ops", "err", "secs", "ops/s", "/sign", "/echo", "p50 ms", "p99 ms", "note"];
+    let mut cells: Vec<[String; 10]> = Vec::new();
+    for r in rows {
+        let measured = r.ops > 0 || r.errors > 0;
+        let rate = r.rate();
+        let pct = |c: Option<f64>| match ratio(rate, c) {
+            Some(x) if measured => format!("{:.0}%", x * 100.0),
+            _ => "-".to_owned(),
+        };
+        cells.push([
+            r.label.clone(),
+            if measured { r.ops.to_string() } else { "-".into() },
+            if measured { r.errors.to_string() } else { "-".into() },
+            if measured { format!("{:.2}", r.elapsed.as_secs_f64()) } else { "-".into() },
+            if measured { format!("{rate:.0}") } else { "-".into() },
+            pct(sign),
+            if r.group == Group::Ceiling && r.key != ECHO { "-".into() } else { pct(echo) },
+            r.latency.map(|l| fmt_ms(l.p50)).unwrap_or_else(|| "-".into()),
+            r.latency.map(|l| fmt_ms(l.p99)).unwrap_or_else(|| "-".into()),
+            r.note.clone(),
+        ]);
+    }
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cols: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cols.iter().zip(widths.iter()).enumerate() {
+            let last = i + 1 == cols.len();
+            // Text columns left-aligned, numbers right-aligned.
+            let text = if i == 0 || last { format!("{c:<w$}") } else { format!("{c:>w$}") };
+            s.push_str(&text);
+            if !last {
+                s.push_str("  ");
+            }
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&header.map(str::to_owned));
+    line(&widths.map(|w| "-".repeat(w)));
+    for row in &cells {
+        line(row);
+    }
+    out
+}
+
+/// The rows as JSON, with the ratios computed the same way as the table.
+pub fn to_json(rows: &[Row], context: Value) -> Value {
+    let sign = ceiling(rows, SIGN_ALL);
+    let echo = ceiling(rows, ECHO);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.key,
+                "label": r.label,
+                "group": r.group.as_str(),
+                "ops": r.ops,
+                "errors": r.errors,
+                "seconds": r.elapsed.as_secs_f64(),
+                "ops_per_second": r.rate(),
+                "ratio_to_sign_verify_all_cores": ratio(r.rate(), sign),
+                "ratio_to_grpc_echo": ratio(r.rate(), echo),
+                "latency_p50_ms": r.latency.map(|l| l.p50.as_secs_f64() * 1e3),
+                "latency_p99_ms": r.latency.map(|l| l.p99.as_secs_f64() * 1e3),
+                "note": r.note,
+            })
+        })
+        .collect();
+    json!({ "context": context, "results": items })
+}

@@ -1,0 +1,76 @@
+//! The signature ceiling: raw ring ECDSA P-256 sign-then-verify pairs per
+//! second, the cryptographic work of one enrollment (verify the CSR's proof
+//! of possession, sign the certificate), with nothing else around it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+
+use crate::report::{Group, Row};
+
+/// A to-be-signed blob about the size of a device certificate's TBS.
+const MESSAGE_BYTES: usize = 480;
+
+struct Signer {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    message: Vec<u8>,
+}
+
+impl Signer {
+    fn new() -> Result<Self> {
+        let rng = SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|_| anyhow!("cannot generate a P-256 key"))?;
+        let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).map_err(|_| anyhow!("cannot load the P-256 key"))?;
+        let message = (0..MESSAGE_BYTES).map(|i| (i % 251) as u8).collect();
+        Ok(Self { key, rng, message })
+    }
+
+    /// Signs and verifies until `deadline`; returns the pairs done.
+    fn run_until(&self, deadline: Instant) -> Result<u64> {
+        let public = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, self.key.public_key().as_ref());
+        let mut n = 0u64;
+        while Instant::now() < deadline {
+            // A small batch between clock reads.
+            for _ in 0..16 {
+                let sig = self.key.sign(&self.rng, &self.message).map_err(|_| anyhow!("signing failed"))?;
+                public.verify(&self.message, sig.as_ref()).map_err(|_| anyhow!("verification failed"))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Runs `threads` sign+verify loops for `duration`.
+pub fn measure(key: &'static str, label: &str, threads: usize, duration: Duration) -> Result<Row> {
+    let signer = Arc::new(Signer::new()?);
+    // Warm-up (page in code, settle clocks).
+    signer.run_until(Instant::now() + Duration::from_millis(200))?;
+    let start = Instant::now();
+    let deadline = start + duration;
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let s = Arc::clone(&signer);
+            std::thread::spawn(move || s.run_until(deadline))
+        })
+        .collect();
+    let mut ops = 0;
+    for h in handles {
+        ops += h.join().map_err(|_| anyhow!("signing thread panicked"))?.context("signing thread")?;
+    }
+    Ok(Row {
+        key,
+        label: label.to_owned(),
+        group: Group::Ceiling,
+        ops,
+        errors: 0,
+        elapsed: start.elapsed(),
+        latency: None,
+        note: format!("{threads} thread(s), ring ECDSA P-256 SHA-256"),
+    })
+}

@@ -1,0 +1,160 @@
+//! Shared set-up for end-to-end tests: a real server on a loopback port
+//! with a fresh data directory, credentials, CSRs, and openssl.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tonic::transport::Channel;
+use trustca::client::{ClientCredentials, connect};
+use trustca::server::{RunningServer, ServeOptions};
+use trustca_ca::{CaHierarchy, Passphrase};
+use trustca_model::{CertificateKind, SectorName};
+use trustca_proto::v1 as pb;
+
+pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
+
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+    pub server: Option<RunningServer>,
+}
+
+impl TestCa {
+    pub fn data(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn root_pem(&self) -> String {
+        std::fs::read_to_string(self.data().join("ca/root.pem")).unwrap()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.server.as_ref().unwrap().addr)
+    }
+
+    /// Initialises a CA (without a server).
+    pub fn init() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+        trustca::server::init(dir.path(), None, &pass, &[]).unwrap();
+        Self { dir, server: None }
+    }
+
+    /// Initialises a CA and starts a server on 127.0.0.1:0.
+    pub async fn start() -> Self {
+        let mut ca = Self::init();
+        ca.restart().await;
+        ca
+    }
+
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        let opts = ServeOptions {
+            data: self.data().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            policies: None,
+            passphrase: Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+            server_names: vec![],
+        };
+        self.server = Some(trustca::server::start(opts).await.unwrap());
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+    }
+
+    /// Issues a role credential with the library (as `trustca manufacturer add` does).
+    pub fn credential(&self, kind: CertificateKind, name: &str, sectors: &[&str]) -> ClientCredentials {
+        let (_, set) = trustca::policies::resolve(None, Some(self.data())).unwrap();
+        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+        let h = CaHierarchy::open(self.data(), &set, &pass).unwrap();
+        let sectors: Vec<SectorName> = sectors.iter().map(|s| SectorName::new(s).unwrap()).collect();
+        let issued = h.issue_credential(&set, kind, name, &sectors).unwrap();
+        ClientCredentials { cert_pem: issued.chain_pem, key_pem: issued.key_pem, root_pem: self.root_pem() }
+    }
+
+    pub async fn client(&self, creds: &ClientCredentials) -> pb::enrollment_client::EnrollmentClient<Channel> {
+        pb::enrollment_client::EnrollmentClient::new(connect(&self.url(), creds).await.unwrap())
+    }
+}
+
+/// A fresh P-256 key and a CSR for it.
+pub fn csr() -> (rcgen::KeyPair, Vec<u8>) {
+    csr_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+}
+
+pub fn csr_for(alg: &'static rcgen::SignatureAlgorithm) -> (rcgen::KeyPair, Vec<u8>) {
+    let key = rcgen::KeyPair::generate_for(alg).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["attacker-chosen.example".to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "attacker chosen CN");
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    (key, der)
+}
+
+pub fn evidence(kind: &str, scheme: &str, value: &str, at: &str) -> pb::EvidenceItem {
+    pb::EvidenceItem { r#type: kind.into(), scheme: scheme.into(), value: value.into(), evaluated_at: at.into() }
+}
+
+/// Evidence that earns automotive Lv.5 under the shipped policy.
+pub fn automotive_lv5() -> Vec<pb::EvidenceItem> {
+    vec![
+        evidence("evaluation", "iso-sae-21434", "CAL4", "2026-05-01"),
+        evidence("hardware-root-of-trust", "", "secure-element", ""),
+        evidence("secure-update", "", "true", ""),
+        evidence("supported-until", "", "2036-12-31", ""),
+    ]
+}
+
+pub fn request(sector: &str, manufacturer: &str, serial: &str, csr: Vec<u8>, evidence: Vec<pb::EvidenceItem>) -> pb::EnrollRequest {
+    pb::EnrollRequest {
+        csr_der: csr,
+        device: Some(pb::DeviceAttributes {
+            sector: sector.into(),
+            manufacturer: manufacturer.into(),
+            model: "M1".into(),
+            serial: serial.into(),
+            firmware_version: "1.0.0".into(),
+        }),
+        evidence,
+        renewal: false,
+    }
+}
+
+pub fn pem_of(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+/// Runs `openssl verify` on a leaf with its chain; returns (success, output).
+pub fn openssl_verify(dir: &Path, root_pem: &str, chain_der: &[Vec<u8>], extra: &[&str]) -> (bool, String) {
+    let root = dir.join("openssl-root.pem");
+    let untrusted = dir.join("openssl-untrusted.pem");
+    let leaf = dir.join("openssl-leaf.pem");
+    std::fs::write(&root, root_pem).unwrap();
+    std::fs::write(&untrusted, chain_der[1..].iter().map(|d| pem_of(d)).collect::<String>()).unwrap();
+    std::fs::write(&leaf, pem_of(&chain_der[0])).unwrap();
+    let out = Command::new("openssl")
+        .arg("verify")
+        .args(extra)
+        .arg("-CAfile")
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&untrusted)
+        .arg(&leaf)
+        .output()
+        .expect("openssl must be installed (apt-get install openssl)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The `trustca` binary built by this cargo invocation.
+pub fn trustca_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(format!("trustca{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built: run `cargo test --workspace` (or `cargo build -p trustca`) first", bin.display());
+    bin
+}
