@@ -228,6 +228,7 @@ fn describe_webpki(e: &webpki::Error) -> String {
         E::NameConstraintViolation => "name constraint violated (the sub-CA may not issue this name)".into(),
         E::CertExpired { .. } => "a certificate in the chain has expired".into(),
         E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
+        E::CaUsedAsEndEntity => "this is a CA certificate; give a device or credential certificate".into(),
         other => format!("{other:?}"),
     }
 }
