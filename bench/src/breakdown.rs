@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentOutcome};
 use trustca_store::{
-    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, SledStorage, Storage,
+    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, SledStorage,
+    Storage,
 };
 
 use crate::fixture::{self, Device, Manufacturer};
@@ -41,10 +42,14 @@ pub async fn engine(data: &Path, devices: &[Device]) -> Result<EngineRun> {
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
     let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(&data.join("db"))?);
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
-    let engine = Arc::new(EnrollmentEngine::new(policy_set, hierarchy, storage, committer));
+    let engine = Arc::new(EnrollmentEngine::new(
+        policy_set, hierarchy, storage, committer,
+    ));
     let caller = manufacturer.credential;
-    let chunks: Vec<Vec<trustca_ca::EnrollmentRequest>> =
-        devices.chunks(CHUNK).map(|c| c.iter().map(Device::engine_request).collect()).collect();
+    let chunks: Vec<Vec<trustca_ca::EnrollmentRequest>> = devices
+        .chunks(CHUNK)
+        .map(|c| c.iter().map(Device::engine_request).collect())
+        .collect();
 
     let start = Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
@@ -92,7 +97,9 @@ pub async fn engine(data: &Path, devices: &[Device]) -> Result<EngineRun> {
             latency: None,
             note: join_notes(&[
                 format!("enroll_many x{CHUNK}, {IN_FLIGHT} in flight"),
-                first_error.map(|e| format!("first error: {e}")).unwrap_or_default(),
+                first_error
+                    .map(|e| format!("first error: {e}"))
+                    .unwrap_or_default(),
             ]),
         },
         issued,
@@ -118,7 +125,11 @@ pub fn csr_check(devices: &[Device]) -> Result<Row> {
 }
 
 fn issuance(der: Vec<u8>, serial: &str, n: usize) -> Issuance {
-    let key = format!("{}/acme/ev-200/{}", fixture::SECTOR, serial.to_ascii_lowercase());
+    let key = format!(
+        "{}/acme/ev-200/{}",
+        fixture::SECTOR,
+        serial.to_ascii_lowercase()
+    );
     let cert_serial: Vec<u8> = {
         let mut s = vec![0x40u8; 16];
         s[8..].copy_from_slice(&(n as u64).to_be_bytes());
@@ -164,8 +175,11 @@ fn issuance(der: Vec<u8>, serial: &str, n: usize) -> Issuance {
 pub fn store(dir: &Path, issued: Vec<(Vec<u8>, String)>) -> Result<Row> {
     let storage = SledStorage::open(dir).context("open a scratch store")?;
     let batches: Vec<Vec<Issuance>> = {
-        let all: Vec<Issuance> =
-            issued.into_iter().enumerate().map(|(n, (der, serial))| issuance(der, &serial, n)).collect();
+        let all: Vec<Issuance> = issued
+            .into_iter()
+            .enumerate()
+            .map(|(n, (der, serial))| issuance(der, &serial, n))
+            .collect();
         all.chunks(CHUNK).map(<[Issuance]>::to_vec).collect()
     };
     let (mut commit, mut flush) = (Duration::ZERO, Duration::ZERO);
@@ -188,8 +202,18 @@ pub fn store(dir: &Path, issued: Vec<(Vec<u8>, String)>) -> Result<Row> {
         flush += t2.elapsed();
     }
     let elapsed = start.elapsed();
-    let per_item = |d: Duration| if ok > 0 { d.as_secs_f64() * 1e6 / ok as f64 } else { 0.0 };
-    let per_flush = if batches.is_empty() { 0.0 } else { flush.as_secs_f64() * 1e3 / batches.len() as f64 };
+    let per_item = |d: Duration| {
+        if ok > 0 {
+            d.as_secs_f64() * 1e6 / ok as f64
+        } else {
+            0.0
+        }
+    };
+    let per_flush = if batches.is_empty() {
+        0.0
+    } else {
+        flush.as_secs_f64() * 1e3 / batches.len() as f64
+    };
     Ok(Row {
         key: "store_sled",
         label: "store alone: sled commit + flush".into(),
@@ -205,7 +229,9 @@ pub fn store(dir: &Path, issued: Vec<(Vec<u8>, String)>) -> Result<Row> {
                 per_flush,
                 per_item(flush)
             ),
-            first_error.map(|e| format!("first error: {e}")).unwrap_or_default(),
+            first_error
+                .map(|e| format!("first error: {e}"))
+                .unwrap_or_default(),
         ]),
     })
 }

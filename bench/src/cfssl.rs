@@ -61,9 +61,13 @@ fn init_ca(bin: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
     if !out.status.success() {
-        bail!("cfssl gencert -initca failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "cfssl gencert -initca failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    let v: Value = serde_json::from_slice(&out.stdout).context("cfssl gencert output is not JSON")?;
+    let v: Value =
+        serde_json::from_slice(&out.stdout).context("cfssl gencert output is not JSON")?;
     let (Some(cert), Some(key)) = (v["cert"].as_str(), v["key"].as_str()) else {
         bail!("cfssl gencert output lacks cert/key");
     };
@@ -74,7 +78,9 @@ fn init_ca(bin: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start(bin: &Path, dir: &Path) -> Result<Server> {
@@ -117,8 +123,15 @@ fn start(bin: &Path, dir: &Path) -> Result<Server> {
 async fn sign(http: &reqwest::Client, url: &str, body: Value) -> Result<()> {
     let resp = http.post(url).json(&body).send().await?;
     let status = resp.status();
-    let v: Value = resp.json().await.with_context(|| format!("HTTP {status}: answer is not JSON"))?;
-    if v["success"].as_bool() != Some(true) || v["result"]["certificate"].as_str().is_none_or(str::is_empty) {
+    let v: Value = resp
+        .json()
+        .await
+        .with_context(|| format!("HTTP {status}: answer is not JSON"))?;
+    if v["success"].as_bool() != Some(true)
+        || v["result"]["certificate"]
+            .as_str()
+            .is_none_or(str::is_empty)
+    {
         bail!("HTTP {status}: {}", v["errors"]);
     }
     Ok(())
@@ -129,11 +142,19 @@ pub async fn measure(bin: &Path, devices: Arc<Vec<Device>>, concurrency: usize) 
     let dir = tempfile::tempdir()?;
     let server = start(bin, dir.path())?;
     let url = format!("http://{}/api/v1/cfssl/sign", server.addr);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let bodies: Arc<Vec<Value>> =
-        Arc::new(devices.iter().map(|d| json!({ "certificate_request": d.csr_pem })).collect());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let bodies: Arc<Vec<Value>> = Arc::new(
+        devices
+            .iter()
+            .map(|d| json!({ "certificate_request": d.csr_pem }))
+            .collect(),
+    );
     // Warm-up, and a clear error if cfssl refuses the request shape.
-    sign(&http, &url, bodies.first().cloned().unwrap_or_default()).await.context("cfssl warm-up request")?;
+    sign(&http, &url, bodies.first().cloned().unwrap_or_default())
+        .await
+        .context("cfssl warm-up request")?;
     let total = bodies.len();
     let (h, u) = (http.clone(), url.clone());
     let out = closed_loop(concurrency, total, move |i| {

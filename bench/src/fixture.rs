@@ -42,20 +42,31 @@ pub fn init_ca(data: &Path) -> Result<Manufacturer> {
     let hierarchy = CaHierarchy::open(data, &policy_set, &pass).context("open the CA")?;
     let sector = SectorName::new(SECTOR)?;
     let issued = hierarchy
-        .issue_credential(&policy_set, CertificateKind::Manufacturer, MANUFACTURER, &[sector])
+        .issue_credential(
+            &policy_set,
+            CertificateKind::Manufacturer,
+            MANUFACTURER,
+            &[sector],
+        )
         .context("issue the manufacturer credential")?;
     let root_path = data.join("ca").join("root.pem");
-    let root_pem =
-        std::fs::read_to_string(&root_path).with_context(|| format!("cannot read {}", root_path.display()))?;
+    let root_pem = std::fs::read_to_string(&root_path)
+        .with_context(|| format!("cannot read {}", root_path.display()))?;
     let chain: Vec<Vec<u8>> = pem::parse_many(&issued.chain_pem)
         .context("credential chain is not PEM")?
         .into_iter()
         .map(pem::Pem::into_contents)
         .collect();
-    let [leaf, issuer, ..] = chain.as_slice() else { bail!("credential chain has fewer than two certificates") };
+    let [leaf, issuer, ..] = chain.as_slice() else {
+        bail!("credential chain has fewer than two certificates")
+    };
     let credential = credential_from_chain(leaf, issuer)?;
     Ok(Manufacturer {
-        client: ClientCredentials { cert_pem: issued.chain_pem, key_pem: issued.key_pem, root_pem },
+        client: ClientCredentials {
+            cert_pem: issued.chain_pem,
+            key_pem: issued.key_pem,
+            root_pem,
+        },
         credential,
     })
 }
@@ -113,7 +124,11 @@ fn make_device(n: usize) -> Result<Device> {
     dn.push(DnType::CommonName, serial.as_str());
     params.distinguished_name = dn;
     let csr = params.serialize_request(&key)?;
-    Ok(Device { csr_der: csr.der().to_vec(), csr_pem: csr.pem()?, serial })
+    Ok(Device {
+        csr_der: csr.der().to_vec(),
+        csr_pem: csr.pem()?,
+        serial,
+    })
 }
 
 /// `count` devices with serials `SN<first>`.., generated on `threads` threads.
@@ -124,7 +139,11 @@ pub fn devices(first: usize, count: usize, threads: usize) -> Result<Vec<Device>
         .step_by(per)
         .map(|start| {
             let end = (start + per).min(count);
-            std::thread::spawn(move || (start..end).map(|i| make_device(first + i)).collect::<Result<Vec<_>>>())
+            std::thread::spawn(move || {
+                (start..end)
+                    .map(|i| make_device(first + i))
+                    .collect::<Result<Vec<_>>>()
+            })
         })
         .collect();
     let mut out = Vec::with_capacity(count);

@@ -34,7 +34,11 @@ pub async fn start(data: &Path) -> Result<RunningServer> {
 }
 
 /// `n` mutual-TLS connections to `addr`.
-pub async fn connect(addr: SocketAddr, creds: &ClientCredentials, n: usize) -> Result<Vec<Channel>> {
+pub async fn connect(
+    addr: SocketAddr,
+    creds: &ClientCredentials,
+    n: usize,
+) -> Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
         out.push(trustca::client::connect(&addr.to_string(), creds).await?);
@@ -51,15 +55,21 @@ fn client(channel: Channel) -> EnrollmentClient<Channel> {
 /// The bare-RPC ceiling: `total` `GetCaCertificates` calls, `concurrency`
 /// in flight, spread over `channels`.
 pub async fn echo(channels: &[Channel], concurrency: usize, total: usize) -> Result<Row> {
-    let clients: Arc<Vec<EnrollmentClient<Channel>>> = Arc::new(channels.iter().cloned().map(client).collect());
+    let clients: Arc<Vec<EnrollmentClient<Channel>>> =
+        Arc::new(channels.iter().cloned().map(client).collect());
     // Warm-up.
     for c in clients.iter() {
-        c.clone().get_ca_certificates(pb::GetCaCertificatesRequest {}).await?;
+        c.clone()
+            .get_ca_certificates(pb::GetCaCertificatesRequest {})
+            .await?;
     }
     let out = closed_loop(concurrency, total, move |i| {
         let mut c = clients[i % clients.len()].clone();
         async move {
-            let r = c.get_ca_certificates(pb::GetCaCertificatesRequest {}).await?.into_inner();
+            let r = c
+                .get_ca_certificates(pb::GetCaCertificatesRequest {})
+                .await?
+                .into_inner();
             if r.root_der.is_empty() {
                 bail!("empty root certificate");
             }
@@ -76,14 +86,23 @@ pub async fn echo(channels: &[Channel], concurrency: usize, total: usize) -> Res
         errors: out.errors,
         elapsed: out.elapsed,
         latency: Latency::of(&mut lat),
-        note: join_notes(&[format!("{concurrency} in flight, {} conn", channels.len()), out.error_note()]),
+        note: join_notes(&[
+            format!("{concurrency} in flight, {} conn", channels.len()),
+            out.error_note(),
+        ]),
     })
 }
 
 /// Unary `Enroll` of every device, `concurrency` in flight over `channels`.
-pub async fn unary(channels: &[Channel], devices: Arc<Vec<Device>>, concurrency: usize) -> Result<Row> {
-    let clients: Arc<Vec<EnrollmentClient<Channel>>> = Arc::new(channels.iter().cloned().map(client).collect());
-    let requests: Arc<Vec<pb::EnrollRequest>> = Arc::new(devices.iter().map(Device::request).collect());
+pub async fn unary(
+    channels: &[Channel],
+    devices: Arc<Vec<Device>>,
+    concurrency: usize,
+) -> Result<Row> {
+    let clients: Arc<Vec<EnrollmentClient<Channel>>> =
+        Arc::new(channels.iter().cloned().map(client).collect());
+    let requests: Arc<Vec<pb::EnrollRequest>> =
+        Arc::new(devices.iter().map(Device::request).collect());
     let total = requests.len();
     let out = closed_loop(concurrency, total, move |i| {
         let mut c = clients[i % clients.len()].clone();
@@ -106,7 +125,10 @@ pub async fn unary(channels: &[Channel], devices: Arc<Vec<Device>>, concurrency:
         errors: out.errors,
         elapsed: out.elapsed,
         latency: Latency::of(&mut lat),
-        note: join_notes(&[format!("{concurrency} in flight, {} conn", channels.len()), out.error_note()]),
+        note: join_notes(&[
+            format!("{concurrency} in flight, {} conn", channels.len()),
+            out.error_note(),
+        ]),
     })
 }
 
@@ -122,7 +144,10 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
         let lo = (s * per).min(devices.len());
         let hi = ((s + 1) * per).min(devices.len());
         let items: Vec<pb::EnrollBatchItem> = (lo..hi)
-            .map(|i| pb::EnrollBatchItem { id: i as u64, request: Some(devices[i].request()) })
+            .map(|i| pb::EnrollBatchItem {
+                id: i as u64,
+                request: Some(devices[i].request()),
+            })
             .collect();
         plans.push((client(channel.clone()), items));
     }
@@ -131,7 +156,10 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
     for (mut c, items) in plans {
         tasks.spawn(async move {
             let sent = items.len();
-            let mut results = c.enroll_batch(tokio_stream::iter(items)).await?.into_inner();
+            let mut results = c
+                .enroll_batch(tokio_stream::iter(items))
+                .await?
+                .into_inner();
             let (mut ok, mut err, mut first_error) = (0u64, 0u64, None::<String>);
             while let Some(r) = results.message().await? {
                 match r.outcome {
@@ -154,7 +182,9 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
     }
     let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
     while let Some(r) = tasks.join_next().await {
-        let (o, e, f) = r.context("stream task failed")?.context("EnrollBatch stream")?;
+        let (o, e, f) = r
+            .context("stream task failed")?
+            .context("EnrollBatch stream")?;
         ok += o;
         errors += e;
         if first_error.is_none() {
@@ -172,7 +202,9 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
         latency: None,
         note: join_notes(&[
             format!("{streams} streams, 1 conn each"),
-            first_error.map(|e| format!("first error: {e}")).unwrap_or_default(),
+            first_error
+                .map(|e| format!("first error: {e}"))
+                .unwrap_or_default(),
         ]),
     })
 }
@@ -186,5 +218,10 @@ pub fn stored_certificates(data: &Path) -> Result<u64> {
 
 /// Non-empty notes joined with "; ".
 pub fn join_notes(notes: &[String]) -> String {
-    notes.iter().filter(|n| !n.is_empty()).cloned().collect::<Vec<_>>().join("; ")
+    notes
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -27,7 +27,10 @@ pub struct Outcome {
 impl Outcome {
     /// "first error: ..." or empty.
     pub fn error_note(&self) -> String {
-        self.first_error.as_ref().map(|e| format!("first error: {e}")).unwrap_or_default()
+        self.first_error
+            .as_ref()
+            .map(|e| format!("first error: {e}"))
+            .unwrap_or_default()
     }
 }
 

@@ -104,7 +104,9 @@ impl Opts {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// What machine this is, from /proc.
@@ -138,9 +140,19 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
     if opts.wants(Stage::Sign) {
         let d = Duration::from_secs_f64(opts.sign_seconds.max(0.1));
         progress("sign+verify ceiling, 1 thread");
-        rows.push(sign::measure("sign_verify_1_thread", "ECDSA P-256 sign+verify, 1 thread", 1, d)?);
+        rows.push(sign::measure(
+            "sign_verify_1_thread",
+            "ECDSA P-256 sign+verify, 1 thread",
+            1,
+            d,
+        )?);
         progress("sign+verify ceiling, all cores");
-        rows.push(sign::measure(report::SIGN_ALL, "ECDSA P-256 sign+verify, all cores", n, d)?);
+        rows.push(sign::measure(
+            report::SIGN_ALL,
+            "ECDSA P-256 sign+verify, all cores",
+            n,
+            d,
+        )?);
     }
 
     let grpc_stages = [Stage::Echo, Stage::Batch, Stage::Unary];
@@ -148,12 +160,24 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
     let wants_cfssl = opts.wants(Stage::Cfssl);
     let wants_breakdown = opts.wants(Stage::Breakdown);
     let sizes = [
-        if opts.wants(Stage::Batch) { opts.devices } else { 0 },
-        if opts.wants(Stage::Unary) { opts.unary_requests } else { 0 },
+        if opts.wants(Stage::Batch) {
+            opts.devices
+        } else {
+            0
+        },
+        if opts.wants(Stage::Unary) {
+            opts.unary_requests
+        } else {
+            0
+        },
     ];
     // The breakdown and cfssl reuse the batch devices (own stores, no clash).
     let extra = [
-        if wants_breakdown { opts.breakdown_devices } else { 0 },
+        if wants_breakdown {
+            opts.breakdown_devices
+        } else {
+            0
+        },
         if wants_cfssl { opts.cfssl_requests } else { 0 },
     ]
     .into_iter()
@@ -178,15 +202,26 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
         }
         let mut issued = 0;
         if opts.wants(Stage::Batch) {
-            progress(&format!("EnrollBatch: {} devices over {} streams", opts.devices, opts.streams));
+            progress(&format!(
+                "EnrollBatch: {} devices over {} streams",
+                opts.devices, opts.streams
+            ));
             let channels = grpc::connect(server.addr, &manufacturer.client, opts.streams).await?;
             let row = grpc::batch(&channels, std::sync::Arc::clone(batch_devices)).await?;
             issued += row.ops;
             rows.push(row);
         }
         if opts.wants(Stage::Unary) {
-            progress(&format!("unary Enroll: {} devices, {} in flight", opts.unary_requests, opts.concurrency));
-            let row = grpc::unary(&shared, std::sync::Arc::clone(unary_devices), opts.concurrency).await?;
+            progress(&format!(
+                "unary Enroll: {} devices, {} in flight",
+                opts.unary_requests, opts.concurrency
+            ));
+            let row = grpc::unary(
+                &shared,
+                std::sync::Arc::clone(unary_devices),
+                opts.concurrency,
+            )
+            .await?;
             issued += row.ops;
             rows.push(row);
         }
@@ -196,13 +231,18 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
         if issued > 0 {
             match grpc::stored_certificates(data.path()) {
                 Ok(stored) => {
-                    let note = format!("store holds {stored} certificates after shutdown ({issued} enrolled + 1 credential)");
+                    let note = format!(
+                        "store holds {stored} certificates after shutdown ({issued} enrolled + 1 credential)"
+                    );
                     progress(&note);
                     if stored < issued + 1 {
                         anyhow::bail!("durability check failed: {note}");
                     }
                     if let Some(r) = rows.iter_mut().find(|r| r.key == "enroll_batch") {
-                        r.note = grpc::join_notes(&[r.note.clone(), "all found in store after shutdown".into()]);
+                        r.note = grpc::join_notes(&[
+                            r.note.clone(),
+                            "all found in store after shutdown".into(),
+                        ]);
                     }
                 }
                 Err(e) => progress(&format!("store not checked after shutdown: {e:#}")),
@@ -229,14 +269,21 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
             None => {
                 let why = match &opts.cfssl_bin {
                     Some(p) => format!("skipped: {} not found", p.display()),
-                    None => "skipped: cfssl not on PATH (apt-get install golang-cfssl, or --cfssl-bin)".into(),
+                    None => {
+                        "skipped: cfssl not on PATH (apt-get install golang-cfssl, or --cfssl-bin)"
+                            .into()
+                    }
                 };
                 progress(&why);
                 rows.push(skipped("cfssl_sign", LABEL, Group::Peer, why));
             }
             Some(bin) => {
                 let m = opts.cfssl_requests.min(reusable.len());
-                progress(&format!("cfssl ({}): {m} CSRs, {} in flight", bin.display(), opts.concurrency));
+                progress(&format!(
+                    "cfssl ({}): {m} CSRs, {} in flight",
+                    bin.display(),
+                    opts.concurrency
+                ));
                 let devices = std::sync::Arc::new(reusable[..m].to_vec());
                 match cfssl::measure(&bin, devices, opts.concurrency).await {
                     Ok(row) => rows.push(row),
@@ -268,7 +315,8 @@ async fn main() -> Result<()> {
         if path.as_os_str() == "-" {
             println!("{text}");
         } else {
-            std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
     }
     Ok(())

@@ -47,7 +47,10 @@ impl Latency {
         }
         samples.sort_unstable();
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-        Some(Self { p50: at(0.50), p99: at(0.99) })
+        Some(Self {
+            p50: at(0.50),
+            p99: at(0.99),
+        })
     }
 }
 
@@ -82,7 +85,16 @@ impl Row {
 
 /// A row that could not be measured.
 pub fn skipped(key: &'static str, label: &str, group: Group, why: String) -> Row {
-    Row { key, label: label.to_owned(), group, ops: 0, errors: 0, elapsed: Duration::ZERO, latency: None, note: why }
+    Row {
+        key,
+        label: label.to_owned(),
+        group,
+        ops: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: None,
+        note: why,
+    }
 }
 
 /// Key of the all-core sign+verify ceiling.
@@ -91,7 +103,9 @@ pub const SIGN_ALL: &str = "sign_verify_all_cores";
 pub const ECHO: &str = "grpc_echo";
 
 fn ceiling(rows: &[Row], key: &str) -> Option<f64> {
-    rows.iter().find(|r| r.key == key && r.ops > 0).map(Row::rate)
+    rows.iter()
+        .find(|r| r.key == key && r.ops > 0)
+        .map(Row::rate)
 }
 
 fn ratio(rate: f64, ceiling: Option<f64>) -> Option<f64> {
@@ -106,7 +120,18 @@ fn fmt_ms(d: Duration) -> String {
 pub fn table(rows: &[Row]) -> String {
     let sign = ceiling(rows, SIGN_ALL);
     let echo = ceiling(rows, ECHO);
-    let header = ["measurement", "ops", "err", "secs", "ops/s", "/sign", "/echo", "p50 ms", "p99 ms", "note"];
+    let header = [
+        "measurement",
+        "ops",
+        "err",
+        "secs",
+        "ops/s",
+        "/sign",
+        "/echo",
+        "p50 ms",
+        "p99 ms",
+        "note",
+    ];
     let mut cells: Vec<[String; 10]> = Vec::new();
     for r in rows {
         let measured = r.ops > 0 || r.errors > 0;
@@ -117,14 +142,38 @@ pub fn table(rows: &[Row]) -> String {
         };
         cells.push([
             r.label.clone(),
-            if measured { r.ops.to_string() } else { "-".into() },
-            if measured { r.errors.to_string() } else { "-".into() },
-            if measured { format!("{:.2}", r.elapsed.as_secs_f64()) } else { "-".into() },
-            if measured { format!("{rate:.0}") } else { "-".into() },
+            if measured {
+                r.ops.to_string()
+            } else {
+                "-".into()
+            },
+            if measured {
+                r.errors.to_string()
+            } else {
+                "-".into()
+            },
+            if measured {
+                format!("{:.2}", r.elapsed.as_secs_f64())
+            } else {
+                "-".into()
+            },
+            if measured {
+                format!("{rate:.0}")
+            } else {
+                "-".into()
+            },
             pct(sign),
-            if r.group == Group::Ceiling && r.key != ECHO { "-".into() } else { pct(echo) },
-            r.latency.map(|l| fmt_ms(l.p50)).unwrap_or_else(|| "-".into()),
-            r.latency.map(|l| fmt_ms(l.p99)).unwrap_or_else(|| "-".into()),
+            if r.group == Group::Ceiling && r.key != ECHO {
+                "-".into()
+            } else {
+                pct(echo)
+            },
+            r.latency
+                .map(|l| fmt_ms(l.p50))
+                .unwrap_or_else(|| "-".into()),
+            r.latency
+                .map(|l| fmt_ms(l.p99))
+                .unwrap_or_else(|| "-".into()),
             r.note.clone(),
         ]);
     }
@@ -140,7 +189,11 @@ pub fn table(rows: &[Row]) -> String {
         for (i, (c, w)) in cols.iter().zip(widths.iter()).enumerate() {
             let last = i + 1 == cols.len();
             // Text columns left-aligned, numbers right-aligned.
-            let text = if i == 0 || last { format!("{c:<w$}") } else { format!("{c:>w$}") };
+            let text = if i == 0 || last {
+                format!("{c:<w$}")
+            } else {
+                format!("{c:>w$}")
+            };
             s.push_str(&text);
             if !last {
                 s.push_str("  ");

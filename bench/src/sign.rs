@@ -24,21 +24,31 @@ impl Signer {
     fn new() -> Result<Self> {
         let rng = SystemRandom::new();
         let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|_| anyhow!("cannot generate a P-256 key"))?;
-        let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).map_err(|_| anyhow!("cannot load the P-256 key"))?;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng)
+            .map_err(|_| anyhow!("cannot generate a P-256 key"))?;
+        let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
+            .map_err(|_| anyhow!("cannot load the P-256 key"))?;
         let message = (0..MESSAGE_BYTES).map(|i| (i % 251) as u8).collect();
         Ok(Self { key, rng, message })
     }
 
     /// Signs and verifies until `deadline`; returns the pairs done.
     fn run_until(&self, deadline: Instant) -> Result<u64> {
-        let public = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, self.key.public_key().as_ref());
+        let public = UnparsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_ASN1,
+            self.key.public_key().as_ref(),
+        );
         let mut n = 0u64;
         while Instant::now() < deadline {
             // A small batch between clock reads.
             for _ in 0..16 {
-                let sig = self.key.sign(&self.rng, &self.message).map_err(|_| anyhow!("signing failed"))?;
-                public.verify(&self.message, sig.as_ref()).map_err(|_| anyhow!("verification failed"))?;
+                let sig = self
+                    .key
+                    .sign(&self.rng, &self.message)
+                    .map_err(|_| anyhow!("signing failed"))?;
+                public
+                    .verify(&self.message, sig.as_ref())
+                    .map_err(|_| anyhow!("verification failed"))?;
                 n += 1;
             }
         }
@@ -61,7 +71,10 @@ pub fn measure(key: &'static str, label: &str, threads: usize, duration: Duratio
         .collect();
     let mut ops = 0;
     for h in handles {
-        ops += h.join().map_err(|_| anyhow!("signing thread panicked"))?.context("signing thread")?;
+        ops += h
+            .join()
+            .map_err(|_| anyhow!("signing thread panicked"))?
+            .context("signing thread")?;
     }
     Ok(Row {
         key,

@@ -4,8 +4,8 @@
 
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use trustca_model::policy::KeyAlgorithm;
-use x509_parser::prelude::FromDer;
 use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
 
 use crate::CaError;
 
@@ -34,29 +34,43 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
         return Err(CaError::InvalidCsr("empty".into()));
     }
     if der.len() > MAX_CSR_BYTES {
-        return Err(CaError::InvalidCsr(format!("{} bytes, at most {MAX_CSR_BYTES} accepted", der.len())));
+        return Err(CaError::InvalidCsr(format!(
+            "{} bytes, at most {MAX_CSR_BYTES} accepted",
+            der.len()
+        )));
     }
     let (rest, csr) = X509CertificationRequest::from_der(der)
         .map_err(|_| CaError::InvalidCsr("not a DER PKCS#10 certification request".into()))?;
     if !rest.is_empty() {
-        return Err(CaError::InvalidCsr("trailing bytes after the request".into()));
+        return Err(CaError::InvalidCsr(
+            "trailing bytes after the request".into(),
+        ));
     }
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
     let key_oid = spki.algorithm.algorithm.as_bytes();
     let algorithm = if key_oid == EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref().map(|p| p.as_bytes()).unwrap_or_default();
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .map(|p| p.as_bytes())
+            .unwrap_or_default();
         if curve == P256 {
             KeyAlgorithm::EcdsaP256
         } else if curve == P384 {
             KeyAlgorithm::EcdsaP384
         } else {
-            return Err(CaError::InvalidCsr("unsupported elliptic curve (P-256 and P-384 are supported)".into()));
+            return Err(CaError::InvalidCsr(
+                "unsupported elliptic curve (P-256 and P-384 are supported)".into(),
+            ));
         }
     } else if key_oid == ED25519 {
         KeyAlgorithm::Ed25519
     } else {
-        return Err(CaError::InvalidCsr("unsupported key type (ECDSA P-256/P-384 and Ed25519 are supported)".into()));
+        return Err(CaError::InvalidCsr(
+            "unsupported key type (ECDSA P-256/P-384 and Ed25519 are supported)".into(),
+        ));
     };
     let sig_oid = csr.signature_algorithm.algorithm.as_bytes();
     let verifier: &'static dyn VerificationAlgorithm = match (algorithm, sig_oid) {
@@ -65,15 +79,26 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
         (KeyAlgorithm::EcdsaP384, o) if o == ECDSA_SHA384 => &signature::ECDSA_P384_SHA384_ASN1,
         (KeyAlgorithm::EcdsaP384, o) if o == ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
         (KeyAlgorithm::Ed25519, o) if o == ED25519 => &signature::ED25519,
-        _ => return Err(CaError::InvalidCsr("signature algorithm does not match the key type".into())),
+        _ => {
+            return Err(CaError::InvalidCsr(
+                "signature algorithm does not match the key type".into(),
+            ));
+        }
     };
     if csr.signature_value.unused_bits != 0 {
         return Err(CaError::InvalidCsr("malformed signature bit string".into()));
     }
     UnparsedPublicKey::new(verifier, spki.subject_public_key.data.as_ref())
         .verify(info.raw, csr.signature_value.data.as_ref())
-        .map_err(|_| CaError::InvalidCsr("signature does not verify (no proof of possession of the key)".into()))?;
-    Ok(VerifiedCsr { algorithm, spki_der: spki.raw.to_vec() })
+        .map_err(|_| {
+            CaError::InvalidCsr(
+                "signature does not verify (no proof of possession of the key)".into(),
+            )
+        })?;
+    Ok(VerifiedCsr {
+        algorithm,
+        spki_der: spki.raw.to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -88,9 +113,22 @@ mod tests {
 
     #[test]
     fn accepts_supported_algorithms() {
-        assert_eq!(verify_csr(&csr(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap().algorithm, KeyAlgorithm::EcdsaP256);
-        assert_eq!(verify_csr(&csr(&rcgen::PKCS_ECDSA_P384_SHA384)).unwrap().algorithm, KeyAlgorithm::EcdsaP384);
-        assert_eq!(verify_csr(&csr(&rcgen::PKCS_ED25519)).unwrap().algorithm, KeyAlgorithm::Ed25519);
+        assert_eq!(
+            verify_csr(&csr(&rcgen::PKCS_ECDSA_P256_SHA256))
+                .unwrap()
+                .algorithm,
+            KeyAlgorithm::EcdsaP256
+        );
+        assert_eq!(
+            verify_csr(&csr(&rcgen::PKCS_ECDSA_P384_SHA384))
+                .unwrap()
+                .algorithm,
+            KeyAlgorithm::EcdsaP384
+        );
+        assert_eq!(
+            verify_csr(&csr(&rcgen::PKCS_ED25519)).unwrap().algorithm,
+            KeyAlgorithm::Ed25519
+        );
     }
 
     #[test]
@@ -105,7 +143,12 @@ mod tests {
         assert!(verify_csr(&[]).is_err());
         let mut trailing = csr(&rcgen::PKCS_ED25519);
         trailing.push(0);
-        assert!(verify_csr(&trailing).unwrap_err().to_string().contains("trailing"));
+        assert!(
+            verify_csr(&trailing)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
         assert!(verify_csr(&vec![0x30; MAX_CSR_BYTES + 1]).is_err());
     }
 }

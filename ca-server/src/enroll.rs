@@ -11,17 +11,18 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use trustca_model::{
-    CertificateKind, Credential, DeviceIdentity, Evidence, EvidenceItem, PolicySet, SectorName, TrustLevelExtension,
-    validate_firmware_version,
+    CertificateKind, Credential, DeviceIdentity, Evidence, EvidenceItem, PolicySet, SectorName,
+    TrustLevelExtension, validate_firmware_version,
 };
 use trustca_store::{
-    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, Storage, StoreError,
+    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, Storage,
+    StoreError,
 };
 
+use crate::CaError;
 use crate::csr::verify_csr;
 use crate::hierarchy::CaHierarchy;
 use crate::issuer::{self};
-use crate::CaError;
 
 /// The device attributes of a request.
 #[derive(Debug, Clone, Default)]
@@ -87,10 +88,6 @@ impl std::fmt::Debug for EnrollmentEngine {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `kind:name` of a caller, as recorded in history and audit entries.
 pub fn actor(caller: &Credential) -> String {
     format!("{}:{}", caller.kind.as_str(), caller.name)
@@ -104,7 +101,12 @@ impl EnrollmentEngine {
         storage: Arc<dyn Storage>,
         committer: GroupCommitter,
     ) -> Self {
-        Self { policies, hierarchy, storage, committer }
+        Self {
+            policies,
+            hierarchy,
+            storage,
+            committer,
+        }
     }
 
     /// Records role credentials issued offline (`ca/credentials/`) that the
@@ -112,12 +114,16 @@ impl EnrollmentEngine {
     pub async fn record_offline_credentials(&self) -> Result<usize, CaError> {
         let mut batch = Vec::new();
         for der in self.hierarchy.issued_credentials()? {
-            let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { continue };
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+                continue;
+            };
             let serial = cert.raw_serial().to_vec();
             if self.storage.certificate(&serial)?.is_some() {
                 continue;
             }
-            let Ok(Some(ext)) = trustca_model::trust_extension(&cert) else { continue };
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert) else {
+                continue;
+            };
             let name = cert
                 .subject()
                 .iter_organization()
@@ -129,7 +135,11 @@ impl EnrollmentEngine {
                 "{{\"kind\":\"{}\",\"name\":\"{}\",\"sectors\":[{}]}}",
                 ext.kind.as_str(),
                 name,
-                ext.authorized_sectors.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")
+                ext.authorized_sectors
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             batch.push(Issuance {
                 certificate: CertificateRecord {
@@ -158,7 +168,12 @@ impl EnrollmentEngine {
         Ok(n)
     }
 
-    fn prepare(&self, caller: &Credential, req: &EnrollmentRequest, now: OffsetDateTime) -> Result<Prepared, CaError> {
+    fn prepare(
+        &self,
+        caller: &Credential,
+        req: &EnrollmentRequest,
+        now: OffsetDateTime,
+    ) -> Result<Prepared, CaError> {
         if caller.kind != CertificateKind::Manufacturer {
             return Err(CaError::PermissionDenied(format!(
                 "only manufacturer credentials may enroll devices; the caller holds a {} certificate",
@@ -176,7 +191,12 @@ impl EnrollmentEngine {
                 "manufacturer {} is not authorized for sector {} (authorized: {})",
                 caller.name,
                 sector,
-                caller.sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                caller
+                    .sectors
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let identity = DeviceIdentity::new(sector.clone(), &d.manufacturer, &d.model, &d.serial)?;
@@ -190,7 +210,11 @@ impl EnrollmentEngine {
         let evidence = Evidence::parse(&req.evidence)?;
         let decision = policy.evaluate(&evidence, now)?;
         let csr = verify_csr(&req.csr_der)?;
-        if !policy.certificate.device_key_algorithms.contains(&csr.algorithm) {
+        if !policy
+            .certificate
+            .device_key_algorithms
+            .contains(&csr.algorithm)
+        {
             return Err(CaError::KeyAlgorithmNotAllowed {
                 algorithm: csr.algorithm.as_str().into(),
                 sector: sector.to_string(),
@@ -229,7 +253,7 @@ impl EnrollmentEngine {
         let spki = CaHierarchy::spki_of(&csr.spki_der)?;
         let der = ca.sign(&params, &spki)?;
         let not_after = params.not_after;
-        let serial_hex = hex(&serial);
+        let serial_hex = trustca_model::hexfmt::encode(&serial);
         let detail = format!(
             "{{\"identity\":\"{}\",\"level\":{},\"policy\":\"{}\",\"firmware\":\"{}\",\"renewal\":{}}}",
             identity.urn(),
@@ -264,7 +288,11 @@ impl EnrollmentEngine {
             }),
             renewal: req.renewal,
             actor: actor(caller),
-            audit_kind: if req.renewal { "certificate.renewed".into() } else { "certificate.issued".into() },
+            audit_kind: if req.renewal {
+                "certificate.renewed".into()
+            } else {
+                "certificate.issued".into()
+            },
             audit_detail: detail,
         };
         Ok(Prepared {
@@ -289,7 +317,10 @@ impl EnrollmentEngine {
         requests: Vec<EnrollmentRequest>,
     ) -> Vec<Result<EnrollmentOutcome, CaError>> {
         let now = OffsetDateTime::now_utc();
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
         let n = requests.len();
         let requests = Arc::new(requests);
         let per = n.div_ceil(workers).max(1);
@@ -300,7 +331,10 @@ impl EnrollmentEngine {
             let requests = Arc::clone(&requests);
             let end = (start + per).min(n);
             handles.push(tokio::task::spawn_blocking(move || {
-                requests[start..end].iter().map(|r| engine.prepare(&caller, r, now)).collect::<Vec<_>>()
+                requests[start..end]
+                    .iter()
+                    .map(|r| engine.prepare(&caller, r, now))
+                    .collect::<Vec<_>>()
             }));
         }
         let mut prepared: Vec<Result<Prepared, CaError>> = Vec::with_capacity(n);
@@ -308,7 +342,9 @@ impl EnrollmentEngine {
             match h.await {
                 Ok(v) => prepared.extend(v),
                 Err(e) => {
-                    return (0..n).map(|_| Err(CaError::Signing(format!("worker failed: {e}")))).collect();
+                    return (0..n)
+                        .map(|_| Err(CaError::Signing(format!("worker failed: {e}"))))
+                        .collect();
                 }
             }
         }
@@ -322,7 +358,8 @@ impl EnrollmentEngine {
         requests: &[EnrollmentRequest],
         now: OffsetDateTime,
     ) -> Vec<Result<EnrollmentOutcome, CaError>> {
-        let mut results: Vec<Option<Result<EnrollmentOutcome, CaError>>> = Vec::with_capacity(prepared.len());
+        let mut results: Vec<Option<Result<EnrollmentOutcome, CaError>>> =
+            Vec::with_capacity(prepared.len());
         let mut batch = Vec::new();
         let mut slots = Vec::new();
         let mut outcomes = Vec::new();

@@ -67,7 +67,10 @@ pub enum CaError {
 
 impl CaError {
     pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
-        CaError::Io { path: path.to_path_buf(), message: e.to_string() }
+        CaError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -81,9 +84,9 @@ impl From<&CaError> for tonic::Code {
     fn from(e: &CaError) -> Self {
         use tonic::Code;
         match e {
-            CaError::InvalidCsr(_) | CaError::KeyAlgorithmNotAllowed { .. } | CaError::InvalidRequest(_) => {
-                Code::InvalidArgument
-            }
+            CaError::InvalidCsr(_)
+            | CaError::KeyAlgorithmNotAllowed { .. }
+            | CaError::InvalidRequest(_) => Code::InvalidArgument,
             CaError::Model(m) => match m {
                 ModelError::InvalidPolicy { .. } => Code::Internal,
                 _ => Code::InvalidArgument,

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use trustca_model::{CertificateKind, PolicySet, SectorName, TrustLevelExtension};
 
+use crate::CaError;
 use crate::issuer::{self, SigningCa};
 use crate::keystore::{Keystore, Passphrase, write_new};
-use crate::CaError;
 
 /// A credential (role certificate) just issued.
 #[derive(Debug)]
@@ -67,16 +67,28 @@ fn ca_dir(data: &Path) -> PathBuf {
 
 fn read_pem_der(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     let text = std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))?;
-    let items = pem::parse_many(&text).map_err(|_| CaError::Keystore(format!("{} is not PEM", path.display())))?;
-    Ok(items.into_iter().filter(|p| p.tag() == "CERTIFICATE").map(|p| p.into_contents()).collect())
+    let items = pem::parse_many(&text)
+        .map_err(|_| CaError::Keystore(format!("{} is not PEM", path.display())))?;
+    Ok(items
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .collect())
 }
 
 /// PEM of one or more DER certificates.
 pub fn certs_to_pem(ders: &[&[u8]]) -> String {
-    ders.iter().map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.to_vec()))).collect()
+    ders.iter()
+        .map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.to_vec())))
+        .collect()
 }
 
-fn sector_ext(sector: &SectorName, kind: CertificateKind, version: &str, authorized: Vec<SectorName>) -> TrustLevelExtension {
+fn sector_ext(
+    sector: &SectorName,
+    kind: CertificateKind,
+    version: &str,
+    authorized: Vec<SectorName>,
+) -> TrustLevelExtension {
     TrustLevelExtension {
         kind,
         sector: sector.clone(),
@@ -88,7 +100,8 @@ fn sector_ext(sector: &SectorName, kind: CertificateKind, version: &str, authori
 }
 
 fn not_after(der: &[u8]) -> Result<OffsetDateTime, CaError> {
-    let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|_| CaError::Signing("certificate does not parse".into()))?;
+    let (_, c) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| CaError::Signing("certificate does not parse".into()))?;
     Ok(c.validity().not_after.to_datetime())
 }
 
@@ -111,12 +124,21 @@ fn validate_name(name: &str) -> Result<(), CaError> {
 impl CaHierarchy {
     /// Creates the root (if absent), every missing sector CA and the TLS
     /// server certificate. Never overwrites an existing file.
-    pub fn init(data: &Path, policies: &PolicySet, passphrase: &Passphrase, server_names: &[String]) -> Result<InitReport, CaError> {
+    pub fn init(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+        server_names: &[String],
+    ) -> Result<InitReport, CaError> {
         let dir = ca_dir(data);
         let mut report = InitReport::default();
         let now = OffsetDateTime::now_utc();
         if !dir.join("root.pem").exists() {
-            if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
+            if dir.exists()
+                && std::fs::read_dir(&dir)
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            {
                 return Err(CaError::AlreadyInitialized(dir));
             }
             // Build in a scratch directory and rename, so a crash never
@@ -128,7 +150,12 @@ impl CaHierarchy {
             let ks = Keystore::create(&scratch, passphrase)?;
             let pki = &policies.pki;
             let key = issuer::generate_key(pki.root.key_algorithm)?;
-            let params = issuer::root_params(&pki.root.common_name, &pki.root.organization, pki.root.validity_days, now)?;
+            let params = issuer::root_params(
+                &pki.root.common_name,
+                &pki.root.organization,
+                pki.root.validity_days,
+                now,
+            )?;
             let root = params.self_signed(&key)?;
             ks.store("root", &key.serialize_der())?;
             write_new(&scratch.join("root.pem"), root.pem().as_bytes())?;
@@ -186,7 +213,8 @@ impl CaHierarchy {
         now: OffsetDateTime,
     ) -> Result<(), CaError> {
         let mut dns = vec!["localhost".to_owned()];
-        let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        let mut ips: Vec<IpAddr> =
+            vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
         for n in server_names {
             match n.parse::<IpAddr>() {
                 Ok(ip) if !ips.contains(&ip) => ips.push(ip),
@@ -196,7 +224,12 @@ impl CaHierarchy {
             }
         }
         let trustca = SectorName::new("trustca")?;
-        let version = policies.sectors.values().next().map(|p| p.version.clone()).unwrap_or_else(|| "1".into());
+        let version = policies
+            .sectors
+            .values()
+            .next()
+            .map(|p| p.version.clone())
+            .unwrap_or_else(|| "1".into());
         let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![]);
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
         let params = issuer::service_params(
@@ -214,13 +247,20 @@ impl CaHierarchy {
         let _ = std::fs::remove_file(dir.join("server.pem"));
         let _ = std::fs::remove_file(dir.join("server.key"));
         keystore.store("server", &key.serialize_der())?;
-        write_new(&dir.join("server.pem"), certs_to_pem(&[&der, &root.cert_der]).as_bytes())?;
+        write_new(
+            &dir.join("server.pem"),
+            certs_to_pem(&[&der, &root.cert_der]).as_bytes(),
+        )?;
         Ok(())
     }
 
     /// Loads the hierarchy for serving. Renews the TLS server certificate
     /// (with the root key) when it is within 30 days of expiry.
-    pub fn open(data: &Path, policies: &PolicySet, passphrase: &Passphrase) -> Result<Self, CaError> {
+    pub fn open(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+    ) -> Result<Self, CaError> {
         let dir = ca_dir(data);
         if !dir.join("root.pem").exists() {
             return Err(CaError::NotInitialized(data.to_path_buf()));
@@ -240,13 +280,23 @@ impl CaHierarchy {
                     data.display()
                 )));
             }
-            let der = read_pem_der(&path)?.into_iter().next().ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
-            sectors.insert(sector.clone(), SigningCa::new(der, &keystore.load(sector.as_str())?)?);
+            let der = read_pem_der(&path)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
+            sectors.insert(
+                sector.clone(),
+                SigningCa::new(der, &keystore.load(sector.as_str())?)?,
+            );
         }
         let now = OffsetDateTime::now_utc();
         let server_path = dir.join("server.pem");
         let needs_server = match read_pem_der(&server_path) {
-            Ok(chain) => chain.first().map(|d| not_after(d)).transpose()?.is_none_or(|na| na - now < time::Duration::days(30)),
+            Ok(chain) => chain
+                .first()
+                .map(|d| not_after(d))
+                .transpose()?
+                .is_none_or(|na| na - now < time::Duration::days(30)),
             Err(_) => true,
         };
         if needs_server {
@@ -256,7 +306,14 @@ impl CaHierarchy {
         }
         let server_chain = read_pem_der(&server_path)?;
         let server_key = keystore.load("server")?;
-        Ok(Self { dir, keystore, root_der, sectors, server_chain, server_key })
+        Ok(Self {
+            dir,
+            keystore,
+            root_der,
+            sectors,
+            server_chain,
+            server_key,
+        })
     }
 
     /// The TLS server key, PKCS#8 DER. Handle with care; never log it.
@@ -266,9 +323,9 @@ impl CaHierarchy {
 
     /// The sub-CA of `sector`.
     pub fn sector(&self, sector: &SectorName) -> Result<&SigningCa, CaError> {
-        self.sectors
-            .get(sector)
-            .ok_or_else(|| CaError::Model(trustca_model::ModelError::UnknownSector(sector.to_string())))
+        self.sectors.get(sector).ok_or_else(|| {
+            CaError::Model(trustca_model::ModelError::UnknownSector(sector.to_string()))
+        })
     }
 
     /// Issues a role credential (manufacturer, operator, auditor, gateway)
@@ -283,10 +340,16 @@ impl CaHierarchy {
         sectors: &[SectorName],
     ) -> Result<IssuedCredential, CaError> {
         validate_name(name)?;
-        if kind.is_device() || matches!(kind, CertificateKind::SectorCa | CertificateKind::Service) {
-            return Err(CaError::InvalidRequest(format!("{} is not a role credential", kind.as_str())));
+        if kind.is_device() || matches!(kind, CertificateKind::SectorCa | CertificateKind::Service)
+        {
+            return Err(CaError::InvalidRequest(format!(
+                "{} is not a role credential",
+                kind.as_str()
+            )));
         }
-        let first = sectors.first().ok_or_else(|| CaError::InvalidRequest("at least one sector is required".into()))?;
+        let first = sectors
+            .first()
+            .ok_or_else(|| CaError::InvalidRequest("at least one sector is required".into()))?;
         let mut unique = Vec::new();
         for s in sectors {
             policies.sector(s.as_str())?;
@@ -311,15 +374,27 @@ impl CaHierarchy {
         let der = ca.sign(&params, &key)?;
         let serial_hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
         let chain_pem = certs_to_pem(&[&der, &ca.cert_der]);
-        write_new(&self.dir.join("credentials").join(format!("{serial_hex}.pem")), certs_to_pem(&[&der]).as_bytes())?;
-        Ok(IssuedCredential { chain_pem, key_pem: key.serialize_pem(), serial: serial_hex })
+        write_new(
+            &self
+                .dir
+                .join("credentials")
+                .join(format!("{serial_hex}.pem")),
+            certs_to_pem(&[&der]).as_bytes(),
+        )?;
+        Ok(IssuedCredential {
+            chain_pem,
+            key_pem: key.serialize_pem(),
+            serial: serial_hex,
+        })
     }
 
     /// Certificates in `ca/credentials/`, DER, for recording in the store.
     pub fn issued_credentials(&self) -> Result<Vec<Vec<u8>>, CaError> {
         let dir = self.dir.join("credentials");
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(out) };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
         for e in entries.flatten() {
             if e.path().extension().is_some_and(|x| x == "pem") {
                 out.extend(read_pem_der(&e.path())?);
@@ -339,4 +414,3 @@ impl CaHierarchy {
             .map_err(|e| CaError::InvalidCsr(format!("public key not usable: {e}")))
     }
 }
-

@@ -12,9 +12,9 @@
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData, SanType, SerialNumber,
-    SignatureAlgorithm, SigningKey,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm, SigningKey,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
@@ -78,23 +78,34 @@ pub struct SigningCa {
 
 impl std::fmt::Debug for SigningCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningCa").field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("SigningCa")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
 impl SigningCa {
     /// Builds a signing CA from its certificate and PKCS#8 key.
     pub fn new(cert_der: Vec<u8>, pkcs8: &[u8]) -> Result<Self, CaError> {
-        let key = KeyPair::try_from(pkcs8).map_err(|e| CaError::Keystore(format!("CA key does not load: {e}")))?;
+        let key = KeyPair::try_from(pkcs8)
+            .map_err(|e| CaError::Keystore(format!("CA key does not load: {e}")))?;
         let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), OidPatchingKey(key))?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|_| CaError::Signing("CA certificate does not parse".into()))?;
         let not_after = parsed.validity().not_after.to_datetime();
-        Ok(Self { cert_der, issuer, not_after })
+        Ok(Self {
+            cert_der,
+            issuer,
+            not_after,
+        })
     }
 
     /// Signs `params` for `subject_key`, returning the final DER.
-    pub(crate) fn sign(&self, params: &CertificateParams, subject_key: &impl PublicKeyData) -> Result<Vec<u8>, CaError> {
+    pub(crate) fn sign(
+        &self,
+        params: &CertificateParams,
+        subject_key: &impl PublicKeyData,
+    ) -> Result<Vec<u8>, CaError> {
         let cert = params.signed_by(subject_key, &self.issuer)?;
         let mut der = cert.der().to_vec();
         patch_oid(&mut der);
@@ -121,13 +132,18 @@ pub fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, CaError> {
 /// leaving 126 random bits.
 pub fn random_serial() -> Result<[u8; 16], CaError> {
     let mut s = [0u8; 16];
-    SystemRandom::new().fill(&mut s).map_err(|_| CaError::Signing("no randomness".into()))?;
+    SystemRandom::new()
+        .fill(&mut s)
+        .map_err(|_| CaError::Signing("no randomness".into()))?;
     s[0] = (s[0] & 0x7f) | 0x40;
     Ok(s)
 }
 
 fn trust_extension(ext: &TrustLevelExtension) -> Result<CustomExtension, CaError> {
-    Ok(CustomExtension::from_oid_content(&PLACEHOLDER_OID_ARCS, ext.to_der()?))
+    Ok(CustomExtension::from_oid_content(
+        &PLACEHOLDER_OID_ARCS,
+        ext.to_der()?,
+    ))
 }
 
 fn base_params(
@@ -154,7 +170,12 @@ fn base_params(
 }
 
 /// Parameters of the self-signed root.
-pub fn root_params(common_name: &str, organization: &str, validity_days: u32, now: OffsetDateTime) -> Result<CertificateParams, CaError> {
+pub fn root_params(
+    common_name: &str,
+    organization: &str,
+    validity_days: u32,
+    now: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, organization);
     dn.push(DnType::CommonName, common_name);
@@ -178,12 +199,18 @@ pub fn sector_ca_params(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, organization);
     dn.push(DnType::OrganizationalUnitName, ext.sector.as_str());
-    dn.push(DnType::CommonName, format!("trustca {} Sector CA", ext.sector));
+    dn.push(
+        DnType::CommonName,
+        format!("trustca {} Sector CA", ext.sector),
+    );
     let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![GeneralSubtree::DnsName(format!("{}.{}", ext.sector, trust_domain))],
+        permitted_subtrees: vec![GeneralSubtree::DnsName(format!(
+            "{}.{}",
+            ext.sector, trust_domain
+        ))],
         excluded_subtrees: vec![],
     });
     p.custom_extensions.push(trust_extension(ext)?);
@@ -204,15 +231,24 @@ pub fn device_params(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, identity.manufacturer.as_str());
     dn.push(DnType::OrganizationalUnitName, identity.sector.as_str());
-    dn.push(DnType::CommonName, format!("{} {}", identity.model, identity.serial));
-    dn.push(DnType::CustomDnType(vec![2, 5, 4, 5]), identity.serial.as_str());
+    dn.push(
+        DnType::CommonName,
+        format!("{} {}", identity.model, identity.serial),
+    );
+    dn.push(
+        DnType::CustomDnType(vec![2, 5, 4, 5]),
+        identity.serial.as_str(),
+    );
     let mut p = base_params(dn, serial, now, validity_days, Some(cap));
     p.subject_alt_names = vec![
         SanType::URI(identity.urn().try_into()?),
         SanType::DnsName(identity.dns_name(trust_domain).try_into()?),
     ];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth, ExtendedKeyUsagePurpose::ServerAuth];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
     p.custom_extensions.push(trust_extension(ext)?);
     Ok(p)
 }
@@ -236,7 +272,14 @@ pub fn credential_params(
     let mut p = base_params(dn, serial, now, validity_days, Some(cap));
     p.subject_alt_names = vec![
         SanType::URI(format!("urn:trustca:{role}:{name}").try_into()?),
-        SanType::DnsName(format!("{}.{role}.{}.{trust_domain}", name.to_ascii_lowercase(), ext.sector).try_into()?),
+        SanType::DnsName(
+            format!(
+                "{}.{role}.{}.{trust_domain}",
+                name.to_ascii_lowercase(),
+                ext.sector
+            )
+            .try_into()?,
+        ),
     ];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -260,13 +303,17 @@ pub fn service_params(
     dn.push(DnType::CommonName, common_name);
     let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
     for d in dns_names {
-        p.subject_alt_names.push(SanType::DnsName(d.clone().try_into()?));
+        p.subject_alt_names
+            .push(SanType::DnsName(d.clone().try_into()?));
     }
     for ip in ips {
         p.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     p.custom_extensions.push(trust_extension(ext)?);
     Ok(p)
 }

@@ -27,7 +27,11 @@ pub struct Passphrase(Vec<u8>);
 impl Passphrase {
     /// Wraps a passphrase, refusing one shorter than 8 bytes.
     pub fn new(bytes: Vec<u8>) -> Result<Self, CaError> {
-        let trimmed_len = bytes.iter().rev().skip_while(|b| **b == b'\n' || **b == b'\r').count();
+        let trimmed_len = bytes
+            .iter()
+            .rev()
+            .skip_while(|b| **b == b'\n' || **b == b'\r')
+            .count();
         let mut bytes = bytes;
         bytes.truncate(trimmed_len);
         if bytes.len() < MIN_PASSPHRASE {
@@ -62,35 +66,41 @@ pub struct Keystore {
 
 impl fmt::Debug for Keystore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keystore").field("dir", &self.dir).field("key", &"<redacted>").finish()
+        f.debug_struct("Keystore")
+            .field("dir", &self.dir)
+            .field("key", &"<redacted>")
+            .finish()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len() / 2).map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
 fn derive(passphrase: &Passphrase, salt: &[u8], iterations: u32) -> Result<LessSafeKey, CaError> {
     let mut key = [0u8; 32];
-    let iterations = NonZeroU32::new(iterations).ok_or_else(|| CaError::Keystore("zero iterations".into()))?;
-    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, &passphrase.0, &mut key);
-    let unbound = UnboundKey::new(&AES_256_GCM, &key).map_err(|_| CaError::Keystore("bad key length".into()))?;
+    let iterations =
+        NonZeroU32::new(iterations).ok_or_else(|| CaError::Keystore("zero iterations".into()))?;
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        &passphrase.0,
+        &mut key,
+    );
+    let unbound = UnboundKey::new(&AES_256_GCM, &key)
+        .map_err(|_| CaError::Keystore("bad key length".into()))?;
     Ok(LessSafeKey::new(unbound))
 }
 
 fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CaError> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| CaError::Keystore("no randomness".into()))?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| CaError::Keystore("no randomness".into()))?;
     let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| CaError::Keystore("encryption failed".into()))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| CaError::Keystore("encryption failed".into()))?;
     let mut out = Vec::with_capacity(4 + NONCE_LEN + buf.len());
     out.extend_from_slice(KEY_MAGIC);
     out.extend_from_slice(&nonce);
@@ -116,18 +126,23 @@ impl Keystore {
             return Err(CaError::AlreadyInitialized(dir.to_path_buf()));
         }
         let mut salt = [0u8; 16];
-        SystemRandom::new().fill(&mut salt).map_err(|_| CaError::Keystore("no randomness".into()))?;
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| CaError::Keystore("no randomness".into()))?;
         let key = derive(passphrase, &salt, PBKDF2_ITERATIONS)?;
         let check = seal(&key, b"check", CHECK_PLAINTEXT)?;
         let meta = KeystoreMeta {
             kdf: "pbkdf2-hmac-sha256".into(),
             iterations: PBKDF2_ITERATIONS,
-            salt: hex(&salt),
-            check: hex(&check),
+            salt: trustca_model::hexfmt::encode(&salt),
+            check: trustca_model::hexfmt::encode(&check),
         };
         let text = toml::to_string(&meta).map_err(|e| CaError::Keystore(e.to_string()))?;
         write_new(&meta_path, text.as_bytes())?;
-        Ok(Self { dir: dir.to_path_buf(), key })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key,
+        })
     }
 
     /// Opens the keystore in `dir`; a wrong passphrase is a clear error.
@@ -139,12 +154,19 @@ impl Keystore {
         if meta.kdf != "pbkdf2-hmac-sha256" {
             return Err(CaError::Keystore(format!("unsupported kdf {}", meta.kdf)));
         }
-        let salt = unhex(&meta.salt).ok_or_else(|| CaError::Keystore("bad salt".into()))?;
+        let salt = trustca_model::hexfmt::decode(&meta.salt)
+            .ok_or_else(|| CaError::Keystore("bad salt".into()))?;
         let key = derive(passphrase, &salt, meta.iterations)?;
-        let check = unhex(&meta.check).ok_or_else(|| CaError::Keystore("bad check value".into()))?;
+        let check = trustca_model::hexfmt::decode(&meta.check)
+            .ok_or_else(|| CaError::Keystore("bad check value".into()))?;
         match open(&key, b"check", &check) {
-            Some(p) if p == CHECK_PLAINTEXT => Ok(Self { dir: dir.to_path_buf(), key }),
-            _ => Err(CaError::Passphrase("wrong passphrase for this data directory".into())),
+            Some(p) if p == CHECK_PLAINTEXT => Ok(Self {
+                dir: dir.to_path_buf(),
+                key,
+            }),
+            _ => Err(CaError::Passphrase(
+                "wrong passphrase for this data directory".into(),
+            )),
         }
     }
 
@@ -163,12 +185,20 @@ impl Keystore {
     pub fn load(&self, name: &str) -> Result<Vec<u8>, CaError> {
         let path = self.path(name);
         let text = std::fs::read_to_string(&path).map_err(|e| CaError::io(&path, e))?;
-        let parsed = pem::parse(&text).map_err(|_| CaError::Keystore(format!("{} is not PEM", path.display())))?;
+        let parsed = pem::parse(&text)
+            .map_err(|_| CaError::Keystore(format!("{} is not PEM", path.display())))?;
         if parsed.tag() != PEM_TAG {
-            return Err(CaError::Keystore(format!("{} is not an encrypted trustca key", path.display())));
+            return Err(CaError::Keystore(format!(
+                "{} is not an encrypted trustca key",
+                path.display()
+            )));
         }
-        open(&self.key, name.as_bytes(), parsed.contents())
-            .ok_or_else(|| CaError::Keystore(format!("{} does not decrypt (corrupt or swapped file)", path.display())))
+        open(&self.key, name.as_bytes(), parsed.contents()).ok_or_else(|| {
+            CaError::Keystore(format!(
+                "{} does not decrypt (corrupt or swapped file)",
+                path.display()
+            ))
+        })
     }
 
     /// Whether `<name>.key` exists.
@@ -207,9 +237,16 @@ mod tests {
         assert!(ks.store("root", b"other").is_err(), "must never overwrite");
         let text = std::fs::read_to_string(dir.path().join("root.key")).unwrap();
         assert!(!text.contains("secret"));
-        let ks2 = Keystore::open(dir.path(), &Passphrase::new(b"correct horse battery".to_vec()).unwrap()).unwrap();
+        let ks2 = Keystore::open(
+            dir.path(),
+            &Passphrase::new(b"correct horse battery".to_vec()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(ks2.load("root").unwrap(), b"secret pkcs8");
-        let wrong = Keystore::open(dir.path(), &Passphrase::new(b"wrong horse battery".to_vec()).unwrap());
+        let wrong = Keystore::open(
+            dir.path(),
+            &Passphrase::new(b"wrong horse battery".to_vec()).unwrap(),
+        );
         assert!(matches!(wrong, Err(CaError::Passphrase(_))));
         assert!(format!("{pass:?}").contains("redacted"));
         assert!(Passphrase::new(b"short".to_vec()).is_err());
@@ -222,6 +259,9 @@ mod tests {
         let ks = Keystore::create(dir.path(), &pass).unwrap();
         ks.store("a", b"key a").unwrap();
         std::fs::copy(dir.path().join("a.key"), dir.path().join("b.key")).unwrap();
-        assert!(ks.load("b").is_err(), "a key file renamed must not load as another key");
+        assert!(
+            ks.load("b").is_err(),
+            "a key file renamed must not load as another key"
+        );
     }
 }

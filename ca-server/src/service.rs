@@ -12,8 +12,8 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
 use trustca_store::Storage;
 
-use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest};
 use crate::CaError;
+use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest};
 
 /// Items one `EnrollBatch` stream may carry.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
@@ -42,9 +42,7 @@ pub fn authenticate<T>(req: &Request<T>, storage: &dyn Storage) -> Result<Arc<Cr
         .get::<AuthenticatedPeer>()
         .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
     let cred = peer.credential.clone().map_err(Status::unauthenticated)?;
-    let serial: Vec<u8> = (0..cred.serial.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&cred.serial[2 * i..2 * i + 2], 16).ok())
-        .collect();
+    let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
     match storage.certificate(&serial) {
         Ok(Some(rec)) if matches!(rec.status, trustca_store::CertificateStatus::Revoked { .. }) => {
             Err(Status::unauthenticated("client certificate is revoked"))
@@ -68,7 +66,12 @@ fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
         evidence: msg
             .evidence
             .into_iter()
-            .map(|e| EvidenceItem { kind: e.r#type, scheme: e.scheme, value: e.value, evaluated_at: e.evaluated_at })
+            .map(|e| EvidenceItem {
+                kind: e.r#type,
+                scheme: e.scheme,
+                value: e.value,
+                evaluated_at: e.evaluated_at,
+            })
             .collect(),
         renewal: msg.renewal,
     }
@@ -113,17 +116,25 @@ fn log_outcome(caller: &Credential, sector: &str, result: &Result<EnrollmentOutc
 
 #[tonic::async_trait]
 impl Enrollment for EnrollmentService {
-    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
         let caller = authenticate(&request, self.storage.as_ref())?;
         let req = to_request(request.into_inner());
         let sector = req.device.sector.clone();
         let mut results = self.engine.enroll_many(&caller, vec![req]).await;
-        let result = results.pop().unwrap_or_else(|| Err(CaError::Signing("no result".into())));
+        let result = results
+            .pop()
+            .unwrap_or_else(|| Err(CaError::Signing("no result".into())));
         log_outcome(&caller, &sector, &result);
-        result.map(|o| Response::new(to_response(o))).map_err(Status::from)
+        result
+            .map(|o| Response::new(to_response(o)))
+            .map_err(Status::from)
     }
 
-    type EnrollBatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::EnrollBatchResult, Status>>;
+    type EnrollBatchStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::EnrollBatchResult, Status>>;
 
     async fn enroll_batch(
         &self,
@@ -186,7 +197,9 @@ impl Enrollment for EnrollmentService {
                 if reqs.is_empty() {
                     continue;
                 }
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
                 let engine = Arc::clone(&engine);
                 let caller = Arc::clone(&caller);
                 let tx = tx.clone();
@@ -198,7 +211,12 @@ impl Enrollment for EnrollmentService {
                         let msg = match r {
                             Ok(o) => {
                                 counts.0 += 1;
-                                pb::EnrollBatchResult { id, outcome: Some(pb::enroll_batch_result::Outcome::Certificate(to_response(o))) }
+                                pb::EnrollBatchResult {
+                                    id,
+                                    outcome: Some(pb::enroll_batch_result::Outcome::Certificate(
+                                        to_response(o),
+                                    )),
+                                }
                             }
                             Err(e) => {
                                 counts.1 += 1;
@@ -230,7 +248,9 @@ impl Enrollment for EnrollmentService {
                 outcome = "done"
             );
         });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn get_ca_certificates(
@@ -240,7 +260,11 @@ impl Enrollment for EnrollmentService {
         let h = self.engine.hierarchy();
         Ok(Response::new(pb::GetCaCertificatesResponse {
             root_der: h.root_der.clone(),
-            sector_ca_der: h.sectors.iter().map(|(s, ca)| (s.to_string(), ca.cert_der.clone())).collect(),
+            sector_ca_der: h
+                .sectors
+                .iter()
+                .map(|(s, ca)| (s.to_string(), ca.cert_der.clone()))
+                .collect(),
         }))
     }
 }
@@ -248,6 +272,9 @@ impl Enrollment for EnrollmentService {
 fn failure(id: u64, code: tonic::Code, message: String) -> pb::EnrollBatchResult {
     pb::EnrollBatchResult {
         id,
-        outcome: Some(pb::enroll_batch_result::Outcome::Error(pb::Failure { code: code as i32, message })),
+        outcome: Some(pb::enroll_batch_result::Outcome::Error(pb::Failure {
+            code: code as i32,
+            message,
+        })),
     }
 }

@@ -18,7 +18,8 @@ pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     if bytes.first() == Some(&0x30) {
         return Ok(vec![bytes]);
     }
-    let text = String::from_utf8(bytes).map_err(|_| anyhow!("{} is neither PEM nor DER", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow!("{} is neither PEM nor DER", path.display()))?;
     let certs: Vec<Vec<u8>> = pem::parse_many(&text)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?
         .into_iter()
@@ -35,13 +36,10 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Parses one certificate, with a clear error.
 pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
-    let (rest, cert) = X509Certificate::from_der(der).map_err(|_| anyhow!("not an X.509 certificate"))?;
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|_| anyhow!("not an X.509 certificate"))?;
     if !rest.is_empty() {
         bail!("trailing bytes after the certificate");
     }
@@ -49,7 +47,9 @@ pub fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
 }
 
 fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
-    let Ok(Some(san)) = cert.subject_alternative_name() else { return vec![] };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return vec![];
+    };
     san.value
         .general_names
         .iter()
@@ -94,13 +94,13 @@ pub fn inspect(der: &[u8]) -> Result<Value> {
     Ok(json!({
         "subject": cert.subject().to_string(),
         "issuer": cert.issuer().to_string(),
-        "serial": hex(cert.raw_serial()),
+        "serial": trustca_model::hexfmt::encode(cert.raw_serial()),
         "not_before": rfc3339(cert.validity().not_before.to_datetime()),
         "not_after": rfc3339(cert.validity().not_after.to_datetime()),
         "san": sans(&cert),
         "is_ca": cert.is_ca(),
         "public_key_algorithm": cert.public_key().algorithm.algorithm.to_id_string(),
-        "sha256_fingerprint": hex(fp.as_ref()),
+        "sha256_fingerprint": trustca_model::hexfmt::encode(fp.as_ref()),
         "trust_level": ext.as_ref().map(extension_json),
     }))
 }
@@ -112,18 +112,32 @@ pub fn inspect_text(v: &Value) -> String {
     out.push_str(&format!("Subject:      {}\n", s("subject")));
     out.push_str(&format!("Issuer:       {}\n", s("issuer")));
     out.push_str(&format!("Serial:       {}\n", s("serial")));
-    out.push_str(&format!("Valid:        {} .. {}\n", s("not_before"), s("not_after")));
+    out.push_str(&format!(
+        "Valid:        {} .. {}\n",
+        s("not_before"),
+        s("not_after")
+    ));
     if let Some(sans) = v["san"].as_array() {
         for (i, n) in sans.iter().enumerate() {
-            out.push_str(&format!("{:14}{}\n", if i == 0 { "SAN:" } else { "" }, n.as_str().unwrap_or("")));
+            out.push_str(&format!(
+                "{:14}{}\n",
+                if i == 0 { "SAN:" } else { "" },
+                n.as_str().unwrap_or("")
+            ));
         }
     }
-    out.push_str(&format!("CA:           {}\n", v["is_ca"].as_bool().unwrap_or(false)));
+    out.push_str(&format!(
+        "CA:           {}\n",
+        v["is_ca"].as_bool().unwrap_or(false)
+    ));
     out.push_str(&format!("SHA-256:      {}\n", s("sha256_fingerprint")));
     match v["trust_level"].as_object() {
         None => out.push_str("Trust level:  (no trustca trust-level extension)\n"),
         Some(t) => {
-            let level = t["level"].as_u64().map(|l| format!("Lv.{l}")).unwrap_or_else(|| "-".into());
+            let level = t["level"]
+                .as_u64()
+                .map(|l| format!("Lv.{l}"))
+                .unwrap_or_else(|| "-".into());
             out.push_str(&format!(
                 "Trust level:  {level}  kind={}  sector={}  policy={}\n",
                 t["kind"].as_str().unwrap_or(""),
@@ -169,22 +183,39 @@ pub fn verify(chain: &[Vec<u8>], root: &[u8], now: OffsetDateTime) -> Result<Ver
         bail!("certificate expired on {}", rfc3339(not_after));
     }
     if now < validity.not_before.to_datetime() {
-        bail!("certificate is not valid before {}", rfc3339(validity.not_before.to_datetime()));
+        bail!(
+            "certificate is not valid before {}",
+            rfc3339(validity.not_before.to_datetime())
+        );
     }
     let root_cd = CertificateDer::from(root.to_vec());
-    let anchor = webpki::anchor_from_trusted_cert(&root_cd).map_err(|e| anyhow!("root certificate unusable: {e}"))?;
-    let intermediates: Vec<CertificateDer<'static>> =
-        chain[1..].iter().map(|d| CertificateDer::from(d.clone())).collect();
+    let anchor = webpki::anchor_from_trusted_cert(&root_cd)
+        .map_err(|e| anyhow!("root certificate unusable: {e}"))?;
+    let intermediates: Vec<CertificateDer<'static>> = chain[1..]
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
     let leaf_cd = CertificateDer::from(leaf_der.clone());
-    let ee = webpki::EndEntityCert::try_from(&leaf_cd).map_err(|e| anyhow!("certificate unusable: {e}"))?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.unix_timestamp().max(0) as u64));
+    let ee = webpki::EndEntityCert::try_from(&leaf_cd)
+        .map_err(|e| anyhow!("certificate unusable: {e}"))?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        now.unix_timestamp().max(0) as u64,
+    ));
     let usage = if leaf_has_client_auth(&leaf) {
         webpki::KeyUsage::client_auth()
     } else {
         webpki::KeyUsage::server_auth()
     };
-    ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, &[anchor], &intermediates, time, usage, None, None)
-        .map_err(|e| anyhow!("chain does not verify to the root: {}", describe_webpki(&e)))?;
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        time,
+        usage,
+        None,
+        None,
+    )
+    .map_err(|e| anyhow!("chain does not verify to the root: {}", describe_webpki(&e)))?;
     let extension = trust_extension(&leaf)?;
     if let Some(ext) = &extension {
         let issuer = std::iter::once(root)
@@ -195,10 +226,14 @@ pub fn verify(chain: &[Vec<u8>], root: &[u8], now: OffsetDateTime) -> Result<Ver
         let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
         if issuer_is_root {
             if ext.kind != CertificateKind::Service {
-                bail!("wrong-sector chain: a {} certificate must be issued by a sector CA, not the root", ext.kind.as_str());
+                bail!(
+                    "wrong-sector chain: a {} certificate must be issued by a sector CA, not the root",
+                    ext.kind.as_str()
+                );
             }
         } else {
-            let issuer_ext = trust_extension(&issuer)?.context("issuer is not a trustca sector CA")?;
+            let issuer_ext =
+                trust_extension(&issuer)?.context("issuer is not a trustca sector CA")?;
             if issuer_ext.kind != CertificateKind::SectorCa {
                 bail!("issuer is not a trustca sector CA");
             }
@@ -211,7 +246,11 @@ pub fn verify(chain: &[Vec<u8>], root: &[u8], now: OffsetDateTime) -> Result<Ver
             }
         }
     }
-    Ok(Verified { subject: leaf.subject().to_string(), extension, not_after })
+    Ok(Verified {
+        subject: leaf.subject().to_string(),
+        extension,
+        not_after,
+    })
 }
 
 fn leaf_has_client_auth(cert: &X509Certificate<'_>) -> bool {
@@ -224,11 +263,17 @@ fn leaf_has_client_auth(cert: &X509Certificate<'_>) -> bool {
 fn describe_webpki(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
-        E::UnknownIssuer => "unknown issuer (no path to this root; wrong CA or missing sub-CA certificate)".into(),
-        E::NameConstraintViolation => "name constraint violated (the sub-CA may not issue this name)".into(),
+        E::UnknownIssuer => {
+            "unknown issuer (no path to this root; wrong CA or missing sub-CA certificate)".into()
+        }
+        E::NameConstraintViolation => {
+            "name constraint violated (the sub-CA may not issue this name)".into()
+        }
         E::CertExpired { .. } => "a certificate in the chain has expired".into(),
         E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
-        E::CaUsedAsEndEntity => "this is a CA certificate; give a device or credential certificate".into(),
+        E::CaUsedAsEndEntity => {
+            "this is a CA certificate; give a device or credential certificate".into()
+        }
         other => format!("{other:?}"),
     }
 }

@@ -24,7 +24,13 @@ use crate::server::{self, ServeOptions};
 #[command(name = "trustca", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "TRUSTCA_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TRUSTCA_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -49,11 +55,14 @@ pub struct PassphraseArgs {
 impl PassphraseArgs {
     fn load(&self) -> Result<Passphrase> {
         let bytes = if let Some(f) = &self.passphrase_file {
-            std::fs::read(f).with_context(|| format!("cannot read passphrase file {}", f.display()))?
+            std::fs::read(f)
+                .with_context(|| format!("cannot read passphrase file {}", f.display()))?
         } else if let Ok(p) = std::env::var("TRUSTCA_PASSPHRASE") {
             p.into_bytes()
         } else {
-            bail!("no passphrase: set TRUSTCA_PASSPHRASE or pass --passphrase-file (CA keys are never stored unencrypted)");
+            bail!(
+                "no passphrase: set TRUSTCA_PASSPHRASE or pass --passphrase-file (CA keys are never stored unencrypted)"
+            );
         };
         Ok(Passphrase::new(bytes)?)
     }
@@ -219,7 +228,11 @@ pub struct EnrollArgs {
     #[arg(long)]
     evidence: Option<PathBuf>,
     /// Use this CSR (PEM or DER); the key stays where it is.
-    #[arg(long, conflicts_with = "generate_key", required_unless_present = "generate_key")]
+    #[arg(
+        long,
+        conflicts_with = "generate_key",
+        required_unless_present = "generate_key"
+    )]
     csr: Option<PathBuf>,
     /// Generate the device key here (PEM, mode 0600) and a CSR for it.
     #[arg(long, value_name = "KEYOUT")]
@@ -245,7 +258,13 @@ fn print_json(v: &serde_json::Value) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Init { data, policies, server_names, pass, json } => {
+        Command::Init {
+            data,
+            policies,
+            server_names,
+            pass,
+            json,
+        } => {
             let passphrase = pass.load()?;
             let report = server::init(&data, policies.as_deref(), &passphrase, &server_names)?;
             if json {
@@ -258,23 +277,51 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 }));
             } else {
                 if report.created_root {
-                    println!("created root CA        {}", data.join("ca/root.pem").display());
+                    println!(
+                        "created root CA        {}",
+                        data.join("ca/root.pem").display()
+                    );
                 } else {
-                    println!("root CA exists         {} (left unchanged)", data.join("ca/root.pem").display());
+                    println!(
+                        "root CA exists         {} (left unchanged)",
+                        data.join("ca/root.pem").display()
+                    );
                 }
                 for s in &report.created_sectors {
-                    println!("created sector CA      {}", data.join(format!("ca/{s}.pem")).display());
+                    println!(
+                        "created sector CA      {}",
+                        data.join(format!("ca/{s}.pem")).display()
+                    );
                 }
                 for s in &report.existing_sectors {
-                    println!("sector CA exists       {} (left unchanged)", data.join(format!("ca/{s}.pem")).display());
+                    println!(
+                        "sector CA exists       {} (left unchanged)",
+                        data.join(format!("ca/{s}.pem")).display()
+                    );
                 }
-                println!("keys are encrypted under your passphrase in {}", data.join("ca").display());
+                println!(
+                    "keys are encrypted under your passphrase in {}",
+                    data.join("ca").display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { data, listen, policies, server_names, pass } => {
+        Command::Serve {
+            data,
+            listen,
+            policies,
+            server_names,
+            pass,
+        } => {
             let passphrase = pass.load()?;
-            let running = server::start(ServeOptions { data, listen, policies, passphrase, server_names }).await?;
+            let running = server::start(ServeOptions {
+                data,
+                listen,
+                policies,
+                passphrase,
+                server_names,
+            })
+            .await?;
             println!("listening on {}", running.addr);
             let addr = running.addr;
             tokio::select! {
@@ -300,7 +347,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { cert, root, chain, json } => {
+        Command::Verify {
+            cert,
+            root,
+            chain,
+            json,
+        } => {
             let mut certs = certinfo::read_certs(&cert)?;
             if let Some(c) = chain {
                 certs.extend(certinfo::read_certs(&c)?);
@@ -342,13 +394,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Policy { action: PolicyAction::Check { dir } } => {
+        Command::Policy {
+            action: PolicyAction::Check { dir },
+        } => {
             let files = policies::read_dir(&dir)?;
             let set = policies::parse(&files, &format!("{}/", dir.display()))?;
             println!(
                 "OK: {} sector(s): {}",
                 set.sectors.len(),
-                set.sectors.values().map(|s| format!("{} ({})", s.sector, s.version)).collect::<Vec<_>>().join(", ")
+                set.sectors
+                    .values()
+                    .map(|s| format!("{} ({})", s.sector, s.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -358,10 +416,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -374,7 +433,14 @@ async fn shutdown_signal() {
 }
 
 fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCode> {
-    let CredentialAction::Add { data, name, sector, out, pass, json } = action;
+    let CredentialAction::Add {
+        data,
+        name,
+        sector,
+        out,
+        pass,
+        json,
+    } = action;
     let passphrase = pass.load()?;
     let (_, set) = policies::resolve(None, Some(&data))?;
     let sectors: Vec<SectorName> = if sector.is_empty() {
@@ -383,11 +449,17 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
         }
         set.sectors.keys().cloned().collect()
     } else {
-        sector.iter().map(|s| set.sector(s.trim()).map(|p| p.sector.clone())).collect::<Result<_, _>>()?
+        sector
+            .iter()
+            .map(|s| set.sector(s.trim()).map(|p| p.sector.clone()))
+            .collect::<Result<_, _>>()?
     };
     let hierarchy = CaHierarchy::open(&data, &set, &passphrase)?;
     if out.join("cert.pem").exists() || out.join("key.pem").exists() {
-        bail!("{} already holds a credential; refusing to overwrite it", out.display());
+        bail!(
+            "{} already holds a credential; refusing to overwrite it",
+            out.display()
+        );
     }
     let issued = hierarchy.issue_credential(&set, kind, &name, &sectors)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -406,11 +478,18 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
         println!(
             "issued {} credential for {name} (sectors: {}), serial {}",
             kind.as_str(),
-            sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            sectors
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             issued.serial
         );
         println!("  {}", out.join("cert.pem").display());
-        println!("  {}  (private key: keep it safe)", out.join("key.pem").display());
+        println!(
+            "  {}  (private key: keep it safe)",
+            out.join("key.pem").display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -425,8 +504,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("cannot create {} (exists?)", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {} (exists?)", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -438,13 +520,23 @@ pub fn read_evidence(path: &Path) -> Result<Vec<EvidenceItem>> {
     struct File {
         evidence: Vec<EvidenceItem>,
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
-        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
-        let list = if v.is_array() { v } else { v.get("evidence").cloned().unwrap_or(serde_json::Value::Null) };
-        serde_json::from_value(list).with_context(|| format!("{}: expected a list of evidence items", path.display()))
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        let list = if v.is_array() {
+            v
+        } else {
+            v.get("evidence")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        };
+        serde_json::from_value(list)
+            .with_context(|| format!("{}: expected a list of evidence items", path.display()))
     } else {
-        let f: File = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        let f: File = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         Ok(f.evidence)
     }
 }
@@ -454,10 +546,15 @@ fn read_csr(path: &Path) -> Result<Vec<u8>> {
     if bytes.first() == Some(&0x30) {
         return Ok(bytes);
     }
-    let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: neither PEM nor DER", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: neither PEM nor DER", path.display()))?;
     let p = pem::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
-        bail!("{}: expected a CERTIFICATE REQUEST, found {}", path.display(), p.tag());
+        bail!(
+            "{}: expected a CERTIFICATE REQUEST, found {}",
+            path.display(),
+            p.tag()
+        );
     }
     Ok(p.into_contents())
 }
@@ -473,7 +570,9 @@ pub fn generate_key_and_csr(algorithm: &str, common_name: &str) -> Result<(Strin
     let key = rcgen::KeyPair::generate_for(alg)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.der().to_vec()))
 }
@@ -511,7 +610,12 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
         }),
         evidence: evidence
             .into_iter()
-            .map(|e| pb::EvidenceItem { r#type: e.kind, scheme: e.scheme, value: e.value, evaluated_at: e.evaluated_at })
+            .map(|e| pb::EvidenceItem {
+                r#type: e.kind,
+                scheme: e.scheme,
+                value: e.value,
+                evaluated_at: e.evaluated_at,
+            })
             .collect(),
         renewal: a.renew,
     };
@@ -524,7 +628,8 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
         write_private(&path, key_pem.as_bytes())?;
     }
     let chain: Vec<&[u8]> = resp.chain_der.iter().map(|d| d.as_slice()).collect();
-    std::fs::write(&a.out, trustca_ca::certs_to_pem(&chain)).with_context(|| format!("cannot write {}", a.out.display()))?;
+    std::fs::write(&a.out, trustca_ca::certs_to_pem(&chain))
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     if a.json {
         print_json(&json!({
             "identity": resp.identity,
@@ -535,7 +640,10 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
             "certificate": a.out,
         }));
     } else {
-        println!("enrolled {} at Lv.{} (policy {})", resp.identity, resp.level, resp.policy_version);
+        println!(
+            "enrolled {} at Lv.{} (policy {})",
+            resp.identity, resp.level, resp.policy_version
+        );
         println!("  serial    {}", resp.serial);
         println!("  valid to  {}", resp.not_after);
         println!("  chain     {}", a.out.display());

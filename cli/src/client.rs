@@ -22,7 +22,8 @@ impl ClientCredentials {
     /// Reads the three files.
     pub fn load(cert: &Path, key: &Path, root: &Path) -> Result<Self> {
         let read = |p: &Path, what: &str| {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {what} {}", p.display()))
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {what} {}", p.display()))
         };
         Ok(Self {
             cert_pem: read(cert, "identity certificate")?,
@@ -34,7 +35,11 @@ impl ClientCredentials {
 
 /// Normalises `host:port` or a URL to an `https://` URL and its host.
 pub fn server_url(server: &str) -> Result<(String, String)> {
-    let url = if server.contains("://") { server.to_owned() } else { format!("https://{server}") };
+    let url = if server.contains("://") {
+        server.to_owned()
+    } else {
+        format!("https://{server}")
+    };
     let Some(rest) = url.strip_prefix("https://") else {
         bail!("server {server:?}: only https:// (mutual TLS) is supported");
     };
@@ -42,7 +47,11 @@ pub fn server_url(server: &str) -> Result<(String, String)> {
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default().to_owned()
     } else {
-        authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority).to_owned()
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
+            .to_owned()
     };
     if host.is_empty() {
         bail!("server {server:?}: no host");
@@ -75,7 +84,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(server_url("127.0.0.1:7443").unwrap(), ("https://127.0.0.1:7443".into(), "127.0.0.1".into()));
+        assert_eq!(
+            server_url("127.0.0.1:7443").unwrap(),
+            ("https://127.0.0.1:7443".into(), "127.0.0.1".into())
+        );
         assert_eq!(server_url("https://ca.example:1").unwrap().1, "ca.example");
         assert_eq!(server_url("[::1]:7443").unwrap().1, "::1");
         assert!(server_url("http://x:1").is_err());

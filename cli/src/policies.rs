@@ -10,9 +10,18 @@ use trustca_model::PolicySet;
 /// The default policy files, embedded so a fresh machine needs no files.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("pki.toml", include_str!("../../policies/pki.toml")),
-    ("sectors/automotive.toml", include_str!("../../policies/sectors/automotive.toml")),
-    ("sectors/hems.toml", include_str!("../../policies/sectors/hems.toml")),
-    ("sectors/healthcare.toml", include_str!("../../policies/sectors/healthcare.toml")),
+    (
+        "sectors/automotive.toml",
+        include_str!("../../policies/sectors/automotive.toml"),
+    ),
+    (
+        "sectors/hems.toml",
+        include_str!("../../policies/sectors/hems.toml"),
+    ),
+    (
+        "sectors/healthcare.toml",
+        include_str!("../../policies/sectors/healthcare.toml"),
+    ),
 ];
 
 /// Policy files as (relative name, text).
@@ -33,8 +42,14 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
         .collect();
     names.sort();
     for p in names {
-        let name = format!("sectors/{}", p.file_name().and_then(|n| n.to_str()).unwrap_or_default());
-        files.push((name, std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?));
+        let name = format!(
+            "sectors/{}",
+            p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+        );
+        files.push((
+            name,
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+        ));
     }
     Ok(files)
 }
@@ -46,13 +61,19 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
         bail!("policy set must start with pki.toml");
     }
     let pki_display = format!("{base}{pki_name}");
-    let sectors: Vec<(String, String)> = files[1..].iter().map(|(n, t)| (format!("{base}{n}"), t.clone())).collect();
+    let sectors: Vec<(String, String)> = files[1..]
+        .iter()
+        .map(|(n, t)| (format!("{base}{n}"), t.clone()))
+        .collect();
     Ok(PolicySet::parse((&pki_display, pki_text), &sectors)?)
 }
 
 /// The embedded defaults.
 pub fn embedded() -> PolicyFiles {
-    EMBEDDED.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+    EMBEDDED
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect()
 }
 
 /// Picks the policy source: `explicit`, else `DATA/policies`, else the
@@ -60,7 +81,10 @@ pub fn embedded() -> PolicyFiles {
 pub fn resolve(explicit: Option<&Path>, data: Option<&Path>) -> Result<(PolicyFiles, PolicySet)> {
     let (files, base) = if let Some(dir) = explicit {
         (read_dir(dir)?, format!("{}/", dir.display()))
-    } else if let Some(dir) = data.map(|d| d.join("policies")).filter(|d| d.join("pki.toml").exists()) {
+    } else if let Some(dir) = data
+        .map(|d| d.join("policies"))
+        .filter(|d| d.join("pki.toml").exists())
+    {
         let base = format!("{}/", dir.display());
         (read_dir(&dir)?, base)
     } else {
@@ -76,7 +100,8 @@ pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
     if dir.join("pki.toml").exists() {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir.join("sectors")).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("sectors"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;

@@ -55,9 +55,12 @@ impl RunningServer {
         let closed = self.store_closed.take();
         self.wait().await?;
         if let Some(closed) = closed {
-            let done = tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10))).await?;
+            let done =
+                tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10))).await?;
             if !done {
-                anyhow::bail!("store still in use 10 s after shutdown (a client connection is still open?)");
+                anyhow::bail!(
+                    "store still in use 10 s after shutdown (a client connection is still open?)"
+                );
             }
         }
         Ok(())
@@ -66,13 +69,21 @@ impl RunningServer {
     /// Waits until the server stops.
     pub async fn wait(mut self) -> Result<()> {
         self.store_closed = None;
-        self.handle.await.context("server task failed")?.context("server stopped with an error")
+        self.handle
+            .await
+            .context("server task failed")?
+            .context("server stopped with an error")
     }
 }
 
 /// Creates the CA in `data` (what is missing of it) and installs the policy
 /// copy the data directory will run with.
-pub fn init(data: &Path, explicit_policies: Option<&Path>, passphrase: &Passphrase, server_names: &[String]) -> Result<InitReport> {
+pub fn init(
+    data: &Path,
+    explicit_policies: Option<&Path>,
+    passphrase: &Passphrase,
+    server_names: &[String],
+) -> Result<InitReport> {
     let (files, set) = policies::resolve(explicit_policies, Some(data))?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     policies::install(data, &files)?;
@@ -82,12 +93,21 @@ pub fn init(data: &Path, explicit_policies: Option<&Path>, passphrase: &Passphra
 /// Starts the server; returns once it is listening.
 pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     if !opts.data.join("ca").join("root.pem").exists() {
-        let report = init(&opts.data, opts.policies.as_deref(), &opts.passphrase, &opts.server_names)?;
+        let report = init(
+            &opts.data,
+            opts.policies.as_deref(),
+            &opts.passphrase,
+            &opts.server_names,
+        )?;
         tracing::info!(data = %opts.data.display(), sectors = ?report.created_sectors, "initialised a new CA");
     }
     let (_, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
     let policy_set = Arc::new(policy_set);
-    let hierarchy = Arc::new(CaHierarchy::open(&opts.data, &policy_set, &opts.passphrase)?);
+    let hierarchy = Arc::new(CaHierarchy::open(
+        &opts.data,
+        &policy_set,
+        &opts.passphrase,
+    )?);
     let db_path = opts.data.join("db");
     let (sled, store_closed) = SledStorage::open_with_close_waiter(&db_path)
         .with_context(|| format!("cannot open the store at {}", db_path.display()))?;
@@ -106,7 +126,11 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
 
     let identity = TransportIdentity {
         root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy.sectors.values().map(|c| c.cert_der.clone()).collect(),
+        sector_cas: hierarchy
+            .sectors
+            .values()
+            .map(|c| c.cert_der.clone())
+            .collect(),
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key_pkcs8().to_vec(),
     };
@@ -117,7 +141,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let incoming = transport::incoming(listener, &identity)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<EnrollmentServer<EnrollmentService>>().await;
+    health
+        .set_serving::<EnrollmentServer<EnrollmentService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(trustca_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -143,5 +169,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             .await
     });
     tracing::info!(%addr, data = %opts.data.display(), "trustca listening (mutual TLS)");
-    Ok(RunningServer { addr, shutdown: Some(tx), handle, store_closed: Some(store_closed) })
+    Ok(RunningServer {
+        addr,
+        shutdown: Some(tx),
+        handle,
+        store_closed: Some(store_closed),
+    })
 }

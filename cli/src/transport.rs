@@ -19,8 +19,8 @@ use std::time::Duration;
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -94,13 +94,21 @@ impl Connected for TlsConnection {
 }
 
 impl AsyncRead for TlsConnection {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConnection {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -140,8 +148,13 @@ struct PeerCheck {
 }
 
 impl PeerCheck {
-    fn check(&self, certs: Option<&[CertificateDer<'static>]>) -> Result<Arc<trustca_model::Credential>, String> {
-        let certs = certs.filter(|c| !c.is_empty()).ok_or("no client certificate: connect with mutual TLS")?;
+    fn check(
+        &self,
+        certs: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Arc<trustca_model::Credential>, String> {
+        let certs = certs
+            .filter(|c| !c.is_empty())
+            .ok_or("no client certificate: connect with mutual TLS")?;
         self.verifier
             .verify_client_cert(&certs[0], &certs[1..], UnixTime::now())
             .map_err(|e| format!("client certificate not trusted: {e}"))?;
@@ -156,18 +169,29 @@ impl PeerCheck {
                     .unwrap_or(false)
             })
             .ok_or("client certificate is not issued by a trustca sector CA")?;
-        credential_from_chain(&certs[0], issuer).map(Arc::new).map_err(|e| e.to_string())
+        credential_from_chain(&certs[0], issuer)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Builds the rustls server configuration.
-pub fn server_config(id: &TransportIdentity) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>)> {
+pub fn server_config(
+    id: &TransportIdentity,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(id.root_der.clone()))?;
-    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider)).build()?;
-    let verifier = Arc::new(DeferredClientVerifier { inner: Arc::clone(&inner) });
-    let chain: Vec<CertificateDer<'static>> = id.server_chain.iter().map(|d| CertificateDer::from(d.clone())).collect();
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+        .build()?;
+    let verifier = Arc::new(DeferredClientVerifier {
+        inner: Arc::clone(&inner),
+    });
+    let chain: Vec<CertificateDer<'static>> = id
+        .server_chain
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.server_key.clone()));
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -185,7 +209,10 @@ pub fn incoming(
 ) -> anyhow::Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>> {
     let (cfg, verifier) = server_config(id)?;
     let acceptor = TlsAcceptor::from(cfg);
-    let check = Arc::new(PeerCheck { verifier, sector_cas: id.sector_cas.clone() });
+    let check = Arc::new(PeerCheck {
+        verifier,
+        sector_cas: id.sector_cas.clone(),
+    });
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
         loop {
@@ -211,7 +238,10 @@ pub fn incoming(
                         if let Err(reason) = &credential {
                             tracing::info!(%remote, %reason, "connection without a trusted credential");
                         }
-                        let peer = AuthenticatedPeer { credential, remote: Some(remote) };
+                        let peer = AuthenticatedPeer {
+                            credential,
+                            remote: Some(remote),
+                        };
                         let _ = tx.send(Ok(TlsConnection { stream, peer })).await;
                     }
                     Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake failed"),

@@ -1,6 +1,8 @@
 //! The `trustca` binary as users and scripts run it: exit codes, one-line
 //! errors, JSON output, files it writes and refuses to overwrite.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -28,7 +30,10 @@ fn read_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         if e.path().is_file() {
-            out.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()));
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            ));
         }
     }
     out.sort();
@@ -45,30 +50,51 @@ fn init_creates_the_hierarchy_and_never_overwrites_it() {
     let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(v["created_root"], true);
     assert_eq!(v["created_sectors"].as_array().unwrap().len(), 3);
-    for f in ["root.pem", "automotive.pem", "hems.pem", "healthcare.pem", "server.pem"] {
+    for f in [
+        "root.pem",
+        "automotive.pem",
+        "hems.pem",
+        "healthcare.pem",
+        "server.pem",
+    ] {
         assert!(data.join("ca").join(f).exists(), "{f} missing");
     }
     let before = read_tree(&data.join("ca"));
     let second = trustca(&["init", "--data", d]);
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stdout(&second).contains("left unchanged"));
-    assert_eq!(read_tree(&data.join("ca")), before, "a second init changed the CA");
+    assert_eq!(
+        read_tree(&data.join("ca")),
+        before,
+        "a second init changed the CA"
+    );
 
     // Keys are encrypted: no PEM private key, no DER PKCS#8 that openssl reads.
     for (name, bytes) in &before {
         if name.ends_with(".key") {
             let text = String::from_utf8_lossy(bytes);
-            assert!(text.contains("TRUSTCA ENCRYPTED PRIVATE KEY"), "{name} is not encrypted");
+            assert!(
+                text.contains("TRUSTCA ENCRYPTED PRIVATE KEY"),
+                "{name} is not encrypted"
+            );
             assert!(!text.contains("BEGIN PRIVATE KEY") && !text.contains("EC PRIVATE KEY"));
         }
     }
     // openssl agrees the root is a CA with keyCertSign and pathlen 1, the
     // sector CAs pathlen 0 with a name constraint.
-    let root = Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(data.join("ca/root.pem")).output().unwrap();
+    let root = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(data.join("ca/root.pem"))
+        .output()
+        .unwrap();
     let root = stdout(&root);
     assert!(root.contains("CA:TRUE, pathlen:1"), "{root}");
     assert!(root.contains("Certificate Sign, CRL Sign"), "{root}");
-    let sub = Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(data.join("ca/hems.pem")).output().unwrap();
+    let sub = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(data.join("ca/hems.pem"))
+        .output()
+        .unwrap();
     let sub = stdout(&sub);
     assert!(sub.contains("CA:TRUE, pathlen:0"), "{sub}");
     assert!(sub.contains("DNS:hems.trustca.internal"), "{sub}");
@@ -94,12 +120,26 @@ fn refuses_to_start_without_a_passphrase() {
 fn wrong_passphrase_is_a_clear_error_and_the_passphrase_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
-    assert!(trustca(&["init", "--data", d.to_str().unwrap()]).status.success());
+    assert!(
+        trustca(&["init", "--data", d.to_str().unwrap()])
+            .status
+            .success()
+    );
     let pf = dir.path().join("pass");
     std::fs::write(&pf, "not-the-right-one\n").unwrap();
     let out = trustca(&[
-        "manufacturer", "add", "--data", d.to_str().unwrap(), "--name", "Acme", "--sector", "hems",
-        "--out", dir.path().join("m").to_str().unwrap(), "--passphrase-file", pf.to_str().unwrap(),
+        "manufacturer",
+        "add",
+        "--data",
+        d.to_str().unwrap(),
+        "--name",
+        "Acme",
+        "--sector",
+        "hems",
+        "--out",
+        dir.path().join("m").to_str().unwrap(),
+        "--passphrase-file",
+        pf.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -114,28 +154,85 @@ fn manufacturer_credentials_state_their_sectors_and_verify() {
     let ds = d.to_str().unwrap();
     assert!(trustca(&["init", "--data", ds]).status.success());
     let out_dir = dir.path().join("acme");
-    let out = trustca(&["manufacturer", "add", "--data", ds, "--name", "Acme", "--sector", "automotive,hems", "--out", out_dir.to_str().unwrap()]);
+    let out = trustca(&[
+        "manufacturer",
+        "add",
+        "--data",
+        ds,
+        "--name",
+        "Acme",
+        "--sector",
+        "automotive,hems",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let cert = out_dir.join("cert.pem");
     let inspect = trustca(&["inspect", cert.to_str().unwrap(), "--json"]);
     assert!(inspect.status.success());
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(v["trust_level"]["kind"], "manufacturer");
-    assert_eq!(v["trust_level"]["authorized_sectors"], serde_json::json!(["automotive", "hems"]));
+    assert_eq!(
+        v["trust_level"]["authorized_sectors"],
+        serde_json::json!(["automotive", "hems"])
+    );
     let root = d.join("ca/root.pem");
-    let verify = trustca(&["verify", cert.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    let verify = trustca(&[
+        "verify",
+        cert.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]);
     assert!(verify.status.success(), "{}", stderr(&verify));
-    let ossl = Command::new("openssl").args(["verify", "-CAfile"]).arg(&root).arg("-untrusted").arg(&cert).arg(&cert).output().unwrap();
+    let ossl = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&root)
+        .arg("-untrusted")
+        .arg(&cert)
+        .arg(&cert)
+        .output()
+        .unwrap();
     assert!(ossl.status.success(), "{}", stderr(&ossl));
     // Refuses to overwrite an existing credential.
-    let again = trustca(&["manufacturer", "add", "--data", ds, "--name", "Acme", "--sector", "hems", "--out", out_dir.to_str().unwrap()]);
+    let again = trustca(&[
+        "manufacturer",
+        "add",
+        "--data",
+        ds,
+        "--name",
+        "Acme",
+        "--sector",
+        "hems",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("refusing to overwrite"));
     // Unknown sector and bad names are one-line errors.
-    let bad = trustca(&["manufacturer", "add", "--data", ds, "--name", "Acme", "--sector", "aviation", "--out", dir.path().join("x").to_str().unwrap()]);
+    let bad = trustca(&[
+        "manufacturer",
+        "add",
+        "--data",
+        ds,
+        "--name",
+        "Acme",
+        "--sector",
+        "aviation",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("unknown sector"), "{}", stderr(&bad));
-    let bad = trustca(&["operator", "add", "--data", ds, "--name", "ops team", "--out", dir.path().join("y").to_str().unwrap()]);
+    let bad = trustca(&[
+        "operator",
+        "add",
+        "--data",
+        ds,
+        "--name",
+        "ops team",
+        "--out",
+        dir.path().join("y").to_str().unwrap(),
+    ]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("name"), "{}", stderr(&bad));
 }
@@ -145,16 +242,38 @@ fn verify_rejects_a_certificate_of_another_root_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    assert!(trustca(&["init", "--data", a.to_str().unwrap()]).status.success());
-    assert!(trustca(&["init", "--data", b.to_str().unwrap()]).status.success());
-    let out = trustca(&["verify", a.join("ca/server.pem").to_str().unwrap(), "--root", b.join("ca/root.pem").to_str().unwrap(), "--json"]);
+    assert!(
+        trustca(&["init", "--data", a.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        trustca(&["init", "--data", b.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = trustca(&[
+        "verify",
+        a.join("ca/server.pem").to_str().unwrap(),
+        "--root",
+        b.join("ca/root.pem").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
     // Both roots share a name, so the path is found and its signature fails.
     let reason = v["reason"].as_str().unwrap();
-    assert!(reason.contains("unknown issuer") || reason.contains("signature"), "{v}");
-    let missing = trustca(&["verify", "/nonexistent.pem", "--root", b.join("ca/root.pem").to_str().unwrap()]);
+    assert!(
+        reason.contains("unknown issuer") || reason.contains("signature"),
+        "{v}"
+    );
+    let missing = trustca(&[
+        "verify",
+        "/nonexistent.pem",
+        "--root",
+        b.join("ca/root.pem").to_str().unwrap(),
+    ]);
     assert!(!missing.status.success());
     assert_eq!(stderr(&missing).trim().lines().count(), 1);
 }
@@ -171,7 +290,11 @@ fn policy_check_names_file_line_and_reason() {
     let ok = trustca(&["policy", "check", p.to_str().unwrap()]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).contains("hems"));
-    std::fs::write(p.join("sectors/hems.toml"), hems.replace("level = 4", "level = 9")).unwrap();
+    std::fs::write(
+        p.join("sectors/hems.toml"),
+        hems.replace("level = 4", "level = 9"),
+    )
+    .unwrap();
     let bad = trustca(&["policy", "check", p.to_str().unwrap()]);
     assert!(!bad.status.success());
     let err = stderr(&bad);
@@ -184,7 +307,14 @@ fn help_explains_the_commands() {
     let out = trustca(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for cmd in ["init", "serve", "manufacturer", "enroll", "inspect", "verify"] {
+    for cmd in [
+        "init",
+        "serve",
+        "manufacturer",
+        "enroll",
+        "inspect",
+        "verify",
+    ] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
     let bad = trustca(&["enroll"]);

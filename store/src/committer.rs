@@ -33,9 +33,14 @@ impl GroupCommitter {
     }
 
     /// Commits `batch` and waits until it is durable. Results are per item.
-    pub async fn commit(&self, batch: Vec<Issuance>) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    pub async fn commit(
+        &self,
+        batch: Vec<Issuance>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send((batch, done)).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send((batch, done))
+            .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)
     }
 }
@@ -51,8 +56,10 @@ fn run(storage: Arc<dyn Storage>, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut results: Vec<Vec<Result<(), StoreError>>> =
-            jobs.iter().map(|(batch, _)| storage.commit_issuances(batch)).collect();
+        let mut results: Vec<Vec<Result<(), StoreError>>> = jobs
+            .iter()
+            .map(|(batch, _)| storage.commit_issuances(batch))
+            .collect();
         if let Err(e) = storage.flush() {
             // Nothing in this group is known to be durable: fail all of it.
             tracing::error!(error = %e, "flush failed; failing the whole commit group");

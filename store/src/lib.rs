@@ -16,8 +16,8 @@ mod sled_store;
 pub use committer::GroupCommitter;
 pub use error::StoreError;
 pub use records::{
-    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance, TrustRecord,
-    TrustStatus,
+    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
+    TrustRecord, TrustStatus,
 };
 pub use sled_store::{CloseWaiter, SledStorage};
 

@@ -7,8 +7,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::{
-    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance, Storage, StoreError,
-    TrustRecord, TrustStatus,
+    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
+    Storage, StoreError, TrustRecord, TrustStatus,
 };
 
 const AUDIT_HEAD: &[u8] = b"audit.head";
@@ -37,7 +37,10 @@ pub struct CloseWaiter(std::sync::mpsc::Receiver<()>);
 impl CloseWaiter {
     /// Blocks until the store is closed or `timeout` passes; true if closed.
     pub fn wait(&self, timeout: std::time::Duration) -> bool {
-        matches!(self.0.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Disconnected))
+        matches!(
+            self.0.recv_timeout(timeout),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        )
     }
 }
 
@@ -50,10 +53,6 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn history_key(identity_key: &str, version: u64) -> Vec<u8> {
@@ -70,7 +69,10 @@ fn abort(e: StoreError) -> Abort {
     ConflictableTransactionError::Abort(e)
 }
 
-fn tx_get<T: serde::de::DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, Abort> {
+fn tx_get<T: serde::de::DeserializeOwned>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> Result<Option<T>, Abort> {
     match tree.get(key)? {
         Some(v) => decode(key, &v).map(Some).map_err(abort),
         None => Ok(None),
@@ -109,7 +111,10 @@ pub(crate) fn tx_append_audit(
             (seq, h)
         }
         Some(_) => {
-            return Err(abort(StoreError::Corrupt { key: "audit.head".into(), reason: "bad length".into() }));
+            return Err(abort(StoreError::Corrupt {
+                key: "audit.head".into(),
+                reason: "bad length".into(),
+            }));
         }
         None => (0, [0u8; 32]),
     };
@@ -160,10 +165,17 @@ impl SledStorage {
     }
 
     fn commit_one(&self, issuance: &Issuance) -> Result<(), StoreError> {
-        let result = (&self.certs, &self.devices, &self.trust, &self.history, &self.audit, &self.meta).transaction(
-            |(certs, devices, trust, history, audit, meta)| {
+        let result = (
+            &self.certs,
+            &self.devices,
+            &self.trust,
+            &self.history,
+            &self.audit,
+            &self.meta,
+        )
+            .transaction(|(certs, devices, trust, history, audit, meta)| {
                 let cert = &issuance.certificate;
-                let serial_hex = hex(&cert.serial);
+                let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
                 if certs.get(&cert.serial)?.is_some() {
                     return Err(abort(StoreError::SerialReused(serial_hex)));
                 }
@@ -171,8 +183,12 @@ impl SledStorage {
                     let key = device.identity_key.as_bytes();
                     let existing: Option<DeviceRecord> = tx_get(devices, key)?;
                     let (record, trust_record, change) = match (existing, issuance.renewal) {
-                        (Some(_), false) => return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone()))),
-                        (None, true) => return Err(abort(StoreError::NotEnrolled(device.urn.clone()))),
+                        (Some(_), false) => {
+                            return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone())));
+                        }
+                        (None, true) => {
+                            return Err(abort(StoreError::NotEnrolled(device.urn.clone())));
+                        }
                         (None, false) => {
                             tx_increment(meta, COUNT_DEVICES)?;
                             let mut record = device.clone();
@@ -185,11 +201,17 @@ impl SledStorage {
                                 version: 1,
                                 updated_at: cert.issued_at,
                             };
-                            (record, trust_record, format!("enrolled level={}", device.certificate_level))
+                            (
+                                record,
+                                trust_record,
+                                format!("enrolled level={}", device.certificate_level),
+                            )
                         }
                         (Some(old), true) => {
                             let mut trust_record: TrustRecord =
-                                tx_get(trust, key)?.ok_or_else(|| abort(StoreError::NotEnrolled(device.urn.clone())))?;
+                                tx_get(trust, key)?.ok_or_else(|| {
+                                    abort(StoreError::NotEnrolled(device.urn.clone()))
+                                })?;
                             if trust_record.status != TrustStatus::Active {
                                 return Err(abort(StoreError::NotActive {
                                     identity: device.urn.clone(),
@@ -197,12 +219,16 @@ impl SledStorage {
                                 }));
                             }
                             if let Some(prev) = old.certificates.last() {
-                                let prev_serial = decode_hex(prev);
-                                if let Some(mut prev_cert) = tx_get::<CertificateRecord>(certs, &prev_serial)? {
-                                    if prev_cert.status == CertificateStatus::Active {
-                                        prev_cert.status = CertificateStatus::Superseded { by: serial_hex.clone() };
-                                        tx_put(certs, &prev_serial, &prev_cert)?;
-                                    }
+                                let prev_serial =
+                                    trustca_model::hexfmt::decode(prev).unwrap_or_default();
+                                if let Some(mut prev_cert) =
+                                    tx_get::<CertificateRecord>(certs, &prev_serial)?
+                                    && prev_cert.status == CertificateStatus::Active
+                                {
+                                    prev_cert.status = CertificateStatus::Superseded {
+                                        by: serial_hex.clone(),
+                                    };
+                                    tx_put(certs, &prev_serial, &prev_cert)?;
                                 }
                             }
                             let mut record = device.clone();
@@ -211,7 +237,9 @@ impl SledStorage {
                             record.certificates.push(serial_hex.clone());
                             let change = format!(
                                 "renewed firmware={} level {}->{}",
-                                device.firmware_version, trust_record.level, device.certificate_level
+                                device.firmware_version,
+                                trust_record.level,
+                                device.certificate_level
                             );
                             trust_record.level = device.certificate_level;
                             trust_record.version += 1;
@@ -226,9 +254,17 @@ impl SledStorage {
                         at: cert.issued_at,
                         actor: issuance.actor.clone(),
                         change,
-                        reason: if issuance.renewal { "renewal".into() } else { "enrollment".into() },
+                        reason: if issuance.renewal {
+                            "renewal".into()
+                        } else {
+                            "enrollment".into()
+                        },
                     };
-                    tx_put(history, &history_key(&device.identity_key, trust_record.version), &entry)?;
+                    tx_put(
+                        history,
+                        &history_key(&device.identity_key, trust_record.version),
+                        &entry,
+                    )?;
                 }
                 tx_put(certs, &cert.serial, cert)?;
                 tx_increment(meta, COUNT_CERTS)?;
@@ -242,8 +278,7 @@ impl SledStorage {
                     &issuance.audit_detail,
                 )?;
                 Ok(())
-            },
-        );
+            });
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -251,7 +286,10 @@ impl SledStorage {
         }
     }
 
-    fn get<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
         match tree.get(key)? {
             Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
@@ -264,10 +302,6 @@ impl SledStorage {
             None => 0,
         })
     }
-}
-
-fn decode_hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
 impl Storage for SledStorage {
@@ -364,7 +398,11 @@ mod tests {
     fn issuance_is_atomic_and_unique() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStorage::open(dir.path()).unwrap();
-        let r = s.commit_issuances(&[issuance(1, "a", false), issuance(2, "a", false), issuance(1, "b", false)]);
+        let r = s.commit_issuances(&[
+            issuance(1, "a", false),
+            issuance(2, "a", false),
+            issuance(1, "b", false),
+        ]);
         assert!(r[0].is_ok());
         assert!(matches!(r[1], Err(StoreError::AlreadyEnrolled(_))));
         assert!(matches!(r[2], Err(StoreError::SerialReused(_))));
@@ -380,7 +418,10 @@ mod tests {
     fn renewal_supersedes_and_bumps_version() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStorage::open(dir.path()).unwrap();
-        assert!(matches!(s.commit_issuances(&[issuance(9, "a", true)])[0], Err(StoreError::NotEnrolled(_))));
+        assert!(matches!(
+            s.commit_issuances(&[issuance(9, "a", true)])[0],
+            Err(StoreError::NotEnrolled(_))
+        ));
         assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
         let mut renew = issuance(2, "a", true);
         renew.device.as_mut().unwrap().certificate_level = 5;
@@ -389,7 +430,10 @@ mod tests {
         assert_eq!(dev.certificates.len(), 2);
         let t = s.trust_record("a").unwrap().unwrap();
         assert_eq!((t.level, t.version), (5, 2));
-        assert!(matches!(s.certificate(&[1; 16]).unwrap().unwrap().status, CertificateStatus::Superseded { .. }));
+        assert!(matches!(
+            s.certificate(&[1; 16]).unwrap().unwrap().status,
+            CertificateStatus::Superseded { .. }
+        ));
         let hist = s.history("a").unwrap();
         assert_eq!(hist.len(), 2);
         assert!(hist[1].change.contains("3->5"), "{}", hist[1].change);

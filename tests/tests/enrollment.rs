@@ -1,6 +1,8 @@
 //! Enrollment end to end: a real server on loopback, real mutual-TLS
 //! clients, real CSRs; certificates checked with openssl.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -12,7 +14,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrolls_all_three_sectors_and_openssl_verifies_the_chains() {
     let ca = TestCa::start().await;
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive", "hems", "healthcare"]);
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "hems", "healthcare"],
+    );
     let mut client = ca.client(&acme).await;
     for (i, sector) in ["automotive", "hems", "healthcare"].iter().enumerate() {
         let (_key, csr) = csr();
@@ -26,17 +32,30 @@ async fn enrolls_all_three_sectors_and_openssl_verifies_the_chains() {
         assert_eq!(resp.identity, format!("urn:trustca:{sector}:Acme:M1:SN{i}"));
 
         // Independent check: openssl accepts the chain to the root.
-        let (ok, out) = openssl_verify(ca.data(), &ca.root_pem(), &resp.chain_der, &["-purpose", "sslclient"]);
+        let (ok, out) = openssl_verify(
+            ca.data(),
+            &ca.root_pem(),
+            &resp.chain_der,
+            &["-purpose", "sslclient"],
+        );
         assert!(ok, "openssl verify failed for {sector}: {out}");
 
         let (_, cert) = X509Certificate::from_der(&resp.chain_der[0]).unwrap();
-        let ext = trust_extension(&cert).unwrap().expect("trust-level extension");
+        let ext = trust_extension(&cert)
+            .unwrap()
+            .expect("trust-level extension");
         assert_eq!(ext.sector.as_str(), *sector);
         assert_eq!(ext.kind, CertificateKind::LongTerm);
         assert_eq!(ext.level.unwrap().get(), 1);
         // Subject and SAN come from validated attributes, never from the CSR.
-        let text = format!("{:?}", cert.subject_alternative_name().unwrap().unwrap().value);
-        assert!(!text.contains("attacker"), "CSR content leaked into the certificate: {text}");
+        let text = format!(
+            "{:?}",
+            cert.subject_alternative_name().unwrap().unwrap().value
+        );
+        assert!(
+            !text.contains("attacker"),
+            "CSR content leaked into the certificate: {text}"
+        );
         assert!(!cert.subject().to_string().contains("attacker"));
         assert_eq!(cert.raw_serial().len(), 16);
         assert!(cert.raw_serial()[0] < 0x80, "serial must be positive");
@@ -50,7 +69,11 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut client = ca.client(&acme).await;
     let (_k, csr1) = csr();
-    let top = client.enroll(request("automotive", "Acme", "TOP", csr1, automotive_lv5())).await.unwrap().into_inner();
+    let top = client
+        .enroll(request("automotive", "Acme", "TOP", csr1, automotive_lv5()))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(top.level, 5);
     let (_, cert) = X509Certificate::from_der(&top.chain_der[0]).unwrap();
     let ext = trust_extension(&cert).unwrap().unwrap();
@@ -61,7 +84,13 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
     // Secure update alone earns Lv.2 in the automotive policy.
     let (_k, csr2) = csr();
     let mid = client
-        .enroll(request("automotive", "Acme", "MID", csr2, vec![evidence("secure-update", "", "true", "")]))
+        .enroll(request(
+            "automotive",
+            "Acme",
+            "MID",
+            csr2,
+            vec![evidence("secure-update", "", "true", "")],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -76,7 +105,10 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("2.25.304917911047948023692104962459481245009:"), "{text}");
+    assert!(
+        text.contains("2.25.304917911047948023692104962459481245009:"),
+        "{text}"
+    );
     assert!(!text.contains("2.25.304917911047948023692104962459481245009: critical"));
     assert!(text.contains("Subject Key Identifier") && text.contains("Authority Key Identifier"));
 }
@@ -89,30 +121,68 @@ async fn expect_code(
 ) {
     let err = client.enroll(req).await.expect_err("must be refused");
     assert_eq!(err.code(), code, "message: {}", err.message());
-    assert!(err.message().contains(needle), "{:?} does not mention {needle:?}", err.message());
+    assert!(
+        err.message().contains(needle),
+        "{:?} does not mention {needle:?}",
+        err.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     let mut ca = TestCa::start().await;
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive", "healthcare"]);
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "healthcare"],
+    );
     let operator = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
     let mut client = ca.client(&acme).await;
 
-    expect_code(&mut client, request("automotive", "Acme", "X1", b"garbage".to_vec(), vec![]), Code::InvalidArgument, "CSR").await;
+    expect_code(
+        &mut client,
+        request("automotive", "Acme", "X1", b"garbage".to_vec(), vec![]),
+        Code::InvalidArgument,
+        "CSR",
+    )
+    .await;
     let (_k, mut tampered) = csr();
     let pos = tampered.windows(8).position(|w| w == b"attacker").unwrap();
     tampered[pos] ^= 1;
-    expect_code(&mut client, request("automotive", "Acme", "X1", tampered, vec![]), Code::InvalidArgument, "does not verify").await;
+    expect_code(
+        &mut client,
+        request("automotive", "Acme", "X1", tampered, vec![]),
+        Code::InvalidArgument,
+        "does not verify",
+    )
+    .await;
     // Healthcare's profile does not allow Ed25519 device keys.
     let (_k, ed) = csr_for(&rcgen::PKCS_ED25519);
-    expect_code(&mut client, request("healthcare", "Acme", "X1", ed, vec![]), Code::InvalidArgument, "ed25519").await;
-    let (_k, c) = csr();
-    expect_code(&mut client, request("aviation", "Acme", "X1", c, vec![]), Code::InvalidArgument, "unknown sector").await;
+    expect_code(
+        &mut client,
+        request("healthcare", "Acme", "X1", ed, vec![]),
+        Code::InvalidArgument,
+        "ed25519",
+    )
+    .await;
     let (_k, c) = csr();
     expect_code(
         &mut client,
-        request("automotive", "Acme", "X1", c, vec![evidence("marketing-claim", "", "very secure", "")]),
+        request("aviation", "Acme", "X1", c, vec![]),
+        Code::InvalidArgument,
+        "unknown sector",
+    )
+    .await;
+    let (_k, c) = csr();
+    expect_code(
+        &mut client,
+        request(
+            "automotive",
+            "Acme",
+            "X1",
+            c,
+            vec![evidence("marketing-claim", "", "very secure", "")],
+        ),
         Code::InvalidArgument,
         "unknown evidence type",
     )
@@ -120,17 +190,46 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     let (_k, c) = csr();
     expect_code(
         &mut client,
-        request("automotive", "Acme", "X1", c, vec![evidence("evaluation", "self-assessment", "A+", "2026-01-01")]),
+        request(
+            "automotive",
+            "Acme",
+            "X1",
+            c,
+            vec![evidence(
+                "evaluation",
+                "self-assessment",
+                "A+",
+                "2026-01-01",
+            )],
+        ),
         Code::InvalidArgument,
         "unknown evaluation scheme",
     )
     .await;
     let (_k, c) = csr();
-    expect_code(&mut client, request("hems", "Acme", "X1", c, vec![]), Code::PermissionDenied, "not authorized for sector hems").await;
+    expect_code(
+        &mut client,
+        request("hems", "Acme", "X1", c, vec![]),
+        Code::PermissionDenied,
+        "not authorized for sector hems",
+    )
+    .await;
     let (_k, c) = csr();
-    expect_code(&mut client, request("automotive", "Globex", "X1", c, vec![]), Code::PermissionDenied, "own devices").await;
+    expect_code(
+        &mut client,
+        request("automotive", "Globex", "X1", c, vec![]),
+        Code::PermissionDenied,
+        "own devices",
+    )
+    .await;
     let (_k, c) = csr();
-    expect_code(&mut client, request("automotive", "Acme", "bad:serial", c, vec![]), Code::InvalidArgument, "serial").await;
+    expect_code(
+        &mut client,
+        request("automotive", "Acme", "bad:serial", c, vec![]),
+        Code::InvalidArgument,
+        "serial",
+    )
+    .await;
     let (_k, c) = csr();
     let mut no_device = request("automotive", "Acme", "X1", c, vec![]);
     no_device.device = None;
@@ -139,22 +238,43 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     let mut huge = request("automotive", "Acme", "X1", c, vec![]);
     huge.csr_der = vec![0x30; 200 * 1024];
     let err = client.enroll(huge).await.unwrap_err();
-    assert!(matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange), "{err:?}");
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{err:?}"
+    );
 
     // An operator credential is authenticated but may not enroll.
     let mut op_client = ca.client(&operator).await;
     let (_k, c) = csr();
-    expect_code(&mut op_client, request("automotive", "Acme", "X1", c, vec![]), Code::PermissionDenied, "only manufacturer").await;
+    expect_code(
+        &mut op_client,
+        request("automotive", "Acme", "X1", c, vec![]),
+        Code::PermissionDenied,
+        "only manufacturer",
+    )
+    .await;
 
     // Duplicate identity: the first succeeds, the second (even in other case) is refused.
     let (_k, c) = csr();
-    client.enroll(request("automotive", "Acme", "DUP1", c, vec![])).await.unwrap();
+    client
+        .enroll(request("automotive", "Acme", "DUP1", c, vec![]))
+        .await
+        .unwrap();
     let (_k, c) = csr();
-    expect_code(&mut client, request("automotive", "ACME", "dup1", c, vec![]), Code::AlreadyExists, "already enrolled").await;
+    expect_code(
+        &mut client,
+        request("automotive", "ACME", "dup1", c, vec![]),
+        Code::AlreadyExists,
+        "already enrolled",
+    )
+    .await;
 
     // Nothing refused consumed the identity X1: it still enrolls.
     let (_k, c) = csr();
-    client.enroll(request("automotive", "Acme", "X1", c, vec![])).await.unwrap();
+    client
+        .enroll(request("automotive", "Acme", "X1", c, vec![]))
+        .await
+        .unwrap();
 
     drop((client, op_client));
     // And nothing refused was stored: exactly 2 device certificates, plus
@@ -164,7 +284,10 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     use trustca_store::Storage;
     let (certs, devices) = store.counts().unwrap();
     assert_eq!(devices, 2);
-    assert_eq!(certs, 2, "credentials issued after start are recorded on the next start");
+    assert_eq!(
+        certs, 2,
+        "credentials issued after start are recorded on the next start"
+    );
     assert_eq!(store.audit_entries(0, 1000).unwrap().len(), 2);
 }
 
@@ -175,20 +298,34 @@ async fn clients_without_a_trusted_certificate_are_unauthenticated() {
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(ca.root_pem()))
         .domain_name("127.0.0.1");
-    let channel = tonic::transport::Channel::from_shared(ca.url()).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(ca.url())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut anon = pb::enrollment_client::EnrollmentClient::new(channel.clone());
     let (_k, c) = csr();
-    let err = anon.enroll(request("automotive", "Acme", "A", c, vec![])).await.unwrap_err();
+    let err = anon
+        .enroll(request("automotive", "Acme", "A", c, vec![]))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 
     // Health probes work without credentials.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let resp = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "trustca.v1.Enrollment".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "trustca.v1.Enrollment".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resp.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     // A certificate from a foreign CA is refused.
     let foreign_key = rcgen::KeyPair::generate().unwrap();
@@ -210,7 +347,10 @@ async fn clients_without_a_trusted_certificate_are_unauthenticated() {
         Ok(ch) => {
             let mut c = pb::enrollment_client::EnrollmentClient::new(ch);
             let (_k, csr) = csr();
-            let err = c.enroll(request("automotive", "Acme", "A", csr, vec![])).await.unwrap_err();
+            let err = c
+                .enroll(request("automotive", "Acme", "A", csr, vec![]))
+                .await
+                .unwrap_err();
             assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
             assert!(err.message().contains("not trusted"), "{}", err.message());
         }
@@ -225,13 +365,31 @@ async fn batch_gives_per_item_results_and_one_bad_item_fails_alone() {
     let n = 600u64;
     let mut items = Vec::new();
     for i in 0..n {
-        let csr = if i % 100 == 7 { b"not a csr".to_vec() } else { csr().1 };
+        let csr = if i % 100 == 7 {
+            b"not a csr".to_vec()
+        } else {
+            csr().1
+        };
         // Item 50 repeats item 49's identity.
-        let serial = if i == 50 { "B49".to_string() } else { format!("B{i}") };
-        items.push(pb::EnrollBatchItem { id: i, request: Some(request("hems", "Acme", &serial, csr, vec![])) });
+        let serial = if i == 50 {
+            "B49".to_string()
+        } else {
+            format!("B{i}")
+        };
+        items.push(pb::EnrollBatchItem {
+            id: i,
+            request: Some(request("hems", "Acme", &serial, csr, vec![])),
+        });
     }
-    items.push(pb::EnrollBatchItem { id: n, request: None });
-    let mut stream = client.enroll_batch(tokio_stream::iter(items)).await.unwrap().into_inner();
+    items.push(pb::EnrollBatchItem {
+        id: n,
+        request: None,
+    });
+    let mut stream = client
+        .enroll_batch(tokio_stream::iter(items))
+        .await
+        .unwrap()
+        .into_inner();
     let mut ok = std::collections::BTreeMap::new();
     let mut failed = std::collections::BTreeMap::new();
     while let Some(r) = stream.message().await.unwrap() {
@@ -244,7 +402,11 @@ async fn batch_gives_per_item_results_and_one_bad_item_fails_alone() {
             }
         }
     }
-    assert_eq!(ok.len() + failed.len(), n as usize + 1, "one result per item");
+    assert_eq!(
+        ok.len() + failed.len(),
+        n as usize + 1,
+        "one result per item"
+    );
     for i in (0..n).filter(|i| i % 100 == 7) {
         assert_eq!(failed[&i].code, Code::InvalidArgument as i32);
     }
@@ -263,8 +425,13 @@ async fn batch_gives_per_item_results_and_one_bad_item_fails_alone() {
     use trustca_store::Storage;
     assert_eq!(store.counts().unwrap().1, ok.len() as u64);
     for c in ok.values() {
-        let serial: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&c.serial[2 * i..2 * i + 2], 16).unwrap()).collect();
-        let rec = store.certificate(&serial).unwrap().expect("every returned certificate is stored");
+        let serial: Vec<u8> = (0..16)
+            .map(|i| u8::from_str_radix(&c.serial[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let rec = store
+            .certificate(&serial)
+            .unwrap()
+            .expect("every returned certificate is stored");
         assert_eq!(rec.der, c.chain_der[0]);
     }
 }
@@ -275,7 +442,11 @@ async fn renewal_reevaluates_the_level_and_keeps_the_identity() {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut client = ca.client(&acme).await;
     let (_k, c) = csr();
-    let first = client.enroll(request("automotive", "Acme", "R1", c, vec![])).await.unwrap().into_inner();
+    let first = client
+        .enroll(request("automotive", "Acme", "R1", c, vec![]))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(first.level, 1);
     let (_k, c) = csr();
     let mut renew = request("automotive", "Acme", "R1", c, automotive_lv5());
@@ -297,7 +468,10 @@ async fn renewal_reevaluates_the_level_and_keeps_the_identity() {
     use trustca_store::Storage;
     let key = "automotive/acme/m1/r1";
     let device = store.device(key).unwrap().unwrap();
-    assert_eq!(device.certificates, vec![first.serial.clone(), second.serial.clone()]);
+    assert_eq!(
+        device.certificates,
+        vec![first.serial.clone(), second.serial.clone()]
+    );
     assert_eq!(device.firmware_version, "2.0.0");
     let trust = store.trust_record(key).unwrap().unwrap();
     assert_eq!((trust.level, trust.version), (5, 2));
@@ -310,7 +484,11 @@ async fn name_constraints_and_sector_checks_reject_a_wrong_sector_chain() {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let mut client = ca.client(&acme).await;
     let (_k, c) = csr();
-    let resp = client.enroll(request("hems", "Acme", "W1", c, vec![])).await.unwrap().into_inner();
+    let resp = client
+        .enroll(request("hems", "Acme", "W1", c, vec![]))
+        .await
+        .unwrap()
+        .into_inner();
     // Present the HEMS device with the automotive sub-CA as its chain.
     let automotive = std::fs::read_to_string(ca.data().join("ca/automotive.pem")).unwrap();
     let auto_der = pem::parse(automotive).unwrap().into_contents();
@@ -318,7 +496,8 @@ async fn name_constraints_and_sector_checks_reject_a_wrong_sector_chain() {
     let (ok, out) = openssl_verify(ca.data(), &ca.root_pem(), &wrong, &[]);
     assert!(!ok, "openssl accepted a wrong chain: {out}");
     let root_der = pem::parse(ca.root_pem()).unwrap().into_contents();
-    let err = trustca::certinfo::verify(&wrong, &root_der, time::OffsetDateTime::now_utc()).unwrap_err();
+    let err =
+        trustca::certinfo::verify(&wrong, &root_der, time::OffsetDateTime::now_utc()).unwrap_err();
     assert!(format!("{err:#}").contains("unknown issuer"), "{err:#}");
     // The right chain verifies, and expires when its time comes.
     trustca::certinfo::verify(&resp.chain_der, &root_der, time::OffsetDateTime::now_utc()).unwrap();

@@ -33,12 +33,16 @@ impl Credential {
 
 /// Finds and decodes the trust-level extension of a parsed certificate.
 /// `Ok(None)` when absent; an error when present twice or malformed.
-pub fn trust_extension(cert: &X509Certificate<'_>) -> Result<Option<TrustLevelExtension>, ModelError> {
+pub fn trust_extension(
+    cert: &X509Certificate<'_>,
+) -> Result<Option<TrustLevelExtension>, ModelError> {
     let mut found = None;
     for ext in cert.extensions() {
         if ext.oid.as_bytes() == OID_DER_CONTENT {
             if found.is_some() {
-                return Err(ModelError::MalformedExtension("extension appears twice".to_owned()));
+                return Err(ModelError::MalformedExtension(
+                    "extension appears twice".to_owned(),
+                ));
             }
             found = Some(TrustLevelExtension::from_der(ext.value)?);
         }
@@ -64,10 +68,14 @@ fn holder_name(cert: &X509Certificate<'_>) -> String {
 /// that its sector is its issuer's sector.
 pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Credential, ModelError> {
     let bad = |m: &str| ModelError::InvalidCredential(m.to_owned());
-    let (_, leaf) = X509Certificate::from_der(leaf_der).map_err(|_| bad("client certificate does not parse"))?;
-    let (_, issuer) = X509Certificate::from_der(issuer_der).map_err(|_| bad("issuer certificate does not parse"))?;
-    let ext = trust_extension(&leaf)?.ok_or_else(|| bad("client certificate has no trustca trust-level extension"))?;
-    let issuer_ext = trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
+    let (_, leaf) = X509Certificate::from_der(leaf_der)
+        .map_err(|_| bad("client certificate does not parse"))?;
+    let (_, issuer) = X509Certificate::from_der(issuer_der)
+        .map_err(|_| bad("issuer certificate does not parse"))?;
+    let ext = trust_extension(&leaf)?
+        .ok_or_else(|| bad("client certificate has no trustca trust-level extension"))?;
+    let issuer_ext =
+        trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
     if issuer_ext.kind != CertificateKind::SectorCa {
         return Err(bad("issuer is not a trustca sector CA"));
     }
@@ -87,13 +95,9 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
         sector: ext.sector.clone(),
         sectors,
         name: holder_name(&leaf),
-        serial: hex_lower(leaf.raw_serial()),
+        serial: crate::hexfmt::encode(leaf.raw_serial()),
         extension: ext,
     })
-}
-
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the transport learnt about the client of a connection, attached to

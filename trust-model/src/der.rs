@@ -80,7 +80,9 @@ impl<'a> Reader<'a> {
             if len_bytes[0] == 0 {
                 return Err("non-minimal length encoding".to_owned());
             }
-            let len = len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            let len = len_bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
             if len < 0x80 {
                 return Err("non-minimal length encoding".to_owned());
             }
@@ -105,9 +107,7 @@ impl<'a> Reader<'a> {
             [] => Err("empty integer".to_owned()),
             [b, ..] if b & 0x80 != 0 => Err("negative integer".to_owned()),
             [0, b, ..] if b & 0x80 == 0 => Err("non-minimal integer encoding".to_owned()),
-            _ if c.len() > 9 || (c.len() == 9 && c[0] != 0) => {
-                Err("integer too large".to_owned())
-            }
+            _ if c.len() > 9 || (c.len() == 9 && c[0] != 0) => Err("integer too large".to_owned()),
             _ => Ok(c.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64)),
         }
     }
@@ -140,10 +140,22 @@ mod tests {
             write_small_uint(&mut out, TAG_INTEGER, v);
             assert_eq!(Reader::new(&out).read_small_uint(TAG_INTEGER).unwrap(), v);
         }
-        assert!(Reader::new(&[2, 2, 0, 1]).read_small_uint(TAG_INTEGER).is_err());
-        assert!(Reader::new(&[2, 1, 0xff]).read_small_uint(TAG_INTEGER).is_err());
+        assert!(
+            Reader::new(&[2, 2, 0, 1])
+                .read_small_uint(TAG_INTEGER)
+                .is_err()
+        );
+        assert!(
+            Reader::new(&[2, 1, 0xff])
+                .read_small_uint(TAG_INTEGER)
+                .is_err()
+        );
         assert!(Reader::new(&[2, 0]).read_small_uint(TAG_INTEGER).is_err());
-        assert!(Reader::new(&[0x0c, 0x81, 0x05, 0, 0, 0, 0, 0]).read(TAG_UTF8).is_err());
+        assert!(
+            Reader::new(&[0x0c, 0x81, 0x05, 0, 0, 0, 0, 0])
+                .read(TAG_UTF8)
+                .is_err()
+        );
         assert!(Reader::new(&[0x0c, 0x80]).read(TAG_UTF8).is_err());
     }
 }

@@ -38,7 +38,9 @@ pub struct Evaluation {
 }
 
 /// Where the device keeps its keys, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum HardwareRootOfTrust {
     /// Keys in ordinary storage.
@@ -104,31 +106,48 @@ fn parse_date_or_datetime(field: &str, s: &str) -> Result<OffsetDateTime, ModelE
 
 fn parse_date(field: &str, s: &str) -> Result<Date, ModelError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s, &fmt).map_err(|_| invalid(format!("{field} {s:?} is not a date (YYYY-MM-DD) or RFC 3339 time")))
+    Date::parse(s, &fmt).map_err(|_| {
+        invalid(format!(
+            "{field} {s:?} is not a date (YYYY-MM-DD) or RFC 3339 time"
+        ))
+    })
 }
 
 impl Evidence {
     /// Parses wire items. Unknown types and values are errors.
     pub fn parse(items: &[EvidenceItem]) -> Result<Self, ModelError> {
         if items.len() > MAX_EVIDENCE_ITEMS {
-            return Err(invalid(format!("{} items given, at most {MAX_EVIDENCE_ITEMS} allowed", items.len())));
+            return Err(invalid(format!(
+                "{} items given, at most {MAX_EVIDENCE_ITEMS} allowed",
+                items.len()
+            )));
         }
         let mut ev = Evidence::default();
         for item in items {
             let only_value = |name: &str| {
                 if !item.scheme.is_empty() || !item.evaluated_at.is_empty() {
-                    Err(invalid(format!("{name} takes only a value, not a scheme or evaluated_at")))
+                    Err(invalid(format!(
+                        "{name} takes only a value, not a scheme or evaluated_at"
+                    )))
                 } else {
                     Ok(())
                 }
             };
             match item.kind.as_str() {
                 "evaluation" => {
-                    if item.scheme.is_empty() || item.value.is_empty() || item.evaluated_at.is_empty() {
-                        return Err(invalid("evaluation needs scheme, value (the result) and evaluated_at".to_owned()));
+                    if item.scheme.is_empty()
+                        || item.value.is_empty()
+                        || item.evaluated_at.is_empty()
+                    {
+                        return Err(invalid(
+                            "evaluation needs scheme, value (the result) and evaluated_at"
+                                .to_owned(),
+                        ));
                     }
                     if item.scheme.len() > 64 || item.value.len() > 64 {
-                        return Err(invalid("evaluation scheme and result are limited to 64 bytes".to_owned()));
+                        return Err(invalid(
+                            "evaluation scheme and result are limited to 64 bytes".to_owned(),
+                        ));
                     }
                     ev.evaluations.push(Evaluation {
                         scheme: item.scheme.clone(),
@@ -188,7 +207,12 @@ mod tests {
     use super::*;
 
     fn item(kind: &str, scheme: &str, value: &str, at: &str) -> EvidenceItem {
-        EvidenceItem { kind: kind.into(), scheme: scheme.into(), value: value.into(), evaluated_at: at.into() }
+        EvidenceItem {
+            kind: kind.into(),
+            scheme: scheme.into(),
+            value: value.into(),
+            evaluated_at: at.into(),
+        }
     }
 
     #[test]
@@ -212,7 +236,13 @@ mod tests {
         assert!(err.to_string().contains("unknown evidence type"), "{err}");
         assert!(Evidence::parse(&[item("hardware-root-of-trust", "", "magic", "")]).is_err());
         assert!(Evidence::parse(&[item("secure-update", "", "yes", "")]).is_err());
-        assert!(Evidence::parse(&[item("secure-update", "", "true", ""), item("secure-update", "", "true", "")]).is_err());
+        assert!(
+            Evidence::parse(&[
+                item("secure-update", "", "true", ""),
+                item("secure-update", "", "true", "")
+            ])
+            .is_err()
+        );
         assert!(Evidence::parse(&[item("evaluation", "cc", "EAL4", "")]).is_err());
         assert!(Evidence::parse(&[item("supported-until", "", "2030-13-01", "")]).is_err());
         assert!(Evidence::parse(&vec![item("secure-update", "", "true", ""); 17]).is_err());

@@ -169,7 +169,11 @@ impl TrustLevelExtension {
             return bad(format!(
                 "kind {} {} a level",
                 self.kind.as_str(),
-                if self.kind.is_device() { "requires" } else { "must not carry" }
+                if self.kind.is_device() {
+                    "requires"
+                } else {
+                    "must not carry"
+                }
             ));
         }
         if self.policy_version.is_empty() || self.policy_version.len() > MAX_TEXT {
@@ -184,7 +188,9 @@ impl TrustLevelExtension {
                 || b.scheme.len() > MAX_TEXT
                 || b.result.len() > MAX_TEXT
             {
-                return bad("basis text fields must be 1-128 bytes (scheme may be empty)".to_owned());
+                return bad(
+                    "basis text fields must be 1-128 bytes (scheme may be empty)".to_owned(),
+                );
             }
         }
         Ok(())
@@ -244,7 +250,8 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         return Err(format!("unsupported version {version}"));
     }
     let code = r.read_small_uint(der::TAG_ENUMERATED)?;
-    let kind = CertificateKind::from_code(code).ok_or(format!("unknown certificate kind {code}"))?;
+    let kind =
+        CertificateKind::from_code(code).ok_or(format!("unknown certificate kind {code}"))?;
     let sector = SectorName::new(r.read_utf8()?).map_err(|e| e.to_string())?;
     let level = if r.peek_tag() == Some(der::TAG_INTEGER) {
         let v = r.read_small_uint(der::TAG_INTEGER)?;
@@ -263,12 +270,19 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         let evaluated_at = if item.is_empty() {
             None
         } else {
-            Some(parse_generalized_time(item.read(der::TAG_GENERALIZED_TIME)?)?)
+            Some(parse_generalized_time(
+                item.read(der::TAG_GENERALIZED_TIME)?,
+            )?)
         };
         if !item.is_empty() {
             return Err("trailing bytes in an evaluation basis".to_owned());
         }
-        basis.push(EvaluationBasis { evidence, scheme, result, evaluated_at });
+        basis.push(EvaluationBasis {
+            evidence,
+            scheme,
+            result,
+            evaluated_at,
+        });
     }
     let mut authorized_sectors = Vec::new();
     if r.peek_tag() == Some(der::TAG_CONTEXT_0_CONSTRUCTED) {
@@ -283,7 +297,14 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
     if !r.is_empty() {
         return Err("trailing bytes inside the extension".to_owned());
     }
-    let ext = TrustLevelExtension { kind, sector, level, policy_version, basis, authorized_sectors };
+    let ext = TrustLevelExtension {
+        kind,
+        sector,
+        level,
+        policy_version,
+        basis,
+        authorized_sectors,
+    };
     ext.validate().map_err(|e| match e {
         ModelError::MalformedExtension(m) => m,
         other => other.to_string(),
@@ -295,7 +316,9 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
 fn generalized_time(t: OffsetDateTime) -> Result<Vec<u8>, ModelError> {
     let t = t.to_offset(time::UtcOffset::UTC);
     if !(0..=9999).contains(&t.year()) {
-        return Err(ModelError::MalformedExtension("evaluation year out of range".to_owned()));
+        return Err(ModelError::MalformedExtension(
+            "evaluation year out of range".to_owned(),
+        ));
     }
     Ok(format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}Z",
@@ -312,7 +335,10 @@ fn generalized_time(t: OffsetDateTime) -> Result<Vec<u8>, ModelError> {
 fn parse_generalized_time(c: &[u8]) -> Result<OffsetDateTime, String> {
     let s = std::str::from_utf8(c).map_err(|_| "GeneralizedTime is not ASCII".to_owned())?;
     if s.len() != 15 || !s.ends_with('Z') || !s[..14].bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("GeneralizedTime {:?} is not YYYYMMDDHHMMSSZ", truncate(s)));
+        return Err(format!(
+            "GeneralizedTime {:?} is not YYYYMMDDHHMMSSZ",
+            truncate(s)
+        ));
     }
     let rfc = format!(
         "{}-{}-{}T{}:{}:{}Z",
@@ -323,7 +349,8 @@ fn parse_generalized_time(c: &[u8]) -> Result<OffsetDateTime, String> {
         &s[10..12],
         &s[12..14]
     );
-    OffsetDateTime::parse(&rfc, &Rfc3339).map_err(|_| format!("GeneralizedTime {s:?} is not a valid time"))
+    OffsetDateTime::parse(&rfc, &Rfc3339)
+        .map_err(|_| format!("GeneralizedTime {s:?} is not a valid time"))
 }
 
 #[cfg(test)]
@@ -383,7 +410,10 @@ mod tests {
             level: None,
             policy_version: "p1".to_owned(),
             basis: vec![],
-            authorized_sectors: vec![SectorName::new("hems").unwrap(), SectorName::new("automotive").unwrap()],
+            authorized_sectors: vec![
+                SectorName::new("hems").unwrap(),
+                SectorName::new("automotive").unwrap(),
+            ],
         };
         let der = ext.to_der().unwrap();
         assert_eq!(TrustLevelExtension::from_der(&der).unwrap(), ext);
@@ -402,7 +432,10 @@ mod tests {
     fn rejects_truncated() {
         let der = device_ext().to_der().unwrap();
         for cut in 0..der.len() {
-            assert!(TrustLevelExtension::from_der(&der[..cut]).is_err(), "accepted {cut} bytes");
+            assert!(
+                TrustLevelExtension::from_der(&der[..cut]).is_err(),
+                "accepted {cut} bytes"
+            );
         }
     }
 
@@ -418,7 +451,12 @@ mod tests {
     fn rejects_wrong_tag() {
         let mut der = device_ext().to_der().unwrap();
         der[0] = 0x31; // SET instead of SEQUENCE
-        assert!(TrustLevelExtension::from_der(&der).unwrap_err().to_string().contains("wrong tag"));
+        assert!(
+            TrustLevelExtension::from_der(&der)
+                .unwrap_err()
+                .to_string()
+                .contains("wrong tag")
+        );
     }
 
     fn with_level_byte(level: u8) -> Vec<u8> {
@@ -456,10 +494,20 @@ mod tests {
         let mut bad_kind = der.clone();
         assert_eq!(&bad_kind[5..8], &[0x0a, 0x01, 0x00]);
         bad_kind[7] = 99;
-        assert!(TrustLevelExtension::from_der(&bad_kind).unwrap_err().to_string().contains("kind"));
+        assert!(
+            TrustLevelExtension::from_der(&bad_kind)
+                .unwrap_err()
+                .to_string()
+                .contains("kind")
+        );
         let mut bad_version = der;
         bad_version[4] = 2;
-        assert!(TrustLevelExtension::from_der(&bad_version).unwrap_err().to_string().contains("version"));
+        assert!(
+            TrustLevelExtension::from_der(&bad_version)
+                .unwrap_err()
+                .to_string()
+                .contains("version")
+        );
     }
 
     proptest! {

@@ -27,7 +27,9 @@ fn validate_label(field: &'static str, value: &str) -> Result<(), ModelError> {
         && value.len() <= 63
         && !value.starts_with('-')
         && !value.ends_with('-')
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -59,7 +61,12 @@ pub fn validate_firmware_version(value: &str) -> Result<(), ModelError> {
 
 impl DeviceIdentity {
     /// Validates every part of an identity.
-    pub fn new(sector: SectorName, manufacturer: &str, model: &str, serial: &str) -> Result<Self, ModelError> {
+    pub fn new(
+        sector: SectorName,
+        manufacturer: &str,
+        model: &str,
+        serial: &str,
+    ) -> Result<Self, ModelError> {
         validate_label("manufacturer", manufacturer)?;
         validate_label("model", model)?;
         validate_label("serial", serial)?;
@@ -73,16 +80,21 @@ impl DeviceIdentity {
 
     /// `urn:trustca:<sector>:<manufacturer>:<model>:<serial>`, the SAN URI.
     pub fn urn(&self) -> String {
-        format!("urn:trustca:{}:{}:{}:{}", self.sector, self.manufacturer, self.model, self.serial)
+        format!(
+            "urn:trustca:{}:{}:{}:{}",
+            self.sector, self.manufacturer, self.model, self.serial
+        )
     }
 
     /// Parses a URN written by [`DeviceIdentity::urn`].
     pub fn from_urn(urn: &str) -> Result<Self, ModelError> {
-        let rest = urn.strip_prefix("urn:trustca:").ok_or_else(|| ModelError::InvalidAttribute {
-            field: "device identity",
-            value: truncate(urn),
-            reason: "expected urn:trustca:<sector>:<manufacturer>:<model>:<serial>",
-        })?;
+        let rest =
+            urn.strip_prefix("urn:trustca:")
+                .ok_or_else(|| ModelError::InvalidAttribute {
+                    field: "device identity",
+                    value: truncate(urn),
+                    reason: "expected urn:trustca:<sector>:<manufacturer>:<model>:<serial>",
+                })?;
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.as_slice() {
             [sector, manufacturer, model, serial] => {
@@ -110,7 +122,11 @@ impl DeviceIdentity {
     /// The uniqueness key: DNS names are case-insensitive, so two identities
     /// that differ only in case are the same device.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}/{}", self.sector, self.manufacturer, self.model, self.serial).to_ascii_lowercase()
+        format!(
+            "{}/{}/{}/{}",
+            self.sector, self.manufacturer, self.model, self.serial
+        )
+        .to_ascii_lowercase()
     }
 }
 
@@ -133,14 +149,25 @@ mod tests {
         let id = DeviceIdentity::new(auto(), "Acme", "EV-200", "SN0001").unwrap();
         assert_eq!(id.urn(), "urn:trustca:automotive:Acme:EV-200:SN0001");
         assert_eq!(DeviceIdentity::from_urn(&id.urn()).unwrap(), id);
-        assert_eq!(id.dns_name("trustca.internal"), "sn0001.ev-200.acme.automotive.trustca.internal");
-        assert_eq!(id.key(), DeviceIdentity::new(auto(), "ACME", "ev-200", "sn0001").unwrap().key());
+        assert_eq!(
+            id.dns_name("trustca.internal"),
+            "sn0001.ev-200.acme.automotive.trustca.internal"
+        );
+        assert_eq!(
+            id.key(),
+            DeviceIdentity::new(auto(), "ACME", "ev-200", "sn0001")
+                .unwrap()
+                .key()
+        );
     }
 
     #[test]
     fn rejects_separators_and_empty() {
         for bad in ["", "a:b", "a/b", "a.b", "-a", "a b", &"x".repeat(64)] {
-            assert!(DeviceIdentity::new(auto(), bad, "m", "s").is_err(), "{bad:?}");
+            assert!(
+                DeviceIdentity::new(auto(), bad, "m", "s").is_err(),
+                "{bad:?}"
+            );
         }
         assert!(DeviceIdentity::from_urn("urn:trustca:automotive:a:b").is_err());
         assert!(validate_firmware_version("1.2.3+build_7").is_ok());

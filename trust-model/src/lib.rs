@@ -12,6 +12,7 @@ mod der;
 mod error;
 mod evidence;
 pub mod extension;
+pub mod hexfmt;
 mod identity;
 mod level;
 pub mod policy;
@@ -19,7 +20,7 @@ mod sector;
 
 pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use error::ModelError;
-pub use evidence::{Evidence, EvidenceItem, Evaluation, HardwareRootOfTrust};
+pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
 pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;

@@ -176,7 +176,11 @@ fn line_of(text: &str, span: Option<Range<usize>>) -> usize {
 }
 
 fn policy_error(file: &str, line: usize, reason: impl Into<String>) -> ModelError {
-    ModelError::InvalidPolicy { file: file.to_owned(), line, reason: reason.into() }
+    ModelError::InvalidPolicy {
+        file: file.to_owned(),
+        line,
+        reason: reason.into(),
+    }
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ModelError> {
@@ -193,10 +197,16 @@ impl PkiPolicy {
         let labels_ok = !p.trust_domain.is_empty()
             && p.trust_domain.len() <= 100
             && p.trust_domain.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             });
         if !labels_ok {
-            return Err(policy_error(file, 0, "trust_domain must be a lower-case DNS name"));
+            return Err(policy_error(
+                file,
+                0,
+                "trust_domain must be a lower-case DNS name",
+            ));
         }
         for (what, days) in [
             ("root", p.root.validity_days),
@@ -205,11 +215,19 @@ impl PkiPolicy {
             ("service", p.service.validity_days),
         ] {
             if days == 0 || days > 36_500 {
-                return Err(policy_error(file, 0, format!("{what}.validity_days must be 1..=36500")));
+                return Err(policy_error(
+                    file,
+                    0,
+                    format!("{what}.validity_days must be 1..=36500"),
+                ));
             }
         }
         if p.sector_ca.validity_days > p.root.validity_days {
-            return Err(policy_error(file, 0, "sector_ca.validity_days exceeds the root's lifetime"));
+            return Err(policy_error(
+                file,
+                0,
+                "sector_ca.validity_days exceeds the root's lifetime",
+            ));
         }
         Ok(p)
     }
@@ -223,36 +241,68 @@ impl SectorPolicy {
             return Err(policy_error(file, 0, "version must be 1-64 characters"));
         }
         if f.certificate.validity_days == 0 || f.certificate.validity_days > 36_500 {
-            return Err(policy_error(file, 0, "certificate.validity_days must be 1..=36500"));
+            return Err(policy_error(
+                file,
+                0,
+                "certificate.validity_days must be 1..=36500",
+            ));
         }
         if f.certificate.device_key_algorithms.is_empty() {
-            return Err(policy_error(file, 0, "certificate.device_key_algorithms must name at least one algorithm"));
+            return Err(policy_error(
+                file,
+                0,
+                "certificate.device_key_algorithms must name at least one algorithm",
+            ));
         }
         let mut seen = BTreeMap::new();
         for spanned in &f.level {
             let line = line_of(text, Some(spanned.span()));
             let c = spanned.get_ref();
             if seen.insert(c.level, line).is_some() {
-                return Err(policy_error(file, line, format!("level {} is defined twice", c.level.get())));
+                return Err(policy_error(
+                    file,
+                    line,
+                    format!("level {} is defined twice", c.level.get()),
+                ));
             }
             for e in &c.evaluation {
                 let Some((scheme, result)) = e.split_once(':') else {
-                    return Err(policy_error(file, line, format!("evaluation {e:?} must be scheme:result")));
+                    return Err(policy_error(
+                        file,
+                        line,
+                        format!("evaluation {e:?} must be scheme:result"),
+                    ));
                 };
                 if result.is_empty() || !f.evidence.schemes.iter().any(|s| s == scheme) {
                     return Err(policy_error(
                         file,
                         line,
-                        format!("evaluation {e:?} names scheme {scheme:?}, which evidence.schemes does not list"),
+                        format!(
+                            "evaluation {e:?} names scheme {scheme:?}, which evidence.schemes does not list"
+                        ),
                     ));
                 }
             }
             if c.max_evaluation_age_days.is_some() && c.evaluation.is_empty() {
-                return Err(policy_error(file, line, "max_evaluation_age_days without an evaluation requirement"));
+                return Err(policy_error(
+                    file,
+                    line,
+                    "max_evaluation_age_days without an evaluation requirement",
+                ));
             }
         }
-        match f.level.iter().find(|c| c.get_ref().level == TrustLevel::MIN) {
-            None => return Err(policy_error(file, 0, "a [[level]] with level = 1 (the baseline) is required")),
+        match f
+            .level
+            .iter()
+            .find(|c| c.get_ref().level == TrustLevel::MIN)
+        {
+            None => {
+                return Err(policy_error(
+                    file,
+                    0,
+                    "a [[level]] with level = 1 (the baseline) is required",
+                ));
+            }
             Some(base) => {
                 let c = base.get_ref();
                 if !c.evaluation.is_empty()
@@ -269,7 +319,7 @@ impl SectorPolicy {
             }
         }
         let mut levels: Vec<LevelCriteria> = f.level.into_iter().map(Spanned::into_inner).collect();
-        levels.sort_by(|a, b| b.level.cmp(&a.level));
+        levels.sort_by_key(|c| std::cmp::Reverse(c.level));
         Ok(Self {
             sector: f.sector,
             version: f.version,
@@ -283,7 +333,7 @@ impl SectorPolicy {
     /// Checks that every evaluation names a scheme this sector knows.
     fn check_known(&self, ev: &Evidence) -> Result<(), ModelError> {
         for e in &ev.evaluations {
-            if !self.evidence.schemes.iter().any(|s| *s == e.scheme) {
+            if !self.evidence.schemes.contains(&e.scheme) {
                 return Err(ModelError::InvalidEvidence(format!(
                     "unknown evaluation scheme {:?} for sector {}: known are {}",
                     crate::sector::truncate(&e.scheme),
@@ -296,11 +346,19 @@ impl SectorPolicy {
     }
 
     /// The highest level whose every requirement `ev` meets at `now`.
-    pub fn evaluate(&self, ev: &Evidence, now: OffsetDateTime) -> Result<LevelDecision, ModelError> {
+    pub fn evaluate(
+        &self,
+        ev: &Evidence,
+        now: OffsetDateTime,
+    ) -> Result<LevelDecision, ModelError> {
         self.check_known(ev)?;
         for c in &self.levels {
             if let Some(basis) = meets(c, ev, now) {
-                return Ok(LevelDecision { level: c.level, basis, policy_version: self.version.clone() });
+                return Ok(LevelDecision {
+                    level: c.level,
+                    basis,
+                    policy_version: self.version.clone(),
+                });
             }
         }
         // Unreachable for a validated policy (level 1 has no requirements),
@@ -324,7 +382,9 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
             let not_future = e.evaluated_at <= now + time::Duration::days(1);
             fresh
                 && not_future
-                && c.evaluation.iter().any(|want| want.split_once(':') == Some((e.scheme.as_str(), e.result.as_str())))
+                && c.evaluation.iter().any(|want| {
+                    want.split_once(':') == Some((e.scheme.as_str(), e.result.as_str()))
+                })
         })?;
         evaluated_at = Some(found.evaluated_at);
         basis.push(EvaluationBasis {
@@ -392,9 +452,20 @@ impl PolicySet {
         let mut sectors = BTreeMap::new();
         for (file, text) in sector_files {
             let policy = SectorPolicy::parse(file, text)?;
-            let stem = std::path::Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let stem = std::path::Path::new(file)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             if stem != policy.sector.as_str() {
-                return Err(policy_error(file, 1, format!("file declares sector {:?}; name the file {}.toml", policy.sector.as_str(), policy.sector)));
+                return Err(policy_error(
+                    file,
+                    1,
+                    format!(
+                        "file declares sector {:?}; name the file {}.toml",
+                        policy.sector.as_str(),
+                        policy.sector
+                    ),
+                ));
             }
             if sectors.insert(policy.sector.clone(), policy).is_some() {
                 return Err(policy_error(file, 1, "sector defined twice"));
@@ -448,7 +519,12 @@ level = 1
 "#;
 
     fn item(kind: &str, scheme: &str, value: &str, at: &str) -> EvidenceItem {
-        EvidenceItem { kind: kind.into(), scheme: scheme.into(), value: value.into(), evaluated_at: at.into() }
+        EvidenceItem {
+            kind: kind.into(),
+            scheme: scheme.into(),
+            value: value.into(),
+            evaluated_at: at.into(),
+        }
     }
 
     fn now() -> OffsetDateTime {
@@ -472,7 +548,10 @@ level = 1
 
         let only_update = Evidence::parse(&[item("secure-update", "", "true", "")]).unwrap();
         assert_eq!(p.evaluate(&only_update, now()).unwrap().level.get(), 3);
-        assert_eq!(p.evaluate(&Evidence::default(), now()).unwrap().level.get(), 1);
+        assert_eq!(
+            p.evaluate(&Evidence::default(), now()).unwrap().level.get(),
+            1
+        );
 
         // Short support drops the device from 5 to 3.
         let short = Evidence::parse(&[
@@ -498,8 +577,14 @@ level = 1
     #[test]
     fn unknown_scheme_is_an_error() {
         let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
-        let ev = Evidence::parse(&[item("evaluation", "self-assessed", "great", "2026-01-01")]).unwrap();
-        assert!(p.evaluate(&ev, now()).unwrap_err().to_string().contains("unknown evaluation scheme"));
+        let ev =
+            Evidence::parse(&[item("evaluation", "self-assessed", "great", "2026-01-01")]).unwrap();
+        assert!(
+            p.evaluate(&ev, now())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown evaluation scheme")
+        );
     }
 
     #[test]
@@ -515,14 +600,23 @@ level = 1
             other => panic!("{other}"),
         }
         let bad_level = SECTOR.replace("level = 3", "level = 6");
-        let err = SectorPolicy::parse("automotive.toml", &bad_level).unwrap_err().to_string();
+        let err = SectorPolicy::parse("automotive.toml", &bad_level)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("automotive.toml:"), "{err}");
         assert!(err.contains("out of range"), "{err}");
         let unknown_key = SECTOR.replace("validity_days = 365", "validity_days = 365\nvalidty = 3");
-        let err = SectorPolicy::parse("automotive.toml", &unknown_key).unwrap_err().to_string();
+        let err = SectorPolicy::parse("automotive.toml", &unknown_key)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(":7:") || err.contains(":8:"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
         let no_base = SECTOR.replace("[[level]]\nlevel = 1\n", "");
-        assert!(SectorPolicy::parse("a.toml", &no_base).unwrap_err().to_string().contains("baseline"));
+        assert!(
+            SectorPolicy::parse("a.toml", &no_base)
+                .unwrap_err()
+                .to_string()
+                .contains("baseline")
+        );
     }
 }

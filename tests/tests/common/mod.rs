@@ -1,6 +1,6 @@
 //! Shared set-up for end-to-end tests: a real server on a loopback port
 //! with a fresh data directory, credentials, CSRs, and openssl.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,16 +68,31 @@ impl TestCa {
     }
 
     /// Issues a role credential with the library (as `trustca manufacturer add` does).
-    pub fn credential(&self, kind: CertificateKind, name: &str, sectors: &[&str]) -> ClientCredentials {
+    pub fn credential(
+        &self,
+        kind: CertificateKind,
+        name: &str,
+        sectors: &[&str],
+    ) -> ClientCredentials {
         let (_, set) = trustca::policies::resolve(None, Some(self.data())).unwrap();
         let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
         let h = CaHierarchy::open(self.data(), &set, &pass).unwrap();
-        let sectors: Vec<SectorName> = sectors.iter().map(|s| SectorName::new(s).unwrap()).collect();
+        let sectors: Vec<SectorName> = sectors
+            .iter()
+            .map(|s| SectorName::new(s).unwrap())
+            .collect();
         let issued = h.issue_credential(&set, kind, name, &sectors).unwrap();
-        ClientCredentials { cert_pem: issued.chain_pem, key_pem: issued.key_pem, root_pem: self.root_pem() }
+        ClientCredentials {
+            cert_pem: issued.chain_pem,
+            key_pem: issued.key_pem,
+            root_pem: self.root_pem(),
+        }
     }
 
-    pub async fn client(&self, creds: &ClientCredentials) -> pb::enrollment_client::EnrollmentClient<Channel> {
+    pub async fn client(
+        &self,
+        creds: &ClientCredentials,
+    ) -> pb::enrollment_client::EnrollmentClient<Channel> {
         pb::enrollment_client::EnrollmentClient::new(connect(&self.url(), creds).await.unwrap())
     }
 }
@@ -89,14 +104,22 @@ pub fn csr() -> (rcgen::KeyPair, Vec<u8>) {
 
 pub fn csr_for(alg: &'static rcgen::SignatureAlgorithm) -> (rcgen::KeyPair, Vec<u8>) {
     let key = rcgen::KeyPair::generate_for(alg).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["attacker-chosen.example".to_string()]).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "attacker chosen CN");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["attacker-chosen.example".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "attacker chosen CN");
     let der = params.serialize_request(&key).unwrap().der().to_vec();
     (key, der)
 }
 
 pub fn evidence(kind: &str, scheme: &str, value: &str, at: &str) -> pb::EvidenceItem {
-    pb::EvidenceItem { r#type: kind.into(), scheme: scheme.into(), value: value.into(), evaluated_at: at.into() }
+    pb::EvidenceItem {
+        r#type: kind.into(),
+        scheme: scheme.into(),
+        value: value.into(),
+        evaluated_at: at.into(),
+    }
 }
 
 /// Evidence that earns automotive Lv.5 under the shipped policy.
@@ -109,7 +132,13 @@ pub fn automotive_lv5() -> Vec<pb::EvidenceItem> {
     ]
 }
 
-pub fn request(sector: &str, manufacturer: &str, serial: &str, csr: Vec<u8>, evidence: Vec<pb::EvidenceItem>) -> pb::EnrollRequest {
+pub fn request(
+    sector: &str,
+    manufacturer: &str,
+    serial: &str,
+    csr: Vec<u8>,
+    evidence: Vec<pb::EvidenceItem>,
+) -> pb::EnrollRequest {
     pb::EnrollRequest {
         csr_der: csr,
         device: Some(pb::DeviceAttributes {
@@ -129,12 +158,21 @@ pub fn pem_of(der: &[u8]) -> String {
 }
 
 /// Runs `openssl verify` on a leaf with its chain; returns (success, output).
-pub fn openssl_verify(dir: &Path, root_pem: &str, chain_der: &[Vec<u8>], extra: &[&str]) -> (bool, String) {
+pub fn openssl_verify(
+    dir: &Path,
+    root_pem: &str,
+    chain_der: &[Vec<u8>],
+    extra: &[&str],
+) -> (bool, String) {
     let root = dir.join("openssl-root.pem");
     let untrusted = dir.join("openssl-untrusted.pem");
     let leaf = dir.join("openssl-leaf.pem");
     std::fs::write(&root, root_pem).unwrap();
-    std::fs::write(&untrusted, chain_der[1..].iter().map(|d| pem_of(d)).collect::<String>()).unwrap();
+    std::fs::write(
+        &untrusted,
+        chain_der[1..].iter().map(|d| pem_of(d)).collect::<String>(),
+    )
+    .unwrap();
     std::fs::write(&leaf, pem_of(&chain_der[0])).unwrap();
     let out = Command::new("openssl")
         .arg("verify")
@@ -146,7 +184,11 @@ pub fn openssl_verify(dir: &Path, root_pem: &str, chain_der: &[Vec<u8>], extra: 
         .arg(&leaf)
         .output()
         .expect("openssl must be installed (apt-get install openssl)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -155,6 +197,10 @@ pub fn trustca_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join(format!("trustca{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built: run `cargo test --workspace` (or `cargo build -p trustca`) first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace` (or `cargo build -p trustca`) first",
+        bin.display()
+    );
     bin
 }
