@@ -1,0 +1,2 @@
+//! Tamper-evident audit log primitives (work in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! V2X pseudonym cryptography (work in progress).
+#![forbid(unsafe_code)]
