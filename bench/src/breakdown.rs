@@ -1,8 +1,9 @@
 //! Where the time goes, without the transport: the enrollment engine driven
 //! in-process exactly as `EnrollBatch` drives it (chunks of 256, two chunks
-//! in flight, group-committed and flushed before results count), the CSR
-//! check alone, and the store alone (sled commits of real issuance records
-//! plus one flush per group).
+//! in flight, group-committed and flushed before results count) over the
+//! real sled store and over a store that keeps nothing (so the difference is
+//! the store's share), the CSR check alone, and the store alone (sled
+//! commits of real issuance records plus one flush per group).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentOutcome};
 use trustca_store::{
-    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, SledStorage,
-    Storage,
+    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, HistoryEntry,
+    Issuance, SledStorage, Storage, StoreError, TrustRecord,
 };
 
 use crate::fixture::{self, Device, Manufacturer};
@@ -33,14 +34,62 @@ pub struct EngineRun {
     pub issued: Vec<(Vec<u8>, String)>,
 }
 
-/// The enrollment engine over its own CA and store in `data`.
-pub async fn engine(data: &Path, devices: &[Device]) -> Result<EngineRun> {
+/// A store that keeps nothing: every commit succeeds at once, nothing is
+/// ever found. Only for measuring the engine without its store.
+#[derive(Debug)]
+struct NullStorage;
+
+impl Storage for NullStorage {
+    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        batch.iter().map(|_| Ok(())).collect()
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn device(&self, _: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(None)
+    }
+    fn trust_record(&self, _: &str) -> Result<Option<TrustRecord>, StoreError> {
+        Ok(None)
+    }
+    fn history(&self, _: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        Ok(vec![])
+    }
+    fn certificate(&self, _: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        Ok(None)
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        Ok((0, 0))
+    }
+    fn audit_entries(&self, _: u64, _: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(vec![])
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Which store the in-process engine runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The real sled store, flushed per group.
+    Sled,
+    /// [`NullStorage`]: no store cost at all.
+    Null,
+}
+
+/// The enrollment engine over its own CA (and, for [`StoreKind::Sled`],
+/// its own store) in `data`.
+pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<EngineRun> {
     let manufacturer: Manufacturer = fixture::init_ca(data)?;
     let pass = fixture::passphrase()?;
     let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(&data.join("db"))?);
+    let storage: Arc<dyn Storage> = match kind {
+        StoreKind::Sled => Arc::new(SledStorage::open(&data.join("db"))?),
+        StoreKind::Null => Arc::new(NullStorage),
+    };
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(EnrollmentEngine::new(
         policy_set, hierarchy, storage, committer,
@@ -88,8 +137,14 @@ pub async fn engine(data: &Path, devices: &[Device]) -> Result<EngineRun> {
     }
     Ok(EngineRun {
         row: Row {
-            key: "engine_inprocess",
-            label: "engine in-process (no gRPC/TLS, durable)".into(),
+            key: match kind {
+                StoreKind::Sled => "engine_inprocess",
+                StoreKind::Null => "engine_null_store",
+            },
+            label: match kind {
+                StoreKind::Sled => "engine in-process (no gRPC/TLS, durable)".into(),
+                StoreKind::Null => "engine in-process, no-op store (not durable)".into(),
+            },
             group: Group::Breakdown,
             ops: ok,
             errors,

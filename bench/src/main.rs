@@ -8,8 +8,9 @@
 //!   `GetCaCertificates` on the real server: no signing, no storage);
 //! * `batch` / `unary`: enrollment through the real server (`EnrollBatch`
 //!   streams, unary `Enroll`), every certificate fsynced before it returns;
-//! * `breakdown`: the engine in-process without the transport, the CSR
-//!   check alone and the store alone;
+//! * `breakdown`: the engine in-process without the transport (over the
+//!   real store and over a no-op store), the CSR check alone and the store
+//!   alone;
 //! * `cfssl`: `cfssl serve` signing the same kind of CSR at the same
 //!   concurrency (skipped with a note when cfssl is not installed).
 //!
@@ -254,8 +255,18 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
         let m = opts.breakdown_devices.min(reusable.len());
         progress(&format!("breakdown: engine in-process, {m} devices"));
         let data = tempfile::tempdir()?;
-        let run = breakdown::engine(data.path(), &reusable[..m]).await?;
+        let run =
+            breakdown::engine(data.path(), &reusable[..m], breakdown::StoreKind::Sled).await?;
         rows.push(run.row);
+        progress(&format!(
+            "breakdown: engine in-process over a no-op store, {m} devices"
+        ));
+        let null_data = tempfile::tempdir()?;
+        rows.push(
+            breakdown::engine(null_data.path(), &reusable[..m], breakdown::StoreKind::Null)
+                .await?
+                .row,
+        );
         progress("breakdown: CSR check alone");
         rows.push(breakdown::csr_check(&reusable[..m])?);
         progress("breakdown: store alone");

@@ -1,14 +1,12 @@
-//! Reading certificates for people and scripts: `inspect` (every field that
-//! matters, the trust-level extension decoded) and `verify` (the path to the
-//! root with webpki, then trustca's own rules: the sector CA that issued a
-//! certificate must be the sector the certificate claims).
+//! Reading certificates for people and scripts: `inspect` shows every field
+//! that matters with the trust-level extension decoded. (`verify` uses
+//! `trustca_model::verify_chain`.)
 
 use anyhow::{Context, Result, anyhow, bail};
-use rustls_pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use trustca_model::{CertificateKind, TrustLevelExtension, trust_extension};
+use trustca_model::{TrustLevelExtension, trust_extension};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -160,120 +158,4 @@ pub fn inspect_text(v: &Value) -> String {
         }
     }
     out
-}
-
-/// A successful verification.
-#[derive(Debug)]
-pub struct Verified {
-    /// Subject of the leaf.
-    pub subject: String,
-    /// Its decoded extension.
-    pub extension: Option<TrustLevelExtension>,
-    /// Its expiry.
-    pub not_after: OffsetDateTime,
-}
-
-/// Verifies `chain[0]` up to `root` through `chain[1..]` at `now`.
-pub fn verify(chain: &[Vec<u8>], root: &[u8], now: OffsetDateTime) -> Result<Verified> {
-    let leaf_der = chain.first().context("no certificate to verify")?;
-    let leaf = parse(leaf_der).context("certificate")?;
-    let validity = leaf.validity();
-    let not_after = validity.not_after.to_datetime();
-    if now > not_after {
-        bail!("certificate expired on {}", rfc3339(not_after));
-    }
-    if now < validity.not_before.to_datetime() {
-        bail!(
-            "certificate is not valid before {}",
-            rfc3339(validity.not_before.to_datetime())
-        );
-    }
-    let root_cd = CertificateDer::from(root.to_vec());
-    let anchor = webpki::anchor_from_trusted_cert(&root_cd)
-        .map_err(|e| anyhow!("root certificate unusable: {e}"))?;
-    let intermediates: Vec<CertificateDer<'static>> = chain[1..]
-        .iter()
-        .map(|d| CertificateDer::from(d.clone()))
-        .collect();
-    let leaf_cd = CertificateDer::from(leaf_der.clone());
-    let ee = webpki::EndEntityCert::try_from(&leaf_cd)
-        .map_err(|e| anyhow!("certificate unusable: {e}"))?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        now.unix_timestamp().max(0) as u64,
-    ));
-    let usage = if leaf_has_client_auth(&leaf) {
-        webpki::KeyUsage::client_auth()
-    } else {
-        webpki::KeyUsage::server_auth()
-    };
-    ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        &intermediates,
-        time,
-        usage,
-        None,
-        None,
-    )
-    .map_err(|e| anyhow!("chain does not verify to the root: {}", describe_webpki(&e)))?;
-    let extension = trust_extension(&leaf)?;
-    if let Some(ext) = &extension {
-        let issuer = std::iter::once(root)
-            .chain(chain[1..].iter().map(|v| v.as_slice()))
-            .filter_map(|d| parse(d).ok())
-            .find(|c| c.subject().as_raw() == leaf.issuer().as_raw())
-            .context("issuer not found in the chain")?;
-        let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
-        if issuer_is_root {
-            if ext.kind != CertificateKind::Service {
-                bail!(
-                    "wrong-sector chain: a {} certificate must be issued by a sector CA, not the root",
-                    ext.kind.as_str()
-                );
-            }
-        } else {
-            let issuer_ext =
-                trust_extension(&issuer)?.context("issuer is not a trustca sector CA")?;
-            if issuer_ext.kind != CertificateKind::SectorCa {
-                bail!("issuer is not a trustca sector CA");
-            }
-            if issuer_ext.sector != ext.sector {
-                bail!(
-                    "wrong-sector chain: certificate claims sector {} but was issued by the {} sector CA",
-                    ext.sector,
-                    issuer_ext.sector
-                );
-            }
-        }
-    }
-    Ok(Verified {
-        subject: leaf.subject().to_string(),
-        extension,
-        not_after,
-    })
-}
-
-fn leaf_has_client_auth(cert: &X509Certificate<'_>) -> bool {
-    match cert.extended_key_usage() {
-        Ok(Some(eku)) => eku.value.client_auth,
-        _ => true,
-    }
-}
-
-fn describe_webpki(e: &webpki::Error) -> String {
-    use webpki::Error as E;
-    match e {
-        E::UnknownIssuer => {
-            "unknown issuer (no path to this root; wrong CA or missing sub-CA certificate)".into()
-        }
-        E::NameConstraintViolation => {
-            "name constraint violated (the sub-CA may not issue this name)".into()
-        }
-        E::CertExpired { .. } => "a certificate in the chain has expired".into(),
-        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
-        E::CaUsedAsEndEntity => {
-            "this is a CA certificate; give a device or credential certificate".into()
-        }
-        other => format!("{other:?}"),
-    }
 }

@@ -358,7 +358,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 certs.extend(certinfo::read_certs(&c)?);
             }
             let root_der = certinfo::read_certs(&root)?.remove(0);
-            match certinfo::verify(&certs, &root_der, time::OffsetDateTime::now_utc()) {
+            match trustca_model::verify_chain(
+                &certs,
+                &[],
+                &root_der,
+                time::OffsetDateTime::now_utc(),
+            ) {
                 Ok(v) => {
                     if json {
                         print_json(&json!({

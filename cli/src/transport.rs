@@ -144,7 +144,8 @@ pub struct TransportIdentity {
 
 struct PeerCheck {
     verifier: Arc<dyn ClientCertVerifier>,
-    sector_cas: Vec<Vec<u8>>,
+    /// The sector CAs and the root: every certificate that may issue a client.
+    issuers: Vec<Vec<u8>>,
 }
 
 impl PeerCheck {
@@ -161,14 +162,14 @@ impl PeerCheck {
         let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&certs[0])
             .map_err(|_| "client certificate does not parse".to_owned())?;
         let issuer = self
-            .sector_cas
+            .issuers
             .iter()
             .find(|ca| {
                 x509_parser::certificate::X509Certificate::from_der(ca)
                     .map(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
                     .unwrap_or(false)
             })
-            .ok_or("client certificate is not issued by a trustca sector CA")?;
+            .ok_or("client certificate is not issued by the trustca root or a sector CA")?;
         credential_from_chain(&certs[0], issuer)
             .map(Arc::new)
             .map_err(|e| e.to_string())
@@ -209,10 +210,9 @@ pub fn incoming(
 ) -> anyhow::Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>> {
     let (cfg, verifier) = server_config(id)?;
     let acceptor = TlsAcceptor::from(cfg);
-    let check = Arc::new(PeerCheck {
-        verifier,
-        sector_cas: id.sector_cas.clone(),
-    });
+    let mut issuers = id.sector_cas.clone();
+    issuers.push(id.root_der.clone());
+    let check = Arc::new(PeerCheck { verifier, issuers });
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
         loop {

@@ -496,12 +496,18 @@ async fn name_constraints_and_sector_checks_reject_a_wrong_sector_chain() {
     let (ok, out) = openssl_verify(ca.data(), &ca.root_pem(), &wrong, &[]);
     assert!(!ok, "openssl accepted a wrong chain: {out}");
     let root_der = pem::parse(ca.root_pem()).unwrap().into_contents();
-    let err =
-        trustca::certinfo::verify(&wrong, &root_der, time::OffsetDateTime::now_utc()).unwrap_err();
+    let err = trustca_model::verify_chain(&wrong, &[], &root_der, time::OffsetDateTime::now_utc())
+        .unwrap_err();
     assert!(format!("{err:#}").contains("unknown issuer"), "{err:#}");
     // The right chain verifies, and expires when its time comes.
-    trustca::certinfo::verify(&resp.chain_der, &root_der, time::OffsetDateTime::now_utc()).unwrap();
+    trustca_model::verify_chain(
+        &resp.chain_der,
+        &[],
+        &root_der,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(365 * 11);
-    let err = trustca::certinfo::verify(&resp.chain_der, &root_der, later).unwrap_err();
+    let err = trustca_model::verify_chain(&resp.chain_der, &[], &root_der, later).unwrap_err();
     assert!(format!("{err:#}").contains("expired"), "{err:#}");
 }

@@ -22,6 +22,8 @@ pub struct Credential {
     pub serial: String,
     /// The full decoded extension.
     pub extension: TrustLevelExtension,
+    /// For device certificates: the device identity from the URN SAN.
+    pub identity: Option<crate::DeviceIdentity>,
 }
 
 impl Credential {
@@ -74,16 +76,25 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
         .map_err(|_| bad("issuer certificate does not parse"))?;
     let ext = trust_extension(&leaf)?
         .ok_or_else(|| bad("client certificate has no trustca trust-level extension"))?;
-    let issuer_ext =
-        trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
-    if issuer_ext.kind != CertificateKind::SectorCa {
-        return Err(bad("issuer is not a trustca sector CA"));
-    }
-    if issuer_ext.sector != ext.sector {
-        return Err(ModelError::InvalidCredential(format!(
-            "certificate claims sector {} but was issued by the {} CA",
-            ext.sector, issuer_ext.sector
-        )));
+    let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
+    if issuer_is_root {
+        // Only trustca services (e.g. a federated trust database) are
+        // issued by the root itself.
+        if ext.kind != CertificateKind::Service {
+            return Err(bad("only service certificates are issued by the root"));
+        }
+    } else {
+        let issuer_ext =
+            trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
+        if issuer_ext.kind != CertificateKind::SectorCa {
+            return Err(bad("issuer is not a trustca sector CA"));
+        }
+        if issuer_ext.sector != ext.sector {
+            return Err(ModelError::InvalidCredential(format!(
+                "certificate claims sector {} but was issued by the {} CA",
+                ext.sector, issuer_ext.sector
+            )));
+        }
     }
     let sectors = if ext.authorized_sectors.is_empty() {
         vec![ext.sector.clone()]
@@ -96,6 +107,11 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
         sectors,
         name: holder_name(&leaf),
         serial: crate::hexfmt::encode(leaf.raw_serial()),
+        identity: if ext.kind == CertificateKind::LongTerm {
+            crate::chain::identity_of(&leaf)
+        } else {
+            None
+        },
         extension: ext,
     })
 }

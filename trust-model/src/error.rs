@@ -41,6 +41,12 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A certificate chain does not verify (with the reason).
+    #[error("{0}")]
+    InvalidChain(String),
+    /// A signed trust assertion does not decode or verify.
+    #[error("trust assertion: {0}")]
+    InvalidAssertion(String),
     /// A certificate presented as a credential is not one trustca issued.
     #[error("credential: {0}")]
     InvalidCredential(String),

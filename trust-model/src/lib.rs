@@ -7,6 +7,7 @@
 //! database, the CLI and on devices.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 mod credential;
 mod der;
 mod error;
@@ -18,6 +19,7 @@ mod level;
 pub mod policy;
 mod sector;
 
+pub use chain::{VerifiedChain, fingerprint, verify_chain};
 pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use error::ModelError;
 pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};

@@ -1,0 +1,177 @@
+//! The crate's single error type, [`PseudonymError`].
+//!
+//! Every fallible function in the crate returns `Result<T, PseudonymError>`.
+//! Messages never contain secret material (seeds, scalars, plaintexts); they
+//! name the field or the check that failed so the caller can log them.
+
+/// Everything that can go wrong in the pseudonym cryptographic core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PseudonymError {
+    /// The operating system's random number generator (through ring's
+    /// `SystemRandom`) failed to produce bytes.
+    #[error("the system random number generator failed")]
+    Random,
+
+    /// A linkage seed was requested for a period before the period at which
+    /// the chain (or revocation entry) starts; the chain is one-way, so
+    /// earlier seeds cannot be computed.
+    #[error("period {requested} is before the chain's start period {start}; the chain only runs forward")]
+    PeriodBeforeChainStart {
+        /// The period that was asked for.
+        requested: u64,
+        /// The period of the known seed.
+        start: u64,
+    },
+
+    /// Walking a linkage chain forward would take more hash steps than the
+    /// allowed maximum (a guard against denial of service by absurd periods).
+    #[error("walking the linkage chain from period {from} to {to} exceeds the limit of {max} steps")]
+    ChainTooLong {
+        /// The period of the known seed.
+        from: u64,
+        /// The period that was asked for.
+        to: u64,
+        /// The maximum number of steps allowed.
+        max: u64,
+    },
+
+    /// A private scalar was zero or not below the P-256 group order `n`
+    /// (`what` names the key: caterpillar, CA contribution, RA key, ...).
+    #[error("invalid P-256 private scalar for {what}: zero or not below the group order")]
+    InvalidScalar {
+        /// Which key or value was rejected.
+        what: &'static str,
+    },
+
+    /// A public key was not a valid uncompressed SEC1 P-256 point (wrong
+    /// length, wrong tag, not on the curve, or the point at infinity).
+    #[error("invalid P-256 public key for {what}: expected a 65-byte uncompressed SEC1 point on the curve")]
+    InvalidPublicKey {
+        /// Which key was rejected.
+        what: &'static str,
+    },
+
+    /// A derived key came out as zero or the point at infinity. This happens
+    /// with probability about 2^-256 for honest inputs and indicates a
+    /// maliciously chosen CA contribution or caterpillar key.
+    #[error("derived {what} is degenerate (zero scalar or point at infinity)")]
+    DegenerateKey {
+        /// Which derived key was degenerate.
+        what: &'static str,
+    },
+
+    /// The private key the vehicle derived does not belong to the public key
+    /// the CA certified for this (period, j): wrong contribution, wrong index,
+    /// or a CA that did not use the vehicle's caterpillar key.
+    #[error("the derived private key for period {period}, j={j} does not match the CA-issued public key")]
+    KeyMismatch {
+        /// The period index of the certificate.
+        period: u64,
+        /// The certificate index within the period.
+        j: u32,
+    },
+
+    /// A PKCS#8 document was not the exact P-256 `ecPublicKey` v1 layout this
+    /// crate writes (with the public key embedded), or its public key does
+    /// not match its private scalar.
+    #[error("invalid PKCS#8 document: {reason}")]
+    InvalidPkcs8 {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+
+    /// A fixed-layout byte string (caterpillar, butterfly request, CA
+    /// contribution, linkage chain state) had the wrong length.
+    #[error("{what} must be exactly {expected} bytes, got {actual}")]
+    InvalidLength {
+        /// Which encoding was being decoded.
+        what: &'static str,
+        /// The required length.
+        expected: usize,
+        /// The length that was supplied.
+        actual: usize,
+    },
+
+    /// A sealed escrow blob was too short or had an unknown version byte or
+    /// an invalid ephemeral public key.
+    #[error("malformed escrow ciphertext: {reason}")]
+    EscrowMalformed {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+
+    /// AES-GCM authentication of an escrow blob failed: wrong resolution
+    /// authority key, wrong associated data, or a modified ciphertext.
+    #[error("escrow ciphertext failed authentication (wrong key, wrong associated data, or tampered)")]
+    EscrowAuthentication,
+
+    /// ring reported an unexpected failure in a primitive (ECDH, HKDF,
+    /// AES-GCM sealing) that should not fail for valid inputs.
+    #[error("cryptographic primitive failed: {what}")]
+    Crypto {
+        /// Which operation failed.
+        what: &'static str,
+    },
+
+    /// A PRL ended before a field was complete.
+    #[error("PRL encoding truncated while reading {field} at byte offset {offset}")]
+    PrlTruncated {
+        /// The field being read.
+        field: &'static str,
+        /// The byte offset where the field starts.
+        offset: usize,
+    },
+
+    /// A PRL encoding had bytes after the last entry.
+    #[error("PRL encoding has {count} trailing bytes after the last entry")]
+    PrlTrailingBytes {
+        /// How many bytes were left over.
+        count: usize,
+    },
+
+    /// A PRL encoding did not start with the domain string `trustca-prl-v1`.
+    #[error("PRL encoding does not start with the trustca-prl-v1 domain string")]
+    PrlBadDomain,
+
+    /// A PRL sector name was empty, longer than 32 bytes, or not made of
+    /// lowercase ASCII letters, digits and inner hyphens.
+    #[error("invalid PRL sector name (1..=32 of [a-z0-9-], no leading or trailing hyphen)")]
+    PrlInvalidSector,
+
+    /// A PRL's `next_update` was not strictly after its `this_update`.
+    #[error("PRL next_update ({next_update}) is not after this_update ({this_update})")]
+    PrlInvalidValidity {
+        /// The list's issue time, Unix seconds.
+        this_update: u64,
+        /// The list's next-update time, Unix seconds.
+        next_update: u64,
+    },
+
+    /// A PRL declared (or was built with) more entries than allowed.
+    #[error("PRL has {count} entries, more than the maximum {max}")]
+    PrlTooManyEntries {
+        /// The declared or supplied count.
+        count: u64,
+        /// The maximum allowed.
+        max: u32,
+    },
+
+    /// PRL entries were not in strictly ascending (period, seed) order.
+    #[error("PRL entry {index} is out of order (entries must be sorted by period, then seed)")]
+    PrlUnsorted {
+        /// Index of the first out-of-order entry.
+        index: usize,
+    },
+
+    /// A PRL contained the same entry twice, or the same seed under two
+    /// periods.
+    #[error("PRL entry {index} duplicates an earlier entry or seed")]
+    PrlDuplicate {
+        /// Index of the duplicate entry.
+        index: usize,
+    },
+}
+
+/// Shorthand for results with [`PseudonymError`].
+pub type Result<T, E = PseudonymError> = std::result::Result<T, E>;

@@ -1,0 +1,194 @@
+//! Certificate path validation with trustca's own rules on top of webpki:
+//! a certificate must chain to the trustca root, be within its validity,
+//! and — for everything but root-issued services — be issued by the sector
+//! CA of the sector it claims. Used by the CLI's `verify`, the trust
+//! database for peers' chains, and assertion checks.
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::credential::trust_extension;
+use crate::{CertificateKind, DeviceIdentity, ModelError, TrustLevelExtension};
+
+/// A chain that verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedChain {
+    /// Subject of the leaf, as text.
+    pub subject: String,
+    /// The leaf's trust-level extension, if any.
+    pub extension: Option<TrustLevelExtension>,
+    /// The device identity from the leaf's URN SAN, for long-term certificates.
+    pub identity: Option<DeviceIdentity>,
+    /// Leaf expiry.
+    pub not_after: OffsetDateTime,
+    /// Leaf serial.
+    pub serial: Vec<u8>,
+    /// SHA-256 of the leaf DER.
+    pub fingerprint: [u8; 32],
+}
+
+fn bad(msg: impl Into<String>) -> ModelError {
+    ModelError::InvalidChain(msg.into())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// SHA-256 of a certificate.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
+    out
+}
+
+/// The device identity named by a certificate's `urn:trustca:` URI SAN.
+pub fn identity_of(cert: &X509Certificate<'_>) -> Option<DeviceIdentity> {
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::URI(u) => DeviceIdentity::from_urn(u).ok(),
+        _ => None,
+    })
+}
+
+fn parse(der: &[u8]) -> Result<X509Certificate<'_>, ModelError> {
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|_| bad("not an X.509 certificate"))?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the certificate"));
+    }
+    Ok(cert)
+}
+
+fn describe(e: &webpki::Error) -> String {
+    use webpki::Error as E;
+    match e {
+        E::UnknownIssuer => {
+            "unknown issuer (no path to this root; wrong CA or missing sub-CA certificate)".into()
+        }
+        E::NameConstraintViolation => {
+            "name constraint violated (the sub-CA may not issue this name)".into()
+        }
+        E::CertExpired { .. } => "a certificate in the chain has expired".into(),
+        E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
+        E::CaUsedAsEndEntity => {
+            "this is a CA certificate; give a device or credential certificate".into()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Verifies `chain[0]` up to `root` through `chain[1..]` (and `extra`
+/// intermediates, e.g. the known sector CAs) at `now`.
+pub fn verify_chain(
+    chain: &[Vec<u8>],
+    extra: &[Vec<u8>],
+    root: &[u8],
+    now: OffsetDateTime,
+) -> Result<VerifiedChain, ModelError> {
+    let leaf_der = chain.first().ok_or_else(|| bad("no certificate given"))?;
+    let leaf = parse(leaf_der)?;
+    let validity = leaf.validity();
+    let not_after = validity.not_after.to_datetime();
+    if now > not_after {
+        return Err(bad(format!(
+            "certificate expired on {}",
+            rfc3339(not_after)
+        )));
+    }
+    if now < validity.not_before.to_datetime() {
+        return Err(bad(format!(
+            "certificate is not valid before {}",
+            rfc3339(validity.not_before.to_datetime())
+        )));
+    }
+    let root_cd = CertificateDer::from(root.to_vec());
+    let anchor = webpki::anchor_from_trusted_cert(&root_cd)
+        .map_err(|e| bad(format!("root certificate unusable: {e}")))?;
+    let intermediates: Vec<CertificateDer<'static>> = chain[1..]
+        .iter()
+        .chain(extra.iter())
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
+    let leaf_cd = CertificateDer::from(leaf_der.clone());
+    let ee = webpki::EndEntityCert::try_from(&leaf_cd)
+        .map_err(|e| bad(format!("certificate unusable: {e}")))?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        now.unix_timestamp().max(0) as u64,
+    ));
+    let usage = match leaf.extended_key_usage() {
+        Ok(Some(eku)) if !eku.value.client_auth && eku.value.ocsp_signing => {
+            webpki::KeyUsage::required(&[1, 3, 6, 1, 5, 5, 7, 3, 9])
+        }
+        Ok(Some(eku)) if !eku.value.client_auth => webpki::KeyUsage::server_auth(),
+        _ => webpki::KeyUsage::client_auth(),
+    };
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        time,
+        usage,
+        None,
+        None,
+    )
+    .map_err(|e| {
+        bad(format!(
+            "chain does not verify to the root: {}",
+            describe(&e)
+        ))
+    })?;
+    let extension = trust_extension(&leaf)?;
+    if let Some(ext) = &extension {
+        let issuer_der = std::iter::once(root)
+            .chain(chain[1..].iter().map(|v| v.as_slice()))
+            .chain(extra.iter().map(|v| v.as_slice()))
+            .find(|d| {
+                parse(d)
+                    .map(|c| c.subject().as_raw() == leaf.issuer().as_raw())
+                    .unwrap_or(false)
+            })
+            .ok_or_else(|| bad("issuer not found in the chain"))?;
+        let issuer = parse(issuer_der)?;
+        let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
+        if issuer_is_root {
+            if ext.kind != CertificateKind::Service {
+                return Err(bad(format!(
+                    "wrong-sector chain: a {} certificate must be issued by a sector CA, not the root",
+                    ext.kind.as_str()
+                )));
+            }
+        } else {
+            let issuer_ext = trust_extension(&issuer)?
+                .ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
+            if issuer_ext.kind != CertificateKind::SectorCa {
+                return Err(bad("issuer is not a trustca sector CA"));
+            }
+            if issuer_ext.sector != ext.sector {
+                return Err(bad(format!(
+                    "wrong-sector chain: certificate claims sector {} but was issued by the {} sector CA",
+                    ext.sector, issuer_ext.sector
+                )));
+            }
+        }
+    }
+    let identity = if extension
+        .as_ref()
+        .is_some_and(|e| e.kind == CertificateKind::LongTerm)
+    {
+        identity_of(&leaf)
+    } else {
+        None
+    };
+    Ok(VerifiedChain {
+        subject: leaf.subject().to_string(),
+        extension,
+        identity,
+        not_after,
+        serial: leaf.raw_serial().to_vec(),
+        fingerprint: fingerprint(leaf_der),
+    })
+}
