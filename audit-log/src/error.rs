@@ -30,7 +30,9 @@ pub enum AuditError {
     },
 
     /// A consistency proof between `old_size` and `new_size` was requested or checked, but `old_size > new_size`.
-    #[error("consistency between sizes {old_size} and {new_size}: old size is larger than new size")]
+    #[error(
+        "consistency between sizes {old_size} and {new_size}: old size is larger than new size"
+    )]
     SizesOutOfOrder {
         /// The (claimed) older tree size.
         old_size: u64,

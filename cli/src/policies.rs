@@ -11,6 +11,14 @@ use trustca_model::PolicySet;
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("pki.toml", include_str!("../../policies/pki.toml")),
     (
+        "cooperation.toml",
+        include_str!("../../policies/cooperation.toml"),
+    ),
+    (
+        "recognition.toml",
+        include_str!("../../policies/recognition.toml"),
+    ),
+    (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
     ),
@@ -27,13 +35,21 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 /// Policy files as (relative name, text).
 pub type PolicyFiles = Vec<(String, String)>;
 
-/// Reads `pki.toml` and `sectors/*.toml` from `dir`.
+/// The files every policy directory has, besides `sectors/*.toml`.
+const TOP_FILES: [&str; 3] = ["pki.toml", "cooperation.toml", "recognition.toml"];
+
+/// Reads `pki.toml`, `cooperation.toml`, `recognition.toml` and
+/// `sectors/*.toml` from `dir`.
 pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
-    let pki = dir.join("pki.toml");
-    let mut files = vec![(
-        "pki.toml".to_owned(),
-        std::fs::read_to_string(&pki).with_context(|| format!("cannot read {}", pki.display()))?,
-    )];
+    let mut files = Vec::new();
+    for name in TOP_FILES {
+        let path = dir.join(name);
+        files.push((
+            name.to_owned(),
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ));
+    }
     let sectors = dir.join("sectors");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&sectors)
         .with_context(|| format!("cannot read {}", sectors.display()))?
@@ -56,16 +72,30 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
 
 /// Parses a set of files, naming each error with the file's full path.
 pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
-    let (pki_name, pki_text) = files.first().context("no pki.toml")?;
-    if pki_name != "pki.toml" {
-        bail!("policy set must start with pki.toml");
-    }
-    let pki_display = format!("{base}{pki_name}");
-    let sectors: Vec<(String, String)> = files[1..]
+    let top = |name: &str| -> Result<(String, &str)> {
+        let (_, text) = files
+            .iter()
+            .find(|(n, _)| n == name)
+            .with_context(|| format!("no {name} in the policy set"))?;
+        Ok((format!("{base}{name}"), text.as_str()))
+    };
+    let (pki_name, pki_text) = top("pki.toml")?;
+    let (coop_name, coop_text) = top("cooperation.toml")?;
+    let (recog_name, recog_text) = top("recognition.toml")?;
+    let sectors: Vec<(String, String)> = files
         .iter()
+        .filter(|(n, _)| n.starts_with("sectors/"))
         .map(|(n, t)| (format!("{base}{n}"), t.clone()))
         .collect();
-    Ok(PolicySet::parse((&pki_display, pki_text), &sectors)?)
+    if sectors.is_empty() {
+        bail!("{base}sectors/ holds no sector policy");
+    }
+    Ok(PolicySet::parse(
+        (&pki_name, pki_text),
+        &sectors,
+        (&coop_name, coop_text),
+        (&recog_name, recog_text),
+    )?)
 }
 
 /// The embedded defaults.

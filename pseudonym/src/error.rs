@@ -16,7 +16,9 @@ pub enum PseudonymError {
     /// A linkage seed was requested for a period before the period at which
     /// the chain (or revocation entry) starts; the chain is one-way, so
     /// earlier seeds cannot be computed.
-    #[error("period {requested} is before the chain's start period {start}; the chain only runs forward")]
+    #[error(
+        "period {requested} is before the chain's start period {start}; the chain only runs forward"
+    )]
     PeriodBeforeChainStart {
         /// The period that was asked for.
         requested: u64,
@@ -26,7 +28,9 @@ pub enum PseudonymError {
 
     /// Walking a linkage chain forward would take more hash steps than the
     /// allowed maximum (a guard against denial of service by absurd periods).
-    #[error("walking the linkage chain from period {from} to {to} exceeds the limit of {max} steps")]
+    #[error(
+        "walking the linkage chain from period {from} to {to} exceeds the limit of {max} steps"
+    )]
     ChainTooLong {
         /// The period of the known seed.
         from: u64,
@@ -34,6 +38,16 @@ pub enum PseudonymError {
         to: u64,
         /// The maximum number of steps allowed.
         max: u64,
+    },
+
+    /// A `certificates_per_period` larger than the supported maximum was
+    /// given to a revocation index or matcher (memory grows with it).
+    #[error("certificates_per_period {requested} exceeds the maximum {max}")]
+    TooManyCertificatesPerPeriod {
+        /// The value asked for.
+        requested: u32,
+        /// The maximum supported.
+        max: u32,
     },
 
     /// A private scalar was zero or not below the P-256 group order `n`
@@ -46,7 +60,9 @@ pub enum PseudonymError {
 
     /// A public key was not a valid uncompressed SEC1 P-256 point (wrong
     /// length, wrong tag, not on the curve, or the point at infinity).
-    #[error("invalid P-256 public key for {what}: expected a 65-byte uncompressed SEC1 point on the curve")]
+    #[error(
+        "invalid P-256 public key for {what}: expected a 65-byte uncompressed SEC1 point on the curve"
+    )]
     InvalidPublicKey {
         /// Which key was rejected.
         what: &'static str,
@@ -64,7 +80,9 @@ pub enum PseudonymError {
     /// The private key the vehicle derived does not belong to the public key
     /// the CA certified for this (period, j): wrong contribution, wrong index,
     /// or a CA that did not use the vehicle's caterpillar key.
-    #[error("the derived private key for period {period}, j={j} does not match the CA-issued public key")]
+    #[error(
+        "the derived private key for period {period}, j={j} does not match the CA-issued public key"
+    )]
     KeyMismatch {
         /// The period index of the certificate.
         period: u64,
@@ -103,7 +121,9 @@ pub enum PseudonymError {
 
     /// AES-GCM authentication of an escrow blob failed: wrong resolution
     /// authority key, wrong associated data, or a modified ciphertext.
-    #[error("escrow ciphertext failed authentication (wrong key, wrong associated data, or tampered)")]
+    #[error(
+        "escrow ciphertext failed authentication (wrong key, wrong associated data, or tampered)"
+    )]
     EscrowAuthentication,
 
     /// ring reported an unexpected failure in a primitive (ECDH, HKDF,

@@ -69,30 +69,7 @@ pub struct DeviceRecord {
     pub certificates: Vec<String>,
 }
 
-/// Live status of a device in the trust database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TrustStatus {
-    /// In good standing.
-    Active,
-    /// Temporarily not trusted.
-    Suspended,
-    /// Permanently not trusted.
-    Revoked,
-    /// Disposed of; record kept.
-    Retired,
-}
-
-impl TrustStatus {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Revoked => "revoked",
-            Self::Retired => "retired",
-        }
-    }
-}
+pub use trustca_model::TrustStatus;
 
 /// The live trust record of a device; outranks the level in its certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -112,10 +112,60 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads one TLV with the expected tag and returns it whole.
+    pub(crate) fn read_tlv(&mut self, tag: u8) -> Result<&'a [u8], String> {
+        let before = self.input;
+        let contents = self.read(tag)?;
+        let consumed = before.len() - self.input.len();
+        let _ = contents;
+        Ok(&before[..consumed])
+    }
+
     pub(crate) fn read_utf8(&mut self) -> Result<&'a str, String> {
         let c = self.read(TAG_UTF8)?;
         std::str::from_utf8(c).map_err(|_| "UTF8String is not valid UTF-8".to_owned())
     }
+}
+
+/// `YYYYMMDDHHMMSSZ`, the DER form of GeneralizedTime (UTC, no fraction).
+pub(crate) fn generalized_time(t: time::OffsetDateTime) -> Result<Vec<u8>, crate::ModelError> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    if !(0..=9999).contains(&t.year()) {
+        return Err(crate::ModelError::MalformedExtension(
+            "evaluation year out of range".to_owned(),
+        ));
+    }
+    Ok(format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+    .into_bytes())
+}
+
+pub(crate) fn parse_generalized_time(c: &[u8]) -> Result<time::OffsetDateTime, String> {
+    let s = std::str::from_utf8(c).map_err(|_| "GeneralizedTime is not ASCII".to_owned())?;
+    if s.len() != 15 || !s.ends_with('Z') || !s[..14].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "GeneralizedTime {:?} is not YYYYMMDDHHMMSSZ",
+            crate::sector::truncate(s)
+        ));
+    }
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[8..10],
+        &s[10..12],
+        &s[12..14]
+    );
+    time::OffsetDateTime::parse(&rfc, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("GeneralizedTime {s:?} is not a valid time"))
 }
 
 #[cfg(test)]

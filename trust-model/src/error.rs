@@ -41,6 +41,9 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A decision was asked for an operation no policy names.
+    #[error("unknown operation {0:?}")]
+    UnknownOperation(String),
     /// A certificate chain does not verify (with the reason).
     #[error("{0}")]
     InvalidChain(String),

@@ -11,10 +11,8 @@
 //! before the certificate is signed (see [`PLACEHOLDER_OID_ARCS`]).
 
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::der::{self, Reader};
-use crate::sector::truncate;
 use crate::{ModelError, SectorName, TrustLevel};
 
 /// The OID in dotted form, for documentation and display.
@@ -214,7 +212,11 @@ impl TrustLevelExtension {
             der::write_tlv(&mut item, der::TAG_UTF8, b.scheme.as_bytes());
             der::write_tlv(&mut item, der::TAG_UTF8, b.result.as_bytes());
             if let Some(at) = b.evaluated_at {
-                der::write_tlv(&mut item, der::TAG_GENERALIZED_TIME, &generalized_time(at)?);
+                der::write_tlv(
+                    &mut item,
+                    der::TAG_GENERALIZED_TIME,
+                    &der::generalized_time(at)?,
+                );
             }
             der::write_tlv(&mut basis, der::TAG_SEQUENCE, &item);
         }
@@ -270,7 +272,7 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         let evaluated_at = if item.is_empty() {
             None
         } else {
-            Some(parse_generalized_time(
+            Some(der::parse_generalized_time(
                 item.read(der::TAG_GENERALIZED_TIME)?,
             )?)
         };
@@ -310,47 +312,6 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         other => other.to_string(),
     })?;
     Ok(ext)
-}
-
-/// `YYYYMMDDHHMMSSZ`, the DER form of GeneralizedTime (UTC, no fraction).
-fn generalized_time(t: OffsetDateTime) -> Result<Vec<u8>, ModelError> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    if !(0..=9999).contains(&t.year()) {
-        return Err(ModelError::MalformedExtension(
-            "evaluation year out of range".to_owned(),
-        ));
-    }
-    Ok(format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-    .into_bytes())
-}
-
-fn parse_generalized_time(c: &[u8]) -> Result<OffsetDateTime, String> {
-    let s = std::str::from_utf8(c).map_err(|_| "GeneralizedTime is not ASCII".to_owned())?;
-    if s.len() != 15 || !s.ends_with('Z') || !s[..14].bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "GeneralizedTime {:?} is not YYYYMMDDHHMMSSZ",
-            truncate(s)
-        ));
-    }
-    let rfc = format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        &s[0..4],
-        &s[4..6],
-        &s[6..8],
-        &s[8..10],
-        &s[10..12],
-        &s[12..14]
-    );
-    OffsetDateTime::parse(&rfc, &Rfc3339)
-        .map_err(|_| format!("GeneralizedTime {s:?} is not a valid time"))
 }
 
 #[cfg(test)]

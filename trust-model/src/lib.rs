@@ -7,7 +7,9 @@
 //! database, the CLI and on devices.
 #![forbid(unsafe_code)]
 
+pub mod assertion;
 pub mod chain;
+pub mod cooperation;
 mod credential;
 mod der;
 mod error;
@@ -18,8 +20,11 @@ mod identity;
 mod level;
 pub mod policy;
 mod sector;
+mod status;
 
+pub use assertion::{SignedTrustAssertion, TrustAssertion};
 pub use chain::{VerifiedChain, fingerprint, verify_chain};
+pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
 pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use error::ModelError;
 pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
@@ -28,3 +33,4 @@ pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
 pub use policy::{KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, SectorPolicy};
 pub use sector::SectorName;
+pub use status::TrustStatus;

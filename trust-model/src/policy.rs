@@ -441,13 +441,20 @@ pub struct PolicySet {
     pub pki: PkiPolicy,
     /// One policy per sector, by name.
     pub sectors: BTreeMap<SectorName, SectorPolicy>,
+    /// `cooperation.toml` and `recognition.toml`.
+    pub trust: crate::TrustPolicy,
 }
 
 impl PolicySet {
     /// Builds a set from `pki.toml` and the sector files, given as
     /// (file name, text) pairs. Refuses duplicate sectors and a file whose
     /// name does not match the sector it declares.
-    pub fn parse(pki: (&str, &str), sector_files: &[(String, String)]) -> Result<Self, ModelError> {
+    pub fn parse(
+        pki: (&str, &str),
+        sector_files: &[(String, String)],
+        cooperation: (&str, &str),
+        recognition: (&str, &str),
+    ) -> Result<Self, ModelError> {
         let pki = PkiPolicy::parse(pki.0, pki.1)?;
         let mut sectors = BTreeMap::new();
         for (file, text) in sector_files {
@@ -474,7 +481,13 @@ impl PolicySet {
         if sectors.is_empty() {
             return Err(policy_error("sectors/", 0, "no sector policies found"));
         }
-        Ok(Self { pki, sectors })
+        let names: Vec<SectorName> = sectors.keys().cloned().collect();
+        let trust = crate::TrustPolicy::parse(cooperation, recognition, &names)?;
+        Ok(Self {
+            pki,
+            sectors,
+            trust,
+        })
     }
 
     /// The policy of `sector`.

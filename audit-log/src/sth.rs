@@ -1,0 +1,234 @@
+//! Tree heads and signed tree heads (STHs): the canonical byte encoding that is
+//! signed, ECDSA P-256 signing and verification, and a strict wire encoding.
+//!
+//! Canonical tree-head encoding ([`TreeHead::to_bytes`], 63 bytes, the exact
+//! signing input):
+//!
+//! | offset | length | content                                   |
+//! |-------:|-------:|-------------------------------------------|
+//! | 0      | 15     | `b"trustca-sth-v1\0"` (domain separator)  |
+//! | 15     | 8      | tree size, u64 big-endian                 |
+//! | 23     | 8      | timestamp, ms since Unix epoch, u64 BE    |
+//! | 31     | 32     | root hash (Merkle Tree Hash)              |
+//!
+//! Signed tree head encoding ([`SignedTreeHead::to_bytes`]): the 63 bytes above,
+//! then the signature length as u16 big-endian (1..=72), then the ASN.1 DER
+//! ECDSA P-256 / SHA-256 signature over those 63 bytes.
+
+use ring::rand::SecureRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1, EcdsaKeyPair, KeyPair as _, UnparsedPublicKey};
+
+use crate::error::AuditError;
+use crate::hash::{HASH_LEN, Hash};
+
+/// Domain-separation prefix of the canonical tree-head encoding.
+pub const STH_DOMAIN: &[u8; 15] = b"trustca-sth-v1\0";
+
+/// Length of [`TreeHead::to_bytes`]: prefix, size, timestamp, root.
+pub const TREE_HEAD_LEN: usize = STH_DOMAIN.len() + 8 + 8 + HASH_LEN;
+
+/// Largest signature accepted: an ASN.1 DER ECDSA P-256 signature is at most 72 bytes.
+pub const MAX_SIGNATURE_LEN: usize = 72;
+
+const SIG_LEN_FIELD: usize = 2;
+
+/// The statement a log signs: "the log had `size` entries with root `root` at `timestamp_ms`".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// Number of entries covered.
+    pub size: u64,
+    /// Merkle Tree Hash of those entries.
+    pub root: Hash,
+    /// When the head was produced, in milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+}
+
+impl TreeHead {
+    /// The canonical 63-byte encoding, which is also the signing input (see the module docs).
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; TREE_HEAD_LEN] {
+        let mut out = [0u8; TREE_HEAD_LEN];
+        let (prefix, rest) = out.split_at_mut(STH_DOMAIN.len());
+        prefix.copy_from_slice(STH_DOMAIN);
+        let (size, rest) = rest.split_at_mut(8);
+        size.copy_from_slice(&self.size.to_be_bytes());
+        let (ts, root) = rest.split_at_mut(8);
+        ts.copy_from_slice(&self.timestamp_ms.to_be_bytes());
+        root.copy_from_slice(&self.root);
+        out
+    }
+
+    /// Strictly decodes [`TreeHead::to_bytes`] output: exactly 63 bytes with the right prefix.
+    ///
+    /// # Errors
+    /// [`AuditError::Truncated`], [`AuditError::TrailingBytes`] or [`AuditError::BadPrefix`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuditError> {
+        const WHAT: &str = "tree head";
+        if bytes.len() < TREE_HEAD_LEN {
+            return Err(AuditError::Truncated {
+                what: WHAT,
+                needed: TREE_HEAD_LEN,
+                got: bytes.len(),
+            });
+        }
+        if bytes.len() > TREE_HEAD_LEN {
+            return Err(AuditError::TrailingBytes {
+                what: WHAT,
+                expected: TREE_HEAD_LEN,
+                got: bytes.len(),
+            });
+        }
+        Self::decode_prefix(bytes, WHAT)
+    }
+
+    /// Decodes the first `TREE_HEAD_LEN` bytes (caller checked the length).
+    fn decode_prefix(bytes: &[u8], what: &'static str) -> Result<Self, AuditError> {
+        let (prefix, rest) = bytes.split_at(STH_DOMAIN.len());
+        if prefix != STH_DOMAIN {
+            return Err(AuditError::BadPrefix { what });
+        }
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&rest[0..8]);
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&rest[8..16]);
+        let mut root = [0u8; HASH_LEN];
+        root.copy_from_slice(&rest[16..16 + HASH_LEN]);
+        Ok(Self {
+            size: u64::from_be_bytes(size),
+            root,
+            timestamp_ms: u64::from_be_bytes(ts),
+        })
+    }
+
+    /// Signs this head; shorthand for [`SignedTreeHead::sign`].
+    ///
+    /// # Errors
+    /// As [`SignedTreeHead::sign`].
+    pub fn sign(
+        self,
+        key: &EcdsaKeyPair,
+        rng: &dyn SecureRandom,
+    ) -> Result<SignedTreeHead, AuditError> {
+        SignedTreeHead::sign(self, key, rng)
+    }
+}
+
+/// A [`TreeHead`] with the log's ECDSA P-256 signature over its canonical encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTreeHead {
+    /// The signed statement.
+    pub head: TreeHead,
+    /// ASN.1 DER ECDSA P-256 / SHA-256 signature over `head.to_bytes()`.
+    pub signature: Vec<u8>,
+}
+
+impl SignedTreeHead {
+    /// Signs `head` with `key`, which must have been loaded for
+    /// `ECDSA_P256_SHA256_ASN1_SIGNING`; `rng` is normally `ring::rand::SystemRandom`.
+    ///
+    /// The fresh signature is verified against the key pair's own public key
+    /// before it is returned, so a key of the wrong algorithm is caught here.
+    ///
+    /// # Errors
+    /// [`AuditError::Signing`] if ring fails to sign, or the key is not a P-256 /
+    /// ASN.1 signing key.
+    pub fn sign(
+        head: TreeHead,
+        key: &EcdsaKeyPair,
+        rng: &dyn SecureRandom,
+    ) -> Result<Self, AuditError> {
+        let msg = head.to_bytes();
+        let sig = key.sign(rng, &msg).map_err(|_| AuditError::Signing {
+            size: head.size,
+            reason: "ECDSA signing failed",
+        })?;
+        let signature = sig.as_ref().to_vec();
+        let wrong_key = AuditError::Signing {
+            size: head.size,
+            reason: "key pair is not an ECDSA P-256 key with ASN.1 signatures",
+        };
+        if signature.is_empty() || signature.len() > MAX_SIGNATURE_LEN {
+            return Err(wrong_key);
+        }
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref())
+            .verify(&msg, &signature)
+            .map_err(|_| wrong_key)?;
+        Ok(Self { head, signature })
+    }
+
+    /// Verifies the signature with the log's public key: an uncompressed SEC1
+    /// P-256 point (65 bytes, `0x04 || X || Y`).
+    ///
+    /// # Errors
+    /// [`AuditError::BadSignature`] if the signature (or the key) is invalid.
+    pub fn verify(&self, public_key: &[u8]) -> Result<(), AuditError> {
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key)
+            .verify(&self.head.to_bytes(), &self.signature)
+            .map_err(|_| AuditError::BadSignature {
+                size: self.head.size,
+                timestamp_ms: self.head.timestamp_ms,
+            })
+    }
+
+    /// The wire/storage encoding: `head.to_bytes() || sig_len (u16 BE) || signature`.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(TREE_HEAD_LEN + SIG_LEN_FIELD + self.signature.len());
+        out.extend_from_slice(&self.head.to_bytes());
+        // A signature longer than u16::MAX cannot come from `sign`; clamping makes
+        // such a hand-built value fail to decode instead of being misread.
+        let len = u16::try_from(self.signature.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Strictly decodes [`SignedTreeHead::to_bytes`] output: rejects truncation,
+    /// trailing bytes, a wrong prefix and a signature length outside `1..=72`.
+    /// Does **not** verify the signature: call [`SignedTreeHead::verify`].
+    ///
+    /// # Errors
+    /// [`AuditError::Truncated`], [`AuditError::TrailingBytes`], [`AuditError::BadPrefix`]
+    /// or [`AuditError::InvalidEncoding`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuditError> {
+        const WHAT: &str = "signed tree head";
+        let header = TREE_HEAD_LEN + SIG_LEN_FIELD;
+        if bytes.len() < header {
+            return Err(AuditError::Truncated {
+                what: WHAT,
+                needed: header,
+                got: bytes.len(),
+            });
+        }
+        let head = TreeHead::decode_prefix(&bytes[..TREE_HEAD_LEN], WHAT)?;
+        let sig_len = usize::from(u16::from_be_bytes([
+            bytes[TREE_HEAD_LEN],
+            bytes[TREE_HEAD_LEN + 1],
+        ]));
+        if sig_len == 0 || sig_len > MAX_SIGNATURE_LEN {
+            return Err(AuditError::InvalidEncoding {
+                what: WHAT,
+                reason: "signature length outside 1..=72",
+            });
+        }
+        let expected = header + sig_len;
+        if bytes.len() < expected {
+            return Err(AuditError::Truncated {
+                what: WHAT,
+                needed: expected,
+                got: bytes.len(),
+            });
+        }
+        if bytes.len() > expected {
+            return Err(AuditError::TrailingBytes {
+                what: WHAT,
+                expected,
+                got: bytes.len(),
+            });
+        }
+        Ok(Self {
+            head,
+            signature: bytes[header..].to_vec(),
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Signed trust assertions: what the trust database says about a device
+//! (live level, status, record version, validity), signed by a trust
+//! responder whose certificate the root issued — like an OCSP response, so
+//! a device can verify it offline, cache it until `next_update`, and show it.
+//!
+//! The body is DER (`docs/trust-assertion.asn1`); the signature is ECDSA
+//! P-256 with SHA-256 over the body's DER. Test vectors: `testdata/trust-assertion/`.
+
+use time::OffsetDateTime;
+
+use crate::der::{self, Reader};
+use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
+
+const VERSION: u64 = 1;
+const TAG_OCTET_STRING: u8 = 0x04;
+const MAX_TEXT: usize = 256;
+
+/// The statement a trust responder signs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrustAssertion {
+    /// The device identity URN.
+    pub identity: String,
+    /// Its sector.
+    pub sector: SectorName,
+    /// Its live level.
+    pub level: TrustLevel,
+    /// Its live status.
+    pub status: TrustStatus,
+    /// The trust record version this states.
+    pub record_version: u64,
+    /// When it was signed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub produced_at: OffsetDateTime,
+    /// Until when it may be relied on.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_update: OffsetDateTime,
+}
+
+fn bad(m: impl Into<String>) -> ModelError {
+    ModelError::InvalidAssertion(m.into())
+}
+
+impl TrustAssertion {
+    /// DER of the body.
+    pub fn to_der(&self) -> Result<Vec<u8>, ModelError> {
+        if self.identity.is_empty() || self.identity.len() > MAX_TEXT {
+            return Err(bad("identity must be 1-256 bytes"));
+        }
+        let mut body = Vec::with_capacity(160);
+        der::write_small_uint(&mut body, der::TAG_INTEGER, VERSION);
+        der::write_tlv(&mut body, der::TAG_UTF8, self.identity.as_bytes());
+        der::write_tlv(&mut body, der::TAG_UTF8, self.sector.as_str().as_bytes());
+        der::write_small_uint(&mut body, der::TAG_INTEGER, self.level.get() as u64);
+        der::write_small_uint(&mut body, der::TAG_ENUMERATED, self.status.code());
+        der::write_small_uint(&mut body, der::TAG_INTEGER, self.record_version);
+        der::write_tlv(
+            &mut body,
+            der::TAG_GENERALIZED_TIME,
+            &der::generalized_time(self.produced_at)?,
+        );
+        der::write_tlv(
+            &mut body,
+            der::TAG_GENERALIZED_TIME,
+            &der::generalized_time(self.next_update)?,
+        );
+        let mut out = Vec::with_capacity(body.len() + 4);
+        der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
+        Ok(out)
+    }
+
+    /// Strictly decodes a body.
+    pub fn from_der(input: &[u8]) -> Result<Self, ModelError> {
+        let mut outer = Reader::new(input);
+        let body = outer.read(der::TAG_SEQUENCE).map_err(bad)?;
+        if !outer.is_empty() {
+            return Err(bad("trailing bytes after the assertion"));
+        }
+        let mut r = Reader::new(body);
+        let version = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
+        if version != VERSION {
+            return Err(bad(format!("unsupported version {version}")));
+        }
+        let identity = r.read_utf8().map_err(bad)?.to_owned();
+        let sector = SectorName::new(r.read_utf8().map_err(bad)?)?;
+        let level =
+            TrustLevel::new(r.read_small_uint(der::TAG_INTEGER).map_err(bad)?.min(99) as i64)?;
+        let code = r.read_small_uint(der::TAG_ENUMERATED).map_err(bad)?;
+        let status =
+            TrustStatus::from_code(code).ok_or_else(|| bad(format!("unknown status {code}")))?;
+        let record_version = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
+        let produced_at =
+            der::parse_generalized_time(r.read(der::TAG_GENERALIZED_TIME).map_err(bad)?)
+                .map_err(bad)?;
+        let next_update =
+            der::parse_generalized_time(r.read(der::TAG_GENERALIZED_TIME).map_err(bad)?)
+                .map_err(bad)?;
+        if !r.is_empty() {
+            return Err(bad("trailing bytes inside the assertion"));
+        }
+        if identity.is_empty() || next_update < produced_at {
+            return Err(bad("empty identity or next_update before produced_at"));
+        }
+        Ok(Self {
+            identity,
+            sector,
+            level,
+            status,
+            record_version,
+            produced_at,
+            next_update,
+        })
+    }
+}
+
+/// A body, its signature and the responder's chain, as stored in an answer
+/// file (PEM `TRUSTCA TRUST ASSERTION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTrustAssertion {
+    /// DER of a [`TrustAssertion`].
+    pub body: Vec<u8>,
+    /// ECDSA P-256 SHA-256 signature (ASN.1) over `body`.
+    pub signature: Vec<u8>,
+    /// Responder certificate chain, DER, leaf first.
+    pub responder_chain: Vec<Vec<u8>>,
+}
+
+/// PEM label of an answer file.
+pub const PEM_LABEL: &str = "TRUSTCA TRUST ASSERTION";
+
+impl SignedTrustAssertion {
+    /// Signs `assertion` with the responder's key.
+    pub fn sign(
+        assertion: &TrustAssertion,
+        key: &ring::signature::EcdsaKeyPair,
+        responder_chain: Vec<Vec<u8>>,
+    ) -> Result<Self, ModelError> {
+        let body = assertion.to_der()?;
+        let signature = key
+            .sign(&ring::rand::SystemRandom::new(), &body)
+            .map_err(|_| bad("signing failed"))?
+            .as_ref()
+            .to_vec();
+        Ok(Self {
+            body,
+            signature,
+            responder_chain,
+        })
+    }
+
+    /// Verifies the responder chain to `root` (a root-issued service
+    /// certificate for OCSP-style signing), the signature, and that the
+    /// assertion is current at `now`. Returns the assertion.
+    pub fn verify(&self, root: &[u8], now: OffsetDateTime) -> Result<TrustAssertion, ModelError> {
+        let chain = crate::verify_chain(&self.responder_chain, &[], root, now)
+            .map_err(|e| bad(format!("responder certificate: {e}")))?;
+        match &chain.extension {
+            Some(ext) if ext.kind == crate::CertificateKind::Service => {}
+            _ => {
+                return Err(bad(
+                    "responder certificate is not a trustca service certificate",
+                ));
+            }
+        }
+        let leaf = self
+            .responder_chain
+            .first()
+            .ok_or_else(|| bad("no responder certificate"))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+            .map_err(|_| bad("responder certificate does not parse"))?;
+        let key = cert.public_key().subject_public_key.data.as_ref();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, key)
+            .verify(&self.body, &self.signature)
+            .map_err(|_| bad("signature does not verify (tampered or wrong responder)"))?;
+        let a = TrustAssertion::from_der(&self.body)?;
+        if now > a.next_update {
+            return Err(bad(format!("expired at {}", a.next_update)));
+        }
+        if now + time::Duration::minutes(5) < a.produced_at {
+            return Err(bad("produced in the future"));
+        }
+        Ok(a)
+    }
+
+    /// DER: SEQUENCE { body, signature OCTET STRING, SEQUENCE OF certificate }.
+    pub fn to_der(&self) -> Vec<u8> {
+        let mut inner = Vec::with_capacity(self.body.len() + 1024);
+        inner.extend_from_slice(&self.body);
+        der::write_tlv(&mut inner, TAG_OCTET_STRING, &self.signature);
+        let mut certs = Vec::new();
+        for c in &self.responder_chain {
+            certs.extend_from_slice(c);
+        }
+        der::write_tlv(&mut inner, der::TAG_SEQUENCE, &certs);
+        let mut out = Vec::with_capacity(inner.len() + 4);
+        der::write_tlv(&mut out, der::TAG_SEQUENCE, &inner);
+        out
+    }
+
+    /// Strict inverse of [`SignedTrustAssertion::to_der`].
+    pub fn from_der(input: &[u8]) -> Result<Self, ModelError> {
+        let mut outer = Reader::new(input);
+        let inner = outer.read(der::TAG_SEQUENCE).map_err(bad)?;
+        if !outer.is_empty() {
+            return Err(bad("trailing bytes after the signed assertion"));
+        }
+        let mut r = Reader::new(inner);
+        let body = r.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec();
+        let signature = r.read(TAG_OCTET_STRING).map_err(bad)?.to_vec();
+        let mut certs = Reader::new(r.read(der::TAG_SEQUENCE).map_err(bad)?);
+        let mut responder_chain = Vec::new();
+        while !certs.is_empty() {
+            responder_chain.push(certs.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec());
+        }
+        if !r.is_empty() {
+            return Err(bad("trailing bytes inside the signed assertion"));
+        }
+        Ok(Self {
+            body,
+            signature,
+            responder_chain,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> TrustAssertion {
+        TrustAssertion {
+            identity: "urn:trustca:hems:Acme:HB-1:SN7".into(),
+            sector: SectorName::new("hems").unwrap(),
+            level: TrustLevel::new(4).unwrap(),
+            status: TrustStatus::Suspended,
+            record_version: 3,
+            produced_at: time::macros::datetime!(2026-11-23 10:00 UTC),
+            next_update: time::macros::datetime!(2026-11-23 11:00 UTC),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_published_vector() {
+        let der = sample().to_der().unwrap();
+        assert_eq!(TrustAssertion::from_der(&der).unwrap(), sample());
+        let vector = include_str!("../testdata/trust-assertion/suspended-lv4.hex");
+        assert_eq!(hex::encode(&der), vector.trim());
+    }
+
+    #[test]
+    fn rejects_truncation_trailing_and_bad_values() {
+        let der = sample().to_der().unwrap();
+        for cut in 0..der.len() {
+            assert!(TrustAssertion::from_der(&der[..cut]).is_err());
+        }
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert!(TrustAssertion::from_der(&trailing).is_err());
+        let mut bad_status = der.clone();
+        let pos = bad_status
+            .windows(3)
+            .position(|w| w == [0x0a, 0x01, 0x01])
+            .unwrap();
+        bad_status[pos + 2] = 9;
+        assert!(
+            TrustAssertion::from_der(&bad_status)
+                .unwrap_err()
+                .to_string()
+                .contains("status")
+        );
+    }
+
+    #[test]
+    fn signed_round_trip_detects_tampering() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let signed = SignedTrustAssertion::sign(&sample(), &key, vec![vec![0x30, 0x00]]).unwrap();
+        let der = signed.to_der();
+        assert_eq!(SignedTrustAssertion::from_der(&der).unwrap(), signed);
+        use ring::signature::KeyPair;
+        let public = key.public_key().as_ref().to_vec();
+        let ok = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            &public,
+        );
+        assert!(ok.verify(&signed.body, &signed.signature).is_ok());
+        let mut tampered = signed.clone();
+        let n = tampered.body.len();
+        tampered.body[n - 3] ^= 1;
+        assert!(ok.verify(&tampered.body, &tampered.signature).is_err());
+        let mut trailing = der;
+        trailing.push(0);
+        assert!(SignedTrustAssertion::from_der(&trailing).is_err());
+    }
+}

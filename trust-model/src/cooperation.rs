@@ -1,0 +1,613 @@
+//! Cross-industry cooperation: the ladder of cooperation depths, which
+//! operation needs which depth, the per-sector-pair rules giving the
+//! minimum levels for each depth, and the explicit cross-recognition tables
+//! saying how one sector counts another sector's levels.
+//!
+//! The source documents name "how one industry should evaluate another
+//! industry's trust levels" as the open problem; the answer here is a
+//! versioned, auditable table per (counting sector, counted sector). No
+//! table for a pair means no cross-sector cooperation beyond `none`, and the
+//! decision says so.
+//!
+//! Everything is parsed and validated once at load; [`TrustPolicy::decide`]
+//! is pure and allocation-light, since it runs on every query.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{ModelError, SectorName, TrustLevel};
+
+/// `cooperation.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CooperationFile {
+    version: String,
+    depths: Vec<String>,
+    operations: BTreeMap<String, String>,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    name: String,
+    #[serde(default)]
+    use_case: String,
+    caller: String,
+    peer: String,
+    #[serde(default)]
+    symmetric: bool,
+    min_levels: BTreeMap<String, [i64; 2]>,
+}
+
+/// `recognition.toml` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecognitionFile {
+    version: String,
+    #[serde(default)]
+    recognition: Vec<Spanned<RecognitionEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecognitionEntry {
+    sector: SectorName,
+    counts: SectorName,
+    map: Vec<i64>,
+    #[serde(default)]
+    rationale: String,
+}
+
+/// One cooperation rule after validation.
+#[derive(Debug, Clone)]
+pub struct CooperationRule {
+    /// Rule name, reported in decisions.
+    pub name: String,
+    /// The use case it serves.
+    pub use_case: String,
+    /// Minimum (caller, peer) levels per depth index; `None` where the
+    /// depth is not permitted under this rule.
+    pub min_levels: Vec<Option<(TrustLevel, TrustLevel)>>,
+}
+
+/// How `sector` counts the levels granted by `counts`.
+#[derive(Debug, Clone)]
+pub struct Recognition {
+    /// Level n of the counted sector counts as `map[n-1]`.
+    pub map: [TrustLevel; 5],
+    /// Why, for auditors.
+    pub rationale: String,
+}
+
+/// Cooperation rules and recognition tables, validated.
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    /// Version of `cooperation.toml`.
+    pub cooperation_version: String,
+    /// Version of `recognition.toml`.
+    pub recognition_version: String,
+    /// Depth names, lowest (`none`) first.
+    pub depths: Vec<String>,
+    operations: HashMap<String, usize>,
+    /// (caller sector or "*", peer sector or "*") -> rule.
+    rules: HashMap<(String, String), CooperationRule>,
+    /// (counting sector, counted sector) -> table.
+    recognition: HashMap<(SectorName, SectorName), Recognition>,
+}
+
+/// The input of one decision: both sides' live levels (None when the side
+/// is not in good standing) and sectors.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionInput<'a> {
+    /// The caller's sector.
+    pub caller_sector: &'a SectorName,
+    /// The caller's live level, None if it may not cooperate at all.
+    pub caller_level: Option<TrustLevel>,
+    /// The peer's sector.
+    pub peer_sector: &'a SectorName,
+    /// The peer's live level, None if it may not cooperate at all.
+    pub peer_level: Option<TrustLevel>,
+    /// The operation asked for.
+    pub operation: &'a str,
+}
+
+/// The outcome of one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionOutcome {
+    /// Whether the operation may proceed.
+    pub allow: bool,
+    /// The deepest permitted depth.
+    pub depth: String,
+    /// The depth the operation needs.
+    pub required_depth: String,
+    /// The caller's level (its own sector's terms).
+    pub caller_level: Option<TrustLevel>,
+    /// The peer's level as the caller's sector counts it.
+    pub peer_level: Option<TrustLevel>,
+    /// The rule that decided.
+    pub rule: Option<String>,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+}
+
+fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
+    text[..span.start.min(text.len())].matches('\n').count() + 1
+}
+
+fn err(file: &str, line: usize, reason: impl Into<String>) -> ModelError {
+    ModelError::InvalidPolicy {
+        file: file.to_owned(),
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ModelError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s)).unwrap_or(0);
+        err(file, line, e.message().to_owned())
+    })
+}
+
+impl TrustPolicy {
+    /// Parses and validates both files against the known sectors.
+    pub fn parse(
+        cooperation: (&str, &str),
+        recognition: (&str, &str),
+        sectors: &[SectorName],
+    ) -> Result<Self, ModelError> {
+        let (cfile, ctext) = cooperation;
+        let c: CooperationFile = parse_toml(cfile, ctext)?;
+        if c.version.is_empty() || c.version.len() > 64 {
+            return Err(err(cfile, 0, "version must be 1-64 characters"));
+        }
+        if c.depths.len() < 2 || c.depths[0] != "none" {
+            return Err(err(
+                cfile,
+                0,
+                "depths must start with \"none\" and name at least one more",
+            ));
+        }
+        let mut depth_index = HashMap::new();
+        for (i, d) in c.depths.iter().enumerate() {
+            if depth_index.insert(d.clone(), i).is_some() {
+                return Err(err(cfile, 0, format!("depth {d:?} listed twice")));
+            }
+        }
+        let mut operations = HashMap::new();
+        for (op, depth) in &c.operations {
+            let i = *depth_index.get(depth).ok_or_else(|| {
+                err(
+                    cfile,
+                    0,
+                    format!("operation {op:?} needs unknown depth {depth:?}"),
+                )
+            })?;
+            if i == 0 {
+                return Err(err(
+                    cfile,
+                    0,
+                    format!("operation {op:?} cannot need depth none"),
+                ));
+            }
+            operations.insert(op.clone(), i);
+        }
+        let known = |s: &str| s == "*" || sectors.iter().any(|k| k.as_str() == s);
+        let mut rules = HashMap::new();
+        for spanned in &c.rule {
+            let line = line_of(ctext, spanned.span());
+            let r = spanned.get_ref();
+            for s in [&r.caller, &r.peer] {
+                if !known(s) {
+                    return Err(err(
+                        cfile,
+                        line,
+                        format!("rule {:?} names unknown sector {s:?}", r.name),
+                    ));
+                }
+            }
+            let mut min_levels = vec![None; c.depths.len()];
+            let mut last: Option<(usize, (TrustLevel, TrustLevel))> = None;
+            let mut entries: Vec<(usize, (TrustLevel, TrustLevel))> = Vec::new();
+            for (depth, [a, b]) in &r.min_levels {
+                let i = *depth_index.get(depth).ok_or_else(|| {
+                    err(
+                        cfile,
+                        line,
+                        format!("rule {:?}: unknown depth {depth:?}", r.name),
+                    )
+                })?;
+                if i == 0 {
+                    return Err(err(
+                        cfile,
+                        line,
+                        format!("rule {:?}: depth none needs no levels", r.name),
+                    ));
+                }
+                let pair = (
+                    TrustLevel::new(*a)
+                        .map_err(|e| err(cfile, line, format!("rule {:?}: {e}", r.name)))?,
+                    TrustLevel::new(*b)
+                        .map_err(|e| err(cfile, line, format!("rule {:?}: {e}", r.name)))?,
+                );
+                entries.push((i, pair));
+            }
+            entries.sort_by_key(|(i, _)| *i);
+            for (i, pair) in entries {
+                if let Some((_, prev)) = last
+                    && (pair.0 < prev.0 || pair.1 < prev.1)
+                {
+                    return Err(err(
+                        cfile,
+                        line,
+                        format!(
+                            "rule {:?}: depth {} needs lower levels than a shallower depth",
+                            r.name, c.depths[i]
+                        ),
+                    ));
+                }
+                min_levels[i] = Some(pair);
+                last = Some((i, pair));
+            }
+            let rule = CooperationRule {
+                name: r.name.clone(),
+                use_case: r.use_case.clone(),
+                min_levels,
+            };
+            let mut keys = vec![(r.caller.clone(), r.peer.clone())];
+            if r.symmetric && r.caller != r.peer {
+                keys.push((r.peer.clone(), r.caller.clone()));
+            }
+            for key in keys {
+                if rules.contains_key(&key) {
+                    return Err(err(
+                        cfile,
+                        line,
+                        format!("a rule for {} -> {} is already defined", key.0, key.1),
+                    ));
+                }
+                let mut rule = rule.clone();
+                if key.0 != r.caller {
+                    // The swapped direction swaps which side needs which level.
+                    rule.min_levels = rule
+                        .min_levels
+                        .iter()
+                        .map(|m| m.map(|(a, b)| (b, a)))
+                        .collect();
+                }
+                rules.insert(key, rule);
+            }
+        }
+
+        let (rfile, rtext) = recognition;
+        let r: RecognitionFile = parse_toml(rfile, rtext)?;
+        if r.version.is_empty() || r.version.len() > 64 {
+            return Err(err(rfile, 0, "version must be 1-64 characters"));
+        }
+        let mut recog = HashMap::new();
+        for spanned in &r.recognition {
+            let line = line_of(rtext, spanned.span());
+            let e = spanned.get_ref();
+            for s in [&e.sector, &e.counts] {
+                if !sectors.contains(s) {
+                    return Err(err(rfile, line, format!("unknown sector {s}")));
+                }
+            }
+            if e.sector == e.counts {
+                return Err(err(
+                    rfile,
+                    line,
+                    "a sector always counts its own levels as they are",
+                ));
+            }
+            if e.map.len() != 5 {
+                return Err(err(rfile, line, "map must give 5 levels (for levels 1..5)"));
+            }
+            let mut map = [TrustLevel::MIN; 5];
+            for (i, v) in e.map.iter().enumerate() {
+                map[i] = TrustLevel::new(*v).map_err(|x| err(rfile, line, x.to_string()))?;
+                if i > 0 && map[i] < map[i - 1] {
+                    return Err(err(
+                        rfile,
+                        line,
+                        "map must not decrease: a higher level never counts for less",
+                    ));
+                }
+            }
+            let key = (e.sector.clone(), e.counts.clone());
+            if recog
+                .insert(
+                    key,
+                    Recognition {
+                        map,
+                        rationale: e.rationale.clone(),
+                    },
+                )
+                .is_some()
+            {
+                return Err(err(
+                    rfile,
+                    line,
+                    format!("{} already has a table for {}", e.sector, e.counts),
+                ));
+            }
+        }
+        Ok(Self {
+            cooperation_version: c.version,
+            recognition_version: r.version,
+            depths: c.depths,
+            operations,
+            rules,
+            recognition: recog,
+        })
+    }
+
+    /// `cooperation@<v>+recognition@<v>`, recorded with decisions.
+    pub fn version(&self) -> String {
+        format!(
+            "cooperation@{}+recognition@{}",
+            self.cooperation_version, self.recognition_version
+        )
+    }
+
+    /// Whether `operation` is known.
+    pub fn knows_operation(&self, operation: &str) -> bool {
+        self.operations.contains_key(operation)
+    }
+
+    /// How `counting` counts a `counted` level; None without a table.
+    pub fn recognise(
+        &self,
+        counting: &SectorName,
+        counted: &SectorName,
+        level: TrustLevel,
+    ) -> Option<TrustLevel> {
+        if counting == counted {
+            return Some(level);
+        }
+        self.recognition
+            .get(&(counting.clone(), counted.clone()))
+            .map(|r| r.map[(level.get() - 1) as usize])
+    }
+
+    fn rule(&self, caller: &SectorName, peer: &SectorName) -> Option<&CooperationRule> {
+        let c = caller.as_str().to_owned();
+        let p = peer.as_str().to_owned();
+        self.rules
+            .get(&(c.clone(), p.clone()))
+            .or_else(|| self.rules.get(&(c, "*".to_owned())))
+            .or_else(|| self.rules.get(&("*".to_owned(), p)))
+            .or_else(|| self.rules.get(&("*".to_owned(), "*".to_owned())))
+    }
+
+    /// Decides one query. An unknown operation is an error (a bad request),
+    /// everything else is an allow or a deny with reasons.
+    pub fn decide(&self, q: DecisionInput<'_>) -> Result<DecisionOutcome, ModelError> {
+        let required = *self
+            .operations
+            .get(q.operation)
+            .ok_or_else(|| ModelError::UnknownOperation(crate::sector::truncate(q.operation)))?;
+        let mut reasons = Vec::new();
+        let peer_level = match q.peer_level {
+            None => {
+                reasons.push("peer is not in good standing".to_owned());
+                None
+            }
+            Some(l) => {
+                let counted = self.recognise(q.caller_sector, q.peer_sector, l);
+                match counted {
+                    None => reasons.push(format!(
+                        "no cross-recognition rule: {} does not count {} levels",
+                        q.caller_sector, q.peer_sector
+                    )),
+                    Some(c) if q.caller_sector != q.peer_sector => reasons.push(format!(
+                        "{} {} counts as {} for {}",
+                        q.peer_sector, l, c, q.caller_sector
+                    )),
+                    Some(_) => {}
+                }
+                counted
+            }
+        };
+        if q.caller_level.is_none() {
+            reasons.push("caller is not in good standing".to_owned());
+        }
+        let rule = self.rule(q.caller_sector, q.peer_sector);
+        let mut depth = 0;
+        match (rule, q.caller_level, peer_level) {
+            (None, _, _) => reasons.push(format!(
+                "no cooperation rule for {} -> {}",
+                q.caller_sector, q.peer_sector
+            )),
+            (Some(r), Some(cl), Some(pl)) => {
+                for (i, m) in r.min_levels.iter().enumerate() {
+                    if let Some((need_c, need_p)) = m
+                        && cl >= *need_c
+                        && pl >= *need_p
+                    {
+                        depth = i;
+                    }
+                }
+                reasons.push(format!(
+                    "rule {} permits up to {} for caller {} and peer {}",
+                    r.name, self.depths[depth], cl, pl
+                ));
+            }
+            (Some(_), _, _) => {}
+        }
+        let allow = depth >= required;
+        reasons.push(format!(
+            "{} needs {}: {}",
+            q.operation,
+            self.depths[required],
+            if allow { "allowed" } else { "denied" }
+        ));
+        Ok(DecisionOutcome {
+            allow,
+            depth: self.depths[depth].clone(),
+            required_depth: self.depths[required].clone(),
+            caller_level: q.caller_level,
+            peer_level,
+            rule: rule.map(|r| r.name.clone()),
+            reasons,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COOP: &str = r#"
+version = "c1"
+depths = ["none", "observe", "exchange", "control"]
+[operations]
+read-telemetry = "observe"
+remote-control = "control"
+[[rule]]
+name = "peak-cut"
+caller = "hems"
+peer = "automotive"
+symmetric = true
+min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 3] }
+"#;
+    const RECOG: &str = r#"
+version = "r1"
+[[recognition]]
+sector = "hems"
+counts = "automotive"
+map = [1, 2, 3, 4, 5]
+[[recognition]]
+sector = "automotive"
+counts = "hems"
+map = [1, 2, 3, 4, 4]
+rationale = "HEMS schemes are younger"
+"#;
+
+    fn sectors() -> Vec<SectorName> {
+        ["automotive", "hems", "healthcare"]
+            .iter()
+            .map(|s| SectorName::new(s).unwrap())
+            .collect()
+    }
+
+    fn policy() -> TrustPolicy {
+        TrustPolicy::parse(("c.toml", COOP), ("r.toml", RECOG), &sectors()).unwrap()
+    }
+
+    fn lv(n: i64) -> Option<TrustLevel> {
+        Some(TrustLevel::new(n).unwrap())
+    }
+
+    #[test]
+    fn decides_with_recognition_and_symmetry() {
+        let p = policy();
+        let (hems, auto, health) = (
+            SectorName::new("hems").unwrap(),
+            SectorName::new("automotive").unwrap(),
+            SectorName::new("healthcare").unwrap(),
+        );
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &hems,
+                caller_level: lv(4),
+                peer_sector: &auto,
+                peer_level: lv(3),
+                operation: "remote-control",
+            })
+            .unwrap();
+        assert!(d.allow, "{d:?}");
+        assert_eq!(d.depth, "control");
+        // The swapped direction swaps the minimums: automotive caller needs 3, hems peer 4.
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &auto,
+                caller_level: lv(3),
+                peer_sector: &hems,
+                peer_level: lv(5),
+                operation: "remote-control",
+            })
+            .unwrap();
+        // HEMS Lv.5 counts as Lv.4 for automotive, which meets 4.
+        assert_eq!(d.peer_level, lv(4));
+        assert!(d.allow, "{d:?}");
+        assert!(
+            d.reasons.iter().any(|r| r.contains("counts as Lv.4")),
+            "{:?}",
+            d.reasons
+        );
+        // No recognition table: nothing beyond none, with the reason.
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &auto,
+                caller_level: lv(5),
+                peer_sector: &health,
+                peer_level: lv(5),
+                operation: "read-telemetry",
+            })
+            .unwrap();
+        assert!(!d.allow);
+        assert_eq!(d.depth, "none");
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("no cross-recognition rule")),
+            "{:?}",
+            d.reasons
+        );
+        // A suspended peer gets nothing.
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &hems,
+                caller_level: lv(5),
+                peer_sector: &auto,
+                peer_level: None,
+                operation: "read-telemetry",
+            })
+            .unwrap();
+        assert!(!d.allow);
+        assert!(
+            p.decide(DecisionInput {
+                caller_sector: &hems,
+                caller_level: lv(5),
+                peer_sector: &auto,
+                peer_level: lv(5),
+                operation: "launch"
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_policies_with_lines() {
+        let s = sectors();
+        let bad_depth = COOP.replace("control = [4, 3]", "teleport = [4, 3]");
+        let e = TrustPolicy::parse(("c.toml", &bad_depth), ("r.toml", RECOG), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.toml:") && e.contains("unknown depth"),
+            "{e}"
+        );
+        let non_monotone = COOP.replace("control = [4, 3]", "control = [1, 1]");
+        assert!(TrustPolicy::parse(("c.toml", &non_monotone), ("r.toml", RECOG), &s).is_err());
+        let decreasing = RECOG.replace("[1, 2, 3, 4, 4]", "[1, 2, 3, 4, 3]");
+        let e = TrustPolicy::parse(("c.toml", COOP), ("r.toml", &decreasing), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.toml:") && e.contains("decrease"), "{e}");
+        let unknown = RECOG.replace("counts = \"hems\"", "counts = \"aviation\"");
+        assert!(TrustPolicy::parse(("c.toml", COOP), ("r.toml", &unknown), &s).is_err());
+        let dup = format!(
+            "{COOP}\n[[rule]]\nname = \"x\"\ncaller = \"automotive\"\npeer = \"hems\"\nmin_levels = {{ observe = [1, 1] }}\n"
+        );
+        let e = TrustPolicy::parse(("c.toml", &dup), ("r.toml", RECOG), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already defined"), "{e}");
+    }
+}
