@@ -50,6 +50,9 @@ pub struct CaHierarchy {
     /// The TLS server chain (leaf, root), DER.
     pub server_chain: Vec<Vec<u8>>,
     server_key: Vec<u8>,
+    /// The trust responder chain (leaf, root), DER.
+    pub responder_chain: Vec<Vec<u8>>,
+    responder_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for CaHierarchy {
@@ -191,7 +194,26 @@ impl CaHierarchy {
         }
         std::fs::create_dir_all(dir.join("credentials")).map_err(|e| CaError::io(&dir, e))?;
         if !dir.join("server.pem").exists() {
-            Self::issue_server_cert(&dir, &keystore, &root, policies, server_names, now)?;
+            Self::issue_service_cert(
+                &dir,
+                &keystore,
+                &root,
+                policies,
+                issuer::ServicePurpose::Tls,
+                server_names,
+                now,
+            )?;
+        }
+        if !dir.join("responder.pem").exists() {
+            Self::issue_service_cert(
+                &dir,
+                &keystore,
+                &root,
+                policies,
+                issuer::ServicePurpose::TrustResponder,
+                &[],
+                now,
+            )?;
         }
         Ok(report)
     }
@@ -204,14 +226,19 @@ impl CaHierarchy {
         SigningCa::new(der, &keystore.load("root")?)
     }
 
-    fn issue_server_cert(
+    fn issue_service_cert(
         dir: &Path,
         keystore: &Keystore,
         root: &SigningCa,
         policies: &PolicySet,
+        purpose: issuer::ServicePurpose,
         server_names: &[String],
         now: OffsetDateTime,
     ) -> Result<(), CaError> {
+        let (stem, common_name) = match purpose {
+            issuer::ServicePurpose::Tls => ("server", "trustca service"),
+            issuer::ServicePurpose::TrustResponder => ("responder", "trustca trust responder"),
+        };
         let mut dns = vec!["localhost".to_owned()];
         let mut ips: Vec<IpAddr> =
             vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
@@ -232,8 +259,13 @@ impl CaHierarchy {
             .unwrap_or_else(|| "1".into());
         let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![]);
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
+        if purpose == issuer::ServicePurpose::TrustResponder {
+            dns.clear();
+            ips.clear();
+        }
         let params = issuer::service_params(
-            "trustca service",
+            common_name,
+            purpose,
             &ext,
             &dns,
             &ips,
@@ -244,11 +276,11 @@ impl CaHierarchy {
         let der = root.sign(&params, &key)?;
         // A crash between these steps leaves no server.pem, and the next
         // start issues a fresh pair; the CA keys are never touched.
-        let _ = std::fs::remove_file(dir.join("server.pem"));
-        let _ = std::fs::remove_file(dir.join("server.key"));
-        keystore.store("server", &key.serialize_der())?;
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.key")));
+        keystore.store(stem, &key.serialize_der())?;
         write_new(
-            &dir.join("server.pem"),
+            &dir.join(format!("{stem}.pem")),
             certs_to_pem(&[&der, &root.cert_der]).as_bytes(),
         )?;
         Ok(())
@@ -290,22 +322,32 @@ impl CaHierarchy {
             );
         }
         let now = OffsetDateTime::now_utc();
-        let server_path = dir.join("server.pem");
-        let needs_server = match read_pem_der(&server_path) {
-            Ok(chain) => chain
-                .first()
-                .map(|d| not_after(d))
-                .transpose()?
-                .is_none_or(|na| na - now < time::Duration::days(30)),
-            Err(_) => true,
+        let mut root: Option<SigningCa> = None;
+        let mut load = |purpose: issuer::ServicePurpose,
+                        stem: &str|
+         -> Result<(Vec<Vec<u8>>, Vec<u8>), CaError> {
+            let path = dir.join(format!("{stem}.pem"));
+            let renew = match read_pem_der(&path) {
+                Ok(chain) => chain
+                    .first()
+                    .map(|d| not_after(d))
+                    .transpose()?
+                    .is_none_or(|na| na - now < time::Duration::days(30)),
+                Err(_) => true,
+            };
+            if renew {
+                if root.is_none() {
+                    root = Some(Self::root_signer(&dir, &keystore)?);
+                }
+                if let Some(root) = &root {
+                    Self::issue_service_cert(&dir, &keystore, root, policies, purpose, &[], now)?;
+                }
+            }
+            Ok((read_pem_der(&path)?, keystore.load(stem)?))
         };
-        if needs_server {
-            let root = Self::root_signer(&dir, &keystore)?;
-            let names = Vec::new();
-            Self::issue_server_cert(&dir, &keystore, &root, policies, &names, now)?;
-        }
-        let server_chain = read_pem_der(&server_path)?;
-        let server_key = keystore.load("server")?;
+        let (server_chain, server_key) = load(issuer::ServicePurpose::Tls, "server")?;
+        let (responder_chain, responder_key) =
+            load(issuer::ServicePurpose::TrustResponder, "responder")?;
         Ok(Self {
             dir,
             keystore,
@@ -313,7 +355,14 @@ impl CaHierarchy {
             sectors,
             server_chain,
             server_key,
+            responder_chain,
+            responder_key,
         })
+    }
+
+    /// The trust responder key, PKCS#8 DER. Never log it.
+    pub fn responder_key_pkcs8(&self) -> &[u8] {
+        &self.responder_key
     }
 
     /// The TLS server key, PKCS#8 DER. Handle with care; never log it.

@@ -289,8 +289,18 @@ pub fn credential_params(
 
 /// Parameters of a service certificate issued by the root (TLS server,
 /// trust responder).
+/// What a root-issued service certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServicePurpose {
+    /// The TLS endpoint of `serve` (server and federation client).
+    Tls,
+    /// The trust responder that signs trust assertions.
+    TrustResponder,
+}
+
 pub fn service_params(
     common_name: &str,
+    purpose: ServicePurpose,
     ext: &TrustLevelExtension,
     dns_names: &[String],
     ips: &[IpAddr],
@@ -310,10 +320,15 @@ pub fn service_params(
         p.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    p.extended_key_usages = match purpose {
+        // The TLS server is also a client of federated trust databases.
+        ServicePurpose::Tls => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        // The responder only signs trust assertions, like an OCSP responder.
+        ServicePurpose::TrustResponder => vec![ExtendedKeyUsagePurpose::OcspSigning],
+    };
     p.custom_extensions.push(trust_extension(ext)?);
     Ok(p)
 }

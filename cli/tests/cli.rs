@@ -284,7 +284,13 @@ fn policy_check_names_file_line_and_reason() {
     let p = dir.path();
     std::fs::create_dir_all(p.join("sectors")).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for f in ["pki.toml", "cooperation.toml", "recognition.toml", "sectors/automotive.toml", "sectors/healthcare.toml"] {
+    for f in [
+        "pki.toml",
+        "cooperation.toml",
+        "recognition.toml",
+        "sectors/automotive.toml",
+        "sectors/healthcare.toml",
+    ] {
         std::fs::copy(root.join(f), p.join(f)).unwrap();
     }
     let hems = std::fs::read_to_string(root.join("sectors/hems.toml")).unwrap();
@@ -306,11 +312,18 @@ fn policy_check_names_file_line_and_reason() {
     // Cross-recognition tables are checked too: a decreasing map is refused.
     std::fs::write(p.join("sectors/hems.toml"), &hems).unwrap();
     let recog = std::fs::read_to_string(root.join("recognition.toml")).unwrap();
-    std::fs::write(p.join("recognition.toml"), recog.replace("map = [1, 2, 3, 4, 4]", "map = [1, 2, 3, 4, 2]")).unwrap();
+    std::fs::write(
+        p.join("recognition.toml"),
+        recog.replace("map = [1, 2, 3, 4, 4]", "map = [1, 2, 3, 4, 2]"),
+    )
+    .unwrap();
     let bad = trustca(&["policy", "check", p.to_str().unwrap()]);
     assert!(!bad.status.success());
     let err = stderr(&bad);
-    assert!(err.contains("recognition.toml:") && err.contains("decrease"), "{err}");
+    assert!(
+        err.contains("recognition.toml:") && err.contains("decrease"),
+        "{err}"
+    );
 }
 
 #[test]

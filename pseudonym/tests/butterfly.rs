@@ -1,5 +1,6 @@
 //! Butterfly key expansion end to end: CA-expanded public keys against
 //! vehicle-derived private keys, loaded into ring and rcgen.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use ring::rand::SystemRandom;

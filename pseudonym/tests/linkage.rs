@@ -1,6 +1,7 @@
 //! Linkage chains and revocation matching: forward-only linkability, the
 //! look-ahead bound, and agreement of the indexed matchers with the simple
 //! one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use trustca_pseudonym::{

@@ -1,4 +1,5 @@
 //! PRL encoding: round trips, canonical order, and strict rejection.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use trustca_pseudonym::{
@@ -108,7 +109,7 @@ fn rejects_bad_headers() {
 
     // next_update must be after this_update.
     let mut bad = good.clone();
-    bad[33..41].copy_from_slice(&1_700_000_000u64.to_be_bytes());
+    bad[41..49].copy_from_slice(&1_700_000_000u64.to_be_bytes());
     assert!(matches!(
         PseudonymRevocationList::from_signed_bytes(&bad).unwrap_err(),
         PseudonymError::PrlInvalidValidity { .. }

@@ -17,7 +17,7 @@ pub use committer::GroupCommitter;
 pub use error::StoreError;
 pub use records::{
     AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
-    TrustRecord, TrustStatus,
+    TrustChange, TrustRecord, TrustStatus,
 };
 pub use sled_store::{CloseWaiter, SledStorage};
 
@@ -43,4 +43,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
     /// Bytes the backend occupies on disk.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// The serial of the certificate with this SHA-256 fingerprint.
+    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies every change or none (one transaction), durably; returns the
+    /// records after the change.
+    fn apply_trust_changes(
+        &self,
+        changes: &[TrustChange],
+        at: i64,
+    ) -> Result<Vec<TrustRecord>, StoreError>;
+    /// Moves the trust of `from` to its successor `to` (which must be
+    /// enrolled): `to` takes the level and status and a copy of the
+    /// history; `from` is retired. Durable on return.
+    fn transfer_trust(
+        &self,
+        from: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<TrustRecord, StoreError>;
+    /// Device records whose identity key starts with `prefix`.
+    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError>;
 }

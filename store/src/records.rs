@@ -159,3 +159,22 @@ pub struct Issuance {
     /// Audit details (JSON).
     pub audit_detail: String,
 }
+
+/// One change to a trust record, applied with its history and audit entry.
+#[derive(Debug, Clone)]
+pub struct TrustChange {
+    /// The device.
+    pub identity_key: String,
+    /// New level, if it changes.
+    pub level: Option<u8>,
+    /// New status, if it changes.
+    pub status: Option<TrustStatus>,
+    /// Who (from their certificate).
+    pub actor: String,
+    /// What, in words (history).
+    pub change: String,
+    /// Why (given by the operator).
+    pub reason: String,
+    /// Audit event kind, e.g. `trust.level-changed`.
+    pub audit_kind: String,
+}

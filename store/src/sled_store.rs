@@ -8,7 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::{
     AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
-    Storage, StoreError, TrustRecord, TrustStatus,
+    Storage, StoreError, TrustChange, TrustRecord, TrustStatus,
 };
 
 const AUDIT_HEAD: &[u8] = b"audit.head";
@@ -25,6 +25,7 @@ pub struct SledStorage {
     history: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
+    fingerprints: sled::Tree,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
     _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
@@ -158,6 +159,7 @@ impl SledStorage {
             history: db.open_tree("history")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
+            fingerprints: db.open_tree("fingerprints")?,
             db,
             _closed: std::sync::Arc::new(tx),
         };
@@ -165,6 +167,7 @@ impl SledStorage {
     }
 
     fn commit_one(&self, issuance: &Issuance) -> Result<(), StoreError> {
+        let fingerprint = ring::digest::digest(&ring::digest::SHA256, &issuance.certificate.der);
         let result = (
             &self.certs,
             &self.devices,
@@ -172,113 +175,117 @@ impl SledStorage {
             &self.history,
             &self.audit,
             &self.meta,
+            &self.fingerprints,
         )
-            .transaction(|(certs, devices, trust, history, audit, meta)| {
-                let cert = &issuance.certificate;
-                let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
-                if certs.get(&cert.serial)?.is_some() {
-                    return Err(abort(StoreError::SerialReused(serial_hex)));
-                }
-                if let Some(device) = &issuance.device {
-                    let key = device.identity_key.as_bytes();
-                    let existing: Option<DeviceRecord> = tx_get(devices, key)?;
-                    let (record, trust_record, change) = match (existing, issuance.renewal) {
-                        (Some(_), false) => {
-                            return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone())));
-                        }
-                        (None, true) => {
-                            return Err(abort(StoreError::NotEnrolled(device.urn.clone())));
-                        }
-                        (None, false) => {
-                            tx_increment(meta, COUNT_DEVICES)?;
-                            let mut record = device.clone();
-                            record.certificates = vec![serial_hex.clone()];
-                            let trust_record = TrustRecord {
-                                identity_key: device.identity_key.clone(),
-                                sector: device.sector.clone(),
-                                level: device.certificate_level,
-                                status: TrustStatus::Active,
-                                version: 1,
-                                updated_at: cert.issued_at,
-                            };
-                            (
-                                record,
-                                trust_record,
-                                format!("enrolled level={}", device.certificate_level),
-                            )
-                        }
-                        (Some(old), true) => {
-                            let mut trust_record: TrustRecord =
-                                tx_get(trust, key)?.ok_or_else(|| {
-                                    abort(StoreError::NotEnrolled(device.urn.clone()))
-                                })?;
-                            if trust_record.status != TrustStatus::Active {
-                                return Err(abort(StoreError::NotActive {
-                                    identity: device.urn.clone(),
-                                    status: trust_record.status.as_str().to_owned(),
-                                }));
+            .transaction(
+                |(certs, devices, trust, history, audit, meta, fingerprints)| {
+                    let cert = &issuance.certificate;
+                    let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
+                    if certs.get(&cert.serial)?.is_some() {
+                        return Err(abort(StoreError::SerialReused(serial_hex)));
+                    }
+                    if let Some(device) = &issuance.device {
+                        let key = device.identity_key.as_bytes();
+                        let existing: Option<DeviceRecord> = tx_get(devices, key)?;
+                        let (record, trust_record, change) = match (existing, issuance.renewal) {
+                            (Some(_), false) => {
+                                return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone())));
                             }
-                            if let Some(prev) = old.certificates.last() {
-                                let prev_serial =
-                                    trustca_model::hexfmt::decode(prev).unwrap_or_default();
-                                if let Some(mut prev_cert) =
-                                    tx_get::<CertificateRecord>(certs, &prev_serial)?
-                                    && prev_cert.status == CertificateStatus::Active
-                                {
-                                    prev_cert.status = CertificateStatus::Superseded {
-                                        by: serial_hex.clone(),
-                                    };
-                                    tx_put(certs, &prev_serial, &prev_cert)?;
+                            (None, true) => {
+                                return Err(abort(StoreError::NotEnrolled(device.urn.clone())));
+                            }
+                            (None, false) => {
+                                tx_increment(meta, COUNT_DEVICES)?;
+                                let mut record = device.clone();
+                                record.certificates = vec![serial_hex.clone()];
+                                let trust_record = TrustRecord {
+                                    identity_key: device.identity_key.clone(),
+                                    sector: device.sector.clone(),
+                                    level: device.certificate_level,
+                                    status: TrustStatus::Active,
+                                    version: 1,
+                                    updated_at: cert.issued_at,
+                                };
+                                (
+                                    record,
+                                    trust_record,
+                                    format!("enrolled level={}", device.certificate_level),
+                                )
+                            }
+                            (Some(old), true) => {
+                                let mut trust_record: TrustRecord = tx_get(trust, key)?
+                                    .ok_or_else(|| {
+                                        abort(StoreError::NotEnrolled(device.urn.clone()))
+                                    })?;
+                                if trust_record.status != TrustStatus::Active {
+                                    return Err(abort(StoreError::NotActive {
+                                        identity: device.urn.clone(),
+                                        status: trust_record.status.as_str().to_owned(),
+                                    }));
                                 }
+                                if let Some(prev) = old.certificates.last() {
+                                    let prev_serial =
+                                        trustca_model::hexfmt::decode(prev).unwrap_or_default();
+                                    if let Some(mut prev_cert) =
+                                        tx_get::<CertificateRecord>(certs, &prev_serial)?
+                                        && prev_cert.status == CertificateStatus::Active
+                                    {
+                                        prev_cert.status = CertificateStatus::Superseded {
+                                            by: serial_hex.clone(),
+                                        };
+                                        tx_put(certs, &prev_serial, &prev_cert)?;
+                                    }
+                                }
+                                let mut record = device.clone();
+                                record.enrolled_at = old.enrolled_at;
+                                record.certificates = old.certificates;
+                                record.certificates.push(serial_hex.clone());
+                                let change = format!(
+                                    "renewed firmware={} level {}->{}",
+                                    device.firmware_version,
+                                    trust_record.level,
+                                    device.certificate_level
+                                );
+                                trust_record.level = device.certificate_level;
+                                trust_record.version += 1;
+                                trust_record.updated_at = cert.issued_at;
+                                (record, trust_record, change)
                             }
-                            let mut record = device.clone();
-                            record.enrolled_at = old.enrolled_at;
-                            record.certificates = old.certificates;
-                            record.certificates.push(serial_hex.clone());
-                            let change = format!(
-                                "renewed firmware={} level {}->{}",
-                                device.firmware_version,
-                                trust_record.level,
-                                device.certificate_level
-                            );
-                            trust_record.level = device.certificate_level;
-                            trust_record.version += 1;
-                            trust_record.updated_at = cert.issued_at;
-                            (record, trust_record, change)
-                        }
-                    };
-                    tx_put(devices, key, &record)?;
-                    tx_put(trust, key, &trust_record)?;
-                    let entry = HistoryEntry {
-                        version: trust_record.version,
-                        at: cert.issued_at,
-                        actor: issuance.actor.clone(),
-                        change,
-                        reason: if issuance.renewal {
-                            "renewal".into()
-                        } else {
-                            "enrollment".into()
-                        },
-                    };
-                    tx_put(
-                        history,
-                        &history_key(&device.identity_key, trust_record.version),
-                        &entry,
+                        };
+                        tx_put(devices, key, &record)?;
+                        tx_put(trust, key, &trust_record)?;
+                        let entry = HistoryEntry {
+                            version: trust_record.version,
+                            at: cert.issued_at,
+                            actor: issuance.actor.clone(),
+                            change,
+                            reason: if issuance.renewal {
+                                "renewal".into()
+                            } else {
+                                "enrollment".into()
+                            },
+                        };
+                        tx_put(
+                            history,
+                            &history_key(&device.identity_key, trust_record.version),
+                            &entry,
+                        )?;
+                    }
+                    tx_put(certs, &cert.serial, cert)?;
+                    fingerprints.insert(fingerprint.as_ref(), cert.serial.as_slice())?;
+                    tx_increment(meta, COUNT_CERTS)?;
+                    tx_append_audit(
+                        audit,
+                        meta,
+                        cert.issued_at,
+                        &issuance.actor,
+                        &issuance.audit_kind,
+                        &serial_hex,
+                        &issuance.audit_detail,
                     )?;
-                }
-                tx_put(certs, &cert.serial, cert)?;
-                tx_increment(meta, COUNT_CERTS)?;
-                tx_append_audit(
-                    audit,
-                    meta,
-                    cert.issued_at,
-                    &issuance.actor,
-                    &issuance.audit_kind,
-                    &serial_hex,
-                    &issuance.audit_detail,
-                )?;
-                Ok(())
-            });
+                    Ok(())
+                },
+            );
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(e)) => Err(e),
@@ -355,6 +362,149 @@ impl Storage for SledStorage {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.fingerprints.get(fingerprint)?.map(|v| v.to_vec()))
+    }
+
+    fn apply_trust_changes(
+        &self,
+        changes: &[TrustChange],
+        at: i64,
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        let result = (&self.trust, &self.history, &self.audit, &self.meta).transaction(|(trust, history, audit, meta)| {
+            let mut out = Vec::with_capacity(changes.len());
+            for c in changes {
+                let key = c.identity_key.as_bytes();
+                let mut record: TrustRecord =
+                    tx_get(trust, key)?.ok_or_else(|| abort(StoreError::NotEnrolled(c.identity_key.clone())))?;
+                if let Some(level) = c.level {
+                    record.level = level;
+                }
+                if let Some(status) = c.status {
+                    record.status = status;
+                }
+                record.version += 1;
+                record.updated_at = at;
+                tx_put(trust, key, &record)?;
+                let entry = HistoryEntry {
+                    version: record.version,
+                    at,
+                    actor: c.actor.clone(),
+                    change: c.change.clone(),
+                    reason: c.reason.clone(),
+                };
+                tx_put(history, &history_key(&c.identity_key, record.version), &entry)?;
+                let detail = format!(
+                    "{{\"change\":{:?},\"reason\":{:?},\"level\":{},\"status\":\"{}\",\"version\":{}}}",
+                    c.change,
+                    c.reason,
+                    record.level,
+                    record.status.as_str(),
+                    record.version
+                );
+                tx_append_audit(audit, meta, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
+                out.push(record);
+            }
+            Ok(out)
+        });
+        let records = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(records)
+    }
+
+    fn transfer_trust(
+        &self,
+        from: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<TrustRecord, StoreError> {
+        let old_history = self.history(from)?;
+        let result = (&self.trust, &self.history, &self.audit, &self.meta).transaction(
+            |(trust, history, audit, meta)| {
+                let mut src: TrustRecord = tx_get(trust, from.as_bytes())?
+                    .ok_or_else(|| abort(StoreError::NotEnrolled(from.to_owned())))?;
+                let mut dst: TrustRecord = tx_get(trust, to.as_bytes())?
+                    .ok_or_else(|| abort(StoreError::NotEnrolled(to.to_owned())))?;
+                if src.status == TrustStatus::Retired {
+                    return Err(abort(StoreError::NotActive {
+                        identity: from.to_owned(),
+                        status: "retired".into(),
+                    }));
+                }
+                // The successor carries the predecessor's history first, then
+                // the transfer itself, renumbered after its own versions.
+                for h in &old_history {
+                    dst.version += 1;
+                    let mut copy = h.clone();
+                    copy.change = format!("[from {from} v{}] {}", h.version, h.change);
+                    copy.version = dst.version;
+                    tx_put(history, &history_key(to, dst.version), &copy)?;
+                }
+                dst.version += 1;
+                dst.level = src.level;
+                dst.status = src.status;
+                dst.updated_at = at;
+                tx_put(
+                    history,
+                    &history_key(to, dst.version),
+                    &HistoryEntry {
+                        version: dst.version,
+                        at,
+                        actor: actor.to_owned(),
+                        change: format!(
+                            "took over the trust record of {from} (level {}, {})",
+                            src.level,
+                            src.status.as_str()
+                        ),
+                        reason: reason.to_owned(),
+                    },
+                )?;
+                tx_put(trust, to.as_bytes(), &dst)?;
+                src.version += 1;
+                src.status = TrustStatus::Retired;
+                src.updated_at = at;
+                tx_put(
+                    history,
+                    &history_key(from, src.version),
+                    &HistoryEntry {
+                        version: src.version,
+                        at,
+                        actor: actor.to_owned(),
+                        change: format!("retired: replaced by successor {to}"),
+                        reason: reason.to_owned(),
+                    },
+                )?;
+                tx_put(trust, from.as_bytes(), &src)?;
+                let detail = format!("{{\"successor\":{to:?},\"reason\":{reason:?}}}");
+                tx_append_audit(audit, meta, at, actor, "trust.transferred", from, &detail)?;
+                Ok(dst)
+            },
+        );
+        let record = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.devices
+            .scan_prefix(prefix.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
     }
 }
 
@@ -455,6 +605,60 @@ mod tests {
             assert_eq!(e.hash, e.compute_hash());
             prev = e.hash;
         }
+    }
+
+    #[test]
+    fn trust_changes_are_all_or_nothing_and_leave_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path()).unwrap();
+        assert!(
+            s.commit_issuances(&[issuance(1, "a", false), issuance(2, "b", false)])
+                .iter()
+                .all(|r| r.is_ok())
+        );
+        let change = |key: &str| TrustChange {
+            identity_key: key.into(),
+            level: Some(1),
+            status: Some(TrustStatus::Suspended),
+            actor: "operator:ops".into(),
+            change: "level 3->1".into(),
+            reason: "CVE-2026-0001".into(),
+            audit_kind: "trust.changed".into(),
+        };
+        // One unknown device: nothing at all changes.
+        assert!(matches!(
+            s.apply_trust_changes(&[change("a"), change("zz")], 5),
+            Err(StoreError::NotEnrolled(_))
+        ));
+        assert_eq!(s.trust_record("a").unwrap().unwrap().version, 1);
+        let out = s
+            .apply_trust_changes(&[change("a"), change("b")], 5)
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        let a = s.trust_record("a").unwrap().unwrap();
+        assert_eq!(
+            (a.level, a.status, a.version),
+            (1, TrustStatus::Suspended, 2)
+        );
+        let h = s.history("a").unwrap();
+        assert_eq!(h[1].reason, "CVE-2026-0001");
+        assert_eq!(s.audit_entries(0, 100).unwrap().len(), 4);
+        // Transfer to a successor.
+        let t = s
+            .transfer_trust("a", "b", "operator:ops", "replacement unit", 6)
+            .unwrap();
+        assert_eq!(t.status, TrustStatus::Suspended);
+        assert_eq!(
+            s.trust_record("a").unwrap().unwrap().status,
+            TrustStatus::Retired
+        );
+        assert!(
+            s.history("b")
+                .unwrap()
+                .iter()
+                .any(|e| e.change.contains("[from a v2]"))
+        );
+        assert_eq!(s.devices_with_prefix("a").unwrap().len(), 1);
     }
 
     #[test]

@@ -1,1 +1,17 @@
+//! The trustca trust-level database: live trust records outrank the level
+//! frozen in certificates; cooperation decisions across sectors apply the
+//! explicit cross-recognition tables; answers carry assertions signed by a
+//! trust responder the root certified; sector databases federate.
 #![forbid(unsafe_code)]
+
+mod engine;
+mod error;
+mod federation;
+mod firmware;
+mod service;
+
+pub use engine::{LiveState, PolicyLoader, TrustEngine, TrustEngineConfig};
+pub use error::TrustDbError;
+pub use federation::{Federation, FederationConfig};
+pub use firmware::{compare as compare_firmware, in_range as firmware_in_range};
+pub use service::{MAX_CHAIN, MAX_DECIDE_BATCH, TrustService};

@@ -1,0 +1,873 @@
+//! The trust engine: live trust of devices, cooperation decisions, signed
+//! assertions and operator changes.
+//!
+//! Hot path (`decide`): a peer chain is verified once and remembered by its
+//! fingerprint (the live record is still read on every query, so
+//! revocations and downgrades take effect at once); the policy is parsed
+//! once per load and shared as an `Arc`; an assertion is signed once per
+//! record version and reused until it nears expiry. No signature and no
+//! parsing per query.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use trustca_model::{
+    CertificateKind, Credential, DecisionInput, DeviceIdentity, SectorName, SignedTrustAssertion,
+    TrustAssertion, TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
+};
+use trustca_proto::v1 as pb;
+use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
+
+use crate::federation::Federation;
+use crate::{TrustDbError, firmware};
+
+/// Loads a fresh policy (files re-read and validated) for `reload`.
+pub type PolicyLoader = Box<dyn Fn() -> Result<TrustPolicy, String> + Send + Sync>;
+
+/// How the engine is set up.
+pub struct TrustEngineConfig {
+    /// The root certificate, DER.
+    pub root_der: Vec<u8>,
+    /// Every sector CA, DER (to build peers' chains when they omit it).
+    pub sector_cas: Vec<Vec<u8>>,
+    /// The responder's chain (leaf, root), DER.
+    pub responder_chain: Vec<Vec<u8>>,
+    /// The responder's key, PKCS#8 DER.
+    pub responder_key_pkcs8: Vec<u8>,
+    /// Sectors this instance answers for itself (empty: all).
+    pub authoritative: Vec<SectorName>,
+    /// How long an assertion may be relied on.
+    pub assertion_ttl: Duration,
+    /// How long a decision may be relied on (capped by the assertions').
+    pub decision_ttl: Duration,
+}
+
+impl std::fmt::Debug for TrustEngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustEngineConfig")
+            .field("authoritative", &self.authoritative)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The live state of one device as this engine knows it.
+#[derive(Debug, Clone)]
+pub struct LiveState {
+    /// Identity URN.
+    pub identity: String,
+    /// Sector.
+    pub sector: SectorName,
+    /// Live level.
+    pub level: TrustLevel,
+    /// Live status.
+    pub status: TrustStatus,
+    /// Record version.
+    pub version: u64,
+    /// Signed assertion of this state.
+    pub assertion: Arc<pb::SignedAssertion>,
+    /// Until when it holds.
+    pub next_update: OffsetDateTime,
+    /// Why the status is what it is beyond the record (e.g. revoked certificate).
+    pub notes: Vec<String>,
+}
+
+struct CachedAssertion {
+    version: u64,
+    status: TrustStatus,
+    signed: Arc<pb::SignedAssertion>,
+    next_update: OffsetDateTime,
+}
+
+const MAX_CACHE: usize = 200_000;
+const MAX_REASON: usize = 512;
+
+/// The trust database engine.
+pub struct TrustEngine {
+    cfg: TrustEngineConfig,
+    storage: Arc<dyn Storage>,
+    policy: RwLock<Arc<TrustPolicy>>,
+    loader: Option<PolicyLoader>,
+    responder: ring::signature::EcdsaKeyPair,
+    chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
+    assertions: Mutex<HashMap<String, CachedAssertion>>,
+    federation: Option<Federation>,
+}
+
+impl std::fmt::Debug for TrustEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustEngine")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sign_err(e: impl std::fmt::Display) -> TrustDbError {
+    TrustDbError::Signing(e.to_string())
+}
+
+fn view(urn: &str, r: &TrustRecord) -> pb::TrustRecordView {
+    pb::TrustRecordView {
+        identity: urn.to_owned(),
+        sector: r.sector.clone(),
+        level: r.level as u32,
+        status: r.status.as_str().to_owned(),
+        version: r.version,
+        updated_at: r.updated_at,
+    }
+}
+
+fn check_reason(reason: &str) -> Result<(), TrustDbError> {
+    if reason.trim().is_empty() {
+        return Err(TrustDbError::InvalidRequest(
+            "a reason is required for every trust change".into(),
+        ));
+    }
+    if reason.len() > MAX_REASON {
+        return Err(TrustDbError::InvalidRequest(format!(
+            "reason is limited to {MAX_REASON} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// `kind:name` of a caller, for history and audit.
+fn actor(c: &Credential) -> String {
+    format!("{}:{}", c.kind.as_str(), c.name)
+}
+
+impl TrustEngine {
+    /// Builds an engine.
+    pub fn new(
+        cfg: TrustEngineConfig,
+        storage: Arc<dyn Storage>,
+        policy: TrustPolicy,
+        loader: Option<PolicyLoader>,
+        federation: Option<Federation>,
+    ) -> Result<Self, TrustDbError> {
+        let responder = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &cfg.responder_key_pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(sign_err)?;
+        Ok(Self {
+            cfg,
+            storage,
+            policy: RwLock::new(Arc::new(policy)),
+            loader,
+            responder,
+            chains: Mutex::new(HashMap::new()),
+            assertions: Mutex::new(HashMap::new()),
+            federation,
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<TrustPolicy> {
+        match self.policy.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Re-reads the policy files. A bad file is refused and the running
+    /// policy stays.
+    pub fn reload(&self) -> Result<Arc<TrustPolicy>, TrustDbError> {
+        let loader = self
+            .loader
+            .as_ref()
+            .ok_or_else(|| TrustDbError::PolicyReload("no policy source".into()))?;
+        let fresh = Arc::new(loader().map_err(TrustDbError::PolicyReload)?);
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::clone(&fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&fresh),
+        }
+        tracing::info!(version = %fresh.version(), "trust policy reloaded");
+        Ok(fresh)
+    }
+
+    fn is_local(&self, sector: &SectorName) -> bool {
+        self.cfg.authoritative.is_empty() || self.cfg.authoritative.contains(sector)
+    }
+
+    /// Verifies a peer chain, remembering successes by leaf fingerprint.
+    pub fn verify_peer(
+        &self,
+        chain: &[Vec<u8>],
+        now: OffsetDateTime,
+    ) -> Result<Arc<VerifiedChain>, String> {
+        let leaf = chain.first().ok_or("no certificate given")?;
+        let fp = trustca_model::fingerprint(leaf);
+        if let Ok(cache) = self.chains.lock()
+            && let Some(v) = cache.get(&fp)
+        {
+            if now > v.not_after {
+                return Err(format!("certificate expired on {}", v.not_after));
+            }
+            return Ok(Arc::clone(v));
+        }
+        let v = Arc::new(
+            trustca_model::verify_chain(chain, &self.cfg.sector_cas, &self.cfg.root_der, now)
+                .map_err(|e| e.to_string())?,
+        );
+        if let Ok(mut cache) = self.chains.lock() {
+            if cache.len() >= MAX_CACHE {
+                cache.clear();
+            }
+            cache.insert(fp, Arc::clone(&v));
+        }
+        Ok(v)
+    }
+
+    fn signed_assertion(
+        &self,
+        urn: &str,
+        record: &TrustRecord,
+        status: TrustStatus,
+        now: OffsetDateTime,
+    ) -> Result<(Arc<pb::SignedAssertion>, OffsetDateTime), TrustDbError> {
+        let ttl = time::Duration::try_from(self.cfg.assertion_ttl).unwrap_or(time::Duration::HOUR);
+        let refresh = ttl / 4;
+        if let Ok(cache) = self.assertions.lock()
+            && let Some(c) = cache.get(&record.identity_key)
+            && c.version == record.version
+            && c.status == status
+            && now + refresh < c.next_update
+        {
+            return Ok((Arc::clone(&c.signed), c.next_update));
+        }
+        let next_update = now + ttl;
+        let assertion = TrustAssertion {
+            identity: urn.to_owned(),
+            sector: SectorName::new(&record.sector)?,
+            level: TrustLevel::new(record.level as i64)?,
+            status,
+            record_version: record.version,
+            produced_at: now,
+            next_update,
+        };
+        let signed = SignedTrustAssertion::sign(
+            &assertion,
+            &self.responder,
+            self.cfg.responder_chain.clone(),
+        )?;
+        let signed = Arc::new(pb::SignedAssertion {
+            body: signed.body,
+            signature: signed.signature,
+            responder_chain: signed.responder_chain,
+        });
+        if let Ok(mut cache) = self.assertions.lock() {
+            if cache.len() >= MAX_CACHE {
+                cache.clear();
+            }
+            cache.insert(
+                record.identity_key.clone(),
+                CachedAssertion {
+                    version: record.version,
+                    status,
+                    signed: Arc::clone(&signed),
+                    next_update,
+                },
+            );
+        }
+        Ok((signed, next_update))
+    }
+
+    /// The live state of a locally held device; `serial` is the certificate
+    /// presented, whose own revocation also counts.
+    fn local_state(
+        &self,
+        identity: &DeviceIdentity,
+        serial: Option<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let key = identity.key();
+        let record = self.storage.trust_record(&key)?.ok_or_else(|| {
+            TrustDbError::NotFound(format!(
+                "{} is not enrolled in the {} database",
+                identity.urn(),
+                identity.sector
+            ))
+        })?;
+        let mut status = record.status;
+        let mut notes = Vec::new();
+        if let Some(serial) = serial
+            && let Some(cert) = self.storage.certificate(serial)?
+            && let CertificateStatus::Revoked { reason, .. } = cert.status
+        {
+            status = TrustStatus::Revoked;
+            notes.push(format!("certificate revoked (reason code {reason})"));
+        }
+        let urn = self
+            .storage
+            .device(&key)?
+            .map(|d| d.urn)
+            .unwrap_or_else(|| identity.urn());
+        let (assertion, next_update) = self.signed_assertion(&urn, &record, status, now)?;
+        Ok(LiveState {
+            identity: urn,
+            sector: identity.sector.clone(),
+            level: TrustLevel::new(record.level as i64)?,
+            status,
+            version: record.version,
+            assertion,
+            next_update,
+            notes,
+        })
+    }
+
+    async fn remote_state(
+        &self,
+        sector: &SectorName,
+        cache_key: Vec<u8>,
+        request: pb::GetTrustRequest,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let federation = self
+            .federation
+            .as_ref()
+            .filter(|f| f.serves(sector))
+            .ok_or_else(|| TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason:
+                    "this instance is not authoritative for it and no peer database is configured"
+                        .into(),
+            })?;
+        let answer = federation.get_trust(sector, cache_key, request).await?;
+        let signed = answer.assertion.ok_or_else(|| TrustDbError::Unreachable {
+            sector: sector.to_string(),
+            reason: "peer database answered without a signed assertion".into(),
+        })?;
+        let checked = SignedTrustAssertion {
+            body: signed.body.clone(),
+            signature: signed.signature.clone(),
+            responder_chain: signed.responder_chain.clone(),
+        }
+        .verify(&self.cfg.root_der, now)
+        .map_err(|e| TrustDbError::Unreachable {
+            sector: sector.to_string(),
+            reason: format!("bad answer: {e}"),
+        })?;
+        if &checked.sector != sector {
+            return Err(TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason: format!("answer is about sector {}", checked.sector),
+            });
+        }
+        Ok(LiveState {
+            identity: checked.identity,
+            sector: checked.sector,
+            level: checked.level,
+            status: checked.status,
+            version: checked.record_version,
+            assertion: Arc::new(signed),
+            next_update: checked.next_update,
+            notes: answer.reasons,
+        })
+    }
+
+    /// The live state of the device a verified chain names.
+    async fn state_for_chain(
+        &self,
+        chain: &[Vec<u8>],
+        verified: &VerifiedChain,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let identity = verified.identity.as_ref().ok_or_else(|| {
+            TrustDbError::InvalidRequest(
+                "certificate names no device (not a long-term device certificate)".into(),
+            )
+        })?;
+        if self.is_local(&identity.sector) {
+            self.local_state(identity, Some(&verified.serial), now)
+        } else {
+            let req = pb::GetTrustRequest {
+                subject: Some(pb::get_trust_request::Subject::Chain(
+                    pb::CertificateChain {
+                        certificates: chain.to_vec(),
+                    },
+                )),
+            };
+            self.remote_state(&identity.sector, verified.fingerprint.to_vec(), req, now)
+                .await
+        }
+    }
+
+    /// `GetTrust`: by chain, fingerprint or identity.
+    pub async fn get_trust(
+        &self,
+        subject: Option<pb::get_trust_request::Subject>,
+    ) -> Result<pb::TrustAnswer, TrustDbError> {
+        use pb::get_trust_request::Subject;
+        let now = OffsetDateTime::now_utc();
+        let (state, certificate_level) = match subject {
+            None => {
+                return Err(TrustDbError::InvalidRequest(
+                    "give a certificate chain, a fingerprint or an identity".into(),
+                ));
+            }
+            Some(Subject::Chain(c)) => {
+                let verified = self
+                    .verify_peer(&c.certificates, now)
+                    .map_err(TrustDbError::InvalidRequest)?;
+                let level = verified
+                    .extension
+                    .as_ref()
+                    .and_then(|e| e.level)
+                    .map(|l| l.get() as u32)
+                    .unwrap_or(0);
+                (
+                    self.state_for_chain(&c.certificates, &verified, now)
+                        .await?,
+                    level,
+                )
+            }
+            Some(Subject::Fingerprint(fp)) => {
+                let fp: [u8; 32] = fp.as_slice().try_into().map_err(|_| {
+                    TrustDbError::InvalidRequest("fingerprint must be 32 bytes (SHA-256)".into())
+                })?;
+                let serial = self.storage.serial_by_fingerprint(&fp)?.ok_or_else(|| {
+                    TrustDbError::NotFound("no certificate with this fingerprint here".into())
+                })?;
+                let cert = self
+                    .storage
+                    .certificate(&serial)?
+                    .ok_or_else(|| TrustDbError::NotFound("certificate record missing".into()))?;
+                let key = cert.identity_key.clone().ok_or_else(|| {
+                    TrustDbError::InvalidRequest("certificate is not a device certificate".into())
+                })?;
+                let device = self
+                    .storage
+                    .device(&key)?
+                    .ok_or_else(|| TrustDbError::NotFound(key.clone()))?;
+                let identity = DeviceIdentity::from_urn(&device.urn)?;
+                (
+                    self.local_state(&identity, Some(&serial), now)?,
+                    device.certificate_level as u32,
+                )
+            }
+            Some(Subject::Identity(urn)) => {
+                let identity = DeviceIdentity::from_urn(&urn)?;
+                if self.is_local(&identity.sector) {
+                    (self.local_state(&identity, None, now)?, 0)
+                } else {
+                    let req = pb::GetTrustRequest {
+                        subject: Some(Subject::Identity(urn.clone())),
+                    };
+                    (
+                        self.remote_state(&identity.sector, urn.into_bytes(), req, now)
+                            .await?,
+                        0,
+                    )
+                }
+            }
+        };
+        Ok(pb::TrustAnswer {
+            identity: state.identity.clone(),
+            sector: state.sector.to_string(),
+            certificate_level,
+            live_level: state.level.get() as u32,
+            status: state.status.as_str().to_owned(),
+            record_version: state.version,
+            reasons: state.notes.clone(),
+            assertion: Some((*state.assertion).clone()),
+        })
+    }
+
+    /// `Decide`: may `caller` cooperate with the peer of `peer_chain` for
+    /// `operation`, and how deeply? Problems with the peer are answered as
+    /// a deny with reasons; problems with the request are errors.
+    pub async fn decide(
+        &self,
+        caller: &Credential,
+        peer_chain: &[Vec<u8>],
+        operation: &str,
+    ) -> Result<pb::Decision, TrustDbError> {
+        let now = OffsetDateTime::now_utc();
+        let policy = self.policy();
+        if !policy.knows_operation(operation) {
+            return Err(trustca_model::ModelError::UnknownOperation(
+                operation.chars().take(80).collect(),
+            )
+            .into());
+        }
+        let caller_identity = match (&caller.kind, &caller.identity) {
+            (CertificateKind::LongTerm, Some(id)) => id.clone(),
+            _ => {
+                return Err(TrustDbError::PermissionDenied(format!(
+                    "Decide is asked by devices with their own certificate; the caller holds a {} certificate (use GetTrust)",
+                    caller.kind.as_str()
+                )));
+            }
+        };
+        let deny =
+            |reasons: Vec<String>, peer_sector: String, peer_identity: String| pb::Decision {
+                allow: false,
+                depth: "none".into(),
+                required_depth: String::new(),
+                caller_level: 0,
+                peer_level: 0,
+                peer_sector,
+                peer_identity,
+                rule: String::new(),
+                reasons,
+                valid_from: now.unix_timestamp(),
+                valid_until: now.unix_timestamp(),
+                peer_assertion: None,
+                policy_version: policy.version(),
+            };
+        // The caller's own standing, from its own sector's database.
+        let caller_state = if self.is_local(&caller_identity.sector) {
+            let serial = trustca_model::hexfmt::decode(&caller.serial);
+            self.local_state(&caller_identity, serial.as_deref(), now)
+        } else {
+            let req = pb::GetTrustRequest {
+                subject: Some(pb::get_trust_request::Subject::Identity(
+                    caller_identity.urn(),
+                )),
+            };
+            self.remote_state(
+                &caller_identity.sector,
+                caller_identity.urn().into_bytes(),
+                req,
+                now,
+            )
+            .await
+        };
+        let caller_state = match caller_state {
+            Ok(s) => s,
+            Err(e) => {
+                return Ok(deny(
+                    vec![format!("caller: {e}")],
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        };
+        let verified = match self.verify_peer(peer_chain, now) {
+            Ok(v) => v,
+            Err(reason) => {
+                return Ok(deny(
+                    vec![format!("peer certificate rejected: {reason}")],
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        };
+        let peer_sector = verified
+            .extension
+            .as_ref()
+            .map(|e| e.sector.to_string())
+            .unwrap_or_default();
+        let peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
+            Ok(s) => s,
+            Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
+        };
+        let standing = |s: &LiveState| (s.status == TrustStatus::Active).then_some(s.level);
+        let outcome = policy.decide(DecisionInput {
+            caller_sector: &caller_state.sector,
+            caller_level: standing(&caller_state),
+            peer_sector: &peer_state.sector,
+            peer_level: standing(&peer_state),
+            operation,
+        })?;
+        let mut reasons = Vec::with_capacity(outcome.reasons.len() + 2);
+        if caller_state.status != TrustStatus::Active {
+            reasons.push(format!("caller is {}", caller_state.status.as_str()));
+        }
+        if peer_state.status != TrustStatus::Active {
+            reasons.push(format!("peer is {}", peer_state.status.as_str()));
+        }
+        reasons.extend(peer_state.notes.iter().cloned());
+        reasons.extend(outcome.reasons);
+        let ttl =
+            time::Duration::try_from(self.cfg.decision_ttl).unwrap_or(time::Duration::MINUTE * 5);
+        let valid_until = (now + ttl)
+            .min(peer_state.next_update)
+            .min(caller_state.next_update);
+        Ok(pb::Decision {
+            allow: outcome.allow,
+            depth: outcome.depth,
+            required_depth: outcome.required_depth,
+            caller_level: outcome.caller_level.map(|l| l.get() as u32).unwrap_or(0),
+            peer_level: outcome.peer_level.map(|l| l.get() as u32).unwrap_or(0),
+            peer_sector,
+            peer_identity: peer_state.identity.clone(),
+            rule: outcome.rule.unwrap_or_default(),
+            reasons,
+            valid_from: now.unix_timestamp(),
+            valid_until: valid_until.unix_timestamp(),
+            peer_assertion: Some((*peer_state.assertion).clone()),
+            policy_version: policy.version(),
+        })
+    }
+
+    fn operator_for(&self, caller: &Credential, sector: &SectorName) -> Result<(), TrustDbError> {
+        if caller.kind != CertificateKind::Operator {
+            return Err(TrustDbError::PermissionDenied(format!(
+                "trust changes need an operator credential; the caller holds a {} certificate",
+                caller.kind.as_str()
+            )));
+        }
+        if !caller.may_act_for(sector) {
+            return Err(TrustDbError::PermissionDenied(format!(
+                "operator {} is not authorized for sector {sector}",
+                caller.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn local_identity(&self, urn: &str) -> Result<DeviceIdentity, TrustDbError> {
+        let identity = DeviceIdentity::from_urn(urn)?;
+        if !self.is_local(&identity.sector) {
+            return Err(TrustDbError::FailedPrecondition(format!(
+                "this database is not authoritative for sector {}; ask its own database",
+                identity.sector
+            )));
+        }
+        Ok(identity)
+    }
+
+    fn record(&self, identity: &DeviceIdentity) -> Result<TrustRecord, TrustDbError> {
+        self.storage
+            .trust_record(&identity.key())?
+            .ok_or_else(|| TrustDbError::NotFound(format!("{} is not enrolled", identity.urn())))
+    }
+
+    /// Operator change of one device (set level, suspend, restore, retire,
+    /// transfer). Durable and audited on return.
+    pub fn change_trust(
+        &self,
+        caller: &Credential,
+        req: pb::ChangeTrustRequest,
+    ) -> Result<pb::TrustRecordView, TrustDbError> {
+        use pb::change_trust_request::Change;
+        let identity = self.local_identity(&req.identity)?;
+        self.operator_for(caller, &identity.sector)?;
+        check_reason(&req.reason)?;
+        let record = self.record(&identity)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let who = actor(caller);
+        let change = |level: Option<u8>, status: Option<TrustStatus>, text: String, kind: &str| {
+            TrustChange {
+                identity_key: identity.key(),
+                level,
+                status,
+                actor: who.clone(),
+                change: text,
+                reason: req.reason.clone(),
+                audit_kind: kind.to_owned(),
+            }
+        };
+        let c = match req.change {
+            None => return Err(TrustDbError::InvalidRequest("no change given".into())),
+            Some(Change::SetLevel(level)) => {
+                let level = TrustLevel::new(level as i64)?;
+                let device = self
+                    .storage
+                    .device(&identity.key())?
+                    .ok_or_else(|| TrustDbError::NotFound(identity.urn()))?;
+                if level.get() > device.certificate_level {
+                    return Err(TrustDbError::FailedPrecondition(format!(
+                        "Lv.{} is above the Lv.{} its evidence earned; raise it by re-enrolling with new evidence",
+                        level.get(),
+                        device.certificate_level
+                    )));
+                }
+                if record.status == TrustStatus::Retired || record.status == TrustStatus::Revoked {
+                    return Err(TrustDbError::FailedPrecondition(format!(
+                        "device is {}",
+                        record.status.as_str()
+                    )));
+                }
+                change(
+                    Some(level.get()),
+                    None,
+                    format!("level {} -> {}", record.level, level.get()),
+                    "trust.level-changed",
+                )
+            }
+            Some(Change::Suspend(_)) => {
+                if record.status != TrustStatus::Active {
+                    return Err(TrustDbError::FailedPrecondition(format!(
+                        "only active devices are suspended; this one is {}",
+                        record.status.as_str()
+                    )));
+                }
+                change(
+                    None,
+                    Some(TrustStatus::Suspended),
+                    "suspended".into(),
+                    "trust.suspended",
+                )
+            }
+            Some(Change::Restore(_)) => {
+                if record.status != TrustStatus::Suspended {
+                    return Err(TrustDbError::FailedPrecondition(format!(
+                        "only suspended devices are restored; this one is {}",
+                        record.status.as_str()
+                    )));
+                }
+                change(
+                    None,
+                    Some(TrustStatus::Active),
+                    "restored".into(),
+                    "trust.restored",
+                )
+            }
+            Some(Change::Retire(_)) => {
+                if record.status == TrustStatus::Retired {
+                    return Err(TrustDbError::FailedPrecondition("already retired".into()));
+                }
+                change(
+                    None,
+                    Some(TrustStatus::Retired),
+                    "retired (disposal)".into(),
+                    "trust.retired",
+                )
+            }
+            Some(Change::TransferTo(successor)) => {
+                let to = self.local_identity(&successor)?;
+                if to.sector != identity.sector {
+                    return Err(TrustDbError::InvalidRequest(
+                        "a successor must be of the same sector".into(),
+                    ));
+                }
+                if to.key() == identity.key() {
+                    return Err(TrustDbError::InvalidRequest(
+                        "a device cannot succeed itself".into(),
+                    ));
+                }
+                let r = self.storage.transfer_trust(
+                    &identity.key(),
+                    &to.key(),
+                    &who,
+                    &req.reason,
+                    now,
+                )?;
+                tracing::info!(rpc = "ChangeTrust", operator = %caller.name, device = %identity, successor = %to, outcome = "transferred");
+                return Ok(view(&to.urn(), &r));
+            }
+        };
+        let mut out = self.storage.apply_trust_changes(&[c], now)?;
+        let r = out
+            .pop()
+            .ok_or_else(|| TrustDbError::NotFound(identity.urn()))?;
+        tracing::info!(rpc = "ChangeTrust", operator = %caller.name, device = %identity, level = r.level, status = r.status.as_str(), outcome = "changed");
+        Ok(view(&identity.urn(), &r))
+    }
+
+    /// Lowers every matching device to at most `max_level`, atomically.
+    pub fn bulk_downgrade(
+        &self,
+        caller: &Credential,
+        req: &pb::BulkDowngradeRequest,
+    ) -> Result<pb::BulkDowngradeResponse, TrustDbError> {
+        let sector = SectorName::new(&req.sector)?;
+        if !self.is_local(&sector) {
+            return Err(TrustDbError::FailedPrecondition(format!(
+                "not authoritative for sector {sector}"
+            )));
+        }
+        self.operator_for(caller, &sector)?;
+        check_reason(&req.reason)?;
+        let max = TrustLevel::new(req.max_level as i64)?;
+        if req.manufacturer.is_empty() || req.model.is_empty() {
+            return Err(TrustDbError::InvalidRequest(
+                "manufacturer and model are required".into(),
+            ));
+        }
+        let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
+        let devices = self.storage.devices_with_prefix(&prefix)?;
+        let who = actor(caller);
+        let mut matched = 0u64;
+        let mut changes = Vec::new();
+        for d in devices {
+            if !firmware::in_range(&d.firmware_version, &req.firmware_min, &req.firmware_max) {
+                continue;
+            }
+            matched += 1;
+            let Some(record) = self.storage.trust_record(&d.identity_key)? else {
+                continue;
+            };
+            if record.level > max.get()
+                && matches!(record.status, TrustStatus::Active | TrustStatus::Suspended)
+            {
+                changes.push(TrustChange {
+                    identity_key: d.identity_key.clone(),
+                    level: Some(max.get()),
+                    status: None,
+                    actor: who.clone(),
+                    change: format!(
+                        "bulk downgrade level {} -> {} (firmware {})",
+                        record.level,
+                        max.get(),
+                        d.firmware_version
+                    ),
+                    reason: req.reason.clone(),
+                    audit_kind: "trust.bulk-downgraded".into(),
+                });
+            }
+        }
+        let changed = changes.len() as u64;
+        if !changes.is_empty() {
+            self.storage
+                .apply_trust_changes(&changes, OffsetDateTime::now_utc().unix_timestamp())?;
+        }
+        tracing::info!(rpc = "BulkDowngrade", operator = %caller.name, %sector, matched, changed, outcome = "applied");
+        Ok(pb::BulkDowngradeResponse { matched, changed })
+    }
+
+    /// A device's record and history (operators and auditors of its sector).
+    pub fn history(
+        &self,
+        caller: &Credential,
+        urn: &str,
+    ) -> Result<pb::GetHistoryResponse, TrustDbError> {
+        let identity = self.local_identity(urn)?;
+        if !matches!(
+            caller.kind,
+            CertificateKind::Operator | CertificateKind::Auditor
+        ) || !caller.may_act_for(&identity.sector)
+        {
+            return Err(TrustDbError::PermissionDenied(format!(
+                "history is for operators and auditors of sector {}",
+                identity.sector
+            )));
+        }
+        let record = self.record(&identity)?;
+        let entries = self
+            .storage
+            .history(&identity.key())?
+            .into_iter()
+            .map(|h| pb::HistoryEntryView {
+                version: h.version,
+                at: h.at,
+                actor: h.actor,
+                change: h.change,
+                reason: h.reason,
+            })
+            .collect();
+        Ok(pb::GetHistoryResponse {
+            record: Some(view(&identity.urn(), &record)),
+            entries,
+        })
+    }
+
+    /// Operator-triggered policy reload.
+    pub fn reload_by(&self, caller: &Credential) -> Result<pb::ReloadPolicyResponse, TrustDbError> {
+        if caller.kind != CertificateKind::Operator {
+            return Err(TrustDbError::PermissionDenied(
+                "policy reload needs an operator credential".into(),
+            ));
+        }
+        let p = self.reload()?;
+        Ok(pb::ReloadPolicyResponse {
+            cooperation_version: p.cooperation_version.clone(),
+            recognition_version: p.recognition_version.clone(),
+        })
+    }
+}

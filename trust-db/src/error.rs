@@ -1,0 +1,66 @@
+//! The trust database's error type and its one mapping to gRPC statuses.
+
+use trustca_model::ModelError;
+use trustca_store::StoreError;
+
+/// What went wrong answering a trust query or applying a change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustDbError {
+    /// The request is malformed (missing field, bad identity, bad value).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A domain rule was broken (unknown operation, bad URN, ...).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The caller's role or sectors do not allow this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// No such device in this database.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The change does not apply to the record's current state.
+    #[error("not possible now: {0}")]
+    FailedPrecondition(String),
+    /// A federated sector database did not answer in time or at all.
+    #[error("sector database for {sector} unreachable: {reason}")]
+    Unreachable {
+        /// The sector whose database failed.
+        sector: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Policy files could not be reloaded; the old policy stays in force.
+    #[error("policy reload refused, previous policy kept: {0}")]
+    PolicyReload(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Signing an assertion failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+impl From<&TrustDbError> for tonic::Code {
+    fn from(e: &TrustDbError) -> Self {
+        use tonic::Code;
+        match e {
+            TrustDbError::InvalidRequest(_) | TrustDbError::Model(_) => Code::InvalidArgument,
+            TrustDbError::PermissionDenied(_) => Code::PermissionDenied,
+            TrustDbError::NotFound(_) => Code::NotFound,
+            TrustDbError::FailedPrecondition(_) | TrustDbError::PolicyReload(_) => {
+                Code::FailedPrecondition
+            }
+            TrustDbError::Unreachable { .. } => Code::Unavailable,
+            TrustDbError::Store(StoreError::NotEnrolled(_)) => Code::NotFound,
+            TrustDbError::Store(StoreError::NotActive { .. }) => Code::FailedPrecondition,
+            TrustDbError::Store(_) | TrustDbError::Signing(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<TrustDbError> for tonic::Status {
+    fn from(e: TrustDbError) -> Self {
+        tonic::Status::new(tonic::Code::from(&e), e.to_string())
+    }
+}

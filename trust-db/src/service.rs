@@ -1,0 +1,180 @@
+//! The `trustca.v1.TrustDatabase` gRPC service: authenticates callers from
+//! the connection's client certificate and delegates to the engine.
+
+use std::sync::Arc;
+
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use trustca_model::{AuthenticatedPeer, Credential};
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::trust_database_server::TrustDatabase;
+
+use crate::engine::TrustEngine;
+
+/// Decisions one `DecideBatch` stream may carry.
+pub const MAX_DECIDE_BATCH: usize = 1_000_000;
+/// Certificates a chain in a request may hold.
+pub const MAX_CHAIN: usize = 4;
+
+/// The trust service.
+#[derive(Debug, Clone)]
+pub struct TrustService {
+    engine: Arc<TrustEngine>,
+}
+
+impl TrustService {
+    /// Wraps an engine.
+    pub fn new(engine: Arc<TrustEngine>) -> Self {
+        Self { engine }
+    }
+}
+
+fn caller<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+    let peer = req
+        .extensions()
+        .get::<AuthenticatedPeer>()
+        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
+    peer.credential.clone().map_err(Status::unauthenticated)
+}
+
+fn chain_of(c: Option<pb::CertificateChain>) -> Result<Vec<Vec<u8>>, Status> {
+    let c = c.ok_or_else(|| Status::invalid_argument("peer certificate chain is required"))?;
+    if c.certificates.is_empty() || c.certificates.len() > MAX_CHAIN {
+        return Err(Status::invalid_argument(format!(
+            "a chain holds 1 to {MAX_CHAIN} certificates"
+        )));
+    }
+    Ok(c.certificates)
+}
+
+#[tonic::async_trait]
+impl TrustDatabase for TrustService {
+    async fn get_trust(
+        &self,
+        request: Request<pb::GetTrustRequest>,
+    ) -> Result<Response<pb::TrustAnswer>, Status> {
+        let who = caller(&request)?;
+        let subject = request.into_inner().subject;
+        if let Some(pb::get_trust_request::Subject::Chain(c)) = &subject
+            && (c.certificates.is_empty() || c.certificates.len() > MAX_CHAIN)
+        {
+            return Err(Status::invalid_argument(format!(
+                "a chain holds 1 to {MAX_CHAIN} certificates"
+            )));
+        }
+        let r = self.engine.get_trust(subject).await;
+        tracing::debug!(rpc = "GetTrust", role = who.kind.as_str(), caller = %who.name, ok = r.is_ok());
+        r.map(Response::new).map_err(Status::from)
+    }
+
+    async fn decide(
+        &self,
+        request: Request<pb::DecideRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let who = caller(&request)?;
+        let req = request.into_inner();
+        let chain = chain_of(req.peer)?;
+        let d = self
+            .engine
+            .decide(&who, &chain, &req.operation)
+            .await
+            .map_err(Status::from)?;
+        tracing::debug!(rpc = "Decide", caller = %who.name, sector = %who.sector, operation = %req.operation, allow = d.allow, depth = %d.depth);
+        Ok(Response::new(d))
+    }
+
+    type DecideBatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Decision, Status>>;
+
+    async fn decide_batch(
+        &self,
+        request: Request<Streaming<pb::DecideRequest>>,
+    ) -> Result<Response<Self::DecideBatchStream>, Status> {
+        let who = caller(&request)?;
+        let engine = Arc::clone(&self.engine);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            while let Some(item) = inbound.next().await {
+                n += 1;
+                let out = match item {
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    Ok(_) if n > MAX_DECIDE_BATCH => Err(Status::resource_exhausted(format!(
+                        "a DecideBatch stream carries at most {MAX_DECIDE_BATCH} requests"
+                    ))),
+                    Ok(req) => match chain_of(req.peer) {
+                        Err(s) => Err(s),
+                        Ok(chain) => engine
+                            .decide(&who, &chain, &req.operation)
+                            .await
+                            .map_err(Status::from),
+                    },
+                };
+                // A bad item ends the stream with its status, like a unary call.
+                let stop = out.is_err();
+                if tx.send(out).await.is_err() || stop {
+                    return;
+                }
+            }
+            tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "done");
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
+    async fn change_trust(
+        &self,
+        request: Request<pb::ChangeTrustRequest>,
+    ) -> Result<Response<pb::ChangeTrustResponse>, Status> {
+        let who = caller(&request)?;
+        let engine = Arc::clone(&self.engine);
+        let req = request.into_inner();
+        let record = tokio::task::spawn_blocking(move || engine.change_trust(&who, req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::from)?;
+        Ok(Response::new(pb::ChangeTrustResponse {
+            record: Some(record),
+        }))
+    }
+
+    async fn bulk_downgrade(
+        &self,
+        request: Request<pb::BulkDowngradeRequest>,
+    ) -> Result<Response<pb::BulkDowngradeResponse>, Status> {
+        let who = caller(&request)?;
+        let engine = Arc::clone(&self.engine);
+        let req = request.into_inner();
+        tokio::task::spawn_blocking(move || engine.bulk_downgrade(&who, &req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let who = caller(&request)?;
+        self.engine
+            .history(&who, &request.into_inner().identity)
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn reload_policy(
+        &self,
+        request: Request<pb::ReloadPolicyRequest>,
+    ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
+        let who = caller(&request)?;
+        self.engine
+            .reload_by(&who)
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+}
