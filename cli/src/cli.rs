@@ -72,16 +72,24 @@ impl PassphraseArgs {
 pub struct ClientArgs {
     /// Server address, e.g. https://127.0.0.1:7443.
     #[arg(long, env = "TRUSTCA_SERVER")]
-    server: String,
+    pub server: String,
     /// Your credential certificate chain (PEM, leaf first).
     #[arg(long, env = "TRUSTCA_IDENTITY")]
-    identity: PathBuf,
+    pub identity: PathBuf,
     /// Your credential's private key (PEM).
     #[arg(long, env = "TRUSTCA_KEY")]
-    key: PathBuf,
+    pub key: PathBuf,
     /// The trustca root certificate (PEM).
     #[arg(long, env = "TRUSTCA_CA")]
-    ca: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl ClientArgs {
+    /// Opens a mutual-TLS channel with these credentials.
+    pub async fn channel(&self) -> Result<tonic::transport::Channel> {
+        let creds = ClientCredentials::load(&self.identity, &self.key, &self.ca)?;
+        connect(&self.server, &creds).await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,8 +125,32 @@ pub enum Command {
         /// Extra DNS names or IPs for the TLS server certificate (on first start).
         #[arg(long = "server-name")]
         server_names: Vec<String>,
+        /// Sectors this trust database answers for itself (default: all).
+        #[arg(long, value_delimiter = ',', env = "TRUSTCA_AUTHORITATIVE")]
+        authoritative: Vec<String>,
+        /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).
+        #[arg(long = "peer", value_parser = parse_peer)]
+        peers: Vec<(String, String)>,
         #[command(flatten)]
         pass: PassphraseArgs,
+    },
+    /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
+    Query(Box<crate::trust_cmd::QueryArgs>),
+    /// Operator changes to live trust, and record history.
+    Trust {
+        #[command(subcommand)]
+        action: crate::trust_cmd::TrustAction,
+    },
+    /// Verify a saved signed trust answer offline (exit 0 valid, 1 otherwise).
+    VerifyAnswer {
+        /// Answer file written by `trustca query --save-answer`.
+        file: PathBuf,
+        /// The trustca root certificate.
+        #[arg(long)]
+        root: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Manufacturer credentials.
     Manufacturer {
@@ -251,7 +283,18 @@ pub struct EnrollArgs {
     json: bool,
 }
 
-fn print_json(v: &serde_json::Value) {
+fn parse_peer(s: &str) -> Result<(String, String), String> {
+    let (sector, url) = s
+        .split_once('=')
+        .ok_or("expected SECTOR=https://HOST:PORT")?;
+    if sector.is_empty() || !url.starts_with("https://") {
+        return Err("expected SECTOR=https://HOST:PORT".into());
+    }
+    Ok((sector.to_owned(), url.to_owned()))
+}
+
+/// Prints pretty JSON on stdout.
+pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -311,6 +354,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             policies,
             server_names,
+            authoritative,
+            peers,
             pass,
         } => {
             let passphrase = pass.load()?;
@@ -320,6 +365,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 policies,
                 passphrase,
                 server_names,
+                authoritative,
+                peers,
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -337,6 +384,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Auditor { action } => credential(CertificateKind::Auditor, action),
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
         Command::Enroll(args) => enroll(*args).await,
+        Command::Query(args) => crate::trust_cmd::query(*args).await,
+        Command::Trust { action } => crate::trust_cmd::trust(action).await,
+        Command::VerifyAnswer { file, root, json } => {
+            crate::trust_cmd::verify_answer(&file, &root, json)
+        }
         Command::Inspect { cert, json } => {
             let certs = certinfo::read_certs(&cert)?;
             let v = certinfo::inspect(&certs[0]).with_context(|| cert.display().to_string())?;

@@ -10,3 +10,4 @@ pub mod client;
 pub mod policies;
 pub mod server;
 pub mod transport;
+pub mod trust_cmd;

@@ -10,7 +10,10 @@ use anyhow::{Context, Result};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentService, InitReport, Passphrase};
+use trustca_db::{Federation, FederationConfig, TrustEngine, TrustEngineConfig, TrustService};
+use trustca_model::{PolicySet, SectorName};
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
+use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
 use trustca_store::{GroupCommitter, SledStorage, Storage};
 
 use crate::policies;
@@ -32,6 +35,25 @@ pub struct ServeOptions {
     pub passphrase: Passphrase,
     /// Extra names for the TLS server certificate (used on auto-init).
     pub server_names: Vec<String>,
+    /// Sectors this instance's trust database answers for (empty: all).
+    pub authoritative: Vec<String>,
+    /// Trust databases of other sectors: (sector, https URL).
+    pub peers: Vec<(String, String)>,
+}
+
+impl ServeOptions {
+    /// Options for one process serving everything on `listen`.
+    pub fn new(data: PathBuf, listen: SocketAddr, passphrase: Passphrase) -> Self {
+        Self {
+            data,
+            listen,
+            policies: None,
+            passphrase,
+            server_names: Vec::new(),
+            authoritative: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
 }
 
 /// A running server.
@@ -120,6 +142,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         committer,
     ));
     let recorded = engine.record_offline_credentials().await?;
+    let trust = Arc::new(trust_engine(
+        &opts,
+        &hierarchy,
+        &policy_set,
+        Arc::clone(&storage),
+    )?);
     if recorded > 0 {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
@@ -153,6 +181,11 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
 
+    let trust_service = TrustDatabaseServer::new(TrustService::new(Arc::clone(&trust)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+    spawn_reload_on_hangup(Arc::clone(&trust));
+
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -160,7 +193,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .max_concurrent_streams(Some(256))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(enrollment);
+        .add_service(enrollment)
+        .add_service(trust_service);
     let handle = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {
@@ -175,4 +209,88 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         handle,
         store_closed: Some(store_closed),
     })
+}
+
+fn to_pem(tag: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(tag, der.to_vec()))
+}
+
+fn trust_engine(
+    opts: &ServeOptions,
+    hierarchy: &CaHierarchy,
+    policy_set: &PolicySet,
+    storage: Arc<dyn Storage>,
+) -> Result<TrustEngine> {
+    let authoritative = opts
+        .authoritative
+        .iter()
+        .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
+        .collect::<Result<Vec<SectorName>, _>>()?;
+    let federation = if opts.peers.is_empty() {
+        None
+    } else {
+        let mut peers = std::collections::HashMap::new();
+        for (sector, url) in &opts.peers {
+            let sector = policy_set.sector(sector)?.sector.clone();
+            peers.insert(sector, url.clone());
+        }
+        Some(Federation::new(FederationConfig {
+            peers,
+            client_cert_pem: hierarchy
+                .server_chain
+                .iter()
+                .map(|d| to_pem("CERTIFICATE", d))
+                .collect(),
+            client_key_pem: to_pem("PRIVATE KEY", hierarchy.server_key_pkcs8()),
+            root_pem: to_pem("CERTIFICATE", &hierarchy.root_der),
+            timeout: Duration::from_secs(2),
+            cache_ttl: Duration::from_secs(30),
+        }))
+    };
+    let data = opts.data.clone();
+    let explicit = opts.policies.clone();
+    let loader: trustca_db::PolicyLoader = Box::new(move || {
+        policies::resolve(explicit.as_deref(), Some(&data))
+            .map(|(_, set)| set.trust)
+            .map_err(|e| format!("{e:#}"))
+    });
+    let cfg = TrustEngineConfig {
+        root_der: hierarchy.root_der.clone(),
+        sector_cas: hierarchy
+            .sectors
+            .values()
+            .map(|c| c.cert_der.clone())
+            .collect(),
+        responder_chain: hierarchy.responder_chain.clone(),
+        responder_key_pkcs8: hierarchy.responder_key_pkcs8().to_vec(),
+        authoritative,
+        assertion_ttl: Duration::from_secs(3600),
+        decision_ttl: Duration::from_secs(300),
+    };
+    Ok(TrustEngine::new(
+        cfg,
+        storage,
+        policy_set.trust.clone(),
+        Some(loader),
+        federation,
+    )?)
+}
+
+/// SIGHUP re-reads the policy files; a bad file is logged and the running
+/// policy stays.
+fn spawn_reload_on_hangup(engine: Arc<TrustEngine>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = engine.reload() {
+                tracing::error!(error = %e, "policy reload on SIGHUP refused");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = engine;
 }

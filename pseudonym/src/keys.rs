@@ -209,6 +209,12 @@ impl P256PublicKey {
     }
 }
 
+impl std::hash::Hash for P256PublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.to_sec1_uncompressed().hash(state);
+    }
+}
+
 impl fmt::Debug for P256PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("P256PublicKey")

@@ -1,0 +1,421 @@
+//! Trust-database commands: `query` (a device asks about a peer),
+//! `trust ...` (operators change live trust; operators and auditors read
+//! history) and `verify-answer` (check a saved signed answer offline).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use trustca_model::SignedTrustAssertion;
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
+
+use crate::certinfo::read_certs;
+use crate::cli::{ClientArgs, print_json};
+
+/// Exit code of `query` when the decision is deny.
+pub const EXIT_DENIED: u8 = 3;
+
+/// `trustca query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The peer's certificate (PEM; may hold its chain, leaf first).
+    #[arg(long)]
+    peer: PathBuf,
+    /// The operation to ask about (see policies/cooperation.toml).
+    #[arg(long, default_value = "read-telemetry")]
+    operation: String,
+    /// Write the peer's signed trust assertion here (for `verify-answer`).
+    #[arg(long)]
+    save_answer: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The device, urn:trustca:<sector>:<manufacturer>:<model>:<serial>.
+    device: String,
+    /// Why (kept in the history and the audit log).
+    #[arg(long)]
+    reason: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `trustca trust ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustAction {
+    /// Set a device's live level (at most what its evidence earned).
+    Set {
+        #[command(flatten)]
+        change: ChangeArgs,
+        /// The new level, 1-5.
+        #[arg(long)]
+        level: u32,
+    },
+    /// Suspend a device: peers are told it may not be trusted for now.
+    Suspend(ChangeArgs),
+    /// Restore a suspended device.
+    Restore(ChangeArgs),
+    /// Retire a device (disposal); the record is kept.
+    Retire(ChangeArgs),
+    /// Move a device's trust record and history to its successor.
+    Transfer {
+        #[command(flatten)]
+        change: ChangeArgs,
+        /// The successor's identity (must be enrolled).
+        #[arg(long)]
+        to: String,
+    },
+    /// Lower every device of a manufacturer/model/firmware range at once.
+    Downgrade {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        sector: String,
+        #[arg(long)]
+        manufacturer: String,
+        #[arg(long)]
+        model: String,
+        /// Lowest affected firmware (inclusive; default: any).
+        #[arg(long, default_value = "")]
+        firmware_min: String,
+        /// Highest affected firmware (inclusive; default: any).
+        #[arg(long, default_value = "")]
+        firmware_max: String,
+        /// Lower matching devices to at most this level.
+        #[arg(long)]
+        max_level: u32,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a device's record and change history.
+    History {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The device identity URN.
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a device's live trust.
+    Get {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The device identity URN.
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the policy files on the server (a bad file is refused).
+    Reload {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn refused(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("refused ({:?}): {}", s.code(), s.message())
+}
+
+fn assertion_pem(a: &pb::SignedAssertion) -> String {
+    let signed = SignedTrustAssertion {
+        body: a.body.clone(),
+        signature: a.signature.clone(),
+        responder_chain: a.responder_chain.clone(),
+    };
+    pem::encode(&pem::Pem::new(
+        trustca_model::assertion::PEM_LABEL,
+        signed.to_der(),
+    ))
+}
+
+fn time_text(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `trustca query`.
+pub async fn query(a: QueryArgs) -> Result<ExitCode> {
+    let chain = read_certs(&a.peer)?;
+    let mut client = TrustDatabaseClient::new(a.client.channel().await?);
+    let d = client
+        .decide(pb::DecideRequest {
+            peer: Some(pb::CertificateChain {
+                certificates: chain,
+            }),
+            operation: a.operation.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if let (Some(path), Some(assertion)) = (&a.save_answer, &d.peer_assertion) {
+        std::fs::write(path, assertion_pem(assertion))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if a.json {
+        print_json(&json!({
+            "decision": if d.allow { "allow" } else { "deny" },
+            "operation": a.operation,
+            "depth": d.depth,
+            "required_depth": d.required_depth,
+            "caller_level": d.caller_level,
+            "peer_level": d.peer_level,
+            "peer_sector": d.peer_sector,
+            "peer_identity": d.peer_identity,
+            "rule": d.rule,
+            "reasons": d.reasons,
+            "valid_until": time_text(d.valid_until),
+            "policy_version": d.policy_version,
+        }));
+    } else {
+        println!(
+            "{} {} (depth {}, needs {})",
+            if d.allow { "ALLOW" } else { "DENY" },
+            a.operation,
+            d.depth,
+            d.required_depth
+        );
+        println!(
+            "  peer      {} ({}) Lv.{}",
+            d.peer_identity, d.peer_sector, d.peer_level
+        );
+        println!("  you       Lv.{}", d.caller_level);
+        if !d.rule.is_empty() {
+            println!("  rule      {}", d.rule);
+        }
+        for r in &d.reasons {
+            println!("  - {r}");
+        }
+        println!("  valid to  {}", time_text(d.valid_until));
+    }
+    Ok(if d.allow {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DENIED)
+    })
+}
+
+fn record_json(r: &pb::TrustRecordView) -> serde_json::Value {
+    json!({
+        "identity": r.identity, "sector": r.sector, "level": r.level,
+        "status": r.status, "version": r.version, "updated_at": time_text(r.updated_at),
+    })
+}
+
+fn print_record(r: &pb::TrustRecordView, json: bool) {
+    if json {
+        print_json(&record_json(r));
+    } else {
+        println!(
+            "{}  Lv.{}  {}  (version {}, {})",
+            r.identity,
+            r.level,
+            r.status,
+            r.version,
+            time_text(r.updated_at)
+        );
+    }
+}
+
+async fn change(c: ChangeArgs, what: pb::change_trust_request::Change) -> Result<ExitCode> {
+    let mut client = TrustDatabaseClient::new(c.client.channel().await?);
+    let r = client
+        .change_trust(pb::ChangeTrustRequest {
+            identity: c.device,
+            change: Some(what),
+            reason: c.reason,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let record = r.record.context("server sent no record")?;
+    print_record(&record, c.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `trustca trust ...`.
+pub async fn trust(action: TrustAction) -> Result<ExitCode> {
+    use pb::change_trust_request::Change;
+    match action {
+        TrustAction::Set { change: c, level } => change(c, Change::SetLevel(level)).await,
+        TrustAction::Suspend(c) => change(c, Change::Suspend(true)).await,
+        TrustAction::Restore(c) => change(c, Change::Restore(true)).await,
+        TrustAction::Retire(c) => change(c, Change::Retire(true)).await,
+        TrustAction::Transfer { change: c, to } => change(c, Change::TransferTo(to)).await,
+        TrustAction::Downgrade {
+            client,
+            sector,
+            manufacturer,
+            model,
+            firmware_min,
+            firmware_max,
+            max_level,
+            reason,
+            json,
+        } => {
+            let mut c = TrustDatabaseClient::new(client.channel().await?);
+            let r = c
+                .bulk_downgrade(pb::BulkDowngradeRequest {
+                    sector,
+                    manufacturer,
+                    model,
+                    firmware_min,
+                    firmware_max,
+                    max_level,
+                    reason,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                print_json(&json!({"matched": r.matched, "changed": r.changed}));
+            } else {
+                println!(
+                    "{} device(s) matched, {} downgraded to at most Lv.{max_level}",
+                    r.matched, r.changed
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustAction::History {
+            client,
+            device,
+            json,
+        } => {
+            let mut c = TrustDatabaseClient::new(client.channel().await?);
+            let h = c
+                .get_history(pb::GetHistoryRequest { identity: device })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            let record = h.record.context("server sent no record")?;
+            if json {
+                print_json(&json!({
+                    "record": record_json(&record),
+                    "history": h.entries.iter().map(|e| json!({
+                        "version": e.version, "at": time_text(e.at), "actor": e.actor,
+                        "change": e.change, "reason": e.reason,
+                    })).collect::<Vec<_>>(),
+                }));
+            } else {
+                print_record(&record, false);
+                let mut table = comfy_table::Table::new();
+                table.set_header(["version", "when", "who", "change", "reason"]);
+                for e in &h.entries {
+                    table.add_row([
+                        e.version.to_string(),
+                        time_text(e.at),
+                        e.actor.clone(),
+                        e.change.clone(),
+                        e.reason.clone(),
+                    ]);
+                }
+                println!("{table}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustAction::Get {
+            client,
+            device,
+            json,
+        } => {
+            let mut c = TrustDatabaseClient::new(client.channel().await?);
+            let a = c
+                .get_trust(pb::GetTrustRequest {
+                    subject: Some(pb::get_trust_request::Subject::Identity(device)),
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                print_json(&json!({
+                    "identity": a.identity, "sector": a.sector, "live_level": a.live_level,
+                    "status": a.status, "record_version": a.record_version, "reasons": a.reasons,
+                }));
+            } else {
+                println!(
+                    "{}  Lv.{}  {}  (version {})",
+                    a.identity, a.live_level, a.status, a.record_version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrustAction::Reload { client } => {
+            let mut c = TrustDatabaseClient::new(client.channel().await?);
+            let r = c
+                .reload_policy(pb::ReloadPolicyRequest {})
+                .await
+                .map_err(refused)?
+                .into_inner();
+            println!(
+                "policy reloaded: cooperation {}, recognition {}",
+                r.cooperation_version, r.recognition_version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `trustca verify-answer`.
+pub fn verify_answer(file: &Path, root: &Path, json: bool) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let p = pem::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if p.tag() != trustca_model::assertion::PEM_LABEL {
+        bail!(
+            "{}: expected a {} PEM block, found {}",
+            file.display(),
+            trustca_model::assertion::PEM_LABEL,
+            p.tag()
+        );
+    }
+    let root_der = read_certs(root)?.remove(0);
+    let outcome = SignedTrustAssertion::from_der(p.contents())
+        .and_then(|s| s.verify(&root_der, time::OffsetDateTime::now_utc()));
+    match outcome {
+        Ok(a) => {
+            if json {
+                let mut v = serde_json::to_value(&a).unwrap_or_default();
+                v["valid"] = json!(true);
+                print_json(&v);
+            } else {
+                println!(
+                    "OK: {} ({}) Lv.{} {} (record version {}), signed {}, valid until {}",
+                    a.identity,
+                    a.sector,
+                    a.level.get(),
+                    a.status.as_str(),
+                    a.record_version,
+                    a.produced_at,
+                    a.next_update
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                print_json(&json!({"valid": false, "reason": e.to_string()}));
+            } else {
+                eprintln!("invalid: {e}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
