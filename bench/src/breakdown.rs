@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -69,11 +70,117 @@ impl Storage for NullStorage {
     }
 }
 
+/// Time the engine spent in its store, by operation.
+#[derive(Debug, Default)]
+struct StoreStats {
+    commit_ns: AtomicU64,
+    committed: AtomicU64,
+    flush_ns: AtomicU64,
+    flushes: AtomicU64,
+    lookup_ns: AtomicU64,
+    lookups: AtomicU64,
+}
+
+impl StoreStats {
+    fn add(&self, ns: &AtomicU64, count: &AtomicU64, since: Instant, n: u64) {
+        let spent = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        ns.fetch_add(spent, Ordering::Relaxed);
+        count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One line: where the committer thread's time went, and the lookups.
+    fn summary(&self, wall: Duration) -> String {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let per = |ns: u64, n: u64| {
+            if n > 0 {
+                ns as f64 / n as f64 / 1e3
+            } else {
+                0.0
+            }
+        };
+        let (commit, flush) = (get(&self.commit_ns), get(&self.flush_ns));
+        let busy = (commit + flush) as f64 / 1e9 / wall.as_secs_f64().max(1e-9);
+        format!(
+            "committer: commit {:.0} us/item, flush {:.1} ms x{} (avg group {:.0}), busy {:.0}% of wall; \
+             duplicate check {:.0} us",
+            per(commit, get(&self.committed)),
+            per(flush, get(&self.flushes)) / 1e3,
+            get(&self.flushes),
+            get(&self.committed) as f64 / get(&self.flushes).max(1) as f64,
+            busy * 100.0,
+            per(get(&self.lookup_ns), get(&self.lookups)),
+        )
+    }
+}
+
+/// The sled store, timing every call the engine makes on it.
+#[derive(Debug)]
+struct TimedStorage {
+    inner: SledStorage,
+    stats: Arc<StoreStats>,
+    /// Whether `device` reads sled (else it answers "not enrolled" from
+    /// memory, which is right for fresh serials; the commit still refuses
+    /// duplicates inside its transaction).
+    precheck: bool,
+}
+
+impl Storage for TimedStorage {
+    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        let t = Instant::now();
+        let r = self.inner.commit_issuances(batch);
+        self.stats.add(
+            &self.stats.commit_ns,
+            &self.stats.committed,
+            t,
+            batch.len() as u64,
+        );
+        r
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        let t = Instant::now();
+        let r = self.inner.flush();
+        self.stats
+            .add(&self.stats.flush_ns, &self.stats.flushes, t, 1);
+        r
+    }
+    fn device(&self, key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        if !self.precheck {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        let r = self.inner.device(key);
+        self.stats
+            .add(&self.stats.lookup_ns, &self.stats.lookups, t, 1);
+        r
+    }
+    fn trust_record(&self, key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        self.inner.trust_record(key)
+    }
+    fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(key)
+    }
+    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        self.inner.certificate(serial)
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        self.inner.counts()
+    }
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit_entries(from, limit)
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.inner.size_on_disk()
+    }
+}
+
 /// Which store the in-process engine runs over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     /// The real sled store, flushed per group.
     Sled,
+    /// What-if: the real sled store, but the engine's duplicate-identity
+    /// check before signing does not read sled (see [`TimedStorage`]).
+    SledNoPrecheck,
     /// [`NullStorage`]: no store cost at all.
     Null,
 }
@@ -86,8 +193,13 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
     let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
+    let stats = Arc::new(StoreStats::default());
     let storage: Arc<dyn Storage> = match kind {
-        StoreKind::Sled => Arc::new(SledStorage::open(&data.join("db"))?),
+        StoreKind::Sled | StoreKind::SledNoPrecheck => Arc::new(TimedStorage {
+            inner: SledStorage::open(&data.join("db"))?,
+            stats: Arc::clone(&stats),
+            precheck: kind == StoreKind::Sled,
+        }),
         StoreKind::Null => Arc::new(NullStorage),
     };
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
@@ -139,10 +251,12 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
         row: Row {
             key: match kind {
                 StoreKind::Sled => "engine_inprocess",
+                StoreKind::SledNoPrecheck => "engine_no_precheck",
                 StoreKind::Null => "engine_null_store",
             },
             label: match kind {
                 StoreKind::Sled => "engine in-process (no gRPC/TLS, durable)".into(),
+                StoreKind::SledNoPrecheck => "what-if: engine, no sled read before signing".into(),
                 StoreKind::Null => "engine in-process, no-op store (not durable)".into(),
             },
             group: Group::Breakdown,
@@ -152,6 +266,11 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
             latency: None,
             note: join_notes(&[
                 format!("enroll_many x{CHUNK}, {IN_FLIGHT} in flight"),
+                if kind != StoreKind::Null {
+                    stats.summary(elapsed)
+                } else {
+                    String::new()
+                },
                 first_error
                     .map(|e| format!("first error: {e}"))
                     .unwrap_or_default(),

@@ -30,6 +30,9 @@ pub struct VerifiedChain {
     pub fingerprint: [u8; 32],
 }
 
+/// id-kp-OCSPSigning (1.3.6.1.5.5.7.3.9), DER content octets.
+const OCSP_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
+
 fn bad(msg: impl Into<String>) -> ModelError {
     ModelError::InvalidChain(msg.into())
 }
@@ -121,7 +124,7 @@ pub fn verify_chain(
     ));
     let usage = match leaf.extended_key_usage() {
         Ok(Some(eku)) if !eku.value.client_auth && eku.value.ocsp_signing => {
-            webpki::KeyUsage::required(&[1, 3, 6, 1, 5, 5, 7, 3, 9])
+            webpki::KeyUsage::required(OCSP_SIGNING)
         }
         Ok(Some(eku)) if !eku.value.client_auth => webpki::KeyUsage::server_auth(),
         _ => webpki::KeyUsage::client_auth(),

@@ -51,13 +51,11 @@ impl TestCa {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
-        let opts = ServeOptions {
-            data: self.data().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            policies: None,
-            passphrase: Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
-            server_names: vec![],
-        };
+        let opts = ServeOptions::new(
+            self.data().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+        );
         self.server = Some(trustca::server::start(opts).await.unwrap());
     }
 
@@ -203,4 +201,69 @@ pub fn trustca_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Evidence that earns HEMS Lv.5 under the shipped policy.
+pub fn hems_lv5() -> Vec<pb::EvidenceItem> {
+    vec![
+        evidence("evaluation", "iec-62443-4-2", "SL3", "2026-05-01"),
+        evidence("hardware-root-of-trust", "", "secure-element", ""),
+        evidence("secure-update", "", "true", ""),
+        evidence("supported-until", "", "2036-12-31", ""),
+    ]
+}
+
+/// A device enrolled with its own key: its chain and mTLS credentials.
+pub struct Device {
+    pub chain: Vec<Vec<u8>>,
+    pub identity: String,
+    pub creds: ClientCredentials,
+}
+
+impl Device {
+    pub fn pem(&self) -> String {
+        self.chain.iter().map(|d| pem_of(d)).collect()
+    }
+}
+
+/// Enrolls one device through `client` and returns it with its key.
+pub async fn enroll_device(
+    client: &mut pb::enrollment_client::EnrollmentClient<Channel>,
+    root_pem: &str,
+    sector: &str,
+    manufacturer: &str,
+    model: &str,
+    serial: &str,
+    firmware: &str,
+    evidence: Vec<pb::EvidenceItem>,
+) -> Device {
+    let (key, csr) = csr();
+    let mut req = request(sector, manufacturer, serial, csr, evidence);
+    let d = req.device.as_mut().unwrap();
+    d.model = model.into();
+    d.firmware_version = firmware.into();
+    let resp = client.enroll(req).await.unwrap().into_inner();
+    let creds = ClientCredentials {
+        cert_pem: resp.chain_der.iter().map(|c| pem_of(c)).collect(),
+        key_pem: key.serialize_pem(),
+        root_pem: root_pem.to_owned(),
+    };
+    Device {
+        chain: resp.chain_der,
+        identity: resp.identity,
+        creds,
+    }
+}
+
+/// Copies a directory tree (for instances sharing one CA).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
