@@ -250,6 +250,12 @@ impl EnrollmentEngine {
             now,
             ca.not_after,
         )?;
+        let mut params = params;
+        if let Some(base) = &self.policies.pki.crl_base_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![format!("{base}{sector}.crl")],
+            }];
+        }
         let spki = CaHierarchy::spki_of(&csr.spki_der)?;
         let der = ca.sign(&params, &spki)?;
         let not_after = params.not_after;

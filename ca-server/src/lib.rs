@@ -3,18 +3,22 @@
 //! certificates and role credentials, and the gRPC enrollment service.
 #![forbid(unsafe_code)]
 
+mod crl;
 mod csr;
 mod enroll;
 mod error;
 mod hierarchy;
 mod issuer;
 mod keystore;
+mod revocation;
 mod service;
 
+pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
 pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};
 pub use enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor};
 pub use error::CaError;
 pub use hierarchy::{CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
+pub use revocation::{CrlPublisher, PublishedCrl, RevocationService};
 pub use service::{EnrollmentService, MAX_BATCH_ITEMS, authenticate};

@@ -141,6 +141,10 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::trust_cmd::TrustAction,
     },
+    /// Revoke a certificate, or every certificate of a device (operator).
+    Revoke(Box<crate::trust_cmd::RevokeArgs>),
+    /// Fetch the current CRL of a sector (DER).
+    Crl(Box<crate::trust_cmd::CrlArgs>),
     /// Verify a saved signed trust answer offline (exit 0 valid, 1 otherwise).
     VerifyAnswer {
         /// Answer file written by `trustca query --save-answer`.
@@ -385,6 +389,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
+        Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
+        Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::VerifyAnswer { file, root, json } => {
             crate::trust_cmd::verify_answer(&file, &root, json)

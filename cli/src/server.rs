@@ -9,10 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentService, InitReport, Passphrase};
+use trustca_ca::{
+    CaHierarchy, CrlPublisher, EnrollmentEngine, EnrollmentService, InitReport, Passphrase,
+    RevocationService,
+};
 use trustca_db::{Federation, FederationConfig, TrustEngine, TrustEngineConfig, TrustService};
 use trustca_model::{PolicySet, SectorName};
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
+use trustca_proto::v1::revocation_server::RevocationServer;
 use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
 use trustca_store::{GroupCommitter, SledStorage, Storage};
 
@@ -152,6 +156,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &policy_set,
         Arc::clone(&storage),
     )?);
+    let crls = Arc::new(CrlPublisher::new(
+        Arc::clone(&hierarchy),
+        Arc::clone(&policy_set),
+        Arc::clone(&storage),
+        opts.data.join("crl"),
+    ));
+    crls.publish_all()?;
+    spawn_crl_schedule(&crls);
     if recorded > 0 {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
@@ -189,6 +201,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
     spawn_reload_on_hangup(&trust);
+    let revocation = RevocationServer::new(RevocationService::new(
+        Arc::clone(&crls),
+        Arc::clone(&storage),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(256 * 1024 * 1024);
 
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
@@ -198,7 +216,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(enrollment)
-        .add_service(trust_service);
+        .add_service(trust_service)
+        .add_service(revocation);
     let handle = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {
@@ -301,4 +320,23 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
     });
     #[cfg(not(unix))]
     let _ = engine;
+}
+
+/// Reissues every CRL at half the shortest CRL validity, so relying parties
+/// always hold a current one. Holds the publisher weakly.
+fn spawn_crl_schedule(crls: &Arc<CrlPublisher>) {
+    let period = crls.shortest_validity() / 2;
+    let crls = Arc::downgrade(crls);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(crls) = crls.upgrade() else { return };
+            let result = tokio::task::spawn_blocking(move || crls.publish_all()).await;
+            if let Ok(Err(e)) | Err(e) =
+                result.map_err(|e| trustca_ca::CaError::Signing(e.to_string()))
+            {
+                tracing::error!(error = %e, "scheduled CRL reissue failed");
+            }
+        }
+    });
 }

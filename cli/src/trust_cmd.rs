@@ -51,6 +51,100 @@ pub struct ChangeArgs {
     json: bool,
 }
 
+/// `trustca revoke`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["cert", "device"])))]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The certificate to revoke (PEM or DER; the first certificate).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Revoke every certificate of this device (urn:trustca:...).
+    #[arg(long)]
+    device: Option<String>,
+    /// RFC 5280 reason: unspecified, key-compromise, affiliation-changed,
+    /// superseded, cessation-of-operation, certificate-hold, privilege-withdrawn.
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+    /// Free text for the audit log.
+    #[arg(long, default_value = "")]
+    note: String,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `trustca crl`.
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Sector whose CRL to fetch.
+    #[arg(long)]
+    sector: String,
+    /// Where to write the CRL (DER).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `trustca revoke`.
+pub async fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    let subject = match (&a.cert, &a.device) {
+        (Some(p), _) => pb::revoke_request::Subject::Certificate(read_certs(p)?.remove(0)),
+        (None, Some(d)) => pb::revoke_request::Subject::Identity(d.clone()),
+        (None, None) => bail!("give --cert FILE or --device URN"),
+    };
+    let mut c = pb::revocation_client::RevocationClient::new(a.client.channel().await?);
+    let r = c
+        .revoke(pb::RevokeRequest {
+            subject: Some(subject),
+            reason: a.reason.clone(),
+            note: a.note,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if a.json {
+        print_json(
+            &json!({"revoked": r.revoked, "sector": r.sector, "crl_number": r.crl_number, "reason": a.reason}),
+        );
+    } else {
+        println!(
+            "revoked {} certificate(s) in {} ({}); CRL #{} published",
+            r.revoked.len(),
+            r.sector,
+            a.reason,
+            r.crl_number
+        );
+        for s in &r.revoked {
+            println!("  {s}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `trustca crl`.
+pub async fn crl(a: CrlArgs) -> Result<ExitCode> {
+    let mut c = pb::revocation_client::RevocationClient::new(a.client.channel().await?);
+    let r = c
+        .get_crl(pb::GetCrlRequest {
+            sector: a.sector.clone(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    std::fs::write(&a.out, &r.crl_der)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!(
+        "CRL #{} of {} written to {} ({} bytes)",
+        r.crl_number,
+        a.sector,
+        a.out.display(),
+        r.crl_der.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `trustca trust ...`.
 #[derive(Debug, Subcommand)]
 pub enum TrustAction {

@@ -65,4 +65,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<TrustRecord, StoreError>;
     /// Device records whose identity key starts with `prefix`.
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Size and root of the audit log's Merkle tree.
+    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError>;
+    /// Keeps a signed tree head (encoded) for `size`.
+    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError>;
+    /// Every kept signed tree head, smallest size first.
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Revokes certificates (RFC 5280 reason code) with their audit entries,
+    /// durably; already revoked ones are left as they are. Returns the
+    /// records that changed.
+    fn revoke(
+        &self,
+        serials: &[Vec<u8>],
+        reason: u8,
+        actor: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError>;
+    /// Revoked certificates of a sector: (serial, unix time, reason code).
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError>;
+    /// Allocates the next CRL number of a sector (durable, never reused).
+    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError>;
 }

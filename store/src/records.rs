@@ -103,8 +103,10 @@ pub struct HistoryEntry {
     pub reason: String,
 }
 
-/// One entry of the append-only audit log. `hash` chains it to the entry
-/// before: SHA-256 over the previous hash and this entry's fields.
+/// One entry of the append-only audit log. Entries are the leaves of a
+/// Merkle tree (RFC 9162 hashing, `trustca-audit`): `leaf_hash` is the
+/// leaf hash of [`AuditEntry::leaf_bytes`], and signed tree heads commit to
+/// every entry up to their size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// Position in the log, from 0.
@@ -119,26 +121,24 @@ pub struct AuditEntry {
     pub subject: String,
     /// Details as compact JSON.
     pub detail: String,
-    /// Hash of the previous entry (zeros for the first).
-    pub prev_hash: [u8; 32],
-    /// Hash of this entry.
-    pub hash: [u8; 32],
+    /// Merkle leaf hash of `leaf_bytes()`.
+    pub leaf_hash: [u8; 32],
 }
 
 impl AuditEntry {
-    /// Computes the chained hash of an entry from its fields.
-    pub fn compute_hash(&self) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(b"trustca-audit-v1\0");
-        ctx.update(&self.prev_hash);
-        ctx.update(&self.seq.to_be_bytes());
-        ctx.update(&self.at.to_be_bytes());
+    /// The canonical bytes hashed into the tree: a domain tag, then every
+    /// field length-prefixed, so no two entries share an encoding.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            64 + self.actor.len() + self.kind.len() + self.subject.len() + self.detail.len(),
+        );
+        out.extend_from_slice(b"trustca-audit-entry-v1\0");
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.at.to_be_bytes());
         for field in [&self.actor, &self.kind, &self.subject, &self.detail] {
-            ctx.update(&(field.len() as u64).to_be_bytes());
-            ctx.update(field.as_bytes());
+            out.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            out.extend_from_slice(field.as_bytes());
         }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
         out
     }
 }

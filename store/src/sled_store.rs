@@ -11,7 +11,7 @@ use crate::{
     Storage, StoreError, TrustChange, TrustRecord, TrustStatus,
 };
 
-const AUDIT_HEAD: &[u8] = b"audit.head";
+const AUDIT_FRONTIER: &[u8] = b"audit.frontier";
 const COUNT_CERTS: &[u8] = b"count.certificates";
 const COUNT_DEVICES: &[u8] = b"count.devices";
 
@@ -26,6 +26,8 @@ pub struct SledStorage {
     audit: sled::Tree,
     meta: sled::Tree,
     fingerprints: sled::Tree,
+    revoked: sled::Tree,
+    heads: sled::Tree,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
     _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
@@ -94,7 +96,8 @@ fn tx_increment(meta: &TransactionalTree, key: &[u8]) -> Result<(), Abort> {
     Ok(())
 }
 
-/// Appends one audit entry inside a transaction, chaining it to the head.
+/// Appends one audit entry inside a transaction: the entry, its leaf hash
+/// and the Merkle frontier after it are written together.
 pub(crate) fn tx_append_audit(
     audit: &TransactionalTree,
     meta: &TransactionalTree,
@@ -104,37 +107,30 @@ pub(crate) fn tx_append_audit(
     subject: &str,
     detail: &str,
 ) -> Result<(), Abort> {
-    let (seq, prev_hash) = match meta.get(AUDIT_HEAD)? {
-        Some(v) if v.len() == 40 => {
-            let seq = u64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
-            let mut h = [0u8; 32];
-            h.copy_from_slice(&v[8..]);
-            (seq, h)
-        }
-        Some(_) => {
-            return Err(abort(StoreError::Corrupt {
-                key: "audit.head".into(),
-                reason: "bad length".into(),
-            }));
-        }
-        None => (0, [0u8; 32]),
+    let mut frontier = match meta.get(AUDIT_FRONTIER)? {
+        Some(v) => trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| {
+            abort(StoreError::Corrupt {
+                key: "audit.frontier".into(),
+                reason: e.to_string(),
+            })
+        })?,
+        None => trustca_audit::MerkleFrontier::new(),
     };
     let mut entry = AuditEntry {
-        seq,
+        seq: frontier.size(),
         at,
         actor: actor.to_owned(),
         kind: kind.to_owned(),
         subject: subject.to_owned(),
         detail: detail.to_owned(),
-        prev_hash,
-        hash: [0; 32],
+        leaf_hash: [0; 32],
     };
-    entry.hash = entry.compute_hash();
-    tx_put(audit, &seq.to_be_bytes(), &entry)?;
-    let mut head = Vec::with_capacity(40);
-    head.extend_from_slice(&(seq + 1).to_be_bytes());
-    head.extend_from_slice(&entry.hash);
-    meta.insert(AUDIT_HEAD, head)?;
+    let (_, leaf) = frontier
+        .push_entry(&entry.leaf_bytes())
+        .map_err(|e| abort(StoreError::Backend(format!("audit log: {e}"))))?;
+    entry.leaf_hash = leaf;
+    tx_put(audit, &entry.seq.to_be_bytes(), &entry)?;
+    meta.insert(AUDIT_FRONTIER, frontier.to_bytes())?;
     Ok(())
 }
 
@@ -160,6 +156,8 @@ impl SledStorage {
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
             fingerprints: db.open_tree("fingerprints")?,
+            revoked: db.open_tree("revoked")?,
+            heads: db.open_tree("tree_heads")?,
             db,
             _closed: std::sync::Arc::new(tx),
         };
@@ -497,6 +495,113 @@ impl Storage for SledStorage {
         Ok(record)
     }
 
+    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let frontier = match self.meta.get(AUDIT_FRONTIER)? {
+            Some(v) => {
+                trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                    key: "audit.frontier".into(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => trustca_audit::MerkleFrontier::new(),
+        };
+        Ok((frontier.size(), frontier.root()))
+    }
+
+    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
+        self.heads.insert(size.to_be_bytes(), signed_head)?;
+        self.heads.flush()?;
+        Ok(())
+    }
+
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.heads
+            .iter()
+            .values()
+            .map(|v| Ok(v?.to_vec()))
+            .collect()
+    }
+
+    fn revoke(
+        &self,
+        serials: &[Vec<u8>],
+        reason: u8,
+        actor: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        let result = (&self.certs, &self.revoked, &self.audit, &self.meta).transaction(|(certs, revoked, audit, meta)| {
+            let mut changed = Vec::new();
+            for serial in serials {
+                let mut rec: CertificateRecord = tx_get(certs, serial)?.ok_or_else(|| {
+                    abort(StoreError::NotEnrolled(format!("certificate {}", trustca_model::hexfmt::encode(serial))))
+                })?;
+                if matches!(rec.status, CertificateStatus::Revoked { .. }) {
+                    continue;
+                }
+                rec.status = CertificateStatus::Revoked { reason, at };
+                tx_put(certs, serial, &rec)?;
+                let mut key = rec.sector.as_bytes().to_vec();
+                key.push(0);
+                key.extend_from_slice(serial);
+                let mut value = at.to_be_bytes().to_vec();
+                value.push(reason);
+                revoked.insert(key, value)?;
+                let detail = format!(
+                    "{{\"reason_code\":{reason},\"sector\":\"{}\",\"identity\":{:?},\"note\":{:?}}}",
+                    rec.sector,
+                    rec.identity_key.clone().unwrap_or_default(),
+                    note
+                );
+                tx_append_audit(audit, meta, at, actor, "certificate.revoked", &trustca_model::hexfmt::encode(serial), &detail)?;
+                changed.push(rec);
+            }
+            Ok(changed)
+        });
+        let changed = match result {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(changed)
+    }
+
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        let mut prefix = sector.as_bytes().to_vec();
+        prefix.push(0);
+        self.revoked
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                if v.len() != 9 {
+                    return Err(StoreError::Corrupt {
+                        key: "revoked".into(),
+                        reason: "bad value length".into(),
+                    });
+                }
+                let at = i64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
+                Ok((k[prefix.len()..].to_vec(), at, v[8]))
+            })
+            .collect()
+    }
+
+    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
+        let key = format!("crl.number.{sector}");
+        let next = self.meta.update_and_fetch(key.as_bytes(), |old| {
+            let n = old
+                .and_then(|v| v.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        self.meta.flush()?;
+        Ok(next
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1))
+    }
+
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
         self.devices
             .scan_prefix(prefix.as_bytes())
@@ -590,7 +695,7 @@ mod tests {
     }
 
     #[test]
-    fn audit_chain_links() {
+    fn audit_entries_are_merkle_leaves() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStorage::open(dir.path()).unwrap();
         for i in 0..5u8 {
@@ -598,13 +703,14 @@ mod tests {
         }
         let entries = s.audit_entries(0, 100).unwrap();
         assert_eq!(entries.len(), 5);
-        let mut prev = [0u8; 32];
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(e.seq, i as u64);
-            assert_eq!(e.prev_hash, prev);
-            assert_eq!(e.hash, e.compute_hash());
-            prev = e.hash;
+            assert_eq!(e.leaf_hash, trustca_audit::leaf_hash(&e.leaf_bytes()));
         }
+        let (size, root) = s.audit_head().unwrap();
+        assert_eq!(size, 5);
+        let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf_hash).collect();
+        assert_eq!(root, trustca_audit::root_at(&hashes, 5).unwrap());
     }
 
     #[test]

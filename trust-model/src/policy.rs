@@ -58,6 +58,10 @@ pub struct PkiPolicy {
     pub credentials: ValidityProfile,
     /// Service certificates (the TLS server, the trust responder).
     pub service: ValidityProfile,
+    /// Where CRLs are published (`<base><sector>.crl` goes into each issued
+    /// certificate's CRL distribution point); none if absent.
+    #[serde(default)]
+    pub crl_base_url: Option<String>,
 }
 
 /// The root CA's profile.
@@ -94,6 +98,14 @@ pub struct CertificateProfile {
     /// The sub-CA's own key algorithm.
     #[serde(default = "default_key_algorithm")]
     pub ca_key_algorithm: KeyAlgorithm,
+    /// Hours between a CRL's thisUpdate and nextUpdate (it is reissued at
+    /// half that, and on every revocation).
+    #[serde(default = "default_crl_validity_hours")]
+    pub crl_validity_hours: u32,
+}
+
+fn default_crl_validity_hours() -> u32 {
+    24
 }
 
 /// The evaluation schemes a sector recognises.
@@ -245,6 +257,13 @@ impl SectorPolicy {
                 file,
                 0,
                 "certificate.validity_days must be 1..=36500",
+            ));
+        }
+        if f.certificate.crl_validity_hours == 0 || f.certificate.crl_validity_hours > 24 * 366 {
+            return Err(policy_error(
+                file,
+                0,
+                "certificate.crl_validity_hours must be 1..=8784",
             ));
         }
         if f.certificate.device_key_algorithms.is_empty() {

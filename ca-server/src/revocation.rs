@@ -1,0 +1,283 @@
+//! Revocation and CRL publication: operators revoke a certificate or every
+//! certificate of a device; each sector CA's CRL is reissued at once, on a
+//! schedule (half its validity), kept in memory for `GetCrl`, and written
+//! atomically to `DIR/crl/<sector>.crl` for static HTTP publication.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+use trustca_model::{CertificateKind, DeviceIdentity, PolicySet, SectorName, TrustStatus};
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::revocation_server::Revocation;
+use trustca_store::{Storage, TrustChange};
+
+use crate::CaError;
+use crate::crl::{RevokedEntry, build_crl, reason_code};
+use crate::hierarchy::CaHierarchy;
+use crate::service::authenticate;
+
+/// The latest CRL of a sector.
+#[derive(Debug, Clone)]
+pub struct PublishedCrl {
+    /// DER.
+    pub der: Arc<Vec<u8>>,
+    /// Its CRL number.
+    pub number: u64,
+}
+
+/// Issues and keeps every sector's CRL.
+pub struct CrlPublisher {
+    hierarchy: Arc<CaHierarchy>,
+    policies: Arc<PolicySet>,
+    storage: Arc<dyn Storage>,
+    dir: PathBuf,
+    latest: RwLock<HashMap<SectorName, PublishedCrl>>,
+}
+
+impl std::fmt::Debug for CrlPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrlPublisher")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrlPublisher {
+    /// A publisher writing to `dir` (created if missing).
+    pub fn new(
+        hierarchy: Arc<CaHierarchy>,
+        policies: Arc<PolicySet>,
+        storage: Arc<dyn Storage>,
+        dir: PathBuf,
+    ) -> Self {
+        Self {
+            hierarchy,
+            policies,
+            storage,
+            dir,
+            latest: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Reissues the CRL of `sector`.
+    pub fn publish(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
+        let ca = self.hierarchy.sector(sector)?;
+        let hours = self
+            .policies
+            .sector(sector.as_str())?
+            .certificate
+            .crl_validity_hours;
+        let revoked: Vec<RevokedEntry> = self
+            .storage
+            .revoked_in_sector(sector.as_str())?
+            .into_iter()
+            .map(|(serial, at, reason)| RevokedEntry {
+                serial,
+                at: OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                reason,
+            })
+            .collect();
+        let number = self.storage.next_crl_number(sector.as_str())?;
+        let now = OffsetDateTime::now_utc();
+        let der = build_crl(
+            ca,
+            number,
+            now,
+            now + time::Duration::hours(hours as i64),
+            &revoked,
+        )?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
+        let path = self.dir.join(format!("{sector}.crl"));
+        let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
+        std::fs::write(&tmp, &der).map_err(|e| CaError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))?;
+        let published = PublishedCrl {
+            der: Arc::new(der),
+            number,
+        };
+        if let Ok(mut latest) = self.latest.write() {
+            latest.insert(sector.clone(), published.clone());
+        }
+        tracing::info!(%sector, crl_number = number, entries = revoked.len(), "CRL published");
+        Ok(published)
+    }
+
+    /// Reissues every sector's CRL.
+    pub fn publish_all(&self) -> Result<(), CaError> {
+        for sector in self.policies.sectors.keys() {
+            self.publish(sector)?;
+        }
+        Ok(())
+    }
+
+    /// The shortest CRL validity, for scheduling reissues.
+    pub fn shortest_validity(&self) -> std::time::Duration {
+        let hours = self
+            .policies
+            .sectors
+            .values()
+            .map(|p| p.certificate.crl_validity_hours)
+            .min()
+            .unwrap_or(24);
+        std::time::Duration::from_secs(hours as u64 * 3600)
+    }
+
+    /// The latest CRL of `sector`, issuing one if none is held.
+    pub fn latest(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
+        if let Ok(latest) = self.latest.read()
+            && let Some(p) = latest.get(sector)
+        {
+            return Ok(p.clone());
+        }
+        self.publish(sector)
+    }
+}
+
+/// The `trustca.v1.Revocation` service.
+#[derive(Debug, Clone)]
+pub struct RevocationService {
+    publisher: Arc<CrlPublisher>,
+    storage: Arc<dyn Storage>,
+}
+
+impl RevocationService {
+    /// Builds the service.
+    pub fn new(publisher: Arc<CrlPublisher>, storage: Arc<dyn Storage>) -> Self {
+        Self { publisher, storage }
+    }
+
+    fn revoke_blocking(
+        &self,
+        caller: &trustca_model::Credential,
+        req: pb::RevokeRequest,
+    ) -> Result<pb::RevokeResponse, CaError> {
+        if caller.kind != CertificateKind::Operator {
+            return Err(CaError::PermissionDenied(format!(
+                "revocation needs an operator credential; the caller holds a {} certificate",
+                caller.kind.as_str()
+            )));
+        }
+        let reason = if req.reason.is_empty() {
+            0
+        } else {
+            reason_code(&req.reason)?
+        };
+        if req.note.len() > 512 {
+            return Err(CaError::InvalidRequest(
+                "note is limited to 512 bytes".into(),
+            ));
+        }
+        let actor = crate::enroll::actor(caller);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (sector, serials, identity) = match req.subject {
+            None => {
+                return Err(CaError::InvalidRequest(
+                    "give a certificate or a device identity".into(),
+                ));
+            }
+            Some(pb::revoke_request::Subject::Certificate(der)) => {
+                let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                    .map_err(|_| CaError::InvalidRequest("certificate does not parse".into()))?;
+                let serial = cert.raw_serial().to_vec();
+                let record = self.storage.certificate(&serial)?.ok_or_else(|| {
+                    CaError::InvalidRequest("this CA did not issue that certificate".into())
+                })?;
+                if record.der != der {
+                    return Err(CaError::InvalidRequest(
+                        "certificate does not match the one issued under its serial".into(),
+                    ));
+                }
+                (SectorName::new(&record.sector)?, vec![serial], None)
+            }
+            Some(pb::revoke_request::Subject::Identity(urn)) => {
+                let identity = DeviceIdentity::from_urn(&urn)?;
+                let device = self.storage.device(&identity.key())?.ok_or_else(|| {
+                    CaError::Store(trustca_store::StoreError::NotEnrolled(urn.clone()))
+                })?;
+                let serials = device
+                    .certificates
+                    .iter()
+                    .filter_map(|h| trustca_model::hexfmt::decode(h))
+                    .collect();
+                (identity.sector.clone(), serials, Some(identity))
+            }
+        };
+        if !caller.may_act_for(&sector) {
+            return Err(CaError::PermissionDenied(format!(
+                "operator {} is not authorized for sector {sector}",
+                caller.name
+            )));
+        }
+        let changed = self
+            .storage
+            .revoke(&serials, reason, &actor, &req.note, now)?;
+        if let Some(identity) = identity {
+            let record = self.storage.trust_record(&identity.key())?;
+            if record.is_some_and(|r| r.status != TrustStatus::Revoked) {
+                self.storage.apply_trust_changes(
+                    &[TrustChange {
+                        identity_key: identity.key(),
+                        level: None,
+                        status: Some(TrustStatus::Revoked),
+                        actor: actor.clone(),
+                        change: "revoked: every certificate".into(),
+                        reason: if req.note.is_empty() {
+                            req.reason.clone()
+                        } else {
+                            req.note.clone()
+                        },
+                        audit_kind: "trust.revoked".into(),
+                    }],
+                    now,
+                )?;
+            }
+        }
+        let crl = self.publisher.publish(&sector)?;
+        tracing::info!(rpc = "Revoke", operator = %caller.name, %sector, count = changed.len(), reason, outcome = "revoked");
+        Ok(pb::RevokeResponse {
+            revoked: changed
+                .iter()
+                .map(|c| trustca_model::hexfmt::encode(&c.serial))
+                .collect(),
+            sector: sector.to_string(),
+            crl_number: crl.number,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Revocation for RevocationService {
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let caller = authenticate(&request, self.storage.as_ref())?;
+        let this = self.clone();
+        let req = request.into_inner();
+        tokio::task::spawn_blocking(move || this.revoke_blocking(&caller, req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_crl(
+        &self,
+        request: Request<pb::GetCrlRequest>,
+    ) -> Result<Response<pb::GetCrlResponse>, Status> {
+        let sector = SectorName::new(&request.into_inner().sector)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let publisher = Arc::clone(&self.publisher);
+        let crl = tokio::task::spawn_blocking(move || publisher.latest(&sector))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(Status::from)?;
+        Ok(Response::new(pb::GetCrlResponse {
+            crl_der: crl.der.to_vec(),
+            crl_number: crl.number,
+        }))
+    }
+}
