@@ -1,9 +1,10 @@
 //! Where the time goes, without the transport: the enrollment engine driven
 //! in-process exactly as `EnrollBatch` drives it (chunks of 256, two chunks
 //! in flight, group-committed and flushed before results count) over the
-//! real sled store and over a store that keeps nothing (so the difference is
-//! the store's share), the CSR check alone, and the store alone (sled
-//! commits of real issuance records plus one flush per group).
+//! real sled store, over the same store without the read before signing,
+//! and over a store that keeps nothing (so the difference is the store's
+//! share); the CSR check alone; and the store alone (sled commits of real
+//! issuance records plus one flush per group).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use anyhow::{Context, Result, anyhow};
 use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentOutcome};
 use trustca_store::{
     AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, HistoryEntry,
-    Issuance, SledStorage, Storage, StoreError, TrustRecord,
+    Issuance, SledStorage, Storage, StoreError, TrustChange, TrustRecord,
 };
 
 use crate::fixture::{self, Device, Manufacturer};
@@ -33,41 +34,6 @@ pub struct EngineRun {
     pub row: Row,
     /// Issued certificates (leaf DER) and the device each went to.
     pub issued: Vec<(Vec<u8>, String)>,
-}
-
-/// A store that keeps nothing: every commit succeeds at once, nothing is
-/// ever found. Only for measuring the engine without its store.
-#[derive(Debug)]
-struct NullStorage;
-
-impl Storage for NullStorage {
-    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
-        batch.iter().map(|_| Ok(())).collect()
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn device(&self, _: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        Ok(None)
-    }
-    fn trust_record(&self, _: &str) -> Result<Option<TrustRecord>, StoreError> {
-        Ok(None)
-    }
-    fn history(&self, _: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(vec![])
-    }
-    fn certificate(&self, _: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        Ok(None)
-    }
-    fn counts(&self) -> Result<(u64, u64), StoreError> {
-        Ok((0, 0))
-    }
-    fn audit_entries(&self, _: u64, _: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(vec![])
-    }
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(0)
-    }
 }
 
 /// Time the engine spent in its store, by operation.
@@ -113,19 +79,21 @@ impl StoreStats {
     }
 }
 
-/// The sled store, timing every call the engine makes on it.
+/// The sled store as the in-process engine sees it: the three calls on the
+/// enrollment path are timed (or, for [`StoreKind::Null`], answered without
+/// touching sled); everything else is passed through unchanged.
 #[derive(Debug)]
-struct TimedStorage {
+struct BenchStorage {
     inner: SledStorage,
+    kind: StoreKind,
     stats: Arc<StoreStats>,
-    /// Whether `device` reads sled (else it answers "not enrolled" from
-    /// memory, which is right for fresh serials; the commit still refuses
-    /// duplicates inside its transaction).
-    precheck: bool,
 }
 
-impl Storage for TimedStorage {
+impl Storage for BenchStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        if self.kind == StoreKind::Null {
+            return batch.iter().map(|_| Ok(())).collect();
+        }
         let t = Instant::now();
         let r = self.inner.commit_issuances(batch);
         self.stats.add(
@@ -137,6 +105,9 @@ impl Storage for TimedStorage {
         r
     }
     fn flush(&self) -> Result<(), StoreError> {
+        if self.kind == StoreKind::Null {
+            return Ok(());
+        }
         let t = Instant::now();
         let r = self.inner.flush();
         self.stats
@@ -144,7 +115,9 @@ impl Storage for TimedStorage {
         r
     }
     fn device(&self, key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        if !self.precheck {
+        // Fresh serials are never enrolled; the commit still refuses a
+        // duplicate inside its transaction.
+        if self.kind != StoreKind::Sled {
             return Ok(None);
         }
         let t = Instant::now();
@@ -153,6 +126,8 @@ impl Storage for TimedStorage {
             .add(&self.stats.lookup_ns, &self.stats.lookups, t, 1);
         r
     }
+
+    // Everything below: unchanged sled behaviour.
     fn trust_record(&self, key: &str) -> Result<Option<TrustRecord>, StoreError> {
         self.inner.trust_record(key)
     }
@@ -171,6 +146,61 @@ impl Storage for TimedStorage {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.inner.size_on_disk()
     }
+    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.serial_by_fingerprint(fingerprint)
+    }
+    fn apply_trust_changes(
+        &self,
+        changes: &[TrustChange],
+        at: i64,
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        self.inner.apply_trust_changes(changes, at)
+    }
+    fn transfer_trust(
+        &self,
+        from: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<TrustRecord, StoreError> {
+        self.inner.transfer_trust(from, to, actor, reason, at)
+    }
+    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.inner.devices_with_prefix(prefix)
+    }
+    fn audit_entries_raw(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.inner.audit_entries_raw(from, limit)
+    }
+    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        self.inner.audit_head()
+    }
+    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
+        self.inner.store_tree_head(size, signed_head)
+    }
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.inner.tree_heads()
+    }
+    fn revoke(
+        &self,
+        serials: &[Vec<u8>],
+        reason: u8,
+        actor: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.inner.revoke(serials, reason, actor, note, at)
+    }
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        self.inner.revoked_in_sector(sector)
+    }
+    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
+        self.inner.next_crl_number(sector)
+    }
 }
 
 /// Which store the in-process engine runs over.
@@ -179,14 +209,13 @@ pub enum StoreKind {
     /// The real sled store, flushed per group.
     Sled,
     /// What-if: the real sled store, but the engine's duplicate-identity
-    /// check before signing does not read sled (see [`TimedStorage`]).
+    /// check before signing does not read sled.
     SledNoPrecheck,
-    /// [`NullStorage`]: no store cost at all.
+    /// Nothing is stored or flushed: no store cost at all (not durable).
     Null,
 }
 
-/// The enrollment engine over its own CA (and, for [`StoreKind::Sled`],
-/// its own store) in `data`.
+/// The enrollment engine over its own CA and store in `data`.
 pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<EngineRun> {
     let manufacturer: Manufacturer = fixture::init_ca(data)?;
     let pass = fixture::passphrase()?;
@@ -194,14 +223,11 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
     let stats = Arc::new(StoreStats::default());
-    let storage: Arc<dyn Storage> = match kind {
-        StoreKind::Sled | StoreKind::SledNoPrecheck => Arc::new(TimedStorage {
-            inner: SledStorage::open(&data.join("db"))?,
-            stats: Arc::clone(&stats),
-            precheck: kind == StoreKind::Sled,
-        }),
-        StoreKind::Null => Arc::new(NullStorage),
-    };
+    let storage: Arc<dyn Storage> = Arc::new(BenchStorage {
+        inner: SledStorage::open(&data.join("db"))?,
+        kind,
+        stats: Arc::clone(&stats),
+    });
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(EnrollmentEngine::new(
         policy_set, hierarchy, storage, committer,

@@ -23,13 +23,11 @@ use crate::report::{Group, Latency, Row};
 /// Starts the server on a free loopback port over `data` (already holding
 /// the CA and credential).
 pub async fn start(data: &Path) -> Result<RunningServer> {
-    trustca::server::start(ServeOptions {
-        data: data.to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        policies: None,
-        passphrase: fixture::passphrase()?,
-        server_names: vec![],
-    })
+    trustca::server::start(ServeOptions::new(
+        data.to_path_buf(),
+        "127.0.0.1:0".parse()?,
+        fixture::passphrase()?,
+    ))
     .await
 }
 

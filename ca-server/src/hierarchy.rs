@@ -53,6 +53,9 @@ pub struct CaHierarchy {
     /// The trust responder chain (leaf, root), DER.
     pub responder_chain: Vec<Vec<u8>>,
     responder_key: Vec<u8>,
+    /// The audit log signer's chain (leaf, root), DER.
+    pub audit_chain: Vec<Vec<u8>>,
+    audit_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for CaHierarchy {
@@ -204,6 +207,17 @@ impl CaHierarchy {
                 now,
             )?;
         }
+        if !dir.join("audit.pem").exists() {
+            Self::issue_service_cert(
+                &dir,
+                &keystore,
+                &root,
+                policies,
+                issuer::ServicePurpose::AuditLog,
+                &[],
+                now,
+            )?;
+        }
         if !dir.join("responder.pem").exists() {
             Self::issue_service_cert(
                 &dir,
@@ -238,6 +252,7 @@ impl CaHierarchy {
         let (stem, common_name) = match purpose {
             issuer::ServicePurpose::Tls => ("server", "trustca service"),
             issuer::ServicePurpose::TrustResponder => ("responder", "trustca trust responder"),
+            issuer::ServicePurpose::AuditLog => ("audit", "trustca audit log"),
         };
         let mut dns = vec!["localhost".to_owned()];
         let mut ips: Vec<IpAddr> =
@@ -259,7 +274,7 @@ impl CaHierarchy {
             .unwrap_or_else(|| "1".into());
         let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![]);
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
-        if purpose == issuer::ServicePurpose::TrustResponder {
+        if purpose != issuer::ServicePurpose::Tls {
             dns.clear();
             ips.clear();
         }
@@ -348,6 +363,7 @@ impl CaHierarchy {
         let (server_chain, server_key) = load(issuer::ServicePurpose::Tls, "server")?;
         let (responder_chain, responder_key) =
             load(issuer::ServicePurpose::TrustResponder, "responder")?;
+        let (audit_chain, audit_key) = load(issuer::ServicePurpose::AuditLog, "audit")?;
         Ok(Self {
             dir,
             keystore,
@@ -357,7 +373,14 @@ impl CaHierarchy {
             server_key,
             responder_chain,
             responder_key,
+            audit_chain,
+            audit_key,
         })
+    }
+
+    /// The audit signer's key, PKCS#8 DER. Never log it.
+    pub fn audit_key_pkcs8(&self) -> &[u8] {
+        &self.audit_key
     }
 
     /// The trust responder key, PKCS#8 DER. Never log it.

@@ -296,6 +296,8 @@ pub enum ServicePurpose {
     Tls,
     /// The trust responder that signs trust assertions.
     TrustResponder,
+    /// The signer of the audit log's tree heads.
+    AuditLog,
 }
 
 pub fn service_params(
@@ -327,7 +329,11 @@ pub fn service_params(
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
         // The responder only signs trust assertions, like an OCSP responder.
-        ServicePurpose::TrustResponder => vec![ExtendedKeyUsagePurpose::OcspSigning],
+        // The responder and the audit signer only sign statements (trust
+        // assertions, tree heads), like an OCSP responder.
+        ServicePurpose::TrustResponder | ServicePurpose::AuditLog => {
+            vec![ExtendedKeyUsagePurpose::OcspSigning]
+        }
     };
     p.custom_extensions.push(trust_extension(ext)?);
     Ok(p)

@@ -145,6 +145,11 @@ pub enum Command {
     Revoke(Box<crate::trust_cmd::RevokeArgs>),
     /// Fetch the current CRL of a sector (DER).
     Crl(Box<crate::trust_cmd::CrlArgs>),
+    /// Auditor tools on a data directory (or a copy): verify, prove, list, report.
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit_cmd::AuditAction,
+    },
     /// Verify a saved signed trust answer offline (exit 0 valid, 1 otherwise).
     VerifyAnswer {
         /// Answer file written by `trustca query --save-answer`.
@@ -389,6 +394,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
+        Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Trust { action } => crate::trust_cmd::trust(action).await,

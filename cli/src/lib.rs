@@ -4,6 +4,7 @@
 //! tests and the benchmark harness start real servers in-process.
 #![forbid(unsafe_code)]
 
+pub mod audit_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;

@@ -68,6 +68,95 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), tonic::transport::Error>>,
     store_closed: Option<trustca_store::CloseWaiter>,
+    heads: Option<TreeHeadSigner>,
+}
+
+/// Signs audit-log tree heads with the root-certified audit key: every
+/// [`TREE_HEAD_INTERVAL`] while entries arrive, and once more at shutdown.
+#[derive(Clone)]
+pub struct TreeHeadSigner {
+    storage: Arc<dyn Storage>,
+    key: Arc<ring::signature::EcdsaKeyPair>,
+    last_size: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for TreeHeadSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TreeHeadSigner").finish_non_exhaustive()
+    }
+}
+
+/// How often a new tree head is signed while the log grows.
+pub const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(10);
+
+impl TreeHeadSigner {
+    fn new(storage: &Arc<dyn Storage>, key_pkcs8: &[u8]) -> Result<Self> {
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            key_pkcs8,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
+        let last = storage
+            .tree_heads()?
+            .last()
+            .and_then(|b| trustca_audit::SignedTreeHead::from_bytes(b).ok())
+            .map(|h| h.head.size)
+            .unwrap_or(0);
+        Ok(Self {
+            storage: Arc::clone(storage),
+            key: Arc::new(key),
+            last_size: Arc::new(std::sync::atomic::AtomicU64::new(last)),
+        })
+    }
+
+    /// Signs a head if the log grew since the last one.
+    pub fn sign_now(&self) -> Result<()> {
+        let storage = &self.storage;
+        let (size, root) = storage.audit_head()?;
+        if size == 0 || size == self.last_size.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let head = trustca_audit::TreeHead {
+            size,
+            root,
+            timestamp_ms: now_ms.max(0) as u64,
+        };
+        let signed =
+            trustca_audit::SignedTreeHead::sign(head, &self.key, &ring::rand::SystemRandom::new())
+                .map_err(|e| anyhow::anyhow!("signing a tree head: {e}"))?;
+        storage.store_tree_head(size, &signed.to_bytes())?;
+        self.last_size
+            .store(size, std::sync::atomic::Ordering::SeqCst);
+        tracing::debug!(size, "audit tree head signed");
+        Ok(())
+    }
+
+    /// Signs periodically; the task holds the store weakly so a stopped
+    /// server is released.
+    fn spawn(&self) {
+        let storage = Arc::downgrade(&self.storage);
+        let (key, last_size) = (Arc::clone(&self.key), Arc::clone(&self.last_size));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TREE_HEAD_INTERVAL).await;
+                let Some(storage) = storage.upgrade() else {
+                    return;
+                };
+                let s = TreeHeadSigner {
+                    storage,
+                    key: Arc::clone(&key),
+                    last_size: Arc::clone(&last_size),
+                };
+                match tokio::task::spawn_blocking(move || s.sign_now()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "signing an audit tree head failed"),
+                    Err(e) => tracing::error!(error = %e, "tree head task failed"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+    }
 }
 
 impl RunningServer {
@@ -79,7 +168,13 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let closed = self.store_closed.take();
+        let heads = self.heads.take();
         self.wait().await?;
+        if let Some(heads) = heads
+            && let Err(e) = tokio::task::spawn_blocking(move || heads.sign_now()).await?
+        {
+            tracing::error!(error = %e, "final audit tree head not signed");
+        }
         if let Some(closed) = closed {
             // Connections whose clients stay open can keep request state (and
             // so the store) alive for a while; the store flushes on every
@@ -99,6 +194,7 @@ impl RunningServer {
     /// Waits until the server stops.
     pub async fn wait(mut self) -> Result<()> {
         self.store_closed = None;
+        self.heads = None;
         self.handle
             .await
             .context("server task failed")?
@@ -164,6 +260,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     ));
     crls.publish_all()?;
     spawn_crl_schedule(&crls);
+    let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key_pkcs8())?;
+    heads.sign_now()?;
+    heads.spawn();
     if recorded > 0 {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
@@ -231,6 +330,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         shutdown: Some(tx),
         handle,
         store_closed: Some(store_closed),
+        heads: Some(heads),
     })
 }
 

@@ -65,6 +65,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<TrustRecord, StoreError>;
     /// Device records whose identity key starts with `prefix`.
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Raw stored audit entries (key index, encoded bytes) from `from`, for
+    /// verifiers that must see corrupt entries rather than fail on them.
+    fn audit_entries_raw(&self, from: u64, limit: usize)
+    -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// Size and root of the audit log's Merkle tree.
     fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError>;
     /// Keeps a signed tree head (encoded) for `size`.

@@ -126,6 +126,14 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// Decodes a stored entry.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| crate::StoreError::Corrupt {
+            key: "audit".into(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The canonical bytes hashed into the tree: a domain tag, then every
     /// field length-prefixed, so no two entries share an encoding.
     pub fn leaf_bytes(&self) -> Vec<u8> {

@@ -495,6 +495,26 @@ impl Storage for SledStorage {
         Ok(record)
     }
 
+    fn audit_entries_raw(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.audit
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let index =
+                    u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        key: "audit".into(),
+                        reason: "key is not an index".into(),
+                    })?);
+                Ok((index, v.to_vec()))
+            })
+            .collect()
+    }
+
     fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
         let frontier = match self.meta.get(AUDIT_FRONTIER)? {
             Some(v) => {
