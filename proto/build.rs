@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/trustca.proto"];
+    let protos = ["proto/trustca.proto", "proto/pseudonym.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -90,4 +90,33 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError>;
     /// Allocates the next CRL number of a sector (durable, never reused).
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError>;
+    /// Writes opaque records of one `space` (e.g. `pseudonym.escrow`) and,
+    /// in the same atomic commit, an optional audit entry; durable on return.
+    /// Refuses to overwrite an existing key when `create_only`.
+    fn blob_put(
+        &self,
+        space: &str,
+        records: &[(Vec<u8>, Vec<u8>)],
+        create_only: bool,
+        audit: Option<&BlobAudit>,
+    ) -> Result<(), StoreError>;
+    /// Reads one opaque record.
+    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Opaque records of a space whose key starts with `prefix`.
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The audit entry written with a [`Storage::blob_put`].
+#[derive(Debug, Clone)]
+pub struct BlobAudit {
+    /// Who (from their certificate).
+    pub actor: String,
+    /// Event kind, e.g. `pseudonym.issued`.
+    pub kind: String,
+    /// What it is about (must not identify a vehicle for pseudonym events).
+    pub subject: String,
+    /// Details, compact JSON.
+    pub detail: String,
+    /// Unix time.
+    pub at: i64,
 }

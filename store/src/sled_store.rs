@@ -28,6 +28,7 @@ pub struct SledStorage {
     fingerprints: sled::Tree,
     revoked: sled::Tree,
     heads: sled::Tree,
+    blobs: sled::Tree,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
     _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
@@ -56,6 +57,14 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
+}
+
+fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(space.len() + 1 + key.len());
+    k.extend_from_slice(space.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    k
 }
 
 fn history_key(identity_key: &str, version: u64) -> Vec<u8> {
@@ -158,6 +167,7 @@ impl SledStorage {
             fingerprints: db.open_tree("fingerprints")?,
             revoked: db.open_tree("revoked")?,
             heads: db.open_tree("tree_heads")?,
+            blobs: db.open_tree("blobs")?,
             db,
             _closed: std::sync::Arc::new(tx),
         };
@@ -620,6 +630,56 @@ impl Storage for SledStorage {
             .and_then(|v| v.as_ref().try_into().ok())
             .map(u64::from_be_bytes)
             .unwrap_or(1))
+    }
+
+    fn blob_put(
+        &self,
+        space: &str,
+        records: &[(Vec<u8>, Vec<u8>)],
+        create_only: bool,
+        audit: Option<&crate::BlobAudit>,
+    ) -> Result<(), StoreError> {
+        let result =
+            (&self.blobs, &self.audit, &self.meta).transaction(|(blobs, audit_tree, meta)| {
+                for (k, v) in records {
+                    let key = blob_key(space, k);
+                    if create_only && blobs.get(&key)?.is_some() {
+                        return Err(abort(StoreError::Backend(format!(
+                            "{space}: key already exists"
+                        ))));
+                    }
+                    blobs.insert(key, v.as_slice())?;
+                }
+                if let Some(a) = audit {
+                    tx_append_audit(
+                        audit_tree, meta, a.at, &a.actor, &a.kind, &a.subject, &a.detail,
+                    )?;
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blobs.get(blob_key(space, key))?.map(|v| v.to_vec()))
+    }
+
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let full = blob_key(space, prefix);
+        let skip = space.len() + 1;
+        self.blobs
+            .scan_prefix(full)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k[skip..].to_vec(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
