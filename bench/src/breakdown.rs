@@ -1,21 +1,21 @@
 //! Where the time goes, without the transport: the enrollment engine driven
 //! in-process exactly as `EnrollBatch` drives it (chunks of 256, two chunks
 //! in flight, group-committed and flushed before results count) over the
-//! real sled store, over the same store without the read before signing,
-//! and over a store that keeps nothing (so the difference is the store's
-//! share); the CSR check alone; and the store alone (sled commits of real
-//! issuance records plus one flush per group).
+//! real sled store; the CSR check alone; and the store alone (sled commits
+//! of real issuance records plus one flush per group). With the
+//! `store-probe` feature also the engine's time in its store, and the engine
+//! over the same store without the read before signing and over a store
+//! that keeps nothing (so the difference is the store's share).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use trustca_ca::{CaHierarchy, EnrollmentEngine, EnrollmentOutcome};
 use trustca_store::{
-    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, HistoryEntry,
-    Issuance, SledStorage, Storage, StoreError, TrustChange, TrustRecord,
+    CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, SledStorage,
+    Storage,
 };
 
 use crate::fixture::{self, Device, Manufacturer};
@@ -34,173 +34,6 @@ pub struct EngineRun {
     pub row: Row,
     /// Issued certificates (leaf DER) and the device each went to.
     pub issued: Vec<(Vec<u8>, String)>,
-}
-
-/// Time the engine spent in its store, by operation.
-#[derive(Debug, Default)]
-struct StoreStats {
-    commit_ns: AtomicU64,
-    committed: AtomicU64,
-    flush_ns: AtomicU64,
-    flushes: AtomicU64,
-    lookup_ns: AtomicU64,
-    lookups: AtomicU64,
-}
-
-impl StoreStats {
-    fn add(&self, ns: &AtomicU64, count: &AtomicU64, since: Instant, n: u64) {
-        let spent = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        ns.fetch_add(spent, Ordering::Relaxed);
-        count.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// One line: where the committer thread's time went, and the lookups.
-    fn summary(&self, wall: Duration) -> String {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let per = |ns: u64, n: u64| {
-            if n > 0 {
-                ns as f64 / n as f64 / 1e3
-            } else {
-                0.0
-            }
-        };
-        let (commit, flush) = (get(&self.commit_ns), get(&self.flush_ns));
-        let busy = (commit + flush) as f64 / 1e9 / wall.as_secs_f64().max(1e-9);
-        format!(
-            "committer: commit {:.0} us/item, flush {:.1} ms x{} (avg group {:.0}), busy {:.0}% of wall; \
-             duplicate check {:.0} us",
-            per(commit, get(&self.committed)),
-            per(flush, get(&self.flushes)) / 1e3,
-            get(&self.flushes),
-            get(&self.committed) as f64 / get(&self.flushes).max(1) as f64,
-            busy * 100.0,
-            per(get(&self.lookup_ns), get(&self.lookups)),
-        )
-    }
-}
-
-/// The sled store as the in-process engine sees it: the three calls on the
-/// enrollment path are timed (or, for [`StoreKind::Null`], answered without
-/// touching sled); everything else is passed through unchanged.
-#[derive(Debug)]
-struct BenchStorage {
-    inner: SledStorage,
-    kind: StoreKind,
-    stats: Arc<StoreStats>,
-}
-
-impl Storage for BenchStorage {
-    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
-        if self.kind == StoreKind::Null {
-            return batch.iter().map(|_| Ok(())).collect();
-        }
-        let t = Instant::now();
-        let r = self.inner.commit_issuances(batch);
-        self.stats.add(
-            &self.stats.commit_ns,
-            &self.stats.committed,
-            t,
-            batch.len() as u64,
-        );
-        r
-    }
-    fn flush(&self) -> Result<(), StoreError> {
-        if self.kind == StoreKind::Null {
-            return Ok(());
-        }
-        let t = Instant::now();
-        let r = self.inner.flush();
-        self.stats
-            .add(&self.stats.flush_ns, &self.stats.flushes, t, 1);
-        r
-    }
-    fn device(&self, key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        // Fresh serials are never enrolled; the commit still refuses a
-        // duplicate inside its transaction.
-        if self.kind != StoreKind::Sled {
-            return Ok(None);
-        }
-        let t = Instant::now();
-        let r = self.inner.device(key);
-        self.stats
-            .add(&self.stats.lookup_ns, &self.stats.lookups, t, 1);
-        r
-    }
-
-    // Everything below: unchanged sled behaviour.
-    fn trust_record(&self, key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.inner.trust_record(key)
-    }
-    fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(key)
-    }
-    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        self.inner.certificate(serial)
-    }
-    fn counts(&self) -> Result<(u64, u64), StoreError> {
-        self.inner.counts()
-    }
-    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.audit_entries(from, limit)
-    }
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.size_on_disk()
-    }
-    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.serial_by_fingerprint(fingerprint)
-    }
-    fn apply_trust_changes(
-        &self,
-        changes: &[TrustChange],
-        at: i64,
-    ) -> Result<Vec<TrustRecord>, StoreError> {
-        self.inner.apply_trust_changes(changes, at)
-    }
-    fn transfer_trust(
-        &self,
-        from: &str,
-        to: &str,
-        actor: &str,
-        reason: &str,
-        at: i64,
-    ) -> Result<TrustRecord, StoreError> {
-        self.inner.transfer_trust(from, to, actor, reason, at)
-    }
-    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.inner.devices_with_prefix(prefix)
-    }
-    fn audit_entries_raw(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.audit_entries_raw(from, limit)
-    }
-    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        self.inner.audit_head()
-    }
-    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
-        self.inner.store_tree_head(size, signed_head)
-    }
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.tree_heads()
-    }
-    fn revoke(
-        &self,
-        serials: &[Vec<u8>],
-        reason: u8,
-        actor: &str,
-        note: &str,
-        at: i64,
-    ) -> Result<Vec<CertificateRecord>, StoreError> {
-        self.inner.revoke(serials, reason, actor, note, at)
-    }
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        self.inner.revoked_in_sector(sector)
-    }
-    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
-        self.inner.next_crl_number(sector)
-    }
 }
 
 /// Which store the in-process engine runs over.
@@ -222,12 +55,14 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
     let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
-    let stats = Arc::new(StoreStats::default());
-    let storage: Arc<dyn Storage> = Arc::new(BenchStorage {
-        inner: SledStorage::open(&data.join("db"))?,
-        kind,
-        stats: Arc::clone(&stats),
-    });
+    let sled = SledStorage::open(&data.join("db"))?;
+    #[cfg(feature = "store-probe")]
+    let (storage, stats) = crate::probe::wrap(sled, kind);
+    #[cfg(not(feature = "store-probe"))]
+    let storage: Arc<dyn Storage> = match kind {
+        StoreKind::Sled => Arc::new(sled),
+        _ => anyhow::bail!("this measurement needs the `store-probe` feature"),
+    };
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(EnrollmentEngine::new(
         policy_set, hierarchy, storage, committer,
@@ -292,10 +127,11 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
             latency: None,
             note: join_notes(&[
                 format!("enroll_many x{CHUNK}, {IN_FLIGHT} in flight"),
-                if kind != StoreKind::Null {
-                    stats.summary(elapsed)
-                } else {
+                #[cfg(feature = "store-probe")]
+                if kind == StoreKind::Null {
                     String::new()
+                } else {
+                    stats.summary(elapsed)
                 },
                 first_error
                     .map(|e| format!("first error: {e}"))

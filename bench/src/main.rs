@@ -11,9 +11,10 @@
 //! * `cfssl`: `cfssl serve` signing the same kind of CSR at the same
 //!   concurrency (skipped with a note when cfssl is not installed), right
 //!   after trustca's own enrollment runs;
-//! * `breakdown`: the engine in-process without the transport (over the
-//!   real store, over the real store without the read before signing, and
-//!   over a no-op store), the CSR check alone and the store alone;
+//! * `breakdown`: the engine in-process without the transport over the
+//!   real store, the CSR check alone and the store alone; with the
+//!   `store-probe` feature also the engine's time per store call, and the
+//!   engine without the store read before signing and over a no-op store;
 //! * the all-core sign+verify ceiling once more at the end.
 //!
 //! Every CSR (fresh P-256 key per device) is generated before any clock
@@ -27,6 +28,8 @@ mod cfssl;
 mod fixture;
 mod grpc;
 mod load;
+#[cfg(feature = "store-probe")]
+mod probe;
 mod report;
 mod sign;
 
@@ -293,28 +296,29 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
         let run =
             breakdown::engine(data.path(), &reusable[..m], breakdown::StoreKind::Sled).await?;
         rows.push(run.row);
-        progress(&format!(
-            "breakdown: engine in-process, no sled read before signing, {m} devices"
-        ));
-        let what_if = tempfile::tempdir()?;
-        rows.push(
-            breakdown::engine(
-                what_if.path(),
-                &reusable[..m],
+        for (kind, what) in [
+            (
                 breakdown::StoreKind::SledNoPrecheck,
-            )
-            .await?
-            .row,
-        );
-        progress(&format!(
-            "breakdown: engine in-process over a no-op store, {m} devices"
-        ));
-        let null_data = tempfile::tempdir()?;
-        rows.push(
-            breakdown::engine(null_data.path(), &reusable[..m], breakdown::StoreKind::Null)
-                .await?
-                .row,
-        );
+                "no sled read before signing",
+            ),
+            (breakdown::StoreKind::Null, "over a no-op store"),
+        ] {
+            if !cfg!(feature = "store-probe") {
+                progress(&format!(
+                    "breakdown: engine {what}: skipped (needs --features store-probe)"
+                ));
+                continue;
+            }
+            progress(&format!(
+                "breakdown: engine in-process, {what}, {m} devices"
+            ));
+            let dir = tempfile::tempdir()?;
+            rows.push(
+                breakdown::engine(dir.path(), &reusable[..m], kind)
+                    .await?
+                    .row,
+            );
+        }
         progress("breakdown: CSR check alone");
         rows.push(breakdown::csr_check(&reusable[..m])?);
         progress("breakdown: store alone");

@@ -131,6 +131,10 @@ pub enum Command {
         /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).
         #[arg(long = "peer", value_parser = parse_peer)]
         peers: Vec<(String, String)>,
+        /// POST anomaly notifications to this http:// URL (they are always
+        /// appended to DATA/notifications.jsonl).
+        #[arg(long, env = "TRUSTCA_NOTIFY_WEBHOOK")]
+        notify_webhook: Option<String>,
         #[command(flatten)]
         pass: PassphraseArgs,
     },
@@ -141,6 +145,8 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::trust_cmd::TrustAction,
     },
+    /// Report an anomaly about a device (gateway / SOC credential).
+    Anomaly(Box<crate::trust_cmd::AnomalyArgs>),
     /// Revoke a certificate, or every certificate of a device (operator).
     Revoke(Box<crate::trust_cmd::RevokeArgs>),
     /// Fetch the current CRL of a sector (DER).
@@ -365,6 +371,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             server_names,
             authoritative,
             peers,
+            notify_webhook,
             pass,
         } => {
             let passphrase = pass.load()?;
@@ -376,6 +383,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 server_names,
                 authoritative,
                 peers,
+                notify_webhook,
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -396,6 +404,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
+        Command::Anomaly(args) => crate::trust_cmd::anomaly(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::VerifyAnswer { file, root, json } => {

@@ -30,6 +30,18 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "sectors/healthcare.toml",
         include_str!("../../policies/sectors/healthcare.toml"),
     ),
+    (
+        "detection/automotive.toml",
+        include_str!("../../policies/detection/automotive.toml"),
+    ),
+    (
+        "detection/hems.toml",
+        include_str!("../../policies/detection/hems.toml"),
+    ),
+    (
+        "detection/healthcare.toml",
+        include_str!("../../policies/detection/healthcare.toml"),
+    ),
 ];
 
 /// Policy files as (relative name, text).
@@ -50,22 +62,28 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
                 .with_context(|| format!("cannot read {}", path.display()))?,
         ));
     }
-    let sectors = dir.join("sectors");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&sectors)
-        .with_context(|| format!("cannot read {}", sectors.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    names.sort();
-    for p in names {
-        let name = format!(
-            "sectors/{}",
-            p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
-        );
-        files.push((
-            name,
-            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
-        ));
+    for sub in ["sectors", "detection"] {
+        let folder = dir.join(sub);
+        if sub == "detection" && !folder.exists() {
+            continue;
+        }
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot read {}", folder.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        names.sort();
+        for p in names {
+            let name = format!(
+                "{sub}/{}",
+                p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+            );
+            files.push((
+                name,
+                std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            ));
+        }
     }
     Ok(files)
 }
@@ -90,11 +108,17 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
     if sectors.is_empty() {
         bail!("{base}sectors/ holds no sector policy");
     }
+    let detection: Vec<(String, String)> = files
+        .iter()
+        .filter(|(n, _)| n.starts_with("detection/"))
+        .map(|(n, t)| (format!("{base}{n}"), t.clone()))
+        .collect();
     Ok(PolicySet::parse(
         (&pki_name, pki_text),
         &sectors,
         (&coop_name, coop_text),
         (&recog_name, recog_text),
+        &detection,
     )?)
 }
 
@@ -131,6 +155,8 @@ pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
         return Ok(false);
     }
     std::fs::create_dir_all(dir.join("sectors"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("detection"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, text) in files {
         let path = dir.join(name);

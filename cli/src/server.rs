@@ -13,8 +13,12 @@ use trustca_ca::{
     CaHierarchy, CrlPublisher, EnrollmentEngine, EnrollmentService, InitReport, Passphrase,
     RevocationService,
 };
-use trustca_db::{Federation, FederationConfig, TrustEngine, TrustEngineConfig, TrustService};
+use trustca_db::{
+    AnomalyService, Federation, FederationConfig, Notifier, TrustEngine, TrustEngineConfig,
+    TrustService,
+};
 use trustca_model::{PolicySet, SectorName};
+use trustca_proto::v1::anomalies_server::AnomaliesServer;
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
 use trustca_proto::v1::revocation_server::RevocationServer;
 use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
@@ -43,6 +47,8 @@ pub struct ServeOptions {
     pub authoritative: Vec<String>,
     /// Trust databases of other sectors: (sector, https URL).
     pub peers: Vec<(String, String)>,
+    /// Webhook (http://...) that receives anomaly notifications.
+    pub notify_webhook: Option<String>,
 }
 
 impl ServeOptions {
@@ -56,6 +62,7 @@ impl ServeOptions {
             server_names: Vec::new(),
             authoritative: Vec::new(),
             peers: Vec::new(),
+            notify_webhook: None,
         }
     }
 }
@@ -260,6 +267,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     ));
     crls.publish_all()?;
     spawn_crl_schedule(&crls);
+    let weak_crls = Arc::downgrade(&crls);
+    trust.set_revocation_hook(Box::new(move |sector| {
+        if let Some(crls) = weak_crls.upgrade()
+            && let Err(e) = crls.publish(sector)
+        {
+            tracing::error!(%sector, error = %e, "CRL reissue after revocation failed");
+        }
+    }));
+    let anomalies = AnomaliesServer::new(AnomalyService::new(
+        Arc::clone(&trust),
+        Notifier {
+            sink: Some(opts.data.join("notifications.jsonl")),
+            webhook: opts.notify_webhook.clone(),
+        },
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key_pkcs8())?;
     heads.sign_now()?;
     heads.spawn();
@@ -316,7 +339,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(reflection)
         .add_service(enrollment)
         .add_service(trust_service)
-        .add_service(revocation);
+        .add_service(revocation)
+        .add_service(anomalies);
     let handle = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {
@@ -374,7 +398,7 @@ fn trust_engine(
     let explicit = opts.policies.clone();
     let loader: trustca_db::PolicyLoader = Box::new(move || {
         policies::resolve(explicit.as_deref(), Some(&data))
-            .map(|(_, set)| set.trust)
+            .map(|(_, set)| (set.trust, set.detection))
             .map_err(|e| format!("{e:#}"))
     });
     let cfg = TrustEngineConfig {
@@ -394,6 +418,7 @@ fn trust_engine(
         cfg,
         storage,
         policy_set.trust.clone(),
+        policy_set.detection.clone(),
         Some(loader),
         federation,
     )?)

@@ -74,6 +74,67 @@ pub struct RevokeArgs {
     json: bool,
 }
 
+/// `trustca anomaly`.
+#[derive(Debug, Args)]
+pub struct AnomalyArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The device's certificate (PEM; may hold its chain).
+    #[arg(long)]
+    device: PathBuf,
+    /// The anomaly kind (see policies/detection/*.toml), e.g. firmware-downgrade.
+    #[arg(long)]
+    anomaly: String,
+    /// What was seen, KEY=VALUE (repeatable).
+    #[arg(long = "evidence", value_parser = parse_kv)]
+    evidence: Vec<(String, String)>,
+    /// When it was observed (unix seconds; default now).
+    #[arg(long, default_value_t = 0)]
+    observed_at: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| "expected KEY=VALUE".to_owned())
+}
+
+/// Runs `trustca anomaly`.
+pub async fn anomaly(a: AnomalyArgs) -> Result<ExitCode> {
+    let chain = read_certs(&a.device)?;
+    let mut c = pb::anomalies_client::AnomaliesClient::new(a.client.channel().await?);
+    let o = c
+        .report(pb::AnomalyReport {
+            device: Some(pb::CertificateChain {
+                certificates: chain,
+            }),
+            anomaly: a.anomaly.clone(),
+            observed_at: a.observed_at,
+            evidence: a.evidence.into_iter().collect(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if a.json {
+        print_json(&json!({
+            "identity": o.identity, "action": o.action, "severity": o.severity,
+            "count_in_window": o.count_in_window, "threshold": o.threshold,
+            "record": o.record.as_ref().map(record_json), "reasons": o.reasons,
+        }));
+    } else {
+        println!(
+            "{}: {} -> {} ({} of {} in window, severity {})",
+            o.identity, a.anomaly, o.action, o.count_in_window, o.threshold, o.severity
+        );
+        for r in &o.reasons {
+            println!("  - {r}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `trustca crl`.
 #[derive(Debug, Args)]
 pub struct CrlArgs {

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use trustca_model::{
-    CertificateKind, Credential, DecisionInput, DeviceIdentity, SectorName, SignedTrustAssertion,
-    TrustAssertion, TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
+    CertificateKind, Credential, DecisionInput, DetectionPolicy, DeviceIdentity, SectorName,
+    SignedTrustAssertion, TrustAssertion, TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
 };
 use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
@@ -23,8 +23,12 @@ use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 use crate::federation::Federation;
 use crate::{TrustDbError, firmware};
 
-/// Loads a fresh policy (files re-read and validated) for `reload`.
-pub type PolicyLoader = Box<dyn Fn() -> Result<TrustPolicy, String> + Send + Sync>;
+/// Loads fresh policies (files re-read and validated) for `reload`.
+pub type PolicyLoader =
+    Box<dyn Fn() -> Result<(TrustPolicy, DetectionPolicy), String> + Send + Sync>;
+
+/// Called after certificates of a sector were revoked (to reissue its CRL).
+pub type RevocationHook = Box<dyn Fn(&SectorName) + Send + Sync>;
 
 /// How the engine is set up.
 pub struct TrustEngineConfig {
@@ -88,7 +92,9 @@ pub struct TrustEngine {
     cfg: TrustEngineConfig,
     storage: Arc<dyn Storage>,
     policy: RwLock<Arc<TrustPolicy>>,
+    detection: RwLock<Arc<DetectionPolicy>>,
     loader: Option<PolicyLoader>,
+    revocation_hook: std::sync::OnceLock<RevocationHook>,
     responder: ring::signature::EcdsaKeyPair,
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
@@ -143,6 +149,7 @@ impl TrustEngine {
         cfg: TrustEngineConfig,
         storage: Arc<dyn Storage>,
         policy: TrustPolicy,
+        detection: DetectionPolicy,
         loader: Option<PolicyLoader>,
         federation: Option<Federation>,
     ) -> Result<Self, TrustDbError> {
@@ -156,7 +163,9 @@ impl TrustEngine {
             cfg,
             storage,
             policy: RwLock::new(Arc::new(policy)),
+            detection: RwLock::new(Arc::new(detection)),
             loader,
+            revocation_hook: std::sync::OnceLock::new(),
             responder,
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
@@ -172,6 +181,30 @@ impl TrustEngine {
         }
     }
 
+    /// The detection templates in force.
+    pub fn detection(&self) -> Arc<DetectionPolicy> {
+        match self.detection.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The store.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Sets what runs after revocations (CRL reissue); once.
+    pub fn set_revocation_hook(&self, hook: RevocationHook) {
+        let _ = self.revocation_hook.set(hook);
+    }
+
+    pub(crate) fn after_revocation(&self, sector: &SectorName) {
+        if let Some(hook) = self.revocation_hook.get() {
+            hook(sector);
+        }
+    }
+
     /// Re-reads the policy files. A bad file is refused and the running
     /// policy stays.
     pub fn reload(&self) -> Result<Arc<TrustPolicy>, TrustDbError> {
@@ -179,16 +212,21 @@ impl TrustEngine {
             .loader
             .as_ref()
             .ok_or_else(|| TrustDbError::PolicyReload("no policy source".into()))?;
-        let fresh = Arc::new(loader().map_err(TrustDbError::PolicyReload)?);
+        let (trust, detection) = loader().map_err(TrustDbError::PolicyReload)?;
+        let fresh = Arc::new(trust);
         match self.policy.write() {
             Ok(mut p) => *p = Arc::clone(&fresh),
             Err(poisoned) => *poisoned.into_inner() = Arc::clone(&fresh),
+        }
+        match self.detection.write() {
+            Ok(mut p) => *p = Arc::new(detection),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(detection),
         }
         tracing::info!(version = %fresh.version(), "trust policy reloaded");
         Ok(fresh)
     }
 
-    fn is_local(&self, sector: &SectorName) -> bool {
+    pub(crate) fn is_local(&self, sector: &SectorName) -> bool {
         self.cfg.authoritative.is_empty() || self.cfg.authoritative.contains(sector)
     }
 
@@ -722,10 +760,24 @@ impl TrustEngine {
                 if record.status == TrustStatus::Retired {
                     return Err(TrustDbError::FailedPrecondition("already retired".into()));
                 }
+                // Disposal: every certificate is revoked (cessation of
+                // operation); the record is kept.
+                let serials: Vec<Vec<u8>> = self
+                    .storage
+                    .device(&identity.key())?
+                    .map(|d| {
+                        d.certificates
+                            .iter()
+                            .filter_map(|h| trustca_model::hexfmt::decode(h))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.storage.revoke(&serials, 5, &who, &req.reason, now)?;
+                self.after_revocation(&identity.sector);
                 change(
                     None,
                     Some(TrustStatus::Retired),
-                    "retired (disposal)".into(),
+                    "retired (disposal): every certificate revoked".into(),
                     "trust.retired",
                 )
             }

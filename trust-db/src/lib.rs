@@ -4,14 +4,17 @@
 //! trust responder the root certified; sector databases federate.
 #![forbid(unsafe_code)]
 
+mod anomaly;
 mod engine;
 mod error;
 mod federation;
 mod firmware;
+mod notify;
 mod service;
 
-pub use engine::{LiveState, PolicyLoader, TrustEngine, TrustEngineConfig};
+pub use engine::{LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig};
 pub use error::TrustDbError;
 pub use federation::{Federation, FederationConfig};
 pub use firmware::{compare as compare_firmware, in_range as firmware_in_range};
-pub use service::{MAX_CHAIN, MAX_DECIDE_BATCH, TrustService};
+pub use notify::Notifier;
+pub use service::{AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, TrustService};

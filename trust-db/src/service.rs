@@ -178,3 +178,38 @@ impl TrustDatabase for TrustService {
             .map_err(Status::from)
     }
 }
+
+/// The `trustca.v1.Anomalies` service (gateway role).
+#[derive(Debug, Clone)]
+pub struct AnomalyService {
+    engine: Arc<TrustEngine>,
+    notifier: crate::Notifier,
+}
+
+impl AnomalyService {
+    /// Wraps an engine and where notifications go.
+    pub fn new(engine: Arc<TrustEngine>, notifier: crate::Notifier) -> Self {
+        Self { engine, notifier }
+    }
+}
+
+#[tonic::async_trait]
+impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
+    async fn report(
+        &self,
+        request: Request<pb::AnomalyReport>,
+    ) -> Result<Response<pb::AnomalyOutcome>, Status> {
+        let who = caller(&request)?;
+        let engine = Arc::clone(&self.engine);
+        let req = request.into_inner();
+        let (outcome, notification) =
+            tokio::task::spawn_blocking(move || engine.report_anomaly(&who, req))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(Status::from)?;
+        if let Some(n) = notification {
+            self.notifier.send(n);
+        }
+        Ok(Response::new(outcome))
+    }
+}

@@ -462,6 +462,8 @@ pub struct PolicySet {
     pub sectors: BTreeMap<SectorName, SectorPolicy>,
     /// `cooperation.toml` and `recognition.toml`.
     pub trust: crate::TrustPolicy,
+    /// `detection/<sector>.toml`.
+    pub detection: crate::DetectionPolicy,
 }
 
 impl PolicySet {
@@ -473,6 +475,7 @@ impl PolicySet {
         sector_files: &[(String, String)],
         cooperation: (&str, &str),
         recognition: (&str, &str),
+        detection_files: &[(String, String)],
     ) -> Result<Self, ModelError> {
         let pki = PkiPolicy::parse(pki.0, pki.1)?;
         let mut sectors = BTreeMap::new();
@@ -502,10 +505,12 @@ impl PolicySet {
         }
         let names: Vec<SectorName> = sectors.keys().cloned().collect();
         let trust = crate::TrustPolicy::parse(cooperation, recognition, &names)?;
+        let detection = crate::DetectionPolicy::parse(detection_files, &names)?;
         Ok(Self {
             pki,
             sectors,
             trust,
+            detection,
         })
     }
 
