@@ -96,15 +96,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn blob_put(
         &self,
         space: &str,
-        records: &[(Vec<u8>, Vec<u8>)],
+        records: &[KeyValue],
         create_only: bool,
         audit: Option<&BlobAudit>,
     ) -> Result<(), StoreError>;
     /// Reads one opaque record.
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Opaque records of a space whose key starts with `prefix`.
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
 }
+
+/// One opaque record: key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The audit entry written with a [`Storage::blob_put`].
 #[derive(Debug, Clone)]

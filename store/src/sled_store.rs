@@ -635,7 +635,7 @@ impl Storage for SledStorage {
     fn blob_put(
         &self,
         space: &str,
-        records: &[(Vec<u8>, Vec<u8>)],
+        records: &[crate::KeyValue],
         create_only: bool,
         audit: Option<&crate::BlobAudit>,
     ) -> Result<(), StoreError> {
@@ -670,7 +670,7 @@ impl Storage for SledStorage {
         Ok(self.blobs.get(blob_key(space, key))?.map(|v| v.to_vec()))
     }
 
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<crate::KeyValue>, StoreError> {
         let full = blob_key(space, prefix);
         let skip = space.len() + 1;
         self.blobs

@@ -37,7 +37,9 @@ async fn webhook() -> (String, tokio::sync::mpsc::Receiver<String>) {
                         .and_then(|v| v.trim().parse().ok())
                         .unwrap_or(0);
                     if got >= i + 4 + len {
-                        let _ = s.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                            .await;
                         let _ = tx.send(text[i + 4..i + 4 + len].to_owned()).await;
                         break;
                     }
@@ -48,14 +50,24 @@ async fn webhook() -> (String, tokio::sync::mpsc::Receiver<String>) {
     (url, rx)
 }
 
-async fn report(g: &mut AnomaliesClient<tonic::transport::Channel>, d: &Device, kind: &str, at: i64) -> pb::AnomalyOutcome {
+async fn report(
+    g: &mut AnomaliesClient<tonic::transport::Channel>,
+    d: &Device,
+    kind: &str,
+    at: i64,
+) -> pb::AnomalyOutcome {
     g.report(pb::AnomalyReport {
-        device: Some(pb::CertificateChain { certificates: d.chain.clone() }),
+        device: Some(pb::CertificateChain {
+            certificates: d.chain.clone(),
+        }),
         anomaly: kind.into(),
         observed_at: at,
-        evidence: [("seen_version".to_string(), "1.9.0".to_string()), ("expected_version".to_string(), "2.1.0".to_string())]
-            .into_iter()
-            .collect(),
+        evidence: [
+            ("seen_version".to_string(), "1.9.0".to_string()),
+            ("expected_version".to_string(), "2.1.0".to_string()),
+        ]
+        .into_iter()
+        .collect(),
     })
     .await
     .unwrap()
@@ -75,15 +87,75 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     let server = trustca::server::start(opts).await.unwrap();
     let url = format!("https://{}", server.addr);
     let root = ca.root_pem();
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive", "hems", "healthcare"]);
-    let gw = ca.credential(CertificateKind::Gateway, "soc-east", &["automotive", "healthcare"]);
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "hems", "healthcare"],
+    );
+    let gw = ca.credential(
+        CertificateKind::Gateway,
+        "soc-east",
+        &["automotive", "healthcare"],
+    );
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
-    let mut enroll = trustca_proto::v1::enrollment_client::EnrollmentClient::new(trustca::client::connect(&url, &acme).await.unwrap());
-    let car = enroll_device(&mut enroll, &root, "automotive", "Acme", "EV-200", "N1", "2.1.0", automotive_lv5()).await;
-    let parked = enroll_device(&mut enroll, &root, "automotive", "Acme", "EV-200", "N2", "2.1.0", automotive_lv5()).await;
-    let hijacked = enroll_device(&mut enroll, &root, "automotive", "Acme", "EV-200", "N3", "2.1.0", automotive_lv5()).await;
-    let house = enroll_device(&mut enroll, &root, "hems", "Acme", "HB-1", "NH", "1.0.0", hems_lv5()).await;
-    let meter = enroll_device(&mut enroll, &root, "healthcare", "Acme", "BP-1", "NM", "1.0.0", vec![]).await;
+    let mut enroll = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&url, &acme).await.unwrap(),
+    );
+    let car = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "N1",
+        "2.1.0",
+        automotive_lv5(),
+    )
+    .await;
+    let parked = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "N2",
+        "2.1.0",
+        automotive_lv5(),
+    )
+    .await;
+    let hijacked = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "N3",
+        "2.1.0",
+        automotive_lv5(),
+    )
+    .await;
+    let house = enroll_device(
+        &mut enroll,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "NH",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    let meter = enroll_device(
+        &mut enroll,
+        &root,
+        "healthcare",
+        "Acme",
+        "BP-1",
+        "NM",
+        "1.0.0",
+        vec![],
+    )
+    .await;
     let mut g = AnomaliesClient::new(trustca::client::connect(&url, &gw).await.unwrap());
 
     // Firmware downgrade: suspended at once.
@@ -95,13 +167,25 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         trustca::client::connect(&url, &house.creds).await.unwrap(),
     );
     let d = house_db
-        .decide(pb::DecideRequest { peer: Some(pb::CertificateChain { certificates: car.chain.clone() }), operation: "read-telemetry".into() })
+        .decide(pb::DecideRequest {
+            peer: Some(pb::CertificateChain {
+                certificates: car.chain.clone(),
+            }),
+            operation: "read-telemetry".into(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert!(!d.allow && d.reasons.iter().any(|r| r.contains("peer is suspended")), "{:?}", d.reasons);
+    assert!(
+        !d.allow && d.reasons.iter().any(|r| r.contains("peer is suspended")),
+        "{:?}",
+        d.reasons
+    );
     // The provider hears the details, not just "anomaly".
-    let body = tokio::time::timeout(std::time::Duration::from_secs(5), hook.recv()).await.unwrap().unwrap();
+    let body = tokio::time::timeout(std::time::Duration::from_secs(5), hook.recv())
+        .await
+        .unwrap()
+        .unwrap();
     let n: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(n["device"], car.identity.as_str());
     assert_eq!(n["anomaly"], "firmware-downgrade");
@@ -114,7 +198,10 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     // The underground car park: silence, then a burst on reconnection -> tolerated.
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let o = report(&mut g, &parked, "silence", now - 3600).await;
-    assert_eq!(o.action, "none", "one silence is below its threshold: {o:?}");
+    assert_eq!(
+        o.action, "none",
+        "one silence is below its threshold: {o:?}"
+    );
     for i in 0..3 {
         let o = report(&mut g, &parked, "frequency-high", now - 60 + i).await;
         if i == 2 {
@@ -137,33 +224,79 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     let o = report(&mut g, &meter, "firmware-downgrade", 0).await;
     assert_eq!(o.action, "revoke");
     assert_eq!(o.record.as_ref().unwrap().status, "revoked");
-    let mut rev = trustca_proto::v1::revocation_client::RevocationClient::new(trustca::client::connect(&url, &gw).await.unwrap());
-    let crl = rev.get_crl(pb::GetCrlRequest { sector: "healthcare".into() }).await.unwrap().into_inner();
+    let mut rev = trustca_proto::v1::revocation_client::RevocationClient::new(
+        trustca::client::connect(&url, &gw).await.unwrap(),
+    );
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "healthcare".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let (_, parsed) = x509_parser::parse_x509_crl(&crl.crl_der).unwrap();
     let (_, meter_cert) = x509_parser::parse_x509_certificate(&meter.chain[0]).unwrap();
-    assert!(parsed.iter_revoked_certificates().any(|r| r.raw_serial() == meter_cert.raw_serial()), "revocation reached the CRL");
+    assert!(
+        parsed
+            .iter_revoked_certificates()
+            .any(|r| r.raw_serial() == meter_cert.raw_serial()),
+        "revocation reached the CRL"
+    );
 
     // Roles and bad reports.
     let mut not_gw = AnomaliesClient::new(trustca::client::connect(&url, &ops).await.unwrap());
     let err = not_gw
-        .report(pb::AnomalyReport { device: Some(pb::CertificateChain { certificates: car.chain.clone() }), anomaly: "silence".into(), observed_at: 0, evidence: Default::default() })
+        .report(pb::AnomalyReport {
+            device: Some(pb::CertificateChain {
+                certificates: car.chain.clone(),
+            }),
+            anomaly: "silence".into(),
+            observed_at: 0,
+            evidence: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let err = g
-        .report(pb::AnomalyReport { device: Some(pb::CertificateChain { certificates: car.chain.clone() }), anomaly: "bad-vibes".into(), observed_at: 0, evidence: Default::default() })
+        .report(pb::AnomalyReport {
+            device: Some(pb::CertificateChain {
+                certificates: car.chain.clone(),
+            }),
+            anomaly: "bad-vibes".into(),
+            observed_at: 0,
+            evidence: Default::default(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = g
-        .report(pb::AnomalyReport { device: Some(pb::CertificateChain { certificates: house.chain.clone() }), anomaly: "silence".into(), observed_at: 0, evidence: Default::default() })
+        .report(pb::AnomalyReport {
+            device: Some(pb::CertificateChain {
+                certificates: house.chain.clone(),
+            }),
+            anomaly: "silence".into(),
+            observed_at: 0,
+            evidence: Default::default(),
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied, "this gateway does not cover hems");
+    assert_eq!(
+        err.code(),
+        Code::PermissionDenied,
+        "this gateway does not cover hems"
+    );
 
     // History names the gateway and the template's reason.
-    let mut ops_db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(trustca::client::connect(&url, &ops).await.unwrap());
-    let h = ops_db.get_history(pb::GetHistoryRequest { identity: hijacked.identity.clone() }).await.unwrap().into_inner();
+    let mut ops_db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
+        trustca::client::connect(&url, &ops).await.unwrap(),
+    );
+    let h = ops_db
+        .get_history(pb::GetHistoryRequest {
+            identity: hijacked.identity.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let last = h.entries.last().unwrap();
     assert_eq!(last.actor, "gateway:soc-east");
     assert!(last.reason.contains("frequency-high x3"), "{}", last.reason);
@@ -177,11 +310,27 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         })
         .await
         .unwrap();
-    let crl = rev.get_crl(pb::GetCrlRequest { sector: "automotive".into() }).await.unwrap().into_inner();
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "automotive".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let (_, parsed) = x509_parser::parse_x509_crl(&crl.crl_der).unwrap();
     let (_, parked_cert) = x509_parser::parse_x509_certificate(&parked.chain[0]).unwrap();
-    assert!(parsed.iter_revoked_certificates().any(|r| r.raw_serial() == parked_cert.raw_serial()));
-    let h = ops_db.get_history(pb::GetHistoryRequest { identity: parked.identity.clone() }).await.unwrap().into_inner();
+    assert!(
+        parsed
+            .iter_revoked_certificates()
+            .any(|r| r.raw_serial() == parked_cert.raw_serial())
+    );
+    let h = ops_db
+        .get_history(pb::GetHistoryRequest {
+            identity: parked.identity.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(h.record.unwrap().status, "retired");
     drop((g, not_gw, house_db, ops_db, rev, enroll));
     server.shutdown().await.unwrap();

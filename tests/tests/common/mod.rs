@@ -1,6 +1,11 @@
 //! Shared set-up for end-to-end tests: a real server on a loopback port
 //! with a fresh data directory, credentials, CSRs, and openssl.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_arguments
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
