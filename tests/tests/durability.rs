@@ -1,0 +1,84 @@
+//! Nothing lost: a server killed (SIGKILL) in the middle of a factory-line
+//! batch has made every certificate it returned durable, and left no half
+//! issuance behind (no device without its certificate, trust record and
+//! audit entry).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+use trustca_store::Storage;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_nothing_it_returned() {
+    let ca = TestCa::init();
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let mut child = Command::new(trustca_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(ca.data())
+        .env("TRUSTCA_PASSPHRASE", std::str::from_utf8(PASSPHRASE).unwrap())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("serve prints its address").to_owned();
+    let channel = trustca::client::connect(&format!("https://{addr}"), &acme).await.unwrap();
+    let mut client = pb::enrollment_client::EnrollmentClient::new(channel);
+
+    let total = 3000u64;
+    let items: Vec<pb::EnrollBatchItem> = (0..total)
+        .map(|i| pb::EnrollBatchItem { id: i, request: Some(request("hems", "Acme", &format!("K{i}"), csr().1, vec![])) })
+        .collect();
+    let mut stream = client.enroll_batch(tokio_stream::iter(items)).await.unwrap().into_inner();
+    let mut returned = Vec::new();
+    while let Ok(Some(r)) = stream.message().await {
+        if let Some(pb::enroll_batch_result::Outcome::Certificate(c)) = r.outcome {
+            returned.push(c);
+        }
+        if returned.len() == 400 {
+            child.kill().unwrap(); // SIGKILL: no shutdown, no final flush
+            break;
+        }
+    }
+    let _ = child.wait();
+    drop((stream, client));
+    assert_eq!(returned.len(), 400, "the server returned certificates before it was killed");
+
+    let store = trustca_store::SledStorage::open(&ca.data().join("db")).unwrap();
+    for c in &returned {
+        let serial = trustca_model::hexfmt::decode(&c.serial).unwrap();
+        let rec = store.certificate(&serial).unwrap().expect("a returned certificate is durable");
+        assert_eq!(rec.der, c.chain_der[0]);
+        let key = rec.identity_key.unwrap();
+        assert!(store.device(&key).unwrap().is_some());
+        assert!(store.trust_record(&key).unwrap().is_some());
+    }
+    // No half issuance: every device has its certificate and trust record,
+    // and the audit log holds one issuance entry per certificate.
+    let (certs, devices) = store.counts().unwrap();
+    let stored_devices = store.devices_with_prefix("hems/").unwrap();
+    assert_eq!(stored_devices.len() as u64, devices);
+    for d in &stored_devices {
+        let serial = trustca_model::hexfmt::decode(&d.certificates[0]).unwrap();
+        assert!(store.certificate(&serial).unwrap().is_some(), "device {} without certificate", d.urn);
+        assert!(store.trust_record(&d.identity_key).unwrap().is_some());
+    }
+    let issued = store
+        .audit_entries(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "certificate.issued")
+        .count() as u64;
+    assert_eq!(issued, devices);
+    assert_eq!(certs, devices + 1, "plus the manufacturer credential recorded at start");
+    assert!(devices >= 400 && devices <= total);
+}
