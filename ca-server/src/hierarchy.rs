@@ -480,6 +480,11 @@ impl CaHierarchy {
         self.keystore.has(name)
     }
 
+    /// The opened keystore (for the pseudonym CAs' keys and state secret).
+    pub(crate) fn keystore(&self) -> &Keystore {
+        &self.keystore
+    }
+
     /// The subject public key info of `der`, for rcgen.
     pub(crate) fn spki_of(spki_der: &[u8]) -> Result<rcgen::SubjectPublicKeyInfo, CaError> {
         rcgen::SubjectPublicKeyInfo::from_der(spki_der)

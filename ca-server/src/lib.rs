@@ -10,6 +10,7 @@ mod error;
 mod hierarchy;
 mod issuer;
 mod keystore;
+pub mod pseudonym_ca;
 mod revocation;
 mod service;
 
@@ -20,5 +21,8 @@ pub use error::CaError;
 pub use hierarchy::{CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
+pub use pseudonym_ca::{
+    PseudonymAuthority, PseudonymPolicy, PseudonymProfile, PseudonymService, init_pseudonym_cas,
+};
 pub use revocation::{CrlPublisher, PublishedCrl, RevocationService};
 pub use service::{EnrollmentService, MAX_BATCH_ITEMS, authenticate};

@@ -19,6 +19,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/recognition.toml"),
     ),
     (
+        "pseudonym.toml",
+        include_str!("../../policies/pseudonym.toml"),
+    ),
+    (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
     ),
@@ -61,6 +65,13 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
             std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?,
         ));
+    }
+    // Optional: the V2X pseudonym profiles (docs/pseudonyms.md).
+    let pseudonym = dir.join("pseudonym.toml");
+    if pseudonym.exists() {
+        let text = std::fs::read_to_string(&pseudonym)
+            .with_context(|| format!("cannot read {}", pseudonym.display()))?;
+        files.push(("pseudonym.toml".to_owned(), text));
     }
     for sub in ["sectors", "detection"] {
         let folder = dir.join(sub);

@@ -21,7 +21,8 @@ use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 
 use crate::federation::Federation;
-use crate::{TrustDbError, firmware};
+use crate::TrustDbError;
+use trustca_model::firmware;
 
 /// Loads fresh policies (files re-read and validated) for `reload`.
 pub type PolicyLoader =

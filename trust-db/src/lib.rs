@@ -8,13 +8,11 @@ mod anomaly;
 mod engine;
 mod error;
 mod federation;
-mod firmware;
 mod notify;
 mod service;
 
 pub use engine::{LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig};
 pub use error::TrustDbError;
 pub use federation::{Federation, FederationConfig};
-pub use firmware::{compare as compare_firmware, in_range as firmware_in_range};
 pub use notify::Notifier;
 pub use service::{AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, TrustService};

@@ -16,6 +16,7 @@ pub mod detection;
 mod error;
 mod evidence;
 pub mod extension;
+pub mod firmware;
 pub mod hexfmt;
 mod identity;
 mod level;
