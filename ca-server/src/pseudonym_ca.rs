@@ -244,14 +244,13 @@ impl PseudonymPolicy {
         }
         let mut sectors = BTreeMap::new();
         for (name, p) in parsed.sectors {
-            let sector = SectorName::new(&name).map_err(|e| bad(format!("[sectors.{name}]: {e}")))?;
+            let sector =
+                SectorName::new(&name).map_err(|e| bad(format!("[sectors.{name}]: {e}")))?;
             let at = |m: &str| bad(format!("[sectors.{name}]: {m}"));
-            let epoch = OffsetDateTime::parse(
-                &p.epoch,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map_err(|e| at(&format!("epoch {:?}: {e}", p.epoch)))?
-            .unix_timestamp();
+            let epoch =
+                OffsetDateTime::parse(&p.epoch, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| at(&format!("epoch {:?}: {e}", p.epoch)))?
+                    .unix_timestamp();
             if p.period_seconds == 0 || p.period_seconds > 366 * 24 * 3600 {
                 return Err(at("period_seconds must be 1 .. one year"));
             }
@@ -391,10 +390,7 @@ fn pseudonym_ca_params(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, organization.as_str());
     dn.push(DnType::OrganizationalUnitName, sector.as_str());
-    dn.push(
-        DnType::CommonName,
-        format!("trustca {sector} Pseudonym CA"),
-    );
+    dn.push(DnType::CommonName, format!("trustca {sector} Pseudonym CA"));
     p.distinguished_name = dn;
     p.name_constraints = Some(NameConstraints {
         permitted_subtrees: vec![GeneralSubtree::DnsName(format!(
@@ -555,11 +551,11 @@ pub struct PseudonymCertificate {
 
 /// Decodes the pseudonym fields of a certificate (no signature check).
 pub fn pseudonym_fields(der: &[u8]) -> Result<PseudonymCertificate, CaError> {
-    let bad = |m: &str| CaError::InvalidRequest(format!("not a trustca pseudonym certificate: {m}"));
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(der).map_err(|_| bad("does not parse"))?;
-    let ext = trustca_model::trust_extension(&cert)?
-        .ok_or_else(|| bad("no trust-level extension"))?;
+    let bad =
+        |m: &str| CaError::InvalidRequest(format!("not a trustca pseudonym certificate: {m}"));
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| bad("does not parse"))?;
+    let ext =
+        trustca_model::trust_extension(&cert)?.ok_or_else(|| bad("no trust-level extension"))?;
     if ext.kind != CertificateKind::Pseudonym {
         return Err(bad(&format!("kind is {}", ext.kind.as_str())));
     }
@@ -684,8 +680,8 @@ impl VehicleState {
         let mut out = Zeroizing::new(Vec::with_capacity(2 + LINKAGE_CHAIN_LEN + 16));
         out.push(VEHICLE_RECORD_VERSION);
         out.extend_from_slice(self.chain.to_bytes().as_ref());
-        let flags = u8::from(self.issued_through.is_some())
-            | (u8::from(self.revoked_from.is_some()) << 1);
+        let flags =
+            u8::from(self.issued_through.is_some()) | (u8::from(self.revoked_from.is_some()) << 1);
         out.push(flags);
         out.extend_from_slice(&self.issued_through.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.revoked_from.unwrap_or(0).to_be_bytes());
@@ -1064,8 +1060,8 @@ impl PseudonymAuthority {
         if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != VEHICLE_RECORD_VERSION {
             return Err(corrupt());
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN])
-            .map_err(|_| corrupt())?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| corrupt())?;
         let mut buf = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
         let aad = [VEHICLE_AAD, key.as_slice()].concat();
         let plain = wrap
@@ -1074,7 +1070,11 @@ impl PseudonymAuthority {
         VehicleState::decode(plain).map(Some).ok_or_else(corrupt)
     }
 
-    fn seal_vehicle(&self, key: &[u8; 32], state: &VehicleState) -> Result<(Vec<u8>, Vec<u8>), Status> {
+    fn seal_vehicle(
+        &self,
+        key: &[u8; 32],
+        state: &VehicleState,
+    ) -> Result<(Vec<u8>, Vec<u8>), Status> {
         let wrap = self
             .wrap_key
             .as_ref()
@@ -1158,9 +1158,9 @@ impl PseudonymAuthority {
         }
         let level = TrustLevel::new(record.level as i64)
             .map_err(|e| Status::internal(format!("trust record level: {e}")))?;
-        let current = profile
-            .period_at(now)
-            .ok_or_else(|| Status::failed_precondition("the clock is before the pseudonym epoch"))?;
+        let current = profile.period_at(now).ok_or_else(|| {
+            Status::failed_precondition("the clock is before the pseudonym epoch")
+        })?;
         let n = req.number_of_periods;
         if n == 0 || n > profile.max_periods_per_request {
             return Err(Status::invalid_argument(format!(
@@ -1205,8 +1205,7 @@ impl PseudonymAuthority {
         let mut state = match self.load_vehicle(&key)? {
             Some(s) => s,
             None => VehicleState {
-                chain: LinkageChain::generate(current)
-                    .map_err(|e| internal("linkage chain", e))?,
+                chain: LinkageChain::generate(current).map_err(|e| internal("linkage chain", e))?,
                 issued_through: None,
                 revoked_from: None,
             },
@@ -1249,7 +1248,13 @@ impl PseudonymAuthority {
                             let mut out = Vec::new();
                             for &period in chunk {
                                 out.extend(self.issue_period(
-                                    sector, level, ra, &state.chain, butterfly, urn, period,
+                                    sector,
+                                    level,
+                                    ra,
+                                    &state.chain,
+                                    butterfly,
+                                    urn,
+                                    period,
                                     ca_not_after,
                                 )?);
                             }
@@ -1265,7 +1270,8 @@ impl PseudonymAuthority {
                     })
                     .collect()
             });
-        let mut certificates = Vec::with_capacity(periods.len() * profile.certificates_per_period as usize);
+        let mut certificates =
+            Vec::with_capacity(periods.len() * profile.certificates_per_period as usize);
         let mut records = Vec::with_capacity(certificates.capacity() + 1);
         for r in results {
             for (cert, record) in r? {
@@ -1337,7 +1343,8 @@ impl PseudonymAuthority {
             let serial = issuer::random_serial().map_err(Status::from)?;
             let params =
                 pseudonym_params(&ext, &serial, not_before, not_after).map_err(Status::from)?;
-            let spki = CaHierarchy::spki_of(&issued.public_key.to_spki_der()).map_err(Status::from)?;
+            let spki =
+                CaHierarchy::spki_of(&issued.public_key.to_spki_der()).map_err(Status::from)?;
             let der = sector.ca.sign(&params, &spki).map_err(Status::from)?;
             let blob = trustca_pseudonym::seal(ra, lv.as_bytes(), &escrow)
                 .map_err(|e| internal("escrow", e))?;
@@ -1395,9 +1402,9 @@ impl PseudonymAuthority {
                 req.identity
             )));
         }
-        let current = profile
-            .period_at(now)
-            .ok_or_else(|| Status::failed_precondition("the clock is before the pseudonym epoch"))?;
+        let current = profile.period_at(now).ok_or_else(|| {
+            Status::failed_precondition("the clock is before the pseudonym epoch")
+        })?;
         let from = if req.from_period == 0 {
             current
         } else {
@@ -1418,8 +1425,7 @@ impl PseudonymAuthority {
         let mut state = match self.load_vehicle(&key)? {
             Some(s) => s,
             None => VehicleState {
-                chain: LinkageChain::generate(current)
-                    .map_err(|e| internal("linkage chain", e))?,
+                chain: LinkageChain::generate(current).map_err(|e| internal("linkage chain", e))?,
                 issued_through: None,
                 revoked_from: None,
             },
@@ -1461,8 +1467,13 @@ impl PseudonymAuthority {
             ),
             at: now,
         };
-        let signed =
-            self.publish_with(&identity.sector, now, Some(entry), vec![vehicle_record], Some(&audit))?;
+        let signed = self.publish_with(
+            &identity.sector,
+            now,
+            Some(entry),
+            vec![vehicle_record],
+            Some(&audit),
+        )?;
         let number = PseudonymRevocationList::from_signed_bytes(&signed.prl)
             .map(|l| l.issue_number())
             .unwrap_or(0);
@@ -1705,8 +1716,12 @@ impl pb::pseudonyms_server::Pseudonyms for PseudonymService {
         let operator = caller.name.clone();
         let r = blocking(move || a.revoke(&caller, &req, now_unix())).await;
         match &r {
-            Ok(resp) => tracing::info!(rpc = "RevokePseudonyms", %operator, sector = %resp.sector, from_period = resp.from_period, newly = resp.newly_revoked, outcome = "revoked"),
-            Err(s) => tracing::info!(rpc = "RevokePseudonyms", %operator, outcome = "refused", code = ?s.code(), reason = %s.message()),
+            Ok(resp) => {
+                tracing::info!(rpc = "RevokePseudonyms", %operator, sector = %resp.sector, from_period = resp.from_period, newly = resp.newly_revoked, outcome = "revoked")
+            }
+            Err(s) => {
+                tracing::info!(rpc = "RevokePseudonyms", %operator, outcome = "refused", code = ?s.code(), reason = %s.message())
+            }
         }
         r.map(Response::new)
     }
@@ -1751,14 +1766,31 @@ mod tests {
     #[test]
     fn bad_profiles_are_refused_with_the_reason() {
         for (text, needle) in [
-            ("version='1'\n[sectors.automotive]\nmax_periods_ahead=200", "max_periods_ahead"),
-            ("version='1'\n[sectors.automotive]\noverlap_seconds=700000", "overlap"),
-            ("version='1'\n[sectors.automotive]\npermissions=['CAM']", "permission"),
-            ("version='1'\n[sectors.automotive]\nmin_level=0", "min_level"),
-            ("version='1'\n[sectors.automotive]\nbogus=1", "unknown field"),
+            (
+                "version='1'\n[sectors.automotive]\nmax_periods_ahead=200",
+                "max_periods_ahead",
+            ),
+            (
+                "version='1'\n[sectors.automotive]\noverlap_seconds=700000",
+                "overlap",
+            ),
+            (
+                "version='1'\n[sectors.automotive]\npermissions=['CAM']",
+                "permission",
+            ),
+            (
+                "version='1'\n[sectors.automotive]\nmin_level=0",
+                "min_level",
+            ),
+            (
+                "version='1'\n[sectors.automotive]\nbogus=1",
+                "unknown field",
+            ),
             ("version='1'\n[sectors.Bad_Name]\n", "sectors.Bad_Name"),
         ] {
-            let e = PseudonymPolicy::parse("p.toml", text).unwrap_err().to_string();
+            let e = PseudonymPolicy::parse("p.toml", text)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
     }

@@ -255,34 +255,59 @@ impl RevocationService {
         req: pb::BulkRevokeRequest,
     ) -> Result<pb::BulkRevokeResponse, CaError> {
         if caller.kind != CertificateKind::Operator {
-            return Err(CaError::PermissionDenied("bulk revocation needs an operator credential".into()));
+            return Err(CaError::PermissionDenied(
+                "bulk revocation needs an operator credential".into(),
+            ));
         }
         let sector = SectorName::new(&req.sector)?;
         self.publisher.policies.sector(sector.as_str())?;
         if !caller.may_act_for(&sector) {
-            return Err(CaError::PermissionDenied(format!("operator {} is not authorized for sector {sector}", caller.name)));
+            return Err(CaError::PermissionDenied(format!(
+                "operator {} is not authorized for sector {sector}",
+                caller.name
+            )));
         }
         if req.manufacturer.is_empty() || req.model.is_empty() {
-            return Err(CaError::InvalidRequest("manufacturer and model are required".into()));
+            return Err(CaError::InvalidRequest(
+                "manufacturer and model are required".into(),
+            ));
         }
         if req.note.trim().is_empty() || req.note.len() > 512 {
-            return Err(CaError::InvalidRequest("a note (1-512 bytes) saying why is required".into()));
+            return Err(CaError::InvalidRequest(
+                "a note (1-512 bytes) saying why is required".into(),
+            ));
         }
-        let reason = if req.reason.is_empty() { 0 } else { reason_code(&req.reason)? };
+        let reason = if req.reason.is_empty() {
+            0
+        } else {
+            reason_code(&req.reason)?
+        };
         let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
         let devices: Vec<_> = self
             .storage
             .devices_with_prefix(&prefix)?
             .into_iter()
-            .filter(|d| trustca_model::firmware::in_range(&d.firmware_version, &req.firmware_min, &req.firmware_max))
+            .filter(|d| {
+                trustca_model::firmware::in_range(
+                    &d.firmware_version,
+                    &req.firmware_min,
+                    &req.firmware_max,
+                )
+            })
             .collect();
         let serials: Vec<Vec<u8>> = devices
             .iter()
-            .flat_map(|d| d.certificates.iter().filter_map(|h| trustca_model::hexfmt::decode(h)))
+            .flat_map(|d| {
+                d.certificates
+                    .iter()
+                    .filter_map(|h| trustca_model::hexfmt::decode(h))
+            })
             .collect();
         let actor = crate::enroll::actor(caller);
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let changed = self.storage.revoke(&serials, reason, &actor, &req.note, now)?;
+        let changed = self
+            .storage
+            .revoke(&serials, reason, &actor, &req.note, now)?;
         let changes: Vec<TrustChange> = devices
             .iter()
             .map(|d| TrustChange {
@@ -300,7 +325,11 @@ impl RevocationService {
         }
         let crl = self.publisher.publish(&sector)?;
         tracing::info!(rpc = "BulkRevoke", operator = %caller.name, %sector, devices = devices.len(), certificates = changed.len(), outcome = "revoked");
-        Ok(pb::BulkRevokeResponse { devices: devices.len() as u64, certificates: changed.len() as u64, crl_number: crl.number })
+        Ok(pb::BulkRevokeResponse {
+            devices: devices.len() as u64,
+            certificates: changed.len() as u64,
+            crl_number: crl.number,
+        })
     }
 }
 

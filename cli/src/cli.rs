@@ -151,6 +151,11 @@ pub enum Command {
     Revoke(Box<crate::trust_cmd::RevokeArgs>),
     /// Fetch the current CRL of a sector (DER).
     Crl(Box<crate::trust_cmd::CrlArgs>),
+    /// V2X pseudonym certificates: vehicle pool, revocation lists, resolution.
+    Pseudonym {
+        #[command(subcommand)]
+        action: crate::pseudonym_cmd::PseudonymAction,
+    },
     /// Auditor tools on a data directory (or a copy): verify, prove, list, report.
     Audit {
         #[command(subcommand)]
@@ -403,6 +408,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
+        Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Anomaly(args) => crate::trust_cmd::anomaly(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,

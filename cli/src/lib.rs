@@ -9,6 +9,8 @@ pub mod certinfo;
 pub mod cli;
 pub mod client;
 pub mod policies;
+pub mod pseudonym_cmd;
 pub mod server;
 pub mod transport;
 pub mod trust_cmd;
+pub mod vehicle_pool;

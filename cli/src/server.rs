@@ -220,7 +220,9 @@ pub fn init(
     let (files, set) = policies::resolve(explicit_policies, Some(data))?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     policies::install(data, &files)?;
-    Ok(CaHierarchy::init(data, &set, passphrase, server_names)?)
+    let report = CaHierarchy::init(data, &set, passphrase, server_names)?;
+    crate::pseudonym_cmd::init_pseudonyms(data, &files, &set, passphrase)?;
+    Ok(report)
 }
 
 /// Starts the server; returns once it is listening.
@@ -330,6 +332,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(256 * 1024 * 1024);
 
+    let pseudonyms = crate::pseudonym_cmd::service(
+        &opts.data,
+        opts.policies.as_deref(),
+        &policy_set,
+        &hierarchy,
+        &storage,
+    )?;
+    health
+        .set_serving::<trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService>>()
+        .await;
+
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -340,6 +353,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(enrollment)
         .add_service(trust_service)
         .add_service(revocation)
+        .add_service(pseudonyms)
         .add_service(anomalies);
     let handle = tokio::spawn(async move {
         router

@@ -96,35 +96,18 @@ fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> R
     Ok(())
 }
 
-fn tx_increment(meta: &TransactionalTree, key: &[u8]) -> Result<(), Abort> {
-    let n = match meta.get(key)? {
-        Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
-        None => 0,
-    };
-    meta.insert(key, &(n + 1).to_be_bytes())?;
-    Ok(())
-}
 
-/// Appends one audit entry inside a transaction: the entry, its leaf hash
-/// and the Merkle frontier after it are written together.
-pub(crate) fn tx_append_audit(
+/// Appends one audit entry to `frontier` and the audit tree (the caller
+/// stores the frontier).
+fn append_audit_to(
     audit: &TransactionalTree,
-    meta: &TransactionalTree,
+    frontier: &mut trustca_audit::MerkleFrontier,
     at: i64,
     actor: &str,
     kind: &str,
     subject: &str,
     detail: &str,
 ) -> Result<(), Abort> {
-    let mut frontier = match meta.get(AUDIT_FRONTIER)? {
-        Some(v) => trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| {
-            abort(StoreError::Corrupt {
-                key: "audit.frontier".into(),
-                reason: e.to_string(),
-            })
-        })?,
-        None => trustca_audit::MerkleFrontier::new(),
-    };
     let mut entry = AuditEntry {
         seq: frontier.size(),
         at,
@@ -138,9 +121,164 @@ pub(crate) fn tx_append_audit(
         .push_entry(&entry.leaf_bytes())
         .map_err(|e| abort(StoreError::Backend(format!("audit log: {e}"))))?;
     entry.leaf_hash = leaf;
-    tx_put(audit, &entry.seq.to_be_bytes(), &entry)?;
+    tx_put(audit, &entry.seq.to_be_bytes(), &entry)
+}
+
+/// Appends one audit entry inside a transaction: the entry, its leaf hash
+/// and the Merkle frontier after it are written together.
+pub(crate) fn tx_append_audit(
+    audit: &TransactionalTree,
+    meta: &TransactionalTree,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    detail: &str,
+) -> Result<(), Abort> {
+    let mut frontier = tx_frontier(meta)?;
+    append_audit_to(audit, &mut frontier, at, actor, kind, subject, detail)?;
     meta.insert(AUDIT_FRONTIER, frontier.to_bytes())?;
     Ok(())
+}
+
+struct IssuanceTrees<'a> {
+    certs: &'a TransactionalTree,
+    devices: &'a TransactionalTree,
+    trust: &'a TransactionalTree,
+    history: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+    fingerprints: &'a TransactionalTree,
+}
+
+fn tx_frontier(meta: &TransactionalTree) -> Result<trustca_audit::MerkleFrontier, Abort> {
+    match meta.get(AUDIT_FRONTIER)? {
+        Some(v) => trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| {
+            abort(StoreError::Corrupt {
+                key: "audit.frontier".into(),
+                reason: e.to_string(),
+            })
+        }),
+        None => Ok(trustca_audit::MerkleFrontier::new()),
+    }
+}
+
+fn tx_add(meta: &TransactionalTree, key: &[u8], n: u64) -> Result<(), Abort> {
+    if n == 0 {
+        return Ok(());
+    }
+    let old = match meta.get(key)? {
+        Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+        None => 0,
+    };
+    meta.insert(key, &(old + n).to_be_bytes())?;
+    Ok(())
+}
+
+/// Applies one issuance inside a group transaction. The inner result is
+/// the item's own outcome (Ok(new device?) or why it was refused — decided
+/// before any write); the outer error aborts the whole group.
+fn apply_issuance(
+    t: &IssuanceTrees<'_>,
+    frontier: &mut trustca_audit::MerkleFrontier,
+    issuance: &Issuance,
+    fingerprint: &[u8],
+) -> Result<Result<bool, StoreError>, Abort> {
+    let cert = &issuance.certificate;
+    let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
+    if t.certs.get(&cert.serial)?.is_some() {
+        return Ok(Err(StoreError::SerialReused(serial_hex)));
+    }
+    let mut new_device = false;
+    if let Some(device) = &issuance.device {
+        let key = device.identity_key.as_bytes();
+        let existing: Option<DeviceRecord> = tx_get(t.devices, key)?;
+        let (record, trust_record, change) = match (existing, issuance.renewal) {
+            (Some(_), false) => return Ok(Err(StoreError::AlreadyEnrolled(device.urn.clone()))),
+            (None, true) => return Ok(Err(StoreError::NotEnrolled(device.urn.clone()))),
+            (None, false) => {
+                new_device = true;
+                let mut record = device.clone();
+                record.certificates = vec![serial_hex.clone()];
+                let trust_record = TrustRecord {
+                    identity_key: device.identity_key.clone(),
+                    sector: device.sector.clone(),
+                    level: device.certificate_level,
+                    status: TrustStatus::Active,
+                    version: 1,
+                    updated_at: cert.issued_at,
+                };
+                (
+                    record,
+                    trust_record,
+                    format!("enrolled level={}", device.certificate_level),
+                )
+            }
+            (Some(old), true) => {
+                let Some(mut trust_record) = tx_get::<TrustRecord>(t.trust, key)? else {
+                    return Ok(Err(StoreError::NotEnrolled(device.urn.clone())));
+                };
+                if trust_record.status != TrustStatus::Active {
+                    return Ok(Err(StoreError::NotActive {
+                        identity: device.urn.clone(),
+                        status: trust_record.status.as_str().to_owned(),
+                    }));
+                }
+                if let Some(prev) = old.certificates.last() {
+                    let prev_serial = trustca_model::hexfmt::decode(prev).unwrap_or_default();
+                    if let Some(mut prev_cert) = tx_get::<CertificateRecord>(t.certs, &prev_serial)?
+                        && prev_cert.status == CertificateStatus::Active
+                    {
+                        prev_cert.status = CertificateStatus::Superseded {
+                            by: serial_hex.clone(),
+                        };
+                        tx_put(t.certs, &prev_serial, &prev_cert)?;
+                    }
+                }
+                let mut record = device.clone();
+                record.enrolled_at = old.enrolled_at;
+                record.certificates = old.certificates;
+                record.certificates.push(serial_hex.clone());
+                let change = format!(
+                    "renewed firmware={} level {}->{}",
+                    device.firmware_version, trust_record.level, device.certificate_level
+                );
+                trust_record.level = device.certificate_level;
+                trust_record.version += 1;
+                trust_record.updated_at = cert.issued_at;
+                (record, trust_record, change)
+            }
+        };
+        tx_put(t.devices, key, &record)?;
+        tx_put(t.trust, key, &trust_record)?;
+        let entry = HistoryEntry {
+            version: trust_record.version,
+            at: cert.issued_at,
+            actor: issuance.actor.clone(),
+            change,
+            reason: if issuance.renewal {
+                "renewal".into()
+            } else {
+                "enrollment".into()
+            },
+        };
+        tx_put(
+            t.history,
+            &history_key(&device.identity_key, trust_record.version),
+            &entry,
+        )?;
+    }
+    tx_put(t.certs, &cert.serial, cert)?;
+    t.fingerprints.insert(fingerprint, cert.serial.as_slice())?;
+    append_audit_to(
+        t.audit,
+        frontier,
+        cert.issued_at,
+        &issuance.actor,
+        &issuance.audit_kind,
+        &serial_hex,
+        &issuance.audit_detail,
+    )?;
+    Ok(Ok(new_device))
 }
 
 impl SledStorage {
@@ -156,6 +294,9 @@ impl SledStorage {
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
+            // Every write path flushes explicitly (group commit, operator
+            // changes); a background flusher would only add work.
+            .flush_every_ms(None)
             .open()?;
         let store = Self {
             certs: db.open_tree("certificates")?,
@@ -174,8 +315,14 @@ impl SledStorage {
         Ok((store, CloseWaiter(rx)))
     }
 
-    fn commit_one(&self, issuance: &Issuance) -> Result<(), StoreError> {
-        let fingerprint = ring::digest::digest(&ring::digest::SHA256, &issuance.certificate.der);
+    /// Commits a whole group in one transaction. Each issuance's checks run
+    /// before any of its writes, so a refused one writes nothing while the
+    /// others commit; counters and the Merkle frontier are written once.
+    fn commit_group(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        let fingerprints: Vec<ring::digest::Digest> = batch
+            .iter()
+            .map(|i| ring::digest::digest(&ring::digest::SHA256, &i.certificate.der))
+            .collect();
         let result = (
             &self.certs,
             &self.devices,
@@ -185,119 +332,43 @@ impl SledStorage {
             &self.meta,
             &self.fingerprints,
         )
-            .transaction(
-                |(certs, devices, trust, history, audit, meta, fingerprints)| {
-                    let cert = &issuance.certificate;
-                    let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
-                    if certs.get(&cert.serial)?.is_some() {
-                        return Err(abort(StoreError::SerialReused(serial_hex)));
-                    }
-                    if let Some(device) = &issuance.device {
-                        let key = device.identity_key.as_bytes();
-                        let existing: Option<DeviceRecord> = tx_get(devices, key)?;
-                        let (record, trust_record, change) = match (existing, issuance.renewal) {
-                            (Some(_), false) => {
-                                return Err(abort(StoreError::AlreadyEnrolled(device.urn.clone())));
-                            }
-                            (None, true) => {
-                                return Err(abort(StoreError::NotEnrolled(device.urn.clone())));
-                            }
-                            (None, false) => {
-                                tx_increment(meta, COUNT_DEVICES)?;
-                                let mut record = device.clone();
-                                record.certificates = vec![serial_hex.clone()];
-                                let trust_record = TrustRecord {
-                                    identity_key: device.identity_key.clone(),
-                                    sector: device.sector.clone(),
-                                    level: device.certificate_level,
-                                    status: TrustStatus::Active,
-                                    version: 1,
-                                    updated_at: cert.issued_at,
-                                };
-                                (
-                                    record,
-                                    trust_record,
-                                    format!("enrolled level={}", device.certificate_level),
-                                )
-                            }
-                            (Some(old), true) => {
-                                let mut trust_record: TrustRecord = tx_get(trust, key)?
-                                    .ok_or_else(|| {
-                                        abort(StoreError::NotEnrolled(device.urn.clone()))
-                                    })?;
-                                if trust_record.status != TrustStatus::Active {
-                                    return Err(abort(StoreError::NotActive {
-                                        identity: device.urn.clone(),
-                                        status: trust_record.status.as_str().to_owned(),
-                                    }));
-                                }
-                                if let Some(prev) = old.certificates.last() {
-                                    let prev_serial =
-                                        trustca_model::hexfmt::decode(prev).unwrap_or_default();
-                                    if let Some(mut prev_cert) =
-                                        tx_get::<CertificateRecord>(certs, &prev_serial)?
-                                        && prev_cert.status == CertificateStatus::Active
-                                    {
-                                        prev_cert.status = CertificateStatus::Superseded {
-                                            by: serial_hex.clone(),
-                                        };
-                                        tx_put(certs, &prev_serial, &prev_cert)?;
-                                    }
-                                }
-                                let mut record = device.clone();
-                                record.enrolled_at = old.enrolled_at;
-                                record.certificates = old.certificates;
-                                record.certificates.push(serial_hex.clone());
-                                let change = format!(
-                                    "renewed firmware={} level {}->{}",
-                                    device.firmware_version,
-                                    trust_record.level,
-                                    device.certificate_level
-                                );
-                                trust_record.level = device.certificate_level;
-                                trust_record.version += 1;
-                                trust_record.updated_at = cert.issued_at;
-                                (record, trust_record, change)
-                            }
-                        };
-                        tx_put(devices, key, &record)?;
-                        tx_put(trust, key, &trust_record)?;
-                        let entry = HistoryEntry {
-                            version: trust_record.version,
-                            at: cert.issued_at,
-                            actor: issuance.actor.clone(),
-                            change,
-                            reason: if issuance.renewal {
-                                "renewal".into()
-                            } else {
-                                "enrollment".into()
-                            },
-                        };
-                        tx_put(
-                            history,
-                            &history_key(&device.identity_key, trust_record.version),
-                            &entry,
-                        )?;
-                    }
-                    tx_put(certs, &cert.serial, cert)?;
-                    fingerprints.insert(fingerprint.as_ref(), cert.serial.as_slice())?;
-                    tx_increment(meta, COUNT_CERTS)?;
-                    tx_append_audit(
+            .transaction(|(certs, devices, trust, history, audit, meta, fps)| {
+                let mut frontier = tx_frontier(meta)?;
+                let mut results = Vec::with_capacity(batch.len());
+                let (mut new_certs, mut new_devices) = (0u64, 0u64);
+                for (issuance, fp) in batch.iter().zip(&fingerprints) {
+                    let trees = IssuanceTrees {
+                        certs,
+                        devices,
+                        trust,
+                        history,
                         audit,
-                        meta,
-                        cert.issued_at,
-                        &issuance.actor,
-                        &issuance.audit_kind,
-                        &serial_hex,
-                        &issuance.audit_detail,
-                    )?;
-                    Ok(())
-                },
-            );
+                        fingerprints: fps,
+                    };
+                    let r = apply_issuance(&trees, &mut frontier, issuance, fp.as_ref())?;
+                    if let Ok(new_device) = &r {
+                        new_certs += 1;
+                        new_devices += u64::from(*new_device);
+                    }
+                    results.push(r.map(|_| ()));
+                }
+                tx_add(meta, COUNT_CERTS, new_certs)?;
+                tx_add(meta, COUNT_DEVICES, new_devices)?;
+                meta.insert(AUDIT_FRONTIER, frontier.to_bytes())?;
+                Ok(results)
+            });
         match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Ok(r) => r,
+            Err(e) => {
+                let msg = match e {
+                    TransactionError::Abort(e) => e.to_string(),
+                    TransactionError::Storage(e) => e.to_string(),
+                };
+                batch
+                    .iter()
+                    .map(|_| Err(StoreError::Backend(msg.clone())))
+                    .collect()
+            }
         }
     }
 
@@ -321,7 +392,7 @@ impl SledStorage {
 
 impl Storage for SledStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
-        batch.iter().map(|i| self.commit_one(i)).collect()
+        self.commit_group(batch)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -22,23 +22,41 @@ async fn a_killed_server_loses_nothing_it_returned() {
     let mut child = Command::new(trustca_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(ca.data())
-        .env("TRUSTCA_PASSPHRASE", std::str::from_utf8(PASSPHRASE).unwrap())
+        .env(
+            "TRUSTCA_PASSPHRASE",
+            std::str::from_utf8(PASSPHRASE).unwrap(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("serve prints its address").to_owned();
-    let channel = trustca::client::connect(&format!("https://{addr}"), &acme).await.unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("serve prints its address")
+        .to_owned();
+    let channel = trustca::client::connect(&format!("https://{addr}"), &acme)
+        .await
+        .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel);
 
     let total = 3000u64;
     let items: Vec<pb::EnrollBatchItem> = (0..total)
-        .map(|i| pb::EnrollBatchItem { id: i, request: Some(request("hems", "Acme", &format!("K{i}"), csr().1, vec![])) })
+        .map(|i| pb::EnrollBatchItem {
+            id: i,
+            request: Some(request("hems", "Acme", &format!("K{i}"), csr().1, vec![])),
+        })
         .collect();
-    let mut stream = client.enroll_batch(tokio_stream::iter(items)).await.unwrap().into_inner();
+    let mut stream = client
+        .enroll_batch(tokio_stream::iter(items))
+        .await
+        .unwrap()
+        .into_inner();
     let mut returned = Vec::new();
     while let Ok(Some(r)) = stream.message().await {
         if let Some(pb::enroll_batch_result::Outcome::Certificate(c)) = r.outcome {
@@ -51,12 +69,19 @@ async fn a_killed_server_loses_nothing_it_returned() {
     }
     let _ = child.wait();
     drop((stream, client));
-    assert_eq!(returned.len(), 400, "the server returned certificates before it was killed");
+    assert_eq!(
+        returned.len(),
+        400,
+        "the server returned certificates before it was killed"
+    );
 
     let store = trustca_store::SledStorage::open(&ca.data().join("db")).unwrap();
     for c in &returned {
         let serial = trustca_model::hexfmt::decode(&c.serial).unwrap();
-        let rec = store.certificate(&serial).unwrap().expect("a returned certificate is durable");
+        let rec = store
+            .certificate(&serial)
+            .unwrap()
+            .expect("a returned certificate is durable");
         assert_eq!(rec.der, c.chain_der[0]);
         let key = rec.identity_key.unwrap();
         assert!(store.device(&key).unwrap().is_some());
@@ -69,7 +94,11 @@ async fn a_killed_server_loses_nothing_it_returned() {
     assert_eq!(stored_devices.len() as u64, devices);
     for d in &stored_devices {
         let serial = trustca_model::hexfmt::decode(&d.certificates[0]).unwrap();
-        assert!(store.certificate(&serial).unwrap().is_some(), "device {} without certificate", d.urn);
+        assert!(
+            store.certificate(&serial).unwrap().is_some(),
+            "device {} without certificate",
+            d.urn
+        );
         assert!(store.trust_record(&d.identity_key).unwrap().is_some());
     }
     let issued = store
@@ -79,6 +108,10 @@ async fn a_killed_server_loses_nothing_it_returned() {
         .filter(|e| e.kind == "certificate.issued")
         .count() as u64;
     assert_eq!(issued, devices);
-    assert_eq!(certs, devices + 1, "plus the manufacturer credential recorded at start");
+    assert_eq!(
+        certs,
+        devices + 1,
+        "plus the manufacturer credential recorded at start"
+    );
     assert!(devices >= 400 && devices <= total);
 }

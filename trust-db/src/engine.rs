@@ -20,8 +20,8 @@ use trustca_model::{
 use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 
-use crate::federation::Federation;
 use crate::TrustDbError;
+use crate::federation::Federation;
 use trustca_model::firmware;
 
 /// Loads fresh policies (files re-read and validated) for `reload`.

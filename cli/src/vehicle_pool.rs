@@ -1,0 +1,826 @@
+//! The vehicle's pseudonym pool: its pseudonym certificates and the private
+//! keys it derived for them, encrypted at rest, and the policy for using
+//! them.
+//!
+//! * **At rest.** `DIR/pool.toml` holds the key derivation parameters and a
+//!   check value; `DIR/pool.bin` holds the whole state (certificates, keys,
+//!   rotation state) sealed with AES-256-GCM. The key comes from a
+//!   passphrase (PBKDF2-HMAC-SHA256) or a key file of at least 32 random
+//!   bytes (HKDF-SHA256). Certificates are encrypted too: which pseudonyms
+//!   belong to one vehicle is exactly what must not leak from a stolen disk.
+//!   Every save writes a temporary file, syncs it and renames it over the
+//!   old one, so a crash leaves the previous or the new state.
+//! * **Rotation.** The pool uses one certificate at a time and changes it
+//!   after an interval with ±20 % jitter (default: the period length divided
+//!   by the certificates per period), and at once when a period begins. It
+//!   never goes back to a certificate already used in the same period:
+//!   when all are used, it keeps the current one until the period ends.
+//! * **Top-up.** The pool reports when fewer than `topup_margin_periods`
+//!   periods (counting the current one) remain covered; `request` fills it.
+//! * **Expiry.** Certificates whose validity has ended are dropped on every
+//!   save.
+//!
+//! One process should use a pool directory at a time.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use trustca_proto::v1 as pb;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The key derivation and check file.
+pub const POOL_META: &str = "pool.toml";
+/// The encrypted state.
+pub const POOL_STATE: &str = "pool.bin";
+const FORMAT: &str = "trustca-pool-v1";
+const STATE_MAGIC: &[u8; 4] = b"TCP1";
+const STATE_AAD: &[u8] = b"trustca-pool-state-v1";
+const CHECK_AAD: &[u8] = b"trustca-pool-check-v1";
+const CHECK_PLAINTEXT: &[u8] = b"trustca pool check v1";
+const PBKDF2_ITERATIONS: u32 = 200_000;
+const MIN_KEY_FILE: usize = 32;
+const MIN_PASSPHRASE: usize = 8;
+/// Default jitter of the rotation interval, percent either way.
+pub const DEFAULT_JITTER_PERCENT: u32 = 20;
+/// Default number of covered periods below which a top-up is due.
+pub const DEFAULT_TOPUP_MARGIN: u32 = 2;
+
+/// What protects a pool.
+pub enum PoolSecret {
+    /// A passphrase (at least 8 bytes).
+    Passphrase(Zeroizing<Vec<u8>>),
+    /// The contents of a key file (at least 32 bytes of randomness).
+    KeyFile(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for PoolSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Passphrase(_) => f.write_str("PoolSecret::Passphrase(<redacted>)"),
+            Self::KeyFile(_) => f.write_str("PoolSecret::KeyFile(<redacted>)"),
+        }
+    }
+}
+
+impl PoolSecret {
+    /// Reads a key file.
+    pub fn key_file(path: &Path) -> Result<Self> {
+        let bytes = Zeroizing::new(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read pool key file {}", path.display()))?,
+        );
+        if bytes.len() < MIN_KEY_FILE {
+            bail!(
+                "pool key file {} must hold at least {MIN_KEY_FILE} random bytes",
+                path.display()
+            );
+        }
+        Ok(Self::KeyFile(bytes))
+    }
+
+    /// A passphrase, trailing newlines removed.
+    pub fn passphrase(mut bytes: Vec<u8>) -> Result<Self> {
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        let bytes = Zeroizing::new(bytes);
+        if bytes.len() < MIN_PASSPHRASE {
+            bail!("the pool passphrase must be at least {MIN_PASSPHRASE} bytes");
+        }
+        Ok(Self::Passphrase(bytes))
+    }
+
+    fn kdf_name(&self) -> &'static str {
+        match self {
+            Self::Passphrase(_) => "pbkdf2-hmac-sha256",
+            Self::KeyFile(_) => "hkdf-sha256-key-file",
+        }
+    }
+
+    fn derive(&self, kdf: &str, iterations: u32, salt: &[u8]) -> Result<LessSafeKey> {
+        if kdf != self.kdf_name() {
+            bail!(
+                "this pool is protected by {} ({}); give the matching secret",
+                kdf,
+                if kdf == "pbkdf2-hmac-sha256" {
+                    "a passphrase: $TRUSTCA_POOL_PASSPHRASE"
+                } else {
+                    "a key file: --pool-key"
+                }
+            );
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        match self {
+            Self::Passphrase(p) => {
+                let iterations = std::num::NonZeroU32::new(iterations)
+                    .context("pool.toml: zero iterations")?;
+                ring::pbkdf2::derive(
+                    ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                    iterations,
+                    salt,
+                    p,
+                    key.as_mut(),
+                );
+            }
+            Self::KeyFile(k) => {
+                let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(k);
+                let info = [b"trustca-pool-key-file-v1".as_slice()];
+                let okm = prk
+                    .expand(&info, ring::hkdf::HKDF_SHA256)
+                    .map_err(|_| anyhow::anyhow!("HKDF failed"))?;
+                okm.fill(key.as_mut())
+                    .map_err(|_| anyhow::anyhow!("HKDF failed"))?;
+            }
+        }
+        let unbound = UnboundKey::new(&AES_256_GCM, key.as_ref())
+            .map_err(|_| anyhow::anyhow!("bad pool key"))?;
+        Ok(LessSafeKey::new(unbound))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolMeta {
+    format: String,
+    kdf: String,
+    iterations: u32,
+    salt: String,
+    check: String,
+}
+
+/// The sector's pseudonym profile as the pool keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolProfile {
+    /// Sector.
+    pub sector: String,
+    /// Version of the pseudonym policy.
+    pub policy_version: String,
+    /// Unix time at which period 0 starts.
+    pub epoch: i64,
+    /// Period length.
+    pub period_seconds: u64,
+    /// Certificates per period.
+    pub certificates_per_period: u32,
+    /// Validity overlap at period edges.
+    pub overlap_seconds: u64,
+    /// How many periods may be held ahead.
+    pub max_periods_ahead: u32,
+    /// Periods per request.
+    pub max_periods_per_request: u32,
+    /// Permissions in the certificates.
+    pub permissions: Vec<String>,
+}
+
+impl From<&pb::PseudonymProfile> for PoolProfile {
+    fn from(p: &pb::PseudonymProfile) -> Self {
+        Self {
+            sector: p.sector.clone(),
+            policy_version: p.policy_version.clone(),
+            epoch: p.epoch,
+            period_seconds: p.period_seconds.max(1),
+            certificates_per_period: p.certificates_per_period.max(1),
+            overlap_seconds: p.overlap_seconds,
+            max_periods_ahead: p.max_periods_ahead.max(1),
+            max_periods_per_request: p.max_periods_per_request.max(1),
+            permissions: p.permissions.clone(),
+        }
+    }
+}
+
+impl PoolProfile {
+    /// The period containing unix time `t` (0 before the epoch).
+    pub fn period_at(&self, t: i64) -> u64 {
+        if t < self.epoch {
+            0
+        } else {
+            (t - self.epoch) as u64 / self.period_seconds
+        }
+    }
+
+    /// Unix time at which `period` starts (saturating).
+    pub fn period_start(&self, period: u64) -> i64 {
+        let offset = period.saturating_mul(self.period_seconds);
+        self.epoch
+            .saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
+    }
+}
+
+/// One certificate of the pool with its private key.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PoolEntry {
+    /// Period.
+    pub period: u64,
+    /// Index within the period.
+    pub index: u32,
+    /// The certificate, DER, hex.
+    pub certificate: String,
+    /// The private key scalar, hex (secret).
+    pub key: String,
+    /// Serial, hex.
+    pub serial: String,
+    /// Validity, unix seconds.
+    pub not_before: i64,
+    /// Validity, unix seconds.
+    pub not_after: i64,
+    /// Whether it has been the current certificate.
+    pub used: bool,
+}
+
+impl Drop for PoolEntry {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for PoolEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolEntry")
+            .field("period", &self.period)
+            .field("index", &self.index)
+            .field("serial", &self.serial)
+            .field("key", &"<redacted>")
+            .field("used", &self.used)
+            .finish()
+    }
+}
+
+impl PoolEntry {
+    /// The certificate, DER.
+    pub fn certificate_der(&self) -> Result<Vec<u8>> {
+        hex::decode(&self.certificate).context("pool: corrupt certificate")
+    }
+
+    /// The private key as PKCS#8 DER (secret).
+    pub fn private_key_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let raw = Zeroizing::new(hex::decode(&self.key).context("pool: corrupt key")?);
+        let scalar: Zeroizing<[u8; 32]> = Zeroizing::new(
+            raw.as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("pool: corrupt key"))?,
+        );
+        let key = trustca_pseudonym::P256PrivateKey::from_bytes(&scalar)
+            .map_err(|e| anyhow::anyhow!("pool: corrupt key: {e}"))?;
+        Ok(key.to_pkcs8_der())
+    }
+
+    fn valid_at(&self, t: i64) -> bool {
+        self.not_before <= t && t <= self.not_after
+    }
+}
+
+/// The certificate in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Current {
+    /// Its period.
+    pub period: u64,
+    /// Its index.
+    pub index: u32,
+    /// Its serial, hex.
+    pub serial: String,
+    /// When it became current, unix seconds.
+    pub since: i64,
+    /// When the next change is due, unix seconds.
+    pub next_change: i64,
+}
+
+/// How the pool rotates and tops up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Rotation interval; `None`: period length / certificates per period.
+    pub rotation_seconds: Option<u64>,
+    /// Jitter, percent either way.
+    pub jitter_percent: u32,
+    /// A top-up is due when fewer periods than this remain covered.
+    pub topup_margin_periods: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rotation_seconds: None,
+            jitter_percent: DEFAULT_JITTER_PERCENT,
+            topup_margin_periods: DEFAULT_TOPUP_MARGIN,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct PoolState {
+    profile: Option<PoolProfile>,
+    /// The pseudonym CA, DER hex.
+    pseudonym_ca: String,
+    /// The trustca root, DER hex.
+    root: String,
+    entries: Vec<PoolEntry>,
+    current: Option<Current>,
+    settings: Settings,
+    /// The last period the CA reported as issued to this vehicle.
+    issued_through: Option<u64>,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The current certificate stays.
+    Kept,
+    /// A new certificate became current.
+    Changed,
+    /// Every certificate of the period was used; the current one stays.
+    Exhausted,
+    /// No certificate is valid now: request more.
+    Empty,
+}
+
+impl Rotation {
+    /// Lower-case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Kept => "kept",
+            Self::Changed => "changed",
+            Self::Exhausted => "exhausted",
+            Self::Empty => "empty",
+        }
+    }
+}
+
+/// An opened pool.
+pub struct Pool {
+    dir: PathBuf,
+    key: LessSafeKey,
+    state: PoolState,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("dir", &self.dir)
+            .field("certificates", &self.state.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .map_err(|_| anyhow::anyhow!("pool encryption failed"))?;
+    buf.splice(0..0, nonce);
+    Ok(buf)
+}
+
+fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
+    let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
+    let n = key
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, sync, rename),
+/// readable by the owner only.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn random_u64() -> Result<u64> {
+    let mut b = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl Pool {
+    /// Whether `dir` holds a pool.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(POOL_META).exists()
+    }
+
+    /// Creates an empty pool in `dir` (which must not hold one).
+    pub fn create(dir: &Path, secret: &PoolSecret) -> Result<Self> {
+        if Self::exists(dir) {
+            bail!("{} already holds a pseudonym pool", dir.display());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let mut salt = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| anyhow::anyhow!("no randomness"))?;
+        let key = secret.derive(secret.kdf_name(), PBKDF2_ITERATIONS, &salt)?;
+        let meta = PoolMeta {
+            format: FORMAT.into(),
+            kdf: secret.kdf_name().into(),
+            iterations: PBKDF2_ITERATIONS,
+            salt: hex::encode(salt),
+            check: hex::encode(seal(&key, CHECK_AAD, CHECK_PLAINTEXT)?),
+        };
+        let pool = Self {
+            dir: dir.to_path_buf(),
+            key,
+            state: PoolState::default(),
+        };
+        pool.save_state()?;
+        write_atomic(
+            &dir.join(POOL_META),
+            toml::to_string(&meta)
+                .context("encoding pool.toml")?
+                .as_bytes(),
+        )?;
+        Ok(pool)
+    }
+
+    /// Opens the pool in `dir`; a wrong secret is a clear error.
+    pub fn open(dir: &Path, secret: &PoolSecret) -> Result<Self> {
+        let meta_path = dir.join(POOL_META);
+        let text = std::fs::read_to_string(&meta_path)
+            .with_context(|| format!("no pseudonym pool in {}", dir.display()))?;
+        let meta: PoolMeta = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", meta_path.display(), e.message()))?;
+        if meta.format != FORMAT {
+            bail!("{}: unsupported format {}", meta_path.display(), meta.format);
+        }
+        let salt = hex::decode(&meta.salt).context("pool.toml: bad salt")?;
+        let key = secret.derive(&meta.kdf, meta.iterations, &salt)?;
+        let check = hex::decode(&meta.check).context("pool.toml: bad check value")?;
+        match open(&key, CHECK_AAD, &check) {
+            Some(p) if p.as_slice() == CHECK_PLAINTEXT => {}
+            _ => bail!("wrong pool key or passphrase for {}", dir.display()),
+        }
+        let state_path = dir.join(POOL_STATE);
+        let sealed = std::fs::read(&state_path)
+            .with_context(|| format!("cannot read {}", state_path.display()))?;
+        if sealed.len() < 4 || &sealed[..4] != STATE_MAGIC {
+            bail!("{} is not a trustca pool state", state_path.display());
+        }
+        let plain = open(&key, STATE_AAD, &sealed[4..])
+            .ok_or_else(|| anyhow::anyhow!("{} does not decrypt (corrupt)", state_path.display()))?;
+        let state: PoolState = serde_json::from_slice(&plain)
+            .with_context(|| format!("{} is corrupt", state_path.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            key,
+            state,
+        })
+    }
+
+    /// Opens the pool in `dir`, creating it when there is none.
+    pub fn open_or_create(dir: &Path, secret: &PoolSecret) -> Result<Self> {
+        if Self::exists(dir) {
+            Self::open(dir, secret)
+        } else {
+            Self::create(dir, secret)
+        }
+    }
+
+    fn save_state(&self) -> Result<()> {
+        let plain = Zeroizing::new(serde_json::to_vec(&self.state).context("encoding the pool")?);
+        let mut out = STATE_MAGIC.to_vec();
+        out.extend(seal(&self.key, STATE_AAD, &plain)?);
+        write_atomic(&self.dir.join(POOL_STATE), &out)
+    }
+
+    /// Drops expired certificates and writes the pool durably.
+    pub fn save(&mut self, now: i64) -> Result<()> {
+        self.drop_expired(now);
+        self.save_state()
+    }
+
+    /// The pool directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The profile, once the pool has talked to a CA.
+    pub fn profile(&self) -> Option<&PoolProfile> {
+        self.state.profile.as_ref()
+    }
+
+    /// Records the CA's profile and certificates. A pool belongs to one sector.
+    pub fn set_profile(&mut self, profile: PoolProfile, ca_der: &[u8], root_der: &[u8]) -> Result<()> {
+        if let Some(p) = &self.state.profile
+            && p.sector != profile.sector
+        {
+            bail!(
+                "this pool holds pseudonyms of sector {}, not {}",
+                p.sector,
+                profile.sector
+            );
+        }
+        self.state.profile = Some(profile);
+        if !ca_der.is_empty() {
+            self.state.pseudonym_ca = hex::encode(ca_der);
+        }
+        if !root_der.is_empty() {
+            self.state.root = hex::encode(root_der);
+        }
+        Ok(())
+    }
+
+    /// Records what the CA says it issued to this vehicle.
+    pub fn set_issued_through(&mut self, through: Option<u64>) {
+        if through > self.state.issued_through {
+            self.state.issued_through = through;
+        }
+    }
+
+    /// The pseudonym CA certificate, DER (empty before the first request).
+    pub fn pseudonym_ca_der(&self) -> Vec<u8> {
+        hex::decode(&self.state.pseudonym_ca).unwrap_or_default()
+    }
+
+    /// The rotation settings.
+    pub fn settings(&self) -> &Settings {
+        &self.state.settings
+    }
+
+    /// Changes the rotation interval (`None`: the profile's default).
+    pub fn set_rotation(&mut self, seconds: Option<u64>) {
+        self.state.settings.rotation_seconds = seconds.filter(|s| *s > 0);
+    }
+
+    /// Changes the top-up margin (at least 1 period).
+    pub fn set_topup_margin(&mut self, periods: u32) {
+        self.state.settings.topup_margin_periods = periods.max(1);
+    }
+
+    /// Every certificate held.
+    pub fn entries(&self) -> &[PoolEntry] {
+        &self.state.entries
+    }
+
+    /// Adds certificates (a repeated period and index replaces nothing).
+    pub fn add(&mut self, entries: Vec<PoolEntry>) -> usize {
+        let have: BTreeSet<(u64, u32)> = self
+            .state
+            .entries
+            .iter()
+            .map(|e| (e.period, e.index))
+            .collect();
+        let mut added = 0;
+        for e in entries {
+            if !have.contains(&(e.period, e.index)) {
+                self.state.entries.push(e);
+                added += 1;
+            }
+        }
+        self.state
+            .entries
+            .sort_by_key(|e| (e.period, e.index));
+        if let Some(last) = self.state.entries.last().map(|e| e.period) {
+            self.set_issued_through(Some(last));
+        }
+        added
+    }
+
+    /// Drops certificates whose validity has ended; returns how many.
+    pub fn drop_expired(&mut self, now: i64) -> usize {
+        let before = self.state.entries.len();
+        self.state.entries.retain(|e| e.not_after >= now);
+        if let Some(c) = &self.state.current
+            && !self
+                .state
+                .entries
+                .iter()
+                .any(|e| e.period == c.period && e.index == c.index)
+        {
+            self.state.current = None;
+        }
+        before - self.state.entries.len()
+    }
+
+    /// The last period covered by a certificate held or issued.
+    pub fn covered_through(&self) -> Option<u64> {
+        let held = self.state.entries.iter().map(|e| e.period).max();
+        held.max(self.state.issued_through)
+    }
+
+    /// The rotation interval in seconds.
+    pub fn rotation_seconds(&self) -> u64 {
+        self.state.settings.rotation_seconds.unwrap_or_else(|| {
+            self.state
+                .profile
+                .as_ref()
+                .map(|p| p.period_seconds / p.certificates_per_period.max(1) as u64)
+                .unwrap_or(300)
+                .max(1)
+        })
+    }
+
+    fn jittered(&self) -> Result<i64> {
+        let base = self.rotation_seconds();
+        let spread = base * self.state.settings.jitter_percent.min(90) as u64 / 100;
+        if spread == 0 {
+            return Ok(base as i64);
+        }
+        let offset = random_u64()? % (2 * spread + 1);
+        Ok((base - spread + offset).max(1) as i64)
+    }
+
+    /// The certificate in use.
+    pub fn current(&self) -> Option<&Current> {
+        self.state.current.as_ref()
+    }
+
+    /// The entry of the certificate in use.
+    pub fn current_entry(&self) -> Option<&PoolEntry> {
+        let c = self.state.current.as_ref()?;
+        self.state
+            .entries
+            .iter()
+            .find(|e| e.period == c.period && e.index == c.index)
+    }
+
+    /// Picks the certificate to use at `now`: keeps the current one until
+    /// its change is due (or `force`), changes at once when a new period
+    /// begins, and picks uniformly among the period's certificates not yet
+    /// used. Does not save.
+    pub fn rotate(&mut self, now: i64, force: bool) -> Result<Rotation> {
+        self.drop_expired(now);
+        let Some(profile) = self.state.profile.clone() else {
+            return Ok(Rotation::Empty);
+        };
+        let period = profile.period_at(now);
+        let current_ok = self
+            .current_entry()
+            .is_some_and(|e| e.valid_at(now) && e.period == period);
+        if current_ok
+            && !force
+            && self
+                .state
+                .current
+                .as_ref()
+                .is_some_and(|c| now < c.next_change)
+        {
+            return Ok(Rotation::Kept);
+        }
+        let mut candidates: Vec<usize> = self
+            .state
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.period == period && !e.used && e.valid_at(now))
+            .map(|(i, _)| i)
+            .collect();
+        if candidates.is_empty() && !current_ok {
+            // During the overlap at a period edge, a certificate of the
+            // neighbouring period is still (or already) valid.
+            candidates = self
+                .state
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !e.used && e.valid_at(now))
+                .map(|(i, _)| i)
+                .collect();
+        }
+        if candidates.is_empty() {
+            if current_ok {
+                // Never go back to a certificate already used this period.
+                if let Some(c) = self.state.current.as_mut() {
+                    c.next_change = profile.period_start(period + 1);
+                }
+                return Ok(Rotation::Exhausted);
+            }
+            self.state.current = None;
+            return Ok(Rotation::Empty);
+        }
+        let pick = candidates[(random_u64()? % candidates.len() as u64) as usize];
+        let next_change = now + self.jittered()?;
+        let entry = &mut self.state.entries[pick];
+        entry.used = true;
+        let period_end = profile.period_start(entry.period + 1);
+        self.state.current = Some(Current {
+            period: entry.period,
+            index: entry.index,
+            serial: entry.serial.clone(),
+            since: now,
+            next_change: next_change.min(period_end.max(now + 1)),
+        });
+        Ok(Rotation::Changed)
+    }
+
+    /// When a top-up is due: when fewer than the margin's periods
+    /// (counting the current one) remain covered.
+    pub fn next_topup(&self, now: i64) -> i64 {
+        let Some(profile) = &self.state.profile else {
+            return now;
+        };
+        let Some(through) = self.state.entries.iter().map(|e| e.period).max() else {
+            return now;
+        };
+        let margin = self.state.settings.topup_margin_periods.max(1) as u64;
+        // Due in the first period q with through - q + 1 < margin.
+        let due_period = (through + 2).saturating_sub(margin);
+        profile.period_start(due_period)
+    }
+
+    /// The periods from `now`'s on that hold certificates.
+    pub fn periods_covered(&self, now: i64) -> Vec<u64> {
+        let Some(profile) = &self.state.profile else {
+            return vec![];
+        };
+        let p = profile.period_at(now);
+        let set: BTreeSet<u64> = self
+            .state
+            .entries
+            .iter()
+            .filter(|e| e.period >= p)
+            .map(|e| e.period)
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// The pool's state as JSON (no secrets).
+    pub fn status(&self, now: i64) -> serde_json::Value {
+        let profile = self.state.profile.as_ref();
+        let period_now = profile.map(|p| p.period_at(now));
+        let covered = self.periods_covered(now);
+        let unused_now = self
+            .state
+            .entries
+            .iter()
+            .filter(|e| Some(e.period) == period_now && !e.used)
+            .count();
+        let current = self.current_entry().zip(self.state.current.as_ref()).map(|(e, c)| {
+            json!({
+                "serial": c.serial,
+                "period": c.period,
+                "index": c.index,
+                "since": rfc3339(c.since),
+                "next_change": rfc3339(c.next_change),
+                "not_after": rfc3339(e.not_after),
+            })
+        });
+        let next_topup = self.next_topup(now);
+        json!({
+            "pool": self.dir,
+            "sector": profile.map(|p| p.sector.clone()),
+            "period_now": period_now,
+            "periods_covered": covered.len(),
+            "covered_periods": covered,
+            "covered_through": self.covered_through(),
+            "certificates": self.state.entries.len(),
+            "unused_in_current_period": unused_now,
+            "current": current,
+            "rotation_seconds": self.rotation_seconds(),
+            "next_topup": rfc3339(next_topup),
+            "next_topup_unix": next_topup,
+            "topup_due": next_topup <= now,
+        })
+    }
+}
