@@ -298,7 +298,9 @@ pub fn service(
         hierarchy,
         Arc::clone(storage),
     )?);
-    authority.publish_all().map_err(|s| anyhow::anyhow!("publishing PRLs: {}", s.message()))?;
+    authority
+        .publish_all()
+        .map_err(|s| anyhow::anyhow!("publishing PRLs: {}", s.message()))?;
     authority.spawn_prl_schedule();
     Ok(
         PseudonymsServer::new(PseudonymService::new(authority, Arc::clone(storage)))
@@ -374,8 +376,7 @@ pub async fn request_into_pool(
     periods: u32,
 ) -> Result<RequestReport> {
     let started = Instant::now();
-    let mut client =
-        PseudonymsClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
+    let mut client = PseudonymsClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
     let answer = client
         .get_pseudonym_profile(pb::GetPseudonymProfileRequest {})
         .await
@@ -391,7 +392,9 @@ pub async fn request_into_pool(
     }
     let current = profile.current_period;
     let horizon = current + profile.max_periods_ahead.max(1) as u64 - 1;
-    let wanted = current.saturating_add(periods.max(1) as u64 - 1).min(horizon);
+    let wanted = current
+        .saturating_add(periods.max(1) as u64 - 1)
+        .min(horizon);
     let mut first = pool
         .covered_through()
         .map(|c| c + 1)
@@ -626,7 +629,9 @@ fn resolve(a: ResolveArgs) -> Result<ExitCode> {
         println!(
             "period    {}{}",
             r.period,
-            r.index.map(|j| format!(" (certificate #{j})")).unwrap_or_default()
+            r.index
+                .map(|j| format!(" (certificate #{j})"))
+                .unwrap_or_default()
         );
         println!("revoke it: trustca pseudonym revoke {}", r.identity);
     }
@@ -797,7 +802,12 @@ pub fn read_prl(path: &Path) -> Result<pb::SignedPrl> {
 fn check(a: CheckArgs) -> Result<ExitCode> {
     let cert = read_certs(&a.cert)?.remove(0);
     let signed = read_prl(&a.prl)?;
-    let root = a.root.as_deref().map(read_certs).transpose()?.map(|mut r| r.remove(0));
+    let root = a
+        .root
+        .as_deref()
+        .map(read_certs)
+        .transpose()?
+        .map(|mut r| r.remove(0));
     let r = check_against_prl(&cert, &signed, root.as_deref(), now_unix())?;
     if a.json {
         print_json(&json!({

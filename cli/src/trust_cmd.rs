@@ -53,7 +53,7 @@ pub struct ChangeArgs {
 
 /// `trustca revoke`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("subject").required(true).args(["cert", "device"])))]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["cert", "device", "manufacturer"])))]
 pub struct RevokeArgs {
     #[command(flatten)]
     client: ClientArgs,
@@ -63,6 +63,21 @@ pub struct RevokeArgs {
     /// Revoke every certificate of this device (urn:trustca:...).
     #[arg(long)]
     device: Option<String>,
+    /// Bulk: revoke every device of this manufacturer (with --sector, --model).
+    #[arg(long, requires_all = ["sector", "model"])]
+    manufacturer: Option<String>,
+    /// Bulk: the sector.
+    #[arg(long)]
+    sector: Option<String>,
+    /// Bulk: the model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Bulk: lowest affected firmware (inclusive; default any).
+    #[arg(long, default_value = "")]
+    firmware_min: String,
+    /// Bulk: highest affected firmware (inclusive; default any).
+    #[arg(long, default_value = "")]
+    firmware_max: String,
     /// RFC 5280 reason: unspecified, key-compromise, affiliation-changed,
     /// superseded, cessation-of-operation, certificate-hold, privilege-withdrawn.
     #[arg(long, default_value = "unspecified")]
@@ -150,6 +165,33 @@ pub struct CrlArgs {
 
 /// Runs `trustca revoke`.
 pub async fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    if let Some(manufacturer) = &a.manufacturer {
+        let mut c = pb::revocation_client::RevocationClient::new(a.client.channel().await?);
+        let r = c
+            .bulk_revoke(pb::BulkRevokeRequest {
+                sector: a.sector.clone().unwrap_or_default(),
+                manufacturer: manufacturer.clone(),
+                model: a.model.clone().unwrap_or_default(),
+                firmware_min: a.firmware_min.clone(),
+                firmware_max: a.firmware_max.clone(),
+                reason: a.reason.clone(),
+                note: a.note.clone(),
+            })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        if a.json {
+            print_json(
+                &json!({"devices": r.devices, "certificates": r.certificates, "crl_number": r.crl_number}),
+            );
+        } else {
+            println!(
+                "revoked {} certificate(s) of {} device(s); CRL #{} published",
+                r.certificates, r.devices, r.crl_number
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let subject = match (&a.cert, &a.device) {
         (Some(p), _) => pb::revoke_request::Subject::Certificate(read_certs(p)?.remove(0)),
         (None, Some(d)) => pb::revoke_request::Subject::Identity(d.clone()),

@@ -117,8 +117,8 @@ impl PoolSecret {
         let mut key = Zeroizing::new([0u8; 32]);
         match self {
             Self::Passphrase(p) => {
-                let iterations = std::num::NonZeroU32::new(iterations)
-                    .context("pool.toml: zero iterations")?;
+                let iterations =
+                    std::num::NonZeroU32::new(iterations).context("pool.toml: zero iterations")?;
                 ring::pbkdf2::derive(
                     ring::pbkdf2::PBKDF2_HMAC_SHA256,
                     iterations,
@@ -370,8 +370,12 @@ fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         .fill(&mut nonce)
         .map_err(|_| anyhow::anyhow!("no randomness"))?;
     let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
-        .map_err(|_| anyhow::anyhow!("pool encryption failed"))?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| anyhow::anyhow!("pool encryption failed"))?;
     buf.splice(0..0, nonce);
     Ok(buf)
 }
@@ -395,10 +399,7 @@ fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     let mut opts = std::fs::OpenOptions::new();
@@ -492,7 +493,11 @@ impl Pool {
         let meta: PoolMeta = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", meta_path.display(), e.message()))?;
         if meta.format != FORMAT {
-            bail!("{}: unsupported format {}", meta_path.display(), meta.format);
+            bail!(
+                "{}: unsupported format {}",
+                meta_path.display(),
+                meta.format
+            );
         }
         let salt = hex::decode(&meta.salt).context("pool.toml: bad salt")?;
         let key = secret.derive(&meta.kdf, meta.iterations, &salt)?;
@@ -507,8 +512,9 @@ impl Pool {
         if sealed.len() < 4 || &sealed[..4] != STATE_MAGIC {
             bail!("{} is not a trustca pool state", state_path.display());
         }
-        let plain = open(&key, STATE_AAD, &sealed[4..])
-            .ok_or_else(|| anyhow::anyhow!("{} does not decrypt (corrupt)", state_path.display()))?;
+        let plain = open(&key, STATE_AAD, &sealed[4..]).ok_or_else(|| {
+            anyhow::anyhow!("{} does not decrypt (corrupt)", state_path.display())
+        })?;
         let state: PoolState = serde_json::from_slice(&plain)
             .with_context(|| format!("{} is corrupt", state_path.display()))?;
         Ok(Self {
@@ -551,7 +557,12 @@ impl Pool {
     }
 
     /// Records the CA's profile and certificates. A pool belongs to one sector.
-    pub fn set_profile(&mut self, profile: PoolProfile, ca_der: &[u8], root_der: &[u8]) -> Result<()> {
+    pub fn set_profile(
+        &mut self,
+        profile: PoolProfile,
+        ca_der: &[u8],
+        root_der: &[u8],
+    ) -> Result<()> {
         if let Some(p) = &self.state.profile
             && p.sector != profile.sector
         {
@@ -618,9 +629,7 @@ impl Pool {
                 added += 1;
             }
         }
-        self.state
-            .entries
-            .sort_by_key(|e| (e.period, e.index));
+        self.state.entries.sort_by_key(|e| (e.period, e.index));
         if let Some(last) = self.state.entries.last().map(|e| e.period) {
             self.set_issued_through(Some(last));
         }
@@ -796,16 +805,19 @@ impl Pool {
             .iter()
             .filter(|e| Some(e.period) == period_now && !e.used)
             .count();
-        let current = self.current_entry().zip(self.state.current.as_ref()).map(|(e, c)| {
-            json!({
-                "serial": c.serial,
-                "period": c.period,
-                "index": c.index,
-                "since": rfc3339(c.since),
-                "next_change": rfc3339(c.next_change),
-                "not_after": rfc3339(e.not_after),
-            })
-        });
+        let current = self
+            .current_entry()
+            .zip(self.state.current.as_ref())
+            .map(|(e, c)| {
+                json!({
+                    "serial": c.serial,
+                    "period": c.period,
+                    "index": c.index,
+                    "since": rfc3339(c.since),
+                    "next_change": rfc3339(c.next_change),
+                    "not_after": rfc3339(e.not_after),
+                })
+            });
         let next_topup = self.next_topup(now);
         json!({
             "pool": self.dir,

@@ -96,7 +96,6 @@ fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> R
     Ok(())
 }
 
-
 /// Appends one audit entry to `frontier` and the audit tree (the caller
 /// stores the frontier).
 fn append_audit_to(

@@ -268,3 +268,80 @@ async fn revoked_certificates_are_in_a_crl_openssl_accepts_and_applies() {
     assert_eq!(size as usize, entries.len());
     assert_eq!(trustca_audit::root_at(&hashes, size).unwrap(), root_hash);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_revocation_by_firmware_range() {
+    let ca = TestCa::start().await;
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
+    let mut enroll = ca.client(&acme).await;
+    let root = ca.root_pem();
+    let mut fleet = Vec::new();
+    for (i, fw) in ["3.0", "3.1", "3.2", "4.0"].iter().enumerate() {
+        fleet.push(
+            enroll_device(
+                &mut enroll,
+                &root,
+                "hems",
+                "Acme",
+                "GW-9",
+                &format!("G{i}"),
+                fw,
+                vec![],
+            )
+            .await,
+        );
+    }
+    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    let err = rev
+        .bulk_revoke(pb::BulkRevokeRequest {
+            sector: "hems".into(),
+            manufacturer: "Acme".into(),
+            model: "GW-9".into(),
+            firmware_min: "3.0".into(),
+            firmware_max: "3.1".into(),
+            reason: "key-compromise".into(),
+            note: "".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "a note saying why is required"
+    );
+    let r = rev
+        .bulk_revoke(pb::BulkRevokeRequest {
+            sector: "hems".into(),
+            manufacturer: "Acme".into(),
+            model: "GW-9".into(),
+            firmware_min: "3.0".into(),
+            firmware_max: "3.1".into(),
+            reason: "key-compromise".into(),
+            note: "CVE-2026-7777: shared private key in firmware 3.0-3.1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.devices, r.certificates), (2, 2));
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "hems".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, parsed) = x509_parser::parse_x509_crl(&crl.crl_der).unwrap();
+    let revoked: Vec<Vec<u8>> = parsed
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial().to_vec())
+        .collect();
+    for (i, d) in fleet.iter().enumerate() {
+        let (_, c) = x509_parser::parse_x509_certificate(&d.chain[0]).unwrap();
+        assert_eq!(
+            revoked.contains(&c.raw_serial().to_vec()),
+            i < 2,
+            "device {i}"
+        );
+    }
+}
