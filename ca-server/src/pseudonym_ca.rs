@@ -890,6 +890,9 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Status {
     Status::internal(format!("{what}: {e}"))
 }
 
+/// One issued certificate with its escrow record (key, sealed blob).
+type IssuedWithEscrow = (pb::IssuedPseudonym, (Vec<u8>, Vec<u8>));
+
 /// The result of one issuance, for logging and measurement.
 #[derive(Debug)]
 pub struct IssuanceSummary {
@@ -1225,10 +1228,12 @@ impl PseudonymAuthority {
         }
         // Keep only what is still needed: the seed of the current period
         // (revocation covers the current period), never older ones.
-        state
-            .chain
-            .advance_to(current)
-            .map_err(|e| internal("linkage chain", e))?;
+        if state.chain.period() < current {
+            state
+                .chain
+                .advance_to(current)
+                .map_err(|e| internal("linkage chain", e))?;
+        }
         let urn = identity.urn();
 
         let periods: Vec<u64> = (first..=last).collect();
@@ -1238,38 +1243,37 @@ impl PseudonymAuthority {
             .clamp(1, 8)
             .min(periods.len());
         let per = periods.len().div_ceil(workers.max(1));
-        let results: Vec<Result<Vec<(pb::IssuedPseudonym, (Vec<u8>, Vec<u8>))>, Status>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = periods
-                    .chunks(per.max(1))
-                    .map(|chunk| {
-                        let (state, butterfly, urn) = (&state, &butterfly, urn.as_str());
-                        scope.spawn(move || {
-                            let mut out = Vec::new();
-                            for &period in chunk {
-                                out.extend(self.issue_period(
-                                    sector,
-                                    level,
-                                    ra,
-                                    &state.chain,
-                                    butterfly,
-                                    urn,
-                                    period,
-                                    ca_not_after,
-                                )?);
-                            }
-                            Ok(out)
-                        })
+        let results: Vec<Result<Vec<IssuedWithEscrow>, Status>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = periods
+                .chunks(per.max(1))
+                .map(|chunk| {
+                    let (state, butterfly, urn) = (&state, &butterfly, urn.as_str());
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        for &period in chunk {
+                            out.extend(self.issue_period(
+                                sector,
+                                level,
+                                ra,
+                                &state.chain,
+                                butterfly,
+                                urn,
+                                period,
+                                ca_not_after,
+                            )?);
+                        }
+                        Ok(out)
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(Status::internal("issuance worker panicked")))
-                    })
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Status::internal("issuance worker panicked")))
+                })
+                .collect()
+        });
         let mut certificates =
             Vec::with_capacity(periods.len() * profile.certificates_per_period as usize);
         let mut records = Vec::with_capacity(certificates.capacity() + 1);
@@ -1320,7 +1324,7 @@ impl PseudonymAuthority {
         urn: &str,
         period: u64,
         ca_not_after: i64,
-    ) -> Result<Vec<(pb::IssuedPseudonym, (Vec<u8>, Vec<u8>))>, Status> {
+    ) -> Result<Vec<IssuedWithEscrow>, Status> {
         let profile = &sector.profile;
         let seed = chain
             .seed_for_period(period)

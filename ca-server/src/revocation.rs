@@ -141,12 +141,21 @@ impl CrlPublisher {
 pub struct RevocationService {
     publisher: Arc<CrlPublisher>,
     storage: Arc<dyn Storage>,
+    engine: Arc<crate::EnrollmentEngine>,
 }
 
 impl RevocationService {
     /// Builds the service.
-    pub fn new(publisher: Arc<CrlPublisher>, storage: Arc<dyn Storage>) -> Self {
-        Self { publisher, storage }
+    pub fn new(
+        publisher: Arc<CrlPublisher>,
+        storage: Arc<dyn Storage>,
+        engine: Arc<crate::EnrollmentEngine>,
+    ) -> Self {
+        Self {
+            publisher,
+            storage,
+            engine,
+        }
     }
 
     fn revoke_blocking(
@@ -335,6 +344,66 @@ impl RevocationService {
 
 #[tonic::async_trait]
 impl Revocation for RevocationService {
+    async fn restrict(
+        &self,
+        request: Request<pb::RestrictRequest>,
+    ) -> Result<Response<pb::RestrictResponse>, Status> {
+        let caller = authenticate(&request, self.storage.as_ref())?;
+        let req = request.into_inner();
+        if caller.kind != CertificateKind::Operator {
+            return Err(Status::permission_denied(
+                "partial revocation needs an operator credential",
+            ));
+        }
+        let identity = DeviceIdentity::from_urn(&req.identity)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if !caller.may_act_for(&identity.sector) {
+            return Err(Status::permission_denied(format!(
+                "operator {} is not authorized for sector {}",
+                caller.name, identity.sector
+            )));
+        }
+        if req.note.trim().is_empty() || req.note.len() > 512 {
+            return Err(Status::invalid_argument(
+                "a note (1-512 bytes) saying why is required",
+            ));
+        }
+        let (outcome, old_serial) = self
+            .engine
+            .reissue_narrower(&caller, &identity, &req.withdraw)
+            .await
+            .map_err(Status::from)?;
+        let revoked_serial = trustca_model::hexfmt::encode(&old_serial);
+        let this = self.clone();
+        let actor = crate::enroll::actor(&caller);
+        let sector = identity.sector.clone();
+        let note = format!(
+            "partial revocation ({}): {}",
+            req.withdraw.join(","),
+            req.note
+        );
+        let crl = tokio::task::spawn_blocking(move || -> Result<PublishedCrl, CaError> {
+            // privilegeWithdrawn (9): the old, wider certificate goes.
+            this.storage.revoke(
+                std::slice::from_ref(&old_serial),
+                9,
+                &actor,
+                &note,
+                OffsetDateTime::now_utc().unix_timestamp(),
+            )?;
+            this.publisher.publish(&sector)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::from)?;
+        tracing::info!(rpc = "Restrict", operator = %caller.name, device = %identity, withdrawn = ?req.withdraw, outcome = "reissued");
+        Ok(Response::new(pb::RestrictResponse {
+            chain_der: outcome.chain_der,
+            revoked_serial,
+            crl_number: crl.number,
+        }))
+    }
+
     async fn bulk_revoke(
         &self,
         request: Request<pb::BulkRevokeRequest>,

@@ -149,6 +149,8 @@ pub enum Command {
     Anomaly(Box<crate::trust_cmd::AnomalyArgs>),
     /// Revoke a certificate, or every certificate of a device (operator).
     Revoke(Box<crate::trust_cmd::RevokeArgs>),
+    /// Partial revocation: withdraw a capability (reissue narrower, revoke the old).
+    Restrict(Box<crate::trust_cmd::RestrictArgs>),
     /// Fetch the current CRL of a sector (DER).
     Crl(Box<crate::trust_cmd::CrlArgs>),
     /// V2X pseudonym certificates: vehicle pool, revocation lists, resolution.
@@ -410,6 +412,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
+        Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,
         Command::Anomaly(args) => crate::trust_cmd::anomaly(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Trust { action } => crate::trust_cmd::trust(action).await,

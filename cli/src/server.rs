@@ -317,9 +317,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("reflection service")?;
-    let enrollment = EnrollmentServer::new(EnrollmentService::new(engine, Arc::clone(&storage)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+    let enrollment = EnrollmentServer::new(EnrollmentService::new(
+        Arc::clone(&engine),
+        Arc::clone(&storage),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
 
     let trust_service = TrustDatabaseServer::new(TrustService::new(Arc::clone(&trust)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -328,6 +331,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let revocation = RevocationServer::new(RevocationService::new(
         Arc::clone(&crls),
         Arc::clone(&storage),
+        Arc::clone(&engine),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(256 * 1024 * 1024);

@@ -150,6 +150,54 @@ pub async fn anomaly(a: AnomalyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `trustca restrict`.
+#[derive(Debug, Args)]
+pub struct RestrictArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The device (urn:trustca:...).
+    #[arg(long)]
+    device: String,
+    /// Capability to withdraw: server-auth or client-auth.
+    #[arg(long, required = true)]
+    withdraw: Vec<String>,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    note: String,
+    /// Where to write the narrower certificate chain (PEM), for the device.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `trustca restrict`.
+pub async fn restrict(a: RestrictArgs) -> Result<ExitCode> {
+    if a.out.exists() {
+        bail!("{} exists; refusing to overwrite it", a.out.display());
+    }
+    let mut c = pb::revocation_client::RevocationClient::new(a.client.channel().await?);
+    let r = c
+        .restrict(pb::RestrictRequest {
+            identity: a.device.clone(),
+            withdraw: a.withdraw.clone(),
+            note: a.note,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let chain: Vec<&[u8]> = r.chain_der.iter().map(|d| d.as_slice()).collect();
+    std::fs::write(&a.out, trustca_ca::certs_to_pem(&chain))
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    println!(
+        "withdrew {} from {}: narrower certificate in {}, {} revoked (CRL #{})",
+        a.withdraw.join(", "),
+        a.device,
+        a.out.display(),
+        r.revoked_serial,
+        r.crl_number
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `trustca crl`.
 #[derive(Debug, Args)]
 pub struct CrlArgs {

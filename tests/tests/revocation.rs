@@ -345,3 +345,98 @@ async fn bulk_revocation_by_firmware_range() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_revocation_reissues_a_narrower_certificate() {
+    let ca = TestCa::start().await;
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    let mut enroll = ca.client(&acme).await;
+    let car = enroll_device(
+        &mut enroll,
+        &ca.root_pem(),
+        "automotive",
+        "Acme",
+        "EV-200",
+        "P1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    let err = rev
+        .restrict(pb::RestrictRequest {
+            identity: car.identity.clone(),
+            withdraw: vec!["teleport".into()],
+            note: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let r = rev
+        .restrict(pb::RestrictRequest {
+            identity: car.identity.clone(),
+            withdraw: vec!["server-auth".into()],
+            note: "remote diagnostics port withdrawn".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, old) = x509_parser::parse_x509_certificate(&car.chain[0]).unwrap();
+    let (_, new) = x509_parser::parse_x509_certificate(&r.chain_der[0]).unwrap();
+    assert_eq!(
+        r.revoked_serial,
+        trustca_model::hexfmt::encode(old.raw_serial())
+    );
+    let eku = new.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth, "narrower: client only");
+    assert_eq!(
+        old.public_key().raw,
+        new.public_key().raw,
+        "same key: no new key needed on the device"
+    );
+    assert_eq!(
+        trustca_model::chain::identity_of(&new).unwrap().urn(),
+        car.identity,
+        "same identity"
+    );
+    // The new certificate verifies; the old one is in the CRL as privilegeWithdrawn.
+    let (ok, out) = openssl_verify(ca.data(), &ca.root_pem(), &r.chain_der, &[]);
+    assert!(ok, "{out}");
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "automotive".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let crl_pem = ca.data().join("p.crl.pem");
+    std::fs::write(
+        &crl_pem,
+        pem::encode(&pem::Pem::new("X509 CRL", crl.crl_der)),
+    )
+    .unwrap();
+    let (_, text) = openssl(&["crl", "-in", crl_pem.to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("Privilege Withdrawn"), "{text}");
+    // The device keeps working with its narrower certificate (same key).
+    let narrower = trustca::client::ClientCredentials {
+        cert_pem: r.chain_der.iter().map(|d| pem_of(d)).collect(),
+        key_pem: car.creds.key_pem.clone(),
+        root_pem: ca.root_pem(),
+    };
+    let mut db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
+        trustca::client::connect(&ca.url(), &narrower)
+            .await
+            .unwrap(),
+    );
+    let a = db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((a.status.as_str(), a.live_level), ("active", 5));
+}
