@@ -395,12 +395,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             println!("listening on {}", running.addr);
             let addr = running.addr;
-            tokio::select! {
-                r = running.wait() => r?,
-                _ = shutdown_signal() => {
+            // On SIGTERM / Ctrl-C: stop accepting, finish in-flight calls,
+            // sign a last audit tree head, close the store.
+            running
+                .run_until(async {
+                    shutdown_signal().await;
                     tracing::info!(%addr, "shutting down");
-                }
-            }
+                })
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Manufacturer { action } => credential(CertificateKind::Manufacturer, action),

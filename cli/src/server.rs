@@ -198,6 +198,20 @@ impl RunningServer {
         Ok(())
     }
 
+    /// Serves until `signal` fires (then shuts down cleanly: in-flight calls
+    /// finish, a last audit tree head is signed, the store closes) or the
+    /// server stops by itself.
+    pub async fn run_until(mut self, signal: impl Future<Output = ()>) -> Result<()> {
+        let stopped = tokio::select! {
+            r = &mut self.handle => Some(r),
+            _ = signal => None,
+        };
+        match stopped {
+            Some(r) => r.context("server task failed")?.context("server stopped with an error"),
+            None => self.shutdown().await,
+        }
+    }
+
     /// Waits until the server stops.
     pub async fn wait(mut self) -> Result<()> {
         self.store_closed = None;

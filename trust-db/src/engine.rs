@@ -195,6 +195,15 @@ impl TrustEngine {
         self.storage.as_ref()
     }
 
+    /// Whether the store holds a caller's certificate as revoked.
+    pub fn credential_revoked(&self, c: &Credential) -> Result<bool, TrustDbError> {
+        let serial = trustca_model::hexfmt::decode(&c.serial).unwrap_or_default();
+        Ok(self
+            .storage
+            .certificate(&serial)?
+            .is_some_and(|r| matches!(r.status, CertificateStatus::Revoked { .. })))
+    }
+
     /// Sets what runs after revocations (CRL reissue); once.
     pub fn set_revocation_hook(&self, hook: RevocationHook) {
         let _ = self.revocation_hook.set(hook);

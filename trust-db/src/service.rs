@@ -29,12 +29,18 @@ impl TrustService {
     }
 }
 
-fn caller<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+/// The caller's credential, from the connection; refused if the store
+/// holds its certificate as revoked.
+fn authenticated<T>(req: &Request<T>, engine: &TrustEngine) -> Result<Arc<Credential>, Status> {
     let peer = req
         .extensions()
         .get::<AuthenticatedPeer>()
         .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
-    peer.credential.clone().map_err(Status::unauthenticated)
+    let cred = peer.credential.clone().map_err(Status::unauthenticated)?;
+    if engine.credential_revoked(&cred).map_err(Status::from)? {
+        return Err(Status::unauthenticated("client certificate is revoked"));
+    }
+    Ok(cred)
 }
 
 fn chain_of(c: Option<pb::CertificateChain>) -> Result<Vec<Vec<u8>>, Status> {
@@ -53,7 +59,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::GetTrustRequest>,
     ) -> Result<Response<pb::TrustAnswer>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let subject = request.into_inner().subject;
         if let Some(pb::get_trust_request::Subject::Chain(c)) = &subject
             && (c.certificates.is_empty() || c.certificates.len() > MAX_CHAIN)
@@ -71,7 +77,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::DecideRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let req = request.into_inner();
         let chain = chain_of(req.peer)?;
         let d = self
@@ -89,7 +95,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<Streaming<pb::DecideRequest>>,
     ) -> Result<Response<Self::DecideBatchStream>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let engine = Arc::clone(&self.engine);
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -130,7 +136,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::ChangeTrustRequest>,
     ) -> Result<Response<pb::ChangeTrustResponse>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         let record = tokio::task::spawn_blocking(move || engine.change_trust(&who, req))
@@ -146,7 +152,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::BulkDowngradeRequest>,
     ) -> Result<Response<pb::BulkDowngradeResponse>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         tokio::task::spawn_blocking(move || engine.bulk_downgrade(&who, &req))
@@ -160,7 +166,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         self.engine
             .history(&who, &request.into_inner().identity)
             .map(Response::new)
@@ -171,7 +177,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         self.engine
             .reload_by(&who)
             .map(Response::new)
@@ -199,7 +205,7 @@ impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
         &self,
         request: Request<pb::AnomalyReport>,
     ) -> Result<Response<pb::AnomalyOutcome>, Status> {
-        let who = caller(&request)?;
+        let who = authenticated(&request, &self.engine)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         let (outcome, notification) =
