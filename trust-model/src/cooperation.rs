@@ -40,6 +40,11 @@ struct RuleFile {
     peer: String,
     #[serde(default)]
     symmetric: bool,
+    /// When set, the rule applies only to these operations, and for them it
+    /// takes precedence over rules without an operation list (e.g. the
+    /// all-sector evacuation rule).
+    #[serde(default)]
+    operations: Vec<String>,
     min_levels: BTreeMap<String, [i64; 2]>,
 }
 
@@ -95,6 +100,8 @@ pub struct TrustPolicy {
     operations: HashMap<String, usize>,
     /// (caller sector or "*", peer sector or "*") -> rule.
     rules: HashMap<(String, String), CooperationRule>,
+    /// (caller, peer, operation) -> rule restricted to that operation.
+    op_rules: HashMap<(String, String, String), CooperationRule>,
     /// (counting sector, counted sector) -> table.
     recognition: HashMap<(SectorName, SectorName), Recognition>,
 }
@@ -198,6 +205,7 @@ impl TrustPolicy {
         }
         let known = |s: &str| s == "*" || sectors.iter().any(|k| k.as_str() == s);
         let mut rules = HashMap::new();
+        let mut op_rules = HashMap::new();
         for spanned in &c.rule {
             let line = line_of(ctext, spanned.span());
             let r = spanned.get_ref();
@@ -262,14 +270,16 @@ impl TrustPolicy {
             if r.symmetric && r.caller != r.peer {
                 keys.push((r.peer.clone(), r.caller.clone()));
             }
-            for key in keys {
-                if rules.contains_key(&key) {
+            for op in &r.operations {
+                if !operations.contains_key(op) {
                     return Err(err(
                         cfile,
                         line,
-                        format!("a rule for {} -> {} is already defined", key.0, key.1),
+                        format!("rule {:?} names unknown operation {op:?}", r.name),
                     ));
                 }
+            }
+            for key in keys {
                 let mut rule = rule.clone();
                 if key.0 != r.caller {
                     // The swapped direction swaps which side needs which level.
@@ -279,7 +289,30 @@ impl TrustPolicy {
                         .map(|m| m.map(|(a, b)| (b, a)))
                         .collect();
                 }
-                rules.insert(key, rule);
+                if r.operations.is_empty() {
+                    if rules.contains_key(&key) {
+                        return Err(err(
+                            cfile,
+                            line,
+                            format!("a rule for {} -> {} is already defined", key.0, key.1),
+                        ));
+                    }
+                    rules.insert(key, rule);
+                } else {
+                    for op in &r.operations {
+                        let k = (key.0.clone(), key.1.clone(), op.clone());
+                        if op_rules.insert(k, rule.clone()).is_some() {
+                            return Err(err(
+                                cfile,
+                                line,
+                                format!(
+                                    "a rule for {} -> {} and {op} is already defined",
+                                    key.0, key.1
+                                ),
+                            ));
+                        }
+                    }
+                }
             }
         }
 
@@ -342,6 +375,7 @@ impl TrustPolicy {
             depths: c.depths,
             operations,
             rules,
+            op_rules,
             recognition: recog,
         })
     }
@@ -374,9 +408,25 @@ impl TrustPolicy {
             .map(|r| r.map[(level.get() - 1) as usize])
     }
 
-    fn rule(&self, caller: &SectorName, peer: &SectorName) -> Option<&CooperationRule> {
+    /// The rule for a pair and operation: operation-specific rules first
+    /// (exact pair, then wildcards), then general rules likewise.
+    fn rule(
+        &self,
+        caller: &SectorName,
+        peer: &SectorName,
+        operation: &str,
+    ) -> Option<&CooperationRule> {
         let c = caller.as_str().to_owned();
         let p = peer.as_str().to_owned();
+        let any = "*".to_owned();
+        for (a, b) in [(&c, &p), (&c, &any), (&any, &p), (&any, &any)] {
+            if let Some(r) = self
+                .op_rules
+                .get(&(a.clone(), b.clone(), operation.to_owned()))
+            {
+                return Some(r);
+            }
+        }
         self.rules
             .get(&(c.clone(), p.clone()))
             .or_else(|| self.rules.get(&(c, "*".to_owned())))
@@ -416,7 +466,7 @@ impl TrustPolicy {
         if q.caller_level.is_none() {
             reasons.push("caller is not in good standing".to_owned());
         }
-        let rule = self.rule(q.caller_sector, q.peer_sector);
+        let rule = self.rule(q.caller_sector, q.peer_sector, q.operation);
         let mut depth = 0;
         match (rule, q.caller_level, peer_level) {
             (None, _, _) => reasons.push(format!(
@@ -580,6 +630,45 @@ rationale = "HEMS schemes are younger"
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn operation_rules_take_precedence_over_pair_rules() {
+        let coop = format!("{COOP}\n[operations2]\n")
+            .replace("[operations2]\n", "")
+            .replace(
+                "remote-control = \"control\"",
+                "remote-control = \"control\"\nevacuation-notice = \"observe\"",
+            )
+            + "\n[[rule]]\nname = \"evac\"\ncaller = \"*\"\npeer = \"*\"\noperations = [\"evacuation-notice\"]\nmin_levels = { observe = [1, 3] }\n";
+        let p = TrustPolicy::parse(("c.toml", &coop), ("r.toml", RECOG), &sectors()).unwrap();
+        let (hems, auto) = (
+            SectorName::new("hems").unwrap(),
+            SectorName::new("automotive").unwrap(),
+        );
+        // The pair rule would allow observe at Lv.2; the evacuation rule needs the sender at Lv.3.
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &hems,
+                caller_level: lv(5),
+                peer_sector: &auto,
+                peer_level: lv(2),
+                operation: "evacuation-notice",
+            })
+            .unwrap();
+        assert!(!d.allow, "{d:?}");
+        assert_eq!(d.rule.as_deref(), Some("evac"));
+        let d = p
+            .decide(DecisionInput {
+                caller_sector: &hems,
+                caller_level: lv(5),
+                peer_sector: &auto,
+                peer_level: lv(2),
+                operation: "read-telemetry",
+            })
+            .unwrap();
+        assert!(d.allow);
+        assert_eq!(d.rule.as_deref(), Some("peak-cut"));
     }
 
     #[test]
