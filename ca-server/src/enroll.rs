@@ -503,12 +503,15 @@ impl EnrollmentEngine {
         params.not_after = params
             .not_after
             .min(cert.validity().not_after.to_datetime());
-        params.extended_key_usages.retain(|e| {
-            !(drop_server && *e == Eku::ServerAuth)
-                && !(drop_client && *e == Eku::ClientAuth)
-                && (had_server || *e != Eku::ServerAuth)
-                && (had_client || *e != Eku::ClientAuth)
-        });
+        let withdrawn = |e: &Eku| {
+            (drop_server && *e == Eku::ServerAuth) || (drop_client && *e == Eku::ClientAuth)
+        };
+        let absent = |e: &Eku| {
+            (!had_server && *e == Eku::ServerAuth) || (!had_client && *e == Eku::ClientAuth)
+        };
+        params
+            .extended_key_usages
+            .retain(|e| !withdrawn(e) && !absent(e));
         if let Some(base) = &self.policies.pki.crl_base_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
                 uris: vec![format!("{base}{}.crl", identity.sector)],

@@ -842,6 +842,9 @@ pub fn resolve(
 struct SectorCa {
     profile: PseudonymProfile,
     ca: SigningCa,
+    /// The CA's own validity start, unix seconds: no certificate starts
+    /// earlier (same for every vehicle, so it links nothing).
+    ca_not_before: i64,
     prl_key: signature::EcdsaKeyPair,
 }
 
@@ -977,12 +980,19 @@ impl PseudonymAuthority {
                 &SystemRandom::new(),
             )
             .map_err(|e| CaError::Keystore(format!("pseudonym CA key of {sector}: {e}")))?;
+            let ca_not_before = x509_parser::parse_x509_certificate(&der)
+                .map_err(|_| CaError::Signing("pseudonym CA certificate does not parse".into()))?
+                .1
+                .validity()
+                .not_before
+                .timestamp();
             let ca = SigningCa::new(der, &pkcs8)?;
             sectors.insert(
                 sector.clone(),
                 SectorCa {
                     profile: profile.clone(),
                     ca,
+                    ca_not_before,
                     prl_key,
                 },
             );
@@ -1334,6 +1344,7 @@ impl PseudonymAuthority {
             .validity(period)
             .ok_or_else(|| Status::invalid_argument("period out of range"))?;
         let not_after = not_after.min(ca_not_after);
+        let not_before = not_before.max(sector.ca_not_before);
         let escrow = escrow_plaintext(&chain_at, urn);
         let mut out = Vec::with_capacity(profile.certificates_per_period as usize);
         for j in 0..profile.certificates_per_period {
@@ -1460,7 +1471,12 @@ impl PseudonymAuthority {
             .map_err(|e| internal("linkage chain", e))?;
         state.revoked_from = Some(from);
         let vehicle_record = self.seal_vehicle(&key, &state)?;
-        let reason = req.reason.replace(['"', '\\'], "'");
+        let reason: String = req
+            .reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+            .collect();
         let audit = BlobAudit {
             actor: crate::enroll::actor(caller),
             kind: "pseudonym.revoked".into(),

@@ -326,6 +326,13 @@ pub struct RequestReport {
     pub millis: u128,
 }
 
+/// When to verify a pseudonym certificate's chain: now while it is valid,
+/// else (a future or past period) inside its validity, so that certificates
+/// held ahead and old ones on a PRL can be checked.
+fn verification_time(fields: &PseudonymCertificate, now: i64) -> i64 {
+    now.clamp(fields.not_before, fields.not_after)
+}
+
 fn verify_and_derive(
     caterpillar: &Caterpillar,
     issued: &pb::IssuedPseudonym,
@@ -342,7 +349,7 @@ fn verify_and_derive(
             issued.period
         );
     }
-    let at = time::OffsetDateTime::from_unix_timestamp(fields.not_before.saturating_add(1))
+    let at = time::OffsetDateTime::from_unix_timestamp(verification_time(&fields, now_unix()))
         .context("certificate validity out of range")?;
     trustca_model::verify_chain(&[der.clone(), ca_der.to_vec()], &[], root_der, at)
         .context("a pseudonym certificate does not verify to the root")?;
@@ -763,7 +770,7 @@ pub fn check_against_prl(
             list.sector()
         );
     }
-    let at = fields.not_before.saturating_add(1);
+    let at = verification_time(&fields, now);
     verify_with_anchor(cert_der, &signed.pseudonym_ca_der, at)?;
     if let Some(root) = root_der {
         let t = time::OffsetDateTime::from_unix_timestamp(at)

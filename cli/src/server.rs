@@ -207,7 +207,9 @@ impl RunningServer {
             _ = signal => None,
         };
         match stopped {
-            Some(r) => r.context("server task failed")?.context("server stopped with an error"),
+            Some(r) => r
+                .context("server task failed")?
+                .context("server stopped with an error"),
             None => self.shutdown().await,
         }
     }
