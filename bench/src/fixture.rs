@@ -36,23 +36,16 @@ pub struct Manufacturer {
 /// Creates a CA in `data` and issues the Acme manufacturer credential
 /// (recorded by the server when it starts).
 pub fn init_ca(data: &Path) -> Result<Manufacturer> {
+    init_ca_for(data, &[SECTOR])
+}
+
+/// Creates a CA in `data` and issues the Acme manufacturer credential for
+/// `sectors`.
+pub fn init_ca_for(data: &Path, sectors: &[&str]) -> Result<Manufacturer> {
     let pass = passphrase()?;
     trustca::server::init(data, None, &pass, &[]).context("CA init")?;
-    let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
-    let hierarchy = CaHierarchy::open(data, &policy_set, &pass).context("open the CA")?;
-    let sector = SectorName::new(SECTOR)?;
-    let issued = hierarchy
-        .issue_credential(
-            &policy_set,
-            CertificateKind::Manufacturer,
-            MANUFACTURER,
-            &[sector],
-        )
-        .context("issue the manufacturer credential")?;
-    let root_path = data.join("ca").join("root.pem");
-    let root_pem = std::fs::read_to_string(&root_path)
-        .with_context(|| format!("cannot read {}", root_path.display()))?;
-    let chain: Vec<Vec<u8>> = pem::parse_many(&issued.chain_pem)
+    let client = credential(data, CertificateKind::Manufacturer, MANUFACTURER, sectors)?;
+    let chain: Vec<Vec<u8>> = pem::parse_many(&client.cert_pem)
         .context("credential chain is not PEM")?
         .into_iter()
         .map(pem::Pem::into_contents)
@@ -61,14 +54,38 @@ pub fn init_ca(data: &Path) -> Result<Manufacturer> {
         bail!("credential chain has fewer than two certificates")
     };
     let credential = credential_from_chain(leaf, issuer)?;
-    Ok(Manufacturer {
-        client: ClientCredentials {
-            cert_pem: issued.chain_pem,
-            key_pem: issued.key_pem,
-            root_pem,
-        },
-        credential,
+    Ok(Manufacturer { client, credential })
+}
+
+/// Issues a role credential from the CA in `data` (as `trustca manufacturer
+/// add` does); the server records it when it starts.
+pub fn credential(
+    data: &Path,
+    kind: CertificateKind,
+    name: &str,
+    sectors: &[&str],
+) -> Result<ClientCredentials> {
+    let pass = passphrase()?;
+    let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
+    let hierarchy = CaHierarchy::open(data, &policy_set, &pass).context("open the CA")?;
+    let sectors = sectors
+        .iter()
+        .map(|s| SectorName::new(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let issued = hierarchy
+        .issue_credential(&policy_set, kind, name, &sectors)
+        .context("issue a credential")?;
+    Ok(ClientCredentials {
+        cert_pem: issued.chain_pem,
+        key_pem: issued.key_pem,
+        root_pem: root_pem(data)?,
     })
+}
+
+/// The root certificate of the CA in `data`, PEM.
+pub fn root_pem(data: &Path) -> Result<String> {
+    let path = data.join("ca").join("root.pem");
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// One device to enroll: its request in both encodings and its serial.

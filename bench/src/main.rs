@@ -17,14 +17,32 @@
 //!   engine without the store read before signing and over a no-op store;
 //! * the all-core sign+verify ceiling once more at the end.
 //!
+//! The `trust` group measures the trust database and the records behind it:
+//!
+//! * `decide`: `Decide` over mutual TLS (a HEMS device asking about cars):
+//!   unary at a fixed concurrency beside the echo ceiling measured on the
+//!   same connection before and after, unary at fixed offered rates (open
+//!   loop, p50/p99), `DecideBatch` streams, message sizes, and an in-process
+//!   breakdown ([`decide`]);
+//! * `store-size`: bytes on disk per device and the memory of a server over
+//!   a store filled with a million devices ([`storesize`]);
+//! * `crl`: CRL generation time and size with 10k..1M entries ([`crlgen`]);
+//! * `audit`: the audit log's share of the per-issuance store cost
+//!   ([`auditcost`]).
+//!
 //! Every CSR (fresh P-256 key per device) is generated before any clock
 //! starts. Results print as a table with each rate's ratio to the all-core
 //! sign+verify ceiling (the mean of its first and last measurement) and to
-//! the echo ceiling of the same run; `--json` writes them as JSON too.
+//! the echo ceiling of the same run, then the figures that are not rates
+//! (with their aims); `--json` writes them as JSON too.
 #![forbid(unsafe_code)]
 
+mod auditcost;
 mod breakdown;
 mod cfssl;
+mod cpu;
+mod crlgen;
+mod decide;
 mod fixture;
 mod grpc;
 mod load;
@@ -32,6 +50,7 @@ mod load;
 mod probe;
 mod report;
 mod sign;
+mod storesize;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,12 +59,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-use crate::report::{Group, Row, skipped};
+use crate::report::{Figure, Group, Row, skipped};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Stage {
-    /// Everything below, in this order.
+    /// The enrollment stages: sign, echo, batch, unary, cfssl, breakdown.
     All,
     /// Raw ECDSA P-256 sign+verify ceiling.
     Sign,
@@ -59,6 +78,37 @@ enum Stage {
     Cfssl,
     /// In-process engine, CSR check and store, without the transport.
     Breakdown,
+    /// The trust database stages: decide, store-size, crl, audit.
+    Trust,
+    /// Decide / DecideBatch over mTLS beside their echo ceiling.
+    Decide,
+    /// Store bytes per device and server memory with many devices.
+    StoreSize,
+    /// CRL generation time and size.
+    Crl,
+    /// The audit log's share of the per-issuance store cost.
+    Audit,
+}
+
+impl Stage {
+    fn in_trust_group(self) -> bool {
+        matches!(
+            self,
+            Stage::Decide | Stage::StoreSize | Stage::Crl | Stage::Audit
+        )
+    }
+
+    fn in_all_group(self) -> bool {
+        matches!(
+            self,
+            Stage::Sign
+                | Stage::Echo
+                | Stage::Batch
+                | Stage::Unary
+                | Stage::Cfssl
+                | Stage::Breakdown
+        )
+    }
 }
 
 /// Benchmark harness for trustca enrollment.
@@ -98,14 +148,67 @@ struct Opts {
     /// The cfssl binary (default: `cfssl` on PATH; skipped when absent).
     #[arg(long)]
     cfssl_bin: Option<PathBuf>,
+    /// Cars enrolled for the Decide stage (the peers asked about).
+    #[arg(long, default_value_t = 1_000)]
+    decide_cars: usize,
+    /// Unary Decide calls, and calls of the echo beside them.
+    #[arg(long, default_value_t = 40_000)]
+    decide_requests: usize,
+    /// Offered rates (per second) of the open-loop Decide measurement, tried
+    /// in order until one has p99 within --p99-target-ms.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000.0, 8_000.0, 6_000.0, 5_000.0, 4_000.0, 3_000.0, 2_000.0, 1_000.0])]
+    decide_rates: Vec<f64>,
+    /// Seconds per offered rate.
+    #[arg(long, default_value_t = 3.0)]
+    rate_seconds: f64,
+    /// The p99 latency target of the open-loop measurement, ms.
+    #[arg(long, default_value_t = 2.0)]
+    p99_target_ms: f64,
+    /// Concurrent DecideBatch streams (one connection each).
+    #[arg(long, default_value_t = 4)]
+    decide_streams: usize,
+    /// Decisions over all DecideBatch streams.
+    #[arg(long, default_value_t = 200_000)]
+    decide_batch: usize,
+    /// Calls of each in-process Decide breakdown measurement.
+    #[arg(long, default_value_t = 20_000)]
+    decide_breakdown: usize,
+    /// Devices the store is filled with (store-size).
+    #[arg(long, default_value_t = 1_000_000)]
+    store_devices: usize,
+    /// Device counts at which the store is also measured while filling.
+    #[arg(long, value_delimiter = ',', default_values_t = [100_000, 250_000, 500_000])]
+    store_checkpoints: Vec<usize>,
+    /// Issuances per commit group when filling the store.
+    #[arg(long, default_value_t = 1_000)]
+    store_group: usize,
+    /// GetTrust reads of random devices before the server's memory is read.
+    #[arg(long, default_value_t = 10_000)]
+    rss_reads: usize,
+    /// Revoked entries of each CRL built.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000, 1_000_000])]
+    crl_sizes: Vec<usize>,
+    /// Issuances per store in the audit measurement.
+    #[arg(long, default_value_t = 51_200)]
+    audit_issuances: usize,
+    /// Rounds of the audit measurement (each on 4 fresh stores: the real
+    /// one and the replica with, without and with grouped audit entries).
+    #[arg(long, default_value_t = 1)]
+    audit_rounds: usize,
     /// Also write the results as JSON to this file ("-": standard output).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Internal (store-size): serve the data directory DIR in this process
+    /// until standard input closes.
+    #[arg(long, hide = true)]
+    serve_data: Option<PathBuf>,
 }
 
 impl Opts {
     fn wants(&self, s: Stage) -> bool {
-        self.stages.contains(&Stage::All) || self.stages.contains(&s)
+        self.stages.contains(&s)
+            || (s.in_all_group() && self.stages.contains(&Stage::All))
+            || (s.in_trust_group() && self.stages.contains(&Stage::Trust))
     }
 }
 
@@ -135,12 +238,14 @@ fn machine() -> serde_json::Value {
     })
 }
 
-fn progress(what: &str) {
+/// One line of progress on standard error.
+pub fn progress(what: &str) {
     eprintln!("trustca-bench: {what}");
 }
 
-async fn run(opts: &Opts) -> Result<Vec<Row>> {
+async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
     let mut rows = Vec::new();
+    let mut figures = Vec::new();
     let n = cores();
 
     if opts.wants(Stage::Sign) {
@@ -191,7 +296,9 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
     .unwrap_or(0)
     .saturating_sub(sizes[0]);
     let total = sizes.iter().sum::<usize>() + extra;
-    progress(&format!("generating {total} device keys and CSRs"));
+    if total > 0 {
+        progress(&format!("generating {total} device keys and CSRs"));
+    }
     let parts = fixture::split(fixture::devices(0, total, n)?, &[sizes[0], sizes[1], extra])?;
     let (batch_devices, unary_devices) = (&parts[0], &parts[1]);
     let reusable: Vec<fixture::Device> = parts[0].iter().chain(parts[2].iter()).cloned().collect();
@@ -326,6 +433,8 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
         rows.push(breakdown::store(&scratch.path().join("db"), run.issued)?);
     }
 
+    trust_stages(opts, &mut rows, &mut figures).await?;
+
     if opts.wants(Stage::Sign) && rows.len() > 2 {
         // The machine may be shared: measure the ceiling again at the end;
         // ratios use the mean of both all-core measurements.
@@ -343,22 +452,130 @@ async fn run(opts: &Opts) -> Result<Vec<Row>> {
             .map_or(rows.len(), |i| i + 1);
         rows.insert(at, row);
     }
-    Ok(rows)
+    Ok((rows, figures))
+}
+
+/// The trust database stages (group `trust`).
+async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure>) -> Result<()> {
+    let n = cores();
+    if opts.wants(Stage::Decide) {
+        progress(&format!(
+            "decide: enrolling a HEMS device and {} cars",
+            opts.decide_cars
+        ));
+        let mut world = decide::World::start(opts.decide_cars.max(1), n).await?;
+        let plan = decide::Plan {
+            concurrency: opts.concurrency,
+            requests: opts.decide_requests,
+            rates: opts.decide_rates.clone(),
+            rate_seconds: opts.rate_seconds,
+            p99_target: Duration::from_secs_f64(opts.p99_target_ms / 1e3),
+            streams: opts.decide_streams,
+            batch_total: opts.decide_batch,
+        };
+        let out = decide::measure(&world, &plan).await?;
+        rows.extend(out.rows);
+        figures.extend(out.figures);
+        world.stop().await?;
+        progress("decide: in-process breakdown");
+        rows.extend(decide::breakdown(&world, opts.decide_breakdown).await?);
+    }
+    let wants_store = opts.wants(Stage::StoreSize);
+    let wants_audit = opts.wants(Stage::Audit);
+    if wants_store || wants_audit {
+        progress("records: enrolling one car as the template of synthetic devices");
+        let mut world = decide::World::start(1, n).await?;
+        world.stop().await?;
+        let template = storesize::Template::from_world(&world)?;
+        if wants_audit {
+            let (r, f) =
+                auditcost::measure(&template, opts.audit_issuances, opts.audit_rounds, 10.0)?;
+            rows.extend(r);
+            figures.extend(f);
+        }
+        if wants_store {
+            progress(&format!(
+                "store: filling with {} devices in groups of {}",
+                opts.store_devices, opts.store_group
+            ));
+            let (row, points) = storesize::fill(
+                world.data.path(),
+                &template,
+                opts.store_devices,
+                opts.store_group,
+                &opts.store_checkpoints,
+            )?;
+            rows.push(row);
+            progress(&format!(
+                "store: server over the store, {} GetTrust reads",
+                opts.rss_reads
+            ));
+            let probe = match storesize::server_rss(
+                world.data.path(),
+                &world.manufacturer.client,
+                opts.store_devices,
+                opts.rss_reads,
+                opts.concurrency,
+            )
+            .await
+            {
+                Ok((probe, row)) => {
+                    rows.push(row);
+                    Some(probe)
+                }
+                Err(e) => {
+                    progress(&format!("store: server memory not measured: {e:#}"));
+                    None
+                }
+            };
+            figures.extend(storesize::figures(
+                &template,
+                &points,
+                probe.as_ref(),
+                1024.0,
+            )?);
+            if probe.is_some() {
+                let (blocks, _) = storesize::du(&world.data.path().join("db"))?;
+                figures.push(
+                    Figure::new(
+                        "store_bytes_per_device_reopened",
+                        "store bytes/device after the server opened and closed it (du)",
+                        blocks as f64 / opts.store_devices.max(1) as f64,
+                        "bytes",
+                    )
+                    .note("sled may clean segments on open and on close"),
+                );
+            }
+        }
+    }
+    if opts.wants(Stage::Crl) {
+        let (r, f) = crlgen::measure(&opts.crl_sizes, 2.0)?;
+        rows.extend(r);
+        figures.extend(f);
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
+    if let Some(dir) = &opts.serve_data {
+        return storesize::serve_child(dir).await;
+    }
     let context = json!({
         "machine": machine(),
         "args": std::env::args().skip(1).collect::<Vec<_>>(),
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     });
-    let rows = run(&opts).await?;
+    let (rows, figures) = run(&opts).await?;
     println!("machine: {}", context["machine"]);
     print!("{}", report::table(&rows));
+    if !figures.is_empty() {
+        println!();
+        print!("{}", report::figures_table(&figures));
+    }
     if let Some(path) = &opts.json {
-        let text = serde_json::to_string_pretty(&report::to_json(&rows, context))?;
+        let text = serde_json::to_string_pretty(&report::to_json(&rows, &figures, context))?;
         if path.as_os_str() == "-" {
             println!("{text}");
         } else {

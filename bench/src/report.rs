@@ -1,6 +1,7 @@
 //! Results: one row per measurement, printed as an aligned table (with each
-//! rate's ratio to the ceilings measured in the same run) and optionally as
-//! JSON.
+//! rate's ratio to the ceilings measured in the same run), then the figures
+//! that are not rates (sizes, shares, times against an aim), and optionally
+//! both as JSON.
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub enum Group {
     Breakdown,
     /// The peer (cfssl).
     Peer,
+    /// Trust database queries (`Decide`); their echo ratio is to the echo
+    /// ceiling measured beside them ([`TRUST_ECHO`]).
+    Trust,
 }
 
 impl Group {
@@ -26,6 +30,7 @@ impl Group {
             Group::Enrollment => "enrollment",
             Group::Breakdown => "breakdown",
             Group::Peer => "peer",
+            Group::Trust => "trust",
         }
     }
 }
@@ -103,14 +108,19 @@ pub const SIGN_ALL: &str = "sign_verify_all_cores";
 pub const SIGN_ALL_END: &str = "sign_verify_all_cores_end";
 /// Key of the bare RPC echo ceiling.
 pub const ECHO: &str = "grpc_echo";
+/// Key of the echo ceiling measured beside the trust database queries.
+pub const TRUST_ECHO: &str = "trust_echo";
+/// Key of the same echo ceiling measured again after them.
+pub const TRUST_ECHO_END: &str = "trust_echo_end";
 
-/// The rate of `key`; for [`SIGN_ALL`], the mean of it and [`SIGN_ALL_END`]
-/// (when measured), which brackets the run on a machine whose speed varies.
+/// The rate of `key`; for [`SIGN_ALL`] and [`TRUST_ECHO`], the mean of it
+/// and its repetition at the end ([`SIGN_ALL_END`], [`TRUST_ECHO_END`]),
+/// which brackets the measurements on a machine whose speed varies.
 fn ceiling(rows: &[Row], key: &str) -> Option<f64> {
-    let keys: &[&str] = if key == SIGN_ALL {
-        &[SIGN_ALL, SIGN_ALL_END]
-    } else {
-        &[key]
+    let keys: &[&str] = match key {
+        SIGN_ALL => &[SIGN_ALL, SIGN_ALL_END],
+        TRUST_ECHO => &[TRUST_ECHO, TRUST_ECHO_END],
+        _ => &[key],
     };
     let rates: Vec<f64> = rows
         .iter()
@@ -124,6 +134,34 @@ fn ratio(rate: f64, ceiling: Option<f64>) -> Option<f64> {
     ceiling.filter(|c| *c > 0.0).map(|c| rate / c)
 }
 
+/// The echo ceilings of a run: the enrollment one and the trust one.
+#[derive(Debug, Clone, Copy)]
+struct Echoes {
+    enrollment: Option<f64>,
+    trust: Option<f64>,
+}
+
+impl Echoes {
+    fn of(rows: &[Row]) -> Self {
+        Self {
+            enrollment: ceiling(rows, ECHO),
+            trust: ceiling(rows, TRUST_ECHO),
+        }
+    }
+
+    /// The echo ceiling `row` is compared with; none for the other ceilings.
+    fn for_row(self, row: &Row) -> Option<f64> {
+        let trust_echo = row.key == TRUST_ECHO || row.key == TRUST_ECHO_END;
+        if row.group == Group::Trust || trust_echo {
+            self.trust
+        } else if row.group == Group::Ceiling && row.key != ECHO {
+            None
+        } else {
+            self.enrollment
+        }
+    }
+}
+
 fn fmt_ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
@@ -131,7 +169,7 @@ fn fmt_ms(d: Duration) -> String {
 /// The table, as text.
 pub fn table(rows: &[Row]) -> String {
     let sign = ceiling(rows, SIGN_ALL);
-    let echo = ceiling(rows, ECHO);
+    let echoes = Echoes::of(rows);
     let header = [
         "measurement",
         "ops",
@@ -175,11 +213,7 @@ pub fn table(rows: &[Row]) -> String {
                 "-".into()
             },
             pct(sign),
-            if r.group == Group::Ceiling && r.key != ECHO {
-                "-".into()
-            } else {
-                pct(echo)
-            },
+            pct(echoes.for_row(r)),
             r.latency
                 .map(|l| fmt_ms(l.p50))
                 .unwrap_or_else(|| "-".into()),
@@ -189,8 +223,14 @@ pub fn table(rows: &[Row]) -> String {
             r.note.clone(),
         ]);
     }
+    aligned(&header, &cells)
+}
+
+/// Columns aligned: the first and last left-aligned, the others (numbers)
+/// right-aligned, under a header and a rule.
+fn aligned<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> String {
     let mut widths = header.map(str::len);
-    for row in &cells {
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row.iter()) {
             *w = (*w).max(c.chars().count());
         }
@@ -216,16 +256,115 @@ pub fn table(rows: &[Row]) -> String {
     };
     line(&header.map(str::to_owned));
     line(&widths.map(|w| "-".repeat(w)));
-    for row in &cells {
+    for row in cells {
         line(row);
     }
     out
 }
 
-/// The rows as JSON, with the ratios computed the same way as the table.
-pub fn to_json(rows: &[Row], context: Value) -> Value {
+/// A figure that is not a rate: a size, a share or a time, with what it is
+/// compared with and the aim it is held to.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Stable key, used in JSON.
+    pub key: &'static str,
+    /// What was measured.
+    pub label: String,
+    /// The value.
+    pub value: f64,
+    /// Its unit ("bytes", "s", "%", "MiB", ...).
+    pub unit: &'static str,
+    /// The aim, as text ("<= 1024"), when there is one.
+    pub aim: Option<String>,
+    /// Whether the aim is met, when there is one.
+    pub met: Option<bool>,
+    /// How it was obtained, and what it is compared with.
+    pub note: String,
+}
+
+impl Figure {
+    /// A figure without an aim.
+    pub fn new(
+        key: &'static str,
+        label: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
+        Self {
+            key,
+            label: label.into(),
+            value,
+            unit,
+            aim: None,
+            met: None,
+            note: String::new(),
+        }
+    }
+
+    /// Holds the figure to `value <= limit` (`at_most`) or `value >= limit`.
+    pub fn aim(mut self, at_most: bool, limit: f64) -> Self {
+        let (sign, met) = if at_most {
+            ("<=", self.value <= limit)
+        } else {
+            (">=", self.value >= limit)
+        };
+        self.aim = Some(format!("{sign} {}", number(limit)));
+        self.met = Some(met);
+        self
+    }
+
+    /// Sets the note.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+}
+
+/// A number with at most 3 significant decimals and thousands separators.
+fn number(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        let mut digits = format!("{:.0}", v.abs());
+        let mut out = String::new();
+        while digits.len() > 3 {
+            let tail = digits.split_off(digits.len() - 3);
+            out = format!(",{tail}{out}");
+        }
+        format!("{}{digits}{out}", if v < 0.0 { "-" } else { "" })
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The figures, as text.
+pub fn figures_table(figures: &[Figure]) -> String {
+    let header = ["figure", "value", "unit", "aim", "met", "note"];
+    let cells: Vec<[String; 6]> = figures
+        .iter()
+        .map(|f| {
+            [
+                f.label.clone(),
+                number(f.value),
+                f.unit.to_owned(),
+                f.aim.clone().unwrap_or_else(|| "-".into()),
+                match f.met {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                f.note.clone(),
+            ]
+        })
+        .collect();
+    aligned(&header, &cells)
+}
+
+/// The rows and figures as JSON, with the ratios computed the same way as
+/// the table.
+pub fn to_json(rows: &[Row], figures: &[Figure], context: Value) -> Value {
     let sign = ceiling(rows, SIGN_ALL);
-    let echo = ceiling(rows, ECHO);
+    let echoes = Echoes::of(rows);
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -238,12 +377,26 @@ pub fn to_json(rows: &[Row], context: Value) -> Value {
                 "seconds": r.elapsed.as_secs_f64(),
                 "ops_per_second": r.rate(),
                 "ratio_to_sign_verify_all_cores": ratio(r.rate(), sign),
-                "ratio_to_grpc_echo": ratio(r.rate(), echo),
+                "ratio_to_grpc_echo": ratio(r.rate(), echoes.for_row(r)),
                 "latency_p50_ms": r.latency.map(|l| l.p50.as_secs_f64() * 1e3),
                 "latency_p99_ms": r.latency.map(|l| l.p99.as_secs_f64() * 1e3),
                 "note": r.note,
             })
         })
         .collect();
-    json!({ "context": context, "results": items })
+    let figures: Vec<Value> = figures
+        .iter()
+        .map(|f| {
+            json!({
+                "key": f.key,
+                "label": f.label,
+                "value": f.value,
+                "unit": f.unit,
+                "aim": f.aim,
+                "met": f.met,
+                "note": f.note,
+            })
+        })
+        .collect();
+    json!({ "context": context, "results": items, "figures": figures })
 }

@@ -1,0 +1,552 @@
+//! How big the store grows per enrolled device, and how much memory a server
+//! holding a million devices uses.
+//!
+//! Enrolling a million devices over gRPC takes too long here, so the store is
+//! filled directly through `Storage::commit_issuances`, in groups with one
+//! flush each, with records made from a real enrolled car: its certificate
+//! DER (serial bytes and device serial patched per device, so every
+//! certificate, fingerprint and key is distinct and the sizes are those of
+//! real records), its device record and its audit entry. The store is that of
+//! a real CA data directory, so afterwards a real server (this binary in
+//! `--serve-data` mode, a separate process) opens it, answers `GetTrust` for
+//! random devices, and its resident memory is read from `/proc`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use ring::rand::SecureRandom;
+use trustca::client::ClientCredentials;
+use trustca_model::credential_from_chain;
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
+use trustca_store::{
+    AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, SledStorage, Storage,
+    TrustRecord, TrustStatus,
+};
+
+use crate::cpu;
+use crate::decide::{World, car_serial};
+use crate::grpc::join_notes;
+use crate::load::closed_loop;
+use crate::report::{Figure, Group, Latency, Row};
+
+/// A real enrolled car's records, to be copied with new serials.
+#[derive(Debug, Clone)]
+pub struct Template {
+    cert: CertificateRecord,
+    device: DeviceRecord,
+    actor: String,
+    audit_kind: String,
+    audit_detail: String,
+    /// Where the certificate serial sits in the DER.
+    serial_at: usize,
+    /// Where the device serial (`C0000000`) sits in the DER.
+    device_serial_at: Vec<usize>,
+}
+
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    if needle.is_empty() {
+        return Vec::new();
+    }
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The device serial of synthetic device `n`: the width of [`car_serial`].
+pub fn device_serial(n: usize) -> String {
+    format!("D{n:07}")
+}
+
+/// The URN of synthetic device `n` as the template names it.
+fn urn(device: &DeviceRecord, serial: &str) -> String {
+    format!(
+        "urn:trustca:{}:{}:{}:{serial}",
+        device.sector, device.manufacturer, device.model
+    )
+}
+
+impl Template {
+    /// The records of car 0 of `world`, read from its store (the server
+    /// must be stopped).
+    pub fn from_world(world: &World) -> Result<Self> {
+        let chain = world.cars.first().context("no car enrolled")?;
+        let [leaf, issuer, ..] = chain.as_slice() else {
+            bail!("the car's chain has fewer than two certificates")
+        };
+        let credential = credential_from_chain(leaf, issuer)?;
+        let key = credential
+            .identity
+            .context("not a device certificate")?
+            .key();
+        let serial = trustca_model::hexfmt::decode(&credential.serial).context("serial")?;
+        let store = SledStorage::open(&world.data.path().join("db")).context("open the store")?;
+        let cert = store
+            .certificate(&serial)?
+            .context("the car's certificate is not in the store")?;
+        let device = store
+            .device(&key)?
+            .context("the car's device record is not in the store")?;
+        let subject = trustca_model::hexfmt::encode(&serial);
+        let entry = store
+            .audit_entries(0, 1_000_000)?
+            .into_iter()
+            .find(|e| e.subject == subject)
+            .context("the car's audit entry is not in the store")?;
+        let serial_at = *find_all(&cert.der, &cert.serial)
+            .first()
+            .context("the certificate serial is not in the DER")?;
+        let device_serial_at = find_all(&cert.der, car_serial(0).as_bytes());
+        if serial.len() != 16 || serial[0] & 0x80 != 0 || serial[0] == 0 {
+            bail!("the template's serial is not 16 significant bytes");
+        }
+        Ok(Self {
+            cert,
+            device,
+            actor: entry.actor,
+            audit_kind: entry.kind,
+            audit_detail: entry.detail,
+            serial_at,
+            device_serial_at,
+        })
+    }
+
+    /// The certificate DER's size.
+    pub fn der_len(&self) -> usize {
+        self.cert.der.len()
+    }
+
+    /// Device `n` with certificate serial `serial` (16 bytes, positive,
+    /// first byte non-zero): as the enrollment engine would commit it.
+    pub fn issuance(&self, n: usize, serial: [u8; 16]) -> Issuance {
+        let device_serial = device_serial(n);
+        let mut der = self.cert.der.clone();
+        der[self.serial_at..self.serial_at + 16].copy_from_slice(&serial);
+        for &at in &self.device_serial_at {
+            der[at..at + device_serial.len()].copy_from_slice(device_serial.as_bytes());
+        }
+        let urn = urn(&self.device, &device_serial);
+        let key = format!(
+            "{}/{}/{}/{device_serial}",
+            self.device.sector, self.device.manufacturer, self.device.model
+        )
+        .to_ascii_lowercase();
+        Issuance {
+            certificate: CertificateRecord {
+                serial: serial.to_vec(),
+                der,
+                identity_key: Some(key.clone()),
+                ..self.cert.clone()
+            },
+            device: Some(DeviceRecord {
+                identity_key: key,
+                urn: urn.clone(),
+                serial: device_serial,
+                certificates: Vec::new(),
+                ..self.device.clone()
+            }),
+            renewal: false,
+            actor: self.actor.clone(),
+            audit_kind: self.audit_kind.clone(),
+            audit_detail: self.audit_detail.replace(self.device.urn.as_str(), &urn),
+        }
+    }
+
+    /// What one device's issuance writes, before the store's own overhead:
+    /// (tree, key + value bytes), as the store encodes its records.
+    pub fn payload(&self) -> Result<Vec<(&'static str, usize)>> {
+        let issuance = self.issuance(0, [0x11; 16]);
+        let cert = &issuance.certificate;
+        let mut device = issuance.device.context("no device record")?;
+        let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
+        device.certificates = vec![serial_hex.clone()];
+        let key = device.identity_key.len();
+        let trust = TrustRecord {
+            identity_key: device.identity_key.clone(),
+            sector: device.sector.clone(),
+            level: device.certificate_level,
+            status: TrustStatus::Active,
+            version: 1,
+            updated_at: cert.issued_at,
+        };
+        let history = HistoryEntry {
+            version: 1,
+            at: cert.issued_at,
+            actor: issuance.actor.clone(),
+            change: format!("enrolled level={}", device.certificate_level),
+            reason: "enrollment".into(),
+        };
+        let audit = AuditEntry {
+            seq: 0,
+            at: cert.issued_at,
+            actor: issuance.actor.clone(),
+            kind: issuance.audit_kind.clone(),
+            subject: serial_hex,
+            detail: issuance.audit_detail.clone(),
+            leaf_hash: [0; 32],
+        };
+        let len = |v: Result<Vec<u8>, postcard::Error>| v.map(|b| b.len());
+        Ok(vec![
+            (
+                "certificates",
+                cert.serial.len() + len(postcard::to_stdvec(cert))?,
+            ),
+            ("devices", key + len(postcard::to_stdvec(&device))?),
+            ("trust", key + len(postcard::to_stdvec(&trust))?),
+            ("history", key + 9 + len(postcard::to_stdvec(&history))?),
+            ("audit", 8 + len(postcard::to_stdvec(&audit))?),
+            ("fingerprints", 32 + cert.serial.len()),
+        ])
+    }
+
+    /// Devices `from..to`, with fresh random serials.
+    pub fn issuances(&self, from: usize, to: usize) -> Result<Vec<Issuance>> {
+        let rng = ring::rand::SystemRandom::new();
+        let mut bytes = vec![0u8; 16 * (to - from)];
+        rng.fill(&mut bytes)
+            .map_err(|_| anyhow!("no random bytes"))?;
+        Ok(bytes
+            .chunks_exact(16)
+            .zip(from..to)
+            .map(|(c, n)| {
+                let mut serial = [0u8; 16];
+                serial.copy_from_slice(c);
+                serial[0] = (serial[0] & 0x7f).max(1);
+                self.issuance(n, serial)
+            })
+            .collect())
+    }
+}
+
+/// Bytes a directory tree occupies: (allocated blocks, apparent length).
+pub fn du(dir: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let (mut blocks, mut len) = (0u64, 0u64);
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let e = e?;
+        let m = e.metadata()?;
+        if m.is_dir() {
+            let (b, l) = du(&e.path())?;
+            blocks += b;
+            len += l;
+        } else {
+            blocks += m.blocks() * 512;
+            len += m.len();
+        }
+    }
+    Ok((blocks, len))
+}
+
+/// The store's size at one point of the filling.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint {
+    /// Devices in the store (synthetic ones; the world's few are left out).
+    pub devices: usize,
+    /// Seconds spent filling so far.
+    pub seconds: f64,
+    /// `Storage::size_on_disk` (sled's own count).
+    pub size_on_disk: u64,
+    /// Allocated bytes of the store directory (du).
+    pub du: u64,
+    /// Apparent bytes of the store directory (du --apparent-size).
+    pub apparent: u64,
+}
+
+/// Fills the store of `data` (a stopped server's data directory) with
+/// `devices` synthetic devices in groups of `group`, one flush each, and
+/// measures it at every checkpoint (and at the end).
+pub fn fill(
+    data: &Path,
+    template: &Template,
+    devices: usize,
+    group: usize,
+    checkpoints: &[usize],
+) -> Result<(Row, Vec<Checkpoint>)> {
+    let db = data.join("db");
+    let (store, closed) = SledStorage::open_with_close_waiter(&db).context("open the store")?;
+    let group = group.max(1);
+    let mut points = Vec::new();
+    let (mut commit, mut flush, mut make) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let start = Instant::now();
+    let mut done = 0;
+    while done < devices {
+        let end = (done + group).min(devices);
+        let t = Instant::now();
+        let batch = template.issuances(done, end)?;
+        let t1 = Instant::now();
+        for r in store.commit_issuances(&batch) {
+            r.context("commit_issuances refused a synthetic device")?;
+        }
+        let t2 = Instant::now();
+        store.flush()?;
+        make += t1 - t;
+        commit += t2 - t1;
+        flush += t2.elapsed();
+        let before = done;
+        done = end;
+        let at_checkpoint = checkpoints.iter().any(|&c| before < c && c <= done);
+        if at_checkpoint || done == devices {
+            let (blocks, apparent) = du(&db)?;
+            let point = Checkpoint {
+                devices: done,
+                seconds: start.elapsed().as_secs_f64(),
+                size_on_disk: store.size_on_disk()?,
+                du: blocks,
+                apparent,
+            };
+            crate::progress(&format!(
+                "store: {done} devices after {:.0} s: {:.0} bytes/device (size_on_disk), {:.0} (du)",
+                point.seconds,
+                point.size_on_disk as f64 / done as f64,
+                point.du as f64 / done as f64
+            ));
+            points.push(point);
+        }
+    }
+    let elapsed = start.elapsed() - make;
+    let (certs, devs) = store.counts()?;
+    drop(store);
+    if !closed.wait(Duration::from_secs(30)) {
+        bail!("the store did not close");
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / devices.max(1) as f64;
+    let row = Row {
+        key: "store_fill",
+        label: format!("store fill: commit_issuances x{group} + flush"),
+        group: Group::Breakdown,
+        ops: devices as u64,
+        errors: 0,
+        elapsed,
+        latency: None,
+        note: format!(
+            "commit {:.1} us/device, flush {:.1} us/device; store then holds {certs} certificates, {devs} devices; record making ({:.0} s) not counted",
+            per(commit),
+            per(flush),
+            make.as_secs_f64()
+        ),
+    };
+    Ok((row, points))
+}
+
+/// Memory of a real server over the filled store.
+#[derive(Debug, Clone, Copy)]
+pub struct RssProbe {
+    /// VmRSS right after the server started listening, KiB.
+    pub rss_start: u64,
+    /// VmRSS after the reads, KiB.
+    pub rss: u64,
+    /// VmHWM (peak) after the reads, KiB.
+    pub peak: u64,
+}
+
+/// Starts this binary as a server over `data` in a separate process, asks
+/// `GetTrust` (by identity) about `reads` random devices among `devices`,
+/// and reads the server's resident memory.
+pub async fn server_rss(
+    data: &Path,
+    client: &ClientCredentials,
+    devices: usize,
+    reads: usize,
+    concurrency: usize,
+) -> Result<(RssProbe, Row)> {
+    let exe = std::env::current_exe().context("this binary's path")?;
+    let mut child = Command::new(exe)
+        .arg("--serve-data")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start the server process")?;
+    let result = probe(&mut child, client, devices, reads, concurrency).await;
+    // Closing its standard input stops the server.
+    drop(child.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            child.kill()?;
+            child.wait()?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    result
+}
+
+async fn probe(
+    child: &mut std::process::Child,
+    client: &ClientCredentials,
+    devices: usize,
+    reads: usize,
+    concurrency: usize,
+) -> Result<(RssProbe, Row)> {
+    let pid = child.id().to_string();
+    let stdout = child.stdout.take().context("no stdout")?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .with_context(|| format!("unexpected server output {line:?}"))?
+        .to_owned();
+    let (rss_start, _) = cpu::rss_kib(&pid).context("no /proc status of the server")?;
+    let channel = trustca::client::connect(&addr, client).await?;
+    let trust = TrustDatabaseClient::new(channel);
+    // The same random devices whatever the run (xorshift).
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let picks: Arc<Vec<String>> = Arc::new(
+        (0..reads)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!(
+                    "urn:trustca:automotive:{}:{}:{}",
+                    crate::fixture::MANUFACTURER,
+                    crate::decide::CAR_MODEL,
+                    device_serial((x % devices.max(1) as u64) as usize)
+                )
+            })
+            .collect(),
+    );
+    let out = closed_loop(concurrency, reads, move |i| {
+        let mut c = trust.clone();
+        let urn = picks[i].clone();
+        async move {
+            let a = c
+                .get_trust(pb::GetTrustRequest {
+                    subject: Some(pb::get_trust_request::Subject::Identity(urn)),
+                })
+                .await?
+                .into_inner();
+            if a.status != "active" {
+                bail!("{} is {}", a.identity, a.status);
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    let (rss, peak) = cpu::rss_kib(&pid).context("no /proc status of the server")?;
+    let mut lat = out.latencies.clone();
+    let row = Row {
+        key: "get_trust_1m",
+        label: format!("GetTrust by identity, {devices} devices stored (separate server process)"),
+        group: Group::Trust,
+        ops: out.ok,
+        errors: out.errors,
+        elapsed: out.elapsed,
+        latency: Latency::of(&mut lat),
+        note: join_notes(&[
+            format!(
+                "{concurrency} in flight, 1 conn; random devices, each asked once at most, so most answers sign a new assertion"
+            ),
+            out.error_note(),
+        ]),
+    };
+    Ok((
+        RssProbe {
+            rss_start,
+            rss,
+            peak,
+        },
+        row,
+    ))
+}
+
+/// `--serve-data DIR`: runs the server over `dir`, prints `listening
+/// <addr>`, and stops when standard input closes.
+pub async fn serve_child(dir: &Path) -> Result<()> {
+    let server = crate::grpc::start(dir).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening {}", server.addr)?;
+        out.flush()?;
+    }
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
+    })
+    .await??;
+    server.shutdown().await
+}
+
+/// The figures of a fill and a memory probe.
+pub fn figures(
+    template: &Template,
+    points: &[Checkpoint],
+    rss: Option<&RssProbe>,
+    aim_bytes: f64,
+) -> Result<Vec<Figure>> {
+    let mut out = Vec::new();
+    let payload = template.payload()?;
+    let total: usize = payload.iter().map(|(_, b)| b).sum();
+    out.push(
+        Figure::new(
+            "store_payload_per_device",
+            "records written per device (keys + values, before sled)",
+            total as f64,
+            "bytes",
+        )
+        .aim(true, aim_bytes)
+        .note(
+            payload
+                .iter()
+                .map(|(t, b)| format!("{t} {b}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + &format!("; certificate DER {}", template.der_len()),
+        ),
+    );
+    for p in points {
+        let n = p.devices.max(1) as f64;
+        let last = std::ptr::eq(p, points.last().unwrap_or(p));
+        let mut f = Figure::new(
+            "store_bytes_per_device",
+            format!("store bytes/device at {} devices (du)", p.devices),
+            p.du as f64 / n,
+            "bytes",
+        )
+        .note(format!(
+            "size_on_disk {:.0} bytes/device, apparent {:.0}; {:.2} GiB in all; {:.1}x the records written; filled in {:.0} s",
+            p.size_on_disk as f64 / n,
+            p.apparent as f64 / n,
+            p.du as f64 / (1u64 << 30) as f64,
+            p.du as f64 / n / total.max(1) as f64,
+            p.seconds
+        ));
+        if last {
+            f = f.aim(true, aim_bytes);
+        }
+        out.push(f);
+    }
+    if let Some(r) = rss {
+        let devices = points.last().map_or(0, |p| p.devices);
+        out.push(
+            Figure::new(
+                "server_rss",
+                format!("server RSS with {devices} devices, after the reads"),
+                r.rss as f64 / 1024.0,
+                "MiB",
+            )
+            .note(format!(
+                "VmRSS {:.0} MiB right after start, peak (VmHWM) {:.0} MiB; sled cache capacity 256 MiB",
+                r.rss_start as f64 / 1024.0,
+                r.peak as f64 / 1024.0
+            )),
+        );
+    }
+    Ok(out)
+}
