@@ -128,7 +128,9 @@ pub fn evidence(kind: &str, scheme: &str, value: &str, at: &str) -> pb::Evidence
 /// A date `days` from today (negative: in the past), YYYY-MM-DD, so
 /// evidence stays within the policies' age limits whenever tests run.
 pub fn date_from_today(days: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::days(days)).date().to_string()
+    (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+        .date()
+        .to_string()
 }
 
 /// Evidence that earns automotive Lv.5 under the shipped policy.
