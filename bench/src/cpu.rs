@@ -36,20 +36,33 @@ impl CpuClock {
         }
     }
 
-    /// "CPU 1.85 cores, 160 us/op" for `ops` operations since the start.
-    pub fn note(&self, ops: u64) -> String {
-        let (Some(before), Some(now)) = (self.cpu, cpu_seconds("self")) else {
-            return String::new();
-        };
-        let cpu = now - before;
-        let wall = self.wall.elapsed().as_secs_f64().max(1e-9);
-        let per_op = if ops > 0 {
-            format!(", {:.0} us CPU/op", cpu * 1e6 / ops as f64)
-        } else {
-            String::new()
-        };
-        format!("process CPU {:.2} cores{per_op}", cpu / wall)
+    /// CPU seconds used since the start (0 where `/proc` cannot tell).
+    pub fn cpu_seconds(&self) -> f64 {
+        match (self.cpu, cpu_seconds("self")) {
+            (Some(before), Some(now)) => now - before,
+            _ => 0.0,
+        }
     }
+
+    /// "process CPU 1.85 cores, 160 us CPU/op" for `ops` operations since
+    /// the start.
+    pub fn note(&self, ops: u64) -> String {
+        if self.cpu.is_none() {
+            return String::new();
+        }
+        note(self.cpu_seconds(), self.wall.elapsed().as_secs_f64(), ops)
+    }
+}
+
+/// "process CPU 1.85 cores, 160 us CPU/op": `cpu` seconds over `wall`
+/// seconds for `ops` operations.
+pub fn note(cpu: f64, wall: f64, ops: u64) -> String {
+    let per_op = if ops > 0 {
+        format!(", {:.0} us CPU/op", cpu * 1e6 / ops as f64)
+    } else {
+        String::new()
+    };
+    format!("process CPU {:.2} cores{per_op}", cpu / wall.max(1e-9))
 }
 
 /// `VmRSS` and `VmHWM` (peak) of process `pid`, in KiB.

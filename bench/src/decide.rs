@@ -6,8 +6,8 @@
 //! in-process:
 //!
 //! * unary `Decide`, a fixed number in flight on one connection, beside the
-//!   echo ceiling (unary `GetCaCertificates` on the same connection)
-//!   measured just before and just after;
+//!   echo ceiling (unary `GetCaCertificates` on the same connection), the
+//!   two interleaved in slices;
 //! * unary `Decide` at fixed offered rates (open loop), with p50/p99 from
 //!   each call's scheduled send time;
 //! * `DecideBatch`: several bidirectional streams, one connection each;
@@ -251,6 +251,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// Unary calls per closed-loop measurement.
     pub requests: usize,
+    /// Slices the unary Decide and echo calls are interleaved in.
+    pub slices: usize,
     /// Offered rates of the open-loop measurement, tried in order until one
     /// meets the latency target (the first is always run).
     pub rates: Vec<f64>,
@@ -277,55 +279,163 @@ fn cpu_note(cpu: &CpuClock, ops: u64) -> String {
     cpu.note(ops)
 }
 
-async fn echo(
-    channel: &Channel,
-    key: &'static str,
-    label: &str,
-    concurrency: usize,
-    total: usize,
-) -> Result<Row> {
-    let cpu = CpuClock::start();
-    let mut row = grpc::echo(std::slice::from_ref(channel), concurrency, total).await?;
-    row.key = key;
-    row.label = label.into();
-    row.note = join_notes(&[
-        row.note.clone(),
-        "HEMS device's connection".into(),
-        cpu_note(&cpu, row.ops),
-    ]);
-    Ok(row)
+/// Calls of one kind over several slices, with the CPU they used.
+#[derive(Debug, Default)]
+struct Slices {
+    calls: crate::load::Outcome,
+    cpu_seconds: f64,
 }
 
-async fn unary(
+impl Slices {
+    fn add(&mut self, o: crate::load::Outcome, cpu_seconds: f64) {
+        self.calls.ok += o.ok;
+        self.calls.errors += o.errors;
+        self.calls.elapsed += o.elapsed;
+        self.calls.latencies.extend(o.latencies);
+        if self.calls.first_error.is_none() {
+            self.calls.first_error = o.first_error;
+        }
+        self.cpu_seconds += cpu_seconds;
+    }
+
+    fn rate(&self) -> f64 {
+        self.calls.ok as f64 / self.calls.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn row(self, key: &'static str, label: &str, group: Group, note: String) -> Row {
+        let mut lat = self.calls.latencies.clone();
+        Row {
+            key,
+            label: label.into(),
+            group,
+            ops: self.calls.ok,
+            errors: self.calls.errors,
+            elapsed: self.calls.elapsed,
+            latency: Latency::of(&mut lat),
+            note: join_notes(&[
+                note,
+                crate::cpu::note(
+                    self.cpu_seconds,
+                    self.calls.elapsed.as_secs_f64(),
+                    self.calls.ok,
+                ),
+                self.calls.error_note(),
+            ]),
+        }
+    }
+}
+
+/// `total` unary `GetCaCertificates` calls, `concurrency` in flight.
+async fn echo_calls(
+    channel: &Channel,
+    concurrency: usize,
+    total: usize,
+) -> Result<crate::load::Outcome> {
+    let client = EnrollmentClient::new(channel.clone());
+    closed_loop(concurrency, total, move |_| {
+        let mut c = client.clone();
+        async move {
+            let r = c
+                .get_ca_certificates(pb::GetCaCertificatesRequest {})
+                .await?
+                .into_inner();
+            if r.root_der.is_empty() {
+                bail!("empty root certificate");
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `total` unary `Decide` calls from car `first` on, `concurrency` in
+/// flight.
+async fn decide_calls(
     channel: &Channel,
     reqs: &Arc<Vec<pb::DecideRequest>>,
     concurrency: usize,
     total: usize,
-) -> Result<Row> {
+    first: usize,
+) -> Result<crate::load::Outcome> {
     let client = TrustDatabaseClient::new(channel.clone());
     let reqs = Arc::clone(reqs);
-    let cpu = CpuClock::start();
-    let out = closed_loop(concurrency, total, move |i| {
+    closed_loop(concurrency, total, move |i| {
         let mut c = client.clone();
-        let req = reqs[i % reqs.len()].clone();
+        let req = reqs[(first + i) % reqs.len()].clone();
         async move { check(&c.decide(req).await?.into_inner()) }
     })
-    .await?;
-    let mut lat = out.latencies.clone();
-    Ok(Row {
-        key: "decide_unary",
-        label: "unary Decide (battery-discharge, HEMS -> car)".into(),
-        group: Group::Trust,
-        ops: out.ok,
-        errors: out.errors,
-        elapsed: out.elapsed,
-        latency: Latency::of(&mut lat),
-        note: join_notes(&[
-            format!("{concurrency} in flight, 1 conn"),
-            cpu_note(&cpu, out.ok),
-            out.error_note(),
-        ]),
-    })
+    .await
+}
+
+/// Unary `Decide` beside its echo ceiling: `slices` pairs of an echo slice
+/// and a Decide slice (the order alternating), each a closed loop of
+/// `requests / slices` calls on the same connection, so that a change of
+/// the machine's speed during the run hits both alike. Returns the echo
+/// and Decide rows and the ratio figure.
+async fn unary_beside_echo(
+    channel: &Channel,
+    reqs: &Arc<Vec<pb::DecideRequest>>,
+    plan: &Plan,
+) -> Result<(Row, Row, Figure)> {
+    let slices = plan.slices.max(1);
+    let per = (plan.requests / slices).max(1);
+    let (mut echo, mut decide) = (Slices::default(), Slices::default());
+    let mut ratios = Vec::with_capacity(slices);
+    for k in 0..slices {
+        let mut pair = [0.0f64; 2];
+        for which in [k % 2, 1 - k % 2] {
+            let cpu = CpuClock::start();
+            let out = if which == 0 {
+                echo_calls(channel, plan.concurrency, per).await?
+            } else {
+                decide_calls(channel, reqs, plan.concurrency, per, k * per).await?
+            };
+            pair[which] = out.ok as f64 / out.elapsed.as_secs_f64().max(1e-9);
+            let used = cpu.cpu_seconds();
+            if which == 0 {
+                echo.add(out, used);
+            } else {
+                decide.add(out, used);
+            }
+        }
+        ratios.push(pair[1] / pair[0].max(1e-9));
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = 100.0 * decide.rate() / echo.rate().max(1e-9);
+    let figure = Figure::new(
+        "decide_unary_vs_echo",
+        "unary Decide / echo ceiling (same connection, interleaved)",
+        ratio,
+        "%",
+    )
+    .aim(false, 70.0)
+    .note(format!(
+        "{:.0}/s against {:.0}/s; per slice pair min {:.0}%, median {:.0}%, max {:.0}%",
+        decide.rate(),
+        echo.rate(),
+        100.0 * ratios.first().copied().unwrap_or(0.0),
+        100.0 * ratios.get(ratios.len() / 2).copied().unwrap_or(0.0),
+        100.0 * ratios.last().copied().unwrap_or(0.0)
+    ));
+    let how = format!(
+        "{} in flight, 1 conn (the HEMS device's); {slices} slices of {per} interleaved",
+        plan.concurrency
+    );
+    Ok((
+        echo.row(
+            report::TRUST_ECHO,
+            "gRPC echo ceiling (unary GetCaCertificates)",
+            Group::Ceiling,
+            how.clone(),
+        ),
+        decide.row(
+            "decide_unary",
+            "unary Decide (battery-discharge, HEMS -> car)",
+            Group::Trust,
+            how,
+        ),
+        figure,
+    ))
 }
 
 async fn at_rate(
@@ -503,8 +613,8 @@ async fn sizes(channel: &Channel, req: &pb::DecideRequest) -> Result<Vec<Figure>
     ])
 }
 
-/// Every gRPC measurement, in order: echo, unary Decide, echo again, the
-/// open-loop rates, DecideBatch; then the sizes.
+/// Every gRPC measurement, in order: unary Decide interleaved with the
+/// echo, the open-loop rates, DecideBatch; then the sizes.
 pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
     let mut out = Outcome::default();
     let reqs = Arc::new(requests(&world.cars));
@@ -525,36 +635,16 @@ pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
     if warm.errors > 0 {
         bail!("warm-up Decide failed: {}", warm.error_note());
     }
-    grpc::echo(std::slice::from_ref(&channel), plan.concurrency, 2_000).await?;
+    echo_calls(&channel, plan.concurrency, 2_000).await?;
 
-    crate::progress("decide: echo ceiling");
-    out.rows.push(
-        echo(
-            &channel,
-            report::TRUST_ECHO,
-            "gRPC echo ceiling (unary GetCaCertificates)",
-            plan.concurrency,
-            plan.requests,
-        )
-        .await?,
-    );
     crate::progress(&format!(
-        "decide: unary, {} in flight, {} calls",
-        plan.concurrency, plan.requests
+        "decide: unary Decide beside the echo ceiling, {} calls each, {} in flight",
+        plan.requests, plan.concurrency
     ));
-    out.rows
-        .push(unary(&channel, &reqs, plan.concurrency, plan.requests).await?);
-    crate::progress("decide: echo ceiling again");
-    out.rows.push(
-        echo(
-            &channel,
-            report::TRUST_ECHO_END,
-            "gRPC echo ceiling (again, after unary Decide)",
-            plan.concurrency,
-            plan.requests,
-        )
-        .await?,
-    );
+    let (echo_row, unary_row, ratio) = unary_beside_echo(&channel, &reqs, plan).await?;
+    out.rows.push(echo_row);
+    out.rows.push(unary_row);
+    out.figures.push(ratio);
 
     for (n, &rate) in plan.rates.iter().enumerate() {
         crate::progress(&format!(
@@ -619,30 +709,6 @@ pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
     out.rows.push(row);
     drop(channels);
 
-    let echo_mean = {
-        let r: Vec<f64> = out
-            .rows
-            .iter()
-            .filter(|r| r.key == report::TRUST_ECHO || r.key == report::TRUST_ECHO_END)
-            .map(Row::rate)
-            .collect();
-        r.iter().sum::<f64>() / r.len().max(1) as f64
-    };
-    if let Some(u) = out.rows.iter().find(|r| r.key == "decide_unary") {
-        out.figures.push(
-            Figure::new(
-                "decide_unary_vs_echo",
-                "unary Decide / echo ceiling (same connection, same run)",
-                100.0 * u.rate() / echo_mean.max(1e-9),
-                "%",
-            )
-            .aim(false, 70.0)
-            .note(format!(
-                "{:.0}/s against the mean echo {echo_mean:.0}/s",
-                u.rate()
-            )),
-        );
-    }
     if let Some(req) = reqs.first() {
         out.figures.extend(sizes(&channel, req).await?);
     }

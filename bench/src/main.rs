@@ -154,9 +154,12 @@ struct Opts {
     /// Unary Decide calls, and calls of the echo beside them.
     #[arg(long, default_value_t = 40_000)]
     decide_requests: usize,
+    /// Slices the unary Decide calls and their echo calls are interleaved in.
+    #[arg(long, default_value_t = 8)]
+    decide_slices: usize,
     /// Offered rates (per second) of the open-loop Decide measurement, tried
     /// in order until one has p99 within --p99-target-ms.
-    #[arg(long, value_delimiter = ',', default_values_t = [10_000.0, 8_000.0, 6_000.0, 5_000.0, 4_000.0, 3_000.0, 2_000.0, 1_000.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000.0, 8_000.0, 6_000.0, 5_000.0, 4_000.0, 3_000.0, 2_000.0, 1_500.0, 1_000.0, 500.0])]
     decide_rates: Vec<f64>,
     /// Seconds per offered rate.
     #[arg(long, default_value_t = 3.0)]
@@ -467,6 +470,7 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
         let plan = decide::Plan {
             concurrency: opts.concurrency,
             requests: opts.decide_requests,
+            slices: opts.decide_slices,
             rates: opts.decide_rates.clone(),
             rate_seconds: opts.rate_seconds,
             p99_target: Duration::from_secs_f64(opts.p99_target_ms / 1e3),

@@ -110,17 +110,15 @@ pub const SIGN_ALL_END: &str = "sign_verify_all_cores_end";
 pub const ECHO: &str = "grpc_echo";
 /// Key of the echo ceiling measured beside the trust database queries.
 pub const TRUST_ECHO: &str = "trust_echo";
-/// Key of the same echo ceiling measured again after them.
-pub const TRUST_ECHO_END: &str = "trust_echo_end";
 
-/// The rate of `key`; for [`SIGN_ALL`] and [`TRUST_ECHO`], the mean of it
-/// and its repetition at the end ([`SIGN_ALL_END`], [`TRUST_ECHO_END`]),
-/// which brackets the measurements on a machine whose speed varies.
+/// The rate of `key`; for [`SIGN_ALL`], the mean of it and its repetition
+/// at the end ([`SIGN_ALL_END`]), which brackets the run on a machine whose
+/// speed varies.
 fn ceiling(rows: &[Row], key: &str) -> Option<f64> {
-    let keys: &[&str] = match key {
-        SIGN_ALL => &[SIGN_ALL, SIGN_ALL_END],
-        TRUST_ECHO => &[TRUST_ECHO, TRUST_ECHO_END],
-        _ => &[key],
+    let keys: &[&str] = if key == SIGN_ALL {
+        &[SIGN_ALL, SIGN_ALL_END]
+    } else {
+        &[key]
     };
     let rates: Vec<f64> = rows
         .iter()
@@ -151,8 +149,7 @@ impl Echoes {
 
     /// The echo ceiling `row` is compared with; none for the other ceilings.
     fn for_row(self, row: &Row) -> Option<f64> {
-        let trust_echo = row.key == TRUST_ECHO || row.key == TRUST_ECHO_END;
-        if row.group == Group::Trust || trust_echo {
+        if row.group == Group::Trust || row.key == TRUST_ECHO {
             self.trust
         } else if row.group == Group::Ceiling && row.key != ECHO {
             None
