@@ -72,5 +72,8 @@ pub use proof::{
     ConsistencyProof, InclusionProof, LeafHashes, consistency_proof, inclusion_proof, root_at,
     verify_consistency, verify_inclusion,
 };
-pub use sth::{MAX_SIGNATURE_LEN, STH_DOMAIN, SignedTreeHead, TREE_HEAD_LEN, TreeHead};
+pub use sth::{
+    MAX_SIGNATURE_LEN, STH_DOMAIN, STH_DOMAIN_V2, SignedTreeHead, TREE_HEAD_LEN, TREE_HEAD_V2_LEN,
+    TreeHead, signer_key_id,
+};
 pub use verify::{LogReport, LogVerifier, verify_log};

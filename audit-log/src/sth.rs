@@ -1,8 +1,7 @@
 //! Tree heads and signed tree heads (STHs): the canonical byte encoding that is
 //! signed, ECDSA P-256 signing and verification, and a strict wire encoding.
 //!
-//! Canonical tree-head encoding ([`TreeHead::to_bytes`], 63 bytes, the exact
-//! signing input):
+//! Canonical tree-head encoding ([`TreeHead::to_bytes`], 63 bytes):
 //!
 //! | offset | length | content                                   |
 //! |-------:|-------:|-------------------------------------------|
@@ -11,9 +10,17 @@
 //! | 23     | 8      | timestamp, ms since Unix epoch, u64 BE    |
 //! | 31     | 32     | root hash (Merkle Tree Hash)              |
 //!
-//! Signed tree head encoding ([`SignedTreeHead::to_bytes`]): the 63 bytes above,
-//! then the signature length as u16 big-endian (1..=72), then the ASN.1 DER
-//! ECDSA P-256 / SHA-256 signature over those 63 bytes.
+//! A head that names its signer (version 2, what [`SignedTreeHead::sign`]
+//! writes) signs 95 bytes instead: the same layout with the domain
+//! separator `b"trustca-sth-v2\0"`, followed by the 32-byte signer key id
+//! ([`signer_key_id`]: SHA-256 of the signer's uncompressed SEC1 public key).
+//! The audit signer's key changes when its certificate is renewed; the key
+//! id tells a verifier which of the log's keys signed each head, and the
+//! signature covers it. Version 1 heads (no key id) still decode and verify.
+//!
+//! Signed tree head encoding ([`SignedTreeHead::to_bytes`]): the signed bytes
+//! above (63 or 95), then the signature length as u16 big-endian (1..=72),
+//! then the ASN.1 DER ECDSA P-256 / SHA-256 signature over those bytes.
 
 use ring::rand::SecureRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, EcdsaKeyPair, KeyPair as _, UnparsedPublicKey};
@@ -23,6 +30,23 @@ use crate::hash::{HASH_LEN, Hash};
 
 /// Domain-separation prefix of the canonical tree-head encoding.
 pub const STH_DOMAIN: &[u8; 15] = b"trustca-sth-v1\0";
+
+/// Domain-separation prefix of a tree head that names its signer.
+pub const STH_DOMAIN_V2: &[u8; 15] = b"trustca-sth-v2\0";
+
+/// Length of the signed bytes of a head that names its signer.
+pub const TREE_HEAD_V2_LEN: usize = TREE_HEAD_LEN + HASH_LEN;
+
+/// The key id that names a tree head's signer: SHA-256 of its uncompressed
+/// SEC1 P-256 public key (65 bytes, `0x04 || X || Y`), the bytes of
+/// `EcdsaKeyPair::public_key()` and of the signer certificate's
+/// `subjectPublicKey`.
+#[must_use]
+pub fn signer_key_id(public_key: &[u8]) -> Hash {
+    let mut id = [0u8; HASH_LEN];
+    id.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, public_key).as_ref());
+    id
+}
 
 /// Length of [`TreeHead::to_bytes`]: prefix, size, timestamp, root.
 pub const TREE_HEAD_LEN: usize = STH_DOMAIN.len() + 8 + 8 + HASH_LEN;
@@ -118,13 +142,27 @@ impl TreeHead {
 pub struct SignedTreeHead {
     /// The signed statement.
     pub head: TreeHead,
-    /// ASN.1 DER ECDSA P-256 / SHA-256 signature over `head.to_bytes()`.
+    /// ASN.1 DER ECDSA P-256 / SHA-256 signature over [`SignedTreeHead::signed_bytes`].
     pub signature: Vec<u8>,
+    /// The signer's key id ([`signer_key_id`]), covered by the signature;
+    /// `None` for a version 1 head, which does not name its signer.
+    pub signer: Option<Hash>,
+}
+
+/// The bytes a head with `signer` signs: version 1 without, version 2 with.
+fn signed_bytes_of(head: &TreeHead, signer: Option<&Hash>) -> Vec<u8> {
+    let mut out = head.to_bytes().to_vec();
+    if let Some(id) = signer {
+        out[..STH_DOMAIN_V2.len()].copy_from_slice(STH_DOMAIN_V2);
+        out.extend_from_slice(id);
+    }
+    out
 }
 
 impl SignedTreeHead {
     /// Signs `head` with `key`, which must have been loaded for
     /// `ECDSA_P256_SHA256_ASN1_SIGNING`; `rng` is normally `ring::rand::SystemRandom`.
+    /// The result names its signer (version 2).
     ///
     /// The fresh signature is verified against the key pair's own public key
     /// before it is returned, so a key of the wrong algorithm is caught here.
@@ -137,7 +175,8 @@ impl SignedTreeHead {
         key: &EcdsaKeyPair,
         rng: &dyn SecureRandom,
     ) -> Result<Self, AuditError> {
-        let msg = head.to_bytes();
+        let signer = signer_key_id(key.public_key().as_ref());
+        let msg = signed_bytes_of(&head, Some(&signer));
         let sig = key.sign(rng, &msg).map_err(|_| AuditError::Signing {
             size: head.size,
             reason: "ECDSA signing failed",
@@ -153,28 +192,68 @@ impl SignedTreeHead {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref())
             .verify(&msg, &signature)
             .map_err(|_| wrong_key)?;
-        Ok(Self { head, signature })
+        Ok(Self {
+            head,
+            signature,
+            signer: Some(signer),
+        })
+    }
+
+    /// The bytes the signature covers: the 63-byte canonical encoding for a
+    /// version 1 head, the 95-byte version 2 encoding for one that names
+    /// its signer.
+    #[must_use]
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        signed_bytes_of(&self.head, self.signer.as_ref())
+    }
+
+    /// Whether this head may have been signed by `public_key`: a head that
+    /// names its signer names exactly one key; a version 1 head any.
+    #[must_use]
+    pub fn names_signer(&self, public_key: &[u8]) -> bool {
+        self.signer.is_none_or(|id| id == signer_key_id(public_key))
     }
 
     /// Verifies the signature with the log's public key: an uncompressed SEC1
-    /// P-256 point (65 bytes, `0x04 || X || Y`).
+    /// P-256 point (65 bytes, `0x04 || X || Y`). A head that names another
+    /// signer fails.
     ///
     /// # Errors
     /// [`AuditError::BadSignature`] if the signature (or the key) is invalid.
     pub fn verify(&self, public_key: &[u8]) -> Result<(), AuditError> {
+        let bad = AuditError::BadSignature {
+            size: self.head.size,
+            timestamp_ms: self.head.timestamp_ms,
+        };
+        if !self.names_signer(public_key) {
+            return Err(bad);
+        }
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key)
-            .verify(&self.head.to_bytes(), &self.signature)
-            .map_err(|_| AuditError::BadSignature {
+            .verify(&self.signed_bytes(), &self.signature)
+            .map_err(|_| bad)
+    }
+
+    /// Verifies the signature with whichever of the log's keys signed it:
+    /// the key the head names, or for a version 1 head any of `public_keys`.
+    ///
+    /// # Errors
+    /// [`AuditError::BadSignature`] if no key verifies it.
+    pub fn verify_any<K: AsRef<[u8]>>(&self, public_keys: &[K]) -> Result<(), AuditError> {
+        if public_keys.iter().any(|k| self.verify(k.as_ref()).is_ok()) {
+            Ok(())
+        } else {
+            Err(AuditError::BadSignature {
                 size: self.head.size,
                 timestamp_ms: self.head.timestamp_ms,
             })
+        }
     }
 
-    /// The wire/storage encoding: `head.to_bytes() || sig_len (u16 BE) || signature`.
+    /// The wire/storage encoding: `signed_bytes() || sig_len (u16 BE) || signature`.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(TREE_HEAD_LEN + SIG_LEN_FIELD + self.signature.len());
-        out.extend_from_slice(&self.head.to_bytes());
+        let mut out = self.signed_bytes();
+        out.reserve(SIG_LEN_FIELD + self.signature.len());
         // A signature longer than u16::MAX cannot come from `sign`; clamping makes
         // such a hand-built value fail to decode instead of being misread.
         let len = u16::try_from(self.signature.len()).unwrap_or(u16::MAX);
@@ -183,16 +262,23 @@ impl SignedTreeHead {
         out
     }
 
-    /// Strictly decodes [`SignedTreeHead::to_bytes`] output: rejects truncation,
-    /// trailing bytes, a wrong prefix and a signature length outside `1..=72`.
-    /// Does **not** verify the signature: call [`SignedTreeHead::verify`].
+    /// Strictly decodes [`SignedTreeHead::to_bytes`] output of either version:
+    /// rejects truncation, trailing bytes, a wrong prefix and a signature
+    /// length outside `1..=72`. Does **not** verify the signature: call
+    /// [`SignedTreeHead::verify`].
     ///
     /// # Errors
     /// [`AuditError::Truncated`], [`AuditError::TrailingBytes`], [`AuditError::BadPrefix`]
     /// or [`AuditError::InvalidEncoding`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, AuditError> {
         const WHAT: &str = "signed tree head";
-        let header = TREE_HEAD_LEN + SIG_LEN_FIELD;
+        let names_signer = bytes.starts_with(STH_DOMAIN_V2);
+        let signed_len = if names_signer {
+            TREE_HEAD_V2_LEN
+        } else {
+            TREE_HEAD_LEN
+        };
+        let header = signed_len + SIG_LEN_FIELD;
         if bytes.len() < header {
             return Err(AuditError::Truncated {
                 what: WHAT,
@@ -200,10 +286,22 @@ impl SignedTreeHead {
                 got: bytes.len(),
             });
         }
-        let head = TreeHead::decode_prefix(&bytes[..TREE_HEAD_LEN], WHAT)?;
+        let head = if names_signer {
+            // Same layout as version 1 after the prefix.
+            let mut v1 = bytes[..TREE_HEAD_LEN].to_vec();
+            v1[..STH_DOMAIN.len()].copy_from_slice(STH_DOMAIN);
+            TreeHead::decode_prefix(&v1, WHAT)?
+        } else {
+            TreeHead::decode_prefix(&bytes[..TREE_HEAD_LEN], WHAT)?
+        };
+        let signer = names_signer.then(|| {
+            let mut id = [0u8; HASH_LEN];
+            id.copy_from_slice(&bytes[TREE_HEAD_LEN..TREE_HEAD_V2_LEN]);
+            id
+        });
         let sig_len = usize::from(u16::from_be_bytes([
-            bytes[TREE_HEAD_LEN],
-            bytes[TREE_HEAD_LEN + 1],
+            bytes[signed_len],
+            bytes[signed_len + 1],
         ]));
         if sig_len == 0 || sig_len > MAX_SIGNATURE_LEN {
             return Err(AuditError::InvalidEncoding {
@@ -229,6 +327,7 @@ impl SignedTreeHead {
         Ok(Self {
             head,
             signature: bytes[header..].to_vec(),
+            signer,
         })
     }
 }

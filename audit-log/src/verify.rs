@@ -43,7 +43,9 @@ pub struct LogReport {
 /// After the first error every further call returns that same error.
 #[derive(Debug, Clone)]
 pub struct LogVerifier {
-    public_key: Vec<u8>,
+    /// Every key the log was ever signed with (the audit signer's key
+    /// changes when its certificate is renewed).
+    public_keys: Vec<Vec<u8>>,
     /// Sorted by (size, timestamp).
     heads: Vec<SignedTreeHead>,
     next_head: usize,
@@ -62,10 +64,22 @@ impl LogVerifier {
     where
         I: IntoIterator<Item = SignedTreeHead>,
     {
+        Self::with_keys(vec![public_key.to_vec()], heads)
+    }
+
+    /// A verifier for a log signed over time by several keys (uncompressed
+    /// SEC1 P-256 points): each head must verify under the key it names
+    /// ([`SignedTreeHead::signer`]), or, for a version 1 head that names
+    /// none, under one of them.
+    #[must_use]
+    pub fn with_keys<I>(public_keys: Vec<Vec<u8>>, heads: I) -> Self
+    where
+        I: IntoIterator<Item = SignedTreeHead>,
+    {
         let mut heads: Vec<SignedTreeHead> = heads.into_iter().collect();
         heads.sort_by_key(|h| (h.head.size, h.head.timestamp_ms));
         Self {
-            public_key: public_key.to_vec(),
+            public_keys,
             heads,
             next_head: 0,
             frontier: MerkleFrontier::new(),
@@ -142,7 +156,7 @@ impl LogVerifier {
             if sth.head.size != size {
                 break;
             }
-            sth.verify(&self.public_key)?;
+            sth.verify_any(&self.public_keys)?;
             let r = *root.get_or_insert_with(|| self.frontier.root());
             if sth.head.root != r {
                 return Err(AuditError::RootMismatch {
@@ -172,7 +186,7 @@ impl LogVerifier {
         let entries = self.frontier.size();
         if let Some(sth) = self.heads.get(self.next_head) {
             // A forged head must not be reported as a truncation.
-            sth.verify(&self.public_key)?;
+            sth.verify_any(&self.public_keys)?;
             return Err(AuditError::LogTruncated {
                 entries,
                 head_size: sth.head.size,

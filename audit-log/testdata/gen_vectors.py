@@ -172,10 +172,29 @@ def main():
         "signing_bytes": sth_bytes.hex(),
     }
 
+    # Version 2 (the head names its signer): prefix "trustca-sth-v2\0", the
+    # same fields, then the signer key id = SHA-256 of the signer's
+    # uncompressed SEC1 public key. The key here is the P-256 base point G.
+    signer_pk = bytes.fromhex(
+        "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+        "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")
+    key_id = hashlib.sha256(signer_pk).digest()
+    sth_v2_bytes = (b"trustca-sth-v2\x00" + head_size.to_bytes(8, "big")
+                    + head_ts.to_bytes(8, "big") + head_root + key_id)
+    sth_v2 = {
+        "size": head_size,
+        "timestamp_ms": head_ts,
+        "root": head_root.hex(),
+        "signer_public_key": signer_pk.hex(),
+        "signer_key_id": key_id.hex(),
+        "signing_bytes": sth_v2_bytes.hex(),
+    }
+
     print(json.dumps({
         "generator": "audit-log/testdata/gen_vectors.py (hashlib only, RFC 9162 s2.1 recursive definitions)",
         "trees": [ct, synth],
         "tree_head": sth,
+        "tree_head_v2": sth_v2,
     }, separators=(",", ":")))
 
 

@@ -267,6 +267,7 @@ fn forged_oversized_head_is_a_bad_signature_not_a_truncation() {
             timestamp_ms: 9,
         },
         signature: heads[0].signature.clone(),
+        signer: heads[0].signer,
     });
     assert!(matches!(
         verify(&entries, &heads),
@@ -336,4 +337,78 @@ proptest! {
         let err = verify(&entries, &heads).unwrap_err();
         prop_assert_eq!(err.first_bad_index(), Some(p as u64), "{:?}", err);
     }
+}
+
+/// A version 1 head (no key id), as logs written before key ids carry.
+fn sign_v1(head: TreeHead, key: &EcdsaKeyPair) -> SignedTreeHead {
+    let sig = key
+        .sign(&SystemRandom::new(), &head.to_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec();
+    SignedTreeHead {
+        head,
+        signature: sig,
+        signer: None,
+    }
+}
+
+#[test]
+fn heads_name_their_signer_and_a_renewed_key_keeps_old_heads_verifying() {
+    // The audit signer's key is replaced at certificate renewal: heads up
+    // to size 4 were signed by the old key (one of them before heads
+    // carried a key id), later ones by the new key.
+    let rng = SystemRandom::new();
+    let (old_key, new_key) = (new_key(), new_key());
+    let mut f = MerkleFrontier::new();
+    let mut entries = Vec::new();
+    let mut heads = Vec::new();
+    for i in 0..8u64 {
+        let bytes = format!("entry {i}").into_bytes();
+        let (idx, h) = f.push_entry(&bytes).unwrap();
+        entries.push((idx, bytes, h));
+        match f.size() {
+            2 => heads.push(sign_v1(f.tree_head(2), &old_key)),
+            4 => heads.push(f.tree_head(4).sign(&old_key, &rng).unwrap()),
+            6 | 8 => heads.push(f.tree_head(f.size()).sign(&new_key, &rng).unwrap()),
+            _ => {}
+        }
+    }
+    let old_pk = old_key.public_key().as_ref().to_vec();
+    let new_pk = new_key.public_key().as_ref().to_vec();
+    assert_eq!(heads[1].signer, Some(trustca_audit::signer_key_id(&old_pk)));
+    assert_eq!(heads[2].signer, Some(trustca_audit::signer_key_id(&new_pk)));
+    for h in &heads {
+        assert_eq!(&SignedTreeHead::from_bytes(&h.to_bytes()).unwrap(), h);
+    }
+
+    // Checking every head against the current key alone fails at the
+    // first old head: the defect `audit verify` had after a renewal.
+    let mut only_new = LogVerifier::new(&new_pk, heads.clone());
+    let err = entries
+        .iter()
+        .try_for_each(|(i, e, h)| only_new.push(*i, e, h))
+        .and_then(|()| only_new.finish().map(|_| ()))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        AuditError::BadSignature {
+            size: 2,
+            timestamp_ms: 2
+        }
+    );
+
+    let mut all = LogVerifier::with_keys(vec![new_pk.clone(), old_pk.clone()], heads.clone());
+    for (i, e, h) in &entries {
+        all.push(*i, e, h).unwrap();
+    }
+    let report = all.finish().unwrap();
+    assert_eq!((report.entries, report.heads_verified), (8, 4));
+
+    // The key id is signed: naming the other key breaks the head.
+    let mut renamed = heads[3].clone();
+    renamed.signer = heads[1].signer;
+    assert!(renamed.verify(&old_pk).is_err());
+    assert!(renamed.verify(&new_pk).is_err());
+    assert!(renamed.verify_any(&[&old_pk, &new_pk]).is_err());
 }

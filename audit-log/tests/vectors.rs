@@ -218,6 +218,31 @@ fn tree_head_encoding_vector() {
 }
 
 #[test]
+fn tree_head_v2_names_its_signer() {
+    let v: Value = serde_json::from_str(VECTORS).unwrap();
+    let th = &v["tree_head_v2"];
+    let head = TreeHead {
+        size: u(&th["size"]),
+        root: h(th["root"].as_str().unwrap()),
+        timestamp_ms: u(&th["timestamp_ms"]),
+    };
+    let public_key = hex::decode(th["signer_public_key"].as_str().unwrap()).unwrap();
+    let id = trustca_audit::signer_key_id(&public_key);
+    assert_eq!(id, h(th["signer_key_id"].as_str().unwrap()));
+    let sth = trustca_audit::SignedTreeHead {
+        head,
+        signature: vec![0x30],
+        signer: Some(id),
+    };
+    let want = hex::decode(th["signing_bytes"].as_str().unwrap()).unwrap();
+    assert_eq!(want.len(), trustca_audit::TREE_HEAD_V2_LEN);
+    assert_eq!(sth.signed_bytes(), want);
+    assert!(want.starts_with(trustca_audit::STH_DOMAIN_V2));
+    let decoded = trustca_audit::SignedTreeHead::from_bytes(&sth.to_bytes()).unwrap();
+    assert_eq!(decoded, sth);
+}
+
+#[test]
 fn proofs_against_the_wrong_root_fail() {
     let leaf_hashes: Vec<Hash> = ct_leaves().iter().map(|l| leaf_hash(l)).collect();
     let p = inclusion_proof(&leaf_hashes, 3, 8).unwrap();

@@ -4,7 +4,8 @@
 //! credential issuance and service-certificate renewal need).
 //!
 //! Layout: `ca/root.pem`, `ca/<sector>.pem`, `ca/server.pem` (leaf, root),
-//! `ca/*.key` (encrypted), `ca/keystore.toml`, `ca/credentials/<serial>.pem`.
+//! `ca/*.key` (encrypted), `ca/keystore.toml`, `ca/credentials/<serial>.pem`,
+//! `ca/audit-signers/<sha256>.pem` (audit signers replaced by renewal).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -66,6 +67,9 @@ impl std::fmt::Debug for CaHierarchy {
             .finish_non_exhaustive()
     }
 }
+
+/// Earlier audit signer certificates, under `ca/`.
+pub const AUDIT_SIGNERS_DIR: &str = "audit-signers";
 
 fn ca_dir(data: &Path) -> PathBuf {
     data.join("ca")
@@ -289,6 +293,9 @@ impl CaHierarchy {
             root.not_after,
         )?;
         let der = root.sign(&params, &key)?;
+        if purpose == issuer::ServicePurpose::AuditLog {
+            Self::archive_audit_signer(dir)?;
+        }
         // A crash between these steps leaves no server.pem, and the next
         // start issues a fresh pair; the CA keys are never touched.
         let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
@@ -301,12 +308,46 @@ impl CaHierarchy {
         Ok(())
     }
 
-    /// Loads the hierarchy for serving. Renews the TLS server certificate
-    /// (with the root key) when it is within 30 days of expiry.
+    /// Keeps the current audit signer certificate in
+    /// `ca/audit-signers/<SHA-256 of the certificate>.pem` before a renewal
+    /// replaces it: tree heads signed with its key must stay verifiable
+    /// after the key is gone.
+    fn archive_audit_signer(dir: &Path) -> Result<(), CaError> {
+        let current = dir.join("audit.pem");
+        let Ok(chain) = read_pem_der(&current) else {
+            return Ok(());
+        };
+        let Some(leaf) = chain.first() else {
+            return Ok(());
+        };
+        let archive = dir.join(AUDIT_SIGNERS_DIR);
+        std::fs::create_dir_all(&archive).map_err(|e| CaError::io(&archive, e))?;
+        let name = trustca_model::hexfmt::encode(&trustca_model::fingerprint(leaf));
+        let target = archive.join(format!("{name}.pem"));
+        if !target.exists() {
+            write_new(&target, certs_to_pem(&[leaf]).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Loads the hierarchy for serving. Renews the TLS server, trust
+    /// responder and audit signer certificates (with the root key) when
+    /// they are within 30 days of expiry.
     pub fn open(
         data: &Path,
         policies: &PolicySet,
         passphrase: &Passphrase,
+    ) -> Result<Self, CaError> {
+        Self::open_at(data, policies, passphrase, OffsetDateTime::now_utc())
+    }
+
+    /// [`CaHierarchy::open`] with the clock set to `now`: renewals are
+    /// decided and issued as of `now` (tests use it to force a renewal).
+    pub fn open_at(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+        now: OffsetDateTime,
     ) -> Result<Self, CaError> {
         let dir = ca_dir(data);
         if !dir.join("root.pem").exists() {
@@ -336,7 +377,6 @@ impl CaHierarchy {
                 SigningCa::new(der, &keystore.load(sector.as_str())?)?,
             );
         }
-        let now = OffsetDateTime::now_utc();
         let mut root: Option<SigningCa> = None;
         let mut load = |purpose: issuer::ServicePurpose,
                         stem: &str|

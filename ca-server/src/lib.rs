@@ -18,7 +18,7 @@ pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
 pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};
 pub use enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor};
 pub use error::CaError;
-pub use hierarchy::{CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
+pub use hierarchy::{AUDIT_SIGNERS_DIR, CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
 pub use pseudonym_ca::{

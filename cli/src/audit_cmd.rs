@@ -80,7 +80,7 @@ fn open_store(data: &Path) -> Result<SledStorage> {
         bail!("{} holds no store", data.display());
     }
     SledStorage::open(&db).map_err(|e| {
-        if e.to_string().contains("lock") {
+        if matches!(e, trustca_store::StoreError::InUse(_)) {
             anyhow::anyhow!(
                 "{} is in use by a running server; audit a copy (cp -a {} {}.copy)",
                 db.display(),
@@ -93,23 +93,45 @@ fn open_store(data: &Path) -> Result<SledStorage> {
     })
 }
 
-/// The audit signer's public key, after checking its certificate chains to the root.
-fn audit_public_key(data: &Path) -> Result<Vec<u8>> {
-    let chain = read_certs(&data.join("ca/audit.pem"))?;
+/// Every audit signer's public key: the current one (`ca/audit.pem`) and
+/// those its renewals replaced (`ca/audit-signers/`), each after checking
+/// that its certificate chains to the root. An earlier signer is checked as
+/// of its own `notBefore`, since it may well have expired by now.
+fn audit_public_keys(data: &Path) -> Result<Vec<Vec<u8>>> {
     let root = read_certs(&data.join("ca/root.pem"))?.remove(0);
-    trustca_model::verify_chain(&chain, &[], &root, time::OffsetDateTime::now_utc())
-        .context("audit signer certificate")?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&chain[0])
-        .map_err(|_| anyhow::anyhow!("audit.pem does not parse"))?;
-    Ok(cert.public_key().subject_public_key.data.to_vec())
+    let mut files = vec![data.join("ca/audit.pem")];
+    let archive = data.join("ca").join(trustca_ca::AUDIT_SIGNERS_DIR);
+    if let Ok(dir) = std::fs::read_dir(&archive) {
+        let mut earlier: Vec<_> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+            .collect();
+        earlier.sort();
+        files.extend(earlier);
+    }
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for file in files {
+        let chain = read_certs(&file)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&chain[0])
+            .map_err(|_| anyhow::anyhow!("{} does not parse", file.display()))?;
+        let issued = cert.validity().not_before.to_datetime();
+        trustca_model::verify_chain(&chain[..1], &[], &root, issued)
+            .with_context(|| format!("audit signer certificate {}", file.display()))?;
+        let key = cert.public_key().subject_public_key.data.to_vec();
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
 }
 
-fn heads(store: &SledStorage, key: &[u8]) -> Result<Vec<SignedTreeHead>> {
+fn heads(store: &SledStorage, keys: &[Vec<u8>]) -> Result<Vec<SignedTreeHead>> {
     let mut out = Vec::new();
     for bytes in store.tree_heads()? {
         let h = SignedTreeHead::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("stored tree head: {e}"))?;
-        h.verify(key)
+        h.verify_any(keys)
             .map_err(|e| anyhow::anyhow!("tree head of size {}: {e}", h.head.size))?;
         out.push(h);
     }
@@ -144,8 +166,8 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
         AuditAction::Verify { data, json } => verify(&data, json),
         AuditAction::Prove { entry, data, json } => {
             let store = open_store(&data)?;
-            let key = audit_public_key(&data)?;
-            let heads = heads(&store, &key)?;
+            let keys = audit_public_keys(&data)?;
+            let heads = heads(&store, &keys)?;
             let head = heads.last().context(
                 "no signed tree head yet (the server signs one every 10 s and at shutdown)",
             )?;
@@ -183,8 +205,8 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
             json,
         } => {
             let store = open_store(&data)?;
-            let key = audit_public_key(&data)?;
-            let heads = heads(&store, &key)?;
+            let keys = audit_public_keys(&data)?;
+            let heads = heads(&store, &keys)?;
             let find = |size: u64| {
                 heads.iter().find(|h| h.head.size == size).with_context(|| {
                     format!(
@@ -261,7 +283,7 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
 
 fn verify(data: &Path, json: bool) -> Result<ExitCode> {
     let store = open_store(data)?;
-    let key = audit_public_key(data)?;
+    let keys = audit_public_keys(data)?;
     let mut signed = Vec::new();
     for bytes in store.tree_heads()? {
         signed.push(
@@ -269,7 +291,7 @@ fn verify(data: &Path, json: bool) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("stored tree head: {e}"))?,
         );
     }
-    let mut verifier = LogVerifier::new(&key, signed);
+    let mut verifier = LogVerifier::with_keys(keys, signed);
     let mut failure = None;
     for (index, raw) in store.audit_entries_raw(0, usize::MAX)? {
         let entry = match AuditEntry::decode(&raw) {

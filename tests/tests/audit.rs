@@ -133,3 +133,45 @@ async fn audit_verify_proves_and_catches_tampering_and_deletion() {
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["first_bad_entry"], 2, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_tree_heads_verify_after_the_audit_signer_is_renewed() {
+    let mut ca = TestCa::init();
+    ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    ca.restart().await; // records the credential, signs a head with the first key
+    ca.stop().await;
+    let first_signer = std::fs::read(ca.data().join("ca/audit.pem")).unwrap();
+
+    // About 13 months later the audit certificate is within 30 days of
+    // expiry and is renewed, with a new key, when the hierarchy is opened.
+    let (_, set) = trustca::policies::resolve(None, Some(ca.data())).unwrap();
+    let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+    let later = time::OffsetDateTime::now_utc()
+        + time::Duration::days(i64::from(set.pki.service.validity_days) - 20);
+    trustca_ca::CaHierarchy::open_at(ca.data(), &set, &pass, later).unwrap();
+    assert_ne!(
+        std::fs::read(ca.data().join("ca/audit.pem")).unwrap(),
+        first_signer,
+        "the audit signer was renewed"
+    );
+    let kept: Vec<_> = std::fs::read_dir(ca.data().join("ca/audit-signers"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(kept.len(), 1, "the replaced signer certificate is kept");
+
+    // New entries, and a head signed with the new key.
+    ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    ca.restart().await;
+    ca.stop().await;
+
+    let (code, v, err) = audit(&["verify"], ca.data());
+    assert_eq!(code, Some(0), "{err} {v}");
+    assert_eq!(v["signed_heads_verified"], 2, "{v}");
+
+    // The old head alone: checked against the new key only it would fail,
+    // so the pass above used the kept certificate.
+    std::fs::remove_dir_all(ca.data().join("ca/audit-signers")).unwrap();
+    let (code, _, err) = audit(&["verify"], ca.data());
+    assert_ne!(code, Some(0), "{err}");
+}
