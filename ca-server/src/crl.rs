@@ -38,11 +38,20 @@ pub const REASONS: [(&str, u8); 10] = [
     ("remove-from-crl", 8),
 ];
 
-/// The reason code of a name, or an error listing the names.
+/// Whether `name` spells the reason `kebab` (trustca's spelling, e.g.
+/// `key-compromise`) either that way or as RFC 5280 / openssl write it
+/// (`keyCompromise`, `cACompromise`, `removeFromCRL`), in any case.
+fn spells(name: &str, kebab: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == kebab || name == kebab.replace('-', "")
+}
+
+/// The reason code of a name, or an error listing the names. Accepts
+/// trustca's spellings and the RFC 5280 / openssl ones, in any case.
 pub fn reason_code(name: &str) -> Result<u8, CaError> {
     REASONS
         .iter()
-        .find(|(n, _)| *n == name)
+        .find(|(n, _)| spells(name, n))
         .map(|(_, c)| *c)
         .ok_or_else(|| {
             CaError::InvalidRequest(format!(
@@ -234,5 +243,28 @@ mod tests {
     fn reasons_by_name() {
         assert_eq!(reason_code("key-compromise").unwrap(), 1);
         assert!(reason_code("bored").is_err());
+    }
+
+    #[test]
+    fn rfc5280_and_openssl_spellings_are_accepted_in_any_case() {
+        for (name, code) in [
+            ("keyCompromise", 1),
+            ("cACompromise", 2),
+            ("affiliationChanged", 3),
+            ("superseded", 4),
+            ("cessationOfOperation", 5),
+            ("certificateHold", 6),
+            ("removeFromCRL", 8),
+            ("privilegeWithdrawn", 9),
+            ("aACompromise", 10),
+            ("KEYCOMPROMISE", 1),
+            ("Key-Compromise", 1),
+            ("unspecified", 0),
+        ] {
+            assert_eq!(reason_code(name).unwrap(), code, "{name}");
+        }
+        for bad in ["key_compromise", "keycompromised", "key compromise", ""] {
+            assert!(reason_code(bad).is_err(), "{bad} accepted");
+        }
     }
 }

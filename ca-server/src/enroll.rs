@@ -80,6 +80,8 @@ pub struct EnrollmentEngine {
     hierarchy: Arc<CaHierarchy>,
     storage: Arc<dyn Storage>,
     committer: GroupCommitter,
+    /// Sectors this instance enrolls for (empty: every sector).
+    authoritative: Vec<SectorName>,
 }
 
 impl std::fmt::Debug for EnrollmentEngine {
@@ -106,7 +108,18 @@ impl EnrollmentEngine {
             hierarchy,
             storage,
             committer,
+            authoritative: Vec::new(),
         }
+    }
+
+    /// Confines enrollment to `sectors` (`serve --authoritative`): a device
+    /// of another sector belongs in that sector's own instance, whose trust
+    /// database holds its record; enrolling it here would create a second,
+    /// divergent record. Empty means every sector.
+    #[must_use]
+    pub fn with_authoritative(mut self, sectors: Vec<SectorName>) -> Self {
+        self.authoritative = sectors;
+        self
     }
 
     /// Records role credentials issued offline (`ca/credentials/`) that the
@@ -176,8 +189,8 @@ impl EnrollmentEngine {
     ) -> Result<Prepared, CaError> {
         if caller.kind != CertificateKind::Manufacturer {
             return Err(CaError::PermissionDenied(format!(
-                "only manufacturer credentials may enroll devices; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "only manufacturer credentials may enroll devices; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         let d = &req.device;
@@ -186,6 +199,17 @@ impl EnrollmentEngine {
         }
         let policy = self.policies.sector(&d.sector)?;
         let sector: SectorName = policy.sector.clone();
+        if !self.authoritative.is_empty() && !self.authoritative.contains(&sector) {
+            return Err(CaError::NotAuthoritative {
+                sector: sector.to_string(),
+                served: self
+                    .authoritative
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
         if !caller.may_act_for(&sector) {
             return Err(CaError::PermissionDenied(format!(
                 "manufacturer {} is not authorized for sector {} (authorized: {})",

@@ -60,6 +60,16 @@ pub enum CaError {
     /// Building or signing a certificate failed.
     #[error("certificate generation failed: {0}")]
     Signing(String),
+    /// This instance serves other sectors (`serve --authoritative`).
+    #[error(
+        "this instance enrolls devices of {served} only; enroll {sector} devices at the {sector} instance"
+    )]
+    NotAuthoritative {
+        /// The device's sector.
+        sector: String,
+        /// The sectors this instance serves.
+        served: String,
+    },
     /// A limit was exceeded (batch size, message size).
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -94,6 +104,7 @@ impl From<&CaError> for tonic::Code {
             CaError::PermissionDenied(_) => Code::PermissionDenied,
             CaError::Unauthenticated(_) => Code::Unauthenticated,
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
+            CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
             CaError::Store(s) => match s {
                 StoreError::AlreadyEnrolled(_) => Code::AlreadyExists,
                 StoreError::NotEnrolled(_) => Code::NotFound,

@@ -1111,8 +1111,8 @@ impl PseudonymAuthority {
     fn vehicle_of(caller: &Credential) -> Result<DeviceIdentity, Status> {
         if caller.kind != CertificateKind::LongTerm {
             return Err(Status::permission_denied(format!(
-                "pseudonym certificates are issued to vehicles authenticated with their long-term certificate; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "pseudonym certificates are issued to vehicles authenticated with their long-term certificate; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         caller
@@ -1389,8 +1389,8 @@ impl PseudonymAuthority {
     ) -> Result<pb::RevokePseudonymsResponse, Status> {
         if caller.kind != CertificateKind::Operator {
             return Err(Status::permission_denied(format!(
-                "revoking pseudonyms needs an operator credential; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "revoking pseudonyms needs an operator credential; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         if req.reason.len() > 512 {

@@ -165,8 +165,8 @@ impl RevocationService {
     ) -> Result<pb::RevokeResponse, CaError> {
         if caller.kind != CertificateKind::Operator {
             return Err(CaError::PermissionDenied(format!(
-                "revocation needs an operator credential; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "revocation needs an operator credential; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         let reason = if req.reason.is_empty() {

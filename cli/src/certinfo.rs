@@ -63,7 +63,10 @@ fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
                 }
                 _ => "IP:?".to_owned(),
             },
-            other => format!("{other:?}"),
+            GeneralName::RFC822Name(e) => format!("email:{e}"),
+            GeneralName::DirectoryName(dn) => format!("DirName:{dn}"),
+            GeneralName::RegisteredID(oid) => format!("RID:{oid}"),
+            _ => "other name (not shown)".to_owned(),
         })
         .collect()
 }

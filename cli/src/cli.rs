@@ -125,7 +125,7 @@ pub enum Command {
         /// Extra DNS names or IPs for the TLS server certificate (on first start).
         #[arg(long = "server-name")]
         server_names: Vec<String>,
-        /// Sectors this trust database answers for itself (default: all).
+        /// Sectors this instance answers for and enrolls devices of (default: all).
         #[arg(long, value_delimiter = ',', env = "TRUSTCA_AUTHORITATIVE")]
         authoritative: Vec<String>,
         /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).
@@ -711,7 +711,7 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
     let resp = client
         .enroll(request)
         .await
-        .map_err(|s| anyhow::anyhow!("enrollment refused ({:?}): {}", s.code(), s.message()))?
+        .map_err(|s| crate::client::refused("enrollment refused", &s))?
         .into_inner();
     if let Some((path, key_pem)) = new_key {
         write_private(&path, key_pem.as_bytes())?;

@@ -74,8 +74,109 @@ pub async fn connect(server: &str, creds: &ClientCredentials) -> Result<Channel>
         .timeout(Duration::from_secs(120))
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {url}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {}", connect_failure(&e)))?;
     Ok(channel)
+}
+
+/// Why a connection failed, as a sentence. The error chain of a failed TLS
+/// handshake ends in a rustls error whose `Display` embeds `Debug` dumps
+/// (`invalid peer certificate: Other(OtherError(NameConstraintViolation))`),
+/// so the chain is searched for it and it is described here instead.
+pub fn connect_failure(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut last = e.to_string();
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return tls_failure(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            // io::Error::source skips the error it wraps, so look inside.
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return tls_failure(tls);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return "the connection was refused (is the server running on that port?)"
+                        .into();
+                }
+                std::io::ErrorKind::TimedOut => return "the connection timed out".into(),
+                _ => {}
+            }
+        }
+        last = err.to_string();
+        cause = err.source();
+    }
+    last
+}
+
+fn tls_failure(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    match e {
+        rustls::Error::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => "it was not issued under the given root certificate".into(),
+                C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it is not valid for the server's host name".into()
+                }
+                C::BadSignature => "a signature in its chain does not verify".into(),
+                C::Revoked => "it is revoked".into(),
+                C::Other(other) => {
+                    let inner: &(dyn std::error::Error + 'static) = &*other.0;
+                    inner.downcast_ref::<webpki::Error>().map_or_else(
+                        || "it does not verify".to_owned(),
+                        trustca_model::describe_webpki_error,
+                    )
+                }
+                _ => "it does not verify".into(),
+            };
+            format!("the server's certificate is not accepted: {why}")
+        }
+        rustls::Error::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateRequired
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::CertificateUnknown
+            | A::UnsupportedCertificate
+            | A::AccessDenied,
+        ) => "the server did not accept our certificate".into(),
+        rustls::Error::AlertReceived(_) => "the server ended the TLS handshake".into(),
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".into(),
+        _ => "the TLS handshake failed".into(),
+    }
+}
+
+/// A gRPC refusal for the command line: the status code in words, then the
+/// server's message.
+pub fn refused(what: &str, s: &tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what} ({}): {}", code_words(s.code()), s.message())
+}
+
+/// A gRPC status code in lower-case words ("permission denied").
+pub fn code_words(code: tonic::Code) -> &'static str {
+    use tonic::Code as K;
+    match code {
+        K::Ok => "ok",
+        K::Cancelled => "cancelled",
+        K::Unknown => "unknown error",
+        K::InvalidArgument => "invalid argument",
+        K::DeadlineExceeded => "deadline exceeded",
+        K::NotFound => "not found",
+        K::AlreadyExists => "already exists",
+        K::PermissionDenied => "permission denied",
+        K::ResourceExhausted => "resource exhausted",
+        K::FailedPrecondition => "failed precondition",
+        K::Aborted => "aborted",
+        K::OutOfRange => "out of range",
+        K::Unimplemented => "not implemented",
+        K::Internal => "internal error",
+        K::Unavailable => "unavailable",
+        K::DataLoss => "data loss",
+        K::Unauthenticated => "unauthenticated",
+    }
 }
 
 #[cfg(test)]

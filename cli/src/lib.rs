@@ -8,6 +8,7 @@ pub mod audit_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;
+pub mod message_limit;
 pub mod policies;
 pub mod pseudonym_cmd;
 pub mod server;

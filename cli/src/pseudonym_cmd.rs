@@ -220,7 +220,7 @@ fn now_unix() -> i64 {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("refused ({:?}): {}", s.code(), s.message())
+    crate::client::refused("refused", &s)
 }
 
 /// Runs a `pseudonym` subcommand.
@@ -725,11 +725,19 @@ pub struct PrlCheck {
 
 fn verify_with_anchor(leaf: &[u8], anchor_der: &[u8], at: i64) -> Result<()> {
     let anchor_cd = CertificateDer::from(anchor_der.to_vec());
-    let anchor = webpki::anchor_from_trusted_cert(&anchor_cd)
-        .map_err(|e| anyhow::anyhow!("PRL signer unusable: {e}"))?;
+    let anchor = webpki::anchor_from_trusted_cert(&anchor_cd).map_err(|e| {
+        anyhow::anyhow!(
+            "PRL signer unusable: {}",
+            trustca_model::describe_webpki_error(&e)
+        )
+    })?;
     let leaf_cd = CertificateDer::from(leaf.to_vec());
-    let ee = webpki::EndEntityCert::try_from(&leaf_cd)
-        .map_err(|e| anyhow::anyhow!("certificate unusable: {e}"))?;
+    let ee = webpki::EndEntityCert::try_from(&leaf_cd).map_err(|e| {
+        anyhow::anyhow!(
+            "certificate unusable: {}",
+            trustca_model::describe_webpki_error(&e)
+        )
+    })?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at.max(0) as u64));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
@@ -740,7 +748,12 @@ fn verify_with_anchor(leaf: &[u8], anchor_der: &[u8], at: i64) -> Result<()> {
         None,
         None,
     )
-    .map_err(|e| anyhow::anyhow!("the certificate was not issued by the PRL's signer: {e:?}"))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "the certificate was not issued by the PRL's signer: {}",
+            trustca_model::describe_webpki_error(&e)
+        )
+    })?;
     Ok(())
 }
 

@@ -243,6 +243,11 @@ pub fn init(
 
 /// Starts the server; returns once it is listening.
 pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
+    // Bind before anything changes state: a port already taken must leave
+    // the data directory, the store, the CRLs and the audit log untouched.
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| bind_error(opts.listen, &e))?;
     if !opts.data.join("ca").join("root.pem").exists() {
         let report = init(
             &opts.data,
@@ -260,16 +265,25 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &opts.passphrase,
     )?);
     let db_path = opts.data.join("db");
-    let (sled, store_closed) = SledStorage::open_with_close_waiter(&db_path)
-        .with_context(|| format!("cannot open the store at {}", db_path.display()))?;
+    let (sled, store_closed) =
+        SledStorage::open_with_close_waiter(&db_path).map_err(|e| match e {
+            trustca_store::StoreError::InUse(_) => anyhow::anyhow!(
+                "the data directory {} is in use by another trustca process",
+                opts.data.display()
+            ),
+            other => anyhow::anyhow!("cannot open the store at {}: {other}", db_path.display()),
+        })?;
     let storage: Arc<dyn Storage> = Arc::new(sled);
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
-    let engine = Arc::new(EnrollmentEngine::new(
-        Arc::clone(&policy_set),
-        Arc::clone(&hierarchy),
-        Arc::clone(&storage),
-        committer,
-    ));
+    let engine = Arc::new(
+        EnrollmentEngine::new(
+            Arc::clone(&policy_set),
+            Arc::clone(&hierarchy),
+            Arc::clone(&storage),
+            committer,
+        )
+        .with_authoritative(authoritative_sectors(&opts, &policy_set)?),
+    );
     let recorded = engine.record_offline_credentials().await?;
     let trust = Arc::new(trust_engine(
         &opts,
@@ -318,9 +332,6 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key_pkcs8().to_vec(),
     };
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = transport::local_addr(&listener)?;
     let incoming = transport::incoming(listener, &identity)?;
 
@@ -365,6 +376,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
 
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
+        .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))
@@ -392,8 +404,34 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     })
 }
 
+/// A plain sentence for a failed bind (the I/O error's own text carries
+/// an OS error number at best).
+fn bind_error(listen: SocketAddr, e: &std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            anyhow::anyhow!("cannot listen on {listen}: the port is already in use")
+        }
+        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot listen on {listen}: permission denied (ports below 1024 need privileges)"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            anyhow::anyhow!("cannot listen on {listen}: no local interface has this address")
+        }
+        _ => anyhow::anyhow!("cannot listen on {listen}: {e}"),
+    }
+}
+
 fn to_pem(tag: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(tag, der.to_vec()))
+}
+
+/// The sectors of `--authoritative`, checked against the policy.
+fn authoritative_sectors(opts: &ServeOptions, policy_set: &PolicySet) -> Result<Vec<SectorName>> {
+    Ok(opts
+        .authoritative
+        .iter()
+        .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
+        .collect::<Result<Vec<SectorName>, _>>()?)
 }
 
 fn trust_engine(
@@ -402,11 +440,7 @@ fn trust_engine(
     policy_set: &PolicySet,
     storage: Arc<dyn Storage>,
 ) -> Result<TrustEngine> {
-    let authoritative = opts
-        .authoritative
-        .iter()
-        .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
-        .collect::<Result<Vec<SectorName>, _>>()?;
+    let authoritative = authoritative_sectors(opts, policy_set)?;
     let federation = if opts.peers.is_empty() {
         None
     } else {

@@ -79,7 +79,8 @@ pub struct RevokeArgs {
     #[arg(long, default_value = "")]
     firmware_max: String,
     /// RFC 5280 reason: unspecified, key-compromise, affiliation-changed,
-    /// superseded, cessation-of-operation, certificate-hold, privilege-withdrawn.
+    /// superseded, cessation-of-operation, certificate-hold, privilege-withdrawn
+    /// (or the RFC 5280 / openssl spelling, e.g. keyCompromise; any case).
     #[arg(long, default_value = "unspecified")]
     reason: String,
     /// Free text for the audit log.
@@ -371,7 +372,7 @@ pub enum TrustAction {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("refused ({:?}): {}", s.code(), s.message())
+    crate::client::refused("refused", &s)
 }
 
 fn assertion_pem(a: &pb::SignedAssertion) -> String {

@@ -344,3 +344,188 @@ fn help_explains_the_commands() {
     let bad = trustca(&["enroll"]);
     assert_eq!(bad.status.code(), Some(2), "usage errors exit 2");
 }
+
+/// Every file under `dir` with its bytes, recursively, sorted by path.
+fn read_tree_deep(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push((
+                    e.path().strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(e.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `trustca serve` as a child process with its output piped; returns the
+/// child once it printed its address.
+fn spawn_serve(data: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustca"))
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("TRUSTCA_PASSPHRASE", PASS)
+        .env_remove("TRUSTCA_PASSPHRASE_FILE")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on "), "{line}");
+    (
+        child,
+        line.trim().trim_start_matches("listening on ").into(),
+    )
+}
+
+#[test]
+fn serve_on_a_taken_port_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    assert!(
+        trustca(&["init", "--data", d.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = read_tree_deep(&d);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let out = trustca(&["serve", "--data", d.to_str().unwrap(), "--listen", &port]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(err.contains("already in use"), "{err}");
+    // No store, CRL, CRL number or audit entry was created on the way.
+    assert_eq!(
+        read_tree_deep(&d)
+            .iter()
+            .map(|(p, _)| p)
+            .collect::<Vec<_>>(),
+        before.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    assert!(read_tree_deep(&d) == before, "the data directory changed");
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    assert!(
+        trustca(&["init", "--data", d.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let (mut first, addr) = spawn_serve(&d);
+
+    // A second server on the same data directory: one plain sentence.
+    let out = trustca(&[
+        "serve",
+        "--data",
+        d.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("is in use by another trustca process"),
+        "{err}"
+    );
+    for dump in ["Os {", "WouldBlock", "code:", "kind:"] {
+        assert!(!err.contains(dump), "Debug dump in {err}");
+    }
+
+    // A client that trusts another root: the TLS failure is a sentence,
+    // not rustls' `InvalidCertificate(UnknownIssuer)`.
+    let other = dir.path().join("other");
+    assert!(
+        trustca(&["init", "--data", other.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let m = dir.path().join("m");
+    assert!(
+        trustca(&[
+            "manufacturer",
+            "add",
+            "--data",
+            d.to_str().unwrap(),
+            "--name",
+            "Acme",
+            "--sector",
+            "hems",
+            "--out",
+            m.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    let out = trustca(&[
+        "enroll",
+        "--server",
+        &format!("https://{addr}"),
+        "--identity",
+        m.join("cert.pem").to_str().unwrap(),
+        "--key",
+        m.join("key.pem").to_str().unwrap(),
+        "--ca",
+        other.join("ca/root.pem").to_str().unwrap(),
+        "--sector",
+        "hems",
+        "--manufacturer",
+        "Acme",
+        "--model",
+        "HB-1",
+        "--serial",
+        "S1",
+        "--firmware",
+        "1.0.0",
+        "--generate-key",
+        dir.path().join("dev.key").to_str().unwrap(),
+        "--out",
+        dir.path().join("dev.pem").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    assert!(
+        err.contains("the server's certificate is not accepted: "),
+        "{err}"
+    );
+    for dump in [
+        "UnknownIssuer",
+        "BadSignature",
+        "InvalidCertificate",
+        "Other(",
+        "{ ",
+    ] {
+        assert!(!err.contains(dump), "Debug dump in {err}");
+    }
+
+    first.kill().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(first.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    first.wait().unwrap();
+    assert!(logs.contains("trustca listening"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "ANSI escape in piped logs: {logs:?}"
+    );
+}

@@ -32,6 +32,9 @@ pub enum StoreError {
         /// Decoder message.
         reason: String,
     },
+    /// Another process holds the store's lock.
+    #[error("the data directory is in use by another trustca process (its store {0} is locked)")]
+    InUse(String),
     /// The committer thread is gone (the store is shutting down).
     #[error("store is shutting down")]
     Closed,

@@ -140,6 +140,60 @@ pub(crate) fn tx_append_audit(
     Ok(())
 }
 
+/// Applies one trust change inside a transaction: the record, its history
+/// entry and its audit entry.
+fn tx_apply_trust_change(
+    trust: &TransactionalTree,
+    history: &TransactionalTree,
+    audit: &TransactionalTree,
+    meta: &TransactionalTree,
+    c: &TrustChange,
+    at: i64,
+) -> Result<TrustRecord, Abort> {
+    let key = c.identity_key.as_bytes();
+    let mut record: TrustRecord = tx_get(trust, key)?
+        .ok_or_else(|| abort(StoreError::NotEnrolled(c.identity_key.clone())))?;
+    if let Some(level) = c.level {
+        record.level = level;
+    }
+    if let Some(status) = c.status {
+        record.status = status;
+    }
+    record.version += 1;
+    record.updated_at = at;
+    tx_put(trust, key, &record)?;
+    let entry = HistoryEntry {
+        version: record.version,
+        at,
+        actor: c.actor.clone(),
+        change: c.change.clone(),
+        reason: c.reason.clone(),
+    };
+    tx_put(
+        history,
+        &history_key(&c.identity_key, record.version),
+        &entry,
+    )?;
+    let detail = format!(
+        "{{\"change\":{:?},\"reason\":{:?},\"level\":{},\"status\":\"{}\",\"version\":{}}}",
+        c.change,
+        c.reason,
+        record.level,
+        record.status.as_str(),
+        record.version
+    );
+    tx_append_audit(
+        audit,
+        meta,
+        at,
+        &c.actor,
+        &c.audit_kind,
+        &c.identity_key,
+        &detail,
+    )?;
+    Ok(record)
+}
+
 struct IssuanceTrees<'a> {
     certs: &'a TransactionalTree,
     devices: &'a TransactionalTree,
@@ -171,6 +225,19 @@ fn tx_add(meta: &TransactionalTree, key: &[u8], n: u64) -> Result<(), Abort> {
     };
     meta.insert(key, &(old + n).to_be_bytes())?;
     Ok(())
+}
+
+/// Marks a renewal that kept a level set by an operator or an anomaly
+/// template, so the next renewal keeps it too.
+const RENEWAL_KEPT_DECISION: &str = "the level set by an operator or anomaly stands";
+
+/// Whether the live level after history entry `h` is the one the evidence
+/// earned (an enrollment, or a renewal that did not keep an earlier
+/// decision) rather than a decision by an operator or anomaly template.
+/// The `change` texts are written by trustca itself, never by a caller.
+fn set_by_evidence(h: &HistoryEntry) -> bool {
+    h.change.starts_with("enrolled ")
+        || (h.change.starts_with("renewed ") && !h.change.contains(RENEWAL_KEPT_DECISION))
 }
 
 /// Applies one issuance inside a group transaction. The inner result is
@@ -237,11 +304,30 @@ fn apply_issuance(
                 record.enrolled_at = old.enrolled_at;
                 record.certificates = old.certificates;
                 record.certificates.push(serial_hex.clone());
-                let change = format!(
-                    "renewed firmware={} level {}->{}",
-                    device.firmware_version, trust_record.level, device.certificate_level
+                let last: Option<HistoryEntry> = tx_get(
+                    t.history,
+                    &history_key(&device.identity_key, trust_record.version),
+                )?;
+                // An operator's (or anomaly template's) decision outranks
+                // fresh evidence: a renewal may lower the live level, never
+                // raise it past that decision.
+                let decided = last.as_ref().is_none_or(|h| !set_by_evidence(h));
+                let level = if decided {
+                    trust_record.level.min(device.certificate_level)
+                } else {
+                    device.certificate_level
+                };
+                let mut change = format!(
+                    "renewed firmware={} level {}->{level}",
+                    device.firmware_version, trust_record.level
                 );
-                trust_record.level = device.certificate_level;
+                if decided {
+                    change.push_str(&format!(
+                        " (certificate level {}; {RENEWAL_KEPT_DECISION})",
+                        device.certificate_level
+                    ));
+                }
+                trust_record.level = level;
                 trust_record.version += 1;
                 trust_record.updated_at = cert.issued_at;
                 (record, trust_record, change)
@@ -296,7 +382,15 @@ impl SledStorage {
             // Every write path flushes explicitly (group commit, operator
             // changes); a background flusher would only add work.
             .flush_every_ms(None)
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                // sled reports a held lock as an I/O error whose text
+                // embeds a Debug dump; callers get a sentence instead.
+                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                    StoreError::InUse(dir.display().to_string())
+                }
+                other => other.into(),
+            })?;
         let store = Self {
             certs: db.open_tree("certificates")?,
             devices: db.open_tree("devices")?,
@@ -451,42 +545,14 @@ impl Storage for SledStorage {
         changes: &[TrustChange],
         at: i64,
     ) -> Result<Vec<TrustRecord>, StoreError> {
-        let result = (&self.trust, &self.history, &self.audit, &self.meta).transaction(|(trust, history, audit, meta)| {
-            let mut out = Vec::with_capacity(changes.len());
-            for c in changes {
-                let key = c.identity_key.as_bytes();
-                let mut record: TrustRecord =
-                    tx_get(trust, key)?.ok_or_else(|| abort(StoreError::NotEnrolled(c.identity_key.clone())))?;
-                if let Some(level) = c.level {
-                    record.level = level;
-                }
-                if let Some(status) = c.status {
-                    record.status = status;
-                }
-                record.version += 1;
-                record.updated_at = at;
-                tx_put(trust, key, &record)?;
-                let entry = HistoryEntry {
-                    version: record.version,
-                    at,
-                    actor: c.actor.clone(),
-                    change: c.change.clone(),
-                    reason: c.reason.clone(),
-                };
-                tx_put(history, &history_key(&c.identity_key, record.version), &entry)?;
-                let detail = format!(
-                    "{{\"change\":{:?},\"reason\":{:?},\"level\":{},\"status\":\"{}\",\"version\":{}}}",
-                    c.change,
-                    c.reason,
-                    record.level,
-                    record.status.as_str(),
-                    record.version
-                );
-                tx_append_audit(audit, meta, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
-                out.push(record);
-            }
-            Ok(out)
-        });
+        let result = (&self.trust, &self.history, &self.audit, &self.meta).transaction(
+            |(trust, history, audit, meta)| {
+                changes
+                    .iter()
+                    .map(|c| tx_apply_trust_change(trust, history, audit, meta, c, at))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        );
         let records = match result {
             Ok(r) => r,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -504,7 +570,6 @@ impl Storage for SledStorage {
         reason: &str,
         at: i64,
     ) -> Result<TrustRecord, StoreError> {
-        let old_history = self.history(from)?;
         let result = (&self.trust, &self.history, &self.audit, &self.meta).transaction(
             |(trust, history, audit, meta)| {
                 let mut src: TrustRecord = tx_get(trust, from.as_bytes())?
@@ -518,7 +583,15 @@ impl Storage for SledStorage {
                     }));
                 }
                 // The successor carries the predecessor's history first, then
-                // the transfer itself, renumbered after its own versions.
+                // the transfer itself, renumbered after its own versions. The
+                // history is read here, inside the transaction, so a change
+                // committed meanwhile is neither lost nor copied half.
+                let mut old_history = Vec::new();
+                for v in 1..=src.version {
+                    if let Some(h) = tx_get::<HistoryEntry>(history, &history_key(from, v))? {
+                        old_history.push(h);
+                    }
+                }
                 for h in &old_history {
                     dst.version += 1;
                     let mut copy = h.clone();
@@ -842,6 +915,99 @@ mod tests {
         let hist = s.history("a").unwrap();
         assert_eq!(hist.len(), 2);
         assert!(hist[1].change.contains("3->5"), "{}", hist[1].change);
+    }
+
+    #[test]
+    fn a_renewal_keeps_a_level_set_by_an_operator() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path()).unwrap();
+        assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+        let lower = TrustChange {
+            identity_key: "a".into(),
+            level: Some(1),
+            status: None,
+            actor: "operator:ops".into(),
+            change: "level 3 -> 1".into(),
+            reason: "unpatched CVE".into(),
+            audit_kind: "trust.level-changed".into(),
+        };
+        s.apply_trust_changes(&[lower], 5).unwrap();
+        for serial in [2, 3] {
+            let mut renew = issuance(serial, "a", true);
+            renew.device.as_mut().unwrap().certificate_level = 5;
+            assert!(s.commit_issuances(&[renew])[0].is_ok());
+            assert_eq!(s.trust_record("a").unwrap().unwrap().level, 1);
+        }
+    }
+
+    #[test]
+    fn transfer_copies_every_change_committed_before_it() {
+        // A change racing a transfer must be either copied to the
+        // successor or recorded after the predecessor's retirement, never
+        // lost between a read outside the transaction and the transaction.
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(SledStorage::open(dir.path()).unwrap());
+        let rounds = 100u8;
+        for i in 0..rounds {
+            let r = s.commit_issuances(&[
+                issuance(i, &format!("a{i}"), false),
+                issuance(100 + i, &format!("b{i}"), false),
+            ]);
+            assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+        }
+        let changer = {
+            let s = std::sync::Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    for _ in 0..6 {
+                        let c = TrustChange {
+                            identity_key: format!("a{i}"),
+                            level: Some(2),
+                            status: None,
+                            actor: "gateway:g".into(),
+                            change: "level 3 -> 2".into(),
+                            reason: "anomaly".into(),
+                            audit_kind: "anomaly.action".into(),
+                        };
+                        s.apply_trust_changes(&[c], 7).unwrap();
+                    }
+                }
+            })
+        };
+        for i in 0..rounds {
+            // Let the changer reach this device before transferring it.
+            while s.trust_record(&format!("a{i}")).unwrap().unwrap().version < 3 {
+                std::thread::yield_now();
+            }
+            s.transfer_trust(
+                &format!("a{i}"),
+                &format!("b{i}"),
+                "operator:ops",
+                "swap",
+                8,
+            )
+            .unwrap();
+        }
+        changer.join().unwrap();
+        for i in 0..rounds {
+            let from = s.history(&format!("a{i}")).unwrap();
+            let retired = from
+                .iter()
+                .find(|h| h.change.starts_with("retired"))
+                .unwrap()
+                .version;
+            let copied = s
+                .history(&format!("b{i}"))
+                .unwrap()
+                .iter()
+                .filter(|h| h.change.starts_with(&format!("[from a{i} ")))
+                .count() as u64;
+            assert_eq!(
+                copied,
+                retired - 1,
+                "device a{i}: changes before the transfer were lost"
+            );
+        }
     }
 
     #[test]

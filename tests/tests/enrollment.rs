@@ -238,10 +238,26 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     let mut huge = request("automotive", "Acme", "X1", c, vec![]);
     huge.csr_der = vec![0x30; 200 * 1024];
     let err = client.enroll(huge).await.unwrap_err();
+    // gRPC names RESOURCE_EXHAUSTED for a message over a size limit (tonic
+    // says OUT_OF_RANGE), and the message is a sentence.
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(
-        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
-        "{err:?}"
+        err.message().contains("larger than this server accepts"),
+        "{}",
+        err.message()
     );
+
+    // Evidence dated in the future is refused, not silently ignored.
+    let (_k, c) = csr();
+    let mut future = automotive_lv5();
+    future[0].evaluated_at = date_from_today(2);
+    expect_code(
+        &mut client,
+        request("automotive", "Acme", "FUT1", c, future),
+        Code::InvalidArgument,
+        "in the future",
+    )
+    .await;
 
     // An operator credential is authenticated but may not enroll.
     let mut op_client = ca.client(&operator).await;
@@ -250,7 +266,7 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
         &mut op_client,
         request("automotive", "Acme", "X1", c, vec![]),
         Code::PermissionDenied,
-        "only manufacturer",
+        "the caller holds an operator certificate",
     )
     .await;
 

@@ -754,3 +754,292 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
         started.elapsed()
     );
 }
+
+async fn live_level(ops: &mut TrustDatabaseClient<Channel>, identity: &str) -> u32 {
+    ops.get_trust(pb::GetTrustRequest {
+        subject: Some(pb::get_trust_request::Subject::Identity(identity.into())),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .live_level
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_downgrade_survives_renewal() {
+    let w = world().await;
+    let url = w.ca.url();
+    let mut ops = trust_client(&url, &w.operator).await;
+    let acme =
+        w.ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let mut enroll = w.ca.client(&acme).await;
+    let renew = |serial: &str, evidence: Vec<pb::EvidenceItem>| {
+        let (_k, c) = csr();
+        let mut r = request("automotive", "Acme", serial, c, evidence);
+        r.renewal = true;
+        r
+    };
+
+    // The operator lowers the car from 5 to 2; the manufacturer renews it
+    // with the same Lv.5 evidence, twice. The operator's level stands.
+    ops.change_trust(change(
+        &w.car.identity,
+        pb::change_trust_request::Change::SetLevel(2),
+        "CVE-2026-9999 unpatched",
+    ))
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let mut r = renew("C1", automotive_lv5());
+        r.device.as_mut().unwrap().model = "EV-200".into();
+        let resp = enroll.enroll(r).await.unwrap().into_inner();
+        assert_eq!(
+            resp.level, 5,
+            "the certificate states what the evidence earned"
+        );
+        assert_eq!(live_level(&mut ops, &w.car.identity).await, 2);
+    }
+    let h = ops
+        .get_history(pb::GetHistoryRequest {
+            identity: w.car.identity.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let last = h.entries.last().unwrap();
+    assert!(last.change.contains("stands"), "{}", last.change);
+
+    // Weaker evidence at renewal still lowers the level below the decision.
+    let mut r = renew("C1", vec![]);
+    r.device.as_mut().unwrap().model = "EV-200".into();
+    enroll.enroll(r).await.unwrap();
+    assert_eq!(live_level(&mut ops, &w.car.identity).await, 1);
+
+    // Without any decision, renewal with better evidence raises the level.
+    let (_k, c) = csr();
+    let plain = enroll
+        .enroll(request("automotive", "Acme", "RISE1", c, vec![]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(live_level(&mut ops, &plain.identity).await, 1);
+    enroll
+        .enroll(renew("RISE1", automotive_lv5()))
+        .await
+        .unwrap();
+    assert_eq!(live_level(&mut ops, &plain.identity).await, 5);
+}
+
+/// A sector database that answers every `GetTrust` with one fixed, validly
+/// signed answer — about whichever device it was given.
+struct AnswersAboutAnotherDevice(pb::TrustAnswer);
+
+#[tonic::async_trait]
+impl pb::trust_database_server::TrustDatabase for AnswersAboutAnotherDevice {
+    async fn get_trust(
+        &self,
+        _: tonic::Request<pb::GetTrustRequest>,
+    ) -> Result<tonic::Response<pb::TrustAnswer>, tonic::Status> {
+        Ok(tonic::Response::new(self.0.clone()))
+    }
+    async fn decide(
+        &self,
+        _: tonic::Request<pb::DecideRequest>,
+    ) -> Result<tonic::Response<pb::Decision>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    type DecideBatchStream = tokio_stream::Empty<Result<pb::Decision, tonic::Status>>;
+    async fn decide_batch(
+        &self,
+        _: tonic::Request<tonic::Streaming<pb::DecideRequest>>,
+    ) -> Result<tonic::Response<Self::DecideBatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    async fn change_trust(
+        &self,
+        _: tonic::Request<pb::ChangeTrustRequest>,
+    ) -> Result<tonic::Response<pb::ChangeTrustResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    async fn bulk_downgrade(
+        &self,
+        _: tonic::Request<pb::BulkDowngradeRequest>,
+    ) -> Result<tonic::Response<pb::BulkDowngradeResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    async fn get_history(
+        &self,
+        _: tonic::Request<pb::GetHistoryRequest>,
+    ) -> Result<tonic::Response<pb::GetHistoryResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+    async fn reload_policy(
+        &self,
+        _: tonic::Request<pb::ReloadPolicyRequest>,
+    ) -> Result<tonic::Response<pb::ReloadPolicyResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not in this test"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays_in_sector() {
+    let seed = TestCa::init();
+    let instance = |sector: &str, peers: Vec<(String, String)>| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&seed.data().join("ca"), &dir.path().join("ca"));
+        copy_dir(&seed.data().join("policies"), &dir.path().join("policies"));
+        let mut opts = trustca::server::ServeOptions::new(
+            dir.path().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+        );
+        opts.authoritative = vec![sector.to_owned()];
+        opts.peers = peers;
+        (dir, opts)
+    };
+    let root = seed.root_pem();
+    let acme = seed.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "hems"],
+    );
+
+    // The real automotive database, with two cars.
+    let (_auto_dir, opts) = instance("automotive", vec![]);
+    let auto = trustca::server::start(opts).await.unwrap();
+    let auto_url = format!("https://{}", auto.addr);
+    let mut e_auto = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&auto_url, &acme).await.unwrap(),
+    );
+    let car = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let other_car = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F2",
+        "1.0.0",
+        vec![],
+    )
+    .await;
+
+    // --authoritative automotive: a HEMS device is not enrolled here.
+    let (_k, c) = csr();
+    let err = e_auto
+        .enroll(request("hems", "Acme", "H9", c, hems_lv5()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert!(
+        err.message()
+            .contains("enroll hems devices at the hems instance"),
+        "{}",
+        err.message()
+    );
+
+    // A genuine, signed answer about the other car, replayed by an
+    // impostor "automotive" database that holds the CA's service key.
+    let mut auto_db = trust_client(&auto_url, &other_car.creds).await;
+    let genuine = auto_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                other_car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, set) = trustca::policies::resolve(None, Some(seed.data())).unwrap();
+    let h = trustca_ca::CaHierarchy::open(
+        seed.data(),
+        &set,
+        &trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    )
+    .unwrap();
+    let identity = trustca::transport::TransportIdentity {
+        root_der: h.root_der.clone(),
+        sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
+        server_chain: h.server_chain.clone(),
+        server_key: h.server_key_pkcs8().to_vec(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let impostor_url = format!("https://{}", listener.local_addr().unwrap());
+    let incoming = trustca::transport::incoming(listener, &identity).unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::trust_database_server::TrustDatabaseServer::new(
+                AnswersAboutAnotherDevice(genuine),
+            ))
+            .serve_with_incoming(incoming),
+    );
+
+    // The HEMS database forwards automotive questions to the impostor.
+    let (_hems_dir, opts) = instance("hems", vec![("automotive".into(), impostor_url)]);
+    let hems = trustca::server::start(opts).await.unwrap();
+    let hems_url = format!("https://{}", hems.addr);
+    let mut e_hems = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&hems_url, &acme).await.unwrap(),
+    );
+    let house = enroll_device(
+        &mut e_hems,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "FH",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    let mut house_db = trust_client(&hems_url, &house.creds).await;
+
+    // Asked about the first car, the impostor answers about the other one.
+    let d = decide(&mut house_db, &car, "read-telemetry").await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("the answer is about")),
+        "{:?}",
+        d.reasons
+    );
+    let err = house_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    assert!(
+        err.message().contains("the answer is about"),
+        "{}",
+        err.message()
+    );
+
+    // The same answer for the device it is about is accepted: the refusal
+    // above is about the identity, nothing else.
+    let ok = house_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                other_car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.identity, other_car.identity);
+    drop((e_auto, auto_db, e_hems, house_db));
+    hems.shutdown().await.unwrap();
+    auto.shutdown().await.unwrap();
+}

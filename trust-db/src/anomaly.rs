@@ -36,8 +36,8 @@ impl TrustEngine {
     ) -> Result<(pb::AnomalyOutcome, Option<String>), TrustDbError> {
         if caller.kind != CertificateKind::Gateway {
             return Err(TrustDbError::PermissionDenied(format!(
-                "anomaly reports need a gateway credential; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "anomaly reports need a gateway credential; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         if !ANOMALY_KINDS.contains(&req.anomaly.as_str()) {

@@ -368,11 +368,12 @@ impl TrustEngine {
 
     async fn remote_state(
         &self,
-        sector: &SectorName,
+        asked: &DeviceIdentity,
         cache_key: Vec<u8>,
         request: pb::GetTrustRequest,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
+        let sector = &asked.sector;
         let federation = self
             .federation
             .as_ref()
@@ -402,6 +403,20 @@ impl TrustEngine {
             return Err(TrustDbError::Unreachable {
                 sector: sector.to_string(),
                 reason: format!("answer is about sector {}", checked.sector),
+            });
+        }
+        // A validly signed answer about another device (a confused or
+        // malicious peer, or a replayed answer) must not stand in for the
+        // device asked about. Identities compare case-insensitively.
+        let about = DeviceIdentity::from_urn(&checked.identity).map(|i| i.key());
+        if about.as_ref().ok() != Some(&asked.key()) {
+            return Err(TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason: format!(
+                    "the answer is about {}, not {}",
+                    checked.identity,
+                    asked.urn()
+                ),
             });
         }
         Ok(LiveState {
@@ -438,7 +453,7 @@ impl TrustEngine {
                     },
                 )),
             };
-            self.remote_state(&identity.sector, verified.fingerprint.to_vec(), req, now)
+            self.remote_state(identity, verified.fingerprint.to_vec(), req, now)
                 .await
         }
     }
@@ -505,7 +520,7 @@ impl TrustEngine {
                         subject: Some(Subject::Identity(urn.clone())),
                     };
                     (
-                        self.remote_state(&identity.sector, urn.into_bytes(), req, now)
+                        self.remote_state(&identity, urn.into_bytes(), req, now)
                             .await?,
                         0,
                     )
@@ -545,8 +560,8 @@ impl TrustEngine {
             (CertificateKind::LongTerm, Some(id)) => id.clone(),
             _ => {
                 return Err(TrustDbError::PermissionDenied(format!(
-                    "Decide is asked by devices with their own certificate; the caller holds a {} certificate (use GetTrust)",
-                    caller.kind.as_str()
+                    "Decide is asked by devices with their own certificate; the caller holds {} certificate (use GetTrust)",
+                    caller.kind.with_article()
                 )));
             }
         };
@@ -577,7 +592,7 @@ impl TrustEngine {
                 )),
             };
             self.remote_state(
-                &caller_identity.sector,
+                &caller_identity,
                 caller_identity.urn().into_bytes(),
                 req,
                 now,
@@ -655,8 +670,8 @@ impl TrustEngine {
     fn operator_for(&self, caller: &Credential, sector: &SectorName) -> Result<(), TrustDbError> {
         if caller.kind != CertificateKind::Operator {
             return Err(TrustDbError::PermissionDenied(format!(
-                "trust changes need an operator credential; the caller holds a {} certificate",
-                caller.kind.as_str()
+                "trust changes need an operator credential; the caller holds {} certificate",
+                caller.kind.with_article()
             )));
         }
         if !caller.may_act_for(sector) {

@@ -144,7 +144,7 @@ impl Federation {
             Ok(Err(status)) => {
                 return Err(TrustDbError::Unreachable {
                     sector: sector.to_string(),
-                    reason: format!("{:?}: {}", status.code(), status.message()),
+                    reason: format!("{} ({})", status.message(), status.code().description()),
                 });
             }
             Ok(Ok(r)) => r.into_inner(),

@@ -66,7 +66,10 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, ModelError> {
     Ok(cert)
 }
 
-fn describe(e: &webpki::Error) -> String {
+/// A plain sentence for a chain-verification failure. webpki's own
+/// `Display` is its `Debug` form (`NameConstraintViolation`), which must
+/// not reach a client or a command line.
+pub fn describe_webpki_error(e: &webpki::Error) -> String {
     use webpki::Error as E;
     match e {
         E::UnknownIssuer => {
@@ -76,11 +79,32 @@ fn describe(e: &webpki::Error) -> String {
             "name constraint violated (the sub-CA may not issue this name)".into()
         }
         E::CertExpired { .. } => "a certificate in the chain has expired".into(),
+        E::CertNotValidYet { .. } => "a certificate in the chain is not valid yet".into(),
+        E::CertRevoked => "a certificate in the chain is revoked".into(),
         E::InvalidSignatureForPublicKey => "a signature in the chain does not verify".into(),
         E::CaUsedAsEndEntity => {
             "this is a CA certificate; give a device or credential certificate".into()
         }
-        other => format!("{other:?}"),
+        E::EndEntityUsedAsCa => "a leaf certificate is used as a CA".into(),
+        E::CertNotValidForName(_) => "the certificate is not valid for this name".into(),
+        E::RequiredEkuNotFoundContext(_) => {
+            "the certificate is not allowed for this purpose (extended key usage)".into()
+        }
+        E::PathLenConstraintViolated | E::MaximumPathDepthExceeded => {
+            "the chain is longer than its CAs allow".into()
+        }
+        E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
+            "a certificate in the chain is not well-formed DER".into()
+        }
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::SignatureAlgorithmMismatch => {
+            "a certificate in the chain uses an unsupported signature algorithm".into()
+        }
+        E::UnsupportedCriticalExtension => {
+            "a certificate in the chain has an unsupported critical extension".into()
+        }
+        _ => "the certificate chain does not verify".into(),
     }
 }
 
@@ -109,16 +133,24 @@ pub fn verify_chain(
         )));
     }
     let root_cd = CertificateDer::from(root.to_vec());
-    let anchor = webpki::anchor_from_trusted_cert(&root_cd)
-        .map_err(|e| bad(format!("root certificate unusable: {e}")))?;
+    let anchor = webpki::anchor_from_trusted_cert(&root_cd).map_err(|e| {
+        bad(format!(
+            "root certificate unusable: {}",
+            describe_webpki_error(&e)
+        ))
+    })?;
     let intermediates: Vec<CertificateDer<'static>> = chain[1..]
         .iter()
         .chain(extra.iter())
         .map(|d| CertificateDer::from(d.clone()))
         .collect();
     let leaf_cd = CertificateDer::from(leaf_der.clone());
-    let ee = webpki::EndEntityCert::try_from(&leaf_cd)
-        .map_err(|e| bad(format!("certificate unusable: {e}")))?;
+    let ee = webpki::EndEntityCert::try_from(&leaf_cd).map_err(|e| {
+        bad(format!(
+            "certificate unusable: {}",
+            describe_webpki_error(&e)
+        ))
+    })?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         now.unix_timestamp().max(0) as u64,
     ));
@@ -141,7 +173,7 @@ pub fn verify_chain(
     .map_err(|e| {
         bad(format!(
             "chain does not verify to the root: {}",
-            describe(&e)
+            describe_webpki_error(&e)
         ))
     })?;
     let extension = trust_extension(&leaf)?;
@@ -160,8 +192,8 @@ pub fn verify_chain(
         if issuer_is_root {
             if ext.kind != CertificateKind::Service {
                 return Err(bad(format!(
-                    "wrong-sector chain: a {} certificate must be issued by a sector CA, not the root",
-                    ext.kind.as_str()
+                    "wrong-sector chain: {} certificate must be issued by a sector CA, not the root",
+                    ext.kind.with_article()
                 )));
             }
         } else {
@@ -194,4 +226,27 @@ pub fn verify_chain(
         serial: leaf.raw_serial().to_vec(),
         fingerprint: fingerprint(leaf_der),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webpki_failures_read_as_sentences() {
+        let text = describe_webpki_error(&webpki::Error::NameConstraintViolation);
+        assert!(text.contains("name constraint violated"), "{text}");
+        for e in [
+            webpki::Error::NameConstraintViolation,
+            webpki::Error::UnknownIssuer,
+            webpki::Error::CertRevoked,
+            webpki::Error::MaximumSignatureChecksExceeded,
+            webpki::Error::UnsupportedIndirectCrl,
+        ] {
+            let text = describe_webpki_error(&e);
+            let debug = format!("{e:?}");
+            assert!(!text.contains(&debug), "{text} is a Debug dump");
+            assert!(text.contains(' '), "{text} is not a sentence");
+        }
+    }
 }

@@ -121,6 +121,18 @@ impl CertificateKind {
             Self::SectorCa => "sector-ca",
         }
     }
+
+    /// The name with its indefinite article, for sentences: "an operator",
+    /// "a gateway".
+    pub fn with_article(self) -> String {
+        let name = self.as_str();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
 }
 
 /// Which evidence gave a device its level, as recorded in the certificate.

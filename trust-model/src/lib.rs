@@ -25,7 +25,7 @@ mod sector;
 mod status;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
-pub use chain::{VerifiedChain, fingerprint, verify_chain};
+pub use chain::{VerifiedChain, describe_webpki_error, fingerprint, verify_chain};
 pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
 pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};

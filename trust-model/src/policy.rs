@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Deserialize;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use toml::Spanned;
 
 use crate::evidence::{Evidence, HardwareRootOfTrust};
@@ -371,6 +371,7 @@ impl SectorPolicy {
         now: OffsetDateTime,
     ) -> Result<LevelDecision, ModelError> {
         self.check_known(ev)?;
+        check_not_future(ev, now)?;
         for c in &self.levels {
             if let Some(basis) = meets(c, ev, now) {
                 return Ok(LevelDecision {
@@ -390,6 +391,41 @@ impl SectorPolicy {
     }
 }
 
+/// How far ahead of this server's clock an evaluation date may lie: the
+/// clock skew between a manufacturer's systems and the CA.
+pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// Refuses an evaluation dated after `now` (beyond the clock skew). Such a
+/// date is a mistake or a lie; counting it would be wrong, and silently
+/// ignoring it would hand the device a lower level with no reason given.
+fn check_not_future(ev: &Evidence, now: OffsetDateTime) -> Result<(), ModelError> {
+    for e in &ev.evaluations {
+        if e.evaluated_at > now + MAX_CLOCK_SKEW {
+            let when = e
+                .evaluated_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| e.evaluated_at.date().to_string());
+            return Err(ModelError::InvalidEvidence(format!(
+                "the {} evaluation is dated {when}, which is in the future (more than {} minutes ahead of this server's clock)",
+                crate::sector::truncate(&e.scheme),
+                MAX_CLOCK_SKEW.whole_minutes()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `date` moved by `years` calendar years. 29 February lands on 28
+/// February in a year that has none, so support counted from a leap day is
+/// never a year short and never refused outright.
+pub fn add_years(date: Date, years: i32) -> Option<Date> {
+    let year = date.year().checked_add(years)?;
+    date.replace_year(year).ok().or_else(|| {
+        // Only 29 February has no counterpart in another year.
+        Date::from_calendar_date(year, time::Month::February, 28).ok()
+    })
+}
+
 fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<EvaluationBasis>> {
     let mut basis = Vec::new();
     let mut evaluated_at = None;
@@ -398,9 +434,8 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
             let fresh = c
                 .max_evaluation_age_days
                 .is_none_or(|d| now - e.evaluated_at <= time::Duration::days(d as i64));
-            let not_future = e.evaluated_at <= now + time::Duration::days(1);
+            // Future dates were refused by `check_not_future`.
             fresh
-                && not_future
                 && c.evaluation.iter().any(|want| {
                     want.split_once(':') == Some((e.scheme.as_str(), e.result.as_str()))
                 })
@@ -439,7 +474,7 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
     if let Some(years) = c.min_support_years {
         let until = ev.supported_until?;
         let from = evaluated_at.unwrap_or(now).max(now).date();
-        let needed = from.replace_year(from.year() + years as i32).ok()?;
+        let needed = add_years(from, i32::try_from(years).unwrap_or(i32::MAX))?;
         if until < needed {
             return None;
         }
@@ -609,6 +644,79 @@ level = 1
         ])
         .unwrap();
         assert_eq!(p.evaluate(&stale, now()).unwrap().level.get(), 3);
+    }
+
+    fn lv5_evidence(evaluated_at: &str, supported_until: &str) -> Evidence {
+        Evidence::parse(&[
+            item("evaluation", "common-criteria", "EAL4+", evaluated_at),
+            item("hardware-root-of-trust", "", "tpm2", ""),
+            item("secure-update", "", "true", ""),
+            item("supported-until", "", supported_until, ""),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn evidence_dated_in_the_future_is_refused_not_dropped() {
+        let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC);
+        let tomorrow = lv5_evidence("2026-11-24", "2040-01-01");
+        let err = p.evaluate(&tomorrow, now).unwrap_err();
+        assert!(matches!(err, ModelError::InvalidEvidence(_)), "{err}");
+        assert!(err.to_string().contains("in the future"), "{err}");
+        // Within the clock skew is fine; just beyond it is not.
+        let skewed = lv5_evidence("2026-11-23T12:04:59Z", "2040-01-01");
+        assert_eq!(p.evaluate(&skewed, now).unwrap().level.get(), 5);
+        let beyond = lv5_evidence("2026-11-23T12:05:01Z", "2040-01-01");
+        assert!(p.evaluate(&beyond, now).is_err());
+    }
+
+    #[test]
+    fn support_years_count_from_a_leap_day() {
+        let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+        let leap_day = time::macros::datetime!(2028-02-29 12:00 UTC);
+        // Five years from 2028-02-29 end on 2033-02-28.
+        let ev = lv5_evidence("2028-01-10", "2033-02-28");
+        assert_eq!(p.evaluate(&ev, leap_day).unwrap().level.get(), 5);
+        let short = lv5_evidence("2028-01-10", "2033-02-27");
+        assert_eq!(p.evaluate(&short, leap_day).unwrap().level.get(), 3);
+        assert_eq!(
+            add_years(time::macros::date!(2028 - 02 - 29), 4),
+            Some(time::macros::date!(2032 - 02 - 29))
+        );
+    }
+
+    proptest::proptest! {
+        /// Support of exactly `min_support_years` from any day (leap days
+        /// included) earns the level; a day less does not.
+        #[test]
+        fn support_years_hold_on_every_day(day in 0i64..(366 * 12)) {
+            let p = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+            let now = time::macros::datetime!(2024-01-01 12:00 UTC) + time::Duration::days(day);
+            let evaluated = (now - time::Duration::days(10)).date().to_string();
+            let until = add_years(now.date(), 5).unwrap();
+            let enough = lv5_evidence(&evaluated, &until.to_string());
+            proptest::prop_assert_eq!(p.evaluate(&enough, now).unwrap().level.get(), 5);
+            let short = lv5_evidence(&evaluated, &(until - time::Duration::days(1)).to_string());
+            proptest::prop_assert_eq!(p.evaluate(&short, now).unwrap().level.get(), 3);
+        }
+
+        /// Adding years keeps month and day, except 29 February in a
+        /// common year, and never goes backwards.
+        #[test]
+        fn add_years_is_calendar_exact(day in 0i64..(366 * 40), years in 0i32..60) {
+            let d = time::macros::date!(2000 - 01 - 01) + time::Duration::days(day);
+            let moved = add_years(d, years).unwrap();
+            proptest::prop_assert_eq!(moved.year(), d.year() + years);
+            proptest::prop_assert_eq!(moved.month(), d.month());
+            if (d.month(), d.day()) == (time::Month::February, 29) && !time::util::is_leap_year(moved.year()) {
+                proptest::prop_assert_eq!(moved.day(), 28);
+            } else {
+                proptest::prop_assert_eq!(moved.day(), d.day());
+            }
+            let next = add_years(d + time::Duration::days(1), years).unwrap();
+            proptest::prop_assert!(next >= moved);
+        }
     }
 
     #[test]
