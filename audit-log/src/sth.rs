@@ -175,13 +175,33 @@ impl SignedTreeHead {
         key: &EcdsaKeyPair,
         rng: &dyn SecureRandom,
     ) -> Result<Self, AuditError> {
-        let signer = signer_key_id(key.public_key().as_ref());
+        Self::sign_with(head, key.public_key().as_ref(), |msg| {
+            key.sign(rng, msg).ok().map(|s| s.as_ref().to_vec())
+        })
+    }
+
+    /// Signs `head` with any ECDSA P-256 signer (a file key, a key in a
+    /// PKCS#11 token): `sign` gets the bytes to sign and returns the ASN.1
+    /// DER signature, or `None` when signing failed. `public_key` is the
+    /// signer's uncompressed SEC1 point; the fresh signature is verified
+    /// against it before it is returned, so a signer of the wrong algorithm
+    /// or a garbled signature (e.g. raw `r ‖ s` not converted to DER) is
+    /// caught here.
+    ///
+    /// # Errors
+    /// [`AuditError::Signing`] if signing fails or the signature does not
+    /// verify as ECDSA P-256 / SHA-256.
+    pub fn sign_with(
+        head: TreeHead,
+        public_key: &[u8],
+        sign: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<Self, AuditError> {
+        let signer = signer_key_id(public_key);
         let msg = signed_bytes_of(&head, Some(&signer));
-        let sig = key.sign(rng, &msg).map_err(|_| AuditError::Signing {
+        let signature = sign(&msg).ok_or(AuditError::Signing {
             size: head.size,
             reason: "ECDSA signing failed",
         })?;
-        let signature = sig.as_ref().to_vec();
         let wrong_key = AuditError::Signing {
             size: head.size,
             reason: "key pair is not an ECDSA P-256 key with ASN.1 signatures",
@@ -189,7 +209,7 @@ impl SignedTreeHead {
         if signature.is_empty() || signature.len() > MAX_SIGNATURE_LEN {
             return Err(wrong_key);
         }
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref())
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key)
             .verify(&msg, &signature)
             .map_err(|_| wrong_key)?;
         Ok(Self {

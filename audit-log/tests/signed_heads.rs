@@ -183,3 +183,26 @@ fn tree_head_layout() {
     );
     assert_eq!(&b[31..], &[0xAB; 32]);
 }
+
+/// An external signer (a PKCS#11 token) that forgot to convert its raw
+/// `r ‖ s` into DER is caught when signing, not later at verification; a
+/// DER signature from it is accepted.
+#[test]
+fn external_signers_must_return_der() {
+    let rng = SystemRandom::new();
+    let fixed = key(&ECDSA_P256_SHA256_FIXED_SIGNING);
+    let public = fixed.public_key().as_ref().to_vec();
+    let raw = SignedTreeHead::sign_with(head(), &public, |m| {
+        fixed.sign(&rng, m).ok().map(|s| s.as_ref().to_vec())
+    });
+    assert!(matches!(raw, Err(AuditError::Signing { size: 11, .. })));
+    let failed = SignedTreeHead::sign_with(head(), &public, |_| None);
+    assert!(matches!(failed, Err(AuditError::Signing { size: 11, .. })));
+
+    let der_key = key(&ECDSA_P256_SHA256_ASN1_SIGNING);
+    let sth = SignedTreeHead::sign_with(head(), der_key.public_key().as_ref(), |m| {
+        der_key.sign(&rng, m).ok().map(|s| s.as_ref().to_vec())
+    })
+    .unwrap();
+    sth.verify(der_key.public_key().as_ref()).unwrap();
+}

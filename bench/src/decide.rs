@@ -727,7 +727,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
         root_der: h.root_der.clone(),
         sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
         responder_chain: h.responder_chain.clone(),
-        responder_key_pkcs8: h.responder_key_pkcs8().to_vec(),
+        responder_key: h.responder_key(),
         authoritative: Vec::new(),
         assertion_ttl: Duration::from_secs(3600),
         decision_ttl: Duration::from_secs(300),

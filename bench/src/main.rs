@@ -45,6 +45,7 @@ mod crlgen;
 mod decide;
 mod fixture;
 mod grpc;
+mod hsm;
 mod load;
 #[cfg(feature = "store-probe")]
 mod probe;
@@ -78,6 +79,8 @@ enum Stage {
     Cfssl,
     /// In-process engine, CSR check and store, without the transport.
     Breakdown,
+    /// EnrollBatch with CA keys in SoftHSM2 (PKCS#11) beside file keys.
+    Hsm,
     /// The trust database stages: decide, store-size, crl, audit.
     Trust,
     /// Decide / DecideBatch over mTLS beside their echo ceiling.
@@ -198,6 +201,12 @@ struct Opts {
     /// one and the replica with, without and with grouped audit entries).
     #[arg(long, default_value_t = 1)]
     audit_rounds: usize,
+    /// Devices enrolled in the hsm stage (each at both CAs).
+    #[arg(long, default_value_t = 4_000)]
+    hsm_devices: usize,
+    /// Alternating file/SoftHSM2 rounds the hsm stage's devices are split in.
+    #[arg(long, default_value_t = 4)]
+    hsm_rounds: usize,
     /// Also write the results as JSON to this file ("-": standard output).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -436,6 +445,17 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         rows.push(breakdown::store(&scratch.path().join("db"), run.issued)?);
     }
 
+    if opts.wants(Stage::Hsm) {
+        progress(&format!(
+            "hsm: generating {} device keys and CSRs",
+            opts.hsm_devices
+        ));
+        let devices = fixture::devices(0, opts.hsm_devices, n)?;
+        let (r, f) = hsm::measure(&devices, opts.streams, opts.hsm_rounds).await?;
+        rows.extend(r);
+        figures.extend(f);
+    }
+
     trust_stages(opts, &mut rows, &mut figures).await?;
 
     if opts.wants(Stage::Sign) && rows.len() > 2 {
@@ -565,6 +585,11 @@ async fn main() -> Result<()> {
     let opts = Opts::parse();
     if let Some(dir) = &opts.serve_data {
         return storesize::serve_child(dir).await;
+    }
+    if opts.wants(Stage::Hsm)
+        && let Some(status) = hsm::reexec_with_token()?
+    {
+        std::process::exit(status.code().unwrap_or(1));
     }
     let context = json!({
         "machine": machine(),

@@ -29,6 +29,10 @@ pub enum CaError {
     /// An encrypted key file is unreadable.
     #[error("keystore: {0}")]
     Keystore(String),
+    /// The PKCS#11 module, token, PIN or a key in the token is unusable
+    /// (missing module, no token of that label, wrong PIN, key not found).
+    #[error("{0}")]
+    Pkcs11(String),
     /// A domain rule was broken (attribute, evidence, sector, policy).
     #[error(transparent)]
     Model(#[from] ModelError),

@@ -10,13 +10,17 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use trustca_model::{CertificateKind, PolicySet, SectorName, TrustLevelExtension};
 
 use crate::CaError;
+use crate::ca_keys::{CaKey, CaKeys};
 use crate::issuer::{self, SigningCa};
 use crate::keystore::{Keystore, Passphrase, write_new};
+use crate::pkcs11::Pkcs11Token;
+use trustca_model::policy::KeyRole;
 
 /// A credential (role certificate) just issued.
 #[derive(Debug)]
@@ -43,20 +47,20 @@ pub struct InitReport {
 /// The loaded hierarchy of a data directory.
 pub struct CaHierarchy {
     dir: PathBuf,
-    keystore: Keystore,
+    keys: CaKeys,
     /// The root certificate, DER.
     pub root_der: Vec<u8>,
     /// Sector sub-CAs by sector.
     pub sectors: BTreeMap<SectorName, SigningCa>,
     /// The TLS server chain (leaf, root), DER.
     pub server_chain: Vec<Vec<u8>>,
-    server_key: Vec<u8>,
+    server_key: Arc<CaKey>,
     /// The trust responder chain (leaf, root), DER.
     pub responder_chain: Vec<Vec<u8>>,
-    responder_key: Vec<u8>,
+    responder_key: Arc<CaKey>,
     /// The audit log signer's chain (leaf, root), DER.
     pub audit_chain: Vec<Vec<u8>>,
-    audit_key: Vec<u8>,
+    audit_key: Arc<CaKey>,
 }
 
 impl std::fmt::Debug for CaHierarchy {
@@ -133,13 +137,28 @@ fn validate_name(name: &str) -> Result<(), CaError> {
 
 impl CaHierarchy {
     /// Creates the root (if absent), every missing sector CA and the TLS
-    /// server certificate. Never overwrites an existing file.
+    /// server certificate, with file keys. Never overwrites an existing file.
     pub fn init(
         data: &Path,
         policies: &PolicySet,
         passphrase: &Passphrase,
         server_names: &[String],
     ) -> Result<InitReport, CaError> {
+        Self::init_with_token(data, policies, passphrase, server_names, None)
+    }
+
+    /// Like [`CaHierarchy::init`], creating keys in `token` (an open token
+    /// and the module path it came from) wherever `pki.toml` does not say
+    /// `backend = "file"`. The module and token are recorded in
+    /// `ca/pkcs11.toml` for `serve`.
+    pub fn init_with_token(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+        server_names: &[String],
+        token: Option<(&Arc<Pkcs11Token>, &Path)>,
+    ) -> Result<InitReport, CaError> {
+        let token_arc = token.map(|(t, _)| Arc::clone(t));
         let dir = ca_dir(data);
         let mut report = InitReport::default();
         let now = OffsetDateTime::now_utc();
@@ -157,9 +176,13 @@ impl CaHierarchy {
             let scratch = data.join(format!(".ca-init-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&scratch);
             std::fs::create_dir_all(&scratch).map_err(|e| CaError::io(&scratch, e))?;
-            let ks = Keystore::create(&scratch, passphrase)?;
+            let ks = CaKeys::new(
+                Keystore::create(&scratch, passphrase)?,
+                token_arc.clone(),
+                &policies.pki,
+            );
             let pki = &policies.pki;
-            let key = issuer::generate_key(pki.root.key_algorithm)?;
+            let key = ks.generate("root", KeyRole::Root, pki.root.key_algorithm)?;
             let params = issuer::root_params(
                 &pki.root.common_name,
                 &pki.root.organization,
@@ -167,7 +190,6 @@ impl CaHierarchy {
                 now,
             )?;
             let root = params.self_signed(&key)?;
-            ks.store("root", &key.serialize_der())?;
             write_new(&scratch.join("root.pem"), root.pem().as_bytes())?;
             if dir.exists() {
                 std::fs::remove_dir(&dir).map_err(|e| CaError::io(&dir, e))?;
@@ -175,7 +197,10 @@ impl CaHierarchy {
             std::fs::rename(&scratch, &dir).map_err(|e| CaError::io(&dir, e))?;
             report.created_root = true;
         }
-        let keystore = Keystore::open(&dir, passphrase)?;
+        let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token_arc, &policies.pki);
+        if let Some((_, module)) = token {
+            keystore.record_token(module)?;
+        }
         let root = Self::root_signer(&dir, &keystore)?;
         let organization = &policies.pki.root.organization;
         for (sector, policy) in &policies.sectors {
@@ -184,7 +209,11 @@ impl CaHierarchy {
                 report.existing_sectors.push(sector.to_string());
                 continue;
             }
-            let key = issuer::generate_key(policy.certificate.ca_key_algorithm)?;
+            let key = keystore.generate(
+                sector.as_str(),
+                KeyRole::Sector,
+                policy.certificate.ca_key_algorithm,
+            )?;
             let ext = sector_ext(sector, CertificateKind::SectorCa, &policy.version, vec![]);
             let params = issuer::sector_ca_params(
                 organization,
@@ -195,7 +224,6 @@ impl CaHierarchy {
                 root.not_after,
             )?;
             let der = root.sign(&params, &key)?;
-            keystore.store(sector.as_str(), &key.serialize_der())?;
             write_new(&pem_path, certs_to_pem(&[&der]).as_bytes())?;
             report.created_sectors.push(sector.to_string());
         }
@@ -236,27 +264,29 @@ impl CaHierarchy {
         Ok(report)
     }
 
-    fn root_signer(dir: &Path, keystore: &Keystore) -> Result<SigningCa, CaError> {
+    fn root_signer(dir: &Path, keystore: &CaKeys) -> Result<SigningCa, CaError> {
         let der = read_pem_der(&dir.join("root.pem"))?
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(dir.to_path_buf()))?;
-        SigningCa::new(der, &keystore.load("root")?)
+        SigningCa::new(der, keystore.load("root")?)
     }
 
     fn issue_service_cert(
         dir: &Path,
-        keystore: &Keystore,
+        keystore: &CaKeys,
         root: &SigningCa,
         policies: &PolicySet,
         purpose: issuer::ServicePurpose,
         server_names: &[String],
         now: OffsetDateTime,
     ) -> Result<(), CaError> {
-        let (stem, common_name) = match purpose {
-            issuer::ServicePurpose::Tls => ("server", "trustca service"),
-            issuer::ServicePurpose::TrustResponder => ("responder", "trustca trust responder"),
-            issuer::ServicePurpose::AuditLog => ("audit", "trustca audit log"),
+        let (stem, common_name, role) = match purpose {
+            issuer::ServicePurpose::Tls => ("server", "trustca service", KeyRole::Server),
+            issuer::ServicePurpose::TrustResponder => {
+                ("responder", "trustca trust responder", KeyRole::Responder)
+            }
+            issuer::ServicePurpose::AuditLog => ("audit", "trustca audit log", KeyRole::Audit),
         };
         let mut dns = vec!["localhost".to_owned()];
         let mut ips: Vec<IpAddr> =
@@ -277,7 +307,14 @@ impl CaHierarchy {
             .map(|p| p.version.clone())
             .unwrap_or_else(|| "1".into());
         let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![]);
-        let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
+        if purpose == issuer::ServicePurpose::AuditLog {
+            Self::archive_audit_signer(dir)?;
+        }
+        // A crash between these steps leaves no server.pem, and the next
+        // start issues a fresh pair; the CA keys are never touched.
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
+        keystore.forget(stem);
+        let key = keystore.generate(stem, role, trustca_model::KeyAlgorithm::EcdsaP256)?;
         if purpose != issuer::ServicePurpose::Tls {
             dns.clear();
             ips.clear();
@@ -293,14 +330,6 @@ impl CaHierarchy {
             root.not_after,
         )?;
         let der = root.sign(&params, &key)?;
-        if purpose == issuer::ServicePurpose::AuditLog {
-            Self::archive_audit_signer(dir)?;
-        }
-        // A crash between these steps leaves no server.pem, and the next
-        // start issues a fresh pair; the CA keys are never touched.
-        let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
-        let _ = std::fs::remove_file(dir.join(format!("{stem}.key")));
-        keystore.store(stem, &key.serialize_der())?;
         write_new(
             &dir.join(format!("{stem}.pem")),
             certs_to_pem(&[&der, &root.cert_der]).as_bytes(),
@@ -330,30 +359,43 @@ impl CaHierarchy {
         Ok(())
     }
 
-    /// Loads the hierarchy for serving. Renews the TLS server, trust
-    /// responder and audit signer certificates (with the root key) when
-    /// they are within 30 days of expiry.
+    /// Loads the hierarchy for serving, with file keys only. Renews the TLS
+    /// server, trust responder and audit signer certificates (with the root
+    /// key) when they are within 30 days of expiry.
     pub fn open(
         data: &Path,
         policies: &PolicySet,
         passphrase: &Passphrase,
     ) -> Result<Self, CaError> {
-        Self::open_at(data, policies, passphrase, OffsetDateTime::now_utc())
+        Self::open_at(data, policies, passphrase, OffsetDateTime::now_utc(), None)
     }
 
-    /// [`CaHierarchy::open`] with the clock set to `now`: renewals are
-    /// decided and issued as of `now` (tests use it to force a renewal).
+    /// Like [`CaHierarchy::open`], for a data directory whose keys are (in
+    /// part) in `token`.
+    pub fn open_with_token(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+        token: Option<Arc<Pkcs11Token>>,
+    ) -> Result<Self, CaError> {
+        Self::open_at(data, policies, passphrase, OffsetDateTime::now_utc(), token)
+    }
+
+    /// [`CaHierarchy::open_with_token`] with the clock set to `now`:
+    /// renewals are decided and issued as of `now` (tests use it to force a
+    /// renewal).
     pub fn open_at(
         data: &Path,
         policies: &PolicySet,
         passphrase: &Passphrase,
         now: OffsetDateTime,
+        token: Option<Arc<Pkcs11Token>>,
     ) -> Result<Self, CaError> {
         let dir = ca_dir(data);
         if !dir.join("root.pem").exists() {
             return Err(CaError::NotInitialized(data.to_path_buf()));
         }
-        let keystore = Keystore::open(&dir, passphrase)?;
+        let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
         let root_der = read_pem_der(&dir.join("root.pem"))?
             .into_iter()
             .next()
@@ -374,13 +416,13 @@ impl CaHierarchy {
                 .ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
             sectors.insert(
                 sector.clone(),
-                SigningCa::new(der, &keystore.load(sector.as_str())?)?,
+                SigningCa::new(der, keystore.load(sector.as_str())?)?,
             );
         }
         let mut root: Option<SigningCa> = None;
         let mut load = |purpose: issuer::ServicePurpose,
                         stem: &str|
-         -> Result<(Vec<Vec<u8>>, Vec<u8>), CaError> {
+         -> Result<(Vec<Vec<u8>>, Arc<CaKey>), CaError> {
             let path = dir.join(format!("{stem}.pem"));
             let renew = match read_pem_der(&path) {
                 Ok(chain) => chain
@@ -398,7 +440,7 @@ impl CaHierarchy {
                     Self::issue_service_cert(&dir, &keystore, root, policies, purpose, &[], now)?;
                 }
             }
-            Ok((read_pem_der(&path)?, keystore.load(stem)?))
+            Ok((read_pem_der(&path)?, Arc::new(keystore.load(stem)?)))
         };
         let (server_chain, server_key) = load(issuer::ServicePurpose::Tls, "server")?;
         let (responder_chain, responder_key) =
@@ -406,7 +448,7 @@ impl CaHierarchy {
         let (audit_chain, audit_key) = load(issuer::ServicePurpose::AuditLog, "audit")?;
         Ok(Self {
             dir,
-            keystore,
+            keys: keystore,
             root_der,
             sectors,
             server_chain,
@@ -418,19 +460,19 @@ impl CaHierarchy {
         })
     }
 
-    /// The audit signer's key, PKCS#8 DER. Never log it.
-    pub fn audit_key_pkcs8(&self) -> &[u8] {
-        &self.audit_key
+    /// The audit signer's key (signs tree heads).
+    pub fn audit_key(&self) -> Arc<CaKey> {
+        Arc::clone(&self.audit_key)
     }
 
-    /// The trust responder key, PKCS#8 DER. Never log it.
-    pub fn responder_key_pkcs8(&self) -> &[u8] {
-        &self.responder_key
+    /// The trust responder key (signs trust assertions).
+    pub fn responder_key(&self) -> Arc<CaKey> {
+        Arc::clone(&self.responder_key)
     }
 
-    /// The TLS server key, PKCS#8 DER. Handle with care; never log it.
-    pub fn server_key_pkcs8(&self) -> &[u8] {
-        &self.server_key
+    /// The TLS server key.
+    pub fn server_key(&self) -> Arc<CaKey> {
+        Arc::clone(&self.server_key)
     }
 
     /// The sub-CA of `sector`.
@@ -515,14 +557,15 @@ impl CaHierarchy {
         Ok(out)
     }
 
-    /// Whether the keystore holds a key of this name (used by tests).
+    /// Whether a key of this name exists, in a file or a token (used by
+    /// tests).
     pub fn has_key(&self, name: &str) -> bool {
-        self.keystore.has(name)
+        self.keys.has(name)
     }
 
-    /// The opened keystore (for the pseudonym CAs' keys and state secret).
-    pub(crate) fn keystore(&self) -> &Keystore {
-        &self.keystore
+    /// The CA's keys (for the pseudonym CAs' keys and state secret).
+    pub(crate) fn keys(&self) -> &CaKeys {
+        &self.keys
     }
 
     /// The subject public key info of `der`, for rcgen.

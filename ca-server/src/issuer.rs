@@ -23,6 +23,7 @@ use trustca_model::policy::KeyAlgorithm;
 use trustca_model::{DeviceIdentity, TrustLevelExtension};
 
 use crate::CaError;
+use crate::ca_keys::CaKey;
 
 /// The placeholder OID as it appears in DER: tag, length, content.
 fn placeholder_tlv() -> Vec<u8> {
@@ -49,7 +50,7 @@ pub(crate) fn patch_oid(der: &mut [u8]) {
 
 /// A CA key whose signatures cover the patched (real-OID) TBS bytes.
 #[derive(Debug)]
-pub struct OidPatchingKey(pub(crate) KeyPair);
+pub struct OidPatchingKey(pub(crate) CaKey);
 
 impl PublicKeyData for OidPatchingKey {
     fn der_bytes(&self) -> &[u8] {
@@ -85,10 +86,8 @@ impl std::fmt::Debug for SigningCa {
 }
 
 impl SigningCa {
-    /// Builds a signing CA from its certificate and PKCS#8 key.
-    pub fn new(cert_der: Vec<u8>, pkcs8: &[u8]) -> Result<Self, CaError> {
-        let key = KeyPair::try_from(pkcs8)
-            .map_err(|e| CaError::Keystore(format!("CA key does not load: {e}")))?;
+    /// Builds a signing CA from its certificate and key.
+    pub fn new(cert_der: Vec<u8>, key: CaKey) -> Result<Self, CaError> {
         let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), OidPatchingKey(key))?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|_| CaError::Signing("CA certificate does not parse".into()))?;

@@ -170,6 +170,11 @@ impl Keystore {
         }
     }
 
+    /// The directory holding the key files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.key"))
     }

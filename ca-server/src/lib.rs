@@ -3,6 +3,7 @@
 //! certificates and role credentials, and the gRPC enrollment service.
 #![forbid(unsafe_code)]
 
+mod ca_keys;
 mod crl;
 mod csr;
 mod enroll;
@@ -10,10 +11,12 @@ mod error;
 mod hierarchy;
 mod issuer;
 mod keystore;
+pub mod pkcs11;
 pub mod pseudonym_ca;
 mod revocation;
 mod service;
 
+pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
 pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};
 pub use enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor};
@@ -21,6 +24,7 @@ pub use error::CaError;
 pub use hierarchy::{AUDIT_SIGNERS_DIR, CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
+pub use pkcs11::{Pkcs11Key, Pkcs11Pin, Pkcs11Settings, Pkcs11Token};
 pub use pseudonym_ca::{
     PseudonymAuthority, PseudonymPolicy, PseudonymProfile, PseudonymService, init_pseudonym_cas,
 };

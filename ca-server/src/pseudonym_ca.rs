@@ -25,8 +25,8 @@ use rcgen::{
     KeyUsagePurpose, NameConstraints, SerialNumber,
 };
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::{hmac, signature};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 use trustca_model::extension::PLACEHOLDER_OID_ARCS;
@@ -44,10 +44,14 @@ use trustca_store::{BlobAudit, Storage, StoreError};
 use zeroize::Zeroizing;
 
 use crate::CaError;
+use crate::ca_keys::{CaKey, CaKeys};
 use crate::hierarchy::CaHierarchy;
 use crate::issuer::{self, SigningCa};
 use crate::keystore::{Keystore, Passphrase, write_new};
+use crate::pkcs11::Pkcs11Token;
 use crate::service::authenticate;
+use trustca_model::StatementSigner;
+use trustca_model::policy::KeyRole;
 
 /// The opaque record space holding every pseudonym record.
 pub const SPACE: &str = "pseudonym";
@@ -421,6 +425,7 @@ pub fn init_pseudonym_cas(
     policies: &PolicySet,
     pseudonyms: &PseudonymPolicy,
     passphrase: &Passphrase,
+    token: Option<Arc<Pkcs11Token>>,
 ) -> Result<PseudonymInitReport, CaError> {
     let mut report = PseudonymInitReport::default();
     if pseudonyms.sectors.is_empty() {
@@ -428,7 +433,7 @@ pub fn init_pseudonym_cas(
     }
     pseudonyms.check_against(policies)?;
     let dir = data.join("ca");
-    let keystore = Keystore::open(&dir, passphrase)?;
+    let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
     let now = OffsetDateTime::now_utc();
     let mut root: Option<SigningCa> = None;
     for sector in pseudonyms.sectors.keys() {
@@ -439,31 +444,35 @@ pub fn init_pseudonym_cas(
         }
         if root.is_none() {
             let der = first_cert(&dir.join("root.pem"))?;
-            root = Some(SigningCa::new(der, &keystore.load("root")?)?);
+            root = Some(SigningCa::new(der, keystore.load("root")?)?);
         }
         let Some(root) = &root else {
             return Err(CaError::NotInitialized(data.to_path_buf()));
         };
-        // P-256 whatever the sector CA uses: V2X verifiers and the PRL
-        // signature expect it.
-        let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
-        let params = pseudonym_ca_params(policies, sector, now, root.not_after)?;
-        let der = root.sign(&params, &key)?;
         let key_name = pseudonym_ca_key_name(sector);
-        if !keystore.has(&key_name) {
-            keystore.store(&key_name, &key.serialize_der())?;
-        } else {
+        if keystore.has(&key_name) {
             return Err(CaError::Keystore(format!(
-                "{key_name}.key exists without {}; refusing to replace it",
+                "key {key_name} exists without {}; refusing to replace it",
                 path.display()
             )));
         }
+        // P-256 whatever the sector CA uses: V2X verifiers and the PRL
+        // signature expect it.
+        let key = keystore.generate(
+            &key_name,
+            KeyRole::Pseudonym,
+            trustca_model::KeyAlgorithm::EcdsaP256,
+        )?;
+        let params = pseudonym_ca_params(policies, sector, now, root.not_after)?;
+        let der = root.sign(&params, &key)?;
         write_new(&path, crate::certs_to_pem(&[&der]).as_bytes())?;
         report.created_cas.push(sector.to_string());
     }
     if !keystore.has(STATE_SECRET_KEY) {
         let secret = Zeroizing::new(random_bytes::<32>()?);
-        keystore.store(STATE_SECRET_KEY, secret.as_ref())?;
+        keystore
+            .keystore()
+            .store(STATE_SECRET_KEY, secret.as_ref())?;
     }
     let pub_path = data.join(RA_PUB_FILE);
     if !pub_path.exists() {
@@ -845,7 +854,8 @@ struct SectorCa {
     /// The CA's own validity start, unix seconds: no certificate starts
     /// earlier (same for every vehicle, so it links nothing).
     ca_not_before: i64,
-    prl_key: signature::EcdsaKeyPair,
+    /// The pseudonym CA's key again, for signing revocation lists.
+    prl_key: CaKey,
 }
 
 /// The running pseudonym CAs of every sector with a profile.
@@ -921,7 +931,8 @@ impl PseudonymAuthority {
     ) -> Result<Self, CaError> {
         pseudonyms.check_against(policies)?;
         let dir = data.join("ca");
-        let keystore = hierarchy.keystore();
+        let keys = hierarchy.keys();
+        let keystore = keys.keystore();
         let mut sectors = BTreeMap::new();
         let mut disabled = BTreeMap::new();
         let hint = format!("run `trustca init --data {}` to create it", data.display());
@@ -973,20 +984,15 @@ impl PseudonymAuthority {
                 continue;
             }
             let der = first_cert(&path)?;
-            let pkcs8 = Zeroizing::new(keystore.load(&pseudonym_ca_key_name(sector))?);
-            let prl_key = signature::EcdsaKeyPair::from_pkcs8(
-                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-                &pkcs8,
-                &SystemRandom::new(),
-            )
-            .map_err(|e| CaError::Keystore(format!("pseudonym CA key of {sector}: {e}")))?;
+            let key_name = pseudonym_ca_key_name(sector);
+            let prl_key = keys.load(&key_name)?;
             let ca_not_before = x509_parser::parse_x509_certificate(&der)
                 .map_err(|_| CaError::Signing("pseudonym CA certificate does not parse".into()))?
                 .1
                 .validity()
                 .not_before
                 .timestamp();
-            let ca = SigningCa::new(der, &pkcs8)?;
+            let ca = SigningCa::new(der, keys.load(&key_name)?)?;
             sectors.insert(
                 sector.clone(),
                 SectorCa {
@@ -1564,13 +1570,11 @@ impl PseudonymAuthority {
         )
         .map_err(|e| internal("building the PRL", e))?;
         let bytes = list.to_signed_bytes();
-        let sig = sector
-            .prl_key
-            .sign(&SystemRandom::new(), &bytes)
-            .map_err(|_| Status::internal("signing the PRL failed"))?;
+        let sig = StatementSigner::sign(&sector.prl_key, &bytes)
+            .map_err(|e| internal("signing the PRL", e))?;
         let signed = Arc::new(pb::SignedPrl {
             prl: bytes,
-            signature: sig.as_ref().to_vec(),
+            signature: sig,
             pseudonym_ca_der: sector.ca.cert_der.clone(),
         });
         let mut records = extra;

@@ -15,6 +15,7 @@ use trustca_proto::v1 as pb;
 
 use crate::certinfo;
 use crate::client::{ClientCredentials, connect};
+use crate::pkcs11::Pkcs11Options;
 use crate::policies;
 use crate::server::{self, ServeOptions};
 
@@ -107,6 +108,8 @@ pub enum Command {
         server_names: Vec<String>,
         #[command(flatten)]
         pass: PassphraseArgs,
+        #[command(flatten)]
+        pkcs11: Pkcs11Options,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -137,6 +140,8 @@ pub enum Command {
         notify_webhook: Option<String>,
         #[command(flatten)]
         pass: PassphraseArgs,
+        #[command(flatten)]
+        pkcs11: Pkcs11Options,
     },
     /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
     Query(Box<crate::trust_cmd::QueryArgs>),
@@ -253,6 +258,8 @@ pub enum CredentialAction {
         out: PathBuf,
         #[command(flatten)]
         pass: PassphraseArgs,
+        #[command(flatten)]
+        pkcs11: Pkcs11Options,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -328,10 +335,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             policies,
             server_names,
             pass,
+            pkcs11,
             json,
         } => {
             let passphrase = pass.load()?;
-            let report = server::init(&data, policies.as_deref(), &passphrase, &server_names)?;
+            let report = server::init_with(
+                &data,
+                policies.as_deref(),
+                &passphrase,
+                &server_names,
+                &pkcs11,
+            )?;
             if json {
                 print_json(&json!({
                     "data": data,
@@ -364,10 +378,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         data.join(format!("ca/{s}.pem")).display()
                     );
                 }
-                println!(
-                    "keys are encrypted under your passphrase in {}",
-                    data.join("ca").display()
-                );
+                match trustca_ca::TokenRecord::read(&data)? {
+                    Some(t) => println!(
+                        "CA keys are in PKCS#11 token {:?} (module {}) unless pki.toml says otherwise; other keys are encrypted under your passphrase in {}",
+                        t.token,
+                        t.module.display(),
+                        data.join("ca").display()
+                    ),
+                    None => println!(
+                        "keys are encrypted under your passphrase in {}",
+                        data.join("ca").display()
+                    ),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -380,6 +402,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             peers,
             notify_webhook,
             pass,
+            pkcs11,
         } => {
             let passphrase = pass.load()?;
             let running = server::start(ServeOptions {
@@ -391,6 +414,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 authoritative,
                 peers,
                 notify_webhook,
+                pkcs11,
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -528,6 +552,7 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
         sector,
         out,
         pass,
+        pkcs11,
         json,
     } = action;
     let passphrase = pass.load()?;
@@ -543,7 +568,8 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
             .map(|s| set.sector(s.trim()).map(|p| p.sector.clone()))
             .collect::<Result<_, _>>()?
     };
-    let hierarchy = CaHierarchy::open(&data, &set, &passphrase)?;
+    let token = crate::pkcs11::open_token(&data, &set.pki, &pkcs11)?;
+    let hierarchy = CaHierarchy::open_with_token(&data, &set, &passphrase, token.map(|t| t.token))?;
     if out.join("cert.pem").exists() || out.join("key.pem").exists() {
         bail!(
             "{} already holds a credential; refusing to overwrite it",

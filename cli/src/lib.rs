@@ -9,6 +9,7 @@ pub mod certinfo;
 pub mod cli;
 pub mod client;
 pub mod message_limit;
+pub mod pkcs11;
 pub mod policies;
 pub mod pseudonym_cmd;
 pub mod server;

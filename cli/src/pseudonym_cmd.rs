@@ -257,11 +257,12 @@ pub fn init_pseudonyms(
     files: &PolicyFiles,
     set: &PolicySet,
     passphrase: &Passphrase,
+    token: Option<Arc<trustca_ca::Pkcs11Token>>,
 ) -> Result<()> {
     let Some(policy) = pseudonym_policy(files)? else {
         return Ok(());
     };
-    let report = init_pseudonym_cas(data, set, &policy, passphrase)?;
+    let report = init_pseudonym_cas(data, set, &policy, passphrase, token)?;
     for s in &report.created_cas {
         eprintln!(
             "created pseudonym CA   {}",

@@ -17,13 +17,14 @@ use trustca_db::{
     AnomalyService, Federation, FederationConfig, Notifier, TrustEngine, TrustEngineConfig,
     TrustService,
 };
-use trustca_model::{PolicySet, SectorName};
+use trustca_model::{PolicySet, SectorName, StatementSigner};
 use trustca_proto::v1::anomalies_server::AnomaliesServer;
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
 use trustca_proto::v1::revocation_server::RevocationServer;
 use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
 use trustca_store::{GroupCommitter, SledStorage, Storage};
 
+use crate::pkcs11::{Pkcs11Options, open_token};
 use crate::policies;
 use crate::transport::{self, TransportIdentity};
 
@@ -49,6 +50,8 @@ pub struct ServeOptions {
     pub peers: Vec<(String, String)>,
     /// Webhook (http://...) that receives anomaly notifications.
     pub notify_webhook: Option<String>,
+    /// The PKCS#11 token holding CA keys, if any.
+    pub pkcs11: Pkcs11Options,
 }
 
 impl ServeOptions {
@@ -63,6 +66,7 @@ impl ServeOptions {
             authoritative: Vec::new(),
             peers: Vec::new(),
             notify_webhook: None,
+            pkcs11: Pkcs11Options::default(),
         }
     }
 }
@@ -83,7 +87,7 @@ pub struct RunningServer {
 #[derive(Clone)]
 pub struct TreeHeadSigner {
     storage: Arc<dyn Storage>,
-    key: Arc<ring::signature::EcdsaKeyPair>,
+    key: Arc<dyn StatementSigner>,
     last_size: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -97,13 +101,7 @@ impl std::fmt::Debug for TreeHeadSigner {
 pub const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(10);
 
 impl TreeHeadSigner {
-    fn new(storage: &Arc<dyn Storage>, key_pkcs8: &[u8]) -> Result<Self> {
-        let key = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            key_pkcs8,
-            &ring::rand::SystemRandom::new(),
-        )
-        .map_err(|e| anyhow::anyhow!("audit key: {e}"))?;
+    fn new(storage: &Arc<dyn Storage>, key: Arc<dyn StatementSigner>) -> Result<Self> {
         let last = storage
             .tree_heads()?
             .last()
@@ -112,7 +110,7 @@ impl TreeHeadSigner {
             .unwrap_or(0);
         Ok(Self {
             storage: Arc::clone(storage),
-            key: Arc::new(key),
+            key,
             last_size: Arc::new(std::sync::atomic::AtomicU64::new(last)),
         })
     }
@@ -130,9 +128,10 @@ impl TreeHeadSigner {
             root,
             timestamp_ms: now_ms.max(0) as u64,
         };
-        let signed =
-            trustca_audit::SignedTreeHead::sign(head, &self.key, &ring::rand::SystemRandom::new())
-                .map_err(|e| anyhow::anyhow!("signing a tree head: {e}"))?;
+        let signed = trustca_audit::SignedTreeHead::sign_with(head, self.key.public_key(), |m| {
+            self.key.sign(m).ok()
+        })
+        .map_err(|e| anyhow::anyhow!("signing a tree head: {e}"))?;
         storage.store_tree_head(size, &signed.to_bytes())?;
         self.last_size
             .store(size, std::sync::atomic::Ordering::SeqCst);
@@ -233,11 +232,38 @@ pub fn init(
     passphrase: &Passphrase,
     server_names: &[String],
 ) -> Result<InitReport> {
+    init_with(
+        data,
+        explicit_policies,
+        passphrase,
+        server_names,
+        &Pkcs11Options::default(),
+    )
+}
+
+/// Like [`init`], with CA keys generated in the PKCS#11 token that
+/// `pkcs11` (or `[pkcs11]` in `pki.toml`) names.
+pub fn init_with(
+    data: &Path,
+    explicit_policies: Option<&Path>,
+    passphrase: &Passphrase,
+    server_names: &[String],
+    pkcs11: &Pkcs11Options,
+) -> Result<InitReport> {
     let (files, set) = policies::resolve(explicit_policies, Some(data))?;
+    // The token first: a missing module, token or wrong PIN must stop
+    // init before anything is written.
+    let token = open_token(data, &set.pki, pkcs11)?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     policies::install(data, &files)?;
-    let report = CaHierarchy::init(data, &set, passphrase, server_names)?;
-    crate::pseudonym_cmd::init_pseudonyms(data, &files, &set, passphrase)?;
+    let report = CaHierarchy::init_with_token(
+        data,
+        &set,
+        passphrase,
+        server_names,
+        token.as_ref().map(|t| (&t.token, t.module.as_path())),
+    )?;
+    crate::pseudonym_cmd::init_pseudonyms(data, &files, &set, passphrase, token.map(|t| t.token))?;
     Ok(report)
 }
 
@@ -249,20 +275,23 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .await
         .map_err(|e| bind_error(opts.listen, &e))?;
     if !opts.data.join("ca").join("root.pem").exists() {
-        let report = init(
+        let report = init_with(
             &opts.data,
             opts.policies.as_deref(),
             &opts.passphrase,
             &opts.server_names,
+            &opts.pkcs11,
         )?;
         tracing::info!(data = %opts.data.display(), sectors = ?report.created_sectors, "initialised a new CA");
     }
     let (_, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
     let policy_set = Arc::new(policy_set);
-    let hierarchy = Arc::new(CaHierarchy::open(
+    let token = open_token(&opts.data, &policy_set.pki, &opts.pkcs11)?;
+    let hierarchy = Arc::new(CaHierarchy::open_with_token(
         &opts.data,
         &policy_set,
         &opts.passphrase,
+        token.map(|t| t.token),
     )?);
     let db_path = opts.data.join("db");
     let (sled, store_closed) =
@@ -315,7 +344,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         },
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key_pkcs8())?;
+    let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key())?;
     heads.sign_now()?;
     heads.spawn();
     if recorded > 0 {
@@ -330,7 +359,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             .map(|c| c.cert_der.clone())
             .collect(),
         server_chain: hierarchy.server_chain.clone(),
-        server_key: hierarchy.server_key_pkcs8().to_vec(),
+        server_key: hierarchy.server_key(),
     };
     let addr = transport::local_addr(&listener)?;
     let incoming = transport::incoming(listener, &identity)?;
@@ -444,6 +473,12 @@ fn trust_engine(
     let federation = if opts.peers.is_empty() {
         None
     } else {
+        let server_key = hierarchy.server_key();
+        let Some(server_key_pkcs8) = server_key.pkcs8() else {
+            anyhow::bail!(
+                "federation (--peer) needs the TLS server key in a file, but it is in the PKCS#11 token; set [keys.server] backend = \"file\" in pki.toml before init"
+            );
+        };
         let mut peers = std::collections::HashMap::new();
         for (sector, url) in &opts.peers {
             let sector = policy_set.sector(sector)?.sector.clone();
@@ -456,7 +491,7 @@ fn trust_engine(
                 .iter()
                 .map(|d| to_pem("CERTIFICATE", d))
                 .collect(),
-            client_key_pem: to_pem("PRIVATE KEY", hierarchy.server_key_pkcs8()),
+            client_key_pem: to_pem("PRIVATE KEY", server_key_pkcs8),
             root_pem: to_pem("CERTIFICATE", &hierarchy.root_der),
             timeout: Duration::from_secs(2),
             cache_ttl: Duration::from_secs(30),
@@ -477,7 +512,7 @@ fn trust_engine(
             .map(|c| c.cert_der.clone())
             .collect(),
         responder_chain: hierarchy.responder_chain.clone(),
-        responder_key_pkcs8: hierarchy.responder_key_pkcs8().to_vec(),
+        responder_key: hierarchy.responder_key(),
         authoritative,
         assertion_ttl: Duration::from_secs(3600),
         decision_ttl: Duration::from_secs(300),

@@ -138,8 +138,8 @@ pub struct TransportIdentity {
     pub sector_cas: Vec<Vec<u8>>,
     /// The server chain, DER, leaf first.
     pub server_chain: Vec<Vec<u8>>,
-    /// The server key, PKCS#8 DER.
-    pub server_key: Vec<u8>,
+    /// The server key, in a file or a PKCS#11 token.
+    pub server_key: Arc<trustca_ca::CaKey>,
 }
 
 struct PeerCheck {
@@ -193,11 +193,22 @@ pub fn server_config(
         .iter()
         .map(|d| CertificateDer::from(d.clone()))
         .collect();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.server_key.clone()));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_client_cert_verifier(verifier);
+    let mut cfg = match id.server_key.pkcs8() {
+        Some(pkcs8) => builder.with_single_cert(
+            chain,
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
+        )?,
+        // A key in a token cannot be handed to rustls as bytes; rustls
+        // asks it to sign each handshake instead.
+        None => {
+            let key = crate::pkcs11::TokenTlsKey::new(Arc::clone(&id.server_key));
+            let certified = rustls::sign::CertifiedKey::new(chain, Arc::new(key));
+            builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)))
+        }
+    };
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     Ok((Arc::new(cfg), inner))
 }

@@ -148,7 +148,7 @@ async fn old_tree_heads_verify_after_the_audit_signer_is_renewed() {
     let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
     let later = time::OffsetDateTime::now_utc()
         + time::Duration::days(i64::from(set.pki.service.validity_days) - 20);
-    trustca_ca::CaHierarchy::open_at(ca.data(), &set, &pass, later).unwrap();
+    trustca_ca::CaHierarchy::open_at(ca.data(), &set, &pass, later, None).unwrap();
     assert_ne!(
         std::fs::read(ca.data().join("ca/audit.pem")).unwrap(),
         first_signer,

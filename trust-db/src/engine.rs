@@ -15,7 +15,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use trustca_model::{
     CertificateKind, Credential, DecisionInput, DetectionPolicy, DeviceIdentity, SectorName,
-    SignedTrustAssertion, TrustAssertion, TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
+    SignedTrustAssertion, StatementAlgorithm, StatementSigner, TrustAssertion, TrustLevel,
+    TrustPolicy, TrustStatus, VerifiedChain,
 };
 use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
@@ -39,8 +40,8 @@ pub struct TrustEngineConfig {
     pub sector_cas: Vec<Vec<u8>>,
     /// The responder's chain (leaf, root), DER.
     pub responder_chain: Vec<Vec<u8>>,
-    /// The responder's key, PKCS#8 DER.
-    pub responder_key_pkcs8: Vec<u8>,
+    /// The responder's key (a file key or a key in a PKCS#11 token).
+    pub responder_key: Arc<dyn StatementSigner>,
     /// Sectors this instance answers for itself (empty: all).
     pub authoritative: Vec<SectorName>,
     /// How long an assertion may be relied on.
@@ -96,7 +97,6 @@ pub struct TrustEngine {
     detection: RwLock<Arc<DetectionPolicy>>,
     loader: Option<PolicyLoader>,
     revocation_hook: std::sync::OnceLock<RevocationHook>,
-    responder: ring::signature::EcdsaKeyPair,
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
     federation: Option<Federation>,
@@ -154,12 +154,11 @@ impl TrustEngine {
         loader: Option<PolicyLoader>,
         federation: Option<Federation>,
     ) -> Result<Self, TrustDbError> {
-        let responder = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &cfg.responder_key_pkcs8,
-            &ring::rand::SystemRandom::new(),
-        )
-        .map_err(sign_err)?;
+        if cfg.responder_key.algorithm() != StatementAlgorithm::EcdsaP256Sha256 {
+            return Err(sign_err(
+                "the trust responder key must be ECDSA P-256 (verifiers expect it)",
+            ));
+        }
         Ok(Self {
             cfg,
             storage,
@@ -167,7 +166,6 @@ impl TrustEngine {
             detection: RwLock::new(Arc::new(detection)),
             loader,
             revocation_hook: std::sync::OnceLock::new(),
-            responder,
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -298,7 +296,7 @@ impl TrustEngine {
         };
         let signed = SignedTrustAssertion::sign(
             &assertion,
-            &self.responder,
+            self.cfg.responder_key.as_ref(),
             self.cfg.responder_chain.clone(),
         )?;
         let signed = Arc::new(pb::SignedAssertion {

@@ -131,15 +131,11 @@ impl SignedTrustAssertion {
     /// Signs `assertion` with the responder's key.
     pub fn sign(
         assertion: &TrustAssertion,
-        key: &ring::signature::EcdsaKeyPair,
+        key: &dyn crate::StatementSigner,
         responder_chain: Vec<Vec<u8>>,
     ) -> Result<Self, ModelError> {
         let body = assertion.to_der()?;
-        let signature = key
-            .sign(&ring::rand::SystemRandom::new(), &body)
-            .map_err(|_| bad("signing failed"))?
-            .as_ref()
-            .to_vec();
+        let signature = key.sign(&body).map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             body,
             signature,

@@ -22,6 +22,7 @@ mod identity;
 mod level;
 pub mod policy;
 mod sector;
+pub mod signer;
 mod status;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
@@ -36,4 +37,5 @@ pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
 pub use policy::{KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, SectorPolicy};
 pub use sector::SectorName;
+pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};
 pub use status::TrustStatus;

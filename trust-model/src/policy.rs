@@ -62,6 +62,75 @@ pub struct PkiPolicy {
     /// certificate's CRL distribution point); none if absent.
     #[serde(default)]
     pub crl_base_url: Option<String>,
+    /// The PKCS#11 token that holds CA keys (`[pkcs11]`); when present,
+    /// every CA key `init` creates goes there unless `[keys.<role>]` says
+    /// `backend = "file"`.
+    #[serde(default)]
+    pub pkcs11: Option<Pkcs11Location>,
+    /// Where each kind of CA key is created (`[keys.root] backend = ...`).
+    #[serde(default)]
+    pub keys: BTreeMap<KeyRole, KeyPlacement>,
+}
+
+/// `[pkcs11]` in `pki.toml`: the module and token (never the PIN, which
+/// comes from `TRUSTCA_PKCS11_PIN` or a PIN file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Location {
+    /// Path of the PKCS#11 module (shared library).
+    pub module: String,
+    /// Label of the token.
+    pub token: String,
+}
+
+/// The kinds of CA key, each placed in a file or a token as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyRole {
+    /// The root CA key.
+    Root,
+    /// Every sector CA key.
+    Sector,
+    /// Every pseudonym CA key (also signs the pseudonym revocation lists).
+    Pseudonym,
+    /// The trust responder key (signs trust assertions).
+    Responder,
+    /// The audit log signer key (signs tree heads).
+    Audit,
+    /// The TLS server key of `serve`.
+    Server,
+}
+
+impl KeyRole {
+    /// The name used in `pki.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Root => "root",
+            KeyRole::Sector => "sector",
+            KeyRole::Pseudonym => "pseudonym",
+            KeyRole::Responder => "responder",
+            KeyRole::Audit => "audit",
+            KeyRole::Server => "server",
+        }
+    }
+}
+
+/// `[keys.<role>]`: where keys of that role are created.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPlacement {
+    /// `file` (encrypted key file in `ca/`) or `pkcs11` (the token).
+    pub backend: KeyBackend,
+}
+
+/// Where a CA key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyBackend {
+    /// An encrypted key file in `ca/` (the default).
+    File,
+    /// A non-extractable key in the PKCS#11 token.
+    Pkcs11,
 }
 
 /// The root CA's profile.
@@ -233,6 +302,15 @@ impl PkiPolicy {
                     format!("{what}.validity_days must be 1..=36500"),
                 ));
             }
+        }
+        if let Some(t) = &p.pkcs11
+            && (t.module.trim().is_empty() || t.token.trim().is_empty())
+        {
+            return Err(policy_error(
+                file,
+                0,
+                "[pkcs11] needs a module path and a token label",
+            ));
         }
         if p.sector_ca.validity_days > p.root.validity_days {
             return Err(policy_error(
