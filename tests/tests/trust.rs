@@ -971,7 +971,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
         root_der: h.root_der.clone(),
         sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
         server_chain: h.server_chain.clone(),
-        server_key: h.server_key_pkcs8().to_vec(),
+        server_key: h.server_key(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let impostor_url = format!("https://{}", listener.local_addr().unwrap());

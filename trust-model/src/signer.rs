@@ -109,7 +109,7 @@ fn push_length(out: &mut Vec<u8>, len: usize) {
 /// (`SEQUENCE { r INTEGER, s INTEGER }`). `None` when the input is empty,
 /// of odd length or longer than a P-521 signature.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 2 * 66 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 2 * 66 {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);
