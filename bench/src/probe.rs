@@ -190,6 +190,12 @@ impl Storage for BenchStorage {
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
         self.inner.revoked_in_sector(sector)
     }
+    fn blocked_key(
+        &self,
+        key_fingerprint: &[u8; 32],
+    ) -> Result<Option<trustca_store::BlockedKey>, StoreError> {
+        self.inner.blocked_key(key_fingerprint)
+    }
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
         self.inner.next_crl_number(sector)
     }

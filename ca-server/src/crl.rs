@@ -239,6 +239,58 @@ mod tests {
         assert_eq!(v, [0x02, 0x01, 0x07]);
     }
 
+    fn test_root(name: &str) -> SigningCa {
+        let now = OffsetDateTime::now_utc();
+        let key = crate::issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256).unwrap();
+        let params = crate::issuer::root_params(name, "Test", 30, now).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        SigningCa::new(cert.der().to_vec(), &key.serialize_der()).unwrap()
+    }
+
+    #[test]
+    fn a_verifier_accepts_fresh_crls_of_the_issuer_only() {
+        use trustca_model::revocation::check_crl;
+        let ca = test_root("CRL test CA");
+        let other = test_root("Other CA");
+        let now = OffsetDateTime::now_utc();
+        let listed = RevokedEntry {
+            serial: vec![0x00, 0x42],
+            at: now - time::Duration::hours(1),
+            reason: 1,
+        };
+        let der = build_crl(&ca, 7, now, now + time::Duration::days(1), &[listed]).unwrap();
+        let c = check_crl(&der, &ca.cert_der, &[0x42], now).unwrap();
+        assert_eq!(c.crl_number, Some(7));
+        assert_eq!(c.revoked.map(|(r, _)| r), Some(1));
+        assert!(
+            check_crl(&der, &ca.cert_der, &[0x43], now)
+                .unwrap()
+                .revoked
+                .is_none()
+        );
+        // Another CA's key, a stale list and a flipped signature bit fail.
+        let e = check_crl(&der, &other.cert_der, &[0x42], now).unwrap_err();
+        assert!(
+            e.to_string().contains("not by the certificate's issuer"),
+            "{e}"
+        );
+        let stale = build_crl(
+            &ca,
+            8,
+            now - time::Duration::days(2),
+            now - time::Duration::days(1),
+            &[],
+        )
+        .unwrap();
+        let e = check_crl(&stale, &ca.cert_der, &[0x42], now).unwrap_err();
+        assert!(e.to_string().contains("stale"), "{e}");
+        let mut forged = der.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let e = check_crl(&forged, &ca.cert_der, &[0x42], now).unwrap_err();
+        assert!(e.to_string().contains("signature does not verify"), "{e}");
+    }
+
     #[test]
     fn reasons_by_name() {
         assert_eq!(reason_code("key-compromise").unwrap(), 1);

@@ -90,6 +90,15 @@ impl std::fmt::Debug for EnrollmentEngine {
     }
 }
 
+/// Refuses a public key (SubjectPublicKeyInfo DER) that was revoked for
+/// compromise: PermissionDenied, "key was revoked for compromise on ...".
+pub fn refuse_blocked_key(storage: &dyn Storage, spki_der: &[u8]) -> Result<(), CaError> {
+    match storage.blocked_key(&trustca_model::key_fingerprint(spki_der))? {
+        Some(block) => Err(StoreError::KeyCompromised { on: block.date() }.into()),
+        None => Ok(()),
+    }
+}
+
 /// `kind:name` of a caller, as recorded in history and audit entries.
 pub fn actor(caller: &Credential) -> String {
     format!("{}:{}", caller.kind.as_str(), caller.name)
@@ -234,6 +243,8 @@ impl EnrollmentEngine {
         let evidence = Evidence::parse(&req.evidence)?;
         let decision = policy.evaluate(&evidence, now)?;
         let csr = verify_csr(&req.csr_der)?;
+        // Before signing anything; the commit checks again atomically.
+        self.refuse_blocked_key(&csr.spki_der)?;
         if !policy
             .certificate
             .device_key_algorithms
@@ -263,7 +274,7 @@ impl EnrollmentEngine {
             basis: decision.basis.clone(),
             authorized_sectors: vec![],
         };
-        let ca = self.hierarchy.sector(&sector)?;
+        let ca = self.hierarchy.issuing_sector(&sector)?;
         let serial = issuer::random_serial()?;
         let params = issuer::device_params(
             &identity,
@@ -495,6 +506,15 @@ impl EnrollmentEngine {
         let ext = trustca_model::trust_extension(&cert)?.ok_or_else(|| {
             CaError::Signing("stored certificate has no trust-level extension".into())
         })?;
+        // A revoked certificate is not narrowed back to life.
+        if matches!(old.status, CertificateStatus::Revoked { .. }) {
+            return Err(StoreError::NotActive {
+                identity: identity.urn(),
+                status: "revoked".into(),
+            }
+            .into());
+        }
+        self.refuse_blocked_key(cert.public_key().raw)?;
         let spki = CaHierarchy::spki_of(cert.public_key().raw)?;
         let had_server = cert
             .extended_key_usage()
@@ -513,7 +533,7 @@ impl EnrollmentEngine {
         }
         let now = OffsetDateTime::now_utc();
         let policy = self.policies.sector(identity.sector.as_str())?;
-        let ca = self.hierarchy.sector(&identity.sector)?;
+        let ca = self.hierarchy.issuing_sector(&identity.sector)?;
         let serial = issuer::random_serial()?;
         let mut params = issuer::device_params(
             identity,
@@ -585,6 +605,12 @@ impl EnrollmentEngine {
             },
             old_serial,
         ))
+    }
+
+    /// Refuses a public key (SubjectPublicKeyInfo DER) that was revoked for
+    /// compromise, under whatever identity it comes back.
+    pub fn refuse_blocked_key(&self, spki_der: &[u8]) -> Result<(), CaError> {
+        refuse_blocked_key(self.storage.as_ref(), spki_der)
     }
 
     /// The policies in force.

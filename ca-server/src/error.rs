@@ -74,6 +74,18 @@ pub enum CaError {
         /// The sectors this instance serves.
         served: String,
     },
+    /// The root revoked the CA that would sign (see `trustca ca revoke`).
+    #[error(
+        "the {name} CA was revoked by the root on {on} ({reason}); it issues no more certificates"
+    )]
+    CaRevoked {
+        /// The CA's name (`automotive`, `automotive-pseudonym`).
+        name: String,
+        /// When (RFC 3339).
+        on: String,
+        /// The reason's name.
+        reason: String,
+    },
     /// A limit was exceeded (batch size, message size).
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
@@ -109,10 +121,15 @@ impl From<&CaError> for tonic::Code {
             CaError::Unauthenticated(_) => Code::Unauthenticated,
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
             CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
+    },
+            CaError::CaRevoked { .. } => Code::FailedPrecondition,
             CaError::Store(s) => match s {
                 StoreError::AlreadyEnrolled(_) => Code::AlreadyExists,
                 StoreError::NotEnrolled(_) => Code::NotFound,
-                StoreError::NotActive { .. } => Code::FailedPrecondition,
+                StoreError::NotActive { .. } | StoreError::KeyReused { .. } => {
+                    Code::FailedPrecondition
+                }
+                StoreError::KeyCompromised { .. } => Code::PermissionDenied,
                 StoreError::Closed => Code::Unavailable,
                 _ => Code::Internal,
             },

@@ -61,6 +61,7 @@ pub struct CaHierarchy {
     /// The audit log signer's chain (leaf, root), DER.
     pub audit_chain: Vec<Vec<u8>>,
     audit_key: Arc<CaKey>,
+    revoked_cas: std::sync::Arc<crate::root_crl::RevokedCas>,
 }
 
 impl std::fmt::Debug for CaHierarchy {
@@ -261,7 +262,31 @@ impl CaHierarchy {
                 now,
             )?;
         }
+        // Relying parties need the root's CRL from the start for
+        // `openssl verify -crl_check_all`, even while it lists nothing.
+        crate::root_crl::publish_root_crl_if_due(data, &root)?;
         Ok(report)
+    }
+
+    /// Revokes the root-issued CA `name` (offline: needs the root key, from
+    /// the keystore or `token`) and publishes the root CRL. See
+    /// [`crate::root_crl::revoke_ca`].
+    pub fn revoke_ca(
+        data: &Path,
+        policies: &PolicySet,
+        passphrase: &Passphrase,
+        token: Option<Arc<Pkcs11Token>>,
+        name: &str,
+        reason: u8,
+        note: &str,
+    ) -> Result<(crate::root_crl::RevokedCa, u64), CaError> {
+        let dir = ca_dir(data);
+        if !dir.join("root.pem").exists() {
+            return Err(CaError::NotInitialized(data.to_path_buf()));
+        }
+        let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
+        let root = Self::root_signer(&dir, &keys)?;
+        crate::root_crl::revoke_ca(data, &root, name, reason, note)
     }
 
     fn root_signer(dir: &Path, keystore: &CaKeys) -> Result<SigningCa, CaError> {
@@ -446,6 +471,14 @@ impl CaHierarchy {
         let (responder_chain, responder_key) =
             load(issuer::ServicePurpose::TrustResponder, "responder")?;
         let (audit_chain, audit_key) = load(issuer::ServicePurpose::AuditLog, "audit")?;
+        if crate::root_crl::root_crl_due(data)? {
+            let root = match root {
+                Some(r) => r,
+                None => Self::root_signer(&dir, &keystore)?,
+            };
+            crate::root_crl::publish_root_crl_if_due(data, &root)?;
+        }
+        let revoked_cas = std::sync::Arc::new(crate::root_crl::RevokedCas::load(data)?);
         Ok(Self {
             dir,
             keys: keystore,
@@ -457,7 +490,33 @@ impl CaHierarchy {
             responder_key,
             audit_chain,
             audit_key,
+            revoked_cas,
         })
+    }
+
+    /// What the root revoked, as this process knows it.
+    pub fn revoked_cas(&self) -> &std::sync::Arc<crate::root_crl::RevokedCas> {
+        &self.revoked_cas
+    }
+
+    /// Reissues the root CRL when it is due (loads the root key only then).
+    pub fn refresh_root_crl(&self) -> Result<Option<u64>, CaError> {
+        let data = self.data_dir();
+        if !crate::root_crl::root_crl_due(data)? {
+            return Ok(None);
+        }
+        let root = Self::root_signer(&self.dir, &self.keys)?;
+        crate::root_crl::publish_root_crl_if_due(data, &root)
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// The sub-CA of `sector` for issuing: refused once the root revoked it.
+    pub fn issuing_sector(&self, sector: &SectorName) -> Result<&SigningCa, CaError> {
+        self.revoked_cas.check_issuing(sector.as_str())?;
+        self.sector(sector)
     }
 
     /// The audit signer's key (signs tree heads).
@@ -511,7 +570,7 @@ impl CaHierarchy {
                 unique.push(s.clone());
             }
         }
-        let ca = self.sector(first)?;
+        let ca = self.issuing_sector(first)?;
         let version = &policies.sector(first.as_str())?.version;
         let ext = sector_ext(first, kind, version, unique);
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;

@@ -14,12 +14,16 @@ mod keystore;
 pub mod pkcs11;
 pub mod pseudonym_ca;
 mod revocation;
+pub mod root_crl;
 mod service;
 
 pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
 pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};
-pub use enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor};
+pub use enroll::{
+    DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest, actor,
+    refuse_blocked_key,
+};
 pub use error::CaError;
 pub use hierarchy::{AUDIT_SIGNERS_DIR, CaHierarchy, InitReport, IssuedCredential, certs_to_pem};
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};

@@ -871,6 +871,7 @@ pub struct PseudonymAuthority {
     in_flight: Mutex<HashSet<[u8; 32]>>,
     prl_lock: Mutex<()>,
     latest: RwLock<HashMap<SectorName, Arc<pb::SignedPrl>>>,
+    revoked_cas: Arc<crate::root_crl::RevokedCas>,
 }
 
 impl std::fmt::Debug for PseudonymAuthority {
@@ -1014,6 +1015,7 @@ impl PseudonymAuthority {
             in_flight: Mutex::new(HashSet::new()),
             prl_lock: Mutex::new(()),
             latest: RwLock::new(HashMap::new()),
+            revoked_cas: Arc::clone(hierarchy.revoked_cas()),
         })
     }
 
@@ -1157,6 +1159,12 @@ impl PseudonymAuthority {
     ) -> Result<(pb::RequestPseudonymsResponse, IssuanceSummary), Status> {
         let identity = Self::vehicle_of(caller)?;
         let sector = self.sector(&identity.sector)?;
+        // Neither the pseudonym CA nor the sector CA that vouches for the
+        // vehicle may have been revoked by the root.
+        self.revoked_cas
+            .check_issuing(&pseudonym_ca_key_name(&identity.sector))
+            .and_then(|()| self.revoked_cas.check_issuing(identity.sector.as_str()))
+            .map_err(Status::from)?;
         let profile = &sector.profile;
         let record = self
             .storage
@@ -1168,6 +1176,23 @@ impl PseudonymAuthority {
                 "the vehicle is {}; only active vehicles get pseudonym certificates",
                 record.status.as_str()
             )));
+        }
+        // The vehicle's long-term key, and the caterpillar key it offers,
+        // must not be keys revoked for compromise.
+        let own_serial = trustca_model::hexfmt::decode(&caller.serial).unwrap_or_default();
+        if let Some(own) = self
+            .storage
+            .certificate(&own_serial)
+            .map_err(store_status)?
+        {
+            let spki = x509_parser::parse_x509_certificate(&own.der)
+                .map_err(|_| Status::internal("stored certificate does not parse"))?
+                .1
+                .public_key()
+                .raw
+                .to_vec();
+            crate::enroll::refuse_blocked_key(self.storage.as_ref(), &spki)
+                .map_err(Status::from)?;
         }
         if record.level < profile.min_level {
             return Err(Status::permission_denied(format!(
@@ -1205,6 +1230,11 @@ impl PseudonymAuthority {
         }
         let butterfly = ButterflyRequest::from_bytes(&req.butterfly_request)
             .map_err(|e| Status::invalid_argument(format!("butterfly_request: {e}")))?;
+        crate::enroll::refuse_blocked_key(
+            self.storage.as_ref(),
+            &butterfly.caterpillar_public_key().to_spki_der(),
+        )
+        .map_err(Status::from)?;
         let ra = self
             .ra
             .as_ref()

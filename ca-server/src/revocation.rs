@@ -9,10 +9,11 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use trustca_model::{CertificateKind, DeviceIdentity, PolicySet, SectorName, TrustStatus};
+use trustca_model::{CertificateKind, DeviceIdentity, PolicySet, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_server::Revocation;
-use trustca_store::{Storage, TrustChange};
+use trustca_store::Storage;
+use x509_parser::prelude::FromDer;
 
 use crate::CaError;
 use crate::crl::{RevokedEntry, build_crl, reason_code};
@@ -181,7 +182,7 @@ impl RevocationService {
         }
         let actor = crate::enroll::actor(caller);
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (sector, serials, identity) = match req.subject {
+        let (sector, serials) = match req.subject {
             None => {
                 return Err(CaError::InvalidRequest(
                     "give a certificate or a device identity".into(),
@@ -199,7 +200,7 @@ impl RevocationService {
                         "certificate does not match the one issued under its serial".into(),
                     ));
                 }
-                (SectorName::new(&record.sector)?, vec![serial], None)
+                (SectorName::new(&record.sector)?, vec![serial])
             }
             Some(pb::revoke_request::Subject::Identity(urn)) => {
                 let identity = DeviceIdentity::from_urn(&urn)?;
@@ -211,7 +212,7 @@ impl RevocationService {
                     .iter()
                     .filter_map(|h| trustca_model::hexfmt::decode(h))
                     .collect();
-                (identity.sector.clone(), serials, Some(identity))
+                (identity.sector, serials)
             }
         };
         if !caller.may_act_for(&sector) {
@@ -223,27 +224,8 @@ impl RevocationService {
         let changed = self
             .storage
             .revoke(&serials, reason, &actor, &req.note, now)?;
-        if let Some(identity) = identity {
-            let record = self.storage.trust_record(&identity.key())?;
-            if record.is_some_and(|r| r.status != TrustStatus::Revoked) {
-                self.storage.apply_trust_changes(
-                    &[TrustChange {
-                        identity_key: identity.key(),
-                        level: None,
-                        status: Some(TrustStatus::Revoked),
-                        actor: actor.clone(),
-                        change: "revoked: every certificate".into(),
-                        reason: if req.note.is_empty() {
-                            req.reason.clone()
-                        } else {
-                            req.note.clone()
-                        },
-                        audit_kind: "trust.revoked".into(),
-                    }],
-                    now,
-                )?;
-            }
-        }
+        // The store moves a device left without a valid certificate to
+        // `revoked`, and blocks compromised keys, in the same transaction.
         let crl = self.publisher.publish(&sector)?;
         tracing::info!(rpc = "Revoke", operator = %caller.name, %sector, count = changed.len(), reason, outcome = "revoked");
         Ok(pb::RevokeResponse {
@@ -258,6 +240,24 @@ impl RevocationService {
 }
 
 impl RevocationService {
+    /// The root's CRL as published on disk (the root signs it offline or
+    /// at start, never per request).
+    fn root_crl(&self) -> Result<pb::GetCrlResponse, CaError> {
+        let path = self
+            .publisher
+            .dir
+            .join(format!("{}.crl", crate::root_crl::ROOT_CRL_NAME));
+        let der = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+        let crl_number = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+            .ok()
+            .and_then(|(_, c)| c.crl_number().and_then(|n| u64::try_from(n).ok()))
+            .unwrap_or(0);
+        Ok(pb::GetCrlResponse {
+            crl_der: der,
+            crl_number,
+        })
+    }
+
     fn bulk_revoke_blocking(
         &self,
         caller: &trustca_model::Credential,
@@ -317,21 +317,8 @@ impl RevocationService {
         let changed = self
             .storage
             .revoke(&serials, reason, &actor, &req.note, now)?;
-        let changes: Vec<TrustChange> = devices
-            .iter()
-            .map(|d| TrustChange {
-                identity_key: d.identity_key.clone(),
-                level: None,
-                status: Some(TrustStatus::Revoked),
-                actor: actor.clone(),
-                change: format!("bulk revocation (firmware {})", d.firmware_version),
-                reason: req.note.clone(),
-                audit_kind: "trust.bulk-revoked".into(),
-            })
-            .collect();
-        if !changes.is_empty() {
-            self.storage.apply_trust_changes(&changes, now)?;
-        }
+        // Each device is now `revoked` and, with keyCompromise, every key
+        // blocked: the store does both in the revocation's transaction.
         let crl = self.publisher.publish(&sector)?;
         tracing::info!(rpc = "BulkRevoke", operator = %caller.name, %sector, devices = devices.len(), certificates = changed.len(), outcome = "revoked");
         Ok(pb::BulkRevokeResponse {
@@ -436,8 +423,11 @@ impl Revocation for RevocationService {
         &self,
         request: Request<pb::GetCrlRequest>,
     ) -> Result<Response<pb::GetCrlResponse>, Status> {
-        let sector = SectorName::new(&request.into_inner().sector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let name = request.into_inner().sector;
+        if name == crate::root_crl::ROOT_CRL_NAME {
+            return self.root_crl().map(Response::new).map_err(Status::from);
+        }
+        let sector = SectorName::new(&name).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let publisher = Arc::clone(&self.publisher);
         let crl = tokio::task::spawn_blocking(move || publisher.latest(&sector))
             .await

@@ -54,7 +54,7 @@ pub struct PassphraseArgs {
 }
 
 impl PassphraseArgs {
-    fn load(&self) -> Result<Passphrase> {
+    pub(crate) fn load(&self) -> Result<Passphrase> {
         let bytes = if let Some(f) = &self.passphrase_file {
             std::fs::read(f)
                 .with_context(|| format!("cannot read passphrase file {}", f.display()))?
@@ -156,8 +156,13 @@ pub enum Command {
     Revoke(Box<crate::trust_cmd::RevokeArgs>),
     /// Partial revocation: withdraw a capability (reissue narrower, revoke the old).
     Restrict(Box<crate::trust_cmd::RestrictArgs>),
-    /// Fetch the current CRL of a sector (DER).
+    /// Fetch the current CRL of a sector, or the root's (`--sector root`), DER.
     Crl(Box<crate::trust_cmd::CrlArgs>),
+    /// Root operations on the data directory (offline, with the passphrase).
+    Ca {
+        #[command(subcommand)]
+        action: crate::ca_cmd::CaAction,
+    },
     /// V2X pseudonym certificates: vehicle pool, revocation lists, resolution.
     Pseudonym {
         #[command(subcommand)]
@@ -219,6 +224,14 @@ pub enum Command {
         /// Extra intermediate certificates (PEM).
         #[arg(long)]
         chain: Option<PathBuf>,
+        /// Check revocation against these CRL files (DER or PEM; repeatable:
+        /// the sector CRL, and `root.crl` to check the sector CA too).
+        #[arg(long = "crl", conflicts_with = "server")]
+        crls: Vec<PathBuf>,
+        /// Check revocation with CRLs fetched from this server's public
+        /// GetCrl (no client credential needed).
+        #[arg(long)]
+        server: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -441,6 +454,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,
         Command::Anomaly(args) => crate::trust_cmd::anomaly(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
+        Command::Ca { action } => crate::ca_cmd::run(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::VerifyAnswer { file, root, json } => {
             crate::trust_cmd::verify_answer(&file, &root, json)
@@ -459,53 +473,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             cert,
             root,
             chain,
+            crls,
+            server,
             json,
         } => {
-            let mut certs = certinfo::read_certs(&cert)?;
-            if let Some(c) = chain {
-                certs.extend(certinfo::read_certs(&c)?);
-            }
-            let root_der = certinfo::read_certs(&root)?.remove(0);
-            match trustca_model::verify_chain(
-                &certs,
-                &[],
-                &root_der,
-                time::OffsetDateTime::now_utc(),
-            ) {
-                Ok(v) => {
-                    if json {
-                        print_json(&json!({
-                            "valid": true,
-                            "subject": v.subject,
-                            "trust_level": v.extension.as_ref().map(certinfo::extension_json),
-                            "not_after": v.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                        }));
-                    } else {
-                        let what = v
-                            .extension
-                            .as_ref()
-                            .map(|e| {
-                                format!(
-                                    "{} {}{}",
-                                    e.kind.as_str(),
-                                    e.sector,
-                                    e.level.map(|l| format!(" {l}")).unwrap_or_default()
-                                )
-                            })
-                            .unwrap_or_else(|| "no trust-level extension".into());
-                        println!("OK: {} ({what})", v.subject);
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    if json {
-                        print_json(&json!({"valid": false, "reason": format!("{e:#}")}));
-                    } else {
-                        eprintln!("invalid: {e:#}");
-                    }
-                    Ok(ExitCode::from(1))
-                }
-            }
+            crate::verify_cmd::run(crate::verify_cmd::VerifyRequest {
+                cert,
+                root,
+                chain,
+                crls,
+                server,
+                json,
+            })
+            .await
         }
         Command::Policy {
             action: PolicyAction::Check { dir },

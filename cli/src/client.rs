@@ -177,6 +177,24 @@ pub fn code_words(code: tonic::Code) -> &'static str {
         K::DataLoss => "data loss",
         K::Unauthenticated => "unauthenticated",
     }
+
+/// Connects with server-authenticated TLS only, for the public calls
+/// (`GetCrl`, `GetCaCertificates`, `GetPrl`): no client certificate, so
+/// anyone holding the root can fetch revocation lists.
+pub async fn connect_public(server: &str, root_pem: &str) -> Result<Channel> {
+    let (url, host) = server_url(server)?;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(root_pem))
+        .domain_name(host);
+    Channel::from_shared(url.clone())
+        .with_context(|| format!("invalid server URL {url}"))?
+        .tls_config(tls)
+        .context("TLS configuration")?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120))
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {}", connect_failure(&e)))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit_cmd;
+pub mod ca_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;
@@ -16,3 +17,4 @@ pub mod server;
 pub mod transport;
 pub mod trust_cmd;
 pub mod vehicle_pool;
+pub mod verify_cmd;

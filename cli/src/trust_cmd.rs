@@ -202,9 +202,14 @@ pub async fn restrict(a: RestrictArgs) -> Result<ExitCode> {
 /// `trustca crl`.
 #[derive(Debug, Args)]
 pub struct CrlArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-    /// Sector whose CRL to fetch.
+    /// Server address, e.g. https://127.0.0.1:7443. `GetCrl` is public:
+    /// no client credential is needed.
+    #[arg(long, env = "TRUSTCA_SERVER")]
+    server: String,
+    /// The trustca root certificate (PEM), to authenticate the server.
+    #[arg(long, env = "TRUSTCA_CA")]
+    ca: PathBuf,
+    /// Sector whose CRL to fetch (`root` for the root's CRL of revoked CAs).
     #[arg(long)]
     sector: String,
     /// Where to write the CRL (DER).
@@ -277,7 +282,11 @@ pub async fn revoke(a: RevokeArgs) -> Result<ExitCode> {
 
 /// Runs `trustca crl`.
 pub async fn crl(a: CrlArgs) -> Result<ExitCode> {
-    let mut c = pb::revocation_client::RevocationClient::new(a.client.channel().await?);
+    let root = std::fs::read_to_string(&a.ca)
+        .with_context(|| format!("cannot read root certificate {}", a.ca.display()))?;
+    let mut c = pb::revocation_client::RevocationClient::new(
+        crate::client::connect_public(&a.server, &root).await?,
+    );
     let r = c
         .get_crl(pb::GetCrlRequest {
             sector: a.sector.clone(),

@@ -18,6 +18,24 @@ pub enum StoreError {
         /// Its current status.
         status: String,
     },
+    /// The public key was revoked for compromise; no certificate is issued
+    /// for it again, under any identity.
+    #[error("key was revoked for compromise on {on}; generate a new key")]
+    KeyCompromised {
+        /// When (RFC 3339).
+        on: String,
+    },
+    /// Re-enrolling a device whose certificates were all revoked, with a key
+    /// one of them already carried.
+    #[error(
+        "device {identity} was revoked; re-enrolling it needs a new key, and this key is in its certificate {serial}"
+    )]
+    KeyReused {
+        /// The identity (URN).
+        identity: String,
+        /// Serial (hex) of the earlier certificate with the key.
+        serial: String,
+    },
     /// The random serial collided with a stored one; the caller retries.
     #[error("serial {0} is already used")]
     SerialReused(String),

@@ -16,8 +16,8 @@ mod sled_store;
 pub use committer::GroupCommitter;
 pub use error::StoreError;
 pub use records::{
-    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
-    TrustChange, TrustRecord, TrustStatus,
+    AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
+    Issuance, TrustChange, TrustRecord, TrustStatus,
 };
 pub use sled_store::{CloseWaiter, SledStorage};
 
@@ -77,7 +77,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Revokes certificates (RFC 5280 reason code) with their audit entries,
     /// durably; already revoked ones are left as they are. Returns the
-    /// records that changed.
+    /// records that changed. In the same transaction: with keyCompromise
+    /// (1) each certificate's public key is blocked for good (audit
+    /// `key.blocked`) and the device's other certificates with that key are
+    /// revoked too; and a device left with no valid unrevoked certificate
+    /// becomes `revoked` unless already revoked or retired (`trust.revoked`).
     fn revoke(
         &self,
         serials: &[Vec<u8>],
@@ -86,6 +90,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         note: &str,
         at: i64,
     ) -> Result<Vec<CertificateRecord>, StoreError>;
+    /// The block on a public key revoked for compromise, by the SHA-256 of
+    /// its SubjectPublicKeyInfo.
+    fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError>;
     /// Revoked certificates of a sector: (serial, unix time, reason code).
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError>;
     /// Allocates the next CRL number of a sector (durable, never reused).

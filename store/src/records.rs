@@ -151,6 +151,34 @@ impl AuditEntry {
     }
 }
 
+/// A public key revoked for compromise, keyed by the SHA-256 of its
+/// SubjectPublicKeyInfo. Written in the same transaction as the revocation
+/// and never removed: no certificate for this key is issued again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedKey {
+    /// Unix time of the revocation that blocked it.
+    pub at: i64,
+    /// Serial (hex) of the certificate whose revocation blocked it.
+    pub serial: String,
+    /// Identity key of that certificate's device, if it was a device's.
+    pub identity_key: Option<String>,
+    /// Who revoked it (from their certificate).
+    pub actor: String,
+}
+
+impl BlockedKey {
+    /// The revocation time as RFC 3339 text, for messages.
+    pub fn date(&self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| format!("unix time {}", self.at))
+    }
+}
+
 /// Everything one issuance changes, committed atomically.
 #[derive(Debug, Clone)]
 pub struct Issuance {

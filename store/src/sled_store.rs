@@ -7,8 +7,8 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::{
-    AuditEntry, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry, Issuance,
-    Storage, StoreError, TrustChange, TrustRecord, TrustStatus,
+    AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
+    Issuance, Storage, StoreError, TrustChange, TrustRecord, TrustStatus,
 };
 
 const AUDIT_FRONTIER: &[u8] = b"audit.frontier";
@@ -29,6 +29,7 @@ pub struct SledStorage {
     revoked: sled::Tree,
     heads: sled::Tree,
     blobs: sled::Tree,
+    blocked_keys: sled::Tree,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
     _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
@@ -201,6 +202,28 @@ struct IssuanceTrees<'a> {
     history: &'a TransactionalTree,
     audit: &'a TransactionalTree,
     fingerprints: &'a TransactionalTree,
+    blocked_keys: &'a TransactionalTree,
+}
+
+/// The key fingerprint of a stored certificate; `None` for DER that does
+/// not parse (only hand-made test records), which carries no key to block.
+fn key_of(der: &[u8]) -> Option<[u8; 32]> {
+    trustca_model::certificate_key_fingerprint(der).ok()
+}
+
+/// Refuses a key revoked for compromise, inside the issuing transaction so
+/// that a revocation committed a moment earlier cannot be overtaken.
+fn tx_check_key(
+    blocked_keys: &TransactionalTree,
+    key: Option<&[u8; 32]>,
+) -> Result<Result<(), StoreError>, Abort> {
+    let Some(key) = key else {
+        return Ok(Ok(()));
+    };
+    Ok(match tx_get::<BlockedKey>(blocked_keys, key)? {
+        Some(block) => Err(StoreError::KeyCompromised { on: block.date() }),
+        None => Ok(()),
+    })
 }
 
 fn tx_frontier(meta: &TransactionalTree) -> Result<trustca_audit::MerkleFrontier, Abort> {
@@ -254,6 +277,11 @@ fn apply_issuance(
     if t.certs.get(&cert.serial)?.is_some() {
         return Ok(Err(StoreError::SerialReused(serial_hex)));
     }
+    let new_key = key_of(&cert.der);
+    if let Err(e) = tx_check_key(t.blocked_keys, new_key.as_ref())? {
+        return Ok(Err(e));
+    }
+    let mut reenrolled = None;
     let mut new_device = false;
     if let Some(device) = &issuance.device {
         let key = device.identity_key.as_bytes();
@@ -283,7 +311,24 @@ fn apply_issuance(
                 let Some(mut trust_record) = tx_get::<TrustRecord>(t.trust, key)? else {
                     return Ok(Err(StoreError::NotEnrolled(device.urn.clone())));
                 };
-                if trust_record.status != TrustStatus::Active {
+                if trust_record.status == TrustStatus::Revoked {
+                    // Every certificate was revoked: coming back is an
+                    // explicit renewal with a key none of them carried.
+                    for prev in &old.certificates {
+                        let prev_serial = trustca_model::hexfmt::decode(prev).unwrap_or_default();
+                        if let Some(prev_cert) = tx_get::<CertificateRecord>(t.certs, &prev_serial)?
+                            && new_key.is_some()
+                            && key_of(&prev_cert.der) == new_key
+                        {
+                            return Ok(Err(StoreError::KeyReused {
+                                identity: device.urn.clone(),
+                                serial: prev.clone(),
+                            }));
+                        }
+                    }
+                    trust_record.status = TrustStatus::Active;
+                    reenrolled = Some(trust_record.version + 1);
+                } else if trust_record.status != TrustStatus::Active {
                     return Ok(Err(StoreError::NotActive {
                         identity: device.urn.clone(),
                         status: trust_record.status.as_str().to_owned(),
@@ -318,8 +363,16 @@ fn apply_issuance(
                     device.certificate_level
                 };
                 let mut change = format!(
-                    "renewed firmware={} level {}->{level}",
-                    device.firmware_version, trust_record.level
+                    "{} firmware={} level {}->{level}",
+                    // Still "renewed ..." so later renewals read it as
+                    // set by evidence (see `set_by_evidence`).
+                    if reenrolled.is_some() {
+                        "renewed (re-enrolled after revocation with a new key)"
+                    } else {
+                        "renewed"
+                    },
+                    device.firmware_version,
+                    trust_record.level
                 );
                 if decided {
                     change.push_str(&format!(
@@ -351,6 +404,21 @@ fn apply_issuance(
             &history_key(&device.identity_key, trust_record.version),
             &entry,
         )?;
+        if let Some(version) = reenrolled {
+            let detail = format!(
+                "{{\"identity\":{:?},\"certificate\":\"{serial_hex}\",\"level\":{},\"status\":\"active\",\"version\":{version}}}",
+                device.urn, trust_record.level
+            );
+            append_audit_to(
+                t.audit,
+                frontier,
+                cert.issued_at,
+                &issuance.actor,
+                "device.re-enrolled",
+                &device.identity_key,
+                &detail,
+            )?;
+        }
     }
     tx_put(t.certs, &cert.serial, cert)?;
     t.fingerprints.insert(fingerprint, cert.serial.as_slice())?;
@@ -364,6 +432,193 @@ fn apply_issuance(
         &issuance.audit_detail,
     )?;
     Ok(Ok(new_device))
+}
+
+/// The trees a revocation touches.
+pub(crate) struct RevocationTrees<'a> {
+    pub(crate) certs: &'a TransactionalTree,
+    pub(crate) revoked: &'a TransactionalTree,
+    pub(crate) audit: &'a TransactionalTree,
+    pub(crate) meta: &'a TransactionalTree,
+    pub(crate) devices: &'a TransactionalTree,
+    pub(crate) trust: &'a TransactionalTree,
+    pub(crate) history: &'a TransactionalTree,
+    pub(crate) blocked_keys: &'a TransactionalTree,
+}
+
+/// Revokes `serials` inside a transaction (see [`Storage::revoke`]): marks
+/// and indexes each certificate, blocks its key on keyCompromise (and
+/// revokes the device's other certificates with that key), and moves a
+/// device left without a valid certificate to `revoked`. Kept in one
+/// function so that every path that revokes gets all of it.
+pub(crate) fn tx_revoke(
+    t: &RevocationTrees<'_>,
+    serials: &[Vec<u8>],
+    reason: u8,
+    actor: &str,
+    note: &str,
+    at: i64,
+) -> Result<Vec<CertificateRecord>, Abort> {
+    use trustca_model::hexfmt;
+    use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
+    let mut changed: Vec<CertificateRecord> = Vec::new();
+    let mut queue: Vec<Vec<u8>> = serials.to_vec();
+    let mut devices_touched: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(serial) = queue.get(i).cloned() {
+        // Serials the caller named must exist; ones added by the key sweep
+        // below come from device records and are re-read here.
+        let named = i < serials.len();
+        i += 1;
+        let Some(mut rec) = tx_get::<CertificateRecord>(t.certs, &serial)? else {
+            if named {
+                return Err(abort(StoreError::NotEnrolled(format!(
+                    "certificate {}",
+                    hexfmt::encode(&serial)
+                ))));
+            }
+            continue;
+        };
+        if matches!(rec.status, CertificateStatus::Revoked { .. }) {
+            continue;
+        }
+        rec.status = CertificateStatus::Revoked { reason, at };
+        tx_put(t.certs, &serial, &rec)?;
+        let mut key = rec.sector.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&serial);
+        let mut value = at.to_be_bytes().to_vec();
+        value.push(reason);
+        t.revoked.insert(key, value)?;
+        let serial_hex = hexfmt::encode(&serial);
+        let detail = format!(
+            "{{\"reason_code\":{reason},\"sector\":\"{}\",\"identity\":{:?},\"note\":{:?}}}",
+            rec.sector,
+            rec.identity_key.clone().unwrap_or_default(),
+            note
+        );
+        tx_append_audit(
+            t.audit,
+            t.meta,
+            at,
+            actor,
+            "certificate.revoked",
+            &serial_hex,
+            &detail,
+        )?;
+        if let Some(device) = &rec.identity_key
+            && !devices_touched.contains(device)
+        {
+            devices_touched.push(device.clone());
+        }
+        if reason == KEY_COMPROMISE
+            && let Some(fp) = key_of(&rec.der)
+        {
+            if t.blocked_keys.get(fp)?.is_none() {
+                let block = BlockedKey {
+                    at,
+                    serial: serial_hex.clone(),
+                    identity_key: rec.identity_key.clone(),
+                    actor: actor.to_owned(),
+                };
+                tx_put(t.blocked_keys, &fp, &block)?;
+                let detail = format!(
+                    "{{\"certificate\":\"{serial_hex}\",\"identity\":{:?},\"note\":{:?}}}",
+                    rec.identity_key.clone().unwrap_or_default(),
+                    note
+                );
+                tx_append_audit(
+                    t.audit,
+                    t.meta,
+                    at,
+                    actor,
+                    "key.blocked",
+                    &hexfmt::encode(&fp),
+                    &detail,
+                )?;
+            }
+            // A renewal may have kept the key: every certificate of the
+            // device that carries it is compromised with it.
+            if let Some(identity_key) = &rec.identity_key
+                && let Some(device) = tx_get::<DeviceRecord>(t.devices, identity_key.as_bytes())?
+            {
+                for other in device.certificates.iter().filter_map(|h| hexfmt::decode(h)) {
+                    if queue.contains(&other) {
+                        continue;
+                    }
+                    if let Some(o) = tx_get::<CertificateRecord>(t.certs, &other)?
+                        && !matches!(o.status, CertificateStatus::Revoked { .. })
+                        && key_of(&o.der) == Some(fp)
+                    {
+                        queue.push(other);
+                    }
+                }
+            }
+        }
+        changed.push(rec);
+    }
+    for identity_key in devices_touched {
+        let Some(device) = tx_get::<DeviceRecord>(t.devices, identity_key.as_bytes())? else {
+            continue;
+        };
+        let mut still_valid = false;
+        for serial in device.certificates.iter().filter_map(|h| hexfmt::decode(h)) {
+            if let Some(c) = tx_get::<CertificateRecord>(t.certs, &serial)?
+                && !matches!(c.status, CertificateStatus::Revoked { .. })
+                && c.not_after > at
+            {
+                still_valid = true;
+                break;
+            }
+        }
+        if still_valid {
+            continue;
+        }
+        let Some(mut record) = tx_get::<TrustRecord>(t.trust, identity_key.as_bytes())? else {
+            continue;
+        };
+        if !matches!(record.status, TrustStatus::Active | TrustStatus::Suspended) {
+            continue;
+        }
+        record.status = TrustStatus::Revoked;
+        record.version += 1;
+        record.updated_at = at;
+        tx_put(t.trust, identity_key.as_bytes(), &record)?;
+        let change = format!(
+            "revoked: no valid certificate left (last revoked for {})",
+            reason_name(reason)
+        );
+        let why = if note.is_empty() {
+            reason_name(reason).to_owned()
+        } else {
+            note.to_owned()
+        };
+        tx_put(
+            t.history,
+            &history_key(&identity_key, record.version),
+            &HistoryEntry {
+                version: record.version,
+                at,
+                actor: actor.to_owned(),
+                change: change.clone(),
+                reason: why.clone(),
+            },
+        )?;
+        let detail = format!(
+            "{{\"change\":{change:?},\"reason\":{why:?},\"level\":{},\"status\":\"revoked\",\"version\":{}}}",
+            record.level, record.version
+        );
+        tx_append_audit(
+            t.audit,
+            t.meta,
+            at,
+            actor,
+            "trust.revoked",
+            &identity_key,
+            &detail,
+        )?;
+    }
+    Ok(changed)
 }
 
 impl SledStorage {
@@ -402,6 +657,7 @@ impl SledStorage {
             revoked: db.open_tree("revoked")?,
             heads: db.open_tree("tree_heads")?,
             blobs: db.open_tree("blobs")?,
+            blocked_keys: db.open_tree("blocked_keys")?,
             db,
             _closed: std::sync::Arc::new(tx),
         };
@@ -424,32 +680,36 @@ impl SledStorage {
             &self.audit,
             &self.meta,
             &self.fingerprints,
+            &self.blocked_keys,
         )
-            .transaction(|(certs, devices, trust, history, audit, meta, fps)| {
-                let mut frontier = tx_frontier(meta)?;
-                let mut results = Vec::with_capacity(batch.len());
-                let (mut new_certs, mut new_devices) = (0u64, 0u64);
-                for (issuance, fp) in batch.iter().zip(&fingerprints) {
-                    let trees = IssuanceTrees {
-                        certs,
-                        devices,
-                        trust,
-                        history,
-                        audit,
-                        fingerprints: fps,
-                    };
-                    let r = apply_issuance(&trees, &mut frontier, issuance, fp.as_ref())?;
-                    if let Ok(new_device) = &r {
-                        new_certs += 1;
-                        new_devices += u64::from(*new_device);
+            .transaction(
+                |(certs, devices, trust, history, audit, meta, fps, blocked_keys)| {
+                    let mut frontier = tx_frontier(meta)?;
+                    let mut results = Vec::with_capacity(batch.len());
+                    let (mut new_certs, mut new_devices) = (0u64, 0u64);
+                    for (issuance, fp) in batch.iter().zip(&fingerprints) {
+                        let trees = IssuanceTrees {
+                            certs,
+                            devices,
+                            trust,
+                            history,
+                            audit,
+                            fingerprints: fps,
+                            blocked_keys,
+                        };
+                        let r = apply_issuance(&trees, &mut frontier, issuance, fp.as_ref())?;
+                        if let Ok(new_device) = &r {
+                            new_certs += 1;
+                            new_devices += u64::from(*new_device);
+                        }
+                        results.push(r.map(|_| ()));
                     }
-                    results.push(r.map(|_| ()));
-                }
-                tx_add(meta, COUNT_CERTS, new_certs)?;
-                tx_add(meta, COUNT_DEVICES, new_devices)?;
-                meta.insert(AUDIT_FRONTIER, frontier.to_bytes())?;
-                Ok(results)
-            });
+                    tx_add(meta, COUNT_CERTS, new_certs)?;
+                    tx_add(meta, COUNT_DEVICES, new_devices)?;
+                    meta.insert(AUDIT_FRONTIER, frontier.to_bytes())?;
+                    Ok(results)
+                },
+            );
         match result {
             Ok(r) => r,
             Err(e) => {
@@ -703,34 +963,31 @@ impl Storage for SledStorage {
         note: &str,
         at: i64,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        let result = (&self.certs, &self.revoked, &self.audit, &self.meta).transaction(|(certs, revoked, audit, meta)| {
-            let mut changed = Vec::new();
-            for serial in serials {
-                let mut rec: CertificateRecord = tx_get(certs, serial)?.ok_or_else(|| {
-                    abort(StoreError::NotEnrolled(format!("certificate {}", trustca_model::hexfmt::encode(serial))))
-                })?;
-                if matches!(rec.status, CertificateStatus::Revoked { .. }) {
-                    continue;
-                }
-                rec.status = CertificateStatus::Revoked { reason, at };
-                tx_put(certs, serial, &rec)?;
-                let mut key = rec.sector.as_bytes().to_vec();
-                key.push(0);
-                key.extend_from_slice(serial);
-                let mut value = at.to_be_bytes().to_vec();
-                value.push(reason);
-                revoked.insert(key, value)?;
-                let detail = format!(
-                    "{{\"reason_code\":{reason},\"sector\":\"{}\",\"identity\":{:?},\"note\":{:?}}}",
-                    rec.sector,
-                    rec.identity_key.clone().unwrap_or_default(),
-                    note
-                );
-                tx_append_audit(audit, meta, at, actor, "certificate.revoked", &trustca_model::hexfmt::encode(serial), &detail)?;
-                changed.push(rec);
-            }
-            Ok(changed)
-        });
+        let result = (
+            &self.certs,
+            &self.revoked,
+            &self.audit,
+            &self.meta,
+            &self.devices,
+            &self.trust,
+            &self.history,
+            &self.blocked_keys,
+        )
+            .transaction(
+                |(certs, revoked, audit, meta, devices, trust, history, blocked_keys)| {
+                    let trees = RevocationTrees {
+                        certs,
+                        revoked,
+                        audit,
+                        meta,
+                        devices,
+                        trust,
+                        history,
+                        blocked_keys,
+                    };
+                    tx_revoke(&trees, serials, reason, actor, note, at)
+                },
+            );
         let changed = match result {
             Ok(r) => r,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -738,6 +995,10 @@ impl Storage for SledStorage {
         };
         self.db.flush()?;
         Ok(changed)
+    }
+
+    fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
+        Self::get(&self.blocked_keys, key_fingerprint)
     }
 
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {

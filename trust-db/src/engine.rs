@@ -327,6 +327,7 @@ impl TrustEngine {
         &self,
         identity: &DeviceIdentity,
         serial: Option<&[u8]>,
+        key_fp: Option<&[u8; 32]>,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
         let key = identity.key();
@@ -344,7 +345,24 @@ impl TrustEngine {
             && let CertificateStatus::Revoked { reason, .. } = cert.status
         {
             status = TrustStatus::Revoked;
-            notes.push(format!("certificate revoked (reason code {reason})"));
+            notes.push(format!(
+                "certificate revoked ({}, reason code {reason})",
+                trustca_model::revocation::reason_name(reason)
+            ));
+        }
+        // A key revoked for compromise counts in every certificate that
+        // carries it, including ones issued before the compromise was known.
+        if let Some(key_fp) = key_fp
+            && let Some(block) = self.storage.blocked_key(key_fp)?
+        {
+            status = TrustStatus::Revoked;
+            notes.push(format!(
+                "key was revoked for compromise on {}",
+                block.date()
+            ));
+        }
+        if record.status == TrustStatus::Revoked {
+            notes.push(self.revocation_note(&key)?);
         }
         let urn = self
             .storage
@@ -361,6 +379,32 @@ impl TrustEngine {
             assertion,
             next_update,
             notes,
+        })
+    }
+
+    /// Why a device's record is `revoked`: its last certificate's reason.
+    fn revocation_note(&self, identity_key: &str) -> Result<String, TrustDbError> {
+        let last = self
+            .storage
+            .device(identity_key)?
+            .and_then(|d| d.certificates.last().cloned())
+            .and_then(|h| trustca_model::hexfmt::decode(&h));
+        let status = match last {
+            Some(serial) => self.storage.certificate(&serial)?.map(|c| c.status),
+            None => None,
+        };
+        Ok(match status {
+            Some(CertificateStatus::Revoked { reason, at }) => format!(
+                "device revoked: every certificate is revoked (last for {} on {})",
+                trustca_model::revocation::reason_name(reason),
+                OffsetDateTime::from_unix_timestamp(at)
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default()
+            ),
+            _ => "device revoked".to_owned(),
         })
     }
 
@@ -442,7 +486,12 @@ impl TrustEngine {
             )
         })?;
         if self.is_local(&identity.sector) {
-            self.local_state(identity, Some(&verified.serial), now)
+            self.local_state(
+                identity,
+                Some(&verified.serial),
+                Some(&verified.key_fingerprint),
+                now,
+            )
         } else {
             let req = pb::GetTrustRequest {
                 subject: Some(pb::get_trust_request::Subject::Chain(
@@ -504,15 +553,16 @@ impl TrustEngine {
                     .device(&key)?
                     .ok_or_else(|| TrustDbError::NotFound(key.clone()))?;
                 let identity = DeviceIdentity::from_urn(&device.urn)?;
+                let key = trustca_model::certificate_key_fingerprint(&cert.der).ok();
                 (
-                    self.local_state(&identity, Some(&serial), now)?,
+                    self.local_state(&identity, Some(&serial), key.as_ref(), now)?,
                     device.certificate_level as u32,
                 )
             }
             Some(Subject::Identity(urn)) => {
                 let identity = DeviceIdentity::from_urn(&urn)?;
                 if self.is_local(&identity.sector) {
-                    (self.local_state(&identity, None, now)?, 0)
+                    (self.local_state(&identity, None, None, now)?, 0)
                 } else {
                     let req = pb::GetTrustRequest {
                         subject: Some(Subject::Identity(urn.clone())),
@@ -582,7 +632,12 @@ impl TrustEngine {
         // The caller's own standing, from its own sector's database.
         let caller_state = if self.is_local(&caller_identity.sector) {
             let serial = trustca_model::hexfmt::decode(&caller.serial);
-            self.local_state(&caller_identity, serial.as_deref(), now)
+            self.local_state(
+                &caller_identity,
+                serial.as_deref(),
+                Some(&caller.key_fingerprint),
+                now,
+            )
         } else {
             let req = pb::GetTrustRequest {
                 subject: Some(pb::get_trust_request::Subject::Identity(

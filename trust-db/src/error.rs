@@ -54,6 +54,7 @@ impl From<&TrustDbError> for tonic::Code {
             TrustDbError::Unreachable { .. } => Code::Unavailable,
             TrustDbError::Store(StoreError::NotEnrolled(_)) => Code::NotFound,
             TrustDbError::Store(StoreError::NotActive { .. }) => Code::FailedPrecondition,
+            TrustDbError::Store(StoreError::KeyCompromised { .. }) => Code::PermissionDenied,
             TrustDbError::Store(_) | TrustDbError::Signing(_) => Code::Internal,
         }
     }

@@ -28,6 +28,8 @@ pub struct VerifiedChain {
     pub serial: Vec<u8>,
     /// SHA-256 of the leaf DER.
     pub fingerprint: [u8; 32],
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo ([`key_fingerprint`]).
+    pub key_fingerprint: [u8; 32],
 }
 
 /// id-kp-OCSPSigning (1.3.6.1.5.5.7.3.9), DER content octets.
@@ -46,6 +48,19 @@ pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
     out
+}
+
+/// SHA-256 of a SubjectPublicKeyInfo (DER). A key revoked for compromise
+/// is blocked under this name, so the block holds whatever certificate,
+/// CSR or identity the key turns up in again.
+pub fn key_fingerprint(spki_der: &[u8]) -> [u8; 32] {
+    fingerprint(spki_der)
+}
+
+/// The [`key_fingerprint`] of a certificate's public key.
+pub fn certificate_key_fingerprint(cert_der: &[u8]) -> Result<[u8; 32], ModelError> {
+    let cert = parse(cert_der)?;
+    Ok(key_fingerprint(cert.public_key().raw))
 }
 
 /// The device identity named by a certificate's `urn:trustca:` URI SAN.
@@ -225,6 +240,7 @@ pub fn verify_chain(
         not_after,
         serial: leaf.raw_serial().to_vec(),
         fingerprint: fingerprint(leaf_der),
+        key_fingerprint: key_fingerprint(leaf.public_key().raw),
     })
 }
 

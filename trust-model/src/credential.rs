@@ -24,6 +24,9 @@ pub struct Credential {
     pub extension: TrustLevelExtension,
     /// For device certificates: the device identity from the URN SAN.
     pub identity: Option<crate::DeviceIdentity>,
+    /// SHA-256 of the certificate's SubjectPublicKeyInfo, to refuse keys
+    /// revoked for compromise.
+    pub key_fingerprint: [u8; 32],
 }
 
 impl Credential {
@@ -107,6 +110,7 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
         sectors,
         name: holder_name(&leaf),
         serial: crate::hexfmt::encode(leaf.raw_serial()),
+        key_fingerprint: crate::key_fingerprint(leaf.public_key().raw),
         identity: if ext.kind == CertificateKind::LongTerm {
             crate::chain::identity_of(&leaf)
         } else {

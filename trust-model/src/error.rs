@@ -47,6 +47,10 @@ pub enum ModelError {
     /// A certificate chain does not verify (with the reason).
     #[error("{0}")]
     InvalidChain(String),
+    /// A certificate revocation list does not parse, is not signed by the
+    /// certificate's issuer, or is not fresh.
+    #[error("CRL: {0}")]
+    InvalidCrl(String),
     /// A signed trust assertion does not decode or verify.
     #[error("trust assertion: {0}")]
     InvalidAssertion(String),

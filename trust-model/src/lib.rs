@@ -21,12 +21,16 @@ pub mod hexfmt;
 mod identity;
 mod level;
 pub mod policy;
+pub mod revocation;
 mod sector;
 pub mod signer;
 mod status;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
-pub use chain::{VerifiedChain, describe_webpki_error, fingerprint, verify_chain};
+pub use chain::{
+    VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
+    key_fingerprint, verify_chain,
+};
 pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
 pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};

@@ -1,0 +1,390 @@
+//! The root's CRL (ARL) and revoking a sector CA, end to end: openssl
+//! checks whole chains against the root and sector CRLs, `trustca verify`
+//! checks revocation from files or from a server without a credential and
+//! says which check it made, and `trustca ca revoke` (offline, while the
+//! server runs) lists the CA in the root CRL and stops its issuance.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tonic::Code;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::revocation_client::RevocationClient;
+use trustca_store::Storage;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(trustca_bin())
+        .args(args)
+        .env(
+            "TRUSTCA_PASSPHRASE",
+            std::str::from_utf8(PASSPHRASE).unwrap(),
+        )
+        .env_remove("TRUSTCA_SERVER")
+        .env_remove("TRUSTCA_IDENTITY")
+        .env_remove("TRUSTCA_KEY")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// openssl verify with full CRL checking (every CA in the path needs a CRL).
+fn openssl_crl_check_all(data: &Path, leaf: &Path, crls: &[&Path]) -> (bool, String) {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["verify", "-crl_check_all", "-CAfile"])
+        .arg(data.join("ca/root.pem"))
+        .arg("-untrusted")
+        .arg(data.join("ca/automotive.pem"));
+    for c in crls {
+        cmd.arg("-CRLfile").arg(c);
+    }
+    let out = cmd.arg(leaf).output().expect("openssl must be installed");
+    (out.status.success(), text(&out))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
+    let mut ca = TestCa::start().await;
+    let data = ca.data().to_path_buf();
+    let root_crl = data.join("crl/root.crl");
+    let sector_crl = data.join("crl/automotive.crl");
+    assert!(root_crl.exists(), "init publishes the root CRL");
+
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "hems"],
+    );
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    let root = ca.root_pem();
+    let mut enroll = ca.client(&acme).await;
+    let car = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "V1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let car2 = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "V2",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let car_pem = data.join("car.pem");
+    std::fs::write(&car_pem, pem_of(&car.chain[0])).unwrap();
+    let car2_pem = data.join("car2.pem");
+    std::fs::write(&car2_pem, pem_of(&car2.chain[0])).unwrap();
+    let sector_ca = data.join("ca/automotive.pem");
+    let root_pem = data.join("ca/root.pem");
+
+    // openssl: the whole chain is checked against both CRLs (DER files as published).
+    let (ok, out) = openssl_crl_check_all(&data, &car_pem, &[&root_crl, &sector_crl]);
+    assert!(ok, "{out}");
+    let (ok, out) = openssl_crl_check_all(&data, &car_pem, &[&sector_crl]);
+    assert!(
+        !ok && out.contains("unable to get certificate CRL"),
+        "without the root CRL: {out}"
+    );
+    let crl_text = Command::new("openssl")
+        .args([
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-text",
+            "-in",
+            p(&root_crl),
+        ])
+        .output()
+        .unwrap();
+    let crl_text = text(&crl_text);
+    assert!(crl_text.contains("X509v3 CRL Number"), "{crl_text}");
+    assert!(
+        crl_text.contains("X509v3 Authority Key Identifier"),
+        "{crl_text}"
+    );
+    assert!(crl_text.contains("Version 2"), "{crl_text}");
+
+    // trustca verify: without a revocation source it says so plainly.
+    let o = run(&[
+        "verify",
+        p(&car_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("revocation: NOT checked"), "{}", text(&o));
+    // From files: both CRLs checked.
+    let o = run(&[
+        "verify",
+        p(&car_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+        "--crl",
+        p(&sector_crl),
+        "--crl",
+        p(&root_crl),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("certificate not listed in CRL #"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("issuing CA not listed in CRL #"),
+        "{}",
+        text(&o)
+    );
+
+    // `trustca crl` needs no client credential, and serves the root CRL too.
+    let fetched = data.join("fetched-root.crl");
+    let o = run(&[
+        "crl",
+        "--server",
+        &ca.url(),
+        "--ca",
+        p(&root_pem),
+        "--sector",
+        "root",
+        "--out",
+        p(&fetched),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&fetched).unwrap(),
+        std::fs::read(&root_crl).unwrap()
+    );
+
+    // Revoke the car for key compromise; --server sees it (no credential).
+    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    rev.revoke(pb::RevokeRequest {
+        subject: Some(pb::revoke_request::Subject::Certificate(
+            car.chain[0].clone(),
+        )),
+        reason: "key-compromise".into(),
+        note: "extracted".into(),
+    })
+    .await
+    .unwrap();
+    let o = run(&[
+        "verify",
+        p(&car_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+        "--server",
+        &ca.url(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["revocation"]["checked"], true, "{v}");
+    assert_eq!(v["revocation"]["revoked"], true, "{v}");
+    assert_eq!(
+        v["revocation"]["checks"][0]["reason"], "key-compromise",
+        "{v}"
+    );
+    assert!(
+        v["revocation"]["source"]
+            .as_str()
+            .unwrap()
+            .contains(&ca.url()),
+        "{v}"
+    );
+    // A CRL file of the wrong issuer is refused, not silently passed.
+    let hems_crl = data.join("crl/hems.crl");
+    let o = run(&[
+        "verify",
+        p(&car2_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+        "--crl",
+        p(&hems_crl),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("none of the CRL files is issued by"),
+        "{}",
+        text(&o)
+    );
+
+    // Revoking the sector CA: refused without the confirmation, then done
+    // offline while the server runs.
+    let o = run(&[
+        "ca",
+        "revoke",
+        "automotive",
+        "--data",
+        p(&data),
+        "--reason",
+        "ca-compromise",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--yes-revoke-sector-ca automotive"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "ca",
+        "revoke",
+        "automotive",
+        "--data",
+        p(&data),
+        "--reason",
+        "ca-compromise",
+        "--note",
+        "sub-CA key exposed",
+        "--yes-revoke-sector-ca",
+        "automotive",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o2 = run(&[
+        "ca",
+        "revoke",
+        "automotive",
+        "--data",
+        p(&data),
+        "--reason",
+        "ca-compromise",
+        "--yes-revoke-sector-ca",
+        "automotive",
+    ]);
+    assert!(
+        !o2.status.success() && text(&o2).contains("already revoked"),
+        "{}",
+        text(&o2)
+    );
+
+    // openssl now rejects every automotive chain through the root CRL.
+    let sector_crl_now = data.join("crl/automotive.crl");
+    let (ok, out) = openssl_crl_check_all(&data, &car2_pem, &[&root_crl, &sector_crl_now]);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let o = run(&[
+        "verify",
+        p(&car2_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+        "--crl",
+        p(&sector_crl_now),
+        "--crl",
+        p(&root_crl),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("issuing CA is revoked (ca-compromise)"),
+        "{}",
+        text(&o)
+    );
+
+    // The running server stops issuing from it at its next check.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut attempt = 0;
+    let err = loop {
+        attempt += 1;
+        let (_, csr) = csr();
+        let serial = format!("V3-{attempt}");
+        match enroll
+            .enroll(request(
+                "automotive",
+                "Acme",
+                &serial,
+                csr,
+                automotive_lv5(),
+            ))
+            .await
+        {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "enrollment still works 15 s after the sector CA was revoked"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("revoked by the root"),
+        "{}",
+        err.message()
+    );
+    // Other sectors are unaffected.
+    enroll_device(
+        &mut enroll,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "H1",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+
+    // At the next start the refusal holds, and the revocation is audited.
+    drop((enroll, rev));
+    ca.restart().await;
+    let mut enroll = ca.client(&acme).await;
+    let (_, csr) = csr();
+    let err = enroll
+        .enroll(request("automotive", "Acme", "V4", csr, automotive_lv5()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    drop(enroll);
+    ca.stop().await;
+    let store = trustca_store::SledStorage::open(&data.join("db")).unwrap();
+    let revoked: Vec<_> = store
+        .audit_entries(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "ca.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "recorded once");
+    assert_eq!(revoked[0].subject, "automotive");
+    assert!(
+        revoked[0].detail.contains("ca-compromise"),
+        "{}",
+        revoked[0].detail
+    );
+}
