@@ -121,7 +121,6 @@ impl From<&CaError> for tonic::Code {
             CaError::Unauthenticated(_) => Code::Unauthenticated,
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
             CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
-    },
             CaError::CaRevoked { .. } => Code::FailedPrecondition,
             CaError::Store(s) => match s {
                 StoreError::AlreadyEnrolled(_) => Code::AlreadyExists,

@@ -177,6 +177,7 @@ pub fn code_words(code: tonic::Code) -> &'static str {
         K::DataLoss => "data loss",
         K::Unauthenticated => "unauthenticated",
     }
+}
 
 /// Connects with server-authenticated TLS only, for the public calls
 /// (`GetCrl`, `GetCaCertificates`, `GetPrl`): no client certificate, so
