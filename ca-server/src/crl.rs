@@ -244,7 +244,7 @@ mod tests {
         let key = crate::issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256).unwrap();
         let params = crate::issuer::root_params(name, "Test", 30, now).unwrap();
         let cert = params.self_signed(&key).unwrap();
-        SigningCa::new(cert.der().to_vec(), &key.serialize_der()).unwrap()
+        SigningCa::new(cert.der().to_vec(), crate::ca_keys::CaKey::File(key)).unwrap()
     }
 
     #[test]

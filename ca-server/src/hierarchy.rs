@@ -61,7 +61,7 @@ pub struct CaHierarchy {
     /// The audit log signer's chain (leaf, root), DER.
     pub audit_chain: Vec<Vec<u8>>,
     audit_key: Arc<CaKey>,
-    revoked_cas: std::sync::Arc<crate::root_crl::RevokedCas>,
+    revoked_cas: Arc<crate::root_crl::RevokedCas>,
 }
 
 impl std::fmt::Debug for CaHierarchy {
@@ -478,7 +478,7 @@ impl CaHierarchy {
             };
             crate::root_crl::publish_root_crl_if_due(data, &root)?;
         }
-        let revoked_cas = std::sync::Arc::new(crate::root_crl::RevokedCas::load(data)?);
+        let revoked_cas = Arc::new(crate::root_crl::RevokedCas::load(data)?);
         Ok(Self {
             dir,
             keys: keystore,
@@ -495,7 +495,7 @@ impl CaHierarchy {
     }
 
     /// What the root revoked, as this process knows it.
-    pub fn revoked_cas(&self) -> &std::sync::Arc<crate::root_crl::RevokedCas> {
+    pub fn revoked_cas(&self) -> &Arc<crate::root_crl::RevokedCas> {
         &self.revoked_cas
     }
 
