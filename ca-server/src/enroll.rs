@@ -244,7 +244,7 @@ impl EnrollmentEngine {
         let params = issuer::device_params(
             &identity,
             &ext,
-            &self.policies.pki.trust_domain,
+            &self.policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,
@@ -494,7 +494,7 @@ impl EnrollmentEngine {
         let mut params = issuer::device_params(
             identity,
             &ext,
-            &self.policies.pki.trust_domain,
+            &self.policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,

@@ -185,7 +185,7 @@ impl CaHierarchy {
             let params = issuer::sector_ca_params(
                 organization,
                 &ext,
-                &policies.pki.trust_domain,
+                &policies.pki,
                 policies.pki.sector_ca.validity_days,
                 now,
                 root.not_after,
@@ -282,6 +282,7 @@ impl CaHierarchy {
             common_name,
             purpose,
             &ext,
+            &policies.pki.extensions.trust_level_oid,
             &dns,
             &ips,
             policies.pki.service.validity_days,
@@ -437,7 +438,7 @@ impl CaHierarchy {
         let params = issuer::credential_params(
             name,
             &ext,
-            &policies.pki.trust_domain,
+            &policies.pki,
             &serial,
             policies.pki.credentials.validity_days,
             OffsetDateTime::now_utc(),

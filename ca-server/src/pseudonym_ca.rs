@@ -21,15 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, GeneralSubtree, IsCa,
-    KeyUsagePurpose, NameConstraints, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, KeyUsagePurpose,
+    NameConstraints, SerialNumber,
 };
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hmac, signature};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use trustca_model::extension::PLACEHOLDER_OID_ARCS;
+use trustca_model::extension::ExtensionOid;
 use trustca_model::{
     CertificateKind, Credential, DeviceIdentity, EvaluationBasis, PolicySet, SectorName,
     TrustLevel, TrustLevelExtension, TrustStatus,
@@ -382,7 +382,7 @@ fn pseudonym_ca_params(
     let mut p = issuer::sector_ca_params(
         organization,
         &ext,
-        &policies.pki.trust_domain,
+        &policies.pki,
         policies.pki.sector_ca.validity_days,
         now,
         cap,
@@ -638,6 +638,7 @@ fn pseudonym_extension(
 /// per-certificate values are the serial, the key and the linkage value.
 fn pseudonym_params(
     ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
     serial: &[u8; 16],
     not_before: i64,
     not_after: i64,
@@ -656,10 +657,7 @@ fn pseudonym_params(
     p.use_authority_key_identifier_extension = true;
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.custom_extensions.push(CustomExtension::from_oid_content(
-        &PLACEHOLDER_OID_ARCS,
-        ext.to_der()?,
-    ));
+    p.custom_extensions.push(issuer::trust_extension(ext, oid)?);
     Ok(p)
 }
 
@@ -861,6 +859,8 @@ pub struct PseudonymAuthority {
     in_flight: Mutex<HashSet<[u8; 32]>>,
     prl_lock: Mutex<()>,
     latest: RwLock<HashMap<SectorName, Arc<pb::SignedPrl>>>,
+    /// The trust-level extension's OID (`pki.toml`).
+    extension_oid: ExtensionOid,
 }
 
 impl std::fmt::Debug for PseudonymAuthority {
@@ -1008,6 +1008,7 @@ impl PseudonymAuthority {
             in_flight: Mutex::new(HashSet::new()),
             prl_lock: Mutex::new(()),
             latest: RwLock::new(HashMap::new()),
+            extension_oid: policies.pki.extensions.trust_level_oid.clone(),
         })
     }
 
@@ -1357,7 +1358,8 @@ impl PseudonymAuthority {
             let ext = pseudonym_extension(profile, level, period, &lv);
             let serial = issuer::random_serial().map_err(Status::from)?;
             let params =
-                pseudonym_params(&ext, &serial, not_before, not_after).map_err(Status::from)?;
+                pseudonym_params(&ext, &self.extension_oid, &serial, not_before, not_after)
+                    .map_err(Status::from)?;
             let spki =
                 CaHierarchy::spki_of(&issued.public_key.to_spki_der()).map_err(Status::from)?;
             let der = sector.ca.sign(&params, &spki).map_err(Status::from)?;

@@ -71,7 +71,7 @@ fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
 /// The JSON form of a trust-level extension.
 pub fn extension_json(ext: &TrustLevelExtension) -> Value {
     json!({
-        "oid": trustca_model::extension::OID_DOTTED,
+        "oid": trustca_model::extension::DEFAULT_OID,
         "kind": ext.kind.as_str(),
         "sector": ext.sector.as_str(),
         "level": ext.level.map(|l| l.get()),

@@ -105,11 +105,9 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("2.25.304917911047948023692104962459481245009:"),
-        "{text}"
-    );
-    assert!(!text.contains("2.25.304917911047948023692104962459481245009: critical"));
+    let oid = trustca_model::extension::DEFAULT_OID;
+    assert!(text.contains(&format!("{oid}:")), "{text}");
+    assert!(!text.contains(&format!("{oid}: critical")));
     assert!(text.contains("Subject Key Identifier") && text.contains("Authority Key Identifier"));
 }
 

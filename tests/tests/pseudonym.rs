@@ -273,7 +273,7 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
             .extensions()
             .iter()
             .map(|e| {
-                if e.oid.as_bytes() == trustca_model::extension::OID_DER_CONTENT {
+                if trustca_model::extension::ExtensionOid::default().matches(e.oid.as_bytes()) {
                     "trust-level".to_owned()
                 } else {
                     e.oid.to_id_string()

@@ -3,7 +3,7 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::extension::OID_DER_CONTENT;
+use crate::extension::ExtensionOid;
 use crate::{CertificateKind, ModelError, SectorName, TrustLevelExtension};
 
 /// A verified client's role, as its certificate states it.
@@ -38,9 +38,17 @@ impl Credential {
 pub fn trust_extension(
     cert: &X509Certificate<'_>,
 ) -> Result<Option<TrustLevelExtension>, ModelError> {
+    trust_extension_with(cert, &ExtensionOid::default())
+}
+
+/// [`trust_extension`] for the extension under `oid`.
+pub fn trust_extension_with(
+    cert: &X509Certificate<'_>,
+    oid: &ExtensionOid,
+) -> Result<Option<TrustLevelExtension>, ModelError> {
     let mut found = None;
     for ext in cert.extensions() {
-        if ext.oid.as_bytes() == OID_DER_CONTENT {
+        if oid.matches(ext.oid.as_bytes()) {
             if found.is_some() {
                 return Err(ModelError::MalformedExtension(
                     "extension appears twice".to_owned(),

@@ -62,6 +62,21 @@ pub struct PkiPolicy {
     /// certificate's CRL distribution point); none if absent.
     #[serde(default)]
     pub crl_base_url: Option<String>,
+    /// OIDs of trustca's private extensions.
+    #[serde(default)]
+    pub extensions: ExtensionsProfile,
+}
+
+/// `[extensions]` in `pki.toml`: the OIDs trustca writes and reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionsProfile {
+    /// The OID of the trust-level extension (default
+    /// [`crate::extension::DEFAULT_OID`]). Every arc must be below 2^31.
+    /// Change it only before `init`: certificates already issued carry the
+    /// old one, and components only recognise the configured OID.
+    #[serde(default)]
+    pub trust_level_oid: crate::extension::ExtensionOid,
 }
 
 /// The root CA's profile.
@@ -655,5 +670,41 @@ level = 1
                 .to_string()
                 .contains("baseline")
         );
+    }
+
+    const PKI: &str = r#"trust_domain = "trustca.internal"
+[root]
+common_name = "R"
+organization = "O"
+validity_days = 7300
+[sector_ca]
+validity_days = 3650
+[credentials]
+validity_days = 730
+[service]
+validity_days = 397
+"#;
+
+    #[test]
+    fn trust_level_oid_defaults_and_is_configurable() {
+        let p = PkiPolicy::parse("pki.toml", PKI).unwrap();
+        assert_eq!(
+            p.extensions.trust_level_oid.to_string(),
+            crate::extension::DEFAULT_OID
+        );
+        let own = format!("{PKI}[extensions]\ntrust_level_oid = \"1.3.6.1.4.1.99999.1.1\"\n");
+        let p = PkiPolicy::parse("pki.toml", &own).unwrap();
+        assert_eq!(
+            p.extensions.trust_level_oid.arcs(),
+            &[1, 3, 6, 1, 4, 1, 99999, 1, 1]
+        );
+        let uuid_arc = format!(
+            "{PKI}[extensions]\ntrust_level_oid = \"2.25.304917911047948023692104962459481245009\"\n"
+        );
+        let err = PkiPolicy::parse("pki.toml", &uuid_arc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pki.toml:13:"), "{err}");
+        assert!(err.contains("larger than 2^31-1"), "{err}");
     }
 }
