@@ -109,6 +109,11 @@ impl EnrollmentEngine {
         }
     }
 
+    /// The trust-level extension's OID (`pki.toml`).
+    fn oid(&self) -> &trustca_model::extension::ExtensionOid {
+        &self.policies.pki.extensions.trust_level_oid
+    }
+
     /// Records role credentials issued offline (`ca/credentials/`) that the
     /// store does not hold yet, with an audit entry each.
     pub async fn record_offline_credentials(&self) -> Result<usize, CaError> {
@@ -121,7 +126,7 @@ impl EnrollmentEngine {
             if self.storage.certificate(&serial)?.is_some() {
                 continue;
             }
-            let Ok(Some(ext)) = trustca_model::trust_extension(&cert) else {
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, self.oid()) else {
                 continue;
             };
             let name = cert
@@ -468,7 +473,7 @@ impl EnrollmentEngine {
             .ok_or_else(|| CaError::InvalidRequest("certificate record missing".into()))?;
         let (_, cert) = x509_parser::parse_x509_certificate(&old.der)
             .map_err(|_| CaError::Signing("stored certificate does not parse".into()))?;
-        let ext = trustca_model::trust_extension(&cert)?.ok_or_else(|| {
+        let ext = trustca_model::trust_extension(&cert, self.oid())?.ok_or_else(|| {
             CaError::Signing("stored certificate has no trust-level extension".into())
         })?;
         let spki = CaHierarchy::spki_of(cert.public_key().raw)?;

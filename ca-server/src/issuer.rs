@@ -380,7 +380,7 @@ mod tests {
         let der = root.sign(&params, &key).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
         assert_eq!(
-            trustca_model::trust_extension_with(&cert, &own.extensions.trust_level_oid).unwrap(),
+            trustca_model::trust_extension(&cert, &own.extensions.trust_level_oid).unwrap(),
             Some(ext)
         );
     }

@@ -549,13 +549,14 @@ pub struct PseudonymCertificate {
     pub spki_der: Vec<u8>,
 }
 
-/// Decodes the pseudonym fields of a certificate (no signature check).
-pub fn pseudonym_fields(der: &[u8]) -> Result<PseudonymCertificate, CaError> {
+/// Decodes the pseudonym fields of a certificate (no signature check),
+/// reading the trust-level extension under `oid`.
+pub fn pseudonym_fields(der: &[u8], oid: &ExtensionOid) -> Result<PseudonymCertificate, CaError> {
     let bad =
         |m: &str| CaError::InvalidRequest(format!("not a trustca pseudonym certificate: {m}"));
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| bad("does not parse"))?;
-    let ext =
-        trustca_model::trust_extension(&cert)?.ok_or_else(|| bad("no trust-level extension"))?;
+    let ext = trustca_model::trust_extension(&cert, oid)?
+        .ok_or_else(|| bad("no trust-level extension"))?;
     if ext.kind != CertificateKind::Pseudonym {
         return Err(bad(&format!("kind is {}", ext.kind.as_str())));
     }
@@ -793,8 +794,9 @@ pub fn resolve(
     storage: &dyn Storage,
     ra: &ResolutionAuthorityKey,
     cert_der: &[u8],
+    oid: &ExtensionOid,
 ) -> Result<Resolution, CaError> {
-    let fields = pseudonym_fields(cert_der)?;
+    let fields = pseudonym_fields(cert_der, oid)?;
     let blob = storage
         .blob_get(SPACE, &prefixed(ESCROW_PREFIX, &fields.linkage_value))?
         .ok_or_else(|| {

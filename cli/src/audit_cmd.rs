@@ -97,8 +97,14 @@ fn open_store(data: &Path) -> Result<SledStorage> {
 fn audit_public_key(data: &Path) -> Result<Vec<u8>> {
     let chain = read_certs(&data.join("ca/audit.pem"))?;
     let root = read_certs(&data.join("ca/root.pem"))?.remove(0);
-    trustca_model::verify_chain(&chain, &[], &root, time::OffsetDateTime::now_utc())
-        .context("audit signer certificate")?;
+    trustca_model::verify_chain(
+        &chain,
+        &[],
+        &root,
+        time::OffsetDateTime::now_utc(),
+        &crate::cli::extension_oid_for(data)?,
+    )
+    .context("audit signer certificate")?;
     let (_, cert) = x509_parser::parse_x509_certificate(&chain[0])
         .map_err(|_| anyhow::anyhow!("audit.pem does not parse"))?;
     Ok(cert.public_key().subject_public_key.data.to_vec())

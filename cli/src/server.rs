@@ -317,6 +317,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             .collect(),
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key_pkcs8().to_vec(),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
     };
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -447,6 +448,7 @@ fn trust_engine(
         authoritative,
         assertion_ttl: Duration::from_secs(3600),
         decision_ttl: Duration::from_secs(300),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
     };
     Ok(TrustEngine::new(
         cfg,

@@ -27,9 +27,7 @@ mod status;
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
 pub use chain::{VerifiedChain, fingerprint, verify_chain};
 pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
-pub use credential::{
-    AuthenticatedPeer, Credential, credential_from_chain, trust_extension, trust_extension_with,
-};
+pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
 pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};
 pub use error::ModelError;
 pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
