@@ -144,7 +144,7 @@ async fn artefacts() -> Artefacts {
     let acme = ca.credential(
         CertificateKind::Manufacturer,
         "Acme",
-        &["automotive", "hems"],
+        &["automotive", "hems", "healthcare"],
     );
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
     let auditor = ca.credential(CertificateKind::Auditor, "audit-firm", &["automotive"]);
@@ -188,6 +188,29 @@ async fn artefacts() -> Artefacts {
     )
     .await;
     add("device long-term hems", &house.chain, "server");
+    // Device keys of the other algorithms the sector profiles allow.
+    for (kind, sector, serial, alg) in [
+        (
+            "device long-term healthcare P-384 key",
+            "healthcare",
+            "MRI-0001",
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+        ),
+        (
+            "device long-term automotive Ed25519 key",
+            "automotive",
+            "VIN-0009",
+            &rcgen::PKCS_ED25519,
+        ),
+    ] {
+        let (_k, csr_der) = csr_for(alg);
+        let resp = enroll
+            .enroll(request(sector, "Acme", serial, csr_der, vec![]))
+            .await
+            .unwrap()
+            .into_inner();
+        add(kind, &resp.chain_der, "client");
+    }
     let (_k, csr_der) = csr();
     let mut renew = request("automotive", "Acme", "VIN-0001", csr_der, automotive_lv5());
     renew.renewal = true;
@@ -614,4 +637,78 @@ async fn openssl_verifies_every_chain_and_crl() {
             crl.name
         );
     }
+}
+
+/// An operator with its own Private Enterprise Number sets the OID in
+/// pki.toml before `init`: every certificate carries it, the server
+/// recognises credentials under it, and the default OID appears nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_chosen_extension_oid_is_used_everywhere() {
+    let own = "1.3.6.1.4.1.99999.1.1";
+    let policies = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"),
+        policies.path(),
+    );
+    let pki = policies.path().join("pki.toml");
+    let text = std::fs::read_to_string(&pki)
+        .unwrap()
+        .replace(trustca_model::extension::DEFAULT_OID, own);
+    assert!(text.contains(own));
+    std::fs::write(&pki, &text).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+    trustca::server::init(dir.path(), Some(policies.path()), &pass, &[]).unwrap();
+    let mut ca = TestCa { dir, server: None };
+    ca.restart().await;
+    // The manufacturer's credential is recognised only under the new OID.
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let mut enroll = ca.client(&acme).await;
+    let car = enroll_device(
+        &mut enroll,
+        &ca.root_pem(),
+        "automotive",
+        "Acme",
+        "EV-200",
+        "PEN-1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let custom = trustca_model::extension::ExtensionOid::parse(own).unwrap();
+    let default = trustca_model::extension::ExtensionOid::default();
+    for der in car.chain.iter().chain(pem_ders(&acme.cert_pem).iter()) {
+        let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+        assert!(
+            trustca_model::trust_extension(&c, &custom)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            trustca_model::trust_extension(&c, &default)
+                .unwrap()
+                .is_none()
+        );
+    }
+    let ext = {
+        let (_, c) = x509_parser::parse_x509_certificate(&car.chain[0]).unwrap();
+        trustca_model::trust_extension(&c, &custom)
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(ext.level.map(|l| l.get()), Some(5));
+
+    // A bad OID in pki.toml is refused at load, with the file and line.
+    std::fs::write(
+        &pki,
+        text.replace(own, "2.25.304917911047948023692104962459481245009"),
+    )
+    .unwrap();
+    let err = trustca::policies::resolve(Some(policies.path()), None).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("pki.toml:") && msg.contains("larger than 2^31-1"),
+        "{msg}"
+    );
 }
