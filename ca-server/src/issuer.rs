@@ -87,6 +87,24 @@ pub fn random_serial() -> Result<[u8; 16], CaError> {
     Ok(s)
 }
 
+/// X.520's upper bound for commonName (ub-common-name), in characters.
+const UB_COMMON_NAME: usize = 64;
+
+/// A common name `"<head> <tail>"` within [`UB_COMMON_NAME`]: the tail
+/// (the distinguishing part: a serial, a holder's name) is kept whole and
+/// the head shortened, or dropped, to fit. The CN is only for people; the
+/// identity is in the SAN and, for devices, the serialNumber attribute.
+fn bounded_common_name(head: &str, tail: &str) -> String {
+    let tail: String = tail.chars().take(UB_COMMON_NAME).collect();
+    let room = UB_COMMON_NAME.saturating_sub(tail.chars().count() + 1);
+    let head: String = head.chars().take(room).collect();
+    if head.is_empty() {
+        tail
+    } else {
+        format!("{head} {tail}")
+    }
+}
+
 /// The trust-level extension (non-critical) under `oid`.
 pub(crate) fn trust_extension(
     ext: &TrustLevelExtension,
@@ -184,7 +202,7 @@ pub fn device_params(
     dn.push(DnType::OrganizationalUnitName, identity.sector.as_str());
     dn.push(
         DnType::CommonName,
-        format!("{} {}", identity.model, identity.serial),
+        bounded_common_name(&identity.model, &identity.serial),
     );
     // X.520 serialNumber (2.5.4.5) is a PrintableString. The identity's
     // serial is already limited to A-Z, a-z, 0-9 and '-' (a DNS label), a
@@ -224,7 +242,7 @@ pub fn credential_params(
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, name);
     dn.push(DnType::OrganizationalUnitName, role);
-    dn.push(DnType::CommonName, format!("{role} {name}"));
+    dn.push(DnType::CommonName, bounded_common_name(role, name));
     let mut p = base_params(dn, serial, now, validity_days, Some(cap));
     p.subject_alt_names = vec![
         SanType::URI(format!("urn:trustca:{role}:{name}").try_into()?),
@@ -302,6 +320,22 @@ pub fn service_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_names_stay_within_x520_bounds() {
+        assert_eq!(bounded_common_name("EV-200", "SN0001"), "EV-200 SN0001");
+        let m = "M".repeat(63);
+        let s = "S".repeat(63);
+        let cn = bounded_common_name(&m, &s);
+        assert_eq!(cn, s, "a 63-character serial leaves no room for the model");
+        let cn = bounded_common_name(&m, "SN1");
+        assert_eq!(cn.chars().count(), 64);
+        assert!(cn.ends_with(" SN1"));
+        assert_eq!(
+            bounded_common_name("gateway", &"N".repeat(63)),
+            "N".repeat(63)
+        );
+    }
 
     #[test]
     fn serials_are_positive_and_16_bytes() {

@@ -129,7 +129,7 @@ async fn artefacts() -> Artefacts {
     let pseudonym_ca =
         pem_ders(&std::fs::read_to_string(data.join("ca/automotive-pseudonym.pem")).unwrap())
             .remove(0);
-    add("pseudonym CA automotive", &[pseudonym_ca.clone()], "any");
+    add("pseudonym CA automotive", &[pseudonym_ca], "any");
     for (stem, kind, eku) in [
         ("server", "TLS server and federation client", "server"),
         ("responder", "trust responder", "ocsp"),
@@ -149,11 +149,17 @@ async fn artefacts() -> Artefacts {
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
     let auditor = ca.credential(CertificateKind::Auditor, "audit-firm", &["automotive"]);
     let gateway = ca.credential(CertificateKind::Gateway, "soc-1", &["automotive"]);
+    let longest_name = ca.credential(
+        CertificateKind::Manufacturer,
+        &std::iter::repeat_n('N', 63).collect::<String>(),
+        &["automotive"],
+    );
     for (kind, creds) in [
         ("manufacturer credential", &acme),
         ("operator credential", &ops),
         ("auditor credential", &auditor),
         ("gateway credential", &gateway),
+        ("manufacturer credential longest name", &longest_name),
     ] {
         add(kind, &pem_ders(&creds.cert_pem), "client");
     }
@@ -211,6 +217,14 @@ async fn artefacts() -> Artefacts {
             .into_inner();
         add(kind, &resp.chain_der, "client");
     }
+    // The longest names trustca accepts (63-character labels) must still
+    // give X.520-conformant subjects (ub-common-name is 64).
+    let long = |c: char| std::iter::repeat_n(c, 63).collect::<String>();
+    let (_k, csr_der) = csr();
+    let mut longest = request("automotive", "Acme", &long('S'), csr_der, vec![]);
+    longest.device.as_mut().unwrap().model = long('M');
+    let resp = enroll.enroll(longest).await.unwrap().into_inner();
+    add("device long-term longest names", &resp.chain_der, "client");
     let (_k, csr_der) = csr();
     let mut renew = request("automotive", "Acme", "VIN-0001", csr_der, automotive_lv5());
     renew.renewal = true;

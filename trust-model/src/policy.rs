@@ -249,6 +249,20 @@ impl PkiPolicy {
                 ));
             }
         }
+        // X.520 upper bounds: ub-common-name and ub-organization-name are 64.
+        for (what, value) in [
+            ("root.common_name", &p.root.common_name),
+            ("root.organization", &p.root.organization),
+        ] {
+            let n = value.chars().count();
+            if n == 0 || n > 64 {
+                return Err(policy_error(
+                    file,
+                    0,
+                    format!("{what} must be 1-64 characters (X.520 upper bound)"),
+                ));
+            }
+        }
         if p.sector_ca.validity_days > p.root.validity_days {
             return Err(policy_error(
                 file,
@@ -706,5 +720,13 @@ validity_days = 397
             .to_string();
         assert!(err.starts_with("pki.toml:13:"), "{err}");
         assert!(err.contains("larger than 2^31-1"), "{err}");
+        let long_cn = PKI.replace(
+            "common_name = \"R\"",
+            &format!("common_name = \"{}\"", "R".repeat(65)),
+        );
+        let err = PkiPolicy::parse("pki.toml", &long_cn)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root.common_name must be 1-64"), "{err}");
     }
 }
