@@ -731,6 +731,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
         authoritative: Vec::new(),
         assertion_ttl: Duration::from_secs(3600),
         decision_ttl: Duration::from_secs(300),
+        extension_oid: set.pki.extensions.trust_level_oid.clone(),
     };
     let sled = SledStorage::open(&data.join("db")).context("reopen the store")?;
     let storage: Arc<dyn Storage> = Arc::new(sled.clone());
@@ -745,7 +746,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
     let [leaf, issuer, ..] = world.house_chain.as_slice() else {
         bail!("the HEMS chain has fewer than two certificates")
     };
-    let caller = credential_from_chain(leaf, issuer)?;
+    let caller = credential_from_chain(leaf, issuer, &Default::default())?;
     if caller.kind != CertificateKind::LongTerm {
         bail!("the HEMS credential is not a device certificate");
     }
@@ -782,7 +783,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
             let [leaf, issuer, ..] = chain.as_slice() else {
                 bail!("a chain has fewer than two certificates")
             };
-            let c = credential_from_chain(leaf, issuer)?;
+            let c = credential_from_chain(leaf, issuer, &Default::default())?;
             let key = c.identity.context("not a device certificate")?.key();
             let serial = trustca_model::hexfmt::decode(&c.serial).context("serial")?;
             Ok((key, serial))

@@ -53,7 +53,7 @@ pub fn init_ca_for(data: &Path, sectors: &[&str]) -> Result<Manufacturer> {
     let [leaf, issuer, ..] = chain.as_slice() else {
         bail!("credential chain has fewer than two certificates")
     };
-    let credential = credential_from_chain(leaf, issuer)?;
+    let credential = credential_from_chain(leaf, issuer, &Default::default())?;
     Ok(Manufacturer { client, credential })
 }
 

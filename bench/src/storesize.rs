@@ -81,7 +81,7 @@ impl Template {
         let [leaf, issuer, ..] = chain.as_slice() else {
             bail!("the car's chain has fewer than two certificates")
         };
-        let credential = credential_from_chain(leaf, issuer)?;
+        let credential = credential_from_chain(leaf, issuer, &Default::default())?;
         let key = credential
             .identity
             .context("not a device certificate")?

@@ -155,7 +155,7 @@ pub fn build_crl(
             _ => None,
         })
         .ok_or_else(|| CaError::Signing("CA certificate has no subject key identifier".into()))?;
-    let key = &ca.issuer.key().0;
+    let key = ca.issuer.key();
     let alg = if key.algorithm() == &rcgen::PKCS_ECDSA_P256_SHA256 {
         ECDSA_SHA256
     } else if key.algorithm() == &rcgen::PKCS_ECDSA_P384_SHA384 {

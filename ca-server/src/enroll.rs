@@ -131,6 +131,11 @@ impl EnrollmentEngine {
         self
     }
 
+    /// The trust-level extension's OID (`pki.toml`).
+    fn oid(&self) -> &trustca_model::extension::ExtensionOid {
+        &self.policies.pki.extensions.trust_level_oid
+    }
+
     /// Records role credentials issued offline (`ca/credentials/`) that the
     /// store does not hold yet, with an audit entry each.
     pub async fn record_offline_credentials(&self) -> Result<usize, CaError> {
@@ -143,7 +148,7 @@ impl EnrollmentEngine {
             if self.storage.certificate(&serial)?.is_some() {
                 continue;
             }
-            let Ok(Some(ext)) = trustca_model::trust_extension(&cert) else {
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, self.oid()) else {
                 continue;
             };
             let name = cert
@@ -279,7 +284,7 @@ impl EnrollmentEngine {
         let params = issuer::device_params(
             &identity,
             &ext,
-            &self.policies.pki.trust_domain,
+            &self.policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,
@@ -503,7 +508,7 @@ impl EnrollmentEngine {
             .ok_or_else(|| CaError::InvalidRequest("certificate record missing".into()))?;
         let (_, cert) = x509_parser::parse_x509_certificate(&old.der)
             .map_err(|_| CaError::Signing("stored certificate does not parse".into()))?;
-        let ext = trustca_model::trust_extension(&cert)?.ok_or_else(|| {
+        let ext = trustca_model::trust_extension(&cert, self.oid())?.ok_or_else(|| {
             CaError::Signing("stored certificate has no trust-level extension".into())
         })?;
         // A revoked certificate is not narrowed back to life.
@@ -538,7 +543,7 @@ impl EnrollmentEngine {
         let mut params = issuer::device_params(
             identity,
             &ext,
-            &self.policies.pki.trust_domain,
+            &self.policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,

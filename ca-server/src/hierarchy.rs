@@ -219,7 +219,7 @@ impl CaHierarchy {
             let params = issuer::sector_ca_params(
                 organization,
                 &ext,
-                &policies.pki.trust_domain,
+                &policies.pki,
                 policies.pki.sector_ca.validity_days,
                 now,
                 root.not_after,
@@ -348,6 +348,7 @@ impl CaHierarchy {
             common_name,
             purpose,
             &ext,
+            &policies.pki.extensions.trust_level_oid,
             &dns,
             &ips,
             policies.pki.service.validity_days,
@@ -578,7 +579,7 @@ impl CaHierarchy {
         let params = issuer::credential_params(
             name,
             &ext,
-            &policies.pki.trust_domain,
+            &policies.pki,
             &serial,
             policies.pki.credentials.validity_days,
             OffsetDateTime::now_utc(),

@@ -1,79 +1,30 @@
 //! Building and signing certificates: the profiles for the root, sector
-//! sub-CAs, devices, credentials and services, and the signer that puts the
-//! trust-level extension's 128-bit-arc OID into them.
-//!
-//! rcgen only writes OIDs with u64 arcs, so every certificate is built with
-//! a same-length placeholder OID ([`PLACEHOLDER_OID_ARCS`]); [`OidPatchingKey`]
-//! swaps the real OID bytes into the to-be-signed bytes before signing and
-//! [`patch_oid`] swaps them into the emitted certificate, so the signature
-//! covers exactly the bytes that are published. One signature per
-//! certificate, as without the patch.
+//! sub-CAs, devices, credentials and services. The trust-level extension is
+//! written under the OID configured in `pki.toml` (`[extensions]
+//! trust_level_oid`); its arcs fit in 31 bits, so rcgen encodes it directly
+//! and the CA signs through rcgen's normal path.
 
 use std::net::IpAddr;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
     ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    NameConstraints, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm, SigningKey,
+    NameConstraints, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
-use trustca_model::extension::{OID_DER_CONTENT, PLACEHOLDER_OID_ARCS, placeholder_oid_content};
-use trustca_model::policy::KeyAlgorithm;
+use trustca_model::extension::ExtensionOid;
+use trustca_model::policy::{KeyAlgorithm, PkiPolicy};
 use trustca_model::{DeviceIdentity, TrustLevelExtension};
 
 use crate::CaError;
 use crate::ca_keys::CaKey;
 
-/// The placeholder OID as it appears in DER: tag, length, content.
-fn placeholder_tlv() -> Vec<u8> {
-    let content = placeholder_oid_content();
-    let mut v = vec![0x06, content.len() as u8];
-    v.extend_from_slice(&content);
-    v
-}
-
-/// Replaces every placeholder OID in `der` with the real one, in place.
-/// Lengths are equal, so no enclosing length changes.
-pub(crate) fn patch_oid(der: &mut [u8]) {
-    let needle = placeholder_tlv();
-    let mut i = 0;
-    while i + needle.len() <= der.len() {
-        if der[i..i + needle.len()] == needle[..] {
-            der[i + 2..i + needle.len()].copy_from_slice(&OID_DER_CONTENT);
-            i += needle.len();
-        } else {
-            i += 1;
-        }
-    }
-}
-
-/// A CA key whose signatures cover the patched (real-OID) TBS bytes.
-#[derive(Debug)]
-pub struct OidPatchingKey(pub(crate) CaKey);
-
-impl PublicKeyData for OidPatchingKey {
-    fn der_bytes(&self) -> &[u8] {
-        self.0.der_bytes()
-    }
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
-        self.0.algorithm()
-    }
-}
-
-impl SigningKey for OidPatchingKey {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        let mut tbs = msg.to_vec();
-        patch_oid(&mut tbs);
-        self.0.sign(&tbs)
-    }
-}
-
 /// A signing CA: its certificate and an rcgen issuer built once.
 pub struct SigningCa {
     /// The CA certificate, DER.
     pub cert_der: Vec<u8>,
-    pub(crate) issuer: Issuer<'static, OidPatchingKey>,
+    pub(crate) issuer: Issuer<'static, CaKey>,
     pub(crate) not_after: OffsetDateTime,
 }
 
@@ -88,7 +39,7 @@ impl std::fmt::Debug for SigningCa {
 impl SigningCa {
     /// Builds a signing CA from its certificate and key.
     pub fn new(cert_der: Vec<u8>, key: CaKey) -> Result<Self, CaError> {
-        let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), OidPatchingKey(key))?;
+        let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key)?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|_| CaError::Signing("CA certificate does not parse".into()))?;
         let not_after = parsed.validity().not_after.to_datetime();
@@ -99,16 +50,13 @@ impl SigningCa {
         })
     }
 
-    /// Signs `params` for `subject_key`, returning the final DER.
+    /// Signs `params` for `subject_key`, returning the DER.
     pub(crate) fn sign(
         &self,
         params: &CertificateParams,
         subject_key: &impl PublicKeyData,
     ) -> Result<Vec<u8>, CaError> {
-        let cert = params.signed_by(subject_key, &self.issuer)?;
-        let mut der = cert.der().to_vec();
-        patch_oid(&mut der);
-        Ok(der)
+        Ok(params.signed_by(subject_key, &self.issuer)?.der().to_vec())
     }
 }
 
@@ -138,11 +86,30 @@ pub fn random_serial() -> Result<[u8; 16], CaError> {
     Ok(s)
 }
 
-fn trust_extension(ext: &TrustLevelExtension) -> Result<CustomExtension, CaError> {
-    Ok(CustomExtension::from_oid_content(
-        &PLACEHOLDER_OID_ARCS,
-        ext.to_der()?,
-    ))
+/// X.520's upper bound for commonName (ub-common-name), in characters.
+const UB_COMMON_NAME: usize = 64;
+
+/// A common name `"<head> <tail>"` within [`UB_COMMON_NAME`]: the tail
+/// (the distinguishing part: a serial, a holder's name) is kept whole and
+/// the head shortened, or dropped, to fit. The CN is only for people; the
+/// identity is in the SAN and, for devices, the serialNumber attribute.
+fn bounded_common_name(head: &str, tail: &str) -> String {
+    let tail: String = tail.chars().take(UB_COMMON_NAME).collect();
+    let room = UB_COMMON_NAME.saturating_sub(tail.chars().count() + 1);
+    let head: String = head.chars().take(room).collect();
+    if head.is_empty() {
+        tail
+    } else {
+        format!("{head} {tail}")
+    }
+}
+
+/// The trust-level extension (non-critical) under `oid`.
+pub(crate) fn trust_extension(
+    ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
+) -> Result<CustomExtension, CaError> {
+    Ok(CustomExtension::from_oid_content(oid.arcs(), ext.to_der()?))
 }
 
 fn base_params(
@@ -190,11 +157,12 @@ pub fn root_params(
 pub fn sector_ca_params(
     organization: &str,
     ext: &TrustLevelExtension,
-    trust_domain: &str,
+    pki: &PkiPolicy,
     validity_days: u32,
     now: OffsetDateTime,
     cap: OffsetDateTime,
 ) -> Result<CertificateParams, CaError> {
+    let (trust_domain, oid) = (pki.trust_domain.as_str(), &pki.extensions.trust_level_oid);
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, organization);
     dn.push(DnType::OrganizationalUnitName, ext.sector.as_str());
@@ -212,7 +180,7 @@ pub fn sector_ca_params(
         ))],
         excluded_subtrees: vec![],
     });
-    p.custom_extensions.push(trust_extension(ext)?);
+    p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)
 }
 
@@ -221,22 +189,27 @@ pub fn sector_ca_params(
 pub fn device_params(
     identity: &DeviceIdentity,
     ext: &TrustLevelExtension,
-    trust_domain: &str,
+    pki: &PkiPolicy,
     serial: &[u8; 16],
     validity_days: u32,
     now: OffsetDateTime,
     cap: OffsetDateTime,
 ) -> Result<CertificateParams, CaError> {
+    let (trust_domain, oid) = (pki.trust_domain.as_str(), &pki.extensions.trust_level_oid);
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, identity.manufacturer.as_str());
     dn.push(DnType::OrganizationalUnitName, identity.sector.as_str());
     dn.push(
         DnType::CommonName,
-        format!("{} {}", identity.model, identity.serial),
+        bounded_common_name(&identity.model, &identity.serial),
     );
+    // X.520 serialNumber (2.5.4.5) is a PrintableString. The identity's
+    // serial is already limited to A-Z, a-z, 0-9 and '-' (a DNS label), a
+    // subset of PrintableString, so this conversion cannot fail for a
+    // validated identity.
     dn.push(
         DnType::CustomDnType(vec![2, 5, 4, 5]),
-        identity.serial.as_str(),
+        DnValue::PrintableString(identity.serial.as_str().try_into()?),
     );
     let mut p = base_params(dn, serial, now, validity_days, Some(cap));
     p.subject_alt_names = vec![
@@ -248,7 +221,7 @@ pub fn device_params(
         ExtendedKeyUsagePurpose::ClientAuth,
         ExtendedKeyUsagePurpose::ServerAuth,
     ];
-    p.custom_extensions.push(trust_extension(ext)?);
+    p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)
 }
 
@@ -257,17 +230,18 @@ pub fn device_params(
 pub fn credential_params(
     name: &str,
     ext: &TrustLevelExtension,
-    trust_domain: &str,
+    pki: &PkiPolicy,
     serial: &[u8; 16],
     validity_days: u32,
     now: OffsetDateTime,
     cap: OffsetDateTime,
 ) -> Result<CertificateParams, CaError> {
+    let (trust_domain, oid) = (pki.trust_domain.as_str(), &pki.extensions.trust_level_oid);
     let role = ext.kind.as_str();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, name);
     dn.push(DnType::OrganizationalUnitName, role);
-    dn.push(DnType::CommonName, format!("{role} {name}"));
+    dn.push(DnType::CommonName, bounded_common_name(role, name));
     let mut p = base_params(dn, serial, now, validity_days, Some(cap));
     p.subject_alt_names = vec![
         SanType::URI(format!("urn:trustca:{role}:{name}").try_into()?),
@@ -282,7 +256,7 @@ pub fn credential_params(
     ];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.custom_extensions.push(trust_extension(ext)?);
+    p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)
 }
 
@@ -306,6 +280,7 @@ pub fn service_params(
     common_name: &str,
     purpose: ServicePurpose,
     ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
     dns_names: &[String],
     ips: &[IpAddr],
     validity_days: u32,
@@ -337,13 +312,29 @@ pub fn service_params(
             vec![ExtendedKeyUsagePurpose::OcspSigning]
         }
     };
-    p.custom_extensions.push(trust_extension(ext)?);
+    p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_names_stay_within_x520_bounds() {
+        assert_eq!(bounded_common_name("EV-200", "SN0001"), "EV-200 SN0001");
+        let m = "M".repeat(63);
+        let s = "S".repeat(63);
+        let cn = bounded_common_name(&m, &s);
+        assert_eq!(cn, s, "a 63-character serial leaves no room for the model");
+        let cn = bounded_common_name(&m, "SN1");
+        assert_eq!(cn.chars().count(), 64);
+        assert!(cn.ends_with(" SN1"));
+        assert_eq!(
+            bounded_common_name("gateway", &"N".repeat(63)),
+            "N".repeat(63)
+        );
+    }
 
     #[test]
     fn serials_are_positive_and_16_bytes() {
@@ -355,13 +346,79 @@ mod tests {
     }
 
     #[test]
-    fn patch_replaces_only_the_placeholder() {
-        let mut bytes = vec![1, 2, 3];
-        bytes.extend(placeholder_tlv());
-        bytes.extend([9, 9]);
-        patch_oid(&mut bytes);
-        assert_eq!(&bytes[..3], &[1, 2, 3]);
-        assert_eq!(&bytes[5..25], &OID_DER_CONTENT);
-        assert_eq!(&bytes[25..], &[9, 9]);
+    fn device_certificates_carry_the_configured_oid_and_a_printable_serial() {
+        let pki = PkiPolicy::parse("pki.toml", include_str!("../../policies/pki.toml")).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let root_key = generate_key(KeyAlgorithm::EcdsaP256).unwrap();
+        let root_params = root_params("R", "O", 100, now).unwrap();
+        let root_cert = root_params.self_signed(&root_key).unwrap();
+        let root = SigningCa::new(
+            root_cert.der().to_vec(),
+            CaKey::File(KeyPair::try_from(root_key.serialize_der().as_slice()).unwrap()),
+        )
+        .unwrap();
+        let sector = trustca_model::SectorName::new("automotive").unwrap();
+        let identity = DeviceIdentity::new(sector.clone(), "Acme", "EV-200", "SN-0001").unwrap();
+        let ext = TrustLevelExtension {
+            kind: trustca_model::CertificateKind::LongTerm,
+            sector,
+            level: Some(trustca_model::TrustLevel::new(4).unwrap()),
+            policy_version: "2026.11-1".to_owned(),
+            basis: vec![trustca_model::EvaluationBasis {
+                evidence: "evaluation".to_owned(),
+                scheme: "iso-sae-21434".to_owned(),
+                result: "CAL3".to_owned(),
+                evaluated_at: Some(time::macros::datetime!(2026-03-01 0:00 UTC)),
+            }],
+            authorized_sectors: vec![],
+        };
+        let params = device_params(
+            &identity,
+            &ext,
+            &pki,
+            &random_serial().unwrap(),
+            10,
+            now,
+            root.not_after,
+        )
+        .unwrap();
+        let key = generate_key(KeyAlgorithm::EcdsaP256).unwrap();
+        let der = root.sign(&params, &key).unwrap();
+        // The whole Extension, byte for byte as the independent generator
+        // wrote it (trust-model/testdata/trust-level-extension).
+        let vector = trustca_model::hexfmt::decode(
+            include_str!(
+                "../../trust-model/testdata/trust-level-extension/extension-long-term-lv4.hex"
+            )
+            .trim(),
+        )
+        .unwrap();
+        assert!(der.windows(vector.len()).any(|w| w == vector));
+        // serialNumber: OID 2.5.4.5 then PrintableString (tag 0x13).
+        let serial_attr = [0x06, 0x03, 0x55, 0x04, 0x05, 0x13, 0x07];
+        let pos = der
+            .windows(serial_attr.len())
+            .position(|w| w == serial_attr)
+            .expect("serialNumber as PrintableString");
+        assert_eq!(&der[pos + 7..pos + 14], b"SN-0001");
+        // A custom OID from pki.toml is what gets written.
+        let mut own = pki.clone();
+        own.extensions.trust_level_oid = ExtensionOid::parse("1.3.6.1.4.1.99999.7").unwrap();
+        let params = device_params(
+            &identity,
+            &ext,
+            &own,
+            &random_serial().unwrap(),
+            10,
+            now,
+            root.not_after,
+        )
+        .unwrap();
+        let der = root.sign(&params, &key).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(
+            trustca_model::trust_extension(&cert, &own.extensions.trust_level_oid).unwrap(),
+            Some(ext)
+        );
     }
 }

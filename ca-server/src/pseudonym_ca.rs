@@ -21,15 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, DnType, GeneralSubtree, IsCa,
-    KeyUsagePurpose, NameConstraints, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, KeyUsagePurpose,
+    NameConstraints, SerialNumber,
 };
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use trustca_model::extension::PLACEHOLDER_OID_ARCS;
+use trustca_model::extension::ExtensionOid;
 use trustca_model::{
     CertificateKind, Credential, DeviceIdentity, EvaluationBasis, PolicySet, SectorName,
     TrustLevel, TrustLevelExtension, TrustStatus,
@@ -386,7 +386,7 @@ fn pseudonym_ca_params(
     let mut p = issuer::sector_ca_params(
         organization,
         &ext,
-        &policies.pki.trust_domain,
+        &policies.pki,
         policies.pki.sector_ca.validity_days,
         now,
         cap,
@@ -558,13 +558,14 @@ pub struct PseudonymCertificate {
     pub spki_der: Vec<u8>,
 }
 
-/// Decodes the pseudonym fields of a certificate (no signature check).
-pub fn pseudonym_fields(der: &[u8]) -> Result<PseudonymCertificate, CaError> {
+/// Decodes the pseudonym fields of a certificate (no signature check),
+/// reading the trust-level extension under `oid`.
+pub fn pseudonym_fields(der: &[u8], oid: &ExtensionOid) -> Result<PseudonymCertificate, CaError> {
     let bad =
         |m: &str| CaError::InvalidRequest(format!("not a trustca pseudonym certificate: {m}"));
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| bad("does not parse"))?;
-    let ext =
-        trustca_model::trust_extension(&cert)?.ok_or_else(|| bad("no trust-level extension"))?;
+    let ext = trustca_model::trust_extension(&cert, oid)?
+        .ok_or_else(|| bad("no trust-level extension"))?;
     if ext.kind != CertificateKind::Pseudonym {
         return Err(bad(&format!("kind is {}", ext.kind.as_str())));
     }
@@ -647,6 +648,7 @@ fn pseudonym_extension(
 /// per-certificate values are the serial, the key and the linkage value.
 fn pseudonym_params(
     ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
     serial: &[u8; 16],
     not_before: i64,
     not_after: i64,
@@ -665,10 +667,7 @@ fn pseudonym_params(
     p.use_authority_key_identifier_extension = true;
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.custom_extensions.push(CustomExtension::from_oid_content(
-        &PLACEHOLDER_OID_ARCS,
-        ext.to_der()?,
-    ));
+    p.custom_extensions.push(issuer::trust_extension(ext, oid)?);
     Ok(p)
 }
 
@@ -804,8 +803,9 @@ pub fn resolve(
     storage: &dyn Storage,
     ra: &ResolutionAuthorityKey,
     cert_der: &[u8],
+    oid: &ExtensionOid,
 ) -> Result<Resolution, CaError> {
-    let fields = pseudonym_fields(cert_der)?;
+    let fields = pseudonym_fields(cert_der, oid)?;
     let blob = storage
         .blob_get(SPACE, &prefixed(ESCROW_PREFIX, &fields.linkage_value))?
         .ok_or_else(|| {
@@ -872,6 +872,8 @@ pub struct PseudonymAuthority {
     prl_lock: Mutex<()>,
     latest: RwLock<HashMap<SectorName, Arc<pb::SignedPrl>>>,
     revoked_cas: Arc<crate::root_crl::RevokedCas>,
+    /// The trust-level extension's OID (`pki.toml`).
+    extension_oid: ExtensionOid,
 }
 
 impl std::fmt::Debug for PseudonymAuthority {
@@ -1016,6 +1018,7 @@ impl PseudonymAuthority {
             prl_lock: Mutex::new(()),
             latest: RwLock::new(HashMap::new()),
             revoked_cas: Arc::clone(hierarchy.revoked_cas()),
+            extension_oid: policies.pki.extensions.trust_level_oid.clone(),
         })
     }
 
@@ -1393,7 +1396,8 @@ impl PseudonymAuthority {
             let ext = pseudonym_extension(profile, level, period, &lv);
             let serial = issuer::random_serial().map_err(Status::from)?;
             let params =
-                pseudonym_params(&ext, &serial, not_before, not_after).map_err(Status::from)?;
+                pseudonym_params(&ext, &self.extension_oid, &serial, not_before, not_after)
+                    .map_err(Status::from)?;
             let spki =
                 CaHierarchy::spki_of(&issued.public_key.to_spki_der()).map_err(Status::from)?;
             let der = sector.ca.sign(&params, &spki).map_err(Status::from)?;

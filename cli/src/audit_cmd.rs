@@ -110,13 +110,14 @@ fn audit_public_keys(data: &Path) -> Result<Vec<Vec<u8>>> {
         earlier.sort();
         files.extend(earlier);
     }
+    let oid = crate::cli::extension_oid_for(data)?;
     let mut keys: Vec<Vec<u8>> = Vec::new();
     for file in files {
         let chain = read_certs(&file)?;
         let (_, cert) = x509_parser::parse_x509_certificate(&chain[0])
             .map_err(|_| anyhow::anyhow!("{} does not parse", file.display()))?;
         let issued = cert.validity().not_before.to_datetime();
-        trustca_model::verify_chain(&chain[..1], &[], &root, issued)
+        trustca_model::verify_chain(&chain[..1], &[], &root, issued, &oid)
             .with_context(|| format!("audit signer certificate {}", file.display()))?;
         let key = cert.public_key().subject_public_key.data.to_vec();
         if !keys.contains(&key) {

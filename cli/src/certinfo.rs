@@ -74,7 +74,7 @@ fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
 /// The JSON form of a trust-level extension.
 pub fn extension_json(ext: &TrustLevelExtension) -> Value {
     json!({
-        "oid": trustca_model::extension::OID_DOTTED,
+        "oid": crate::cli::extension_oid().to_string(),
         "kind": ext.kind.as_str(),
         "sector": ext.sector.as_str(),
         "level": ext.level.map(|l| l.get()),
@@ -90,7 +90,7 @@ pub fn extension_json(ext: &TrustLevelExtension) -> Value {
 /// Everything `inspect` shows, as JSON.
 pub fn inspect(der: &[u8]) -> Result<Value> {
     let cert = parse(der)?;
-    let ext = trust_extension(&cert)?;
+    let ext = trust_extension(&cert, &crate::cli::extension_oid())?;
     let fp = ring::digest::digest(&ring::digest::SHA256, der);
     Ok(json!({
         "subject": cert.subject().to_string(),

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use trustca_ca::{CaHierarchy, Passphrase};
+use trustca_model::extension::ExtensionOid;
 use trustca_model::{CertificateKind, EvidenceItem, SectorName};
 use trustca_proto::v1 as pb;
 
@@ -33,8 +34,37 @@ pub struct Cli {
         env = "TRUSTCA_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// The trust-level extension's OID, for commands that read certificates
+    /// without a data directory (inspect, verify, verify-answer, pseudonym
+    /// tools). Default: `[extensions] trust_level_oid` of the data
+    /// directory's pki.toml where there is one, else the built-in default.
+    #[arg(long, global = true, env = "TRUSTCA_EXTENSION_OID", value_name = "OID")]
+    pub extension_oid: Option<ExtensionOid>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--extension-oid` of this invocation, once set by [`run`].
+static EXTENSION_OID_FLAG: std::sync::OnceLock<Option<ExtensionOid>> = std::sync::OnceLock::new();
+
+/// The trust-level extension OID this invocation reads certificates with:
+/// `--extension-oid` (or `$TRUSTCA_EXTENSION_OID`), else the default.
+pub fn extension_oid() -> ExtensionOid {
+    EXTENSION_OID_FLAG
+        .get()
+        .cloned()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// For commands on a data directory: `--extension-oid` if given, else the
+/// OID in that directory's `policies/pki.toml`, else the default.
+pub fn extension_oid_for(data: &Path) -> Result<ExtensionOid> {
+    if let Some(Some(oid)) = EXTENSION_OID_FLAG.get() {
+        return Ok(oid.clone());
+    }
+    let (_, set) = policies::resolve(None, Some(data))?;
+    Ok(set.pki.extensions.trust_level_oid)
 }
 
 /// Log output format.
@@ -342,6 +372,7 @@ pub fn print_json(v: &serde_json::Value) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let _ = EXTENSION_OID_FLAG.set(cli.extension_oid.clone());
     match cli.command {
         Command::Init {
             data,

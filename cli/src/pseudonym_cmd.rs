@@ -342,7 +342,8 @@ fn verify_and_derive(
     sector: &str,
 ) -> Result<PoolEntry> {
     let der = &issued.certificate_der;
-    let fields: PseudonymCertificate = pseudonym_fields(der)?;
+    let oid = crate::cli::extension_oid();
+    let fields: PseudonymCertificate = pseudonym_fields(der, &oid)?;
     if fields.period != issued.period || fields.sector.as_str() != sector {
         bail!(
             "certificate {} of period {} does not match what was requested",
@@ -352,7 +353,7 @@ fn verify_and_derive(
     }
     let at = time::OffsetDateTime::from_unix_timestamp(verification_time(&fields, now_unix()))
         .context("certificate validity out of range")?;
-    trustca_model::verify_chain(&[der.clone(), ca_der.to_vec()], &[], root_der, at)
+    trustca_model::verify_chain(&[der.clone(), ca_der.to_vec()], &[], root_der, at, &oid)
         .context("a pseudonym certificate does not verify to the root")?;
     let public = P256PublicKey::from_spki_der(&fields.spki_der)
         .map_err(|e| anyhow::anyhow!("certified key: {e}"))?;
@@ -623,7 +624,7 @@ fn resolve(a: ResolveArgs) -> Result<ExitCode> {
             db.display()
         )
     })?;
-    let r = pseudonym_ca::resolve(&store, &ra, &cert)?;
+    let r = pseudonym_ca::resolve(&store, &ra, &cert, &crate::cli::extension_oid_for(&a.data)?)?;
     if a.json {
         print_json(&json!({
             "identity": r.identity,
@@ -776,7 +777,8 @@ pub fn check_against_prl(
         .map_err(|_| anyhow::anyhow!("the PRL's signature does not verify"))?;
     let list = PseudonymRevocationList::from_signed_bytes(&signed.prl)
         .map_err(|e| anyhow::anyhow!("malformed PRL: {e}"))?;
-    let fields = pseudonym_fields(cert_der)?;
+    let oid = crate::cli::extension_oid();
+    let fields = pseudonym_fields(cert_der, &oid)?;
     if fields.sector.as_str() != list.sector() {
         bail!(
             "the certificate is of sector {}, the list of {}",
@@ -794,6 +796,7 @@ pub fn check_against_prl(
             &[],
             root,
             t,
+            &oid,
         )
         .context("the certificate and the PRL signer do not verify to the root")?;
     }

@@ -362,6 +362,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             .collect(),
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key(),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
     };
     let addr = transport::local_addr(&listener)?;
     let incoming = transport::incoming(listener, &identity)?;
@@ -518,6 +519,7 @@ fn trust_engine(
         authoritative,
         assertion_ttl: Duration::from_secs(3600),
         decision_ttl: Duration::from_secs(300),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
     };
     Ok(TrustEngine::new(
         cfg,

@@ -140,12 +140,16 @@ pub struct TransportIdentity {
     pub server_chain: Vec<Vec<u8>>,
     /// The server key, in a file or a PKCS#11 token.
     pub server_key: Arc<trustca_ca::CaKey>,
+    /// The trust-level extension's OID (`pki.toml`).
+    pub extension_oid: trustca_model::extension::ExtensionOid,
 }
 
 struct PeerCheck {
     verifier: Arc<dyn ClientCertVerifier>,
     /// The sector CAs and the root: every certificate that may issue a client.
     issuers: Vec<Vec<u8>>,
+    /// The trust-level extension's OID.
+    oid: trustca_model::extension::ExtensionOid,
 }
 
 impl PeerCheck {
@@ -170,7 +174,7 @@ impl PeerCheck {
                     .unwrap_or(false)
             })
             .ok_or("client certificate is not issued by the trustca root or a sector CA")?;
-        credential_from_chain(&certs[0], issuer)
+        credential_from_chain(&certs[0], issuer, &self.oid)
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }
@@ -223,7 +227,11 @@ pub fn incoming(
     let acceptor = TlsAcceptor::from(cfg);
     let mut issuers = id.sector_cas.clone();
     issuers.push(id.root_der.clone());
-    let check = Arc::new(PeerCheck { verifier, issuers });
+    let check = Arc::new(PeerCheck {
+        verifier,
+        issuers,
+        oid: id.extension_oid.clone(),
+    });
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
         loop {

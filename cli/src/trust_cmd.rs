@@ -642,8 +642,13 @@ pub fn verify_answer(file: &Path, root: &Path, json: bool) -> Result<ExitCode> {
         );
     }
     let root_der = read_certs(root)?.remove(0);
-    let outcome = SignedTrustAssertion::from_der(p.contents())
-        .and_then(|s| s.verify(&root_der, time::OffsetDateTime::now_utc()));
+    let outcome = SignedTrustAssertion::from_der(p.contents()).and_then(|s| {
+        s.verify(
+            &root_der,
+            time::OffsetDateTime::now_utc(),
+            &crate::cli::extension_oid(),
+        )
+    });
     match outcome {
         Ok(a) => {
             if json {

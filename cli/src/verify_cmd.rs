@@ -239,7 +239,13 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
     }
     let root_der = certinfo::read_certs(&req.root)?.remove(0);
     let now = OffsetDateTime::now_utc();
-    let verified = match trustca_model::verify_chain(&certs, &[], &root_der, now) {
+    let verified = match trustca_model::verify_chain(
+        &certs,
+        &[],
+        &root_der,
+        now,
+        &crate::cli::extension_oid(),
+    ) {
         Ok(v) => v,
         Err(e) => {
             if req.json {

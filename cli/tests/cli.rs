@@ -176,6 +176,34 @@ fn manufacturer_credentials_state_their_sectors_and_verify() {
         v["trust_level"]["authorized_sectors"],
         serde_json::json!(["automotive", "hems"])
     );
+    assert_eq!(
+        v["trust_level"]["oid"],
+        "1.2.840.113556.1.8000.2554.58725.3509.15607.16446.39834.7259910.13731153"
+    );
+    // Under another OID (`--extension-oid`), the extension is not ours.
+    let other = trustca(&[
+        "inspect",
+        cert.to_str().unwrap(),
+        "--json",
+        "--extension-oid",
+        "1.3.6.1.4.1.99999.1",
+    ]);
+    assert!(other.status.success(), "{}", stderr(&other));
+    let v: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert!(v["trust_level"].is_null(), "{v}");
+    // An OID Go and pkilint could not parse is refused up front.
+    let wide = trustca(&[
+        "inspect",
+        cert.to_str().unwrap(),
+        "--extension-oid",
+        "2.25.304917911047948023692104962459481245009",
+    ]);
+    assert!(!wide.status.success());
+    assert!(
+        stderr(&wide).contains("larger than 2^31-1"),
+        "{}",
+        stderr(&wide)
+    );
     let root = d.join("ca/root.pem");
     let verify = trustca(&[
         "verify",

@@ -141,7 +141,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 fn extension(der: &[u8]) -> TrustLevelExtension {
     let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
-    trustca_model::trust_extension(&c).unwrap().unwrap()
+    trustca_model::trust_extension(&c, &Default::default())
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +243,7 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
     for issued in &resp.certificates {
         assert!(seen.insert((issued.period, issued.index)));
         let der = &issued.certificate_der;
-        let f = pseudonym_fields(der).unwrap();
+        let f = pseudonym_fields(der, &Default::default()).unwrap();
         assert_eq!(f.period, issued.period);
         assert_eq!(f.level, 5);
         assert_eq!(f.certificates_per_period, 20);
@@ -273,7 +275,7 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
             .extensions()
             .iter()
             .map(|e| {
-                if e.oid.as_bytes() == trustca_model::extension::OID_DER_CONTENT {
+                if trustca_model::extension::ExtensionOid::default().matches(e.oid.as_bytes()) {
                     "trust-level".to_owned()
                 } else {
                     e.oid.to_id_string()
@@ -316,7 +318,14 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
         assert_eq!(na, start + prof.period_seconds as i64 + 3599);
         // Every certificate verifies to the root through the pseudonym CA.
         let at = time::OffsetDateTime::from_unix_timestamp(nb + 7200).unwrap();
-        trustca_model::verify_chain(&[der.clone(), ca_der.clone()], &[], &root_der, at).unwrap();
+        trustca_model::verify_chain(
+            &[der.clone(), ca_der.clone()],
+            &[],
+            &root_der,
+            at,
+            &Default::default(),
+        )
+        .unwrap();
     }
     // The current period's certificates verify with openssl now, later ones
     // at their time.
@@ -329,7 +338,10 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
     );
     assert!(ok, "{out}");
     let last = &resp.certificates[239];
-    let at = pseudonym_fields(&last.certificate_der).unwrap().not_before + 7200;
+    let at = pseudonym_fields(&last.certificate_der, &Default::default())
+        .unwrap()
+        .not_before
+        + 7200;
     let (ok, out) = openssl_verify(
         w.ca.data(),
         &w.ca.root_pem(),
@@ -339,7 +351,7 @@ async fn an_active_car_gets_unidentifiable_pseudonyms_whose_keys_only_it_holds()
     assert!(ok, "{out}");
 
     // A signature made with the derived key verifies under the certificate.
-    let f = pseudonym_fields(first).unwrap();
+    let f = pseudonym_fields(first, &Default::default()).unwrap();
     let contribution = CaContribution::from_bytes(&resp.certificates[0].ca_contribution).unwrap();
     let private = cat.derive_private_key(f.period, 0, &contribution).unwrap();
     let rng = ring::rand::SystemRandom::new();
@@ -433,7 +445,7 @@ async fn suspended_or_low_level_cars_hems_devices_and_other_roles_are_refused() 
     let (_, ok) = request(&mut c, current, 1).await.unwrap();
     assert_eq!(ok.certificates.len(), 20);
     assert_eq!(
-        pseudonym_fields(&ok.certificates[0].certificate_der)
+        pseudonym_fields(&ok.certificates[0].certificate_der, &Default::default())
             .unwrap()
             .level,
         4,
@@ -482,7 +494,7 @@ async fn the_operator_cannot_link_pseudonyms_but_the_resolution_authority_can() 
         .iter()
         .map(|v| {
             v.iter()
-                .map(|i| pseudonym_fields(&i.certificate_der).unwrap())
+                .map(|i| pseudonym_fields(&i.certificate_der, &Default::default()).unwrap())
                 .collect()
         })
         .collect();
@@ -605,7 +617,12 @@ async fn the_operator_cannot_link_pseudonyms_but_the_resolution_authority_can() 
         }
         // 4. Without the RA key nothing opens: another key fails.
         let stranger = ResolutionAuthorityKey::generate().unwrap();
-        let e = pseudonym_ca::resolve(&store, &stranger, &issued[0][0].certificate_der);
+        let e = pseudonym_ca::resolve(
+            &store,
+            &stranger,
+            &issued[0][0].certificate_der,
+            &Default::default(),
+        );
         assert!(e.is_err());
         // 5. With it, each certificate names its vehicle.
         let ra = pseudonym_ca::read_resolution_authority_key(
@@ -614,7 +631,8 @@ async fn the_operator_cannot_link_pseudonyms_but_the_resolution_authority_can() 
         .unwrap();
         for (car, certs) in w.cars.iter().zip(&issued) {
             for i in [&certs[0], &certs[37], &certs[59]] {
-                let r = pseudonym_ca::resolve(&store, &ra, &i.certificate_der).unwrap();
+                let r = pseudonym_ca::resolve(&store, &ra, &i.certificate_der, &Default::default())
+                    .unwrap();
                 assert_eq!(r.identity, car.identity);
                 assert_eq!(r.period, i.period);
                 assert_eq!(r.index, Some(i.index));
@@ -928,7 +946,7 @@ async fn the_vehicle_pool_requests_rotates_reports_exports_and_survives_restart(
         ["CERTIFICATE", "CERTIFICATE", "PRIVATE KEY"]
     );
     rcgen::KeyPair::try_from(items[2].contents()).expect("rcgen loads the exported key");
-    let f = pseudonym_fields(items[0].contents()).unwrap();
+    let f = pseudonym_fields(items[0].contents(), &Default::default()).unwrap();
     assert_eq!(hex::encode(&f.serial), second);
     assert_eq!(
         trustca_pseudonym::P256PrivateKey::from_pkcs8_der(items[2].contents())

@@ -91,7 +91,7 @@ fn assertion_status(ca: &TestCa, answer: &pb::TrustAnswer) -> TrustStatus {
         signature: a.signature,
         responder_chain: a.responder_chain,
     }
-    .verify(&root, time::OffsetDateTime::now_utc())
+    .verify(&root, time::OffsetDateTime::now_utc(), &Default::default())
     .unwrap()
     .status
 }

@@ -222,7 +222,11 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
         responder_chain: a1.responder_chain.clone(),
     };
     let a = signed
-        .verify(&root_der, time::OffsetDateTime::now_utc())
+        .verify(
+            &root_der,
+            time::OffsetDateTime::now_utc(),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(a.identity, w.car.identity);
     assert_eq!(a.level.get(), 5);
@@ -238,7 +242,11 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     tampered.body[pos + 2] = 4;
     assert!(
         tampered
-            .verify(&root_der, time::OffsetDateTime::now_utc())
+            .verify(
+                &root_der,
+                time::OffsetDateTime::now_utc(),
+                &Default::default()
+            )
             .unwrap_err()
             .to_string()
             .contains("signature")
@@ -247,7 +255,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     assert!(
         signed
-            .verify(&root_der, later)
+            .verify(&root_der, later, &Default::default())
             .unwrap_err()
             .to_string()
             .contains("expired")
@@ -731,7 +739,11 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
         signature: a.signature,
         responder_chain: a.responder_chain,
     }
-    .verify(&root_der, time::OffsetDateTime::now_utc())
+    .verify(
+        &root_der,
+        time::OffsetDateTime::now_utc(),
+        &Default::default(),
+    )
     .unwrap();
 
     // The automotive database goes away: a clear deny within the deadline, not a hang.
@@ -972,6 +984,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
         sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
         server_chain: h.server_chain.clone(),
         server_key: h.server_key(),
+        extension_oid: set.pki.extensions.trust_level_oid.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let impostor_url = format!("https://{}", listener.local_addr().unwrap());

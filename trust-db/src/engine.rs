@@ -48,6 +48,8 @@ pub struct TrustEngineConfig {
     pub assertion_ttl: Duration,
     /// How long a decision may be relied on (capped by the assertions').
     pub decision_ttl: Duration,
+    /// The trust-level extension's OID (`pki.toml`).
+    pub extension_oid: trustca_model::extension::ExtensionOid,
 }
 
 impl std::fmt::Debug for TrustEngineConfig {
@@ -255,8 +257,14 @@ impl TrustEngine {
             return Ok(Arc::clone(v));
         }
         let v = Arc::new(
-            trustca_model::verify_chain(chain, &self.cfg.sector_cas, &self.cfg.root_der, now)
-                .map_err(|e| e.to_string())?,
+            trustca_model::verify_chain(
+                chain,
+                &self.cfg.sector_cas,
+                &self.cfg.root_der,
+                now,
+                &self.cfg.extension_oid,
+            )
+            .map_err(|e| e.to_string())?,
         );
         if let Ok(mut cache) = self.chains.lock() {
             if cache.len() >= MAX_CACHE {
@@ -436,7 +444,7 @@ impl TrustEngine {
             signature: signed.signature.clone(),
             responder_chain: signed.responder_chain.clone(),
         }
-        .verify(&self.cfg.root_der, now)
+        .verify(&self.cfg.root_der, now, &self.cfg.extension_oid)
         .map_err(|e| TrustDbError::Unreachable {
             sector: sector.to_string(),
             reason: format!("bad answer: {e}"),

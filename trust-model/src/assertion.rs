@@ -146,8 +146,13 @@ impl SignedTrustAssertion {
     /// Verifies the responder chain to `root` (a root-issued service
     /// certificate for OCSP-style signing), the signature, and that the
     /// assertion is current at `now`. Returns the assertion.
-    pub fn verify(&self, root: &[u8], now: OffsetDateTime) -> Result<TrustAssertion, ModelError> {
-        let chain = crate::verify_chain(&self.responder_chain, &[], root, now)
+    pub fn verify(
+        &self,
+        root: &[u8],
+        now: OffsetDateTime,
+        oid: &crate::extension::ExtensionOid,
+    ) -> Result<TrustAssertion, ModelError> {
+        let chain = crate::verify_chain(&self.responder_chain, &[], root, now, oid)
             .map_err(|e| bad(format!("responder certificate: {e}")))?;
         match &chain.extension {
             Some(ext) if ext.kind == crate::CertificateKind::Service => {}

@@ -11,6 +11,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::credential::trust_extension;
+use crate::extension::ExtensionOid;
 use crate::{CertificateKind, DeviceIdentity, ModelError, TrustLevelExtension};
 
 /// A chain that verified.
@@ -124,12 +125,14 @@ pub fn describe_webpki_error(e: &webpki::Error) -> String {
 }
 
 /// Verifies `chain[0]` up to `root` through `chain[1..]` (and `extra`
-/// intermediates, e.g. the known sector CAs) at `now`.
+/// intermediates, e.g. the known sector CAs) at `now`; the trust-level
+/// extension is read under `oid`.
 pub fn verify_chain(
     chain: &[Vec<u8>],
     extra: &[Vec<u8>],
     root: &[u8],
     now: OffsetDateTime,
+    oid: &ExtensionOid,
 ) -> Result<VerifiedChain, ModelError> {
     let leaf_der = chain.first().ok_or_else(|| bad("no certificate given"))?;
     let leaf = parse(leaf_der)?;
@@ -191,7 +194,7 @@ pub fn verify_chain(
             describe_webpki_error(&e)
         ))
     })?;
-    let extension = trust_extension(&leaf)?;
+    let extension = trust_extension(&leaf, oid)?;
     if let Some(ext) = &extension {
         let issuer_der = std::iter::once(root)
             .chain(chain[1..].iter().map(|v| v.as_slice()))
@@ -212,7 +215,7 @@ pub fn verify_chain(
                 )));
             }
         } else {
-            let issuer_ext = trust_extension(&issuer)?
+            let issuer_ext = trust_extension(&issuer, oid)?
                 .ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
             if issuer_ext.kind != CertificateKind::SectorCa {
                 return Err(bad("issuer is not a trustca sector CA"));

@@ -3,7 +3,7 @@
 
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::extension::OID_DER_CONTENT;
+use crate::extension::ExtensionOid;
 use crate::{CertificateKind, ModelError, SectorName, TrustLevelExtension};
 
 /// A verified client's role, as its certificate states it.
@@ -36,14 +36,16 @@ impl Credential {
     }
 }
 
-/// Finds and decodes the trust-level extension of a parsed certificate.
-/// `Ok(None)` when absent; an error when present twice or malformed.
+/// Finds and decodes the trust-level extension (under `oid`, the OID
+/// configured in `pki.toml`) of a parsed certificate. `Ok(None)` when
+/// absent; an error when present twice or malformed.
 pub fn trust_extension(
     cert: &X509Certificate<'_>,
+    oid: &ExtensionOid,
 ) -> Result<Option<TrustLevelExtension>, ModelError> {
     let mut found = None;
     for ext in cert.extensions() {
-        if ext.oid.as_bytes() == OID_DER_CONTENT {
+        if oid.matches(ext.oid.as_bytes()) {
             if found.is_some() {
                 return Err(ModelError::MalformedExtension(
                     "extension appears twice".to_owned(),
@@ -71,13 +73,17 @@ fn holder_name(cert: &X509Certificate<'_>) -> String {
 /// issued it. The chain's signatures must already have been verified (the
 /// TLS layer does that); this checks that the certificate is one of ours and
 /// that its sector is its issuer's sector.
-pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Credential, ModelError> {
+pub fn credential_from_chain(
+    leaf_der: &[u8],
+    issuer_der: &[u8],
+    oid: &ExtensionOid,
+) -> Result<Credential, ModelError> {
     let bad = |m: &str| ModelError::InvalidCredential(m.to_owned());
     let (_, leaf) = X509Certificate::from_der(leaf_der)
         .map_err(|_| bad("client certificate does not parse"))?;
     let (_, issuer) = X509Certificate::from_der(issuer_der)
         .map_err(|_| bad("issuer certificate does not parse"))?;
-    let ext = trust_extension(&leaf)?
+    let ext = trust_extension(&leaf, oid)?
         .ok_or_else(|| bad("client certificate has no trustca trust-level extension"))?;
     let issuer_is_root = issuer.subject().as_raw() == issuer.issuer().as_raw();
     if issuer_is_root {
@@ -87,8 +93,8 @@ pub fn credential_from_chain(leaf_der: &[u8], issuer_der: &[u8]) -> Result<Crede
             return Err(bad("only service certificates are issued by the root"));
         }
     } else {
-        let issuer_ext =
-            trust_extension(&issuer)?.ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
+        let issuer_ext = trust_extension(&issuer, oid)?
+            .ok_or_else(|| bad("issuer is not a trustca sector CA"))?;
         if issuer_ext.kind != CertificateKind::SectorCa {
             return Err(bad("issuer is not a trustca sector CA"));
         }

@@ -22,6 +22,14 @@ pub enum ModelError {
         /// What is allowed.
         reason: &'static str,
     },
+    /// An OID for the trust-level extension is malformed or unusable.
+    #[error("invalid trust-level extension OID {value:?}: {reason}")]
+    InvalidOid {
+        /// The OID as given (truncated to 80 characters).
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The trust-level extension is not valid DER of the published module.
     #[error("malformed trust-level extension: {0}")]
     MalformedExtension(String),

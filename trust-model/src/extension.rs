@@ -2,48 +2,182 @@
 //! DER encoder/decoder for it. The ASN.1 module is published in
 //! `docs/trust-level-extension.asn1`; test vectors in `testdata/`.
 //!
-//! The OID is `2.25.304917911047948023692104962459481245009` (a UUID OID,
-//! RFC 4122 §/ITU-T X.667, so no registration is needed). Its last arc is 128
-//! bits wide, which neither rcgen (u64 arcs) nor x509-parser's default OID
-//! printing handle, so this module works with the OID's encoded bytes:
-//! decoders match extensions on [`OID_DER_CONTENT`], and the issuer writes
-//! a same-length placeholder OID through rcgen and swaps in the real bytes
-//! before the certificate is signed (see [`PLACEHOLDER_OID_ARCS`]).
+//! The default OID is [`DEFAULT_OID`],
+//! `1.2.840.113556.1.8000.2554.58725.3509.15607.16446.39834.7259910.13731153`:
+//! Microsoft's GUID-derived arc (`1.2.840.113556.1.8000.2554`, unique
+//! without registration) followed by the UUID
+//! `e5650db5-3cf7-403e-9b9a-6ec706d18551` split into 16/16/16/16/16/24/24-bit
+//! arcs, as Microsoft's published generator does. Every arc is below 2^31,
+//! so every X.509 stack (Go's `crypto/x509`, pkilint, Java, .NET) parses it.
+//! An operator with its own IANA Private Enterprise Number can choose
+//! another one in `pki.toml` (`[extensions] trust_level_oid`); components
+//! then match on the [`ExtensionOid`] they are configured with.
+
+use std::fmt;
+use std::str::FromStr;
 
 use time::OffsetDateTime;
 
 use crate::der::{self, Reader};
 use crate::{ModelError, SectorName, TrustLevel};
 
-/// The OID in dotted form, for documentation and display.
-pub const OID_DOTTED: &str = "2.25.304917911047948023692104962459481245009";
+/// The default OID of the trust-level extension, dotted.
+pub const DEFAULT_OID: &str =
+    "1.2.840.113556.1.8000.2554.58725.3509.15607.16446.39834.7259910.13731153";
 
-/// The content octets of the OID (what follows tag 0x06 and the length).
-pub const OID_DER_CONTENT: [u8; 20] = [
-    0x69, 0x83, 0xca, 0xe5, 0x86, 0xed, 0xa7, 0xcf, 0xba, 0x80, 0xfd, 0x9b, 0xcd, 0x9b, 0xd8, 0xf0,
-    0xb6, 0xc6, 0x8a, 0x51,
-];
+/// The largest arc any trust-level OID may have: 2^31 - 1. Go's
+/// `crypto/x509` and pkilint refuse certificates with larger arcs.
+pub const MAX_ARC: u64 = (1 << 31) - 1;
 
-/// u64 arcs of a placeholder OID whose encoding has exactly the length of
-/// the real one (`2.25` + a 9-byte arc + a 10-byte arc = 20 bytes). An
-/// issuer using rcgen writes these, then replaces the placeholder's content
-/// with [`OID_DER_CONTENT`] in the to-be-signed bytes and in the output.
-pub const PLACEHOLDER_OID_ARCS: [u64; 4] = [2, 25, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+/// Standard extension arcs an operator must not reuse for ours: id-ce
+/// (2.5.29) and id-pe (1.3.6.1.5.5.7.1).
+const RESERVED_PREFIXES: [&[u64]; 2] = [&[2, 5, 29], &[1, 3, 6, 1, 5, 5, 7, 1]];
 
-/// The DER content octets of [`PLACEHOLDER_OID_ARCS`].
-pub fn placeholder_oid_content() -> Vec<u8> {
-    let mut out = vec![(PLACEHOLDER_OID_ARCS[0] * 40 + PLACEHOLDER_OID_ARCS[1]) as u8];
-    for arc in &PLACEHOLDER_OID_ARCS[2..] {
-        let mut groups = Vec::new();
-        let mut v = *arc;
-        groups.push((v & 0x7f) as u8);
-        v >>= 7;
-        while v > 0 {
-            groups.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
+/// A validated OBJECT IDENTIFIER for the trust-level extension: at least
+/// three arcs, each below 2^31 (so is `40 * first + second`), outside the
+/// standard extension arcs. Parsed from its dotted form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExtensionOid {
+    arcs: Vec<u64>,
+    content: Vec<u8>,
+}
+
+impl ExtensionOid {
+    /// Parses and validates a dotted OID such as `1.3.6.1.4.1.99999.1`.
+    pub fn parse(dotted: &str) -> Result<Self, ModelError> {
+        let bad = |reason: String| ModelError::InvalidOid {
+            value: crate::sector::truncate(dotted),
+            reason,
+        };
+        let mut arcs = Vec::new();
+        for part in dotted.split('.') {
+            if part.is_empty()
+                || !part.bytes().all(|b| b.is_ascii_digit())
+                || (part.len() > 1 && part.starts_with('0'))
+            {
+                return Err(bad(
+                    "write it in dotted decimal, e.g. 1.3.6.1.4.1.99999.1 (no empty arcs, no leading zeros)"
+                        .to_owned(),
+                ));
+            }
+            let arc: u64 = part
+                .parse()
+                .ok()
+                .filter(|a| *a <= MAX_ARC)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "arc {part} is larger than 2^31-1; Go's crypto/x509 and pkilint reject such certificates"
+                    ))
+                })?;
+            arcs.push(arc);
         }
-        groups.reverse();
-        out.extend_from_slice(&groups);
+        if arcs.len() < 3 {
+            return Err(bad("an extension OID needs at least three arcs".to_owned()));
+        }
+        if arcs[0] > 2 || (arcs[0] < 2 && arcs[1] > 39) {
+            return Err(bad(
+                "the first arc must be 0, 1 or 2, and the second below 40 unless the first is 2"
+                    .to_owned(),
+            ));
+        }
+        if arcs[0] * 40 + arcs[1] > MAX_ARC {
+            return Err(bad(
+                "the second arc is too large to encode in 31 bits".to_owned()
+            ));
+        }
+        if RESERVED_PREFIXES.iter().any(|p| arcs.starts_with(p)) {
+            return Err(bad(
+                "it lies under a standard X.509 extension arc (2.5.29 or 1.3.6.1.5.5.7.1)"
+                    .to_owned(),
+            ));
+        }
+        let content = encode_oid_content(&arcs);
+        Ok(Self { arcs, content })
+    }
+
+    /// The arcs, for rcgen's `CustomExtension::from_oid_content`.
+    pub fn arcs(&self) -> &[u64] {
+        &self.arcs
+    }
+
+    /// The DER content octets (what follows tag 0x06 and the length), as
+    /// x509-parser's `Oid::as_bytes` returns them.
+    pub fn der_content(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// Whether `content` (an OID's DER content octets) is this OID.
+    pub fn matches(&self, content: &[u8]) -> bool {
+        self.content == content
+    }
+}
+
+impl Default for ExtensionOid {
+    fn default() -> Self {
+        #[allow(clippy::expect_used)] // a constant, checked by a unit test
+        Self::parse(DEFAULT_OID).expect("the default OID is valid")
+    }
+}
+
+impl fmt::Display for ExtensionOid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arc) in self.arcs.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{arc}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ExtensionOid {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for ExtensionOid {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ExtensionOid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ExtensionOid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// DER content octets of an OID with valid arcs (base-128, big-endian).
+fn encode_oid_content(arcs: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(arcs.len() * 3);
+    let mut push = |v: u64| {
+        let mut groups = [0u8; 10];
+        let mut n = 0;
+        let mut v = v;
+        loop {
+            groups[n] = (v & 0x7f) as u8 | if n > 0 { 0x80 } else { 0 };
+            n += 1;
+            v >>= 7;
+            if v == 0 {
+                break;
+            }
+        }
+        out.extend(groups[..n].iter().rev());
+    };
+    push(arcs[0] * 40 + arcs[1]);
+    for arc in &arcs[2..] {
+        push(*arc);
     }
     out
 }
@@ -348,24 +482,62 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_has_the_real_oid_length() {
-        assert_eq!(placeholder_oid_content().len(), OID_DER_CONTENT.len());
-        assert_ne!(placeholder_oid_content(), OID_DER_CONTENT.to_vec());
+    fn default_oid_is_the_uuid_on_the_microsoft_arc() {
+        let oid = ExtensionOid::default();
+        assert_eq!(oid.to_string(), DEFAULT_OID);
+        // The same UUID as the former 2.25 arc, split 16/16/16/16/16/24/24.
+        let uuid: u128 = 304917911047948023692104962459481245009;
+        let mut shift = 128;
+        let mut arcs = vec![1u64, 2, 840, 113556, 1, 8000, 2554];
+        for width in [16, 16, 16, 16, 16, 24, 24] {
+            shift -= width;
+            arcs.push(((uuid >> shift) & ((1u128 << width) - 1)) as u64);
+        }
+        assert_eq!(oid.arcs(), &arcs[..]);
+        assert!(oid.arcs().iter().all(|a| *a <= MAX_ARC));
+        // The published DER (docs/trust-level-extension.asn1).
+        let vector = include_str!("../testdata/trust-level-extension/oid.hex");
+        let tlv = hex::decode(vector.trim()).unwrap();
+        assert_eq!(tlv[0], 0x06);
+        assert_eq!(tlv[1] as usize, tlv.len() - 2);
+        assert_eq!(oid.der_content(), &tlv[2..]);
     }
 
     #[test]
-    fn oid_bytes_match_the_dotted_form() {
-        // Re-derive the content octets from the decimal arc independently.
-        let arc: u128 = OID_DOTTED.rsplit('.').next().unwrap().parse().unwrap();
-        let mut groups = vec![(arc & 0x7f) as u8];
-        let mut v = arc >> 7;
-        while v > 0 {
-            groups.push(0x80 | (v & 0x7f) as u8);
-            v >>= 7;
+    fn oid_encoding_matches_known_oids() {
+        // id-kp-OCSPSigning and an arc needing five base-128 groups.
+        let ocsp = ExtensionOid::parse("1.3.6.1.5.5.7.3.9").unwrap();
+        assert_eq!(
+            ocsp.der_content(),
+            &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09]
+        );
+        let big = ExtensionOid::parse("1.3.6.1.4.1.2147483647").unwrap();
+        assert_eq!(&big.der_content()[5..], &[0x87, 0xff, 0xff, 0xff, 0x7f]);
+        let two = ExtensionOid::parse("2.999.3").unwrap();
+        assert_eq!(two.der_content(), &[0x88, 0x37, 0x03]);
+    }
+
+    #[test]
+    fn oid_validation_refuses_what_verifiers_cannot_parse() {
+        for (bad, why) in [
+            ("2.25.304917911047948023692104962459481245009", "2^31"),
+            ("1.3.6.1.4.1.2147483648", "2^31"),
+            ("1.3.6.1.4.1.4294967296", "2^31"),
+            ("", "dotted"),
+            ("1..3", "dotted"),
+            ("1.3.6.1.4.1.01", "leading zeros"),
+            ("1.3.x", "dotted"),
+            (" 1.3.6", "dotted"),
+            ("1.3", "three arcs"),
+            ("3.1.1", "first arc"),
+            ("1.40.1", "first arc"),
+            ("2.2147483600.1", "31 bits"),
+            ("2.5.29.99", "standard"),
+            ("1.3.6.1.5.5.7.1.99", "standard"),
+        ] {
+            let err = ExtensionOid::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad:?}: {err}");
         }
-        groups.push(2 * 40 + 25);
-        groups.reverse();
-        assert_eq!(groups, OID_DER_CONTENT.to_vec());
     }
 
     #[test]

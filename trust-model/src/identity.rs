@@ -22,6 +22,8 @@ pub struct DeviceIdentity {
 
 /// Manufacturer, model and serial become DNS labels, so they are limited to
 /// letters, digits and '-' (no leading/trailing '-'), at most 63 characters.
+/// That is also a subset of the PrintableString alphabet, which the subject
+/// `serialNumber` attribute (X.520) must use, within its 64-character bound.
 fn validate_label(field: &'static str, value: &str) -> Result<(), ModelError> {
     let ok = !value.is_empty()
         && value.len() <= 63
@@ -172,5 +174,31 @@ mod tests {
         assert!(DeviceIdentity::from_urn("urn:trustca:automotive:a:b").is_err());
         assert!(validate_firmware_version("1.2.3+build_7").is_ok());
         assert!(validate_firmware_version("1 2").is_err());
+    }
+
+    #[test]
+    fn serials_are_printable_strings_or_refused() {
+        // X.520 serialNumber is a PrintableString: A-Z a-z 0-9 space ' ( ) + , - . / : = ?
+        // Ours is stricter still; anything else is refused with the reason.
+        for bad in ["SN_1", "SN*1", "SN@1", "Sé1", "SN 1", "SN+1"] {
+            let err = DeviceIdentity::new(auto(), "Acme", "M1", bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ModelError::InvalidAttribute {
+                        field: "serial",
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().contains("A-Z, a-z, 0-9 and '-'"), "{err}");
+        }
+        let ok = DeviceIdentity::new(auto(), "Acme", "M1", "VIN-0001-xyz").unwrap();
+        assert!(
+            ok.serial
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        );
     }
 }

@@ -70,6 +70,9 @@ pub struct PkiPolicy {
     /// Where each kind of CA key is created (`[keys.root] backend = ...`).
     #[serde(default)]
     pub keys: BTreeMap<KeyRole, KeyPlacement>,
+    /// OIDs of trustca's private extensions.
+    #[serde(default)]
+    pub extensions: ExtensionsProfile,
 }
 
 /// `[pkcs11]` in `pki.toml`: the module and token (never the PIN, which
@@ -131,6 +134,18 @@ pub enum KeyBackend {
     File,
     /// A non-extractable key in the PKCS#11 token.
     Pkcs11,
+}
+
+/// `[extensions]` in `pki.toml`: the OIDs trustca writes and reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionsProfile {
+    /// The OID of the trust-level extension (default
+    /// [`crate::extension::DEFAULT_OID`]). Every arc must be below 2^31.
+    /// Change it only before `init`: certificates already issued carry the
+    /// old one, and components only recognise the configured OID.
+    #[serde(default)]
+    pub trust_level_oid: crate::extension::ExtensionOid,
 }
 
 /// The root CA's profile.
@@ -311,6 +326,20 @@ impl PkiPolicy {
                 0,
                 "[pkcs11] needs a module path and a token label",
             ));
+        }
+        // X.520 upper bounds: ub-common-name and ub-organization-name are 64.
+        for (what, value) in [
+            ("root.common_name", &p.root.common_name),
+            ("root.organization", &p.root.organization),
+        ] {
+            let n = value.chars().count();
+            if n == 0 || n > 64 {
+                return Err(policy_error(
+                    file,
+                    0,
+                    format!("{what} must be 1-64 characters (X.520 upper bound)"),
+                ));
+            }
         }
         if p.sector_ca.validity_days > p.root.validity_days {
             return Err(policy_error(
@@ -841,5 +870,49 @@ level = 1
                 .to_string()
                 .contains("baseline")
         );
+    }
+
+    const PKI: &str = r#"trust_domain = "trustca.internal"
+[root]
+common_name = "R"
+organization = "O"
+validity_days = 7300
+[sector_ca]
+validity_days = 3650
+[credentials]
+validity_days = 730
+[service]
+validity_days = 397
+"#;
+
+    #[test]
+    fn trust_level_oid_defaults_and_is_configurable() {
+        let p = PkiPolicy::parse("pki.toml", PKI).unwrap();
+        assert_eq!(
+            p.extensions.trust_level_oid.to_string(),
+            crate::extension::DEFAULT_OID
+        );
+        let own = format!("{PKI}[extensions]\ntrust_level_oid = \"1.3.6.1.4.1.99999.1.1\"\n");
+        let p = PkiPolicy::parse("pki.toml", &own).unwrap();
+        assert_eq!(
+            p.extensions.trust_level_oid.arcs(),
+            &[1, 3, 6, 1, 4, 1, 99999, 1, 1]
+        );
+        let uuid_arc = format!(
+            "{PKI}[extensions]\ntrust_level_oid = \"2.25.304917911047948023692104962459481245009\"\n"
+        );
+        let err = PkiPolicy::parse("pki.toml", &uuid_arc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pki.toml:13:"), "{err}");
+        assert!(err.contains("larger than 2^31-1"), "{err}");
+        let long_cn = PKI.replace(
+            "common_name = \"R\"",
+            &format!("common_name = \"{}\"", "R".repeat(65)),
+        );
+        let err = PkiPolicy::parse("pki.toml", &long_cn)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root.common_name must be 1-64"), "{err}");
     }
 }

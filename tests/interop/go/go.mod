@@ -1,0 +1,3 @@
+module trustca.invalid/interop
+
+go 1.19
