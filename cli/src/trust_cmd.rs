@@ -209,6 +209,12 @@ pub struct CrlArgs {
     /// The trustca root certificate (PEM), to authenticate the server.
     #[arg(long, env = "TRUSTCA_CA")]
     ca: PathBuf,
+    /// Accepted for older scripts and ignored: `GetCrl` needs no credential.
+    #[arg(long, hide = true)]
+    identity: Option<PathBuf>,
+    /// Accepted for older scripts and ignored.
+    #[arg(long, hide = true)]
+    key: Option<PathBuf>,
     /// Sector whose CRL to fetch (`root` for the root's CRL of revoked CAs).
     #[arg(long)]
     sector: String,
@@ -282,6 +288,9 @@ pub async fn revoke(a: RevokeArgs) -> Result<ExitCode> {
 
 /// Runs `trustca crl`.
 pub async fn crl(a: CrlArgs) -> Result<ExitCode> {
+    if a.identity.is_some() || a.key.is_some() {
+        eprintln!("note: --identity and --key are not needed: the CRL is public");
+    }
     let root = std::fs::read_to_string(&a.ca)
         .with_context(|| format!("cannot read root certificate {}", a.ca.display()))?;
     let mut c = pb::revocation_client::RevocationClient::new(
