@@ -9,7 +9,8 @@ use ring::signature::{
     ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
 };
 use trustca_audit::{
-    AuditError, MAX_SIGNATURE_LEN, MerkleFrontier, SignedTreeHead, TREE_HEAD_LEN, TreeHead,
+    AuditError, MAX_SIGNATURE_LEN, MerkleFrontier, STH_DOMAIN, STH_DOMAIN_V2, SignedTreeHead,
+    TREE_HEAD_LEN, TREE_HEAD_V2_LEN, TreeHead, signer_key_id,
 };
 
 fn key(alg: &'static EcdsaSigningAlgorithm) -> EcdsaKeyPair {
@@ -37,8 +38,17 @@ fn sign_verify_and_bytes_round_trip() {
     sth.verify(pk).unwrap();
 
     let bytes = sth.to_bytes();
-    assert_eq!(bytes.len(), TREE_HEAD_LEN + 2 + sth.signature.len());
-    assert_eq!(&bytes[..TREE_HEAD_LEN], head().to_bytes().as_slice());
+    // Version 2: the signed bytes name the signer's key.
+    assert_eq!(bytes.len(), TREE_HEAD_V2_LEN + 2 + sth.signature.len());
+    assert_eq!(&bytes[..STH_DOMAIN_V2.len()], STH_DOMAIN_V2.as_slice());
+    assert_eq!(
+        &bytes[TREE_HEAD_LEN..TREE_HEAD_V2_LEN],
+        signer_key_id(pk).as_slice()
+    );
+    assert_eq!(
+        &bytes[STH_DOMAIN_V2.len()..TREE_HEAD_LEN],
+        &head().to_bytes()[STH_DOMAIN.len()..]
+    );
     let back = SignedTreeHead::from_bytes(&bytes).unwrap();
     assert_eq!(back, sth);
     back.verify(pk).unwrap();
@@ -141,14 +151,14 @@ fn strict_decoding() {
     );
     // Wrong domain separator.
     let mut b = bytes.clone();
-    b[13] = b'2';
+    b[13] = b'3';
     assert!(matches!(
         SignedTreeHead::from_bytes(&b),
         Err(AuditError::BadPrefix { .. })
     ));
     // Signature length 0 or > 72.
     for len in [0u16, 73, u16::MAX] {
-        let mut b = bytes[..TREE_HEAD_LEN].to_vec();
+        let mut b = bytes[..TREE_HEAD_V2_LEN].to_vec();
         b.extend_from_slice(&len.to_be_bytes());
         b.extend(std::iter::repeat_n(0x30, usize::from(len)));
         assert!(matches!(

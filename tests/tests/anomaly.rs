@@ -97,7 +97,11 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         "soc-east",
         &["automotive", "healthcare"],
     );
-    let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    let ops = ca.credential(
+        CertificateKind::Operator,
+        "ops",
+        &["automotive", "healthcare"],
+    );
     let mut enroll = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
         trustca::client::connect(&url, &acme).await.unwrap(),
     );
@@ -300,6 +304,24 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     let last = h.entries.last().unwrap();
     assert_eq!(last.actor, "gateway:soc-east");
     assert!(last.reason.contains("frequency-high x3"), "{}", last.reason);
+
+    // The anomaly's revocation and the record's move to `revoked` are one
+    // transaction: one history entry, not a revocation followed by a
+    // separate trust change.
+    let h = ops_db
+        .get_history(pb::GetHistoryRequest {
+            identity: meter.identity.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(h.record.as_ref().unwrap().status, "revoked");
+    let to_revoked: Vec<_> = h
+        .entries
+        .iter()
+        .filter(|e| e.change.contains("revoked"))
+        .collect();
+    assert_eq!(to_revoked.len(), 1, "{:?}", h.entries);
 
     // Disposal (retire) revokes every certificate and keeps the record.
     ops_db

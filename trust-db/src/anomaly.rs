@@ -237,7 +237,16 @@ impl TrustEngine {
                     .unwrap_or_default();
                 self.storage().revoke(&serials, 1, &actor, &why, at)?;
                 self.after_revocation(&identity.sector);
-                (record.status != TrustStatus::Revoked).then(|| {
+                // Revoking the device's last valid certificate moves its trust
+                // record to `revoked` in the same store transaction; a second,
+                // separate trust change would open a window in which the
+                // certificates are revoked but the record still says active.
+                // Only a device without certificates needs the change here.
+                let now_revoked = self
+                    .storage()
+                    .trust_record(&key)?
+                    .is_some_and(|r| r.status == TrustStatus::Revoked);
+                (!now_revoked).then(|| {
                     change(
                         None,
                         Some(TrustStatus::Revoked),
