@@ -24,19 +24,7 @@ const ECDSA_SHA384: &[u8] = &[
 ];
 const ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
 
-/// RFC 5280 reason codes, by name as the CLI accepts them.
-pub const REASONS: [(&str, u8); 10] = [
-    ("unspecified", 0),
-    ("key-compromise", 1),
-    ("ca-compromise", 2),
-    ("affiliation-changed", 3),
-    ("superseded", 4),
-    ("cessation-of-operation", 5),
-    ("certificate-hold", 6),
-    ("privilege-withdrawn", 9),
-    ("aa-compromise", 10),
-    ("remove-from-crl", 8),
-];
+pub use trustca_model::revocation::REASONS;
 
 /// Whether `name` spells the reason `kebab` (trustca's spelling, e.g.
 /// `key-compromise`) either that way or as RFC 5280 / openssl write it

@@ -12,22 +12,28 @@ use crate::ModelError;
 /// CRLReason keyCompromise: the one reason that also blocks the key.
 pub const KEY_COMPROMISE: u8 = 1;
 
+/// RFC 5280 reason codes by trustca's (kebab-case) name: the one table
+/// the CA's `--reason` parser and every display of a reason read.
+pub const REASONS: [(&str, u8); 10] = [
+    ("unspecified", 0),
+    ("key-compromise", 1),
+    ("ca-compromise", 2),
+    ("affiliation-changed", 3),
+    ("superseded", 4),
+    ("cessation-of-operation", 5),
+    ("certificate-hold", 6),
+    ("privilege-withdrawn", 9),
+    ("aa-compromise", 10),
+    ("remove-from-crl", 8),
+];
+
 /// The kebab-case name of an RFC 5280 reason code (`key-compromise`), or
 /// `unknown` for a code RFC 5280 does not define.
 pub fn reason_name(code: u8) -> &'static str {
-    match code {
-        0 => "unspecified",
-        1 => "key-compromise",
-        2 => "ca-compromise",
-        3 => "affiliation-changed",
-        4 => "superseded",
-        5 => "cessation-of-operation",
-        6 => "certificate-hold",
-        8 => "remove-from-crl",
-        9 => "privilege-withdrawn",
-        10 => "aa-compromise",
-        _ => "unknown",
-    }
+    REASONS
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or("unknown", |(n, _)| n)
 }
 
 /// Clock skew tolerated on a CRL's `thisUpdate`.
