@@ -8,12 +8,33 @@
 
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use crate::{Issuance, Storage, StoreError};
 
 type Job = (Vec<Issuance>, oneshot::Sender<Vec<Result<(), StoreError>>>);
+
+/// Most issuances committed in one transaction: groups stay short enough
+/// that the first caller in a flood is not kept waiting.
+const MAX_GROUP: usize = 2048;
+
+/// What one commit group did, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitStats {
+    /// Issuances in the group (refused ones included).
+    pub issuances: usize,
+    /// Time spent in the backend's transaction.
+    pub commit: Duration,
+    /// Time spent making it durable.
+    pub flush: Duration,
+    /// Whether the group failed as a whole (backend or flush error).
+    pub failed: bool,
+}
+
+/// Called after every commit group (e.g. to feed metrics).
+pub type CommitObserver = Arc<dyn Fn(CommitStats) + Send + Sync>;
 
 /// Handle to the committer thread. Cloning shares the thread.
 #[derive(Debug, Clone)]
@@ -24,10 +45,18 @@ pub struct GroupCommitter {
 impl GroupCommitter {
     /// Starts the committer thread over `storage`.
     pub fn start(storage: Arc<dyn Storage>) -> Result<Self, StoreError> {
+        Self::start_observed(storage, Arc::new(|_| {}))
+    }
+
+    /// Starts the committer thread and reports every group to `observer`.
+    pub fn start_observed(
+        storage: Arc<dyn Storage>,
+        observer: CommitObserver,
+    ) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("trustca-commit".into())
-            .spawn(move || run(storage, rx))
+            .spawn(move || run(storage, rx, observer))
             .map_err(|e| StoreError::Backend(format!("cannot start committer: {e}")))?;
         Ok(Self { tx })
     }
@@ -45,25 +74,44 @@ impl GroupCommitter {
     }
 }
 
-fn run(storage: Arc<dyn Storage>, rx: mpsc::Receiver<Job>) {
+fn run(storage: Arc<dyn Storage>, rx: mpsc::Receiver<Job>, observer: CommitObserver) {
     while let Ok(first) = rx.recv() {
+        let mut size = first.0.len();
         let mut jobs = vec![first];
         // Take whatever else is already waiting, bounded so that a flood
         // cannot delay the first caller indefinitely.
-        while jobs.len() < 4096 {
+        while size < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    size += job.0.len();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }
-        let mut results: Vec<Vec<Result<(), StoreError>>> = jobs
+        // One transaction for the whole group (one lock and one commit on
+        // PostgreSQL); each issuance is still refused or kept on its own.
+        let started = Instant::now();
+        let mut all: Vec<Issuance> = Vec::with_capacity(size);
+        let mut lens = Vec::with_capacity(jobs.len());
+        for (batch, _) in jobs.iter_mut() {
+            lens.push(batch.len());
+            all.append(batch);
+        }
+        let mut results = storage.commit_issuances(&all).into_iter();
+        let committed = started.elapsed();
+        let mut failed = false;
+        let flush = storage.flush();
+        let flushed = started.elapsed() - committed;
+        let mut per_job: Vec<Vec<Result<(), StoreError>>> = lens
             .iter()
-            .map(|(batch, _)| storage.commit_issuances(batch))
+            .map(|n| results.by_ref().take(*n).collect())
             .collect();
-        if let Err(e) = storage.flush() {
+        if let Err(e) = flush {
             // Nothing in this group is known to be durable: fail all of it.
             tracing::error!(error = %e, "flush failed; failing the whole commit group");
-            for r in results.iter_mut() {
+            failed = true;
+            for r in per_job.iter_mut() {
                 for item in r.iter_mut() {
                     if item.is_ok() {
                         *item = Err(StoreError::Backend(format!("flush failed: {e}")));
@@ -71,7 +119,18 @@ fn run(storage: Arc<dyn Storage>, rx: mpsc::Receiver<Job>) {
                 }
             }
         }
-        for ((_, done), r) in jobs.into_iter().zip(results) {
+        failed |= per_job
+            .iter()
+            .flatten()
+            .all(|r| matches!(r, Err(StoreError::Backend(_) | StoreError::Unavailable(_))))
+            && size > 0;
+        observer(CommitStats {
+            issuances: size,
+            commit: committed,
+            flush: flushed,
+            failed,
+        });
+        for ((_, done), r) in jobs.into_iter().zip(per_job) {
             let _ = done.send(r);
         }
     }

@@ -56,10 +56,18 @@ pub enum StoreError {
     /// The committer thread is gone (the store is shutting down).
     #[error("store is shutting down")]
     Closed,
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
+    /// The database cannot be reached; nothing was changed and the caller
+    /// may retry.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The database was migrated by a newer trustca than this one.
+    #[error(
+        "the database schema is version {found}, newer than the {known} this trustca knows; upgrade trustca"
+    )]
+    SchemaTooNew {
+        /// Version found in the database.
+        found: i32,
+        /// Newest version this binary knows.
+        known: i32,
+    },
 }

@@ -2,19 +2,29 @@
 //! live trust records with their history, and the append-only audit log.
 //!
 //! Every issuance is one atomic commit across all of them ([`Issuance`]),
-//! and the [`GroupCommitter`] makes commits durable (fsync) in groups, so a
+//! and the [`GroupCommitter`] makes commits durable in groups, so a
 //! certificate is only handed out after its records are on disk while many
-//! concurrent enrollments share one flush. sled is the embedded default
-//! behind the [`Storage`] trait.
+//! concurrent enrollments share one flush.
+//!
+//! Two backends implement the [`Storage`] trait: [`SledStorage`], the
+//! embedded default for one machine, and [`PgStorage`], PostgreSQL shared
+//! by several replicas. Neither decides anything: the rules (renewal,
+//! trust changes, transfer, revocation, the audit log's Merkle frontier)
+//! live once in `rules.rs`, and each backend only reads and writes typed
+//! records inside its own transaction. `tests/contract.rs` runs one test
+//! suite against both.
 #![forbid(unsafe_code)]
 
 mod committer;
 mod error;
+mod postgres;
 mod records;
+mod rules;
 mod sled_store;
 
-pub use committer::GroupCommitter;
+pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use error::StoreError;
+pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
     Issuance, TrustChange, TrustRecord, TrustStatus,

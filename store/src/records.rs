@@ -2,6 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::StoreError;
+
+/// Encodes a record for storage (postcard).
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(v).map_err(|e| StoreError::Backend(format!("encode: {e}")))
+}
+
+/// Decodes a stored record; `key` names it in the error.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
 /// The state of one issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CertificateStatus {
@@ -127,8 +145,8 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// Decodes a stored entry.
-    pub fn decode(bytes: &[u8]) -> Result<Self, crate::StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| crate::StoreError::Corrupt {
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
             key: "audit".into(),
             reason: e.to_string(),
         })

@@ -1,0 +1,826 @@
+//! The PostgreSQL backend: several `trustca serve` replicas share one
+//! database.
+//!
+//! Every write runs the rules of [`crate::rules`] in one database
+//! transaction that first takes one transaction-scoped advisory lock
+//! ([`WRITE_LOCK`]). Writes are therefore serialised across replicas: the
+//! audit log's sequence numbers and Merkle frontier advance in one order,
+//! and the read-modify-write rules (renewal, trust changes, revocation)
+//! see every earlier commit. The database still enforces what must be
+//! unique (serial, certificate fingerprint, identity, history version,
+//! audit sequence) as a second line. Commits are synchronous
+//! (`synchronous_commit = on`), so a returned certificate is durable.
+//!
+//! The [`Storage`] trait is synchronous (sled is), while the driver is
+//! async: the backend owns a small tokio runtime for its connections and
+//! blocks the caller's thread on it, stepping out of the caller's runtime
+//! with `block_in_place` where there is one.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use crate::records::{decode, encode};
+use crate::rules::{self, RecordTxn};
+use crate::{
+    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
+    KeyValue, Storage, StoreError, TrustChange, TrustRecord,
+};
+
+/// The schema version this binary writes; a database with a newer one is
+/// refused.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Embedded migrations: (version it produces, SQL).
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+
+/// Advisory lock serialising every write transaction ("trustca" + 1).
+const WRITE_LOCK: i64 = 0x7472_7573_7463_6101;
+/// Advisory lock serialising schema migrations ("trustca" + 2).
+const MIGRATION_LOCK: i64 = 0x7472_7573_7463_6102;
+
+const AUDIT_FRONTIER: &str = "audit.frontier";
+const COUNT_CERTS: &str = "count.certificates";
+const COUNT_DEVICES: &str = "count.devices";
+
+/// PostgreSQL-backed [`Storage`].
+pub struct PgStorage {
+    pool: Pool,
+    handle: Handle,
+    // Shut down without blocking on drop (the last handle may be dropped
+    // inside the server's runtime, where a blocking shutdown panics).
+    runtime: Option<tokio::runtime::Runtime>,
+    /// The URL without its password, for messages.
+    target: String,
+}
+
+impl std::fmt::Debug for PgStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStorage")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStorage {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Whether `s` names a PostgreSQL store rather than a sled directory.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+fn unavailable(target: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL at {target}: {e}"))
+}
+
+/// Maps a driver error: connection trouble is `Unavailable` (clients may
+/// retry), anything the server answered is a backend error with its text.
+fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        return StoreError::Backend(format!(
+            "PostgreSQL refused a statement ({}): {}",
+            db.code().code(),
+            db.message()
+        ));
+    }
+    if e.is_closed() || e.to_string().contains("connection") {
+        return unavailable(target, e);
+    }
+    StoreError::Backend(format!("PostgreSQL: {e}"))
+}
+
+fn int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Backend(format!("{v} does not fit the database")))
+}
+
+impl PgStorage {
+    /// Connects to `url` (`postgres://user:pass@host:port/db`), applies the
+    /// embedded migrations and refuses a schema newer than this binary.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::bare(url)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// A pool on `url` without touching the schema.
+    fn bare(url: &str) -> Result<Self, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let target = format!(
+            "{}:{}/{}",
+            config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into()),
+            config.get_ports().first().copied().unwrap_or(5432),
+            config.get_dbname().unwrap_or("(default)")
+        );
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .options("-c synchronous_commit=on -c statement_timeout=30000")
+            .application_name("trustca");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("trustca-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                StoreError::Backend(format!("cannot start the PostgreSQL runtime: {e}"))
+            })?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
+        let store = Self {
+            pool,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            target,
+        };
+        Ok(store)
+    }
+
+    /// Runs `work` on this thread where it may block on the backend's
+    /// runtime: directly outside any runtime, through `block_in_place` on
+    /// a multi-threaded runtime, on a scoped thread otherwise.
+    fn run<R: Send>(&self, work: impl FnOnce(&Handle) -> R + Send) -> R {
+        let handle = &self.handle;
+        match Handle::try_current() {
+            Err(_) => work(handle),
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| work(handle))
+            }
+            Ok(_) => std::thread::scope(|s| match s.spawn(|| work(handle)).join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }),
+        }
+    }
+
+    fn client(&self, h: &Handle) -> Result<deadpool_postgres::Object, StoreError> {
+        h.block_on(self.pool.get())
+            .map_err(|e| unavailable(&self.target, e))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.run(|h| {
+            let mut client = self.client(h)?;
+            let e = |e| pg_error(&self.target, e);
+            let tx = h.block_on(client.transaction()).map_err(e)?;
+            h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]))
+                .map_err(e)?;
+            h.block_on(tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS trustca_schema (version INTEGER NOT NULL)",
+            ))
+            .map_err(e)?;
+            let current: i32 = h
+                .block_on(tx.query_opt("SELECT max(version) FROM trustca_schema", &[]))
+                .map_err(e)?
+                .and_then(|row| row.get::<_, Option<i32>>(0))
+                .unwrap_or(0);
+            if current > SCHEMA_VERSION {
+                return Err(StoreError::SchemaTooNew {
+                    found: current,
+                    known: SCHEMA_VERSION,
+                });
+            }
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                h.block_on(tx.batch_execute(sql)).map_err(e)?;
+                h.block_on(tx.execute("INSERT INTO trustca_schema VALUES ($1)", &[version]))
+                    .map_err(e)?;
+                tracing::info!(version, "applied PostgreSQL schema migration");
+            }
+            h.block_on(tx.commit()).map_err(e)
+        })
+    }
+
+    /// Runs `rules` in one transaction holding the write lock, and commits.
+    fn write<R: Send>(
+        &self,
+        rules: impl Fn(&PgTxn<'_>) -> Result<R, StoreError> + Sync,
+    ) -> Result<R, StoreError> {
+        self.run(|h| {
+            let mut client = self.client(h)?;
+            let e = |e| pg_error(&self.target, e);
+            let tx = h.block_on(client.transaction()).map_err(e)?;
+            h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
+                .map_err(e)?;
+            let r = rules(&PgTxn {
+                tx: &tx,
+                h,
+                target: &self.target,
+            })?;
+            h.block_on(tx.commit()).map_err(e)?;
+            Ok(r)
+        })
+    }
+
+    /// Runs one read query and maps its rows.
+    fn read<R: Send>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(&tokio_postgres::Row) -> Result<R, StoreError> + Send,
+    ) -> Result<Vec<R>, StoreError> {
+        self.run(|h| {
+            let client = self.client(h)?;
+            let stmt = h
+                .block_on(client.prepare_cached(sql))
+                .map_err(|e| pg_error(&self.target, e))?;
+            let rows = h
+                .block_on(client.query(&stmt, params))
+                .map_err(|e| pg_error(&self.target, e))?;
+            rows.iter().map(&mut each).collect()
+        })
+    }
+
+    fn read_one<R: Send>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        each: impl FnMut(&tokio_postgres::Row) -> Result<R, StoreError> + Send,
+    ) -> Result<Option<R>, StoreError> {
+        Ok(self.read(sql, params, each)?.into_iter().next())
+    }
+
+    fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .read_one("SELECT value FROM meta WHERE key = $1", &[&key], |r| {
+                Ok(u64_of(r.get::<_, &[u8]>(0)))
+            })?
+            .unwrap_or(0))
+    }
+}
+
+fn u64_of(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
+}
+
+/// One PostgreSQL transaction seen through [`RecordTxn`].
+pub(crate) struct PgTxn<'a> {
+    tx: &'a deadpool_postgres::Transaction<'a>,
+    h: &'a Handle,
+    target: &'a str,
+}
+
+impl PgTxn<'_> {
+    fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let e = |e| pg_error(self.target, e);
+        let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
+        self.h.block_on(self.tx.execute(&stmt, params)).map_err(e)
+    }
+
+    fn bytes(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let e = |e| pg_error(self.target, e);
+        let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
+        Ok(self
+            .h
+            .block_on(self.tx.query_opt(&stmt, params))
+            .map_err(e)?
+            .map(|row| row.get::<_, Vec<u8>>(0)))
+    }
+
+    fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError> {
+        match self.bytes(sql, params)? {
+            Some(b) => decode(what.as_bytes(), &b).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RecordTxn for PgTxn<'_> {
+    type Fail = StoreError;
+
+    fn fail(e: StoreError) -> StoreError {
+        e
+    }
+
+    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        self.record(
+            "certificate",
+            "SELECT record FROM certificates WHERE serial = $1",
+            &[&serial],
+        )
+    }
+
+    fn insert_certificate(
+        &self,
+        record: &CertificateRecord,
+        fingerprint: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO certificates (serial, fingerprint, sector, identity_key, record) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &record.serial,
+                &fingerprint.as_slice(),
+                &record.sector,
+                &record.identity_key,
+                &encode(record)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE certificates SET record = $2 WHERE serial = $1",
+            &[&record.serial, &encode(record)?],
+        )?;
+        Ok(())
+    }
+
+    fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        self.record(
+            "device",
+            "SELECT record FROM devices WHERE identity_key = $1",
+            &[&identity_key],
+        )
+    }
+
+    fn put_device(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO devices (identity_key, record) VALUES ($1, $2) \
+             ON CONFLICT (identity_key) DO UPDATE SET record = EXCLUDED.record",
+            &[&record.identity_key, &encode(record)?],
+        )?;
+        Ok(())
+    }
+
+    fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        self.record(
+            "trust record",
+            "SELECT record FROM trust_records WHERE identity_key = $1",
+            &[&identity_key],
+        )
+    }
+
+    fn put_trust(&self, record: &TrustRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO trust_records (identity_key, record) VALUES ($1, $2) \
+             ON CONFLICT (identity_key) DO UPDATE SET record = EXCLUDED.record",
+            &[&record.identity_key, &encode(record)?],
+        )?;
+        Ok(())
+    }
+
+    fn history_entry(
+        &self,
+        identity_key: &str,
+        version: u64,
+    ) -> Result<Option<HistoryEntry>, StoreError> {
+        self.record(
+            "history",
+            "SELECT record FROM history WHERE identity_key = $1 AND version = $2",
+            &[&identity_key, &int(version)?],
+        )
+    }
+
+    fn put_history(&self, identity_key: &str, entry: &HistoryEntry) -> Result<(), StoreError> {
+        // Versions only grow: a second entry for one version is a bug the
+        // primary key turns into an aborted transaction.
+        self.exec(
+            "INSERT INTO history (identity_key, version, record) VALUES ($1, $2, $3)",
+            &[&identity_key, &int(entry.version)?, &encode(entry)?],
+        )?;
+        Ok(())
+    }
+
+    fn blocked_key(&self, fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
+        self.record(
+            "blocked key",
+            "SELECT record FROM blocked_keys WHERE fingerprint = $1",
+            &[&fingerprint.as_slice()],
+        )
+    }
+
+    fn put_blocked_key(
+        &self,
+        fingerprint: &[u8; 32],
+        block: &BlockedKey,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO blocked_keys (fingerprint, record) VALUES ($1, $2)",
+            &[&fingerprint.as_slice(), &encode(block)?],
+        )?;
+        Ok(())
+    }
+
+    fn put_revoked(
+        &self,
+        sector: &str,
+        serial: &[u8],
+        at: i64,
+        reason: u8,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO revoked (sector, serial, at, reason) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sector, serial) DO NOTHING",
+            &[&sector, &serial, &at, &i16::from(reason)],
+        )?;
+        Ok(())
+    }
+
+    fn audit_frontier(&self) -> Result<trustca_audit::MerkleFrontier, StoreError> {
+        match self.bytes("SELECT value FROM meta WHERE key = $1", &[&AUDIT_FRONTIER])? {
+            Some(v) => {
+                trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                    key: AUDIT_FRONTIER.into(),
+                    reason: e.to_string(),
+                })
+            }
+            None => Ok(trustca_audit::MerkleFrontier::new()),
+        }
+    }
+
+    fn put_audit_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO audit_log (seq, record) VALUES ($1, $2)",
+            &[&int(entry.seq)?, &encode(entry)?],
+        )?;
+        Ok(())
+    }
+
+    fn put_audit_frontier(
+        &self,
+        frontier: &trustca_audit::MerkleFrontier,
+    ) -> Result<(), StoreError> {
+        put_meta(self, AUDIT_FRONTIER, &frontier.to_bytes())
+    }
+
+    fn add_counts(&self, certificates: u64, devices: u64) -> Result<(), StoreError> {
+        for (key, n) in [(COUNT_CERTS, certificates), (COUNT_DEVICES, devices)] {
+            if n == 0 {
+                continue;
+            }
+            let old = self
+                .bytes("SELECT value FROM meta WHERE key = $1", &[&key])?
+                .map(|b| u64_of(&b))
+                .unwrap_or(0);
+            put_meta(self, key, &(old + n).to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn blob(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.bytes(
+            "SELECT value FROM blobs WHERE space = $1 AND key = $2",
+            &[&space, &key],
+        )
+    }
+
+    fn put_blob(&self, space: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO blobs (space, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+            &[&space, &key, &value],
+        )?;
+        Ok(())
+    }
+}
+
+fn put_meta(t: &PgTxn<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    t.exec(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&key, &value],
+    )?;
+    Ok(())
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(
+    what: &str,
+    row: &tokio_postgres::Row,
+) -> Result<T, StoreError> {
+    decode(what.as_bytes(), row.get::<_, &[u8]>(0))
+}
+
+impl Storage for PgStorage {
+    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        match self.write(|t| rules::issue_group(t, batch)) {
+            Ok(r) => r,
+            Err(e) => {
+                // The transaction rolled back: nothing of the group is stored.
+                let msg = e.to_string();
+                batch
+                    .iter()
+                    .map(|_| {
+                        Err(match &e {
+                            StoreError::Unavailable(_) => StoreError::Unavailable(msg.clone()),
+                            _ => StoreError::Backend(msg.clone()),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every write committed synchronously before it returned.
+        Ok(())
+    }
+
+    fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        self.read_one(
+            "SELECT record FROM devices WHERE identity_key = $1",
+            &[&identity_key],
+            |r| decoded("device", r),
+        )
+    }
+
+    fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        self.read_one(
+            "SELECT record FROM trust_records WHERE identity_key = $1",
+            &[&identity_key],
+            |r| decoded("trust record", r),
+        )
+    }
+
+    fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read(
+            "SELECT record FROM history WHERE identity_key = $1 ORDER BY version",
+            &[&identity_key],
+            |r| decoded("history", r),
+        )
+    }
+
+    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        self.read_one(
+            "SELECT record FROM certificates WHERE serial = $1",
+            &[&serial],
+            |r| decoded("certificate", r),
+        )
+    }
+
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        Ok((self.meta_u64(COUNT_CERTS)?, self.meta_u64(COUNT_DEVICES)?))
+    }
+
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(
+            "SELECT record FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            &[&int(from)?, &int(limit as u64)?],
+            |r| decoded("audit", r),
+        )
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .read_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::BIGINT \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                &[],
+                |r| Ok(r.get::<_, i64>(0)),
+            )?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_one(
+            "SELECT serial FROM certificates WHERE fingerprint = $1",
+            &[&fingerprint.as_slice()],
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )
+    }
+
+    fn apply_trust_changes(
+        &self,
+        changes: &[TrustChange],
+        at: i64,
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        self.write(|t| rules::apply_trust_changes(t, changes, at))
+    }
+
+    fn transfer_trust(
+        &self,
+        from: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<TrustRecord, StoreError> {
+        self.write(|t| rules::transfer_trust(t, from, to, actor, reason, at))
+    }
+
+    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.read(
+            "SELECT record FROM devices WHERE substr(identity_key, 1, char_length($1)) = $1 \
+             ORDER BY identity_key",
+            &[&prefix],
+            |r| decoded("device", r),
+        )
+    }
+
+    fn audit_entries_raw(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(
+            "SELECT seq, record FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            &[&int(from)?, &int(limit as u64)?],
+            |r| Ok((r.get::<_, i64>(0).max(0) as u64, r.get::<_, Vec<u8>>(1))),
+        )
+    }
+
+    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        let frontier = match self.read_one(
+            "SELECT value FROM meta WHERE key = $1",
+            &[&AUDIT_FRONTIER],
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )? {
+            Some(v) => {
+                trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| StoreError::Corrupt {
+                    key: AUDIT_FRONTIER.into(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => trustca_audit::MerkleFrontier::new(),
+        };
+        Ok((frontier.size(), frontier.root()))
+    }
+
+    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
+        self.write(|t| {
+            t.exec(
+                "INSERT INTO tree_heads (size, head) VALUES ($1, $2) \
+                 ON CONFLICT (size) DO UPDATE SET head = EXCLUDED.head",
+                &[&int(size)?, &signed_head],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read("SELECT head FROM tree_heads ORDER BY size", &[], |r| {
+            Ok(r.get::<_, Vec<u8>>(0))
+        })
+    }
+
+    fn revoke(
+        &self,
+        serials: &[Vec<u8>],
+        reason: u8,
+        actor: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        self.write(|t| rules::revoke(t, serials, reason, actor, note, at))
+    }
+
+    fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
+        self.read_one(
+            "SELECT record FROM blocked_keys WHERE fingerprint = $1",
+            &[&key_fingerprint.as_slice()],
+            |r| decoded("blocked key", r),
+        )
+    }
+
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        self.read(
+            "SELECT serial, at, reason FROM revoked WHERE sector = $1 ORDER BY serial",
+            &[&sector],
+            |r| {
+                let reason = u8::try_from(r.get::<_, i16>(2)).map_err(|_| StoreError::Corrupt {
+                    key: "revoked".into(),
+                    reason: "reason code out of range".into(),
+                })?;
+                Ok((r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1), reason))
+            },
+        )
+    }
+
+    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
+        // One statement, atomic across replicas: numbers are never reused.
+        let n = self.read_one(
+            "INSERT INTO crl_numbers (sector, number) VALUES ($1, 1) \
+             ON CONFLICT (sector) DO UPDATE SET number = crl_numbers.number + 1 \
+             RETURNING number",
+            &[&sector],
+            |r| Ok(r.get::<_, i64>(0)),
+        )?;
+        n.map(|n| n.max(1) as u64)
+            .ok_or_else(|| StoreError::Backend("no CRL number was returned".into()))
+    }
+
+    fn blob_put(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        create_only: bool,
+        audit: Option<&BlobAudit>,
+    ) -> Result<(), StoreError> {
+        self.write(|t| rules::put_blobs(t, space, records, create_only, audit))
+    }
+
+    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_one(
+            "SELECT value FROM blobs WHERE space = $1 AND key = $2",
+            &[&space, &key],
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )
+    }
+
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let len = i32::try_from(prefix.len())
+            .map_err(|_| StoreError::Backend("prefix too long".into()))?;
+        self.read(
+            "SELECT key, value FROM blobs WHERE space = $1 AND substr(key, 1, $3) = $2 \
+             ORDER BY key",
+            &[&space, &prefix, &len],
+            |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
+        )
+    }
+
+    fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {
+        // Taken when free or expired, renewed by its holder; the database's
+        // clock decides, so replicas' clocks need not agree.
+        let held = self.read_one(
+            "INSERT INTO leases (name, holder, expires_at) \
+             VALUES ($1, $2, now() + $3::BIGINT * interval '1 second') \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+                 expires_at = EXCLUDED.expires_at \
+             WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < now() \
+             RETURNING holder",
+            &[&name, &holder, &int(ttl_secs)?],
+            |r| Ok(r.get::<_, String>(0)),
+        )?;
+        Ok(held.as_deref() == Some(holder))
+    }
+}
+
+/// Administration helpers for deployments and tests.
+pub mod postgres_admin {
+    use super::{PgStorage, StoreError, pg_error};
+
+    /// Creates the database `name` on the server at `server_url` (a URL
+    /// without a database name, e.g. `postgres://trustca@127.0.0.1:5432`)
+    /// and returns the URL of the new database.
+    pub fn create_database(server_url: &str, name: &str) -> Result<String, StoreError> {
+        if name.is_empty()
+            || name.len() > 63
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::Backend(format!(
+                "database name {name:?} must be 1-63 characters of a-z, 0-9 and _"
+            )));
+        }
+        let base = server_url.trim_end_matches('/');
+        let admin = PgStorage::bare(&format!("{base}/postgres"))?;
+        admin.run(|h| {
+            let client = admin.client(h)?;
+            h.block_on(client.batch_execute(&format!("CREATE DATABASE {name}")))
+                .map_err(|e| pg_error(&admin.target, e))
+        })?;
+        Ok(format!("{base}/{name}"))
+    }
+
+    /// Overwrites the recorded schema version (tests of the refusal of a
+    /// newer schema).
+    pub fn set_schema_version(url: &str, version: i32) -> Result<(), StoreError> {
+        let store = PgStorage::bare(url)?;
+        store.run(|h| {
+            let client = store.client(h)?;
+            h.block_on(client.execute("UPDATE trustca_schema SET version = $1", &[&version]))
+                .map(|_| ())
+                .map_err(|e| pg_error(&store.target, e))
+        })
+    }
+}

@@ -1,0 +1,656 @@
+//! The storage contract: one set of tests run against every backend (sled
+//! in a temporary directory, PostgreSQL in a fresh database).
+//!
+//! PostgreSQL is found through `TRUSTCA_TEST_POSTGRES`, a server URL
+//! without a database name (e.g. `postgres://trustca@127.0.0.1:5433`).
+//! Without it the PostgreSQL half says loudly that it was skipped, and
+//! fails instead when `TRUSTCA_REQUIRE_POSTGRES=1` (as in CI).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use trustca_store::{
+    BlobAudit, CertificateRecord, CertificateStatus, DeviceRecord, Issuance, PgStorage,
+    SledStorage, Storage, StoreError, TrustChange, TrustStatus,
+};
+
+/// A backend under test: how to open (and reopen) it.
+enum Backend {
+    Sled(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Backend {
+    fn sled() -> Self {
+        Backend::Sled(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres(test: &str) -> Option<Self> {
+        let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
+            if std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1");
+            }
+            eprintln!(
+                "*** SKIPPED {test} on PostgreSQL: set TRUSTCA_TEST_POSTGRES=postgres://USER@HOST:PORT to run it ***"
+            );
+            return None;
+        };
+        let url =
+            trustca_store::postgres_admin::create_database(&server, &unique_name(test)).unwrap();
+        Some(Backend::Postgres(url))
+    }
+
+    /// Opens a handle; for PostgreSQL every call is a separate replica's
+    /// connection pool.
+    fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            Backend::Sled(dir) => Arc::new(SledStorage::open(dir.path()).unwrap()),
+            Backend::Postgres(url) => Arc::new(PgStorage::connect(url).unwrap()),
+        }
+    }
+
+    fn is_shared(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+}
+
+/// A database name no other test run uses.
+fn unique_name(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut name = format!("t_{}_{nanos}_{test}", std::process::id());
+    name.truncate(63);
+    name
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sled {
+            $( #[test] fn $name() { super::$name(&super::Backend::sled()) } )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(b) = super::Backend::postgres(stringify!($name)) {
+                        super::$name(&b)
+                    }
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    issuance_is_atomic_and_unique,
+    renewal_supersedes_and_bumps_version,
+    a_renewal_keeps_a_level_set_by_an_operator,
+    trust_changes_are_all_or_nothing_and_leave_history,
+    transfer_copies_every_change_committed_before_it,
+    audit_entries_are_merkle_leaves,
+    revocation_marks_indexes_and_retires_the_device,
+    key_compromise_blocks_the_key_everywhere,
+    crl_numbers_are_never_reused,
+    blobs_and_their_audit_entries,
+    tree_heads_are_kept_in_order,
+    records_survive_reopening,
+    concurrent_writers_keep_one_audit_log,
+    leases_have_one_holder,
+);
+
+/// A real certificate for `key` (so key fingerprints work), unique per
+/// `serial`.
+fn cert_der(key: &rcgen::KeyPair, serial: u8) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[1, serial]));
+    params.self_signed(key).unwrap().der().to_vec()
+}
+
+fn key() -> rcgen::KeyPair {
+    rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+}
+
+fn issuance_with(serial: u8, identity: &str, renewal: bool, der: Vec<u8>) -> Issuance {
+    Issuance {
+        certificate: CertificateRecord {
+            serial: vec![serial; 16],
+            der,
+            sector: "automotive".into(),
+            kind: "long-term".into(),
+            identity_key: Some(identity.into()),
+            issued_at: 1_700_000_000,
+            not_after: 4_000_000_000,
+            status: CertificateStatus::Active,
+        },
+        device: Some(DeviceRecord {
+            identity_key: identity.into(),
+            urn: format!("urn:{identity}"),
+            sector: "automotive".into(),
+            manufacturer: "acme".into(),
+            model: "m".into(),
+            serial: "s".into(),
+            firmware_version: "1.0".into(),
+            certificate_level: 3,
+            policy_version: "p".into(),
+            enrolled_at: 1_700_000_000,
+            certificates: vec![],
+        }),
+        renewal,
+        actor: "manufacturer:acme".into(),
+        audit_kind: "certificate.issued".into(),
+        audit_detail: "{}".into(),
+    }
+}
+
+/// An issuance whose DER does not parse (no key to block), unique per
+/// serial so fingerprints stay unique.
+fn issuance(serial: u8, identity: &str, renewal: bool) -> Issuance {
+    issuance_with(serial, identity, renewal, vec![0x30, 0x01, serial])
+}
+
+fn change(identity: &str, level: u8, status: Option<TrustStatus>) -> TrustChange {
+    TrustChange {
+        identity_key: identity.into(),
+        level: Some(level),
+        status,
+        actor: "operator:ops".into(),
+        change: format!("level -> {level}"),
+        reason: "CVE-2026-0001".into(),
+        audit_kind: "trust.changed".into(),
+    }
+}
+
+fn issuance_is_atomic_and_unique(b: &Backend) {
+    let s = b.open();
+    let r = s.commit_issuances(&[
+        issuance(1, "a", false),
+        issuance(2, "a", false),
+        issuance(1, "b", false),
+    ]);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert!(matches!(r[1], Err(StoreError::AlreadyEnrolled(_))), "{r:?}");
+    assert!(matches!(r[2], Err(StoreError::SerialReused(_))), "{r:?}");
+    // The refused ones left nothing behind.
+    assert!(s.device("b").unwrap().is_none());
+    assert!(s.certificate(&[2; 16]).unwrap().is_none());
+    assert_eq!(s.counts().unwrap(), (1, 1));
+    assert_eq!(s.audit_entries(0, 10).unwrap().len(), 1);
+    assert_eq!(s.history("a").unwrap().len(), 1);
+    let fp = ring::digest::digest(&ring::digest::SHA256, &[0x30, 0x01, 1]);
+    let fp: [u8; 32] = fp.as_ref().try_into().unwrap();
+    assert_eq!(s.serial_by_fingerprint(&fp).unwrap(), Some(vec![1; 16]));
+    // A later group cannot reuse the identity or the serial either.
+    let r = s.commit_issuances(&[issuance(1, "c", false), issuance(3, "a", false)]);
+    assert!(matches!(r[0], Err(StoreError::SerialReused(_))), "{r:?}");
+    assert!(matches!(r[1], Err(StoreError::AlreadyEnrolled(_))), "{r:?}");
+    assert_eq!(s.counts().unwrap(), (1, 1));
+}
+
+fn renewal_supersedes_and_bumps_version(b: &Backend) {
+    let s = b.open();
+    assert!(matches!(
+        s.commit_issuances(&[issuance(9, "a", true)])[0],
+        Err(StoreError::NotEnrolled(_))
+    ));
+    assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+    let mut renew = issuance(2, "a", true);
+    renew.device.as_mut().unwrap().certificate_level = 5;
+    assert!(s.commit_issuances(&[renew])[0].is_ok());
+    let dev = s.device("a").unwrap().unwrap();
+    assert_eq!(dev.certificates.len(), 2);
+    let t = s.trust_record("a").unwrap().unwrap();
+    assert_eq!((t.level, t.version), (5, 2));
+    assert!(matches!(
+        s.certificate(&[1; 16]).unwrap().unwrap().status,
+        CertificateStatus::Superseded { .. }
+    ));
+    let hist = s.history("a").unwrap();
+    assert_eq!(hist.len(), 2);
+    assert!(hist[1].change.contains("3->5"), "{}", hist[1].change);
+    assert_eq!(s.counts().unwrap(), (2, 1));
+    // A suspended device is not renewed.
+    s.apply_trust_changes(&[change("a", 5, Some(TrustStatus::Suspended))], 5)
+        .unwrap();
+    assert!(matches!(
+        s.commit_issuances(&[issuance(3, "a", true)])[0],
+        Err(StoreError::NotActive { .. })
+    ));
+}
+
+fn a_renewal_keeps_a_level_set_by_an_operator(b: &Backend) {
+    let s = b.open();
+    assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+    s.apply_trust_changes(&[change("a", 1, None)], 5).unwrap();
+    for serial in [2, 3] {
+        let mut renew = issuance(serial, "a", true);
+        renew.device.as_mut().unwrap().certificate_level = 5;
+        assert!(s.commit_issuances(&[renew])[0].is_ok());
+        assert_eq!(s.trust_record("a").unwrap().unwrap().level, 1);
+    }
+}
+
+fn trust_changes_are_all_or_nothing_and_leave_history(b: &Backend) {
+    let s = b.open();
+    let r = s.commit_issuances(&[issuance(1, "a", false), issuance(2, "b", false)]);
+    assert!(r.iter().all(|r| r.is_ok()));
+    let suspend = |key: &str| change(key, 1, Some(TrustStatus::Suspended));
+    // One unknown device: nothing at all changes.
+    assert!(matches!(
+        s.apply_trust_changes(&[suspend("a"), suspend("zz")], 5),
+        Err(StoreError::NotEnrolled(_))
+    ));
+    assert_eq!(s.trust_record("a").unwrap().unwrap().version, 1);
+    assert_eq!(s.audit_entries(0, 100).unwrap().len(), 2);
+    let out = s
+        .apply_trust_changes(&[suspend("a"), suspend("b")], 5)
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    let a = s.trust_record("a").unwrap().unwrap();
+    assert_eq!(
+        (a.level, a.status, a.version),
+        (1, TrustStatus::Suspended, 2)
+    );
+    let h = s.history("a").unwrap();
+    assert_eq!(h[1].reason, "CVE-2026-0001");
+    assert_eq!(s.audit_entries(0, 100).unwrap().len(), 4);
+    // Transfer to a successor.
+    let t = s
+        .transfer_trust("a", "b", "operator:ops", "replacement unit", 6)
+        .unwrap();
+    assert_eq!(t.status, TrustStatus::Suspended);
+    assert_eq!(
+        s.trust_record("a").unwrap().unwrap().status,
+        TrustStatus::Retired
+    );
+    assert!(
+        s.history("b")
+            .unwrap()
+            .iter()
+            .any(|e| e.change.contains("[from a v2]"))
+    );
+    // A retired record is not transferred again.
+    assert!(matches!(
+        s.transfer_trust("a", "b", "operator:ops", "again", 7),
+        Err(StoreError::NotActive { .. })
+    ));
+    assert_eq!(s.devices_with_prefix("a").unwrap().len(), 1);
+    assert_eq!(s.devices_with_prefix("").unwrap().len(), 2);
+    assert!(s.devices_with_prefix("c").unwrap().is_empty());
+}
+
+fn transfer_copies_every_change_committed_before_it(b: &Backend) {
+    // A change racing a transfer must be either copied to the successor or
+    // recorded after the predecessor's retirement, never lost.
+    let s = b.open();
+    let other = if b.is_shared() {
+        b.open()
+    } else {
+        Arc::clone(&s)
+    };
+    let rounds = 20u8;
+    for i in 0..rounds {
+        let r = s.commit_issuances(&[
+            issuance(i, &format!("a{i}"), false),
+            issuance(100 + i, &format!("b{i}"), false),
+        ]);
+        assert!(r.iter().all(|r| r.is_ok()), "{r:?}");
+    }
+    let changer = std::thread::spawn(move || {
+        for i in 0..rounds {
+            for _ in 0..4 {
+                other
+                    .apply_trust_changes(&[change(&format!("a{i}"), 2, None)], 7)
+                    .unwrap();
+            }
+        }
+    });
+    for i in 0..rounds {
+        while s.trust_record(&format!("a{i}")).unwrap().unwrap().version < 3 {
+            std::thread::yield_now();
+        }
+        s.transfer_trust(
+            &format!("a{i}"),
+            &format!("b{i}"),
+            "operator:ops",
+            "swap",
+            8,
+        )
+        .unwrap();
+    }
+    changer.join().unwrap();
+    for i in 0..rounds {
+        let from = s.history(&format!("a{i}")).unwrap();
+        let retired = from
+            .iter()
+            .find(|h| h.change.starts_with("retired"))
+            .unwrap()
+            .version;
+        let copied = s
+            .history(&format!("b{i}"))
+            .unwrap()
+            .iter()
+            .filter(|h| h.change.starts_with(&format!("[from a{i} ")))
+            .count() as u64;
+        assert_eq!(copied, retired - 1, "device a{i}: changes were lost");
+    }
+}
+
+fn audit_entries_are_merkle_leaves(b: &Backend) {
+    let s = b.open();
+    for i in 0..5u8 {
+        assert!(s.commit_issuances(&[issuance(i + 1, &format!("d{i}"), false)])[0].is_ok());
+    }
+    let entries = s.audit_entries(0, 100).unwrap();
+    assert_eq!(entries.len(), 5);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64);
+        assert_eq!(e.leaf_hash, trustca_audit::leaf_hash(&e.leaf_bytes()));
+    }
+    let (size, root) = s.audit_head().unwrap();
+    assert_eq!(size, 5);
+    let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf_hash).collect();
+    assert_eq!(root, trustca_audit::root_at(&hashes, 5).unwrap());
+    assert_eq!(s.audit_entries(3, 100).unwrap().len(), 2);
+    assert_eq!(s.audit_entries(0, 2).unwrap().len(), 2);
+    let raw = s.audit_entries_raw(4, 10).unwrap();
+    assert_eq!(raw.len(), 1);
+    assert_eq!(raw[0].0, 4);
+    assert_eq!(
+        trustca_store::AuditEntry::decode(&raw[0].1).unwrap(),
+        entries[4]
+    );
+    // Inclusion proof of every entry against the head.
+    for i in 0..5u64 {
+        let proof = trustca_audit::inclusion_proof(&hashes, i, 5).unwrap();
+        assert!(
+            trustca_audit::verify_inclusion(&hashes[i as usize], i, 5, &proof, &root).is_ok(),
+            "entry {i}"
+        );
+    }
+}
+
+fn revocation_marks_indexes_and_retires_the_device(b: &Backend) {
+    let s = b.open();
+    let k = key();
+    let r = s.commit_issuances(&[issuance_with(1, "a", false, cert_der(&k, 1))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    // An unknown serial: refused, nothing changes.
+    let before = s.audit_head().unwrap();
+    assert!(matches!(
+        s.revoke(&[vec![1; 16], vec![9; 16]], 4, "operator:ops", "", 10),
+        Err(StoreError::NotEnrolled(_))
+    ));
+    assert_eq!(s.audit_head().unwrap(), before);
+    assert!(s.revoked_in_sector("automotive").unwrap().is_empty());
+    // Superseded (4): the device's only certificate, so it is revoked.
+    let changed = s
+        .revoke(&[vec![1; 16]], 4, "operator:ops", "replaced", 10)
+        .unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        s.certificate(&[1; 16]).unwrap().unwrap().status,
+        CertificateStatus::Revoked { reason: 4, at: 10 }
+    );
+    assert_eq!(
+        s.revoked_in_sector("automotive").unwrap(),
+        vec![(vec![1; 16], 10, 4)]
+    );
+    assert!(s.revoked_in_sector("energy").unwrap().is_empty());
+    assert_eq!(
+        s.trust_record("a").unwrap().unwrap().status,
+        TrustStatus::Revoked
+    );
+    let kinds: Vec<String> = s
+        .audit_entries(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["certificate.issued", "certificate.revoked", "trust.revoked"]
+    );
+    // Revoking again changes nothing.
+    assert!(
+        s.revoke(&[vec![1; 16]], 1, "operator:ops", "", 11)
+            .unwrap()
+            .is_empty()
+    );
+    // Coming back needs a new key.
+    let again = issuance_with(2, "a", true, cert_der(&k, 2));
+    assert!(matches!(
+        s.commit_issuances(&[again])[0],
+        Err(StoreError::KeyReused { .. })
+    ));
+    let fresh = issuance_with(3, "a", true, cert_der(&key(), 3));
+    assert!(s.commit_issuances(&[fresh])[0].is_ok());
+    assert_eq!(
+        s.trust_record("a").unwrap().unwrap().status,
+        TrustStatus::Active
+    );
+}
+
+fn key_compromise_blocks_the_key_everywhere(b: &Backend) {
+    let s = b.open();
+    let k = key();
+    let r = s.commit_issuances(&[issuance_with(1, "a", false, cert_der(&k, 1))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    // A renewal that kept the key.
+    let r = s.commit_issuances(&[issuance_with(2, "a", true, cert_der(&k, 2))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    let changed = s
+        .revoke(&[vec![2; 16]], 1, "operator:ops", "leaked", 20)
+        .unwrap();
+    // Both certificates with the key are revoked.
+    assert_eq!(changed.len(), 2);
+    let spki = trustca_model::certificate_key_fingerprint(&cert_der(&k, 1)).unwrap();
+    let block = s.blocked_key(&spki).unwrap().unwrap();
+    assert_eq!(block.identity_key.as_deref(), Some("a"));
+    // The key is refused under any identity.
+    let r = s.commit_issuances(&[issuance_with(3, "z", false, cert_der(&k, 3))]);
+    assert!(
+        matches!(r[0], Err(StoreError::KeyCompromised { .. })),
+        "{r:?}"
+    );
+    assert!(s.device("z").unwrap().is_none());
+    assert!(
+        s.audit_entries(0, 100)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "key.blocked")
+    );
+}
+
+fn crl_numbers_are_never_reused(b: &Backend) {
+    let first = b.open();
+    let second = if b.is_shared() {
+        b.open()
+    } else {
+        Arc::clone(&first)
+    };
+    let first_handle = Arc::clone(&first);
+    let stores = [first, second];
+    let mut threads = Vec::new();
+    for s in stores {
+        threads.push(std::thread::spawn(move || {
+            (0..20)
+                .map(|_| s.next_crl_number("automotive").unwrap())
+                .collect::<Vec<u64>>()
+        }));
+    }
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+    assert_eq!(first_handle.next_crl_number("energy").unwrap(), 1);
+}
+
+fn blobs_and_their_audit_entries(b: &Backend) {
+    let s = b.open();
+    let audit = BlobAudit {
+        actor: "service:pseudonym".into(),
+        kind: "pseudonym.issued".into(),
+        subject: "batch".into(),
+        detail: "{}".into(),
+        at: 5,
+    };
+    s.blob_put(
+        "space.a",
+        &[
+            (b"k1".to_vec(), b"v1".to_vec()),
+            (b"k2".to_vec(), b"v2".to_vec()),
+        ],
+        true,
+        Some(&audit),
+    )
+    .unwrap();
+    s.blob_put(
+        "space.b",
+        &[(b"k1".to_vec(), b"other".to_vec())],
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.blob_get("space.a", b"k1").unwrap().unwrap(), b"v1");
+    assert_eq!(s.blob_get("space.b", b"k1").unwrap().unwrap(), b"other");
+    assert!(s.blob_get("space.a", b"k3").unwrap().is_none());
+    assert_eq!(s.blob_scan("space.a", b"k").unwrap().len(), 2);
+    assert_eq!(s.blob_scan("space.a", b"").unwrap().len(), 2);
+    assert_eq!(s.blob_scan("space.a", b"k2").unwrap().len(), 1);
+    // create_only refuses an existing key, and writes nothing of the call.
+    assert!(
+        s.blob_put(
+            "space.a",
+            &[
+                (b"k9".to_vec(), b"x".to_vec()),
+                (b"k1".to_vec(), b"x".to_vec())
+            ],
+            true,
+            Some(&audit),
+        )
+        .is_err()
+    );
+    assert!(s.blob_get("space.a", b"k9").unwrap().is_none());
+    assert_eq!(s.blob_get("space.a", b"k1").unwrap().unwrap(), b"v1");
+    // Overwrite when allowed.
+    s.blob_put("space.a", &[(b"k1".to_vec(), b"v1b".to_vec())], false, None)
+        .unwrap();
+    assert_eq!(s.blob_get("space.a", b"k1").unwrap().unwrap(), b"v1b");
+    let entries = s.audit_entries(0, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, "pseudonym.issued");
+}
+
+fn tree_heads_are_kept_in_order(b: &Backend) {
+    let s = b.open();
+    assert!(s.tree_heads().unwrap().is_empty());
+    s.store_tree_head(300, b"h300").unwrap();
+    s.store_tree_head(2, b"h2").unwrap();
+    s.store_tree_head(40, b"h40").unwrap();
+    assert_eq!(
+        s.tree_heads().unwrap(),
+        vec![b"h2".to_vec(), b"h40".to_vec(), b"h300".to_vec()]
+    );
+}
+
+fn records_survive_reopening(b: &Backend) {
+    {
+        let s = b.open();
+        assert!(s.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+        s.flush().unwrap();
+    }
+    let s = b.open();
+    assert!(s.device("a").unwrap().is_some());
+    assert_eq!(s.counts().unwrap(), (1, 1));
+    assert_eq!(s.audit_head().unwrap().0, 1);
+    assert!(s.size_on_disk().unwrap() > 0);
+}
+
+fn concurrent_writers_keep_one_audit_log(b: &Backend) {
+    // Two handles (two replicas on PostgreSQL; one shared handle on sled)
+    // write at once: the audit log stays one gap-free Merkle log.
+    let first = b.open();
+    let second = if b.is_shared() {
+        b.open()
+    } else {
+        Arc::clone(&first)
+    };
+    let writers: Vec<_> = [(first.clone(), 0u8), (second, 100u8)]
+        .into_iter()
+        .map(|(s, base)| {
+            std::thread::spawn(move || {
+                for i in 0..25u8 {
+                    let id = format!("w{base}-{i}");
+                    let r = s.commit_issuances(&[issuance(base + i, &id, false)]);
+                    assert!(r[0].is_ok(), "{r:?}");
+                    s.apply_trust_changes(&[change(&id, 2, None)], 9).unwrap();
+                    s.next_crl_number("automotive").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let entries = first.audit_entries(0, 1000).unwrap();
+    assert_eq!(entries.len(), 100);
+    let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf_hash).collect();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.seq, i as u64);
+        assert_eq!(e.leaf_hash, trustca_audit::leaf_hash(&e.leaf_bytes()));
+    }
+    let (size, root) = first.audit_head().unwrap();
+    assert_eq!(size, 100);
+    assert_eq!(root, trustca_audit::root_at(&hashes, 100).unwrap());
+    assert_eq!(first.counts().unwrap(), (50, 50));
+    assert_eq!(first.next_crl_number("automotive").unwrap(), 51);
+}
+
+fn leases_have_one_holder(b: &Backend) {
+    let a = b.open();
+    if !b.is_shared() {
+        // One process per store: every lease is its own.
+        assert!(a.hold_lease("tree-heads", "replica-a", 30).unwrap());
+        assert!(a.hold_lease("tree-heads", "replica-b", 30).unwrap());
+        return;
+    }
+    let other = b.open();
+    assert!(a.hold_lease("tree-heads", "replica-a", 30).unwrap());
+    assert!(!other.hold_lease("tree-heads", "replica-b", 30).unwrap());
+    // Renewed by its holder; another lease is independent.
+    assert!(a.hold_lease("tree-heads", "replica-a", 30).unwrap());
+    assert!(other.hold_lease("crl", "replica-b", 30).unwrap());
+    // Expired: the next asker takes it over.
+    assert!(a.hold_lease("short", "replica-a", 1).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(other.hold_lease("short", "replica-b", 30).unwrap());
+    assert!(!a.hold_lease("short", "replica-a", 30).unwrap());
+}
+
+#[test]
+fn postgres_refuses_a_newer_schema() {
+    let Some(Backend::Postgres(url)) = Backend::postgres("newer_schema") else {
+        return;
+    };
+    drop(PgStorage::connect(&url).unwrap());
+    trustca_store::postgres_admin::set_schema_version(&url, trustca_store::SCHEMA_VERSION + 1)
+        .unwrap();
+    let err = PgStorage::connect(&url).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+    assert!(err.to_string().contains("upgrade trustca"), "{err}");
+}
+
+#[test]
+fn postgres_unreachable_is_a_plain_unavailable_error() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err = PgStorage::connect(&format!("postgres://trustca@127.0.0.1:{port}/x")).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(!err.to_string().contains("Error {"), "{err}");
+}
