@@ -27,7 +27,7 @@ pub use error::StoreError;
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
-    Issuance, TrustChange, TrustRecord, TrustStatus,
+    Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
 pub use sled_store::{CloseWaiter, SledStorage};
 
@@ -130,6 +130,66 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         let _ = (name, holder, ttl_secs);
         Ok(true)
     }
+    /// Hands every stored record to `each`, audit entries in sequence
+    /// order, for copying the store to another backend.
+    fn export(
+        &self,
+        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Writes records exported from another store in one transaction,
+    /// durably. Audit entries must continue the log exactly (sequence
+    /// number and leaf hash are checked), so the copy's log verifies
+    /// against the original's signed tree heads.
+    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
+}
+
+/// How many records [`copy_store`] moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Records copied, of every kind.
+    pub records: u64,
+    /// Audit entries among them.
+    pub audit_entries: u64,
+}
+
+/// Copies every record of `from` into the empty store `to`, in
+/// transactions of `chunk` records, calling `progress` after each. The
+/// audit log keeps its sequence numbers and leaf hashes, so it verifies on
+/// the target against the source's signed tree heads. A copy that fails
+/// half-way leaves a partial target: start again on a fresh one.
+pub fn copy_store(
+    from: &dyn Storage,
+    to: &dyn Storage,
+    chunk: usize,
+    progress: &mut dyn FnMut(CopyReport),
+) -> Result<CopyReport, StoreError> {
+    if to.counts()? != (0, 0) || to.audit_head()?.0 != 0 {
+        return Err(StoreError::Backend(
+            "the target store is not empty; copy into a fresh one".into(),
+        ));
+    }
+    let chunk = chunk.max(1);
+    let mut report = CopyReport::default();
+    let mut pending = Vec::with_capacity(chunk);
+    from.export(&mut |record| {
+        if matches!(record, StoredRecord::Audit(_)) {
+            report.audit_entries += 1;
+        }
+        report.records += 1;
+        pending.push(record);
+        if pending.len() >= chunk {
+            to.import(&pending)?;
+            pending.clear();
+            progress(report);
+        }
+        Ok(())
+    })?;
+    if !pending.is_empty() {
+        to.import(&pending)?;
+    }
+    to.flush()?;
+    progress(report);
+    Ok(report)
 }
 
 /// One opaque record: key and value.

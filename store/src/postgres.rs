@@ -28,7 +28,7 @@ use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
-    KeyValue, Storage, StoreError, TrustChange, TrustRecord,
+    KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
 };
 
 /// The schema version this binary writes; a database with a newer one is
@@ -510,6 +510,30 @@ impl RecordTxn for PgTxn<'_> {
         )?;
         Ok(())
     }
+
+    fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        self.put_tree_head_row(size, head)
+    }
+
+    fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO crl_numbers (sector, number) VALUES ($1, $2) \
+             ON CONFLICT (sector) DO UPDATE SET number = EXCLUDED.number",
+            &[&sector, &int(number)?],
+        )?;
+        Ok(())
+    }
+}
+
+impl PgTxn<'_> {
+    fn put_tree_head_row(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO tree_heads (size, head) VALUES ($1, $2) \
+             ON CONFLICT (size) DO UPDATE SET head = EXCLUDED.head",
+            &[&int(size)?, &head],
+        )?;
+        Ok(())
+    }
 }
 
 fn put_meta(t: &PgTxn<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -676,14 +700,7 @@ impl Storage for PgStorage {
     }
 
     fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
-        self.write(|t| {
-            t.exec(
-                "INSERT INTO tree_heads (size, head) VALUES ($1, $2) \
-                 ON CONFLICT (size) DO UPDATE SET head = EXCLUDED.head",
-                &[&int(size)?, &signed_head],
-            )
-        })?;
-        Ok(())
+        self.write(|t| t.put_tree_head_row(size, signed_head))
     }
 
     fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -765,6 +782,141 @@ impl Storage for PgStorage {
             &[&space, &prefix, &len],
             |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
         )
+    }
+
+    fn export(
+        &self,
+        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // Page through each table in key order so memory stays bounded.
+        const PAGE: i64 = 2000;
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let rows = self.read(
+                "SELECT serial, record FROM certificates WHERE serial > $1 ORDER BY serial LIMIT $2",
+                &[&after, &PAGE],
+                |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
+            )?;
+            let Some((last, _)) = rows.last() else { break };
+            after = last.clone();
+            for (k, v) in rows {
+                each(StoredRecord::Certificate(decode(&k, &v)?))?;
+            }
+        }
+        for (table, make) in [("devices", 0u8), ("trust_records", 1u8)] {
+            let mut after = String::new();
+            loop {
+                let rows = self.read(
+                    &format!(
+                        "SELECT identity_key, record FROM {table} WHERE identity_key > $1 \
+                         ORDER BY identity_key LIMIT $2"
+                    ),
+                    &[&after, &PAGE],
+                    |r| Ok((r.get::<_, String>(0), r.get::<_, Vec<u8>>(1))),
+                )?;
+                let Some((last, _)) = rows.last() else { break };
+                after = last.clone();
+                for (k, v) in rows {
+                    each(if make == 0 {
+                        StoredRecord::Device(decode(k.as_bytes(), &v)?)
+                    } else {
+                        StoredRecord::Trust(decode(k.as_bytes(), &v)?)
+                    })?;
+                }
+            }
+        }
+        let mut after = (String::new(), -1i64);
+        loop {
+            let rows = self.read(
+                "SELECT identity_key, version, record FROM history \
+                 WHERE (identity_key, version) > ($1, $2) ORDER BY identity_key, version LIMIT $3",
+                &[&after.0, &after.1, &PAGE],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0),
+                        r.get::<_, i64>(1),
+                        r.get::<_, Vec<u8>>(2),
+                    ))
+                },
+            )?;
+            let Some((k, v, _)) = rows.last() else { break };
+            after = (k.clone(), *v);
+            for (k, _, record) in rows {
+                let entry = decode(k.as_bytes(), &record)?;
+                each(StoredRecord::History(k, entry))?;
+            }
+        }
+        let mut from = 0u64;
+        loop {
+            let entries = self.audit_entries(from, PAGE as usize)?;
+            let Some(last) = entries.last() else { break };
+            from = last.seq + 1;
+            for e in entries {
+                each(StoredRecord::Audit(e))?;
+            }
+        }
+        for (size, head) in self.read(
+            "SELECT size, head FROM tree_heads ORDER BY size",
+            &[],
+            |r| Ok((r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1))),
+        )? {
+            each(StoredRecord::TreeHead(size.max(0) as u64, head))?;
+        }
+        for (sector, serial, at, reason) in self.read(
+            "SELECT sector, serial, at, reason FROM revoked ORDER BY sector, serial",
+            &[],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0),
+                    r.get::<_, Vec<u8>>(1),
+                    r.get::<_, i64>(2),
+                    r.get::<_, i16>(3),
+                ))
+            },
+        )? {
+            let reason = u8::try_from(reason).map_err(|_| StoreError::Corrupt {
+                key: "revoked".into(),
+                reason: "reason code out of range".into(),
+            })?;
+            each(StoredRecord::Revoked(sector, serial, at, reason))?;
+        }
+        for (fp, record) in self.read(
+            "SELECT fingerprint, record FROM blocked_keys ORDER BY fingerprint",
+            &[],
+            |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
+        )? {
+            let key: [u8; 32] = fp.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                key: "blocked key".into(),
+                reason: "key is not a SHA-256".into(),
+            })?;
+            each(StoredRecord::BlockedKey(key, decode(&fp, &record)?))?;
+        }
+        for (space, key, value) in self.read(
+            "SELECT space, key, value FROM blobs ORDER BY space, key",
+            &[],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0),
+                    r.get::<_, Vec<u8>>(1),
+                    r.get::<_, Vec<u8>>(2),
+                ))
+            },
+        )? {
+            each(StoredRecord::Blob(space, key, value))?;
+        }
+        for (sector, n) in self.read(
+            "SELECT sector, number FROM crl_numbers ORDER BY sector",
+            &[],
+            |r| Ok((r.get::<_, String>(0), r.get::<_, i64>(1))),
+        )? {
+            each(StoredRecord::CrlNumber(sector, n.max(0) as u64))?;
+        }
+        let (certificates, devices) = self.counts()?;
+        each(StoredRecord::Counts(certificates, devices))
+    }
+
+    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        self.write(|t| rules::import(t, records))
     }
 
     fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {

@@ -232,3 +232,33 @@ pub struct TrustChange {
     /// Audit event kind, e.g. `trust.level-changed`.
     pub audit_kind: String,
 }
+
+/// One stored record of any kind, as `Storage::export` yields them and
+/// `Storage::import` takes them: what `trustca store copy` moves between
+/// backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredRecord {
+    /// A certificate (its fingerprint index entry is rebuilt).
+    Certificate(CertificateRecord),
+    /// A device record.
+    Device(DeviceRecord),
+    /// A live trust record.
+    Trust(TrustRecord),
+    /// One history entry of an identity key.
+    History(String, HistoryEntry),
+    /// One audit entry; imported in sequence order, its leaf re-checked.
+    Audit(AuditEntry),
+    /// A signed tree head (encoded) for a tree size.
+    TreeHead(u64, Vec<u8>),
+    /// A revocation index entry: sector, serial, unix time, reason code.
+    Revoked(String, Vec<u8>, i64, u8),
+    /// A key blocked for compromise, by SPKI fingerprint.
+    BlockedKey([u8; 32], BlockedKey),
+    /// An opaque record: space, key, value.
+    Blob(String, Vec<u8>, Vec<u8>),
+    /// The last CRL number allocated for a sector.
+    CrlNumber(String, u64),
+    /// The certificate and device counters.
+    Counts(u64, u64),
+}

@@ -14,7 +14,8 @@ use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
 
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord,
-    HistoryEntry, Issuance, KeyValue, StoreError, TrustChange, TrustRecord, TrustStatus,
+    HistoryEntry, Issuance, KeyValue, StoreError, StoredRecord, TrustChange, TrustRecord,
+    TrustStatus,
 };
 
 /// Typed reads and writes inside one backend transaction. `Fail` is the
@@ -63,6 +64,9 @@ pub(crate) trait RecordTxn {
     fn add_counts(&self, certificates: u64, devices: u64) -> Result<(), Self::Fail>;
     fn blob(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Fail>;
     fn put_blob(&self, space: &str, key: &[u8], value: &[u8]) -> Result<(), Self::Fail>;
+    fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Self::Fail>;
+    /// Sets the last CRL number of a sector (copying a store only).
+    fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Self::Fail>;
 }
 
 /// The audit log as one transaction sees it: entries are numbered from the
@@ -662,6 +666,54 @@ pub(crate) fn put_blobs<T: RecordTxn>(
     if let Some(a) = audit {
         let mut log = AuditAppend::load(t)?;
         log.append(t, a.at, &a.actor, &a.kind, &a.subject, &a.detail)?;
+        log.save(t)?;
+    }
+    Ok(())
+}
+
+/// Writes records exported from another store (see
+/// [`crate::Storage::import`]).
+pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<(), T::Fail> {
+    let mut log = AuditAppend::load(t)?;
+    let mut audited = false;
+    for record in records {
+        match record {
+            StoredRecord::Certificate(c) => t.insert_certificate(c, &fingerprint(&c.der))?,
+            StoredRecord::Device(d) => t.put_device(d)?,
+            StoredRecord::Trust(r) => t.put_trust(r)?,
+            StoredRecord::History(key, h) => t.put_history(key, h)?,
+            StoredRecord::Audit(entry) => {
+                let expected = log.frontier.size();
+                if entry.seq != expected {
+                    return Err(T::fail(StoreError::Corrupt {
+                        key: format!("audit {}", entry.seq),
+                        reason: format!("the log continues at {expected}"),
+                    }));
+                }
+                let (_, leaf) = log
+                    .frontier
+                    .push_entry(&entry.leaf_bytes())
+                    .map_err(|e| T::fail(StoreError::Backend(format!("audit log: {e}"))))?;
+                if leaf != entry.leaf_hash {
+                    return Err(T::fail(StoreError::Corrupt {
+                        key: format!("audit {}", entry.seq),
+                        reason: "its leaf hash does not match its content".into(),
+                    }));
+                }
+                t.put_audit_entry(entry)?;
+                audited = true;
+            }
+            StoredRecord::TreeHead(size, head) => t.put_tree_head(*size, head)?,
+            StoredRecord::Revoked(sector, serial, at, reason) => {
+                t.put_revoked(sector, serial, *at, *reason)?
+            }
+            StoredRecord::BlockedKey(fp, block) => t.put_blocked_key(fp, block)?,
+            StoredRecord::Blob(space, key, value) => t.put_blob(space, key, value)?,
+            StoredRecord::CrlNumber(sector, n) => t.set_crl_number(sector, *n)?,
+            StoredRecord::Counts(certificates, devices) => t.add_counts(*certificates, *devices)?,
+        }
+    }
+    if audited {
         log.save(t)?;
     }
     Ok(())

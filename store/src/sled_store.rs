@@ -10,7 +10,7 @@ use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
-    StoreError, TrustChange, TrustRecord,
+    StoreError, StoredRecord, TrustChange, TrustRecord,
 };
 
 const AUDIT_FRONTIER: &[u8] = b"audit.frontier";
@@ -106,6 +106,7 @@ type WriteView = (
     TransactionalTree,
     TransactionalTree,
     TransactionalTree,
+    TransactionalTree,
 );
 
 /// One sled transaction seen through [`RecordTxn`]: the rules run on it
@@ -121,6 +122,7 @@ struct SledTxn<'a> {
     revoked: &'a TransactionalTree,
     blobs: &'a TransactionalTree,
     blocked_keys: &'a TransactionalTree,
+    heads: &'a TransactionalTree,
 }
 
 impl<'a> SledTxn<'a> {
@@ -136,6 +138,7 @@ impl<'a> SledTxn<'a> {
             revoked: &v.7,
             blobs: &v.8,
             blocked_keys: &v.9,
+            heads: &v.10,
         }
     }
 
@@ -262,6 +265,33 @@ impl RecordTxn for SledTxn<'_> {
         self.blobs.insert(blob_key(space, key), value)?;
         Ok(())
     }
+
+    fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Abort> {
+        self.heads.insert(&size.to_be_bytes(), head)?;
+        Ok(())
+    }
+
+    fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Abort> {
+        self.meta
+            .insert(crl_number_key(sector).as_bytes(), &number.to_be_bytes())?;
+        Ok(())
+    }
+}
+
+fn crl_number_key(sector: &str) -> String {
+    format!("{CRL_NUMBER_PREFIX}{sector}")
+}
+
+const CRL_NUMBER_PREFIX: &str = "crl.number.";
+
+fn be_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt {
+            key: what.into(),
+            reason: "not an 8-byte number".into(),
+        })
 }
 
 impl SledStorage {
@@ -321,6 +351,7 @@ impl SledStorage {
             &self.revoked,
             &self.blobs,
             &self.blocked_keys,
+            &self.heads,
         );
         trees
             .transaction(|view: &WriteView| rules(&SledTxn::new(view)))
@@ -531,7 +562,7 @@ impl Storage for SledStorage {
     }
 
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
-        let key = format!("crl.number.{sector}");
+        let key = crl_number_key(sector);
         let next = self
             .meta
             .update_and_fetch(key.as_bytes(), |old| {
@@ -577,6 +608,95 @@ impl Storage for SledStorage {
                 Ok((k[skip..].to_vec(), v.to_vec()))
             })
             .collect()
+    }
+
+    fn export(
+        &self,
+        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for kv in self.certs.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            each(StoredRecord::Certificate(decode(&k, &v)?))?;
+        }
+        for kv in self.devices.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            each(StoredRecord::Device(decode(&k, &v)?))?;
+        }
+        for kv in self.trust.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            each(StoredRecord::Trust(decode(&k, &v)?))?;
+        }
+        for kv in self.history.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            let identity = k
+                .len()
+                .checked_sub(9)
+                .and_then(|n| std::str::from_utf8(&k[..n]).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: "history".into(),
+                    reason: "key is not identity, 0, version".into(),
+                })?;
+            each(StoredRecord::History(identity.to_owned(), decode(&k, &v)?))?;
+        }
+        for kv in self.audit.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            each(StoredRecord::Audit(decode(&k, &v)?))?;
+        }
+        for kv in self.heads.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            each(StoredRecord::TreeHead(be_u64(&k, "tree head")?, v.to_vec()))?;
+        }
+        for kv in self.revoked.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            let corrupt = || StoreError::Corrupt {
+                key: "revoked".into(),
+                reason: "bad key or value".into(),
+            };
+            let split = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+            let sector = std::str::from_utf8(&k[..split]).map_err(|_| corrupt())?;
+            if v.len() != 9 {
+                return Err(corrupt());
+            }
+            each(StoredRecord::Revoked(
+                sector.to_owned(),
+                k[split + 1..].to_vec(),
+                i64::from_be_bytes(v[..8].try_into().map_err(|_| corrupt())?),
+                v[8],
+            ))?;
+        }
+        for kv in self.blocked_keys.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            let fp: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                key: "blocked key".into(),
+                reason: "key is not a SHA-256".into(),
+            })?;
+            each(StoredRecord::BlockedKey(fp, decode(&k, &v)?))?;
+        }
+        for kv in self.blobs.iter() {
+            let (k, v) = kv.map_err(sled_error)?;
+            let corrupt = || StoreError::Corrupt {
+                key: "blob".into(),
+                reason: "key is not space, 0, key".into(),
+            };
+            let split = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+            let space = std::str::from_utf8(&k[..split]).map_err(|_| corrupt())?;
+            each(StoredRecord::Blob(
+                space.to_owned(),
+                k[split + 1..].to_vec(),
+                v.to_vec(),
+            ))?;
+        }
+        for kv in self.meta.scan_prefix(CRL_NUMBER_PREFIX.as_bytes()) {
+            let (k, v) = kv.map_err(sled_error)?;
+            let sector = String::from_utf8_lossy(&k[CRL_NUMBER_PREFIX.len()..]).into_owned();
+            each(StoredRecord::CrlNumber(sector, be_u64(&v, "crl number")?))?;
+        }
+        let (certificates, devices) = self.counts()?;
+        each(StoredRecord::Counts(certificates, devices))
+    }
+
+    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        self.write_durably(|t| rules::import(t, records))
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {

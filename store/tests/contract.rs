@@ -98,6 +98,7 @@ contract!(
     records_survive_reopening,
     concurrent_writers_keep_one_audit_log,
     leases_have_one_holder,
+    copy_preserves_every_record_and_the_audit_log,
 );
 
 /// A real certificate for `key` (so key fingerprints work), unique per
@@ -653,4 +654,77 @@ fn postgres_unreachable_is_a_plain_unavailable_error() {
     let err = PgStorage::connect(&format!("postgres://trustca@127.0.0.1:{port}/x")).unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
     assert!(!err.to_string().contains("Error {"), "{err}");
+}
+
+fn everything(s: &dyn Storage) -> Vec<String> {
+    let mut out = Vec::new();
+    s.export(&mut |r| {
+        out.push(format!("{r:?}"));
+        Ok(())
+    })
+    .unwrap();
+    out.sort();
+    out
+}
+
+fn copy_preserves_every_record_and_the_audit_log(b: &Backend) {
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = SledStorage::open(source_dir.path()).unwrap();
+    let k = key();
+    for i in 0..30u8 {
+        let der = if i == 0 {
+            cert_der(&k, 0)
+        } else {
+            vec![0x30, 0x01, i]
+        };
+        let r = source.commit_issuances(&[issuance_with(i, &format!("d{i}"), false, der)]);
+        assert!(r[0].is_ok(), "{r:?}");
+    }
+    source
+        .apply_trust_changes(&[change("d3", 1, Some(TrustStatus::Suspended))], 9)
+        .unwrap();
+    source
+        .revoke(&[vec![0; 16]], 1, "operator:ops", "leaked", 10)
+        .unwrap();
+    source
+        .transfer_trust("d4", "d5", "operator:ops", "swap", 11)
+        .unwrap();
+    source
+        .blob_put("space.a", &[(b"k".to_vec(), b"v".to_vec())], true, None)
+        .unwrap();
+    source.next_crl_number("automotive").unwrap();
+    source.next_crl_number("automotive").unwrap();
+    let (size, root) = source.audit_head().unwrap();
+    source.store_tree_head(size, b"signed head").unwrap();
+
+    let target = b.open();
+    let mut calls = 0;
+    let report =
+        trustca_store::copy_store(&source, target.as_ref(), 7, &mut |_| calls += 1).unwrap();
+    assert!(calls > 3, "progress is reported per chunk");
+    assert_eq!(report.audit_entries, size);
+    assert_eq!(everything(&source), everything(target.as_ref()));
+    assert_eq!(target.audit_head().unwrap(), (size, root));
+    assert_eq!(target.counts().unwrap(), source.counts().unwrap());
+    // The copy goes on where the source stopped.
+    assert_eq!(target.next_crl_number("automotive").unwrap(), 3);
+    let spki = trustca_model::certificate_key_fingerprint(&cert_der(&k, 0)).unwrap();
+    assert!(target.blocked_key(&spki).unwrap().is_some());
+    let fp = ring::digest::digest(&ring::digest::SHA256, &[0x30, 0x01, 7]);
+    let fp: [u8; 32] = fp.as_ref().try_into().unwrap();
+    assert_eq!(
+        target.serial_by_fingerprint(&fp).unwrap(),
+        Some(vec![7; 16])
+    );
+    let r = target.commit_issuances(&[issuance(200, "new", false)]);
+    assert!(r[0].is_ok(), "{r:?}");
+    let entries = target.audit_entries(0, 1000).unwrap();
+    let hashes: Vec<[u8; 32]> = entries.iter().map(|e| e.leaf_hash).collect();
+    assert_eq!(
+        target.audit_head().unwrap().1,
+        trustca_audit::root_at(&hashes, hashes.len() as u64).unwrap()
+    );
+    // A second copy into a store that is no longer empty is refused.
+    let err = trustca_store::copy_store(&source, target.as_ref(), 7, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
 }
