@@ -15,6 +15,7 @@
 //! suite against both.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod committer;
 mod error;
 mod postgres;
@@ -22,6 +23,7 @@ mod records;
 mod rules;
 mod sled_store;
 
+pub use cache::CachedStorage;
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use error::StoreError;
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};

@@ -10,14 +10,16 @@
 use std::sync::Arc;
 
 use trustca_store::{
-    BlobAudit, CertificateRecord, CertificateStatus, DeviceRecord, Issuance, PgStorage,
-    SledStorage, Storage, StoreError, TrustChange, TrustStatus,
+    BlobAudit, CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, Issuance,
+    PgStorage, SledStorage, Storage, StoreError, TrustChange, TrustStatus,
 };
 
 /// A backend under test: how to open (and reopen) it.
 enum Backend {
     Sled(tempfile::TempDir),
     Postgres(String),
+    /// PostgreSQL behind the replica read cache, checked on every read.
+    CachedPostgres(String),
 }
 
 impl Backend {
@@ -46,11 +48,15 @@ impl Backend {
         match self {
             Backend::Sled(dir) => Arc::new(SledStorage::open(dir.path()).unwrap()),
             Backend::Postgres(url) => Arc::new(PgStorage::connect(url).unwrap()),
+            Backend::CachedPostgres(url) => Arc::new(CachedStorage::new(
+                Arc::new(PgStorage::connect(url).unwrap()),
+                std::time::Duration::ZERO,
+            )),
         }
     }
 
     fn is_shared(&self) -> bool {
-        matches!(self, Backend::Postgres(_))
+        matches!(self, Backend::Postgres(_) | Backend::CachedPostgres(_))
     }
 }
 
@@ -76,6 +82,18 @@ macro_rules! contract {
                 fn $name() {
                     if let Some(b) = super::Backend::postgres(stringify!($name)) {
                         super::$name(&b)
+                    }
+                }
+            )*
+        }
+        mod cached_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(super::Backend::Postgres(url)) =
+                        super::Backend::postgres(stringify!($name))
+                    {
+                        super::$name(&super::Backend::CachedPostgres(url))
                     }
                 }
             )*
@@ -727,4 +745,31 @@ fn copy_preserves_every_record_and_the_audit_log(b: &Backend) {
     // A second copy into a store that is no longer empty is refused.
     let err = trustca_store::copy_store(&source, target.as_ref(), 7, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+#[test]
+fn the_cache_sees_its_own_writes_at_once_and_others_within_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path()).unwrap());
+    let slow = CachedStorage::new(Arc::clone(&plain), std::time::Duration::from_secs(3600));
+    let eager = CachedStorage::new(Arc::clone(&plain), std::time::Duration::ZERO);
+    assert!(slow.commit_issuances(&[issuance(1, "a", false)])[0].is_ok());
+    // Its own write: seen at once (the cache was cleared).
+    assert_eq!(slow.trust_record("a").unwrap().unwrap().version, 1);
+    assert_eq!(eager.trust_record("a").unwrap().unwrap().version, 1);
+    // Another replica's write: the eager cache checks and sees it; the
+    // slow one keeps its copy until its window ends.
+    plain
+        .apply_trust_changes(&[change("a", 2, None)], 5)
+        .unwrap();
+    assert_eq!(eager.trust_record("a").unwrap().unwrap().level, 2);
+    assert_eq!(slow.trust_record("a").unwrap().unwrap().level, 3);
+    // A change through the slow cache itself clears it.
+    slow.apply_trust_changes(&[change("a", 1, None)], 6)
+        .unwrap();
+    assert_eq!(slow.trust_record("a").unwrap().unwrap().level, 1);
+    // Negative answers are cached and cleared the same way.
+    assert!(slow.device("b").unwrap().is_none());
+    assert!(slow.commit_issuances(&[issuance(2, "b", false)])[0].is_ok());
+    assert!(slow.device("b").unwrap().is_some());
 }

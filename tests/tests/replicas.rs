@@ -1,0 +1,324 @@
+//! Several replicas on one PostgreSQL store (issue 11): two `trustca serve`
+//! processes share a database; EnrollBatch and Decide load is spread over
+//! both; one replica is killed (SIGKILL) mid-load. Every certificate either
+//! replica returned is stored exactly once, the survivor keeps answering
+//! (also about devices the dead one enrolled), the audit log verifies with
+//! `trustca audit verify`, and no CRL number repeats.
+//!
+//! Needs `TRUSTCA_TEST_POSTGRES` (a server URL without a database); says so
+//! loudly when absent and fails when `TRUSTCA_REQUIRE_POSTGRES=1` (CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+use trustca_store::Storage;
+
+/// A fresh database on the test PostgreSQL server, or `None` (skipped).
+fn postgres_database(test: &str) -> Option<String> {
+    let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
+        assert!(
+            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
+        );
+        eprintln!(
+            "*** SKIPPED {test}: set TRUSTCA_TEST_POSTGRES=postgres://USER@HOST:PORT to run it ***"
+        );
+        return None;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("e2e_{}_{nanos}_{test}", std::process::id());
+    Some(
+        trustca_store::postgres_admin::create_database(&server, &name[..name.len().min(63)])
+            .unwrap(),
+    )
+}
+
+/// Starts `trustca serve` on `data` with the PostgreSQL store; returns the
+/// process and its address.
+fn replica(data: &Path, store: &str) -> (Child, String) {
+    let mut child = Command::new(trustca_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(["--store", store])
+        .env(
+            "TRUSTCA_PASSPHRASE",
+            std::str::from_utf8(PASSPHRASE).unwrap(),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve prints its address, got {line:?}"))
+        .to_owned();
+    (child, format!("https://{addr}"))
+}
+
+fn batch(prefix: &str, n: u64) -> Vec<pb::EnrollBatchItem> {
+    (0..n)
+        .map(|i| pb::EnrollBatchItem {
+            id: i,
+            request: Some(request(
+                "hems",
+                "Acme",
+                &format!("{prefix}{i}"),
+                csr().1,
+                vec![],
+            )),
+        })
+        .collect()
+}
+
+async fn crl_number(url: &str, creds: &trustca::client::ClientCredentials) -> u64 {
+    let mut rev = pb::revocation_client::RevocationClient::new(
+        trustca::client::connect(url, creds).await.unwrap(),
+    );
+    rev.get_crl(pb::GetCrlRequest {
+        sector: "hems".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .crl_number
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgres_survive_losing_one() {
+    let Some(store) = postgres_database("failover") else {
+        return;
+    };
+    let ca = TestCa::init();
+    let second = tempfile::tempdir().unwrap();
+    copy_dir(ca.data(), second.path());
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["hems", "automotive"],
+    );
+    let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
+
+    let (mut a, url_a) = replica(ca.data(), &store);
+    let (mut b, url_b) = replica(second.path(), &store);
+    let crl_a0 = crl_number(&url_a, &acme).await;
+    let crl_b0 = crl_number(&url_b, &acme).await;
+
+    // Two devices that ask each other, enrolled through different replicas.
+    let root = ca.root_pem();
+    let mut enroll_a = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&url_a, &acme).await.unwrap(),
+    );
+    let mut enroll_b = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&url_b, &acme).await.unwrap(),
+    );
+    let house = enroll_device(
+        &mut enroll_a,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "H1",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    let car = enroll_device(
+        &mut enroll_b,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "C1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+
+    // Decide load on both replicas for the whole test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut deciders = Vec::new();
+    for url in [url_a.clone(), url_b.clone()] {
+        let (creds, peer, stop) = (
+            house.creds.clone(),
+            car.chain.clone(),
+            std::sync::Arc::clone(&stop),
+        );
+        deciders.push(tokio::spawn(async move {
+            let mut c = pb::trust_database_client::TrustDatabaseClient::new(
+                trustca::client::connect(&url, &creds).await.unwrap(),
+            );
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = c
+                    .decide(pb::DecideRequest {
+                        peer: Some(pb::CertificateChain {
+                            certificates: peer.clone(),
+                        }),
+                        operation: "battery-discharge".into(),
+                    })
+                    .await;
+                match r {
+                    Ok(d) => {
+                        assert!(d.into_inner().allow);
+                        ok += 1;
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+
+    // EnrollBatch on both; replica A is killed after it returned 300.
+    let total = 1200u64;
+    let mut stream_a = enroll_a
+        .enroll_batch(tokio_stream::iter(batch("A", total)))
+        .await
+        .unwrap()
+        .into_inner();
+    let stream_b = tokio::spawn({
+        let mut enroll_b = enroll_b.clone();
+        async move {
+            let mut s = enroll_b
+                .enroll_batch(tokio_stream::iter(batch("B", total)))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut got = Vec::new();
+            while let Some(r) = s.message().await.unwrap() {
+                match r.outcome {
+                    Some(pb::enroll_batch_result::Outcome::Certificate(c)) => got.push(c),
+                    other => panic!("replica B refused an item: {other:?}"),
+                }
+            }
+            got
+        }
+    });
+    let mut returned = Vec::new();
+    while let Ok(Some(r)) = stream_a.message().await {
+        if let Some(pb::enroll_batch_result::Outcome::Certificate(c)) = r.outcome {
+            returned.push(c);
+        }
+        if returned.len() == 300 {
+            a.kill().unwrap(); // SIGKILL: no shutdown, no final flush
+            break;
+        }
+    }
+    let _ = a.wait();
+    assert_eq!(returned.len(), 300, "replica A returned certificates first");
+    let from_b = stream_b.await.unwrap();
+    assert_eq!(
+        from_b.len() as u64,
+        total,
+        "the survivor finished its batch"
+    );
+    returned.extend(from_b);
+
+    // The survivor answers about a device the dead replica enrolled, and
+    // takes changes.
+    let mut trust_b = pb::trust_database_client::TrustDatabaseClient::new(
+        trustca::client::connect(&url_b, &operator).await.unwrap(),
+    );
+    let t = trust_b
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                house.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.identity, house.identity);
+    let mut rev_b = pb::revocation_client::RevocationClient::new(
+        trustca::client::connect(&url_b, &operator).await.unwrap(),
+    );
+    let first_a = returned[0].chain_der[0].clone();
+    let r = rev_b
+        .revoke(pb::RevokeRequest {
+            subject: Some(pb::revoke_request::Subject::Certificate(first_a)),
+            reason: "superseded".into(),
+            note: "failover test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.revoked.len(), 1);
+    let crl_b1 = crl_number(&url_b, &acme).await;
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut decided = 0;
+    for d in deciders {
+        let (ok, _failed) = d.await.unwrap();
+        decided += ok;
+    }
+    assert!(decided > 0, "Decide was answered during the test");
+
+    // Every returned certificate is stored once, with its device and trust
+    // record; the audit log has one issuance per certificate.
+    let db = trustca_store::PgStorage::connect(&store).unwrap();
+    let mut serials = HashSet::new();
+    for c in &returned {
+        let serial = trustca_model::hexfmt::decode(&c.serial).unwrap();
+        assert!(serials.insert(serial.clone()), "serial returned twice");
+        let rec = db
+            .certificate(&serial)
+            .unwrap()
+            .expect("a returned certificate is durable");
+        assert_eq!(rec.der, c.chain_der[0]);
+        let key = rec.identity_key.unwrap();
+        assert!(db.device(&key).unwrap().is_some());
+        assert!(db.trust_record(&key).unwrap().is_some());
+    }
+    let devices = db.devices_with_prefix("hems/acme/m1/").unwrap();
+    let issued = db
+        .audit_entries(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "certificate.issued")
+        .count() as u64;
+    let (certs, device_count) = db.counts().unwrap();
+    assert_eq!(issued, device_count, "one issuance entry per device");
+    assert!(devices.len() as u64 >= 300 + total);
+    assert!(certs >= device_count);
+
+    // CRL numbers from both replicas never repeat and keep growing.
+    assert_ne!(crl_a0, crl_b0);
+    assert!(
+        crl_b1 > crl_a0.max(crl_b0),
+        "{crl_b1} after {crl_a0}, {crl_b0}"
+    );
+
+    b.kill().unwrap();
+    let _ = b.wait();
+    // The audit log, written by two replicas, verifies as one log.
+    let out = Command::new(trustca_bin())
+        .args(["audit", "verify", "--data"])
+        .arg(second.path())
+        .args(["--store", &store])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
