@@ -71,6 +71,10 @@ impl CrlPublisher {
             .sector(sector.as_str())?
             .certificate
             .crl_validity_hours;
+        // The number first, the revocations after: with several replicas a
+        // higher number is then always read later, so it lists at least
+        // every revocation a lower-numbered CRL lists.
+        let number = self.storage.next_crl_number(sector.as_str())?;
         let revoked: Vec<RevokedEntry> = self
             .storage
             .revoked_in_sector(sector.as_str())?
@@ -81,7 +85,6 @@ impl CrlPublisher {
                 reason,
             })
             .collect();
-        let number = self.storage.next_crl_number(sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         let der = build_crl(
             ca,
@@ -90,20 +93,54 @@ impl CrlPublisher {
             now + time::Duration::hours(hours as i64),
             &revoked,
         )?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
-        let path = self.dir.join(format!("{sector}.crl"));
-        let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
-        std::fs::write(&tmp, &der).map_err(|e| CaError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))?;
         let published = PublishedCrl {
             der: Arc::new(der),
             number,
         };
+        self.write_file(sector, &published)?;
+        // Shared with the other replicas through the store, unless one of
+        // them already shared a newer one.
+        if self.shared(sector)?.is_none_or(|s| s.number < number) {
+            let mut value = number.to_be_bytes().to_vec();
+            value.extend_from_slice(&published.der);
+            self.storage.blob_put(
+                LATEST_CRL_SPACE,
+                &[(sector.as_str().as_bytes().to_vec(), value)],
+                false,
+                None,
+            )?;
+        }
         if let Ok(mut latest) = self.latest.write() {
             latest.insert(sector.clone(), published.clone());
         }
         tracing::info!(%sector, crl_number = number, entries = revoked.len(), "CRL published");
         Ok(published)
+    }
+
+    fn write_file(&self, sector: &SectorName, crl: &PublishedCrl) -> Result<(), CaError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
+        let path = self.dir.join(format!("{sector}.crl"));
+        let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
+        std::fs::write(&tmp, crl.der.as_slice()).map_err(|e| CaError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))
+    }
+
+    /// The newest CRL any replica shared through the store.
+    fn shared(&self, sector: &SectorName) -> Result<Option<PublishedCrl>, CaError> {
+        let Some(value) = self
+            .storage
+            .blob_get(LATEST_CRL_SPACE, sector.as_str().as_bytes())?
+        else {
+            return Ok(None);
+        };
+        if value.len() < 8 {
+            return Ok(None);
+        }
+        let (number, der) = value.split_at(8);
+        Ok(Some(PublishedCrl {
+            der: Arc::new(der.to_vec()),
+            number: u64::from_be_bytes(number.try_into().unwrap_or([0; 8])),
+        }))
     }
 
     /// Reissues every sector's CRL.
@@ -126,16 +163,43 @@ impl CrlPublisher {
         std::time::Duration::from_secs(hours as u64 * 3600)
     }
 
-    /// The latest CRL of `sector`, issuing one if none is held.
+    /// The latest CRL of `sector`: the newer of this replica's and the
+    /// one shared through the store (so a revocation made on another
+    /// replica shows here at once), issuing one if none is held.
     pub fn latest(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
-        if let Ok(latest) = self.latest.read()
-            && let Some(p) = latest.get(sector)
-        {
-            return Ok(p.clone());
+        let own = self
+            .latest
+            .read()
+            .ok()
+            .and_then(|latest| latest.get(sector).cloned());
+        let shared = self.shared(sector)?;
+        match (own, shared) {
+            (Some(own), Some(shared)) if shared.number > own.number => {
+                self.adopt(sector, &shared);
+                Ok(shared)
+            }
+            (Some(own), _) => Ok(own),
+            (None, Some(shared)) => {
+                self.adopt(sector, &shared);
+                Ok(shared)
+            }
+            (None, None) => self.publish(sector),
         }
-        self.publish(sector)
+    }
+
+    /// Takes another replica's newer CRL as this one's (memory and file).
+    fn adopt(&self, sector: &SectorName, crl: &PublishedCrl) {
+        if let Err(e) = self.write_file(sector, crl) {
+            tracing::warn!(%sector, error = %e, "cannot write the shared CRL to the data directory");
+        }
+        if let Ok(mut latest) = self.latest.write() {
+            latest.insert(sector.clone(), crl.clone());
+        }
     }
 }
+
+/// Store space holding each sector's newest CRL (number, then DER).
+const LATEST_CRL_SPACE: &str = "crl.latest";
 
 /// The `trustca.v1.Revocation` service.
 #[derive(Debug, Clone)]
