@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use trustca_model::ModelError;
-use trustca_store::StoreError;
+use trustca_store::{FailureClass, StoreError};
 
 /// What went wrong in the CA engine.
 #[derive(Debug, thiserror::Error)]
@@ -122,18 +122,23 @@ impl From<&CaError> for tonic::Code {
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
             CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
             CaError::CaRevoked { .. } => Code::FailedPrecondition,
-            CaError::Store(s) => match s {
-                StoreError::AlreadyEnrolled(_) => Code::AlreadyExists,
-                StoreError::NotEnrolled(_) => Code::NotFound,
-                StoreError::NotActive { .. } | StoreError::KeyReused { .. } => {
-                    Code::FailedPrecondition
-                }
-                StoreError::KeyCompromised { .. } => Code::PermissionDenied,
-                StoreError::Closed => Code::Unavailable,
-                _ => Code::Internal,
-            },
+            CaError::Store(s) => store_code(s),
             _ => Code::Internal,
         }
+    }
+}
+
+/// The gRPC code of a store failure (the classification is the store's).
+pub fn store_code(e: &StoreError) -> tonic::Code {
+    use tonic::Code;
+    match e.class() {
+        FailureClass::AlreadyExists => Code::AlreadyExists,
+        FailureClass::NotFound => Code::NotFound,
+        FailureClass::FailedPrecondition => Code::FailedPrecondition,
+        FailureClass::Refused => Code::PermissionDenied,
+        FailureClass::Unavailable => Code::Unavailable,
+        FailureClass::DataLoss => Code::DataLoss,
+        _ => Code::Internal,
     }
 }
 

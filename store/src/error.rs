@@ -71,3 +71,44 @@ pub enum StoreError {
         known: i32,
     },
 }
+
+/// What kind of failure a [`StoreError`] is, for callers that translate it
+/// to a protocol's status (gRPC codes in the services). The judgement of
+/// which store error means what lives here, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureClass {
+    /// The record exists already (ALREADY_EXISTS).
+    AlreadyExists,
+    /// The record does not exist (NOT_FOUND).
+    NotFound,
+    /// The record's state forbids the change (FAILED_PRECONDITION).
+    FailedPrecondition,
+    /// Refused for good, e.g. a compromised key (PERMISSION_DENIED).
+    Refused,
+    /// The store cannot serve now; retrying later may work (UNAVAILABLE).
+    Unavailable,
+    /// A stored record is damaged (DATA_LOSS).
+    DataLoss,
+    /// Anything else (INTERNAL).
+    Internal,
+}
+
+impl StoreError {
+    /// The kind of failure this is.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            StoreError::AlreadyEnrolled(_) => FailureClass::AlreadyExists,
+            StoreError::NotEnrolled(_) => FailureClass::NotFound,
+            StoreError::NotActive { .. }
+            | StoreError::KeyReused { .. }
+            | StoreError::SchemaTooNew { .. } => FailureClass::FailedPrecondition,
+            StoreError::KeyCompromised { .. } => FailureClass::Refused,
+            StoreError::InUse(_) | StoreError::Closed | StoreError::Unavailable(_) => {
+                FailureClass::Unavailable
+            }
+            StoreError::Corrupt { .. } => FailureClass::DataLoss,
+            StoreError::SerialReused(_) | StoreError::Backend(_) => FailureClass::Internal,
+        }
+    }
+}

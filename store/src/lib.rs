@@ -25,7 +25,7 @@ mod sled_store;
 
 pub use cache::CachedStorage;
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
-pub use error::StoreError;
+pub use error::{FailureClass, StoreError};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,

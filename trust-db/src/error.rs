@@ -1,7 +1,7 @@
 //! The trust database's error type and its one mapping to gRPC statuses.
 
 use trustca_model::ModelError;
-use trustca_store::StoreError;
+use trustca_store::{FailureClass, StoreError};
 
 /// What went wrong answering a trust query or applying a change.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +52,16 @@ impl From<&TrustDbError> for tonic::Code {
                 Code::FailedPrecondition
             }
             TrustDbError::Unreachable { .. } => Code::Unavailable,
-            TrustDbError::Store(StoreError::NotEnrolled(_)) => Code::NotFound,
-            TrustDbError::Store(StoreError::NotActive { .. }) => Code::FailedPrecondition,
-            TrustDbError::Store(StoreError::KeyCompromised { .. }) => Code::PermissionDenied,
-            TrustDbError::Store(_) | TrustDbError::Signing(_) => Code::Internal,
+            TrustDbError::Store(s) => match s.class() {
+                FailureClass::AlreadyExists => Code::AlreadyExists,
+                FailureClass::NotFound => Code::NotFound,
+                FailureClass::FailedPrecondition => Code::FailedPrecondition,
+                FailureClass::Refused => Code::PermissionDenied,
+                FailureClass::Unavailable => Code::Unavailable,
+                FailureClass::DataLoss => Code::DataLoss,
+                _ => Code::Internal,
+            },
+            TrustDbError::Signing(_) => Code::Internal,
         }
     }
 }
