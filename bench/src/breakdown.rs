@@ -52,7 +52,7 @@ pub enum StoreKind {
 pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<EngineRun> {
     let manufacturer: Manufacturer = fixture::init_ca(data)?;
     let pass = fixture::passphrase()?;
-    let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
+    let (_, policy_set) = trustca_server::policies::resolve(None, Some(data))?;
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
     let sled = SledStorage::open(&data.join("db"))?;

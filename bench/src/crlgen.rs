@@ -81,7 +81,7 @@ pub fn measure(sizes: &[usize], aim_seconds: f64) -> Result<(Vec<Row>, Vec<Figur
     let data = tempfile::tempdir()?;
     fixture::init_ca(data.path())?;
     let pass = fixture::passphrase()?;
-    let (_, set) = trustca::policies::resolve(None, Some(data.path()))?;
+    let (_, set) = trustca_server::policies::resolve(None, Some(data.path()))?;
     let hierarchy = CaHierarchy::open(data.path(), &set, &pass)?;
     let sector = SectorName::new(fixture::SECTOR)?;
     let ca = hierarchy.sector(&sector)?;

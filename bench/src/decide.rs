@@ -28,11 +28,11 @@ use anyhow::{Context, Result, bail};
 use prost::Message;
 use tonic::transport::Channel;
 use trustca::client::ClientCredentials;
-use trustca::server::RunningServer;
 use trustca_model::{CertificateKind, credential_from_chain};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_client::EnrollmentClient;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
+use trustca_server::RunningServer;
 use trustca_store::{SledStorage, Storage};
 
 use crate::cpu::CpuClock;
@@ -721,7 +721,7 @@ pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
 pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
     let data = world.data.path();
     let pass = fixture::passphrase()?;
-    let (_, set) = trustca::policies::resolve(None, Some(data))?;
+    let (_, set) = trustca_server::policies::resolve(None, Some(data))?;
     let h = trustca_ca::CaHierarchy::open(data, &set, &pass)?;
     let cfg = trustca_db::TrustEngineConfig {
         root_der: h.root_der.clone(),

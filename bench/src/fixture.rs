@@ -43,7 +43,7 @@ pub fn init_ca(data: &Path) -> Result<Manufacturer> {
 /// `sectors`.
 pub fn init_ca_for(data: &Path, sectors: &[&str]) -> Result<Manufacturer> {
     let pass = passphrase()?;
-    trustca::server::init(data, None, &pass, &[]).context("CA init")?;
+    trustca_server::init(data, None, &pass, &[]).context("CA init")?;
     let client = credential(data, CertificateKind::Manufacturer, MANUFACTURER, sectors)?;
     let chain: Vec<Vec<u8>> = pem::parse_many(&client.cert_pem)
         .context("credential chain is not PEM")?
@@ -66,7 +66,7 @@ pub fn credential(
     sectors: &[&str],
 ) -> Result<ClientCredentials> {
     let pass = passphrase()?;
-    let (_, policy_set) = trustca::policies::resolve(None, Some(data))?;
+    let (_, policy_set) = trustca_server::policies::resolve(None, Some(data))?;
     let hierarchy = CaHierarchy::open(data, &policy_set, &pass).context("open the CA")?;
     let sectors = sectors
         .iter()

@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tonic::transport::Channel;
 use trustca::client::ClientCredentials;
-use trustca::server::{RunningServer, ServeOptions};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_client::EnrollmentClient;
+use trustca_server::{RunningServer, ServeOptions};
 
 use crate::fixture::{self, Device};
 use crate::load::closed_loop;
@@ -23,12 +23,12 @@ use crate::report::{Group, Latency, Row};
 /// Starts the server on a free loopback port over `data` (already holding
 /// the CA and credential).
 pub async fn start(data: &Path) -> Result<RunningServer> {
-    trustca::server::start(ServeOptions::new(
+    Ok(trustca_server::start(ServeOptions::new(
         data.to_path_buf(),
         "127.0.0.1:0".parse()?,
         fixture::passphrase()?,
     ))
-    .await
+    .await?)
 }
 
 /// `n` mutual-TLS connections to `addr`.
@@ -47,7 +47,7 @@ pub async fn connect(
 fn client(channel: Channel) -> EnrollmentClient<Channel> {
     // Responses carry two certificates; the default limits are ample, but
     // say so explicitly to match the server's own limit.
-    EnrollmentClient::new(channel).max_decoding_message_size(4 * trustca::server::MAX_MESSAGE_BYTES)
+    EnrollmentClient::new(channel).max_decoding_message_size(4 * trustca_server::MAX_MESSAGE_BYTES)
 }
 
 /// The bare-RPC ceiling: `total` `GetCaCertificates` calls, `concurrency`

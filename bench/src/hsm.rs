@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use trustca::client::ClientCredentials;
-use trustca::pkcs11::Pkcs11Options;
-use trustca::server::ServeOptions;
 use trustca_ca::CaHierarchy;
 use trustca_model::{CertificateKind, SectorName};
+use trustca_server::Pkcs11Options;
+use trustca_server::ServeOptions;
 
 use crate::fixture::{self, Device};
 use crate::report::{Figure, Group, Row, skipped};
@@ -109,9 +109,9 @@ fn options(module: &Path) -> Pkcs11Options {
 fn init_hsm_ca(data: &Path, module: &Path) -> Result<ClientCredentials> {
     let pass = fixture::passphrase()?;
     let opts = options(module);
-    trustca::server::init_with(data, None, &pass, &[], &opts).context("CA init in the token")?;
-    let (_, set) = trustca::policies::resolve(None, Some(data))?;
-    let token = trustca::pkcs11::open_token(data, &set.pki, &opts)?.map(|t| t.token);
+    trustca_server::init_with(data, None, &pass, &[], &opts).context("CA init in the token")?;
+    let (_, set) = trustca_server::policies::resolve(None, Some(data))?;
+    let token = trustca_server::open_token(data, &set.pki, &opts)?.map(|t| t.token);
     let hierarchy = CaHierarchy::open_with_token(data, &set, &pass, token)?;
     let reference = data.join("ca").join(format!("{}.pkcs11", fixture::SECTOR));
     if !reference.exists() {
@@ -185,7 +185,7 @@ pub async fn measure(
         fixture::passphrase()?,
     );
     opts.pkcs11 = options(&module);
-    let hsm_server = trustca::server::start(opts)
+    let hsm_server = trustca_server::start(opts)
         .await
         .context("start the server with keys in the token")?;
     let file_channels = grpc::connect(file_server.addr, &file_client, streams).await?;

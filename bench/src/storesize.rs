@@ -480,7 +480,7 @@ pub async fn serve_child(dir: &Path) -> Result<()> {
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
     })
     .await??;
-    server.shutdown().await
+    Ok(server.shutdown().await?)
 }
 
 /// The figures of a fill and a memory probe.

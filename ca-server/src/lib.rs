@@ -33,4 +33,4 @@ pub use pseudonym_ca::{
     PseudonymAuthority, PseudonymPolicy, PseudonymProfile, PseudonymService, init_pseudonym_cas,
 };
 pub use revocation::{CrlPublisher, PublishedCrl, RevocationService};
-pub use service::{EnrollmentService, MAX_BATCH_ITEMS, authenticate};
+pub use service::{EnrollmentService, MAX_BATCH_ITEMS, caller};

@@ -49,7 +49,7 @@ use crate::hierarchy::CaHierarchy;
 use crate::issuer::{self, SigningCa};
 use crate::keystore::{Keystore, Passphrase, write_new};
 use crate::pkcs11::Pkcs11Token;
-use crate::service::authenticate;
+use crate::service::caller as authenticated_caller;
 use trustca_model::StatementSigner;
 use trustca_model::policy::KeyRole;
 
@@ -1700,13 +1700,12 @@ impl PseudonymAuthority {
 #[derive(Debug, Clone)]
 pub struct PseudonymService {
     authority: Arc<PseudonymAuthority>,
-    storage: Arc<dyn Storage>,
 }
 
 impl PseudonymService {
     /// Wraps an authority.
-    pub fn new(authority: Arc<PseudonymAuthority>, storage: Arc<dyn Storage>) -> Self {
-        Self { authority, storage }
+    pub fn new(authority: Arc<PseudonymAuthority>) -> Self {
+        Self { authority }
     }
 }
 
@@ -1728,7 +1727,7 @@ impl pb::pseudonyms_server::Pseudonyms for PseudonymService {
         &self,
         request: Request<pb::GetPseudonymProfileRequest>,
     ) -> Result<Response<pb::PseudonymProfileResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let a = Arc::clone(&self.authority);
         blocking(move || a.profile_for(&caller, now_unix()))
             .await
@@ -1739,7 +1738,7 @@ impl pb::pseudonyms_server::Pseudonyms for PseudonymService {
         &self,
         request: Request<pb::RequestPseudonymsRequest>,
     ) -> Result<Response<pb::RequestPseudonymsResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let req = request.into_inner();
         let a = Arc::clone(&self.authority);
         let started = std::time::Instant::now();
@@ -1768,7 +1767,7 @@ impl pb::pseudonyms_server::Pseudonyms for PseudonymService {
         &self,
         request: Request<pb::RevokePseudonymsRequest>,
     ) -> Result<Response<pb::RevokePseudonymsResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let req = request.into_inner();
         let a = Arc::clone(&self.authority);
         let operator = caller.name.clone();

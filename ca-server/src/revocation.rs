@@ -18,7 +18,7 @@ use x509_parser::prelude::FromDer;
 use crate::CaError;
 use crate::crl::{RevokedEntry, build_crl, reason_code};
 use crate::hierarchy::CaHierarchy;
-use crate::service::authenticate;
+use crate::service::caller as authenticated_caller;
 
 /// The latest CRL of a sector.
 #[derive(Debug, Clone)]
@@ -399,7 +399,7 @@ impl Revocation for RevocationService {
         &self,
         request: Request<pb::RestrictRequest>,
     ) -> Result<Response<pb::RestrictResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let req = request.into_inner();
         if caller.kind != CertificateKind::Operator {
             return Err(Status::permission_denied(
@@ -459,7 +459,7 @@ impl Revocation for RevocationService {
         &self,
         request: Request<pb::BulkRevokeRequest>,
     ) -> Result<Response<pb::BulkRevokeResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let this = self.clone();
         let req = request.into_inner();
         tokio::task::spawn_blocking(move || this.bulk_revoke_blocking(&caller, req))
@@ -473,7 +473,7 @@ impl Revocation for RevocationService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = authenticated_caller(&request)?;
         let this = self.clone();
         let req = request.into_inner();
         tokio::task::spawn_blocking(move || this.revoke_blocking(&caller, req))

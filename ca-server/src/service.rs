@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use trustca_model::{AuthenticatedPeer, Credential, EvidenceItem};
+use trustca_model::{AuthenticatedCaller, Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
-use trustca_store::Storage;
 
 use crate::CaError;
 use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest};
@@ -24,32 +23,24 @@ const CHUNK: usize = 256;
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
     engine: Arc<EnrollmentEngine>,
-    storage: Arc<dyn Storage>,
 }
 
 impl EnrollmentService {
     /// Wraps an engine.
-    pub fn new(engine: Arc<EnrollmentEngine>, storage: Arc<dyn Storage>) -> Self {
-        Self { engine, storage }
+    pub fn new(engine: Arc<EnrollmentEngine>) -> Self {
+        Self { engine }
     }
 }
 
-/// The caller's credential, from the connection; never from the request.
-/// Also refuses credentials the store marks revoked.
-pub fn authenticate<T>(req: &Request<T>, storage: &dyn Storage) -> Result<Arc<Credential>, Status> {
-    let peer = req
-        .extensions()
-        .get::<AuthenticatedPeer>()
-        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
-    let cred = peer.credential.clone().map_err(Status::unauthenticated)?;
-    let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
-    match storage.certificate(&serial) {
-        Ok(Some(rec)) if matches!(rec.status, trustca_store::CertificateStatus::Revoked { .. }) => {
-            Err(Status::unauthenticated("client certificate is revoked"))
-        }
-        Ok(_) => Ok(cred),
-        Err(e) => Err(Status::internal(format!("credential lookup failed: {e}"))),
-    }
+/// The caller's credential, as the server's authentication layer put it in
+/// the request (verified client certificate, the RPC's role and revocation
+/// rule applied); never from a request field. Without that layer every
+/// call is refused.
+pub fn caller<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+    req.extensions()
+        .get::<AuthenticatedCaller>()
+        .map(|c| Arc::clone(&c.0))
+        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))
 }
 
 fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
@@ -120,7 +111,7 @@ impl Enrollment for EnrollmentService {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = caller(&request)?;
         let req = to_request(request.into_inner());
         let sector = req.device.sector.clone();
         let mut results = self.engine.enroll_many(&caller, vec![req]).await;
@@ -140,7 +131,7 @@ impl Enrollment for EnrollmentService {
         &self,
         request: Request<Streaming<pb::EnrollBatchItem>>,
     ) -> Result<Response<Self::EnrollBatchStream>, Status> {
-        let caller = authenticate(&request, self.storage.as_ref())?;
+        let caller = caller(&request)?;
         let engine = Arc::clone(&self.engine);
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNK * 4);
         let inbound = request.into_inner();

@@ -6,15 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
 use trustca_audit::{Hash, LogVerifier, SignedTreeHead};
-use trustca_store::{AuditEntry, SledStorage, Storage};
+use trustca_server::StoreConfig;
+use trustca_store::{AuditEntry, Storage};
 
 use crate::certinfo::read_certs;
-use crate::cli::print_json;
+use crate::cli::{parse_store, print_json};
 
 /// `trustca audit ...`.
 #[derive(Debug, Subcommand)]
@@ -25,6 +27,9 @@ pub enum AuditAction {
         /// Data directory (or a copy of it; the server must not be running on it).
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         #[arg(long)]
         json: bool,
     },
@@ -34,6 +39,9 @@ pub enum AuditAction {
         entry: u64,
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         #[arg(long)]
         json: bool,
     },
@@ -45,6 +53,9 @@ pub enum AuditAction {
         new: u64,
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         #[arg(long)]
         json: bool,
     },
@@ -52,6 +63,9 @@ pub enum AuditAction {
     List {
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         /// Only entries at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -66,6 +80,9 @@ pub enum AuditAction {
     Report {
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Comma-separated values for spreadsheets.
@@ -74,13 +91,17 @@ pub enum AuditAction {
     },
 }
 
-fn open_store(data: &Path) -> Result<SledStorage> {
-    let db = data.join("db");
-    if !db.exists() {
-        bail!("{} holds no store", data.display());
+fn open_store(data: &Path, store: Option<&StoreConfig>) -> Result<Arc<dyn Storage>> {
+    let config = StoreConfig::or_data_dir(store, data);
+    if let StoreConfig::Sled(db) = &config
+        && !db.exists()
+    {
+        bail!("{} holds no store", db.display());
     }
-    SledStorage::open(&db).map_err(|e| {
-        if matches!(e, trustca_store::StoreError::InUse(_)) {
+    config.open().map_err(|e| {
+        if let StoreConfig::Sled(db) = &config
+            && e.to_string().contains("in use")
+        {
             anyhow::anyhow!(
                 "{} is in use by a running server; audit a copy (cp -a {} {}.copy)",
                 db.display(),
@@ -88,7 +109,7 @@ fn open_store(data: &Path) -> Result<SledStorage> {
                 data.display()
             )
         } else {
-            anyhow::anyhow!("cannot open {}: {e}", db.display())
+            e.into()
         }
     })
 }
@@ -127,7 +148,7 @@ fn audit_public_keys(data: &Path) -> Result<Vec<Vec<u8>>> {
     Ok(keys)
 }
 
-fn heads(store: &SledStorage, keys: &[Vec<u8>]) -> Result<Vec<SignedTreeHead>> {
+fn heads(store: &dyn Storage, keys: &[Vec<u8>]) -> Result<Vec<SignedTreeHead>> {
     let mut out = Vec::new();
     for bytes in store.tree_heads()? {
         let h = SignedTreeHead::from_bytes(&bytes)
@@ -139,7 +160,7 @@ fn heads(store: &SledStorage, keys: &[Vec<u8>]) -> Result<Vec<SignedTreeHead>> {
     Ok(out)
 }
 
-fn entries(store: &SledStorage) -> Result<Vec<AuditEntry>> {
+fn entries(store: &dyn Storage) -> Result<Vec<AuditEntry>> {
     let mut out = Vec::new();
     for (i, raw) in store.audit_entries_raw(0, usize::MAX)? {
         out.push(AuditEntry::decode(&raw).with_context(|| format!("audit entry {i}"))?);
@@ -164,15 +185,23 @@ fn time_text(unix: i64) -> String {
 /// Runs `trustca audit ...`.
 pub fn run(action: AuditAction) -> Result<ExitCode> {
     match action {
-        AuditAction::Verify { data, json } => verify(&data, json),
-        AuditAction::Prove { entry, data, json } => {
-            let store = open_store(&data)?;
+        AuditAction::Verify { data, store, json } => verify(&data, store.as_ref(), json),
+        AuditAction::Prove {
+            entry,
+            data,
+            store,
+            json,
+        } => {
+            let store = open_store(&data, store.as_ref())?;
             let keys = audit_public_keys(&data)?;
-            let heads = heads(&store, &keys)?;
+            let heads = heads(store.as_ref(), &keys)?;
             let head = heads.last().context(
                 "no signed tree head yet (the server signs one every 10 s and at shutdown)",
             )?;
-            let hashes: Vec<Hash> = entries(&store)?.iter().map(|e| e.leaf_hash).collect();
+            let hashes: Vec<Hash> = entries(store.as_ref())?
+                .iter()
+                .map(|e| e.leaf_hash)
+                .collect();
             if entry >= head.head.size {
                 bail!(
                     "entry {entry} is not covered by the latest signed head (size {})",
@@ -203,11 +232,12 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
             old,
             new,
             data,
+            store,
             json,
         } => {
-            let store = open_store(&data)?;
+            let store = open_store(&data, store.as_ref())?;
             let keys = audit_public_keys(&data)?;
-            let heads = heads(&store, &keys)?;
+            let heads = heads(store.as_ref(), &keys)?;
             let find = |size: u64| {
                 heads.iter().find(|h| h.head.size == size).with_context(|| {
                     format!(
@@ -221,7 +251,10 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
                 })
             };
             let (a, b) = (find(old)?, find(new)?);
-            let hashes: Vec<Hash> = entries(&store)?.iter().map(|e| e.leaf_hash).collect();
+            let hashes: Vec<Hash> = entries(store.as_ref())?
+                .iter()
+                .map(|e| e.leaf_hash)
+                .collect();
             let proof = trustca_audit::consistency_proof(&hashes, old, new)?;
             trustca_audit::verify_consistency(old, new, &a.head.root, &b.head.root, &proof)?;
             if json {
@@ -239,11 +272,12 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
         }
         AuditAction::List {
             data,
+            store,
             since,
             kind,
             json,
         } => {
-            let store = open_store(&data)?;
+            let store = open_store(&data, store.as_ref())?;
             let since = match since {
                 None => i64::MIN,
                 Some(s) => {
@@ -252,7 +286,7 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
                         .unix_timestamp()
                 }
             };
-            let list: Vec<AuditEntry> = entries(&store)?
+            let list: Vec<AuditEntry> = entries(store.as_ref())?
                 .into_iter()
                 .filter(|e| e.at >= since && kind.as_deref().is_none_or(|k| e.kind.starts_with(k)))
                 .collect();
@@ -278,12 +312,17 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditAction::Report { data, json, csv } => report(&data, json, csv),
+        AuditAction::Report {
+            data,
+            store,
+            json,
+            csv,
+        } => report(&data, store.as_ref(), json, csv),
     }
 }
 
-fn verify(data: &Path, json: bool) -> Result<ExitCode> {
-    let store = open_store(data)?;
+fn verify(data: &Path, store: Option<&StoreConfig>, json: bool) -> Result<ExitCode> {
+    let store = open_store(data, store)?;
     let keys = audit_public_keys(data)?;
     let mut signed = Vec::new();
     for bytes in store.tree_heads()? {
@@ -351,12 +390,12 @@ fn verify(data: &Path, json: bool) -> Result<ExitCode> {
     }
 }
 
-fn report(data: &Path, json: bool, csv: bool) -> Result<ExitCode> {
-    let store = open_store(data)?;
+fn report(data: &Path, store: Option<&StoreConfig>, json: bool, csv: bool) -> Result<ExitCode> {
+    let store = open_store(data, store)?;
     // (category, key) -> count
     let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut bump = |cat: &str, key: String| *counts.entry((cat.to_owned(), key)).or_default() += 1;
-    for e in entries(&store)? {
+    for e in entries(store.as_ref())? {
         let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap_or_default();
         match e.kind.as_str() {
             "certificate.issued" | "certificate.renewed" => {

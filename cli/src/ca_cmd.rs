@@ -45,7 +45,7 @@ pub struct RevokeCaArgs {
     #[command(flatten)]
     pub pass: PassphraseArgs,
     #[command(flatten)]
-    pub pkcs11: crate::pkcs11::Pkcs11Options,
+    pub pkcs11: crate::pkcs11::Pkcs11Args,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -68,7 +68,7 @@ fn revoke(a: RevokeCaArgs) -> Result<ExitCode> {
     let reason = trustca_ca::reason_code(&a.reason)?;
     let passphrase = a.pass.load()?;
     let (_, set) = crate::policies::resolve(None, Some(&a.data))?;
-    let token = crate::pkcs11::open_token(&a.data, &set.pki, &a.pkcs11)?;
+    let token = trustca_server::open_token(&a.data, &set.pki, &a.pkcs11.options())?;
     let (revoked, crl_number) = CaHierarchy::revoke_ca(
         &a.data,
         &set,

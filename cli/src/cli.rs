@@ -16,9 +16,9 @@ use trustca_proto::v1 as pb;
 
 use crate::certinfo;
 use crate::client::{ClientCredentials, connect};
-use crate::pkcs11::Pkcs11Options;
+use crate::pkcs11::Pkcs11Args;
 use crate::policies;
-use crate::server::{self, ServeOptions};
+use trustca_server::{self as server, ServeOptions, StoreConfig};
 
 /// trustca — cross-industry device trust: sector CAs under one root,
 /// trust levels in device certificates, enrollment over mutual-TLS gRPC.
@@ -139,7 +139,7 @@ pub enum Command {
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
-        pkcs11: Pkcs11Options,
+        pkcs11: Pkcs11Args,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -149,6 +149,9 @@ pub enum Command {
         /// Data directory (initialised automatically when empty).
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// The store: a postgres:// URL or a sled directory (default: DATA/db).
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
         /// Address to listen on.
         #[arg(long, env = "TRUSTCA_LISTEN", default_value = "127.0.0.1:7443")]
         listen: SocketAddr,
@@ -171,7 +174,7 @@ pub enum Command {
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
-        pkcs11: Pkcs11Options,
+        pkcs11: Pkcs11Args,
     },
     /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
     Query(Box<crate::trust_cmd::QueryArgs>),
@@ -302,7 +305,7 @@ pub enum CredentialAction {
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
-        pkcs11: Pkcs11Options,
+        pkcs11: Pkcs11Args,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -355,6 +358,12 @@ pub struct EnrollArgs {
     json: bool,
 }
 
+/// `--store`: a postgres:// URL or a sled directory.
+pub fn parse_store(s: &str) -> Result<StoreConfig, String> {
+    s.parse()
+        .map_err(|e: trustca_server::ServerError| e.to_string())
+}
+
 fn parse_peer(s: &str) -> Result<(String, String), String> {
     let (sector, url) = s
         .split_once('=')
@@ -388,7 +397,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 policies.as_deref(),
                 &passphrase,
                 &server_names,
-                &pkcs11,
+                &pkcs11.options(),
             )?;
             if json {
                 print_json(&json!({
@@ -439,6 +448,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve {
             data,
+            store,
             listen,
             policies,
             server_names,
@@ -451,6 +461,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let passphrase = pass.load()?;
             let running = server::start(ServeOptions {
                 data,
+                store,
                 listen,
                 policies,
                 passphrase,
@@ -458,7 +469,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 authoritative,
                 peers,
                 notify_webhook,
-                pkcs11,
+                pkcs11: pkcs11.options(),
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -579,7 +590,7 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
             .map(|s| set.sector(s.trim()).map(|p| p.sector.clone()))
             .collect::<Result<_, _>>()?
     };
-    let token = crate::pkcs11::open_token(&data, &set.pki, &pkcs11)?;
+    let token = trustca_server::open_token(&data, &set.pki, &pkcs11.options())?;
     let hierarchy = CaHierarchy::open_with_token(&data, &set, &passphrase, token.map(|t| t.token))?;
     if out.join("cert.pem").exists() || out.join("key.pem").exists() {
         bail!(

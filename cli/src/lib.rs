@@ -1,7 +1,8 @@
-//! The `trustca` binary's library: the command line, the server assembly
-//! (`serve`), the mutual-TLS transport and client, policy discovery and
-//! certificate inspection/verification. Exposed as a library so end-to-end
-//! tests and the benchmark harness start real servers in-process.
+//! The `trustca` binary's library: the command line and its commands, the
+//! gRPC client, the vehicle's pseudonym pool, and certificate
+//! inspection/verification. The server itself (`serve`, `init`, transport,
+//! policies) is the `trustca-server` crate; exposed as a library so tests
+//! use the same client code as the binary.
 #![forbid(unsafe_code)]
 
 pub mod audit_cmd;
@@ -9,12 +10,11 @@ pub mod ca_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;
-pub mod message_limit;
 pub mod pkcs11;
-pub mod policies;
 pub mod pseudonym_cmd;
-pub mod server;
-pub mod transport;
 pub mod trust_cmd;
 pub mod vehicle_pool;
 pub mod verify_cmd;
+
+/// Policy discovery lives in the server crate; commands use it from there.
+pub use trustca_server::policies;

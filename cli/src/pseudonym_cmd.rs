@@ -8,12 +8,11 @@
 //! * Resolution authority, offline: `resolve` (name the vehicle behind a
 //!   pseudonym certificate with the RA key and the CA's data directory).
 //!
-//! Also the server glue: creating the pseudonym CAs at `init` and building
-//! the gRPC service at `serve`.
+//! The server side (pseudonym CAs at `init`, the service at `serve`) is in
+//! `trustca_server::pseudonym`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -22,28 +21,19 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde_json::json;
 use tonic::transport::Channel;
 use trustca_ca::pseudonym_ca::{self, PseudonymCertificate, pseudonym_fields};
-use trustca_ca::{
-    CaHierarchy, Passphrase, PseudonymAuthority, PseudonymPolicy, PseudonymService,
-    init_pseudonym_cas,
-};
-use trustca_model::PolicySet;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::pseudonyms_client::PseudonymsClient;
-use trustca_proto::v1::pseudonyms_server::PseudonymsServer;
 use trustca_pseudonym::{
     CaContribution, Caterpillar, LinkageValue, P256PublicKey, PseudonymRevocationList,
 };
-use trustca_store::Storage;
 
 use crate::certinfo::read_certs;
 use crate::cli::{ClientArgs, print_json};
-use crate::policies::PolicyFiles;
 use crate::vehicle_pool::{Pool, PoolEntry, PoolProfile, PoolSecret, write_atomic};
 
 /// Exit code of `check` when the certificate is revoked.
 pub const EXIT_REVOKED: u8 = 3;
-/// Largest pseudonym response (4096 certificates of under 1 KiB).
-pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+pub use trustca_server::pseudonym::MAX_RESPONSE_BYTES;
 
 /// Where a pool is and what unlocks it.
 #[derive(Debug, Args)]
@@ -138,6 +128,9 @@ pub struct ResolveArgs {
     /// The CA's data directory, or a copy (the store must not be in use).
     #[arg(long)]
     pub data: PathBuf,
+    /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+    #[arg(long, env = "TRUSTCA_STORE", value_parser = crate::cli::parse_store)]
+    pub store: Option<trustca_server::StoreConfig>,
     /// The resolution authority's private key (ra/resolution-authority.key).
     #[arg(long)]
     pub ra_key: PathBuf,
@@ -235,79 +228,6 @@ pub async fn run(action: PseudonymAction) -> Result<ExitCode> {
         PseudonymAction::Prl(a) => prl(*a).await,
         PseudonymAction::Check(a) => check(a),
     }
-}
-
-// ---------------------------------------------------------------------------
-// Server glue
-// ---------------------------------------------------------------------------
-
-/// The pseudonym policy of a policy set (`pseudonym.toml`, optional).
-pub fn pseudonym_policy(files: &PolicyFiles) -> Result<Option<PseudonymPolicy>> {
-    files
-        .iter()
-        .find(|(n, _)| n == "pseudonym.toml")
-        .map(|(n, t)| PseudonymPolicy::parse(n, t).map_err(anyhow::Error::from))
-        .transpose()
-}
-
-/// For `init`: creates the pseudonym CAs and the resolution authority key
-/// when the policy enables pseudonyms, and says where the RA key is.
-pub fn init_pseudonyms(
-    data: &Path,
-    files: &PolicyFiles,
-    set: &PolicySet,
-    passphrase: &Passphrase,
-    token: Option<Arc<trustca_ca::Pkcs11Token>>,
-) -> Result<()> {
-    let Some(policy) = pseudonym_policy(files)? else {
-        return Ok(());
-    };
-    let report = init_pseudonym_cas(data, set, &policy, passphrase, token)?;
-    for s in &report.created_cas {
-        eprintln!(
-            "created pseudonym CA   {}",
-            data.join(format!("ca/{s}-pseudonym.pem")).display()
-        );
-    }
-    if let Some(k) = &report.resolution_authority_key {
-        eprintln!(
-            "created resolution authority key {} (public key {}).\n\
-             MOVE IT OFFLINE NOW: it can name the vehicle behind every pseudonym certificate.\n\
-             The CA never needs it; `trustca pseudonym resolve --ra-key` does.",
-            k.display(),
-            data.join(pseudonym_ca::RA_PUB_FILE).display()
-        );
-    }
-    Ok(())
-}
-
-/// For `serve`: loads the pseudonym CAs, publishes their PRLs, schedules
-/// reissues and returns the gRPC service.
-pub fn service(
-    data: &Path,
-    explicit_policies: Option<&Path>,
-    set: &PolicySet,
-    hierarchy: &CaHierarchy,
-    storage: &Arc<dyn Storage>,
-) -> Result<PseudonymsServer<PseudonymService>> {
-    let (files, _) = crate::policies::resolve(explicit_policies, Some(data))?;
-    let policy = pseudonym_policy(&files)?.unwrap_or_default();
-    let authority = Arc::new(PseudonymAuthority::open(
-        data,
-        set,
-        &policy,
-        hierarchy,
-        Arc::clone(storage),
-    )?);
-    authority
-        .publish_all()
-        .map_err(|s| anyhow::anyhow!("publishing PRLs: {}", s.message()))?;
-    authority.spawn_prl_schedule();
-    Ok(
-        PseudonymsServer::new(PseudonymService::new(authority, Arc::clone(storage)))
-            .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES),
-    )
 }
 
 // ---------------------------------------------------------------------------
@@ -617,14 +537,19 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
 fn resolve(a: ResolveArgs) -> Result<ExitCode> {
     let cert = read_certs(&a.cert)?.remove(0);
     let ra = pseudonym_ca::read_resolution_authority_key(&a.ra_key)?;
-    let db = a.data.join("db");
-    let store = trustca_store::SledStorage::open(&db).with_context(|| {
+    let config = trustca_server::StoreConfig::or_data_dir(a.store.as_ref(), &a.data);
+    let store = config.open().with_context(|| {
         format!(
             "cannot open the store at {} (stop the server or use a copy of the data directory)",
-            db.display()
+            config.describe()
         )
     })?;
-    let r = pseudonym_ca::resolve(&store, &ra, &cert, &crate::cli::extension_oid_for(&a.data)?)?;
+    let r = pseudonym_ca::resolve(
+        store.as_ref(),
+        &ra,
+        &cert,
+        &crate::cli::extension_oid_for(&a.data)?,
+    )?;
     if a.json {
         print_json(&json!({
             "identity": r.identity,

@@ -78,13 +78,13 @@ async fn report(
 async fn anomalies_move_trust_levels_through_detection_templates() {
     let ca = TestCa::init();
     let (hook_url, mut hook) = webhook().await;
-    let mut opts = trustca::server::ServeOptions::new(
+    let mut opts = trustca_server::ServeOptions::new(
         ca.data().to_path_buf(),
         "127.0.0.1:0".parse().unwrap(),
         trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
     opts.notify_webhook = Some(hook_url);
-    let server = trustca::server::start(opts).await.unwrap();
+    let server = trustca_server::start(opts).await.unwrap();
     let url = format!("https://{}", server.addr);
     let root = ca.root_pem();
     let acme = ca.credential(

@@ -144,7 +144,7 @@ async fn old_tree_heads_verify_after_the_audit_signer_is_renewed() {
 
     // About 13 months later the audit certificate is within 30 days of
     // expiry and is renewed, with a new key, when the hierarchy is opened.
-    let (_, set) = trustca::policies::resolve(None, Some(ca.data())).unwrap();
+    let (_, set) = trustca_server::policies::resolve(None, Some(ca.data())).unwrap();
     let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
     let later = time::OffsetDateTime::now_utc()
         + time::Duration::days(i64::from(set.pki.service.validity_days) - 20);

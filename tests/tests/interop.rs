@@ -673,7 +673,7 @@ async fn an_operator_chosen_extension_oid_is_used_everywhere() {
 
     let dir = tempfile::tempdir().unwrap();
     let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-    trustca::server::init(dir.path(), Some(policies.path()), &pass, &[]).unwrap();
+    trustca_server::init(dir.path(), Some(policies.path()), &pass, &[]).unwrap();
     let mut ca = TestCa { dir, server: None };
     ca.restart().await;
     // The manufacturer's credential is recognised only under the new OID.
@@ -719,7 +719,7 @@ async fn an_operator_chosen_extension_oid_is_used_everywhere() {
         text.replace(own, "2.25.304917911047948023692104962459481245009"),
     )
     .unwrap();
-    let err = trustca::policies::resolve(Some(policies.path()), None).unwrap_err();
+    let err = trustca_server::policies::resolve(Some(policies.path()), None).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("pki.toml:") && msg.contains("larger than 2^31-1"),

@@ -202,7 +202,7 @@ async fn init_creates_a_separate_pseudonym_ca_and_an_offline_ra_key() {
     // A second init changes nothing.
     let before = std::fs::read(d.join("ca/automotive-pseudonym.pem")).unwrap();
     let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-    trustca::server::init(d, None, &pass, &[]).unwrap();
+    trustca_server::init(d, None, &pass, &[]).unwrap();
     assert_eq!(
         before,
         std::fs::read(d.join("ca/automotive-pseudonym.pem")).unwrap()

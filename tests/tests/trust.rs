@@ -659,7 +659,7 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&seed.data().join("ca"), &dir.path().join("ca"));
         copy_dir(&seed.data().join("policies"), &dir.path().join("policies"));
-        let mut opts = trustca::server::ServeOptions::new(
+        let mut opts = trustca_server::ServeOptions::new(
             dir.path().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
             trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
@@ -669,7 +669,7 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
             .iter()
             .map(|(s, a): (&String, &String)| (s.clone(), a.clone()))
             .collect();
-        let server = trustca::server::start(opts).await.unwrap();
+        let server = trustca_server::start(opts).await.unwrap();
         addrs.insert(sector.to_owned(), format!("https://{}", server.addr));
         instances.push(server);
         dirs.push(dir);
@@ -900,7 +900,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&seed.data().join("ca"), &dir.path().join("ca"));
         copy_dir(&seed.data().join("policies"), &dir.path().join("policies"));
-        let mut opts = trustca::server::ServeOptions::new(
+        let mut opts = trustca_server::ServeOptions::new(
             dir.path().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
             trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
@@ -918,7 +918,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
 
     // The real automotive database, with two cars.
     let (_auto_dir, opts) = instance("automotive", vec![]);
-    let auto = trustca::server::start(opts).await.unwrap();
+    let auto = trustca_server::start(opts).await.unwrap();
     let auto_url = format!("https://{}", auto.addr);
     let mut e_auto = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
         trustca::client::connect(&auto_url, &acme).await.unwrap(),
@@ -972,14 +972,14 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
         .await
         .unwrap()
         .into_inner();
-    let (_, set) = trustca::policies::resolve(None, Some(seed.data())).unwrap();
+    let (_, set) = trustca_server::policies::resolve(None, Some(seed.data())).unwrap();
     let h = trustca_ca::CaHierarchy::open(
         seed.data(),
         &set,
         &trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     )
     .unwrap();
-    let identity = trustca::transport::TransportIdentity {
+    let identity = trustca_server::transport::TransportIdentity {
         root_der: h.root_der.clone(),
         sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
         server_chain: h.server_chain.clone(),
@@ -988,7 +988,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let impostor_url = format!("https://{}", listener.local_addr().unwrap());
-    let incoming = trustca::transport::incoming(listener, &identity).unwrap();
+    let incoming = trustca_server::transport::incoming(listener, &identity).unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::trust_database_server::TrustDatabaseServer::new(
@@ -999,7 +999,7 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
 
     // The HEMS database forwards automotive questions to the impostor.
     let (_hems_dir, opts) = instance("hems", vec![("automotive".into(), impostor_url)]);
-    let hems = trustca::server::start(opts).await.unwrap();
+    let hems = trustca_server::start(opts).await.unwrap();
     let hems_url = format!("https://{}", hems.addr);
     let mut e_hems = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
         trustca::client::connect(&hems_url, &acme).await.unwrap(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use trustca_model::{AuthenticatedPeer, Credential};
+use trustca_model::{AuthenticatedCaller, Credential};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
 
@@ -29,18 +29,14 @@ impl TrustService {
     }
 }
 
-/// The caller's credential, from the connection; refused if the store
-/// holds its certificate as revoked.
-fn authenticated<T>(req: &Request<T>, engine: &TrustEngine) -> Result<Arc<Credential>, Status> {
-    let peer = req
-        .extensions()
-        .get::<AuthenticatedPeer>()
-        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
-    let cred = peer.credential.clone().map_err(Status::unauthenticated)?;
-    if engine.credential_revoked(&cred).map_err(Status::from)? {
-        return Err(Status::unauthenticated("client certificate is revoked"));
-    }
-    Ok(cred)
+/// The caller's credential, as the server's authentication layer put it in
+/// the request (verified client certificate, the RPC's role and revocation
+/// rule applied). Without that layer every call is refused.
+fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+    req.extensions()
+        .get::<AuthenticatedCaller>()
+        .map(|c| Arc::clone(&c.0))
+        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))
 }
 
 fn chain_of(c: Option<pb::CertificateChain>) -> Result<Vec<Vec<u8>>, Status> {
@@ -59,7 +55,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::GetTrustRequest>,
     ) -> Result<Response<pb::TrustAnswer>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let subject = request.into_inner().subject;
         if let Some(pb::get_trust_request::Subject::Chain(c)) = &subject
             && (c.certificates.is_empty() || c.certificates.len() > MAX_CHAIN)
@@ -77,7 +73,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::DecideRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let req = request.into_inner();
         let chain = chain_of(req.peer)?;
         let d = self
@@ -95,7 +91,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<Streaming<pb::DecideRequest>>,
     ) -> Result<Response<Self::DecideBatchStream>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -136,7 +132,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::ChangeTrustRequest>,
     ) -> Result<Response<pb::ChangeTrustResponse>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         let record = tokio::task::spawn_blocking(move || engine.change_trust(&who, req))
@@ -152,7 +148,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::BulkDowngradeRequest>,
     ) -> Result<Response<pb::BulkDowngradeResponse>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         tokio::task::spawn_blocking(move || engine.bulk_downgrade(&who, &req))
@@ -166,7 +162,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         self.engine
             .history(&who, &request.into_inner().identity)
             .map(Response::new)
@@ -177,7 +173,7 @@ impl TrustDatabase for TrustService {
         &self,
         request: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         self.engine
             .reload_by(&who)
             .map(Response::new)
@@ -205,7 +201,7 @@ impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
         &self,
         request: Request<pb::AnomalyReport>,
     ) -> Result<Response<pb::AnomalyOutcome>, Status> {
-        let who = authenticated(&request, &self.engine)?;
+        let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
         let (outcome, notification) =

@@ -126,6 +126,13 @@ pub fn credential_from_chain(
     })
 }
 
+/// The caller of one request as the server's authentication layer
+/// established it (credential verified, role and revocation rule of the
+/// RPC applied), put in the request's extensions. Services read the caller
+/// only from here, never from a request field.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedCaller(pub std::sync::Arc<Credential>);
+
 /// What the transport learnt about the client of a connection, attached to
 /// every request on it: the verified credential, or why there is none.
 #[derive(Debug, Clone)]

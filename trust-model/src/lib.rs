@@ -32,7 +32,9 @@ pub use chain::{
     key_fingerprint, verify_chain,
 };
 pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
-pub use credential::{AuthenticatedPeer, Credential, credential_from_chain, trust_extension};
+pub use credential::{
+    AuthenticatedCaller, AuthenticatedPeer, Credential, credential_from_chain, trust_extension,
+};
 pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};
 pub use error::ModelError;
 pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};

@@ -12,10 +12,10 @@ use std::process::Command;
 
 use tonic::transport::Channel;
 use trustca::client::{ClientCredentials, connect};
-use trustca::server::{RunningServer, ServeOptions};
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;
+use trustca_server::{RunningServer, ServeOptions};
 
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
 
@@ -41,7 +41,7 @@ impl TestCa {
     pub fn init() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-        trustca::server::init(dir.path(), None, &pass, &[]).unwrap();
+        trustca_server::init(dir.path(), None, &pass, &[]).unwrap();
         Self { dir, server: None }
     }
 
@@ -61,7 +61,7 @@ impl TestCa {
             "127.0.0.1:0".parse().unwrap(),
             Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
         );
-        self.server = Some(trustca::server::start(opts).await.unwrap());
+        self.server = Some(trustca_server::start(opts).await.unwrap());
     }
 
     pub async fn stop(&mut self) {
@@ -77,7 +77,7 @@ impl TestCa {
         name: &str,
         sectors: &[&str],
     ) -> ClientCredentials {
-        let (_, set) = trustca::policies::resolve(None, Some(self.data())).unwrap();
+        let (_, set) = trustca_server::policies::resolve(None, Some(self.data())).unwrap();
         let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
         let h = CaHierarchy::open(self.data(), &set, &pass).unwrap();
         let sectors: Vec<SectorName> = sectors

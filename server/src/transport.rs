@@ -29,6 +29,8 @@ use tonic::transport::server::Connected;
 use trustca_model::{AuthenticatedPeer, credential_from_chain};
 use x509_parser::prelude::FromDer;
 
+use crate::error::ServerError;
+
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -183,12 +185,16 @@ impl PeerCheck {
 /// Builds the rustls server configuration.
 pub fn server_config(
     id: &TransportIdentity,
-) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>)> {
+) -> Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>), ServerError> {
+    let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(id.root_der.clone()))?;
+    roots
+        .add(CertificateDer::from(id.root_der.clone()))
+        .map_err(|e| tls(&e))?;
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()?;
+        .build()
+        .map_err(|e| tls(&e))?;
     let verifier = Arc::new(DeferredClientVerifier {
         inner: Arc::clone(&inner),
     });
@@ -198,13 +204,16 @@ pub fn server_config(
         .map(|d| CertificateDer::from(d.clone()))
         .collect();
     let builder = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
         .with_client_cert_verifier(verifier);
     let mut cfg = match id.server_key.pkcs8() {
-        Some(pkcs8) => builder.with_single_cert(
-            chain,
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
-        )?,
+        Some(pkcs8) => builder
+            .with_single_cert(
+                chain,
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())),
+            )
+            .map_err(|e| tls(&e))?,
         // A key in a token cannot be handed to rustls as bytes; rustls
         // asks it to sign each handshake instead.
         None => {
@@ -222,7 +231,7 @@ pub fn server_config(
 pub fn incoming(
     listener: TcpListener,
     id: &TransportIdentity,
-) -> anyhow::Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>> {
+) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
     let (cfg, verifier) = server_config(id)?;
     let acceptor = TlsAcceptor::from(cfg);
     let mut issuers = id.sector_cas.clone();

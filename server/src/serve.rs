@@ -1,12 +1,15 @@
 //! `trustca serve`: one process hosting every service on one mutual-TLS
-//! port — enrollment, health and reflection — over one durable store.
+//! port over one durable store. This is where the server is put together:
+//! options, store, CA, trust database, pseudonym authority, transport and
+//! authentication, and the schedules (CRLs, PRLs, audit tree heads under
+//! their leases, SIGHUP policy reload, the watch for CA revocations made
+//! offline).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use trustca_ca::{
@@ -22,10 +25,14 @@ use trustca_proto::v1::anomalies_server::AnomaliesServer;
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
 use trustca_proto::v1::revocation_server::RevocationServer;
 use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
-use trustca_store::{GroupCommitter, SledStorage, Storage};
+use trustca_store::{GroupCommitter, Storage};
 
+use crate::auth::AuthLayer;
+use crate::error::{Result, ServerError, io};
+use crate::lease::{self, Lease};
 use crate::pkcs11::{Pkcs11Options, open_token};
 use crate::policies;
+use crate::store::StoreConfig;
 use crate::transport::{self, TransportIdentity};
 
 /// Largest gRPC message accepted (an enrollment request is a few KiB).
@@ -36,6 +43,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub struct ServeOptions {
     /// Data directory.
     pub data: PathBuf,
+    /// The store; `None` is the data directory's sled store (`DATA/db`).
+    pub store: Option<StoreConfig>,
     /// Address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Policy directory overriding the data directory's copy.
@@ -59,6 +68,7 @@ impl ServeOptions {
     pub fn new(data: PathBuf, listen: SocketAddr, passphrase: Passphrase) -> Self {
         Self {
             data,
+            store: None,
             listen,
             policies: None,
             passphrase,
@@ -77,18 +87,20 @@ pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<Result<(), tonic::transport::Error>>,
+    handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     store_closed: Option<trustca_store::CloseWaiter>,
     heads: Option<TreeHeadSigner>,
 }
 
 /// Signs audit-log tree heads with the root-certified audit key: every
-/// [`TREE_HEAD_INTERVAL`] while entries arrive, and once more at shutdown.
+/// [`TREE_HEAD_INTERVAL`] while entries arrive, and once more at shutdown,
+/// while this replica holds the `tree-heads` lease.
 #[derive(Clone)]
 pub struct TreeHeadSigner {
     storage: Arc<dyn Storage>,
     key: Arc<dyn StatementSigner>,
     last_size: Arc<std::sync::atomic::AtomicU64>,
+    lease: Arc<Lease>,
 }
 
 impl std::fmt::Debug for TreeHeadSigner {
@@ -101,7 +113,11 @@ impl std::fmt::Debug for TreeHeadSigner {
 pub const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(10);
 
 impl TreeHeadSigner {
-    fn new(storage: &Arc<dyn Storage>, key: Arc<dyn StatementSigner>) -> Result<Self> {
+    fn new(
+        storage: &Arc<dyn Storage>,
+        key: Arc<dyn StatementSigner>,
+        lease: Arc<Lease>,
+    ) -> Result<Self> {
         let last = storage
             .tree_heads()?
             .last()
@@ -112,11 +128,16 @@ impl TreeHeadSigner {
             storage: Arc::clone(storage),
             key,
             last_size: Arc::new(std::sync::atomic::AtomicU64::new(last)),
+            lease,
         })
     }
 
-    /// Signs a head if the log grew since the last one.
+    /// Signs a head if the log grew since the last one and this replica
+    /// holds the `tree-heads` lease.
     pub fn sign_now(&self) -> Result<()> {
+        if !self.lease.held() {
+            return Ok(());
+        }
         let storage = &self.storage;
         let (size, root) = storage.audit_head()?;
         if size == 0 || size == self.last_size.load(std::sync::atomic::Ordering::SeqCst) {
@@ -131,7 +152,7 @@ impl TreeHeadSigner {
         let signed = trustca_audit::SignedTreeHead::sign_with(head, self.key.public_key(), |m| {
             self.key.sign(m).ok()
         })
-        .map_err(|e| anyhow::anyhow!("signing a tree head: {e}"))?;
+        .map_err(|e| ServerError::Audit(format!("signing a tree head: {e}")))?;
         storage.store_tree_head(size, &signed.to_bytes())?;
         self.last_size
             .store(size, std::sync::atomic::Ordering::SeqCst);
@@ -144,6 +165,7 @@ impl TreeHeadSigner {
     fn spawn(&self) {
         let storage = Arc::downgrade(&self.storage);
         let (key, last_size) = (Arc::clone(&self.key), Arc::clone(&self.last_size));
+        let lease = Arc::clone(&self.lease);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(TREE_HEAD_INTERVAL).await;
@@ -154,6 +176,7 @@ impl TreeHeadSigner {
                     storage,
                     key: Arc::clone(&key),
                     last_size: Arc::clone(&last_size),
+                    lease: Arc::clone(&lease),
                 };
                 match tokio::task::spawn_blocking(move || s.sign_now()).await {
                     Ok(Err(e)) => tracing::error!(error = %e, "signing an audit tree head failed"),
@@ -177,7 +200,9 @@ impl RunningServer {
         let heads = self.heads.take();
         self.wait().await?;
         if let Some(heads) = heads
-            && let Err(e) = tokio::task::spawn_blocking(move || heads.sign_now()).await?
+            && let Err(e) = tokio::task::spawn_blocking(move || heads.sign_now())
+                .await
+                .map_err(|e| ServerError::Stopped(format!("tree head task failed: {e}")))?
         {
             tracing::error!(error = %e, "final audit tree head not signed");
         }
@@ -186,8 +211,9 @@ impl RunningServer {
             // so the store) alive for a while; the store flushes on every
             // commit, so this wait is a courtesy for callers that reopen the
             // data directory, not a durability step.
-            let done =
-                tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10))).await?;
+            let done = tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10)))
+                .await
+                .unwrap_or(false);
             if !done {
                 tracing::warn!(
                     "store still referenced 10 s after shutdown; it closes when the last client disconnects"
@@ -206,9 +232,7 @@ impl RunningServer {
             _ = signal => None,
         };
         match stopped {
-            Some(r) => r
-                .context("server task failed")?
-                .context("server stopped with an error"),
+            Some(r) => stopped_result(r),
             None => self.shutdown().await,
         }
     }
@@ -217,10 +241,23 @@ impl RunningServer {
     pub async fn wait(mut self) -> Result<()> {
         self.store_closed = None;
         self.heads = None;
-        self.handle
-            .await
-            .context("server task failed")?
-            .context("server stopped with an error")
+        stopped_result((&mut self.handle).await)
+    }
+}
+
+/// The server task's end as a sentence.
+fn stopped_result(
+    r: std::result::Result<
+        std::result::Result<(), tonic::transport::Error>,
+        tokio::task::JoinError,
+    >,
+) -> Result<()> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ServerError::Stopped(format!(
+            "server stopped with an error: {e}"
+        ))),
+        Err(e) => Err(ServerError::Stopped(format!("server task failed: {e}"))),
     }
 }
 
@@ -254,7 +291,8 @@ pub fn init_with(
     // The token first: a missing module, token or wrong PIN must stop
     // init before anything is written.
     let token = open_token(data, &set.pki, pkcs11)?;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .map_err(|e| io(format_args!("cannot create {}", data.display()), e))?;
     policies::install(data, &files)?;
     let report = CaHierarchy::init_with_token(
         data,
@@ -263,7 +301,7 @@ pub fn init_with(
         server_names,
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
     )?;
-    crate::pseudonym_cmd::init_pseudonyms(data, &files, &set, passphrase, token.map(|t| t.token))?;
+    crate::pseudonym::init_pseudonyms(data, &files, &set, passphrase, token.map(|t| t.token))?;
     Ok(report)
 }
 
@@ -293,16 +331,18 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &opts.passphrase,
         token.map(|t| t.token),
     )?);
-    let db_path = opts.data.join("db");
-    let (sled, store_closed) =
-        SledStorage::open_with_close_waiter(&db_path).map_err(|e| match e {
-            trustca_store::StoreError::InUse(_) => anyhow::anyhow!(
-                "the data directory {} is in use by another trustca process",
-                opts.data.display()
-            ),
-            other => anyhow::anyhow!("cannot open the store at {}: {other}", db_path.display()),
-        })?;
-    let storage: Arc<dyn Storage> = Arc::new(sled);
+    let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
+    let (storage, store_closed) = store.open_with_close()?;
+    let replica = lease::replica_id();
+    let crl_lease = Lease::take(storage.as_ref(), lease::CRL, &replica, lease::LEASE_TTL);
+    crl_lease.spawn_renewal(&storage);
+    let heads_lease = Lease::take(
+        storage.as_ref(),
+        lease::TREE_HEADS,
+        &replica,
+        lease::LEASE_TTL,
+    );
+    heads_lease.spawn_renewal(&storage);
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(
         EnrollmentEngine::new(
@@ -326,8 +366,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         Arc::clone(&storage),
         opts.data.join("crl"),
     ));
+    // Every replica publishes once at start (its own CRL files must exist);
+    // the scheduled reissue is the lease holder's.
     crls.publish_all()?;
-    spawn_crl_schedule(&crls);
+    spawn_crl_schedule(&crls, &crl_lease);
     record_ca_revocations(storage.as_ref(), &hierarchy.revoked_cas().all())?;
     spawn_ca_revocation_watch(&hierarchy, &storage);
     let weak_crls = Arc::downgrade(&crls);
@@ -346,7 +388,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         },
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key())?;
+    let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key(), heads_lease)?;
     heads.sign_now()?;
     heads.spawn();
     if recorded > 0 {
@@ -364,7 +406,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         server_key: hierarchy.server_key(),
         extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
     };
-    let addr = transport::local_addr(&listener)?;
+    let addr = transport::local_addr(&listener)
+        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
     let incoming = transport::incoming(listener, &identity)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -375,13 +418,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .register_encoded_file_descriptor_set(trustca_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("reflection service")?;
-    let enrollment = EnrollmentServer::new(EnrollmentService::new(
-        Arc::clone(&engine),
-        Arc::clone(&storage),
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+        .map_err(|e| ServerError::Config(format!("reflection service: {e}")))?;
+    let enrollment = EnrollmentServer::new(EnrollmentService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
 
     let trust_service = TrustDatabaseServer::new(TrustService::new(Arc::clone(&trust)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -395,7 +435,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(256 * 1024 * 1024);
 
-    let pseudonyms = crate::pseudonym_cmd::service(
+    let pseudonyms = crate::pseudonym::service(
         &opts.data,
         opts.policies.as_deref(),
         &policy_set,
@@ -409,6 +449,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
+        .layer(AuthLayer::new(Arc::clone(&storage)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))
@@ -426,31 +467,31 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             })
             .await
     });
-    tracing::info!(%addr, data = %opts.data.display(), "trustca listening (mutual TLS)");
+    tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
         shutdown: Some(tx),
         handle,
-        store_closed: Some(store_closed),
+        store_closed,
         heads: Some(heads),
     })
 }
 
 /// A plain sentence for a failed bind (the I/O error's own text carries
 /// an OS error number at best).
-fn bind_error(listen: SocketAddr, e: &std::io::Error) -> anyhow::Error {
-    match e.kind() {
+fn bind_error(listen: SocketAddr, e: &std::io::Error) -> ServerError {
+    ServerError::Listen(match e.kind() {
         std::io::ErrorKind::AddrInUse => {
-            anyhow::anyhow!("cannot listen on {listen}: the port is already in use")
+            format!("cannot listen on {listen}: the port is already in use")
         }
-        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!(
+        std::io::ErrorKind::PermissionDenied => format!(
             "cannot listen on {listen}: permission denied (ports below 1024 need privileges)"
         ),
         std::io::ErrorKind::AddrNotAvailable => {
-            anyhow::anyhow!("cannot listen on {listen}: no local interface has this address")
+            format!("cannot listen on {listen}: no local interface has this address")
         }
-        _ => anyhow::anyhow!("cannot listen on {listen}: {e}"),
-    }
+        _ => format!("cannot listen on {listen}: {e}"),
+    })
 }
 
 fn to_pem(tag: &str, der: &[u8]) -> String {
@@ -459,11 +500,11 @@ fn to_pem(tag: &str, der: &[u8]) -> String {
 
 /// The sectors of `--authoritative`, checked against the policy.
 fn authoritative_sectors(opts: &ServeOptions, policy_set: &PolicySet) -> Result<Vec<SectorName>> {
-    Ok(opts
-        .authoritative
+    opts.authoritative
         .iter()
         .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
-        .collect::<Result<Vec<SectorName>, _>>()?)
+        .collect::<std::result::Result<Vec<SectorName>, _>>()
+        .map_err(|e| ServerError::Config(e.to_string()))
 }
 
 fn trust_engine(
@@ -478,13 +519,17 @@ fn trust_engine(
     } else {
         let server_key = hierarchy.server_key();
         let Some(server_key_pkcs8) = server_key.pkcs8() else {
-            anyhow::bail!(
-                "federation (--peer) needs the TLS server key in a file, but it is in the PKCS#11 token; set [keys.server] backend = \"file\" in pki.toml before init"
-            );
+            return Err(ServerError::Config(
+                "federation (--peer) needs the TLS server key in a file, but it is in the PKCS#11 token; set [keys.server] backend = \"file\" in pki.toml before init".into(),
+            ));
         };
         let mut peers = std::collections::HashMap::new();
         for (sector, url) in &opts.peers {
-            let sector = policy_set.sector(sector)?.sector.clone();
+            let sector = policy_set
+                .sector(sector)
+                .map_err(|e| ServerError::Config(e.to_string()))?
+                .sector
+                .clone();
             peers.insert(sector, url.clone());
         }
         Some(Federation::new(FederationConfig {
@@ -505,7 +550,7 @@ fn trust_engine(
     let loader: trustca_db::PolicyLoader = Box::new(move || {
         policies::resolve(explicit.as_deref(), Some(&data))
             .map(|(_, set)| (set.trust, set.detection))
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| e.to_string())
     });
     let cfg = TrustEngineConfig {
         root_der: hierarchy.root_der.clone(),
@@ -555,14 +600,19 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
 }
 
 /// Reissues every CRL at half the shortest CRL validity, so relying parties
-/// always hold a current one. Holds the publisher weakly.
-fn spawn_crl_schedule(crls: &Arc<CrlPublisher>) {
+/// always hold a current one, on the replica holding the `crl` lease. Holds
+/// the publisher weakly.
+fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
     let period = crls.shortest_validity() / 2;
     let crls = Arc::downgrade(crls);
+    let lease = Arc::clone(lease);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(period).await;
             let Some(crls) = crls.upgrade() else { return };
+            if !lease.held() {
+                continue;
+            }
             let result = tokio::task::spawn_blocking(move || crls.publish_all()).await;
             if let Ok(Err(e)) | Err(e) =
                 result.map_err(|e| trustca_ca::CaError::Signing(e.to_string()))
@@ -635,7 +685,7 @@ fn spawn_ca_revocation_watch(hierarchy: &Arc<CaHierarchy>, storage: &Arc<dyn Sto
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::error!(error = %format!("{e:#}"), "CA revocation check failed")
+                    tracing::error!(error = %e, "CA revocation check failed")
                 }
                 Err(e) => tracing::error!(error = %e, "CA revocation check failed"),
             }

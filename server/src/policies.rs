@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use trustca_model::PolicySet;
+
+use crate::error::{Result, ServerError, io};
 
 /// The default policy files, embedded so a fresh machine needs no files.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -63,14 +64,14 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
         files.push((
             name.to_owned(),
             std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
+                .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?,
         ));
     }
     // Optional: the V2X pseudonym profiles (docs/pseudonyms.md).
     let pseudonym = dir.join("pseudonym.toml");
     if pseudonym.exists() {
         let text = std::fs::read_to_string(&pseudonym)
-            .with_context(|| format!("cannot read {}", pseudonym.display()))?;
+            .map_err(|e| io(format_args!("cannot read {}", pseudonym.display()), e))?;
         files.push(("pseudonym.toml".to_owned(), text));
     }
     for sub in ["sectors", "detection"] {
@@ -79,7 +80,7 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
             continue;
         }
         let mut names: Vec<PathBuf> = std::fs::read_dir(&folder)
-            .with_context(|| format!("cannot read {}", folder.display()))?
+            .map_err(|e| io(format_args!("cannot read {}", folder.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
@@ -92,7 +93,7 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
             files.push((
                 name,
                 std::fs::read_to_string(&p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
+                    .map_err(|e| io(format_args!("cannot read {}", p.display()), e))?,
             ));
         }
     }
@@ -105,7 +106,7 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
         let (_, text) = files
             .iter()
             .find(|(n, _)| n == name)
-            .with_context(|| format!("no {name} in the policy set"))?;
+            .ok_or_else(|| ServerError::Policy(format!("no {name} in the policy set")))?;
         Ok((format!("{base}{name}"), text.as_str()))
     };
     let (pki_name, pki_text) = top("pki.toml")?;
@@ -117,20 +118,23 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
         .map(|(n, t)| (format!("{base}{n}"), t.clone()))
         .collect();
     if sectors.is_empty() {
-        bail!("{base}sectors/ holds no sector policy");
+        return Err(ServerError::Policy(format!(
+            "{base}sectors/ holds no sector policy"
+        )));
     }
     let detection: Vec<(String, String)> = files
         .iter()
         .filter(|(n, _)| n.starts_with("detection/"))
         .map(|(n, t)| (format!("{base}{n}"), t.clone()))
         .collect();
-    Ok(PolicySet::parse(
+    PolicySet::parse(
         (&pki_name, pki_text),
         &sectors,
         (&coop_name, coop_text),
         (&recog_name, recog_text),
         &detection,
-    )?)
+    )
+    .map_err(|e| ServerError::Policy(e.to_string()))
 }
 
 /// The embedded defaults.
@@ -165,13 +169,14 @@ pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
     if dir.join("pki.toml").exists() {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir.join("sectors"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("detection"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    for sub in ["sectors", "detection"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| io(format_args!("cannot create {}", dir.display()), e))?;
+    }
     for (name, text) in files {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, text)
+            .map_err(|e| io(format_args!("cannot write {}", path.display()), e))?;
     }
     Ok(true)
 }

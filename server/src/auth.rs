@@ -1,0 +1,314 @@
+//! Who may call what: the one place where a request's caller is
+//! authenticated. The transport attaches the connection's verified
+//! credential (or why there is none) as [`AuthenticatedPeer`]; this tower
+//! layer looks the RPC up in [`RULES`], refuses a missing credential, a role
+//! the RPC is not for, and a client certificate the store marks revoked,
+//! and puts the caller in the request as [`AuthenticatedCaller`], where the
+//! services read it. The services and engines still check what depends on
+//! the request (sectors, names, the device asked about).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::codegen::Service;
+use tonic::codegen::http;
+use trustca_model::{AuthenticatedCaller, AuthenticatedPeer, CertificateKind, Credential};
+use trustca_store::{CertificateStatus, Storage};
+
+/// What a caller whose client certificate is revoked gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revoked {
+    /// Refused with `UNAUTHENTICATED`.
+    Refuse,
+    /// Accepted; the string is the documented reason.
+    #[allow(dead_code)]
+    Accept(&'static str),
+}
+
+/// Who may call one RPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone, without a client certificate (public data: CA certificates,
+    /// CRLs, PRLs).
+    Public,
+    /// A verified credential of one of `roles` (empty: any role).
+    Caller {
+        /// The roles the RPC is for; empty means every role.
+        roles: &'static [CertificateKind],
+        /// What happens when the credential's certificate is revoked.
+        revoked: Revoked,
+    },
+}
+
+use CertificateKind::{Auditor, Gateway, LongTerm, Manufacturer, Operator};
+
+const fn caller(roles: &'static [CertificateKind]) -> Access {
+    Access::Caller {
+        roles,
+        revoked: Revoked::Refuse,
+    }
+}
+
+/// Every trustca RPC by gRPC path. A revoked client certificate is refused
+/// everywhere: no RPC has a reason to serve a revoked caller (a revoked
+/// device asking `Decide` is refused here rather than answered "deny").
+pub(crate) const RULES: &[(&str, Access)] = &[
+    ("/trustca.v1.Enrollment/Enroll", caller(&[Manufacturer])),
+    (
+        "/trustca.v1.Enrollment/EnrollBatch",
+        caller(&[Manufacturer]),
+    ),
+    ("/trustca.v1.Enrollment/GetCaCertificates", Access::Public),
+    ("/trustca.v1.TrustDatabase/GetTrust", caller(&[])),
+    ("/trustca.v1.TrustDatabase/Decide", caller(&[LongTerm])),
+    ("/trustca.v1.TrustDatabase/DecideBatch", caller(&[LongTerm])),
+    ("/trustca.v1.TrustDatabase/ChangeTrust", caller(&[Operator])),
+    (
+        "/trustca.v1.TrustDatabase/BulkDowngrade",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.TrustDatabase/GetHistory",
+        caller(&[Operator, Auditor]),
+    ),
+    (
+        "/trustca.v1.TrustDatabase/ReloadPolicy",
+        caller(&[Operator]),
+    ),
+    ("/trustca.v1.Revocation/Revoke", caller(&[Operator])),
+    ("/trustca.v1.Revocation/BulkRevoke", caller(&[Operator])),
+    ("/trustca.v1.Revocation/Restrict", caller(&[Operator])),
+    ("/trustca.v1.Revocation/GetCrl", Access::Public),
+    ("/trustca.v1.Anomalies/Report", caller(&[Gateway])),
+    (
+        "/trustca.v1.Pseudonyms/GetPseudonymProfile",
+        caller(&[LongTerm]),
+    ),
+    (
+        "/trustca.v1.Pseudonyms/RequestPseudonyms",
+        caller(&[LongTerm]),
+    ),
+    (
+        "/trustca.v1.Pseudonyms/RevokePseudonyms",
+        caller(&[Operator]),
+    ),
+    ("/trustca.v1.Pseudonyms/GetPrl", Access::Public),
+];
+
+/// The rule of a path. Health and reflection are public; a trustca path
+/// missing from the table (a new RPC nobody classified) gets the strictest
+/// rule that still lets it be reached: any role, revoked refused.
+pub(crate) fn rule(path: &str) -> Access {
+    if let Some((_, access)) = RULES.iter().find(|(p, _)| *p == path) {
+        return *access;
+    }
+    if path.starts_with("/trustca.") {
+        caller(&[])
+    } else {
+        Access::Public
+    }
+}
+
+/// The RPC's short name for messages (`Enroll` of `/trustca.v1.Enrollment/Enroll`).
+fn rpc_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn roles_text(roles: &[CertificateKind]) -> String {
+    let names: Vec<&str> = roles.iter().map(|k| k.as_str()).collect();
+    names.join(" or ")
+}
+
+/// Applies `access` to what the transport knew about the connection.
+fn check(
+    path: &str,
+    access: Access,
+    peer: Option<&AuthenticatedPeer>,
+    storage: &dyn Storage,
+) -> Result<Option<Arc<Credential>>, Status> {
+    let Access::Caller { roles, revoked } = access else {
+        return Ok(None);
+    };
+    let peer = peer
+        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))?;
+    let cred = peer.credential.clone().map_err(Status::unauthenticated)?;
+    if !roles.is_empty() && !roles.contains(&cred.kind) {
+        return Err(Status::permission_denied(format!(
+            "{} is for {} credentials; the caller holds {} certificate",
+            rpc_name(path),
+            roles_text(roles),
+            cred.kind.with_article()
+        )));
+    }
+    if revoked == Revoked::Refuse {
+        let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
+        match storage.certificate(&serial) {
+            Ok(Some(rec)) if matches!(rec.status, CertificateStatus::Revoked { .. }) => {
+                return Err(Status::unauthenticated("client certificate is revoked"));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "credential lookup failed");
+                return Err(Status::unavailable(
+                    "the store cannot be read to check the client certificate; try again",
+                ));
+            }
+        }
+    }
+    Ok(Some(cred))
+}
+
+/// The layer for `Server::builder().layer(...)`.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthLayer {
+    storage: Arc<dyn Storage>,
+}
+
+impl AuthLayer {
+    /// Checks revocation against `storage`.
+    pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            storage: Arc::clone(&self.storage),
+        }
+    }
+}
+
+/// A service that runs only for authenticated, permitted callers.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticate<S> {
+    inner: S,
+    storage: Arc<dyn Storage>,
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for Authenticate<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let access = rule(path);
+        let peer = request.extensions().get::<AuthenticatedPeer>();
+        match check(path, access, peer, self.storage.as_ref()) {
+            Ok(Some(cred)) => {
+                request.extensions_mut().insert(AuthenticatedCaller(cred));
+            }
+            Ok(None) => {}
+            Err(status) => {
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        Box::pin(self.inner.call(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    /// Every RPC of the published contract has a row, and no row names an
+    /// RPC that does not exist.
+    #[test]
+    fn the_table_covers_every_rpc_exactly() {
+        let set =
+            prost_types::FileDescriptorSet::decode(trustca_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut paths = Vec::new();
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    paths.push(format!(
+                        "/{}.{}/{}",
+                        file.package(),
+                        service.name(),
+                        method.name()
+                    ));
+                }
+            }
+        }
+        paths.sort();
+        let mut rows: Vec<String> = RULES.iter().map(|(p, _)| (*p).to_owned()).collect();
+        rows.sort();
+        let before = rows.len();
+        rows.dedup();
+        assert_eq!(rows.len(), before, "a path is listed twice");
+        assert_eq!(rows, paths);
+    }
+
+    #[test]
+    fn revoked_callers_are_refused_everywhere_and_public_data_is_public() {
+        for (path, access) in RULES {
+            match access {
+                Access::Public => assert!(
+                    path.ends_with("/GetCaCertificates")
+                        || path.ends_with("/GetCrl")
+                        || path.ends_with("/GetPrl"),
+                    "{path} is public"
+                ),
+                Access::Caller { revoked, .. } => {
+                    assert_eq!(*revoked, Revoked::Refuse, "{path} accepts revoked callers")
+                }
+            }
+        }
+        assert_eq!(rule("/grpc.health.v1.Health/Check"), Access::Public);
+        assert_eq!(rule("/trustca.v1.Enrollment/NotYetClassified"), caller(&[]));
+    }
+
+    #[test]
+    fn roles_follow_the_table() {
+        let role = |p: &str| match rule(p) {
+            Access::Caller { roles, .. } => roles.to_vec(),
+            Access::Public => vec![],
+        };
+        assert_eq!(role("/trustca.v1.Enrollment/Enroll"), vec![Manufacturer]);
+        assert_eq!(role("/trustca.v1.TrustDatabase/Decide"), vec![LongTerm]);
+        assert_eq!(
+            role("/trustca.v1.TrustDatabase/GetHistory"),
+            vec![Operator, Auditor]
+        );
+        assert!(role("/trustca.v1.TrustDatabase/GetTrust").is_empty());
+        assert_eq!(role("/trustca.v1.Anomalies/Report"), vec![Gateway]);
+    }
+
+    #[test]
+    fn a_missing_credential_is_unauthenticated_with_the_transport_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::StoreConfig::in_data_dir(dir.path()).open().unwrap();
+        let path = "/trustca.v1.Enrollment/Enroll";
+        let err = check(path, rule(path), None, store.as_ref()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        let peer = AuthenticatedPeer {
+            credential: Err("client certificate not trusted".into()),
+            remote: None,
+        };
+        let err = check(path, rule(path), Some(&peer), store.as_ref()).unwrap_err();
+        assert_eq!(err.message(), "client certificate not trusted");
+        let public = "/trustca.v1.Revocation/GetCrl";
+        assert!(
+            check(public, rule(public), None, store.as_ref())
+                .unwrap()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The trustca server, put together in one place: the options of `serve`,
+//! which store to open ([`StoreConfig`]), `init` of a data directory, the
+//! mutual-TLS transport, caller authentication with each RPC's rule in one
+//! table, and the schedules (CRLs, PRLs, audit tree heads under leases,
+//! SIGHUP reload, CA revocations made offline). The `trustca` command line,
+//! the end-to-end tests and the benchmarks start servers through this crate.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+mod lease;
+pub mod message_limit;
+pub mod pkcs11;
+pub mod policies;
+pub mod pseudonym;
+mod serve;
+mod store;
+pub mod transport;
+
+pub use error::ServerError;
+pub use pkcs11::{OpenToken, Pkcs11Options, open_token};
+pub use serve::{
+    MAX_MESSAGE_BYTES, RunningServer, ServeOptions, TREE_HEAD_INTERVAL, TreeHeadSigner, init,
+    init_with, start,
+};
+pub use store::StoreConfig;
