@@ -19,6 +19,8 @@ use trustca_store::{
     StoreError,
 };
 
+use trustca_model::observe::{NoObserver, Observer};
+
 use crate::CaError;
 use crate::csr::verify_csr;
 use crate::hierarchy::CaHierarchy;
@@ -82,6 +84,8 @@ pub struct EnrollmentEngine {
     committer: GroupCommitter,
     /// Sectors this instance enrolls for (empty: every sector).
     authoritative: Vec<SectorName>,
+    /// Where commit sizes and timings go.
+    observer: Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for EnrollmentEngine {
@@ -118,6 +122,7 @@ impl EnrollmentEngine {
             storage,
             committer,
             authoritative: Vec::new(),
+            observer: Arc::new(NoObserver),
         }
     }
 
@@ -129,6 +134,34 @@ impl EnrollmentEngine {
     pub fn with_authoritative(mut self, sectors: Vec<SectorName>) -> Self {
         self.authoritative = sectors;
         self
+    }
+
+    /// Reports every request group's size and commit time to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Hands a request group to the group committer and reports its size,
+    /// how long it took to become durable, and backend failures.
+    async fn commit(
+        &self,
+        batch: Vec<Issuance>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let items = batch.len();
+        let started = std::time::Instant::now();
+        let result = self.committer.commit(batch).await;
+        self.observer.commit(items, started.elapsed());
+        let failed = match &result {
+            Err(e) => crate::error::is_backend(e),
+            Ok(items) => items
+                .iter()
+                .any(|r| r.as_ref().is_err_and(crate::error::is_backend)),
+        };
+        if failed {
+            self.observer.store_error("commit");
+        }
+        result
     }
 
     /// The trust-level extension's OID (`pki.toml`).
@@ -188,7 +221,7 @@ impl EnrollmentEngine {
         }
         let n = batch.len();
         if n > 0 {
-            for r in self.committer.commit(batch).await? {
+            for r in self.commit(batch).await? {
                 r?;
             }
         }
@@ -421,7 +454,7 @@ impl EnrollmentEngine {
             }
         }
         if !batch.is_empty() {
-            match self.committer.commit(batch).await {
+            match self.commit(batch).await {
                 Ok(committed) => {
                     for ((slot, outcome), r) in slots.into_iter().zip(outcomes).zip(committed) {
                         results[slot] = Some(match r {
@@ -455,7 +488,7 @@ impl EnrollmentEngine {
         now: OffsetDateTime,
     ) -> Result<EnrollmentOutcome, CaError> {
         let p = self.prepare(caller, request, now)?;
-        let mut r = self.committer.commit(vec![p.issuance]).await?;
+        let mut r = self.commit(vec![p.issuance]).await?;
         match r.pop() {
             Some(Ok(())) => Ok(p.outcome),
             Some(Err(e)) => Err(e.into()),
@@ -593,7 +626,7 @@ impl EnrollmentEngine {
                 device.certificate_level
             ),
         };
-        let mut r = self.committer.commit(vec![issuance]).await?;
+        let mut r = self.commit(vec![issuance]).await?;
         match r.pop() {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(e.into()),

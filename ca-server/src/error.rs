@@ -142,6 +142,15 @@ pub fn store_code(e: &StoreError) -> tonic::Code {
     }
 }
 
+/// Whether a store error is the backend failing (I/O, corruption, gone),
+/// as opposed to a refusal of the request (duplicate, not enrolled, ...).
+pub fn is_backend(e: &StoreError) -> bool {
+    matches!(
+        e.class(),
+        FailureClass::Unavailable | FailureClass::DataLoss
+    ) || matches!(e, StoreError::Backend(_))
+}
+
 impl From<CaError> for tonic::Status {
     fn from(e: CaError) -> Self {
         tonic::Status::new(tonic::Code::from(&e), e.to_string())

@@ -874,6 +874,8 @@ pub struct PseudonymAuthority {
     revoked_cas: Arc<crate::root_crl::RevokedCas>,
     /// The trust-level extension's OID (`pki.toml`).
     extension_oid: ExtensionOid,
+    /// Where PRL publication times and sizes go.
+    observer: Arc<dyn trustca_model::observe::Observer>,
 }
 
 impl std::fmt::Debug for PseudonymAuthority {
@@ -1019,7 +1021,14 @@ impl PseudonymAuthority {
             latest: RwLock::new(HashMap::new()),
             revoked_cas: Arc::clone(hierarchy.revoked_cas()),
             extension_oid: policies.pki.extensions.trust_level_oid.clone(),
+            observer: Arc::new(trustca_model::observe::NoObserver),
         })
+    }
+
+    /// Reports every PRL publication's time and size to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn trustca_model::observe::Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Sectors that issue pseudonyms.
@@ -1568,6 +1577,7 @@ impl PseudonymAuthority {
         extra: Vec<(Vec<u8>, Vec<u8>)>,
         audit: Option<&BlobAudit>,
     ) -> Result<Arc<pb::SignedPrl>, Status> {
+        let started = std::time::Instant::now();
         let sector = self.sector(sector_name)?;
         let profile = &sector.profile;
         let _guard = self.prl_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -1625,6 +1635,9 @@ impl PseudonymAuthority {
             latest.insert(sector_name.clone(), Arc::clone(&signed));
         }
         tracing::info!(sector = %sector_name, prl_number = state.issue_number, entries = state.entries.len(), "PRL published");
+        let size = signed.prl.len() + signed.signature.len() + signed.pseudonym_ca_der.len();
+        self.observer
+            .published("prl", sector_name.as_str(), started.elapsed(), size);
         Ok(signed)
     }
 

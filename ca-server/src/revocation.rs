@@ -36,6 +36,7 @@ pub struct CrlPublisher {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     latest: RwLock<HashMap<SectorName, PublishedCrl>>,
+    observer: Arc<dyn trustca_model::observe::Observer>,
 }
 
 impl std::fmt::Debug for CrlPublisher {
@@ -60,11 +61,34 @@ impl CrlPublisher {
             storage,
             dir,
             latest: RwLock::new(HashMap::new()),
+            observer: Arc::new(trustca_model::observe::NoObserver),
         }
+    }
+
+    /// Reports every publication's time and size to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn trustca_model::observe::Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Reissues the CRL of `sector`.
     pub fn publish(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
+        let started = std::time::Instant::now();
+        let result = self.publish_unobserved(sector);
+        match &result {
+            Ok(p) => {
+                self.observer
+                    .published("crl", sector.as_str(), started.elapsed(), p.der.len())
+            }
+            Err(CaError::Store(e)) if crate::error::is_backend(e) => {
+                self.observer.store_error("crl")
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn publish_unobserved(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
         let ca = self.hierarchy.sector(sector)?;
         let hours = self
             .policies

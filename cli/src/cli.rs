@@ -146,8 +146,8 @@ pub enum Command {
     },
     /// Run every service (enrollment, health, reflection) on one mutual-TLS port.
     Serve {
-        /// Data directory (initialised automatically when empty).
-        #[arg(long, env = "TRUSTCA_DATA")]
+        /// Data directory (initialised automatically when it holds no CA).
+        #[arg(long, env = "TRUSTCA_DATA", default_value = "trustca-data")]
         data: PathBuf,
         /// The store: a postgres:// URL or a sled directory (default: DATA/db).
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
@@ -171,6 +171,10 @@ pub enum Command {
         /// appended to DATA/notifications.jsonl).
         #[arg(long, env = "TRUSTCA_NOTIFY_WEBHOOK")]
         notify_webhook: Option<String>,
+        /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+        /// (e.g. 127.0.0.1:9464; off unless given).
+        #[arg(long, env = "TRUSTCA_METRICS")]
+        metrics: Option<SocketAddr>,
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
@@ -455,10 +459,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             authoritative,
             peers,
             notify_webhook,
+            metrics,
             pass,
             pkcs11,
         } => {
             let passphrase = pass.load()?;
+            let fresh = !data.join("ca").join("root.pem").exists();
+            let shown = data.clone();
             let running = server::start(ServeOptions {
                 data,
                 store,
@@ -470,9 +477,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 peers,
                 notify_webhook,
                 pkcs11: pkcs11.options(),
+                metrics,
             })
             .await?;
             println!("listening on {}", running.addr);
+            // More lines only after the address line, which scripts read
+            // first; a reader that stopped reading must not stop the server.
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                if let Some(m) = running.metrics_addr {
+                    let _ = writeln!(out, "metrics on http://{m}/metrics");
+                }
+                if fresh {
+                    let _ = out.write_all(first_steps(&shown, running.addr).as_bytes());
+                }
+                let _ = out.flush();
+            }
             let addr = running.addr;
             // On SIGTERM / Ctrl-C: stop accepting, finish in-flight calls,
             // sign a last audit tree head, close the store.
@@ -629,6 +650,34 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `serve` prints after it made a new CA: where things are and the
+/// next commands to paste (in another shell, with the same passphrase).
+fn first_steps(data: &Path, addr: SocketAddr) -> String {
+    let d = data.display();
+    let server = match addr.ip() {
+        ip if ip.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
+        _ => format!("https://{addr}"),
+    };
+    format!(
+        "\
+initialised a new CA in {d}
+  root certificate      {d}/ca/root.pem   (clients trust it: --ca)
+  CA and service keys   {d}/ca/*.key, encrypted under your passphrase
+  policies              {d}/policies/
+  store                 {d}/db/
+  resolution authority  {d}/ra/resolution-authority.key (NOT encrypted: move it offline)
+next steps, in another shell with the same TRUSTCA_PASSPHRASE:
+  trustca manufacturer add --data {d} --name Acme --sector automotive,hems --out ./acme
+  trustca operator add --data {d} --name ops --out ./ops
+  trustca enroll --server {server} --identity ./acme/cert.pem --key ./acme/key.pem \\
+      --ca {d}/ca/root.pem --sector automotive --manufacturer Acme --model EV-200 \\
+      --serial SN0001 --firmware 1.0.0 --evidence evidence.toml \\
+      --generate-key device.key --out device.pem
+  (evidence.toml and the rest of the walkthrough: README.md, Quick start)
+"
+    )
 }
 
 /// Writes a private key readable by the owner only, never replacing a file.

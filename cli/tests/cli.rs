@@ -557,3 +557,97 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly
         "ANSI escape in piped logs: {logs:?}"
     );
 }
+
+#[test]
+fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trustca"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("TRUSTCA_PASSPHRASE", PASS)
+        .env_remove("TRUSTCA_PASSPHRASE_FILE")
+        .env_remove("TRUSTCA_DATA")
+        .env_remove("TRUSTCA_STORE")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
+    let mut said = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("README.md");
+        said.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = said.join("\n");
+    let data = dir.path().join("trustca-data");
+    assert!(
+        data.join("ca/root.pem").exists(),
+        "no CA in {}",
+        data.display()
+    );
+    assert!(data.join("db").exists());
+    for want in [
+        "initialised a new CA in trustca-data",
+        "trustca-data/ca/root.pem",
+        "trustca-data/ra/resolution-authority.key",
+        "trustca manufacturer add --data trustca-data",
+        "trustca enroll --server https://127.0.0.1:",
+    ] {
+        assert!(said.contains(want), "{want:?} missing from:\n{said}");
+    }
+
+    // The first printed step works as printed.
+    let out = Command::new(env!("CARGO_BIN_EXE_trustca"))
+        .args([
+            "manufacturer",
+            "add",
+            "--data",
+            "trustca-data",
+            "--name",
+            "Acme",
+            "--sector",
+            "automotive,hems",
+            "--out",
+            "./acme",
+        ])
+        .current_dir(dir.path())
+        .env("TRUSTCA_PASSPHRASE", PASS)
+        .env_remove("TRUSTCA_PASSPHRASE_FILE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("acme/cert.pem").exists());
+
+    // A second start of the same directory does not print the steps again.
+    let mut again = Command::new(env!("CARGO_BIN_EXE_trustca"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("TRUSTCA_PASSPHRASE", PASS)
+        .env_remove("TRUSTCA_PASSPHRASE_FILE")
+        .env_remove("TRUSTCA_DATA")
+        .env_remove("TRUSTCA_STORE")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(again.stdout.take().unwrap());
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on "), "{line}");
+    let _ = again.kill();
+    let _ = again.wait();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(!rest.contains("initialised a new CA"), "{rest}");
+}

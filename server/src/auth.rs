@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::codegen::Service;
 use tonic::codegen::http;
+use trustca_model::observe::Observer;
 use trustca_model::{AuthenticatedCaller, AuthenticatedPeer, CertificateKind, Credential};
 use trustca_store::{CertificateStatus, Storage};
 
@@ -165,12 +166,13 @@ fn check(
 #[derive(Debug, Clone)]
 pub(crate) struct AuthLayer {
     storage: Arc<dyn Storage>,
+    observer: Arc<dyn Observer>,
 }
 
 impl AuthLayer {
-    /// Checks revocation against `storage`.
-    pub(crate) fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+    /// Checks revocation against `storage`; store failures go to `observer`.
+    pub(crate) fn new(storage: Arc<dyn Storage>, observer: Arc<dyn Observer>) -> Self {
+        Self { storage, observer }
     }
 }
 
@@ -181,6 +183,7 @@ impl<S> tower::Layer<S> for AuthLayer {
         Authenticate {
             inner,
             storage: Arc::clone(&self.storage),
+            observer: Arc::clone(&self.observer),
         }
     }
 }
@@ -190,6 +193,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub(crate) struct Authenticate<S> {
     inner: S,
     storage: Arc<dyn Storage>,
+    observer: Arc<dyn Observer>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for Authenticate<S>
@@ -216,6 +220,9 @@ where
             }
             Ok(None) => {}
             Err(status) => {
+                if status.code() == tonic::Code::Unavailable {
+                    self.observer.store_error("credential");
+                }
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use trustca_model::observe::Observer;
 use trustca_store::Storage;
 
 /// Lease of the audit tree-head signer.
@@ -40,6 +41,7 @@ pub(crate) struct Lease {
     holder: String,
     ttl: Duration,
     held: AtomicBool,
+    observer: Arc<dyn Observer>,
 }
 
 impl Lease {
@@ -49,12 +51,14 @@ impl Lease {
         name: &'static str,
         holder: &str,
         ttl: Duration,
+        observer: &Arc<dyn Observer>,
     ) -> Arc<Self> {
         let lease = Arc::new(Self {
             name,
             holder: holder.to_owned(),
             ttl,
             held: AtomicBool::new(false),
+            observer: Arc::clone(observer),
         });
         lease.renew(storage);
         lease
@@ -71,6 +75,7 @@ impl Lease {
             Err(e) => {
                 // Unknown is not held: two signers are worse than a late one.
                 tracing::warn!(lease = self.name, error = %e, "lease renewal failed");
+                self.observer.store_error("lease");
                 false
             }
         };
@@ -105,7 +110,8 @@ mod tests {
     fn sled_grants_and_ids_differ() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::StoreConfig::in_data_dir(dir.path()).open().unwrap();
-        let lease = Lease::take(store.as_ref(), CRL, &replica_id(), LEASE_TTL);
+        let observer: Arc<dyn Observer> = Arc::new(trustca_model::observe::NoObserver);
+        let lease = Lease::take(store.as_ref(), CRL, &replica_id(), LEASE_TTL, &observer);
         assert!(lease.held());
         assert_ne!(replica_id(), replica_id());
     }

@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod lease;
 pub mod message_limit;
+pub mod metrics;
 pub mod pkcs11;
 pub mod policies;
 pub mod pseudonym;
@@ -18,6 +19,7 @@ mod store;
 pub mod transport;
 
 pub use error::ServerError;
+pub use metrics::Metrics;
 pub use pkcs11::{OpenToken, Pkcs11Options, open_token};
 pub use serve::{
     MAX_MESSAGE_BYTES, RunningServer, ServeOptions, TREE_HEAD_INTERVAL, TreeHeadSigner, init,

@@ -69,16 +69,14 @@ pub(crate) fn service(
     set: &PolicySet,
     hierarchy: &CaHierarchy,
     storage: &Arc<dyn Storage>,
+    observer: &Arc<dyn trustca_model::observe::Observer>,
 ) -> Result<PseudonymsServer<PseudonymService>> {
     let (files, _) = crate::policies::resolve(explicit_policies, Some(data))?;
     let policy = pseudonym_policy(&files)?.unwrap_or_default();
-    let authority = Arc::new(PseudonymAuthority::open(
-        data,
-        set,
-        &policy,
-        hierarchy,
-        Arc::clone(storage),
-    )?);
+    let authority = Arc::new(
+        PseudonymAuthority::open(data, set, &policy, hierarchy, Arc::clone(storage))?
+            .with_observer(Arc::clone(observer)),
+    );
     authority
         .publish_all()
         .map_err(|s| ServerError::Stopped(format!("publishing PRLs: {}", s.message())))?;

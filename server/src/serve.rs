@@ -30,10 +30,12 @@ use trustca_store::{GroupCommitter, Storage};
 use crate::auth::AuthLayer;
 use crate::error::{Result, ServerError, io};
 use crate::lease::{self, Lease};
+use crate::metrics::Metrics;
 use crate::pkcs11::{Pkcs11Options, open_token};
 use crate::policies;
 use crate::store::StoreConfig;
 use crate::transport::{self, TransportIdentity};
+use trustca_model::observe::Observer;
 
 /// Largest gRPC message accepted (an enrollment request is a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -61,6 +63,9 @@ pub struct ServeOptions {
     pub notify_webhook: Option<String>,
     /// The PKCS#11 token holding CA keys, if any.
     pub pkcs11: Pkcs11Options,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`);
+    /// `None` serves none. Port 0 picks a free port.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServeOptions {
@@ -77,6 +82,7 @@ impl ServeOptions {
             peers: Vec::new(),
             notify_webhook: None,
             pkcs11: Pkcs11Options::default(),
+            metrics: None,
         }
     }
 }
@@ -86,6 +92,10 @@ impl ServeOptions {
 pub struct RunningServer {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The bound metrics address, when metrics are served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The metrics registry (also kept when no endpoint serves it).
+    pub metrics: Arc<Metrics>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     store_closed: Option<trustca_store::CloseWaiter>,
@@ -312,6 +322,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| bind_error(opts.listen, &e))?;
+    let metrics_listener = match opts.metrics {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let observer: Arc<dyn Observer> = metrics.clone();
     if !opts.data.join("ca").join("root.pem").exists() {
         let report = init_with(
             &opts.data,
@@ -333,17 +349,37 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     )?);
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (storage, store_closed) = store.open_with_close()?;
+    metrics.watch_store(&storage);
     let replica = lease::replica_id();
-    let crl_lease = Lease::take(storage.as_ref(), lease::CRL, &replica, lease::LEASE_TTL);
+    let crl_lease = Lease::take(
+        storage.as_ref(),
+        lease::CRL,
+        &replica,
+        lease::LEASE_TTL,
+        &observer,
+    );
     crl_lease.spawn_renewal(&storage);
     let heads_lease = Lease::take(
         storage.as_ref(),
         lease::TREE_HEADS,
         &replica,
         lease::LEASE_TTL,
+        &observer,
     );
     heads_lease.spawn_renewal(&storage);
-    let committer = GroupCommitter::start(Arc::clone(&storage))?;
+    let committer = {
+        // The committer reports each group (size, transaction and flush
+        // time); the registry is held weakly so the thread does not keep it.
+        let m = Arc::downgrade(&metrics);
+        GroupCommitter::start_observed(
+            Arc::clone(&storage),
+            Arc::new(move |stats| {
+                if let Some(m) = m.upgrade() {
+                    m.commit_group(&stats);
+                }
+            }),
+        )?
+    };
     let engine = Arc::new(
         EnrollmentEngine::new(
             Arc::clone(&policy_set),
@@ -351,7 +387,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             Arc::clone(&storage),
             committer,
         )
-        .with_authoritative(authoritative_sectors(&opts, &policy_set)?),
+        .with_authoritative(authoritative_sectors(&opts, &policy_set)?)
+        .with_observer(Arc::clone(&observer)),
     );
     let recorded = engine.record_offline_credentials().await?;
     let trust = Arc::new(trust_engine(
@@ -360,12 +397,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &policy_set,
         Arc::clone(&storage),
     )?);
-    let crls = Arc::new(CrlPublisher::new(
-        Arc::clone(&hierarchy),
-        Arc::clone(&policy_set),
-        Arc::clone(&storage),
-        opts.data.join("crl"),
-    ));
+    let crls = Arc::new(
+        CrlPublisher::new(
+            Arc::clone(&hierarchy),
+            Arc::clone(&policy_set),
+            Arc::clone(&storage),
+            opts.data.join("crl"),
+        )
+        .with_observer(Arc::clone(&observer)),
+    );
     // Every replica publishes once at start (its own CRL files must exist);
     // the scheduled reissue is the lease holder's.
     crls.publish_all()?;
@@ -419,13 +459,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Config(format!("reflection service: {e}")))?;
-    let enrollment = EnrollmentServer::new(EnrollmentService::new(Arc::clone(&engine)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+    let enrollment = EnrollmentServer::new(
+        EnrollmentService::new(Arc::clone(&engine)).with_observer(Arc::clone(&observer)),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
 
-    let trust_service = TrustDatabaseServer::new(TrustService::new(Arc::clone(&trust)))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+    let trust_service = TrustDatabaseServer::new(
+        TrustService::new(Arc::clone(&trust)).with_observer(Arc::clone(&observer)),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
     spawn_reload_on_hangup(&trust);
     let revocation = RevocationServer::new(RevocationService::new(
         Arc::clone(&crls),
@@ -441,6 +485,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &policy_set,
         &hierarchy,
         &storage,
+        &observer,
     )?;
     health
         .set_serving::<trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService>>()
@@ -449,7 +494,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
-        .layer(AuthLayer::new(Arc::clone(&storage)))
+        .layer(AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))
@@ -467,9 +512,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             })
             .await
     });
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let bound = listener.local_addr().map_err(|e| {
+                ServerError::Listen(format!("cannot read the metrics address: {e}"))
+            })?;
+            crate::metrics::spawn_endpoint(listener, &metrics);
+            tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
+            Some(bound)
+        }
+        None => None,
+    };
     tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
+        metrics_addr,
+        metrics,
         shutdown: Some(tx),
         handle,
         store_closed,

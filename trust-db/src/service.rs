@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use trustca_model::observe::{NoObserver, Observer};
 use trustca_model::{AuthenticatedCaller, Credential};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
@@ -20,13 +21,48 @@ pub const MAX_CHAIN: usize = 4;
 #[derive(Debug, Clone)]
 pub struct TrustService {
     engine: Arc<TrustEngine>,
+    observer: Arc<dyn Observer>,
 }
 
 impl TrustService {
     /// Wraps an engine.
     pub fn new(engine: Arc<TrustEngine>) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            observer: Arc::new(NoObserver),
+        }
     }
+
+    /// Counts and times every `Decide` in `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+}
+
+/// Reports one decision: allow, deny or error, and how long it took.
+fn observe(
+    observer: &dyn Observer,
+    result: &Result<pb::Decision, crate::TrustDbError>,
+    took: std::time::Duration,
+) {
+    let outcome = match result {
+        Ok(d) if d.allow => "allow",
+        Ok(_) => "deny",
+        Err(e) => {
+            if let crate::TrustDbError::Store(s) = e
+                && (matches!(
+                    s.class(),
+                    trustca_store::FailureClass::Unavailable
+                        | trustca_store::FailureClass::DataLoss
+                ) || matches!(s, trustca_store::StoreError::Backend(_)))
+            {
+                observer.store_error("decide");
+            }
+            "error"
+        }
+    };
+    observer.decision(outcome, took);
 }
 
 /// The caller's credential, as the server's authentication layer put it in
@@ -76,11 +112,10 @@ impl TrustDatabase for TrustService {
         let who = authenticated(&request)?;
         let req = request.into_inner();
         let chain = chain_of(req.peer)?;
-        let d = self
-            .engine
-            .decide(&who, &chain, &req.operation)
-            .await
-            .map_err(Status::from)?;
+        let started = std::time::Instant::now();
+        let d = self.engine.decide(&who, &chain, &req.operation).await;
+        observe(self.observer.as_ref(), &d, started.elapsed());
+        let d = d.map_err(Status::from)?;
         tracing::debug!(rpc = "Decide", caller = %who.name, sector = %who.sector, operation = %req.operation, allow = d.allow, depth = %d.depth);
         Ok(Response::new(d))
     }
@@ -93,6 +128,7 @@ impl TrustDatabase for TrustService {
     ) -> Result<Response<Self::DecideBatchStream>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
+        let observer = Arc::clone(&self.observer);
         let mut inbound = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
@@ -109,10 +145,12 @@ impl TrustDatabase for TrustService {
                     ))),
                     Ok(req) => match chain_of(req.peer) {
                         Err(s) => Err(s),
-                        Ok(chain) => engine
-                            .decide(&who, &chain, &req.operation)
-                            .await
-                            .map_err(Status::from),
+                        Ok(chain) => {
+                            let started = std::time::Instant::now();
+                            let d = engine.decide(&who, &chain, &req.operation).await;
+                            observe(observer.as_ref(), &d, started.elapsed());
+                            d.map_err(Status::from)
+                        }
                     },
                 };
                 // A bad item ends the stream with its status, like a unary call.

@@ -20,6 +20,7 @@ pub mod firmware;
 pub mod hexfmt;
 mod identity;
 mod level;
+pub mod observe;
 pub mod policy;
 pub mod revocation;
 mod sector;

@@ -1,0 +1,197 @@
+//! `--metrics`: a real server with its Prometheus endpoint on a loopback
+//! port, scraped with a plain TCP client (and with curl when there is one)
+//! before and after an enrollment and a decision.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::*;
+use trustca_ca::Passphrase;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
+use trustca_server::ServeOptions;
+
+/// One HTTP/1.1 GET over a plain TCP socket: (status line, body).
+fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// The value of the sample whose line starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_enrollments_decisions_and_publications() {
+    let mut ca = TestCa::init();
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    );
+    opts.metrics = Some("127.0.0.1:0".parse().unwrap());
+    let server = trustca_server::start(opts).await.unwrap();
+    let metrics = server.metrics_addr.expect("metrics address");
+    assert!(metrics.ip().is_loopback());
+    ca.server = Some(server);
+
+    let (status, before) = tokio::task::spawn_blocking(move || get(metrics, "/metrics"))
+        .await
+        .unwrap();
+    assert!(status.contains("200"), "{status}");
+    // CRLs and PRLs were published at start, and the audit log has entries.
+    assert!(
+        sample(
+            &before,
+            "trustca_revocation_lists_published_total{kind=\"crl\",sector=\"automotive\"}"
+        ) >= 1.0,
+        "{before}"
+    );
+    assert!(
+        sample(
+            &before,
+            "trustca_revocation_lists_published_total{kind=\"prl\",sector=\"automotive\"}"
+        ) >= 1.0,
+        "{before}"
+    );
+    assert!(before.contains("trustca_revocation_list_bytes{kind=\"crl\",sector=\"hems\"}"));
+    let issued = "trustca_enrollments_total{sector=\"automotive\",outcome=\"issued\"}";
+    assert_eq!(sample(&before, issued), 0.0);
+
+    let acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive", "hems"],
+    );
+    let root = ca.root_pem();
+    let mut enroll = ca.client(&acme).await;
+    let car = enroll_device(
+        &mut enroll,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "M1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let house = enroll_device(
+        &mut enroll,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "M2",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    // A refused enrollment: the same identity again.
+    let (_k, c) = csr();
+    let mut again = request("automotive", "Acme", "M1", c, automotive_lv5());
+    again.device.as_mut().unwrap().model = "EV-200".into();
+    let err = enroll.enroll(again).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+    let mut house_db = TrustDatabaseClient::new(
+        trustca::client::connect(&ca.url(), &house.creds)
+            .await
+            .unwrap(),
+    );
+    let d = house_db
+        .decide(pb::DecideRequest {
+            peer: Some(pb::CertificateChain {
+                certificates: car.chain.clone(),
+            }),
+            operation: "battery-discharge".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(d.allow, "{d:?}");
+
+    let (_, after) = tokio::task::spawn_blocking(move || get(metrics, "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(sample(&after, issued), 1.0, "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "trustca_enrollments_total{sector=\"hems\",outcome=\"issued\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "trustca_enrollments_total{sector=\"automotive\",outcome=\"already_exists\"}"
+        ),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "trustca_decisions_total{outcome=\"allow\"}"),
+        1.0
+    );
+    assert_eq!(sample(&after, "trustca_decide_seconds_count"), 1.0);
+    assert!(
+        sample(&after, "trustca_commit_request_items_count") >= 2.0,
+        "{after}"
+    );
+    assert!(sample(&after, "trustca_commit_wait_seconds_count") >= 2.0);
+    assert!(
+        sample(&after, "trustca_commit_group_items_count") >= 1.0,
+        "{after}"
+    );
+    assert!(sample(&after, "trustca_commit_flush_seconds_count") >= 1.0);
+    assert!(
+        sample(&after, "trustca_audit_tree_size") > sample(&before, "trustca_audit_tree_size"),
+        "{after}"
+    );
+    // Nothing failed in the store (the family has no series yet).
+    assert!(!after.contains("trustca_store_errors_total{"), "{after}");
+
+    // Anything but GET /metrics is refused.
+    let (status, _) = tokio::task::spawn_blocking(move || get(metrics, "/other"))
+        .await
+        .unwrap();
+    assert!(status.contains("404"), "{status}");
+
+    // curl, when the machine has it, reads the same endpoint.
+    let curl = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            &format!("http://{metrics}/metrics"),
+        ])
+        .output();
+    match curl {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(issued), "{text}");
+            assert!(text.trim_end().ends_with("# EOF"), "{text}");
+        }
+        Ok(out) => panic!("curl failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) => eprintln!("curl is not installed; scraped with the TCP client only"),
+    }
+    ca.stop().await;
+}
