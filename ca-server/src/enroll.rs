@@ -417,17 +417,41 @@ impl EnrollmentEngine {
             }));
         }
         let mut prepared: Vec<Result<Prepared, CaError>> = Vec::with_capacity(n);
+        let mut failed = None;
         for h in handles {
             match h.await {
                 Ok(v) => prepared.extend(v),
                 Err(e) => {
-                    return (0..n)
-                        .map(|_| Err(CaError::Signing(format!("worker failed: {e}"))))
-                        .collect();
+                    failed = Some(e.to_string());
+                    break;
                 }
             }
         }
-        self.commit_prepared(prepared, caller, &requests, now).await
+        let results = match failed {
+            Some(e) => (0..n)
+                .map(|_| Err(CaError::Signing(format!("worker failed: {e}"))))
+                .collect(),
+            None => self.commit_prepared(prepared, caller, &requests, now).await,
+        };
+        for (request, result) in requests.iter().zip(&results) {
+            self.observe(&request.device.sector, result);
+        }
+        results
+    }
+
+    /// Counts one enrollment item by sector and outcome (`issued`, or the
+    /// refusal's gRPC code), and a failing store.
+    fn observe(&self, sector: &str, result: &Result<EnrollmentOutcome, CaError>) {
+        let outcome = match result {
+            Ok(_) => "issued",
+            Err(e) => trustca_model::observe::code_label(tonic::Code::from(e) as i32),
+        };
+        self.observer.enrollment(sector, outcome);
+        if let Err(CaError::Store(e)) = result
+            && crate::error::is_backend(e)
+        {
+            self.observer.store_error("enroll");
+        }
     }
 
     async fn commit_prepared(

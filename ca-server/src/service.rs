@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
-use trustca_model::observe::{NoObserver, Observer};
 use trustca_model::{AuthenticatedCaller, Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
@@ -24,45 +23,12 @@ const CHUNK: usize = 256;
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
     engine: Arc<EnrollmentEngine>,
-    observer: Arc<dyn Observer>,
 }
 
 impl EnrollmentService {
     /// Wraps an engine.
     pub fn new(engine: Arc<EnrollmentEngine>) -> Self {
-        Self {
-            engine,
-            observer: Arc::new(NoObserver),
-        }
-    }
-
-    /// Counts every enrollment item by sector and outcome in `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = observer;
-        self
-    }
-}
-
-/// The outcome label of one item: `issued` or the refusal's gRPC code.
-fn outcome_label<T>(result: &Result<T, CaError>) -> &'static str {
-    match result {
-        Ok(_) => "issued",
-        Err(e) => trustca_model::observe::code_label(tonic::Code::from(e) as i32),
-    }
-}
-
-fn observe(observer: &dyn Observer, sector: &str, result: &Result<EnrollmentOutcome, CaError>) {
-    observer.enrollment(sector, outcome_label(result));
-    if let Err(CaError::Store(e)) = result
-        && crate::error::is_backend(e)
-    {
-        observer.store_error("enroll");
-    }
-}
-
-impl EnrollmentService {
-    fn observer(&self) -> Arc<dyn Observer> {
-        Arc::clone(&self.observer)
+        Self { engine }
     }
 }
 
@@ -153,7 +119,6 @@ impl Enrollment for EnrollmentService {
             .pop()
             .unwrap_or_else(|| Err(CaError::Signing("no result".into())));
         log_outcome(&caller, &sector, &result);
-        observe(self.observer.as_ref(), &sector, &result);
         result
             .map(|o| Response::new(to_response(o)))
             .map_err(Status::from)
@@ -168,7 +133,6 @@ impl Enrollment for EnrollmentService {
     ) -> Result<Response<Self::EnrollBatchStream>, Status> {
         let caller = caller(&request)?;
         let engine = Arc::clone(&self.engine);
-        let observer = self.observer();
         let (tx, rx) = tokio::sync::mpsc::channel(CHUNK * 4);
         let inbound = request.into_inner();
         tokio::spawn(async move {
@@ -181,7 +145,6 @@ impl Enrollment for EnrollmentService {
             let mut tasks = tokio::task::JoinSet::new();
             while let Some(chunk) = chunks.next().await {
                 let mut ids = Vec::with_capacity(chunk.len());
-                let mut sectors = Vec::with_capacity(chunk.len());
                 let mut reqs = Vec::with_capacity(chunk.len());
                 let mut early = Vec::new();
                 let mut stream_error = None;
@@ -200,9 +163,7 @@ impl Enrollment for EnrollmentService {
                             match item.request {
                                 Some(r) => {
                                     ids.push(item.id);
-                                    let r = to_request(r);
-                                    sectors.push(r.device.sector.clone());
-                                    reqs.push(r);
+                                    reqs.push(to_request(r));
                                 }
                                 None => early.push(failure(
                                     item.id,
@@ -233,13 +194,11 @@ impl Enrollment for EnrollmentService {
                 let engine = Arc::clone(&engine);
                 let caller = Arc::clone(&caller);
                 let tx = tx.clone();
-                let observer = Arc::clone(&observer);
                 tasks.spawn(async move {
                     let results = engine.enroll_many(&caller, reqs).await;
                     drop(permit);
                     let mut counts = (0usize, 0usize);
-                    for ((id, sector), r) in ids.into_iter().zip(sectors).zip(results) {
-                        observe(observer.as_ref(), &sector, &r);
+                    for (id, r) in ids.into_iter().zip(results) {
                         let msg = match r {
                             Ok(o) => {
                                 counts.0 += 1;

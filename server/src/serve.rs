@@ -459,11 +459,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServerError::Config(format!("reflection service: {e}")))?;
-    let enrollment = EnrollmentServer::new(
-        EnrollmentService::new(Arc::clone(&engine)).with_observer(Arc::clone(&observer)),
-    )
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
+    let enrollment = EnrollmentServer::new(EnrollmentService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
 
     let trust_service = TrustDatabaseServer::new(
         TrustService::new(Arc::clone(&trust)).with_observer(Arc::clone(&observer)),
