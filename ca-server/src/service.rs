@@ -18,6 +18,9 @@ use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, Enrol
 pub const MAX_BATCH_ITEMS: usize = 100_000;
 /// Items signed and committed together.
 const CHUNK: usize = 256;
+/// How long an EnrollBatch result may wait for a client that does not read
+/// before the stream is ended.
+const STALLED_READER: Duration = Duration::from_secs(30);
 
 /// The enrollment service.
 #[derive(Debug, Clone)]
@@ -139,7 +142,8 @@ impl Enrollment for EnrollmentService {
             let chunks = inbound.chunks_timeout(CHUNK, Duration::from_millis(2));
             tokio::pin!(chunks);
             let mut seen = 0usize;
-            let (mut issued, mut refused) = (0usize, 0usize);
+            let (mut issued, mut refused, mut delivered) = (0usize, 0usize, 0usize);
+            let mut stalled = false;
             // Up to two chunks in flight: one signing while one commits.
             let permits = Arc::new(tokio::sync::Semaphore::new(2));
             let mut tasks = tokio::task::JoinSet::new();
@@ -177,7 +181,10 @@ impl Enrollment for EnrollmentService {
                 }
                 refused += early.len();
                 for e in early {
-                    if tx.send(Ok(e)).await.is_err() {
+                    if !matches!(
+                        tokio::time::timeout(STALLED_READER, tx.send(Ok(e))).await,
+                        Ok(Ok(()))
+                    ) {
                         return;
                     }
                 }
@@ -196,8 +203,14 @@ impl Enrollment for EnrollmentService {
                 let tx = tx.clone();
                 tasks.spawn(async move {
                     let results = engine.enroll_many(&caller, reqs).await;
-                    drop(permit);
-                    let mut counts = (0usize, 0usize);
+                    // The permit is held until the results are queued for
+                    // the client: a client that stops reading fills the
+                    // queue, the senders wait, and no further chunk is
+                    // issued. At most the permits' chunks plus the queue
+                    // are ever ahead of what the client read.
+                    let _permit = permit;
+                    // (issued, refused, results queued for the client, stalled)
+                    let mut counts = (0usize, 0usize, 0usize, false);
                     for (id, r) in ids.into_iter().zip(results) {
                         let msg = match r {
                             Ok(o) => {
@@ -214,20 +227,33 @@ impl Enrollment for EnrollmentService {
                                 failure(id, tonic::Code::from(&e), e.to_string())
                             }
                         };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            break;
+                        match tokio::time::timeout(STALLED_READER, tx.send(Ok(msg))).await {
+                            Ok(Ok(())) => counts.2 += 1,
+                            // The client left, or has not read for
+                            // STALLED_READER: end the stream.
+                            _ => {
+                                counts.3 = true;
+                                break;
+                            }
                         }
                     }
                     counts
                 });
-                while let Some(Ok((i, r))) = tasks.try_join_next() {
+                while let Some(Ok((i, r, d, s))) = tasks.try_join_next() {
                     issued += i;
                     refused += r;
+                    delivered += d;
+                    stalled |= s;
+                }
+                if stalled {
+                    break;
                 }
             }
-            while let Some(Ok((i, r))) = tasks.join_next().await {
+            while let Some(Ok((i, r, d, s))) = tasks.join_next().await {
                 issued += i;
                 refused += r;
+                delivered += d;
+                stalled |= s;
             }
             tracing::info!(
                 rpc = "EnrollBatch",
@@ -236,7 +262,8 @@ impl Enrollment for EnrollmentService {
                 items = seen,
                 issued,
                 refused,
-                outcome = "done"
+                delivered,
+                outcome = if stalled { "client stopped reading" } else { "done" }
             );
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(

@@ -175,6 +175,10 @@ pub enum Command {
         /// (e.g. 127.0.0.1:9464; off unless given).
         #[arg(long, env = "TRUSTCA_METRICS")]
         metrics: Option<SocketAddr>,
+        /// Seconds in-flight calls may run after SIGTERM before every
+        /// connection is closed (then a last audit tree head is signed).
+        #[arg(long, env = "TRUSTCA_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+        shutdown_grace: u64,
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
@@ -209,6 +213,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: crate::audit_cmd::AuditAction,
+    },
+    /// Move a deployment between stores (sled to PostgreSQL) and inspect one.
+    Store {
+        #[command(subcommand)]
+        action: crate::store_cmd::StoreAction,
     },
     /// Verify a saved signed trust answer offline (exit 0 valid, 1 otherwise).
     VerifyAnswer {
@@ -460,6 +469,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             peers,
             notify_webhook,
             metrics,
+            shutdown_grace,
             pass,
             pkcs11,
         } => {
@@ -478,6 +488,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 notify_webhook,
                 pkcs11: pkcs11.options(),
                 metrics,
+                shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -512,6 +523,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
+        Command::Store { action } => crate::store_cmd::run(action),
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,

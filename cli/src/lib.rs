@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod pkcs11;
 pub mod pseudonym_cmd;
+pub mod store_cmd;
 pub mod trust_cmd;
 pub mod vehicle_pool;
 pub mod verify_cmd;

@@ -66,6 +66,9 @@ pub struct ServeOptions {
     /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`);
     /// `None` serves none. Port 0 picks a free port.
     pub metrics: Option<SocketAddr>,
+    /// How long in-flight calls may run after a shutdown is asked for,
+    /// before every connection is closed.
+    pub shutdown_grace: Duration,
 }
 
 impl ServeOptions {
@@ -83,6 +86,7 @@ impl ServeOptions {
             notify_webhook: None,
             pkcs11: Pkcs11Options::default(),
             metrics: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -100,6 +104,10 @@ pub struct RunningServer {
     handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     store_closed: Option<trustca_store::CloseWaiter>,
     heads: Option<TreeHeadSigner>,
+    /// Cancelled when the grace period after a shutdown is over: every
+    /// connection's I/O then fails.
+    closing: tokio_util::sync::CancellationToken,
+    grace: Duration,
 }
 
 /// Signs audit-log tree heads with the root-certified audit key: every
@@ -208,7 +216,21 @@ impl RunningServer {
         }
         let closed = self.store_closed.take();
         let heads = self.heads.take();
-        self.wait().await?;
+        // In-flight calls get the grace period; then every connection is
+        // closed, whatever its client does (idle connections and silent
+        // streams would otherwise hold the server open).
+        let stopped = match tokio::time::timeout(self.grace, &mut self.handle).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    grace_ms = self.grace.as_millis() as u64,
+                    "shutdown grace period over; closing the remaining connections"
+                );
+                self.closing.cancel();
+                (&mut self.handle).await
+            }
+        };
+        stopped_result(stopped)?;
         if let Some(heads) = heads
             && let Err(e) = tokio::task::spawn_blocking(move || heads.sign_now())
                 .await
@@ -448,7 +470,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     };
     let addr = transport::local_addr(&listener)
         .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
-    let incoming = transport::incoming(listener, &identity)?;
+    let closing = tokio_util::sync::CancellationToken::new();
+    let incoming = transport::incoming(listener, &identity, closing.clone())?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -528,6 +551,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         metrics,
         shutdown: Some(tx),
         handle,
+        closing,
+        grace: opts.shutdown_grace,
         store_closed,
         heads: Some(heads),
     })

@@ -9,6 +9,7 @@
 //! health probes work without credentials. Every trustca RPC refuses a
 //! connection whose credential is missing.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -82,10 +83,31 @@ impl ClientCertVerifier for DeferredClientVerifier {
 }
 
 /// A TLS connection and who is on the other end.
-#[derive(Debug)]
 pub struct TlsConnection {
     stream: TlsStream<TcpStream>,
     peer: AuthenticatedPeer,
+    /// Fires when the shutdown grace period is over: every read and write
+    /// then fails, so hyper drops the connection whatever its client does.
+    closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl std::fmt::Debug for TlsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnection")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConnection {
+    fn closed(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        self.closing.as_mut().poll(cx).is_ready().then(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "server shutting down: grace period over",
+            )
+        })
+    }
 }
 
 impl Connected for TlsConnection {
@@ -101,6 +123,9 @@ impl AsyncRead for TlsConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(e) = self.closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -111,6 +136,9 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -124,6 +152,9 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if let Some(e) = self.closed(cx) {
+            return Poll::Ready(Err(e));
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -231,6 +262,7 @@ pub fn server_config(
 pub fn incoming(
     listener: TcpListener,
     id: &TransportIdentity,
+    closing: tokio_util::sync::CancellationToken,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
     let (cfg, verifier) = server_config(id)?;
     let acceptor = TlsAcceptor::from(cfg);
@@ -259,6 +291,7 @@ pub fn incoming(
             let acceptor = acceptor.clone();
             let check = Arc::clone(&check);
             let tx = tx.clone();
+            let closing = closing.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
@@ -270,7 +303,13 @@ pub fn incoming(
                             credential,
                             remote: Some(remote),
                         };
-                        let _ = tx.send(Ok(TlsConnection { stream, peer })).await;
+                        let _ = tx
+                            .send(Ok(TlsConnection {
+                                stream,
+                                peer,
+                                closing: Box::pin(closing.cancelled_owned()),
+                            }))
+                            .await;
                     }
                     Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::info!(%remote, "TLS handshake timed out"),

@@ -276,6 +276,11 @@ impl PgStorage {
     }
 }
 
+/// A row limit for SQL: "everything" (`usize::MAX`) is the largest BIGINT.
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn u64_of(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
 }
@@ -616,7 +621,7 @@ impl Storage for PgStorage {
     fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(
             "SELECT record FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
-            &[&int(from)?, &int(limit as u64)?],
+            &[&int(from)?, &limit_of(limit)],
             |r| decoded("audit", r),
         )
     }
@@ -677,7 +682,7 @@ impl Storage for PgStorage {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.read(
             "SELECT seq, record FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
-            &[&int(from)?, &int(limit as u64)?],
+            &[&int(from)?, &limit_of(limit)],
             |r| Ok((r.get::<_, i64>(0).max(0) as u64, r.get::<_, Vec<u8>>(1))),
         )
     }

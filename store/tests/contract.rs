@@ -373,6 +373,8 @@ fn audit_entries_are_merkle_leaves(b: &Backend) {
     assert_eq!(root, trustca_audit::root_at(&hashes, 5).unwrap());
     assert_eq!(s.audit_entries(3, 100).unwrap().len(), 2);
     assert_eq!(s.audit_entries(0, 2).unwrap().len(), 2);
+    assert_eq!(s.audit_entries(0, usize::MAX).unwrap().len(), 5);
+    assert_eq!(s.audit_entries_raw(0, usize::MAX).unwrap().len(), 5);
     let raw = s.audit_entries_raw(4, 10).unwrap();
     assert_eq!(raw.len(), 1);
     assert_eq!(raw[0].0, 4);

@@ -45,9 +45,29 @@ fn postgres_database(test: &str) -> Option<String> {
     )
 }
 
+/// A replica process, killed when the test ends (also on a failed
+/// assertion, so no server outlives its test).
+struct Replica(Child);
+
+impl Replica {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
+    }
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `trustca serve` on `data` with the PostgreSQL store; returns the
 /// process and its address.
-fn replica(data: &Path, store: &str) -> (Child, String) {
+fn replica(data: &Path, store: &str) -> (Replica, String) {
     let mut child = Command::new(trustca_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
@@ -70,7 +90,7 @@ fn replica(data: &Path, store: &str) -> (Child, String) {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("serve prints its address, got {line:?}"))
         .to_owned();
-    (child, format!("https://{addr}"))
+    (Replica(child), format!("https://{addr}"))
 }
 
 fn batch(prefix: &str, n: u64) -> Vec<pb::EnrollBatchItem> {
@@ -299,12 +319,12 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
     assert!(devices.len() as u64 >= 300 + total);
     assert!(certs >= device_count);
 
-    // CRL numbers from both replicas never repeat and keep growing.
-    assert_ne!(crl_a0, crl_b0);
-    assert!(
-        crl_b1 > crl_a0.max(crl_b0),
-        "{crl_b1} after {crl_a0}, {crl_b0}"
-    );
+    // Each replica published at start with its own number; both serve the
+    // newest one (shared through the store), and the revocation's CRL has
+    // a higher number still: numbers never repeat and keep growing.
+    assert_eq!(crl_a0, crl_b0, "both replicas serve the newest CRL");
+    assert!(crl_a0 >= 2, "two start-up publications, two numbers");
+    assert!(crl_b1 > crl_a0, "{crl_b1} after {crl_a0}");
 
     b.kill().unwrap();
     let _ = b.wait();
@@ -321,4 +341,87 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_deployment_moves_to_postgres_with_its_audit_log() {
+    let Some(store) = postgres_database("copy") else {
+        return;
+    };
+    let mut ca = TestCa::start().await;
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let mut enroll = ca.client(&acme).await;
+    let root = ca.root_pem();
+    let house = enroll_device(
+        &mut enroll,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "H1",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    drop(enroll);
+    ca.stop().await;
+
+    let out = Command::new(trustca_bin())
+        .args(["store", "copy", "--json", "--from"])
+        .arg(ca.data().join("db"))
+        .args(["--to", &store])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "store copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["audit_entries"].as_u64().unwrap() >= 1, "{report}");
+    // A second copy into the now non-empty database is refused plainly.
+    let again = Command::new(trustca_bin())
+        .args(["store", "copy", "--from"])
+        .arg(ca.data().join("db"))
+        .args(["--to", &store])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // The log verifies on PostgreSQL against the heads signed on sled.
+    let verify = Command::new(trustca_bin())
+        .args(["audit", "verify", "--data"])
+        .arg(ca.data())
+        .args(["--store", &store])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    // A server on the copy knows the device enrolled before the move.
+    let (mut server, url) = replica(ca.data(), &store);
+    let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
+    let mut trust = pb::trust_database_client::TrustDatabaseClient::new(
+        trustca::client::connect(&url, &operator).await.unwrap(),
+    );
+    let t = trust
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                house.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.identity, house.identity);
+    assert_eq!(t.live_level, 5);
+    server.kill().unwrap();
+    let _ = server.wait();
 }

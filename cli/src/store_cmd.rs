@@ -1,0 +1,147 @@
+//! `trustca store ...`: moving a deployment between stores (sled to
+//! PostgreSQL) and looking at what a store holds.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+use trustca_server::StoreConfig;
+
+use crate::cli::{parse_store, print_json};
+
+/// `trustca store ...`.
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Copy every record of a stopped deployment's store into an empty one
+    /// (e.g. sled to PostgreSQL), the audit log with its sequence numbers
+    /// and leaf hashes, so `trustca audit verify` passes on the target.
+    Copy {
+        /// The source: a sled directory (e.g. DATA/db) or a postgres:// URL.
+        #[arg(long, value_parser = parse_store)]
+        from: StoreConfig,
+        /// The target (must be empty): a postgres:// URL or a sled directory.
+        #[arg(long, value_parser = parse_store)]
+        to: StoreConfig,
+        /// Records per target transaction.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        chunk: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a store holds: certificates, devices, audit log size.
+    Info {
+        /// The store: a sled directory or a postgres:// URL.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: StoreConfig,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `trustca store` command.
+pub fn run(action: StoreAction) -> Result<ExitCode> {
+    match action {
+        StoreAction::Copy {
+            from,
+            to,
+            chunk,
+            json,
+        } => copy(&from, &to, chunk as usize, json),
+        StoreAction::Info { store, json } => info(&store, json),
+    }
+}
+
+fn copy(from: &StoreConfig, to: &StoreConfig, chunk: usize, json: bool) -> Result<ExitCode> {
+    if from == to {
+        bail!("--from and --to are the same store");
+    }
+    let source = from
+        .open()
+        .with_context(|| format!("cannot open the source store {}", from.describe()))?;
+    let target = to
+        .open()
+        .with_context(|| format!("cannot open the target store {}", to.describe()))?;
+    let (certificates, _) = source.counts()?;
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar
+    };
+    let started = std::time::Instant::now();
+    let report = trustca_store::copy_store(source.as_ref(), target.as_ref(), chunk, &mut |r| {
+        bar.set_message(format!(
+            "{} records copied ({} audit entries; source holds {certificates} certificates)",
+            r.records, r.audit_entries
+        ));
+        bar.tick();
+    })
+    .with_context(|| format!("copy into {} failed", to.describe()))?;
+    bar.finish_and_clear();
+    // Same log, same head: the copy is the source's log.
+    let (size, root) = source.audit_head()?;
+    let (copied_size, copied_root) = target.audit_head()?;
+    if (size, root) != (copied_size, copied_root) {
+        bail!(
+            "the copied audit log differs from the source's (size {copied_size} vs {size}); do not use the target"
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        print_json(&json!({
+            "from": from.describe(),
+            "to": to.describe(),
+            "records": report.records,
+            "audit_entries": report.audit_entries,
+            "audit_root": hex::encode(root),
+            "seconds": seconds,
+        }));
+    } else {
+        println!(
+            "copied {} records ({} audit entries, root {}) from {} to {} in {seconds:.1} s",
+            report.records,
+            report.audit_entries,
+            hex::encode(root),
+            from.describe(),
+            to.describe()
+        );
+        println!(
+            "next: trustca audit verify --data DATA --store {}",
+            to.describe()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn info(store: &StoreConfig, json: bool) -> Result<ExitCode> {
+    let s = store
+        .open()
+        .with_context(|| format!("cannot open the store {}", store.describe()))?;
+    let (certificates, devices) = s.counts()?;
+    let (size, root) = s.audit_head()?;
+    let bytes = s.size_on_disk()?;
+    if json {
+        print_json(&json!({
+            "store": store.describe(),
+            "certificates": certificates,
+            "devices": devices,
+            "audit_entries": size,
+            "audit_root": hex::encode(root),
+            "bytes": bytes,
+        }));
+    } else {
+        println!("store          {}", store.describe());
+        println!("certificates   {certificates}");
+        println!("devices        {devices}");
+        println!("audit entries  {size} (root {})", hex::encode(root));
+        println!("size           {bytes} bytes");
+    }
+    Ok(ExitCode::SUCCESS)
+}
