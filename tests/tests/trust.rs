@@ -988,7 +988,12 @@ async fn a_forwarded_answer_about_another_device_is_refused_and_enrollment_stays
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let impostor_url = format!("https://{}", listener.local_addr().unwrap());
-    let incoming = trustca_server::transport::incoming(listener, &identity).unwrap();
+    let incoming = trustca_server::transport::incoming(
+        listener,
+        &identity,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::trust_database_server::TrustDatabaseServer::new(
