@@ -51,6 +51,7 @@ mod load;
 mod probe;
 mod report;
 mod sign;
+mod stores;
 mod storesize;
 
 use std::path::PathBuf;
@@ -91,13 +92,16 @@ enum Stage {
     Crl,
     /// The audit log's share of the per-issuance store cost.
     Audit,
+    /// sled beside PostgreSQL: commit groups and Decide's reads
+    /// (PostgreSQL from TRUSTCA_BENCH_POSTGRES).
+    Stores,
 }
 
 impl Stage {
     fn in_trust_group(self) -> bool {
         matches!(
             self,
-            Stage::Decide | Stage::StoreSize | Stage::Crl | Stage::Audit
+            Stage::Decide | Stage::StoreSize | Stage::Crl | Stage::Audit | Stage::Stores
         )
     }
 
@@ -124,6 +128,9 @@ struct Opts {
     /// Devices enrolled through EnrollBatch.
     #[arg(long, default_value_t = 20_000)]
     devices: usize,
+    /// Devices committed per backend in the stores stage.
+    #[arg(long, default_value_t = 50_000)]
+    backend_devices: u64,
     /// Concurrent EnrollBatch streams (one connection each).
     #[arg(long, default_value_t = 4)]
     streams: usize,
@@ -574,6 +581,11 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
     }
     if opts.wants(Stage::Crl) {
         let (r, f) = crlgen::measure(&opts.crl_sizes, 2.0)?;
+        rows.extend(r);
+        figures.extend(f);
+    }
+    if opts.wants(Stage::Stores) {
+        let (r, f) = stores::measure(opts.backend_devices, 5.0)?;
         rows.extend(r);
         figures.extend(f);
     }
