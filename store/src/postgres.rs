@@ -16,6 +16,8 @@
 //! blocks the caller's thread on it, stepping out of the caller's runtime
 //! with `block_in_place` where there is one.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -229,11 +231,10 @@ impl PgStorage {
             let tx = h.block_on(client.transaction()).map_err(e)?;
             h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
                 .map_err(e)?;
-            let r = rules(&PgTxn {
-                tx: &tx,
-                h,
-                target: &self.target,
-            })?;
+            let t = PgTxn::new(&tx, h, &self.target);
+            let r = rules(&t)?;
+            t.flush_writes()?;
+            drop(t);
             h.block_on(tx.commit()).map_err(e)?;
             Ok(r)
         })
@@ -286,13 +287,57 @@ fn u64_of(bytes: &[u8]) -> u64 {
 }
 
 /// One PostgreSQL transaction seen through [`RecordTxn`].
+///
+/// The records an issuance writes (certificates, devices, trust records,
+/// history, audit entries, counters and the frontier) are buffered and
+/// written at the end with one multi-row statement per table, and the
+/// records a group of issuances reads are fetched up front with one query
+/// per table ([`RecordTxn::prefetch_issuances`]): a commit group costs a
+/// dozen round trips instead of ten per certificate. Reads see the
+/// buffered writes first, so the rules observe their own changes.
 pub(crate) struct PgTxn<'a> {
     tx: &'a deadpool_postgres::Transaction<'a>,
     h: &'a Handle,
     target: &'a str,
+    known: RefCell<Known>,
+    dirty: RefCell<Dirty>,
 }
 
-impl PgTxn<'_> {
+/// Rows read or written in this transaction (`None`: known absent), as
+/// encoded records.
+#[derive(Default)]
+struct Known {
+    certificates: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    devices: HashMap<String, Option<Vec<u8>>>,
+    trust: HashMap<String, Option<Vec<u8>>>,
+    meta: HashMap<String, Option<Vec<u8>>>,
+    blocked: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// A new certificate's indexed columns: serial, fingerprint, sector,
+/// identity key (its record is in [`Known::certificates`]).
+type NewCertificate = (Vec<u8>, Vec<u8>, String, Option<String>);
+
+/// Writes not yet sent.
+#[derive(Default)]
+struct Dirty {
+    new_certificates: Vec<NewCertificate>,
+    /// Certificates whose record changed (new or existing).
+    certificates: Vec<Vec<u8>>,
+    devices: Vec<String>,
+    trust: Vec<String>,
+    history: Vec<(String, i64, Vec<u8>)>,
+    audit: Vec<(i64, Vec<u8>)>,
+    meta: Vec<String>,
+}
+
+fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+impl<'a> PgTxn<'a> {
     fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let e = |e| pg_error(self.target, e);
         let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
@@ -324,6 +369,172 @@ impl PgTxn<'_> {
             None => Ok(None),
         }
     }
+
+    fn new(tx: &'a deadpool_postgres::Transaction<'a>, h: &'a Handle, target: &'a str) -> Self {
+        Self {
+            tx,
+            h,
+            target,
+            known: RefCell::default(),
+            dirty: RefCell::default(),
+        }
+    }
+
+    /// Rows of `sql` (taking one array parameter) as (key, record).
+    fn rows<K: for<'r> tokio_postgres::types::FromSql<'r>>(
+        &self,
+        sql: &str,
+        keys: &(dyn ToSql + Sync),
+    ) -> Result<Vec<(K, Vec<u8>)>, StoreError> {
+        let e = |e| pg_error(self.target, e);
+        let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
+        Ok(self
+            .h
+            .block_on(self.tx.query(&stmt, &[keys]))
+            .map_err(e)?
+            .iter()
+            .map(|r| (r.get::<_, K>(0), r.get::<_, Vec<u8>>(1)))
+            .collect())
+    }
+
+    /// Sends every buffered write, one statement per table.
+    fn flush_writes(&self) -> Result<(), StoreError> {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        let known = self.known.borrow();
+        let record_of = |map: &HashMap<String, Option<Vec<u8>>>, k: &String| {
+            map.get(k).cloned().flatten().unwrap_or_default()
+        };
+        if !dirty.new_certificates.is_empty() {
+            let (mut serials, mut fps, mut sectors, mut ids, mut records) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (serial, fp, sector, id) in &dirty.new_certificates {
+                records.push(
+                    known
+                        .certificates
+                        .get(serial)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_default(),
+                );
+                serials.push(serial.clone());
+                fps.push(fp.clone());
+                sectors.push(sector.clone());
+                ids.push(id.clone());
+            }
+            self.exec(
+                "INSERT INTO certificates (serial, fingerprint, sector, identity_key, record) \
+                 SELECT * FROM UNNEST($1::BYTEA[], $2::BYTEA[], $3::TEXT[], $4::TEXT[], $5::BYTEA[])",
+                &[&serials, &fps, &sectors, &ids, &records],
+            )?;
+        }
+        let inserted: Vec<&Vec<u8>> = dirty.new_certificates.iter().map(|c| &c.0).collect();
+        let (serials, records): (Vec<Vec<u8>>, Vec<Vec<u8>>) = dirty
+            .certificates
+            .iter()
+            .filter(|s| !inserted.contains(s))
+            .map(|s| {
+                (
+                    s.clone(),
+                    known
+                        .certificates
+                        .get(s)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_default(),
+                )
+            })
+            .unzip();
+        if !serials.is_empty() {
+            self.exec(
+                "UPDATE certificates AS c SET record = u.record \
+                 FROM UNNEST($1::BYTEA[], $2::BYTEA[]) AS u(serial, record) \
+                 WHERE c.serial = u.serial",
+                &[&serials, &records],
+            )?;
+        }
+        for (table, keys, map) in [
+            ("devices", &dirty.devices, &known.devices),
+            ("trust_records", &dirty.trust, &known.trust),
+        ] {
+            if keys.is_empty() {
+                continue;
+            }
+            let records: Vec<Vec<u8>> = keys.iter().map(|k| record_of(map, k)).collect();
+            self.exec(
+                &format!(
+                    "INSERT INTO {table} (identity_key, record) \
+                     SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[]) \
+                     ON CONFLICT (identity_key) DO UPDATE SET record = EXCLUDED.record"
+                ),
+                &[keys, &records],
+            )?;
+        }
+        if !dirty.history.is_empty() {
+            let (mut ids, mut versions, mut records) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, v, r) in dirty.history {
+                ids.push(id);
+                versions.push(v);
+                records.push(r);
+            }
+            self.exec(
+                "INSERT INTO history (identity_key, version, record) \
+                 SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BYTEA[])",
+                &[&ids, &versions, &records],
+            )?;
+        }
+        if !dirty.audit.is_empty() {
+            let (seqs, records): (Vec<i64>, Vec<Vec<u8>>) = dirty.audit.into_iter().unzip();
+            self.exec(
+                "INSERT INTO audit_log (seq, record) SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
+                &[&seqs, &records],
+            )?;
+        }
+        if !dirty.meta.is_empty() {
+            let values: Vec<Vec<u8>> = dirty
+                .meta
+                .iter()
+                .map(|k| record_of(&known.meta, k))
+                .collect();
+            self.exec(
+                "INSERT INTO meta (key, value) SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&dirty.meta, &values],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A buffered table's row: from this transaction's view, else the
+    /// database (remembered, also when absent).
+    fn cached_row<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        pick: impl Fn(&mut Known) -> &mut HashMap<K, Option<Vec<u8>>>,
+        key: &K,
+        load: impl FnOnce() -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(hit) = pick(&mut self.known.borrow_mut()).get(key) {
+            return Ok(hit.clone());
+        }
+        let row = load()?;
+        pick(&mut self.known.borrow_mut()).insert(key.clone(), row.clone());
+        Ok(row)
+    }
+
+    fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.cached_row(
+            |k| &mut k.meta,
+            &key.to_owned(),
+            || self.bytes("SELECT value FROM meta WHERE key = $1", &[&key]),
+        )
+    }
+
+    fn set_meta(&self, key: &str, value: Vec<u8>) {
+        self.known
+            .borrow_mut()
+            .meta
+            .insert(key.to_owned(), Some(value));
+        push_unique(&mut self.dirty.borrow_mut().meta, key.to_owned());
+    }
 }
 
 impl RecordTxn for PgTxn<'_> {
@@ -334,11 +545,17 @@ impl RecordTxn for PgTxn<'_> {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        self.record(
-            "certificate",
-            "SELECT record FROM certificates WHERE serial = $1",
-            &[&serial],
-        )
+        let row = self.cached_row(
+            |k| &mut k.certificates,
+            &serial.to_vec(),
+            || {
+                self.bytes(
+                    "SELECT record FROM certificates WHERE serial = $1",
+                    &[&serial],
+                )
+            },
+        )?;
+        row.map(|b| decode(b"certificate", &b)).transpose()
     }
 
     fn insert_certificate(
@@ -346,59 +563,80 @@ impl RecordTxn for PgTxn<'_> {
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
     ) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO certificates (serial, fingerprint, sector, identity_key, record) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &record.serial,
-                &fingerprint.as_slice(),
-                &record.sector,
-                &record.identity_key,
-                &encode(record)?,
-            ],
-        )?;
+        self.known
+            .borrow_mut()
+            .certificates
+            .insert(record.serial.clone(), Some(encode(record)?));
+        self.dirty.borrow_mut().new_certificates.push((
+            record.serial.clone(),
+            fingerprint.to_vec(),
+            record.sector.clone(),
+            record.identity_key.clone(),
+        ));
         Ok(())
     }
 
     fn update_certificate(&self, record: &CertificateRecord) -> Result<(), StoreError> {
-        self.exec(
-            "UPDATE certificates SET record = $2 WHERE serial = $1",
-            &[&record.serial, &encode(record)?],
-        )?;
+        self.known
+            .borrow_mut()
+            .certificates
+            .insert(record.serial.clone(), Some(encode(record)?));
+        push_unique(
+            &mut self.dirty.borrow_mut().certificates,
+            record.serial.clone(),
+        );
         Ok(())
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        self.record(
-            "device",
-            "SELECT record FROM devices WHERE identity_key = $1",
-            &[&identity_key],
-        )
+        let row = self.cached_row(
+            |k| &mut k.devices,
+            &identity_key.to_owned(),
+            || {
+                self.bytes(
+                    "SELECT record FROM devices WHERE identity_key = $1",
+                    &[&identity_key],
+                )
+            },
+        )?;
+        row.map(|b| decode(b"device", &b)).transpose()
     }
 
     fn put_device(&self, record: &DeviceRecord) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO devices (identity_key, record) VALUES ($1, $2) \
-             ON CONFLICT (identity_key) DO UPDATE SET record = EXCLUDED.record",
-            &[&record.identity_key, &encode(record)?],
-        )?;
+        self.known
+            .borrow_mut()
+            .devices
+            .insert(record.identity_key.clone(), Some(encode(record)?));
+        push_unique(
+            &mut self.dirty.borrow_mut().devices,
+            record.identity_key.clone(),
+        );
         Ok(())
     }
 
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.record(
-            "trust record",
-            "SELECT record FROM trust_records WHERE identity_key = $1",
-            &[&identity_key],
-        )
+        let row = self.cached_row(
+            |k| &mut k.trust,
+            &identity_key.to_owned(),
+            || {
+                self.bytes(
+                    "SELECT record FROM trust_records WHERE identity_key = $1",
+                    &[&identity_key],
+                )
+            },
+        )?;
+        row.map(|b| decode(b"trust record", &b)).transpose()
     }
 
     fn put_trust(&self, record: &TrustRecord) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO trust_records (identity_key, record) VALUES ($1, $2) \
-             ON CONFLICT (identity_key) DO UPDATE SET record = EXCLUDED.record",
-            &[&record.identity_key, &encode(record)?],
-        )?;
+        self.known
+            .borrow_mut()
+            .trust
+            .insert(record.identity_key.clone(), Some(encode(record)?));
+        push_unique(
+            &mut self.dirty.borrow_mut().trust,
+            record.identity_key.clone(),
+        );
         Ok(())
     }
 
@@ -407,29 +645,46 @@ impl RecordTxn for PgTxn<'_> {
         identity_key: &str,
         version: u64,
     ) -> Result<Option<HistoryEntry>, StoreError> {
+        let v = int(version)?;
+        if let Some((_, _, r)) = self
+            .dirty
+            .borrow()
+            .history
+            .iter()
+            .find(|(id, ver, _)| id == identity_key && *ver == v)
+        {
+            return decode(b"history", r).map(Some);
+        }
         self.record(
             "history",
             "SELECT record FROM history WHERE identity_key = $1 AND version = $2",
-            &[&identity_key, &int(version)?],
+            &[&identity_key, &v],
         )
     }
 
     fn put_history(&self, identity_key: &str, entry: &HistoryEntry) -> Result<(), StoreError> {
         // Versions only grow: a second entry for one version is a bug the
         // primary key turns into an aborted transaction.
-        self.exec(
-            "INSERT INTO history (identity_key, version, record) VALUES ($1, $2, $3)",
-            &[&identity_key, &int(entry.version)?, &encode(entry)?],
-        )?;
+        self.dirty.borrow_mut().history.push((
+            identity_key.to_owned(),
+            int(entry.version)?,
+            encode(entry)?,
+        ));
         Ok(())
     }
 
     fn blocked_key(&self, fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
-        self.record(
-            "blocked key",
-            "SELECT record FROM blocked_keys WHERE fingerprint = $1",
-            &[&fingerprint.as_slice()],
-        )
+        let row = self.cached_row(
+            |k| &mut k.blocked,
+            &fingerprint.to_vec(),
+            || {
+                self.bytes(
+                    "SELECT record FROM blocked_keys WHERE fingerprint = $1",
+                    &[&fingerprint.as_slice()],
+                )
+            },
+        )?;
+        row.map(|b| decode(b"blocked key", &b)).transpose()
     }
 
     fn put_blocked_key(
@@ -437,10 +692,15 @@ impl RecordTxn for PgTxn<'_> {
         fingerprint: &[u8; 32],
         block: &BlockedKey,
     ) -> Result<(), StoreError> {
+        let record = encode(block)?;
         self.exec(
             "INSERT INTO blocked_keys (fingerprint, record) VALUES ($1, $2)",
-            &[&fingerprint.as_slice(), &encode(block)?],
+            &[&fingerprint.as_slice(), &record],
         )?;
+        self.known
+            .borrow_mut()
+            .blocked
+            .insert(fingerprint.to_vec(), Some(record));
         Ok(())
     }
 
@@ -460,7 +720,7 @@ impl RecordTxn for PgTxn<'_> {
     }
 
     fn audit_frontier(&self) -> Result<trustca_audit::MerkleFrontier, StoreError> {
-        match self.bytes("SELECT value FROM meta WHERE key = $1", &[&AUDIT_FRONTIER])? {
+        match self.meta_value(AUDIT_FRONTIER)? {
             Some(v) => {
                 trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| StoreError::Corrupt {
                     key: AUDIT_FRONTIER.into(),
@@ -472,10 +732,10 @@ impl RecordTxn for PgTxn<'_> {
     }
 
     fn put_audit_entry(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO audit_log (seq, record) VALUES ($1, $2)",
-            &[&int(entry.seq)?, &encode(entry)?],
-        )?;
+        self.dirty
+            .borrow_mut()
+            .audit
+            .push((int(entry.seq)?, encode(entry)?));
         Ok(())
     }
 
@@ -483,7 +743,8 @@ impl RecordTxn for PgTxn<'_> {
         &self,
         frontier: &trustca_audit::MerkleFrontier,
     ) -> Result<(), StoreError> {
-        put_meta(self, AUDIT_FRONTIER, &frontier.to_bytes())
+        self.set_meta(AUDIT_FRONTIER, frontier.to_bytes());
+        Ok(())
     }
 
     fn add_counts(&self, certificates: u64, devices: u64) -> Result<(), StoreError> {
@@ -491,11 +752,73 @@ impl RecordTxn for PgTxn<'_> {
             if n == 0 {
                 continue;
             }
-            let old = self
-                .bytes("SELECT value FROM meta WHERE key = $1", &[&key])?
-                .map(|b| u64_of(&b))
-                .unwrap_or(0);
-            put_meta(self, key, &(old + n).to_be_bytes())?;
+            let old = self.meta_value(key)?.map(|b| u64_of(&b)).unwrap_or(0);
+            self.set_meta(key, (old + n).to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    fn prefetch_issuances(&self, batch: &[Issuance]) -> Result<(), StoreError> {
+        let serials: Vec<Vec<u8>> = batch.iter().map(|i| i.certificate.serial.clone()).collect();
+        let keys: Vec<String> = batch
+            .iter()
+            .filter_map(|i| i.device.as_ref().map(|d| d.identity_key.clone()))
+            .collect();
+        let certs: Vec<(Vec<u8>, Vec<u8>)> = self.rows(
+            "SELECT serial, record FROM certificates WHERE serial = ANY($1)",
+            &serials,
+        )?;
+        let devices: Vec<(String, Vec<u8>)> = self.rows(
+            "SELECT identity_key, record FROM devices WHERE identity_key = ANY($1)",
+            &keys,
+        )?;
+        let renewals: Vec<String> = batch
+            .iter()
+            .filter(|i| i.renewal)
+            .filter_map(|i| i.device.as_ref().map(|d| d.identity_key.clone()))
+            .collect();
+        let trust: Vec<(String, Vec<u8>)> = if renewals.is_empty() {
+            Vec::new()
+        } else {
+            self.rows(
+                "SELECT identity_key, record FROM trust_records WHERE identity_key = ANY($1)",
+                &renewals,
+            )?
+        };
+        let key_fps: Vec<Vec<u8>> = batch
+            .iter()
+            .filter_map(|i| trustca_model::certificate_key_fingerprint(&i.certificate.der).ok())
+            .map(|fp| fp.to_vec())
+            .collect();
+        let blocked: Vec<(Vec<u8>, Vec<u8>)> = if key_fps.is_empty() {
+            Vec::new()
+        } else {
+            self.rows(
+                "SELECT fingerprint, record FROM blocked_keys WHERE fingerprint = ANY($1)",
+                &key_fps,
+            )?
+        };
+        let mut known = self.known.borrow_mut();
+        for k in key_fps {
+            known.blocked.entry(k).or_insert(None);
+        }
+        for (k, r) in blocked {
+            known.blocked.insert(k, Some(r));
+        }
+        for s in serials {
+            known.certificates.entry(s).or_insert(None);
+        }
+        for (s, r) in certs {
+            known.certificates.insert(s, Some(r));
+        }
+        for k in keys {
+            known.devices.entry(k).or_insert(None);
+        }
+        for (k, r) in devices {
+            known.devices.insert(k, Some(r));
+        }
+        for (k, r) in trust {
+            known.trust.insert(k, Some(r));
         }
         Ok(())
     }
@@ -539,15 +862,6 @@ impl PgTxn<'_> {
         )?;
         Ok(())
     }
-}
-
-fn put_meta(t: &PgTxn<'_>, key: &str, value: &[u8]) -> Result<(), StoreError> {
-    t.exec(
-        "INSERT INTO meta (key, value) VALUES ($1, $2) \
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-        &[&key, &value],
-    )?;
-    Ok(())
 }
 
 fn decoded<T: serde::de::DeserializeOwned>(

@@ -67,6 +67,12 @@ pub(crate) trait RecordTxn {
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Self::Fail>;
     /// Sets the last CRL number of a sector (copying a store only).
     fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Self::Fail>;
+    /// Reads ahead what [`issue_group`] will read about `batch`, for
+    /// backends where each read is a round trip.
+    fn prefetch_issuances(&self, batch: &[Issuance]) -> Result<(), Self::Fail> {
+        let _ = batch;
+        Ok(())
+    }
 }
 
 /// The audit log as one transaction sees it: entries are numbered from the
@@ -148,6 +154,7 @@ pub(crate) fn issue_group<T: RecordTxn>(
     t: &T,
     batch: &[Issuance],
 ) -> Result<Vec<Result<(), StoreError>>, T::Fail> {
+    t.prefetch_issuances(batch)?;
     let mut log = AuditAppend::load(t)?;
     let mut results = Vec::with_capacity(batch.len());
     let (mut new_certs, mut new_devices) = (0u64, 0u64);
