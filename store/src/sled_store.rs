@@ -300,10 +300,8 @@ impl SledStorage {
         Ok(Self::open_with_close_waiter(dir)?.0)
     }
 
-    /// Opens a store and returns a waiter that tells when it is closed.
-    pub fn open_with_close_waiter(dir: &Path) -> Result<(Self, CloseWaiter), StoreError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let db = sled::Config::new()
+    fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+        sled::Config::new()
             .path(dir)
             .cache_capacity(256 * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
@@ -318,7 +316,25 @@ impl SledStorage {
                     StoreError::InUse(dir.display().to_string())
                 }
                 other => sled_error(other),
-            })?;
+            })
+    }
+
+    /// Opens a store and returns a waiter that tells when it is closed.
+    pub fn open_with_close_waiter(dir: &Path) -> Result<(Self, CloseWaiter), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // A process that just closed the store may still be releasing
+        // sled's file lock from a background thread for a moment: a
+        // restart (or a test reopening after shutdown) retries briefly
+        // before calling the directory in use.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let db = loop {
+            match Self::open_db(dir) {
+                Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         let store = Self {
             certs: db.open_tree("certificates").map_err(sled_error)?,
             devices: db.open_tree("devices").map_err(sled_error)?,
