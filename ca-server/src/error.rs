@@ -137,6 +137,7 @@ pub fn store_code(e: &StoreError) -> tonic::Code {
         FailureClass::FailedPrecondition => Code::FailedPrecondition,
         FailureClass::Refused => Code::PermissionDenied,
         FailureClass::Unavailable => Code::Unavailable,
+        FailureClass::ResourceExhausted => Code::ResourceExhausted,
         FailureClass::DataLoss => Code::DataLoss,
         _ => Code::Internal,
     }
@@ -147,7 +148,7 @@ pub fn store_code(e: &StoreError) -> tonic::Code {
 pub fn is_backend(e: &StoreError) -> bool {
     matches!(
         e.class(),
-        FailureClass::Unavailable | FailureClass::DataLoss
+        FailureClass::Unavailable | FailureClass::DataLoss | FailureClass::ResourceExhausted
     ) || matches!(e, StoreError::Backend(_))
 }
 

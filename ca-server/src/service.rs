@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use trustca_model::limits::{STALLED_READER, STREAM_IDLE};
 use trustca_model::{AuthenticatedCaller, Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
@@ -18,9 +19,6 @@ use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, Enrol
 pub const MAX_BATCH_ITEMS: usize = 100_000;
 /// Items signed and committed together.
 const CHUNK: usize = 256;
-/// How long an EnrollBatch result may wait for a client that does not read
-/// before the stream is ended.
-const STALLED_READER: Duration = Duration::from_secs(30);
 
 /// The enrollment service.
 #[derive(Debug, Clone)]
@@ -144,10 +142,22 @@ impl Enrollment for EnrollmentService {
             let mut seen = 0usize;
             let (mut issued, mut refused, mut delivered) = (0usize, 0usize, 0usize);
             let mut stalled = false;
+            let mut silent = false;
             // Up to two chunks in flight: one signing while one commits.
             let permits = Arc::new(tokio::sync::Semaphore::new(2));
             let mut tasks = tokio::task::JoinSet::new();
-            while let Some(chunk) = chunks.next().await {
+            loop {
+                // A stream that sends nothing (and does not end) for
+                // STREAM_IDLE is ended: it would hold its connection and a
+                // task for as long as the client liked.
+                let chunk = match tokio::time::timeout(STREAM_IDLE, chunks.next()).await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) => {
+                        silent = true;
+                        break;
+                    }
+                };
                 let mut ids = Vec::with_capacity(chunk.len());
                 let mut reqs = Vec::with_capacity(chunk.len());
                 let mut early = Vec::new();
@@ -255,6 +265,14 @@ impl Enrollment for EnrollmentService {
                 delivered += d;
                 stalled |= s;
             }
+            if silent && !stalled {
+                let _ = tx
+                    .send(Err(Status::deadline_exceeded(format!(
+                        "no item and no end of stream for {} s; the stream is closed",
+                        STREAM_IDLE.as_secs()
+                    ))))
+                    .await;
+            }
             tracing::info!(
                 rpc = "EnrollBatch",
                 role = caller.kind.as_str(),
@@ -263,7 +281,13 @@ impl Enrollment for EnrollmentService {
                 issued,
                 refused,
                 delivered,
-                outcome = if stalled { "client stopped reading" } else { "done" }
+                outcome = if stalled {
+                    "client stopped reading"
+                } else if silent {
+                    "client stopped sending"
+                } else {
+                    "done"
+                }
             );
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(

@@ -76,6 +76,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// How many connections `serve` holds and how long idle ones live.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Connections held at once (TLS handshakes included). When full, the
+    /// longest-idle connection is closed to admit a new one. Default: what
+    /// the descriptor limit allows (the soft limit is raised at start), at
+    /// most 10,000.
+    #[arg(long, env = "TRUSTCA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Seconds a connection may stay without a request in flight before it
+    /// is closed (clients reconnect transparently).
+    #[arg(long, env = "TRUSTCA_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+    /// Seconds allowed between the TLS handshake and the first request.
+    #[arg(long, env = "TRUSTCA_FIRST_REQUEST_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    first_request_timeout: u64,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> trustca_server::ConnectionLimits {
+        trustca_server::ConnectionLimits {
+            max_connections: self
+                .max_connections
+                .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
+            first_request_timeout: std::time::Duration::from_secs(self.first_request_timeout),
+            ..trustca_server::ConnectionLimits::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PassphraseArgs {
     /// File holding the CA key passphrase (else $TRUSTCA_PASSPHRASE).
@@ -179,6 +210,8 @@ pub enum Command {
         /// connection is closed (then a last audit tree head is signed).
         #[arg(long, env = "TRUSTCA_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
         shutdown_grace: u64,
+        #[command(flatten)]
+        connections: ConnectionArgs,
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
@@ -470,6 +503,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             notify_webhook,
             metrics,
             shutdown_grace,
+            connections,
             pass,
             pkcs11,
         } => {
@@ -489,6 +523,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 pkcs11: pkcs11.options(),
                 metrics,
                 shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
+                connections: connections.limits(),
             })
             .await?;
             println!("listening on {}", running.addr);

@@ -213,7 +213,10 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let access = rule(path);
-        let peer = request.extensions().get::<AuthenticatedPeer>();
+        let peer = request
+            .extensions()
+            .get::<crate::transport::ConnectionInfo>()
+            .map(|c| &c.peer);
         match check(path, access, peer, self.storage.as_ref()) {
             Ok(Some(cred)) => {
                 request.extensions_mut().insert(AuthenticatedCaller(cred));

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod connections;
 mod error;
 mod lease;
 pub mod message_limit;
@@ -18,6 +19,7 @@ mod serve;
 mod store;
 pub mod transport;
 
+pub use connections::ConnectionLimits;
 pub use error::ServerError;
 pub use metrics::Metrics;
 pub use pkcs11::{OpenToken, Pkcs11Options, open_token};

@@ -28,6 +28,7 @@ use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
 use trustca_store::{GroupCommitter, Storage};
 
 use crate::auth::AuthLayer;
+use crate::connections::{ConnectionLimits, ConnectionTable};
 use crate::error::{Result, ServerError, io};
 use crate::lease::{self, Lease};
 use crate::metrics::Metrics;
@@ -69,6 +70,8 @@ pub struct ServeOptions {
     /// How long in-flight calls may run after a shutdown is asked for,
     /// before every connection is closed.
     pub shutdown_grace: Duration,
+    /// Connection count and timeouts.
+    pub connections: ConnectionLimits,
 }
 
 impl ServeOptions {
@@ -87,6 +90,7 @@ impl ServeOptions {
             pkcs11: Pkcs11Options::default(),
             metrics: None,
             shutdown_grace: Duration::from_secs(10),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -471,7 +475,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let addr = transport::local_addr(&listener)
         .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
     let closing = tokio_util::sync::CancellationToken::new();
-    let incoming = transport::incoming(listener, &identity, closing.clone())?;
+    let descriptors = crate::connections::raise_descriptor_limit();
+    let max_connections = opts.connections.resolve(descriptors);
+    let table = Arc::new(ConnectionTable::new(
+        max_connections,
+        opts.connections,
+        closing.clone(),
+    ));
+    let incoming = transport::incoming_with(listener, &identity, table)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -515,6 +526,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
+        .layer(crate::connections::ActivityLayer)
         .layer(AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer)))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -544,7 +556,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         }
         None => None,
     };
-    tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, "trustca listening (mutual TLS)");
+    tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, max_connections, descriptors = descriptors.unwrap_or_default(), "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
         metrics_addr,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use trustca_store::{CachedStorage, PgStorage, SledStorage, Storage, StoreError};
+use trustca_store::{CachedStorage, GuardedStorage, PgStorage, SledStorage, Storage, StoreError};
 
 use crate::error::ServerError;
 
@@ -58,6 +58,36 @@ impl StoreConfig {
     pub(crate) fn open_with_close(
         &self,
     ) -> Result<(Arc<dyn Storage>, Option<trustca_store::CloseWaiter>), ServerError> {
+        let (guarded, closed) = self.open_guarded()?;
+        Ok((guarded, Some(closed)))
+    }
+
+    /// The store behind the guard that keeps reads working while it cannot
+    /// write and brings writes back by itself (`trustca_store::GuardedStorage`).
+    pub(crate) fn open_guarded(
+        &self,
+    ) -> Result<(Arc<GuardedStorage>, trustca_store::CloseWaiter), ServerError> {
+        let config = self.clone();
+        let opener: trustca_store::Opener = Box::new(move || {
+            config
+                .open_backend()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        });
+        // sled's memory cannot be trusted after a failed write (it fails
+        // every later operation): reopen it from disk. PostgreSQL rolls a
+        // failed transaction back by itself.
+        let reopen = matches!(self, Self::Sled(_));
+        let (guarded, closed) = GuardedStorage::open_with_close_waiter(opener, reopen)
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => ServerError::StoreConfig(m),
+                other => ServerError::StoreConfig(other.to_string()),
+            })?;
+        Ok((Arc::new(guarded), closed))
+    }
+
+    fn open_backend(
+        &self,
+    ) -> Result<(Arc<dyn Storage>, Option<trustca_store::CloseWaiter>), ServerError> {
         match self {
             Self::Sled(dir) => {
                 let (store, closed) =
@@ -81,8 +111,7 @@ impl StoreConfig {
     }
 }
 
-/// How long a replica may answer from its read cache before it checks
-/// whether another replica changed the store.
+/// How stale a replica's cached read may be (PostgreSQL deployments).
 pub const REPLICA_STALENESS: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn connect(url: &str) -> Result<PgStorage, ServerError> {

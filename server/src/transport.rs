@@ -1,7 +1,9 @@
 //! The server side of mutual TLS: a rustls acceptor that completes the
 //! handshake off the accept loop (with a deadline), verifies the client's
 //! chain to the root, reads its role once per connection and attaches it to
-//! every request as [`AuthenticatedPeer`].
+//! every request as [`ConnectionInfo`]. Each connection holds a place in the
+//! server's connection table and closes itself when idle past its deadline
+//! (see `connections`).
 //!
 //! Client authentication is offered but not mandatory at the TLS layer, so
 //! that a client without a (trusted) certificate gets a gRPC
@@ -30,10 +32,9 @@ use tonic::transport::server::Connected;
 use trustca_model::{AuthenticatedPeer, credential_from_chain};
 use x509_parser::prelude::FromDer;
 
+use crate::connections::{ConnectionActivity, ConnectionLimits, ConnectionTable, Registration};
 use crate::error::ServerError;
 
-/// How long a client may take to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts any client certificate during the handshake (the handshake
 /// signature is still checked by the inner verifier, proving key
@@ -82,13 +83,28 @@ impl ClientCertVerifier for DeferredClientVerifier {
     }
 }
 
+/// What every request on a connection carries in its extensions: who is on
+/// the other end, and the connection's activity record (for idle timeouts).
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The verified credential, or why there is none.
+    pub peer: AuthenticatedPeer,
+    pub(crate) activity: Arc<ConnectionActivity>,
+}
+
 /// A TLS connection and who is on the other end.
 pub struct TlsConnection {
     stream: TlsStream<TcpStream>,
     peer: AuthenticatedPeer,
-    /// Fires when the shutdown grace period is over: every read and write
-    /// then fails, so hyper drops the connection whatever its client does.
+    /// The connection's place in the table (freed on drop).
+    registration: Registration,
+    limits: ConnectionLimits,
+    /// Fires when the connection is to be closed (shutdown's grace period
+    /// is over, or the table evicted it): every read and write then fails,
+    /// so hyper drops the connection whatever its client does.
     closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    /// The next time the idle deadline is looked at.
+    idle: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl std::fmt::Debug for TlsConnection {
@@ -104,16 +120,39 @@ impl TlsConnection {
         self.closing.as_mut().poll(cx).is_ready().then(|| {
             io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "server shutting down: grace period over",
+                "connection closed by the server (shutdown or connection limit)",
             )
         })
+    }
+
+    /// Whether the connection has been idle past its deadline. Arms the
+    /// timer otherwise, so an idle connection is woken and closed even if
+    /// its client sends nothing at all.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let now = tokio::time::Instant::now();
+            let next = match self.registration.activity.idle_deadline(&self.limits) {
+                Some(deadline) if deadline <= now => return true,
+                Some(deadline) => deadline,
+                // Busy: look again later (the deadline starts when the last
+                // request ends, so this only bounds how late the close is).
+                None => now + self.limits.idle_timeout / 4,
+            };
+            self.idle.as_mut().reset(next);
+        }
     }
 }
 
 impl Connected for TlsConnection {
-    type ConnectInfo = AuthenticatedPeer;
+    type ConnectInfo = ConnectionInfo;
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.peer.clone()
+        ConnectionInfo {
+            peer: self.peer.clone(),
+            activity: Arc::clone(&self.registration.activity),
+        }
     }
 }
 
@@ -126,7 +165,13 @@ impl AsyncRead for TlsConnection {
         if let Some(e) = self.closed(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Pending if self.idle_expired(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection idle past its timeout",
+            ))),
+            other => other,
+        }
     }
 }
 
@@ -258,11 +303,27 @@ pub fn server_config(
 }
 
 /// Accepts TCP connections, completes TLS handshakes concurrently and
-/// yields authenticated connections to the gRPC server.
+/// yields authenticated connections to the gRPC server, with the default
+/// [`ConnectionLimits`]. `closing` closes every connection when cancelled.
 pub fn incoming(
     listener: TcpListener,
     id: &TransportIdentity,
     closing: tokio_util::sync::CancellationToken,
+) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
+    let limits = ConnectionLimits::default();
+    let table = Arc::new(ConnectionTable::new(
+        limits.resolve(None),
+        limits,
+        closing,
+    ));
+    incoming_with(listener, id, table)
+}
+
+/// [`incoming`] with the server's connection table.
+pub(crate) fn incoming_with(
+    listener: TcpListener,
+    id: &TransportIdentity,
+    table: Arc<ConnectionTable>,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
     let (cfg, verifier) = server_config(id)?;
     let acceptor = TlsAcceptor::from(cfg);
@@ -275,11 +336,20 @@ pub fn incoming(
     });
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
+        // Logged once per kind of failure until an accept succeeds, not
+        // once per attempt (out of descriptors, it fails 20 times a second).
+        let mut last_accept_error: Option<io::ErrorKind> = None;
         loop {
             let (tcp, remote) = match listener.accept().await {
-                Ok(c) => c,
+                Ok(c) => {
+                    last_accept_error = None;
+                    c
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    if last_accept_error != Some(e.kind()) {
+                        tracing::warn!(error = %e, connections = table.len(), "accept failed");
+                        last_accept_error = Some(e.kind());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -287,27 +357,48 @@ pub fn incoming(
             if tx.is_closed() {
                 break;
             }
+            let Some(registration) = table.admit() else {
+                // Every held connection is busy: refuse this one (closing
+                // the socket) rather than queue it without a bound.
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let check = Arc::clone(&check);
             let tx = tx.clone();
-            let closing = closing.clone();
+            let limits = *table.limits();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let close = registration.activity.close_token().clone();
+                let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+                let result = tokio::select! {
+                    r = handshake => r,
+                    () = close.cancelled() => {
+                        tracing::debug!(%remote, "connection closed during its handshake to make room");
+                        return;
+                    }
+                };
+                match result {
                     Ok(Ok(stream)) => {
                         let credential = check.check(stream.get_ref().1.peer_certificates());
                         if let Err(reason) = &credential {
                             tracing::info!(%remote, %reason, "connection without a trusted credential");
                         }
+                        registration.activity.handshake_done(credential.is_ok());
                         let peer = AuthenticatedPeer {
                             credential,
                             remote: Some(remote),
                         };
+                        let first_deadline =
+                            tokio::time::Instant::now() + limits.first_request_timeout;
                         let _ = tx
                             .send(Ok(TlsConnection {
                                 stream,
                                 peer,
-                                closing: Box::pin(closing.cancelled_owned()),
+                                registration,
+                                limits,
+                                closing: Box::pin(close.cancelled_owned()),
+                                idle: Box::pin(tokio::time::sleep_until(first_deadline)),
                             }))
                             .await;
                     }

@@ -245,6 +245,14 @@ impl Storage for CachedStorage {
         self.inner.devices_with_prefix(prefix)
     }
 
+    fn raw_records(
+        &self,
+        table: crate::RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.raw_records(table, after, limit)
+    }
     fn audit_entries_raw(
         &self,
         from: u64,

@@ -109,21 +109,29 @@ fn run(storage: Arc<dyn Storage>, rx: mpsc::Receiver<Job>, observer: CommitObser
             .collect();
         if let Err(e) = flush {
             // Nothing in this group is known to be durable: fail all of it.
-            tracing::error!(error = %e, "flush failed; failing the whole commit group");
+            // A store that cannot write (full, read-only) reports its state
+            // change once itself; only other failures are logged here.
+            if !e.is_write_refusal() {
+                tracing::error!(error = %e, "flush failed; failing the whole commit group");
+            }
             failed = true;
             for r in per_job.iter_mut() {
                 for item in r.iter_mut() {
                     if item.is_ok() {
-                        *item = Err(StoreError::Backend(format!("flush failed: {e}")));
+                        *item = Err(e.repeat());
                     }
                 }
             }
         }
-        failed |= per_job
-            .iter()
-            .flatten()
-            .all(|r| matches!(r, Err(StoreError::Backend(_) | StoreError::Unavailable(_))))
-            && size > 0;
+        failed |= per_job.iter().flatten().all(|r| {
+            matches!(
+                r,
+                Err(StoreError::Backend(_)
+                    | StoreError::Unavailable(_)
+                    | StoreError::Full(_)
+                    | StoreError::ReadOnly(_))
+            )
+        }) && size > 0;
         observer(CommitStats {
             issuances: size,
             commit: committed,

@@ -60,6 +60,14 @@ pub enum StoreError {
     /// may retry.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The store's disk (or the database server's) is full: nothing was
+    /// written; reads keep working and writes resume once space is freed.
+    #[error("the store cannot write: {0}")]
+    Full(String),
+    /// The store refuses writes (a damaged store opened for recovery, or
+    /// a write failure it is still recovering from); nothing was written.
+    #[error("the store is read-only: {0}")]
+    ReadOnly(String),
     /// The database was migrated by a newer trustca than this one.
     #[error(
         "the database schema is version {found}, newer than the {known} this trustca knows; upgrade trustca"
@@ -86,6 +94,9 @@ pub enum FailureClass {
     FailedPrecondition,
     /// Refused for good, e.g. a compromised key (PERMISSION_DENIED).
     Refused,
+    /// The store's space is exhausted; retry once it is freed
+    /// (RESOURCE_EXHAUSTED).
+    ResourceExhausted,
     /// The store cannot serve now; retrying later may work (UNAVAILABLE).
     Unavailable,
     /// A stored record is damaged (DATA_LOSS).
@@ -104,11 +115,37 @@ impl StoreError {
             | StoreError::KeyReused { .. }
             | StoreError::SchemaTooNew { .. } => FailureClass::FailedPrecondition,
             StoreError::KeyCompromised { .. } => FailureClass::Refused,
-            StoreError::InUse(_) | StoreError::Closed | StoreError::Unavailable(_) => {
-                FailureClass::Unavailable
-            }
+            StoreError::InUse(_)
+            | StoreError::Closed
+            | StoreError::Unavailable(_)
+            | StoreError::ReadOnly(_) => FailureClass::Unavailable,
+            StoreError::Full(_) => FailureClass::ResourceExhausted,
             StoreError::Corrupt { .. } => FailureClass::DataLoss,
             StoreError::SerialReused(_) | StoreError::Backend(_) => FailureClass::Internal,
         }
+    }
+}
+
+impl StoreError {
+    /// The same failure again, for each of several callers that share one
+    /// (a commit group's items): the kind is kept, the text is copied.
+    pub fn repeat(&self) -> StoreError {
+        match self {
+            StoreError::Full(m) => StoreError::Full(m.clone()),
+            StoreError::ReadOnly(m) => StoreError::ReadOnly(m.clone()),
+            StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+            StoreError::Closed => StoreError::Closed,
+            StoreError::Corrupt { key, reason } => StoreError::Corrupt {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+
+    /// Whether this is a write the store refused because it cannot write
+    /// now (full, read-only), as opposed to a refusal of the request.
+    pub fn is_write_refusal(&self) -> bool {
+        matches!(self, StoreError::Full(_) | StoreError::ReadOnly(_))
     }
 }

@@ -16,16 +16,20 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod check;
 mod committer;
 mod error;
+mod guard;
 mod postgres;
 mod records;
 mod rules;
 mod sled_store;
 
 pub use cache::CachedStorage;
+pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use error::{FailureClass, StoreError};
+pub use guard::{GuardedStorage, Opener, WriteHealth};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
@@ -143,6 +147,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// number and leaf hash are checked), so the copy's log verifies
     /// against the original's signed tree heads.
     fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
+    /// Up to `limit` stored records of `table` with keys after `after`
+    /// (from the start when `None`), as stored bytes, in key order: for
+    /// integrity checks that must see a damaged record rather than fail on
+    /// it. History keys are `identity key, 0, version (8 bytes, big-endian)`.
+    fn raw_records(
+        &self,
+        table: RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+    /// Whether writes are accepted now ([`GuardedStorage`] refuses them
+    /// while the store cannot write, and in recovery mode).
+    fn write_health(&self) -> WriteHealth {
+        WriteHealth::Writable
+    }
+    /// How many distinct damaged records reads have met since the store
+    /// was opened ([`GuardedStorage`] counts them; others report 0).
+    fn damaged_records(&self) -> usize {
+        0
+    }
 }
 
 /// How many records [`copy_store`] moved.
@@ -192,6 +216,21 @@ pub fn copy_store(
     to.flush()?;
     progress(report);
     Ok(report)
+}
+
+/// The record tables an integrity check reads raw
+/// ([`Storage::raw_records`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordTable {
+    /// Certificates by serial.
+    Certificates,
+    /// Device records by identity key.
+    Devices,
+    /// Live trust records by identity key.
+    Trust,
+    /// History entries by identity key and version.
+    History,
 }
 
 /// One opaque record: key and value.

@@ -89,6 +89,15 @@ fn unavailable(target: &str, e: impl std::fmt::Display) -> StoreError {
 /// retry), anything the server answered is a backend error with its text.
 fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
+        // Class 53: insufficient resources (53100 disk full, 53200 out of
+        // memory, 53300 too many connections); retrying later may work.
+        if db.code().code().starts_with("53") {
+            return StoreError::Full(format!(
+                "PostgreSQL at {target} is out of resources ({}): {}",
+                db.code().code(),
+                db.message()
+            ));
+        }
         return StoreError::Backend(format!(
             "PostgreSQL refused a statement ({}): {}",
             db.code().code(),
@@ -987,6 +996,61 @@ impl Storage for PgStorage {
             &[&prefix],
             |r| decoded("device", r),
         )
+    }
+
+    fn raw_records(
+        &self,
+        table: crate::RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        use crate::RecordTable;
+        let limit = limit_of(limit);
+        let text_key = |after: Option<&[u8]>| -> Result<String, StoreError> {
+            Ok(match after {
+                Some(k) => String::from_utf8(k.to_vec()).map_err(|_| {
+                    StoreError::Backend("an identity key continuation is not UTF-8".into())
+                })?,
+                None => String::new(),
+            })
+        };
+        match table {
+            RecordTable::Certificates => self.read(
+                "SELECT serial, record FROM certificates WHERE serial > $1 ORDER BY serial LIMIT $2",
+                &[&after.unwrap_or_default().to_vec(), &limit],
+                |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
+            ),
+            RecordTable::Devices | RecordTable::Trust => {
+                let sql = if table == RecordTable::Devices {
+                    "SELECT identity_key, record FROM devices WHERE identity_key > $1 ORDER BY identity_key LIMIT $2"
+                } else {
+                    "SELECT identity_key, record FROM trust_records WHERE identity_key > $1 ORDER BY identity_key LIMIT $2"
+                };
+                self.read(sql, &[&text_key(after)?, &limit], |r| {
+                    Ok((r.get::<_, String>(0).into_bytes(), r.get::<_, Vec<u8>>(1)))
+                })
+            }
+            RecordTable::History => {
+                // The continuation key is `identity, 0, version`.
+                let (identity, version) = match after {
+                    Some(k) if k.len() >= 9 => (
+                        text_key(Some(&k[..k.len() - 9]))?,
+                        i64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8])),
+                    ),
+                    _ => (String::new(), -1),
+                };
+                self.read(
+                    "SELECT identity_key, version, record FROM history WHERE (identity_key, version) > ($1, $2) ORDER BY identity_key, version LIMIT $3",
+                    &[&identity, &version, &limit],
+                    |r| {
+                        let mut key = r.get::<_, String>(0).into_bytes();
+                        key.push(0);
+                        key.extend_from_slice(&r.get::<_, i64>(1).to_be_bytes());
+                        Ok((key, r.get::<_, Vec<u8>>(2)))
+                    },
+                )
+            }
+        }
     }
 
     fn audit_entries_raw(

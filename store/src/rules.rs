@@ -250,16 +250,32 @@ fn issue_one<T: RecordTxn>(
             )?;
         }
     }
-    t.insert_certificate(cert, &fingerprint(&cert.der))?;
+    let digest = fingerprint(&cert.der);
+    t.insert_certificate(cert, &digest)?;
+    // The entry commits to the certificate's bytes, so that `store check`
+    // can tell a damaged certificate record from the one issued.
+    let detail = with_der_digest(&issuance.audit_detail, &digest);
     log.append(
         t,
         cert.issued_at,
         &issuance.actor,
         &issuance.audit_kind,
         &serial_hex,
-        &issuance.audit_detail,
+        &detail,
     )?;
     Ok(Ok(new_device))
+}
+
+/// `detail` (a JSON object) with `"der_sha256"` added as its last member.
+fn with_der_digest(detail: &str, digest: &[u8; 32]) -> String {
+    let member = format!("\"der_sha256\":\"{}\"", hexfmt::encode(digest));
+    let body = detail.trim_end();
+    match body.strip_suffix('}') {
+        Some(open) if open.trim_end().ends_with('{') => format!("{open}{member}}}"),
+        Some(open) => format!("{open},{member}}}"),
+        // Not an object: keep the caller's text and the digest side by side.
+        None => format!("{{\"detail\":{},{member}}}", json_str(detail)),
+    }
 }
 
 type RenewalWrites = (DeviceRecord, TrustRecord, String, bool);

@@ -42,6 +42,12 @@ pub struct SledStorage {
 pub struct CloseWaiter(std::sync::mpsc::Receiver<()>);
 
 impl CloseWaiter {
+    /// A waiter and the sender whose last clone's drop wakes it.
+    pub(crate) fn pair() -> (std::sync::Arc<std::sync::mpsc::SyncSender<()>>, Self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        (std::sync::Arc::new(tx), Self(rx))
+    }
+
     /// Blocks until the store is closed or `timeout` passes; true if closed.
     pub fn wait(&self, timeout: std::time::Duration) -> bool {
         matches!(
@@ -53,7 +59,13 @@ impl CloseWaiter {
 
 /// sled's errors stay inside this module: callers see a [`StoreError`].
 fn sled_error(e: sled::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    match e {
+        // sled wraps the OS error; its kind survives.
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            StoreError::Full("no space left on the store's disk".into())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
 }
 
 fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
@@ -409,13 +421,7 @@ impl Storage for SledStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         match self.write(|t| rules::issue_group(t, batch)) {
             Ok(r) => r,
-            Err(e) => {
-                let msg = e.to_string();
-                batch
-                    .iter()
-                    .map(|_| Err(StoreError::Backend(msg.clone())))
-                    .collect()
-            }
+            Err(e) => batch.iter().map(|_| Err(e.repeat())).collect(),
         }
     }
 
@@ -709,6 +715,32 @@ impl Storage for SledStorage {
         }
         let (certificates, devices) = self.counts()?;
         each(StoredRecord::Counts(certificates, devices))
+    }
+
+    fn raw_records(
+        &self,
+        table: crate::RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<crate::KeyValue>, StoreError> {
+        use std::ops::Bound;
+        let tree = match table {
+            crate::RecordTable::Certificates => &self.certs,
+            crate::RecordTable::Devices => &self.devices,
+            crate::RecordTable::Trust => &self.trust,
+            crate::RecordTable::History => &self.history,
+        };
+        let start = match after {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Unbounded,
+        };
+        tree.range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_error)?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {

@@ -117,6 +117,7 @@ contract!(
     concurrent_writers_keep_one_audit_log,
     leases_have_one_holder,
     copy_preserves_every_record_and_the_audit_log,
+    the_check_passes_an_intact_store_and_names_damaged_records,
 );
 
 /// A real certificate for `key` (so key fingerprints work), unique per
@@ -774,4 +775,112 @@ fn the_cache_sees_its_own_writes_at_once_and_others_within_its_window() {
     assert!(slow.device("b").unwrap().is_none());
     assert!(slow.commit_issuances(&[issuance(2, "b", false)])[0].is_ok());
     assert!(slow.device("b").unwrap().is_some());
+}
+
+/// Rewrites one stored record's bytes behind the store's back, as a disk
+/// fault (or an attacker with the files) would. Every handle must be closed.
+fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
+    match b {
+        Backend::Sled(dir) => {
+            let db = ::sled::open(dir.path()).unwrap();
+            let tree = db.open_tree(table).unwrap();
+            let mut v = tree.get(key).unwrap().expect("record to tamper with").to_vec();
+            edit(&mut v);
+            tree.insert(key, v).unwrap();
+            db.flush().unwrap();
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                let (sql_get, sql_set, key_col) = match table {
+                    "certificates" => (
+                        "SELECT record FROM certificates WHERE serial = $1",
+                        "UPDATE certificates SET record = $2 WHERE serial = $1",
+                        true,
+                    ),
+                    "devices" => (
+                        "SELECT record FROM devices WHERE identity_key = $1",
+                        "UPDATE devices SET record = $2 WHERE identity_key = $1",
+                        false,
+                    ),
+                    other => panic!("no tampering with {other}"),
+                };
+                let text = String::from_utf8_lossy(key).into_owned();
+                let bytes = key.to_vec();
+                let param: &(dyn tokio_postgres::types::ToSql + Sync) =
+                    if key_col { &bytes } else { &text };
+                let row = client.query_one(sql_get, &[param]).await.unwrap();
+                let mut v: Vec<u8> = row.get(0);
+                edit(&mut v);
+                client.execute(sql_set, &[param, &v]).await.unwrap();
+            });
+        }
+    }
+}
+
+fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
+    {
+        let s = b.open();
+        for r in s.commit_issuances(&[
+            issuance(1, "a", false),
+            issuance(2, "b", false),
+            issuance(3, "c", false),
+        ]) {
+            r.unwrap();
+        }
+        s.apply_trust_changes(&[change("b", 2, None)], 100).unwrap();
+        s.revoke(&[vec![3; 16]], 0, "operator:ops", "", 101).unwrap();
+        let report = trustca_store::check_store(s.as_ref(), &mut |_, _| {}).unwrap();
+        assert!(report.damaged.is_empty(), "{:?}", report.damaged);
+        assert_eq!(
+            (report.certificates, report.devices, report.trust_records),
+            (3, 3, 3)
+        );
+        assert_eq!(report.history_entries, 5, "three enrolments, a change, a revocation");
+        assert_eq!(report.audit_entries, s.audit_head().unwrap().0);
+        // The issuance entry commits to the certificate's bytes.
+        let issued = s.audit_entries(0, 1).unwrap().remove(0);
+        assert!(issued.detail.contains("\"der_sha256\":\""), "{}", issued.detail);
+    }
+    // A flipped byte in a certificate's DER, and a truncated device record.
+    tamper(b, "certificates", &[2; 16], |v| {
+        let last = v.len() - 1;
+        v[last] ^= 0x40;
+    });
+    tamper(b, "devices", b"c", |v| v.truncate(v.len() / 2));
+    let s = b.open();
+    let report = trustca_store::check_store(s.as_ref(), &mut |_, _| {}).unwrap();
+    let named: Vec<(&str, &str)> = report
+        .damaged
+        .iter()
+        .map(|d| (d.kind, d.key.as_str()))
+        .collect();
+    assert!(
+        named.contains(&("certificate", "02020202020202020202020202020202")),
+        "{:?}",
+        report.damaged
+    );
+    assert!(named.contains(&("device", "c")), "{:?}", report.damaged);
+    // Nothing else is blamed, except device b for its damaged certificate.
+    for d in &named {
+        assert!(
+            [
+                ("certificate", "02020202020202020202020202020202"),
+                ("device", "c"),
+                ("device", "b"),
+            ]
+            .contains(d),
+            "{:?}",
+            report.damaged
+        );
+    }
+    // The audit log itself is intact.
+    assert!(trustca_store::check_audit_log(s.as_ref()).unwrap().damaged.is_empty());
 }

@@ -58,6 +58,7 @@ impl From<&TrustDbError> for tonic::Code {
                 FailureClass::FailedPrecondition => Code::FailedPrecondition,
                 FailureClass::Refused => Code::PermissionDenied,
                 FailureClass::Unavailable => Code::Unavailable,
+                FailureClass::ResourceExhausted => Code::ResourceExhausted,
                 FailureClass::DataLoss => Code::DataLoss,
                 _ => Code::Internal,
             },

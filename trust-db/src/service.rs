@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use trustca_model::limits::{STALLED_READER, STREAM_IDLE};
 use trustca_model::observe::{NoObserver, Observer};
 use trustca_model::{AuthenticatedCaller, Credential};
 use trustca_proto::v1 as pb;
@@ -133,7 +134,22 @@ impl TrustDatabase for TrustService {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             let mut n = 0usize;
-            while let Some(item) = inbound.next().await {
+            loop {
+                // A silent stream is ended rather than held open forever.
+                let item = match tokio::time::timeout(STREAM_IDLE, inbound.next()).await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(_) => {
+                        let _ = tx
+                            .send(Err(Status::deadline_exceeded(format!(
+                                "no request and no end of stream for {} s; the stream is closed",
+                                STREAM_IDLE.as_secs()
+                            ))))
+                            .await;
+                        tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "client stopped sending");
+                        return;
+                    }
+                };
                 n += 1;
                 let out = match item {
                     Err(status) => {
@@ -155,8 +171,16 @@ impl TrustDatabase for TrustService {
                 };
                 // A bad item ends the stream with its status, like a unary call.
                 let stop = out.is_err();
-                if tx.send(out).await.is_err() || stop {
-                    return;
+                // A client that does not read its decisions loses the
+                // stream after STALLED_READER instead of holding a task.
+                match tokio::time::timeout(STALLED_READER, tx.send(out)).await {
+                    Ok(Ok(())) if !stop => {}
+                    Ok(Ok(())) => return,
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "client stopped reading");
+                        return;
+                    }
                 }
             }
             tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "done");

@@ -18,6 +18,7 @@ mod evidence;
 pub mod extension;
 pub mod firmware;
 pub mod hexfmt;
+pub mod limits;
 mod identity;
 mod level;
 pub mod observe;

@@ -1,0 +1,453 @@
+//! Integrity checks of a store against what it committed, on any backend.
+//!
+//! The audit log commits to every change: each entry's leaf hash is
+//! recomputed from its fields, the leaves are folded into the Merkle tree
+//! and its root is compared with the stored frontier and with every kept
+//! tree head at its size ([`check_audit_log`], the start-up check).
+//! [`check_store`] goes on to every record: each must decode and agree
+//! with the records that point at it and with the log — a certificate with
+//! the SHA-256 its issuance entry committed (`der_sha256`) and its
+//! fingerprint index entry; a device with its certificates and trust
+//! record; a trust record with its newest history entry. Damage is
+//! reported per record (serial, identity, sequence number), never by
+//! stopping at the first.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+use trustca_model::hexfmt;
+
+use crate::records::decode;
+use crate::{
+    AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
+    TrustRecord,
+};
+
+/// Records read per round trip.
+const PAGE: usize = 4096;
+
+/// One damaged record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    /// What the record is: `certificate`, `device`, `trust`, `history`,
+    /// `audit` or `store`.
+    pub kind: &'static str,
+    /// Which one: serial (hex), identity key, audit sequence number.
+    pub key: String,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+/// What the audit-log check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditCheck {
+    /// Entries read.
+    pub entries: u64,
+    /// Kept signed tree heads compared.
+    pub tree_heads: u64,
+    /// Damage found.
+    pub damaged: Vec<Damage>,
+}
+
+/// What a full check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    /// Audit entries read.
+    pub audit_entries: u64,
+    /// Kept tree heads compared.
+    pub tree_heads: u64,
+    /// Certificates read.
+    pub certificates: u64,
+    /// Device records read.
+    pub devices: u64,
+    /// Trust records read.
+    pub trust_records: u64,
+    /// History entries read.
+    pub history_entries: u64,
+    /// Damage found, every damaged record once per reason.
+    pub damaged: Vec<Damage>,
+}
+
+impl CheckReport {
+    /// Records read, of every kind.
+    pub fn records(&self) -> u64 {
+        self.audit_entries
+            + self.certificates
+            + self.devices
+            + self.trust_records
+            + self.history_entries
+    }
+}
+
+/// The words of a decoding failure, without the (binary) key it names.
+fn undecodable(e: StoreError) -> String {
+    match e {
+        StoreError::Corrupt { reason, .. } => format!("does not decode: {reason}"),
+        other => other.to_string(),
+    }
+}
+
+fn damage(kind: &'static str, key: impl Into<String>, reason: impl Into<String>) -> Damage {
+    Damage {
+        kind,
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What the log says about certificates, gathered while it is read.
+#[derive(Default)]
+struct Committed {
+    /// Serial (hex) → SHA-256 of the DER (hex), from issuance entries.
+    der_sha256: HashMap<String, String>,
+}
+
+/// The `der_sha256` field of an issuance entry's detail.
+fn committed_digest(detail: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(detail).ok()?;
+    v.get("der_sha256")?.as_str().map(str::to_owned)
+}
+
+/// Recomputes the audit log's Merkle tree from its entries and compares it
+/// with the stored frontier and with every kept tree head.
+pub fn check_audit_log(storage: &dyn Storage) -> Result<AuditCheck, StoreError> {
+    Ok(audit_pass(storage, &mut |_| {})?.0)
+}
+
+fn audit_pass(
+    storage: &dyn Storage,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(AuditCheck, Committed), StoreError> {
+    let mut report = AuditCheck::default();
+    let mut committed = Committed::default();
+    // Roots the kept heads claim, by size.
+    let mut heads: HashMap<u64, [u8; 32]> = HashMap::new();
+    for (i, bytes) in storage.tree_heads()?.iter().enumerate() {
+        match trustca_audit::SignedTreeHead::from_bytes(bytes) {
+            Ok(sth) => {
+                heads.insert(sth.head.size, sth.head.root);
+            }
+            Err(e) => report.damaged.push(damage(
+                "audit",
+                format!("tree head #{i}"),
+                format!("does not decode: {e}"),
+            )),
+        }
+    }
+    let (stored_size, stored_root) = match storage.audit_head() {
+        Ok(h) => (Some(h.0), Some(h.1)),
+        Err(e) => {
+            report.damaged.push(damage(
+                "audit",
+                "frontier",
+                format!("the stored Merkle frontier cannot be read: {e}"),
+            ));
+            (None, None)
+        }
+    };
+    let mut frontier = trustca_audit::MerkleFrontier::new();
+    let mut next = 0u64;
+    loop {
+        let page = storage.audit_entries_raw(next, PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        for (index, bytes) in page {
+            if index != next {
+                report.damaged.push(damage(
+                    "audit",
+                    next.to_string(),
+                    format!("missing: the log jumps from {next} to {index}"),
+                ));
+                next = index;
+            }
+            let leaf = match AuditEntry::decode(&bytes) {
+                Ok(entry) => {
+                    let (_, leaf) = trustca_audit::MerkleFrontier::new()
+                        .push_entry(&entry.leaf_bytes())
+                        .map_err(|e| StoreError::Backend(format!("audit log: {e}")))?;
+                    if entry.seq != index {
+                        report.damaged.push(damage(
+                            "audit",
+                            index.to_string(),
+                            format!("stored at {index} but numbered {}", entry.seq),
+                        ));
+                    }
+                    if leaf != entry.leaf_hash {
+                        report.damaged.push(damage(
+                            "audit",
+                            index.to_string(),
+                            "its fields do not hash to its leaf hash (the entry was altered)",
+                        ));
+                    }
+                    if let Some(d) = committed_digest(&entry.detail) {
+                        committed.der_sha256.insert(entry.subject.clone(), d);
+                    }
+                    leaf
+                }
+                Err(e) => {
+                    report.damaged.push(damage(
+                        "audit",
+                        index.to_string(),
+                        format!("does not decode: {e}"),
+                    ));
+                    [0; 32]
+                }
+            };
+            frontier
+                .push(leaf)
+                .map_err(|e| StoreError::Backend(format!("audit log: {e}")))?;
+            report.entries += 1;
+            next += 1;
+            if let Some(root) = heads.get(&frontier.size()) {
+                report.tree_heads += 1;
+                if *root != frontier.root() {
+                    report.damaged.push(damage(
+                        "audit",
+                        format!("tree head at {}", frontier.size()),
+                        "the signed tree head's root differs from the log's entries",
+                    ));
+                }
+            }
+        }
+        progress(report.entries);
+    }
+    if let (Some(size), Some(root)) = (stored_size, stored_root) {
+        if size != frontier.size() {
+            report.damaged.push(damage(
+                "audit",
+                "frontier",
+                format!(
+                    "the stored frontier counts {size} entries, the log holds {}",
+                    frontier.size()
+                ),
+            ));
+        } else if root != frontier.root() {
+            report.damaged.push(damage(
+                "audit",
+                "frontier",
+                "the stored Merkle root differs from the log's entries",
+            ));
+        }
+    }
+    if let Some(max) = heads.keys().max()
+        && *max > frontier.size()
+    {
+        report.damaged.push(damage(
+            "audit",
+            format!("tree head at {max}"),
+            format!("signed for {max} entries, the log holds {}", frontier.size()),
+        ));
+    }
+    Ok((report, committed))
+}
+
+/// Reads every record of `table`, page by page; a page that cannot be read
+/// is reported and ends the table (what follows is unreachable).
+fn scan(
+    storage: &dyn Storage,
+    table: RecordTable,
+    kind: &'static str,
+    damaged: &mut Vec<Damage>,
+    each: &mut dyn FnMut(&[u8], &[u8]),
+) -> u64 {
+    let mut after: Option<Vec<u8>> = None;
+    let mut n = 0u64;
+    loop {
+        let page = match storage.raw_records(table, after.as_deref(), PAGE) {
+            Ok(p) => p,
+            Err(e) => {
+                damaged.push(damage(
+                    kind,
+                    after
+                        .as_deref()
+                        .map(|k| format!("after {}", printable(k)))
+                        .unwrap_or_else(|| "first".into()),
+                    format!("the store cannot read on: {e}"),
+                ));
+                return n;
+            }
+        };
+        let Some((last, _)) = page.last() else {
+            return n;
+        };
+        let last = last.clone();
+        for (k, v) in &page {
+            each(k, v);
+            n += 1;
+        }
+        after = Some(last);
+    }
+}
+
+fn printable(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) if !s.contains('\0') => s.to_owned(),
+        _ => hexfmt::encode(key),
+    }
+}
+
+/// Checks the audit log ([`check_audit_log`]) and then every certificate,
+/// device, trust record and history entry. `progress` gets the phase and
+/// the records read so far.
+pub fn check_store(
+    storage: &dyn Storage,
+    progress: &mut dyn FnMut(&str, u64),
+) -> Result<CheckReport, StoreError> {
+    let (audit, committed) = audit_pass(storage, &mut |n| progress("audit log", n))?;
+    let mut report = CheckReport {
+        audit_entries: audit.entries,
+        tree_heads: audit.tree_heads,
+        damaged: audit.damaged,
+        ..CheckReport::default()
+    };
+    let mut damaged = std::mem::take(&mut report.damaged);
+    // The per-record callbacks note damage here; it joins the list after
+    // each table.
+    let found: RefCell<Vec<Damage>> = RefCell::new(Vec::new());
+    let note = |key: &str, kind: &'static str, reason: String| {
+        found.borrow_mut().push(damage(kind, key, reason))
+    };
+
+    // Certificates: decode, digest as committed, fingerprint index.
+    let mut serials: HashSet<String> = HashSet::new();
+    report.certificates = scan(
+        storage,
+        RecordTable::Certificates,
+        "certificate",
+        &mut damaged,
+        &mut |k, v| {
+            let serial = hexfmt::encode(k);
+            let cert: CertificateRecord = match decode(k, v) {
+                Ok(c) => c,
+                Err(e) => {
+                    note(&serial, "certificate", undecodable(e));
+                    return;
+                }
+            };
+            if cert.serial != k {
+                note(&serial, "certificate", "stored under another serial".into());
+                return;
+            }
+            serials.insert(serial.clone());
+            let digest = crate::rules::fingerprint(&cert.der);
+            if let Some(expected) = committed.der_sha256.get(&serial)
+                && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
+            {
+                note(
+                    &serial,
+                    "certificate",
+                    "its DER differs from what the audit log committed".into(),
+                );
+                return;
+            }
+            match storage.serial_by_fingerprint(&digest) {
+                Ok(Some(s)) if s == cert.serial => {}
+                Ok(_) => note(
+                    &serial,
+                    "certificate",
+                    "its DER does not match the fingerprint index (altered DER or index)".into(),
+                ),
+                Err(e) => note(&serial, "certificate", e.to_string()),
+            }
+        },
+    );
+    damaged.extend(found.take());
+    progress("certificates", report.certificates);
+
+    // History: the newest version per identity.
+    let mut newest: HashMap<String, u64> = HashMap::new();
+    report.history_entries = scan(
+        storage,
+        RecordTable::History,
+        "history",
+        &mut damaged,
+        &mut |k, v| {
+            let identity = k
+                .len()
+                .checked_sub(9)
+                .and_then(|n| std::str::from_utf8(&k[..n]).ok())
+                .map(str::to_owned);
+            let Some(identity) = identity else {
+                note(&printable(k), "history", "key is not identity, 0, version".into());
+                return;
+            };
+            match decode::<HistoryEntry>(k, v) {
+                Ok(h) => {
+                    let slot = newest.entry(identity).or_default();
+                    *slot = (*slot).max(h.version);
+                }
+                Err(e) => note(&identity, "history", undecodable(e)),
+            }
+        },
+    );
+    damaged.extend(found.take());
+    progress("history", report.history_entries);
+
+    // Trust records: decode, key, newest history version.
+    let mut trusted: HashSet<String> = HashSet::new();
+    report.trust_records = scan(
+        storage,
+        RecordTable::Trust,
+        "trust",
+        &mut damaged,
+        &mut |k, v| {
+            let key = printable(k);
+            match decode::<TrustRecord>(k, v) {
+                Ok(t) if t.identity_key.as_bytes() != k => {
+                    note(&key, "trust", "stored under another identity".into())
+                }
+                Ok(t) => {
+                    trusted.insert(key.clone());
+                    match newest.get(&key) {
+                        Some(v) if *v == t.version => {}
+                        Some(v) => note(
+                            &key,
+                            "trust",
+                            format!("version {} but its history ends at {v}", t.version),
+                        ),
+                        None => note(&key, "trust", "no history entry".into()),
+                    }
+                }
+                Err(e) => note(&key, "trust", undecodable(e)),
+            }
+        },
+    );
+    damaged.extend(found.take());
+    progress("trust records", report.trust_records);
+
+    // Devices: decode, key, certificates, trust record.
+    report.devices = scan(
+        storage,
+        RecordTable::Devices,
+        "device",
+        &mut damaged,
+        &mut |k, v| {
+            let key = printable(k);
+            match decode::<DeviceRecord>(k, v) {
+                Ok(d) if d.identity_key.as_bytes() != k => {
+                    note(&key, "device", "stored under another identity".into())
+                }
+                Ok(d) => {
+                    if !trusted.contains(&key) {
+                        note(&key, "device", "its trust record is missing or damaged".into());
+                    }
+                    for serial in &d.certificates {
+                        if !serials.contains(serial) {
+                            note(
+                                &key,
+                                "device",
+                                format!("its certificate {serial} is missing or damaged"),
+                            );
+                        }
+                    }
+                }
+                Err(e) => note(&key, "device", undecodable(e)),
+            }
+        },
+    );
+    damaged.extend(found.take());
+    progress("devices", report.devices);
+    report.damaged = damaged;
+    Ok(report)
+}

@@ -1,0 +1,494 @@
+//! Keeps a store serving reads when it cannot write, and brings writes back
+//! by itself.
+//!
+//! [`GuardedStorage`] wraps the server's store. When a write fails because
+//! the store cannot write (a full disk: [`StoreError::Full`]), it refuses
+//! every further write at once with that error, without touching the
+//! backend, and says so once in the log. An embedded engine that keeps
+//! state in memory may have applied the failed write there although it
+//! never reached the disk, and sled then fails every later operation: such
+//! a backend is reopened from disk right away (`reopen_on_failure`), so
+//! reads keep working, only committed data is visible, and nothing the
+//! client was told failed ever shows up. A probe write, at most once a
+//! second and backing off to every ten seconds, finds out when space is
+//! back; writes then resume without a restart.
+//!
+//! A store opened for recovery (`serve --allow-damaged-store`) is guarded
+//! read-only for good: reads are served, every write gets
+//! [`StoreError::ReadOnly`].
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::{
+    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CloseWaiter, DeviceRecord, HistoryEntry,
+    Issuance, KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
+};
+
+/// Whether a store accepts writes now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// Writes are accepted.
+    Writable,
+    /// Writes are refused (full disk, read-only); the reason is a sentence.
+    Refusing(String),
+}
+
+/// Opens the backend (again): the store and, for embedded engines, a waiter
+/// that tells when the files are closed.
+pub type Opener =
+    Box<dyn Fn() -> Result<(Arc<dyn Storage>, Option<CloseWaiter>), StoreError> + Send + Sync>;
+
+/// Where the probe writes (one small record, overwritten each time).
+const PROBE_SPACE: &str = "store.probe";
+const FIRST_PROBE: Duration = Duration::from_secs(1);
+const LAST_PROBE: Duration = Duration::from_secs(10);
+/// How long a reopen waits for the old engine's files to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+enum State {
+    Writable,
+    /// For good (a damaged store opened for recovery).
+    ReadOnly(String),
+    /// Until a probe write succeeds.
+    Refusing {
+        error: String,
+        since: Instant,
+        next_probe: Instant,
+        backoff: Duration,
+    },
+}
+
+struct Open {
+    storage: Arc<dyn Storage>,
+    /// In a mutex only because a receiver is not `Sync`.
+    waiter: Mutex<Option<CloseWaiter>>,
+}
+
+impl Open {
+    fn new(storage: Arc<dyn Storage>, waiter: Option<CloseWaiter>) -> Self {
+        Self {
+            storage,
+            waiter: Mutex::new(waiter),
+        }
+    }
+}
+
+/// A store that refuses writes while it cannot write, keeps reads working
+/// and recovers by itself. See the module documentation.
+pub struct GuardedStorage {
+    opener: Opener,
+    reopen_on_failure: bool,
+    current: RwLock<Option<Open>>,
+    state: Mutex<State>,
+    /// Serialises reopening and probing.
+    recovery: Mutex<()>,
+    /// Keys of damaged records met while serving (each logged once).
+    damaged: Mutex<std::collections::HashSet<String>>,
+    /// Dropped last (after the engine's files are closed, see `Drop`):
+    /// wakes the waiter [`GuardedStorage::open_with_close_waiter`] returned.
+    _closed: Arc<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Drop for GuardedStorage {
+    fn drop(&mut self) {
+        let current = self
+            .current
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(Open { storage, waiter }) = current {
+            drop(storage);
+            if let Some(w) = waiter.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                w.wait(CLOSE_WAIT);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for GuardedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedStorage")
+            .field("reopen_on_failure", &self.reopen_on_failure)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardedStorage {
+    /// Opens the store through `opener`. `reopen_on_failure` is for engines
+    /// whose in-memory state cannot be trusted after a failed write (sled).
+    pub fn open(opener: Opener, reopen_on_failure: bool) -> Result<Self, StoreError> {
+        Ok(Self::open_with_close_waiter(opener, reopen_on_failure)?.0)
+    }
+
+    /// Like [`GuardedStorage::open`], with a waiter that tells when the
+    /// store (every clone of it) is dropped and its files are closed.
+    pub fn open_with_close_waiter(
+        opener: Opener,
+        reopen_on_failure: bool,
+    ) -> Result<(Self, CloseWaiter), StoreError> {
+        let (storage, waiter) = opener()?;
+        let (closed, close_waiter) = CloseWaiter::pair();
+        Ok((
+            Self {
+                opener,
+                reopen_on_failure,
+                current: RwLock::new(Some(Open::new(storage, waiter))),
+                state: Mutex::new(State::Writable),
+                recovery: Mutex::new(()),
+                damaged: Mutex::new(std::collections::HashSet::new()),
+                _closed: closed,
+            },
+            close_waiter,
+        ))
+    }
+
+    /// Refuses every write from now on with `reason` (recovery mode).
+    pub fn set_read_only(&self, reason: impl Into<String>) {
+        *self.lock_state() = State::ReadOnly(reason.into());
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn inner(&self) -> Result<Arc<dyn Storage>, StoreError> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .map(|o| Arc::clone(&o.storage))
+            .ok_or_else(|| {
+                StoreError::Unavailable(
+                    "the store is being reopened after a write failure; try again".into(),
+                )
+            })
+    }
+
+    /// A read's outcome: a damaged record is logged the first time it is
+    /// met (the caller answers DATA_LOSS for it every time).
+    fn observe_read<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Corrupt { key, reason }) = &result {
+            let first = self
+                .damaged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone());
+            if first {
+                tracing::error!(
+                    record = %key,
+                    %reason,
+                    "damaged record in the store: answering DATA_LOSS for it; run `trustca store check`"
+                );
+            }
+        }
+        result
+    }
+
+    /// Whether a write may go to the backend now; runs a due probe.
+    fn admit_write(&self) -> Result<(), StoreError> {
+        let due = match &*self.lock_state() {
+            State::Writable => return Ok(()),
+            State::ReadOnly(reason) => return Err(StoreError::ReadOnly(reason.clone())),
+            State::Refusing { next_probe, .. } => Instant::now() >= *next_probe,
+        };
+        if due {
+            self.probe();
+        }
+        match &*self.lock_state() {
+            State::Writable => Ok(()),
+            State::ReadOnly(reason) => Err(StoreError::ReadOnly(reason.clone())),
+            State::Refusing { error, .. } => Err(StoreError::Full(error.clone())),
+        }
+    }
+
+    /// Looks at a write's outcome; a write the store could not make puts
+    /// it in the refusing state (and reopens a backend that needs it).
+    fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Full(reason)) = &result {
+            self.write_failed(reason);
+        }
+        result
+    }
+
+    fn write_failed(&self, reason: &str) {
+        let now = Instant::now();
+        {
+            let mut state = self.lock_state();
+            match &*state {
+                State::Writable => {
+                    tracing::error!(
+                        reason,
+                        "the store cannot write: refusing writes (reads continue) until space is freed"
+                    );
+                }
+                State::ReadOnly(_) => return,
+                State::Refusing { .. } => {}
+            }
+            let backoff = match &*state {
+                State::Refusing { backoff, .. } => (*backoff * 2).min(LAST_PROBE),
+                _ => FIRST_PROBE,
+            };
+            let since = match &*state {
+                State::Refusing { since, .. } => *since,
+                _ => now,
+            };
+            *state = State::Refusing {
+                error: reason.to_owned(),
+                since,
+                next_probe: now + backoff,
+                backoff,
+            };
+        }
+        if self.reopen_on_failure {
+            let _recovering = self.recovery.lock().unwrap_or_else(|p| p.into_inner());
+            self.reopen();
+        }
+    }
+
+    /// Closes the engine and opens it again from disk. Readers get
+    /// `Unavailable` for the moment it takes.
+    fn reopen(&self) {
+        let old = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(Open { storage, waiter }) = old {
+            // Readers that took the engine before finish with it first;
+            // the waiter tells when its files are closed.
+            drop(storage);
+            if let Some(w) = waiter.into_inner().unwrap_or_else(|p| p.into_inner())
+                && !w.wait(CLOSE_WAIT)
+            {
+                tracing::warn!("the store's files were not closed in time; reopening anyway");
+            }
+        }
+        match (self.opener)() {
+            Ok((storage, waiter)) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Open::new(storage, waiter));
+                tracing::info!("store reopened from disk after a write failure");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reopening the store failed; retrying at the next probe");
+            }
+        }
+    }
+
+    /// One probe write; on success writes resume.
+    fn probe(&self) {
+        let _recovering = self.recovery.lock().unwrap_or_else(|p| p.into_inner());
+        // Another thread may have recovered meanwhile.
+        if !matches!(&*self.lock_state(), State::Refusing { next_probe, .. } if Instant::now() >= *next_probe)
+        {
+            return;
+        }
+        let attempt = self.inner().and_then(|s| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                .to_be_bytes();
+            s.blob_put(PROBE_SPACE, &[(b"probe".to_vec(), stamp.to_vec())], false, None)
+        });
+        match attempt {
+            Ok(()) => {
+                let mut state = self.lock_state();
+                if let State::Refusing { since, .. } = &*state {
+                    tracing::info!(
+                        refused_for_secs = since.elapsed().as_secs(),
+                        "the store writes again: writes resumed"
+                    );
+                }
+                *state = State::Writable;
+            }
+            Err(e) => {
+                let failed_write = matches!(e, StoreError::Full(_));
+                {
+                    let mut state = self.lock_state();
+                    if let State::Refusing {
+                        next_probe,
+                        backoff,
+                        ..
+                    } = &mut *state
+                    {
+                        *backoff = (*backoff * 2).min(LAST_PROBE);
+                        *next_probe = Instant::now() + *backoff;
+                    }
+                }
+                // A failed probe leaves an embedded engine as unreliable as
+                // any failed write; so does a failed reopen (no engine).
+                if self.reopen_on_failure && (failed_write || self.inner().is_err()) {
+                    self.reopen();
+                }
+            }
+        }
+    }
+}
+
+macro_rules! read {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        let r = $self.inner()?.$method($($arg),*);
+        $self.observe_read(r)
+    }};
+}
+
+macro_rules! write {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        $self.admit_write()?;
+        let r = $self.inner()?.$method($($arg),*);
+        $self.observe(r)
+    }};
+}
+
+impl Storage for GuardedStorage {
+    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        let storage = match self.admit_write().and_then(|()| self.inner()) {
+            Ok(s) => s,
+            Err(e) => return batch.iter().map(|_| Err(e.repeat())).collect(),
+        };
+        let results = storage.commit_issuances(batch);
+        drop(storage);
+        if let Some(Err(StoreError::Full(reason))) =
+            results.iter().find(|r| matches!(r, Err(StoreError::Full(_))))
+        {
+            self.write_failed(reason);
+        }
+        results
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        write!(self.flush())
+    }
+    fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        read!(self.device(identity_key))
+    }
+    fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        read!(self.trust_record(identity_key))
+    }
+    fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        read!(self.history(identity_key))
+    }
+    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        read!(self.certificate(serial))
+    }
+    fn counts(&self) -> Result<(u64, u64), StoreError> {
+        read!(self.counts())
+    }
+    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        read!(self.audit_entries(from, limit))
+    }
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        read!(self.size_on_disk())
+    }
+    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        read!(self.serial_by_fingerprint(fingerprint))
+    }
+    fn apply_trust_changes(
+        &self,
+        changes: &[TrustChange],
+        at: i64,
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        write!(self.apply_trust_changes(changes, at))
+    }
+    fn transfer_trust(
+        &self,
+        from: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        at: i64,
+    ) -> Result<TrustRecord, StoreError> {
+        write!(self.transfer_trust(from, to, actor, reason, at))
+    }
+    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        read!(self.devices_with_prefix(prefix))
+    }
+    fn audit_entries_raw(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        read!(self.audit_entries_raw(from, limit))
+    }
+    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
+        read!(self.audit_head())
+    }
+    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
+        write!(self.store_tree_head(size, signed_head))
+    }
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        read!(self.tree_heads())
+    }
+    fn revoke(
+        &self,
+        serials: &[Vec<u8>],
+        reason: u8,
+        actor: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        write!(self.revoke(serials, reason, actor, note, at))
+    }
+    fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
+        read!(self.blocked_key(key_fingerprint))
+    }
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        read!(self.revoked_in_sector(sector))
+    }
+    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
+        write!(self.next_crl_number(sector))
+    }
+    fn blob_put(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        create_only: bool,
+        audit: Option<&BlobAudit>,
+    ) -> Result<(), StoreError> {
+        write!(self.blob_put(space, records, create_only, audit))
+    }
+    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        read!(self.blob_get(space, key))
+    }
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        read!(self.blob_scan(space, prefix))
+    }
+    fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {
+        // A store that cannot write holds no lease: scheduled writers
+        // (tree heads, CRLs) pause with the other writes.
+        write!(self.hold_lease(name, holder, ttl_secs))
+    }
+    fn export(
+        &self,
+        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        read!(self.export(each))
+    }
+    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        write!(self.import(records))
+    }
+    fn raw_records(
+        &self,
+        table: crate::RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        read!(self.raw_records(table, after, limit))
+    }
+    fn damaged_records(&self) -> usize {
+        self.damaged.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    fn write_health(&self) -> WriteHealth {
+        let due = matches!(&*self.lock_state(), State::Refusing { next_probe, .. } if Instant::now() >= *next_probe);
+        if due {
+            self.probe();
+        }
+        match &*self.lock_state() {
+            State::Writable => WriteHealth::Writable,
+            State::ReadOnly(reason) => WriteHealth::Refusing(format!("read-only: {reason}")),
+            State::Refusing { error, .. } => WriteHealth::Refusing(error.clone()),
+        }
+    }
+}

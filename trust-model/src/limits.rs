@@ -1,0 +1,15 @@
+//! Time limits every streaming RPC shares, so that a client can neither
+//! hold a stream open without using it nor make the server buffer results
+//! it does not read. `docs/operations.md` lists them beside the connection
+//! limits.
+
+use std::time::Duration;
+
+/// How long a request stream may stay silent (no next item, no end) before
+/// the server ends it with `DEADLINE_EXCEEDED`.
+pub const STREAM_IDLE: Duration = Duration::from_secs(30);
+
+/// How long the server waits for a client to read a queued result before
+/// it ends the stream: a client that stops reading stalls its own stream
+/// and then loses it, never the server.
+pub const STALLED_READER: Duration = Duration::from_secs(30);
