@@ -212,6 +212,11 @@ pub enum Command {
         shutdown_grace: u64,
         #[command(flatten)]
         connections: ConnectionArgs,
+        /// Start even if the store's audit log does not verify, serving
+        /// reads only (every write is refused) so that records can be
+        /// read out and checked; see `trustca store check`.
+        #[arg(long, env = "TRUSTCA_ALLOW_DAMAGED_STORE")]
+        allow_damaged_store: bool,
         #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
@@ -504,6 +509,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             metrics,
             shutdown_grace,
             connections,
+            allow_damaged_store,
             pass,
             pkcs11,
         } => {
@@ -524,6 +530,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 metrics,
                 shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
                 connections: connections.limits(),
+                allow_damaged_store,
             })
             .await?;
             println!("listening on {}", running.addr);

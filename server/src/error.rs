@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The store named by `--store` cannot be used by this build or is wrong.
     #[error("{0}")]
     StoreConfig(String),
+    /// The store failed its start-up integrity check.
+    #[error("{0}")]
+    DamagedStore(String),
     /// An audit tree head could not be signed.
     #[error("{0}")]
     Audit(String),

@@ -74,7 +74,10 @@ impl Lease {
             Ok(held) => held,
             Err(e) => {
                 // Unknown is not held: two signers are worse than a late one.
-                tracing::warn!(lease = self.name, error = %e, "lease renewal failed");
+                // A store that cannot write says so once itself.
+                if !e.is_write_refusal() {
+                    tracing::warn!(lease = self.name, error = %e, "lease renewal failed");
+                }
                 self.observer.store_error("lease");
                 false
             }

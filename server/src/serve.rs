@@ -72,6 +72,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Connection count and timeouts.
     pub connections: ConnectionLimits,
+    /// Serve a store whose audit log does not verify, read-only (for
+    /// recovery); without it such a store is refused at start.
+    pub allow_damaged_store: bool,
 }
 
 impl ServeOptions {
@@ -91,6 +94,7 @@ impl ServeOptions {
             metrics: None,
             shutdown_grace: Duration::from_secs(10),
             connections: ConnectionLimits::default(),
+            allow_damaged_store: false,
         }
     }
 }
@@ -201,6 +205,8 @@ impl TreeHeadSigner {
                     lease: Arc::clone(&lease),
                 };
                 match tokio::task::spawn_blocking(move || s.sign_now()).await {
+                    // A store that cannot write says so once itself.
+                    Ok(Err(ServerError::Store(e))) if e.is_write_refusal() => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "signing an audit tree head failed"),
                     Err(e) => tracing::error!(error = %e, "tree head task failed"),
                     Ok(Ok(())) => {}
@@ -374,7 +380,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         token.map(|t| t.token),
     )?);
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
-    let (storage, store_closed) = store.open_with_close()?;
+    let (guarded, store_closed) = store.open_guarded()?;
+    let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
+    let storage: Arc<dyn Storage> = guarded;
+    let store_closed = Some(store_closed);
     metrics.watch_store(&storage);
     let replica = lease::replica_id();
     let crl_lease = Lease::take(
@@ -416,7 +425,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .with_authoritative(authoritative_sectors(&opts, &policy_set)?)
         .with_observer(Arc::clone(&observer)),
     );
-    let recorded = engine.record_offline_credentials().await?;
+    let recorded = unless_read_only(
+        read_only,
+        "recording credentials issued offline",
+        engine.record_offline_credentials().await,
+    )?
+    .unwrap_or(0);
     let trust = Arc::new(trust_engine(
         &opts,
         &hierarchy,
@@ -434,9 +448,13 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     );
     // Every replica publishes once at start (its own CRL files must exist);
     // the scheduled reissue is the lease holder's.
-    crls.publish_all()?;
+    unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
     spawn_crl_schedule(&crls, &crl_lease);
-    record_ca_revocations(storage.as_ref(), &hierarchy.revoked_cas().all())?;
+    unless_read_only(
+        read_only,
+        "recording CA revocations",
+        record_ca_revocations(storage.as_ref(), &hierarchy.revoked_cas().all()),
+    )?;
     spawn_ca_revocation_watch(&hierarchy, &storage);
     let weak_crls = Arc::downgrade(&crls);
     trust.set_revocation_hook(Box::new(move |sector| {
@@ -455,7 +473,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key(), heads_lease)?;
-    heads.sign_now()?;
+    unless_read_only(read_only, "signing a tree head", heads.sign_now())?;
     heads.spawn();
     if recorded > 0 {
         tracing::info!(count = recorded, "recorded credentials issued offline");
@@ -522,6 +540,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     health
         .set_serving::<trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService>>()
         .await;
+    spawn_store_health(&storage, health.clone());
 
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
@@ -781,6 +800,130 @@ fn spawn_ca_revocation_watch(hierarchy: &Arc<CaHierarchy>, storage: &Arc<dyn Sto
                     tracing::error!(error = %e, "CA revocation check failed")
                 }
                 Err(e) => tracing::error!(error = %e, "CA revocation check failed"),
+            }
+        }
+    });
+}
+
+/// The start-up integrity check: the audit log is recomputed from its
+/// entries and compared with the stored frontier and the kept tree heads.
+/// A store that fails it is refused, or with `allow_damaged` served
+/// read-only for recovery.
+fn startup_check(
+    guarded: &trustca_store::GuardedStorage,
+    store: &StoreConfig,
+    allow_damaged: bool,
+) -> Result<bool> {
+    let started = std::time::Instant::now();
+    let report = trustca_store::check_audit_log(guarded)?;
+    tracing::info!(
+        entries = report.entries,
+        tree_heads = report.tree_heads,
+        damaged = report.damaged.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "start-up check of the audit log"
+    );
+    let Some(first) = report.damaged.first() else {
+        return Ok(false);
+    };
+    let summary = format!(
+        "the store {}'s audit log does not verify ({} problem(s); first: {} {}: {})",
+        store.describe(),
+        report.damaged.len(),
+        first.kind,
+        first.key,
+        first.reason
+    );
+    if !allow_damaged {
+        return Err(ServerError::DamagedStore(format!(
+            "{summary}; run `trustca store check --store {}` to see every damaged record, restore from a backup, or start with --allow-damaged-store to serve reads only",
+            store.describe()
+        )));
+    }
+    tracing::error!(%summary, "serving the damaged store read-only (--allow-damaged-store): every write is refused");
+    guarded.set_read_only("the store failed its integrity check; started with --allow-damaged-store");
+    Ok(true)
+}
+
+/// A start-up step that writes: on a store served read-only it is skipped
+/// with a warning instead of stopping the start.
+fn unless_read_only<T, E: Into<ServerError>>(
+    read_only: bool,
+    what: &str,
+    result: std::result::Result<T, E>,
+) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if read_only => {
+            let e: ServerError = e.into();
+            tracing::warn!(step = what, error = %e, "skipped on the read-only store");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Health names that report the store: writes possible, no damage seen.
+pub const HEALTH_STORE_WRITABLE: &str = "trustca.store.writable";
+/// See [`HEALTH_STORE_WRITABLE`].
+pub const HEALTH_STORE_INTEGRITY: &str = "trustca.store.integrity";
+
+/// Follows the store's state once a second: while it cannot write, the
+/// write services (enrollment, pseudonyms) and `trustca.store.writable`
+/// report NOT_SERVING; once a damaged record was met,
+/// `trustca.store.integrity` does. Each change is logged once. Polling
+/// also drives the store's own recovery probe.
+fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus;
+    let storage = Arc::downgrade(storage);
+    tokio::spawn(async move {
+        health
+            .set_service_status(HEALTH_STORE_WRITABLE, ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(HEALTH_STORE_INTEGRITY, ServingStatus::Serving)
+            .await;
+        let mut writable = true;
+        let mut intact = true;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let Some(s) = storage.upgrade() else { return };
+            let state = tokio::task::spawn_blocking(move || (s.write_health(), s.damaged_records()))
+                .await;
+            let Ok((write, damaged)) = state else { continue };
+            let now_writable = write == trustca_store::WriteHealth::Writable;
+            if now_writable != writable {
+                writable = now_writable;
+                let status = if writable {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                if let trustca_store::WriteHealth::Refusing(reason) = &write {
+                    tracing::warn!(%reason, "health: write services NOT_SERVING");
+                } else {
+                    tracing::info!("health: write services SERVING again");
+                }
+                health.set_service_status(HEALTH_STORE_WRITABLE, status).await;
+                health
+                    .set_service_status(
+                        <EnrollmentServer<EnrollmentService> as tonic::server::NamedService>::NAME,
+                        status,
+                    )
+                    .await;
+                health
+                    .set_service_status(
+                        <trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService> as tonic::server::NamedService>::NAME,
+                        status,
+                    )
+                    .await;
+            }
+            if intact && damaged > 0 {
+                intact = false;
+                tracing::warn!(damaged, "health: trustca.store.integrity NOT_SERVING");
+                health
+                    .set_service_status(HEALTH_STORE_INTEGRITY, ServingStatus::NotServing)
+                    .await;
             }
         }
     });
