@@ -11,7 +11,9 @@ use trustca::cli::{Cli, LogFormat, run};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,sled=warn,h2=warn,tower=warn,hyper=warn")
+        // sled's own error lines repeat, once per waiting flush, what the
+        // store reports once as a StoreError (and logs on a state change).
+        tracing_subscriber::EnvFilter::new("info,sled=off,h2=warn,tower=warn,hyper=warn")
     });
     // Colour codes only help a human at a terminal; in a file, a pipe or a
     // journal they are noise.

@@ -152,7 +152,7 @@ fn check(
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(error = %e, "credential lookup failed");
+                tracing::warn!(error = %e, "credential lookup failed");
                 return Err(Status::unavailable(
                     "the store cannot be read to check the client certificate; try again",
                 ));

@@ -275,10 +275,7 @@ impl ConnectionTable {
                     "connection limit reached: closing the longest-idle connections to admit new ones"
                 );
             } else {
-                tracing::info!(
-                    max = self.max,
-                    "connections below the limit again"
-                );
+                tracing::info!(max = self.max, "connections below the limit again");
             }
         }
         let now = Instant::now();
@@ -438,7 +435,10 @@ mod tests {
         let idle = r.activity.idle_deadline(&limits).unwrap();
         assert!(idle >= ended + limits.idle_timeout);
         assert!(idle <= Instant::now() + limits.idle_timeout);
-        assert!(idle > first, "the idle timeout replaces the first-request one");
+        assert!(
+            idle > first,
+            "the idle timeout replaces the first-request one"
+        );
     }
 
     #[test]

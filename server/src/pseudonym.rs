@@ -77,9 +77,17 @@ pub(crate) fn service(
         PseudonymAuthority::open(data, set, &policy, hierarchy, Arc::clone(storage))?
             .with_observer(Arc::clone(observer)),
     );
-    authority
-        .publish_all()
-        .map_err(|s| ServerError::Stopped(format!("publishing PRLs: {}", s.message())))?;
+    if let Err(s) = authority.publish_all() {
+        // A store served read-only (recovery) cannot allocate PRL numbers;
+        // the PRLs already published stay served.
+        if storage.write_health() == trustca_store::WriteHealth::Writable {
+            return Err(ServerError::Stopped(format!(
+                "publishing PRLs: {}",
+                s.message()
+            )));
+        }
+        tracing::warn!(reason = %s.message(), "PRLs not republished: the store refuses writes");
+    }
     authority.spawn_prl_schedule();
     Ok(PseudonymsServer::new(PseudonymService::new(authority))
         .max_decoding_message_size(crate::serve::MAX_MESSAGE_BYTES)

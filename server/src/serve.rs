@@ -841,7 +841,8 @@ fn startup_check(
         )));
     }
     tracing::error!(%summary, "serving the damaged store read-only (--allow-damaged-store): every write is refused");
-    guarded.set_read_only("the store failed its integrity check; started with --allow-damaged-store");
+    guarded
+        .set_read_only("the store failed its integrity check; started with --allow-damaged-store");
     Ok(true)
 }
 
@@ -888,9 +889,11 @@ fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(s) = storage.upgrade() else { return };
-            let state = tokio::task::spawn_blocking(move || (s.write_health(), s.damaged_records()))
-                .await;
-            let Ok((write, damaged)) = state else { continue };
+            let state =
+                tokio::task::spawn_blocking(move || (s.write_health(), s.damaged_records())).await;
+            let Ok((write, damaged)) = state else {
+                continue;
+            };
             let now_writable = write == trustca_store::WriteHealth::Writable;
             if now_writable != writable {
                 writable = now_writable;
@@ -904,7 +907,9 @@ fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::
                 } else {
                     tracing::info!("health: write services SERVING again");
                 }
-                health.set_service_status(HEALTH_STORE_WRITABLE, status).await;
+                health
+                    .set_service_status(HEALTH_STORE_WRITABLE, status)
+                    .await;
                 health
                     .set_service_status(
                         <EnrollmentServer<EnrollmentService> as tonic::server::NamedService>::NAME,
@@ -913,7 +918,9 @@ fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::
                     .await;
                 health
                     .set_service_status(
-                        <trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService> as tonic::server::NamedService>::NAME,
+                        <trustca_proto::v1::pseudonyms_server::PseudonymsServer<
+                            trustca_ca::PseudonymService,
+                        > as tonic::server::NamedService>::NAME,
                         status,
                     )
                     .await;

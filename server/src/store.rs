@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use trustca_store::{CachedStorage, GuardedStorage, PgStorage, SledStorage, Storage, StoreError};
+use trustca_store::{
+    CachedStorage, GuardedStorage, PgStorage, Recovery, SledStorage, Storage, StoreError,
+};
 
 use crate::error::ServerError;
 
@@ -74,11 +76,21 @@ impl StoreConfig {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         });
         // sled's memory cannot be trusted after a failed write (it fails
-        // every later operation): reopen it from disk. PostgreSQL rolls a
-        // failed transaction back by itself.
-        let reopen = matches!(self, Self::Sled(_));
-        let (guarded, closed) = GuardedStorage::open_with_close_waiter(opener, reopen)
-            .map_err(|e| match e {
+        // every later operation): reopen it from disk, with a reserve file
+        // beside it to make room. PostgreSQL rolls a failed transaction
+        // back by itself.
+        let recovery = match self {
+            Self::Sled(dir) => {
+                let mut reserve = dir.clone().into_os_string();
+                reserve.push(".reserve");
+                Recovery::Reopen {
+                    reserve: reserve.into(),
+                }
+            }
+            Self::Postgres(_) => Recovery::InPlace,
+        };
+        let (guarded, closed) =
+            GuardedStorage::open_with_close_waiter(opener, recovery).map_err(|e| match e {
                 StoreError::Unavailable(m) => ServerError::StoreConfig(m),
                 other => ServerError::StoreConfig(other.to_string()),
             })?;

@@ -35,7 +35,6 @@ use x509_parser::prelude::FromDer;
 use crate::connections::{ConnectionActivity, ConnectionLimits, ConnectionTable, Registration};
 use crate::error::ServerError;
 
-
 /// Accepts any client certificate during the handshake (the handshake
 /// signature is still checked by the inner verifier, proving key
 /// possession); the chain is verified right after the handshake.
@@ -311,11 +310,7 @@ pub fn incoming(
     closing: tokio_util::sync::CancellationToken,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
     let limits = ConnectionLimits::default();
-    let table = Arc::new(ConnectionTable::new(
-        limits.resolve(None),
-        limits,
-        closing,
-    ));
+    let table = Arc::new(ConnectionTable::new(limits.resolve(None), limits, closing));
     incoming_with(listener, id, table)
 }
 
@@ -370,7 +365,8 @@ pub(crate) fn incoming_with(
             let limits = *table.limits();
             tokio::spawn(async move {
                 let close = registration.activity.close_token().clone();
-                let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
+                let handshake =
+                    tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
                 let result = tokio::select! {
                     r = handshake => r,
                     () = close.cancelled() => {

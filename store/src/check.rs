@@ -236,7 +236,10 @@ fn audit_pass(
         report.damaged.push(damage(
             "audit",
             format!("tree head at {max}"),
-            format!("signed for {max} entries, the log holds {}", frontier.size()),
+            format!(
+                "signed for {max} entries, the log holds {}",
+                frontier.size()
+            ),
         ));
     }
     Ok((report, committed))
@@ -369,7 +372,11 @@ pub fn check_store(
                 .and_then(|n| std::str::from_utf8(&k[..n]).ok())
                 .map(str::to_owned);
             let Some(identity) = identity else {
-                note(&printable(k), "history", "key is not identity, 0, version".into());
+                note(
+                    &printable(k),
+                    "history",
+                    "key is not identity, 0, version".into(),
+                );
                 return;
             };
             match decode::<HistoryEntry>(k, v) {
@@ -430,7 +437,11 @@ pub fn check_store(
                 }
                 Ok(d) => {
                     if !trusted.contains(&key) {
-                        note(&key, "device", "its trust record is missing or damaged".into());
+                        note(
+                            &key,
+                            "device",
+                            "its trust record is missing or damaged".into(),
+                        );
                     }
                     for serial in &d.certificates {
                         if !serials.contains(serial) {

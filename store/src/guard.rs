@@ -4,14 +4,19 @@
 //! [`GuardedStorage`] wraps the server's store. When a write fails because
 //! the store cannot write (a full disk: [`StoreError::Full`]), it refuses
 //! every further write at once with that error, without touching the
-//! backend, and says so once in the log. An embedded engine that keeps
-//! state in memory may have applied the failed write there although it
-//! never reached the disk, and sled then fails every later operation: such
-//! a backend is reopened from disk right away (`reopen_on_failure`), so
-//! reads keep working, only committed data is visible, and nothing the
-//! client was told failed ever shows up. A probe write, at most once a
-//! second and backing off to every ten seconds, finds out when space is
-//! back; writes then resume without a restart.
+//! backend, and says so once in the log.
+//!
+//! An embedded engine ([`Recovery::Reopen`], sled) may have applied the
+//! failed write in memory although it never reached the disk, and sled
+//! then fails every later operation; it is reopened from disk right away,
+//! so reads keep working, only committed data is visible, and nothing the
+//! client was told failed ever shows up. Opening sled itself needs a little
+//! room, so the guard keeps a reserve file beside the store
+//! ([`RESERVE_BYTES`]) and gives it up to reopen. Space is back when the
+//! reserve can be written again; writes then resume without a restart.
+//! A backend that rolls a failed transaction back by itself
+//! ([`Recovery::InPlace`], PostgreSQL) is probed with a small write.
+//! Probes run at most once a second, backing off to every ten seconds.
 //!
 //! A store opened for recovery (`serve --allow-damaged-store`) is guarded
 //! read-only for good: reads are served, every write gets
@@ -38,6 +43,45 @@ pub enum WriteHealth {
 /// that tells when the files are closed.
 pub type Opener =
     Box<dyn Fn() -> Result<(Arc<dyn Storage>, Option<CloseWaiter>), StoreError> + Send + Sync>;
+
+/// How a backend recovers from a failed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The backend rolls failed writes back itself (PostgreSQL): probe with
+    /// a small write.
+    InPlace,
+    /// An embedded engine reopened from disk after a failed write (sled);
+    /// `reserve` is a file of [`RESERVE_BYTES`] on the same disk, given up
+    /// so the engine can reopen, and written again to tell that space is
+    /// back.
+    Reopen {
+        /// The reserve file (e.g. `DATA/db.reserve`).
+        reserve: std::path::PathBuf,
+    },
+}
+
+/// The size of the reserve file kept beside an embedded store.
+pub const RESERVE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Writes the reserve file; false (and no partial file) when it does not fit.
+fn write_reserve(path: &std::path::Path) -> bool {
+    use std::io::Write;
+    let attempt = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(path)?;
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..RESERVE_BYTES / chunk.len() {
+            f.write_all(&chunk)?;
+        }
+        f.sync_all()
+    };
+    match attempt() {
+        Ok(()) => true,
+        Err(_) => {
+            let _ = std::fs::remove_file(path);
+            false
+        }
+    }
+}
 
 /// Where the probe writes (one small record, overwritten each time).
 const PROBE_SPACE: &str = "store.probe";
@@ -79,7 +123,7 @@ impl Open {
 /// and recovers by itself. See the module documentation.
 pub struct GuardedStorage {
     opener: Opener,
-    reopen_on_failure: bool,
+    recovery_kind: Recovery,
     current: RwLock<Option<Open>>,
     state: Mutex<State>,
     /// Serialises reopening and probing.
@@ -110,31 +154,40 @@ impl Drop for GuardedStorage {
 impl std::fmt::Debug for GuardedStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedStorage")
-            .field("reopen_on_failure", &self.reopen_on_failure)
+            .field("recovery", &self.recovery_kind)
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
 
 impl GuardedStorage {
-    /// Opens the store through `opener`. `reopen_on_failure` is for engines
-    /// whose in-memory state cannot be trusted after a failed write (sled).
-    pub fn open(opener: Opener, reopen_on_failure: bool) -> Result<Self, StoreError> {
-        Ok(Self::open_with_close_waiter(opener, reopen_on_failure)?.0)
+    /// Opens the store through `opener`, recovering from write failures as
+    /// `recovery` says.
+    pub fn open(opener: Opener, recovery: Recovery) -> Result<Self, StoreError> {
+        Ok(Self::open_with_close_waiter(opener, recovery)?.0)
     }
 
     /// Like [`GuardedStorage::open`], with a waiter that tells when the
     /// store (every clone of it) is dropped and its files are closed.
     pub fn open_with_close_waiter(
         opener: Opener,
-        reopen_on_failure: bool,
+        recovery: Recovery,
     ) -> Result<(Self, CloseWaiter), StoreError> {
+        if let Recovery::Reopen { reserve } = &recovery
+            && !reserve.exists()
+            && !write_reserve(reserve)
+        {
+            tracing::warn!(
+                reserve = %reserve.display(),
+                "no room for the store's reserve file: a full disk will stop reads too until space is freed"
+            );
+        }
         let (storage, waiter) = opener()?;
         let (closed, close_waiter) = CloseWaiter::pair();
         Ok((
             Self {
                 opener,
-                reopen_on_failure,
+                recovery_kind: recovery,
                 current: RwLock::new(Some(Open::new(storage, waiter))),
                 state: Mutex::new(State::Writable),
                 recovery: Mutex::new(()),
@@ -241,8 +294,10 @@ impl GuardedStorage {
                 backoff,
             };
         }
-        if self.reopen_on_failure {
+        if let Recovery::Reopen { reserve } = &self.recovery_kind {
             let _recovering = self.recovery.lock().unwrap_or_else(|p| p.into_inner());
+            // The reserve makes room for the engine to open again.
+            let _ = std::fs::remove_file(reserve);
             self.reopen();
         }
     }
@@ -285,45 +340,48 @@ impl GuardedStorage {
         {
             return;
         }
-        let attempt = self.inner().and_then(|s| {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs()
-                .to_be_bytes();
-            s.blob_put(PROBE_SPACE, &[(b"probe".to_vec(), stamp.to_vec())], false, None)
-        });
-        match attempt {
-            Ok(()) => {
-                let mut state = self.lock_state();
-                if let State::Refusing { since, .. } = &*state {
-                    tracing::info!(
-                        refused_for_secs = since.elapsed().as_secs(),
-                        "the store writes again: writes resumed"
-                    );
-                }
-                *state = State::Writable;
-            }
-            Err(e) => {
-                let failed_write = matches!(e, StoreError::Full(_));
-                {
-                    let mut state = self.lock_state();
-                    if let State::Refusing {
-                        next_probe,
-                        backoff,
-                        ..
-                    } = &mut *state
-                    {
-                        *backoff = (*backoff * 2).min(LAST_PROBE);
-                        *next_probe = Instant::now() + *backoff;
-                    }
-                }
-                // A failed probe leaves an embedded engine as unreliable as
-                // any failed write; so does a failed reopen (no engine).
-                if self.reopen_on_failure && (failed_write || self.inner().is_err()) {
+        let space_back = match &self.recovery_kind {
+            Recovery::InPlace => self
+                .inner()
+                .and_then(|s| {
+                    let stamp = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs()
+                        .to_be_bytes();
+                    s.blob_put(
+                        PROBE_SPACE,
+                        &[(b"probe".to_vec(), stamp.to_vec())],
+                        false,
+                        None,
+                    )
+                })
+                .is_ok(),
+            Recovery::Reopen { reserve } => {
+                if self.inner().is_err() {
+                    // The last reopen failed: the engine has to open first.
                     self.reopen();
                 }
+                self.inner().is_ok() && write_reserve(reserve)
             }
+        };
+        let mut state = self.lock_state();
+        if space_back {
+            if let State::Refusing { since, .. } = &*state {
+                tracing::info!(
+                    refused_for_secs = since.elapsed().as_secs(),
+                    "the store writes again: writes resumed"
+                );
+            }
+            *state = State::Writable;
+        } else if let State::Refusing {
+            next_probe,
+            backoff,
+            ..
+        } = &mut *state
+        {
+            *backoff = (*backoff * 2).min(LAST_PROBE);
+            *next_probe = Instant::now() + *backoff;
         }
     }
 }
@@ -351,8 +409,9 @@ impl Storage for GuardedStorage {
         };
         let results = storage.commit_issuances(batch);
         drop(storage);
-        if let Some(Err(StoreError::Full(reason))) =
-            results.iter().find(|r| matches!(r, Err(StoreError::Full(_))))
+        if let Some(Err(StoreError::Full(reason))) = results
+            .iter()
+            .find(|r| matches!(r, Err(StoreError::Full(_))))
         {
             self.write_failed(reason);
         }

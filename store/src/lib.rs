@@ -29,7 +29,7 @@ pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use error::{FailureClass, StoreError};
-pub use guard::{GuardedStorage, Opener, WriteHealth};
+pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,

@@ -784,7 +784,11 @@ fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
         Backend::Sled(dir) => {
             let db = ::sled::open(dir.path()).unwrap();
             let tree = db.open_tree(table).unwrap();
-            let mut v = tree.get(key).unwrap().expect("record to tamper with").to_vec();
+            let mut v = tree
+                .get(key)
+                .unwrap()
+                .expect("record to tamper with")
+                .to_vec();
             edit(&mut v);
             tree.insert(key, v).unwrap();
             db.flush().unwrap();
@@ -836,18 +840,26 @@ fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
             r.unwrap();
         }
         s.apply_trust_changes(&[change("b", 2, None)], 100).unwrap();
-        s.revoke(&[vec![3; 16]], 0, "operator:ops", "", 101).unwrap();
+        s.revoke(&[vec![3; 16]], 0, "operator:ops", "", 101)
+            .unwrap();
         let report = trustca_store::check_store(s.as_ref(), &mut |_, _| {}).unwrap();
         assert!(report.damaged.is_empty(), "{:?}", report.damaged);
         assert_eq!(
             (report.certificates, report.devices, report.trust_records),
             (3, 3, 3)
         );
-        assert_eq!(report.history_entries, 5, "three enrolments, a change, a revocation");
+        assert_eq!(
+            report.history_entries, 5,
+            "three enrolments, a change, a revocation"
+        );
         assert_eq!(report.audit_entries, s.audit_head().unwrap().0);
         // The issuance entry commits to the certificate's bytes.
         let issued = s.audit_entries(0, 1).unwrap().remove(0);
-        assert!(issued.detail.contains("\"der_sha256\":\""), "{}", issued.detail);
+        assert!(
+            issued.detail.contains("\"der_sha256\":\""),
+            "{}",
+            issued.detail
+        );
     }
     // A flipped byte in a certificate's DER, and a truncated device record.
     tamper(b, "certificates", &[2; 16], |v| {
@@ -882,5 +894,10 @@ fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
         );
     }
     // The audit log itself is intact.
-    assert!(trustca_store::check_audit_log(s.as_ref()).unwrap().damaged.is_empty());
+    assert!(
+        trustca_store::check_audit_log(s.as_ref())
+            .unwrap()
+            .damaged
+            .is_empty()
+    );
 }
