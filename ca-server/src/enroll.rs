@@ -234,12 +234,18 @@ impl EnrollmentEngine {
         req: &EnrollmentRequest,
         now: OffsetDateTime,
     ) -> Result<Prepared, CaError> {
-        if caller.kind != CertificateKind::Manufacturer {
-            return Err(CaError::PermissionDenied(format!(
-                "only manufacturer credentials may enroll devices; the caller holds {} certificate",
-                caller.kind.with_article()
-            )));
-        }
+        // A manufacturer enrolls and renews its devices; a device renews
+        // only itself, with its current certificate (EST simplereenroll).
+        let device_renewal = match caller.kind {
+            CertificateKind::Manufacturer => false,
+            CertificateKind::LongTerm if req.renewal => true,
+            _ => {
+                return Err(CaError::PermissionDenied(format!(
+                    "only manufacturer credentials may enroll devices; the caller holds {} certificate",
+                    caller.kind.with_article()
+                )));
+            }
+        };
         let d = &req.device;
         if d.sector.is_empty() {
             return Err(CaError::InvalidRequest("device.sector is required".into()));
@@ -271,7 +277,9 @@ impl EnrollmentEngine {
             )));
         }
         let identity = DeviceIdentity::new(sector.clone(), &d.manufacturer, &d.model, &d.serial)?;
-        if !identity.manufacturer.eq_ignore_ascii_case(&caller.name) {
+        if device_renewal {
+            self.check_device_renews_itself(caller, &identity)?;
+        } else if !identity.manufacturer.eq_ignore_ascii_case(&caller.name) {
             return Err(CaError::PermissionDenied(format!(
                 "manufacturer {} may only enroll its own devices, not devices of {}",
                 caller.name, identity.manufacturer
@@ -366,7 +374,13 @@ impl EnrollmentEngine {
                 certificates: vec![],
             }),
             renewal: req.renewal,
-            actor: actor(caller),
+            // A device renewing itself is named by its identity (its
+            // certificate's O is its manufacturer's name).
+            actor: if device_renewal {
+                format!("{}:{}", caller.kind.as_str(), identity.urn())
+            } else {
+                actor(caller)
+            },
             audit_kind: if req.renewal {
                 "certificate.renewed".into()
             } else {
@@ -385,6 +399,38 @@ impl EnrollmentEngine {
                 policy_version: decision.policy_version,
             },
         })
+    }
+
+    /// A device certificate may renew only its own identity, and only while
+    /// it is the device's current certificate: an older one, replaced by a
+    /// renewal, cannot mint new certificates (the commit then checks that
+    /// the device is still enrolled and active).
+    fn check_device_renews_itself(
+        &self,
+        caller: &Credential,
+        identity: &DeviceIdentity,
+    ) -> Result<(), CaError> {
+        let own = caller
+            .identity
+            .as_ref()
+            .is_some_and(|own| own.key() == identity.key());
+        if !own {
+            return Err(CaError::PermissionDenied(format!(
+                "a device certificate renews only its own identity, not {}",
+                identity.urn()
+            )));
+        }
+        let device = self
+            .storage
+            .device(&identity.key())?
+            .ok_or_else(|| StoreError::NotEnrolled(identity.urn()))?;
+        if device.certificates.last() != Some(&caller.serial) {
+            return Err(CaError::PermissionDenied(
+                "the client certificate is not the device's current certificate; renew with the newest one"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Enrolls a group of requests: validation and signing are spread over

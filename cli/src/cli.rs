@@ -186,6 +186,10 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "TRUSTCA_LISTEN", default_value = "127.0.0.1:7443")]
         listen: SocketAddr,
+        /// Also serve EST (RFC 7030) over HTTPS on this address, with the
+        /// same TLS identity: https://ADDR/.well-known/est/<sector>/... (off unless given).
+        #[arg(long, env = "TRUSTCA_EST_LISTEN")]
+        est_listen: Option<SocketAddr>,
         /// Policy directory overriding the data directory's copy.
         #[arg(long)]
         policies: Option<PathBuf>,
@@ -501,6 +505,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             data,
             store,
             listen,
+            est_listen,
             policies,
             server_names,
             authoritative,
@@ -520,6 +525,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 data,
                 store,
                 listen,
+                est_listen,
                 policies,
                 passphrase,
                 server_names,
@@ -541,6 +547,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 let mut out = std::io::stdout().lock();
                 if let Some(m) = running.metrics_addr {
                     let _ = writeln!(out, "metrics on http://{m}/metrics");
+                }
+                if let Some(e) = running.est_addr {
+                    let _ = writeln!(out, "EST on https://{e}/.well-known/est/");
                 }
                 if fresh {
                     let _ = out.write_all(first_steps(&shown, running.addr).as_bytes());

@@ -46,7 +46,7 @@ pub(crate) enum Access {
 
 use CertificateKind::{Auditor, Gateway, LongTerm, Manufacturer, Operator};
 
-const fn caller(roles: &'static [CertificateKind]) -> Access {
+pub(crate) const fn caller(roles: &'static [CertificateKind]) -> Access {
     Access::Caller {
         roles,
         revoked: Revoked::Refuse,
@@ -124,7 +124,7 @@ fn roles_text(roles: &[CertificateKind]) -> String {
 }
 
 /// Applies `access` to what the transport knew about the connection.
-fn check(
+pub(crate) fn check(
     path: &str,
     access: Access,
     peer: Option<&AuthenticatedPeer>,

@@ -9,6 +9,7 @@
 mod auth;
 mod connections;
 mod error;
+pub mod est;
 mod lease;
 pub mod message_limit;
 pub mod metrics;

@@ -50,6 +50,9 @@ pub struct ServeOptions {
     pub store: Option<StoreConfig>,
     /// Address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Where to serve EST (RFC 7030) over HTTPS with the same TLS identity;
+    /// `None` serves none. Port 0 picks a free port.
+    pub est_listen: Option<SocketAddr>,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -84,6 +87,7 @@ impl ServeOptions {
             data,
             store: None,
             listen,
+            est_listen: None,
             policies: None,
             passphrase,
             server_names: Vec::new(),
@@ -106,6 +110,11 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The bound metrics address, when metrics are served.
     pub metrics_addr: Option<SocketAddr>,
+    /// The bound EST address, when EST is served.
+    pub est_addr: Option<SocketAddr>,
+    /// Cancelled at shutdown: the EST listener stops accepting and its
+    /// connections finish their requests (until `closing`).
+    est_stop: tokio_util::sync::CancellationToken,
     /// The metrics registry (also kept when no endpoint serves it).
     pub metrics: Arc<Metrics>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -224,6 +233,7 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.est_stop.cancel();
         let closed = self.store_closed.take();
         let heads = self.heads.take();
         // In-flight calls get the grace period; then every connection is
@@ -356,6 +366,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .map_err(|e| bind_error(opts.listen, &e))?;
     let metrics_listener = match opts.metrics {
         Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
+    let est_listener = match opts.est_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(addr, &e))?,
+        ),
         None => None,
     };
     let metrics = Arc::new(Metrics::new());
@@ -564,6 +582,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             })
             .await
     });
+    let est_stop = tokio_util::sync::CancellationToken::new();
+    let est_addr = match est_listener {
+        Some(listener) => {
+            let bound = listener
+                .local_addr()
+                .map_err(|e| ServerError::Listen(format!("cannot read the EST address: {e}")))?;
+            let est = Arc::new(crate::est::Est::new(
+                Arc::clone(&engine),
+                Arc::clone(&storage),
+            )?);
+            crate::est::spawn(listener, &identity, est, est_stop.clone(), closing.clone())?;
+            tracing::info!(addr = %bound, "EST (RFC 7030) on https://{bound}/.well-known/est/");
+            Some(bound)
+        }
+        None => None,
+    };
     let metrics_addr = match metrics_listener {
         Some(listener) => {
             let bound = listener.local_addr().map_err(|e| {
@@ -579,6 +613,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     Ok(RunningServer {
         addr,
         metrics_addr,
+        est_addr,
+        est_stop,
         metrics,
         shutdown: Some(tx),
         handle,

@@ -1,0 +1,1115 @@
+//! EST (RFC 7030, Enrollment over Secure Transport) for factory lines and
+//! devices: `trustca serve --est-listen ADDR` serves
+//! `/.well-known/est/<label>/{cacerts,simpleenroll,simplereenroll,csrattrs}`
+//! over HTTPS (HTTP/1.1 and HTTP/2) with the gRPC port's TLS identity,
+//! root and client-certificate check.
+//!
+//! - A **label** names a sector (`automotive`, `hems`, ...). Without a label,
+//!   `cacerts` answers every sector CA, `csrattrs` what every sector
+//!   accepts, `simplereenroll` the client certificate's own sector and
+//!   `simpleenroll` the manufacturer's sector if its credential names only
+//!   one. An unknown label is `404`.
+//! - **`simpleenroll`**: a manufacturer credential as TLS client certificate;
+//!   the CSR subject names the device: `O` = manufacturer (must be the
+//!   credential's), `CN` = model, `serialNumber` = device serial, and the
+//!   firmware version is the CSR attribute [`FIRMWARE_VERSION_OID`] (a
+//!   UTF8String; `unknown` when absent).
+//! - **`simplereenroll`**: the device's current certificate as TLS client
+//!   certificate, a new key in the CSR, the same identity; the level is
+//!   evaluated again under the current policy from the evidence recorded in
+//!   that certificate.
+//! - Issuance goes through [`EnrollmentEngine::enroll_many`], the engine of
+//!   gRPC `Enroll`: the same checks, audit entries and group commit; the
+//!   certificate is answered only once it is durable.
+//!
+//! Wire format: the request body is a base64 DER PKCS#10
+//! (`application/pkcs10`, whitespace and line breaks tolerated); answers are
+//! base64 DER certs-only CMS SignedData (`application/pkcs7-mime;
+//! smime-type=certs-only`) or CsrAttrs (`application/csrattrs`), with
+//! `Content-Transfer-Encoding: base64`. Refusals are plain-text sentences;
+//! [`EstError::status`] is the one place that maps a refusal to its HTTP
+//! status. HTTP Basic bootstrap is not offered.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use der::asn1::{ObjectIdentifier, SetOfVec};
+use der::{Any, Decode, Encode, Tagged};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use trustca_ca::{CaError, DeviceAttributes, EnrollmentEngine, EnrollmentRequest};
+use trustca_model::extension::EvaluationBasis;
+use trustca_model::policy::KeyAlgorithm;
+use trustca_model::{AuthenticatedPeer, CertificateKind, Credential, EvidenceItem, SectorName};
+use trustca_store::Storage;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
+
+use crate::auth;
+use crate::error::ServerError;
+use crate::transport::{self, ClientCheck, TransportIdentity};
+
+/// The largest request body accepted (a base64 CSR is about 1 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// How long a client may take to send a request's headers, and then its body.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `Retry-After` says when the store cannot be reached.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+/// The PKCS#10 attribute carrying the device's firmware version (one
+/// UTF8String, PrintableString or IA5String value): trustca's
+/// `firmwareVersion`, a UUID OID (`86b7f9ec-5954-464a-aa26-19dca811907c`)
+/// under Microsoft's GUID-derived arc, like the trust-level extension.
+pub const FIRMWARE_VERSION_OID: &str =
+    "1.2.840.113556.1.8000.2554.34487.63980.22868.17994.43558.1694888.1151100";
+/// The firmware version recorded when a `simpleenroll` CSR names none.
+pub const FIRMWARE_UNKNOWN: &str = "unknown";
+
+const WELL_KNOWN: &str = "/.well-known/est/";
+const PKCS7: &str = "application/pkcs7-mime; smime-type=certs-only";
+const CSRATTRS: &str = "application/csrattrs";
+
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const AT_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
+const AT_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+const AT_SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
+const AT_FIRMWARE_VERSION: ObjectIdentifier = ObjectIdentifier::new_unwrap(FIRMWARE_VERSION_OID);
+
+/// Why an EST request is refused; [`EstError::status`] gives its HTTP status
+/// and the `Display` text is the plain-text body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EstError {
+    /// The path is not an EST operation this server offers (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The label names no sector of the policies (404).
+    #[error("unknown EST label {label}: the labels are the sectors ({known})")]
+    UnknownLabel {
+        /// The label as given (printable ASCII, truncated).
+        label: String,
+        /// The sectors.
+        known: String,
+    },
+    /// The operation exists but not with this method (405).
+    #[error("{operation} takes {allowed} only")]
+    MethodNotAllowed {
+        /// The operation.
+        operation: &'static str,
+        /// The method it takes.
+        allowed: &'static str,
+    },
+    /// The request is malformed: content type, base64, PKCS#10 or subject (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body exceeds [`MAX_BODY_BYTES`] (413).
+    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// The client did not send its request within [`REQUEST_READ_TIMEOUT`] (408).
+    #[error("the request body did not arrive within {} s", REQUEST_READ_TIMEOUT.as_secs())]
+    Timeout,
+    /// The TLS client certificate is missing, untrusted, revoked, of the
+    /// wrong role or sector, or the store cannot tell (401, 403 or 503).
+    #[error("{reason}")]
+    Caller {
+        /// 401 (no usable credential), 403 (wrong role or sector) or 503.
+        status: StatusCode,
+        /// The sentence.
+        reason: String,
+    },
+    /// The enrollment engine refused or failed (status by its gRPC code).
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// A response could not be encoded (500).
+    #[error("the response could not be encoded: {0}")]
+    Encoding(String),
+}
+
+impl EstError {
+    /// The HTTP status of a refusal: the one mapping for EST. Engine errors
+    /// go through their gRPC code, so EST and gRPC refuse alike.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            EstError::NotFound(_) | EstError::UnknownLabel { .. } => StatusCode::NOT_FOUND,
+            EstError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            EstError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EstError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            EstError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            EstError::Caller { status, .. } => *status,
+            EstError::Ca(e) => http_status(tonic::Code::from(e)),
+            EstError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// HTTP status of a gRPC code (the CA's errors are classified once, there).
+fn http_status(code: tonic::Code) -> StatusCode {
+    use tonic::Code;
+    match code {
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        // Already enrolled (use simplereenroll), or the device is not
+        // active, or this instance does not enroll that sector.
+        Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The EST operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    CaCerts,
+    SimpleEnroll,
+    SimpleReenroll,
+    CsrAttrs,
+}
+
+impl Operation {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "cacerts" => Self::CaCerts,
+            "simpleenroll" => Self::SimpleEnroll,
+            "simplereenroll" => Self::SimpleReenroll,
+            "csrattrs" => Self::CsrAttrs,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::CaCerts => "cacerts",
+            Self::SimpleEnroll => "simpleenroll",
+            Self::SimpleReenroll => "simplereenroll",
+            Self::CsrAttrs => "csrattrs",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Self::CaCerts | Self::CsrAttrs => Method::GET,
+            Self::SimpleEnroll | Self::SimpleReenroll => Method::POST,
+        }
+    }
+}
+
+/// What the log line of a request says.
+#[derive(Debug, Default)]
+struct RequestLog {
+    operation: &'static str,
+    label: String,
+    caller: String,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+/// The EST endpoint's state: the enrollment engine, the store (for caller
+/// revocation and the device's record) and the answers that never change
+/// while the server runs (CA certificates and CSR attributes, encoded once).
+pub(crate) struct Est {
+    engine: Arc<EnrollmentEngine>,
+    storage: Arc<dyn Storage>,
+    sectors: Vec<SectorName>,
+    cacerts: BTreeMap<SectorName, Bytes>,
+    all_cacerts: Bytes,
+    csrattrs: BTreeMap<SectorName, Bytes>,
+    all_csrattrs: Bytes,
+}
+
+impl std::fmt::Debug for Est {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Est")
+            .field("sectors", &self.sectors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Est {
+    /// Encodes the fixed answers from the engine's hierarchy and policies.
+    pub(crate) fn new(
+        engine: Arc<EnrollmentEngine>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self, ServerError> {
+        let bad = |e: &dyn std::fmt::Display| ServerError::Config(format!("EST: {e}"));
+        let hierarchy = engine.hierarchy();
+        let root = hierarchy.root_der.clone();
+        let mut cacerts = BTreeMap::new();
+        let mut csrattrs = BTreeMap::new();
+        let mut every_ca = Vec::new();
+        let mut every_algorithm = Vec::new();
+        for (sector, ca) in &hierarchy.sectors {
+            let der = certs_only(&[ca.cert_der.clone(), root.clone()]).map_err(|e| bad(&e))?;
+            cacerts.insert(sector.clone(), Bytes::from(base64_lines(&der)));
+            every_ca.push(ca.cert_der.clone());
+            let algorithms = &engine
+                .policies()
+                .sector(sector.as_str())
+                .map_err(|e| bad(&e))?
+                .certificate
+                .device_key_algorithms;
+            for a in algorithms {
+                if !every_algorithm.contains(a) {
+                    every_algorithm.push(*a);
+                }
+            }
+            let attrs = csr_attrs(algorithms).map_err(|e| bad(&e))?;
+            csrattrs.insert(sector.clone(), Bytes::from(base64_lines(&attrs)));
+        }
+        every_ca.push(root);
+        let all_cacerts = Bytes::from(base64_lines(&certs_only(&every_ca).map_err(|e| bad(&e))?));
+        let all_csrattrs = Bytes::from(base64_lines(
+            &csr_attrs(&every_algorithm).map_err(|e| bad(&e))?,
+        ));
+        let sectors = hierarchy.sectors.keys().cloned().collect();
+        Ok(Self {
+            engine,
+            storage,
+            sectors,
+            cacerts,
+            all_cacerts,
+            csrattrs,
+            all_csrattrs,
+        })
+    }
+
+    /// Answers one request and logs one line about it.
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        let started = Instant::now();
+        let mut log = RequestLog::default();
+        // The body (at most MAX_BODY_BYTES) is read before anything is
+        // decided, so that a refusal never leaves a request half-read (an
+        // HTTP/2 stream reset that some clients report as an error).
+        let (parts, body) = request.into_parts();
+        let body = if parts.method == Method::POST {
+            read_body(&parts.headers, body).await
+        } else {
+            Ok(Bytes::new())
+        };
+        let result = self.dispatch(peer, &parts, body, &mut log).await;
+        let response = result.unwrap_or_else(refusal);
+        let status = response.status();
+        let outcome = if status.is_success() { "ok" } else { "refused" };
+        tracing::info!(
+            est = log.operation,
+            label = %log.label,
+            caller = %log.caller,
+            remote = ?peer.remote,
+            status = status.as_u16(),
+            outcome,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "EST request"
+        );
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        peer: &AuthenticatedPeer,
+        request: &Parts,
+        body: Result<Bytes, EstError>,
+        log: &mut RequestLog,
+    ) -> Result<Answer, EstError> {
+        let (label, operation) = route(request.uri.path())?;
+        log.operation = operation.as_str();
+        log.label = label.map(printable).unwrap_or_default();
+        let sector = label.map(|l| self.sector(l)).transpose()?;
+        if request.method != operation.method() {
+            return Err(EstError::MethodNotAllowed {
+                operation: operation.as_str(),
+                allowed: if operation.method() == Method::GET {
+                    "GET"
+                } else {
+                    "POST"
+                },
+            });
+        }
+        match operation {
+            Operation::CaCerts => Ok(base64_answer(
+                PKCS7,
+                match &sector {
+                    Some(s) => self.cacerts.get(s).cloned().unwrap_or_default(),
+                    None => self.all_cacerts.clone(),
+                },
+            )),
+            Operation::CsrAttrs => {
+                let attrs = match &sector {
+                    Some(s) => self.csrattrs.get(s).cloned().unwrap_or_default(),
+                    None => self.all_csrattrs.clone(),
+                };
+                if attrs.is_empty() {
+                    return Ok(empty(StatusCode::NO_CONTENT));
+                }
+                Ok(base64_answer(CSRATTRS, attrs))
+            }
+            Operation::SimpleEnroll => self.simple_enroll(sector, peer, request, body, log).await,
+            Operation::SimpleReenroll => {
+                self.simple_reenroll(sector, peer, request, body, log).await
+            }
+        }
+    }
+
+    /// The sector a label names.
+    fn sector(&self, label: &str) -> Result<SectorName, EstError> {
+        self.sectors
+            .iter()
+            .find(|s| s.as_str() == label)
+            .cloned()
+            .ok_or_else(|| EstError::UnknownLabel {
+                label: printable(label),
+                known: self.known_labels(),
+            })
+    }
+
+    fn known_labels(&self) -> String {
+        self.sectors
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The caller's credential, by the gRPC authentication's own check:
+    /// verified chain, role, client certificate not revoked.
+    fn authenticate(
+        &self,
+        operation: Operation,
+        roles: &'static [CertificateKind],
+        peer: &AuthenticatedPeer,
+    ) -> Result<Arc<Credential>, EstError> {
+        let path = format!("{WELL_KNOWN}{}", operation.as_str());
+        match auth::check(
+            &path,
+            auth::caller(roles),
+            Some(peer),
+            self.storage.as_ref(),
+        ) {
+            Ok(Some(credential)) => Ok(credential),
+            Ok(None) => Err(EstError::Caller {
+                status: StatusCode::UNAUTHORIZED,
+                reason: "no client certificate: connect with a TLS client certificate".into(),
+            }),
+            Err(status) => Err(EstError::Caller {
+                status: http_status(status.code()),
+                reason: status.message().to_owned(),
+            }),
+        }
+    }
+
+    async fn simple_enroll(
+        &self,
+        sector: Option<SectorName>,
+        peer: &AuthenticatedPeer,
+        request: &Parts,
+        body: Result<Bytes, EstError>,
+        log: &mut RequestLog,
+    ) -> Result<Answer, EstError> {
+        let caller = self.authenticate(
+            Operation::SimpleEnroll,
+            &[CertificateKind::Manufacturer],
+            peer,
+        )?;
+        log.caller = caller.name.clone();
+        let sector = match sector {
+            Some(s) => s,
+            None => match caller.sectors.as_slice() {
+                [only] => only.clone(),
+                _ => {
+                    return Err(EstError::NotFound(format!(
+                        "name the sector: /.well-known/est/<sector>/simpleenroll (this credential is for {})",
+                        caller
+                            .sectors
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            },
+        };
+        if log.label.is_empty() {
+            log.label = sector.to_string();
+        }
+        let csr_der = pkcs10(request, body)?;
+        let subject = CsrSubject::read(&csr_der)?;
+        let need = |v: Option<String>, what: &str| {
+            v.ok_or_else(|| EstError::BadRequest(format!("the CSR subject has no {what}")))
+        };
+        let device = DeviceAttributes {
+            sector: sector.to_string(),
+            manufacturer: need(
+                subject.organization,
+                "O (organizationName: the manufacturer)",
+            )?,
+            model: need(subject.common_name, "CN (commonName: the model)")?,
+            serial: need(subject.serial_number, "serialNumber (the device serial)")?,
+            firmware_version: subject
+                .firmware_version
+                .unwrap_or_else(|| FIRMWARE_UNKNOWN.to_owned()),
+        };
+        let request = EnrollmentRequest {
+            csr_der,
+            device,
+            evidence: Vec::new(),
+            renewal: false,
+        };
+        self.enroll(&caller, request).await
+    }
+
+    async fn simple_reenroll(
+        &self,
+        sector: Option<SectorName>,
+        peer: &AuthenticatedPeer,
+        request: &Parts,
+        body: Result<Bytes, EstError>,
+        log: &mut RequestLog,
+    ) -> Result<Answer, EstError> {
+        let caller = self.authenticate(
+            Operation::SimpleReenroll,
+            &[CertificateKind::LongTerm],
+            peer,
+        )?;
+        let identity = caller.identity.clone().ok_or_else(|| EstError::Caller {
+            status: StatusCode::FORBIDDEN,
+            reason: "the client certificate names no device identity".into(),
+        })?;
+        log.caller = identity.urn();
+        if let Some(label) = &sector
+            && *label != identity.sector
+        {
+            return Err(EstError::Caller {
+                status: StatusCode::FORBIDDEN,
+                reason: format!(
+                    "the client certificate is a {} device's; re-enroll at /.well-known/est/{}/simplereenroll",
+                    identity.sector, identity.sector
+                ),
+            });
+        }
+        if log.label.is_empty() {
+            log.label = identity.sector.to_string();
+        }
+        let csr_der = pkcs10(request, body)?;
+        let subject = CsrSubject::read(&csr_der)?;
+        // RFC 7030 4.2.2: the subject is that of the certificate renewed.
+        for (given, expected, what) in [
+            (&subject.organization, &identity.manufacturer, "O"),
+            (&subject.serial_number, &identity.serial, "serialNumber"),
+        ] {
+            if let Some(given) = given
+                && !given.eq_ignore_ascii_case(expected)
+            {
+                return Err(EstError::BadRequest(format!(
+                    "the CSR subject's {what} differs from the certificate being renewed ({expected})"
+                )));
+            }
+        }
+        let firmware_version = match subject.firmware_version {
+            Some(v) => v,
+            None => self
+                .storage
+                .device(&identity.key())
+                .map_err(CaError::from)?
+                .map(|d| d.firmware_version)
+                .unwrap_or_else(|| FIRMWARE_UNKNOWN.to_owned()),
+        };
+        let request = EnrollmentRequest {
+            csr_der,
+            device: DeviceAttributes {
+                sector: identity.sector.to_string(),
+                manufacturer: identity.manufacturer.clone(),
+                model: identity.model.clone(),
+                serial: identity.serial.clone(),
+                firmware_version,
+            },
+            // The level is evaluated again, under the policy in force, from
+            // the evidence the current certificate records.
+            evidence: evidence_of(&caller.extension.basis),
+            renewal: true,
+        };
+        self.enroll(&caller, request).await
+    }
+
+    /// Issues through the engine and answers the leaf as certs-only CMS.
+    async fn enroll(
+        &self,
+        caller: &Credential,
+        request: EnrollmentRequest,
+    ) -> Result<Answer, EstError> {
+        let outcome = self
+            .engine
+            .enroll_many(caller, vec![request])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(CaError::Signing("no result".into())))?;
+        let leaf = outcome
+            .chain_der
+            .first()
+            .ok_or_else(|| EstError::Encoding("the engine returned no certificate".into()))?;
+        let der = certs_only(std::slice::from_ref(leaf))
+            .map_err(|e| EstError::Encoding(e.to_string()))?;
+        tracing::debug!(identity = %outcome.identity, serial = %outcome.serial, level = outcome.level, "EST issued");
+        Ok(base64_answer(PKCS7, Bytes::from(base64_lines(&der))))
+    }
+}
+
+/// Splits `/.well-known/est/[<label>/]<operation>`.
+fn route(path: &str) -> Result<(Option<&str>, Operation), EstError> {
+    let rest = path.strip_prefix(WELL_KNOWN).ok_or_else(|| {
+        EstError::NotFound("not an EST path: EST is served under /.well-known/est/".into())
+    })?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (label, op) = match parts.as_slice() {
+        [op] => (None, *op),
+        [label, op] if !label.is_empty() => (Some(*label), *op),
+        _ => {
+            return Err(EstError::NotFound(
+                "not an EST path: use /.well-known/est/[<label>/]<operation>".into(),
+            ));
+        }
+    };
+    let operation = Operation::parse(op).ok_or_else(|| {
+        EstError::NotFound(format!(
+            "unknown EST operation {}: offered are cacerts, simpleenroll, simplereenroll and csrattrs",
+            printable(op)
+        ))
+    })?;
+    Ok((label, operation))
+}
+
+/// Client text fit to echo: printable ASCII, at most 64 characters.
+fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if s.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+/// A request body, at most [`MAX_BODY_BYTES`], within [`REQUEST_READ_TIMEOUT`].
+async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, EstError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(EstError::TooLarge);
+    }
+    let body = Limited::new(body, MAX_BODY_BYTES);
+    Ok(tokio::time::timeout(REQUEST_READ_TIMEOUT, body.collect())
+        .await
+        .map_err(|_| EstError::Timeout)?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                EstError::TooLarge
+            } else {
+                EstError::BadRequest("the request body could not be read".into())
+            }
+        })?
+        .to_bytes())
+}
+
+/// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
+fn pkcs10(request: &Parts, body: Result<Bytes, EstError>) -> Result<Vec<u8>, EstError> {
+    let media_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+        .unwrap_or_default();
+    if !media_type.eq_ignore_ascii_case("application/pkcs10") {
+        return Err(EstError::BadRequest(format!(
+            "the content type must be application/pkcs10, not {}",
+            if media_type.is_empty() {
+                "missing".to_owned()
+            } else {
+                printable(media_type)
+            }
+        )));
+    }
+    decode_base64(&body?)
+}
+
+/// Base64 (RFC 4648 alphabet, padding optional), ignoring whitespace and
+/// line breaks as RFC 7030 clients send them.
+fn decode_base64(body: &[u8]) -> Result<Vec<u8>, EstError> {
+    const TOLERANT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(EstError::BadRequest(
+            "the request body is empty: send a base64 DER PKCS#10".into(),
+        ));
+    }
+    TOLERANT.decode(&compact).map_err(|_| {
+        EstError::BadRequest("the request body is not base64 (send a base64 DER PKCS#10)".into())
+    })
+}
+
+/// What the CSR subject and attributes say about the device. The engine
+/// verifies the CSR's signature; nothing here is copied into certificates
+/// except through the validated device attributes.
+#[derive(Debug, Default)]
+struct CsrSubject {
+    organization: Option<String>,
+    common_name: Option<String>,
+    serial_number: Option<String>,
+    firmware_version: Option<String>,
+}
+
+impl CsrSubject {
+    fn read(der: &[u8]) -> Result<Self, EstError> {
+        let bad = |m: &str| EstError::BadRequest(format!("invalid CSR: {m}"));
+        let (rest, csr) = X509CertificationRequest::from_der(der)
+            .map_err(|_| bad("not a DER PKCS#10 certification request"))?;
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes after the request"));
+        }
+        let info = &csr.certification_request_info;
+        let one = |values: Vec<&x509_parser::x509::AttributeTypeAndValue<'_>>,
+                   name: &str|
+         -> Result<Option<String>, EstError> {
+            match values.as_slice() {
+                [] => Ok(None),
+                [v] => v
+                    .as_str()
+                    .map(|s| Some(s.to_owned()))
+                    .map_err(|_| bad(&format!("the subject's {name} is not a string"))),
+                _ => Err(bad(&format!("the subject names {name} more than once"))),
+            }
+        };
+        let subject = &info.subject;
+        // x509-parser keeps only the header of attributes it does not know;
+        // the attributes are read with x509-cert's decoder instead.
+        let request = x509_cert::request::CertReq::from_der(der)
+            .map_err(|_| bad("not a DER PKCS#10 certification request"))?;
+        let mut firmware_version = None;
+        for attribute in request.info.attributes.iter() {
+            if attribute.oid != AT_FIRMWARE_VERSION {
+                continue;
+            }
+            if firmware_version.is_some() {
+                return Err(bad("the firmware version attribute appears twice"));
+            }
+            firmware_version =
+                Some(firmware_value(attribute.values.as_slice()).ok_or_else(|| {
+                    bad("the firmware version attribute must hold one UTF8String")
+                })?);
+        }
+        Ok(Self {
+            organization: one(subject.iter_organization().collect(), "O")?,
+            common_name: one(subject.iter_common_name().collect(), "CN")?,
+            serial_number: one(
+                subject
+                    .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+                    .collect(),
+                "serialNumber",
+            )?,
+            firmware_version,
+        })
+    }
+}
+
+/// The one string value of an attribute.
+fn firmware_value(values: &[Any]) -> Option<String> {
+    let [value] = values else {
+        return None;
+    };
+    let text = match value.tag() {
+        der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String => {
+            std::str::from_utf8(value.value()).ok()?
+        }
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+/// The evidence a certificate's trust-level extension records, as request
+/// items (a renewal evaluates it again under the current policy).
+fn evidence_of(basis: &[EvaluationBasis]) -> Vec<EvidenceItem> {
+    basis
+        .iter()
+        .map(|b| EvidenceItem {
+            kind: b.evidence.clone(),
+            scheme: b.scheme.clone(),
+            value: b.result.clone(),
+            evaluated_at: b
+                .evaluated_at
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A certs-only CMS SignedData (RFC 5652 / RFC 7030 4.1.3: no signers, no
+/// content) holding `certs` (DER), itself DER.
+pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, der::Error> {
+    let path = certs
+        .iter()
+        .map(|d| x509_cert::Certificate::from_der(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    cms::content_info::ContentInfo::try_from(path)?.to_der()
+}
+
+/// CsrAttrs (RFC 7030 4.5.2) for a profile accepting `algorithms`: the key
+/// type (ecPublicKey with its curve, or Ed25519), the signature algorithm,
+/// and the subject attributes and firmware attribute trustca reads.
+pub fn csr_attrs(algorithms: &[KeyAlgorithm]) -> Result<Vec<u8>, der::Error> {
+    let mut items: Vec<Any> = Vec::new();
+    let push_oid = |items: &mut Vec<Any>, oid: ObjectIdentifier| -> der::Result<()> {
+        let any = Any::encode_from(&oid)?;
+        if !items.contains(&any) {
+            items.push(any);
+        }
+        Ok(())
+    };
+    for algorithm in algorithms {
+        let (curve, signature) = match algorithm {
+            KeyAlgorithm::EcdsaP256 => (Some(PRIME256V1), ECDSA_WITH_SHA256),
+            KeyAlgorithm::EcdsaP384 => (Some(SECP384R1), ECDSA_WITH_SHA384),
+            KeyAlgorithm::Ed25519 => (None, ID_ED25519),
+            // An algorithm this table does not know yet is not advertised.
+            _ => continue,
+        };
+        if let Some(curve) = curve {
+            let attribute = x509_cert::attr::Attribute {
+                oid: ID_EC_PUBLIC_KEY,
+                values: SetOfVec::try_from(vec![Any::encode_from(&curve)?])?,
+            };
+            items.push(Any::encode_from(&attribute)?);
+        }
+        push_oid(&mut items, signature)?;
+    }
+    for oid in [
+        AT_ORGANIZATION,
+        AT_COMMON_NAME,
+        AT_SERIAL_NUMBER,
+        AT_FIRMWARE_VERSION,
+    ] {
+        push_oid(&mut items, oid)?;
+    }
+    items.to_der()
+}
+
+/// Base64 in lines of 64 characters, as MIME bodies are written.
+fn base64_lines(der: &[u8]) -> Vec<u8> {
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = Vec::with_capacity(text.len() + text.len() / 64 + 1);
+    for line in text.as_bytes().chunks(64) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn base64_answer(content_type: &'static str, body: Bytes) -> Answer {
+    let mut response = Response::new(Full::new(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        "content-transfer-encoding",
+        HeaderValue::from_static("base64"),
+    );
+    response
+}
+
+fn empty(status: StatusCode) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+/// A refusal: its status and its sentence as a plain-text body.
+fn refusal(e: EstError) -> Answer {
+    let status = e.status();
+    let mut response = Response::new(Full::new(Bytes::from(format!("{e}\n"))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    if let EstError::MethodNotAllowed { allowed, .. } = &e {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    response
+}
+
+/// Serves EST on `listener` until `stop` is cancelled: new connections are
+/// then refused and open ones finish their requests, until `closing` (the
+/// end of the shutdown grace period) drops them.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    identity: &TransportIdentity,
+    est: Arc<Est>,
+    stop: CancellationToken,
+    closing: CancellationToken,
+) -> Result<(), ServerError> {
+    let (config, verifier) = transport::server_config(identity)?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let check = ClientCheck::new(identity, verifier);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "EST accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, check, est) = (acceptor.clone(), check.clone(), Arc::clone(&est));
+            let (stop, closing) = (stop.clone(), closing.clone());
+            tokio::spawn(async move {
+                let stream =
+                    match tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::info!(%remote, error = %e, "EST: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%remote, "EST: TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let credential = check.check(stream.get_ref().1.peer_certificates());
+                let peer = Arc::new(AuthenticatedPeer {
+                    credential,
+                    remote: Some(remote),
+                });
+                let service = hyper::service::service_fn(move |request| {
+                    let (est, peer) = (Arc::clone(&est), Arc::clone(&peer));
+                    async move { Ok::<_, Infallible>(est.answer(&peer, request).await) }
+                });
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(REQUEST_READ_TIMEOUT);
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(64);
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    r = connection.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%remote, error = %e, "EST connection ended");
+                        }
+                    }
+                    () = stop.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        tokio::select! {
+                            _ = connection.as_mut() => {}
+                            () = closing.cancelled() => {}
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use cms::signed_data::SignedData;
+
+    fn cert(name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn certs_only_round_trips_through_the_cms_decoder() {
+        let (a, b) = (cert("a"), cert("b"));
+        let der = certs_only(&[a.clone(), b.clone()]).unwrap();
+        let info = cms::content_info::ContentInfo::from_der(&der).unwrap();
+        assert_eq!(info.content_type.to_string(), "1.2.840.113549.1.7.2");
+        let signed: SignedData = info.content.decode_as().unwrap();
+        assert!(
+            signed.signer_infos.0.is_empty(),
+            "certs-only has no signers"
+        );
+        assert!(signed.encap_content_info.econtent.is_none());
+        let mut got: Vec<Vec<u8>> = signed
+            .certificates
+            .unwrap()
+            .0
+            .iter()
+            .map(|c| match c {
+                cms::cert::CertificateChoices::Certificate(c) => c.to_der().unwrap(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        got.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn csr_attrs_name_the_key_signature_and_subject() {
+        let der = csr_attrs(&[KeyAlgorithm::EcdsaP256]).unwrap();
+        let items = Vec::<Any>::from_der(&der).unwrap();
+        let attribute: x509_cert::attr::Attribute = items[0].decode_as().unwrap();
+        assert_eq!(attribute.oid, ID_EC_PUBLIC_KEY);
+        let curve: ObjectIdentifier = attribute.values.as_slice()[0].decode_as().unwrap();
+        assert_eq!(curve, PRIME256V1);
+        let oids: Vec<ObjectIdentifier> =
+            items[1..].iter().map(|a| a.decode_as().unwrap()).collect();
+        assert_eq!(
+            oids,
+            vec![
+                ECDSA_WITH_SHA256,
+                AT_ORGANIZATION,
+                AT_COMMON_NAME,
+                AT_SERIAL_NUMBER,
+                AT_FIRMWARE_VERSION
+            ]
+        );
+        let both = csr_attrs(&[KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519]).unwrap();
+        assert_eq!(Vec::<Any>::from_der(&both).unwrap().len(), 7);
+    }
+
+    #[test]
+    fn base64_tolerates_line_breaks_and_missing_padding() {
+        let text = base64_lines(&[7u8; 100]);
+        assert!(text.split(|b| *b == b'\n').all(|l| l.len() <= 64));
+        assert_eq!(decode_base64(&text).unwrap(), vec![7u8; 100]);
+        assert_eq!(decode_base64(b" AQI\r\n").unwrap(), vec![1, 2]);
+        assert!(decode_base64(b"not base64 at all!").is_err());
+        assert!(decode_base64(b"  \n").is_err());
+    }
+
+    #[test]
+    fn routes_with_and_without_label() {
+        assert_eq!(
+            route("/.well-known/est/hems/simpleenroll").unwrap(),
+            (Some("hems"), Operation::SimpleEnroll)
+        );
+        assert_eq!(
+            route("/.well-known/est/cacerts").unwrap(),
+            (None, Operation::CaCerts)
+        );
+        for bad in [
+            "/.well-known/est/",
+            "/.well-known/est/hems/serverkeygen",
+            "/.well-known/est//cacerts",
+            "/.well-known/est/a/b/cacerts",
+            "/est/cacerts",
+        ] {
+            assert_eq!(
+                route(bad).unwrap_err().status(),
+                StatusCode::NOT_FOUND,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn engine_refusals_map_to_http_statuses() {
+        let status = |e: CaError| EstError::Ca(e).status();
+        assert_eq!(
+            status(CaError::InvalidCsr("x".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(CaError::PermissionDenied("x".into())),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(CaError::Store(trustca_store::StoreError::AlreadyEnrolled(
+                "x".into()
+            ))),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(CaError::Store(trustca_store::StoreError::Backend(
+                "x".into()
+            ))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let r = refusal(EstError::Caller {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: "store".into(),
+        });
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn the_firmware_attribute_is_read_from_the_csr() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Acme");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "EV-200");
+        let csr = params.serialize_request(&key).unwrap().der().to_vec();
+        let s = CsrSubject::read(&csr).unwrap();
+        assert_eq!(s.organization.as_deref(), Some("Acme"));
+        assert_eq!(s.common_name.as_deref(), Some("EV-200"));
+        assert!(s.serial_number.is_none() && s.firmware_version.is_none());
+        let value = Any::encode_from(&der::asn1::Utf8StringRef::new("1.2.3").unwrap()).unwrap();
+        assert_eq!(firmware_value(&[value.clone()]).as_deref(), Some("1.2.3"));
+        assert!(firmware_value(&[value.clone(), value]).is_none());
+        assert!(firmware_value(&[Any::encode_from(&AT_ORGANIZATION).unwrap()]).is_none());
+        assert!(CsrSubject::read(b"\x30\x03\x02\x01\x00").is_err());
+    }
+}
