@@ -1107,7 +1107,10 @@ mod tests {
         assert_eq!(s.common_name.as_deref(), Some("EV-200"));
         assert!(s.serial_number.is_none() && s.firmware_version.is_none());
         let value = Any::encode_from(&der::asn1::Utf8StringRef::new("1.2.3").unwrap()).unwrap();
-        assert_eq!(firmware_value(&[value.clone()]).as_deref(), Some("1.2.3"));
+        assert_eq!(
+            firmware_value(std::slice::from_ref(&value)).as_deref(),
+            Some("1.2.3")
+        );
         assert!(firmware_value(&[value.clone(), value]).is_none());
         assert!(firmware_value(&[Any::encode_from(&AT_ORGANIZATION).unwrap()]).is_none());
         assert!(CsrSubject::read(b"\x30\x03\x02\x01\x00").is_err());

@@ -210,7 +210,7 @@ impl Work {
         pem::parse_many(std::fs::read(&pem).unwrap())
             .unwrap()
             .iter()
-            .map(|p| pem::encode(p))
+            .map(pem::encode)
             .collect()
     }
 }
@@ -515,7 +515,14 @@ async fn refusals_have_their_status_and_plain_reason_and_store_nothing() {
         None,
     );
     let no_serial = w.csr("noserial", &[("O", "Acme"), ("CN", "HB-1")], None);
-    let cases: Vec<(&str, String, Option<&str>, Option<(PathBuf, &str)>, u16)> = vec![
+    type Case<'a> = (
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<(PathBuf, &'a str)>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
         (
             "garbage base64",
             enroll.clone(),
