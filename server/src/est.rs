@@ -46,8 +46,9 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
 use trustca_ca::{CaError, DeviceAttributes, EnrollmentEngine, EnrollmentRequest};
 use trustca_model::extension::EvaluationBasis;
 use trustca_model::policy::KeyAlgorithm;
@@ -57,8 +58,9 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
 use crate::auth;
+use crate::connections::ConnectionTable;
 use crate::error::ServerError;
-use crate::transport::{self, ClientCheck, TransportIdentity};
+use crate::transport::{self, TlsConnection, TransportIdentity};
 
 /// The largest request body accepted (a base64 CSR is about 1 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -872,91 +874,75 @@ fn refusal(e: EstError) -> Answer {
 }
 
 /// Serves EST on `listener` until `stop` is cancelled: new connections are
-/// then refused and open ones finish their requests, until `closing` (the
-/// end of the shutdown grace period) drops them.
+/// then refused and open ones finish their requests, until the shutdown
+/// grace period ends. Connections are accepted like the gRPC port's
+/// (`transport`: handshake deadline, client certificate check) and held in
+/// the same connection `table`, so its limit, eviction and idle timeouts
+/// cover both ports.
 pub(crate) fn spawn(
     listener: TcpListener,
     identity: &TransportIdentity,
+    table: Arc<ConnectionTable>,
     est: Arc<Est>,
     stop: CancellationToken,
-    closing: CancellationToken,
 ) -> Result<(), ServerError> {
-    let (config, verifier) = transport::server_config(identity)?;
-    let mut config = (*config).clone();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let check = ClientCheck::new(identity, verifier);
+    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut incoming = transport::incoming_offering(listener, identity, table, Some(alpn))?;
     tokio::spawn(async move {
         loop {
-            let accepted = tokio::select! {
+            let next = tokio::select! {
                 () = stop.cancelled() => break,
-                accepted = listener.accept() => accepted,
+                next = incoming.next() => next,
             };
-            let (tcp, remote) = match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "EST accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+            let connection = match next {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "EST connection not accepted");
                     continue;
                 }
+                None => break,
             };
-            let _ = tcp.set_nodelay(true);
-            let (acceptor, check, est) = (acceptor.clone(), check.clone(), Arc::clone(&est));
-            let (stop, closing) = (stop.clone(), closing.clone());
-            tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(transport::HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                        .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::info!(%remote, error = %e, "EST: TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%remote, "EST: TLS handshake timed out");
-                            return;
-                        }
-                    };
-                let credential = check.check(stream.get_ref().1.peer_certificates());
-                let peer = Arc::new(AuthenticatedPeer {
-                    credential,
-                    remote: Some(remote),
-                });
-                let service = hyper::service::service_fn(move |request| {
-                    let (est, peer) = (Arc::clone(&est), Arc::clone(&peer));
-                    async move { Ok::<_, Infallible>(est.answer(&peer, request).await) }
-                });
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(REQUEST_READ_TIMEOUT);
-                builder
-                    .http2()
-                    .timer(TokioTimer::new())
-                    .max_concurrent_streams(64);
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    r = connection.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(%remote, error = %e, "EST connection ended");
-                        }
-                    }
-                    () = stop.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        tokio::select! {
-                            _ = connection.as_mut() => {}
-                            () = closing.cancelled() => {}
-                        }
-                    }
-                }
-            });
+            tokio::spawn(serve_connection(connection, Arc::clone(&est), stop.clone()));
         }
     });
     Ok(())
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one accepted connection.
+async fn serve_connection(connection: TlsConnection, est: Arc<Est>, stop: CancellationToken) {
+    let info = connection.connect_info();
+    let remote = info.peer.remote;
+    let service = hyper::service::service_fn(move |request| {
+        let (est, info) = (Arc::clone(&est), info.clone());
+        async move {
+            // In flight: the connection is not idle, nor evicted.
+            let _request = info.activity.begin();
+            Ok::<_, Infallible>(est.answer(&info.peer, request).await)
+        }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
+    let served = builder.serve_connection(TokioIo::new(connection), service);
+    tokio::pin!(served);
+    // The connection's own I/O fails once the grace period is over
+    // (`transport`), which ends `served` in either branch.
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        () = stop.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(?remote, error = %e, "EST connection ended");
+    }
 }
 
 #[cfg(test)]

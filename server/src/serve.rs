@@ -518,7 +518,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         opts.connections,
         closing.clone(),
     ));
-    let incoming = transport::incoming_with(listener, &identity, table)?;
+    let incoming = transport::incoming_with(listener, &identity, Arc::clone(&table))?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -592,7 +592,13 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 Arc::clone(&engine),
                 Arc::clone(&storage),
             )?);
-            crate::est::spawn(listener, &identity, est, est_stop.clone(), closing.clone())?;
+            crate::est::spawn(
+                listener,
+                &identity,
+                Arc::clone(&table),
+                est,
+                est_stop.clone(),
+            )?;
             tracing::info!(addr = %bound, "EST (RFC 7030) on https://{bound}/.well-known/est/");
             Some(bound)
         }

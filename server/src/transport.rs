@@ -320,7 +320,26 @@ pub(crate) fn incoming_with(
     id: &TransportIdentity,
     table: Arc<ConnectionTable>,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
+    incoming_offering(listener, id, table, None)
+}
+
+/// [`incoming_with`] offering the ALPN protocols `alpn` instead of `h2`
+/// only (the EST listener offers HTTP/1.1 too).
+pub(crate) fn incoming_offering(
+    listener: TcpListener,
+    id: &TransportIdentity,
+    table: Arc<ConnectionTable>,
+    alpn: Option<Vec<Vec<u8>>>,
+) -> Result<tokio_stream::wrappers::ReceiverStream<Result<TlsConnection, io::Error>>, ServerError> {
     let (cfg, verifier) = server_config(id)?;
+    let cfg = match alpn {
+        Some(protocols) => {
+            let mut cfg = (*cfg).clone();
+            cfg.alpn_protocols = protocols;
+            Arc::new(cfg)
+        }
+        None => cfg,
+    };
     let acceptor = TlsAcceptor::from(cfg);
     let mut issuers = id.sector_cas.clone();
     issuers.push(id.root_der.clone());
@@ -410,38 +429,4 @@ pub(crate) fn incoming_with(
 /// The address a listener is bound to.
 pub fn local_addr(listener: &TcpListener) -> io::Result<SocketAddr> {
     listener.local_addr()
-}
-
-/// The client-certificate check of [`incoming`], for another listener
-/// (the EST endpoint) that runs its own accept loop over the same
-/// [`server_config`]: the chain to the root, the issuer among the sector CAs
-/// and the root, and the role read from the certificate.
-#[derive(Clone)]
-pub(crate) struct ClientCheck(Arc<PeerCheck>);
-
-impl std::fmt::Debug for ClientCheck {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCheck").finish_non_exhaustive()
-    }
-}
-
-impl ClientCheck {
-    /// The check for `id`, with the verifier [`server_config`] returned.
-    pub(crate) fn new(id: &TransportIdentity, verifier: Arc<dyn ClientCertVerifier>) -> Self {
-        let mut issuers = id.sector_cas.clone();
-        issuers.push(id.root_der.clone());
-        Self(Arc::new(PeerCheck {
-            verifier,
-            issuers,
-            oid: id.extension_oid.clone(),
-        }))
-    }
-
-    /// The credential of a finished handshake's client, or why there is none.
-    pub(crate) fn check(
-        &self,
-        certs: Option<&[CertificateDer<'static>]>,
-    ) -> Result<Arc<trustca_model::Credential>, String> {
-        self.0.check(certs)
-    }
 }
