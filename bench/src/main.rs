@@ -46,6 +46,7 @@ mod decide;
 mod fixture;
 mod grpc;
 mod hsm;
+mod integrity;
 mod load;
 #[cfg(feature = "store-probe")]
 mod probe;
@@ -95,13 +96,21 @@ enum Stage {
     /// sled beside PostgreSQL: commit groups and Decide's reads
     /// (PostgreSQL from TRUSTCA_BENCH_POSTGRES).
     Stores,
+    /// The integrity checks (`store check`, start-up check) beside a raw
+    /// read of the same records.
+    Integrity,
 }
 
 impl Stage {
     fn in_trust_group(self) -> bool {
         matches!(
             self,
-            Stage::Decide | Stage::StoreSize | Stage::Crl | Stage::Audit | Stage::Stores
+            Stage::Decide
+                | Stage::StoreSize
+                | Stage::Crl
+                | Stage::Audit
+                | Stage::Stores
+                | Stage::Integrity
         )
     }
 
@@ -131,6 +140,9 @@ struct Opts {
     /// Devices committed per backend in the stores stage.
     #[arg(long, default_value_t = 50_000)]
     backend_devices: u64,
+    /// Devices in the store the integrity stage checks.
+    #[arg(long, default_value_t = 100_000)]
+    integrity_devices: u64,
     /// Concurrent EnrollBatch streams (one connection each).
     #[arg(long, default_value_t = 4)]
     streams: usize,
@@ -588,6 +600,9 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
         let (r, f) = stores::measure(opts.backend_devices, 5.0)?;
         rows.extend(r);
         figures.extend(f);
+    }
+    if opts.wants(Stage::Integrity) {
+        figures.extend(integrity::measure(opts.integrity_devices)?);
     }
     Ok(())
 }

@@ -29,7 +29,8 @@ use crate::report::{Figure, Group, Row, skipped};
 
 const GROUP: usize = 256;
 
-fn issuance(n: u64) -> Issuance {
+/// An enrollment-shaped issuance of device `n`.
+pub(crate) fn issuance(n: u64) -> Issuance {
     let mut der = vec![0u8; 600];
     der[..8].copy_from_slice(&n.to_be_bytes());
     let key = format!("automotive/acme/ev-200/bench-{n}");

@@ -64,6 +64,15 @@ fn sled_error(e: sled::Error) -> StoreError {
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             StoreError::Full("no space left on the store's disk".into())
         }
+        // sled's texts for these embed Debug dumps (`Os { code: .. }`,
+        // `Some(Inline(..)) backtrace ()`); clients get words instead.
+        sled::Error::Io(io) => {
+            StoreError::Backend(format!("I/O error on the store: {}", io.kind()))
+        }
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            key: "storage engine page".into(),
+            reason: "the engine found damaged data on disk".into(),
+        },
         other => StoreError::Backend(other.to_string()),
     }
 }
