@@ -43,6 +43,7 @@ mod cfssl;
 mod cpu;
 mod crlgen;
 mod decide;
+mod est;
 mod fixture;
 mod grpc;
 mod hsm;
@@ -99,6 +100,9 @@ enum Stage {
     /// The integrity checks (`store check`, start-up check) beside a raw
     /// read of the same records.
     Integrity,
+    /// EST simpleenroll over --est-connections connections beside unary
+    /// gRPC Enroll at as many in flight, on one server.
+    Est,
 }
 
 impl Stage {
@@ -220,6 +224,16 @@ struct Opts {
     /// one and the replica with, without and with grouped audit entries).
     #[arg(long, default_value_t = 1)]
     audit_rounds: usize,
+    /// Devices enrolled in the est stage over EST (and as many over gRPC).
+    #[arg(long, default_value_t = 4_000)]
+    est_requests: usize,
+    /// Concurrent EST connections (one request in flight on each); also the
+    /// gRPC Enroll calls in flight beside them.
+    #[arg(long, default_value_t = 64)]
+    est_connections: usize,
+    /// Alternating gRPC/EST rounds the est stage's devices are split in.
+    #[arg(long, default_value_t = 4)]
+    est_rounds: usize,
     /// Devices enrolled in the hsm stage (each at both CAs).
     #[arg(long, default_value_t = 4_000)]
     hsm_devices: usize,
@@ -462,6 +476,19 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         progress("breakdown: store alone");
         let scratch = tempfile::tempdir()?;
         rows.push(breakdown::store(&scratch.path().join("db"), run.issued)?);
+    }
+
+    if opts.wants(Stage::Est) {
+        let (r, f) = est::measure(
+            opts.est_requests,
+            opts.est_connections,
+            opts.connections,
+            opts.est_rounds,
+            n,
+        )
+        .await?;
+        rows.extend(r);
+        figures.extend(f);
     }
 
     if opts.wants(Stage::Hsm) {
