@@ -471,7 +471,31 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
         Some((&stale, "application/pkcs10")),
     );
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
-    // A manufacturer credential cannot use simplereenroll, nor a device simpleenroll.
+    let third = w.pkcs7_certs("third", &body);
+    std::fs::write(w.path("device3.pem"), format!("{}{sector_pem}", third[0])).unwrap();
+    std::fs::copy(w.path("stale.key"), w.path("device3.key")).unwrap();
+
+    // Once the device is revoked, its certificate renews nothing.
+    let operator = ca.credential(CertificateKind::Operator, "Ops", &["automotive"]);
+    let mut revocation =
+        pb::revocation_client::RevocationClient::new(connect(&ca.url(), &operator).await.unwrap());
+    revocation
+        .revoke(pb::RevokeRequest {
+            subject: Some(pb::revoke_request::Subject::Identity(urn.into())),
+            reason: "cessation-of-operation".into(),
+            note: "EST test".into(),
+        })
+        .await
+        .unwrap();
+    let (code, _, body) = w.curl(
+        &format!("{est}/automotive/simplereenroll"),
+        Some("device3"),
+        Some((&stale, "application/pkcs10")),
+    );
+    assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("revoked"));
+
+    // A manufacturer credential cannot use simplereenroll.
     let (code, _, _) = w.curl(
         &format!("{est}/automotive/simplereenroll"),
         Some("acme"),
