@@ -170,8 +170,9 @@ fn http_status(code: tonic::Code) -> StatusCode {
         // Already enrolled (use simplereenroll), or the device is not
         // active, or this instance does not enroll that sector.
         Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => StatusCode::CONFLICT,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // The store unreachable, read-only or its disk full (the only
+        // limits EST can reach; its own body limit is 413): retry later.
+        Code::Unavailable | Code::ResourceExhausted => StatusCode::SERVICE_UNAVAILABLE,
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
