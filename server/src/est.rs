@@ -315,7 +315,7 @@ impl Est {
             est = log.operation,
             label = %log.label,
             caller = %log.caller,
-            remote = ?peer.remote,
+            remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),
             status = status.as_u16(),
             outcome,
             elapsed_ms = started.elapsed().as_millis() as u64,
