@@ -60,6 +60,7 @@ use x509_parser::prelude::FromDer;
 use crate::auth;
 use crate::connections::ConnectionTable;
 use crate::error::ServerError;
+use crate::metrics::Metrics;
 use crate::transport::{self, TlsConnection, TransportIdentity};
 
 /// The largest request body accepted (a base64 CSR is about 1 KiB).
@@ -231,6 +232,7 @@ type Answer = Response<Full<Bytes>>;
 pub(crate) struct Est {
     engine: Arc<EnrollmentEngine>,
     storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
     sectors: Vec<SectorName>,
     cacerts: BTreeMap<SectorName, Bytes>,
     all_cacerts: Bytes,
@@ -251,6 +253,7 @@ impl Est {
     pub(crate) fn new(
         engine: Arc<EnrollmentEngine>,
         storage: Arc<dyn Storage>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let bad = |e: &dyn std::fmt::Display| ServerError::Config(format!("EST: {e}"));
         let hierarchy = engine.hierarchy();
@@ -286,6 +289,7 @@ impl Est {
         Ok(Self {
             engine,
             storage,
+            metrics,
             sectors,
             cacerts,
             all_cacerts,
@@ -310,6 +314,7 @@ impl Est {
         let result = self.dispatch(peer, &parts, body, &mut log).await;
         let response = result.unwrap_or_else(refusal);
         let status = response.status();
+        self.metrics.est_request(log.operation, status.as_u16());
         let outcome = if status.is_success() { "ok" } else { "refused" };
         tracing::info!(
             est = log.operation,

@@ -50,6 +50,12 @@ struct Operation {
     operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationStatus {
+    operation: String,
+    status: String,
+}
+
 fn seconds_histogram() -> Histogram {
     // 100 µs to about 13 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -71,6 +77,7 @@ pub struct Metrics {
     published_bytes: Family<KindSector, Gauge>,
     audit_size: Gauge,
     store_errors: Family<Operation, Counter>,
+    est_requests: Family<OperationStatus, Counter>,
     storage: std::sync::Mutex<Option<Weak<dyn Storage>>>,
 }
 
@@ -169,6 +176,12 @@ impl Metrics {
             "Store calls that failed (I/O, corruption, unreachable), by the work that made them",
             store_errors.clone(),
         );
+        let est_requests = Family::<OperationStatus, Counter>::default();
+        registry.register(
+            "est_requests",
+            "EST (RFC 7030) requests by operation and HTTP status",
+            est_requests.clone(),
+        );
         Self {
             registry,
             enrollments,
@@ -184,8 +197,25 @@ impl Metrics {
             published_bytes,
             audit_size,
             store_errors,
+            est_requests,
             storage: std::sync::Mutex::new(None),
         }
+    }
+
+    /// One EST request: its operation (`cacerts`, ..., or `other` for a
+    /// path that named none) and its HTTP status.
+    pub(crate) fn est_request(&self, operation: &str, status: u16) {
+        let operation = if operation.is_empty() {
+            "other"
+        } else {
+            operation
+        };
+        self.est_requests
+            .get_or_create(&OperationStatus {
+                operation: operation.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     /// One commit group of the group committer.

@@ -591,6 +591,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             let est = Arc::new(crate::est::Est::new(
                 Arc::clone(&engine),
                 Arc::clone(&storage),
+                Arc::clone(&metrics),
             )?);
             crate::est::spawn(
                 listener,

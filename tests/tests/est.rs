@@ -495,6 +495,16 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("revoked"));
 
+    // Every request is counted by operation and status.
+    let metrics = ca.server.as_ref().unwrap().metrics.encode();
+    for line in [
+        "trustca_est_requests_total{operation=\"simpleenroll\",status=\"200\"} 1",
+        "trustca_est_requests_total{operation=\"simpleenroll\",status=\"409\"} 1",
+        "trustca_est_requests_total{operation=\"simplereenroll\",status=\"401\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+
     // A manufacturer credential cannot use simplereenroll.
     let (code, _, _) = w.curl(
         &format!("{est}/automotive/simplereenroll"),
