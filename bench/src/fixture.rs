@@ -73,7 +73,7 @@ pub fn credential(
         .map(|s| SectorName::new(s))
         .collect::<Result<Vec<_>, _>>()?;
     let issued = hierarchy
-        .issue_credential(&policy_set, kind, name, &sectors)
+        .issue_credential(&policy_set, kind, name, &sectors, &[])
         .context("issue a credential")?;
     Ok(ClientCredentials {
         cert_pem: issued.chain_pem,

@@ -122,6 +122,7 @@ fn init_hsm_ca(data: &Path, module: &Path) -> Result<ClientCredentials> {
         CertificateKind::Manufacturer,
         fixture::MANUFACTURER,
         &[SectorName::new(fixture::SECTOR)?],
+        &[],
     )?;
     Ok(ClientCredentials {
         cert_pem: issued.chain_pem,

@@ -319,6 +319,7 @@ impl EnrollmentEngine {
             policy_version: decision.policy_version.clone(),
             basis: decision.basis.clone(),
             authorized_sectors: vec![],
+            permitted_schemes: vec![],
         };
         let ca = self.hierarchy.issuing_sector(&sector)?;
         let serial = issuer::random_serial()?;

@@ -103,6 +103,7 @@ fn sector_ext(
     kind: CertificateKind,
     version: &str,
     authorized: Vec<SectorName>,
+    permitted_schemes: Vec<String>,
 ) -> TrustLevelExtension {
     TrustLevelExtension {
         kind,
@@ -111,6 +112,7 @@ fn sector_ext(
         policy_version: version.to_owned(),
         basis: vec![],
         authorized_sectors: authorized,
+        permitted_schemes,
     }
 }
 
@@ -215,7 +217,13 @@ impl CaHierarchy {
                 KeyRole::Sector,
                 policy.certificate.ca_key_algorithm,
             )?;
-            let ext = sector_ext(sector, CertificateKind::SectorCa, &policy.version, vec![]);
+            let ext = sector_ext(
+                sector,
+                CertificateKind::SectorCa,
+                &policy.version,
+                vec![],
+                vec![],
+            );
             let params = issuer::sector_ca_params(
                 organization,
                 &ext,
@@ -331,7 +339,7 @@ impl CaHierarchy {
             .next()
             .map(|p| p.version.clone())
             .unwrap_or_else(|| "1".into());
-        let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![]);
+        let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![], vec![]);
         if purpose == issuer::ServicePurpose::AuditLog {
             Self::archive_audit_signer(dir)?;
         }
@@ -542,9 +550,11 @@ impl CaHierarchy {
         })
     }
 
-    /// Issues a role credential (manufacturer, operator, auditor, gateway)
-    /// from the sub-CA of the first listed sector, stating every listed
-    /// sector as authorized. The certificate is also written to
+    /// Issues a role credential (manufacturer, operator, auditor, gateway,
+    /// certification body) from the sub-CA of the first listed sector,
+    /// stating every listed sector as authorized and, for a certification
+    /// body, the evaluation schemes it may register (each must be a scheme
+    /// of a listed sector). The certificate is also written to
     /// `ca/credentials/<serial>.pem`, from where the server records it.
     pub fn issue_credential(
         &self,
@@ -552,6 +562,7 @@ impl CaHierarchy {
         kind: CertificateKind,
         name: &str,
         sectors: &[SectorName],
+        schemes: &[String],
     ) -> Result<IssuedCredential, CaError> {
         validate_name(name)?;
         if kind.is_device() || matches!(kind, CertificateKind::SectorCa | CertificateKind::Service)
@@ -571,9 +582,36 @@ impl CaHierarchy {
                 unique.push(s.clone());
             }
         }
+        let mut permitted = Vec::new();
+        if kind == CertificateKind::CertificationBody {
+            if schemes.is_empty() {
+                return Err(CaError::InvalidRequest(
+                    "a certification body needs at least one evaluation scheme (--scheme)".into(),
+                ));
+            }
+            for scheme in schemes {
+                let known = unique.iter().any(|s| {
+                    policies
+                        .sector(s.as_str())
+                        .is_ok_and(|p| p.evidence.schemes.contains(scheme))
+                });
+                if !known {
+                    return Err(CaError::InvalidRequest(format!(
+                        "scheme {scheme:?} is not an evaluation scheme of any listed sector"
+                    )));
+                }
+                if !permitted.contains(scheme) {
+                    permitted.push(scheme.clone());
+                }
+            }
+        } else if !schemes.is_empty() {
+            return Err(CaError::InvalidRequest(
+                "evaluation schemes are only for certification-body credentials".into(),
+            ));
+        }
         let ca = self.issuing_sector(first)?;
         let version = &policies.sector(first.as_str())?.version;
-        let ext = sector_ext(first, kind, version, unique);
+        let ext = sector_ext(first, kind, version, unique, permitted);
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256)?;
         let serial = issuer::random_serial()?;
         let params = issuer::credential_params(

@@ -371,6 +371,7 @@ mod tests {
                 evaluated_at: Some(time::macros::datetime!(2026-03-01 0:00 UTC)),
             }],
             authorized_sectors: vec![],
+            permitted_schemes: vec![],
         };
         let params = device_params(
             &identity,

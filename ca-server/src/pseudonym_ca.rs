@@ -381,6 +381,7 @@ fn pseudonym_ca_params(
         policy_version: version.clone(),
         basis: vec![],
         authorized_sectors: vec![],
+        permitted_schemes: vec![],
     };
     let organization = &policies.pki.root.organization;
     let mut p = issuer::sector_ca_params(
@@ -640,6 +641,7 @@ fn pseudonym_extension(
         policy_version: profile.policy_version.clone(),
         basis,
         authorized_sectors: vec![],
+        permitted_schemes: vec![],
     }
 }
 

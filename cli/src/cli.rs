@@ -292,6 +292,12 @@ pub enum Command {
         #[command(subcommand)]
         action: CredentialAction,
     },
+    /// Certification-body credentials (register and withdraw model
+    /// evaluations under the schemes named with --scheme).
+    CertificationBody {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
     /// Enroll one device: send its CSR and attributes, receive its certificate chain.
     Enroll(Box<EnrollArgs>),
     /// Show a certificate's fields and its decoded trust-level extension.
@@ -354,6 +360,11 @@ pub enum CredentialAction {
         /// operators, auditors and gateways: every sector).
         #[arg(long, value_delimiter = ',')]
         sector: Vec<String>,
+        /// Certification bodies only (required for them): the evaluation
+        /// schemes the body may register, comma-separated; each must be a
+        /// scheme of a listed sector (e.g. iso-sae-21434).
+        #[arg(long, value_delimiter = ',')]
+        scheme: Vec<String>,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -571,6 +582,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operator { action } => credential(CertificateKind::Operator, action),
         Command::Auditor { action } => credential(CertificateKind::Auditor, action),
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
+        Command::CertificationBody { action } => {
+            credential(CertificateKind::CertificationBody, action)
+        }
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
@@ -656,6 +670,7 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
         data,
         name,
         sector,
+        scheme,
         out,
         pass,
         pkcs11,
@@ -666,6 +681,9 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
     let sectors: Vec<SectorName> = if sector.is_empty() {
         if kind == CertificateKind::Manufacturer {
             bail!("--sector is required for manufacturers (the sectors it may enroll devices for)");
+        }
+        if kind == CertificateKind::CertificationBody {
+            bail!("--sector is required for certification bodies (the sectors whose models it evaluates)");
         }
         set.sectors.keys().cloned().collect()
     } else {
@@ -682,7 +700,7 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
             out.display()
         );
     }
-    let issued = hierarchy.issue_credential(&set, kind, &name, &sectors)?;
+    let issued = hierarchy.issue_credential(&set, kind, &name, &sectors, &scheme)?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::write(out.join("cert.pem"), &issued.chain_pem).context("cannot write cert.pem")?;
     write_private(&out.join("key.pem"), issued.key_pem.as_bytes())?;

@@ -9,6 +9,7 @@ pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
 pub(crate) const TAG_SEQUENCE: u8 = 0x30;
 /// `[0] IMPLICIT SEQUENCE OF`: context-specific, constructed, number 0.
 pub(crate) const TAG_CONTEXT_0_CONSTRUCTED: u8 = 0xa0;
+pub(crate) const TAG_CONTEXT_1_CONSTRUCTED: u8 = 0xa1;
 
 /// Appends tag, length and contents to `out`.
 pub(crate) fn write_tlv(out: &mut Vec<u8>, tag: u8, contents: &[u8]) {

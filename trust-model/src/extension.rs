@@ -206,10 +206,13 @@ pub enum CertificateKind {
     Gateway,
     /// A sector sub-CA certificate.
     SectorCa,
+    /// A certification body's credential: registers and withdraws model
+    /// evaluations under the schemes named in the certificate.
+    CertificationBody,
 }
 
 impl CertificateKind {
-    const ALL: [CertificateKind; 8] = [
+    const ALL: [CertificateKind; 9] = [
         Self::LongTerm,
         Self::Pseudonym,
         Self::Manufacturer,
@@ -218,6 +221,7 @@ impl CertificateKind {
         Self::Auditor,
         Self::Gateway,
         Self::SectorCa,
+        Self::CertificationBody,
     ];
 
     fn code(self) -> u64 {
@@ -230,6 +234,7 @@ impl CertificateKind {
             Self::Auditor => 5,
             Self::Gateway => 6,
             Self::SectorCa => 7,
+            Self::CertificationBody => 8,
         }
     }
 
@@ -253,6 +258,7 @@ impl CertificateKind {
             Self::Auditor => "auditor",
             Self::Gateway => "gateway",
             Self::SectorCa => "sector-ca",
+            Self::CertificationBody => "certification-body",
         }
     }
 
@@ -298,6 +304,9 @@ pub struct TrustLevelExtension {
     pub basis: Vec<EvaluationBasis>,
     /// For credentials: the sectors the holder may act for.
     pub authorized_sectors: Vec<SectorName>,
+    /// For certification bodies (only, and then at least one): the
+    /// evaluation schemes the holder may register evaluations under.
+    pub permitted_schemes: Vec<String>,
 }
 
 const VERSION: u64 = 1;
@@ -323,7 +332,28 @@ impl TrustLevelExtension {
         if self.policy_version.is_empty() || self.policy_version.len() > MAX_TEXT {
             return bad("policy version must be 1-128 bytes".to_owned());
         }
-        if self.basis.len() > MAX_LIST || self.authorized_sectors.len() > MAX_LIST {
+        if (self.kind == CertificateKind::CertificationBody) == self.permitted_schemes.is_empty() {
+            return bad(format!(
+                "permittedSchemes is {} for kind {}",
+                if self.permitted_schemes.is_empty() {
+                    "required"
+                } else {
+                    "not allowed"
+                },
+                self.kind.as_str()
+            ));
+        }
+        if self
+            .permitted_schemes
+            .iter()
+            .any(|s| s.is_empty() || s.len() > 64)
+        {
+            return bad("permitted schemes must be 1-64 bytes".to_owned());
+        }
+        if self.basis.len() > MAX_LIST
+            || self.authorized_sectors.len() > MAX_LIST
+            || self.permitted_schemes.len() > MAX_LIST
+        {
             return bad(format!("lists are limited to {MAX_LIST} entries"));
         }
         for b in &self.basis {
@@ -373,6 +403,13 @@ impl TrustLevelExtension {
                 der::write_tlv(&mut list, der::TAG_UTF8, s.as_str().as_bytes());
             }
             der::write_tlv(&mut body, der::TAG_CONTEXT_0_CONSTRUCTED, &list);
+        }
+        if !self.permitted_schemes.is_empty() {
+            let mut list = Vec::new();
+            for s in &self.permitted_schemes {
+                der::write_tlv(&mut list, der::TAG_UTF8, s.as_bytes());
+            }
+            der::write_tlv(&mut body, der::TAG_CONTEXT_1_CONSTRUCTED, &list);
         }
         let mut out = Vec::with_capacity(body.len() + 4);
         der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
@@ -442,6 +479,16 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
             return Err("authorizedSectors present but empty".to_owned());
         }
     }
+    let mut permitted_schemes = Vec::new();
+    if r.peek_tag() == Some(der::TAG_CONTEXT_1_CONSTRUCTED) {
+        let mut list = Reader::new(r.read(der::TAG_CONTEXT_1_CONSTRUCTED)?);
+        while !list.is_empty() {
+            permitted_schemes.push(list.read_utf8()?.to_owned());
+        }
+        if permitted_schemes.is_empty() {
+            return Err("permittedSchemes present but empty".to_owned());
+        }
+    }
     if !r.is_empty() {
         return Err("trailing bytes inside the extension".to_owned());
     }
@@ -452,6 +499,7 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         policy_version,
         basis,
         authorized_sectors,
+        permitted_schemes,
     };
     ext.validate().map_err(|e| match e {
         ModelError::MalformedExtension(m) => m,
@@ -478,6 +526,7 @@ mod tests {
                 evaluated_at: Some(time::macros::datetime!(2026-03-01 0:00 UTC)),
             }],
             authorized_sectors: vec![],
+            permitted_schemes: vec![],
         }
     }
 
@@ -559,9 +608,57 @@ mod tests {
                 SectorName::new("hems").unwrap(),
                 SectorName::new("automotive").unwrap(),
             ],
+            permitted_schemes: vec![],
         };
         let der = ext.to_der().unwrap();
         assert_eq!(TrustLevelExtension::from_der(&der).unwrap(), ext);
+    }
+
+    fn certification_body_ext() -> TrustLevelExtension {
+        TrustLevelExtension {
+            kind: CertificateKind::CertificationBody,
+            sector: SectorName::new("automotive").unwrap(),
+            level: None,
+            policy_version: "2026.11-1".to_owned(),
+            basis: vec![],
+            authorized_sectors: vec![SectorName::new("automotive").unwrap()],
+            permitted_schemes: vec!["iso-sae-21434".to_owned(), "unece-r155".to_owned()],
+        }
+    }
+
+    #[test]
+    fn certification_body_round_trips_and_matches_the_published_vector() {
+        let ext = certification_body_ext();
+        let der = ext.to_der().unwrap();
+        assert_eq!(TrustLevelExtension::from_der(&der).unwrap(), ext);
+        let hex_text =
+            include_str!("../testdata/trust-level-extension/certification-body.hex");
+        assert_eq!(hex::encode(&der), hex_text.trim());
+    }
+
+    #[test]
+    fn permitted_schemes_belong_to_certification_bodies_only() {
+        let mut no_schemes = certification_body_ext();
+        no_schemes.permitted_schemes.clear();
+        let err = no_schemes.to_der().unwrap_err().to_string();
+        assert!(err.contains("permittedSchemes is required"), "{err}");
+        let mut device = device_ext();
+        device.permitted_schemes = vec!["common-criteria".to_owned()];
+        assert!(device.to_der().is_err());
+        // Hand-assembled: a device extension with a [1] list appended.
+        let mut der = device_ext().to_der().unwrap();
+        der.extend_from_slice(&[0xa1, 0x05, 0x0c, 0x03, b'a', b'b', b'c']);
+        der[1] += 7;
+        let err = TrustLevelExtension::from_der(&der).unwrap_err().to_string();
+        assert!(err.contains("not allowed"), "{err}");
+        // An empty [1] list is not canonical.
+        let mut der = certification_body_ext().to_der().unwrap();
+        let at = der.iter().rposition(|b| *b == 0xa1).unwrap();
+        der.truncate(at);
+        der.extend_from_slice(&[0xa1, 0x00]);
+        der[1] = (der.len() - 2) as u8;
+        let err = TrustLevelExtension::from_der(&der).unwrap_err().to_string();
+        assert!(err.contains("present but empty"), "{err}");
     }
 
     #[test]

@@ -225,6 +225,33 @@ pub struct LevelCriteria {
     pub min_support_years: Option<u32>,
 }
 
+/// How the model registry treats a sector's models (`[registry]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryProfile {
+    /// The highest level self-assessed evaluations (declared by the
+    /// manufacturer, not a certification body) can earn a model.
+    #[serde(default = "default_self_assessed_max_level")]
+    pub self_assessed_max_level: TrustLevel,
+    /// Whether enrollment requires the device's model and firmware to be
+    /// registered (else unregistered models enroll on per-device evidence).
+    #[serde(default)]
+    pub require_registered_model: bool,
+}
+
+fn default_self_assessed_max_level() -> TrustLevel {
+    TrustLevel::new(2).unwrap_or(TrustLevel::MIN)
+}
+
+impl Default for RegistryProfile {
+    fn default() -> Self {
+        Self {
+            self_assessed_max_level: default_self_assessed_max_level(),
+            require_registered_model: false,
+        }
+    }
+}
+
 /// `sectors/<name>.toml` as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,6 +262,8 @@ struct SectorFile {
     description: String,
     certificate: CertificateProfile,
     evidence: EvidenceProfile,
+    #[serde(default)]
+    registry: RegistryProfile,
     level: Vec<Spanned<LevelCriteria>>,
 }
 
@@ -251,6 +280,8 @@ pub struct SectorPolicy {
     pub certificate: CertificateProfile,
     /// Known evaluation schemes.
     pub evidence: EvidenceProfile,
+    /// How the model registry treats this sector's models.
+    pub registry: RegistryProfile,
     /// Criteria, highest level first.
     pub levels: Vec<LevelCriteria>,
 }
@@ -452,6 +483,7 @@ impl SectorPolicy {
             description: f.description,
             certificate: f.certificate,
             evidence: f.evidence,
+            registry: f.registry,
             levels,
         })
     }

@@ -84,7 +84,32 @@ impl TestCa {
             .iter()
             .map(|s| SectorName::new(s).unwrap())
             .collect();
-        let issued = h.issue_credential(&set, kind, name, &sectors).unwrap();
+        let issued = h.issue_credential(&set, kind, name, &sectors, &[]).unwrap();
+        ClientCredentials {
+            cert_pem: issued.chain_pem,
+            key_pem: issued.key_pem,
+            root_pem: self.root_pem(),
+        }
+    }
+
+    /// Issues a certification body's credential for `schemes`.
+    pub fn certification_body(
+        &self,
+        name: &str,
+        sectors: &[&str],
+        schemes: &[&str],
+    ) -> ClientCredentials {
+        let (_, set) = trustca_server::policies::resolve(None, Some(self.data())).unwrap();
+        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+        let h = CaHierarchy::open(self.data(), &set, &pass).unwrap();
+        let sectors: Vec<SectorName> = sectors
+            .iter()
+            .map(|s| SectorName::new(s).unwrap())
+            .collect();
+        let schemes: Vec<String> = schemes.iter().map(|s| s.to_string()).collect();
+        let issued = h
+            .issue_credential(&set, CertificateKind::CertificationBody, name, &sectors, &schemes)
+            .unwrap();
         ClientCredentials {
             cert_pem: issued.chain_pem,
             key_pem: issued.key_pem,

@@ -67,10 +67,25 @@ value = tlv(
 # Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE (omitted), extnValue }
 extension = tlv(0x30, OID + tlv(0x04, value))
 
+# A certification body's credential: kind certificationBody(8), no level,
+# no basis, authorizedSectors [0] {automotive}, permittedSchemes [1]
+# {iso-sae-21434, unece-r155}.
+certification_body = tlv(
+    0x30,
+    tlv(0x02, b"\x01")
+    + tlv(0x0A, b"\x08")
+    + utf8("automotive")
+    + utf8("2026.11-1")
+    + tlv(0x30, b"")
+    + tlv(0xA0, utf8("automotive"))
+    + tlv(0xA1, utf8("iso-sae-21434") + utf8("unece-r155")),
+)
+
 for name, data in [
     ("oid.hex", OID),
     ("long-term-lv4.hex", value),
     ("extension-long-term-lv4.hex", extension),
+    ("certification-body.hex", certification_body),
 ]:
     with open(name, "w") as f:
         f.write(data.hex() + "\n")
