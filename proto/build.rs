@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/trustca.proto", "proto/pseudonym.proto"];
+    let protos = [
+        "proto/trustca.proto",
+        "proto/pseudonym.proto",
+        "proto/registry.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -113,6 +113,7 @@ impl Device {
             }),
             evidence: vec![],
             renewal: false,
+            require_registered_model: false,
         }
     }
 

@@ -208,6 +208,16 @@ impl Storage for BenchStorage {
     ) -> Result<(), StoreError> {
         self.inner.blob_put(space, records, create_only, audit)
     }
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[(Vec<u8>, Vec<u8>)],
+        audit: &BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        self.inner
+            .commit_model_change(space, records, audit, changes)
+    }
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.blob_get(space, key)
     }

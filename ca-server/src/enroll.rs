@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use trustca_model::{
-    CertificateKind, Credential, DeviceIdentity, Evidence, EvidenceItem, PolicySet, SectorName,
+    CertificateKind, Credential, DeviceIdentity, EvaluationBasis, Evidence, EvidenceItem,
+    LevelDecision, ModelStatus, PolicySet, SectorName, SectorPolicy, TrustLevel,
     TrustLevelExtension, validate_firmware_version,
 };
 use trustca_store::{
@@ -52,6 +53,9 @@ pub struct EnrollmentRequest {
     pub evidence: Vec<EvidenceItem>,
     /// Renew an enrolled identity instead of enrolling a new one.
     pub renewal: bool,
+    /// Refuse a model that is not in the registry even where the sector
+    /// allows per-device evidence (EST: it has no evidence channel).
+    pub require_registered_model: bool,
 }
 
 /// A certificate issued and durable.
@@ -228,6 +232,96 @@ impl EnrollmentEngine {
         Ok(n)
     }
 
+    /// The level a device earns: from the model registry when its model
+    /// and firmware are registered (per-device evidence may then only
+    /// declare a weaker hardware root of trust, which can lower the level,
+    /// never raise it), else from the per-device evidence, unless the
+    /// sector or the request requires a registered model.
+    fn level_decision(
+        &self,
+        policy: &SectorPolicy,
+        identity: &DeviceIdentity,
+        req: &EnrollmentRequest,
+        now: OffsetDateTime,
+    ) -> Result<LevelDecision, CaError> {
+        let firmware = &req.device.firmware_version;
+        let registered = trustca_store::registry::model_for_firmware(
+            self.storage.as_ref(),
+            identity.sector.as_str(),
+            &identity.manufacturer,
+            &identity.model,
+            firmware,
+        )?;
+        let Some(model) = registered else {
+            if policy.registry.require_registered_model || req.require_registered_model {
+                return Err(CaError::ModelNotRegistered(format!(
+                    "{}/{}/{} firmware {firmware} is not in the model registry; the manufacturer registers it with `trustca model register`",
+                    identity.sector, identity.manufacturer, identity.model
+                )));
+            }
+            let evidence = Evidence::parse(&req.evidence)?;
+            return Ok(policy.evaluate(&evidence, now)?);
+        };
+        if model.status == ModelStatus::Suspended {
+            return Err(CaError::ModelSuspended(format!(
+                "{} is suspended ({}); no certificates are issued for it",
+                model.key,
+                model.suspended.as_ref().map(|s| s.1.as_str()).unwrap_or("")
+            )));
+        }
+        let per_device = Evidence::parse(&req.evidence)?;
+        if !per_device.evaluations.is_empty()
+            || per_device.secure_update.is_some()
+            || per_device.supported_until.is_some()
+        {
+            return Err(CaError::InvalidRequest(format!(
+                "{} is registered: its evaluations, secure update and support period come from the model registry; per device only hardware-root-of-trust may be declared",
+                model.key
+            )));
+        }
+        let mut assessed = model.clone();
+        if let Some(hrot) = per_device.hardware_root_of_trust {
+            assessed.hardware_root_of_trust = Some(match model.hardware_root_of_trust {
+                Some(declared) => declared.min(hrot),
+                None => hrot,
+            });
+        }
+        let level = assessed
+            .assess(policy, now)?
+            .level
+            .min(TrustLevel::new(model.level as i64)?);
+        let t = now.unix_timestamp();
+        let basis = std::iter::once(EvaluationBasis {
+            evidence: "registered-model".to_owned(),
+            scheme: model.status.as_str().to_owned(),
+            result: format!("{} v{}", model.key.firmware, model.version),
+            evaluated_at: None,
+        })
+        .chain(
+            model
+                .evaluations
+                .iter()
+                .filter(|e| e.is_live(t))
+                .take(8)
+                .map(|e| EvaluationBasis {
+                    evidence: if e.self_assessed {
+                        "self-assessment".to_owned()
+                    } else {
+                        "evaluation".to_owned()
+                    },
+                    scheme: e.scheme.clone(),
+                    result: e.result.clone(),
+                    evaluated_at: OffsetDateTime::from_unix_timestamp(e.evaluated_at).ok(),
+                }),
+        )
+        .collect();
+        Ok(LevelDecision {
+            level,
+            basis,
+            policy_version: policy.version.clone(),
+        })
+    }
+
     fn prepare(
         &self,
         caller: &Credential,
@@ -286,8 +380,7 @@ impl EnrollmentEngine {
             )));
         }
         validate_firmware_version(&d.firmware_version)?;
-        let evidence = Evidence::parse(&req.evidence)?;
-        let decision = policy.evaluate(&evidence, now)?;
+        let decision = self.level_decision(policy, &identity, req, now)?;
         let csr = verify_csr(&req.csr_der)?;
         // Before signing anything; the commit checks again atomically.
         self.refuse_blocked_key(&csr.spki_der)?;

@@ -89,6 +89,13 @@ pub enum CaError {
     /// A limit was exceeded (batch size, message size).
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
+    /// The device's model and firmware are not in the model registry, and
+    /// the sector (or the EST profile) requires them to be.
+    #[error("model not registered: {0}")]
+    ModelNotRegistered(String),
+    /// The device's model is suspended in the registry: no new certificates.
+    #[error("model suspended: {0}")]
+    ModelSuspended(String),
 }
 
 impl CaError {
@@ -121,7 +128,9 @@ impl From<&CaError> for tonic::Code {
             CaError::Unauthenticated(_) => Code::Unauthenticated,
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
             CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
-            CaError::CaRevoked { .. } => Code::FailedPrecondition,
+            CaError::CaRevoked { .. }
+            | CaError::ModelNotRegistered(_)
+            | CaError::ModelSuspended(_) => Code::FailedPrecondition,
             CaError::Store(s) => store_code(s),
             _ => Code::Internal,
         }

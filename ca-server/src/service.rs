@@ -66,6 +66,7 @@ fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
             })
             .collect(),
         renewal: msg.renewal,
+        require_registered_model: false,
     }
 }
 

@@ -228,6 +228,13 @@ pub enum Command {
     },
     /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
     Query(Box<crate::trust_cmd::QueryArgs>),
+    /// The model registry: register models and firmware releases
+    /// (manufacturer), evaluate and withdraw (certification body), suspend
+    /// (operator), show and list (anyone authenticated).
+    Model {
+        #[command(subcommand)]
+        action: crate::model_cmd::ModelAction,
+    },
     /// Operator changes to live trust, and record history.
     Trust {
         #[command(subcommand)]
@@ -596,6 +603,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Ca { action } => crate::ca_cmd::run(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
+        Command::Model { action } => crate::model_cmd::model(action).await,
         Command::VerifyAnswer { file, root, json } => {
             crate::trust_cmd::verify_answer(&file, &root, json)
         }
@@ -683,7 +691,9 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
             bail!("--sector is required for manufacturers (the sectors it may enroll devices for)");
         }
         if kind == CertificateKind::CertificationBody {
-            bail!("--sector is required for certification bodies (the sectors whose models it evaluates)");
+            bail!(
+                "--sector is required for certification bodies (the sectors whose models it evaluates)"
+            );
         }
         set.sectors.keys().cloned().collect()
     } else {

@@ -44,7 +44,7 @@ pub(crate) enum Access {
     },
 }
 
-use CertificateKind::{Auditor, Gateway, LongTerm, Manufacturer, Operator};
+use CertificateKind::{Auditor, CertificationBody, Gateway, LongTerm, Manufacturer, Operator};
 
 pub(crate) const fn caller(roles: &'static [CertificateKind]) -> Access {
     Access::Caller {
@@ -97,6 +97,24 @@ pub(crate) const RULES: &[(&str, Access)] = &[
         caller(&[Operator]),
     ),
     ("/trustca.v1.Pseudonyms/GetPrl", Access::Public),
+    (
+        "/trustca.v1.ModelRegistry/RegisterModel",
+        caller(&[Manufacturer]),
+    ),
+    (
+        "/trustca.v1.ModelRegistry/AddEvaluation",
+        caller(&[CertificationBody, Manufacturer]),
+    ),
+    (
+        "/trustca.v1.ModelRegistry/WithdrawEvaluation",
+        caller(&[CertificationBody, Manufacturer]),
+    ),
+    (
+        "/trustca.v1.ModelRegistry/SuspendModel",
+        caller(&[Operator]),
+    ),
+    ("/trustca.v1.ModelRegistry/GetModel", caller(&[])),
+    ("/trustca.v1.ModelRegistry/ListModels", caller(&[])),
 ];
 
 /// The rule of a path. Health and reflection are public; a trustca path

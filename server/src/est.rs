@@ -478,6 +478,8 @@ impl Est {
             device,
             evidence: Vec::new(),
             renewal: false,
+            // EST carries no evidence: the level comes from the registry.
+            require_registered_model: true,
         };
         self.enroll(&caller, request).await
     }
@@ -547,10 +549,21 @@ impl Est {
                 serial: identity.serial.clone(),
                 firmware_version,
             },
-            // The level is evaluated again, under the policy in force, from
-            // the evidence the current certificate records.
-            evidence: evidence_of(&caller.extension.basis),
+            // The level is evaluated again, under the policy in force: from
+            // the model registry for a registered model, else from the
+            // evidence the current certificate records.
+            evidence: if caller
+                .extension
+                .basis
+                .iter()
+                .any(|b| b.evidence == "registered-model")
+            {
+                Vec::new()
+            } else {
+                evidence_of(&caller.extension.basis)
+            },
             renewal: true,
+            require_registered_model: true,
         };
         self.enroll(&caller, request).await
     }

@@ -539,6 +539,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
     spawn_reload_on_hangup(&trust);
+    let registry = trustca_proto::v1::model_registry_server::ModelRegistryServer::new(
+        trustca_db::ModelRegistryService::new(Arc::new(trustca_db::ModelRegistry::new(
+            Arc::clone(&storage),
+            Arc::clone(&policy_set),
+        ))),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(64 * MAX_MESSAGE_BYTES);
     let revocation = RevocationServer::new(RevocationService::new(
         Arc::clone(&crls),
         Arc::clone(&storage),
@@ -574,6 +582,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(trust_service)
         .add_service(revocation)
         .add_service(pseudonyms)
+        .add_service(registry)
         .add_service(anomalies);
     let handle = tokio::spawn(async move {
         router

@@ -301,6 +301,19 @@ impl Storage for CachedStorage {
         self.inner.next_crl_number(sector)
     }
 
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        audit: &BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        let r = self
+            .inner
+            .commit_model_change(space, records, audit, changes);
+        self.writing(r)
+    }
+
     fn blob_put(
         &self,
         space: &str,

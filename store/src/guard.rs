@@ -508,6 +508,15 @@ impl Storage for GuardedStorage {
     ) -> Result<(), StoreError> {
         write!(self.blob_put(space, records, create_only, audit))
     }
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        audit: &BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        write!(self.commit_model_change(space, records, audit, changes))
+    }
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         read!(self.blob_get(space, key))
     }

@@ -22,6 +22,7 @@ mod error;
 mod guard;
 mod postgres;
 mod records;
+pub mod registry;
 mod rules;
 mod sled_store;
 
@@ -123,6 +124,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         create_only: bool,
         audit: Option<&BlobAudit>,
     ) -> Result<(), StoreError>;
+    /// Writes opaque records of `space` (overwriting) with `audit`, and
+    /// applies `changes` to devices' trust records with their history and
+    /// audit entries, all in one transaction, durably: a model registry
+    /// change moves its fleet's live level in one atomic, audited step.
+    /// Every changed device must be enrolled, else nothing is written.
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        audit: &BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError>;
     /// Reads one opaque record.
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Opaque records of a space whose key starts with `prefix`.

@@ -1148,6 +1148,16 @@ impl Storage for PgStorage {
         self.write(|t| rules::put_blobs(t, space, records, create_only, audit))
     }
 
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[KeyValue],
+        audit: &BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        self.write(|t| rules::commit_model_change(t, space, records, audit, changes))
+    }
+
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_one(
             "SELECT value FROM blobs WHERE space = $1 AND key = $2",

@@ -395,6 +395,17 @@ pub(crate) fn apply_trust_changes<T: RecordTxn>(
     at: i64,
 ) -> Result<Vec<TrustRecord>, T::Fail> {
     let mut log = AuditAppend::load(t)?;
+    let out = change_records(t, &mut log, changes, at)?;
+    log.save(t)?;
+    Ok(out)
+}
+
+fn change_records<T: RecordTxn>(
+    t: &T,
+    log: &mut AuditAppend,
+    changes: &[TrustChange],
+    at: i64,
+) -> Result<Vec<TrustRecord>, T::Fail> {
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
         let mut record = t
@@ -430,6 +441,33 @@ pub(crate) fn apply_trust_changes<T: RecordTxn>(
         log.append(t, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
         out.push(record);
     }
+    Ok(out)
+}
+
+/// Writes opaque records with their audit entry and applies trust changes
+/// with theirs, as one transaction: a model registry change and the move
+/// of every affected device's live level (see
+/// [`crate::Storage::commit_model_change`]).
+pub(crate) fn commit_model_change<T: RecordTxn>(
+    t: &T,
+    space: &str,
+    records: &[KeyValue],
+    audit: &BlobAudit,
+    changes: &[TrustChange],
+) -> Result<Vec<TrustRecord>, T::Fail> {
+    for (k, v) in records {
+        t.put_blob(space, k, v)?;
+    }
+    let mut log = AuditAppend::load(t)?;
+    log.append(
+        t,
+        audit.at,
+        &audit.actor,
+        &audit.kind,
+        &audit.subject,
+        &audit.detail,
+    )?;
+    let out = change_records(t, &mut log, changes, audit.at)?;
     log.save(t)?;
     Ok(out)
 }

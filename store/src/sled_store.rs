@@ -621,6 +621,16 @@ impl Storage for SledStorage {
         self.write_durably(|t| rules::put_blobs(t, space, records, create_only, audit))
     }
 
+    fn commit_model_change(
+        &self,
+        space: &str,
+        records: &[crate::KeyValue],
+        audit: &crate::BlobAudit,
+        changes: &[TrustChange],
+    ) -> Result<Vec<TrustRecord>, StoreError> {
+        self.write_durably(|t| rules::commit_model_change(t, space, records, audit, changes))
+    }
+
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .blobs

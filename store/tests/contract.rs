@@ -112,6 +112,7 @@ contract!(
     key_compromise_blocks_the_key_everywhere,
     crl_numbers_are_never_reused,
     blobs_and_their_audit_entries,
+    a_model_change_moves_its_devices_in_one_transaction,
     tree_heads_are_kept_in_order,
     records_survive_reopening,
     concurrent_writers_keep_one_audit_log,
@@ -509,6 +510,54 @@ fn crl_numbers_are_never_reused(b: &Backend) {
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<u64>>());
     assert_eq!(first_handle.next_crl_number("energy").unwrap(), 1);
+}
+
+fn a_model_change_moves_its_devices_in_one_transaction(b: &Backend) {
+    let s = b.open();
+    let r = s.commit_issuances(&[issuance(1, "m/a", false), issuance(2, "m/b", false)]);
+    assert!(r.iter().all(|r| r.is_ok()));
+    let before = s.audit_head().unwrap().0;
+    let audit = BlobAudit {
+        actor: "certification-body:tuv".into(),
+        kind: "model.withdrawn".into(),
+        subject: "automotive/acme/m1/1.0..1.9".into(),
+        detail: "{}".into(),
+        at: 9,
+    };
+    let record = (b"automotive/acme/m1/1.0..1.9".to_vec(), b"v2".to_vec());
+    // One device that is not enrolled: neither the record nor any level moves.
+    assert!(matches!(
+        s.commit_model_change(
+            "registry.models",
+            std::slice::from_ref(&record),
+            &audit,
+            &[change("m/a", 2, None), change("m/zz", 2, None)],
+        ),
+        Err(StoreError::NotEnrolled(_))
+    ));
+    assert!(s.blob_get("registry.models", &record.0).unwrap().is_none());
+    assert_eq!(s.trust_record("m/a").unwrap().unwrap().version, 1);
+    assert_eq!(s.audit_head().unwrap().0, before);
+    let out = s
+        .commit_model_change(
+            "registry.models",
+            std::slice::from_ref(&record),
+            &audit,
+            &[change("m/a", 2, None), change("m/b", 2, None)],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|r| r.level == 2 && r.version == 2));
+    assert_eq!(
+        s.blob_get("registry.models", &record.0).unwrap().unwrap(),
+        b"v2"
+    );
+    // One entry for the model, one per device, in that order.
+    let entries = s.audit_entries(before, 10).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].kind, "model.withdrawn");
+    assert_eq!(entries[1].subject, "m/a");
+    assert_eq!(s.history("m/b").unwrap().len(), 2);
 }
 
 fn blobs_and_their_audit_entries(b: &Backend) {

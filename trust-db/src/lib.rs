@@ -9,10 +9,14 @@ mod engine;
 mod error;
 mod federation;
 mod notify;
+mod registry;
 mod service;
 
 pub use engine::{LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig};
 pub use error::TrustDbError;
 pub use federation::{Federation, FederationConfig};
 pub use notify::Notifier;
-pub use service::{AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, TrustService};
+pub use registry::{FleetMove, ModelRegistry, model_view};
+pub use service::{
+    AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, ModelRegistryService, TrustService,
+};

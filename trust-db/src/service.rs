@@ -12,6 +12,7 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
 
 use crate::engine::TrustEngine;
+use crate::registry::ModelRegistry;
 
 /// Decisions one `DecideBatch` stream may carry.
 pub const MAX_DECIDE_BATCH: usize = 1_000_000;
@@ -275,5 +276,88 @@ impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
             self.notifier.send(n);
         }
         Ok(Response::new(outcome))
+    }
+}
+
+/// The `ModelRegistry` gRPC service.
+#[derive(Debug, Clone)]
+pub struct ModelRegistryService {
+    registry: Arc<ModelRegistry>,
+}
+
+impl ModelRegistryService {
+    /// Wraps a registry.
+    pub fn new(registry: Arc<ModelRegistry>) -> Self {
+        Self { registry }
+    }
+
+    /// Runs a registry call off the async runtime: a change may move a
+    /// fleet of thousands of devices in one store transaction.
+    async fn run<T, R>(
+        &self,
+        request: Request<T>,
+        call: impl FnOnce(&ModelRegistry, &Credential, &T) -> Result<R, crate::TrustDbError>
+        + Send
+        + 'static,
+    ) -> Result<Response<R>, Status>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let who = authenticated(&request)?;
+        let req = request.into_inner();
+        let registry = Arc::clone(&self.registry);
+        tokio::task::spawn_blocking(move || call(&registry, &who, &req))
+            .await
+            .map_err(|e| Status::internal(format!("registry task failed: {e}")))?
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::model_registry_server::ModelRegistry for ModelRegistryService {
+    async fn register_model(
+        &self,
+        request: Request<pb::RegisterModelRequest>,
+    ) -> Result<Response<pb::ModelChangeResponse>, Status> {
+        self.run(request, |r, who, req| r.register(who, req)).await
+    }
+
+    async fn add_evaluation(
+        &self,
+        request: Request<pb::AddEvaluationRequest>,
+    ) -> Result<Response<pb::ModelChangeResponse>, Status> {
+        self.run(request, |r, who, req| r.add_evaluation(who, req))
+            .await
+    }
+
+    async fn withdraw_evaluation(
+        &self,
+        request: Request<pb::WithdrawEvaluationRequest>,
+    ) -> Result<Response<pb::ModelChangeResponse>, Status> {
+        self.run(request, |r, who, req| r.withdraw_evaluation(who, req))
+            .await
+    }
+
+    async fn suspend_model(
+        &self,
+        request: Request<pb::SuspendModelRequest>,
+    ) -> Result<Response<pb::ModelChangeResponse>, Status> {
+        self.run(request, |r, who, req| r.suspend(who, req)).await
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::ModelView>, Status> {
+        self.run(request, |r, _, req| r.get(req)).await
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        self.run(request, |r, _, req| r.list(req)).await
     }
 }

@@ -631,8 +631,7 @@ mod tests {
         let ext = certification_body_ext();
         let der = ext.to_der().unwrap();
         assert_eq!(TrustLevelExtension::from_der(&der).unwrap(), ext);
-        let hex_text =
-            include_str!("../testdata/trust-level-extension/certification-body.hex");
+        let hex_text = include_str!("../testdata/trust-level-extension/certification-body.hex");
         assert_eq!(hex::encode(&der), hex_text.trim());
     }
 

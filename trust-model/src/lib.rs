@@ -44,7 +44,9 @@ pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
 pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
-pub use policy::{KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, RegistryProfile, SectorPolicy};
+pub use policy::{
+    KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, RegistryProfile, SectorPolicy,
+};
 pub use registry::{FirmwareRange, ModelEvaluation, ModelKey, ModelRecord, ModelStatus};
 pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};

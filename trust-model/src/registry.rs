@@ -63,8 +63,7 @@ impl FirmwareRange {
                 }
             }
         }
-        if !min.is_empty() && !max.is_empty() && firmware::compare(min, max) == Ordering::Greater
-        {
+        if !min.is_empty() && !max.is_empty() && firmware::compare(min, max) == Ordering::Greater {
             return Err(bad("the lower bound is above the upper bound"));
         }
         Ok(Self {
@@ -542,25 +541,32 @@ level = 1
         let mut m = record();
         let a = m.assess(&p, now()).unwrap();
         assert_eq!((a.level.get(), a.status), (2, ModelStatus::Provisional));
-        m.add_evaluation(evaluation("SELF-1", "CAL3", true)).unwrap();
+        m.add_evaluation(evaluation("SELF-1", "CAL3", true))
+            .unwrap();
         let a = m.assess(&p, now()).unwrap();
         assert_eq!((a.level.get(), a.status), (2, ModelStatus::Provisional));
-        m.add_evaluation(evaluation("TUV-1", "CAL3", false)).unwrap();
+        m.add_evaluation(evaluation("TUV-1", "CAL3", false))
+            .unwrap();
         let a = m.assess(&p, now()).unwrap();
         assert_eq!((a.level.get(), a.status), (4, ModelStatus::Certified));
-        assert!(m.add_evaluation(evaluation("TUV-1", "CAL2", false)).is_err());
+        assert!(
+            m.add_evaluation(evaluation("TUV-1", "CAL2", false))
+                .is_err()
+        );
     }
 
     #[test]
     fn withdrawal_and_expiry_lower_the_level() {
         let p = policy();
         let mut m = record();
-        m.add_evaluation(evaluation("TUV-1", "CAL3", false)).unwrap();
+        m.add_evaluation(evaluation("TUV-1", "CAL3", false))
+            .unwrap();
         m.evaluations[0].withdrawn_at = Some(now().unix_timestamp());
         let a = m.assess(&p, now()).unwrap();
         assert_eq!((a.level.get(), a.status), (2, ModelStatus::Withdrawn));
         let mut m = record();
-        m.add_evaluation(evaluation("TUV-2", "CAL3", false)).unwrap();
+        m.add_evaluation(evaluation("TUV-2", "CAL3", false))
+            .unwrap();
         let later = now() + time::Duration::days(400);
         let a = m.assess(&p, later).unwrap();
         assert_eq!((a.level.get(), a.status), (2, ModelStatus::Provisional));

@@ -108,7 +108,13 @@ impl TestCa {
             .collect();
         let schemes: Vec<String> = schemes.iter().map(|s| s.to_string()).collect();
         let issued = h
-            .issue_credential(&set, CertificateKind::CertificationBody, name, &sectors, &schemes)
+            .issue_credential(
+                &set,
+                CertificateKind::CertificationBody,
+                name,
+                &sectors,
+                &schemes,
+            )
             .unwrap();
         ClientCredentials {
             cert_pem: issued.chain_pem,
