@@ -27,6 +27,7 @@ pub mod registry;
 pub mod revocation;
 mod sector;
 pub mod signer;
+pub mod snapshot;
 mod status;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
@@ -44,8 +45,14 @@ pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
 pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
-pub use policy::{KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, RegistryProfile, SectorPolicy};
+pub use policy::{
+    KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, RegistryProfile, SectorPolicy,
+};
 pub use registry::{FirmwareRange, ModelEvaluation, ModelKey, ModelRecord, ModelStatus};
 pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};
+pub use snapshot::{
+    DeviceState, EmbeddedPolicy, OfflineDecision, SignedSnapshot, SnapshotModel, TrustSnapshot,
+    decide_offline,
+};
 pub use status::TrustStatus;
