@@ -684,6 +684,13 @@ impl SignedSnapshot {
         key: &dyn crate::StatementSigner,
         signer_chain: Vec<Vec<u8>>,
     ) -> Result<Self, ModelError> {
+        // Verifiers check P-256 only (as for trust assertions): refuse to
+        // publish a file nobody could verify.
+        if key.algorithm() != crate::StatementAlgorithm::EcdsaP256Sha256 {
+            return Err(bad(
+                "snapshots are signed with ECDSA P-256 SHA-256; the signer's key is another curve",
+            ));
+        }
         let body = snapshot.to_der()?;
         let signature = key.sign(&body).map_err(|e| bad(e.to_string()))?;
         Ok(Self {
@@ -1413,6 +1420,22 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             let _ = TrustSnapshot::from_der(&bytes);
             let _ = SignedSnapshot::from_der(&bytes);
         }
+
+        /// Any change to a valid body either fails to decode or decodes to
+        /// something that re-encodes to exactly the changed bytes.
+        #[test]
+        fn mutated_bodies_are_rejected_or_canonical(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)
+        ) {
+            let mut der = sample().to_der().unwrap();
+            for (i, b) in edits {
+                let i = i.index(der.len());
+                der[i] = b;
+            }
+            if let Ok(s) = TrustSnapshot::from_der(&der) {
+                prop_assert_eq!(s.to_der().unwrap(), der);
+            }
+        }
     }
 
     /// A tiny trustca hierarchy: root, hems sector CA, root-issued service
@@ -1572,6 +1595,18 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             .unwrap_err()
             .to_string();
         assert!(e.contains("signer certificate"), "{e}");
+    }
+
+    #[test]
+    fn p384_signer_is_refused() {
+        let rng = ring::rand::SystemRandom::new();
+        let alg = &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let key = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let e = SignedSnapshot::sign(&sample(), &key, vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("P-256"), "{e}");
     }
 
     #[test]
