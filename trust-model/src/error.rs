@@ -65,4 +65,8 @@ pub enum ModelError {
     /// A certificate presented as a credential is not one trustca issued.
     #[error("credential: {0}")]
     InvalidCredential(String),
+    /// A signed trust snapshot does not decode, is not canonical, or does
+    /// not verify (bad signature, wrong signer, stale, from the future).
+    #[error("trust snapshot: {0}")]
+    InvalidSnapshot(String),
 }

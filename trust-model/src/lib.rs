@@ -27,6 +27,7 @@ pub mod registry;
 pub mod revocation;
 mod sector;
 pub mod signer;
+pub mod snapshot;
 mod status;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
@@ -50,4 +51,8 @@ pub use policy::{
 pub use registry::{FirmwareRange, ModelEvaluation, ModelKey, ModelRecord, ModelStatus};
 pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};
+pub use snapshot::{
+    DeviceState, EmbeddedPolicy, OfflineDecision, SignedSnapshot, SnapshotModel, TrustSnapshot,
+    decide_offline,
+};
 pub use status::TrustStatus;
