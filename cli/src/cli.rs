@@ -235,6 +235,11 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::model_cmd::ModelAction,
     },
+    /// Signed trust snapshots for offline decisions: fetch, verify, decide.
+    Snapshot {
+        #[command(subcommand)]
+        action: crate::snapshot_cmd::SnapshotAction,
+    },
     /// Operator changes to live trust, and record history.
     Trust {
         #[command(subcommand)]
@@ -604,6 +609,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ca { action } => crate::ca_cmd::run(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::Model { action } => crate::model_cmd::model(action).await,
+        Command::Snapshot { action } => crate::snapshot_cmd::snapshot(action).await,
         Command::VerifyAnswer { file, root, json } => {
             crate::trust_cmd::verify_answer(&file, &root, json)
         }

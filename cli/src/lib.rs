@@ -13,6 +13,7 @@ pub mod client;
 pub mod model_cmd;
 pub mod pkcs11;
 pub mod pseudonym_cmd;
+pub mod snapshot_cmd;
 pub mod store_cmd;
 pub mod trust_cmd;
 pub mod vehicle_pool;

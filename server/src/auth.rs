@@ -115,6 +115,7 @@ pub(crate) const RULES: &[(&str, Access)] = &[
     ),
     ("/trustca.v1.ModelRegistry/GetModel", caller(&[])),
     ("/trustca.v1.ModelRegistry/ListModels", caller(&[])),
+    ("/trustca.v1.TrustSnapshots/GetSnapshot", Access::Public),
 ];
 
 /// The rule of a path. Health and reflection are public; a trustca path

@@ -547,6 +547,13 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(64 * MAX_MESSAGE_BYTES);
+    let publisher = Arc::new(trustca_db::SnapshotPublisher::new(Arc::clone(&trust)));
+    spawn_snapshot_files(&publisher, opts.data.join("snapshots"));
+    let snapshots = trustca_proto::v1::trust_snapshots_server::TrustSnapshotsServer::new(
+        trustca_db::SnapshotService::new(publisher),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(usize::MAX);
     let revocation = RevocationServer::new(RevocationService::new(
         Arc::clone(&crls),
         Arc::clone(&storage),
@@ -583,6 +590,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(revocation)
         .add_service(pseudonyms)
         .add_service(registry)
+        .add_service(snapshots)
         .add_service(anomalies);
     let handle = tokio::spawn(async move {
         router
@@ -766,6 +774,28 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
 /// Reissues every CRL at half the shortest CRL validity, so relying parties
 /// always hold a current one, on the replica holding the `crl` lease. Holds
 /// the publisher weakly.
+/// How often the snapshot files under `DATA/snapshots/` are rewritten.
+const SNAPSHOT_FILE_PERIOD: Duration = Duration::from_secs(300);
+
+/// Writes `DATA/snapshots/{all,<sector>}.snapshot` now and every
+/// [`SNAPSHOT_FILE_PERIOD`], off the request path (a build reads the whole
+/// store). Failures are logged; the gRPC endpoint builds on demand anyway.
+fn spawn_snapshot_files(publisher: &Arc<trustca_db::SnapshotPublisher>, dir: PathBuf) {
+    let publisher = Arc::downgrade(publisher);
+    tokio::spawn(async move {
+        loop {
+            let Some(p) = publisher.upgrade() else { return };
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || p.write_files(&dir)).await {
+                Ok(Ok(n)) => tracing::debug!(files = n, "trust snapshot files written"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "writing the trust snapshot files failed"),
+                Err(e) => tracing::warn!(error = %e, "snapshot task failed"),
+            }
+            tokio::time::sleep(SNAPSHOT_FILE_PERIOD).await;
+        }
+    });
+}
+
 fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
     let period = crls.shortest_validity() / 2;
     let crls = Arc::downgrade(crls);

@@ -195,6 +195,17 @@ impl TrustEngine {
         self.storage.as_ref()
     }
 
+    /// The responder's key and chain (leaf, root), which also sign
+    /// snapshots.
+    pub(crate) fn responder(&self) -> (&dyn StatementSigner, &[Vec<u8>]) {
+        (self.cfg.responder_key.as_ref(), &self.cfg.responder_chain)
+    }
+
+    /// Sectors this instance answers for itself (empty: all).
+    pub(crate) fn authoritative(&self) -> &[SectorName] {
+        &self.cfg.authoritative
+    }
+
     /// Whether the store holds a caller's certificate as revoked.
     pub fn credential_revoked(&self, c: &Credential) -> Result<bool, TrustDbError> {
         let serial = trustca_model::hexfmt::decode(&c.serial).unwrap_or_default();

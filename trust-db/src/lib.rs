@@ -11,6 +11,7 @@ mod federation;
 mod notify;
 mod registry;
 mod service;
+mod snapshot;
 
 pub use engine::{LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig};
 pub use error::TrustDbError;
@@ -18,5 +19,7 @@ pub use federation::{Federation, FederationConfig};
 pub use notify::Notifier;
 pub use registry::{FleetMove, ModelRegistry, model_view};
 pub use service::{
-    AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, ModelRegistryService, TrustService,
+    AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, ModelRegistryService, SnapshotService,
+    TrustService,
 };
+pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};

@@ -361,3 +361,41 @@ impl pb::model_registry_server::ModelRegistry for ModelRegistryService {
         self.run(request, |r, _, req| r.list(req)).await
     }
 }
+
+/// The public `TrustSnapshots` gRPC service.
+#[derive(Debug, Clone)]
+pub struct SnapshotService {
+    publisher: Arc<crate::SnapshotPublisher>,
+}
+
+impl SnapshotService {
+    /// Serves `publisher`'s snapshots.
+    pub fn new(publisher: Arc<crate::SnapshotPublisher>) -> Self {
+        Self { publisher }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::trust_snapshots_server::TrustSnapshots for SnapshotService {
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+        let sector = request.into_inner().sector;
+        let scope = if sector.is_empty() {
+            None
+        } else {
+            Some(trustca_model::SectorName::new(&sector).map_err(crate::TrustDbError::from)?)
+        };
+        let publisher = Arc::clone(&self.publisher);
+        let (der, snapshot) =
+            tokio::task::spawn_blocking(move || publisher.current(scope.as_ref()))
+                .await
+                .map_err(|e| Status::internal(format!("snapshot task failed: {e}")))??;
+        Ok(Response::new(pb::SnapshotResponse {
+            signed_snapshot: der.as_ref().clone(),
+            serial: snapshot.serial,
+            next_update: snapshot.next_update.unix_timestamp(),
+        }))
+    }
+}

@@ -104,6 +104,11 @@ pub struct TrustPolicy {
     op_rules: HashMap<(String, String, String), CooperationRule>,
     /// (counting sector, counted sector) -> table.
     recognition: HashMap<(SectorName, SectorName), Recognition>,
+    /// The texts this was parsed from (cooperation, recognition), so a
+    /// signed snapshot can carry exactly the rules the engine decides by.
+    sources: (String, String),
+    /// The sectors the texts were validated against.
+    sectors: Vec<SectorName>,
 }
 
 /// The input of one decision: both sides' live levels (None when the side
@@ -377,7 +382,19 @@ impl TrustPolicy {
             rules,
             op_rules,
             recognition: recog,
+            sources: (ctext.to_owned(), rtext.to_owned()),
+            sectors: sectors.to_vec(),
         })
+    }
+
+    /// The cooperation and recognition texts this policy was parsed from.
+    pub fn sources(&self) -> (&str, &str) {
+        (&self.sources.0, &self.sources.1)
+    }
+
+    /// The sector names the policy was validated against.
+    pub fn sectors(&self) -> &[SectorName] {
+        &self.sectors
     }
 
     /// `cooperation@<v>+recognition@<v>`, recorded with decisions.

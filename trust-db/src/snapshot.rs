@@ -1,0 +1,251 @@
+//! Publishing signed trust snapshots (`trustca_model::snapshot`): the
+//! trust database's state for offline decisions, per sector and for all,
+//! built from the store, signed by the trust responder (a root-issued
+//! service certificate) and kept until the state changes.
+//!
+//! A snapshot lists every device whose live state differs from what its
+//! certificate says: any status but active, a live level other than its
+//! newest certificate's, or more than one certificate (an older one may
+//! state another level). Every other device is active at its certificate's
+//! level, which is what an offline verifier assumes. Revoked certificates
+//! and keys blocked for compromise come from the revocation records; the
+//! cooperation and recognition texts are the engine's own, so an offline
+//! decision applies exactly the rules an online one does.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use trustca_model::snapshot::{DeviceState, EmbeddedPolicy, SnapshotModel};
+use trustca_model::{
+    SectorName, SignedSnapshot, TrustLevel, TrustSnapshot, TrustStatus, certificate_key_fingerprint,
+};
+use trustca_store::registry::models_with_prefix;
+
+use crate::{TrustDbError, TrustEngine};
+
+/// How long a snapshot may be relied on after it was issued.
+pub const SNAPSHOT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+/// A cached snapshot is rebuilt when the store changed and it is at least
+/// this old, or when a quarter of its validity has passed.
+const REBUILD_AFTER: Duration = Duration::from_secs(10);
+/// Revocation reason keyCompromise (RFC 5280): its keys are blocked.
+const KEY_COMPROMISE: u8 = 1;
+
+struct Cached {
+    audit_size: u64,
+    built: std::time::Instant,
+    der: Arc<Vec<u8>>,
+    snapshot: Arc<TrustSnapshot>,
+}
+
+/// Builds, signs and caches snapshots.
+pub struct SnapshotPublisher {
+    engine: Arc<TrustEngine>,
+    validity: Duration,
+    cache: Mutex<HashMap<Option<SectorName>, Cached>>,
+    /// One build at a time: builds read the whole store.
+    building: Mutex<()>,
+}
+
+impl std::fmt::Debug for SnapshotPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotPublisher")
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> TrustDbError {
+    TrustDbError::Signing(e.to_string())
+}
+
+impl SnapshotPublisher {
+    /// A publisher signing with `engine`'s responder.
+    pub fn new(engine: Arc<TrustEngine>) -> Self {
+        Self::with_validity(engine, SNAPSHOT_VALIDITY)
+    }
+
+    /// A publisher whose snapshots are valid for `validity`.
+    pub fn with_validity(engine: Arc<TrustEngine>, validity: Duration) -> Self {
+        Self {
+            engine,
+            validity,
+            cache: Mutex::new(HashMap::new()),
+            building: Mutex::new(()),
+        }
+    }
+
+    /// The sectors a scope covers: the engine's authoritative ones (all
+    /// known sectors when it serves all), or the one asked for.
+    fn sectors_of(&self, scope: Option<&SectorName>) -> Result<Vec<SectorName>, TrustDbError> {
+        let policy = self.engine.policy();
+        let known = policy.sectors().to_vec();
+        let served: Vec<SectorName> = if self.engine.authoritative().is_empty() {
+            known
+        } else {
+            self.engine.authoritative().to_vec()
+        };
+        match scope {
+            None => Ok(served),
+            Some(s) if served.contains(s) => Ok(vec![s.clone()]),
+            Some(s) => Err(TrustDbError::FailedPrecondition(format!(
+                "this database does not hold sector {s}; ask the {s} database for its snapshot"
+            ))),
+        }
+    }
+
+    /// The newest snapshot of `scope` (None: every sector served), DER of
+    /// the signed snapshot. Built anew when the store changed since the
+    /// cached one (at most every few seconds) or a quarter of its validity
+    /// has passed.
+    pub fn current(
+        &self,
+        scope: Option<&SectorName>,
+    ) -> Result<(Arc<Vec<u8>>, Arc<TrustSnapshot>), TrustDbError> {
+        let key = scope.cloned();
+        let audit_size = self.engine.storage().audit_head()?.0;
+        let fresh = |c: &Cached| {
+            let age = c.built.elapsed();
+            age < self.validity / 4 && (c.audit_size == audit_size || age < REBUILD_AFTER)
+        };
+        if let Ok(cache) = self.cache.lock()
+            && let Some(c) = cache.get(&key)
+            && fresh(c)
+        {
+            return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+        }
+        let _one = self.building.lock().map_err(io_err)?;
+        if let Ok(cache) = self.cache.lock()
+            && let Some(c) = cache.get(&key)
+            && fresh(c)
+        {
+            return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+        }
+        let snapshot = self.build(scope, OffsetDateTime::now_utc())?;
+        let (key_pair, chain) = self.engine.responder();
+        let signed = SignedSnapshot::sign(&snapshot, key_pair, chain.to_vec())?;
+        let der = Arc::new(signed.to_der());
+        let snapshot = Arc::new(snapshot);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                key,
+                Cached {
+                    audit_size,
+                    built: std::time::Instant::now(),
+                    der: Arc::clone(&der),
+                    snapshot: Arc::clone(&snapshot),
+                },
+            );
+        }
+        tracing::info!(
+            scope = scope.map(|s| s.as_str()).unwrap_or("all"),
+            serial = snapshot.serial,
+            models = snapshot.models.len(),
+            devices = snapshot.devices.len(),
+            bytes = der.len(),
+            "trust snapshot built"
+        );
+        Ok((der, snapshot))
+    }
+
+    /// Builds (unsigned) the snapshot of `scope` at `now`, taking the next
+    /// serial of that scope from the store (durable, never reused).
+    pub fn build(
+        &self,
+        scope: Option<&SectorName>,
+        now: OffsetDateTime,
+    ) -> Result<TrustSnapshot, TrustDbError> {
+        let storage = self.engine.storage();
+        let sectors = self.sectors_of(scope)?;
+        let policy = self.engine.policy();
+        let (cooperation, recognition) = policy.sources();
+        let counter = format!("snapshot:{}", scope.map(|s| s.as_str()).unwrap_or("all"));
+        let serial = storage.next_crl_number(&counter)?;
+        let mut models = Vec::new();
+        let mut devices = Vec::new();
+        let mut revoked_certificates = Vec::new();
+        let mut blocked_keys = Vec::new();
+        for sector in &sectors {
+            for m in models_with_prefix(storage, &format!("{sector}/"))? {
+                models.push(SnapshotModel {
+                    sector: m.key.sector.clone(),
+                    manufacturer: m.key.manufacturer.clone(),
+                    model: m.key.model.clone(),
+                    firmware: m.key.firmware.clone(),
+                    level: TrustLevel::new(m.level as i64)?,
+                    status: m.status,
+                    record_version: m.version,
+                    policy_version: m.policy_version.clone(),
+                });
+            }
+            for d in storage.devices_with_prefix(&format!("{sector}/"))? {
+                let Some(record) = storage.trust_record(&d.identity_key)? else {
+                    continue;
+                };
+                let differs = record.status != TrustStatus::Active
+                    || record.level != d.certificate_level
+                    || d.certificates.len() > 1;
+                if differs {
+                    devices.push(DeviceState {
+                        identity: d.urn.clone(),
+                        level: TrustLevel::new(record.level as i64)?,
+                        status: record.status,
+                        record_version: record.version,
+                    });
+                }
+            }
+            for (serial, _, reason) in storage.revoked_in_sector(sector.as_str())? {
+                if reason == KEY_COMPROMISE
+                    && let Some(cert) = storage.certificate(&serial)?
+                    && let Ok(fp) = certificate_key_fingerprint(&cert.der)
+                    && !blocked_keys.contains(&fp)
+                {
+                    blocked_keys.push(fp);
+                }
+                revoked_certificates.push((sector.clone(), serial));
+            }
+        }
+        let mut snapshot = TrustSnapshot {
+            serial,
+            scope: scope.cloned(),
+            issued_at: now,
+            next_update: now + self.validity,
+            sectors: policy.sectors().to_vec(),
+            cooperation_policy: EmbeddedPolicy {
+                version: policy.cooperation_version.clone(),
+                text: cooperation.to_owned(),
+            },
+            recognition_policy: EmbeddedPolicy {
+                version: policy.recognition_version.clone(),
+                text: recognition.to_owned(),
+            },
+            models,
+            devices,
+            revoked_certificates,
+            blocked_keys,
+        };
+        snapshot.sort();
+        snapshot.validate()?;
+        Ok(snapshot)
+    }
+
+    /// Writes the current snapshot of every served sector and of all of
+    /// them as `DIR/<sector>.snapshot` and `DIR/all.snapshot` (DER,
+    /// replaced atomically), for any web server to publish.
+    pub fn write_files(&self, dir: &std::path::Path) -> Result<usize, TrustDbError> {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let mut scopes: Vec<Option<SectorName>> = vec![None];
+        scopes.extend(self.sectors_of(None)?.into_iter().map(Some));
+        for scope in &scopes {
+            let (der, _) = self.current(scope.as_ref())?;
+            let name = scope.as_ref().map(|s| s.as_str()).unwrap_or("all");
+            let path = dir.join(format!("{name}.snapshot"));
+            let tmp = dir.join(format!(".{name}.snapshot.tmp"));
+            std::fs::write(&tmp, der.as_slice()).map_err(io_err)?;
+            std::fs::rename(&tmp, &path).map_err(io_err)?;
+        }
+        Ok(scopes.len())
+    }
+}
