@@ -34,8 +34,21 @@ const MAX_REASON: usize = 512;
 /// History text of a suspension by the registry; lifting the model's
 /// suspension restores only devices whose last change starts with it.
 const MODEL_SUSPENDED: &str = "model suspended";
-/// History text of every level change the registry makes.
+/// History text of every change the registry makes.
 const MODEL_CHANGE: &str = "model ";
+/// History text of a level change by the registry.
+const MODEL_LEVEL: &str = "model level";
+
+/// Whether the newest history entry that set the device's level came from
+/// the registry. Level changes say "level a -> b" (registry, operator,
+/// bulk downgrade); enrollment and renewal set it too.
+fn last_level_set_by_registry(history: &[String]) -> bool {
+    history
+        .iter()
+        .rev()
+        .find(|c| c.contains(" -> ") || c.starts_with("enrolled") || c.starts_with("renew"))
+        .is_some_and(|c| c.starts_with(MODEL_CHANGE))
+}
 
 /// The model registry over a store and the sector policies.
 pub struct ModelRegistry {
@@ -587,23 +600,23 @@ impl ModelRegistry {
             let certificate_level =
                 TrustLevel::new(d.certificate_level as i64).unwrap_or(TrustLevel::MIN);
             let target = device_level(model_level, certificate_level).get();
-            let mut last_change = None;
-            let mut last = || -> Result<String, TrustDbError> {
-                if last_change.is_none() {
-                    last_change = Some(
+            let mut history = None;
+            let mut history_of = || -> Result<Vec<String>, TrustDbError> {
+                if history.is_none() {
+                    history = Some(
                         self.storage
                             .history(&d.identity_key)?
-                            .last()
-                            .map(|h| h.change.clone())
-                            .unwrap_or_default(),
+                            .into_iter()
+                            .map(|h| h.change)
+                            .collect::<Vec<_>>(),
                     );
                 }
-                Ok(last_change.clone().unwrap_or_default())
+                Ok(history.clone().unwrap_or_default())
             };
             // Lower at once; raise only what the registry itself lowered
             // (an operator's lowering stands until the operator lifts it).
             let level = if target < trust.level
-                || (target > trust.level && last()?.starts_with(MODEL_CHANGE))
+                || (target > trust.level && last_level_set_by_registry(&history_of()?))
             {
                 Some(target)
             } else {
@@ -613,7 +626,9 @@ impl ModelRegistry {
                 Some(TrustStatus::Suspended)
             } else if !suspended
                 && trust.status == TrustStatus::Suspended
-                && last()?.starts_with(MODEL_SUSPENDED)
+                && history_of()?
+                    .last()
+                    .is_some_and(|c| c.starts_with(MODEL_SUSPENDED))
             {
                 Some(TrustStatus::Active)
             } else {
@@ -623,9 +638,15 @@ impl ModelRegistry {
                 continue;
             }
             let what = match status {
-                Some(TrustStatus::Suspended) => MODEL_SUSPENDED.to_owned(),
-                Some(_) => "model reinstated".to_owned(),
-                None => "model level".to_owned(),
+                Some(TrustStatus::Suspended) => MODEL_SUSPENDED,
+                Some(_) => "model reinstated",
+                None => MODEL_LEVEL,
+            };
+            // Only a level change says "level a -> b", so the history tells
+            // who set the level last (see `last_level_set_by_registry`).
+            let moved = match level {
+                Some(l) => format!(" level {} -> {l}", trust.level),
+                None => String::new(),
             };
             changes.push(TrustChange {
                 identity_key: d.identity_key.clone(),
@@ -633,10 +654,8 @@ impl ModelRegistry {
                 status,
                 actor: who.to_owned(),
                 change: format!(
-                    "{what}: {} level {} -> {} ({} v{})",
+                    "{what}: {}{moved} ({} v{})",
                     record.key,
-                    trust.level,
-                    level.unwrap_or(trust.level),
                     record.status.as_str(),
                     record.version
                 ),

@@ -28,8 +28,10 @@ use crate::{TrustDbError, TrustEngine};
 /// How long a snapshot may be relied on after it was issued.
 pub const SNAPSHOT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 /// A cached snapshot is rebuilt when the store changed and it is at least
-/// this old, or when a quarter of its validity has passed.
-const REBUILD_AFTER: Duration = Duration::from_secs(10);
+/// this old (so a stream of fetches during a burst of changes costs one
+/// build a second, not one per fetch), or when a quarter of its validity
+/// has passed.
+const REBUILD_AFTER: Duration = Duration::from_secs(1);
 /// Revocation reason keyCompromise (RFC 5280): its keys are blocked.
 const KEY_COMPROMISE: u8 = 1;
 
