@@ -237,6 +237,32 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Registers a model over gRPC as its manufacturer (EST enrolls
+/// registered models only: it has no evidence channel). Declared evidence
+/// secure update earns Lv.2 in every shipped sector.
+async fn register_model(
+    ca: &TestCa,
+    creds: &ClientCredentials,
+    sector: &str,
+    model: &str,
+    firmware: &str,
+) {
+    pb::model_registry_client::ModelRegistryClient::new(connect(&ca.url(), creds).await.unwrap())
+        .register_model(pb::RegisterModelRequest {
+            model: Some(pb::ModelSelector {
+                sector: sector.into(),
+                manufacturer: "Acme".into(),
+                model: model.into(),
+                firmware: firmware.into(),
+            }),
+            declared: vec![evidence("secure-update", "", "true", "")],
+            self_assessed: vec![],
+            reason: "EST test".into(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn trust_client(
     ca: &TestCa,
     creds: &ClientCredentials,
@@ -269,6 +295,7 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
         &["automotive", "hems"],
     );
     w.write_creds("acme", &acme);
+    register_model(&ca, &acme, "automotive", "EV-200", "1.0.0..1.9.9").await;
 
     // cacerts without a client certificate: the sector CA and the root.
     let (code, headers, body) = w.curl(&format!("{est}/automotive/cacerts"), None, None);
@@ -365,8 +392,13 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     assert_eq!(ext.sector.as_str(), "automotive");
     assert_eq!(
         ext.level.unwrap().get(),
-        1,
-        "no evidence: the baseline level"
+        2,
+        "the level the model registry gives EV-200"
+    );
+    assert!(
+        ext.basis.iter().any(|b| b.evidence == "registered-model"),
+        "{:?}",
+        ext.basis
     );
     let urn = "urn:trustca:automotive:Acme:EV-200:SN0001";
     let san = format!(
@@ -388,7 +420,7 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     // The store has it, as gRPC sees it.
     let mut trust = trust_client(&ca, &acme).await;
     let answer = get_trust(&mut trust, urn).await.unwrap();
-    assert_eq!((answer.live_level, answer.record_version), (1, 1));
+    assert_eq!((answer.live_level, answer.record_version), (2, 1));
     // A second simpleenroll of the same device is a conflict.
     let again = w.csr(
         "again",
@@ -621,6 +653,13 @@ async fn refusals_have_their_status_and_plain_reason_and_store_nothing() {
             400,
         ),
         (
+            "model not registered",
+            enroll.clone(),
+            Some("acme"),
+            Some((good.clone(), "application/pkcs10")),
+            409,
+        ),
+        (
             "GET on simpleenroll",
             enroll.clone(),
             Some("acme"),
@@ -693,6 +732,7 @@ async fn python_requests_and_cryptography_enroll() {
     let w = Work::new(&ca);
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["healthcare"]);
     w.write_creds("acme", &acme);
+    register_model(&ca, &acme, "healthcare", "PUMP-7", "3.0..").await;
     let script = r#"
 import base64, json, sys
 import requests
