@@ -231,6 +231,26 @@ pub async fn measure(
     let channels =
         crate::grpc::connect(server.addr, &manufacturer.client, grpc_connections).await?;
 
+    // EST enrolls registered models only (it has no evidence channel).
+    trustca_proto::v1::model_registry_client::ModelRegistryClient::new(
+        channels
+            .first()
+            .cloned()
+            .ok_or_else(|| anyhow!("no gRPC channel"))?,
+    )
+    .register_model(trustca_proto::v1::RegisterModelRequest {
+        model: Some(trustca_proto::v1::ModelSelector {
+            sector: fixture::SECTOR.into(),
+            manufacturer: fixture::MANUFACTURER.into(),
+            model: MODEL.into(),
+            firmware: "1.0.0..".into(),
+        }),
+        declared: vec![],
+        self_assessed: vec![],
+        reason: "benchmark".into(),
+    })
+    .await
+    .context("register the EST model")?;
     let per = requests.div_ceil(rounds).max(1);
     let (mut est_run, mut grpc_rows) = (Vec::new(), Vec::new());
     for round in 0..rounds {

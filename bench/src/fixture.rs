@@ -16,8 +16,10 @@ use trustca_proto::v1 as pb;
 pub const SECTOR: &str = "automotive";
 /// The manufacturer named in the credential and in every request.
 pub const MANUFACTURER: &str = "Acme";
-const MODEL: &str = "EV-200";
-const FIRMWARE: &str = "1.0.0";
+/// The model of every benchmark device.
+pub const MODEL: &str = "EV-200";
+/// The firmware of every benchmark device.
+pub const FIRMWARE: &str = "1.0.0";
 
 /// The CA key passphrase of benchmark data directories.
 pub fn passphrase() -> Result<Passphrase> {
@@ -113,7 +115,6 @@ impl Device {
             }),
             evidence: vec![],
             renewal: false,
-            require_registered_model: false,
         }
     }
 
@@ -130,6 +131,7 @@ impl Device {
             },
             evidence: vec![],
             renewal: false,
+            require_registered_model: false,
         }
     }
 }

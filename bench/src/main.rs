@@ -48,6 +48,7 @@ mod fixture;
 mod grpc;
 mod hsm;
 mod integrity;
+mod snapshot;
 mod load;
 #[cfg(feature = "store-probe")]
 mod probe;
@@ -103,6 +104,10 @@ enum Stage {
     /// EST simpleenroll over --est-connections connections beside unary
     /// gRPC Enroll at as many in flight, on one server.
     Est,
+    /// Signed trust snapshots of 10k and 100k models (build, verify, size)
+    /// beside a raw read of the model records, and one model withdrawal
+    /// moving --fleet-devices devices.
+    Snapshot,
 }
 
 impl Stage {
@@ -231,6 +236,9 @@ struct Opts {
     /// gRPC Enroll calls in flight beside them.
     #[arg(long, default_value_t = 64)]
     est_connections: usize,
+    /// Devices of one model the snapshot stage's withdrawal moves.
+    #[arg(long, default_value_t = 10_000)]
+    fleet_devices: usize,
     /// Alternating gRPC/EST rounds the est stage's devices are split in.
     #[arg(long, default_value_t = 4)]
     est_rounds: usize,
@@ -476,6 +484,10 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         progress("breakdown: store alone");
         let scratch = tempfile::tempdir()?;
         rows.push(breakdown::store(&scratch.path().join("db"), run.issued)?);
+    }
+
+    if opts.wants(Stage::Snapshot) {
+        figures.extend(snapshot::measure(opts.fleet_devices, n).await?);
     }
 
     if opts.wants(Stage::Est) {

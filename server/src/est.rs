@@ -461,17 +461,21 @@ impl Est {
         let need = |v: Option<String>, what: &str| {
             v.ok_or_else(|| EstError::BadRequest(format!("the CSR subject has no {what}")))
         };
+        let manufacturer = need(
+            subject.organization,
+            "O (organizationName: the manufacturer)",
+        )?;
+        let model = need(subject.common_name, "CN (commonName: the model)")?;
+        let firmware_version = match subject.firmware_version {
+            Some(v) => v,
+            None => self.current_release(&sector, &manufacturer, &model)?,
+        };
         let device = DeviceAttributes {
             sector: sector.to_string(),
-            manufacturer: need(
-                subject.organization,
-                "O (organizationName: the manufacturer)",
-            )?,
-            model: need(subject.common_name, "CN (commonName: the model)")?,
+            manufacturer,
+            model,
             serial: need(subject.serial_number, "serialNumber (the device serial)")?,
-            firmware_version: subject
-                .firmware_version
-                .unwrap_or_else(|| FIRMWARE_UNKNOWN.to_owned()),
+            firmware_version,
         };
         let request = EnrollmentRequest {
             csr_der,
@@ -482,6 +486,40 @@ impl Est {
             require_registered_model: true,
         };
         self.enroll(&caller, request).await
+    }
+
+    /// The firmware of a device whose CSR names none: the model's current
+    /// release, i.e. the lowest version of its newest registered range.
+    /// Unregistered models get the engine's "not registered" refusal.
+    fn current_release(
+        &self,
+        sector: &SectorName,
+        manufacturer: &str,
+        model: &str,
+    ) -> Result<String, EstError> {
+        let ranges = trustca_store::registry::model_ranges(
+            self.storage.as_ref(),
+            sector.as_str(),
+            manufacturer,
+            model,
+        )
+        .map_err(CaError::from)?;
+        let release = |r: &trustca_model::FirmwareRange| {
+            if r.min.is_empty() {
+                r.max.clone()
+            } else {
+                r.min.clone()
+            }
+        };
+        ranges
+            .iter()
+            .map(|m| release(&m.key.firmware))
+            .max_by(|a, b| trustca_model::firmware::compare(a, b))
+            .ok_or_else(|| {
+                EstError::Ca(CaError::ModelNotRegistered(format!(
+                    "{sector}/{manufacturer}/{model} is not in the model registry; the manufacturer registers it with `trustca model register`"
+                )))
+            })
     }
 
     async fn simple_reenroll(
