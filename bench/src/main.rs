@@ -48,12 +48,12 @@ mod fixture;
 mod grpc;
 mod hsm;
 mod integrity;
-mod snapshot;
 mod load;
 #[cfg(feature = "store-probe")]
 mod probe;
 mod report;
 mod sign;
+mod snapshot;
 mod stores;
 mod storesize;
 

@@ -92,8 +92,8 @@ async fn one(models: usize) -> Result<Sized> {
     };
     let server = start(data.path()).await?;
     let root_pem = fixture::root_pem(data.path())?;
-    let channel = trustca::client::connect_public(&format!("https://{}", server.addr), &root_pem)
-        .await?;
+    let channel =
+        trustca::client::connect_public(&format!("https://{}", server.addr), &root_pem).await?;
     let mut client = pb::trust_snapshots_client::TrustSnapshotsClient::new(channel)
         .max_decoding_message_size(usize::MAX);
     // The scope of one sector is built on demand (the server's background
@@ -138,8 +138,7 @@ async fn fleet_move(devices: usize, threads: usize) -> Result<(f64, u64)> {
     let manufacturer = fixture::init_ca(data.path())?;
     // Certification bodies need schemes: issue one through the hierarchy.
     let (_, set) = trustca_server::policies::resolve(None, Some(data.path()))?;
-    let hierarchy =
-        trustca_ca::CaHierarchy::open(data.path(), &set, &fixture::passphrase()?)?;
+    let hierarchy = trustca_ca::CaHierarchy::open(data.path(), &set, &fixture::passphrase()?)?;
     let issued = hierarchy.issue_credential(
         &set,
         trustca_model::CertificateKind::CertificationBody,
@@ -197,7 +196,9 @@ async fn fleet_move(devices: usize, threads: usize) -> Result<(f64, u64)> {
             reason: "bench".into(),
         })
         .await?;
-    crate::progress(&format!("snapshot: enrolling {devices} devices of one model"));
+    crate::progress(&format!(
+        "snapshot: enrolling {devices} devices of one model"
+    ));
     let fleet = fixture::devices(0, devices, threads)?;
     let channels = crate::grpc::connect(server.addr, &manufacturer.client, 2).await?;
     crate::grpc::unary(&channels, std::sync::Arc::new(fleet), 64).await?;
@@ -237,7 +238,9 @@ pub async fn measure(fleet: usize, threads: usize) -> Result<Vec<Figure>> {
         let s = one(models).await?;
         figures.push(Figure::new(
             build_key,
-            format!("snapshot of {models} models: build, sign and fetch over gRPC (first, uncached)"),
+            format!(
+                "snapshot of {models} models: build, sign and fetch over gRPC (first, uncached)"
+            ),
             s.build_s,
             "s",
         ));
