@@ -10,16 +10,27 @@ use trustca_v2x::{
 
 /// The root vector's toBeSigned, encoded by hand from the ASN.1 modules.
 const ROOT_TBS_HEX: &str = concat!(
-    "38",                                           // preamble: assuranceLevel, appPermissions, certIssuePermissions
-    "81", "15", "747275737463612d7632782d746573742d726f6f74", // id name "trustca-v2x-test-root"
-    "000000",                                       // cracaId
-    "0000",                                         // crlSeries 0
-    "29625605",                                     // start: 2026-01-01 00:00:00 UTC + 5 leap seconds
-    "86", "000a",                                   // duration years 10
-    "a0",                                           // assuranceLevel: trust level 5
-    "0101", "00", "02026e",                         // appPermissions: { psid 622 }
-    "0101", "a0", "81", "0102", "c0",               // certIssuePermissions: { all, minChainLength 2, eeType app|enrol }
-    "80", "80", "83",                               // verificationKey ecdsaNistP256 compressed-y-1
+    "38", // preamble: assuranceLevel, appPermissions, certIssuePermissions
+    "81",
+    "15",
+    "747275737463612d7632782d746573742d726f6f74", // id name "trustca-v2x-test-root"
+    "000000",                                     // cracaId
+    "0000",                                       // crlSeries 0
+    "29625605",                                   // start: 2026-01-01 00:00:00 UTC + 5 leap seconds
+    "86",
+    "000a", // duration years 10
+    "a0",   // assuranceLevel: trust level 5
+    "0101",
+    "00",
+    "02026e", // appPermissions: { psid 622 }
+    "0101",
+    "a0",
+    "81",
+    "0102",
+    "c0", // certIssuePermissions: { all, minChainLength 2, eeType app|enrol }
+    "80",
+    "80",
+    "83", // verificationKey ecdsaNistP256 compressed-y-1
     "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
 );
 
@@ -58,8 +69,16 @@ fn write_vectors() {
     let k = key_one();
     let root = Certificate::sign_root(root_tbs(&k), &k).unwrap();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
-    std::fs::write(format!("{dir}/root.tbs.hex"), hex::encode(root.tbs_coer()) + "\n").unwrap();
-    std::fs::write(format!("{dir}/root.coer.hex"), hex::encode(root.as_coer()) + "\n").unwrap();
+    std::fs::write(
+        format!("{dir}/root.tbs.hex"),
+        hex::encode(root.tbs_coer()) + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{dir}/root.coer.hex"),
+        hex::encode(root.as_coer()) + "\n",
+    )
+    .unwrap();
     std::fs::write(
         format!("{dir}/root.hashedid8.hex"),
         hex::encode(root.hashed_id8()) + "\n",
@@ -95,10 +114,17 @@ fn round_trip() {
         assert_eq!(again.tbs().to_coer().unwrap(), cert.tbs_coer());
     }
     assert_eq!(c.ticket.tbs().id, CertificateId::None);
-    assert_eq!(c.ticket.tbs().assurance_level.unwrap().trust_level(), Some(3));
+    assert_eq!(
+        c.ticket.tbs().assurance_level.unwrap().trust_level(),
+        Some(3)
+    );
     assert!(c.ca.tbs().encryption_key.is_some());
     // An explicit authorization ticket is about 140 bytes.
-    assert!((120..=160).contains(&c.ticket.as_coer().len()), "{}", c.ticket.as_coer().len());
+    assert!(
+        (120..=160).contains(&c.ticket.as_coer().len()),
+        "{}",
+        c.ticket.as_coer().len()
+    );
 }
 
 #[test]
@@ -163,7 +189,10 @@ fn every_truncation_is_rejected() {
     for cert in [&c.root, &c.ca, &c.ticket] {
         let b = cert.as_coer();
         for n in 0..b.len() {
-            assert!(Certificate::from_coer(&b[..n]).is_err(), "prefix {n} accepted");
+            assert!(
+                Certificate::from_coer(&b[..n]).is_err(),
+                "prefix {n} accepted"
+            );
         }
     }
 }
@@ -227,22 +256,34 @@ fn profile_violations_are_rejected() {
     assert!(matches!(with(2, 1), Err(V2xError::Profile(_)))); // implicit
     assert!(matches!(with(12, t[12] | 0x04), Err(V2xError::Profile(_)))); // certRequestPermissions
     assert!(matches!(with(12, t[12] | 0x02), Err(V2xError::Profile(_)))); // canRequestRollover
-    assert!(matches!(with(12, t[12] | 0x40), Err(V2xError::Unsupported(_)))); // region
-    assert!(matches!(with(12, t[12] | 0x80), Err(V2xError::Unsupported(_)))); // extension
+    assert!(matches!(
+        with(12, t[12] | 0x40),
+        Err(V2xError::Unsupported(_))
+    )); // region
+    assert!(matches!(
+        with(12, t[12] | 0x80),
+        Err(V2xError::Unsupported(_))
+    )); // extension
     assert!(matches!(with(13, 0x80), Err(V2xError::Profile(_)))); // linkageData
     assert!(matches!(with(13, 0x82), Err(V2xError::Profile(_)))); // binaryId
     assert!(matches!(with(14, 0x01), Err(V2xError::Profile(_)))); // cracaId
     // Self-signed with sha384.
     let mut r = c.root.to_coer();
     r[4] = 1;
-    assert!(matches!(Certificate::from_coer(&r), Err(V2xError::Unsupported(_))));
+    assert!(matches!(
+        Certificate::from_coer(&r),
+        Err(V2xError::Unsupported(_))
+    ));
 }
 
 #[test]
 fn tampering_breaks_verification() {
     let c = chain();
-    let cases: [(&Certificate, Option<&Certificate>); 3] =
-        [(&c.root, None), (&c.ca, Some(&c.root)), (&c.ticket, Some(&c.ca))];
+    let cases: [(&Certificate, Option<&Certificate>); 3] = [
+        (&c.root, None),
+        (&c.ca, Some(&c.root)),
+        (&c.ticket, Some(&c.ca)),
+    ];
     for (cert, issuer) in cases {
         let b = cert.as_coer();
         let header = if issuer.is_none() { 5 } else { 12 };
