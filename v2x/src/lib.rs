@@ -13,6 +13,48 @@
 //!
 //! The supported subset, the assurance-level mapping and the signing rule
 //! are documented in `docs/v2x-certificates.md`.
+//!
+//! ```
+//! use ring::rand::SystemRandom;
+//! use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+//! use trustca_v2x::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rng = SystemRandom::new();
+//! let new_key = || -> Result<EcdsaKeyPair, Box<dyn std::error::Error>> {
+//!     let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
+//!     let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| e.to_string())?;
+//!     Ok(EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).map_err(|e| e.to_string())?)
+//! };
+//! let (root_key, at_key) = (new_key()?, new_key()?);
+//! let validity = ValidityPeriod {
+//!     start: Time32::from_datetime(time::macros::datetime!(2026-01-01 0:00 UTC))?,
+//!     duration: Duration::Years(5),
+//! };
+//! let root = Certificate::sign_root(
+//!     ToBeSigned::ca(
+//!         "root.example",
+//!         PublicKeyP256::from_sec1(root_key.public_key().as_ref())?,
+//!         validity,
+//!         vec![PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP)],
+//!     ),
+//!     &root_key,
+//! )?;
+//! let ticket = Certificate::issue(
+//!     ToBeSigned::authorization_ticket(
+//!         PublicKeyP256::from_sec1(at_key.public_key().as_ref())?,
+//!         ValidityPeriod { duration: Duration::Hours(168), ..validity },
+//!         vec![PsidSsp { psid: 36, ssp: Some(Ssp::Bitmap(vec![0x01, 0xff, 0xfc])) }],
+//!     ),
+//!     &root,
+//!     &root_key,
+//! )?;
+//! let received = Certificate::from_coer(&ticket.to_coer())?;
+//! received.verify_signed_by(Some(&root))?;
+//! assert_eq!(received.issuer(), IssuerIdentifier::Sha256AndDigest(root.hashed_id8()));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod cert;
