@@ -128,6 +128,48 @@ fn round_trip() {
 }
 
 #[test]
+fn kitchen_sink_round_trips() {
+    let c = chain();
+    let k = key();
+    let tbs = kitchen_sink_tbs(&k, &key());
+    let cert = Certificate::issue(tbs.clone(), &c.root, &c.root_key).unwrap();
+    assert_eq!(cert.tbs(), &tbs);
+    assert_eq!(Certificate::from_coer(cert.as_coer()).unwrap(), cert);
+    cert.verify_signed_by(Some(&c.root)).unwrap();
+    // Long-form length for the 200-octet name.
+    assert_eq!(&cert.as_coer()[13..16], [0x81, 0x81, 200]);
+    for n in 0..cert.as_coer().len() {
+        assert!(Certificate::from_coer(&cert.as_coer()[..n]).is_err());
+    }
+}
+
+#[test]
+fn encoded_default_is_rejected() {
+    let c = chain();
+    // The CA's group `all(1, app)` is 01 01 | 20 | 81 | 80 (quantity,
+    // preamble eeType, all, eeType app). Encode minChainLength 1 too.
+    let b = c.ca.to_coer();
+    let pos = b
+        .windows(5)
+        .position(|w| w == [0x01, 0x01, 0x20, 0x81, 0x80])
+        .unwrap();
+    let mut m = b[..pos + 2].to_vec();
+    m.extend_from_slice(&[0xa0, 0x81, 0x01, 0x01, 0x80]);
+    m.extend_from_slice(&b[pos + 5..]);
+    assert!(matches!(
+        Certificate::from_coer(&m),
+        Err(V2xError::NonCanonical { .. })
+    ));
+    // With minChainLength 2 instead, it decodes (only the signature breaks).
+    m[pos + 5] = 0x02;
+    let t = Certificate::from_coer(&m).unwrap();
+    assert_eq!(
+        t.verify_signed_by(Some(&c.root)),
+        Err(V2xError::BadSignature)
+    );
+}
+
+#[test]
 fn chain_verifies() {
     let c = chain();
     c.root.verify_signed_by(None).unwrap();

@@ -23,7 +23,8 @@ IEEE1609dot2.asn, TS103097v131.asn), unmodified, from $V2X_ASN1_DIR (default
   tbs is the slice of the received bytes, checked equal to asn1tools'
   encoding of the decoded toBeSigned.
 
-Files after --must-fail must be rejected by one of these checks.
+Files after --must-fail must be rejected by one of these checks. With
+V2X_DUMP=1 the decoded toBeSigned of each file is printed.
 Prints one line per file and exits non-zero if any expectation fails.
 """
 
@@ -124,6 +125,8 @@ def load(spec, path):
     header = 5 if c["issuer"][0] == "self" else 12
     if raw[header : header + len(tbs)] != tbs:
         raise Reject("toBeSigned not found at its offset")
+    if os.environ.get("V2X_DUMP") == "1":
+        print("decoded %s: %r" % (path, c["toBeSigned"]))
     return raw, c, tbs
 
 

@@ -63,6 +63,8 @@ fn asn1tools_and_cryptography_accept_the_chain() {
     let ticket = write("ticket.coer", c.ticket.as_coer());
     let vector = hex::decode(include_str!("../testdata/root.coer.hex").trim()).unwrap();
     let published = write("published-root.coer", &vector);
+    let sink = Certificate::issue(kitchen_sink_tbs(&key(), &key()), &c.root, &c.root_key).unwrap();
+    let sink_path = write("kitchen-sink.coer", sink.as_coer());
     // Must be rejected: a changed sSig, a changed validity start (decodes
     // with both codecs, signature breaks), and a ticket whose issuer is
     // not among the files.
@@ -81,7 +83,7 @@ fn asn1tools_and_cryptography_accept_the_chain() {
 
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
-        .args([&root, &ca, &ticket, &published])
+        .args([&root, &ca, &ticket, &published, &sink_path])
         .args([
             "--must-fail",
             &bad_sig,
@@ -91,13 +93,19 @@ fn asn1tools_and_cryptography_accept_the_chain() {
             &orphan,
         ])
         .env("V2X_ASN1_DIR", asn1_dir())
+        .env("V2X_DUMP", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "independent check failed");
     // The independent HashedId8s agree with ours.
-    for (path, cert) in [(&root, &c.root), (&ca, &c.ca), (&ticket, &c.ticket)] {
+    for (path, cert) in [
+        (&root, &c.root),
+        (&ca, &c.ca),
+        (&ticket, &c.ticket),
+        (&sink_path, &sink),
+    ] {
         let line = format!(
             "OK verified {path} hashedid8={}",
             hex::encode(cert.hashed_id8())
@@ -111,4 +119,29 @@ fn asn1tools_and_cryptography_accept_the_chain() {
             .count(),
         3
     );
+    // asn1tools read the kitchen sink's fields as we meant them.
+    let dump = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("decoded {sink_path}:")))
+        .unwrap();
+    for expected in [
+        "'crlSeries': 48879",
+        "'start': 16909060, 'duration': ('sixtyHours', 7)",
+        "'assuranceLevel': b'b'",
+        "{'psid': 0}",
+        "{'psid': 4294967295, 'ssp': ('opaque', b'')}",
+        "{'psid': 300, 'ssp': ('bitmapSsp', b'\\xa5",
+        "{'psid': 36, 'sspRange': ('bitmapSspRange', {'sspValue': b'\\x01\\x02', 'sspBitmask': b'\\xff\\x00'})}",
+        "{'psid': 37, 'sspRange': ('all', None)}",
+        "{'psid': 38, 'sspRange': ('opaque', [b'', b'\\x01\\x02\\x03'])}",
+        "{'psid': 39}",
+        "'minChainLength': 3, 'chainLengthRange': -1, 'eeType': (b'@', 8)",
+        "{'subjectPermissions': ('all', None), 'minChainLength': 1, 'chainLengthRange': 0",
+        "'encryptionKey': {'supportedSymmAlg': 'aes128Ccm', 'publicKey': ('eciesNistP256',",
+    ] {
+        assert!(
+            dump.contains(expected),
+            "asn1tools decoded differently: {expected}"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use trustca_v2x::{
-    Certificate, Duration, PsidGroupPermissions, PsidSsp, PublicKeyP256, Ssp, SubjectAssurance,
-    Time32, ToBeSigned, ValidityPeriod,
+    Certificate, Duration, PsidGroupPermissions, PsidSsp, PsidSspRange, PublicKeyP256, Ssp,
+    SspRange, SubjectAssurance, SubjectPermissions, Time32, ToBeSigned, ValidityPeriod,
 };
 
 /// A fresh P-256 key pair.
@@ -132,4 +132,64 @@ pub fn chain() -> Chain {
         ca,
         ticket,
     }
+}
+
+/// A CA certificate that exercises every supported field and alternative:
+/// a 200-character name (long-form length), every ssp and ssp-range
+/// alternative (including the extension alternatives, encoded as open
+/// types), non-default and negative chain parameters, a default `eeType`.
+pub fn kitchen_sink_tbs(k: &EcdsaKeyPair, enc: &EcdsaKeyPair) -> ToBeSigned {
+    let name: String = "kitchen-sink.".repeat(16).chars().take(200).collect();
+    let mut t = ToBeSigned::ca(
+        &name,
+        public(k),
+        ValidityPeriod {
+            start: Time32(0x0102_0304),
+            duration: Duration::SixtyHours(7),
+        },
+        vec![
+            PsidGroupPermissions {
+                subject_permissions: SubjectPermissions::Explicit(vec![
+                    PsidSspRange {
+                        psid: 36,
+                        ssp_range: Some(SspRange::Bitmap {
+                            value: vec![0x01, 0x02],
+                            mask: vec![0xff, 0x00],
+                        }),
+                    },
+                    PsidSspRange {
+                        psid: 37,
+                        ssp_range: Some(SspRange::All),
+                    },
+                    PsidSspRange {
+                        psid: 38,
+                        ssp_range: Some(SspRange::Opaque(vec![vec![], vec![1, 2, 3]])),
+                    },
+                    PsidSspRange {
+                        psid: 39,
+                        ssp_range: None,
+                    },
+                ]),
+                min_chain_length: 3,
+                chain_length_range: -1,
+                ee_type: PsidGroupPermissions::EE_ENROL,
+            },
+            PsidGroupPermissions::all(1, 0),
+        ],
+    );
+    t.crl_series = 0xbeef;
+    t.assurance_level = Some(SubjectAssurance(0x62));
+    t.encryption_key = Some(public(enc));
+    t.app_permissions = Some(vec![
+        PsidSsp { psid: 0, ssp: None },
+        PsidSsp {
+            psid: u64::from(u32::MAX),
+            ssp: Some(Ssp::Opaque(vec![])),
+        },
+        PsidSsp {
+            psid: 300,
+            ssp: Some(Ssp::Bitmap(vec![0xa5; 31])),
+        },
+    ]);
+    t
 }
