@@ -362,3 +362,75 @@ fn tampering_breaks_verification() {
     let ca = Certificate::from_coer(&ca).unwrap();
     assert!(c.ticket.verify_signed_by(Some(&ca)).is_err());
 }
+
+/// Deterministic xorshift for the mutation test (no extra dependency).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_mutations_never_panic_and_never_verify() {
+    let c = chain();
+    let sink = Certificate::issue(kitchen_sink_tbs(&key(), &key()), &c.root, &c.root_key).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut decoded = 0;
+    for (cert, issuer) in [(&c.ticket, &c.ca), (&c.ca, &c.root), (&sink, &c.root)] {
+        let orig = cert.to_coer();
+        for _ in 0..3000 {
+            let mut m = orig.clone();
+            for _ in 0..=rng.below(3) {
+                if m.is_empty() {
+                    break;
+                }
+                match rng.below(4) {
+                    0 => {
+                        let i = rng.below(m.len());
+                        m[i] = rng.next() as u8;
+                    }
+                    1 => {
+                        let i = rng.below(m.len() + 1);
+                        m.insert(i, rng.next() as u8);
+                    }
+                    2 if m.len() > 1 => {
+                        let i = rng.below(m.len());
+                        m.remove(i);
+                    }
+                    _ => {
+                        let i = rng.below(m.len());
+                        m.truncate(i);
+                    }
+                }
+            }
+            if m == orig {
+                continue;
+            }
+            if let Ok(t) = Certificate::from_coer(&m) {
+                decoded += 1;
+                assert_eq!(t.as_coer(), &m[..]);
+                // Only a changed rSig form (x-only/compressed) keeps r.
+                if t.verify_signed_by(Some(issuer)).is_ok() {
+                    assert_eq!(t.tbs_coer(), cert.tbs_coer());
+                    assert_eq!(t.signature().r, cert.signature().r);
+                    assert_eq!(t.signature().s, cert.signature().s);
+                }
+            }
+        }
+    }
+    assert!(decoded > 0);
+    // Random garbage.
+    for len in 0..400 {
+        let g: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let _ = Certificate::from_coer(&g);
+    }
+}
