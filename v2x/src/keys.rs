@@ -140,9 +140,9 @@ mod tests {
 
     #[test]
     fn rejects_points_off_the_curve() {
-        // x = 0 gives y^2 = b, which is not a square mod p for P-256... if it
-        // were, this would pass; instead try a run of x values and require
-        // that some are rejected (about half of all x are not on the curve).
+        // About half of all x values have no point on the curve; among
+        // x = 0..32 some must be rejected. x >= p and an all-04 "point"
+        // are rejected too.
         let rejected = (0u8..32)
             .filter(|i| {
                 let mut x = [0u8; 32];
