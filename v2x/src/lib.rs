@@ -1,0 +1,73 @@
+//! V2X certificates for trustca: IEEE 1609.2 explicit certificates in the
+//! ETSI TS 103 097 `EtsiTs103097Certificate` profile, canonical OER (COER)
+//! encoded and signed with ECDSA P-256 / SHA-256.
+//!
+//! * [`cert`]: the certificate types, the strict COER encoder and decoder
+//!   for the supported subset, signing ([`Certificate::sign_root`],
+//!   [`Certificate::issue`]) and verification
+//!   ([`Certificate::verify_signed_by`]).
+//! * [`validity`]: `Time32` (TAI seconds since 2004-01-01, with a leap
+//!   second table), `Duration` and `ValidityPeriod`.
+//! * [`keys`]: compressed P-256 public keys, SHA-256, [`hashed_id8`] and
+//!   the IEEE 1609.2 signing input.
+//!
+//! The supported subset, the assurance-level mapping and the signing rule
+//! are documented in `docs/v2x-certificates.md`.
+//!
+//! ```
+//! use ring::rand::SystemRandom;
+//! use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+//! use trustca_v2x::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rng = SystemRandom::new();
+//! let new_key = || -> Result<EcdsaKeyPair, Box<dyn std::error::Error>> {
+//!     let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
+//!     let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| e.to_string())?;
+//!     Ok(EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).map_err(|e| e.to_string())?)
+//! };
+//! let (root_key, at_key) = (new_key()?, new_key()?);
+//! let validity = ValidityPeriod {
+//!     start: Time32::from_datetime(time::macros::datetime!(2026-01-01 0:00 UTC))?,
+//!     duration: Duration::Years(5),
+//! };
+//! let root = Certificate::sign_root(
+//!     ToBeSigned::ca(
+//!         "root.example",
+//!         PublicKeyP256::from_sec1(root_key.public_key().as_ref())?,
+//!         validity,
+//!         vec![PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP)],
+//!     ),
+//!     &root_key,
+//! )?;
+//! let ticket = Certificate::issue(
+//!     ToBeSigned::authorization_ticket(
+//!         PublicKeyP256::from_sec1(at_key.public_key().as_ref())?,
+//!         ValidityPeriod { duration: Duration::Hours(168), ..validity },
+//!         vec![PsidSsp { psid: 36, ssp: Some(Ssp::Bitmap(vec![0x01, 0xff, 0xfc])) }],
+//!     ),
+//!     &root,
+//!     &root_key,
+//! )?;
+//! let received = Certificate::from_coer(&ticket.to_coer())?;
+//! received.verify_signed_by(Some(&root))?;
+//! assert_eq!(received.issuer(), IssuerIdentifier::Sha256AndDigest(root.hashed_id8()));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod cert;
+mod coer;
+pub mod error;
+pub mod keys;
+pub mod validity;
+
+pub use cert::{
+    Certificate, CertificateId, EcdsaP256Signature, IssuerIdentifier, MAX_CERTIFICATE_LEN,
+    PsidGroupPermissions, PsidSsp, PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance,
+    SubjectPermissions, ToBeSigned,
+};
+pub use error::V2xError;
+pub use keys::{PublicKeyP256, hashed_id8, sha256, signing_message};
+pub use validity::{Duration, Time32, ValidityPeriod};

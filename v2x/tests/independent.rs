@@ -1,0 +1,147 @@
+//! Cross-check with an independent implementation: `tests/independent.py`
+//! decodes the certificates with Python asn1tools (compiled from the
+//! published ASN.1 modules) and verifies the signatures with Python
+//! cryptography. Skipped, loudly, when python3, asn1tools, cryptography or
+//! the ASN.1 modules are missing, unless TRUSTCA_REQUIRE_INTEROP=1.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use trustca_v2x::Certificate;
+
+fn asn1_dir() -> PathBuf {
+    match std::env::var_os("V2X_ASN1_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
+    }
+}
+
+/// Returns why the check cannot run, if it cannot.
+fn missing() -> Option<String> {
+    let dir = asn1_dir();
+    if !dir.join("TS103097v131.asn").is_file() {
+        return Some(format!(
+            "ASN.1 modules not found in {} (set V2X_ASN1_DIR)",
+            dir.display()
+        ));
+    }
+    match Command::new("python3")
+        .args(["-c", "import asn1tools, cryptography"])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "python3 lacks asn1tools or cryptography: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("python3 not runnable: {e}")),
+    }
+}
+
+#[test]
+fn asn1tools_and_cryptography_accept_the_chain() {
+    if let Some(why) = missing() {
+        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("independent check required but cannot run: {why}");
+        }
+        eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
+        return;
+    }
+    let c = chain();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let root = write("root.coer", c.root.as_coer());
+    let ca = write("ca.coer", c.ca.as_coer());
+    let ticket = write("ticket.coer", c.ticket.as_coer());
+    let vector = hex::decode(include_str!("../testdata/root.coer.hex").trim()).unwrap();
+    let published = write("published-root.coer", &vector);
+    let sink = Certificate::issue(kitchen_sink_tbs(&key(), &key()), &c.root, &c.root_key).unwrap();
+    let sink_path = write("kitchen-sink.coer", sink.as_coer());
+    // Must be rejected: a changed sSig, a changed validity start (decodes
+    // with both codecs, signature breaks), and a ticket whose issuer is
+    // not among the files.
+    let mut bad_sig = c.ticket.to_coer();
+    let n = bad_sig.len();
+    bad_sig[n - 1] ^= 0x01;
+    let mut bad_tbs = c.ca.to_coer();
+    let start = c.ca.tbs().validity.start.0.to_be_bytes();
+    let pos = bad_tbs.windows(4).position(|w| w == start).unwrap();
+    bad_tbs[pos + 3] ^= 0x01;
+    assert!(Certificate::from_coer(&bad_tbs).is_ok());
+    let other = chain();
+    let orphan = write("orphan-ticket.coer", other.ticket.as_coer());
+    let bad_sig = write("bad-signature.coer", &bad_sig);
+    let bad_tbs = write("bad-tbs.coer", &bad_tbs);
+
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
+        .args([&root, &ca, &ticket, &published, &sink_path])
+        .args([
+            "--must-fail",
+            &bad_sig,
+            "--must-fail",
+            &bad_tbs,
+            "--must-fail",
+            &orphan,
+        ])
+        .env("V2X_ASN1_DIR", asn1_dir())
+        .env("V2X_DUMP", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "independent check failed");
+    // The independent HashedId8s agree with ours.
+    for (path, cert) in [
+        (&root, &c.root),
+        (&ca, &c.ca),
+        (&ticket, &c.ticket),
+        (&sink_path, &sink),
+    ] {
+        let line = format!(
+            "OK verified {path} hashedid8={}",
+            hex::encode(cert.hashed_id8())
+        );
+        assert!(stdout.lines().any(|l| l == line), "missing: {line}");
+    }
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("OK rejected"))
+            .count(),
+        3
+    );
+    // asn1tools read the kitchen sink's fields as we meant them.
+    let dump = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("decoded {sink_path}:")))
+        .unwrap();
+    for expected in [
+        "'crlSeries': 48879",
+        "'start': 16909060, 'duration': ('sixtyHours', 7)",
+        "'assuranceLevel': b'b'",
+        "{'psid': 0}",
+        "{'psid': 4294967295, 'ssp': ('opaque', b'')}",
+        "{'psid': 300, 'ssp': ('bitmapSsp', b'\\xa5",
+        "{'psid': 36, 'sspRange': ('bitmapSspRange', {'sspValue': b'\\x01\\x02', 'sspBitmask': b'\\xff\\x00'})}",
+        "{'psid': 37, 'sspRange': ('all', None)}",
+        "{'psid': 38, 'sspRange': ('opaque', [b'', b'\\x01\\x02\\x03'])}",
+        "{'psid': 39}",
+        "'minChainLength': 3, 'chainLengthRange': -1, 'eeType': (b'@', 8)",
+        "{'subjectPermissions': ('all', None), 'minChainLength': 1, 'chainLengthRange': 0",
+        "'encryptionKey': {'supportedSymmAlg': 'aes128Ccm', 'publicKey': ('eciesNistP256',",
+    ] {
+        assert!(
+            dump.contains(expected),
+            "asn1tools decoded differently: {expected}"
+        );
+    }
+}
