@@ -84,6 +84,7 @@ pub fn extension_json(ext: &TrustLevelExtension) -> Value {
             "evaluated_at": b.evaluated_at.map(rfc3339),
         })).collect::<Vec<_>>(),
         "authorized_sectors": ext.authorized_sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "permitted_schemes": ext.permitted_schemes,
     })
 }
 
@@ -157,6 +158,10 @@ pub fn inspect_text(v: &Value) -> String {
             if let Some(a) = t["authorized_sectors"].as_array().filter(|a| !a.is_empty()) {
                 let names: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
                 out.push_str(&format!("  authorized: {}\n", names.join(", ")));
+            }
+            if let Some(a) = t["permitted_schemes"].as_array().filter(|a| !a.is_empty()) {
+                let names: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
+                out.push_str(&format!("  schemes:    {}\n", names.join(", ")));
             }
         }
     }

@@ -292,7 +292,8 @@ mod tests {
                 Access::Public => assert!(
                     path.ends_with("/GetCaCertificates")
                         || path.ends_with("/GetCrl")
-                        || path.ends_with("/GetPrl"),
+                        || path.ends_with("/GetPrl")
+                        || path.ends_with("/GetSnapshot"),
                     "{path} is public"
                 ),
                 Access::Caller { revoked, .. } => {

@@ -468,7 +468,11 @@ impl Est {
         let model = need(subject.common_name, "CN (commonName: the model)")?;
         let firmware_version = match subject.firmware_version {
             Some(v) => v,
-            None => self.current_release(&sector, &manufacturer, &model)?,
+            // An unregistered model is refused by the engine, after the
+            // caller's rights (so another manufacturer's O is 403, not 409).
+            None => self
+                .current_release(&sector, &manufacturer, &model)?
+                .unwrap_or_else(|| FIRMWARE_UNKNOWN.to_owned()),
         };
         let device = DeviceAttributes {
             sector: sector.to_string(),
@@ -489,14 +493,14 @@ impl Est {
     }
 
     /// The firmware of a device whose CSR names none: the model's current
-    /// release, i.e. the lowest version of its newest registered range.
-    /// Unregistered models get the engine's "not registered" refusal.
+    /// release, i.e. the lowest version of its newest registered range;
+    /// `None` for a model not registered.
     fn current_release(
         &self,
         sector: &SectorName,
         manufacturer: &str,
         model: &str,
-    ) -> Result<String, EstError> {
+    ) -> Result<Option<String>, EstError> {
         let ranges = trustca_store::registry::model_ranges(
             self.storage.as_ref(),
             sector.as_str(),
@@ -511,15 +515,10 @@ impl Est {
                 r.min.clone()
             }
         };
-        ranges
+        Ok(ranges
             .iter()
             .map(|m| release(&m.key.firmware))
-            .max_by(|a, b| trustca_model::firmware::compare(a, b))
-            .ok_or_else(|| {
-                EstError::Ca(CaError::ModelNotRegistered(format!(
-                    "{sector}/{manufacturer}/{model} is not in the model registry; the manufacturer registers it with `trustca model register`"
-                )))
-            })
+            .max_by(|a, b| trustca_model::firmware::compare(a, b)))
     }
 
     async fn simple_reenroll(

@@ -539,11 +539,13 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
     spawn_reload_on_hangup(&trust);
+    let model_registry = Arc::new(trustca_db::ModelRegistry::new(
+        Arc::clone(&storage),
+        Arc::clone(&policy_set),
+    ));
+    spawn_registry_sweep(&model_registry, &crl_lease);
     let registry = trustca_proto::v1::model_registry_server::ModelRegistryServer::new(
-        trustca_db::ModelRegistryService::new(Arc::new(trustca_db::ModelRegistry::new(
-            Arc::clone(&storage),
-            Arc::clone(&policy_set),
-        ))),
+        trustca_db::ModelRegistryService::new(model_registry),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(64 * MAX_MESSAGE_BYTES);
@@ -774,6 +776,37 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
 /// Reissues every CRL at half the shortest CRL validity, so relying parties
 /// always hold a current one, on the replica holding the `crl` lease. Holds
 /// the publisher weakly.
+/// How often the model registry is re-assessed for expired evaluations.
+const REGISTRY_SWEEP_PERIOD: Duration = Duration::from_secs(3600);
+
+/// Re-assesses every registered model at start and every
+/// [`REGISTRY_SWEEP_PERIOD`], on the replica holding the CRL lease, so an
+/// evaluation that expires moves its fleet without anyone asking.
+fn spawn_registry_sweep(registry: &Arc<trustca_db::ModelRegistry>, lease: &Arc<Lease>) {
+    let registry = Arc::downgrade(registry);
+    let lease = Arc::clone(lease);
+    tokio::spawn(async move {
+        loop {
+            let Some(r) = registry.upgrade() else { return };
+            if lease.held() {
+                match tokio::task::spawn_blocking(move || {
+                    r.reassess_all(time::OffsetDateTime::now_utc())
+                })
+                .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        tracing::info!(models = n, "model registry re-assessed: expiries applied")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "model registry sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "model registry sweep task failed"),
+                }
+            }
+            tokio::time::sleep(REGISTRY_SWEEP_PERIOD).await;
+        }
+    });
+}
+
 /// How often the snapshot files under `DATA/snapshots/` are rewritten.
 const SNAPSHOT_FILE_PERIOD: Duration = Duration::from_secs(300);
 

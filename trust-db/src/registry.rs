@@ -78,6 +78,9 @@ fn invalid(m: impl Into<String>) -> TrustDbError {
 }
 
 fn actor(c: &Credential) -> String {
+    if c.kind == CertificateKind::Service && c.name == "expiry" {
+        return "registry:expiry".to_owned();
+    }
     format!("{}:{}", c.kind.as_str(), c.name)
 }
 
@@ -571,6 +574,67 @@ impl ModelRegistry {
         })
     }
 
+    /// Re-assesses every record at `now` and applies what time changed
+    /// (an evaluation past its valid-until, a support period that ran
+    /// out): such a record gets a history entry and its fleet moves, as
+    /// for any other change, with the actor `registry:expiry`. Returns how
+    /// many records changed. Run periodically by the server on one replica.
+    pub fn reassess_all(&self, now: OffsetDateTime) -> Result<usize, TrustDbError> {
+        let mut changed = 0;
+        for stale in models_with_prefix(self.storage.as_ref(), "")? {
+            let policy = match self.sector_policy(stale.key.sector.as_str()) {
+                Ok(p) => p,
+                Err(_) => continue,
+            };
+            let _guard = self
+                .writing
+                .lock()
+                .map_err(|_| invalid("registry lock poisoned"))?;
+            // Read again under the lock: a change may have landed since.
+            let record = self.load(&stale.key)?;
+            let assessment = record.assess(policy, now)?;
+            if assessment.level.get() == record.level && assessment.status == record.status {
+                continue;
+            }
+            let expiry = Credential {
+                kind: CertificateKind::Service,
+                sector: record.key.sector.clone(),
+                sectors: vec![record.key.sector.clone()],
+                name: "expiry".into(),
+                serial: String::new(),
+                extension: trustca_model::TrustLevelExtension {
+                    kind: CertificateKind::Service,
+                    sector: record.key.sector.clone(),
+                    level: None,
+                    policy_version: policy.version.clone(),
+                    basis: vec![],
+                    authorized_sectors: vec![],
+                    permitted_schemes: vec![],
+                },
+                identity: None,
+                key_fingerprint: [0; 32],
+            };
+            let text = format!(
+                "re-assessed: level {} -> {} ({} -> {})",
+                record.level,
+                assessment.level.get(),
+                record.status.as_str(),
+                assessment.status.as_str()
+            );
+            self.commit(
+                record,
+                assessment,
+                &expiry,
+                "model.reassessed",
+                text,
+                "an evaluation or the support period expired",
+                now,
+            )?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+
     /// The trust changes that bring every enrolled device of `record`'s
     /// model and range in line with it.
     fn fleet_changes(
@@ -986,6 +1050,69 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, TrustDbError::FailedPrecondition(_)), "{err}");
         assert_eq!(storage.audit_head().unwrap().0, before);
+    }
+
+    #[test]
+    fn an_expired_evaluation_moves_the_fleet_at_the_next_sweep() {
+        let (_dir, storage, registry) = registry();
+        let acme = caller(CertificateKind::Manufacturer, "Acme", &[]);
+        let tuv = caller(
+            CertificateKind::CertificationBody,
+            "TUV",
+            &["iso-sae-21434"],
+        );
+        registry
+            .register(
+                &acme,
+                &pb::RegisterModelRequest {
+                    model: selector("1.0.."),
+                    declared: vec![pb::EvidenceItem {
+                        r#type: "secure-update".into(),
+                        value: "true".into(),
+                        ..Default::default()
+                    }],
+                    self_assessed: vec![],
+                    reason: "r".into(),
+                },
+            )
+            .unwrap();
+        registry
+            .add_evaluation(
+                &tuv,
+                &pb::AddEvaluationRequest {
+                    model: selector("1.0.."),
+                    evaluation: Some(pb::ModelEvaluationInput {
+                        scheme: "iso-sae-21434".into(),
+                        result: "CAL2".into(),
+                        certificate_number: "T-9".into(),
+                        evaluated_at: day(-1),
+                        valid_until: day(30),
+                    }),
+                    reason: "r".into(),
+                },
+            )
+            .unwrap();
+        assert!(
+            storage
+                .commit_issuances(&[device(7, "1.3", 3)])
+                .iter()
+                .all(|r| r.is_ok())
+        );
+        assert_eq!(registry.reassess_all(OffsetDateTime::now_utc()).unwrap(), 0);
+        let later = OffsetDateTime::now_utc() + time::Duration::days(31);
+        assert_eq!(registry.reassess_all(later).unwrap(), 1);
+        let record = storage
+            .trust_record("automotive/acme/ev-9/sn7")
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.level, 2);
+        let history = storage.history("automotive/acme/ev-9/sn7").unwrap();
+        assert_eq!(history.last().unwrap().actor, "registry:expiry");
+        assert_eq!(
+            registry.reassess_all(later).unwrap(),
+            0,
+            "nothing left to move"
+        );
     }
 
     #[test]
