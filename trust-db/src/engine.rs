@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use trustca_model::{
-    CertificateKind, Credential, DecisionInput, DetectionPolicy, DeviceIdentity, SectorName,
-    SignedTrustAssertion, StatementAlgorithm, StatementSigner, TrustAssertion, TrustLevel,
-    TrustPolicy, TrustStatus, VerifiedChain,
+    CertificateKind, Credential, DetectionPolicy, DeviceIdentity, SectorName, SignedTrustAssertion,
+    Standing, StatementAlgorithm, StatementSigner, TrustAssertion, TrustLevel, TrustPolicy,
+    TrustStatus, VerifiedChain,
 };
 use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
@@ -700,23 +700,15 @@ impl TrustEngine {
             Ok(s) => s,
             Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
         };
-        let standing = |s: &LiveState| (s.status == TrustStatus::Active).then_some(s.level);
-        let outcome = policy.decide(DecisionInput {
-            caller_sector: &caller_state.sector,
-            caller_level: standing(&caller_state),
-            peer_sector: &peer_state.sector,
-            peer_level: standing(&peer_state),
-            operation,
-        })?;
-        let mut reasons = Vec::with_capacity(outcome.reasons.len() + 2);
-        if caller_state.status != TrustStatus::Active {
-            reasons.push(format!("caller is {}", caller_state.status.as_str()));
+        fn side(s: &LiveState) -> Standing<'_> {
+            Standing {
+                sector: &s.sector,
+                level: s.level,
+                status: s.status,
+                notes: &s.notes,
+            }
         }
-        if peer_state.status != TrustStatus::Active {
-            reasons.push(format!("peer is {}", peer_state.status.as_str()));
-        }
-        reasons.extend(peer_state.notes.iter().cloned());
-        reasons.extend(outcome.reasons);
+        let outcome = policy.decide_standing(side(&caller_state), side(&peer_state), operation)?;
         let ttl =
             time::Duration::try_from(self.cfg.decision_ttl).unwrap_or(time::Duration::MINUTE * 5);
         let valid_until = (now + ttl)
@@ -731,7 +723,7 @@ impl TrustEngine {
             peer_sector,
             peer_identity: peer_state.identity.clone(),
             rule: outcome.rule.unwrap_or_default(),
-            reasons,
+            reasons: outcome.reasons,
             valid_from: now.unix_timestamp(),
             valid_until: valid_until.unix_timestamp(),
             peer_assertion: Some((*peer_state.assertion).clone()),

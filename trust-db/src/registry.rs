@@ -78,11 +78,11 @@ fn invalid(m: impl Into<String>) -> TrustDbError {
 }
 
 fn actor(c: &Credential) -> String {
-    if c.kind == CertificateKind::Service && c.name == "expiry" {
-        return "registry:expiry".to_owned();
-    }
     format!("{}:{}", c.kind.as_str(), c.name)
 }
+
+/// Who applies what time changed (see [`ModelRegistry::reassess_all`]).
+const EXPIRY_ACTOR: &str = "registry:expiry";
 
 fn check_reason(reason: &str) -> Result<(), TrustDbError> {
     if reason.trim().is_empty() {
@@ -356,7 +356,7 @@ impl ModelRegistry {
         self.commit(
             record,
             assessment,
-            caller,
+            &actor(caller),
             "model.registered",
             text,
             &req.reason,
@@ -428,7 +428,15 @@ impl ModelRegistry {
         } else {
             "model.evaluated"
         };
-        self.commit(record, assessment, caller, kind, text, &req.reason, now)
+        self.commit(
+            record,
+            assessment,
+            &actor(caller),
+            kind,
+            text,
+            &req.reason,
+            now,
+        )
     }
 
     /// Certification body (its own evaluations) or manufacturer (its own
@@ -490,7 +498,7 @@ impl ModelRegistry {
         self.commit(
             record,
             assessment,
-            caller,
+            &actor(caller),
             "model.withdrawn",
             text,
             &req.reason,
@@ -541,7 +549,15 @@ impl ModelRegistry {
             }
         };
         let assessment = record.assess(policy, now)?;
-        self.commit(record, assessment, caller, kind, text, &req.reason, now)
+        self.commit(
+            record,
+            assessment,
+            &actor(caller),
+            kind,
+            text,
+            &req.reason,
+            now,
+        )
     }
 
     /// Any authenticated caller: one record.
@@ -596,24 +612,6 @@ impl ModelRegistry {
             if assessment.level.get() == record.level && assessment.status == record.status {
                 continue;
             }
-            let expiry = Credential {
-                kind: CertificateKind::Service,
-                sector: record.key.sector.clone(),
-                sectors: vec![record.key.sector.clone()],
-                name: "expiry".into(),
-                serial: String::new(),
-                extension: trustca_model::TrustLevelExtension {
-                    kind: CertificateKind::Service,
-                    sector: record.key.sector.clone(),
-                    level: None,
-                    policy_version: policy.version.clone(),
-                    basis: vec![],
-                    authorized_sectors: vec![],
-                    permitted_schemes: vec![],
-                },
-                identity: None,
-                key_fingerprint: [0; 32],
-            };
             let text = format!(
                 "re-assessed: level {} -> {} ({} -> {})",
                 record.level,
@@ -624,7 +622,7 @@ impl ModelRegistry {
             self.commit(
                 record,
                 assessment,
-                &expiry,
+                EXPIRY_ACTOR,
                 "model.reassessed",
                 text,
                 "an evaluation or the support period expired",
@@ -738,14 +736,14 @@ impl ModelRegistry {
         &self,
         mut record: ModelRecord,
         assessment: Assessment,
-        caller: &Credential,
+        who: &str,
         audit_kind: &str,
         text: String,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<pb::ModelChangeResponse, TrustDbError> {
         let at = now.unix_timestamp();
-        let who = actor(caller);
+        let who = who.to_owned();
         let before = (record.level, record.status);
         record.record_change(&assessment, at, &who, text.clone(), reason);
         let (matched, changes) = self.fleet_changes(&record, &who, reason)?;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ModelError, SectorName, TrustLevel};
+use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
 
 /// `cooperation.toml` as written.
 #[derive(Debug, Deserialize)]
@@ -125,6 +125,21 @@ pub struct DecisionInput<'a> {
     pub peer_level: Option<TrustLevel>,
     /// The operation asked for.
     pub operation: &'a str,
+}
+
+/// One side of a decision as the trust database knows it: its sector,
+/// live level and status, and notes explaining the status.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// The device's sector.
+    pub sector: &'a SectorName,
+    /// Its live level.
+    pub level: TrustLevel,
+    /// Its live status.
+    pub status: TrustStatus,
+    /// Why the status is what it is beyond the record (e.g. a revoked
+    /// certificate).
+    pub notes: &'a [String],
 }
 
 /// The outcome of one decision.
@@ -449,6 +464,39 @@ impl TrustPolicy {
             .or_else(|| self.rules.get(&(c, "*".to_owned())))
             .or_else(|| self.rules.get(&("*".to_owned(), p)))
             .or_else(|| self.rules.get(&("*".to_owned(), "*".to_owned())))
+    }
+
+    /// Decides between two devices in their live standing. A side that is
+    /// not active may not cooperate at all (it counts as having no level);
+    /// the reasons say so first, then give the peer's notes, then the
+    /// rule's reasons. The online `Decide` and the offline decision from a
+    /// signed snapshot both decide here, so they cannot drift apart.
+    pub fn decide_standing(
+        &self,
+        caller: Standing<'_>,
+        peer: Standing<'_>,
+        operation: &str,
+    ) -> Result<DecisionOutcome, ModelError> {
+        let standing = |s: &Standing<'_>| (s.status == TrustStatus::Active).then_some(s.level);
+        let mut outcome = self.decide(DecisionInput {
+            caller_sector: caller.sector,
+            caller_level: standing(&caller),
+            peer_sector: peer.sector,
+            peer_level: standing(&peer),
+            operation,
+        })?;
+        let mut reasons = Vec::with_capacity(outcome.reasons.len() + 2 + peer.notes.len());
+        if caller.status != TrustStatus::Active {
+            reasons.push(format!("caller is {}", caller.status.as_str()));
+        }
+        if peer.status != TrustStatus::Active {
+            reasons.push(format!("peer is {}", peer.status.as_str()));
+        }
+        // The caller's own notes are not reported: it knows its standing.
+        reasons.extend(peer.notes.iter().cloned());
+        reasons.append(&mut outcome.reasons);
+        outcome.reasons = reasons;
+        Ok(outcome)
     }
 
     /// Decides one query. An unknown operation is an error (a bad request),

@@ -35,7 +35,7 @@ pub use chain::{
     VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
     key_fingerprint, verify_chain,
 };
-pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, TrustPolicy};
+pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, Standing, TrustPolicy};
 pub use credential::{
     AuthenticatedCaller, AuthenticatedPeer, Credential, credential_from_chain, trust_extension,
 };

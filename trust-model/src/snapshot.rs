@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::chain::VerifiedChain;
-use crate::cooperation::{DecisionInput, DecisionOutcome, TrustPolicy};
+use crate::cooperation::{DecisionOutcome, Standing, TrustPolicy};
 use crate::der::{self, Reader};
 use crate::extension::ExtensionOid;
 use crate::registry::{FirmwareRange, ModelKey, ModelStatus};
@@ -1004,25 +1004,15 @@ pub fn decide_offline_with_policy(
         Ok(s) => s,
         Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector)),
     };
-    let standing = |s: &OfflineState| (s.status == TrustStatus::Active).then_some(s.level);
-    let mut outcome = policy.decide(DecisionInput {
-        caller_sector: &caller_state.sector,
-        caller_level: standing(&caller_state),
-        peer_sector: &peer_state.sector,
-        peer_level: standing(&peer_state),
-        operation,
-    })?;
-    let mut reasons = Vec::with_capacity(outcome.reasons.len() + 2);
-    if caller_state.status != TrustStatus::Active {
-        reasons.push(format!("caller is {}", caller_state.status.as_str()));
+    fn side(s: &OfflineState) -> Standing<'_> {
+        Standing {
+            sector: &s.sector,
+            level: s.level,
+            status: s.status,
+            notes: &s.notes,
+        }
     }
-    if peer_state.status != TrustStatus::Active {
-        reasons.push(format!("peer is {}", peer_state.status.as_str()));
-    }
-    // The caller's own notes are not reported, as online.
-    reasons.extend(peer_state.notes.iter().cloned());
-    reasons.append(&mut outcome.reasons);
-    outcome.reasons = reasons;
+    let outcome = policy.decide_standing(side(&caller_state), side(&peer_state), operation)?;
     Ok(decision(outcome, peer_sector, peer_state.identity))
 }
 

@@ -77,24 +77,22 @@ impl TestCa {
         name: &str,
         sectors: &[&str],
     ) -> ClientCredentials {
-        let (_, set) = trustca_server::policies::resolve(None, Some(self.data())).unwrap();
-        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-        let h = CaHierarchy::open(self.data(), &set, &pass).unwrap();
-        let sectors: Vec<SectorName> = sectors
-            .iter()
-            .map(|s| SectorName::new(s).unwrap())
-            .collect();
-        let issued = h.issue_credential(&set, kind, name, &sectors, &[]).unwrap();
-        ClientCredentials {
-            cert_pem: issued.chain_pem,
-            key_pem: issued.key_pem,
-            root_pem: self.root_pem(),
-        }
+        self.issue(kind, name, sectors, &[])
     }
 
     /// Issues a certification body's credential for `schemes`.
     pub fn certification_body(
         &self,
+        name: &str,
+        sectors: &[&str],
+        schemes: &[&str],
+    ) -> ClientCredentials {
+        self.issue(CertificateKind::CertificationBody, name, sectors, schemes)
+    }
+
+    fn issue(
+        &self,
+        kind: CertificateKind,
         name: &str,
         sectors: &[&str],
         schemes: &[&str],
@@ -108,13 +106,7 @@ impl TestCa {
             .collect();
         let schemes: Vec<String> = schemes.iter().map(|s| s.to_string()).collect();
         let issued = h
-            .issue_credential(
-                &set,
-                CertificateKind::CertificationBody,
-                name,
-                &sectors,
-                &schemes,
-            )
+            .issue_credential(&set, kind, name, &sectors, &schemes)
             .unwrap();
         ClientCredentials {
             cert_pem: issued.chain_pem,
