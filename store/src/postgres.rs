@@ -880,6 +880,19 @@ fn decoded<T: serde::de::DeserializeOwned>(
     decode(what.as_bytes(), row.get::<_, &[u8]>(0))
 }
 
+/// The smallest byte string greater than every string starting with
+/// `prefix`; `None` when there is none (empty, or all 0xff).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 impl Storage for PgStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         match self.write(|t| rules::issue_group(t, batch)) {
@@ -1167,14 +1180,22 @@ impl Storage for PgStorage {
     }
 
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let len = i32::try_from(prefix.len())
-            .map_err(|_| StoreError::Backend("prefix too long".into()))?;
-        self.read(
-            "SELECT key, value FROM blobs WHERE space = $1 AND substr(key, 1, $3) = $2 \
-             ORDER BY key",
-            &[&space, &prefix, &len],
-            |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1))),
-        )
+        // A key range rather than substr(), so the primary key's index
+        // serves it: enrollment scans one model's records among many.
+        let row = |r: &tokio_postgres::Row| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
+        match prefix_successor(prefix) {
+            Some(end) => self.read(
+                "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 AND key < $3 \
+                 ORDER BY key",
+                &[&space, &prefix, &end],
+                row,
+            ),
+            None => self.read(
+                "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 ORDER BY key",
+                &[&space, &prefix],
+                row,
+            ),
+        }
     }
 
     fn export(

@@ -592,6 +592,24 @@ fn blobs_and_their_audit_entries(b: &Backend) {
     assert_eq!(s.blob_scan("space.a", b"k").unwrap().len(), 2);
     assert_eq!(s.blob_scan("space.a", b"").unwrap().len(), 2);
     assert_eq!(s.blob_scan("space.a", b"k2").unwrap().len(), 1);
+    // Prefixes are byte prefixes, including 0xff and LIKE's wildcards.
+    s.blob_put(
+        "space.c",
+        &[
+            (b"a\xff1".to_vec(), b"1".to_vec()),
+            (b"a\xff\xff".to_vec(), b"2".to_vec()),
+            (b"b".to_vec(), b"3".to_vec()),
+            (b"m_1".to_vec(), b"4".to_vec()),
+            (b"mx1".to_vec(), b"5".to_vec()),
+        ],
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.blob_scan("space.c", b"a\xff").unwrap().len(), 2);
+    assert_eq!(s.blob_scan("space.c", b"a\xff\xff").unwrap().len(), 1);
+    assert_eq!(s.blob_scan("space.c", b"m_").unwrap().len(), 1);
+    assert_eq!(s.blob_scan("space.c", b"").unwrap().len(), 5);
     // create_only refuses an existing key, and writes nothing of the call.
     assert!(
         s.blob_put(
