@@ -118,7 +118,22 @@ impl SnapshotPublisher {
         {
             return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
         }
-        let _one = self.building.lock().map_err(io_err)?;
+        // While another request builds, answer with the cached snapshot if
+        // it is still within its validity rather than queueing behind the
+        // build: a flood of fetches then costs one build, not a pile of
+        // blocked threads.
+        let _one = match self.building.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                if let Ok(cache) = self.cache.lock()
+                    && let Some(c) = cache.get(&key)
+                    && c.built.elapsed() < self.validity
+                {
+                    return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+                }
+                self.building.lock().map_err(io_err)?
+            }
+        };
         if let Ok(cache) = self.cache.lock()
             && let Some(c) = cache.get(&key)
             && fresh(c)
