@@ -23,9 +23,8 @@ use trustca_model::{
     TrustLevelExtension,
 };
 use trustca_v2x::{
-    Certificate, Duration, PsidGroupPermissions, PsidSsp, PsidSspRange, SspRange,
-    SubjectAssurance, SubjectPermissions, Time32, ToBeSigned, V2xError, V2xSigner,
-    ValidityPeriod,
+    Certificate, Duration, PsidGroupPermissions, PsidSsp, PsidSspRange, SspRange, SubjectAssurance,
+    SubjectPermissions, Time32, ToBeSigned, V2xError, V2xSigner, ValidityPeriod,
 };
 
 use crate::CaError;
@@ -156,8 +155,7 @@ fn load_or_generate(keys: &CaKeys, name: &str, role: KeyRole) -> Result<CaKey, C
 
 fn read_oer(path: &Path) -> Result<Certificate, CaError> {
     let bytes = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
-    Certificate::from_coer(&bytes)
-        .map_err(|e| CaError::Signing(format!("{}: {e}", path.display())))
+    Certificate::from_coer(&bytes).map_err(|e| CaError::Signing(format!("{}: {e}", path.display())))
 }
 
 /// The `id` name of a V2X CA certificate: `<role>.v2x.<trust_domain>`.
@@ -330,8 +328,8 @@ pub(crate) fn init_v2x(
         );
         tbs.app_permissions = Some(app);
         tbs.assurance_level = Some(assurance_for(&key)?);
-        let cert = Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&issuer_key))
-            .map_err(v2x_err)?;
+        let cert =
+            Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&issuer_key)).map_err(v2x_err)?;
         write_new(&path, cert.as_coer())?;
         created.push(format!("{stem}.oer"));
         loaded_root = Some(issuer_key);

@@ -221,7 +221,11 @@ pub fn inspect_text(v: &Value) -> String {
                 "issue perms:   {subject}; chain length {} (+{}); end entities: {}\n",
                 g["min_chain_length"],
                 g["chain_length_range"],
-                if ee.is_empty() { "none".to_owned() } else { ee.join(", ") }
+                if ee.is_empty() {
+                    "none".to_owned()
+                } else {
+                    ee.join(", ")
+                }
             ));
         }
     }

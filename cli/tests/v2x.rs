@@ -41,7 +41,10 @@ fn init_writes_v2x_certificates_and_inspect_reads_them() {
     assert_eq!(root["id"], "root.v2x.trustca.internal");
     assert_eq!(root["self_signature_valid"], true);
     assert_eq!(root["assurance"]["trust_level"], 4);
-    assert_eq!(root["cert_issue_permissions"][0]["subject_permissions"], "all");
+    assert_eq!(
+        root["cert_issue_permissions"][0]["subject_permissions"],
+        "all"
+    );
     assert_eq!(root["cert_issue_permissions"][0]["min_chain_length"], 2);
     assert!(root["validity"]["start"].as_str().unwrap().ends_with('Z'));
     let bytes = std::fs::read(&root_path).unwrap();
@@ -52,7 +55,10 @@ fn init_writes_v2x_certificates_and_inspect_reads_them() {
         "HashedId8 is the last 8 octets of SHA-256 over the file"
     );
     assert_eq!(
-        root["verification_key"]["compressed"].as_str().unwrap().len(),
+        root["verification_key"]["compressed"]
+            .as_str()
+            .unwrap()
+            .len(),
         66
     );
 

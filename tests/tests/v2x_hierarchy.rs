@@ -81,9 +81,8 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
         root.tbs().cert_issue_permissions.as_ref().unwrap()[0].subject_permissions,
         SubjectPermissions::All
     );
-    let SubjectPermissions::Explicit(aa_psids) = &aa.tbs().cert_issue_permissions.as_ref().unwrap()
-        [0]
-    .subject_permissions
+    let SubjectPermissions::Explicit(aa_psids) =
+        &aa.tbs().cert_issue_permissions.as_ref().unwrap()[0].subject_permissions
     else {
         panic!("AA must list its PSIDs");
     };
@@ -248,7 +247,10 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
         assert!(stdout.lines().any(|l| l == line), "missing: {line}");
     }
     assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("OK rejected")).count(),
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("OK rejected"))
+            .count(),
         1
     );
     // asn1tools read the AA's permissions as meant: CAM and DENM, app.

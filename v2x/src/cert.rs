@@ -353,8 +353,9 @@ impl Certificate {
             ));
         }
         let cert = Self::sign(IssuerIdentifier::SelfSigned, &tbs, signer, b"")?;
-        cert.verify_signed_by(None)
-            .map_err(|_| V2xError::Signing("the signer produced a signature that does not verify"))?;
+        cert.verify_signed_by(None).map_err(|_| {
+            V2xError::Signing("the signer produced a signature that does not verify")
+        })?;
         Ok(cert)
     }
 
@@ -395,8 +396,9 @@ impl Certificate {
             signer,
             issuer.as_coer(),
         )?;
-        cert.verify_signed_by(Some(issuer))
-            .map_err(|_| V2xError::Signing("the signer produced a signature that does not verify"))?;
+        cert.verify_signed_by(Some(issuer)).map_err(|_| {
+            V2xError::Signing("the signer produced a signature that does not verify")
+        })?;
         Ok(cert)
     }
 

@@ -60,9 +60,8 @@ impl V2xSigner for ring::signature::EcdsaKeyPair {
         let sig = self
             .sign(&ring::rand::SystemRandom::new(), msg)
             .map_err(|_| V2xError::Signing("ECDSA signing failed"))?;
-        <[u8; 64]>::try_from(sig.as_ref()).map_err(|_| {
-            V2xError::Signing("key is not ECDSA P-256 with fixed-length signatures")
-        })
+        <[u8; 64]>::try_from(sig.as_ref())
+            .map_err(|_| V2xError::Signing("key is not ECDSA P-256 with fixed-length signatures"))
     }
 }
 
