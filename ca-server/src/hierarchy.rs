@@ -42,6 +42,9 @@ pub struct InitReport {
     pub created_sectors: Vec<String>,
     /// Sector CAs that already existed.
     pub existing_sectors: Vec<String>,
+    /// Files of the V2X (IEEE 1609.2) hierarchy created now
+    /// (`v2x-root.oer`, `v2x-root.pem`, `v2x-ea.oer`, `v2x-aa.oer`).
+    pub created_v2x: Vec<String>,
 }
 
 /// The loaded hierarchy of a data directory.
@@ -270,6 +273,10 @@ impl CaHierarchy {
                 now,
             )?;
         }
+        // The V2X (IEEE 1609.2) root, EA and AA, and the X.509 root's
+        // certificate for the V2X root key; re-running init on a data
+        // directory made before them adds them.
+        report.created_v2x = crate::v2x_ca::init_v2x(&dir, &keystore, &root, policies, now)?;
         // Relying parties need the root's CRL from the start for
         // `openssl verify -crl_check_all`, even while it lists nothing.
         crate::root_crl::publish_root_crl_if_due(data, &root)?;

@@ -316,6 +316,33 @@ pub fn service_params(
     Ok(p)
 }
 
+/// Parameters of the X.509 certificate the root issues for the V2X
+/// (IEEE 1609.2) root's P-256 key, so that trusting the X.509 root also
+/// covers the V2X hierarchy (`ca/v2x-root.pem`). Not a CA in X.509 terms
+/// (it signs 1609.2 certificates only); kind `service`, EKU OCSPSigning as
+/// for the other root-issued statement signers (never TLS), and the
+/// 1609.2 root's `id` name as its DNS SAN.
+pub fn v2x_root_params(
+    organization: &str,
+    v2x_name: &str,
+    ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
+    validity_days: u32,
+    now: OffsetDateTime,
+    cap: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, organization);
+    dn.push(DnType::CommonName, "trustca V2X root (IEEE 1609.2)");
+    let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
+    p.subject_alt_names
+        .push(SanType::DnsName(v2x_name.to_owned().try_into()?));
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+    p.custom_extensions.push(trust_extension(ext, oid)?);
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

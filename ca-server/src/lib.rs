@@ -16,6 +16,7 @@ pub mod pseudonym_ca;
 mod revocation;
 pub mod root_crl;
 mod service;
+pub mod v2x_ca;
 
 pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};

@@ -314,7 +314,8 @@ pub enum Command {
     Enroll(Box<EnrollArgs>),
     /// Show a certificate's fields and its decoded trust-level extension.
     Inspect {
-        /// Certificate file (PEM or DER); the first certificate is shown.
+        /// Certificate file (PEM or DER X.509, the first certificate is
+        /// shown; or an IEEE 1609.2 certificate in COER, e.g. ca/v2x-root.oer).
         cert: PathBuf,
         /// Print JSON.
         #[arg(long)]
@@ -483,6 +484,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     "created_root": report.created_root,
                     "created_sectors": report.created_sectors,
                     "existing_sectors": report.existing_sectors,
+                    "created_v2x": report.created_v2x,
                     "root": data.join("ca/root.pem"),
                 }));
             } else {
@@ -507,6 +509,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     println!(
                         "sector CA exists       {} (left unchanged)",
                         data.join(format!("ca/{s}.pem")).display()
+                    );
+                }
+                for f in &report.created_v2x {
+                    println!(
+                        "created V2X (1609.2)   {}",
+                        data.join("ca").join(f).display()
                     );
                 }
                 match trustca_ca::TokenRecord::read(&data)? {
@@ -614,6 +622,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::trust_cmd::verify_answer(&file, &root, json)
         }
         Command::Inspect { cert, json } => {
+            if let Some(v) = crate::v2x_inspect::try_inspect(&cert)? {
+                if json {
+                    print_json(&v);
+                } else {
+                    print!("{}", crate::v2x_inspect::inspect_text(&v));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let certs = certinfo::read_certs(&cert)?;
             let v = certinfo::inspect(&certs[0]).with_context(|| cert.display().to_string())?;
             if json {

@@ -209,6 +209,9 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
         "server",
         "responder",
         "audit",
+        "v2x-root",
+        "v2x-ea",
+        "v2x-aa",
     ] {
         assert!(
             ca.join(format!("{name}.pkcs11")).exists(),
@@ -219,6 +222,21 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
             "{name}.key exists: the key left the token"
         );
     }
+    // The V2X (IEEE 1609.2) CAs were signed in the token too, and state
+    // assurance level 5 for keys in a token.
+    for name in ["v2x-root.oer", "v2x-aa.oer"] {
+        let out = hsm.run(&["inspect", ca.join(name).to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["assurance"]["trust_level"], 5, "{name}");
+    }
+    let v2x_root = openssl(&[
+        "verify",
+        "-CAfile",
+        ca.join("root.pem").to_str().unwrap(),
+        ca.join("v2x-root.pem").to_str().unwrap(),
+    ]);
+    assert!(v2x_root.status.success(), "{}", stderr(&v2x_root));
     let reference = std::fs::read_to_string(ca.join("root.pkcs11")).unwrap();
     assert!(
         reference.contains("label = \"trustca-root\""),

@@ -24,12 +24,11 @@
 
 use std::ops::Range;
 
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use ring::signature::{ECDSA_P256_SHA256_FIXED, EcdsaKeyPair, UnparsedPublicKey};
 
 use crate::V2xError;
 use crate::coer::{Reader, Writer};
-use crate::keys::{PublicKeyP256, hashed_id8, signing_message};
+use crate::keys::{PublicKeyP256, V2xSigner, hashed_id8, signing_message};
 use crate::validity::{Duration, Time32, ValidityPeriod};
 
 /// Largest certificate encoding accepted by the decoder.
@@ -340,12 +339,24 @@ impl Certificate {
     /// be the P-256 key (ring `ECDSA_P256_SHA256_FIXED_SIGNING`) whose public
     /// key is `tbs.verification_key`.
     pub fn sign_root(tbs: ToBeSigned, key: &EcdsaKeyPair) -> Result<Self, V2xError> {
-        if PublicKeyP256::from_sec1(key.public_key().as_ref())? != tbs.verification_key {
+        Self::sign_root_with(tbs, key)
+    }
+
+    /// Like [`Certificate::sign_root`] with any [`V2xSigner`] (a key in a
+    /// keystore or a PKCS#11 token). The signer's public key must be
+    /// `tbs.verification_key`; the new certificate is verified before it
+    /// is returned.
+    pub fn sign_root_with(tbs: ToBeSigned, signer: &dyn V2xSigner) -> Result<Self, V2xError> {
+        if PublicKeyP256::from_sec1(&signer.public_key_sec1())? != tbs.verification_key {
             return Err(V2xError::Signing(
                 "root key does not match the certificate's verification key",
             ));
         }
-        Self::sign(IssuerIdentifier::SelfSigned, &tbs, key, b"")
+        let cert = Self::sign(IssuerIdentifier::SelfSigned, &tbs, signer, b"")?;
+        cert.verify_signed_by(None).map_err(|_| {
+            V2xError::Signing("the signer produced a signature that does not verify")
+        })?;
+        Ok(cert)
     }
 
     /// Signs `tbs` with the CA certificate `issuer` and its key `issuer_key`
@@ -358,43 +369,48 @@ impl Certificate {
         issuer: &Certificate,
         issuer_key: &EcdsaKeyPair,
     ) -> Result<Self, V2xError> {
+        Self::issue_with(tbs, issuer, issuer_key)
+    }
+
+    /// Like [`Certificate::issue`] with any [`V2xSigner`] holding the
+    /// issuer's key. The new certificate is verified against `issuer`
+    /// before it is returned.
+    pub fn issue_with(
+        tbs: ToBeSigned,
+        issuer: &Certificate,
+        signer: &dyn V2xSigner,
+    ) -> Result<Self, V2xError> {
         if issuer.tbs.cert_issue_permissions.is_none() {
             return Err(V2xError::IssuerMismatch(
                 "issuer has no certIssuePermissions",
             ));
         }
-        if PublicKeyP256::from_sec1(issuer_key.public_key().as_ref())?
-            != issuer.tbs.verification_key
-        {
+        if PublicKeyP256::from_sec1(&signer.public_key_sec1())? != issuer.tbs.verification_key {
             return Err(V2xError::Signing(
                 "issuer key does not match the issuer certificate",
             ));
         }
-        Self::sign(
+        let cert = Self::sign(
             IssuerIdentifier::Sha256AndDigest(issuer.hashed_id8()),
             &tbs,
-            issuer_key,
+            signer,
             issuer.as_coer(),
-        )
+        )?;
+        cert.verify_signed_by(Some(issuer)).map_err(|_| {
+            V2xError::Signing("the signer produced a signature that does not verify")
+        })?;
+        Ok(cert)
     }
 
     fn sign(
         issuer: IssuerIdentifier,
         tbs: &ToBeSigned,
-        key: &EcdsaKeyPair,
+        key: &dyn V2xSigner,
         signer: &[u8],
     ) -> Result<Self, V2xError> {
         let tbs_bytes = tbs.to_coer()?;
         let msg = signing_message(&tbs_bytes, signer);
-        let sig = key
-            .sign(&SystemRandom::new(), &msg)
-            .map_err(|_| V2xError::Signing("ECDSA signing failed"))?;
-        let sig = sig.as_ref();
-        if sig.len() != 64 {
-            return Err(V2xError::Signing(
-                "key is not ECDSA P-256 with fixed-length signatures",
-            ));
-        }
+        let sig = key.sign_digest_input(&msg)?;
         let mut signature = EcdsaP256Signature {
             r_form: RSigForm::XOnly,
             r: [0; 32],

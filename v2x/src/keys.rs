@@ -36,6 +36,35 @@ pub fn signing_message(tbs: &[u8], signer: &[u8]) -> [u8; 64] {
     m
 }
 
+/// A P-256 signing key held elsewhere: in memory (ring), in an encrypted
+/// keystore or in a PKCS#11 token. This crate only needs the public key
+/// and ECDSA P-256 / SHA-256 signatures; it does not care where the key is.
+pub trait V2xSigner {
+    /// The public key as a SEC 1 point: uncompressed (`04 || x || y`, 65
+    /// octets) or compressed (33 octets).
+    fn public_key_sec1(&self) -> Vec<u8>;
+
+    /// ECDSA P-256 over SHA-256(`msg`), as raw `r || s` (32 octets each).
+    /// The signer hashes `msg` once; for IEEE 1609.2 the caller passes
+    /// [`signing_message`], so the signed digest is
+    /// `SHA-256(SHA-256(tbs) || SHA-256(signer))`.
+    fn sign_digest_input(&self, msg: &[u8]) -> Result<[u8; 64], V2xError>;
+}
+
+impl V2xSigner for ring::signature::EcdsaKeyPair {
+    fn public_key_sec1(&self) -> Vec<u8> {
+        ring::signature::KeyPair::public_key(self).as_ref().to_vec()
+    }
+
+    fn sign_digest_input(&self, msg: &[u8]) -> Result<[u8; 64], V2xError> {
+        let sig = self
+            .sign(&ring::rand::SystemRandom::new(), msg)
+            .map_err(|_| V2xError::Signing("ECDSA signing failed"))?;
+        <[u8; 64]>::try_from(sig.as_ref())
+            .map_err(|_| V2xError::Signing("key is not ECDSA P-256 with fixed-length signatures"))
+    }
+}
+
 /// A P-256 public key, held as a validated SEC 1 compressed point
 /// (`02`/`03` || x), which is how IEEE 1609.2 `compressed-y-0` and
 /// `compressed-y-1` carry it.

@@ -9,7 +9,8 @@
 //! * [`validity`]: `Time32` (TAI seconds since 2004-01-01, with a leap
 //!   second table), `Duration` and `ValidityPeriod`.
 //! * [`keys`]: compressed P-256 public keys, SHA-256, [`hashed_id8`] and
-//!   the IEEE 1609.2 signing input.
+//!   the IEEE 1609.2 signing input, and [`V2xSigner`] for keys held
+//!   elsewhere ([`Certificate::sign_root_with`], [`Certificate::issue_with`]).
 //!
 //! The supported subset, the assurance-level mapping and the signing rule
 //! are documented in `docs/v2x-certificates.md`.
@@ -69,5 +70,5 @@ pub use cert::{
     SubjectPermissions, ToBeSigned,
 };
 pub use error::V2xError;
-pub use keys::{PublicKeyP256, hashed_id8, sha256, signing_message};
+pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
 pub use validity::{Duration, Time32, ValidityPeriod};

@@ -434,3 +434,64 @@ fn random_mutations_never_panic_and_never_verify() {
         let _ = Certificate::from_coer(&g);
     }
 }
+
+/// A signer outside ring's `EcdsaKeyPair` impl, as a keystore or PKCS#11
+/// token would be; `corrupt` makes it return a signature over other bytes.
+struct External {
+    key: ring::signature::EcdsaKeyPair,
+    corrupt: bool,
+}
+
+impl trustca_v2x::V2xSigner for External {
+    fn public_key_sec1(&self) -> Vec<u8> {
+        ring::signature::KeyPair::public_key(&self.key)
+            .as_ref()
+            .to_vec()
+    }
+    fn sign_digest_input(&self, msg: &[u8]) -> Result<[u8; 64], V2xError> {
+        let mut m = msg.to_vec();
+        if self.corrupt {
+            m[0] ^= 1;
+        }
+        trustca_v2x::V2xSigner::sign_digest_input(&self.key, &m)
+    }
+}
+
+#[test]
+fn external_signers_sign_roots_and_issue() {
+    let root_key = External {
+        key: key(),
+        corrupt: false,
+    };
+    let root = Certificate::sign_root_with(root_tbs(&root_key.key), &root_key).unwrap();
+    root.verify_signed_by(None).unwrap();
+    let ca_key = key();
+    let ca = Certificate::issue_with(ca_tbs(&ca_key, &key()), &root, &root_key).unwrap();
+    ca.verify_signed_by(Some(&root)).unwrap();
+    // The same bytes decode again and the issuer link holds.
+    let again = Certificate::from_coer(ca.as_coer()).unwrap();
+    again.verify_signed_by(Some(&root)).unwrap();
+    // A signer whose signature does not verify is caught before anything
+    // is returned.
+    let bad = External {
+        key: key(),
+        corrupt: true,
+    };
+    assert!(matches!(
+        Certificate::sign_root_with(root_tbs(&bad.key), &bad),
+        Err(V2xError::Signing(_))
+    ));
+    let bad_root = External {
+        key: root_key.key,
+        corrupt: true,
+    };
+    assert!(matches!(
+        Certificate::issue_with(ca_tbs(&ca_key, &key()), &root, &bad_root),
+        Err(V2xError::Signing(_))
+    ));
+    // The key must still match.
+    assert!(matches!(
+        Certificate::issue_with(ca_tbs(&ca_key, &key()), &root, &bad),
+        Err(V2xError::Signing(_))
+    ));
+}

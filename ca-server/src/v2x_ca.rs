@@ -1,0 +1,367 @@
+//! The V2X hierarchy in IEEE 1609.2 / ETSI TS 103 097 format, created by
+//! `init` beside the X.509 hierarchy (`docs/v2x-certificates.md`,
+//! "Hierarchy"):
+//!
+//! * `ca/v2x-root.oer`: the self-signed 1609.2 root (certIssuePermissions
+//!   all, chains of exactly two below it).
+//! * `ca/v2x-ea.oer`: the enrolment authority, issued by the V2X root.
+//! * `ca/v2x-aa.oer`: the authorization authority (pseudonym CA for CAM
+//!   and DENM), issued by the V2X root.
+//! * `ca/v2x-root.pem`: an X.509 certificate from the X.509 root for the
+//!   V2X root's key, so one trust decision (the X.509 root) covers both.
+//!
+//! The keys are ordinary CA keys (`CaKeys`): `v2x-root` is placed like the
+//! root key, `v2x-ea` like the sector CA keys and `v2x-aa` like the
+//! pseudonym CA keys, always P-256.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+use trustca_model::policy::{KeyAlgorithm, KeyBackend, KeyRole};
+use trustca_model::{
+    CertificateKind, PolicySet, SectorName, StatementAlgorithm, StatementSigner,
+    TrustLevelExtension,
+};
+use trustca_v2x::{
+    Certificate, Duration, PsidGroupPermissions, PsidSsp, PsidSspRange, SspRange, SubjectAssurance,
+    SubjectPermissions, Time32, ToBeSigned, V2xError, V2xSigner, ValidityPeriod,
+};
+
+use crate::CaError;
+use crate::ca_keys::{CaKey, CaKeys};
+use crate::hierarchy::certs_to_pem;
+use crate::issuer::{self, SigningCa};
+use crate::keystore::write_new;
+
+/// Key and file stem of the V2X root.
+pub const V2X_ROOT: &str = "v2x-root";
+/// Key and file stem of the enrolment authority.
+pub const V2X_EA: &str = "v2x-ea";
+/// Key and file stem of the authorization authority (pseudonym CA).
+pub const V2X_AA: &str = "v2x-aa";
+/// ITS-AID of the Cooperative Awareness service (CAM).
+pub const PSID_CAM: u64 = 36;
+/// ITS-AID of the Decentralized Environmental Notification service (DENM).
+pub const PSID_DENM: u64 = 37;
+/// ITS-AID of the secured certificate request service (ETSI TS 102 941
+/// enrolment and authorization requests).
+pub const PSID_CERT_REQUEST: u64 = 623;
+
+/// A CA key (file or PKCS#11) as a 1609.2 signer: ECDSA P-256 / SHA-256,
+/// the DER signature converted to `r || s`.
+struct CaKeyV2x<'a>(&'a CaKey);
+
+impl V2xSigner for CaKeyV2x<'_> {
+    fn public_key_sec1(&self) -> Vec<u8> {
+        StatementSigner::public_key(self.0).to_vec()
+    }
+
+    fn sign_digest_input(&self, msg: &[u8]) -> Result<[u8; 64], V2xError> {
+        if StatementSigner::algorithm(self.0) != StatementAlgorithm::EcdsaP256Sha256 {
+            return Err(V2xError::Signing("V2X CA keys must be ECDSA P-256"));
+        }
+        let der = StatementSigner::sign(self.0, msg)
+            .map_err(|_| V2xError::Signing("the CA key did not sign"))?;
+        ecdsa_der_to_raw_p256(&der).ok_or(V2xError::Signing("the CA key's signature is not DER"))
+    }
+}
+
+/// Reads one DER INTEGER (non-negative, at most 32 significant octets) at
+/// the start of `b`; returns it left-padded to 32 octets and the rest.
+fn der_uint32(b: &[u8]) -> Option<([u8; 32], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    let (&len, b) = b.split_first()?;
+    let len = usize::from(len);
+    if tag != 0x02 || len == 0 || len > 33 || b.len() < len {
+        return None;
+    }
+    let (v, rest) = b.split_at(len);
+    if v[0] & 0x80 != 0 {
+        return None;
+    }
+    let v = if len == 33 {
+        if v[0] != 0 {
+            return None;
+        }
+        &v[1..]
+    } else {
+        v
+    };
+    let mut out = [0u8; 32];
+    out[32 - v.len()..].copy_from_slice(v);
+    Some((out, rest))
+}
+
+/// DER `ECDSA-Sig-Value` of P-256 to raw `r || s`.
+fn ecdsa_der_to_raw_p256(der: &[u8]) -> Option<[u8; 64]> {
+    // r and s are at most 33 octets each, so the SEQUENCE is under 128.
+    let (&tag, b) = der.split_first()?;
+    let (&len, body) = b.split_first()?;
+    if tag != 0x30 || usize::from(len) != body.len() {
+        return None;
+    }
+    let (r, rest) = der_uint32(body)?;
+    let (s, rest) = der_uint32(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut out = [0u8; 64];
+    out[..32].copy_from_slice(&r);
+    out[32..].copy_from_slice(&s);
+    Some(out)
+}
+
+/// The largest 1609.2 duration not longer than `seconds`: whole hours
+/// when they fit a Uint16 (about 7.5 years), else units of sixty hours.
+fn duration_within(seconds: i64) -> Result<Duration, CaError> {
+    let hours = seconds.max(0) / 3600;
+    let d = if hours <= i64::from(u16::MAX) {
+        Duration::Hours(hours as u16)
+    } else {
+        Duration::SixtyHours(u16::try_from(hours / 60).unwrap_or(u16::MAX))
+    };
+    if d.as_seconds() == 0 {
+        return Err(CaError::Signing(
+            "V2X validity would be shorter than an hour".into(),
+        ));
+    }
+    Ok(d)
+}
+
+fn v2x_err(e: V2xError) -> CaError {
+    CaError::Signing(format!("V2X certificate: {e}"))
+}
+
+/// The assurance level a V2X CA certificate states: trust level 5 for a
+/// key in a PKCS#11 token, 4 for a key in the encrypted file keystore.
+fn assurance_for(key: &CaKey) -> Result<SubjectAssurance, CaError> {
+    let level = match key.backend() {
+        KeyBackend::Pkcs11 => 5,
+        KeyBackend::File => 4,
+    };
+    SubjectAssurance::from_trust_level(level).map_err(v2x_err)
+}
+
+/// The key `name`: loaded when it exists (a crash after key generation
+/// and before the certificate was written), else generated as P-256 where
+/// `pki.toml` places `role`.
+fn load_or_generate(keys: &CaKeys, name: &str, role: KeyRole) -> Result<CaKey, CaError> {
+    if keys.has(name) {
+        keys.load(name)
+    } else {
+        keys.generate(name, role, KeyAlgorithm::EcdsaP256)
+    }
+}
+
+fn read_oer(path: &Path) -> Result<Certificate, CaError> {
+    let bytes = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
+    Certificate::from_coer(&bytes).map_err(|e| CaError::Signing(format!("{}: {e}", path.display())))
+}
+
+/// The `id` name of a V2X CA certificate: `<role>.v2x.<trust_domain>`.
+pub fn v2x_name(role: &str, trust_domain: &str) -> String {
+    format!("{role}.v2x.{trust_domain}")
+}
+
+/// Creates what is missing of the V2X hierarchy in `dir` (`DATA/ca`):
+/// the three CA keys and `.oer` certificates and `v2x-root.pem`. Never
+/// replaces a file. Returns the names of the files written.
+pub(crate) fn init_v2x(
+    dir: &Path,
+    keys: &CaKeys,
+    root: &SigningCa,
+    policies: &PolicySet,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, CaError> {
+    let pki = &policies.pki;
+    let mut created = Vec::new();
+    let root_path = dir.join(format!("{V2X_ROOT}.oer"));
+    let start = Time32::from_datetime(now).map_err(v2x_err)?;
+    let mut root_key: Option<CaKey> = None;
+    let v2x_root = if root_path.exists() {
+        read_oer(&root_path)?
+    } else {
+        let key = load_or_generate(keys, V2X_ROOT, KeyRole::Root)?;
+        let signer = CaKeyV2x(&key);
+        let public =
+            trustca_v2x::PublicKeyP256::from_sec1(&signer.public_key_sec1()).map_err(v2x_err)?;
+        // Like the X.509 root: from now until its notAfter (never past it).
+        let validity = ValidityPeriod {
+            start,
+            duration: duration_within((root.not_after - now).whole_seconds())?,
+        };
+        let mut tbs = ToBeSigned::ca(
+            &v2x_name("root", &pki.trust_domain),
+            public,
+            validity,
+            // Root -> EA/AA -> end entity: chains of exactly two below.
+            vec![PsidGroupPermissions::all(
+                2,
+                PsidGroupPermissions::EE_APP | PsidGroupPermissions::EE_ENROL,
+            )],
+        );
+        tbs.assurance_level = Some(assurance_for(&key)?);
+        let cert = Certificate::sign_root_with(tbs, &signer).map_err(v2x_err)?;
+        write_new(&root_path, cert.as_coer())?;
+        created.push(format!("{V2X_ROOT}.oer"));
+        root_key = Some(key);
+        cert
+    };
+    let mut take_root_key = |keys: &CaKeys| -> Result<CaKey, CaError> {
+        match root_key.take() {
+            Some(k) => Ok(k),
+            None => keys.load(V2X_ROOT),
+        }
+    };
+    let pem_path = dir.join(format!("{V2X_ROOT}.pem"));
+    let mut loaded_root: Option<CaKey> = None;
+    if !pem_path.exists() {
+        let key = take_root_key(keys)?;
+        if trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
+            .map_err(v2x_err)?
+            != v2x_root.tbs().verification_key
+        {
+            return Err(CaError::Signing(format!(
+                "key {V2X_ROOT} does not match {}",
+                root_path.display()
+            )));
+        }
+        let version = policies
+            .sectors
+            .values()
+            .next()
+            .map(|p| p.version.clone())
+            .unwrap_or_else(|| "1".into());
+        let ext = TrustLevelExtension {
+            kind: CertificateKind::Service,
+            sector: SectorName::new("trustca")?,
+            level: None,
+            policy_version: version,
+            basis: vec![],
+            authorized_sectors: vec![],
+            permitted_schemes: vec![],
+        };
+        let params = issuer::v2x_root_params(
+            &pki.root.organization,
+            &v2x_name("root", &pki.trust_domain),
+            &ext,
+            &pki.extensions.trust_level_oid,
+            pki.root.validity_days,
+            now,
+            root.not_after,
+        )?;
+        let der = root.sign(&params, &key)?;
+        write_new(&pem_path, certs_to_pem(&[&der]).as_bytes())?;
+        created.push(format!("{V2X_ROOT}.pem"));
+        loaded_root = Some(key);
+    }
+    let root_end = v2x_root.tbs().validity.start.to_unix()
+        + v2x_root.tbs().validity.duration.as_seconds() as i64;
+    for (stem, role, what) in [
+        (V2X_EA, KeyRole::Sector, "ea"),
+        (V2X_AA, KeyRole::Pseudonym, "aa"),
+    ] {
+        let path = dir.join(format!("{stem}.oer"));
+        if path.exists() {
+            continue;
+        }
+        let issuer_key = match loaded_root.take() {
+            Some(k) => k,
+            None => take_root_key(keys)?,
+        };
+        let key = load_or_generate(keys, stem, role)?;
+        let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
+            .map_err(v2x_err)?;
+        let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
+        let validity = ValidityPeriod {
+            start,
+            duration: duration_within(wanted.min(root_end - start.to_unix()))?,
+        };
+        let (app, issue) = if role == KeyRole::Sector {
+            // The EA signs enrolment responses and issues enrolment
+            // credentials, which may only request authorization tickets.
+            (
+                vec![PsidSsp {
+                    psid: PSID_CERT_REQUEST,
+                    ssp: None,
+                }],
+                PsidGroupPermissions {
+                    subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
+                        psid: PSID_CERT_REQUEST,
+                        ssp_range: Some(SspRange::All),
+                    }]),
+                    min_chain_length: 1,
+                    chain_length_range: 0,
+                    ee_type: PsidGroupPermissions::EE_ENROL,
+                },
+            )
+        } else {
+            // The AA signs authorization responses and issues
+            // authorization tickets (pseudonyms) for CAM and DENM.
+            (
+                vec![PsidSsp {
+                    psid: PSID_CERT_REQUEST,
+                    ssp: None,
+                }],
+                PsidGroupPermissions {
+                    subject_permissions: SubjectPermissions::Explicit(vec![
+                        PsidSspRange {
+                            psid: PSID_CAM,
+                            ssp_range: Some(SspRange::All),
+                        },
+                        PsidSspRange {
+                            psid: PSID_DENM,
+                            ssp_range: Some(SspRange::All),
+                        },
+                    ]),
+                    min_chain_length: 1,
+                    chain_length_range: 0,
+                    ee_type: PsidGroupPermissions::EE_APP,
+                },
+            )
+        };
+        let mut tbs = ToBeSigned::ca(
+            &v2x_name(what, &pki.trust_domain),
+            public,
+            validity,
+            vec![issue],
+        );
+        tbs.app_permissions = Some(app);
+        tbs.assurance_level = Some(assurance_for(&key)?);
+        let cert =
+            Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&issuer_key)).map_err(v2x_err)?;
+        write_new(&path, cert.as_coer())?;
+        created.push(format!("{stem}.oer"));
+        loaded_root = Some(issuer_key);
+    }
+    Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_signatures_convert_to_raw() {
+        let mut raw = [0u8; 64];
+        raw[0] = 0x80; // r needs a leading zero in DER
+        raw[31] = 1;
+        raw[63] = 7; // s is short
+        let der = trustca_model::ecdsa_raw_to_der(&raw).unwrap();
+        assert_eq!(ecdsa_der_to_raw_p256(&der), Some(raw));
+        assert_eq!(ecdsa_der_to_raw_p256(&der[..der.len() - 1]), None);
+        let mut extra = der.clone();
+        extra.push(0);
+        assert_eq!(ecdsa_der_to_raw_p256(&extra), None);
+    }
+
+    #[test]
+    fn durations_never_exceed_the_time_given() {
+        assert_eq!(duration_within(3 * 3600 + 59).unwrap(), Duration::Hours(3));
+        let twenty_years = 7300 * 86_400;
+        let d = duration_within(twenty_years).unwrap();
+        assert_eq!(d, Duration::SixtyHours(2920));
+        assert!(d.as_seconds() as i64 <= twenty_years);
+        assert!(duration_within(3599).is_err());
+    }
+}
