@@ -452,6 +452,80 @@ async fn evidence_on_the_model_drives_the_fleet() {
     );
 }
 
+/// Python `asn1tools` (compiling docs/trust-snapshot.asn1) decodes the file
+/// and `cryptography` verifies its signature and signer: no trustca code.
+/// Skips loudly where they are missing, fails under
+/// `TRUSTCA_REQUIRE_INTEROP=1`.
+fn independent_check(
+    file: &std::path::Path,
+    root: &std::path::Path,
+    snapshot: &trustca_model::TrustSnapshot,
+) {
+    let ready = Command::new("python3")
+        .args(["-c", "import asn1tools, cryptography"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        assert!(
+            std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "python3 with asn1tools and cryptography is required (TRUSTCA_REQUIRE_INTEROP=1)"
+        );
+        eprintln!(
+            "SKIPPED: the independent snapshot check needs python3 with asn1tools and cryptography"
+        );
+        return;
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .arg(repo.join("tests/interop/snapshot_check.py"))
+        .arg(file)
+        .arg(root)
+        .arg(repo.join("docs/trust-snapshot.asn1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "independent check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["serial"], snapshot.serial);
+    assert_eq!(v["models"].as_array().unwrap().len(), snapshot.models.len());
+    assert_eq!(
+        v["devices"].as_array().unwrap().len(),
+        snapshot.devices.len()
+    );
+    for (theirs, ours) in v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&snapshot.devices)
+    {
+        assert_eq!(theirs[0], ours.identity.as_str());
+        assert_eq!(theirs[1], ours.level.get());
+        assert_eq!(theirs[2], ours.status.as_str());
+    }
+    let m = &v["models"][0];
+    assert_eq!(
+        (m[4].as_u64(), m[5].as_str()),
+        (Some(5), Some("certified")),
+        "{m}"
+    );
+    assert_eq!(v["revoked"], snapshot.revoked_certificates.len());
+    assert_eq!(
+        v["blocked_keys"][0].as_str().unwrap(),
+        hex_of(&snapshot.blocked_keys[0])
+    );
+    assert_eq!(
+        v["cooperation_version"],
+        snapshot.cooperation_policy.version.as_str()
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn trustca(args: &[&str]) -> std::process::Output {
     Command::new(trustca_bin()).args(args).output().unwrap()
 }
@@ -644,6 +718,7 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     assert!(snapshot.device(&car2.identity).is_some());
     assert!(snapshot.device(&house2.identity).is_some());
     assert!(snapshot.device(&car.identity).is_none());
+    independent_check(&file, &root_file, &snapshot);
 
     // Every pair, every shipped operation: the same answer offline.
     let operations = [
