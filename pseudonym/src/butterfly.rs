@@ -149,6 +149,14 @@ impl CaContribution {
     pub fn to_bytes(&self) -> Zeroizing<[u8; SCALAR_LEN]> {
         scalar_to_bytes(&self.0)
     }
+
+    /// The certified key `P = B + c·G` from a cocoon key `B` alone: what a
+    /// pseudonym CA computes when a registration authority did the
+    /// expansion and forwards only `B`, so the CA never sees `(A, k)`.
+    pub fn certify(&self, cocoon: &P256PublicKey) -> Result<P256PublicKey> {
+        let p = cocoon.to_projective() + ProjectivePoint::GENERATOR * self.0;
+        P256PublicKey::from_point(p, "butterfly public key")
+    }
 }
 
 impl Drop for CaContribution {
@@ -227,6 +235,18 @@ impl Caterpillar {
     /// What the vehicle sends to the CA: `(A, k)`.
     pub fn request(&self) -> ButterflyRequest {
         ButterflyRequest::new(self.public_key(), self.expansion_key.clone())
+    }
+
+    /// The cocoon private key `b = a + f(k, period, j) mod n`, whose public
+    /// key is [`ButterflyRequest::cocoon_public_key`]: a pseudonym CA
+    /// encrypts its response to `B`, so only the vehicle can read it (the
+    /// "unified" butterfly construction, one key for signing and
+    /// encryption).
+    pub fn cocoon_private_key(&self, period: u64, j: u32) -> Result<P256PrivateKey> {
+        let mut f = expansion_value(&self.expansion_key, period, j);
+        let b = *self.key.scalar() + f;
+        f.zeroize();
+        P256PrivateKey::from_scalar(b, "cocoon private key")
     }
 
     /// The private key of certificate `(period, j)`:
@@ -401,6 +421,23 @@ mod tests {
             Err(PseudonymError::DegenerateKey { .. })
         ));
         assert!(CaContribution::from_bytes(&[0u8; 32]).is_err());
+    }
+
+    /// The split (unified butterfly) path: the RA expands `B`, the CA adds
+    /// `c` to `B` only, the vehicle's `b + c` matches, and `b` is the
+    /// private key of `B` (so responses encrypted to `B` are for it alone).
+    #[test]
+    fn cocoon_path_matches_direct_expansion() {
+        let cat = Caterpillar::generate().unwrap();
+        let request = cat.request();
+        let cocoon = request.cocoon_public_key(9, 4).unwrap();
+        assert_eq!(cat.cocoon_private_key(9, 4).unwrap().public_key(), cocoon);
+        assert_ne!(cat.cocoon_private_key(9, 5).unwrap().public_key(), cocoon);
+        let c = CaContribution::generate().unwrap();
+        let certified = c.certify(&cocoon).unwrap();
+        assert_eq!(certified, request.expand_public_key(9, 4, &c).unwrap());
+        cat.derive_and_check(9, 4, &c, &certified).unwrap();
+        assert!(cat.derive_and_check(9, 3, &c, &certified).is_err());
     }
 
     #[test]

@@ -310,6 +310,22 @@ impl P256PrivateKey {
     pub(crate) fn scalar(&self) -> &Scalar {
         &self.d
     }
+
+    /// Static ECDH: the x-coordinate of `d·Q` (SEC 1 §3.3.1). Two parties
+    /// with long-term keys derive the same secret without sending one, as a
+    /// linkage authority and a pseudonym CA do for their transport key.
+    pub fn shared_secret(&self, peer: &P256PublicKey) -> Result<Zeroizing<[u8; SCALAR_LEN]>> {
+        let shared = peer.to_projective() * self.d;
+        if bool::from(shared.is_identity()) {
+            return Err(PseudonymError::DegenerateKey {
+                what: "ECDH shared point",
+            });
+        }
+        let encoded = shared.to_affine().to_encoded_point(false);
+        let mut x = Zeroizing::new([0u8; SCALAR_LEN]);
+        x.copy_from_slice(&encoded.as_bytes()[1..1 + SCALAR_LEN]);
+        Ok(x)
+    }
 }
 
 impl Drop for P256PrivateKey {
