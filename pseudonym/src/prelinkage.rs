@@ -15,10 +15,10 @@
 //! 16-byte, HMAC-based values trustca uses today) because the byte layout
 //! here is fixed by the standard and must interoperate, not be redesigned.
 //!
-//! # Construction (IEEE 1609.2-2016 §5.1.3.4, CAMP "Modifications to Crypto
-//! Primitives" v0.2)
+//! # Construction
 //!
-//! For each LA with 16-bit identifier `la_id` and one holder:
+//! The linkage-value scheme of IEEE 1609.2 (2016, §5.1.3.4) as refined by
+//! CAMP's "Modifications to Crypto Primitives" v0.2 for the SCMS. For each LA with 16-bit identifier `la_id` and one holder:
 //!
 //! ```text
 //! ls(0)    <- 16 random bytes
@@ -28,10 +28,12 @@
 //! lv(i, j)  = plv1(i, j) XOR plv2(i, j)                              (9 bytes)
 //! ```
 //!
-//! The zero padding of the hash input to 32 bytes, keeping the *first* 16
-//! digest bytes and left-aligning `la_id || j` in the AES block are taken
-//! from the CAMP/SCMS published test vectors (see
-//! `pseudonym/testdata/prelinkage-vectors.json`), which the tests reproduce.
+//! The byte conventions — zero padding of the hash input to 32 bytes,
+//! keeping the *first* 16 digest bytes, `la_id || j` big-endian and
+//! left-aligned in the AES block, keeping the first 9 bytes of the result —
+//! are taken from the CAMP/SCMS published test vectors
+//! (`pseudonym/testdata/prelinkage-vectors.json`), which the tests
+//! reproduce; they were not checked against the text of the standard.
 //!
 //! Periods are absolute `u64` indices as in the rest of the crate; a chain's
 //! `ls(0)` is the seed of the period the chain was created for. Unlike
@@ -595,6 +597,9 @@ impl LinkageRevocationIndex {
         let per_period = revocations
             .len()
             .saturating_mul(certificates_per_period as usize);
+        // Nothing to index: keep no maps at all rather than up to 2^20 empty
+        // ones (`lookup` treats a missing map as "not revoked").
+        let period_count = if per_period == 0 { 0 } else { period_count };
         let mut periods: Vec<HashMap<CertLinkageValue, u32>> = (0..period_count)
             .map(|_| HashMap::with_capacity(per_period))
             .collect();
