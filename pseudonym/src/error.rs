@@ -191,6 +191,44 @@ pub enum PseudonymError {
         /// Index of the duplicate entry.
         index: usize,
     },
+
+    /// Two linkage-seed releases were paired into one revocation but are for
+    /// different periods; both linkage authorities must release the seed of
+    /// the same period.
+    #[error("linkage seed releases are for different periods ({first} and {second})")]
+    ReleasePeriodMismatch {
+        /// The first release's period.
+        first: u64,
+        /// The second release's period.
+        second: u64,
+    },
+
+    /// Two linkage-seed releases were paired into one revocation but come
+    /// from the same linkage authority; a linkage value needs both LAs.
+    #[error("both linkage seed releases come from linkage authority {la_id:#06x}")]
+    DuplicateLaId {
+        /// The linkage authority identifier found twice.
+        la_id: u16,
+    },
+
+    /// A period range ended before it started.
+    #[error("period range {from}..={to} is empty (to is before from)")]
+    InvalidPeriodRange {
+        /// The first period asked for.
+        from: u64,
+        /// The last period asked for.
+        to: u64,
+    },
+
+    /// A linkage revocation index would hold more values
+    /// (revocations × periods × certificates per period) than allowed.
+    #[error("linkage revocation index would hold {values} values, more than the maximum {max}")]
+    RevocationIndexTooLarge {
+        /// The number of values the request would need (saturating).
+        values: u128,
+        /// The maximum allowed.
+        max: u64,
+    },
 }
 
 /// Shorthand for results with [`PseudonymError`].

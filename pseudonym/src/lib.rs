@@ -5,6 +5,9 @@
 //! * [`linkage`]: per-vehicle one-way seed chains and the 16-byte linkage
 //!   values put into certificates; revocation entries that recognise a
 //!   vehicle's certificates from a period on and never before.
+//! * [`prelinkage`]: IEEE 1609.2 / SCMS linkage values from two linkage
+//!   authorities (9-byte `plv1 XOR plv2`), seed releases for revocation and
+//!   a bounded revocation index.
 //! * [`butterfly`]: butterfly key expansion on P-256; the CA derives
 //!   unlinkable certificate keys from one caterpillar key and only the
 //!   vehicle can compute the private keys.
@@ -27,6 +30,7 @@ pub mod error;
 pub mod escrow;
 pub mod keys;
 pub mod linkage;
+pub mod prelinkage;
 pub mod prl;
 
 pub use butterfly::{
@@ -46,6 +50,11 @@ pub use linkage::{
     LINKAGE_VALUE_LEN, LinkageChain, LinkageSeed, LinkageValue, MAX_CERTIFICATES_PER_PERIOD,
     MAX_CHAIN_STEPS, MAX_LOOKAHEAD_PERIODS, RevocationEntry, RevocationIndex, RevocationMatch,
     RevocationMatcher, derive_seed, linkage_value, matches,
+};
+pub use prelinkage::{
+    CertLinkageValue, LA_CHAIN_LEN, LA_SEED_LEN, LaChain, LaId, LaSeed, LinkageRevocation,
+    LinkageRevocationIndex, MAX_INDEX_VALUES, PRE_LINKAGE_VALUE_LEN, PreLinkageValue,
+    SEED_RELEASE_LEN, SeedRelease,
 };
 pub use prl::{
     MAX_PRL_ENTRIES, MAX_SECTOR_LEN, PRL_DOMAIN, PRL_ENTRY_LEN, PseudonymRevocationList,
