@@ -65,9 +65,9 @@ pub mod keys;
 pub mod validity;
 
 pub use cert::{
-    Certificate, CertificateId, EcdsaP256Signature, IssuerIdentifier, MAX_CERTIFICATE_LEN,
-    PsidGroupPermissions, PsidSsp, PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance,
-    SubjectPermissions, ToBeSigned,
+    CertProfile, Certificate, CertificateId, EcdsaP256Signature, GroupLinkageValue,
+    IssuerIdentifier, LinkageData, MAX_CERTIFICATE_LEN, PsidGroupPermissions, PsidSsp,
+    PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance, SubjectPermissions, ToBeSigned,
 };
 pub use error::V2xError;
 pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
