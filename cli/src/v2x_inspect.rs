@@ -128,6 +128,14 @@ pub fn inspect(cert: &Certificate) -> Value {
         "id": match &tbs.id {
             CertificateId::Name(n) => json!(n),
             CertificateId::None => Value::Null,
+            CertificateId::LinkageData(l) => json!({
+                "i_cert": l.i_cert,
+                "linkage_value": hex::encode(l.linkage_value),
+                "group_linkage_value": l.group_linkage_value.map(|g| json!({
+                    "j_value": hex::encode(g.j_value),
+                    "value": hex::encode(g.value),
+                })),
+            }),
         },
         "craca_id": hex::encode(tbs.craca_id),
         "crl_series": tbs.crl_series,

@@ -1,15 +1,21 @@
-//! IEEE 1609.2 explicit certificates restricted to the ETSI TS 103 097
-//! `EtsiTs103097Certificate` profile: the types, their strict COER codec,
-//! signing and signature verification.
+//! IEEE 1609.2 explicit certificates: the types, their strict COER codec,
+//! signing and signature verification, in one of two profiles
+//! ([`CertProfile`]): the ETSI TS 103 097 `EtsiTs103097Certificate`
+//! profile (the default of [`Certificate::from_coer`],
+//! [`Certificate::issue`] and [`Certificate::sign_root`]) or plain
+//! IEEE 1609.2 as the US SCMS uses it (`linkageData` ids, any `cracaId`;
+//! the `*_in` variants).
 //!
 //! The supported subset (everything else is rejected with
-//! [`V2xError::Unsupported`] or [`V2xError::Profile`]):
+//! [`V2xError::Unsupported`] or, in the ETSI profile, [`V2xError::Profile`]):
 //!
 //! * `CertificateBase` with version 3, type `explicit`, signature present.
 //! * issuer `sha256AndDigest` (HashedId8) or `self` (`sha256`).
-//! * `toBeSigned.id`: `name` (Hostname) or `none`; `linkageData` and
-//!   `binaryId` are forbidden by the ETSI profile.
-//! * `cracaId` `000000`H (ETSI), any `crlSeries`, any `Duration` unit.
+//! * `toBeSigned.id`: `name` (Hostname) or `none`; `linkageData` only in
+//!   the [`CertProfile::Ieee1609Dot2`] profile (the ETSI profile forbids
+//!   it); `binaryId` never.
+//! * `cracaId` `000000`H (ETSI) or any value (IEEE 1609.2), any
+//!   `crlSeries`, any `Duration` unit.
 //! * `region` absent; no `ToBeSignedCertificate` extensions.
 //! * `assuranceLevel`, `appPermissions` (ssp `opaque` or `bitmapSsp`),
 //!   `certIssuePermissions` (`all` or `explicit` with ssp ranges `opaque`,
@@ -44,13 +50,62 @@ pub enum IssuerIdentifier {
     Sha256AndDigest([u8; 8]),
 }
 
-/// IEEE 1609.2 `CertificateId` within the ETSI profile.
+/// Which certificate profile the encoder and decoder enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertProfile {
+    /// ETSI TS 103 097 `EtsiTs103097Certificate`: id `name` or `none` only,
+    /// `cracaId` `000000`H. What [`Certificate::from_coer`],
+    /// [`Certificate::issue`] and [`Certificate::sign_root`] use.
+    EtsiTs103097,
+    /// IEEE 1609.2 as used by the US SCMS: `linkageData` ids allowed,
+    /// `cracaId` any value. Everything else is as in the ETSI profile (the
+    /// same supported subset).
+    Ieee1609Dot2,
+}
+
+impl CertProfile {
+    /// The error for a construct this profile does not allow: a
+    /// [`V2xError::Profile`] in the ETSI profile (it forbids it), a
+    /// [`V2xError::Unsupported`] otherwise (valid IEEE 1609.2 that this
+    /// crate does not implement).
+    fn reject(self, what: &'static str) -> V2xError {
+        match self {
+            CertProfile::EtsiTs103097 => V2xError::Profile(what),
+            CertProfile::Ieee1609Dot2 => V2xError::Unsupported(what),
+        }
+    }
+}
+
+/// IEEE 1609.2 `GroupLinkageValue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupLinkageValue {
+    /// `jValue`, `OCTET STRING (SIZE(4))`.
+    pub j_value: [u8; 4],
+    /// `value`, `OCTET STRING (SIZE(9))`.
+    pub value: [u8; 9],
+}
+
+/// IEEE 1609.2 `LinkageData`: the id of an SCMS pseudonym certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkageData {
+    /// `iCert` (`IValue`, Uint16): the time period index `i`.
+    pub i_cert: u16,
+    /// `linkage-value` (`LinkageValue`, 9 octets).
+    pub linkage_value: [u8; 9],
+    /// `group-linkage-value`, optional.
+    pub group_linkage_value: Option<GroupLinkageValue>,
+}
+
+/// IEEE 1609.2 `CertificateId` (the subset this crate supports).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CertificateId {
     /// `name`: a Hostname of at most 255 characters (CA certificates).
     Name(String),
     /// `none` (authorization tickets and enrolment credentials).
     None,
+    /// `linkageData` (SCMS pseudonym certificates). Only in the
+    /// [`CertProfile::Ieee1609Dot2`] profile; the ETSI profile forbids it.
+    LinkageData(LinkageData),
 }
 
 /// IEEE 1609.2 `SubjectAssurance`: one octet, the assurance level in the
@@ -177,12 +232,13 @@ impl PsidGroupPermissions {
     }
 }
 
-/// IEEE 1609.2 `ToBeSignedCertificate` within the ETSI profile.
+/// IEEE 1609.2 `ToBeSignedCertificate` (the supported subset).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ToBeSigned {
     /// `id`.
     pub id: CertificateId,
-    /// `cracaId`; the ETSI profile requires `000000`H.
+    /// `cracaId`; the ETSI profile requires `000000`H, IEEE 1609.2 allows
+    /// any value (the HashedId3 of the CRACA certificate).
     pub craca_id: [u8; 3],
     /// `crlSeries`.
     pub crl_series: u16,
@@ -233,6 +289,30 @@ impl ToBeSigned {
         t
     }
 
+    /// An SCMS-style authorization ticket (pseudonym certificate): id
+    /// `linkageData`, `cracaId` zero, the given `crlSeries`, assurance
+    /// level and application permissions. Valid in the
+    /// [`CertProfile::Ieee1609Dot2`] profile only: issue it with
+    /// [`Certificate::issue_in`].
+    pub fn linked_authorization_ticket(
+        verification_key: PublicKeyP256,
+        validity: ValidityPeriod,
+        app_permissions: Vec<PsidSsp>,
+        assurance: SubjectAssurance,
+        linkage: LinkageData,
+        crl_series: u16,
+    ) -> Self {
+        let mut t = Self::new(
+            CertificateId::LinkageData(linkage),
+            validity,
+            verification_key,
+        );
+        t.app_permissions = Some(app_permissions);
+        t.assurance_level = Some(assurance);
+        t.crl_series = crl_series;
+        t
+    }
+
     /// A CA certificate named `name` with the given issue permissions.
     pub fn ca(
         name: &str,
@@ -250,15 +330,28 @@ impl ToBeSigned {
     }
 
     /// Checks the IEEE 1609.2 and ETSI TS 103 097 constraints that the
-    /// types do not enforce by themselves.
+    /// types do not enforce by themselves (the ETSI profile; see
+    /// [`ToBeSigned::validate_in`]).
     pub fn validate(&self) -> Result<(), V2xError> {
+        self.validate_in(CertProfile::EtsiTs103097)
+    }
+
+    /// Checks the IEEE 1609.2 constraints that the types do not enforce by
+    /// themselves, and those of `profile`: the ETSI profile rejects id
+    /// `linkageData` and a non-zero `cracaId` with [`V2xError::Profile`].
+    pub fn validate_in(&self, profile: CertProfile) -> Result<(), V2xError> {
         if let CertificateId::Name(n) = &self.id
             && n.chars().count() > 255
         {
             return Err(V2xError::OutOfRange("Hostname longer than 255 characters"));
         }
-        if self.craca_id != [0; 3] {
-            return Err(V2xError::Profile("cracaId must be 000000H"));
+        if profile == CertProfile::EtsiTs103097 {
+            if matches!(self.id, CertificateId::LinkageData(_)) {
+                return Err(V2xError::Profile("id linkageData is forbidden"));
+            }
+            if self.craca_id != [0; 3] {
+                return Err(V2xError::Profile("cracaId must be 000000H"));
+            }
         }
         if self.app_permissions.is_none() && self.cert_issue_permissions.is_none() {
             return Err(V2xError::Profile(
@@ -288,9 +381,15 @@ impl ToBeSigned {
         Ok(())
     }
 
-    /// The COER encoding of this `ToBeSignedCertificate`.
+    /// The COER encoding of this `ToBeSignedCertificate` (ETSI profile).
     pub fn to_coer(&self) -> Result<Vec<u8>, V2xError> {
-        self.validate()?;
+        self.to_coer_in(CertProfile::EtsiTs103097)
+    }
+
+    /// The COER encoding of this `ToBeSignedCertificate`, after checking
+    /// it against `profile`.
+    pub fn to_coer_in(&self, profile: CertProfile) -> Result<Vec<u8>, V2xError> {
+        self.validate_in(profile)?;
         let mut w = Writer::new();
         encode_tbs(&mut w, self);
         Ok(w.buf)
@@ -319,12 +418,15 @@ pub struct EcdsaP256Signature {
     pub s: [u8; 32],
 }
 
-/// An explicit IEEE 1609.2 certificate satisfying the ETSI TS 103 097
-/// `EtsiTs103097Certificate` profile, with its COER encoding.
+/// An explicit IEEE 1609.2 certificate in the supported subset, with its
+/// COER encoding. Those from [`Certificate::from_coer`],
+/// [`Certificate::sign_root`] and [`Certificate::issue`] satisfy the
+/// ETSI TS 103 097 `EtsiTs103097Certificate` profile; those from
+/// [`Certificate::from_coer_in`] and [`Certificate::issue_in`] the profile
+/// asked for ([`Certificate::conforms_to`] tells).
 ///
-/// Instances only come from [`Certificate::from_coer`],
-/// [`Certificate::sign_root`] and [`Certificate::issue`]; the encoding kept
-/// is the one received (or produced), and signatures are verified over it.
+/// The encoding kept is the one received (or produced), and signatures are
+/// verified over it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Certificate {
     issuer: IssuerIdentifier,
@@ -352,7 +454,13 @@ impl Certificate {
                 "root key does not match the certificate's verification key",
             ));
         }
-        let cert = Self::sign(IssuerIdentifier::SelfSigned, &tbs, signer, b"")?;
+        let cert = Self::sign(
+            CertProfile::EtsiTs103097,
+            IssuerIdentifier::SelfSigned,
+            &tbs,
+            signer,
+            b"",
+        )?;
         cert.verify_signed_by(None).map_err(|_| {
             V2xError::Signing("the signer produced a signature that does not verify")
         })?;
@@ -380,6 +488,20 @@ impl Certificate {
         issuer: &Certificate,
         signer: &dyn V2xSigner,
     ) -> Result<Self, V2xError> {
+        Self::issue_in(CertProfile::EtsiTs103097, tbs, issuer, signer)
+    }
+
+    /// Like [`Certificate::issue_with`], checking `tbs` against `profile`
+    /// instead of the ETSI profile: with [`CertProfile::Ieee1609Dot2`] it
+    /// issues SCMS-style tickets with id `linkageData`
+    /// ([`ToBeSigned::linked_authorization_ticket`]). The issuer may be a
+    /// certificate of either profile.
+    pub fn issue_in(
+        profile: CertProfile,
+        tbs: ToBeSigned,
+        issuer: &Certificate,
+        signer: &dyn V2xSigner,
+    ) -> Result<Self, V2xError> {
         if issuer.tbs.cert_issue_permissions.is_none() {
             return Err(V2xError::IssuerMismatch(
                 "issuer has no certIssuePermissions",
@@ -391,6 +513,7 @@ impl Certificate {
             ));
         }
         let cert = Self::sign(
+            profile,
             IssuerIdentifier::Sha256AndDigest(issuer.hashed_id8()),
             &tbs,
             signer,
@@ -403,12 +526,13 @@ impl Certificate {
     }
 
     fn sign(
+        profile: CertProfile,
         issuer: IssuerIdentifier,
         tbs: &ToBeSigned,
         key: &dyn V2xSigner,
         signer: &[u8],
     ) -> Result<Self, V2xError> {
-        let tbs_bytes = tbs.to_coer()?;
+        let tbs_bytes = tbs.to_coer_in(profile)?;
         let msg = signing_message(&tbs_bytes, signer);
         let sig = key.sign_digest_input(&msg)?;
         let mut signature = EcdsaP256Signature {
@@ -420,14 +544,23 @@ impl Certificate {
         signature.s.copy_from_slice(&sig[32..]);
         let mut w = Writer::new();
         encode_certificate(&mut w, issuer, &tbs_bytes, &signature);
-        Self::from_coer(&w.buf)
+        Self::from_coer_in(profile, &w.buf)
     }
 
     /// Decodes a certificate from its COER encoding, strictly: canonical
     /// encodings only, no trailing bytes, at most [`MAX_CERTIFICATE_LEN`]
     /// octets, within the subset and profile described in the module
-    /// documentation.
+    /// documentation, in the ETSI TS 103 097 profile.
     pub fn from_coer(bytes: &[u8]) -> Result<Self, V2xError> {
+        Self::from_coer_in(CertProfile::EtsiTs103097, bytes)
+    }
+
+    /// Like [`Certificate::from_coer`] in the given profile. With
+    /// [`CertProfile::Ieee1609Dot2`] it also accepts id `linkageData` and
+    /// any `cracaId`; constructs that only the ETSI profile forbids are
+    /// then reported as [`V2xError::Unsupported`] instead of
+    /// [`V2xError::Profile`] when this crate does not implement them.
+    pub fn from_coer_in(profile: CertProfile, bytes: &[u8]) -> Result<Self, V2xError> {
         if bytes.len() > MAX_CERTIFICATE_LEN {
             return Err(V2xError::Limit("certificate longer than 8192 octets"));
         }
@@ -445,7 +578,7 @@ impl Certificate {
         }
         match r.enumerated()? {
             0 => {}
-            1 => return Err(V2xError::Profile("implicit certificate")),
+            1 => return Err(profile.reject("implicit certificate")),
             _ => return Err(V2xError::Unsupported("unknown CertificateType")),
         }
         let issuer = match r.tag()? {
@@ -465,7 +598,7 @@ impl Certificate {
             }
         };
         let tbs_start = r.pos();
-        let tbs = decode_tbs(&mut r)?;
+        let tbs = decode_tbs(&mut r, profile)?;
         let tbs_range = tbs_start..r.pos();
         let signature = decode_signature(&mut r)?;
         if r.remaining() != 0 {
@@ -474,7 +607,7 @@ impl Certificate {
         // Belt and braces: the only encoding of what was decoded must be the
         // input itself.
         let mut w = Writer::new();
-        encode_certificate(&mut w, issuer, &tbs.to_coer()?, &signature);
+        encode_certificate(&mut w, issuer, &tbs.to_coer_in(profile)?, &signature);
         if w.buf != bytes {
             return Err(V2xError::NonCanonical {
                 offset: 0,
@@ -518,6 +651,14 @@ impl Certificate {
     /// The `signature` field.
     pub fn signature(&self) -> &EcdsaP256Signature {
         &self.signature
+    }
+
+    /// Whether this certificate satisfies `profile`. Every certificate
+    /// satisfies [`CertProfile::Ieee1609Dot2`]; one decoded or issued in
+    /// that profile satisfies [`CertProfile::EtsiTs103097`] unless its id
+    /// is `linkageData` or its `cracaId` is not zero.
+    pub fn conforms_to(&self, profile: CertProfile) -> bool {
+        self.tbs.validate_in(profile).is_ok()
     }
 
     /// This certificate's HashedId8 (last 8 octets of SHA-256 over its COER
@@ -621,6 +762,20 @@ fn encode_tbs(w: &mut Writer, t: &ToBeSigned) {
             w.octets(n.as_bytes());
         }
         CertificateId::None => w.tag(3),
+        CertificateId::LinkageData(l) => {
+            w.tag(0);
+            w.u8(if l.group_linkage_value.is_some() {
+                0x80
+            } else {
+                0
+            });
+            w.u16(l.i_cert);
+            w.fixed(&l.linkage_value);
+            if let Some(g) = &l.group_linkage_value {
+                w.fixed(&g.j_value);
+                w.fixed(&g.value);
+            }
+        }
     }
     w.fixed(&t.craca_id);
     w.u16(t.crl_series);
@@ -737,7 +892,7 @@ fn decode_compressed_point(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError
     PublicKeyP256::from_x(&x, odd)
 }
 
-fn decode_tbs(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
+fn decode_tbs(r: &mut Reader<'_>, profile: CertProfile) -> Result<ToBeSigned, V2xError> {
     let pre = r.preamble(8)?;
     if pre & 0x80 != 0 {
         return Err(V2xError::Unsupported("ToBeSignedCertificate extensions"));
@@ -746,13 +901,33 @@ fn decode_tbs(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
         return Err(V2xError::Unsupported("region"));
     }
     if pre & 0x04 != 0 {
-        return Err(V2xError::Profile("certRequestPermissions must be absent"));
+        return Err(profile.reject("certRequestPermissions must be absent"));
     }
     if pre & 0x02 != 0 {
-        return Err(V2xError::Profile("canRequestRollover must be absent"));
+        return Err(profile.reject("canRequestRollover must be absent"));
     }
     let id = match r.tag()? {
-        0 => return Err(V2xError::Profile("id linkageData is forbidden")),
+        0 if profile == CertProfile::EtsiTs103097 => {
+            return Err(V2xError::Profile("id linkageData is forbidden"));
+        }
+        0 => {
+            let pre = r.preamble(1)?;
+            let i_cert = r.u16()?;
+            let linkage_value = r.array()?;
+            let group_linkage_value = if pre & 0x80 != 0 {
+                Some(GroupLinkageValue {
+                    j_value: r.array()?,
+                    value: r.array()?,
+                })
+            } else {
+                None
+            };
+            CertificateId::LinkageData(LinkageData {
+                i_cert,
+                linkage_value,
+                group_linkage_value,
+            })
+        }
         1 => {
             let at = r.pos();
             let raw = r.octets()?;
@@ -762,7 +937,7 @@ fn decode_tbs(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
             })?;
             CertificateId::Name(name.to_owned())
         }
-        2 => return Err(V2xError::Profile("id binaryId is forbidden")),
+        2 => return Err(profile.reject("id binaryId is forbidden")),
         3 => CertificateId::None,
         _ => return Err(V2xError::Unsupported("CertificateId extension")),
     };
@@ -820,9 +995,7 @@ fn decode_tbs(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
     match r.tag()? {
         0 => {}
         1 => {
-            return Err(V2xError::Profile(
-                "reconstructionValue in an explicit certificate",
-            ));
+            return Err(profile.reject("reconstructionValue in an explicit certificate"));
         }
         _ => return Err(V2xError::Unsupported("VerificationKeyIndicator extension")),
     }
@@ -846,7 +1019,7 @@ fn decode_tbs(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
         encryption_key,
         verification_key,
     };
-    tbs.validate()?;
+    tbs.validate_in(profile)?;
     Ok(tbs)
 }
 

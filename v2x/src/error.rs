@@ -1,7 +1,7 @@
 //! The one error type of this crate.
 
 /// Everything that can go wrong while encoding, decoding, signing or
-/// verifying V2X certificates.
+/// verifying V2X certificates, or encrypting and decrypting V2X data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum V2xError {
@@ -62,4 +62,18 @@ pub enum V2xError {
     /// The certificate names a different issuer than the one given.
     #[error("issuer mismatch: {0}")]
     IssuerMismatch(&'static str),
+    /// Encrypting failed (no randomness, or the AES-CCM implementation
+    /// refused).
+    #[error("encryption failed: {0}")]
+    Encryption(&'static str),
+    /// Decrypting `EncryptedData` failed: wrong key or P1, a changed
+    /// wrapped key, tag, nonce or ciphertext. One error for all of these.
+    #[error("decryption failed")]
+    Decryption,
+    /// No recipient of the `EncryptedData` has the given recipient id.
+    #[error("no recipient with the given id")]
+    NoRecipient,
+    /// The recipient certificate has no `encryptionKey`.
+    #[error("the certificate has no encryption key")]
+    NoEncryptionKey,
 }

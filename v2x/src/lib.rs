@@ -1,6 +1,8 @@
 //! V2X certificates for trustca: IEEE 1609.2 explicit certificates in the
-//! ETSI TS 103 097 `EtsiTs103097Certificate` profile, canonical OER (COER)
-//! encoded and signed with ECDSA P-256 / SHA-256.
+//! ETSI TS 103 097 `EtsiTs103097Certificate` profile (or, for SCMS
+//! pseudonym certificates with linkage values, plain IEEE 1609.2: see
+//! [`CertProfile`]), canonical OER (COER) encoded and signed with ECDSA
+//! P-256 / SHA-256; and IEEE 1609.2 encrypted data.
 //!
 //! * [`cert`]: the certificate types, the strict COER encoder and decoder
 //!   for the supported subset, signing ([`Certificate::sign_root`],
@@ -11,6 +13,8 @@
 //! * [`keys`]: compressed P-256 public keys, SHA-256, [`hashed_id8`] and
 //!   the IEEE 1609.2 signing input, and [`V2xSigner`] for keys held
 //!   elsewhere ([`Certificate::sign_root_with`], [`Certificate::issue_with`]).
+//! * [`encrypted`]: IEEE 1609.2 `EncryptedData` (ECIES P-256 key wrapping,
+//!   AES-128-CCM), [`EncryptedData::seal`] and [`EncryptedData::open`].
 //!
 //! The supported subset, the assurance-level mapping and the signing rule
 //! are documented in `docs/v2x-certificates.md`.
@@ -60,14 +64,19 @@
 
 pub mod cert;
 mod coer;
+pub mod encrypted;
 pub mod error;
 pub mod keys;
 pub mod validity;
 
 pub use cert::{
-    Certificate, CertificateId, EcdsaP256Signature, IssuerIdentifier, MAX_CERTIFICATE_LEN,
-    PsidGroupPermissions, PsidSsp, PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance,
-    SubjectPermissions, ToBeSigned,
+    CertProfile, Certificate, CertificateId, EcdsaP256Signature, GroupLinkageValue,
+    IssuerIdentifier, LinkageData, MAX_CERTIFICATE_LEN, PsidGroupPermissions, PsidSsp,
+    PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance, SubjectPermissions, ToBeSigned,
+};
+pub use encrypted::{
+    EciesP256EncryptedKey, EncryptedData, MAX_ENCRYPTED_DATA_LEN, MAX_RECIPIENTS, P1_EMPTY,
+    PkRecipientInfo, RecipientKind, encryption_public_key, response_key_id,
 };
 pub use error::V2xError;
 pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};

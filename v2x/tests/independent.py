@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent check of trustca-v2x certificates with asn1tools and cryptography.
 
-Usage: independent.py CERT.coer... [--must-fail CERT.coer]...
+Usage: independent.py CERT.coer... [--must-fail CERT.coer]... [--ieee CERT.coer]...
 
 Compiles the published ASN.1 modules (IEEE1609dot2BaseTypes.asn,
 IEEE1609dot2.asn, TS103097v131.asn), unmodified, from $V2X_ASN1_DIR (default
@@ -23,8 +23,18 @@ IEEE1609dot2.asn, TS103097v131.asn), unmodified, from $V2X_ASN1_DIR (default
   tbs is the slice of the received bytes, checked equal to asn1tools'
   encoding of the decoded toBeSigned.
 
-Files after --must-fail must be rejected by one of these checks. With
-V2X_DUMP=1 the decoded toBeSigned of each file is printed.
+Files after --must-fail must be rejected by one of these checks.
+
+Files after --ieee are IEEE 1609.2 certificates outside the ETSI profile
+(SCMS tickets with id linkageData): they are decoded as the IEEE 1609.2
+`Certificate` type, re-encoded byte-identically, checked against the
+IEEE 1609.2 constraints only (no ETSI id/cracaId rules) and verified like
+the others (their issuer must be among the plain files). Each must then be
+rejected as EtsiTs103097Certificate: by asn1tools itself if it enforces the
+WITH COMPONENTS constraint (it does not, as of asn1tools 0.169: the line
+says which), otherwise by the profile check above.
+
+With V2X_DUMP=1 the decoded toBeSigned of each file is printed.
 Prints one line per file and exits non-zero if any expectation fails.
 """
 
@@ -63,6 +73,22 @@ def hashed_id8(b):
 
 class Reject(Exception):
     pass
+
+
+def check_ieee(c):
+    """IEEE 1609.2 constraints that asn1tools does not enforce, for the
+    explicit certificates this crate issues."""
+    if c["version"] != 3:
+        raise Reject("version is not 3")
+    if c["type"] != "explicit":
+        raise Reject("not an explicit certificate")
+    if "signature" not in c:
+        raise Reject("signature absent")
+    t = c["toBeSigned"]
+    if not any(k in t for k in ("appPermissions", "certIssuePermissions", "certRequestPermissions")):
+        raise Reject("no permissions field")
+    if t["verifyKeyIndicator"][0] != "verificationKey":
+        raise Reject("verifyKeyIndicator is not verificationKey")
 
 
 def check_profile(c):
@@ -112,15 +138,19 @@ def public_key(c):
     return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), enc)
 
 
-def load(spec, path):
+def load(spec, path, ieee=False):
     raw = open(path, "rb").read()
+    typ = "Certificate" if ieee else "EtsiTs103097Certificate"
     try:
-        c = spec.decode("EtsiTs103097Certificate", raw)
+        c = spec.decode(typ, raw)
     except Exception as e:  # asn1tools raises several error types
         raise Reject("asn1tools decode failed: %s" % e)
-    if spec.encode("EtsiTs103097Certificate", c) != raw:
+    if spec.encode(typ, c) != raw:
         raise Reject("re-encoding with asn1tools differs (not canonical)")
-    check_profile(c)
+    if ieee:
+        check_ieee(c)
+    else:
+        check_profile(c)
     tbs = spec.encode("ToBeSignedCertificate", c["toBeSigned"])
     header = 5 if c["issuer"][0] == "self" else 12
     if raw[header : header + len(tbs)] != tbs:
@@ -151,12 +181,28 @@ def verify(raw, c, tbs, by_id):
         raise Reject("signature does not verify")
 
 
+def etsi_rejection(spec, path):
+    """Why `path` is not an EtsiTs103097Certificate, or None if it is."""
+    raw = open(path, "rb").read()
+    try:
+        c = spec.decode("EtsiTs103097Certificate", raw)
+    except Exception as e:
+        return "by asn1tools: %s" % e
+    try:
+        check_profile(c)
+    except Reject as e:
+        return "by the profile check (asn1tools decoded it): %s" % e
+    return None
+
+
 def main(argv):
-    good, bad = [], []
+    good, bad, ieee = [], [], []
     it = iter(argv)
     for a in it:
         if a == "--must-fail":
             bad.append(next(it))
+        elif a == "--ieee":
+            ieee.append(next(it))
         else:
             good.append(a)
     d = asn1_dir()
@@ -171,7 +217,19 @@ def main(argv):
                 by_id[hashed_id8(raw)] = (raw, c)
         except Reject as e:
             loaded[path] = e
-    for path in good + bad:
+    for path in ieee:
+        try:
+            loaded[path] = load(spec, path, ieee=True)
+        except Reject as e:
+            loaded[path] = e
+    for path in ieee:
+        why = etsi_rejection(spec, path)
+        if why is None:
+            failures += 1
+            print("FAIL etsi-accepted %s" % path)
+        else:
+            print("OK etsi-rejected %s %s" % (path, why))
+    for path in good + bad + ieee:
         v = loaded[path]
         try:
             if isinstance(v, Reject):
@@ -180,7 +238,7 @@ def main(argv):
             ok, why = True, "hashedid8=%s" % hashed_id8(v[0]).hex()
         except Reject as e:
             ok, why = False, str(e)
-        expected = path in good
+        expected = path in good or path in ieee
         status = "OK" if ok == expected else "FAIL"
         if ok != expected:
             failures += 1

@@ -80,6 +80,12 @@ fn asn1tools_and_cryptography_accept_the_chain() {
     let orphan = write("orphan-ticket.coer", other.ticket.as_coer());
     let bad_sig = write("bad-signature.coer", &bad_sig);
     let bad_tbs = write("bad-tbs.coer", &bad_tbs);
+    // SCMS-style tickets with id linkageData (IEEE 1609.2 profile), with
+    // and without a group linkage value, issued by the chain's CA.
+    let linked = linked_ticket(&c, true);
+    let linked_path = write("linked-ticket.coer", linked.as_coer());
+    let linked_plain = linked_ticket(&c, false);
+    let linked_plain_path = write("linked-ticket-no-group.coer", linked_plain.as_coer());
 
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
@@ -91,6 +97,10 @@ fn asn1tools_and_cryptography_accept_the_chain() {
             &bad_tbs,
             "--must-fail",
             &orphan,
+            "--ieee",
+            &linked_path,
+            "--ieee",
+            &linked_plain_path,
         ])
         .env("V2X_ASN1_DIR", asn1_dir())
         .env("V2X_DUMP", "1")
@@ -105,6 +115,8 @@ fn asn1tools_and_cryptography_accept_the_chain() {
         (&ca, &c.ca),
         (&ticket, &c.ticket),
         (&sink_path, &sink),
+        (&linked_path, &linked),
+        (&linked_plain_path, &linked_plain),
     ] {
         let line = format!(
             "OK verified {path} hashedid8={}",
@@ -119,6 +131,41 @@ fn asn1tools_and_cryptography_accept_the_chain() {
             .count(),
         3
     );
+    // Neither linked ticket passes as an EtsiTs103097Certificate.
+    for path in [&linked_path, &linked_plain_path] {
+        let prefix = format!("OK etsi-rejected {path} ");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains("linkageData")),
+            "missing: {prefix}"
+        );
+    }
+    // asn1tools read the linkage data as we meant it.
+    let dump = |path: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("decoded {path}:")))
+            .unwrap()
+            .to_owned()
+    };
+    let linked_dump = dump(&linked_path);
+    for expected in [
+        "'id': ('linkageData', {'iCert': 4660, 'linkage-value': b'\\x11\"3DUfw\\x88\\x99', \
+         'group-linkage-value': {'jValue': b'\\xde\\xad\\xbe\\xef', \
+         'value': b'\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08\\t'}})",
+        "'cracaId': b'\\x00\\x00\\x00', 'crlSeries': 258",
+        "'assuranceLevel': b'@'",
+        "'appPermissions': [{'psid': 32, 'ssp': ('opaque', b'\\x01')}]",
+    ] {
+        assert!(
+            linked_dump.contains(expected),
+            "asn1tools decoded the linked ticket differently: {expected}\n{linked_dump}"
+        );
+    }
+    assert!(dump(&linked_plain_path).contains(
+        "'id': ('linkageData', {'iCert': 4660, 'linkage-value': b'\\x11\"3DUfw\\x88\\x99'}),"
+    ));
     // asn1tools read the kitchen sink's fields as we meant them.
     let dump = stdout
         .lines()

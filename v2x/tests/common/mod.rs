@@ -193,3 +193,42 @@ pub fn kitchen_sink_tbs(k: &EcdsaKeyPair, enc: &EcdsaKeyPair) -> ToBeSigned {
     ]);
     t
 }
+
+/// The linkage data of the SCMS-style test ticket (with a group linkage
+/// value when `group`).
+pub fn linkage(group: bool) -> trustca_v2x::LinkageData {
+    trustca_v2x::LinkageData {
+        i_cert: 0x1234,
+        linkage_value: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99],
+        group_linkage_value: group.then_some(trustca_v2x::GroupLinkageValue {
+            j_value: [0xde, 0xad, 0xbe, 0xef],
+            value: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        }),
+    }
+}
+
+/// An SCMS-style authorization ticket with id `linkageData`, issued by
+/// the chain's CA in the IEEE 1609.2 profile.
+pub fn linked_ticket(c: &Chain, group: bool) -> Certificate {
+    let tbs = ToBeSigned::linked_authorization_ticket(
+        public(&c.ticket_key),
+        ValidityPeriod {
+            start: start(),
+            duration: Duration::Hours(168),
+        },
+        vec![PsidSsp {
+            psid: 32,
+            ssp: Some(Ssp::Opaque(vec![0x01])),
+        }],
+        SubjectAssurance::from_trust_level(2).unwrap(),
+        linkage(group),
+        0x0102,
+    );
+    Certificate::issue_in(
+        trustca_v2x::CertProfile::Ieee1609Dot2,
+        tbs,
+        &c.ca,
+        &c.ca_key,
+    )
+    .unwrap()
+}
