@@ -1,0 +1,67 @@
+//! The one error type of the separated authorities.
+
+use trustca_pseudonym::PseudonymError;
+use trustca_store::StoreError;
+use trustca_v2x::V2xError;
+
+/// What went wrong in a V2X authority.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScmsError {
+    /// A store read or write failed; nothing was issued.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A V2X certificate or encrypted-data operation failed.
+    #[error("V2X format: {0}")]
+    V2x(#[from] V2xError),
+    /// A pseudonym cryptography operation failed.
+    #[error("pseudonym crypto: {0}")]
+    Crypto(#[from] PseudonymError),
+    /// An envelope did not decrypt: wrong key, wrong context or altered.
+    #[error("{what} does not decrypt under this authority's key (altered, or meant for another)")]
+    Envelope {
+        /// Which envelope.
+        what: &'static str,
+    },
+    /// A stored or received record has the wrong shape.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// Which record.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The request asks for something the profile does not allow.
+    #[error("refused by the ticket profile: {0}")]
+    Profile(String),
+    /// The vehicle's trust level is below the profile's minimum.
+    #[error("trust level {level} is below the minimum {min} for authorization tickets")]
+    LevelTooLow {
+        /// The vehicle's level.
+        level: u8,
+        /// The profile's minimum.
+        min: u8,
+    },
+    /// The vehicle is revoked.
+    #[error("the vehicle is revoked from period {from_period}")]
+    Revoked {
+        /// First revoked period.
+        from_period: u64,
+    },
+    /// Something looked up does not exist in this authority's store.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The system random generator failed.
+    #[error("random number generator failed")]
+    Random,
+    /// A relayed response does not belong to the vehicle's request, or its
+    /// certificate does not match the key the vehicle derives.
+    #[error("response rejected: {0}")]
+    Response(String),
+    /// The profile file is invalid.
+    #[error("invalid ticket profile: {0}")]
+    Config(String),
+}
+
+/// Result with [`ScmsError`].
+pub type Result<T, E = ScmsError> = std::result::Result<T, E>;

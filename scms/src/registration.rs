@@ -1,0 +1,608 @@
+//! The registration authority (RA): the only authority that knows vehicles.
+//!
+//! It authenticates a vehicle by its enrollment credential (the caller
+//! passes the identity and live level it verified), keeps per vehicle its
+//! two linkage chain ids (one at each linkage authority), expands the
+//! vehicle's butterfly request into cocoon keys, fetches pre-linkage values
+//! it cannot read, and queues one [`TicketRequest`] per ticket with a fresh
+//! random id. Requests wait until at least [`BatchPolicy::min_vehicles`]
+//! vehicles are queued (or [`BatchPolicy::max_wait_secs`] passed), are then
+//! shuffled together and sent to the pseudonym CA, so the pseudonym CA
+//! cannot tell which requests came from one vehicle. The responses are
+//! encrypted to cocoon keys: the RA stores them for the vehicle to
+//! download but cannot read or link them.
+//!
+//! Store (space [`SPACE`]): `v/` ‖ handle (32) → vehicle record sealed
+//! under the RA's key (fixed length); `x/` ‖ LA1 chain id → handle (for
+//! resolution); `d/` ‖ handle ‖ request id → encrypted response.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ring::hmac;
+use trustca_pseudonym::{ButterflyRequest, LaId, LinkageRevocation, SeedRelease};
+use trustca_store::{BlobAudit, KeyValue, Storage};
+
+use crate::envelope::{LinkKey, random_bytes};
+use crate::error::{Result, ScmsError};
+use crate::linkage_authority::{ChainId, EncryptedPlv, LinkageAuthority};
+use crate::profile::{MAX_PERIOD, TicketProfile};
+use crate::pseudonym_ca::{PseudonymCa, TicketRequest, TicketResponse};
+
+/// Store space of the registration authority.
+pub const SPACE: &str = "v2x.ra";
+const VEHICLE_PREFIX: &[u8] = b"v/";
+const CHAIN_PREFIX: &[u8] = b"x/";
+const DELIVERY_PREFIX: &[u8] = b"d/";
+const VEHICLE_AAD: &[u8] = b"trustca-ra-vehicle-v1";
+/// Longest vehicle identity (padded to this length when stored).
+pub const MAX_VEHICLE_ID_LEN: usize = 128;
+const RECORD_PLAIN_LEN: usize = 16 + 16 + 8 + 1 + MAX_VEHICLE_ID_LEN;
+
+/// What the RA asks of a linkage authority (in-process or over gRPC).
+pub trait LinkageAuthorityApi: Send + Sync + std::fmt::Debug {
+    /// The authority's id.
+    fn la_id(&self) -> LaId;
+    /// New chains from `first_period`.
+    fn create_chains(&self, first_period: u64, count: usize, now: i64) -> Result<Vec<ChainId>>;
+    /// Sealed pre-linkage values `j = 0..count` of `period`.
+    fn pre_linkage_values(
+        &self,
+        chain: &ChainId,
+        period: u64,
+        count: u32,
+    ) -> Result<Vec<EncryptedPlv>>;
+    /// Releases the chain's seed from `from_period` (revocation).
+    fn release(
+        &self,
+        chain: &ChainId,
+        from_period: u64,
+        actor: &str,
+        now: i64,
+    ) -> Result<SeedRelease>;
+}
+
+impl LinkageAuthorityApi for LinkageAuthority {
+    fn la_id(&self) -> LaId {
+        LinkageAuthority::la_id(self)
+    }
+    fn create_chains(&self, first_period: u64, count: usize, now: i64) -> Result<Vec<ChainId>> {
+        LinkageAuthority::create_chains(self, first_period, count, now)
+    }
+    fn pre_linkage_values(
+        &self,
+        chain: &ChainId,
+        period: u64,
+        count: u32,
+    ) -> Result<Vec<EncryptedPlv>> {
+        LinkageAuthority::pre_linkage_values(self, chain, period, count)
+    }
+    fn release(
+        &self,
+        chain: &ChainId,
+        from_period: u64,
+        actor: &str,
+        now: i64,
+    ) -> Result<SeedRelease> {
+        LinkageAuthority::release(self, chain, from_period, actor, now)
+    }
+}
+
+/// What the RA asks of the pseudonym CA.
+pub trait PseudonymCaApi: Send + Sync + std::fmt::Debug {
+    /// Issues a shuffled batch.
+    fn issue_batch(&self, batch: &[TicketRequest], now: i64) -> Result<Vec<TicketResponse>>;
+}
+
+impl PseudonymCaApi for PseudonymCa {
+    fn issue_batch(&self, batch: &[TicketRequest], now: i64) -> Result<Vec<TicketResponse>> {
+        PseudonymCa::issue_batch(self, batch, now)
+    }
+}
+
+/// When queued requests go to the pseudonym CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Send once requests of at least this many distinct vehicles wait.
+    pub min_vehicles: usize,
+    /// ... or once the oldest request waited this long (seconds). Below
+    /// `min_vehicles` the batch gives less cover; small deployments trade
+    /// that for latency here.
+    pub max_wait_secs: i64,
+    /// Requests per call to the pseudonym CA.
+    pub max_requests_per_batch: usize,
+}
+
+impl Default for BatchPolicy {
+    fn default() -> Self {
+        Self {
+            min_vehicles: 16,
+            max_wait_secs: 300,
+            max_requests_per_batch: 20_000,
+        }
+    }
+}
+
+/// A vehicle as the RA authenticated it from its enrollment credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VehicleCredential {
+    /// Its identity (e.g. the enrollment credential's HashedId8 or URN).
+    pub id: String,
+    /// Its live trust level.
+    pub level: u8,
+}
+
+/// The RA's handle of a vehicle: HMAC of its identity under the RA's key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VehicleHandle(pub [u8; 32]);
+
+impl std::fmt::Debug for VehicleHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VehicleHandle({})", hex(&self.0[..6]))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct VehicleRecord {
+    chains: [ChainId; 2],
+    revoked_from: u64,
+    id: String,
+}
+
+struct Pending {
+    handle: VehicleHandle,
+    request: TicketRequest,
+    queued_at: i64,
+}
+
+/// The registration authority.
+pub struct RegistrationAuthority {
+    store: Arc<dyn Storage>,
+    index_key: hmac::Key,
+    storage_key: LinkKey,
+    linkage: [Arc<dyn LinkageAuthorityApi>; 2],
+    pca: Arc<dyn PseudonymCaApi>,
+    profile: TicketProfile,
+    policy: BatchPolicy,
+    queue: Mutex<Vec<Pending>>,
+}
+
+impl std::fmt::Debug for RegistrationAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationAuthority")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistrationAuthority {
+    /// An RA with its own store and key (32 secret bytes; the HMAC index
+    /// key and the record key are derived from it), the two linkage
+    /// authorities and the pseudonym CA.
+    pub fn new(
+        store: Arc<dyn Storage>,
+        secret: &[u8; 32],
+        linkage: [Arc<dyn LinkageAuthorityApi>; 2],
+        pca: Arc<dyn PseudonymCaApi>,
+        profile: TicketProfile,
+        policy: BatchPolicy,
+    ) -> Result<Self> {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let index = hmac::sign(&root, b"trustca-ra-index-v1");
+        let record = hmac::sign(&root, b"trustca-ra-record-v1");
+        let mut record_key = zeroize::Zeroizing::new([0u8; 32]);
+        record_key.copy_from_slice(record.as_ref());
+        if linkage[0].la_id() == linkage[1].la_id() {
+            return Err(ScmsError::Config(
+                "the two linkage authorities need distinct ids".into(),
+            ));
+        }
+        Ok(Self {
+            store,
+            index_key: hmac::Key::new(hmac::HMAC_SHA256, index.as_ref()),
+            storage_key: LinkKey::from_bytes(&record_key)?,
+            linkage,
+            pca,
+            profile,
+            policy,
+            queue: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The handle of a vehicle identity.
+    pub fn handle(&self, vehicle_id: &str) -> VehicleHandle {
+        let tag = hmac::sign(&self.index_key, vehicle_id.as_bytes());
+        let mut h = [0u8; 32];
+        h.copy_from_slice(tag.as_ref());
+        VehicleHandle(h)
+    }
+
+    /// Queues tickets for `periods` periods from `first_period` (`None`:
+    /// the current period) for an authenticated vehicle. Returns how many
+    /// tickets were queued; they reach the vehicle after the next
+    /// [`RegistrationAuthority::flush`] that sends its batch.
+    pub fn submit(
+        &self,
+        vehicle: &VehicleCredential,
+        butterfly: &ButterflyRequest,
+        first_period: Option<u64>,
+        periods: u32,
+        now: i64,
+    ) -> Result<u32> {
+        let profile = &self.profile;
+        profile.permissions_for(vehicle.level)?;
+        if vehicle.id.is_empty() || vehicle.id.len() > MAX_VEHICLE_ID_LEN {
+            return Err(ScmsError::Profile(format!(
+                "vehicle identity must be 1..={MAX_VEHICLE_ID_LEN} bytes"
+            )));
+        }
+        let current = profile
+            .period_at(now)
+            .ok_or_else(|| ScmsError::Profile("the clock is before the profile's epoch".into()))?;
+        let first = first_period.unwrap_or(current);
+        if periods == 0 || periods > profile.max_periods_per_request {
+            return Err(ScmsError::Profile(format!(
+                "1..={} periods per request",
+                profile.max_periods_per_request
+            )));
+        }
+        let last = first + u64::from(periods) - 1;
+        if first < current {
+            return Err(ScmsError::Profile(format!(
+                "period {first} is over (current {current})"
+            )));
+        }
+        if last >= current + u64::from(profile.max_periods_ahead) || last > MAX_PERIOD {
+            return Err(ScmsError::Profile(format!(
+                "period {last} is more than {} periods ahead",
+                profile.max_periods_ahead
+            )));
+        }
+        let handle = self.handle(&vehicle.id);
+        let record = match self.load_vehicle(&handle)? {
+            Some(r) => r,
+            None => self.register_vehicle(&handle, &vehicle.id, current, now)?,
+        };
+        if record.revoked_from != u64::MAX {
+            return Err(ScmsError::Revoked {
+                from_period: record.revoked_from,
+            });
+        }
+        let cpp = profile.certificates_per_period;
+        let mut pending = Vec::with_capacity((periods * cpp) as usize);
+        for period in first..=last {
+            let plv1 = self.linkage[0].pre_linkage_values(&record.chains[0], period, cpp)?;
+            let plv2 = self.linkage[1].pre_linkage_values(&record.chains[1], period, cpp)?;
+            if plv1.len() != cpp as usize || plv2.len() != cpp as usize {
+                return Err(ScmsError::Malformed {
+                    what: "linkage authority answer",
+                    reason: "wrong number of pre-linkage values".into(),
+                });
+            }
+            for (j, (a, b)) in plv1.into_iter().zip(plv2).enumerate() {
+                pending.push(Pending {
+                    handle,
+                    request: TicketRequest {
+                        request_id: random_bytes()?,
+                        cocoon: butterfly.cocoon_public_key(period, j as u32)?,
+                        period,
+                        level: vehicle.level,
+                        plv: [a, b],
+                    },
+                    queued_at: now,
+                });
+            }
+        }
+        let queued = pending.len() as u32;
+        self.queue
+            .lock()
+            .map_err(|_| ScmsError::Config("request queue poisoned".into()))?
+            .extend(pending);
+        Ok(queued)
+    }
+
+    /// Distinct vehicles and requests waiting.
+    pub fn queued(&self) -> (usize, usize) {
+        match self.queue.lock() {
+            Ok(q) => (
+                q.iter().map(|p| p.handle).collect::<HashSet<_>>().len(),
+                q.len(),
+            ),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Sends the queue to the pseudonym CA, shuffled, if the batch policy
+    /// allows (or `force`), and stores the encrypted responses for their
+    /// vehicles. Returns how many tickets were stored.
+    pub fn flush(&self, now: i64, force: bool) -> Result<usize> {
+        let taken = {
+            let mut q = self
+                .queue
+                .lock()
+                .map_err(|_| ScmsError::Config("request queue poisoned".into()))?;
+            let vehicles = q.iter().map(|p| p.handle).collect::<HashSet<_>>().len();
+            let oldest = q.iter().map(|p| p.queued_at).min();
+            let due = vehicles >= self.policy.min_vehicles
+                || oldest.is_some_and(|t| now - t >= self.policy.max_wait_secs);
+            if q.is_empty() || !(due || force) {
+                return Ok(0);
+            }
+            std::mem::take(&mut *q)
+        };
+        let mut taken = taken;
+        shuffle(&mut taken)?;
+        let mut stored = 0;
+        let mut rest = taken.as_slice();
+        while !rest.is_empty() {
+            let n = rest.len().min(self.policy.max_requests_per_batch.max(1));
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            match self.send(chunk, now) {
+                Ok(k) => stored += k,
+                Err(e) => {
+                    // Put back what was not delivered so a later flush retries.
+                    if let Ok(mut q) = self.queue.lock() {
+                        q.extend(chunk.iter().chain(rest).map(|p| Pending {
+                            handle: p.handle,
+                            request: p.request.clone(),
+                            queued_at: p.queued_at,
+                        }));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    fn send(&self, chunk: &[Pending], now: i64) -> Result<usize> {
+        let requests: Vec<TicketRequest> = chunk.iter().map(|p| p.request.clone()).collect();
+        let owner: HashMap<[u8; 16], VehicleHandle> = chunk
+            .iter()
+            .map(|p| (p.request.request_id, p.handle))
+            .collect();
+        let responses = self.pca.issue_batch(&requests, now)?;
+        let mut records: Vec<KeyValue> = Vec::with_capacity(responses.len());
+        let mut refused = 0usize;
+        for r in responses {
+            let Some(handle) = owner.get(&r.request_id) else {
+                return Err(ScmsError::Response(
+                    "the pseudonym CA answered an unknown request".into(),
+                ));
+            };
+            match r.outcome {
+                Ok(encrypted) => {
+                    let mut key = DELIVERY_PREFIX.to_vec();
+                    key.extend_from_slice(&handle.0);
+                    key.extend_from_slice(&r.request_id);
+                    records.push((key, encrypted));
+                }
+                Err(reason) => {
+                    refused += 1;
+                    tracing::warn!(%reason, "pseudonym CA refused a ticket request");
+                }
+            }
+        }
+        let audit = BlobAudit {
+            actor: "registration-authority".into(),
+            kind: "v2x.responses.stored".into(),
+            subject: self.profile.sector.clone(),
+            detail: serde_json::json!({ "stored": records.len(), "refused": refused }).to_string(),
+            at: now,
+        };
+        let n = records.len();
+        self.store.blob_put(SPACE, &records, false, Some(&audit))?;
+        Ok(n)
+    }
+
+    /// The encrypted responses waiting for an authenticated vehicle.
+    pub fn download(&self, vehicle: &VehicleCredential) -> Result<Vec<Vec<u8>>> {
+        let mut prefix = DELIVERY_PREFIX.to_vec();
+        prefix.extend_from_slice(&self.handle(&vehicle.id).0);
+        Ok(self
+            .store
+            .blob_scan(SPACE, &prefix)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Resolution step 3: the vehicle that owns both chains (opened by the
+    /// linkage authorities from a ticket's envelopes). Audited.
+    pub fn vehicle_for_chains(
+        &self,
+        chains: [ChainId; 2],
+        actor: &str,
+        case: &str,
+        now: i64,
+    ) -> Result<(VehicleHandle, String)> {
+        let mut key = CHAIN_PREFIX.to_vec();
+        key.extend_from_slice(&chains[0].0);
+        let handle = self
+            .store
+            .blob_get(SPACE, &key)?
+            .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+            .map(VehicleHandle)
+            .ok_or(ScmsError::NotFound("vehicle of this linkage chain"))?;
+        let record = self
+            .load_vehicle(&handle)?
+            .ok_or(ScmsError::NotFound("vehicle record"))?;
+        if record.chains != chains {
+            return Err(ScmsError::NotFound("vehicle owning both linkage chains"));
+        }
+        let audit = BlobAudit {
+            actor: actor.into(),
+            kind: "v2x.resolution.identified".into(),
+            subject: hex(&handle.0),
+            detail: serde_json::json!({ "case": case }).to_string(),
+            at: now,
+        };
+        self.store.blob_put(SPACE, &[], false, Some(&audit))?;
+        Ok((handle, record.id))
+    }
+
+    /// Revokes a vehicle from `from_period`: asks both linkage authorities
+    /// for their seeds of that period, records the revocation (no further
+    /// tickets), and returns the entry for the pseudonym CA's linkage CRL.
+    pub fn revoke(
+        &self,
+        vehicle_id: &str,
+        from_period: u64,
+        actor: &str,
+        now: i64,
+    ) -> Result<LinkageRevocation> {
+        let handle = self.handle(vehicle_id);
+        let mut record = self
+            .load_vehicle(&handle)?
+            .ok_or(ScmsError::NotFound("vehicle"))?;
+        let first = self.linkage[0].release(&record.chains[0], from_period, actor, now)?;
+        let second = self.linkage[1].release(&record.chains[1], from_period, actor, now)?;
+        let revocation = LinkageRevocation::new(first, second)?;
+        record.revoked_from = record.revoked_from.min(from_period);
+        let audit = BlobAudit {
+            actor: actor.into(),
+            kind: "v2x.vehicle.revoked".into(),
+            subject: hex(&handle.0),
+            detail: serde_json::json!({ "from_period": from_period }).to_string(),
+            at: now,
+        };
+        let value = self.seal_vehicle(&handle, &record)?;
+        self.store
+            .blob_put(SPACE, &[(vehicle_key(&handle), value)], false, Some(&audit))?;
+        Ok(revocation)
+    }
+
+    fn register_vehicle(
+        &self,
+        handle: &VehicleHandle,
+        id: &str,
+        current: u64,
+        now: i64,
+    ) -> Result<VehicleRecord> {
+        let c1 = first_chain(self.linkage[0].create_chains(current, 1, now)?)?;
+        let c2 = first_chain(self.linkage[1].create_chains(current, 1, now)?)?;
+        let record = VehicleRecord {
+            chains: [c1, c2],
+            revoked_from: u64::MAX,
+            id: id.to_owned(),
+        };
+        let mut chain_key = CHAIN_PREFIX.to_vec();
+        chain_key.extend_from_slice(&c1.0);
+        let audit = BlobAudit {
+            actor: "registration-authority".into(),
+            kind: "v2x.vehicle.registered".into(),
+            subject: hex(&handle.0),
+            detail: "{}".into(),
+            at: now,
+        };
+        self.store.blob_put(
+            SPACE,
+            &[
+                (vehicle_key(handle), self.seal_vehicle(handle, &record)?),
+                (chain_key, handle.0.to_vec()),
+            ],
+            true,
+            Some(&audit),
+        )?;
+        Ok(record)
+    }
+
+    fn seal_vehicle(&self, handle: &VehicleHandle, r: &VehicleRecord) -> Result<Vec<u8>> {
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(RECORD_PLAIN_LEN));
+        plain.extend_from_slice(&r.chains[0].0);
+        plain.extend_from_slice(&r.chains[1].0);
+        plain.extend_from_slice(&r.revoked_from.to_be_bytes());
+        plain.push(r.id.len() as u8);
+        plain.extend_from_slice(r.id.as_bytes());
+        plain.resize(RECORD_PLAIN_LEN, 0);
+        let mut aad = VEHICLE_AAD.to_vec();
+        aad.extend_from_slice(&handle.0);
+        self.storage_key.seal(&aad, &plain)
+    }
+
+    fn load_vehicle(&self, handle: &VehicleHandle) -> Result<Option<VehicleRecord>> {
+        let Some(sealed) = self.store.blob_get(SPACE, &vehicle_key(handle))? else {
+            return Ok(None);
+        };
+        let mut aad = VEHICLE_AAD.to_vec();
+        aad.extend_from_slice(&handle.0);
+        let p = self.storage_key.open(&aad, &sealed, "vehicle record")?;
+        if p.len() != RECORD_PLAIN_LEN {
+            return Err(ScmsError::Malformed {
+                what: "vehicle record",
+                reason: format!("{} bytes", p.len()),
+            });
+        }
+        let mut c1 = [0u8; 16];
+        let mut c2 = [0u8; 16];
+        let mut rev = [0u8; 8];
+        c1.copy_from_slice(&p[..16]);
+        c2.copy_from_slice(&p[16..32]);
+        rev.copy_from_slice(&p[32..40]);
+        let len = usize::from(p[40]).min(MAX_VEHICLE_ID_LEN);
+        let id = String::from_utf8(p[41..41 + len].to_vec()).map_err(|_| ScmsError::Malformed {
+            what: "vehicle record",
+            reason: "identity is not UTF-8".into(),
+        })?;
+        Ok(Some(VehicleRecord {
+            chains: [ChainId(c1), ChainId(c2)],
+            revoked_from: u64::from_be_bytes(rev),
+            id,
+        }))
+    }
+}
+
+fn first_chain(v: Vec<ChainId>) -> Result<ChainId> {
+    v.into_iter().next().ok_or(ScmsError::Malformed {
+        what: "linkage authority answer",
+        reason: "no chain".into(),
+    })
+}
+
+fn vehicle_key(h: &VehicleHandle) -> Vec<u8> {
+    let mut k = VEHICLE_PREFIX.to_vec();
+    k.extend_from_slice(&h.0);
+    k
+}
+
+/// Fisher–Yates with the system random generator (uniform: rejection
+/// sampling for the index).
+fn shuffle<T>(items: &mut [T]) -> Result<()> {
+    for i in (1..items.len()).rev() {
+        let bound = (i + 1) as u64;
+        let zone = u64::MAX - (u64::MAX % bound);
+        let j = loop {
+            let r = u64::from_be_bytes(random_bytes()?);
+            if r < zone {
+                break (r % bound) as usize;
+            }
+        };
+        items.swap(i, j);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_permutes_and_moves_things() {
+        let mut v: Vec<u32> = (0..1000).collect();
+        shuffle(&mut v).unwrap();
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+        let fixed = v
+            .iter()
+            .enumerate()
+            .filter(|(i, x)| *i as u32 == **x)
+            .count();
+        // Expected ~1 fixed point; 50 would be astronomically unlikely.
+        assert!(fixed < 50, "{fixed} fixed points");
+    }
+}
