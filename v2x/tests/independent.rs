@@ -109,11 +109,19 @@ fn asn1tools_and_cryptography_decrypt_our_encrypted_data() {
             false,
         ),
         (
+            // P1 = SHA-256 of the signed Ieee1609Dot2Data that carried the
+            // key; a stand-in octet string here.
             "signed-data-empty",
-            EncryptedData::seal(&public, [5; 8], RecipientKind::SignedData, &P1_EMPTY, b"")
-                .unwrap(),
+            EncryptedData::seal(
+                &public,
+                [5; 8],
+                RecipientKind::SignedData,
+                &sha256(b"stand-in for a signed Ieee1609Dot2Data"),
+                b"",
+            )
+            .unwrap(),
             [5; 8],
-            P1_EMPTY.to_vec(),
+            sha256(b"stand-in for a signed Ieee1609Dot2Data").to_vec(),
             "signedDataRecipInfo",
             Vec::new(),
             false,
