@@ -24,8 +24,12 @@
 //!   empty P2).
 //!
 //! `P1` is SHA-256 of the COER encoding of the recipient's certificate for
-//! `certRecipInfo` and SHA-256 of the empty string ([`P1_EMPTY`]) for
-//! `signedDataRecipInfo` and `rekRecipInfo`. The data is encrypted with
+//! `certRecipInfo`, SHA-256 of the COER `Ieee1609Dot2Data` (signed data)
+//! that carried the recipient's response encryption key for
+//! `signedDataRecipInfo`, and SHA-256 of the empty string ([`P1_EMPTY`])
+//! for `rekRecipInfo` (the `RecipientInfo` definitions of IEEE 1609.2 as
+//! amended; the caller passes P1 to [`EncryptedData::seal`] and
+//! [`EncryptedData::open`]). The data is encrypted with
 //! AES-128-CCM, a random 12-octet nonce and a 16-octet tag;
 //! `ccmCiphertext` is the ciphertext followed by the tag.
 //!
@@ -57,7 +61,7 @@ pub const MAX_ENCRYPTED_DATA_LEN: usize = 64 * 1024;
 pub const MAX_RECIPIENTS: usize = 16;
 
 /// SHA-256 of the empty string: the ECIES parameter `P1` for
-/// `signedDataRecipInfo` and `rekRecipInfo` recipients.
+/// `rekRecipInfo` recipients.
 pub const P1_EMPTY: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
     0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
@@ -75,7 +79,7 @@ pub enum RecipientKind {
     Certificate,
     /// `signedDataRecipInfo`: the `encryptionKey` header field of a signed
     /// message from the recipient. `recipientId` is the HashedId8 of the
-    /// COER encoding of that `Ieee1609Dot2Data`, `P1` is [`P1_EMPTY`].
+    /// COER encoding of that `Ieee1609Dot2Data`, `P1` its SHA-256.
     SignedData,
     /// `rekRecipInfo`: a response encryption key the recipient sent in its
     /// request (how a pseudonym CA encrypts its response to a vehicle).
@@ -155,9 +159,11 @@ impl EncryptedData {
     ///   the COER `PublicEncryptionKey` ([`response_key_id`]).
     /// * `p1`: the ECIES parameter P1, 32 octets: SHA-256 of the COER
     ///   encoding of the recipient's certificate for
-    ///   [`RecipientKind::Certificate`], [`P1_EMPTY`] for the other kinds.
-    ///   It is a parameter because the certificate is not otherwise known
-    ///   here; [`EncryptedData::seal_to_certificate`] and
+    ///   [`RecipientKind::Certificate`], SHA-256 of the COER signed
+    ///   `Ieee1609Dot2Data` for [`RecipientKind::SignedData`],
+    ///   [`P1_EMPTY`] for [`RecipientKind::ResponseEncryptionKey`]. It is
+    ///   a parameter because the certificate or signed data is not
+    ///   otherwise known here; [`EncryptedData::seal_to_certificate`] and
     ///   [`EncryptedData::seal_to_response_key`] compute it.
     ///
     /// The AES key, the nonce and the ephemeral key come from ring's
@@ -428,9 +434,7 @@ fn encode_point(w: &mut Writer, k: &PublicKeyP256) {
 }
 
 fn p1_array(p1: &[u8]) -> Result<[u8; 32], V2xError> {
-    <[u8; 32]>::try_from(p1).map_err(|_| {
-        V2xError::OutOfRange("P1 must be a 32-octet SHA-256 hash (of the certificate or of \"\")")
-    })
+    <[u8; 32]>::try_from(p1).map_err(|_| V2xError::OutOfRange("P1 must be a 32-octet SHA-256 hash"))
 }
 
 fn fill(rng: &SystemRandom, buf: &mut [u8]) -> Result<(), V2xError> {

@@ -12,7 +12,9 @@ with the Rust crate; it follows IEEE 1609.2-2016 clause 5.3.5:
   counter = 1, 2, ...; the first 48 octets, K1 = 16, K2 = 32;
 * c = AES key XOR K1; t = HMAC-SHA-256(K2, c), first 16 octets;
 * P1 = SHA-256(COER of the recipient certificate) for certRecipInfo,
-  SHA-256(b"") for signedDataRecipInfo and rekRecipInfo;
+  SHA-256(COER of the signed Ieee1609Dot2Data that carried the key) for
+  signedDataRecipInfo, SHA-256(b"") for rekRecipInfo (the RecipientInfo
+  definitions of IEEE 1609.2 as amended);
 * the data: AES-128-CCM, 12-octet nonce, 16-octet tag appended.
 
 Usage: ecies_vectors.py OUT.json   (writes the fixed vectors; deterministic)
@@ -209,7 +211,8 @@ def main(out):
             aes_key=bytes.fromhex("9169155B08B07674CBADF75FB46A7B0D"),
             nonce=bytes.fromhex("000000000000000000000001"),
             note="r1, R1, k1, P1 and v from the 'Test vectors for ECIES as per 1609.2 v3' scripts "
-            "(public GitHub; inputs only). Empty plaintext: ccmCiphertext is the bare tag.",
+            "(public GitHub; inputs only). P1 stands for the hash of the signed data that carried "
+            "the key. Empty plaintext: ccmCiphertext is the bare tag.",
         )
     )
 

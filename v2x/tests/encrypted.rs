@@ -40,7 +40,14 @@ fn round_trips_for_every_recipient_kind() {
     ] {
         let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let id = [9u8; 8];
-        let e = EncryptedData::seal(&k, id, kind, &P1_EMPTY, &pt).unwrap();
+        // P1: the hash of the certificate / the signed data (stand-ins),
+        // the empty string's for a response encryption key.
+        let p1 = match kind {
+            RecipientKind::Certificate => sha256(b"certificate"),
+            RecipientKind::SignedData => sha256(b"signed data"),
+            RecipientKind::ResponseEncryptionKey => P1_EMPTY,
+        };
+        let e = EncryptedData::seal(&k, id, kind, &p1, &pt).unwrap();
         assert_eq!(e.recipients().len(), 1);
         assert_eq!(e.recipients()[0].kind, kind);
         assert_eq!(e.recipients()[0].recipient_id, id);
@@ -48,7 +55,10 @@ fn round_trips_for_every_recipient_kind() {
         let bytes = e.to_coer();
         let d = EncryptedData::from_coer(&bytes).unwrap();
         assert_eq!(d, e);
-        assert_eq!(d.open(&s, id, &P1_EMPTY).unwrap(), pt);
+        assert_eq!(d.open(&s, id, &p1).unwrap(), pt);
+        if kind != RecipientKind::ResponseEncryptionKey {
+            assert_eq!(d.open(&s, id, &P1_EMPTY), Err(V2xError::Decryption));
+        }
     }
 }
 

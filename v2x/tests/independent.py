@@ -2,6 +2,7 @@
 """Independent check of trustca-v2x certificates with asn1tools and cryptography.
 
 Usage: independent.py CERT.coer... [--must-fail CERT.coer]... [--ieee CERT.coer]...
+                      [--decrypt JOBS.json]
 
 Compiles the published ASN.1 modules (IEEE1609dot2BaseTypes.asn,
 IEEE1609dot2.asn, TS103097v131.asn), unmodified, from $V2X_ASN1_DIR (default
@@ -34,11 +35,20 @@ rejected as EtsiTs103097Certificate: by asn1tools itself if it enforces the
 WITH COMPONENTS constraint (it does not, as of asn1tools 0.169: the line
 says which), otherwise by the profile check above.
 
+With --decrypt, JOBS.json lists IEEE 1609.2 EncryptedData files made by
+trustca-v2x ({"path", "recipient_secret", "recipient_id", "p1", "kind",
+"must_fail"}, hex strings): each is decoded with asn1tools as
+`EncryptedData`, re-encoded byte-identically, and decrypted by the
+independent ECIES + AES-128-CCM implementation of ecies_vectors.py (Python
+cryptography, hashlib, hmac); the line gives the recipient kind and
+SHA-256 of the plaintext. Jobs with must_fail must not decrypt.
+
 With V2X_DUMP=1 the decoded toBeSigned of each file is printed.
 Prints one line per file and exits non-zero if any expectation fails.
 """
 
 import hashlib
+import json
 import os
 import sys
 
@@ -195,20 +205,54 @@ def etsi_rejection(spec, path):
     return None
 
 
+def decrypt_jobs(spec, path):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ecies_vectors
+
+    failures = 0
+    for job in json.load(open(path)):
+        raw = open(job["path"], "rb").read()
+        try:
+            pt, kind = ecies_vectors.decrypt(
+                spec,
+                raw,
+                bytes.fromhex(job["recipient_secret"]),
+                bytes.fromhex(job["recipient_id"]),
+                bytes.fromhex(job["p1"]),
+            )
+            if kind != job["kind"]:
+                raise ValueError("recipient kind %s, expected %s" % (kind, job["kind"]))
+            ok, why = True, "kind=%s plaintext-sha256=%s" % (kind, hashlib.sha256(pt).hexdigest())
+        except Exception as e:  # asn1tools, cryptography and ours
+            ok, why = False, "%s: %s" % (type(e).__name__, e)
+        expected = not job.get("must_fail", False)
+        if ok != expected:
+            failures += 1
+        print(
+            "%s %s %s %s"
+            % ("OK" if ok == expected else "FAIL", "decrypted" if ok else "refused", job["path"], why)
+        )
+    return failures
+
+
 def main(argv):
-    good, bad, ieee = [], [], []
+    good, bad, ieee, jobs = [], [], [], []
     it = iter(argv)
     for a in it:
         if a == "--must-fail":
             bad.append(next(it))
         elif a == "--ieee":
             ieee.append(next(it))
+        elif a == "--decrypt":
+            jobs.append(next(it))
         else:
             good.append(a)
     d = asn1_dir()
     spec = asn1tools.compile_files([os.path.join(d, m) for m in MODULES], "oer")
     loaded, by_id = {}, {}
     failures = 0
+    for j in jobs:
+        failures += decrypt_jobs(spec, j)
     for path in good + bad:
         try:
             raw, c, tbs = load(spec, path)

@@ -1,7 +1,8 @@
 //! Cross-check with an independent implementation: `tests/independent.py`
 //! decodes the certificates with Python asn1tools (compiled from the
 //! published ASN.1 modules) and verifies the signatures with Python
-//! cryptography. Skipped, loudly, when python3, asn1tools, cryptography or
+//! cryptography; it also decrypts `EncryptedData` sealed here, with its own
+//! ECIES + AES-CCM (`tests/ecies_vectors.py`). Skipped, loudly, when python3, asn1tools, cryptography or
 //! the ASN.1 modules are missing, unless TRUSTCA_REQUIRE_INTEROP=1.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -11,7 +12,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
-use trustca_v2x::Certificate;
+use ring::rand::{SecureRandom, SystemRandom};
+use trustca_v2x::{
+    Certificate, EncryptedData, P1_EMPTY, RecipientKind, encryption_public_key, response_key_id,
+    sha256,
+};
 
 fn asn1_dir() -> PathBuf {
     match std::env::var_os("V2X_ASN1_DIR") {
@@ -42,13 +47,141 @@ fn missing() -> Option<String> {
     }
 }
 
-#[test]
-fn asn1tools_and_cryptography_accept_the_chain() {
+/// False (after saying so loudly) when the check cannot run; panics then
+/// if TRUSTCA_REQUIRE_INTEROP=1.
+fn can_run() -> bool {
     if let Some(why) = missing() {
         if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
             panic!("independent check required but cannot run: {why}");
         }
         eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn asn1tools_and_cryptography_decrypt_our_encrypted_data() {
+    if !can_run() {
+        return;
+    }
+    let secret = loop {
+        let mut s = [0u8; 32];
+        SystemRandom::new().fill(&mut s).unwrap();
+        if encryption_public_key(&s).is_ok() {
+            break s;
+        }
+    };
+    let public = encryption_public_key(&secret).unwrap();
+    let c = chain();
+    let mut tbs = ticket_tbs(&c.ticket_key);
+    tbs.encryption_key = Some(public);
+    let ticket = Certificate::issue(tbs, &c.ca, &c.ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let long: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    // (file name, sealed data, recipient id, P1, kind, plaintext, must fail)
+    type Case<'a> = (
+        &'a str,
+        EncryptedData,
+        [u8; 8],
+        Vec<u8>,
+        &'a str,
+        Vec<u8>,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "rek",
+            EncryptedData::seal_to_response_key(&public, b"response to the vehicle").unwrap(),
+            response_key_id(&public),
+            P1_EMPTY.to_vec(),
+            "rekRecipInfo",
+            b"response to the vehicle".to_vec(),
+            false,
+        ),
+        (
+            "cert",
+            EncryptedData::seal_to_certificate(&ticket, &long).unwrap(),
+            ticket.hashed_id8(),
+            sha256(ticket.as_coer()).to_vec(),
+            "certRecipInfo",
+            long.clone(),
+            false,
+        ),
+        (
+            // P1 = SHA-256 of the signed Ieee1609Dot2Data that carried the
+            // key; a stand-in octet string here.
+            "signed-data-empty",
+            EncryptedData::seal(
+                &public,
+                [5; 8],
+                RecipientKind::SignedData,
+                &sha256(b"stand-in for a signed Ieee1609Dot2Data"),
+                b"",
+            )
+            .unwrap(),
+            [5; 8],
+            sha256(b"stand-in for a signed Ieee1609Dot2Data").to_vec(),
+            "signedDataRecipInfo",
+            Vec::new(),
+            false,
+        ),
+        (
+            // P1 must be the certificate hash for certRecipInfo: the
+            // empty-string P1 must fail in Python too.
+            "cert-wrong-p1",
+            EncryptedData::seal_to_certificate(&ticket, b"x").unwrap(),
+            ticket.hashed_id8(),
+            P1_EMPTY.to_vec(),
+            "certRecipInfo",
+            Vec::new(),
+            true,
+        ),
+    ];
+    let mut jobs = Vec::new();
+    let mut expected = Vec::new();
+    for (name, e, id, p1, kind, pt, must_fail) in &cases {
+        let path = dir.path().join(format!("{name}.coer"));
+        std::fs::write(&path, e.to_coer()).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        jobs.push(format!(
+            r#"{{"path": "{path}", "recipient_secret": "{}", "recipient_id": "{}", "p1": "{}", "kind": "{kind}", "must_fail": {must_fail}}}"#,
+            hex::encode(secret),
+            hex::encode(id),
+            hex::encode(p1),
+        ));
+        expected.push(if *must_fail {
+            format!("OK refused {path} ")
+        } else {
+            format!(
+                "OK decrypted {path} kind={kind} plaintext-sha256={}",
+                hex::encode(sha256(pt))
+            )
+        });
+    }
+    let job_file = dir.path().join("jobs.json");
+    std::fs::write(&job_file, format!("[{}]", jobs.join(",\n"))).unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
+        .arg("--decrypt")
+        .arg(&job_file)
+        .env("V2X_ASN1_DIR", asn1_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "independent decryption failed");
+    for line in expected {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&line)),
+            "missing: {line}"
+        );
+    }
+}
+
+#[test]
+fn asn1tools_and_cryptography_accept_the_chain() {
+    if !can_run() {
         return;
     }
     let c = chain();
@@ -191,4 +324,31 @@ fn asn1tools_and_cryptography_accept_the_chain() {
             "asn1tools decoded differently: {expected}"
         );
     }
+}
+
+/// `testdata/encrypted-data.json` is what the independent Python
+/// implementation produces (it is deterministic): regenerating it gives
+/// the same bytes.
+#[test]
+fn encrypted_data_vectors_are_reproducible() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("encrypted-data.json");
+    let status = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/ecies_vectors.py"
+        ))
+        .arg(&out)
+        .env("V2X_ASN1_DIR", asn1_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        include_str!("../testdata/encrypted-data.json"),
+        "regenerate with: python3 v2x/tests/ecies_vectors.py v2x/testdata/encrypted-data.json"
+    );
 }
