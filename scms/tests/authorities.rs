@@ -2,6 +2,7 @@
 //! stores: issuance through RA → PCA → vehicle, batching and shuffling,
 //! resolution, revocation by linkage seeds, and the attacker who holds one
 //! authority's complete store.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -373,7 +374,7 @@ fn cat_request(c: &Caterpillar) -> trustca_pseudonym::ButterflyRequest {
 fn dump(
     store: &Arc<dyn Storage>,
     space: &str,
-) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<trustca_store::AuditEntry>) {
+) -> (Vec<trustca_store::KeyValue>, Vec<trustca_store::AuditEntry>) {
     let records = store.blob_scan(space, b"").unwrap();
     let audit = store.audit_entries(0, 100_000).unwrap();
     (records, audit)
