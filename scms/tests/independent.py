@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Independent check of what the separated V2X authorities (trustca-scms)
+produce: authorization tickets, encrypted responses and the linkage CRL.
+
+Usage: independent.py MANIFEST.json
+
+Uses only Python asn1tools (compiled, unmodified, from the published modules
+IEEE1609dot2BaseTypes.asn, IEEE1609dot2.asn, TS103097v131.asn in
+$V2X_ASN1_DIR, default <repo>/../shared/spec/v2x-asn1, OER codec),
+cryptography, hashlib, hmac, json and tomllib; for ECIES it imports
+v2x/tests/ecies_vectors.py (itself only cryptography, hashlib, hmac and
+asn1tools). No trustca code.
+
+MANIFEST.json (written by independent.rs): {"policy": v2x-tickets.toml,
+"root", "pca": COER certificates, "crl": linkage CRL, "tickets": [{"path",
+"vehicle", "level", "period", "j"}], "responses": [{"path", "cocoon_secret"
+(hex), "ticket" (index into tickets)}], "revoked": {"vehicle",
+"from_period"}}. The vehicle/level/period/j of each ticket are the test's
+ground truth (what the vehicle asked for); everything else is recomputed
+here.
+
+Checks:
+
+* root: decodes as IEEE 1609.2 Certificate, re-encodes byte-identically,
+  issuer self(sha256), signature verifies with its own key (signer = empty);
+  PCA: issuer sha256AndDigest = HashedId8(root COER), signature verifies
+  under the root's key.
+* every ticket: decodes as Certificate (OER), re-encodes byte-identically;
+  version 3, explicit, issuer sha256AndDigest = low 8 octets of SHA-256 of
+  the PCA's COER; id linkageData with iCert = period, a 9-octet linkage
+  value and no group linkage value; cracaId 000000H; crlSeries = the
+  policy's; validityPeriod = start of the period (policy epoch + period x
+  period_hours) minus overlap, as Time32 (TAI seconds since 2004-01-01,
+  5 leap seconds since then), duration hours(period_hours + 2 x overlap);
+  assuranceLevel octet = level << 5; appPermissions = the policy's table for
+  the level (per PSID the row with the highest min_level <= level), in PSID
+  order, bitmapSsp as in the policy; verification key ecdsaNistP256 in
+  compressed form; no other fields; ECDSA P-256 signature over
+  SHA-256(SHA-256(tbs as received) || SHA-256(PCA COER)) (IEEE 1609.2
+  5.3.1) with the PCA's key; linkage values and keys all distinct.
+* every response: decodes as EncryptedData, rekRecipInfo to HashedId8 of the
+  cocoon public key (derived here from the cocoon private key), ECIES P-256
+  + AES-128-CCM decrypts (P1 = SHA-256 of the empty string); plaintext is
+  c (32) || BE16(len) || ticket || zero padding, 320 octets; the ticket is
+  byte-identical to the one written for it; (cocoon private + c) x G is the
+  ticket's verification key.
+* linkage CRL: parsed per the layout in scms/src/crl.rs; series = policy;
+  signer = HashedId8(PCA COER); signature verifies under the 1609.2 rule
+  with the PCA key; for every entry the linkage values lv(i, j) are
+  recomputed from the two released seeds with the CAMP construction
+  (ls(i) = SHA-256(BE16(la_id) || ls(i-1) || 00 x 14)[0..16]; plv =
+  (AES-128_{ls(i)}(BE16(la_id) || BE32(j) || 00 x 10) XOR that block)[0..9];
+  lv = plv1 XOR plv2) for every period from the release period to the last
+  ticket period and j < certificates_per_period; exactly the revoked
+  vehicle's tickets of periods >= the revocation period must match.
+
+Prints one JSON object (counts and a list of failures); exit status 1 when
+any check failed.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tomllib
+
+import asn1tools
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "..", "v2x", "tests"))
+import ecies_vectors  # noqa: E402  (independent ECIES, no trustca code)
+
+MODULES = ["IEEE1609dot2BaseTypes.asn", "IEEE1609dot2.asn", "TS103097v131.asn"]
+N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+# 2004-01-01T00:00:00Z; leap seconds inserted since: end of 2005, 2008,
+# mid 2012, mid 2015, end of 2016 (none since).
+TIME32_EPOCH_UNIX = 1072915200
+LEAPS_SINCE_2004 = 5
+RESPONSE_LEN = 320
+SIG_LEN = 66  # ecdsaNistP256Signature: choice tag, rSig (tag + 32), sSig (32)
+
+
+def asn1_dir():
+    d = os.environ.get("V2X_ASN1_DIR")
+    if d:
+        return d
+    repo = os.path.dirname(os.path.dirname(HERE))
+    return os.path.join(os.path.dirname(repo), "shared", "spec", "v2x-asn1")
+
+
+def sha256(b):
+    return hashlib.sha256(b).digest()
+
+
+def hashed_id8(b):
+    return sha256(b)[-8:]
+
+
+class Fail(Exception):
+    pass
+
+
+def decode_cert(spec, raw):
+    """(decoded, tbs bytes as received) of a COER certificate."""
+    try:
+        c = spec.decode("Certificate", raw)
+    except Exception as e:  # asn1tools raises several error types
+        raise Fail("asn1tools decode failed: %s" % e)
+    if spec.encode("Certificate", c) != raw:
+        raise Fail("re-encoding with asn1tools differs (not canonical)")
+    if c["version"] != 3:
+        raise Fail("version %r" % c["version"])
+    if c["type"] != "explicit":
+        raise Fail("type %r" % c["type"])
+    if "signature" not in c or c["signature"][0] != "ecdsaNistP256Signature":
+        raise Fail("signature absent or not ecdsaNistP256Signature")
+    # preamble, version, type, then the issuer choice: self (tag + hash
+    # algorithm) or a digest (tag + 8 octets).
+    header = 5 if c["issuer"][0] == "self" else 12
+    tbs = raw[header : len(raw) - SIG_LEN]
+    if spec.encode("ToBeSignedCertificate", c["toBeSigned"]) != tbs:
+        raise Fail("toBeSigned is not the octets between issuer and signature")
+    return c, tbs
+
+
+def public_key(c):
+    vki = c["toBeSigned"]["verifyKeyIndicator"]
+    if vki[0] != "verificationKey" or vki[1][0] != "ecdsaNistP256":
+        raise Fail("verifyKeyIndicator %r" % (vki,))
+    return ecies_vectors.point_from_asn1(vki[1][1])
+
+
+def verify_ieee(key, tbs, signer_coer, sig):
+    """ECDSA over SHA-256(SHA-256(tbs) || SHA-256(signer COER))."""
+    e = sha256(sha256(tbs) + sha256(signer_coer))
+    try:
+        key.verify(sig, e, ec.ECDSA(Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        raise Fail("signature does not verify")
+
+
+def cert_signature(c):
+    sig = c["signature"][1]
+    r_kind, r = sig["rSig"]
+    if r_kind not in ("x-only", "compressed-y-0", "compressed-y-1"):
+        raise Fail("rSig form %s" % r_kind)
+    return encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(sig["sSig"], "big"))
+
+
+def time32(unix):
+    return unix - TIME32_EPOCH_UNIX + LEAPS_SINCE_2004
+
+
+def expected_permissions(policy, level):
+    chosen = {}
+    for row in policy["permissions"]:
+        if row["min_level"] > level:
+            continue
+        prev = chosen.get(row["psid"])
+        if prev is None or row["min_level"] > prev["min_level"]:
+            chosen[row["psid"]] = row
+    out = []
+    for psid in sorted(chosen):
+        p = {"psid": psid}
+        ssp = chosen[psid].get("ssp")
+        if ssp is not None:
+            p["ssp"] = ("bitmapSsp", bytes.fromhex(ssp.replace(" ", "")))
+        out.append(p)
+    return out
+
+
+def compressed(pub):
+    return pub.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+
+
+def check_ticket(spec, policy, t, raw, pca_raw, pca_key):
+    c, tbs = decode_cert(spec, raw)
+    if c["issuer"] != ("sha256AndDigest", hashed_id8(pca_raw)):
+        raise Fail("issuer %r is not the PCA's HashedId8" % (c["issuer"],))
+    b = c["toBeSigned"]
+    allowed = {"id", "cracaId", "crlSeries", "validityPeriod", "assuranceLevel",
+               "appPermissions", "verifyKeyIndicator"}
+    if set(b) - allowed:
+        raise Fail("unexpected fields %s" % sorted(set(b) - allowed))
+    kind, link = b["id"]
+    if kind != "linkageData":
+        raise Fail("id is %s" % kind)
+    if link["iCert"] != t["period"]:
+        raise Fail("iCert %d, period %d" % (link["iCert"], t["period"]))
+    if len(link["linkage-value"]) != 9 or "group-linkage-value" in link:
+        raise Fail("linkage data %r" % (link,))
+    if b["cracaId"] != b"\x00\x00\x00":
+        raise Fail("cracaId %r" % b["cracaId"])
+    if b["crlSeries"] != policy["crl_series"]:
+        raise Fail("crlSeries %d" % b["crlSeries"])
+    start = policy["epoch_unix"] + t["period"] * policy["period_hours"] * 3600 \
+        - policy["overlap_hours"] * 3600
+    want = {"start": time32(start),
+            "duration": ("hours", policy["period_hours"] + 2 * policy["overlap_hours"])}
+    if b["validityPeriod"] != want:
+        raise Fail("validity %r, expected %r" % (b["validityPeriod"], want))
+    if b.get("assuranceLevel") != bytes([t["level"] << 5]):
+        raise Fail("assuranceLevel %r for level %d" % (b.get("assuranceLevel"), t["level"]))
+    want = expected_permissions(policy, t["level"])
+    if b.get("appPermissions") != want:
+        raise Fail("appPermissions %r, expected %r" % (b.get("appPermissions"), want))
+    point = b["verifyKeyIndicator"][1][1]
+    if point[0] not in ("compressed-y-0", "compressed-y-1"):
+        raise Fail("verification key in form %s" % point[0])
+    key = public_key(c)
+    verify_ieee(pca_key, tbs, pca_raw, cert_signature(c))
+    return c, key, (link["iCert"], link["linkage-value"])
+
+
+def check_response(spec, r, tickets_raw, ticket_keys):
+    b = int.from_bytes(bytes.fromhex(r["cocoon_secret"]), "big")
+    cocoon = ec.derive_private_key(b, ec.SECP256R1())
+    rid = ecies_vectors.response_key_id(spec, cocoon.public_key())
+    raw = open(r["path"], "rb").read()
+    try:
+        pt, kind = ecies_vectors.decrypt(spec, raw, r["cocoon_secret_bytes"], rid, ecies_vectors.P1_EMPTY)
+    except Exception as e:
+        raise Fail("does not decrypt: %s: %s" % (type(e).__name__, e))
+    if kind != "rekRecipInfo":
+        raise Fail("recipient kind %s" % kind)
+    if len(pt) != RESPONSE_LEN:
+        raise Fail("plaintext of %d octets" % len(pt))
+    c = int.from_bytes(pt[:32], "big")
+    n = int.from_bytes(pt[32:34], "big")
+    if 34 + n > RESPONSE_LEN:
+        raise Fail("ticket length %d" % n)
+    if any(pt[34 + n :]):
+        raise Fail("non-zero padding")
+    ticket = pt[34 : 34 + n]
+    if ticket != tickets_raw[r["ticket"]]:
+        raise Fail("ticket inside differs from ticket %d" % r["ticket"])
+    if not 0 < c < N:
+        raise Fail("c out of range")
+    p = ec.derive_private_key((b + c) % N, ec.SECP256R1())
+    if compressed(p.public_key()) != compressed(ticket_keys[r["ticket"]]):
+        raise Fail("(cocoon + c)G is not the ticket's verification key")
+
+
+def parse_crl(b):
+    if len(b) < 28 + 72 or b[:6] != b"TLCRL\x01":
+        raise Fail("not a linkage CRL")
+    count = int.from_bytes(b[24:28], "big")
+    tbs_len = 28 + 52 * count
+    if len(b) != tbs_len + 72:
+        raise Fail("length %d for %d entries" % (len(b), count))
+    entries = []
+    for k in range(count):
+        e = b[28 + 52 * k : 28 + 52 * (k + 1)]
+        rel = []
+        for h in (e[:26], e[26:]):
+            rel.append((int.from_bytes(h[:2], "big"), int.from_bytes(h[2:10], "big"), h[10:26]))
+        entries.append(rel)
+    return {
+        "series": int.from_bytes(b[6:8], "big"),
+        "number": int.from_bytes(b[8:16], "big"),
+        "this_update": int.from_bytes(b[16:20], "big"),
+        "next_update": int.from_bytes(b[20:24], "big"),
+        "entries": entries,
+        "tbs": b[:tbs_len],
+        "signer": b[tbs_len : tbs_len + 8],
+        "r": b[tbs_len + 8 : tbs_len + 40],
+        "s": b[tbs_len + 40 :],
+    }
+
+
+def next_seed(la_id, seed):
+    return sha256(la_id.to_bytes(2, "big") + seed + bytes(14))[:16]
+
+
+def plv(la_id, seed, j):
+    block = la_id.to_bytes(2, "big") + j.to_bytes(4, "big") + bytes(10)
+    enc = Cipher(algorithms.AES(seed), modes.ECB()).encryptor()
+    out = enc.update(block) + enc.finalize()
+    return bytes(x ^ y for x, y in zip(out, block))[:9]
+
+
+def linkage_values(entry, last_period, cpp):
+    """{(period, lv)} from the two released seeds, release period..last."""
+    (id1, p1, s1), (id2, p2, s2) = entry
+    if p1 != p2:
+        raise Fail("releases for periods %d and %d" % (p1, p2))
+    if id1 == id2:
+        raise Fail("both releases from linkage authority %d" % id1)
+    out = set()
+    for i in range(p1, last_period + 1):
+        for j in range(cpp):
+            lv = bytes(x ^ y for x, y in zip(plv(id1, s1, j), plv(id2, s2, j)))
+            out.add((i, lv))
+        s1, s2 = next_seed(id1, s1), next_seed(id2, s2)
+    return p1, out
+
+
+def main(manifest_path):
+    m = json.load(open(manifest_path))
+    with open(m["policy"], "rb") as f:
+        policy = tomllib.load(f)
+    cpp = policy["certificates_per_period"]
+    spec = asn1tools.compile_files([os.path.join(asn1_dir(), mod) for mod in MODULES], "oer")
+    failures = []
+    res = {"failures": failures}
+
+    root_raw = open(m["root"], "rb").read()
+    pca_raw = open(m["pca"], "rb").read()
+    res["root_self_signed_verified"] = False
+    res["pca_verified_under_root"] = False
+    pca_key = None
+    try:
+        root, root_tbs = decode_cert(spec, root_raw)
+        if root["issuer"] != ("self", "sha256"):
+            raise Fail("root issuer %r" % (root["issuer"],))
+        root_key = public_key(root)
+        verify_ieee(root_key, root_tbs, b"", cert_signature(root))
+        res["root_self_signed_verified"] = True
+        pca, pca_tbs = decode_cert(spec, pca_raw)
+        if pca["issuer"] != ("sha256AndDigest", hashed_id8(root_raw)):
+            raise Fail("PCA issuer %r" % (pca["issuer"],))
+        verify_ieee(root_key, pca_tbs, root_raw, cert_signature(pca))
+        pca_key = public_key(pca)
+        res["pca_verified_under_root"] = True
+    except Fail as e:
+        failures.append("root/PCA: %s" % e)
+        print(json.dumps(res))
+        return 1
+
+    tickets = m["tickets"]
+    tickets_raw, ticket_keys, ticket_links = [], [], []
+    decoded = verified = 0
+    for t in tickets:
+        raw = open(t["path"], "rb").read()
+        tickets_raw.append(raw)
+        try:
+            c, key, link = check_ticket(spec, policy, t, raw, pca_raw, pca_key)
+            decoded += 1
+            verified += 1
+        except Fail as e:
+            failures.append("ticket %s: %s" % (t["path"], e))
+            key, link = None, None
+        ticket_keys.append(key)
+        ticket_links.append(link)
+    res["tickets_decoded"] = decoded
+    res["tickets_verified"] = verified
+    links = [x for x in ticket_links if x is not None]
+    if len(set(links)) != len(links):
+        failures.append("linkage values repeat")
+    if len(set(x[1] for x in links)) != len(links):
+        failures.append("a 9-octet linkage value repeats across periods")
+    keys = [compressed(k) for k in ticket_keys if k is not None]
+    if len(set(keys)) != len(keys):
+        failures.append("verification keys repeat")
+
+    res["responses_decrypted"] = res["response_keys_matched"] = 0
+    for r in m["responses"]:
+        r["cocoon_secret_bytes"] = bytes.fromhex(r["cocoon_secret"])
+        try:
+            if ticket_keys[r["ticket"]] is None:
+                raise Fail("its ticket failed")
+            check_response(spec, r, tickets_raw, ticket_keys)
+            res["responses_decrypted"] += 1
+            res["response_keys_matched"] += 1
+        except Fail as e:
+            failures.append("response %s: %s" % (r["path"], e))
+
+    res["crl_signature_verified"] = False
+    try:
+        crl = parse_crl(open(m["crl"], "rb").read())
+        res["crl_series"] = crl["series"]
+        res["crl_number"] = crl["number"]
+        res["crl_entries"] = len(crl["entries"])
+        if crl["series"] != policy["crl_series"]:
+            failures.append("CRL series %d" % crl["series"])
+        if crl["next_update"] <= crl["this_update"]:
+            failures.append("CRL nextUpdate not after thisUpdate")
+        if crl["signer"] != hashed_id8(pca_raw):
+            raise Fail("CRL signer is not the PCA")
+        sig = encode_dss_signature(int.from_bytes(crl["r"], "big"), int.from_bytes(crl["s"], "big"))
+        verify_ieee(pca_key, crl["tbs"], pca_raw, sig)
+        res["crl_signature_verified"] = True
+        last = max(t["period"] for t in tickets)
+        revoked = set()
+        computed = 0
+        for entry in crl["entries"]:
+            start, values = linkage_values(entry, last, cpp)
+            if start != m["revoked"]["from_period"]:
+                failures.append("CRL entry releases from period %d" % start)
+            computed += len(values)
+            revoked |= values
+        res["linkage_values_computed"] = computed
+        matched = [k for k, link in enumerate(ticket_links) if link is not None and link in revoked]
+        res["matched_tickets"] = matched
+        by = {}
+        for k in matched:
+            key = "%d/%d" % (tickets[k]["vehicle"], tickets[k]["period"])
+            by[key] = by.get(key, 0) + 1
+        res["matched_by_vehicle_period"] = by
+        rv, rp = m["revoked"]["vehicle"], m["revoked"]["from_period"]
+        want = [k for k, t in enumerate(tickets) if t["vehicle"] == rv and t["period"] >= rp]
+        if matched != want:
+            wrong = sorted(set(matched) ^ set(want))[:5]
+            failures.append(
+                "CRL matches %d tickets, expected the %d of vehicle %d from period %d; e.g. %s"
+                % (len(matched), len(want), rv, rp,
+                   [(tickets[k]["vehicle"], tickets[k]["period"], tickets[k]["j"]) for k in wrong])
+            )
+    except Fail as e:
+        failures.append("CRL: %s" % e)
+
+    print(json.dumps(res, sort_keys=True))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

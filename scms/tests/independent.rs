@@ -1,0 +1,272 @@
+//! Cross-check of what the separated authorities produce with an independent
+//! implementation: `tests/independent.py` (Python asn1tools compiled from the
+//! published IEEE 1609.2 ASN.1 modules, Python cryptography, hashlib, hmac;
+//! no trustca code) decodes and verifies every authorization ticket and the
+//! pseudonym CA certificate, decrypts responses with the vehicle's cocoon
+//! key, and recomputes the CAMP/SCMS linkage values from the seeds in the
+//! signed linkage CRL. Skipped, loudly, when python3, asn1tools,
+//! cryptography or the ASN.1 modules are missing, unless
+//! TRUSTCA_REQUIRE_INTEROP=1.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use trustca_pseudonym::Caterpillar;
+use trustca_scms::{BatchPolicy, LocalDeployment, TicketOpener, TicketProfile, VehicleCredential};
+use trustca_v2x::{
+    Certificate, Duration, PsidGroupPermissions, PublicKeyP256, Time32, ToBeSigned, ValidityPeriod,
+};
+
+const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+fn asn1_dir() -> PathBuf {
+    match std::env::var_os("V2X_ASN1_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
+    }
+}
+
+/// Returns why the check cannot run, if it cannot.
+fn missing() -> Option<String> {
+    let dir = asn1_dir();
+    if !dir.join("IEEE1609dot2.asn").is_file() || !dir.join("TS103097v131.asn").is_file() {
+        return Some(format!(
+            "ASN.1 modules not found in {} (set V2X_ASN1_DIR)",
+            dir.display()
+        ));
+    }
+    match Command::new("python3")
+        .args(["-c", "import asn1tools, cryptography, tomllib"])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "python3 lacks asn1tools, cryptography or tomllib (3.11+): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("python3 not runnable: {e}")),
+    }
+}
+
+/// False (after saying so loudly) when the check cannot run; panics then
+/// if TRUSTCA_REQUIRE_INTEROP=1.
+fn can_run() -> bool {
+    if let Some(why) = missing() {
+        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("independent check required but cannot run: {why}");
+        }
+        eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
+        return false;
+    }
+    true
+}
+
+fn key() -> EcdsaKeyPair {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+}
+
+/// A V2X root and a pseudonym CA certificate under it.
+fn hierarchy() -> (Certificate, Certificate, EcdsaKeyPair) {
+    let (root_key, pca_key) = (key(), key());
+    let validity = ValidityPeriod {
+        start: Time32::from_unix(NOW - 86_400).unwrap(),
+        duration: Duration::Years(10),
+    };
+    let root = Certificate::sign_root(
+        ToBeSigned::ca(
+            "root.v2x.test",
+            PublicKeyP256::from_sec1(root_key.public_key().as_ref()).unwrap(),
+            validity,
+            vec![PsidGroupPermissions::all(2, PsidGroupPermissions::EE_APP)],
+        ),
+        &root_key,
+    )
+    .unwrap();
+    let pca = Certificate::issue(
+        ToBeSigned::ca(
+            "pca.v2x.test",
+            PublicKeyP256::from_sec1(pca_key.public_key().as_ref()).unwrap(),
+            validity,
+            vec![PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP)],
+        ),
+        &root,
+        &root_key,
+    )
+    .unwrap();
+    (root, pca, pca_key)
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn python_verifies_tickets_responses_and_the_linkage_crl() {
+    if !can_run() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (root, pca_cert, pca_key) = hierarchy();
+    let profile = TicketProfile::default();
+    let d = LocalDeployment::open(
+        work.path(),
+        profile.clone(),
+        BatchPolicy {
+            min_vehicles: 1,
+            max_wait_secs: 0,
+            max_requests_per_batch: 10_000,
+        },
+        Arc::new(pca_key),
+        pca_cert.clone(),
+    )
+    .unwrap();
+    let current = profile.period_at(NOW).unwrap();
+    let cpp = profile.certificates_per_period;
+    const PERIODS: u32 = 4;
+    // Three vehicles at three levels; vehicle 0 is revoked from the third
+    // of the four periods.
+    let vehicles: Vec<VehicleCredential> = [3u8, 4, 2]
+        .iter()
+        .enumerate()
+        .map(|(n, level)| VehicleCredential {
+            id: format!("urn:trustca:mobility:acme:car-{n}"),
+            level: *level,
+        })
+        .collect();
+    let cats: Vec<Caterpillar> = vehicles
+        .iter()
+        .map(|_| Caterpillar::generate().unwrap())
+        .collect();
+    for (v, c) in vehicles.iter().zip(&cats) {
+        d.ra.submit(v, &c.request(), Some(current), PERIODS, NOW)
+            .unwrap();
+    }
+    d.ra.flush(NOW, false).unwrap();
+
+    let mut tickets = Vec::new();
+    let mut responses = Vec::new();
+    let mut expected_revoked = BTreeSet::new();
+    let revoked_vehicle = 0usize;
+    let revoked_from = current + 2;
+    for (n, (v, cat)) in vehicles.iter().zip(&cats).enumerate() {
+        let opener = TicketOpener::new(cat, &pca_cert, current, PERIODS, cpp).unwrap();
+        let downloaded = d.ra.download(v).unwrap();
+        assert_eq!(downloaded.len() as u32, PERIODS * cpp);
+        for (k, encrypted) in downloaded.iter().enumerate() {
+            let t = opener.open(encrypted).unwrap();
+            let index = tickets.len();
+            let path = write(
+                out.path(),
+                &format!("ticket-{n}-{}-{}.coer", t.period, t.j),
+                t.certificate.as_coer(),
+            );
+            tickets.push(json!({
+                "path": path,
+                "vehicle": n,
+                "level": v.level,
+                "period": t.period,
+                "j": t.j,
+            }));
+            if n == revoked_vehicle && t.period >= revoked_from {
+                expected_revoked.insert(index);
+            }
+            // A few responses per vehicle, in different periods, with the
+            // cocoon private key that opens each.
+            if k % 23 == 0 {
+                let cocoon = cat.cocoon_private_key(t.period, t.j).unwrap();
+                let rpath = write(
+                    out.path(),
+                    &format!("response-{n}-{}-{}.coer", t.period, t.j),
+                    encrypted,
+                );
+                responses.push(json!({
+                    "path": rpath,
+                    "cocoon_secret": hex::encode(cocoon.to_bytes().as_ref()),
+                    "ticket": index,
+                }));
+            }
+        }
+    }
+    assert!(responses.len() >= 3 * 3, "{} responses", responses.len());
+
+    let entry =
+        d.ra.revoke(
+            &vehicles[revoked_vehicle].id,
+            revoked_from,
+            "operator",
+            NOW + 7200,
+        )
+        .unwrap();
+    let crl = d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
+
+    let manifest = json!({
+        "policy": concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/v2x-tickets.toml"),
+        "root": write(out.path(), "root.coer", root.as_coer()),
+        "pca": write(out.path(), "pca.coer", pca_cert.as_coer()),
+        "crl": write(out.path(), "linkage-crl.bin", crl.as_bytes()),
+        "tickets": tickets,
+        "responses": responses,
+        "revoked": { "vehicle": revoked_vehicle, "from_period": revoked_from },
+    });
+    let manifest_path = write(out.path(), "manifest.json", manifest.to_string().as_bytes());
+    let run = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
+        .arg(&manifest_path)
+        .env("V2X_ASN1_DIR", asn1_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
+    let result: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"));
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+    assert_eq!(result["failures"], json!([]), "independent check failed");
+    assert!(run.status.success());
+
+    let n_tickets = vehicles.len() as u64 * u64::from(PERIODS * cpp);
+    assert_eq!(result["tickets_decoded"], json!(n_tickets));
+    assert_eq!(result["tickets_verified"], json!(n_tickets));
+    assert_eq!(result["pca_verified_under_root"], json!(true));
+    assert_eq!(result["root_self_signed_verified"], json!(true));
+    assert_eq!(result["responses_decrypted"], json!(responses.len()));
+    assert_eq!(result["response_keys_matched"], json!(responses.len()));
+    assert_eq!(result["crl_signature_verified"], json!(true));
+    assert_eq!(result["crl_entries"], json!(1));
+    assert_eq!(result["crl_series"], json!(profile.crl_series));
+    // Seeds released from the revocation period: linkage values of the
+    // two remaining periods, all `j`.
+    let last = current + u64::from(PERIODS) - 1;
+    assert_eq!(
+        result["linkage_values_computed"],
+        json!((last - revoked_from + 1) * u64::from(cpp))
+    );
+    let matched: BTreeSet<usize> = result["matched_tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(matched, expected_revoked);
+    assert_eq!(matched.len() as u64, 2 * u64::from(cpp));
+    let mut per_vehicle_period: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in result["matched_by_vehicle_period"].as_object().unwrap() {
+        per_vehicle_period.insert(k.clone(), v.as_u64().unwrap());
+    }
+    assert_eq!(
+        per_vehicle_period,
+        (revoked_from..=last)
+            .map(|p| (format!("{revoked_vehicle}/{p}"), u64::from(cpp)))
+            .collect()
+    );
+}
