@@ -360,6 +360,7 @@ def main(manifest_path):
         failures.append("verification keys repeat")
 
     res["responses_decrypted"] = res["response_keys_matched"] = 0
+    res["response_lengths"] = sorted({os.path.getsize(r["path"]) for r in m["responses"]})
     for r in m["responses"]:
         r["cocoon_secret_bytes"] = bytes.fromhex(r["cocoon_secret"])
         try:

@@ -110,6 +110,23 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// Runs independent.py on `manifest`; its JSON answer and exit status.
+fn run_python(dir: &Path, name: &str, manifest: &Value) -> (Value, bool) {
+    let manifest_path = write(dir, name, manifest.to_string().as_bytes());
+    let run = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
+        .arg(&manifest_path)
+        .env("V2X_ASN1_DIR", asn1_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
+    let result: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"));
+    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+    (result, run.status.success())
+}
+
 #[test]
 fn python_verifies_tickets_responses_and_the_linkage_crl() {
     if !can_run() {
@@ -219,20 +236,9 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
         "responses": responses,
         "revoked": { "vehicle": revoked_vehicle, "from_period": revoked_from },
     });
-    let manifest_path = write(out.path(), "manifest.json", manifest.to_string().as_bytes());
-    let run = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/independent.py"))
-        .arg(&manifest_path)
-        .env("V2X_ASN1_DIR", asn1_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
-    let result: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"));
-    eprintln!("{}", serde_json::to_string_pretty(&result).unwrap());
+    let (result, success) = run_python(out.path(), "manifest.json", &manifest);
     assert_eq!(result["failures"], json!([]), "independent check failed");
-    assert!(run.status.success());
+    assert!(success);
 
     let n_tickets = vehicles.len() as u64 * u64::from(PERIODS * cpp);
     assert_eq!(result["tickets_decoded"], json!(n_tickets));
@@ -269,4 +275,45 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
             .map(|p| (format!("{revoked_vehicle}/{p}"), u64::from(cpp)))
             .collect()
     );
+
+    assert_eq!(
+        result["response_lengths"],
+        json!([429]),
+        "320 + 107 octets + 2 length octets (ciphertext over 255 octets)"
+    );
+
+    // The check is not vacuous: a changed sSig, a wrong level, a response
+    // opened with another cocoon key and a wrong revocation period must
+    // each be reported.
+    let mut bad = manifest.clone();
+    let victim = bad["tickets"][161]["path"].as_str().unwrap().to_owned();
+    assert_eq!(bad["tickets"][161]["vehicle"], json!(2));
+    let mut bytes = std::fs::read(&victim).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    bad["tickets"][161]["path"] = json!(write(out.path(), "tampered.coer", &bytes));
+    assert_eq!(bad["tickets"][81]["level"], json!(4));
+    bad["tickets"][81]["level"] = json!(3);
+    bad["responses"][0]["cocoon_secret"] = manifest["responses"][1]["cocoon_secret"].clone();
+    bad["revoked"]["from_period"] = json!(revoked_from + 1);
+    let (result, success) = run_python(out.path(), "bad-manifest.json", &bad);
+    assert!(!success);
+    let failures: Vec<String> = result["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_owned())
+        .collect();
+    for needle in [
+        "tampered.coer: signature does not verify",
+        "assuranceLevel b'\\x80' for level 3",
+        "does not decrypt",
+        &format!("CRL entry releases from period {revoked_from}"),
+        &format!("CRL matches {} tickets, expected the {}", 2 * cpp, cpp),
+    ] {
+        assert!(
+            failures.iter().any(|f| f.contains(needle)),
+            "not reported: {needle}\n{failures:#?}"
+        );
+    }
+    assert_eq!(failures.len(), 5, "{failures:#?}");
 }
