@@ -43,6 +43,8 @@ pub const V2X_AA: &str = "v2x-aa";
 pub const PSID_CAM: u64 = 36;
 /// ITS-AID of the Decentralized Environmental Notification service (DENM).
 pub const PSID_DENM: u64 = 37;
+/// ITS-AID of the Collective Perception Message (CPM, ETSI TS 103 324).
+pub const PSID_CPM: u64 = 639;
 /// ITS-AID of the secured certificate request service (ETSI TS 102 941
 /// enrolment and authorization requests).
 pub const PSID_CERT_REQUEST: u64 = 623;
@@ -297,7 +299,7 @@ pub(crate) fn init_v2x(
             )
         } else {
             // The AA signs authorization responses and issues
-            // authorization tickets (pseudonyms) for CAM and DENM.
+            // authorization tickets (pseudonyms) for CAM, DENM and CPM.
             (
                 vec![PsidSsp {
                     psid: PSID_CERT_REQUEST,
@@ -312,6 +314,10 @@ pub(crate) fn init_v2x(
                         PsidSspRange {
                             psid: PSID_DENM,
                             ssp_range: Some(SspRange::All),
+                        },
+                        PsidSspRange {
+                            psid: PSID_CPM,
+                            ssp_range: None,
                         },
                     ]),
                     min_chain_length: 1,
@@ -335,6 +341,47 @@ pub(crate) fn init_v2x(
         loaded_root = Some(issuer_key);
     }
     Ok(created)
+}
+
+/// A V2X CA key owned by its holder (the pseudonym CA in `trustca serve`
+/// signs tickets with `v2x-aa` from threads of its own).
+pub struct OwnedV2xSigner(CaKey);
+
+impl std::fmt::Debug for OwnedV2xSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnedV2xSigner(<key>)")
+    }
+}
+
+impl V2xSigner for OwnedV2xSigner {
+    fn public_key_sec1(&self) -> Vec<u8> {
+        CaKeyV2x(&self.0).public_key_sec1()
+    }
+
+    fn sign_digest_input(&self, msg: &[u8]) -> Result<[u8; 64], V2xError> {
+        CaKeyV2x(&self.0).sign_digest_input(msg)
+    }
+}
+
+/// The authorization authority (pseudonym CA) of the V2X hierarchy: its
+/// signing key (`v2x-aa`, file or PKCS#11) and its certificate
+/// (`DATA/ca/v2x-aa.oer`), checked to belong together.
+pub fn authorization_authority(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+) -> Result<(OwnedV2xSigner, Certificate), CaError> {
+    let path = data.join("ca").join(format!("{V2X_AA}.oer"));
+    let cert = read_oer(&path)?;
+    let key = hierarchy.keys().load(V2X_AA)?;
+    let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
+        .map_err(v2x_err)?;
+    if public != cert.tbs().verification_key {
+        return Err(CaError::Signing(format!(
+            "key {V2X_AA} does not match {}",
+            path.display()
+        )));
+    }
+    Ok((OwnedV2xSigner(key), cert))
 }
 
 #[cfg(test)]

@@ -222,6 +222,8 @@ pub enum Command {
         #[arg(long, env = "TRUSTCA_ALLOW_DAMAGED_STORE")]
         allow_damaged_store: bool,
         #[command(flatten)]
+        v2x: Box<V2xServeArgs>,
+        #[command(flatten)]
         pass: PassphraseArgs,
         #[command(flatten)]
         pkcs11: Pkcs11Args,
@@ -307,6 +309,13 @@ pub enum Command {
     /// Certification-body credentials (register and withdraw model
     /// evaluations under the schemes named with --scheme).
     CertificationBody {
+        #[command(subcommand)]
+        action: CredentialAction,
+    },
+    /// The V2X registration authority's credential: the client certificate
+    /// with which `serve --role registration` reaches the pseudonym CA and
+    /// the linkage authorities (the only role they issue for).
+    RegistrationAuthority {
         #[command(subcommand)]
         action: CredentialAction,
     },
@@ -546,10 +555,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             shutdown_grace,
             connections,
             allow_damaged_store,
+            v2x,
             pass,
             pkcs11,
         } => {
             let passphrase = pass.load()?;
+            let (role, v2x_remote, v2x_batch, v2x_in_process) = (*v2x).resolve()?;
             let fresh = !data.join("ca").join("root.pem").exists();
             let shown = data.clone();
             let running = server::start(ServeOptions {
@@ -568,6 +579,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
                 connections: connections.limits(),
                 allow_damaged_store,
+                role,
+                v2x_remote,
+                v2x_batch,
+                v2x_in_process,
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -604,6 +619,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
         Command::CertificationBody { action } => {
             credential(CertificateKind::CertificationBody, action)
+        }
+        Command::RegistrationAuthority { action } => {
+            credential(CertificateKind::RegistrationAuthority, action)
         }
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
@@ -948,4 +966,92 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
         println!("  chain     {}", a.out.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve` options of the separated V2X authorities (issue 8).
+#[derive(Debug, clap::Args)]
+pub struct V2xServeArgs {
+    /// Run only one separated V2X authority in this process, with its own
+    /// store and keys under DATA/v2x/ROLE/: registration, pseudonym-ca,
+    /// linkage-1 or linkage-2. Without it, `serve` runs everything, the
+    /// four authorities in-process with separate stores.
+    #[arg(long, env = "TRUSTCA_ROLE")]
+    role: Option<String>,
+    /// With --role registration: the pseudonym CA's URL (https://HOST:PORT).
+    #[arg(long = "pseudonym-ca", env = "TRUSTCA_PSEUDONYM_CA")]
+    pseudonym_ca: Option<String>,
+    /// With --role registration: linkage authority 1's URL.
+    #[arg(long = "linkage-1", env = "TRUSTCA_LINKAGE_1")]
+    linkage_1: Option<String>,
+    /// With --role registration: linkage authority 2's URL.
+    #[arg(long = "linkage-2", env = "TRUSTCA_LINKAGE_2")]
+    linkage_2: Option<String>,
+    /// With --role registration: the directory of its credential
+    /// (cert.pem, key.pem), from `trustca registration-authority add`.
+    #[arg(long = "ra-credential", env = "TRUSTCA_RA_CREDENTIAL")]
+    ra_credential: Option<PathBuf>,
+    /// The registration authority sends a batch to the pseudonym CA once
+    /// requests of this many vehicles wait (they are shuffled together)...
+    #[arg(long = "v2x-min-vehicles", env = "TRUSTCA_V2X_MIN_VEHICLES", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    min_vehicles: u64,
+    /// ... or once the oldest request waited this many seconds (fewer
+    /// vehicles then share the batch: less cover, less delay).
+    #[arg(long = "v2x-max-wait", env = "TRUSTCA_V2X_MAX_WAIT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    max_wait: u64,
+    /// Do not run the V2X authorities in this CA process (they run as
+    /// `serve --role` processes elsewhere).
+    #[arg(long = "no-v2x", env = "TRUSTCA_NO_V2X")]
+    no_v2x: bool,
+}
+
+type V2xSettings = (
+    Option<server::v2x::V2xRole>,
+    Option<server::v2x::RemoteAuthorities>,
+    trustca_scms::BatchPolicy,
+    bool,
+);
+
+impl V2xServeArgs {
+    fn resolve(self) -> Result<V2xSettings> {
+        let role = self
+            .role
+            .as_deref()
+            .map(server::v2x::V2xRole::parse)
+            .transpose()?;
+        let batch = trustca_scms::BatchPolicy {
+            min_vehicles: self.min_vehicles as usize,
+            max_wait_secs: self.max_wait as i64,
+            ..trustca_scms::BatchPolicy::default()
+        };
+        let remote = match role {
+            Some(server::v2x::V2xRole::Registration) => {
+                let need = |v: Option<String>, flag: &str| {
+                    v.ok_or_else(|| anyhow::anyhow!("--role registration needs {flag}"))
+                };
+                let cred = self.ra_credential.ok_or_else(|| {
+                    anyhow::anyhow!("--role registration needs --ra-credential DIR")
+                })?;
+                Some(server::v2x::RemoteAuthorities {
+                    pseudonym_ca: need(self.pseudonym_ca, "--pseudonym-ca URL")?,
+                    linkage: [
+                        need(self.linkage_1, "--linkage-1 URL")?,
+                        need(self.linkage_2, "--linkage-2 URL")?,
+                    ],
+                    credential: (cred.join("cert.pem"), cred.join("key.pem")),
+                })
+            }
+            _ => {
+                if self.pseudonym_ca.is_some()
+                    || self.linkage_1.is_some()
+                    || self.linkage_2.is_some()
+                {
+                    bail!(
+                        "--pseudonym-ca, --linkage-1 and --linkage-2 are for --role registration"
+                    );
+                }
+                None
+            }
+        };
+        Ok((role, remote, batch, !self.no_v2x))
+    }
 }

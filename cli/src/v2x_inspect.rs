@@ -6,8 +6,8 @@ use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use trustca_v2x::{
-    Certificate, CertificateId, Duration, IssuerIdentifier, PsidGroupPermissions, Ssp, SspRange,
-    SubjectPermissions,
+    CertProfile, Certificate, CertificateId, Duration, IssuerIdentifier, PsidGroupPermissions, Ssp,
+    SspRange, SubjectPermissions,
 };
 
 /// The 1609.2 certificate in `path` as JSON, or `None` when the file looks
@@ -17,13 +17,25 @@ pub fn try_inspect(path: &std::path::Path) -> Result<Option<Value>> {
     if bytes.first() == Some(&0x30) || std::str::from_utf8(&bytes).is_ok() {
         return Ok(None);
     }
-    let cert = Certificate::from_coer(&bytes).map_err(|e| {
-        anyhow!(
-            "{}: neither PEM/DER X.509 nor an IEEE 1609.2 certificate (COER): {e}",
-            path.display()
-        )
-    })?;
-    Ok(Some(inspect(&cert)))
+    // ETSI TS 103 097 first; an SCMS-style ticket (linkageData) is an
+    // IEEE 1609.2 certificate outside that profile, shown as such.
+    let (cert, profile) = match Certificate::from_coer(&bytes) {
+        Ok(c) => (c, "EtsiTs103097"),
+        Err(etsi) => match Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &bytes) {
+            Ok(c) => (c, "Ieee1609Dot2"),
+            Err(_) => {
+                return Err(anyhow!(
+                    "{}: neither PEM/DER X.509 nor an IEEE 1609.2 certificate (COER): {etsi}",
+                    path.display()
+                ));
+            }
+        },
+    };
+    let mut value = inspect(&cert);
+    if let Some(o) = value.as_object_mut() {
+        o.insert("profile".into(), Value::from(profile));
+    }
+    Ok(Some(value))
 }
 
 fn duration_text(d: Duration) -> String {
@@ -187,10 +199,18 @@ pub fn inspect_text(v: &Value) -> String {
             format!("HashedId8 {}", s("issuer"))
         }
     ));
-    out.push_str(&format!(
-        "id:            {}\n",
-        v["id"].as_str().unwrap_or("none")
-    ));
+    let id = match (&v["id"], v["id"]["linkage_value"].as_str()) {
+        (Value::String(n), _) => n.clone(),
+        (_, Some(lv)) => format!(
+            "linkageData iCert {} linkage value {lv}",
+            v["id"]["i_cert"].as_u64().unwrap_or_default()
+        ),
+        _ => "none".to_owned(),
+    };
+    out.push_str(&format!("id:            {id}\n"));
+    if let Some(p) = v["profile"].as_str() {
+        out.push_str(&format!("profile:       {p}\n"));
+    }
     let val = &v["validity"];
     out.push_str(&format!(
         "validity:      {} for {} (until {})\n",

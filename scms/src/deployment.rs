@@ -45,6 +45,7 @@ impl LocalDeployment {
         pca_signer: Arc<dyn V2xSigner + Send + Sync>,
         pca_certificate: Certificate,
     ) -> Result<Self> {
+        profile.check_issuable(&pca_certificate)?;
         let open = |name: &str| -> Result<Arc<dyn Storage>> {
             Ok(Arc::new(SledStorage::open(&dir.join(name))?))
         };

@@ -58,6 +58,16 @@ pub enum ScmsError {
     /// certificate does not match the key the vehicle derives.
     #[error("response rejected: {0}")]
     Response(String),
+    /// Another authority (over gRPC) failed or refused.
+    #[error("{authority} answered {code}: {message}")]
+    Remote {
+        /// Which authority.
+        authority: &'static str,
+        /// Its gRPC status code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
     /// The profile file is invalid.
     #[error("invalid ticket profile: {0}")]
     Config(String),

@@ -103,6 +103,11 @@ impl LinkageAuthority {
         }
     }
 
+    /// This authority's own store.
+    pub fn store(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.store)
+    }
+
     /// This LA's id.
     pub fn la_id(&self) -> LaId {
         self.la_id

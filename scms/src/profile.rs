@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use trustca_v2x::{Duration, PsidSsp, Ssp, SubjectAssurance, Time32, ValidityPeriod};
+use trustca_v2x::{
+    Certificate, Duration, PsidGroupPermissions, PsidSsp, Ssp, SspRange, SubjectAssurance,
+    SubjectPermissions, Time32, ValidityPeriod,
+};
 
 use crate::error::{Result, ScmsError};
 
@@ -88,7 +91,7 @@ impl Default for TicketProfile {
             // keeps `default` total.
             Err(_) => Self {
                 version: "invalid".into(),
-                sector: "mobility".into(),
+                sector: "automotive".into(),
                 epoch: 1_704_067_200,
                 period_hours: 168,
                 overlap_hours: 1,
@@ -234,6 +237,49 @@ impl TicketProfile {
                 ssp: r.ssp.clone().map(Ssp::Bitmap),
             })
             .collect())
+    }
+
+    /// Refuses a profile that grants a PSID (or an SSP) the issuing
+    /// certificate may not issue: such tickets would be rejected by every
+    /// relying party that checks the chain's permissions.
+    pub fn check_issuable(&self, issuer: &Certificate) -> Result<()> {
+        let groups = issuer
+            .tbs()
+            .cert_issue_permissions
+            .as_deref()
+            .unwrap_or(&[]);
+        for row in &self.permissions {
+            let allowed = groups.iter().any(|g| {
+                g.ee_type & PsidGroupPermissions::EE_APP != 0
+                    && match &g.subject_permissions {
+                        SubjectPermissions::All => true,
+                        SubjectPermissions::Explicit(ranges) => ranges.iter().any(|r| {
+                            r.psid == row.psid
+                                && match (&row.ssp, &r.ssp_range) {
+                                    (None, _) => true,
+                                    (Some(_), Some(SspRange::All)) => true,
+                                    (Some(ssp), Some(SspRange::Bitmap { value, mask })) => {
+                                        ssp.len() == value.len()
+                                            && ssp
+                                                .iter()
+                                                .zip(value)
+                                                .zip(mask)
+                                                .all(|((s, v), m)| (s & m) == (v & m))
+                                    }
+                                    _ => false,
+                                }
+                        }),
+                    }
+            });
+            if !allowed {
+                return Err(ScmsError::Config(format!(
+                    "the pseudonym CA certificate may not issue PSID {} with this SSP \
+                     (profile {}, from level {})",
+                    row.psid, self.version, row.min_level
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The `assuranceLevel` octet for trust level `level`.

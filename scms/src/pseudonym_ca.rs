@@ -160,6 +160,11 @@ impl PseudonymCa {
         }
     }
 
+    /// This authority's own store.
+    pub fn store(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.store)
+    }
+
     /// This CA's certificate (the issuer of every ticket).
     pub fn certificate(&self) -> &Certificate {
         &self.certificate

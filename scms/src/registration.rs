@@ -23,6 +23,7 @@ use ring::hmac;
 use trustca_pseudonym::{ButterflyRequest, LaId, LinkageRevocation, SeedRelease};
 use trustca_store::{BlobAudit, KeyValue, Storage};
 
+use crate::crl::LinkageCrl;
 use crate::envelope::{LinkKey, random_bytes};
 use crate::error::{Result, ScmsError};
 use crate::linkage_authority::{ChainId, EncryptedPlv, LinkageAuthority};
@@ -92,11 +93,26 @@ impl LinkageAuthorityApi for LinkageAuthority {
 pub trait PseudonymCaApi: Send + Sync + std::fmt::Debug {
     /// Issues a shuffled batch.
     fn issue_batch(&self, batch: &[TicketRequest], now: i64) -> Result<Vec<TicketResponse>>;
+    /// Adds a revocation to the linkage CRL; returns the new signed CRL.
+    fn add_revocation(
+        &self,
+        revocation: LinkageRevocation,
+        actor: &str,
+        now: i64,
+    ) -> Result<LinkageCrl>;
 }
 
 impl PseudonymCaApi for PseudonymCa {
     fn issue_batch(&self, batch: &[TicketRequest], now: i64) -> Result<Vec<TicketResponse>> {
         PseudonymCa::issue_batch(self, batch, now)
+    }
+    fn add_revocation(
+        &self,
+        revocation: LinkageRevocation,
+        actor: &str,
+        now: i64,
+    ) -> Result<LinkageCrl> {
+        self.revoke(revocation, actor, now)
     }
 }
 
@@ -210,6 +226,11 @@ impl RegistrationAuthority {
             policy,
             queue: Mutex::new(Vec::new()),
         })
+    }
+
+    /// This authority's own store.
+    pub fn store(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.store)
     }
 
     /// The handle of a vehicle identity.
@@ -474,6 +495,24 @@ impl RegistrationAuthority {
         self.store
             .blob_put(SPACE, &[(vehicle_key(&handle), value)], false, Some(&audit))?;
         Ok(revocation)
+    }
+
+    /// [`RegistrationAuthority::revoke`], then the pseudonym CA adds the
+    /// entry to its linkage CRL: the operator's one step.
+    pub fn revoke_vehicle(
+        &self,
+        vehicle_id: &str,
+        from_period: u64,
+        actor: &str,
+        now: i64,
+    ) -> Result<LinkageCrl> {
+        let revocation = self.revoke(vehicle_id, from_period, actor, now)?;
+        self.pca.add_revocation(revocation, actor, now)
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &TicketProfile {
+        &self.profile
     }
 
     fn register_vehicle(

@@ -208,6 +208,65 @@ fn tickets_reach_the_vehicle_as_ieee_1609_2_with_level_and_linkage() {
 }
 
 #[test]
+fn a_profile_beyond_the_issuer_permissions_is_refused() {
+    let (root_key, pca_key) = (key(), key());
+    let validity = ValidityPeriod {
+        start: Time32::from_unix(NOW - 86_400).unwrap(),
+        duration: Duration::Years(1),
+    };
+    let root = Certificate::sign_root(
+        ToBeSigned::ca(
+            "root.v2x.test",
+            PublicKeyP256::from_sec1(root_key.public_key().as_ref()).unwrap(),
+            validity,
+            vec![PsidGroupPermissions::all(2, PsidGroupPermissions::EE_APP)],
+        ),
+        &root_key,
+    )
+    .unwrap();
+    // CAM and DENM only: the shipped profile also grants CPM (639).
+    let narrow = Certificate::issue(
+        ToBeSigned::ca(
+            "pca.v2x.test",
+            PublicKeyP256::from_sec1(pca_key.public_key().as_ref()).unwrap(),
+            validity,
+            vec![PsidGroupPermissions {
+                subject_permissions: trustca_v2x::SubjectPermissions::Explicit(
+                    [36, 37]
+                        .into_iter()
+                        .map(|psid| trustca_v2x::PsidSspRange {
+                            psid,
+                            ssp_range: Some(trustca_v2x::SspRange::All),
+                        })
+                        .collect(),
+                ),
+                min_chain_length: 1,
+                chain_length_range: 0,
+                ee_type: PsidGroupPermissions::EE_APP,
+            }],
+        ),
+        &root,
+        &root_key,
+    )
+    .unwrap();
+    let err = TicketProfile::default()
+        .check_issuable(&narrow)
+        .unwrap_err();
+    assert!(err.to_string().contains("PSID 639"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        LocalDeployment::open(
+            dir.path(),
+            TicketProfile::default(),
+            eager(),
+            Arc::new(pca_key),
+            narrow
+        )
+        .is_err()
+    );
+}
+
+#[test]
 fn bad_requests_are_refused_and_change_nothing() {
     let w = world(eager());
     let cat = Caterpillar::generate().unwrap();
@@ -293,6 +352,14 @@ impl PseudonymCaApi for Spy {
                 outcome: Err("spy".into()),
             })
             .collect())
+    }
+    fn add_revocation(
+        &self,
+        _revocation: trustca_pseudonym::LinkageRevocation,
+        _actor: &str,
+        _now: i64,
+    ) -> Result<LinkageCrl, ScmsError> {
+        Err(ScmsError::NotFound("spy"))
     }
 }
 

@@ -44,7 +44,9 @@ pub(crate) enum Access {
     },
 }
 
-use CertificateKind::{Auditor, CertificationBody, Gateway, LongTerm, Manufacturer, Operator};
+use CertificateKind::{
+    Auditor, CertificationBody, Gateway, LongTerm, Manufacturer, Operator, RegistrationAuthority,
+};
 
 pub(crate) const fn caller(roles: &'static [CertificateKind]) -> Access {
     Access::Caller {
@@ -116,6 +118,56 @@ pub(crate) const RULES: &[(&str, Access)] = &[
     ("/trustca.v1.ModelRegistry/GetModel", caller(&[])),
     ("/trustca.v1.ModelRegistry/ListModels", caller(&[])),
     ("/trustca.v1.TrustSnapshots/GetSnapshot", Access::Public),
+    // The separated V2X authorities (issue 8): vehicles talk to the
+    // registration authority only; the pseudonym CA and the linkage
+    // authorities serve the registration authority's credential for
+    // issuance and operators for resolution.
+    (
+        "/trustca.v1.V2xRegistration/GetTicketProfile",
+        caller(&[LongTerm]),
+    ),
+    (
+        "/trustca.v1.V2xRegistration/RequestTickets",
+        caller(&[LongTerm]),
+    ),
+    (
+        "/trustca.v1.V2xRegistration/DownloadTickets",
+        caller(&[LongTerm]),
+    ),
+    (
+        "/trustca.v1.V2xRegistration/RevokeVehicle",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.V2xRegistration/IdentifyVehicle",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.V2xPseudonymCa/IssueTickets",
+        caller(&[RegistrationAuthority]),
+    ),
+    (
+        "/trustca.v1.V2xPseudonymCa/AddRevocation",
+        caller(&[RegistrationAuthority]),
+    ),
+    (
+        "/trustca.v1.V2xPseudonymCa/ResolutionEnvelopes",
+        caller(&[Operator]),
+    ),
+    ("/trustca.v1.V2xPseudonymCa/GetLinkageCrl", Access::Public),
+    (
+        "/trustca.v1.V2xLinkage/CreateChains",
+        caller(&[RegistrationAuthority]),
+    ),
+    (
+        "/trustca.v1.V2xLinkage/PreLinkageValues",
+        caller(&[RegistrationAuthority]),
+    ),
+    (
+        "/trustca.v1.V2xLinkage/ReleaseSeed",
+        caller(&[RegistrationAuthority]),
+    ),
+    ("/trustca.v1.V2xLinkage/OpenEnvelope", caller(&[Operator])),
 ];
 
 /// The rule of a path. Health and reflection are public; a trustca path
@@ -293,7 +345,8 @@ mod tests {
                     path.ends_with("/GetCaCertificates")
                         || path.ends_with("/GetCrl")
                         || path.ends_with("/GetPrl")
-                        || path.ends_with("/GetSnapshot"),
+                        || path.ends_with("/GetSnapshot")
+                        || path.ends_with("/GetLinkageCrl"),
                     "{path} is public"
                 ),
                 Access::Caller { revoked, .. } => {
@@ -312,6 +365,15 @@ mod tests {
             Access::Public => vec![],
         };
         assert_eq!(role("/trustca.v1.Enrollment/Enroll"), vec![Manufacturer]);
+        // Only the registration authority's credential issues V2X tickets.
+        assert_eq!(
+            role("/trustca.v1.V2xPseudonymCa/IssueTickets"),
+            vec![RegistrationAuthority]
+        );
+        assert_eq!(
+            role("/trustca.v1.V2xLinkage/PreLinkageValues"),
+            vec![RegistrationAuthority]
+        );
         assert_eq!(role("/trustca.v1.TrustDatabase/Decide"), vec![LongTerm]);
         assert_eq!(
             role("/trustca.v1.TrustDatabase/GetHistory"),

@@ -19,6 +19,7 @@ pub mod pseudonym;
 mod serve;
 mod store;
 pub mod transport;
+pub mod v2x;
 
 pub use connections::ConnectionLimits;
 pub use error::ServerError;

@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/pseudonym.toml"),
     ),
     (
+        "v2x-tickets.toml",
+        include_str!("../../policies/v2x-tickets.toml"),
+    ),
+    (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
     ),
@@ -66,6 +70,13 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
             std::fs::read_to_string(&path)
                 .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?,
         ));
+    }
+    // Optional: the separated V2X authorities' ticket profile.
+    let tickets = dir.join("v2x-tickets.toml");
+    if tickets.exists() {
+        let text = std::fs::read_to_string(&tickets)
+            .map_err(|e| io(format_args!("cannot read {}", tickets.display()), e))?;
+        files.push(("v2x-tickets.toml".to_owned(), text));
     }
     // Optional: the V2X pseudonym profiles (docs/pseudonyms.md).
     let pseudonym = dir.join("pseudonym.toml");

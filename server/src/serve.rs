@@ -78,6 +78,18 @@ pub struct ServeOptions {
     /// Serve a store whose audit log does not verify, read-only (for
     /// recovery); without it such a store is refused at start.
     pub allow_damaged_store: bool,
+    /// Run only this separated V2X authority (`--role`); `None` runs
+    /// everything, the four V2X authorities in-process with their own
+    /// stores.
+    pub role: Option<crate::v2x::V2xRole>,
+    /// Where the registration authority reaches the others (`--role
+    /// registration` only).
+    pub v2x_remote: Option<crate::v2x::RemoteAuthorities>,
+    /// When the registration authority sends a batch.
+    pub v2x_batch: trustca_scms::BatchPolicy,
+    /// Run the four V2X authorities in this process (without `role`);
+    /// false when they run as separate `--role` processes.
+    pub v2x_in_process: bool,
 }
 
 impl ServeOptions {
@@ -99,6 +111,10 @@ impl ServeOptions {
             shutdown_grace: Duration::from_secs(10),
             connections: ConnectionLimits::default(),
             allow_damaged_store: false,
+            role: None,
+            v2x_remote: None,
+            v2x_batch: trustca_scms::BatchPolicy::default(),
+            v2x_in_process: true,
         }
     }
 }
@@ -354,6 +370,15 @@ pub fn init_with(
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
     )?;
     crate::pseudonym::init_pseudonyms(data, &files, &set, passphrase, token.map(|t| t.token))?;
+    for role in crate::v2x::init_authorities(data, passphrase)? {
+        eprintln!(
+            "created V2X {role} key  {}",
+            data.join(crate::v2x::V2X_DIR)
+                .join(role)
+                .join("keys")
+                .display()
+        );
+    }
     Ok(report)
 }
 
@@ -378,6 +403,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     };
     let metrics = Arc::new(Metrics::new());
     let observer: Arc<dyn Observer> = metrics.clone();
+    if let Some(role) = opts.role {
+        if !opts.data.join("ca").join("root.pem").exists() {
+            return Err(ServerError::Config(format!(
+                "{} has no CA: run `trustca init` first (a --role process never creates one)",
+                opts.data.display()
+            )));
+        }
+        return start_role(opts, role, listener, metrics).await;
+    }
     if !opts.data.join("ca").join("root.pem").exists() {
         let report = init_with(
             &opts.data,
@@ -576,6 +610,25 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .set_serving::<trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService>>()
         .await;
     spawn_store_health(&storage, health.clone());
+    let v2x = if opts.v2x_in_process {
+        let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
+        Some(crate::v2x::services(crate::v2x::V2xSetup {
+            data: &opts.data,
+            files: &v2x_files,
+            hierarchy: &hierarchy,
+            passphrase: &opts.passphrase,
+            role: None,
+            remote: None,
+            root_pem: &[],
+            policy: opts.v2x_batch,
+        })?)
+    } else {
+        None
+    };
+    let (v2x_ra, v2x_pca, v2x_la) = match v2x {
+        Some(v) => (v.registration, v.pseudonym_ca, v.linkage),
+        None => (None, None, None),
+    };
 
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
@@ -593,7 +646,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(pseudonyms)
         .add_service(registry)
         .add_service(snapshots)
-        .add_service(anomalies);
+        .add_service(anomalies)
+        .add_optional_service(v2x_ra)
+        .add_optional_service(v2x_pca)
+        .add_optional_service(v2x_la);
     let handle = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {
@@ -648,6 +704,99 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         grace: opts.shutdown_grace,
         store_closed,
         heads: Some(heads),
+    })
+}
+
+/// `serve --role`: one separated V2X authority in this process, with its
+/// own store (`DATA/v2x/<role>/store`) and nothing else of the CA: no
+/// enrollment, no trust database, no CA store.
+async fn start_role(
+    opts: ServeOptions,
+    role: crate::v2x::V2xRole,
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> Result<RunningServer> {
+    let observer: Arc<dyn Observer> = metrics.clone();
+    let (files, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
+    let token = open_token(&opts.data, &policy_set.pki, &opts.pkcs11)?;
+    let hierarchy = CaHierarchy::open_with_token(
+        &opts.data,
+        &policy_set,
+        &opts.passphrase,
+        token.map(|t| t.token),
+    )?;
+    let root_pem = to_pem("CERTIFICATE", &hierarchy.root_der);
+    let v2x = crate::v2x::services(crate::v2x::V2xSetup {
+        data: &opts.data,
+        files: &files,
+        hierarchy: &hierarchy,
+        passphrase: &opts.passphrase,
+        role: Some(role),
+        remote: opts.v2x_remote.as_ref(),
+        root_pem: root_pem.as_bytes(),
+        policy: opts.v2x_batch,
+    })?;
+    let identity = TransportIdentity {
+        root_der: hierarchy.root_der.clone(),
+        sector_cas: hierarchy
+            .sectors
+            .values()
+            .map(|c| c.cert_der.clone())
+            .collect(),
+        server_chain: hierarchy.server_chain.clone(),
+        server_key: hierarchy.server_key(),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+    };
+    let addr = transport::local_addr(&listener)
+        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
+    let closing = tokio_util::sync::CancellationToken::new();
+    let descriptors = crate::connections::raise_descriptor_limit();
+    let max_connections = opts.connections.resolve(descriptors);
+    let table = Arc::new(ConnectionTable::new(
+        max_connections,
+        opts.connections,
+        closing.clone(),
+    ));
+    let incoming = transport::incoming_with(listener, &identity, Arc::clone(&table))?;
+    let (_health, health_service) = tonic_health::server::health_reporter();
+    // The role's callers' certificates are not in this process's store;
+    // revoked credentials are refused by the CA store's process only (see
+    // docs/pseudonyms.md, gaps).
+    let auth_store = v2x.auth_store.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .layer(crate::message_limit::OversizeLayer(
+            crate::v2x::MAX_RESPONSE_BYTES,
+        ))
+        .layer(crate::connections::ActivityLayer)
+        .layer(AuthLayer::new(auth_store, Arc::clone(&observer)))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(Some(256))
+        .add_service(health_service)
+        .add_optional_service(v2x.registration)
+        .add_optional_service(v2x.pseudonym_ca)
+        .add_optional_service(v2x.linkage);
+    let handle = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), "trustca V2X authority listening (mutual TLS)");
+    Ok(RunningServer {
+        addr,
+        metrics_addr: None,
+        est_addr: None,
+        est_stop: tokio_util::sync::CancellationToken::new(),
+        metrics,
+        shutdown: Some(tx),
+        handle,
+        closing,
+        grace: opts.shutdown_grace,
+        store_closed: None,
+        heads: None,
     })
 }
 

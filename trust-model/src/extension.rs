@@ -209,10 +209,13 @@ pub enum CertificateKind {
     /// A certification body's credential: registers and withdraws model
     /// evaluations under the schemes named in the certificate.
     CertificationBody,
+    /// A V2X registration authority's credential: the only caller the
+    /// separated pseudonym CA and linkage authorities serve.
+    RegistrationAuthority,
 }
 
 impl CertificateKind {
-    const ALL: [CertificateKind; 9] = [
+    const ALL: [CertificateKind; 10] = [
         Self::LongTerm,
         Self::Pseudonym,
         Self::Manufacturer,
@@ -222,6 +225,7 @@ impl CertificateKind {
         Self::Gateway,
         Self::SectorCa,
         Self::CertificationBody,
+        Self::RegistrationAuthority,
     ];
 
     fn code(self) -> u64 {
@@ -235,6 +239,7 @@ impl CertificateKind {
             Self::Gateway => 6,
             Self::SectorCa => 7,
             Self::CertificationBody => 8,
+            Self::RegistrationAuthority => 9,
         }
     }
 
@@ -259,6 +264,7 @@ impl CertificateKind {
             Self::Gateway => "gateway",
             Self::SectorCa => "sector-ca",
             Self::CertificationBody => "certification-body",
+            Self::RegistrationAuthority => "registration-authority",
         }
     }
 

@@ -1,0 +1,1071 @@
+//! The separated V2X authorities (`trustca-scms`, issue 8) in the server.
+//!
+//! * `init` gives each authority its own passphrase-encrypted keystore
+//!   (`DATA/v2x/<role>/keys`, one P-256 key named `authority`) and
+//!   publishes the public keys the others need (`DATA/v2x/<role>.pub`,
+//!   65-byte SEC 1). Moving a role to its own machine means moving its
+//!   `DATA/v2x/<role>/` directory and the `.pub` files it reads.
+//! * Every authority keeps its own sled store (`DATA/v2x/<role>/store`).
+//! * Plain `trustca serve` runs all four in its process (stores still
+//!   apart) and serves `V2xRegistration`, `V2xPseudonymCa` and `V2xLinkage`
+//!   beside everything else.
+//! * `trustca serve --role registration|pseudonym-ca|linkage-1|linkage-2`
+//!   runs one authority per process; the registration authority reaches the
+//!   others over gRPC with mutual TLS, presenting a `registration-authority`
+//!   credential, the only role the others serve for issuance.
+//!
+//! Errors of the authorities become gRPC statuses in [`status`], and only
+//! there.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ring::hmac;
+use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::{Request, Response, Status};
+use trustca_ca::{CaHierarchy, Keystore, Passphrase, caller};
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::v2x_linkage_client::V2xLinkageClient;
+use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
+use trustca_pseudonym::{
+    ButterflyRequest, LaId, LinkageRevocation, P256PrivateKey, P256PublicKey, SeedRelease,
+};
+use trustca_scms::deployment::LINK_LABEL;
+use trustca_scms::pseudonym_ca::MAX_BATCH;
+use trustca_scms::{
+    BatchPolicy, ChainEnvelope, ChainId, EncryptedPlv, LinkKey, LinkageAuthority,
+    LinkageAuthorityApi, LinkageCrl, PseudonymCa, PseudonymCaApi, RegistrationAuthority, ScmsError,
+    TicketProfile, TicketRequest, TicketResponse, VehicleCredential,
+};
+use trustca_store::{SledStorage, Storage};
+use trustca_v2x::{CertProfile, Certificate};
+
+use crate::error::{Result, ServerError, io};
+use crate::policies::PolicyFiles;
+
+/// Directory of the V2X authorities under the data directory.
+pub const V2X_DIR: &str = "v2x";
+/// Keystore entry of each authority's key.
+const AUTHORITY_KEY: &str = "authority";
+/// How often the registration authority checks whether a batch is due.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// Deadline of one call from the registration authority to another.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response of the pseudonym CA (20 000 responses of ~430 bytes).
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// One of the separated authorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V2xRole {
+    /// The registration authority (vehicles talk to it).
+    Registration,
+    /// The pseudonym CA (authorization authority).
+    PseudonymCa,
+    /// Linkage authority 1.
+    Linkage1,
+    /// Linkage authority 2.
+    Linkage2,
+}
+
+impl V2xRole {
+    /// Every role.
+    pub const ALL: [V2xRole; 4] = [
+        Self::Registration,
+        Self::PseudonymCa,
+        Self::Linkage1,
+        Self::Linkage2,
+    ];
+
+    /// The name on the command line and under `DATA/v2x/`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registration => "registration",
+            Self::PseudonymCa => "pseudonym-ca",
+            Self::Linkage1 => "linkage-1",
+            Self::Linkage2 => "linkage-2",
+        }
+    }
+
+    /// Parses [`V2xRole::as_str`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                ServerError::Config(format!(
+                    "unknown role {s:?}: expected registration, pseudonym-ca, linkage-1 or linkage-2"
+                ))
+            })
+    }
+
+    fn la_id(self) -> Option<LaId> {
+        match self {
+            Self::Linkage1 => Some(LaId(1)),
+            Self::Linkage2 => Some(LaId(2)),
+            _ => None,
+        }
+    }
+}
+
+fn role_dir(data: &Path, role: V2xRole) -> PathBuf {
+    data.join(V2X_DIR).join(role.as_str())
+}
+
+fn pub_file(data: &Path, role: V2xRole) -> PathBuf {
+    data.join(V2X_DIR).join(format!("{}.pub", role.as_str()))
+}
+
+fn scms(what: &str, e: ScmsError) -> ServerError {
+    ServerError::Config(format!("{what}: {e}"))
+}
+
+/// Creates what is missing of the four authorities' keystores and public
+/// key files. Returns the roles whose key was created.
+pub(crate) fn init_authorities(data: &Path, passphrase: &Passphrase) -> Result<Vec<&'static str>> {
+    let mut created = Vec::new();
+    for role in V2xRole::ALL {
+        let dir = role_dir(data, role).join("keys");
+        if dir.join("keystore.toml").exists() {
+            continue;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| io(format_args!("cannot create {}", dir.display()), e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io(format_args!("cannot restrict {}", dir.display()), e))?;
+        }
+        let keystore = Keystore::create(&dir, passphrase)?;
+        let key = P256PrivateKey::generate().map_err(|e| ServerError::Config(e.to_string()))?;
+        keystore.store(AUTHORITY_KEY, &key.to_pkcs8_der())?;
+        let public = pub_file(data, role);
+        std::fs::write(&public, key.public_key().to_sec1_uncompressed())
+            .map_err(|e| io(format_args!("cannot write {}", public.display()), e))?;
+        created.push(role.as_str());
+    }
+    Ok(created)
+}
+
+fn load_key(data: &Path, role: V2xRole, passphrase: &Passphrase) -> Result<P256PrivateKey> {
+    let keystore = Keystore::open(&role_dir(data, role).join("keys"), passphrase)?;
+    let der = keystore.load(AUTHORITY_KEY)?;
+    P256PrivateKey::from_pkcs8_der(&der)
+        .map_err(|e| ServerError::Config(format!("the {} key: {e}", role.as_str())))
+}
+
+fn load_public(data: &Path, role: V2xRole) -> Result<P256PublicKey> {
+    let path = pub_file(data, role);
+    let bytes =
+        std::fs::read(&path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
+    P256PublicKey::from_sec1_uncompressed(&bytes)
+        .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
+}
+
+fn open_store(data: &Path, role: V2xRole) -> Result<Arc<dyn Storage>> {
+    Ok(Arc::new(SledStorage::open(
+        &role_dir(data, role).join("store"),
+    )?))
+}
+
+/// A secret derived from an authority's key for one purpose, so each
+/// authority holds one key and its storage keys follow from it.
+fn derived_secret(key: &P256PrivateKey, label: &[u8]) -> [u8; 32] {
+    let hkey = hmac::Key::new(hmac::HMAC_SHA256, key.to_bytes().as_ref());
+    let tag = hmac::sign(&hkey, label);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// The ticket profile of a policy set (`v2x-tickets.toml`, else the
+/// shipped default).
+pub fn ticket_profile(files: &PolicyFiles) -> Result<TicketProfile> {
+    match files.iter().find(|(n, _)| n == "v2x-tickets.toml") {
+        Some((_, text)) => TicketProfile::from_toml(text)
+            .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}"))),
+        None => Ok(TicketProfile::default()),
+    }
+}
+
+/// Opens a linkage authority from its own directory.
+pub(crate) fn linkage_authority(
+    data: &Path,
+    role: V2xRole,
+    passphrase: &Passphrase,
+) -> Result<LinkageAuthority> {
+    let la_id = role.la_id().ok_or_else(|| {
+        ServerError::Config(format!("{} is not a linkage authority", role.as_str()))
+    })?;
+    let key = load_key(data, role, passphrase)?;
+    let pca = load_public(data, V2xRole::PseudonymCa)?;
+    let own = key.public_key();
+    let link = LinkKey::agree(&key, &pca, &own, &pca, LINK_LABEL)
+        .map_err(|e| scms("linkage transport key", e))?;
+    let storage = LinkKey::from_bytes(&derived_secret(&key, b"trustca-la-storage-v1"))
+        .map_err(|e| scms("linkage storage key", e))?;
+    Ok(LinkageAuthority::new(
+        la_id,
+        open_store(data, role)?,
+        storage,
+        link,
+    ))
+}
+
+/// Opens the pseudonym CA: the V2X authorization-authority key and
+/// certificate made by `init`, its transport keys with both linkage
+/// authorities, and its own store.
+pub(crate) fn pseudonym_ca(
+    data: &Path,
+    hierarchy: &CaHierarchy,
+    passphrase: &Passphrase,
+    profile: TicketProfile,
+) -> Result<PseudonymCa> {
+    let (signer, certificate) = trustca_ca::v2x_ca::authorization_authority(data, hierarchy)?;
+    profile
+        .check_issuable(&certificate)
+        .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}")))?;
+    let key = load_key(data, V2xRole::PseudonymCa, passphrase)?;
+    let own = key.public_key();
+    let mut links = Vec::with_capacity(2);
+    for role in [V2xRole::Linkage1, V2xRole::Linkage2] {
+        let la = load_public(data, role)?;
+        let link = LinkKey::agree(&key, &la, &la, &own, LINK_LABEL)
+            .map_err(|e| scms("linkage transport key", e))?;
+        links.push((role.la_id().unwrap_or(LaId(0)), link));
+    }
+    let mut links = links.into_iter();
+    let (Some(l1), Some(l2)) = (links.next(), links.next()) else {
+        return Err(ServerError::Config("two linkage authorities".into()));
+    };
+    Ok(PseudonymCa::new(
+        open_store(data, V2xRole::PseudonymCa)?,
+        Arc::new(signer),
+        certificate,
+        [l1, l2],
+        profile,
+    ))
+}
+
+/// Opens the registration authority over the given linkage authorities and
+/// pseudonym CA (in-process or remote).
+pub(crate) fn registration_authority(
+    data: &Path,
+    passphrase: &Passphrase,
+    linkage: [Arc<dyn LinkageAuthorityApi>; 2],
+    pca: Arc<dyn PseudonymCaApi>,
+    profile: TicketProfile,
+    policy: BatchPolicy,
+) -> Result<RegistrationAuthority> {
+    let key = load_key(data, V2xRole::Registration, passphrase)?;
+    RegistrationAuthority::new(
+        open_store(data, V2xRole::Registration)?,
+        &derived_secret(&key, b"trustca-ra-secret-v1"),
+        linkage,
+        pca,
+        profile,
+        policy,
+    )
+    .map_err(|e| scms("registration authority", e))
+}
+
+/// The one mapping from authority errors to gRPC statuses.
+pub(crate) fn status(e: ScmsError) -> Status {
+    match &e {
+        ScmsError::Store(_) => Status::unavailable(e.to_string()),
+        ScmsError::V2x(_)
+        | ScmsError::Crypto(_)
+        | ScmsError::Malformed { .. }
+        | ScmsError::Envelope { .. }
+        | ScmsError::Profile(_) => Status::invalid_argument(e.to_string()),
+        ScmsError::LevelTooLow { .. } | ScmsError::Revoked { .. } => {
+            Status::permission_denied(e.to_string())
+        }
+        ScmsError::NotFound(_) => Status::not_found(e.to_string()),
+        ScmsError::Remote { .. } | ScmsError::Response(_) => Status::unavailable(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, ScmsError> + Send + 'static,
+) -> std::result::Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("task failed: {e}")))?
+        .map_err(status)
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn bytes16(b: &[u8], what: &'static str) -> std::result::Result<[u8; 16], Status> {
+    <[u8; 16]>::try_from(b)
+        .map_err(|_| Status::invalid_argument(format!("{what} must be 16 bytes, got {}", b.len())))
+}
+
+fn crl_response(crl: &LinkageCrl) -> pb::LinkageCrlResponse {
+    pb::LinkageCrlResponse {
+        crl: crl.as_bytes().to_vec(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Registration authority service
+// ---------------------------------------------------------------------------
+
+/// `V2xRegistration`: what vehicles and operators ask the RA.
+#[derive(Debug)]
+pub struct RegistrationService {
+    ra: Arc<RegistrationAuthority>,
+    pca_certificate: Vec<u8>,
+}
+
+impl RegistrationService {
+    /// Serves `ra`; `pca_certificate` is the COER issuer certificate
+    /// vehicles verify their tickets against.
+    pub fn new(ra: Arc<RegistrationAuthority>, pca_certificate: Vec<u8>) -> Self {
+        Self {
+            ra,
+            pca_certificate,
+        }
+    }
+}
+
+fn vehicle_of(
+    credential: &trustca_model::Credential,
+    sector: &str,
+) -> std::result::Result<VehicleCredential, Status> {
+    if credential.sector.as_str() != sector {
+        return Err(Status::permission_denied(format!(
+            "authorization tickets are for the {sector} sector; this credential is of {}",
+            credential.sector
+        )));
+    }
+    let level = credential
+        .extension
+        .level
+        .map(|l| l.get())
+        .ok_or_else(|| Status::permission_denied("the credential carries no trust level"))?;
+    let id = credential
+        .identity
+        .as_ref()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| credential.name.clone());
+    Ok(VehicleCredential { id, level })
+}
+
+#[tonic::async_trait]
+impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
+    async fn get_ticket_profile(
+        &self,
+        _request: Request<pb::GetTicketProfileRequest>,
+    ) -> std::result::Result<Response<pb::TicketProfileInfo>, Status> {
+        let p = self.ra.profile();
+        let t = now();
+        Ok(Response::new(pb::TicketProfileInfo {
+            version: p.version.clone(),
+            sector: p.sector.clone(),
+            epoch: p.epoch,
+            period_hours: u32::from(p.period_hours),
+            overlap_hours: u32::from(p.overlap_hours),
+            certificates_per_period: p.certificates_per_period,
+            max_periods_per_request: p.max_periods_per_request,
+            max_periods_ahead: p.max_periods_ahead,
+            min_level: u32::from(p.min_level),
+            crl_series: u32::from(p.crl_series),
+            permissions: p
+                .permissions
+                .iter()
+                .map(|r| pb::TicketPermission {
+                    min_level: u32::from(r.min_level),
+                    psid: r.psid,
+                    ssp: r.ssp.clone().unwrap_or_default(),
+                })
+                .collect(),
+            current_period: p.period_at(t).unwrap_or(0),
+            server_time: t,
+            pseudonym_ca_certificate: self.pca_certificate.clone(),
+        }))
+    }
+
+    async fn request_tickets(
+        &self,
+        request: Request<pb::RequestTicketsRequest>,
+    ) -> std::result::Result<Response<pb::RequestTicketsResponse>, Status> {
+        let credential = caller(&request)?;
+        let vehicle = vehicle_of(&credential, &self.ra.profile().sector)?;
+        let msg = request.into_inner();
+        let butterfly = ButterflyRequest::from_bytes(&msg.butterfly_request)
+            .map_err(|e| Status::invalid_argument(format!("butterfly_request: {e}")))?;
+        let first = msg.has_first_period.then_some(msg.first_period);
+        let periods = msg.periods;
+        let ra = Arc::clone(&self.ra);
+        let t = now();
+        let (queued, waiting) = blocking(move || {
+            let queued = ra.submit(&vehicle, &butterfly, first, periods, t)?;
+            let waiting = ra.queued();
+            // Sends at once if the batch is now due; otherwise the timer does.
+            ra.flush(t, false)?;
+            Ok((queued, waiting))
+        })
+        .await?;
+        let p = self.ra.profile();
+        Ok(Response::new(pb::RequestTicketsResponse {
+            queued,
+            first_period: first.or_else(|| p.period_at(t)).unwrap_or(0),
+            periods,
+            certificates_per_period: p.certificates_per_period,
+            waiting_vehicles: waiting.0 as u32,
+            waiting_requests: waiting.1 as u32,
+        }))
+    }
+
+    async fn download_tickets(
+        &self,
+        request: Request<pb::DownloadTicketsRequest>,
+    ) -> std::result::Result<Response<pb::DownloadTicketsResponse>, Status> {
+        let credential = caller(&request)?;
+        let vehicle = vehicle_of(&credential, &self.ra.profile().sector)?;
+        let ra = Arc::clone(&self.ra);
+        let responses = blocking(move || ra.download(&vehicle)).await?;
+        Ok(Response::new(pb::DownloadTicketsResponse { responses }))
+    }
+
+    async fn revoke_vehicle(
+        &self,
+        request: Request<pb::RevokeVehicleRequest>,
+    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        if msg.vehicle.is_empty() {
+            return Err(Status::invalid_argument("vehicle is empty"));
+        }
+        let ra = Arc::clone(&self.ra);
+        let crl = blocking(move || ra.revoke_vehicle(&msg.vehicle, msg.from_period, &actor, now()))
+            .await?;
+        Ok(Response::new(crl_response(&crl)))
+    }
+
+    async fn identify_vehicle(
+        &self,
+        request: Request<pb::IdentifyVehicleRequest>,
+    ) -> std::result::Result<Response<pb::IdentifyVehicleResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        let chains = [
+            ChainId(bytes16(&msg.first_chain, "first_chain")?),
+            ChainId(bytes16(&msg.second_chain, "second_chain")?),
+        ];
+        let case = case_reference(&msg.case_reference)?;
+        let ra = Arc::clone(&self.ra);
+        let (_, vehicle) =
+            blocking(move || ra.vehicle_for_chains(chains, &actor, &case, now())).await?;
+        Ok(Response::new(pb::IdentifyVehicleResponse { vehicle }))
+    }
+}
+
+fn case_reference(s: &str) -> std::result::Result<String, Status> {
+    if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "case_reference must be 1..=128 printable characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// Pseudonym CA service
+// ---------------------------------------------------------------------------
+
+/// `V2xPseudonymCa`.
+#[derive(Debug)]
+pub struct PseudonymCaService {
+    pca: Arc<PseudonymCa>,
+    latest: Mutex<Option<(i64, Vec<u8>)>>,
+}
+
+/// A published linkage CRL is re-signed (new number, new times) after this long.
+const CRL_REISSUE_SECS: i64 = 24 * 3600;
+
+impl PseudonymCaService {
+    /// Serves `pca`.
+    pub fn new(pca: Arc<PseudonymCa>) -> Self {
+        Self {
+            pca,
+            latest: Mutex::new(None),
+        }
+    }
+
+    fn remember(&self, crl: &LinkageCrl, at: i64) {
+        if let Ok(mut l) = self.latest.lock() {
+            *l = Some((at, crl.as_bytes().to_vec()));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
+    async fn issue_tickets(
+        &self,
+        request: Request<pb::IssueTicketsRequest>,
+    ) -> std::result::Result<Response<pb::IssueTicketsResponse>, Status> {
+        let msg = request.into_inner();
+        if msg.requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_BATCH} requests per batch, got {}",
+                msg.requests.len()
+            )));
+        }
+        let batch = msg
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                TicketRequest::from_bytes(r)
+                    .map_err(|e| Status::invalid_argument(format!("request {i}: {e}")))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let pca = Arc::clone(&self.pca);
+        let responses = blocking(move || pca.issue_batch(&batch, now())).await?;
+        Ok(Response::new(pb::IssueTicketsResponse {
+            outcomes: responses
+                .into_iter()
+                .map(|r| match r.outcome {
+                    Ok(encrypted) => pb::TicketOutcome {
+                        request_id: r.request_id.to_vec(),
+                        encrypted_response: encrypted,
+                        error: String::new(),
+                    },
+                    Err(error) => pb::TicketOutcome {
+                        request_id: r.request_id.to_vec(),
+                        encrypted_response: Vec::new(),
+                        error,
+                    },
+                })
+                .collect(),
+        }))
+    }
+
+    async fn add_revocation(
+        &self,
+        request: Request<pb::AddRevocationRequest>,
+    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        let parse = |b: &[u8], what: &str| {
+            SeedRelease::from_bytes(b).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
+        };
+        let revocation =
+            LinkageRevocation::new(parse(&msg.first, "first")?, parse(&msg.second, "second")?)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let pca = Arc::clone(&self.pca);
+        let t = now();
+        let crl = blocking(move || pca.revoke(revocation, &actor, t)).await?;
+        self.remember(&crl, t);
+        Ok(Response::new(crl_response(&crl)))
+    }
+
+    async fn resolution_envelopes(
+        &self,
+        request: Request<pb::ResolutionEnvelopesRequest>,
+    ) -> std::result::Result<Response<pb::ResolutionEnvelopesResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        let case = case_reference(&msg.case_reference)?;
+        let ticket = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &msg.ticket)
+            .map_err(|e| Status::invalid_argument(format!("ticket: {e}")))?;
+        let pca = Arc::clone(&self.pca);
+        let [a, b] =
+            blocking(move || pca.resolution_envelopes(&ticket, &actor, &case, now())).await?;
+        Ok(Response::new(pb::ResolutionEnvelopesResponse {
+            first: a.0.to_vec(),
+            second: b.0.to_vec(),
+        }))
+    }
+
+    async fn get_linkage_crl(
+        &self,
+        _request: Request<pb::GetLinkageCrlRequest>,
+    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+        let t = now();
+        if let Ok(l) = self.latest.lock()
+            && let Some((at, crl)) = l.as_ref()
+            && t - at < CRL_REISSUE_SECS
+        {
+            return Ok(Response::new(pb::LinkageCrlResponse { crl: crl.clone() }));
+        }
+        let pca = Arc::clone(&self.pca);
+        let crl = blocking(move || pca.current_crl(t)).await?;
+        self.remember(&crl, t);
+        Ok(Response::new(crl_response(&crl)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Linkage authority service
+// ---------------------------------------------------------------------------
+
+/// `V2xLinkage`: one linkage authority, or both in a single-process
+/// deployment (requests name theirs by `la_id`).
+#[derive(Debug)]
+pub struct LinkageService {
+    las: Vec<Arc<LinkageAuthority>>,
+}
+
+impl LinkageService {
+    /// Serves `las`.
+    pub fn new(las: Vec<Arc<LinkageAuthority>>) -> Self {
+        Self { las }
+    }
+
+    fn pick(&self, la_id: u32) -> std::result::Result<Arc<LinkageAuthority>, Status> {
+        let found = if la_id == 0 && self.las.len() == 1 {
+            self.las.first()
+        } else {
+            self.las.iter().find(|l| u32::from(l.la_id().0) == la_id)
+        };
+        found
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("no linkage authority {la_id} here")))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
+    async fn create_chains(
+        &self,
+        request: Request<pb::CreateChainsRequest>,
+    ) -> std::result::Result<Response<pb::CreateChainsResponse>, Status> {
+        let msg = request.into_inner();
+        let la = self.pick(msg.la_id)?;
+        let ids =
+            blocking(move || la.create_chains(msg.first_period, msg.count as usize, now())).await?;
+        Ok(Response::new(pb::CreateChainsResponse {
+            chain_ids: ids.iter().map(|c| c.0.to_vec()).collect(),
+        }))
+    }
+
+    async fn pre_linkage_values(
+        &self,
+        request: Request<pb::PreLinkageValuesRequest>,
+    ) -> std::result::Result<Response<pb::PreLinkageValuesResponse>, Status> {
+        let msg = request.into_inner();
+        let chain = ChainId(bytes16(&msg.chain_id, "chain_id")?);
+        let la = self.pick(msg.la_id)?;
+        let values = blocking(move || la.pre_linkage_values(&chain, msg.period, msg.count)).await?;
+        Ok(Response::new(pb::PreLinkageValuesResponse {
+            values: values.iter().map(|v| v.0.to_vec()).collect(),
+        }))
+    }
+
+    async fn release_seed(
+        &self,
+        request: Request<pb::ReleaseSeedRequest>,
+    ) -> std::result::Result<Response<pb::ReleaseSeedResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        let chain = ChainId(bytes16(&msg.chain_id, "chain_id")?);
+        let la = self.pick(msg.la_id)?;
+        let release = blocking(move || la.release(&chain, msg.from_period, &actor, now())).await?;
+        Ok(Response::new(pb::ReleaseSeedResponse {
+            release: release.to_bytes().to_vec(),
+        }))
+    }
+
+    async fn open_envelope(
+        &self,
+        request: Request<pb::OpenEnvelopeRequest>,
+    ) -> std::result::Result<Response<pb::OpenEnvelopeResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
+        let msg = request.into_inner();
+        let case = case_reference(&msg.case_reference)?;
+        let envelope = <[u8; trustca_scms::CHAIN_ENVELOPE_LEN]>::try_from(msg.envelope.as_slice())
+            .map(ChainEnvelope)
+            .map_err(|_| Status::invalid_argument("envelope has the wrong length"))?;
+        let la = self.pick(msg.la_id)?;
+        let chain = blocking(move || la.open_envelope(&envelope, &actor, &case, now())).await?;
+        Ok(Response::new(pb::OpenEnvelopeResponse {
+            chain_id: chain.0.to_vec(),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Remote authorities (the registration authority's side of `--role`)
+// ---------------------------------------------------------------------------
+
+/// TLS material of the registration authority's client connections.
+#[derive(Debug, Clone)]
+pub struct RemoteTls {
+    /// The trustca root (PEM).
+    pub root_pem: Vec<u8>,
+    /// The registration-authority credential chain (PEM).
+    pub cert_pem: Vec<u8>,
+    /// Its key (PEM).
+    pub key_pem: Vec<u8>,
+}
+
+fn channel(url: &str, tls: &RemoteTls) -> Result<Channel> {
+    let host = url
+        .trim_start_matches("https://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let config = ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&tls.root_pem))
+        .identity(tonic::transport::Identity::from_pem(
+            &tls.cert_pem,
+            &tls.key_pem,
+        ))
+        .domain_name(host);
+    Ok(Channel::from_shared(url.to_owned())
+        .map_err(|e| ServerError::Config(format!("bad URL {url}: {e}")))?
+        .tls_config(config)
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .connect_timeout(REMOTE_TIMEOUT)
+        .timeout(REMOTE_TIMEOUT)
+        .connect_lazy())
+}
+
+fn remote(authority: &'static str) -> impl Fn(Status) -> ScmsError {
+    move |s: Status| ScmsError::Remote {
+        authority,
+        code: format!("{:?}", s.code()),
+        message: s.message().to_owned(),
+    }
+}
+
+/// A linkage authority in another process. Its calls block: the
+/// registration authority runs on blocking threads.
+#[derive(Debug, Clone)]
+pub struct RemoteLinkage {
+    la_id: LaId,
+    client: V2xLinkageClient<Channel>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RemoteLinkage {
+    /// Linkage authority `la_id` at `url`.
+    pub fn new(la_id: LaId, url: &str, tls: &RemoteTls) -> Result<Self> {
+        Ok(Self {
+            la_id,
+            client: V2xLinkageClient::new(channel(url, tls)?),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+impl LinkageAuthorityApi for RemoteLinkage {
+    fn la_id(&self) -> LaId {
+        self.la_id
+    }
+
+    fn create_chains(
+        &self,
+        first_period: u64,
+        count: usize,
+        _now: i64,
+    ) -> trustca_scms::error::Result<Vec<ChainId>> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.create_chains(pb::CreateChainsRequest {
+                first_period,
+                count: count as u32,
+                la_id: u32::from(self.la_id.0),
+            }))
+            .map_err(remote("linkage authority"))?
+            .into_inner();
+        answer
+            .chain_ids
+            .iter()
+            .map(|b| {
+                <[u8; 16]>::try_from(b.as_slice())
+                    .map(ChainId)
+                    .map_err(|_| ScmsError::Malformed {
+                        what: "chain id",
+                        reason: format!("{} bytes", b.len()),
+                    })
+            })
+            .collect()
+    }
+
+    fn pre_linkage_values(
+        &self,
+        chain: &ChainId,
+        period: u64,
+        count: u32,
+    ) -> trustca_scms::error::Result<Vec<EncryptedPlv>> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.pre_linkage_values(pb::PreLinkageValuesRequest {
+                chain_id: chain.0.to_vec(),
+                period,
+                count,
+                la_id: u32::from(self.la_id.0),
+            }))
+            .map_err(remote("linkage authority"))?
+            .into_inner();
+        answer
+            .values
+            .iter()
+            .map(|v| EncryptedPlv::from_slice(v))
+            .collect()
+    }
+
+    fn release(
+        &self,
+        chain: &ChainId,
+        from_period: u64,
+        _actor: &str,
+        _now: i64,
+    ) -> trustca_scms::error::Result<SeedRelease> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.release_seed(pb::ReleaseSeedRequest {
+                chain_id: chain.0.to_vec(),
+                from_period,
+                la_id: u32::from(self.la_id.0),
+            }))
+            .map_err(remote("linkage authority"))?
+            .into_inner();
+        Ok(SeedRelease::from_bytes(&answer.release)?)
+    }
+}
+
+/// The pseudonym CA in another process.
+#[derive(Debug, Clone)]
+pub struct RemotePseudonymCa {
+    client: V2xPseudonymCaClient<Channel>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RemotePseudonymCa {
+    /// The pseudonym CA at `url`.
+    pub fn new(url: &str, tls: &RemoteTls) -> Result<Self> {
+        Ok(Self {
+            client: V2xPseudonymCaClient::new(channel(url, tls)?)
+                .max_decoding_message_size(MAX_RESPONSE_BYTES)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+impl PseudonymCaApi for RemotePseudonymCa {
+    fn issue_batch(
+        &self,
+        batch: &[TicketRequest],
+        _now: i64,
+    ) -> trustca_scms::error::Result<Vec<TicketResponse>> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.issue_tickets(pb::IssueTicketsRequest {
+                requests: batch.iter().map(TicketRequest::to_bytes).collect(),
+            }))
+            .map_err(remote("pseudonym CA"))?
+            .into_inner();
+        answer
+            .outcomes
+            .into_iter()
+            .map(|o| {
+                let request_id = <[u8; 16]>::try_from(o.request_id.as_slice()).map_err(|_| {
+                    ScmsError::Malformed {
+                        what: "request id",
+                        reason: format!("{} bytes", o.request_id.len()),
+                    }
+                })?;
+                Ok(TicketResponse {
+                    request_id,
+                    outcome: if o.error.is_empty() {
+                        Ok(o.encrypted_response)
+                    } else {
+                        Err(o.error)
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn add_revocation(
+        &self,
+        revocation: LinkageRevocation,
+        _actor: &str,
+        _now: i64,
+    ) -> trustca_scms::error::Result<LinkageCrl> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.add_revocation(pb::AddRevocationRequest {
+                first: revocation.first.to_bytes().to_vec(),
+                second: revocation.second.to_bytes().to_vec(),
+            }))
+            .map_err(remote("pseudonym CA"))?
+            .into_inner();
+        LinkageCrl::from_bytes(&answer.crl)
+    }
+}
+
+/// Flushes the registration authority's queue when its batch is due.
+pub(crate) fn spawn_flush(ra: &Arc<RegistrationAuthority>) {
+    let weak = Arc::downgrade(ra);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Some(ra) = weak.upgrade() else { return };
+            let result = tokio::task::spawn_blocking(move || ra.flush(now(), false)).await;
+            match result {
+                Ok(Ok(n)) if n > 0 => tracing::info!(tickets = n, "V2X batch issued"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "V2X batch not issued; retrying"),
+                _ => {}
+            }
+        }
+    });
+}
+
+/// What `--role registration` needs besides the data directory.
+#[derive(Debug, Clone)]
+pub struct RemoteAuthorities {
+    /// `https://host:port` of the pseudonym CA.
+    pub pseudonym_ca: String,
+    /// ... of linkage authority 1 and 2.
+    pub linkage: [String; 2],
+    /// The registration-authority credential (PEM chain and key files).
+    pub credential: (PathBuf, PathBuf),
+}
+
+/// The gRPC services of the authorities one process runs.
+#[derive(Debug)]
+pub(crate) struct V2xServices {
+    /// The store the auth layer checks callers against (a role's own).
+    pub auth_store: Arc<dyn Storage>,
+    pub registration:
+        Option<pb::v2x_registration_server::V2xRegistrationServer<RegistrationService>>,
+    pub pseudonym_ca: Option<pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService>>,
+    pub linkage: Option<pb::v2x_linkage_server::V2xLinkageServer<LinkageService>>,
+}
+
+/// What [`services`] needs.
+pub(crate) struct V2xSetup<'a> {
+    pub data: &'a Path,
+    pub files: &'a PolicyFiles,
+    pub hierarchy: &'a CaHierarchy,
+    pub passphrase: &'a Passphrase,
+    /// `None`: all four in this process.
+    pub role: Option<V2xRole>,
+    pub remote: Option<&'a RemoteAuthorities>,
+    /// The root (PEM) the registration authority's connections trust.
+    pub root_pem: &'a [u8],
+    pub policy: BatchPolicy,
+}
+
+/// Builds the services for all four authorities in one process (`role`
+/// `None`) or for one role.
+pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
+    let V2xSetup {
+        data,
+        files,
+        hierarchy,
+        passphrase,
+        role,
+        remote,
+        root_pem,
+        policy,
+    } = setup;
+    init_authorities(data, passphrase)?;
+    let profile = ticket_profile(files)?;
+    let wrap_pca = |pca: Arc<PseudonymCa>| {
+        pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer::new(PseudonymCaService::new(pca))
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    };
+    let wrap_la = |las: Vec<Arc<LinkageAuthority>>| {
+        pb::v2x_linkage_server::V2xLinkageServer::new(LinkageService::new(las))
+            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    };
+    let wrap_ra = |ra: Arc<RegistrationAuthority>, pca_cert: Vec<u8>| {
+        spawn_flush(&ra);
+        pb::v2x_registration_server::V2xRegistrationServer::new(RegistrationService::new(
+            ra, pca_cert,
+        ))
+        .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    };
+    let mut registration = None;
+    let mut pseudonym = None;
+    let mut linkage = None;
+    let auth_store: Arc<dyn Storage>;
+    match role {
+        None => {
+            let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
+            let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
+            let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
+            let pca_cert = pca.certificate().as_coer().to_vec();
+            let ra = Arc::new(registration_authority(
+                data,
+                passphrase,
+                [la1.clone(), la2.clone()],
+                pca.clone(),
+                profile,
+                policy,
+            )?);
+            auth_store = ra.store();
+            registration = Some(wrap_ra(ra, pca_cert));
+            pseudonym = Some(wrap_pca(pca));
+            linkage = Some(wrap_la(vec![la1, la2]));
+        }
+        Some(V2xRole::PseudonymCa) => {
+            let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile)?);
+            auth_store = pca.store();
+            pseudonym = Some(wrap_pca(pca));
+        }
+        Some(r @ (V2xRole::Linkage1 | V2xRole::Linkage2)) => {
+            let la = Arc::new(linkage_authority(data, r, passphrase)?);
+            auth_store = la.store();
+            linkage = Some(wrap_la(vec![la]));
+        }
+        Some(V2xRole::Registration) => {
+            let remote = remote.ok_or_else(|| {
+                ServerError::Config(
+                    "--role registration needs --pseudonym-ca, --linkage-1, --linkage-2 and --ra-credential".into(),
+                )
+            })?;
+            let read = |p: &Path| {
+                std::fs::read(p).map_err(|e| io(format_args!("cannot read {}", p.display()), e))
+            };
+            let tls = RemoteTls {
+                root_pem: root_pem.to_vec(),
+                cert_pem: read(&remote.credential.0)?,
+                key_pem: read(&remote.credential.1)?,
+            };
+            let la1 = Arc::new(RemoteLinkage::new(LaId(1), &remote.linkage[0], &tls)?);
+            let la2 = Arc::new(RemoteLinkage::new(LaId(2), &remote.linkage[1], &tls)?);
+            let pca = Arc::new(RemotePseudonymCa::new(&remote.pseudonym_ca, &tls)?);
+            let pca_cert = std::fs::read(data.join("ca").join("v2x-aa.oer"))
+                .map_err(|e| io("cannot read ca/v2x-aa.oer", e))?;
+            let ra = Arc::new(registration_authority(
+                data,
+                passphrase,
+                [la1, la2],
+                pca,
+                profile,
+                policy,
+            )?);
+            auth_store = ra.store();
+            registration = Some(wrap_ra(ra, pca_cert));
+        }
+    }
+    Ok(V2xServices {
+        auth_store,
+        registration,
+        pseudonym_ca: pseudonym,
+        linkage,
+    })
+}

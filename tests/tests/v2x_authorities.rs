@@ -1,0 +1,471 @@
+//! The separated V2X authorities as separate servers (issue 8): the
+//! pseudonym CA and both linkage authorities each run `serve --role` on a
+//! copy of the data directory (as on their own machines), the registration
+//! authority reaches them over mutual TLS with its own credential, and
+//! vehicles enrolled at the CA get IEEE 1609.2 tickets through it. Then an
+//! operator resolves one ticket with all four and revokes its vehicle from
+//! the next period on; and the single-process `serve` does the same with
+//! the four stores apart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use tonic::Code;
+use tonic::transport::Channel;
+use trustca::client::{ClientCredentials, connect};
+use trustca_ca::Passphrase;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+use trustca_proto::v1::v2x_linkage_client::V2xLinkageClient;
+use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
+use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
+use trustca_pseudonym::Caterpillar;
+use trustca_scms::{BatchPolicy, LinkageCrl, TicketOpener};
+use trustca_server::v2x::{RemoteAuthorities, V2xRole};
+use trustca_server::{RunningServer, ServeOptions};
+use trustca_v2x::{CertProfile, Certificate, CertificateId};
+
+const MB: usize = 16 * 1024 * 1024;
+
+fn pass() -> Passphrase {
+    Passphrase::new(PASSPHRASE.to_vec()).unwrap()
+}
+
+async fn role_server(
+    data: &Path,
+    role: V2xRole,
+    remote: Option<RemoteAuthorities>,
+    batch: BatchPolicy,
+) -> RunningServer {
+    let mut opts = ServeOptions::new(data.to_path_buf(), "127.0.0.1:0".parse().unwrap(), pass());
+    opts.role = Some(role);
+    opts.v2x_remote = remote;
+    opts.v2x_batch = batch;
+    trustca_server::start(opts).await.unwrap()
+}
+
+async fn registration(url: &str, creds: &ClientCredentials) -> V2xRegistrationClient<Channel> {
+    V2xRegistrationClient::new(connect(url, creds).await.unwrap()).max_decoding_message_size(MB)
+}
+
+struct Car {
+    device: Device,
+    caterpillar: Caterpillar,
+}
+
+async fn enroll_cars(ca: &TestCa, n: usize) -> Vec<Car> {
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let mut enroll = ca.client(&acme).await;
+    let mut cars = Vec::new();
+    for i in 0..n {
+        let device = enroll_device(
+            &mut enroll,
+            &ca.root_pem(),
+            "automotive",
+            "Acme",
+            "EV-200",
+            &format!("V2X-{i}"),
+            "2.1.0",
+            automotive_lv5(),
+        )
+        .await;
+        cars.push(Car {
+            device,
+            caterpillar: Caterpillar::generate().unwrap(),
+        });
+    }
+    cars
+}
+
+/// Requests `periods` periods for every car, then downloads and opens them.
+async fn fill(ra_url: &str, cars: &[Car], periods: u32) -> Vec<Vec<trustca_scms::OpenedTicket>> {
+    let mut first = 0;
+    let mut pca_cert = None;
+    for car in cars {
+        let mut ra = registration(ra_url, &car.device.creds).await;
+        let profile = ra
+            .get_ticket_profile(pb::GetTicketProfileRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        first = profile.current_period;
+        pca_cert = Some(profile.pseudonym_ca_certificate);
+        let r = ra
+            .request_tickets(pb::RequestTicketsRequest {
+                butterfly_request: car.caterpillar.request().to_bytes().to_vec(),
+                first_period: 0,
+                has_first_period: false,
+                periods,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.queued, periods * profile.certificates_per_period);
+    }
+    let pca = Certificate::from_coer(&pca_cert.unwrap()).unwrap();
+    let mut all = Vec::new();
+    for car in cars {
+        let mut ra = registration(ra_url, &car.device.creds).await;
+        // The batch goes out once enough vehicles wait; poll briefly.
+        let mut responses = Vec::new();
+        for _ in 0..50 {
+            responses = ra
+                .download_tickets(pb::DownloadTicketsRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .responses;
+            if !responses.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let opener = TicketOpener::new(&car.caterpillar, &pca, first, periods, 20).unwrap();
+        let opened: Vec<_> = responses.iter().map(|r| opener.open(r).unwrap()).collect();
+        assert_eq!(opened.len() as u32, periods * 20);
+        all.push(opened);
+    }
+    all
+}
+
+fn linkage(c: &Certificate) -> (u16, [u8; 9]) {
+    match &c.tbs().id {
+        CertificateId::LinkageData(l) => (l.i_cert, l.linkage_value),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Resolution over gRPC with an operator credential: PCA → LA1, LA2 → RA.
+async fn resolve(
+    ops: &ClientCredentials,
+    ra_url: &str,
+    pca_url: &str,
+    la_urls: [&str; 2],
+    la_ids: [u32; 2],
+    ticket: &Certificate,
+) -> String {
+    let mut pca = V2xPseudonymCaClient::new(connect(pca_url, ops).await.unwrap());
+    let env = pca
+        .resolution_envelopes(pb::ResolutionEnvelopesRequest {
+            ticket: ticket.as_coer().to_vec(),
+            case_reference: "MB-7".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut chains = Vec::new();
+    for (k, envelope) in [env.first, env.second].into_iter().enumerate() {
+        let mut la = V2xLinkageClient::new(connect(la_urls[k], ops).await.unwrap());
+        chains.push(
+            la.open_envelope(pb::OpenEnvelopeRequest {
+                envelope,
+                case_reference: "MB-7".into(),
+                la_id: la_ids[k],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .chain_id,
+        );
+    }
+    registration(ra_url, ops)
+        .await
+        .identify_vehicle(pb::IdentifyVehicleRequest {
+            first_chain: chains[0].clone(),
+            second_chain: chains[1].clone(),
+            case_reference: "MB-7".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .vehicle
+}
+
+fn file_contains(dir: &Path, needle: &[u8]) -> bool {
+    walk(dir).into_iter().any(|f| {
+        std::fs::read(&f)
+            .map(|b| b.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+    })
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
+    let mut ca = TestCa::init();
+    // Each authority on "its own machine": a copy of the initialised data
+    // directory (CA certificates, its own keystore, the others' public keys).
+    let machines: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    for m in &machines {
+        copy_dir(ca.data(), m.path());
+    }
+    // The CA itself runs without in-process V2X authorities.
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        pass(),
+    );
+    opts.v2x_in_process = false;
+    ca.server = Some(trustca_server::start(opts).await.unwrap());
+
+    let batch = BatchPolicy {
+        min_vehicles: 3,
+        max_wait_secs: 3600,
+        max_requests_per_batch: 10_000,
+    };
+    let pca = role_server(machines[1].path(), V2xRole::PseudonymCa, None, batch).await;
+    let la1 = role_server(machines[2].path(), V2xRole::Linkage1, None, batch).await;
+    let la2 = role_server(machines[3].path(), V2xRole::Linkage2, None, batch).await;
+    let url = |s: &RunningServer| format!("https://{}", s.addr);
+    let (pca_url, la1_url, la2_url) = (url(&pca), url(&la1), url(&la2));
+
+    let ra_cred = ca.credential(
+        CertificateKind::RegistrationAuthority,
+        "ra-1",
+        &["automotive"],
+    );
+    let cred_dir = machines[0].path().join("ra-credential");
+    std::fs::create_dir_all(&cred_dir).unwrap();
+    std::fs::write(cred_dir.join("cert.pem"), &ra_cred.cert_pem).unwrap();
+    std::fs::write(cred_dir.join("key.pem"), &ra_cred.key_pem).unwrap();
+    let ra = role_server(
+        machines[0].path(),
+        V2xRole::Registration,
+        Some(RemoteAuthorities {
+            pseudonym_ca: pca_url.clone(),
+            linkage: [la1_url.clone(), la2_url.clone()],
+            credential: (cred_dir.join("cert.pem"), cred_dir.join("key.pem")),
+        }),
+        batch,
+    )
+    .await;
+    let ra_url = url(&ra);
+
+    let cars = enroll_cars(&ca, 3).await;
+    let tickets = fill(&ra_url, &cars, 3).await;
+    let current = u64::from(linkage(&tickets[0][0].certificate).0);
+    for (car, ts) in cars.iter().zip(&tickets) {
+        for t in ts {
+            let c = &t.certificate;
+            assert!(c.conforms_to(CertProfile::Ieee1609Dot2));
+            // automotive_lv5 evidence: Lv.5 → assurance octet A0.
+            assert_eq!(c.tbs().assurance_level.unwrap().trust_level(), Some(5));
+            let psids: Vec<u64> = c
+                .tbs()
+                .app_permissions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|p| p.psid)
+                .collect();
+            assert_eq!(psids, vec![36, 37, 639]);
+        }
+        // The pseudonym CA's and the linkage authorities' whole data never
+        // hold the vehicle's identity.
+        let id = car.device.identity.as_bytes();
+        for m in &machines[1..] {
+            assert!(!file_contains(&m.path().join("v2x"), id));
+        }
+    }
+
+    // Roles come from certificates: a vehicle cannot issue at the PCA or
+    // ask an LA for values; an operator cannot issue either; the RA's
+    // credential is not a vehicle's.
+    let car0 = &cars[0].device.creds;
+    let mut as_car = V2xPseudonymCaClient::new(connect(&pca_url, car0).await.unwrap());
+    let denied = as_car
+        .issue_tickets(pb::IssueTicketsRequest { requests: vec![] })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    let mut as_ops = V2xLinkageClient::new(connect(&la1_url, &ops).await.unwrap());
+    let denied = as_ops
+        .pre_linkage_values(pb::PreLinkageValuesRequest {
+            chain_id: vec![0; 16],
+            period: current,
+            count: 1,
+            la_id: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = registration(&ra_url, &ra_cred)
+        .await
+        .request_tickets(pb::RequestTicketsRequest {
+            butterfly_request: cars[0].caterpillar.request().to_bytes().to_vec(),
+            first_period: 0,
+            has_first_period: false,
+            periods: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // Bad input: a short butterfly request, zero periods.
+    let mut ra0 = registration(&ra_url, car0).await;
+    for (bytes, periods) in [
+        (vec![4u8; 10], 1),
+        (cars[0].caterpillar.request().to_bytes().to_vec(), 0),
+    ] {
+        let e = ra0
+            .request_tickets(pb::RequestTicketsRequest {
+                butterfly_request: bytes,
+                first_period: 0,
+                has_first_period: false,
+                periods,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+
+    // Resolution of car 1's ticket of the second period.
+    let culprit = &tickets[1]
+        .iter()
+        .find(|t| t.period == current + 1)
+        .unwrap()
+        .certificate;
+    let vehicle = resolve(
+        &ops,
+        &ra_url,
+        &pca_url,
+        [&la1_url, &la2_url],
+        [0, 0],
+        culprit,
+    )
+    .await;
+    assert_eq!(vehicle, cars[1].device.identity);
+
+    // Revocation from the next period: the public CRL links car 1's
+    // tickets of periods ≥ current+1 and nothing else.
+    let crl = registration(&ra_url, &ops)
+        .await
+        .revoke_vehicle(pb::RevokeVehicleRequest {
+            vehicle: cars[1].device.identity.clone(),
+            from_period: current + 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .crl;
+    let mut public = V2xPseudonymCaClient::new(connect(&pca_url, car0).await.unwrap());
+    let fetched = public
+        .get_linkage_crl(pb::GetLinkageCrlRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .crl;
+    assert_eq!(fetched, crl, "the published CRL is the new one");
+    let crl = LinkageCrl::from_bytes(&fetched).unwrap();
+    let pca_cert =
+        Certificate::from_coer(&std::fs::read(ca.data().join("ca/v2x-aa.oer")).unwrap()).unwrap();
+    crl.verify(&pca_cert).unwrap();
+    for (n, ts) in tickets.iter().enumerate() {
+        for t in ts {
+            let expect = n == 1 && t.period > current;
+            assert_eq!(
+                crl.revokes(&t.certificate, 20).unwrap(),
+                expect,
+                "car {n} period {}",
+                t.period
+            );
+        }
+    }
+    // No more tickets for car 1.
+    let e = registration(&ra_url, &cars[1].device.creds)
+        .await
+        .request_tickets(pb::RequestTicketsRequest {
+            butterfly_request: cars[1].caterpillar.request().to_bytes().to_vec(),
+            first_period: 0,
+            has_first_period: false,
+            periods: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    for s in [ra, pca, la1, la2] {
+        s.shutdown().await.unwrap();
+    }
+    ca.stop().await;
+    let _ = Arc::new(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_process_keeps_four_stores_apart() {
+    let mut ca = TestCa::init();
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        pass(),
+    );
+    opts.v2x_batch = BatchPolicy {
+        min_vehicles: 2,
+        max_wait_secs: 3600,
+        max_requests_per_batch: 10_000,
+    };
+    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    let url = ca.url();
+    let cars = enroll_cars(&ca, 2).await;
+    let tickets = fill(&url, &cars, 1).await;
+    assert_eq!(tickets.iter().map(Vec::len).sum::<usize>(), 40);
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    let vehicle = resolve(
+        &ops,
+        &url,
+        &url,
+        [&url, &url],
+        [1, 2],
+        &tickets[0][3].certificate,
+    )
+    .await;
+    assert_eq!(vehicle, cars[0].device.identity);
+    for role in ["registration", "pseudonym-ca", "linkage-1", "linkage-2"] {
+        assert!(
+            ca.data().join("v2x").join(role).join("store").is_dir(),
+            "{role}"
+        );
+    }
+    let pca_store = ca.data().join("v2x/pseudonym-ca");
+    for car in &cars {
+        assert!(!file_contains(&pca_store, car.device.identity.as_bytes()));
+    }
+    // `trustca inspect` reads a ticket (linkageData, IEEE 1609.2 profile).
+    let file = ca.data().join("ticket.oer");
+    std::fs::write(&file, tickets[0][0].certificate.as_coer()).unwrap();
+    let out = std::process::Command::new(trustca_bin())
+        .args(["inspect", "--json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"], "Ieee1609Dot2");
+    assert_eq!(v["id"]["i_cert"].as_u64(), Some(tickets[0][0].period));
+    assert_eq!(
+        v["id"]["linkage_value"].as_str().unwrap(),
+        hex::encode(linkage(&tickets[0][0].certificate).1)
+    );
+    ca.stop().await;
+}
