@@ -370,18 +370,68 @@ pub fn authorization_authority(
     data: &Path,
     hierarchy: &crate::CaHierarchy,
 ) -> Result<(OwnedV2xSigner, Certificate), CaError> {
-    let path = data.join("ca").join(format!("{V2X_AA}.oer"));
+    v2x_authority(data, hierarchy, V2X_AA)
+}
+
+/// The enrolment authority of the V2X hierarchy (`v2x-ea`,
+/// `DATA/ca/v2x-ea.oer`).
+pub fn enrolment_authority(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+) -> Result<(OwnedV2xSigner, Certificate), CaError> {
+    v2x_authority(data, hierarchy, V2X_EA)
+}
+
+fn v2x_authority(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+    stem: &str,
+) -> Result<(OwnedV2xSigner, Certificate), CaError> {
+    let path = data.join("ca").join(format!("{stem}.oer"));
     let cert = read_oer(&path)?;
-    let key = hierarchy.keys().load(V2X_AA)?;
+    let key = hierarchy.keys().load(stem)?;
     let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
         .map_err(v2x_err)?;
     if public != cert.tbs().verification_key {
         return Err(CaError::Signing(format!(
-            "key {V2X_AA} does not match {}",
+            "key {stem} does not match {}",
             path.display()
         )));
     }
     Ok((OwnedV2xSigner(key), cert))
+}
+
+/// How long an enrolment credential is valid (never past its EA).
+pub const ENROLMENT_CREDENTIAL_SECONDS: i64 = 3 * 365 * 86_400;
+
+/// Issues a vehicle's V2X enrolment credential (ETSI TS 102 941 / TS 103
+/// 097 profile): id `none` (the credential names no one on the air),
+/// `appPermissions` the secured certificate request service (PSID 623)
+/// only, `assuranceLevel` the vehicle's trust level, valid from `now` for
+/// three years or until the EA ends. The key is the vehicle's own; the
+/// caller checked that the vehicle holds it.
+pub fn issue_enrolment_credential(
+    ea: &(OwnedV2xSigner, Certificate),
+    verification_key: trustca_v2x::PublicKeyP256,
+    level: u8,
+    now: OffsetDateTime,
+) -> Result<Certificate, CaError> {
+    let (signer, ea_cert) = ea;
+    let start = Time32::from_datetime(now).map_err(v2x_err)?;
+    let ea_end = ea_cert.tbs().validity.start.to_unix()
+        + ea_cert.tbs().validity.duration.as_seconds() as i64;
+    let remaining = ea_end - start.to_unix();
+    let validity = ValidityPeriod {
+        start,
+        duration: duration_within(remaining.min(ENROLMENT_CREDENTIAL_SECONDS))?,
+    };
+    let mut tbs = ToBeSigned::new(trustca_v2x::CertificateId::None, validity, verification_key);
+    tbs.app_permissions = Some(vec![PsidSsp {
+        psid: PSID_CERT_REQUEST,
+        ssp: None,
+    }]);
+    tbs.assurance_level = Some(SubjectAssurance::from_trust_level(level).map_err(v2x_err)?);
+    Certificate::issue_with(tbs, ea_cert, signer).map_err(v2x_err)
 }
 
 #[cfg(test)]

@@ -168,6 +168,10 @@ pub(crate) const RULES: &[(&str, Access)] = &[
         caller(&[RegistrationAuthority]),
     ),
     ("/trustca.v1.V2xLinkage/OpenEnvelope", caller(&[Operator])),
+    (
+        "/trustca.v1.V2xEnrollment/IssueEnrollmentCredential",
+        caller(&[LongTerm]),
+    ),
 ];
 
 /// The rule of a path. Health and reflection are public; a trustca path

@@ -625,9 +625,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     } else {
         None
     };
-    let (v2x_ra, v2x_pca, v2x_la) = match v2x {
-        Some(v) => (v.registration, v.pseudonym_ca, v.linkage),
-        None => (None, None, None),
+    let (v2x_ra, v2x_pca, v2x_la, v2x_ea) = match v2x {
+        Some(v) => (v.registration, v.pseudonym_ca, v.linkage, v.enrollment),
+        None => (None, None, None, None),
     };
 
     let (tx, rx) = oneshot::channel::<()>();
@@ -649,7 +649,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(anomalies)
         .add_optional_service(v2x_ra)
         .add_optional_service(v2x_pca)
-        .add_optional_service(v2x_la);
+        .add_optional_service(v2x_la)
+        .add_optional_service(v2x_ea);
     let handle = tokio::spawn(async move {
         router
             .serve_with_incoming_shutdown(incoming, async {

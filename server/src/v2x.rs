@@ -694,6 +694,91 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
 }
 
 // ---------------------------------------------------------------------------
+// Enrolment credentials (the CA process's V2X enrolment authority)
+// ---------------------------------------------------------------------------
+
+/// Domain of the proof of possession in `IssueEnrollmentCredential`.
+pub const ENROLMENT_POP_DOMAIN: &[u8] = b"trustca-v2x-enrolment-v1";
+
+/// `V2xEnrollment`: enrolment credentials from the V2X enrolment authority.
+pub struct EnrollmentCredentialService {
+    ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
+    root: Vec<u8>,
+    sector: String,
+}
+
+impl std::fmt::Debug for EnrollmentCredentialService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentCredentialService")
+            .field("sector", &self.sector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrollmentCredentialService {
+    /// The EA of `data`'s V2X hierarchy, for vehicles of `sector`.
+    pub fn open(data: &Path, hierarchy: &CaHierarchy, sector: &str) -> Result<Self> {
+        let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
+        let root_path = data.join("ca").join("v2x-root.oer");
+        let root = std::fs::read(&root_path)
+            .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
+        Ok(Self {
+            ea: Arc::new(ea),
+            root,
+            sector: sector.to_owned(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
+    async fn issue_enrollment_credential(
+        &self,
+        request: Request<pb::IssueEnrollmentCredentialRequest>,
+    ) -> std::result::Result<Response<pb::EnrollmentCredentialResponse>, Status> {
+        let credential = caller(&request)?;
+        let vehicle = vehicle_of(&credential, &self.sector)?;
+        let msg = request.into_inner();
+        let key = trustca_v2x::PublicKeyP256::from_sec1(&msg.verification_key)
+            .map_err(|e| Status::invalid_argument(format!("verification_key: {e}")))?;
+        let mut signed = ENROLMENT_POP_DOMAIN.to_vec();
+        signed.extend_from_slice(&key.compressed());
+        signed.extend_from_slice(&credential.key_fingerprint);
+        let uncompressed = key
+            .uncompressed()
+            .map_err(|e| Status::invalid_argument(format!("verification_key: {e}")))?;
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            uncompressed,
+        )
+        .verify(&signed, &msg.proof_of_possession)
+        .map_err(|_| {
+            Status::invalid_argument(
+                "proof_of_possession does not verify with verification_key for this caller",
+            )
+        })?;
+        let ea = Arc::clone(&self.ea);
+        let cert = tokio::task::spawn_blocking(move || {
+            trustca_ca::v2x_ca::issue_enrolment_credential(
+                &ea,
+                key,
+                vehicle.level,
+                time::OffsetDateTime::now_utc(),
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("task failed: {e}")))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(vehicle = %vehicle.id, level = vehicle.level, "V2X enrolment credential issued");
+        Ok(Response::new(pb::EnrollmentCredentialResponse {
+            credential: cert.as_coer().to_vec(),
+            enrolment_authority: self.ea.1.as_coer().to_vec(),
+            root: self.root.clone(),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Remote authorities (the registration authority's side of `--role`)
 // ---------------------------------------------------------------------------
 
@@ -947,6 +1032,8 @@ pub struct RemoteAuthorities {
 pub(crate) struct V2xServices {
     /// The store the auth layer checks callers against (a role's own).
     pub auth_store: Arc<dyn Storage>,
+    pub enrollment:
+        Option<pb::v2x_enrollment_server::V2xEnrollmentServer<EnrollmentCredentialService>>,
     pub registration:
         Option<pb::v2x_registration_server::V2xRegistrationServer<RegistrationService>>,
     pub pseudonym_ca: Option<pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService>>,
@@ -982,6 +1069,7 @@ pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
     } = setup;
     init_authorities(data, passphrase)?;
     let profile = ticket_profile(files)?;
+    let ra_sector = profile.sector.clone();
     let wrap_pca = |pca: Arc<PseudonymCa>| {
         pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer::new(PseudonymCaService::new(pca))
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
@@ -999,6 +1087,7 @@ pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
         .max_encoding_message_size(MAX_RESPONSE_BYTES)
     };
     let mut registration = None;
+    let mut enrollment = None;
     let mut pseudonym = None;
     let mut linkage = None;
     let auth_store: Arc<dyn Storage>;
@@ -1019,6 +1108,9 @@ pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
             auth_store = ra.store();
             registration = Some(wrap_ra(ra, pca_cert));
             pseudonym = Some(wrap_pca(pca));
+            enrollment = Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
+                EnrollmentCredentialService::open(data, hierarchy, &ra_sector)?,
+            ));
             linkage = Some(wrap_la(vec![la1, la2]));
         }
         Some(V2xRole::PseudonymCa) => {
@@ -1064,6 +1156,7 @@ pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
     }
     Ok(V2xServices {
         auth_store,
+        enrollment,
         registration,
         pseudonym_ca: pseudonym,
         linkage,

@@ -447,6 +447,7 @@ async fn one_process_keeps_four_stores_apart() {
     for car in &cars {
         assert!(!file_contains(&pca_store, car.device.identity.as_bytes()));
     }
+    enrolment_credential(&ca, &cars[0].device.creds).await;
     // `trustca inspect` reads a ticket (linkageData, IEEE 1609.2 profile).
     let file = ca.data().join("ticket.oer");
     std::fs::write(&file, tickets[0][0].certificate.as_coer()).unwrap();
@@ -468,4 +469,120 @@ async fn one_process_keeps_four_stores_apart() {
         hex::encode(linkage(&tickets[0][0].certificate).1)
     );
     ca.stop().await;
+}
+
+/// The vehicle's V2X enrolment credential from the CA's enrolment
+/// authority: for its own key (proof of possession bound to its TLS
+/// credential), in the ETSI profile, checked by asn1tools and Python
+/// `cryptography` when available.
+async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public = trustca_v2x::PublicKeyP256::from_sec1(key.public_key().as_ref()).unwrap();
+    // The caller's key fingerprint: SHA-256 of its certificate's SPKI.
+    let leaf = pem::parse_many(&creds.cert_pem).unwrap()[0]
+        .contents()
+        .to_vec();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+    let mut signed = trustca_server::v2x::ENROLMENT_POP_DOMAIN.to_vec();
+    signed.extend_from_slice(&public.compressed());
+    signed.extend_from_slice(fingerprint.as_ref());
+    let pop = key.sign(&rng, &signed).unwrap().as_ref().to_vec();
+    let mut client = pb::v2x_enrollment_client::V2xEnrollmentClient::new(
+        connect(&ca.url(), creds).await.unwrap(),
+    );
+    // A proof by another key is refused.
+    let other = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap()
+            .as_ref(),
+        &rng,
+    )
+    .unwrap();
+    let bad = other.sign(&rng, &signed).unwrap().as_ref().to_vec();
+    let e = client
+        .issue_enrollment_credential(pb::IssueEnrollmentCredentialRequest {
+            verification_key: key.public_key().as_ref().to_vec(),
+            proof_of_possession: bad,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let r = client
+        .issue_enrollment_credential(pb::IssueEnrollmentCredentialRequest {
+            verification_key: key.public_key().as_ref().to_vec(),
+            proof_of_possession: pop,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ec = Certificate::from_coer(&r.credential).unwrap();
+    let ea = Certificate::from_coer(&r.enrolment_authority).unwrap();
+    ec.verify_signed_by(Some(&ea)).unwrap();
+    assert!(ec.conforms_to(CertProfile::EtsiTs103097));
+    assert_eq!(ec.tbs().verification_key, public);
+    assert_eq!(ec.tbs().id, CertificateId::None);
+    assert_eq!(ec.tbs().assurance_level.unwrap().trust_level(), Some(5));
+    let psids: Vec<u64> = ec
+        .tbs()
+        .app_permissions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.psid)
+        .collect();
+    assert_eq!(psids, vec![623]);
+    // The independent check: root → EA → EC with asn1tools + cryptography.
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import asn1tools, cryptography"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert_ne!(
+            std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref(),
+            Ok("1"),
+            "python3 with asn1tools and cryptography required"
+        );
+        eprintln!("*** SKIPPING independent check of the enrolment credential ***");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("root.oer", &r.root),
+        ("ea.oer", &r.enrolment_authority),
+        ("ec.oer", &r.credential),
+    ];
+    for (n, b) in files {
+        std::fs::write(dir.path().join(n), b).unwrap();
+    }
+    let asn1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1");
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../v2x/tests/independent.py"
+        ))
+        .args(files.iter().map(|(n, _)| dir.path().join(n)))
+        .env("V2X_ASN1_DIR", asn1)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ec_path = dir.path().join("ec.oer");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("OK verified {}", ec_path.display()))),
+        "{stdout}"
+    );
 }

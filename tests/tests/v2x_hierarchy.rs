@@ -87,7 +87,8 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
         panic!("AA must list its PSIDs");
     };
     let psids: Vec<u64> = aa_psids.iter().map(|r| r.psid).collect();
-    assert_eq!(psids, [36, 37]);
+    // CAM, DENM and CPM (the ticket profile grants CPM from Lv.4).
+    assert_eq!(psids, [36, 37, 639]);
     // The EA and AA lie within the V2X root's validity.
     let end = |c: &Certificate| {
         c.tbs().validity.start.to_unix() + c.tbs().validity.duration.as_seconds() as i64
@@ -253,7 +254,7 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
             .count(),
         1
     );
-    // asn1tools read the AA's permissions as meant: CAM and DENM, app.
+    // asn1tools read the AA's permissions as meant: CAM, DENM, CPM, app.
     let dump = stdout
         .lines()
         .find(|l| l.starts_with(&format!("decoded {}:", files[2])))
@@ -261,6 +262,7 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
     for expected in [
         "{'psid': 36, 'sspRange': ('all', None)}",
         "{'psid': 37, 'sspRange': ('all', None)}",
+        "{'psid': 639}",
         "'name', 'aa.v2x.trustca.internal'",
     ] {
         assert!(dump.contains(expected), "{expected} not in {dump}");
