@@ -276,6 +276,7 @@ struct Year {
     pca: f64,
     ra_store: f64,
     download: f64,
+    opener_new: f64,
     open: f64,
 }
 
@@ -310,6 +311,7 @@ fn vehicle_year(run: usize) -> Result<Year> {
     );
     let t = Instant::now();
     let opener = TicketOpener::new(&cat, &w.pca_cert, current, YEAR_PERIODS, cpp)?;
+    let t_opener_new = t.elapsed();
     let mut pool = Vec::with_capacity(expected);
     for r in &responses {
         pool.push(opener.open(r)?);
@@ -325,6 +327,7 @@ fn vehicle_year(run: usize) -> Result<Year> {
         pca,
         ra_store: t_flush.as_secs_f64() - pca,
         download: t_download.as_secs_f64(),
+        opener_new: t_opener_new.as_secs_f64(),
         open: t_open.as_secs_f64(),
     })
 }
@@ -404,6 +407,12 @@ fn year_figures(years: &[Year]) -> Vec<Figure> {
             "v2x_year_open_ms",
             "  vehicle: TicketOpener::new + open of 1040 (keys derived and checked)",
             ms(pick(|y| y.open)),
+            "ms",
+        ),
+        Figure::new(
+            "v2x_year_opener_new_ms",
+            "    of which TicketOpener::new (1040 cocoon keys and their ids)",
+            ms(pick(|y| y.opener_new)),
             "ms",
         ),
     ]
@@ -510,7 +519,8 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     let cocoon: P256PublicKey = cat.request().cocoon_public_key(period, 0)?;
     let to_v2x = |k: &P256PublicKey| PublicKeyP256::from_sec1(&k.to_sec1_uncompressed());
     let recipient = to_v2x(&cocoon)?;
-    let certified = CaContribution::generate()?.certify(&cocoon)?;
+    let contribution = CaContribution::generate()?;
+    let certified = contribution.certify(&cocoon)?;
     let tbs = || -> Result<ToBeSigned> {
         Ok(ToBeSigned::linked_authorization_ticket(
             to_v2x(&certified)?,
@@ -539,7 +549,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_ecdsa_sign_us",
-        "per ticket: ECDSA P-256 sign (ring, V2xSigner)",
+        "PCA per ticket: ECDSA P-256 sign (ring, V2xSigner)",
         sign_us,
         "the raw signature",
     );
@@ -549,7 +559,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_issue_in_us",
-        "per ticket: Certificate::issue_in (TBS, encode, sign, decode, verify)",
+        "PCA per ticket: Certificate::issue_in (TBS, encode, sign, decode, verify)",
         issue_us,
         "includes the sign above and the verify below",
     );
@@ -570,7 +580,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_ecies_seal_us",
-        "per ticket: ECIES seal (EncryptedData::seal_to_response_key, 320 B)",
+        "PCA per ticket: ECIES seal (EncryptedData::seal_to_response_key, 320 B)",
         seal_us,
         "ephemeral key + ECDH + KDF2 + AES-128-CCM + COER",
     );
@@ -580,7 +590,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_certify_us",
-        "per ticket: cocoon certify (CaContribution::generate + certify)",
+        "PCA per ticket: cocoon certify (CaContribution::generate + certify)",
         certify_us,
         "c random, P = B + c·G",
     );
@@ -591,7 +601,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_key_conversions_us",
-        "per ticket: two P256PublicKey → PublicKeyP256 conversions",
+        "PCA per ticket: two P256PublicKey → PublicKeyP256 conversions",
         conv_us,
         "SEC1 encode + on-curve check",
     );
@@ -621,7 +631,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     })?;
     push(
         "v2x_op_plv_open_us",
-        "per ticket: two AES-256-GCM opens of the pre-linkage values",
+        "PCA per ticket: two AES-256-GCM opens of the pre-linkage values",
         gcm_us,
         "ring, 53-byte plaintexts",
     );
@@ -658,21 +668,80 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
     let store_us = spent.as_secs_f64() * 1e6 / (commits * per_commit) as f64;
     push(
         "v2x_op_store_us",
-        "per ticket: share of the PCA's store commit (96-byte record, fsynced)",
+        "PCA per ticket: share of the PCA's store commit (96-byte record, fsynced)",
         store_us,
         &format!("{commits} commits of {per_commit} records"),
     );
+    // The registration authority's and the vehicle's work per ticket.
+    let request = cat.request();
+    let expand_us = per_call(n, || {
+        request.cocoon_public_key(period, 1)?;
+        Ok(())
+    })?;
+    let cocoon_secret = cat.cocoon_private_key(period, 0)?;
+    let sealed = EncryptedData::seal_to_response_key(&recipient, &plaintext)?.to_coer();
+    let cocoon_us = per_call(n, || {
+        cat.cocoon_private_key(period, 0)?;
+        Ok(())
+    })?;
+    let ecies_open_us = per_call(n, || {
+        EncryptedData::from_coer(&sealed)?
+            .open_with_response_key(&cocoon_secret.to_bytes(), &recipient)?;
+        Ok(())
+    })?;
+    let decode_verify_us = per_call(n, || {
+        Certificate::from_coer_in(CertProfile::Ieee1609Dot2, ticket.as_coer())?
+            .verify_signed_by(Some(&pca_cert))?;
+        Ok(())
+    })?;
+    let derive_us = per_call(n, || {
+        cat.derive_and_check(period, 0, &contribution, &certified)?;
+        Ok(())
+    })?;
+    let mut vehicle = vec![
+        Figure::new(
+            "v2x_op_ra_expand_us",
+            "RA per ticket: cocoon_public_key (B = A + f·G)",
+            expand_us,
+            "µs",
+        ),
+        Figure::new(
+            "v2x_op_vehicle_cocoon_us",
+            "vehicle per ticket: cocoon_private_key (b, and b·G)",
+            cocoon_us,
+            "µs",
+        ),
+        Figure::new(
+            "v2x_op_vehicle_ecies_open_us",
+            "vehicle per ticket: EncryptedData decode + open_with_response_key",
+            ecies_open_us,
+            "µs",
+        )
+        .note("p256 variable-base ECDH with the cocoon secret"),
+        Figure::new(
+            "v2x_op_vehicle_verify_us",
+            "vehicle per ticket: ticket decode + verify_signed_by",
+            decode_verify_us,
+            "µs",
+        ),
+        Figure::new(
+            "v2x_op_vehicle_derive_us",
+            "vehicle per ticket: derive_and_check (p, p·G == P)",
+            derive_us,
+            "µs",
+        ),
+    ];
     let parts = issue_us + seal_us + certify_us + conv_us + gcm_us + store_us;
     push(
         "v2x_op_parts_sum_us",
-        "per ticket: sum of the parts above (issue_in counted once)",
+        "PCA per ticket: sum of the parts above (issue_in counted once)",
         parts,
         "",
     );
     if let Some(whole) = per_ticket_1_thread_us {
         push(
             "v2x_op_issue_batch_us",
-            "per ticket: PseudonymCa::issue_batch, 1 thread (sustained)",
+            "PCA per ticket: PseudonymCa::issue_batch, 1 thread (sustained)",
             whole,
             &format!(
                 "parts explain {:.0}%; the rest: TBS/profile lookups, padding, allocation",
@@ -680,7 +749,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
             ),
         );
     }
-    drop(ticket);
+    figures.append(&mut vehicle);
     Ok(figures)
 }
 
