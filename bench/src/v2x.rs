@@ -744,7 +744,7 @@ fn operations(iterations: usize, per_ticket_1_thread_us: Option<f64>) -> Result<
             "PCA per ticket: PseudonymCa::issue_batch, 1 thread (sustained)",
             whole,
             &format!(
-                "parts explain {:.0}%; the rest: TBS/profile lookups, padding, allocation",
+                "parts (each alone) sum to {:.0}% of it; off 100% by TBS/profile work, padding, allocation and a shared machine's noise",
                 parts / whole * 100.0
             ),
         );
