@@ -17,6 +17,11 @@
 //!   engine without the store read before signing and over a no-op store;
 //! * the all-core sign+verify ceiling once more at the end.
 //!
+//! `v2x` (on its own) measures SCMS-style authorization tickets through the
+//! separated authorities of `trustca-scms`: a vehicle-year end to end,
+//! sustained tickets per second at the pseudonym CA beside the raw
+//! sign-only ceiling, and one ticket's cost by part ([`v2x`]).
+//!
 //! The `trust` group measures the trust database and the records behind it:
 //!
 //! * `decide`: `Decide` over mutual TLS (a HEMS device asking about cars):
@@ -56,6 +61,7 @@ mod sign;
 mod snapshot;
 mod stores;
 mod storesize;
+mod v2x;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -108,6 +114,9 @@ enum Stage {
     /// beside a raw read of the model records, and one model withdrawal
     /// moving --fleet-devices devices.
     Snapshot,
+    /// V2X authorization tickets (issue 8): a vehicle-year through RA, PCA
+    /// and LAs, PCA tickets/s beside ECDSA sign-only, per-part costs.
+    V2x,
 }
 
 impl Stage {
@@ -239,6 +248,16 @@ struct Opts {
     /// Devices of one model the snapshot stage's withdrawal moves.
     #[arg(long, default_value_t = 10_000)]
     fleet_devices: usize,
+    /// Timed vehicle-years of the v2x stage (median reported).
+    #[arg(long, default_value_t = 5)]
+    v2x_repeats: usize,
+    /// Rounds of 16 vehicles × 4 periods × 20 requests issued by the v2x
+    /// stage's pseudonym CA per thread count.
+    #[arg(long, default_value_t = 4)]
+    v2x_rounds: usize,
+    /// Iterations of each per-operation measurement of the v2x stage.
+    #[arg(long, default_value_t = 2_000)]
+    v2x_op_iterations: usize,
     /// Alternating gRPC/EST rounds the est stage's devices are split in.
     #[arg(long, default_value_t = 4)]
     est_rounds: usize,
@@ -488,6 +507,18 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
 
     if opts.wants(Stage::Snapshot) {
         figures.extend(snapshot::measure(opts.fleet_devices, n).await?);
+    }
+
+    if opts.wants(Stage::V2x) {
+        let (r, f) = v2x::measure(&v2x::Plan {
+            repeats: opts.v2x_repeats,
+            rounds: opts.v2x_rounds,
+            op_iterations: opts.v2x_op_iterations,
+            sign_seconds: opts.sign_seconds,
+            threads: n,
+        })?;
+        rows.extend(r);
+        figures.extend(f);
     }
 
     if opts.wants(Stage::Est) {

@@ -51,13 +51,13 @@
 
 use std::fmt;
 
-use p256::{ProjectivePoint, Scalar};
+use p256::Scalar;
 use ring::hmac;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{PseudonymError, Result};
 use crate::keys::{
-    P256PrivateKey, P256PublicKey, SCALAR_LEN, SEC1_UNCOMPRESSED_LEN, random_array,
+    P256PrivateKey, P256PublicKey, SCALAR_LEN, SEC1_UNCOMPRESSED_LEN, mul_generator, random_array,
     random_nonzero_scalar, scalar_from_bytes, scalar_from_wide, scalar_to_bytes,
 };
 
@@ -154,7 +154,7 @@ impl CaContribution {
     /// pseudonym CA computes when a registration authority did the
     /// expansion and forwards only `B`, so the CA never sees `(A, k)`.
     pub fn certify(&self, cocoon: &P256PublicKey) -> Result<P256PublicKey> {
-        let p = cocoon.to_projective() + ProjectivePoint::GENERATOR * self.0;
+        let p = cocoon.to_projective() + mul_generator(&self.0);
         P256PublicKey::from_point(p, "butterfly public key")
     }
 }
@@ -347,7 +347,7 @@ impl ButterflyRequest {
     /// The cocoon public key `B = A + f(k, period, j)·G`.
     pub fn cocoon_public_key(&self, period: u64, j: u32) -> Result<P256PublicKey> {
         let f = expansion_value(&self.expansion_key, period, j);
-        let b = self.caterpillar.to_projective() + ProjectivePoint::GENERATOR * f;
+        let b = self.caterpillar.to_projective() + mul_generator(&f);
         P256PublicKey::from_point(b, "cocoon public key")
     }
 
@@ -360,8 +360,7 @@ impl ButterflyRequest {
         contribution: &CaContribution,
     ) -> Result<P256PublicKey> {
         let f = expansion_value(&self.expansion_key, period, j);
-        let p =
-            self.caterpillar.to_projective() + ProjectivePoint::GENERATOR * (f + contribution.0);
+        let p = self.caterpillar.to_projective() + mul_generator(&(f + contribution.0));
         P256PublicKey::from_point(p, "butterfly public key")
     }
 
