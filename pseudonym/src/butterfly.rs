@@ -249,6 +249,23 @@ impl Caterpillar {
         P256PrivateKey::from_scalar(b, "cocoon private key")
     }
 
+    /// [`Caterpillar::cocoon_private_key`] as 32 big-endian bytes, without
+    /// computing its public key (the vehicle only decrypts with it; this
+    /// saves a scalar multiplication per ticket). Zero is refused.
+    pub fn cocoon_secret(&self, period: u64, j: u32) -> Result<Zeroizing<[u8; SCALAR_LEN]>> {
+        let mut f = expansion_value(&self.expansion_key, period, j);
+        let mut b = *self.key.scalar() + f;
+        f.zeroize();
+        if bool::from(p256::elliptic_curve::Field::is_zero(&b)) {
+            return Err(PseudonymError::DegenerateKey {
+                what: "cocoon private key",
+            });
+        }
+        let bytes = scalar_to_bytes(&b);
+        b.zeroize();
+        Ok(bytes)
+    }
+
     /// The private key of certificate `(period, j)`:
     /// `p = a + f(k, period, j) + c mod n`.
     pub fn derive_private_key(
@@ -431,6 +448,10 @@ mod tests {
         let request = cat.request();
         let cocoon = request.cocoon_public_key(9, 4).unwrap();
         assert_eq!(cat.cocoon_private_key(9, 4).unwrap().public_key(), cocoon);
+        assert_eq!(
+            *cat.cocoon_secret(9, 4).unwrap(),
+            *cat.cocoon_private_key(9, 4).unwrap().to_bytes()
+        );
         assert_ne!(cat.cocoon_private_key(9, 5).unwrap().public_key(), cocoon);
         let c = CaContribution::generate().unwrap();
         let certified = c.certify(&cocoon).unwrap();

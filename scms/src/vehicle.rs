@@ -72,6 +72,35 @@ impl<'a> TicketOpener<'a> {
         })
     }
 
+    /// [`TicketOpener::open`] for many responses, spread over the
+    /// machine's cores; results in input order.
+    pub fn open_all(&self, responses: &[Vec<u8>]) -> Vec<Result<OpenedTicket>> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        if threads == 1 || responses.len() < 64 {
+            return responses.iter().map(|r| self.open(r)).collect();
+        }
+        let chunk = responses.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = responses
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|r| self.open(r)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(ScmsError::Response("a worker thread panicked".into()))]
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Opens and checks one response.
     pub fn open(&self, encrypted: &[u8]) -> Result<OpenedTicket> {
         let data = EncryptedData::from_coer(encrypted)?;
@@ -83,8 +112,8 @@ impl<'a> TicketOpener<'a> {
             .ok_or_else(|| {
                 ScmsError::Response("not encrypted to any of this request's keys".into())
             })?;
-        let cocoon = self.caterpillar.cocoon_private_key(period, j)?;
-        let plain = zeroize::Zeroizing::new(data.open_with_response_key(&cocoon.to_bytes(), &key)?);
+        let cocoon = self.caterpillar.cocoon_secret(period, j)?;
+        let plain = zeroize::Zeroizing::new(data.open_with_response_key(&cocoon, &key)?);
         if plain.len() != RESPONSE_PLAINTEXT_LEN {
             return Err(ScmsError::Response(format!(
                 "response of {} bytes",
