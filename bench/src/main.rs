@@ -519,6 +519,8 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         })?;
         rows.extend(r);
         figures.extend(f);
+        progress("v2x: vehicle-year over mTLS through a real server");
+        figures.extend(v2x::year_over_mtls(opts.v2x_repeats).await?);
     }
 
     if opts.wants(Stage::Est) {
