@@ -14,7 +14,9 @@
 //!
 //! Store (space [`SPACE`]): `v/` ‖ handle (32) → vehicle record sealed
 //! under the RA's key (fixed length); `x/` ‖ LA1 chain id → handle (for
-//! resolution); `d/` ‖ handle ‖ request id → encrypted response.
+//! resolution); `d/` ‖ handle ‖ BE64(period) ‖ request id → encrypted
+//! response. A vehicle gets one set of tickets per period: a period with
+//! stored or queued tickets is refused (download them instead).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -184,6 +186,7 @@ pub struct RegistrationAuthority {
     profile: TicketProfile,
     policy: BatchPolicy,
     queue: Mutex<Vec<Pending>>,
+    submit_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for RegistrationAuthority {
@@ -225,6 +228,7 @@ impl RegistrationAuthority {
             profile,
             policy,
             queue: Mutex::new(Vec::new()),
+            submit_lock: Mutex::new(()),
         })
     }
 
@@ -283,6 +287,14 @@ impl RegistrationAuthority {
             )));
         }
         let handle = self.handle(&vehicle.id);
+        // One set of tickets per vehicle and period (a vehicle with more
+        // could pose as several on the road). The check and the queueing
+        // happen under one lock; what counts is what is stored or queued,
+        // so a crash before the batch went out lets the vehicle ask again.
+        let _one_at_a_time = self
+            .submit_lock
+            .lock()
+            .map_err(|_| ScmsError::Config("submit lock poisoned".into()))?;
         let record = match self.load_vehicle(&handle)? {
             Some(r) => r,
             None => self.register_vehicle(&handle, &vehicle.id, current, now)?,
@@ -291,6 +303,14 @@ impl RegistrationAuthority {
             return Err(ScmsError::Revoked {
                 from_period: record.revoked_from,
             });
+        }
+        for period in first..=last {
+            if self.period_taken(&handle, period)? {
+                return Err(ScmsError::Profile(format!(
+                    "tickets of period {period} were already issued to this vehicle or are \
+                     waiting for the next batch; download them instead"
+                )));
+            }
         }
         let cpp = profile.certificates_per_period;
         let mut pending = Vec::with_capacity((periods * cpp) as usize);
@@ -323,6 +343,22 @@ impl RegistrationAuthority {
             .map_err(|_| ScmsError::Config("request queue poisoned".into()))?
             .extend(pending);
         Ok(queued)
+    }
+
+    fn period_taken(&self, handle: &VehicleHandle, period: u64) -> Result<bool> {
+        let queued = self
+            .queue
+            .lock()
+            .map_err(|_| ScmsError::Config("request queue poisoned".into()))?
+            .iter()
+            .any(|p| p.handle == *handle && p.request.period == period);
+        if queued {
+            return Ok(true);
+        }
+        Ok(!self
+            .store
+            .blob_scan(SPACE, &delivery_prefix(handle, Some(period)))?
+            .is_empty())
     }
 
     /// Distinct vehicles and requests waiting.
@@ -382,23 +418,22 @@ impl RegistrationAuthority {
 
     fn send(&self, chunk: &[Pending], now: i64) -> Result<usize> {
         let requests: Vec<TicketRequest> = chunk.iter().map(|p| p.request.clone()).collect();
-        let owner: HashMap<[u8; 16], VehicleHandle> = chunk
+        let owner: HashMap<[u8; 16], (VehicleHandle, u64)> = chunk
             .iter()
-            .map(|p| (p.request.request_id, p.handle))
+            .map(|p| (p.request.request_id, (p.handle, p.request.period)))
             .collect();
         let responses = self.pca.issue_batch(&requests, now)?;
         let mut records: Vec<KeyValue> = Vec::with_capacity(responses.len());
         let mut refused = 0usize;
         for r in responses {
-            let Some(handle) = owner.get(&r.request_id) else {
+            let Some((handle, period)) = owner.get(&r.request_id) else {
                 return Err(ScmsError::Response(
                     "the pseudonym CA answered an unknown request".into(),
                 ));
             };
             match r.outcome {
                 Ok(encrypted) => {
-                    let mut key = DELIVERY_PREFIX.to_vec();
-                    key.extend_from_slice(&handle.0);
+                    let mut key = delivery_prefix(handle, Some(*period));
                     key.extend_from_slice(&r.request_id);
                     records.push((key, encrypted));
                 }
@@ -422,8 +457,7 @@ impl RegistrationAuthority {
 
     /// The encrypted responses waiting for an authenticated vehicle.
     pub fn download(&self, vehicle: &VehicleCredential) -> Result<Vec<Vec<u8>>> {
-        let mut prefix = DELIVERY_PREFIX.to_vec();
-        prefix.extend_from_slice(&self.handle(&vehicle.id).0);
+        let prefix = delivery_prefix(&self.handle(&vehicle.id), None);
         Ok(self
             .store
             .blob_scan(SPACE, &prefix)?
@@ -600,6 +634,16 @@ fn first_chain(v: Vec<ChainId>) -> Result<ChainId> {
         what: "linkage authority answer",
         reason: "no chain".into(),
     })
+}
+
+/// `d/` ‖ handle ‖ BE64(period) (‖ request id, per response).
+fn delivery_prefix(h: &VehicleHandle, period: Option<u64>) -> Vec<u8> {
+    let mut k = DELIVERY_PREFIX.to_vec();
+    k.extend_from_slice(&h.0);
+    if let Some(p) = period {
+        k.extend_from_slice(&p.to_be_bytes());
+    }
+    k
 }
 
 fn vehicle_key(h: &VehicleHandle) -> Vec<u8> {

@@ -207,6 +207,49 @@ fn tickets_reach_the_vehicle_as_ieee_1609_2_with_level_and_linkage() {
     }
 }
 
+/// A vehicle with two sets of tickets for one period could pose as two
+/// vehicles: the RA refuses a period already queued or issued, before and
+/// after the batch, and the refusal changes nothing.
+#[test]
+fn one_set_of_tickets_per_vehicle_and_period() {
+    let w = world(BatchPolicy {
+        min_vehicles: 2,
+        max_wait_secs: 3600,
+        max_requests_per_batch: 10_000,
+    });
+    let current = w.profile.period_at(NOW).unwrap();
+    let car = vehicle(1, 3);
+    let cat = Caterpillar::generate().unwrap();
+    w.d.ra
+        .submit(&car, &cat.request(), Some(current), 2, NOW)
+        .unwrap();
+    let err =
+        w.d.ra
+            .submit(
+                &car,
+                &Caterpillar::generate().unwrap().request(),
+                Some(current + 1),
+                1,
+                NOW,
+            )
+            .unwrap_err();
+    assert!(err.to_string().contains("already issued"), "{err}");
+    assert_eq!(w.d.ra.queued(), (1, 40));
+    w.d.ra.flush(NOW, true).unwrap();
+    assert!(
+        w.d.ra
+            .submit(&car, &cat.request(), Some(current), 1, NOW)
+            .is_err()
+    );
+    // Later periods are fine, and another vehicle's same period too.
+    w.d.ra
+        .submit(&car, &cat.request(), Some(current + 2), 1, NOW)
+        .unwrap();
+    w.d.ra
+        .submit(&vehicle(2, 3), &cat.request(), Some(current), 1, NOW)
+        .unwrap();
+}
+
 #[test]
 fn a_profile_beyond_the_issuer_permissions_is_refused() {
     let (root_key, pca_key) = (key(), key());
