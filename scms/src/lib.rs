@@ -32,6 +32,7 @@ pub mod deployment;
 mod envelope;
 pub mod error;
 pub mod linkage_authority;
+mod parallel;
 pub mod profile;
 pub mod pseudonym_ca;
 pub mod registration;

@@ -224,33 +224,11 @@ impl PseudonymCa {
     /// `issue_one` for every request, spread over the machine's cores (the
     /// signing key and the store are shared; each ticket is independent).
     fn issue_parallel(&self, batch: &[TicketRequest]) -> Vec<Result<(KeyValue, Vec<u8>)>> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        if threads == 1 || batch.len() < 64 {
-            return batch.iter().map(|r| self.issue_one(r)).collect();
-        }
-        let chunk = batch.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().map(|r| self.issue_one(r)).collect::<Vec<_>>())
-                })
-                .collect();
-            let mut out = Vec::with_capacity(batch.len());
-            for (h, part) in handles.into_iter().zip(batch.chunks(chunk)) {
-                match h.join() {
-                    Ok(v) => out.extend(v),
-                    Err(_) => out.extend(
-                        part.iter()
-                            .map(|_| Err(ScmsError::Response("a worker thread panicked".into()))),
-                    ),
-                }
-            }
-            out
-        })
+        crate::parallel::map(
+            batch,
+            |r| self.issue_one(r),
+            || Err(ScmsError::Response("a worker thread panicked".into())),
+        )
     }
 
     fn issue_one(&self, request: &TicketRequest) -> Result<(KeyValue, Vec<u8>)> {

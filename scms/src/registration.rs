@@ -313,7 +313,7 @@ impl RegistrationAuthority {
             }
         }
         let cpp = profile.certificates_per_period;
-        let mut pending = Vec::with_capacity((periods * cpp) as usize);
+        let mut slots = Vec::with_capacity((periods * cpp) as usize);
         for period in first..=last {
             let plv1 = self.linkage[0].pre_linkage_values(&record.chains[0], period, cpp)?;
             let plv2 = self.linkage[1].pre_linkage_values(&record.chains[1], period, cpp)?;
@@ -324,18 +324,33 @@ impl RegistrationAuthority {
                 });
             }
             for (j, (a, b)) in plv1.into_iter().zip(plv2).enumerate() {
-                pending.push(Pending {
-                    handle,
-                    request: TicketRequest {
-                        request_id: random_bytes()?,
-                        cocoon: butterfly.cocoon_public_key(period, j as u32)?,
-                        period,
-                        level: vehicle.level,
-                        plv: [a, b],
-                    },
-                    queued_at: now,
-                });
+                slots.push((period, j as u32, [a, b]));
             }
+        }
+        // The butterfly expansion (one point multiplication per ticket) on
+        // every core.
+        let cocoons = crate::parallel::map(
+            &slots,
+            |(period, j, _)| butterfly.cocoon_public_key(*period, *j),
+            || {
+                Err(trustca_pseudonym::PseudonymError::DegenerateKey {
+                    what: "worker thread",
+                })
+            },
+        );
+        let mut pending = Vec::with_capacity(slots.len());
+        for ((period, _, plv), cocoon) in slots.into_iter().zip(cocoons) {
+            pending.push(Pending {
+                handle,
+                request: TicketRequest {
+                    request_id: random_bytes()?,
+                    cocoon: cocoon?,
+                    period,
+                    level: vehicle.level,
+                    plv,
+                },
+                queued_at: now,
+            });
         }
         let queued = pending.len() as u32;
         self.queue

@@ -57,13 +57,18 @@ impl<'a> TicketOpener<'a> {
         per_period: u32,
     ) -> Result<Self> {
         let request = caterpillar.request();
-        let mut candidates = HashMap::with_capacity((periods * per_period) as usize);
-        for period in first_period..first_period + u64::from(periods) {
-            for j in 0..per_period {
-                let cocoon = request.cocoon_public_key(period, j)?;
-                let key = to_v2x_key(&cocoon)?;
-                candidates.insert(response_key_id(&key), (period, j, key));
-            }
+        let slots: Vec<(u64, u32)> = (first_period..first_period + u64::from(periods))
+            .flat_map(|p| (0..per_period).map(move |j| (p, j)))
+            .collect();
+        let keys = crate::parallel::map(
+            &slots,
+            |&(p, j)| -> Result<PublicKeyP256> { to_v2x_key(&request.cocoon_public_key(p, j)?) },
+            || Err(ScmsError::Response("a worker thread panicked".into())),
+        );
+        let mut candidates = HashMap::with_capacity(slots.len());
+        for ((period, j), key) in slots.into_iter().zip(keys) {
+            let key = key?;
+            candidates.insert(response_key_id(&key), (period, j, key));
         }
         Ok(Self {
             caterpillar,
@@ -75,30 +80,11 @@ impl<'a> TicketOpener<'a> {
     /// [`TicketOpener::open`] for many responses, spread over the
     /// machine's cores; results in input order.
     pub fn open_all(&self, responses: &[Vec<u8>]) -> Vec<Result<OpenedTicket>> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        if threads == 1 || responses.len() < 64 {
-            return responses.iter().map(|r| self.open(r)).collect();
-        }
-        let chunk = responses.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = responses
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || part.iter().map(|r| self.open(r)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(ScmsError::Response("a worker thread panicked".into()))]
-                    })
-                })
-                .collect()
-        })
+        crate::parallel::map(
+            responses,
+            |r| self.open(r),
+            || Err(ScmsError::Response("a worker thread panicked".into())),
+        )
     }
 
     /// Opens and checks one response.
