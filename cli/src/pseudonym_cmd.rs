@@ -92,6 +92,7 @@ pub struct RequestArgs {
     /// `request`, which downloads before it asks for more.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub wait: u64,
+
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -177,10 +177,35 @@ fn pool_profile(info: &pb::TicketProfileInfo) -> PoolProfile {
     }
 }
 
-/// Requests tickets so that the pool covers `periods` periods (counting the
-/// current one), then downloads for up to `wait` whatever has arrived for
-/// this and earlier requests and adds it to the pool. Saves after every
-/// step.
+async fn download_into_pool(
+    client: &mut V2xRegistrationClient<Channel>,
+    pool: &mut Pool,
+    report: &mut TicketReport,
+) -> Result<()> {
+    let responses = client
+        .download_tickets(pb::DownloadTicketsRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .responses;
+    report.downloads += 1;
+    let o = open_into_pool(pool, &responses)?;
+    report.opened.added += o.added;
+    report.opened.skipped = o.skipped;
+    report.opened.rejected = o.rejected;
+    if report.opened.first_error.is_none() {
+        report.opened.first_error = o.first_error;
+    }
+    let now = now_unix();
+    pool.prune_ticket_requests(now);
+    pool.save(now)
+}
+
+/// Picks up tickets of earlier requests that have arrived, then requests
+/// tickets so that the pool covers `periods` periods (counting the current
+/// one), then downloads for up to `wait` whatever has arrived and adds it
+/// to the pool. Periods of a pending request count as covered until its
+/// tickets arrive or its periods are over. Saves after every step.
 pub async fn request_tickets_into_pool(
     channel: Channel,
     root_der: &[u8],
@@ -203,6 +228,10 @@ pub async fn request_tickets_into_pool(
     )?;
     let profile = pool_profile(&info);
     pool.set_profile(profile.clone(), issuer.as_coer(), root_der)?;
+    let mut report = TicketReport::default();
+    if !pool.ticket_requests().is_empty() {
+        download_into_pool(&mut client, pool, &mut report).await?;
+    }
     let current = info.current_period;
     let horizon = current + u64::from(profile.max_periods_ahead) - 1;
     let wanted = current
@@ -214,7 +243,6 @@ pub async fn request_tickets_into_pool(
         .unwrap_or(current)
         .max(current);
     let per = u64::from(profile.max_periods_per_request);
-    let mut report = TicketReport::default();
     while first <= wanted {
         let n = (wanted - first + 1).min(per);
         let caterpillar =
@@ -245,37 +273,26 @@ pub async fn request_tickets_into_pool(
             issuer: hex::encode(issuer.as_coer()),
             sent: now_unix(),
         });
-        pool.set_issued_through(Some(first + n - 1));
         pool.save(now_unix())?;
         report.queued += answer.queued;
         report.calls += 1;
         report.periods = Some((report.periods.map_or(first, |p| p.0), first + n - 1));
         first += n;
     }
+    // Download until every pending request is answered or `wait` is over
+    // (at least once after new requests).
     let deadline = Instant::now() + wait;
+    let mut just_downloaded = report.downloads > 0 && report.calls == 0;
     while !pool.ticket_requests().is_empty() {
-        let responses = client
-            .download_tickets(pb::DownloadTicketsRequest {})
-            .await
-            .map_err(refused)?
-            .into_inner()
-            .responses;
-        report.downloads += 1;
-        let o = open_into_pool(pool, &responses)?;
-        report.opened.added += o.added;
-        report.opened.skipped = o.skipped;
-        report.opened.rejected = o.rejected;
-        if report.opened.first_error.is_none() {
-            report.opened.first_error = o.first_error;
+        if just_downloaded {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(500))).await;
         }
-        let now = now_unix();
-        pool.prune_ticket_requests(now);
-        pool.save(now)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        if pool.ticket_requests().is_empty() || left.is_zero() {
-            break;
-        }
-        tokio::time::sleep(left.min(Duration::from_millis(500))).await;
+        download_into_pool(&mut client, pool, &mut report).await?;
+        just_downloaded = true;
     }
     report.millis = started.elapsed().as_millis();
     Ok(report)

@@ -824,10 +824,17 @@ impl Pool {
         before - self.state.entries.len()
     }
 
-    /// The last period covered by a certificate held or issued.
+    /// The last period covered by a certificate held or issued, or by a
+    /// ticket request still pending.
     pub fn covered_through(&self) -> Option<u64> {
         let held = self.state.entries.iter().map(|e| e.period).max();
-        held.max(self.state.issued_through)
+        let pending = self
+            .state
+            .ticket_requests
+            .iter()
+            .map(|r| r.period_range().end.saturating_sub(1))
+            .max();
+        held.max(self.state.issued_through).max(pending)
     }
 
     /// The rotation interval in seconds.

@@ -339,3 +339,129 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
 
     ca.stop().await;
 }
+
+/// Tickets that the registration authority batches later are picked up by
+/// a later `request`, which asks for nothing new meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_batched_later_are_picked_up_by_the_next_request() {
+    let mut ca = TestCa::init();
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    );
+    opts.v2x_batch = BatchPolicy {
+        min_vehicles: 2,
+        max_wait_secs: 3600,
+        max_requests_per_batch: 10_000,
+    };
+    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    let url = ca.url();
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let mut enroll = ca.client(&acme).await;
+    let mut cars = Vec::new();
+    for serial in ["LATE-0", "LATE-1"] {
+        cars.push(
+            enroll_device(
+                &mut enroll,
+                &ca.root_pem(),
+                "automotive",
+                "Acme",
+                "EV-200",
+                serial,
+                "2.1.0",
+                automotive_lv5(),
+            )
+            .await,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("car.pem"), &cars[0].creds.cert_pem).unwrap();
+    std::fs::write(d.join("car.key"), &cars[0].creds.key_pem).unwrap();
+    std::fs::write(d.join("root.pem"), ca.root_pem()).unwrap();
+    let pool = d.join("pool");
+    let request = |extra: &[&str]| -> Vec<String> {
+        let mut a = args(&[
+            "pseudonym",
+            "request",
+            "--pool",
+            &s(&pool),
+            "--server",
+            &url,
+            "--identity",
+            &s(&d.join("car.pem")),
+            "--key",
+            &s(&d.join("car.key")),
+            "--ca",
+            &s(&d.join("root.pem")),
+            "--periods",
+            "1",
+            "--json",
+        ]);
+        a.extend(args(extra));
+        a
+    };
+    let run = |a: Vec<String>| {
+        let out = Command::new(trustca_bin())
+            .args(&a)
+            .env("RUST_LOG", "warn")
+            .env("TRUSTCA_POOL_PASSPHRASE", "a long pool passphrase")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .unwrap_or(serde_json::Value::Null),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+
+    // Alone, the car's request waits in the RA's queue.
+    let (code, v, out) = run(request(&["--format", "ieee1609", "--wait", "0"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(v["queued"], 20, "{v}");
+    assert_eq!(v["tickets"], 0, "{v}");
+    assert_eq!(v["tickets_awaited"], 20, "{v}");
+    assert_eq!(v["status"]["pending_requests"], 1, "{v}");
+    // Covered by the pending request: nothing new asked for.
+    let (code, v, out) = run(request(&["--wait", "0"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(v["periods"].is_null(), "{v}");
+
+    // A second vehicle asks: the batch goes out.
+    let mut other = V2xRegistrationClient::new(
+        trustca::client::connect(&url, &cars[1].creds)
+            .await
+            .unwrap(),
+    );
+    other
+        .request_tickets(pb::RequestTicketsRequest {
+            butterfly_request: Caterpillar::generate()
+                .unwrap()
+                .request()
+                .to_bytes()
+                .to_vec(),
+            first_period: 0,
+            has_first_period: false,
+            periods: 1,
+        })
+        .await
+        .unwrap();
+
+    // The next request picks them up, asks for nothing new, and the
+    // caterpillar is dropped.
+    let (code, v, out) = run(request(&["--wait", "20"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(v["periods"].is_null(), "{v}");
+    assert_eq!(v["tickets"], 20, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    assert_eq!(v["status"]["certificates"], 20, "{v}");
+    assert_eq!(v["status"]["pending_requests"], 0, "{v}");
+    assert!(!v["status"]["current"].is_null(), "{v}");
+    ca.stop().await;
+}
