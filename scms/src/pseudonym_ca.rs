@@ -361,6 +361,12 @@ impl PseudonymCa {
         self.sign_crl(entries, now)
     }
 
+    /// How many revocations the linkage CRL holds (it only grows): a
+    /// cached list with fewer entries is out of date.
+    pub fn revocation_count(&self) -> Result<usize> {
+        Ok(self.crl_entries()?.len())
+    }
+
     /// The current linkage CRL, freshly signed with a new number.
     pub fn current_crl(&self, now: i64) -> Result<LinkageCrl> {
         let entries = self.crl_entries()?;

@@ -263,6 +263,24 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
         .into_inner()
         .crl;
     std::fs::write(d.join("crl1"), &crl1).unwrap();
+    // The list the CLI fetches is the same one (and, further down, the one
+    // after the next revocation: the pseudonym CA's cache must not serve
+    // a list older than a revocation).
+    let fetch = |out: &Path| -> Vec<String> {
+        let mut a = args(&["pseudonym", "linkage-crl"]);
+        a.extend(creds.iter().cloned());
+        a.extend(args(&[
+            "--out",
+            &s(out),
+            "--issuer",
+            &s(&out_dir.join("issuer.oer")),
+            "--json",
+        ]));
+        a
+    };
+    let (code, v, out) = cli(&fetch(&d.join("crl1-fetched")));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(v["entries"], 1, "{v}");
     let check = |crl: &Path, ticket: &Path| -> Vec<String> {
         args(&[
             "pseudonym",
@@ -287,16 +305,7 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
         .await
         .unwrap();
     let fetched = d.join("crl2");
-    let mut fetch = args(&["pseudonym", "linkage-crl"]);
-    fetch.extend(creds.iter().cloned());
-    fetch.extend(args(&[
-        "--out",
-        &s(&fetched),
-        "--issuer",
-        &s(&out_dir.join("issuer.oer")),
-        "--json",
-    ]));
-    let (code, v, out) = cli(&fetch);
+    let (code, v, out) = cli(&fetch(&fetched));
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(v["entries"], 2, "{v}");
     assert_eq!(v["verified"], true, "{v}");
