@@ -1018,3 +1018,47 @@ impl Pool {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pools_written_before_tickets_hold_x509() {
+        // The state of a pool written before the format was recorded.
+        let old = r#"{"profile":null,"pseudonym_ca":"","root":"","entries":[],
+            "current":null,"settings":{"rotation_seconds":null,"jitter_percent":20,
+            "topup_margin_periods":2},"issued_through":null}"#;
+        let state: PoolState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.format, PoolFormat::X509);
+        assert!(state.ticket_requests.is_empty());
+    }
+
+    #[test]
+    fn a_pool_keeps_its_format_once_it_has_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = PoolSecret::KeyFile(Zeroizing::new(vec![7u8; 32]));
+        let mut pool = Pool::create(&dir.path().join("p"), &secret).unwrap();
+        pool.set_format(PoolFormat::Ieee1609).unwrap();
+        pool.set_format(PoolFormat::X509).unwrap();
+        pool.set_format(PoolFormat::Ieee1609).unwrap();
+        let profile = PoolProfile {
+            sector: "automotive".into(),
+            policy_version: "1".into(),
+            epoch: 0,
+            period_seconds: 3600,
+            certificates_per_period: 2,
+            overlap_seconds: 0,
+            max_periods_ahead: 3,
+            max_periods_per_request: 3,
+            permissions: vec![],
+        };
+        pool.set_profile(profile, b"pca", b"root").unwrap();
+        let e = pool.set_format(PoolFormat::X509).unwrap_err();
+        assert!(e.to_string().contains("holds ieee1609"), "{e}");
+        pool.save(0).unwrap();
+        let reopened = Pool::open(&dir.path().join("p"), &secret).unwrap();
+        assert_eq!(reopened.format(), PoolFormat::Ieee1609);
+    }
+}
