@@ -92,6 +92,13 @@ pub struct RequestArgs {
     /// `request`, which downloads before it asks for more.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub wait: u64,
+    /// ieee1609: ask again for the periods of earlier requests whose
+    /// tickets have not all arrived (the registration authority's queue is
+    /// lost when it restarts). Safe when they were not lost: each ticket is
+    /// issued once, to whichever request comes first, and the pool opens
+    /// both.
+    #[arg(long)]
+    pub resend: bool,
 
     /// Print JSON.
     #[arg(long)]
@@ -517,6 +524,7 @@ async fn request_tickets(
         &mut pool,
         a.periods,
         Duration::from_secs(a.wait),
+        a.resend,
     )
     .await?;
     let now = now_unix();
@@ -538,6 +546,7 @@ async fn request_tickets(
             "queued": report.queued,
             "calls": report.calls,
             "downloads": report.downloads,
+            "resent": report.resent,
             "tickets": report.opened.added,
             "rejected": report.opened.rejected,
             "tickets_awaited": pool.tickets_awaited(),

@@ -155,6 +155,8 @@ pub struct TicketReport {
     pub opened: Opened,
     /// Downloads made.
     pub downloads: usize,
+    /// Requests sent again for pending periods (`resend`).
+    pub resent: usize,
     /// Wall time.
     pub millis: u128,
 }
@@ -201,17 +203,66 @@ async fn download_into_pool(
     pool.save(now)
 }
 
+/// Sends one `RequestTickets` for `n` periods from `first` with a fresh
+/// caterpillar key, kept sealed in the pool with the request.
+async fn send_request(
+    client: &mut V2xRegistrationClient<Channel>,
+    pool: &mut Pool,
+    profile: &PoolProfile,
+    issuer: &Certificate,
+    first: u64,
+    n: u64,
+    report: &mut TicketReport,
+) -> Result<()> {
+    let caterpillar =
+        Caterpillar::generate().map_err(|e| anyhow::anyhow!("caterpillar key: {e}"))?;
+    let answer = client
+        .request_tickets(pb::RequestTicketsRequest {
+            butterfly_request: caterpillar.request().to_bytes().to_vec(),
+            first_period: first,
+            has_first_period: true,
+            periods: n as u32,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let expected = n as u32 * profile.certificates_per_period;
+    if answer.queued != expected || answer.first_period != first {
+        bail!(
+            "the registration authority queued {} tickets from period {}, expected {expected} from {first}",
+            answer.queued,
+            answer.first_period
+        );
+    }
+    pool.add_ticket_request(TicketRequestRecord {
+        first_period: first,
+        periods: n as u32,
+        per_period: profile.certificates_per_period,
+        caterpillar: hex::encode(caterpillar.to_bytes().as_ref()),
+        issuer: hex::encode(issuer.as_coer()),
+        sent: now_unix(),
+    });
+    pool.save(now_unix())?;
+    report.queued += answer.queued;
+    report.calls += 1;
+    Ok(())
+}
+
 /// Picks up tickets of earlier requests that have arrived, then requests
 /// tickets so that the pool covers `periods` periods (counting the current
 /// one), then downloads for up to `wait` whatever has arrived and adds it
 /// to the pool. Periods of a pending request count as covered until its
-/// tickets arrive or its periods are over. Saves after every step.
+/// tickets arrive or its periods are over; with `resend`, they are asked
+/// for again (the registration authority's queue does not survive its
+/// restart; the pseudonym CA issues each ticket once, to whichever request
+/// comes first, and the pool keeps both keys). Saves after every step.
 pub async fn request_tickets_into_pool(
     channel: Channel,
     root_der: &[u8],
     pool: &mut Pool,
     periods: u32,
     wait: Duration,
+    resend: bool,
 ) -> Result<TicketReport> {
     let started = Instant::now();
     pool.set_format(PoolFormat::Ieee1609)?;
@@ -243,39 +294,27 @@ pub async fn request_tickets_into_pool(
         .unwrap_or(current)
         .max(current);
     let per = u64::from(profile.max_periods_per_request);
+    if resend {
+        // Ask again for the periods of pending requests still awaiting
+        // tickets; the earlier requests stay, so each ticket is opened
+        // whichever request the pseudonym CA answered.
+        let mut ranges: Vec<(u64, u64)> = pool
+            .ticket_requests()
+            .iter()
+            .filter(|r| pool.awaited_in(r) > 0)
+            .map(|r| (r.first_period.max(current), r.period_range().end))
+            .filter(|(f, e)| f < e)
+            .collect();
+        ranges.sort_unstable();
+        ranges.dedup();
+        for (f, e) in ranges {
+            send_request(&mut client, pool, &profile, &issuer, f, e - f, &mut report).await?;
+            report.resent += 1;
+        }
+    }
     while first <= wanted {
         let n = (wanted - first + 1).min(per);
-        let caterpillar =
-            Caterpillar::generate().map_err(|e| anyhow::anyhow!("caterpillar key: {e}"))?;
-        let answer = client
-            .request_tickets(pb::RequestTicketsRequest {
-                butterfly_request: caterpillar.request().to_bytes().to_vec(),
-                first_period: first,
-                has_first_period: true,
-                periods: n as u32,
-            })
-            .await
-            .map_err(refused)?
-            .into_inner();
-        let expected = n as u32 * profile.certificates_per_period;
-        if answer.queued != expected || answer.first_period != first {
-            bail!(
-                "the registration authority queued {} tickets from period {}, expected {expected} from {first}",
-                answer.queued,
-                answer.first_period
-            );
-        }
-        pool.add_ticket_request(TicketRequestRecord {
-            first_period: first,
-            periods: n as u32,
-            per_period: profile.certificates_per_period,
-            caterpillar: hex::encode(caterpillar.to_bytes().as_ref()),
-            issuer: hex::encode(issuer.as_coer()),
-            sent: now_unix(),
-        });
-        pool.save(now_unix())?;
-        report.queued += answer.queued;
-        report.calls += 1;
+        send_request(&mut client, pool, &profile, &issuer, first, n, &mut report).await?;
         report.periods = Some((report.periods.map_or(first, |p| p.0), first + n - 1));
         first += n;
     }

@@ -668,20 +668,32 @@ impl Pool {
 
     /// Tickets still expected from the pending requests.
     pub fn tickets_awaited(&self) -> usize {
-        self.state
-            .ticket_requests
-            .iter()
-            .map(|r| {
-                let range = r.period_range();
-                let held = self
-                    .state
-                    .entries
-                    .iter()
-                    .filter(|e| range.contains(&e.period))
-                    .count();
-                r.tickets().saturating_sub(held)
+        // Per period: a request sent again covers the same periods.
+        let mut per: std::collections::BTreeMap<u64, u32> = Default::default();
+        for r in &self.state.ticket_requests {
+            for p in r.period_range() {
+                let n = per.entry(p).or_default();
+                *n = (*n).max(r.per_period);
+            }
+        }
+        per.into_iter()
+            .map(|(p, n)| {
+                let held = self.state.entries.iter().filter(|e| e.period == p).count();
+                (n as usize).saturating_sub(held)
             })
             .sum()
+    }
+
+    /// Tickets still expected from one pending request.
+    pub fn awaited_in(&self, r: &TicketRequestRecord) -> usize {
+        let range = r.period_range();
+        let held = self
+            .state
+            .entries
+            .iter()
+            .filter(|e| range.contains(&e.period))
+            .count();
+        r.tickets().saturating_sub(held)
     }
 
     /// Forgets the requests (and their caterpillar keys) whose tickets have
