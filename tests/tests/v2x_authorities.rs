@@ -260,7 +260,13 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
 
     let cars = enroll_cars(&ca, 3).await;
     let tickets = fill(&ra_url, &cars, 3).await;
-    let current = u64::from(linkage(&tickets[0][0].certificate).0);
+    // Responses come in the order of their random request ids: the
+    // current period is the lowest one.
+    let current = tickets[0]
+        .iter()
+        .map(|t| u64::from(linkage(&t.certificate).0))
+        .min()
+        .unwrap();
     for (car, ts) in cars.iter().zip(&tickets) {
         for t in ts {
             let c = &t.certificate;
