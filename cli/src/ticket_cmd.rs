@@ -204,7 +204,10 @@ async fn download_into_pool(
 }
 
 /// Sends one `RequestTickets` for `n` periods from `first` with a fresh
-/// caterpillar key, kept sealed in the pool with the request.
+/// caterpillar key, kept sealed in the pool with the request. The key is
+/// saved before the request goes out (the pseudonym CA issues a period's
+/// tickets once, so a key lost after sending would lose them), and
+/// forgotten again if the request is refused.
 async fn send_request(
     client: &mut V2xRegistrationClient<Channel>,
     pool: &mut Pool,
@@ -216,7 +219,17 @@ async fn send_request(
 ) -> Result<()> {
     let caterpillar =
         Caterpillar::generate().map_err(|e| anyhow::anyhow!("caterpillar key: {e}"))?;
-    let answer = client
+    let caterpillar_hex = zeroize::Zeroizing::new(hex::encode(caterpillar.to_bytes().as_ref()));
+    pool.add_ticket_request(TicketRequestRecord {
+        first_period: first,
+        periods: n as u32,
+        per_period: profile.certificates_per_period,
+        caterpillar: caterpillar_hex.to_string(),
+        issuer: hex::encode(issuer.as_coer()),
+        sent: now_unix(),
+    });
+    pool.save(now_unix())?;
+    let answer = match client
         .request_tickets(pb::RequestTicketsRequest {
             butterfly_request: caterpillar.request().to_bytes().to_vec(),
             first_period: first,
@@ -224,8 +237,14 @@ async fn send_request(
             periods: n as u32,
         })
         .await
-        .map_err(refused)?
-        .into_inner();
+    {
+        Ok(a) => a.into_inner(),
+        Err(s) => {
+            pool.remove_ticket_request(&caterpillar_hex);
+            pool.save(now_unix())?;
+            return Err(refused(s));
+        }
+    };
     let expected = n as u32 * profile.certificates_per_period;
     if answer.queued != expected || answer.first_period != first {
         bail!(
@@ -234,15 +253,6 @@ async fn send_request(
             answer.first_period
         );
     }
-    pool.add_ticket_request(TicketRequestRecord {
-        first_period: first,
-        periods: n as u32,
-        per_period: profile.certificates_per_period,
-        caterpillar: hex::encode(caterpillar.to_bytes().as_ref()),
-        issuer: hex::encode(issuer.as_coer()),
-        sent: now_unix(),
-    });
-    pool.save(now_unix())?;
     report.queued += answer.queued;
     report.calls += 1;
     Ok(())

@@ -666,6 +666,14 @@ impl Pool {
         self.state.ticket_requests.push(record);
     }
 
+    /// Forgets the request with this caterpillar (hex), e.g. when the
+    /// registration authority refused it.
+    pub fn remove_ticket_request(&mut self, caterpillar: &str) {
+        self.state
+            .ticket_requests
+            .retain(|r| r.caterpillar != caterpillar);
+    }
+
     /// Tickets still expected from the pending requests.
     pub fn tickets_awaited(&self) -> usize {
         // Per period: a request sent again covers the same periods.

@@ -341,10 +341,15 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     ]));
     assert_eq!(code, Some(2), "clap: --issuer is required: {out}");
 
-    // A revoked car gets no more tickets.
+    // A revoked car gets no more tickets, and the refused request leaves
+    // no key behind.
     let (code, _, out) = cli(&request(&["--periods", "5", "--wait", "0"]));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("error:"), "{out}");
+    let (code, st, out) = cli(&pool_args("status"));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(st["pending_requests"], 0, "{st}");
+    assert_eq!(st["certificates"], 40, "{st}");
 
     ca.stop().await;
 }
