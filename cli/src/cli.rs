@@ -260,7 +260,8 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::ca_cmd::CaAction,
     },
-    /// V2X pseudonym certificates: vehicle pool, revocation lists, resolution.
+    /// V2X pseudonyms (X.509 certificates or IEEE 1609.2 tickets): vehicle
+    /// pool, revocation lists and linkage CRLs, resolution.
     Pseudonym {
         #[command(subcommand)]
         action: crate::pseudonym_cmd::PseudonymAction,

@@ -1,10 +1,15 @@
 //! `trustca pseudonym ...`: V2X pseudonym certificates.
 //!
 //! * Vehicle: `request` (fill the encrypted pool over mutual TLS with the
-//!   long-term certificate), `rotate`, `status`, `export`.
+//!   long-term certificate), `rotate`, `status`, `export`. A pool holds
+//!   X.509 pseudonym certificates (`--format x509`, the default) or IEEE
+//!   1609.2 authorization tickets from the V2X registration authority
+//!   (`--format ieee1609`, see `crate::ticket_cmd`), chosen at its first
+//!   `request`.
 //! * Operator: `revoke` (put a vehicle on its sector's PRL), `prl` (fetch a
 //!   signed PRL).
-//! * Anyone: `check` (is a pseudonym certificate revoked by a PRL?).
+//! * Anyone: `check` (is a pseudonym certificate revoked by a PRL, or a
+//!   ticket by a linkage CRL?), `linkage-crl` (fetch the linkage CRL).
 //! * Resolution authority, offline: `resolve` (name the vehicle behind a
 //!   pseudonym certificate with the RA key and the CA's data directory).
 //!
@@ -13,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -29,7 +34,8 @@ use trustca_pseudonym::{
 
 use crate::certinfo::read_certs;
 use crate::cli::{ClientArgs, print_json};
-use crate::vehicle_pool::{Pool, PoolEntry, PoolProfile, PoolSecret, write_atomic};
+use crate::ticket_cmd;
+use crate::vehicle_pool::{Pool, PoolEntry, PoolFormat, PoolProfile, PoolSecret, write_atomic};
 
 /// Exit code of `check` when the certificate is revoked.
 pub const EXIT_REVOKED: u8 = 3;
@@ -74,6 +80,26 @@ pub struct RequestArgs {
     /// Hold certificates for this many periods, counting the current one.
     #[arg(long, default_value_t = 12)]
     pub periods: u32,
+    /// What the pool holds: x509 (pseudonym certificates from the
+    /// Pseudonyms service) or ieee1609 (IEEE 1609.2 authorization tickets
+    /// from the V2X registration authority). Chosen by a new pool's first
+    /// request; default: what the pool holds, x509 for a new pool.
+    #[arg(long, value_enum)]
+    pub format: Option<PoolFormat>,
+    /// ieee1609: how long to keep downloading, in seconds, for tickets the
+    /// registration authority has not sent yet (they go out with its next
+    /// batch). Tickets that arrive later are picked up by the next
+    /// `request`, which downloads before it asks for more.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub wait: u64,
+    /// ieee1609: ask again for the periods of earlier requests whose
+    /// tickets have not all arrived (the registration authority's queue is
+    /// lost when it restarts). Safe when they were not lost: each ticket is
+    /// issued once, to whichever request comes first, and the pool opens
+    /// both.
+    #[arg(long)]
+    pub resend: bool,
+
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -106,15 +132,30 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One PEM file: certificate, pseudonym CA, PKCS#8 key (x509 pools).
+    Pem,
+    /// A directory: ticket.oer (COER), ticket.key (PKCS#8 PEM) and
+    /// issuer.oer (the pseudonym CA, COER) (ieee1609 pools).
+    Coer,
+}
+
 /// `trustca pseudonym export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     pub pool: PoolArgs,
-    /// Where to write the current certificate, the pseudonym CA and the
-    /// private key (PEM, mode 0600; replaced atomically).
+    /// pem: the file to write (certificate, pseudonym CA, private key; mode
+    /// 0600, replaced atomically). coer: the directory to write ticket.oer,
+    /// ticket.key and issuer.oer into (created if missing, mode 0600 files).
     #[arg(long)]
     pub out: PathBuf,
+    /// pem for x509 pools, coer for ieee1609 pools (the default follows
+    /// the pool).
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -170,17 +211,54 @@ pub struct PrlArgs {
     pub out: PathBuf,
 }
 
+/// `trustca pseudonym linkage-crl`.
+#[derive(Debug, Args)]
+pub struct LinkageCrlArgs {
+    /// Any credential of the CA (the list is public); --server is the
+    /// pseudonym CA (or the single-process server).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Where to write the list (as received).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The pseudonym CA certificate (COER, e.g. issuer.oer from `export
+    /// --format coer`): verify the list's signature before writing it.
+    #[arg(long)]
+    pub issuer: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `trustca pseudonym check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The pseudonym certificate (PEM or DER).
+    /// The pseudonym certificate (PEM or DER), or with --linkage-crl the
+    /// IEEE 1609.2 ticket (COER, e.g. ticket.oer).
     pub cert: PathBuf,
-    /// The signed PRL (DIR/crl/<sector>.prl or `trustca pseudonym prl`).
-    #[arg(long)]
-    pub prl: PathBuf,
+    /// The signed PRL (DIR/crl/<sector>.prl or `trustca pseudonym prl`),
+    /// for an X.509 pseudonym certificate.
+    #[arg(
+        long,
+        required_unless_present = "linkage_crl",
+        conflicts_with = "linkage_crl"
+    )]
+    pub prl: Option<PathBuf>,
+    /// The pseudonym CA's linkage CRL (`trustca pseudonym linkage-crl`),
+    /// for an IEEE 1609.2 ticket; needs --issuer.
+    #[arg(long, requires = "issuer")]
+    pub linkage_crl: Option<PathBuf>,
+    /// With --linkage-crl: the pseudonym CA certificate (COER, e.g.
+    /// issuer.oer) that signed the list and the ticket.
+    #[arg(long, requires = "linkage_crl")]
+    pub issuer: Option<PathBuf>,
+    /// With --linkage-crl: tickets per period in the sector's profile (the
+    /// CRL's linkage values are matched for j below it).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub certificates_per_period: u32,
     /// The trustca root: also verify the certificate and the list signer
-    /// up to it.
-    #[arg(long)]
+    /// up to it (X.509 only).
+    #[arg(long, conflicts_with = "linkage_crl")]
     pub root: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -190,13 +268,17 @@ pub struct CheckArgs {
 /// `trustca pseudonym ...`.
 #[derive(Debug, Subcommand)]
 pub enum PseudonymAction {
-    /// Vehicle: request pseudonym certificates into an encrypted pool.
+    /// Vehicle: request pseudonym certificates (x509) or IEEE 1609.2
+    /// tickets (--format ieee1609) into an encrypted pool; also picks up
+    /// tickets that arrived since the last request.
     Request(Box<RequestArgs>),
-    /// Vehicle: pick the certificate to use now (changes after the interval).
+    /// Vehicle: pick the certificate or ticket to use now (changes after
+    /// the interval).
     Rotate(RotateArgs),
     /// Vehicle: show the pool (coverage, current certificate, next top-up).
     Status(StatusArgs),
-    /// Vehicle: write the current certificate and its key for the V2X stack.
+    /// Vehicle: write the current certificate or ticket and its key for
+    /// the V2X stack (PEM file, or --format coer into a directory).
     Export(ExportArgs),
     /// Resolution authority (offline): name the vehicle behind a certificate.
     Resolve(ResolveArgs),
@@ -204,8 +286,11 @@ pub enum PseudonymAction {
     Revoke(Box<RevokeArgs>),
     /// Fetch a sector's signed pseudonym revocation list.
     Prl(Box<PrlArgs>),
-    /// Check a pseudonym certificate against a PRL (exit 0 valid, 3 revoked).
+    /// Check a pseudonym certificate against a PRL, or a ticket against a
+    /// linkage CRL (exit 0 valid, 3 revoked).
     Check(CheckArgs),
+    /// Fetch the pseudonym CA's signed linkage CRL (for IEEE 1609.2 tickets).
+    LinkageCrl(Box<LinkageCrlArgs>),
 }
 
 fn now_unix() -> i64 {
@@ -227,6 +312,7 @@ pub async fn run(action: PseudonymAction) -> Result<ExitCode> {
         PseudonymAction::Revoke(a) => revoke(*a).await,
         PseudonymAction::Prl(a) => prl(*a).await,
         PseudonymAction::Check(a) => check(a),
+        PseudonymAction::LinkageCrl(a) => linkage_crl(*a).await,
     }
 }
 
@@ -381,8 +467,17 @@ pub async fn request_into_pool(
 async fn request(a: RequestArgs) -> Result<ExitCode> {
     let secret = a.pool.secret()?;
     let root_der = read_certs(&a.client.ca)?.remove(0);
-    let channel = a.client.channel().await?;
+    let existed = Pool::exists(&a.pool.pool);
     let mut pool = Pool::open_or_create(&a.pool.pool, &secret)?;
+    if let Some(f) = a.format {
+        pool.set_format(f)?;
+    } else if !existed {
+        pool.set_format(PoolFormat::X509)?;
+    }
+    let channel = a.client.channel().await?;
+    if pool.format() == PoolFormat::Ieee1609 {
+        return request_tickets(a, channel, &root_der, pool).await;
+    }
     let report = request_into_pool(channel, &root_der, &mut pool, a.periods).await?;
     let now = now_unix();
     if pool.current().is_none() {
@@ -417,11 +512,85 @@ async fn request(a: RequestArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn request_tickets(
+    a: RequestArgs,
+    channel: Channel,
+    root_der: &[u8],
+    mut pool: Pool,
+) -> Result<ExitCode> {
+    let report = ticket_cmd::request_tickets_into_pool(
+        channel,
+        root_der,
+        &mut pool,
+        a.periods,
+        Duration::from_secs(a.wait),
+        a.resend,
+    )
+    .await?;
+    let now = now_unix();
+    if pool.current().is_none() {
+        pool.rotate(now, false)?;
+        pool.save(now)?;
+    }
+    if let Some(e) = &report.opened.first_error {
+        eprintln!(
+            "warning: {} response(s) from the registration authority failed verification and were not stored: {e}",
+            report.opened.rejected
+        );
+    }
+    let s = pool.status(now);
+    if a.json {
+        print_json(&json!({
+            "format": "ieee1609",
+            "periods": report.periods.map(|(f, l)| vec![f, l]),
+            "queued": report.queued,
+            "calls": report.calls,
+            "downloads": report.downloads,
+            "resent": report.resent,
+            "tickets": report.opened.added,
+            "rejected": report.opened.rejected,
+            "tickets_awaited": pool.tickets_awaited(),
+            "millis": report.millis as u64,
+            "status": s,
+        }));
+    } else {
+        match report.periods {
+            Some((f, l)) => println!(
+                "requested {} tickets for periods {f}-{l} in {} request(s)",
+                report.queued, report.calls
+            ),
+            None => println!("the pool already covers the requested periods"),
+        }
+        println!(
+            "received {} new ticket(s) in {} download(s), {} ms",
+            report.opened.added, report.downloads, report.millis
+        );
+        if pool.tickets_awaited() > 0 {
+            println!(
+                "{} ticket(s) not sent yet (the registration authority batches requests); run `trustca pseudonym request` again later to pick them up",
+                pool.tickets_awaited()
+            );
+        }
+        println!(
+            "pool {}: {} tickets, {} period(s) covered, next top-up {}",
+            a.pool.pool.display(),
+            s["certificates"],
+            s["periods_covered"],
+            s["next_topup"].as_str().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_current(pool: &Pool, now: i64, what: &str) {
     let s = pool.status(now);
+    let id = match pool.format() {
+        PoolFormat::X509 => "serial",
+        PoolFormat::Ieee1609 => "ticket",
+    };
     match s.get("current").filter(|c| !c.is_null()) {
         Some(c) => println!(
-            "{what}: serial {} (period {}, #{}), next change {}",
+            "{what}: {id} {} (period {}, #{}), next change {}",
             c["serial"].as_str().unwrap_or("-"),
             c["period"],
             c["index"],
@@ -468,6 +637,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
         print_json(&s);
     } else {
         println!("pool              {}", a.pool.pool.display());
+        println!("format            {}", pool.format().as_str());
         println!("sector            {}", s["sector"].as_str().unwrap_or("-"));
         println!("period now        {}", s["period_now"]);
         println!(
@@ -475,6 +645,12 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
             s["periods_covered"], s["covered_through"]
         );
         println!("certificates      {}", s["certificates"]);
+        if pool.format() == PoolFormat::Ieee1609 {
+            println!(
+                "awaited tickets   {} ({} request(s) pending)",
+                s["tickets_awaited"], s["pending_requests"]
+            );
+        }
         println!("unused this period {}", s["unused_in_current_period"]);
         print_current(&pool, now, "current          ");
         println!(
@@ -515,6 +691,39 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
     {
         pool.rotate(now, false)?;
         pool.save(now)?;
+    }
+    let format = a.format.unwrap_or(match pool.format() {
+        PoolFormat::X509 => ExportFormat::Pem,
+        PoolFormat::Ieee1609 => ExportFormat::Coer,
+    });
+    match (pool.format(), format) {
+        (PoolFormat::X509, ExportFormat::Pem) => {}
+        (PoolFormat::Ieee1609, ExportFormat::Coer) => {
+            let id = ticket_cmd::export_coer(&pool, &a.out)?;
+            if a.json {
+                print_json(&json!({
+                    "out": a.out,
+                    "format": "coer",
+                    "hashed_id8": id,
+                    "files": [ticket_cmd::TICKET_FILE, ticket_cmd::TICKET_KEY_FILE, ticket_cmd::ISSUER_FILE],
+                }));
+            } else {
+                println!(
+                    "wrote the current ticket {id} to {}: {}, {} (private key), {}",
+                    a.out.display(),
+                    ticket_cmd::TICKET_FILE,
+                    ticket_cmd::TICKET_KEY_FILE,
+                    ticket_cmd::ISSUER_FILE
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (PoolFormat::X509, ExportFormat::Coer) => {
+            bail!("this pool holds X.509 pseudonym certificates: export them with --format pem")
+        }
+        (PoolFormat::Ieee1609, ExportFormat::Pem) => {
+            bail!("this pool holds IEEE 1609.2 tickets: export them with --format coer")
+        }
     }
     let text = export_pem(&pool)?;
     write_atomic(&a.out, text.as_bytes())?;
@@ -665,7 +874,7 @@ fn verify_with_anchor(leaf: &[u8], anchor_der: &[u8], at: i64) -> Result<()> {
             trustca_model::describe_webpki_error(&e)
         )
     })?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at.max(0) as u64));
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(at.max(0) as u64));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &[anchor],
@@ -748,9 +957,88 @@ pub fn read_prl(path: &Path) -> Result<pb::SignedPrl> {
         .map_err(|_| anyhow::anyhow!("{} is not a signed trustca PRL", path.display()))
 }
 
+fn check_ticket(a: &CheckArgs, crl: &Path, issuer: &Path) -> Result<ExitCode> {
+    let r = ticket_cmd::check_files(&a.cert, crl, issuer, a.certificates_per_period)?;
+    if a.json {
+        print_json(&json!({
+            "revoked": r.revoked,
+            "period": r.period,
+            "hashed_id8": r.hashed_id8,
+            "crl_number": r.crl_number,
+            "crl_series": r.crl_series,
+            "entries": r.entries,
+            "stale": r.stale,
+        }));
+    } else if r.revoked {
+        println!(
+            "REVOKED: ticket {} (period {}) is linked by linkage CRL #{} of series {}",
+            r.hashed_id8, r.period, r.crl_number, r.crl_series
+        );
+    } else {
+        println!(
+            "not revoked by linkage CRL #{} of series {} ({} entries; ticket {}, period {})",
+            r.crl_number, r.crl_series, r.entries, r.hashed_id8, r.period
+        );
+    }
+    if r.stale {
+        eprintln!("warning: the linkage CRL is past its next update; fetch a current one");
+    }
+    Ok(if r.revoked {
+        ExitCode::from(EXIT_REVOKED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn linkage_crl(a: LinkageCrlArgs) -> Result<ExitCode> {
+    let crl = ticket_cmd::fetch_linkage_crl(a.client.channel().await?).await?;
+    if let Some(issuer) = &a.issuer {
+        let bytes =
+            std::fs::read(issuer).with_context(|| format!("cannot read {}", issuer.display()))?;
+        let cert = ticket_cmd::read_v2x_certificate(&bytes, "the issuer")?;
+        crl.verify(&cert)
+            .map_err(|e| anyhow::anyhow!("the linkage CRL does not verify with the issuer: {e}"))?;
+    }
+    std::fs::write(&a.out, crl.as_bytes())
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    if a.json {
+        print_json(&json!({
+            "out": a.out,
+            "crl_number": crl.crl_number,
+            "crl_series": crl.crl_series,
+            "entries": crl.entries.len(),
+            "verified": a.issuer.is_some(),
+        }));
+    } else {
+        println!(
+            "linkage CRL #{} of series {} ({} entries{}) written to {}",
+            crl.crl_number,
+            crl.crl_series,
+            crl.entries.len(),
+            if a.issuer.is_some() {
+                ", signature verified"
+            } else {
+                ""
+            },
+            a.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn check(a: CheckArgs) -> Result<ExitCode> {
+    if let Some(crl) = &a.linkage_crl {
+        let issuer = a
+            .issuer
+            .as_deref()
+            .context("--linkage-crl needs --issuer (the pseudonym CA certificate, COER)")?;
+        return check_ticket(&a, crl, issuer);
+    }
+    let prl = a.prl.as_deref().context(
+        "give --prl FILE (X.509 pseudonym) or --linkage-crl FILE --issuer FILE (ticket)",
+    )?;
     let cert = read_certs(&a.cert)?.remove(0);
-    let signed = read_prl(&a.prl)?;
+    let signed = read_prl(prl)?;
     let root = a
         .root
         .as_deref()

@@ -20,6 +20,18 @@
 //! * **Expiry.** Certificates whose validity has ended are dropped on every
 //!   save.
 //!
+//! * **Formats.** A pool holds one kind of pseudonym, chosen by its first
+//!   `request` and recorded in the sealed state: X.509 pseudonym
+//!   certificates from the `Pseudonyms` service (the default, and what
+//!   pools written before the choice existed hold), or IEEE 1609.2
+//!   authorization tickets (COER) from the V2X registration authority. A
+//!   ticket pool also keeps, sealed, the caterpillar key of every request
+//!   whose tickets have not all arrived (the registration authority
+//!   delivers them after its next batch), and drops it once they have or
+//!   once the request's last period is over. Entries of both kinds use the
+//!   same rotation and top-up rules; for tickets `serial` is the ticket's
+//!   HashedId8 and `index` its `j`.
+//!
 //! One process should use a pool directory at a time.
 
 use std::collections::BTreeSet;
@@ -309,8 +321,82 @@ impl Default for Settings {
     }
 }
 
+/// What a pool holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolFormat {
+    /// X.509 pseudonym certificates (the `Pseudonyms` service).
+    #[default]
+    X509,
+    /// IEEE 1609.2 authorization tickets (the `V2xRegistration` service).
+    Ieee1609,
+}
+
+impl PoolFormat {
+    /// Lower-case name, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::X509 => "x509",
+            Self::Ieee1609 => "ieee1609",
+        }
+    }
+}
+
+/// A ticket request whose tickets have not all arrived: what is needed to
+/// open the registration authority's responses to it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TicketRequestRecord {
+    /// First period requested.
+    pub first_period: u64,
+    /// Number of periods.
+    pub periods: u32,
+    /// Tickets per period.
+    pub per_period: u32,
+    /// The caterpillar key (private key and expansion key), hex (secret).
+    pub caterpillar: String,
+    /// The pseudonym CA certificate the tickets must verify with, COER hex.
+    pub issuer: String,
+    /// When it was sent, unix seconds.
+    pub sent: i64,
+}
+
+impl Drop for TicketRequestRecord {
+    fn drop(&mut self) {
+        self.caterpillar.zeroize();
+    }
+}
+
+impl std::fmt::Debug for TicketRequestRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketRequestRecord")
+            .field("first_period", &self.first_period)
+            .field("periods", &self.periods)
+            .field("per_period", &self.per_period)
+            .field("caterpillar", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TicketRequestRecord {
+    /// The periods it covers.
+    pub fn period_range(&self) -> std::ops::Range<u64> {
+        self.first_period..self.first_period.saturating_add(u64::from(self.periods))
+    }
+
+    /// How many tickets it asked for.
+    pub fn tickets(&self) -> usize {
+        self.periods as usize * self.per_period as usize
+    }
+}
+
 #[derive(Serialize, Deserialize, Default)]
 struct PoolState {
+    /// What the pool holds (absent in pools written before tickets: X.509).
+    #[serde(default)]
+    format: PoolFormat,
+    /// Ticket requests still waiting for responses (ieee1609 pools).
+    #[serde(default)]
+    ticket_requests: Vec<TicketRequestRecord>,
     profile: Option<PoolProfile>,
     /// The pseudonym CA, DER hex.
     pseudonym_ca: String,
@@ -546,6 +632,97 @@ impl Pool {
         self.save_state()
     }
 
+    /// What the pool holds.
+    pub fn format(&self) -> PoolFormat {
+        self.state.format
+    }
+
+    /// Chooses what the pool holds; only an empty pool (no profile yet)
+    /// may change.
+    pub fn set_format(&mut self, format: PoolFormat) -> Result<()> {
+        if format == self.state.format {
+            return Ok(());
+        }
+        if self.state.profile.is_some() || !self.state.entries.is_empty() {
+            bail!(
+                "{} holds {} pseudonyms, not {}; use another --pool directory",
+                self.dir.display(),
+                self.state.format.as_str(),
+                format.as_str()
+            );
+        }
+        self.state.format = format;
+        Ok(())
+    }
+
+    /// Ticket requests whose tickets have not all arrived.
+    pub fn ticket_requests(&self) -> &[TicketRequestRecord] {
+        &self.state.ticket_requests
+    }
+
+    /// Records a sent ticket request (its caterpillar stays sealed here
+    /// until its tickets have arrived).
+    pub fn add_ticket_request(&mut self, record: TicketRequestRecord) {
+        self.state.ticket_requests.push(record);
+    }
+
+    /// Forgets the request with this caterpillar (hex), e.g. when the
+    /// registration authority refused it.
+    pub fn remove_ticket_request(&mut self, caterpillar: &str) {
+        self.state
+            .ticket_requests
+            .retain(|r| r.caterpillar != caterpillar);
+    }
+
+    /// Tickets still expected from the pending requests.
+    pub fn tickets_awaited(&self) -> usize {
+        // Per period: a request sent again covers the same periods.
+        let mut per: std::collections::BTreeMap<u64, u32> = Default::default();
+        for r in &self.state.ticket_requests {
+            for p in r.period_range() {
+                let n = per.entry(p).or_default();
+                *n = (*n).max(r.per_period);
+            }
+        }
+        per.into_iter()
+            .map(|(p, n)| {
+                let held = self.state.entries.iter().filter(|e| e.period == p).count();
+                (n as usize).saturating_sub(held)
+            })
+            .sum()
+    }
+
+    /// Tickets still expected from one pending request.
+    pub fn awaited_in(&self, r: &TicketRequestRecord) -> usize {
+        let range = r.period_range();
+        let held = self
+            .state
+            .entries
+            .iter()
+            .filter(|e| range.contains(&e.period))
+            .count();
+        r.tickets().saturating_sub(held)
+    }
+
+    /// Forgets the requests (and their caterpillar keys) whose tickets have
+    /// all arrived or whose last period is over; returns how many.
+    pub fn prune_ticket_requests(&mut self, now: i64) -> usize {
+        let before = self.state.ticket_requests.len();
+        let profile = self.state.profile.clone();
+        let entries = &self.state.entries;
+        self.state.ticket_requests.retain(|r| {
+            let range = r.period_range();
+            let held = entries.iter().filter(|e| range.contains(&e.period)).count();
+            let over = profile.as_ref().is_some_and(|p| {
+                p.period_start(range.end)
+                    .saturating_add(i64::try_from(p.overlap_seconds).unwrap_or(i64::MAX))
+                    < now
+            });
+            held < r.tickets() && !over
+        });
+        before - self.state.ticket_requests.len()
+    }
+
     /// The pool directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -614,17 +791,32 @@ impl Pool {
         &self.state.entries
     }
 
-    /// Adds certificates (a repeated period and index replaces nothing).
+    /// Whether the pool holds the certificate with this serial (for
+    /// tickets: this HashedId8), hex.
+    pub fn holds_serial(&self, serial: &str) -> bool {
+        self.state.entries.iter().any(|e| e.serial == serial)
+    }
+
+    /// Adds certificates (a repeated period and index, or a repeated
+    /// serial, replaces nothing).
     pub fn add(&mut self, entries: Vec<PoolEntry>) -> usize {
-        let have: BTreeSet<(u64, u32)> = self
+        let mut have: BTreeSet<(u64, u32)> = self
             .state
             .entries
             .iter()
             .map(|e| (e.period, e.index))
             .collect();
+        let mut serials: BTreeSet<String> = self
+            .state
+            .entries
+            .iter()
+            .map(|e| e.serial.clone())
+            .collect();
         let mut added = 0;
         for e in entries {
-            if !have.contains(&(e.period, e.index)) {
+            if !have.contains(&(e.period, e.index)) && !serials.contains(&e.serial) {
+                have.insert((e.period, e.index));
+                serials.insert(e.serial.clone());
                 self.state.entries.push(e);
                 added += 1;
             }
@@ -652,10 +844,17 @@ impl Pool {
         before - self.state.entries.len()
     }
 
-    /// The last period covered by a certificate held or issued.
+    /// The last period covered by a certificate held or issued, or by a
+    /// ticket request still pending.
     pub fn covered_through(&self) -> Option<u64> {
         let held = self.state.entries.iter().map(|e| e.period).max();
-        held.max(self.state.issued_through)
+        let pending = self
+            .state
+            .ticket_requests
+            .iter()
+            .map(|r| r.period_range().end.saturating_sub(1))
+            .max();
+        held.max(self.state.issued_through).max(pending)
     }
 
     /// The rotation interval in seconds.
@@ -821,6 +1020,9 @@ impl Pool {
         let next_topup = self.next_topup(now);
         json!({
             "pool": self.dir,
+            "format": self.state.format.as_str(),
+            "pending_requests": self.state.ticket_requests.len(),
+            "tickets_awaited": self.tickets_awaited(),
             "sector": profile.map(|p| p.sector.clone()),
             "period_now": period_now,
             "periods_covered": covered.len(),
@@ -834,5 +1036,49 @@ impl Pool {
             "next_topup_unix": next_topup,
             "topup_due": next_topup <= now,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pools_written_before_tickets_hold_x509() {
+        // The state of a pool written before the format was recorded.
+        let old = r#"{"profile":null,"pseudonym_ca":"","root":"","entries":[],
+            "current":null,"settings":{"rotation_seconds":null,"jitter_percent":20,
+            "topup_margin_periods":2},"issued_through":null}"#;
+        let state: PoolState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.format, PoolFormat::X509);
+        assert!(state.ticket_requests.is_empty());
+    }
+
+    #[test]
+    fn a_pool_keeps_its_format_once_it_has_a_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = PoolSecret::KeyFile(Zeroizing::new(vec![7u8; 32]));
+        let mut pool = Pool::create(&dir.path().join("p"), &secret).unwrap();
+        pool.set_format(PoolFormat::Ieee1609).unwrap();
+        pool.set_format(PoolFormat::X509).unwrap();
+        pool.set_format(PoolFormat::Ieee1609).unwrap();
+        let profile = PoolProfile {
+            sector: "automotive".into(),
+            policy_version: "1".into(),
+            epoch: 0,
+            period_seconds: 3600,
+            certificates_per_period: 2,
+            overlap_seconds: 0,
+            max_periods_ahead: 3,
+            max_periods_per_request: 3,
+            permissions: vec![],
+        };
+        pool.set_profile(profile, b"pca", b"root").unwrap();
+        let e = pool.set_format(PoolFormat::X509).unwrap_err();
+        assert!(e.to_string().contains("holds ieee1609"), "{e}");
+        pool.save(0).unwrap();
+        let reopened = Pool::open(&dir.path().join("p"), &secret).unwrap();
+        assert_eq!(reopened.format(), PoolFormat::Ieee1609);
     }
 }

@@ -14,6 +14,7 @@
 //! every ticket, none of which it can open. Its audit log gets one entry
 //! per batch with the count, timed to the start of the hour.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use trustca_pseudonym::{
@@ -177,7 +178,10 @@ impl PseudonymCa {
 
     /// Issues a batch: every accepted ticket's record is durable before
     /// any response is returned. A refused request gets its reason and
-    /// changes nothing; the others are issued.
+    /// changes nothing; the others are issued. A request for a ticket
+    /// already issued (same period and linkage value: the same vehicle
+    /// asking twice for a period, in this batch or an earlier one) is
+    /// refused on its own, so that it cannot fail everyone's batch.
     pub fn issue_batch(&self, batch: &[TicketRequest], now: i64) -> Result<Vec<TicketResponse>> {
         if batch.len() > MAX_BATCH {
             return Err(ScmsError::Profile(format!(
@@ -185,8 +189,21 @@ impl PseudonymCa {
             )));
         }
         let mut responses = Vec::with_capacity(batch.len());
-        let mut records = Vec::with_capacity(batch.len());
+        let mut records: Vec<KeyValue> = Vec::with_capacity(batch.len());
+        let mut keys = HashSet::with_capacity(batch.len());
         for (request, issued) in batch.iter().zip(self.issue_parallel(batch)) {
+            // A second ticket with the same period and linkage value (a
+            // request sent twice) is refused on its own: the first one wins.
+            let issued = issued.and_then(|(record, encrypted)| {
+                if keys.contains(&record.0) || self.store.blob_get(SPACE, &record.0)?.is_some() {
+                    return Err(ScmsError::Profile(format!(
+                        "a ticket of period {} with this linkage value was already issued",
+                        request.period
+                    )));
+                }
+                keys.insert(record.0.clone());
+                Ok((record, encrypted))
+            });
             match issued {
                 Ok((record, encrypted)) => {
                     records.push(record);
@@ -369,6 +386,12 @@ impl PseudonymCa {
             Some(&audit),
         )?;
         self.sign_crl(entries, now)
+    }
+
+    /// How many revocations the linkage CRL holds (it only grows): a
+    /// cached list with fewer entries is out of date.
+    pub fn revocation_count(&self) -> Result<usize> {
+        Ok(self.crl_entries()?.len())
     }
 
     /// The current linkage CRL, freshly signed with a new number.

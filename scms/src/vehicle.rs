@@ -87,6 +87,18 @@ impl<'a> TicketOpener<'a> {
         )
     }
 
+    /// Whether `encrypted` is addressed to one of this request's cocoon
+    /// keys (without decrypting it): a vehicle holding several requests
+    /// picks the opener with this, and skips responses of requests it has
+    /// already completed.
+    pub fn recognises(&self, encrypted: &[u8]) -> bool {
+        EncryptedData::from_coer(encrypted).is_ok_and(|d| {
+            d.recipients()
+                .iter()
+                .any(|r| self.candidates.contains_key(&r.recipient_id))
+        })
+    }
+
     /// Opens and checks one response.
     pub fn open(&self, encrypted: &[u8]) -> Result<OpenedTicket> {
         let data = EncryptedData::from_coer(encrypted)?;

@@ -484,7 +484,8 @@ fn case_reference(s: &str) -> std::result::Result<String, Status> {
 #[derive(Debug)]
 pub struct PseudonymCaService {
     pca: Arc<PseudonymCa>,
-    latest: Mutex<Option<(i64, Vec<u8>)>>,
+    /// The last list served or signed here: when, its bytes, its entries.
+    latest: Mutex<Option<(i64, Vec<u8>, usize)>>,
 }
 
 /// A published linkage CRL is re-signed (new number, new times) after this long.
@@ -501,7 +502,7 @@ impl PseudonymCaService {
 
     fn remember(&self, crl: &LinkageCrl, at: i64) {
         if let Ok(mut l) = self.latest.lock() {
-            *l = Some((at, crl.as_bytes().to_vec()));
+            *l = Some((at, crl.as_bytes().to_vec(), crl.entries.len()));
         }
     }
 }
@@ -591,16 +592,27 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
         _request: Request<pb::GetLinkageCrlRequest>,
     ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
         let t = now();
-        if let Ok(l) = self.latest.lock()
-            && let Some((at, crl)) = l.as_ref()
-            && t - at < CRL_REISSUE_SECS
-        {
-            return Ok(Response::new(pb::LinkageCrlResponse { crl: crl.clone() }));
-        }
+        let cached = self.latest.lock().ok().and_then(|l| l.clone());
         let pca = Arc::clone(&self.pca);
-        let crl = blocking(move || pca.current_crl(t)).await?;
-        self.remember(&crl, t);
-        Ok(Response::new(crl_response(&crl)))
+        // A revocation can reach the pseudonym CA without this service (the
+        // registration authority in the same process calls it directly), so
+        // the cached list is served only while no entry was added since.
+        let (bytes, fresh) = blocking(move || {
+            let count = pca.revocation_count()?;
+            if let Some((at, bytes, entries)) = cached
+                && t - at < CRL_REISSUE_SECS
+                && entries == count
+            {
+                return Ok((bytes, None));
+            }
+            let crl = pca.current_crl(t)?;
+            Ok((crl.as_bytes().to_vec(), Some(crl)))
+        })
+        .await?;
+        if let Some(crl) = &fresh {
+            self.remember(crl, t);
+        }
+        Ok(Response::new(pb::LinkageCrlResponse { crl: bytes }))
     }
 }
 

@@ -87,8 +87,11 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
         panic!("AA must list its PSIDs");
     };
     let psids: Vec<u64> = aa_psids.iter().map(|r| r.psid).collect();
-    // CAM, DENM and CPM (the ticket profile grants CPM from Lv.4).
-    assert_eq!(psids, [36, 37, 639]);
+    assert_eq!(
+        psids,
+        [36, 37, 639],
+        "CAM, DENM and CPM (the AA may issue CPM)"
+    );
     // The EA and AA lie within the V2X root's validity.
     let end = |c: &Certificate| {
         c.tbs().validity.start.to_unix() + c.tbs().validity.duration.as_seconds() as i64
