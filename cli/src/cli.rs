@@ -561,7 +561,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             pkcs11,
         } => {
             let passphrase = pass.load()?;
-            let (role, v2x_remote, v2x_batch, v2x_in_process) = (*v2x).resolve()?;
+            let (role, v2x_remote, v2x_batch, v2x_in_process, crl_refresh) = (*v2x).resolve()?;
             let fresh = !data.join("ca").join("root.pem").exists();
             let shown = data.clone();
             let running = server::start(ServeOptions {
@@ -584,6 +584,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 v2x_remote,
                 v2x_batch,
                 v2x_in_process,
+                crl_refresh,
             })
             .await?;
             println!("listening on {}", running.addr);
@@ -1003,6 +1004,10 @@ pub struct V2xServeArgs {
     /// `serve --role` processes elsewhere).
     #[arg(long = "no-v2x", env = "TRUSTCA_NO_V2X")]
     no_v2x: bool,
+    /// With --role: seconds between re-reads of DATA/crl/*.crl, whose
+    /// revoked callers the role refuses (keep the CA's CRLs synced there).
+    #[arg(long = "crl-refresh", env = "TRUSTCA_CRL_REFRESH", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    crl_refresh: u64,
 }
 
 type V2xSettings = (
@@ -1010,6 +1015,7 @@ type V2xSettings = (
     Option<server::v2x::RemoteAuthorities>,
     trustca_scms::BatchPolicy,
     bool,
+    std::time::Duration,
 );
 
 impl V2xServeArgs {
@@ -1053,6 +1059,12 @@ impl V2xServeArgs {
                 None
             }
         };
-        Ok((role, remote, batch, !self.no_v2x))
+        Ok((
+            role,
+            remote,
+            batch,
+            !self.no_v2x,
+            std::time::Duration::from_secs(self.crl_refresh),
+        ))
     }
 }

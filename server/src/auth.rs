@@ -242,12 +242,24 @@ pub(crate) fn check(
 pub(crate) struct AuthLayer {
     storage: Arc<dyn Storage>,
     observer: Arc<dyn Observer>,
+    crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
 }
 
 impl AuthLayer {
     /// Checks revocation against `storage`; store failures go to `observer`.
     pub(crate) fn new(storage: Arc<dyn Storage>, observer: Arc<dyn Observer>) -> Self {
-        Self { storage, observer }
+        Self {
+            storage,
+            observer,
+            crls: None,
+        }
+    }
+
+    /// Also refuses callers whose certificate is on one of these CRLs (for
+    /// processes whose store holds no certificates).
+    pub(crate) fn with_crls(mut self, crls: Arc<crate::crl_watch::CrlRevocations>) -> Self {
+        self.crls = Some(crls);
+        self
     }
 }
 
@@ -259,6 +271,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             inner,
             storage: Arc::clone(&self.storage),
             observer: Arc::clone(&self.observer),
+            crls: self.crls.clone(),
         }
     }
 }
@@ -269,6 +282,7 @@ pub(crate) struct Authenticate<S> {
     inner: S,
     storage: Arc<dyn Storage>,
     observer: Arc<dyn Observer>,
+    crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for Authenticate<S>
@@ -292,7 +306,18 @@ where
             .extensions()
             .get::<crate::transport::ConnectionInfo>()
             .map(|c| &c.peer);
-        match check(path, access, peer, self.storage.as_ref()) {
+        let on_crl = |cred: &Credential| {
+            self.crls.as_ref().is_some_and(|c| {
+                c.is_revoked(&trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default())
+            })
+        };
+        let checked = match check(path, access, peer, self.storage.as_ref()) {
+            Ok(Some(cred)) if on_crl(&cred) => Err(Status::unauthenticated(
+                "client certificate is revoked (on a CRL)",
+            )),
+            other => other,
+        };
+        match checked {
             Ok(Some(cred)) => {
                 request.extensions_mut().insert(AuthenticatedCaller(cred));
             }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod connections;
+mod crl_watch;
 mod error;
 pub mod est;
 mod lease;

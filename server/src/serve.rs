@@ -90,6 +90,9 @@ pub struct ServeOptions {
     /// Run the four V2X authorities in this process (without `role`);
     /// false when they run as separate `--role` processes.
     pub v2x_in_process: bool,
+    /// How often a `--role` process re-reads `DATA/crl/*.crl` to refuse
+    /// revoked callers.
+    pub crl_refresh: Duration,
 }
 
 impl ServeOptions {
@@ -115,6 +118,7 @@ impl ServeOptions {
             v2x_remote: None,
             v2x_batch: trustca_scms::BatchPolicy::default(),
             v2x_in_process: true,
+            crl_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -760,17 +764,19 @@ async fn start_role(
     ));
     let incoming = transport::incoming_with(listener, &identity, Arc::clone(&table))?;
     let (_health, health_service) = tonic_health::server::health_reporter();
-    // The role's callers' certificates are not in this process's store;
-    // revoked credentials are refused by the CA store's process only (see
-    // docs/pseudonyms.md, gaps).
+    // The role's callers' certificates are not in this process's store:
+    // revoked callers are refused by the CRLs in DATA/crl, re-read every
+    // `crl_refresh`.
     let auth_store = v2x.auth_store.clone();
+    let crls = crate::crl_watch::CrlRevocations::load(&opts.data.join("crl"));
+    crls.spawn_refresh(opts.crl_refresh);
     let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(
             crate::v2x::MAX_RESPONSE_BYTES,
         ))
         .layer(crate::connections::ActivityLayer)
-        .layer(AuthLayer::new(auth_store, Arc::clone(&observer)))
+        .layer(AuthLayer::new(auth_store, Arc::clone(&observer)).with_crls(crls))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))

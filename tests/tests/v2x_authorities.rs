@@ -45,6 +45,7 @@ async fn role_server(
     opts.role = Some(role);
     opts.v2x_remote = remote;
     opts.v2x_batch = batch;
+    opts.crl_refresh = std::time::Duration::from_millis(200);
     trustca_server::start(opts).await.unwrap()
 }
 
@@ -216,6 +217,13 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     for m in &machines {
         copy_dir(ca.data(), m.path());
     }
+    // Issued offline before the CA starts, so the CA records it (and can
+    // revoke it).
+    let ra_cred = ca.credential(
+        CertificateKind::RegistrationAuthority,
+        "ra-1",
+        &["automotive"],
+    );
     // The CA itself runs without in-process V2X authorities.
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -236,11 +244,6 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     let url = |s: &RunningServer| format!("https://{}", s.addr);
     let (pca_url, la1_url, la2_url) = (url(&pca), url(&la1), url(&la2));
 
-    let ra_cred = ca.credential(
-        CertificateKind::RegistrationAuthority,
-        "ra-1",
-        &["automotive"],
-    );
     let cred_dir = machines[0].path().join("ra-credential");
     std::fs::create_dir_all(&cred_dir).unwrap();
     std::fs::write(cred_dir.join("cert.pem"), &ra_cred.cert_pem).unwrap();
@@ -401,6 +404,47 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // The RA's credential revoked at the CA: once the CA's CRL reaches the
+    // pseudonym CA's machine, the pseudonym CA refuses it.
+    let mut pca_as_ra = V2xPseudonymCaClient::new(connect(&pca_url, &ra_cred).await.unwrap());
+    pca_as_ra
+        .issue_tickets(pb::IssueTicketsRequest { requests: vec![] })
+        .await
+        .unwrap();
+    let leaf = pem::parse_many(&ra_cred.cert_pem).unwrap()[0]
+        .contents()
+        .to_vec();
+    pb::revocation_client::RevocationClient::new(connect(&ca.url(), &ops).await.unwrap())
+        .revoke(pb::RevokeRequest {
+            subject: Some(pb::revoke_request::Subject::Certificate(leaf)),
+            reason: "key-compromise".into(),
+            note: "RA host compromised".into(),
+        })
+        .await
+        .unwrap();
+    let pca_crl_dir = machines[1].path().join("crl");
+    std::fs::create_dir_all(&pca_crl_dir).unwrap();
+    for e in std::fs::read_dir(ca.data().join("crl")).unwrap().flatten() {
+        std::fs::copy(e.path(), pca_crl_dir.join(e.file_name())).unwrap();
+    }
+    let mut refused = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        match pca_as_ra
+            .issue_tickets(pb::IssueTicketsRequest { requests: vec![] })
+            .await
+        {
+            Ok(_) => continue,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the revoked RA credential is still accepted");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("revoked"));
 
     for s in [ra, pca, la1, la2] {
         s.shutdown().await.unwrap();

@@ -449,15 +449,20 @@ async fn tickets_batched_later_are_picked_up_by_the_next_request() {
     assert_eq!(code, Some(0), "{out}");
     assert!(v["periods"].is_null(), "{v}");
 
-    // --resend asks again for the pending period (as after a restart of
-    // the registration authority, whose queue is in memory); the first
-    // request stays pending too, and the period is awaited once.
-    let (code, v, out) = run(request(&["--resend", "--wait", "0"]));
+    // --resend (for a registration authority that lost its queue) while
+    // the RA still holds the request: refused, one set of tickets per
+    // vehicle and period, and the pool is unchanged.
+    let (code, _, out) = run(request(&["--resend", "--wait", "0"]));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("already issued"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{out}"
+    );
+    let (code, v, out) = run(request(&["--wait", "0"]));
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(v["resent"], 1, "{v}");
-    assert_eq!(v["queued"], 20, "{v}");
-    assert!(v["periods"].is_null(), "{v}");
-    assert_eq!(v["status"]["pending_requests"], 2, "{v}");
+    assert_eq!(v["status"]["pending_requests"], 1, "{v}");
     assert_eq!(v["tickets_awaited"], 20, "{v}");
 
     // A second vehicle asks: the batch goes out.
@@ -480,11 +485,7 @@ async fn tickets_batched_later_are_picked_up_by_the_next_request() {
         .await
         .unwrap();
 
-    // The next request picks them up and asks for nothing new. Both
-    // requests were in the batch: for each (period, j) the pseudonym CA
-    // issued one ticket, to whichever came first (the duplicate is refused
-    // on its own and does not fail the batch for the other vehicle), and
-    // the pool opens each with the right key.
+    // The next request picks them up and asks for nothing new.
     let (code, v, out) = run(request(&["--wait", "5"]));
     assert_eq!(code, Some(0), "{out}");
     assert!(v["periods"].is_null(), "{v}");
