@@ -237,6 +237,13 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::model_cmd::ModelAction,
     },
+    /// Operator side of the separated V2X authorities: revoke a vehicle's
+    /// authorization tickets from a period on, or resolve a ticket to its
+    /// vehicle with all four authorities.
+    V2x {
+        #[command(subcommand)]
+        action: crate::v2x_cmd::V2xAction,
+    },
     /// Signed trust snapshots for offline decisions: fetch, verify, decide.
     Snapshot {
         #[command(subcommand)]
@@ -638,6 +645,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::Model { action } => crate::model_cmd::model(action).await,
         Command::Snapshot { action } => crate::snapshot_cmd::snapshot(action).await,
+        Command::V2x { action } => crate::v2x_cmd::run(action).await,
         Command::VerifyAnswer { file, root, json } => {
             crate::trust_cmd::verify_answer(&file, &root, json)
         }

@@ -17,6 +17,7 @@ pub mod snapshot_cmd;
 pub mod store_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
+pub mod v2x_cmd;
 pub mod v2x_inspect;
 pub mod vehicle_pool;
 pub mod verify_cmd;

@@ -493,6 +493,12 @@ async fn one_process_keeps_four_stores_apart() {
         assert!(!file_contains(&pca_store, car.device.identity.as_bytes()));
     }
     enrolment_credential(&ca, &cars[0].device.creds).await;
+    cli_resolves_and_revokes(
+        &ca,
+        &ops,
+        &tickets[1][0].certificate,
+        &cars[1].device.identity,
+    );
     // `trustca inspect` reads a ticket (linkageData, IEEE 1609.2 profile).
     let file = ca.data().join("ticket.oer");
     std::fs::write(&file, tickets[0][0].certificate.as_coer()).unwrap();
@@ -630,4 +636,83 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
             .any(|l| l.starts_with(&format!("OK verified {}", ec_path.display()))),
         "{stdout}"
     );
+}
+
+/// `trustca v2x resolve` and `trustca v2x revoke` (the operator's CLI)
+/// against a one-process deployment, with bad input refused in one line.
+fn cli_resolves_and_revokes(
+    ca: &TestCa,
+    ops: &ClientCredentials,
+    ticket: &Certificate,
+    vehicle: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("ops.pem"), &ops.cert_pem).unwrap();
+    std::fs::write(d.join("ops.key"), &ops.key_pem).unwrap();
+    std::fs::write(d.join("root.pem"), &ops.root_pem).unwrap();
+    std::fs::write(d.join("ticket.oer"), ticket.as_coer()).unwrap();
+    let client = |extra: &[&str]| {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for (flag, value) in [
+            ("--server", ca.url()),
+            ("--identity", d.join("ops.pem").display().to_string()),
+            ("--key", d.join("ops.key").display().to_string()),
+            ("--ca", d.join("root.pem").display().to_string()),
+        ] {
+            a.push(flag.into());
+            a.push(value);
+        }
+        std::process::Command::new(trustca_bin())
+            .args(&a)
+            .output()
+            .unwrap()
+    };
+    let ticket_path = d.join("ticket.oer").display().to_string();
+    let out = client(&[
+        "v2x",
+        "resolve",
+        &ticket_path,
+        "--case",
+        "MB-CLI-1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["vehicle"], vehicle);
+    // A file that is not a ticket: one line, non-zero exit.
+    std::fs::write(d.join("junk.oer"), b"not a ticket").unwrap();
+    let junk = d.join("junk.oer").display().to_string();
+    let out = client(&["v2x", "resolve", &junk, "--case", "MB-CLI-2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("InvalidArgument"), "{err}");
+    let crl_path = d.join("linkage.crl").display().to_string();
+    let period = match &ticket.tbs().id {
+        CertificateId::LinkageData(l) => u64::from(l.i_cert),
+        other => panic!("{other:?}"),
+    };
+    let out = client(&[
+        "v2x",
+        "revoke",
+        "--vehicle",
+        vehicle,
+        "--from-period",
+        &period.to_string(),
+        "--out",
+        &crl_path,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now lists 1 vehicle"));
+    let crl = LinkageCrl::from_bytes(&std::fs::read(&crl_path).unwrap()).unwrap();
+    assert!(crl.revokes(ticket, 20).unwrap());
 }
