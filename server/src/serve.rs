@@ -535,28 +535,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
 
-    let identity = TransportIdentity {
-        root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy
-            .sectors
-            .values()
-            .map(|c| c.cert_der.clone())
-            .collect(),
-        server_chain: hierarchy.server_chain.clone(),
-        server_key: hierarchy.server_key(),
-        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
-    };
-    let addr = transport::local_addr(&listener)
-        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
-    let closing = tokio_util::sync::CancellationToken::new();
-    let descriptors = crate::connections::raise_descriptor_limit();
-    let max_connections = opts.connections.resolve(descriptors);
-    let table = Arc::new(ConnectionTable::new(
+    let identity = transport_identity(&hierarchy, &policy_set);
+    let Accepting {
+        addr,
+        closing,
+        table,
+        incoming,
         max_connections,
-        opts.connections,
-        closing.clone(),
-    ));
-    let incoming = transport::incoming_with(listener, &identity, Arc::clone(&table))?;
+        descriptors,
+    } = accept_on(listener, &identity, opts.connections)?;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -712,6 +699,61 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     })
 }
 
+/// The server's TLS identity as the transport needs it.
+fn transport_identity(hierarchy: &CaHierarchy, policy_set: &PolicySet) -> TransportIdentity {
+    TransportIdentity {
+        root_der: hierarchy.root_der.clone(),
+        sector_cas: hierarchy
+            .sectors
+            .values()
+            .map(|c| c.cert_der.clone())
+            .collect(),
+        server_chain: hierarchy.server_chain.clone(),
+        server_key: hierarchy.server_key(),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+    }
+}
+
+/// A bound listener made ready for mutual TLS: its address, the connection
+/// table (limit from the descriptors available) and the accepted
+/// connections.
+struct Accepting {
+    addr: SocketAddr,
+    closing: tokio_util::sync::CancellationToken,
+    table: Arc<ConnectionTable>,
+    incoming: tokio_stream::wrappers::ReceiverStream<
+        std::result::Result<transport::TlsConnection, std::io::Error>,
+    >,
+    max_connections: usize,
+    descriptors: Option<u64>,
+}
+
+fn accept_on(
+    listener: tokio::net::TcpListener,
+    identity: &TransportIdentity,
+    limits: ConnectionLimits,
+) -> Result<Accepting> {
+    let addr = transport::local_addr(&listener)
+        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
+    let closing = tokio_util::sync::CancellationToken::new();
+    let descriptors = crate::connections::raise_descriptor_limit();
+    let max_connections = limits.resolve(descriptors);
+    let table = Arc::new(ConnectionTable::new(
+        max_connections,
+        limits,
+        closing.clone(),
+    ));
+    let incoming = transport::incoming_with(listener, identity, Arc::clone(&table))?;
+    Ok(Accepting {
+        addr,
+        closing,
+        table,
+        incoming,
+        max_connections,
+        descriptors,
+    })
+}
+
 /// `serve --role`: one separated V2X authority in this process, with its
 /// own store (`DATA/v2x/<role>/store`) and nothing else of the CA: no
 /// enrollment, no trust database, no CA store.
@@ -741,28 +783,14 @@ async fn start_role(
         root_pem: root_pem.as_bytes(),
         policy: opts.v2x_batch,
     })?;
-    let identity = TransportIdentity {
-        root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy
-            .sectors
-            .values()
-            .map(|c| c.cert_der.clone())
-            .collect(),
-        server_chain: hierarchy.server_chain.clone(),
-        server_key: hierarchy.server_key(),
-        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
-    };
-    let addr = transport::local_addr(&listener)
-        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
-    let closing = tokio_util::sync::CancellationToken::new();
-    let descriptors = crate::connections::raise_descriptor_limit();
-    let max_connections = opts.connections.resolve(descriptors);
-    let table = Arc::new(ConnectionTable::new(
+    let identity = transport_identity(&hierarchy, &policy_set);
+    let Accepting {
+        addr,
+        closing,
+        incoming,
         max_connections,
-        opts.connections,
-        closing.clone(),
-    ));
-    let incoming = transport::incoming_with(listener, &identity, Arc::clone(&table))?;
+        ..
+    } = accept_on(listener, &identity, opts.connections)?;
     let (_health, health_service) = tonic_health::server::health_reporter();
     // The role's callers' certificates are not in this process's store:
     // revoked callers are refused by the CRLs in DATA/crl, re-read every
@@ -791,7 +819,7 @@ async fn start_role(
             })
             .await
     });
-    tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), "trustca V2X authority listening (mutual TLS)");
+    tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), max_connections, "trustca V2X authority listening (mutual TLS)");
     Ok(RunningServer {
         addr,
         metrics_addr: None,
