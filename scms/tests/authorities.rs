@@ -4,11 +4,13 @@
 //! authority's complete store.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use common::{NOW, hierarchy, key};
+use ring::signature::KeyPair;
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::resolution::{ResolutionCase, identify};
 use trustca_scms::{
@@ -20,45 +22,6 @@ use trustca_v2x::{
     CertProfile, Certificate, CertificateId, Duration, PsidGroupPermissions, PublicKeyP256, Time32,
     ToBeSigned, ValidityPeriod,
 };
-
-const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
-
-fn key() -> EcdsaKeyPair {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
-}
-
-/// A V2X root and a pseudonym CA certificate under it.
-fn hierarchy() -> (Certificate, Certificate, EcdsaKeyPair) {
-    let (root_key, pca_key) = (key(), key());
-    let validity = ValidityPeriod {
-        start: Time32::from_unix(NOW - 86_400).unwrap(),
-        duration: Duration::Years(10),
-    };
-    let root = Certificate::sign_root(
-        ToBeSigned::ca(
-            "root.v2x.test",
-            PublicKeyP256::from_sec1(root_key.public_key().as_ref()).unwrap(),
-            validity,
-            vec![PsidGroupPermissions::all(2, PsidGroupPermissions::EE_APP)],
-        ),
-        &root_key,
-    )
-    .unwrap();
-    let pca = Certificate::issue(
-        ToBeSigned::ca(
-            "pca.v2x.test",
-            PublicKeyP256::from_sec1(pca_key.public_key().as_ref()).unwrap(),
-            validity,
-            vec![PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP)],
-        ),
-        &root,
-        &root_key,
-    )
-    .unwrap();
-    (root, pca, pca_key)
-}
 
 struct World {
     _dir: tempfile::TempDir,
