@@ -81,32 +81,8 @@ impl Signer {
 /// Runs `threads` sign+verify loops for `duration`.
 pub fn measure(key: &'static str, label: &str, threads: usize, duration: Duration) -> Result<Row> {
     let signer = Arc::new(Signer::new()?);
-    // Warm-up (page in code, settle clocks).
-    signer.run_until(Instant::now() + Duration::from_millis(200))?;
-    let start = Instant::now();
-    let deadline = start + duration;
-    let handles: Vec<_> = (0..threads.max(1))
-        .map(|_| {
-            let s = Arc::clone(&signer);
-            std::thread::spawn(move || s.run_until(deadline))
-        })
-        .collect();
-    let mut ops = 0;
-    for h in handles {
-        ops += h
-            .join()
-            .map_err(|_| anyhow!("signing thread panicked"))?
-            .context("signing thread")?;
-    }
-    Ok(Row {
-        key,
-        label: label.to_owned(),
-        group: Group::Ceiling,
-        ops,
-        errors: 0,
-        elapsed: start.elapsed(),
-        latency: None,
-        note: format!("{threads} thread(s), ring ECDSA P-256 SHA-256"),
+    run_threads(key, label, threads, duration, "", move |deadline| {
+        signer.run_until(deadline)
     })
 }
 
@@ -122,13 +98,34 @@ pub fn measure_sign_only(
         &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
         V2X_MESSAGE_BYTES,
     )?);
-    signer.sign_until(Instant::now() + Duration::from_millis(200))?;
+    run_threads(
+        key,
+        label,
+        threads,
+        duration,
+        ", sign only",
+        move |deadline| signer.sign_until(deadline),
+    )
+}
+
+/// A 200 ms warm-up of `work`, then `threads` copies of it until
+/// `duration` has passed; the row counts the operations they report.
+fn run_threads(
+    key: &'static str,
+    label: &str,
+    threads: usize,
+    duration: Duration,
+    what: &str,
+    work: impl Fn(Instant) -> Result<u64> + Send + Sync + 'static,
+) -> Result<Row> {
+    let work = Arc::new(work);
+    work(Instant::now() + Duration::from_millis(200))?;
     let start = Instant::now();
     let deadline = start + duration;
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let s = Arc::clone(&signer);
-            std::thread::spawn(move || s.sign_until(deadline))
+            let w = Arc::clone(&work);
+            std::thread::spawn(move || w(deadline))
         })
         .collect();
     let mut ops = 0;
@@ -146,6 +143,6 @@ pub fn measure_sign_only(
         errors: 0,
         elapsed: start.elapsed(),
         latency: None,
-        note: format!("{threads} thread(s), ring ECDSA P-256 SHA-256, sign only"),
+        note: format!("{threads} thread(s), ring ECDSA P-256 SHA-256{what}"),
     })
 }

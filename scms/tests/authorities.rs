@@ -9,8 +9,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use common::{NOW, hierarchy, key};
-use ring::signature::KeyPair;
+use common::{NOW, hierarchy, hierarchy_with};
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::resolution::{ResolutionCase, identify};
 use trustca_scms::{
@@ -19,8 +18,7 @@ use trustca_scms::{
 };
 use trustca_store::Storage;
 use trustca_v2x::{
-    CertProfile, Certificate, CertificateId, Duration, PsidGroupPermissions, PublicKeyP256, Time32,
-    ToBeSigned, ValidityPeriod,
+    CertProfile, Certificate, CertificateId, PsidGroupPermissions, PublicKeyP256, Time32,
 };
 
 struct World {
@@ -215,46 +213,21 @@ fn one_set_of_tickets_per_vehicle_and_period() {
 
 #[test]
 fn a_profile_beyond_the_issuer_permissions_is_refused() {
-    let (root_key, pca_key) = (key(), key());
-    let validity = ValidityPeriod {
-        start: Time32::from_unix(NOW - 86_400).unwrap(),
-        duration: Duration::Years(1),
-    };
-    let root = Certificate::sign_root(
-        ToBeSigned::ca(
-            "root.v2x.test",
-            PublicKeyP256::from_sec1(root_key.public_key().as_ref()).unwrap(),
-            validity,
-            vec![PsidGroupPermissions::all(2, PsidGroupPermissions::EE_APP)],
-        ),
-        &root_key,
-    )
-    .unwrap();
     // CAM and DENM only: the shipped profile also grants CPM (639).
-    let narrow = Certificate::issue(
-        ToBeSigned::ca(
-            "pca.v2x.test",
-            PublicKeyP256::from_sec1(pca_key.public_key().as_ref()).unwrap(),
-            validity,
-            vec![PsidGroupPermissions {
-                subject_permissions: trustca_v2x::SubjectPermissions::Explicit(
-                    [36, 37]
-                        .into_iter()
-                        .map(|psid| trustca_v2x::PsidSspRange {
-                            psid,
-                            ssp_range: Some(trustca_v2x::SspRange::All),
-                        })
-                        .collect(),
-                ),
-                min_chain_length: 1,
-                chain_length_range: 0,
-                ee_type: PsidGroupPermissions::EE_APP,
-            }],
+    let (_root, narrow, pca_key) = hierarchy_with(PsidGroupPermissions {
+        subject_permissions: trustca_v2x::SubjectPermissions::Explicit(
+            [36, 37]
+                .into_iter()
+                .map(|psid| trustca_v2x::PsidSspRange {
+                    psid,
+                    ssp_range: Some(trustca_v2x::SspRange::All),
+                })
+                .collect(),
         ),
-        &root,
-        &root_key,
-    )
-    .unwrap();
+        min_chain_length: 1,
+        chain_length_range: 0,
+        ee_type: PsidGroupPermissions::EE_APP,
+    });
     let err = TicketProfile::default()
         .check_issuable(&narrow)
         .unwrap_err();

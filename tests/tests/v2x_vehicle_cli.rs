@@ -46,8 +46,13 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|x| x.to_string()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
+/// A CA serving its V2X authorities in-process with this batching, and two
+/// cars enrolled with Lv.5 evidence.
+async fn server_with_cars(
+    min_vehicles: usize,
+    max_wait_secs: i64,
+    serials: [&str; 2],
+) -> (TestCa, Vec<Device>) {
     let mut ca = TestCa::init();
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -55,17 +60,15 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
         Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
     opts.v2x_batch = BatchPolicy {
-        min_vehicles: 1,
-        max_wait_secs: 0,
+        min_vehicles,
+        max_wait_secs,
         max_requests_per_batch: 10_000,
     };
     ca.server = Some(trustca_server::start(opts).await.unwrap());
-    let url = ca.url();
-
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut enroll = ca.client(&acme).await;
     let mut cars = Vec::new();
-    for serial in ["CLI-0", "CLI-1"] {
+    for serial in serials {
         cars.push(
             enroll_device(
                 &mut enroll,
@@ -80,6 +83,13 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
             .await,
         );
     }
+    (ca, cars)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
+    let (mut ca, cars) = server_with_cars(1, 0, ["CLI-0", "CLI-1"]).await;
+    let url = ca.url();
     let car = &cars[0];
 
     let dir = tempfile::tempdir().unwrap();
@@ -356,41 +366,12 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
 
 /// Tickets that the registration authority batches later are picked up by
 /// a later `request`, which asks for nothing new meanwhile; `--resend`
-/// asks again for pending periods, and the duplicate neither fails the
-/// batch nor loses tickets.
+/// while the RA still holds the request is refused (one set of tickets per
+/// vehicle and period) and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_batched_later_are_picked_up_by_the_next_request() {
-    let mut ca = TestCa::init();
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
-    );
-    opts.v2x_batch = BatchPolicy {
-        min_vehicles: 2,
-        max_wait_secs: 3600,
-        max_requests_per_batch: 10_000,
-    };
-    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    let (mut ca, cars) = server_with_cars(2, 3600, ["LATE-0", "LATE-1"]).await;
     let url = ca.url();
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
-    let mut enroll = ca.client(&acme).await;
-    let mut cars = Vec::new();
-    for serial in ["LATE-0", "LATE-1"] {
-        cars.push(
-            enroll_device(
-                &mut enroll,
-                &ca.root_pem(),
-                "automotive",
-                "Acme",
-                "EV-200",
-                serial,
-                "2.1.0",
-                automotive_lv5(),
-            )
-            .await,
-        );
-    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("car.pem"), &cars[0].creds.cert_pem).unwrap();

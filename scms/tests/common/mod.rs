@@ -20,6 +20,13 @@ pub fn key() -> EcdsaKeyPair {
 
 /// A V2X root and a pseudonym CA certificate under it (and the CA's key).
 pub fn hierarchy() -> (Certificate, Certificate, EcdsaKeyPair) {
+    hierarchy_with(PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP))
+}
+
+/// [`hierarchy`] with the pseudonym CA limited to `permissions`.
+pub fn hierarchy_with(
+    permissions: PsidGroupPermissions,
+) -> (Certificate, Certificate, EcdsaKeyPair) {
     let (root_key, pca_key) = (key(), key());
     let validity = ValidityPeriod {
         start: Time32::from_unix(NOW - 86_400).unwrap(),
@@ -40,7 +47,7 @@ pub fn hierarchy() -> (Certificate, Certificate, EcdsaKeyPair) {
             "pca.v2x.test",
             PublicKeyP256::from_sec1(pca_key.public_key().as_ref()).unwrap(),
             validity,
-            vec![PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP)],
+            vec![permissions],
         ),
         &root,
         &root_key,
