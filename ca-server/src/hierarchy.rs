@@ -101,7 +101,7 @@ pub fn certs_to_pem(ders: &[&[u8]]) -> String {
         .collect()
 }
 
-fn sector_ext(
+pub(crate) fn sector_ext(
     sector: &SectorName,
     kind: CertificateKind,
     version: &str,
@@ -126,7 +126,7 @@ fn not_after(der: &[u8]) -> Result<OffsetDateTime, CaError> {
 }
 
 /// Validates a credential holder's name like a device attribute.
-fn validate_name(name: &str) -> Result<(), CaError> {
+pub(crate) fn validate_name(name: &str) -> Result<(), CaError> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && !name.starts_with('-')
@@ -579,6 +579,17 @@ impl CaHierarchy {
                 kind.as_str()
             )));
         }
+        if matches!(
+            kind,
+            CertificateKind::RegistrationAuthority | CertificateKind::V2xAuthority
+        ) {
+            // Their keys are made on their own machines; the CA certifies
+            // their CSR (`trustca v2x certify`) and never holds the key.
+            return Err(CaError::InvalidRequest(format!(
+                "{} certificates are issued from the authority's own request (`trustca v2x certify`)",
+                kind.as_str()
+            )));
+        }
         let first = sectors
             .first()
             .ok_or_else(|| CaError::InvalidRequest("at least one sector is required".into()))?;
@@ -671,6 +682,11 @@ impl CaHierarchy {
     /// The CA's keys (for the pseudonym CAs' keys and state secret).
     pub(crate) fn keys(&self) -> &CaKeys {
         &self.keys
+    }
+
+    /// The CA's directory (`DATA/ca`).
+    pub(crate) fn ca_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The subject public key info of `der`, for rcgen.

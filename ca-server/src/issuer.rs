@@ -15,7 +15,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 use trustca_model::extension::ExtensionOid;
 use trustca_model::policy::{KeyAlgorithm, PkiPolicy};
-use trustca_model::{DeviceIdentity, TrustLevelExtension};
+use trustca_model::{CertificateKind, DeviceIdentity, TrustLevelExtension};
 
 use crate::CaError;
 use crate::ca_keys::CaKey;
@@ -256,6 +256,45 @@ pub fn credential_params(
     ];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    p.custom_extensions.push(trust_extension(ext, oid)?);
+    Ok(p)
+}
+
+/// Parameters of a separated V2X authority's TLS certificate (issued by a
+/// sector sub-CA from the authority's own CSR): O = its name, OU = its V2X
+/// role, SANs the names it is reached at; serverAuth, plus clientAuth for
+/// the registration authority, which calls the others.
+// Each argument is one independent fact of the profile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn authority_tls_params(
+    name: &str,
+    role: &str,
+    ext: &TrustLevelExtension,
+    oid: &ExtensionOid,
+    dns_names: &[String],
+    ips: &[IpAddr],
+    validity_days: u32,
+    now: OffsetDateTime,
+    cap: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, name);
+    dn.push(DnType::OrganizationalUnitName, role);
+    dn.push(DnType::CommonName, bounded_common_name(role, name));
+    let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
+    p.subject_alt_names = vec![SanType::URI(format!("urn:trustca:{role}:{name}").try_into()?)];
+    for d in dns_names {
+        p.subject_alt_names
+            .push(SanType::DnsName(d.clone().try_into()?));
+    }
+    for ip in ips {
+        p.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    if ext.kind == CertificateKind::RegistrationAuthority {
+        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
     p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)
 }

@@ -3,6 +3,7 @@
 //! certificates and role credentials, and the gRPC enrollment service.
 #![forbid(unsafe_code)]
 
+mod authority_tls;
 mod ca_keys;
 mod crl;
 mod csr;
@@ -18,6 +19,7 @@ pub mod root_crl;
 mod service;
 pub mod v2x_ca;
 
+pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};
 pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
 pub use csr::{MAX_CSR_BYTES, VerifiedCsr, verify_csr};

@@ -274,66 +274,8 @@ pub(crate) fn init_v2x(
         let key = load_or_generate(keys, stem, role)?;
         let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
             .map_err(v2x_err)?;
-        let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
-        let validity = ValidityPeriod {
-            start,
-            duration: duration_within(wanted.min(root_end - start.to_unix()))?,
-        };
-        let (app, issue) = if role == KeyRole::Sector {
-            // The EA signs enrolment responses and issues enrolment
-            // credentials, which may only request authorization tickets.
-            (
-                vec![PsidSsp {
-                    psid: PSID_CERT_REQUEST,
-                    ssp: None,
-                }],
-                PsidGroupPermissions {
-                    subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
-                        psid: PSID_CERT_REQUEST,
-                        ssp_range: Some(SspRange::All),
-                    }]),
-                    min_chain_length: 1,
-                    chain_length_range: 0,
-                    ee_type: PsidGroupPermissions::EE_ENROL,
-                },
-            )
-        } else {
-            // The AA signs authorization responses and issues
-            // authorization tickets (pseudonyms) for CAM, DENM and CPM.
-            (
-                vec![PsidSsp {
-                    psid: PSID_CERT_REQUEST,
-                    ssp: None,
-                }],
-                PsidGroupPermissions {
-                    subject_permissions: SubjectPermissions::Explicit(vec![
-                        PsidSspRange {
-                            psid: PSID_CAM,
-                            ssp_range: Some(SspRange::All),
-                        },
-                        PsidSspRange {
-                            psid: PSID_DENM,
-                            ssp_range: Some(SspRange::All),
-                        },
-                        PsidSspRange {
-                            psid: PSID_CPM,
-                            ssp_range: None,
-                        },
-                    ]),
-                    min_chain_length: 1,
-                    chain_length_range: 0,
-                    ee_type: PsidGroupPermissions::EE_APP,
-                },
-            )
-        };
-        let mut tbs = ToBeSigned::ca(
-            &v2x_name(what, &pki.trust_domain),
-            public,
-            validity,
-            vec![issue],
-        );
-        tbs.app_permissions = Some(app);
-        tbs.assurance_level = Some(assurance_for(&key)?);
+        let validity = authority_validity(pki, start, root_end)?;
+        let tbs = authority_tbs(role, what, public, validity, pki, assurance_for(&key)?);
         let cert =
             Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&issuer_key)).map_err(v2x_err)?;
         write_new(&path, cert.as_coer())?;
@@ -341,6 +283,121 @@ pub(crate) fn init_v2x(
         loaded_root = Some(issuer_key);
     }
     Ok(created)
+}
+
+/// An EA's or AA's validity: from `start` for the sector CAs' lifetime,
+/// never past the V2X root's end.
+fn authority_validity(
+    pki: &trustca_model::policy::PkiPolicy,
+    start: Time32,
+    root_end: i64,
+) -> Result<ValidityPeriod, CaError> {
+    let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
+    Ok(ValidityPeriod {
+        start,
+        duration: duration_within(wanted.min(root_end - start.to_unix()))?,
+    })
+}
+
+/// The to-be-signed of the enrolment authority (`role` `Sector`) or the
+/// authorization authority (`Pseudonym`): one profile for the EA/AA made
+/// by `init` and for an AA whose key was made on its own machine.
+fn authority_tbs(
+    role: KeyRole,
+    what: &str,
+    public: trustca_v2x::PublicKeyP256,
+    validity: ValidityPeriod,
+    pki: &trustca_model::policy::PkiPolicy,
+    assurance: SubjectAssurance,
+) -> ToBeSigned {
+    let (app, issue) = if role == KeyRole::Sector {
+        // The EA signs enrolment responses and issues enrolment
+        // credentials, which may only request authorization tickets.
+        (
+            vec![PsidSsp {
+                psid: PSID_CERT_REQUEST,
+                ssp: None,
+            }],
+            PsidGroupPermissions {
+                subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
+                    psid: PSID_CERT_REQUEST,
+                    ssp_range: Some(SspRange::All),
+                }]),
+                min_chain_length: 1,
+                chain_length_range: 0,
+                ee_type: PsidGroupPermissions::EE_ENROL,
+            },
+        )
+    } else {
+        // The AA signs authorization responses and issues
+        // authorization tickets (pseudonyms) for CAM, DENM and CPM.
+        (
+            vec![PsidSsp {
+                psid: PSID_CERT_REQUEST,
+                ssp: None,
+            }],
+            PsidGroupPermissions {
+                subject_permissions: SubjectPermissions::Explicit(vec![
+                    PsidSspRange {
+                        psid: PSID_CAM,
+                        ssp_range: Some(SspRange::All),
+                    },
+                    PsidSspRange {
+                        psid: PSID_DENM,
+                        ssp_range: Some(SspRange::All),
+                    },
+                    PsidSspRange {
+                        psid: PSID_CPM,
+                        ssp_range: None,
+                    },
+                ]),
+                min_chain_length: 1,
+                chain_length_range: 0,
+                ee_type: PsidGroupPermissions::EE_APP,
+            },
+        )
+    };
+    let mut tbs = ToBeSigned::ca(
+        &v2x_name(what, &pki.trust_domain),
+        public,
+        validity,
+        vec![issue],
+    );
+    tbs.app_permissions = Some(app);
+    tbs.assurance_level = Some(assurance);
+    tbs
+}
+
+/// Certifies the key of an authorization authority made on its own
+/// machine (`trustca init --role pseudonym-ca`) with the V2X root held in
+/// `data`: the same profile as the AA `init` makes, assurance level 4 (a
+/// file keystore). The PCA proved possession of the key in its request.
+pub fn certify_authorization_authority(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+    pki: &trustca_model::policy::PkiPolicy,
+    public: trustca_v2x::PublicKeyP256,
+    now: OffsetDateTime,
+) -> Result<Certificate, CaError> {
+    let root_path = data.join("ca").join(format!("{V2X_ROOT}.oer"));
+    let v2x_root = read_oer(&root_path)?;
+    let root_key = hierarchy.keys().load(V2X_ROOT)?;
+    if trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&root_key))
+        .map_err(v2x_err)?
+        != v2x_root.tbs().verification_key
+    {
+        return Err(CaError::Signing(format!(
+            "key {V2X_ROOT} does not match {}",
+            root_path.display()
+        )));
+    }
+    let root_end = v2x_root.tbs().validity.start.to_unix()
+        + v2x_root.tbs().validity.duration.as_seconds() as i64;
+    let start = Time32::from_datetime(now).map_err(v2x_err)?;
+    let validity = authority_validity(pki, start, root_end)?;
+    let assurance = SubjectAssurance::from_trust_level(4).map_err(v2x_err)?;
+    let tbs = authority_tbs(KeyRole::Pseudonym, "aa", public, validity, pki, assurance);
+    Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&root_key)).map_err(v2x_err)
 }
 
 /// A V2X CA key owned by its holder (the pseudonym CA in `trustca serve`

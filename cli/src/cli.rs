@@ -156,11 +156,21 @@ impl ClientArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create the root CA and one sub-CA per sector policy (never overwrites).
+    /// Create the root CA and one sub-CA per sector policy (never
+    /// overwrites); with --role, one separated V2X authority's own
+    /// directory instead (its keys made here, under its own passphrase).
     Init {
         /// Data directory.
         #[arg(long, env = "TRUSTCA_DATA")]
         data: PathBuf,
+        /// Make the directory of one separated V2X authority on its own
+        /// machine: registration, pseudonym-ca, linkage-1 or linkage-2. It
+        /// writes DATA/request.toml for `trustca v2x certify` at the CA.
+        #[arg(long)]
+        role: Option<String>,
+        /// With --role: the authority's name (a DNS label, e.g. pca-1).
+        #[arg(long, requires = "role")]
+        name: Option<String>,
         /// Policy directory (default: the built-in policies).
         #[arg(long)]
         policies: Option<PathBuf>,
@@ -237,9 +247,10 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::model_cmd::ModelAction,
     },
-    /// Operator side of the separated V2X authorities: revoke a vehicle's
+    /// The separated V2X authorities: certify, import and export when
+    /// setting them up (each on its own machine); revoke a vehicle's
     /// authorization tickets from a period on, or resolve a ticket to its
-    /// vehicle with all four authorities.
+    /// vehicle with all four authorities (operator).
     V2x {
         #[command(subcommand)]
         action: crate::v2x_cmd::V2xAction,
@@ -317,13 +328,6 @@ pub enum Command {
     /// Certification-body credentials (register and withdraw model
     /// evaluations under the schemes named with --scheme).
     CertificationBody {
-        #[command(subcommand)]
-        action: CredentialAction,
-    },
-    /// The V2X registration authority's credential: the client certificate
-    /// with which `serve --role registration` reaches the pseudonym CA and
-    /// the linkage authorities (the only role they issue for).
-    RegistrationAuthority {
         #[command(subcommand)]
         action: CredentialAction,
     },
@@ -481,11 +485,31 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init {
             data,
+            role: Some(role),
+            name,
+            policies,
+            server_names,
+            pass,
+            json,
+            ..
+        } => crate::v2x_role_cmd::init(crate::v2x_role_cmd::RoleInitArgs {
+            data,
+            role,
+            name,
+            policies,
+            server_names,
+            passphrase: pass.load()?,
+            json,
+        }),
+        Command::Init {
+            data,
+            role: None,
             policies,
             server_names,
             pass,
             pkcs11,
             json,
+            ..
         } => {
             let passphrase = pass.load()?;
             let report = server::init_with(
@@ -534,6 +558,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         data.join("ca").join(f).display()
                     );
                 }
+                eprintln!("{}", crate::v2x_role_cmd::SINGLE_PROCESS_WARNING);
                 match trustca_ca::TokenRecord::read(&data)? {
                     Some(t) => println!(
                         "CA keys are in PKCS#11 token {:?} (module {}) unless pki.toml says otherwise; other keys are encrypted under your passphrase in {}",
@@ -628,9 +653,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gateway { action } => credential(CertificateKind::Gateway, action),
         Command::CertificationBody { action } => {
             credential(CertificateKind::CertificationBody, action)
-        }
-        Command::RegistrationAuthority { action } => {
-            credential(CertificateKind::RegistrationAuthority, action)
         }
         Command::Enroll(args) => enroll(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
@@ -981,10 +1003,11 @@ async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
 /// `serve` options of the separated V2X authorities (issue 8).
 #[derive(Debug, clap::Args)]
 pub struct V2xServeArgs {
-    /// Run only one separated V2X authority in this process, with its own
-    /// store and keys under DATA/v2x/ROLE/: registration, pseudonym-ca,
-    /// linkage-1 or linkage-2. Without it, `serve` runs everything, the
-    /// four authorities in-process with separate stores.
+    /// Run one separated V2X authority (registration, pseudonym-ca,
+    /// linkage-1 or linkage-2) from its own directory, made by `init
+    /// --role` and holding only its own keys. Without it, `serve` runs
+    /// everything, the four authorities in-process: separate stores, but
+    /// their keys under one directory and passphrase (no separation).
     #[arg(long, env = "TRUSTCA_ROLE")]
     role: Option<String>,
     /// With --role registration: the pseudonym CA's URL (https://HOST:PORT).
@@ -996,10 +1019,6 @@ pub struct V2xServeArgs {
     /// With --role registration: linkage authority 2's URL.
     #[arg(long = "linkage-2", env = "TRUSTCA_LINKAGE_2")]
     linkage_2: Option<String>,
-    /// With --role registration: the directory of its credential
-    /// (cert.pem, key.pem), from `trustca registration-authority add`.
-    #[arg(long = "ra-credential", env = "TRUSTCA_RA_CREDENTIAL")]
-    ra_credential: Option<PathBuf>,
     /// The registration authority sends a batch to the pseudonym CA once
     /// requests of this many vehicles wait (they are shuffled together)...
     #[arg(long = "v2x-min-vehicles", env = "TRUSTCA_V2X_MIN_VEHICLES", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -1043,16 +1062,12 @@ impl V2xServeArgs {
                 let need = |v: Option<String>, flag: &str| {
                     v.ok_or_else(|| anyhow::anyhow!("--role registration needs {flag}"))
                 };
-                let cred = self.ra_credential.ok_or_else(|| {
-                    anyhow::anyhow!("--role registration needs --ra-credential DIR")
-                })?;
                 Some(server::v2x::RemoteAuthorities {
                     pseudonym_ca: need(self.pseudonym_ca, "--pseudonym-ca URL")?,
                     linkage: [
                         need(self.linkage_1, "--linkage-1 URL")?,
                         need(self.linkage_2, "--linkage-2 URL")?,
                     ],
-                    credential: (cred.join("cert.pem"), cred.join("key.pem")),
                 })
             }
             _ => {

@@ -16,11 +16,60 @@ use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
 use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
 use trustca_scms::LinkageCrl;
 
-use crate::cli::{ClientArgs, print_json};
+use crate::cli::{ClientArgs, PassphraseArgs, print_json};
+use crate::pkcs11::Pkcs11Args;
 use crate::client::{ClientCredentials, connect};
 
 #[derive(Debug, Subcommand)]
 pub enum V2xAction {
+    /// At the CA: certify a separated authority's request (from its `init
+    /// --role`): its TLS certificate from its CSR and, for the pseudonym
+    /// CA, its AA certificate. The answer holds public material only.
+    Certify {
+        /// The CA's data directory.
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// The authority's request.toml.
+        request: PathBuf,
+        /// Write the answer here (else standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        #[command(flatten)]
+        pkcs11: Pkcs11Args,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// On an authority's machine: import its credential (the CA's answer)
+    /// or its peers' public bundles; each is checked against its own keys
+    /// and the trustca root.
+    Import {
+        /// The authority's directory (from `init --role`).
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// On an authority's machine: its public bundle for its peers (its
+    /// public key, signed with its certified TLS key).
+    Export {
+        /// The authority's directory.
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// Write it here (else standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+    },
     /// Operator: revoke a vehicle's authorization tickets from a period on.
     /// Its tickets of that period and later match the new linkage CRL;
     /// earlier ones stay unlinkable. `--server` is the registration
@@ -32,9 +81,14 @@ pub enum V2xAction {
         #[arg(long)]
         vehicle: String,
         /// The first revoked period (`pseudonym status` and the ticket
-        /// profile show the current one).
+        /// profile show the current one). Earlier than the current period
+        /// is refused unless --include-past is given.
         #[arg(long)]
         from_period: u64,
+        /// Also link tickets of periods already begun (they were used on
+        /// the road: this makes them traceable to one vehicle). Audited.
+        #[arg(long)]
+        include_past: bool,
         /// Also write the new linkage CRL here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -81,18 +135,49 @@ fn refused(what: &str, s: tonic::Status) -> anyhow::Error {
 /// Runs a `v2x` subcommand.
 pub async fn run(action: V2xAction) -> Result<ExitCode> {
     match action {
+        V2xAction::Certify {
+            data,
+            request,
+            out,
+            pass,
+            pkcs11,
+            json,
+        } => crate::v2x_role_cmd::certify(
+            &data,
+            &pass.load()?,
+            &pkcs11.options(),
+            &request,
+            out.as_deref(),
+            json,
+        ),
+        V2xAction::Import {
+            data,
+            files,
+            pass,
+            json,
+        } => crate::v2x_role_cmd::import(&data, &pass.load()?, &files, json),
+        V2xAction::Export { data, out, pass } => {
+            crate::v2x_role_cmd::export(&data, &pass.load()?, out.as_deref())
+        }
         V2xAction::Revoke {
             client,
             vehicle,
             from_period,
+            include_past,
             out,
             json,
         } => {
+            if include_past {
+                eprintln!(
+                    "warning: --include-past links tickets this vehicle already used on the road"
+                );
+            }
             let mut ra = V2xRegistrationClient::new(client.channel().await?);
             let bytes = ra
                 .revoke_vehicle(pb::RevokeVehicleRequest {
                     vehicle: vehicle.clone(),
                     from_period,
+                    include_past,
                 })
                 .await
                 .map_err(|s| refused("the registration authority", s))?

@@ -48,6 +48,17 @@ pub enum ScmsError {
         /// First revoked period.
         from_period: u64,
     },
+    /// A revocation from a period already begun would link tickets
+    /// vehicles have used; refused unless explicitly asked for.
+    #[error(
+        "revocation from period {from_period} would link tickets already used (the current period is {current}); revoke from {current} or later, or pass --include-past to link past tickets too"
+    )]
+    PastRevocation {
+        /// The period asked for.
+        from_period: u64,
+        /// The current period.
+        current: u64,
+    },
     /// Something looked up does not exist in this authority's store.
     #[error("{0} not found")]
     NotFound(&'static str),

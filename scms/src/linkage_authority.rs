@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
+
 use trustca_pseudonym::{LA_CHAIN_LEN, LaChain, LaId, PreLinkageValue, SeedRelease};
 use trustca_store::{BlobAudit, Storage};
 
@@ -82,7 +84,6 @@ pub struct LinkageAuthority {
     store: Arc<dyn Storage>,
     storage_key: LinkKey,
     pca_link: LinkKey,
-    actor: String,
 }
 
 impl LinkageAuthority {
@@ -99,7 +100,6 @@ impl LinkageAuthority {
             store,
             storage_key,
             pca_link,
-            actor: format!("linkage-authority-{}", la_id.0),
         }
     }
 
@@ -114,8 +114,14 @@ impl LinkageAuthority {
     }
 
     /// Creates `count` chains starting at `first_period`, durably, with one
-    /// audit entry naming only the count.
-    pub fn create_chains(&self, first_period: u64, count: usize, now: i64) -> Result<Vec<ChainId>> {
+    /// audit entry naming the caller and the count only.
+    pub fn create_chains(
+        &self,
+        first_period: u64,
+        count: usize,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<ChainId>> {
         if count == 0 || count > 10_000 {
             return Err(ScmsError::Profile("1..=10000 chains per call".into()));
         }
@@ -127,36 +133,59 @@ impl LinkageAuthority {
             records.push((chain_key(&id), self.seal_chain(&id, &chain)?));
             ids.push(id);
         }
-        let audit = BlobAudit {
-            actor: self.actor.clone(),
-            kind: "linkage.chains.created".into(),
-            subject: format!("la-{}", self.la_id.0),
-            detail: format!("{{\"count\":{count}}}"),
-            at: now,
-        };
+        let audit = self.audit(actor, "linkage.chains.created", json!({ "count": count }), now);
         self.store.blob_put(SPACE, &records, true, Some(&audit))?;
         Ok(ids)
     }
 
-    /// Pre-linkage values `j = 0..count` of `period` for `chain`, each
-    /// sealed to the pseudonym CA with a fresh chain envelope.
+    /// Pre-linkage values `j = 0..count` of each of `periods` periods from
+    /// `first_period` for `chain` (period-major), each sealed to the
+    /// pseudonym CA with a fresh chain envelope. Handing them out is
+    /// audited with the caller and the counts, never the chain.
     pub fn pre_linkage_values(
         &self,
         chain: &ChainId,
-        period: u64,
+        first_period: u64,
+        periods: u32,
         count: u32,
+        actor: &str,
+        now: i64,
     ) -> Result<Vec<EncryptedPlv>> {
-        if count == 0 || count > MAX_PLVS_PER_CALL {
+        let total = u64::from(periods) * u64::from(count);
+        if periods == 0 || count == 0 || total > u64::from(MAX_PLVS_PER_CALL) {
             return Err(ScmsError::Profile(format!(
-                "1..={MAX_PLVS_PER_CALL} values per call"
+                "1..={MAX_PLVS_PER_CALL} values per call (periods × count)"
             )));
         }
+        let last = first_period
+            .checked_add(u64::from(periods) - 1)
+            .ok_or_else(|| ScmsError::Profile("period out of range".into()))?;
         let seeds = self.load_chain(chain)?;
-        let plvs = seeds.pre_linkage_values(period, count)?;
-        let aad = plv_aad(self.la_id, period);
-        plvs.iter()
-            .map(|plv| self.seal_plv(chain, plv, &aad))
-            .collect()
+        let mut out = Vec::with_capacity(total as usize);
+        for period in first_period..=last {
+            let aad = plv_aad(self.la_id, period);
+            for plv in seeds.pre_linkage_values(period, count)? {
+                out.push(self.seal_plv(chain, &plv, &aad)?);
+            }
+        }
+        let audit = self.audit(
+            actor,
+            "linkage.values.handed-out",
+            json!({ "first_period": first_period, "periods": periods, "count": count }),
+            now,
+        );
+        self.store.blob_put(SPACE, &[], false, Some(&audit))?;
+        Ok(out)
+    }
+
+    fn audit(&self, actor: &str, kind: &str, detail: serde_json::Value, now: i64) -> BlobAudit {
+        BlobAudit {
+            actor: actor.into(),
+            kind: kind.into(),
+            subject: format!("la-{}", self.la_id.0),
+            detail: detail.to_string(),
+            at: now,
+        }
     }
 
     fn seal_plv(&self, chain: &ChainId, plv: &PreLinkageValue, aad: &[u8]) -> Result<EncryptedPlv> {
@@ -180,13 +209,7 @@ impl LinkageAuthority {
         // The chain must be one of ours (a forged envelope cannot open, but
         // a deleted chain should not resolve either).
         self.load_chain(&id)?;
-        let audit = BlobAudit {
-            actor: actor.into(),
-            kind: "linkage.resolution.opened".into(),
-            subject: format!("la-{}", self.la_id.0),
-            detail: serde_json::json!({ "case": case }).to_string(),
-            at: now,
-        };
+        let audit = self.audit(actor, "linkage.resolution.opened", json!({ "case": case }), now);
         self.store.blob_put(SPACE, &[], false, Some(&audit))?;
         Ok(id)
     }
@@ -212,13 +235,12 @@ impl LinkageAuthority {
     ) -> Result<SeedRelease> {
         let seeds = self.load_chain(chain)?;
         let release = seeds.release(from_period)?;
-        let audit = BlobAudit {
-            actor: actor.into(),
-            kind: "linkage.seed.released".into(),
-            subject: format!("la-{}", self.la_id.0),
-            detail: serde_json::json!({ "from_period": from_period }).to_string(),
-            at: now,
-        };
+        let audit = self.audit(
+            actor,
+            "linkage.seed.released",
+            json!({ "from_period": from_period }),
+            now,
+        );
         self.store.blob_put(SPACE, &[], false, Some(&audit))?;
         Ok(release)
     }

@@ -40,20 +40,34 @@ const DELIVERY_PREFIX: &[u8] = b"d/";
 const VEHICLE_AAD: &[u8] = b"trustca-ra-vehicle-v1";
 /// Longest vehicle identity (padded to this length when stored).
 pub const MAX_VEHICLE_ID_LEN: usize = 128;
+/// Who the registration authority is in its own and the linkage
+/// authorities' audit logs (remote linkage authorities name the caller
+/// from its certificate instead).
+const RA_ACTOR: &str = "registration-authority";
 const RECORD_PLAIN_LEN: usize = 16 + 16 + 8 + 1 + MAX_VEHICLE_ID_LEN;
 
 /// What the RA asks of a linkage authority (in-process or over gRPC).
 pub trait LinkageAuthorityApi: Send + Sync + std::fmt::Debug {
     /// The authority's id.
     fn la_id(&self) -> LaId;
-    /// New chains from `first_period`.
-    fn create_chains(&self, first_period: u64, count: usize, now: i64) -> Result<Vec<ChainId>>;
-    /// Sealed pre-linkage values `j = 0..count` of `period`.
+    /// New chains from `first_period`; audited there with `actor`.
+    fn create_chains(
+        &self,
+        first_period: u64,
+        count: usize,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<ChainId>>;
+    /// Sealed pre-linkage values `j = 0..count` of each of `periods`
+    /// periods from `first_period`, period-major; audited with `actor`.
     fn pre_linkage_values(
         &self,
         chain: &ChainId,
-        period: u64,
+        first_period: u64,
+        periods: u32,
         count: u32,
+        actor: &str,
+        now: i64,
     ) -> Result<Vec<EncryptedPlv>>;
     /// Releases the chain's seed from `from_period` (revocation).
     fn release(
@@ -69,16 +83,25 @@ impl LinkageAuthorityApi for LinkageAuthority {
     fn la_id(&self) -> LaId {
         LinkageAuthority::la_id(self)
     }
-    fn create_chains(&self, first_period: u64, count: usize, now: i64) -> Result<Vec<ChainId>> {
-        LinkageAuthority::create_chains(self, first_period, count, now)
+    fn create_chains(
+        &self,
+        first_period: u64,
+        count: usize,
+        actor: &str,
+        now: i64,
+    ) -> Result<Vec<ChainId>> {
+        LinkageAuthority::create_chains(self, first_period, count, actor, now)
     }
     fn pre_linkage_values(
         &self,
         chain: &ChainId,
-        period: u64,
+        first_period: u64,
+        periods: u32,
         count: u32,
+        actor: &str,
+        now: i64,
     ) -> Result<Vec<EncryptedPlv>> {
-        LinkageAuthority::pre_linkage_values(self, chain, period, count)
+        LinkageAuthority::pre_linkage_values(self, chain, first_period, periods, count, actor, now)
     }
     fn release(
         &self,
@@ -313,19 +336,23 @@ impl RegistrationAuthority {
             }
         }
         let cpp = profile.certificates_per_period;
-        let mut slots = Vec::with_capacity((periods * cpp) as usize);
-        for period in first..=last {
-            let plv1 = self.linkage[0].pre_linkage_values(&record.chains[0], period, cpp)?;
-            let plv2 = self.linkage[1].pre_linkage_values(&record.chains[1], period, cpp)?;
-            if plv1.len() != cpp as usize || plv2.len() != cpp as usize {
-                return Err(ScmsError::Malformed {
-                    what: "linkage authority answer",
-                    reason: "wrong number of pre-linkage values".into(),
-                });
-            }
-            for (j, (a, b)) in plv1.into_iter().zip(plv2).enumerate() {
-                slots.push((period, j as u32, [a, b]));
-            }
+        let total = (periods * cpp) as usize;
+        // One call per linkage authority for the whole request: each hands
+        // out its values with one audit entry.
+        let values = |la: usize| {
+            self.linkage[la].pre_linkage_values(&record.chains[la], first, periods, cpp, RA_ACTOR, now)
+        };
+        let (plv1, plv2) = (values(0)?, values(1)?);
+        if plv1.len() != total || plv2.len() != total {
+            return Err(ScmsError::Malformed {
+                what: "linkage authority answer",
+                reason: "wrong number of pre-linkage values".into(),
+            });
+        }
+        let mut slots = Vec::with_capacity(total);
+        for (k, (a, b)) in plv1.into_iter().zip(plv2).enumerate() {
+            let (p, j) = (k as u64 / u64::from(cpp), k as u32 % cpp);
+            slots.push((first + p, j, [a, b]));
         }
         // The butterfly expansion (one point multiplication per ticket) on
         // every core.
@@ -522,9 +549,24 @@ impl RegistrationAuthority {
         &self,
         vehicle_id: &str,
         from_period: u64,
+        include_past: bool,
         actor: &str,
         now: i64,
     ) -> Result<LinkageRevocation> {
+        let current = self
+            .profile
+            .period_at(now)
+            .ok_or_else(|| ScmsError::Profile("the clock is before the profile's epoch".into()))?;
+        let past = from_period < current;
+        if past && !include_past {
+            return Err(ScmsError::PastRevocation {
+                from_period,
+                current,
+            });
+        }
+        if past {
+            tracing::warn!(from_period, current, actor, "revocation links past tickets too");
+        }
         let handle = self.handle(vehicle_id);
         let mut record = self
             .load_vehicle(&handle)?
@@ -537,7 +579,8 @@ impl RegistrationAuthority {
             actor: actor.into(),
             kind: "v2x.vehicle.revoked".into(),
             subject: hex(&handle.0),
-            detail: serde_json::json!({ "from_period": from_period }).to_string(),
+            detail: serde_json::json!({ "from_period": from_period, "current_period": current, "include_past": past })
+                .to_string(),
             at: now,
         };
         let value = self.seal_vehicle(&handle, &record)?;
@@ -552,10 +595,11 @@ impl RegistrationAuthority {
         &self,
         vehicle_id: &str,
         from_period: u64,
+        include_past: bool,
         actor: &str,
         now: i64,
     ) -> Result<LinkageCrl> {
-        let revocation = self.revoke(vehicle_id, from_period, actor, now)?;
+        let revocation = self.revoke(vehicle_id, from_period, include_past, actor, now)?;
         self.pca.add_revocation(revocation, actor, now)
     }
 
@@ -571,8 +615,8 @@ impl RegistrationAuthority {
         current: u64,
         now: i64,
     ) -> Result<VehicleRecord> {
-        let c1 = first_chain(self.linkage[0].create_chains(current, 1, now)?)?;
-        let c2 = first_chain(self.linkage[1].create_chains(current, 1, now)?)?;
+        let c1 = first_chain(self.linkage[0].create_chains(current, 1, RA_ACTOR, now)?)?;
+        let c2 = first_chain(self.linkage[1].create_chains(current, 1, RA_ACTOR, now)?)?;
         let record = VehicleRecord {
             chains: [c1, c2],
             revoked_from: u64::MAX,
@@ -581,7 +625,7 @@ impl RegistrationAuthority {
         let mut chain_key = CHAIN_PREFIX.to_vec();
         chain_key.extend_from_slice(&c1.0);
         let audit = BlobAudit {
-            actor: "registration-authority".into(),
+            actor: RA_ACTOR.into(),
             kind: "v2x.vehicle.registered".into(),
             subject: hex(&handle.0),
             detail: "{}".into(),

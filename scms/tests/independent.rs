@@ -180,6 +180,7 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
         d.ra.revoke(
             &vehicles[revoked_vehicle].id,
             revoked_from,
+            false,
             "operator",
             NOW + 7200,
         )

@@ -21,6 +21,7 @@ mod serve;
 mod store;
 pub mod transport;
 pub mod v2x;
+pub mod v2x_role;
 
 pub use connections::ConnectionLimits;
 pub use error::ServerError;

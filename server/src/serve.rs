@@ -408,12 +408,6 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let metrics = Arc::new(Metrics::new());
     let observer: Arc<dyn Observer> = metrics.clone();
     if let Some(role) = opts.role {
-        if !opts.data.join("ca").join("root.pem").exists() {
-            return Err(ServerError::Config(format!(
-                "{} has no CA: run `trustca init` first (a --role process never creates one)",
-                opts.data.display()
-            )));
-        }
         return start_role(opts, role, listener, metrics).await;
     }
     if !opts.data.join("ca").join("root.pem").exists() {
@@ -603,16 +597,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     spawn_store_health(&storage, health.clone());
     let v2x = if opts.v2x_in_process {
         let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
-        Some(crate::v2x::services(crate::v2x::V2xSetup {
-            data: &opts.data,
-            files: &v2x_files,
-            hierarchy: &hierarchy,
-            passphrase: &opts.passphrase,
-            role: None,
-            remote: None,
-            root_pem: &[],
-            policy: opts.v2x_batch,
-        })?)
+        tracing::warn!(
+            "the four V2X authorities run in this process with their keys under one data directory and passphrase: \
+             no separation against whoever holds them (see `trustca init --role` for separated authorities)"
+        );
+        Some(crate::v2x::in_process_services(
+            &opts.data,
+            &v2x_files,
+            &hierarchy,
+            &opts.passphrase,
+            opts.v2x_batch,
+        )?)
     } else {
         None
     };
@@ -714,6 +709,33 @@ fn transport_identity(hierarchy: &CaHierarchy, policy_set: &PolicySet) -> Transp
     }
 }
 
+/// The TLS identity of a `--role` process: its own key and the chain the
+/// CA issued from its CSR, and the root and sub-CAs it imported.
+fn role_identity(
+    dir: &crate::v2x_role::RoleDir,
+    secrets: &crate::v2x_role::RoleSecrets,
+    policy_set: &PolicySet,
+) -> Result<TransportIdentity> {
+    let ders = |path: &Path| -> Result<Vec<Vec<u8>>> {
+        let text = dir.imported(path)?;
+        Ok(pem::parse_many(&text)
+            .map_err(|_| ServerError::Config(format!("{} is not PEM", path.display())))?
+            .into_iter()
+            .map(pem::Pem::into_contents)
+            .collect())
+    };
+    Ok(TransportIdentity {
+        root_der: ders(&dir.trust("root.pem"))?
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+        sector_cas: ders(&dir.trust("issuers.pem"))?,
+        server_chain: ders(&dir.tls_chain())?,
+        server_key: Arc::clone(&secrets.tls),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+    })
+}
+
 /// A bound listener made ready for mutual TLS: its address, the connection
 /// table (limit from the descriptors available) and the accepted
 /// connections.
@@ -764,26 +786,18 @@ async fn start_role(
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer> {
     let observer: Arc<dyn Observer> = metrics.clone();
+    let dir = crate::v2x_role::RoleDir::open(&opts.data, Some(role))?;
+    dir.check_own_secrets_only()?;
     let (files, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
-    let token = open_token(&opts.data, &policy_set.pki, &opts.pkcs11)?;
-    let hierarchy = CaHierarchy::open_with_token(
-        &opts.data,
-        &policy_set,
-        &opts.passphrase,
-        token.map(|t| t.token),
+    let secrets = dir.secrets(&opts.passphrase)?;
+    let identity = role_identity(&dir, &secrets, &policy_set)?;
+    let v2x = crate::v2x::role_services(
+        &dir,
+        &secrets,
+        &files,
+        opts.v2x_remote.as_ref(),
+        opts.v2x_batch,
     )?;
-    let root_pem = to_pem("CERTIFICATE", &hierarchy.root_der);
-    let v2x = crate::v2x::services(crate::v2x::V2xSetup {
-        data: &opts.data,
-        files: &files,
-        hierarchy: &hierarchy,
-        passphrase: &opts.passphrase,
-        role: Some(role),
-        remote: opts.v2x_remote.as_ref(),
-        root_pem: root_pem.as_bytes(),
-        policy: opts.v2x_batch,
-    })?;
-    let identity = transport_identity(&hierarchy, &policy_set);
     let Accepting {
         addr,
         closing,

@@ -189,33 +189,43 @@ pub fn ticket_profile(files: &PolicyFiles) -> Result<TicketProfile> {
     }
 }
 
-/// Opens a linkage authority from its own directory.
+/// Opens a linkage authority of the single-process deployment from
+/// `DATA/v2x/<role>/`.
 pub(crate) fn linkage_authority(
     data: &Path,
     role: V2xRole,
     passphrase: &Passphrase,
 ) -> Result<LinkageAuthority> {
+    linkage_authority_with(
+        role,
+        &load_key(data, role, passphrase)?,
+        &load_public(data, V2xRole::PseudonymCa)?,
+        open_store(data, role)?,
+    )
+}
+
+/// A linkage authority over its own key, the pseudonym CA's public key and
+/// its own store.
+pub(crate) fn linkage_authority_with(
+    role: V2xRole,
+    key: &P256PrivateKey,
+    pca: &P256PublicKey,
+    store: Arc<dyn Storage>,
+) -> Result<LinkageAuthority> {
     let la_id = role.la_id().ok_or_else(|| {
         ServerError::Config(format!("{} is not a linkage authority", role.as_str()))
     })?;
-    let key = load_key(data, role, passphrase)?;
-    let pca = load_public(data, V2xRole::PseudonymCa)?;
     let own = key.public_key();
-    let link = LinkKey::agree(&key, &pca, &own, &pca, LINK_LABEL)
+    let link = LinkKey::agree(key, pca, &own, pca, LINK_LABEL)
         .map_err(|e| scms("linkage transport key", e))?;
-    let storage = LinkKey::from_bytes(&derived_secret(&key, b"trustca-la-storage-v1"))
+    let storage = LinkKey::from_bytes(&derived_secret(key, b"trustca-la-storage-v1"))
         .map_err(|e| scms("linkage storage key", e))?;
-    Ok(LinkageAuthority::new(
-        la_id,
-        open_store(data, role)?,
-        storage,
-        link,
-    ))
+    Ok(LinkageAuthority::new(la_id, store, storage, link))
 }
 
-/// Opens the pseudonym CA: the V2X authorization-authority key and
-/// certificate made by `init`, its transport keys with both linkage
-/// authorities, and its own store.
+/// Opens the pseudonym CA of the single-process deployment: the V2X
+/// authorization-authority key and certificate made by `init`, its
+/// transport keys with both linkage authorities, and its own store.
 pub(crate) fn pseudonym_ca(
     data: &Path,
     hierarchy: &CaHierarchy,
@@ -223,45 +233,60 @@ pub(crate) fn pseudonym_ca(
     profile: TicketProfile,
 ) -> Result<PseudonymCa> {
     let (signer, certificate) = trustca_ca::v2x_ca::authorization_authority(data, hierarchy)?;
+    pseudonym_ca_with(
+        Arc::new(signer),
+        certificate,
+        &load_key(data, V2xRole::PseudonymCa, passphrase)?,
+        [
+            load_public(data, V2xRole::Linkage1)?,
+            load_public(data, V2xRole::Linkage2)?,
+        ],
+        open_store(data, V2xRole::PseudonymCa)?,
+        profile,
+    )
+}
+
+/// A pseudonym CA over its ticket signer and certificate, its own key, the
+/// two linkage authorities' public keys and its own store.
+pub(crate) fn pseudonym_ca_with(
+    signer: Arc<dyn trustca_v2x::V2xSigner + Send + Sync>,
+    certificate: Certificate,
+    key: &P256PrivateKey,
+    linkage: [P256PublicKey; 2],
+    store: Arc<dyn Storage>,
+    profile: TicketProfile,
+) -> Result<PseudonymCa> {
     profile
         .check_issuable(&certificate)
         .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}")))?;
-    let key = load_key(data, V2xRole::PseudonymCa, passphrase)?;
     let own = key.public_key();
-    let mut links = Vec::with_capacity(2);
-    for role in [V2xRole::Linkage1, V2xRole::Linkage2] {
-        let la = load_public(data, role)?;
-        let link = LinkKey::agree(&key, &la, &la, &own, LINK_LABEL)
-            .map_err(|e| scms("linkage transport key", e))?;
-        links.push((role.la_id().unwrap_or(LaId(0)), link));
-    }
-    let mut links = links.into_iter();
-    let (Some(l1), Some(l2)) = (links.next(), links.next()) else {
-        return Err(ServerError::Config("two linkage authorities".into()));
+    let [la1, la2] = linkage;
+    let link = |la: &P256PublicKey| {
+        LinkKey::agree(key, la, la, &own, LINK_LABEL).map_err(|e| scms("linkage transport key", e))
     };
+    let links = [(LaId(1), link(&la1)?), (LaId(2), link(&la2)?)];
     Ok(PseudonymCa::new(
-        open_store(data, V2xRole::PseudonymCa)?,
-        Arc::new(signer),
+        store,
+        signer,
         certificate,
-        [l1, l2],
+        links,
         profile,
     ))
 }
 
-/// Opens the registration authority over the given linkage authorities and
-/// pseudonym CA (in-process or remote).
+/// Opens the registration authority over its own key and store and the
+/// given linkage authorities and pseudonym CA (in-process or remote).
 pub(crate) fn registration_authority(
-    data: &Path,
-    passphrase: &Passphrase,
+    key: &P256PrivateKey,
+    store: Arc<dyn Storage>,
     linkage: [Arc<dyn LinkageAuthorityApi>; 2],
     pca: Arc<dyn PseudonymCaApi>,
     profile: TicketProfile,
     policy: BatchPolicy,
 ) -> Result<RegistrationAuthority> {
-    let key = load_key(data, V2xRole::Registration, passphrase)?;
     RegistrationAuthority::new(
-        open_store(data, V2xRole::Registration)?,
-        &derived_secret(&key, b"trustca-ra-secret-v1"),
+        store,
+        &derived_secret(key, b"trustca-ra-secret-v1"),
         linkage,
         pca,
         profile,
@@ -283,6 +308,7 @@ pub(crate) fn status(e: ScmsError) -> Status {
             Status::permission_denied(e.to_string())
         }
         ScmsError::NotFound(_) => Status::not_found(e.to_string()),
+        ScmsError::PastRevocation { .. } => Status::failed_precondition(e.to_string()),
         ScmsError::Remote { .. } | ScmsError::Response(_) => Status::unavailable(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
@@ -444,8 +470,10 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
             return Err(Status::invalid_argument("vehicle is empty"));
         }
         let ra = Arc::clone(&self.ra);
-        let crl = blocking(move || ra.revoke_vehicle(&msg.vehicle, msg.from_period, &actor, now()))
-            .await?;
+        let crl = blocking(move || {
+            ra.revoke_vehicle(&msg.vehicle, msg.from_period, msg.include_past, &actor, now())
+        })
+        .await?;
         Ok(Response::new(crl_response(&crl)))
     }
 
@@ -651,10 +679,13 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
         &self,
         request: Request<pb::CreateChainsRequest>,
     ) -> std::result::Result<Response<pb::CreateChainsResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let la = self.pick(msg.la_id)?;
-        let ids =
-            blocking(move || la.create_chains(msg.first_period, msg.count as usize, now())).await?;
+        let ids = blocking(move || {
+            la.create_chains(msg.first_period, msg.count as usize, &actor, now())
+        })
+        .await?;
         Ok(Response::new(pb::CreateChainsResponse {
             chain_ids: ids.iter().map(|c| c.0.to_vec()).collect(),
         }))
@@ -664,10 +695,15 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
         &self,
         request: Request<pb::PreLinkageValuesRequest>,
     ) -> std::result::Result<Response<pb::PreLinkageValuesResponse>, Status> {
+        let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let chain = ChainId(bytes16(&msg.chain_id, "chain_id")?);
         let la = self.pick(msg.la_id)?;
-        let values = blocking(move || la.pre_linkage_values(&chain, msg.period, msg.count)).await?;
+        let periods = msg.periods.max(1);
+        let values = blocking(move || {
+            la.pre_linkage_values(&chain, msg.period, periods, msg.count, &actor, now())
+        })
+        .await?;
         Ok(Response::new(pb::PreLinkageValuesResponse {
             values: values.iter().map(|v| v.0.to_vec()).collect(),
         }))
@@ -865,6 +901,7 @@ impl LinkageAuthorityApi for RemoteLinkage {
         &self,
         first_period: u64,
         count: usize,
+        _actor: &str,
         _now: i64,
     ) -> trustca_scms::error::Result<Vec<ChainId>> {
         let mut c = self.client.clone();
@@ -894,17 +931,21 @@ impl LinkageAuthorityApi for RemoteLinkage {
     fn pre_linkage_values(
         &self,
         chain: &ChainId,
-        period: u64,
+        first_period: u64,
+        periods: u32,
         count: u32,
+        _actor: &str,
+        _now: i64,
     ) -> trustca_scms::error::Result<Vec<EncryptedPlv>> {
         let mut c = self.client.clone();
         let answer = self
             .runtime
             .block_on(c.pre_linkage_values(pb::PreLinkageValuesRequest {
                 chain_id: chain.0.to_vec(),
-                period,
+                period: first_period,
                 count,
                 la_id: u32::from(self.la_id.0),
+                periods,
             }))
             .map_err(remote("linkage authority"))?
             .into_inner();
@@ -1028,15 +1069,13 @@ pub(crate) fn spawn_flush(ra: &Arc<RegistrationAuthority>) {
     });
 }
 
-/// What `--role registration` needs besides the data directory.
+/// Where `--role registration` reaches the others.
 #[derive(Debug, Clone)]
 pub struct RemoteAuthorities {
     /// `https://host:port` of the pseudonym CA.
     pub pseudonym_ca: String,
     /// ... of linkage authority 1 and 2.
     pub linkage: [String; 2],
-    /// The registration-authority credential (PEM chain and key files).
-    pub credential: (PathBuf, PathBuf),
 }
 
 /// The gRPC services of the authorities one process runs.
@@ -1052,125 +1091,146 @@ pub(crate) struct V2xServices {
     pub linkage: Option<pb::v2x_linkage_server::V2xLinkageServer<LinkageService>>,
 }
 
-/// What [`services`] needs.
-pub(crate) struct V2xSetup<'a> {
-    pub data: &'a Path,
-    pub files: &'a PolicyFiles,
-    pub hierarchy: &'a CaHierarchy,
-    pub passphrase: &'a Passphrase,
-    /// `None`: all four in this process.
-    pub role: Option<V2xRole>,
-    pub remote: Option<&'a RemoteAuthorities>,
-    /// The root (PEM) the registration authority's connections trust.
-    pub root_pem: &'a [u8],
-    pub policy: BatchPolicy,
+fn wrap_pca(
+    pca: Arc<PseudonymCa>,
+) -> pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService> {
+    pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer::new(PseudonymCaService::new(pca))
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES)
 }
 
-/// Builds the services for all four authorities in one process (`role`
-/// `None`) or for one role.
-pub(crate) fn services(setup: V2xSetup<'_>) -> Result<V2xServices> {
-    let V2xSetup {
-        data,
-        files,
-        hierarchy,
-        passphrase,
-        role,
-        remote,
-        root_pem,
-        policy,
-    } = setup;
+fn wrap_la(las: Vec<Arc<LinkageAuthority>>) -> pb::v2x_linkage_server::V2xLinkageServer<LinkageService> {
+    pb::v2x_linkage_server::V2xLinkageServer::new(LinkageService::new(las))
+        .max_encoding_message_size(MAX_RESPONSE_BYTES)
+}
+
+fn wrap_ra(
+    ra: Arc<RegistrationAuthority>,
+    pca_cert: Vec<u8>,
+) -> pb::v2x_registration_server::V2xRegistrationServer<RegistrationService> {
+    spawn_flush(&ra);
+    pb::v2x_registration_server::V2xRegistrationServer::new(RegistrationService::new(ra, pca_cert))
+        .max_encoding_message_size(MAX_RESPONSE_BYTES)
+}
+
+/// Builds the four authorities in the CA's process (`trustca serve`
+/// without `--role`), each over its own store under `DATA/v2x/`. Their
+/// keys share the CA's directory and passphrase: this mode separates the
+/// stores, not the secrets (see `init`'s and `serve`'s warning).
+pub(crate) fn in_process_services(
+    data: &Path,
+    files: &PolicyFiles,
+    hierarchy: &CaHierarchy,
+    passphrase: &Passphrase,
+    policy: BatchPolicy,
+) -> Result<V2xServices> {
     init_authorities(data, passphrase)?;
     let profile = ticket_profile(files)?;
     let ra_sector = profile.sector.clone();
-    let wrap_pca = |pca: Arc<PseudonymCa>| {
-        pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer::new(PseudonymCaService::new(pca))
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
+    let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
+    let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
+    let pca_cert = pca.certificate().as_coer().to_vec();
+    let ra = Arc::new(registration_authority(
+        &load_key(data, V2xRole::Registration, passphrase)?,
+        open_store(data, V2xRole::Registration)?,
+        [la1.clone(), la2.clone()],
+        pca.clone(),
+        profile,
+        policy,
+    )?);
+    Ok(V2xServices {
+        auth_store: ra.store(),
+        registration: Some(wrap_ra(ra, pca_cert)),
+        pseudonym_ca: Some(wrap_pca(pca)),
+        enrollment: Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
+            EnrollmentCredentialService::open(data, hierarchy, &ra_sector)?,
+        )),
+        linkage: Some(wrap_la(vec![la1, la2])),
+    })
+}
+
+/// Builds the one authority of a `--role` process from its own directory:
+/// its own keys, its peers' public bundles, its own store.
+pub(crate) fn role_services(
+    dir: &crate::v2x_role::RoleDir,
+    secrets: &crate::v2x_role::RoleSecrets,
+    files: &PolicyFiles,
+    remote: Option<&RemoteAuthorities>,
+    policy: BatchPolicy,
+) -> Result<V2xServices> {
+    let profile = ticket_profile(files)?;
+    let store: Arc<dyn Storage> = Arc::new(SledStorage::open(&dir.store_dir())?);
+    let read_aa = || -> Result<Certificate> {
+        Certificate::from_coer(&dir.imported(&dir.trust("aa.oer"))?)
+            .map_err(|e| ServerError::Config(format!("trust/aa.oer: {e}")))
     };
-    let wrap_la = |las: Vec<Arc<LinkageAuthority>>| {
-        pb::v2x_linkage_server::V2xLinkageServer::new(LinkageService::new(las))
-            .max_encoding_message_size(MAX_RESPONSE_BYTES)
+    let mut services = V2xServices {
+        auth_store: Arc::clone(&store),
+        enrollment: None,
+        registration: None,
+        pseudonym_ca: None,
+        linkage: None,
     };
-    let wrap_ra = |ra: Arc<RegistrationAuthority>, pca_cert: Vec<u8>| {
-        spawn_flush(&ra);
-        pb::v2x_registration_server::V2xRegistrationServer::new(RegistrationService::new(
-            ra, pca_cert,
-        ))
-        .max_encoding_message_size(MAX_RESPONSE_BYTES)
-    };
-    let mut registration = None;
-    let mut enrollment = None;
-    let mut pseudonym = None;
-    let mut linkage = None;
-    let auth_store: Arc<dyn Storage>;
-    match role {
-        None => {
-            let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
-            let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
-            let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
-            let pca_cert = pca.certificate().as_coer().to_vec();
-            let ra = Arc::new(registration_authority(
-                data,
-                passphrase,
-                [la1.clone(), la2.clone()],
-                pca.clone(),
+    match dir.role() {
+        V2xRole::PseudonymCa => {
+            let signer = secrets
+                .aa
+                .clone()
+                .ok_or_else(|| ServerError::Config("the pseudonym CA has no AA key".into()))?;
+            let pca = pseudonym_ca_with(
+                signer,
+                read_aa()?,
+                &secrets.authority,
+                [
+                    dir.peer_key(V2xRole::Linkage1)?,
+                    dir.peer_key(V2xRole::Linkage2)?,
+                ],
+                store,
                 profile,
-                policy,
-            )?);
-            auth_store = ra.store();
-            registration = Some(wrap_ra(ra, pca_cert));
-            pseudonym = Some(wrap_pca(pca));
-            enrollment = Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
-                EnrollmentCredentialService::open(data, hierarchy, &ra_sector)?,
-            ));
-            linkage = Some(wrap_la(vec![la1, la2]));
+            )?;
+            services.pseudonym_ca = Some(wrap_pca(Arc::new(pca)));
         }
-        Some(V2xRole::PseudonymCa) => {
-            let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile)?);
-            auth_store = pca.store();
-            pseudonym = Some(wrap_pca(pca));
+        r @ (V2xRole::Linkage1 | V2xRole::Linkage2) => {
+            let la = linkage_authority_with(
+                r,
+                &secrets.authority,
+                &dir.peer_key(V2xRole::PseudonymCa)?,
+                store,
+            )?;
+            services.linkage = Some(wrap_la(vec![Arc::new(la)]));
         }
-        Some(r @ (V2xRole::Linkage1 | V2xRole::Linkage2)) => {
-            let la = Arc::new(linkage_authority(data, r, passphrase)?);
-            auth_store = la.store();
-            linkage = Some(wrap_la(vec![la]));
-        }
-        Some(V2xRole::Registration) => {
+        V2xRole::Registration => {
             let remote = remote.ok_or_else(|| {
                 ServerError::Config(
-                    "--role registration needs --pseudonym-ca, --linkage-1, --linkage-2 and --ra-credential".into(),
+                    "--role registration needs --pseudonym-ca, --linkage-1 and --linkage-2".into(),
                 )
             })?;
-            let read = |p: &Path| {
-                std::fs::read(p).map_err(|e| io(format_args!("cannot read {}", p.display()), e))
-            };
+            let key_der = secrets
+                .tls
+                .pkcs8()
+                .ok_or_else(|| ServerError::Config("the TLS key is not a file key".into()))?;
             let tls = RemoteTls {
-                root_pem: root_pem.to_vec(),
-                cert_pem: read(&remote.credential.0)?,
-                key_pem: read(&remote.credential.1)?,
+                root_pem: dir.imported(&dir.trust("root.pem"))?,
+                cert_pem: dir.imported(&dir.tls_chain())?,
+                key_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", key_der.to_vec())).into_bytes(),
             };
+            // The pseudonym CA's public bundle (checked at import) is what
+            // gave trust/aa.oer; require it so a stale copy is not used.
+            dir.peer_bundle(V2xRole::PseudonymCa)?;
             let la1 = Arc::new(RemoteLinkage::new(LaId(1), &remote.linkage[0], &tls)?);
             let la2 = Arc::new(RemoteLinkage::new(LaId(2), &remote.linkage[1], &tls)?);
             let pca = Arc::new(RemotePseudonymCa::new(&remote.pseudonym_ca, &tls)?);
-            let pca_cert = std::fs::read(data.join("ca").join("v2x-aa.oer"))
-                .map_err(|e| io("cannot read ca/v2x-aa.oer", e))?;
             let ra = Arc::new(registration_authority(
-                data,
-                passphrase,
+                &secrets.authority,
+                store,
                 [la1, la2],
                 pca,
                 profile,
                 policy,
             )?);
-            auth_store = ra.store();
-            registration = Some(wrap_ra(ra, pca_cert));
+            services.registration = Some(wrap_ra(ra, read_aa()?.as_coer().to_vec()));
         }
     }
-    Ok(V2xServices {
-        auth_store,
-        enrollment,
-        registration,
-        pseudonym_ca: pseudonym,
-        linkage,
-    })
+    Ok(services)
 }

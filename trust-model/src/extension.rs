@@ -212,10 +212,13 @@ pub enum CertificateKind {
     /// A V2X registration authority's credential: the only caller the
     /// separated pseudonym CA and linkage authorities serve.
     RegistrationAuthority,
+    /// The TLS certificate of a separated V2X authority that only serves
+    /// (pseudonym CA, linkage authority): it calls no trustca RPC.
+    V2xAuthority,
 }
 
 impl CertificateKind {
-    const ALL: [CertificateKind; 10] = [
+    const ALL: [CertificateKind; 11] = [
         Self::LongTerm,
         Self::Pseudonym,
         Self::Manufacturer,
@@ -226,6 +229,7 @@ impl CertificateKind {
         Self::SectorCa,
         Self::CertificationBody,
         Self::RegistrationAuthority,
+        Self::V2xAuthority,
     ];
 
     fn code(self) -> u64 {
@@ -240,6 +244,7 @@ impl CertificateKind {
             Self::SectorCa => 7,
             Self::CertificationBody => 8,
             Self::RegistrationAuthority => 9,
+            Self::V2xAuthority => 10,
         }
     }
 
@@ -265,6 +270,7 @@ impl CertificateKind {
             Self::SectorCa => "sector-ca",
             Self::CertificationBody => "certification-body",
             Self::RegistrationAuthority => "registration-authority",
+            Self::V2xAuthority => "v2x-authority",
         }
     }
 

@@ -1,0 +1,553 @@
+//! What separated V2X authorities and the CA hand each other, as small
+//! TOML files that carry public material only:
+//!
+//! * [`AuthorityRequest`] (`request.toml`, made by `init --role`): the TLS
+//!   CSR and, for the pseudonym CA, its AA key with a proof of possession;
+//! * [`AuthorityCredential`] (`trustca v2x certify` on the CA): the TLS
+//!   chain, the roots and sub-CAs, and the pseudonym CA's AA certificate;
+//! * [`PeerBundle`] (`trustca v2x export`): an authority's public key for
+//!   its peers, signed with its certified TLS key, so an importer checks it
+//!   came from the authority the CA certified in that role.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use ring::signature::{self, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use trustca_ca::{AuthorityTlsRequest, CaHierarchy, Passphrase, certs_to_pem};
+use trustca_model::{CertificateKind, StatementSigner};
+use trustca_pseudonym::P256PublicKey;
+use trustca_v2x::Certificate;
+
+use super::{RoleDir, read_file, sha256_hex, write_file};
+use crate::error::{Result, ServerError};
+use crate::pkcs11::Pkcs11Options;
+use crate::v2x::V2xRole;
+
+const REQUEST_FORMAT: &str = "trustca-v2x-request-1";
+const CREDENTIAL_FORMAT: &str = "trustca-v2x-credential-1";
+const PEER_FORMAT: &str = "trustca-v2x-peer-1";
+/// Domain of the AA key's proof of possession (then the CSR's DER).
+const AA_POP_DOMAIN: &[u8] = b"trustca-v2x-aa-request-v1";
+/// Domain of a peer bundle's signature.
+const PEER_DOMAIN: &[u8] = b"trustca-v2x-peer-bundle-v1";
+/// Largest file accepted by `certify` and `import`.
+const MAX_EXCHANGE_BYTES: usize = 256 * 1024;
+
+fn bad(what: impl std::fmt::Display) -> ServerError {
+    ServerError::Config(what.to_string())
+}
+
+fn unhex(field: &str, text: &str) -> Result<Vec<u8>> {
+    hex::decode(text).map_err(|_| bad(format!("{field} is not hex")))
+}
+
+fn pem_ders(field: &str, text: &str) -> Result<Vec<Vec<u8>>> {
+    let items = pem::parse_many(text).map_err(|_| bad(format!("{field} is not PEM")))?;
+    let ders: Vec<Vec<u8>> = items
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(pem::Pem::into_contents)
+        .collect();
+    if ders.is_empty() {
+        return Err(bad(format!("{field} holds no certificate")));
+    }
+    Ok(ders)
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(what: &str, text: &str, format: &str) -> Result<T> {
+    if text.len() > MAX_EXCHANGE_BYTES {
+        return Err(bad(format!(
+            "{what}: {} bytes, at most {MAX_EXCHANGE_BYTES}",
+            text.len()
+        )));
+    }
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| bad(format!("{what}: {}", e.message())))?;
+    match table.get("format").and_then(toml::Value::as_str) {
+        Some(f) if f == format => {}
+        Some(f) => return Err(bad(format!("{what}: format {f:?}, expected {format:?}"))),
+        None => return Err(bad(format!("{what}: no format line"))),
+    }
+    toml::from_str(text).map_err(|e| bad(format!("{what}: {}", e.message())))
+}
+
+fn to_toml(value: &impl Serialize) -> Result<String> {
+    toml::to_string(value).map_err(|e| bad(e.to_string()))
+}
+
+/// The kind of TLS certificate a role holds.
+fn tls_kind(role: V2xRole) -> CertificateKind {
+    match role {
+        V2xRole::Registration => CertificateKind::RegistrationAuthority,
+        _ => CertificateKind::V2xAuthority,
+    }
+}
+
+/// Which peers' bundles a role uses.
+pub(crate) fn peers_of(role: V2xRole) -> &'static [V2xRole] {
+    match role {
+        V2xRole::Registration => &[V2xRole::PseudonymCa],
+        V2xRole::PseudonymCa => &[V2xRole::Linkage1, V2xRole::Linkage2],
+        V2xRole::Linkage1 | V2xRole::Linkage2 => &[V2xRole::PseudonymCa],
+    }
+}
+
+/// `request.toml`: what an authority asks the CA to certify.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorityRequest {
+    format: String,
+    /// The role.
+    pub role: String,
+    /// The authority's name.
+    pub name: String,
+    /// DNS names the TLS certificate names.
+    pub dns_names: Vec<String>,
+    /// IP addresses the TLS certificate names.
+    pub ips: Vec<String>,
+    /// PKCS#10, PEM, signed by the TLS key.
+    pub tls_csr: String,
+    /// The pseudonym CA's AA key (SEC 1 uncompressed, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa_key: Option<String>,
+    /// ECDSA P-256 `r ‖ s` by the AA key over the domain and the CSR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa_proof: Option<String>,
+}
+
+impl AuthorityRequest {
+    pub(super) fn new(
+        role: V2xRole,
+        name: &str,
+        server_names: &[String],
+        tls: &rcgen::KeyPair,
+        aa: Option<&signature::EcdsaKeyPair>,
+    ) -> Result<Self> {
+        if server_names.is_empty() {
+            return Err(bad(
+                "an authority needs --server-name: the DNS name or IP address its clients reach it at",
+            ));
+        }
+        let (ips, dns_names): (Vec<_>, Vec<_>) = server_names
+            .iter()
+            .cloned()
+            .partition(|n| n.parse::<IpAddr>().is_ok());
+        let csr = rcgen::CertificateParams::default()
+            .serialize_request(tls)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+        let csr_der = csr.der().to_vec();
+        let (aa_key, aa_proof) = match aa {
+            Some(aa) => {
+                let mut msg = AA_POP_DOMAIN.to_vec();
+                msg.extend_from_slice(&csr_der);
+                let sig = aa
+                    .sign(&ring::rand::SystemRandom::new(), &msg)
+                    .map_err(|_| bad("the AA key did not sign"))?;
+                (
+                    Some(hex::encode(signature::KeyPair::public_key(aa).as_ref())),
+                    Some(hex::encode(sig.as_ref())),
+                )
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            format: REQUEST_FORMAT.into(),
+            role: role.as_str().into(),
+            name: name.into(),
+            dns_names,
+            ips,
+            tls_csr: pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr_der)),
+            aa_key,
+            aa_proof,
+        })
+    }
+
+    pub(super) fn to_toml(&self) -> Result<String> {
+        to_toml(self)
+    }
+
+    /// The AA key after checking its proof of possession over the CSR.
+    fn verified_aa_key(&self, csr_der: &[u8]) -> Result<trustca_v2x::PublicKeyP256> {
+        let (Some(key), Some(proof)) = (&self.aa_key, &self.aa_proof) else {
+            return Err(bad(
+                "the pseudonym CA's request carries no AA key with its proof of possession",
+            ));
+        };
+        let key = unhex("aa_key", key)?;
+        let mut msg = AA_POP_DOMAIN.to_vec();
+        msg.extend_from_slice(csr_der);
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &key)
+            .verify(&msg, &unhex("aa_proof", proof)?)
+            .map_err(|_| bad("aa_proof does not verify with aa_key: the AA key is not proven"))?;
+        trustca_v2x::PublicKeyP256::from_sec1(&key).map_err(|e| bad(format!("aa_key: {e}")))
+    }
+}
+
+/// The CA's answer to a request: public material only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorityCredential {
+    format: String,
+    /// The role certified.
+    pub role: String,
+    /// The authority's name.
+    pub name: String,
+    /// Its TLS chain (leaf, sector sub-CA), PEM.
+    pub tls_chain: String,
+    /// The trustca root, PEM.
+    pub root: String,
+    /// Every sector sub-CA, PEM (to read callers' credentials).
+    pub issuers: String,
+    /// The IEEE 1609.2 root, COER hex.
+    pub v2x_root: String,
+    /// The pseudonym CA's AA certificate, COER hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa_certificate: Option<String>,
+}
+
+impl AuthorityCredential {
+    /// The TOML text.
+    pub fn to_toml(&self) -> Result<String> {
+        to_toml(self)
+    }
+}
+
+/// The CA side: certifies `request_text` with the CA in `data` (opened
+/// with `passphrase`): the TLS certificate from the sector sub-CA of the
+/// ticket profile, and for the pseudonym CA its AA certificate from the
+/// V2X root. Writes nothing but the credential record the CA keeps.
+pub fn certify(
+    data: &Path,
+    passphrase: &Passphrase,
+    pkcs11: &Pkcs11Options,
+    request_text: &str,
+) -> Result<AuthorityCredential> {
+    let request: AuthorityRequest = parse_toml("request", request_text, REQUEST_FORMAT)?;
+    let role = V2xRole::parse(&request.role)?;
+    let (files, set) = crate::policies::resolve(None, Some(data))?;
+    let profile = crate::v2x::ticket_profile(&files)?;
+    let sector = set
+        .sector(&profile.sector)
+        .map_err(|e| ServerError::Policy(e.to_string()))?
+        .sector
+        .clone();
+    let token = crate::pkcs11::open_token(data, &set.pki, pkcs11)?;
+    let hierarchy = CaHierarchy::open_with_token(data, &set, passphrase, token.map(|t| t.token))?;
+    let csr_der = pem::parse(&request.tls_csr)
+        .map_err(|_| bad("tls_csr is not PEM"))?
+        .into_contents();
+    let ips = request
+        .ips
+        .iter()
+        .map(|s| s.parse::<IpAddr>().map_err(|_| bad(format!("{s:?} is not an IP address"))))
+        .collect::<Result<Vec<_>>>()?;
+    let aa_key = match role {
+        V2xRole::PseudonymCa => Some(request.verified_aa_key(&csr_der)?),
+        _ => None,
+    };
+    let issued = hierarchy.certify_authority_tls(
+        &set,
+        &AuthorityTlsRequest {
+            kind: tls_kind(role),
+            name: &request.name,
+            role: role.as_str(),
+            sector: &sector,
+            csr_der: &csr_der,
+            dns_names: &request.dns_names,
+            ips: &ips,
+        },
+    )?;
+    let aa_certificate = match aa_key {
+        Some(key) => Some(hex::encode(
+            trustca_ca::v2x_ca::certify_authorization_authority(
+                data,
+                &hierarchy,
+                &set.pki,
+                key,
+                OffsetDateTime::now_utc(),
+            )?
+            .as_coer(),
+        )),
+        None => None,
+    };
+    let issuers: Vec<&[u8]> = hierarchy
+        .sectors
+        .values()
+        .map(|c| c.cert_der.as_slice())
+        .collect();
+    tracing::info!(role = role.as_str(), name = %request.name, serial = %issued.serial, "V2X authority certified");
+    Ok(AuthorityCredential {
+        format: CREDENTIAL_FORMAT.into(),
+        role: request.role,
+        name: request.name,
+        tls_chain: issued.chain_pem,
+        root: certs_to_pem(&[&hierarchy.root_der]),
+        issuers: certs_to_pem(&issuers),
+        v2x_root: hex::encode(read_file(&data.join("ca").join("v2x-root.oer"))?),
+        aa_certificate,
+    })
+}
+
+/// An authority's public bundle for its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerBundle {
+    format: String,
+    /// The role.
+    pub role: String,
+    /// The authority's name.
+    pub name: String,
+    /// Its authority key (SEC 1 uncompressed, hex).
+    pub authority_key: String,
+    /// The pseudonym CA's AA certificate (COER hex), for the RA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aa_certificate: Option<String>,
+    /// Its TLS chain, PEM: the key that signs this bundle.
+    pub tls_chain: String,
+    /// DER ECDSA signature by the TLS key over the fields above.
+    pub signature: String,
+}
+
+impl PeerBundle {
+    pub(super) fn from_toml(text: &str) -> Result<Self> {
+        parse_toml("peer bundle", text, PEER_FORMAT)
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> Result<String> {
+        to_toml(self)
+    }
+
+    pub(super) fn authority_key(&self) -> Result<P256PublicKey> {
+        P256PublicKey::from_sec1_uncompressed(&unhex("authority_key", &self.authority_key)?)
+            .map_err(|e| bad(format!("{} bundle: authority_key: {e}", self.role)))
+    }
+
+    /// What the signature covers: every field, length-prefixed.
+    fn signed_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = PEER_DOMAIN.to_vec();
+        let aa = match &self.aa_certificate {
+            Some(h) => unhex("aa_certificate", h)?,
+            None => Vec::new(),
+        };
+        for field in [
+            self.role.as_bytes(),
+            self.name.as_bytes(),
+            &unhex("authority_key", &self.authority_key)?,
+            &aa,
+        ] {
+            out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        Ok(out)
+    }
+}
+
+/// What [`import`] took in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    /// This authority's own credential from the CA; the root's SHA-256
+    /// fingerprint (hex) to compare with the CA's out of band.
+    Credential { root_fingerprint: String },
+    /// A peer's public bundle.
+    Peer { role: V2xRole, name: String },
+}
+
+/// The root and sub-CAs this authority imported with its credential.
+fn imported_trust(dir: &RoleDir) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let root = pem_ders("root", &String::from_utf8_lossy(&dir.imported(&dir.trust("root.pem"))?))?;
+    let issuers = pem_ders(
+        "issuers",
+        &String::from_utf8_lossy(&dir.imported(&dir.trust("issuers.pem"))?),
+    )?;
+    Ok((root.into_iter().next().unwrap_or_default(), issuers))
+}
+
+/// Verifies `chain_pem` to `root` (through `issuers`) as `role`'s TLS
+/// certificate; the leaf's DER.
+fn verify_tls_chain(
+    dir: &RoleDir,
+    chain_pem: &str,
+    (root, issuers): &(Vec<u8>, Vec<Vec<u8>>),
+    role: V2xRole,
+) -> Result<Vec<u8>> {
+    let chain = pem_ders("tls_chain", chain_pem)?;
+    let (_, set) = crate::policies::resolve(None, Some(dir.path()))?;
+    let verified = trustca_model::verify_chain(
+        &chain,
+        issuers,
+        root,
+        OffsetDateTime::now_utc(),
+        &set.pki.extensions.trust_level_oid,
+    )
+    .map_err(|e| bad(format!("the {} TLS chain: {e}", role.as_str())))?;
+    let kind = verified.extension.map(|e| e.kind);
+    if kind != Some(tls_kind(role)) {
+        return Err(bad(format!(
+            "the {} TLS certificate is not a {} certificate",
+            role.as_str(),
+            tls_kind(role).as_str()
+        )));
+    }
+    let leaf = chain.into_iter().next().unwrap_or_default();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf)
+        .map_err(|_| bad("the TLS certificate does not parse"))?;
+    let ou = parsed
+        .subject()
+        .iter_organizational_unit()
+        .next()
+        .and_then(|a| a.as_str().ok());
+    if ou != Some(role.as_str()) {
+        return Err(bad(format!(
+            "the TLS certificate was issued for {:?}, not for the {}",
+            ou.unwrap_or(""),
+            role.as_str()
+        )));
+    }
+    Ok(leaf)
+}
+
+fn spki_point(leaf_der: &[u8]) -> Result<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf_der)
+        .map_err(|_| bad("certificate does not parse"))?;
+    Ok(parsed.public_key().subject_public_key.data.to_vec())
+}
+
+fn v2x_cert(field: &str, text: &str) -> Result<Certificate> {
+    Certificate::from_coer(&unhex(field, text)?).map_err(|e| bad(format!("{field}: {e}")))
+}
+
+/// Takes in a file on an authority's machine: its own credential from the
+/// CA, or a peer's bundle. Checks everything against its own keys and the
+/// imported roots; replaces an earlier import of the same thing.
+pub fn import(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Result<Imported> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| bad(format!("import: {}", e.message())))?;
+    match table.get("format").and_then(toml::Value::as_str) {
+        Some(CREDENTIAL_FORMAT) => import_credential(dir, passphrase, text),
+        Some(PEER_FORMAT) => import_peer(dir, text),
+        _ => Err(bad(
+            "import takes the CA's answer (`trustca v2x certify`) or a peer's bundle (`trustca v2x export`)",
+        )),
+    }
+}
+
+fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Result<Imported> {
+    let c: AuthorityCredential = parse_toml("credential", text, CREDENTIAL_FORMAT)?;
+    if c.role != dir.role().as_str() || c.name != dir.name() {
+        return Err(bad(format!(
+            "this credential is for the {} {:?}; {} is the {} {:?}",
+            c.role,
+            c.name,
+            dir.path().display(),
+            dir.role().as_str(),
+            dir.name()
+        )));
+    }
+    let secrets = dir.secrets(passphrase)?;
+    let root = pem_ders("root", &c.root)?;
+    let trust = (root[0].clone(), pem_ders("issuers", &c.issuers)?);
+    let v2x_root = v2x_cert("v2x_root", &c.v2x_root)?;
+    v2x_root
+        .verify_signed_by(None)
+        .map_err(|e| bad(format!("v2x_root: {e}")))?;
+    let aa = match (&c.aa_certificate, &secrets.aa) {
+        (Some(h), Some(key)) => {
+            let cert = v2x_cert("aa_certificate", h)?;
+            cert.verify_signed_by(Some(&v2x_root))
+                .map_err(|e| bad(format!("aa_certificate: {e}")))?;
+            if cert.tbs().verification_key.uncompressed().ok().as_ref().map(|k| &k[..])
+                != Some(signature::KeyPair::public_key(key.as_ref()).as_ref())
+            {
+                return Err(bad("aa_certificate certifies another key than this pseudonym CA's"));
+            }
+            Some(cert)
+        }
+        (None, None) => None,
+        _ => return Err(bad("the pseudonym CA's credential must carry its AA certificate")),
+    };
+    let leaf = verify_tls_chain(dir, &c.tls_chain, &trust, dir.role())?;
+    if spki_point(&leaf)? != StatementSigner::public_key(secrets.tls.as_ref()) {
+        return Err(bad("tls_chain certifies another key than this authority's TLS key"));
+    }
+    // Everything checked: only now is anything written.
+    write_file(&dir.trust("root.pem"), c.root.as_bytes())?;
+    write_file(&dir.trust("issuers.pem"), c.issuers.as_bytes())?;
+    write_file(&dir.tls_chain(), c.tls_chain.as_bytes())?;
+    write_file(&dir.trust("v2x-root.oer"), v2x_root.as_coer())?;
+    if let Some(aa) = aa {
+        write_file(&dir.trust("aa.oer"), aa.as_coer())?;
+    }
+    Ok(Imported::Credential {
+        root_fingerprint: sha256_hex(&root[0]),
+    })
+}
+
+fn import_peer(dir: &RoleDir, text: &str) -> Result<Imported> {
+    let b = PeerBundle::from_toml(text)?;
+    let role = V2xRole::parse(&b.role)?;
+    if !peers_of(dir.role()).contains(&role) {
+        return Err(bad(format!(
+            "the {} does not use the {}'s bundle (it needs {})",
+            dir.role().as_str(),
+            role.as_str(),
+            peers_of(dir.role())
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )));
+    }
+    let leaf = verify_tls_chain(dir, &b.tls_chain, &imported_trust(dir)?, role)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf)
+        .map_err(|_| bad("certificate does not parse"))?;
+    let holder = parsed
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|a| a.as_str().ok());
+    if holder != Some(b.name.as_str()) {
+        return Err(bad(format!("the bundle names {:?} but its certificate {holder:?}", b.name)));
+    }
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, spki_point(&leaf)?)
+        .verify(&b.signed_bytes()?, &unhex("signature", &b.signature)?)
+        .map_err(|_| bad(format!("the {} bundle's signature does not verify", role.as_str())))?;
+    b.authority_key()?;
+    if dir.role() == V2xRole::Registration {
+        let v2x_root = Certificate::from_coer(&dir.imported(&dir.trust("v2x-root.oer"))?)
+            .map_err(|e| bad(format!("v2x-root.oer: {e}")))?;
+        let aa = v2x_cert(
+            "aa_certificate",
+            b.aa_certificate
+                .as_deref()
+                .ok_or_else(|| bad("the pseudonym CA's bundle carries no AA certificate"))?,
+        )?;
+        aa.verify_signed_by(Some(&v2x_root))
+            .map_err(|e| bad(format!("aa_certificate: {e}")))?;
+        write_file(&dir.trust("aa.oer"), aa.as_coer())?;
+    }
+    write_file(&dir.peer(role), text.as_bytes())?;
+    Ok(Imported::Peer { role, name: b.name })
+}
+
+/// This authority's public bundle for its peers, signed with its TLS key.
+pub fn export(dir: &RoleDir, passphrase: &Passphrase) -> Result<PeerBundle> {
+    let secrets = dir.secrets(passphrase)?;
+    let tls_chain = String::from_utf8_lossy(&dir.imported(&dir.tls_chain())?).into_owned();
+    let aa_certificate = match dir.role() {
+        V2xRole::PseudonymCa => Some(hex::encode(dir.imported(&dir.trust("aa.oer"))?)),
+        _ => None,
+    };
+    let mut bundle = PeerBundle {
+        format: PEER_FORMAT.into(),
+        role: dir.role().as_str().into(),
+        name: dir.name().into(),
+        authority_key: hex::encode(secrets.authority.public_key().to_sec1_uncompressed()),
+        aa_certificate,
+        tls_chain,
+        signature: String::new(),
+    };
+    let sig = StatementSigner::sign(secrets.tls.as_ref(), &bundle.signed_bytes()?)
+        .map_err(|e| bad(format!("the TLS key did not sign: {e}")))?;
+    bundle.signature = hex::encode(sig);
+    Ok(bundle)
+}
