@@ -130,10 +130,11 @@ impl LinkageAuthorityApi for TimedLa {
         &self,
         first_period: u64,
         count: usize,
+        actor: &str,
         now: i64,
     ) -> trustca_scms::error::Result<Vec<ChainId>> {
         let t = Instant::now();
-        let r = self.inner.create_chains(first_period, count, now);
+        let r = self.inner.create_chains(first_period, count, actor, now);
         self.spent_ns
             .fetch_add(nanos(t.elapsed()), Ordering::Relaxed);
         r
@@ -141,11 +142,16 @@ impl LinkageAuthorityApi for TimedLa {
     fn pre_linkage_values(
         &self,
         chain: &ChainId,
-        period: u64,
+        first_period: u64,
+        periods: u32,
         count: u32,
+        actor: &str,
+        now: i64,
     ) -> trustca_scms::error::Result<Vec<EncryptedPlv>> {
         let t = Instant::now();
-        let r = self.inner.pre_linkage_values(chain, period, count);
+        let r = self
+            .inner
+            .pre_linkage_values(chain, first_period, periods, count, actor, now);
         self.spent_ns
             .fetch_add(nanos(t.elapsed()), Ordering::Relaxed);
         r

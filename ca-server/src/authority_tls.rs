@@ -66,6 +66,18 @@ impl CaHierarchy {
                 "a V2X authority needs at least one DNS name or IP address to be reached at".into(),
             ));
         }
+        // The sub-CA's name constraints permit only its own DNS subtree.
+        let subtree = format!("{}.{}", request.sector, policies.pki.trust_domain);
+        if let Some(bad) = request
+            .dns_names
+            .iter()
+            .find(|d| !(d.as_str() == subtree || d.ends_with(&format!(".{subtree}"))))
+        {
+            return Err(CaError::InvalidRequest(format!(
+                "DNS name {bad:?} is outside the {} sub-CA's names: use NAME.{subtree} or an IP address",
+                request.sector
+            )));
+        }
         let csr = crate::verify_csr(request.csr_der)?;
         let spki = Self::spki_of(&csr.spki_der)?;
         let ca = self.issuing_sector(request.sector)?;
@@ -95,7 +107,10 @@ impl CaHierarchy {
             .raw_serial_as_string()
             .replace(':', "");
         write_new(
-            &self.ca_dir().join("credentials").join(format!("{serial}.pem")),
+            &self
+                .ca_dir()
+                .join("credentials")
+                .join(format!("{serial}.pem")),
             certs_to_pem(&[&der]).as_bytes(),
         )?;
         Ok(IssuedCertificate {

@@ -282,7 +282,9 @@ pub(crate) fn authority_tls_params(
     dn.push(DnType::OrganizationalUnitName, role);
     dn.push(DnType::CommonName, bounded_common_name(role, name));
     let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
-    p.subject_alt_names = vec![SanType::URI(format!("urn:trustca:{role}:{name}").try_into()?)];
+    p.subject_alt_names = vec![SanType::URI(
+        format!("urn:trustca:{role}:{name}").try_into()?,
+    )];
     for d in dns_names {
         p.subject_alt_names
             .push(SanType::DnsName(d.clone().try_into()?));
@@ -293,7 +295,8 @@ pub(crate) fn authority_tls_params(
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     if ext.kind == CertificateKind::RegistrationAuthority {
-        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
     }
     p.custom_extensions.push(trust_extension(ext, oid)?);
     Ok(p)

@@ -17,8 +17,8 @@ use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
 use trustca_scms::LinkageCrl;
 
 use crate::cli::{ClientArgs, PassphraseArgs, print_json};
-use crate::pkcs11::Pkcs11Args;
 use crate::client::{ClientCredentials, connect};
+use crate::pkcs11::Pkcs11Args;
 
 #[derive(Debug, Subcommand)]
 pub enum V2xAction {

@@ -51,15 +51,45 @@ pub fn init(a: RoleInitArgs) -> Result<ExitCode> {
             "request_sha256": made.fingerprint,
         }));
     } else {
-        println!("created the {} {name:?} in {}", role.as_str(), a.data.display());
-        println!("  its keys are encrypted under this machine's passphrase in {}", a.data.join("keys").display());
-        println!("  request for the CA: {} (SHA-256 {})", made.request.display(), made.fingerprint);
+        println!(
+            "created the {} {name:?} in {}",
+            role.as_str(),
+            a.data.display()
+        );
+        println!(
+            "  its keys are encrypted under this machine's passphrase in {}",
+            a.data.join("keys").display()
+        );
+        println!(
+            "  request for the CA: {} (SHA-256 {})",
+            made.request.display(),
+            made.fingerprint
+        );
         println!("next:");
-        println!("  1. at the CA:  trustca v2x certify --data CA_DATA {} --out {}.credential.toml", made.request.display(), name);
-        println!("  2. here:       trustca v2x import --data {} {}.credential.toml", a.data.display(), name);
-        println!("  3. here:       trustca v2x export --data {} --out {}.pub.toml   (give it to the peers)", a.data.display(), name);
-        println!("  4. here:       trustca v2x import --data {} PEER.pub.toml ...    (the peers' bundles)", a.data.display());
-        println!("  5. here:       trustca serve --role {} --data {}", role.as_str(), a.data.display());
+        println!(
+            "  1. at the CA:  trustca v2x certify --data CA_DATA {} --out {}.credential.toml",
+            made.request.display(),
+            name
+        );
+        println!(
+            "  2. here:       trustca v2x import --data {} {}.credential.toml",
+            a.data.display(),
+            name
+        );
+        println!(
+            "  3. here:       trustca v2x export --data {} --out {}.pub.toml   (give it to the peers)",
+            a.data.display(),
+            name
+        );
+        println!(
+            "  4. here:       trustca v2x import --data {} PEER.pub.toml ...    (the peers' bundles)",
+            a.data.display()
+        );
+        println!(
+            "  5. here:       trustca serve --role {} --data {}",
+            role.as_str(),
+            a.data.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

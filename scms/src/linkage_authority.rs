@@ -133,7 +133,12 @@ impl LinkageAuthority {
             records.push((chain_key(&id), self.seal_chain(&id, &chain)?));
             ids.push(id);
         }
-        let audit = self.audit(actor, "linkage.chains.created", json!({ "count": count }), now);
+        let audit = self.audit(
+            actor,
+            "linkage.chains.created",
+            json!({ "count": count }),
+            now,
+        );
         self.store.blob_put(SPACE, &records, true, Some(&audit))?;
         Ok(ids)
     }
@@ -209,7 +214,12 @@ impl LinkageAuthority {
         // The chain must be one of ours (a forged envelope cannot open, but
         // a deleted chain should not resolve either).
         self.load_chain(&id)?;
-        let audit = self.audit(actor, "linkage.resolution.opened", json!({ "case": case }), now);
+        let audit = self.audit(
+            actor,
+            "linkage.resolution.opened",
+            json!({ "case": case }),
+            now,
+        );
         self.store.blob_put(SPACE, &[], false, Some(&audit))?;
         Ok(id)
     }

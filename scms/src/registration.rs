@@ -340,7 +340,14 @@ impl RegistrationAuthority {
         // One call per linkage authority for the whole request: each hands
         // out its values with one audit entry.
         let values = |la: usize| {
-            self.linkage[la].pre_linkage_values(&record.chains[la], first, periods, cpp, RA_ACTOR, now)
+            self.linkage[la].pre_linkage_values(
+                &record.chains[la],
+                first,
+                periods,
+                cpp,
+                RA_ACTOR,
+                now,
+            )
         };
         let (plv1, plv2) = (values(0)?, values(1)?);
         if plv1.len() != total || plv2.len() != total {
@@ -565,7 +572,12 @@ impl RegistrationAuthority {
             });
         }
         if past {
-            tracing::warn!(from_period, current, actor, "revocation links past tickets too");
+            tracing::warn!(
+                from_period,
+                current,
+                actor,
+                "revocation links past tickets too"
+            );
         }
         let handle = self.handle(vehicle_id);
         let mut record = self

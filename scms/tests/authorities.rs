@@ -614,7 +614,10 @@ fn revocation_links_only_the_future_and_resolution_needs_all_four() {
 
     // Revoke from period p = current + 3.
     let p = current + 3;
-    let entry = w.d.ra.revoke(&bad.id, p, false, "operator", NOW + 7200).unwrap();
+    let entry =
+        w.d.ra
+            .revoke(&bad.id, p, false, "operator", NOW + 7200)
+            .unwrap();
     let crl = w.d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
     let crl = LinkageCrl::from_bytes(crl.as_bytes()).unwrap();
     crl.verify(&w.pca_cert).unwrap();

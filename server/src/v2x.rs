@@ -265,13 +265,7 @@ pub(crate) fn pseudonym_ca_with(
         LinkKey::agree(key, la, la, &own, LINK_LABEL).map_err(|e| scms("linkage transport key", e))
     };
     let links = [(LaId(1), link(&la1)?), (LaId(2), link(&la2)?)];
-    Ok(PseudonymCa::new(
-        store,
-        signer,
-        certificate,
-        links,
-        profile,
-    ))
+    Ok(PseudonymCa::new(store, signer, certificate, links, profile))
 }
 
 /// Opens the registration authority over its own key and store and the
@@ -471,7 +465,13 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
         }
         let ra = Arc::clone(&self.ra);
         let crl = blocking(move || {
-            ra.revoke_vehicle(&msg.vehicle, msg.from_period, msg.include_past, &actor, now())
+            ra.revoke_vehicle(
+                &msg.vehicle,
+                msg.from_period,
+                msg.include_past,
+                &actor,
+                now(),
+            )
         })
         .await?;
         Ok(Response::new(crl_response(&crl)))
@@ -682,10 +682,9 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let la = self.pick(msg.la_id)?;
-        let ids = blocking(move || {
-            la.create_chains(msg.first_period, msg.count as usize, &actor, now())
-        })
-        .await?;
+        let ids =
+            blocking(move || la.create_chains(msg.first_period, msg.count as usize, &actor, now()))
+                .await?;
         Ok(Response::new(pb::CreateChainsResponse {
             chain_ids: ids.iter().map(|c| c.0.to_vec()).collect(),
         }))
@@ -1099,7 +1098,9 @@ fn wrap_pca(
         .max_encoding_message_size(MAX_RESPONSE_BYTES)
 }
 
-fn wrap_la(las: Vec<Arc<LinkageAuthority>>) -> pb::v2x_linkage_server::V2xLinkageServer<LinkageService> {
+fn wrap_la(
+    las: Vec<Arc<LinkageAuthority>>,
+) -> pb::v2x_linkage_server::V2xLinkageServer<LinkageService> {
     pb::v2x_linkage_server::V2xLinkageServer::new(LinkageService::new(las))
         .max_encoding_message_size(MAX_RESPONSE_BYTES)
 }

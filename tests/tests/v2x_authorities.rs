@@ -11,8 +11,8 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
+use common::separated::{Authority, Separated};
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -25,28 +25,14 @@ use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
 use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::{BatchPolicy, LinkageCrl, TicketOpener};
-use trustca_server::v2x::{RemoteAuthorities, V2xRole};
-use trustca_server::{RunningServer, ServeOptions};
+use trustca_server::ServeOptions;
+use trustca_server::v2x::V2xRole;
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
 const MB: usize = 16 * 1024 * 1024;
 
 fn pass() -> Passphrase {
     Passphrase::new(PASSPHRASE.to_vec()).unwrap()
-}
-
-async fn role_server(
-    data: &Path,
-    role: V2xRole,
-    remote: Option<RemoteAuthorities>,
-    batch: BatchPolicy,
-) -> RunningServer {
-    let mut opts = ServeOptions::new(data.to_path_buf(), "127.0.0.1:0".parse().unwrap(), pass());
-    opts.role = Some(role);
-    opts.v2x_remote = remote;
-    opts.v2x_batch = batch;
-    opts.crl_refresh = std::time::Duration::from_millis(200);
-    trustca_server::start(opts).await.unwrap()
 }
 
 async fn registration(url: &str, creds: &ClientCredentials) -> V2xRegistrationClient<Channel> {
@@ -211,19 +197,12 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     let mut ca = TestCa::init();
-    // Each authority on "its own machine": a copy of the initialised data
-    // directory (CA certificates, its own keystore, the others' public keys).
-    let machines: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    for m in &machines {
-        copy_dir(ca.data(), m.path());
+    // Each authority on "its own machine": its own directory from `init
+    // --role`, its own passphrase, certified by the CA from its request.
+    let mut v2x = Separated::provision(&ca);
+    for a in &v2x.authorities {
+        assert_only_own_keys(a, &ca);
     }
-    // Issued offline before the CA starts, so the CA records it (and can
-    // revoke it).
-    let ra_cred = ca.credential(
-        CertificateKind::RegistrationAuthority,
-        "ra-1",
-        &["automotive"],
-    );
     // The CA itself runs without in-process V2X authorities.
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -232,34 +211,20 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     );
     opts.v2x_in_process = false;
     ca.server = Some(trustca_server::start(opts).await.unwrap());
-
     let batch = BatchPolicy {
         min_vehicles: 3,
         max_wait_secs: 3600,
         max_requests_per_batch: 10_000,
     };
-    let pca = role_server(machines[1].path(), V2xRole::PseudonymCa, None, batch).await;
-    let la1 = role_server(machines[2].path(), V2xRole::Linkage1, None, batch).await;
-    let la2 = role_server(machines[3].path(), V2xRole::Linkage2, None, batch).await;
-    let url = |s: &RunningServer| format!("https://{}", s.addr);
-    let (pca_url, la1_url, la2_url) = (url(&pca), url(&la1), url(&la2));
-
-    let cred_dir = machines[0].path().join("ra-credential");
-    std::fs::create_dir_all(&cred_dir).unwrap();
-    std::fs::write(cred_dir.join("cert.pem"), &ra_cred.cert_pem).unwrap();
-    std::fs::write(cred_dir.join("key.pem"), &ra_cred.key_pem).unwrap();
-    let ra = role_server(
-        machines[0].path(),
-        V2xRole::Registration,
-        Some(RemoteAuthorities {
-            pseudonym_ca: pca_url.clone(),
-            linkage: [la1_url.clone(), la2_url.clone()],
-            credential: (cred_dir.join("cert.pem"), cred_dir.join("key.pem")),
-        }),
-        batch,
-    )
-    .await;
-    let ra_url = url(&ra);
+    v2x.start(batch).await;
+    let (ra_url, pca_url, la1_url, la2_url) = (
+        v2x.get(V2xRole::Registration).url(),
+        v2x.get(V2xRole::PseudonymCa).url(),
+        v2x.get(V2xRole::Linkage1).url(),
+        v2x.get(V2xRole::Linkage2).url(),
+    );
+    let ra_cred = v2x.get(V2xRole::Registration).client_credentials();
+    let machines: Vec<&Path> = v2x.authorities.iter().map(|a| a.path()).collect();
 
     let cars = enroll_cars(&ca, 3).await;
     let tickets = fill(&ra_url, &cars, 3).await;
@@ -285,7 +250,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         // hold the vehicle's identity.
         let id = car.device.identity.as_bytes();
         for m in &machines[1..] {
-            assert!(!file_contains(&m.path().join("v2x"), id));
+            assert!(!file_contains(m, id));
         }
     }
 
@@ -307,6 +272,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
             period: current,
             count: 1,
             la_id: 0,
+            periods: 1,
         })
         .await
         .unwrap_err();
@@ -364,6 +330,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         .revoke_vehicle(pb::RevokeVehicleRequest {
             vehicle: cars[1].device.identity.clone(),
             from_period: current + 1,
+            include_past: false,
         })
         .await
         .unwrap()
@@ -379,7 +346,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     assert_eq!(fetched, crl, "the published CRL is the new one");
     let crl = LinkageCrl::from_bytes(&fetched).unwrap();
     let pca_cert =
-        Certificate::from_coer(&std::fs::read(ca.data().join("ca/v2x-aa.oer")).unwrap()).unwrap();
+        Certificate::from_coer(&std::fs::read(machines[1].join("trust/aa.oer")).unwrap()).unwrap();
     crl.verify(&pca_cert).unwrap();
     for (n, ts) in tickets.iter().enumerate() {
         for t in ts {
@@ -423,11 +390,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         })
         .await
         .unwrap();
-    let pca_crl_dir = machines[1].path().join("crl");
-    std::fs::create_dir_all(&pca_crl_dir).unwrap();
-    for e in std::fs::read_dir(ca.data().join("crl")).unwrap().flatten() {
-        std::fs::copy(e.path(), pca_crl_dir.join(e.file_name())).unwrap();
-    }
+    v2x.sync_crls(&ca);
     let mut refused = None;
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -446,11 +409,57 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert!(refused.message().contains("revoked"));
 
-    for s in [ra, pca, la1, la2] {
-        s.shutdown().await.unwrap();
-    }
+    v2x.stop().await;
     ca.stop().await;
-    let _ = Arc::new(());
+}
+
+/// No authority's directory holds a key that is not its own: its keystore
+/// has exactly its own entries, and no file anywhere in it equals or
+/// contains a file of another authority's keystore or of the CA's.
+fn assert_only_own_keys(a: &Authority, ca: &TestCa) {
+    let own: Vec<String> = std::fs::read_dir(a.path().join("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".key"))
+        .collect();
+    let mut own_sorted = own.clone();
+    own_sorted.sort();
+    let expect: &[&str] = if a.role == V2xRole::PseudonymCa {
+        &["aa.key", "authority.key", "tls.key"]
+    } else {
+        &["authority.key", "tls.key"]
+    };
+    assert_eq!(own_sorted, expect, "{}", a.role.as_str());
+    let ca_keys: Vec<Vec<u8>> = walk(&ca.data().join("ca"))
+        .into_iter()
+        .chain(walk(&ca.data().join("v2x")))
+        .filter(|p| p.extension().is_some_and(|e| e == "key"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert!(!ca_keys.is_empty());
+    for f in walk(a.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        for k in &ca_keys {
+            assert!(
+                !bytes
+                    .windows(k.len().min(64))
+                    .any(|w| w == &k[..k.len().min(64)]),
+                "{} holds a CA key's bytes",
+                f.display()
+            );
+        }
+        // Outside its own keystore, no private key in any form.
+        if f.parent() != Some(a.path().join("keys").as_path()) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains("PRIVATE KEY"), "{}", f.display());
+        }
+    }
+    // Our own check agrees.
+    trustca_server::v2x_role::RoleDir::open(a.path(), Some(a.role))
+        .unwrap()
+        .check_own_secrets_only()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

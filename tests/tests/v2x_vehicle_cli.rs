@@ -265,6 +265,7 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     let revoke = |vehicle: String| pb::RevokeVehicleRequest {
         vehicle,
         from_period: p0,
+        include_past: false,
     };
     let crl1 = as_ops
         .revoke_vehicle(revoke(cars[1].identity.clone()))

@@ -239,7 +239,10 @@ pub fn certify(
     let ips = request
         .ips
         .iter()
-        .map(|s| s.parse::<IpAddr>().map_err(|_| bad(format!("{s:?} is not an IP address"))))
+        .map(|s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| bad(format!("{s:?} is not an IP address")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let aa_key = match role {
         V2xRole::PseudonymCa => Some(request.verified_aa_key(&csr_der)?),
@@ -354,7 +357,10 @@ pub enum Imported {
 
 /// The root and sub-CAs this authority imported with its credential.
 fn imported_trust(dir: &RoleDir) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
-    let root = pem_ders("root", &String::from_utf8_lossy(&dir.imported(&dir.trust("root.pem"))?))?;
+    let root = pem_ders(
+        "root",
+        &String::from_utf8_lossy(&dir.imported(&dir.trust("root.pem"))?),
+    )?;
     let issuers = pem_ders(
         "issuers",
         &String::from_utf8_lossy(&dir.imported(&dir.trust("issuers.pem"))?),
@@ -455,19 +461,33 @@ fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Resu
             let cert = v2x_cert("aa_certificate", h)?;
             cert.verify_signed_by(Some(&v2x_root))
                 .map_err(|e| bad(format!("aa_certificate: {e}")))?;
-            if cert.tbs().verification_key.uncompressed().ok().as_ref().map(|k| &k[..])
+            if cert
+                .tbs()
+                .verification_key
+                .uncompressed()
+                .ok()
+                .as_ref()
+                .map(|k| &k[..])
                 != Some(signature::KeyPair::public_key(key.as_ref()).as_ref())
             {
-                return Err(bad("aa_certificate certifies another key than this pseudonym CA's"));
+                return Err(bad(
+                    "aa_certificate certifies another key than this pseudonym CA's",
+                ));
             }
             Some(cert)
         }
         (None, None) => None,
-        _ => return Err(bad("the pseudonym CA's credential must carry its AA certificate")),
+        _ => {
+            return Err(bad(
+                "the pseudonym CA's credential must carry its AA certificate",
+            ));
+        }
     };
     let leaf = verify_tls_chain(dir, &c.tls_chain, &trust, dir.role())?;
     if spki_point(&leaf)? != StatementSigner::public_key(secrets.tls.as_ref()) {
-        return Err(bad("tls_chain certifies another key than this authority's TLS key"));
+        return Err(bad(
+            "tls_chain certifies another key than this authority's TLS key",
+        ));
     }
     // Everything checked: only now is anything written.
     write_file(&dir.trust("root.pem"), c.root.as_bytes())?;
@@ -506,11 +526,19 @@ fn import_peer(dir: &RoleDir, text: &str) -> Result<Imported> {
         .next()
         .and_then(|a| a.as_str().ok());
     if holder != Some(b.name.as_str()) {
-        return Err(bad(format!("the bundle names {:?} but its certificate {holder:?}", b.name)));
+        return Err(bad(format!(
+            "the bundle names {:?} but its certificate {holder:?}",
+            b.name
+        )));
     }
     UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, spki_point(&leaf)?)
         .verify(&b.signed_bytes()?, &unhex("signature", &b.signature)?)
-        .map_err(|_| bad(format!("the {} bundle's signature does not verify", role.as_str())))?;
+        .map_err(|_| {
+            bad(format!(
+                "the {} bundle's signature does not verify",
+                role.as_str()
+            ))
+        })?;
     b.authority_key()?;
     if dir.role() == V2xRole::Registration {
         let v2x_root = Certificate::from_coer(&dir.imported(&dir.trust("v2x-root.oer"))?)

@@ -160,8 +160,12 @@ pub fn init_role(
 }
 
 fn signing_key(pkcs8: &[u8]) -> Result<EcdsaKeyPair> {
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &SystemRandom::new())
-        .map_err(|_| ServerError::Config("the AA key in the keystore is not a P-256 key".into()))
+    EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        pkcs8,
+        &SystemRandom::new(),
+    )
+    .map_err(|_| ServerError::Config("the AA key in the keystore is not a P-256 key".into()))
 }
 
 /// The secrets of one authority, opened from its keystore.
@@ -250,7 +254,9 @@ impl RoleDir {
     }
 
     pub(crate) fn peer(&self, role: V2xRole) -> PathBuf {
-        self.dir.join("peers").join(format!("{}.toml", role.as_str()))
+        self.dir
+            .join("peers")
+            .join(format!("{}.toml", role.as_str()))
     }
 
     /// The authority's own store.
@@ -379,14 +385,29 @@ mod tests {
     fn a_fresh_role_directory_holds_only_its_own_keys() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("la1");
-        init_role(&dir, V2xRole::Linkage1, "la-1", &["la1.example".into()], None, &pass())
-            .unwrap();
+        init_role(
+            &dir,
+            V2xRole::Linkage1,
+            "la-1",
+            &["la1.example".into()],
+            None,
+            &pass(),
+        )
+        .unwrap();
         let role = RoleDir::open(&dir, Some(V2xRole::Linkage1)).unwrap();
         role.check_own_secrets_only().unwrap();
         assert!(RoleDir::open(&dir, Some(V2xRole::PseudonymCa)).is_err());
         // A second init refuses.
         assert!(
-            init_role(&dir, V2xRole::Linkage1, "la-1", &["x".into()], None, &pass()).is_err()
+            init_role(
+                &dir,
+                V2xRole::Linkage1,
+                "la-1",
+                &["x".into()],
+                None,
+                &pass()
+            )
+            .is_err()
         );
         // The PCA's key copied in: refused, naming the file.
         std::fs::write(dir.join("keys").join("aa.key"), b"x").unwrap();
@@ -410,8 +431,15 @@ mod tests {
     #[test]
     fn secrets_open_with_the_role_passphrase_only() {
         let d = tempfile::tempdir().unwrap();
-        init_role(d.path(), V2xRole::PseudonymCa, "pca-1", &["127.0.0.1".into()], None, &pass())
-            .unwrap();
+        init_role(
+            d.path(),
+            V2xRole::PseudonymCa,
+            "pca-1",
+            &["127.0.0.1".into()],
+            None,
+            &pass(),
+        )
+        .unwrap();
         let role = RoleDir::open(d.path(), None).unwrap();
         assert_eq!(role.role(), V2xRole::PseudonymCa);
         let s = role.secrets(&pass()).unwrap();

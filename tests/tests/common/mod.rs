@@ -17,6 +17,8 @@ use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_server::{RunningServer, ServeOptions};
 
+pub mod separated;
+
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
 
 pub struct TestCa {

@@ -1,0 +1,191 @@
+//! A separated V2X deployment as operators set it up: each authority's
+//! directory made by `init --role` with its own passphrase, certified by
+//! the CA from its request, the peers' signed bundles imported, then one
+//! `serve --role` per authority on loopback.
+
+use std::path::Path;
+
+use trustca_ca::Passphrase;
+use trustca_scms::BatchPolicy;
+use trustca_server::v2x::{RemoteAuthorities, V2xRole};
+use trustca_server::v2x_role::{self, RoleDir};
+use trustca_server::{Pkcs11Options, RunningServer, ServeOptions};
+
+use super::{PASSPHRASE, TestCa};
+
+/// One authority: its own directory and passphrase, and its server.
+pub struct Authority {
+    pub role: V2xRole,
+    pub dir: tempfile::TempDir,
+    pub server: Option<RunningServer>,
+}
+
+impl Authority {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://{}", self.server.as_ref().unwrap().addr)
+    }
+
+    pub fn passphrase(&self) -> Passphrase {
+        role_passphrase(self.role)
+    }
+
+    /// Its TLS credential as a client would hold it (only the RA's is
+    /// accepted as a client by the others).
+    pub fn client_credentials(&self) -> trustca::client::ClientCredentials {
+        let keys =
+            trustca_ca::Keystore::open(&self.path().join("keys"), &self.passphrase()).unwrap();
+        let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", keys.load("tls").unwrap()));
+        trustca::client::ClientCredentials {
+            cert_pem: std::fs::read_to_string(self.path().join("tls/chain.pem")).unwrap(),
+            key_pem,
+            root_pem: std::fs::read_to_string(self.path().join("trust/root.pem")).unwrap(),
+        }
+    }
+}
+
+/// Each authority's own passphrase (none is the CA's).
+pub fn role_passphrase(role: V2xRole) -> Passphrase {
+    Passphrase::new(format!("{}-only-passphrase", role.as_str()).into_bytes()).unwrap()
+}
+
+/// The four authorities, in the order registration, pseudonym CA,
+/// linkage 1, linkage 2.
+pub struct Separated {
+    pub authorities: Vec<Authority>,
+}
+
+impl Separated {
+    pub fn get(&self, role: V2xRole) -> &Authority {
+        self.authorities.iter().find(|a| a.role == role).unwrap()
+    }
+
+    /// Makes and certifies the four directories (before the CA server
+    /// starts, so it records the new TLS certificates and can revoke them).
+    pub fn provision(ca: &TestCa) -> Self {
+        let ca_pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+        let mut authorities = Vec::new();
+        for role in V2xRole::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let pass = role_passphrase(role);
+            let name = format!("{}-1", role.as_str());
+            let made = v2x_role::init_role(
+                dir.path(),
+                role,
+                &name,
+                &["127.0.0.1".to_owned()],
+                None,
+                &pass,
+            )
+            .unwrap();
+            let request = std::fs::read_to_string(&made.request).unwrap();
+            let credential =
+                v2x_role::certify(ca.data(), &ca_pass, &Pkcs11Options::default(), &request)
+                    .unwrap();
+            let role_dir = RoleDir::open(dir.path(), Some(role)).unwrap();
+            v2x_role::import(&role_dir, &pass, &credential.to_toml().unwrap()).unwrap();
+            authorities.push(Authority {
+                role,
+                dir,
+                server: None,
+            });
+        }
+        let bundles: Vec<(V2xRole, String)> = authorities
+            .iter()
+            .map(|a| {
+                let dir = RoleDir::open(a.path(), None).unwrap();
+                let b = v2x_role::export(&dir, &a.passphrase()).unwrap();
+                (a.role, b.to_toml().unwrap())
+            })
+            .collect();
+        for a in &authorities {
+            let dir = RoleDir::open(a.path(), None).unwrap();
+            for (role, text) in &bundles {
+                let needed = match a.role {
+                    V2xRole::PseudonymCa => matches!(role, V2xRole::Linkage1 | V2xRole::Linkage2),
+                    _ => *role == V2xRole::PseudonymCa,
+                };
+                if needed {
+                    v2x_role::import(&dir, &a.passphrase(), text).unwrap();
+                }
+            }
+        }
+        Self { authorities }
+    }
+
+    /// Copies the CA's CRLs into every authority's `crl/` (as an operator's
+    /// sync job would).
+    pub fn sync_crls(&self, ca: &TestCa) {
+        for a in &self.authorities {
+            let dst = a.path().join("crl");
+            std::fs::create_dir_all(&dst).unwrap();
+            for e in std::fs::read_dir(ca.data().join("crl")).unwrap().flatten() {
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// Starts the pseudonym CA and linkage authorities, then the RA
+    /// pointing at them.
+    pub async fn start(&mut self, batch: BatchPolicy) {
+        for a in self.authorities.iter_mut() {
+            if a.role != V2xRole::Registration {
+                a.server = Some(role_server(a.path(), a.role, None, batch).await);
+            }
+        }
+        let remote = RemoteAuthorities {
+            pseudonym_ca: self.get(V2xRole::PseudonymCa).url(),
+            linkage: [
+                self.get(V2xRole::Linkage1).url(),
+                self.get(V2xRole::Linkage2).url(),
+            ],
+        };
+        let ra = self
+            .authorities
+            .iter_mut()
+            .find(|a| a.role == V2xRole::Registration)
+            .unwrap();
+        ra.server = Some(role_server(ra.path(), ra.role, Some(remote), batch).await);
+    }
+
+    pub async fn stop(&mut self) {
+        for a in self.authorities.iter_mut() {
+            if let Some(s) = a.server.take() {
+                s.shutdown().await.unwrap();
+            }
+        }
+    }
+}
+
+/// Options of one `serve --role` process.
+pub fn role_options(
+    data: &Path,
+    role: V2xRole,
+    remote: Option<RemoteAuthorities>,
+    batch: BatchPolicy,
+) -> ServeOptions {
+    let mut opts = ServeOptions::new(
+        data.to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        role_passphrase(role),
+    );
+    opts.role = Some(role);
+    opts.v2x_remote = remote;
+    opts.v2x_batch = batch;
+    opts.crl_refresh = std::time::Duration::from_millis(200);
+    opts
+}
+
+pub async fn role_server(
+    data: &Path,
+    role: V2xRole,
+    remote: Option<RemoteAuthorities>,
+    batch: BatchPolicy,
+) -> RunningServer {
+    trustca_server::start(role_options(data, role, remote, batch))
+        .await
+        .unwrap()
+}
