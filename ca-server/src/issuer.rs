@@ -429,7 +429,7 @@ mod tests {
         let sector = trustca_model::SectorName::new("automotive").unwrap();
         let identity = DeviceIdentity::new(sector.clone(), "Acme", "EV-200", "SN-0001").unwrap();
         let ext = TrustLevelExtension {
-            kind: trustca_model::CertificateKind::LongTerm,
+            kind: CertificateKind::LongTerm,
             sector,
             level: Some(trustca_model::TrustLevel::new(4).unwrap()),
             policy_version: "2026.11-1".to_owned(),
