@@ -211,7 +211,7 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
         );
         let mut same = a.certificate.tbs().clone();
         same.id = b.certificate.tbs().id.clone();
-        same.verification_key = b.certificate.tbs().verification_key.clone();
+        same.verification_key = b.certificate.tbs().verification_key;
         assert_eq!(&same, b.certificate.tbs());
     }
 
