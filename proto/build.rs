@@ -6,7 +6,6 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/trustca.proto",
-        "proto/pseudonym.proto",
         "proto/registry.proto",
         "proto/v2x.proto",
     ];

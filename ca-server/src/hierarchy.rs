@@ -679,7 +679,7 @@ impl CaHierarchy {
         self.keys.has(name)
     }
 
-    /// The CA's keys (for the pseudonym CAs' keys and state secret).
+    /// The CA's keys (for the V2X CA keys, `v2x_ca`).
     pub(crate) fn keys(&self) -> &CaKeys {
         &self.keys
     }

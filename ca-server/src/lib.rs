@@ -13,7 +13,6 @@ mod hierarchy;
 mod issuer;
 mod keystore;
 pub mod pkcs11;
-pub mod pseudonym_ca;
 mod revocation;
 pub mod root_crl;
 mod service;
@@ -32,8 +31,5 @@ pub use hierarchy::{AUDIT_SIGNERS_DIR, CaHierarchy, InitReport, IssuedCredential
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
 pub use pkcs11::{Pkcs11Key, Pkcs11Pin, Pkcs11Settings, Pkcs11Token};
-pub use pseudonym_ca::{
-    PseudonymAuthority, PseudonymPolicy, PseudonymProfile, PseudonymService, init_pseudonym_cas,
-};
 pub use revocation::{CrlPublisher, PublishedCrl, RevocationService};
 pub use service::{EnrollmentService, MAX_BATCH_ITEMS, caller};

@@ -185,7 +185,8 @@ pub fn read_root_crl(data: &Path) -> Result<Vec<u8>, CaError> {
 }
 
 /// Revokes the root-issued certificate `DIR/ca/<name>.pem` (a sector CA,
-/// a pseudonym CA or a service certificate) and publishes the root CRL.
+/// a service certificate, or an X.509 pseudonym CA left by an older
+/// `init`) and publishes the root CRL.
 /// `root` is the root signer (the caller opened the keystore).
 pub fn revoke_ca(
     data: &Path,
@@ -201,7 +202,7 @@ pub fn revoke_ca(
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid_name || name == ROOT_CRL_NAME {
         return Err(CaError::InvalidRequest(format!(
-            "{name:?} is not a CA the root issued; name a sector (automotive), a pseudonym CA (automotive-pseudonym) or a service (responder, audit, server)"
+            "{name:?} is not a CA the root issued; name a sector (automotive), a service (responder, audit, server) or an old X.509 pseudonym CA (automotive-pseudonym)"
         )));
     }
     if note.len() > 512 {

@@ -35,8 +35,7 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
     /// The trust-level extension's OID, for commands that read certificates
-    /// without a data directory (inspect, verify, verify-answer, pseudonym
-    /// tools). Default: `[extensions] trust_level_oid` of the data
+    /// without a data directory (inspect, verify, verify-answer). Default: `[extensions] trust_level_oid` of the data
     /// directory's pki.toml where there is one, else the built-in default.
     #[arg(long, global = true, env = "TRUSTCA_EXTENSION_OID", value_name = "OID")]
     pub extension_oid: Option<ExtensionOid>,
@@ -278,8 +277,8 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::ca_cmd::CaAction,
     },
-    /// V2X pseudonyms (X.509 certificates or IEEE 1609.2 tickets): vehicle
-    /// pool, revocation lists and linkage CRLs, resolution.
+    /// V2X pseudonyms (IEEE 1609.2 authorization tickets): the vehicle's
+    /// pool, the linkage CRL and checks against it.
     Pseudonym {
         #[command(subcommand)]
         action: crate::pseudonym_cmd::PseudonymAction,
@@ -830,7 +829,6 @@ initialised a new CA in {d}
   CA and service keys   {d}/ca/*.key, encrypted under your passphrase
   policies              {d}/policies/
   store                 {d}/db/
-  resolution authority  {d}/ra/resolution-authority.key (NOT encrypted: move it offline)
 next steps, in another shell with the same TRUSTCA_PASSPHRASE:
   trustca manufacturer add --data {d} --name Acme --sector automotive,hems --out ./acme
   trustca operator add --data {d} --name ops --out ./ops

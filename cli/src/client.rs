@@ -180,7 +180,7 @@ pub fn code_words(code: tonic::Code) -> &'static str {
 }
 
 /// Connects with server-authenticated TLS only, for the public calls
-/// (`GetCrl`, `GetCaCertificates`, `GetPrl`): no client certificate, so
+/// (`GetCrl`, `GetCaCertificates`): no client certificate, so
 /// anyone holding the root can fetch revocation lists.
 pub async fn connect_public(server: &str, root_pem: &str) -> Result<Channel> {
     let (url, host) = server_url(server)?;

@@ -1,7 +1,7 @@
 //! The vehicle's side of the separated V2X authorities: IEEE 1609.2
-//! authorization tickets in the encrypted pool (`trustca pseudonym request
-//! --format ieee1609`, then `rotate`, `status`, `export --format coer`),
-//! and checking a ticket against the pseudonym CA's linkage CRL.
+//! authorization tickets in the encrypted pool (`trustca pseudonym
+//! request`, then `rotate`, `status`, `export`), and checking a ticket
+//! against the pseudonym CA's linkage CRL.
 //!
 //! A request goes to the registration authority (`V2xRegistration`), which
 //! queues it for its next batch; the encrypted responses are downloaded
@@ -23,13 +23,11 @@ use trustca_pseudonym::Caterpillar;
 use trustca_scms::{LinkageCrl, OpenedTicket, TicketOpener};
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
-use crate::vehicle_pool::{
-    Pool, PoolEntry, PoolFormat, PoolProfile, TicketRequestRecord, write_atomic,
-};
+use crate::vehicle_pool::{Pool, PoolEntry, PoolProfile, TicketRequestRecord, write_atomic};
 
 /// Largest gRPC answer accepted from the registration authority.
 pub const MAX_TICKET_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// File names `export --format coer` writes into its directory.
+/// File names `export` writes into its directory.
 pub const TICKET_FILE: &str = "ticket.oer";
 /// The ticket's private key (PKCS#8 PEM, mode 0600).
 pub const TICKET_KEY_FILE: &str = "ticket.key";
@@ -275,7 +273,6 @@ pub async fn request_tickets_into_pool(
     resend: bool,
 ) -> Result<TicketReport> {
     let started = Instant::now();
-    pool.set_format(PoolFormat::Ieee1609)?;
     let mut client =
         V2xRegistrationClient::new(channel).max_decoding_message_size(MAX_TICKET_RESPONSE_BYTES);
     let info = client

@@ -1,13 +1,13 @@
-//! The vehicle's pseudonym pool: its pseudonym certificates and the private
-//! keys it derived for them, encrypted at rest, and the policy for using
-//! them.
+//! The vehicle's pseudonym pool: its IEEE 1609.2 authorization tickets and
+//! the private keys it derived for them, encrypted at rest, and the policy
+//! for using them.
 //!
 //! * **At rest.** `DIR/pool.toml` holds the key derivation parameters and a
-//!   check value; `DIR/pool.bin` holds the whole state (certificates, keys,
+//!   check value; `DIR/pool.bin` holds the whole state (tickets, keys,
 //!   rotation state) sealed with AES-256-GCM. The key comes from a
 //!   passphrase (PBKDF2-HMAC-SHA256) or a key file of at least 32 random
-//!   bytes (HKDF-SHA256). Certificates are encrypted too: which pseudonyms
-//!   belong to one vehicle is exactly what must not leak from a stolen disk.
+//!   bytes (HKDF-SHA256). Tickets are encrypted too: which tickets belong
+//!   to one vehicle is exactly what must not leak from a stolen disk.
 //!   Every save writes a temporary file, syncs it and renames it over the
 //!   old one, so a crash leaves the previous or the new state.
 //! * **Rotation.** The pool uses one certificate at a time and changes it
@@ -20,17 +20,18 @@
 //! * **Expiry.** Certificates whose validity has ended are dropped on every
 //!   save.
 //!
-//! * **Formats.** A pool holds one kind of pseudonym, chosen by its first
-//!   `request` and recorded in the sealed state: X.509 pseudonym
-//!   certificates from the `Pseudonyms` service (the default, and what
-//!   pools written before the choice existed hold), or IEEE 1609.2
-//!   authorization tickets (COER) from the V2X registration authority. A
-//!   ticket pool also keeps, sealed, the caterpillar key of every request
-//!   whose tickets have not all arrived (the registration authority
-//!   delivers them after its next batch), and drops it once they have or
-//!   once the request's last period is over. Entries of both kinds use the
-//!   same rotation and top-up rules; for tickets `serial` is the ticket's
-//!   HashedId8 and `index` its `j`.
+//! * **Tickets.** The pool holds IEEE 1609.2 authorization tickets (COER)
+//!   from the V2X registration authority, and keeps, sealed, the
+//!   caterpillar key of every request whose tickets have not all arrived
+//!   (the registration authority delivers them after its next batch); it
+//!   drops that key once they have or once the request's last period is
+//!   over. For an entry, `serial` is the ticket's HashedId8 and `index` its
+//!   `j`.
+//! * **Old pools.** Pools written before trustca retired its X.509
+//!   pseudonym certificates record the format `x509` (or none, before
+//!   tickets existed). Opening one that holds anything fails with
+//!   [`X509_POOL_REFUSED`] and changes nothing; an empty one becomes a
+//!   ticket pool.
 //!
 //! One process should use a pool directory at a time.
 
@@ -42,7 +43,6 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use trustca_proto::v1 as pb;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The key derivation and check file.
@@ -61,6 +61,8 @@ const MIN_PASSPHRASE: usize = 8;
 pub const DEFAULT_JITTER_PERCENT: u32 = 20;
 /// Default number of covered periods below which a top-up is due.
 pub const DEFAULT_TOPUP_MARGIN: u32 = 2;
+/// Why a pool holding X.509 pseudonym certificates is not opened.
+pub const X509_POOL_REFUSED: &str = "this pool holds X.509 pseudonyms, which trustca no longer issues; request IEEE 1609.2 tickets with `trustca pseudonym request` (into a new --pool directory)";
 
 /// What protects a pool.
 pub enum PoolSecret {
@@ -165,18 +167,18 @@ struct PoolMeta {
     check: String,
 }
 
-/// The sector's pseudonym profile as the pool keeps it.
+/// The sector's ticket profile as the pool keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolProfile {
     /// Sector.
     pub sector: String,
-    /// Version of the pseudonym policy.
+    /// Version of the ticket profile.
     pub policy_version: String,
     /// Unix time at which period 0 starts.
     pub epoch: i64,
     /// Period length.
     pub period_seconds: u64,
-    /// Certificates per period.
+    /// Tickets per period.
     pub certificates_per_period: u32,
     /// Validity overlap at period edges.
     pub overlap_seconds: u64,
@@ -184,24 +186,8 @@ pub struct PoolProfile {
     pub max_periods_ahead: u32,
     /// Periods per request.
     pub max_periods_per_request: u32,
-    /// Permissions in the certificates.
+    /// Permissions in the tickets (PSIDs).
     pub permissions: Vec<String>,
-}
-
-impl From<&pb::PseudonymProfile> for PoolProfile {
-    fn from(p: &pb::PseudonymProfile) -> Self {
-        Self {
-            sector: p.sector.clone(),
-            policy_version: p.policy_version.clone(),
-            epoch: p.epoch,
-            period_seconds: p.period_seconds.max(1),
-            certificates_per_period: p.certificates_per_period.max(1),
-            overlap_seconds: p.overlap_seconds,
-            max_periods_ahead: p.max_periods_ahead.max(1),
-            max_periods_per_request: p.max_periods_per_request.max(1),
-            permissions: p.permissions.clone(),
-        }
-    }
 }
 
 impl PoolProfile {
@@ -222,18 +208,18 @@ impl PoolProfile {
     }
 }
 
-/// One certificate of the pool with its private key.
+/// One ticket of the pool with its private key.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PoolEntry {
     /// Period.
     pub period: u64,
     /// Index within the period.
     pub index: u32,
-    /// The certificate, DER, hex.
+    /// The ticket, COER, hex.
     pub certificate: String,
     /// The private key scalar, hex (secret).
     pub key: String,
-    /// Serial, hex.
+    /// The ticket's HashedId8, hex.
     pub serial: String,
     /// Validity, unix seconds.
     pub not_before: i64,
@@ -262,9 +248,9 @@ impl std::fmt::Debug for PoolEntry {
 }
 
 impl PoolEntry {
-    /// The certificate, DER.
+    /// The ticket, COER.
     pub fn certificate_der(&self) -> Result<Vec<u8>> {
-        hex::decode(&self.certificate).context("pool: corrupt certificate")
+        hex::decode(&self.certificate).context("pool: corrupt ticket")
     }
 
     /// The private key as PKCS#8 DER (secret).
@@ -321,26 +307,20 @@ impl Default for Settings {
     }
 }
 
-/// What a pool holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+/// What a pool's sealed state says it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PoolFormat {
-    /// X.509 pseudonym certificates (the `Pseudonyms` service).
+enum PoolFormat {
+    /// X.509 pseudonym certificates, no longer issued: such a pool is not
+    /// opened (and pools written before tickets existed record no format).
     #[default]
     X509,
     /// IEEE 1609.2 authorization tickets (the `V2xRegistration` service).
     Ieee1609,
 }
 
-impl PoolFormat {
-    /// Lower-case name, as on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X509 => "x509",
-            Self::Ieee1609 => "ieee1609",
-        }
-    }
-}
+/// The format name `status` reports.
+pub const POOL_FORMAT: &str = "ieee1609";
 
 /// A ticket request whose tickets have not all arrived: what is needed to
 /// open the registration authority's responses to it.
@@ -394,11 +374,11 @@ struct PoolState {
     /// What the pool holds (absent in pools written before tickets: X.509).
     #[serde(default)]
     format: PoolFormat,
-    /// Ticket requests still waiting for responses (ieee1609 pools).
+    /// Ticket requests still waiting for responses.
     #[serde(default)]
     ticket_requests: Vec<TicketRequestRecord>,
     profile: Option<PoolProfile>,
-    /// The pseudonym CA, DER hex.
+    /// The pseudonym CA, COER hex.
     pseudonym_ca: String,
     /// The trustca root, DER hex.
     root: String,
@@ -559,7 +539,10 @@ impl Pool {
         let pool = Self {
             dir: dir.to_path_buf(),
             key,
-            state: PoolState::default(),
+            state: PoolState {
+                format: PoolFormat::Ieee1609,
+                ..PoolState::default()
+            },
         };
         pool.save_state()?;
         write_atomic(
@@ -571,7 +554,9 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Opens the pool in `dir`; a wrong secret is a clear error.
+    /// Opens the pool in `dir`; a wrong secret is a clear error, and so is
+    /// a pool of X.509 pseudonyms ([`X509_POOL_REFUSED`]), which is left
+    /// as it is.
     pub fn open(dir: &Path, secret: &PoolSecret) -> Result<Self> {
         let meta_path = dir.join(POOL_META);
         let text = std::fs::read_to_string(&meta_path)
@@ -601,8 +586,15 @@ impl Pool {
         let plain = open(&key, STATE_AAD, &sealed[4..]).ok_or_else(|| {
             anyhow::anyhow!("{} does not decrypt (corrupt)", state_path.display())
         })?;
-        let state: PoolState = serde_json::from_slice(&plain)
+        let mut state: PoolState = serde_json::from_slice(&plain)
             .with_context(|| format!("{} is corrupt", state_path.display()))?;
+        if state.format == PoolFormat::X509 {
+            if state.profile.is_some() || !state.entries.is_empty() {
+                bail!("{}: {X509_POOL_REFUSED}", dir.display());
+            }
+            // Empty: nothing of the old format to keep.
+            state.format = PoolFormat::Ieee1609;
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             key,
@@ -630,29 +622,6 @@ impl Pool {
     pub fn save(&mut self, now: i64) -> Result<()> {
         self.drop_expired(now);
         self.save_state()
-    }
-
-    /// What the pool holds.
-    pub fn format(&self) -> PoolFormat {
-        self.state.format
-    }
-
-    /// Chooses what the pool holds; only an empty pool (no profile yet)
-    /// may change.
-    pub fn set_format(&mut self, format: PoolFormat) -> Result<()> {
-        if format == self.state.format {
-            return Ok(());
-        }
-        if self.state.profile.is_some() || !self.state.entries.is_empty() {
-            bail!(
-                "{} holds {} pseudonyms, not {}; use another --pool directory",
-                self.dir.display(),
-                self.state.format.as_str(),
-                format.as_str()
-            );
-        }
-        self.state.format = format;
-        Ok(())
     }
 
     /// Ticket requests whose tickets have not all arrived.
@@ -728,12 +697,13 @@ impl Pool {
         &self.dir
     }
 
-    /// The profile, once the pool has talked to a CA.
+    /// The profile, once the pool has talked to a registration authority.
     pub fn profile(&self) -> Option<&PoolProfile> {
         self.state.profile.as_ref()
     }
 
-    /// Records the CA's profile and certificates. A pool belongs to one sector.
+    /// Records the ticket profile, the pseudonym CA (COER) and the root. A
+    /// pool belongs to one sector.
     pub fn set_profile(
         &mut self,
         profile: PoolProfile,
@@ -759,14 +729,15 @@ impl Pool {
         Ok(())
     }
 
-    /// Records what the CA says it issued to this vehicle.
+    /// Records that tickets up to period `through` were issued to this
+    /// vehicle (remembered after they expire).
     pub fn set_issued_through(&mut self, through: Option<u64>) {
         if through > self.state.issued_through {
             self.state.issued_through = through;
         }
     }
 
-    /// The pseudonym CA certificate, DER (empty before the first request).
+    /// The pseudonym CA certificate, COER (empty before the first request).
     pub fn pseudonym_ca_der(&self) -> Vec<u8> {
         hex::decode(&self.state.pseudonym_ca).unwrap_or_default()
     }
@@ -1020,7 +991,7 @@ impl Pool {
         let next_topup = self.next_topup(now);
         json!({
             "pool": self.dir,
-            "format": self.state.format.as_str(),
+            "format": POOL_FORMAT,
             "pending_requests": self.state.ticket_requests.len(),
             "tickets_awaited": self.tickets_awaited(),
             "sector": profile.map(|p| p.sector.clone()),
@@ -1044,26 +1015,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    #[test]
-    fn pools_written_before_tickets_hold_x509() {
-        // The state of a pool written before the format was recorded.
-        let old = r#"{"profile":null,"pseudonym_ca":"","root":"","entries":[],
-            "current":null,"settings":{"rotation_seconds":null,"jitter_percent":20,
-            "topup_margin_periods":2},"issued_through":null}"#;
-        let state: PoolState = serde_json::from_str(old).unwrap();
-        assert_eq!(state.format, PoolFormat::X509);
-        assert!(state.ticket_requests.is_empty());
-    }
-
-    #[test]
-    fn a_pool_keeps_its_format_once_it_has_a_profile() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = PoolSecret::KeyFile(Zeroizing::new(vec![7u8; 32]));
-        let mut pool = Pool::create(&dir.path().join("p"), &secret).unwrap();
-        pool.set_format(PoolFormat::Ieee1609).unwrap();
-        pool.set_format(PoolFormat::X509).unwrap();
-        pool.set_format(PoolFormat::Ieee1609).unwrap();
-        let profile = PoolProfile {
+    fn profile() -> PoolProfile {
+        PoolProfile {
             sector: "automotive".into(),
             policy_version: "1".into(),
             epoch: 0,
@@ -1073,12 +1026,73 @@ mod tests {
             max_periods_ahead: 3,
             max_periods_per_request: 3,
             permissions: vec![],
-        };
-        pool.set_profile(profile, b"pca", b"root").unwrap();
-        let e = pool.set_format(PoolFormat::X509).unwrap_err();
-        assert!(e.to_string().contains("holds ieee1609"), "{e}");
+        }
+    }
+
+    fn secret() -> PoolSecret {
+        PoolSecret::KeyFile(Zeroizing::new(vec![7u8; 32]))
+    }
+
+    #[test]
+    fn a_new_pool_holds_tickets_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pool = Pool::create(&dir.path().join("p"), &secret()).unwrap();
+        pool.set_profile(profile(), b"pca", b"root").unwrap();
         pool.save(0).unwrap();
-        let reopened = Pool::open(&dir.path().join("p"), &secret).unwrap();
-        assert_eq!(reopened.format(), PoolFormat::Ieee1609);
+        let reopened = Pool::open(&dir.path().join("p"), &secret()).unwrap();
+        assert_eq!(reopened.state.format, PoolFormat::Ieee1609);
+        assert_eq!(reopened.status(0)["format"], "ieee1609");
+    }
+
+    #[test]
+    fn a_pool_of_x509_pseudonyms_is_refused_and_left_as_it_is() {
+        for (old, holds) in [
+            // Written before tickets existed: no format recorded.
+            (
+                r#"{"profile":{"sector":"automotive","policy_version":"1","epoch":0,
+                "period_seconds":3600,"certificates_per_period":2,"overlap_seconds":0,
+                "max_periods_ahead":3,"max_periods_per_request":3,"permissions":["cam"]},
+                "pseudonym_ca":"","root":"","entries":[],"current":null,
+                "settings":{"rotation_seconds":null,"jitter_percent":20,
+                "topup_margin_periods":2},"issued_through":null}"#,
+                true,
+            ),
+            // Written with the format recorded.
+            (
+                r#"{"format":"x509","ticket_requests":[],"profile":null,"pseudonym_ca":"",
+                "root":"","entries":[{"period":1,"index":0,"certificate":"00","key":"11",
+                "serial":"ab","not_before":0,"not_after":10,"used":false}],"current":null,
+                "settings":{"rotation_seconds":null,"jitter_percent":20,
+                "topup_margin_periods":2},"issued_through":1}"#,
+                true,
+            ),
+            // Made by an old `request` that got nothing: nothing to keep.
+            (
+                r#"{"format":"x509","profile":null,"pseudonym_ca":"","root":"","entries":[],
+                "current":null,"settings":{"rotation_seconds":null,"jitter_percent":20,
+                "topup_margin_periods":2},"issued_through":null}"#,
+                false,
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p");
+            let mut pool = Pool::create(&path, &secret()).unwrap();
+            pool.state = serde_json::from_str(old).unwrap();
+            pool.save_state().unwrap();
+            let before = std::fs::read(path.join(POOL_STATE)).unwrap();
+            match Pool::open(&path, &secret()) {
+                Err(e) => {
+                    assert!(holds);
+                    let text = format!("{e:#}");
+                    assert!(text.ends_with(X509_POOL_REFUSED), "{text}");
+                    assert_eq!(text.lines().count(), 1);
+                }
+                Ok(p) => {
+                    assert!(!holds);
+                    assert_eq!(p.state.format, PoolFormat::Ieee1609);
+                }
+            }
+            assert_eq!(std::fs::read(path.join(POOL_STATE)).unwrap(), before);
+        }
     }
 }

@@ -144,7 +144,7 @@ async fn check_revocation(
         .is_some_and(|e| e.kind == CertificateKind::Pseudonym)
     {
         return Ok(Revocation::NotChecked(
-            "pseudonym certificates are revoked through pseudonym revocation lists; use `trustca pseudonym check`".into(),
+            "an X.509 pseudonym certificate (no longer issued; its revocation lists are retired): not checked".into(),
         ));
     }
     if req.crls.is_empty() && req.server.is_none() {

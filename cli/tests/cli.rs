@@ -596,10 +596,13 @@ fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
         data.display()
     );
     assert!(data.join("db").exists());
+    assert!(
+        !data.join("ra").exists(),
+        "no resolution authority key: X.509 pseudonyms are retired"
+    );
     for want in [
         "initialised a new CA in trustca-data",
         "trustca-data/ca/root.pem",
-        "trustca-data/ra/resolution-authority.key",
         "trustca manufacturer add --data trustca-data",
         "trustca enroll --server https://127.0.0.1:",
     ] {

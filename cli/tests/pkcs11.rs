@@ -205,7 +205,6 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
         "automotive",
         "hems",
         "healthcare",
-        "automotive-pseudonym",
         "server",
         "responder",
         "audit",
@@ -222,6 +221,8 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
             "{name}.key exists: the key left the token"
         );
     }
+    // No X.509 pseudonym CA any more (retired).
+    assert!(!ca.join("automotive-pseudonym.pkcs11").exists());
     // The V2X (IEEE 1609.2) CAs were signed in the token too, and state
     // assurance level 5 for keys in a token.
     for name in ["v2x-root.oer", "v2x-aa.oer"] {

@@ -11,9 +11,9 @@
 //! every `i >= p`, and nothing before `p` because the chains only run
 //! forward.
 //!
-//! This module is separate from [`crate::linkage`] (the single-party,
-//! 16-byte, HMAC-based values trustca uses today) because the byte layout
-//! here is fixed by the standard and must interoperate, not be redesigned.
+//! The byte layout is fixed by the standard and must interoperate, not be
+//! redesigned. trustca's separated V2X authorities (`trustca-scms`) use it
+//! for every authorization ticket.
 //!
 //! # Construction
 //!
@@ -35,11 +35,10 @@
 //! (`pseudonym/testdata/prelinkage-vectors.json`), which the tests
 //! reproduce; they were not checked against the text of the standard.
 //!
-//! Periods are absolute `u64` indices as in the rest of the crate; a chain's
-//! `ls(0)` is the seed of the period the chain was created for. Unlike
-//! [`crate::linkage`], the period number itself does not enter the value
-//! (the standard does not put it there); it only selects how far the chain
-//! has been hashed.
+//! Periods are absolute `u64` indices; a chain's `ls(0)` is the seed of the
+//! period the chain was created for. The period number itself does not
+//! enter the value (the standard does not put it there); it only selects
+//! how far the chain has been hashed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -51,8 +50,14 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{PseudonymError, Result};
 use crate::keys::{random_array, to_hex};
-use crate::linkage::{MAX_CERTIFICATES_PER_PERIOD, MAX_CHAIN_STEPS};
 
+/// Most hash steps any chain walk may take (about a second of SHA-256);
+/// asking for a period further ahead fails with
+/// [`PseudonymError::ChainTooLong`].
+pub const MAX_CHAIN_STEPS: u64 = 1 << 20;
+/// Upper bound on the certificates per period of one holder
+/// (`pre_linkage_values`, revocation matching and indexes).
+pub const MAX_CERTIFICATES_PER_PERIOD: u32 = 4096;
 /// Length of a linkage seed `ls(i)` (an AES-128 key).
 pub const LA_SEED_LEN: usize = 16;
 /// Length of a pre-linkage value and of a certificate linkage value.

@@ -33,7 +33,7 @@ pub(crate) enum Revoked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Anyone, without a client certificate (public data: CA certificates,
-    /// CRLs, PRLs).
+    /// CRLs, the linkage CRL, trust snapshots).
     Public,
     /// A verified credential of one of `roles` (empty: any role).
     Caller {
@@ -86,19 +86,6 @@ pub(crate) const RULES: &[(&str, Access)] = &[
     ("/trustca.v1.Revocation/Restrict", caller(&[Operator])),
     ("/trustca.v1.Revocation/GetCrl", Access::Public),
     ("/trustca.v1.Anomalies/Report", caller(&[Gateway])),
-    (
-        "/trustca.v1.Pseudonyms/GetPseudonymProfile",
-        caller(&[LongTerm]),
-    ),
-    (
-        "/trustca.v1.Pseudonyms/RequestPseudonyms",
-        caller(&[LongTerm]),
-    ),
-    (
-        "/trustca.v1.Pseudonyms/RevokePseudonyms",
-        caller(&[Operator]),
-    ),
-    ("/trustca.v1.Pseudonyms/GetPrl", Access::Public),
     (
         "/trustca.v1.ModelRegistry/RegisterModel",
         caller(&[Manufacturer]),
@@ -373,7 +360,6 @@ mod tests {
                 Access::Public => assert!(
                     path.ends_with("/GetCaCertificates")
                         || path.ends_with("/GetCrl")
-                        || path.ends_with("/GetPrl")
                         || path.ends_with("/GetSnapshot")
                         || path.ends_with("/GetLinkageCrl"),
                     "{path} is public"

@@ -1,8 +1,8 @@
 //! The trustca server, put together in one place: the options of `serve`,
 //! which store to open ([`StoreConfig`]), `init` of a data directory, the
 //! mutual-TLS transport, caller authentication with each RPC's rule in one
-//! table, and the schedules (CRLs, PRLs, audit tree heads under leases,
-//! SIGHUP reload, CA revocations made offline). The `trustca` command line,
+//! table, and the schedules (CRLs, audit tree heads under leases, SIGHUP
+//! reload, CA revocations made offline). The `trustca` command line,
 //! the end-to-end tests and the benchmarks start servers through this crate.
 #![forbid(unsafe_code)]
 
@@ -12,11 +12,11 @@ mod crl_watch;
 mod error;
 pub mod est;
 mod lease;
+pub mod legacy;
 pub mod message_limit;
 pub mod metrics;
 pub mod pkcs11;
 pub mod policies;
-pub mod pseudonym;
 mod serve;
 mod store;
 pub mod transport;

@@ -148,20 +148,20 @@ impl Metrics {
         let published = Family::<KindSector, Counter>::default();
         registry.register(
             "revocation_lists_published",
-            "CRLs (kind crl) and PRLs (kind prl) published, by sector",
+            "CRLs (kind crl) published, by sector",
             published.clone(),
         );
         let publish_seconds: Family<KindSector, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(seconds_histogram);
         registry.register(
             "revocation_list_publish_seconds",
-            "Time to build, sign and write a CRL or PRL, in seconds",
+            "Time to build, sign and write a CRL, in seconds",
             publish_seconds.clone(),
         );
         let published_bytes = Family::<KindSector, Gauge>::default();
         registry.register(
             "revocation_list_bytes",
-            "Size of the latest CRL or PRL of a sector, in bytes",
+            "Size of the latest CRL of a sector, in bytes",
             published_bytes.clone(),
         );
         let audit_size = Gauge::default();

@@ -20,10 +20,6 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/recognition.toml"),
     ),
     (
-        "pseudonym.toml",
-        include_str!("../../policies/pseudonym.toml"),
-    ),
-    (
         "v2x-tickets.toml",
         include_str!("../../policies/v2x-tickets.toml"),
     ),
@@ -78,13 +74,8 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
             .map_err(|e| io(format_args!("cannot read {}", tickets.display()), e))?;
         files.push(("v2x-tickets.toml".to_owned(), text));
     }
-    // Optional: the V2X pseudonym profiles (docs/pseudonyms.md).
-    let pseudonym = dir.join("pseudonym.toml");
-    if pseudonym.exists() {
-        let text = std::fs::read_to_string(&pseudonym)
-            .map_err(|e| io(format_args!("cannot read {}", pseudonym.display()), e))?;
-        files.push(("pseudonym.toml".to_owned(), text));
-    }
+    // A `pseudonym.toml` left by an older init (the retired X.509
+    // pseudonym profile) is not read (`crate::legacy`).
     for sub in ["sectors", "detection"] {
         let folder = dir.join(sub);
         if sub == "detection" && !folder.exists() {

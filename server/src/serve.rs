@@ -1,8 +1,8 @@
 //! `trustca serve`: one process hosting every service on one mutual-TLS
 //! port over one durable store. This is where the server is put together:
-//! options, store, CA, trust database, pseudonym authority, transport and
-//! authentication, and the schedules (CRLs, PRLs, audit tree heads under
-//! their leases, SIGHUP policy reload, the watch for CA revocations made
+//! options, store, CA, trust database, the V2X authorities, transport and
+//! authentication, and the schedules (CRLs, audit tree heads under their
+//! leases, SIGHUP policy reload, the watch for CA revocations made
 //! offline).
 
 use std::net::SocketAddr;
@@ -373,7 +373,6 @@ pub fn init_with(
         server_names,
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
     )?;
-    crate::pseudonym::init_pseudonyms(data, &files, &set, passphrase, token.map(|t| t.token))?;
     for role in crate::v2x::init_authorities(data, passphrase)? {
         eprintln!(
             "created V2X {role} key  {}",
@@ -583,17 +582,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(256 * 1024 * 1024);
 
-    let pseudonyms = crate::pseudonym::service(
-        &opts.data,
-        opts.policies.as_deref(),
-        &policy_set,
-        &hierarchy,
-        &storage,
-        &observer,
-    )?;
-    health
-        .set_serving::<trustca_proto::v1::pseudonyms_server::PseudonymsServer<trustca_ca::PseudonymService>>()
-        .await;
+    crate::legacy::warn_x509_pseudonym_material(&opts.data);
     spawn_store_health(&storage, health.clone());
     let v2x = if opts.v2x_in_process {
         let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
@@ -629,7 +618,6 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(enrollment)
         .add_service(trust_service)
         .add_service(revocation)
-        .add_service(pseudonyms)
         .add_service(registry)
         .add_service(snapshots)
         .add_service(anomalies)
@@ -1183,7 +1171,7 @@ pub const HEALTH_STORE_WRITABLE: &str = "trustca.store.writable";
 pub const HEALTH_STORE_INTEGRITY: &str = "trustca.store.integrity";
 
 /// Follows the store's state once a second: while it cannot write, the
-/// write services (enrollment, pseudonyms) and `trustca.store.writable`
+/// write service (enrollment) and `trustca.store.writable`
 /// report NOT_SERVING; once a damaged record was met,
 /// `trustca.store.integrity` does. Each change is logged once. Polling
 /// also drives the store's own recovery probe.
@@ -1226,14 +1214,6 @@ fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::
                 health
                     .set_service_status(
                         <EnrollmentServer<EnrollmentService> as tonic::server::NamedService>::NAME,
-                        status,
-                    )
-                    .await;
-                health
-                    .set_service_status(
-                        <trustca_proto::v1::pseudonyms_server::PseudonymsServer<
-                            trustca_ca::PseudonymService,
-                        > as tonic::server::NamedService>::NAME,
                         status,
                     )
                     .await;

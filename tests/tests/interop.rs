@@ -22,9 +22,7 @@ use common::*;
 use trustca::client::connect;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
-use trustca_proto::v1::pseudonyms_client::PseudonymsClient;
 use trustca_proto::v1::revocation_client::RevocationClient;
-use trustca_pseudonym::Caterpillar;
 
 /// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
 fn required() -> bool {
@@ -112,8 +110,8 @@ async fn artefacts() -> Artefacts {
         });
     };
 
-    // The hierarchy `init` made: root, sector CAs, the pseudonym CA and the
-    // root-issued service certificates.
+    // The hierarchy `init` made: root, sector CAs and the root-issued
+    // service certificates.
     add("root CA", std::slice::from_ref(&root_der), "any");
     for sector in ["automotive", "hems", "healthcare"] {
         let der =
@@ -126,10 +124,6 @@ async fn artefacts() -> Artefacts {
         };
         add(kind, &[der], "any");
     }
-    let pseudonym_ca =
-        pem_ders(&std::fs::read_to_string(data.join("ca/automotive-pseudonym.pem")).unwrap())
-            .remove(0);
-    add("pseudonym CA automotive", &[pseudonym_ca], "any");
     for (stem, kind, eku) in [
         ("server", "TLS server and federation client", "server"),
         ("responder", "trust responder", "ocsp"),
@@ -273,36 +267,6 @@ async fn artefacts() -> Artefacts {
     })
     .await
     .unwrap();
-
-    // X.509 pseudonym certificates, issued to the car.
-    let mut pseudonyms = PseudonymsClient::new(connect(&ca.url(), &car.creds).await.unwrap())
-        .max_decoding_message_size(8 * 1024 * 1024);
-    let profile = pseudonyms
-        .get_pseudonym_profile(pb::GetPseudonymProfileRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .profile
-        .unwrap();
-    let cat = Caterpillar::generate().unwrap();
-    let issued = pseudonyms
-        .request_pseudonyms(pb::RequestPseudonymsRequest {
-            first_period: profile.current_period,
-            number_of_periods: 1,
-            butterfly_request: cat.request().to_bytes().to_vec(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!issued.certificates.is_empty());
-    add(
-        "pseudonym certificate",
-        &[
-            issued.certificates[0].certificate_der.clone(),
-            issued.pseudonym_ca_der.clone(),
-        ],
-        "any",
-    );
 
     // CRLs: every sector's (served over gRPC and written to DIR/crl), and
     // the root's ARL when this version publishes one.

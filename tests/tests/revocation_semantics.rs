@@ -1,6 +1,6 @@
 //! What a revocation means, end to end over mutual TLS: a key revoked for
 //! compromise is refused for good under every identity (enrollment,
-//! renewal, restriction, pseudonyms, decisions), other reasons do not
+//! renewal, restriction, decisions), other reasons do not
 //! block the key, a device whose every certificate is revoked is `revoked`
 //! in answers and signed assertions, and coming back takes an explicit
 //! renewal with a new key. Every step is checked in the audit log.
@@ -165,8 +165,8 @@ async fn a_key_revoked_for_compromise_is_refused_everywhere_for_good() {
     );
     assert_eq!(assertion_status(&ca, &after), TrustStatus::Revoked);
 
-    // Renewal with the same key, a new identity with that key, restriction
-    // of the clone, and pseudonyms for the clone: all refused.
+    // Renewal with the same key, a new identity with that key, and
+    // restriction of the clone: all refused.
     assert_key_refused(enroll_with(&mut enroll, &k, "K1", true).await, "renewal");
     assert_key_refused(
         enroll_with(&mut enroll, &k, "K9", false).await,
@@ -180,19 +180,6 @@ async fn a_key_revoked_for_compromise_is_refused_everywhere_for_good() {
         })
         .await,
         "restriction",
-    );
-    let mut pseudo =
-        pb::pseudonyms_client::PseudonymsClient::new(connect(&url, &clone.creds).await.unwrap());
-    let cat = trustca_pseudonym::Caterpillar::generate().unwrap();
-    assert_key_refused(
-        pseudo
-            .request_pseudonyms(pb::RequestPseudonymsRequest {
-                first_period: 0,
-                number_of_periods: 1,
-                butterfly_request: cat.request().to_bytes().to_vec(),
-            })
-            .await,
-        "pseudonym request",
     );
     // The clone's own certificate was never revoked, yet Decide denies it.
     let mut house_db = TrustDatabaseClient::new(connect(&url, &house.creds).await.unwrap());
@@ -216,7 +203,7 @@ async fn a_key_revoked_for_compromise_is_refused_everywhere_for_good() {
     );
 
     // For good: after a restart the block holds.
-    drop((enroll, rev, db, house_db, pseudo, house_enroll));
+    drop((enroll, rev, db, house_db, house_enroll));
     ca.restart().await;
     let mut enroll = ca.client(&acme).await;
     assert_key_refused(

@@ -171,10 +171,14 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     assert_eq!(v["tickets"], 0, "{v}");
     assert_eq!(v["status"]["certificates"], 40, "{v}");
 
-    // The pool's format is fixed; the other formats are refused clearly.
+    // X.509 pseudonyms are no longer issued: asking for them is refused
+    // clearly (by the command line, before anything is opened or sent).
     let (code, _, out) = cli(&request(&["--format", "x509"]));
-    assert_eq!(code, Some(1));
-    assert!(out.contains("holds ieee1609 pseudonyms"), "{out}");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("no longer issues X.509 pseudonym certificates"),
+        "{out}"
+    );
 
     // Rotation: kept, then forced to another ticket of the period.
     let (_, r, out) = cli(&pool_args("rotate"));
@@ -228,12 +232,13 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(v["profile"], "Ieee1609Dot2", "{v}");
     assert_eq!(v["id"]["i_cert"].as_u64(), Some(p0));
-    // PEM export of a ticket pool is refused.
+    // PEM export (of X.509 pseudonyms) is refused, and writes nothing.
     let mut pem_export = pool_args("export");
     pem_export.extend(args(&["--format", "pem", "--out", &s(&d.join("x.pem"))]));
     let (code, _, out) = cli(&pem_export);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(2));
     assert!(out.contains("--format coer"), "{out}");
+    assert!(!d.join("x.pem").exists());
 
     // At rest, neither the tickets nor the keys are readable.
     let state = std::fs::read(pool.join("pool.bin")).unwrap();

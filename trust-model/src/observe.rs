@@ -25,8 +25,7 @@ pub trait Observer: Send + Sync + Debug {
     fn commit(&self, items: usize, took: Duration) {
         let _ = (items, took);
     }
-    /// A CRL (`kind` = `crl`) or PRL (`kind` = `prl`) of `sector` was
-    /// published: how long building, signing and writing took, and its size.
+    /// A revocation list of `sector` was published (`kind` = `crl`): how long building, signing and writing took, and its size.
     fn published(&self, kind: &str, sector: &str, took: Duration, bytes: usize) {
         let _ = (kind, sector, took, bytes);
     }

@@ -94,7 +94,8 @@ pub enum KeyRole {
     Root,
     /// Every sector CA key.
     Sector,
-    /// Every pseudonym CA key (also signs the pseudonym revocation lists).
+    /// The V2X authorization authority key (the pseudonym CA's, which
+    /// signs IEEE 1609.2 tickets and the linkage CRL).
     Pseudonym,
     /// The trust responder key (signs trust assertions).
     Responder,
