@@ -336,6 +336,7 @@ async fn only_vehicles_of_the_sector_at_the_profiles_level_get_tickets() {
         .revoke_vehicle(pb::RevokeVehicleRequest {
             vehicle: car.identity.clone(),
             from_period: 0,
+            include_past: false,
         })
         .await
         .unwrap_err();
@@ -344,6 +345,7 @@ async fn only_vehicles_of_the_sector_at_the_profiles_level_get_tickets() {
         .revoke_vehicle(pb::RevokeVehicleRequest {
             vehicle: "urn:trustca:automotive:Acme:EV-200:NOBODY".into(),
             from_period: u64::MAX,
+            include_past: false,
         })
         .await
         .unwrap_err();
