@@ -57,7 +57,8 @@ async fn metrics_count_enrollments_decisions_and_publications() {
         .await
         .unwrap();
     assert!(status.contains("200"), "{status}");
-    // CRLs and PRLs were published at start, and the audit log has entries.
+    // CRLs were published at start (no PRLs: the X.509 pseudonym path is
+    // retired), and the audit log has entries.
     assert!(
         sample(
             &before,
@@ -66,11 +67,8 @@ async fn metrics_count_enrollments_decisions_and_publications() {
         "{before}"
     );
     assert!(
-        sample(
-            &before,
-            "trustca_revocation_lists_published_total{kind=\"prl\",sector=\"automotive\"}"
-        ) >= 1.0,
-        "{before}"
+        !before.contains("kind=\"prl\""),
+        "no pseudonym revocation lists any more: {before}"
     );
     assert!(before.contains("trustca_revocation_list_bytes{kind=\"crl\",sector=\"hems\"}"));
     let issued = "trustca_enrollments_total{sector=\"automotive\",outcome=\"issued\"}";
