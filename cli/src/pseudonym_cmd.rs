@@ -252,10 +252,6 @@ pub struct CheckArgs {
     /// issuer.oer) that signed the list and the ticket.
     #[arg(long, requires = "linkage_crl")]
     pub issuer: Option<PathBuf>,
-    /// With --linkage-crl: tickets per period in the sector's profile (the
-    /// CRL's linkage values are matched for j below it).
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub certificates_per_period: u32,
     /// The trustca root: also verify the certificate and the list signer
     /// up to it (X.509 only).
     #[arg(long, conflicts_with = "linkage_crl")]
@@ -958,7 +954,7 @@ pub fn read_prl(path: &Path) -> Result<pb::SignedPrl> {
 }
 
 fn check_ticket(a: &CheckArgs, crl: &Path, issuer: &Path) -> Result<ExitCode> {
-    let r = ticket_cmd::check_files(&a.cert, crl, issuer, a.certificates_per_period)?;
+    let r = ticket_cmd::check_files(&a.cert, crl, issuer)?;
     if a.json {
         print_json(&json!({
             "revoked": r.revoked,
@@ -966,6 +962,8 @@ fn check_ticket(a: &CheckArgs, crl: &Path, issuer: &Path) -> Result<ExitCode> {
             "hashed_id8": r.hashed_id8,
             "crl_number": r.crl_number,
             "crl_series": r.crl_series,
+            "jmax": r.jmax,
+            "i_rev": r.i_rev,
             "entries": r.entries,
             "stale": r.stale,
         }));

@@ -239,13 +239,16 @@ pub(crate) fn pseudonym_ca(
     let (Some(l1), Some(l2)) = (links.next(), links.next()) else {
         return Err(ServerError::Config("two linkage authorities".into()));
     };
-    Ok(PseudonymCa::new(
+    let (crl_key, crl_certificate) = trustca_ca::v2x_ca::crl_signer(data, hierarchy)?;
+    PseudonymCa::new(
         open_store(data, V2xRole::PseudonymCa)?,
         Arc::new(signer),
         certificate,
         [l1, l2],
         profile,
-    ))
+    )
+    .with_crl_signer(Arc::new(crl_key), crl_certificate)
+    .map_err(|e| scms("CRL signer", e))
 }
 
 /// Opens the registration authority over the given linkage authorities and
