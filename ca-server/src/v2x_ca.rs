@@ -172,6 +172,13 @@ fn load_or_generate(keys: &CaKeys, name: &str, role: KeyRole) -> Result<CaKey, C
     }
 }
 
+/// [`load_or_generate`] and the key's public half as a 1609.2 key.
+fn ca_key(keys: &CaKeys, name: &str, role: KeyRole) -> Result<(CaKey, PublicKeyP256), CaError> {
+    let key = load_or_generate(keys, name, role)?;
+    let public = PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;
+    Ok((key, public))
+}
+
 fn read_oer(path: &Path) -> Result<Certificate, CaError> {
     let bytes = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
     Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &bytes)
@@ -358,6 +365,12 @@ pub(crate) fn init_v2x(
     }
     let root_end = v2x_root.tbs().validity.start.to_unix()
         + v2x_root.tbs().validity.duration.as_seconds() as i64;
+    // EA, AA and CRL signer: like a sector CA, never past the root.
+    let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
+    let ca_validity = ValidityPeriod {
+        start,
+        duration: duration_within(wanted.min(root_end - start.to_unix()))?,
+    };
     for (stem, role, what) in [
         (V2X_EA, KeyRole::Sector, "ea"),
         (V2X_AA, KeyRole::Pseudonym, "aa"),
@@ -370,14 +383,8 @@ pub(crate) fn init_v2x(
             Some(k) => k,
             None => take_root_key(keys)?,
         };
-        let key = load_or_generate(keys, stem, role)?;
-        let public =
-            PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;
-        let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
-        let validity = ValidityPeriod {
-            start,
-            duration: duration_within(wanted.min(root_end - start.to_unix()))?,
-        };
+        let (key, public) = ca_key(keys, stem, role)?;
+        let validity = ca_validity;
         // The EA signs enrolment responses and issues enrolment credentials
         // (eeType enrol) that may request authorization tickets; the AA
         // signs authorization responses and issues the tickets (eeType
@@ -418,14 +425,8 @@ pub(crate) fn init_v2x(
         // In the single-process deployment the key lives in the CA
         // keystore like the AA's; a separated CRL signer makes its own and
         // has it certified with `crl_signer_certificate`.
-        let key = load_or_generate(keys, V2X_CRL, KeyRole::Pseudonym)?;
-        let public =
-            PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;
-        let wanted = i64::from(pki.sector_ca.validity_days) * 86_400;
-        let validity = ValidityPeriod {
-            start,
-            duration: duration_within(wanted.min(root_end - start.to_unix()))?,
-        };
+        let (key, public) = ca_key(keys, V2X_CRL, KeyRole::Pseudonym)?;
+        let validity = ca_validity;
         let cert = crl_signer_certificate(
             &CaKeyV2x(&issuer_key),
             &v2x_root,
