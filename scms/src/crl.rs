@@ -63,6 +63,11 @@ pub struct LinkageCrl {
     pub entries: Vec<LinkageRevocation>,
     /// HashedId8 of the CRL signer certificate.
     pub signer: [u8; 8],
+    /// How many revocations the signer held when signing, including those
+    /// withheld for a later period (a decoded list: `entries.len()`). A
+    /// cached list is current while this equals
+    /// `PseudonymCa::revocation_count`.
+    pub revocations: usize,
     secured: SecuredCrl,
 }
 
@@ -128,7 +133,9 @@ impl LinkageCrl {
             }),
         };
         let secured = SecuredCrl::sign(&contents, signer_certificate, signer)?;
-        Self::from_secured(secured)
+        let mut crl = Self::from_secured(secured)?;
+        crl.revocations = entries.len();
+        Ok(crl)
     }
 
     fn from_secured(secured: SecuredCrl) -> Result<Self> {
@@ -173,8 +180,9 @@ impl LinkageCrl {
             jmax: jmax.unwrap_or(0),
             this_update: c.issue_date,
             next_update: c.next_crl,
-            entries,
             signer: secured.signer().hashed_id8(),
+            revocations: entries.len(),
+            entries,
             secured,
         })
     }

@@ -505,7 +505,7 @@ impl PseudonymCaService {
 
     fn remember(&self, crl: &LinkageCrl, at: i64) {
         if let Ok(mut l) = self.latest.lock() {
-            *l = Some((at, crl.as_bytes().to_vec(), crl.entries.len()));
+            *l = Some((at, crl.as_bytes().to_vec(), crl.revocations));
         }
     }
 }

@@ -107,7 +107,7 @@ async fn fill(ra_url: &str, cars: &[Car], periods: u32) -> Vec<Vec<trustca_scms:
             .into_inner();
         assert_eq!(r.queued, periods * profile.certificates_per_period);
     }
-    let pca = Certificate::from_coer(&pca_cert.unwrap()).unwrap();
+    let pca = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &pca_cert.unwrap()).unwrap();
     let mut all = Vec::new();
     for car in cars {
         let mut ra = registration(ra_url, &car.device.creds).await;
@@ -357,13 +357,16 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     .await;
     assert_eq!(vehicle, cars[1].device.identity);
 
-    // Revocation from the next period: the public CRL links car 1's
-    // tickets of periods ≥ current+1 and nothing else.
+    // Revocation from the current period: the public CRL (an IEEE 1609.2
+    // linkage CRL, whose seeds are for one period, iRev = the current one)
+    // links car 1's tickets of periods ≥ current and nothing else. (A
+    // revocation from a later period is withheld until that period: seeds
+    // do not run backwards; scms/tests/authorities.rs checks that.)
     let crl = registration(&ra_url, &ops)
         .await
         .revoke_vehicle(pb::RevokeVehicleRequest {
             vehicle: cars[1].device.identity.clone(),
-            from_period: current + 1,
+            from_period: current,
         })
         .await
         .unwrap()
@@ -378,12 +381,15 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         .crl;
     assert_eq!(fetched, crl, "the published CRL is the new one");
     let crl = LinkageCrl::from_bytes(&fetched).unwrap();
-    let pca_cert =
-        Certificate::from_coer(&std::fs::read(ca.data().join("ca/v2x-aa.oer")).unwrap()).unwrap();
+    let pca_cert = Certificate::from_coer_in(
+        CertProfile::Ieee1609Dot2,
+        &std::fs::read(ca.data().join("ca/v2x-aa.oer")).unwrap(),
+    )
+    .unwrap();
     crl.verify(&pca_cert).unwrap();
     for (n, ts) in tickets.iter().enumerate() {
         for t in ts {
-            let expect = n == 1 && t.period > current;
+            let expect = n == 1 && t.period >= current;
             assert_eq!(
                 crl.revokes(&t.certificate).unwrap(),
                 expect,
@@ -620,7 +626,13 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
             env!("CARGO_MANIFEST_DIR"),
             "/../v2x/tests/independent.py"
         ))
-        .args(files.iter().map(|(n, _)| dir.path().join(n)))
+        // The root in the ETSI profile; the EA (cracaId) and the enrolment
+        // credential (certRequestPermissions) only in the IEEE one.
+        .arg(dir.path().join("root.oer"))
+        .arg("--ieee")
+        .arg(dir.path().join("ea.oer"))
+        .arg("--ieee")
+        .arg(dir.path().join("ec.oer"))
         .env("V2X_ASN1_DIR", asn1)
         .output()
         .unwrap();
