@@ -976,7 +976,10 @@ pub async fn year_over_mtls(repeats: usize) -> Result<Vec<Figure>> {
             responses.len(),
             queued.queued
         );
-        let pca = Certificate::from_coer(&profile.pseudonym_ca_certificate)?;
+        let pca = Certificate::from_coer_in(
+            CertProfile::Ieee1609Dot2,
+            &profile.pseudonym_ca_certificate,
+        )?;
         let opener = TicketOpener::new(
             &cat,
             &pca,

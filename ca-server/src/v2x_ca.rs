@@ -7,8 +7,16 @@
 //! * `ca/v2x-ea.oer`: the enrolment authority, issued by the V2X root.
 //! * `ca/v2x-aa.oer`: the authorization authority (pseudonym CA for CAM
 //!   and DENM), issued by the V2X root.
+//! * `ca/v2x-crl.oer`: the CRL signer (PSID 256 with a `CrlSsp` naming
+//!   [`LINKAGE_CRL_SERIES`] and [`CA_CRL_SERIES`], `issuerIsCraca`), issued
+//!   by the V2X root, which is the CRACA: every certificate below the root
+//!   carries the root's HashedId3 as `cracaId`.
 //! * `ca/v2x-root.pem`: an X.509 certificate from the X.509 root for the
 //!   V2X root's key, so one trust decision (the X.509 root) covers both.
+//!
+//! Everything below the root is in the IEEE 1609.2 profile (a non-zero
+//! `cracaId`, and enrolment credentials with `certRequestPermissions` as
+//! IEEE 1609.2.1 profiles them), not the ETSI TS 103 097 one.
 //!
 //! The keys are ordinary CA keys (`CaKeys`): `v2x-root` is placed like the
 //! root key, `v2x-ea` like the sector CA keys and `v2x-aa` like the
@@ -23,8 +31,9 @@ use trustca_model::{
     TrustLevelExtension,
 };
 use trustca_v2x::{
-    Certificate, Duration, PsidGroupPermissions, PsidSsp, PsidSspRange, SspRange, SubjectAssurance,
-    SubjectPermissions, Time32, ToBeSigned, V2xError, V2xSigner, ValidityPeriod,
+    CertProfile, Certificate, CracaType, CrlSsp, Duration, PsidGroupPermissions, PsidSsp,
+    PsidSspRange, PublicKeyP256, Ssp, SspRange, SubjectAssurance, SubjectPermissions, Time32,
+    ToBeSigned, V2xError, V2xSigner, ValidityPeriod,
 };
 
 use crate::CaError;
@@ -39,6 +48,14 @@ pub const V2X_ROOT: &str = "v2x-root";
 pub const V2X_EA: &str = "v2x-ea";
 /// Key and file stem of the authorization authority (pseudonym CA).
 pub const V2X_AA: &str = "v2x-aa";
+/// Key and file stem of the CRL signer.
+pub const V2X_CRL: &str = "v2x-crl";
+/// `crlSeries` of authorization tickets: the linkage CRL's series (the
+/// ticket profile's `crl_series` must be it).
+pub const LINKAGE_CRL_SERIES: u16 = 1;
+/// `crlSeries` of the certificates revoked by hash: enrolment credentials
+/// and the CA certificates below the root.
+pub const CA_CRL_SERIES: u16 = 2;
 /// ITS-AID of the Cooperative Awareness service (CAM).
 pub const PSID_CAM: u64 = 36;
 /// ITS-AID of the Decentralized Environmental Notification service (DENM).
@@ -155,9 +172,87 @@ fn load_or_generate(keys: &CaKeys, name: &str, role: KeyRole) -> Result<CaKey, C
     }
 }
 
+/// [`load_or_generate`] and the key's public half as a 1609.2 key.
+fn ca_key(keys: &CaKeys, name: &str, role: KeyRole) -> Result<(CaKey, PublicKeyP256), CaError> {
+    let key = load_or_generate(keys, name, role)?;
+    let public = PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;
+    Ok((key, public))
+}
+
 fn read_oer(path: &Path) -> Result<Certificate, CaError> {
     let bytes = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
-    Certificate::from_coer(&bytes).map_err(|e| CaError::Signing(format!("{}: {e}", path.display())))
+    Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &bytes)
+        .map_err(|e| CaError::Signing(format!("{}: {e}", path.display())))
+}
+
+/// The PSIDs and SSP ranges of authorization tickets: what the AA may
+/// issue, what the EA lets enrolment credentials request, and what those
+/// request (one list, so the three always agree).
+pub fn ticket_permissions() -> Vec<PsidSspRange> {
+    vec![
+        PsidSspRange {
+            psid: PSID_CAM,
+            ssp_range: Some(SspRange::All),
+        },
+        PsidSspRange {
+            psid: PSID_DENM,
+            ssp_range: Some(SspRange::All),
+        },
+        PsidSspRange {
+            psid: PSID_CPM,
+            ssp_range: None,
+        },
+    ]
+}
+
+/// Issues a CA certificate below the V2X root in the IEEE 1609.2 profile,
+/// with the root as CRACA (`cracaId` its HashedId3) and `crlSeries`
+/// [`CA_CRL_SERIES`] unless the caller set one.
+fn issue_below_root(
+    mut tbs: ToBeSigned,
+    root: &Certificate,
+    root_signer: &dyn V2xSigner,
+) -> Result<Certificate, CaError> {
+    tbs.craca_id = root.hashed_id3();
+    if tbs.crl_series == 0 {
+        tbs.crl_series = CA_CRL_SERIES;
+    }
+    Certificate::issue_in(CertProfile::Ieee1609Dot2, tbs, root, root_signer).map_err(v2x_err)
+}
+
+/// Certifies a CRL signer's public key (made here or on another machine)
+/// with the V2X root: id `name`, PSID 256 with a `CrlSsp` (version 1,
+/// `issuerIsCraca`: the root is the CRACA) permitting `crl_series`, the
+/// given validity (clamped to the root's) and assurance.
+pub fn crl_signer_certificate(
+    root_signer: &dyn V2xSigner,
+    root: &Certificate,
+    public_key: PublicKeyP256,
+    name: &str,
+    crl_series: &[u16],
+    validity: ValidityPeriod,
+    assurance: SubjectAssurance,
+) -> Result<Certificate, CaError> {
+    if crl_series.is_empty() {
+        return Err(CaError::Signing(
+            "a CRL signer must be permitted at least one CRL series".into(),
+        ));
+    }
+    let ssp = CrlSsp {
+        associated_craca: CracaType::IssuerIsCraca,
+        crls: crl_series.to_vec(),
+    };
+    let mut tbs = ToBeSigned::new(
+        trustca_v2x::CertificateId::Name(name.to_owned()),
+        validity,
+        public_key,
+    );
+    tbs.app_permissions = Some(vec![PsidSsp {
+        psid: trustca_v2x::CRL_PSID,
+        ssp: Some(Ssp::Opaque(ssp.to_coer())),
+    }]);
+    tbs.assurance_level = Some(assurance);
+    issue_below_root(tbs, root, root_signer)
 }
 
 /// The `id` name of a V2X CA certificate: `<role>.v2x.<trust_domain>`.
@@ -185,8 +280,7 @@ pub(crate) fn init_v2x(
     } else {
         let key = load_or_generate(keys, V2X_ROOT, KeyRole::Root)?;
         let signer = CaKeyV2x(&key);
-        let public =
-            trustca_v2x::PublicKeyP256::from_sec1(&signer.public_key_sec1()).map_err(v2x_err)?;
+        let public = PublicKeyP256::from_sec1(&signer.public_key_sec1()).map_err(v2x_err)?;
         // Like the X.509 root: from now until its notAfter (never past it).
         let validity = ValidityPeriod {
             start,
@@ -196,11 +290,24 @@ pub(crate) fn init_v2x(
             &v2x_name("root", &pki.trust_domain),
             public,
             validity,
-            // Root -> EA/AA -> end entity: chains of exactly two below.
-            vec![PsidGroupPermissions::all(
-                2,
-                PsidGroupPermissions::EE_APP | PsidGroupPermissions::EE_ENROL,
-            )],
+            vec![
+                // The CRL signer, directly below the root (chain of one).
+                PsidGroupPermissions {
+                    subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
+                        psid: trustca_v2x::CRL_PSID,
+                        ssp_range: Some(SspRange::All),
+                    }]),
+                    min_chain_length: 1,
+                    chain_length_range: 0,
+                    ee_type: PsidGroupPermissions::EE_APP,
+                },
+                // Every other PSID: root -> EA/AA -> end entity, chains of
+                // exactly two below.
+                PsidGroupPermissions::all(
+                    2,
+                    PsidGroupPermissions::EE_APP | PsidGroupPermissions::EE_ENROL,
+                ),
+            ],
         );
         tbs.assurance_level = Some(assurance_for(&key)?);
         let cert = Certificate::sign_root_with(tbs, &signer).map_err(v2x_err)?;
@@ -219,8 +326,7 @@ pub(crate) fn init_v2x(
     let mut loaded_root: Option<CaKey> = None;
     if !pem_path.exists() {
         let key = take_root_key(keys)?;
-        if trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
-            .map_err(v2x_err)?
+        if PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?
             != v2x_root.tbs().verification_key
         {
             return Err(CaError::Signing(format!(
@@ -259,6 +365,8 @@ pub(crate) fn init_v2x(
     }
     let root_end = v2x_root.tbs().validity.start.to_unix()
         + v2x_root.tbs().validity.duration.as_seconds() as i64;
+    // EA, AA and CRL signer: like a sector CA, never past the root.
+    let ca_validity = authority_validity(pki, start, root_end)?;
     for (stem, role, what) in [
         (V2X_EA, KeyRole::Sector, "ea"),
         (V2X_AA, KeyRole::Pseudonym, "aa"),
@@ -271,22 +379,41 @@ pub(crate) fn init_v2x(
             Some(k) => k,
             None => take_root_key(keys)?,
         };
-        let key = load_or_generate(keys, stem, role)?;
-        let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
-            .map_err(v2x_err)?;
-        let validity = authority_validity(pki, start, root_end)?;
-        let tbs = authority_tbs(role, what, public, validity, pki, assurance_for(&key)?);
-        let cert =
-            Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&issuer_key)).map_err(v2x_err)?;
+        let (key, public) = ca_key(keys, stem, role)?;
+        let tbs = authority_tbs(role, what, public, ca_validity, pki, assurance_for(&key)?);
+        let cert = issue_below_root(tbs, &v2x_root, &CaKeyV2x(&issuer_key))?;
         write_new(&path, cert.as_coer())?;
         created.push(format!("{stem}.oer"));
         loaded_root = Some(issuer_key);
     }
+    let crl_path = dir.join(format!("{V2X_CRL}.oer"));
+    if !crl_path.exists() {
+        let issuer_key = match loaded_root.take() {
+            Some(k) => k,
+            None => take_root_key(keys)?,
+        };
+        // In the single-process deployment the key lives in the CA
+        // keystore like the AA's; a separated CRL signer makes its own and
+        // has it certified with `crl_signer_certificate`.
+        let (key, public) = ca_key(keys, V2X_CRL, KeyRole::Pseudonym)?;
+        let validity = ca_validity;
+        let cert = crl_signer_certificate(
+            &CaKeyV2x(&issuer_key),
+            &v2x_root,
+            public,
+            &v2x_name("crl", &pki.trust_domain),
+            &[LINKAGE_CRL_SERIES, CA_CRL_SERIES],
+            validity,
+            assurance_for(&key)?,
+        )?;
+        write_new(&crl_path, cert.as_coer())?;
+        created.push(format!("{V2X_CRL}.oer"));
+    }
     Ok(created)
 }
 
-/// An EA's or AA's validity: from `start` for the sector CAs' lifetime,
-/// never past the V2X root's end.
+/// An EA's, AA's or CRL signer's validity: from `start` for the sector
+/// CAs' lifetime, never past the V2X root's end.
 fn authority_validity(
     pki: &trustca_model::policy::PkiPolicy,
     start: Time32,
@@ -301,61 +428,28 @@ fn authority_validity(
 
 /// The to-be-signed of the enrolment authority (`role` `Sector`) or the
 /// authorization authority (`Pseudonym`): one profile for the EA/AA made
-/// by `init` and for an AA whose key was made on its own machine.
+/// by `init` and for an AA whose key was made on its own machine. The EA
+/// signs enrolment responses and issues enrolment credentials (eeType
+/// enrol) that may request authorization tickets; the AA signs
+/// authorization responses and issues the tickets (eeType app). Both for
+/// the ticket PSIDs.
 fn authority_tbs(
     role: KeyRole,
     what: &str,
-    public: trustca_v2x::PublicKeyP256,
+    public: PublicKeyP256,
     validity: ValidityPeriod,
     pki: &trustca_model::policy::PkiPolicy,
     assurance: SubjectAssurance,
 ) -> ToBeSigned {
-    let (app, issue) = if role == KeyRole::Sector {
-        // The EA signs enrolment responses and issues enrolment
-        // credentials, which may only request authorization tickets.
-        (
-            vec![PsidSsp {
-                psid: PSID_CERT_REQUEST,
-                ssp: None,
-            }],
-            PsidGroupPermissions {
-                subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
-                    psid: PSID_CERT_REQUEST,
-                    ssp_range: Some(SspRange::All),
-                }]),
-                min_chain_length: 1,
-                chain_length_range: 0,
-                ee_type: PsidGroupPermissions::EE_ENROL,
-            },
-        )
-    } else {
-        // The AA signs authorization responses and issues
-        // authorization tickets (pseudonyms) for CAM, DENM and CPM.
-        (
-            vec![PsidSsp {
-                psid: PSID_CERT_REQUEST,
-                ssp: None,
-            }],
-            PsidGroupPermissions {
-                subject_permissions: SubjectPermissions::Explicit(vec![
-                    PsidSspRange {
-                        psid: PSID_CAM,
-                        ssp_range: Some(SspRange::All),
-                    },
-                    PsidSspRange {
-                        psid: PSID_DENM,
-                        ssp_range: Some(SspRange::All),
-                    },
-                    PsidSspRange {
-                        psid: PSID_CPM,
-                        ssp_range: None,
-                    },
-                ]),
-                min_chain_length: 1,
-                chain_length_range: 0,
-                ee_type: PsidGroupPermissions::EE_APP,
-            },
-        )
+    let issue = PsidGroupPermissions {
+        subject_permissions: SubjectPermissions::Explicit(ticket_permissions()),
+        min_chain_length: 1,
+        chain_length_range: 0,
+        ee_type: if role == KeyRole::Sector {
+            PsidGroupPermissions::EE_ENROL
+        } else {
+            PsidGroupPermissions::EE_APP
+        },
     };
     let mut tbs = ToBeSigned::ca(
         &v2x_name(what, &pki.trust_domain),
@@ -363,27 +457,24 @@ fn authority_tbs(
         validity,
         vec![issue],
     );
-    tbs.app_permissions = Some(app);
+    tbs.app_permissions = Some(vec![PsidSsp {
+        psid: PSID_CERT_REQUEST,
+        ssp: None,
+    }]);
     tbs.assurance_level = Some(assurance);
     tbs
 }
 
-/// Certifies the key of an authorization authority made on its own
-/// machine (`trustca init --role pseudonym-ca`) with the V2X root held in
-/// `data`: the same profile as the AA `init` makes, assurance level 4 (a
-/// file keystore). The PCA proved possession of the key in its request.
-pub fn certify_authorization_authority(
+/// The V2X root of `data` with its key, checked to belong together, and
+/// the root's end (Unix seconds).
+fn loaded_v2x_root(
     data: &Path,
     hierarchy: &crate::CaHierarchy,
-    pki: &trustca_model::policy::PkiPolicy,
-    public: trustca_v2x::PublicKeyP256,
-    now: OffsetDateTime,
-) -> Result<Certificate, CaError> {
+) -> Result<(Certificate, CaKey, i64), CaError> {
     let root_path = data.join("ca").join(format!("{V2X_ROOT}.oer"));
     let v2x_root = read_oer(&root_path)?;
     let root_key = hierarchy.keys().load(V2X_ROOT)?;
-    if trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&root_key))
-        .map_err(v2x_err)?
+    if PublicKeyP256::from_sec1(StatementSigner::public_key(&root_key)).map_err(v2x_err)?
         != v2x_root.tbs().verification_key
     {
         return Err(CaError::Signing(format!(
@@ -393,11 +484,38 @@ pub fn certify_authorization_authority(
     }
     let root_end = v2x_root.tbs().validity.start.to_unix()
         + v2x_root.tbs().validity.duration.as_seconds() as i64;
+    Ok((v2x_root, root_key, root_end))
+}
+
+/// The certificates of a pseudonym CA made on its own machine (`trustca
+/// init --role pseudonym-ca`), certified with the V2X root held in
+/// `data`: its AA certificate (the AA profile `init` uses) and its CRL
+/// signer certificate (the linkage CRL series), both assurance level 4
+/// (file keystores). The PCA proved possession of both keys in its request.
+pub fn certify_pseudonym_ca(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+    pki: &trustca_model::policy::PkiPolicy,
+    aa_key: PublicKeyP256,
+    crl_key: PublicKeyP256,
+    now: OffsetDateTime,
+) -> Result<(Certificate, Certificate), CaError> {
+    let (v2x_root, root_key, root_end) = loaded_v2x_root(data, hierarchy)?;
     let start = Time32::from_datetime(now).map_err(v2x_err)?;
     let validity = authority_validity(pki, start, root_end)?;
     let assurance = SubjectAssurance::from_trust_level(4).map_err(v2x_err)?;
-    let tbs = authority_tbs(KeyRole::Pseudonym, "aa", public, validity, pki, assurance);
-    Certificate::issue_with(tbs, &v2x_root, &CaKeyV2x(&root_key)).map_err(v2x_err)
+    let tbs = authority_tbs(KeyRole::Pseudonym, "aa", aa_key, validity, pki, assurance);
+    let aa = issue_below_root(tbs, &v2x_root, &CaKeyV2x(&root_key))?;
+    let crl = crl_signer_certificate(
+        &CaKeyV2x(&root_key),
+        &v2x_root,
+        crl_key,
+        &v2x_name("crl", &pki.trust_domain),
+        &[LINKAGE_CRL_SERIES],
+        validity,
+        assurance,
+    )?;
+    Ok((aa, crl))
 }
 
 /// A V2X CA key owned by its holder (the pseudonym CA in `trustca serve`
@@ -430,6 +548,15 @@ pub fn authorization_authority(
     v2x_authority(data, hierarchy, V2X_AA)
 }
 
+/// The CRL signer of the V2X hierarchy (`v2x-crl`, `DATA/ca/v2x-crl.oer`):
+/// signs the linkage and hash CRLs.
+pub fn crl_signer(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+) -> Result<(OwnedV2xSigner, Certificate), CaError> {
+    v2x_authority(data, hierarchy, V2X_CRL)
+}
+
 /// The enrolment authority of the V2X hierarchy (`v2x-ea`,
 /// `DATA/ca/v2x-ea.oer`).
 pub fn enrolment_authority(
@@ -447,8 +574,7 @@ fn v2x_authority(
     let path = data.join("ca").join(format!("{stem}.oer"));
     let cert = read_oer(&path)?;
     let key = hierarchy.keys().load(stem)?;
-    let public = trustca_v2x::PublicKeyP256::from_sec1(StatementSigner::public_key(&key))
-        .map_err(v2x_err)?;
+    let public = PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;
     if public != cert.tbs().verification_key {
         return Err(CaError::Signing(format!(
             "key {stem} does not match {}",
@@ -461,34 +587,39 @@ fn v2x_authority(
 /// How long an enrolment credential is valid (never past its EA).
 pub const ENROLMENT_CREDENTIAL_SECONDS: i64 = 3 * 365 * 86_400;
 
-/// Issues a vehicle's V2X enrolment credential (ETSI TS 102 941 / TS 103
-/// 097 profile): id `none` (the credential names no one on the air),
-/// `appPermissions` the secured certificate request service (PSID 623)
-/// only, `assuranceLevel` the vehicle's trust level, valid from `now` for
-/// three years or until the EA ends. The key is the vehicle's own; the
-/// caller checked that the vehicle holds it.
+/// Issues a vehicle's V2X enrolment credential as IEEE 1609.2.1 profiles
+/// an enrolment certificate (`EeEcaCertRequest`: `appPermissions` and
+/// `certIssuePermissions` absent, `certRequestPermissions` present): id
+/// `none` (the credential names no one on the air), `certRequestPermissions`
+/// the ticket PSIDs ([`ticket_permissions`], eeType app), which the EA's
+/// `certIssuePermissions` (eeType enrol) cover; `assuranceLevel` the
+/// vehicle's trust level; `cracaId` the root's (the EA's), `crlSeries`
+/// [`CA_CRL_SERIES`] (revoked by hash); valid from `now` for three years,
+/// clamped to the EA's validity. The key is the vehicle's own; the caller
+/// checked that the vehicle holds it.
 pub fn issue_enrolment_credential(
     ea: &(OwnedV2xSigner, Certificate),
-    verification_key: trustca_v2x::PublicKeyP256,
+    verification_key: PublicKeyP256,
     level: u8,
     now: OffsetDateTime,
 ) -> Result<Certificate, CaError> {
     let (signer, ea_cert) = ea;
     let start = Time32::from_datetime(now).map_err(v2x_err)?;
-    let ea_end = ea_cert.tbs().validity.start.to_unix()
-        + ea_cert.tbs().validity.duration.as_seconds() as i64;
-    let remaining = ea_end - start.to_unix();
     let validity = ValidityPeriod {
         start,
-        duration: duration_within(remaining.min(ENROLMENT_CREDENTIAL_SECONDS))?,
+        duration: duration_within(ENROLMENT_CREDENTIAL_SECONDS)?,
     };
     let mut tbs = ToBeSigned::new(trustca_v2x::CertificateId::None, validity, verification_key);
-    tbs.app_permissions = Some(vec![PsidSsp {
-        psid: PSID_CERT_REQUEST,
-        ssp: None,
+    tbs.cert_request_permissions = Some(vec![PsidGroupPermissions {
+        subject_permissions: SubjectPermissions::Explicit(ticket_permissions()),
+        min_chain_length: 1,
+        chain_length_range: 0,
+        ee_type: PsidGroupPermissions::EE_APP,
     }]);
+    tbs.craca_id = ea_cert.tbs().craca_id;
+    tbs.crl_series = CA_CRL_SERIES;
     tbs.assurance_level = Some(SubjectAssurance::from_trust_level(level).map_err(v2x_err)?);
-    Certificate::issue_with(tbs, ea_cert, signer).map_err(v2x_err)
+    Certificate::issue_in(CertProfile::Ieee1609Dot2, tbs, ea_cert, signer).map_err(v2x_err)
 }
 
 #[cfg(test)]

@@ -189,17 +189,15 @@ pub struct LinkageCrlArgs {
 pub struct CheckArgs {
     /// The IEEE 1609.2 ticket (COER, e.g. ticket.oer).
     pub cert: PathBuf,
-    /// The pseudonym CA's linkage CRL (`trustca pseudonym linkage-crl`).
+    /// The pseudonym CA's linkage CRL (`trustca pseudonym linkage-crl`), an
+    /// IEEE 1609.2 `SecuredCrl`; its jmax says how many tickets per period
+    /// are matched.
     #[arg(long)]
     pub linkage_crl: PathBuf,
     /// The pseudonym CA certificate (COER, e.g. issuer.oer) that signed the
     /// list and the ticket.
     #[arg(long)]
     pub issuer: PathBuf,
-    /// Tickets per period in the sector's profile (the CRL's linkage
-    /// values are matched for j below it).
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub certificates_per_period: u32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -426,12 +424,7 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------
 
 fn check(a: CheckArgs) -> Result<ExitCode> {
-    let r = ticket_cmd::check_files(
-        &a.cert,
-        &a.linkage_crl,
-        &a.issuer,
-        a.certificates_per_period,
-    )?;
+    let r = ticket_cmd::check_files(&a.cert, &a.linkage_crl, &a.issuer)?;
     if a.json {
         print_json(&json!({
             "revoked": r.revoked,
@@ -439,6 +432,8 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
             "hashed_id8": r.hashed_id8,
             "crl_number": r.crl_number,
             "crl_series": r.crl_series,
+            "jmax": r.jmax,
+            "i_rev": r.i_rev,
             "entries": r.entries,
             "stale": r.stale,
         }));

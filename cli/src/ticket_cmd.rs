@@ -42,11 +42,11 @@ fn refused(s: tonic::Status) -> anyhow::Error {
     crate::client::refused("refused", &s)
 }
 
-/// Reads an IEEE 1609.2 certificate in either profile (ETSI TS 103 097
-/// first, then plain IEEE 1609.2, which admits linkageData tickets).
+/// Reads an IEEE 1609.2 certificate (the IEEE 1609.2 profile, which
+/// admits every ETSI TS 103 097 certificate, linkageData tickets and CA
+/// certificates naming their CRACA).
 pub fn read_v2x_certificate(bytes: &[u8], what: &str) -> Result<Certificate> {
-    Certificate::from_coer(bytes)
-        .or_else(|_| Certificate::from_coer_in(CertProfile::Ieee1609Dot2, bytes))
+    Certificate::from_coer_in(CertProfile::Ieee1609Dot2, bytes)
         .map_err(|e| anyhow::anyhow!("{what} is not an IEEE 1609.2 certificate (COER): {e}"))
 }
 
@@ -374,8 +374,12 @@ pub struct TicketCheck {
     pub period: u64,
     /// The ticket's HashedId8, hex.
     pub hashed_id8: String,
-    /// The list's number.
+    /// The list's number (`indexWithinI`).
     pub crl_number: u64,
+    /// The list's `jmax` (tickets per period it revokes).
+    pub jmax: u8,
+    /// The list's `iRev` (the period its seeds are for).
+    pub i_rev: u16,
     /// The list's series.
     pub crl_series: u16,
     /// Entries in the list.
@@ -384,15 +388,16 @@ pub struct TicketCheck {
     pub stale: bool,
 }
 
-/// Checks a ticket against a linkage CRL: the list's signature with the
-/// pseudonym CA certificate `issuer`, the ticket's signature by the same
-/// CA and its CRL series, then whether an entry's linkage values (for
-/// `j < certificates_per_period`) match the ticket's.
+/// Checks a ticket against an IEEE 1609.2 linkage CRL (`SecuredCrl`): the
+/// list's signature by the CRL signer it carries, which must be permitted
+/// the series and name the pseudonym CA certificate `issuer`'s CRACA; the
+/// ticket's signature by `issuer` and its CRL series; then whether an
+/// entry's linkage values (for `j` below the list's `jmax`) match the
+/// ticket's.
 pub fn check_ticket_against_crl(
     ticket: &[u8],
     crl: &[u8],
     issuer: &[u8],
-    certificates_per_period: u32,
     now: i64,
 ) -> Result<TicketCheck> {
     let issuer = read_v2x_certificate(issuer, "the issuer")?;
@@ -414,14 +419,19 @@ pub fn check_ticket_against_crl(
             list.crl_series
         );
     }
+    if ticket.tbs().craca_id != issuer.tbs().craca_id {
+        bail!("the ticket names another CRACA than its issuer");
+    }
     let revoked = list
-        .revokes(&ticket, certificates_per_period.max(1))
+        .revokes(&ticket)
         .map_err(|e| anyhow::anyhow!("linkage CRL: {e}"))?;
     Ok(TicketCheck {
         revoked,
         period: u64::from(link.i_cert),
         hashed_id8: hex::encode(ticket.hashed_id8()),
         crl_number: list.crl_number,
+        jmax: list.jmax,
+        i_rev: list.i_rev,
         crl_series: list.crl_series,
         entries: list.entries.len(),
         stale: now > list.next_update.to_unix(),
@@ -429,17 +439,11 @@ pub fn check_ticket_against_crl(
 }
 
 /// Checks files: see [`check_ticket_against_crl`].
-pub fn check_files(
-    ticket: &Path,
-    crl: &Path,
-    issuer: &Path,
-    certificates_per_period: u32,
-) -> Result<TicketCheck> {
+pub fn check_files(ticket: &Path, crl: &Path, issuer: &Path) -> Result<TicketCheck> {
     check_ticket_against_crl(
         &read_file(ticket)?,
         &read_file(crl)?,
         &read_file(issuer)?,
-        certificates_per_period,
         now_unix(),
     )
 }

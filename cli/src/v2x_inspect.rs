@@ -140,6 +140,7 @@ pub fn inspect(cert: &Certificate) -> Value {
         "id": match &tbs.id {
             CertificateId::Name(n) => json!(n),
             CertificateId::None => Value::Null,
+            CertificateId::BinaryId(b) => json!({ "binary_id": hex::encode(b) }),
             CertificateId::LinkageData(l) => json!({
                 "i_cert": l.i_cert,
                 "linkage_value": hex::encode(l.linkage_value),

@@ -37,13 +37,45 @@ pub struct LocalDeployment {
 impl LocalDeployment {
     /// Opens (creating) the four stores under `dir` and wires the
     /// authorities; `pca_signer`/`pca_certificate` are the pseudonym CA's
-    /// IEEE 1609.2 key and certificate.
+    /// IEEE 1609.2 key and certificate. Without a CRL signer
+    /// ([`LocalDeployment::open_with_crl_signer`]) revocation is refused.
     pub fn open(
         dir: &Path,
         profile: TicketProfile,
         policy: BatchPolicy,
         pca_signer: Arc<dyn V2xSigner + Send + Sync>,
         pca_certificate: Certificate,
+    ) -> Result<Self> {
+        Self::open_inner(dir, profile, policy, pca_signer, pca_certificate, None)
+    }
+
+    /// [`LocalDeployment::open`] with the CRL signer's key and certificate,
+    /// which sign the linkage CRL.
+    pub fn open_with_crl_signer(
+        dir: &Path,
+        profile: TicketProfile,
+        policy: BatchPolicy,
+        pca_signer: Arc<dyn V2xSigner + Send + Sync>,
+        pca_certificate: Certificate,
+        crl_signer: (Arc<dyn V2xSigner + Send + Sync>, Certificate),
+    ) -> Result<Self> {
+        Self::open_inner(
+            dir,
+            profile,
+            policy,
+            pca_signer,
+            pca_certificate,
+            Some(crl_signer),
+        )
+    }
+
+    fn open_inner(
+        dir: &Path,
+        profile: TicketProfile,
+        policy: BatchPolicy,
+        pca_signer: Arc<dyn V2xSigner + Send + Sync>,
+        pca_certificate: Certificate,
+        crl_signer: Option<(Arc<dyn V2xSigner + Send + Sync>, Certificate)>,
     ) -> Result<Self> {
         profile.check_issuable(&pca_certificate)?;
         let open = |name: &str| -> Result<Arc<dyn Storage>> {
@@ -73,13 +105,17 @@ impl LocalDeployment {
         let (Some(l1), Some(l2)) = (links.next(), links.next()) else {
             return Err(crate::ScmsError::Config("two linkage authorities".into()));
         };
-        let pca = Arc::new(PseudonymCa::new(
+        let mut pca = PseudonymCa::new(
             stores[1].clone(),
             pca_signer,
             pca_certificate,
             [l1, l2],
             profile.clone(),
-        ));
+        );
+        if let Some((signer, certificate)) = crl_signer {
+            pca = pca.with_crl_signer(signer, certificate)?;
+        }
+        let pca = Arc::new(pca);
         let mut linkage = linkage.into_iter();
         let (Some(la1), Some(la2)) = (linkage.next(), linkage.next()) else {
             return Err(crate::ScmsError::Config("two linkage authorities".into()));

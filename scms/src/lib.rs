@@ -19,8 +19,9 @@
 //! [`resolution`] identifies the vehicle behind a misbehaving certificate
 //! only with all four authorities, each contributing one piece and
 //! auditing it in its own store; revoking a vehicle publishes both LAs'
-//! seeds from a period on ([`crl`]), which links only its certificates of
-//! that period and later.
+//! seeds from a period on in an IEEE 1609.2 linkage CRL signed by the CRL
+//! signer ([`crl`]), which links only its certificates of that period and
+//! later.
 //!
 //! Every authority takes its own [`trustca_store::Storage`]: separate
 //! stores (and, with `trustca serve --role`, separate processes) are what
@@ -39,7 +40,7 @@ pub mod registration;
 pub mod resolution;
 pub mod vehicle;
 
-pub use crl::LinkageCrl;
+pub use crl::{LinkageCrl, LinkageCrlParams};
 pub use deployment::LocalDeployment;
 pub use envelope::{CHAIN_ENVELOPE_LEN, ENCRYPTED_PLV_LEN, LinkKey};
 pub use error::ScmsError;

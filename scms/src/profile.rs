@@ -122,8 +122,9 @@ impl TicketProfile {
         if duration > u32::from(u16::MAX) {
             return bad("period_hours + 2 × overlap_hours must fit a Uint16 of hours");
         }
-        if !(1..=1000).contains(&f.certificates_per_period) {
-            return bad("certificates_per_period must be 1..=1000");
+        // jmax in an IEEE 1609.2 linkage CRL is a Uint8.
+        if !(1..=255).contains(&f.certificates_per_period) {
+            return bad("certificates_per_period must be 1..=255 (the linkage CRL's jmax)");
         }
         if !(1..=260).contains(&f.max_periods_per_request) {
             return bad("max_periods_per_request must be 1..=260");

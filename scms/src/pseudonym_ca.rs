@@ -26,7 +26,7 @@ use trustca_v2x::{
     V2xSigner,
 };
 
-use crate::crl::LinkageCrl;
+use crate::crl::{LinkageCrl, LinkageCrlParams};
 use crate::envelope::{CHAIN_ENVELOPE_LEN, LinkKey, random_bytes};
 use crate::error::{Result, ScmsError};
 use crate::linkage_authority::{ChainEnvelope, EncryptedPlv, plv_aad};
@@ -47,8 +47,11 @@ pub const RESPONSE_PLAINTEXT_LEN: usize = 320;
 pub const MAX_BATCH: usize = 50_000;
 /// Audit entries are timed to the start of this window (seconds).
 pub const AUDIT_WINDOW_SECS: i64 = 3600;
-/// The name under which linkage-CRL numbers are allocated.
+/// The name under which linkage-CRL numbers are allocated (one counter per
+/// `iRev`, giving `indexWithinI`).
 const CRL_COUNTER: &str = "v2x-linkage-crl";
+/// How long a linkage CRL is current (`nextCrl - issueDate`).
+pub const CRL_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 
 /// One ticket request as the registration authority forwards it.
 #[derive(Debug, Clone)]
@@ -127,6 +130,7 @@ pub struct PseudonymCa {
     certificate: Certificate,
     links: [(LaId, LinkKey); 2],
     profile: TicketProfile,
+    crl_signer: Option<(Arc<dyn V2xSigner + Send + Sync>, Certificate)>,
 }
 
 impl std::fmt::Debug for PseudonymCa {
@@ -158,7 +162,34 @@ impl PseudonymCa {
             certificate,
             links,
             profile,
+            crl_signer: None,
         }
+    }
+
+    /// Signs linkage CRLs with the CRL signer `certificate` (PSID 256, its
+    /// `CrlSsp` permitting the profile's `crl_series`) and its key. Without
+    /// one, [`PseudonymCa::revoke`] and [`PseudonymCa::current_crl`]
+    /// refuse: an authorization authority may not sign CRLs.
+    pub fn with_crl_signer(
+        mut self,
+        signer: Arc<dyn V2xSigner + Send + Sync>,
+        certificate: Certificate,
+    ) -> Result<Self> {
+        let ssp = trustca_v2x::CrlSsp::of(&certificate)?
+            .ok_or_else(|| ScmsError::Config("the CRL signer certificate lacks PSID 256".into()))?;
+        if !ssp.crls.contains(&self.profile.crl_series) {
+            return Err(ScmsError::Config(format!(
+                "the CRL signer may not sign CRL series {} (the ticket profile's)",
+                self.profile.crl_series
+            )));
+        }
+        if certificate.issuer() != self.certificate.issuer() {
+            return Err(ScmsError::Config(
+                "the CRL signer and the pseudonym CA have different issuers (CRACAs)".into(),
+            ));
+        }
+        self.crl_signer = Some((signer, certificate));
+        Ok(self)
     }
 
     /// This authority's own store.
@@ -283,6 +314,12 @@ impl PseudonymCa {
             },
             self.profile.crl_series,
         );
+        // The CRACA is the pseudonym CA's own (the V2X root): the linkage
+        // CRL is signed under it.
+        let tbs = ToBeSigned {
+            craca_id: self.certificate.tbs().craca_id,
+            ..tbs
+        };
         let ticket = Certificate::issue_in(
             CertProfile::Ieee1609Dot2,
             tbs,
@@ -401,16 +438,26 @@ impl PseudonymCa {
     }
 
     fn sign_crl(&self, entries: Vec<LinkageRevocation>, now: i64) -> Result<LinkageCrl> {
-        let number = self.store.next_crl_number(CRL_COUNTER)?;
-        LinkageCrl::sign(
-            self.profile.crl_series,
-            number,
-            now,
-            now + 7 * 24 * 3600,
-            entries,
-            &self.certificate,
-            self.signer.as_ref(),
-        )
+        let (signer, certificate) = self
+            .crl_signer
+            .as_ref()
+            .ok_or_else(|| ScmsError::Config("this pseudonym CA has no CRL signer".into()))?;
+        let p = &self.profile;
+        let i_rev = p.period_at(now).unwrap_or(0).min(MAX_PERIOD);
+        let number = self
+            .store
+            .next_crl_number(&format!("{CRL_COUNTER}/{i_rev}"))?;
+        let params = LinkageCrlParams {
+            crl_series: p.crl_series,
+            i_rev: i_rev as u16,
+            index_within_i: number.saturating_sub(1).min(255) as u8,
+            jmax: u8::try_from(p.certificates_per_period)
+                .map_err(|_| ScmsError::Config("certificates_per_period above 255".into()))?,
+            i_max: (i_rev + u64::from(p.max_periods_ahead)).min(MAX_PERIOD) as u16,
+            this_update: now,
+            next_update: now + CRL_LIFETIME_SECS,
+        };
+        LinkageCrl::sign(params, &entries, certificate, signer.as_ref())
     }
 
     fn crl_entries(&self) -> Result<Vec<LinkageRevocation>> {

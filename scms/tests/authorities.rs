@@ -9,7 +9,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use common::{NOW, hierarchy, hierarchy_with};
+use common::{NOW, hierarchy_with, hierarchy_with_crl_signer};
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::resolution::{ResolutionCase, identify};
 use trustca_scms::{
@@ -24,26 +24,29 @@ use trustca_v2x::{
 struct World {
     _dir: tempfile::TempDir,
     d: LocalDeployment,
+    root: Certificate,
     pca_cert: Certificate,
     profile: TicketProfile,
 }
 
 fn world(policy: BatchPolicy) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let (_root, pca_cert, pca_key) = hierarchy();
+    let h = hierarchy_with_crl_signer();
     let profile = TicketProfile::default();
-    let d = LocalDeployment::open(
+    let d = LocalDeployment::open_with_crl_signer(
         dir.path(),
         profile.clone(),
         policy,
-        Arc::new(pca_key),
-        pca_cert.clone(),
+        Arc::new(h.pca_key),
+        h.pca.clone(),
+        (Arc::new(h.crl_key), h.crl),
     )
     .unwrap();
     World {
         _dir: dir,
         d,
-        pca_cert,
+        root: h.root,
+        pca_cert: h.pca,
         profile,
     }
 }
@@ -134,13 +137,17 @@ fn tickets_reach_the_vehicle_as_ieee_1609_2_with_level_and_linkage() {
         assert_eq!(u64::from(i), t.period);
         assert!(lvs.insert(value), "linkage values repeat");
         assert!(keys.insert(c.tbs().verification_key));
-        assert!(
-            c.tbs().validity.contains(
-                Time32::from_unix(w.profile.epoch + t.period as i64 * w.profile.period_seconds())
-                    .unwrap()
-            )
-        );
+        // Valid from the period's start, or from the pseudonym CA's if the
+        // period began before it existed (clamped to the issuer), and never
+        // past the issuer's validity.
+        let period_start =
+            Time32::from_unix(w.profile.epoch + t.period as i64 * w.profile.period_seconds())
+                .unwrap();
+        let issuer = w.pca_cert.tbs().validity;
+        assert!(c.tbs().validity.contains(period_start.max(issuer.start)));
+        assert!(c.tbs().validity.within(&issuer));
         assert_eq!(c.tbs().crl_series, w.profile.crl_series);
+        assert_eq!(c.tbs().craca_id, w.root.hashed_id3());
     }
     let level_of =
         |t: &trustca_scms::OpenedTicket| t.certificate.tbs().assurance_level.unwrap().trust_level();
@@ -612,29 +619,43 @@ fn revocation_links_only_the_future_and_resolution_needs_all_four() {
     let other = w.pca_cert.clone();
     assert!(w.d.pca.resolution_envelopes(&other, "x", "y", NOW).is_err());
 
-    // Revoke from period p = current + 3.
+    // Revoke from period p = current + 3. A 1609.2 linkage CRL carries
+    // the seeds of one period (iRev, the current one), and seeds do not
+    // run backwards: the list signed now withholds the entry, the list
+    // signed in period p carries it.
     let p = current + 3;
     let entry =
         w.d.ra
             .revoke(&bad.id, p, false, "operator", NOW + 7200)
             .unwrap();
-    let crl = w.d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
+    let now_crl = w.d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
+    assert!(now_crl.entries.is_empty());
+    assert_eq!(u64::from(now_crl.i_rev), current);
+    assert_eq!(w.d.pca.revocation_count().unwrap(), 1);
+    let in_p = w.profile.epoch + p as i64 * w.profile.period_seconds() + 600;
+    let crl = w.d.pca.current_crl(in_p).unwrap();
     let crl = LinkageCrl::from_bytes(crl.as_bytes()).unwrap();
     crl.verify(&w.pca_cert).unwrap();
-    let cpp = w.profile.certificates_per_period;
+    crl.verify_chain(&w.pca_cert, &w.root).unwrap();
+    assert_eq!(u64::from(crl.i_rev), p);
+    assert_eq!(crl.crl_number, 0);
+    // jmax is the profile's tickets per period, read from the list.
+    assert_eq!(u32::from(crl.jmax), w.profile.certificates_per_period);
+    assert_eq!(crl.entries.len(), 1);
+    let cpp = u32::from(crl.jmax);
     for t in &tb {
         assert_eq!(
-            crl.revokes(&t.certificate, cpp).unwrap(),
+            crl.revokes(&t.certificate).unwrap(),
             t.period >= p,
             "period {}",
             t.period
         );
     }
     for t in &tg {
-        assert!(!crl.revokes(&t.certificate, cpp).unwrap());
+        assert!(!crl.revokes(&t.certificate).unwrap());
     }
     let mut tampered = crl.as_bytes().to_vec();
-    tampered[40] ^= 1;
+    tampered[21] ^= 1; // the last octet of issueDate
     assert!(
         LinkageCrl::from_bytes(&tampered)
             .unwrap()
@@ -642,8 +663,9 @@ fn revocation_links_only_the_future_and_resolution_needs_all_four() {
             .is_err()
     );
     assert!(LinkageCrl::from_bytes(&crl.as_bytes()[1..]).is_err());
-    // The next list has a higher number and keeps the entry.
-    let next = w.d.pca.current_crl(NOW + 9000).unwrap();
+    // The next list of the same period has a higher indexWithinI and
+    // keeps the entry.
+    let next = w.d.pca.current_crl(in_p + 600).unwrap();
     assert!(next.crl_number > crl.crl_number);
     assert_eq!(next.entries, crl.entries);
     // No more tickets for the revoked vehicle.

@@ -28,10 +28,13 @@ Checks:
 * every ticket: decodes as Certificate (OER), re-encodes byte-identically;
   version 3, explicit, issuer sha256AndDigest = low 8 octets of SHA-256 of
   the PCA's COER; id linkageData with iCert = period, a 9-octet linkage
-  value and no group linkage value; cracaId 000000H; crlSeries = the
-  policy's; validityPeriod = start of the period (policy epoch + period x
-  period_hours) minus overlap, as Time32 (TAI seconds since 2004-01-01,
-  5 leap seconds since then), duration hours(period_hours + 2 x overlap);
+  value and no group linkage value; cracaId = HashedId3 of the root (the
+  CRACA); crlSeries = the policy's; validityPeriod = start of the period
+  (policy epoch + period x period_hours) minus overlap, as Time32 (TAI
+  seconds since 2004-01-01, 5 leap seconds since then), duration
+  hours(period_hours + 2 x overlap), except that it must lie within the
+  PCA's validity (start no earlier, end no later; a clamped start is the
+  PCA's start);
   assuranceLevel octet = level << 5; appPermissions = the policy's table for
   the level (per PSID the row with the highest min_level <= level), in PSID
   order, bitmapSsp as in the policy; verification key ecdsaNistP256 in
@@ -44,9 +47,16 @@ Checks:
   c (32) || BE16(len) || ticket || zero padding, 320 octets; the ticket is
   byte-identical to the one written for it; (cocoon private + c) x G is the
   ticket's verification key.
-* linkage CRL: parsed per the layout in scms/src/crl.rs; series = policy;
-  signer = HashedId8(PCA COER); signature verifies under the 1609.2 rule
-  with the PCA key; for every entry the linkage values lv(i, j) are
+* linkage CRL: decoded with asn1tools as `SecuredCrl` (IEEE 1609.2 CRL
+  modules in ieee1609dot2dot1/), re-encoded byte-identically, psid 256,
+  payload `CrlContents` (also re-encoded identically) with fullLinkedCrl;
+  series = policy; crlCraca = HashedId8(root); signer = one certificate,
+  issued by the root (signature verified), whose appPermissions give PSID
+  256 an opaque `CrlSsp` (decoded with asn1tools) with issuerIsCraca
+  listing the series; the CRL's signature verifies under the 1609.2 rule
+  with that certificate's key over tbsData as received (equal to
+  asn1tools' encoding); jmax = certificates_per_period; for every entry
+  (seeds for period iRev) the linkage values lv(i, j) are
   recomputed from the two released seeds with the CAMP construction
   (ls(i) = SHA-256(BE16(la_id) || ls(i-1) || 00 x 14)[0..16]; plv =
   (AES-128_{ls(i)}(BE16(la_id) || BE32(j) || 00 x 10) XOR that block)[0..9];
@@ -179,7 +189,18 @@ def compressed(pub):
     return pub.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
 
 
-def check_ticket(spec, policy, t, raw, pca_raw, pca_key):
+def duration_seconds(d):
+    unit, v = d
+    return v * {"microseconds": 0, "milliseconds": 0, "seconds": 1, "minutes": 60,
+                "hours": 3600, "sixtyHours": 216000, "years": 31556952}[unit]
+
+
+def within(inner, outer):
+    end = lambda v: v["start"] + duration_seconds(v["duration"])
+    return inner["start"] >= outer["start"] and end(inner) <= end(outer)
+
+
+def check_ticket(spec, policy, t, raw, pca_raw, pca_key, ctx):
     c, tbs = decode_cert(spec, raw)
     if c["issuer"] != ("sha256AndDigest", hashed_id8(pca_raw)):
         raise Fail("issuer %r is not the PCA's HashedId8" % (c["issuer"],))
@@ -195,16 +216,21 @@ def check_ticket(spec, policy, t, raw, pca_raw, pca_key):
         raise Fail("iCert %d, period %d" % (link["iCert"], t["period"]))
     if len(link["linkage-value"]) != 9 or "group-linkage-value" in link:
         raise Fail("linkage data %r" % (link,))
-    if b["cracaId"] != b"\x00\x00\x00":
-        raise Fail("cracaId %r" % b["cracaId"])
+    if b["cracaId"] != ctx["craca_id"]:
+        raise Fail("cracaId %r is not the root's HashedId3" % b["cracaId"])
     if b["crlSeries"] != policy["crl_series"]:
         raise Fail("crlSeries %d" % b["crlSeries"])
     start = policy["epoch_unix"] + t["period"] * policy["period_hours"] * 3600 \
         - policy["overlap_hours"] * 3600
     want = {"start": time32(start),
             "duration": ("hours", policy["period_hours"] + 2 * policy["overlap_hours"])}
-    if b["validityPeriod"] != want:
-        raise Fail("validity %r, expected %r" % (b["validityPeriod"], want))
+    got = b["validityPeriod"]
+    if not within(got, ctx["pca_validity"]):
+        raise Fail("validity %r not within the PCA's" % (got,))
+    if got != want:
+        clamped_start = max(want["start"], ctx["pca_validity"]["start"])
+        if got["start"] != clamped_start or not within(got, want):
+            raise Fail("validity %r, expected %r (clamped to the PCA's)" % (got, want))
     if b.get("assuranceLevel") != bytes([t["level"] << 5]):
         raise Fail("assuranceLevel %r for level %d" % (b.get("assuranceLevel"), t["level"]))
     want = expected_permissions(policy, t["level"])
@@ -247,30 +273,78 @@ def check_response(spec, r, tickets_raw, ticket_keys):
         raise Fail("(cocoon + c)G is not the ticket's verification key")
 
 
-def parse_crl(b):
-    if len(b) < 28 + 72 or b[:6] != b"TLCRL\x01":
-        raise Fail("not a linkage CRL")
-    count = int.from_bytes(b[24:28], "big")
-    tbs_len = 28 + 52 * count
-    if len(b) != tbs_len + 72:
-        raise Fail("length %d for %d entries" % (len(b), count))
-    entries = []
-    for k in range(count):
-        e = b[28 + 52 * k : 28 + 52 * (k + 1)]
-        rel = []
-        for h in (e[:26], e[26:]):
-            rel.append((int.from_bytes(h[:2], "big"), int.from_bytes(h[2:10], "big"), h[10:26]))
-        entries.append(rel)
+CRL_MODULES = ["IEEE1609dot2BaseTypes.asn", "IEEE1609dot2.asn",
+               "ieee1609dot2dot1/crl-base-types.asn", "ieee1609dot2dot1/crl-protocol.asn",
+               "ieee1609dot2dot1/crl-ssp.asn"]
+
+
+def parse_crl(spec, crl_spec, b, root_raw, root_key):
+    """The IEEE 1609.2 SecuredCrl `b`, decoded and verified with asn1tools
+    and cryptography only."""
+    try:
+        d = crl_spec.decode("SecuredCrl", b)
+    except Exception as e:
+        raise Fail("asn1tools cannot decode the SecuredCrl: %s" % e)
+    if crl_spec.encode("SecuredCrl", d) != b:
+        raise Fail("SecuredCrl re-encoding differs")
+    kind, sd = d["content"]
+    if kind != "signedData" or sd["hashId"] != "sha256":
+        raise Fail("not signedData with sha256")
+    tbs = sd["tbsData"]
+    if tbs["headerInfo"] != {"psid": 256}:
+        raise Fail("headerInfo %r" % (tbs["headerInfo"],))
+    inner = tbs["payload"]["data"]["content"]
+    if inner[0] != "unsecuredData":
+        raise Fail("payload is %s" % inner[0])
+    contents = crl_spec.decode("CrlContents", inner[1])
+    if crl_spec.encode("CrlContents", contents) != inner[1]:
+        raise Fail("CrlContents re-encoding differs")
+    tbs_raw = crl_spec.encode("ToBeSignedData", tbs)
+    if tbs_raw not in b:
+        raise Fail("tbsData is not in the bytes received")
+    signer_kind, certs = sd["signer"]
+    if signer_kind != "certificate" or len(certs) != 1:
+        raise Fail("signer %s" % signer_kind)
+    signer_raw = crl_spec.encode("Certificate", certs[0])
+    signer, signer_tbs = decode_cert(spec, signer_raw)
+    if signer["issuer"] != ("sha256AndDigest", hashed_id8(root_raw)):
+        raise Fail("the CRL signer is not issued by the root")
+    verify_ieee(root_key, signer_tbs, root_raw, cert_signature(signer))
+    perms = {p["psid"]: p.get("ssp") for p in signer["toBeSigned"].get("appPermissions", [])}
+    ssp = perms.get(256)
+    if ssp is None or ssp[0] != "opaque":
+        raise Fail("the CRL signer has no opaque SSP for PSID 256")
+    crl_ssp = crl_spec.decode("CrlSsp", ssp[1])
+    if crl_ssp["associatedCraca"] != "issuerIsCraca":
+        raise Fail("CrlSsp %r" % (crl_ssp,))
+    if contents["crlSeries"] not in crl_ssp["crls"]:
+        raise Fail("the CRL signer may not sign series %d" % contents["crlSeries"])
+    if contents["cracaId"] != hashed_id8(root_raw):
+        raise Fail("crlCraca is not the root")
+    sig = sd["signature"][1]
+    der = encode_dss_signature(int.from_bytes(sig["rSig"][1], "big"),
+                               int.from_bytes(sig["sSig"], "big"))
+    verify_ieee(public_key(signer), tbs_raw, signer_raw, der)
+    kind, body = contents["typeSpecific"]
+    if kind != "fullLinkedCrl":
+        raise Fail("typeSpecific %s" % kind)
+    entries, jmaxes = [], set()
+    for jg in body.get("individual", []):
+        jmaxes.add(jg["jmax"])
+        for la in jg["contents"]:
+            id1 = int.from_bytes(la["la1Id"], "big")
+            id2 = int.from_bytes(la["la2Id"], "big")
+            for im in la["contents"]:
+                for e in im["contents"]:
+                    entries.append([(id1, body["iRev"], e["linkage-seed1"]),
+                                    (id2, body["iRev"], e["linkage-seed2"])])
     return {
-        "series": int.from_bytes(b[6:8], "big"),
-        "number": int.from_bytes(b[8:16], "big"),
-        "this_update": int.from_bytes(b[16:20], "big"),
-        "next_update": int.from_bytes(b[20:24], "big"),
+        "series": contents["crlSeries"],
+        "number": body["indexWithinI"],
+        "this_update": contents["issueDate"],
+        "next_update": contents["nextCrl"],
+        "jmax": sorted(jmaxes),
         "entries": entries,
-        "tbs": b[:tbs_len],
-        "signer": b[tbs_len : tbs_len + 8],
-        "r": b[tbs_len + 8 : tbs_len + 40],
-        "s": b[tbs_len + 40 :],
     }
 
 
@@ -328,6 +402,8 @@ def main(manifest_path):
         verify_ieee(root_key, pca_tbs, root_raw, cert_signature(pca))
         pca_key = public_key(pca)
         res["pca_verified_under_root"] = True
+        ctx = {"craca_id": sha256(root_raw)[-3:],
+               "pca_validity": pca["toBeSigned"]["validityPeriod"]}
     except Fail as e:
         failures.append("root/PCA: %s" % e)
         print(json.dumps(res))
@@ -340,7 +416,7 @@ def main(manifest_path):
         raw = open(t["path"], "rb").read()
         tickets_raw.append(raw)
         try:
-            c, key, link = check_ticket(spec, policy, t, raw, pca_raw, pca_key)
+            c, key, link = check_ticket(spec, policy, t, raw, pca_raw, pca_key, ctx)
             decoded += 1
             verified += 1
         except Fail as e:
@@ -374,7 +450,9 @@ def main(manifest_path):
 
     res["crl_signature_verified"] = False
     try:
-        crl = parse_crl(open(m["crl"], "rb").read())
+        crl_spec = asn1tools.compile_files(
+            [os.path.join(asn1_dir(), mod) for mod in CRL_MODULES], "oer", encoding="cp1252")
+        crl = parse_crl(spec, crl_spec, open(m["crl"], "rb").read(), root_raw, root_key)
         res["crl_series"] = crl["series"]
         res["crl_number"] = crl["number"]
         res["crl_entries"] = len(crl["entries"])
@@ -382,10 +460,8 @@ def main(manifest_path):
             failures.append("CRL series %d" % crl["series"])
         if crl["next_update"] <= crl["this_update"]:
             failures.append("CRL nextUpdate not after thisUpdate")
-        if crl["signer"] != hashed_id8(pca_raw):
-            raise Fail("CRL signer is not the PCA")
-        sig = encode_dss_signature(int.from_bytes(crl["r"], "big"), int.from_bytes(crl["s"], "big"))
-        verify_ieee(pca_key, crl["tbs"], pca_raw, sig)
+        if crl["jmax"] != [cpp]:
+            failures.append("CRL jmax %r, expected [%d]" % (crl["jmax"], cpp))
         res["crl_signature_verified"] = True
         last = max(t["period"] for t in tickets)
         revoked = set()

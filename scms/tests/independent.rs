@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{NOW, hierarchy};
+use common::{NOW, hierarchy_with_crl_signer};
 use serde_json::{Value, json};
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::{BatchPolicy, LocalDeployment, TicketOpener, TicketProfile, VehicleCredential};
@@ -93,9 +93,10 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
     }
     let work = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let (root, pca_cert, pca_key) = hierarchy();
+    let h = hierarchy_with_crl_signer();
+    let (root, pca_cert) = (h.root.clone(), h.pca.clone());
     let profile = TicketProfile::default();
-    let d = LocalDeployment::open(
+    let d = LocalDeployment::open_with_crl_signer(
         work.path(),
         profile.clone(),
         BatchPolicy {
@@ -103,8 +104,9 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
             max_wait_secs: 0,
             max_requests_per_batch: 10_000,
         },
-        Arc::new(pca_key),
+        Arc::new(h.pca_key),
         pca_cert.clone(),
+        (Arc::new(h.crl_key), h.crl),
     )
     .unwrap();
     let current = profile.period_at(NOW).unwrap();
@@ -185,7 +187,12 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
             NOW + 7200,
         )
         .unwrap();
-    let crl = d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
+    d.pca.revoke(entry, "operator", NOW + 7200).unwrap();
+    // The list of the revocation period carries the seeds for it (iRev).
+    let crl = d
+        .pca
+        .current_crl(profile.epoch + revoked_from as i64 * profile.period_seconds() + 60)
+        .unwrap();
 
     let manifest = json!({
         "policy": concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/v2x-tickets.toml"),

@@ -233,9 +233,11 @@ pub(crate) fn pseudonym_ca(
     profile: TicketProfile,
 ) -> Result<PseudonymCa> {
     let (signer, certificate) = trustca_ca::v2x_ca::authorization_authority(data, hierarchy)?;
+    let (crl_key, crl_certificate) = trustca_ca::v2x_ca::crl_signer(data, hierarchy)?;
     pseudonym_ca_with(
         Arc::new(signer),
         certificate,
+        (Arc::new(crl_key), crl_certificate),
         &load_key(data, V2xRole::PseudonymCa, passphrase)?,
         [
             load_public(data, V2xRole::Linkage1)?,
@@ -246,11 +248,15 @@ pub(crate) fn pseudonym_ca(
     )
 }
 
-/// A pseudonym CA over its ticket signer and certificate, its own key, the
-/// two linkage authorities' public keys and its own store.
+/// A V2X signing key with its certificate.
+type SignerWithCertificate = (Arc<dyn trustca_v2x::V2xSigner + Send + Sync>, Certificate);
+
+/// A pseudonym CA over its ticket signer and certificate, its CRL signer,
+/// its own key, the two linkage authorities' public keys and its own store.
 pub(crate) fn pseudonym_ca_with(
     signer: Arc<dyn trustca_v2x::V2xSigner + Send + Sync>,
     certificate: Certificate,
+    crl_signer: SignerWithCertificate,
     key: &P256PrivateKey,
     linkage: [P256PublicKey; 2],
     store: Arc<dyn Storage>,
@@ -265,7 +271,10 @@ pub(crate) fn pseudonym_ca_with(
         LinkKey::agree(key, la, la, &own, LINK_LABEL).map_err(|e| scms("linkage transport key", e))
     };
     let links = [(LaId(1), link(&la1)?), (LaId(2), link(&la2)?)];
-    Ok(PseudonymCa::new(store, signer, certificate, links, profile))
+    let (crl_signer, crl_certificate) = crl_signer;
+    PseudonymCa::new(store, signer, certificate, links, profile)
+        .with_crl_signer(crl_signer, crl_certificate)
+        .map_err(|e| scms("CRL signer", e))
 }
 
 /// Opens the registration authority over its own key and store and the
@@ -530,7 +539,7 @@ impl PseudonymCaService {
 
     fn remember(&self, crl: &LinkageCrl, at: i64) {
         if let Ok(mut l) = self.latest.lock() {
-            *l = Some((at, crl.as_bytes().to_vec(), crl.entries.len()));
+            *l = Some((at, crl.as_bytes().to_vec(), crl.revocations));
         }
     }
 }
@@ -1162,10 +1171,11 @@ pub(crate) fn role_services(
 ) -> Result<V2xServices> {
     let profile = ticket_profile(files)?;
     let store: Arc<dyn Storage> = Arc::new(SledStorage::open(&dir.store_dir())?);
-    let read_aa = || -> Result<Certificate> {
-        Certificate::from_coer(&dir.imported(&dir.trust("aa.oer"))?)
-            .map_err(|e| ServerError::Config(format!("trust/aa.oer: {e}")))
+    let read_v2x = |path: &Path| -> Result<Certificate> {
+        Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &dir.imported(path)?)
+            .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
     };
+    let read_aa = || read_v2x(&dir.trust("aa.oer"));
     let mut services = V2xServices {
         auth_store: Arc::clone(&store),
         enrollment: None,
@@ -1175,13 +1185,16 @@ pub(crate) fn role_services(
     };
     match dir.role() {
         V2xRole::PseudonymCa => {
-            let signer = secrets
-                .aa
-                .clone()
-                .ok_or_else(|| ServerError::Config("the pseudonym CA has no AA key".into()))?;
+            let (Some(signer), Some(crl_key)) = (secrets.aa.clone(), secrets.crl.clone()) else {
+                return Err(ServerError::Config(
+                    "the pseudonym CA's keystore lacks its AA or CRL signer key".into(),
+                ));
+            };
+            let crl_certificate = read_v2x(&dir.trust("crl-signer.oer"))?;
             let pca = pseudonym_ca_with(
                 signer,
                 read_aa()?,
+                (crl_key, crl_certificate),
                 &secrets.authority,
                 [
                     dir.peer_key(V2xRole::Linkage1)?,

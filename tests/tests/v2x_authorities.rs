@@ -93,7 +93,7 @@ async fn fill(ra_url: &str, cars: &[Car], periods: u32) -> Vec<Vec<trustca_scms:
             .into_inner();
         assert_eq!(r.queued, periods * profile.certificates_per_period);
     }
-    let pca = Certificate::from_coer(&pca_cert.unwrap()).unwrap();
+    let pca = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &pca_cert.unwrap()).unwrap();
     let mut all = Vec::new();
     for car in cars {
         let mut ra = registration(ra_url, &car.device.creds).await;
@@ -323,13 +323,16 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     .await;
     assert_eq!(vehicle, cars[1].device.identity);
 
-    // Revocation from the next period: the public CRL links car 1's
-    // tickets of periods ≥ current+1 and nothing else.
+    // Revocation from the current period: the public CRL (an IEEE 1609.2
+    // linkage CRL, whose seeds are for one period, iRev = the current one)
+    // links car 1's tickets of periods ≥ current and nothing else. (A
+    // revocation from a later period is withheld until that period: seeds
+    // do not run backwards; scms/tests/authorities.rs checks that.)
     let crl = registration(&ra_url, &ops)
         .await
         .revoke_vehicle(pb::RevokeVehicleRequest {
             vehicle: cars[1].device.identity.clone(),
-            from_period: current + 1,
+            from_period: current,
             include_past: false,
         })
         .await
@@ -345,14 +348,17 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         .crl;
     assert_eq!(fetched, crl, "the published CRL is the new one");
     let crl = LinkageCrl::from_bytes(&fetched).unwrap();
-    let pca_cert =
-        Certificate::from_coer(&std::fs::read(machines[1].join("trust/aa.oer")).unwrap()).unwrap();
+    let pca_cert = Certificate::from_coer_in(
+        CertProfile::Ieee1609Dot2,
+        &std::fs::read(machines[1].join("trust/aa.oer")).unwrap(),
+    )
+    .unwrap();
     crl.verify(&pca_cert).unwrap();
     for (n, ts) in tickets.iter().enumerate() {
         for t in ts {
-            let expect = n == 1 && t.period > current;
+            let expect = n == 1 && t.period >= current;
             assert_eq!(
-                crl.revokes(&t.certificate, 20).unwrap(),
+                crl.revokes(&t.certificate).unwrap(),
                 expect,
                 "car {n} period {}",
                 t.period
@@ -426,7 +432,7 @@ fn assert_only_own_keys(a: &Authority, ca: &TestCa) {
     let mut own_sorted = own.clone();
     own_sorted.sort();
     let expect: &[&str] = if a.role == V2xRole::PseudonymCa {
-        &["aa.key", "authority.key", "tls.key"]
+        &["aa.key", "authority.key", "crl.key", "tls.key"]
     } else {
         &["authority.key", "tls.key"]
     };
@@ -582,22 +588,23 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
         .await
         .unwrap()
         .into_inner();
-    let ec = Certificate::from_coer(&r.credential).unwrap();
-    let ea = Certificate::from_coer(&r.enrolment_authority).unwrap();
+    let ec = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &r.credential).unwrap();
+    let ea = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &r.enrolment_authority).unwrap();
     ec.verify_signed_by(Some(&ea)).unwrap();
-    assert!(ec.conforms_to(CertProfile::EtsiTs103097));
+    // IEEE 1609.2.1's enrolment certificate: certRequestPermissions, no
+    // appPermissions (so not the ETSI TS 103 097 profile).
+    assert!(!ec.conforms_to(CertProfile::EtsiTs103097));
+    assert!(ec.tbs().app_permissions.is_none());
     assert_eq!(ec.tbs().verification_key, public);
     assert_eq!(ec.tbs().id, CertificateId::None);
     assert_eq!(ec.tbs().assurance_level.unwrap().trust_level(), Some(5));
-    let psids: Vec<u64> = ec
-        .tbs()
-        .app_permissions
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| p.psid)
-        .collect();
-    assert_eq!(psids, vec![623]);
+    assert_eq!(ec.tbs().craca_id, ea.tbs().craca_id);
+    let groups = ec.tbs().cert_request_permissions.as_ref().unwrap();
+    let psids: Vec<u64> = match &groups[0].subject_permissions {
+        trustca_v2x::SubjectPermissions::Explicit(r) => r.iter().map(|p| p.psid).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(psids, vec![36, 37, 639]);
     // The independent check: root → EA → EC with asn1tools + cryptography.
     let ok = std::process::Command::new("python3")
         .args(["-c", "import asn1tools, cryptography"])
@@ -628,7 +635,13 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
             env!("CARGO_MANIFEST_DIR"),
             "/../v2x/tests/independent.py"
         ))
-        .args(files.iter().map(|(n, _)| dir.path().join(n)))
+        // The root in the ETSI profile; the EA (cracaId) and the enrolment
+        // credential (certRequestPermissions) only in the IEEE one.
+        .arg(dir.path().join("root.oer"))
+        .arg("--ieee")
+        .arg(dir.path().join("ea.oer"))
+        .arg("--ieee")
+        .arg(dir.path().join("ec.oer"))
         .env("V2X_ASN1_DIR", asn1)
         .output()
         .unwrap();
@@ -723,5 +736,5 @@ fn cli_resolves_and_revokes(
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("now lists 1 vehicle"));
     let crl = LinkageCrl::from_bytes(&std::fs::read(&crl_path).unwrap()).unwrap();
-    assert!(crl.revokes(ticket, 20).unwrap());
+    assert!(crl.revokes(ticket).unwrap());
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 use common::PASSPHRASE;
 use trustca_ca::Passphrase;
 use trustca_v2x::{
-    Certificate, CertificateId, IssuerIdentifier, PublicKeyP256, SubjectPermissions,
+    CertProfile, Certificate, CertificateId, IssuerIdentifier, PublicKeyP256, SubjectPermissions,
 };
 
 fn init(data: &Path) -> trustca_ca::InitReport {
@@ -27,7 +27,7 @@ fn init(data: &Path) -> trustca_ca::InitReport {
 
 fn load(data: &Path, name: &str) -> Certificate {
     let bytes = std::fs::read(data.join("ca").join(name)).unwrap();
-    Certificate::from_coer(&bytes).unwrap()
+    Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &bytes).unwrap()
 }
 
 fn ca_files(data: &Path) -> Vec<(String, Vec<u8>)> {

@@ -204,8 +204,11 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     let ticket_bytes = std::fs::read(out_dir.join("ticket.oer")).unwrap();
     let ticket = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &ticket_bytes).unwrap();
     assert_eq!(hex::encode(ticket.hashed_id8()), current);
-    let issuer =
-        Certificate::from_coer(&std::fs::read(out_dir.join("issuer.oer")).unwrap()).unwrap();
+    let issuer = Certificate::from_coer_in(
+        CertProfile::Ieee1609Dot2,
+        &std::fs::read(out_dir.join("issuer.oer")).unwrap(),
+    )
+    .unwrap();
     ticket.verify_signed_by(Some(&issuer)).unwrap();
     let key_pem = pem::parse(std::fs::read(out_dir.join("ticket.key")).unwrap()).unwrap();
     assert_eq!(key_pem.tag(), "PRIVATE KEY");

@@ -116,11 +116,24 @@ impl Writer {
 pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    max_length: usize,
+    max_count: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
+        Self::with_limits(data, MAX_LENGTH, MAX_COUNT)
+    }
+
+    /// A reader with other limits for length determinants and SEQUENCE OF
+    /// counts (CRLs are longer than certificates).
+    pub(crate) fn with_limits(data: &'a [u8], max_length: usize, max_count: usize) -> Self {
+        Self {
+            data,
+            pos: 0,
+            max_length,
+            max_count,
+        }
     }
 
     pub(crate) fn pos(&self) -> usize {
@@ -192,8 +205,10 @@ impl<'a> Reader<'a> {
         if len < 0x80 {
             return Err(self.non_canonical(at, "long-form length below 128"));
         }
-        if len > MAX_LENGTH {
-            return Err(V2xError::Limit("length above 65536"));
+        if len > self.max_length {
+            return Err(V2xError::Limit(
+                "length determinant above this decoder's limit",
+            ));
         }
         Ok(len)
     }
@@ -245,8 +260,10 @@ impl<'a> Reader<'a> {
     /// The quantity field of a SEQUENCE OF, at most [`MAX_COUNT`].
     pub(crate) fn quantity(&mut self) -> Result<usize, V2xError> {
         let n = self.uint()?;
-        if n > MAX_COUNT as u64 {
-            return Err(V2xError::Limit("SEQUENCE OF with more than 1024 elements"));
+        if n > self.max_count as u64 {
+            return Err(V2xError::Limit(
+                "SEQUENCE OF with more elements than this decoder's limit",
+            ));
         }
         // Every element takes at least one octet in this crate's subset.
         let n = n as usize;
@@ -315,6 +332,8 @@ impl<'a> Reader<'a> {
         let mut r = Reader {
             data: &self.data[..body_start + body.len()],
             pos: body_start,
+            max_length: self.max_length,
+            max_count: self.max_count,
         };
         let v = inner(&mut r)?;
         if r.remaining() != 0 {

@@ -49,6 +49,11 @@ pub enum V2xError {
     /// A value given to a builder or conversion is out of range.
     #[error("value out of range: {0}")]
     OutOfRange(&'static str),
+    /// A certificate to be issued would lie wholly outside its issuer's
+    /// validity period (it would start at or after the issuer's end, or end
+    /// at or before its start), so it cannot be clamped into it.
+    #[error("validity outside the issuer's: {0}")]
+    OutsideIssuerValidity(&'static str),
     /// A public key is not a valid P-256 point.
     #[error("invalid P-256 public key")]
     InvalidKey,

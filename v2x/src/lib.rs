@@ -13,6 +13,8 @@
 //! * [`keys`]: compressed P-256 public keys, SHA-256, [`hashed_id8`] and
 //!   the IEEE 1609.2 signing input, and [`V2xSigner`] for keys held
 //!   elsewhere ([`Certificate::sign_root_with`], [`Certificate::issue_with`]).
+//! * [`crl`]: IEEE 1609.2 CRLs: the CRL signer's [`CrlSsp`], linkage and
+//!   hash CRL contents and the signed [`SecuredCrl`].
 //! * [`encrypted`]: IEEE 1609.2 `EncryptedData` (ECIES P-256 key wrapping,
 //!   AES-128-CCM), [`EncryptedData::seal`] and [`EncryptedData::open`].
 //!
@@ -64,6 +66,7 @@
 
 pub mod cert;
 mod coer;
+pub mod crl;
 pub mod encrypted;
 pub mod error;
 pub mod keys;
@@ -73,6 +76,10 @@ pub use cert::{
     CertProfile, Certificate, CertificateId, EcdsaP256Signature, GroupLinkageValue,
     IssuerIdentifier, LinkageData, MAX_CERTIFICATE_LEN, PsidGroupPermissions, PsidSsp,
     PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance, SubjectPermissions, ToBeSigned,
+};
+pub use crl::{
+    CRL_PSID, CracaType, CrlBody, CrlContents, CrlSsp, HashIdCrl, HashRevocation, IMaxGroup,
+    IndividualRevocation, JMaxGroup, LaGroup, LinkageValueCrl, SecuredCrl, hashed_id10,
 };
 pub use encrypted::{
     EciesP256EncryptedKey, EncryptedData, MAX_ENCRYPTED_DATA_LEN, MAX_RECIPIENTS, P1_EMPTY,

@@ -8,6 +8,9 @@
 //! 2016); IERS has announced no later one. If one is announced, it must be
 //! added to [`LEAP_SECONDS`], otherwise conversions after it are one second
 //! early.
+//!
+//! [`ValidityPeriod::clamp_to`] is the one rule every issuer applies: a
+//! certificate's validity lies within its issuer's.
 
 use time::OffsetDateTime;
 
@@ -135,6 +138,23 @@ impl Duration {
         })
     }
 
+    /// The longest duration of at most `seconds`, in the finest unit that
+    /// can hold it (seconds, minutes, hours, then sixty-hour units);
+    /// `None` for zero seconds.
+    pub fn at_most(seconds: u64) -> Option<Duration> {
+        let max = u64::from(u16::MAX);
+        let d = if seconds <= max {
+            Self::Seconds(seconds as u16)
+        } else if seconds / 60 <= max {
+            Self::Minutes((seconds / 60) as u16)
+        } else if seconds / 3600 <= max {
+            Self::Hours((seconds / 3600) as u16)
+        } else {
+            Self::SixtyHours((seconds / 216_000).min(max) as u16)
+        };
+        (seconds > 0).then_some(d)
+    }
+
     /// The length in whole seconds (sub-second units round down); a year is
     /// 31 556 952 seconds as IEEE 1609.2 defines it.
     pub fn as_seconds(self) -> u64 {
@@ -161,6 +181,50 @@ pub struct ValidityPeriod {
 }
 
 impl ValidityPeriod {
+    /// The first second after the period, `start + duration`, in `Time32`
+    /// seconds (may exceed the `Time32` range, hence `u64`).
+    pub fn end(&self) -> u64 {
+        u64::from(self.start.0) + self.duration.as_seconds()
+    }
+
+    /// Whether this period lies within `outer`: starts no earlier and ends
+    /// no later.
+    pub fn within(&self, outer: &ValidityPeriod) -> bool {
+        self.start >= outer.start && self.end() <= outer.end()
+    }
+
+    /// This period cut to lie within `issuer`'s (IEEE 1609.2 5.1.2.4: a
+    /// certificate is valid only while its issuer is): the start moves up
+    /// to the issuer's start, the end down to the issuer's end. A period
+    /// already within is returned unchanged; a clamped duration is the
+    /// longest whole number of seconds, minutes, hours or sixty-hour units
+    /// that fits (never past the issuer's end). Refused with
+    /// [`V2xError::OutsideIssuerValidity`] when nothing (not one second)
+    /// of it lies within the issuer's period.
+    pub fn clamp_to(self, issuer: &ValidityPeriod) -> Result<ValidityPeriod, V2xError> {
+        if self.within(issuer) {
+            return Ok(self);
+        }
+        if u64::from(self.start.0) >= issuer.end() {
+            return Err(V2xError::OutsideIssuerValidity(
+                "it would start at or after the issuer's end",
+            ));
+        }
+        if self.end() <= u64::from(issuer.start.0) {
+            return Err(V2xError::OutsideIssuerValidity(
+                "it would end at or before the issuer's start",
+            ));
+        }
+        let start = self.start.max(issuer.start);
+        let seconds = self.end().min(issuer.end()) - u64::from(start.0);
+        Ok(ValidityPeriod {
+            start,
+            duration: Duration::at_most(seconds).ok_or(V2xError::OutsideIssuerValidity(
+                "less than a second of it lies within the issuer's",
+            ))?,
+        })
+    }
+
     /// Whether the `Time32` instant `t` lies in `[start, start + duration)`.
     pub fn contains(&self, t: Time32) -> bool {
         let start = u64::from(self.start.0);
@@ -210,6 +274,65 @@ mod tests {
             assert_eq!(Time32::from_unix(unix).unwrap().to_unix(), unix);
         }
         assert!(Time32::from_unix(EPOCH_UNIX + (1i64 << 32)).is_err());
+    }
+
+    #[test]
+    fn clamping_keeps_a_certificate_within_its_issuer() {
+        let issuer = ValidityPeriod {
+            start: Time32(10_000),
+            duration: Duration::Hours(100),
+        };
+        // Within: unchanged, unit kept.
+        let inside = ValidityPeriod {
+            start: Time32(20_000),
+            duration: Duration::Hours(1),
+        };
+        assert_eq!(inside.clamp_to(&issuer), Ok(inside));
+        // Starts before the issuer (a ticket of the first period).
+        let early = ValidityPeriod {
+            start: Time32(0),
+            duration: Duration::Hours(170),
+        };
+        let c = early.clamp_to(&issuer).unwrap();
+        assert_eq!(c.start, issuer.start);
+        assert_eq!(c.end(), issuer.end());
+        // Ends after the issuer: cut, never past it.
+        let late = ValidityPeriod {
+            start: Time32(10_000 + 99 * 3600 + 17),
+            duration: Duration::Years(3),
+        };
+        let c = late.clamp_to(&issuer).unwrap();
+        assert_eq!(c.start, late.start);
+        assert!(c.within(&issuer));
+        assert_eq!(c.end(), issuer.end());
+        // A long remainder rounds down to the unit that holds it.
+        let big = ValidityPeriod {
+            start: Time32(1),
+            duration: Duration::Years(100),
+        };
+        let long_issuer = ValidityPeriod {
+            start: Time32(0),
+            duration: Duration::Years(20),
+        };
+        let c = big.clamp_to(&long_issuer).unwrap();
+        assert!(c.within(&long_issuer));
+        assert!(long_issuer.end() - c.end() < 216_000);
+        // Nothing within: refused.
+        for outside in [
+            ValidityPeriod {
+                start: Time32(10_000 + 100 * 3600),
+                duration: Duration::Hours(1),
+            },
+            ValidityPeriod {
+                start: Time32(0),
+                duration: Duration::Seconds(10_000),
+            },
+        ] {
+            assert!(matches!(
+                outside.clamp_to(&issuer),
+                Err(V2xError::OutsideIssuerValidity(_))
+            ));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use trustca_v2x::{
     Certificate, CertificateId, IssuerIdentifier, SubjectAssurance, V2xError, hashed_id8, sha256,
+    signing_message,
 };
 
 /// The root vector's toBeSigned, encoded by hand from the ASN.1 modules.
@@ -146,16 +147,17 @@ fn kitchen_sink_round_trips() {
 #[test]
 fn encoded_default_is_rejected() {
     let c = chain();
-    // The CA's group `all(1, app)` is 01 01 | 20 | 81 | 80 (quantity,
-    // preamble eeType, all, eeType app). Encode minChainLength 1 too.
+    // The CA's group `all(1, app)` is 01 01 | 00 | 81 (quantity, empty
+    // preamble: minChainLength 1, chainLengthRange 0 and eeType {app} are
+    // all DEFAULT in IEEE 1609.2-2022). Encode minChainLength 1 too.
     let b = c.ca.to_coer();
     let pos = b
-        .windows(5)
-        .position(|w| w == [0x01, 0x01, 0x20, 0x81, 0x80])
+        .windows(4)
+        .position(|w| w == [0x01, 0x01, 0x00, 0x81])
         .unwrap();
     let mut m = b[..pos + 2].to_vec();
-    m.extend_from_slice(&[0xa0, 0x81, 0x01, 0x01, 0x80]);
-    m.extend_from_slice(&b[pos + 5..]);
+    m.extend_from_slice(&[0x80, 0x81, 0x01, 0x01]);
+    m.extend_from_slice(&b[pos + 4..]);
     assert!(matches!(
         Certificate::from_coer(&m),
         Err(V2xError::NonCanonical { .. })
@@ -167,6 +169,55 @@ fn encoded_default_is_rejected() {
         t.verify_signed_by(Some(&c.root)),
         Err(V2xError::BadSignature)
     );
+    // eeType 00H (no end-entity type) is not a valid EndEntityType.
+    let mut z = b[..pos + 2].to_vec();
+    z.extend_from_slice(&[0x20, 0x81, 0x00]);
+    z.extend_from_slice(&b[pos + 4..]);
+    assert!(matches!(
+        Certificate::from_coer(&z),
+        Err(V2xError::Invalid { .. })
+    ));
+}
+
+/// A certificate as an older trustca issued it: `eeType` {app} written out
+/// (canonical under the 2016 module, DEFAULT '00'H), signed over those
+/// bytes. It is read, its signature verifies over the bytes received, its
+/// HashedId8 is over them, and it is flagged; ours never write it.
+#[test]
+fn legacy_explicit_app_ee_type_is_read_and_verified_as_received() {
+    let c = chain();
+    assert!(!c.ca.legacy_ee_type_encoding());
+    let tbs = c.ca.tbs_coer();
+    let pos = tbs
+        .windows(4)
+        .position(|w| w == [0x01, 0x01, 0x00, 0x81])
+        .unwrap();
+    let mut legacy_tbs = tbs[..pos + 2].to_vec();
+    legacy_tbs.extend_from_slice(&[0x20, 0x81, 0x80]);
+    legacy_tbs.extend_from_slice(&tbs[pos + 4..]);
+    let msg = signing_message(&legacy_tbs, c.root.as_coer());
+    let sig = c
+        .root_key
+        .sign(&ring::rand::SystemRandom::new(), &msg)
+        .unwrap();
+    let mut bytes = vec![0x80, 0x03, 0x00, 0x80];
+    bytes.extend_from_slice(&c.root.hashed_id8());
+    bytes.extend_from_slice(&legacy_tbs);
+    bytes.extend_from_slice(&[0x80, 0x80]);
+    bytes.extend_from_slice(sig.as_ref());
+    let legacy = Certificate::from_coer(&bytes).unwrap();
+    assert!(legacy.legacy_ee_type_encoding());
+    assert_eq!(legacy.tbs(), c.ca.tbs());
+    assert_eq!(legacy.as_coer(), &bytes[..]);
+    assert_eq!(legacy.tbs_coer(), &legacy_tbs[..]);
+    legacy.verify_signed_by(Some(&c.root)).unwrap();
+    assert_eq!(legacy.hashed_id8(), hashed_id8(&bytes));
+    assert_ne!(legacy.hashed_id8(), c.ca.hashed_id8());
+    // What this crate encodes from the same fields is the 2022 form.
+    assert_eq!(legacy.tbs().to_coer().unwrap(), c.ca.tbs_coer());
+    // A ticket issued by the legacy certificate chains to it.
+    let t = Certificate::issue(ticket_tbs(&key()), &legacy, &c.ca_key).unwrap();
+    t.verify_signed_by(Some(&legacy)).unwrap();
 }
 
 #[test]

@@ -264,6 +264,8 @@ def main(argv):
     for path in ieee:
         try:
             loaded[path] = load(spec, path, ieee=True)
+            # CA certificates in the IEEE profile (cracaId set) issue others.
+            by_id[hashed_id8(loaded[path][0])] = loaded[path][:2]
         except Reject as e:
             loaded[path] = e
     for path in ieee:

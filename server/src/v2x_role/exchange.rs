@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use trustca_ca::{AuthorityTlsRequest, CaHierarchy, Passphrase, certs_to_pem};
 use trustca_model::{CertificateKind, StatementSigner};
 use trustca_pseudonym::P256PublicKey;
-use trustca_v2x::Certificate;
+use trustca_v2x::{CertProfile, Certificate};
 
 use super::{RoleDir, read_file, sha256_hex, write_file};
 use crate::error::{Result, ServerError};
@@ -28,8 +28,10 @@ use crate::v2x::V2xRole;
 const REQUEST_FORMAT: &str = "trustca-v2x-request-1";
 const CREDENTIAL_FORMAT: &str = "trustca-v2x-credential-1";
 const PEER_FORMAT: &str = "trustca-v2x-peer-1";
-/// Domain of the AA key's proof of possession (then the CSR's DER).
+/// Domains of the AA and CRL signer keys' proofs of possession (then the
+/// CSR's DER, which binds them to this request).
 const AA_POP_DOMAIN: &[u8] = b"trustca-v2x-aa-request-v1";
+const CRL_POP_DOMAIN: &[u8] = b"trustca-v2x-crl-request-v1";
 /// Domain of a peer bundle's signature.
 const PEER_DOMAIN: &[u8] = b"trustca-v2x-peer-bundle-v1";
 /// Largest file accepted by `certify` and `import`.
@@ -114,6 +116,56 @@ pub struct AuthorityRequest {
     /// ECDSA P-256 `r ‖ s` by the AA key over the domain and the CSR.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aa_proof: Option<String>,
+    /// The pseudonym CA's linkage-CRL signing key (SEC 1 uncompressed, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_key: Option<String>,
+    /// Its proof of possession, like `aa_proof`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_proof: Option<String>,
+}
+
+/// A signing key's public half and its proof of possession over `domain`
+/// and the CSR, both hex.
+fn prove(
+    key: &signature::EcdsaKeyPair,
+    domain: &[u8],
+    csr_der: &[u8],
+) -> Result<(Option<String>, Option<String>)> {
+    let mut msg = domain.to_vec();
+    msg.extend_from_slice(csr_der);
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), &msg)
+        .map_err(|_| bad("a signing key did not sign its proof of possession"))?;
+    Ok((
+        Some(hex::encode(signature::KeyPair::public_key(key).as_ref())),
+        Some(hex::encode(sig.as_ref())),
+    ))
+}
+
+/// The key of `field` after checking its proof of possession.
+fn proven_key(
+    field: &str,
+    key: Option<&String>,
+    proof: Option<&String>,
+    domain: &[u8],
+    csr_der: &[u8],
+) -> Result<trustca_v2x::PublicKeyP256> {
+    let (Some(key), Some(proof)) = (key, proof) else {
+        return Err(bad(format!(
+            "the pseudonym CA's request carries no {field}_key with its proof of possession"
+        )));
+    };
+    let key = unhex(&format!("{field}_key"), key)?;
+    let mut msg = domain.to_vec();
+    msg.extend_from_slice(csr_der);
+    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &key)
+        .verify(&msg, &unhex(&format!("{field}_proof"), proof)?)
+        .map_err(|_| {
+            bad(format!(
+                "{field}_proof does not verify with {field}_key: the key is not proven"
+            ))
+        })?;
+    trustca_v2x::PublicKeyP256::from_sec1(&key).map_err(|e| bad(format!("{field}_key: {e}")))
 }
 
 impl AuthorityRequest {
@@ -122,7 +174,7 @@ impl AuthorityRequest {
         name: &str,
         server_names: &[String],
         tls: &rcgen::KeyPair,
-        aa: Option<&signature::EcdsaKeyPair>,
+        signing: Option<&(signature::EcdsaKeyPair, signature::EcdsaKeyPair)>,
     ) -> Result<Self> {
         if server_names.is_empty() {
             return Err(bad(
@@ -137,19 +189,12 @@ impl AuthorityRequest {
             .serialize_request(tls)
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let csr_der = csr.der().to_vec();
-        let (aa_key, aa_proof) = match aa {
-            Some(aa) => {
-                let mut msg = AA_POP_DOMAIN.to_vec();
-                msg.extend_from_slice(&csr_der);
-                let sig = aa
-                    .sign(&ring::rand::SystemRandom::new(), &msg)
-                    .map_err(|_| bad("the AA key did not sign"))?;
-                (
-                    Some(hex::encode(signature::KeyPair::public_key(aa).as_ref())),
-                    Some(hex::encode(sig.as_ref())),
-                )
-            }
-            None => (None, None),
+        let ((aa_key, aa_proof), (crl_key, crl_proof)) = match signing {
+            Some((aa, crl)) => (
+                prove(aa, AA_POP_DOMAIN, &csr_der)?,
+                prove(crl, CRL_POP_DOMAIN, &csr_der)?,
+            ),
+            None => ((None, None), (None, None)),
         };
         Ok(Self {
             format: REQUEST_FORMAT.into(),
@@ -160,27 +205,13 @@ impl AuthorityRequest {
             tls_csr: pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr_der)),
             aa_key,
             aa_proof,
+            crl_key,
+            crl_proof,
         })
     }
 
     pub(super) fn to_toml(&self) -> Result<String> {
         to_toml(self)
-    }
-
-    /// The AA key after checking its proof of possession over the CSR.
-    fn verified_aa_key(&self, csr_der: &[u8]) -> Result<trustca_v2x::PublicKeyP256> {
-        let (Some(key), Some(proof)) = (&self.aa_key, &self.aa_proof) else {
-            return Err(bad(
-                "the pseudonym CA's request carries no AA key with its proof of possession",
-            ));
-        };
-        let key = unhex("aa_key", key)?;
-        let mut msg = AA_POP_DOMAIN.to_vec();
-        msg.extend_from_slice(csr_der);
-        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &key)
-            .verify(&msg, &unhex("aa_proof", proof)?)
-            .map_err(|_| bad("aa_proof does not verify with aa_key: the AA key is not proven"))?;
-        trustca_v2x::PublicKeyP256::from_sec1(&key).map_err(|e| bad(format!("aa_key: {e}")))
     }
 }
 
@@ -203,6 +234,9 @@ pub struct AuthorityCredential {
     /// The pseudonym CA's AA certificate, COER hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aa_certificate: Option<String>,
+    /// The pseudonym CA's CRL signer certificate, COER hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_certificate: Option<String>,
 }
 
 impl AuthorityCredential {
@@ -244,8 +278,23 @@ pub fn certify(
                 .map_err(|_| bad(format!("{s:?} is not an IP address")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let aa_key = match role {
-        V2xRole::PseudonymCa => Some(request.verified_aa_key(&csr_der)?),
+    let pca_keys = match role {
+        V2xRole::PseudonymCa => Some((
+            proven_key(
+                "aa",
+                request.aa_key.as_ref(),
+                request.aa_proof.as_ref(),
+                AA_POP_DOMAIN,
+                &csr_der,
+            )?,
+            proven_key(
+                "crl",
+                request.crl_key.as_ref(),
+                request.crl_proof.as_ref(),
+                CRL_POP_DOMAIN,
+                &csr_der,
+            )?,
+        )),
         _ => None,
     };
     let issued = hierarchy.certify_authority_tls(
@@ -260,18 +309,22 @@ pub fn certify(
             ips: &ips,
         },
     )?;
-    let aa_certificate = match aa_key {
-        Some(key) => Some(hex::encode(
-            trustca_ca::v2x_ca::certify_authorization_authority(
+    let (aa_certificate, crl_certificate) = match pca_keys {
+        Some((aa_key, crl_key)) => {
+            let (aa, crl) = trustca_ca::v2x_ca::certify_pseudonym_ca(
                 data,
                 &hierarchy,
                 &set.pki,
-                key,
+                aa_key,
+                crl_key,
                 OffsetDateTime::now_utc(),
-            )?
-            .as_coer(),
-        )),
-        None => None,
+            )?;
+            (
+                Some(hex::encode(aa.as_coer())),
+                Some(hex::encode(crl.as_coer())),
+            )
+        }
+        None => (None, None),
     };
     let issuers: Vec<&[u8]> = hierarchy
         .sectors
@@ -288,6 +341,7 @@ pub fn certify(
         issuers: certs_to_pem(&issuers),
         v2x_root: hex::encode(read_file(&data.join("ca").join("v2x-root.oer"))?),
         aa_certificate,
+        crl_certificate,
     })
 }
 
@@ -419,7 +473,40 @@ fn spki_point(leaf_der: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn v2x_cert(field: &str, text: &str) -> Result<Certificate> {
-    Certificate::from_coer(&unhex(field, text)?).map_err(|e| bad(format!("{field}: {e}")))
+    v2x_cert_bytes(field, &unhex(field, text)?)
+}
+
+/// Everything below the V2X root is in the IEEE 1609.2 profile (a
+/// non-zero `cracaId`).
+fn v2x_cert_bytes(field: &str, bytes: &[u8]) -> Result<Certificate> {
+    Certificate::from_coer_in(CertProfile::Ieee1609Dot2, bytes)
+        .map_err(|e| bad(format!("{field}: {e}")))
+}
+
+/// `hex`'s certificate, issued by `issuer`, for `key` (a key of ours).
+fn own_certificate(
+    field: &str,
+    hex: &str,
+    issuer: &Certificate,
+    key: &signature::EcdsaKeyPair,
+) -> Result<Certificate> {
+    let cert = v2x_cert(field, hex)?;
+    cert.verify_signed_by(Some(issuer))
+        .map_err(|e| bad(format!("{field}: {e}")))?;
+    if cert
+        .tbs()
+        .verification_key
+        .uncompressed()
+        .ok()
+        .as_ref()
+        .map(|k| &k[..])
+        != Some(signature::KeyPair::public_key(key).as_ref())
+    {
+        return Err(bad(format!(
+            "{field} certifies another key than this pseudonym CA's"
+        )));
+    }
+    Ok(cert)
 }
 
 /// Takes in a file on an authority's machine: its own credential from the
@@ -456,30 +543,18 @@ fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Resu
     v2x_root
         .verify_signed_by(None)
         .map_err(|e| bad(format!("v2x_root: {e}")))?;
-    let aa = match (&c.aa_certificate, &secrets.aa) {
-        (Some(h), Some(key)) => {
-            let cert = v2x_cert("aa_certificate", h)?;
-            cert.verify_signed_by(Some(&v2x_root))
-                .map_err(|e| bad(format!("aa_certificate: {e}")))?;
-            if cert
-                .tbs()
-                .verification_key
-                .uncompressed()
-                .ok()
-                .as_ref()
-                .map(|k| &k[..])
-                != Some(signature::KeyPair::public_key(key.as_ref()).as_ref())
-            {
-                return Err(bad(
-                    "aa_certificate certifies another key than this pseudonym CA's",
-                ));
-            }
-            Some(cert)
-        }
-        (None, None) => None,
+    let pca = match (
+        (&c.aa_certificate, &secrets.aa),
+        (&c.crl_certificate, &secrets.crl),
+    ) {
+        ((Some(aa_hex), Some(aa_key)), (Some(crl_hex), Some(crl_key))) => Some((
+            own_certificate("aa_certificate", aa_hex, &v2x_root, aa_key)?,
+            own_certificate("crl_certificate", crl_hex, &v2x_root, crl_key)?,
+        )),
+        ((None, None), (None, None)) => None,
         _ => {
             return Err(bad(
-                "the pseudonym CA's credential must carry its AA certificate",
+                "the pseudonym CA's credential must carry its AA and CRL signer certificates (and only its)",
             ));
         }
     };
@@ -494,8 +569,9 @@ fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Resu
     write_file(&dir.trust("issuers.pem"), c.issuers.as_bytes())?;
     write_file(&dir.tls_chain(), c.tls_chain.as_bytes())?;
     write_file(&dir.trust("v2x-root.oer"), v2x_root.as_coer())?;
-    if let Some(aa) = aa {
+    if let Some((aa, crl)) = pca {
         write_file(&dir.trust("aa.oer"), aa.as_coer())?;
+        write_file(&dir.trust("crl-signer.oer"), crl.as_coer())?;
     }
     Ok(Imported::Credential {
         root_fingerprint: sha256_hex(&root[0]),
@@ -541,8 +617,7 @@ fn import_peer(dir: &RoleDir, text: &str) -> Result<Imported> {
         })?;
     b.authority_key()?;
     if dir.role() == V2xRole::Registration {
-        let v2x_root = Certificate::from_coer(&dir.imported(&dir.trust("v2x-root.oer"))?)
-            .map_err(|e| bad(format!("v2x-root.oer: {e}")))?;
+        let v2x_root = v2x_cert_bytes("v2x-root.oer", &dir.imported(&dir.trust("v2x-root.oer"))?)?;
         let aa = v2x_cert(
             "aa_certificate",
             b.aa_certificate

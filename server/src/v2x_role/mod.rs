@@ -47,6 +47,8 @@ const AUTHORITY_KEY: &str = "authority";
 const TLS_KEY: &str = "tls";
 /// Keystore entry of the pseudonym CA's ticket-signing (AA) key.
 const AA_KEY: &str = "aa";
+/// Keystore entry of the pseudonym CA's linkage-CRL signing key.
+const CRL_KEY: &str = "crl";
 /// Files read and scanned for PEM private keys are at most this long.
 const MAX_SCANNED_FILE: u64 = 1 << 20;
 
@@ -94,7 +96,7 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 /// The keystore entries each role has.
 fn own_keys(role: V2xRole) -> &'static [&'static str] {
     match role {
-        V2xRole::PseudonymCa => &[AUTHORITY_KEY, TLS_KEY, AA_KEY],
+        V2xRole::PseudonymCa => &[AUTHORITY_KEY, TLS_KEY, AA_KEY, CRL_KEY],
         _ => &[AUTHORITY_KEY, TLS_KEY],
     }
 }
@@ -133,16 +135,25 @@ pub fn init_role(
     let tls = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     keystore.store(TLS_KEY, tls.serialized_der())?;
-    let aa = if role == V2xRole::PseudonymCa {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| ServerError::Config("cannot generate the AA key".into()))?;
-        keystore.store(AA_KEY, pkcs8.as_ref())?;
-        Some(signing_key(pkcs8.as_ref())?)
+    // The pseudonym CA's ticket and CRL signing keys, certified by the V2X
+    // root from the request.
+    let signing = if role == V2xRole::PseudonymCa {
+        let mut made = Vec::new();
+        for entry in [AA_KEY, CRL_KEY] {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &SystemRandom::new(),
+            )
+            .map_err(|_| ServerError::Config(format!("cannot generate the {entry} key")))?;
+            keystore.store(entry, pkcs8.as_ref())?;
+            made.push(signing_key(pkcs8.as_ref())?);
+        }
+        let crl = made.pop();
+        made.pop().zip(crl)
     } else {
         None
     };
-    let request = AuthorityRequest::new(role, name, server_names, &tls, aa.as_ref())?;
+    let request = AuthorityRequest::new(role, name, server_names, &tls, signing.as_ref())?;
     let text = request.to_toml()?;
     let request_path = dir.join("request.toml");
     write_file(&request_path, text.as_bytes())?;
@@ -172,7 +183,10 @@ fn signing_key(pkcs8: &[u8]) -> Result<EcdsaKeyPair> {
 pub(crate) struct RoleSecrets {
     pub authority: P256PrivateKey,
     pub tls: Arc<CaKey>,
+    /// The pseudonym CA's ticket-signing key.
     pub aa: Option<Arc<EcdsaKeyPair>>,
+    /// The pseudonym CA's linkage-CRL signing key.
+    pub crl: Option<Arc<EcdsaKeyPair>>,
 }
 
 impl std::fmt::Debug for RoleSecrets {
@@ -331,12 +345,19 @@ impl RoleDir {
         let tls = rcgen::KeyPair::try_from(tls_der.as_slice())
             .map(|k| Arc::new(CaKey::File(k)))
             .map_err(|e| ServerError::Tls(format!("the TLS key: {e}")))?;
-        let aa = if self.role == V2xRole::PseudonymCa {
-            Some(Arc::new(signing_key(&keystore.load(AA_KEY)?)?))
-        } else {
-            None
+        let signing = |entry: &str| -> Result<Option<Arc<EcdsaKeyPair>>> {
+            if self.role == V2xRole::PseudonymCa {
+                Ok(Some(Arc::new(signing_key(&keystore.load(entry)?)?)))
+            } else {
+                Ok(None)
+            }
         };
-        Ok(RoleSecrets { authority, tls, aa })
+        Ok(RoleSecrets {
+            authority,
+            tls,
+            aa: signing(AA_KEY)?,
+            crl: signing(CRL_KEY)?,
+        })
     }
 
     /// The public key of a peer, from its imported bundle.

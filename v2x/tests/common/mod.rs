@@ -144,7 +144,8 @@ pub fn kitchen_sink_tbs(k: &EcdsaKeyPair, enc: &EcdsaKeyPair) -> ToBeSigned {
         &name,
         public(k),
         ValidityPeriod {
-            start: Time32(0x0102_0304),
+            // Within the root's validity (issuance clamps to it).
+            start: Time32(start().0 + 0x0102_0304),
             duration: Duration::SixtyHours(7),
         },
         vec![
@@ -174,7 +175,8 @@ pub fn kitchen_sink_tbs(k: &EcdsaKeyPair, enc: &EcdsaKeyPair) -> ToBeSigned {
                 chain_length_range: -1,
                 ee_type: PsidGroupPermissions::EE_ENROL,
             },
-            PsidGroupPermissions::all(1, 0),
+            // eeType {app}: the DEFAULT, not encoded.
+            PsidGroupPermissions::all(1, PsidGroupPermissions::EE_APP),
         ],
     );
     t.crl_series = 0xbeef;

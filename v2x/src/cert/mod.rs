@@ -13,7 +13,7 @@
 //! * issuer `sha256AndDigest` (HashedId8) or `self` (`sha256`).
 //! * `toBeSigned.id`: `name` (Hostname) or `none`; `linkageData` only in
 //!   the [`CertProfile::Ieee1609Dot2`] profile (the ETSI profile forbids
-//!   it); `binaryId` never.
+//!   it); `binaryId` likewise only in the IEEE 1609.2 profile.
 //! * `cracaId` `000000`H (ETSI) or any value (IEEE 1609.2), any
 //!   `crlSeries`, any `Duration` unit.
 //! * `region` absent; no `ToBeSignedCertificate` extensions.
@@ -21,7 +21,14 @@
 //!   `certIssuePermissions` (`all` or `explicit` with ssp ranges `opaque`,
 //!   `all` or `bitmapSspRange`), all optional; one of the two permission
 //!   fields must be present.
-//! * `certRequestPermissions` and `canRequestRollover` absent (ETSI).
+//! * `certRequestPermissions` (what an enrolment certificate may request,
+//!   IEEE 1609.2.1) only in the [`CertProfile::Ieee1609Dot2`] profile;
+//!   `canRequestRollover` never.
+//! * `eeType` follows IEEE 1609.2-2022 (`DEFAULT {app}`, omitted when
+//!   {app}); the 2016 encoding with {app} written out is also read, and
+//!   kept as received ([`Certificate::legacy_ee_type_encoding`]).
+//! * [`Certificate::issue`] and its variants clamp the new certificate's
+//!   validity to the issuer's ([`ValidityPeriod::clamp_to`]).
 //! * `encryptionKey`: `aes128Ccm` with an `eciesNistP256` compressed point.
 //! * `verifyKeyIndicator`: `verificationKey` `ecdsaNistP256` as a
 //!   `compressed-y-0`/`compressed-y-1` point.
@@ -34,8 +41,12 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED, EcdsaKeyPair, UnparsedPublicKey};
 
 use crate::V2xError;
 use crate::coer::{Reader, Writer};
-use crate::keys::{PublicKeyP256, V2xSigner, hashed_id8, signing_message};
-use crate::validity::{Duration, Time32, ValidityPeriod};
+use crate::keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
+use crate::validity::ValidityPeriod;
+
+mod codec;
+
+use codec::{EeTypeRule, decode_signature, decode_tbs, encode_certificate, encode_tbs};
 
 /// Largest certificate encoding accepted by the decoder.
 pub const MAX_CERTIFICATE_LEN: usize = 8192;
@@ -106,6 +117,9 @@ pub enum CertificateId {
     /// `linkageData` (SCMS pseudonym certificates). Only in the
     /// [`CertProfile::Ieee1609Dot2`] profile; the ETSI profile forbids it.
     LinkageData(LinkageData),
+    /// `binaryId`: opaque octets (as OpenSCMS names its CA certificates).
+    /// Only in the [`CertProfile::Ieee1609Dot2`] profile.
+    BinaryId(Vec<u8>),
 }
 
 /// IEEE 1609.2 `SubjectAssurance`: one octet, the assurance level in the
@@ -208,8 +222,9 @@ pub struct PsidGroupPermissions {
     pub min_chain_length: i64,
     /// `chainLengthRange` (DEFAULT 0; not encoded when 0).
     pub chain_length_range: i64,
-    /// `eeType` bits: `80`H app, `40`H enrol (DEFAULT `00`H in the module
-    /// as printed in TS 103 097 v1.3.1; not encoded when `00`H).
+    /// `eeType` bits: `80`H app, `40`H enrol. DEFAULT {app} (`80`H) as in
+    /// IEEE 1609.2-2022, not encoded when `80`H; never `00`H (the type is
+    /// `ALL EXCEPT {}`).
     pub ee_type: u8,
 }
 
@@ -250,6 +265,10 @@ pub struct ToBeSigned {
     pub app_permissions: Option<Vec<PsidSsp>>,
     /// `certIssuePermissions`.
     pub cert_issue_permissions: Option<Vec<PsidGroupPermissions>>,
+    /// `certRequestPermissions`: what the holder may request in its
+    /// certificate requests (IEEE 1609.2.1 enrolment certificates). Only
+    /// in the [`CertProfile::Ieee1609Dot2`] profile.
+    pub cert_request_permissions: Option<Vec<PsidGroupPermissions>>,
     /// `encryptionKey` (ECIES P-256, symmetric algorithm `aes128Ccm`).
     pub encryption_key: Option<PublicKeyP256>,
     /// `verifyKeyIndicator.verificationKey.ecdsaNistP256`.
@@ -272,6 +291,7 @@ impl ToBeSigned {
             assurance_level: None,
             app_permissions: None,
             cert_issue_permissions: None,
+            cert_request_permissions: None,
             encryption_key: None,
             verification_key,
         }
@@ -349,13 +369,22 @@ impl ToBeSigned {
             if matches!(self.id, CertificateId::LinkageData(_)) {
                 return Err(V2xError::Profile("id linkageData is forbidden"));
             }
+            if matches!(self.id, CertificateId::BinaryId(_)) {
+                return Err(V2xError::Profile("id binaryId is forbidden"));
+            }
             if self.craca_id != [0; 3] {
                 return Err(V2xError::Profile("cracaId must be 000000H"));
             }
+            if self.cert_request_permissions.is_some() {
+                return Err(V2xError::Profile("certRequestPermissions must be absent"));
+            }
         }
-        if self.app_permissions.is_none() && self.cert_issue_permissions.is_none() {
+        if self.app_permissions.is_none()
+            && self.cert_issue_permissions.is_none()
+            && self.cert_request_permissions.is_none()
+        {
             return Err(V2xError::Profile(
-                "appPermissions or certIssuePermissions must be present",
+                "appPermissions, certIssuePermissions or certRequestPermissions must be present",
             ));
         }
         for p in self.app_permissions.iter().flatten() {
@@ -365,7 +394,13 @@ impl ToBeSigned {
                 return Err(V2xError::OutOfRange("BitmapSsp longer than 31 octets"));
             }
         }
-        for g in self.cert_issue_permissions.iter().flatten() {
+        let groups = self.cert_issue_permissions.iter().flatten();
+        for g in groups.chain(self.cert_request_permissions.iter().flatten()) {
+            if g.ee_type == 0 {
+                return Err(V2xError::OutOfRange(
+                    "eeType must name at least one end-entity type",
+                ));
+            }
             if let SubjectPermissions::Explicit(ranges) = &g.subject_permissions {
                 for r in ranges {
                     if let Some(SspRange::Bitmap { value, mask }) = &r.ssp_range
@@ -391,7 +426,7 @@ impl ToBeSigned {
     pub fn to_coer_in(&self, profile: CertProfile) -> Result<Vec<u8>, V2xError> {
         self.validate_in(profile)?;
         let mut w = Writer::new();
-        encode_tbs(&mut w, self);
+        encode_tbs(&mut w, self, EeTypeRule::Ieee2022);
         Ok(w.buf)
     }
 }
@@ -434,6 +469,7 @@ pub struct Certificate {
     signature: EcdsaP256Signature,
     encoded: Vec<u8>,
     tbs_range: Range<usize>,
+    ee_type_rule: EeTypeRule,
 }
 
 impl Certificate {
@@ -496,12 +532,18 @@ impl Certificate {
     /// issues SCMS-style tickets with id `linkageData`
     /// ([`ToBeSigned::linked_authorization_ticket`]). The issuer may be a
     /// certificate of either profile.
+    ///
+    /// The validity is clamped to the issuer's ([`ValidityPeriod::clamp_to`]:
+    /// a certificate never starts before or ends after its issuer), or the
+    /// issuance refused with [`V2xError::OutsideIssuerValidity`] when
+    /// nothing of it lies within the issuer's validity.
     pub fn issue_in(
         profile: CertProfile,
-        tbs: ToBeSigned,
+        mut tbs: ToBeSigned,
         issuer: &Certificate,
         signer: &dyn V2xSigner,
     ) -> Result<Self, V2xError> {
+        tbs.validity = tbs.validity.clamp_to(&issuer.tbs.validity)?;
         if issuer.tbs.cert_issue_permissions.is_none() {
             return Err(V2xError::IssuerMismatch(
                 "issuer has no certIssuePermissions",
@@ -564,6 +606,20 @@ impl Certificate {
         if bytes.len() > MAX_CERTIFICATE_LEN {
             return Err(V2xError::Limit("certificate longer than 8192 octets"));
         }
+        let (cert, used) = Self::decode_prefix(profile, bytes)?;
+        if used != bytes.len() {
+            return Err(V2xError::TrailingBytes(bytes.len() - used));
+        }
+        Ok(cert)
+    }
+
+    /// Decodes the certificate at the start of `bytes` (inside a larger
+    /// structure such as a signed CRL) and returns how many octets it took.
+    pub(crate) fn decode_prefix(
+        profile: CertProfile,
+        bytes: &[u8],
+    ) -> Result<(Self, usize), V2xError> {
+        let bytes = &bytes[..bytes.len().min(MAX_CERTIFICATE_LEN)];
         let mut r = Reader::new(bytes);
         let pre = r.preamble(1)?;
         if pre & 0x80 == 0 {
@@ -598,29 +654,33 @@ impl Certificate {
             }
         };
         let tbs_start = r.pos();
-        let tbs = decode_tbs(&mut r, profile)?;
+        let (tbs, ee_type_rule) = decode_tbs(&mut r, profile)?;
         let tbs_range = tbs_start..r.pos();
         let signature = decode_signature(&mut r)?;
-        if r.remaining() != 0 {
-            return Err(V2xError::TrailingBytes(r.remaining()));
-        }
-        // Belt and braces: the only encoding of what was decoded must be the
-        // input itself.
+        let used = r.pos();
+        let bytes = &bytes[..used];
+        // Belt and braces: the only encoding of what was decoded (under the
+        // eeType rule it follows) must be the input itself.
+        tbs.validate_in(profile)?;
+        let mut tbs_bytes = Writer::new();
+        encode_tbs(&mut tbs_bytes, &tbs, ee_type_rule);
         let mut w = Writer::new();
-        encode_certificate(&mut w, issuer, &tbs.to_coer_in(profile)?, &signature);
+        encode_certificate(&mut w, issuer, &tbs_bytes.buf, &signature);
         if w.buf != bytes {
             return Err(V2xError::NonCanonical {
                 offset: 0,
                 what: "re-encoding differs from the input",
             });
         }
-        Ok(Self {
+        let cert = Self {
             issuer,
             tbs,
             signature,
             encoded: bytes.to_vec(),
             tbs_range,
-        })
+            ee_type_rule,
+        };
+        Ok((cert, used))
     }
 
     /// The COER encoding (as received or produced).
@@ -659,6 +719,23 @@ impl Certificate {
     /// is `linkageData` or its `cracaId` is not zero.
     pub fn conforms_to(&self, profile: CertProfile) -> bool {
         self.tbs.validate_in(profile).is_ok()
+    }
+
+    /// Whether this certificate writes `eeType` {app} explicitly, as the
+    /// IEEE 1609.2-2016 module (DEFAULT `00`H) requires and 1609.2-2022
+    /// (DEFAULT {app}) forbids. Such a certificate was issued by an older
+    /// trustca; it verifies over the bytes received, but a stack that
+    /// re-encodes it to the 2022 module gets other bytes, so its signature
+    /// and HashedId8 break there: re-issue it.
+    pub fn legacy_ee_type_encoding(&self) -> bool {
+        self.ee_type_rule == EeTypeRule::Legacy2016
+    }
+
+    /// This certificate's HashedId3 (last 3 octets of SHA-256 over its COER
+    /// encoding): what `cracaId` holds to name a CRACA certificate.
+    pub fn hashed_id3(&self) -> [u8; 3] {
+        let h = sha256(&self.encoded);
+        [h[29], h[30], h[31]]
     }
 
     /// This certificate's HashedId8 (last 8 octets of SHA-256 over its COER
@@ -703,455 +780,8 @@ impl Certificate {
     }
 }
 
-// ---------------------------------------------------------------- encoding
-
-fn encode_certificate(
-    w: &mut Writer,
-    issuer: IssuerIdentifier,
-    tbs: &[u8],
-    sig: &EcdsaP256Signature,
-) {
-    w.u8(0x80); // preamble: signature present
-    w.u8(3); // version
-    w.u8(0); // type explicit
-    match issuer {
-        IssuerIdentifier::Sha256AndDigest(d) => {
-            w.tag(0);
-            w.fixed(&d);
-        }
-        IssuerIdentifier::SelfSigned => {
-            w.tag(1);
-            w.u8(0); // sha256
-        }
-    }
-    w.fixed(tbs);
-    w.tag(0); // ecdsaNistP256Signature
-    w.tag(match sig.r_form {
-        RSigForm::XOnly => 0,
-        RSigForm::CompressedY0 => 2,
-        RSigForm::CompressedY1 => 3,
-    });
-    w.fixed(&sig.r);
-    w.fixed(&sig.s);
-}
-
-fn encode_point(w: &mut Writer, k: &PublicKeyP256) {
-    w.tag(if k.y_is_odd() { 3 } else { 2 });
-    w.fixed(&k.x());
-}
-
-fn encode_tbs(w: &mut Writer, t: &ToBeSigned) {
-    let mut pre = 0u8; // bit 7: extensions (none); bit 6: region (absent)
-    if t.assurance_level.is_some() {
-        pre |= 0x20;
-    }
-    if t.app_permissions.is_some() {
-        pre |= 0x10;
-    }
-    if t.cert_issue_permissions.is_some() {
-        pre |= 0x08;
-    }
-    // bit 2 certRequestPermissions, bit 1 canRequestRollover: absent (ETSI)
-    if t.encryption_key.is_some() {
-        pre |= 0x01;
-    }
-    w.u8(pre);
-    match &t.id {
-        CertificateId::Name(n) => {
-            w.tag(1);
-            w.octets(n.as_bytes());
-        }
-        CertificateId::None => w.tag(3),
-        CertificateId::LinkageData(l) => {
-            w.tag(0);
-            w.u8(if l.group_linkage_value.is_some() {
-                0x80
-            } else {
-                0
-            });
-            w.u16(l.i_cert);
-            w.fixed(&l.linkage_value);
-            if let Some(g) = &l.group_linkage_value {
-                w.fixed(&g.j_value);
-                w.fixed(&g.value);
-            }
-        }
-    }
-    w.fixed(&t.craca_id);
-    w.u16(t.crl_series);
-    w.u32(t.validity.start.0);
-    w.tag(t.validity.duration.tag());
-    w.u16(t.validity.duration.value());
-    if let Some(a) = t.assurance_level {
-        w.u8(a.0);
-    }
-    if let Some(perms) = &t.app_permissions {
-        w.quantity(perms.len());
-        for p in perms {
-            w.u8(if p.ssp.is_some() { 0x80 } else { 0 });
-            w.uint(p.psid);
-            match &p.ssp {
-                None => {}
-                Some(Ssp::Opaque(o)) => {
-                    w.tag(0);
-                    w.octets(o);
-                }
-                Some(Ssp::Bitmap(b)) => {
-                    w.tag(1);
-                    w.open(|w| w.octets(b));
-                }
-            }
-        }
-    }
-    if let Some(groups) = &t.cert_issue_permissions {
-        w.quantity(groups.len());
-        for g in groups {
-            let mut pre = 0u8;
-            if g.min_chain_length != 1 {
-                pre |= 0x80;
-            }
-            if g.chain_length_range != 0 {
-                pre |= 0x40;
-            }
-            if g.ee_type != 0 {
-                pre |= 0x20;
-            }
-            w.u8(pre);
-            match &g.subject_permissions {
-                SubjectPermissions::Explicit(ranges) => {
-                    w.tag(0);
-                    w.quantity(ranges.len());
-                    for r in ranges {
-                        w.u8(if r.ssp_range.is_some() { 0x80 } else { 0 });
-                        w.uint(r.psid);
-                        match &r.ssp_range {
-                            None => {}
-                            Some(SspRange::Opaque(list)) => {
-                                w.tag(0);
-                                w.quantity(list.len());
-                                for o in list {
-                                    w.octets(o);
-                                }
-                            }
-                            Some(SspRange::All) => w.tag(1),
-                            Some(SspRange::Bitmap { value, mask }) => {
-                                w.tag(2);
-                                w.open(|w| {
-                                    w.octets(value);
-                                    w.octets(mask);
-                                });
-                            }
-                        }
-                    }
-                }
-                SubjectPermissions::All => w.tag(1),
-            }
-            if g.min_chain_length != 1 {
-                w.int(g.min_chain_length);
-            }
-            if g.chain_length_range != 0 {
-                w.int(g.chain_length_range);
-            }
-            if g.ee_type != 0 {
-                w.u8(g.ee_type);
-            }
-        }
-    }
-    if let Some(k) = &t.encryption_key {
-        w.u8(0); // supportedSymmAlg aes128Ccm
-        w.tag(0); // eciesNistP256
-        encode_point(w, k);
-    }
-    w.tag(0); // verificationKey
-    w.tag(0); // ecdsaNistP256
-    encode_point(w, &t.verification_key);
-}
-
-// ---------------------------------------------------------------- decoding
-
-fn decode_compressed_point(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError> {
-    let at = r.pos();
-    let odd = match r.tag()? {
-        2 => false,
-        3 => true,
-        0 | 1 => {
-            return Err(V2xError::Invalid {
-                offset: at,
-                what: "public key as x-only or fill",
-            });
-        }
-        4 => return Err(V2xError::Unsupported("uncompressed public keys")),
-        _ => {
-            return Err(V2xError::Invalid {
-                offset: at,
-                what: "unknown EccP256CurvePoint alternative",
-            });
-        }
-    };
-    let x: [u8; 32] = r.array()?;
-    PublicKeyP256::from_x(&x, odd)
-}
-
-fn decode_tbs(r: &mut Reader<'_>, profile: CertProfile) -> Result<ToBeSigned, V2xError> {
-    let pre = r.preamble(8)?;
-    if pre & 0x80 != 0 {
-        return Err(V2xError::Unsupported("ToBeSignedCertificate extensions"));
-    }
-    if pre & 0x40 != 0 {
-        return Err(V2xError::Unsupported("region"));
-    }
-    if pre & 0x04 != 0 {
-        return Err(profile.reject("certRequestPermissions must be absent"));
-    }
-    if pre & 0x02 != 0 {
-        return Err(profile.reject("canRequestRollover must be absent"));
-    }
-    let id = match r.tag()? {
-        0 if profile == CertProfile::EtsiTs103097 => {
-            return Err(V2xError::Profile("id linkageData is forbidden"));
-        }
-        0 => {
-            let pre = r.preamble(1)?;
-            let i_cert = r.u16()?;
-            let linkage_value = r.array()?;
-            let group_linkage_value = if pre & 0x80 != 0 {
-                Some(GroupLinkageValue {
-                    j_value: r.array()?,
-                    value: r.array()?,
-                })
-            } else {
-                None
-            };
-            CertificateId::LinkageData(LinkageData {
-                i_cert,
-                linkage_value,
-                group_linkage_value,
-            })
-        }
-        1 => {
-            let at = r.pos();
-            let raw = r.octets()?;
-            let name = std::str::from_utf8(raw).map_err(|_| V2xError::Invalid {
-                offset: at,
-                what: "Hostname is not UTF-8",
-            })?;
-            CertificateId::Name(name.to_owned())
-        }
-        2 => return Err(profile.reject("id binaryId is forbidden")),
-        3 => CertificateId::None,
-        _ => return Err(V2xError::Unsupported("CertificateId extension")),
-    };
-    let craca_id = r.array()?;
-    let crl_series = r.u16()?;
-    let start = Time32(r.u32()?);
-    let at = r.pos();
-    let tag = r.tag()?;
-    let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
-        offset: at,
-        what: "unknown Duration alternative",
-    })?;
-    let assurance_level = if pre & 0x20 != 0 {
-        Some(SubjectAssurance(r.u8()?))
-    } else {
-        None
-    };
-    let app_permissions = if pre & 0x10 != 0 {
-        let n = r.quantity()?;
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(decode_psid_ssp(r)?);
-        }
-        Some(v)
-    } else {
-        None
-    };
-    let cert_issue_permissions = if pre & 0x08 != 0 {
-        let n = r.quantity()?;
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(decode_group(r)?);
-        }
-        Some(v)
-    } else {
-        None
-    };
-    let encryption_key = if pre & 0x01 != 0 {
-        if r.enumerated()? != 0 {
-            return Err(V2xError::Unsupported(
-                "symmetric algorithm other than aes128Ccm",
-            ));
-        }
-        match r.tag()? {
-            0 => Some(decode_compressed_point(r)?),
-            _ => {
-                return Err(V2xError::Unsupported(
-                    "encryption key other than eciesNistP256",
-                ));
-            }
-        }
-    } else {
-        None
-    };
-    match r.tag()? {
-        0 => {}
-        1 => {
-            return Err(profile.reject("reconstructionValue in an explicit certificate"));
-        }
-        _ => return Err(V2xError::Unsupported("VerificationKeyIndicator extension")),
-    }
-    match r.tag()? {
-        0 => {}
-        _ => {
-            return Err(V2xError::Unsupported(
-                "verification key other than ecdsaNistP256",
-            ));
-        }
-    }
-    let verification_key = decode_compressed_point(r)?;
-    let tbs = ToBeSigned {
-        id,
-        craca_id,
-        crl_series,
-        validity: ValidityPeriod { start, duration },
-        assurance_level,
-        app_permissions,
-        cert_issue_permissions,
-        encryption_key,
-        verification_key,
-    };
-    tbs.validate_in(profile)?;
-    Ok(tbs)
-}
-
-fn decode_psid_ssp(r: &mut Reader<'_>) -> Result<PsidSsp, V2xError> {
-    let pre = r.preamble(1)?;
-    let psid = r.uint()?;
-    let ssp = if pre & 0x80 != 0 {
-        Some(match r.tag()? {
-            0 => Ssp::Opaque(r.octets()?.to_vec()),
-            1 => Ssp::Bitmap(r.open(|r| Ok(r.octets()?.to_vec()))?),
-            _ => {
-                return Err(V2xError::Unsupported(
-                    "ServiceSpecificPermissions extension",
-                ));
-            }
-        })
-    } else {
-        None
-    };
-    Ok(PsidSsp { psid, ssp })
-}
-
-fn decode_group(r: &mut Reader<'_>) -> Result<PsidGroupPermissions, V2xError> {
-    let pre = r.preamble(3)?;
-    let subject_permissions = match r.tag()? {
-        0 => {
-            let n = r.quantity()?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(decode_psid_ssp_range(r)?);
-            }
-            SubjectPermissions::Explicit(v)
-        }
-        1 => SubjectPermissions::All,
-        _ => return Err(V2xError::Unsupported("SubjectPermissions extension")),
-    };
-    let at = r.pos();
-    let min_chain_length = if pre & 0x80 != 0 {
-        let v = r.int()?;
-        if v == 1 {
-            return Err(V2xError::NonCanonical {
-                offset: at,
-                what: "minChainLength DEFAULT value encoded",
-            });
-        }
-        v
-    } else {
-        1
-    };
-    let at = r.pos();
-    let chain_length_range = if pre & 0x40 != 0 {
-        let v = r.int()?;
-        if v == 0 {
-            return Err(V2xError::NonCanonical {
-                offset: at,
-                what: "chainLengthRange DEFAULT value encoded",
-            });
-        }
-        v
-    } else {
-        0
-    };
-    let at = r.pos();
-    let ee_type = if pre & 0x20 != 0 {
-        let v = r.u8()?;
-        if v == 0 {
-            return Err(V2xError::NonCanonical {
-                offset: at,
-                what: "eeType DEFAULT value encoded",
-            });
-        }
-        v
-    } else {
-        0
-    };
-    Ok(PsidGroupPermissions {
-        subject_permissions,
-        min_chain_length,
-        chain_length_range,
-        ee_type,
-    })
-}
-
-fn decode_psid_ssp_range(r: &mut Reader<'_>) -> Result<PsidSspRange, V2xError> {
-    let pre = r.preamble(1)?;
-    let psid = r.uint()?;
-    let ssp_range = if pre & 0x80 != 0 {
-        Some(match r.tag()? {
-            0 => {
-                let n = r.quantity()?;
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(r.octets()?.to_vec());
-                }
-                SspRange::Opaque(v)
-            }
-            1 => SspRange::All,
-            2 => r.open(|r| {
-                let value = r.octets()?.to_vec();
-                let mask = r.octets()?.to_vec();
-                Ok(SspRange::Bitmap { value, mask })
-            })?,
-            _ => return Err(V2xError::Unsupported("SspRange extension")),
-        })
-    } else {
-        None
-    };
-    Ok(PsidSspRange { psid, ssp_range })
-}
-
-fn decode_signature(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2xError> {
-    match r.tag()? {
-        0 => {}
-        _ => {
-            return Err(V2xError::Unsupported(
-                "signature other than ecdsaNistP256Signature",
-            ));
-        }
-    }
-    let at = r.pos();
-    let r_form = match r.tag()? {
-        0 => RSigForm::XOnly,
-        2 => RSigForm::CompressedY0,
-        3 => RSigForm::CompressedY1,
-        _ => {
-            return Err(V2xError::Invalid {
-                offset: at,
-                what: "rSig must be x-only or compressed",
-            });
-        }
-    };
-    let r_x = r.array()?;
-    let s = r.array()?;
-    Ok(EcdsaP256Signature { r_form, r: r_x, s })
+/// Decodes an `EcdsaP256Signature` `Signature` at the reader (for signed
+/// structures other than certificates, such as CRLs).
+pub(crate) fn decode_signature_at(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2xError> {
+    decode_signature(r)
 }
