@@ -31,7 +31,8 @@ fn init_writes_v2x_certificates_and_inspect_reads_them() {
     let init = trustca(&["init", "--data", d, "--json"]);
     assert!(init.status.success(), "{}", text(&init));
     let v: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
-    assert_eq!(v["created_v2x"].as_array().unwrap().len(), 4);
+    // Root (COER and its X.509 certificate), EA, AA and the CRL signer.
+    assert_eq!(v["created_v2x"].as_array().unwrap().len(), 5);
 
     let root_path = data.join("ca/v2x-root.oer");
     let out = trustca(&["inspect", root_path.to_str().unwrap(), "--json"]);
@@ -41,11 +42,18 @@ fn init_writes_v2x_certificates_and_inspect_reads_them() {
     assert_eq!(root["id"], "root.v2x.trustca.internal");
     assert_eq!(root["self_signature_valid"], true);
     assert_eq!(root["assurance"]["trust_level"], 4);
+    // First the CRL signer's group (PSID 256, directly below the root),
+    // then every other PSID through the EA and AA.
     assert_eq!(
-        root["cert_issue_permissions"][0]["subject_permissions"],
+        root["cert_issue_permissions"][0]["subject_permissions"][0]["psid"],
+        256
+    );
+    assert_eq!(root["cert_issue_permissions"][0]["min_chain_length"], 1);
+    assert_eq!(
+        root["cert_issue_permissions"][1]["subject_permissions"],
         "all"
     );
-    assert_eq!(root["cert_issue_permissions"][0]["min_chain_length"], 2);
+    assert_eq!(root["cert_issue_permissions"][1]["min_chain_length"], 2);
     assert!(root["validity"]["start"].as_str().unwrap().ends_with('Z'));
     let bytes = std::fs::read(&root_path).unwrap();
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);

@@ -34,7 +34,7 @@ use trustca_pseudonym::Caterpillar;
 use trustca_scms::{BatchPolicy, OpenedTicket, TicketOpener};
 use trustca_server::ServeOptions;
 use trustca_store::Storage;
-use trustca_v2x::Certificate;
+use trustca_v2x::{CertProfile, Certificate};
 
 const MB: usize = 64 * 1024 * 1024;
 
@@ -142,9 +142,11 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
         std::fs::read(ca.data().join("ca/v2x-aa.oer")).unwrap(),
         "tickets come from the V2X authorization authority"
     );
-    let pca = Certificate::from_coer(&profile.pseudonym_ca_certificate).unwrap();
-    let ea =
-        Certificate::from_coer(&std::fs::read(ca.data().join("ca/v2x-ea.oer")).unwrap()).unwrap();
+    // Below the V2X root everything is in the IEEE 1609.2 profile (the
+    // root is the CRACA, so cracaId is not 000000).
+    let ieee = |b: &[u8]| Certificate::from_coer_in(CertProfile::Ieee1609Dot2, b).unwrap();
+    let pca = ieee(&profile.pseudonym_ca_certificate);
+    let ea = ieee(&std::fs::read(ca.data().join("ca/v2x-ea.oer")).unwrap());
     let current = profile.current_period;
 
     let mut issued: Vec<Vec<OpenedTicket>> = Vec::new();

@@ -55,7 +55,13 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
     created.sort();
     assert_eq!(
         created,
-        ["v2x-aa.oer", "v2x-ea.oer", "v2x-root.oer", "v2x-root.pem"]
+        [
+            "v2x-aa.oer",
+            "v2x-crl.oer",
+            "v2x-ea.oer",
+            "v2x-root.oer",
+            "v2x-root.pem"
+        ]
     );
     let root = load(data, "v2x-root.oer");
     let ea = load(data, "v2x-ea.oer");
@@ -77,10 +83,23 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
     for c in [&root, &ea, &aa] {
         assert_eq!(c.tbs().assurance_level.unwrap().trust_level(), Some(4));
     }
-    assert_eq!(
-        root.tbs().cert_issue_permissions.as_ref().unwrap()[0].subject_permissions,
-        SubjectPermissions::All
-    );
+    // The root issues the CRL signer (PSID 256, chains of one) and, through
+    // the EA and AA, everything else (chains of two).
+    let root_groups = root.tbs().cert_issue_permissions.as_ref().unwrap();
+    assert_eq!(root_groups.len(), 2);
+    let SubjectPermissions::Explicit(crl_psids) = &root_groups[0].subject_permissions else {
+        panic!("the CRL signer's group lists PSID 256");
+    };
+    assert_eq!(crl_psids.iter().map(|r| r.psid).collect::<Vec<_>>(), [256]);
+    assert_eq!(root_groups[0].min_chain_length, 1);
+    assert_eq!(root_groups[1].subject_permissions, SubjectPermissions::All);
+    // The CRL signer: issued by the root, within its validity, and every
+    // certificate below the root names the root as its CRACA.
+    let crl = load(data, "v2x-crl.oer");
+    crl.verify_signed_by(Some(&root)).unwrap();
+    for c in [&ea, &aa, &crl] {
+        assert_eq!(c.tbs().craca_id, root.hashed_id3(), "cracaId is the root's");
+    }
     let SubjectPermissions::Explicit(aa_psids) =
         &aa.tbs().cert_issue_permissions.as_ref().unwrap()[0].subject_permissions
     else {
@@ -215,7 +234,10 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     init(data);
-    let files: Vec<String> = ["v2x-root.oer", "v2x-ea.oer", "v2x-aa.oer"]
+    // The root is in the ETSI TS 103 097 profile; everything below it
+    // carries the root's HashedId3 as cracaId (the root is the CRACA), so
+    // the EA, AA and CRL signer are checked as IEEE 1609.2 certificates.
+    let files: Vec<String> = ["v2x-root.oer", "v2x-ea.oer", "v2x-aa.oer", "v2x-crl.oer"]
         .iter()
         .map(|f| data.join("ca").join(f).to_str().unwrap().to_owned())
         .collect();
@@ -225,13 +247,17 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
     bad[n - 1] ^= 0x01;
     let bad_path = data.join("bad-aa.oer");
     std::fs::write(&bad_path, &bad).unwrap();
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../v2x/tests/independent.py"
-        ))
-        .args(&files)
-        .arg("--must-fail")
+    let mut cmd = Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../v2x/tests/independent.py"
+    ))
+    .arg(&files[0]);
+    for f in &files[1..] {
+        cmd.arg("--ieee").arg(f);
+    }
+    let out = cmd
+        .arg("--ieee-must-fail")
         .arg(&bad_path)
         .env("V2X_ASN1_DIR", asn1_dir())
         .env("V2X_DUMP", "1")
@@ -240,9 +266,10 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "independent check failed");
-    for (path, name) in files
-        .iter()
-        .zip(["v2x-root.oer", "v2x-ea.oer", "v2x-aa.oer"])
+    for (path, name) in
+        files
+            .iter()
+            .zip(["v2x-root.oer", "v2x-ea.oer", "v2x-aa.oer", "v2x-crl.oer"])
     {
         let line = format!(
             "OK verified {path} hashedid8={}",

@@ -2,6 +2,7 @@
 """Independent check of trustca-v2x certificates with asn1tools and cryptography.
 
 Usage: independent.py CERT.coer... [--must-fail CERT.coer]... [--ieee CERT.coer]...
+       [--ieee-must-fail CERT.coer]...
                       [--decrypt JOBS.json]
 
 Compiles the published ASN.1 modules (IEEE1609dot2BaseTypes.asn,
@@ -26,7 +27,9 @@ IEEE1609dot2.asn, TS103097v131.asn), unmodified, from $V2X_ASN1_DIR (default
 
 Files after --must-fail must be rejected by one of these checks.
 
-Files after --ieee are IEEE 1609.2 certificates outside the ETSI profile
+Files after --ieee-must-fail are decoded like --ieee files and must be
+rejected (e.g. a flipped signature bit). Files after --ieee are IEEE 1609.2
+certificates outside the ETSI profile
 (SCMS tickets with id linkageData): they are decoded as the IEEE 1609.2
 `Certificate` type, re-encoded byte-identically, checked against the
 IEEE 1609.2 constraints only (no ETSI id/cracaId rules) and verified like
@@ -236,13 +239,15 @@ def decrypt_jobs(spec, path):
 
 
 def main(argv):
-    good, bad, ieee, jobs = [], [], [], []
+    good, bad, ieee, ieee_bad, jobs = [], [], [], [], []
     it = iter(argv)
     for a in it:
         if a == "--must-fail":
             bad.append(next(it))
         elif a == "--ieee":
             ieee.append(next(it))
+        elif a == "--ieee-must-fail":
+            ieee_bad.append(next(it))
         elif a == "--decrypt":
             jobs.append(next(it))
         else:
@@ -261,11 +266,12 @@ def main(argv):
                 by_id[hashed_id8(raw)] = (raw, c)
         except Reject as e:
             loaded[path] = e
-    for path in ieee:
+    for path in ieee + ieee_bad:
         try:
             loaded[path] = load(spec, path, ieee=True)
             # CA certificates in the IEEE profile (cracaId set) issue others.
-            by_id[hashed_id8(loaded[path][0])] = loaded[path][:2]
+            if path in ieee:
+                by_id[hashed_id8(loaded[path][0])] = loaded[path][:2]
         except Reject as e:
             loaded[path] = e
     for path in ieee:
@@ -275,7 +281,7 @@ def main(argv):
             print("FAIL etsi-accepted %s" % path)
         else:
             print("OK etsi-rejected %s %s" % (path, why))
-    for path in good + bad + ieee:
+    for path in good + bad + ieee + ieee_bad:
         v = loaded[path]
         try:
             if isinstance(v, Reject):
