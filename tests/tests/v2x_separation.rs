@@ -40,7 +40,7 @@ use trustca_scms::{
 use trustca_server::ServeOptions;
 use trustca_server::v2x::V2xRole;
 use trustca_store::{SledStorage, Storage};
-use trustca_v2x::{Certificate, CertificateId};
+use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
 const MB: usize = 16 * 1024 * 1024;
 const VEHICLES: usize = 12;
@@ -122,7 +122,9 @@ async fn no_authority_alone_links_or_names_vehicles() {
         .await
         .unwrap()
         .into_inner();
-    let pca_cert = Certificate::from_coer(&profile.pseudonym_ca_certificate).unwrap();
+    let pca_cert =
+        Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &profile.pseudonym_ca_certificate)
+            .unwrap();
     let first = profile.current_period;
 
     // Two rounds, each in another order; every vehicle asks for one period
