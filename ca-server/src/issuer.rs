@@ -260,6 +260,21 @@ pub fn credential_params(
     Ok(p)
 }
 
+/// Adds the DNS names and IP addresses a server is reached at as SANs.
+fn push_host_names(
+    p: &mut CertificateParams,
+    dns_names: &[String],
+    ips: &[IpAddr],
+) -> Result<(), CaError> {
+    for d in dns_names {
+        p.subject_alt_names
+            .push(SanType::DnsName(d.clone().try_into()?));
+    }
+    p.subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    Ok(())
+}
+
 /// Parameters of a separated V2X authority's TLS certificate (issued by a
 /// sector sub-CA from the authority's own CSR): O = its name, OU = its V2X
 /// role, SANs the names it is reached at; serverAuth, plus clientAuth for
@@ -285,13 +300,7 @@ pub(crate) fn authority_tls_params(
     p.subject_alt_names = vec![SanType::URI(
         format!("urn:trustca:{role}:{name}").try_into()?,
     )];
-    for d in dns_names {
-        p.subject_alt_names
-            .push(SanType::DnsName(d.clone().try_into()?));
-    }
-    for ip in ips {
-        p.subject_alt_names.push(SanType::IpAddress(*ip));
-    }
+    push_host_names(&mut p, dns_names, ips)?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     if ext.kind == CertificateKind::RegistrationAuthority {
@@ -333,13 +342,7 @@ pub fn service_params(
     dn.push(DnType::OrganizationName, "trustca");
     dn.push(DnType::CommonName, common_name);
     let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
-    for d in dns_names {
-        p.subject_alt_names
-            .push(SanType::DnsName(d.clone().try_into()?));
-    }
-    for ip in ips {
-        p.subject_alt_names.push(SanType::IpAddress(*ip));
-    }
+    push_host_names(&mut p, dns_names, ips)?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = match purpose {
         // The TLS server is also a client of federated trust databases.

@@ -204,13 +204,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
         assert_only_own_keys(a, &ca);
     }
     // The CA itself runs without in-process V2X authorities.
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        pass(),
-    );
-    opts.v2x_in_process = false;
-    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    ca.start_without_v2x().await;
     let batch = BatchPolicy {
         min_vehicles: 3,
         max_wait_secs: 3600,

@@ -24,7 +24,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::separated::{Separated, role_options};
+use common::separated::{Separated, role_options, role_start_error};
 use common::*;
 use tonic::Code;
 use trustca::client::connect;
@@ -37,7 +37,6 @@ use trustca_pseudonym::{Caterpillar, LaId, P256PrivateKey};
 use trustca_scms::{
     BatchPolicy, ChainEnvelope, LinkKey, LinkageAuthority, ScmsError, TicketOpener,
 };
-use trustca_server::ServeOptions;
 use trustca_server::v2x::V2xRole;
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
@@ -84,13 +83,7 @@ fn keystore_scalars(dir: &std::path::Path, pass: &Passphrase) -> Vec<[u8; 32]> {
 async fn no_authority_alone_links_or_names_vehicles() {
     let mut ca = TestCa::init();
     let mut v2x = Separated::provision(&ca);
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        ca_pass(),
-    );
-    opts.v2x_in_process = false;
-    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    ca.start_without_v2x().await;
     v2x.start(BatchPolicy {
         min_vehicles: MIN_VEHICLES,
         max_wait_secs: 3600,
@@ -320,16 +313,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
         la2.path().join("keys/aa.key"),
     )
     .unwrap();
-    let e = trustca_server::start(role_options(
-        la2.path(),
-        V2xRole::Linkage2,
-        None,
-        BatchPolicy::default(),
-    ))
-    .await
-    .err()
-    .unwrap()
-    .to_string();
+    let e = role_start_error(la2.path(), V2xRole::Linkage2).await;
     assert!(e.contains("aa.key") && e.contains("refusing"), "{e}");
     std::fs::remove_file(la2.path().join("keys/aa.key")).unwrap();
     std::fs::copy(
@@ -337,16 +321,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
         la2.path().join("backup.key"),
     )
     .unwrap();
-    let e = trustca_server::start(role_options(
-        la2.path(),
-        V2xRole::Linkage2,
-        None,
-        BatchPolicy::default(),
-    ))
-    .await
-    .err()
-    .unwrap()
-    .to_string();
+    let e = role_start_error(la2.path(), V2xRole::Linkage2).await;
     assert!(e.contains("backup.key"), "{e}");
     let mut on_ca = role_options(
         ca.data(),

@@ -66,6 +66,18 @@ impl TestCa {
         self.server = Some(trustca_server::start(opts).await.unwrap());
     }
 
+    /// Starts the CA without in-process V2X authorities (they run as
+    /// separated `serve --role` servers).
+    pub async fn start_without_v2x(&mut self) {
+        let mut opts = ServeOptions::new(
+            self.data().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+        );
+        opts.v2x_in_process = false;
+        self.server = Some(trustca_server::start(opts).await.unwrap());
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();

@@ -189,3 +189,11 @@ pub async fn role_server(
         .await
         .unwrap()
 }
+
+/// Why `serve --role` refuses to start from `data` (it must refuse).
+pub async fn role_start_error(data: &Path, role: V2xRole) -> String {
+    trustca_server::start(role_options(data, role, None, BatchPolicy::default()))
+        .await
+        .expect_err("serve --role must refuse this directory")
+        .to_string()
+}
