@@ -215,6 +215,13 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
     assert_eq!(result["responses_decrypted"], json!(responses.len()));
     assert_eq!(result["response_keys_matched"], json!(responses.len()));
     assert_eq!(result["crl_signature_verified"], json!(true));
+    // The IEEE 1609.2-2022 modules read the same bytes: root, PCA, every
+    // ticket and the signed CRL re-encode identically.
+    assert_eq!(
+        result["ieee2022_certificates_reencoded"],
+        json!(n_tickets + 2)
+    );
+    assert_eq!(result["ieee2022_crl_reencoded"], json!(true));
     assert_eq!(result["crl_entries"], json!(1));
     assert_eq!(result["crl_series"], json!(profile.crl_series));
     // Seeds released from the revocation period: linkage values of the
