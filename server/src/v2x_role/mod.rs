@@ -393,6 +393,56 @@ impl RoleDir {
     }
 }
 
+/// Sets up all four authorities under `base/<role>/` on this one machine,
+/// exactly as operators do on four (`init --role`, `v2x certify` at the CA
+/// in `ca_data`, `v2x import` of the answer, `v2x export`, `v2x import` of
+/// the peers' bundles), each under `passphrase(role)`. For trying the
+/// separated deployment, for tests and for benchmarks: on one machine the
+/// separation is only as good as the file permissions between the roles.
+pub fn provision_on_one_machine(
+    ca_data: &Path,
+    ca_passphrase: &Passphrase,
+    base: &Path,
+    passphrase: &dyn Fn(V2xRole) -> Passphrase,
+    server_names: &[String],
+) -> Result<Vec<RoleDir>> {
+    let mut dirs = Vec::new();
+    for role in V2xRole::ALL {
+        let path = base.join(role.as_str());
+        let made = init_role(
+            &path,
+            role,
+            &format!("{}-1", role.as_str()),
+            server_names,
+            None,
+            &passphrase(role),
+        )?;
+        let request = String::from_utf8(read_file(&made.request)?)
+            .map_err(|_| ServerError::Config("request.toml is not UTF-8".into()))?;
+        let answer = certify(
+            ca_data,
+            ca_passphrase,
+            &crate::pkcs11::Pkcs11Options::default(),
+            &request,
+        )?;
+        let dir = RoleDir::open(&path, Some(role))?;
+        import(&dir, &passphrase(role), &answer.to_toml()?)?;
+        dirs.push(dir);
+    }
+    let bundles = dirs
+        .iter()
+        .map(|d| Ok((d.role(), export(d, &passphrase(d.role()))?.to_toml()?)))
+        .collect::<Result<Vec<_>>>()?;
+    for dir in &dirs {
+        for (role, text) in &bundles {
+            if exchange::peers_of(dir.role()).contains(role) {
+                import(dir, &passphrase(dir.role()), text)?;
+            }
+        }
+    }
+    Ok(dirs)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

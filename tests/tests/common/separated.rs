@@ -8,21 +8,21 @@ use std::path::Path;
 use trustca_ca::Passphrase;
 use trustca_scms::BatchPolicy;
 use trustca_server::v2x::{RemoteAuthorities, V2xRole};
-use trustca_server::v2x_role::{self, RoleDir};
-use trustca_server::{Pkcs11Options, RunningServer, ServeOptions};
+use trustca_server::v2x_role;
+use trustca_server::{RunningServer, ServeOptions};
 
 use super::{PASSPHRASE, TestCa};
 
 /// One authority: its own directory and passphrase, and its server.
 pub struct Authority {
     pub role: V2xRole,
-    pub dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
     pub server: Option<RunningServer>,
 }
 
 impl Authority {
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     pub fn url(&self) -> String {
@@ -53,8 +53,10 @@ pub fn role_passphrase(role: V2xRole) -> Passphrase {
 }
 
 /// The four authorities, in the order registration, pseudonym CA,
-/// linkage 1, linkage 2.
+/// linkage 1, linkage 2, each in its own directory under one temporary
+/// base.
 pub struct Separated {
+    _base: tempfile::TempDir,
     pub authorities: Vec<Authority>,
 }
 
@@ -63,57 +65,31 @@ impl Separated {
         self.authorities.iter().find(|a| a.role == role).unwrap()
     }
 
-    /// Makes and certifies the four directories (before the CA server
-    /// starts, so it records the new TLS certificates and can revoke them).
+    /// Makes and certifies the four directories as operators do (before
+    /// the CA server starts, so it records the new TLS certificates and
+    /// can revoke them).
     pub fn provision(ca: &TestCa) -> Self {
-        let ca_pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-        let mut authorities = Vec::new();
-        for role in V2xRole::ALL {
-            let dir = tempfile::tempdir().unwrap();
-            let pass = role_passphrase(role);
-            let name = format!("{}-1", role.as_str());
-            let made = v2x_role::init_role(
-                dir.path(),
-                role,
-                &name,
-                &["127.0.0.1".to_owned()],
-                None,
-                &pass,
-            )
-            .unwrap();
-            let request = std::fs::read_to_string(&made.request).unwrap();
-            let credential =
-                v2x_role::certify(ca.data(), &ca_pass, &Pkcs11Options::default(), &request)
-                    .unwrap();
-            let role_dir = RoleDir::open(dir.path(), Some(role)).unwrap();
-            v2x_role::import(&role_dir, &pass, &credential.to_toml().unwrap()).unwrap();
-            authorities.push(Authority {
-                role,
-                dir,
+        let base = tempfile::tempdir().unwrap();
+        let dirs = v2x_role::provision_on_one_machine(
+            ca.data(),
+            &Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+            base.path(),
+            &role_passphrase,
+            &["127.0.0.1".to_owned()],
+        )
+        .unwrap();
+        let authorities = dirs
+            .into_iter()
+            .map(|d| Authority {
+                role: d.role(),
+                dir: d.path().to_path_buf(),
                 server: None,
-            });
-        }
-        let bundles: Vec<(V2xRole, String)> = authorities
-            .iter()
-            .map(|a| {
-                let dir = RoleDir::open(a.path(), None).unwrap();
-                let b = v2x_role::export(&dir, &a.passphrase()).unwrap();
-                (a.role, b.to_toml().unwrap())
             })
             .collect();
-        for a in &authorities {
-            let dir = RoleDir::open(a.path(), None).unwrap();
-            for (role, text) in &bundles {
-                let needed = match a.role {
-                    V2xRole::PseudonymCa => matches!(role, V2xRole::Linkage1 | V2xRole::Linkage2),
-                    _ => *role == V2xRole::PseudonymCa,
-                };
-                if needed {
-                    v2x_role::import(&dir, &a.passphrase(), text).unwrap();
-                }
-            }
+        Self {
+            _base: base,
+            authorities,
         }
-        Self { authorities }
     }
 
     /// Copies the CA's CRLs into every authority's `crl/` (as an operator's
