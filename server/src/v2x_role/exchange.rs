@@ -176,11 +176,6 @@ impl AuthorityRequest {
         tls: &rcgen::KeyPair,
         signing: Option<&(signature::EcdsaKeyPair, signature::EcdsaKeyPair)>,
     ) -> Result<Self> {
-        if server_names.is_empty() {
-            return Err(bad(
-                "an authority needs --server-name: the DNS name or IP address its clients reach it at",
-            ));
-        }
         let (ips, dns_names): (Vec<_>, Vec<_>) = server_names
             .iter()
             .cloned()

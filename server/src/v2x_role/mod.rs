@@ -112,11 +112,18 @@ pub fn init_role(
     policies: Option<&Path>,
     passphrase: &Passphrase,
 ) -> Result<RoleInit> {
-    if dir.join("role.toml").exists() || dir.join("ca").exists() {
+    if dir.join("role.toml").exists() || dir.join("ca").exists() || dir.join("keys").exists() {
         return Err(ServerError::Config(format!(
             "{} already holds an authority or a CA: `init --role` makes a new directory",
             dir.display()
         )));
+    }
+    // Checked before anything is written, so a refused init leaves nothing.
+    if server_names.is_empty() {
+        return Err(ServerError::Config(
+            "an authority needs --server-name: the DNS name or IP address its clients reach it at"
+                .into(),
+        ));
     }
     let (files, _) = crate::policies::resolve(policies, None)?;
     let keys_dir = dir.join("keys");
@@ -302,12 +309,12 @@ impl RoleDir {
                 let path = entry.path();
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_dir() {
-                    // The store holds sealed records only; sled's files are large.
-                    if path != self.store_dir() {
-                        stack.push(path);
-                    }
+                    stack.push(path);
                     continue;
                 }
+                // The store holds sealed records only and sled's files are
+                // large: names are checked there, contents are not scanned.
+                let in_store = path.starts_with(self.store_dir());
                 let in_own = path.parent() == Some(keys_dir.as_path());
                 let file_name = entry.file_name().to_string_lossy().into_owned();
                 if in_own {
@@ -325,7 +332,8 @@ impl RoleDir {
                 if file_name.ends_with(".key") {
                     return Err(foreign(&path, "a private key file"));
                 }
-                if meta.len() <= MAX_SCANNED_FILE
+                if !in_store
+                    && meta.len() <= MAX_SCANNED_FILE
                     && let Ok(bytes) = std::fs::read(&path)
                     && bytes.windows(11).any(|w| w == b"PRIVATE KEY")
                 {
@@ -494,9 +502,24 @@ mod tests {
         std::fs::write(dir.join("notes.txt"), b"-----BEGIN PRIVATE KEY-----").unwrap();
         assert!(role.check_own_secrets_only().is_err());
         std::fs::remove_file(dir.join("notes.txt")).unwrap();
+        // A key file hidden in the store's directory.
+        std::fs::create_dir_all(dir.join("store")).unwrap();
+        std::fs::write(dir.join("store").join("la2.key"), b"x").unwrap();
+        assert!(role.check_own_secrets_only().is_err());
+        std::fs::remove_file(dir.join("store").join("la2.key")).unwrap();
+        role.check_own_secrets_only().unwrap();
         // A CA directory.
         std::fs::create_dir_all(dir.join("ca")).unwrap();
         assert!(role.check_own_secrets_only().is_err());
+    }
+
+    #[test]
+    fn a_refused_init_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("ra");
+        let e = init_role(&dir, V2xRole::Registration, "ra-1", &[], None, &pass()).unwrap_err();
+        assert!(e.to_string().contains("--server-name"), "{e}");
+        assert!(!dir.exists());
     }
 
     #[test]
