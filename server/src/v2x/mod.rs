@@ -1,18 +1,18 @@
-//! The separated V2X authorities (`trustca-scms`, issue 8) in the server.
+//! The V2X authorities (`trustca-scms`) in the server: how each is built
+//! from its keys, peers and store, and its gRPC service.
 //!
-//! * `init` gives each authority its own passphrase-encrypted keystore
-//!   (`DATA/v2x/<role>/keys`, one P-256 key named `authority`) and
-//!   publishes the public keys the others need (`DATA/v2x/<role>.pub`,
-//!   65-byte SEC 1). Moving a role to its own machine means moving its
-//!   `DATA/v2x/<role>/` directory and the `.pub` files it reads.
-//! * Every authority keeps its own sled store (`DATA/v2x/<role>/store`).
-//! * Plain `trustca serve` runs all four in its process (stores still
-//!   apart) and serves `V2xRegistration`, `V2xPseudonymCa` and `V2xLinkage`
-//!   beside everything else.
-//! * `trustca serve --role registration|pseudonym-ca|linkage-1|linkage-2`
-//!   runs one authority per process; the registration authority reaches the
-//!   others over gRPC with mutual TLS, presenting a `registration-authority`
-//!   credential, the only role the others serve for issuance.
+//! * **Separated** (`serve --role registration|pseudonym-ca|linkage-1|
+//!   linkage-2`): one authority per process, from the directory `init
+//!   --role` made on its own machine (`crate::v2x_role`): its own keys, its
+//!   peers' public bundles, its own store. The registration authority
+//!   reaches the others over mutual TLS with its own TLS certificate
+//!   (`remote.rs`), the only role they serve for issuance.
+//! * **In-process** (plain `trustca serve`): all four in the CA's process,
+//!   each on its own sled store (`DATA/v2x/<role>/store`) but with their
+//!   keys (`DATA/v2x/<role>/keys`) under the CA's directory and
+//!   passphrase: no separation against whoever holds both. For trying
+//!   things out.
+//! * `deploy.rs` builds the services one process runs, in either mode.
 //!
 //! Errors of the authorities become gRPC statuses in [`status`], and only
 //! there.
@@ -22,27 +22,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ring::hmac;
-use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Request, Response, Status};
 use trustca_ca::{CaHierarchy, Keystore, Passphrase, caller};
 use trustca_proto::v1 as pb;
-use trustca_proto::v1::v2x_linkage_client::V2xLinkageClient;
-use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
 use trustca_pseudonym::{
     ButterflyRequest, LaId, LinkageRevocation, P256PrivateKey, P256PublicKey, SeedRelease,
 };
 use trustca_scms::deployment::LINK_LABEL;
 use trustca_scms::pseudonym_ca::MAX_BATCH;
 use trustca_scms::{
-    BatchPolicy, ChainEnvelope, ChainId, EncryptedPlv, LinkKey, LinkageAuthority,
-    LinkageAuthorityApi, LinkageCrl, PseudonymCa, PseudonymCaApi, RegistrationAuthority, ScmsError,
-    TicketProfile, TicketRequest, TicketResponse, VehicleCredential,
+    BatchPolicy, ChainEnvelope, ChainId, LinkKey, LinkageAuthority, LinkageAuthorityApi,
+    LinkageCrl, PseudonymCa, PseudonymCaApi, RegistrationAuthority, ScmsError, TicketProfile,
+    TicketRequest, VehicleCredential,
 };
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{CertProfile, Certificate};
 
 use crate::error::{Result, ServerError, io};
 use crate::policies::PolicyFiles;
+
+mod deploy;
+mod remote;
+pub use deploy::RemoteAuthorities;
+pub(crate) use deploy::{in_process_services, role_services};
+pub use remote::{RemoteLinkage, RemotePseudonymCa, RemoteTls};
 
 /// Directory of the V2X authorities under the data directory.
 pub const V2X_DIR: &str = "v2x";
@@ -51,7 +54,7 @@ const AUTHORITY_KEY: &str = "authority";
 /// How often the registration authority checks whether a batch is due.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 /// Deadline of one call from the registration authority to another.
-const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response of the pseudonym CA (20 000 responses of ~430 bytes).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -832,419 +835,4 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
             root: self.root.clone(),
         }))
     }
-}
-
-// ---------------------------------------------------------------------------
-// Remote authorities (the registration authority's side of `--role`)
-// ---------------------------------------------------------------------------
-
-/// TLS material of the registration authority's client connections.
-#[derive(Debug, Clone)]
-pub struct RemoteTls {
-    /// The trustca root (PEM).
-    pub root_pem: Vec<u8>,
-    /// The registration-authority credential chain (PEM).
-    pub cert_pem: Vec<u8>,
-    /// Its key (PEM).
-    pub key_pem: Vec<u8>,
-}
-
-fn channel(url: &str, tls: &RemoteTls) -> Result<Channel> {
-    let host = url
-        .trim_start_matches("https://")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let config = ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(&tls.root_pem))
-        .identity(tonic::transport::Identity::from_pem(
-            &tls.cert_pem,
-            &tls.key_pem,
-        ))
-        .domain_name(host);
-    Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| ServerError::Config(format!("bad URL {url}: {e}")))?
-        .tls_config(config)
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .connect_timeout(REMOTE_TIMEOUT)
-        .timeout(REMOTE_TIMEOUT)
-        .connect_lazy())
-}
-
-fn remote(authority: &'static str) -> impl Fn(Status) -> ScmsError {
-    move |s: Status| ScmsError::Remote {
-        authority,
-        code: format!("{:?}", s.code()),
-        message: s.message().to_owned(),
-    }
-}
-
-/// A linkage authority in another process. Its calls block: the
-/// registration authority runs on blocking threads.
-#[derive(Debug, Clone)]
-pub struct RemoteLinkage {
-    la_id: LaId,
-    client: V2xLinkageClient<Channel>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl RemoteLinkage {
-    /// Linkage authority `la_id` at `url`.
-    pub fn new(la_id: LaId, url: &str, tls: &RemoteTls) -> Result<Self> {
-        Ok(Self {
-            la_id,
-            client: V2xLinkageClient::new(channel(url, tls)?),
-            runtime: tokio::runtime::Handle::current(),
-        })
-    }
-}
-
-impl LinkageAuthorityApi for RemoteLinkage {
-    fn la_id(&self) -> LaId {
-        self.la_id
-    }
-
-    fn create_chains(
-        &self,
-        first_period: u64,
-        count: usize,
-        _actor: &str,
-        _now: i64,
-    ) -> trustca_scms::error::Result<Vec<ChainId>> {
-        let mut c = self.client.clone();
-        let answer = self
-            .runtime
-            .block_on(c.create_chains(pb::CreateChainsRequest {
-                first_period,
-                count: count as u32,
-                la_id: u32::from(self.la_id.0),
-            }))
-            .map_err(remote("linkage authority"))?
-            .into_inner();
-        answer
-            .chain_ids
-            .iter()
-            .map(|b| {
-                <[u8; 16]>::try_from(b.as_slice())
-                    .map(ChainId)
-                    .map_err(|_| ScmsError::Malformed {
-                        what: "chain id",
-                        reason: format!("{} bytes", b.len()),
-                    })
-            })
-            .collect()
-    }
-
-    fn pre_linkage_values(
-        &self,
-        chain: &ChainId,
-        first_period: u64,
-        periods: u32,
-        count: u32,
-        _actor: &str,
-        _now: i64,
-    ) -> trustca_scms::error::Result<Vec<EncryptedPlv>> {
-        let mut c = self.client.clone();
-        let answer = self
-            .runtime
-            .block_on(c.pre_linkage_values(pb::PreLinkageValuesRequest {
-                chain_id: chain.0.to_vec(),
-                period: first_period,
-                count,
-                la_id: u32::from(self.la_id.0),
-                periods,
-            }))
-            .map_err(remote("linkage authority"))?
-            .into_inner();
-        answer
-            .values
-            .iter()
-            .map(|v| EncryptedPlv::from_slice(v))
-            .collect()
-    }
-
-    fn release(
-        &self,
-        chain: &ChainId,
-        from_period: u64,
-        _actor: &str,
-        _now: i64,
-    ) -> trustca_scms::error::Result<SeedRelease> {
-        let mut c = self.client.clone();
-        let answer = self
-            .runtime
-            .block_on(c.release_seed(pb::ReleaseSeedRequest {
-                chain_id: chain.0.to_vec(),
-                from_period,
-                la_id: u32::from(self.la_id.0),
-            }))
-            .map_err(remote("linkage authority"))?
-            .into_inner();
-        Ok(SeedRelease::from_bytes(&answer.release)?)
-    }
-}
-
-/// The pseudonym CA in another process.
-#[derive(Debug, Clone)]
-pub struct RemotePseudonymCa {
-    client: V2xPseudonymCaClient<Channel>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl RemotePseudonymCa {
-    /// The pseudonym CA at `url`.
-    pub fn new(url: &str, tls: &RemoteTls) -> Result<Self> {
-        Ok(Self {
-            client: V2xPseudonymCaClient::new(channel(url, tls)?)
-                .max_decoding_message_size(MAX_RESPONSE_BYTES)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES),
-            runtime: tokio::runtime::Handle::current(),
-        })
-    }
-}
-
-impl PseudonymCaApi for RemotePseudonymCa {
-    fn issue_batch(
-        &self,
-        batch: &[TicketRequest],
-        _now: i64,
-    ) -> trustca_scms::error::Result<Vec<TicketResponse>> {
-        let mut c = self.client.clone();
-        let answer = self
-            .runtime
-            .block_on(c.issue_tickets(pb::IssueTicketsRequest {
-                requests: batch.iter().map(TicketRequest::to_bytes).collect(),
-            }))
-            .map_err(remote("pseudonym CA"))?
-            .into_inner();
-        answer
-            .outcomes
-            .into_iter()
-            .map(|o| {
-                let request_id = <[u8; 16]>::try_from(o.request_id.as_slice()).map_err(|_| {
-                    ScmsError::Malformed {
-                        what: "request id",
-                        reason: format!("{} bytes", o.request_id.len()),
-                    }
-                })?;
-                Ok(TicketResponse {
-                    request_id,
-                    outcome: if o.error.is_empty() {
-                        Ok(o.encrypted_response)
-                    } else {
-                        Err(o.error)
-                    },
-                })
-            })
-            .collect()
-    }
-
-    fn add_revocation(
-        &self,
-        revocation: LinkageRevocation,
-        _actor: &str,
-        _now: i64,
-    ) -> trustca_scms::error::Result<LinkageCrl> {
-        let mut c = self.client.clone();
-        let answer = self
-            .runtime
-            .block_on(c.add_revocation(pb::AddRevocationRequest {
-                first: revocation.first.to_bytes().to_vec(),
-                second: revocation.second.to_bytes().to_vec(),
-            }))
-            .map_err(remote("pseudonym CA"))?
-            .into_inner();
-        LinkageCrl::from_bytes(&answer.crl)
-    }
-}
-
-/// Flushes the registration authority's queue when its batch is due.
-pub(crate) fn spawn_flush(ra: &Arc<RegistrationAuthority>) {
-    let weak = Arc::downgrade(ra);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FLUSH_INTERVAL);
-        loop {
-            tick.tick().await;
-            let Some(ra) = weak.upgrade() else { return };
-            let result = tokio::task::spawn_blocking(move || ra.flush(now(), false)).await;
-            match result {
-                Ok(Ok(n)) if n > 0 => tracing::info!(tickets = n, "V2X batch issued"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "V2X batch not issued; retrying"),
-                _ => {}
-            }
-        }
-    });
-}
-
-/// Where `--role registration` reaches the others.
-#[derive(Debug, Clone)]
-pub struct RemoteAuthorities {
-    /// `https://host:port` of the pseudonym CA.
-    pub pseudonym_ca: String,
-    /// ... of linkage authority 1 and 2.
-    pub linkage: [String; 2],
-}
-
-/// The gRPC services of the authorities one process runs.
-#[derive(Debug)]
-pub(crate) struct V2xServices {
-    /// The store the auth layer checks callers against (a role's own).
-    pub auth_store: Arc<dyn Storage>,
-    pub enrollment:
-        Option<pb::v2x_enrollment_server::V2xEnrollmentServer<EnrollmentCredentialService>>,
-    pub registration:
-        Option<pb::v2x_registration_server::V2xRegistrationServer<RegistrationService>>,
-    pub pseudonym_ca: Option<pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService>>,
-    pub linkage: Option<pb::v2x_linkage_server::V2xLinkageServer<LinkageService>>,
-}
-
-fn wrap_pca(
-    pca: Arc<PseudonymCa>,
-) -> pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService> {
-    pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer::new(PseudonymCaService::new(pca))
-        .max_decoding_message_size(MAX_RESPONSE_BYTES)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES)
-}
-
-fn wrap_la(
-    las: Vec<Arc<LinkageAuthority>>,
-) -> pb::v2x_linkage_server::V2xLinkageServer<LinkageService> {
-    pb::v2x_linkage_server::V2xLinkageServer::new(LinkageService::new(las))
-        .max_encoding_message_size(MAX_RESPONSE_BYTES)
-}
-
-fn wrap_ra(
-    ra: Arc<RegistrationAuthority>,
-    pca_cert: Vec<u8>,
-) -> pb::v2x_registration_server::V2xRegistrationServer<RegistrationService> {
-    spawn_flush(&ra);
-    pb::v2x_registration_server::V2xRegistrationServer::new(RegistrationService::new(ra, pca_cert))
-        .max_encoding_message_size(MAX_RESPONSE_BYTES)
-}
-
-/// Builds the four authorities in the CA's process (`trustca serve`
-/// without `--role`), each over its own store under `DATA/v2x/`. Their
-/// keys share the CA's directory and passphrase: this mode separates the
-/// stores, not the secrets (see `init`'s and `serve`'s warning).
-pub(crate) fn in_process_services(
-    data: &Path,
-    files: &PolicyFiles,
-    hierarchy: &CaHierarchy,
-    passphrase: &Passphrase,
-    policy: BatchPolicy,
-) -> Result<V2xServices> {
-    init_authorities(data, passphrase)?;
-    let profile = ticket_profile(files)?;
-    let ra_sector = profile.sector.clone();
-    let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
-    let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
-    let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
-    let pca_cert = pca.certificate().as_coer().to_vec();
-    let ra = Arc::new(registration_authority(
-        &load_key(data, V2xRole::Registration, passphrase)?,
-        open_store(data, V2xRole::Registration)?,
-        [la1.clone(), la2.clone()],
-        pca.clone(),
-        profile,
-        policy,
-    )?);
-    Ok(V2xServices {
-        auth_store: ra.store(),
-        registration: Some(wrap_ra(ra, pca_cert)),
-        pseudonym_ca: Some(wrap_pca(pca)),
-        enrollment: Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
-            EnrollmentCredentialService::open(data, hierarchy, &ra_sector)?,
-        )),
-        linkage: Some(wrap_la(vec![la1, la2])),
-    })
-}
-
-/// Builds the one authority of a `--role` process from its own directory:
-/// its own keys, its peers' public bundles, its own store.
-pub(crate) fn role_services(
-    dir: &crate::v2x_role::RoleDir,
-    secrets: &crate::v2x_role::RoleSecrets,
-    files: &PolicyFiles,
-    remote: Option<&RemoteAuthorities>,
-    policy: BatchPolicy,
-) -> Result<V2xServices> {
-    let profile = ticket_profile(files)?;
-    let store: Arc<dyn Storage> = Arc::new(SledStorage::open(&dir.store_dir())?);
-    let read_v2x = |path: &Path| -> Result<Certificate> {
-        Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &dir.imported(path)?)
-            .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))
-    };
-    let read_aa = || read_v2x(&dir.trust("aa.oer"));
-    let mut services = V2xServices {
-        auth_store: Arc::clone(&store),
-        enrollment: None,
-        registration: None,
-        pseudonym_ca: None,
-        linkage: None,
-    };
-    match dir.role() {
-        V2xRole::PseudonymCa => {
-            let (Some(signer), Some(crl_key)) = (secrets.aa.clone(), secrets.crl.clone()) else {
-                return Err(ServerError::Config(
-                    "the pseudonym CA's keystore lacks its AA or CRL signer key".into(),
-                ));
-            };
-            let crl_certificate = read_v2x(&dir.trust("crl-signer.oer"))?;
-            let pca = pseudonym_ca_with(
-                signer,
-                read_aa()?,
-                (crl_key, crl_certificate),
-                &secrets.authority,
-                [
-                    dir.peer_key(V2xRole::Linkage1)?,
-                    dir.peer_key(V2xRole::Linkage2)?,
-                ],
-                store,
-                profile,
-            )?;
-            services.pseudonym_ca = Some(wrap_pca(Arc::new(pca)));
-        }
-        r @ (V2xRole::Linkage1 | V2xRole::Linkage2) => {
-            let la = linkage_authority_with(
-                r,
-                &secrets.authority,
-                &dir.peer_key(V2xRole::PseudonymCa)?,
-                store,
-            )?;
-            services.linkage = Some(wrap_la(vec![Arc::new(la)]));
-        }
-        V2xRole::Registration => {
-            let remote = remote.ok_or_else(|| {
-                ServerError::Config(
-                    "--role registration needs --pseudonym-ca, --linkage-1 and --linkage-2".into(),
-                )
-            })?;
-            let key_der = secrets
-                .tls
-                .pkcs8()
-                .ok_or_else(|| ServerError::Config("the TLS key is not a file key".into()))?;
-            let tls = RemoteTls {
-                root_pem: dir.imported(&dir.trust("root.pem"))?,
-                cert_pem: dir.imported(&dir.tls_chain())?,
-                key_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", key_der.to_vec())).into_bytes(),
-            };
-            // The pseudonym CA's public bundle (checked at import) is what
-            // gave trust/aa.oer; require it so a stale copy is not used.
-            dir.peer_bundle(V2xRole::PseudonymCa)?;
-            let la1 = Arc::new(RemoteLinkage::new(LaId(1), &remote.linkage[0], &tls)?);
-            let la2 = Arc::new(RemoteLinkage::new(LaId(2), &remote.linkage[1], &tls)?);
-            let pca = Arc::new(RemotePseudonymCa::new(&remote.pseudonym_ca, &tls)?);
-            let ra = Arc::new(registration_authority(
-                &secrets.authority,
-                store,
-                [la1, la2],
-                pca,
-                profile,
-                policy,
-            )?);
-            services.registration = Some(wrap_ra(ra, read_aa()?.as_coer().to_vec()));
-        }
-    }
-    Ok(services)
 }
