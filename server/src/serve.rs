@@ -407,7 +407,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let metrics = Arc::new(Metrics::new());
     let observer: Arc<dyn Observer> = metrics.clone();
     if let Some(role) = opts.role {
-        return start_role(opts, role, listener, metrics).await;
+        return start_role(opts, role, listener, metrics_listener, metrics).await;
     }
     if !opts.data.join("ca").join("root.pem").exists() {
         let report = init_with(
@@ -655,17 +655,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         }
         None => None,
     };
-    let metrics_addr = match metrics_listener {
-        Some(listener) => {
-            let bound = listener.local_addr().map_err(|e| {
-                ServerError::Listen(format!("cannot read the metrics address: {e}"))
-            })?;
-            crate::metrics::spawn_endpoint(listener, &metrics);
-            tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, max_connections, descriptors = descriptors.unwrap_or_default(), "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
@@ -771,6 +761,7 @@ async fn start_role(
     opts: ServeOptions,
     role: crate::v2x::V2xRole,
     listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer> {
     let observer: Arc<dyn Observer> = metrics.clone();
@@ -786,6 +777,7 @@ async fn start_role(
         opts.v2x_remote.as_ref(),
         opts.v2x_batch,
     )?;
+    let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     let Accepting {
         addr,
         closing,
@@ -824,7 +816,7 @@ async fn start_role(
     tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), max_connections, "trustca V2X authority listening (mutual TLS)");
     Ok(RunningServer {
         addr,
-        metrics_addr: None,
+        metrics_addr,
         est_addr: None,
         est_stop: tokio_util::sync::CancellationToken::new(),
         metrics,
@@ -835,6 +827,22 @@ async fn start_role(
         store_closed: None,
         heads: None,
     })
+}
+
+/// Serves `/metrics` on `listener` when `--metrics` was given; its address.
+fn serve_metrics(
+    listener: Option<tokio::net::TcpListener>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<SocketAddr>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(format!("cannot read the metrics address: {e}")))?;
+    crate::metrics::spawn_endpoint(listener, metrics);
+    tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
+    Ok(Some(bound))
 }
 
 /// A plain sentence for a failed bind (the I/O error's own text carries

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
 use common::*;
 use trustca_ca::Passphrase;
 use trustca_model::CertificateKind;
@@ -15,21 +13,6 @@ use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
 use trustca_server::ServeOptions;
 
 /// One HTTP/1.1 GET over a plain TCP socket: (status line, body).
-fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
 /// The value of the sample whose line starts with `series` (name and labels).
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -53,7 +36,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     assert!(metrics.ip().is_loopback());
     ca.server = Some(server);
 
-    let (status, before) = tokio::task::spawn_blocking(move || get(metrics, "/metrics"))
+    let (status, before) = tokio::task::spawn_blocking(move || http_get(metrics, "/metrics"))
         .await
         .unwrap();
     assert!(status.contains("200"), "{status}");
@@ -126,7 +109,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
         .into_inner();
     assert!(d.allow, "{d:?}");
 
-    let (_, after) = tokio::task::spawn_blocking(move || get(metrics, "/metrics"))
+    let (_, after) = tokio::task::spawn_blocking(move || http_get(metrics, "/metrics"))
         .await
         .unwrap();
     assert_eq!(sample(&after, issued), 1.0, "{after}");
@@ -168,7 +151,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     assert!(!after.contains("trustca_store_errors_total{"), "{after}");
 
     // Anything but GET /metrics is refused.
-    let (status, _) = tokio::task::spawn_blocking(move || get(metrics, "/other"))
+    let (status, _) = tokio::task::spawn_blocking(move || http_get(metrics, "/other"))
         .await
         .unwrap();
     assert!(status.contains("404"), "{status}");

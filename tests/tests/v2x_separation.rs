@@ -15,6 +15,7 @@
 //!   values of a chain it knows: the call is recorded in that linkage
 //!   authority's own audit log with its name and the counts, and the
 //!   values are sealed to the pseudonym CA, whose key its directory lacks;
+//! * no authority's `/metrics` names a vehicle or a chain;
 //! * `serve --role` refuses a directory holding another authority's key or
 //!   a CA's directory, and a past `--from-period` is refused without
 //!   `include_past`.
@@ -213,6 +214,21 @@ async fn no_authority_alone_links_or_names_vehicles() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("include-past"), "{e:?}");
+    // Each authority's metrics (what its operator's monitoring sees) name
+    // no vehicle and no chain.
+    let chain_hex = hex::encode(&chains[0].0[2..]);
+    for a in &v2x.authorities {
+        let addr = a.server.as_ref().unwrap().metrics_addr.expect("--metrics");
+        let (status, body) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
+            .await
+            .unwrap();
+        assert!(status.contains("200"), "{status}");
+        assert!(body.contains("# TYPE"), "{body}");
+        assert!(!body.contains(&chain_hex));
+        for (device, _) in &cars {
+            assert!(!body.contains(&device.identity), "{}", a.role.as_str());
+        }
+    }
     v2x.stop().await;
     ca.stop().await;
 

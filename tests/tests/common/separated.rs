@@ -149,6 +149,7 @@ pub fn role_options(
         role_passphrase(role),
     );
     opts.role = Some(role);
+    opts.metrics = Some("127.0.0.1:0".parse().unwrap());
     opts.v2x_remote = remote;
     opts.v2x_batch = batch;
     opts.crl_refresh = std::time::Duration::from_millis(200);
