@@ -12,7 +12,7 @@ mod common;
 
 use std::path::Path;
 
-use common::separated::{Authority, Separated};
+use common::separated::{Authority, Car, Separated, enroll_cars};
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -23,7 +23,6 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::v2x_linkage_client::V2xLinkageClient;
 use trustca_proto::v1::v2x_pseudonym_ca_client::V2xPseudonymCaClient;
 use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
-use trustca_pseudonym::Caterpillar;
 use trustca_scms::{BatchPolicy, LinkageCrl, TicketOpener};
 use trustca_server::ServeOptions;
 use trustca_server::v2x::V2xRole;
@@ -37,35 +36,6 @@ fn pass() -> Passphrase {
 
 async fn registration(url: &str, creds: &ClientCredentials) -> V2xRegistrationClient<Channel> {
     V2xRegistrationClient::new(connect(url, creds).await.unwrap()).max_decoding_message_size(MB)
-}
-
-struct Car {
-    device: Device,
-    caterpillar: Caterpillar,
-}
-
-async fn enroll_cars(ca: &TestCa, n: usize) -> Vec<Car> {
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
-    let mut enroll = ca.client(&acme).await;
-    let mut cars = Vec::new();
-    for i in 0..n {
-        let device = enroll_device(
-            &mut enroll,
-            &ca.root_pem(),
-            "automotive",
-            "Acme",
-            "EV-200",
-            &format!("V2X-{i}"),
-            "2.1.0",
-            automotive_lv5(),
-        )
-        .await;
-        cars.push(Car {
-            device,
-            caterpillar: Caterpillar::generate().unwrap(),
-        });
-    }
-    cars
 }
 
 /// Requests `periods` periods for every car, then downloads and opens them.

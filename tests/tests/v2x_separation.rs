@@ -25,7 +25,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::separated::{Separated, role_options, role_start_error};
+use common::separated::{Car, Separated, enroll_cars, role_options, role_start_error};
 use common::*;
 use tonic::Code;
 use trustca::client::connect;
@@ -34,7 +34,7 @@ use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::v2x_linkage_client::V2xLinkageClient;
 use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
-use trustca_pseudonym::{Caterpillar, LaId, P256PrivateKey};
+use trustca_pseudonym::{LaId, P256PrivateKey};
 use trustca_scms::{
     BatchPolicy, ChainEnvelope, LinkKey, LinkageAuthority, ScmsError, TicketOpener,
 };
@@ -92,29 +92,13 @@ async fn no_authority_alone_links_or_names_vehicles() {
     .await;
     let ra_url = v2x.get(V2xRole::Registration).url();
 
-    // Enroll the vehicles at the CA.
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
-    let mut enroll = ca.client(&acme).await;
-    let mut cars = Vec::new();
-    for i in 0..VEHICLES {
-        let device = enroll_device(
-            &mut enroll,
-            &ca.root_pem(),
-            "automotive",
-            "Acme",
-            "EV-300",
-            &format!("SEP-{i}"),
-            "2.1.0",
-            automotive_lv5(),
-        )
-        .await;
-        cars.push((device, Caterpillar::generate().unwrap()));
-    }
-    let profile = V2xRegistrationClient::new(connect(&ra_url, &cars[0].0.creds).await.unwrap())
-        .get_ticket_profile(pb::GetTicketProfileRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let cars = enroll_cars(&ca, VEHICLES).await;
+    let profile =
+        V2xRegistrationClient::new(connect(&ra_url, &cars[0].device.creds).await.unwrap())
+            .get_ticket_profile(pb::GetTicketProfileRequest {})
+            .await
+            .unwrap()
+            .into_inner();
     let pca_cert =
         Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &profile.pseudonym_ca_certificate)
             .unwrap();
@@ -128,9 +112,9 @@ async fn no_authority_alone_links_or_names_vehicles() {
         shuffle(&mut order, 0x5eed + round);
         for &i in &order {
             let mut ra =
-                V2xRegistrationClient::new(connect(&ra_url, &cars[i].0.creds).await.unwrap());
+                V2xRegistrationClient::new(connect(&ra_url, &cars[i].device.creds).await.unwrap());
             ra.request_tickets(pb::RequestTicketsRequest {
-                butterfly_request: cars[i].1.request().to_bytes().to_vec(),
+                butterfly_request: cars[i].caterpillar.request().to_bytes().to_vec(),
                 first_period: first + round,
                 has_first_period: true,
                 periods: 1,
@@ -139,7 +123,14 @@ async fn no_authority_alone_links_or_names_vehicles() {
             .unwrap();
         }
     }
-    for (i, (device, caterpillar)) in cars.iter().enumerate() {
+    for (
+        i,
+        Car {
+            device,
+            caterpillar,
+        },
+    ) in cars.iter().enumerate()
+    {
         let mut ra = V2xRegistrationClient::new(connect(&ra_url, &device.creds).await.unwrap())
             .max_decoding_message_size(MB);
         let mut responses = Vec::new();
@@ -206,7 +197,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
     );
     let e = as_ops
         .revoke_vehicle(pb::RevokeVehicleRequest {
-            vehicle: cars[0].0.identity.clone(),
+            vehicle: cars[0].device.identity.clone(),
             from_period: first.saturating_sub(1),
             include_past: false,
         })
@@ -225,7 +216,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
         assert!(status.contains("200"), "{status}");
         assert!(body.contains("# TYPE"), "{body}");
         assert!(!body.contains(&chain_hex));
-        for (device, _) in &cars {
+        for Car { device, .. } in &cars {
             assert!(!body.contains(&device.identity), "{}", a.role.as_str());
         }
     }
@@ -311,7 +302,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
     );
     // No vehicle is named in the PCA's or the LAs' directories.
     for role in [V2xRole::PseudonymCa, V2xRole::Linkage1, V2xRole::Linkage2] {
-        for (device, _) in &cars {
+        for Car { device, .. } in &cars {
             assert!(!dir_contains(
                 v2x.get(role).path(),
                 device.identity.as_bytes()

@@ -174,3 +174,38 @@ pub async fn role_start_error(data: &Path, role: V2xRole) -> String {
         .expect_err("serve --role must refuse this directory")
         .to_string()
 }
+
+/// A vehicle enrolled at the CA with its butterfly key material.
+pub struct Car {
+    pub device: super::Device,
+    pub caterpillar: trustca_pseudonym::Caterpillar,
+}
+
+/// Enrolls `n` Lv.5 cars of Acme at the CA (serials `V2X-0`, ...).
+pub async fn enroll_cars(ca: &TestCa, n: usize) -> Vec<Car> {
+    let acme = ca.credential(
+        trustca_model::CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive"],
+    );
+    let mut enroll = ca.client(&acme).await;
+    let mut cars = Vec::new();
+    for i in 0..n {
+        let device = super::enroll_device(
+            &mut enroll,
+            &ca.root_pem(),
+            "automotive",
+            "Acme",
+            "EV-200",
+            &format!("V2X-{i}"),
+            "2.1.0",
+            super::automotive_lv5(),
+        )
+        .await;
+        cars.push(Car {
+            device,
+            caterpillar: trustca_pseudonym::Caterpillar::generate().unwrap(),
+        });
+    }
+    cars
+}
