@@ -1,4 +1,5 @@
-//! Butterfly key expansion on P-256 (after the US SCMS, simplified): the
+//! Butterfly key expansion on P-256 (IEEE 1609.2.1 9.3, the unified
+//! variant; checked against the CAMP SCMS test vectors): the
 //! vehicle sends one caterpillar public key and an expansion key, the CA
 //! derives any number of unlinkable certificate public keys from them, and
 //! only the vehicle can compute the matching private keys.
@@ -14,10 +15,9 @@
 //!           k  <- 16 random bytes                (expansion key)
 //!           sends (A, k) to the CA               (ButterflyRequest, 81 bytes: A(65) || k(16))
 //!
-//! both:     h_b = HMAC-SHA256(key = k, msg = "trustca-butterfly-v1" || b || BE64(i) || BE32(j))
-//!                 for the byte b = 0x01 and b = 0x02
-//!           f(k, i, j) = OS2IP(h_1 || h_2) mod n (512-bit wide reduction,
-//!                 statistical distance from uniform < 2^-256, no rejection)
+//! both:     x = 0^32 || BE32(i) || BE32(j) || 0^32     (a 128-bit integer)
+//!           f(k, i, j) = OS2IP((AES_k(x+1) XOR (x+1)) || (AES_k(x+2) XOR (x+2))
+//!                              || (AES_k(x+3) XOR (x+3))) mod n   (384-bit reduction)
 //!
 //! CA:       B_ij = A + f(k, i, j)·G              (cocoon public key)
 //!           c_ij <- random scalar in [1, n)      (CA contribution)
@@ -52,7 +52,8 @@
 use std::fmt;
 
 use p256::Scalar;
-use ring::hmac;
+use aes::Aes128;
+use aes::cipher::{BlockEncrypt, KeyInit};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{PseudonymError, Result};
@@ -61,8 +62,6 @@ use crate::keys::{
     random_nonzero_scalar, scalar_from_bytes, scalar_from_wide, scalar_to_bytes,
 };
 
-/// Domain string at the start of every expansion-function HMAC message.
-pub const BUTTERFLY_DOMAIN: &[u8] = b"trustca-butterfly-v1";
 /// Length of the expansion key `k`.
 pub const EXPANSION_KEY_LEN: usize = 16;
 /// Length of [`Caterpillar::to_bytes`]: `a(32) || k(16)`.
@@ -105,19 +104,23 @@ impl fmt::Debug for ExpansionKey {
     }
 }
 
-/// `f(k, i, j)`: see the module documentation.
-pub(crate) fn expansion_value(k: &ExpansionKey, period: u64, j: u32) -> Scalar {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &k.0);
+/// `f(k, i, j)`: see the module documentation. `i` must fit the 32 bits
+/// the standard's input block gives it.
+pub(crate) fn expansion_value(k: &ExpansionKey, period: u64, j: u32) -> Result<Scalar> {
+    let i = u32::try_from(period).map_err(|_| PseudonymError::PeriodOutOfRange(period))?;
+    let cipher = Aes128::new(&k.0.into());
+    let x = (u128::from(i) << 64) | (u128::from(j) << 32);
+    // 48 bytes right-aligned in the 64 the wide reduction takes.
     let mut wide = Zeroizing::new([0u8; 64]);
-    for (block, out) in [0x01u8, 0x02].into_iter().zip(wide.chunks_exact_mut(32)) {
-        let mut ctx = hmac::Context::with_key(&key);
-        ctx.update(BUTTERFLY_DOMAIN);
-        ctx.update(&[block]);
-        ctx.update(&period.to_be_bytes());
-        ctx.update(&j.to_be_bytes());
-        out.copy_from_slice(ctx.sign().as_ref());
+    for (t, out) in (1u128..=3).zip(wide[16..].chunks_exact_mut(16)) {
+        let input = (x + t).to_be_bytes();
+        let mut block = aes::Block::from(input);
+        cipher.encrypt_block(&mut block);
+        for ((o, e), x) in out.iter_mut().zip(block.iter()).zip(input.iter()) {
+            *o = e ^ x;
+        }
     }
-    scalar_from_wide(&wide)
+    Ok(scalar_from_wide(&wide))
 }
 
 /// The CA's random contribution `c_ij` for one certificate, returned to the
@@ -243,7 +246,7 @@ impl Caterpillar {
     /// "unified" butterfly construction, one key for signing and
     /// encryption).
     pub fn cocoon_private_key(&self, period: u64, j: u32) -> Result<P256PrivateKey> {
-        let mut f = expansion_value(&self.expansion_key, period, j);
+        let mut f = expansion_value(&self.expansion_key, period, j)?;
         let b = *self.key.scalar() + f;
         f.zeroize();
         P256PrivateKey::from_scalar(b, "cocoon private key")
@@ -253,7 +256,7 @@ impl Caterpillar {
     /// computing its public key (the vehicle only decrypts with it; this
     /// saves a scalar multiplication per ticket). Zero is refused.
     pub fn cocoon_secret(&self, period: u64, j: u32) -> Result<Zeroizing<[u8; SCALAR_LEN]>> {
-        let mut f = expansion_value(&self.expansion_key, period, j);
+        let mut f = expansion_value(&self.expansion_key, period, j)?;
         let mut b = *self.key.scalar() + f;
         f.zeroize();
         if bool::from(p256::elliptic_curve::Field::is_zero(&b)) {
@@ -274,7 +277,7 @@ impl Caterpillar {
         j: u32,
         contribution: &CaContribution,
     ) -> Result<P256PrivateKey> {
-        let mut f = expansion_value(&self.expansion_key, period, j);
+        let mut f = expansion_value(&self.expansion_key, period, j)?;
         let p = *self.key.scalar() + f + contribution.0;
         f.zeroize();
         P256PrivateKey::from_scalar(p, "butterfly private key")
@@ -363,7 +366,7 @@ impl ButterflyRequest {
 
     /// The cocoon public key `B = A + f(k, period, j)·G`.
     pub fn cocoon_public_key(&self, period: u64, j: u32) -> Result<P256PublicKey> {
-        let f = expansion_value(&self.expansion_key, period, j);
+        let f = expansion_value(&self.expansion_key, period, j)?;
         let b = self.caterpillar.to_projective() + mul_generator(&f);
         P256PublicKey::from_point(b, "cocoon public key")
     }
@@ -376,7 +379,7 @@ impl ButterflyRequest {
         j: u32,
         contribution: &CaContribution,
     ) -> Result<P256PublicKey> {
-        let f = expansion_value(&self.expansion_key, period, j);
+        let f = expansion_value(&self.expansion_key, period, j)?;
         let p = self.caterpillar.to_projective() + mul_generator(&(f + contribution.0));
         P256PublicKey::from_point(p, "butterfly public key")
     }
@@ -425,7 +428,7 @@ mod tests {
     #[test]
     fn degenerate_private_key_is_refused() {
         let cat = Caterpillar::generate().unwrap();
-        let f = expansion_value(cat.expansion_key(), 5, 1);
+        let f = expansion_value(cat.expansion_key(), 5, 1).unwrap();
         // c = -(a + f) makes p zero.
         let c = CaContribution(-(*cat.key.scalar() + f));
         assert!(matches!(
@@ -464,11 +467,16 @@ mod tests {
     fn expansion_value_depends_on_every_input() {
         let k = ExpansionKey::from_bytes([7; 16]);
         let k2 = ExpansionKey::from_bytes([8; 16]);
-        let base = expansion_value(&k, 10, 3);
-        assert_ne!(base, expansion_value(&k, 11, 3));
-        assert_ne!(base, expansion_value(&k, 10, 4));
-        assert_ne!(base, expansion_value(&k2, 10, 3));
-        assert_eq!(base, expansion_value(&k, 10, 3));
+        let f = |k: &ExpansionKey, i, j| expansion_value(k, i, j).unwrap();
+        let base = f(&k, 10, 3);
+        assert_ne!(base, f(&k, 11, 3));
+        assert_ne!(base, f(&k, 10, 4));
+        assert_ne!(base, f(&k2, 10, 3));
+        assert_eq!(base, f(&k, 10, 3));
+        assert_eq!(
+            expansion_value(&k, 1 << 32, 0),
+            Err(PseudonymError::PeriodOutOfRange(1 << 32))
+        );
     }
 
     /// The vectors in testdata/butterfly_vectors.txt, computed by
@@ -491,7 +499,7 @@ mod tests {
             let j: u32 = f[4].parse().unwrap();
             let c = CaContribution::from_bytes(&hex::decode(f[5]).unwrap()).unwrap();
             let cat = Caterpillar::from_bytes(&[a.as_slice(), &k].concat()).unwrap();
-            let f_ij = expansion_value(cat.expansion_key(), period, j);
+            let f_ij = expansion_value(cat.expansion_key(), period, j).unwrap();
             assert_eq!(to_hex(scalar_to_bytes(&f_ij).as_ref()), f[6], "f {line}");
             let cocoon = cat.request().cocoon_public_key(period, j).unwrap();
             assert_eq!(to_hex(&cocoon.to_sec1_uncompressed()), f[7], "B {line}");
@@ -502,6 +510,35 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 4, "only {checked} vectors");
+    }
+
+    /// The CAMP SCMS crypto test vectors (github.com/conz27/crypto-test-vectors,
+    /// `bfkeyexp.txt`): certificate-key expansion of `a` with `ck` for
+    /// i = 0x217D79E1, j = 0x11.
+    #[test]
+    fn camp_butterfly_expansion_vector() {
+        let hex32 = |s: &str| -> [u8; 32] { hex::decode(s).unwrap().try_into().unwrap() };
+        let ck: [u8; 16] = hex::decode("121D14216715E11D2D3787434A673B1B")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let a = hex32("D418760F0CB2DCB856BC3C7217AD3AA36DB6742AE1DB655A3D28DF88CBBF84E1");
+        let f = expansion_value(&ExpansionKey::from_bytes(ck), 0x217D79E1, 0x11).unwrap();
+        assert_eq!(
+            to_hex(scalar_to_bytes(&f).as_ref()),
+            "79081ddd31ef9e5ea601250e584cd90fba13ee7b518e72a2db3aaaa158e12d5e"
+        );
+        let cat = Caterpillar::from_bytes(&[a.as_slice(), &ck].concat()).unwrap();
+        let secret = cat.cocoon_secret(0x217D79E1, 0x11).unwrap();
+        assert_eq!(
+            to_hex(secret.as_ref()),
+            "4d2093ed3ea27b15fcbd61806ffa13b36ae367f88c52397824a9bf67283d8cee"
+        );
+        let cocoon = cat.request().cocoon_public_key(0x217D79E1, 0x11).unwrap();
+        assert_eq!(
+            to_hex(&cocoon.to_sec1_uncompressed()[1..33]),
+            "2b18f3d93c4df3d9d1490e3a9ba5a0de9cfa73eddb95408bc1f2bf60cb3cf313"
+        );
     }
 
     #[test]

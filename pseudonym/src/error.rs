@@ -50,6 +50,11 @@ pub enum PseudonymError {
         max: u32,
     },
 
+    /// A butterfly key was asked for a period whose index does not fit the
+    /// 32 bits IEEE 1609.2.1's expansion input gives `i`.
+    #[error("period {0} does not fit the 32-bit i of the butterfly expansion")]
+    PeriodOutOfRange(u64),
+
     /// A private scalar was zero or not below the P-256 group order `n`
     /// (`what` names the key: caterpillar, CA contribution, RA key, ...).
     #[error("invalid P-256 private scalar for {what}: zero or not below the group order")]

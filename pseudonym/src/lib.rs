@@ -24,7 +24,7 @@ pub mod keys;
 pub mod prelinkage;
 
 pub use butterfly::{
-    BUTTERFLY_DOMAIN, BUTTERFLY_REQUEST_LEN, ButterflyRequest, CATERPILLAR_LEN, CaContribution,
+    BUTTERFLY_REQUEST_LEN, ButterflyRequest, CATERPILLAR_LEN, CaContribution,
     Caterpillar, EXPANSION_KEY_LEN, ExpansionKey, IssuedKey,
 };
 pub use error::{PseudonymError, Result};

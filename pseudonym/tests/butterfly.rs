@@ -33,7 +33,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn vehicle_key_signs_for_ca_expanded_key(period in any::<u64>(), j in any::<u32>(), msg in proptest::collection::vec(any::<u8>(), 0..64)) {
+    fn vehicle_key_signs_for_ca_expanded_key(period in 0u64..=u64::from(u32::MAX), j in any::<u32>(), msg in proptest::collection::vec(any::<u8>(), 0..64)) {
         let vehicle = Caterpillar::generate().unwrap();
         // The request crosses the wire as bytes.
         let request = ButterflyRequest::from_bytes(vehicle.request().to_bytes().as_ref()).unwrap();
