@@ -46,6 +46,18 @@ one line on stderr that starts with "dot1_client:"):
       Exit status 0 whenever an HTTP answer was received (the caller judges
       the status), 1 on a local error or a connection failure.
 
+Selftest findings (stable facts about the vectors, reported in its JSON):
+the SignedCertificateRequest in OpenSCMS' DecryptedEeRaCertRequestSpdu.dat
+verifies under the IEEE 1609.2 rule H(H(tbsRequest) || H(signer cert)); its
+signer is an implicit enrolment certificate whose key reconstructs only with
+e = H(H(tbsCert) || H(ECA cert)) mod n (not SEC 4's leftmost 255 bits); the
+ECA certificate comes from OpenSCMS' own repository (see OPENSCMS_ECA).
+OpenSCMS' CertificateManagementInfoStatusSpdu has no generationTime; its
+composite CRL's signature verifies under none of the rules tried.
+
+dot1_client_mock.py (beside this file) drives `run` and every `attack` case
+against an in-process mock ECA/RA over plain HTTP.
+
 Rules used (the comments at each function cite the clause / ASN.1 type):
 Time32 = TAI seconds since 2004-01-01 (Unix - 1072915200 + 5 leap seconds),
 Time64 = the same in microseconds; HashedId8 = last 8 octets of SHA-256;
@@ -637,6 +649,10 @@ def fetch_certificates(codec, ra_url, ca_pem, root):
 # run: the vehicle journey
 # --------------------------------------------------------------------------
 
+# Base URL of the RA and the TLS CA bundle, set by cmd_run / cmd_attack.
+ROLE_URL = {}
+
+
 def enrol(codec, args, root):
     """Step 1: EeEcaCertRequestSpdu over mutual TLS; checks the
     EcaEeCertResponseSpdu (signature by the ECA, ECA under root, chain
@@ -704,9 +720,6 @@ def request_tickets(codec, roles, ec_cert, ec_d, psids, periods, period_hours, s
     if "firstI" not in ack:
         raise Fail("RaEeCertAck has no firstI")
     return a, k, ack
-
-
-ROLE_URL = {}
 
 
 def download(codec, roles, ec_cert, ec_d, filename, deadline):
@@ -800,13 +813,19 @@ def check_period(codec, roles, root, zbytes, a, k, i, period_instant):
 
 
 def check_crl(codec, roles, root):
-    """Step 6: GET /v2x/crl; 404 = none yet; 200 = SecuredCrl (IEEE 1609.2 CRL)
-    whose signature verifies with the carried signer certificate, itself under
-    the root."""
+    """Step 6: GET /v2x/crl; 404 = none yet; 200 = a SecuredCrl, verified."""
     resp = http().get(ROLE_URL["ra"] + PATH_CRL, verify=ROLE_URL["ca_pem"], timeout=30)
     if resp.status_code == 404:
         return "absent"
-    raw = expect_ok(resp, "GET " + PATH_CRL)
+    verify_secured_crl(codec, expect_ok(resp, "GET " + PATH_CRL), root)
+    return "verified"
+
+
+def verify_secured_crl(codec, raw, root):
+    """SecuredCrl (IEEE 1609.2 CRL, crl-protocol.asn): canonical COER,
+    signedData whose signer is one certificate issued by the root, signature
+    over ToBeSignedData under the 5.3.1 rule, payload unsecuredData = CrlContents.
+    Returns the CrlContents value."""
     secured = codec.dec("SecuredCrl", raw)
     if secured["content"][0] != "signedData":
         raise Fail("SecuredCrl is not signedData")
@@ -818,8 +837,10 @@ def check_crl(codec, roles, root):
     verify_cert(signer, root)
     if not verify(signer.explicit_key(), sd["signature"], codec.enc("ToBeSignedData", sd["tbsData"]), signer.raw):
         raise Fail("SecuredCrl signature does not verify")
-    codec.dec("CrlContents", sd["tbsData"]["payload"]["data"]["content"][1])
-    return "verified"
+    data = sd["tbsData"]["payload"].get("data")
+    if not data or data["content"][0] != "unsecuredData":
+        raise Fail("SecuredCrl payload is not unsecuredData")
+    return codec.dec("CrlContents", data["content"][1])
 
 
 def load_root(codec, path):
@@ -1067,14 +1088,15 @@ def st_vectors(codec):
 def signature_rules(tbs, signer_raw):
     """The IEEE 1609.2 5.3.1 digest and the plausible alternatives an
     implementation might use instead (label -> 32-octet ECDSA input)."""
-    return {
+    rules = {
         "1609.2: H(H(tbs) || H(signer cert))": data_hash(tbs, signer_raw),
         "H(H(tbs) || H(''))  (signer treated as self)": data_hash(tbs, b""),
         "H(tbs)  (plain ECDSA-SHA256 over tbs)": sha256(tbs),
         "H(H(H(tbs) || H(signer cert)))  (1609.2 digest hashed again)": sha256(data_hash(tbs, signer_raw)),
-        "H(H(tbs) || H(signer tbsCertificate))": data_hash(tbs, sha256(b"")) if not signer_raw else
-        data_hash(tbs, Cert.tbs_of(signer_raw)),
     }
+    if signer_raw:
+        rules["H(H(tbs) || H(signer toBeSigned))"] = data_hash(tbs, Cert.tbs_of(signer_raw))
+    return rules
 
 
 def rules_that_verify(keys, signature, tbs, signer_raw):
@@ -1270,8 +1292,26 @@ def st_messages(codec):
     per = check_period(codec, roles, root, zbuf.getvalue(), a, k, i, now)
     if per["failures"] or per["tickets"] != 1:
         raise Fail("check_period: %r" % per["failures"])
+    # 5. A SecuredCrl as a CRL signer would build it (psid 256, CrlContents).
+    crl = {"version": 1, "crlSeries": 1, "cracaId": root.id8, "issueDate": time32(now),
+           "nextCrl": time32(now) + 86400, "priorityInfo": {},
+           "typeSpecific": ("fullHashCrl", {"crlSerial": 1, "entries": [{"id": bytes(10), "expiry": time32(now)}]})}
+    tbs = {"payload": {"data": {"protocolVersion": 3, "content": ("unsecuredData", codec.enc("CrlContents", crl))}},
+           "headerInfo": {"psid": 256}}
+    sd = {"hashId": "sha256", "tbsData": tbs, "signer": ("certificate", [ra.value]),
+          "signature": sign(ra_d, codec.enc("ToBeSignedData", tbs), ra.raw)}
+    raw = codec.enc("SecuredCrl", {"protocolVersion": 3, "content": ("signedData", sd)})
+    if verify_secured_crl(codec, raw, root) != crl:
+        raise Fail("verify_secured_crl")
+    sd["signature"] = sign(aca_d, codec.enc("ToBeSignedData", tbs), ra.raw)
+    try:
+        verify_secured_crl(codec, codec.enc("SecuredCrl", {"protocolVersion": 3, "content": ("signedData", sd)}), root)
+        raise Fail("a SecuredCrl signed by the wrong key verified")
+    except Fail as e:
+        if "does not verify" not in str(e):
+            raise
     return {"built and parsed": ["EeEcaCertRequestSpdu", "EeRaCertRequestSpdu", "EeRaDownloadRequestSpdu",
-                                 "AcaEeCertResponsePrivateSpdu (test ACA)", "zip period"]}
+                                 "AcaEeCertResponsePrivateSpdu (test ACA)", "zip period", "SecuredCrl"]}
 
 
 def cmd_selftest(args):
