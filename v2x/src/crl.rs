@@ -19,12 +19,11 @@
 //! rejected. The decoder keeps the bytes received and verifies the
 //! signature over the `tbsData` as received.
 
-use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
-
 use crate::V2xError;
-use crate::cert::{CertProfile, Certificate, EcdsaP256Signature, RSigForm, Ssp};
+use crate::cert::{Certificate, Ssp};
 use crate::coer::{Reader, Writer};
-use crate::keys::{V2xSigner, sha256, signing_message};
+use crate::keys::{V2xSigner, sha256};
+use crate::spdu::SignedSpdu;
 use crate::validity::Time32;
 
 /// The PSID of the CRL service (`CrlPsid`).
@@ -490,20 +489,7 @@ fn decode_linkage(r: &mut Reader<'_>) -> Result<LinkageValueCrl, V2xError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecuredCrl {
     contents: CrlContents,
-    signer: Certificate,
-    signature: EcdsaP256Signature,
-    encoded: Vec<u8>,
-    tbs_range: std::ops::Range<usize>,
-}
-
-/// `tbsData` of a signed CRL around the COER `CrlContents`.
-fn encode_tbs_data(w: &mut Writer, contents: &[u8]) {
-    w.u8(0x40); // SignedDataPayload: data present, no extDataHash
-    w.u8(3); // Ieee1609Dot2Data.protocolVersion
-    w.tag(0); // unsecuredData
-    w.octets(contents);
-    w.u8(0); // HeaderInfo: psid only
-    w.uint(CRL_PSID);
+    signed: SignedSpdu,
 }
 
 impl SecuredCrl {
@@ -515,22 +501,8 @@ impl SecuredCrl {
         certificate: &Certificate,
         signer: &dyn V2xSigner,
     ) -> Result<Self, V2xError> {
-        let inner = contents.to_coer()?;
-        let mut tbs = Writer::new();
-        encode_tbs_data(&mut tbs, &inner);
-        let sig = signer.sign_digest_input(&signing_message(&tbs.buf, certificate.as_coer()))?;
-        let mut w = Writer::new();
-        w.u8(3);
-        w.tag(1); // signedData
-        w.u8(0); // hashId sha256
-        w.fixed(&tbs.buf);
-        w.tag(1); // signer: certificate
-        w.quantity(1);
-        w.fixed(certificate.as_coer());
-        w.tag(0); // ecdsaNistP256Signature
-        w.tag(0); // rSig x-only
-        w.fixed(&sig);
-        let crl = Self::from_coer(&w.buf)?;
+        let signed = SignedSpdu::sign(&contents.to_coer()?, CRL_PSID, None, certificate, signer)?;
+        let crl = Self::from_coer(signed.as_coer())?;
         crl.verify(None)
             .map_err(|_| V2xError::Signing("the signed CRL does not verify"))?;
         Ok(crl)
@@ -542,71 +514,17 @@ impl SecuredCrl {
         if bytes.len() > MAX_CRL_LEN {
             return Err(V2xError::Limit("signed CRL longer than 8 MiB"));
         }
-        let mut r = Reader::with_limits(bytes, MAX_CRL_LEN, MAX_CRL_ENTRIES);
-        let at = r.pos();
-        if r.u8()? != 3 {
-            return Err(invalid(at, "Ieee1609Dot2Data version is not 3"));
-        }
-        if r.tag()? != 1 {
-            return Err(V2xError::Unsupported("CRL that is not signedData"));
-        }
-        if r.enumerated()? != 0 {
-            return Err(V2xError::Unsupported("CRL hash other than SHA-256"));
-        }
-        let tbs_start = r.pos();
-        let pre = r.preamble(3)?;
-        if pre != 0x40 {
-            return Err(V2xError::Unsupported(
-                "SignedDataPayload other than data alone",
-            ));
-        }
-        let at = r.pos();
-        if r.u8()? != 3 {
-            return Err(invalid(at, "inner Ieee1609Dot2Data version is not 3"));
-        }
-        if r.tag()? != 0 {
-            return Err(V2xError::Unsupported(
-                "CRL payload that is not unsecuredData",
-            ));
-        }
-        let inner = r.octets()?;
-        let contents = CrlContents::from_coer(inner)?;
-        if r.preamble(7)? != 0 {
+        let signed = SignedSpdu::from_coer_limited(bytes, MAX_CRL_LEN)?;
+        if signed.generation_time().is_some() {
             return Err(V2xError::Profile(
                 "a SecuredCrl header carries only the psid",
             ));
         }
-        let at = r.pos();
-        if r.uint()? != CRL_PSID {
-            return Err(invalid(at, "SecuredCrl psid is not 256"));
+        if signed.psid() != CRL_PSID {
+            return Err(V2xError::Profile("SecuredCrl psid is not 256"));
         }
-        let tbs_range = tbs_start..r.pos();
-        if r.tag()? != 1 {
-            return Err(V2xError::Unsupported("CRL signer other than a certificate"));
-        }
-        let at = r.pos();
-        if r.quantity()? != 1 {
-            return Err(invalid(at, "CRL signer must be exactly one certificate"));
-        }
-        let start = r.pos();
-        let (signer, used) =
-            Certificate::decode_prefix(CertProfile::Ieee1609Dot2, &bytes[start..])?;
-        r.take(used)?;
-        let signature = crate::cert::decode_signature_at(&mut r)?;
-        if r.remaining() != 0 {
-            return Err(V2xError::TrailingBytes(r.remaining()));
-        }
-        if signature.r_form != RSigForm::XOnly {
-            // Only x is used; keep strictness simple for what we issue.
-            return Err(V2xError::Unsupported("CRL rSig other than x-only"));
-        }
-        Ok(Self {
-            contents,
-            signer,
-            signature,
-            encoded: bytes.to_vec(),
-            tbs_range,
-        })
+        let contents = CrlContents::from_coer(signed.payload())?;
+        Ok(Self { contents, signed })
     }
 
     /// Verifies the CRL as IEEE 1609.2 clause 7.4 asks of a signed CRL
@@ -620,17 +538,17 @@ impl SecuredCrl {
     /// under it (`issuerIsCraca`) or is it (`isCraca`).
     pub fn verify(&self, craca: Option<&Certificate>) -> Result<(), V2xError> {
         let ssp =
-            CrlSsp::of(&self.signer)?.ok_or(V2xError::Profile("the CRL signer lacks PSID 256"))?;
+            CrlSsp::of(self.signer())?.ok_or(V2xError::Profile("the CRL signer lacks PSID 256"))?;
         if !ssp.crls.contains(&self.contents.crl_series) {
             return Err(V2xError::Profile(
                 "the CRL signer may not sign this CRL series",
             ));
         }
         let named = match ssp.associated_craca {
-            CracaType::IsCraca => self.signer.hashed_id8(),
-            CracaType::IssuerIsCraca => match self.signer.issuer() {
+            CracaType::IsCraca => self.signer().hashed_id8(),
+            CracaType::IssuerIsCraca => match self.signer().issuer() {
                 crate::IssuerIdentifier::Sha256AndDigest(d) => d,
-                crate::IssuerIdentifier::SelfSigned => self.signer.hashed_id8(),
+                crate::IssuerIdentifier::SelfSigned => self.signer().hashed_id8(),
             },
         };
         if named != self.contents.crl_craca {
@@ -645,17 +563,10 @@ impl SecuredCrl {
                 ));
             }
             if ssp.associated_craca == CracaType::IssuerIsCraca {
-                self.signer.verify_signed_by(Some(c))?;
+                self.signer().verify_signed_by(Some(c))?;
             }
         }
-        let msg = signing_message(&self.encoded[self.tbs_range.clone()], self.signer.as_coer());
-        let mut sig = [0u8; 64];
-        sig[..32].copy_from_slice(&self.signature.r);
-        sig[32..].copy_from_slice(&self.signature.s);
-        let pk = self.signer.tbs().verification_key.uncompressed()?;
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &pk)
-            .verify(&msg, &sig)
-            .map_err(|_| V2xError::BadSignature)
+        self.signed.verify()
     }
 
     /// The CRL contents.
@@ -665,16 +576,16 @@ impl SecuredCrl {
 
     /// The CRL signer certificate carried in the CRL.
     pub fn signer(&self) -> &Certificate {
-        &self.signer
+        self.signed.signer()
     }
 
     /// The COER encoding, as received or produced.
     pub fn as_coer(&self) -> &[u8] {
-        &self.encoded
+        self.signed.as_coer()
     }
 
     /// The COER encoding of `tbsData`, as received.
     pub fn tbs_coer(&self) -> &[u8] {
-        &self.encoded[self.tbs_range.clone()]
+        self.signed.tbs_coer()
     }
 }

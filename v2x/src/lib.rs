@@ -15,6 +15,10 @@
 //!   elsewhere ([`Certificate::sign_root_with`], [`Certificate::issue_with`]).
 //! * [`crl`]: IEEE 1609.2 CRLs: the CRL signer's [`CrlSsp`], linkage and
 //!   hash CRL contents and the signed [`SecuredCrl`].
+//! * [`spdu`]: `Ieee1609Dot2Data` framing: unsecured, [`SignedSpdu`],
+//!   encrypted, [`SignedCertificateRequest`].
+//! * [`scms_pdu`]: the IEEE 1609.2.1 [`ScmsPdu`] messages between vehicles,
+//!   the enrolment CA, the registration authority and the pseudonym CA.
 //! * [`encrypted`]: IEEE 1609.2 `EncryptedData` (ECIES P-256 key wrapping,
 //!   AES-128-CCM), [`EncryptedData::seal`] and [`EncryptedData::open`].
 //!
@@ -70,6 +74,8 @@ pub mod crl;
 pub mod encrypted;
 pub mod error;
 pub mod keys;
+pub mod scms_pdu;
+pub mod spdu;
 pub mod validity;
 
 pub use cert::{
@@ -87,4 +93,13 @@ pub use encrypted::{
 };
 pub use error::V2xError;
 pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
+pub use scms_pdu::{
+    ACA_SSP, AcaEeCertResponse, AdditionalParams, CertificateType, ECA_SSP, EcaEeCertResponse,
+    EeEcaCertRequest, EeRaCertRequest, EeRaDownloadRequest, RA_SSP, RaEeCertAck,
+    SECURITY_MGMT_PSID, ScmsPdu,
+};
+pub use spdu::{
+    Ieee1609Dot2Content, MAX_SPDU_LEN, SignedCertificateRequest, SignedSpdu, Signer, decode_data,
+    encrypted_data, signed_certificate_request_data, unsecured_data,
+};
 pub use validity::{Duration, Time32, ValidityPeriod};

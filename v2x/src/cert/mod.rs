@@ -623,6 +623,10 @@ impl Certificate {
         let mut r = Reader::new(bytes);
         let pre = r.preamble(1)?;
         if pre & 0x80 == 0 {
+            // Implicit certificates carry no signature: name what they are.
+            if bytes.get(2) == Some(&1) {
+                return Err(V2xError::Unsupported("implicit certificates"));
+            }
             return Err(V2xError::Profile("explicit certificate without signature"));
         }
         let at = r.pos();
@@ -784,4 +788,16 @@ impl Certificate {
 /// structures other than certificates, such as CRLs).
 pub(crate) fn decode_signature_at(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2xError> {
     decode_signature(r)
+}
+
+/// Encodes a `ToBeSignedCertificate` on its own (inside IEEE 1609.2.1
+/// certificate requests).
+pub(crate) fn encode_tbs_at(w: &mut Writer, tbs: &ToBeSigned) {
+    encode_tbs(w, tbs, EeTypeRule::Ieee2022);
+}
+
+/// Decodes a `ToBeSignedCertificate` on its own, in the IEEE 1609.2
+/// profile (inside IEEE 1609.2.1 certificate requests).
+pub(crate) fn decode_tbs_at(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
+    decode_tbs(r, CertProfile::Ieee1609Dot2).map(|(tbs, _)| tbs)
 }
