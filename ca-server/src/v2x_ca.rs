@@ -457,10 +457,23 @@ fn authority_tbs(
         validity,
         vec![issue],
     );
-    tbs.app_permissions = Some(vec![PsidSsp {
-        psid: PSID_CERT_REQUEST,
-        ssp: None,
-    }]);
+    // IEEE 1609.2.1: responses are signed under PSID 35 with the ScmsSsp
+    // of the signer's role (ECA for enrolment, ACA for tickets).
+    let role_ssp = if role == KeyRole::Sector {
+        trustca_v2x::ECA_SSP
+    } else {
+        trustca_v2x::ACA_SSP
+    };
+    tbs.app_permissions = Some(vec![
+        PsidSsp {
+            psid: trustca_v2x::SECURITY_MGMT_PSID,
+            ssp: Some(Ssp::Opaque(role_ssp.to_vec())),
+        },
+        PsidSsp {
+            psid: PSID_CERT_REQUEST,
+            ssp: None,
+        },
+    ]);
     tbs.assurance_level = Some(assurance);
     tbs
 }

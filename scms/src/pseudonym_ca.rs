@@ -1,7 +1,8 @@
 //! The pseudonym CA (authorization authority): signs IEEE 1609.2
 //! authorization tickets for shuffled batches of requests from many
-//! vehicles, and encrypts each response to the vehicle's cocoon key, padded to one
-//! length.
+//! vehicles, and answers each request with an IEEE 1609.2.1
+//! `AcaEeCertResponsePrivateSpdu`: the ticket and the CA's key contribution
+//! encrypted to the vehicle's cocoon key, signed by this CA.
 //!
 //! What it receives per ticket ([`TicketRequest`]): a random request id, a
 //! cocoon public key already expanded by the registration authority, the
@@ -22,8 +23,9 @@ use trustca_pseudonym::{
 };
 use trustca_store::{BlobAudit, KeyValue, Storage};
 use trustca_v2x::{
-    CertProfile, Certificate, CertificateId, EncryptedData, LinkageData, PublicKeyP256, ToBeSigned,
-    V2xSigner,
+    AcaEeCertResponse, CertProfile, Certificate, CertificateId, EncryptedData, LinkageData,
+    PublicKeyP256, SECURITY_MGMT_PSID, ScmsPdu, SignedSpdu, Time32, ToBeSigned, V2xSigner,
+    encrypted_data,
 };
 
 use crate::crl::{LinkageCrl, LinkageCrlParams};
@@ -40,9 +42,6 @@ const CRL_ENTRIES_KEY: &[u8] = b"l/entries";
 pub const TICKET_RECORD_LEN: usize = 2 * CHAIN_ENVELOPE_LEN + 8;
 /// Length of [`TicketRequest::to_bytes`].
 pub const TICKET_REQUEST_LEN: usize = 16 + 65 + 8 + 1 + 2 * crate::envelope::ENCRYPTED_PLV_LEN;
-/// Every response decrypts to this many bytes: `c (32) ‖ BE16(ticket
-/// length) ‖ ticket (COER) ‖ zero padding`.
-pub const RESPONSE_PLAINTEXT_LEN: usize = 320;
 /// Most requests in one batch.
 pub const MAX_BATCH: usize = 50_000;
 /// Audit entries are timed to the start of this window (seconds).
@@ -114,8 +113,9 @@ impl TicketRequest {
 pub struct TicketResponse {
     /// The request's id.
     pub request_id: [u8; 16],
-    /// A COER IEEE 1609.2 `EncryptedData` to the cocoon key holding
-    /// `c (32) ‖ ticket (COER)`, or why this request was refused.
+    /// The COER `AcaEeCertResponsePrivateSpdu` (signed by this CA; the
+    /// `AcaEeCertResponse` with the ticket and `c` inside is encrypted to
+    /// the cocoon key), or why this request was refused.
     pub outcome: std::result::Result<Vec<u8>, String>,
 }
 
@@ -222,7 +222,7 @@ impl PseudonymCa {
         let mut responses = Vec::with_capacity(batch.len());
         let mut records: Vec<KeyValue> = Vec::with_capacity(batch.len());
         let mut keys = HashSet::with_capacity(batch.len());
-        for (request, issued) in batch.iter().zip(self.issue_parallel(batch)) {
+        for (request, issued) in batch.iter().zip(self.issue_parallel(batch, now)) {
             // A second ticket with the same period and linkage value (a
             // request sent twice) is refused on its own: the first one wins.
             let issued = issued.and_then(|(record, encrypted)| {
@@ -271,15 +271,19 @@ impl PseudonymCa {
 
     /// `issue_one` for every request, spread over the machine's cores (the
     /// signing key and the store are shared; each ticket is independent).
-    fn issue_parallel(&self, batch: &[TicketRequest]) -> Vec<Result<(KeyValue, Vec<u8>)>> {
+    fn issue_parallel(
+        &self,
+        batch: &[TicketRequest],
+        now: i64,
+    ) -> Vec<Result<(KeyValue, Vec<u8>)>> {
         crate::parallel::map(
             batch,
-            |r| self.issue_one(r),
+            |r| self.issue_one(r, now),
             || Err(ScmsError::Response("a worker thread panicked".into())),
         )
     }
 
-    fn issue_one(&self, request: &TicketRequest) -> Result<(KeyValue, Vec<u8>)> {
+    fn issue_one(&self, request: &TicketRequest, now: i64) -> Result<(KeyValue, Vec<u8>)> {
         if request.period > MAX_PERIOD {
             return Err(ScmsError::Profile("period does not fit iCert".into()));
         }
@@ -326,27 +330,44 @@ impl PseudonymCa {
             &self.certificate,
             self.signer.as_ref(),
         )?;
-        // Padded to one length so that the stored and relayed ciphertexts
-        // do not reveal the level or permission set.
-        let coer = ticket.as_coer();
-        if coer.len() > RESPONSE_PLAINTEXT_LEN - 34 {
-            return Err(ScmsError::Profile(format!(
-                "a ticket of {} bytes does not fit the fixed response size",
-                coer.len()
-            )));
-        }
-        let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(RESPONSE_PLAINTEXT_LEN));
-        plaintext.extend_from_slice(contribution.to_bytes().as_ref());
-        plaintext.extend_from_slice(&(coer.len() as u16).to_be_bytes());
-        plaintext.extend_from_slice(coer);
-        plaintext.resize(RESPONSE_PLAINTEXT_LEN, 0);
-        let recipient = to_v2x_key(&request.cocoon)?;
-        // rekRecipInfo: the cocoon key is the response encryption key the
-        // vehicle (through the RA's expansion) asked the answer to go to.
-        let encrypted = EncryptedData::seal_to_response_key(&recipient, &plaintext)?.to_coer();
+        let encrypted = self.respond(&ticket, &contribution, &request.cocoon, now)?;
         let mut value = envelopes;
         value.extend_from_slice(&ticket.hashed_id8());
         Ok(((ticket_key(request.period as u16, &lv), value), encrypted))
+    }
+
+    /// The `AcaEeCertResponsePrivateSpdu` for one ticket (IEEE 1609.2.1
+    /// 8.2): `AcaEeCertResponse { ticket, privateKeyInfo = c }` encrypted
+    /// to the cocoon key (`rekRecipInfo`: it is the response key the
+    /// vehicle's butterfly request named), then signed by this CA, the
+    /// ticket's issuer. Its length follows the ticket's permission set; the
+    /// registration authority, which holds it, knows the vehicle's level
+    /// anyway.
+    fn respond(
+        &self,
+        ticket: &Certificate,
+        contribution: &CaContribution,
+        cocoon: &P256PublicKey,
+        now: i64,
+    ) -> Result<Vec<u8>> {
+        let generation_time = Time32::from_unix(now)?;
+        let response = zeroize::Zeroizing::new(
+            ScmsPdu::AcaEeCertResponse(AcaEeCertResponse {
+                generation_time,
+                certificate: ticket.clone(),
+                private_key_info: Some(*contribution.to_bytes()),
+            })
+            .to_coer(),
+        );
+        let encrypted = EncryptedData::seal_to_response_key(&to_v2x_key(cocoon)?, &response)?;
+        let signed = SignedSpdu::sign(
+            &encrypted_data(&encrypted),
+            SECURITY_MGMT_PSID,
+            Some(u64::from(generation_time.0) * 1_000_000),
+            &self.certificate,
+            self.signer.as_ref(),
+        )?;
+        Ok(signed.as_coer().to_vec())
     }
 
     /// Resolution step 1: the two chain envelopes kept for `ticket`, for the

@@ -481,10 +481,10 @@ impl RegistrationAuthority {
                 ));
             };
             match r.outcome {
-                Ok(encrypted) => {
+                Ok(response) => {
                     let mut key = delivery_prefix(handle, Some(*period));
                     key.extend_from_slice(&r.request_id);
-                    records.push((key, encrypted));
+                    records.push((key, pad_response(&response)?));
                 }
                 Err(reason) => {
                     refused += 1;
@@ -504,15 +504,28 @@ impl RegistrationAuthority {
         Ok(n)
     }
 
-    /// The encrypted responses waiting for an authenticated vehicle.
+    /// The responses (`AcaEeCertResponsePrivateSpdu`s) waiting for an
+    /// authenticated vehicle.
     pub fn download(&self, vehicle: &VehicleCredential) -> Result<Vec<Vec<u8>>> {
-        let prefix = delivery_prefix(&self.handle(&vehicle.id), None);
-        Ok(self
-            .store
-            .blob_scan(SPACE, &prefix)?
+        self.stored_responses(&delivery_prefix(&self.handle(&vehicle.id), None))
+    }
+
+    /// The responses of one period waiting for an authenticated vehicle
+    /// (the IEEE 1609.2.1 download of `<requestHash>_<i>.zip`).
+    pub fn download_period(
+        &self,
+        vehicle: &VehicleCredential,
+        period: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.stored_responses(&delivery_prefix(&self.handle(&vehicle.id), Some(period)))
+    }
+
+    fn stored_responses(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.store
+            .blob_scan(SPACE, prefix)?
             .into_iter()
-            .map(|(_, v)| v)
-            .collect())
+            .map(|(_, v)| unpad_response(&v))
+            .collect()
     }
 
     /// Resolution step 3: the vehicle that owns both chains (opened by the
@@ -705,6 +718,38 @@ fn first_chain(v: Vec<ChainId>) -> Result<ChainId> {
         what: "linkage authority answer",
         reason: "no chain".into(),
     })
+}
+
+/// Every stored response takes this many bytes: `BE16(length) ‖ response
+/// ‖ zeros`. The standard response's length follows the ticket's
+/// permission set; padded, the store does not show which vehicles share a
+/// level class.
+pub const STORED_RESPONSE_LEN: usize = 1024;
+
+fn pad_response(response: &[u8]) -> Result<Vec<u8>> {
+    let len = u16::try_from(response.len())
+        .ok()
+        .filter(|l| usize::from(*l) + 2 <= STORED_RESPONSE_LEN)
+        .ok_or_else(|| {
+            ScmsError::Response(format!(
+                "a response of {} bytes does not fit the stored size",
+                response.len()
+            ))
+        })?;
+    let mut v = Vec::with_capacity(STORED_RESPONSE_LEN);
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(response);
+    v.resize(STORED_RESPONSE_LEN, 0);
+    Ok(v)
+}
+
+fn unpad_response(stored: &[u8]) -> Result<Vec<u8>> {
+    let len = stored
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        .filter(|l| stored.len() == STORED_RESPONSE_LEN && l + 2 <= stored.len())
+        .ok_or_else(|| ScmsError::Response("a stored response is damaged".into()))?;
+    Ok(stored[2..2 + len].to_vec())
 }
 
 /// `d/` ‖ handle ‖ BE64(period) (‖ request id, per response).

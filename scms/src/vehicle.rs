@@ -1,5 +1,7 @@
-//! The vehicle's side: turns the encrypted responses it downloads from the
-//! registration authority into usable tickets. For each response it finds
+//! The vehicle's side: turns the responses it downloads from the
+//! registration authority (IEEE 1609.2.1 `AcaEeCertResponsePrivateSpdu`s)
+//! into usable tickets. It checks the pseudonym CA's signature on each,
+//! then finds
 //! which of its requested `(period, j)` the response is for (by the
 //! recipient id, the HashedId8 of the cocoon key), decrypts it with the
 //! cocoon private key only it can compute, derives the ticket's private key
@@ -12,11 +14,12 @@ use std::collections::HashMap;
 
 use trustca_pseudonym::{CaContribution, Caterpillar, P256PrivateKey, P256PublicKey};
 use trustca_v2x::{
-    CertProfile, Certificate, CertificateId, EncryptedData, PublicKeyP256, response_key_id,
+    Certificate, CertificateId, EncryptedData, Ieee1609Dot2Content, PublicKeyP256,
+    SECURITY_MGMT_PSID, ScmsPdu, SignedSpdu, decode_data, response_key_id,
 };
 
 use crate::error::{Result, ScmsError};
-use crate::pseudonym_ca::{RESPONSE_PLAINTEXT_LEN, to_v2x_key};
+use crate::pseudonym_ca::to_v2x_key;
 
 /// An authorization ticket with its private key.
 #[derive(Debug)]
@@ -87,21 +90,35 @@ impl<'a> TicketOpener<'a> {
         )
     }
 
-    /// Whether `encrypted` is addressed to one of this request's cocoon
+    /// Whether `response` is addressed to one of this request's cocoon
     /// keys (without decrypting it): a vehicle holding several requests
     /// picks the opener with this, and skips responses of requests it has
     /// already completed.
-    pub fn recognises(&self, encrypted: &[u8]) -> bool {
-        EncryptedData::from_coer(encrypted).is_ok_and(|d| {
-            d.recipients()
-                .iter()
-                .any(|r| self.candidates.contains_key(&r.recipient_id))
-        })
+    pub fn recognises(&self, response: &[u8]) -> bool {
+        SignedSpdu::from_coer(response)
+            .ok()
+            .and_then(|s| encrypted_payload(&s).ok())
+            .is_some_and(|d| {
+                d.recipients()
+                    .iter()
+                    .any(|r| self.candidates.contains_key(&r.recipient_id))
+            })
     }
 
-    /// Opens and checks one response.
-    pub fn open(&self, encrypted: &[u8]) -> Result<OpenedTicket> {
-        let data = EncryptedData::from_coer(encrypted)?;
+    /// Opens and checks one `AcaEeCertResponsePrivateSpdu`.
+    pub fn open(&self, response: &[u8]) -> Result<OpenedTicket> {
+        let signed = SignedSpdu::from_coer(response)?;
+        // IEEE 1609.2.1: signed by the ACA that issued the ticket inside.
+        if signed.signer().as_coer() != self.pseudonym_ca.as_coer() {
+            return Err(ScmsError::Response(
+                "response not signed by the pseudonym CA".into(),
+            ));
+        }
+        if signed.psid() != SECURITY_MGMT_PSID {
+            return Err(ScmsError::Response("response psid is not 35".into()));
+        }
+        signed.verify()?;
+        let data = encrypted_payload(&signed)?;
         let (period, j, key) = data
             .recipients()
             .iter()
@@ -112,21 +129,16 @@ impl<'a> TicketOpener<'a> {
             })?;
         let cocoon = self.caterpillar.cocoon_secret(period, j)?;
         let plain = zeroize::Zeroizing::new(data.open_with_response_key(&cocoon, &key)?);
-        if plain.len() != RESPONSE_PLAINTEXT_LEN {
-            return Err(ScmsError::Response(format!(
-                "response of {} bytes",
-                plain.len()
-            )));
-        }
-        let contribution = CaContribution::from_bytes(&plain[..32])?;
-        let len = usize::from(u16::from_be_bytes([plain[32], plain[33]]));
-        let ticket = plain
-            .get(34..34 + len)
-            .ok_or_else(|| ScmsError::Response("ticket length exceeds the response".into()))?;
-        if plain[34 + len..].iter().any(|b| *b != 0) {
-            return Err(ScmsError::Response("non-zero padding".into()));
-        }
-        let certificate = Certificate::from_coer_in(CertProfile::Ieee1609Dot2, ticket)?;
+        let ScmsPdu::AcaEeCertResponse(answer) = ScmsPdu::from_coer(&plain)? else {
+            return Err(ScmsError::Response(
+                "response is not an AcaEeCertResponse".into(),
+            ));
+        };
+        let c = answer
+            .private_key_info
+            .ok_or_else(|| ScmsError::Response("response without privateKeyInfo".into()))?;
+        let contribution = CaContribution::from_bytes(&c)?;
+        let certificate = answer.certificate;
         certificate.verify_signed_by(Some(self.pseudonym_ca))?;
         match &certificate.tbs().id {
             CertificateId::LinkageData(l) if u64::from(l.i_cert) == period => {}
@@ -148,5 +160,15 @@ impl<'a> TicketOpener<'a> {
             certificate,
             private_key,
         })
+    }
+}
+
+/// The `EncryptedData` a signed response carries.
+fn encrypted_payload(signed: &SignedSpdu) -> Result<EncryptedData> {
+    match decode_data(signed.payload())? {
+        Ieee1609Dot2Content::Encrypted(d) => Ok(d),
+        _ => Err(ScmsError::Response(
+            "response payload is not encryptedData".into(),
+        )),
     }
 }

@@ -41,11 +41,14 @@ Checks:
   compressed form; no other fields; ECDSA P-256 signature over
   SHA-256(SHA-256(tbs as received) || SHA-256(PCA COER)) (IEEE 1609.2
   5.3.1) with the PCA's key; linkage values and keys all distinct.
-* every response: decodes as EncryptedData, rekRecipInfo to HashedId8 of the
-  cocoon public key (derived here from the cocoon private key), ECIES P-256
-  + AES-128-CCM decrypts (P1 = SHA-256 of the empty string); plaintext is
-  c (32) || BE16(len) || ticket || zero padding, 320 octets; the ticket is
-  byte-identical to the one written for it; (cocoon private + c) x G is the
+* every response: an IEEE 1609.2.1 AcaEeCertResponsePrivateSpdu (decoded
+  with the 1609.2.1 modules through dot1_client.py, itself independent of
+  trustca): signed data, psid 35, signed by the PCA certificate, signature
+  verified; its payload an encryptedData with one rekRecipInfo to HashedId8
+  of the cocoon public key (derived here from the cocoon private key); ECIES
+  P-256 + AES-128-CCM decrypts (P1 = SHA-256 of the empty string) to an
+  ScmsPdu aca-ee acaEeCertResponse whose certificate is byte-identical to
+  the ticket written for it; (cocoon private + privateKeyInfo) x G is the
   ticket's verification key.
 * linkage CRL: decoded with asn1tools as `SecuredCrl` (IEEE 1609.2 CRL
   modules in ieee1609dot2dot1/), re-encoded byte-identically, psid 256,
@@ -92,7 +95,6 @@ N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 # mid 2012, mid 2015, end of 2016 (none since).
 TIME32_EPOCH_UNIX = 1072915200
 LEAPS_SINCE_2004 = 5
-RESPONSE_LEN = 320
 SIG_LEN = 66  # ecdsaNistP256Signature: choice tag, rSig (tag + 32), sSig (32)
 
 
@@ -244,30 +246,37 @@ def check_ticket(spec, policy, t, raw, pca_raw, pca_key, ctx):
     return c, key, (link["iCert"], link["linkage-value"])
 
 
-def check_response(spec, r, tickets_raw, ticket_keys):
-    b = int.from_bytes(bytes.fromhex(r["cocoon_secret"]), "big")
-    cocoon = ec.derive_private_key(b, ec.SECP256R1())
-    rid = ecies_vectors.response_key_id(spec, cocoon.public_key())
+def check_response(r, tickets_raw, ticket_keys, pca_raw):
+    import dot1_client as d1  # noqa: E402  (the independent 1609.2.1 client)
+    codec = getattr(d1.Codec, "shared", None) or d1.Codec()
+    b = int.from_bytes(r["cocoon_secret_bytes"], "big")
     raw = open(r["path"], "rb").read()
     try:
-        pt, kind = ecies_vectors.decrypt(spec, raw, r["cocoon_secret_bytes"], rid, ecies_vectors.P1_EMPTY)
-    except Exception as e:
-        raise Fail("does not decrypt: %s: %s" % (type(e).__name__, e))
-    if kind != "rekRecipInfo":
-        raise Fail("recipient kind %s" % kind)
-    if len(pt) != RESPONSE_LEN:
-        raise Fail("plaintext of %d octets" % len(pt))
-    c = int.from_bytes(pt[:32], "big")
-    n = int.from_bytes(pt[32:34], "big")
-    if 34 + n > RESPONSE_LEN:
-        raise Fail("ticket length %d" % n)
-    if any(pt[34 + n :]):
-        raise Fail("non-zero padding")
-    ticket = pt[34 : 34 + n]
+        payload, _ = d1.open_signed_spdu(codec, raw, d1.Cert(codec, pca_raw))
+        enc = codec.dec("Ieee1609Dot2Data", payload)
+        if enc["content"][0] != "encryptedData":
+            raise Fail("payload is not encryptedData")
+        recips = enc["content"][1]["recipients"]
+        if len(recips) != 1 or recips[0][0] != "rekRecipInfo":
+            raise Fail("expected one rekRecipInfo recipient")
+        rid = d1.response_key_id(codec, d1.private_to_point(b))
+        if recips[0][1]["recipientId"] != rid:
+            raise Fail("recipient id is not the cocoon key's")
+        enc_raw = codec.enc("EncryptedData", enc["content"][1])
+        try:
+            pt, _ = ecies_vectors.decrypt(codec.spec, enc_raw, r["cocoon_secret_bytes"], rid,
+                                          ecies_vectors.P1_EMPTY)
+        except Exception as e:
+            raise Fail("does not decrypt: %s: %s" % (type(e).__name__, e))
+        resp = d1.scms_content(codec, pt, "aca-ee", "acaEeCertResponse")
+    except d1.Fail as e:
+        raise Fail(str(e))
+    ticket = codec.enc("Certificate", resp["certificate"])
     if ticket != tickets_raw[r["ticket"]]:
         raise Fail("ticket inside differs from ticket %d" % r["ticket"])
+    c = int.from_bytes(resp.get("privateKeyInfo", b""), "big")
     if not 0 < c < N:
-        raise Fail("c out of range")
+        raise Fail("privateKeyInfo missing or out of range")
     p = ec.derive_private_key((b + c) % N, ec.SECP256R1())
     if compressed(p.public_key()) != compressed(ticket_keys[r["ticket"]]):
         raise Fail("(cocoon + c)G is not the ticket's verification key")
@@ -442,7 +451,7 @@ def main(manifest_path):
         try:
             if ticket_keys[r["ticket"]] is None:
                 raise Fail("its ticket failed")
-            check_response(spec, r, tickets_raw, ticket_keys)
+            check_response(r, tickets_raw, ticket_keys, pca_raw)
             res["responses_decrypted"] += 1
             res["response_keys_matched"] += 1
         except Fail as e:

@@ -250,11 +250,14 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
             .collect()
     );
 
-    assert_eq!(
-        result["response_lengths"],
-        json!([429]),
-        "320 + 107 octets + 2 length octets (ciphertext over 255 octets)"
-    );
+    // Standard responses have the ticket's length (the RA pads them to
+    // one size in its store, not on the wire).
+    let lengths = result["response_lengths"].as_array().unwrap();
+    assert!(!lengths.is_empty());
+    assert!(lengths.iter().all(|l| {
+        let l = l.as_u64().unwrap() as usize;
+        (300..=trustca_scms::registration::STORED_RESPONSE_LEN - 2).contains(&l)
+    }));
 
     // The check is not vacuous: a changed sSig, a wrong level, a response
     // opened with another cocoon key and a wrong revocation period must
@@ -280,7 +283,7 @@ fn python_verifies_tickets_responses_and_the_linkage_crl() {
     for needle in [
         "tampered.coer: signature does not verify",
         "assuranceLevel b'\\x80' for level 3",
-        "does not decrypt",
+        "recipient id is not the cocoon key's",
         &format!("CRL entry releases from period {revoked_from}"),
         &format!("CRL matches {} tickets, expected the {}", 2 * cpp, cpp),
     ] {

@@ -225,7 +225,7 @@ impl ScmsPdu {
                 }
                 w.fixed(m.certificate.as_coer());
                 if let Some(k) = &m.private_key_info {
-                    w.octets(k);
+                    w.fixed(k); // OCTET STRING (SIZE (32)): no length
                 }
             }
             ScmsPdu::AcaEeCertResponse(m) => {
@@ -240,7 +240,7 @@ impl ScmsPdu {
                 w.u32(m.generation_time.0);
                 w.fixed(m.certificate.as_coer());
                 if let Some(k) = &m.private_key_info {
-                    w.octets(k);
+                    w.fixed(k); // OCTET STRING (SIZE (32)): no length
                 }
             }
         }
@@ -406,11 +406,7 @@ fn private_key_info(r: &mut Reader<'_>, pre: u8) -> Result<Option<[u8; 32]>, V2x
     if pre & 0x40 == 0 {
         return Ok(None);
     }
-    let at = r.pos();
-    let raw = r.octets()?;
-    raw.try_into()
-        .map(Some)
-        .map_err(|_| invalid(at, "privateKeyInfo is not 32 octets"))
+    r.array().map(Some)
 }
 
 fn encode_cert_type(w: &mut Writer, t: CertificateType) {
