@@ -51,9 +51,9 @@
 
 use std::fmt;
 
-use p256::Scalar;
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit};
+use p256::Scalar;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{PseudonymError, Result};

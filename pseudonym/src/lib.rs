@@ -24,8 +24,8 @@ pub mod keys;
 pub mod prelinkage;
 
 pub use butterfly::{
-    BUTTERFLY_REQUEST_LEN, ButterflyRequest, CATERPILLAR_LEN, CaContribution,
-    Caterpillar, EXPANSION_KEY_LEN, ExpansionKey, IssuedKey,
+    BUTTERFLY_REQUEST_LEN, ButterflyRequest, CATERPILLAR_LEN, CaContribution, Caterpillar,
+    EXPANSION_KEY_LEN, ExpansionKey, IssuedKey,
 };
 pub use error::{PseudonymError, Result};
 pub use keys::{

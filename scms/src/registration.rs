@@ -14,9 +14,10 @@
 //!
 //! Store (space [`SPACE`]): `v/` ‖ handle (32) → vehicle record sealed
 //! under the RA's key (fixed length); `x/` ‖ LA1 chain id → handle (for
-//! resolution); `d/` ‖ handle ‖ BE64(period) ‖ request id → encrypted
-//! response. A vehicle gets one set of tickets per period: a period with
-//! stored or queued tickets is refused (download them instead).
+//! resolution); `d/` ‖ handle ‖ BE64(period) ‖ BE32(j) ‖ request id →
+//! the response, padded to [`STORED_RESPONSE_LEN`]. A vehicle gets one
+//! set of tickets per period: a period with stored or queued tickets is
+//! refused (download them instead).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -195,6 +196,10 @@ struct VehicleRecord {
 
 struct Pending {
     handle: VehicleHandle,
+    /// The ticket's index in its period: the RA keeps it (IEEE 1609.2.1
+    /// ee-ra NOTE 1) so that the vehicle is told which cocoon key opens
+    /// each response.
+    j: u32,
     request: TicketRequest,
     queued_at: i64,
 }
@@ -373,9 +378,10 @@ impl RegistrationAuthority {
             },
         );
         let mut pending = Vec::with_capacity(slots.len());
-        for ((period, _, plv), cocoon) in slots.into_iter().zip(cocoons) {
+        for ((period, j, plv), cocoon) in slots.into_iter().zip(cocoons) {
             pending.push(Pending {
                 handle,
+                j,
                 request: TicketRequest {
                     request_id: random_bytes()?,
                     cocoon: cocoon?,
@@ -454,6 +460,7 @@ impl RegistrationAuthority {
                     if let Ok(mut q) = self.queue.lock() {
                         q.extend(chunk.iter().chain(rest).map(|p| Pending {
                             handle: p.handle,
+                            j: p.j,
                             request: p.request.clone(),
                             queued_at: p.queued_at,
                         }));
@@ -467,15 +474,15 @@ impl RegistrationAuthority {
 
     fn send(&self, chunk: &[Pending], now: i64) -> Result<usize> {
         let requests: Vec<TicketRequest> = chunk.iter().map(|p| p.request.clone()).collect();
-        let owner: HashMap<[u8; 16], (VehicleHandle, u64)> = chunk
+        let owner: HashMap<[u8; 16], (VehicleHandle, u64, u32)> = chunk
             .iter()
-            .map(|p| (p.request.request_id, (p.handle, p.request.period)))
+            .map(|p| (p.request.request_id, (p.handle, p.request.period, p.j)))
             .collect();
         let responses = self.pca.issue_batch(&requests, now)?;
         let mut records: Vec<KeyValue> = Vec::with_capacity(responses.len());
         let mut refused = 0usize;
         for r in responses {
-            let Some((handle, period)) = owner.get(&r.request_id) else {
+            let Some((handle, period, j)) = owner.get(&r.request_id) else {
                 return Err(ScmsError::Response(
                     "the pseudonym CA answered an unknown request".into(),
                 ));
@@ -483,6 +490,7 @@ impl RegistrationAuthority {
             match r.outcome {
                 Ok(response) => {
                     let mut key = delivery_prefix(handle, Some(*period));
+                    key.extend_from_slice(&j.to_be_bytes());
                     key.extend_from_slice(&r.request_id);
                     records.push((key, pad_response(&response)?));
                 }
@@ -507,24 +515,36 @@ impl RegistrationAuthority {
     /// The responses (`AcaEeCertResponsePrivateSpdu`s) waiting for an
     /// authenticated vehicle.
     pub fn download(&self, vehicle: &VehicleCredential) -> Result<Vec<Vec<u8>>> {
-        self.stored_responses(&delivery_prefix(&self.handle(&vehicle.id), None))
+        Ok(self
+            .stored_responses(&delivery_prefix(&self.handle(&vehicle.id), None))?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
-    /// The responses of one period waiting for an authenticated vehicle
-    /// (the IEEE 1609.2.1 download of `<requestHash>_<i>.zip`).
+    /// The responses of one period waiting for an authenticated vehicle,
+    /// each with its index `j` in the period (the IEEE 1609.2.1 download
+    /// of `<requestHash>_<i>.zip`).
     pub fn download_period(
         &self,
         vehicle: &VehicleCredential,
         period: u64,
-    ) -> Result<Vec<Vec<u8>>> {
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
         self.stored_responses(&delivery_prefix(&self.handle(&vehicle.id), Some(period)))
     }
 
-    fn stored_responses(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+    fn stored_responses(&self, prefix: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let j_at = DELIVERY_PREFIX.len() + 32 + 8;
         self.store
             .blob_scan(SPACE, prefix)?
             .into_iter()
-            .map(|(_, v)| unpad_response(&v))
+            .map(|(k, v)| {
+                let j = k
+                    .get(j_at..j_at + 4)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or_else(|| ScmsError::Response("a stored response key is damaged".into()))?;
+                Ok((j, unpad_response(&v)?))
+            })
             .collect()
     }
 
@@ -752,7 +772,7 @@ fn unpad_response(stored: &[u8]) -> Result<Vec<u8>> {
     Ok(stored[2..2 + len].to_vec())
 }
 
-/// `d/` ‖ handle ‖ BE64(period) (‖ request id, per response).
+/// `d/` ‖ handle ‖ BE64(period) (‖ BE32(j) ‖ request id, per response).
 fn delivery_prefix(h: &VehicleHandle, period: Option<u64>) -> Vec<u8> {
     let mut k = DELIVERY_PREFIX.to_vec();
     k.extend_from_slice(&h.0);
