@@ -531,6 +531,36 @@ pub fn certify_pseudonym_ca(
     Ok((aa, crl))
 }
 
+/// The IEEE 1609.2 certificate of a registration authority whose keys
+/// were made where it runs: `id` `ra.v2x.<trust_domain>`, PSID 35 with
+/// `RaSsp`, `encryptionKey` (vehicles encrypt their requests to it),
+/// issued by the V2X root held in `data`. The RA proved possession of
+/// both keys in its request.
+pub fn certify_registration_authority(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+    pki: &trustca_model::policy::PkiPolicy,
+    signing_key: PublicKeyP256,
+    encryption_key: PublicKeyP256,
+    now: OffsetDateTime,
+) -> Result<Certificate, CaError> {
+    let (v2x_root, root_key, root_end) = loaded_v2x_root(data, hierarchy)?;
+    let start = Time32::from_datetime(now).map_err(v2x_err)?;
+    let validity = authority_validity(pki, start, root_end)?;
+    let mut tbs = ToBeSigned::new(
+        trustca_v2x::CertificateId::Name(v2x_name("ra", &pki.trust_domain)),
+        validity,
+        signing_key,
+    );
+    tbs.app_permissions = Some(vec![PsidSsp {
+        psid: trustca_v2x::SECURITY_MGMT_PSID,
+        ssp: Some(Ssp::Opaque(trustca_v2x::RA_SSP.to_vec())),
+    }]);
+    tbs.encryption_key = Some(encryption_key);
+    tbs.assurance_level = Some(SubjectAssurance::from_trust_level(4).map_err(v2x_err)?);
+    issue_below_root(tbs, &v2x_root, &CaKeyV2x(&root_key))
+}
+
 /// A V2X CA key owned by its holder (the pseudonym CA in `trustca serve`
 /// signs tickets with `v2x-aa` from threads of its own).
 pub struct OwnedV2xSigner(CaKey);
@@ -612,6 +642,7 @@ pub const ENROLMENT_CREDENTIAL_SECONDS: i64 = 3 * 365 * 86_400;
 /// checked that the vehicle holds it.
 pub fn issue_enrolment_credential(
     ea: &(OwnedV2xSigner, Certificate),
+    vehicle: &str,
     verification_key: PublicKeyP256,
     level: u8,
     now: OffsetDateTime,
@@ -622,7 +653,14 @@ pub fn issue_enrolment_credential(
         start,
         duration: duration_within(ENROLMENT_CREDENTIAL_SECONDS)?,
     };
-    let mut tbs = ToBeSigned::new(trustca_v2x::CertificateId::None, validity, verification_key);
+    // Named: the registration authority knows vehicles by this name (the
+    // same identity the gRPC interface takes from the device credential).
+    // It travels only encrypted to the RA; tickets carry no name.
+    let mut tbs = ToBeSigned::new(
+        trustca_v2x::CertificateId::Name(vehicle.to_owned()),
+        validity,
+        verification_key,
+    );
     tbs.cert_request_permissions = Some(vec![PsidGroupPermissions {
         subject_permissions: SubjectPermissions::Explicit(ticket_permissions()),
         min_chain_length: 1,

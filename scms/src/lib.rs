@@ -30,6 +30,8 @@
 
 pub mod crl;
 pub mod deployment;
+pub mod eca_interface;
+pub mod ee_interface;
 mod envelope;
 pub mod error;
 pub mod linkage_authority;
@@ -42,6 +44,8 @@ pub mod vehicle;
 
 pub use crl::{LinkageCrl, LinkageCrlParams};
 pub use deployment::LocalDeployment;
+pub use eca_interface::{EcaIdentity, answer_enrolment_request};
+pub use ee_interface::{EeInterface, EeRefusal, RaIdentity};
 pub use envelope::{CHAIN_ENVELOPE_LEN, ENCRYPTED_PLV_LEN, LinkKey};
 pub use error::ScmsError;
 pub use linkage_authority::{ChainEnvelope, ChainId, EncryptedPlv, LinkageAuthority};

@@ -126,6 +126,12 @@ pub trait PseudonymCaApi: Send + Sync + std::fmt::Debug {
         actor: &str,
         now: i64,
     ) -> Result<LinkageCrl>;
+    /// The current linkage CRL (for vehicles downloading it from the RA);
+    /// a pseudonym CA without a CRL signer has none.
+    fn current_crl(&self, now: i64) -> Result<LinkageCrl> {
+        let _ = now;
+        Err(ScmsError::NotFound("linkage CRL"))
+    }
 }
 
 impl PseudonymCaApi for PseudonymCa {
@@ -139,6 +145,9 @@ impl PseudonymCaApi for PseudonymCa {
         now: i64,
     ) -> Result<LinkageCrl> {
         self.revoke(revocation, actor, now)
+    }
+    fn current_crl(&self, now: i64) -> Result<LinkageCrl> {
+        PseudonymCa::current_crl(self, now)
     }
 }
 
@@ -542,7 +551,9 @@ impl RegistrationAuthority {
                 let j = k
                     .get(j_at..j_at + 4)
                     .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .ok_or_else(|| ScmsError::Response("a stored response key is damaged".into()))?;
+                    .ok_or_else(|| {
+                        ScmsError::Response("a stored response key is damaged".into())
+                    })?;
                 Ok((j, unpad_response(&v)?))
             })
             .collect()

@@ -238,6 +238,9 @@ pub(crate) struct Est {
     all_cacerts: Bytes,
     csrattrs: BTreeMap<SectorName, Bytes>,
     all_csrattrs: Bytes,
+    /// The IEEE 1609.2.1 resources under `/v2x/`, when this process runs
+    /// the V2X authorities.
+    v2x: Option<Arc<crate::v2x_http::V2xHttp>>,
 }
 
 impl std::fmt::Debug for Est {
@@ -295,7 +298,14 @@ impl Est {
             all_cacerts,
             csrattrs,
             all_csrattrs,
+            v2x: None,
         })
+    }
+
+    /// Serves the IEEE 1609.2.1 resources beside EST.
+    pub(crate) fn with_v2x(mut self, v2x: Arc<crate::v2x_http::V2xHttp>) -> Self {
+        self.v2x = Some(v2x);
+        self
     }
 
     /// Answers one request and logs one line about it.
@@ -311,6 +321,22 @@ impl Est {
         } else {
             Ok(Bytes::new())
         };
+        if let Some(v2x) = &self.v2x
+            && parts.uri.path().starts_with(crate::v2x_http::PREFIX)
+        {
+            let response = match body {
+                Ok(body) => v2x.answer(peer, &parts, body).await,
+                Err(e) => refusal(e),
+            };
+            tracing::info!(
+                path = %printable(parts.uri.path()),
+                remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "IEEE 1609.2.1 request"
+            );
+            return response;
+        }
         let result = self.dispatch(peer, &parts, body, &mut log).await;
         let response = result.unwrap_or_else(refusal);
         let status = response.status();

@@ -19,8 +19,10 @@ pub mod pkcs11;
 pub mod policies;
 mod serve;
 mod store;
+mod stored_zip;
 pub mod transport;
 pub mod v2x;
+mod v2x_http;
 pub mod v2x_role;
 
 pub use connections::ConnectionLimits;

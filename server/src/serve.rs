@@ -596,13 +596,21 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             &hierarchy,
             &opts.passphrase,
             opts.v2x_batch,
+            Arc::clone(&storage),
+            &policy_set.pki,
         )?)
     } else {
         None
     };
-    let (v2x_ra, v2x_pca, v2x_la, v2x_ea) = match v2x {
-        Some(v) => (v.registration, v.pseudonym_ca, v.linkage, v.enrollment),
-        None => (None, None, None, None),
+    let (v2x_ra, v2x_pca, v2x_la, v2x_ea, v2x_http) = match v2x {
+        Some(v) => (
+            v.registration,
+            v.pseudonym_ca,
+            v.linkage,
+            v.enrollment,
+            v.http,
+        ),
+        None => (None, None, None, None, None),
     };
 
     let (tx, rx) = oneshot::channel::<()>();
@@ -638,11 +646,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             let bound = listener
                 .local_addr()
                 .map_err(|e| ServerError::Listen(format!("cannot read the EST address: {e}")))?;
-            let est = Arc::new(crate::est::Est::new(
+            let est = crate::est::Est::new(
                 Arc::clone(&engine),
                 Arc::clone(&storage),
                 Arc::clone(&metrics),
-            )?);
+            )?;
+            let est = Arc::new(match v2x_http {
+                Some(http) => est.with_v2x(http),
+                None => est,
+            });
             crate::est::spawn(
                 listener,
                 &identity,

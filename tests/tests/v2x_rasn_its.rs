@@ -510,7 +510,9 @@ fn rasn_its_decodes_re_encodes_and_verifies_every_v2x_artefact() {
             .unwrap();
         trustca_v2x::PublicKeyP256::from_sec1(k.public_key().as_ref()).unwrap()
     };
-    let ec = trustca_ca::v2x_ca::issue_enrolment_credential(&ea_keys, vehicle_key, 4, now).unwrap();
+    let ec =
+        trustca_ca::v2x_ca::issue_enrolment_credential(&ea_keys, "vehicle-1", vehicle_key, 4, now)
+            .unwrap();
     match read_cert("enrolment credential", ec.as_coer(), Some(ea)) {
         Ok(c) => {
             if let Err(e) = chain_consistent(&c, ea) {

@@ -140,6 +140,11 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The octets read since position `start`.
+    pub(crate) fn consumed_since(&self, start: usize) -> &'a [u8] {
+        &self.data[start.min(self.pos)..self.pos]
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }

@@ -170,13 +170,23 @@ const EE_RA: u8 = 7;
 impl ScmsPdu {
     /// The COER encoding.
     pub fn to_coer(&self) -> Vec<u8> {
+        self.encode(None)
+    }
+
+    /// The encoding, with `tbs_raw` (the octets a request's `tbsCert` was
+    /// received as) in place of encoding `tbsCert` anew.
+    fn encode(&self, tbs_raw: Option<&[u8]>) -> Vec<u8> {
+        let tbs_at = |w: &mut Writer, tbs: &ToBeSigned| match tbs_raw {
+            Some(raw) => w.fixed(raw),
+            None => encode_tbs_at(w, tbs),
+        };
         let mut w = Writer::new();
         w.u8(SCMS_PDU_VERSION);
         match self {
             ScmsPdu::EeRaCertRequest(m) => {
                 w.tag(EE_RA);
                 w.tag(0);
-                encode_ee_ra_cert_request(&mut w, m);
+                encode_ee_ra_cert_request(&mut w, m, tbs_at);
             }
             ScmsPdu::RaEeCertAck(m) => {
                 w.tag(EE_RA);
@@ -204,7 +214,7 @@ impl ScmsPdu {
                 w.u8(MESSAGE_VERSION);
                 w.u32(m.generation_time.0);
                 encode_cert_type(&mut w, m.cert_type);
-                encode_tbs_at(&mut w, &m.tbs_cert);
+                tbs_at(&mut w, &m.tbs_cert);
                 if let Some(id) = &m.canonical_id {
                     w.octets(id.as_bytes());
                 }
@@ -265,8 +275,13 @@ impl ScmsPdu {
         if r.u8()? != SCMS_PDU_VERSION {
             return Err(invalid(0, "ScmsPdu version is not 2"));
         }
+        let mut tbs_raw: Option<&[u8]> = None;
         let pdu = match (r.tag()?, r.tag()?) {
-            (EE_RA, 0) => ScmsPdu::EeRaCertRequest(decode_ee_ra_cert_request(&mut r)?),
+            (EE_RA, 0) => {
+                let (m, raw) = decode_ee_ra_cert_request(&mut r)?;
+                tbs_raw = Some(raw);
+                ScmsPdu::EeRaCertRequest(m)
+            }
             (EE_RA, 1) => {
                 let pre = extensible(&mut r, 2)?;
                 version(&mut r)?;
@@ -305,7 +320,8 @@ impl ScmsPdu {
                 version(&mut r)?;
                 let generation_time = Time32(r.u32()?);
                 let cert_type = decode_cert_type(&mut r)?;
-                let tbs_cert = decode_tbs_at(&mut r)?;
+                let (tbs_cert, raw) = decode_tbs_at(&mut r)?;
+                tbs_raw = Some(raw);
                 let canonical_id = if pre & 0x40 != 0 {
                     let at = r.pos();
                     let raw = r.octets()?;
@@ -362,7 +378,7 @@ impl ScmsPdu {
             }
         };
         let used = r.pos();
-        if pdu.to_coer() != bytes[..used] {
+        if pdu.encode(tbs_raw) != bytes[..used] {
             return Err(V2xError::NonCanonical {
                 offset: 0,
                 what: "re-encoding of the ScmsPdu differs from the input",
@@ -424,7 +440,11 @@ fn decode_cert_type(r: &mut Reader<'_>) -> Result<CertificateType, V2xError> {
     }
 }
 
-fn encode_ee_ra_cert_request(w: &mut Writer, m: &EeRaCertRequest) {
+fn encode_ee_ra_cert_request(
+    w: &mut Writer,
+    m: &EeRaCertRequest,
+    tbs_at: impl Fn(&mut Writer, &ToBeSigned),
+) {
     w.u8(if m.additional_params.is_some() {
         0x40
     } else {
@@ -433,7 +453,7 @@ fn encode_ee_ra_cert_request(w: &mut Writer, m: &EeRaCertRequest) {
     w.u8(MESSAGE_VERSION);
     w.u32(m.generation_time.0);
     encode_cert_type(w, m.cert_type);
-    encode_tbs_at(w, &m.tbs_cert);
+    tbs_at(w, &m.tbs_cert);
     match &m.additional_params {
         None => {}
         Some(AdditionalParams::Original {
@@ -505,12 +525,14 @@ fn decode_encryption_key(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError> 
     PublicKeyP256::from_x(&x, odd)
 }
 
-fn decode_ee_ra_cert_request(r: &mut Reader<'_>) -> Result<EeRaCertRequest, V2xError> {
+fn decode_ee_ra_cert_request<'a>(
+    r: &mut Reader<'a>,
+) -> Result<(EeRaCertRequest, &'a [u8]), V2xError> {
     let pre = extensible(r, 2)?;
     version(r)?;
     let generation_time = Time32(r.u32()?);
     let cert_type = decode_cert_type(r)?;
-    let tbs_cert = decode_tbs_at(r)?;
+    let (tbs_cert, tbs_raw) = decode_tbs_at(r)?;
     let additional_params = if pre & 0x40 != 0 {
         Some(match r.tag()? {
             0 => AdditionalParams::Original {
@@ -526,10 +548,13 @@ fn decode_ee_ra_cert_request(r: &mut Reader<'_>) -> Result<EeRaCertRequest, V2xE
     } else {
         None
     };
-    Ok(EeRaCertRequest {
-        generation_time,
-        cert_type,
-        tbs_cert,
-        additional_params,
-    })
+    Ok((
+        EeRaCertRequest {
+            generation_time,
+            cert_type,
+            tbs_cert,
+            additional_params,
+        },
+        tbs_raw,
+    ))
 }

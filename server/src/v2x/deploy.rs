@@ -59,6 +59,8 @@ pub(crate) struct V2xServices {
         Option<pb::v2x_registration_server::V2xRegistrationServer<RegistrationService>>,
     pub pseudonym_ca: Option<pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService>>,
     pub linkage: Option<pb::v2x_linkage_server::V2xLinkageServer<LinkageService>>,
+    /// The IEEE 1609.2.1 resources (HTTPS, beside EST).
+    pub http: Option<Arc<crate::v2x_http::V2xHttp>>,
 }
 
 fn wrap_pca(
@@ -95,6 +97,8 @@ pub(crate) fn in_process_services(
     hierarchy: &CaHierarchy,
     passphrase: &Passphrase,
     policy: BatchPolicy,
+    ca_storage: Arc<dyn Storage>,
+    pki: &trustca_model::policy::PkiPolicy,
 ) -> Result<V2xServices> {
     init_authorities(data, passphrase)?;
     let profile = ticket_profile(files)?;
@@ -111,8 +115,19 @@ pub(crate) fn in_process_services(
         profile,
         policy,
     )?);
+    let http = super::ee_http::in_process_http(
+        data,
+        hierarchy,
+        passphrase,
+        pki,
+        Arc::clone(&ra),
+        Arc::clone(&pca),
+        policy,
+        ca_storage,
+    )?;
     Ok(V2xServices {
         auth_store: ra.store(),
+        http: Some(Arc::new(http)),
         registration: Some(wrap_ra(ra, pca_cert)),
         pseudonym_ca: Some(wrap_pca(pca)),
         enrollment: Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
@@ -144,6 +159,7 @@ pub(crate) fn role_services(
         registration: None,
         pseudonym_ca: None,
         linkage: None,
+        http: None,
     };
     match dir.role() {
         V2xRole::PseudonymCa => {

@@ -42,6 +42,7 @@ use crate::error::{Result, ServerError, io};
 use crate::policies::PolicyFiles;
 
 mod deploy;
+mod ee_http;
 mod remote;
 pub use deploy::RemoteAuthorities;
 pub(crate) use deploy::{in_process_services, role_services};
@@ -366,7 +367,7 @@ impl RegistrationService {
     }
 }
 
-fn vehicle_of(
+pub(crate) fn vehicle_of(
     credential: &trustca_model::Credential,
     sector: &str,
 ) -> std::result::Result<VehicleCredential, Status> {
@@ -817,9 +818,11 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
             )
         })?;
         let ea = Arc::clone(&self.ea);
+        let id = vehicle.id.clone();
         let cert = tokio::task::spawn_blocking(move || {
             trustca_ca::v2x_ca::issue_enrolment_credential(
                 &ea,
+                &id,
                 key,
                 vehicle.level,
                 time::OffsetDateTime::now_utc(),

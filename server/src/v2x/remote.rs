@@ -236,4 +236,14 @@ impl PseudonymCaApi for RemotePseudonymCa {
             .into_inner();
         LinkageCrl::from_bytes(&answer.crl)
     }
+
+    fn current_crl(&self, _now: i64) -> trustca_scms::error::Result<LinkageCrl> {
+        let mut c = self.client.clone();
+        let answer = self
+            .runtime
+            .block_on(c.get_linkage_crl(pb::GetLinkageCrlRequest {}))
+            .map_err(remote("pseudonym CA"))?
+            .into_inner();
+        LinkageCrl::from_bytes(&answer.crl)
+    }
 }

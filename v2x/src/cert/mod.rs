@@ -797,7 +797,21 @@ pub(crate) fn encode_tbs_at(w: &mut Writer, tbs: &ToBeSigned) {
 }
 
 /// Decodes a `ToBeSignedCertificate` on its own, in the IEEE 1609.2
-/// profile (inside IEEE 1609.2.1 certificate requests).
-pub(crate) fn decode_tbs_at(r: &mut Reader<'_>) -> Result<ToBeSigned, V2xError> {
-    decode_tbs(r, CertProfile::Ieee1609Dot2).map(|(tbs, _)| tbs)
+/// profile (inside IEEE 1609.2.1 certificate requests), and checks that it
+/// is the canonical encoding under the `eeType` DEFAULT its encoding
+/// follows (a 2016-module client writes {app} explicitly). Returns the
+/// octets it took, which re-encodings of the enclosing message reuse.
+pub(crate) fn decode_tbs_at<'a>(r: &mut Reader<'a>) -> Result<(ToBeSigned, &'a [u8]), V2xError> {
+    let start = r.pos();
+    let (tbs, rule) = decode_tbs(r, CertProfile::Ieee1609Dot2)?;
+    let raw = r.consumed_since(start);
+    let mut w = Writer::new();
+    encode_tbs(&mut w, &tbs, rule);
+    if w.buf != raw {
+        return Err(V2xError::NonCanonical {
+            offset: start,
+            what: "re-encoding of tbsCert differs from the input",
+        });
+    }
+    Ok((tbs, raw))
 }

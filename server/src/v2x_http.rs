@@ -1,0 +1,281 @@
+//! The IEEE 1609.2.1 HTTPS resources (`docs/v2x-1609dot2dot1.md`), served
+//! on the HTTPS listener beside EST: the enrolment CA's
+//! `POST /v2x/eca/enrolment-certificate` (mutual TLS with the vehicle's
+//! X.509 device credential), and the registration authority's
+//! `GET /v2x/certificates`, `GET /v2x/crl`,
+//! `POST /v2x/provision-pseudonym-certificate-batch` and
+//! `GET /v2x/download` (`Download-Req` header). The protocol work is in
+//! `trustca_scms::{ee_interface, eca_interface}`; this module maps HTTP to
+//! it and its refusals to statuses, in one place ([`status_of`]).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Response, StatusCode};
+use trustca_model::{AuthenticatedPeer, CertificateKind};
+use trustca_scms::{EcaIdentity, EeInterface, EeRefusal, PseudonymCaApi, ScmsError};
+use trustca_store::Storage;
+use trustca_v2x::Certificate;
+
+use crate::auth;
+
+type Answer = Response<Full<Bytes>>;
+
+/// Path prefix of every 1609.2.1 resource.
+pub(crate) const PREFIX: &str = "/v2x/";
+/// `Download-Req` values longer than this are refused (a request is about
+/// 700 octets, 1 KiB in Base64).
+const MAX_DOWNLOAD_REQ: usize = 8 * 1024;
+const OCTETS: &str = "application/octet-stream";
+
+/// The enrolment CA behind `POST /v2x/eca/enrolment-certificate`.
+pub(crate) struct EcaRoute {
+    /// The EA's key and certificate.
+    pub ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
+    /// The V2X root.
+    pub root: Certificate,
+    /// The sector whose device credentials may enrol (the ticket profile's).
+    pub sector: String,
+    /// Where callers' credentials are checked for revocation.
+    pub storage: Arc<dyn Storage>,
+}
+
+/// The 1609.2.1 resources one process serves.
+#[derive(Default)]
+pub(crate) struct V2xHttp {
+    /// The registration authority's resources.
+    pub ra: Option<Arc<EeInterface>>,
+    /// Where the newest linkage CRL comes from.
+    pub crl: Option<Arc<dyn PseudonymCaApi>>,
+    /// The enrolment CA's resource.
+    pub eca: Option<EcaRoute>,
+}
+
+impl std::fmt::Debug for V2xHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V2xHttp")
+            .field("ra", &self.ra.is_some())
+            .field("eca", &self.eca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// One refusal: its status and a plain sentence.
+fn plain(status: StatusCode, message: &str) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn octets(content_type: &'static str, body: Vec<u8>) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The status of each refusal (`docs/v2x-1609dot2dot1.md`, "Errors").
+fn status_of(e: &EeRefusal) -> StatusCode {
+    match e {
+        EeRefusal::Malformed(_) => StatusCode::BAD_REQUEST,
+        EeRefusal::WrongRecipient => StatusCode::MISDIRECTED_REQUEST,
+        EeRefusal::NotAuthenticated(_) => StatusCode::UNAUTHORIZED,
+        EeRefusal::Forbidden(_) => StatusCode::FORBIDDEN,
+        EeRefusal::Conflict(_) => StatusCode::CONFLICT,
+        EeRefusal::NotFound => StatusCode::NOT_FOUND,
+        EeRefusal::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        EeRefusal::Internal(ScmsError::Store(_) | ScmsError::Remote { .. }) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn refused(e: &EeRefusal) -> Answer {
+    let status = status_of(e);
+    if status.is_server_error() {
+        tracing::warn!(error = %e, "IEEE 1609.2.1 request failed");
+    }
+    let mut r = plain(status, &e.to_string());
+    if let EeRefusal::NotReady { retry_after_secs } = e {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(30u64));
+    }
+    r
+}
+
+/// Runs CPU-heavy protocol work off the I/O threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EeRefusal> + Send + 'static,
+) -> Result<T, EeRefusal> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EeRefusal::Internal(ScmsError::Response(format!("task failed: {e}"))))?
+}
+
+impl V2xHttp {
+    /// Answers a request under [`PREFIX`]; `body` is the POST body, read
+    /// within the listener's limit.
+    pub(crate) async fn answer(
+        &self,
+        peer: &AuthenticatedPeer,
+        parts: &Parts,
+        body: Bytes,
+    ) -> Answer {
+        let path = parts.uri.path();
+        let route = path.strip_prefix(PREFIX).unwrap_or_default();
+        let expected = if matches!(
+            route,
+            "eca/enrolment-certificate" | "provision-pseudonym-certificate-batch"
+        ) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let known = matches!(
+            route,
+            "eca/enrolment-certificate"
+                | "provision-pseudonym-certificate-batch"
+                | "certificates"
+                | "crl"
+                | "download"
+        );
+        if !known {
+            return plain(
+                StatusCode::NOT_FOUND,
+                &format!("no IEEE 1609.2.1 resource {path}"),
+            );
+        }
+        if parts.method != expected {
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{path} takes {expected}"),
+            );
+            let allow = if expected == Method::POST {
+                "POST"
+            } else {
+                "GET"
+            };
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return r;
+        }
+        let result = match route {
+            "eca/enrolment-certificate" => self.enrol(peer, body).await,
+            "certificates" => self
+                .ra()
+                .map(|ra| octets(OCTETS, ra.certificate_chain().to_vec())),
+            "crl" => self.crl().await,
+            "provision-pseudonym-certificate-batch" => match self.ra() {
+                Ok(ra) => {
+                    let ra = Arc::clone(ra);
+                    blocking(move || ra.certificate_request(&body, now()))
+                        .await
+                        .map(|ack| octets(OCTETS, ack))
+                }
+                Err(e) => Err(e),
+            },
+            _ => self.download(parts).await,
+        };
+        result.unwrap_or_else(|e| refused(&e))
+    }
+
+    fn ra(&self) -> Result<&Arc<EeInterface>, EeRefusal> {
+        self.ra.as_ref().ok_or(EeRefusal::NotFound)
+    }
+
+    async fn crl(&self) -> Result<Answer, EeRefusal> {
+        let pca = Arc::clone(self.crl.as_ref().ok_or(EeRefusal::NotFound)?);
+        let crl = blocking(move || match pca.current_crl(now()) {
+            Ok(crl) => Ok(Some(crl.as_bytes().to_vec())),
+            Err(ScmsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(EeRefusal::Internal(e)),
+        })
+        .await?;
+        match crl {
+            Some(c) => Ok(octets(OCTETS, c)),
+            None => Ok(plain(
+                StatusCode::NOT_FOUND,
+                "no linkage CRL has been published",
+            )),
+        }
+    }
+
+    async fn download(&self, parts: &Parts) -> Result<Answer, EeRefusal> {
+        let ra = Arc::clone(self.ra()?);
+        let header = parts
+            .headers
+            .get("download-req")
+            .ok_or_else(|| EeRefusal::Malformed("the Download-Req header is missing".into()))?
+            .as_bytes();
+        if header.len() > MAX_DOWNLOAD_REQ {
+            return Err(EeRefusal::Malformed(
+                "the Download-Req header is too long".into(),
+            ));
+        }
+        let request = base64::engine::general_purpose::STANDARD
+            .decode(header)
+            .map_err(|_| EeRefusal::Malformed("Download-Req is not Base64".into()))?;
+        let entries = blocking(move || ra.download(&request, now())).await?;
+        let zip = crate::stored_zip::write(&entries)
+            .map_err(|e| EeRefusal::Internal(ScmsError::Response(e.to_string())))?;
+        Ok(octets("application/zip", zip))
+    }
+
+    async fn enrol(&self, peer: &AuthenticatedPeer, body: Bytes) -> Result<Answer, EeRefusal> {
+        let eca = self.eca.as_ref().ok_or(EeRefusal::NotFound)?;
+        let credential = match auth::check(
+            "/v2x/eca/enrolment-certificate",
+            auth::caller(&[CertificateKind::LongTerm]),
+            Some(peer),
+            eca.storage.as_ref(),
+        ) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Err(EeRefusal::NotAuthenticated(
+                    "connect with the vehicle's X.509 device credential as TLS client certificate"
+                        .into(),
+                ));
+            }
+            Err(status) => return Err(EeRefusal::Forbidden(status.message().to_owned())),
+        };
+        let vehicle = crate::v2x::vehicle_of(&credential, &eca.sector)
+            .map_err(|s| EeRefusal::Forbidden(s.message().to_owned()))?;
+        let (ea, root) = (Arc::clone(&eca.ea), eca.root.clone());
+        let answer = blocking(move || {
+            let identity = EcaIdentity {
+                certificate: &ea.1,
+                root: &root,
+                signer: &ea.0,
+            };
+            let issue = |key| {
+                trustca_ca::v2x_ca::issue_enrolment_credential(
+                    &ea,
+                    &vehicle.id,
+                    key,
+                    vehicle.level,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .map_err(|e| ScmsError::Config(e.to_string()))
+            };
+            trustca_scms::answer_enrolment_request(&body, &vehicle, &identity, issue, now())
+        })
+        .await?;
+        Ok(octets(OCTETS, answer))
+    }
+}
