@@ -224,7 +224,52 @@ struct RequestLog {
     caller: String,
 }
 
-type Answer = Response<Full<Bytes>>;
+pub(crate) type Answer = Response<Full<Bytes>>;
+
+/// What an HTTPS listener of this server answers with: EST (with the
+/// IEEE 1609.2.1 resources beside it) in the CA's process, the 1609.2.1
+/// resources alone in a registration authority's (`serve --role`).
+#[tonic::async_trait]
+pub(crate) trait HttpsService: Send + Sync + 'static {
+    /// Answers one request (and logs it).
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer;
+}
+
+#[tonic::async_trait]
+impl HttpsService for Est {
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        Est::answer(self, peer, request).await
+    }
+}
+
+#[tonic::async_trait]
+impl HttpsService for crate::v2x_http::V2xHttp {
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let response = if !parts.uri.path().starts_with(crate::v2x_http::PREFIX) {
+            refusal(EstError::NotFound(printable(parts.uri.path())))
+        } else {
+            let body = if parts.method == Method::POST {
+                read_body(&parts.headers, body).await
+            } else {
+                Ok(Bytes::new())
+            };
+            match body {
+                Ok(body) => self.respond(peer, &parts, body).await,
+                Err(e) => refusal(e),
+            }
+        };
+        tracing::info!(
+            path = %printable(parts.uri.path()),
+            remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "IEEE 1609.2.1 request"
+        );
+        response
+    }
+}
 
 /// The EST endpoint's state: the enrollment engine, the store (for caller
 /// revocation and the device's record) and the answers that never change
@@ -325,7 +370,7 @@ impl Est {
             && parts.uri.path().starts_with(crate::v2x_http::PREFIX)
         {
             let response = match body {
-                Ok(body) => v2x.answer(peer, &parts, body).await,
+                Ok(body) => v2x.respond(peer, &parts, body).await,
                 Err(e) => refusal(e),
             };
             tracing::info!(
@@ -965,7 +1010,7 @@ pub(crate) fn spawn(
     listener: TcpListener,
     identity: &TransportIdentity,
     table: Arc<ConnectionTable>,
-    est: Arc<Est>,
+    est: Arc<dyn HttpsService>,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
     let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -991,7 +1036,11 @@ pub(crate) fn spawn(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 on one accepted connection.
-async fn serve_connection(connection: TlsConnection, est: Arc<Est>, stop: CancellationToken) {
+async fn serve_connection(
+    connection: TlsConnection,
+    est: Arc<dyn HttpsService>,
+    stop: CancellationToken,
+) {
     let info = connection.connect_info();
     let remote = info.peer.remote;
     let service = hyper::service::service_fn(move |request| {

@@ -407,7 +407,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let metrics = Arc::new(Metrics::new());
     let observer: Arc<dyn Observer> = metrics.clone();
     if let Some(role) = opts.role {
-        return start_role(opts, role, listener, metrics_listener, metrics).await;
+        return start_role(
+            opts,
+            role,
+            listener,
+            metrics_listener,
+            est_listener,
+            metrics,
+        )
+        .await;
     }
     if !opts.data.join("ca").join("root.pem").exists() {
         let report = init_with(
@@ -610,6 +618,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             v.enrollment,
             v.http,
         ),
+        // Separated authorities: this process is still the enrolment CA.
+        None if opts.est_listen.is_some() => {
+            let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
+            let sector = crate::v2x::ticket_profile(&v2x_files)?.sector;
+            let eca = crate::v2x::ee_http::eca_route(
+                &opts.data,
+                &hierarchy,
+                sector,
+                Arc::clone(&storage),
+            )?;
+            let http = crate::v2x_http::V2xHttp {
+                eca: Some(eca),
+                ..Default::default()
+            };
+            (None, None, None, None, Some(Arc::new(http)))
+        }
         None => (None, None, None, None, None),
     };
 
@@ -774,6 +798,7 @@ async fn start_role(
     role: crate::v2x::V2xRole,
     listener: tokio::net::TcpListener,
     metrics_listener: Option<tokio::net::TcpListener>,
+    https_listener: Option<tokio::net::TcpListener>,
     metrics: Arc<Metrics>,
 ) -> Result<RunningServer> {
     let observer: Arc<dyn Observer> = metrics.clone();
@@ -795,8 +820,34 @@ async fn start_role(
         closing,
         incoming,
         max_connections,
+        table,
         ..
     } = accept_on(listener, &identity, opts.connections)?;
+    // The registration authority's IEEE 1609.2.1 resources for vehicles.
+    let est_stop = tokio_util::sync::CancellationToken::new();
+    let est_addr = match (https_listener, v2x.http.clone()) {
+        (Some(listener), Some(http)) => {
+            let bound = listener
+                .local_addr()
+                .map_err(|e| ServerError::Listen(format!("cannot read the HTTPS address: {e}")))?;
+            crate::est::spawn(
+                listener,
+                &identity,
+                Arc::clone(&table),
+                http,
+                est_stop.clone(),
+            )?;
+            tracing::info!(addr = %bound, "IEEE 1609.2.1 on https://{bound}/v2x/");
+            Some(bound)
+        }
+        (Some(_), None) => {
+            return Err(ServerError::Config(format!(
+                "--est-listen: the {} serves no HTTPS resources (only the registration authority does)",
+                role.as_str()
+            )));
+        }
+        _ => None,
+    };
     let (_health, health_service) = tonic_health::server::health_reporter();
     // The role's callers' certificates are not in this process's store:
     // revoked callers are refused by the CRLs in DATA/crl, re-read every
@@ -829,8 +880,8 @@ async fn start_role(
     Ok(RunningServer {
         addr,
         metrics_addr,
-        est_addr: None,
-        est_stop: tokio_util::sync::CancellationToken::new(),
+        est_addr,
+        est_stop,
         metrics,
         shutdown: Some(tx),
         handle,

@@ -131,7 +131,7 @@ async fn blocking<T: Send + 'static>(
 impl V2xHttp {
     /// Answers a request under [`PREFIX`]; `body` is the POST body, read
     /// within the listener's limit.
-    pub(crate) async fn answer(
+    pub(crate) async fn respond(
         &self,
         peer: &AuthenticatedPeer,
         parts: &Parts,

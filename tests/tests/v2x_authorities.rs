@@ -395,10 +395,15 @@ fn assert_only_own_keys(a: &Authority, ca: &TestCa) {
         .collect();
     let mut own_sorted = own.clone();
     own_sorted.sort();
-    let expect: &[&str] = if a.role == V2xRole::PseudonymCa {
-        &["aa.key", "authority.key", "crl.key", "tls.key"]
-    } else {
-        &["authority.key", "tls.key"]
+    let expect: &[&str] = match a.role {
+        V2xRole::PseudonymCa => &["aa.key", "authority.key", "crl.key", "tls.key"],
+        V2xRole::Registration => &[
+            "authority.key",
+            "scms-encryption.key",
+            "scms-signing.key",
+            "tls.key",
+        ],
+        _ => &["authority.key", "tls.key"],
     };
     assert_eq!(own_sorted, expect, "{}", a.role.as_str());
     let ca_keys: Vec<Vec<u8>> = walk(&ca.data().join("ca"))
@@ -560,7 +565,8 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
     assert!(!ec.conforms_to(CertProfile::EtsiTs103097));
     assert!(ec.tbs().app_permissions.is_none());
     assert_eq!(ec.tbs().verification_key, public);
-    assert_eq!(ec.tbs().id, CertificateId::None);
+    // Named for the RA, which knows vehicles (it travels encrypted to it).
+    assert!(matches!(&ec.tbs().id, CertificateId::Name(n) if !n.is_empty()));
     assert_eq!(ec.tbs().assurance_level.unwrap().trust_level(), Some(5));
     assert_eq!(ec.tbs().craca_id, ea.tbs().craca_id);
     let groups = ec.tbs().cert_request_permissions.as_ref().unwrap();

@@ -21,6 +21,7 @@ use common::{PASSPHRASE, TestCa};
 use serde_json::Value;
 use trustca_scms::BatchPolicy;
 use trustca_server::ServeOptions;
+use trustca_server::v2x::V2xRole;
 
 fn client_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scms/tests/dot1_client.py")
@@ -81,36 +82,31 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// How many 1609.2.1 requests the RA recorded (the server must be stopped).
-fn recorded_requests(ca: &TestCa) -> usize {
+/// How many 1609.2.1 requests the RA recorded in its store (its server
+/// must be stopped).
+fn recorded_requests(store_dir: &Path) -> usize {
     use trustca_store::Storage;
-    let store =
-        trustca_store::SledStorage::open(&ca.data().join("v2x/registration/store")).unwrap();
+    let store = trustca_store::SledStorage::open(store_dir).unwrap();
     store.blob_scan("v2x.ra", b"e/").unwrap().len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheats() {
-    if !can_run() {
-        return;
-    }
-    let mut ca = TestCa::init();
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
-    );
-    opts.est_listen = Some("127.0.0.1:0".parse().unwrap());
-    opts.v2x_batch = BatchPolicy {
-        min_vehicles: 1,
-        max_wait_secs: 1,
-        ..BatchPolicy::default()
-    };
-    let server = trustca_server::start(opts).await.unwrap();
-    let base = format!("https://{}", server.est_addr.unwrap());
-    ca.server = Some(server);
-    let car = common::separated::enroll_cars(&ca, 1).await.remove(0);
+async fn client(args: Vec<String>) -> (Value, bool, String) {
+    tokio::task::spawn_blocking(move || {
+        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The independent vehicle's whole journey (enrolment at `eca`, tickets
+/// from `ra`), then every bad request; returns after checking the answers.
+/// The RA then holds exactly two recorded requests.
+async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str) {
+    let car = common::separated::enroll_cars(ca, 1).await.remove(0);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     let ca_pem = write(dir, "root.pem", ca.root_pem());
@@ -124,41 +120,35 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
     let state = dir.join("state");
     let state = state.to_str().unwrap();
 
-    let (run, ok, output) = tokio::task::spawn_blocking({
-        let args: Vec<String> = [
-            "run",
-            "--eca-url",
-            &base,
-            "--ra-url",
-            &base,
-            "--ca-pem",
-            &ca_pem,
-            "--device-cert",
-            &cert,
-            "--device-key",
-            &key,
-            "--root",
-            &v2x_root,
-            "--periods",
-            "2",
-            "--timeout",
-            "60",
-            "--state",
-            state,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        move || python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let (run, ok, output) = client(strings(&[
+        "run",
+        "--eca-url",
+        eca,
+        "--ra-url",
+        ra,
+        "--ca-pem",
+        &ca_pem,
+        "--device-cert",
+        &cert,
+        "--device-key",
+        &key,
+        "--root",
+        &v2x_root,
+        "--periods",
+        "2",
+        "--timeout",
+        "60",
+        "--state",
+        state,
+    ]))
+    .await;
     assert!(ok, "the independent vehicle failed:\n{output}");
     assert_eq!(run["failures"], serde_json::json!([]), "{output}");
     assert_eq!(run["tickets"], 40, "two periods of 20 tickets: {output}");
     assert_eq!(run["periods"].as_array().unwrap().len(), 2, "{output}");
 
-    // Each bad request: its status, and (checked below) nothing stored.
+    // Each bad request gets its status (and, checked by the caller,
+    // stores nothing).
     let cases = [
         ("truncated", 400),
         ("non-canonical", 400),
@@ -167,19 +157,14 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
         ("wrong-recipient", 421),
         ("wrong-recipient-key", 400),
     ];
+    let attack = |case: &str| {
+        strings(&[
+            "attack", "--ra-url", ra, "--ca-pem", &ca_pem, "--root", &v2x_root, "--state", state,
+            "--case", case,
+        ])
+    };
     for (case, status) in cases {
-        let args: Vec<String> = [
-            "attack", "--ra-url", &base, "--ca-pem", &ca_pem, "--root", &v2x_root, "--state",
-            state, "--case", case,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let (answer, ok, output) = tokio::task::spawn_blocking(move || {
-            python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .unwrap();
+        let (answer, ok, output) = client(attack(case)).await;
         assert!(ok, "{case}: {output}");
         assert_eq!(answer["status"], status, "{case}: {output}");
         assert!(
@@ -190,27 +175,75 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
             "{case}: a plain sentence, not a Rust error name: {output}"
         );
     }
-    let args: Vec<String> = [
-        "attack", "--ra-url", &base, "--ca-pem", &ca_pem, "--root", &v2x_root, "--state", state,
-        "--case", "replay",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (answer, ok, output) = tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let (answer, ok, output) = client(attack("replay")).await;
     assert!(ok, "replay: {output}");
     assert_eq!(
         answer["statuses"],
         serde_json::json!([200, 409]),
         "{output}"
     );
+}
 
+fn quick_batches() -> BatchPolicy {
+    BatchPolicy {
+        min_vehicles: 1,
+        max_wait_secs: 1,
+        ..BatchPolicy::default()
+    }
+}
+
+/// All four authorities in the CA's process; RA and ECA on its HTTPS port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheats() {
+    if !can_run() {
+        return;
+    }
+    let mut ca = TestCa::init();
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    );
+    opts.est_listen = Some("127.0.0.1:0".parse().unwrap());
+    opts.v2x_batch = quick_batches();
+    let server = trustca_server::start(opts).await.unwrap();
+    let base = format!("https://{}", server.est_addr.unwrap());
+    ca.server = Some(server);
+    journey_and_attacks(&ca, &base, &base).await;
     ca.stop().await;
     // The run's request and the replay's first copy: the refused ones left
     // nothing behind.
-    assert_eq!(recorded_requests(&ca), 2);
+    assert_eq!(
+        recorded_requests(&ca.data().join("v2x/registration/store")),
+        2
+    );
+}
+
+/// Separated authorities: the vehicle enrols at the CA (the ECA) and gets
+/// its tickets from the registration authority's own process, whose
+/// directory holds only its own keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_separated_registration_authority_speaks_1609_2_1() {
+    if !can_run() {
+        return;
+    }
+    let mut ca = TestCa::init();
+    let mut sep = common::separated::Separated::provision(&ca);
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    );
+    opts.v2x_in_process = false;
+    opts.est_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = trustca_server::start(opts).await.unwrap();
+    let eca = format!("https://{}", server.est_addr.unwrap());
+    ca.server = Some(server);
+    sep.start(quick_batches()).await;
+    let ra = sep.get(V2xRole::Registration).https_url();
+    journey_and_attacks(&ca, &eca, &ra).await;
+    let store = sep.get(V2xRole::Registration).path().join("store");
+    sep.stop().await;
+    ca.stop().await;
+    assert_eq!(recorded_requests(&store), 2);
 }

@@ -217,10 +217,17 @@ pub(crate) fn role_services(
                 &secrets.authority,
                 store,
                 [la1, la2],
-                pca,
+                pca.clone(),
                 profile,
                 policy,
             )?);
+            services.http = Some(Arc::new(super::ee_http::role_http(
+                dir,
+                secrets,
+                Arc::clone(&ra),
+                pca,
+                policy,
+            )?));
             services.registration = Some(wrap_ra(ra, read_aa()?.as_coer().to_vec()));
         }
     }

@@ -68,7 +68,7 @@ pub(crate) fn ra_public_keys(
 /// The RA identity from its keys and certificate, checked to belong
 /// together.
 pub(crate) fn ra_identity(
-    signing: EcdsaKeyPair,
+    signing: Arc<EcdsaKeyPair>,
     encryption: &P256PrivateKey,
     certificate: Certificate,
 ) -> Result<RaIdentity> {
@@ -82,7 +82,7 @@ pub(crate) fn ra_identity(
     }
     Ok(RaIdentity {
         certificate,
-        signer: Arc::new(signing),
+        signer: signing,
         decryption_key: encryption.to_bytes(),
     })
 }
@@ -123,7 +123,66 @@ fn in_process_identity(
             c
         }
     };
-    ra_identity(signing, &encryption, certificate)
+    ra_identity(Arc::new(signing), &encryption, certificate)
+}
+
+fn read_v2x(path: &Path) -> Result<Certificate> {
+    Certificate::from_coer_in(
+        CertProfile::Ieee1609Dot2,
+        &std::fs::read(path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))?,
+    )
+    .map_err(|e| config(&path.display().to_string(), e))
+}
+
+/// The enrolment CA's resource in the CA's process (`serve` with or
+/// without the in-process authorities).
+pub(crate) fn eca_route(
+    data: &Path,
+    hierarchy: &CaHierarchy,
+    sector: String,
+    ca_storage: Arc<dyn Storage>,
+) -> Result<EcaRoute> {
+    Ok(EcaRoute {
+        ea: Arc::new(trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?),
+        root: read_v2x(&data.join("ca").join("v2x-root.oer"))?,
+        sector,
+        storage: ca_storage,
+    })
+}
+
+/// The resources of a separated registration authority (`serve --role
+/// registration`), from its own directory: its keys, `trust/ra.oer`,
+/// `trust/ea.oer`, and its copies of the pseudonym CA's certificates.
+pub(crate) fn role_http(
+    dir: &crate::v2x_role::RoleDir,
+    secrets: &crate::v2x_role::RoleSecrets,
+    ra: Arc<RegistrationAuthority>,
+    pca: Arc<dyn trustca_scms::PseudonymCaApi>,
+    policy: BatchPolicy,
+) -> Result<V2xHttp> {
+    let (signing, encryption) = secrets.ra.as_ref().ok_or_else(|| {
+        ServerError::Config("the registration authority's keystore lacks its 1609.2 keys".into())
+    })?;
+    let read = |file: &str| -> Result<Certificate> {
+        let path = dir.trust(file);
+        dir.imported(&path)?;
+        read_v2x(&path)
+    };
+    let identity = ra_identity(Arc::clone(signing), encryption, read("ra.oer")?)?;
+    let eca = read("ea.oer")?;
+    let chain = [
+        read("v2x-root.oer")?,
+        eca.clone(),
+        read("aa.oer")?,
+        identity.certificate.clone(),
+        read("crl-signer.oer")?,
+    ];
+    let ee = EeInterface::new(ra, identity, eca, &chain, policy.max_wait_secs);
+    Ok(V2xHttp {
+        ra: Some(Arc::new(ee)),
+        crl: Some(pca),
+        eca: None,
+    })
 }
 
 /// The resources of the CA's process: the RA's and the ECA's.
@@ -139,32 +198,21 @@ pub(crate) fn in_process_http(
     ca_storage: Arc<dyn Storage>,
 ) -> Result<V2xHttp> {
     let identity = in_process_identity(data, hierarchy, passphrase, pki)?;
-    let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
-    let root_path = data.join("ca").join("v2x-root.oer");
-    let root = Certificate::from_coer_in(
-        CertProfile::Ieee1609Dot2,
-        &std::fs::read(&root_path)
-            .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?,
-    )
-    .map_err(|e| config("v2x-root.oer", e))?;
+    let sector = ra.profile().sector.clone();
+    let eca = eca_route(data, hierarchy, sector, ca_storage)?;
+    let root = eca.root.clone();
     let crl_signer = trustca_ca::v2x_ca::crl_signer(data, hierarchy)?.1;
     let chain = [
-        root.clone(),
-        ea.1.clone(),
+        root,
+        eca.ea.1.clone(),
         pca.certificate().clone(),
         identity.certificate.clone(),
         crl_signer,
     ];
-    let sector = ra.profile().sector.clone();
-    let ee = EeInterface::new(ra, identity, ea.1.clone(), &chain, policy.max_wait_secs);
+    let ee = EeInterface::new(ra, identity, eca.ea.1.clone(), &chain, policy.max_wait_secs);
     Ok(V2xHttp {
         ra: Some(Arc::new(ee)),
         crl: Some(pca),
-        eca: Some(EcaRoute {
-            ea: Arc::new(ea),
-            root,
-            sector,
-            storage: ca_storage,
-        }),
+        eca: Some(eca),
     })
 }

@@ -42,7 +42,7 @@ use crate::error::{Result, ServerError, io};
 use crate::policies::PolicyFiles;
 
 mod deploy;
-mod ee_http;
+pub(crate) mod ee_http;
 mod remote;
 pub use deploy::RemoteAuthorities;
 pub(crate) use deploy::{in_process_services, role_services};

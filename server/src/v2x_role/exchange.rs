@@ -32,6 +32,9 @@ const PEER_FORMAT: &str = "trustca-v2x-peer-1";
 /// CSR's DER, which binds them to this request).
 const AA_POP_DOMAIN: &[u8] = b"trustca-v2x-aa-request-v1";
 const CRL_POP_DOMAIN: &[u8] = b"trustca-v2x-crl-request-v1";
+/// Domains of the registration authority's IEEE 1609.2 keys' proofs.
+const RA_POP_DOMAIN: &[u8] = b"trustca-v2x-ra-request-v1";
+const RA_ENCRYPTION_POP_DOMAIN: &[u8] = b"trustca-v2x-ra-encryption-request-v1";
 /// Domain of a peer bundle's signature.
 const PEER_DOMAIN: &[u8] = b"trustca-v2x-peer-bundle-v1";
 /// Largest file accepted by `certify` and `import`.
@@ -122,6 +125,19 @@ pub struct AuthorityRequest {
     /// Its proof of possession, like `aa_proof`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_proof: Option<String>,
+    /// The registration authority's IEEE 1609.2 signing key (SEC 1, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra_key: Option<String>,
+    /// Its proof of possession.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra_proof: Option<String>,
+    /// The registration authority's encryption key (SEC 1, hex): vehicles
+    /// encrypt their requests to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra_encryption_key: Option<String>,
+    /// Its proof of possession (an ECDSA signature with the same key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra_encryption_proof: Option<String>,
 }
 
 /// A signing key's public half and its proof of possession over `domain`
@@ -152,7 +168,7 @@ fn proven_key(
 ) -> Result<trustca_v2x::PublicKeyP256> {
     let (Some(key), Some(proof)) = (key, proof) else {
         return Err(bad(format!(
-            "the pseudonym CA's request carries no {field}_key with its proof of possession"
+            "the request carries no {field}_key with its proof of possession"
         )));
     };
     let key = unhex(&format!("{field}_key"), key)?;
@@ -184,12 +200,20 @@ impl AuthorityRequest {
             .serialize_request(tls)
             .map_err(|e| ServerError::Tls(e.to_string()))?;
         let csr_der = csr.der().to_vec();
-        let ((aa_key, aa_proof), (crl_key, crl_proof)) = match signing {
-            Some((aa, crl)) => (
+        let none = || ((None, None), (None, None));
+        let ((aa_key, aa_proof), (crl_key, crl_proof)) = match (role, signing) {
+            (V2xRole::PseudonymCa, Some((aa, crl))) => (
                 prove(aa, AA_POP_DOMAIN, &csr_der)?,
                 prove(crl, CRL_POP_DOMAIN, &csr_der)?,
             ),
-            None => ((None, None), (None, None)),
+            _ => none(),
+        };
+        let ((ra_key, ra_proof), (ra_encryption_key, ra_encryption_proof)) = match (role, signing) {
+            (V2xRole::Registration, Some((sign, encrypt))) => (
+                prove(sign, RA_POP_DOMAIN, &csr_der)?,
+                prove(encrypt, RA_ENCRYPTION_POP_DOMAIN, &csr_der)?,
+            ),
+            _ => none(),
         };
         Ok(Self {
             format: REQUEST_FORMAT.into(),
@@ -202,6 +226,10 @@ impl AuthorityRequest {
             aa_proof,
             crl_key,
             crl_proof,
+            ra_key,
+            ra_proof,
+            ra_encryption_key,
+            ra_encryption_proof,
         })
     }
 
@@ -232,6 +260,13 @@ pub struct AuthorityCredential {
     /// The pseudonym CA's CRL signer certificate, COER hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_certificate: Option<String>,
+    /// The registration authority's IEEE 1609.2 certificate, COER hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ra_certificate: Option<String>,
+    /// The enrolment CA's certificate (for the RA to check vehicles'
+    /// enrolment certificates), COER hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ea_certificate: Option<String>,
 }
 
 impl AuthorityCredential {
@@ -292,6 +327,25 @@ pub fn certify(
         )),
         _ => None,
     };
+    let ra_keys = match role {
+        V2xRole::Registration => Some((
+            proven_key(
+                "ra",
+                request.ra_key.as_ref(),
+                request.ra_proof.as_ref(),
+                RA_POP_DOMAIN,
+                &csr_der,
+            )?,
+            proven_key(
+                "ra_encryption",
+                request.ra_encryption_key.as_ref(),
+                request.ra_encryption_proof.as_ref(),
+                RA_ENCRYPTION_POP_DOMAIN,
+                &csr_der,
+            )?,
+        )),
+        _ => None,
+    };
     let issued = hierarchy.certify_authority_tls(
         &set,
         &AuthorityTlsRequest {
@@ -321,6 +375,21 @@ pub fn certify(
         }
         None => (None, None),
     };
+    let (ra_certificate, ea_certificate) = match ra_keys {
+        Some((signing, encryption)) => {
+            let ra = trustca_ca::v2x_ca::certify_registration_authority(
+                data,
+                &hierarchy,
+                &set.pki,
+                signing,
+                encryption,
+                OffsetDateTime::now_utc(),
+            )?;
+            let ea = read_file(&data.join("ca").join("v2x-ea.oer"))?;
+            (Some(hex::encode(ra.as_coer())), Some(hex::encode(ea)))
+        }
+        None => (None, None),
+    };
     let issuers: Vec<&[u8]> = hierarchy
         .sectors
         .values()
@@ -337,6 +406,8 @@ pub fn certify(
         v2x_root: hex::encode(read_file(&data.join("ca").join("v2x-root.oer"))?),
         aa_certificate,
         crl_certificate,
+        ra_certificate,
+        ea_certificate,
     })
 }
 
@@ -353,6 +424,10 @@ pub struct PeerBundle {
     /// The pseudonym CA's AA certificate (COER hex), for the RA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aa_certificate: Option<String>,
+    /// The pseudonym CA's CRL signer certificate (COER hex), for the RA's
+    /// certificate download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_certificate: Option<String>,
     /// Its TLS chain, PEM: the key that signs this bundle.
     pub tls_chain: String,
     /// DER ECDSA signature by the TLS key over the fields above.
@@ -377,15 +452,17 @@ impl PeerBundle {
     /// What the signature covers: every field, length-prefixed.
     fn signed_bytes(&self) -> Result<Vec<u8>> {
         let mut out = PEER_DOMAIN.to_vec();
-        let aa = match &self.aa_certificate {
-            Some(h) => unhex("aa_certificate", h)?,
-            None => Vec::new(),
+        let optional = |field: &str, v: &Option<String>| -> Result<Vec<u8>> {
+            v.as_ref().map_or(Ok(Vec::new()), |h| unhex(field, h))
         };
+        let aa = optional("aa_certificate", &self.aa_certificate)?;
+        let crl = optional("crl_certificate", &self.crl_certificate)?;
         for field in [
             self.role.as_bytes(),
             self.name.as_bytes(),
             &unhex("authority_key", &self.authority_key)?,
             &aa,
+            &crl,
         ] {
             out.extend_from_slice(&(field.len() as u32).to_be_bytes());
             out.extend_from_slice(field);
@@ -553,6 +630,29 @@ fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Resu
             ));
         }
     };
+    let ra = match (&c.ra_certificate, &c.ea_certificate, &secrets.ra) {
+        (Some(ra_hex), Some(ea_hex), Some((signing, encryption))) => {
+            let ea = v2x_cert("ea_certificate", ea_hex)?;
+            ea.verify_signed_by(Some(&v2x_root))
+                .map_err(|e| bad(format!("ea_certificate: {e}")))?;
+            let ra = v2x_cert("ra_certificate", ra_hex)?;
+            ra.verify_signed_by(Some(&v2x_root))
+                .map_err(|e| bad(format!("ra_certificate: {e}")))?;
+            let (sign_pub, enc_pub) = crate::v2x::ee_http::ra_public_keys(signing, encryption)?;
+            if ra.tbs().verification_key != sign_pub || ra.tbs().encryption_key != Some(enc_pub) {
+                return Err(bad(
+                    "ra_certificate certifies other keys than this registration authority's",
+                ));
+            }
+            Some((ra, ea))
+        }
+        (None, None, None) => None,
+        _ => {
+            return Err(bad(
+                "the registration authority's credential must carry its IEEE 1609.2 certificate and the enrolment CA's (and only its)",
+            ));
+        }
+    };
     let leaf = verify_tls_chain(dir, &c.tls_chain, &trust, dir.role())?;
     if spki_point(&leaf)? != StatementSigner::public_key(secrets.tls.as_ref()) {
         return Err(bad(
@@ -567,6 +667,10 @@ fn import_credential(dir: &RoleDir, passphrase: &Passphrase, text: &str) -> Resu
     if let Some((aa, crl)) = pca {
         write_file(&dir.trust("aa.oer"), aa.as_coer())?;
         write_file(&dir.trust("crl-signer.oer"), crl.as_coer())?;
+    }
+    if let Some((ra, ea)) = ra {
+        write_file(&dir.trust("ra.oer"), ra.as_coer())?;
+        write_file(&dir.trust("ea.oer"), ea.as_coer())?;
     }
     Ok(Imported::Credential {
         root_fingerprint: sha256_hex(&root[0]),
@@ -621,7 +725,20 @@ fn import_peer(dir: &RoleDir, text: &str) -> Result<Imported> {
         )?;
         aa.verify_signed_by(Some(&v2x_root))
             .map_err(|e| bad(format!("aa_certificate: {e}")))?;
+        let crl = b
+            .crl_certificate
+            .as_deref()
+            .map(|h| -> Result<Certificate> {
+                let c = v2x_cert("crl_certificate", h)?;
+                c.verify_signed_by(Some(&v2x_root))
+                    .map_err(|e| bad(format!("crl_certificate: {e}")))?;
+                Ok(c)
+            })
+            .transpose()?;
         write_file(&dir.trust("aa.oer"), aa.as_coer())?;
+        if let Some(crl) = crl {
+            write_file(&dir.trust("crl-signer.oer"), crl.as_coer())?;
+        }
     }
     write_file(&dir.peer(role), text.as_bytes())?;
     Ok(Imported::Peer { role, name: b.name })
@@ -631,16 +748,21 @@ fn import_peer(dir: &RoleDir, text: &str) -> Result<Imported> {
 pub fn export(dir: &RoleDir, passphrase: &Passphrase) -> Result<PeerBundle> {
     let secrets = dir.secrets(passphrase)?;
     let tls_chain = String::from_utf8_lossy(&dir.imported(&dir.tls_chain())?).into_owned();
-    let aa_certificate = match dir.role() {
-        V2xRole::PseudonymCa => Some(hex::encode(dir.imported(&dir.trust("aa.oer"))?)),
-        _ => None,
+    let pca_certificate = |file: &str| -> Result<Option<String>> {
+        match dir.role() {
+            V2xRole::PseudonymCa => Ok(Some(hex::encode(dir.imported(&dir.trust(file))?))),
+            _ => Ok(None),
+        }
     };
+    let aa_certificate = pca_certificate("aa.oer")?;
+    let crl_certificate = pca_certificate("crl-signer.oer")?;
     let mut bundle = PeerBundle {
         format: PEER_FORMAT.into(),
         role: dir.role().as_str().into(),
         name: dir.name().into(),
         authority_key: hex::encode(secrets.authority.public_key().to_sec1_uncompressed()),
         aa_certificate,
+        crl_certificate,
         tls_chain,
         signature: String::new(),
     };

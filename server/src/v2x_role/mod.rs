@@ -6,13 +6,17 @@
 //! ```text
 //! role.toml            which role, and the authority's name
 //! keys/                keystore: authority (P-256: link and storage keys),
-//!                      tls, and aa (the pseudonym CA's ticket-signing key)
+//!                      tls; the pseudonym CA's aa (tickets) and crl; the
+//!                      registration authority's scms-signing and
+//!                      scms-encryption (its IEEE 1609.2 certificate's keys)
 //! request.toml         what the CA certifies (`trustca v2x certify`)
 //! tls/chain.pem        own TLS chain (leaf, sector sub-CA), imported
 //! trust/root.pem       the trustca root; trust/issuers.pem the sub-CAs
 //! trust/v2x-root.oer   the IEEE 1609.2 root
 //! trust/aa.oer         the authorization authority's certificate (the
 //!                      pseudonym CA's own; the RA's copy of the PCA's)
+//! trust/ra.oer         the RA's own IEEE 1609.2 certificate; trust/ea.oer
+//!                      the enrolment CA's (to verify enrolment certificates)
 //! peers/<role>.toml    public bundles of the peers this role talks to
 //! policies/ store/ crl/
 //! ```
@@ -97,6 +101,12 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 fn own_keys(role: V2xRole) -> &'static [&'static str] {
     match role {
         V2xRole::PseudonymCa => &[AUTHORITY_KEY, TLS_KEY, AA_KEY, CRL_KEY],
+        V2xRole::Registration => &[
+            AUTHORITY_KEY,
+            TLS_KEY,
+            crate::v2x::ee_http::RA_SIGNING_KEY,
+            crate::v2x::ee_http::RA_ENCRYPTION_KEY,
+        ],
         _ => &[AUTHORITY_KEY, TLS_KEY],
     }
 }
@@ -144,6 +154,12 @@ pub fn init_role(
     keystore.store(TLS_KEY, tls.serialized_der())?;
     // The pseudonym CA's ticket and CRL signing keys, certified by the V2X
     // root from the request.
+    let ra_keys = if role == V2xRole::Registration {
+        let (signing, encryption) = crate::v2x::ee_http::ra_keys(&keystore)?;
+        Some((signing, signing_key(&encryption.to_pkcs8_der())?))
+    } else {
+        None
+    };
     let signing = if role == V2xRole::PseudonymCa {
         let mut made = Vec::new();
         for entry in [AA_KEY, CRL_KEY] {
@@ -160,7 +176,13 @@ pub fn init_role(
     } else {
         None
     };
-    let request = AuthorityRequest::new(role, name, server_names, &tls, signing.as_ref())?;
+    let request = AuthorityRequest::new(
+        role,
+        name,
+        server_names,
+        &tls,
+        signing.as_ref().or(ra_keys.as_ref()),
+    )?;
     let text = request.to_toml()?;
     let request_path = dir.join("request.toml");
     write_file(&request_path, text.as_bytes())?;
@@ -194,6 +216,9 @@ pub(crate) struct RoleSecrets {
     pub aa: Option<Arc<EcdsaKeyPair>>,
     /// The pseudonym CA's linkage-CRL signing key.
     pub crl: Option<Arc<EcdsaKeyPair>>,
+    /// The registration authority's IEEE 1609.2 signing and encryption
+    /// keys.
+    pub ra: Option<(Arc<EcdsaKeyPair>, P256PrivateKey)>,
 }
 
 impl std::fmt::Debug for RoleSecrets {
@@ -360,11 +385,18 @@ impl RoleDir {
                 Ok(None)
             }
         };
+        let ra = if self.role == V2xRole::Registration {
+            let (signing, encryption) = crate::v2x::ee_http::ra_keys(&keystore)?;
+            Some((Arc::new(signing), encryption))
+        } else {
+            None
+        };
         Ok(RoleSecrets {
             authority,
             tls,
             aa: signing(AA_KEY)?,
             crl: signing(CRL_KEY)?,
+            ra,
         })
     }
 

@@ -29,6 +29,14 @@ impl Authority {
         format!("https://{}", self.server.as_ref().unwrap().addr)
     }
 
+    /// The registration authority's IEEE 1609.2.1 base URL.
+    pub fn https_url(&self) -> String {
+        format!(
+            "https://{}",
+            self.server.as_ref().unwrap().est_addr.unwrap()
+        )
+    }
+
     pub fn passphrase(&self) -> Passphrase {
         role_passphrase(self.role)
     }
@@ -150,6 +158,10 @@ pub fn role_options(
     );
     opts.role = Some(role);
     opts.metrics = Some("127.0.0.1:0".parse().unwrap());
+    if role == V2xRole::Registration {
+        // Vehicles' IEEE 1609.2.1 interface.
+        opts.est_listen = Some("127.0.0.1:0".parse().unwrap());
+    }
     opts.v2x_remote = remote;
     opts.v2x_batch = batch;
     opts.crl_refresh = std::time::Duration::from_millis(200);
