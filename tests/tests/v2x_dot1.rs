@@ -247,3 +247,18 @@ async fn the_separated_registration_authority_speaks_1609_2_1() {
     ca.stop().await;
     assert_eq!(recorded_requests(&store), 2);
 }
+
+/// The independent client's own checks: the CAMP butterfly vectors, every
+/// OpenSCMS vector decoded and re-encoded, the 1609.2 signature rule on
+/// OpenSCMS's signed request (its implicit enrolment certificate
+/// reconstructed from OpenSCMS's ECA), ECIES round trips.
+#[test]
+fn the_independent_client_passes_its_own_vectors() {
+    if !can_run() {
+        return;
+    }
+    let (result, ok, output) = python(&["selftest"]);
+    assert!(ok, "{output}");
+    assert_eq!(result["ok"], true, "{output}");
+    assert_eq!(result["failures"], serde_json::json!([]), "{output}");
+}
