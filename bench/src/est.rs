@@ -76,7 +76,7 @@ async fn start(data: &Path) -> Result<RunningServer> {
 
 /// The TLS client of the EST connections: the manufacturer credential,
 /// the trustca root, ALPN `http/1.1`, ring.
-fn tls_connector(creds: &ClientCredentials) -> Result<TlsConnector> {
+pub(crate) fn tls_connector(creds: &ClientCredentials) -> Result<TlsConnector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(
@@ -97,10 +97,10 @@ fn tls_connector(creds: &ClientCredentials) -> Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 /// One keep-alive HTTP/1.1 connection over mutual TLS.
-async fn connect(addr: SocketAddr, tls: &TlsConnector) -> Result<Sender> {
+pub(crate) async fn connect(addr: SocketAddr, tls: &TlsConnector) -> Result<Sender> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let stream = tls

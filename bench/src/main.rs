@@ -62,6 +62,7 @@ mod snapshot;
 mod stores;
 mod storesize;
 mod v2x;
+mod v2x_dot1;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -521,6 +522,8 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         figures.extend(f);
         progress("v2x: vehicle-year over mTLS through a real server");
         figures.extend(v2x::year_over_mtls(opts.v2x_repeats).await?);
+        progress("v2x: vehicle-year through IEEE 1609.2.1 over HTTPS");
+        figures.extend(v2x_dot1::year_over_dot1(opts.v2x_repeats).await?);
     }
 
     if opts.wants(Stage::Est) {

@@ -984,35 +984,7 @@ async fn year_over(repeats: usize, separated: bool) -> Result<Vec<Figure>> {
     let mut totals = Vec::new();
     for run in 0..=repeats.max(1) {
         // A vehicle with evidence for a high level (run 0 is a warm-up).
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
-            .serialize_request(&key)?
-            .der()
-            .to_vec();
-        let resp = enroll
-            .enroll(pb::EnrollRequest {
-                csr_der: csr,
-                device: Some(pb::DeviceAttributes {
-                    sector: "automotive".into(),
-                    manufacturer: crate::fixture::MANUFACTURER.into(),
-                    model: crate::fixture::MODEL.into(),
-                    serial: format!("V2X-YEAR-{run}"),
-                    firmware_version: crate::fixture::FIRMWARE.into(),
-                }),
-                evidence: automotive_evidence(),
-                renewal: false,
-            })
-            .await?
-            .into_inner();
-        let creds = trustca::client::ClientCredentials {
-            cert_pem: resp
-                .chain_der
-                .iter()
-                .map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.clone())))
-                .collect(),
-            key_pem: key.serialize_pem(),
-            root_pem: crate::fixture::root_pem(data)?,
-        };
+        let creds = enroll_vehicle(&mut enroll, data, &format!("V2X-YEAR-{run}")).await?;
         let cat = Caterpillar::generate()?;
         let started = Instant::now();
         let mut ra = pb::v2x_registration_client::V2xRegistrationClient::new(
@@ -1095,6 +1067,45 @@ async fn year_over(repeats: usize, separated: bool) -> Result<Vec<Figure>> {
                 totals.iter().copied().fold(0.0, f64::max) * 1e3
             )),
     ])
+}
+
+/// Enrolls one car (serial `serial`) at the CA with a fresh key; its
+/// X.509 credentials.
+pub(crate) async fn enroll_vehicle(
+    enroll: &mut trustca_proto::v1::enrollment_client::EnrollmentClient<tonic::transport::Channel>,
+    data: &std::path::Path,
+    serial: &str,
+) -> Result<trustca::client::ClientCredentials> {
+    use trustca_proto::v1 as pb;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
+        .serialize_request(&key)?
+        .der()
+        .to_vec();
+    let resp = enroll
+        .enroll(pb::EnrollRequest {
+            csr_der: csr,
+            device: Some(pb::DeviceAttributes {
+                sector: "automotive".into(),
+                manufacturer: crate::fixture::MANUFACTURER.into(),
+                model: crate::fixture::MODEL.into(),
+                serial: serial.into(),
+                firmware_version: crate::fixture::FIRMWARE.into(),
+            }),
+            evidence: automotive_evidence(),
+            renewal: false,
+        })
+        .await?
+        .into_inner();
+    Ok(trustca::client::ClientCredentials {
+        cert_pem: resp
+            .chain_der
+            .iter()
+            .map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.clone())))
+            .collect(),
+        key_pem: key.serialize_pem(),
+        root_pem: crate::fixture::root_pem(data)?,
+    })
 }
 
 /// Evidence that earns an automotive device a high level under the

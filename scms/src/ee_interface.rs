@@ -113,15 +113,11 @@ impl EeInterface {
         chain: &[Certificate],
         batch_wait_secs: i64,
     ) -> Self {
-        let mut seq = sequence_header(chain.len());
-        for c in chain {
-            seq.extend_from_slice(c.as_coer());
-        }
         Self {
             ra,
             identity,
             eca,
-            chain: seq,
+            chain: trustca_v2x::certificates_to_coer(chain),
             batch_wait_secs,
         }
     }
@@ -188,11 +184,26 @@ impl EeInterface {
         self.store()
             .blob_put(SPACE, &[(key, record)], true, None)
             .map_err(ScmsError::from)?;
+        // Sends at once if the batch is now due (as the gRPC interface
+        // does); otherwise the RA's timer does. A failed send is retried by
+        // the timer: the request is queued either way.
+        let sent = match self.ra.flush(now, false) {
+            Ok(_) => self.ra.queued().1 == 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "V2X batch not sent; the timer retries");
+                false
+            }
+        };
+        let ready_at = if sent {
+            now
+        } else {
+            now + self.batch_wait_secs
+        };
         let ack = ScmsPdu::RaEeCertAck(RaEeCertAck {
             generation_time: time32(now)?,
             request_hash,
             first_i: u16::try_from(first).ok(),
-            next_dl_time: time32(now + self.batch_wait_secs)?,
+            next_dl_time: time32(ready_at)?,
         });
         Ok(self.sign(&ack.to_coer(), now)?)
     }
@@ -417,19 +428,6 @@ fn parse_filename(name: &str) -> Answer<([u8; 8], u64)> {
     Ok((hash, i))
 }
 
-/// COER quantity prefix of a SEQUENCE OF with `n` elements.
-fn sequence_header(n: usize) -> Vec<u8> {
-    let bytes = n.to_be_bytes();
-    let skip = bytes
-        .iter()
-        .take_while(|b| **b == 0)
-        .count()
-        .min(bytes.len() - 1);
-    let mut v = vec![(bytes.len() - skip) as u8];
-    v.extend_from_slice(&bytes[skip..]);
-    v
-}
-
 /// The RA's own refusals of a vehicle, as the interface reports them.
 fn refusal(e: ScmsError) -> EeRefusal {
     match e {
@@ -460,11 +458,5 @@ mod tests {
         ] {
             assert!(parse_filename(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn sequence_headers_are_coer_quantities() {
-        assert_eq!(sequence_header(5), [1, 5]);
-        assert_eq!(sequence_header(300), [2, 1, 44]);
     }
 }

@@ -32,6 +32,7 @@ pub mod crl;
 pub mod deployment;
 pub mod eca_interface;
 pub mod ee_interface;
+pub mod ee_requests;
 mod envelope;
 pub mod error;
 pub mod linkage_authority;

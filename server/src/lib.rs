@@ -19,7 +19,7 @@ pub mod pkcs11;
 pub mod policies;
 mod serve;
 mod store;
-mod stored_zip;
+pub mod stored_zip;
 pub mod transport;
 pub mod v2x;
 mod v2x_http;

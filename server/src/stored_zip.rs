@@ -6,14 +6,18 @@
 //! directory) and 4.3.16 (end of central directory).
 
 /// Most entries one archive holds (no ZIP64).
-pub(crate) const MAX_ENTRIES: usize = u16::MAX as usize;
+pub const MAX_ENTRIES: usize = u16::MAX as usize;
 
-/// Why an archive could not be written.
+/// Why an archive could not be written or read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum ZipError {
+#[non_exhaustive]
+pub enum ZipError {
     /// More entries, or a larger archive, than ZIP without ZIP64 holds.
     #[error("too large for a ZIP archive without ZIP64")]
     TooLarge,
+    /// Not an archive of stored entries as [`write`] makes them.
+    #[error("not a stored ZIP archive: {0}")]
+    Malformed(&'static str),
 }
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
@@ -27,7 +31,7 @@ const UTF8_NAMES: u16 = 0x0800;
 const DOS_DATE: u16 = (1 << 5) | 1;
 
 /// The archive of `entries` (name, content), in order.
-pub(crate) fn write(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ZipError> {
+pub fn write(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ZipError> {
     if entries.len() > MAX_ENTRIES {
         return Err(ZipError::TooLarge);
     }
@@ -80,32 +84,57 @@ pub(crate) fn write(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ZipError> 
     Ok(out)
 }
 
+/// The entries of an archive of stored entries (what [`write`] makes, and
+/// what a vehicle downloads), read by its central directory; CRCs checked.
+pub fn entries(zip: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ZipError> {
+    let bad = ZipError::Malformed;
+    let u16_at = |i: usize| -> Result<usize, ZipError> {
+        zip.get(i..i + 2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+            .ok_or(bad("truncated"))
+    };
+    let u32_at = |i: usize| -> Result<usize, ZipError> {
+        zip.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or(bad("truncated"))
+    };
+    let end = zip.len().checked_sub(22).ok_or(bad("too short"))?;
+    if u32_at(end)? != END_OF_CENTRAL_DIRECTORY as usize {
+        return Err(bad("no end of central directory (or a comment)"));
+    }
+    let (count, mut at) = (u16_at(end + 10)?, u32_at(end + 16)?);
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        if u32_at(at)? != CENTRAL_HEADER as usize {
+            return Err(bad("central directory header expected"));
+        }
+        if u16_at(at + 10)? != 0 {
+            return Err(bad("a compressed entry"));
+        }
+        let (crc, size, name_len) = (u32_at(at + 16)?, u32_at(at + 24)?, u16_at(at + 28)?);
+        let local = u32_at(at + 42)?;
+        let name = zip
+            .get(at + 46..at + 46 + name_len)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .ok_or(bad("entry name"))?
+            .to_owned();
+        if u32_at(local)? != LOCAL_HEADER as usize {
+            return Err(bad("local header expected"));
+        }
+        let data_at = local + 30 + u16_at(local + 26)? + u16_at(local + 28)?;
+        let data = zip.get(data_at..data_at + size).ok_or(bad("entry data"))?;
+        if crc32fast::hash(data) as usize != crc {
+            return Err(bad("CRC mismatch"));
+        }
+        out.push((name, data.to_vec()));
+        at += 46 + name_len + u16_at(at + 30)? + u16_at(at + 32)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Reads the archive back by its central directory, as unzip does.
-    fn read(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
-        let u16_at = |i: usize| u16::from_le_bytes([zip[i], zip[i + 1]]) as usize;
-        let u32_at = |i: usize| u32::from_le_bytes(zip[i..i + 4].try_into().unwrap()) as usize;
-        let end = zip.len() - 22;
-        assert_eq!(u32_at(end), END_OF_CENTRAL_DIRECTORY as usize);
-        let (count, mut at) = (u16_at(end + 10), u32_at(end + 16));
-        let mut entries = Vec::new();
-        for _ in 0..count {
-            assert_eq!(u32_at(at), CENTRAL_HEADER as usize);
-            let (crc, size, name_len) = (u32_at(at + 16), u32_at(at + 24), u16_at(at + 28));
-            let local = u32_at(at + 42);
-            let name = String::from_utf8(zip[at + 46..at + 46 + name_len].to_vec()).unwrap();
-            assert_eq!(u32_at(local), LOCAL_HEADER as usize);
-            let data_at = local + 30 + u16_at(local + 26) + u16_at(local + 28);
-            let data = zip[data_at..data_at + size].to_vec();
-            assert_eq!(crc32fast::hash(&data) as usize, crc);
-            entries.push((name, data));
-            at += 46 + name_len;
-        }
-        entries
-    }
 
     #[test]
     fn entries_read_back_in_order() {
@@ -114,8 +143,19 @@ mod tests {
             ("41a_13.oer".to_owned(), vec![0xff; 700]),
             ("empty".to_owned(), vec![]),
         ];
-        assert_eq!(read(&write(&entries).unwrap()), entries);
-        assert_eq!(read(&write(&[]).unwrap()), vec![]);
+        assert_eq!(super::entries(&write(&entries).unwrap()).unwrap(), entries);
+        assert_eq!(super::entries(&write(&[]).unwrap()).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn damaged_archives_are_refused_without_panics() {
+        let zip = write(&[("a".to_owned(), vec![7; 40])]).unwrap();
+        for cut in 0..zip.len() {
+            assert!(entries(&zip[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = zip.clone();
+        flipped[40] ^= 1; // inside the data
+        assert_eq!(entries(&flipped), Err(ZipError::Malformed("CRC mismatch")));
     }
 
     #[test]

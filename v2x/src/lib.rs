@@ -80,8 +80,9 @@ pub mod validity;
 
 pub use cert::{
     CertProfile, Certificate, CertificateId, EcdsaP256Signature, GroupLinkageValue,
-    IssuerIdentifier, LinkageData, MAX_CERTIFICATE_LEN, PsidGroupPermissions, PsidSsp,
-    PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance, SubjectPermissions, ToBeSigned,
+    IssuerIdentifier, LinkageData, MAX_CERTIFICATE_LEN, MAX_CERTIFICATE_SEQUENCE,
+    PsidGroupPermissions, PsidSsp, PsidSspRange, RSigForm, Ssp, SspRange, SubjectAssurance,
+    SubjectPermissions, ToBeSigned, certificates_from_coer, certificates_to_coer,
 };
 pub use crl::{
     CRL_PSID, CracaType, CrlBody, CrlContents, CrlSsp, HashIdCrl, HashRevocation, IMaxGroup,

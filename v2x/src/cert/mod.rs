@@ -815,3 +815,38 @@ pub(crate) fn decode_tbs_at<'a>(r: &mut Reader<'a>) -> Result<(ToBeSigned, &'a [
     }
     Ok((tbs, raw))
 }
+
+/// Most certificates in a [`certificates_from_coer`] sequence.
+pub const MAX_CERTIFICATE_SEQUENCE: usize = 64;
+
+/// The COER `SequenceOfCertificate` of `certs` (certificate chains, the
+/// IEEE 1609.2.1 certificate download).
+pub fn certificates_to_coer(certs: &[Certificate]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.quantity(certs.len());
+    for c in certs {
+        w.fixed(c.as_coer());
+    }
+    w.buf
+}
+
+/// Decodes a COER `SequenceOfCertificate` (at most
+/// [`MAX_CERTIFICATE_SEQUENCE`] certificates, IEEE 1609.2 profile), strictly.
+pub fn certificates_from_coer(bytes: &[u8]) -> Result<Vec<Certificate>, V2xError> {
+    let mut r = Reader::new(bytes);
+    let n = r.quantity()?;
+    if n > MAX_CERTIFICATE_SEQUENCE {
+        return Err(V2xError::Limit("more than 64 certificates in a sequence"));
+    }
+    let mut certs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (cert, used) =
+            Certificate::decode_prefix(CertProfile::Ieee1609Dot2, &bytes[r.pos()..])?;
+        r.take(used)?;
+        certs.push(cert);
+    }
+    if r.remaining() != 0 {
+        return Err(V2xError::TrailingBytes(r.remaining()));
+    }
+    Ok(certs)
+}
