@@ -239,8 +239,8 @@ fn encode_tbs_data(w: &mut Writer, payload: &[u8], psid: u64, generation_time: O
 impl SignedSpdu {
     /// Signs `payload` (carried as `unsecuredData`) with header `psid` and
     /// `generation_time` (TAI microseconds since 2004, or none), by
-    /// `certificate` and its key. The result is decoded and verified
-    /// before it is returned.
+    /// `certificate` and its key. The result is decoded before it is
+    /// returned; call [`SignedSpdu::verify`] to check the signature too.
     pub fn sign(
         payload: &[u8],
         psid: u64,
@@ -258,10 +258,10 @@ impl SignedSpdu {
         w.fixed(&tbs.buf);
         Signer::Certificate(Box::new(certificate.clone())).encode(&mut w);
         encode_signature(&mut w, &sig);
-        let spdu = Self::from_coer(&w.buf)?;
-        spdu.verify()
-            .map_err(|_| V2xError::Signing("the signed data does not verify"))?;
-        Ok(spdu)
+        // Decoded (cheap) but not verified here: a verify costs four
+        // signatures' time on every ticket response; callers that want it
+        // (the CRL signer) verify.
+        Self::from_coer_limited(&w.buf, usize::MAX)
     }
 
     /// Strict COER decoding; the signature is not checked here (call
