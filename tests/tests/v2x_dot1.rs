@@ -105,7 +105,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// The independent vehicle's whole journey (enrolment at `eca`, tickets
 /// from `ra`), then every bad request; returns after checking the answers.
 /// The RA then holds exactly two recorded requests.
-async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str) {
+async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str, ra_grpc: &str) {
     let car = common::separated::enroll_cars(ca, 1).await.remove(0);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
@@ -182,6 +182,45 @@ async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str) {
         serde_json::json!([200, 409]),
         "{output}"
     );
+
+    // Revoked at the RA (the operator's RevokeVehicle): its enrolment
+    // certificate no longer gets tickets, and nothing is recorded.
+    use trustca_proto::v1 as pb;
+    let mut as_car = pb::v2x_registration_client::V2xRegistrationClient::new(
+        trustca::client::connect(ra_grpc, &car.device.creds)
+            .await
+            .unwrap(),
+    );
+    let current = as_car
+        .get_ticket_profile(pb::GetTicketProfileRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .current_period;
+    let ops = ca.credential(
+        trustca_model::CertificateKind::Operator,
+        "ops",
+        &["automotive"],
+    );
+    pb::v2x_registration_client::V2xRegistrationClient::new(
+        trustca::client::connect(ra_grpc, &ops).await.unwrap(),
+    )
+    .revoke_vehicle(pb::RevokeVehicleRequest {
+        vehicle: car.device.identity.clone(),
+        from_period: current,
+        include_past: false,
+    })
+    .await
+    .unwrap();
+    let mut later = attack("replay");
+    later.extend(strings(&["--start-offset-hours", "5000"]));
+    let (answer, ok, output) = client(later).await;
+    assert!(ok, "revoked: {output}");
+    assert_eq!(
+        answer["statuses"],
+        serde_json::json!([403, 403]),
+        "{output}"
+    );
 }
 
 fn quick_batches() -> BatchPolicy {
@@ -209,7 +248,8 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
     let server = trustca_server::start(opts).await.unwrap();
     let base = format!("https://{}", server.est_addr.unwrap());
     ca.server = Some(server);
-    journey_and_attacks(&ca, &base, &base).await;
+    let grpc = ca.url();
+    journey_and_attacks(&ca, &base, &base, &grpc).await;
     ca.stop().await;
     // The run's request and the replay's first copy: the refused ones left
     // nothing behind.
@@ -241,7 +281,8 @@ async fn the_separated_registration_authority_speaks_1609_2_1() {
     ca.server = Some(server);
     sep.start(quick_batches()).await;
     let ra = sep.get(V2xRole::Registration).https_url();
-    journey_and_attacks(&ca, &eca, &ra).await;
+    let ra_grpc = sep.get(V2xRole::Registration).url();
+    journey_and_attacks(&ca, &eca, &ra, &ra_grpc).await;
     let store = sep.get(V2xRole::Registration).path().join("store");
     sep.stop().await;
     ca.stop().await;
