@@ -15,7 +15,10 @@
 //!   values of a chain it knows: the call is recorded in that linkage
 //!   authority's own audit log with its name and the counts, and the
 //!   values are sealed to the pseudonym CA, whose key its directory lacks;
-//! * no authority's `/metrics` names a vehicle or a chain;
+//! * no authority's `/metrics` names a vehicle or a chain, and the logs of
+//!   all four at debug level never carry a ticket's linkage value, hash or
+//!   key, and the pseudonym CA's and linkage authorities' lines never name
+//!   a vehicle;
 //! * `serve --role` refuses a directory holding another authority's key or
 //!   a CA's directory, and a past `--from-period` is refused without
 //!   `include_past`.
@@ -43,6 +46,31 @@ use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
 const MB: usize = 16 * 1024 * 1024;
+
+/// Everything every authority in this process logs, at debug level.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 const VEHICLES: usize = 12;
 const MIN_VEHICLES: usize = 4;
 
@@ -81,6 +109,12 @@ fn keystore_scalars(dir: &std::path::Path, pass: &Passphrase) -> Vec<[u8; 32]> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_authority_alone_links_or_names_vehicles() {
+    let logs = Logs::default();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .init();
     let mut ca = TestCa::init();
     let mut v2x = Separated::provision(&ca);
     ca.start_without_v2x().await;
@@ -107,6 +141,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
     // Two rounds, each in another order; every vehicle asks for one period
     // per round, so batches mix vehicles of both rounds' orders.
     let mut owner: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut ticket_marks: Vec<String> = Vec::new();
     for round in 0..2u64 {
         let mut order: Vec<usize> = (0..VEHICLES).collect();
         shuffle(&mut order, 0x5eed + round);
@@ -153,6 +188,9 @@ async fn no_authority_alone_links_or_names_vehicles() {
             let CertificateId::LinkageData(l) = &t.certificate.tbs().id else {
                 panic!("a ticket without linkage data");
             };
+            ticket_marks.push(hex(&l.linkage_value));
+            ticket_marks.push(hex(&t.certificate.hashed_id8()));
+            ticket_marks.push(hex(&t.certificate.tbs().verification_key.x()));
             // The PCA's record key: t/ ‖ BE16(iCert) ‖ linkage value.
             let mut key = b"t/".to_vec();
             key.extend_from_slice(&l.i_cert.to_be_bytes());
@@ -161,6 +199,25 @@ async fn no_authority_alone_links_or_names_vehicles() {
         }
     }
     assert_eq!(owner.len(), VEHICLES * 40);
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(logged.contains("DEBUG"), "debug logging is on");
+    for mark in &ticket_marks {
+        assert!(
+            !logged.contains(mark.as_str()),
+            "a ticket's {mark} was logged"
+        );
+    }
+    for line in logged
+        .lines()
+        .filter(|l| l.contains("pseudonym_ca") || l.contains("linkage"))
+    {
+        for car in &cars {
+            assert!(
+                !line.contains(car.device.identity.as_str()),
+                "{line} names a vehicle"
+            );
+        }
+    }
 
     // The registration authority, with its normal credential, asks LA1 for
     // values of a chain its store names.
