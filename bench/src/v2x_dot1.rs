@@ -35,6 +35,7 @@ async fn send(
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<Bytes> {
     let what = format!("{} {}", request.method(), request.uri());
+    sender.ready().await?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
