@@ -431,6 +431,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
+    seal_records(guarded.as_ref(), &hierarchy)?;
     let storage: Arc<dyn Storage> = guarded;
     let store_closed = Some(store_closed);
     metrics.watch_store(&storage);
@@ -1153,6 +1154,29 @@ fn startup_check(
     guarded
         .set_read_only("the store failed its integrity check; started with --allow-damaged-store");
     Ok(true)
+}
+
+/// Seals the store's device and trust records under the CA's record-seal
+/// key and learns from the (checked) audit log which version of each it
+/// must serve (`trustca_store::RecordSeal`). A directory an older `init`
+/// made has no such key: its records are served unchecked, with a warning.
+fn seal_records(storage: &dyn Storage, hierarchy: &CaHierarchy) -> Result<()> {
+    let Some(key) = hierarchy.record_seal_key()? else {
+        tracing::warn!(
+            "ca/record-seal.key is missing (the CA directory predates record seals): device and trust records are served without checking them against the audit log; run `trustca init` on this directory and copy ca/ to every replica"
+        );
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let seal = trustca_store::RecordSeal::new(&key);
+    let records = seal.learn_floors(storage)?;
+    storage.set_record_seal(Arc::new(seal));
+    tracing::info!(
+        records,
+        ms = started.elapsed().as_millis() as u64,
+        "device and trust records sealed to the audit log"
+    );
+    Ok(())
 }
 
 /// A start-up step that writes: on a store served read-only it is skipped

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use trustca_model::hexfmt;
 
 use crate::records::decode;
+use crate::seal::{self, Sealed};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
     TrustRecord,
@@ -95,11 +96,68 @@ fn damage(kind: &'static str, key: impl Into<String>, reason: impl Into<String>)
     }
 }
 
-/// What the log says about certificates, gathered while it is read.
+/// What the log says about records, gathered while it is read.
 #[derive(Default)]
 struct Committed {
     /// Serial (hex) → SHA-256 of the DER (hex), from issuance entries.
     der_sha256: HashMap<String, String>,
+    /// Serial (hex) → (reason code, time), from revocation entries.
+    revoked: HashMap<String, (u8, i64)>,
+    /// Device and trust records → the newest entry that wrote each and
+    /// the digest of what it wrote (`binds`); taken out as records are
+    /// met, so what is left was written and is gone.
+    binds: RefCell<HashMap<(Sealed, String), (u64, [u8; 32])>>,
+}
+
+impl Committed {
+    fn learn(&mut self, entry: &AuditEntry) {
+        if let Some(d) = committed_digest(&entry.detail) {
+            self.der_sha256.insert(entry.subject.clone(), d);
+        }
+        if entry.kind == "certificate.revoked"
+            && let Some(code) = revocation_reason(&entry.detail)
+        {
+            self.revoked.insert(entry.subject.clone(), (code, entry.at));
+        }
+        let binds = self.binds.get_mut();
+        for (table, key, digest) in seal::bindings(&entry.detail) {
+            binds.insert((table, key), (entry.seq, digest));
+        }
+    }
+
+    /// Compares a stored device or trust record with what the log wrote
+    /// last for it; the error says how they differ.
+    fn compare(&self, table: Sealed, key: &str, stored: &[u8]) -> Result<(), String> {
+        let Some((body, seq)) = seal::split(stored) else {
+            return Err("too short to carry its seal".into());
+        };
+        let Some((newest, digest)) = self.binds.borrow_mut().remove(&(table, key.to_owned()))
+        else {
+            return Err("no audit entry wrote it: it was added outside trustca".into());
+        };
+        if seq != newest {
+            return Err(format!(
+                "it is the version of audit entry {seq}, but the log's newest for it is entry {newest} (an older copy restored?)"
+            ));
+        }
+        if seal::digest(body) != digest {
+            return Err(format!(
+                "its content differs from what audit entry {newest} wrote (changed outside trustca)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `reason_code` of a revocation entry's detail.
+fn revocation_reason(detail: &str) -> Option<u8> {
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        reason_code: u8,
+    }
+    serde_json::from_str::<Detail>(detail)
+        .ok()
+        .map(|d| d.reason_code)
 }
 
 /// The `der_sha256` member of an issuance entry's detail. The rules write
@@ -185,8 +243,8 @@ fn audit_pass(
                             "its fields do not hash to its leaf hash (the entry was altered)",
                         ));
                     }
-                    if digests && let Some(d) = committed_digest(&entry.detail) {
-                        committed.der_sha256.insert(entry.subject.clone(), d);
+                    if digests {
+                        committed.learn(&entry);
                     }
                     leaf
                 }
@@ -338,6 +396,20 @@ pub fn check_store(
                 return;
             }
             serials.insert(serial.clone());
+            let revoked = match cert.status {
+                crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
+                _ => None,
+            };
+            if revoked != committed.revoked.get(&serial).copied() {
+                note(
+                    &serial,
+                    "certificate",
+                    match revoked {
+                        Some(_) => "it is revoked, but the audit log does not say so".into(),
+                        None => "the audit log revoked it, but it is not revoked".into(),
+                    },
+                );
+            }
             let digest = crate::rules::fingerprint(&cert.der);
             if let Some(expected) = committed.der_sha256.get(&serial)
                 && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
@@ -405,6 +477,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let key = printable(k);
+            if let Err(reason) = committed.compare(Sealed::Trust, &key, v) {
+                note(&key, "trust", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             match decode::<TrustRecord>(k, v) {
                 Ok(t) if t.identity_key.as_bytes() != k => {
                     note(&key, "trust", "stored under another identity".into())
@@ -436,6 +512,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let key = printable(k);
+            if let Err(reason) = committed.compare(Sealed::Device, &key, v) {
+                note(&key, "device", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             match decode::<DeviceRecord>(k, v) {
                 Ok(d) if d.identity_key.as_bytes() != k => {
                     note(&key, "device", "stored under another identity".into())
@@ -464,6 +544,16 @@ pub fn check_store(
     );
     damaged.extend(found.take());
     progress("devices", report.devices);
+    // What the log wrote and no table holds any more.
+    let mut gone: Vec<_> = committed.binds.take().into_iter().collect();
+    gone.sort();
+    for ((table, key), (seq, _)) in gone {
+        damaged.push(damage(
+            table.name(),
+            key,
+            format!("missing: audit entry {seq} wrote it and it is gone (deleted)"),
+        ));
+    }
     report.damaged = damaged;
     Ok(report)
 }

@@ -130,6 +130,8 @@ pub struct GuardedStorage {
     recovery: Mutex<()>,
     /// Keys of damaged records met while serving (each logged once).
     damaged: Mutex<std::collections::HashSet<String>>,
+    /// The record seal, handed again to a reopened backend.
+    seal: std::sync::OnceLock<Arc<crate::RecordSeal>>,
     /// Dropped last (after the engine's files are closed, see `Drop`):
     /// wakes the waiter [`GuardedStorage::open_with_close_waiter`] returned.
     _closed: Arc<std::sync::mpsc::SyncSender<()>>,
@@ -192,6 +194,7 @@ impl GuardedStorage {
                 state: Mutex::new(State::Writable),
                 recovery: Mutex::new(()),
                 damaged: Mutex::new(std::collections::HashSet::new()),
+                seal: std::sync::OnceLock::new(),
                 _closed: closed,
             },
             close_waiter,
@@ -322,6 +325,9 @@ impl GuardedStorage {
         }
         match (self.opener)() {
             Ok((storage, waiter)) => {
+                if let Some(seal) = self.seal.get() {
+                    storage.set_record_seal(Arc::clone(seal));
+                }
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Open::new(storage, waiter));
                 tracing::info!("store reopened from disk after a write failure");
@@ -425,6 +431,12 @@ impl Storage for GuardedStorage {
     }
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
         read!(self.trust_record(identity_key))
+    }
+    fn set_record_seal(&self, seal: Arc<crate::RecordSeal>) {
+        if let Ok(inner) = self.inner() {
+            inner.set_record_seal(Arc::clone(&seal));
+        }
+        let _ = self.seal.set(seal);
     }
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         read!(self.history(identity_key))

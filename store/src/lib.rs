@@ -24,6 +24,7 @@ mod postgres;
 mod records;
 pub mod registry;
 mod rules;
+mod seal;
 mod sled_store;
 
 pub use cache::CachedStorage;
@@ -36,6 +37,7 @@ pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
     Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
+pub use seal::{RecordSeal, SealTrailer};
 pub use sled_store::{CloseWaiter, SledStorage};
 
 /// What every storage backend provides. Commits are atomic per
@@ -48,6 +50,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn flush(&self) -> Result<(), StoreError>;
     /// The device record of an identity key, if enrolled.
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError>;
+    /// Seals device and trust records from now on and checks every read of
+    /// them against `seal` (`seal.rs`): a record changed, moved, deleted
+    /// or rolled back outside trustca is `StoreError::Corrupt`, never an
+    /// answer. Wrappers hand it to the backend they wrap. Set once, before
+    /// serving; a second call is ignored.
+    fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>);
     /// The live trust record of an identity key.
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError>;
     /// The history of an identity key, oldest first.

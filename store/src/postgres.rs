@@ -28,6 +28,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
+use crate::seal::{self, RecordSeal, Sealed, Stamp};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
     KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -58,6 +59,8 @@ pub struct PgStorage {
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
     target: String,
+    /// The key that seals device and trust records (`seal.rs`), once set.
+    seal: std::sync::OnceLock<std::sync::Arc<RecordSeal>>,
 }
 
 impl std::fmt::Debug for PgStorage {
@@ -171,6 +174,7 @@ impl PgStorage {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             target,
+            seal: std::sync::OnceLock::new(),
         };
         Ok(store)
     }
@@ -240,7 +244,7 @@ impl PgStorage {
             let tx = h.block_on(client.transaction()).map_err(e)?;
             h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
                 .map_err(e)?;
-            let t = PgTxn::new(&tx, h, &self.target);
+            let t = PgTxn::new(&tx, h, &self.target, self.seal.get().map(|s| &**s));
             let r = rules(&t)?;
             t.flush_writes()?;
             drop(t);
@@ -277,6 +281,10 @@ impl PgStorage {
         Ok(self.read(sql, params, each)?.into_iter().next())
     }
 
+    fn seal(&self) -> Option<&RecordSeal> {
+        self.seal.get().map(|s| &**s)
+    }
+
     fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self
             .read_one("SELECT value FROM meta WHERE key = $1", &[&key], |r| {
@@ -308,6 +316,7 @@ pub(crate) struct PgTxn<'a> {
     tx: &'a deadpool_postgres::Transaction<'a>,
     h: &'a Handle,
     target: &'a str,
+    seal: Option<&'a RecordSeal>,
     known: RefCell<Known>,
     dirty: RefCell<Dirty>,
 }
@@ -379,11 +388,17 @@ impl<'a> PgTxn<'a> {
         }
     }
 
-    fn new(tx: &'a deadpool_postgres::Transaction<'a>, h: &'a Handle, target: &'a str) -> Self {
+    fn new(
+        tx: &'a deadpool_postgres::Transaction<'a>,
+        h: &'a Handle,
+        target: &'a str,
+        seal: Option<&'a RecordSeal>,
+    ) -> Self {
         Self {
             tx,
             h,
             target,
+            seal,
             known: RefCell::default(),
             dirty: RefCell::default(),
         }
@@ -608,14 +623,16 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"device", &b)).transpose()
+        sealed_row(row.as_deref(), self.seal, Sealed::Device, identity_key)
     }
 
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
+        let key = &record.identity_key;
+        let stored = seal::seal(self.seal, Sealed::Device, key, encode(record)?, stamp);
         self.known
             .borrow_mut()
             .devices
-            .insert(record.identity_key.clone(), Some(encode(record)?));
+            .insert(record.identity_key.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().devices,
             record.identity_key.clone(),
@@ -634,14 +651,16 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"trust record", &b)).transpose()
+        sealed_row(row.as_deref(), self.seal, Sealed::Trust, identity_key)
     }
 
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), StoreError> {
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
+        let key = &record.identity_key;
+        let stored = seal::seal(self.seal, Sealed::Trust, key, encode(record)?, stamp);
         self.known
             .borrow_mut()
             .trust
-            .insert(record.identity_key.clone(), Some(encode(record)?));
+            .insert(record.identity_key.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().trust,
             record.identity_key.clone(),
@@ -873,6 +892,19 @@ impl PgTxn<'_> {
     }
 }
 
+/// Checks and decodes a sealed record as stored (`None`: there is none).
+fn sealed_row<T: serde::de::DeserializeOwned>(
+    stored: Option<&[u8]>,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match stored {
+        Some(v) => Ok(Some(seal::decode_sealed(s, table, key.as_bytes(), v)?.0)),
+        None => seal::absent(s, table, key).map(|()| None),
+    }
+}
+
 fn decoded<T: serde::de::DeserializeOwned>(
     what: &str,
     row: &tokio_postgres::Row,
@@ -919,19 +951,25 @@ impl Storage for PgStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM devices WHERE identity_key = $1",
             &[&identity_key],
-            |r| decoded("device", r),
-        )
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        sealed_row(row.as_deref(), self.seal(), Sealed::Device, identity_key)
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM trust_records WHERE identity_key = $1",
             &[&identity_key],
-            |r| decoded("trust record", r),
-        )
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        sealed_row(row.as_deref(), self.seal(), Sealed::Trust, identity_key)
+    }
+
+    fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>) {
+        let _ = self.seal.set(seal);
     }
 
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -1003,11 +1041,15 @@ impl Storage for PgStorage {
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal();
         self.read(
-            "SELECT record FROM devices WHERE substr(identity_key, 1, char_length($1)) = $1 \
-             ORDER BY identity_key",
+            "SELECT identity_key, record FROM devices \
+             WHERE substr(identity_key, 1, char_length($1)) = $1 ORDER BY identity_key",
             &[&prefix],
-            |r| decoded("device", r),
+            |r| {
+                let key: &str = r.get(0);
+                Ok(seal::decode_sealed(s, Sealed::Device, key.as_bytes(), r.get(1))?.0)
+            },
         )
     }
 
@@ -1231,10 +1273,13 @@ impl Storage for PgStorage {
                 let Some((last, _)) = rows.last() else { break };
                 after = last.clone();
                 for (k, v) in rows {
+                    let s = self.seal();
                     each(if make == 0 {
-                        StoredRecord::Device(decode(k.as_bytes(), &v)?)
+                        let (r, seq) = seal::decode_sealed(s, Sealed::Device, k.as_bytes(), &v)?;
+                        StoredRecord::Device(r, seq)
                     } else {
-                        StoredRecord::Trust(decode(k.as_bytes(), &v)?)
+                        let (r, seq) = seal::decode_sealed(s, Sealed::Trust, k.as_bytes(), &v)?;
+                        StoredRecord::Trust(r, seq)
                     })?;
                 }
             }

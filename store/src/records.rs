@@ -241,10 +241,10 @@ pub struct TrustChange {
 pub enum StoredRecord {
     /// A certificate (its fingerprint index entry is rebuilt).
     Certificate(CertificateRecord),
-    /// A device record.
-    Device(DeviceRecord),
-    /// A live trust record.
-    Trust(TrustRecord),
+    /// A device record and its seal.
+    Device(DeviceRecord, crate::SealTrailer),
+    /// A live trust record and its seal.
+    Trust(TrustRecord, crate::SealTrailer),
     /// One history entry of an identity key.
     History(String, HistoryEntry),
     /// One audit entry; imported in sequence order, its leaf re-checked.

@@ -12,6 +12,8 @@ use trustca_audit::MerkleFrontier;
 use trustca_model::hexfmt;
 use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
 
+use crate::records::encode;
+use crate::seal::{self, Sealed, Stamp};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord,
     HistoryEntry, Issuance, KeyValue, StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -36,9 +38,12 @@ pub(crate) trait RecordTxn {
     /// Rewrites a stored certificate (status changes only).
     fn update_certificate(&self, record: &CertificateRecord) -> Result<(), Self::Fail>;
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Self::Fail>;
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), Self::Fail>;
+    /// Writes a device record sealed as `stamp` says: to the audit entry
+    /// that commits to its digest, or as copied (`seal.rs`).
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Self::Fail>;
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Self::Fail>;
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), Self::Fail>;
+    /// Writes a trust record sealed as `stamp` says.
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Self::Fail>;
     fn history_entry(
         &self,
         identity_key: &str,
@@ -88,6 +93,11 @@ impl AuditAppend {
         })
     }
 
+    /// The sequence number the next appended entry gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.frontier.size()
+    }
+
     pub(crate) fn append<T: RecordTxn>(
         &mut self,
         t: &T,
@@ -131,6 +141,23 @@ pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+/// What an audit entry commits to about a record it writes: table, key
+/// and the SHA-256 of the record's encoding (the `binds` member).
+type Binding<'a> = (Sealed, &'a str, [u8; 32]);
+
+fn binding<'a, T: RecordTxn, R: serde::Serialize>(
+    table: Sealed,
+    key: &'a str,
+    record: &R,
+) -> Result<Binding<'a>, T::Fail> {
+    Ok((table, key, seal::digest(&encode(record).map_err(T::fail)?)))
+}
+
+/// `detail` with the `binds` member naming the records this entry wrote.
+fn with_binds(detail: &str, binds: &[Binding<'_>]) -> String {
+    with_member(detail, "binds", &seal::binds_json(binds))
 }
 
 /// Marks a renewal that kept a level set by an operator or an anomaly
@@ -194,6 +221,7 @@ fn issue_one<T: RecordTxn>(
         return Ok(Err(StoreError::KeyCompromised { on: block.date() }));
     }
     let mut new_device = false;
+    let mut binds = Vec::new();
     if let Some(device) = &issuance.device {
         let existing = t.device(&device.identity_key)?;
         let (record, trust_record, change, reenrolled) = match (existing, issuance.renewal) {
@@ -219,8 +247,15 @@ fn issue_one<T: RecordTxn>(
                 Err(refused) => return Ok(Err(refused)),
             },
         };
-        t.put_device(&record)?;
-        t.put_trust(&trust_record)?;
+        // Both records are sealed to the certificate's issuance entry,
+        // which comes after the re-enrolment entry when there is one.
+        let bind_seq = log.next_seq() + u64::from(reenrolled);
+        t.put_device(&record, Stamp::Seal(bind_seq))?;
+        t.put_trust(&trust_record, Stamp::Seal(bind_seq))?;
+        binds = vec![
+            binding::<T, _>(Sealed::Device, &device.identity_key, &record)?,
+            binding::<T, _>(Sealed::Trust, &device.identity_key, &trust_record)?,
+        ];
         let entry = HistoryEntry {
             version: trust_record.version,
             at: cert.issued_at,
@@ -254,7 +289,10 @@ fn issue_one<T: RecordTxn>(
     t.insert_certificate(cert, &digest)?;
     // The entry commits to the certificate's bytes, so that `store check`
     // can tell a damaged certificate record from the one issued.
-    let detail = with_der_digest(&issuance.audit_detail, &digest);
+    let mut detail = with_der_digest(&issuance.audit_detail, &digest);
+    if !binds.is_empty() {
+        detail = with_binds(&detail, &binds);
+    }
     log.append(
         t,
         cert.issued_at,
@@ -268,7 +306,16 @@ fn issue_one<T: RecordTxn>(
 
 /// `detail` (a JSON object) with `"der_sha256"` added as its last member.
 fn with_der_digest(detail: &str, digest: &[u8; 32]) -> String {
-    let member = format!("\"der_sha256\":\"{}\"", hexfmt::encode(digest));
+    with_member(
+        detail,
+        "der_sha256",
+        &format!("\"{}\"", hexfmt::encode(digest)),
+    )
+}
+
+/// `detail` (a JSON object) with `"name":value` added as its last member.
+fn with_member(detail: &str, name: &str, value: &str) -> String {
+    let member = format!("\"{name}\":{value}");
     let body = detail.trim_end();
     match body.strip_suffix('}') {
         Some(open) if open.trim_end().ends_with('{') => format!("{open}{member}}}"),
@@ -419,7 +466,7 @@ fn change_records<T: RecordTxn>(
         }
         record.version += 1;
         record.updated_at = at;
-        t.put_trust(&record)?;
+        t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
         t.put_history(
             &c.identity_key,
             &HistoryEntry {
@@ -437,6 +484,10 @@ fn change_records<T: RecordTxn>(
             record.level,
             record.status.as_str(),
             record.version
+        );
+        let detail = with_binds(
+            &detail,
+            &[binding::<T, _>(Sealed::Trust, &c.identity_key, &record)?],
         );
         log.append(t, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
         out.push(record);
@@ -494,6 +545,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             status: "retired".into(),
         }));
     }
+    let mut log = AuditAppend::load(t)?;
     // The history is read inside the transaction, so a change committed
     // meanwhile is neither lost nor copied half.
     for v in 1..=src.version {
@@ -523,7 +575,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&dst)?;
+    t.put_trust(&dst, Stamp::Seal(log.next_seq()))?;
     src.version += 1;
     src.status = TrustStatus::Retired;
     src.updated_at = at;
@@ -537,12 +589,18 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&src)?;
-    let mut log = AuditAppend::load(t)?;
+    t.put_trust(&src, Stamp::Seal(log.next_seq()))?;
     let detail = format!(
         "{{\"successor\":{},\"reason\":{}}}",
         json_str(to),
         json_str(reason)
+    );
+    let detail = with_binds(
+        &detail,
+        &[
+            binding::<T, _>(Sealed::Trust, to, &dst)?,
+            binding::<T, _>(Sealed::Trust, from, &src)?,
+        ],
     );
     log.append(t, at, actor, "trust.transferred", from, &detail)?;
     log.save(t)?;
@@ -677,7 +735,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     record.status = TrustStatus::Revoked;
     record.version += 1;
     record.updated_at = at;
-    t.put_trust(&record)?;
+    t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
     let change = format!(
         "revoked: no valid certificate left (last revoked for {})",
         reason_name(reason)
@@ -703,6 +761,10 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
         json_str(&why),
         record.level,
         record.version
+    );
+    let detail = with_binds(
+        &detail,
+        &[binding::<T, _>(Sealed::Trust, identity_key, &record)?],
     );
     log.append(t, at, actor, "trust.revoked", identity_key, &detail)
 }
@@ -740,8 +802,8 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
     for record in records {
         match record {
             StoredRecord::Certificate(c) => t.insert_certificate(c, &fingerprint(&c.der))?,
-            StoredRecord::Device(d) => t.put_device(d)?,
-            StoredRecord::Trust(r) => t.put_trust(r)?,
+            StoredRecord::Device(d, seal) => t.put_device(d, Stamp::Copy(*seal))?,
+            StoredRecord::Trust(r, seal) => t.put_trust(r, Stamp::Copy(*seal))?,
             StoredRecord::History(key, h) => t.put_history(key, h)?,
             StoredRecord::Audit(entry) => {
                 let expected = log.frontier.size();

@@ -2,12 +2,14 @@
 //! multi-tree transaction running the rules of [`crate::rules`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
+use crate::seal::{self, RecordSeal, Sealed, Stamp};
 use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
     StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -32,9 +34,11 @@ pub struct SledStorage {
     heads: sled::Tree,
     blobs: sled::Tree,
     blocked_keys: sled::Tree,
+    /// The key that seals device and trust records (`seal.rs`), once set.
+    seal: std::sync::OnceLock<Arc<RecordSeal>>,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
-    _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
+    _closed: Arc<std::sync::mpsc::SyncSender<()>>,
 }
 
 /// Waits for a [`SledStorage`] (all its clones) to be closed.
@@ -43,9 +47,9 @@ pub struct CloseWaiter(std::sync::mpsc::Receiver<()>);
 
 impl CloseWaiter {
     /// A waiter and the sender whose last clone's drop wakes it.
-    pub(crate) fn pair() -> (std::sync::Arc<std::sync::mpsc::SyncSender<()>>, Self) {
+    pub(crate) fn pair() -> (Arc<std::sync::mpsc::SyncSender<()>>, Self) {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        (std::sync::Arc::new(tx), Self(rx))
+        (Arc::new(tx), Self(rx))
     }
 
     /// Blocks until the store is closed or `timeout` passes; true if closed.
@@ -109,6 +113,46 @@ fn tx_get<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Reads a sealed record inside a transaction (see `seal.rs`): rules
+/// never build on a record the log does not vouch for.
+fn tx_get_sealed<T: serde::de::DeserializeOwned>(
+    tree: &TransactionalTree,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+) -> Result<Option<T>, Abort> {
+    sealed_value(tree.get(key.as_bytes())?.as_deref(), s, table, key).map_err(abort)
+}
+
+/// Checks and decodes a sealed record as stored (`None`: there is none).
+fn sealed_value<T: serde::de::DeserializeOwned>(
+    stored: Option<&[u8]>,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match stored {
+        Some(v) => {
+            let (body, _) = seal::open(s, table, key, v)?;
+            decode(key.as_bytes(), body).map(Some)
+        }
+        None => seal::absent(s, table, key).map(|()| None),
+    }
+}
+
+fn tx_put_sealed<T: serde::Serialize>(
+    tree: &TransactionalTree,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+    v: &T,
+    stamp: Stamp,
+) -> Result<(), Abort> {
+    let body = encode(v).map_err(abort)?;
+    tree.insert(key.as_bytes(), seal::seal(s, table, key, body, stamp))?;
+    Ok(())
+}
+
 fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> Result<(), Abort> {
     tree.insert(key, encode(v).map_err(abort)?)?;
     Ok(())
@@ -144,11 +188,13 @@ struct SledTxn<'a> {
     blobs: &'a TransactionalTree,
     blocked_keys: &'a TransactionalTree,
     heads: &'a TransactionalTree,
+    seal: Option<&'a RecordSeal>,
 }
 
 impl<'a> SledTxn<'a> {
-    fn new(v: &'a WriteView) -> Self {
+    fn new(v: &'a WriteView, seal: Option<&'a RecordSeal>) -> Self {
         Self {
+            seal,
             certs: &v.0,
             devices: &v.1,
             trust: &v.2,
@@ -203,19 +249,21 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Abort> {
-        tx_get(self.devices, identity_key.as_bytes())
+        tx_get_sealed(self.devices, self.seal, Sealed::Device, identity_key)
     }
 
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), Abort> {
-        tx_put(self.devices, record.identity_key.as_bytes(), record)
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = &record.identity_key;
+        tx_put_sealed(self.devices, self.seal, Sealed::Device, key, record, stamp)
     }
 
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Abort> {
-        tx_get(self.trust, identity_key.as_bytes())
+        tx_get_sealed(self.trust, self.seal, Sealed::Trust, identity_key)
     }
 
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), Abort> {
-        tx_put(self.trust, record.identity_key.as_bytes(), record)
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = &record.identity_key;
+        tx_put_sealed(self.trust, self.seal, Sealed::Trust, key, record, stamp)
     }
 
     fn history_entry(
@@ -368,8 +416,9 @@ impl SledStorage {
             heads: db.open_tree("tree_heads").map_err(sled_error)?,
             blobs: db.open_tree("blobs").map_err(sled_error)?,
             blocked_keys: db.open_tree("blocked_keys").map_err(sled_error)?,
+            seal: std::sync::OnceLock::new(),
             db,
-            _closed: std::sync::Arc::new(tx),
+            _closed: Arc::new(tx),
         };
         Ok((store, CloseWaiter(rx)))
     }
@@ -391,7 +440,9 @@ impl SledStorage {
             &self.heads,
         );
         trees
-            .transaction(|view: &WriteView| rules(&SledTxn::new(view)))
+            .transaction(|view: &WriteView| {
+                rules(&SledTxn::new(view, self.seal.get().map(|s| &**s)))
+            })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => sled_error(e),
@@ -418,6 +469,16 @@ impl SledStorage {
         }
     }
 
+    fn get_sealed<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        table: Sealed,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let stored = tree.get(key.as_bytes()).map_err(sled_error)?;
+        sealed_value(stored.as_deref(), self.seal.get().map(|s| &**s), table, key)
+    }
+
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(match self.meta.get(key).map_err(sled_error)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
@@ -440,11 +501,15 @@ impl Storage for SledStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        Self::get(&self.devices, identity_key.as_bytes())
+        self.get_sealed(&self.devices, Sealed::Device, identity_key)
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        Self::get(&self.trust, identity_key.as_bytes())
+        self.get_sealed(&self.trust, Sealed::Trust, identity_key)
+    }
+
+    fn set_record_seal(&self, seal: Arc<RecordSeal>) {
+        let _ = self.seal.set(seal);
     }
 
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -659,13 +724,16 @@ impl Storage for SledStorage {
             let (k, v) = kv.map_err(sled_error)?;
             each(StoredRecord::Certificate(decode(&k, &v)?))?;
         }
+        let s = self.seal.get().map(|s| &**s);
         for kv in self.devices.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Device(decode(&k, &v)?))?;
+            let (record, seq) = seal::decode_sealed(s, Sealed::Device, &k, &v)?;
+            each(StoredRecord::Device(record, seq))?;
         }
         for kv in self.trust.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Trust(decode(&k, &v)?))?;
+            let (record, seq) = seal::decode_sealed(s, Sealed::Trust, &k, &v)?;
+            each(StoredRecord::Trust(record, seq))?;
         }
         for kv in self.history.iter() {
             let (k, v) = kv.map_err(sled_error)?;
@@ -767,11 +835,12 @@ impl Storage for SledStorage {
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal.get().map(|s| &**s);
         self.devices
             .scan_prefix(prefix.as_bytes())
             .map(|kv| {
                 let (k, v) = kv.map_err(sled_error)?;
-                decode(&k, &v)
+                Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
             })
             .collect()
     }
