@@ -682,7 +682,7 @@ impl CaHierarchy {
         self.keys.has(name)
     }
 
-    /// The secret that seals the store's device and trust records
+    /// The secret that seals the store's certificate, device and trust records
     /// (`trustca_store::RecordSeal`): 32 random bytes in the encrypted
     /// keystore (`ca/record-seal.key`), so the database never holds it.
     /// Made by `init`; `None` for a directory an older `init` made (run

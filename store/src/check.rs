@@ -149,6 +149,41 @@ impl Committed {
     }
 }
 
+/// What is wrong with a decoded certificate record: its revocation as the
+/// log has it, its DER as issued, its fingerprint index entry.
+fn certificate_problems(
+    storage: &dyn Storage,
+    committed: &Committed,
+    serial: &str,
+    cert: &CertificateRecord,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let revoked = match cert.status {
+        crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
+        _ => None,
+    };
+    if revoked != committed.revoked.get(serial).copied() {
+        problems.push(match revoked {
+            Some(_) => "it is revoked, but the audit log does not say so".into(),
+            None => "the audit log revoked it, but it is not revoked".into(),
+        });
+    }
+    let digest = crate::rules::fingerprint(&cert.der);
+    if let Some(expected) = committed.der_sha256.get(serial)
+        && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
+    {
+        problems.push("its DER differs from what the audit log committed".into());
+        return problems;
+    }
+    match storage.serial_by_fingerprint(&digest) {
+        Ok(Some(s)) if s == cert.serial => {}
+        Ok(_) => problems
+            .push("its DER does not match the fingerprint index (altered DER or index)".into()),
+        Err(e) => problems.push(e.to_string()),
+    }
+    problems
+}
+
 /// The `reason_code` of a revocation entry's detail.
 fn revocation_reason(detail: &str) -> Option<u8> {
     #[derive(serde::Deserialize)]
@@ -329,7 +364,9 @@ fn scan(
                         .as_deref()
                         .map(|k| format!("after {}", printable(k)))
                         .unwrap_or_else(|| "first".into()),
-                    format!("the store cannot read on: {e}"),
+                    format!(
+                        "a page cannot be read ({e}); records past it are read one by one where other records name them"
+                    ),
                 ));
                 return n;
             }
@@ -384,6 +421,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let serial = hexfmt::encode(k);
+            if let Err(reason) = committed.compare(Sealed::Certificate, &serial, v) {
+                note(&serial, "certificate", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             let cert: CertificateRecord = match decode(k, v) {
                 Ok(c) => c,
                 Err(e) => {
@@ -396,39 +437,8 @@ pub fn check_store(
                 return;
             }
             serials.insert(serial.clone());
-            let revoked = match cert.status {
-                crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
-                _ => None,
-            };
-            if revoked != committed.revoked.get(&serial).copied() {
-                note(
-                    &serial,
-                    "certificate",
-                    match revoked {
-                        Some(_) => "it is revoked, but the audit log does not say so".into(),
-                        None => "the audit log revoked it, but it is not revoked".into(),
-                    },
-                );
-            }
-            let digest = crate::rules::fingerprint(&cert.der);
-            if let Some(expected) = committed.der_sha256.get(&serial)
-                && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
-            {
-                note(
-                    &serial,
-                    "certificate",
-                    "its DER differs from what the audit log committed".into(),
-                );
-                return;
-            }
-            match storage.serial_by_fingerprint(&digest) {
-                Ok(Some(s)) if s == cert.serial => {}
-                Ok(_) => note(
-                    &serial,
-                    "certificate",
-                    "its DER does not match the fingerprint index (altered DER or index)".into(),
-                ),
-                Err(e) => note(&serial, "certificate", e.to_string()),
+            for reason in certificate_problems(storage, &committed, &serial, &cert) {
+                note(&serial, "certificate", reason);
             }
         },
     );
@@ -504,7 +514,10 @@ pub fn check_store(
     damaged.extend(found.take());
     progress("trust records", report.trust_records);
 
-    // Devices: decode, key, certificates, trust record.
+    // Devices: decode, key, certificates, trust record. Certificates the
+    // scan did not meet (a page it could not read ends it) are read one
+    // by one afterwards, so what is reported is what cannot be read.
+    let unseen: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
     report.devices = scan(
         storage,
         RecordTable::Devices,
@@ -530,11 +543,7 @@ pub fn check_store(
                     }
                     for serial in &d.certificates {
                         if !serials.contains(serial) {
-                            note(
-                                &key,
-                                "device",
-                                format!("its certificate {serial} is missing or damaged"),
-                            );
+                            unseen.borrow_mut().push((key.clone(), serial.clone()));
                         }
                     }
                 }
@@ -544,6 +553,42 @@ pub fn check_store(
     );
     damaged.extend(found.take());
     progress("devices", report.devices);
+    // Each certificate is reported once: not again after the scan named it.
+    let mut reported: HashSet<String> = damaged
+        .iter()
+        .filter(|d| d.kind == "certificate")
+        .map(|d| d.key.clone())
+        .collect();
+    for (device, serial) in unseen.take() {
+        if serials.contains(&serial) || reported.contains(&serial) {
+            continue;
+        }
+        let read = hexfmt::decode(&serial)
+            .ok_or_else(|| StoreError::Backend("not a hex serial".into()))
+            .and_then(|bytes| storage.certificate(&bytes));
+        match read {
+            Ok(Some(cert)) => {
+                report.certificates += 1;
+                serials.insert(serial.clone());
+                for reason in certificate_problems(storage, &committed, &serial, &cert) {
+                    damaged.push(damage("certificate", &serial, reason));
+                }
+            }
+            Ok(None) => damaged.push(damage(
+                "device",
+                device,
+                format!("its certificate {serial} is missing"),
+            )),
+            Err(e) => {
+                reported.insert(serial.clone());
+                damaged.push(damage(
+                    "certificate",
+                    &serial,
+                    format!("cannot be read: {}", undecodable(e)),
+                ));
+            }
+        }
+    }
     // What the log wrote and no table holds any more.
     let mut gone: Vec<_> = committed.binds.take().into_iter().collect();
     gone.sort();

@@ -59,7 +59,7 @@ pub struct PgStorage {
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
     target: String,
-    /// The key that seals device and trust records (`seal.rs`), once set.
+    /// The key that seals certificate, device and trust records (`seal.rs`), once set.
     seal: std::sync::OnceLock<std::sync::Arc<RecordSeal>>,
 }
 
@@ -356,6 +356,21 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
 }
 
 impl<'a> PgTxn<'a> {
+    fn sealed_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = trustca_model::hexfmt::encode(&record.serial);
+        Ok(seal::seal(
+            self.seal,
+            Sealed::Certificate,
+            &key,
+            encode(record)?,
+            stamp,
+        ))
+    }
+
     fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let e = |e| pg_error(self.target, e);
         let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
@@ -579,18 +594,20 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"certificate", &b)).transpose()
+        seal::sealed_value(row.as_deref(), self.seal, Sealed::Certificate, serial)
     }
 
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), StoreError> {
+        let stored = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
-            .insert(record.serial.clone(), Some(encode(record)?));
+            .insert(record.serial.clone(), Some(stored));
         self.dirty.borrow_mut().new_certificates.push((
             record.serial.clone(),
             fingerprint.to_vec(),
@@ -600,11 +617,16 @@ impl RecordTxn for PgTxn<'_> {
         Ok(())
     }
 
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+    fn update_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        let stored = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
-            .insert(record.serial.clone(), Some(encode(record)?));
+            .insert(record.serial.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().certificates,
             record.serial.clone(),
@@ -623,7 +645,12 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        sealed_row(row.as_deref(), self.seal, Sealed::Device, identity_key)
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal,
+            Sealed::Device,
+            identity_key.as_bytes(),
+        )
     }
 
     fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
@@ -651,7 +678,12 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        sealed_row(row.as_deref(), self.seal, Sealed::Trust, identity_key)
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal,
+            Sealed::Trust,
+            identity_key.as_bytes(),
+        )
     }
 
     fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
@@ -892,19 +924,6 @@ impl PgTxn<'_> {
     }
 }
 
-/// Checks and decodes a sealed record as stored (`None`: there is none).
-fn sealed_row<T: serde::de::DeserializeOwned>(
-    stored: Option<&[u8]>,
-    s: Option<&RecordSeal>,
-    table: Sealed,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    match stored {
-        Some(v) => Ok(Some(seal::decode_sealed(s, table, key.as_bytes(), v)?.0)),
-        None => seal::absent(s, table, key).map(|()| None),
-    }
-}
-
 fn decoded<T: serde::de::DeserializeOwned>(
     what: &str,
     row: &tokio_postgres::Row,
@@ -956,7 +975,12 @@ impl Storage for PgStorage {
             &[&identity_key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        sealed_row(row.as_deref(), self.seal(), Sealed::Device, identity_key)
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal(),
+            Sealed::Device,
+            identity_key.as_bytes(),
+        )
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
@@ -965,7 +989,12 @@ impl Storage for PgStorage {
             &[&identity_key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        sealed_row(row.as_deref(), self.seal(), Sealed::Trust, identity_key)
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal(),
+            Sealed::Trust,
+            identity_key.as_bytes(),
+        )
     }
 
     fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>) {
@@ -981,11 +1010,12 @@ impl Storage for PgStorage {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM certificates WHERE serial = $1",
             &[&serial],
-            |r| decoded("certificate", r),
-        )
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        seal::sealed_value(row.as_deref(), self.seal(), Sealed::Certificate, serial)
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -1256,7 +1286,8 @@ impl Storage for PgStorage {
             let Some((last, _)) = rows.last() else { break };
             after = last.clone();
             for (k, v) in rows {
-                each(StoredRecord::Certificate(decode(&k, &v)?))?;
+                let (record, seal) = seal::decode_sealed(self.seal(), Sealed::Certificate, &k, &v)?;
+                each(StoredRecord::Certificate(record, seal))?;
             }
         }
         for (table, make) in [("devices", 0u8), ("trust_records", 1u8)] {

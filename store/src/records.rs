@@ -239,8 +239,8 @@ pub struct TrustChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoredRecord {
-    /// A certificate (its fingerprint index entry is rebuilt).
-    Certificate(CertificateRecord),
+    /// A certificate and its seal (its fingerprint index entry is rebuilt).
+    Certificate(CertificateRecord, crate::SealTrailer),
     /// A device record and its seal.
     Device(DeviceRecord, crate::SealTrailer),
     /// A live trust record and its seal.

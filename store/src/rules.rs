@@ -29,14 +29,20 @@ pub(crate) trait RecordTxn {
     fn fail(e: StoreError) -> Self::Fail;
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, Self::Fail>;
-    /// Stores a new certificate and its fingerprint index entry.
+    /// Stores a new certificate, sealed as `stamp` says, and its
+    /// fingerprint index entry.
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), Self::Fail>;
     /// Rewrites a stored certificate (status changes only).
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), Self::Fail>;
+    fn update_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<(), Self::Fail>;
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Self::Fail>;
     /// Writes a device record sealed as `stamp` says: to the audit entry
     /// that commits to its digest, or as copied (`seal.rs`).
@@ -145,18 +151,22 @@ pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
 
 /// What an audit entry commits to about a record it writes: table, key
 /// and the SHA-256 of the record's encoding (the `binds` member).
-type Binding<'a> = (Sealed, &'a str, [u8; 32]);
+type Binding = (Sealed, String, [u8; 32]);
 
-fn binding<'a, T: RecordTxn, R: serde::Serialize>(
+fn binding<T: RecordTxn, R: serde::Serialize>(
     table: Sealed,
-    key: &'a str,
+    key: &str,
     record: &R,
-) -> Result<Binding<'a>, T::Fail> {
-    Ok((table, key, seal::digest(&encode(record).map_err(T::fail)?)))
+) -> Result<Binding, T::Fail> {
+    Ok((
+        table,
+        key.to_owned(),
+        seal::digest(&encode(record).map_err(T::fail)?),
+    ))
 }
 
 /// `detail` with the `binds` member naming the records this entry wrote.
-fn with_binds(detail: &str, binds: &[Binding<'_>]) -> String {
+fn with_binds(detail: &str, binds: &[Binding]) -> String {
     with_member(detail, "binds", &seal::binds_json(binds))
 }
 
@@ -224,38 +234,53 @@ fn issue_one<T: RecordTxn>(
     let mut binds = Vec::new();
     if let Some(device) = &issuance.device {
         let existing = t.device(&device.identity_key)?;
-        let (record, trust_record, change, reenrolled) = match (existing, issuance.renewal) {
-            (Some(_), false) => return Ok(Err(StoreError::AlreadyEnrolled(device.urn.clone()))),
-            (None, true) => return Ok(Err(StoreError::NotEnrolled(device.urn.clone()))),
-            (None, false) => {
-                new_device = true;
-                let mut record = device.clone();
-                record.certificates = vec![serial_hex.clone()];
-                let trust_record = TrustRecord {
-                    identity_key: device.identity_key.clone(),
-                    sector: device.sector.clone(),
-                    level: device.certificate_level,
-                    status: TrustStatus::Active,
-                    version: 1,
-                    updated_at: cert.issued_at,
-                };
-                let change = format!("enrolled level={}", device.certificate_level);
-                (record, trust_record, change, false)
-            }
-            (Some(old), true) => match renewal(t, issuance, device, old, &serial_hex, new_key)? {
-                Ok(r) => r,
-                Err(refused) => return Ok(Err(refused)),
-            },
-        };
+        let (record, trust_record, change, reenrolled, superseded) =
+            match (existing, issuance.renewal) {
+                (Some(_), false) => {
+                    return Ok(Err(StoreError::AlreadyEnrolled(device.urn.clone())));
+                }
+                (None, true) => return Ok(Err(StoreError::NotEnrolled(device.urn.clone()))),
+                (None, false) => {
+                    new_device = true;
+                    let mut record = device.clone();
+                    record.certificates = vec![serial_hex.clone()];
+                    let trust_record = TrustRecord {
+                        identity_key: device.identity_key.clone(),
+                        sector: device.sector.clone(),
+                        level: device.certificate_level,
+                        status: TrustStatus::Active,
+                        version: 1,
+                        updated_at: cert.issued_at,
+                    };
+                    let change = format!("enrolled level={}", device.certificate_level);
+                    (record, trust_record, change, false, None)
+                }
+                (Some(old), true) => match renewal(t, issuance, device, old, &serial_hex, new_key)?
+                {
+                    Ok(r) => r,
+                    Err(refused) => return Ok(Err(refused)),
+                },
+            };
         // Both records are sealed to the certificate's issuance entry,
         // which comes after the re-enrolment entry when there is one.
         let bind_seq = log.next_seq() + u64::from(reenrolled);
         t.put_device(&record, Stamp::Seal(bind_seq))?;
         t.put_trust(&trust_record, Stamp::Seal(bind_seq))?;
-        binds = vec![
-            binding::<T, _>(Sealed::Device, &device.identity_key, &record)?,
-            binding::<T, _>(Sealed::Trust, &device.identity_key, &trust_record)?,
-        ];
+        binds.push(binding::<T, _>(
+            Sealed::Device,
+            &device.identity_key,
+            &record,
+        )?);
+        binds.push(binding::<T, _>(
+            Sealed::Trust,
+            &device.identity_key,
+            &trust_record,
+        )?);
+        if let Some(prev) = &superseded {
+            t.update_certificate(prev, Stamp::Seal(bind_seq))?;
+            let key = hexfmt::encode(&prev.serial);
+            binds.push(binding::<T, _>(Sealed::Certificate, &key, prev)?);
+        }
         let entry = HistoryEntry {
             version: trust_record.version,
             at: cert.issued_at,
@@ -286,13 +311,12 @@ fn issue_one<T: RecordTxn>(
         }
     }
     let digest = fingerprint(&cert.der);
-    t.insert_certificate(cert, &digest)?;
+    t.insert_certificate(cert, &digest, Stamp::Seal(log.next_seq()))?;
+    binds.push(binding::<T, _>(Sealed::Certificate, &serial_hex, cert)?);
     // The entry commits to the certificate's bytes, so that `store check`
     // can tell a damaged certificate record from the one issued.
-    let mut detail = with_der_digest(&issuance.audit_detail, &digest);
-    if !binds.is_empty() {
-        detail = with_binds(&detail, &binds);
-    }
+    let detail = with_der_digest(&issuance.audit_detail, &digest);
+    let detail = with_binds(&detail, &binds);
     log.append(
         t,
         cert.issued_at,
@@ -325,7 +349,15 @@ fn with_member(detail: &str, name: &str, value: &str) -> String {
     }
 }
 
-type RenewalWrites = (DeviceRecord, TrustRecord, String, bool);
+/// The renewed device and trust records, the history text, whether the
+/// device came back from `revoked`, and its certificate now superseded.
+type RenewalWrites = (
+    DeviceRecord,
+    TrustRecord,
+    String,
+    bool,
+    Option<CertificateRecord>,
+);
 
 /// A renewal of an enrolled device: supersedes its last certificate, keeps
 /// a level decided by an operator, and lets a revoked device come back only
@@ -366,6 +398,8 @@ fn renewal<T: RecordTxn>(
             status: trust_record.status.as_str().to_owned(),
         }));
     }
+    // Written by the caller, sealed to the new certificate's entry.
+    let mut superseded = None;
     if let Some(prev) = old.certificates.last() {
         let prev_serial = hexfmt::decode(prev).unwrap_or_default();
         if let Some(mut prev_cert) = t.certificate(&prev_serial)?
@@ -374,7 +408,7 @@ fn renewal<T: RecordTxn>(
             prev_cert.status = CertificateStatus::Superseded {
                 by: serial_hex.to_owned(),
             };
-            t.update_certificate(&prev_cert)?;
+            superseded = Some(prev_cert);
         }
     }
     let mut record = device.clone();
@@ -412,7 +446,7 @@ fn renewal<T: RecordTxn>(
     trust_record.level = level;
     trust_record.version += 1;
     trust_record.updated_at = cert.issued_at;
-    Ok(Ok((record, trust_record, change, reenrolled)))
+    Ok(Ok((record, trust_record, change, reenrolled, superseded)))
 }
 
 /// A JSON string literal (audit details are JSON; Rust's `{:?}` escapes
@@ -643,7 +677,7 @@ pub(crate) fn revoke<T: RecordTxn>(
             continue;
         }
         rec.status = CertificateStatus::Revoked { reason, at };
-        t.update_certificate(&rec)?;
+        t.update_certificate(&rec, Stamp::Seal(log.next_seq()))?;
         t.put_revoked(&rec.sector, &serial, at, reason)?;
         let serial_hex = hexfmt::encode(&serial);
         let identity = rec.identity_key.clone().unwrap_or_default();
@@ -652,6 +686,10 @@ pub(crate) fn revoke<T: RecordTxn>(
             json_str(&rec.sector),
             json_str(&identity),
             json_str(note)
+        );
+        let detail = with_binds(
+            &detail,
+            &[binding::<T, _>(Sealed::Certificate, &serial_hex, &rec)?],
         );
         log.append(t, at, actor, "certificate.revoked", &serial_hex, &detail)?;
         if let Some(device) = &rec.identity_key
@@ -801,7 +839,9 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
     let mut audited = false;
     for record in records {
         match record {
-            StoredRecord::Certificate(c) => t.insert_certificate(c, &fingerprint(&c.der))?,
+            StoredRecord::Certificate(c, seal) => {
+                t.insert_certificate(c, &fingerprint(&c.der), Stamp::Copy(*seal))?
+            }
             StoredRecord::Device(d, seal) => t.put_device(d, Stamp::Copy(*seal))?,
             StoredRecord::Trust(r, seal) => t.put_trust(r, Stamp::Copy(*seal))?,
             StoredRecord::History(key, h) => t.put_history(key, h)?,

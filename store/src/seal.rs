@@ -1,9 +1,9 @@
-//! Seals that bind every served device and trust record to the audit log,
-//! so that whoever can write the database but not the CA's keys (a database
-//! administrator, a stolen disk, a backup restored by hand) cannot make
-//! trustca serve — and sign — a record it did not write.
+//! Seals that bind every served certificate, device and trust record to the
+//! audit log, so that whoever can write the database but not the CA's keys
+//! (a database administrator, a stolen disk, a backup restored by hand)
+//! cannot make trustca serve — and sign — a record it did not write.
 //!
-//! Each stored device and trust record is its postcard encoding followed by
+//! Each stored record of these tables is its postcard encoding followed by
 //! a trailer: the sequence number of the audit entry that last wrote it
 //! (8 bytes, big-endian) and an HMAC-SHA256 tag (32 bytes) over the table,
 //! the key, the encoding and that number, under a key the database never
@@ -32,9 +32,12 @@ use crate::StoreError;
 /// Bytes after the encoding: sequence number and tag.
 pub(crate) const TRAILER: usize = 8 + 32;
 
-/// The record tables that carry seals.
+/// The record tables that carry seals (history, revocation index, blobs
+/// and the rest do not; see `docs/operations.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Sealed {
+    /// Certificate records (serial, hex).
+    Certificate,
     /// Device records (identity key).
     Device,
     /// Live trust records (identity key).
@@ -45,6 +48,7 @@ impl Sealed {
     /// The name used in tags, audit commitments and messages.
     pub(crate) fn name(self) -> &'static str {
         match self {
+            Sealed::Certificate => "certificate",
             Sealed::Device => "device",
             Sealed::Trust => "trust",
         }
@@ -52,6 +56,7 @@ impl Sealed {
 
     fn from_name(name: &str) -> Option<Self> {
         match name {
+            "certificate" => Some(Sealed::Certificate),
             "device" => Some(Sealed::Device),
             "trust" => Some(Sealed::Trust),
             _ => None,
@@ -195,7 +200,7 @@ pub(crate) fn split(stored: &[u8]) -> Option<(&[u8], u64)> {
 
 fn refused(table: Sealed, key: &str, reason: String) -> StoreError {
     StoreError::Corrupt {
-        key: format!("{} record {key}", table.name()),
+        key: format!("{} {key}", table.name()),
         reason,
     }
 }
@@ -246,6 +251,29 @@ pub(crate) fn absent(s: Option<&RecordSeal>, table: Sealed, key: &str) -> Result
     }
 }
 
+/// The key a record is sealed under: the identity key as stored, a
+/// certificate's serial as hex.
+pub(crate) fn seal_key(table: Sealed, stored_key: &[u8]) -> String {
+    match table {
+        Sealed::Certificate => hexfmt::encode(stored_key),
+        Sealed::Device | Sealed::Trust => String::from_utf8_lossy(stored_key).into_owned(),
+    }
+}
+
+/// Checks and decodes a stored record (`None`: there is none), its key as
+/// stored.
+pub(crate) fn sealed_value<T: serde::de::DeserializeOwned>(
+    stored: Option<&[u8]>,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    stored_key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    match stored {
+        Some(v) => Ok(Some(decode_sealed(s, table, stored_key, v)?.0)),
+        None => absent(s, table, &seal_key(table, stored_key)).map(|()| None),
+    }
+}
+
 /// Checks and decodes a whole stored record with its seal, the key given
 /// as stored bytes (exports and scans).
 pub(crate) fn decode_sealed<T: serde::de::DeserializeOwned>(
@@ -254,7 +282,7 @@ pub(crate) fn decode_sealed<T: serde::de::DeserializeOwned>(
     key: &[u8],
     stored: &[u8],
 ) -> Result<(T, SealTrailer), StoreError> {
-    let key = String::from_utf8_lossy(key);
+    let key = seal_key(table, key);
     let (body, seq) = open(s, table, &key, stored)?;
     let mut tag = [0; 32];
     tag.copy_from_slice(&stored[stored.len() - 32..]);
@@ -272,7 +300,7 @@ pub(crate) fn digest(body: &[u8]) -> [u8; 32] {
 
 /// The `binds` member's value for records written by one entry:
 /// `[["trust","<key>","<sha256 hex>"], …]`.
-pub(crate) fn binds_json(records: &[(Sealed, &str, [u8; 32])]) -> String {
+pub(crate) fn binds_json(records: &[(Sealed, String, [u8; 32])]) -> String {
     let items: Vec<String> = records
         .iter()
         .map(|(t, k, d)| {
@@ -356,7 +384,7 @@ mod tests {
         let d = [3u8; 32];
         let detail = format!(
             "{{\"x\":1,\"binds\":{}}}",
-            binds_json(&[(Sealed::Device, "s/m/o/\"q", d)])
+            binds_json(&[(Sealed::Device, "s/m/o/\"q".to_owned(), d)])
         );
         assert_eq!(
             bindings(&detail),

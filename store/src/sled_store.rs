@@ -34,7 +34,7 @@ pub struct SledStorage {
     heads: sled::Tree,
     blobs: sled::Tree,
     blocked_keys: sled::Tree,
-    /// The key that seals device and trust records (`seal.rs`), once set.
+    /// The key that seals certificate, device and trust records (`seal.rs`), once set.
     seal: std::sync::OnceLock<Arc<RecordSeal>>,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
@@ -67,6 +67,22 @@ fn sled_error(e: sled::Error) -> StoreError {
         // sled wraps the OS error; its kind survives.
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             StoreError::Full("no space left on the store's disk".into())
+        }
+        // A file that ends early (cut off, half-copied) holds less than
+        // its pages claim: damaged data, not a passing I/O fault.
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            StoreError::Corrupt {
+                key: "storage engine page".into(),
+                reason: format!(
+                    "the store's files end early or hold damaged data ({})",
+                    io.kind()
+                ),
+            }
         }
         // sled's texts for these embed Debug dumps (`Os { code: .. }`,
         // `Some(Inline(..)) backtrace ()`); clients get words instead.
@@ -119,37 +135,22 @@ fn tx_get_sealed<T: serde::de::DeserializeOwned>(
     tree: &TransactionalTree,
     s: Option<&RecordSeal>,
     table: Sealed,
-    key: &str,
+    key: &[u8],
 ) -> Result<Option<T>, Abort> {
-    sealed_value(tree.get(key.as_bytes())?.as_deref(), s, table, key).map_err(abort)
-}
-
-/// Checks and decodes a sealed record as stored (`None`: there is none).
-fn sealed_value<T: serde::de::DeserializeOwned>(
-    stored: Option<&[u8]>,
-    s: Option<&RecordSeal>,
-    table: Sealed,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    match stored {
-        Some(v) => {
-            let (body, _) = seal::open(s, table, key, v)?;
-            decode(key.as_bytes(), body).map(Some)
-        }
-        None => seal::absent(s, table, key).map(|()| None),
-    }
+    seal::sealed_value(tree.get(key)?.as_deref(), s, table, key).map_err(abort)
 }
 
 fn tx_put_sealed<T: serde::Serialize>(
     tree: &TransactionalTree,
     s: Option<&RecordSeal>,
     table: Sealed,
-    key: &str,
+    key: &[u8],
     v: &T,
     stamp: Stamp,
 ) -> Result<(), Abort> {
     let body = encode(v).map_err(abort)?;
-    tree.insert(key.as_bytes(), seal::seal(s, table, key, body, stamp))?;
+    let sealed = seal::seal(s, table, &seal::seal_key(table, key), body, stamp);
+    tree.insert(key, sealed)?;
     Ok(())
 }
 
@@ -230,39 +231,50 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, Abort> {
-        tx_get(self.certs, serial)
+        tx_get_sealed(self.certs, self.seal, Sealed::Certificate, serial)
     }
 
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), Abort> {
-        tx_put(self.certs, &record.serial, record)?;
+        self.update_certificate(record, stamp)?;
         self.fingerprints
             .insert(fingerprint.as_slice(), record.serial.as_slice())?;
         Ok(())
     }
 
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), Abort> {
-        tx_put(self.certs, &record.serial, record)
+    fn update_certificate(&self, record: &CertificateRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = &record.serial;
+        tx_put_sealed(
+            self.certs,
+            self.seal,
+            Sealed::Certificate,
+            key,
+            record,
+            stamp,
+        )
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Abort> {
-        tx_get_sealed(self.devices, self.seal, Sealed::Device, identity_key)
+        let key = identity_key.as_bytes();
+        tx_get_sealed(self.devices, self.seal, Sealed::Device, key)
     }
 
     fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Abort> {
-        let key = &record.identity_key;
+        let key = record.identity_key.as_bytes();
         tx_put_sealed(self.devices, self.seal, Sealed::Device, key, record, stamp)
     }
 
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Abort> {
-        tx_get_sealed(self.trust, self.seal, Sealed::Trust, identity_key)
+        let key = identity_key.as_bytes();
+        tx_get_sealed(self.trust, self.seal, Sealed::Trust, key)
     }
 
     fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Abort> {
-        let key = &record.identity_key;
+        let key = record.identity_key.as_bytes();
         tx_put_sealed(self.trust, self.seal, Sealed::Trust, key, record, stamp)
     }
 
@@ -473,10 +485,10 @@ impl SledStorage {
         &self,
         tree: &sled::Tree,
         table: Sealed,
-        key: &str,
+        key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        let stored = tree.get(key.as_bytes()).map_err(sled_error)?;
-        sealed_value(stored.as_deref(), self.seal.get().map(|s| &**s), table, key)
+        let stored = tree.get(key).map_err(sled_error)?;
+        seal::sealed_value(stored.as_deref(), self.seal.get().map(|s| &**s), table, key)
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -501,11 +513,11 @@ impl Storage for SledStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        self.get_sealed(&self.devices, Sealed::Device, identity_key)
+        self.get_sealed(&self.devices, Sealed::Device, identity_key.as_bytes())
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.get_sealed(&self.trust, Sealed::Trust, identity_key)
+        self.get_sealed(&self.trust, Sealed::Trust, identity_key.as_bytes())
     }
 
     fn set_record_seal(&self, seal: Arc<RecordSeal>) {
@@ -525,7 +537,7 @@ impl Storage for SledStorage {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        Self::get(&self.certs, serial)
+        self.get_sealed(&self.certs, Sealed::Certificate, serial)
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -720,11 +732,12 @@ impl Storage for SledStorage {
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let s = self.seal.get().map(|s| &**s);
         for kv in self.certs.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Certificate(decode(&k, &v)?))?;
+            let (record, seal) = seal::decode_sealed(s, Sealed::Certificate, &k, &v)?;
+            each(StoredRecord::Certificate(record, seal))?;
         }
-        let s = self.seal.get().map(|s| &**s);
         for kv in self.devices.iter() {
             let (k, v) = kv.map_err(sled_error)?;
             let (record, seq) = seal::decode_sealed(s, Sealed::Device, &k, &v)?;
@@ -843,5 +856,24 @@ impl Storage for SledStorage {
                 Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sled_error;
+    use crate::FailureClass;
+
+    #[test]
+    fn a_file_that_ends_early_is_data_loss_not_internal() {
+        for kind in [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::InvalidData,
+        ] {
+            let e = sled_error(sled::Error::Io(std::io::Error::new(kind, "short read")));
+            assert_eq!(e.class(), FailureClass::DataLoss, "{e}");
+        }
+        let e = sled_error(sled::Error::Io(std::io::Error::other("transient")));
+        assert_eq!(e.class(), FailureClass::Internal, "{e}");
     }
 }

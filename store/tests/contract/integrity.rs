@@ -56,30 +56,34 @@ fn assert_check_names(b: &Backend, expected: &[(&str, &str, &str)]) {
     }
 }
 
-/// A stored trust record's fields, decoded past its seal.
-fn decode_trust(stored: &[u8]) -> (TrustRecord, Vec<u8>) {
-    let (body, trailer) = stored.split_at(stored.len() - 40);
-    (postcard::from_bytes(body).unwrap(), trailer.to_vec())
+/// Rewrites a stored record's fields, its seal left as it was.
+fn rewrite<T: serde::Serialize + serde::de::DeserializeOwned>(
+    b: &Backend,
+    table: &str,
+    key: &[u8],
+    edit: impl Fn(&mut T),
+) {
+    raw::tamper(b, table, key, |v| {
+        let (body, trailer) = v.split_at(v.len() - 40);
+        let mut record: T = postcard::from_bytes(body).unwrap();
+        edit(&mut record);
+        let mut out = postcard::to_stdvec(&record).unwrap();
+        out.extend_from_slice(trailer);
+        *v = out;
+    });
 }
 
 pub fn a_changed_level_is_refused_and_reported(b: &Backend) {
     two_devices(b);
     // Level 1 → 5, the seal left as it was (sled rewrites its checksum;
     // PostgreSQL takes an UPDATE).
-    raw::tamper(b, "trust", b"a", |v| {
-        let (mut record, trailer) = decode_trust(v);
-        assert_eq!(record.level, 1);
-        record.level = 5;
-        *v = postcard::to_stdvec(&record).unwrap();
-        v.extend_from_slice(&trailer);
+    rewrite(b, "trust", b"a", |r: &mut TrustRecord| {
+        assert_eq!(r.level, 1);
+        r.level = 5;
     });
     {
         let s = b.open();
-        assert_refused(
-            s.trust_record("a"),
-            "trust record a",
-            "seal does not verify",
-        );
+        assert_refused(s.trust_record("a"), "trust a", "seal does not verify");
         // Only that record: the other device is served.
         assert_eq!(s.trust_record("b").unwrap().unwrap().level, 3);
         // Nothing builds on it either: a renewal reads it in its transaction.
@@ -102,8 +106,8 @@ pub fn a_deleted_record_is_refused_and_reported(b: &Backend) {
     raw::set(b, "devices", b"b", None);
     {
         let s = b.open();
-        assert_refused(s.trust_record("a"), "trust record a", "deleted");
-        assert_refused(s.device("b"), "device record b", "deleted");
+        assert_refused(s.trust_record("a"), "trust a", "deleted");
+        assert_refused(s.device("b"), "device b", "deleted");
         // Never enrolled is still simply absent.
         assert!(s.trust_record("nobody").unwrap().is_none());
     }
@@ -124,11 +128,7 @@ pub fn a_record_swapped_with_another_devices_is_refused_and_reported(b: &Backend
     raw::set(b, "trust", b"a", Some(b_record));
     {
         let s = b.open();
-        assert_refused(
-            s.trust_record("a"),
-            "trust record a",
-            "seal does not verify",
-        );
+        assert_refused(s.trust_record("a"), "trust a", "seal does not verify");
         assert_eq!(s.trust_record("b").unwrap().unwrap().level, 3);
     }
     assert_check_names(
@@ -154,11 +154,7 @@ pub fn an_older_version_restored_is_refused_and_reported(b: &Backend) {
     raw::set(b, "trust", b"a", Some(old));
     {
         let s = b.open();
-        assert_refused(
-            s.trust_record("a"),
-            "trust record a",
-            "older copy was restored",
-        );
+        assert_refused(s.trust_record("a"), "trust a", "older copy was restored");
     }
     assert_check_names(b, &[("trust", "a", "older copy restored")]);
 }
@@ -167,10 +163,8 @@ pub fn the_check_compares_whole_records_with_the_log(b: &Backend) {
     two_devices(b);
     // A certificate marked revoked without a revocation in the log, and
     // a device record that no audit entry wrote.
-    raw::tamper(b, "certificates", &[2; 16], |v| {
-        let mut c: CertificateRecord = postcard::from_bytes(v).unwrap();
+    rewrite(b, "certificates", &[2; 16], |c: &mut CertificateRecord| {
         c.status = CertificateStatus::Revoked { reason: 0, at: 5 };
-        *v = postcard::to_stdvec(&c).unwrap();
     });
     let a_device = raw::get(b, "devices", b"a").unwrap();
     raw::set(b, "devices", b"zz", Some(a_device));
@@ -182,9 +176,48 @@ pub fn the_check_compares_whole_records_with_the_log(b: &Backend) {
                 "02020202020202020202020202020202",
                 "audit log does not say so",
             ),
+            (
+                "certificate",
+                "02020202020202020202020202020202",
+                "differs from what audit entry",
+            ),
             ("device", "zz", "no audit entry wrote it"),
         ],
     );
     let s = b.open();
-    assert_refused(s.device("zz"), "device record zz", "seal does not verify");
+    assert_refused(s.device("zz"), "device zz", "seal does not verify");
+    assert_refused(
+        s.certificate(&[2; 16]),
+        "certificate 02020202020202020202020202020202",
+        "seal does not verify",
+    );
+}
+
+pub fn an_unrevoked_certificate_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    {
+        let s = b.open();
+        s.revoke(&[vec![1; 16]], 1, "operator:ops", "leaked", 300)
+            .unwrap();
+    }
+    // The revocation undone in the record (the log still has it).
+    rewrite(b, "certificates", &[1; 16], |c: &mut CertificateRecord| {
+        c.status = CertificateStatus::Active;
+    });
+    {
+        let s = b.open();
+        assert_refused(
+            s.certificate(&[1; 16]),
+            "certificate 01010101010101010101010101010101",
+            "seal does not verify",
+        );
+    }
+    assert_check_names(
+        b,
+        &[(
+            "certificate",
+            "01010101010101010101010101010101",
+            "the audit log revoked it, but it is not revoked",
+        )],
+    );
 }

@@ -141,6 +141,7 @@ contract!(
     a_record_swapped_with_another_devices_is_refused_and_reported,
     an_older_version_restored_is_refused_and_reported,
     the_check_compares_whole_records_with_the_log,
+    an_unrevoked_certificate_is_refused_and_reported,
 );
 
 /// The record seal's key in these tests (a server's is in its keystore).
@@ -903,9 +904,10 @@ fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
             issued.detail
         );
     }
-    // A flipped byte in a certificate's DER, and a truncated device record.
+    // A flipped byte in a certificate record (its last before the seal),
+    // and a truncated device record.
     tamper(b, "certificates", &[2; 16], |v| {
-        let last = v.len() - 1;
+        let last = v.len() - 41;
         v[last] ^= 0x40;
     });
     tamper(b, "devices", b"c", |v| v.truncate(v.len() / 2));
