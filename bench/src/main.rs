@@ -166,13 +166,13 @@ struct Opts {
     #[arg(long, default_value_t = 100_000)]
     integrity_devices: u64,
     /// Cars per EnrollBatch stream in the seal stage (each round, each variant).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 8_000)]
     seal_cars: usize,
     /// Unary Decide calls in the seal stage (each round, each variant).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 30_000)]
     seal_decisions: usize,
     /// Rounds of the seal stage (off, then on, in each).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     seal_rounds: usize,
     /// Concurrent EnrollBatch streams (one connection each).
     #[arg(long, default_value_t = 4)]

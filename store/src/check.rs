@@ -106,8 +106,11 @@ struct Committed {
     /// Device and trust records → the newest entry that wrote each and
     /// the digest of what it wrote (`binds`); taken out as records are
     /// met, so what is left was written and is gone.
-    binds: RefCell<HashMap<(Sealed, String), (u64, [u8; 32])>>,
+    binds: RefCell<HashMap<(Sealed, String), Written>>,
 }
+
+/// The newest audit entry that wrote a record, and the digest it wrote.
+type Written = (u64, [u8; 32]);
 
 impl Committed {
     fn learn(&mut self, entry: &AuditEntry) {

@@ -285,9 +285,9 @@ fn assert_refused_plainly(what: &str, code: Option<i32>, text: &str, store: &Pat
 async fn a_store_cut_short_gives_words_not_panics() {
     let ca = store_of(20_000);
     let logs = tempfile::tempdir().unwrap();
-    let cuts: [(&str, fn(u64) -> u64); 2] =
-        [("half", |len| len / 2), ("tail", |len| len - len / 8)];
-    for (cut, keep) in cuts {
+    let half: fn(u64) -> u64 = |len| len / 2;
+    let tail: fn(u64) -> u64 = |len| len - len / 8;
+    for (cut, keep) in [("half", half), ("tail", tail)] {
         let (c, db) = copy_cut_short(&ca, keep);
         let (code, report, stderr) = store_check(&db);
         assert!(report.is_null(), "{cut}: {report}");
