@@ -127,15 +127,24 @@ pub struct World {
     pub house_chain: Vec<Vec<u8>>,
     /// Every car's chain (leaf, automotive CA), DER, by car number.
     pub cars: Vec<Vec<Vec<u8>>>,
+    /// How long the cars' EnrollBatch stream took, first item to last result.
+    pub batch_time: Duration,
 }
 
 impl World {
     /// Initialises a CA, starts the server and enrolls the HEMS device
     /// (unary `Enroll`) and `cars` cars (one `EnrollBatch` stream).
     pub async fn start(cars: usize, threads: usize) -> Result<Self> {
+        Self::start_sealed(cars, threads, true).await
+    }
+
+    /// Like [`World::start`], with the record seal check on or off.
+    pub async fn start_sealed(cars: usize, threads: usize, seal: bool) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let manufacturer = fixture::init_ca_for(data.path(), &[fixture::SECTOR, "hems"])?;
-        let server = grpc::start(data.path()).await.context("start the server")?;
+        let server = grpc::start_sealed(data.path(), seal)
+            .await
+            .context("start the server")?;
         let addr = server.addr;
         let channel = trustca::client::connect(&addr.to_string(), &manufacturer.client).await?;
         let mut enroll = EnrollmentClient::new(channel);
@@ -178,6 +187,7 @@ impl World {
                 )),
             })
             .collect();
+        let batch_started = Instant::now();
         let mut results = enroll
             .enroll_batch(tokio_stream::iter(items))
             .await
@@ -200,7 +210,9 @@ impl World {
         if chains.iter().any(Vec::is_empty) {
             bail!("not every car was enrolled");
         }
+        let batch_time = batch_started.elapsed();
         Ok(Self {
+            batch_time,
             data,
             server: Some(server),
             addr,
@@ -226,7 +238,7 @@ impl World {
 }
 
 /// One `DecideRequest` per car.
-fn requests(cars: &[Vec<Vec<u8>>]) -> Vec<pb::DecideRequest> {
+pub(crate) fn requests(cars: &[Vec<Vec<u8>>]) -> Vec<pb::DecideRequest> {
     cars.iter()
         .map(|chain| pb::DecideRequest {
             peer: Some(pb::CertificateChain {
@@ -350,7 +362,7 @@ async fn echo_calls(
 
 /// `total` unary `Decide` calls from car `first` on, `concurrency` in
 /// flight.
-async fn decide_calls(
+pub(crate) async fn decide_calls(
     channel: &Channel,
     reqs: &Arc<Vec<pb::DecideRequest>>,
     concurrency: usize,

@@ -23,12 +23,18 @@ use crate::report::{Group, Latency, Row};
 /// Starts the server on a free loopback port over `data` (already holding
 /// the CA and credential).
 pub async fn start(data: &Path) -> Result<RunningServer> {
-    Ok(trustca_server::start(ServeOptions::new(
+    start_sealed(data, true).await
+}
+
+/// Like [`start`], with the record seal check on or off (its cost).
+pub async fn start_sealed(data: &Path, seal: bool) -> Result<RunningServer> {
+    let mut opts = ServeOptions::new(
         data.to_path_buf(),
         "127.0.0.1:0".parse()?,
         fixture::passphrase()?,
-    ))
-    .await?)
+    );
+    opts.seal_records = seal;
+    Ok(trustca_server::start(opts).await?)
 }
 
 /// `n` mutual-TLS connections to `addr`.

@@ -57,6 +57,7 @@ mod load;
 #[cfg(feature = "store-probe")]
 mod probe;
 mod report;
+mod seal;
 mod sign;
 mod snapshot;
 mod stores;
@@ -118,6 +119,9 @@ enum Stage {
     /// V2X authorization tickets (issue 8): a vehicle-year through RA, PCA
     /// and LAs, PCA tickets/s beside ECDSA sign-only, per-part costs.
     V2x,
+    /// EnrollBatch and Decide with the record seal check on beside off
+    /// (issue 19), in one run.
+    Seal,
 }
 
 impl Stage {
@@ -162,6 +166,15 @@ struct Opts {
     /// Devices in the store the integrity stage checks.
     #[arg(long, default_value_t = 100_000)]
     integrity_devices: u64,
+    /// Cars per EnrollBatch stream in the seal stage (each round, each variant).
+    #[arg(long, default_value_t = 8_000)]
+    seal_cars: usize,
+    /// Unary Decide calls in the seal stage (each round, each variant).
+    #[arg(long, default_value_t = 30_000)]
+    seal_decisions: usize,
+    /// Rounds of the seal stage (off, then on, in each).
+    #[arg(long, default_value_t = 3)]
+    seal_rounds: usize,
     /// Concurrent EnrollBatch streams (one connection each).
     #[arg(long, default_value_t = 4)]
     streams: usize,
@@ -678,6 +691,16 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
     }
     if opts.wants(Stage::Integrity) {
         figures.extend(integrity::measure(opts.integrity_devices)?);
+    }
+    if opts.wants(Stage::Seal) {
+        let plan = seal::Plan {
+            cars: opts.seal_cars,
+            decisions: opts.seal_decisions,
+            concurrency: opts.concurrency,
+            rounds: opts.seal_rounds,
+            threads: cores(),
+        };
+        figures.extend(seal::measure(&plan).await?);
     }
     Ok(())
 }

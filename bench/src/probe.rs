@@ -82,6 +82,9 @@ struct BenchStorage {
 }
 
 impl Storage for BenchStorage {
+    fn set_record_seal(&self, seal: Arc<trustca_store::RecordSeal>) {
+        self.inner.set_record_seal(seal);
+    }
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         if self.kind == StoreKind::Null {
             return batch.iter().map(|_| Ok(())).collect();

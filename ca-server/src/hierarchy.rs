@@ -277,6 +277,9 @@ impl CaHierarchy {
         // certificate for the V2X root key; re-running init on a data
         // directory made before them adds them.
         report.created_v2x = crate::v2x_ca::init_v2x(&dir, &keystore, &root, policies, now)?;
+        // The store's record seal; re-running init on an older directory
+        // adds it (copy `ca/` to every replica afterwards).
+        create_record_seal_key(keystore.keystore())?;
         // Relying parties need the root's CRL from the start for
         // `openssl verify -crl_check_all`, even while it lists nothing.
         crate::root_crl::publish_root_crl_if_due(data, &root)?;
@@ -679,6 +682,22 @@ impl CaHierarchy {
         self.keys.has(name)
     }
 
+    /// The secret that seals the store's certificate, device and trust records
+    /// (`trustca_store::RecordSeal`): 32 random bytes in the encrypted
+    /// keystore (`ca/record-seal.key`), so the database never holds it.
+    /// Made by `init`; `None` for a directory an older `init` made (run
+    /// `init` again to add it).
+    pub fn record_seal_key(&self) -> Result<Option<[u8; 32]>, CaError> {
+        let keystore = self.keys.keystore();
+        if !keystore.has(RECORD_SEAL) {
+            return Ok(None);
+        }
+        let bytes = keystore.load(RECORD_SEAL)?;
+        bytes.try_into().map(Some).map_err(|_| {
+            CaError::Keystore(format!("{RECORD_SEAL}.key does not hold a 32-byte key"))
+        })
+    }
+
     /// The CA's keys (for the V2X CA keys, `v2x_ca`).
     pub(crate) fn keys(&self) -> &CaKeys {
         &self.keys
@@ -694,4 +713,20 @@ impl CaHierarchy {
         rcgen::SubjectPublicKeyInfo::from_der(spki_der)
             .map_err(|e| CaError::InvalidCsr(format!("public key not usable: {e}")))
     }
+}
+
+/// The keystore entry of the record seal ([`CaHierarchy::record_seal_key`]).
+const RECORD_SEAL: &str = "record-seal";
+
+/// Makes the record seal's key unless the keystore has one.
+fn create_record_seal_key(keystore: &Keystore) -> Result<(), CaError> {
+    use ring::rand::SecureRandom;
+    if keystore.has(RECORD_SEAL) {
+        return Ok(());
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| CaError::Keystore("no randomness for the record seal".into()))?;
+    keystore.store(RECORD_SEAL, &key)
 }

@@ -611,6 +611,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
                 connections: connections.limits(),
                 allow_damaged_store,
+                seal_records: true,
                 role,
                 v2x_remote,
                 v2x_batch,

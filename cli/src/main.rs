@@ -10,6 +10,10 @@ use trustca::cli::{Cli, LogFormat, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command that opens a store turns a panic of the storage engine
+    // on damaged files into an error (trustca_store::GuardedStorage); its
+    // own panic message would only repeat that in Rust's words.
+    trustca_store::quiet_engine_panics();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // sled's own error lines repeat, once per waiting flush, what the
         // store reports once as a StoreError (and logs on a state change).

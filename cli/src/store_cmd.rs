@@ -188,6 +188,7 @@ fn check(store: &StoreConfig, json: bool) -> Result<ExitCode> {
         print_json(&json!({
             "store": store.describe(),
             "intact": report.damaged.is_empty(),
+            "problems": report.damaged.len(),
             "audit_entries": report.audit_entries,
             "tree_heads": report.tree_heads,
             "certificates": report.certificates,
@@ -212,11 +213,12 @@ fn check(store: &StoreConfig, json: bool) -> Result<ExitCode> {
         if report.damaged.is_empty() {
             println!("intact: every record agrees with the audit log");
         } else {
+            // The count first: a long list must not hide how long it is.
+            println!("{} problem(s) found", report.damaged.len());
             println!("{:<12} {:<40} PROBLEM", "KIND", "RECORD");
             for d in &report.damaged {
                 println!("{:<12} {:<40} {}", d.kind, d.key, d.reason);
             }
-            println!("{} damaged record(s)", report.damaged.len());
         }
     }
     Ok(if report.damaged.is_empty() {

@@ -213,6 +213,13 @@ pub(crate) fn check(
                 return Err(Status::unauthenticated("client certificate is revoked"));
             }
             Ok(_) => {}
+            // Damaged, or changed outside trustca (an unrevoked record):
+            // not a passing failure to retry, and never served.
+            Err(e) if e.class() == trustca_store::FailureClass::DataLoss => {
+                return Err(Status::data_loss(format!(
+                    "the client certificate's record cannot be trusted: {e}"
+                )));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "credential lookup failed");
                 return Err(Status::unavailable(

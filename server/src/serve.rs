@@ -78,6 +78,10 @@ pub struct ServeOptions {
     /// Serve a store whose audit log does not verify, read-only (for
     /// recovery); without it such a store is refused at start.
     pub allow_damaged_store: bool,
+    /// Check certificate, device and trust records against their seals and the audit
+    /// log on every read (`trustca_store::RecordSeal`). Always on for
+    /// `trustca serve`; the benchmark turns it off to measure its cost.
+    pub seal_records: bool,
     /// Run only this separated V2X authority (`--role`); `None` runs
     /// everything, the four V2X authorities in-process with their own
     /// stores.
@@ -114,6 +118,7 @@ impl ServeOptions {
             shutdown_grace: Duration::from_secs(10),
             connections: ConnectionLimits::default(),
             allow_damaged_store: false,
+            seal_records: true,
             role: None,
             v2x_remote: None,
             v2x_batch: trustca_scms::BatchPolicy::default(),
@@ -439,6 +444,9 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
+    if opts.seal_records {
+        seal_records(guarded.as_ref(), &hierarchy, read_only)?;
+    }
     let storage: Arc<dyn Storage> = guarded;
     let store_closed = Some(store_closed);
     metrics.watch_store(&storage);
@@ -1187,7 +1195,17 @@ fn startup_check(
     allow_damaged: bool,
 ) -> Result<bool> {
     let started = std::time::Instant::now();
-    let report = trustca_store::check_audit_log(guarded)?;
+    // A log that cannot be read at all (damaged pages, files cut short)
+    // is damage like any other: refused, or read-only on request.
+    let report =
+        trustca_store::check_audit_log(guarded).unwrap_or_else(|e| trustca_store::AuditCheck {
+            damaged: vec![trustca_store::Damage {
+                kind: "store",
+                key: "audit log".into(),
+                reason: format!("cannot be read: {e}"),
+            }],
+            ..Default::default()
+        });
     tracing::info!(
         entries = report.entries,
         tree_heads = report.tree_heads,
@@ -1216,6 +1234,37 @@ fn startup_check(
     guarded
         .set_read_only("the store failed its integrity check; started with --allow-damaged-store");
     Ok(true)
+}
+
+/// Seals the store's certificate, device and trust records under the CA's record-seal
+/// key and learns from the (checked) audit log which version of each it
+/// must serve (`trustca_store::RecordSeal`). A directory an older `init`
+/// made has no such key: its records are served unchecked, with a warning.
+fn seal_records(storage: &dyn Storage, hierarchy: &CaHierarchy, read_only: bool) -> Result<()> {
+    let Some(key) = hierarchy.record_seal_key()? else {
+        tracing::warn!(
+            "ca/record-seal.key is missing (the CA directory predates record seals): certificate, device and trust records are served without checking them against the audit log; run `trustca init` on this directory and copy ca/ to every replica"
+        );
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let seal = trustca_store::RecordSeal::new(&key);
+    let records = match seal.learn_floors(storage) {
+        Ok(n) => n,
+        // A damaged store served read-only: seals are still checked.
+        Err(e) if read_only => {
+            tracing::warn!(error = %e, "the audit log cannot be read: deleted or rolled-back records are not recognised");
+            0
+        }
+        Err(e) => return Err(e.into()),
+    };
+    storage.set_record_seal(Arc::new(seal));
+    tracing::info!(
+        records,
+        ms = started.elapsed().as_millis() as u64,
+        "certificate, device and trust records sealed to the audit log"
+    );
+    Ok(())
 }
 
 /// A start-up step that writes: on a store served read-only it is skipped

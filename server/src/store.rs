@@ -92,6 +92,12 @@ impl StoreConfig {
         let (guarded, closed) =
             GuardedStorage::open_with_close_waiter(opener, recovery).map_err(|e| match e {
                 StoreError::Unavailable(m) => ServerError::StoreConfig(m),
+                // Damaged files (a contained engine panic, a file cut
+                // short): one sentence naming the store and what to do.
+                StoreError::Corrupt { reason, .. } => ServerError::StoreConfig(format!(
+                    "the store {} cannot be opened: {reason}; restore it from a backup (`trustca store check` names damaged records of a store that opens)",
+                    self.describe()
+                )),
                 other => ServerError::StoreConfig(other.to_string()),
             })?;
         Ok((Arc::new(guarded), closed))

@@ -172,6 +172,10 @@ impl Storage for CachedStorage {
         self.inner.flush()
     }
 
+    fn set_record_seal(&self, seal: Arc<crate::RecordSeal>) {
+        self.inner.set_record_seal(seal);
+    }
+
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
         self.cached(
             &identity_key.to_owned(),

@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use trustca_model::hexfmt;
 
 use crate::records::decode;
+use crate::seal::{self, Sealed};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
     TrustRecord,
@@ -95,11 +96,106 @@ fn damage(kind: &'static str, key: impl Into<String>, reason: impl Into<String>)
     }
 }
 
-/// What the log says about certificates, gathered while it is read.
+/// What the log says about records, gathered while it is read.
 #[derive(Default)]
 struct Committed {
     /// Serial (hex) → SHA-256 of the DER (hex), from issuance entries.
     der_sha256: HashMap<String, String>,
+    /// Serial (hex) → (reason code, time), from revocation entries.
+    revoked: HashMap<String, (u8, i64)>,
+    /// Device and trust records → the newest entry that wrote each and
+    /// the digest of what it wrote (`binds`); taken out as records are
+    /// met, so what is left was written and is gone.
+    binds: RefCell<HashMap<(Sealed, String), Written>>,
+}
+
+/// The newest audit entry that wrote a record, and the digest it wrote.
+type Written = (u64, [u8; 32]);
+
+impl Committed {
+    fn learn(&mut self, entry: &AuditEntry) {
+        if let Some(d) = committed_digest(&entry.detail) {
+            self.der_sha256.insert(entry.subject.clone(), d);
+        }
+        if entry.kind == "certificate.revoked"
+            && let Some(code) = revocation_reason(&entry.detail)
+        {
+            self.revoked.insert(entry.subject.clone(), (code, entry.at));
+        }
+        let binds = self.binds.get_mut();
+        for (table, key, digest) in seal::bindings(&entry.detail) {
+            binds.insert((table, key), (entry.seq, digest));
+        }
+    }
+
+    /// Compares a stored device or trust record with what the log wrote
+    /// last for it; the error says how they differ.
+    fn compare(&self, table: Sealed, key: &str, stored: &[u8]) -> Result<(), String> {
+        let Some((body, seq)) = seal::split(stored) else {
+            return Err("too short to carry its seal".into());
+        };
+        let Some((newest, digest)) = self.binds.borrow_mut().remove(&(table, key.to_owned()))
+        else {
+            return Err("no audit entry wrote it: it was added outside trustca".into());
+        };
+        if seq != newest {
+            return Err(format!(
+                "it is the version of audit entry {seq}, but the log's newest for it is entry {newest} (an older copy restored?)"
+            ));
+        }
+        if seal::digest(body) != digest {
+            return Err(format!(
+                "its content differs from what audit entry {newest} wrote (changed outside trustca)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with a decoded certificate record: its revocation as the
+/// log has it, its DER as issued, its fingerprint index entry.
+fn certificate_problems(
+    storage: &dyn Storage,
+    committed: &Committed,
+    serial: &str,
+    cert: &CertificateRecord,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let revoked = match cert.status {
+        crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
+        _ => None,
+    };
+    if revoked != committed.revoked.get(serial).copied() {
+        problems.push(match revoked {
+            Some(_) => "it is revoked, but the audit log does not say so".into(),
+            None => "the audit log revoked it, but it is not revoked".into(),
+        });
+    }
+    let digest = crate::rules::fingerprint(&cert.der);
+    if let Some(expected) = committed.der_sha256.get(serial)
+        && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
+    {
+        problems.push("its DER differs from what the audit log committed".into());
+        return problems;
+    }
+    match storage.serial_by_fingerprint(&digest) {
+        Ok(Some(s)) if s == cert.serial => {}
+        Ok(_) => problems
+            .push("its DER does not match the fingerprint index (altered DER or index)".into()),
+        Err(e) => problems.push(e.to_string()),
+    }
+    problems
+}
+
+/// The `reason_code` of a revocation entry's detail.
+fn revocation_reason(detail: &str) -> Option<u8> {
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        reason_code: u8,
+    }
+    serde_json::from_str::<Detail>(detail)
+        .ok()
+        .map(|d| d.reason_code)
 }
 
 /// The `der_sha256` member of an issuance entry's detail. The rules write
@@ -185,8 +281,8 @@ fn audit_pass(
                             "its fields do not hash to its leaf hash (the entry was altered)",
                         ));
                     }
-                    if digests && let Some(d) = committed_digest(&entry.detail) {
-                        committed.der_sha256.insert(entry.subject.clone(), d);
+                    if digests {
+                        committed.learn(&entry);
                     }
                     leaf
                 }
@@ -271,7 +367,9 @@ fn scan(
                         .as_deref()
                         .map(|k| format!("after {}", printable(k)))
                         .unwrap_or_else(|| "first".into()),
-                    format!("the store cannot read on: {e}"),
+                    format!(
+                        "a page cannot be read ({e}); records past it are read one by one where other records name them"
+                    ),
                 ));
                 return n;
             }
@@ -326,6 +424,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let serial = hexfmt::encode(k);
+            if let Err(reason) = committed.compare(Sealed::Certificate, &serial, v) {
+                note(&serial, "certificate", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             let cert: CertificateRecord = match decode(k, v) {
                 Ok(c) => c,
                 Err(e) => {
@@ -338,25 +440,8 @@ pub fn check_store(
                 return;
             }
             serials.insert(serial.clone());
-            let digest = crate::rules::fingerprint(&cert.der);
-            if let Some(expected) = committed.der_sha256.get(&serial)
-                && !expected.eq_ignore_ascii_case(&hexfmt::encode(&digest))
-            {
-                note(
-                    &serial,
-                    "certificate",
-                    "its DER differs from what the audit log committed".into(),
-                );
-                return;
-            }
-            match storage.serial_by_fingerprint(&digest) {
-                Ok(Some(s)) if s == cert.serial => {}
-                Ok(_) => note(
-                    &serial,
-                    "certificate",
-                    "its DER does not match the fingerprint index (altered DER or index)".into(),
-                ),
-                Err(e) => note(&serial, "certificate", e.to_string()),
+            for reason in certificate_problems(storage, &committed, &serial, &cert) {
+                note(&serial, "certificate", reason);
             }
         },
     );
@@ -405,6 +490,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let key = printable(k);
+            if let Err(reason) = committed.compare(Sealed::Trust, &key, v) {
+                note(&key, "trust", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             match decode::<TrustRecord>(k, v) {
                 Ok(t) if t.identity_key.as_bytes() != k => {
                     note(&key, "trust", "stored under another identity".into())
@@ -428,7 +517,10 @@ pub fn check_store(
     damaged.extend(found.take());
     progress("trust records", report.trust_records);
 
-    // Devices: decode, key, certificates, trust record.
+    // Devices: decode, key, certificates, trust record. Certificates the
+    // scan did not meet (a page it could not read ends it) are read one
+    // by one afterwards, so what is reported is what cannot be read.
+    let unseen: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
     report.devices = scan(
         storage,
         RecordTable::Devices,
@@ -436,6 +528,10 @@ pub fn check_store(
         &mut damaged,
         &mut |k, v| {
             let key = printable(k);
+            if let Err(reason) = committed.compare(Sealed::Device, &key, v) {
+                note(&key, "device", reason);
+            }
+            let v = seal::split(v).map_or(v, |(body, _)| body);
             match decode::<DeviceRecord>(k, v) {
                 Ok(d) if d.identity_key.as_bytes() != k => {
                     note(&key, "device", "stored under another identity".into())
@@ -450,11 +546,7 @@ pub fn check_store(
                     }
                     for serial in &d.certificates {
                         if !serials.contains(serial) {
-                            note(
-                                &key,
-                                "device",
-                                format!("its certificate {serial} is missing or damaged"),
-                            );
+                            unseen.borrow_mut().push((key.clone(), serial.clone()));
                         }
                     }
                 }
@@ -464,6 +556,52 @@ pub fn check_store(
     );
     damaged.extend(found.take());
     progress("devices", report.devices);
+    // Each certificate is reported once: not again after the scan named it.
+    let mut reported: HashSet<String> = damaged
+        .iter()
+        .filter(|d| d.kind == "certificate")
+        .map(|d| d.key.clone())
+        .collect();
+    for (device, serial) in unseen.take() {
+        if serials.contains(&serial) || reported.contains(&serial) {
+            continue;
+        }
+        let read = hexfmt::decode(&serial)
+            .ok_or_else(|| StoreError::Backend("not a hex serial".into()))
+            .and_then(|bytes| storage.certificate(&bytes));
+        match read {
+            Ok(Some(cert)) => {
+                report.certificates += 1;
+                serials.insert(serial.clone());
+                for reason in certificate_problems(storage, &committed, &serial, &cert) {
+                    damaged.push(damage("certificate", &serial, reason));
+                }
+            }
+            Ok(None) => damaged.push(damage(
+                "device",
+                device,
+                format!("its certificate {serial} is missing"),
+            )),
+            Err(e) => {
+                reported.insert(serial.clone());
+                damaged.push(damage(
+                    "certificate",
+                    &serial,
+                    format!("cannot be read: {}", undecodable(e)),
+                ));
+            }
+        }
+    }
+    // What the log wrote and no table holds any more.
+    let mut gone: Vec<_> = committed.binds.take().into_iter().collect();
+    gone.sort();
+    for ((table, key), (seq, _)) in gone {
+        damaged.push(damage(
+            table.name(),
+            key,
+            format!("missing: audit entry {seq} wrote it and it is gone (deleted)"),
+        ));
+    }
     report.damaged = damaged;
     Ok(report)
 }

@@ -25,10 +25,56 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::contain::engine_call;
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CloseWaiter, DeviceRecord, HistoryEntry,
     Issuance, KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
 };
+
+/// Where an embedded store's high-water mark lives: beside its reserve
+/// file (`DATA/db.high-water`). sled recovers a file cut short, or a
+/// store replaced by an older copy, silently to an earlier — often empty —
+/// state that checks as intact; the mark, written after every flush, is
+/// how many audit entries the store held durably, so such a store is
+/// refused when it is opened. PostgreSQL keeps its own durability.
+fn high_water_path(recovery: &Recovery) -> Option<std::path::PathBuf> {
+    match recovery {
+        Recovery::Reopen { reserve } => Some(reserve.with_extension("high-water")),
+        Recovery::InPlace => None,
+    }
+}
+
+/// Refuses a store that holds fewer audit entries than it once did.
+fn check_high_water(storage: &dyn Storage, path: &std::path::Path) -> Result<(), StoreError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let Ok(held) = text.trim().parse::<u64>() else {
+        return Ok(());
+    };
+    let size = engine_call(|| storage.audit_head())?.0;
+    if size < held {
+        return Err(StoreError::Corrupt {
+            key: "audit log".into(),
+            reason: format!(
+                "the store holds {size} audit entries but held {held} (recorded in {}): its files were cut short or replaced by an older copy; restore the newest backup, or delete that file if an older copy was put back on purpose",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Records the high-water mark (best effort: a mark that lags only
+/// weakens the check, it never refuses a good store).
+fn record_high_water(path: &std::path::Path, size: u64) {
+    let tmp = path.with_extension("high-water.tmp");
+    let written =
+        std::fs::write(&tmp, format!("{size}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::debug!(path = %path.display(), error = %e, "high-water mark not recorded");
+    }
+}
 
 /// Whether a store accepts writes now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +176,8 @@ pub struct GuardedStorage {
     recovery: Mutex<()>,
     /// Keys of damaged records met while serving (each logged once).
     damaged: Mutex<std::collections::HashSet<String>>,
+    /// The record seal, handed again to a reopened backend.
+    seal: std::sync::OnceLock<Arc<crate::RecordSeal>>,
     /// Dropped last (after the engine's files are closed, see `Drop`):
     /// wakes the waiter [`GuardedStorage::open_with_close_waiter`] returned.
     _closed: Arc<std::sync::mpsc::SyncSender<()>>,
@@ -182,7 +230,10 @@ impl GuardedStorage {
                 "no room for the store's reserve file: a full disk will stop reads too until space is freed"
             );
         }
-        let (storage, waiter) = opener()?;
+        let (storage, waiter) = engine_call(&opener)?;
+        if let Some(path) = high_water_path(&recovery) {
+            check_high_water(storage.as_ref(), &path)?;
+        }
         let (closed, close_waiter) = CloseWaiter::pair();
         Ok((
             Self {
@@ -192,6 +243,7 @@ impl GuardedStorage {
                 state: Mutex::new(State::Writable),
                 recovery: Mutex::new(()),
                 damaged: Mutex::new(std::collections::HashSet::new()),
+                seal: std::sync::OnceLock::new(),
                 _closed: closed,
             },
             close_waiter,
@@ -258,11 +310,12 @@ impl GuardedStorage {
 
     /// Looks at a write's outcome; a write the store could not make puts
     /// it in the refusing state (and reopens a backend that needs it).
+    /// A write that met a damaged record is also noted as damage.
     fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Full(reason)) = &result {
             self.write_failed(reason);
         }
-        result
+        self.observe_read(result)
     }
 
     fn write_failed(&self, reason: &str) {
@@ -320,8 +373,11 @@ impl GuardedStorage {
                 tracing::warn!("the store's files were not closed in time; reopening anyway");
             }
         }
-        match (self.opener)() {
+        match engine_call(&self.opener) {
             Ok((storage, waiter)) => {
+                if let Some(seal) = self.seal.get() {
+                    storage.set_record_seal(Arc::clone(seal));
+                }
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Open::new(storage, waiter));
                 tracing::info!("store reopened from disk after a write failure");
@@ -388,7 +444,9 @@ impl GuardedStorage {
 
 macro_rules! read {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {{
-        let r = $self.inner()?.$method($($arg),*);
+        let inner = $self.inner()?;
+        let r = engine_call(|| inner.$method($($arg),*));
+        drop(inner);
         $self.observe_read(r)
     }};
 }
@@ -396,7 +454,11 @@ macro_rules! read {
 macro_rules! write {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {{
         $self.admit_write()?;
-        let r = $self.inner()?.$method($($arg),*);
+        let inner = $self.inner()?;
+        let r = engine_call(|| inner.$method($($arg),*));
+        // Released before `observe`, which may reopen the backend and
+        // waits for every handle on it to be gone.
+        drop(inner);
         $self.observe(r)
     }};
 }
@@ -407,8 +469,19 @@ impl Storage for GuardedStorage {
             Ok(s) => s,
             Err(e) => return batch.iter().map(|_| Err(e.repeat())).collect(),
         };
-        let results = storage.commit_issuances(batch);
+        let results = match engine_call(|| Ok(storage.commit_issuances(batch))) {
+            Ok(results) => results,
+            Err(e) => batch.iter().map(|_| Err(e.repeat())).collect(),
+        };
         drop(storage);
+        // A group that met a damaged record (or a contained engine panic)
+        // is noted as damage, like a read.
+        if let Some(Err(e)) = results
+            .iter()
+            .find(|r| matches!(r, Err(StoreError::Corrupt { .. })))
+        {
+            let _ = self.observe_read::<()>(Err(e.repeat()));
+        }
         if let Some(Err(StoreError::Full(reason))) = results
             .iter()
             .find(|r| matches!(r, Err(StoreError::Full(_))))
@@ -418,13 +491,30 @@ impl Storage for GuardedStorage {
         results
     }
     fn flush(&self) -> Result<(), StoreError> {
-        write!(self.flush())
+        // Everything committed before the flush starts is durable after
+        // it: that many entries is what the store must hold from now on.
+        let high_water = high_water_path(&self.recovery_kind);
+        self.admit_write()?;
+        let size = high_water
+            .as_ref()
+            .and_then(|_| self.audit_head().ok().map(|(size, _)| size));
+        write!(self.flush())?;
+        if let (Some(path), Some(size)) = (high_water, size) {
+            record_high_water(&path, size);
+        }
+        Ok(())
     }
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
         read!(self.device(identity_key))
     }
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
         read!(self.trust_record(identity_key))
+    }
+    fn set_record_seal(&self, seal: Arc<crate::RecordSeal>) {
+        if let Ok(inner) = self.inner() {
+            inner.set_record_seal(Arc::clone(&seal));
+        }
+        let _ = self.seal.set(seal);
     }
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         read!(self.history(identity_key))

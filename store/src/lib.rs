@@ -11,24 +11,27 @@
 //! by several replicas. Neither decides anything: the rules (renewal,
 //! trust changes, transfer, revocation, the audit log's Merkle frontier)
 //! live once in `rules.rs`, and each backend only reads and writes typed
-//! records inside its own transaction. `tests/contract.rs` runs one test
+//! records inside its own transaction. `tests/contract/` runs one test
 //! suite against both.
 #![forbid(unsafe_code)]
 
 mod cache;
 mod check;
 mod committer;
+mod contain;
 mod error;
 mod guard;
 mod postgres;
 mod records;
 pub mod registry;
 mod rules;
+mod seal;
 mod sled_store;
 
 pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
+pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
@@ -36,6 +39,7 @@ pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
     Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
+pub use seal::{RecordSeal, SealTrailer};
 pub use sled_store::{CloseWaiter, SledStorage};
 
 /// What every storage backend provides. Commits are atomic per
@@ -48,6 +52,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn flush(&self) -> Result<(), StoreError>;
     /// The device record of an identity key, if enrolled.
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError>;
+    /// Seals certificate, device and trust records from now on and checks every read of
+    /// them against `seal` (`seal.rs`): a record changed, moved, deleted
+    /// or rolled back outside trustca is `StoreError::Corrupt`, never an
+    /// answer. Wrappers hand it to the backend they wrap. Set once, before
+    /// serving; a second call is ignored.
+    fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>);
     /// The live trust record of an identity key.
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError>;
     /// The history of an identity key, oldest first.

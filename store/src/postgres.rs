@@ -28,6 +28,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
+use crate::seal::{self, RecordSeal, Sealed, Stamp};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
     KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -58,6 +59,8 @@ pub struct PgStorage {
     runtime: Option<tokio::runtime::Runtime>,
     /// The URL without its password, for messages.
     target: String,
+    /// The key that seals certificate, device and trust records (`seal.rs`), once set.
+    seal: std::sync::OnceLock<std::sync::Arc<RecordSeal>>,
 }
 
 impl std::fmt::Debug for PgStorage {
@@ -171,6 +174,7 @@ impl PgStorage {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             target,
+            seal: std::sync::OnceLock::new(),
         };
         Ok(store)
     }
@@ -240,7 +244,7 @@ impl PgStorage {
             let tx = h.block_on(client.transaction()).map_err(e)?;
             h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
                 .map_err(e)?;
-            let t = PgTxn::new(&tx, h, &self.target);
+            let t = PgTxn::new(&tx, h, &self.target, self.seal.get().map(|s| &**s));
             let r = rules(&t)?;
             t.flush_writes()?;
             drop(t);
@@ -277,6 +281,10 @@ impl PgStorage {
         Ok(self.read(sql, params, each)?.into_iter().next())
     }
 
+    fn seal(&self) -> Option<&RecordSeal> {
+        self.seal.get().map(|s| &**s)
+    }
+
     fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self
             .read_one("SELECT value FROM meta WHERE key = $1", &[&key], |r| {
@@ -308,6 +316,7 @@ pub(crate) struct PgTxn<'a> {
     tx: &'a deadpool_postgres::Transaction<'a>,
     h: &'a Handle,
     target: &'a str,
+    seal: Option<&'a RecordSeal>,
     known: RefCell<Known>,
     dirty: RefCell<Dirty>,
 }
@@ -347,6 +356,21 @@ fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
 }
 
 impl<'a> PgTxn<'a> {
+    fn sealed_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = trustca_model::hexfmt::encode(&record.serial);
+        Ok(seal::seal(
+            self.seal,
+            Sealed::Certificate,
+            &key,
+            encode(record)?,
+            stamp,
+        ))
+    }
+
     fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
         let e = |e| pg_error(self.target, e);
         let stmt = self.h.block_on(self.tx.prepare_cached(sql)).map_err(e)?;
@@ -379,11 +403,17 @@ impl<'a> PgTxn<'a> {
         }
     }
 
-    fn new(tx: &'a deadpool_postgres::Transaction<'a>, h: &'a Handle, target: &'a str) -> Self {
+    fn new(
+        tx: &'a deadpool_postgres::Transaction<'a>,
+        h: &'a Handle,
+        target: &'a str,
+        seal: Option<&'a RecordSeal>,
+    ) -> Self {
         Self {
             tx,
             h,
             target,
+            seal,
             known: RefCell::default(),
             dirty: RefCell::default(),
         }
@@ -564,18 +594,20 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"certificate", &b)).transpose()
+        seal::sealed_value(row.as_deref(), self.seal, Sealed::Certificate, serial)
     }
 
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), StoreError> {
+        let stored = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
-            .insert(record.serial.clone(), Some(encode(record)?));
+            .insert(record.serial.clone(), Some(stored));
         self.dirty.borrow_mut().new_certificates.push((
             record.serial.clone(),
             fingerprint.to_vec(),
@@ -585,11 +617,16 @@ impl RecordTxn for PgTxn<'_> {
         Ok(())
     }
 
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), StoreError> {
+    fn update_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        let stored = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
-            .insert(record.serial.clone(), Some(encode(record)?));
+            .insert(record.serial.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().certificates,
             record.serial.clone(),
@@ -608,14 +645,21 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"device", &b)).transpose()
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal,
+            Sealed::Device,
+            identity_key.as_bytes(),
+        )
     }
 
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
+        let key = &record.identity_key;
+        let stored = seal::seal(self.seal, Sealed::Device, key, encode(record)?, stamp);
         self.known
             .borrow_mut()
             .devices
-            .insert(record.identity_key.clone(), Some(encode(record)?));
+            .insert(record.identity_key.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().devices,
             record.identity_key.clone(),
@@ -634,14 +678,21 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"trust record", &b)).transpose()
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal,
+            Sealed::Trust,
+            identity_key.as_bytes(),
+        )
     }
 
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), StoreError> {
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
+        let key = &record.identity_key;
+        let stored = seal::seal(self.seal, Sealed::Trust, key, encode(record)?, stamp);
         self.known
             .borrow_mut()
             .trust
-            .insert(record.identity_key.clone(), Some(encode(record)?));
+            .insert(record.identity_key.clone(), Some(stored));
         push_unique(
             &mut self.dirty.borrow_mut().trust,
             record.identity_key.clone(),
@@ -919,19 +970,35 @@ impl Storage for PgStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM devices WHERE identity_key = $1",
             &[&identity_key],
-            |r| decoded("device", r),
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal(),
+            Sealed::Device,
+            identity_key.as_bytes(),
         )
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM trust_records WHERE identity_key = $1",
             &[&identity_key],
-            |r| decoded("trust record", r),
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal(),
+            Sealed::Trust,
+            identity_key.as_bytes(),
         )
+    }
+
+    fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>) {
+        let _ = self.seal.set(seal);
     }
 
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -943,11 +1010,12 @@ impl Storage for PgStorage {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        self.read_one(
+        let row = self.read_one(
             "SELECT record FROM certificates WHERE serial = $1",
             &[&serial],
-            |r| decoded("certificate", r),
-        )
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )?;
+        seal::sealed_value(row.as_deref(), self.seal(), Sealed::Certificate, serial)
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -1003,11 +1071,15 @@ impl Storage for PgStorage {
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal();
         self.read(
-            "SELECT record FROM devices WHERE substr(identity_key, 1, char_length($1)) = $1 \
-             ORDER BY identity_key",
+            "SELECT identity_key, record FROM devices \
+             WHERE substr(identity_key, 1, char_length($1)) = $1 ORDER BY identity_key",
             &[&prefix],
-            |r| decoded("device", r),
+            |r| {
+                let key: &str = r.get(0);
+                Ok(seal::decode_sealed(s, Sealed::Device, key.as_bytes(), r.get(1))?.0)
+            },
         )
     }
 
@@ -1214,7 +1286,8 @@ impl Storage for PgStorage {
             let Some((last, _)) = rows.last() else { break };
             after = last.clone();
             for (k, v) in rows {
-                each(StoredRecord::Certificate(decode(&k, &v)?))?;
+                let (record, seal) = seal::decode_sealed(self.seal(), Sealed::Certificate, &k, &v)?;
+                each(StoredRecord::Certificate(record, seal))?;
             }
         }
         for (table, make) in [("devices", 0u8), ("trust_records", 1u8)] {
@@ -1231,10 +1304,13 @@ impl Storage for PgStorage {
                 let Some((last, _)) = rows.last() else { break };
                 after = last.clone();
                 for (k, v) in rows {
+                    let s = self.seal();
                     each(if make == 0 {
-                        StoredRecord::Device(decode(k.as_bytes(), &v)?)
+                        let (r, seq) = seal::decode_sealed(s, Sealed::Device, k.as_bytes(), &v)?;
+                        StoredRecord::Device(r, seq)
                     } else {
-                        StoredRecord::Trust(decode(k.as_bytes(), &v)?)
+                        let (r, seq) = seal::decode_sealed(s, Sealed::Trust, k.as_bytes(), &v)?;
+                        StoredRecord::Trust(r, seq)
                     })?;
                 }
             }

@@ -239,12 +239,12 @@ pub struct TrustChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoredRecord {
-    /// A certificate (its fingerprint index entry is rebuilt).
-    Certificate(CertificateRecord),
-    /// A device record.
-    Device(DeviceRecord),
-    /// A live trust record.
-    Trust(TrustRecord),
+    /// A certificate and its seal (its fingerprint index entry is rebuilt).
+    Certificate(CertificateRecord, crate::SealTrailer),
+    /// A device record and its seal.
+    Device(DeviceRecord, crate::SealTrailer),
+    /// A live trust record and its seal.
+    Trust(TrustRecord, crate::SealTrailer),
     /// One history entry of an identity key.
     History(String, HistoryEntry),
     /// One audit entry; imported in sequence order, its leaf re-checked.

@@ -12,6 +12,8 @@ use trustca_audit::MerkleFrontier;
 use trustca_model::hexfmt;
 use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
 
+use crate::records::encode;
+use crate::seal::{self, Sealed, Stamp};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord,
     HistoryEntry, Issuance, KeyValue, StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -27,18 +29,27 @@ pub(crate) trait RecordTxn {
     fn fail(e: StoreError) -> Self::Fail;
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, Self::Fail>;
-    /// Stores a new certificate and its fingerprint index entry.
+    /// Stores a new certificate, sealed as `stamp` says, and its
+    /// fingerprint index entry.
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), Self::Fail>;
     /// Rewrites a stored certificate (status changes only).
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), Self::Fail>;
+    fn update_certificate(
+        &self,
+        record: &CertificateRecord,
+        stamp: Stamp,
+    ) -> Result<(), Self::Fail>;
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Self::Fail>;
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), Self::Fail>;
+    /// Writes a device record sealed as `stamp` says: to the audit entry
+    /// that commits to its digest, or as copied (`seal.rs`).
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Self::Fail>;
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Self::Fail>;
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), Self::Fail>;
+    /// Writes a trust record sealed as `stamp` says.
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Self::Fail>;
     fn history_entry(
         &self,
         identity_key: &str,
@@ -88,6 +99,11 @@ impl AuditAppend {
         })
     }
 
+    /// The sequence number the next appended entry gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.frontier.size()
+    }
+
     pub(crate) fn append<T: RecordTxn>(
         &mut self,
         t: &T,
@@ -131,6 +147,27 @@ pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+/// What an audit entry commits to about a record it writes: table, key
+/// and the SHA-256 of the record's encoding (the `binds` member).
+type Binding = (Sealed, String, [u8; 32]);
+
+fn binding<T: RecordTxn, R: serde::Serialize>(
+    table: Sealed,
+    key: &str,
+    record: &R,
+) -> Result<Binding, T::Fail> {
+    Ok((
+        table,
+        key.to_owned(),
+        seal::digest(&encode(record).map_err(T::fail)?),
+    ))
+}
+
+/// `detail` with the `binds` member naming the records this entry wrote.
+fn with_binds(detail: &str, binds: &[Binding]) -> String {
+    with_member(detail, "binds", &seal::binds_json(binds))
 }
 
 /// Marks a renewal that kept a level set by an operator or an anomaly
@@ -194,33 +231,56 @@ fn issue_one<T: RecordTxn>(
         return Ok(Err(StoreError::KeyCompromised { on: block.date() }));
     }
     let mut new_device = false;
+    let mut binds = Vec::new();
     if let Some(device) = &issuance.device {
         let existing = t.device(&device.identity_key)?;
-        let (record, trust_record, change, reenrolled) = match (existing, issuance.renewal) {
-            (Some(_), false) => return Ok(Err(StoreError::AlreadyEnrolled(device.urn.clone()))),
-            (None, true) => return Ok(Err(StoreError::NotEnrolled(device.urn.clone()))),
-            (None, false) => {
-                new_device = true;
-                let mut record = device.clone();
-                record.certificates = vec![serial_hex.clone()];
-                let trust_record = TrustRecord {
-                    identity_key: device.identity_key.clone(),
-                    sector: device.sector.clone(),
-                    level: device.certificate_level,
-                    status: TrustStatus::Active,
-                    version: 1,
-                    updated_at: cert.issued_at,
-                };
-                let change = format!("enrolled level={}", device.certificate_level);
-                (record, trust_record, change, false)
-            }
-            (Some(old), true) => match renewal(t, issuance, device, old, &serial_hex, new_key)? {
-                Ok(r) => r,
-                Err(refused) => return Ok(Err(refused)),
-            },
-        };
-        t.put_device(&record)?;
-        t.put_trust(&trust_record)?;
+        let (record, trust_record, change, reenrolled, superseded) =
+            match (existing, issuance.renewal) {
+                (Some(_), false) => {
+                    return Ok(Err(StoreError::AlreadyEnrolled(device.urn.clone())));
+                }
+                (None, true) => return Ok(Err(StoreError::NotEnrolled(device.urn.clone()))),
+                (None, false) => {
+                    new_device = true;
+                    let mut record = device.clone();
+                    record.certificates = vec![serial_hex.clone()];
+                    let trust_record = TrustRecord {
+                        identity_key: device.identity_key.clone(),
+                        sector: device.sector.clone(),
+                        level: device.certificate_level,
+                        status: TrustStatus::Active,
+                        version: 1,
+                        updated_at: cert.issued_at,
+                    };
+                    let change = format!("enrolled level={}", device.certificate_level);
+                    (record, trust_record, change, false, None)
+                }
+                (Some(old), true) => match renewal(t, issuance, device, old, &serial_hex, new_key)?
+                {
+                    Ok(r) => r,
+                    Err(refused) => return Ok(Err(refused)),
+                },
+            };
+        // Both records are sealed to the certificate's issuance entry,
+        // which comes after the re-enrolment entry when there is one.
+        let bind_seq = log.next_seq() + u64::from(reenrolled);
+        t.put_device(&record, Stamp::Seal(bind_seq))?;
+        t.put_trust(&trust_record, Stamp::Seal(bind_seq))?;
+        binds.push(binding::<T, _>(
+            Sealed::Device,
+            &device.identity_key,
+            &record,
+        )?);
+        binds.push(binding::<T, _>(
+            Sealed::Trust,
+            &device.identity_key,
+            &trust_record,
+        )?);
+        if let Some(prev) = &superseded {
+            t.update_certificate(prev, Stamp::Seal(bind_seq))?;
+            let key = hexfmt::encode(&prev.serial);
+            binds.push(binding::<T, _>(Sealed::Certificate, &key, prev)?);
+        }
         let entry = HistoryEntry {
             version: trust_record.version,
             at: cert.issued_at,
@@ -251,10 +311,12 @@ fn issue_one<T: RecordTxn>(
         }
     }
     let digest = fingerprint(&cert.der);
-    t.insert_certificate(cert, &digest)?;
+    t.insert_certificate(cert, &digest, Stamp::Seal(log.next_seq()))?;
+    binds.push(binding::<T, _>(Sealed::Certificate, &serial_hex, cert)?);
     // The entry commits to the certificate's bytes, so that `store check`
     // can tell a damaged certificate record from the one issued.
     let detail = with_der_digest(&issuance.audit_detail, &digest);
+    let detail = with_binds(&detail, &binds);
     log.append(
         t,
         cert.issued_at,
@@ -268,7 +330,16 @@ fn issue_one<T: RecordTxn>(
 
 /// `detail` (a JSON object) with `"der_sha256"` added as its last member.
 fn with_der_digest(detail: &str, digest: &[u8; 32]) -> String {
-    let member = format!("\"der_sha256\":\"{}\"", hexfmt::encode(digest));
+    with_member(
+        detail,
+        "der_sha256",
+        &format!("\"{}\"", hexfmt::encode(digest)),
+    )
+}
+
+/// `detail` (a JSON object) with `"name":value` added as its last member.
+fn with_member(detail: &str, name: &str, value: &str) -> String {
+    let member = format!("\"{name}\":{value}");
     let body = detail.trim_end();
     match body.strip_suffix('}') {
         Some(open) if open.trim_end().ends_with('{') => format!("{open}{member}}}"),
@@ -278,7 +349,15 @@ fn with_der_digest(detail: &str, digest: &[u8; 32]) -> String {
     }
 }
 
-type RenewalWrites = (DeviceRecord, TrustRecord, String, bool);
+/// The renewed device and trust records, the history text, whether the
+/// device came back from `revoked`, and its certificate now superseded.
+type RenewalWrites = (
+    DeviceRecord,
+    TrustRecord,
+    String,
+    bool,
+    Option<CertificateRecord>,
+);
 
 /// A renewal of an enrolled device: supersedes its last certificate, keeps
 /// a level decided by an operator, and lets a revoked device come back only
@@ -319,6 +398,8 @@ fn renewal<T: RecordTxn>(
             status: trust_record.status.as_str().to_owned(),
         }));
     }
+    // Written by the caller, sealed to the new certificate's entry.
+    let mut superseded = None;
     if let Some(prev) = old.certificates.last() {
         let prev_serial = hexfmt::decode(prev).unwrap_or_default();
         if let Some(mut prev_cert) = t.certificate(&prev_serial)?
@@ -327,7 +408,7 @@ fn renewal<T: RecordTxn>(
             prev_cert.status = CertificateStatus::Superseded {
                 by: serial_hex.to_owned(),
             };
-            t.update_certificate(&prev_cert)?;
+            superseded = Some(prev_cert);
         }
     }
     let mut record = device.clone();
@@ -365,7 +446,7 @@ fn renewal<T: RecordTxn>(
     trust_record.level = level;
     trust_record.version += 1;
     trust_record.updated_at = cert.issued_at;
-    Ok(Ok((record, trust_record, change, reenrolled)))
+    Ok(Ok((record, trust_record, change, reenrolled, superseded)))
 }
 
 /// A JSON string literal (audit details are JSON; Rust's `{:?}` escapes
@@ -419,7 +500,7 @@ fn change_records<T: RecordTxn>(
         }
         record.version += 1;
         record.updated_at = at;
-        t.put_trust(&record)?;
+        t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
         t.put_history(
             &c.identity_key,
             &HistoryEntry {
@@ -437,6 +518,10 @@ fn change_records<T: RecordTxn>(
             record.level,
             record.status.as_str(),
             record.version
+        );
+        let detail = with_binds(
+            &detail,
+            &[binding::<T, _>(Sealed::Trust, &c.identity_key, &record)?],
         );
         log.append(t, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
         out.push(record);
@@ -494,6 +579,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             status: "retired".into(),
         }));
     }
+    let mut log = AuditAppend::load(t)?;
     // The history is read inside the transaction, so a change committed
     // meanwhile is neither lost nor copied half.
     for v in 1..=src.version {
@@ -523,7 +609,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&dst)?;
+    t.put_trust(&dst, Stamp::Seal(log.next_seq()))?;
     src.version += 1;
     src.status = TrustStatus::Retired;
     src.updated_at = at;
@@ -537,12 +623,18 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&src)?;
-    let mut log = AuditAppend::load(t)?;
+    t.put_trust(&src, Stamp::Seal(log.next_seq()))?;
     let detail = format!(
         "{{\"successor\":{},\"reason\":{}}}",
         json_str(to),
         json_str(reason)
+    );
+    let detail = with_binds(
+        &detail,
+        &[
+            binding::<T, _>(Sealed::Trust, to, &dst)?,
+            binding::<T, _>(Sealed::Trust, from, &src)?,
+        ],
     );
     log.append(t, at, actor, "trust.transferred", from, &detail)?;
     log.save(t)?;
@@ -585,7 +677,7 @@ pub(crate) fn revoke<T: RecordTxn>(
             continue;
         }
         rec.status = CertificateStatus::Revoked { reason, at };
-        t.update_certificate(&rec)?;
+        t.update_certificate(&rec, Stamp::Seal(log.next_seq()))?;
         t.put_revoked(&rec.sector, &serial, at, reason)?;
         let serial_hex = hexfmt::encode(&serial);
         let identity = rec.identity_key.clone().unwrap_or_default();
@@ -594,6 +686,10 @@ pub(crate) fn revoke<T: RecordTxn>(
             json_str(&rec.sector),
             json_str(&identity),
             json_str(note)
+        );
+        let detail = with_binds(
+            &detail,
+            &[binding::<T, _>(Sealed::Certificate, &serial_hex, &rec)?],
         );
         log.append(t, at, actor, "certificate.revoked", &serial_hex, &detail)?;
         if let Some(device) = &rec.identity_key
@@ -677,7 +773,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     record.status = TrustStatus::Revoked;
     record.version += 1;
     record.updated_at = at;
-    t.put_trust(&record)?;
+    t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
     let change = format!(
         "revoked: no valid certificate left (last revoked for {})",
         reason_name(reason)
@@ -703,6 +799,10 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
         json_str(&why),
         record.level,
         record.version
+    );
+    let detail = with_binds(
+        &detail,
+        &[binding::<T, _>(Sealed::Trust, identity_key, &record)?],
     );
     log.append(t, at, actor, "trust.revoked", identity_key, &detail)
 }
@@ -739,9 +839,11 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
     let mut audited = false;
     for record in records {
         match record {
-            StoredRecord::Certificate(c) => t.insert_certificate(c, &fingerprint(&c.der))?,
-            StoredRecord::Device(d) => t.put_device(d)?,
-            StoredRecord::Trust(r) => t.put_trust(r)?,
+            StoredRecord::Certificate(c, seal) => {
+                t.insert_certificate(c, &fingerprint(&c.der), Stamp::Copy(*seal))?
+            }
+            StoredRecord::Device(d, seal) => t.put_device(d, Stamp::Copy(*seal))?,
+            StoredRecord::Trust(r, seal) => t.put_trust(r, Stamp::Copy(*seal))?,
             StoredRecord::History(key, h) => t.put_history(key, h)?,
             StoredRecord::Audit(entry) => {
                 let expected = log.frontier.size();

@@ -2,12 +2,14 @@
 //! multi-tree transaction running the rules of [`crate::rules`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
+use crate::seal::{self, RecordSeal, Sealed, Stamp};
 use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
     StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -32,9 +34,11 @@ pub struct SledStorage {
     heads: sled::Tree,
     blobs: sled::Tree,
     blocked_keys: sled::Tree,
+    /// The key that seals certificate, device and trust records (`seal.rs`), once set.
+    seal: std::sync::OnceLock<Arc<RecordSeal>>,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
-    _closed: std::sync::Arc<std::sync::mpsc::SyncSender<()>>,
+    _closed: Arc<std::sync::mpsc::SyncSender<()>>,
 }
 
 /// Waits for a [`SledStorage`] (all its clones) to be closed.
@@ -43,9 +47,9 @@ pub struct CloseWaiter(std::sync::mpsc::Receiver<()>);
 
 impl CloseWaiter {
     /// A waiter and the sender whose last clone's drop wakes it.
-    pub(crate) fn pair() -> (std::sync::Arc<std::sync::mpsc::SyncSender<()>>, Self) {
+    pub(crate) fn pair() -> (Arc<std::sync::mpsc::SyncSender<()>>, Self) {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        (std::sync::Arc::new(tx), Self(rx))
+        (Arc::new(tx), Self(rx))
     }
 
     /// Blocks until the store is closed or `timeout` passes; true if closed.
@@ -63,6 +67,22 @@ fn sled_error(e: sled::Error) -> StoreError {
         // sled wraps the OS error; its kind survives.
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
             StoreError::Full("no space left on the store's disk".into())
+        }
+        // A file that ends early (cut off, half-copied) holds less than
+        // its pages claim: damaged data, not a passing I/O fault.
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            StoreError::Corrupt {
+                key: "storage engine page".into(),
+                reason: format!(
+                    "the store's files end early or hold damaged data ({})",
+                    io.kind()
+                ),
+            }
         }
         // sled's texts for these embed Debug dumps (`Os { code: .. }`,
         // `Some(Inline(..)) backtrace ()`); clients get words instead.
@@ -109,6 +129,31 @@ fn tx_get<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Reads a sealed record inside a transaction (see `seal.rs`): rules
+/// never build on a record the log does not vouch for.
+fn tx_get_sealed<T: serde::de::DeserializeOwned>(
+    tree: &TransactionalTree,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &[u8],
+) -> Result<Option<T>, Abort> {
+    seal::sealed_value(tree.get(key)?.as_deref(), s, table, key).map_err(abort)
+}
+
+fn tx_put_sealed<T: serde::Serialize>(
+    tree: &TransactionalTree,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &[u8],
+    v: &T,
+    stamp: Stamp,
+) -> Result<(), Abort> {
+    let body = encode(v).map_err(abort)?;
+    let sealed = seal::seal(s, table, &seal::seal_key(table, key), body, stamp);
+    tree.insert(key, sealed)?;
+    Ok(())
+}
+
 fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> Result<(), Abort> {
     tree.insert(key, encode(v).map_err(abort)?)?;
     Ok(())
@@ -144,11 +189,13 @@ struct SledTxn<'a> {
     blobs: &'a TransactionalTree,
     blocked_keys: &'a TransactionalTree,
     heads: &'a TransactionalTree,
+    seal: Option<&'a RecordSeal>,
 }
 
 impl<'a> SledTxn<'a> {
-    fn new(v: &'a WriteView) -> Self {
+    fn new(v: &'a WriteView, seal: Option<&'a RecordSeal>) -> Self {
         Self {
+            seal,
             certs: &v.0,
             devices: &v.1,
             trust: &v.2,
@@ -184,38 +231,51 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, Abort> {
-        tx_get(self.certs, serial)
+        tx_get_sealed(self.certs, self.seal, Sealed::Certificate, serial)
     }
 
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
+        stamp: Stamp,
     ) -> Result<(), Abort> {
-        tx_put(self.certs, &record.serial, record)?;
+        self.update_certificate(record, stamp)?;
         self.fingerprints
             .insert(fingerprint.as_slice(), record.serial.as_slice())?;
         Ok(())
     }
 
-    fn update_certificate(&self, record: &CertificateRecord) -> Result<(), Abort> {
-        tx_put(self.certs, &record.serial, record)
+    fn update_certificate(&self, record: &CertificateRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = &record.serial;
+        tx_put_sealed(
+            self.certs,
+            self.seal,
+            Sealed::Certificate,
+            key,
+            record,
+            stamp,
+        )
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Abort> {
-        tx_get(self.devices, identity_key.as_bytes())
+        let key = identity_key.as_bytes();
+        tx_get_sealed(self.devices, self.seal, Sealed::Device, key)
     }
 
-    fn put_device(&self, record: &DeviceRecord) -> Result<(), Abort> {
-        tx_put(self.devices, record.identity_key.as_bytes(), record)
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = record.identity_key.as_bytes();
+        tx_put_sealed(self.devices, self.seal, Sealed::Device, key, record, stamp)
     }
 
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Abort> {
-        tx_get(self.trust, identity_key.as_bytes())
+        let key = identity_key.as_bytes();
+        tx_get_sealed(self.trust, self.seal, Sealed::Trust, key)
     }
 
-    fn put_trust(&self, record: &TrustRecord) -> Result<(), Abort> {
-        tx_put(self.trust, record.identity_key.as_bytes(), record)
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Abort> {
+        let key = record.identity_key.as_bytes();
+        tx_put_sealed(self.trust, self.seal, Sealed::Trust, key, record, stamp)
     }
 
     fn history_entry(
@@ -368,8 +428,9 @@ impl SledStorage {
             heads: db.open_tree("tree_heads").map_err(sled_error)?,
             blobs: db.open_tree("blobs").map_err(sled_error)?,
             blocked_keys: db.open_tree("blocked_keys").map_err(sled_error)?,
+            seal: std::sync::OnceLock::new(),
             db,
-            _closed: std::sync::Arc::new(tx),
+            _closed: Arc::new(tx),
         };
         Ok((store, CloseWaiter(rx)))
     }
@@ -391,7 +452,9 @@ impl SledStorage {
             &self.heads,
         );
         trees
-            .transaction(|view: &WriteView| rules(&SledTxn::new(view)))
+            .transaction(|view: &WriteView| {
+                rules(&SledTxn::new(view, self.seal.get().map(|s| &**s)))
+            })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => sled_error(e),
@@ -418,6 +481,16 @@ impl SledStorage {
         }
     }
 
+    fn get_sealed<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        table: Sealed,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        let stored = tree.get(key).map_err(sled_error)?;
+        seal::sealed_value(stored.as_deref(), self.seal.get().map(|s| &**s), table, key)
+    }
+
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(match self.meta.get(key).map_err(sled_error)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
@@ -440,11 +513,15 @@ impl Storage for SledStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        Self::get(&self.devices, identity_key.as_bytes())
+        self.get_sealed(&self.devices, Sealed::Device, identity_key.as_bytes())
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        Self::get(&self.trust, identity_key.as_bytes())
+        self.get_sealed(&self.trust, Sealed::Trust, identity_key.as_bytes())
+    }
+
+    fn set_record_seal(&self, seal: Arc<RecordSeal>) {
+        let _ = self.seal.set(seal);
     }
 
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -460,7 +537,7 @@ impl Storage for SledStorage {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        Self::get(&self.certs, serial)
+        self.get_sealed(&self.certs, Sealed::Certificate, serial)
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -655,17 +732,21 @@ impl Storage for SledStorage {
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let s = self.seal.get().map(|s| &**s);
         for kv in self.certs.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Certificate(decode(&k, &v)?))?;
+            let (record, seal) = seal::decode_sealed(s, Sealed::Certificate, &k, &v)?;
+            each(StoredRecord::Certificate(record, seal))?;
         }
         for kv in self.devices.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Device(decode(&k, &v)?))?;
+            let (record, seq) = seal::decode_sealed(s, Sealed::Device, &k, &v)?;
+            each(StoredRecord::Device(record, seq))?;
         }
         for kv in self.trust.iter() {
             let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Trust(decode(&k, &v)?))?;
+            let (record, seq) = seal::decode_sealed(s, Sealed::Trust, &k, &v)?;
+            each(StoredRecord::Trust(record, seq))?;
         }
         for kv in self.history.iter() {
             let (k, v) = kv.map_err(sled_error)?;
@@ -767,12 +848,32 @@ impl Storage for SledStorage {
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal.get().map(|s| &**s);
         self.devices
             .scan_prefix(prefix.as_bytes())
             .map(|kv| {
                 let (k, v) = kv.map_err(sled_error)?;
-                decode(&k, &v)
+                Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sled_error;
+    use crate::FailureClass;
+
+    #[test]
+    fn a_file_that_ends_early_is_data_loss_not_internal() {
+        for kind in [
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::InvalidData,
+        ] {
+            let e = sled_error(sled::Error::Io(std::io::Error::new(kind, "short read")));
+            assert_eq!(e.class(), FailureClass::DataLoss, "{e}");
+        }
+        let e = sled_error(sled::Error::Io(std::io::Error::other("transient")));
+        assert_eq!(e.class(), FailureClass::Internal, "{e}");
     }
 }

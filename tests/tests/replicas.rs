@@ -22,29 +22,6 @@ use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_store::Storage;
 
-/// A fresh database on the test PostgreSQL server, or `None` (skipped).
-fn postgres_database(test: &str) -> Option<String> {
-    let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
-        assert!(
-            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
-        );
-        eprintln!(
-            "*** SKIPPED {test}: set TRUSTCA_TEST_POSTGRES=postgres://USER@HOST:PORT to run it ***"
-        );
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("e2e_{}_{nanos}_{test}", std::process::id());
-    Some(
-        trustca_store::postgres_admin::create_database(&server, &name[..name.len().min(63)])
-            .unwrap(),
-    )
-}
-
 /// A replica process, killed when the test ends (also on a failed
 /// assertion, so no server outlives its test).
 struct Replica(Child);

@@ -671,8 +671,11 @@ impl TrustEngine {
             )
             .await
         };
+        // A damaged or tampered record is the store's failure, not the
+        // device's standing: DATA_LOSS, never a decision.
         let caller_state = match caller_state {
             Ok(s) => s,
+            Err(e) if e.is_data_loss() => return Err(e),
             Err(e) => {
                 return Ok(deny(
                     vec![format!("caller: {e}")],
@@ -698,6 +701,7 @@ impl TrustEngine {
             .unwrap_or_default();
         let peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
             Ok(s) => s,
+            Err(e) if e.is_data_loss() => return Err(e),
             Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
         };
         fn side(s: &LiveState) -> Standing<'_> {

@@ -41,6 +41,14 @@ pub enum TrustDbError {
     Signing(String),
 }
 
+impl TrustDbError {
+    /// Whether a stored record is damaged or was changed outside trustca
+    /// (DATA_LOSS): no answer may be built on it.
+    pub fn is_data_loss(&self) -> bool {
+        matches!(self, TrustDbError::Store(s) if s.class() == FailureClass::DataLoss)
+    }
+}
+
 impl From<&TrustDbError> for tonic::Code {
     fn from(e: &TrustDbError) -> Self {
         use tonic::Code;

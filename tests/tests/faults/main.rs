@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
+mod integrity;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -529,8 +531,8 @@ async fn damaged_records_are_named_refused_or_served_read_only() {
     }
 }
 
-/// Flips `n` bytes at positions drawn from `seed` across the files of `dir`.
-fn flip_bytes(dir: &Path, seed: u64, n: usize) {
+/// Every file below `dir`, with its length.
+fn files_in(dir: &Path) -> Vec<(u64, PathBuf)> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -538,11 +540,21 @@ fn flip_bytes(dir: &Path, seed: u64, n: usize) {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if e.metadata().map(|m| m.len() > 0).unwrap_or(false) {
-                files.push(p);
+            } else {
+                files.push((e.metadata().map(|m| m.len()).unwrap_or(0), p));
             }
         }
     }
+    files
+}
+
+/// Flips `n` bytes at positions drawn from `seed` across the files of `dir`.
+fn flip_bytes(dir: &Path, seed: u64, n: usize) {
+    let mut files: Vec<PathBuf> = files_in(dir)
+        .into_iter()
+        .filter(|(len, _)| *len > 0)
+        .map(|(_, p)| p)
+        .collect();
     files.sort();
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = || {

@@ -7,8 +7,13 @@
 //! fails instead when `TRUSTCA_REQUIRE_POSTGRES=1` (as in CI).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod integrity;
+mod raw;
+
 use std::sync::Arc;
 
+use integrity::*;
+use raw::tamper;
 use trustca_store::{
     BlobAudit, CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, Issuance,
     PgStorage, SledStorage, Storage, StoreError, TrustChange, TrustStatus,
@@ -42,9 +47,21 @@ impl Backend {
         Some(Backend::Postgres(url))
     }
 
-    /// Opens a handle; for PostgreSQL every call is a separate replica's
-    /// connection pool.
+    /// Opens a handle as a server does: its device and trust records
+    /// sealed under the test key, each record's newest version learned
+    /// from the audit log. For PostgreSQL every call is a separate
+    /// replica's connection pool.
     fn open(&self) -> Arc<dyn Storage> {
+        let s = self.open_unsealed();
+        let seal = trustca_store::RecordSeal::new(&SEAL_KEY);
+        seal.learn_floors(s.as_ref()).unwrap();
+        s.set_record_seal(Arc::new(seal));
+        s
+    }
+
+    /// Opens a handle that neither seals nor checks records, as offline
+    /// tools without the CA's keys do.
+    fn open_unsealed(&self) -> Arc<dyn Storage> {
         match self {
             Backend::Sled(dir) => Arc::new(SledStorage::open(dir.path()).unwrap()),
             Backend::Postgres(url) => Arc::new(PgStorage::connect(url).unwrap()),
@@ -119,7 +136,16 @@ contract!(
     leases_have_one_holder,
     copy_preserves_every_record_and_the_audit_log,
     the_check_passes_an_intact_store_and_names_damaged_records,
+    a_changed_level_is_refused_and_reported,
+    a_deleted_record_is_refused_and_reported,
+    a_record_swapped_with_another_devices_is_refused_and_reported,
+    an_older_version_restored_is_refused_and_reported,
+    the_check_compares_whole_records_with_the_log,
+    an_unrevoked_certificate_is_refused_and_reported,
 );
+
+/// The record seal's key in these tests (a server's is in its keystore).
+const SEAL_KEY: [u8; 32] = [0x5e; 32];
 
 /// A real certificate for `key` (so key fingerprints work), unique per
 /// `serial`.
@@ -758,6 +784,8 @@ fn everything(s: &dyn Storage) -> Vec<String> {
 fn copy_preserves_every_record_and_the_audit_log(b: &Backend) {
     let source_dir = tempfile::tempdir().unwrap();
     let source = SledStorage::open(source_dir.path()).unwrap();
+    // Seals travel with the records: the sealed target checks them.
+    source.set_record_seal(Arc::new(trustca_store::RecordSeal::new(&SEAL_KEY)));
     let k = key();
     for i in 0..30u8 {
         let der = if i == 0 {
@@ -844,58 +872,6 @@ fn the_cache_sees_its_own_writes_at_once_and_others_within_its_window() {
     assert!(slow.device("b").unwrap().is_some());
 }
 
-/// Rewrites one stored record's bytes behind the store's back, as a disk
-/// fault (or an attacker with the files) would. Every handle must be closed.
-fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
-    match b {
-        Backend::Sled(dir) => {
-            let db = ::sled::open(dir.path()).unwrap();
-            let tree = db.open_tree(table).unwrap();
-            let mut v = tree
-                .get(key)
-                .unwrap()
-                .expect("record to tamper with")
-                .to_vec();
-            edit(&mut v);
-            tree.insert(key, v).unwrap();
-            db.flush().unwrap();
-        }
-        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                let (sql_get, sql_set, key_col) = match table {
-                    "certificates" => (
-                        "SELECT record FROM certificates WHERE serial = $1",
-                        "UPDATE certificates SET record = $2 WHERE serial = $1",
-                        true,
-                    ),
-                    "devices" => (
-                        "SELECT record FROM devices WHERE identity_key = $1",
-                        "UPDATE devices SET record = $2 WHERE identity_key = $1",
-                        false,
-                    ),
-                    other => panic!("no tampering with {other}"),
-                };
-                let text = String::from_utf8_lossy(key).into_owned();
-                let bytes = key.to_vec();
-                let param: &(dyn tokio_postgres::types::ToSql + Sync) =
-                    if key_col { &bytes } else { &text };
-                let row = client.query_one(sql_get, &[param]).await.unwrap();
-                let mut v: Vec<u8> = row.get(0);
-                edit(&mut v);
-                client.execute(sql_set, &[param, &v]).await.unwrap();
-            });
-        }
-    }
-}
-
 fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
     {
         let s = b.open();
@@ -928,9 +904,10 @@ fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
             issued.detail
         );
     }
-    // A flipped byte in a certificate's DER, and a truncated device record.
+    // A flipped byte in a certificate record (its last before the seal),
+    // and a truncated device record.
     tamper(b, "certificates", &[2; 16], |v| {
-        let last = v.len() - 1;
+        let last = v.len() - 41;
         v[last] ^= 0x40;
     });
     tamper(b, "devices", b"c", |v| v.truncate(v.len() / 2));

@@ -1,0 +1,394 @@
+//! Seals that bind every served certificate, device and trust record to the
+//! audit log, so that whoever can write the database but not the CA's keys
+//! (a database administrator, a stolen disk, a backup restored by hand)
+//! cannot make trustca serve — and sign — a record it did not write.
+//!
+//! Each stored record of these tables is its postcard encoding followed by
+//! a trailer: the sequence number of the audit entry that last wrote it
+//! (8 bytes, big-endian) and an HMAC-SHA256 tag (32 bytes) over the table,
+//! the key, the encoding and that number, under a key the database never
+//! sees (kept in the CA's encrypted keystore, see `trustca-ca`). That audit
+//! entry commits to the SHA-256 of the encoding (its `binds` member), so
+//! `store check` can replay the log and compare every record's whole state
+//! without the key.
+//!
+//! Reads check, with the key ([`RecordSeal`]):
+//! - the tag, which catches a changed byte and a record moved to another
+//!   key (another device's record);
+//! - the sequence number against the newest entry the log held for the
+//!   record when the server started (its floor), which catches an older,
+//!   correctly sealed version restored and a record deleted.
+//!
+//! A failed check is [`StoreError::Corrupt`] naming the record: `DATA_LOSS`
+//! to callers, never an answer.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use trustca_model::hexfmt;
+
+use crate::StoreError;
+
+/// Bytes after the encoding: sequence number and tag.
+pub(crate) const TRAILER: usize = 8 + 32;
+
+/// The record tables that carry seals (history, revocation index, blobs
+/// and the rest do not; see `docs/operations.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Sealed {
+    /// Certificate records (serial, hex).
+    Certificate,
+    /// Device records (identity key).
+    Device,
+    /// Live trust records (identity key).
+    Trust,
+}
+
+impl Sealed {
+    /// The name used in tags, audit commitments and messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Sealed::Certificate => "certificate",
+            Sealed::Device => "device",
+            Sealed::Trust => "trust",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "certificate" => Some(Sealed::Certificate),
+            "device" => Some(Sealed::Device),
+            "trust" => Some(Sealed::Trust),
+            _ => None,
+        }
+    }
+}
+
+/// The sealing key and, once learned from the log, each record's floor.
+pub struct RecordSeal {
+    key: ring::hmac::Key,
+    /// (table, identity key) → sequence number of the newest audit entry
+    /// that wrote the record, as the log stood when it was read.
+    floors: RwLock<HashMap<(Sealed, String), u64>>,
+}
+
+impl std::fmt::Debug for RecordSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSeal").finish_non_exhaustive()
+    }
+}
+
+impl RecordSeal {
+    /// A seal under `key` (32 secret bytes the database never holds).
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+            floors: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Reads the whole audit log and remembers, for every record it wrote,
+    /// the newest entry that did: a read of an older version, or no record
+    /// at all, is then refused. Returns how many records the log vouches
+    /// for. Run once at start, after the log itself was checked.
+    pub fn learn_floors(&self, storage: &dyn crate::Storage) -> Result<usize, StoreError> {
+        let mut floors = HashMap::new();
+        let mut from = 0;
+        loop {
+            let page = storage.audit_entries(from, 4096)?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            for entry in &page {
+                for (table, key, _) in bindings(&entry.detail) {
+                    floors.insert((table, key), entry.seq);
+                }
+            }
+        }
+        let n = floors.len();
+        if let Ok(mut f) = self.floors.write() {
+            *f = floors;
+        }
+        Ok(n)
+    }
+
+    fn tag(&self, table: Sealed, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
+        ring::hmac::sign(&self.key, &message(table, key, body, seq))
+    }
+
+    /// Whether `tag` seals this content (compared in constant time).
+    fn verify(&self, table: Sealed, key: &str, body: &[u8], seq: u64, tag: &[u8]) -> bool {
+        ring::hmac::verify(&self.key, &message(table, key, body, seq), tag).is_ok()
+    }
+
+    fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
+        self.floors
+            .read()
+            .ok()?
+            .get(&(table, key.to_owned()))
+            .copied()
+    }
+}
+
+/// What a tag covers: a domain tag, then table, key, encoding and
+/// sequence number, each length-prefixed where it varies.
+fn message(table: Sealed, key: &str, body: &[u8], seq: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(48 + key.len() + body.len());
+    m.extend_from_slice(b"trustca-record-seal-v1\0");
+    m.extend_from_slice(table.name().as_bytes());
+    m.extend_from_slice(&(key.len() as u64).to_be_bytes());
+    m.extend_from_slice(key.as_bytes());
+    m.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    m.extend_from_slice(body);
+    m.extend_from_slice(&seq.to_be_bytes());
+    m
+}
+
+/// A record's seal as stored: the audit entry it is bound to and the tag.
+/// Copies between stores carry it unchanged (the key is the CA's, not the
+/// store's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealTrailer {
+    /// Sequence number of the audit entry that wrote the record.
+    pub seq: u64,
+    /// HMAC-SHA256 tag (zeros when written without a key).
+    pub tag: [u8; 32],
+}
+
+/// How a record being written is sealed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stamp {
+    /// Written by audit entry `seq`: sealed now.
+    Seal(u64),
+    /// Copied from another store with its seal.
+    Copy(SealTrailer),
+}
+
+/// `body` with its trailer: the sequence number and the tag (zeros without
+/// a seal, for offline tools and tests that hold no key; a sealed read
+/// refuses them).
+pub(crate) fn seal(
+    seal: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+    mut body: Vec<u8>,
+    stamp: Stamp,
+) -> Vec<u8> {
+    let trailer = match stamp {
+        Stamp::Copy(t) => t,
+        Stamp::Seal(seq) => SealTrailer {
+            seq,
+            tag: seal.map_or([0; 32], |s| {
+                let mut tag = [0; 32];
+                tag.copy_from_slice(s.tag(table, key, &body, seq).as_ref());
+                tag
+            }),
+        },
+    };
+    body.extend_from_slice(&trailer.seq.to_be_bytes());
+    body.extend_from_slice(&trailer.tag);
+    body
+}
+
+/// Splits a stored record into its encoding and sequence number, without
+/// checking the tag (for `store check`, which compares with the log).
+pub(crate) fn split(stored: &[u8]) -> Option<(&[u8], u64)> {
+    let at = stored.len().checked_sub(TRAILER)?;
+    let (body, trailer) = stored.split_at(at);
+    let seq = u64::from_be_bytes(trailer[..8].try_into().ok()?);
+    Some((body, seq))
+}
+
+fn refused(table: Sealed, key: &str, reason: String) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("{} {key}", table.name()),
+        reason,
+    }
+}
+
+/// Checks a stored record read for serving and returns its encoding and
+/// sequence number.
+pub(crate) fn open<'a>(
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+    stored: &'a [u8],
+) -> Result<(&'a [u8], u64), StoreError> {
+    let Some((body, seq)) = split(stored) else {
+        return Err(refused(table, key, "too short to carry its seal".into()));
+    };
+    let Some(s) = s else { return Ok((body, seq)) };
+    let tag = &stored[stored.len() - 32..];
+    if !s.verify(table, key, body, seq, tag) {
+        return Err(refused(
+            table,
+            key,
+            "its seal does not verify: it was changed, or moved from another record, outside trustca".into(),
+        ));
+    }
+    if let Some(floor) = s.floor(table, key)
+        && seq < floor
+    {
+        return Err(refused(
+            table,
+            key,
+            format!(
+                "it is the version written by audit entry {seq}, but entry {floor} wrote a newer one: an older copy was restored"
+            ),
+        ));
+    }
+    Ok((body, seq))
+}
+
+/// Checks that a record the store does not have was never written.
+pub(crate) fn absent(s: Option<&RecordSeal>, table: Sealed, key: &str) -> Result<(), StoreError> {
+    match s.and_then(|s| s.floor(table, key)) {
+        Some(floor) => Err(refused(
+            table,
+            key,
+            format!("it is missing, but audit entry {floor} wrote it: it was deleted"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The key a record is sealed under: the identity key as stored, a
+/// certificate's serial as hex.
+pub(crate) fn seal_key(table: Sealed, stored_key: &[u8]) -> String {
+    match table {
+        Sealed::Certificate => hexfmt::encode(stored_key),
+        Sealed::Device | Sealed::Trust => String::from_utf8_lossy(stored_key).into_owned(),
+    }
+}
+
+/// Checks and decodes a stored record (`None`: there is none), its key as
+/// stored.
+pub(crate) fn sealed_value<T: serde::de::DeserializeOwned>(
+    stored: Option<&[u8]>,
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    stored_key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    match stored {
+        Some(v) => Ok(Some(decode_sealed(s, table, stored_key, v)?.0)),
+        None => absent(s, table, &seal_key(table, stored_key)).map(|()| None),
+    }
+}
+
+/// Checks and decodes a whole stored record with its seal, the key given
+/// as stored bytes (exports and scans).
+pub(crate) fn decode_sealed<T: serde::de::DeserializeOwned>(
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &[u8],
+    stored: &[u8],
+) -> Result<(T, SealTrailer), StoreError> {
+    let key = seal_key(table, key);
+    let (body, seq) = open(s, table, &key, stored)?;
+    let mut tag = [0; 32];
+    tag.copy_from_slice(&stored[stored.len() - 32..]);
+    let record = crate::records::decode(key.as_bytes(), body)?;
+    Ok((record, SealTrailer { seq, tag }))
+}
+
+/// SHA-256 of a record's encoding: what an audit entry commits to.
+pub(crate) fn digest(body: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The `binds` member's value for records written by one entry:
+/// `[["trust","<key>","<sha256 hex>"], …]`.
+pub(crate) fn binds_json(records: &[(Sealed, String, [u8; 32])]) -> String {
+    let items: Vec<String> = records
+        .iter()
+        .map(|(t, k, d)| {
+            format!(
+                "[\"{}\",{},\"{}\"]",
+                t.name(),
+                crate::rules::json_str(k),
+                hexfmt::encode(d)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The records an audit entry's detail says it wrote, with their digests.
+/// Details without `binds` (entries that wrote no device or trust record,
+/// and logs older than seals) name none.
+pub(crate) fn bindings(detail: &str) -> Vec<(Sealed, String, [u8; 32])> {
+    if !detail.contains("\"binds\":") {
+        return Vec::new();
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        #[serde(default)]
+        binds: Vec<(String, String, String)>,
+    }
+    let Ok(d) = serde_json::from_str::<Detail>(detail) else {
+        return Vec::new();
+    };
+    d.binds
+        .into_iter()
+        .filter_map(|(t, k, h)| {
+            let table = Sealed::from_name(&t)?;
+            let digest: [u8; 32] = hexfmt::decode(&h)?.try_into().ok()?;
+            Some((table, k, digest))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seal_binds_table_key_body_and_sequence() {
+        let s = RecordSeal::new(&[7; 32]);
+        let stored = seal(
+            Some(&s),
+            Sealed::Trust,
+            "a",
+            b"body".to_vec(),
+            Stamp::Seal(5),
+        );
+        assert_eq!(
+            open(Some(&s), Sealed::Trust, "a", &stored).unwrap(),
+            (&b"body"[..], 5)
+        );
+        // Another key, another table, a changed byte, another seal key.
+        assert!(open(Some(&s), Sealed::Trust, "b", &stored).is_err());
+        assert!(open(Some(&s), Sealed::Device, "a", &stored).is_err());
+        let mut changed = stored.clone();
+        changed[0] ^= 1;
+        assert!(open(Some(&s), Sealed::Trust, "a", &changed).is_err());
+        assert!(
+            open(
+                Some(&RecordSeal::new(&[8; 32])),
+                Sealed::Trust,
+                "a",
+                &stored
+            )
+            .is_err()
+        );
+        // Unsealed (no key when written) is refused by a sealed read.
+        let unsealed = seal(None, Sealed::Trust, "a", b"body".to_vec(), Stamp::Seal(5));
+        assert!(open(Some(&s), Sealed::Trust, "a", &unsealed).is_err());
+        assert!(open(None, Sealed::Trust, "a", &unsealed).is_ok());
+    }
+
+    #[test]
+    fn bindings_round_trip_through_json() {
+        let d = [3u8; 32];
+        let detail = format!(
+            "{{\"x\":1,\"binds\":{}}}",
+            binds_json(&[(Sealed::Device, "s/m/o/\"q".to_owned(), d)])
+        );
+        assert_eq!(
+            bindings(&detail),
+            vec![(Sealed::Device, "s/m/o/\"q".to_owned(), d)]
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Records changed behind the store's back by someone who can write the
+//! database but not the CA's keys (issue 19 §1): a changed level, a deleted
+//! record, another device's record in its place, an older version restored.
+//! Each must be refused when read (`StoreError::Corrupt`, which the services
+//! answer as DATA_LOSS, naming the record) and named by `check_store`,
+//! which needs no key: it replays what the audit log committed.
+
+use trustca_store::{CertificateRecord, CertificateStatus, StoreError, TrustRecord, check_store};
+
+use crate::raw;
+use crate::{Backend, change, issuance};
+
+/// Devices `a` and `b` enrolled at level 3, then `a` lowered to 1.
+fn two_devices(b: &Backend) {
+    let s = b.open();
+    for r in s.commit_issuances(&[issuance(1, "a", false), issuance(2, "b", false)]) {
+        r.unwrap();
+    }
+    s.apply_trust_changes(&[change("a", 1, None)], 100).unwrap();
+}
+
+/// Asserts that `read` was refused as damage naming `record`.
+fn assert_refused<T: std::fmt::Debug>(read: Result<T, StoreError>, record: &str, why: &str) {
+    match read {
+        Err(StoreError::Corrupt { key, reason }) => {
+            assert_eq!(key, record, "{reason}");
+            assert!(reason.contains(why), "{record}: {reason}");
+        }
+        other => panic!("{record} was served: {other:?}"),
+    }
+}
+
+/// Runs the offline check (no key, as `trustca store check`) and asserts
+/// it names exactly `expected` (kind, key), each with a reason containing
+/// the given words.
+fn assert_check_names(b: &Backend, expected: &[(&str, &str, &str)]) {
+    let s = b.open_unsealed();
+    let report = check_store(s.as_ref(), &mut |_, _| {}).unwrap();
+    for (kind, key, why) in expected {
+        assert!(
+            report
+                .damaged
+                .iter()
+                .any(|d| d.kind == *kind && d.key == *key && d.reason.contains(why)),
+            "{kind} {key} ({why}) not named: {:?}",
+            report.damaged
+        );
+    }
+    for d in &report.damaged {
+        assert!(
+            expected
+                .iter()
+                .any(|(k, key, _)| d.kind == *k && d.key == *key),
+            "blamed wrongly: {d:?}"
+        );
+    }
+}
+
+/// Rewrites a stored record's fields, its seal left as it was.
+fn rewrite<T: serde::Serialize + serde::de::DeserializeOwned>(
+    b: &Backend,
+    table: &str,
+    key: &[u8],
+    edit: impl Fn(&mut T),
+) {
+    raw::tamper(b, table, key, |v| {
+        let (body, trailer) = v.split_at(v.len() - 40);
+        let mut record: T = postcard::from_bytes(body).unwrap();
+        edit(&mut record);
+        let mut out = postcard::to_stdvec(&record).unwrap();
+        out.extend_from_slice(trailer);
+        *v = out;
+    });
+}
+
+pub fn a_changed_level_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    // Level 1 → 5, the seal left as it was (sled rewrites its checksum;
+    // PostgreSQL takes an UPDATE).
+    rewrite(b, "trust", b"a", |r: &mut TrustRecord| {
+        assert_eq!(r.level, 1);
+        r.level = 5;
+    });
+    {
+        let s = b.open();
+        assert_refused(s.trust_record("a"), "trust a", "seal does not verify");
+        // Only that record: the other device is served.
+        assert_eq!(s.trust_record("b").unwrap().unwrap().level, 3);
+        // Nothing builds on it either: a renewal reads it in its transaction.
+        let renewal = s.commit_issuances(&[issuance(3, "a", true)]).remove(0);
+        assert!(
+            matches!(
+                renewal,
+                Err(StoreError::Corrupt { .. }) | Err(StoreError::Backend(_))
+            ),
+            "{renewal:?}"
+        );
+        assert!(s.certificate(&[3; 16]).unwrap().is_none());
+    }
+    assert_check_names(b, &[("trust", "a", "differs from what audit entry")]);
+}
+
+pub fn a_deleted_record_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    raw::set(b, "trust", b"a", None);
+    raw::set(b, "devices", b"b", None);
+    {
+        let s = b.open();
+        assert_refused(s.trust_record("a"), "trust a", "deleted");
+        assert_refused(s.device("b"), "device b", "deleted");
+        // Never enrolled is still simply absent.
+        assert!(s.trust_record("nobody").unwrap().is_none());
+    }
+    assert_check_names(
+        b,
+        &[
+            ("trust", "a", "missing"),
+            ("device", "a", "trust record is missing"),
+            ("device", "b", "missing"),
+        ],
+    );
+}
+
+pub fn a_record_swapped_with_another_devices_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    // b's record (level 3, correctly sealed for b) put in a's place.
+    let b_record = raw::get(b, "trust", b"b").unwrap();
+    raw::set(b, "trust", b"a", Some(b_record));
+    {
+        let s = b.open();
+        assert_refused(s.trust_record("a"), "trust a", "seal does not verify");
+        assert_eq!(s.trust_record("b").unwrap().unwrap().level, 3);
+    }
+    assert_check_names(
+        b,
+        &[
+            ("trust", "a", "stored under another identity"),
+            ("device", "a", "trust record is missing or damaged"),
+        ],
+    );
+}
+
+pub fn an_older_version_restored_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    // The record as it stood at level 1, put back after an operator
+    // suspended the device.
+    let old = raw::get(b, "trust", b"a").unwrap();
+    {
+        let s = b.open();
+        let suspended = trustca_store::TrustStatus::Suspended;
+        s.apply_trust_changes(&[change("a", 1, Some(suspended))], 200)
+            .unwrap();
+    }
+    raw::set(b, "trust", b"a", Some(old));
+    {
+        let s = b.open();
+        assert_refused(s.trust_record("a"), "trust a", "older copy was restored");
+    }
+    assert_check_names(b, &[("trust", "a", "older copy restored")]);
+}
+
+pub fn the_check_compares_whole_records_with_the_log(b: &Backend) {
+    two_devices(b);
+    // A certificate marked revoked without a revocation in the log, and
+    // a device record that no audit entry wrote.
+    rewrite(b, "certificates", &[2; 16], |c: &mut CertificateRecord| {
+        c.status = CertificateStatus::Revoked { reason: 0, at: 5 };
+    });
+    let a_device = raw::get(b, "devices", b"a").unwrap();
+    raw::set(b, "devices", b"zz", Some(a_device));
+    assert_check_names(
+        b,
+        &[
+            (
+                "certificate",
+                "02020202020202020202020202020202",
+                "audit log does not say so",
+            ),
+            (
+                "certificate",
+                "02020202020202020202020202020202",
+                "differs from what audit entry",
+            ),
+            ("device", "zz", "no audit entry wrote it"),
+        ],
+    );
+    let s = b.open();
+    assert_refused(s.device("zz"), "device zz", "seal does not verify");
+    assert_refused(
+        s.certificate(&[2; 16]),
+        "certificate 02020202020202020202020202020202",
+        "seal does not verify",
+    );
+}
+
+pub fn an_unrevoked_certificate_is_refused_and_reported(b: &Backend) {
+    two_devices(b);
+    {
+        let s = b.open();
+        s.revoke(&[vec![1; 16]], 1, "operator:ops", "leaked", 300)
+            .unwrap();
+    }
+    // The revocation undone in the record (the log still has it).
+    rewrite(b, "certificates", &[1; 16], |c: &mut CertificateRecord| {
+        c.status = CertificateStatus::Active;
+    });
+    {
+        let s = b.open();
+        assert_refused(
+            s.certificate(&[1; 16]),
+            "certificate 01010101010101010101010101010101",
+            "seal does not verify",
+        );
+    }
+    assert_check_names(
+        b,
+        &[(
+            "certificate",
+            "01010101010101010101010101010101",
+            "the audit log revoked it, but it is not revoked",
+        )],
+    );
+}

@@ -1,0 +1,120 @@
+//! Reading and rewriting stored records behind the store's back, as a disk
+//! fault or someone with write access to the database (but not to the CA's
+//! keys) would. sled recomputes its own checksums on such a write, so the
+//! change is exactly what a careful attacker leaves. Every handle on a sled
+//! store must be closed first.
+
+use crate::Backend;
+
+/// The stored bytes of one record (`None`: there is none). `table` is the
+/// sled tree name: `certificates`, `devices` or `trust`.
+pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
+    match b {
+        Backend::Sled(dir) => {
+            let db = ::sled::open(dir.path()).unwrap();
+            let v = db.open_tree(table).unwrap().get(key).unwrap();
+            v.map(|v| v.to_vec())
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (select, _, _) = sql(table);
+            let (rt, client) = pg(url);
+            let rows = rt.block_on(client.query(select, &[&Key(key)])).unwrap();
+            rows.first().map(|r| r.get::<_, Vec<u8>>(0))
+        }
+    }
+}
+
+/// Writes (`Some`) or deletes (`None`) one record's stored bytes.
+pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
+    match b {
+        Backend::Sled(dir) => {
+            let db = ::sled::open(dir.path()).unwrap();
+            let tree = db.open_tree(table).unwrap();
+            match value {
+                Some(v) => tree.insert(key, v).unwrap(),
+                None => tree.remove(key).unwrap(),
+            };
+            db.flush().unwrap();
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (_, upsert, delete) = sql(table);
+            let (rt, client) = pg(url);
+            match &value {
+                Some(v) => rt.block_on(client.execute(upsert, &[&Key(key), v])),
+                None => rt.block_on(client.execute(delete, &[&Key(key)])),
+            }
+            .unwrap();
+        }
+    }
+}
+
+/// Rewrites one stored record's bytes in place.
+pub fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
+    let mut v = get(b, table, key).expect("record to tamper with");
+    edit(&mut v);
+    set(b, table, key, Some(v));
+}
+
+/// Select, upsert and delete statements of a table (by sled tree name).
+fn sql(table: &str) -> (&'static str, &'static str, &'static str) {
+    match table {
+        "certificates" => (
+            "SELECT record FROM certificates WHERE serial = $1",
+            "UPDATE certificates SET record = $2 WHERE serial = $1",
+            "DELETE FROM certificates WHERE serial = $1",
+        ),
+        "devices" => (
+            "SELECT record FROM devices WHERE identity_key = $1",
+            "INSERT INTO devices (identity_key, record) VALUES ($1, $2) \
+             ON CONFLICT (identity_key) DO UPDATE SET record = $2",
+            "DELETE FROM devices WHERE identity_key = $1",
+        ),
+        "trust" => (
+            "SELECT record FROM trust_records WHERE identity_key = $1",
+            "INSERT INTO trust_records (identity_key, record) VALUES ($1, $2) \
+             ON CONFLICT (identity_key) DO UPDATE SET record = $2",
+            "DELETE FROM trust_records WHERE identity_key = $1",
+        ),
+        other => panic!("no raw access to {other}"),
+    }
+}
+
+/// A key as its column wants it: bytes for serials, text for identities.
+#[derive(Debug)]
+struct Key<'a>(&'a [u8]);
+
+impl tokio_postgres::types::ToSql for Key<'_> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == tokio_postgres::types::Type::BYTEA {
+            self.0.to_sql(ty, out)
+        } else {
+            std::str::from_utf8(self.0)?.to_sql(ty, out)
+        }
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        <&[u8]>::accepts(ty) || <&str>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// A runtime and a connection to `url` driven by it.
+fn pg(url: &str) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    });
+    (rt, client)
+}
