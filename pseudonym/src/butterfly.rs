@@ -153,6 +153,38 @@ impl CaContribution {
         scalar_to_bytes(&self.0)
     }
 
+    /// A fresh contribution and the certified key `P = B + c·G` for the
+    /// cocoon key `B`, with `c·G` from ring's base-point multiplication
+    /// (about four times faster than [`CaContribution::certify`]'s): ring
+    /// makes the key pair, whose PKCS#8 document carries `c` and `c·G`.
+    pub fn generate_certified(cocoon: &P256PublicKey) -> Result<(Self, P256PublicKey)> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|_| PseudonymError::Random)?;
+        let der = pkcs8.as_ref();
+        let scalar_at = crate::keys::PKCS8_PREFIX.len();
+        let point_at = scalar_at + SCALAR_LEN + crate::keys::PKCS8_MIDDLE.len();
+        if der.len() != point_at + SEC1_UNCOMPRESSED_LEN
+            || der[..scalar_at] != crate::keys::PKCS8_PREFIX
+        {
+            return Err(PseudonymError::InvalidPkcs8 {
+                reason: "ring's PKCS#8 layout changed",
+            });
+        }
+        let mut scalar = Zeroizing::new([0u8; SCALAR_LEN]);
+        scalar.copy_from_slice(&der[scalar_at..scalar_at + SCALAR_LEN]);
+        let c = scalar_from_bytes(&scalar, "CA contribution")?;
+        let c_g = P256PublicKey::parse(&der[point_at..], "CA contribution point")?;
+        let p = cocoon.to_projective() + c_g.to_projective();
+        Ok((
+            Self(c),
+            P256PublicKey::from_point(p, "butterfly public key")?,
+        ))
+    }
+
     /// The certified key `P = B + c·G` from a cocoon key `B` alone: what a
     /// pseudonym CA computes when a registration authority did the
     /// expansion and forwards only `B`, so the CA never sees `(A, k)`.
@@ -445,6 +477,19 @@ mod tests {
     /// The split (unified butterfly) path: the RA expands `B`, the CA adds
     /// `c` to `B` only, the vehicle's `b + c` matches, and `b` is the
     /// private key of `B` (so responses encrypted to `B` are for it alone).
+    /// The ring-made contribution certifies the same key the generic
+    /// arithmetic computes, and the vehicle derives its private key.
+    #[test]
+    fn ring_made_contributions_certify_like_the_generic_path() {
+        let cat = Caterpillar::generate().unwrap();
+        let cocoon = cat.request().cocoon_public_key(7, 3).unwrap();
+        for _ in 0..8 {
+            let (c, p) = CaContribution::generate_certified(&cocoon).unwrap();
+            assert_eq!(c.certify(&cocoon).unwrap(), p);
+            cat.derive_and_check(7, 3, &c, &p).unwrap();
+        }
+    }
+
     #[test]
     fn cocoon_path_matches_direct_expansion() {
         let cat = Caterpillar::generate().unwrap();

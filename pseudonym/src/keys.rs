@@ -49,7 +49,7 @@ const SPKI_PREFIX: [u8; 26] = [
 
 /// PKCS#8 v1 `PrivateKeyInfo` up to (and including) the header of the
 /// private-key OCTET STRING inside the RFC 5915 `ECPrivateKey`.
-const PKCS8_PREFIX: [u8; 36] = [
+pub(crate) const PKCS8_PREFIX: [u8; 36] = [
     0x30, 0x81, 0x87, // SEQUENCE PrivateKeyInfo, 135 bytes
     0x02, 0x01, 0x00, // INTEGER version 0 (v1)
     0x30, 0x13, // SEQUENCE AlgorithmIdentifier, 19 bytes
@@ -62,7 +62,7 @@ const PKCS8_PREFIX: [u8; 36] = [
 ];
 
 /// Between the scalar and the public point: `[1] { BIT STRING (0 unused) }`.
-const PKCS8_MIDDLE: [u8; 5] = [
+pub(crate) const PKCS8_MIDDLE: [u8; 5] = [
     0xa1, 0x44, // [1] publicKey, 68 bytes
     0x03, 0x42, 0x00, // BIT STRING, 66 bytes, 0 unused bits
 ];

@@ -304,8 +304,7 @@ impl PseudonymCa {
             envelopes.extend_from_slice(&plain[9..]);
         }
         let lv = CertLinkageValue::combine(&plvs[0], &plvs[1]);
-        let contribution = CaContribution::generate()?;
-        let certified = contribution.certify(&request.cocoon)?;
+        let (contribution, certified) = CaContribution::generate_certified(&request.cocoon)?;
         let tbs = ToBeSigned::linked_authorization_ticket(
             to_v2x_key(&certified)?,
             self.profile.validity(request.period)?,
