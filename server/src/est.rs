@@ -355,6 +355,11 @@ impl Est {
 
     /// Answers one request and logs one line about it.
     async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        if let Some(v2x) = &self.v2x
+            && request.uri().path().starts_with(crate::v2x_http::PREFIX)
+        {
+            return HttpsService::answer(v2x.as_ref(), peer, request).await;
+        }
         let started = Instant::now();
         let mut log = RequestLog::default();
         // The body (at most MAX_BODY_BYTES) is read before anything is
@@ -366,22 +371,6 @@ impl Est {
         } else {
             Ok(Bytes::new())
         };
-        if let Some(v2x) = &self.v2x
-            && parts.uri.path().starts_with(crate::v2x_http::PREFIX)
-        {
-            let response = match body {
-                Ok(body) => v2x.respond(peer, &parts, body).await,
-                Err(e) => refusal(e),
-            };
-            tracing::info!(
-                path = %printable(parts.uri.path()),
-                remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),
-                status = response.status().as_u16(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "IEEE 1609.2.1 request"
-            );
-            return response;
-        }
         let result = self.dispatch(peer, &parts, body, &mut log).await;
         let response = result.unwrap_or_else(refusal);
         let status = response.status();
