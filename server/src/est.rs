@@ -39,7 +39,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use der::asn1::{ObjectIdentifier, SetOfVec};
 use der::{Any, Decode, Encode, Tagged};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
@@ -409,6 +409,7 @@ impl Est {
             auth::caller(roles),
             Some(peer),
             self.storage.as_ref(),
+            Some(self.engine.hierarchy().revoked_cas()),
         ) {
             Ok(Some(credential)) => Ok(credential),
             Ok(None) => Err(EstError::Caller {
@@ -561,7 +562,7 @@ impl Est {
             (&subject.serial_number, &identity.serial, "serialNumber"),
         ] {
             if let Some(given) = given
-                && !given.eq_ignore_ascii_case(expected)
+                && given != expected
             {
                 return Err(EstError::BadRequest(format!(
                     "the CSR subject's {what} differs from the certificate being renewed ({expected})"
@@ -674,20 +675,38 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(EstError::TooLarge);
     }
-    let body = Limited::new(body, MAX_BODY_BYTES);
-    Ok(tokio::time::timeout(REQUEST_READ_TIMEOUT, body.collect())
+    tokio::time::timeout(REQUEST_READ_TIMEOUT, read_limited(body))
         .await
         .map_err(|_| EstError::Timeout)?
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                EstError::TooLarge
-            } else {
-                EstError::BadRequest("the request body could not be read".into())
-            }
-        })?
-        .to_bytes())
+}
+
+/// Bytes past [`MAX_BODY_BYTES`] that are still read (and dropped) before
+/// answering 413. Over HTTP/2, answering while the client still sends
+/// makes the server reset the stream, and some clients then report a
+/// stream error instead of the 413; a body this small is read to its end.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+async fn read_limited(mut body: Incoming) -> Result<Bytes, EstError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| EstError::BadRequest("the request body could not be read".into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > MAX_BODY_BYTES + DRAIN_BYTES {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(EstError::TooLarge);
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
@@ -835,11 +854,26 @@ fn evidence_of(basis: &[EvaluationBasis]) -> Vec<EvidenceItem> {
 /// A certs-only CMS SignedData (RFC 5652 / RFC 7030 4.1.3: no signers, no
 /// content) holding `certs` (DER), itself DER.
 pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, der::Error> {
-    let path = certs
-        .iter()
+    // DER orders a SET OF by its elements' encodings (X.690 11.6); the
+    // CMS builder keeps the order it is given.
+    let mut sorted: Vec<&Vec<u8>> = certs.iter().collect();
+    sorted.sort_by(|a, b| der_set_order(a, b));
+    let path = sorted
+        .into_iter()
         .map(|d| x509_cert::Certificate::from_der(d))
         .collect::<Result<Vec<_>, _>>()?;
     cms::content_info::ContentInfo::try_from(path)?.to_der()
+}
+
+/// X.690 11.6: encodings compared as octet strings, the shorter padded
+/// at its end with zero octets.
+fn der_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    let byte = |v: &[u8], i: usize| v.get(i).copied().unwrap_or(0);
+    (0..n)
+        .map(|i| byte(a, i).cmp(&byte(b, i)))
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
 }
 
 /// CsrAttrs (RFC 7030 4.5.2) for a profile accepting `algorithms`: the key
@@ -942,7 +976,9 @@ pub(crate) fn spawn(
     est: Arc<Est>,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.0 too: `curl --http1.0` offers only `http/1.0`, and rustls
+    // ends a handshake whose offer has nothing in common with ours.
+    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     let mut incoming = transport::incoming_offering(listener, identity, table, Some(alpn))?;
     tokio::spawn(async move {
         loop {
@@ -1042,6 +1078,29 @@ mod tests {
         let mut want = vec![a, b];
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_certificate_set_is_in_der_order() {
+        let mut certs: Vec<Vec<u8>> = (0..6).map(|i| cert(&format!("ca {i}"))).collect();
+        // Given in descending order: the encoding must sort them.
+        certs.sort();
+        certs.reverse();
+        let der = certs_only(&certs).unwrap();
+        let info = cms::content_info::ContentInfo::from_der(&der).unwrap();
+        let signed: SignedData = info.content.decode_as().unwrap();
+        let got: Vec<Vec<u8>> = signed
+            .certificates
+            .unwrap()
+            .0
+            .iter()
+            .map(|c| c.to_der().unwrap())
+            .collect();
+        let mut want = got.clone();
+        want.sort_by(|a, b| der_set_order(a, b));
+        assert_eq!(got, want, "SET OF elements out of DER order");
+        // And re-encoding what was decoded gives the same bytes (DER).
+        assert_eq!(info.to_der().unwrap(), der);
     }
 
     #[test]

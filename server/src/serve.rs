@@ -497,14 +497,19 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     );
     // Every replica publishes once at start (its own CRL files must exist);
     // the scheduled reissue is the lease holder's.
-    unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
-    spawn_crl_schedule(&crls, &crl_lease);
+    // CA revocations first: the CRLs published next then list the
+    // certificates they revoke.
     unless_read_only(
         read_only,
         "recording CA revocations",
-        record_ca_revocations(storage.as_ref(), &hierarchy.revoked_cas().all()),
+        crate::ca_revocation::record_ca_revocations(
+            storage.as_ref(),
+            &hierarchy.revoked_cas().all(),
+        ),
     )?;
-    spawn_ca_revocation_watch(&hierarchy, &storage);
+    unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
+    spawn_crl_schedule(&crls, &crl_lease);
+    crate::ca_revocation::spawn_watch(&hierarchy, &storage, &crls);
     let weak_crls = Arc::downgrade(&crls);
     trust.set_revocation_hook(Box::new(move |sector| {
         if let Some(crls) = weak_crls.upgrade()
@@ -609,7 +614,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
         .layer(crate::connections::ActivityLayer)
-        .layer(AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer)))
+        .layer(
+            AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer))
+                .with_revoked_cas(Arc::clone(hierarchy.revoked_cas())),
+        )
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))
@@ -1039,76 +1047,6 @@ fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
                 result.map_err(|e| trustca_ca::CaError::Signing(e.to_string()))
             {
                 tracing::error!(error = %e, "scheduled CRL reissue failed");
-            }
-        }
-    });
-}
-
-/// Writes each CA revocation made offline (`trustca ca revoke`) into the
-/// audit log once (audit kind `ca.revoked`, actor `ca:offline`), like
-/// credentials issued offline.
-fn record_ca_revocations(
-    storage: &dyn Storage,
-    revoked: &[trustca_ca::root_crl::RevokedCa],
-) -> Result<()> {
-    const SPACE: &str = "ca-revocation";
-    for r in revoked {
-        if storage.blob_get(SPACE, r.serial.as_bytes())?.is_some() {
-            continue;
-        }
-        let detail = serde_json::json!({
-            "serial": r.serial,
-            "subject": r.subject,
-            "reason": trustca_model::revocation::reason_name(r.reason),
-            "revoked_at": r.date(),
-            "note": r.note,
-        })
-        .to_string();
-        storage.blob_put(
-            SPACE,
-            &[(r.serial.as_bytes().to_vec(), detail.clone().into_bytes())],
-            true,
-            Some(&trustca_store::BlobAudit {
-                actor: "ca:offline".into(),
-                kind: "ca.revoked".into(),
-                subject: r.name.clone(),
-                detail,
-                at: r.at,
-            }),
-        )?;
-        tracing::warn!(ca = %r.name, serial = %r.serial, "the root revoked this CA; it issues no more certificates");
-    }
-    Ok(())
-}
-
-/// How often a running server looks for CA revocations made offline.
-const CA_REVOCATION_CHECK: Duration = Duration::from_secs(2);
-
-/// Picks up CA revocations made offline while the server runs (issuance
-/// by that CA stops at the next check), and reissues the root CRL when it
-/// is due. Holds the hierarchy weakly.
-fn spawn_ca_revocation_watch(hierarchy: &Arc<CaHierarchy>, storage: &Arc<dyn Storage>) {
-    let hierarchy = Arc::downgrade(hierarchy);
-    let storage = Arc::downgrade(storage);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(CA_REVOCATION_CHECK).await;
-            let (Some(h), Some(s)) = (hierarchy.upgrade(), storage.upgrade()) else {
-                return;
-            };
-            let result = tokio::task::spawn_blocking(move || -> Result<()> {
-                let fresh = h.revoked_cas().refresh()?;
-                record_ca_revocations(s.as_ref(), &fresh)?;
-                h.refresh_root_crl()?;
-                Ok(())
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "CA revocation check failed")
-                }
-                Err(e) => tracing::error!(error = %e, "CA revocation check failed"),
             }
         }
     });

@@ -130,6 +130,10 @@ pub struct GuardedStorage {
     recovery: Mutex<()>,
     /// Keys of damaged records met while serving (each logged once).
     damaged: Mutex<std::collections::HashSet<String>>,
+    /// Why the backend could not be reached at the last operation, until
+    /// one succeeds: writes cannot succeed meanwhile, so the writable
+    /// health says so (the failures stay `Unavailable`, not `Full`).
+    unreachable: Mutex<Option<String>>,
     /// Dropped last (after the engine's files are closed, see `Drop`):
     /// wakes the waiter [`GuardedStorage::open_with_close_waiter`] returned.
     _closed: Arc<std::sync::mpsc::SyncSender<()>>,
@@ -192,6 +196,7 @@ impl GuardedStorage {
                 state: Mutex::new(State::Writable),
                 recovery: Mutex::new(()),
                 damaged: Mutex::new(std::collections::HashSet::new()),
+                unreachable: Mutex::new(None),
                 _closed: closed,
             },
             close_waiter,
@@ -219,9 +224,29 @@ impl GuardedStorage {
             })
     }
 
+    /// Notes whether the backend answered: an unreachable one is logged
+    /// once when it goes and once when it comes back.
+    fn observe_reach<T>(&self, result: &Result<T, StoreError>) {
+        let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Err(StoreError::Unavailable(why)) => {
+                if unreachable.is_none() {
+                    tracing::error!(reason = %why, "the store cannot be reached: reads and writes fail until it answers again");
+                }
+                *unreachable = Some(why.clone());
+            }
+            Ok(_) if unreachable.is_some() => {
+                tracing::info!("the store answers again");
+                *unreachable = None;
+            }
+            _ => {}
+        }
+    }
+
     /// A read's outcome: a damaged record is logged the first time it is
     /// met (the caller answers DATA_LOSS for it every time).
     fn observe_read<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.observe_reach(&result);
         if let Err(StoreError::Corrupt { key, reason }) = &result {
             let first = self
                 .damaged
@@ -259,6 +284,7 @@ impl GuardedStorage {
     /// Looks at a write's outcome; a write the store could not make puts
     /// it in the refusing state (and reopens a backend that needs it).
     fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.observe_reach(&result);
         if let Err(StoreError::Full(reason)) = &result {
             self.write_failed(reason);
         }
@@ -409,6 +435,13 @@ impl Storage for GuardedStorage {
         };
         let results = storage.commit_issuances(batch);
         drop(storage);
+        match results
+            .iter()
+            .find(|r| matches!(r, Err(StoreError::Unavailable(_))))
+        {
+            Some(unreachable) => self.observe_reach(unreachable),
+            None => self.observe_reach(&Ok::<(), StoreError>(())),
+        }
         if let Some(Err(StoreError::Full(reason))) = results
             .iter()
             .find(|r| matches!(r, Err(StoreError::Full(_))))
@@ -553,8 +586,26 @@ impl Storage for GuardedStorage {
         if due {
             self.probe();
         }
+        let was_unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if was_unreachable {
+            // Nothing else may ask the store meanwhile: look once.
+            let look = || read!(self.audit_head());
+            let _ = look();
+        }
+        let unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match &*self.lock_state() {
-            State::Writable => WriteHealth::Writable,
+            State::Writable => match unreachable {
+                Some(why) => WriteHealth::Refusing(format!("unreachable: {why}")),
+                None => WriteHealth::Writable,
+            },
             State::ReadOnly(reason) => WriteHealth::Refusing(format!("read-only: {reason}")),
             State::Refusing { error, .. } => WriteHealth::Refusing(error.clone()),
         }

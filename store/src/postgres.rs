@@ -85,6 +85,37 @@ fn unavailable(target: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL at {target}: {e}"))
 }
 
+/// The innermost cause of a driver error, as words: the pool's and the
+/// driver's own wrappers ("Error occurred while creating a new object:
+/// db error") say nothing about what went wrong.
+fn driver_words(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if text == "db error" || text.is_empty() {
+        "the connection failed".into()
+    } else {
+        text
+    }
+}
+
+/// Why no connection could be had from the pool, as words.
+fn pool_words(e: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::PoolError as P;
+    match e {
+        P::Backend(e) => format!("cannot connect: {}", driver_words(e)),
+        P::Timeout(_) => "no connection became free in time".into(),
+        P::Closed => "the connection pool is closed".into(),
+        P::NoRuntimeSpecified => "no runtime for the connection pool".into(),
+        P::PostCreateHook(_) => "a new connection could not be set up".into(),
+    }
+}
+
 /// Maps a driver error: connection trouble is `Unavailable` (clients may
 /// retry), anything the server answered is a backend error with its text.
 fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
@@ -105,7 +136,7 @@ fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
         ));
     }
     if e.is_closed() || e.to_string().contains("connection") {
-        return unavailable(target, e);
+        return unavailable(target, driver_words(&e));
     }
     StoreError::Backend(format!("PostgreSQL: {e}"))
 }
@@ -121,6 +152,44 @@ impl PgStorage {
         let store = Self::bare(url)?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Connects to `url` without changing the schema: for commands that
+    /// only read (`trustca store check`). A database without trustca's
+    /// schema, or with another version of it, is refused.
+    pub fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let store = Self::bare(url)?;
+        let found = store.run(|h| {
+            let client = store.client(h)?;
+            let e = |e| pg_error(&store.target, e);
+            let exists: bool = h
+                .block_on(client.query_one("SELECT to_regclass('trustca_schema') IS NOT NULL", &[]))
+                .map_err(e)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            Ok(
+                h.block_on(client.query_opt("SELECT max(version) FROM trustca_schema", &[]))
+                    .map_err(e)?
+                    .and_then(|row| row.get::<_, Option<i32>>(0)),
+            )
+        })?;
+        match found {
+            None => Err(StoreError::Backend(format!(
+                "PostgreSQL at {} holds no trustca store (no schema); nothing to read",
+                store.target
+            ))),
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
+                found: v,
+                known: SCHEMA_VERSION,
+            }),
+            Some(v) if v < SCHEMA_VERSION => Err(StoreError::Backend(format!(
+                "the schema at {} is version {v}, older than this trustca's {SCHEMA_VERSION}; `trustca serve` migrates it",
+                store.target
+            ))),
+            Some(_) => Ok(store),
+        }
     }
 
     /// A pool on `url` without touching the schema.
@@ -194,7 +263,7 @@ impl PgStorage {
 
     fn client(&self, h: &Handle) -> Result<deadpool_postgres::Object, StoreError> {
         h.block_on(self.pool.get())
-            .map_err(|e| unavailable(&self.target, e))
+            .map_err(|e| unavailable(&self.target, pool_words(&e)))
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -897,19 +966,11 @@ impl Storage for PgStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         match self.write(|t| rules::issue_group(t, batch)) {
             Ok(r) => r,
-            Err(e) => {
-                // The transaction rolled back: nothing of the group is stored.
-                let msg = e.to_string();
-                batch
-                    .iter()
-                    .map(|_| {
-                        Err(match &e {
-                            StoreError::Unavailable(_) => StoreError::Unavailable(msg.clone()),
-                            _ => StoreError::Backend(msg.clone()),
-                        })
-                    })
-                    .collect()
-            }
+            // The transaction rolled back: nothing of the group is stored.
+            // Each item keeps the failure's kind: a full disk must stay
+            // `Full` (RESOURCE_EXHAUSTED, and the guard's refusing state),
+            // not become a backend error (INTERNAL).
+            Err(e) => batch.iter().map(|_| Err(e.repeat())).collect(),
         }
     }
 

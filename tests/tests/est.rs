@@ -23,30 +23,6 @@ use trustca_server::ServeOptions;
 use trustca_server::est::FIRMWARE_VERSION_OID;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
-fn required() -> bool {
-    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Whether `program args` runs; if not, fails under
-/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
-fn available(program: &str, args: &[&str], install: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
-        );
-        eprintln!(
-            "SKIPPED: {program} is not usable ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
-        );
-    }
-    ok
-}
-
 /// Starts `ca`'s server with gRPC and EST, both on loopback port 0; returns
 /// the EST base URL.
 async fn serve_est(ca: &mut TestCa) -> String {

@@ -921,6 +921,8 @@ impl TrustEngine {
                 "manufacturer and model are required".into(),
             ));
         }
+        firmware::check_range(&req.firmware_min, &req.firmware_max)
+            .map_err(TrustDbError::InvalidRequest)?;
         let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
         let devices = self.storage.devices_with_prefix(&prefix)?;
         let who = actor(caller);

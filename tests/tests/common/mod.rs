@@ -334,3 +334,27 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
+
+/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
+pub fn interop_required() -> bool {
+    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// Whether `program args` runs; if not, fails under
+/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
+pub fn available(program: &str, args: &[&str], install: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !interop_required(),
+            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
+        );
+        eprintln!(
+            "SKIPPED: {program} is not usable ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
+        );
+    }
+    ok
+}
