@@ -672,7 +672,8 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    // Too large to be worth reading to its end: answer at once.
+    if declared.is_some_and(|n| n > (MAX_BODY_BYTES + DRAIN_BYTES) as u64) {
         return Err(EstError::TooLarge);
     }
     tokio::time::timeout(REQUEST_READ_TIMEOUT, read_limited(body))

@@ -247,7 +247,7 @@ impl PeerCheck {
                     .map(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
                     .unwrap_or(false)
             })
-            .ok_or("client certificate is not issued by the trustca root or a sector CA")?;
+            .ok_or("client certificate not trusted: it is not issued by the trustca root or a sector CA")?;
         // A client may send its leaf alone: the server holds every sector
         // CA, so the path is completed with the one that issued it (the
         // signature check below still decides).

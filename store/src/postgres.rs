@@ -1419,6 +1419,63 @@ pub mod postgres_admin {
     /// without a database name, e.g. `postgres://trustca@127.0.0.1:5432`)
     /// and returns the URL of the new database.
     pub fn create_database(server_url: &str, name: &str) -> Result<String, StoreError> {
+        check_name(name)?;
+        admin_sql(server_url, &[format!("CREATE DATABASE {name}")], name)
+    }
+
+    /// Like [`create_database`], with the database's files in a new
+    /// tablespace (also called `name`) at `location`, a directory the
+    /// PostgreSQL server's user owns: for tests that fill its file system.
+    pub fn create_database_in(
+        server_url: &str,
+        name: &str,
+        location: &std::path::Path,
+    ) -> Result<String, StoreError> {
+        check_name(name)?;
+        let location = location
+            .to_str()
+            .filter(|l| !l.contains('\''))
+            .ok_or_else(|| StoreError::Backend("tablespace location must be plain UTF-8".into()))?;
+        // One statement at a time: neither may run in a transaction block.
+        admin_sql(
+            server_url,
+            &[
+                format!("CREATE TABLESPACE {name} LOCATION '{location}'"),
+                format!("CREATE DATABASE {name} TABLESPACE {name}"),
+            ],
+            name,
+        )
+    }
+
+    /// Drops the database `name` and the tablespace of the same name that
+    /// [`create_database_in`] made, disconnecting its sessions.
+    pub fn drop_database_in(server_url: &str, name: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        admin_sql(
+            server_url,
+            &[
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("DROP TABLESPACE IF EXISTS {name}"),
+            ],
+            name,
+        )
+        .map(|_| ())
+    }
+
+    /// The PostgreSQL server's data directory (whose owner is the user
+    /// the server runs as).
+    pub fn data_directory(server_url: &str) -> Result<std::path::PathBuf, StoreError> {
+        let base = server_url.trim_end_matches('/');
+        let admin = PgStorage::bare(&format!("{base}/postgres"))?;
+        admin.run(|h| {
+            let client = admin.client(h)?;
+            h.block_on(client.query_one("SHOW data_directory", &[]))
+                .map(|row| std::path::PathBuf::from(row.get::<_, String>(0)))
+                .map_err(|e| pg_error(&admin.target, e))
+        })
+    }
+
+    fn check_name(name: &str) -> Result<(), StoreError> {
         if name.is_empty()
             || name.len() > 63
             || !name
@@ -1429,12 +1486,24 @@ pub mod postgres_admin {
                 "database name {name:?} must be 1-63 characters of a-z, 0-9 and _"
             )));
         }
+        Ok(())
+    }
+
+    /// Runs `statements` in order on the server's `postgres` database;
+    /// returns the URL of the database `name`.
+    fn admin_sql(
+        server_url: &str,
+        statements: &[String],
+        name: &str,
+    ) -> Result<String, StoreError> {
         let base = server_url.trim_end_matches('/');
         let admin = PgStorage::bare(&format!("{base}/postgres"))?;
         admin.run(|h| {
             let client = admin.client(h)?;
-            h.block_on(client.batch_execute(&format!("CREATE DATABASE {name}")))
-                .map_err(|e| pg_error(&admin.target, e))
+            statements.iter().try_for_each(|sql| {
+                h.block_on(client.batch_execute(sql))
+                    .map_err(|e| pg_error(&admin.target, e))
+            })
         })?;
         Ok(format!("{base}/{name}"))
     }
