@@ -1462,6 +1462,23 @@ pub mod postgres_admin {
         .map(|_| ())
     }
 
+    /// Lets the database `name` accept connections or not; refusing also
+    /// ends its open sessions (a database gone away, for tests).
+    pub fn allow_connections(
+        server_url: &str,
+        name: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        check_name(name)?;
+        let mut statements = vec![format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}")];
+        if !allowed {
+            statements.push(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ));
+        }
+        admin_sql(server_url, &statements, name).map(|_| ())
+    }
+
     /// The PostgreSQL server's data directory (whose owner is the user
     /// the server runs as).
     pub fn data_directory(server_url: &str) -> Result<std::path::PathBuf, StoreError> {

@@ -378,6 +378,11 @@ async fn clients_without_a_trusted_certificate_are_unauthenticated() {
                 .unwrap_err();
             assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
             assert!(err.message().contains("not trusted"), "{}", err.message());
+            assert!(
+                !err.message().contains("UnknownIssuer"),
+                "{}",
+                err.message()
+            );
         }
     }
 }

@@ -873,3 +873,125 @@ async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
     let (_, status) = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// PostgreSQL unreachable (issue 19, section 3): every write fails with
+/// `UNAVAILABLE` and one plain sentence (no pool wording, no repeated
+/// prefix), health `trustca.store.writable` is `NOT_SERVING` meanwhile and
+/// `SERVING` again once the database answers; `store check` says why it
+/// cannot open the store once, and never creates or migrates a schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
+    use trustca_store::postgres_admin;
+    let Ok(pg) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
+        assert!(
+            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
+        );
+        eprintln!("*** SKIPPED the PostgreSQL unreachable test: set TRUSTCA_TEST_POSTGRES ***");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let store_check = |url: &str| {
+        Command::new(trustca_bin())
+            .args(["store", "check", "--json", "--store", url])
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    // `store check` on a database without trustca's schema leaves it so.
+    let empty = postgres_admin::create_database(&pg, &format!("empty_{nanos}")).unwrap();
+    for _ in 0..2 {
+        let out = store_check(&empty);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("holds no trustca store"), "{err}");
+        assert!(!err.contains("migration"), "{err}");
+    }
+
+    let ca = TestCa::init();
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let name = format!("gone_{nanos}");
+    let store = postgres_admin::create_database(&pg, &name).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let log = outside.path().join("serve.log");
+    let server = serve(ca.data(), &["--store", &store], &log).expect("serve starts");
+    let channel = trustca::client::connect(&server.url(), &acme)
+        .await
+        .unwrap();
+    let mut client = pb::enrollment_client::EnrollmentClient::new(channel.clone());
+    client
+        .enroll(request("hems", "Acme", "U0", csr().1, vec![]))
+        .await
+        .unwrap();
+    // An existing store: checked without migrating it again.
+    let out = store_check(&store);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("already exists") && !err.contains("migration"),
+        "{err}"
+    );
+
+    postgres_admin::allow_connections(&pg, &name, false).unwrap();
+    let mut refused = None;
+    for i in 0..5 {
+        if let Err(status) = client
+            .enroll(request(
+                "hems",
+                "Acme",
+                &format!("U{}", i + 1),
+                csr().1,
+                vec![],
+            ))
+            .await
+        {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("enrollment fails while the database is gone");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let message = status.message();
+    assert_plain(message);
+    for wording in ["Error occurred while creating a new object", "db error"] {
+        assert!(!message.contains(wording), "{message}");
+    }
+    for said_once in ["the store is unavailable", "PostgreSQL at"] {
+        assert!(message.matches(said_once).count() <= 1, "{message}");
+    }
+    wait_for_health(
+        &channel,
+        "trustca.store.writable",
+        ServingStatus::NotServing,
+        Duration::from_secs(5),
+    )
+    .await;
+    let out = store_check(&store);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("cannot open the store").count(), 1, "{err}");
+    assert!(!err.contains("db error"), "{err}");
+
+    postgres_admin::allow_connections(&pg, &name, true).unwrap();
+    wait_for_health(
+        &channel,
+        "trustca.store.writable",
+        ServingStatus::Serving,
+        Duration::from_secs(15),
+    )
+    .await;
+    client
+        .enroll(request("hems", "Acme", "U9", csr().1, vec![]))
+        .await
+        .expect("enrollment once the database answers");
+    drop((client, channel));
+    let (_, status) = server.terminate();
+    assert!(status.success(), "{status:?}");
+}

@@ -204,6 +204,25 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         text(&o)
     );
 
+    // An unknown sector is the same mistake to GetCrl and GetSnapshot.
+    let public = trustca::client::connect_public(&ca.url(), &root)
+        .await
+        .unwrap();
+    let crl_err = RevocationClient::new(public.clone())
+        .get_crl(pb::GetCrlRequest {
+            sector: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    let snap_err = pb::trust_snapshots_client::TrustSnapshotsClient::new(public)
+        .get_snapshot(pb::GetSnapshotRequest {
+            sector: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crl_err.code(), Code::InvalidArgument, "{crl_err:?}");
+    assert_eq!(snap_err.code(), crl_err.code(), "{snap_err:?}");
+
     // `trustca crl` needs no client credential, and serves the root CRL too.
     let fetched = data.join("fetched-root.crl");
     let o = run(&[
