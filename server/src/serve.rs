@@ -510,6 +510,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
     spawn_crl_schedule(&crls, &crl_lease);
     crate::ca_revocation::spawn_watch(&hierarchy, &storage, &crls);
+    let revoked_cas = Arc::clone(hierarchy.revoked_cas());
+    trust.set_issuer_check(Box::new(move |sector| {
+        revoked_cas.revoked(sector.as_str()).map(|r| {
+            format!(
+                "its sector CA ({}) was revoked by the root on {} ({})",
+                r.name,
+                r.date(),
+                trustca_model::revocation::reason_name(r.reason)
+            )
+        })
+    }));
     let weak_crls = Arc::downgrade(&crls);
     trust.set_revocation_hook(Box::new(move |sector| {
         if let Some(crls) = weak_crls.upgrade()

@@ -134,11 +134,18 @@ fn foreign_root(chain: &[Vec<u8>], extra: &[Vec<u8>], root: &[u8]) -> Option<Str
             continue;
         };
         if c.subject().as_raw() == c.issuer().as_raw() && der.as_slice() != root {
-            return Some(format!(
-                "it ends in another root certificate ({}), not the one given ({})",
-                c.subject(),
-                anchor.subject()
-            ));
+            return Some(if c.subject().as_raw() == anchor.subject().as_raw() {
+                format!(
+                    "it ends in another root certificate, not the one given (both are named {}; another deployment's root?)",
+                    anchor.subject()
+                )
+            } else {
+                format!(
+                    "it ends in another root certificate ({}), not the one given ({})",
+                    c.subject(),
+                    anchor.subject()
+                )
+            });
         }
         names_root |= c.issuer().as_raw() == anchor.subject().as_raw();
     }
