@@ -23,7 +23,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 use trustca_model::Credential;
-use trustca_model::limits::{STALLED_READER, STREAM_IDLE};
+use trustca_model::limits::{STALLED_READER, STREAM_IDLE, TONIC_OVERSIZE_TEXT};
 use trustca_proto::v1 as pb;
 
 use crate::enroll::{EnrollmentEngine, EnrollmentRequest};
@@ -35,8 +35,6 @@ pub const MAX_BATCH_ITEMS: usize = 100_000;
 const CHUNK: usize = 256;
 /// Results queued for the client beyond what HTTP/2 flow control holds.
 pub(crate) const QUEUE: usize = CHUNK * 4;
-/// tonic's text for an item over `max_decoding_message_size`.
-const TONIC_OVERSIZE: &str = "decoded message length too large";
 
 type Sender = mpsc::Sender<Result<pb::EnrollBatchResult, Status>>;
 
@@ -185,7 +183,7 @@ async fn issue(
 
 /// The status that ends a broken request stream, in words.
 fn broken(status: &Status) -> Status {
-    if status.message().contains(TONIC_OVERSIZE) {
+    if status.message().contains(TONIC_OVERSIZE_TEXT) {
         Status::resource_exhausted(
             "an item is larger than this server accepts (64 KiB a message); every item before it was answered and the stream was ended",
         )

