@@ -1063,6 +1063,10 @@ fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
     });
 }
 
+/// Second looks the start-up check takes on a shared store (see
+/// [`startup_check`]).
+const STARTUP_CHECK_RETRIES: usize = 3;
+
 /// The start-up integrity check: the audit log is recomputed from its
 /// entries and compared with the stored frontier and the kept tree heads.
 /// A store that fails it is refused, or with `allow_damaged` served
@@ -1073,7 +1077,20 @@ fn startup_check(
     allow_damaged: bool,
 ) -> Result<bool> {
     let started = std::time::Instant::now();
-    let report = trustca_store::check_audit_log(guarded)?;
+    let mut report = trustca_store::check_audit_log(guarded)?;
+    // On a shared PostgreSQL store another replica may append between the
+    // check's read of the frontier and its read of the entries (they are
+    // not one snapshot), e.g. two replicas starting at once: a mismatch
+    // that is gone on a second look was that race; real damage stays.
+    if matches!(store, StoreConfig::Postgres(_)) {
+        for _ in 0..STARTUP_CHECK_RETRIES {
+            if report.damaged.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            report = trustca_store::check_audit_log(guarded)?;
+        }
+    }
     tracing::info!(
         entries = report.entries,
         tree_heads = report.tree_heads,

@@ -225,8 +225,10 @@ impl GuardedStorage {
     }
 
     /// Notes whether the backend answered: an unreachable one is logged
-    /// once when it goes and once when it comes back.
-    fn observe_reach<T>(&self, result: &Result<T, StoreError>) {
+    /// once when it goes and once when it comes back. Only writes and the
+    /// health probe may say it is back: a read may be answered from a
+    /// replica's cache without reaching the database.
+    fn observe_reach<T>(&self, result: &Result<T, StoreError>, reached_backend: bool) {
         let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Err(StoreError::Unavailable(why)) => {
@@ -235,7 +237,7 @@ impl GuardedStorage {
                 }
                 *unreachable = Some(why.clone());
             }
-            Ok(_) if unreachable.is_some() => {
+            Ok(_) if reached_backend && unreachable.is_some() => {
                 tracing::info!("the store answers again");
                 *unreachable = None;
             }
@@ -246,7 +248,7 @@ impl GuardedStorage {
     /// A read's outcome: a damaged record is logged the first time it is
     /// met (the caller answers DATA_LOSS for it every time).
     fn observe_read<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        self.observe_reach(&result);
+        self.observe_reach(&result, false);
         if let Err(StoreError::Corrupt { key, reason }) = &result {
             let first = self
                 .damaged
@@ -284,7 +286,7 @@ impl GuardedStorage {
     /// Looks at a write's outcome; a write the store could not make puts
     /// it in the refusing state (and reopens a backend that needs it).
     fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        self.observe_reach(&result);
+        self.observe_reach(&result, true);
         if let Err(StoreError::Full(reason)) = &result {
             self.write_failed(reason);
         }
@@ -439,8 +441,8 @@ impl Storage for GuardedStorage {
             .iter()
             .find(|r| matches!(r, Err(StoreError::Unavailable(_))))
         {
-            Some(unreachable) => self.observe_reach(unreachable),
-            None => self.observe_reach(&Ok::<(), StoreError>(())),
+            Some(unreachable) => self.observe_reach(unreachable, true),
+            None => self.observe_reach(&Ok::<(), StoreError>(()), true),
         }
         if let Some(Err(StoreError::Full(reason))) = results
             .iter()
@@ -592,9 +594,10 @@ impl Storage for GuardedStorage {
             .unwrap_or_else(|p| p.into_inner())
             .is_some();
         if was_unreachable {
-            // Nothing else may ask the store meanwhile: look once.
-            let look = || read!(self.audit_head());
-            let _ = look();
+            // Nothing else may ask the store meanwhile: look once (the
+            // audit head is never cached).
+            let looked = self.inner().and_then(|s| s.audit_head());
+            self.observe_reach(&looked, true);
         }
         let unreachable = self
             .unreachable

@@ -122,6 +122,13 @@ fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
         // Class 53: insufficient resources (53100 disk full, 53200 out of
         // memory, 53300 too many connections); retrying later may work.
+        // Class 08 (connection exception) and 57P (the server shut the
+        // session down or cannot take it now): the database is not
+        // reachable for the moment; nothing was changed.
+        let code = db.code().code();
+        if code.starts_with("08") || code.starts_with("57P") {
+            return unavailable(target, db.message());
+        }
         if db.code().code().starts_with("53") {
             return StoreError::Full(format!(
                 "PostgreSQL at {target} is out of resources ({}): {}",

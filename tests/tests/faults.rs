@@ -768,12 +768,7 @@ impl Drop for DropDatabase {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(pg) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
-        assert!(
-            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
-        );
-        eprintln!("*** SKIPPED the PostgreSQL full-disk test: set TRUSTCA_TEST_POSTGRES ***");
+    let Some(pg) = postgres_server("the PostgreSQL full-disk test") else {
         return;
     };
     let ca = TestCa::init();
@@ -792,11 +787,7 @@ async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
     let tablespace = mnt.join("pg");
     std::fs::create_dir(&tablespace).unwrap();
     std::os::unix::fs::chown(&tablespace, Some(owner.uid()), Some(owner.gid())).unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("full_{}_{nanos}", std::process::id());
+    let name = unique_database_name("full");
     let store = trustca_store::postgres_admin::create_database_in(&pg, &name, &tablespace).unwrap();
     // Dropped before the tmpfs goes (locals drop in reverse order): a
     // tablespace whose files vanish breaks the whole cluster's checkpoints.
@@ -882,18 +873,9 @@ async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
     use trustca_store::postgres_admin;
-    let Ok(pg) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
-        assert!(
-            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
-        );
-        eprintln!("*** SKIPPED the PostgreSQL unreachable test: set TRUSTCA_TEST_POSTGRES ***");
+    let Some(pg) = postgres_server("the PostgreSQL unreachable test") else {
         return;
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
     let store_check = |url: &str| {
         Command::new(trustca_bin())
             .args(["store", "check", "--json", "--store", url])
@@ -902,7 +884,7 @@ async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
             .unwrap()
     };
     // `store check` on a database without trustca's schema leaves it so.
-    let empty = postgres_admin::create_database(&pg, &format!("empty_{nanos}")).unwrap();
+    let empty = postgres_admin::create_database(&pg, &unique_database_name("empty")).unwrap();
     for _ in 0..2 {
         let out = store_check(&empty);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -913,7 +895,7 @@ async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
 
     let ca = TestCa::init();
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
-    let name = format!("gone_{nanos}");
+    let name = unique_database_name("gone");
     let store = postgres_admin::create_database(&pg, &name).unwrap();
     let outside = tempfile::tempdir().unwrap();
     let log = outside.path().join("serve.log");
@@ -966,13 +948,17 @@ async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
     for said_once in ["the store is unavailable", "PostgreSQL at"] {
         assert!(message.matches(said_once).count() <= 1, "{message}");
     }
-    wait_for_health(
-        &channel,
-        "trustca.store.writable",
-        ServingStatus::NotServing,
-        Duration::from_secs(5),
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health(channel.clone(), "trustca.store.writable").await
+        != ServingStatus::NotServing as i32
+    {
+        assert!(
+            Instant::now() < deadline,
+            "writable health stayed SERVING:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let out = store_check(&store);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

@@ -24,23 +24,9 @@ use trustca_store::Storage;
 
 /// A fresh database on the test PostgreSQL server, or `None` (skipped).
 fn postgres_database(test: &str) -> Option<String> {
-    let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
-        assert!(
-            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
-        );
-        eprintln!(
-            "*** SKIPPED {test}: set TRUSTCA_TEST_POSTGRES=postgres://USER@HOST:PORT to run it ***"
-        );
-        return None;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("e2e_{}_{nanos}_{test}", std::process::id());
+    let server = postgres_server(test)?;
     Some(
-        trustca_store::postgres_admin::create_database(&server, &name[..name.len().min(63)])
+        trustca_store::postgres_admin::create_database(&server, &unique_database_name(test))
             .unwrap(),
     )
 }

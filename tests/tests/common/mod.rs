@@ -358,3 +358,31 @@ pub fn available(program: &str, args: &[&str], install: &str) -> bool {
     }
     ok
 }
+
+/// The test PostgreSQL server (`TRUSTCA_TEST_POSTGRES`, a URL without a
+/// database), or `None` after saying loudly that `test` is skipped; a
+/// failure instead under `TRUSTCA_REQUIRE_POSTGRES=1` (CI).
+pub fn postgres_server(test: &str) -> Option<String> {
+    let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
+        assert!(
+            std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "TRUSTCA_TEST_POSTGRES is not set but TRUSTCA_REQUIRE_POSTGRES=1"
+        );
+        eprintln!(
+            "*** SKIPPED {test}: set TRUSTCA_TEST_POSTGRES=postgres://USER@HOST:PORT to run it ***"
+        );
+        return None;
+    };
+    Some(server)
+}
+
+/// A database name no other test run uses: `prefix`, the process and the
+/// clock, at most 63 characters.
+pub fn unique_database_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("e2e_{}_{nanos}_{prefix}", std::process::id());
+    name[..name.len().min(63)].to_owned()
+}
