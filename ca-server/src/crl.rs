@@ -28,29 +28,42 @@ pub use trustca_model::revocation::REASONS;
 
 /// Whether `name` spells the reason `kebab` (trustca's spelling, e.g.
 /// `key-compromise`) either that way or as RFC 5280 / openssl write it
-/// (`keyCompromise`, `cACompromise`, `removeFromCRL`), in any case.
+/// (`keyCompromise`, `cACompromise`), in any case.
 fn spells(name: &str, kebab: &str) -> bool {
     let name = name.to_ascii_lowercase();
     name == kebab || name == kebab.replace('-', "")
 }
 
-/// The reason code of a name, or an error listing the names. Accepts
-/// trustca's spellings and the RFC 5280 / openssl ones, in any case.
-pub fn reason_code(name: &str) -> Result<u8, CaError> {
+/// CRLReason removeFromCRL: RFC 5280 §5.3.1 reserves it for delta CRLs.
+const REMOVE_FROM_CRL: u8 = 8;
+
+/// The reasons a certificate may be revoked for, as a list for messages.
+fn allowed_reasons() -> String {
     REASONS
         .iter()
-        .find(|(n, _)| spells(name, n))
-        .map(|(_, c)| *c)
-        .ok_or_else(|| {
-            CaError::InvalidRequest(format!(
-                "unknown revocation reason {name:?}; use one of {}",
-                REASONS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+        .filter(|(_, c)| *c != REMOVE_FROM_CRL)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The reason code to revoke for, by name, or an error listing the names.
+/// Accepts trustca's spellings and the RFC 5280 / openssl ones, in any
+/// case. `removeFromCRL` is refused: in a full CRL it tells verifiers the
+/// certificate is *not* revoked (openssl then accepts it), and trustca
+/// builds no delta CRLs where it would mean something.
+pub fn reason_code(name: &str) -> Result<u8, CaError> {
+    match REASONS.iter().find(|(n, _)| spells(name, n)) {
+        Some((_, REMOVE_FROM_CRL)) => Err(CaError::InvalidRequest(format!(
+            "{name:?} is not a revocation reason: RFC 5280 reserves it for delta CRLs, which trustca does not publish; use one of {}",
+            allowed_reasons()
+        ))),
+        Some((_, c)) => Ok(*c),
+        None => Err(CaError::InvalidRequest(format!(
+            "unknown revocation reason {name:?}; use one of {}",
+            allowed_reasons()
+        ))),
+    }
 }
 
 fn push_len(out: &mut Vec<u8>, len: usize) {
@@ -294,7 +307,6 @@ mod tests {
             ("superseded", 4),
             ("cessationOfOperation", 5),
             ("certificateHold", 6),
-            ("removeFromCRL", 8),
             ("privilegeWithdrawn", 9),
             ("aACompromise", 10),
             ("KEYCOMPROMISE", 1),
@@ -306,5 +318,21 @@ mod tests {
         for bad in ["key_compromise", "keycompromised", "key compromise", ""] {
             assert!(reason_code(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn remove_from_crl_is_refused_and_the_allowed_reasons_are_named() {
+        for name in ["removeFromCRL", "remove-from-crl", "REMOVEFROMCRL"] {
+            let e = reason_code(name).unwrap_err().to_string();
+            assert!(e.contains("delta CRLs"), "{e}");
+            assert!(
+                e.contains("key-compromise") && e.contains("cessation-of-operation"),
+                "{e}"
+            );
+            let allowed = e.split("use one of").nth(1).unwrap_or_default();
+            assert!(!allowed.contains("remove"), "{e}");
+        }
+        let unknown = reason_code("bored").unwrap_err().to_string();
+        assert!(!unknown.contains("remove-from-crl"), "{unknown}");
     }
 }

@@ -223,13 +223,27 @@ impl EnrollmentEngine {
                 audit_detail: detail,
             });
         }
-        let n = batch.len();
-        if n > 0 {
-            for r in self.commit(batch).await? {
-                r?;
+        let ders: Vec<(Vec<u8>, Vec<u8>)> = batch
+            .iter()
+            .map(|i| (i.certificate.serial.clone(), i.certificate.der.clone()))
+            .collect();
+        let mut recorded = 0;
+        if !batch.is_empty() {
+            for (r, (serial, der)) in self.commit(batch).await?.into_iter().zip(ders) {
+                match r {
+                    Ok(()) => recorded += 1,
+                    // Another replica starting at the same moment recorded
+                    // this very certificate first: nothing left to do.
+                    Err(StoreError::SerialReused(_))
+                        if self
+                            .storage
+                            .certificate(&serial)?
+                            .is_some_and(|c| c.der == der) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
-        Ok(n)
+        Ok(recorded)
     }
 
     /// The level a device earns: from the model registry when its model
@@ -373,9 +387,11 @@ impl EnrollmentEngine {
         let identity = DeviceIdentity::new(sector.clone(), &d.manufacturer, &d.model, &d.serial)?;
         if device_renewal {
             self.check_device_renews_itself(caller, &identity)?;
-        } else if !identity.manufacturer.eq_ignore_ascii_case(&caller.name) {
+        } else if identity.manufacturer != caller.name {
+            // Exact: the name enrolled is the one the device's certificate
+            // and URN carry, so `acme` must not pass for `Acme`.
             return Err(CaError::PermissionDenied(format!(
-                "manufacturer {} may only enroll its own devices, not devices of {}",
+                "manufacturer {} may only enroll its own devices, not devices of {} (names are case-sensitive)",
                 caller.name, identity.manufacturer
             )));
         }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod authority_tls;
+mod batch;
 mod ca_keys;
 mod crl;
 mod csr;

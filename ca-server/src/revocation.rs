@@ -379,6 +379,8 @@ impl RevocationService {
         } else {
             reason_code(&req.reason)?
         };
+        trustca_model::firmware::check_range(&req.firmware_min, &req.firmware_max)
+            .map_err(CaError::InvalidRequest)?;
         let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
         let devices: Vec<_> = self
             .storage

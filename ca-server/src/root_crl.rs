@@ -296,6 +296,15 @@ impl RevokedCas {
             .collect()
     }
 
+    /// The root's revocation of the CA named `name`, if it revoked it.
+    pub fn revoked(&self, name: &str) -> Option<RevokedCa> {
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
     /// Refuses issuance by the CA named `name` when the root revoked it.
     pub fn check_issuing(&self, name: &str) -> Result<(), CaError> {
         match self

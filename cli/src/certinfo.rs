@@ -10,6 +10,18 @@ use trustca_model::{TrustLevelExtension, trust_extension};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+/// A PEM parse failure as words: the `pem` crate's `Display` of a
+/// framing error is the bare `malformedframing`.
+pub fn pem_error_words(e: &pem::PemError) -> String {
+    match e {
+        pem::PemError::MalformedFraming => {
+            "not valid PEM (the -----BEGIN/-----END lines are malformed)".into()
+        }
+        pem::PemError::InvalidData(_) => "not valid PEM (the base64 body does not decode)".into(),
+        other => format!("not valid PEM ({other})"),
+    }
+}
+
 /// DER certificates in a PEM file (or one DER certificate).
 pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -19,7 +31,7 @@ pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow!("{} is neither PEM nor DER", path.display()))?;
     let certs: Vec<Vec<u8>> = pem::parse_many(&text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        .map_err(|e| anyhow!("{}: {}", path.display(), pem_error_words(&e)))?
         .into_iter()
         .filter(|p| p.tag() == "CERTIFICATE")
         .map(|p| p.into_contents())

@@ -12,7 +12,6 @@ use serde_json::json;
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::extension::ExtensionOid;
 use trustca_model::{CertificateKind, EvidenceItem, SectorName};
-use trustca_proto::v1 as pb;
 
 use crate::certinfo;
 use crate::client::{ClientCredentials, connect};
@@ -331,7 +330,7 @@ pub enum Command {
         action: CredentialAction,
     },
     /// Enroll one device: send its CSR and attributes, receive its certificate chain.
-    Enroll(Box<EnrollArgs>),
+    Enroll(Box<crate::enroll_cmd::EnrollArgs>),
     /// Show a certificate's fields and its decoded trust-level extension.
     Inspect {
         /// Certificate file (PEM or DER X.509, the first certificate is
@@ -409,52 +408,6 @@ pub enum CredentialAction {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct EnrollArgs {
-    #[command(flatten)]
-    client: ClientArgs,
-    /// Device sector.
-    #[arg(long)]
-    sector: String,
-    /// Manufacturer (must match your credential).
-    #[arg(long)]
-    manufacturer: String,
-    /// Model.
-    #[arg(long)]
-    model: String,
-    /// Serial number.
-    #[arg(long)]
-    serial: String,
-    /// Firmware version.
-    #[arg(long)]
-    firmware: String,
-    /// Evidence file (TOML or JSON list of {type, scheme, value, evaluated_at}).
-    #[arg(long)]
-    evidence: Option<PathBuf>,
-    /// Use this CSR (PEM or DER); the key stays where it is.
-    #[arg(
-        long,
-        conflicts_with = "generate_key",
-        required_unless_present = "generate_key"
-    )]
-    csr: Option<PathBuf>,
-    /// Generate the device key here (PEM, mode 0600) and a CSR for it.
-    #[arg(long, value_name = "KEYOUT")]
-    generate_key: Option<PathBuf>,
-    /// Key algorithm for --generate-key.
-    #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "ecdsa-p384", "ed25519"])]
-    key_algorithm: String,
-    /// Renew an already enrolled identity (e.g. after a firmware update).
-    #[arg(long)]
-    renew: bool,
-    /// Where to write the certificate chain (PEM, leaf first).
-    #[arg(long)]
-    out: PathBuf,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// `--store`: a postgres:// URL or a sled directory.
@@ -654,7 +607,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::CertificationBody { action } => {
             credential(CertificateKind::CertificationBody, action)
         }
-        Command::Enroll(args) => enroll(*args).await,
+        Command::Enroll(args) => crate::enroll_cmd::run(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Store { action } => crate::store_cmd::run(action),
@@ -855,7 +808,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("cannot create {} (exists?)", path.display()))?;
+    // On disk before anything depends on it (enroll sends the CSR next).
     f.write_all(bytes)
+        .and_then(|()| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
@@ -889,24 +844,6 @@ pub fn read_evidence(path: &Path) -> Result<Vec<EvidenceItem>> {
     }
 }
 
-fn read_csr(path: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.first() == Some(&0x30) {
-        return Ok(bytes);
-    }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{}: neither PEM nor DER", path.display()))?;
-    let p = pem::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if p.tag() != "CERTIFICATE REQUEST" && p.tag() != "NEW CERTIFICATE REQUEST" {
-        bail!(
-            "{}: expected a CERTIFICATE REQUEST, found {}",
-            path.display(),
-            p.tag()
-        );
-    }
-    Ok(p.into_contents())
-}
-
 /// Generates a device key and a CSR for it (the CSR carries nothing the CA
 /// uses but the key and its proof of possession).
 pub fn generate_key_and_csr(algorithm: &str, common_name: &str) -> Result<(String, Vec<u8>)> {
@@ -923,80 +860,6 @@ pub fn generate_key_and_csr(algorithm: &str, common_name: &str) -> Result<(Strin
         .push(rcgen::DnType::CommonName, common_name);
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.der().to_vec()))
-}
-
-async fn enroll(a: EnrollArgs) -> Result<ExitCode> {
-    let creds = ClientCredentials::load(&a.client.identity, &a.client.key, &a.client.ca)?;
-    let evidence = match &a.evidence {
-        Some(p) => read_evidence(p)?,
-        None => vec![],
-    };
-    if a.out.exists() {
-        bail!("{} exists; refusing to overwrite it", a.out.display());
-    }
-    let (csr_der, new_key) = match (&a.csr, &a.generate_key) {
-        (Some(p), _) => (read_csr(p)?, None),
-        (None, Some(keyout)) => {
-            if keyout.exists() {
-                bail!("{} exists; refusing to overwrite a key", keyout.display());
-            }
-            let (key_pem, csr) = generate_key_and_csr(&a.key_algorithm, &a.serial)?;
-            (csr, Some((keyout.clone(), key_pem)))
-        }
-        (None, None) => bail!("give --csr FILE or --generate-key KEYOUT"),
-    };
-    let channel = connect(&a.client.server, &creds).await?;
-    let mut client = pb::enrollment_client::EnrollmentClient::new(channel);
-    let request = pb::EnrollRequest {
-        csr_der,
-        device: Some(pb::DeviceAttributes {
-            sector: a.sector.clone(),
-            manufacturer: a.manufacturer.clone(),
-            model: a.model.clone(),
-            serial: a.serial.clone(),
-            firmware_version: a.firmware.clone(),
-        }),
-        evidence: evidence
-            .into_iter()
-            .map(|e| pb::EvidenceItem {
-                r#type: e.kind,
-                scheme: e.scheme,
-                value: e.value,
-                evaluated_at: e.evaluated_at,
-            })
-            .collect(),
-        renewal: a.renew,
-    };
-    let resp = client
-        .enroll(request)
-        .await
-        .map_err(|s| crate::client::refused("enrollment refused", &s))?
-        .into_inner();
-    if let Some((path, key_pem)) = new_key {
-        write_private(&path, key_pem.as_bytes())?;
-    }
-    let chain: Vec<&[u8]> = resp.chain_der.iter().map(|d| d.as_slice()).collect();
-    std::fs::write(&a.out, trustca_ca::certs_to_pem(&chain))
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
-    if a.json {
-        print_json(&json!({
-            "identity": resp.identity,
-            "serial": resp.serial,
-            "level": resp.level,
-            "not_after": resp.not_after,
-            "policy_version": resp.policy_version,
-            "certificate": a.out,
-        }));
-    } else {
-        println!(
-            "enrolled {} at Lv.{} (policy {})",
-            resp.identity, resp.level, resp.policy_version
-        );
-        println!("  serial    {}", resp.serial);
-        println!("  valid to  {}", resp.not_after);
-        println!("  chain     {}", a.out.display());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `serve` options of the separated V2X authorities (issue 8).

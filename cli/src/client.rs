@@ -59,8 +59,47 @@ pub fn server_url(server: &str) -> Result<(String, String)> {
     Ok((url, host))
 }
 
+/// Checks the credential before TLS sees it: PEM that parses, a
+/// certificate, a private key, and the key belonging to the certificate.
+/// rustls and the PEM reader would otherwise report these by their enum
+/// names (`KeyMismatch`, `malformedframing`).
+fn check_identity(creds: &ClientCredentials) -> Result<()> {
+    use rustls_pki_types::PrivateKeyDer;
+    let bad = |what: &str, e: &pem::PemError| {
+        anyhow::anyhow!("the {what} is {}", crate::certinfo::pem_error_words(e))
+    };
+    let certs = pem::parse_many(&creds.cert_pem).map_err(|e| bad("identity certificate", &e))?;
+    let leaf = certs
+        .iter()
+        .find(|p| p.tag() == "CERTIFICATE")
+        .context("the identity certificate file holds no CERTIFICATE")?;
+    let keys = pem::parse_many(&creds.key_pem).map_err(|e| bad("identity key", &e))?;
+    let key = keys
+        .into_iter()
+        .find_map(|p| match p.tag() {
+            "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(p.into_contents().into())),
+            "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(p.into_contents().into())),
+            "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(p.into_contents().into())),
+            _ => None,
+        })
+        .context("the identity key file holds no PRIVATE KEY")?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|_| anyhow::anyhow!("the identity key is not a supported private key"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.contents())
+        .map_err(|_| anyhow::anyhow!("the identity certificate does not parse"))?;
+    if let Some(spki) = signing.public_key()
+        && spki.as_ref() != cert.public_key().raw
+    {
+        bail!(
+            "the identity key does not belong to the identity certificate (--key and --identity do not match)"
+        );
+    }
+    Ok(())
+}
+
 /// Connects with mutual TLS, failing within `connect_timeout`.
 pub async fn connect(server: &str, creds: &ClientCredentials) -> Result<Channel> {
+    check_identity(creds)?;
     let (url, host) = server_url(server)?;
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&creds.root_pem))

@@ -10,6 +10,7 @@ pub mod ca_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;
+pub mod enroll_cmd;
 pub mod model_cmd;
 pub mod pkcs11;
 pub mod pseudonym_cmd;

@@ -137,9 +137,8 @@ fn copy(from: &StoreConfig, to: &StoreConfig, chunk: usize, json: bool) -> Resul
 }
 
 fn info(store: &StoreConfig, json: bool) -> Result<ExitCode> {
-    let s = store
-        .open()
-        .with_context(|| format!("cannot open the store {}", store.describe()))?;
+    // Reading changes nothing: no migration. The error names the store.
+    let s = store.open_existing()?;
     let (certificates, devices) = s.counts()?;
     let (size, root) = s.audit_head()?;
     let bytes = s.size_on_disk()?;
@@ -163,9 +162,8 @@ fn info(store: &StoreConfig, json: bool) -> Result<ExitCode> {
 }
 
 fn check(store: &StoreConfig, json: bool) -> Result<ExitCode> {
-    let s = store
-        .open()
-        .with_context(|| format!("cannot open the store {}", store.describe()))?;
+    // Reading changes nothing: no migration. The error names the store.
+    let s = store.open_existing()?;
     let bar = if json {
         indicatif::ProgressBar::hidden()
     } else {

@@ -415,6 +415,21 @@ fn time_text(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// `ALLOW op (depth D, needs R)`; the depths only when a rule was
+/// reached (a peer that is not known has none, and `(depth none, needs )`
+/// says nothing).
+fn headline(d: &pb::Decision, operation: &str) -> String {
+    let verdict = if d.allow { "ALLOW" } else { "DENY" };
+    if d.required_depth.is_empty() {
+        format!("{verdict} {operation}")
+    } else {
+        format!(
+            "{verdict} {operation} (depth {}, needs {})",
+            d.depth, d.required_depth
+        )
+    }
+}
+
 /// Runs `trustca query`.
 pub async fn query(a: QueryArgs) -> Result<ExitCode> {
     let chain = read_certs(&a.peer)?;
@@ -449,17 +464,15 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
             "policy_version": d.policy_version,
         }));
     } else {
-        println!(
-            "{} {} (depth {}, needs {})",
-            if d.allow { "ALLOW" } else { "DENY" },
-            a.operation,
-            d.depth,
-            d.required_depth
-        );
-        println!(
-            "  peer      {} ({}) Lv.{}",
-            d.peer_identity, d.peer_sector, d.peer_level
-        );
+        println!("{}", headline(&d, &a.operation));
+        if d.peer_identity.is_empty() {
+            println!("  peer      not known to the trust database");
+        } else {
+            println!(
+                "  peer      {} ({}) Lv.{}",
+                d.peer_identity, d.peer_sector, d.peer_level
+            );
+        }
         println!("  you       Lv.{}", d.caller_level);
         if !d.rule.is_empty() {
             println!("  rule      {}", d.rule);
@@ -641,7 +654,13 @@ pub async fn trust(action: TrustAction) -> Result<ExitCode> {
 pub fn verify_answer(file: &Path, root: &Path, json: bool) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let p = pem::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let p = pem::parse(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}",
+            file.display(),
+            crate::certinfo::pem_error_words(&e)
+        )
+    })?;
     if p.tag() != trustca_model::assertion::PEM_LABEL {
         bail!(
             "{}: expected a {} PEM block, found {}",
@@ -686,5 +705,30 @@ pub fn verify_answer(file: &Path, root: &Path, json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_peer_gets_no_empty_depths() {
+        let unknown = pb::Decision {
+            allow: false,
+            depth: "none".into(),
+            ..Default::default()
+        };
+        assert_eq!(headline(&unknown, "read"), "DENY read");
+        let known = pb::Decision {
+            allow: true,
+            depth: "full".into(),
+            required_depth: "read".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            headline(&known, "read"),
+            "ALLOW read (depth full, needs read)"
+        );
     }
 }

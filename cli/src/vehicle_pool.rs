@@ -934,12 +934,14 @@ impl Pool {
     }
 
     /// When a top-up is due: when fewer than the margin's periods
-    /// (counting the current one) remain covered.
+    /// (counting the current one) remain covered. Tickets requested and
+    /// not yet downloaded count as covering their periods: right after a
+    /// request, the next top-up is not due.
     pub fn next_topup(&self, now: i64) -> i64 {
         let Some(profile) = &self.state.profile else {
             return now;
         };
-        let Some(through) = self.state.entries.iter().map(|e| e.period).max() else {
+        let Some(through) = self.covered_through() else {
             return now;
         };
         let margin = self.state.settings.topup_margin_periods.max(1) as u64;
@@ -1042,6 +1044,26 @@ mod tests {
         let reopened = Pool::open(&dir.path().join("p"), &secret()).unwrap();
         assert_eq!(reopened.state.format, PoolFormat::Ieee1609);
         assert_eq!(reopened.status(0)["format"], "ieee1609");
+    }
+
+    #[test]
+    fn a_pending_request_moves_the_next_top_up_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pool = Pool::create(&dir.path().join("p"), &secret()).unwrap();
+        pool.set_profile(profile(), b"pca", b"root").unwrap();
+        let now = 10 * 3600 + 60;
+        assert!(pool.next_topup(now) <= now, "an empty pool needs tickets");
+        pool.add_ticket_request(TicketRequestRecord {
+            first_period: 10,
+            periods: 3,
+            per_period: 2,
+            caterpillar: String::new(),
+            issuer: String::new(),
+            sent: now,
+        });
+        let next = pool.next_topup(now);
+        assert!(next > now, "due at {next}, before now {now}");
+        assert_eq!(pool.status(now)["topup_due"], false);
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn read_crl(path: &PathBuf) -> Result<Vec<u8>> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow!("{} is neither a PEM nor a DER CRL", path.display()))?;
     pem::parse_many(&text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        .map_err(|e| anyhow!("{}: {}", path.display(), certinfo::pem_error_words(&e)))?
         .into_iter()
         .find(|p| p.tag() == "X509 CRL")
         .map(|p| p.into_contents())
@@ -196,7 +196,10 @@ async fn check_revocation(
                         link.crl_name
                     );
                 }
-                skipped.push(format!("{}: no CRL of its issuer given", link.what));
+                skipped.push(format!(
+                    "{}: no CRL of its issuer given (add --crl DIR/crl/{}.crl)",
+                    link.what, link.crl_name
+                ));
                 continue;
             };
             let serial = serial_of(&link.der)?;
@@ -279,6 +282,18 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
             .map(|(w, c)| (*w, c.clone())),
         Revocation::NotChecked(_) => None,
     };
+    // A link whose CRL was not at hand (the root's, for the issuing CA)
+    // is not a pass: a revoked sector CA would go unnoticed.
+    let unchecked = match &revocation {
+        Revocation::Checked { skipped, .. } if revoked.is_none() && !skipped.is_empty() => {
+            Some(format!("could not check the {}", skipped.join("; the ")))
+        }
+        _ => None,
+    };
+    let failure = revoked
+        .as_ref()
+        .map(|(w, c)| revoked_text(w, c))
+        .or(unchecked);
     let what = verified
         .extension
         .as_ref()
@@ -307,11 +322,11 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
             }),
         };
         print_json(&json!({
-            "valid": revoked.is_none(),
+            "valid": failure.is_none(),
             "subject": verified.subject,
             "trust_level": verified.extension.as_ref().map(certinfo::extension_json),
             "not_after": rfc3339(verified.not_after),
-            "reason": revoked.as_ref().map(|(w, c)| revoked_text(w, c)),
+            "reason": failure,
             "revocation": rev,
         }));
     } else {
@@ -325,8 +340,8 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
                 results,
                 skipped,
             } => {
-                if let Some((w, c)) = &revoked {
-                    eprintln!("invalid: {}", revoked_text(w, c));
+                if let Some(why) = &failure {
+                    eprintln!("invalid: {why}");
                 } else {
                     println!("OK: {} ({what})", verified.subject);
                 }
@@ -351,7 +366,7 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if revoked.is_some() {
+    Ok(if failure.is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -290,12 +290,10 @@ fn verify_rejects_a_certificate_of_another_root_with_a_reason() {
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
-    // Both roots share a name, so the path is found and its signature fails.
+    // Both roots share a name: the root is blamed, not a signature or
+    // key usage further down.
     let reason = v["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("unknown issuer") || reason.contains("signature"),
-        "{v}"
-    );
+    assert!(reason.contains("another root certificate"), "{v}");
     let missing = trustca(&[
         "verify",
         "/nonexistent.pem",
@@ -844,4 +842,136 @@ fn model_registry_commands_run_from_the_shell() {
     );
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// `trustca enroll` checks where it will write before it asks the server:
+/// a bad `--generate-key` or `--out` path enrolls nothing (a retry with
+/// good paths then succeeds instead of being refused as a duplicate), and
+/// credential files are checked with plain words, never `KeyMismatch` or
+/// `malformedframing`.
+#[test]
+fn enroll_checks_its_files_before_it_enrolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    assert!(
+        trustca(&["init", "--data", d.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let m = dir.path().join("m");
+    assert!(
+        trustca(&[
+            "manufacturer",
+            "add",
+            "--data",
+            d.to_str().unwrap(),
+            "--name",
+            "Acme",
+            "--sector",
+            "hems",
+            "--out",
+            m.to_str().unwrap(),
+        ])
+        .status
+        .success()
+    );
+    let (mut server, addr) = spawn_serve(&d);
+    let url = format!("https://{addr}");
+    let root = d.join("ca/root.pem");
+    let enroll = |identity: &Path, key: &Path, keyout: &Path, out: &Path| {
+        trustca(&[
+            "enroll",
+            "--server",
+            &url,
+            "--identity",
+            identity.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--ca",
+            root.to_str().unwrap(),
+            "--sector",
+            "hems",
+            "--manufacturer",
+            "Acme",
+            "--model",
+            "HB-1",
+            "--serial",
+            "S1",
+            "--firmware",
+            "1.0.0",
+            "--generate-key",
+            keyout.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (cert, key) = (m.join("cert.pem"), m.join("key.pem"));
+    let (keyout, out) = (dir.path().join("dev.key"), dir.path().join("dev.pem"));
+    let missing = dir.path().join("no-such-dir");
+
+    let o = enroll(&cert, &key, &missing.join("dev.key"), &out);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("nothing was enrolled"),
+        "{}",
+        stderr(&o)
+    );
+    let o = enroll(&cert, &key, &keyout, &missing.join("dev.pem"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("nothing was enrolled"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!keyout.exists(), "no key is written for a refused --out");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Credential files that do not fit together, or are not PEM.
+    let o = enroll(&cert, &d.join("ca/root.pem"), &keyout, &out);
+    assert!(!o.status.success());
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
+    let o2 = enroll(&broken, &key, &keyout, &out);
+    assert!(!o2.status.success());
+    let other_key = dir.path().join("other.key");
+    std::fs::write(
+        &other_key,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    let o3 = enroll(&cert, &other_key, &keyout, &out);
+    assert!(!o3.status.success());
+    assert!(
+        stderr(&o3).contains("does not belong to the identity certificate"),
+        "{}",
+        stderr(&o3)
+    );
+    for o in [&o, &o2, &o3] {
+        let err = stderr(o);
+        for name in ["KeyMismatch", "malformedframing", "InconsistentKeys"] {
+            assert!(!err.contains(name), "{name} in {err}");
+        }
+    }
+    assert!(!keyout.exists() && !out.exists());
+
+    // Good paths: enrolled (it was not before), key and certificate written.
+    let o = enroll(&cert, &key, &keyout, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert!(
+        std::fs::read_to_string(&keyout)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
 }

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::codegen::Service;
 use tonic::codegen::http;
+use trustca_ca::root_crl::RevokedCas;
 use trustca_model::observe::Observer;
 use trustca_model::{AuthenticatedCaller, AuthenticatedPeer, CertificateKind, Credential};
 use trustca_store::{CertificateStatus, Storage};
@@ -191,6 +192,7 @@ pub(crate) fn check(
     access: Access,
     peer: Option<&AuthenticatedPeer>,
     storage: &dyn Storage,
+    revoked_cas: Option<&RevokedCas>,
 ) -> Result<Option<Arc<Credential>>, Status> {
     let Access::Caller { roles, revoked } = access else {
         return Ok(None);
@@ -207,6 +209,19 @@ pub(crate) fn check(
         )));
     }
     if revoked == Revoked::Refuse {
+        // A sector CA the root revoked takes every certificate under it
+        // along, including credentials issued offline that the store has
+        // not recorded yet; service certificates are the root's own.
+        if cred.kind != CertificateKind::Service
+            && let Some(ca) = revoked_cas.and_then(|c| c.revoked(cred.sector.as_str()))
+        {
+            return Err(Status::unauthenticated(format!(
+                "client certificate's issuing CA ({}) was revoked by the root on {} ({})",
+                ca.name,
+                ca.date(),
+                trustca_model::revocation::reason_name(ca.reason)
+            )));
+        }
         let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
         match storage.certificate(&serial) {
             Ok(Some(rec)) if matches!(rec.status, CertificateStatus::Revoked { .. }) => {
@@ -237,6 +252,7 @@ pub(crate) struct AuthLayer {
     storage: Arc<dyn Storage>,
     observer: Arc<dyn Observer>,
     crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
+    revoked_cas: Option<Arc<RevokedCas>>,
 }
 
 impl AuthLayer {
@@ -246,7 +262,14 @@ impl AuthLayer {
             storage,
             observer,
             crls: None,
+            revoked_cas: None,
         }
+    }
+
+    /// Also refuses callers whose sector CA the root revoked.
+    pub(crate) fn with_revoked_cas(mut self, cas: Arc<RevokedCas>) -> Self {
+        self.revoked_cas = Some(cas);
+        self
     }
 
     /// Also refuses callers whose certificate is on one of these CRLs (for
@@ -266,6 +289,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             storage: Arc::clone(&self.storage),
             observer: Arc::clone(&self.observer),
             crls: self.crls.clone(),
+            revoked_cas: self.revoked_cas.clone(),
         }
     }
 }
@@ -277,6 +301,7 @@ pub(crate) struct Authenticate<S> {
     storage: Arc<dyn Storage>,
     observer: Arc<dyn Observer>,
     crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
+    revoked_cas: Option<Arc<RevokedCas>>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for Authenticate<S>
@@ -305,7 +330,13 @@ where
                 c.is_revoked(&trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default())
             })
         };
-        let checked = match check(path, access, peer, self.storage.as_ref()) {
+        let checked = match check(
+            path,
+            access,
+            peer,
+            self.storage.as_ref(),
+            self.revoked_cas.as_deref(),
+        ) {
             Ok(Some(cred)) if on_crl(&cred) => Err(Status::unauthenticated(
                 "client certificate is revoked (on a CRL)",
             )),
@@ -410,17 +441,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::StoreConfig::in_data_dir(dir.path()).open().unwrap();
         let path = "/trustca.v1.Enrollment/Enroll";
-        let err = check(path, rule(path), None, store.as_ref()).unwrap_err();
+        let err = check(path, rule(path), None, store.as_ref(), None).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         let peer = AuthenticatedPeer {
             credential: Err("client certificate not trusted".into()),
             remote: None,
         };
-        let err = check(path, rule(path), Some(&peer), store.as_ref()).unwrap_err();
+        let err = check(path, rule(path), Some(&peer), store.as_ref(), None).unwrap_err();
         assert_eq!(err.message(), "client certificate not trusted");
         let public = "/trustca.v1.Revocation/GetCrl";
         assert!(
-            check(public, rule(public), None, store.as_ref())
+            check(public, rule(public), None, store.as_ref(), None)
                 .unwrap()
                 .is_none()
         );

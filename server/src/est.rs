@@ -39,7 +39,7 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use der::asn1::{ObjectIdentifier, SetOfVec};
 use der::{Any, Decode, Encode, Tagged};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
@@ -469,6 +469,7 @@ impl Est {
             auth::caller(roles),
             Some(peer),
             self.storage.as_ref(),
+            Some(self.engine.hierarchy().revoked_cas()),
         ) {
             Ok(Some(credential)) => Ok(credential),
             Ok(None) => Err(EstError::Caller {
@@ -621,7 +622,7 @@ impl Est {
             (&subject.serial_number, &identity.serial, "serialNumber"),
         ] {
             if let Some(given) = given
-                && !given.eq_ignore_ascii_case(expected)
+                && given != expected
             {
                 return Err(EstError::BadRequest(format!(
                     "the CSR subject's {what} differs from the certificate being renewed ({expected})"
@@ -731,23 +732,42 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    // Too large to be worth reading to its end: answer at once.
+    if declared.is_some_and(|n| n > (MAX_BODY_BYTES + DRAIN_BYTES) as u64) {
         return Err(EstError::TooLarge);
     }
-    let body = Limited::new(body, MAX_BODY_BYTES);
-    Ok(tokio::time::timeout(REQUEST_READ_TIMEOUT, body.collect())
+    tokio::time::timeout(REQUEST_READ_TIMEOUT, read_limited(body))
         .await
         .map_err(|_| EstError::Timeout)?
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                EstError::TooLarge
-            } else {
-                EstError::BadRequest("the request body could not be read".into())
-            }
-        })?
-        .to_bytes())
+}
+
+/// Bytes past [`MAX_BODY_BYTES`] that are still read (and dropped) before
+/// answering 413. Over HTTP/2, answering while the client still sends
+/// makes the server reset the stream, and some clients then report a
+/// stream error instead of the 413; a body this small is read to its end.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+async fn read_limited(mut body: Incoming) -> Result<Bytes, EstError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| EstError::BadRequest("the request body could not be read".into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > MAX_BODY_BYTES + DRAIN_BYTES {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(EstError::TooLarge);
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
@@ -899,7 +919,42 @@ pub fn certs_only(certs: &[Vec<u8>]) -> Result<Vec<u8>, der::Error> {
         .iter()
         .map(|d| x509_cert::Certificate::from_der(d))
         .collect::<Result<Vec<_>, _>>()?;
-    cms::content_info::ContentInfo::try_from(path)?.to_der()
+    let mut der = cms::content_info::ContentInfo::try_from(path)?.to_der()?;
+    // DER orders a SET OF by its elements' encodings (X.690 11.6); the
+    // CMS builder orders the certificates by their decoded fields instead.
+    // They lie back to back in the encoding: put them in DER order there.
+    let total: usize = certs.iter().map(Vec::len).sum();
+    let start = certs
+        .iter()
+        .filter_map(|c| der.windows(c.len()).position(|w| w == c.as_slice()))
+        .min();
+    if let Some(start) = start.filter(|s| s + total <= der.len()) {
+        let mut sorted: Vec<&Vec<u8>> = certs.iter().collect();
+        sorted.sort_by(|a, b| der_set_order(a, b));
+        let block = &mut der[start..start + total];
+        let mut at = 0;
+        let holds_all = certs
+            .iter()
+            .all(|c| block.windows(c.len()).any(|w| w == c.as_slice()));
+        if holds_all {
+            for c in sorted {
+                block[at..at + c.len()].copy_from_slice(c);
+                at += c.len();
+            }
+        }
+    }
+    Ok(der)
+}
+
+/// X.690 11.6: encodings compared as octet strings, the shorter padded
+/// at its end with zero octets.
+fn der_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    let byte = |v: &[u8], i: usize| v.get(i).copied().unwrap_or(0);
+    (0..n)
+        .map(|i| byte(a, i).cmp(&byte(b, i)))
+        .find(|o| o.is_ne())
+        .unwrap_or(std::cmp::Ordering::Equal)
 }
 
 /// CsrAttrs (RFC 7030 4.5.2) for a profile accepting `algorithms`: the key
@@ -1002,7 +1057,9 @@ pub(crate) fn spawn(
     est: Arc<dyn HttpsService>,
     stop: CancellationToken,
 ) -> Result<(), ServerError> {
-    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.0 too: `curl --http1.0` offers only `http/1.0`, and rustls
+    // ends a handshake whose offer has nothing in common with ours.
+    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     let mut incoming = transport::incoming_offering(listener, identity, table, Some(alpn))?;
     tokio::spawn(async move {
         loop {
@@ -1106,6 +1163,30 @@ mod tests {
         let mut want = vec![a, b];
         want.sort();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_certificate_set_is_in_der_order() {
+        let mut certs: Vec<Vec<u8>> = (0..6).map(|i| cert(&format!("ca {i}"))).collect();
+        // Given in descending order: the encoding must sort them.
+        certs.sort();
+        certs.reverse();
+        let der = certs_only(&certs).unwrap();
+        // The order in the bytes (a decoder may sort what it reads).
+        let at = |c: &Vec<u8>| {
+            der.windows(c.len())
+                .position(|w| w == c.as_slice())
+                .unwrap()
+        };
+        let mut got = certs.clone();
+        got.sort_by_key(|c| at(c));
+        let mut want = certs.clone();
+        want.sort_by(|a, b| der_set_order(a, b));
+        assert!(got == want, "SET OF elements out of DER order");
+        // Still a certs-only SignedData holding them all.
+        let info = cms::content_info::ContentInfo::from_der(&der).unwrap();
+        let signed: SignedData = info.content.decode_as().unwrap();
+        assert_eq!(signed.certificates.unwrap().0.len(), certs.len());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod ca_revocation;
 mod connections;
 mod crl_watch;
 mod error;

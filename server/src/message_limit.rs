@@ -9,7 +9,9 @@
 //! alone, which our services also use) into `RESOURCE_EXHAUSTED` with a
 //! plain sentence. tonic sends a unary request's refusal in the response
 //! headers, which is what the layer sees; a refusal in the middle of a
-//! client stream travels in the trailers and keeps tonic's code.
+//! client stream travels in the trailers, where this layer cannot reach
+//! it: `EnrollBatch` recognises it itself and ends its stream with
+//! `RESOURCE_EXHAUSTED` (`ca-server/src/batch.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,9 +19,7 @@ use std::task::{Context, Poll};
 
 use tonic::codegen::Service;
 use tonic::codegen::http::{self, HeaderValue};
-
-/// The tonic text that marks a request over the decoding limit.
-const TONIC_OVERSIZE: &str = "decoded message length too large";
+use trustca_model::limits::TONIC_OVERSIZE_TEXT as TONIC_OVERSIZE;
 
 /// A service whose oversized-request refusals become `RESOURCE_EXHAUSTED`.
 #[derive(Debug, Clone)]

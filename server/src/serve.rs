@@ -513,14 +513,30 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     );
     // Every replica publishes once at start (its own CRL files must exist);
     // the scheduled reissue is the lease holder's.
-    unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
-    spawn_crl_schedule(&crls, &crl_lease);
+    // CA revocations first: the CRLs published next then list the
+    // certificates they revoke.
     unless_read_only(
         read_only,
         "recording CA revocations",
-        record_ca_revocations(storage.as_ref(), &hierarchy.revoked_cas().all()),
+        crate::ca_revocation::record_ca_revocations(
+            storage.as_ref(),
+            &hierarchy.revoked_cas().all(),
+        ),
     )?;
-    spawn_ca_revocation_watch(&hierarchy, &storage);
+    unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
+    spawn_crl_schedule(&crls, &crl_lease);
+    crate::ca_revocation::spawn_watch(&hierarchy, &storage, &crls);
+    let revoked_cas = Arc::clone(hierarchy.revoked_cas());
+    trust.set_issuer_check(Box::new(move |sector| {
+        revoked_cas.revoked(sector.as_str()).map(|r| {
+            format!(
+                "its sector CA ({}) was revoked by the root on {} ({})",
+                r.name,
+                r.date(),
+                trustca_model::revocation::reason_name(r.reason)
+            )
+        })
+    }));
     let weak_crls = Arc::downgrade(&crls);
     trust.set_revocation_hook(Box::new(move |sector| {
         if let Some(crls) = weak_crls.upgrade()
@@ -649,7 +665,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(MAX_MESSAGE_BYTES))
         .layer(crate::connections::ActivityLayer)
-        .layer(AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer)))
+        .layer(
+            AuthLayer::new(Arc::clone(&storage), Arc::clone(&observer))
+                .with_revoked_cas(Arc::clone(hierarchy.revoked_cas())),
+        )
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_concurrent_streams(Some(256))
@@ -1115,75 +1134,9 @@ fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
     });
 }
 
-/// Writes each CA revocation made offline (`trustca ca revoke`) into the
-/// audit log once (audit kind `ca.revoked`, actor `ca:offline`), like
-/// credentials issued offline.
-fn record_ca_revocations(
-    storage: &dyn Storage,
-    revoked: &[trustca_ca::root_crl::RevokedCa],
-) -> Result<()> {
-    const SPACE: &str = "ca-revocation";
-    for r in revoked {
-        if storage.blob_get(SPACE, r.serial.as_bytes())?.is_some() {
-            continue;
-        }
-        let detail = serde_json::json!({
-            "serial": r.serial,
-            "subject": r.subject,
-            "reason": trustca_model::revocation::reason_name(r.reason),
-            "revoked_at": r.date(),
-            "note": r.note,
-        })
-        .to_string();
-        storage.blob_put(
-            SPACE,
-            &[(r.serial.as_bytes().to_vec(), detail.clone().into_bytes())],
-            true,
-            Some(&trustca_store::BlobAudit {
-                actor: "ca:offline".into(),
-                kind: "ca.revoked".into(),
-                subject: r.name.clone(),
-                detail,
-                at: r.at,
-            }),
-        )?;
-        tracing::warn!(ca = %r.name, serial = %r.serial, "the root revoked this CA; it issues no more certificates");
-    }
-    Ok(())
-}
-
-/// How often a running server looks for CA revocations made offline.
-const CA_REVOCATION_CHECK: Duration = Duration::from_secs(2);
-
-/// Picks up CA revocations made offline while the server runs (issuance
-/// by that CA stops at the next check), and reissues the root CRL when it
-/// is due. Holds the hierarchy weakly.
-fn spawn_ca_revocation_watch(hierarchy: &Arc<CaHierarchy>, storage: &Arc<dyn Storage>) {
-    let hierarchy = Arc::downgrade(hierarchy);
-    let storage = Arc::downgrade(storage);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(CA_REVOCATION_CHECK).await;
-            let (Some(h), Some(s)) = (hierarchy.upgrade(), storage.upgrade()) else {
-                return;
-            };
-            let result = tokio::task::spawn_blocking(move || -> Result<()> {
-                let fresh = h.revoked_cas().refresh()?;
-                record_ca_revocations(s.as_ref(), &fresh)?;
-                h.refresh_root_crl()?;
-                Ok(())
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "CA revocation check failed")
-                }
-                Err(e) => tracing::error!(error = %e, "CA revocation check failed"),
-            }
-        }
-    });
-}
+/// Second looks the start-up check takes on a shared store (see
+/// [`startup_check`]).
+const STARTUP_CHECK_RETRIES: usize = 3;
 
 /// The start-up integrity check: the audit log is recomputed from its
 /// entries and compared with the stored frontier and the kept tree heads.
@@ -1197,15 +1150,30 @@ fn startup_check(
     let started = std::time::Instant::now();
     // A log that cannot be read at all (damaged pages, files cut short)
     // is damage like any other: refused, or read-only on request.
-    let report =
-        trustca_store::check_audit_log(guarded).unwrap_or_else(|e| trustca_store::AuditCheck {
+    let check = |g: &trustca_store::GuardedStorage| {
+        trustca_store::check_audit_log(g).unwrap_or_else(|e| trustca_store::AuditCheck {
             damaged: vec![trustca_store::Damage {
                 kind: "store",
                 key: "audit log".into(),
                 reason: format!("cannot be read: {e}"),
             }],
             ..Default::default()
-        });
+        })
+    };
+    let mut report = check(guarded);
+    // On a shared PostgreSQL store another replica may append between the
+    // check's read of the frontier and its read of the entries (they are
+    // not one snapshot), e.g. two replicas starting at once: a mismatch
+    // that is gone on a second look was that race; real damage stays.
+    if matches!(store, StoreConfig::Postgres(_)) {
+        for _ in 0..STARTUP_CHECK_RETRIES {
+            if report.damaged.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            report = check(guarded);
+        }
+    }
     tracing::info!(
         entries = report.entries,
         tree_heads = report.tree_heads,

@@ -51,6 +51,21 @@ impl StoreConfig {
         }
     }
 
+    /// Opens an existing store to read it, changing nothing first: no
+    /// PostgreSQL migration (a sled directory must exist).
+    pub fn open_existing(&self) -> Result<Arc<dyn Storage>, ServerError> {
+        match self {
+            Self::Sled(dir) if !dir.exists() => Err(ServerError::StoreConfig(format!(
+                "there is no store at {}",
+                dir.display()
+            ))),
+            Self::Sled(_) => self.open(),
+            Self::Postgres(url) => Ok(Arc::new(
+                PgStorage::connect_existing(url).map_err(|e| open_error(url, &e))?,
+            )),
+        }
+    }
+
     /// Opens the store for a server; the waiter, for sled, tells when the
     /// directory is closed and unlocked after shutdown, so it can be
     /// reopened at once. A PostgreSQL store, shared with other replicas,
@@ -133,13 +148,23 @@ impl StoreConfig {
 pub const REPLICA_STALENESS: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn connect(url: &str) -> Result<PgStorage, ServerError> {
-    PgStorage::connect(url).map_err(|e| {
-        ServerError::StoreConfig(format!(
+    PgStorage::connect(url).map_err(|e| open_error(url, &e))
+}
+
+/// "cannot open the store URL: why", said once (the store error's own
+/// "the store is unavailable:" prefix would repeat it).
+fn open_error(url: &str, e: &StoreError) -> ServerError {
+    // The driver's text may quote the URL; never show its password.
+    ServerError::StoreConfig(match e {
+        // These already name the server ("PostgreSQL at HOST:PORT/DB").
+        StoreError::Unavailable(m) | StoreError::Backend(m) => {
+            format!("cannot open the store: {}", scrub(m, url))
+        }
+        other => format!(
             "cannot open the store {}: {}",
             redact(url),
-            // The driver's text may quote the URL; never show its password.
-            scrub(&e.to_string(), url)
-        ))
+            scrub(&other.to_string(), url)
+        ),
     })
 }
 

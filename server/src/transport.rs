@@ -237,9 +237,6 @@ impl PeerCheck {
         let certs = certs
             .filter(|c| !c.is_empty())
             .ok_or("no client certificate: connect with mutual TLS")?;
-        self.verifier
-            .verify_client_cert(&certs[0], &certs[1..], UnixTime::now())
-            .map_err(|e| format!("client certificate not trusted: {e}"))?;
         let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&certs[0])
             .map_err(|_| "client certificate does not parse".to_owned())?;
         let issuer = self
@@ -250,10 +247,46 @@ impl PeerCheck {
                     .map(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
                     .unwrap_or(false)
             })
-            .ok_or("client certificate is not issued by the trustca root or a sector CA")?;
+            .ok_or("client certificate not trusted: it is not issued by the trustca root or a sector CA")?;
+        // A client may send its leaf alone: the server holds every sector
+        // CA, so the path is completed with the one that issued it (the
+        // signature check below still decides).
+        let mut intermediates = certs[1..].to_vec();
+        if !intermediates
+            .iter()
+            .any(|c| c.as_ref() == issuer.as_slice())
+        {
+            intermediates.push(CertificateDer::from(issuer.clone()));
+        }
+        self.verifier
+            .verify_client_cert(&certs[0], &intermediates, UnixTime::now())
+            .map_err(|e| format!("client certificate not trusted: {}", tls_error_words(&e)))?;
         credential_from_chain(&certs[0], issuer, &self.oid)
             .map(Arc::new)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A certificate verification failure in words, without rustls' or
+/// webpki's enum names.
+fn tls_error_words(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "its issuer is not the trustca root or one of its sector CAs".into()
+            }
+            C::BadSignature => "its signature does not verify under its issuer's key".into(),
+            C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+            C::Revoked => "it is revoked".into(),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "its extended key usage does not allow TLS client authentication".into()
+            }
+            C::BadEncoding => "it is not a well-formed X.509 certificate".into(),
+            _ => "its chain does not verify to the trustca root".into(),
+        },
+        _ => "its chain does not verify to the trustca root".into(),
     }
 }
 

@@ -42,6 +42,8 @@ pub(crate) struct EcaRoute {
     pub sector: String,
     /// Where callers' credentials are checked for revocation.
     pub storage: Arc<dyn Storage>,
+    /// Sector CAs the root revoked: their devices may not enrol.
+    pub revoked_cas: Arc<trustca_ca::root_crl::RevokedCas>,
 }
 
 /// The 1609.2.1 resources one process serves.
@@ -244,6 +246,7 @@ impl V2xHttp {
             auth::caller(&[CertificateKind::LongTerm]),
             Some(peer),
             eca.storage.as_ref(),
+            Some(&eca.revoked_cas),
         ) {
             Ok(Some(c)) => c,
             Ok(None) => {

@@ -178,6 +178,10 @@ pub struct GuardedStorage {
     damaged: Mutex<std::collections::HashSet<String>>,
     /// The record seal, handed again to a reopened backend.
     seal: std::sync::OnceLock<Arc<crate::RecordSeal>>,
+    /// Why the backend could not be reached at the last operation, until
+    /// one succeeds: writes cannot succeed meanwhile, so the writable
+    /// health says so (the failures stay `Unavailable`, not `Full`).
+    unreachable: Mutex<Option<String>>,
     /// Dropped last (after the engine's files are closed, see `Drop`):
     /// wakes the waiter [`GuardedStorage::open_with_close_waiter`] returned.
     _closed: Arc<std::sync::mpsc::SyncSender<()>>,
@@ -244,6 +248,7 @@ impl GuardedStorage {
                 recovery: Mutex::new(()),
                 damaged: Mutex::new(std::collections::HashSet::new()),
                 seal: std::sync::OnceLock::new(),
+                unreachable: Mutex::new(None),
                 _closed: closed,
             },
             close_waiter,
@@ -271,9 +276,31 @@ impl GuardedStorage {
             })
     }
 
+    /// Notes whether the backend answered: an unreachable one is logged
+    /// once when it goes and once when it comes back. Only writes and the
+    /// health probe may say it is back: a read may be answered from a
+    /// replica's cache without reaching the database.
+    fn observe_reach<T>(&self, result: &Result<T, StoreError>, reached_backend: bool) {
+        let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Err(StoreError::Unavailable(why)) => {
+                if unreachable.is_none() {
+                    tracing::error!(reason = %why, "the store cannot be reached: reads and writes fail until it answers again");
+                }
+                *unreachable = Some(why.clone());
+            }
+            Ok(_) if reached_backend && unreachable.is_some() => {
+                tracing::info!("the store answers again");
+                *unreachable = None;
+            }
+            _ => {}
+        }
+    }
+
     /// A read's outcome: a damaged record is logged the first time it is
     /// met (the caller answers DATA_LOSS for it every time).
     fn observe_read<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.observe_reach(&result, false);
         if let Err(StoreError::Corrupt { key, reason }) = &result {
             let first = self
                 .damaged
@@ -312,6 +339,7 @@ impl GuardedStorage {
     /// it in the refusing state (and reopens a backend that needs it).
     /// A write that met a damaged record is also noted as damage.
     fn observe<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.observe_reach(&result, true);
         if let Err(StoreError::Full(reason)) = &result {
             self.write_failed(reason);
         }
@@ -482,6 +510,13 @@ impl Storage for GuardedStorage {
         {
             let _ = self.observe_read::<()>(Err(e.repeat()));
         }
+        match results
+            .iter()
+            .find(|r| matches!(r, Err(StoreError::Unavailable(_))))
+        {
+            Some(unreachable) => self.observe_reach(unreachable, true),
+            None => self.observe_reach(&Ok::<(), StoreError>(()), true),
+        }
         if let Some(Err(StoreError::Full(reason))) = results
             .iter()
             .find(|r| matches!(r, Err(StoreError::Full(_))))
@@ -643,8 +678,27 @@ impl Storage for GuardedStorage {
         if due {
             self.probe();
         }
+        let was_unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if was_unreachable {
+            // Nothing else may ask the store meanwhile: look once (the
+            // audit head is never cached).
+            let looked = self.inner().and_then(|s| s.audit_head());
+            self.observe_reach(&looked, true);
+        }
+        let unreachable = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match &*self.lock_state() {
-            State::Writable => WriteHealth::Writable,
+            State::Writable => match unreachable {
+                Some(why) => WriteHealth::Refusing(format!("unreachable: {why}")),
+                None => WriteHealth::Writable,
+            },
             State::ReadOnly(reason) => WriteHealth::Refusing(format!("read-only: {reason}")),
             State::Refusing { error, .. } => WriteHealth::Refusing(error.clone()),
         }

@@ -88,12 +88,50 @@ fn unavailable(target: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL at {target}: {e}"))
 }
 
+/// The innermost cause of a driver error, as words: the pool's and the
+/// driver's own wrappers ("Error occurred while creating a new object:
+/// db error") say nothing about what went wrong.
+fn driver_words(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if text == "db error" || text.is_empty() {
+        "the connection failed".into()
+    } else {
+        text
+    }
+}
+
+/// Why no connection could be had from the pool, as words.
+fn pool_words(e: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::PoolError as P;
+    match e {
+        P::Backend(e) => format!("cannot connect: {}", driver_words(e)),
+        P::Timeout(_) => "no connection became free in time".into(),
+        P::Closed => "the connection pool is closed".into(),
+        P::NoRuntimeSpecified => "no runtime for the connection pool".into(),
+        P::PostCreateHook(_) => "a new connection could not be set up".into(),
+    }
+}
+
 /// Maps a driver error: connection trouble is `Unavailable` (clients may
 /// retry), anything the server answered is a backend error with its text.
 fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
         // Class 53: insufficient resources (53100 disk full, 53200 out of
         // memory, 53300 too many connections); retrying later may work.
+        // Class 08 (connection exception) and 57P (the server shut the
+        // session down or cannot take it now): the database is not
+        // reachable for the moment; nothing was changed.
+        let code = db.code().code();
+        if code.starts_with("08") || code.starts_with("57P") {
+            return unavailable(target, db.message());
+        }
         if db.code().code().starts_with("53") {
             return StoreError::Full(format!(
                 "PostgreSQL at {target} is out of resources ({}): {}",
@@ -108,7 +146,7 @@ fn pg_error(target: &str, e: tokio_postgres::Error) -> StoreError {
         ));
     }
     if e.is_closed() || e.to_string().contains("connection") {
-        return unavailable(target, e);
+        return unavailable(target, driver_words(&e));
     }
     StoreError::Backend(format!("PostgreSQL: {e}"))
 }
@@ -124,6 +162,44 @@ impl PgStorage {
         let store = Self::bare(url)?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Connects to `url` without changing the schema: for commands that
+    /// only read (`trustca store check`). A database without trustca's
+    /// schema, or with another version of it, is refused.
+    pub fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let store = Self::bare(url)?;
+        let found = store.run(|h| {
+            let client = store.client(h)?;
+            let e = |e| pg_error(&store.target, e);
+            let exists: bool = h
+                .block_on(client.query_one("SELECT to_regclass('trustca_schema') IS NOT NULL", &[]))
+                .map_err(e)?
+                .get(0);
+            if !exists {
+                return Ok(None);
+            }
+            Ok(
+                h.block_on(client.query_opt("SELECT max(version) FROM trustca_schema", &[]))
+                    .map_err(e)?
+                    .and_then(|row| row.get::<_, Option<i32>>(0)),
+            )
+        })?;
+        match found {
+            None => Err(StoreError::Backend(format!(
+                "PostgreSQL at {} holds no trustca store (no schema); nothing to read",
+                store.target
+            ))),
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::SchemaTooNew {
+                found: v,
+                known: SCHEMA_VERSION,
+            }),
+            Some(v) if v < SCHEMA_VERSION => Err(StoreError::Backend(format!(
+                "the schema at {} is version {v}, older than this trustca's {SCHEMA_VERSION}; `trustca serve` migrates it",
+                store.target
+            ))),
+            Some(_) => Ok(store),
+        }
     }
 
     /// A pool on `url` without touching the schema.
@@ -198,7 +274,7 @@ impl PgStorage {
 
     fn client(&self, h: &Handle) -> Result<deadpool_postgres::Object, StoreError> {
         h.block_on(self.pool.get())
-            .map_err(|e| unavailable(&self.target, e))
+            .map_err(|e| unavailable(&self.target, pool_words(&e)))
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -948,19 +1024,11 @@ impl Storage for PgStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         match self.write(|t| rules::issue_group(t, batch)) {
             Ok(r) => r,
-            Err(e) => {
-                // The transaction rolled back: nothing of the group is stored.
-                let msg = e.to_string();
-                batch
-                    .iter()
-                    .map(|_| {
-                        Err(match &e {
-                            StoreError::Unavailable(_) => StoreError::Unavailable(msg.clone()),
-                            _ => StoreError::Backend(msg.clone()),
-                        })
-                    })
-                    .collect()
-            }
+            // The transaction rolled back: nothing of the group is stored.
+            // Each item keeps the failure's kind: a full disk must stay
+            // `Full` (RESOURCE_EXHAUSTED, and the guard's refusing state),
+            // not become a backend error (INTERNAL).
+            Err(e) => batch.iter().map(|_| Err(e.repeat())).collect(),
         }
     }
 
@@ -1434,6 +1502,80 @@ pub mod postgres_admin {
     /// without a database name, e.g. `postgres://trustca@127.0.0.1:5432`)
     /// and returns the URL of the new database.
     pub fn create_database(server_url: &str, name: &str) -> Result<String, StoreError> {
+        check_name(name)?;
+        admin_sql(server_url, &[format!("CREATE DATABASE {name}")], name)
+    }
+
+    /// Like [`create_database`], with the database's files in a new
+    /// tablespace (also called `name`) at `location`, a directory the
+    /// PostgreSQL server's user owns: for tests that fill its file system.
+    pub fn create_database_in(
+        server_url: &str,
+        name: &str,
+        location: &std::path::Path,
+    ) -> Result<String, StoreError> {
+        check_name(name)?;
+        let location = location
+            .to_str()
+            .filter(|l| !l.contains('\''))
+            .ok_or_else(|| StoreError::Backend("tablespace location must be plain UTF-8".into()))?;
+        // One statement at a time: neither may run in a transaction block.
+        admin_sql(
+            server_url,
+            &[
+                format!("CREATE TABLESPACE {name} LOCATION '{location}'"),
+                format!("CREATE DATABASE {name} TABLESPACE {name}"),
+            ],
+            name,
+        )
+    }
+
+    /// Drops the database `name` and the tablespace of the same name that
+    /// [`create_database_in`] made, disconnecting its sessions.
+    pub fn drop_database_in(server_url: &str, name: &str) -> Result<(), StoreError> {
+        check_name(name)?;
+        admin_sql(
+            server_url,
+            &[
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("DROP TABLESPACE IF EXISTS {name}"),
+            ],
+            name,
+        )
+        .map(|_| ())
+    }
+
+    /// Lets the database `name` accept connections or not; refusing also
+    /// ends its open sessions (a database gone away, for tests).
+    pub fn allow_connections(
+        server_url: &str,
+        name: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        check_name(name)?;
+        let mut statements = vec![format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}")];
+        if !allowed {
+            statements.push(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ));
+        }
+        admin_sql(server_url, &statements, name).map(|_| ())
+    }
+
+    /// The PostgreSQL server's data directory (whose owner is the user
+    /// the server runs as).
+    pub fn data_directory(server_url: &str) -> Result<std::path::PathBuf, StoreError> {
+        let base = server_url.trim_end_matches('/');
+        let admin = PgStorage::bare(&format!("{base}/postgres"))?;
+        admin.run(|h| {
+            let client = admin.client(h)?;
+            h.block_on(client.query_one("SHOW data_directory", &[]))
+                .map(|row| std::path::PathBuf::from(row.get::<_, String>(0)))
+                .map_err(|e| pg_error(&admin.target, e))
+        })
+    }
+
+    fn check_name(name: &str) -> Result<(), StoreError> {
         if name.is_empty()
             || name.len() > 63
             || !name
@@ -1444,12 +1586,24 @@ pub mod postgres_admin {
                 "database name {name:?} must be 1-63 characters of a-z, 0-9 and _"
             )));
         }
+        Ok(())
+    }
+
+    /// Runs `statements` in order on the server's `postgres` database;
+    /// returns the URL of the database `name`.
+    fn admin_sql(
+        server_url: &str,
+        statements: &[String],
+        name: &str,
+    ) -> Result<String, StoreError> {
         let base = server_url.trim_end_matches('/');
         let admin = PgStorage::bare(&format!("{base}/postgres"))?;
         admin.run(|h| {
             let client = admin.client(h)?;
-            h.block_on(client.batch_execute(&format!("CREATE DATABASE {name}")))
-                .map_err(|e| pg_error(&admin.target, e))
+            statements.iter().try_for_each(|sql| {
+                h.block_on(client.batch_execute(sql))
+                    .map_err(|e| pg_error(&admin.target, e))
+            })
         })?;
         Ok(format!("{base}/{name}"))
     }

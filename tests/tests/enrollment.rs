@@ -270,7 +270,8 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     )
     .await;
 
-    // Duplicate identity: the first succeeds, the second (even in other case) is refused.
+    // Duplicate identity: the first succeeds, the second (even with its
+    // serial in other case) is refused. The manufacturer's name is exact.
     let (_k, c) = csr();
     client
         .enroll(request("automotive", "Acme", "DUP1", c, vec![]))
@@ -279,7 +280,15 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
     let (_k, c) = csr();
     expect_code(
         &mut client,
-        request("automotive", "ACME", "dup1", c, vec![]),
+        request("automotive", "ACME", "dup2", c, vec![]),
+        Code::PermissionDenied,
+        "names are case-sensitive",
+    )
+    .await;
+    let (_k, c) = csr();
+    expect_code(
+        &mut client,
+        request("automotive", "Acme", "dup1", c, vec![]),
         Code::AlreadyExists,
         "already enrolled",
     )
@@ -369,6 +378,11 @@ async fn clients_without_a_trusted_certificate_are_unauthenticated() {
                 .unwrap_err();
             assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
             assert!(err.message().contains("not trusted"), "{}", err.message());
+            assert!(
+                !err.message().contains("UnknownIssuer"),
+                "{}",
+                err.message()
+            );
         }
     }
 }

@@ -23,30 +23,6 @@ use trustca_server::ServeOptions;
 use trustca_server::est::FIRMWARE_VERSION_OID;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
-fn required() -> bool {
-    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Whether `program args` runs; if not, fails under
-/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
-fn available(program: &str, args: &[&str], install: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
-        );
-        eprintln!(
-            "SKIPPED: {program} is not usable ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
-        );
-    }
-    ok
-}
-
 /// Starts `ca`'s server with gRPC and EST, both on loopback port 0; returns
 /// the EST base URL.
 async fn serve_est(ca: &mut TestCa) -> String {
@@ -154,11 +130,23 @@ impl Work {
         client: Option<&str>,
         body: Option<(&Path, &str)>,
     ) -> (u16, String, Vec<u8>) {
+        self.curl_with(&[], url, client, body)
+    }
+
+    /// [`Work::curl`] with more curl options (`--http1.0`, `--http2`).
+    fn curl_with(
+        &self,
+        options: &[&str],
+        url: &str,
+        client: Option<&str>,
+        body: Option<(&Path, &str)>,
+    ) -> (u16, String, Vec<u8>) {
         let out = self.path("curl.out");
         let headers = self.path("curl.headers");
         let _ = std::fs::remove_file(&out);
         let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--cacert"])
+        cmd.args(options)
+            .args(["-sS", "--cacert"])
             .arg(self.path("root.pem"))
             .arg("-o")
             .arg(&out)
@@ -808,4 +796,81 @@ print(json.dumps({
         issued.detail
     );
     assert_eq!(issued.actor, "manufacturer:Acme");
+}
+
+/// Issue 19, section 4: a client sending only its leaf certificate is
+/// accepted on EST and gRPC (the server holds every sector CA); `curl
+/// --http1.0` is served; an HTTP/2 body over the limit is a 413 every
+/// time; `O=acme` is not the credential `Acme`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaf_only_clients_http_1_0_h2_oversize_and_exact_names() {
+    if !available("curl", &["--version"], "apt-get install curl") {
+        return;
+    }
+    let (ca, est) = start_with_est().await;
+    let w = Work::new(&ca);
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let leaf_only = ClientCredentials {
+        cert_pem: pem_of(&der_of(&acme.cert_pem)),
+        ..acme.clone()
+    };
+    assert_eq!(pem::parse_many(&leaf_only.cert_pem).unwrap().len(), 1);
+    w.write_creds("leaf", &leaf_only);
+    register_model(&ca, &acme, "hems", "HB-1", "1.0.0..1.9.9").await;
+
+    // EST with the leaf alone.
+    let csr = w.csr(
+        "one",
+        &[("O", "Acme"), ("CN", "HB-1"), ("serialNumber", "LEAF1")],
+        Some("1.0.0"),
+    );
+    let (code, _, body) = w.curl(
+        &format!("{est}/hems/simpleenroll"),
+        Some("leaf"),
+        Some((&csr, "application/pkcs10")),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    // gRPC with the leaf alone.
+    let mut enroll =
+        pb::enrollment_client::EnrollmentClient::new(connect(&ca.url(), &leaf_only).await.unwrap());
+    let (_, grpc_csr) = csr_for(&rcgen::PKCS_ECDSA_P256_SHA256);
+    enroll
+        .enroll(request("hems", "Acme", "LEAF2", grpc_csr, vec![]))
+        .await
+        .unwrap();
+
+    // The manufacturer's name is exact: `acme` is someone else.
+    let lower = w.csr(
+        "lower",
+        &[("O", "acme"), ("CN", "HB-1"), ("serialNumber", "LOW1")],
+        Some("1.0.0"),
+    );
+    let (code, _, body) = w.curl(
+        &format!("{est}/hems/simpleenroll"),
+        Some("leaf"),
+        Some((&lower, "application/pkcs10")),
+    );
+    assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
+
+    // HTTP/1.0 (curl offers ALPN http/1.0 only).
+    let (code, _, body) = w.curl_with(&["--http1.0"], &format!("{est}/cacerts"), None, None);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+
+    // HTTP/2, a body just over 16 KiB: 413 each of 20 times.
+    let big = w.path("big.b64");
+    std::fs::write(&big, vec![b'A'; 20 * 1024]).unwrap();
+    for attempt in 0..20 {
+        let (code, _, body) = w.curl_with(
+            &["--http2"],
+            &format!("{est}/hems/simpleenroll"),
+            Some("leaf"),
+            Some((&big, "application/pkcs10")),
+        );
+        assert_eq!(
+            code,
+            413,
+            "attempt {attempt}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
 }

@@ -24,30 +24,6 @@ use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_client::RevocationClient;
 
-/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
-fn required() -> bool {
-    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Whether `program args` runs; if not, fails under
-/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
-fn available(program: &str, args: &[&str], install: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !required(),
-            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
-        );
-        eprintln!(
-            "SKIPPED: {program} is not installed ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
-        );
-    }
-    ok
-}
-
 /// One certificate trustca issued, written as PEM: the certificate first,
 /// then the CAs up to (not including) the root.
 struct CertArtefact {

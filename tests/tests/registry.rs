@@ -856,6 +856,24 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
         ])
     };
     assert!(verify(&file).status.success());
+    // Another deployment's root: the root is named, not key usage.
+    let other = TestCa::init();
+    let other_root = dir.path().join("other-root.pem");
+    std::fs::write(&other_root, other.root_pem()).unwrap();
+    let out = trustca(&[
+        "snapshot",
+        "verify",
+        file.to_str().unwrap(),
+        "--root",
+        other_root.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("key usage"), "{err}");
+    assert!(
+        err.contains("another root certificate") || err.contains("not issued under the given root"),
+        "{err}"
+    );
     // A flipped byte anywhere in the body is refused.
     let mut tampered = der.clone();
     let at = tampered.len() / 3;

@@ -45,28 +45,9 @@ impl Drop for Replica {
 /// Starts `trustca serve` on `data` with the PostgreSQL store; returns the
 /// process and its address.
 fn replica(data: &Path, store: &str) -> (Replica, String) {
-    let mut child = Command::new(trustca_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(["--store", store])
-        .env(
-            "TRUSTCA_PASSPHRASE",
-            std::str::from_utf8(PASSPHRASE).unwrap(),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve prints its address, got {line:?}"))
-        .to_owned();
+    let mut child = spawn_replica(data, store);
+    let addr = listening(&mut child, data)
+        .unwrap_or_else(|err| panic!("serve prints its address; it said {err}"));
     (Replica(child), format!("https://{addr}"))
 }
 
@@ -401,4 +382,80 @@ async fn a_sled_deployment_moves_to_postgres_with_its_audit_log() {
     assert_eq!(t.live_level, 5);
     server.kill().unwrap();
     let _ = server.wait();
+}
+
+/// Starts `trustca serve` on `data` without waiting for it; its log goes
+/// to `DATA/replica.log` (a file, so a chatty replica never blocks on it).
+fn spawn_replica(data: &Path, store: &str) -> Child {
+    let log = std::fs::File::create(data.join("replica.log")).unwrap();
+    Command::new(trustca_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(["--store", store])
+        .env(
+            "TRUSTCA_PASSPHRASE",
+            std::str::from_utf8(PASSPHRASE).unwrap(),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// The replica's address once it listens, or what it logged when it
+/// exited.
+fn listening(child: &mut Child, data: &Path) -> Result<String, String> {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    match line.trim().strip_prefix("listening on ") {
+        Some(addr) => Ok(addr.to_owned()),
+        None => {
+            let _ = child.wait();
+            Err(std::fs::read_to_string(data.join("replica.log")).unwrap_or_default())
+        }
+    }
+}
+
+/// Two replicas started at the same moment on a fresh database both
+/// start (issue 19, section 3): both record the same credentials issued
+/// offline, and both migrate the schema; neither may fail on the other's
+/// work. Each credential is recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_on_a_fresh_database_both_start() {
+    const TRIALS: usize = 10;
+    let ca = TestCa::init();
+    for i in 0..3 {
+        ca.credential(
+            CertificateKind::Manufacturer,
+            &format!("Maker{i}"),
+            &["hems"],
+        );
+    }
+    let second = tempfile::tempdir().unwrap();
+    copy_dir(ca.data(), second.path());
+    for trial in 0..TRIALS {
+        let Some(store) = postgres_database(&format!("together{trial}")) else {
+            return;
+        };
+        let mut a = spawn_replica(ca.data(), &store);
+        let mut b = spawn_replica(second.path(), &store);
+        let (ra, rb) = (
+            listening(&mut a, ca.data()),
+            listening(&mut b, second.path()),
+        );
+        let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+        assert!(ra.is_ok(), "trial {trial}: first replica failed: {ra:?}");
+        assert!(rb.is_ok(), "trial {trial}: second replica failed: {rb:?}");
+        let pg = trustca_store::PgStorage::connect(&store).unwrap();
+        let issued = pg
+            .audit_entries(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "credential.issued" && e.detail.contains("Maker"))
+            .count();
+        assert_eq!(issued, 3, "trial {trial}: each credential recorded once");
+    }
 }

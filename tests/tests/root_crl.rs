@@ -73,6 +73,12 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         &["automotive", "hems"],
     );
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    // Issued by the hems CA (its first sector), authorized for automotive.
+    let house_acme = ca.credential(
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["hems", "automotive"],
+    );
     let root = ca.root_pem();
     let mut enroll = ca.client(&acme).await;
     let car = enroll_device(
@@ -97,6 +103,19 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         automotive_lv5(),
     )
     .await;
+    let mut house_enroll = ca.client(&house_acme).await;
+    let house = enroll_device(
+        &mut house_enroll,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "H0",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    drop(house_enroll);
     let car_pem = data.join("car.pem");
     std::fs::write(&car_pem, pem_of(&car.chain[0])).unwrap();
     let car2_pem = data.join("car2.pem");
@@ -143,6 +162,23 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("revocation: NOT checked"), "{}", text(&o));
+    // The sector CRL alone leaves the sector CA unchecked: not a pass.
+    let o = run(&[
+        "verify",
+        p(&car_pem),
+        "--root",
+        p(&root_pem),
+        "--chain",
+        p(&sector_ca),
+        "--crl",
+        p(&sector_crl),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("could not check the issuing CA") && text(&o).contains("crl/root.crl"),
+        "{}",
+        text(&o)
+    );
     // From files: both CRLs checked.
     let o = run(&[
         "verify",
@@ -167,6 +203,25 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         "{}",
         text(&o)
     );
+
+    // An unknown sector is the same mistake to GetCrl and GetSnapshot.
+    let public = trustca::client::connect_public(&ca.url(), &root)
+        .await
+        .unwrap();
+    let crl_err = RevocationClient::new(public.clone())
+        .get_crl(pb::GetCrlRequest {
+            sector: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    let snap_err = pb::trust_snapshots_client::TrustSnapshotsClient::new(public)
+        .get_snapshot(pb::GetSnapshotRequest {
+            sector: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crl_err.code(), Code::InvalidArgument, "{crl_err:?}");
+    assert_eq!(snap_err.code(), crl_err.code(), "{snap_err:?}");
 
     // `trustca crl` needs no client credential, and serves the root CRL too.
     let fetched = data.join("fetched-root.crl");
@@ -342,6 +397,29 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
             }
         }
     };
+    // Acme's credential was issued by the automotive CA: it goes too.
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(
+        err.message()
+            .contains("issuing CA (automotive) was revoked by the root"),
+        "{}",
+        err.message()
+    );
+    revoked_ca_takes_its_certificates_along(&ca, &car2, &house_acme, &house).await;
+    // A credential from another CA may still ask for automotive: refused
+    // because the automotive CA may issue no more.
+    let mut enroll = ca.client(&house_acme).await;
+    let (_, v3_csr) = csr();
+    let err = enroll
+        .enroll(request(
+            "automotive",
+            "Acme",
+            "V3",
+            v3_csr,
+            automotive_lv5(),
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(
         err.message().contains("revoked by the root"),
@@ -364,13 +442,27 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     // At the next start the refusal holds, and the revocation is audited.
     drop((enroll, rev));
     ca.restart().await;
-    let mut enroll = ca.client(&acme).await;
-    let (_, csr) = csr();
+    let mut enroll = ca.client(&house_acme).await;
+    let (_, v4_csr) = csr();
     let err = enroll
-        .enroll(request("automotive", "Acme", "V4", csr, automotive_lv5()))
+        .enroll(request(
+            "automotive",
+            "Acme",
+            "V4",
+            v4_csr,
+            automotive_lv5(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    let mut enroll_old = ca.client(&acme).await;
+    let (_, h9_csr) = csr();
+    let err = enroll_old
+        .enroll(request("hems", "Acme", "H9", h9_csr, hems_lv5()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    drop(enroll_old);
     drop(enroll);
     ca.stop().await;
     let store = trustca_store::SledStorage::open(&data.join("db")).unwrap();
@@ -386,5 +478,94 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         revoked[0].detail.contains("ca-compromise"),
         "{}",
         revoked[0].detail
+    );
+}
+
+/// After the root revoked the automotive CA (seen by the server), its
+/// device `car` is revoked for Decide, GetTrust and the snapshot, by a
+/// caller whose own CA is intact.
+async fn revoked_ca_takes_its_certificates_along(
+    ca: &TestCa,
+    car: &Device,
+    other: &trustca::client::ClientCredentials,
+    house: &Device,
+) {
+    use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
+    use trustca_proto::v1::trust_snapshots_client::TrustSnapshotsClient;
+    // The server applies the revocation at its next check (every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut db =
+        TrustDatabaseClient::new(trustca::client::connect(&ca.url(), other).await.unwrap());
+    let trust = loop {
+        let t = db
+            .get_trust(pb::GetTrustRequest {
+                subject: Some(pb::get_trust_request::Subject::Identity(
+                    car.identity.clone(),
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if t.status == "revoked" || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(trust.status, "revoked", "{trust:?}");
+    let mut as_house = TrustDatabaseClient::new(
+        trustca::client::connect(&ca.url(), &house.creds)
+            .await
+            .unwrap(),
+    );
+    let d = as_house
+        .decide(pb::DecideRequest {
+            peer: Some(pb::CertificateChain {
+                certificates: car.chain.clone(),
+            }),
+            operation: "read-telemetry".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("revoked")),
+        "{:?}",
+        d.reasons
+    );
+    // A served snapshot is rebuilt at most once a second after a change.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut snaps = TrustSnapshotsClient::new(
+        trustca::client::connect_public(&ca.url(), &ca.root_pem())
+            .await
+            .unwrap(),
+    );
+    let der = snaps
+        .get_snapshot(pb::GetSnapshotRequest {
+            sector: "automotive".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .signed_snapshot;
+    let root_der = pem::parse(ca.root_pem().as_bytes())
+        .unwrap()
+        .into_contents();
+    let snapshot = trustca_model::SignedSnapshot::from_der(&der)
+        .unwrap()
+        .verify(
+            &root_der,
+            time::OffsetDateTime::now_utc(),
+            &Default::default(),
+            false,
+        )
+        .unwrap();
+    let state = snapshot
+        .device(&car.identity)
+        .expect("listed in the snapshot");
+    assert_eq!(
+        state.status,
+        trustca_model::TrustStatus::Revoked,
+        "{state:?}"
     );
 }

@@ -511,6 +511,26 @@ async fn bulk_downgrade_by_firmware_range_and_transfer_to_a_successor() {
         );
     }
     let mut ops = trust_client(&url, &w.operator).await;
+    // An inverted range would match nothing and look like success.
+    let err = ops
+        .bulk_downgrade(pb::BulkDowngradeRequest {
+            sector: "automotive".into(),
+            manufacturer: "Acme".into(),
+            model: "TCU-7".into(),
+            firmware_min: "1.9.99".into(),
+            firmware_max: "1.0.0".into(),
+            max_level: 2,
+            reason: "CVE-2026-9999".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .contains("firmware_min 1.9.99 is above firmware_max 1.0.0"),
+        "{}",
+        err.message()
+    );
     let r = ops
         .bulk_downgrade(pb::BulkDowngradeRequest {
             sector: "automotive".into(),

@@ -32,6 +32,10 @@ pub type PolicyLoader =
 /// Called after certificates of a sector were revoked (to reissue its CRL).
 pub type RevocationHook = Box<dyn Fn(&SectorName) + Send + Sync>;
 
+/// Why a sector's CA no longer vouches for its devices (the root revoked
+/// it), or `None`.
+pub type IssuerCheck = Box<dyn Fn(&SectorName) -> Option<String> + Send + Sync>;
+
 /// How the engine is set up.
 pub struct TrustEngineConfig {
     /// The root certificate, DER.
@@ -99,6 +103,7 @@ pub struct TrustEngine {
     detection: RwLock<Arc<DetectionPolicy>>,
     loader: Option<PolicyLoader>,
     revocation_hook: std::sync::OnceLock<RevocationHook>,
+    issuer_check: std::sync::OnceLock<IssuerCheck>,
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
     federation: Option<Federation>,
@@ -168,6 +173,7 @@ impl TrustEngine {
             detection: RwLock::new(Arc::new(detection)),
             loader,
             revocation_hook: std::sync::OnceLock::new(),
+            issuer_check: std::sync::OnceLock::new(),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -218,6 +224,13 @@ impl TrustEngine {
     /// Sets what runs after revocations (CRL reissue); once.
     pub fn set_revocation_hook(&self, hook: RevocationHook) {
         let _ = self.revocation_hook.set(hook);
+    }
+
+    /// Sets how to learn that a sector's CA was revoked by the root; once.
+    /// Its devices then answer `revoked` from that moment, before the
+    /// store has revoked their certificates (within seconds).
+    pub fn set_issuer_check(&self, check: IssuerCheck) {
+        let _ = self.issuer_check.set(check);
     }
 
     pub(crate) fn after_revocation(&self, sector: &SectorName) {
@@ -379,6 +392,10 @@ impl TrustEngine {
                 "key was revoked for compromise on {}",
                 block.date()
             ));
+        }
+        if let Some(why) = self.issuer_check.get().and_then(|c| c(&identity.sector)) {
+            status = TrustStatus::Revoked;
+            notes.push(why);
         }
         if record.status == TrustStatus::Revoked {
             notes.push(self.revocation_note(&key)?);
@@ -925,6 +942,8 @@ impl TrustEngine {
                 "manufacturer and model are required".into(),
             ));
         }
+        firmware::check_range(&req.firmware_min, &req.firmware_max)
+            .map_err(TrustDbError::InvalidRequest)?;
         let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
         let devices = self.storage.devices_with_prefix(&prefix)?;
         let who = actor(caller);

@@ -13,7 +13,9 @@ mod registry;
 mod service;
 mod snapshot;
 
-pub use engine::{LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig};
+pub use engine::{
+    IssuerCheck, LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig,
+};
 pub use error::TrustDbError;
 pub use federation::{Federation, FederationConfig};
 pub use notify::Notifier;

@@ -92,6 +92,17 @@ impl SnapshotPublisher {
         match scope {
             None => Ok(served),
             Some(s) if served.contains(s) => Ok(vec![s.clone()]),
+            // A name no policy knows is a bad argument, as GetCrl says;
+            // a known sector held by another database is a precondition.
+            Some(s) if !policy.sectors().contains(s) => Err(TrustDbError::InvalidRequest(format!(
+                "unknown sector {s}; known sectors: {}",
+                policy
+                    .sectors()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
             Some(s) => Err(TrustDbError::FailedPrecondition(format!(
                 "this database does not hold sector {s}; ask the {s} database for its snapshot"
             ))),

@@ -124,6 +124,39 @@ pub fn describe_webpki_error(e: &webpki::Error) -> String {
     }
 }
 
+/// Why `chain` cannot lead to `root`, when it visibly cannot: it carries
+/// another self-signed root, or nothing in it names `root` as issuer.
+fn foreign_root(chain: &[Vec<u8>], extra: &[Vec<u8>], root: &[u8]) -> Option<String> {
+    let (_, anchor) = X509Certificate::from_der(root).ok()?;
+    let mut names_root = false;
+    for der in chain.iter().chain(extra) {
+        let Ok((_, c)) = X509Certificate::from_der(der) else {
+            continue;
+        };
+        if c.subject().as_raw() == c.issuer().as_raw() && der.as_slice() != root {
+            return Some(if c.subject().as_raw() == anchor.subject().as_raw() {
+                format!(
+                    "it ends in another root certificate, not the one given (both are named {}; another deployment's root?)",
+                    anchor.subject()
+                )
+            } else {
+                format!(
+                    "it ends in another root certificate ({}), not the one given ({})",
+                    c.subject(),
+                    anchor.subject()
+                )
+            });
+        }
+        names_root |= c.issuer().as_raw() == anchor.subject().as_raw();
+    }
+    (!names_root).then(|| {
+        format!(
+            "it was not issued under the given root certificate ({})",
+            anchor.subject()
+        )
+    })
+}
+
 /// Verifies `chain[0]` up to `root` through `chain[1..]` (and `extra`
 /// intermediates, e.g. the known sector CAs) at `now`; the trust-level
 /// extension is read under `oid`.
@@ -189,10 +222,11 @@ pub fn verify_chain(
         None,
     )
     .map_err(|e| {
-        bad(format!(
-            "chain does not verify to the root: {}",
-            describe_webpki_error(&e)
-        ))
+        // webpki reports the last check of the last path it tried; with a
+        // foreign root that can be an intermediate's extended key usage,
+        // which blames the wrong thing. Name the root first.
+        let why = foreign_root(chain, extra, root).unwrap_or_else(|| describe_webpki_error(&e));
+        bad(format!("chain does not verify to the root: {why}"))
     })?;
     let extension = trust_extension(&leaf, oid)?;
     if let Some(ext) = &extension {

@@ -27,9 +27,28 @@ pub fn in_range(v: &str, min: &str, max: &str) -> bool {
         && (max.is_empty() || compare(v, max) != Ordering::Greater)
 }
 
+/// Refuses a range whose lower bound is above its upper bound (it would
+/// select nothing while the caller believes it selected something).
+pub fn check_range(min: &str, max: &str) -> Result<(), String> {
+    if !min.is_empty() && !max.is_empty() && compare(min, max) == Ordering::Greater {
+        return Err(format!(
+            "firmware_min {min} is above firmware_max {max}; give the lower version first"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inverted_range_is_refused() {
+        assert!(check_range("2.0", "1.0").unwrap_err().contains("above"));
+        assert!(check_range("1.0", "2.0").is_ok());
+        assert!(check_range("1.0", "1.0").is_ok());
+        assert!(check_range("", "1.0").is_ok() && check_range("3", "").is_ok());
+    }
 
     #[test]
     fn orders_numerically() {

@@ -13,3 +13,8 @@ pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 /// it ends the stream: a client that stops reading stalls its own stream
 /// and then loses it, never the server.
 pub const STALLED_READER: Duration = Duration::from_secs(30);
+
+/// The text by which tonic refuses a message over a service's
+/// `max_decoding_message_size` ("decoded message length too large"):
+/// the server's oversize layer and `EnrollBatch` recognise it by this text.
+pub const TONIC_OVERSIZE_TEXT: &str = "decoded message length too large";

@@ -147,6 +147,7 @@ pub(crate) fn eca_route(
         root: read_v2x(&data.join("ca").join("v2x-root.oer"))?,
         sector,
         storage: ca_storage,
+        revoked_cas: Arc::clone(hierarchy.revoked_cas()),
     })
 }
 

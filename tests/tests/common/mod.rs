@@ -337,6 +337,41 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 
 /// A fresh database on the test PostgreSQL server, or `None` (skipped).
 pub fn postgres_database(test: &str) -> Option<String> {
+    let server = postgres_server(test)?;
+    Some(
+        trustca_store::postgres_admin::create_database(&server, &unique_database_name(test))
+            .unwrap(),
+    )
+}
+
+/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
+pub fn interop_required() -> bool {
+    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// Whether `program args` runs; if not, fails under
+/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
+pub fn available(program: &str, args: &[&str], install: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !interop_required(),
+            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
+        );
+        eprintln!(
+            "SKIPPED: {program} is not usable ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
+        );
+    }
+    ok
+}
+
+/// The test PostgreSQL server (`TRUSTCA_TEST_POSTGRES`, a URL without a
+/// database), or `None` after saying loudly that `test` is skipped; a
+/// failure instead under `TRUSTCA_REQUIRE_POSTGRES=1` (CI).
+pub fn postgres_server(test: &str) -> Option<String> {
     let Ok(server) = std::env::var("TRUSTCA_TEST_POSTGRES") else {
         assert!(
             std::env::var("TRUSTCA_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -347,13 +382,16 @@ pub fn postgres_database(test: &str) -> Option<String> {
         );
         return None;
     };
+    Some(server)
+}
+
+/// A database name no other test run uses: `prefix`, the process and the
+/// clock, at most 63 characters.
+pub fn unique_database_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    let name = format!("e2e_{}_{nanos}_{test}", std::process::id());
-    Some(
-        trustca_store::postgres_admin::create_database(&server, &name[..name.len().min(63)])
-            .unwrap(),
-    )
+    let name = format!("e2e_{}_{nanos}_{prefix}", std::process::id());
+    name[..name.len().min(63)].to_owned()
 }
