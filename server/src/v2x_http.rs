@@ -46,6 +46,12 @@ pub(crate) struct EcaRoute {
     pub revoked_cas: Arc<trustca_ca::root_crl::RevokedCas>,
 }
 
+/// How long a fetched linkage CRL is served before it is fetched again:
+/// every fetch in the CA's process signs a new CRL with a new number, so
+/// vehicles polling `/v2x/crl` must not each cause one. A revocation
+/// reaches this download within this time (its CRL is valid far longer).
+const CRL_CACHE_SECS: i64 = 60;
+
 /// The 1609.2.1 resources one process serves.
 #[derive(Default)]
 pub(crate) struct V2xHttp {
@@ -55,6 +61,8 @@ pub(crate) struct V2xHttp {
     pub crl: Option<Arc<dyn PseudonymCaApi>>,
     /// The enrolment CA's resource.
     pub eca: Option<EcaRoute>,
+    /// The last linkage CRL fetched and when (`None`: none published).
+    pub crl_cache: std::sync::Mutex<Option<(i64, Option<Bytes>)>>,
 }
 
 impl std::fmt::Debug for V2xHttp {
@@ -202,15 +210,36 @@ impl V2xHttp {
     }
 
     async fn crl(&self) -> Result<Answer, EeRefusal> {
-        let pca = Arc::clone(self.crl.as_ref().ok_or(EeRefusal::NotFound)?);
-        let crl = blocking(move || match pca.current_crl(now()) {
-            Ok(crl) => Ok(Some(crl.as_bytes().to_vec())),
-            Err(ScmsError::NotFound(_)) => Ok(None),
-            Err(e) => Err(EeRefusal::Internal(e)),
-        })
-        .await?;
+        let t = now();
+        let cached = self
+            .crl_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|(at, _)| t - at < CRL_CACHE_SECS);
+        let crl = match cached {
+            Some((_, crl)) => crl,
+            None => {
+                let pca = Arc::clone(self.crl.as_ref().ok_or(EeRefusal::NotFound)?);
+                let crl = blocking(move || match pca.current_crl(t) {
+                    Ok(crl) => Ok(Some(Bytes::from(crl.as_bytes().to_vec()))),
+                    Err(ScmsError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(EeRefusal::Internal(e)),
+                })
+                .await?;
+                if let Ok(mut c) = self.crl_cache.lock() {
+                    *c = Some((t, crl.clone()));
+                }
+                crl
+            }
+        };
         match crl {
-            Some(c) => Ok(octets(OCTETS, c)),
+            Some(c) => {
+                let mut r = Response::new(Full::new(c));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTETS));
+                Ok(r)
+            }
             None => Ok(plain(
                 StatusCode::NOT_FOUND,
                 "no linkage CRL has been published",

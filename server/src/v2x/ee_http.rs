@@ -183,6 +183,7 @@ pub(crate) fn role_http(
         ra: Some(Arc::new(ee)),
         crl: Some(pca),
         eca: None,
+        crl_cache: Default::default(),
     })
 }
 
@@ -215,5 +216,6 @@ pub(crate) fn in_process_http(
         ra: Some(Arc::new(ee)),
         crl: Some(pca),
         eca: Some(eca),
+        crl_cache: Default::default(),
     })
 }
