@@ -56,15 +56,12 @@ impl SealReport {
     }
 }
 
-/// The sealed table of a record table (history is not sealed).
-fn sealed_table(table: RecordTable) -> Option<Sealed> {
-    match table {
-        RecordTable::Certificates => Some(Sealed::Certificate),
-        RecordTable::Devices => Some(Sealed::Device),
-        RecordTable::Trust => Some(Sealed::Trust),
-        RecordTable::History => None,
-    }
-}
+/// The record tables that carry seals (history does not).
+const TABLES: [(RecordTable, Sealed); 3] = [
+    (RecordTable::Certificates, Sealed::Certificate),
+    (RecordTable::Devices, Sealed::Device),
+    (RecordTable::Trust, Sealed::Trust),
+];
 
 /// Whether the whole of `stored` is one encoding of `T`. postcard reads a
 /// record from its start and stops where it ends, so a sealed record
@@ -91,14 +88,7 @@ pub fn legacy_records_present(storage: &dyn Storage) -> Result<bool, StoreError>
     if storage.blob_get(MARKER_SPACE, MARKER_KEY)?.as_deref() == Some(b"running") {
         return Ok(true);
     }
-    for table in [
-        RecordTable::Certificates,
-        RecordTable::Devices,
-        RecordTable::Trust,
-    ] {
-        let Some(sealed) = sealed_table(table) else {
-            continue;
-        };
+    for (table, sealed) in TABLES {
         if let Some((_, v)) = storage.raw_records(table, None, 1)?.first()
             && is_legacy(sealed, v)
         {
@@ -140,14 +130,7 @@ pub fn seal_legacy_records(
     }
     mark(storage, b"running")?;
     let chunk = chunk.max(1);
-    for table in [
-        RecordTable::Certificates,
-        RecordTable::Devices,
-        RecordTable::Trust,
-    ] {
-        let Some(sealed) = sealed_table(table) else {
-            continue;
-        };
+    for (table, sealed) in TABLES {
         let mut after: Option<Vec<u8>> = None;
         loop {
             // The log's size before the page is read: the entry takes that
