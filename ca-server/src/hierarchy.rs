@@ -688,14 +688,21 @@ impl CaHierarchy {
     /// Made by `init`; `None` for a directory an older `init` made (run
     /// `init` again to add it).
     pub fn record_seal_key(&self) -> Result<Option<[u8; 32]>, CaError> {
-        let keystore = self.keys.keystore();
-        if !keystore.has(RECORD_SEAL) {
-            return Ok(None);
+        record_seal_key_of(self.keys.keystore())
+    }
+
+    /// The record-seal key of the CA in `data`, unlocked with `passphrase`
+    /// and nothing else opened (`trustca store seal` needs no CA key, and
+    /// the CA keys may be in a token).
+    pub fn read_record_seal_key(
+        data: &Path,
+        passphrase: &Passphrase,
+    ) -> Result<Option<[u8; 32]>, CaError> {
+        let dir = ca_dir(data);
+        if !dir.join("root.pem").exists() {
+            return Err(CaError::NotInitialized(data.to_path_buf()));
         }
-        let bytes = keystore.load(RECORD_SEAL)?;
-        bytes.try_into().map(Some).map_err(|_| {
-            CaError::Keystore(format!("{RECORD_SEAL}.key does not hold a 32-byte key"))
-        })
+        record_seal_key_of(&Keystore::open(&dir, passphrase)?)
     }
 
     /// The CA's keys (for the V2X CA keys, `v2x_ca`).
@@ -717,6 +724,18 @@ impl CaHierarchy {
 
 /// The keystore entry of the record seal ([`CaHierarchy::record_seal_key`]).
 const RECORD_SEAL: &str = "record-seal";
+
+/// The record seal's key in `keystore`, if it has one.
+fn record_seal_key_of(keystore: &Keystore) -> Result<Option<[u8; 32]>, CaError> {
+    if !keystore.has(RECORD_SEAL) {
+        return Ok(None);
+    }
+    let bytes = keystore.load(RECORD_SEAL)?;
+    bytes
+        .try_into()
+        .map(Some)
+        .map_err(|_| CaError::Keystore(format!("{RECORD_SEAL}.key does not hold a 32-byte key")))
+}
 
 /// Makes the record seal's key unless the keystore has one.
 fn create_record_seal_key(keystore: &Keystore) -> Result<(), CaError> {

@@ -1,6 +1,7 @@
 //! `trustca store ...`: moving a deployment between stores (sled to
 //! PostgreSQL) and looking at what a store holds.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -8,7 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 use trustca_server::StoreConfig;
 
-use crate::cli::{parse_store, print_json};
+use crate::cli::{PassphraseArgs, parse_store, print_json};
 
 /// `trustca store ...`.
 #[derive(Debug, Subcommand)]
@@ -45,6 +46,32 @@ pub enum StoreAction {
         #[arg(long)]
         json: bool,
     },
+    /// Seal a store written by a trustca from before record seals (once,
+    /// on upgrade, with every server of the store stopped): each
+    /// certificate, device and trust record still in the old format is
+    /// rewritten bound to a new audit entry (`store.records-sealed`) under
+    /// the CA's record-seal key, so it needs the passphrase. The store must
+    /// pass `trustca store check` first; an interrupted run is finished by
+    /// running it again.
+    Seal {
+        /// Data directory of the CA (its keystore holds the seal key).
+        #[arg(long, env = "TRUSTCA_DATA")]
+        data: PathBuf,
+        /// The store (default: the data directory's sled store).
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
+        /// Who seals, for the audit log.
+        #[arg(long, default_value = "operator:store-seal")]
+        actor: String,
+        /// Records per audit entry and transaction.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        chunk: u32,
+        #[command(flatten)]
+        pass: PassphraseArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a store holds: certificates, devices, audit log size.
     Info {
         /// The store: a sled directory or a postgres:// URL.
@@ -67,7 +94,83 @@ pub fn run(action: StoreAction) -> Result<ExitCode> {
         } => copy(&from, &to, chunk as usize, json),
         StoreAction::Info { store, json } => info(&store, json),
         StoreAction::Check { store, json } => check(&store, json),
+        StoreAction::Seal {
+            data,
+            store,
+            actor,
+            chunk,
+            pass,
+            json,
+        } => {
+            let store = StoreConfig::or_data_dir(store.as_ref(), &data);
+            seal(&data, &store, &actor, chunk as usize, &pass, json)
+        }
     }
+}
+
+fn seal(
+    data: &Path,
+    store: &StoreConfig,
+    actor: &str,
+    chunk: usize,
+    pass: &PassphraseArgs,
+    json: bool,
+) -> Result<ExitCode> {
+    let passphrase = pass.load()?;
+    let Some(key) = trustca_ca::CaHierarchy::read_record_seal_key(data, &passphrase)? else {
+        bail!(
+            "{}/ca has no record-seal key (it predates record seals): run `trustca init --data {}` first to add it, then copy ca/ to every replica",
+            data.display(),
+            data.display()
+        );
+    };
+    let s = store
+        .open()
+        .with_context(|| format!("cannot open the store {}", store.describe()))?;
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let started = std::time::Instant::now();
+    let report = trustca_store::seal_legacy_records(
+        s.as_ref(),
+        &trustca_store::RecordSeal::new(&key),
+        actor,
+        at,
+        chunk,
+        &mut |r| {
+            if !json {
+                eprintln!("sealed {} records so far", r.records());
+            }
+        },
+    )
+    .with_context(|| format!("cannot seal the store {}", store.describe()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if json {
+        print_json(&json!({
+            "store": store.describe(),
+            "sealed": report.records(),
+            "certificates": report.certificates,
+            "devices": report.devices,
+            "trust_records": report.trust_records,
+            "audit_entries": report.audit_entries,
+            "seconds": seconds,
+        }));
+    } else if report.records() == 0 {
+        println!(
+            "{}: every record is sealed already; nothing to do",
+            store.describe()
+        );
+    } else {
+        println!(
+            "sealed {} records of {} in {seconds:.1} s ({} certificates, {} devices, {} trust records) to {} new audit entries ({})",
+            report.records(),
+            store.describe(),
+            report.certificates,
+            report.devices,
+            report.trust_records,
+            report.audit_entries,
+            trustca_store::SEALED_KIND
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn copy(from: &StoreConfig, to: &StoreConfig, chunk: usize, json: bool) -> Result<ExitCode> {
@@ -194,6 +297,7 @@ fn check(store: &StoreConfig, json: bool) -> Result<ExitCode> {
             "trust_records": report.trust_records,
             "history_entries": report.history_entries,
             "damaged": report.damaged,
+            "unsealed": report.unsealed,
             "seconds": seconds,
         }));
     } else {
@@ -208,6 +312,13 @@ fn check(store: &StoreConfig, json: bool) -> Result<ExitCode> {
             report.trust_records,
             report.history_entries
         );
+        if report.unsealed > 0 {
+            println!(
+                "{} record(s) not sealed yet: written by a trustca from before record seals; run `trustca store seal --data DATA --store {}` (not damage, but no server serves them until then)",
+                report.unsealed,
+                store.describe()
+            );
+        }
         if report.damaged.is_empty() {
             println!("intact: every record agrees with the audit log");
         } else {

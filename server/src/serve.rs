@@ -444,6 +444,16 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
+    // Every read of a record from before seals is refused; say once, in
+    // words, what to run rather than answer each request with DATA_LOSS.
+    if trustca_store::legacy_records_present(guarded.as_ref())? {
+        return Err(ServerError::StoreConfig(format!(
+            "the store {} holds records written by a trustca from before record seals; stop every server of this store and run `trustca store seal --data {} --store {}` once (it needs the CA passphrase), then start again",
+            store.describe(),
+            opts.data.display(),
+            store.describe()
+        )));
+    }
     if opts.seal_records {
         seal_records(guarded.as_ref(), &hierarchy, read_only)?;
     }

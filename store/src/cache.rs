@@ -354,4 +354,13 @@ impl Storage for CachedStorage {
         let r = self.inner.import(records);
         self.writing(r)
     }
+
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        let r = self.inner.seal_legacy_records(entry, records);
+        self.writing(r)
+    }
 }

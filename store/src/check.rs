@@ -67,6 +67,10 @@ pub struct CheckReport {
     pub history_entries: u64,
     /// Damage found, every damaged record once per reason.
     pub damaged: Vec<Damage>,
+    /// Certificate, device and trust records still in the format of builds
+    /// before record seals, which no audit entry binds: not damage, but
+    /// not served until `trustca store seal` has sealed them.
+    pub unsealed: u64,
 }
 
 impl CheckReport {
@@ -107,6 +111,8 @@ struct Committed {
     /// the digest of what it wrote (`binds`); taken out as records are
     /// met, so what is left was written and is gone.
     binds: RefCell<HashMap<(Sealed, String), Written>>,
+    /// Records met in the format before seals that no entry binds.
+    unsealed: std::cell::Cell<u64>,
 }
 
 /// The newest audit entry that wrote a record, and the digest it wrote.
@@ -131,6 +137,19 @@ impl Committed {
     /// Compares a stored device or trust record with what the log wrote
     /// last for it; the error says how they differ.
     fn compare(&self, table: Sealed, key: &str, stored: &[u8]) -> Result<(), String> {
+        if crate::reseal::is_legacy(table, stored) {
+            // Written by a build before seals, and sealed by nothing since;
+            // one the log bound was replaced by a bare copy.
+            return match self.binds.borrow_mut().remove(&(table, key.to_owned())) {
+                Some((seq, _)) => Err(format!(
+                    "it is stored without its seal, but audit entry {seq} wrote it sealed (replaced outside trustca)"
+                )),
+                None => {
+                    self.unsealed.set(self.unsealed.get() + 1);
+                    Ok(())
+                }
+            };
+        }
         let Some((body, seq)) = seal::split(stored) else {
             return Err("too short to carry its seal".into());
         };
@@ -150,6 +169,15 @@ impl Committed {
         }
         Ok(())
     }
+}
+
+/// A stored record's encoding: all of it when it predates seals, else
+/// what precedes its trailer.
+fn body_of(table: Sealed, stored: &[u8]) -> &[u8] {
+    if crate::reseal::is_legacy(table, stored) {
+        return stored;
+    }
+    seal::split(stored).map_or(stored, |(body, _)| body)
 }
 
 /// What is wrong with a decoded certificate record: its revocation as the
@@ -427,7 +455,7 @@ pub fn check_store(
             if let Err(reason) = committed.compare(Sealed::Certificate, &serial, v) {
                 note(&serial, "certificate", reason);
             }
-            let v = seal::split(v).map_or(v, |(body, _)| body);
+            let v = body_of(Sealed::Certificate, v);
             let cert: CertificateRecord = match decode(k, v) {
                 Ok(c) => c,
                 Err(e) => {
@@ -493,7 +521,7 @@ pub fn check_store(
             if let Err(reason) = committed.compare(Sealed::Trust, &key, v) {
                 note(&key, "trust", reason);
             }
-            let v = seal::split(v).map_or(v, |(body, _)| body);
+            let v = body_of(Sealed::Trust, v);
             match decode::<TrustRecord>(k, v) {
                 Ok(t) if t.identity_key.as_bytes() != k => {
                     note(&key, "trust", "stored under another identity".into())
@@ -531,7 +559,7 @@ pub fn check_store(
             if let Err(reason) = committed.compare(Sealed::Device, &key, v) {
                 note(&key, "device", reason);
             }
-            let v = seal::split(v).map_or(v, |(body, _)| body);
+            let v = body_of(Sealed::Device, v);
             match decode::<DeviceRecord>(k, v) {
                 Ok(d) if d.identity_key.as_bytes() != k => {
                     note(&key, "device", "stored under another identity".into())
@@ -603,5 +631,6 @@ pub fn check_store(
         ));
     }
     report.damaged = damaged;
+    report.unsealed = committed.unsealed.get();
     Ok(report)
 }

@@ -662,6 +662,13 @@ impl Storage for GuardedStorage {
     fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
         write!(self.import(records))
     }
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        write!(self.seal_legacy_records(entry, records))
+    }
     fn raw_records(
         &self,
         table: crate::RecordTable,

@@ -24,6 +24,7 @@ mod guard;
 mod postgres;
 mod records;
 pub mod registry;
+mod reseal;
 mod rules;
 mod seal;
 mod sled_store;
@@ -39,6 +40,7 @@ pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
     Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
+pub use reseal::{SEALED_KIND, SealReport, legacy_records_present, seal_legacy_records};
 pub use seal::{RecordSeal, SealTrailer};
 pub use sled_store::{CloseWaiter, SledStorage};
 
@@ -170,6 +172,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// number and leaf hash are checked), so the copy's log verifies
     /// against the original's signed tree heads.
     fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
+    /// Rewrites certificate, device and trust records that a build before
+    /// record seals stored without one, each sealed to `entry` — a new
+    /// audit entry that continues the log and commits to every one of them
+    /// (`binds`) — in one transaction, durably. Only
+    /// [`seal_legacy_records`] calls it: it makes the entry and the seals.
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError>;
     /// Up to `limit` stored records of `table` with keys after `after`
     /// (from the start when `None`), as stored bytes, in key order: for
     /// integrity checks that must see a damaged record rather than fail on

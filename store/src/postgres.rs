@@ -1477,6 +1477,14 @@ impl Storage for PgStorage {
         self.write(|t| rules::import(t, records))
     }
 
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        self.write(|t| rules::seal_legacy(t, entry, records))
+    }
+
     fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {
         // Taken when free or expired, renewed by its holder; the database's
         // clock decides, so replicas' clocks need not agree.

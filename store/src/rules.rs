@@ -846,24 +846,7 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
             StoredRecord::Trust(r, seal) => t.put_trust(r, Stamp::Copy(*seal))?,
             StoredRecord::History(key, h) => t.put_history(key, h)?,
             StoredRecord::Audit(entry) => {
-                let expected = log.frontier.size();
-                if entry.seq != expected {
-                    return Err(T::fail(StoreError::Corrupt {
-                        key: format!("audit {}", entry.seq),
-                        reason: format!("the log continues at {expected}"),
-                    }));
-                }
-                let (_, leaf) = log
-                    .frontier
-                    .push_entry(&entry.leaf_bytes())
-                    .map_err(|e| T::fail(StoreError::Backend(format!("audit log: {e}"))))?;
-                if leaf != entry.leaf_hash {
-                    return Err(T::fail(StoreError::Corrupt {
-                        key: format!("audit {}", entry.seq),
-                        reason: "its leaf hash does not match its content".into(),
-                    }));
-                }
-                t.put_audit_entry(entry)?;
+                append_made(&mut log, t, entry)?;
                 audited = true;
             }
             StoredRecord::TreeHead(size, head) => t.put_tree_head(*size, head)?,
@@ -880,6 +863,96 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
         log.save(t)?;
     }
     Ok(())
+}
+
+/// Appends an entry made outside this transaction (a copied one, the
+/// sealing of legacy records): it must continue the log exactly and hash
+/// to its leaf, so nothing else was appended since it was made.
+fn append_made<T: RecordTxn>(
+    log: &mut AuditAppend,
+    t: &T,
+    entry: &AuditEntry,
+) -> Result<(), T::Fail> {
+    let expected = log.frontier.size();
+    if entry.seq != expected {
+        return Err(T::fail(StoreError::Corrupt {
+            key: format!("audit {}", entry.seq),
+            reason: format!("the log continues at {expected}"),
+        }));
+    }
+    let (_, leaf) = log
+        .frontier
+        .push_entry(&entry.leaf_bytes())
+        .map_err(|e| T::fail(StoreError::Backend(format!("audit log: {e}"))))?;
+    if leaf != entry.leaf_hash {
+        return Err(T::fail(StoreError::Corrupt {
+            key: format!("audit {}", entry.seq),
+            reason: "its leaf hash does not match its content".into(),
+        }));
+    }
+    t.put_audit_entry(entry)
+}
+
+/// Rewrites records a build before record seals stored, each sealed to
+/// `entry` (see [`crate::Storage::seal_legacy_records`]). The entry must
+/// continue the log — a write by anyone since the records were read moves
+/// the log and aborts this — and commit to every record (`binds`).
+pub(crate) fn seal_legacy<T: RecordTxn>(
+    t: &T,
+    entry: &AuditEntry,
+    records: &[StoredRecord],
+) -> Result<(), T::Fail> {
+    let mut log = AuditAppend::load(t)?;
+    append_made(&mut log, t, entry)?;
+    let bound: std::collections::HashSet<(Sealed, String, [u8; 32])> =
+        seal::bindings(&entry.detail).into_iter().collect();
+    let check = |table: Sealed, key: String, body: Vec<u8>, trailer: &seal::SealTrailer| {
+        if trailer.seq != entry.seq || !bound.contains(&(table, key.clone(), seal::digest(&body))) {
+            return Err(T::fail(StoreError::Backend(format!(
+                "{} {key}: not sealed to audit entry {} or not committed by it",
+                table.name(),
+                entry.seq
+            ))));
+        }
+        Ok(())
+    };
+    for record in records {
+        match record {
+            StoredRecord::Certificate(c, trailer) => {
+                check(
+                    Sealed::Certificate,
+                    hexfmt::encode(&c.serial),
+                    encode(c).map_err(T::fail)?,
+                    trailer,
+                )?;
+                t.update_certificate(c, Stamp::Copy(*trailer))?
+            }
+            StoredRecord::Device(d, trailer) => {
+                check(
+                    Sealed::Device,
+                    d.identity_key.clone(),
+                    encode(d).map_err(T::fail)?,
+                    trailer,
+                )?;
+                t.put_device(d, Stamp::Copy(*trailer))?
+            }
+            StoredRecord::Trust(r, trailer) => {
+                check(
+                    Sealed::Trust,
+                    r.identity_key.clone(),
+                    encode(r).map_err(T::fail)?,
+                    trailer,
+                )?;
+                t.put_trust(r, Stamp::Copy(*trailer))?
+            }
+            _ => {
+                return Err(T::fail(StoreError::Backend(
+                    "only certificate, device and trust records are sealed".into(),
+                )));
+            }
+        }
+    }
+    log.save(t)
 }
 
 #[cfg(test)]

@@ -847,6 +847,14 @@ impl Storage for SledStorage {
         self.write_durably(|t| rules::import(t, records))
     }
 
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        self.write_durably(|t| rules::seal_legacy(t, entry, records))
+    }
+
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
         let s = self.seal.get().map(|s| &**s);
         self.devices

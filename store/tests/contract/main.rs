@@ -8,11 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod integrity;
+mod legacy;
 mod raw;
 
 use std::sync::Arc;
 
 use integrity::*;
+use legacy::*;
 use raw::tamper;
 use trustca_store::{
     BlobAudit, CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, Issuance,
@@ -142,6 +144,8 @@ contract!(
     an_older_version_restored_is_refused_and_reported,
     the_check_compares_whole_records_with_the_log,
     an_unrevoked_certificate_is_refused_and_reported,
+    a_legacy_store_is_refused_in_words_then_sealed_and_served,
+    an_interrupted_sealing_is_refused_and_finished_by_the_next_run,
 );
 
 /// The record seal's key in these tests (a server's is in its keystore).
