@@ -260,6 +260,12 @@ impl HttpsService for crate::v2x_http::V2xHttp {
                 Err(e) => refusal(e),
             }
         };
+        if let Some(m) = self.metrics.get() {
+            m.v2x_http_request(
+                crate::v2x_http::resource_label(parts.uri.path()),
+                response.status().as_u16(),
+            );
+        }
         tracing::info!(
             path = %printable(parts.uri.path()),
             remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),

@@ -56,6 +56,21 @@ struct OperationStatus {
     status: String,
 }
 
+/// Counts one request in `family` under `operation` (`other` when empty).
+fn count_request(family: &Family<OperationStatus, Counter>, operation: &str, status: u16) {
+    let operation = if operation.is_empty() {
+        "other"
+    } else {
+        operation
+    };
+    family
+        .get_or_create(&OperationStatus {
+            operation: operation.to_owned(),
+            status: status.to_string(),
+        })
+        .inc();
+}
+
 fn seconds_histogram() -> Histogram {
     // 100 µs to about 13 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -78,6 +93,7 @@ pub struct Metrics {
     audit_size: Gauge,
     store_errors: Family<Operation, Counter>,
     est_requests: Family<OperationStatus, Counter>,
+    v2x_http_requests: Family<OperationStatus, Counter>,
     storage: std::sync::Mutex<Option<Weak<dyn Storage>>>,
 }
 
@@ -182,6 +198,12 @@ impl Metrics {
             "EST (RFC 7030) requests by operation and HTTP status",
             est_requests.clone(),
         );
+        let v2x_http_requests = Family::<OperationStatus, Counter>::default();
+        registry.register(
+            "v2x_http_requests",
+            "IEEE 1609.2.1 requests (/v2x/) by resource and HTTP status",
+            v2x_http_requests.clone(),
+        );
         Self {
             registry,
             enrollments,
@@ -198,6 +220,7 @@ impl Metrics {
             audit_size,
             store_errors,
             est_requests,
+            v2x_http_requests,
             storage: std::sync::Mutex::new(None),
         }
     }
@@ -205,17 +228,14 @@ impl Metrics {
     /// One EST request: its operation (`cacerts`, ..., or `other` for a
     /// path that named none) and its HTTP status.
     pub(crate) fn est_request(&self, operation: &str, status: u16) {
-        let operation = if operation.is_empty() {
-            "other"
-        } else {
-            operation
-        };
-        self.est_requests
-            .get_or_create(&OperationStatus {
-                operation: operation.to_owned(),
-                status: status.to_string(),
-            })
-            .inc();
+        count_request(&self.est_requests, operation, status);
+    }
+
+    /// One IEEE 1609.2.1 request: its resource (`certificates`, ..., or
+    /// `other` for a path naming none) and HTTP status. Nothing of the
+    /// vehicle: resource and status only.
+    pub(crate) fn v2x_http_request(&self, resource: &str, status: u16) {
+        count_request(&self.v2x_http_requests, resource, status);
     }
 
     /// One commit group of the group committer.

@@ -713,7 +713,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 Arc::clone(&metrics),
             )?;
             let est = Arc::new(match v2x_http {
-                Some(http) => est.with_v2x(http),
+                Some(http) => {
+                    let _ = http.metrics.set(Arc::clone(&metrics));
+                    est.with_v2x(http)
+                }
                 None => est,
             });
             crate::est::spawn(
@@ -864,6 +867,7 @@ async fn start_role(
     let est_stop = tokio_util::sync::CancellationToken::new();
     let est_addr = match (https_listener, v2x.http.clone()) {
         (Some(listener), Some(http)) => {
+            let _ = http.metrics.set(Arc::clone(&metrics));
             let bound = listener
                 .local_addr()
                 .map_err(|e| ServerError::Listen(format!("cannot read the HTTPS address: {e}")))?;

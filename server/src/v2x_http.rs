@@ -63,6 +63,27 @@ pub(crate) struct V2xHttp {
     pub eca: Option<EcaRoute>,
     /// The last linkage CRL fetched and when (`None`: none published).
     pub crl_cache: std::sync::Mutex<Option<(i64, Option<Bytes>)>>,
+    /// Where requests are counted (set once the process's metrics exist).
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+}
+
+/// The resources, as metric labels (anything else is `other`).
+const RESOURCES: [&str; 5] = [
+    "eca/enrolment-certificate",
+    "provision-pseudonym-certificate-batch",
+    "certificates",
+    "crl",
+    "download",
+];
+
+/// The metric label of `path`: one of [`RESOURCES`] or `other`.
+pub(crate) fn resource_label(path: &str) -> &'static str {
+    let route = path.strip_prefix(PREFIX).unwrap_or_default();
+    RESOURCES
+        .iter()
+        .find(|r| **r == route)
+        .copied()
+        .unwrap_or("other")
 }
 
 impl std::fmt::Debug for V2xHttp {

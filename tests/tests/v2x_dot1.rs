@@ -244,12 +244,28 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
         trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
     opts.est_listen = Some("127.0.0.1:0".parse().unwrap());
+    opts.metrics = Some("127.0.0.1:0".parse().unwrap());
     opts.v2x_batch = quick_batches();
     let server = trustca_server::start(opts).await.unwrap();
     let base = format!("https://{}", server.est_addr.unwrap());
+    let metrics = server.metrics_addr.unwrap();
     ca.server = Some(server);
     let grpc = ca.url();
     journey_and_attacks(&ca, &base, &base, &grpc).await;
+    // Counted by resource and status, and nothing else of the vehicle.
+    let (status, body) = tokio::task::spawn_blocking(move || common::http_get(metrics, "/metrics"))
+        .await
+        .unwrap();
+    assert!(status.contains("200"), "{status}");
+    for line in [
+        r#"trustca_v2x_http_requests_total{operation="provision-pseudonym-certificate-batch",status="200"}"#,
+        r#"trustca_v2x_http_requests_total{operation="provision-pseudonym-certificate-batch",status="409"}"#,
+        r#"trustca_v2x_http_requests_total{operation="download",status="200"}"#,
+        r#"trustca_v2x_http_requests_total{operation="eca/enrolment-certificate",status="200"}"#,
+    ] {
+        assert!(body.contains(line), "{line} missing from\n{body}");
+    }
+    assert!(!body.contains("V2X-0"), "a vehicle in the metrics");
     ca.stop().await;
     // The run's request and the replay's first copy: the refused ones left
     // nothing behind.

@@ -184,6 +184,7 @@ pub(crate) fn role_http(
         crl: Some(pca),
         eca: None,
         crl_cache: Default::default(),
+        metrics: Default::default(),
     })
 }
 
@@ -217,5 +218,6 @@ pub(crate) fn in_process_http(
         crl: Some(pca),
         eca: Some(eca),
         crl_cache: Default::default(),
+        metrics: Default::default(),
     })
 }
