@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use trustca_model::CertificateKind;
-use trustca_proto::v1 as pb;
 use trustca_store::Storage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,19 +16,7 @@ async fn a_client_that_does_not_read_stalls_only_its_own_stream() {
     let mut ca = TestCa::start().await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let total = 12_000u64;
-    let (_, csr_der) = csr();
-    let items: Vec<pb::EnrollBatchItem> = (0..total)
-        .map(|i| pb::EnrollBatchItem {
-            id: i,
-            request: Some(request(
-                "hems",
-                "Acme",
-                &format!("S{i}"),
-                csr_der.clone(),
-                vec![],
-            )),
-        })
-        .collect();
+    let items = hems_batch_items("S", total);
     let mut greedy = ca.client(&acme).await;
     // Send everything, never read a result.
     let stream = greedy

@@ -126,19 +126,7 @@ async fn a_stream_whose_results_are_never_read_ends_after_30_s_with_true_counts(
     let mut ca = TestCa::start().await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let total = 12_000u64;
-    let (_, csr_der) = csr();
-    let items: Vec<pb::EnrollBatchItem> = (0..total)
-        .map(|i| pb::EnrollBatchItem {
-            id: i,
-            request: Some(request(
-                "hems",
-                "Acme",
-                &format!("R{i}"),
-                csr_der.clone(),
-                vec![],
-            )),
-        })
-        .collect();
+    let items = hems_batch_items("R", total);
     let mut client = ca.client(&acme).await;
     let mut stream = client
         .enroll_batch(tokio_stream::iter(items))

@@ -395,3 +395,21 @@ pub fn unique_database_name(prefix: &str) -> String {
     let name = format!("e2e_{}_{nanos}_{prefix}", std::process::id());
     name[..name.len().min(63)].to_owned()
 }
+
+/// `total` HEMS enrollment items of Acme for one batch stream, serials
+/// `<prefix>0`, `<prefix>1`, ... (one CSR shared: the server checks each).
+pub fn hems_batch_items(prefix: &str, total: u64) -> Vec<pb::EnrollBatchItem> {
+    let (_, csr_der) = csr();
+    (0..total)
+        .map(|i| pb::EnrollBatchItem {
+            id: i,
+            request: Some(request(
+                "hems",
+                "Acme",
+                &format!("{prefix}{i}"),
+                csr_der.clone(),
+                vec![],
+            )),
+        })
+        .collect()
+}
