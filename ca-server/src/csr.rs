@@ -48,6 +48,45 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
     }
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
+    let algorithm = verify_signed(
+        spki,
+        csr.signature_algorithm.algorithm.as_bytes(),
+        info.raw,
+        &csr.signature_value,
+    )
+    .map_err(|e| match e {
+        SignatureCheck::Key(why) | SignatureCheck::Algorithm(why) => CaError::InvalidCsr(why),
+        SignatureCheck::Signature => CaError::InvalidCsr(
+            "signature does not verify (no proof of possession of the key)".into(),
+        ),
+    })?;
+    Ok(VerifiedCsr {
+        algorithm,
+        spki_der: spki.raw.to_vec(),
+    })
+}
+
+/// Why [`verify_signed`] refused.
+#[derive(Debug)]
+pub(crate) enum SignatureCheck {
+    /// The key type or curve is not one trustca supports.
+    Key(String),
+    /// The signature algorithm does not fit the key, or is malformed.
+    Algorithm(String),
+    /// The signature does not verify under the key.
+    Signature,
+}
+
+/// Verifies `signature` over `signed` under `spki` with the algorithm
+/// `sig_oid` names; returns the key's algorithm. Shared by CSR checks
+/// (proof of possession) and the key ceremony (a sector CA certificate
+/// signed by the root, the root's ARL).
+pub(crate) fn verify_signed(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    sig_oid: &[u8],
+    signed: &[u8],
+    signature: &x509_parser::asn1_rs::BitString<'_>,
+) -> Result<KeyAlgorithm, SignatureCheck> {
     let key_oid = spki.algorithm.algorithm.as_bytes();
     let algorithm = if key_oid == EC_PUBLIC_KEY {
         let curve = spki
@@ -61,18 +100,17 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
         } else if curve == P384 {
             KeyAlgorithm::EcdsaP384
         } else {
-            return Err(CaError::InvalidCsr(
+            return Err(SignatureCheck::Key(
                 "unsupported elliptic curve (P-256 and P-384 are supported)".into(),
             ));
         }
     } else if key_oid == ED25519 {
         KeyAlgorithm::Ed25519
     } else {
-        return Err(CaError::InvalidCsr(
+        return Err(SignatureCheck::Key(
             "unsupported key type (ECDSA P-256/P-384 and Ed25519 are supported)".into(),
         ));
     };
-    let sig_oid = csr.signature_algorithm.algorithm.as_bytes();
     let verifier: &'static dyn VerificationAlgorithm = match (algorithm, sig_oid) {
         (KeyAlgorithm::EcdsaP256, o) if o == ECDSA_SHA256 => &signature::ECDSA_P256_SHA256_ASN1,
         (KeyAlgorithm::EcdsaP256, o) if o == ECDSA_SHA384 => &signature::ECDSA_P256_SHA384_ASN1,
@@ -80,25 +118,20 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
         (KeyAlgorithm::EcdsaP384, o) if o == ECDSA_SHA256 => &signature::ECDSA_P384_SHA256_ASN1,
         (KeyAlgorithm::Ed25519, o) if o == ED25519 => &signature::ED25519,
         _ => {
-            return Err(CaError::InvalidCsr(
+            return Err(SignatureCheck::Algorithm(
                 "signature algorithm does not match the key type".into(),
             ));
         }
     };
-    if csr.signature_value.unused_bits != 0 {
-        return Err(CaError::InvalidCsr("malformed signature bit string".into()));
+    if signature.unused_bits != 0 {
+        return Err(SignatureCheck::Algorithm(
+            "malformed signature bit string".into(),
+        ));
     }
     UnparsedPublicKey::new(verifier, spki.subject_public_key.data.as_ref())
-        .verify(info.raw, csr.signature_value.data.as_ref())
-        .map_err(|_| {
-            CaError::InvalidCsr(
-                "signature does not verify (no proof of possession of the key)".into(),
-            )
-        })?;
-    Ok(VerifiedCsr {
-        algorithm,
-        spki_der: spki.raw.to_vec(),
-    })
+        .verify(signed, signature.data.as_ref())
+        .map_err(|_| SignatureCheck::Signature)?;
+    Ok(algorithm)
 }
 
 #[cfg(test)]

@@ -53,8 +53,12 @@ pub struct CaHierarchy {
     keys: CaKeys,
     /// The root certificate, DER.
     pub root_der: Vec<u8>,
-    /// Sector sub-CAs by sector.
+    /// The sector sub-CAs whose keys this directory holds, by sector.
     pub sectors: BTreeMap<SectorName, SigningCa>,
+    /// Every sector's CA certificate (DER), whether or not its key is here.
+    pub sector_certs: BTreeMap<SectorName, Vec<u8>>,
+    own_sector: Option<SectorName>,
+    holds_root: bool,
     /// The TLS server chain (leaf, root), DER.
     pub server_chain: Vec<Vec<u8>>,
     server_key: Arc<CaKey>,
@@ -168,39 +172,17 @@ impl CaHierarchy {
         let dir = ca_dir(data);
         let mut report = InitReport::default();
         let now = OffsetDateTime::now_utc();
+        // The key ceremony's steps, all in this one directory: the root,
+        // then per sector a key and request, the root's signature, and the
+        // install check; then the directory's service certificates.
+        if crate::ceremony::sector_of_directory(data)?.is_some() {
+            return Err(CaError::InvalidRequest(format!(
+                "{} is one sector's directory (made by `trustca sector init`); `init` makes a directory for every sector",
+                data.display()
+            )));
+        }
         if !dir.join("root.pem").exists() {
-            if dir.exists()
-                && std::fs::read_dir(&dir)
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-            {
-                return Err(CaError::AlreadyInitialized(dir));
-            }
-            // Build in a scratch directory and rename, so a crash never
-            // leaves a half-made root behind.
-            std::fs::create_dir_all(data).map_err(|e| CaError::io(data, e))?;
-            let scratch = data.join(format!(".ca-init-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&scratch);
-            std::fs::create_dir_all(&scratch).map_err(|e| CaError::io(&scratch, e))?;
-            let ks = CaKeys::new(
-                Keystore::create(&scratch, passphrase)?,
-                token_arc.clone(),
-                &policies.pki,
-            );
-            let pki = &policies.pki;
-            let key = ks.generate("root", KeyRole::Root, pki.root.key_algorithm)?;
-            let params = issuer::root_params(
-                &pki.root.common_name,
-                &pki.root.organization,
-                pki.root.validity_days,
-                now,
-            )?;
-            let root = params.self_signed(&key)?;
-            write_new(&scratch.join("root.pem"), root.pem().as_bytes())?;
-            if dir.exists() {
-                std::fs::remove_dir(&dir).map_err(|e| CaError::io(&dir, e))?;
-            }
-            std::fs::rename(&scratch, &dir).map_err(|e| CaError::io(&dir, e))?;
+            crate::ceremony::create_root(data, policies, passphrase, token_arc.clone(), now)?;
             report.created_root = true;
         }
         let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token_arc, &policies.pki);
@@ -208,82 +190,101 @@ impl CaHierarchy {
             keystore.record_token(module)?;
         }
         let root = Self::root_signer(&dir, &keystore)?;
-        let organization = &policies.pki.root.organization;
-        for (sector, policy) in &policies.sectors {
+        let oid = &policies.pki.extensions.trust_level_oid;
+        for sector in policies.sectors.keys() {
             let pem_path = dir.join(format!("{sector}.pem"));
             if pem_path.exists() {
                 report.existing_sectors.push(sector.to_string());
                 continue;
             }
-            let key = keystore.generate(
-                sector.as_str(),
-                KeyRole::Sector,
-                policy.certificate.ca_key_algorithm,
-            )?;
-            let ext = sector_ext(
-                sector,
-                CertificateKind::SectorCa,
-                &policy.version,
-                vec![],
-                vec![],
-            );
-            let params = issuer::sector_ca_params(
-                organization,
-                &ext,
-                &policies.pki,
-                policies.pki.sector_ca.validity_days,
-                now,
-                root.not_after,
-            )?;
-            let der = root.sign(&params, &key)?;
+            let (key, csr) = crate::ceremony::new_sector_key(&keystore, policies, sector)?;
+            let (_, der) = crate::ceremony::sign_sector_csr(&root, policies, &csr, now)?;
+            crate::ceremony::check_own_certificate(&der, &root.cert_der, &key, sector, oid, now)?;
             write_new(&pem_path, certs_to_pem(&[&der]).as_bytes())?;
             report.created_sectors.push(sector.to_string());
         }
-        std::fs::create_dir_all(dir.join("credentials")).map_err(|e| CaError::io(&dir, e))?;
-        if !dir.join("server.pem").exists() {
-            Self::issue_service_cert(
-                &dir,
-                &keystore,
-                &root,
-                policies,
-                issuer::ServicePurpose::Tls,
-                server_names,
-                now,
-            )?;
-        }
-        if !dir.join("audit.pem").exists() {
-            Self::issue_service_cert(
-                &dir,
-                &keystore,
-                &root,
-                policies,
-                issuer::ServicePurpose::AuditLog,
-                &[],
-                now,
-            )?;
-        }
-        if !dir.join("responder.pem").exists() {
-            Self::issue_service_cert(
-                &dir,
-                &keystore,
-                &root,
-                policies,
-                issuer::ServicePurpose::TrustResponder,
-                &[],
-                now,
-            )?;
-        }
+        Self::complete_directory(&dir, &keystore, &root, None, policies, server_names, now)?;
         // The V2X (IEEE 1609.2) root, EA and AA, and the X.509 root's
         // certificate for the V2X root key; re-running init on a data
         // directory made before them adds them.
         report.created_v2x = crate::v2x_ca::init_v2x(&dir, &keystore, &root, policies, now)?;
-        // The store's record seal; re-running init on an older directory
-        // adds it (copy `ca/` to every replica afterwards).
-        create_record_seal_key(keystore.keystore())?;
         // Relying parties need the root's CRL from the start for
         // `openssl verify -crl_check_all`, even while it lists nothing.
         crate::root_crl::publish_root_crl_if_due(data, &root)?;
         Ok(report)
+    }
+
+    /// Completes a CA directory with what its instance signs with online:
+    /// the TLS server (`server_names` added), trust responder and audit
+    /// signer certificates, issued by `ca` (the root for a directory of
+    /// every sector, the sector CA for one sector's directory: `sector`),
+    /// and the store's record-seal key. Makes only what is missing.
+    pub(crate) fn complete_directory(
+        dir: &Path,
+        keystore: &CaKeys,
+        ca: &SigningCa,
+        sector: Option<&SectorName>,
+        policies: &PolicySet,
+        server_names: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), CaError> {
+        std::fs::create_dir_all(dir.join("credentials")).map_err(|e| CaError::io(dir, e))?;
+        for (stem, purpose) in [
+            ("server", issuer::ServicePurpose::Tls),
+            ("audit", issuer::ServicePurpose::AuditLog),
+            ("responder", issuer::ServicePurpose::TrustResponder),
+        ] {
+            if !dir.join(format!("{stem}.pem")).exists() {
+                Self::issue_service_cert(
+                    dir,
+                    keystore,
+                    ca,
+                    sector,
+                    policies,
+                    purpose,
+                    server_names,
+                    now,
+                )?;
+            }
+        }
+        // The store's record seal; re-running init on an older directory
+        // adds it (copy `ca/` to every replica afterwards).
+        create_record_seal_key(keystore.keystore())
+    }
+
+    /// The DNS names and IP addresses of a TLS server certificate:
+    /// loopback and `server_names`. A sector CA may only issue names under
+    /// `<sector>.<trust_domain>` (its name constraint), so for a sector's
+    /// directory (`sector`) `localhost` is replaced by that name and any
+    /// other DNS name outside it is refused.
+    pub(crate) fn service_host_names(
+        policies: &PolicySet,
+        sector: Option<&SectorName>,
+        server_names: &[String],
+    ) -> Result<(Vec<String>, Vec<IpAddr>), CaError> {
+        let zone = sector.map(|s| format!("{s}.{}", policies.pki.trust_domain));
+        let mut dns = vec![zone.clone().unwrap_or_else(|| "localhost".to_owned())];
+        let mut ips: Vec<IpAddr> =
+            vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+        for n in server_names {
+            match n.parse::<IpAddr>() {
+                Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+                Ok(_) => {}
+                Err(_) if dns.contains(n) => {}
+                Err(_) => {
+                    if let Some(zone) = &zone {
+                        let lower = n.to_ascii_lowercase();
+                        if lower != *zone && !lower.ends_with(&format!(".{zone}")) {
+                            return Err(CaError::InvalidRequest(format!(
+                                "server name {n:?} is outside {zone}, the only names the sector CA may issue (its name constraint); use a name under it or an IP address"
+                            )));
+                        }
+                    }
+                    dns.push(n.clone());
+                }
+            }
+        }
+        Ok((dns, ips))
     }
 
     /// Revokes the root-issued CA `name` (offline: needs the root key, from
@@ -307,7 +308,7 @@ impl CaHierarchy {
         crate::root_crl::revoke_ca(data, &root, name, reason, note)
     }
 
-    fn root_signer(dir: &Path, keystore: &CaKeys) -> Result<SigningCa, CaError> {
+    pub(crate) fn root_signer(dir: &Path, keystore: &CaKeys) -> Result<SigningCa, CaError> {
         let der = read_pem_der(&dir.join("root.pem"))?
             .into_iter()
             .next()
@@ -315,10 +316,13 @@ impl CaHierarchy {
         SigningCa::new(der, keystore.load("root")?)
     }
 
+    // Each argument is one fact of the certificate; see complete_directory.
+    #[allow(clippy::too_many_arguments)]
     fn issue_service_cert(
         dir: &Path,
         keystore: &CaKeys,
-        root: &SigningCa,
+        ca: &SigningCa,
+        sector: Option<&SectorName>,
         policies: &PolicySet,
         purpose: issuer::ServicePurpose,
         server_names: &[String],
@@ -331,25 +335,20 @@ impl CaHierarchy {
             }
             issuer::ServicePurpose::AuditLog => ("audit", "trustca audit log", KeyRole::Audit),
         };
-        let mut dns = vec!["localhost".to_owned()];
-        let mut ips: Vec<IpAddr> =
-            vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
-        for n in server_names {
-            match n.parse::<IpAddr>() {
-                Ok(ip) if !ips.contains(&ip) => ips.push(ip),
-                Ok(_) => {}
-                Err(_) if !dns.contains(n) => dns.push(n.clone()),
-                Err(_) => {}
-            }
-        }
-        let trustca = SectorName::new("trustca")?;
-        let version = policies
-            .sectors
-            .values()
-            .next()
+        let (mut dns, mut ips) = Self::service_host_names(policies, sector, server_names)?;
+        // A service certificate names the sector of the CA that issued it
+        // (chain checks hold every certificate to its issuer's sector); the
+        // root's own are `trustca`.
+        let owner = match sector {
+            Some(s) => s.clone(),
+            None => SectorName::new("trustca")?,
+        };
+        let version = sector
+            .and_then(|s| policies.sectors.get(s))
+            .or_else(|| policies.sectors.values().next())
             .map(|p| p.version.clone())
             .unwrap_or_else(|| "1".into());
-        let ext = sector_ext(&trustca, CertificateKind::Service, &version, vec![], vec![]);
+        let ext = sector_ext(&owner, CertificateKind::Service, &version, vec![], vec![]);
         if purpose == issuer::ServicePurpose::AuditLog {
             Self::archive_audit_signer(dir)?;
         }
@@ -371,12 +370,20 @@ impl CaHierarchy {
             &ips,
             policies.pki.service.validity_days,
             now,
-            root.not_after,
+            ca.not_after,
         )?;
-        let der = root.sign(&params, &key)?;
+        let der = ca.sign(&params, &key)?;
+        // Leaf, then its issuer, then (for a sector CA) the root: what TLS
+        // peers and assertion verifiers need to build the path.
+        let mut chain: Vec<&[u8]> = vec![&der, &ca.cert_der];
+        let root_der;
+        if sector.is_some() {
+            root_der = read_pem_der(&dir.join("root.pem"))?;
+            chain.extend(root_der.iter().map(Vec::as_slice));
+        }
         write_new(
             &dir.join(format!("{stem}.pem")),
-            certs_to_pem(&[&der, &root.cert_der]).as_bytes(),
+            certs_to_pem(&chain).as_bytes(),
         )?;
         Ok(())
     }
@@ -444,25 +451,51 @@ impl CaHierarchy {
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(data.to_path_buf()))?;
+        // A sector's directory holds its own CA key and the other sectors'
+        // certificates only; a directory `init` made holds every key.
+        let own_sector = crate::ceremony::sector_of_directory(data)?;
         let mut sectors = BTreeMap::new();
+        let mut sector_certs = BTreeMap::new();
         for sector in policies.sectors.keys() {
             let path = dir.join(format!("{sector}.pem"));
             if !path.exists() {
+                let fix = if own_sector.is_some() {
+                    format!(
+                        "import the root-issued {sector} CA certificate with `trustca sector import --data {} {sector}.pem`",
+                        data.display()
+                    )
+                } else {
+                    format!("run `trustca init --data {}` to create it", data.display())
+                };
                 return Err(CaError::InvalidRequest(format!(
-                    "policy lists sector {sector} but {} is missing; run `trustca init --data {}` to create it",
+                    "policy lists sector {sector} but {} is missing; {fix}",
                     path.display(),
-                    data.display()
                 )));
             }
             let der = read_pem_der(&path)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
-            sectors.insert(
-                sector.clone(),
-                SigningCa::new(der, keystore.load(sector.as_str())?)?,
-            );
+            sector_certs.insert(sector.clone(), der.clone());
+            if keystore.has(sector.as_str()) {
+                sectors.insert(
+                    sector.clone(),
+                    SigningCa::new(der, keystore.load(sector.as_str())?)?,
+                );
+            }
         }
+        if let Some(own) = &own_sector
+            && !sectors.contains_key(own)
+        {
+            return Err(CaError::InvalidRequest(format!(
+                "{} is the {own} sector's directory but holds no {own} CA key",
+                data.display()
+            )));
+        }
+        let holds_root = keystore.has("root");
+        // Who renews the service certificates: the root (loaded only when a
+        // renewal is due) in a directory of every sector, this sector's CA
+        // in a sector's directory, which never needs the root.
         let mut root: Option<SigningCa> = None;
         let mut load = |purpose: issuer::ServicePurpose,
                         stem: &str|
@@ -477,11 +510,36 @@ impl CaHierarchy {
                 Err(_) => true,
             };
             if renew {
-                if root.is_none() {
-                    root = Some(Self::root_signer(&dir, &keystore)?);
-                }
-                if let Some(root) = &root {
-                    Self::issue_service_cert(&dir, &keystore, root, policies, purpose, &[], now)?;
+                let own = own_sector
+                    .as_ref()
+                    .and_then(|s| sectors.get(s).map(|c| (s, c)));
+                if let Some((sector, ca)) = own {
+                    Self::issue_service_cert(
+                        &dir,
+                        &keystore,
+                        ca,
+                        Some(sector),
+                        policies,
+                        purpose,
+                        &[],
+                        now,
+                    )?;
+                } else {
+                    if root.is_none() {
+                        root = Some(Self::root_signer(&dir, &keystore)?);
+                    }
+                    if let Some(root) = &root {
+                        Self::issue_service_cert(
+                            &dir,
+                            &keystore,
+                            root,
+                            None,
+                            policies,
+                            purpose,
+                            &[],
+                            now,
+                        )?;
+                    }
                 }
             }
             Ok((read_pem_der(&path)?, Arc::new(keystore.load(stem)?)))
@@ -490,7 +548,9 @@ impl CaHierarchy {
         let (responder_chain, responder_key) =
             load(issuer::ServicePurpose::TrustResponder, "responder")?;
         let (audit_chain, audit_key) = load(issuer::ServicePurpose::AuditLog, "audit")?;
-        if crate::root_crl::root_crl_due(data)? {
+        // Only a directory holding the root key re-issues the ARL; the
+        // others receive it from the offline root (`trustca sector import`).
+        if holds_root && crate::root_crl::root_crl_due(data)? {
             let root = match root {
                 Some(r) => r,
                 None => Self::root_signer(&dir, &keystore)?,
@@ -503,6 +563,9 @@ impl CaHierarchy {
             keys: keystore,
             root_der,
             sectors,
+            sector_certs,
+            own_sector,
+            holds_root,
             server_chain,
             server_key,
             responder_chain,
@@ -518,10 +581,23 @@ impl CaHierarchy {
         &self.revoked_cas
     }
 
-    /// Reissues the root CRL when it is due (loads the root key only then).
+    /// Whether this directory holds the root key (a file or a token
+    /// reference). An online directory should not: `serve` says so.
+    pub fn holds_root_key(&self) -> bool {
+        self.holds_root
+    }
+
+    /// The sector this directory belongs to, when `trustca sector init`
+    /// made it (`None`: a directory of every sector, made by `init`).
+    pub fn own_sector(&self) -> Option<&SectorName> {
+        self.own_sector.as_ref()
+    }
+
+    /// Reissues the root CRL when it is due (loads the root key only then;
+    /// a directory without the root key leaves it to the offline root).
     pub fn refresh_root_crl(&self) -> Result<Option<u64>, CaError> {
         let data = self.data_dir();
-        if !crate::root_crl::root_crl_due(data)? {
+        if !self.holds_root || !crate::root_crl::root_crl_due(data)? {
             return Ok(None);
         }
         let root = Self::root_signer(&self.dir, &self.keys)?;
@@ -556,7 +632,20 @@ impl CaHierarchy {
     /// The sub-CA of `sector`.
     pub fn sector(&self, sector: &SectorName) -> Result<&SigningCa, CaError> {
         self.sectors.get(sector).ok_or_else(|| {
-            CaError::Model(trustca_model::ModelError::UnknownSector(sector.to_string()))
+            if self.sector_certs.contains_key(sector) {
+                // Its certificate is here, its key is with its own operator.
+                CaError::NotAuthoritative {
+                    sector: sector.to_string(),
+                    served: self
+                        .sectors
+                        .keys()
+                        .map(SectorName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            } else {
+                CaError::Model(trustca_model::ModelError::UnknownSector(sector.to_string()))
+            }
         })
     }
 

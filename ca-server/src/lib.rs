@@ -6,6 +6,7 @@
 mod authority_tls;
 mod batch;
 mod ca_keys;
+pub mod ceremony;
 mod crl;
 mod csr;
 mod enroll;

@@ -178,6 +178,119 @@ pub fn publish_root_crl_if_due(data: &Path, root: &SigningCa) -> Result<Option<u
     publish(data, root, &mut state).map(Some)
 }
 
+/// Re-issues the root CRL now, whatever its `nextUpdate` (the offline
+/// root's `root arl`, and after it issued a sector CA); returns the number.
+pub fn publish_root_crl_now(data: &Path, root: &SigningCa) -> Result<u64, CaError> {
+    let mut state = read_state(data)?;
+    publish(data, root, &mut state)
+}
+
+/// An ARL from the offline root, checked and ready to be written into a
+/// sector directory ([`prepare_import`]).
+#[derive(Debug)]
+pub struct PreparedArl {
+    der: Vec<u8>,
+    state: State,
+}
+
+impl PreparedArl {
+    /// The names of the CAs it revokes (sector names where the certificate
+    /// is known here, else `serial-<hex>`).
+    pub fn revoked_names(&self) -> Vec<String> {
+        self.state.revoked.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Writes the record first and the list second (as the root does), so
+    /// a server that re-reads the record never misses a revocation.
+    pub fn commit(self, data: &Path) -> Result<u64, CaError> {
+        write_state(data, &self.state)?;
+        write_atomic(&root_crl_path(data), &self.der)?;
+        Ok(self.state.crl_number)
+    }
+}
+
+/// Checks an ARL brought from the offline root into a directory that does
+/// not hold the root key: signed by `root_der`, not past its `nextUpdate`,
+/// and (with `require_newer`) newer than the one held. Its entries become the directory's record
+/// of revoked CAs, named by the sector certificates in `known`
+/// (`(sector, DER)`), which is what a server consults.
+pub fn prepare_import(
+    data: &Path,
+    root_der: &[u8],
+    der: &[u8],
+    known: &[(String, Vec<u8>)],
+    now: OffsetDateTime,
+    require_newer: bool,
+) -> Result<PreparedArl, CaError> {
+    let refuse = |why: String| CaError::InvalidRequest(format!("the ARL {why}; nothing imported"));
+    let (rest, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|_| refuse("is not a DER X.509 CRL".into()))?;
+    if !rest.is_empty() {
+        return Err(refuse("has trailing bytes".into()));
+    }
+    let (_, root) = X509Certificate::from_der(root_der)
+        .map_err(|_| CaError::Signing("root certificate does not parse".into()))?;
+    if crl.issuer().as_raw() != root.subject().as_raw() {
+        return Err(refuse(format!(
+            "is issued by {}, not by this root",
+            crl.issuer()
+        )));
+    }
+    crate::ceremony::check_signed(
+        root.public_key(),
+        crl.signature_algorithm.algorithm.as_bytes(),
+        crl.tbs_cert_list.as_ref(),
+        &crl.signature_value,
+        "the ARL",
+    )?;
+    let next_update = crl
+        .next_update()
+        .map(|t| t.to_datetime())
+        .ok_or_else(|| refuse("has no nextUpdate".into()))?;
+    if now > next_update {
+        return Err(refuse(format!(
+            "is past its nextUpdate ({next_update}); have the root re-issue it (`trustca root arl`)"
+        )));
+    }
+    let number = crl
+        .crl_number()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| refuse("has no CRL number".into()))?;
+    let held = read_state(data)?;
+    if require_newer && number <= held.crl_number {
+        return Err(refuse(format!(
+            "is #{number}, not newer than the one held (#{})",
+            held.crl_number
+        )));
+    }
+    let mut revoked = Vec::new();
+    for entry in crl.iter_revoked_certificates() {
+        let serial = trustca_model::hexfmt::encode(entry.raw_serial());
+        let named = known.iter().find_map(|(name, cert)| {
+            let (_, c) = X509Certificate::from_der(cert).ok()?;
+            (trustca_model::hexfmt::encode(c.raw_serial()) == serial)
+                .then(|| (name.clone(), c.subject().to_string()))
+        });
+        let (name, subject) = named.unwrap_or_else(|| (format!("serial-{serial}"), String::new()));
+        let reason = entry.reason_code().map(|(_, r)| r.0).unwrap_or(0);
+        revoked.push(RevokedCa {
+            name,
+            serial,
+            subject,
+            reason,
+            at: entry.revocation_date.to_datetime().unix_timestamp(),
+            note: String::new(),
+        });
+    }
+    Ok(PreparedArl {
+        der: der.to_vec(),
+        state: State {
+            crl_number: number,
+            revoked,
+        },
+    })
+}
+
 /// The published root CRL, DER.
 pub fn read_root_crl(data: &Path) -> Result<Vec<u8>, CaError> {
     let path = root_crl_path(data);

@@ -206,8 +206,12 @@ pub fn verify_chain(
         now.unix_timestamp().max(0) as u64,
     ));
     let usage = match leaf.extended_key_usage() {
+        // "If present": webpki applies the usage to every certificate of the
+        // path, and a sector CA (which issues a sector instance's responder
+        // and audit signer) has no EKU at all. The leaf is known to carry
+        // OCSPSigning here, so nothing is relaxed for it.
         Ok(Some(eku)) if !eku.value.client_auth && eku.value.ocsp_signing => {
-            webpki::KeyUsage::required(OCSP_SIGNING)
+            webpki::KeyUsage::required_if_present(OCSP_SIGNING)
         }
         Ok(Some(eku)) if !eku.value.client_auth => webpki::KeyUsage::server_auth(),
         _ => webpki::KeyUsage::client_auth(),

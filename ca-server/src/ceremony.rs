@@ -1,0 +1,1005 @@
+//! The key ceremony: an offline root and sector CAs whose keys are made
+//! where their operators run them.
+//!
+//! - `root_init` makes the root key, the self-signed root certificate and
+//!   the first ARL (`crl/root.crl`) in a directory of its own, and nothing
+//!   else: no sector key, no service key, no store.
+//! - `sector_init` makes one sector's CA key in the sector operator's
+//!   directory (encrypted at rest like every CA key) and writes a PKCS#10
+//!   request (`ca/<sector>.csr`). The directory is marked as that sector's
+//!   (`ca/sector.toml`).
+//! - `sign_sector` (at the root, offline) issues the sector CA certificate
+//!   with the profile `sectors/<sector>.toml` and `pki.toml` give (name
+//!   constraints, trust-level extension) and re-issues the ARL.
+//! - `sector_install` checks that the certificate is for this directory's
+//!   key and sector and chains to the root, then completes the directory:
+//!   its own TLS, trust responder and audit signer certificates (issued by
+//!   its sector CA, so renewing them never needs the root) and its
+//!   record-seal key.
+//! - `sector_import` adds what the root publishes: other sectors' CA
+//!   certificates (public only) and the root's ARL.
+//!
+//! `init` on one machine runs the same steps in one directory
+//! ([`crate::CaHierarchy::init_with_token`]): [`create_root`],
+//! [`new_sector_key`], [`sign_sector_csr`], [`check_sector_certificate`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, PublicKeyData};
+use time::OffsetDateTime;
+use trustca_model::extension::ExtensionOid;
+use trustca_model::policy::KeyRole;
+use trustca_model::{CertificateKind, PolicySet, SectorName};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::CaError;
+use crate::ca_keys::{CaKey, CaKeys};
+use crate::csr::{SignatureCheck, verify_csr, verify_signed};
+use crate::hierarchy::{CaHierarchy, certs_to_pem, sector_ext};
+use crate::issuer::{self, SigningCa};
+use crate::keystore::{Keystore, Passphrase, write_new};
+use crate::pkcs11::Pkcs11Token;
+
+/// `ca/sector.toml`: marks a directory made by `sector init` as the
+/// directory of one sector's operator. Its service certificates are issued
+/// (and renewed) by that sector's CA, never by the root.
+pub const SECTOR_MARKER: &str = "sector.toml";
+
+/// The PEM label of a PKCS#10 request.
+const CSR_LABEL: &str = "CERTIFICATE REQUEST";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SectorMarker {
+    sector: String,
+}
+
+/// The sector a directory made by `sector init` belongs to; `None` for a
+/// directory made by `init` (every sector) or `root init`.
+pub fn sector_of_directory(data: &Path) -> Result<Option<SectorName>, CaError> {
+    let path = data.join("ca").join(SECTOR_MARKER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CaError::io(&path, e)),
+    };
+    let marker: SectorMarker = toml::from_str(&text)
+        .map_err(|e| CaError::Keystore(format!("{}: {}", path.display(), e.message())))?;
+    Ok(Some(SectorName::new(&marker.sector)?))
+}
+
+/// Whether `dir` exists and holds anything.
+fn non_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+/// Makes the root key and the self-signed root certificate in `data/ca/`.
+/// Built in a scratch directory and renamed, so a crash never leaves a
+/// half-made root behind. Refuses a `ca/` that holds anything.
+pub(crate) fn create_root(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    token: Option<Arc<Pkcs11Token>>,
+    now: OffsetDateTime,
+) -> Result<(), CaError> {
+    let dir = data.join("ca");
+    if non_empty(&dir) {
+        return Err(CaError::AlreadyInitialized(dir));
+    }
+    std::fs::create_dir_all(data).map_err(|e| CaError::io(data, e))?;
+    let scratch = data.join(format!(".ca-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| CaError::io(&scratch, e))?;
+    let ks = CaKeys::new(
+        Keystore::create(&scratch, passphrase)?,
+        token,
+        &policies.pki,
+    );
+    let pki = &policies.pki;
+    let key = ks.generate("root", KeyRole::Root, pki.root.key_algorithm)?;
+    let params = issuer::root_params(
+        &pki.root.common_name,
+        &pki.root.organization,
+        pki.root.validity_days,
+        now,
+    )?;
+    let root = params.self_signed(&key)?;
+    write_new(&scratch.join("root.pem"), root.pem().as_bytes())?;
+    if dir.exists() {
+        std::fs::remove_dir(&dir).map_err(|e| CaError::io(&dir, e))?;
+    }
+    std::fs::rename(&scratch, &dir).map_err(|e| CaError::io(&dir, e))
+}
+
+/// What `root init` made.
+#[derive(Debug)]
+pub struct RootInitReport {
+    /// The root certificate (`ca/root.pem`).
+    pub root_pem: PathBuf,
+    /// SHA-256 of the root certificate, hex, for operators to compare.
+    pub root_sha256: String,
+    /// The first ARL (`crl/root.crl`).
+    pub arl: PathBuf,
+}
+
+/// `trustca root init`: the root and its first ARL, nothing else. `token`
+/// is an open PKCS#11 token and the module it came from, where `pki.toml`
+/// places the root key there.
+pub fn root_init(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    token: Option<(&Arc<Pkcs11Token>, &Path)>,
+) -> Result<RootInitReport, CaError> {
+    let now = OffsetDateTime::now_utc();
+    create_root(
+        data,
+        policies,
+        passphrase,
+        token.map(|(t, _)| Arc::clone(t)),
+        now,
+    )?;
+    let dir = data.join("ca");
+    let keys = CaKeys::new(
+        Keystore::open(&dir, passphrase)?,
+        token.map(|(t, _)| Arc::clone(t)),
+        &policies.pki,
+    );
+    if let Some((_, module)) = token {
+        keys.record_token(module)?;
+    }
+    let root = CaHierarchy::root_signer(&dir, &keys)?;
+    crate::root_crl::publish_root_crl_now(data, &root)?;
+    Ok(RootInitReport {
+        root_pem: dir.join("root.pem"),
+        root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root.cert_der)),
+        arl: crate::root_crl::root_crl_path(data),
+    })
+}
+
+/// Generates `sector`'s CA key in `keys` and returns it with a PKCS#10
+/// request for it: subject O = the root's organisation, OU = the sector,
+/// CN = `trustca <sector> Sector CA`. The root reads only the sector from
+/// it (OU) and builds everything else from its own profile.
+pub(crate) fn new_sector_key(
+    keys: &CaKeys,
+    policies: &PolicySet,
+    sector: &SectorName,
+) -> Result<(CaKey, Vec<u8>), CaError> {
+    let policy = policies.sector(sector.as_str())?;
+    let key = keys.generate(
+        sector.as_str(),
+        KeyRole::Sector,
+        policy.certificate.ca_key_algorithm,
+    )?;
+    let csr = sector_csr(&key, policies, sector)?;
+    Ok((key, csr))
+}
+
+fn sector_csr(key: &CaKey, policies: &PolicySet, sector: &SectorName) -> Result<Vec<u8>, CaError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::OrganizationName,
+        policies.pki.root.organization.as_str(),
+    );
+    dn.push(DnType::OrganizationalUnitName, sector.as_str());
+    dn.push(DnType::CommonName, format!("trustca {sector} Sector CA"));
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    Ok(params.serialize_request(key)?.der().to_vec())
+}
+
+/// What `sector init` made.
+#[derive(Debug)]
+pub struct SectorInitReport {
+    /// The sector.
+    pub sector: SectorName,
+    /// The request for the root (`ca/<sector>.csr`).
+    pub csr: PathBuf,
+    /// SHA-256 of the request's DER, hex, to compare at the root.
+    pub csr_sha256: String,
+}
+
+/// `trustca sector init`: `sector`'s CA key (encrypted, or in the token)
+/// and its request, in a directory holding no CA yet.
+pub fn sector_init(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    sector: &str,
+    token: Option<(&Arc<Pkcs11Token>, &Path)>,
+) -> Result<SectorInitReport, CaError> {
+    let sector = policies.sector(sector)?.sector.clone();
+    let dir = data.join("ca");
+    if dir.join("keystore.toml").exists() || dir.join("root.pem").exists() {
+        return Err(CaError::AlreadyInitialized(dir));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
+    let keys = CaKeys::new(
+        Keystore::create(&dir, passphrase)?,
+        token.map(|(t, _)| Arc::clone(t)),
+        &policies.pki,
+    );
+    if let Some((_, module)) = token {
+        keys.record_token(module)?;
+    }
+    let marker = toml::to_string(&SectorMarker {
+        sector: sector.to_string(),
+    })
+    .map_err(|e| CaError::Keystore(e.to_string()))?;
+    write_new(&dir.join(SECTOR_MARKER), marker.as_bytes())?;
+    let (_, csr) = new_sector_key(&keys, policies, &sector)?;
+    let path = dir.join(format!("{sector}.csr"));
+    write_new(
+        &path,
+        pem::encode(&pem::Pem::new(CSR_LABEL, csr.clone())).as_bytes(),
+    )?;
+    Ok(SectorInitReport {
+        sector,
+        csr: path,
+        csr_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&csr)),
+    })
+}
+
+/// DER of a PEM block labelled `label` in `bytes`, or `bytes` themselves
+/// when they are not PEM (DER given directly).
+fn der_of(bytes: &[u8], label: &str, what: &str) -> Result<Vec<u8>, CaError> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(bytes.to_vec());
+    };
+    if !text.contains("-----BEGIN") {
+        return Err(CaError::InvalidRequest(format!(
+            "{what} is neither PEM nor DER"
+        )));
+    }
+    pem::parse_many(text)
+        .map_err(|_| CaError::InvalidRequest(format!("{what} is not valid PEM")))?
+        .into_iter()
+        .find(|p| p.tag() == label)
+        .map(pem::Pem::into_contents)
+        .ok_or_else(|| CaError::InvalidRequest(format!("{what} holds no {label}")))
+}
+
+/// The root's part: checks the request (its signature, the sector it names,
+/// the key algorithm the sector's profile asks for) and issues the sector
+/// CA certificate from the profile. Returns the sector and the DER.
+pub(crate) fn sign_sector_csr(
+    root: &SigningCa,
+    policies: &PolicySet,
+    csr_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<(SectorName, Vec<u8>), CaError> {
+    let verified = verify_csr(csr_der)?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
+        .map_err(|_| CaError::InvalidCsr("not a DER PKCS#10 certification request".into()))?;
+    let named: Vec<&str> = csr
+        .certification_request_info
+        .subject
+        .iter_organizational_unit()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    let [name] = named.as_slice() else {
+        return Err(CaError::InvalidCsr(
+            "the request must name exactly one sector (its subject's OU); make it with `trustca sector init`".into(),
+        ));
+    };
+    let policy = policies.sector(name).map_err(|_| {
+        CaError::InvalidRequest(format!(
+            "the root has no profile for sector {:?} (policies/sectors/*.toml); nothing issued",
+            name.chars().take(64).collect::<String>()
+        ))
+    })?;
+    if verified.algorithm != policy.certificate.ca_key_algorithm {
+        return Err(CaError::KeyAlgorithmNotAllowed {
+            algorithm: verified.algorithm.as_str().into(),
+            sector: policy.sector.to_string(),
+            allowed: policy.certificate.ca_key_algorithm.as_str().into(),
+        });
+    }
+    let ext = sector_ext(
+        &policy.sector,
+        CertificateKind::SectorCa,
+        &policy.version,
+        vec![],
+        vec![],
+    );
+    let params = issuer::sector_ca_params(
+        &policies.pki.root.organization,
+        &ext,
+        &policies.pki,
+        policies.pki.sector_ca.validity_days,
+        now,
+        root.not_after,
+    )?;
+    let spki = CaHierarchy::spki_of(&verified.spki_der)?;
+    Ok((policy.sector.clone(), root.sign(&params, &spki)?))
+}
+
+/// What `root sign-sector` issued.
+#[derive(Debug)]
+pub struct SignedSector {
+    /// The sector.
+    pub sector: SectorName,
+    /// The certificate, PEM (also kept as `ca/<sector>.pem` at the root).
+    pub cert_pem: String,
+    /// The root's ARL number issued with it.
+    pub arl_number: u64,
+}
+
+/// `trustca root sign-sector`: issues the sector CA certificate for the
+/// request `csr` (PEM or DER), keeps it in the root's directory (the record
+/// `root revoke-sector` works from) and re-issues the ARL.
+pub fn sign_sector(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    token: Option<Arc<Pkcs11Token>>,
+    csr: &[u8],
+) -> Result<SignedSector, CaError> {
+    let dir = data.join("ca");
+    if !dir.join("root.pem").exists() {
+        return Err(CaError::NotInitialized(data.to_path_buf()));
+    }
+    let csr_der = der_of(csr, CSR_LABEL, "the request")?;
+    let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
+    let root = CaHierarchy::root_signer(&dir, &keys)?;
+    let (sector, der) = sign_sector_csr(&root, policies, &csr_der, OffsetDateTime::now_utc())?;
+    let path = dir.join(format!("{sector}.pem"));
+    if path.exists() {
+        return Err(CaError::InvalidRequest(format!(
+            "the root already issued a {sector} CA certificate ({}); nothing issued",
+            path.display()
+        )));
+    }
+    let cert_pem = certs_to_pem(&[&der]);
+    write_new(&path, cert_pem.as_bytes())?;
+    let arl_number = crate::root_crl::publish_root_crl_now(data, &root)?;
+    Ok(SignedSector {
+        sector,
+        cert_pem,
+        arl_number,
+    })
+}
+
+/// A sector CA certificate that verified against the root.
+#[derive(Debug)]
+pub struct CheckedSectorCa {
+    /// Its sector.
+    pub sector: SectorName,
+    /// Its DER.
+    pub der: Vec<u8>,
+    /// Its SubjectPublicKeyInfo, DER.
+    pub spki: Vec<u8>,
+}
+
+fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, CaError> {
+    match X509Certificate::from_der(der) {
+        Ok(([], c)) => Ok(c),
+        _ => Err(CaError::InvalidRequest(format!(
+            "{what} is not an X.509 certificate"
+        ))),
+    }
+}
+
+/// Whether `sig` verifies `signed` under `spki`, as a refusal naming `what`.
+pub(crate) fn check_signed(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+    sig_oid: &[u8],
+    signed: &[u8],
+    sig: &x509_parser::asn1_rs::BitString<'_>,
+    what: &str,
+) -> Result<(), CaError> {
+    verify_signed(spki, sig_oid, signed, sig).map_err(|e| {
+        CaError::InvalidRequest(match e {
+            SignatureCheck::Key(why) | SignatureCheck::Algorithm(why) => format!("{what}: {why}"),
+            SignatureCheck::Signature => format!(
+                "{what}: its signature does not verify under this root's key (another root of the same name?)"
+            ),
+        })
+    })?;
+    Ok(())
+}
+
+/// Checks that `der` is a sector CA certificate the root `root_der` signed,
+/// valid at `now`, with a trust-level extension (under `oid`) naming its
+/// sector.
+pub fn check_sector_certificate(
+    der: &[u8],
+    root_der: &[u8],
+    oid: &ExtensionOid,
+    now: OffsetDateTime,
+) -> Result<CheckedSectorCa, CaError> {
+    let cert = parse_cert(der, "the sector certificate")?;
+    let root = parse_cert(root_der, "the root certificate")?;
+    if cert.issuer().as_raw() != root.subject().as_raw() {
+        return Err(CaError::InvalidRequest(format!(
+            "the certificate ({}) was not issued by this root ({})",
+            cert.subject(),
+            root.subject()
+        )));
+    }
+    check_signed(
+        root.public_key(),
+        cert.signature_algorithm.algorithm.as_bytes(),
+        cert.tbs_certificate.as_ref(),
+        &cert.signature_value,
+        "the sector certificate",
+    )?;
+    let validity = cert.validity();
+    if now < validity.not_before.to_datetime() || now > validity.not_after.to_datetime() {
+        return Err(CaError::InvalidRequest(format!(
+            "the sector certificate is not valid now (valid {} to {})",
+            validity.not_before, validity.not_after
+        )));
+    }
+    let ext = trustca_model::trust_extension(&cert, oid)?
+        .filter(|e| e.kind == CertificateKind::SectorCa && cert.is_ca())
+        .ok_or_else(|| {
+            CaError::InvalidRequest(format!(
+                "{} is not a trustca sector CA certificate",
+                cert.subject()
+            ))
+        })?;
+    Ok(CheckedSectorCa {
+        sector: ext.sector,
+        der: der.to_vec(),
+        spki: cert.public_key().raw.to_vec(),
+    })
+}
+
+/// Checks the root certificate an operator brought: self-signed, and its
+/// signature verifies under its own key.
+fn check_root(root_der: &[u8]) -> Result<(), CaError> {
+    let root = parse_cert(root_der, "the root certificate")?;
+    if root.subject().as_raw() != root.issuer().as_raw() || !root.is_ca() {
+        return Err(CaError::InvalidRequest(
+            "the root certificate is not a self-signed CA certificate".into(),
+        ));
+    }
+    check_signed(
+        root.public_key(),
+        root.signature_algorithm.algorithm.as_bytes(),
+        root.tbs_certificate.as_ref(),
+        &root.signature_value,
+        "the root certificate",
+    )
+}
+
+/// Refuses `der` unless it is this directory's sector CA certificate for
+/// `key`: issued by the root, for `sector`, over `key`'s public key.
+pub(crate) fn check_own_certificate(
+    der: &[u8],
+    root_der: &[u8],
+    key: &CaKey,
+    sector: &SectorName,
+    oid: &ExtensionOid,
+    now: OffsetDateTime,
+) -> Result<(), CaError> {
+    let checked = check_sector_certificate(der, root_der, oid, now)?;
+    if &checked.sector != sector {
+        return Err(CaError::InvalidRequest(format!(
+            "the certificate is for sector {}, but this directory is {sector}'s; nothing installed",
+            checked.sector
+        )));
+    }
+    if checked.spki != key.subject_public_key_info() {
+        return Err(CaError::InvalidRequest(format!(
+            "the certificate is not for this directory's {sector} CA key (another request's answer?); nothing installed"
+        )));
+    }
+    Ok(())
+}
+
+/// What `sector install` did.
+#[derive(Debug)]
+pub struct InstallReport {
+    /// The sector.
+    pub sector: SectorName,
+    /// SHA-256 of the root certificate installed, hex.
+    pub root_sha256: String,
+}
+
+/// `trustca sector install`: checks `cert` (this directory's sector CA
+/// certificate, PEM or DER) against the key made by `sector init` and
+/// against `root` (the root certificate), and only then writes them and
+/// completes the directory: TLS (with `server_names`), responder and
+/// audit certificates issued by the sector CA, and the record-seal key.
+pub fn sector_install(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    token: Option<Arc<Pkcs11Token>>,
+    cert: &[u8],
+    root: &[u8],
+    server_names: &[String],
+) -> Result<InstallReport, CaError> {
+    let sector = sector_of_directory(data)?.ok_or_else(|| {
+        CaError::InvalidRequest(format!(
+            "{} was not made by `trustca sector init`",
+            data.display()
+        ))
+    })?;
+    let dir = data.join("ca");
+    if dir.join(format!("{sector}.pem")).exists() {
+        return Err(CaError::InvalidRequest(format!(
+            "the {sector} CA certificate is installed already ({})",
+            dir.join(format!("{sector}.pem")).display()
+        )));
+    }
+    let cert_der = der_of(cert, "CERTIFICATE", "the sector certificate")?;
+    let root_der = der_of(root, "CERTIFICATE", "the root certificate")?;
+    check_root(&root_der)?;
+    let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
+    let key = keys.load(sector.as_str())?;
+    let now = OffsetDateTime::now_utc();
+    let oid = &policies.pki.extensions.trust_level_oid;
+    check_own_certificate(&cert_der, &root_der, &key, &sector, oid, now)?;
+    // Validate the host names before writing anything.
+    CaHierarchy::service_host_names(policies, Some(&sector), server_names)?;
+    write_new(&dir.join("root.pem"), certs_to_pem(&[&root_der]).as_bytes())?;
+    write_new(
+        &dir.join(format!("{sector}.pem")),
+        certs_to_pem(&[&cert_der]).as_bytes(),
+    )?;
+    let ca = SigningCa::new(cert_der, key)?;
+    CaHierarchy::complete_directory(&dir, &keys, &ca, Some(&sector), policies, server_names, now)?;
+    Ok(InstallReport {
+        sector,
+        root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root_der)),
+    })
+}
+
+/// What `sector import` took in.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Sector CA certificates added (their sectors).
+    pub sectors: Vec<SectorName>,
+    /// The ARL's number, when one was imported.
+    pub arl_number: Option<u64>,
+    /// CAs the imported ARL lists as revoked, by name.
+    pub revoked: Vec<String>,
+}
+
+/// `trustca sector import`: other sectors' CA certificates (each checked
+/// against this directory's root; public only, their keys stay with their
+/// operators) and the root's ARL (checked against the root, newer than the
+/// one held). Everything is checked before anything is written.
+pub fn sector_import(
+    data: &Path,
+    policies: &PolicySet,
+    files: &[(String, Vec<u8>)],
+) -> Result<ImportReport, CaError> {
+    let dir = data.join("ca");
+    let root_path = dir.join("root.pem");
+    let root_der = std::fs::read(&root_path)
+        .map_err(|e| CaError::io(&root_path, e))
+        .and_then(|b| der_of(&b, "CERTIFICATE", "the root certificate"))?;
+    let now = OffsetDateTime::now_utc();
+    let oid = &policies.pki.extensions.trust_level_oid;
+    let mut certs = Vec::new();
+    let mut arl = None;
+    for (name, bytes) in files {
+        let is_crl = std::str::from_utf8(bytes).map_or_else(
+            |_| x509_parser::revocation_list::CertificateRevocationList::from_der(bytes).is_ok(),
+            |t| t.contains("-----BEGIN X509 CRL"),
+        );
+        if is_crl {
+            arl = Some(der_of(bytes, "X509 CRL", name)?);
+            continue;
+        }
+        let der = der_of(bytes, "CERTIFICATE", name)?;
+        let checked = check_sector_certificate(&der, &root_der, oid, now)
+            .map_err(|e| CaError::InvalidRequest(format!("{name}: {e}")))?;
+        policies.sector(checked.sector.as_str()).map_err(|_| {
+            CaError::InvalidRequest(format!(
+                "{name}: this directory's policies have no sector {}",
+                checked.sector
+            ))
+        })?;
+        let path = dir.join(format!("{}.pem", checked.sector));
+        if path.exists() {
+            let held = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+            if der_of(&held, "CERTIFICATE", name)? != checked.der {
+                return Err(CaError::InvalidRequest(format!(
+                    "{name}: a different {} CA certificate is installed already ({})",
+                    checked.sector,
+                    path.display()
+                )));
+            }
+            continue;
+        }
+        certs.push((path, checked));
+    }
+    let mut known: Vec<(String, Vec<u8>)> = Vec::new();
+    for sector in policies.sectors.keys() {
+        let path = dir.join(format!("{sector}.pem"));
+        if let Ok(b) = std::fs::read(&path)
+            && let Ok(der) = der_of(&b, "CERTIFICATE", sector.as_str())
+        {
+            known.push((sector.to_string(), der));
+        }
+    }
+    known.extend(
+        certs
+            .iter()
+            .map(|(_, c)| (c.sector.to_string(), c.der.clone())),
+    );
+    // A sector certificate imported after the ARL names its entries anew:
+    // the held ARL is read again with the new certificates.
+    let held_arl = crate::root_crl::root_crl_path(data);
+    let prepared = match (&arl, certs.is_empty()) {
+        (Some(a), _) => Some(crate::root_crl::prepare_import(
+            data, &root_der, a, &known, now, true,
+        )?),
+        (None, false) if held_arl.exists() => {
+            let held = std::fs::read(&held_arl).map_err(|e| CaError::io(&held_arl, e))?;
+            Some(crate::root_crl::prepare_import(
+                data, &root_der, &held, &known, now, false,
+            )?)
+        }
+        (None, _) => None,
+    };
+    let mut report = ImportReport::default();
+    for (path, checked) in certs {
+        write_new(&path, certs_to_pem(&[&checked.der]).as_bytes())?;
+        report.sectors.push(checked.sector);
+    }
+    if let Some(p) = prepared {
+        report.revoked = p.revoked_names();
+        let number = p.commit(data)?;
+        if arl.is_some() {
+            report.arl_number = Some(number);
+        }
+    }
+    Ok(report)
+}
+
+/// `trustca root arl`: re-issues the root's ARL now (before its
+/// `nextUpdate`), from the root's record of what it revoked.
+pub fn reissue_arl(
+    data: &Path,
+    policies: &PolicySet,
+    passphrase: &Passphrase,
+    token: Option<Arc<Pkcs11Token>>,
+) -> Result<u64, CaError> {
+    let dir = data.join("ca");
+    if !dir.join("root.pem").exists() {
+        return Err(CaError::NotInitialized(data.to_path_buf()));
+    }
+    let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
+    let root = CaHierarchy::root_signer(&dir, &keys)?;
+    crate::root_crl::publish_root_crl_now(data, &root)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn policies() -> PolicySet {
+        let sectors: Vec<(String, String)> = [
+            (
+                "automotive.toml",
+                include_str!("../../policies/sectors/automotive.toml"),
+            ),
+            (
+                "hems.toml",
+                include_str!("../../policies/sectors/hems.toml"),
+            ),
+            (
+                "healthcare.toml",
+                include_str!("../../policies/sectors/healthcare.toml"),
+            ),
+        ]
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+        PolicySet::parse(
+            ("pki.toml", include_str!("../../policies/pki.toml")),
+            &sectors,
+            (
+                "cooperation.toml",
+                include_str!("../../policies/cooperation.toml"),
+            ),
+            (
+                "recognition.toml",
+                include_str!("../../policies/recognition.toml"),
+            ),
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn pass() -> Passphrase {
+        Passphrase::new(b"ceremony-test-passphrase".to_vec()).unwrap()
+    }
+
+    /// Every file under `dir`, relative, sorted: "nothing written" checks.
+    fn files(dir: &Path) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_sector_directory_holds_only_its_own_keys_and_installs_only_its_own_answer() {
+        let set = policies();
+        let root = tempfile::tempdir().unwrap();
+        let report = root_init(root.path(), &set, &pass(), None).unwrap();
+        assert!(report.arl.exists());
+        assert_eq!(
+            files(&root.path().join("ca"))
+                .iter()
+                .filter(|f| f.ends_with(".key"))
+                .collect::<Vec<_>>(),
+            ["root.key"],
+            "root init makes the root key and nothing else"
+        );
+        let root_pem = std::fs::read(&report.root_pem).unwrap();
+
+        let auto = tempfile::tempdir().unwrap();
+        let hems = tempfile::tempdir().unwrap();
+        let a = sector_init(auto.path(), &set, &pass(), "automotive", None).unwrap();
+        let h = sector_init(hems.path(), &set, &pass(), "hems", None).unwrap();
+        let auto_cert = sign_sector(
+            root.path(),
+            &set,
+            &pass(),
+            None,
+            &std::fs::read(&a.csr).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(auto_cert.sector.as_str(), "automotive");
+        assert_eq!(auto_cert.arl_number, 2, "signing re-issues the ARL");
+        let hems_cert = sign_sector(
+            root.path(),
+            &set,
+            &pass(),
+            None,
+            &std::fs::read(&h.csr).unwrap(),
+        )
+        .unwrap();
+
+        // The hems answer does not fit the automotive directory: refused,
+        // nothing written.
+        let before = files(auto.path());
+        let err = sector_install(
+            auto.path(),
+            &set,
+            &pass(),
+            None,
+            hems_cert.cert_pem.as_bytes(),
+            &root_pem,
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("for sector hems"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        assert_eq!(files(auto.path()), before);
+
+        // An automotive certificate for another key (a second request):
+        // refused, nothing written.
+        let other = tempfile::tempdir().unwrap();
+        let o = sector_init(other.path(), &set, &pass(), "automotive", None).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let root2 = root_init(elsewhere.path(), &set, &pass(), None).unwrap();
+        let stray = sign_sector(
+            elsewhere.path(),
+            &set,
+            &pass(),
+            None,
+            &std::fs::read(&o.csr).unwrap(),
+        )
+        .unwrap();
+        let err = sector_install(
+            auto.path(),
+            &set,
+            &pass(),
+            None,
+            stray.cert_pem.as_bytes(),
+            &std::fs::read(&root2.root_pem).unwrap(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not for this directory's automotive CA key"),
+            "{err}"
+        );
+        assert_eq!(files(auto.path()), before);
+        // The right certificate under the wrong root: refused.
+        let err = sector_install(
+            auto.path(),
+            &set,
+            &pass(),
+            None,
+            auto_cert.cert_pem.as_bytes(),
+            &std::fs::read(&root2.root_pem).unwrap(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("does not verify under this root's key"),
+            "{err}"
+        );
+        assert_eq!(files(auto.path()), before);
+        // A server name outside the sector CA's name constraint: refused.
+        let err = sector_install(
+            auto.path(),
+            &set,
+            &pass(),
+            None,
+            auto_cert.cert_pem.as_bytes(),
+            &root_pem,
+            &["db.example.org".to_owned()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("outside automotive."), "{err}");
+        assert_eq!(files(auto.path()), before);
+
+        let installed = sector_install(
+            auto.path(),
+            &set,
+            &pass(),
+            None,
+            auto_cert.cert_pem.as_bytes(),
+            &root_pem,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(installed.root_sha256, report.root_sha256);
+        // Without the other sectors' certificates the directory does not open.
+        let err = CaHierarchy::open(auto.path(), &set, &pass())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trustca sector import"), "{err}");
+        let imported = sector_import(
+            auto.path(),
+            &set,
+            &[
+                ("hems.pem".into(), hems_cert.cert_pem.clone().into_bytes()),
+                (
+                    "root.crl".into(),
+                    std::fs::read(root.path().join("crl/root.crl")).unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(imported.sectors.len(), 1);
+        assert_eq!(imported.arl_number, Some(3));
+        // healthcare has no CA yet: sign one for a third operator.
+        let health = tempfile::tempdir().unwrap();
+        let hc = sector_init(health.path(), &set, &pass(), "healthcare", None).unwrap();
+        let hc_cert = sign_sector(
+            root.path(),
+            &set,
+            &pass(),
+            None,
+            &std::fs::read(&hc.csr).unwrap(),
+        )
+        .unwrap();
+        sector_import(
+            auto.path(),
+            &set,
+            &[("healthcare.pem".into(), hc_cert.cert_pem.into_bytes())],
+        )
+        .unwrap();
+        let h = CaHierarchy::open(auto.path(), &set, &pass()).unwrap();
+        assert_eq!(
+            h.sectors.keys().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ["automotive"]
+        );
+        assert_eq!(h.sector_certs.len(), 3);
+        assert!(!h.holds_root_key());
+        assert_eq!(h.own_sector().map(|s| s.as_str()), Some("automotive"));
+        // The service certificates are the sector CA's: leaf, sector CA, root.
+        assert_eq!(h.server_chain.len(), 3);
+        let oid = &set.pki.extensions.trust_level_oid;
+        let checked = trustca_model::verify_chain(
+            &h.responder_chain,
+            &[],
+            &h.root_der,
+            OffsetDateTime::now_utc(),
+            oid,
+        )
+        .unwrap();
+        assert_eq!(checked.extension.unwrap().sector.as_str(), "automotive");
+        let err = h
+            .issuing_sector(&SectorName::new("hems").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("enroll hems devices at the hems instance"),
+            "{err}"
+        );
+        let keys: Vec<String> = files(auto.path())
+            .into_iter()
+            .filter(|f| f.ends_with(".key"))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "ca/audit.key",
+                "ca/automotive.key",
+                "ca/record-seal.key",
+                "ca/responder.key",
+                "ca/server.key"
+            ]
+        );
+
+        // The root revokes hems offline; the ARL reaches automotive.
+        let (revoked, number) =
+            CaHierarchy::revoke_ca(root.path(), &set, &pass(), None, "hems", 2, "test").unwrap();
+        assert_eq!(revoked.name, "hems");
+        let arl = std::fs::read(root.path().join("crl/root.crl")).unwrap();
+        let imported =
+            sector_import(auto.path(), &set, &[("root.crl".into(), arl.clone())]).unwrap();
+        assert_eq!(imported.arl_number, Some(number));
+        assert_eq!(imported.revoked, ["hems"]);
+        let h = CaHierarchy::open(auto.path(), &set, &pass()).unwrap();
+        assert!(h.revoked_cas().revoked("hems").is_some());
+        // The same ARL again, or an older one, is refused.
+        let err = sector_import(auto.path(), &set, &[("root.crl".into(), arl)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not newer"), "{err}");
+        // An ARL of another root is refused.
+        let foreign = std::fs::read(elsewhere.path().join("crl/root.crl")).unwrap();
+        let err = sector_import(auto.path(), &set, &[("root.crl".into(), foreign)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not verify under this root's key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_root_refuses_a_request_for_a_sector_it_has_no_profile_for() {
+        let set = policies();
+        let root = tempfile::tempdir().unwrap();
+        root_init(root.path(), &set, &pass(), None).unwrap();
+        let before = files(root.path());
+        let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256).unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "aviation");
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let err = sign_sector(root.path(), &set, &pass(), None, csr.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no profile for sector \"aviation\""), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        assert_eq!(files(root.path()), before, "nothing written");
+        // A request naming no sector, and garbage, are refused too.
+        let plain = CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let err = sign_sector(root.path(), &set, &pass(), None, plain.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one sector"), "{err}");
+        assert!(sign_sector(root.path(), &set, &pass(), None, b"junk").is_err());
+        assert_eq!(files(root.path()), before, "nothing written");
+    }
+}
