@@ -167,9 +167,10 @@ impl CrlPublisher {
         }))
     }
 
-    /// Reissues every sector's CRL.
+    /// Reissues the CRL of every sector whose CA key this directory holds;
+    /// another sector's CRL is published by that sector's own instance.
     pub fn publish_all(&self) -> Result<(), CaError> {
-        for sector in self.policies.sectors.keys() {
+        for sector in self.hierarchy.sectors.keys() {
             self.publish(sector)?;
         }
         Ok(())

@@ -58,7 +58,7 @@ pub fn run(action: CaAction) -> Result<ExitCode> {
     }
 }
 
-fn revoke(a: RevokeCaArgs) -> Result<ExitCode> {
+pub(crate) fn revoke(a: RevokeCaArgs) -> Result<ExitCode> {
     if a.confirm.as_deref() != Some(a.name.as_str()) {
         bail!(
             "revoking the {0} CA cannot be undone; confirm with --yes-revoke-sector-ca {0}",

@@ -271,6 +271,16 @@ pub enum Command {
     Restrict(Box<crate::trust_cmd::RestrictArgs>),
     /// Fetch the current CRL of a sector, or the root's (`--sector root`), DER.
     Crl(Box<crate::trust_cmd::CrlArgs>),
+    /// The offline root of the key ceremony (see `trustca sector`).
+    Root {
+        #[command(subcommand)]
+        action: crate::ceremony_cmd::RootAction,
+    },
+    /// A sector operator's CA: key and request, install, imports.
+    Sector {
+        #[command(subcommand)]
+        action: crate::ceremony_cmd::SectorAction,
+    },
     /// Root operations on the data directory (offline, with the passphrase).
     Ca {
         #[command(subcommand)]
@@ -462,70 +472,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             pkcs11,
             json,
             ..
-        } => {
-            let passphrase = pass.load()?;
-            let report = server::init_with(
-                &data,
-                policies.as_deref(),
-                &passphrase,
-                &server_names,
-                &pkcs11.options(),
-            )?;
-            if json {
-                print_json(&json!({
-                    "data": data,
-                    "created_root": report.created_root,
-                    "created_sectors": report.created_sectors,
-                    "existing_sectors": report.existing_sectors,
-                    "created_v2x": report.created_v2x,
-                    "root": data.join("ca/root.pem"),
-                }));
-            } else {
-                if report.created_root {
-                    println!(
-                        "created root CA        {}",
-                        data.join("ca/root.pem").display()
-                    );
-                } else {
-                    println!(
-                        "root CA exists         {} (left unchanged)",
-                        data.join("ca/root.pem").display()
-                    );
-                }
-                for s in &report.created_sectors {
-                    println!(
-                        "created sector CA      {}",
-                        data.join(format!("ca/{s}.pem")).display()
-                    );
-                }
-                for s in &report.existing_sectors {
-                    println!(
-                        "sector CA exists       {} (left unchanged)",
-                        data.join(format!("ca/{s}.pem")).display()
-                    );
-                }
-                for f in &report.created_v2x {
-                    println!(
-                        "created V2X (1609.2)   {}",
-                        data.join("ca").join(f).display()
-                    );
-                }
-                eprintln!("{}", crate::v2x_role_cmd::SINGLE_PROCESS_WARNING);
-                match trustca_ca::TokenRecord::read(&data)? {
-                    Some(t) => println!(
-                        "CA keys are in PKCS#11 token {:?} (module {}) unless pki.toml says otherwise; other keys are encrypted under your passphrase in {}",
-                        t.token,
-                        t.module.display(),
-                        data.join("ca").display()
-                    ),
-                    None => println!(
-                        "keys are encrypted under your passphrase in {}",
-                        data.join("ca").display()
-                    ),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => crate::ceremony_cmd::init(
+            data,
+            policies.as_deref(),
+            &server_names,
+            &pass,
+            &pkcs11,
+            json,
+        ),
         Command::Serve {
             data,
             store,
@@ -617,6 +571,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Anomaly(args) => crate::trust_cmd::anomaly(*args).await,
         Command::Crl(args) => crate::trust_cmd::crl(*args).await,
         Command::Ca { action } => crate::ca_cmd::run(action),
+        Command::Root { action } => crate::ceremony_cmd::run_root(action),
+        Command::Sector { action } => crate::ceremony_cmd::run_sector(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::Model { action } => crate::model_cmd::model(action).await,
         Command::Snapshot { action } => crate::snapshot_cmd::snapshot(action).await,

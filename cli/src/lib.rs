@@ -7,6 +7,7 @@
 
 pub mod audit_cmd;
 pub mod ca_cmd;
+pub mod ceremony_cmd;
 pub mod certinfo;
 pub mod cli;
 pub mod client;

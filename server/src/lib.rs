@@ -12,6 +12,7 @@ mod connections;
 mod crl_watch;
 mod error;
 pub mod est;
+mod instance;
 mod lease;
 pub mod legacy;
 pub mod message_limit;

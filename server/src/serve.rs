@@ -16,11 +16,8 @@ use trustca_ca::{
     CaHierarchy, CrlPublisher, EnrollmentEngine, EnrollmentService, InitReport, Passphrase,
     RevocationService,
 };
-use trustca_db::{
-    AnomalyService, Federation, FederationConfig, Notifier, TrustEngine, TrustEngineConfig,
-    TrustService,
-};
-use trustca_model::{PolicySet, SectorName, StatementSigner};
+use trustca_db::{AnomalyService, Notifier, TrustEngine, TrustEngineConfig, TrustService};
+use trustca_model::{PolicySet, StatementSigner};
 use trustca_proto::v1::anomalies_server::AnomaliesServer;
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
 use trustca_proto::v1::revocation_server::RevocationServer;
@@ -30,6 +27,7 @@ use trustca_store::{GroupCommitter, Storage};
 use crate::auth::AuthLayer;
 use crate::connections::{ConnectionLimits, ConnectionTable};
 use crate::error::{Result, ServerError, io};
+use crate::instance;
 use crate::lease::{self, Lease};
 use crate::metrics::Metrics;
 use crate::pkcs11::{Pkcs11Options, open_token};
@@ -441,6 +439,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         &opts.passphrase,
         token.map(|t| t.token),
     )?);
+    instance::warn_if_root_key_online(&hierarchy, &opts.data);
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
@@ -497,7 +496,11 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             Arc::clone(&storage),
             committer,
         )
-        .with_authoritative(authoritative_sectors(&opts, &policy_set)?)
+        .with_authoritative(instance::authoritative_sectors(
+            &opts,
+            &policy_set,
+            &hierarchy,
+        )?)
         .with_observer(Arc::clone(&observer)),
     );
     let recorded = unless_read_only(
@@ -570,7 +573,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
 
-    let identity = transport_identity(&hierarchy, &policy_set);
+    let identity = instance::transport_identity(&hierarchy, &policy_set);
     let Accepting {
         addr,
         closing,
@@ -626,7 +629,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
 
     crate::legacy::warn_x509_pseudonym_material(&opts.data);
     spawn_store_health(&storage, health.clone());
-    let v2x = if opts.v2x_in_process {
+    let v2x_here = instance::hosts_v2x(&hierarchy);
+    let v2x = if opts.v2x_in_process && v2x_here {
         let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
         tracing::warn!(
             "the four V2X authorities run in this process with their keys under one data directory and passphrase: \
@@ -653,7 +657,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             v.http,
         ),
         // Separated authorities: this process is still the enrolment CA.
-        None if opts.est_listen.is_some() => {
+        None if opts.est_listen.is_some() && v2x_here => {
             let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
             let sector = crate::v2x::ticket_profile(&v2x_files)?.sector;
             let eca = crate::v2x::ee_http::eca_route(
@@ -746,21 +750,6 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         store_closed,
         heads: Some(heads),
     })
-}
-
-/// The server's TLS identity as the transport needs it.
-fn transport_identity(hierarchy: &CaHierarchy, policy_set: &PolicySet) -> TransportIdentity {
-    TransportIdentity {
-        root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy
-            .sectors
-            .values()
-            .map(|c| c.cert_der.clone())
-            .collect(),
-        server_chain: hierarchy.server_chain.clone(),
-        server_key: hierarchy.server_key(),
-        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
-    }
 }
 
 /// The TLS identity of a `--role` process: its own key and the chain the
@@ -966,57 +955,14 @@ fn bind_error(listen: SocketAddr, e: &std::io::Error) -> ServerError {
     })
 }
 
-fn to_pem(tag: &str, der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new(tag, der.to_vec()))
-}
-
-/// The sectors of `--authoritative`, checked against the policy.
-fn authoritative_sectors(opts: &ServeOptions, policy_set: &PolicySet) -> Result<Vec<SectorName>> {
-    opts.authoritative
-        .iter()
-        .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
-        .collect::<std::result::Result<Vec<SectorName>, _>>()
-        .map_err(|e| ServerError::Config(e.to_string()))
-}
-
 fn trust_engine(
     opts: &ServeOptions,
     hierarchy: &CaHierarchy,
     policy_set: &PolicySet,
     storage: Arc<dyn Storage>,
 ) -> Result<TrustEngine> {
-    let authoritative = authoritative_sectors(opts, policy_set)?;
-    let federation = if opts.peers.is_empty() {
-        None
-    } else {
-        let server_key = hierarchy.server_key();
-        let Some(server_key_pkcs8) = server_key.pkcs8() else {
-            return Err(ServerError::Config(
-                "federation (--peer) needs the TLS server key in a file, but it is in the PKCS#11 token; set [keys.server] backend = \"file\" in pki.toml before init".into(),
-            ));
-        };
-        let mut peers = std::collections::HashMap::new();
-        for (sector, url) in &opts.peers {
-            let sector = policy_set
-                .sector(sector)
-                .map_err(|e| ServerError::Config(e.to_string()))?
-                .sector
-                .clone();
-            peers.insert(sector, url.clone());
-        }
-        Some(Federation::new(FederationConfig {
-            peers,
-            client_cert_pem: hierarchy
-                .server_chain
-                .iter()
-                .map(|d| to_pem("CERTIFICATE", d))
-                .collect(),
-            client_key_pem: to_pem("PRIVATE KEY", server_key_pkcs8),
-            root_pem: to_pem("CERTIFICATE", &hierarchy.root_der),
-            timeout: Duration::from_secs(2),
-            cache_ttl: Duration::from_secs(30),
-        }))
-    };
+    let authoritative = instance::authoritative_sectors(opts, policy_set, hierarchy)?;
+    let federation = instance::federation(opts, policy_set, hierarchy)?;
     let data = opts.data.clone();
     let explicit = opts.policies.clone();
     let loader: trustca_db::PolicyLoader = Box::new(move || {
@@ -1026,11 +972,7 @@ fn trust_engine(
     });
     let cfg = TrustEngineConfig {
         root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy
-            .sectors
-            .values()
-            .map(|c| c.cert_der.clone())
-            .collect(),
+        sector_cas: hierarchy.sector_certs.values().cloned().collect(),
         responder_chain: hierarchy.responder_chain.clone(),
         responder_key: hierarchy.responder_key(),
         authoritative,

@@ -1,0 +1,473 @@
+//! `trustca root ...` and `trustca sector ...`: the key ceremony between an
+//! offline root and the operators of the sector CAs. The root's directory
+//! holds the root key and nothing online; each sector's directory holds
+//! that sector's keys only. What travels between them is public: the
+//! sector's request, its certificate, the root certificate, the ARL and
+//! the other sectors' CA certificates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use trustca_ca::ceremony;
+
+use crate::cli::{PassphraseArgs, print_json};
+use crate::pkcs11::Pkcs11Args;
+
+/// `trustca root ...` (offline, on the root's own machine or token).
+#[derive(Debug, Subcommand)]
+pub enum RootAction {
+    /// Make the root: its key (encrypted under the passphrase, or in a
+    /// PKCS#11 token), the self-signed root certificate (DIR/ca/root.pem)
+    /// and the first ARL (DIR/crl/root.crl). Nothing else: no sector keys,
+    /// no service keys, no store. Keep DIR offline.
+    Init(Box<RootInitArgs>),
+    /// Issue a sector CA certificate for the request a sector operator made
+    /// with `trustca sector init` (name constraints and trust-level
+    /// extension from the sector's profile in DIR/policies/sectors/), keep
+    /// it in DIR/ca/<sector>.pem and re-issue the ARL.
+    SignSector(Box<SignSectorArgs>),
+    /// Revoke a sector CA (offline) and re-issue the ARL; give the new
+    /// DIR/crl/root.crl to every instance (`trustca sector import`).
+    RevokeSector(Box<crate::ca_cmd::RevokeCaArgs>),
+    /// Re-issue the ARL now (before its nextUpdate, 30 days after issue),
+    /// from the root's record of what it revoked.
+    Arl(Box<RootArlArgs>),
+}
+
+/// `trustca sector ...` (on the sector operator's machine).
+#[derive(Debug, Subcommand)]
+pub enum SectorAction {
+    /// Make this sector's CA key in DIR (encrypted under the passphrase, or
+    /// in a PKCS#11 token) and the request for the root, DIR/ca/<sector>.csr.
+    /// Prints the request's SHA-256 to compare at the root.
+    Init(Box<SectorInitArgs>),
+    /// Install the sector CA certificate the root issued: it must be for
+    /// DIR's key and sector and chain to the root certificate given (its
+    /// SHA-256 is printed: compare it with the root operator's). Then makes
+    /// DIR's own TLS, trust responder and audit signer keys and
+    /// certificates (issued by the sector CA) and its record-seal key.
+    Install(Box<SectorInstallArgs>),
+    /// Import what the root publishes: other sectors' CA certificates
+    /// (public; each must chain to DIR's root) and the root's ARL (signed by
+    /// the root, newer than the one held). A running server picks up a
+    /// sector CA's revocation within seconds.
+    Import(Box<SectorImportArgs>),
+}
+
+/// `trustca root init`.
+#[derive(Debug, Args)]
+pub struct RootInitArgs {
+    /// The root's directory (must not hold a CA yet).
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    /// Policy directory (default: the built-in policies); copied into
+    /// DIR/policies/, whose sectors/*.toml are the profiles the root signs.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    #[command(flatten)]
+    pub pass: PassphraseArgs,
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca root sign-sector`.
+#[derive(Debug, Args)]
+pub struct SignSectorArgs {
+    /// The sector's request (PEM or DER), from `trustca sector init`.
+    pub csr: PathBuf,
+    /// The root's directory.
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    /// Where to write the sector CA certificate (PEM; never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub pass: PassphraseArgs,
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca root arl`.
+#[derive(Debug, Args)]
+pub struct RootArlArgs {
+    /// The root's directory.
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub pass: PassphraseArgs,
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca sector init`.
+#[derive(Debug, Args)]
+pub struct SectorInitArgs {
+    /// The sector (a file in the policies' sectors/, e.g. automotive).
+    #[arg(long)]
+    pub sector: String,
+    /// This sector's directory (must not hold a CA yet).
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    /// Policy directory (default: the built-in policies); copied into
+    /// DIR/policies/. Use the same set as the root.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    #[command(flatten)]
+    pub pass: PassphraseArgs,
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca sector install`.
+#[derive(Debug, Args)]
+pub struct SectorInstallArgs {
+    /// The sector CA certificate the root issued (PEM or DER).
+    pub cert: PathBuf,
+    /// The root certificate (PEM or DER), from the root operator.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// This sector's directory (made by `trustca sector init`).
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    /// Extra names for this instance's TLS certificate: IP addresses, or
+    /// DNS names under <sector>.<trust_domain> (the sector CA's name
+    /// constraint); loopback and <sector>.<trust_domain> are always in it.
+    #[arg(long = "server-name")]
+    pub server_names: Vec<String>,
+    #[command(flatten)]
+    pub pass: PassphraseArgs,
+    #[command(flatten)]
+    pub pkcs11: Pkcs11Args,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca sector import`.
+#[derive(Debug, Args)]
+pub struct SectorImportArgs {
+    /// Sector CA certificates (PEM or DER) and the root's ARL (root.crl).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// This sector's directory.
+    #[arg(long, env = "TRUSTCA_DATA")]
+    pub data: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `trustca init` (without --role): the key ceremony's steps for every
+/// sector in one directory ([`trustca_ca::CaHierarchy::init_with_token`]),
+/// for trying trustca on one machine or for a deployment whose operators
+/// share one CA.
+pub fn init(
+    data: PathBuf,
+    policies: Option<&Path>,
+    server_names: &[String],
+    pass: &PassphraseArgs,
+    pkcs11: &Pkcs11Args,
+    json: bool,
+) -> Result<ExitCode> {
+    let passphrase = pass.load()?;
+    let report = trustca_server::init_with(
+        &data,
+        policies,
+        &passphrase,
+        &server_names,
+        &pkcs11.options(),
+    )?;
+    if json {
+        print_json(&json!({
+            "data": data,
+            "created_root": report.created_root,
+            "created_sectors": report.created_sectors,
+            "existing_sectors": report.existing_sectors,
+            "created_v2x": report.created_v2x,
+            "root": data.join("ca/root.pem"),
+        }));
+    } else {
+        if report.created_root {
+            println!(
+                "created root CA        {}",
+                data.join("ca/root.pem").display()
+            );
+        } else {
+            println!(
+                "root CA exists         {} (left unchanged)",
+                data.join("ca/root.pem").display()
+            );
+        }
+        for s in &report.created_sectors {
+            println!(
+                "created sector CA      {}",
+                data.join(format!("ca/{s}.pem")).display()
+            );
+        }
+        for s in &report.existing_sectors {
+            println!(
+                "sector CA exists       {} (left unchanged)",
+                data.join(format!("ca/{s}.pem")).display()
+            );
+        }
+        for f in &report.created_v2x {
+            println!(
+                "created V2X (1609.2)   {}",
+                data.join("ca").join(f).display()
+            );
+        }
+        eprintln!("{}", crate::v2x_role_cmd::SINGLE_PROCESS_WARNING);
+        match trustca_ca::TokenRecord::read(&data)? {
+            Some(t) => println!(
+                "CA keys are in PKCS#11 token {:?} (module {}) unless pki.toml says otherwise; other keys are encrypted under your passphrase in {}",
+                t.token,
+                t.module.display(),
+                data.join("ca").display()
+            ),
+            None => println!(
+                "keys are encrypted under your passphrase in {}",
+                data.join("ca").display()
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `trustca root ...`.
+pub fn run_root(action: RootAction) -> Result<ExitCode> {
+    match action {
+        RootAction::Init(a) => root_init(*a),
+        RootAction::SignSector(a) => sign_sector(*a),
+        RootAction::RevokeSector(a) => crate::ca_cmd::revoke(*a),
+        RootAction::Arl(a) => arl(*a),
+    }
+}
+
+/// Runs `trustca sector ...`.
+pub fn run_sector(action: SectorAction) -> Result<ExitCode> {
+    match action {
+        SectorAction::Init(a) => sector_init(*a),
+        SectorAction::Install(a) => install(*a),
+        SectorAction::Import(a) => import(*a),
+    }
+}
+
+/// Resolves the policies and opens the token (as `init` does: the token
+/// first, so a wrong PIN stops before anything is written), then copies
+/// the policies into a new directory.
+fn prepare_new(
+    data: &Path,
+    policies: Option<&Path>,
+    pkcs11: &Pkcs11Args,
+) -> Result<(trustca_model::PolicySet, Option<crate::pkcs11::OpenToken>)> {
+    let (files, set) = crate::policies::resolve(policies, Some(data))?;
+    let token = trustca_server::open_token(data, &set.pki, &pkcs11.options())?;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    crate::policies::install(data, &files)?;
+    Ok((set, token))
+}
+
+/// The policies and token of an existing directory.
+fn prepare(
+    data: &Path,
+    pkcs11: &Pkcs11Args,
+) -> Result<(
+    trustca_model::PolicySet,
+    Option<std::sync::Arc<trustca_ca::Pkcs11Token>>,
+)> {
+    let (_, set) = crate::policies::resolve(None, Some(data))?;
+    let token = trustca_server::open_token(data, &set.pki, &pkcs11.options())?;
+    Ok((set, token.map(|t| t.token)))
+}
+
+fn root_init(a: RootInitArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let (set, token) = prepare_new(&a.data, a.policies.as_deref(), &a.pkcs11)?;
+    let r = ceremony::root_init(
+        &a.data,
+        &set,
+        &passphrase,
+        token.as_ref().map(|t| (&t.token, t.module.as_path())),
+    )?;
+    if a.json {
+        print_json(&json!({
+            "root": r.root_pem,
+            "root_sha256": r.root_sha256,
+            "arl": r.arl,
+        }));
+    } else {
+        println!("created root CA        {}", r.root_pem.display());
+        println!("root SHA-256           {}", r.root_sha256);
+        println!("ARL                    {}", r.arl.display());
+        println!(
+            "keep {} offline; sign sector requests with `trustca root sign-sector`",
+            a.data.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let csr = std::fs::read(&a.csr).with_context(|| format!("cannot read {}", a.csr.display()))?;
+    if a.out.exists() {
+        anyhow::bail!("{} exists; refusing to overwrite it", a.out.display());
+    }
+    let (set, token) = prepare(&a.data, &a.pkcs11)?;
+    let signed = ceremony::sign_sector(&a.data, &set, &passphrase, token, &csr)?;
+    std::fs::write(&a.out, &signed.cert_pem)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    let arl = trustca_ca::root_crl::root_crl_path(&a.data);
+    if a.json {
+        print_json(&json!({
+            "sector": signed.sector.as_str(),
+            "certificate": a.out,
+            "arl": arl,
+            "arl_number": signed.arl_number,
+        }));
+    } else {
+        println!(
+            "issued the {} CA certificate  {}",
+            signed.sector,
+            a.out.display()
+        );
+        println!(
+            "ARL #{} written to {}; give both, and {}, to the {} operator",
+            signed.arl_number,
+            arl.display(),
+            a.data.join("ca/root.pem").display(),
+            signed.sector
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn arl(a: RootArlArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let (set, token) = prepare(&a.data, &a.pkcs11)?;
+    let number = ceremony::reissue_arl(&a.data, &set, &passphrase, token)?;
+    let path = trustca_ca::root_crl::root_crl_path(&a.data);
+    if a.json {
+        print_json(&json!({ "arl": path, "arl_number": number }));
+    } else {
+        println!(
+            "ARL #{number} written to {} (valid {} days); give it to every instance",
+            path.display(),
+            trustca_ca::root_crl::ROOT_CRL_VALIDITY_DAYS
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sector_init(a: SectorInitArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let (set, token) = prepare_new(&a.data, a.policies.as_deref(), &a.pkcs11)?;
+    let r = ceremony::sector_init(
+        &a.data,
+        &set,
+        &passphrase,
+        &a.sector,
+        token.as_ref().map(|t| (&t.token, t.module.as_path())),
+    )?;
+    if a.json {
+        print_json(&json!({
+            "sector": r.sector.as_str(),
+            "csr": r.csr,
+            "csr_sha256": r.csr_sha256,
+        }));
+    } else {
+        println!(
+            "created the {} CA key in {}",
+            r.sector,
+            a.data.join("ca").display()
+        );
+        println!("request for the root   {}", r.csr.display());
+        println!("request SHA-256        {}", r.csr_sha256);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn install(a: SectorInstallArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let (set, token) = prepare(&a.data, &a.pkcs11)?;
+    let r = ceremony::sector_install(
+        &a.data,
+        &set,
+        &passphrase,
+        token,
+        &read(&a.cert)?,
+        &read(&a.root)?,
+        &a.server_names,
+    )?;
+    if a.json {
+        print_json(&json!({
+            "sector": r.sector.as_str(),
+            "root_sha256": r.root_sha256,
+            "data": a.data,
+        }));
+    } else {
+        println!(
+            "installed the {} CA in {}",
+            r.sector,
+            a.data.join("ca").display()
+        );
+        println!(
+            "root SHA-256           {} (compare it with the root operator's)",
+            r.root_sha256
+        );
+        println!(
+            "next: `trustca sector import --data {} OTHER-SECTOR.pem ... root.crl`, then `trustca serve --data {}`",
+            a.data.display(),
+            a.data.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(a: SectorImportArgs) -> Result<ExitCode> {
+    let (_, set) = crate::policies::resolve(None, Some(&a.data))?;
+    let files = a
+        .files
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let r = ceremony::sector_import(&a.data, &set, &files)?;
+    let sectors: Vec<&str> = r.sectors.iter().map(|s| s.as_str()).collect();
+    if a.json {
+        print_json(&json!({
+            "sectors": sectors,
+            "arl_number": r.arl_number,
+            "revoked": r.revoked,
+        }));
+    } else {
+        for s in &sectors {
+            println!("imported the {s} CA certificate");
+        }
+        if let Some(n) = r.arl_number {
+            println!("imported ARL #{n}");
+        }
+        for name in &r.revoked {
+            println!("revoked by the root    {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,131 @@
+//! What one instance serves and whom it federates with. A directory made
+//! by the key ceremony (`trustca sector init` / `sector install`) holds one
+//! sector's CA key and the other sectors' certificates only; `init`'s
+//! directory holds every sector's key (and the root's). From the
+//! directory: the sectors this instance is authoritative for, its own TLS
+//! identity, the federation client (its own TLS certificate towards the
+//! peers, the root to verify them), and a warning when the root key is
+//! online.
+
+use std::path::Path;
+use std::time::Duration;
+
+use trustca_ca::CaHierarchy;
+use trustca_db::{Federation, FederationConfig};
+use trustca_model::{PolicySet, SectorName};
+
+use crate::error::{Result, ServerError};
+use crate::serve::ServeOptions;
+use crate::transport::TransportIdentity;
+
+/// The sectors this instance answers for and enrolls devices of: those of
+/// `--authoritative`, each of which must have its CA key here; by default
+/// every sector whose key this directory holds (all of them for `init`'s
+/// directory, which the engines read as "every sector").
+pub(crate) fn authoritative_sectors(
+    opts: &ServeOptions,
+    policy_set: &PolicySet,
+    hierarchy: &CaHierarchy,
+) -> Result<Vec<SectorName>> {
+    let listed = opts
+        .authoritative
+        .iter()
+        .map(|s| policy_set.sector(s).map(|p| p.sector.clone()))
+        .collect::<std::result::Result<Vec<SectorName>, _>>()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let held: Vec<&str> = hierarchy.sectors.keys().map(SectorName::as_str).collect();
+    for sector in &listed {
+        if !hierarchy.sectors.contains_key(sector) {
+            return Err(ServerError::Config(format!(
+                "--authoritative {sector}: {} holds no {sector} CA key (it stays with the {sector} operator); this directory can serve {}",
+                opts.data.join("ca").display(),
+                held.join(", ")
+            )));
+        }
+    }
+    if listed.is_empty() && hierarchy.sectors.len() < hierarchy.sector_certs.len() {
+        return Ok(hierarchy.sectors.keys().cloned().collect());
+    }
+    Ok(listed)
+}
+
+/// One line at start when the root key is in this (online) directory:
+/// nothing a server does needs it once the ceremony has run.
+pub(crate) fn warn_if_root_key_online(hierarchy: &CaHierarchy, data: &Path) {
+    if hierarchy.holds_root_key() {
+        tracing::warn!(
+            dir = %data.join("ca").display(),
+            "the root CA key is in this online directory; nothing online needs it: keep the root offline (`trustca root init`, docs/operations.md \"Key ceremony\")"
+        );
+    }
+}
+
+/// Whether the in-process V2X authorities (whose CAs the root's
+/// directory holds) can run here: not in one sector's directory.
+pub(crate) fn hosts_v2x(hierarchy: &CaHierarchy) -> bool {
+    let here = hierarchy.own_sector().is_none();
+    if !here {
+        tracing::info!(
+            "the V2X authorities do not run in a sector's own directory; run them separated (`trustca init --role`)"
+        );
+    }
+    here
+}
+
+/// The server's TLS identity as the transport needs it: its own chain and
+/// key, and every sector's CA certificate to verify clients against.
+pub(crate) fn transport_identity(
+    hierarchy: &CaHierarchy,
+    policy_set: &PolicySet,
+) -> TransportIdentity {
+    TransportIdentity {
+        root_der: hierarchy.root_der.clone(),
+        sector_cas: hierarchy.sector_certs.values().cloned().collect(),
+        server_chain: hierarchy.server_chain.clone(),
+        server_key: hierarchy.server_key(),
+        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+    }
+}
+
+fn to_pem(tag: &str, der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new(tag, der.to_vec()))
+}
+
+/// The federation client of `--peer`: this instance's own TLS certificate
+/// as its client identity, the root to verify the peers' certificates.
+pub(crate) fn federation(
+    opts: &ServeOptions,
+    policy_set: &PolicySet,
+    hierarchy: &CaHierarchy,
+) -> Result<Option<Federation>> {
+    if opts.peers.is_empty() {
+        return Ok(None);
+    }
+    let server_key = hierarchy.server_key();
+    let Some(server_key_pkcs8) = server_key.pkcs8() else {
+        return Err(ServerError::Config(
+            "federation (--peer) needs the TLS server key in a file, but it is in the PKCS#11 token; set [keys.server] backend = \"file\" in pki.toml before init".into(),
+        ));
+    };
+    let mut peers = std::collections::HashMap::new();
+    for (sector, url) in &opts.peers {
+        let sector = policy_set
+            .sector(sector)
+            .map_err(|e| ServerError::Config(e.to_string()))?
+            .sector
+            .clone();
+        peers.insert(sector, url.clone());
+    }
+    Ok(Some(Federation::new(FederationConfig {
+        peers,
+        client_cert_pem: hierarchy
+            .server_chain
+            .iter()
+            .map(|d| to_pem("CERTIFICATE", d))
+            .collect(),
+        client_key_pem: to_pem("PRIVATE KEY", server_key_pkcs8),
+        root_pem: to_pem("CERTIFICATE", &hierarchy.root_der),
+        timeout: Duration::from_secs(2),
+        cache_ttl: Duration::from_secs(30),
+    })))
+}
