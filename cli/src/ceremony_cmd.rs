@@ -189,7 +189,7 @@ pub fn init(
         &data,
         policies,
         &passphrase,
-        &server_names,
+        server_names,
         &pkcs11.options(),
     )?;
     if json {
