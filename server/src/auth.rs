@@ -211,10 +211,10 @@ pub(crate) fn check(
     if revoked == Revoked::Refuse {
         // A sector CA the root revoked takes every certificate under it
         // along, including credentials issued offline that the store has
-        // not recorded yet; service certificates are the root's own.
-        if cred.kind != CertificateKind::Service
-            && let Some(ca) = revoked_cas.and_then(|c| c.revoked(cred.sector.as_str()))
-        {
+        // not recorded yet, and the service certificates of that sector's
+        // own instance (a peer database). The root's own service
+        // certificates name the sector `trustca`, which no CA is called.
+        if let Some(ca) = revoked_cas.and_then(|c| c.revoked(cred.sector.as_str())) {
             return Err(Status::unauthenticated(format!(
                 "client certificate's issuing CA ({}) was revoked by the root on {} ({})",
                 ca.name,

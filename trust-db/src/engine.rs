@@ -452,6 +452,12 @@ impl TrustEngine {
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
         let sector = &asked.sector;
+        // The root's revocation of the sector's CA is known here from the
+        // ARL; the revoked sector's own database is not asked (and its
+        // cached answers are not used).
+        if let Some(why) = self.issuer_check.get().and_then(|c| c(sector)) {
+            return Err(TrustDbError::IssuerRevoked(why));
+        }
         let federation = self
             .federation
             .as_ref()
@@ -472,17 +478,11 @@ impl TrustEngine {
             signature: signed.signature.clone(),
             responder_chain: signed.responder_chain.clone(),
         }
-        .verify(&self.cfg.root_der, now, &self.cfg.extension_oid)
+        .verify_from_sector(&self.cfg.root_der, now, &self.cfg.extension_oid, sector)
         .map_err(|e| TrustDbError::Unreachable {
             sector: sector.to_string(),
             reason: format!("bad answer: {e}"),
         })?;
-        if &checked.sector != sector {
-            return Err(TrustDbError::Unreachable {
-                sector: sector.to_string(),
-                reason: format!("answer is about sector {}", checked.sector),
-            });
-        }
         // A validly signed answer about another device (a confused or
         // malicious peer, or a replayed answer) must not stand in for the
         // device asked about. Identities compare case-insensitively.

@@ -39,6 +39,10 @@ pub enum TrustDbError {
     /// Signing an assertion failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The root revoked the CA of the device's sector (its ARL says so):
+    /// that sector's database, perhaps the compromised party, is not asked.
+    #[error("{0}")]
+    IssuerRevoked(String),
 }
 
 impl TrustDbError {
@@ -56,9 +60,9 @@ impl From<&TrustDbError> for tonic::Code {
             TrustDbError::InvalidRequest(_) | TrustDbError::Model(_) => Code::InvalidArgument,
             TrustDbError::PermissionDenied(_) => Code::PermissionDenied,
             TrustDbError::NotFound(_) => Code::NotFound,
-            TrustDbError::FailedPrecondition(_) | TrustDbError::PolicyReload(_) => {
-                Code::FailedPrecondition
-            }
+            TrustDbError::FailedPrecondition(_)
+            | TrustDbError::PolicyReload(_)
+            | TrustDbError::IssuerRevoked(_) => Code::FailedPrecondition,
             TrustDbError::Unreachable { .. } => Code::Unavailable,
             TrustDbError::Store(s) => match s.class() {
                 FailureClass::AlreadyExists => Code::AlreadyExists,

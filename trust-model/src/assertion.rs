@@ -152,16 +152,51 @@ impl SignedTrustAssertion {
         now: OffsetDateTime,
         oid: &crate::extension::ExtensionOid,
     ) -> Result<TrustAssertion, ModelError> {
+        self.verify_with_responder(root, now, oid).map(|(a, _)| a)
+    }
+
+    /// [`SignedTrustAssertion::verify`], and the assertion must be about
+    /// `sector` and signed by that sector's own responder: a responder
+    /// certificate its sector CA issued. How one sector's database checks
+    /// another's answer, so that no instance (nor a root-issued service
+    /// key copied around) can speak for a sector it does not run.
+    pub fn verify_from_sector(
+        &self,
+        root: &[u8],
+        now: OffsetDateTime,
+        oid: &crate::extension::ExtensionOid,
+        sector: &SectorName,
+    ) -> Result<TrustAssertion, ModelError> {
+        let (a, responder) = self.verify_with_responder(root, now, oid)?;
+        if &responder != sector {
+            return Err(bad(format!(
+                "signed by the {responder} responder, not by the {sector} sector's own"
+            )));
+        }
+        if &a.sector != sector {
+            return Err(bad(format!("answer is about sector {}", a.sector)));
+        }
+        Ok(a)
+    }
+
+    /// Verifies as [`SignedTrustAssertion::verify`] and returns the sector
+    /// named by the responder's certificate (`trustca` for a root-issued one).
+    fn verify_with_responder(
+        &self,
+        root: &[u8],
+        now: OffsetDateTime,
+        oid: &crate::extension::ExtensionOid,
+    ) -> Result<(TrustAssertion, SectorName), ModelError> {
         let chain = crate::verify_chain(&self.responder_chain, &[], root, now, oid)
             .map_err(|e| bad(format!("responder certificate: {e}")))?;
-        match &chain.extension {
-            Some(ext) if ext.kind == crate::CertificateKind::Service => {}
+        let responder = match chain.extension {
+            Some(ext) if ext.kind == crate::CertificateKind::Service => ext.sector,
             _ => {
                 return Err(bad(
                     "responder certificate is not a trustca service certificate",
                 ));
             }
-        }
+        };
         let leaf = self
             .responder_chain
             .first()
@@ -179,7 +214,7 @@ impl SignedTrustAssertion {
         if now + time::Duration::minutes(5) < a.produced_at {
             return Err(bad("produced in the future"));
         }
-        Ok(a)
+        Ok((a, responder))
     }
 
     /// DER: SEQUENCE { body, signature OCTET STRING, SEQUENCE OF certificate }.

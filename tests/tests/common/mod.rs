@@ -17,6 +17,7 @@ use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_server::{RunningServer, ServeOptions};
 
+pub mod ceremony;
 pub mod separated;
 
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
@@ -135,6 +136,31 @@ impl TestCa {
     ) -> pb::enrollment_client::EnrollmentClient<Channel> {
         pb::enrollment_client::EnrollmentClient::new(connect(&self.url(), creds).await.unwrap())
     }
+}
+
+/// A trust-database client over mutual TLS with `creds`.
+pub async fn trust_client(
+    url: &str,
+    creds: &ClientCredentials,
+) -> pb::trust_database_client::TrustDatabaseClient<Channel> {
+    pb::trust_database_client::TrustDatabaseClient::new(connect(url, creds).await.unwrap())
+}
+
+/// Asks whether to cooperate with `peer` for `op`.
+pub async fn decide(
+    c: &mut pb::trust_database_client::TrustDatabaseClient<Channel>,
+    peer: &Device,
+    op: &str,
+) -> pb::Decision {
+    c.decide(pb::DecideRequest {
+        peer: Some(pb::CertificateChain {
+            certificates: peer.chain.clone(),
+        }),
+        operation: op.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
 }
 
 /// A fresh P-256 key and a CSR for it.

@@ -1,0 +1,543 @@
+//! Federation without shared keys (issue 20): an offline root and three
+//! sector directories made separately by the key ceremony, three instances
+//! forwarding to each other over mutual TLS with their own certificates,
+//! answers checked against the answering sector's own responder, and a
+//! sector CA revoked by the root offline reaching every instance through
+//! the ARL. openssl checks the chains and the ARL independently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::ceremony::{
+    Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_output,
+};
+use common::*;
+use tonic::Code;
+use trustca_model::CertificateKind;
+use trustca_proto::v1 as pb;
+
+const SECTORS: [&str; 3] = ["automotive", "hems", "healthcare"];
+
+/// Evidence that earns health-care Lv.5 under the shipped policy.
+fn healthcare_lv5() -> Vec<pb::EvidenceItem> {
+    vec![
+        evidence(
+            "evaluation",
+            "iec-81001-5-1",
+            "conformant",
+            &date_from_today(-30),
+        ),
+        evidence("hardware-root-of-trust", "", "secure-element", ""),
+        evidence("secure-update", "", "true", ""),
+        evidence("supported-until", "", &date_from_today(365 * 10), ""),
+    ]
+}
+
+fn lv5(sector: &str) -> Vec<pb::EvidenceItem> {
+    match sector {
+        "automotive" => automotive_lv5(),
+        "hems" => hems_lv5(),
+        _ => healthcare_lv5(),
+    }
+}
+
+/// Every file under `dir`, relative: "nothing written" checks.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+}
+
+#[test]
+fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_writes_nothing() {
+    let c = Ceremony::run(&SECTORS);
+    // A request for a sector the root has no profile for.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationalUnitName, "aviation");
+    let csr = c.exchange.path().join("aviation.csr");
+    std::fs::write(&csr, params.serialize_request(&key).unwrap().pem().unwrap()).unwrap();
+    let before = files(c.root.path());
+    let out_cert = c.exchange.path().join("aviation.pem");
+    let out = trustca_output(&[
+        "root",
+        "sign-sector",
+        csr.to_str().unwrap(),
+        "--data",
+        c.root.path().to_str().unwrap(),
+        "--out",
+        out_cert.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("the root has no profile for sector \"aviation\""),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_eq!(files(c.root.path()), before, "nothing written at the root");
+    assert!(!out_cert.exists());
+
+    // A fresh automotive directory given the installed automotive CA's
+    // certificate (another key's): refused, nothing written.
+    let fresh = tempfile::tempdir().unwrap();
+    trustca_cli(&[
+        "sector",
+        "init",
+        "--sector",
+        "automotive",
+        "--data",
+        fresh.path().to_str().unwrap(),
+    ]);
+    let before = files(fresh.path());
+    let out = trustca_output(&[
+        "sector",
+        "install",
+        c.exchange.path().join("automotive.pem").to_str().unwrap(),
+        "--root",
+        c.root.path().join("ca/root.pem").to_str().unwrap(),
+        "--data",
+        fresh.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("not for this directory's automotive CA key"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_eq!(files(fresh.path()), before, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_operators_federate_without_sharing_a_key_and_a_root_revocation_reaches_every_instance()
+ {
+    let c = Ceremony::run(&SECTORS);
+    let root_pem = c.root_pem();
+
+    // No directory holds another sector's private key or the root key.
+    assert_eq!(private_keys(c.root.path()), ["root.key"]);
+    for sector in SECTORS {
+        let mut expected = vec![
+            "audit.key".to_owned(),
+            format!("{sector}.key"),
+            "record-seal.key".to_owned(),
+            "responder.key".to_owned(),
+            "server.key".to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(private_keys(c.data(sector)), expected, "{sector}");
+    }
+    // Each instance has its own TLS certificate, issued by its sector CA.
+    let tls: Vec<String> = SECTORS
+        .iter()
+        .map(|s| std::fs::read_to_string(c.data(s).join("ca/server.pem")).unwrap())
+        .collect();
+    assert_ne!(tls[0], tls[1]);
+    assert_ne!(tls[1], tls[2]);
+
+    // Three instances, each forwarding to the other two.
+    let addrs: BTreeMap<&str, std::net::SocketAddr> =
+        SECTORS.iter().map(|s| (*s, loopback_port())).collect();
+    let url = |s: &str| format!("https://{}", addrs[s]);
+    let mut servers = Vec::new();
+    for sector in SECTORS {
+        let peers: Vec<(&str, String)> = SECTORS
+            .iter()
+            .filter(|o| **o != sector)
+            .map(|o| (*o, url(o)))
+            .collect();
+        servers.push(
+            trustca_server::start(c.options(sector, addrs[sector], &peers))
+                .await
+                .unwrap(),
+        );
+    }
+
+    // One device per sector, enrolled at its own instance by a
+    // manufacturer credential of that sector's CA.
+    let mut devices = BTreeMap::new();
+    for sector in SECTORS {
+        let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
+        let mut e = pb::enrollment_client::EnrollmentClient::new(
+            trustca::client::connect(&url(sector), &acme).await.unwrap(),
+        );
+        let d = enroll_device(
+            &mut e,
+            &root_pem,
+            sector,
+            "Acme",
+            "M-1",
+            "S1",
+            "1.0.0",
+            lv5(sector),
+        )
+        .await;
+        devices.insert(sector, d);
+    }
+
+    // openssl: every device chain, every instance's TLS, responder and
+    // audit chain verify to the root, with the sector's CRL and the ARL.
+    let work = tempfile::tempdir().unwrap();
+    for sector in SECTORS {
+        let crls = [
+            c.data(sector).join(format!("crl/{sector}.crl")),
+            c.root.path().join("crl/root.crl"),
+        ];
+        let extra = [
+            "-crl_check_all",
+            "-CRLfile",
+            crls[0].to_str().unwrap(),
+            "-CRLfile",
+            crls[1].to_str().unwrap(),
+        ];
+        let (ok, out) = openssl_verify(work.path(), &root_pem, &devices[sector].chain, &extra);
+        assert!(ok, "{sector} device: {out}");
+        for stem in ["server", "responder", "audit"] {
+            let chain: Vec<Vec<u8>> = pem::parse_many(
+                std::fs::read(c.data(sector).join(format!("ca/{stem}.pem"))).unwrap(),
+            )
+            .unwrap()
+            .into_iter()
+            .map(pem::Pem::into_contents)
+            .collect();
+            assert_eq!(chain.len(), 3, "{sector} {stem}: leaf, sector CA, root");
+            let (ok, out) = openssl_verify(work.path(), &root_pem, &chain, &extra);
+            assert!(ok, "{sector} {stem}: {out}");
+        }
+    }
+
+    // Decide across every pair, asked at the caller's own instance: the
+    // peer's level comes from the peer's instance, signed by its responder.
+    for a in SECTORS {
+        let mut db = trust_client(&url(a), &devices[a].creds).await;
+        for b in SECTORS.iter().filter(|b| **b != a) {
+            let d = decide(&mut db, &devices[b], "read-telemetry").await;
+            assert!(
+                !d.reasons
+                    .iter()
+                    .any(|r| r.contains("unreachable") || r.contains("bad answer")),
+                "{a} -> {b}: {:?}",
+                d.reasons
+            );
+            assert!(d.peer_level > 0, "{a} -> {b}: {d:?}");
+            // The shipped policy has a rule for every pair with automotive.
+            if a == "automotive" || *b == "automotive" {
+                assert!(d.allow, "{a} -> {b}: {:?}", d.reasons);
+            }
+        }
+    }
+
+    // The root revokes the hems CA offline; the new ARL goes to every
+    // instance, each of which then refuses hems devices.
+    trustca_cli(&[
+        "root",
+        "revoke-sector",
+        "hems",
+        "--data",
+        c.root.path().to_str().unwrap(),
+        "--reason",
+        "ca-compromise",
+        "--note",
+        "issue 20 end-to-end test",
+        "--yes-revoke-sector-ca",
+        "hems",
+    ]);
+    let arl = c.root.path().join("crl/root.crl");
+    for sector in SECTORS {
+        let out = c.import(sector, std::slice::from_ref(&arl));
+        assert!(out.contains("revoked by the root    hems"), "{out}");
+    }
+    // openssl: the hems device no longer verifies against the ARL; the
+    // others still do.
+    for sector in SECTORS {
+        let extra = [
+            "-crl_check_all".to_owned(),
+            "-CRLfile".to_owned(),
+            c.data(sector)
+                .join(format!("crl/{sector}.crl"))
+                .to_str()
+                .unwrap()
+                .to_owned(),
+            "-CRLfile".to_owned(),
+            arl.to_str().unwrap().to_owned(),
+        ];
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (ok, out) = openssl_verify(work.path(), &root_pem, &devices[sector].chain, &extra);
+        assert_eq!(ok, sector != "hems", "{sector}: {out}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for a in ["automotive", "healthcare"] {
+        let mut db = trust_client(&url(a), &devices[a].creds).await;
+        loop {
+            let d = decide(&mut db, &devices["hems"], "read-telemetry").await;
+            if !d.allow && d.reasons.iter().any(|r| r.contains("revoked by the root")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{a} still trusts hems: {:?}",
+                d.reasons
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    // At its own instance a hems device is no longer let in at all.
+    loop {
+        let mut db = trust_client(&url("hems"), &devices["hems"].creds).await;
+        match db
+            .decide(pb::DecideRequest {
+                peer: Some(pb::CertificateChain {
+                    certificates: devices["automotive"].chain.clone(),
+                }),
+                operation: "read-telemetry".into(),
+            })
+            .await
+        {
+            Err(e) if e.code() == Code::Unauthenticated => {
+                assert!(
+                    e.message().contains("revoked by the root"),
+                    "{}",
+                    e.message()
+                );
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "hems still serves: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for s in servers {
+        s.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refused_and_enrollment_stays_in_sector()
+ {
+    let c = Ceremony::run(&SECTORS);
+    let root = c.root_pem();
+    let acme_auto = c.credential(
+        "automotive",
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["automotive"],
+    );
+    let acme_hems = c.credential("hems", CertificateKind::Manufacturer, "Acme", &["hems"]);
+
+    // The real automotive database, with two cars.
+    let auto = trustca_server::start(c.options("automotive", "127.0.0.1:0".parse().unwrap(), &[]))
+        .await
+        .unwrap();
+    let auto_url = format!("https://{}", auto.addr);
+    let mut e_auto = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&auto_url, &acme_auto)
+            .await
+            .unwrap(),
+    );
+    let car = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let other_car = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F2",
+        "1.0.0",
+        vec![],
+    )
+    .await;
+
+    // The automotive instance holds no hems key: a HEMS device is not
+    // enrolled here.
+    let acme_both = c.credential(
+        "automotive",
+        CertificateKind::Manufacturer,
+        "Acme2",
+        &["automotive", "hems"],
+    );
+    let mut e_both = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&auto_url, &acme_both)
+            .await
+            .unwrap(),
+    );
+    let (_k, csr_der) = csr();
+    let err = e_both
+        .enroll(request("hems", "Acme2", "H9", csr_der, hems_lv5()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert!(
+        err.message()
+            .contains("enroll hems devices at the hems instance"),
+        "{}",
+        err.message()
+    );
+
+    // A genuine, signed answer about the other car, replayed by an
+    // impostor "automotive" database that holds automotive's TLS key.
+    let mut auto_db = trust_client(&auto_url, &other_car.creds).await;
+    let genuine = auto_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                other_car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let impostor_url = serve_fixed_answer(&c, "automotive", genuine).await;
+
+    // The HEMS database forwards automotive questions to the impostor.
+    let hems = trustca_server::start(c.options(
+        "hems",
+        "127.0.0.1:0".parse().unwrap(),
+        &[("automotive", impostor_url)],
+    ))
+    .await
+    .unwrap();
+    let hems_url = format!("https://{}", hems.addr);
+    let mut e_hems = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&hems_url, &acme_hems)
+            .await
+            .unwrap(),
+    );
+    let house = enroll_device(
+        &mut e_hems,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "FH",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+    let mut house_db = trust_client(&hems_url, &house.creds).await;
+
+    // Asked about the first car, the impostor answers about the other one.
+    let d = decide(&mut house_db, &car, "read-telemetry").await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("the answer is about")),
+        "{:?}",
+        d.reasons
+    );
+    let err = house_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    assert!(
+        err.message().contains("the answer is about"),
+        "{}",
+        err.message()
+    );
+    // The same answer for the device it is about is accepted: the refusal
+    // above is about the identity, nothing else.
+    let ok = house_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                other_car.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ok.identity, other_car.identity);
+
+    // An answer signed by the hems instance's own responder, passed off as
+    // automotive's by a database the healthcare instance asks: refused,
+    // because only automotive's responder speaks for automotive devices.
+    let hems_signed = house_db
+        .get_trust(pb::GetTrustRequest {
+            subject: Some(pb::get_trust_request::Subject::Identity(
+                house.identity.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let wrong_url = serve_fixed_answer(&c, "hems", hems_signed).await;
+    let health = trustca_server::start(c.options(
+        "healthcare",
+        "127.0.0.1:0".parse().unwrap(),
+        &[("automotive", wrong_url)],
+    ))
+    .await
+    .unwrap();
+    let health_url = format!("https://{}", health.addr);
+    let acme_health = c.credential(
+        "healthcare",
+        CertificateKind::Manufacturer,
+        "Acme",
+        &["healthcare"],
+    );
+    let mut e_health = pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(&health_url, &acme_health)
+            .await
+            .unwrap(),
+    );
+    let scale = enroll_device(
+        &mut e_health,
+        &root,
+        "healthcare",
+        "Acme",
+        "SC-1",
+        "FS",
+        "1.0.0",
+        healthcare_lv5(),
+    )
+    .await;
+    let mut scale_db = trust_client(&health_url, &scale.creds).await;
+    let d = decide(&mut scale_db, &car, "read-telemetry").await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("signed by the hems responder, not by the automotive sector's own")),
+        "{:?}",
+        d.reasons
+    );
+    drop((
+        e_auto, e_both, auto_db, e_hems, house_db, e_health, scale_db,
+    ));
+    health.shutdown().await.unwrap();
+    hems.shutdown().await.unwrap();
+    auto.shutdown().await.unwrap();
+}
