@@ -541,3 +541,109 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
     hems.shutdown().await.unwrap();
     auto.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
+    // Three sector databases made separately, each holding its own
+    // sector's keys and devices; each forwards to those started before it.
+    let c = Ceremony::run(&SECTORS);
+    let mut instances = Vec::new();
+    let mut addrs: BTreeMap<String, String> = BTreeMap::new();
+    for sector in ["automotive", "healthcare", "hems"] {
+        let peers: Vec<(&str, String)> =
+            addrs.iter().map(|(s, a)| (s.as_str(), a.clone())).collect();
+        let server =
+            trustca_server::start(c.options(sector, "127.0.0.1:0".parse().unwrap(), &peers))
+                .await
+                .unwrap();
+        addrs.insert(sector.to_owned(), format!("https://{}", server.addr));
+        instances.push(server);
+    }
+    let url = |s: &str| addrs[s].clone();
+    let root = c.root_pem();
+    let enroll_at = |s: &str| {
+        let acme = c.credential(s, CertificateKind::Manufacturer, "Acme", &[s]);
+        let u = url(s);
+        async move {
+            trustca_proto::v1::enrollment_client::EnrollmentClient::new(
+                trustca::client::connect(&u, &acme).await.unwrap(),
+            )
+        }
+    };
+    let mut e_auto = enroll_at("automotive").await;
+    let mut e_hems = enroll_at("hems").await;
+    let car = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F1",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let car2 = enroll_device(
+        &mut e_auto,
+        &root,
+        "automotive",
+        "Acme",
+        "EV-200",
+        "F2",
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await;
+    let house = enroll_device(
+        &mut e_hems,
+        &root,
+        "hems",
+        "Acme",
+        "HB-1",
+        "FH",
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await;
+
+    // The HEMS device asks its own (hems) database about the car: forwarded to automotive.
+    let mut house_db = trust_client(&url("hems"), &house.creds).await;
+    let d = decide(&mut house_db, &car, "battery-discharge").await;
+    assert!(d.allow, "{d:?}");
+    assert_eq!(d.peer_level, 5);
+    // The relayed assertion was signed by the automotive instance's own
+    // responder (its sector CA's), under the same root.
+    let a = d.peer_assertion.unwrap();
+    let root_der = pem::parse(&root).unwrap().into_contents();
+    trustca_model::SignedTrustAssertion {
+        body: a.body,
+        signature: a.signature,
+        responder_chain: a.responder_chain,
+    }
+    .verify(
+        &root_der,
+        time::OffsetDateTime::now_utc(),
+        &Default::default(),
+    )
+    .unwrap();
+
+    // The automotive database goes away: a clear deny within the deadline, not a hang.
+    let auto = instances.remove(0);
+    drop(e_auto);
+    auto.shutdown().await.unwrap();
+    let started = Instant::now();
+    let d = decide(&mut house_db, &car2, "battery-discharge").await;
+    assert!(!d.allow);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("sector database for automotive unreachable")),
+        "{:?}",
+        d.reasons
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
