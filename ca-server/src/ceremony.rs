@@ -717,22 +717,45 @@ mod tests {
         Passphrase::new(b"ceremony-test-passphrase".to_vec()).unwrap()
     }
 
-    /// Every file under `dir`, relative, sorted: "nothing written" checks.
-    fn files(dir: &Path) -> Vec<String> {
-        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(base, &p, out);
-                } else {
-                    out.push(p.strip_prefix(base).unwrap().display().to_string());
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(dir, dir, &mut out);
-        out.sort();
-        out
+    /// What a refused install must not have written: the certificates and
+    /// the service keys that only a successful install makes.
+    fn installed(dir: &Path) -> bool {
+        [
+            "ca/root.pem",
+            "ca/automotive.pem",
+            "ca/server.key",
+            "ca/record-seal.key",
+        ]
+        .iter()
+        .any(|f| dir.join(f).exists())
+    }
+
+    fn sign(root: &Path, csr: &Path) -> SignedSector {
+        sign_sector(
+            root,
+            &policies(),
+            &pass(),
+            None,
+            &std::fs::read(csr).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn install(
+        dir: &Path,
+        cert: &str,
+        root: &Path,
+        names: &[String],
+    ) -> Result<InstallReport, CaError> {
+        sector_install(
+            dir,
+            &policies(),
+            &pass(),
+            None,
+            cert.as_bytes(),
+            &std::fs::read(root).unwrap(),
+            names,
+        )
     }
 
     #[test]
@@ -741,160 +764,87 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let report = root_init(root.path(), &set, &pass(), None).unwrap();
         assert!(report.arl.exists());
+        let keys: Vec<String> = std::fs::read_dir(root.path().join("ca"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".key"))
+            .collect();
         assert_eq!(
-            files(&root.path().join("ca"))
-                .iter()
-                .filter(|f| f.ends_with(".key"))
-                .collect::<Vec<_>>(),
+            keys,
             ["root.key"],
             "root init makes the root key and nothing else"
         );
-        let root_pem = std::fs::read(&report.root_pem).unwrap();
 
         let auto = tempfile::tempdir().unwrap();
         let hems = tempfile::tempdir().unwrap();
         let a = sector_init(auto.path(), &set, &pass(), "automotive", None).unwrap();
         let h = sector_init(hems.path(), &set, &pass(), "hems", None).unwrap();
-        let auto_cert = sign_sector(
-            root.path(),
-            &set,
-            &pass(),
-            None,
-            &std::fs::read(&a.csr).unwrap(),
-        )
-        .unwrap();
+        let auto_cert = sign(root.path(), &a.csr);
         assert_eq!(auto_cert.sector.as_str(), "automotive");
         assert_eq!(auto_cert.arl_number, 2, "signing re-issues the ARL");
-        let hems_cert = sign_sector(
-            root.path(),
-            &set,
-            &pass(),
-            None,
-            &std::fs::read(&h.csr).unwrap(),
-        )
-        .unwrap();
+        let hems_cert = sign(root.path(), &h.csr);
 
-        // The hems answer does not fit the automotive directory: refused,
-        // nothing written.
-        let before = files(auto.path());
-        let err = sector_install(
-            auto.path(),
-            &set,
-            &pass(),
-            None,
-            hems_cert.cert_pem.as_bytes(),
-            &root_pem,
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("for sector hems"), "{err}");
-        assert!(!err.contains('\n'), "one line: {err}");
-        assert_eq!(files(auto.path()), before);
-
-        // An automotive certificate for another key (a second request):
-        // refused, nothing written.
+        // Refused, each in one line, and nothing installed: the hems answer;
+        // an automotive certificate for another key (under another root of
+        // the same name); the right certificate under that other root; a
+        // server name outside the sector CA's name constraint.
         let other = tempfile::tempdir().unwrap();
         let o = sector_init(other.path(), &set, &pass(), "automotive", None).unwrap();
         let elsewhere = tempfile::tempdir().unwrap();
         let root2 = root_init(elsewhere.path(), &set, &pass(), None).unwrap();
-        let stray = sign_sector(
-            elsewhere.path(),
-            &set,
-            &pass(),
-            None,
-            &std::fs::read(&o.csr).unwrap(),
-        )
-        .unwrap();
-        let err = sector_install(
-            auto.path(),
-            &set,
-            &pass(),
-            None,
-            stray.cert_pem.as_bytes(),
-            &std::fs::read(&root2.root_pem).unwrap(),
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("not for this directory's automotive CA key"),
-            "{err}"
-        );
-        assert_eq!(files(auto.path()), before);
-        // The right certificate under the wrong root: refused.
-        let err = sector_install(
-            auto.path(),
-            &set,
-            &pass(),
-            None,
-            auto_cert.cert_pem.as_bytes(),
-            &std::fs::read(&root2.root_pem).unwrap(),
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("does not verify under this root's key"),
-            "{err}"
-        );
-        assert_eq!(files(auto.path()), before);
-        // A server name outside the sector CA's name constraint: refused.
-        let err = sector_install(
-            auto.path(),
-            &set,
-            &pass(),
-            None,
-            auto_cert.cert_pem.as_bytes(),
-            &root_pem,
-            &["db.example.org".to_owned()],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("outside automotive."), "{err}");
-        assert_eq!(files(auto.path()), before);
+        let stray = sign(elsewhere.path(), &o.csr);
+        for (cert, root_pem, names, why) in [
+            (&hems_cert, &report.root_pem, vec![], "for sector hems"),
+            (
+                &stray,
+                &root2.root_pem,
+                vec![],
+                "not for this directory's automotive CA key",
+            ),
+            (
+                &auto_cert,
+                &root2.root_pem,
+                vec![],
+                "does not verify under this root's key",
+            ),
+            (
+                &auto_cert,
+                &report.root_pem,
+                vec!["db.example.org".to_owned()],
+                "outside automotive.",
+            ),
+        ] {
+            let err = install(auto.path(), &cert.cert_pem, root_pem, &names)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+            assert!(!installed(auto.path()), "nothing written: {err}");
+        }
 
-        let installed = sector_install(
-            auto.path(),
-            &set,
-            &pass(),
-            None,
-            auto_cert.cert_pem.as_bytes(),
-            &root_pem,
-            &[],
-        )
-        .unwrap();
-        assert_eq!(installed.root_sha256, report.root_sha256);
+        let done = install(auto.path(), &auto_cert.cert_pem, &report.root_pem, &[]).unwrap();
+        assert_eq!(done.root_sha256, report.root_sha256);
         // Without the other sectors' certificates the directory does not open.
         let err = CaHierarchy::open(auto.path(), &set, &pass())
             .unwrap_err()
             .to_string();
         assert!(err.contains("trustca sector import"), "{err}");
+        let arl = |r: &Path| std::fs::read(r.join("crl/root.crl")).unwrap();
         let imported = sector_import(
             auto.path(),
             &set,
             &[
                 ("hems.pem".into(), hems_cert.cert_pem.clone().into_bytes()),
-                (
-                    "root.crl".into(),
-                    std::fs::read(root.path().join("crl/root.crl")).unwrap(),
-                ),
+                ("root.crl".into(), arl(root.path())),
             ],
         )
         .unwrap();
         assert_eq!(imported.sectors.len(), 1);
         assert_eq!(imported.arl_number, Some(3));
-        // healthcare has no CA yet: sign one for a third operator.
         let health = tempfile::tempdir().unwrap();
         let hc = sector_init(health.path(), &set, &pass(), "healthcare", None).unwrap();
-        let hc_cert = sign_sector(
-            root.path(),
-            &set,
-            &pass(),
-            None,
-            &std::fs::read(&hc.csr).unwrap(),
-        )
-        .unwrap();
+        let hc_cert = sign(root.path(), &hc.csr);
         sector_import(
             auto.path(),
             &set,
@@ -911,13 +861,12 @@ mod tests {
         assert_eq!(h.own_sector().map(|s| s.as_str()), Some("automotive"));
         // The service certificates are the sector CA's: leaf, sector CA, root.
         assert_eq!(h.server_chain.len(), 3);
-        let oid = &set.pki.extensions.trust_level_oid;
         let checked = trustca_model::verify_chain(
             &h.responder_chain,
             &[],
             &h.root_der,
             OffsetDateTime::now_utc(),
-            oid,
+            &set.pki.extensions.trust_level_oid,
         )
         .unwrap();
         assert_eq!(checked.extension.unwrap().sector.as_str(), "automotive");
@@ -929,46 +878,27 @@ mod tests {
             err.contains("enroll hems devices at the hems instance"),
             "{err}"
         );
-        let keys: Vec<String> = files(auto.path())
-            .into_iter()
-            .filter(|f| f.ends_with(".key"))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "ca/audit.key",
-                "ca/automotive.key",
-                "ca/record-seal.key",
-                "ca/responder.key",
-                "ca/server.key"
-            ]
-        );
 
         // The root revokes hems offline; the ARL reaches automotive.
         let (revoked, number) =
             CaHierarchy::revoke_ca(root.path(), &set, &pass(), None, "hems", 2, "test").unwrap();
         assert_eq!(revoked.name, "hems");
-        let arl = std::fs::read(root.path().join("crl/root.crl")).unwrap();
         let imported =
-            sector_import(auto.path(), &set, &[("root.crl".into(), arl.clone())]).unwrap();
+            sector_import(auto.path(), &set, &[("root.crl".into(), arl(root.path()))]).unwrap();
         assert_eq!(imported.arl_number, Some(number));
         assert_eq!(imported.revoked, ["hems"]);
         let h = CaHierarchy::open(auto.path(), &set, &pass()).unwrap();
         assert!(h.revoked_cas().revoked("hems").is_some());
-        // The same ARL again, or an older one, is refused.
-        let err = sector_import(auto.path(), &set, &[("root.crl".into(), arl)])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not newer"), "{err}");
-        // An ARL of another root is refused.
-        let foreign = std::fs::read(elsewhere.path().join("crl/root.crl")).unwrap();
-        let err = sector_import(auto.path(), &set, &[("root.crl".into(), foreign)])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("does not verify under this root's key"),
-            "{err}"
-        );
+        // The same ARL again, and another root's ARL, are refused.
+        for (from, why) in [
+            (root.path(), "not newer"),
+            (elsewhere.path(), "does not verify under this root's key"),
+        ] {
+            let err = sector_import(auto.path(), &set, &[("root.crl".into(), arl(from))])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(why), "{err}");
+        }
     }
 
     #[test]
@@ -976,7 +906,15 @@ mod tests {
         let set = policies();
         let root = tempfile::tempdir().unwrap();
         root_init(root.path(), &set, &pass(), None).unwrap();
-        let before = files(root.path());
+        let arl_before = std::fs::read(root.path().join("crl/root.crl")).unwrap();
+        let nothing_written = || {
+            assert_eq!(
+                std::fs::read(root.path().join("crl/root.crl")).unwrap(),
+                arl_before,
+                "no ARL re-issued"
+            );
+            assert!(!root.path().join("ca/aviation.pem").exists());
+        };
         let key = issuer::generate_key(trustca_model::KeyAlgorithm::EcdsaP256).unwrap();
         let mut params = CertificateParams::default();
         params
@@ -988,7 +926,7 @@ mod tests {
             .to_string();
         assert!(err.contains("no profile for sector \"aviation\""), "{err}");
         assert!(!err.contains('\n'), "one line: {err}");
-        assert_eq!(files(root.path()), before, "nothing written");
+        nothing_written();
         // A request naming no sector, and garbage, are refused too.
         let plain = CertificateParams::default()
             .serialize_request(&key)
@@ -1000,6 +938,6 @@ mod tests {
             .to_string();
         assert!(err.contains("exactly one sector"), "{err}");
         assert!(sign_sector(root.path(), &set, &pass(), None, b"junk").is_err());
-        assert_eq!(files(root.path()), before, "nothing written");
+        nothing_written();
     }
 }

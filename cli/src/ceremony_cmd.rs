@@ -34,7 +34,7 @@ pub enum RootAction {
     RevokeSector(Box<crate::ca_cmd::RevokeCaArgs>),
     /// Re-issue the ARL now (before its nextUpdate, 30 days after issue),
     /// from the root's record of what it revoked.
-    Arl(Box<RootArlArgs>),
+    Arl(Box<StepArgs>),
 }
 
 /// `trustca sector ...` (on the sector operator's machine).
@@ -57,16 +57,12 @@ pub enum SectorAction {
     Import(Box<SectorImportArgs>),
 }
 
-/// `trustca root init`.
+/// What every key-ceremony step but `sector import` takes.
 #[derive(Debug, Args)]
-pub struct RootInitArgs {
-    /// The root's directory (must not hold a CA yet).
+pub struct StepArgs {
+    /// The directory: the root's for `root ...`, this sector's for `sector ...`.
     #[arg(long, env = "TRUSTCA_DATA")]
     pub data: PathBuf,
-    /// Policy directory (default: the built-in policies); copied into
-    /// DIR/policies/, whose sectors/*.toml are the profiles the root signs.
-    #[arg(long)]
-    pub policies: Option<PathBuf>,
     #[command(flatten)]
     pub pass: PassphraseArgs,
     #[command(flatten)]
@@ -74,6 +70,17 @@ pub struct RootInitArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `trustca root init`.
+#[derive(Debug, Args)]
+pub struct RootInitArgs {
+    /// Policy directory (default: the built-in policies); copied into
+    /// DIR/policies/, whose sectors/*.toml are the profiles the root signs.
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    #[command(flatten)]
+    pub step: StepArgs,
 }
 
 /// `trustca root sign-sector`.
@@ -81,34 +88,11 @@ pub struct RootInitArgs {
 pub struct SignSectorArgs {
     /// The sector's request (PEM or DER), from `trustca sector init`.
     pub csr: PathBuf,
-    /// The root's directory.
-    #[arg(long, env = "TRUSTCA_DATA")]
-    pub data: PathBuf,
     /// Where to write the sector CA certificate (PEM; never overwritten).
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
-    pub pass: PassphraseArgs,
-    #[command(flatten)]
-    pub pkcs11: Pkcs11Args,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `trustca root arl`.
-#[derive(Debug, Args)]
-pub struct RootArlArgs {
-    /// The root's directory.
-    #[arg(long, env = "TRUSTCA_DATA")]
-    pub data: PathBuf,
-    #[command(flatten)]
-    pub pass: PassphraseArgs,
-    #[command(flatten)]
-    pub pkcs11: Pkcs11Args,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub step: StepArgs,
 }
 
 /// `trustca sector init`.
@@ -117,20 +101,12 @@ pub struct SectorInitArgs {
     /// The sector (a file in the policies' sectors/, e.g. automotive).
     #[arg(long)]
     pub sector: String,
-    /// This sector's directory (must not hold a CA yet).
-    #[arg(long, env = "TRUSTCA_DATA")]
-    pub data: PathBuf,
     /// Policy directory (default: the built-in policies); copied into
     /// DIR/policies/. Use the same set as the root.
     #[arg(long)]
     pub policies: Option<PathBuf>,
     #[command(flatten)]
-    pub pass: PassphraseArgs,
-    #[command(flatten)]
-    pub pkcs11: Pkcs11Args,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub step: StepArgs,
 }
 
 /// `trustca sector install`.
@@ -141,21 +117,13 @@ pub struct SectorInstallArgs {
     /// The root certificate (PEM or DER), from the root operator.
     #[arg(long)]
     pub root: PathBuf,
-    /// This sector's directory (made by `trustca sector init`).
-    #[arg(long, env = "TRUSTCA_DATA")]
-    pub data: PathBuf,
     /// Extra names for this instance's TLS certificate: IP addresses, or
     /// DNS names under <sector>.<trust_domain> (the sector CA's name
     /// constraint); loopback and <sector>.<trust_domain> are always in it.
     #[arg(long = "server-name")]
     pub server_names: Vec<String>,
     #[command(flatten)]
-    pub pass: PassphraseArgs,
-    #[command(flatten)]
-    pub pkcs11: Pkcs11Args,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
+    pub step: StepArgs,
 }
 
 /// `trustca sector import`.
@@ -296,15 +264,15 @@ fn prepare(
 }
 
 fn root_init(a: RootInitArgs) -> Result<ExitCode> {
-    let passphrase = a.pass.load()?;
-    let (set, token) = prepare_new(&a.data, a.policies.as_deref(), &a.pkcs11)?;
+    let passphrase = a.step.pass.load()?;
+    let (set, token) = prepare_new(&a.step.data, a.policies.as_deref(), &a.step.pkcs11)?;
     let r = ceremony::root_init(
-        &a.data,
+        &a.step.data,
         &set,
         &passphrase,
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
     )?;
-    if a.json {
+    if a.step.json {
         print_json(&json!({
             "root": r.root_pem,
             "root_sha256": r.root_sha256,
@@ -316,24 +284,24 @@ fn root_init(a: RootInitArgs) -> Result<ExitCode> {
         println!("ARL                    {}", r.arl.display());
         println!(
             "keep {} offline; sign sector requests with `trustca root sign-sector`",
-            a.data.display()
+            a.step.data.display()
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
-    let passphrase = a.pass.load()?;
+    let passphrase = a.step.pass.load()?;
     let csr = std::fs::read(&a.csr).with_context(|| format!("cannot read {}", a.csr.display()))?;
     if a.out.exists() {
         anyhow::bail!("{} exists; refusing to overwrite it", a.out.display());
     }
-    let (set, token) = prepare(&a.data, &a.pkcs11)?;
-    let signed = ceremony::sign_sector(&a.data, &set, &passphrase, token, &csr)?;
+    let (set, token) = prepare(&a.step.data, &a.step.pkcs11)?;
+    let signed = ceremony::sign_sector(&a.step.data, &set, &passphrase, token, &csr)?;
     std::fs::write(&a.out, &signed.cert_pem)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
-    let arl = trustca_ca::root_crl::root_crl_path(&a.data);
-    if a.json {
+    let arl = trustca_ca::root_crl::root_crl_path(&a.step.data);
+    if a.step.json {
         print_json(&json!({
             "sector": signed.sector.as_str(),
             "certificate": a.out,
@@ -350,14 +318,14 @@ fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
             "ARL #{} written to {}; give both, and {}, to the {} operator",
             signed.arl_number,
             arl.display(),
-            a.data.join("ca/root.pem").display(),
+            a.step.data.join("ca/root.pem").display(),
             signed.sector
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn arl(a: RootArlArgs) -> Result<ExitCode> {
+fn arl(a: StepArgs) -> Result<ExitCode> {
     let passphrase = a.pass.load()?;
     let (set, token) = prepare(&a.data, &a.pkcs11)?;
     let number = ceremony::reissue_arl(&a.data, &set, &passphrase, token)?;
@@ -375,16 +343,16 @@ fn arl(a: RootArlArgs) -> Result<ExitCode> {
 }
 
 fn sector_init(a: SectorInitArgs) -> Result<ExitCode> {
-    let passphrase = a.pass.load()?;
-    let (set, token) = prepare_new(&a.data, a.policies.as_deref(), &a.pkcs11)?;
+    let passphrase = a.step.pass.load()?;
+    let (set, token) = prepare_new(&a.step.data, a.policies.as_deref(), &a.step.pkcs11)?;
     let r = ceremony::sector_init(
-        &a.data,
+        &a.step.data,
         &set,
         &passphrase,
         &a.sector,
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
     )?;
-    if a.json {
+    if a.step.json {
         print_json(&json!({
             "sector": r.sector.as_str(),
             "csr": r.csr,
@@ -394,7 +362,7 @@ fn sector_init(a: SectorInitArgs) -> Result<ExitCode> {
         println!(
             "created the {} CA key in {}",
             r.sector,
-            a.data.join("ca").display()
+            a.step.data.join("ca").display()
         );
         println!("request for the root   {}", r.csr.display());
         println!("request SHA-256        {}", r.csr_sha256);
@@ -407,10 +375,10 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn install(a: SectorInstallArgs) -> Result<ExitCode> {
-    let passphrase = a.pass.load()?;
-    let (set, token) = prepare(&a.data, &a.pkcs11)?;
+    let passphrase = a.step.pass.load()?;
+    let (set, token) = prepare(&a.step.data, &a.step.pkcs11)?;
     let r = ceremony::sector_install(
-        &a.data,
+        &a.step.data,
         &set,
         &passphrase,
         token,
@@ -418,17 +386,17 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
         &read(&a.root)?,
         &a.server_names,
     )?;
-    if a.json {
+    if a.step.json {
         print_json(&json!({
             "sector": r.sector.as_str(),
             "root_sha256": r.root_sha256,
-            "data": a.data,
+            "data": a.step.data,
         }));
     } else {
         println!(
             "installed the {} CA in {}",
             r.sector,
-            a.data.join("ca").display()
+            a.step.data.join("ca").display()
         );
         println!(
             "root SHA-256           {} (compare it with the root operator's)",
@@ -436,8 +404,8 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
         );
         println!(
             "next: `trustca sector import --data {} OTHER-SECTOR.pem ... root.crl`, then `trustca serve --data {}`",
-            a.data.display(),
-            a.data.display()
+            a.step.data.display(),
+            a.step.data.display()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -23,19 +23,61 @@ use trustca_proto::v1 as pb;
 
 const SECTORS: [&str; 3] = ["automotive", "hems", "healthcare"];
 
-/// Evidence that earns health-care Lv.5 under the shipped policy.
-fn healthcare_lv5() -> Vec<pb::EvidenceItem> {
-    vec![
-        evidence(
-            "evaluation",
-            "iec-81001-5-1",
-            "conformant",
-            &date_from_today(-30),
-        ),
-        evidence("hardware-root-of-trust", "", "secure-element", ""),
-        evidence("secure-update", "", "true", ""),
-        evidence("supported-until", "", &date_from_today(365 * 10), ""),
-    ]
+/// An enrollment client at `url` with `creds`.
+async fn enroller(
+    url: &str,
+    creds: &trustca::client::ClientCredentials,
+) -> pb::enrollment_client::EnrollmentClient<tonic::transport::Channel> {
+    pb::enrollment_client::EnrollmentClient::new(
+        trustca::client::connect(url, creds).await.unwrap(),
+    )
+}
+
+/// `GetTrust` by identity.
+async fn get_trust_of(
+    db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
+    identity: &str,
+) -> Result<tonic::Response<pb::TrustAnswer>, tonic::Status> {
+    db.get_trust(pb::GetTrustRequest {
+        subject: Some(pb::get_trust_request::Subject::Identity(identity.into())),
+    })
+    .await
+}
+
+/// Starts `sector`'s instance on a loopback port the OS picks, forwarding
+/// to `peers`.
+async fn start_at(
+    c: &Ceremony,
+    sector: &str,
+    peers: &[(&str, String)],
+) -> trustca_server::RunningServer {
+    trustca_server::start(c.options(sector, "127.0.0.1:0".parse().unwrap(), peers))
+        .await
+        .unwrap()
+}
+
+/// A device of `sector` enrolled at `url` by a manufacturer credential of
+/// that sector's own CA.
+async fn device_at(
+    c: &Ceremony,
+    url: &str,
+    sector: &str,
+    serial: &str,
+    evidence: Vec<pb::EvidenceItem>,
+) -> Device {
+    let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
+    let mut e = enroller(url, &acme).await;
+    enroll_device(
+        &mut e,
+        &c.root_pem(),
+        sector,
+        "Acme",
+        "M-1",
+        serial,
+        "1.0.0",
+        evidence,
+    )
+    .await
 }
 
 fn lv5(sector: &str) -> Vec<pb::EvidenceItem> {
@@ -180,22 +222,10 @@ async fn three_operators_federate_without_sharing_a_key_and_a_root_revocation_re
     // manufacturer credential of that sector's CA.
     let mut devices = BTreeMap::new();
     for sector in SECTORS {
-        let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
-        let mut e = pb::enrollment_client::EnrollmentClient::new(
-            trustca::client::connect(&url(sector), &acme).await.unwrap(),
-        );
-        let d = enroll_device(
-            &mut e,
-            &root_pem,
+        devices.insert(
             sector,
-            "Acme",
-            "M-1",
-            "S1",
-            "1.0.0",
-            lv5(sector),
-        )
-        .await;
-        devices.insert(sector, d);
+            device_at(&c, &url(sector), sector, "S1", lv5(sector)).await,
+        );
     }
 
     // openssl: every device chain, every instance's TLS, responder and
@@ -344,18 +374,11 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
         "Acme",
         &["automotive"],
     );
-    let acme_hems = c.credential("hems", CertificateKind::Manufacturer, "Acme", &["hems"]);
 
     // The real automotive database, with two cars.
-    let auto = trustca_server::start(c.options("automotive", "127.0.0.1:0".parse().unwrap(), &[]))
-        .await
-        .unwrap();
+    let auto = start_at(&c, "automotive", &[]).await;
     let auto_url = format!("https://{}", auto.addr);
-    let mut e_auto = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&auto_url, &acme_auto)
-            .await
-            .unwrap(),
-    );
+    let mut e_auto = enroller(&auto_url, &acme_auto).await;
     let car = enroll_device(
         &mut e_auto,
         &root,
@@ -387,11 +410,7 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
         "Acme2",
         &["automotive", "hems"],
     );
-    let mut e_both = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&auto_url, &acme_both)
-            .await
-            .unwrap(),
-    );
+    let mut e_both = enroller(&auto_url, &acme_both).await;
     let (_k, csr_der) = csr();
     let err = e_both
         .enroll(request("hems", "Acme2", "H9", csr_der, hems_lv5()))
@@ -408,42 +427,16 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
     // A genuine, signed answer about the other car, replayed by an
     // impostor "automotive" database that holds automotive's TLS key.
     let mut auto_db = trust_client(&auto_url, &other_car.creds).await;
-    let genuine = auto_db
-        .get_trust(pb::GetTrustRequest {
-            subject: Some(pb::get_trust_request::Subject::Identity(
-                other_car.identity.clone(),
-            )),
-        })
+    let genuine = get_trust_of(&mut auto_db, &other_car.identity)
         .await
         .unwrap()
         .into_inner();
     let impostor_url = serve_fixed_answer(&c, "automotive", genuine).await;
 
     // The HEMS database forwards automotive questions to the impostor.
-    let hems = trustca_server::start(c.options(
-        "hems",
-        "127.0.0.1:0".parse().unwrap(),
-        &[("automotive", impostor_url)],
-    ))
-    .await
-    .unwrap();
+    let hems = start_at(&c, "hems", &[("automotive", impostor_url)]).await;
     let hems_url = format!("https://{}", hems.addr);
-    let mut e_hems = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&hems_url, &acme_hems)
-            .await
-            .unwrap(),
-    );
-    let house = enroll_device(
-        &mut e_hems,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "FH",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let house = device_at(&c, &hems_url, "hems", "FH", hems_lv5()).await;
     let mut house_db = trust_client(&hems_url, &house.creds).await;
 
     // Asked about the first car, the impostor answers about the other one.
@@ -454,12 +447,7 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
         "{:?}",
         d.reasons
     );
-    let err = house_db
-        .get_trust(pb::GetTrustRequest {
-            subject: Some(pb::get_trust_request::Subject::Identity(
-                car.identity.clone(),
-            )),
-        })
+    let err = get_trust_of(&mut house_db, &car.identity)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
@@ -470,12 +458,7 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
     );
     // The same answer for the device it is about is accepted: the refusal
     // above is about the identity, nothing else.
-    let ok = house_db
-        .get_trust(pb::GetTrustRequest {
-            subject: Some(pb::get_trust_request::Subject::Identity(
-                other_car.identity.clone(),
-            )),
-        })
+    let ok = get_trust_of(&mut house_db, &other_car.identity)
         .await
         .unwrap()
         .into_inner();
@@ -484,46 +467,14 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
     // An answer signed by the hems instance's own responder, passed off as
     // automotive's by a database the healthcare instance asks: refused,
     // because only automotive's responder speaks for automotive devices.
-    let hems_signed = house_db
-        .get_trust(pb::GetTrustRequest {
-            subject: Some(pb::get_trust_request::Subject::Identity(
-                house.identity.clone(),
-            )),
-        })
+    let hems_signed = get_trust_of(&mut house_db, &house.identity)
         .await
         .unwrap()
         .into_inner();
     let wrong_url = serve_fixed_answer(&c, "hems", hems_signed).await;
-    let health = trustca_server::start(c.options(
-        "healthcare",
-        "127.0.0.1:0".parse().unwrap(),
-        &[("automotive", wrong_url)],
-    ))
-    .await
-    .unwrap();
+    let health = start_at(&c, "healthcare", &[("automotive", wrong_url)]).await;
     let health_url = format!("https://{}", health.addr);
-    let acme_health = c.credential(
-        "healthcare",
-        CertificateKind::Manufacturer,
-        "Acme",
-        &["healthcare"],
-    );
-    let mut e_health = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&health_url, &acme_health)
-            .await
-            .unwrap(),
-    );
-    let scale = enroll_device(
-        &mut e_health,
-        &root,
-        "healthcare",
-        "Acme",
-        "SC-1",
-        "FS",
-        "1.0.0",
-        healthcare_lv5(),
-    )
-    .await;
+    let scale = device_at(&c, &health_url, "healthcare", "FS", healthcare_lv5()).await;
     let mut scale_db = trust_client(&health_url, &scale.creds).await;
     let d = decide(&mut scale_db, &car, "read-telemetry").await;
     assert!(!d.allow, "{d:?}");
@@ -534,9 +485,7 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
         "{:?}",
         d.reasons
     );
-    drop((
-        e_auto, e_both, auto_db, e_hems, house_db, e_health, scale_db,
-    ));
+    drop((e_auto, e_both, auto_db, house_db, scale_db));
     health.shutdown().await.unwrap();
     hems.shutdown().await.unwrap();
     auto.shutdown().await.unwrap();
@@ -552,59 +501,15 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
     for sector in ["automotive", "healthcare", "hems"] {
         let peers: Vec<(&str, String)> =
             addrs.iter().map(|(s, a)| (s.as_str(), a.clone())).collect();
-        let server =
-            trustca_server::start(c.options(sector, "127.0.0.1:0".parse().unwrap(), &peers))
-                .await
-                .unwrap();
+        let server = start_at(&c, sector, &peers).await;
         addrs.insert(sector.to_owned(), format!("https://{}", server.addr));
         instances.push(server);
     }
     let url = |s: &str| addrs[s].clone();
     let root = c.root_pem();
-    let enroll_at = |s: &str| {
-        let acme = c.credential(s, CertificateKind::Manufacturer, "Acme", &[s]);
-        let u = url(s);
-        async move {
-            trustca_proto::v1::enrollment_client::EnrollmentClient::new(
-                trustca::client::connect(&u, &acme).await.unwrap(),
-            )
-        }
-    };
-    let mut e_auto = enroll_at("automotive").await;
-    let mut e_hems = enroll_at("hems").await;
-    let car = enroll_device(
-        &mut e_auto,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "F1",
-        "1.0.0",
-        automotive_lv5(),
-    )
-    .await;
-    let car2 = enroll_device(
-        &mut e_auto,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "F2",
-        "1.0.0",
-        automotive_lv5(),
-    )
-    .await;
-    let house = enroll_device(
-        &mut e_hems,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "FH",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let car = device_at(&c, &url("automotive"), "automotive", "F1", automotive_lv5()).await;
+    let car2 = device_at(&c, &url("automotive"), "automotive", "F2", automotive_lv5()).await;
+    let house = device_at(&c, &url("hems"), "hems", "FH", hems_lv5()).await;
 
     // The HEMS device asks its own (hems) database about the car: forwarded to automotive.
     let mut house_db = trust_client(&url("hems"), &house.creds).await;
@@ -629,7 +534,6 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
 
     // The automotive database goes away: a clear deny within the deadline, not a hang.
     let auto = instances.remove(0);
-    drop(e_auto);
     auto.shutdown().await.unwrap();
     let started = Instant::now();
     let d = decide(&mut house_db, &car2, "battery-discharge").await;

@@ -630,17 +630,7 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
         "BP-3",
         "P1",
         "1.0",
-        vec![
-            evidence(
-                "evaluation",
-                "iec-81001-5-1",
-                "conformant",
-                &date_from_today(-30),
-            ),
-            evidence("hardware-root-of-trust", "", "secure-element", ""),
-            evidence("secure-update", "", "true", ""),
-            evidence("supported-until", "", &date_from_today(365 * 10), ""),
-        ],
+        healthcare_lv5(),
     )
     .await;
     let revoked = enroll_device(

@@ -289,6 +289,21 @@ pub fn hems_lv5() -> Vec<pb::EvidenceItem> {
     ]
 }
 
+/// Evidence that earns health-care Lv.5 under the shipped policy.
+pub fn healthcare_lv5() -> Vec<pb::EvidenceItem> {
+    vec![
+        evidence(
+            "evaluation",
+            "iec-81001-5-1",
+            "conformant",
+            &date_from_today(-30),
+        ),
+        evidence("hardware-root-of-trust", "", "secure-element", ""),
+        evidence("secure-update", "", "true", ""),
+        evidence("supported-until", "", &date_from_today(365 * 10), ""),
+    ]
+}
+
 /// A device enrolled with its own key: its chain and mTLS credentials.
 pub struct Device {
     pub chain: Vec<Vec<u8>>,
