@@ -114,6 +114,20 @@ pub(crate) fn create_root(
     std::fs::rename(&scratch, &dir).map_err(|e| CaError::io(&dir, e))
 }
 
+/// The keys of a directory being made, with `token` (an open token and
+/// the module it came from) recorded in `ca/pkcs11.toml` for later steps.
+pub(crate) fn keys_recording_token(
+    keystore: Keystore,
+    token: Option<(&Arc<Pkcs11Token>, &Path)>,
+    policies: &PolicySet,
+) -> Result<CaKeys, CaError> {
+    let keys = CaKeys::new(keystore, token.map(|(t, _)| Arc::clone(t)), &policies.pki);
+    if let Some((_, module)) = token {
+        keys.record_token(module)?;
+    }
+    Ok(keys)
+}
+
 /// What `root init` made.
 #[derive(Debug)]
 pub struct RootInitReport {
@@ -143,14 +157,7 @@ pub fn root_init(
         now,
     )?;
     let dir = data.join("ca");
-    let keys = CaKeys::new(
-        Keystore::open(&dir, passphrase)?,
-        token.map(|(t, _)| Arc::clone(t)),
-        &policies.pki,
-    );
-    if let Some((_, module)) = token {
-        keys.record_token(module)?;
-    }
+    let keys = keys_recording_token(Keystore::open(&dir, passphrase)?, token, policies)?;
     let root = CaHierarchy::root_signer(&dir, &keys)?;
     crate::root_crl::publish_root_crl_now(data, &root)?;
     Ok(RootInitReport {
@@ -218,14 +225,7 @@ pub fn sector_init(
         return Err(CaError::AlreadyInitialized(dir));
     }
     std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
-    let keys = CaKeys::new(
-        Keystore::create(&dir, passphrase)?,
-        token.map(|(t, _)| Arc::clone(t)),
-        &policies.pki,
-    );
-    if let Some((_, module)) = token {
-        keys.record_token(module)?;
-    }
+    let keys = keys_recording_token(Keystore::create(&dir, passphrase)?, token, policies)?;
     let marker = toml::to_string(&SectorMarker {
         sector: sector.to_string(),
     })

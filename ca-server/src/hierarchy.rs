@@ -185,10 +185,11 @@ impl CaHierarchy {
             crate::ceremony::create_root(data, policies, passphrase, token_arc.clone(), now)?;
             report.created_root = true;
         }
-        let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token_arc, &policies.pki);
-        if let Some((_, module)) = token {
-            keystore.record_token(module)?;
-        }
+        let keystore = crate::ceremony::keys_recording_token(
+            Keystore::open(&dir, passphrase)?,
+            token,
+            policies,
+        )?;
         let root = Self::root_signer(&dir, &keystore)?;
         let oid = &policies.pki.extensions.trust_level_oid;
         for sector in policies.sectors.keys() {
