@@ -533,6 +533,93 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
+/// The key ceremony with the root key and the automotive CA key in the
+/// token (the same PKCS#11 path as `init`): `root init`, `sector init`,
+/// `root sign-sector` and `sector install`, then `serve` of the automotive
+/// directory signs its CRL with the token key, and openssl agrees.
+#[test]
+fn the_key_ceremony_keeps_the_root_and_sector_keys_in_the_token() {
+    let Some(hsm) = softhsm() else { return };
+    let work = hsm.dir.path();
+    let p = |name: &str| work.join(name).to_str().unwrap().to_owned();
+    let token = ["--pkcs11-module", hsm.module(), "--pkcs11-token", TOKEN];
+    let ok = |args: &[&str]| {
+        let out = hsm.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    };
+    ok(&[&["root", "init", "--data", &p("root")][..], &token].concat());
+    assert!(work.join("root/ca/root.pkcs11").exists());
+    assert!(!work.join("root/ca/root.key").exists());
+    for sector in ["automotive", "hems", "healthcare"] {
+        let data = p(sector);
+        let mut init = vec!["sector", "init", "--sector", sector, "--data", &data];
+        if sector == "automotive" {
+            init.extend(token);
+        }
+        ok(&init);
+        let csr = p(&format!("{sector}/ca/{sector}.csr"));
+        let cert = p(&format!("{sector}.pem"));
+        // The root's token and module come from its ca/pkcs11.toml.
+        ok(&[
+            "root",
+            "sign-sector",
+            &csr,
+            "--data",
+            &p("root"),
+            "--out",
+            &cert,
+        ]);
+        ok(&[
+            "sector",
+            "install",
+            &cert,
+            "--root",
+            &p("root/ca/root.pem"),
+            "--data",
+            &data,
+        ]);
+    }
+    assert!(work.join("automotive/ca/automotive.pkcs11").exists());
+    assert!(!work.join("automotive/ca/automotive.key").exists());
+    ok(&[
+        "sector",
+        "import",
+        "--data",
+        &p("automotive"),
+        &p("hems.pem"),
+        &p("healthcare.pem"),
+        &p("root/crl/root.crl"),
+    ]);
+    let v = openssl(&[
+        "verify",
+        "-CAfile",
+        &p("root/ca/root.pem"),
+        "-untrusted",
+        &p("automotive.pem"),
+        &p("automotive/ca/server.pem"),
+    ]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let server = serve(&hsm, &work.join("automotive"));
+    let crl = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &p("automotive/crl/automotive.crl"),
+        "-CAfile",
+        &p("automotive.pem"),
+        "-noout",
+    ]);
+    assert!(
+        stderr(&crl).contains("verify OK") || stdout(&crl).contains("verify OK"),
+        "{}{}",
+        stdout(&crl),
+        stderr(&crl)
+    );
+    drop(server);
+}
+
 fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(!out.status.success(), "expected a failure");
     let err = stderr(out);
