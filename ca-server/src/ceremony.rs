@@ -46,6 +46,22 @@ use crate::pkcs11::Pkcs11Token;
 /// (and renewed) by that sector's CA, never by the root.
 pub const SECTOR_MARKER: &str = "sector.toml";
 
+/// `ca/offline-root.toml`: marks the directory `root init` made. It holds
+/// the root and what the root signed; `init` does not add sector keys to
+/// it and `serve` does not run from it.
+pub const ROOT_MARKER: &str = "offline-root.toml";
+
+/// Refuses to serve from, or `init` into, the offline root's directory.
+pub(crate) fn refuse_offline_root(data: &Path, doing: &str) -> Result<(), CaError> {
+    if data.join("ca").join(ROOT_MARKER).exists() {
+        return Err(CaError::InvalidRequest(format!(
+            "{} is the offline root's directory (made by `trustca root init`); {doing}",
+            data.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The PEM label of a PKCS#10 request.
 const CSR_LABEL: &str = "CERTIFICATE REQUEST";
 
@@ -158,6 +174,10 @@ pub fn root_init(
     )?;
     let dir = data.join("ca");
     let keys = keys_recording_token(Keystore::open(&dir, passphrase)?, token, policies)?;
+    write_new(
+        &dir.join(ROOT_MARKER),
+        b"# made by `trustca root init`: the offline root's directory, never served\n",
+    )?;
     let root = CaHierarchy::root_signer(&dir, &keys)?;
     crate::root_crl::publish_root_crl_now(data, &root)?;
     Ok(RootInitReport {

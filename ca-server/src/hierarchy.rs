@@ -175,10 +175,19 @@ impl CaHierarchy {
         // The key ceremony's steps, all in this one directory: the root,
         // then per sector a key and request, the root's signature, and the
         // install check; then the directory's service certificates.
-        if crate::ceremony::sector_of_directory(data)?.is_some() {
+        crate::ceremony::refuse_offline_root(
+            data,
+            "sign sector requests there with `trustca root sign-sector`",
+        )?;
+        if let Some(sector) = crate::ceremony::sector_of_directory(data)? {
             return Err(CaError::InvalidRequest(format!(
-                "{} is one sector's directory (made by `trustca sector init`); `init` makes a directory for every sector",
-                data.display()
+                "{} is the {sector} sector's directory (made by `trustca sector init`), not one for every sector; {}",
+                data.display(),
+                if dir.join("root.pem").exists() {
+                    "`init` does not apply to it"
+                } else {
+                    "install the root's answer first (`trustca sector install`)"
+                }
             )));
         }
         if !dir.join("root.pem").exists() {
@@ -314,6 +323,13 @@ impl CaHierarchy {
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(dir.to_path_buf()))?;
+        if !keystore.has("root") {
+            // A sector's directory: the root signs only on its own machine.
+            return Err(CaError::InvalidRequest(format!(
+                "{} holds no root key (the root is offline); do this with `trustca root ...` on the root's directory",
+                dir.display()
+            )));
+        }
         SigningCa::new(der, keystore.load("root")?)
     }
 
@@ -452,6 +468,10 @@ impl CaHierarchy {
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(data.to_path_buf()))?;
+        crate::ceremony::refuse_offline_root(
+            data,
+            "nothing online needs the root: serve each sector from its own directory",
+        )?;
         // A sector's directory holds its own CA key and the other sectors'
         // certificates only; a directory `init` made holds every key.
         let own_sector = crate::ceremony::sector_of_directory(data)?;

@@ -204,7 +204,7 @@ pub enum Command {
         /// Extra DNS names or IPs for the TLS server certificate (on first start).
         #[arg(long = "server-name")]
         server_names: Vec<String>,
-        /// Sectors this instance answers for and enrolls devices of (default: all).
+        /// Sectors this instance answers for and enrolls devices of (default: every sector whose CA key DATA holds).
         #[arg(long, value_delimiter = ',', env = "TRUSTCA_AUTHORITATIVE")]
         authoritative: Vec<String>,
         /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).

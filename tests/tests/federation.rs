@@ -171,6 +171,34 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_eq!(files(fresh.path()), before, "nothing written");
+
+    // The root's directory is not made into a serving one, and a sector's
+    // directory cannot do the root's work.
+    let root = c.root.path().to_str().unwrap();
+    let out = trustca_output(&["init", "--data", root]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("the offline root's directory"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = trustca_output(&[
+        "ca",
+        "revoke",
+        "hems",
+        "--data",
+        c.data("automotive").to_str().unwrap(),
+        "--reason",
+        "superseded",
+        "--yes-revoke-sector-ca",
+        "hems",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("holds no root key (the root is offline)"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
