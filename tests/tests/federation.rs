@@ -579,3 +579,46 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_under_another_root_is_refused() {
+    // Two deployments, each with its own offline root.
+    let ours = Ceremony::run(&SECTORS);
+    let theirs = Ceremony::run(&SECTORS);
+    let their_auto = start_at(&theirs, "automotive", &[]).await;
+    let their_url = format!("https://{}", their_auto.addr);
+    let their_car = device_at(&theirs, &their_url, "automotive", "X1", automotive_lv5()).await;
+
+    // Our hems instance is (mis)configured to forward to their automotive.
+    let hems = start_at(&ours, "hems", &[("automotive", their_url)]).await;
+    let hems_url = format!("https://{}", hems.addr);
+    let house = device_at(&ours, &hems_url, "hems", "H1", hems_lv5()).await;
+    let mut house_db = trust_client(&hems_url, &house.creds).await;
+
+    // Their device's certificate does not chain to our root.
+    let d = decide(&mut house_db, &their_car, "read-telemetry").await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("peer certificate rejected: chain does not verify to the root")),
+        "{:?}",
+        d.reasons
+    );
+    // Asked about an automotive device by name, our instance does not
+    // accept their instance's TLS certificate: no answer is taken from it.
+    let err = get_trust_of(&mut house_db, &their_car.identity)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    assert!(
+        err.message().contains(
+            "sector database for automotive unreachable: its TLS certificate does not verify against this deployment's root"
+        ),
+        "{}",
+        err.message()
+    );
+    drop(house_db);
+    hems.shutdown().await.unwrap();
+    their_auto.shutdown().await.unwrap();
+}

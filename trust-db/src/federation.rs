@@ -56,6 +56,17 @@ fn host_of(url: &str) -> String {
         .to_owned()
 }
 
+/// Why a forwarded call failed, as a sentence. A peer whose TLS
+/// certificate this instance refused (rustls names the check in its Debug
+/// form, e.g. `invalid peer certificate: BadSignature`) is most often an
+/// instance under another root, or one given the wrong URL.
+fn describe_failure(status: &tonic::Status) -> String {
+    if status.message().contains("invalid peer certificate") {
+        return "its TLS certificate does not verify against this deployment's root (an instance under another root, or the wrong URL?)".into();
+    }
+    format!("{} ({})", status.message(), status.code().description())
+}
+
 impl Federation {
     /// Builds the client; connections are opened lazily.
     pub fn new(config: FederationConfig) -> Self {
@@ -144,7 +155,7 @@ impl Federation {
             Ok(Err(status)) => {
                 return Err(TrustDbError::Unreachable {
                     sector: sector.to_string(),
-                    reason: format!("{} ({})", status.message(), status.code().description()),
+                    reason: describe_failure(&status),
                 });
             }
             Ok(Ok(r)) => r.into_inner(),
