@@ -1,14 +1,16 @@
 //! The CA hierarchy on disk: one root and one sub-CA per sector, under
-//! `DIR/ca/`. `init` creates what is missing and never replaces anything;
-//! `open` loads the sector CAs (and not the root key, which only `init`,
-//! credential issuance and service-certificate renewal need).
+//! `DIR/ca/`. `init` creates what is missing and never replaces anything,
+//! running the key ceremony's steps (`ceremony.rs`) in one directory;
+//! `open` loads every sector's certificate and the sector CAs whose keys
+//! the directory holds (one sector's own directory holds only its own),
+//! and not the root key, which only `init` and, in `init`'s directory,
+//! service-certificate renewal need (`service_certs.rs`).
 //!
-//! Layout: `ca/root.pem`, `ca/<sector>.pem`, `ca/server.pem` (leaf, root),
+//! Layout: `ca/root.pem`, `ca/<sector>.pem`, `ca/server.pem` (leaf, issuer[, root]),
 //! `ca/*.key` (encrypted), `ca/keystore.toml`, `ca/credentials/<serial>.pem`,
 //! `ca/audit-signers/<sha256>.pem` (audit signers replaced by renewal).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,7 +22,6 @@ use crate::ca_keys::{CaKey, CaKeys};
 use crate::issuer::{self, SigningCa};
 use crate::keystore::{Keystore, Passphrase, write_new};
 use crate::pkcs11::Pkcs11Token;
-use trustca_model::policy::KeyRole;
 
 /// A credential (role certificate) just issued.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ fn ca_dir(data: &Path) -> PathBuf {
     data.join("ca")
 }
 
-fn read_pem_der(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
+pub(crate) fn read_pem_der(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
     let text = std::fs::read_to_string(path).map_err(|e| CaError::io(path, e))?;
     let items = pem::parse_many(&text)
         .map_err(|_| CaError::Keystore(format!("{} is not PEM", path.display())))?;
@@ -224,79 +225,6 @@ impl CaHierarchy {
         Ok(report)
     }
 
-    /// Completes a CA directory with what its instance signs with online:
-    /// the TLS server (`server_names` added), trust responder and audit
-    /// signer certificates, issued by `ca` (the root for a directory of
-    /// every sector, the sector CA for one sector's directory: `sector`),
-    /// and the store's record-seal key. Makes only what is missing.
-    pub(crate) fn complete_directory(
-        dir: &Path,
-        keystore: &CaKeys,
-        ca: &SigningCa,
-        sector: Option<&SectorName>,
-        policies: &PolicySet,
-        server_names: &[String],
-        now: OffsetDateTime,
-    ) -> Result<(), CaError> {
-        std::fs::create_dir_all(dir.join("credentials")).map_err(|e| CaError::io(dir, e))?;
-        for (stem, purpose) in [
-            ("server", issuer::ServicePurpose::Tls),
-            ("audit", issuer::ServicePurpose::AuditLog),
-            ("responder", issuer::ServicePurpose::TrustResponder),
-        ] {
-            if !dir.join(format!("{stem}.pem")).exists() {
-                Self::issue_service_cert(
-                    dir,
-                    keystore,
-                    ca,
-                    sector,
-                    policies,
-                    purpose,
-                    server_names,
-                    now,
-                )?;
-            }
-        }
-        // The store's record seal; re-running init on an older directory
-        // adds it (copy `ca/` to every replica afterwards).
-        create_record_seal_key(keystore.keystore())
-    }
-
-    /// The DNS names and IP addresses of a TLS server certificate:
-    /// loopback and `server_names`. A sector CA may only issue names under
-    /// `<sector>.<trust_domain>` (its name constraint), so for a sector's
-    /// directory (`sector`) `localhost` is replaced by that name and any
-    /// other DNS name outside it is refused.
-    pub(crate) fn service_host_names(
-        policies: &PolicySet,
-        sector: Option<&SectorName>,
-        server_names: &[String],
-    ) -> Result<(Vec<String>, Vec<IpAddr>), CaError> {
-        let zone = sector.map(|s| format!("{s}.{}", policies.pki.trust_domain));
-        let mut dns = vec![zone.clone().unwrap_or_else(|| "localhost".to_owned())];
-        let mut ips: Vec<IpAddr> =
-            vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
-        for n in server_names {
-            match n.parse::<IpAddr>() {
-                Ok(ip) if !ips.contains(&ip) => ips.push(ip),
-                Ok(_) => {}
-                Err(_) if dns.contains(n) => {}
-                Err(_) => {
-                    if let Some(zone) = &zone {
-                        let lower = n.to_ascii_lowercase();
-                        if lower != *zone && !lower.ends_with(&format!(".{zone}")) {
-                            return Err(CaError::InvalidRequest(format!(
-                                "server name {n:?} is outside {zone}, the only names the sector CA may issue (its name constraint); use a name under it or an IP address"
-                            )));
-                        }
-                    }
-                    dns.push(n.clone());
-                }
-            }
-        }
-        Ok((dns, ips))
-    }
-
     /// Revokes the root-issued CA `name` (offline: needs the root key, from
     /// the keystore or `token`) and publishes the root CRL. See
     /// [`crate::root_crl::revoke_ca`].
@@ -331,100 +259,6 @@ impl CaHierarchy {
             )));
         }
         SigningCa::new(der, keystore.load("root")?)
-    }
-
-    // Each argument is one fact of the certificate; see complete_directory.
-    #[allow(clippy::too_many_arguments)]
-    fn issue_service_cert(
-        dir: &Path,
-        keystore: &CaKeys,
-        ca: &SigningCa,
-        sector: Option<&SectorName>,
-        policies: &PolicySet,
-        purpose: issuer::ServicePurpose,
-        server_names: &[String],
-        now: OffsetDateTime,
-    ) -> Result<(), CaError> {
-        let (stem, common_name, role) = match purpose {
-            issuer::ServicePurpose::Tls => ("server", "trustca service", KeyRole::Server),
-            issuer::ServicePurpose::TrustResponder => {
-                ("responder", "trustca trust responder", KeyRole::Responder)
-            }
-            issuer::ServicePurpose::AuditLog => ("audit", "trustca audit log", KeyRole::Audit),
-        };
-        let (mut dns, mut ips) = Self::service_host_names(policies, sector, server_names)?;
-        // A service certificate names the sector of the CA that issued it
-        // (chain checks hold every certificate to its issuer's sector); the
-        // root's own are `trustca`.
-        let owner = match sector {
-            Some(s) => s.clone(),
-            None => SectorName::new("trustca")?,
-        };
-        let version = sector
-            .and_then(|s| policies.sectors.get(s))
-            .or_else(|| policies.sectors.values().next())
-            .map(|p| p.version.clone())
-            .unwrap_or_else(|| "1".into());
-        let ext = sector_ext(&owner, CertificateKind::Service, &version, vec![], vec![]);
-        if purpose == issuer::ServicePurpose::AuditLog {
-            Self::archive_audit_signer(dir)?;
-        }
-        // A crash between these steps leaves no server.pem, and the next
-        // start issues a fresh pair; the CA keys are never touched.
-        let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
-        keystore.forget(stem);
-        let key = keystore.generate(stem, role, trustca_model::KeyAlgorithm::EcdsaP256)?;
-        if purpose != issuer::ServicePurpose::Tls {
-            dns.clear();
-            ips.clear();
-        }
-        let params = issuer::service_params(
-            common_name,
-            purpose,
-            &ext,
-            &policies.pki.extensions.trust_level_oid,
-            &dns,
-            &ips,
-            policies.pki.service.validity_days,
-            now,
-            ca.not_after,
-        )?;
-        let der = ca.sign(&params, &key)?;
-        // Leaf, then its issuer, then (for a sector CA) the root: what TLS
-        // peers and assertion verifiers need to build the path.
-        let mut chain: Vec<&[u8]> = vec![&der, &ca.cert_der];
-        let root_der;
-        if sector.is_some() {
-            root_der = read_pem_der(&dir.join("root.pem"))?;
-            chain.extend(root_der.iter().map(Vec::as_slice));
-        }
-        write_new(
-            &dir.join(format!("{stem}.pem")),
-            certs_to_pem(&chain).as_bytes(),
-        )?;
-        Ok(())
-    }
-
-    /// Keeps the current audit signer certificate in
-    /// `ca/audit-signers/<SHA-256 of the certificate>.pem` before a renewal
-    /// replaces it: tree heads signed with its key must stay verifiable
-    /// after the key is gone.
-    fn archive_audit_signer(dir: &Path) -> Result<(), CaError> {
-        let current = dir.join("audit.pem");
-        let Ok(chain) = read_pem_der(&current) else {
-            return Ok(());
-        };
-        let Some(leaf) = chain.first() else {
-            return Ok(());
-        };
-        let archive = dir.join(AUDIT_SIGNERS_DIR);
-        std::fs::create_dir_all(&archive).map_err(|e| CaError::io(&archive, e))?;
-        let name = trustca_model::hexfmt::encode(&trustca_model::fingerprint(leaf));
-        let target = archive.join(format!("{name}.pem"));
-        if !target.exists() {
-            write_new(&target, certs_to_pem(&[leaf]).as_bytes())?;
-        }
-        Ok(())
     }
 
     /// Loads the hierarchy for serving, with file keys only. Renews the TLS
@@ -848,7 +682,7 @@ fn record_seal_key_of(keystore: &Keystore) -> Result<Option<[u8; 32]>, CaError> 
 }
 
 /// Makes the record seal's key unless the keystore has one.
-fn create_record_seal_key(keystore: &Keystore) -> Result<(), CaError> {
+pub(crate) fn create_record_seal_key(keystore: &Keystore) -> Result<(), CaError> {
     use ring::rand::SecureRandom;
     if keystore.has(RECORD_SEAL) {
         return Ok(());

@@ -18,6 +18,7 @@ pub mod pkcs11;
 mod revocation;
 pub mod root_crl;
 mod service;
+mod service_certs;
 pub mod v2x_ca;
 
 pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};
