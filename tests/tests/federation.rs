@@ -622,3 +622,62 @@ async fn a_peer_under_another_root_is_refused() {
     hems.shutdown().await.unwrap();
     their_auto.shutdown().await.unwrap();
 }
+
+/// The log lines `trustca serve --data DATA` writes until it listens.
+fn start_up_log(data: &Path) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(trustca_bin())
+        .args([
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "TRUSTCA_PASSPHRASE",
+            String::from_utf8_lossy(PASSPHRASE).as_ref(),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = line.contains("trustca listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn serve_says_once_when_the_root_key_is_online() {
+    let warning = "the root CA key is in this online directory";
+    let all_in_one = TestCa::init();
+    let log = start_up_log(all_in_one.data());
+    assert!(
+        log.iter().any(|l| l.contains("trustca listening")),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains(warning)).count(),
+        1,
+        "{log:?}"
+    );
+    let c = Ceremony::run(&SECTORS);
+    let log = start_up_log(c.data("hems"));
+    assert!(
+        log.iter().any(|l| l.contains("trustca listening")),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains(warning)), "{log:?}");
+}
