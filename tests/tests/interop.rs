@@ -18,6 +18,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::run_output as run;
 use common::*;
 use trustca::client::connect;
 use trustca_model::CertificateKind;
@@ -285,42 +286,6 @@ async fn artefacts() -> Artefacts {
 }
 
 /// Runs a command and returns (success, stdout + stderr).
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// Builds the Go checker with the standard library only: no module
-/// downloads (`GOPROXY=off`, a go.mod without requirements), caches in the
-/// target directory's scratch space.
-fn build_go_checker() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/go");
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let bin = scratch.join("interop");
-    let (ok, out) = run(Command::new("go")
-        .current_dir(&src)
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .env("GOPATH", scratch.join("gopath"))
-        .env("GOCACHE", scratch.join("cache"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GO111MODULE", "on")
-        .env("CGO_ENABLED", "0"));
-    assert!(ok, "go build failed:\n{out}");
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_standard_library_parses_verifies_and_connects() {
     if !available("go", &["version"], "apt-get install golang-go") {

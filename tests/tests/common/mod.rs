@@ -454,3 +454,42 @@ pub fn hems_batch_items(prefix: &str, total: u64) -> Vec<pb::EnrollBatchItem> {
         })
         .collect()
 }
+
+/// Runs `cmd`: whether it succeeded, and its stdout then stderr.
+pub fn run_output(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Builds the Go checker with the standard library only: no module
+/// downloads (`GOPROXY=off`, a go.mod without requirements), caches in the
+/// target directory's scratch space.
+pub fn build_go_checker() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/go");
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let bin = scratch.join("interop");
+    let (ok, out) = run_output(
+        Command::new("go")
+            .current_dir(&src)
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .env("GOPATH", scratch.join("gopath"))
+            .env("GOCACHE", scratch.join("cache"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GO111MODULE", "on")
+            .env("CGO_ENABLED", "0"),
+    );
+    assert!(ok, "go build failed:\n{out}");
+    bin
+}
