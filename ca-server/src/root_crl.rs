@@ -148,7 +148,7 @@ fn publish(data: &Path, root: &SigningCa, state: &mut State) -> Result<u64, CaEr
 }
 
 /// `(CRL number, nextUpdate)` of the published root CRL, if readable.
-fn published(data: &Path) -> Option<(u64, OffsetDateTime)> {
+pub fn published(data: &Path) -> Option<(u64, OffsetDateTime)> {
     let der = std::fs::read(root_crl_path(data)).ok()?;
     let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).ok()?;
     let number = crl.crl_number().and_then(|n| u64::try_from(n).ok())?;

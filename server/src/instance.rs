@@ -60,6 +60,34 @@ pub(crate) fn warn_if_root_key_online(hierarchy: &CaHierarchy, data: &Path) {
     }
 }
 
+/// One line at start when this directory depends on the offline root for
+/// its ARL (it does not hold the root key) and the ARL it has is missing,
+/// past its `nextUpdate`, or within a week of it: relying parties that
+/// check ARLs then refuse every chain, and only the root can re-issue it.
+pub(crate) fn warn_if_arl_stale(hierarchy: &CaHierarchy, data: &Path) {
+    if hierarchy.holds_root_key() {
+        return;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let path = trustca_ca::root_crl::root_crl_path(data);
+    match trustca_ca::root_crl::published(data) {
+        None => tracing::warn!(
+            arl = %path.display(),
+            "no readable ARL from the root: import it (`trustca sector import --data {} root.crl`)",
+            data.display()
+        ),
+        Some((number, next_update)) if next_update - now < time::Duration::days(7) => {
+            tracing::warn!(
+                arl = %path.display(),
+                number,
+                next_update = %next_update,
+                "the root's ARL is past or near its nextUpdate: have the root re-issue it (`trustca root arl`) and import it"
+            )
+        }
+        Some(_) => {}
+    }
+}
+
 /// Whether the in-process V2X authorities (whose CAs the root's
 /// directory holds) can run here: not in one sector's directory.
 pub(crate) fn hosts_v2x(hierarchy: &CaHierarchy) -> bool {

@@ -440,6 +440,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         token.map(|t| t.token),
     )?);
     instance::warn_if_root_key_online(&hierarchy, &opts.data);
+    instance::warn_if_arl_stale(&hierarchy, &opts.data);
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;

@@ -732,7 +732,7 @@ fn start_up_log(data: &Path) -> Vec<String> {
 }
 
 #[test]
-fn serve_says_once_when_the_root_key_is_online() {
+fn serve_says_once_when_the_root_key_is_online_or_the_arl_is_missing() {
     let warning = "the root CA key is in this online directory";
     let all_in_one = TestCa::init();
     let log = start_up_log(all_in_one.data());
@@ -752,4 +752,15 @@ fn serve_says_once_when_the_root_key_is_online() {
         "{log:?}"
     );
     assert!(!log.iter().any(|l| l.contains(warning)), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("ARL")), "{log:?}");
+    // A sector's directory without the root's ARL is told where to get it.
+    std::fs::remove_file(c.data("hems").join("crl/root.crl")).unwrap();
+    let log = start_up_log(c.data("hems"));
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.contains("no readable ARL from the root"))
+            .count(),
+        1,
+        "{log:?}"
+    );
 }
