@@ -441,6 +441,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     )?);
     instance::warn_if_root_key_online(&hierarchy, &opts.data);
     instance::warn_if_arl_stale(&hierarchy, &opts.data);
+    // Refused before the store is opened: a wrong --authoritative changes nothing.
+    let authoritative = instance::authoritative_sectors(&opts, &policy_set, &hierarchy)?;
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
     let (guarded, store_closed) = store.open_guarded()?;
     let read_only = startup_check(&guarded, &store, opts.allow_damaged_store)?;
@@ -497,11 +499,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             Arc::clone(&storage),
             committer,
         )
-        .with_authoritative(instance::authoritative_sectors(
-            &opts,
-            &policy_set,
-            &hierarchy,
-        )?)
+        .with_authoritative(authoritative)
         .with_observer(Arc::clone(&observer)),
     );
     let recorded = unless_read_only(

@@ -172,6 +172,28 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_eq!(files(fresh.path()), before, "nothing written");
 
+    // An instance cannot be authoritative for a sector whose key it does
+    // not hold: one line, before the store is made.
+    let auto = c.data("automotive");
+    let out = trustca_output(&[
+        "serve",
+        "--data",
+        auto.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--authoritative",
+        "hems",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("holds no hems CA key"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(!auto.join("db").exists(), "no store made");
+
     // The root's directory is not made into a serving one, and a sector's
     // directory cannot do the root's work.
     let root = c.root.path().to_str().unwrap();
