@@ -594,6 +594,12 @@ pub fn sector_import(
 ) -> Result<ImportReport, CaError> {
     let dir = data.join("ca");
     let root_path = dir.join("root.pem");
+    if !root_path.exists() {
+        return Err(CaError::InvalidRequest(format!(
+            "{} holds no root certificate yet: install this sector's CA first (`trustca sector install`)",
+            data.display()
+        )));
+    }
     let root_der = std::fs::read(&root_path)
         .map_err(|e| CaError::io(&root_path, e))
         .and_then(|b| der_of(&b, "CERTIFICATE", "the root certificate"))?;

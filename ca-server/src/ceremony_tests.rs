@@ -147,6 +147,14 @@ fn a_sector_directory_holds_only_its_own_keys_and_installs_only_its_own_answer()
         assert!(!installed(auto.path()), "nothing written: {err}");
     }
 
+    let err = sector_import(
+        auto.path(),
+        &set,
+        &[("hems.pem".into(), hems_cert.cert_pem.clone().into_bytes())],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("install this sector's CA first"), "{err}");
     let done = install(auto.path(), &auto_cert.cert_pem, &report.root_pem, &[]).unwrap();
     assert_eq!(done.root_sha256, report.root_sha256);
     // Without the other sectors' certificates the directory does not open.
