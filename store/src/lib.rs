@@ -28,6 +28,7 @@ mod reseal;
 mod rules;
 mod seal;
 mod sled_store;
+mod vouched;
 
 pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};

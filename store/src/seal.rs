@@ -22,12 +22,13 @@
 //! A failed check is [`StoreError::Corrupt`] naming the record: `DATA_LOSS`
 //! to callers, never an answer.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use trustca_model::hexfmt;
 
 use crate::StoreError;
+use crate::vouched::LogIndex;
 
 /// Bytes after the encoding: sequence number and tag.
 pub(crate) const TRAILER: usize = 8 + 32;
@@ -67,9 +68,12 @@ impl Sealed {
 /// The sealing key and, once learned from the log, each record's floor.
 pub struct RecordSeal {
     key: ring::hmac::Key,
-    /// (table, identity key) → sequence number of the newest audit entry
-    /// that wrote the record, as the log stood when it was read.
-    floors: RwLock<HashMap<(Sealed, String), u64>>,
+    /// What the log vouches for, as far as it has been read (floors,
+    /// revocations, blocked keys; `vouched.rs`).
+    learned: RwLock<LogIndex>,
+    /// When the log was last read to its end; held while reading, so
+    /// readers of the log never race each other.
+    caught_up: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for RecordSeal {
@@ -83,7 +87,8 @@ impl RecordSeal {
     pub fn new(key: &[u8; 32]) -> Self {
         Self {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-            floors: RwLock::new(HashMap::new()),
+            learned: RwLock::new(LogIndex::default()),
+            caught_up: Mutex::new(None),
         }
     }
 
@@ -92,23 +97,60 @@ impl RecordSeal {
     /// at all, is then refused. Returns how many records the log vouches
     /// for. Run once at start, after the log itself was checked.
     pub fn learn_floors(&self, storage: &dyn crate::Storage) -> Result<usize, StoreError> {
-        let mut floors = HashMap::new();
-        let mut from = 0;
+        if let Ok(mut l) = self.learned.write() {
+            *l = LogIndex::default();
+        }
+        self.catch_up(storage)?;
+        Ok(self.with_learned(|l| l.floors.len()))
+    }
+
+    /// Reads the entries appended to the log since it was last read (by
+    /// this server or, on a shared database, another replica).
+    pub fn catch_up(&self, storage: &dyn crate::Storage) -> Result<(), StoreError> {
+        let mut caught_up = self
+            .caught_up
+            .lock()
+            .map_err(|_| StoreError::Backend("record seal lock poisoned".into()))?;
+        let mut from = self.with_learned(|l| l.next_seq);
         loop {
             let page = storage.audit_entries(from, 4096)?;
             let Some(last) = page.last() else { break };
             from = last.seq + 1;
-            for entry in &page {
-                for (table, key, _) in bindings(&entry.detail) {
-                    floors.insert((table, key), entry.seq);
+            if let Ok(mut l) = self.learned.write() {
+                for entry in &page {
+                    l.learn(entry);
                 }
             }
         }
-        let n = floors.len();
-        if let Ok(mut f) = self.floors.write() {
-            *f = floors;
+        *caught_up = Some(Instant::now());
+        Ok(())
+    }
+
+    /// [`RecordSeal::catch_up`] unless the log was read to its end less
+    /// than `age` ago.
+    pub(crate) fn catch_up_within(
+        &self,
+        storage: &dyn crate::Storage,
+        age: Duration,
+    ) -> Result<(), StoreError> {
+        let fresh = self
+            .caught_up
+            .try_lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < age);
+        if fresh {
+            return Ok(());
         }
-        Ok(n)
+        self.catch_up(storage)
+    }
+
+    /// Runs `f` on what the log vouches for, as read so far.
+    pub(crate) fn with_learned<R>(&self, f: impl FnOnce(&LogIndex) -> R) -> R {
+        match self.learned.read() {
+            Ok(l) => f(&l),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
     }
 
     fn tag(&self, table: Sealed, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
@@ -121,11 +163,7 @@ impl RecordSeal {
     }
 
     fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
-        self.floors
-            .read()
-            .ok()?
-            .get(&(table, key.to_owned()))
-            .copied()
+        self.with_learned(|l| l.floors.get(&(table, key.to_owned())).copied())
     }
 }
 

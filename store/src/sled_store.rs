@@ -10,6 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::seal::{self, RecordSeal, Sealed, Stamp};
+use crate::vouched;
 use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
     StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -295,7 +296,8 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn blocked_key(&self, fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, Abort> {
-        tx_get(self.blocked_keys, fingerprint)
+        vouched::vouch_blocked(self.seal, fingerprint, tx_get(self.blocked_keys, fingerprint)?)
+            .map_err(abort)
     }
 
     fn put_blocked_key(&self, fingerprint: &[u8; 32], block: &BlockedKey) -> Result<(), Abort> {
@@ -647,7 +649,11 @@ impl Storage for SledStorage {
     }
 
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
-        Self::get(&self.blocked_keys, key_fingerprint)
+        vouched::vouch_blocked(
+            self.seal.get().map(|s| &**s),
+            key_fingerprint,
+            Self::get(&self.blocked_keys, key_fingerprint)?,
+        )
     }
 
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
@@ -666,7 +672,11 @@ impl Storage for SledStorage {
                 let at = i64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
                 Ok((k[prefix.len()..].to_vec(), at, v[8]))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|stored| {
+                vouched::vouch_revoked(self.seal.get().map(|s| &**s), self, sector, &stored)?;
+                Ok(stored)
+            })
     }
 
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {

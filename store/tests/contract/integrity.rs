@@ -1,6 +1,8 @@
 //! Records changed behind the store's back by someone who can write the
 //! database but not the CA's keys (issue 19 §1): a changed level, a deleted
-//! record, another device's record in its place, an older version restored.
+//! record, another device's record in its place, an older version restored,
+//! a revocation dropped from the CRL index, a compromised key's block
+//! deleted, a record deleted while a replica serves.
 //! Each must be refused when read (`StoreError::Corrupt`, which the services
 //! answer as DATA_LOSS, naming the record) and named by `check_store`,
 //! which needs no key: it replays what the audit log committed.
@@ -220,4 +222,82 @@ pub fn an_unrevoked_certificate_is_refused_and_reported(b: &Backend) {
             "the audit log revoked it, but it is not revoked",
         )],
     );
+}
+
+pub fn a_dropped_revocation_or_block_is_refused_and_reported(b: &Backend) {
+    let k = crate::key();
+    let der = crate::cert_der(&k, 1);
+    let fp = trustca_model::certificate_key_fingerprint(&der).unwrap();
+    {
+        let s = b.open();
+        for r in s.commit_issuances(&[
+            crate::issuance_with(1, "a", false, der),
+            issuance(2, "b", false),
+        ]) {
+            r.unwrap();
+        }
+        // Key compromise: the certificate on the CRL, its key blocked.
+        s.revoke(&[vec![1; 16]], 1, "operator:ops", "leaked", 300)
+            .unwrap();
+        s.revoke(&[vec![2; 16]], 4, "operator:ops", "superseded", 301)
+            .unwrap();
+        assert_eq!(s.revoked_in_sector("automotive").unwrap().len(), 2);
+    }
+    // Who can write the database takes the first off the CRL and frees
+    // the key.
+    raw::delete_revoked(b, "automotive", &[1; 16]);
+    raw::set(b, "blocked_keys", &fp, None);
+    let serial = "01010101010101010101010101010101";
+    {
+        let s = b.open();
+        assert_refused(
+            s.revoked_in_sector("automotive"),
+            &format!("revoked automotive {serial}"),
+            "deleted outside trustca",
+        );
+        assert_refused(
+            s.blocked_key(&fp),
+            &format!("blocked key {}", trustca_model::hexfmt::encode(&fp)),
+            "block is gone",
+        );
+        // Nor does the freed key enroll again under another identity.
+        let again = s
+            .commit_issuances(&[crate::issuance_with(3, "z", false, crate::cert_der(&k, 3))])
+            .remove(0);
+        assert!(again.is_err(), "{again:?}");
+        assert!(s.device("z").unwrap().is_none());
+    }
+    assert_check_names(
+        b,
+        &[
+            ("revoked", &format!("automotive {serial}"), "deleted"),
+            (
+                "blocked key",
+                &trustca_model::hexfmt::encode(&fp),
+                "block is gone",
+            ),
+        ],
+    );
+}
+
+pub fn a_record_deleted_while_serving_is_refused(b: &Backend) {
+    // sled holds its directory locked while a server runs; PostgreSQL is
+    // shared, so a record written after start can be deleted under it.
+    if matches!(b, Backend::Sled(_)) {
+        return;
+    }
+    let s = b.open();
+    for r in s.commit_issuances(&[issuance(1, "a", false)]) {
+        r.unwrap();
+    }
+    // Another replica enrolls c after this one learned the log.
+    {
+        let other = b.open();
+        for r in other.commit_issuances(&[issuance(3, "c", false)]) {
+            r.unwrap();
+        }
+    }
+    raw::set(b, "trust", b"c", None);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_refused(s.trust_record("c"), "trust c", "deleted");
 }

@@ -144,6 +144,8 @@ contract!(
     an_older_version_restored_is_refused_and_reported,
     the_check_compares_whole_records_with_the_log,
     an_unrevoked_certificate_is_refused_and_reported,
+    a_dropped_revocation_or_block_is_refused_and_reported,
+    a_record_deleted_while_serving_is_refused,
     a_legacy_store_is_refused_in_words_then_sealed_and_served,
     an_interrupted_sealing_is_refused_and_finished_by_the_next_run,
 );

@@ -7,7 +7,7 @@
 use crate::Backend;
 
 /// The stored bytes of one record (`None`: there is none). `table` is the
-/// sled tree name: `certificates`, `devices` or `trust`.
+/// sled tree name: `certificates`, `devices`, `trust` or `blocked_keys`.
 pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
     match b {
         Backend::Sled(dir) => {
@@ -48,6 +48,29 @@ pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     }
 }
 
+/// Deletes a sector's CRL index entry for `serial` (its key in sled is
+/// the sector, a zero byte and the serial; PostgreSQL has two columns).
+pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
+    match b {
+        Backend::Sled(_) => {
+            let mut key = sector.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(serial);
+            set(b, "revoked", &key, None);
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            let n = rt
+                .block_on(client.execute(
+                    "DELETE FROM revoked WHERE sector = $1 AND serial = $2",
+                    &[&sector, &serial],
+                ))
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+    }
+}
+
 /// Rewrites one stored record's bytes in place.
 pub fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
     let mut v = get(b, table, key).expect("record to tamper with");
@@ -74,6 +97,11 @@ fn sql(table: &str) -> (&'static str, &'static str, &'static str) {
             "INSERT INTO trust_records (identity_key, record) VALUES ($1, $2) \
              ON CONFLICT (identity_key) DO UPDATE SET record = $2",
             "DELETE FROM trust_records WHERE identity_key = $1",
+        ),
+        "blocked_keys" => (
+            "SELECT record FROM blocked_keys WHERE fingerprint = $1",
+            "UPDATE blocked_keys SET record = $2 WHERE fingerprint = $1",
+            "DELETE FROM blocked_keys WHERE fingerprint = $1",
         ),
         other => panic!("no raw access to {other}"),
     }
