@@ -19,7 +19,7 @@ use trustca_model::hexfmt;
 
 use crate::records::decode;
 use crate::seal::{self, Sealed};
-use crate::vouched::{LogIndex, revocation_differences};
+use crate::vouched::{LogIndex, Scope, blob_differences, revocation_differences};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
     TrustRecord,
@@ -32,7 +32,8 @@ const PAGE: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Damage {
     /// What the record is: `certificate`, `device`, `trust`, `history`,
-    /// `revoked` (a CRL index entry), `blocked key`, `audit` or `store`.
+    /// `revoked` (a CRL index entry), `model`, `blocked key`, `audit` or
+    /// `store`.
     pub kind: &'static str,
     /// Which one: serial (hex), identity key, audit sequence number.
     pub key: String,
@@ -190,7 +191,10 @@ fn certificate_problems(
         crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
         _ => None,
     };
-    let agrees = match (revoked, committed.log.revocation(&cert.sector, &cert.serial)) {
+    let agrees = match (
+        revoked,
+        committed.log.revocation(&cert.sector, &cert.serial),
+    ) {
         (None, None) | (Some(_), Some(None)) => true,
         (Some((reason, at)), Some(Some(r))) => r.reason == reason && r.at == at,
         _ => false,
@@ -412,8 +416,8 @@ fn printable(key: &[u8]) -> String {
     }
 }
 
-/// How the CRL index of each sector and the blocked keys differ from what
-/// the log committed (`vouched.rs`).
+/// How the CRL index of each sector, the model records and the blocked
+/// keys differ from what the log committed (`vouched.rs`).
 fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>) -> Vec<Damage> {
     let mut found = Vec::new();
     let mut sectors: Vec<String> = sectors.into_iter().collect();
@@ -433,6 +437,19 @@ fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>)
             )),
         }
     }
+    let models = crate::registry::MODEL_SPACE;
+    match storage.blob_scan(models, b"") {
+        Ok(stored) => {
+            for (key, reason) in blob_differences(log, models, Scope::Prefix(b""), &stored) {
+                found.push(damage("model", String::from_utf8_lossy(&key), reason));
+            }
+        }
+        Err(e) => found.push(damage(
+            "model",
+            models,
+            format!("the model records cannot be read: {e}"),
+        )),
+    }
     let mut blocked: Vec<_> = log.blocked().collect();
     blocked.sort();
     for (fp, seq) in blocked {
@@ -441,7 +458,9 @@ fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>)
             Ok(None) => found.push(damage(
                 "blocked key",
                 hexfmt::encode(fp),
-                format!("audit entry {seq} blocked it for compromise, but the block is gone (deleted)"),
+                format!(
+                    "audit entry {seq} blocked it for compromise, but the block is gone (deleted)"
+                ),
             )),
             Err(e) => found.push(damage("blocked key", hexfmt::encode(fp), e.to_string())),
         }

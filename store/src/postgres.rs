@@ -1096,7 +1096,12 @@ impl Storage for PgStorage {
             &[&serial],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        seal::sealed_value(row.as_deref(), self.fresh_seal()?, Sealed::Certificate, serial)
+        seal::sealed_value(
+            row.as_deref(),
+            self.fresh_seal()?,
+            Sealed::Certificate,
+            serial,
+        )
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -1328,18 +1333,19 @@ impl Storage for PgStorage {
     }
 
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read_one(
+        let value = self.read_one(
             "SELECT value FROM blobs WHERE space = $1 AND key = $2",
             &[&space, &key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
-        )
+        )?;
+        vouched::vouch_blob(self.fresh_seal()?, self, space, key, value)
     }
 
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         // A key range rather than substr(), so the primary key's index
         // serves it: enrollment scans one model's records among many.
         let row = |r: &tokio_postgres::Row| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
-        match prefix_successor(prefix) {
+        let stored = match prefix_successor(prefix) {
             Some(end) => self.read(
                 "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key",
@@ -1351,7 +1357,15 @@ impl Storage for PgStorage {
                 &[&space, &prefix],
                 row,
             ),
-        }
+        }?;
+        vouched::vouch_blobs(
+            self.fresh_seal()?,
+            self,
+            space,
+            vouched::Scope::Prefix(prefix),
+            &stored,
+        )?;
+        Ok(stored)
     }
 
     fn export(

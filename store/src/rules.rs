@@ -544,13 +544,20 @@ pub(crate) fn commit_model_change<T: RecordTxn>(
         t.put_blob(space, k, v)?;
     }
     let mut log = AuditAppend::load(t)?;
+    // The entry commits to each record's bytes, so what is read later can
+    // be compared with it (`vouched.rs`).
+    let detail = with_member(
+        &audit.detail,
+        crate::vouched::BLOBS_MEMBER,
+        &crate::vouched::blobs_json(space, records),
+    );
     log.append(
         t,
         audit.at,
         &audit.actor,
         &audit.kind,
         &audit.subject,
-        &audit.detail,
+        &detail,
     )?;
     let out = change_records(t, &mut log, changes, audit.at)?;
     log.save(t)?;

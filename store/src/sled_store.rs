@@ -296,8 +296,12 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn blocked_key(&self, fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, Abort> {
-        vouched::vouch_blocked(self.seal, fingerprint, tx_get(self.blocked_keys, fingerprint)?)
-            .map_err(abort)
+        vouched::vouch_blocked(
+            self.seal,
+            fingerprint,
+            tx_get(self.blocked_keys, fingerprint)?,
+        )
+        .map_err(abort)
     }
 
     fn put_blocked_key(&self, fingerprint: &[u8; 32], block: &BlockedKey) -> Result<(), Abort> {
@@ -719,11 +723,12 @@ impl Storage for SledStorage {
     }
 
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
+        let value = self
             .blobs
             .get(blob_key(space, key))
             .map_err(sled_error)?
-            .map(|v| v.to_vec()))
+            .map(|v| v.to_vec());
+        vouched::vouch_blob(self.seal.get().map(|s| &**s), self, space, key, value)
     }
 
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<crate::KeyValue>, StoreError> {
@@ -735,7 +740,12 @@ impl Storage for SledStorage {
                 let (k, v) = kv.map_err(sled_error)?;
                 Ok((k[skip..].to_vec(), v.to_vec()))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()
+            .and_then(|stored| {
+                let seal = self.seal.get().map(|s| &**s);
+                vouched::vouch_blobs(seal, self, space, vouched::Scope::Prefix(prefix), &stored)?;
+                Ok(stored)
+            })
     }
 
     fn export(

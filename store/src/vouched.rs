@@ -11,6 +11,13 @@
 //! so both are compared with what the log says instead ([`check_revoked`],
 //! [`check_blocked`]). Additions are caught the same way.
 //!
+//! Model registry records (opaque records of the spaces in
+//! [`VOUCHED_SPACES`]) are compared the same way: their audit entry
+//! commits to the SHA-256 of each record written (the `blobs` member), so
+//! a level raised in the database, a record added or one deleted is
+//! refused when read ([`check_blobs`]), before enrollment or a snapshot
+//! builds on it.
+//!
 //! The log is read once at start and then its new entries only
 //! ([`crate::RecordSeal::catch_up`]): before every CRL build, and on
 //! PostgreSQL at most a second apart on reads, so that what another
@@ -44,6 +51,12 @@ pub(crate) struct LogIndex {
     revoked_unplaced: HashSet<Vec<u8>>,
     /// Blocked key fingerprint → the entry that blocked it.
     blocked: HashMap<[u8; 32], u64>,
+    /// (space, key) of a vouched record → the newest entry that wrote it
+    /// and the SHA-256 of what it wrote.
+    blobs: HashMap<(String, Vec<u8>), (u64, [u8; 32])>,
+    /// Model records written by entries from before `blobs` (their
+    /// subject is the key): known, but their content is not vouched.
+    blobs_unvouched: HashSet<Vec<u8>>,
 }
 
 impl LogIndex {
@@ -52,6 +65,14 @@ impl LogIndex {
         self.next_seq = entry.seq + 1;
         for (table, key, _) in seal::bindings(&entry.detail) {
             self.floors.insert((table, key), entry.seq);
+        }
+        if entry.detail.contains(BLOBS_MEMBER_QUOTED) {
+            for (space, key, digest) in blob_bindings(&entry.detail) {
+                self.blobs.insert((space, key), (entry.seq, digest));
+            }
+        } else if entry.kind.starts_with("model.") {
+            self.blobs_unvouched
+                .insert(entry.subject.as_bytes().to_vec());
         }
         match entry.kind.as_str() {
             "certificate.revoked" => self.learn_revocation(entry),
@@ -93,6 +114,152 @@ impl LogIndex {
             }
         }
     }
+}
+
+/// The detail member naming the opaque records an entry wrote.
+pub(crate) const BLOBS_MEMBER: &str = "blobs";
+const BLOBS_MEMBER_QUOTED: &str = "\"blobs\":";
+
+/// Record spaces whose every record must be vouched for by the log.
+pub(crate) const VOUCHED_SPACES: &[&str] = &[crate::registry::MODEL_SPACE];
+
+/// The `blobs` member's value: `[["<space>","<key hex>","<sha256 hex>"], …]`.
+pub(crate) fn blobs_json(space: &str, records: &[crate::KeyValue]) -> String {
+    let items: Vec<String> = records
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "[{},\"{}\",\"{}\"]",
+                crate::rules::json_str(space),
+                hexfmt::encode(k),
+                hexfmt::encode(&seal::digest(v))
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn blob_bindings(detail: &str) -> Vec<(String, Vec<u8>, [u8; 32])> {
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        #[serde(default)]
+        blobs: Vec<(String, String, String)>,
+    }
+    let Ok(d) = serde_json::from_str::<Detail>(detail) else {
+        return Vec::new();
+    };
+    d.blobs
+        .into_iter()
+        .filter_map(|(space, k, h)| {
+            let key = hexfmt::decode(&k)?;
+            let digest: [u8; 32] = hexfmt::decode(&h)?.try_into().ok()?;
+            Some((space, key, digest))
+        })
+        .collect()
+}
+
+/// Which records of a space a read asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Every key that starts with these bytes.
+    Prefix(&'a [u8]),
+    /// This key only.
+    Exact(&'a [u8]),
+}
+
+impl Scope<'_> {
+    fn holds(&self, key: &[u8]) -> bool {
+        match self {
+            Scope::Prefix(p) => key.starts_with(p),
+            Scope::Exact(k) => key == *k,
+        }
+    }
+}
+
+/// How the records of a vouched space in `scope`, as stored, differ
+/// from what the log wrote: (key, what is wrong), in key order. Spaces
+/// that are not vouched never differ.
+pub(crate) fn blob_differences(
+    index: &LogIndex,
+    space: &str,
+    scope: Scope<'_>,
+    stored: &[crate::KeyValue],
+) -> Vec<(Vec<u8>, String)> {
+    if !VOUCHED_SPACES.contains(&space) {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let mut seen = HashSet::with_capacity(stored.len());
+    for (k, v) in stored {
+        seen.insert(k.as_slice());
+        match index.blobs.get(&(space.to_owned(), k.clone())) {
+            Some((_, digest)) if *digest == seal::digest(v) => {}
+            Some((seq, _)) => found.push((
+                k.clone(),
+                format!("its content differs from what audit entry {seq} wrote (changed outside trustca)"),
+            )),
+            None if index.blobs_unvouched.contains(k) => {}
+            None => found.push((
+                k.clone(),
+                "no audit entry wrote it: it was added outside trustca".into(),
+            )),
+        }
+    }
+    for ((s, k), (seq, _)) in &index.blobs {
+        if s == space && scope.holds(k) && !seen.contains(k.as_slice()) {
+            found.push((
+                k.clone(),
+                format!("missing, but audit entry {seq} wrote it: it was deleted"),
+            ));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Checks records read from a vouched space against the log. A stale view
+/// (a record written since it was last read) is caught up once before a
+/// difference is taken for damage.
+pub(crate) fn vouch_blobs(
+    seal: Option<&RecordSeal>,
+    storage: &dyn Storage,
+    space: &str,
+    scope: Scope<'_>,
+    stored: &[crate::KeyValue],
+) -> Result<(), StoreError> {
+    let Some(seal) = seal else { return Ok(()) };
+    if !VOUCHED_SPACES.contains(&space) {
+        return Ok(());
+    }
+    let differs = |seal: &RecordSeal| {
+        seal.with_learned(|l| blob_differences(l, space, scope, stored))
+            .into_iter()
+            .next()
+    };
+    if differs(seal).is_none() {
+        return Ok(());
+    }
+    seal.catch_up(storage)?;
+    match differs(seal) {
+        Some((key, reason)) => Err(refused(
+            format!("{space}/{}", String::from_utf8_lossy(&key)),
+            reason,
+        )),
+        None => Ok(()),
+    }
+}
+
+/// [`vouch_blobs`] for one record read by its key.
+pub(crate) fn vouch_blob(
+    seal: Option<&RecordSeal>,
+    storage: &dyn Storage,
+    space: &str,
+    key: &[u8],
+    value: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let stored: Vec<crate::KeyValue> = value.into_iter().map(|v| (key.to_vec(), v)).collect();
+    vouch_blobs(seal, storage, space, Scope::Exact(key), &stored)?;
+    Ok(stored.into_iter().next().map(|(_, v)| v))
 }
 
 fn refused(key: String, reason: String) -> StoreError {
@@ -151,7 +318,10 @@ pub(crate) fn check_revoked(
     sector: &str,
     stored: &[(Vec<u8>, i64, u8)],
 ) -> Result<(), StoreError> {
-    match revocation_differences(index, sector, stored).into_iter().next() {
+    match revocation_differences(index, sector, stored)
+        .into_iter()
+        .next()
+    {
         Some((serial, reason)) => Err(refused(
             format!("revoked {sector} {}", hexfmt::encode(&serial)),
             reason,

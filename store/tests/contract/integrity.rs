@@ -2,7 +2,7 @@
 //! database but not the CA's keys (issue 19 §1): a changed level, a deleted
 //! record, another device's record in its place, an older version restored,
 //! a revocation dropped from the CRL index, a compromised key's block
-//! deleted, a record deleted while a replica serves.
+//! deleted, model registry records changed, deleted or added, a record deleted while a replica serves.
 //! Each must be refused when read (`StoreError::Corrupt`, which the services
 //! answer as DATA_LOSS, naming the record) and named by `check_store`,
 //! which needs no key: it replays what the audit log committed.
@@ -300,4 +300,64 @@ pub fn a_record_deleted_while_serving_is_refused(b: &Backend) {
     raw::set(b, "trust", b"c", None);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_refused(s.trust_record("c"), "trust c", "deleted");
+}
+
+pub fn a_changed_model_record_is_refused_and_reported(b: &Backend) {
+    use trustca_store::BlobAudit;
+    let models = trustca_store::registry::MODEL_SPACE;
+    let register = |s: &dyn trustca_store::Storage, key: &str, value: &[u8]| {
+        let audit = BlobAudit {
+            actor: "certification-body:tuv".into(),
+            kind: "model.registered".into(),
+            subject: key.into(),
+            detail: "{}".into(),
+            at: 9,
+        };
+        s.commit_model_change(
+            models,
+            &[(key.as_bytes().to_vec(), value.to_vec())],
+            &audit,
+            &[],
+        )
+        .unwrap();
+    };
+    {
+        let s = b.open();
+        register(s.as_ref(), "hems/acme/m1/1.0", b"level 2");
+        register(s.as_ref(), "hems/acme/m2/1.0", b"level 3");
+        // Read back at once: written after the log was learned, still vouched.
+        assert_eq!(s.blob_scan(models, b"hems/").unwrap().len(), 2);
+    }
+    raw::set_blob(b, models, b"hems/acme/m1/1.0", Some(b"level 5".to_vec()));
+    raw::set_blob(b, models, b"hems/acme/m2/1.0", None);
+    raw::set_blob(b, models, b"hems/acme/m3/1.0", Some(b"level 5".to_vec()));
+    {
+        let s = b.open();
+        assert_refused(
+            s.blob_scan(models, b"hems/acme/m1"),
+            "registry.models/hems/acme/m1/1.0",
+            "differs from what audit entry",
+        );
+        assert_refused(
+            s.blob_get(models, b"hems/acme/m2/1.0"),
+            "registry.models/hems/acme/m2/1.0",
+            "deleted",
+        );
+        assert_refused(
+            s.blob_get(models, b"hems/acme/m3/1.0"),
+            "registry.models/hems/acme/m3/1.0",
+            "added outside trustca",
+        );
+        // Never registered is simply absent; other spaces are not vouched.
+        assert!(s.blob_get(models, b"hems/acme/m9/1.0").unwrap().is_none());
+        assert!(s.blob_scan("anomaly", b"").unwrap().is_empty());
+    }
+    assert_check_names(
+        b,
+        &[
+            ("model", "hems/acme/m1/1.0", "differs"),
+            ("model", "hems/acme/m2/1.0", "deleted"),
+            ("model", "hems/acme/m3/1.0", "added outside trustca"),
+        ],
+    );
 }

@@ -146,6 +146,7 @@ contract!(
     an_unrevoked_certificate_is_refused_and_reported,
     a_dropped_revocation_or_block_is_refused_and_reported,
     a_record_deleted_while_serving_is_refused,
+    a_changed_model_record_is_refused_and_reported,
     a_legacy_store_is_refused_in_words_then_sealed_and_served,
     an_interrupted_sealing_is_refused_and_finished_by_the_next_run,
 );

@@ -71,6 +71,34 @@ pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
     }
 }
 
+/// Writes (`Some`) or deletes (`None`) one opaque record of `space` (its
+/// sled key is the space, a zero byte and the key).
+pub fn set_blob(b: &Backend, space: &str, key: &[u8], value: Option<Vec<u8>>) {
+    match b {
+        Backend::Sled(_) => {
+            let mut full = space.as_bytes().to_vec();
+            full.push(0);
+            full.extend_from_slice(key);
+            set(b, "blobs", &full, value);
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            match &value {
+                Some(v) => rt.block_on(client.execute(
+                    "INSERT INTO blobs (space, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (space, key) DO UPDATE SET value = $3",
+                    &[&space, &key, v],
+                )),
+                None => rt.block_on(client.execute(
+                    "DELETE FROM blobs WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                )),
+            }
+            .unwrap();
+        }
+    }
+}
+
 /// Rewrites one stored record's bytes in place.
 pub fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
     let mut v = get(b, table, key).expect("record to tamper with");
