@@ -42,7 +42,7 @@ pub use records::{
     Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
 pub use reseal::{SEALED_KIND, SealReport, legacy_records_present, seal_legacy_records};
-pub use seal::{RecordSeal, SealTrailer};
+pub use seal::{RecordSeal, SealTrailer, install_record_seal};
 pub use sled_store::{CloseWaiter, SledStorage};
 
 /// What every storage backend provides. Commits are atomic per

@@ -988,6 +988,10 @@ impl RecordTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal
+    }
+
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
         self.put_tree_head_row(size, head)
     }
@@ -1338,6 +1342,9 @@ impl Storage for PgStorage {
             &[&space, &key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
+        let value = value
+            .map(|v| seal::open_blob(self.seal(), space, key, v))
+            .transpose()?;
         vouched::vouch_blob(self.fresh_seal()?, self, space, key, value)
     }
 
@@ -1357,7 +1364,13 @@ impl Storage for PgStorage {
                 &[&space, &prefix],
                 row,
             ),
-        }?;
+        }?
+        .into_iter()
+        .map(|(k, v)| {
+            let v = seal::open_blob(self.seal(), space, &k, v)?;
+            Ok((k, v))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
         vouched::vouch_blobs(
             self.fresh_seal()?,
             self,

@@ -74,7 +74,10 @@ pub(crate) trait RecordTxn {
     /// Adds to the certificate and device counters.
     fn add_counts(&self, certificates: u64, devices: u64) -> Result<(), Self::Fail>;
     fn blob(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Fail>;
+    /// Stores an opaque record's bytes as given (sealed already, or a copy).
     fn put_blob(&self, space: &str, key: &[u8], value: &[u8]) -> Result<(), Self::Fail>;
+    /// The seal records are written under, if the store has one.
+    fn record_seal(&self) -> Option<&crate::RecordSeal>;
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Self::Fail>;
     /// Sets the last CRL number of a sector (copying a store only).
     fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Self::Fail>;
@@ -541,7 +544,7 @@ pub(crate) fn commit_model_change<T: RecordTxn>(
     changes: &[TrustChange],
 ) -> Result<Vec<TrustRecord>, T::Fail> {
     for (k, v) in records {
-        t.put_blob(space, k, v)?;
+        t.put_blob(space, k, &seal::seal_blob(t.record_seal(), space, k, v))?;
     }
     let mut log = AuditAppend::load(t)?;
     // The entry commits to each record's bytes, so what is read later can
@@ -829,7 +832,7 @@ pub(crate) fn put_blobs<T: RecordTxn>(
                 "{space}: key already exists"
             ))));
         }
-        t.put_blob(space, k, v)?;
+        t.put_blob(space, k, &seal::seal_blob(t.record_seal(), space, k, v))?;
     }
     if let Some(a) = audit {
         let mut log = AuditAppend::load(t)?;

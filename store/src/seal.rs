@@ -74,6 +74,8 @@ pub struct RecordSeal {
     /// When the log was last read to its end; held while reading, so
     /// readers of the log never race each other.
     caught_up: Mutex<Option<Instant>>,
+    /// Opaque record spaces whose every record carries a seal.
+    sealed_spaces: Vec<String>,
 }
 
 impl std::fmt::Debug for RecordSeal {
@@ -89,7 +91,24 @@ impl RecordSeal {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
             learned: RwLock::new(LogIndex::default()),
             caught_up: Mutex::new(None),
+            sealed_spaces: Vec::new(),
         }
+    }
+
+    /// Also seals every opaque record of `spaces`: each is stored with a
+    /// tag over space, key and content (bound to no audit entry), so one
+    /// changed, or moved from another key, is refused when read. For
+    /// records whose log must stay coarse (the V2X authorities' stores,
+    /// where an entry naming each record would tie a vehicle's records
+    /// together), so a deleted record or an older copy restored is not
+    /// caught this way.
+    pub fn sealing_spaces(mut self, spaces: &[&str]) -> Self {
+        self.sealed_spaces = spaces.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    fn seals_space(&self, space: &str) -> bool {
+        self.sealed_spaces.iter().any(|s| s == space)
     }
 
     /// Reads the whole audit log and remembers, for every record it wrote,
@@ -153,12 +172,12 @@ impl RecordSeal {
         }
     }
 
-    fn tag(&self, table: Sealed, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
+    fn tag(&self, table: &str, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
         ring::hmac::sign(&self.key, &message(table, key, body, seq))
     }
 
     /// Whether `tag` seals this content (compared in constant time).
-    fn verify(&self, table: Sealed, key: &str, body: &[u8], seq: u64, tag: &[u8]) -> bool {
+    fn verify(&self, table: &str, key: &str, body: &[u8], seq: u64, tag: &[u8]) -> bool {
         ring::hmac::verify(&self.key, &message(table, key, body, seq), tag).is_ok()
     }
 
@@ -169,10 +188,10 @@ impl RecordSeal {
 
 /// What a tag covers: a domain tag, then table, key, encoding and
 /// sequence number, each length-prefixed where it varies.
-fn message(table: Sealed, key: &str, body: &[u8], seq: u64) -> Vec<u8> {
+fn message(table: &str, key: &str, body: &[u8], seq: u64) -> Vec<u8> {
     let mut m = Vec::with_capacity(48 + key.len() + body.len());
     m.extend_from_slice(b"trustca-record-seal-v1\0");
-    m.extend_from_slice(table.name().as_bytes());
+    m.extend_from_slice(table.as_bytes());
     m.extend_from_slice(&(key.len() as u64).to_be_bytes());
     m.extend_from_slice(key.as_bytes());
     m.extend_from_slice(&(body.len() as u64).to_be_bytes());
@@ -217,7 +236,7 @@ pub(crate) fn seal(
             seq,
             tag: seal.map_or([0; 32], |s| {
                 let mut tag = [0; 32];
-                tag.copy_from_slice(s.tag(table, key, &body, seq).as_ref());
+                tag.copy_from_slice(s.tag(table.name(), key, &body, seq).as_ref());
                 tag
             }),
         },
@@ -256,7 +275,7 @@ pub(crate) fn open<'a>(
     };
     let Some(s) = s else { return Ok((body, seq)) };
     let tag = &stored[stored.len() - 32..];
-    if !s.verify(table, key, body, seq, tag) {
+    if !s.verify(table.name(), key, body, seq, tag) {
         return Err(refused(
             table,
             key,
@@ -287,6 +306,105 @@ pub(crate) fn absent(s: Option<&RecordSeal>, table: Sealed, key: &str) -> Result
         )),
         None => Ok(()),
     }
+}
+
+/// The table name in an opaque record's tag (no audit entry binds one:
+/// its sequence number is always 0).
+const BLOB_TABLE: &str = "blob";
+
+/// What an opaque record's tag names it by.
+fn blob_name(space: &str, key: &[u8]) -> String {
+    format!("{space}/{}", hexfmt::encode(key))
+}
+
+/// An opaque record as stored: sealed when its space is sealed.
+pub(crate) fn seal_blob(s: Option<&RecordSeal>, space: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let Some(s) = s.filter(|s| s.seals_space(space)) else {
+        return value.to_vec();
+    };
+    let tag = s.tag(BLOB_TABLE, &blob_name(space, key), value, 0);
+    let mut out = Vec::with_capacity(value.len() + TRAILER);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(tag.as_ref());
+    out
+}
+
+/// An opaque record's content, its seal checked when its space is sealed.
+pub(crate) fn open_blob(
+    s: Option<&RecordSeal>,
+    space: &str,
+    key: &[u8],
+    mut stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let Some(s) = s.filter(|s| s.seals_space(space)) else {
+        return Ok(stored);
+    };
+    if !blob_verifies(s, space, key, &stored) {
+        return Err(StoreError::Corrupt {
+            key: format!("{space} {}", hexfmt::encode(key)),
+            reason: "its seal does not verify: it was changed, or moved from another record, outside trustca".into(),
+        });
+    }
+    stored.truncate(stored.len() - TRAILER);
+    Ok(stored)
+}
+
+/// Hands `seal` to `storage` (which must not have one yet). With
+/// `seal_existing`, first takes every record of its sealed spaces that does
+/// not verify as written before these spaces were sealed and rewrites it
+/// sealed (one audit entry per space, with the count): only for a key made
+/// just now, since a record that fails under an older key was changed.
+/// Returns how many records were sealed.
+pub fn install_record_seal(
+    storage: &dyn crate::Storage,
+    seal: std::sync::Arc<RecordSeal>,
+    seal_existing: bool,
+    actor: &str,
+    at: i64,
+) -> Result<u64, StoreError> {
+    let mut bare: Vec<(String, Vec<crate::KeyValue>)> = Vec::new();
+    if seal_existing {
+        for space in &seal.sealed_spaces {
+            let records: Vec<_> = storage
+                .blob_scan(space, b"")?
+                .into_iter()
+                .filter(|(k, v)| !blob_verifies(&seal, space, k, v))
+                .collect();
+            if !records.is_empty() {
+                bare.push((space.clone(), records));
+            }
+        }
+    }
+    storage.set_record_seal(seal);
+    let mut sealed = 0;
+    for (space, records) in bare {
+        let audit = crate::BlobAudit {
+            actor: actor.to_owned(),
+            kind: crate::SEALED_KIND.to_owned(),
+            subject: space.clone(),
+            detail: format!("{{\"records\":{}}}", records.len()),
+            at,
+        };
+        storage.blob_put(&space, &records, false, Some(&audit))?;
+        sealed += records.len() as u64;
+    }
+    Ok(sealed)
+}
+
+/// Whether a stored opaque record of a sealed space verifies.
+pub(crate) fn blob_verifies(s: &RecordSeal, space: &str, key: &[u8], stored: &[u8]) -> bool {
+    let Some((body, seq)) = split(stored) else {
+        return false;
+    };
+    seq == 0
+        && s.verify(
+            BLOB_TABLE,
+            &blob_name(space, key),
+            body,
+            0,
+            &stored[stored.len() - 32..],
+        )
 }
 
 /// The key a record is sealed under: the identity key as stored, a

@@ -353,6 +353,10 @@ impl RecordTxn for SledTxn<'_> {
         Ok(())
     }
 
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal
+    }
+
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Abort> {
         self.heads.insert(&size.to_be_bytes(), head)?;
         Ok(())
@@ -727,7 +731,8 @@ impl Storage for SledStorage {
             .blobs
             .get(blob_key(space, key))
             .map_err(sled_error)?
-            .map(|v| v.to_vec());
+            .map(|v| seal::open_blob(self.seal.get().map(|s| &**s), space, key, v.to_vec()))
+            .transpose()?;
         vouched::vouch_blob(self.seal.get().map(|s| &**s), self, space, key, value)
     }
 
@@ -738,7 +743,10 @@ impl Storage for SledStorage {
             .scan_prefix(full)
             .map(|kv| {
                 let (k, v) = kv.map_err(sled_error)?;
-                Ok((k[skip..].to_vec(), v.to_vec()))
+                let key = k[skip..].to_vec();
+                let value =
+                    seal::open_blob(self.seal.get().map(|s| &**s), space, &key, v.to_vec())?;
+                Ok((key, value))
             })
             .collect::<Result<Vec<_>, StoreError>>()
             .and_then(|stored| {

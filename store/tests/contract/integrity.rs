@@ -361,3 +361,68 @@ pub fn a_changed_model_record_is_refused_and_reported(b: &Backend) {
         ],
     );
 }
+
+pub fn a_sealed_space_refuses_changed_records_and_seals_old_ones_once(b: &Backend) {
+    let space = "v2x.ra";
+    let sealed = || {
+        std::sync::Arc::new(
+            trustca_store::RecordSeal::new(&crate::SEAL_KEY).sealing_spaces(&[space]),
+        )
+    };
+    // Records written before the space was sealed, then sealed once with a
+    // new key; a record of another space is left as it is.
+    {
+        let s = b.open_unsealed();
+        s.blob_put(
+            space,
+            &[(b"v1".to_vec(), b"enrolled".to_vec())],
+            false,
+            None,
+        )
+        .unwrap();
+        s.blob_put(
+            "anomaly",
+            &[(b"x".to_vec(), b"plain".to_vec())],
+            false,
+            None,
+        )
+        .unwrap();
+    }
+    {
+        let s = b.open_unsealed();
+        let n = trustca_store::install_record_seal(s.as_ref(), sealed(), true, "authority:ra", 5)
+            .unwrap();
+        assert_eq!(n, 1);
+        s.blob_put(space, &[(b"v2".to_vec(), b"revoked".to_vec())], false, None)
+            .unwrap();
+        assert_eq!(s.blob_get(space, b"v1").unwrap().unwrap(), b"enrolled");
+        assert_eq!(s.blob_scan(space, b"v").unwrap().len(), 2);
+    }
+    // Stored with a trailer; another space as it was.
+    assert_eq!(raw_blob(b, space, b"v2").len(), b"revoked".len() + 40);
+    assert_eq!(raw_blob(b, "anomaly", b"x"), b"plain");
+    // v2's record changed back to "enrolled" (its tag left), and v1's
+    // record copied over v2's key.
+    let mut changed = raw_blob(b, space, b"v2");
+    changed[..7].copy_from_slice(b"enrolld");
+    raw::set_blob(b, space, b"v2", Some(changed));
+    let v1 = raw_blob(b, space, b"v1");
+    raw::set_blob(b, space, b"v3", Some(v1));
+    {
+        let s = b.open_unsealed();
+        let n = trustca_store::install_record_seal(s.as_ref(), sealed(), false, "authority:ra", 6)
+            .unwrap();
+        assert_eq!(n, 0);
+        for key in [&b"v2"[..], b"v3"] {
+            let name = format!("{space} {}", trustca_model::hexfmt::encode(key));
+            assert_refused(s.blob_get(space, key), &name, "seal does not verify");
+        }
+        assert!(s.blob_scan(space, b"v").is_err());
+        assert_eq!(s.blob_get(space, b"v1").unwrap().unwrap(), b"enrolled");
+    }
+}
+
+/// An opaque record's stored bytes.
+fn raw_blob(b: &Backend, space: &str, key: &[u8]) -> Vec<u8> {
+    raw::get_blob(b, space, key).expect("record")
+}

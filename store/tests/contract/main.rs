@@ -147,6 +147,7 @@ contract!(
     a_dropped_revocation_or_block_is_refused_and_reported,
     a_record_deleted_while_serving_is_refused,
     a_changed_model_record_is_refused_and_reported,
+    a_sealed_space_refuses_changed_records_and_seals_old_ones_once,
     a_legacy_store_is_refused_in_words_then_sealed_and_served,
     an_interrupted_sealing_is_refused_and_finished_by_the_next_run,
 );

@@ -71,16 +71,36 @@ pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
     }
 }
 
+/// One opaque record's stored bytes.
+pub fn get_blob(b: &Backend, space: &str, key: &[u8]) -> Option<Vec<u8>> {
+    match b {
+        Backend::Sled(_) => get(b, "blobs", &blob_key(space, key)),
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            let rows = rt
+                .block_on(client.query(
+                    "SELECT value FROM blobs WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                ))
+                .unwrap();
+            rows.first().map(|r| r.get::<_, Vec<u8>>(0))
+        }
+    }
+}
+
+/// A sled key of an opaque record: the space, a zero byte, the key.
+fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = space.as_bytes().to_vec();
+    full.push(0);
+    full.extend_from_slice(key);
+    full
+}
+
 /// Writes (`Some`) or deletes (`None`) one opaque record of `space` (its
 /// sled key is the space, a zero byte and the key).
 pub fn set_blob(b: &Backend, space: &str, key: &[u8], value: Option<Vec<u8>>) {
     match b {
-        Backend::Sled(_) => {
-            let mut full = space.as_bytes().to_vec();
-            full.push(0);
-            full.extend_from_slice(key);
-            set(b, "blobs", &full, value);
-        }
+        Backend::Sled(_) => set(b, "blobs", &blob_key(space, key), value),
         Backend::Postgres(url) | Backend::CachedPostgres(url) => {
             let (rt, client) = pg(url);
             match &value {
