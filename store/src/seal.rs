@@ -120,7 +120,7 @@ impl RecordSeal {
             *l = LogIndex::default();
         }
         self.catch_up(storage)?;
-        Ok(self.with_learned(|l| l.floors.len()))
+        Ok(self.with_learned(LogIndex::records))
     }
 
     /// Reads the entries appended to the log since it was last read (by
@@ -182,7 +182,7 @@ impl RecordSeal {
     }
 
     fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
-        self.with_learned(|l| l.floors.get(&(table, key.to_owned())).copied())
+        self.with_learned(|l| l.floor(table, key))
     }
 }
 

@@ -43,8 +43,10 @@ pub(crate) struct Revocation {
 pub(crate) struct LogIndex {
     /// The first entry not read yet.
     pub(crate) next_seq: u64,
-    /// (table, key) → the newest entry that wrote the record.
-    pub(crate) floors: HashMap<(Sealed, String), u64>,
+    /// (table, key) → the newest entry that wrote the record, keyed by
+    /// [`floor_key`] (16 bytes instead of the key's text: a server holds
+    /// three per device).
+    floors: HashMap<[u8; 16], u64>,
     /// Sector → serial → its revocation.
     revoked: HashMap<String, BTreeMap<Vec<u8>, Revocation>>,
     /// Serials revoked by entries too old to name the sector.
@@ -64,7 +66,7 @@ impl LogIndex {
     pub(crate) fn learn(&mut self, entry: &AuditEntry) {
         self.next_seq = entry.seq + 1;
         for (table, key, _) in seal::bindings(&entry.detail) {
-            self.floors.insert((table, key), entry.seq);
+            self.floors.insert(floor_key(table, &key), entry.seq);
         }
         if entry.detail.contains(BLOBS_MEMBER_QUOTED) {
             for (space, key, digest) in blob_bindings(&entry.detail) {
@@ -373,7 +375,29 @@ pub(crate) fn vouch_blocked<T>(
     }
 }
 
+/// A record's place in the floors: the first 16 octets of the SHA-256 of
+/// its table and key (a collision would need 2^64 records).
+fn floor_key(table: Sealed, key: &str) -> [u8; 16] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(table.name().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(key.as_bytes());
+    let mut out = [0; 16];
+    out.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    out
+}
+
 impl LogIndex {
+    /// The newest entry that wrote a record, if the log wrote it.
+    pub(crate) fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
+        self.floors.get(&floor_key(table, key)).copied()
+    }
+
+    /// How many records the log vouches for.
+    pub(crate) fn records(&self) -> usize {
+        self.floors.len()
+    }
+
     /// The sectors the log revoked certificates in.
     pub(crate) fn revoking_sectors(&self) -> impl Iterator<Item = &str> {
         self.revoked.keys().map(String::as_str)
