@@ -350,31 +350,35 @@ pub(crate) fn open_blob(
     Ok(stored)
 }
 
-/// Hands `seal` to `storage` (which must not have one yet). With
-/// `seal_existing`, first takes every record of its sealed spaces that does
-/// not verify as written before these spaces were sealed and rewrites it
-/// sealed (one audit entry per space, with the count): only for a key made
-/// just now, since a record that fails under an older key was changed.
-/// Returns how many records were sealed.
+/// The audit subject of the entry that started sealing a space.
+pub(crate) fn space_sealed_subject(space: &str) -> String {
+    format!("{space} records")
+}
+
+/// Reads the log ([`RecordSeal::learn_floors`]) and hands `seal` to
+/// `storage` (which must not have one yet). A sealed space that no entry
+/// says was sealed before is sealed now: its records, written by a build
+/// before such seals, are rewritten sealed under one audit entry with
+/// their count (written also when there are none, so a record slipped in
+/// later is never taken for an old one). Returns how many were sealed.
 pub fn install_record_seal(
     storage: &dyn crate::Storage,
     seal: std::sync::Arc<RecordSeal>,
-    seal_existing: bool,
     actor: &str,
     at: i64,
 ) -> Result<u64, StoreError> {
+    seal.learn_floors(storage)?;
     let mut bare: Vec<(String, Vec<crate::KeyValue>)> = Vec::new();
-    if seal_existing {
-        for space in &seal.sealed_spaces {
-            let records: Vec<_> = storage
-                .blob_scan(space, b"")?
-                .into_iter()
-                .filter(|(k, v)| !blob_verifies(&seal, space, k, v))
-                .collect();
-            if !records.is_empty() {
-                bare.push((space.clone(), records));
-            }
+    for space in &seal.sealed_spaces {
+        if seal.with_learned(|l| l.space_sealed(space)) {
+            continue;
         }
+        let records: Vec<_> = storage
+            .blob_scan(space, b"")?
+            .into_iter()
+            .filter(|(k, v)| !blob_verifies(&seal, space, k, v))
+            .collect();
+        bare.push((space.clone(), records));
     }
     storage.set_record_seal(seal);
     let mut sealed = 0;
@@ -382,7 +386,7 @@ pub fn install_record_seal(
         let audit = crate::BlobAudit {
             actor: actor.to_owned(),
             kind: crate::SEALED_KIND.to_owned(),
-            subject: space.clone(),
+            subject: space_sealed_subject(&space),
             detail: format!("{{\"records\":{}}}", records.len()),
             at,
         };

@@ -59,6 +59,8 @@ pub(crate) struct LogIndex {
     /// Model records written by entries from before `blobs` (their
     /// subject is the key): known, but their content is not vouched.
     blobs_unvouched: HashSet<Vec<u8>>,
+    /// Audit subjects of the entries that started sealing an opaque space.
+    spaces_sealed: HashSet<String>,
 }
 
 impl LogIndex {
@@ -77,6 +79,9 @@ impl LogIndex {
                 .insert(entry.subject.as_bytes().to_vec());
         }
         match entry.kind.as_str() {
+            crate::SEALED_KIND => {
+                self.spaces_sealed.insert(entry.subject.clone());
+            }
             "certificate.revoked" => self.learn_revocation(entry),
             "key.blocked" => {
                 if let Some(fp) = hexfmt::decode(&entry.subject).and_then(|v| v.try_into().ok()) {
@@ -388,6 +393,12 @@ fn floor_key(table: Sealed, key: &str) -> [u8; 16] {
 }
 
 impl LogIndex {
+    /// Whether the log says `space`'s records were sealed from some point on.
+    pub(crate) fn space_sealed(&self, space: &str) -> bool {
+        self.spaces_sealed
+            .contains(&seal::space_sealed_subject(space))
+    }
+
     /// The newest entry that wrote a record, if the log wrote it.
     pub(crate) fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
         self.floors.get(&floor_key(table, key)).copied()
