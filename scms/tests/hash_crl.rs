@@ -21,8 +21,8 @@ use trustca_scms::{
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{
     CRL_PSID, CertProfile, Certificate, CertificateId, CracaType, CrlBody, CrlContents, CrlSsp,
-    Duration, HashIdCrl, PsidGroupPermissions, PsidSsp, PsidSspRange, PublicKeyP256, Ssp, SspRange,
-    SubjectAssurance, SubjectPermissions, Time32, ToBeSigned, ValidityPeriod,
+    Duration, HashIdCrl, PsidGroupPermissions, PsidSsp, PublicKeyP256, Ssp, SubjectAssurance,
+    Time32, ToBeSigned, ValidityPeriod,
 };
 
 const CA_SERIES: u16 = 2;
@@ -54,21 +54,10 @@ fn pki() -> Pki {
             "root.v2x.test",
             public(&root_key),
             validity(NOW - 86_400, 60_000),
-            vec![
-                PsidGroupPermissions {
-                    subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
-                        psid: CRL_PSID,
-                        ssp_range: Some(SspRange::All),
-                    }]),
-                    min_chain_length: 1,
-                    chain_length_range: 0,
-                    ee_type: PsidGroupPermissions::EE_APP,
-                },
-                PsidGroupPermissions::all(
-                    2,
-                    PsidGroupPermissions::EE_APP | PsidGroupPermissions::EE_ENROL,
-                ),
-            ],
+            vec![PsidGroupPermissions::all(
+                2,
+                PsidGroupPermissions::EE_APP | PsidGroupPermissions::EE_ENROL,
+            )],
         ),
         &root_key,
     )
@@ -129,6 +118,28 @@ fn ec(p: &Pki, vehicle: &str, hours: u16) -> (Certificate, EcdsaKeyPair) {
     )]);
     let c = Certificate::issue_in(CertProfile::Ieee1609Dot2, tbs, &p.eca, &p.eca_key).unwrap();
     (c, k)
+}
+
+/// A list of `series` naming `certificates`, signed now for a day.
+fn listing(
+    certificates: &[&Certificate],
+    series: u16,
+    serial: u32,
+    signer: (&Certificate, &EcdsaKeyPair),
+) -> HashCrl {
+    let entries = certificates
+        .iter()
+        .map(|c| trustca_v2x::HashRevocation::of(c).unwrap())
+        .collect();
+    HashCrl::sign(
+        series,
+        serial,
+        entries,
+        signer.0,
+        signer.1,
+        (NOW, NOW + 86_400),
+    )
+    .unwrap()
 }
 
 fn store(dir: &std::path::Path) -> Arc<dyn Storage> {
@@ -264,15 +275,7 @@ fn a_list_from_a_signer_not_permitted_its_series_is_rejected() {
     // A permitted list is accepted; an older serial of it is not.
     let (good, good_key) = crl_signer(&p, &[EC_SERIES]);
     let (listed, _) = ec(&p, "V-1", 30_000);
-    let newer = HashCrl::sign(
-        EC_SERIES,
-        8,
-        vec![trustca_v2x::HashRevocation::of(&listed).unwrap()],
-        &good,
-        &good_key,
-        (NOW, NOW + 60),
-    )
-    .unwrap();
+    let newer = listing(&[&listed], EC_SERIES, 8, (&good, &good_key));
     let older = HashCrl::sign(EC_SERIES, 7, vec![], &good, &good_key, (NOW, NOW + 60)).unwrap();
     assert!(set.accept(newer).unwrap());
     assert!(
@@ -351,16 +354,8 @@ fn the_ra_refuses_a_request_signed_by_a_listed_enrolment_certificate() {
     ee.certificate_request(&request(&listed, 0), NOW)
         .expect("not listed yet: accepted");
 
-    let (signer, signer_key) = crl_signer(&p, &[EC_SERIES]);
-    let crl = HashCrl::sign(
-        EC_SERIES,
-        1,
-        vec![trustca_v2x::HashRevocation::of(&listed.0).unwrap()],
-        &signer,
-        &signer_key,
-        (NOW, NOW + 86_400),
-    )
-    .unwrap();
+    let signer = crl_signer(&p, &[EC_SERIES]);
+    let crl = listing(&[&listed.0], EC_SERIES, 1, (&signer.0, &signer.1));
     assert!(ee.accept_hash_crl(crl).unwrap());
     // V-1 is not revoked at the RA: the refusal is the CRL's.
     match ee.certificate_request(&request(&listed, 200), NOW) {
@@ -373,16 +368,8 @@ fn the_ra_refuses_a_request_signed_by_a_listed_enrolment_certificate() {
         .expect("an unlisted vehicle is still served");
 
     // The ECA itself on the CA certificate list: every EC under it is refused.
-    let (ca_signer, ca_signer_key) = crl_signer(&p, &[CA_SERIES]);
-    let crl = HashCrl::sign(
-        CA_SERIES,
-        1,
-        vec![trustca_v2x::HashRevocation::of(&p.eca).unwrap()],
-        &ca_signer,
-        &ca_signer_key,
-        (NOW, NOW + 86_400),
-    )
-    .unwrap();
+    let signer = crl_signer(&p, &[CA_SERIES]);
+    let crl = listing(&[&p.eca], CA_SERIES, 1, (&signer.0, &signer.1));
     assert!(ee.accept_hash_crl(crl).unwrap());
     match ee.certificate_request(&request(&clean, 400), NOW) {
         Err(EeRefusal::Forbidden(m)) => assert!(m.contains("enrolment CA"), "{m}"),
