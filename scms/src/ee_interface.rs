@@ -140,6 +140,15 @@ impl EeInterface {
             .accept(crl)
     }
 
+    /// The newest hash CRL of `series` this RA holds (served to vehicles
+    /// that reach only the RA).
+    pub fn hash_crl(&self, series: u16) -> Result<Option<crate::hash_crl::HashCrl>, ScmsError> {
+        match &self.hash_crls {
+            Some(set) => set.get(series),
+            None => Ok(None),
+        }
+    }
+
     /// Refuses an enrolment certificate on a hash CRL, or one whose ECA is.
     fn not_on_hash_crl(&self, ec: &Certificate) -> Answer<()> {
         let Some(set) = &self.hash_crls else {

@@ -35,6 +35,17 @@ const ISSUED: &[u8] = b"i/";
 const REVOKED: &[u8] = b"r/";
 /// `s/` ‖ BE16 crlSeries → BE32 the last `crlSerial` signed.
 const SERIAL: &[u8] = b"s/";
+/// `v/` ‖ SHA-256(vehicle id) → BE64 revocation time: the vehicle may not
+/// enrol again (a new enrolment certificate would be on no list).
+const VEHICLE_REVOKED: &[u8] = b"v/";
+
+fn vehicle_revoked_key(vehicle: &str) -> Vec<u8> {
+    [
+        VEHICLE_REVOKED,
+        &trustca_v2x::sha256(vehicle.as_bytes())[..],
+    ]
+    .concat()
+}
 
 fn vehicle_prefix(vehicle: &str) -> Vec<u8> {
     [ISSUED, &trustca_v2x::sha256(vehicle.as_bytes())[..]].concat()
@@ -92,12 +103,22 @@ impl HashCrlRegister {
         Ok(())
     }
 
+    /// Whether `vehicle` was revoked (then it may not enrol again).
+    pub fn vehicle_revoked(&self, vehicle: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .blob_get(SPACE, &vehicle_revoked_key(vehicle))?
+            .is_some())
+    }
+
     /// Puts every enrolment certificate issued to `vehicle` and not yet
-    /// expired on the list of its `crlSeries`. Returns how many are
-    /// listed now for the vehicle (again revoking is harmless).
+    /// expired on the list of its `crlSeries`, and marks the vehicle so
+    /// that it cannot enrol again. Returns how many certificates are
+    /// listed now for the vehicle (revoking again is harmless).
     pub fn revoke_vehicle(&self, vehicle: &str, actor: &str, now: i64) -> Result<usize> {
         let t = Time32::from_unix(now)?;
-        let mut records = Vec::new();
+        let mut records = vec![(vehicle_revoked_key(vehicle), now.to_be_bytes().to_vec())];
+        let mut listed = 0;
         let mut ids = Vec::new();
         for (key, value) in self.store.blob_scan(SPACE, &vehicle_prefix(vehicle))? {
             let (Some(id), Ok(v)) = (
@@ -117,9 +138,7 @@ impl HashCrlRegister {
             }
             records.push(revocation_record(series, &id, expiry, now));
             ids.push(hex::encode(id));
-        }
-        if records.is_empty() {
-            return Ok(0);
+            listed += 1;
         }
         let audit = BlobAudit {
             actor: actor.into(),
@@ -129,7 +148,7 @@ impl HashCrlRegister {
             at: now,
         };
         self.store.blob_put(SPACE, &records, false, Some(&audit))?;
-        Ok(records.len())
+        Ok(listed)
     }
 
     /// Puts `certificate` (a V2X CA certificate) on the list of its
@@ -396,6 +415,15 @@ impl HashCrlSet {
                 Ok(true)
             }
         }
+    }
+
+    /// The held list of `series`, if any.
+    pub fn get(&self, series: u16) -> Result<Option<HashCrl>> {
+        let lists = self
+            .lists
+            .read()
+            .map_err(|_| ScmsError::Response("the CRL set lock is poisoned".into()))?;
+        Ok(lists.get(&series).cloned())
     }
 
     /// The list (series, serial) that revokes `certificate`, if any.

@@ -203,6 +203,10 @@ fn a_revoked_vehicle_s_enrolment_certificates_are_listed_until_they_expire() {
     // Revoking again lists nothing new twice; an unknown vehicle nothing.
     assert_eq!(register.revoke_vehicle("V-1", "ops", NOW).unwrap(), 2);
     assert_eq!(register.revoke_vehicle("V-9", "ops", NOW).unwrap(), 0);
+    // Both revoked vehicles may not enrol again; the other one may.
+    assert!(register.vehicle_revoked("V-1").unwrap());
+    assert!(register.vehicle_revoked("V-9").unwrap());
+    assert!(!register.vehicle_revoked("V-2").unwrap());
     assert_eq!(register.entries(EC_SERIES, NOW).unwrap().len(), 2);
 }
 

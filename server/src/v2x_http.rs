@@ -23,6 +23,7 @@ use trustca_store::Storage;
 use trustca_v2x::Certificate;
 
 use crate::auth;
+use crate::v2x::hash_crls::EnrolmentRefused;
 
 type Answer = Response<Full<Bytes>>;
 
@@ -283,16 +284,23 @@ impl V2xHttp {
     }
 
     /// `GET crl/<crlSeries>`: the CA's hash CRL of that series, signed on
-    /// change and served from memory between changes (see `hash_crls.rs`).
+    /// change and served from memory between changes (see `hash_crls.rs`);
+    /// at a separated RA, the newest copy it holds.
     async fn hash_crl(&self, route: &str) -> Result<Answer, EeRefusal> {
-        let hash_crls = Arc::clone(self.hash_crls.as_ref().ok_or(EeRefusal::NotFound)?);
         let series = hash_crl_series(route).ok_or(EeRefusal::NotFound)?;
-        let crl = blocking(move || match hash_crls.current(series) {
-            Ok(crl) => Ok(Some(crl)),
-            Err(ScmsError::NotFound(_)) => Ok(None),
-            Err(e) => Err(EeRefusal::Internal(e)),
-        })
-        .await?;
+        let crl = match (&self.hash_crls, &self.ra) {
+            (Some(hash_crls), _) => {
+                let hash_crls = Arc::clone(hash_crls);
+                blocking(move || match hash_crls.current(series) {
+                    Ok(crl) => Ok(Some(crl)),
+                    Err(ScmsError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(EeRefusal::Internal(e)),
+                })
+                .await?
+            }
+            (None, Some(ra)) => ra.hash_crl(series)?,
+            (None, None) => None,
+        };
         Ok(match crl {
             Some(c) => octets(OCTETS, c.as_bytes().to_vec()),
             None => plain(
@@ -346,6 +354,10 @@ impl V2xHttp {
         let (ea, root) = (Arc::clone(&eca.ea), eca.root.clone());
         let hash_crls = Arc::clone(&eca.hash_crls);
         let answer = blocking(move || {
+            hash_crls.refuse_revoked(&vehicle.id).map_err(|e| match e {
+                EnrolmentRefused::Revoked => EeRefusal::Forbidden(EnrolmentRefused::REVOKED.into()),
+                EnrolmentRefused::Failed(e) => EeRefusal::Internal(e),
+            })?;
             let identity = EcaIdentity {
                 certificate: &ea.1,
                 root: &root,

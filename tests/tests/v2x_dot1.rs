@@ -266,13 +266,18 @@ async fn journey_and_attacks(
         // The RA re-reads its crl/ every 200 ms in the test kit.
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-    // The list served over HTTP names the vehicle's enrolment certificate,
-    // as a decoder built only from the published modules reads it.
+    // The list served over HTTP (by the CA, and by a separated RA from its
+    // copy) names the vehicle's enrolment certificate, as a decoder built
+    // only from the published modules reads it.
     let ec_file = dir.join("state/ec.oer");
-    let (crl, ok, output) = tokio::task::spawn_blocking({
+    let mut lists = vec![format!("{eca}/v2x/crl/3")];
+    if separated.is_some() {
+        lists.push(format!("{ra}/v2x/crl/3"));
+    }
+    for url in lists {
         let args = strings(&[
             "--url",
-            &format!("{eca}/v2x/crl/3"),
+            &url,
             "--ca-pem",
             &ca_pem,
             "--root",
@@ -282,18 +287,47 @@ async fn journey_and_attacks(
             "--listed",
             ec_file.to_str().unwrap(),
         ]);
-        move || {
+        let (crl, ok, output) = tokio::task::spawn_blocking(move || {
             python_script(
                 &script("hash_crl_check.py"),
                 &args.iter().map(String::as_str).collect::<Vec<_>>(),
             )
-        }
-    })
-    .await
-    .unwrap();
-    assert!(ok, "the enrolment certificate CRL: {output}");
-    assert_eq!(crl["signature"], "verified", "{output}");
-    assert_eq!(crl["entries"].as_array().unwrap().len(), 1, "{output}");
+        })
+        .await
+        .unwrap();
+        assert!(ok, "the enrolment certificate CRL at {url}: {output}");
+        assert_eq!(crl["signature"], "verified", "{output}");
+        assert_eq!(crl["entries"].as_array().unwrap().len(), 1, "{output}");
+    }
+    // Nor does the revoked vehicle get a new enrolment certificate, which
+    // would be on no list.
+    let again = dir.join("again");
+    let (rerun, ok, output) = client(strings(&[
+        "run",
+        "--eca-url",
+        eca,
+        "--ra-url",
+        ra,
+        "--ca-pem",
+        &ca_pem,
+        "--device-cert",
+        &cert,
+        "--device-key",
+        &key,
+        "--root",
+        &v2x_root,
+        "--state",
+        again.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(!ok, "a revoked vehicle enrolled again: {output}");
+    assert!(
+        rerun["failures"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 403"),
+        "{output}"
+    );
     let mut later = attack("replay");
     later.extend(strings(&["--start-offset-hours", "5000"]));
     let (answer, ok, output) = client(later).await;

@@ -11,7 +11,7 @@ use trustca_ca::{CaHierarchy, caller};
 use trustca_proto::v1 as pb;
 use trustca_v2x::{CertProfile, Certificate};
 
-use super::hash_crls::HashCrlPublisher;
+use super::hash_crls::{EnrolmentRefused, HashCrlPublisher};
 use super::{blocking, vehicle_of};
 use crate::error::{Result, io};
 
@@ -87,6 +87,13 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
         let ea = Arc::clone(&self.ea);
         let id = vehicle.id.clone();
         let hash_crls = Arc::clone(&self.hash_crls);
+        match self.hash_crls.refuse_revoked(&vehicle.id) {
+            Ok(()) => {}
+            Err(EnrolmentRefused::Revoked) => {
+                return Err(Status::permission_denied(EnrolmentRefused::REVOKED));
+            }
+            Err(EnrolmentRefused::Failed(e)) => return Err(super::status(e)),
+        }
         let cert = blocking(move || {
             let cert = trustca_ca::v2x_ca::issue_enrolment_credential(
                 &ea,

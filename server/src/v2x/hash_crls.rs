@@ -39,6 +39,21 @@ pub fn file_name(series: u16) -> String {
     format!("v2x-crl-{series}.oer")
 }
 
+/// Why the enrolment CA does not enrol a vehicle.
+#[derive(Debug)]
+pub enum EnrolmentRefused {
+    /// The vehicle was revoked.
+    Revoked,
+    /// The register could not be read.
+    Failed(ScmsError),
+}
+
+impl EnrolmentRefused {
+    /// The sentence a revoked vehicle gets.
+    pub const REVOKED: &'static str =
+        "this vehicle is revoked: the enrolment CA issues it no enrolment certificate";
+}
+
 /// One signed list and when it was signed.
 struct Signed {
     at: i64,
@@ -134,6 +149,16 @@ impl HashCrlPublisher {
         certificate: &Certificate,
     ) -> std::result::Result<(), ScmsError> {
         self.register.record_issued(vehicle, certificate, now())
+    }
+
+    /// Refuses a revoked vehicle's enrolment: a new enrolment certificate
+    /// would be on no list.
+    pub fn refuse_revoked(&self, vehicle: &str) -> std::result::Result<(), EnrolmentRefused> {
+        match self.register.vehicle_revoked(vehicle) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(EnrolmentRefused::Revoked),
+            Err(e) => Err(EnrolmentRefused::Failed(e)),
+        }
     }
 
     /// Lists every enrolment certificate of `vehicle` (audited as
