@@ -152,28 +152,30 @@ async fn journey_and_attacks(
     let state = dir.join("state");
     let state = state.to_str().unwrap();
 
-    let (run, ok, output) = client(strings(&[
-        "run",
-        "--eca-url",
-        eca,
-        "--ra-url",
-        ra,
-        "--ca-pem",
-        &ca_pem,
-        "--device-cert",
-        &cert,
-        "--device-key",
-        &key,
-        "--root",
-        &v2x_root,
-        "--periods",
-        "2",
-        "--timeout",
-        "60",
-        "--state",
-        state,
-    ]))
-    .await;
+    let journey = |state: &str| {
+        strings(&[
+            "run",
+            "--eca-url",
+            eca,
+            "--ra-url",
+            ra,
+            "--ca-pem",
+            &ca_pem,
+            "--device-cert",
+            &cert,
+            "--device-key",
+            &key,
+            "--root",
+            &v2x_root,
+            "--periods",
+            "2",
+            "--timeout",
+            "60",
+            "--state",
+            state,
+        ])
+    };
+    let (run, ok, output) = client(journey(state)).await;
     assert!(ok, "the independent vehicle failed:\n{output}");
     assert_eq!(run["failures"], serde_json::json!([]), "{output}");
     assert_eq!(run["tickets"], 40, "two periods of 20 tickets: {output}");
@@ -302,24 +304,7 @@ async fn journey_and_attacks(
     // Nor does the revoked vehicle get a new enrolment certificate, which
     // would be on no list.
     let again = dir.join("again");
-    let (rerun, ok, output) = client(strings(&[
-        "run",
-        "--eca-url",
-        eca,
-        "--ra-url",
-        ra,
-        "--ca-pem",
-        &ca_pem,
-        "--device-cert",
-        &cert,
-        "--device-key",
-        &key,
-        "--root",
-        &v2x_root,
-        "--state",
-        again.to_str().unwrap(),
-    ]))
-    .await;
+    let (rerun, ok, output) = client(journey(again.to_str().unwrap())).await;
     assert!(!ok, "a revoked vehicle enrolled again: {output}");
     assert!(
         rerun["failures"][0]

@@ -129,6 +129,9 @@ impl HashCrlPublisher {
             .register
             .sign(series, &self.signer.1, &self.signer.0, t, VALIDITY_SECS)?;
         self.write_file(&crl);
+        // Handed out under the lock, so that relying parties get the lists
+        // in serial order.
+        self.hand_out(&crl);
         signed.insert(
             series,
             Signed {
@@ -137,8 +140,6 @@ impl HashCrlPublisher {
                 crl: crl.clone(),
             },
         );
-        drop(signed);
-        self.hand_out(&crl);
         Ok(crl)
     }
 
