@@ -7,7 +7,9 @@
 //!   store: which enrolment certificates were issued to which vehicle
 //!   (recorded at issuance, so a revoked vehicle's certificates can be
 //!   found), and which certificates are revoked, per `crlSeries`. Every
-//!   change is written with its audit entry in one commit.
+//!   change is written with its audit entry in one commit; `crlSerial`s
+//!   come from the store's CRL number counter (`v2x-hash-crl-<series>`),
+//!   so replicas sharing a store never reuse one.
 //! * [`HashCrl`] is a signed list: built from the register (entries whose
 //!   certificate has expired drop off, IEEE 1609.2 7.3.3), parsed strictly,
 //!   verified against the CRACA, and asked whether it lists a certificate.
@@ -17,7 +19,7 @@
 //! the series numbers themselves are the CA's (`docs/pseudonyms.md`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use trustca_store::{BlobAudit, Storage};
 use trustca_v2x::{
@@ -33,8 +35,6 @@ pub const SPACE: &str = "v2x.hash-crl";
 const ISSUED: &[u8] = b"i/";
 /// `r/` ‖ BE16 crlSeries ‖ HashedId10 → BE32 expiry ‖ BE64 revocation time.
 const REVOKED: &[u8] = b"r/";
-/// `s/` ‖ BE16 crlSeries → BE32 the last `crlSerial` signed.
-const SERIAL: &[u8] = b"s/";
 /// `v/` ‖ SHA-256(vehicle id) → BE64 revocation time: the vehicle may not
 /// enrol again (a new enrolment certificate would be on no list).
 const VEHICLE_REVOKED: &[u8] = b"v/";
@@ -65,8 +65,6 @@ fn malformed(what: &'static str, len: usize) -> ScmsError {
 /// The CRL generator's register over the enrolment CA's store.
 pub struct HashCrlRegister {
     store: Arc<dyn Storage>,
-    /// Serialises serial allocation (one CRL generator per store).
-    serial: Mutex<()>,
 }
 
 impl std::fmt::Debug for HashCrlRegister {
@@ -78,10 +76,7 @@ impl std::fmt::Debug for HashCrlRegister {
 impl HashCrlRegister {
     /// The register in `store` (space [`SPACE`]).
     pub fn new(store: Arc<dyn Storage>) -> Self {
-        Self {
-            store,
-            serial: Mutex::new(()),
-        }
+        Self { store }
     }
 
     /// Records that `certificate` (an enrolment certificate) was issued to
@@ -226,33 +221,22 @@ impl HashCrlRegister {
         now: i64,
         validity_secs: i64,
     ) -> Result<HashCrl> {
-        let _one = self
-            .serial
-            .lock()
-            .map_err(|_| ScmsError::Response("the CRL serial lock is poisoned".into()))?;
         let entries = self.entries(series, now)?;
-        let key = [SERIAL, &series.to_be_bytes()[..]].concat();
-        let last = match self.store.blob_get(SPACE, &key)? {
-            Some(v) => u32::from_be_bytes(
-                <[u8; 4]>::try_from(v.as_slice())
-                    .map_err(|_| malformed("hash CRL serial", v.len()))?,
-            ),
-            None => 0,
-        };
-        let serial = last.wrapping_add(1);
-        let crl = HashCrl::sign(
+        // Allocated (durably, atomically) before signing: no two lists of
+        // a series share a serial, even from two replicas.
+        let serial = self
+            .store
+            .next_crl_number(&format!("v2x-hash-crl-{series}"))?;
+        let serial = u32::try_from(serial)
+            .map_err(|_| ScmsError::Profile(format!("crlSerial of series {series} exhausted")))?;
+        HashCrl::sign(
             series,
             serial,
             entries,
             signer_certificate,
             signer,
             (now, now + validity_secs),
-        )?;
-        // The serial is stored before the list is handed out, so no two
-        // lists of a series ever share one.
-        self.store
-            .blob_put(SPACE, &[(key, serial.to_be_bytes().to_vec())], false, None)?;
-        Ok(crl)
+        )
     }
 }
 

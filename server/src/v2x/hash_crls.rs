@@ -5,9 +5,10 @@
 //! CA's store (`trustca_scms::hash_crl`).
 //!
 //! A list is signed when it is first asked for, again as soon as a
-//! revocation changes it, and otherwise every [`REISSUE_SECS`]; between
-//! those it is served from memory, so polling vehicles never cause a
-//! signature. Each new list is written to `DATA/crl/v2x-crl-<series>.oer`
+//! revocation here changes it or (checked at most every [`CHECK_SECS`])
+//! the store's entries differ from it, and otherwise every
+//! [`REISSUE_SECS`]; between those it is served from memory, so polling
+//! vehicles never cause a signature. Each new list is written to `DATA/crl/v2x-crl-<series>.oer`
 //! (for the operator to sync to separated registration authorities, as
 //! with the X.509 CRLs there) and handed to the in-process registration
 //! authority at once. A separated one reads those files from its own
@@ -30,6 +31,9 @@ use crate::error::Result;
 pub const HASH_CRL_SERIES: [u16; 2] = [CA_CRL_SERIES, ENROLMENT_CRL_SERIES];
 /// A published list is re-signed after this long even if nothing changed.
 pub const REISSUE_SECS: i64 = 24 * 3600;
+/// How long a list is served before the store is read again for changes
+/// another replica made (as the linkage CRL download's cache).
+pub const CHECK_SECS: i64 = 60;
 /// `nextCrl` − `issueDate` of every list: a week, so a missed re-issue or
 /// sync leaves relying parties days of margin.
 pub const VALIDITY_SECS: i64 = 7 * 86_400;
@@ -57,6 +61,8 @@ impl EnrolmentRefused {
 /// One signed list and when it was signed.
 struct Signed {
     at: i64,
+    /// When its entries were last found to be the store's.
+    checked: i64,
     /// The register's change count it was signed from.
     changes: u64,
     crl: HashCrl,
@@ -110,8 +116,10 @@ impl HashCrlPublisher {
     }
 
     /// The current list of `series` (one of [`HASH_CRL_SERIES`]), signed
-    /// now if none is held, a revocation changed it, or it is older than
-    /// [`REISSUE_SECS`].
+    /// now if none is held, a revocation here changed it, the store's
+    /// entries differ from it (checked at most every [`CHECK_SECS`]: a
+    /// revocation by another replica, an entry expired), or it is older
+    /// than [`REISSUE_SECS`].
     pub fn current(&self, series: u16) -> std::result::Result<HashCrl, ScmsError> {
         if !HASH_CRL_SERIES.contains(&series) {
             return Err(ScmsError::NotFound("hash CRL series"));
@@ -119,11 +127,17 @@ impl HashCrlPublisher {
         let t = now();
         let changes = *lock(&self.changes)?;
         let mut signed = lock(&self.signed)?;
-        if let Some(s) = signed.get(&series)
+        if let Some(s) = signed.get_mut(&series)
             && s.changes == changes
             && t - s.at < REISSUE_SECS
         {
-            return Ok(s.crl.clone());
+            if t - s.checked < CHECK_SECS {
+                return Ok(s.crl.clone());
+            }
+            if self.register.entries(series, t)? == s.crl.entries {
+                s.checked = t;
+                return Ok(s.crl.clone());
+            }
         }
         let crl = self
             .register
@@ -136,6 +150,7 @@ impl HashCrlPublisher {
             series,
             Signed {
                 at: t,
+                checked: t,
                 changes,
                 crl: crl.clone(),
             },
