@@ -286,6 +286,17 @@ pub(crate) fn watch_files(ee: &Arc<EeInterface>, dir: PathBuf, every: Duration) 
                 Ok(false) => {}
                 Err(e) => tracing::warn!(file = %path.display(), error = %e, "hash CRL skipped"),
             }
+            // Still refused by the held list, but the operator should know
+            // that the sync from the CA has stopped.
+            if let Ok(Some(held)) = ee.hash_crl(series)
+                && held.next_update.to_unix() < now()
+            {
+                tracing::warn!(
+                    series,
+                    crl_serial = held.crl_serial,
+                    "the hash CRL held is past its nextCrl: sync DATA/crl from the CA"
+                );
+            }
         }
     };
     read(ee);
