@@ -223,11 +223,29 @@ impl HashCrlPublisher {
         self.current(series)
     }
 
-    /// Has `ee` refuse what the lists name, from now on.
-    pub(crate) fn attach(&self, ee: &Arc<EeInterface>) {
+    /// Has `ee` refuse what the lists name, from now on: it gets each
+    /// list now, after every revocation here, and otherwise within
+    /// [`CHECK_SECS`] of a change in the store (another replica's
+    /// revocation, an expired entry, the daily re-issue).
+    pub(crate) fn attach(self: &Arc<Self>, ee: &Arc<EeInterface>) {
         if let Ok(mut r) = self.relying.lock() {
             r.push(Arc::downgrade(ee));
         }
+        self.refresh();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(CHECK_SECS.unsigned_abs()));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(this) = weak.upgrade() else { return };
+                let _ = tokio::task::spawn_blocking(move || this.refresh()).await;
+            }
+        });
+    }
+
+    /// [`HashCrlPublisher::current`] of every series, failures logged.
+    fn refresh(&self) {
         for series in HASH_CRL_SERIES {
             if let Err(e) = self.current(series) {
                 tracing::warn!(series, error = %e, "hash CRL not signed");
