@@ -106,8 +106,16 @@ fn recorded_requests(store_dir: &Path) -> usize {
 }
 
 async fn client(args: Vec<String>) -> (Value, bool, String) {
+    run_script("dot1_client.py", args).await
+}
+
+/// `scms/tests/<name>` with `args`, off the async threads.
+async fn run_script(name: &'static str, args: Vec<String>) -> (Value, bool, String) {
     tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        python_script(
+            &script(name),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
     })
     .await
     .unwrap()
@@ -289,14 +297,7 @@ async fn journey_and_attacks(
             "--listed",
             ec_file.to_str().unwrap(),
         ]);
-        let (crl, ok, output) = tokio::task::spawn_blocking(move || {
-            python_script(
-                &script("hash_crl_check.py"),
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            )
-        })
-        .await
-        .unwrap();
+        let (crl, ok, output) = run_script("hash_crl_check.py", args).await;
         assert!(ok, "the enrolment certificate CRL at {url}: {output}");
         assert_eq!(crl["signature"], "verified", "{output}");
         assert_eq!(crl["entries"].as_array().unwrap().len(), 1, "{output}");
@@ -373,14 +374,7 @@ async fn revoked_ca_certificate_is_listed(ca: &TestCa, base: &str, work: &Path) 
         "--not-listed",
         ca.data().join("ca/v2x-ea.oer").to_str().unwrap(),
     ]);
-    let (answer, ok, output) = tokio::task::spawn_blocking(move || {
-        python_script(
-            &script("hash_crl_check.py"),
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-    })
-    .await
-    .unwrap();
+    let (answer, ok, output) = run_script("hash_crl_check.py", args).await;
     assert!(ok, "the CA certificate CRL: {output}");
     assert_eq!(answer["entries"].as_array().unwrap().len(), 1, "{output}");
     // The vehicle side: the CLI reads the lists and reports what is listed.
