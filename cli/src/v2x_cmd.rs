@@ -285,8 +285,8 @@ pub async fn run(action: V2xAction) -> Result<ExitCode> {
                 );
                 if let Some((n, h)) = &enrolment {
                     println!(
-                        "{n} enrolment certificate(s) listed on hash CRL series {} serial {}",
-                        h.crl_series, h.crl_serial
+                        "{n} enrolment certificate(s) listed; {}",
+                        crate::v2x_crl_cmd::describe(h)
                     );
                 }
             }

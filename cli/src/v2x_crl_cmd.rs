@@ -50,6 +50,16 @@ fn summary(crl: &HashCrl) -> serde_json::Value {
     })
 }
 
+/// One line about a list: `hash CRL series S serial N lists E`.
+pub fn describe(crl: &HashCrl) -> String {
+    format!(
+        "hash CRL series {} serial {} lists {}",
+        crl.crl_series,
+        crl.crl_serial,
+        crl.entries.len()
+    )
+}
+
 /// Lists every enrolment certificate of `vehicle` at the CA `ca` (the
 /// enrolment CA); used by `revoke-enrolment` and by `revoke --eca`.
 pub async fn revoke_enrolment(
@@ -81,10 +91,8 @@ pub async fn revoke_enrolment_cmd(
         print_json(&json!({ "vehicle": vehicle, "certificates": n, "crl": summary(&crl) }));
     } else {
         println!(
-            "{vehicle}: {n} enrolment certificate(s) listed; hash CRL series {} serial {} lists {}",
-            crl.crl_series,
-            crl.crl_serial,
-            crl.entries.len()
+            "{vehicle}: {n} enrolment certificate(s) listed; {}",
+            describe(&crl)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -116,12 +124,7 @@ pub async fn revoke_ca_certificate(
     if json {
         print_json(&json!({ "certificate": id8, "reason": reason, "crl": summary(&crl) }));
     } else {
-        println!(
-            "revoked V2X CA certificate {id8}: hash CRL series {} serial {} lists {}",
-            crl.crl_series,
-            crl.crl_serial,
-            crl.entries.len()
-        );
+        println!("revoked V2X CA certificate {id8}: {}", describe(&crl));
     }
     Ok(ExitCode::SUCCESS)
 }

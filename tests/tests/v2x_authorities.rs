@@ -710,7 +710,7 @@ fn cli_resolves_and_revokes(
     assert!(said.contains("now lists 1 vehicle"), "{said}");
     // This vehicle never enrolled for an enrolment certificate.
     assert!(
-        said.contains("0 enrolment certificate(s) listed on hash CRL series 3"),
+        said.contains("0 enrolment certificate(s) listed; hash CRL series 3"),
         "{said}"
     );
     let crl = LinkageCrl::from_bytes(&std::fs::read(&crl_path).unwrap()).unwrap();
