@@ -380,3 +380,41 @@ fn the_ra_refuses_a_request_signed_by_a_listed_enrolment_certificate() {
         other => panic!("an EC under a revoked ECA got {other:?}"),
     }
 }
+
+/// The register is one of the store's vouched spaces: a revocation deleted
+/// from it behind the CA's back (here from the stopped store's sled tree)
+/// is refused when the list is built, never left off a signed list.
+#[test]
+fn a_revocation_deleted_from_the_register_is_refused_not_signed() {
+    assert!(trustca_store::VOUCHED_SPACES.contains(&trustca_scms::hash_crl::SPACE));
+    let dir = tempfile::tempdir().unwrap();
+    let p = pki();
+    let sealed = |dir: &std::path::Path| {
+        let s = store(dir);
+        let seal = trustca_store::RecordSeal::new(&[9; 32]);
+        seal.learn_floors(s.as_ref()).unwrap();
+        s.set_record_seal(Arc::new(seal));
+        s
+    };
+    {
+        let register = HashCrlRegister::new(sealed(dir.path()));
+        let (c, _) = ec(&p, "V-1", 30_000);
+        register.record_issued("V-1", &c, NOW).unwrap();
+        assert_eq!(register.revoke_vehicle("V-1", "ops", NOW).unwrap(), 1);
+        assert_eq!(register.entries(EC_SERIES, NOW).unwrap().len(), 1);
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let blobs = db.open_tree("blobs").unwrap();
+        let prefix = [trustca_scms::hash_crl::SPACE.as_bytes(), b"\0r/"].concat();
+        let (key, _) = blobs.scan_prefix(&prefix).next().unwrap().unwrap();
+        blobs.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let register = HashCrlRegister::new(sealed(dir.path()));
+    let err = register.entries(EC_SERIES, NOW).unwrap_err().to_string();
+    assert!(
+        err.contains("v2x.hash-crl") && err.contains("deleted"),
+        "{err}"
+    );
+}

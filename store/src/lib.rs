@@ -29,6 +29,7 @@ mod rules;
 mod seal;
 mod sled_store;
 mod vouched;
+pub use vouched::VOUCHED_SPACES;
 
 pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};

@@ -826,6 +826,12 @@ pub(crate) fn put_blobs<T: RecordTxn>(
     create_only: bool,
     audit: Option<&BlobAudit>,
 ) -> Result<(), T::Fail> {
+    let vouched = crate::VOUCHED_SPACES.contains(&space);
+    if vouched && audit.is_none() && !records.is_empty() {
+        return Err(T::fail(StoreError::Backend(format!(
+            "{space}: every record is vouched for by the audit log, so a write needs an audit entry"
+        ))));
+    }
     for (k, v) in records {
         if create_only && t.blob(space, k)?.is_some() {
             return Err(T::fail(StoreError::Backend(format!(
@@ -835,8 +841,17 @@ pub(crate) fn put_blobs<T: RecordTxn>(
         t.put_blob(space, k, &seal::seal_blob(t.record_seal(), space, k, v))?;
     }
     if let Some(a) = audit {
+        let detail = if vouched {
+            with_member(
+                &a.detail,
+                crate::vouched::BLOBS_MEMBER,
+                &crate::vouched::blobs_json(space, records),
+            )
+        } else {
+            a.detail.clone()
+        };
         let mut log = AuditAppend::load(t)?;
-        log.append(t, a.at, &a.actor, &a.kind, &a.subject, &a.detail)?;
+        log.append(t, a.at, &a.actor, &a.kind, &a.subject, &detail)?;
         log.save(t)?;
     }
     Ok(())

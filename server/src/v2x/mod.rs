@@ -176,6 +176,34 @@ fn open_store(data: &Path, role: V2xRole) -> Result<Arc<dyn Storage>> {
     )?))
 }
 
+/// Seals the records of an authority's own store (`space`) under a key
+/// derived from the authority's own key, so whoever can write that store
+/// but holds no key of the authority cannot change a record, or put one
+/// under another key, unnoticed (`trustca_store::RecordSeal`). The log
+/// stays as coarse as it is: nothing in it names or counts a vehicle's
+/// records, so a deleted record or an older copy put back is not caught
+/// by this; what a revocation must survive is on signed CRLs. Records
+/// from before are sealed once, at the first start with this build.
+fn seal_role_store(
+    store: &dyn Storage,
+    key: &P256PrivateKey,
+    role: V2xRole,
+    space: &str,
+) -> Result<()> {
+    let seal = trustca_store::RecordSeal::new(&derived_secret(key, b"trustca-v2x-record-seal-v1"))
+        .sealing_spaces(&[space]);
+    let actor = format!("authority:{}", role.as_str());
+    let sealed = trustca_store::install_record_seal(store, Arc::new(seal), &actor, now())?;
+    if sealed > 0 {
+        tracing::info!(
+            role = role.as_str(),
+            sealed,
+            "records written before record seals sealed once"
+        );
+    }
+    Ok(())
+}
+
 /// A secret derived from an authority's key for one purpose, so each
 /// authority holds one key and its storage keys follow from it.
 fn derived_secret(key: &P256PrivateKey, label: &[u8]) -> [u8; 32] {
@@ -222,6 +250,12 @@ pub(crate) fn linkage_authority_with(
     let la_id = role.la_id().ok_or_else(|| {
         ServerError::Config(format!("{} is not a linkage authority", role.as_str()))
     })?;
+    seal_role_store(
+        store.as_ref(),
+        key,
+        role,
+        trustca_scms::linkage_authority::SPACE,
+    )?;
     let own = key.public_key();
     let link = LinkKey::agree(key, pca, &own, pca, LINK_LABEL)
         .map_err(|e| scms("linkage transport key", e))?;
@@ -272,6 +306,12 @@ pub(crate) fn pseudonym_ca_with(
     profile
         .check_issuable(&certificate)
         .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}")))?;
+    seal_role_store(
+        store.as_ref(),
+        key,
+        V2xRole::PseudonymCa,
+        trustca_scms::pseudonym_ca::SPACE,
+    )?;
     let own = key.public_key();
     let [la1, la2] = linkage;
     let link = |la: &P256PublicKey| {
@@ -294,6 +334,12 @@ pub(crate) fn registration_authority(
     profile: TicketProfile,
     policy: BatchPolicy,
 ) -> Result<RegistrationAuthority> {
+    seal_role_store(
+        store.as_ref(),
+        key,
+        V2xRole::Registration,
+        trustca_scms::registration::SPACE,
+    )?;
     RegistrationAuthority::new(
         store,
         &derived_secret(key, b"trustca-ra-secret-v1"),
