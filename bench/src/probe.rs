@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use trustca_store::{
-    AuditEntry, BlobAudit, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, SledStorage,
-    Storage, StoreError, TrustChange, TrustRecord,
+    AuditEntry, BlobAudit, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, KeyValue,
+    RecordTable, SledStorage, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
 };
 
 use crate::breakdown::StoreKind;
@@ -226,5 +226,29 @@ impl Storage for BenchStorage {
     }
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.inner.blob_scan(space, prefix)
+    }
+    fn export(
+        &self,
+        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner.export(each)
+    }
+    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        self.inner.import(records)
+    }
+    fn seal_legacy_records(
+        &self,
+        entry: &AuditEntry,
+        records: &[StoredRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.seal_legacy_records(entry, records)
+    }
+    fn raw_records(
+        &self,
+        table: RecordTable,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.raw_records(table, after, limit)
     }
 }

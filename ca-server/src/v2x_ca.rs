@@ -8,7 +8,7 @@
 //! * `ca/v2x-aa.oer`: the authorization authority (pseudonym CA for CAM
 //!   and DENM), issued by the V2X root.
 //! * `ca/v2x-crl.oer`: the CRL signer (PSID 256 with a `CrlSsp` naming
-//!   [`LINKAGE_CRL_SERIES`] and [`CA_CRL_SERIES`], `issuerIsCraca`), issued
+//!   [`CA_HELD_CRL_SERIES`], `issuerIsCraca`), issued
 //!   by the V2X root, which is the CRACA: every certificate below the root
 //!   carries the root's HashedId3 as `cracaId`.
 //! * `ca/v2x-root.pem`: an X.509 certificate from the X.509 root for the
@@ -53,9 +53,17 @@ pub const V2X_CRL: &str = "v2x-crl";
 /// `crlSeries` of authorization tickets: the linkage CRL's series (the
 /// ticket profile's `crl_series` must be it).
 pub const LINKAGE_CRL_SERIES: u16 = 1;
-/// `crlSeries` of the certificates revoked by hash: enrolment credentials
-/// and the CA certificates below the root.
+/// `crlSeries` of the CA certificates below the root (EA, AA, RA, CRL
+/// signers), revoked by hash on the CA certificate CRL, which every
+/// relying party needs.
 pub const CA_CRL_SERIES: u16 = 2;
+/// `crlSeries` of enrolment credentials, revoked by hash on the enrolment
+/// certificate CRL, which only the registration authorities need (a
+/// series of its own keeps that list off vehicles). Credentials issued
+/// before this series existed name [`CA_CRL_SERIES`] and are listed there.
+pub const ENROLMENT_CRL_SERIES: u16 = 3;
+/// The series the CA-held CRL signer (`v2x-crl`) may sign.
+pub const CA_HELD_CRL_SERIES: [u16; 3] = [LINKAGE_CRL_SERIES, CA_CRL_SERIES, ENROLMENT_CRL_SERIES];
 /// ITS-AID of the Cooperative Awareness service (CAM).
 pub const PSID_CAM: u64 = 36;
 /// ITS-AID of the Decentralized Environmental Notification service (DENM).
@@ -402,7 +410,7 @@ pub(crate) fn init_v2x(
             &v2x_root,
             public,
             &v2x_name("crl", &pki.trust_domain),
-            &[LINKAGE_CRL_SERIES, CA_CRL_SERIES],
+            &CA_HELD_CRL_SERIES,
             validity,
             assurance_for(&key)?,
         )?;
@@ -600,6 +608,52 @@ pub fn crl_signer(
     v2x_authority(data, hierarchy, V2X_CRL)
 }
 
+/// The CA-held CRL signer, re-certified by the V2X root (same key, name,
+/// validity and assurance) when its `CrlSsp` lacks one of
+/// [`CA_HELD_CRL_SERIES`]: a hierarchy made before the enrolment
+/// certificate series existed. The new certificate replaces
+/// `DATA/ca/v2x-crl.oer` (written beside it, then renamed).
+pub fn crl_signer_for_hash_crls(
+    data: &Path,
+    hierarchy: &crate::CaHierarchy,
+) -> Result<(OwnedV2xSigner, Certificate), CaError> {
+    let (signer, cert) = crl_signer(data, hierarchy)?;
+    let ssp = CrlSsp::of(&cert).map_err(v2x_err)?;
+    if ssp.is_some_and(|s| CA_HELD_CRL_SERIES.iter().all(|n| s.crls.contains(n))) {
+        return Ok((signer, cert));
+    }
+    let (v2x_root, root_key, _) = loaded_v2x_root(data, hierarchy)?;
+    let tbs = cert.tbs();
+    let name = match &tbs.id {
+        trustca_v2x::CertificateId::Name(n) => n.clone(),
+        _ => {
+            return Err(CaError::Signing(
+                "the CRL signer certificate has no name".into(),
+            ));
+        }
+    };
+    let assurance = tbs
+        .assurance_level
+        .ok_or_else(|| CaError::Signing("the CRL signer certificate has no assurance".into()))?;
+    let renewed = crl_signer_certificate(
+        &CaKeyV2x(&root_key),
+        &v2x_root,
+        tbs.verification_key,
+        &name,
+        &CA_HELD_CRL_SERIES,
+        tbs.validity,
+        assurance,
+    )?;
+    let path = data.join("ca").join(format!("{V2X_CRL}.oer"));
+    let tmp = path.with_extension("oer.new");
+    std::fs::write(&tmp, renewed.as_coer()).map_err(|e| CaError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))?;
+    tracing::warn!(
+        "the V2X CRL signer certificate was re-issued to also sign the enrolment certificate CRL (crlSeries {ENROLMENT_CRL_SERIES})"
+    );
+    Ok((signer, renewed))
+}
+
 /// The enrolment authority of the V2X hierarchy (`v2x-ea`,
 /// `DATA/ca/v2x-ea.oer`).
 pub fn enrolment_authority(
@@ -637,7 +691,7 @@ pub const ENROLMENT_CREDENTIAL_SECONDS: i64 = 3 * 365 * 86_400;
 /// the ticket PSIDs ([`ticket_permissions`], eeType app), which the EA's
 /// `certIssuePermissions` (eeType enrol) cover; `assuranceLevel` the
 /// vehicle's trust level; `cracaId` the root's (the EA's), `crlSeries`
-/// [`CA_CRL_SERIES`] (revoked by hash); valid from `now` for three years,
+/// [`ENROLMENT_CRL_SERIES`] (revoked by hash); valid from `now` for three years,
 /// clamped to the EA's validity. The key is the vehicle's own; the caller
 /// checked that the vehicle holds it.
 pub fn issue_enrolment_credential(
@@ -668,7 +722,7 @@ pub fn issue_enrolment_credential(
         ee_type: PsidGroupPermissions::EE_APP,
     }]);
     tbs.craca_id = ea_cert.tbs().craca_id;
-    tbs.crl_series = CA_CRL_SERIES;
+    tbs.crl_series = ENROLMENT_CRL_SERIES;
     tbs.assurance_level = Some(SubjectAssurance::from_trust_level(level).map_err(v2x_err)?);
     Certificate::issue_in(CertProfile::Ieee1609Dot2, tbs, ea_cert, signer).map_err(v2x_err)
 }

@@ -1,7 +1,8 @@
 //! `trustca v2x ...`: the operator's side of the separated V2X authorities
 //! over gRPC. `revoke` revokes a vehicle's authorization tickets from a
 //! period on (both linkage authorities release their seeds; the pseudonym
-//! CA signs a new linkage CRL); `resolve` names the vehicle behind a ticket
+//! CA signs a new linkage CRL; with `--eca`, the CA lists its enrolment
+//! certificates); the hash CRL commands are in `v2x_crl_cmd.rs`; `resolve` names the vehicle behind a ticket
 //! with all four authorities, each step audited under the case reference.
 
 use std::path::PathBuf;
@@ -92,6 +93,77 @@ pub enum V2xAction {
         /// Also write the new linkage CRL here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The CA (enrolment CA) whose hash CRL is to list the vehicle's
+        /// enrolment certificates, for separated authorities (with the
+        /// authorities in the CA's process the registration authority
+        /// lists them itself).
+        #[arg(long)]
+        eca: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operator, at the CA (`--server`): put every enrolment certificate
+    /// issued to a vehicle on the enrolment certificate CRL (crlSeries 3);
+    /// registration authorities then refuse them. Audited at the CA.
+    RevokeEnrolment {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The vehicle (its identity, urn:trustca:...).
+        #[arg(long)]
+        vehicle: String,
+        /// Also write the new CRL here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Operator, at the CA (`--server`): put a V2X CA certificate (EA, AA,
+    /// RA or CRL signer, COER) on the CA certificate CRL (crlSeries 2).
+    /// Audited at the CA with the reason.
+    RevokeCaCertificate {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The certificate (IEEE 1609.2, COER).
+        certificate: PathBuf,
+        /// Why (kept in the CA's audit log).
+        #[arg(long)]
+        reason: String,
+        /// Also write the new CRL here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the CA's hash CRL of a series (2 CA certificates, 3
+    /// enrolment certificates) from the CA (`--server`).
+    HashCrl {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The crlSeries.
+        #[arg(long)]
+        series: u16,
+        /// Write it here.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offline: is an IEEE 1609.2 certificate (COER) on one of these hash
+    /// CRLs? Each list is verified under the V2X root first. Exit 0 not
+    /// listed, 3 listed.
+    CheckRevoked {
+        /// The certificate.
+        certificate: PathBuf,
+        /// A hash CRL (`SecuredCrl`, COER); repeatable.
+        #[arg(long = "crl", required = true)]
+        crls: Vec<PathBuf>,
+        /// The V2X root certificate (COER), the lists' CRACA.
+        #[arg(long)]
+        root: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -165,6 +237,7 @@ pub async fn run(action: V2xAction) -> Result<ExitCode> {
             from_period,
             include_past,
             out,
+            eca,
             json,
         } => {
             if include_past {
@@ -188,6 +261,13 @@ pub async fn run(action: V2xAction) -> Result<ExitCode> {
                 std::fs::write(path, &bytes)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
+            let enrolment = match eca {
+                Some(server) => {
+                    let at_ca = ClientArgs { server, ..client };
+                    Some(crate::v2x_crl_cmd::revoke_enrolment(&at_ca, &vehicle, None).await?)
+                }
+                None => None,
+            };
             if json {
                 print_json(&json!({
                     "vehicle": vehicle,
@@ -195,6 +275,7 @@ pub async fn run(action: V2xAction) -> Result<ExitCode> {
                     "crl_number": crl.crl_number,
                     "entries": crl.entries.len(),
                     "out": out,
+                    "enrolment_certificates": enrolment.as_ref().map(|e| e.0),
                 }));
             } else {
                 println!(
@@ -202,9 +283,51 @@ pub async fn run(action: V2xAction) -> Result<ExitCode> {
                     crl.crl_number,
                     crl.entries.len()
                 );
+                if let Some((n, h)) = &enrolment {
+                    println!(
+                        "{n} enrolment certificate(s) listed; {}",
+                        crate::v2x_crl_cmd::describe(h)
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
+        V2xAction::RevokeEnrolment {
+            client,
+            vehicle,
+            out,
+            json,
+        } => {
+            crate::v2x_crl_cmd::revoke_enrolment_cmd(&client, &vehicle, out.as_deref(), json).await
+        }
+        V2xAction::RevokeCaCertificate {
+            client,
+            certificate,
+            reason,
+            out,
+            json,
+        } => {
+            crate::v2x_crl_cmd::revoke_ca_certificate(
+                &client,
+                &certificate,
+                &reason,
+                out.as_deref(),
+                json,
+            )
+            .await
+        }
+        V2xAction::HashCrl {
+            client,
+            series,
+            out,
+            json,
+        } => crate::v2x_crl_cmd::download(&client, series, &out, json).await,
+        V2xAction::CheckRevoked {
+            certificate,
+            crls,
+            root,
+            json,
+        } => crate::v2x_crl_cmd::check(&certificate, &crls, &root, json),
         V2xAction::Resolve {
             client,
             ticket,

@@ -16,7 +16,7 @@
 
 use trustca_pseudonym::{CertLinkageValue, LaId, LaSeed, LinkageRevocation, SeedRelease};
 use trustca_v2x::{
-    Certificate, CertificateId, CrlBody, CrlContents, IMaxGroup, IndividualRevocation,
+    Certificate, CertificateId, CrlBody, CrlContents, CrlSsp, IMaxGroup, IndividualRevocation,
     IssuerIdentifier, JMaxGroup, LaGroup, LinkageValueCrl, SecuredCrl, Time32, V2xSigner,
 };
 
@@ -103,13 +103,9 @@ impl LinkageCrl {
                 None => groups.push((ids.0, ids.1, vec![seed])),
             }
         }
-        let craca = match signer_certificate.issuer() {
-            IssuerIdentifier::Sha256AndDigest(d) => d,
-            IssuerIdentifier::SelfSigned => signer_certificate.hashed_id8(),
-        };
         let contents = CrlContents {
             crl_series: params.crl_series,
-            crl_craca: craca,
+            crl_craca: crl_craca(signer_certificate)?,
             issue_date: Time32::from_unix(params.this_update)?,
             next_crl: Time32::from_unix(params.next_update)?,
             priority: None,
@@ -251,6 +247,14 @@ impl LinkageCrl {
         }
         Ok(false)
     }
+}
+
+/// The `crlCraca` of a CRL signed by `signer`: what its `CrlSsp` names.
+pub(crate) fn crl_craca(signer: &Certificate) -> Result<[u8; 8]> {
+    let ssp = CrlSsp::of(signer)?.ok_or_else(|| {
+        ScmsError::Profile("the CRL signer certificate has no CrlSsp (PSID 256)".into())
+    })?;
+    Ok(ssp.craca_of(signer))
 }
 
 /// The stored entry list (`LinkageRevocation`s as both seed releases).

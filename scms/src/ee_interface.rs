@@ -100,6 +100,8 @@ pub struct EeInterface {
     chain: Vec<u8>,
     /// When the next batch is sent at the latest (for `nextDlTime`).
     batch_wait_secs: i64,
+    /// The hash CRLs this RA holds (enrolment and CA certificates).
+    hash_crls: Option<crate::hash_crl::HashCrlSet>,
 }
 
 impl EeInterface {
@@ -117,9 +119,52 @@ impl EeInterface {
             ra,
             identity,
             eca,
+            // The first of the chain is the V2X root, the CRACA of every
+            // certificate the RA checks.
+            hash_crls: chain
+                .first()
+                .map(|root| crate::hash_crl::HashCrlSet::new(root.clone())),
             chain: trustca_v2x::certificates_to_coer(chain),
             batch_wait_secs,
         }
+    }
+
+    /// Takes a newer hash CRL (enrolment or CA certificates) after
+    /// verifying it against the V2X root; from then on a request signed by
+    /// an enrolment certificate it lists, or under an enrolment CA it
+    /// lists, is refused. Returns whether it replaced the held list.
+    pub fn accept_hash_crl(&self, crl: crate::hash_crl::HashCrl) -> Result<bool, ScmsError> {
+        self.hash_crls
+            .as_ref()
+            .ok_or_else(|| ScmsError::Config("the RA has no V2X root to check CRLs with".into()))?
+            .accept(crl)
+    }
+
+    /// The newest hash CRL of `series` this RA holds (served to vehicles
+    /// that reach only the RA).
+    pub fn hash_crl(&self, series: u16) -> Result<Option<crate::hash_crl::HashCrl>, ScmsError> {
+        match &self.hash_crls {
+            Some(set) => set.get(series),
+            None => Ok(None),
+        }
+    }
+
+    /// Refuses an enrolment certificate on a hash CRL, or one whose ECA is.
+    fn not_on_hash_crl(&self, ec: &Certificate) -> Answer<()> {
+        let Some(set) = &self.hash_crls else {
+            return Ok(());
+        };
+        for (what, cert) in [
+            ("the enrolment certificate", ec),
+            ("its enrolment CA's certificate", &self.eca),
+        ] {
+            if let Some((series, serial)) = set.revoking(cert)? {
+                return Err(EeRefusal::Forbidden(format!(
+                    "{what} is revoked: listed on the hash CRL of crlSeries {series} (crlSerial {serial})"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The COER `SequenceOfCertificate` served at the chain download.
@@ -154,6 +199,9 @@ impl EeInterface {
         signed.verify(&ec.tbs().verification_key).map_err(|_| {
             EeRefusal::NotAuthenticated("the request's signature does not verify".into())
         })?;
+        // Before the RA's own vehicle record: the CRL is what every RA
+        // (and any other relying party) can check.
+        self.not_on_hash_crl(ec)?;
         let ScmsPdu::EeRaCertRequest(request) =
             ScmsPdu::from_coer(signed.tbs_request()).map_err(|e| malformed("tbsRequest", e))?
         else {
@@ -223,6 +271,7 @@ impl EeInterface {
         signed.verify().map_err(|_| {
             EeRefusal::NotAuthenticated("the download request's signature does not verify".into())
         })?;
+        self.not_on_hash_crl(signed.signer())?;
         let ScmsPdu::EeRaDownloadRequest(dl) = ScmsPdu::from_coer(signed.payload())
             .map_err(|e| malformed("the download request", e))?
         else {

@@ -21,7 +21,8 @@
 //! auditing it in its own store; revoking a vehicle publishes both LAs'
 //! seeds from a period on in an IEEE 1609.2 linkage CRL signed by the CRL
 //! signer ([`crl`]), which links only its certificates of that period and
-//! later.
+//! later; its enrolment certificates (and revoked CA certificates) go on a
+//! hash-based CRL ([`hash_crl`]) that the RA refuses.
 //!
 //! Every authority takes its own [`trustca_store::Storage`]: separate
 //! stores (and, with `trustca serve --role`, separate processes) are what
@@ -35,6 +36,7 @@ pub mod ee_interface;
 pub mod ee_requests;
 mod envelope;
 pub mod error;
+pub mod hash_crl;
 pub mod linkage_authority;
 mod parallel;
 pub mod profile;
@@ -49,6 +51,7 @@ pub use eca_interface::{EcaIdentity, answer_enrolment_request};
 pub use ee_interface::{EeInterface, EeRefusal, RaIdentity};
 pub use envelope::{CHAIN_ENVELOPE_LEN, ENCRYPTED_PLV_LEN, LinkKey};
 pub use error::ScmsError;
+pub use hash_crl::{HashCrl, HashCrlRegister, HashCrlSet};
 pub use linkage_authority::{ChainEnvelope, ChainId, EncryptedPlv, LinkageAuthority};
 pub use profile::TicketProfile;
 pub use pseudonym_ca::{PseudonymCa, TicketRequest, TicketResponse};

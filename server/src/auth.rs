@@ -160,6 +160,15 @@ pub(crate) const RULES: &[(&str, Access)] = &[
         "/trustca.v1.V2xEnrollment/IssueEnrollmentCredential",
         caller(&[LongTerm]),
     ),
+    ("/trustca.v1.V2xEnrollment/GetHashCrl", Access::Public),
+    (
+        "/trustca.v1.V2xEnrollment/RevokeEnrolment",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.V2xEnrollment/RevokeCaCertificate",
+        caller(&[Operator]),
+    ),
 ];
 
 /// The rule of a path. Health and reflection are public; a trustca path
@@ -399,7 +408,8 @@ mod tests {
                     path.ends_with("/GetCaCertificates")
                         || path.ends_with("/GetCrl")
                         || path.ends_with("/GetSnapshot")
-                        || path.ends_with("/GetLinkageCrl"),
+                        || path.ends_with("/GetLinkageCrl")
+                        || path.ends_with("/GetHashCrl"),
                     "{path} is public"
                 ),
                 Access::Caller { revoked, .. } => {

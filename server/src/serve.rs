@@ -655,21 +655,36 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             v.enrollment,
             v.http,
         ),
-        // Separated authorities: this process is still the enrolment CA.
+        // Separated authorities: this process is still the enrolment CA
+        // and the CRL generator of the hash CRLs (not in a sector's own
+        // directory, which holds no V2X CA).
         None if opts.est_listen.is_some() && v2x_here => {
             let (v2x_files, _) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
             let sector = crate::v2x::ticket_profile(&v2x_files)?.sector;
+            let hash_crls = crate::v2x::hash_crls::HashCrlPublisher::open(
+                &opts.data,
+                &hierarchy,
+                Arc::clone(&storage),
+            )?;
             let eca = crate::v2x::ee_http::eca_route(
                 &opts.data,
                 &hierarchy,
-                sector,
+                sector.clone(),
                 Arc::clone(&storage),
+                Arc::clone(&hash_crls),
+            )?;
+            let enrollment = crate::v2x::enrollment_service(
+                &opts.data,
+                &hierarchy,
+                &sector,
+                Arc::clone(&hash_crls),
             )?;
             let http = crate::v2x_http::V2xHttp {
                 eca: Some(eca),
+                hash_crls: Some(hash_crls),
                 ..Default::default()
             };
-            (None, None, None, None, Some(Arc::new(http)))
+            (None, None, None, Some(enrollment), Some(Arc::new(http)))
         }
         None => (None, None, None, None, None),
     };
@@ -842,6 +857,11 @@ async fn start_role(
         opts.v2x_remote.as_ref(),
         opts.v2x_batch,
     )?;
+    // A separated registration authority refuses what the CA's hash CRLs
+    // list, from the copies the operator syncs to DATA/crl.
+    if let Some(ee) = v2x.http.as_ref().and_then(|h| h.ra.as_ref()) {
+        crate::v2x::hash_crls::watch_files(ee, opts.data.join("crl"), opts.crl_refresh);
+    }
     let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     let Accepting {
         addr,

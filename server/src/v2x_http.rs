@@ -2,7 +2,8 @@
 //! on the HTTPS listener beside EST: the enrolment CA's
 //! `POST /v2x/eca/enrolment-certificate` (mutual TLS with the vehicle's
 //! X.509 device credential), and the registration authority's
-//! `GET /v2x/certificates`, `GET /v2x/crl`,
+//! `GET /v2x/certificates`, `GET /v2x/crl` (the linkage CRL), `GET
+//! /v2x/crl/<crlSeries>` (the CA's hash CRLs, where the CA runs),
 //! `POST /v2x/provision-pseudonym-certificate-batch` and
 //! `GET /v2x/download` (`Download-Req` header). The protocol work is in
 //! `trustca_scms::{ee_interface, eca_interface}`; this module maps HTTP to
@@ -22,6 +23,7 @@ use trustca_store::Storage;
 use trustca_v2x::Certificate;
 
 use crate::auth;
+use crate::v2x::hash_crls::EnrolmentRefused;
 
 type Answer = Response<Full<Bytes>>;
 
@@ -44,6 +46,9 @@ pub(crate) struct EcaRoute {
     pub storage: Arc<dyn Storage>,
     /// Sector CAs the root revoked: their devices may not enrol.
     pub revoked_cas: Arc<trustca_ca::root_crl::RevokedCas>,
+    /// Where each issued enrolment certificate is recorded (for the hash
+    /// CRL when its vehicle is revoked).
+    pub hash_crls: Arc<crate::v2x::hash_crls::HashCrlPublisher>,
 }
 
 /// How long a fetched linkage CRL is served before it is fetched again:
@@ -61,6 +66,8 @@ pub(crate) struct V2xHttp {
     pub crl: Option<Arc<dyn PseudonymCaApi>>,
     /// The enrolment CA's resource.
     pub eca: Option<EcaRoute>,
+    /// The CA's hash CRLs (`GET /v2x/crl/<crlSeries>`), in the CA's process.
+    pub hash_crls: Option<Arc<crate::v2x::hash_crls::HashCrlPublisher>>,
     /// The last linkage CRL fetched and when (`None`: none published).
     pub crl_cache: std::sync::Mutex<Option<(i64, Option<Bytes>)>>,
     /// Where requests are counted (set once the process's metrics exist).
@@ -68,13 +75,20 @@ pub(crate) struct V2xHttp {
 }
 
 /// The resources, as metric labels (anything else is `other`).
-const RESOURCES: [&str; 5] = [
+const RESOURCES: [&str; 7] = [
     "eca/enrolment-certificate",
     "provision-pseudonym-certificate-batch",
     "certificates",
     "crl",
+    "crl/2",
+    "crl/3",
     "download",
 ];
+
+/// The `crlSeries` of `GET crl/<series>` (a hash CRL).
+fn hash_crl_series(route: &str) -> Option<u16> {
+    route.strip_prefix("crl/")?.parse().ok()
+}
 
 /// The metric label of `path`: one of [`RESOURCES`] or `other`.
 pub(crate) fn resource_label(path: &str) -> &'static str {
@@ -185,7 +199,7 @@ impl V2xHttp {
                 | "certificates"
                 | "crl"
                 | "download"
-        );
+        ) || hash_crl_series(route).is_some();
         if !known {
             return plain(
                 StatusCode::NOT_FOUND,
@@ -212,6 +226,7 @@ impl V2xHttp {
                 .ra()
                 .map(|ra| octets(OCTETS, ra.certificate_chain().to_vec())),
             "crl" => self.crl().await,
+            r if hash_crl_series(r).is_some() => self.hash_crl(r).await,
             "provision-pseudonym-certificate-batch" => match self.ra() {
                 Ok(ra) => {
                     let ra = Arc::clone(ra);
@@ -268,6 +283,33 @@ impl V2xHttp {
         }
     }
 
+    /// `GET crl/<crlSeries>`: the CA's hash CRL of that series, signed on
+    /// change and served from memory between changes (see `hash_crls.rs`);
+    /// at a separated RA, the newest copy it holds.
+    async fn hash_crl(&self, route: &str) -> Result<Answer, EeRefusal> {
+        let series = hash_crl_series(route).ok_or(EeRefusal::NotFound)?;
+        let crl = match (&self.hash_crls, &self.ra) {
+            (Some(hash_crls), _) => {
+                let hash_crls = Arc::clone(hash_crls);
+                blocking(move || match hash_crls.current(series) {
+                    Ok(crl) => Ok(Some(crl)),
+                    Err(ScmsError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(EeRefusal::Internal(e)),
+                })
+                .await?
+            }
+            (None, Some(ra)) => ra.hash_crl(series)?,
+            (None, None) => None,
+        };
+        Ok(match crl {
+            Some(c) => octets(OCTETS, c.as_bytes().to_vec()),
+            None => plain(
+                StatusCode::NOT_FOUND,
+                &format!("no hash CRL of crlSeries {series} is published here"),
+            ),
+        })
+    }
+
     async fn download(&self, parts: &Parts) -> Result<Answer, EeRefusal> {
         let ra = Arc::clone(self.ra()?);
         let header = parts
@@ -310,21 +352,30 @@ impl V2xHttp {
         let vehicle = crate::v2x::vehicle_of(&credential, &eca.sector)
             .map_err(|s| EeRefusal::Forbidden(s.message().to_owned()))?;
         let (ea, root) = (Arc::clone(&eca.ea), eca.root.clone());
+        let hash_crls = Arc::clone(&eca.hash_crls);
         let answer = blocking(move || {
+            hash_crls.refuse_revoked(&vehicle.id).map_err(|e| match e {
+                EnrolmentRefused::Revoked => EeRefusal::Forbidden(EnrolmentRefused::REVOKED.into()),
+                EnrolmentRefused::Failed(e) => EeRefusal::Internal(e),
+            })?;
             let identity = EcaIdentity {
                 certificate: &ea.1,
                 root: &root,
                 signer: &ea.0,
             };
             let issue = |key| {
-                trustca_ca::v2x_ca::issue_enrolment_credential(
+                let cert = trustca_ca::v2x_ca::issue_enrolment_credential(
                     &ea,
                     &vehicle.id,
                     key,
                     vehicle.level,
                     time::OffsetDateTime::now_utc(),
                 )
-                .map_err(|e| ScmsError::Config(e.to_string()))
+                .map_err(|e| ScmsError::Config(e.to_string()))?;
+                // Recorded before it is handed out, so that revoking the
+                // vehicle always finds it.
+                hash_crls.record_issued(&vehicle.id, &cert)?;
+                Ok(cert)
             };
             trustca_scms::answer_enrolment_request(&body, &vehicle, &identity, issue, now())
         })

@@ -19,6 +19,7 @@ use trustca_model::hexfmt;
 
 use crate::records::decode;
 use crate::seal::{self, Sealed};
+use crate::vouched::{LogIndex, Scope, blob_differences, revocation_differences};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
     TrustRecord,
@@ -31,7 +32,8 @@ const PAGE: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Damage {
     /// What the record is: `certificate`, `device`, `trust`, `history`,
-    /// `audit` or `store`.
+    /// `revoked` (a CRL index entry), `model`, `blocked key`, `audit` or
+    /// `store`.
     pub kind: &'static str,
     /// Which one: serial (hex), identity key, audit sequence number.
     pub key: String,
@@ -105,8 +107,8 @@ fn damage(kind: &'static str, key: impl Into<String>, reason: impl Into<String>)
 struct Committed {
     /// Serial (hex) → SHA-256 of the DER (hex), from issuance entries.
     der_sha256: HashMap<String, String>,
-    /// Serial (hex) → (reason code, time), from revocation entries.
-    revoked: HashMap<String, (u8, i64)>,
+    /// Floors, revocations and blocked keys (`vouched.rs`).
+    log: LogIndex,
     /// Device and trust records → the newest entry that wrote each and
     /// the digest of what it wrote (`binds`); taken out as records are
     /// met, so what is left was written and is gone.
@@ -123,11 +125,7 @@ impl Committed {
         if let Some(d) = committed_digest(&entry.detail) {
             self.der_sha256.insert(entry.subject.clone(), d);
         }
-        if entry.kind == "certificate.revoked"
-            && let Some(code) = revocation_reason(&entry.detail)
-        {
-            self.revoked.insert(entry.subject.clone(), (code, entry.at));
-        }
+        self.log.learn(entry);
         let binds = self.binds.get_mut();
         for (table, key, digest) in seal::bindings(&entry.detail) {
             binds.insert((table, key), (entry.seq, digest));
@@ -193,7 +191,15 @@ fn certificate_problems(
         crate::CertificateStatus::Revoked { reason, at } => Some((reason, at)),
         _ => None,
     };
-    if revoked != committed.revoked.get(serial).copied() {
+    let agrees = match (
+        revoked,
+        committed.log.revocation(&cert.sector, &cert.serial),
+    ) {
+        (None, None) | (Some(_), Some(None)) => true,
+        (Some((reason, at)), Some(Some(r))) => r.reason == reason && r.at == at,
+        _ => false,
+    };
+    if !agrees {
         problems.push(match revoked {
             Some(_) => "it is revoked, but the audit log does not say so".into(),
             None => "the audit log revoked it, but it is not revoked".into(),
@@ -213,17 +219,6 @@ fn certificate_problems(
         Err(e) => problems.push(e.to_string()),
     }
     problems
-}
-
-/// The `reason_code` of a revocation entry's detail.
-fn revocation_reason(detail: &str) -> Option<u8> {
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        reason_code: u8,
-    }
-    serde_json::from_str::<Detail>(detail)
-        .ok()
-        .map(|d| d.reason_code)
 }
 
 /// The `der_sha256` member of an issuance entry's detail. The rules write
@@ -421,6 +416,58 @@ fn printable(key: &[u8]) -> String {
     }
 }
 
+/// How the CRL index of each sector, the model records and the blocked
+/// keys differ from what the log committed (`vouched.rs`).
+fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>) -> Vec<Damage> {
+    let mut found = Vec::new();
+    let mut sectors: Vec<String> = sectors.into_iter().collect();
+    sectors.sort();
+    for sector in sectors {
+        match storage.revoked_in_sector(&sector) {
+            Ok(stored) => {
+                for (serial, reason) in revocation_differences(log, &sector, &stored) {
+                    let key = format!("{sector} {}", hexfmt::encode(&serial));
+                    found.push(damage("revoked", key, reason));
+                }
+            }
+            Err(e) => found.push(damage(
+                "revoked",
+                sector,
+                format!("the CRL index cannot be read: {e}"),
+            )),
+        }
+    }
+    let models = crate::registry::MODEL_SPACE;
+    match storage.blob_scan(models, b"") {
+        Ok(stored) => {
+            for (key, reason) in blob_differences(log, models, Scope::Prefix(b""), &stored) {
+                found.push(damage("model", String::from_utf8_lossy(&key), reason));
+            }
+        }
+        Err(e) => found.push(damage(
+            "model",
+            models,
+            format!("the model records cannot be read: {e}"),
+        )),
+    }
+    let mut blocked: Vec<_> = log.blocked().collect();
+    blocked.sort();
+    for (fp, seq) in blocked {
+        match storage.blocked_key(fp) {
+            Ok(Some(_)) => {}
+            Ok(None) => found.push(damage(
+                "blocked key",
+                hexfmt::encode(fp),
+                format!(
+                    "audit entry {seq} blocked it for compromise, but the block is gone (deleted)"
+                ),
+            )),
+            Err(e) => found.push(damage("blocked key", hexfmt::encode(fp), e.to_string())),
+        }
+    }
+    found
+}
+
 /// Checks the audit log ([`check_audit_log`]) and then every certificate,
 /// device, trust record and history entry. `progress` gets the phase and
 /// the records read so far.
@@ -445,6 +492,7 @@ pub fn check_store(
 
     // Certificates: decode, digest as committed, fingerprint index.
     let mut serials: HashSet<String> = HashSet::new();
+    let mut sectors: HashSet<String> = HashSet::new();
     report.certificates = scan(
         storage,
         RecordTable::Certificates,
@@ -468,6 +516,7 @@ pub fn check_store(
                 return;
             }
             serials.insert(serial.clone());
+            sectors.insert(cert.sector.clone());
             for reason in certificate_problems(storage, &committed, &serial, &cert) {
                 note(&serial, "certificate", reason);
             }
@@ -620,6 +669,8 @@ pub fn check_store(
             }
         }
     }
+    sectors.extend(committed.log.revoking_sectors().map(str::to_owned));
+    damaged.extend(index_damage(storage, &committed.log, sectors));
     // What the log wrote and no table holds any more.
     let mut gone: Vec<_> = committed.binds.take().into_iter().collect();
     gone.sort();

@@ -28,6 +28,8 @@ mod reseal;
 mod rules;
 mod seal;
 mod sled_store;
+mod vouched;
+pub use vouched::VOUCHED_SPACES;
 
 pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};
@@ -41,7 +43,7 @@ pub use records::{
     Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
 pub use reseal::{SEALED_KIND, SealReport, legacy_records_present, seal_legacy_records};
-pub use seal::{RecordSeal, SealTrailer};
+pub use seal::{RecordSeal, SealTrailer, install_record_seal};
 pub use sled_store::{CloseWaiter, SledStorage};
 
 /// What every storage backend provides. Commits are atomic per

@@ -29,6 +29,7 @@ use tokio_postgres::types::ToSql;
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::seal::{self, RecordSeal, Sealed, Stamp};
+use crate::vouched;
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
     KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -359,6 +360,17 @@ impl PgStorage {
 
     fn seal(&self) -> Option<&RecordSeal> {
         self.seal.get().map(|s| &**s)
+    }
+
+    /// The seal, with what the log vouches for read to its end at most a
+    /// second ago: other replicas write to the same database, and a record
+    /// one of them wrote must not be deletable or replaceable by an older
+    /// copy unnoticed for longer than that.
+    fn fresh_seal(&self) -> Result<Option<&RecordSeal>, StoreError> {
+        if let Some(s) = self.seal() {
+            s.catch_up_within(self, Duration::from_secs(1))?;
+        }
+        Ok(self.seal())
     }
 
     fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
@@ -820,7 +832,8 @@ impl RecordTxn for PgTxn<'_> {
                 )
             },
         )?;
-        row.map(|b| decode(b"blocked key", &b)).transpose()
+        let block = row.map(|b| decode(b"blocked key", &b)).transpose()?;
+        vouched::vouch_blocked(self.seal, fingerprint, block)
     }
 
     fn put_blocked_key(
@@ -975,6 +988,10 @@ impl RecordTxn for PgTxn<'_> {
         Ok(())
     }
 
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal
+    }
+
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), StoreError> {
         self.put_tree_head_row(size, head)
     }
@@ -1045,7 +1062,7 @@ impl Storage for PgStorage {
         )?;
         seal::sealed_value(
             row.as_deref(),
-            self.seal(),
+            self.fresh_seal()?,
             Sealed::Device,
             identity_key.as_bytes(),
         )
@@ -1059,7 +1076,7 @@ impl Storage for PgStorage {
         )?;
         seal::sealed_value(
             row.as_deref(),
-            self.seal(),
+            self.fresh_seal()?,
             Sealed::Trust,
             identity_key.as_bytes(),
         )
@@ -1083,7 +1100,12 @@ impl Storage for PgStorage {
             &[&serial],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        seal::sealed_value(row.as_deref(), self.seal(), Sealed::Certificate, serial)
+        seal::sealed_value(
+            row.as_deref(),
+            self.fresh_seal()?,
+            Sealed::Certificate,
+            serial,
+        )
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -1257,15 +1279,16 @@ impl Storage for PgStorage {
     }
 
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
-        self.read_one(
+        let block = self.read_one(
             "SELECT record FROM blocked_keys WHERE fingerprint = $1",
             &[&key_fingerprint.as_slice()],
             |r| decoded("blocked key", r),
-        )
+        )?;
+        vouched::vouch_blocked(self.fresh_seal()?, key_fingerprint, block)
     }
 
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        self.read(
+        let stored = self.read(
             "SELECT serial, at, reason FROM revoked WHERE sector = $1 ORDER BY serial",
             &[&sector],
             |r| {
@@ -1275,7 +1298,9 @@ impl Storage for PgStorage {
                 })?;
                 Ok((r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1), reason))
             },
-        )
+        )?;
+        vouched::vouch_revoked(self.seal(), self, sector, &stored)?;
+        Ok(stored)
     }
 
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
@@ -1312,18 +1337,22 @@ impl Storage for PgStorage {
     }
 
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read_one(
+        let value = self.read_one(
             "SELECT value FROM blobs WHERE space = $1 AND key = $2",
             &[&space, &key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
-        )
+        )?;
+        let value = value
+            .map(|v| seal::open_blob(self.seal(), space, key, v))
+            .transpose()?;
+        vouched::vouch_blob(self.fresh_seal()?, self, space, key, value)
     }
 
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         // A key range rather than substr(), so the primary key's index
         // serves it: enrollment scans one model's records among many.
         let row = |r: &tokio_postgres::Row| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
-        match prefix_successor(prefix) {
+        let stored = match prefix_successor(prefix) {
             Some(end) => self.read(
                 "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key",
@@ -1335,7 +1364,21 @@ impl Storage for PgStorage {
                 &[&space, &prefix],
                 row,
             ),
-        }
+        }?
+        .into_iter()
+        .map(|(k, v)| {
+            let v = seal::open_blob(self.seal(), space, &k, v)?;
+            Ok((k, v))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        vouched::vouch_blobs(
+            self.fresh_seal()?,
+            self,
+            space,
+            vouched::Scope::Prefix(prefix),
+            &stored,
+        )?;
+        Ok(stored)
     }
 
     fn export(

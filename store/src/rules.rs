@@ -74,7 +74,10 @@ pub(crate) trait RecordTxn {
     /// Adds to the certificate and device counters.
     fn add_counts(&self, certificates: u64, devices: u64) -> Result<(), Self::Fail>;
     fn blob(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Fail>;
+    /// Stores an opaque record's bytes as given (sealed already, or a copy).
     fn put_blob(&self, space: &str, key: &[u8], value: &[u8]) -> Result<(), Self::Fail>;
+    /// The seal records are written under, if the store has one.
+    fn record_seal(&self) -> Option<&crate::RecordSeal>;
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Self::Fail>;
     /// Sets the last CRL number of a sector (copying a store only).
     fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Self::Fail>;
@@ -541,16 +544,23 @@ pub(crate) fn commit_model_change<T: RecordTxn>(
     changes: &[TrustChange],
 ) -> Result<Vec<TrustRecord>, T::Fail> {
     for (k, v) in records {
-        t.put_blob(space, k, v)?;
+        t.put_blob(space, k, &seal::seal_blob(t.record_seal(), space, k, v))?;
     }
     let mut log = AuditAppend::load(t)?;
+    // The entry commits to each record's bytes, so what is read later can
+    // be compared with it (`vouched.rs`).
+    let detail = with_member(
+        &audit.detail,
+        crate::vouched::BLOBS_MEMBER,
+        &crate::vouched::blobs_json(space, records),
+    );
     log.append(
         t,
         audit.at,
         &audit.actor,
         &audit.kind,
         &audit.subject,
-        &audit.detail,
+        &detail,
     )?;
     let out = change_records(t, &mut log, changes, audit.at)?;
     log.save(t)?;
@@ -816,17 +826,32 @@ pub(crate) fn put_blobs<T: RecordTxn>(
     create_only: bool,
     audit: Option<&BlobAudit>,
 ) -> Result<(), T::Fail> {
+    let vouched = crate::VOUCHED_SPACES.contains(&space);
+    if vouched && audit.is_none() && !records.is_empty() {
+        return Err(T::fail(StoreError::Backend(format!(
+            "{space}: every record is vouched for by the audit log, so a write needs an audit entry"
+        ))));
+    }
     for (k, v) in records {
         if create_only && t.blob(space, k)?.is_some() {
             return Err(T::fail(StoreError::Backend(format!(
                 "{space}: key already exists"
             ))));
         }
-        t.put_blob(space, k, v)?;
+        t.put_blob(space, k, &seal::seal_blob(t.record_seal(), space, k, v))?;
     }
     if let Some(a) = audit {
+        let detail = if vouched {
+            with_member(
+                &a.detail,
+                crate::vouched::BLOBS_MEMBER,
+                &crate::vouched::blobs_json(space, records),
+            )
+        } else {
+            a.detail.clone()
+        };
         let mut log = AuditAppend::load(t)?;
-        log.append(t, a.at, &a.actor, &a.kind, &a.subject, &a.detail)?;
+        log.append(t, a.at, &a.actor, &a.kind, &a.subject, &detail)?;
         log.save(t)?;
     }
     Ok(())

@@ -22,12 +22,13 @@
 //! A failed check is [`StoreError::Corrupt`] naming the record: `DATA_LOSS`
 //! to callers, never an answer.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use trustca_model::hexfmt;
 
 use crate::StoreError;
+use crate::vouched::LogIndex;
 
 /// Bytes after the encoding: sequence number and tag.
 pub(crate) const TRAILER: usize = 8 + 32;
@@ -67,9 +68,14 @@ impl Sealed {
 /// The sealing key and, once learned from the log, each record's floor.
 pub struct RecordSeal {
     key: ring::hmac::Key,
-    /// (table, identity key) → sequence number of the newest audit entry
-    /// that wrote the record, as the log stood when it was read.
-    floors: RwLock<HashMap<(Sealed, String), u64>>,
+    /// What the log vouches for, as far as it has been read (floors,
+    /// revocations, blocked keys; `vouched.rs`).
+    learned: RwLock<LogIndex>,
+    /// When the log was last read to its end; held while reading, so
+    /// readers of the log never race each other.
+    caught_up: Mutex<Option<Instant>>,
+    /// Opaque record spaces whose every record carries a seal.
+    sealed_spaces: Vec<String>,
 }
 
 impl std::fmt::Debug for RecordSeal {
@@ -83,8 +89,26 @@ impl RecordSeal {
     pub fn new(key: &[u8; 32]) -> Self {
         Self {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
-            floors: RwLock::new(HashMap::new()),
+            learned: RwLock::new(LogIndex::default()),
+            caught_up: Mutex::new(None),
+            sealed_spaces: Vec::new(),
         }
+    }
+
+    /// Also seals every opaque record of `spaces`: each is stored with a
+    /// tag over space, key and content (bound to no audit entry), so one
+    /// changed, or moved from another key, is refused when read. For
+    /// records whose log must stay coarse (the V2X authorities' stores,
+    /// where an entry naming each record would tie a vehicle's records
+    /// together), so a deleted record or an older copy restored is not
+    /// caught this way.
+    pub fn sealing_spaces(mut self, spaces: &[&str]) -> Self {
+        self.sealed_spaces = spaces.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    fn seals_space(&self, space: &str) -> bool {
+        self.sealed_spaces.iter().any(|s| s == space)
     }
 
     /// Reads the whole audit log and remembers, for every record it wrote,
@@ -92,49 +116,82 @@ impl RecordSeal {
     /// at all, is then refused. Returns how many records the log vouches
     /// for. Run once at start, after the log itself was checked.
     pub fn learn_floors(&self, storage: &dyn crate::Storage) -> Result<usize, StoreError> {
-        let mut floors = HashMap::new();
-        let mut from = 0;
+        if let Ok(mut l) = self.learned.write() {
+            *l = LogIndex::default();
+        }
+        self.catch_up(storage)?;
+        Ok(self.with_learned(LogIndex::records))
+    }
+
+    /// Reads the entries appended to the log since it was last read (by
+    /// this server or, on a shared database, another replica).
+    pub fn catch_up(&self, storage: &dyn crate::Storage) -> Result<(), StoreError> {
+        let mut caught_up = self
+            .caught_up
+            .lock()
+            .map_err(|_| StoreError::Backend("record seal lock poisoned".into()))?;
+        let mut from = self.with_learned(|l| l.next_seq);
         loop {
             let page = storage.audit_entries(from, 4096)?;
             let Some(last) = page.last() else { break };
             from = last.seq + 1;
-            for entry in &page {
-                for (table, key, _) in bindings(&entry.detail) {
-                    floors.insert((table, key), entry.seq);
+            if let Ok(mut l) = self.learned.write() {
+                for entry in &page {
+                    l.learn(entry);
                 }
             }
         }
-        let n = floors.len();
-        if let Ok(mut f) = self.floors.write() {
-            *f = floors;
-        }
-        Ok(n)
+        *caught_up = Some(Instant::now());
+        Ok(())
     }
 
-    fn tag(&self, table: Sealed, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
+    /// [`RecordSeal::catch_up`] unless the log was read to its end less
+    /// than `age` ago.
+    pub(crate) fn catch_up_within(
+        &self,
+        storage: &dyn crate::Storage,
+        age: Duration,
+    ) -> Result<(), StoreError> {
+        let fresh = self
+            .caught_up
+            .try_lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < age);
+        if fresh {
+            return Ok(());
+        }
+        self.catch_up(storage)
+    }
+
+    /// Runs `f` on what the log vouches for, as read so far.
+    pub(crate) fn with_learned<R>(&self, f: impl FnOnce(&LogIndex) -> R) -> R {
+        match self.learned.read() {
+            Ok(l) => f(&l),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn tag(&self, table: &str, key: &str, body: &[u8], seq: u64) -> ring::hmac::Tag {
         ring::hmac::sign(&self.key, &message(table, key, body, seq))
     }
 
     /// Whether `tag` seals this content (compared in constant time).
-    fn verify(&self, table: Sealed, key: &str, body: &[u8], seq: u64, tag: &[u8]) -> bool {
+    fn verify(&self, table: &str, key: &str, body: &[u8], seq: u64, tag: &[u8]) -> bool {
         ring::hmac::verify(&self.key, &message(table, key, body, seq), tag).is_ok()
     }
 
     fn floor(&self, table: Sealed, key: &str) -> Option<u64> {
-        self.floors
-            .read()
-            .ok()?
-            .get(&(table, key.to_owned()))
-            .copied()
+        self.with_learned(|l| l.floor(table, key))
     }
 }
 
 /// What a tag covers: a domain tag, then table, key, encoding and
 /// sequence number, each length-prefixed where it varies.
-fn message(table: Sealed, key: &str, body: &[u8], seq: u64) -> Vec<u8> {
+fn message(table: &str, key: &str, body: &[u8], seq: u64) -> Vec<u8> {
     let mut m = Vec::with_capacity(48 + key.len() + body.len());
     m.extend_from_slice(b"trustca-record-seal-v1\0");
-    m.extend_from_slice(table.name().as_bytes());
+    m.extend_from_slice(table.as_bytes());
     m.extend_from_slice(&(key.len() as u64).to_be_bytes());
     m.extend_from_slice(key.as_bytes());
     m.extend_from_slice(&(body.len() as u64).to_be_bytes());
@@ -179,7 +236,7 @@ pub(crate) fn seal(
             seq,
             tag: seal.map_or([0; 32], |s| {
                 let mut tag = [0; 32];
-                tag.copy_from_slice(s.tag(table, key, &body, seq).as_ref());
+                tag.copy_from_slice(s.tag(table.name(), key, &body, seq).as_ref());
                 tag
             }),
         },
@@ -218,7 +275,7 @@ pub(crate) fn open<'a>(
     };
     let Some(s) = s else { return Ok((body, seq)) };
     let tag = &stored[stored.len() - 32..];
-    if !s.verify(table, key, body, seq, tag) {
+    if !s.verify(table.name(), key, body, seq, tag) {
         return Err(refused(
             table,
             key,
@@ -249,6 +306,109 @@ pub(crate) fn absent(s: Option<&RecordSeal>, table: Sealed, key: &str) -> Result
         )),
         None => Ok(()),
     }
+}
+
+/// The table name in an opaque record's tag (no audit entry binds one:
+/// its sequence number is always 0).
+const BLOB_TABLE: &str = "blob";
+
+/// What an opaque record's tag names it by.
+fn blob_name(space: &str, key: &[u8]) -> String {
+    format!("{space}/{}", hexfmt::encode(key))
+}
+
+/// An opaque record as stored: sealed when its space is sealed.
+pub(crate) fn seal_blob(s: Option<&RecordSeal>, space: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let Some(s) = s.filter(|s| s.seals_space(space)) else {
+        return value.to_vec();
+    };
+    let tag = s.tag(BLOB_TABLE, &blob_name(space, key), value, 0);
+    let mut out = Vec::with_capacity(value.len() + TRAILER);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(tag.as_ref());
+    out
+}
+
+/// An opaque record's content, its seal checked when its space is sealed.
+pub(crate) fn open_blob(
+    s: Option<&RecordSeal>,
+    space: &str,
+    key: &[u8],
+    mut stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let Some(s) = s.filter(|s| s.seals_space(space)) else {
+        return Ok(stored);
+    };
+    if !blob_verifies(s, space, key, &stored) {
+        return Err(StoreError::Corrupt {
+            key: format!("{space} {}", hexfmt::encode(key)),
+            reason: "its seal does not verify: it was changed, or moved from another record, outside trustca".into(),
+        });
+    }
+    stored.truncate(stored.len() - TRAILER);
+    Ok(stored)
+}
+
+/// The audit subject of the entry that started sealing a space.
+pub(crate) fn space_sealed_subject(space: &str) -> String {
+    format!("{space} records")
+}
+
+/// Reads the log ([`RecordSeal::learn_floors`]) and hands `seal` to
+/// `storage` (which must not have one yet). A sealed space that no entry
+/// says was sealed before is sealed now: its records, written by a build
+/// before such seals, are rewritten sealed under one audit entry with
+/// their count (written also when there are none, so a record slipped in
+/// later is never taken for an old one). Returns how many were sealed.
+pub fn install_record_seal(
+    storage: &dyn crate::Storage,
+    seal: std::sync::Arc<RecordSeal>,
+    actor: &str,
+    at: i64,
+) -> Result<u64, StoreError> {
+    seal.learn_floors(storage)?;
+    let mut bare: Vec<(String, Vec<crate::KeyValue>)> = Vec::new();
+    for space in &seal.sealed_spaces {
+        if seal.with_learned(|l| l.space_sealed(space)) {
+            continue;
+        }
+        let records: Vec<_> = storage
+            .blob_scan(space, b"")?
+            .into_iter()
+            .filter(|(k, v)| !blob_verifies(&seal, space, k, v))
+            .collect();
+        bare.push((space.clone(), records));
+    }
+    storage.set_record_seal(seal);
+    let mut sealed = 0;
+    for (space, records) in bare {
+        let audit = crate::BlobAudit {
+            actor: actor.to_owned(),
+            kind: crate::SEALED_KIND.to_owned(),
+            subject: space_sealed_subject(&space),
+            detail: format!("{{\"records\":{}}}", records.len()),
+            at,
+        };
+        storage.blob_put(&space, &records, false, Some(&audit))?;
+        sealed += records.len() as u64;
+    }
+    Ok(sealed)
+}
+
+/// Whether a stored opaque record of a sealed space verifies.
+pub(crate) fn blob_verifies(s: &RecordSeal, space: &str, key: &[u8], stored: &[u8]) -> bool {
+    let Some((body, seq)) = split(stored) else {
+        return false;
+    };
+    seq == 0
+        && s.verify(
+            BLOB_TABLE,
+            &blob_name(space, key),
+            body,
+            0,
+            &stored[stored.len() - 32..],
+        )
 }
 
 /// The key a record is sealed under: the identity key as stored, a

@@ -10,6 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::seal::{self, RecordSeal, Sealed, Stamp};
+use crate::vouched;
 use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
     StoreError, StoredRecord, TrustChange, TrustRecord,
@@ -295,7 +296,12 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn blocked_key(&self, fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, Abort> {
-        tx_get(self.blocked_keys, fingerprint)
+        vouched::vouch_blocked(
+            self.seal,
+            fingerprint,
+            tx_get(self.blocked_keys, fingerprint)?,
+        )
+        .map_err(abort)
     }
 
     fn put_blocked_key(&self, fingerprint: &[u8; 32], block: &BlockedKey) -> Result<(), Abort> {
@@ -345,6 +351,10 @@ impl RecordTxn for SledTxn<'_> {
     fn put_blob(&self, space: &str, key: &[u8], value: &[u8]) -> Result<(), Abort> {
         self.blobs.insert(blob_key(space, key), value)?;
         Ok(())
+    }
+
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal
     }
 
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Abort> {
@@ -647,7 +657,11 @@ impl Storage for SledStorage {
     }
 
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
-        Self::get(&self.blocked_keys, key_fingerprint)
+        vouched::vouch_blocked(
+            self.seal.get().map(|s| &**s),
+            key_fingerprint,
+            Self::get(&self.blocked_keys, key_fingerprint)?,
+        )
     }
 
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
@@ -666,7 +680,11 @@ impl Storage for SledStorage {
                 let at = i64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
                 Ok((k[prefix.len()..].to_vec(), at, v[8]))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|stored| {
+                vouched::vouch_revoked(self.seal.get().map(|s| &**s), self, sector, &stored)?;
+                Ok(stored)
+            })
     }
 
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
@@ -709,11 +727,13 @@ impl Storage for SledStorage {
     }
 
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
+        let value = self
             .blobs
             .get(blob_key(space, key))
             .map_err(sled_error)?
-            .map(|v| v.to_vec()))
+            .map(|v| seal::open_blob(self.seal.get().map(|s| &**s), space, key, v.to_vec()))
+            .transpose()?;
+        vouched::vouch_blob(self.seal.get().map(|s| &**s), self, space, key, value)
     }
 
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<crate::KeyValue>, StoreError> {
@@ -723,9 +743,17 @@ impl Storage for SledStorage {
             .scan_prefix(full)
             .map(|kv| {
                 let (k, v) = kv.map_err(sled_error)?;
-                Ok((k[skip..].to_vec(), v.to_vec()))
+                let key = k[skip..].to_vec();
+                let value =
+                    seal::open_blob(self.seal.get().map(|s| &**s), space, &key, v.to_vec())?;
+                Ok((key, value))
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()
+            .and_then(|stored| {
+                let seal = self.seal.get().map(|s| &**s);
+                vouched::vouch_blobs(seal, self, space, vouched::Scope::Prefix(prefix), &stored)?;
+                Ok(stored)
+            })
     }
 
     fn export(

@@ -5,8 +5,8 @@
 //! (also about devices the dead one enrolled), the audit log verifies with
 //! `trustca audit verify`, and no CRL number repeats.
 //!
-//! Needs `TRUSTCA_TEST_POSTGRES` (a server URL without a database); says so
-//! loudly when absent and fails when `TRUSTCA_REQUIRE_POSTGRES=1` (CI).
+//! Needs `TRUSTCA_TEST_POSTGRES` (a server URL without a database); fails
+//! without it unless `TRUSTCA_SKIP_POSTGRES=1` asks to skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

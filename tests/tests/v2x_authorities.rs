@@ -698,13 +698,61 @@ fn cli_resolves_and_revokes(
         &period.to_string(),
         "--out",
         &crl_path,
+        "--eca",
+        &ca.url(),
     ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("now lists 1 vehicle"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("now lists 1 vehicle"), "{said}");
+    // This vehicle never enrolled for an enrolment certificate.
+    assert!(
+        said.contains("0 enrolment certificate(s) listed; hash CRL series 3"),
+        "{said}"
+    );
     let crl = LinkageCrl::from_bytes(&std::fs::read(&crl_path).unwrap()).unwrap();
     assert!(crl.revokes(ticket).unwrap());
+
+    // The CA certificate CRL: empty, then listing the revoked AA.
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let list = d.join("ca.crl").display().to_string();
+    let before = json(client(&[
+        "v2x", "hash-crl", "--series", "2", "--out", &list, "--json",
+    ]));
+    assert_eq!(before["entries"], 0);
+    let aa = ca.data().join("ca/v2x-aa.oer").display().to_string();
+    let after = json(client(&[
+        "v2x",
+        "revoke-ca-certificate",
+        &aa,
+        "--reason",
+        "key compromise (test)",
+        "--json",
+    ]));
+    assert_eq!(after["crl"]["entries"], 1);
+    assert_eq!(after["crl"]["crl_series"], 2);
+    assert!(
+        after["crl"]["crl_serial"].as_u64() > before["crl_serial"].as_u64(),
+        "{after}"
+    );
+    // Not a certificate of this V2X root: refused in one line.
+    let out = client(&[
+        "v2x",
+        "revoke-ca-certificate",
+        &ticket_path,
+        "--reason",
+        "a ticket is no CA certificate",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidArgument"));
 }

@@ -8,6 +8,11 @@
 //! chain, and verifies the linkage CRL. Then it sends the bad requests
 //! (truncated, non-canonical, wrong signer, unknown ECA, wrong recipient,
 //! replay), each of which must be refused with its 4xx and store nothing.
+//! The operator then revokes the vehicle: its enrolment certificate is on
+//! the CA's hash CRL served at `/v2x/crl/3` (decoded and its signature
+//! checked by `scms/tests/hash_crl_check.py`, the IEEE 1609.2-2022 modules
+//! and `cryptography`), and the RA refuses it because of that list; a
+//! revoked pseudonym CA certificate is on the series-2 list.
 //! Skipped, loudly, when python3 or its modules are missing, unless
 //! TRUSTCA_REQUIRE_INTEROP=1.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -24,7 +29,13 @@ use trustca_server::ServeOptions;
 use trustca_server::v2x::V2xRole;
 
 fn client_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scms/tests/dot1_client.py")
+    script("dot1_client.py")
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scms/tests")
+        .join(name)
 }
 
 fn asn1_dir() -> PathBuf {
@@ -64,8 +75,12 @@ fn can_run() -> bool {
 }
 
 fn python(args: &[&str]) -> (Value, bool, String) {
+    python_script(&client_script(), args)
+}
+
+fn python_script(script: &Path, args: &[&str]) -> (Value, bool, String) {
     let out = Command::new("python3")
-        .arg(client_script())
+        .arg(script)
         .args(args)
         .env("V2X_ASN1_DIR", asn1_dir())
         .output()
@@ -91,8 +106,16 @@ fn recorded_requests(store_dir: &Path) -> usize {
 }
 
 async fn client(args: Vec<String>) -> (Value, bool, String) {
+    run_script("dot1_client.py", args).await
+}
+
+/// `scms/tests/<name>` with `args`, off the async threads.
+async fn run_script(name: &'static str, args: Vec<String>) -> (Value, bool, String) {
     tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        python_script(
+            &script(name),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
     })
     .await
     .unwrap()
@@ -102,10 +125,27 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// Where a separated registration authority gets the CA's hash CRLs: the
+/// operator revokes the enrolment certificates at the CA (as `v2x revoke
+/// --eca` does) and syncs `DATA/crl/v2x-crl-*.oer` to the RA's `crl/`.
+struct SeparatedRa<'a> {
+    ca_grpc: String,
+    crl_dir: &'a Path,
+}
+
 /// The independent vehicle's whole journey (enrolment at `eca`, tickets
 /// from `ra`), then every bad request; returns after checking the answers.
-/// The RA then holds exactly two recorded requests.
-async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str, ra_grpc: &str) {
+/// Then the operator revokes the vehicle: its enrolment certificate is on
+/// the CA's hash CRL (checked independently by `hash_crl_check.py`) and
+/// the RA refuses it because of that list. The RA then holds exactly two
+/// recorded requests. Returns the vehicle's state directory.
+async fn journey_and_attacks(
+    ca: &TestCa,
+    eca: &str,
+    ra: &str,
+    ra_grpc: &str,
+    separated: Option<SeparatedRa<'_>>,
+) -> tempfile::TempDir {
     let car = common::separated::enroll_cars(ca, 1).await.remove(0);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
@@ -120,28 +160,30 @@ async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str, ra_grpc: &str) {
     let state = dir.join("state");
     let state = state.to_str().unwrap();
 
-    let (run, ok, output) = client(strings(&[
-        "run",
-        "--eca-url",
-        eca,
-        "--ra-url",
-        ra,
-        "--ca-pem",
-        &ca_pem,
-        "--device-cert",
-        &cert,
-        "--device-key",
-        &key,
-        "--root",
-        &v2x_root,
-        "--periods",
-        "2",
-        "--timeout",
-        "60",
-        "--state",
-        state,
-    ]))
-    .await;
+    let journey = |state: &str| {
+        strings(&[
+            "run",
+            "--eca-url",
+            eca,
+            "--ra-url",
+            ra,
+            "--ca-pem",
+            &ca_pem,
+            "--device-cert",
+            &cert,
+            "--device-key",
+            &key,
+            "--root",
+            &v2x_root,
+            "--periods",
+            "2",
+            "--timeout",
+            "60",
+            "--state",
+            state,
+        ])
+    };
+    let (run, ok, output) = client(journey(state)).await;
     assert!(ok, "the independent vehicle failed:\n{output}");
     assert_eq!(run["failures"], serde_json::json!([]), "{output}");
     assert_eq!(run["tickets"], 40, "two periods of 20 tickets: {output}");
@@ -212,6 +254,66 @@ async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str, ra_grpc: &str) {
     })
     .await
     .unwrap();
+    // In the CA's process RevokeVehicle listed the enrolment certificate
+    // itself; separated, the operator does it at the CA and syncs the list.
+    if let Some(sep) = &separated {
+        let listed = pb::v2x_enrollment_client::V2xEnrollmentClient::new(
+            trustca::client::connect(&sep.ca_grpc, &ops).await.unwrap(),
+        )
+        .revoke_enrolment(pb::RevokeEnrolmentRequest {
+            vehicle: car.device.identity.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+        assert_eq!(listed.certificates, 1);
+        std::fs::create_dir_all(sep.crl_dir).unwrap();
+        std::fs::copy(
+            ca.data().join("crl/v2x-crl-3.oer"),
+            sep.crl_dir.join("v2x-crl-3.oer"),
+        )
+        .unwrap();
+        // The RA re-reads its crl/ every 200 ms in the test kit.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    // The list served over HTTP (by the CA, and by a separated RA from its
+    // copy) names the vehicle's enrolment certificate, as a decoder built
+    // only from the published modules reads it.
+    let ec_file = dir.join("state/ec.oer");
+    let mut lists = vec![format!("{eca}/v2x/crl/3")];
+    if separated.is_some() {
+        lists.push(format!("{ra}/v2x/crl/3"));
+    }
+    for url in lists {
+        let args = strings(&[
+            "--url",
+            &url,
+            "--ca-pem",
+            &ca_pem,
+            "--root",
+            &v2x_root,
+            "--series",
+            "3",
+            "--listed",
+            ec_file.to_str().unwrap(),
+        ]);
+        let (crl, ok, output) = run_script("hash_crl_check.py", args).await;
+        assert!(ok, "the enrolment certificate CRL at {url}: {output}");
+        assert_eq!(crl["signature"], "verified", "{output}");
+        assert_eq!(crl["entries"].as_array().unwrap().len(), 1, "{output}");
+    }
+    // Nor does the revoked vehicle get a new enrolment certificate, which
+    // would be on no list.
+    let again = dir.join("again");
+    let (rerun, ok, output) = client(journey(again.to_str().unwrap())).await;
+    assert!(!ok, "a revoked vehicle enrolled again: {output}");
+    assert!(
+        rerun["failures"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HTTP 403"),
+        "{output}"
+    );
     let mut later = attack("replay");
     later.extend(strings(&["--start-offset-hours", "5000"]));
     let (answer, ok, output) = client(later).await;
@@ -221,6 +323,91 @@ async fn journey_and_attacks(ca: &TestCa, eca: &str, ra: &str, ra_grpc: &str) {
         serde_json::json!([403, 403]),
         "{output}"
     );
+    // Refused because of the hash CRL, which the RA checks before its own
+    // record of the vehicle.
+    assert!(
+        answer["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hash CRL of crlSeries 3"),
+        "{output}"
+    );
+    work
+}
+
+/// The operator revokes the pseudonym CA's certificate (the AA): it is on
+/// the CA certificate CRL (series 2) served over HTTP, checked by the
+/// independent decoder and by `trustca v2x check-revoked`, which also finds
+/// the revoked vehicle's enrolment certificate on the series-3 list.
+async fn revoked_ca_certificate_is_listed(ca: &TestCa, base: &str, work: &Path) {
+    use trustca_proto::v1 as pb;
+    let ops = ca.credential(
+        trustca_model::CertificateKind::Operator,
+        "ops",
+        &["automotive"],
+    );
+    let aa = ca.data().join("ca/v2x-aa.oer");
+    let crl = pb::v2x_enrollment_client::V2xEnrollmentClient::new(
+        trustca::client::connect(&ca.url(), &ops).await.unwrap(),
+    )
+    .revoke_ca_certificate(pb::RevokeCaCertificateRequest {
+        certificate: std::fs::read(&aa).unwrap(),
+        reason: "pseudonym CA key compromised (test)".into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .crl;
+    let ca_pem = write(work, "root.pem", ca.root_pem());
+    let v2x_root = ca.data().join("ca/v2x-root.oer");
+    let args = strings(&[
+        "--url",
+        &format!("{base}/v2x/crl/2"),
+        "--ca-pem",
+        &ca_pem,
+        "--root",
+        v2x_root.to_str().unwrap(),
+        "--series",
+        "2",
+        "--listed",
+        aa.to_str().unwrap(),
+        "--not-listed",
+        ca.data().join("ca/v2x-ea.oer").to_str().unwrap(),
+    ]);
+    let (answer, ok, output) = run_script("hash_crl_check.py", args).await;
+    assert!(ok, "the CA certificate CRL: {output}");
+    assert_eq!(answer["entries"].as_array().unwrap().len(), 1, "{output}");
+    // The vehicle side: the CLI reads the lists and reports what is listed.
+    let ca_list = write(work, "ca.crl", &crl);
+    let ec_list = write(
+        work,
+        "ec.crl",
+        std::fs::read(ca.data().join("crl/v2x-crl-3.oer")).unwrap(),
+    );
+    let check = |cert: &Path| {
+        Command::new(common::trustca_bin())
+            .args(["v2x", "check-revoked", "--json", "--root"])
+            .arg(&v2x_root)
+            .args(["--crl", &ca_list, "--crl", &ec_list])
+            .arg(cert)
+            .output()
+            .unwrap()
+    };
+    for (cert, code) in [
+        (aa.clone(), 3),
+        (work.join("state/ec.oer"), 3),
+        (ca.data().join("ca/v2x-ea.oer"), 0),
+    ] {
+        let out = check(&cert);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{}: {}{}",
+            cert.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn quick_batches() -> BatchPolicy {
@@ -251,7 +438,8 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
     let metrics = server.metrics_addr.unwrap();
     ca.server = Some(server);
     let grpc = ca.url();
-    journey_and_attacks(&ca, &base, &base, &grpc).await;
+    let work = journey_and_attacks(&ca, &base, &base, &grpc, None).await;
+    revoked_ca_certificate_is_listed(&ca, &base, work.path()).await;
     // Counted by resource and status, and nothing else of the vehicle.
     let (status, body) = tokio::task::spawn_blocking(move || common::http_get(metrics, "/metrics"))
         .await
@@ -298,7 +486,12 @@ async fn the_separated_registration_authority_speaks_1609_2_1() {
     sep.start(quick_batches()).await;
     let ra = sep.get(V2xRole::Registration).https_url();
     let ra_grpc = sep.get(V2xRole::Registration).url();
-    journey_and_attacks(&ca, &eca, &ra, &ra_grpc).await;
+    let crl_dir = sep.get(V2xRole::Registration).path().join("crl");
+    let separated = SeparatedRa {
+        ca_grpc: ca.url(),
+        crl_dir: &crl_dir,
+    };
+    journey_and_attacks(&ca, &eca, &ra, &ra_grpc, Some(separated)).await;
     let store = sep.get(V2xRole::Registration).path().join("store");
     sep.stop().await;
     ca.stop().await;

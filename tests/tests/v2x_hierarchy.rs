@@ -298,3 +298,61 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
         assert!(dump.contains(expected), "{expected} not in {dump}");
     }
 }
+
+/// A data directory whose CRL signer was certified before the enrolment
+/// certificate series (3) existed: the CA re-certifies the same key once,
+/// by the V2X root, for series 1–3, and leaves a current one alone.
+#[test]
+fn an_older_crl_signer_is_recertified_for_the_enrolment_certificate_series() {
+    use trustca_ca::v2x_ca::{
+        CA_HELD_CRL_SERIES, crl_signer_certificate, crl_signer_for_hash_crls,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    init(data);
+    let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+    let (_, set) = trustca_server::policies::resolve(None, Some(data)).unwrap();
+    let h = trustca_ca::CaHierarchy::open(data, &set, &pass).unwrap();
+    let root = load(data, "v2x-root.oer");
+    let current = load(data, "v2x-crl.oer");
+    let ssp = |c: &Certificate| trustca_v2x::CrlSsp::of(c).unwrap().unwrap().crls;
+    assert_eq!(ssp(&current), CA_HELD_CRL_SERIES);
+
+    // Made the way an older init made it: series 1 and 2 only.
+    let root_key = {
+        let ks = trustca_ca::Keystore::open(&data.join("ca"), &pass).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &ks.load("v2x-root").unwrap(),
+            &rng,
+        )
+        .unwrap()
+    };
+    let tbs = current.tbs();
+    let CertificateId::Name(name) = &tbs.id else {
+        panic!("the CRL signer has no name")
+    };
+    let older = crl_signer_certificate(
+        &root_key,
+        &root,
+        tbs.verification_key,
+        name,
+        &[1, 2],
+        tbs.validity,
+        tbs.assurance_level.unwrap(),
+    )
+    .unwrap();
+    std::fs::write(data.join("ca/v2x-crl.oer"), older.as_coer()).unwrap();
+
+    let (_, renewed) = crl_signer_for_hash_crls(data, &h).unwrap();
+    assert_eq!(ssp(&renewed), CA_HELD_CRL_SERIES);
+    assert_eq!(renewed.tbs().verification_key, tbs.verification_key);
+    assert_eq!(renewed.tbs().validity, tbs.validity);
+    renewed.verify_signed_by(Some(&root)).unwrap();
+    assert_eq!(load(data, "v2x-crl.oer"), renewed, "written back");
+    // Current now: nothing changes.
+    let (_, again) = crl_signer_for_hash_crls(data, &h).unwrap();
+    assert_eq!(again, renewed);
+    assert!(!data.join("ca/v2x-crl.oer.new").exists());
+}

@@ -226,6 +226,17 @@ async fn no_authority_alone_links_or_names_vehicles() {
     let ra_store = SledStorage::open(&v2x.get(V2xRole::Registration).path().join("store")).unwrap();
     let chains = ra_store.blob_scan("v2x.ra", b"x/").unwrap();
     assert_eq!(chains.len(), VEHICLES, "one LA1 chain per vehicle");
+    // Its records are sealed under its own key from its first start on (a
+    // tag per record, no entry naming a record or a vehicle).
+    let sealing: Vec<_> = ra_store
+        .audit_entries(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == trustca_store::SEALED_KIND)
+        .collect();
+    assert_eq!(sealing.len(), 1, "{sealing:?}");
+    assert_eq!(sealing[0].subject, "v2x.ra records");
+    assert_eq!(sealing[0].detail, r#"{"records":0}"#);
     drop(ra_store);
     v2x.start(BatchPolicy::default()).await;
     let la1_url = v2x.get(V2xRole::Linkage1).url();

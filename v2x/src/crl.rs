@@ -103,6 +103,16 @@ impl CrlSsp {
         })
     }
 
+    /// The `crlCraca` a CRL signed by `signer` (whose SSP this is) must
+    /// name: HashedId8 of the signer itself (`isCraca`) or of its issuer
+    /// (`issuerIsCraca`; a self-signed signer is its own issuer).
+    pub fn craca_of(&self, signer: &Certificate) -> [u8; 8] {
+        match (self.associated_craca, signer.issuer()) {
+            (CracaType::IssuerIsCraca, crate::IssuerIdentifier::Sha256AndDigest(d)) => d,
+            _ => signer.hashed_id8(),
+        }
+    }
+
     /// The CRL SSP of `certificate` (its `appPermissions` entry for PSID
     /// 256 with an `opaque` SSP), if it has one.
     pub fn of(certificate: &Certificate) -> Result<Option<Self>, V2xError> {
@@ -544,14 +554,7 @@ impl SecuredCrl {
                 "the CRL signer may not sign this CRL series",
             ));
         }
-        let named = match ssp.associated_craca {
-            CracaType::IsCraca => self.signer().hashed_id8(),
-            CracaType::IssuerIsCraca => match self.signer().issuer() {
-                crate::IssuerIdentifier::Sha256AndDigest(d) => d,
-                crate::IssuerIdentifier::SelfSigned => self.signer().hashed_id8(),
-            },
-        };
-        if named != self.contents.crl_craca {
+        if ssp.craca_of(self.signer()) != self.contents.crl_craca {
             return Err(V2xError::IssuerMismatch(
                 "crlCraca is not the CRACA the signer's CrlSsp names",
             ));

@@ -12,6 +12,7 @@ use trustca_scms::{BatchPolicy, LinkageAuthority, PseudonymCa, RegistrationAutho
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{CertProfile, Certificate};
 
+use super::hash_crls::HashCrlPublisher;
 use super::{
     EnrollmentCredentialService, FLUSH_INTERVAL, LinkageService, MAX_RESPONSE_BYTES,
     PseudonymCaService, RegistrationService, RemoteLinkage, RemotePseudonymCa, RemoteTls, V2xRole,
@@ -79,12 +80,25 @@ fn wrap_la(
 }
 
 fn wrap_ra(
-    ra: Arc<RegistrationAuthority>,
-    pca_cert: Vec<u8>,
+    service: RegistrationService,
+    ra: &Arc<RegistrationAuthority>,
 ) -> pb::v2x_registration_server::V2xRegistrationServer<RegistrationService> {
-    spawn_flush(&ra);
-    pb::v2x_registration_server::V2xRegistrationServer::new(RegistrationService::new(ra, pca_cert))
+    spawn_flush(ra);
+    pb::v2x_registration_server::V2xRegistrationServer::new(service)
         .max_encoding_message_size(MAX_RESPONSE_BYTES)
+}
+
+/// The CA process's `V2xEnrollment` service (with or without the
+/// in-process authorities).
+pub(crate) fn enrollment_service(
+    data: &Path,
+    hierarchy: &CaHierarchy,
+    sector: &str,
+    hash_crls: Arc<HashCrlPublisher>,
+) -> Result<pb::v2x_enrollment_server::V2xEnrollmentServer<EnrollmentCredentialService>> {
+    Ok(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
+        EnrollmentCredentialService::open(data, hierarchy, sector, hash_crls)?,
+    ))
 }
 
 /// Builds the four authorities in the CA's process (`trustca serve`
@@ -115,6 +129,7 @@ pub(crate) fn in_process_services(
         profile,
         policy,
     )?);
+    let hash_crls = HashCrlPublisher::open(data, hierarchy, Arc::clone(&ca_storage))?;
     let http = super::ee_http::in_process_http(
         data,
         hierarchy,
@@ -124,15 +139,18 @@ pub(crate) fn in_process_services(
         Arc::clone(&pca),
         policy,
         ca_storage,
+        Arc::clone(&hash_crls),
     )?;
     Ok(V2xServices {
         auth_store: ra.store(),
         http: Some(Arc::new(http)),
-        registration: Some(wrap_ra(ra, pca_cert)),
-        pseudonym_ca: Some(wrap_pca(pca)),
-        enrollment: Some(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
-            EnrollmentCredentialService::open(data, hierarchy, &ra_sector)?,
+        registration: Some(wrap_ra(
+            RegistrationService::new(Arc::clone(&ra), pca_cert)
+                .with_hash_crls(Arc::clone(&hash_crls)),
+            &ra,
         )),
+        pseudonym_ca: Some(wrap_pca(pca)),
+        enrollment: Some(enrollment_service(data, hierarchy, &ra_sector, hash_crls)?),
         linkage: Some(wrap_la(vec![la1, la2])),
     })
 }
@@ -228,7 +246,10 @@ pub(crate) fn role_services(
                 pca,
                 policy,
             )?));
-            services.registration = Some(wrap_ra(ra, read_aa()?.as_coer().to_vec()));
+            services.registration = Some(wrap_ra(
+                RegistrationService::new(Arc::clone(&ra), read_aa()?.as_coer().to_vec()),
+                &ra,
+            ));
         }
     }
     Ok(services)

@@ -15,6 +15,7 @@ use trustca_scms::{BatchPolicy, EeInterface, PseudonymCa, RaIdentity, Registrati
 use trustca_store::Storage;
 use trustca_v2x::{CertProfile, Certificate, PublicKeyP256};
 
+use super::hash_crls::HashCrlPublisher;
 use super::{V2xRole, role_dir};
 use crate::error::{Result, ServerError, io};
 use crate::v2x_http::{EcaRoute, V2xHttp};
@@ -141,8 +142,10 @@ pub(crate) fn eca_route(
     hierarchy: &CaHierarchy,
     sector: String,
     ca_storage: Arc<dyn Storage>,
+    hash_crls: Arc<HashCrlPublisher>,
 ) -> Result<EcaRoute> {
     Ok(EcaRoute {
+        hash_crls,
         ea: Arc::new(trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?),
         root: read_v2x(&data.join("ca").join("v2x-root.oer"))?,
         sector,
@@ -182,9 +185,7 @@ pub(crate) fn role_http(
     Ok(V2xHttp {
         ra: Some(Arc::new(ee)),
         crl: Some(pca),
-        eca: None,
-        crl_cache: Default::default(),
-        metrics: Default::default(),
+        ..Default::default()
     })
 }
 
@@ -199,10 +200,11 @@ pub(crate) fn in_process_http(
     pca: Arc<PseudonymCa>,
     policy: BatchPolicy,
     ca_storage: Arc<dyn Storage>,
+    hash_crls: Arc<HashCrlPublisher>,
 ) -> Result<V2xHttp> {
     let identity = in_process_identity(data, hierarchy, passphrase, pki)?;
     let sector = ra.profile().sector.clone();
-    let eca = eca_route(data, hierarchy, sector, ca_storage)?;
+    let eca = eca_route(data, hierarchy, sector, ca_storage, Arc::clone(&hash_crls))?;
     let root = eca.root.clone();
     let crl_signer = trustca_ca::v2x_ca::crl_signer(data, hierarchy)?.1;
     let chain = [
@@ -212,12 +214,21 @@ pub(crate) fn in_process_http(
         identity.certificate.clone(),
         crl_signer,
     ];
-    let ee = EeInterface::new(ra, identity, eca.ea.1.clone(), &chain, policy.max_wait_secs);
+    let ee = Arc::new(EeInterface::new(
+        ra,
+        identity,
+        eca.ea.1.clone(),
+        &chain,
+        policy.max_wait_secs,
+    ));
+    // The RA refuses what the enrolment CA's hash CRLs list, from the
+    // first request on and at once after each revocation.
+    hash_crls.attach(&ee);
     Ok(V2xHttp {
-        ra: Some(Arc::new(ee)),
+        ra: Some(ee),
         crl: Some(pca),
         eca: Some(eca),
-        crl_cache: Default::default(),
-        metrics: Default::default(),
+        hash_crls: Some(hash_crls),
+        ..Default::default()
     })
 }

@@ -43,9 +43,12 @@ use crate::policies::PolicyFiles;
 
 mod deploy;
 pub(crate) mod ee_http;
+mod enrolment;
+pub(crate) mod hash_crls;
 mod remote;
 pub use deploy::RemoteAuthorities;
-pub(crate) use deploy::{in_process_services, role_services};
+pub(crate) use deploy::{enrollment_service, in_process_services, role_services};
+pub use enrolment::{ENROLMENT_POP_DOMAIN, EnrollmentCredentialService};
 pub use remote::{RemoteLinkage, RemotePseudonymCa, RemoteTls};
 
 /// Directory of the V2X authorities under the data directory.
@@ -173,6 +176,34 @@ fn open_store(data: &Path, role: V2xRole) -> Result<Arc<dyn Storage>> {
     )?))
 }
 
+/// Seals the records of an authority's own store (`space`) under a key
+/// derived from the authority's own key, so whoever can write that store
+/// but holds no key of the authority cannot change a record, or put one
+/// under another key, unnoticed (`trustca_store::RecordSeal`). The log
+/// stays as coarse as it is: nothing in it names or counts a vehicle's
+/// records, so a deleted record or an older copy put back is not caught
+/// by this; what a revocation must survive is on signed CRLs. Records
+/// from before are sealed once, at the first start with this build.
+fn seal_role_store(
+    store: &dyn Storage,
+    key: &P256PrivateKey,
+    role: V2xRole,
+    space: &str,
+) -> Result<()> {
+    let seal = trustca_store::RecordSeal::new(&derived_secret(key, b"trustca-v2x-record-seal-v1"))
+        .sealing_spaces(&[space]);
+    let actor = format!("authority:{}", role.as_str());
+    let sealed = trustca_store::install_record_seal(store, Arc::new(seal), &actor, now())?;
+    if sealed > 0 {
+        tracing::info!(
+            role = role.as_str(),
+            sealed,
+            "records written before record seals sealed once"
+        );
+    }
+    Ok(())
+}
+
 /// A secret derived from an authority's key for one purpose, so each
 /// authority holds one key and its storage keys follow from it.
 fn derived_secret(key: &P256PrivateKey, label: &[u8]) -> [u8; 32] {
@@ -219,6 +250,12 @@ pub(crate) fn linkage_authority_with(
     let la_id = role.la_id().ok_or_else(|| {
         ServerError::Config(format!("{} is not a linkage authority", role.as_str()))
     })?;
+    seal_role_store(
+        store.as_ref(),
+        key,
+        role,
+        trustca_scms::linkage_authority::SPACE,
+    )?;
     let own = key.public_key();
     let link = LinkKey::agree(key, pca, &own, pca, LINK_LABEL)
         .map_err(|e| scms("linkage transport key", e))?;
@@ -269,6 +306,12 @@ pub(crate) fn pseudonym_ca_with(
     profile
         .check_issuable(&certificate)
         .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}")))?;
+    seal_role_store(
+        store.as_ref(),
+        key,
+        V2xRole::PseudonymCa,
+        trustca_scms::pseudonym_ca::SPACE,
+    )?;
     let own = key.public_key();
     let [la1, la2] = linkage;
     let link = |la: &P256PublicKey| {
@@ -291,6 +334,12 @@ pub(crate) fn registration_authority(
     profile: TicketProfile,
     policy: BatchPolicy,
 ) -> Result<RegistrationAuthority> {
+    seal_role_store(
+        store.as_ref(),
+        key,
+        V2xRole::Registration,
+        trustca_scms::registration::SPACE,
+    )?;
     RegistrationAuthority::new(
         store,
         &derived_secret(key, b"trustca-ra-secret-v1"),
@@ -354,6 +403,9 @@ fn crl_response(crl: &LinkageCrl) -> pb::LinkageCrlResponse {
 pub struct RegistrationService {
     ra: Arc<RegistrationAuthority>,
     pca_certificate: Vec<u8>,
+    /// In the CA's process: where a revoked vehicle's enrolment
+    /// certificates are listed too.
+    hash_crls: Option<Arc<hash_crls::HashCrlPublisher>>,
 }
 
 impl RegistrationService {
@@ -363,7 +415,15 @@ impl RegistrationService {
         Self {
             ra,
             pca_certificate,
+            hash_crls: None,
         }
+    }
+
+    /// Revoking a vehicle also lists its enrolment certificates on the
+    /// hash CRL of `hash_crls` (the enrolment CA in the same process).
+    pub(crate) fn with_hash_crls(mut self, hash_crls: Arc<hash_crls::HashCrlPublisher>) -> Self {
+        self.hash_crls = Some(hash_crls);
+        self
     }
 }
 
@@ -477,14 +537,23 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
             return Err(Status::invalid_argument("vehicle is empty"));
         }
         let ra = Arc::clone(&self.ra);
+        let hash_crls = self.hash_crls.clone();
         let crl = blocking(move || {
-            ra.revoke_vehicle(
+            let crl = ra.revoke_vehicle(
                 &msg.vehicle,
                 msg.from_period,
                 msg.include_past,
                 &actor,
                 now(),
-            )
+            )?;
+            if let Some(h) = hash_crls {
+                h.revoke_vehicle(&msg.vehicle, &actor).map_err(|e| {
+                    ScmsError::Response(format!(
+                        "the linkage CRL lists the vehicle, but its enrolment certificates are not listed ({e}); retry with `trustca v2x revoke-enrolment`"
+                    ))
+                })?;
+            }
+            Ok(crl)
         })
         .await?;
         Ok(Response::new(crl_response(&crl)))
@@ -749,93 +818,6 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
         let chain = blocking(move || la.open_envelope(&envelope, &actor, &case, now())).await?;
         Ok(Response::new(pb::OpenEnvelopeResponse {
             chain_id: chain.0.to_vec(),
-        }))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Enrolment credentials (the CA process's V2X enrolment authority)
-// ---------------------------------------------------------------------------
-
-/// Domain of the proof of possession in `IssueEnrollmentCredential`.
-pub const ENROLMENT_POP_DOMAIN: &[u8] = b"trustca-v2x-enrolment-v1";
-
-/// `V2xEnrollment`: enrolment credentials from the V2X enrolment authority.
-pub struct EnrollmentCredentialService {
-    ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
-    root: Vec<u8>,
-    sector: String,
-}
-
-impl std::fmt::Debug for EnrollmentCredentialService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnrollmentCredentialService")
-            .field("sector", &self.sector)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EnrollmentCredentialService {
-    /// The EA of `data`'s V2X hierarchy, for vehicles of `sector`.
-    pub fn open(data: &Path, hierarchy: &CaHierarchy, sector: &str) -> Result<Self> {
-        let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
-        let root_path = data.join("ca").join("v2x-root.oer");
-        let root = std::fs::read(&root_path)
-            .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
-        Ok(Self {
-            ea: Arc::new(ea),
-            root,
-            sector: sector.to_owned(),
-        })
-    }
-}
-
-#[tonic::async_trait]
-impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
-    async fn issue_enrollment_credential(
-        &self,
-        request: Request<pb::IssueEnrollmentCredentialRequest>,
-    ) -> std::result::Result<Response<pb::EnrollmentCredentialResponse>, Status> {
-        let credential = caller(&request)?;
-        let vehicle = vehicle_of(&credential, &self.sector)?;
-        let msg = request.into_inner();
-        let key = trustca_v2x::PublicKeyP256::from_sec1(&msg.verification_key)
-            .map_err(|e| Status::invalid_argument(format!("verification_key: {e}")))?;
-        let mut signed = ENROLMENT_POP_DOMAIN.to_vec();
-        signed.extend_from_slice(&key.compressed());
-        signed.extend_from_slice(&credential.key_fingerprint);
-        let uncompressed = key
-            .uncompressed()
-            .map_err(|e| Status::invalid_argument(format!("verification_key: {e}")))?;
-        ring::signature::UnparsedPublicKey::new(
-            &ring::signature::ECDSA_P256_SHA256_FIXED,
-            uncompressed,
-        )
-        .verify(&signed, &msg.proof_of_possession)
-        .map_err(|_| {
-            Status::invalid_argument(
-                "proof_of_possession does not verify with verification_key for this caller",
-            )
-        })?;
-        let ea = Arc::clone(&self.ea);
-        let id = vehicle.id.clone();
-        let cert = tokio::task::spawn_blocking(move || {
-            trustca_ca::v2x_ca::issue_enrolment_credential(
-                &ea,
-                &id,
-                key,
-                vehicle.level,
-                time::OffsetDateTime::now_utc(),
-            )
-        })
-        .await
-        .map_err(|e| Status::internal(format!("task failed: {e}")))?
-        .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(vehicle = %vehicle.id, level = vehicle.level, "V2X enrolment credential issued");
-        Ok(Response::new(pb::EnrollmentCredentialResponse {
-            credential: cert.as_coer().to_vec(),
-            enrolment_authority: self.ea.1.as_coer().to_vec(),
-            root: self.root.clone(),
         }))
     }
 }

@@ -7,7 +7,7 @@
 use crate::Backend;
 
 /// The stored bytes of one record (`None`: there is none). `table` is the
-/// sled tree name: `certificates`, `devices` or `trust`.
+/// sled tree name: `certificates`, `devices`, `trust` or `blocked_keys`.
 pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
     match b {
         Backend::Sled(dir) => {
@@ -48,6 +48,77 @@ pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     }
 }
 
+/// Deletes a sector's CRL index entry for `serial` (its key in sled is
+/// the sector, a zero byte and the serial; PostgreSQL has two columns).
+pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
+    match b {
+        Backend::Sled(_) => {
+            let mut key = sector.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(serial);
+            set(b, "revoked", &key, None);
+        }
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            let n = rt
+                .block_on(client.execute(
+                    "DELETE FROM revoked WHERE sector = $1 AND serial = $2",
+                    &[&sector, &serial],
+                ))
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+    }
+}
+
+/// One opaque record's stored bytes.
+pub fn get_blob(b: &Backend, space: &str, key: &[u8]) -> Option<Vec<u8>> {
+    match b {
+        Backend::Sled(_) => get(b, "blobs", &blob_key(space, key)),
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            let rows = rt
+                .block_on(client.query(
+                    "SELECT value FROM blobs WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                ))
+                .unwrap();
+            rows.first().map(|r| r.get::<_, Vec<u8>>(0))
+        }
+    }
+}
+
+/// A sled key of an opaque record: the space, a zero byte, the key.
+fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
+    let mut full = space.as_bytes().to_vec();
+    full.push(0);
+    full.extend_from_slice(key);
+    full
+}
+
+/// Writes (`Some`) or deletes (`None`) one opaque record of `space` (its
+/// sled key is the space, a zero byte and the key).
+pub fn set_blob(b: &Backend, space: &str, key: &[u8], value: Option<Vec<u8>>) {
+    match b {
+        Backend::Sled(_) => set(b, "blobs", &blob_key(space, key), value),
+        Backend::Postgres(url) | Backend::CachedPostgres(url) => {
+            let (rt, client) = pg(url);
+            match &value {
+                Some(v) => rt.block_on(client.execute(
+                    "INSERT INTO blobs (space, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (space, key) DO UPDATE SET value = $3",
+                    &[&space, &key, v],
+                )),
+                None => rt.block_on(client.execute(
+                    "DELETE FROM blobs WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                )),
+            }
+            .unwrap();
+        }
+    }
+}
+
 /// Rewrites one stored record's bytes in place.
 pub fn tamper(b: &Backend, table: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
     let mut v = get(b, table, key).expect("record to tamper with");
@@ -74,6 +145,11 @@ fn sql(table: &str) -> (&'static str, &'static str, &'static str) {
             "INSERT INTO trust_records (identity_key, record) VALUES ($1, $2) \
              ON CONFLICT (identity_key) DO UPDATE SET record = $2",
             "DELETE FROM trust_records WHERE identity_key = $1",
+        ),
+        "blocked_keys" => (
+            "SELECT record FROM blocked_keys WHERE fingerprint = $1",
+            "UPDATE blocked_keys SET record = $2 WHERE fingerprint = $1",
+            "DELETE FROM blocked_keys WHERE fingerprint = $1",
         ),
         other => panic!("no raw access to {other}"),
     }

@@ -318,3 +318,66 @@ async fn a_store_cut_short_gives_words_not_panics() {
         }
     }
 }
+
+/// A revocation taken off a sector's CRL index in the stopped server's
+/// sled store (sled's checksums recomputed): `store check` names the
+/// certificate, and `serve` refuses in one line to sign a CRL without it
+/// rather than publishing one that lets the revoked device back in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_dropped_from_the_crl_index_is_refused_not_signed() {
+    let ca = TestCa::init();
+    let logs = tempfile::tempdir().unwrap();
+    let server = serve(ca.data(), &[], &logs.path().join("first.log")).expect("starts");
+    let devices = enroll_hems(&ca, &server.url(), 2).await;
+    let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
+    let mut rev = trustca_proto::v1::revocation_client::RevocationClient::new(
+        trustca::client::connect(&server.url(), &operator)
+            .await
+            .unwrap(),
+    );
+    let r = rev
+        .revoke(pb::RevokeRequest {
+            subject: Some(pb::revoke_request::Subject::Identity(
+                devices[0].identity.clone(),
+            )),
+            reason: "superseded".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.revoked.len(), 1);
+    drop(rev);
+    let (_, status) = server.terminate();
+    assert!(status.success());
+
+    let db = ca.data().join("db");
+    let serial = {
+        let sled = sled::open(&db).unwrap();
+        let index = sled.open_tree("revoked").unwrap();
+        let (key, _) = index.first().unwrap().expect("one revocation indexed");
+        index.remove(&key).unwrap();
+        sled.flush().unwrap();
+        key.split(|b| *b == 0).nth(1).unwrap().to_vec()
+    };
+    let named = format!("hems {}", trustca_model::hexfmt::encode(&serial));
+
+    let (code, report, stderr) = store_check(&db);
+    assert_eq!(code, Some(1), "{report} {stderr}");
+    let damaged = report["damaged"].as_array().unwrap();
+    assert!(
+        damaged.iter().any(|d| d["kind"] == "revoked"
+            && d["key"] == named.as_str()
+            && d["reason"].as_str().unwrap().contains("deleted")),
+        "{report}"
+    );
+
+    let refused = serve(ca.data(), &[], &logs.path().join("second.log"));
+    let Err((status, text)) = refused else {
+        panic!("served a CRL index the log does not vouch for");
+    };
+    assert!(!status.success());
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(text.contains(&format!("revoked {named}")), "{text}");
+    assert!(text.contains("deleted outside trustca"), "{text}");
+}
