@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ceremony::{
-    Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_output,
+    Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_refused,
 };
 use common::*;
 use tonic::Code;
@@ -106,10 +106,6 @@ fn files(dir: &Path) -> Vec<String> {
     out
 }
 
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
-
 #[test]
 fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_writes_nothing() {
     let c = Ceremony::run(&SECTORS);
@@ -123,22 +119,18 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
     std::fs::write(&csr, params.serialize_request(&key).unwrap().pem().unwrap()).unwrap();
     let before = files(c.root.path());
     let out_cert = c.exchange.path().join("aviation.pem");
-    let out = trustca_output(&[
-        "root",
-        "sign-sector",
-        csr.to_str().unwrap(),
-        "--data",
-        c.root.path().to_str().unwrap(),
-        "--out",
-        out_cert.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("the root has no profile for sector \"aviation\""),
-        "{err}"
+    trustca_refused(
+        &[
+            "root",
+            "sign-sector",
+            csr.to_str().unwrap(),
+            "--data",
+            c.root.path().to_str().unwrap(),
+            "--out",
+            out_cert.to_str().unwrap(),
+        ],
+        "the root has no profile for sector \"aviation\"",
     );
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_eq!(files(c.root.path()), before, "nothing written at the root");
     assert!(!out_cert.exists());
 
@@ -154,72 +146,54 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
         fresh.path().to_str().unwrap(),
     ]);
     let before = files(fresh.path());
-    let out = trustca_output(&[
-        "sector",
-        "install",
-        c.exchange.path().join("automotive.pem").to_str().unwrap(),
-        "--root",
-        c.root.path().join("ca/root.pem").to_str().unwrap(),
-        "--data",
-        fresh.path().to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("not for this directory's automotive CA key"),
-        "{err}"
+    trustca_refused(
+        &[
+            "sector",
+            "install",
+            c.exchange.path().join("automotive.pem").to_str().unwrap(),
+            "--root",
+            c.root.path().join("ca/root.pem").to_str().unwrap(),
+            "--data",
+            fresh.path().to_str().unwrap(),
+        ],
+        "not for this directory's automotive CA key",
     );
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_eq!(files(fresh.path()), before, "nothing written");
 
     // An instance cannot be authoritative for a sector whose key it does
     // not hold: one line, before the store is made.
     let auto = c.data("automotive");
-    let out = trustca_output(&[
-        "serve",
-        "--data",
-        auto.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--authoritative",
-        "hems",
-    ]);
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(err.contains("holds no hems CA key"), "{err}");
-    assert_eq!(
-        err.lines().filter(|l| l.starts_with("error:")).count(),
-        1,
-        "{err}"
+    trustca_refused(
+        &[
+            "serve",
+            "--data",
+            auto.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--authoritative",
+            "hems",
+        ],
+        "holds no hems CA key",
     );
     assert!(!auto.join("db").exists(), "no store made");
 
     // The root's directory is not made into a serving one, and a sector's
     // directory cannot do the root's work.
     let root = c.root.path().to_str().unwrap();
-    let out = trustca_output(&["init", "--data", root]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("the offline root's directory"),
-        "{}",
-        stderr_of(&out)
-    );
-    let out = trustca_output(&[
-        "ca",
-        "revoke",
-        "hems",
-        "--data",
-        c.data("automotive").to_str().unwrap(),
-        "--reason",
-        "superseded",
-        "--yes-revoke-sector-ca",
-        "hems",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr_of(&out).contains("holds no root key (the root is offline)"),
-        "{}",
-        stderr_of(&out)
+    trustca_refused(&["init", "--data", root], "the offline root's directory");
+    trustca_refused(
+        &[
+            "ca",
+            "revoke",
+            "hems",
+            "--data",
+            c.data("automotive").to_str().unwrap(),
+            "--reason",
+            "superseded",
+            "--yes-revoke-sector-ca",
+            "hems",
+        ],
+        "holds no root key (the root is offline)",
     );
 }
 

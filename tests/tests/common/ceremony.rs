@@ -54,6 +54,22 @@ pub fn trustca_output(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `trustca ARGS`, which must fail with one line on stderr, an
+/// `error:` containing `needle`.
+pub fn trustca_refused(args: &[&str], needle: &str) {
+    let out = trustca_output(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "trustca {args:?} succeeded: {err}");
+    // Logs below error level are off (`trustca_output`): what is left is
+    // what an operator reads.
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].starts_with("error:") && lines[0].contains(needle),
+        "{err}"
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
