@@ -299,6 +299,13 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         text(&o)
     );
 
+    // The sector CRL as it stands before the root revokes its CA: the
+    // running server lists the CA's certificates on it within seconds of
+    // the revocation, and the checks below must fail because of the root's
+    // CRL, not because the leaf is on a newer sector CRL.
+    let sector_crl_now = data.join("automotive-before-ca-revocation.crl");
+    std::fs::copy(data.join("crl/automotive.crl"), &sector_crl_now).unwrap();
+
     // Revoking the sector CA: refused without the confirmation, then done
     // offline while the server runs.
     let o = run(&[
@@ -348,7 +355,6 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     );
 
     // openssl now rejects every automotive chain through the root CRL.
-    let sector_crl_now = data.join("crl/automotive.crl");
     let (ok, out) = openssl_crl_check_all(&data, &car2_pem, &[&root_crl, &sector_crl_now]);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
     let o = run(&[
