@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/v2x-tickets.toml"),
     ),
     (
+        "composition.toml",
+        include_str!("../../policies/composition.toml"),
+    ),
+    (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
     ),
@@ -73,6 +77,14 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
         let text = std::fs::read_to_string(&tickets)
             .map_err(|e| io(format_args!("cannot read {}", tickets.display()), e))?;
         files.push(("v2x-tickets.toml".to_owned(), text));
+    }
+    // Optional: the composition scheme of systems of linked devices; the
+    // embedded default applies without it (`composition_text`).
+    let composition = dir.join("composition.toml");
+    if composition.exists() {
+        let text = std::fs::read_to_string(&composition)
+            .map_err(|e| io(format_args!("cannot read {}", composition.display()), e))?;
+        files.push(("composition.toml".to_owned(), text));
     }
     // A `pseudonym.toml` left by an older init (the retired X.509
     // pseudonym profile) is not read (`crate::legacy`).
@@ -181,4 +193,16 @@ pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
             .map_err(|e| io(format_args!("cannot write {}", path.display()), e))?;
     }
     Ok(true)
+}
+
+/// `composition.toml` of a policy set, or the embedded default when the
+/// directory predates it (a data directory made by an older `init`).
+pub fn composition_text(files: &PolicyFiles) -> (&str, String) {
+    match files.iter().find(|(n, _)| n == "composition.toml") {
+        Some((_, text)) => ("composition.toml", text.clone()),
+        None => (
+            "composition.toml (built-in default)",
+            include_str!("../../policies/composition.toml").to_owned(),
+        ),
+    }
 }

@@ -70,7 +70,7 @@ fn observe(
 /// The caller's credential, as the server's authentication layer put it in
 /// the request (verified client certificate, the RPC's role and revocation
 /// rule applied). Without that layer every call is refused.
-fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+pub(crate) fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
     req.extensions()
         .get::<AuthenticatedCaller>()
         .map(|c| Arc::clone(&c.0))

@@ -1,0 +1,707 @@
+//! Systems of linked devices in the trust database: who may register and
+//! change them, where they are stored, and the live evaluation that both
+//! `Systems/Evaluate` and `Decide` use.
+//!
+//! Systems are opaque records of the store's `systems` space (one record
+//! per system, JSON of [`SystemRecord`], and a generation counter), each
+//! change written with its audit entry in one durable commit before the
+//! answer. Effective levels are never stored: they are computed from the
+//! live trust records whenever asked, so a downgrade, suspension or
+//! revocation anywhere is reflected at once, without a second write.
+//!
+//! An in-memory index (system by name, systems by member) serves `Decide`
+//! without a store scan. Changes through this process update it at once;
+//! another replica's changes are seen when the generation counter is next
+//! checked, at most [`RECHECK`] later.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+use trustca_composition::{
+    CompositionError, CompositionPolicy, Evaluation, Link, LiveLevel, System, SystemRecord,
+    evaluate,
+};
+use trustca_model::{CertificateKind, Credential, DeviceIdentity, SectorName, TrustStatus};
+use trustca_proto::v1 as pb;
+use trustca_store::{BlobAudit, Storage};
+
+use crate::TrustDbError;
+use crate::engine::{TrustEngine, actor, check_reason};
+
+/// The store's record space for systems.
+pub const SPACE: &str = "systems";
+const GENERATION: &[u8] = b"generation";
+const SYSTEM_PREFIX: &[u8] = b"system/";
+/// How often `Decide` asks the store whether another replica changed a
+/// system.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+fn system_key(name: &str) -> Vec<u8> {
+    let mut k = SYSTEM_PREFIX.to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// A stored system with what `Decide` needs of it precomputed.
+#[derive(Debug)]
+struct Indexed {
+    system: System,
+    /// The part of the system that can affect each member, built on first
+    /// use: a member's evaluation reads only those members' records.
+    upstream: Mutex<HashMap<String, Arc<System>>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Index {
+    generation: u64,
+    systems: BTreeMap<String, Arc<Indexed>>,
+    by_member: HashMap<String, Vec<String>>,
+}
+
+impl Index {
+    fn build(generation: u64, systems: Vec<System>) -> Self {
+        let mut index = Index {
+            generation,
+            ..Default::default()
+        };
+        for s in systems {
+            index.put(s);
+        }
+        index
+    }
+
+    fn put(&mut self, system: System) {
+        let name = system.name().to_owned();
+        self.remove(&name);
+        for key in system.members().keys() {
+            self.by_member
+                .entry(key.clone())
+                .or_default()
+                .push(name.clone());
+        }
+        self.systems.insert(
+            name,
+            Arc::new(Indexed {
+                system,
+                upstream: Mutex::new(HashMap::new()),
+            }),
+        );
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.systems.remove(name) {
+            for key in old.system.members().keys() {
+                if let Some(names) = self.by_member.get_mut(key) {
+                    names.retain(|n| n != name);
+                    if names.is_empty() {
+                        self.by_member.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The cap a system puts on one device, for `Decide`.
+#[derive(Debug, Clone)]
+pub struct MemberCap {
+    /// The system.
+    pub system: String,
+    /// The device's effective level there.
+    pub effective: trustca_model::TrustLevel,
+    /// The evaluation's cap (path and reason).
+    pub cap: trustca_composition::Cap,
+}
+
+/// Systems: storage, roles and evaluation.
+pub struct SystemRegistry {
+    storage: Arc<dyn Storage>,
+    policy: RwLock<Arc<CompositionPolicy>>,
+    index: RwLock<Arc<Index>>,
+    /// Milliseconds since `started` of the last generation check.
+    checked_at: AtomicU64,
+    started: Instant,
+    /// One change at a time: a change reads, checks and rewrites a system.
+    writing: Mutex<()>,
+}
+
+impl std::fmt::Debug for SystemRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemRegistry").finish_non_exhaustive()
+    }
+}
+
+fn poisoned<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SystemRegistry {
+    /// Opens the systems of `storage` under `policy`. A stored system that
+    /// no longer holds together is an error: nothing would be decided on it.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        policy: CompositionPolicy,
+    ) -> Result<Self, TrustDbError> {
+        let registry = Self {
+            storage,
+            policy: RwLock::new(Arc::new(policy)),
+            index: RwLock::new(Arc::new(Index::default())),
+            checked_at: AtomicU64::new(0),
+            started: Instant::now(),
+            writing: Mutex::new(()),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    /// The composition policy in force, kept in step with the engine's
+    /// trust policy (its depths, operations and recognition tables).
+    pub fn policy(&self, engine: &TrustEngine) -> Result<Arc<CompositionPolicy>, TrustDbError> {
+        let current = Arc::clone(&*poisoned(self.policy.read()));
+        let trust = engine.policy();
+        if Arc::ptr_eq(current.trust(), &trust) {
+            return Ok(current);
+        }
+        let fresh = Arc::new(current.with_trust(trust)?);
+        *poisoned(self.policy.write()) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
+    fn generation(&self) -> Result<u64, TrustDbError> {
+        Ok(self
+            .storage
+            .blob_get(SPACE, GENERATION)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Reads every system from the store into the index.
+    fn reload(&self) -> Result<(), TrustDbError> {
+        let policy = Arc::clone(&*poisoned(self.policy.read()));
+        let generation = self.generation()?;
+        let mut systems = Vec::new();
+        for (_, value) in self.storage.blob_scan(SPACE, SYSTEM_PREFIX)? {
+            let record: SystemRecord = serde_json::from_slice(&value).map_err(|e| {
+                TrustDbError::Composition(CompositionError::Inconsistent {
+                    system: "?".into(),
+                    reason: format!("record does not decode: {e}"),
+                })
+            })?;
+            systems.push(System::from_record(&record, &policy)?);
+        }
+        *poisoned(self.index.write()) = Arc::new(Index::build(generation, systems));
+        Ok(())
+    }
+
+    /// The index, reloaded first when another replica changed systems
+    /// (checked at most every [`RECHECK`]).
+    fn index(&self) -> Result<Arc<Index>, TrustDbError> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.checked_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= RECHECK.as_millis() as u64
+            && self
+                .checked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let stored = self.generation()?;
+            if stored != poisoned(self.index.read()).generation {
+                self.reload()?;
+            }
+        }
+        Ok(Arc::clone(&*poisoned(self.index.read())))
+    }
+
+    fn system(&self, name: &str) -> Result<Arc<Indexed>, TrustDbError> {
+        self.index()?
+            .systems
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
+    }
+
+    /// Writes `system` and its audit entry in one durable commit, then
+    /// updates the index.
+    fn store(
+        &self,
+        mut system: System,
+        caller: &Credential,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<System, TrustDbError> {
+        let generation = self.generation()? + 1;
+        system.set_version(system.version() + 1);
+        let record = serde_json::to_vec(&system.to_record())
+            .map_err(|e| TrustDbError::InvalidRequest(format!("system does not encode: {e}")))?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut detail = detail;
+        detail["version"] = json!(system.version());
+        self.storage.blob_put(
+            SPACE,
+            &[
+                (system_key(system.name()), record),
+                (GENERATION.to_vec(), generation.to_be_bytes().to_vec()),
+            ],
+            false,
+            Some(&BlobAudit {
+                actor: actor(caller),
+                kind: kind.to_owned(),
+                subject: system.name().to_owned(),
+                detail: detail.to_string(),
+                at: now,
+            }),
+        )?;
+        let mut index = poisoned(self.index.write());
+        let mut fresh = Index::clone(&index);
+        fresh.generation = generation;
+        fresh.put(system.clone());
+        *index = Arc::new(fresh);
+        Ok(system)
+    }
+}
+
+/// A device named in a request: its identity, checked to be enrolled here
+/// and not revoked or retired (a link to such a device is refused; one
+/// revoked later only caps what it reaches).
+fn linkable(storage: &dyn Storage, urn: &str) -> Result<DeviceIdentity, TrustDbError> {
+    let identity = DeviceIdentity::from_urn(urn)?;
+    let record = storage.trust_record(&identity.key())?.ok_or_else(|| {
+        TrustDbError::NotFound(format!("{urn} is not enrolled in this trust database"))
+    })?;
+    if matches!(record.status, TrustStatus::Revoked | TrustStatus::Retired) {
+        return Err(TrustDbError::FailedPrecondition(format!(
+            "{urn} is {}: it cannot be linked into a system",
+            record.status.as_str()
+        )));
+    }
+    Ok(identity)
+}
+
+/// The URN as enrolled (original case), for answers.
+fn enrolled_urn(storage: &dyn Storage, identity: &DeviceIdentity) -> Result<String, TrustDbError> {
+    Ok(storage
+        .device(&identity.key())?
+        .map(|d| d.urn)
+        .unwrap_or_else(|| identity.urn()))
+}
+
+fn operator_of(caller: &Credential, sector: &SectorName, what: &str) -> Result<(), TrustDbError> {
+    if caller.kind == CertificateKind::Operator && caller.may_act_for(sector) {
+        Ok(())
+    } else {
+        Err(TrustDbError::PermissionDenied(format!(
+            "{what} needs an operator of sector {sector}; the caller is {} {}",
+            caller.kind.with_article(),
+            caller.name
+        )))
+    }
+}
+
+fn link_of(link: Option<pb::SystemLink>) -> Result<(pb::SystemLink, Link), TrustDbError> {
+    let l = link.ok_or_else(|| TrustDbError::InvalidRequest("a link is required".into()))?;
+    let from = DeviceIdentity::from_urn(&l.from)?;
+    let to = DeviceIdentity::from_urn(&l.to)?;
+    let link = Link {
+        from: from.key(),
+        to: to.key(),
+        operation: l.operation.clone(),
+    };
+    Ok((l, link))
+}
+
+/// The proto view of a system.
+pub fn system_view(s: &System) -> pb::SystemView {
+    let urn = |key: &str| {
+        s.members()
+            .get(key)
+            .map(|m| m.urn.clone())
+            .unwrap_or_else(|| key.to_owned())
+    };
+    pb::SystemView {
+        name: s.name().to_owned(),
+        sector: s.sector().to_string(),
+        version: s.version(),
+        members: s.members().values().map(|m| m.urn.clone()).collect(),
+        links: s
+            .links()
+            .iter()
+            .map(|l| pb::SystemLink {
+                from: urn(&l.from),
+                to: urn(&l.to),
+                operation: l.operation.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl SystemRegistry {
+    /// `Register`: a new system with its members and links, by an operator
+    /// of every member's sector. All checked before anything is stored.
+    pub fn register(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::RegisterSystemRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        check_reason(&req.reason)?;
+        let policy = self.policy(engine)?;
+        let sector = SectorName::new(&req.sector)?;
+        if !policy.trust().sectors().contains(&sector) {
+            return Err(TrustDbError::InvalidRequest(format!(
+                "unknown sector {sector}"
+            )));
+        }
+        if req.members.is_empty() {
+            return Err(TrustDbError::InvalidRequest(
+                "a system needs at least one member".into(),
+            ));
+        }
+        if req.members.len() > policy.max_devices {
+            return Err(CompositionError::TooLarge {
+                what: "devices",
+                limit: policy.max_devices,
+            }
+            .into());
+        }
+        let mut system = System::new(&req.name, sector)?;
+        for urn in &req.members {
+            let identity = linkable(self.storage.as_ref(), urn)?;
+            operator_of(
+                caller,
+                &identity.sector,
+                "registering a system with its devices",
+            )?;
+            system.add_member(&enrolled_urn(self.storage.as_ref(), &identity)?, &policy)?;
+        }
+        for l in &req.links {
+            let (_, link) = link_of(Some(l.clone()))?;
+            system.add_link(link, &policy)?;
+        }
+        let _one = poisoned(self.writing.lock());
+        if self.index()?.systems.contains_key(system.name())
+            || self
+                .storage
+                .blob_get(SPACE, &system_key(system.name()))?
+                .is_some()
+        {
+            return Err(TrustDbError::AlreadyExists(format!(
+                "a system named {:?} exists",
+                system.name()
+            )));
+        }
+        let detail = json!({
+            "sector": system.sector().as_str(),
+            "members": system.members().len(),
+            "links": system.links().len(),
+            "reason": req.reason,
+        });
+        let system = self.store(system, caller, "system.registered", detail)?;
+        tracing::info!(rpc = "Systems/Register", caller = %caller.name, system = system.name(), members = system.members().len(), links = system.links().len(), outcome = "registered");
+        Ok(system_view(&system))
+    }
+
+    /// Who may change a link: an operator of both ends' sectors, or a
+    /// device that is one end and a member of the system.
+    fn may_change_link(
+        caller: &Credential,
+        system: &System,
+        from: &DeviceIdentity,
+        to: &DeviceIdentity,
+    ) -> Result<(), TrustDbError> {
+        match caller.kind {
+            CertificateKind::Operator => {
+                operator_of(caller, &from.sector, "linking devices")?;
+                operator_of(caller, &to.sector, "linking devices")
+            }
+            CertificateKind::LongTerm => {
+                let me = caller.identity.as_ref().map(DeviceIdentity::key);
+                let Some(me) = me else {
+                    return Err(TrustDbError::PermissionDenied(
+                        "the caller's certificate names no device".into(),
+                    ));
+                };
+                if !system.is_member(&me) {
+                    return Err(TrustDbError::PermissionDenied(format!(
+                        "the caller is not a member of system {}",
+                        system.name()
+                    )));
+                }
+                if me != from.key() && me != to.key() {
+                    return Err(TrustDbError::PermissionDenied(
+                        "a device may only change links it takes part in".into(),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(TrustDbError::PermissionDenied(format!(
+                "links are changed by operators and by the devices linked; the caller holds {} certificate",
+                caller.kind.with_article()
+            ))),
+        }
+    }
+
+    /// `Link`: adds a link. An operator's link may bring a new member in;
+    /// a device's link must be between members.
+    pub fn link(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        check_reason(&req.reason)?;
+        let policy = self.policy(engine)?;
+        let (l, link) = link_of(req.link.clone())?;
+        let _one = poisoned(self.writing.lock());
+        let mut system = self.system(&req.system)?.system.clone();
+        let from = DeviceIdentity::from_urn(&l.from)?;
+        let to = DeviceIdentity::from_urn(&l.to)?;
+        Self::may_change_link(caller, &system, &from, &to)?;
+        for end in [&from, &to] {
+            linkable(self.storage.as_ref(), &end.urn())?;
+            if caller.kind == CertificateKind::Operator {
+                system.add_member(&enrolled_urn(self.storage.as_ref(), end)?, &policy)?;
+            }
+        }
+        system.add_link(link.clone(), &policy)?;
+        let detail = json!({"link": link.to_string(), "reason": req.reason});
+        let system = self.store(system, caller, "system.linked", detail)?;
+        tracing::info!(rpc = "Systems/Link", caller = %caller.name, system = system.name(), link = %link, outcome = "linked");
+        Ok(system_view(&system))
+    }
+
+    /// `Unlink`: removes a link (members stay).
+    pub fn unlink(
+        &self,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        check_reason(&req.reason)?;
+        let (l, link) = link_of(req.link.clone())?;
+        let _one = poisoned(self.writing.lock());
+        let mut system = self.system(&req.system)?.system.clone();
+        let from = DeviceIdentity::from_urn(&l.from)?;
+        let to = DeviceIdentity::from_urn(&l.to)?;
+        Self::may_change_link(caller, &system, &from, &to)?;
+        system.remove_link(&link)?;
+        let detail = json!({"link": link.to_string(), "reason": req.reason});
+        let system = self.store(system, caller, "system.unlinked", detail)?;
+        tracing::info!(rpc = "Systems/Unlink", caller = %caller.name, system = system.name(), link = %link, outcome = "unlinked");
+        Ok(system_view(&system))
+    }
+
+    /// Who may see a system: operators and auditors of its sector or of a
+    /// member's sector, and its member devices.
+    fn may_see(caller: &Credential, system: &System) -> Result<(), TrustDbError> {
+        let allowed = match caller.kind {
+            CertificateKind::Operator | CertificateKind::Auditor => {
+                caller.may_act_for(system.sector())
+                    || system
+                        .members()
+                        .values()
+                        .any(|m| caller.may_act_for(&m.sector))
+            }
+            CertificateKind::LongTerm => caller
+                .identity
+                .as_ref()
+                .is_some_and(|i| system.is_member(&i.key())),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(TrustDbError::PermissionDenied(format!(
+                "system {} is shown to its member devices and to operators and auditors of its sectors",
+                system.name()
+            )))
+        }
+    }
+
+    /// `Show`.
+    pub fn show(&self, caller: &Credential, name: &str) -> Result<pb::SystemView, TrustDbError> {
+        let indexed = self.system(name)?;
+        Self::may_see(caller, &indexed.system)?;
+        Ok(system_view(&indexed.system))
+    }
+
+    /// `Evaluate`: every member from its live record now.
+    pub fn evaluate(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        name: &str,
+    ) -> Result<(Evaluation, Arc<CompositionPolicy>), TrustDbError> {
+        let indexed = self.system(name)?;
+        Self::may_see(caller, &indexed.system)?;
+        let policy = self.policy(engine)?;
+        let levels = live_levels(engine, &indexed.system)?;
+        Ok((evaluate(&indexed.system, &levels, &policy)?, policy))
+    }
+
+    /// The lowest cap any system puts on the device `key`, from the live
+    /// records of the members that can reach it; None when it is in no
+    /// system or none lowers it.
+    pub fn cap_for(
+        &self,
+        engine: &TrustEngine,
+        key: &str,
+    ) -> Result<Option<MemberCap>, TrustDbError> {
+        let index = self.index()?;
+        let Some(names) = index.by_member.get(key) else {
+            return Ok(None);
+        };
+        let policy = self.policy(engine)?;
+        let mut lowest: Option<MemberCap> = None;
+        for name in names {
+            let Some(indexed) = index.systems.get(name) else {
+                continue;
+            };
+            let part =
+                {
+                    let mut cache = poisoned(indexed.upstream.lock());
+                    Arc::clone(cache.entry(key.to_owned()).or_insert_with(|| {
+                        Arc::new(indexed.system.upstream_of(key, policy.max_hops))
+                    }))
+                };
+            let levels = live_levels(engine, &part)?;
+            let mut e = evaluate(&part, &levels, &policy)?;
+            let Some(member) = e.members.remove(key) else {
+                continue;
+            };
+            if let Some(cap) = member.cap
+                && lowest
+                    .as_ref()
+                    .is_none_or(|l| member.effective < l.effective)
+            {
+                lowest = Some(MemberCap {
+                    system: name.clone(),
+                    effective: member.effective,
+                    cap,
+                });
+            }
+        }
+        Ok(lowest)
+    }
+}
+
+/// The live level and status of every member of `system`: the trust
+/// record, and `revoked` when the member's sector CA was revoked by the
+/// root.
+fn live_levels(
+    engine: &TrustEngine,
+    system: &System,
+) -> Result<BTreeMap<String, LiveLevel>, TrustDbError> {
+    let mut levels = BTreeMap::new();
+    for (key, member) in system.members() {
+        let record = engine.storage().trust_record(key)?.ok_or_else(|| {
+            TrustDbError::NotFound(format!(
+                "{} of system {} is no longer enrolled",
+                member.urn,
+                system.name()
+            ))
+        })?;
+        let mut status = record.status;
+        if engine.sector_ca_revoked(&member.sector).is_some() {
+            status = TrustStatus::Revoked;
+        }
+        levels.insert(
+            key.clone(),
+            LiveLevel {
+                level: trustca_model::TrustLevel::new(i64::from(record.level))?,
+                status,
+            },
+        );
+    }
+    Ok(levels)
+}
+
+/// The proto form of a cap.
+pub fn cap_view(system: &str, effective: u8, cap: &trustca_composition::Cap) -> pb::SystemCap {
+    pb::SystemCap {
+        system: system.to_owned(),
+        effective_level: u32::from(effective),
+        source: cap.source.clone(),
+        path: cap
+            .path
+            .iter()
+            .map(|h| pb::CapHop {
+                from: h.from.clone(),
+                to: h.to.clone(),
+                operation: h.operation.clone(),
+                depth: h.depth.clone(),
+                counted_level: u32::from(h.counted.get()),
+            })
+            .collect(),
+        reason: cap.reason.clone(),
+    }
+}
+
+/// The proto form of an evaluation.
+pub fn evaluation_view(
+    e: &Evaluation,
+    policy: &CompositionPolicy,
+    at: OffsetDateTime,
+) -> pb::SystemEvaluation {
+    let combined = e.combined.as_ref();
+    pb::SystemEvaluation {
+        system: e.system.clone(),
+        system_version: e.system_version,
+        policy_version: format!(
+            "composition@{}+{}",
+            policy.version,
+            policy.trust().version()
+        ),
+        combined_level: combined.map(|c| u32::from(c.level.get())).unwrap_or(0),
+        combined_set_by: combined.map(|c| c.set_by.clone()).unwrap_or_default(),
+        combined_reason: combined.map(|c| c.reason.clone()).unwrap_or_default(),
+        members: e
+            .members
+            .values()
+            .map(|m| pb::MemberLevel {
+                identity: m.urn.clone(),
+                sector: m.sector.to_string(),
+                own_level: u32::from(m.own_level.get()),
+                status: m.status.as_str().to_owned(),
+                effective_level: u32::from(m.effective.get()),
+                cap: m
+                    .cap
+                    .as_ref()
+                    .map(|c| cap_view(&e.system, m.effective.get(), c)),
+            })
+            .collect(),
+        evaluated_at: at.unix_timestamp(),
+    }
+}
+
+impl TrustEngine {
+    /// Lowers a peer's state to its effective level when a system it
+    /// belongs to caps it, adding the cap's reason to its notes; the cap
+    /// for the decision, or None.
+    pub(crate) fn apply_system_cap(
+        &self,
+        state: &mut crate::LiveState,
+        identity: Option<&DeviceIdentity>,
+    ) -> Result<Option<pb::SystemCap>, TrustDbError> {
+        let (Some(systems), Some(identity)) = (self.systems(), identity) else {
+            return Ok(None);
+        };
+        let Some(member) = systems.cap_for(self, &identity.key())? else {
+            return Ok(None);
+        };
+        if member.effective >= state.level {
+            return Ok(None);
+        }
+        state.level = member.effective;
+        state
+            .notes
+            .push(format!("system {}: {}", member.system, member.cap.reason));
+        Ok(Some(cap_view(
+            &member.system,
+            member.effective.get(),
+            &member.cap,
+        )))
+    }
+}
