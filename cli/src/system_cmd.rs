@@ -107,11 +107,11 @@ impl LinkArgs {
     fn request(self) -> pb::LinkRequest {
         pb::LinkRequest {
             system: self.system,
-            link: Some(pb::SystemLink {
+            links: vec![pb::SystemLink {
                 from: self.from,
                 to: self.to,
                 operation: self.operation,
-            }),
+            }],
             reason: self.reason,
         }
     }

@@ -123,7 +123,7 @@ fn link(from: &Device, op: &str, to: &Device) -> pb::SystemLink {
 fn link_request(system: &str, l: pb::SystemLink) -> pb::LinkRequest {
     pb::LinkRequest {
         system: system.into(),
-        link: Some(l),
+        links: vec![l],
         reason: "installer".into(),
     }
 }
@@ -235,6 +235,21 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
     assert!(d.allow, "{d:?}");
     assert_eq!(d.peer_level, 4);
     assert!(d.peer_system_cap.is_none());
+    // ... and stays removed after a restart (records are never deleted: the
+    // link's record says it was unlinked).
+    h.ca.restart().await;
+    let mut car = trust_client(&h.ca, &h.car.creds).await;
+    let d = decide(&mut car, &h.hems, "remote-control").await;
+    assert!(d.allow && d.peer_system_cap.is_none(), "{d:?}");
+    let v = systems(&h.ca, &h.ops)
+        .await
+        .show(pb::ShowSystemRequest {
+            system: "house-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((v.links.len(), v.version), (1, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

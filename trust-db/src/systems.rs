@@ -2,10 +2,13 @@
 //! change them, where they are stored, and the live evaluation that both
 //! `Systems/Evaluate` and `Decide` use.
 //!
-//! Systems are opaque records of the store's `systems` space (one record
-//! per system, JSON of [`SystemRecord`], and a generation counter), each
-//! change written with its audit entry in one durable commit before the
-//! answer. Effective levels are never stored: they are computed from the
+//! Systems are opaque records of the store's `systems` space: a header
+//! per system (`s/<name>`: sector and version), one record per member
+//! (`m/<name>\0<key>`: its URN) and per link (`l/<name>\0<from>\0<to>\0
+//! <operation>`: `1`, or `0` once unlinked, since records are never
+//! deleted), and a generation counter. A change writes only the records it
+//! touches, the header and the counter, with its audit entry, in one
+//! durable commit before the answer. Effective levels are never stored: they are computed from the
 //! live trust records whenever asked, so a downgrade, suspension or
 //! revocation anywhere is reflected at once, without a second write.
 //!
@@ -35,15 +38,87 @@ use crate::engine::{TrustEngine, actor, check_reason};
 /// The store's record space for systems.
 pub const SPACE: &str = "systems";
 const GENERATION: &[u8] = b"generation";
-const SYSTEM_PREFIX: &[u8] = b"system/";
+const HEADER: &str = "s/";
+const MEMBER: &str = "m/";
+const LINK: &str = "l/";
+const PRESENT: &[u8] = b"1";
+const REMOVED: &[u8] = b"0";
 /// How often `Decide` asks the store whether another replica changed a
 /// system.
 pub const RECHECK: Duration = Duration::from_secs(1);
 
-fn system_key(name: &str) -> Vec<u8> {
-    let mut k = SYSTEM_PREFIX.to_vec();
-    k.extend_from_slice(name.as_bytes());
-    k
+fn header_key(name: &str) -> Vec<u8> {
+    format!("{HEADER}{name}").into_bytes()
+}
+
+fn member_key(name: &str, key: &str) -> Vec<u8> {
+    format!("{MEMBER}{name}\0{key}").into_bytes()
+}
+
+fn link_key(name: &str, l: &Link) -> Vec<u8> {
+    format!("{LINK}{name}\0{}\0{}\0{}", l.from, l.to, l.operation).into_bytes()
+}
+
+/// A system's header record: `{"sector": .., "version": ..}`.
+fn header_of(v: &[u8]) -> Option<(String, u64)> {
+    let h: serde_json::Value = serde_json::from_slice(v).ok()?;
+    Some((h["sector"].as_str()?.to_owned(), h["version"].as_u64()?))
+}
+
+fn damaged(what: &str) -> TrustDbError {
+    TrustDbError::Composition(CompositionError::Inconsistent {
+        system: "?".into(),
+        reason: format!("a stored {what} record does not decode"),
+    })
+}
+
+/// Every system of the space, assembled from its records.
+fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError> {
+    let mut systems: BTreeMap<String, SystemRecord> = BTreeMap::new();
+    for (k, v) in storage.blob_scan(SPACE, HEADER.as_bytes())? {
+        let name = String::from_utf8(k[HEADER.len()..].to_vec()).map_err(|_| damaged("header"))?;
+        let (sector, version) = header_of(&v).ok_or_else(|| damaged("header"))?;
+        systems.insert(
+            name.clone(),
+            SystemRecord {
+                name,
+                sector,
+                members: Vec::new(),
+                links: Vec::new(),
+                version,
+            },
+        );
+    }
+    for (k, v) in storage.blob_scan(SPACE, MEMBER.as_bytes())? {
+        let text = std::str::from_utf8(&k[MEMBER.len()..]).map_err(|_| damaged("member"))?;
+        let (name, _) = text.split_once('\0').ok_or_else(|| damaged("member"))?;
+        let urn = String::from_utf8(v).map_err(|_| damaged("member"))?;
+        systems
+            .get_mut(name)
+            .ok_or_else(|| damaged("member"))?
+            .members
+            .push(urn);
+    }
+    for (k, v) in storage.blob_scan(SPACE, LINK.as_bytes())? {
+        if v != PRESENT {
+            continue;
+        }
+        let text = std::str::from_utf8(&k[LINK.len()..]).map_err(|_| damaged("link"))?;
+        let parts: Vec<&str> = text.split('\0').collect();
+        let [name, from, to, operation] = parts.as_slice() else {
+            return Err(damaged("link"));
+        };
+        systems
+            .get_mut(*name)
+            .ok_or_else(|| damaged("link"))?
+            .links
+            .push(Link {
+                from: (*from).to_owned(),
+                to: (*to).to_owned(),
+                operation: (*operation).to_owned(),
+            });
+    }
+    Ok(systems.into_values().collect())
 }
 
 /// A stored system with what `Decide` needs of it precomputed.
@@ -184,13 +259,7 @@ impl SystemRegistry {
         let policy = Arc::clone(&*poisoned(self.policy.read()));
         let generation = self.generation()?;
         let mut systems = Vec::new();
-        for (_, value) in self.storage.blob_scan(SPACE, SYSTEM_PREFIX)? {
-            let record: SystemRecord = serde_json::from_slice(&value).map_err(|e| {
-                TrustDbError::Composition(CompositionError::Inconsistent {
-                    system: "?".into(),
-                    reason: format!("record does not decode: {e}"),
-                })
-            })?;
+        for record in read_records(self.storage.as_ref())? {
             systems.push(System::from_record(&record, &policy)?);
         }
         *poisoned(self.index.write()) = Arc::new(Index::build(generation, systems));
@@ -224,10 +293,11 @@ impl SystemRegistry {
             .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
     }
 
-    /// Writes `system` and its audit entry in one durable commit, then
-    /// updates the index.
+    /// Writes what changed from `before` (None: a new system) to `system`
+    /// and the audit entry in one durable commit, then updates the index.
     fn store(
         &self,
+        before: Option<&System>,
         mut system: System,
         caller: &Credential,
         kind: &str,
@@ -235,22 +305,40 @@ impl SystemRegistry {
     ) -> Result<System, TrustDbError> {
         let generation = self.generation()? + 1;
         system.set_version(system.version() + 1);
-        let record = serde_json::to_vec(&system.to_record())
-            .map_err(|e| TrustDbError::InvalidRequest(format!("system does not encode: {e}")))?;
+        let name = system.name().to_owned();
+        let header = json!({"sector": system.sector().as_str(), "version": system.version()})
+            .to_string()
+            .into_bytes();
+        let mut records = vec![
+            (header_key(&name), header),
+            (GENERATION.to_vec(), generation.to_be_bytes().to_vec()),
+        ];
+        for (key, m) in system.members() {
+            if !before.is_some_and(|b| b.is_member(key)) {
+                records.push((member_key(&name, key), m.urn.clone().into_bytes()));
+            }
+        }
+        for l in system.links() {
+            if !before.is_some_and(|b| b.links().contains(l)) {
+                records.push((link_key(&name, l), PRESENT.to_vec()));
+            }
+        }
+        for l in before.map(|b| b.links().iter()).into_iter().flatten() {
+            if !system.links().contains(l) {
+                records.push((link_key(&name, l), REMOVED.to_vec()));
+            }
+        }
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut detail = detail;
         detail["version"] = json!(system.version());
         self.storage.blob_put(
             SPACE,
-            &[
-                (system_key(system.name()), record),
-                (GENERATION.to_vec(), generation.to_be_bytes().to_vec()),
-            ],
+            &records,
             false,
             Some(&BlobAudit {
                 actor: actor(caller),
                 kind: kind.to_owned(),
-                subject: system.name().to_owned(),
+                subject: name,
                 detail: detail.to_string(),
                 at: now,
             }),
@@ -301,8 +389,8 @@ fn operator_of(caller: &Credential, sector: &SectorName, what: &str) -> Result<(
     }
 }
 
-fn link_of(link: Option<pb::SystemLink>) -> Result<(pb::SystemLink, Link), TrustDbError> {
-    let l = link.ok_or_else(|| TrustDbError::InvalidRequest("a link is required".into()))?;
+/// A link of a request: both ends' identities and the link by keys.
+fn link_of(l: &pb::SystemLink) -> Result<(DeviceIdentity, DeviceIdentity, Link), TrustDbError> {
     let from = DeviceIdentity::from_urn(&l.from)?;
     let to = DeviceIdentity::from_urn(&l.to)?;
     let link = Link {
@@ -310,7 +398,35 @@ fn link_of(link: Option<pb::SystemLink>) -> Result<(pb::SystemLink, Link), Trust
         to: to.key(),
         operation: l.operation.clone(),
     };
-    Ok((l, link))
+    Ok((from, to, link))
+}
+
+/// The links of a `Link`/`Unlink` request: at least one, at most the
+/// policy's link limit.
+fn links_of(
+    req: &pb::LinkRequest,
+    policy: &CompositionPolicy,
+) -> Result<Vec<(DeviceIdentity, DeviceIdentity, Link)>, TrustDbError> {
+    if req.links.is_empty() {
+        return Err(TrustDbError::InvalidRequest("no link given".into()));
+    }
+    if req.links.len() > policy.max_links {
+        return Err(CompositionError::TooLarge {
+            what: "links",
+            limit: policy.max_links,
+        }
+        .into());
+    }
+    req.links.iter().map(link_of).collect()
+}
+
+fn describe(links: &[(DeviceIdentity, DeviceIdentity, Link)]) -> serde_json::Value {
+    json!(
+        links
+            .iter()
+            .map(|(_, _, l)| l.to_string())
+            .collect::<Vec<_>>()
+    )
 }
 
 /// The proto view of a system.
@@ -378,14 +494,14 @@ impl SystemRegistry {
             system.add_member(&enrolled_urn(self.storage.as_ref(), &identity)?, &policy)?;
         }
         for l in &req.links {
-            let (_, link) = link_of(Some(l.clone()))?;
+            let (_, _, link) = link_of(l)?;
             system.add_link(link, &policy)?;
         }
         let _one = poisoned(self.writing.lock());
         if self.index()?.systems.contains_key(system.name())
             || self
                 .storage
-                .blob_get(SPACE, &system_key(system.name()))?
+                .blob_get(SPACE, &header_key(system.name()))?
                 .is_some()
         {
             return Err(TrustDbError::AlreadyExists(format!(
@@ -399,7 +515,7 @@ impl SystemRegistry {
             "links": system.links().len(),
             "reason": req.reason,
         });
-        let system = self.store(system, caller, "system.registered", detail)?;
+        let system = self.store(None, system, caller, "system.registered", detail)?;
         tracing::info!(rpc = "Systems/Register", caller = %caller.name, system = system.name(), members = system.members().len(), links = system.links().len(), outcome = "registered");
         Ok(system_view(&system))
     }
@@ -444,8 +560,8 @@ impl SystemRegistry {
         }
     }
 
-    /// `Link`: adds a link. An operator's link may bring a new member in;
-    /// a device's link must be between members.
+    /// `Link`: adds links, all or none. An operator's link may bring a new
+    /// member in; a device's links must be between members.
     pub fn link(
         &self,
         engine: &TrustEngine,
@@ -454,42 +570,61 @@ impl SystemRegistry {
     ) -> Result<pb::SystemView, TrustDbError> {
         check_reason(&req.reason)?;
         let policy = self.policy(engine)?;
-        let (l, link) = link_of(req.link.clone())?;
+        let links = links_of(req, &policy)?;
         let _one = poisoned(self.writing.lock());
-        let mut system = self.system(&req.system)?.system.clone();
-        let from = DeviceIdentity::from_urn(&l.from)?;
-        let to = DeviceIdentity::from_urn(&l.to)?;
-        Self::may_change_link(caller, &system, &from, &to)?;
-        for end in [&from, &to] {
-            linkable(self.storage.as_ref(), &end.urn())?;
-            if caller.kind == CertificateKind::Operator {
-                system.add_member(&enrolled_urn(self.storage.as_ref(), end)?, &policy)?;
+        let before = Arc::clone(&self.system(&req.system)?);
+        let mut system = before.system.clone();
+        let mut checked = std::collections::HashSet::new();
+        for (from, to, link) in &links {
+            Self::may_change_link(caller, &system, from, to)?;
+            for end in [from, to] {
+                if checked.insert(end.key()) {
+                    linkable(self.storage.as_ref(), &end.urn())?;
+                }
+                if caller.kind == CertificateKind::Operator {
+                    system.add_member(&enrolled_urn(self.storage.as_ref(), end)?, &policy)?;
+                }
             }
+            system.add_link(link.clone(), &policy)?;
         }
-        system.add_link(link.clone(), &policy)?;
-        let detail = json!({"link": link.to_string(), "reason": req.reason});
-        let system = self.store(system, caller, "system.linked", detail)?;
-        tracing::info!(rpc = "Systems/Link", caller = %caller.name, system = system.name(), link = %link, outcome = "linked");
+        let detail = json!({"links": describe(&links), "reason": req.reason});
+        let system = self.store(
+            Some(&before.system),
+            system,
+            caller,
+            "system.linked",
+            detail,
+        )?;
+        tracing::info!(rpc = "Systems/Link", caller = %caller.name, system = system.name(), links = links.len(), outcome = "linked");
         Ok(system_view(&system))
     }
 
-    /// `Unlink`: removes a link (members stay).
+    /// `Unlink`: removes links, all or none (members stay).
     pub fn unlink(
         &self,
+        engine: &TrustEngine,
         caller: &Credential,
         req: &pb::LinkRequest,
     ) -> Result<pb::SystemView, TrustDbError> {
         check_reason(&req.reason)?;
-        let (l, link) = link_of(req.link.clone())?;
+        let policy = self.policy(engine)?;
+        let links = links_of(req, &policy)?;
         let _one = poisoned(self.writing.lock());
-        let mut system = self.system(&req.system)?.system.clone();
-        let from = DeviceIdentity::from_urn(&l.from)?;
-        let to = DeviceIdentity::from_urn(&l.to)?;
-        Self::may_change_link(caller, &system, &from, &to)?;
-        system.remove_link(&link)?;
-        let detail = json!({"link": link.to_string(), "reason": req.reason});
-        let system = self.store(system, caller, "system.unlinked", detail)?;
-        tracing::info!(rpc = "Systems/Unlink", caller = %caller.name, system = system.name(), link = %link, outcome = "unlinked");
+        let before = Arc::clone(&self.system(&req.system)?);
+        let mut system = before.system.clone();
+        for (from, to, link) in &links {
+            Self::may_change_link(caller, &system, from, to)?;
+            system.remove_link(link)?;
+        }
+        let detail = json!({"links": describe(&links), "reason": req.reason});
+        let system = self.store(
+            Some(&before.system),
+            system,
+            caller,
+            "system.unlinked",
+            detail,
+        )?;
+        tracing::info!(rpc = "Systems/Unlink", caller = %caller.name, system = system.name(), links = links.len(), outcome = "unlinked");
         Ok(system_view(&system))
     }
 

@@ -77,7 +77,8 @@ impl Systems for SystemsService {
         &self,
         request: Request<pb::LinkRequest>,
     ) -> Result<Response<pb::SystemView>, Status> {
-        self.run(request, |r, _, who, req| r.unlink(who, req)).await
+        self.run(request, |r, e, who, req| r.unlink(e, who, req))
+            .await
     }
 
     async fn show(
