@@ -15,7 +15,7 @@ use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
 use trustca::client::{ClientCredentials, connect};
-use trustca_model::CertificateKind;
+use trustca_model::{CertificateKind, SignedTrustAssertion};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::systems_client::SystemsClient;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
@@ -187,6 +187,42 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
         "{:?}",
         d.reasons
     );
+    // The signed assertions: `peer_assertion` stays version 1 (the record,
+    // Lv.4) for verifiers that know only it; `peer_system_assertion` is
+    // version 2 and adds the cap, signed by the same responder.
+    let root_der = pem::parse(h.ca.root_pem()).unwrap().into_contents();
+    let verify = |a: pb::SignedAssertion| {
+        SignedTrustAssertion {
+            body: a.body,
+            signature: a.signature,
+            responder_chain: a.responder_chain,
+        }
+        .verify(
+            &root_der,
+            time::OffsetDateTime::now_utc(),
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let plain = verify(d.peer_assertion.clone().unwrap());
+    assert_eq!((plain.level.get(), plain.system_cap), (4, None));
+    let capped = verify(d.peer_system_assertion.clone().expect("a system assertion"));
+    assert_eq!(capped.level.get(), 4);
+    let claim = capped.system_cap.expect("a cap in the assertion");
+    assert_eq!(
+        (
+            claim.system.as_str(),
+            claim.effective_level.get(),
+            claim.source.as_str()
+        ),
+        ("house-1", 2, h.plug.identity.as_str())
+    );
+    assert!(
+        claim.reason.starts_with("capped at Lv.2"),
+        "{}",
+        claim.reason
+    );
+
     // The heat pump is only read by the HEMS: reading lends little (slack
     // 3 plus 1 for the second hop), so it keeps Lv.5 (which the car counts
     // as automotive Lv.4).

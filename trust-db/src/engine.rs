@@ -342,6 +342,7 @@ impl TrustEngine {
             record_version: record.version,
             produced_at: now,
             next_update,
+            system_cap: None,
         };
         let signed = SignedTrustAssertion::sign(
             &assertion,
@@ -683,6 +684,7 @@ impl TrustEngine {
                 policy_version: policy.version(),
                 peer_own_level: 0,
                 peer_system_cap: None,
+                peer_system_assertion: None,
             };
         // The caller's own standing, from its own sector's database.
         let caller_state = if self.is_local(&caller_identity.sector) {
@@ -743,7 +745,7 @@ impl TrustEngine {
         // A member of a system of linked devices is judged at its
         // effective level there, from the live records (crate::systems).
         let peer_own_level = peer_state.level.get() as u32;
-        let peer_system_cap = self.apply_system_cap(&mut peer_state, verified.identity.as_ref())?;
+        let peer_system = self.apply_system_cap(&mut peer_state, verified.identity.as_ref())?;
         fn side(s: &LiveState) -> Standing<'_> {
             Standing {
                 sector: &s.sector,
@@ -773,7 +775,8 @@ impl TrustEngine {
             peer_assertion: Some((*peer_state.assertion).clone()),
             policy_version: policy.version(),
             peer_own_level,
-            peer_system_cap,
+            peer_system_cap: peer_system.as_ref().map(|s| s.cap.clone()),
+            peer_system_assertion: peer_system.map(|s| s.assertion),
         })
     }
 

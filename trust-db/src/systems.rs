@@ -28,7 +28,10 @@ use trustca_composition::{
     CompositionError, CompositionPolicy, Evaluation, Link, LiveLevel, System, SystemRecord,
     evaluate,
 };
-use trustca_model::{CertificateKind, Credential, DeviceIdentity, SectorName, TrustStatus};
+use trustca_model::{
+    CertificateKind, Credential, DeviceIdentity, SectorName, SignedTrustAssertion, SystemCapClaim,
+    TrustAssertion, TrustStatus,
+};
 use trustca_proto::v1 as pb;
 use trustca_store::{BlobAudit, Storage};
 
@@ -202,6 +205,8 @@ pub struct SystemRegistry {
     started: Instant,
     /// One change at a time: a change reads, checks and rewrites a system.
     writing: Mutex<()>,
+    /// Signed cap assertions by the peer's lower-case URN.
+    signed: Mutex<HashMap<String, SignedCap>>,
 }
 
 impl std::fmt::Debug for SystemRegistry {
@@ -228,6 +233,7 @@ impl SystemRegistry {
             checked_at: AtomicU64::new(0),
             started: Instant::now(),
             writing: Mutex::new(()),
+            signed: Mutex::new(HashMap::new()),
         };
         registry.reload()?;
         Ok(registry)
@@ -811,15 +817,43 @@ pub fn evaluation_view(
     }
 }
 
+/// What `Decide` adds for a capped peer: the cap and the signed version 2
+/// assertion stating it.
+#[derive(Debug)]
+pub(crate) struct PeerSystemCap {
+    /// The cap, for `Decision.peer_system_cap`.
+    pub cap: pb::SystemCap,
+    /// For `Decision.peer_system_assertion`.
+    pub assertion: pb::SignedAssertion,
+}
+
+/// A signed cap assertion, reused while its record, claim and validity
+/// are those of the peer's plain assertion.
+#[derive(Debug)]
+struct SignedCap {
+    version: u64,
+    status: TrustStatus,
+    claim: SystemCapClaim,
+    next_update: OffsetDateTime,
+    signed: pb::SignedAssertion,
+}
+
+/// Bound of the signed-cap cache (emptied when full, like the engine's).
+const MAX_SIGNED_CAPS: usize = 100_000;
+
+/// Reasons longer than this are cut (at a character boundary) in the
+/// signed claim; the decision's reasons keep them whole.
+const MAX_CLAIM_REASON: usize = 1024;
+
 impl TrustEngine {
     /// Lowers a peer's state to its effective level when a system it
     /// belongs to caps it, adding the cap's reason to its notes; the cap
-    /// for the decision, or None.
+    /// and its signed assertion for the decision, or None.
     pub(crate) fn apply_system_cap(
         &self,
         state: &mut crate::LiveState,
         identity: Option<&DeviceIdentity>,
-    ) -> Result<Option<pb::SystemCap>, TrustDbError> {
+    ) -> Result<Option<PeerSystemCap>, TrustDbError> {
         let (Some(systems), Some(identity)) = (self.systems(), identity) else {
             return Ok(None);
         };
@@ -829,14 +863,81 @@ impl TrustEngine {
         if member.effective >= state.level {
             return Ok(None);
         }
+        let mut reason = member.cap.reason.clone();
+        if reason.len() > MAX_CLAIM_REASON {
+            let mut cut = MAX_CLAIM_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        let claim = SystemCapClaim {
+            system: member.system.clone(),
+            effective_level: member.effective,
+            source: member.cap.source.clone(),
+            reason,
+        };
+        let assertion = systems.signed_cap(self, state, claim)?;
         state.level = member.effective;
         state
             .notes
             .push(format!("system {}: {}", member.system, member.cap.reason));
-        Ok(Some(cap_view(
-            &member.system,
-            member.effective.get(),
-            &member.cap,
-        )))
+        Ok(Some(PeerSystemCap {
+            cap: cap_view(&member.system, member.effective.get(), &member.cap),
+            assertion,
+        }))
+    }
+}
+
+impl SystemRegistry {
+    /// The version 2 assertion of `state` with `claim`, signed by the
+    /// engine's responder once per (record, claim, validity).
+    fn signed_cap(
+        &self,
+        engine: &TrustEngine,
+        state: &crate::LiveState,
+        claim: SystemCapClaim,
+    ) -> Result<pb::SignedAssertion, TrustDbError> {
+        let key = state.identity.to_ascii_lowercase();
+        if let Some(c) = poisoned(self.signed.lock()).get(&key)
+            && c.version == state.version
+            && c.status == state.status
+            && c.next_update == state.next_update
+            && c.claim == claim
+        {
+            return Ok(c.signed.clone());
+        }
+        let assertion = TrustAssertion {
+            identity: state.identity.clone(),
+            sector: state.sector.clone(),
+            level: state.level,
+            status: state.status,
+            record_version: state.version,
+            produced_at: OffsetDateTime::now_utc().min(state.next_update),
+            next_update: state.next_update,
+            system_cap: Some(claim.clone()),
+        };
+        let (signer, chain) = engine.responder();
+        let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
+        let signed = pb::SignedAssertion {
+            body: signed.body,
+            signature: signed.signature,
+            responder_chain: signed.responder_chain,
+        };
+        let mut cache = poisoned(self.signed.lock());
+        if cache.len() >= MAX_SIGNED_CAPS {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            SignedCap {
+                version: state.version,
+                status: state.status,
+                claim,
+                next_update: state.next_update,
+                signed: signed.clone(),
+            },
+        );
+        Ok(signed)
     }
 }

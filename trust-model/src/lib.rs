@@ -30,7 +30,7 @@ pub mod signer;
 pub mod snapshot;
 mod status;
 
-pub use assertion::{SignedTrustAssertion, TrustAssertion};
+pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{
     VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
     key_fingerprint, verify_chain,
