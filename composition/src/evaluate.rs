@@ -159,6 +159,156 @@ fn level(v: u8) -> TrustLevel {
     TrustLevel::new(i64::from(v.clamp(1, 5))).unwrap_or(TrustLevel::MIN)
 }
 
+/// The system as indices: members, their sectors, links out of each and
+/// a topological order.
+struct Graph<'a> {
+    members: Vec<&'a crate::Member>,
+    links: Vec<&'a crate::Link>,
+    /// Per member: (target, depth index, link index).
+    out: Vec<Vec<(usize, usize, usize)>>,
+    order: Vec<usize>,
+    member_sector: Vec<usize>,
+    sectors: Vec<SectorName>,
+    counting: Counting,
+}
+
+impl<'a> Graph<'a> {
+    fn new(system: &'a System, policy: &CompositionPolicy) -> Result<Self, CompositionError> {
+        let members: Vec<_> = system.members().values().collect();
+        let index: BTreeMap<&str, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.key.as_str(), i))
+            .collect();
+        let mut sectors: Vec<SectorName> = members.iter().map(|m| m.sector.clone()).collect();
+        sectors.push(system.sector().clone());
+        sectors.sort();
+        sectors.dedup();
+        let counting = Counting::new(&sectors, policy);
+        let member_sector = members
+            .iter()
+            .map(|m| sectors.binary_search(&m.sector).unwrap_or(0))
+            .collect();
+        let links: Vec<_> = system.links().iter().collect();
+        let mut out: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); members.len()];
+        let mut indegree = vec![0usize; members.len()];
+        for (li, l) in links.iter().enumerate() {
+            let (Some(&f), Some(&t)) = (index.get(l.from.as_str()), index.get(l.to.as_str()))
+            else {
+                return Err(CompositionError::Inconsistent {
+                    system: system.name().to_owned(),
+                    reason: format!("link {l} names a device that is not a member"),
+                });
+            };
+            out[f].push((t, policy.operation_depth(&l.operation), li));
+            indegree[t] += 1;
+        }
+        let order = topological(system, &mut indegree, &out)?;
+        Ok(Self {
+            members,
+            links,
+            out,
+            order,
+            member_sector,
+            sectors,
+            counting,
+        })
+    }
+
+    fn sector_index(&self, s: &SectorName) -> usize {
+        self.sectors.binary_search(s).unwrap_or(0)
+    }
+}
+
+/// The weakest level reaching each (member, depth, hops) slot; slots of
+/// member `v` are `v * per_node ..`, slot `d * (hops + 1) + h`, and depth
+/// `depths` marks the member itself as a source.
+struct Labels {
+    slots: Vec<Option<Label>>,
+    per_node: usize,
+    hops: usize,
+}
+
+impl Labels {
+    fn get(&self, member: usize, slot: usize) -> Option<Label> {
+        self.slots[member * self.per_node + slot]
+    }
+
+    fn split(&self, slot: usize) -> (usize, usize) {
+        (slot / (self.hops + 1), slot % (self.hops + 1))
+    }
+}
+
+/// Carries every member's lent level along the links in topological
+/// order, keeping the weakest per slot.
+fn propagate(graph: &Graph<'_>, lends: &[u8], policy: &CompositionPolicy) -> Labels {
+    let depths = policy.trust().depths.len();
+    let hops = policy.max_hops;
+    let per_node = (depths + 1) * (hops + 1);
+    let mut labels = Labels {
+        slots: vec![None; graph.members.len() * per_node],
+        per_node,
+        hops,
+    };
+    for (v, lend) in lends.iter().enumerate() {
+        labels.slots[v * per_node + depths * (hops + 1)] = Some(Label {
+            level: *lend,
+            source: v,
+            previous: None,
+        });
+    }
+    for &v in &graph.order {
+        for s in 0..per_node {
+            let Some(label) = labels.get(v, s) else {
+                continue;
+            };
+            let (d, h) = labels.split(s);
+            if h >= hops {
+                continue;
+            }
+            for &(w, e, li) in &graph.out[v] {
+                let counted = graph.counting.count(
+                    graph.member_sector[w],
+                    graph.member_sector[v],
+                    label.level,
+                );
+                let target = w * per_node + d.min(e) * (hops + 1) + h + 1;
+                if labels.slots[target].is_none_or(|old| counted < old.level) {
+                    labels.slots[target] = Some(Label {
+                        level: counted,
+                        source: label.source,
+                        previous: Some((v, s, li)),
+                    });
+                }
+            }
+        }
+    }
+    labels
+}
+
+/// The lowest cap reaching member `t`: (cap, hops, slot); fewer hops win a
+/// tie, then the lower slot, so the answer is deterministic.
+fn lowest_cap(labels: &Labels, t: usize, policy: &CompositionPolicy) -> Option<(u8, usize, usize)> {
+    let mut best: Option<(u8, usize, usize)> = None;
+    for s in 0..labels.per_node {
+        let (d, h) = labels.split(s);
+        let Some(label) = labels.get(t, s) else {
+            continue;
+        };
+        if h == 0 {
+            continue;
+        }
+        let cap = (u32::from(label.level)
+            + u32::from(policy.slack(d))
+            + u32::from(policy.per_hop) * (h as u32 - 1))
+            .min(5) as u8;
+        if best.is_none_or(|(c, bh, _)| cap < c || (cap == c && h < bh)) {
+            best = Some((cap, h, s));
+        }
+    }
+    best
+}
+
 /// Evaluates `system` with the members' live `levels` (by identity key)
 /// under `policy`.
 pub fn evaluate(
@@ -166,22 +316,9 @@ pub fn evaluate(
     levels: &BTreeMap<String, LiveLevel>,
     policy: &CompositionPolicy,
 ) -> Result<Evaluation, CompositionError> {
-    let members: Vec<_> = system.members().values().collect();
-    let index: BTreeMap<&str, usize> = members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.key.as_str(), i))
-        .collect();
-    let mut sectors: Vec<SectorName> = members.iter().map(|m| m.sector.clone()).collect();
-    sectors.push(system.sector().clone());
-    sectors.sort();
-    sectors.dedup();
-    let sector_of = |s: &SectorName| sectors.binary_search(s).unwrap_or(0);
-    let counting = Counting::new(&sectors, policy);
-    let member_sector: Vec<usize> = members.iter().map(|m| sector_of(&m.sector)).collect();
-
-    let mut live = Vec::with_capacity(members.len());
-    for m in &members {
+    let graph = Graph::new(system, policy)?;
+    let mut live = Vec::with_capacity(graph.members.len());
+    for m in &graph.members {
         live.push(
             *levels
                 .get(&m.key)
@@ -197,78 +334,10 @@ pub fn evaluate(
             _ => l.level.min(policy.inactive_counts_as).get(),
         })
         .collect();
-
-    let links: Vec<_> = system.links().iter().collect();
-    let mut out: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); members.len()];
-    let mut indegree = vec![0usize; members.len()];
-    for (li, l) in links.iter().enumerate() {
-        let (Some(&f), Some(&t)) = (index.get(l.from.as_str()), index.get(l.to.as_str())) else {
-            return Err(CompositionError::Inconsistent {
-                system: system.name().to_owned(),
-                reason: format!("link {l} names a device that is not a member"),
-            });
-        };
-        out[f].push((t, policy.operation_depth(&l.operation), li));
-        indegree[t] += 1;
-    }
-    let order = topological(system, &mut indegree, &out)?;
-
-    // Slots: (depth, hops); depth `depths` marks the source itself.
-    let depths = policy.trust().depths.len();
-    let hops = policy.max_hops;
-    let slot = |d: usize, h: usize| d * (hops + 1) + h;
-    let per_node = (depths + 1) * (hops + 1);
-    let mut labels: Vec<Option<Label>> = vec![None; members.len() * per_node];
-    for (v, lend) in lends.iter().enumerate() {
-        labels[v * per_node + slot(depths, 0)] = Some(Label {
-            level: *lend,
-            source: v,
-            previous: None,
-        });
-    }
-    for &v in &order {
-        for s in 0..per_node {
-            let Some(label) = labels[v * per_node + s] else {
-                continue;
-            };
-            let (d, h) = (s / (hops + 1), s % (hops + 1));
-            if h >= hops {
-                continue;
-            }
-            for &(w, e, li) in &out[v] {
-                let counted = counting.count(member_sector[w], member_sector[v], label.level);
-                let target = w * per_node + slot(d.min(e), h + 1);
-                if labels[target].is_none_or(|old| counted < old.level) {
-                    labels[target] = Some(Label {
-                        level: counted,
-                        source: label.source,
-                        previous: Some((v, s, li)),
-                    });
-                }
-            }
-        }
-    }
-
+    let labels = propagate(&graph, &lends, policy);
     let mut result = BTreeMap::new();
-    for (t, m) in members.iter().enumerate() {
+    for (t, m) in graph.members.iter().enumerate() {
         let own = live[t].level;
-        let mut best: Option<(u8, usize, usize)> = None; // (cap, hops, slot)
-        for s in 0..per_node {
-            let (d, h) = (s / (hops + 1), s % (hops + 1));
-            let Some(label) = labels[t * per_node + s] else {
-                continue;
-            };
-            if h == 0 {
-                continue;
-            }
-            let cap = (u32::from(label.level)
-                + u32::from(policy.slack(d))
-                + u32::from(policy.per_hop) * (h as u32 - 1))
-                .min(5) as u8;
-            if best.is_none_or(|(c, bh, _)| cap < c || (cap == c && h < bh)) {
-                best = Some((cap, h, s));
-            }
-        }
         let mut effective = own;
         let mut cap = None;
         if live[t].status != TrustStatus::Active && policy.inactive_counts_as < own {
@@ -286,19 +355,15 @@ pub fn evaluate(
                 ),
             });
         }
-        if let Some((c, _, s)) = best
+        if let Some((c, _, s)) = lowest_cap(&labels, t, policy)
             && c < effective.get()
         {
             effective = level(c);
-            let path = cap_path(t, s, per_node, &labels, &members, &links, policy);
+            let path = cap_path(&graph, &labels, t, s, policy);
+            let source = labels.get(t, s).map(|l| l.source).unwrap_or(t);
+            let (depth, _) = labels.split(s);
             cap = Some(explain(
-                effective,
-                labels[t * per_node + s],
-                path,
-                &members,
-                &live,
-                s / (hops + 1),
-                policy,
+                effective, source, path, &graph, &live, depth, policy,
             ));
         }
         result.insert(
@@ -314,7 +379,7 @@ pub fn evaluate(
             },
         );
     }
-    let combined = combine(system, &result, &counting, &sector_of, policy);
+    let combined = combine(system, &result, &graph, policy);
     Ok(Evaluation {
         system: system.name().to_owned(),
         system_version: system.version(),
@@ -354,24 +419,22 @@ fn topological(
 
 /// Follows the labels back from member `t`'s slot `s` to the source.
 fn cap_path(
+    graph: &Graph<'_>,
+    labels: &Labels,
     t: usize,
     s: usize,
-    per_node: usize,
-    labels: &[Option<Label>],
-    members: &[&crate::Member],
-    links: &[&crate::Link],
     policy: &CompositionPolicy,
 ) -> Vec<PathHop> {
     let mut path = Vec::new();
     let mut at = (t, s);
-    while let Some(label) = labels[at.0 * per_node + at.1]
+    while let Some(label) = labels.get(at.0, at.1)
         && let Some((v, vs, li)) = label.previous
     {
-        let l = links[li];
+        let l = graph.links[li];
         let depth = policy.operation_depth(&l.operation);
         path.push(PathHop {
-            from: members[v].urn.clone(),
-            to: members[at.0].urn.clone(),
+            from: graph.members[v].urn.clone(),
+            to: graph.members[at.0].urn.clone(),
             operation: l.operation.clone(),
             depth: policy.depth_name(depth).to_owned(),
             counted: level(label.level),
@@ -384,24 +447,24 @@ fn cap_path(
 
 fn explain(
     effective: TrustLevel,
-    label: Option<Label>,
+    source: usize,
     path: Vec<PathHop>,
-    members: &[&crate::Member],
+    graph: &Graph<'_>,
     live: &[LiveLevel],
     depth: usize,
     policy: &CompositionPolicy,
 ) -> Cap {
-    let source = label.map(|l| l.source).unwrap_or(0);
     let depth_name = policy.depth_name(depth).to_owned();
     let route = path
         .iter()
         .map(|h| format!("{} -{}-> ", h.from, h.operation))
         .collect::<String>();
     let end = path.last().map(|h| h.to.clone()).unwrap_or_default();
+    let m = graph.members[source];
     let reason = format!(
         "capped at {effective} by {} ({} {}, {}) over {} link(s) [{route}{end}]: {depth_name} links let a device stand {} level(s) above what reaches it, plus {} per further hop",
-        members[source].urn,
-        members[source].sector,
+        m.urn,
+        m.sector,
         live[source].level,
         live[source].status.as_str(),
         path.len(),
@@ -410,7 +473,7 @@ fn explain(
     );
     Cap {
         level: effective,
-        source: members[source].urn.clone(),
+        source: m.urn.clone(),
         path,
         depth: depth_name,
         reason,
@@ -420,18 +483,19 @@ fn explain(
 fn combine(
     system: &System,
     members: &BTreeMap<String, MemberEvaluation>,
-    counting: &Counting,
-    sector_of: &dyn Fn(&SectorName) -> usize,
+    graph: &Graph<'_>,
     policy: &CompositionPolicy,
 ) -> Option<Combined> {
-    let home = sector_of(system.sector());
+    let home = graph.sector_index(system.sector());
     let mut best: Option<(u8, &MemberEvaluation)> = None;
     for m in members.values() {
         let own = match policy.combined {
             CombinedMethod::WeakestOwn => m.own_level,
             _ => m.effective,
         };
-        let counted = counting.count(home, sector_of(&m.sector), own.get());
+        let counted = graph
+            .counting
+            .count(home, graph.sector_index(&m.sector), own.get());
         if best.is_none_or(|(b, _)| counted < b) {
             best = Some((counted, m));
         }

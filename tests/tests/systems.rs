@@ -42,33 +42,30 @@ async fn house() -> House {
     let mut enroll = ca.client(&acme).await;
     let root = ca.root_pem();
     let mut devices = Vec::new();
-    for (model, serial) in [("HB-1", "H1"), ("Plug-2", "P1"), ("HP-9", "X1")] {
-        devices.push(
-            enroll_device(
-                &mut enroll,
-                &root,
-                "hems",
-                "Acme",
-                model,
-                serial,
-                "1.0.0",
-                hems_lv5(),
-            )
-            .await,
+    for (sector, model, serial) in [
+        ("hems", "HB-1", "H1"),
+        ("hems", "Plug-2", "P1"),
+        ("hems", "HP-9", "X1"),
+        ("automotive", "EV-200", "C1"),
+    ] {
+        let evidence = if sector == "hems" {
+            hems_lv5()
+        } else {
+            automotive_lv5()
+        };
+        let d = enroll_device(
+            &mut enroll,
+            &root,
+            sector,
+            "Acme",
+            model,
+            serial,
+            "1.0.0",
+            evidence,
         );
+        devices.push(d.await);
     }
-    let [hems, plug, heat_pump]: [Device; 3] = devices.try_into().ok().unwrap();
-    let car = enroll_device(
-        &mut enroll,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "C1",
-        "1.0.0",
-        automotive_lv5(),
-    )
-    .await;
+    let [hems, plug, heat_pump, car]: [Device; 4] = devices.try_into().ok().unwrap();
     let mut trust = trust_client(&ca, &ops).await;
     set_level(&mut trust, &hems.identity, 4).await;
     set_level(&mut trust, &plug.identity, 2).await;
@@ -390,8 +387,7 @@ async fn bad_input_is_refused_with_a_precise_status_and_nothing_stored() {
             .await,
     );
     assert_eq!(c, Code::PermissionDenied, "{m}");
-    // A device that is not in the system may not link in it, and a member
-    // may not link two others.
+    // A device that is not in the system may not link in it.
     let (c, m) = code(
         systems(&h.ca, &h.car.creds)
             .await
@@ -505,20 +501,25 @@ async fn the_system_command_registers_links_evaluates_and_refuses() {
     assert!(out.contains("-demand-response->"), "{out}");
 
     // A refusal: the code in words and the server's sentence, exit 1.
+    let one_link = |from: &Device, to: &Device, op: &str, why: &str| -> Vec<String> {
+        [
+            "--system",
+            "house-3",
+            "--from",
+            &from.identity,
+            "--to",
+            &to.identity,
+            "--operation",
+            op,
+            "--reason",
+            why,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
     let (ok, _, err) = run(&cmd(
         &["link"],
-        &[
-            s("--system"),
-            s("house-3"),
-            s("--from"),
-            h.hems.identity.clone(),
-            s("--to"),
-            h.plug.identity.clone(),
-            s("--operation"),
-            s("remote-control"),
-            s("--reason"),
-            s("loop"),
-        ],
+        &one_link(&h.hems, &h.plug, "remote-control", "loop"),
     ));
     assert!(!ok);
     assert!(
@@ -528,18 +529,7 @@ async fn the_system_command_registers_links_evaluates_and_refuses() {
 
     let (ok, out, err) = run(&cmd(
         &["unlink", "--json"],
-        &[
-            s("--system"),
-            s("house-3"),
-            s("--from"),
-            h.plug.identity.clone(),
-            s("--to"),
-            h.hems.identity.clone(),
-            s("--operation"),
-            s("demand-response"),
-            s("--reason"),
-            s("plug removed"),
-        ],
+        &one_link(&h.plug, &h.hems, "demand-response", "plug removed"),
     ));
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

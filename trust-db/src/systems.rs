@@ -574,6 +574,28 @@ impl SystemRegistry {
         caller: &Credential,
         req: &pb::LinkRequest,
     ) -> Result<pb::SystemView, TrustDbError> {
+        self.change_links(engine, caller, req, true)
+    }
+
+    /// `Unlink`: removes links, all or none (members stay).
+    pub fn unlink(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        self.change_links(engine, caller, req, false)
+    }
+
+    /// Adds (`add`) or removes the request's links, checked one by one on a
+    /// copy; stored only when every one is accepted.
+    fn change_links(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+        add: bool,
+    ) -> Result<pb::SystemView, TrustDbError> {
         check_reason(&req.reason)?;
         let policy = self.policy(engine)?;
         let links = links_of(req, &policy)?;
@@ -583,6 +605,10 @@ impl SystemRegistry {
         let mut checked = std::collections::HashSet::new();
         for (from, to, link) in &links {
             Self::may_change_link(caller, &system, from, to)?;
+            if !add {
+                system.remove_link(link)?;
+                continue;
+            }
             for end in [from, to] {
                 if checked.insert(end.key()) {
                     linkable(self.storage.as_ref(), &end.urn())?;
@@ -593,44 +619,14 @@ impl SystemRegistry {
             }
             system.add_link(link.clone(), &policy)?;
         }
+        let (kind, outcome) = if add {
+            ("system.linked", "linked")
+        } else {
+            ("system.unlinked", "unlinked")
+        };
         let detail = json!({"links": describe(&links), "reason": req.reason});
-        let system = self.store(
-            Some(&before.system),
-            system,
-            caller,
-            "system.linked",
-            detail,
-        )?;
-        tracing::info!(rpc = "Systems/Link", caller = %caller.name, system = system.name(), links = links.len(), outcome = "linked");
-        Ok(system_view(&system))
-    }
-
-    /// `Unlink`: removes links, all or none (members stay).
-    pub fn unlink(
-        &self,
-        engine: &TrustEngine,
-        caller: &Credential,
-        req: &pb::LinkRequest,
-    ) -> Result<pb::SystemView, TrustDbError> {
-        check_reason(&req.reason)?;
-        let policy = self.policy(engine)?;
-        let links = links_of(req, &policy)?;
-        let _one = poisoned(self.writing.lock());
-        let before = Arc::clone(&self.system(&req.system)?);
-        let mut system = before.system.clone();
-        for (from, to, link) in &links {
-            Self::may_change_link(caller, &system, from, to)?;
-            system.remove_link(link)?;
-        }
-        let detail = json!({"links": describe(&links), "reason": req.reason});
-        let system = self.store(
-            Some(&before.system),
-            system,
-            caller,
-            "system.unlinked",
-            detail,
-        )?;
-        tracing::info!(rpc = "Systems/Unlink", caller = %caller.name, system = system.name(), links = links.len(), outcome = "unlinked");
+        let system = self.store(Some(&before.system), system, caller, kind, detail)?;
+        tracing::info!(rpc = if add { "Systems/Link" } else { "Systems/Unlink" }, caller = %caller.name, system = system.name(), links = links.len(), outcome);
         Ok(system_view(&system))
     }
 

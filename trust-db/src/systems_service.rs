@@ -11,7 +11,7 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::systems_server::Systems;
 
 use crate::engine::TrustEngine;
-use crate::service::authenticated;
+use crate::service::off_runtime;
 use crate::systems::{SystemRegistry, evaluation_view};
 
 /// The systems service.
@@ -43,15 +43,12 @@ impl SystemsService {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let who = authenticated(&request)?;
-        let req = request.into_inner();
         let registry = Arc::clone(&self.registry);
         let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || call(&registry, &engine, &who, &req))
-            .await
-            .map_err(|e| Status::internal(format!("systems task failed: {e}")))?
-            .map(Response::new)
-            .map_err(Status::from)
+        off_runtime(request, "systems", move |who, req| {
+            call(&registry, &engine, who, req)
+        })
+        .await
     }
 }
 
