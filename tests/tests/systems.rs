@@ -536,3 +536,66 @@ async fn the_system_command_registers_links_evaluates_and_refuses() {
     assert_eq!(v["links"].as_array().map(Vec::len), Some(0));
     assert_eq!(v["version"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_stored_system_answers_data_loss_for_its_members_only() {
+    let mut h = house().await;
+    let mut sys = systems(&h.ca, &h.ops).await;
+    sys.register(register(
+        "house-4",
+        &[&h.hems, &h.plug],
+        vec![link(&h.plug, "demand-response", &h.hems)],
+    ))
+    .await
+    .unwrap();
+    drop(sys);
+    // Behind trustca's back: the reverse link, which closes a cycle that
+    // no RPC would have accepted (as two replicas linking at once could).
+    h.ca.stop().await;
+    {
+        let key = |d: &Device| {
+            trustca_model::DeviceIdentity::from_urn(&d.identity)
+                .unwrap()
+                .key()
+        };
+        let store = trustca_store::SledStorage::open(&h.ca.data().join("db")).unwrap();
+        let record = format!(
+            "l/house-4\0{}\0{}\0remote-control",
+            key(&h.hems),
+            key(&h.plug)
+        );
+        trustca_store::Storage::blob_put(
+            &store,
+            "systems", // trustca_db::SYSTEMS_SPACE
+            &[(record.into_bytes(), b"1".to_vec())],
+            false,
+            None,
+        )
+        .unwrap();
+    }
+    h.ca.restart().await;
+    // The HEMS is a member: no decision without its cap.
+    let mut car = trust_client(&h.ca, &h.car.creds).await;
+    let err = car
+        .decide(pb::DecideRequest {
+            peer: Some(pb::CertificateChain {
+                certificates: h.hems.chain.clone(),
+            }),
+            operation: "remote-control".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss, "{err:?}");
+    assert!(err.message().contains("house-4"), "{}", err.message());
+    // The heat pump is in no system: decided as before.
+    let d = decide(&mut car, &h.heat_pump, "read-telemetry").await;
+    assert!(d.allow, "{d:?}");
+    let err = systems(&h.ca, &h.ops)
+        .await
+        .evaluate(pb::ShowSystemRequest {
+            system: "house-4".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss);
+}

@@ -6,7 +6,8 @@
 //! per system (`s/<name>`: sector and version), one record per member
 //! (`m/<name>\0<key>`: its URN) and per link (`l/<name>\0<from>\0<to>\0
 //! <operation>`: `1`, or `0` once unlinked, since records are never
-//! deleted), and a generation counter. A change writes only the records it
+//! deleted), and a generation token (random, new with every change). A
+//! change writes only the records it
 //! touches, the header and the counter, with its audit entry, in one
 //! durable commit before the answer. Effective levels are never stored: they are computed from the
 //! live trust records whenever asked, so a downgrade, suspension or
@@ -14,8 +15,12 @@
 //!
 //! An in-memory index (system by name, systems by member) serves `Decide`
 //! without a store scan. Changes through this process update it at once;
-//! another replica's changes are seen when the generation counter is next
-//! checked, at most [`RECHECK`] later.
+//! another replica's changes are seen when the generation token is next
+//! checked, at most [`RECHECK`] later. A stored system that no longer holds
+//! together (a cycle made by two replicas at once, records changed behind
+//! trustca's back) is kept in the index as damaged: its members' `Decide`
+//! and the system's own calls answer `DATA_LOSS` (never a decision without
+//! its cap), every other device is unaffected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,6 +143,8 @@ struct Index {
     generation: u64,
     systems: BTreeMap<String, Arc<Indexed>>,
     by_member: HashMap<String, Vec<String>>,
+    /// Stored systems that do not hold together, with why.
+    damaged: BTreeMap<String, String>,
 }
 
 impl Index {
@@ -150,6 +157,31 @@ impl Index {
             index.put(s);
         }
         index
+    }
+
+    /// Records a stored system that cannot be used, so that its members
+    /// are answered `DATA_LOSS` rather than without its cap.
+    fn put_damaged(&mut self, record: &SystemRecord, reason: String) {
+        for urn in &record.members {
+            if let Ok(identity) = DeviceIdentity::from_urn(urn) {
+                self.by_member
+                    .entry(identity.key())
+                    .or_default()
+                    .push(record.name.clone());
+            }
+        }
+        self.damaged.insert(record.name.clone(), reason);
+    }
+
+    /// The system, or why it cannot be used.
+    fn get(&self, name: &str) -> Result<Option<&Arc<Indexed>>, TrustDbError> {
+        if let Some(reason) = self.damaged.get(name) {
+            return Err(TrustDbError::Composition(CompositionError::Inconsistent {
+                system: name.to_owned(),
+                reason: reason.clone(),
+            }));
+        }
+        Ok(self.systems.get(name))
     }
 
     fn put(&mut self, system: System) {
@@ -221,7 +253,8 @@ fn poisoned<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
 
 impl SystemRegistry {
     /// Opens the systems of `storage` under `policy`. A stored system that
-    /// no longer holds together is an error: nothing would be decided on it.
+    /// no longer holds together is logged and kept as damaged (see the
+    /// module's documentation); a store that cannot be read is an error.
     pub fn open(
         storage: Arc<dyn Storage>,
         policy: CompositionPolicy,
@@ -252,6 +285,17 @@ impl SystemRegistry {
         Ok(fresh)
     }
 
+    /// A new generation token: random, so that two replicas writing at
+    /// once never write the same one (a counter could repeat and hide the
+    /// second change from a third replica).
+    fn fresh_generation() -> u64 {
+        let mut bytes = [0u8; 8];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+            return OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+        }
+        u64::from_be_bytes(bytes)
+    }
+
     fn generation(&self) -> Result<u64, TrustDbError> {
         Ok(self
             .storage
@@ -264,11 +308,17 @@ impl SystemRegistry {
     fn reload(&self) -> Result<(), TrustDbError> {
         let policy = Arc::clone(&*poisoned(self.policy.read()));
         let generation = self.generation()?;
-        let mut systems = Vec::new();
+        let mut index = Index::build(generation, Vec::new());
         for record in read_records(self.storage.as_ref())? {
-            systems.push(System::from_record(&record, &policy)?);
+            match System::from_record(&record, &policy) {
+                Ok(system) => index.put(system),
+                Err(e) => {
+                    tracing::error!(system = %record.name, error = %e, "stored system of linked devices is damaged: its members are answered DATA_LOSS");
+                    index.put_damaged(&record, e.to_string());
+                }
+            }
         }
-        *poisoned(self.index.write()) = Arc::new(Index::build(generation, systems));
+        *poisoned(self.index.write()) = Arc::new(index);
         Ok(())
     }
 
@@ -293,8 +343,7 @@ impl SystemRegistry {
 
     fn system(&self, name: &str) -> Result<Arc<Indexed>, TrustDbError> {
         self.index()?
-            .systems
-            .get(name)
+            .get(name)?
             .cloned()
             .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
     }
@@ -309,7 +358,7 @@ impl SystemRegistry {
         kind: &str,
         detail: serde_json::Value,
     ) -> Result<System, TrustDbError> {
-        let generation = self.generation()? + 1;
+        let generation = Self::fresh_generation();
         system.set_version(system.version() + 1);
         let name = system.name().to_owned();
         let header = json!({"sector": system.sector().as_str(), "version": system.version()})
@@ -504,7 +553,9 @@ impl SystemRegistry {
             system.add_link(link, &policy)?;
         }
         let _one = poisoned(self.writing.lock());
-        if self.index()?.systems.contains_key(system.name())
+        let index = self.index()?;
+        if index.systems.contains_key(system.name())
+            || index.damaged.contains_key(system.name())
             || self
                 .storage
                 .blob_get(SPACE, &header_key(system.name()))?
@@ -693,7 +744,7 @@ impl SystemRegistry {
         let policy = self.policy(engine)?;
         let mut lowest: Option<MemberCap> = None;
         for name in names {
-            let Some(indexed) = index.systems.get(name) else {
+            let Some(indexed) = index.get(name)? else {
                 continue;
             };
             let part =
