@@ -16,10 +16,12 @@
 
 mod error;
 mod evaluate;
+mod offline;
 mod policy;
 mod system;
 
 pub use error::CompositionError;
 pub use evaluate::{Cap, Combined, Evaluation, LiveLevel, MemberEvaluation, PathHop, evaluate};
+pub use offline::{snapshot_cap, snapshot_policy};
 pub use policy::{CombinedMethod, CompositionPolicy};
 pub use system::{Link, Member, System, SystemRecord};

@@ -220,6 +220,16 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
         claim.reason
     );
 
+    // Offline, from a fetched snapshot: the same answer and reason.
+    let offline = snapshot_decide(&h, &h.hems, "remote-control");
+    assert_eq!(offline["allow"], false, "{offline}");
+    assert_eq!(offline["peer_level"], d.peer_level, "{offline}");
+    assert_eq!(
+        offline["reasons"],
+        serde_json::json!(d.reasons),
+        "{offline}"
+    );
+
     // The heat pump is only read by the HEMS: reading lends little (slack
     // 3 plus 1 for the second hop), so it keeps Lv.5 (which the car counts
     // as automotive Lv.4).
@@ -274,6 +284,9 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
     let mut car = trust_client(&h.ca, &h.car.creds).await;
     let d = decide(&mut car, &h.hems, "remote-control").await;
     assert!(d.allow && d.peer_system_cap.is_none(), "{d:?}");
+    let offline = snapshot_decide(&h, &h.hems, "remote-control");
+    assert_eq!(offline["allow"], true, "{offline}");
+    assert_eq!(offline["peer_level"], d.peer_level, "{offline}");
     let v = systems(&h.ca, &h.ops)
         .await
         .show(pb::ShowSystemRequest {
@@ -429,6 +442,45 @@ async fn bad_input_is_refused_with_a_precise_status_and_nothing_stored() {
         .unwrap()
         .into_inner();
     assert_eq!((v.links.len(), v.version), (2, 2));
+}
+
+/// `trustca snapshot fetch` of every sector, then `trustca snapshot decide`
+/// by the car about `peer`, as JSON.
+fn snapshot_decide(h: &House, peer: &Device, op: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    std::fs::write(path("root.pem"), h.ca.root_pem()).unwrap();
+    std::fs::write(path("car.pem"), h.car.pem()).unwrap();
+    std::fs::write(path("peer.pem"), peer.pem()).unwrap();
+    let (ok, _, err) = run(&[
+        "snapshot",
+        "fetch",
+        "--server",
+        &h.ca.url(),
+        "--ca",
+        &path("root.pem"),
+        "--out",
+        &path("all.snapshot"),
+    ]
+    .map(String::from));
+    assert!(ok, "{err}");
+    let (_, out, err) = run(&[
+        "snapshot",
+        "decide",
+        "--snapshot",
+        &path("all.snapshot"),
+        "--root",
+        &path("root.pem"),
+        "--caller",
+        &path("car.pem"),
+        "--peer",
+        &path("peer.pem"),
+        "--operation",
+        op,
+        "--json",
+    ]
+    .map(String::from));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"))
 }
 
 fn run(args: &[String]) -> (bool, String, String) {
