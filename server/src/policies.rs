@@ -141,14 +141,25 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
         .filter(|(n, _)| n.starts_with("detection/"))
         .map(|(n, t)| (format!("{base}{n}"), t.clone()))
         .collect();
-    PolicySet::parse(
+    let set = PolicySet::parse(
         (&pki_name, pki_text),
         &sectors,
         (&coop_name, coop_text),
         (&recog_name, recog_text),
         &detection,
     )
-    .map_err(|e| ServerError::Policy(e.to_string()))
+    .map_err(|e| ServerError::Policy(e.to_string()))?;
+    // composition.toml is checked with the rest (start, `policy check`,
+    // reload), against the cooperation and recognition files beside it.
+    if let Some((name, text)) = files.iter().find(|(n, _)| n == "composition.toml") {
+        trustca_db::composition::CompositionPolicy::parse(
+            &format!("{base}{name}"),
+            text,
+            std::sync::Arc::new(set.trust.clone()),
+        )
+        .map_err(|e| ServerError::Policy(e.to_string()))?;
+    }
+    Ok(set)
 }
 
 /// The embedded defaults.
@@ -204,5 +215,27 @@ pub fn composition_text(files: &PolicyFiles) -> (&str, String) {
             "composition.toml (built-in default)",
             include_str!("../../policies/composition.toml").to_owned(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composition_is_checked_with_the_rest_of_the_set() {
+        let mut files = embedded();
+        assert!(parse(&files, "policies/").is_ok());
+        for (name, text) in files.iter_mut() {
+            if name == "composition.toml" {
+                *text = text.replace("control = 0,", "control = 2,");
+            }
+        }
+        let err = parse(&files, "policies/").err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("policies/composition.toml") && e.contains("slack")),
+            "{err:?}"
+        );
     }
 }
