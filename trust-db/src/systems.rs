@@ -133,9 +133,25 @@ fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError
 #[derive(Debug)]
 struct Indexed {
     system: System,
-    /// The part of the system that can affect each member, built on first
-    /// use: a member's evaluation reads only those members' records.
-    upstream: Mutex<HashMap<String, Arc<System>>>,
+    /// The part of the system that can affect each member and the sectors
+    /// in it, built on first use: a member's evaluation reads only those
+    /// members' records.
+    upstream: Mutex<HashMap<String, Arc<(System, Vec<SectorName>)>>>,
+    /// Each member's last evaluation (see [`Evaluated`]).
+    evaluated: Mutex<HashMap<String, Evaluated>>,
+}
+
+/// A member's last evaluation, reused while the store's audit log has the
+/// same size and the policy is the same: every change to a trust record,
+/// certificate or key block appends to the log in the same transaction, so
+/// an unchanged size means unchanged live levels (what `CachedStorage`
+/// relies on too). A revoked sector CA is not in the log: a part with such
+/// a sector is never taken from here.
+#[derive(Debug, Clone)]
+struct Evaluated {
+    audit_size: u64,
+    policy: Arc<CompositionPolicy>,
+    cap: Option<(trustca_model::TrustLevel, trustca_composition::Cap)>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -198,6 +214,7 @@ impl Index {
             Arc::new(Indexed {
                 system,
                 upstream: Mutex::new(HashMap::new()),
+                evaluated: Mutex::new(HashMap::new()),
             }),
         );
     }
@@ -742,36 +759,79 @@ impl SystemRegistry {
             return Ok(None);
         };
         let policy = self.policy(engine)?;
+        // Read before any record, so that a change made while evaluating
+        // leaves an entry that the next call will not trust.
+        let audit_size = self.storage.audit_head()?.0;
         let mut lowest: Option<MemberCap> = None;
         for name in names {
             let Some(indexed) = index.get(name)? else {
                 continue;
             };
-            let part =
-                {
-                    let mut cache = poisoned(indexed.upstream.lock());
-                    Arc::clone(cache.entry(key.to_owned()).or_insert_with(|| {
-                        Arc::new(indexed.system.upstream_of(key, policy.max_hops))
-                    }))
-                };
-            let levels = live_levels(engine, &part)?;
-            let mut e = evaluate(&part, &levels, &policy)?;
-            let Some(member) = e.members.remove(key) else {
+            let Some((effective, cap)) =
+                Self::member_cap(engine, indexed, key, &policy, audit_size)?
+            else {
                 continue;
             };
-            if let Some(cap) = member.cap
-                && lowest
-                    .as_ref()
-                    .is_none_or(|l| member.effective < l.effective)
-            {
+            if lowest.as_ref().is_none_or(|l| effective < l.effective) {
                 lowest = Some(MemberCap {
                     system: name.clone(),
-                    effective: member.effective,
+                    effective,
                     cap,
                 });
             }
         }
         Ok(lowest)
+    }
+
+    /// Member `key`'s cap in one system: from its last evaluation while
+    /// nothing it depends on changed, else evaluated anew from the live
+    /// records of the members that can reach it.
+    fn member_cap(
+        engine: &TrustEngine,
+        indexed: &Indexed,
+        key: &str,
+        policy: &Arc<CompositionPolicy>,
+        audit_size: u64,
+    ) -> Result<Option<(trustca_model::TrustLevel, trustca_composition::Cap)>, TrustDbError> {
+        let part = {
+            let mut cache = poisoned(indexed.upstream.lock());
+            Arc::clone(cache.entry(key.to_owned()).or_insert_with(|| {
+                let part = indexed.system.upstream_of(key, policy.max_hops);
+                let mut sectors: Vec<SectorName> =
+                    part.members().values().map(|m| m.sector.clone()).collect();
+                sectors.sort();
+                sectors.dedup();
+                Arc::new((part, sectors))
+            }))
+        };
+        let (part, sectors) = &*part;
+        let reusable = !sectors
+            .iter()
+            .any(|s| engine.sector_ca_revoked(s).is_some());
+        if reusable
+            && let Some(e) = poisoned(indexed.evaluated.lock()).get(key)
+            && e.audit_size == audit_size
+            && Arc::ptr_eq(&e.policy, policy)
+        {
+            return Ok(e.cap.clone());
+        }
+        let levels = live_levels(engine, part)?;
+        let mut e = evaluate(part, &levels, policy)?;
+        let cap = e
+            .members
+            .remove(key)
+            .and_then(|m| m.cap.map(|c| (m.effective, c)));
+        if reusable {
+            poisoned(indexed.evaluated.lock()).insert(
+                key.to_owned(),
+                Evaluated {
+                    audit_size,
+                    policy: Arc::clone(policy),
+                    cap: cap.clone(),
+                },
+            );
+        }
+        Ok(cap)
     }
 }
 
