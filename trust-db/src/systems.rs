@@ -133,12 +133,18 @@ fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError
 #[derive(Debug)]
 struct Indexed {
     system: System,
-    /// The part of the system that can affect each member and the sectors
-    /// in it, built on first use: a member's evaluation reads only those
-    /// members' records.
-    upstream: Mutex<HashMap<String, Arc<(System, Vec<SectorName>)>>>,
+    /// The part of the system that can affect each member, built on first
+    /// use: a member's evaluation reads only those members' records.
+    upstream: Mutex<HashMap<String, Arc<Upstream>>>,
     /// Each member's last evaluation (see [`Evaluated`]).
     evaluated: Mutex<HashMap<String, Evaluated>>,
+}
+
+/// The members that can reach one member, and their sectors.
+#[derive(Debug)]
+struct Upstream {
+    part: System,
+    sectors: Vec<SectorName>,
 }
 
 /// A member's last evaluation, reused while the store's audit log has the
@@ -801,10 +807,10 @@ impl SystemRegistry {
                     part.members().values().map(|m| m.sector.clone()).collect();
                 sectors.sort();
                 sectors.dedup();
-                Arc::new((part, sectors))
+                Arc::new(Upstream { part, sectors })
             }))
         };
-        let (part, sectors) = &*part;
+        let Upstream { part, sectors } = &*part;
         let reusable = !sectors
             .iter()
             .any(|s| engine.sector_ca_revoked(s).is_some());
