@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/trustca.proto",
         "proto/registry.proto",
         "proto/v2x.proto",
+        "proto/systems.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -62,6 +62,7 @@ mod sign;
 mod snapshot;
 mod stores;
 mod storesize;
+mod systems;
 mod v2x;
 mod v2x_dot1;
 
@@ -122,6 +123,10 @@ enum Stage {
     /// EnrollBatch and Decide with the record seal check on beside off
     /// (issue 19), in one run.
     Seal,
+    /// Systems of linked devices (issue 22): evaluating 1,000 devices and
+    /// 5,000 links in-process; Decide on a system member beside plain
+    /// Decide through one server.
+    Systems,
 }
 
 impl Stage {
@@ -175,6 +180,15 @@ struct Opts {
     /// Rounds of the seal stage (off, then on, in each).
     #[arg(long, default_value_t = 3)]
     seal_rounds: usize,
+    /// Devices of the large system in the systems stage.
+    #[arg(long, default_value_t = 1_000)]
+    system_devices: usize,
+    /// Links of the large system in the systems stage.
+    #[arg(long, default_value_t = 5_000)]
+    system_links: usize,
+    /// Unary Decide calls per kind and round in the systems stage.
+    #[arg(long, default_value_t = 20_000)]
+    system_decisions: usize,
     /// Concurrent EnrollBatch streams (one connection each).
     #[arg(long, default_value_t = 4)]
     streams: usize,
@@ -701,6 +715,18 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
             threads: cores(),
         };
         figures.extend(seal::measure(&plan).await?);
+    }
+    if opts.wants(Stage::Systems) {
+        let plan = systems::Plan {
+            devices: opts.system_devices,
+            links: opts.system_links,
+            evaluations: 20,
+            decisions: opts.system_decisions,
+            concurrency: opts.concurrency,
+            rounds: 3,
+            threads: cores(),
+        };
+        figures.extend(systems::measure(&plan).await?);
     }
     Ok(())
 }

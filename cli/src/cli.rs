@@ -245,6 +245,14 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::model_cmd::ModelAction,
     },
+    /// Systems of linked devices: register (operator), link and unlink
+    /// (operator, or a device taking part), show and evaluate each member's
+    /// effective level and the combined level (members, operators,
+    /// auditors).
+    System {
+        #[command(subcommand)]
+        action: crate::system_cmd::SystemAction,
+    },
     /// The separated V2X authorities: certify, import and export when
     /// setting them up (each on its own machine); revoke a vehicle's
     /// authorization tickets from a period on, or resolve a ticket to its
@@ -575,6 +583,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sector { action } => crate::ceremony_cmd::run_sector(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::Model { action } => crate::model_cmd::model(action).await,
+        Command::System { action } => crate::system_cmd::system(action).await,
         Command::Snapshot { action } => crate::snapshot_cmd::snapshot(action).await,
         Command::V2x { action } => crate::v2x_cmd::run(action).await,
         Command::VerifyAnswer { file, root, json } => {

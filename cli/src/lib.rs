@@ -17,6 +17,7 @@ pub mod pkcs11;
 pub mod pseudonym_cmd;
 pub mod snapshot_cmd;
 pub mod store_cmd;
+pub mod system_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
 pub mod v2x_cmd;

@@ -11,9 +11,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use trustca_model::{SignedSnapshot, TrustSnapshot, decide_offline};
+
+use trustca_model::{SignedSnapshot, TrustSnapshot, decide_offline_capped};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_snapshots_client::TrustSnapshotsClient;
 
@@ -258,8 +260,18 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
             if caller_chain.is_empty() || peer_chain.is_empty() {
                 bail!("--caller and --peer must each hold a certificate");
             }
-            let d = decide_offline(
+            // A snapshot with systems of linked devices caps a member peer
+            // as the online Decide does.
+            let policy = Arc::new(s.policy()?);
+            let composition = trustca_db::composition::snapshot_policy(&s, Arc::clone(&policy))?;
+            let cap = |urn: &str| match &composition {
+                Some(c) => trustca_db::composition::snapshot_cap(&s, c, urn)
+                    .map_err(|e| trustca_model::ModelError::InvalidSnapshot(e.to_string())),
+                None => Ok(None),
+            };
+            let d = decide_offline_capped(
                 &s,
+                &policy,
                 &caller_chain,
                 &peer_chain,
                 &[],
@@ -267,6 +279,7 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                 &root_of(&root)?,
                 now,
                 &crate::cli::extension_oid(),
+                Some(&cap),
             )?;
             let o = &d.outcome;
             if json_out {

@@ -462,6 +462,8 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
             "reasons": d.reasons,
             "valid_until": time_text(d.valid_until),
             "policy_version": d.policy_version,
+            "peer_own_level": d.peer_own_level,
+            "peer_system_cap": d.peer_system_cap.as_ref().map(crate::system_cmd::cap_json),
         }));
     } else {
         println!("{}", headline(&d, &a.operation));
@@ -471,6 +473,12 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
             println!(
                 "  peer      {} ({}) Lv.{}",
                 d.peer_identity, d.peer_sector, d.peer_level
+            );
+        }
+        if let Some(c) = &d.peer_system_cap {
+            println!(
+                "  system    {}: Lv.{} there (own Lv.{}), capped by {}",
+                c.system, c.effective_level, d.peer_own_level, c.source
             );
         }
         println!("  you       Lv.{}", d.caller_level);

@@ -106,6 +106,20 @@ pub(crate) const RULES: &[(&str, Access)] = &[
     ("/trustca.v1.ModelRegistry/GetModel", caller(&[])),
     ("/trustca.v1.ModelRegistry/ListModels", caller(&[])),
     ("/trustca.v1.TrustSnapshots/GetSnapshot", Access::Public),
+    // Systems of linked devices (issue 22): operators register; operators
+    // and the devices linked change links; members, operators and auditors
+    // see them. The registry checks sectors and membership.
+    ("/trustca.v1.Systems/Register", caller(&[Operator])),
+    ("/trustca.v1.Systems/Link", caller(&[Operator, LongTerm])),
+    ("/trustca.v1.Systems/Unlink", caller(&[Operator, LongTerm])),
+    (
+        "/trustca.v1.Systems/Show",
+        caller(&[Operator, Auditor, LongTerm]),
+    ),
+    (
+        "/trustca.v1.Systems/Evaluate",
+        caller(&[Operator, Auditor, LongTerm]),
+    ),
     // The separated V2X authorities (issue 8): vehicles talk to the
     // registration authority only; the pseudonym CA and the linkage
     // authorities serve the registration authority's credential for

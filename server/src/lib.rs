@@ -22,6 +22,7 @@ pub mod policies;
 mod serve;
 mod store;
 pub mod stored_zip;
+mod systems;
 pub mod transport;
 pub mod v2x;
 mod v2x_http;

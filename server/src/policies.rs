@@ -24,6 +24,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../policies/v2x-tickets.toml"),
     ),
     (
+        "composition.toml",
+        include_str!("../../policies/composition.toml"),
+    ),
+    (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
     ),
@@ -73,6 +77,14 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
         let text = std::fs::read_to_string(&tickets)
             .map_err(|e| io(format_args!("cannot read {}", tickets.display()), e))?;
         files.push(("v2x-tickets.toml".to_owned(), text));
+    }
+    // Optional: the composition scheme of systems of linked devices; the
+    // embedded default applies without it (`composition_text`).
+    let composition = dir.join("composition.toml");
+    if composition.exists() {
+        let text = std::fs::read_to_string(&composition)
+            .map_err(|e| io(format_args!("cannot read {}", composition.display()), e))?;
+        files.push(("composition.toml".to_owned(), text));
     }
     // A `pseudonym.toml` left by an older init (the retired X.509
     // pseudonym profile) is not read (`crate::legacy`).
@@ -129,14 +141,25 @@ pub fn parse(files: &PolicyFiles, base: &str) -> Result<PolicySet> {
         .filter(|(n, _)| n.starts_with("detection/"))
         .map(|(n, t)| (format!("{base}{n}"), t.clone()))
         .collect();
-    PolicySet::parse(
+    let set = PolicySet::parse(
         (&pki_name, pki_text),
         &sectors,
         (&coop_name, coop_text),
         (&recog_name, recog_text),
         &detection,
     )
-    .map_err(|e| ServerError::Policy(e.to_string()))
+    .map_err(|e| ServerError::Policy(e.to_string()))?;
+    // composition.toml is checked with the rest (start, `policy check`,
+    // reload), against the cooperation and recognition files beside it.
+    if let Some((name, text)) = files.iter().find(|(n, _)| n == "composition.toml") {
+        trustca_db::composition::CompositionPolicy::parse(
+            &format!("{base}{name}"),
+            text,
+            std::sync::Arc::new(set.trust.clone()),
+        )
+        .map_err(|e| ServerError::Policy(e.to_string()))?;
+    }
+    Ok(set)
 }
 
 /// The embedded defaults.
@@ -181,4 +204,38 @@ pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
             .map_err(|e| io(format_args!("cannot write {}", path.display()), e))?;
     }
     Ok(true)
+}
+
+/// `composition.toml` of a policy set, or the embedded default when the
+/// directory predates it (a data directory made by an older `init`).
+pub fn composition_text(files: &PolicyFiles) -> (&str, String) {
+    match files.iter().find(|(n, _)| n == "composition.toml") {
+        Some((_, text)) => ("composition.toml", text.clone()),
+        None => (
+            "composition.toml (built-in default)",
+            include_str!("../../policies/composition.toml").to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composition_is_checked_with_the_rest_of_the_set() {
+        let mut files = embedded();
+        assert!(parse(&files, "policies/").is_ok());
+        for (name, text) in files.iter_mut() {
+            if name == "composition.toml" {
+                *text = text.replace("control = 0,", "control = 2,");
+            }
+        }
+        let err = parse(&files, "policies/").err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("policies/composition.toml") && e.contains("slack")),
+            "{err:?}"
+        );
+    }
 }

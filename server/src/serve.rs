@@ -708,6 +708,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(registry)
         .add_service(snapshots)
         .add_service(anomalies)
+        .add_service(crate::systems::service(
+            opts.policies.as_deref(),
+            &opts.data,
+            &trust,
+            &storage,
+        )?)
         .add_optional_service(v2x_ra)
         .add_optional_service(v2x_pca)
         .add_optional_service(v2x_la)

@@ -107,6 +107,7 @@ pub struct TrustEngine {
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
     federation: Option<Federation>,
+    systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -132,7 +133,7 @@ fn view(urn: &str, r: &TrustRecord) -> pb::TrustRecordView {
     }
 }
 
-fn check_reason(reason: &str) -> Result<(), TrustDbError> {
+pub(crate) fn check_reason(reason: &str) -> Result<(), TrustDbError> {
     if reason.trim().is_empty() {
         return Err(TrustDbError::InvalidRequest(
             "a reason is required for every trust change".into(),
@@ -147,7 +148,7 @@ fn check_reason(reason: &str) -> Result<(), TrustDbError> {
 }
 
 /// `kind:name` of a caller, for history and audit.
-fn actor(c: &Credential) -> String {
+pub(crate) fn actor(c: &Credential) -> String {
     format!("{}:{}", c.kind.as_str(), c.name)
 }
 
@@ -177,6 +178,7 @@ impl TrustEngine {
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
+            systems: std::sync::OnceLock::new(),
         })
     }
 
@@ -231,6 +233,21 @@ impl TrustEngine {
     /// store has revoked their certificates (within seconds).
     pub fn set_issuer_check(&self, check: IssuerCheck) {
         let _ = self.issuer_check.set(check);
+    }
+
+    /// Sets the systems of linked devices `Decide` takes into account; once.
+    pub fn set_systems(&self, systems: Arc<crate::SystemRegistry>) {
+        let _ = self.systems.set(systems);
+    }
+
+    /// The systems of linked devices, if set.
+    pub(crate) fn systems(&self) -> Option<&Arc<crate::SystemRegistry>> {
+        self.systems.get()
+    }
+
+    /// Why `sector`'s CA no longer vouches for its devices, if it does not.
+    pub(crate) fn sector_ca_revoked(&self, sector: &SectorName) -> Option<String> {
+        self.issuer_check.get().and_then(|c| c(sector))
     }
 
     pub(crate) fn after_revocation(&self, sector: &SectorName) {
@@ -325,6 +342,7 @@ impl TrustEngine {
             record_version: record.version,
             produced_at: now,
             next_update,
+            system_cap: None,
         };
         let signed = SignedTrustAssertion::sign(
             &assertion,
@@ -664,6 +682,9 @@ impl TrustEngine {
                 valid_until: now.unix_timestamp(),
                 peer_assertion: None,
                 policy_version: policy.version(),
+                peer_own_level: 0,
+                peer_system_cap: None,
+                peer_system_assertion: None,
             };
         // The caller's own standing, from its own sector's database.
         let caller_state = if self.is_local(&caller_identity.sector) {
@@ -716,11 +737,15 @@ impl TrustEngine {
             .as_ref()
             .map(|e| e.sector.to_string())
             .unwrap_or_default();
-        let peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
+        let mut peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
             Ok(s) => s,
             Err(e) if e.is_data_loss() => return Err(e),
             Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
         };
+        // A member of a system of linked devices is judged at its
+        // effective level there, from the live records (crate::systems).
+        let peer_own_level = peer_state.level.get() as u32;
+        let peer_system = self.apply_system_cap(&mut peer_state, verified.identity.as_ref())?;
         fn side(s: &LiveState) -> Standing<'_> {
             Standing {
                 sector: &s.sector,
@@ -749,6 +774,9 @@ impl TrustEngine {
             valid_until: valid_until.unix_timestamp(),
             peer_assertion: Some((*peer_state.assertion).clone()),
             policy_version: policy.version(),
+            peer_own_level,
+            peer_system_cap: peer_system.as_ref().map(|s| s.cap.clone()),
+            peer_system_assertion: peer_system.map(|s| s.assertion),
         })
     }
 

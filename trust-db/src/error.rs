@@ -1,5 +1,6 @@
 //! The trust database's error type and its one mapping to gRPC statuses.
 
+use trustca_composition::CompositionError;
 use trustca_model::ModelError;
 use trustca_store::{FailureClass, StoreError};
 
@@ -43,6 +44,13 @@ pub enum TrustDbError {
     /// that sector's database, perhaps the compromised party, is not asked.
     #[error("{0}")]
     IssuerRevoked(String),
+    /// What is to be created exists already (a system's name).
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A system of linked devices refused a change, or a stored one cannot
+    /// be evaluated.
+    #[error(transparent)]
+    Composition(#[from] CompositionError),
 }
 
 impl TrustDbError {
@@ -75,7 +83,32 @@ impl From<&TrustDbError> for tonic::Code {
                 _ => Code::Internal,
             },
             TrustDbError::Signing(_) => Code::Internal,
+            TrustDbError::AlreadyExists(_) => Code::AlreadyExists,
+            TrustDbError::Composition(c) => composition_code(c),
         }
+    }
+}
+
+/// A system refusal's code: bad input is `INVALID_ARGUMENT`, a size limit
+/// `RESOURCE_EXHAUSTED`, a link to a device outside the system
+/// `FAILED_PRECONDITION` (an operator adds it first), a stored system that
+/// does not hold together `DATA_LOSS`.
+fn composition_code(e: &CompositionError) -> tonic::Code {
+    use tonic::Code;
+    match e {
+        CompositionError::InvalidName(_)
+        | CompositionError::SelfLink(_)
+        | CompositionError::UnknownOperation(_)
+        | CompositionError::Cycle(_)
+        | CompositionError::Model(_) => Code::InvalidArgument,
+        CompositionError::NotAMember { .. } | CompositionError::InvalidPolicy { .. } => {
+            Code::FailedPrecondition
+        }
+        CompositionError::DuplicateLink { .. } => Code::AlreadyExists,
+        CompositionError::NoSuchLink { .. } => Code::NotFound,
+        CompositionError::TooLarge { .. } => Code::ResourceExhausted,
+        CompositionError::Inconsistent { .. } => Code::DataLoss,
+        _ => Code::Internal,
     }
 }
 

@@ -12,6 +12,8 @@ mod notify;
 mod registry;
 mod service;
 mod snapshot;
+mod systems;
+mod systems_service;
 
 pub use engine::{
     IssuerCheck, LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig,
@@ -25,3 +27,9 @@ pub use service::{
     TrustService,
 };
 pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};
+pub use systems::{
+    MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, cap_view, evaluation_view,
+    system_view,
+};
+pub use systems_service::SystemsService;
+pub use trustca_composition as composition;

@@ -70,7 +70,7 @@ fn observe(
 /// The caller's credential, as the server's authentication layer put it in
 /// the request (verified client certificate, the RPC's role and revocation
 /// rule applied). Without that layer every call is refused.
-fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
+pub(crate) fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
     req.extensions()
         .get::<AuthenticatedCaller>()
         .map(|c| Arc::clone(&c.0))
@@ -304,15 +304,33 @@ impl ModelRegistryService {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let who = authenticated(&request)?;
-        let req = request.into_inner();
         let registry = Arc::clone(&self.registry);
-        tokio::task::spawn_blocking(move || call(&registry, &who, &req))
-            .await
-            .map_err(|e| Status::internal(format!("registry task failed: {e}")))?
-            .map(Response::new)
-            .map_err(Status::from)
+        off_runtime(request, "registry", move |who, req| {
+            call(&registry, who, req)
+        })
+        .await
     }
+}
+
+/// Authenticates `request` and runs `call` on the blocking pool (a store
+/// commit or a fleet move must not hold an async worker), mapping its error
+/// once; `what` names the task if it fails.
+pub(crate) async fn off_runtime<T, R>(
+    request: Request<T>,
+    what: &'static str,
+    call: impl FnOnce(&Credential, &T) -> Result<R, crate::TrustDbError> + Send + 'static,
+) -> Result<Response<R>, Status>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let who = authenticated(&request)?;
+    let req = request.into_inner();
+    tokio::task::spawn_blocking(move || call(&who, &req))
+        .await
+        .map_err(|e| Status::internal(format!("{what} task failed: {e}")))?
+        .map(Response::new)
+        .map_err(Status::from)
 }
 
 #[tonic::async_trait]

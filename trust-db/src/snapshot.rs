@@ -10,7 +10,10 @@
 //! level, which is what an offline verifier assumes. Revoked certificates
 //! and keys blocked for compromise come from the revocation records; the
 //! cooperation and recognition texts are the engine's own, so an offline
-//! decision applies exactly the rules an online one does.
+//! decision applies exactly the rules an online one does. Systems of linked
+//! devices come with their composition policy, and every member is listed
+//! whatever its state (a member's cap depends on the others' levels); a
+//! snapshot with systems is version 2 (`docs/trust-snapshot.asn1`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -235,6 +238,12 @@ impl SnapshotPublisher {
                 revoked_certificates.push((sector.clone(), serial));
             }
         }
+        // Systems of linked devices, so an offline decision about a member
+        // is capped as online (crate::systems).
+        let systems = match self.engine.systems() {
+            Some(registry) => registry.snapshot_part(&self.engine, &sectors, &mut devices)?,
+            None => None,
+        };
         let mut snapshot = TrustSnapshot {
             serial,
             scope: scope.cloned(),
@@ -253,6 +262,7 @@ impl SnapshotPublisher {
             devices,
             revoked_certificates,
             blocked_keys,
+            systems,
         };
         snapshot.sort();
         snapshot.validate()?;

@@ -5,6 +5,12 @@
 //!
 //! The body is DER (`docs/trust-assertion.asn1`); the signature is ECDSA
 //! P-256 with SHA-256 over the body's DER. Test vectors: `testdata/trust-assertion/`.
+//!
+//! Version 1 states the record. Version 2 adds what a system of linked
+//! devices does to the device (`systemCap`): it is only ever sent beside a
+//! version 1 assertion of the same record (`Decision.peer_system_assertion`
+//! beside `peer_assertion`), so a verifier that knows only version 1 keeps
+//! working on the field it reads.
 
 use time::OffsetDateTime;
 
@@ -12,8 +18,27 @@ use crate::der::{self, Reader};
 use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
 
 const VERSION: u64 = 1;
+/// The version that carries a system cap.
+const VERSION_SYSTEM: u64 = 2;
 const TAG_OCTET_STRING: u8 = 0x04;
 const MAX_TEXT: usize = 256;
+/// A cap's reason names a path of URNs: longer than an identity.
+const MAX_REASON: usize = 2048;
+
+/// What a system of linked devices does to the device's level: in the
+/// system, it is trusted at `effective_level` (never above `level`),
+/// because of the weaker device `source`, for `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SystemCapClaim {
+    /// The system's name.
+    pub system: String,
+    /// The device's effective level there.
+    pub effective_level: TrustLevel,
+    /// The device whose level set the cap (URN).
+    pub source: String,
+    /// Why, with the path.
+    pub reason: String,
+}
 
 /// The statement a trust responder signs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,6 +59,8 @@ pub struct TrustAssertion {
     /// Until when it may be relied on.
     #[serde(with = "time::serde::rfc3339")]
     pub next_update: OffsetDateTime,
+    /// The cap of a system of linked devices (version 2); None in version 1.
+    pub system_cap: Option<SystemCapClaim>,
 }
 
 fn bad(m: impl Into<String>) -> ModelError {
@@ -47,7 +74,12 @@ impl TrustAssertion {
             return Err(bad("identity must be 1-256 bytes"));
         }
         let mut body = Vec::with_capacity(160);
-        der::write_small_uint(&mut body, der::TAG_INTEGER, VERSION);
+        let version = if self.system_cap.is_some() {
+            VERSION_SYSTEM
+        } else {
+            VERSION
+        };
+        der::write_small_uint(&mut body, der::TAG_INTEGER, version);
         der::write_tlv(&mut body, der::TAG_UTF8, self.identity.as_bytes());
         der::write_tlv(&mut body, der::TAG_UTF8, self.sector.as_str().as_bytes());
         der::write_small_uint(&mut body, der::TAG_INTEGER, self.level.get() as u64);
@@ -63,6 +95,30 @@ impl TrustAssertion {
             der::TAG_GENERALIZED_TIME,
             &der::generalized_time(self.next_update)?,
         );
+        if let Some(cap) = &self.system_cap {
+            if cap.system.is_empty() || cap.system.len() > MAX_TEXT {
+                return Err(bad("system name must be 1-256 bytes"));
+            }
+            if cap.source.is_empty() || cap.source.len() > MAX_TEXT {
+                return Err(bad("cap source must be 1-256 bytes"));
+            }
+            if cap.reason.len() > MAX_REASON {
+                return Err(bad("cap reason is limited to 2048 bytes"));
+            }
+            if cap.effective_level > self.level {
+                return Err(bad("effective level above the live level"));
+            }
+            let mut inner = Vec::with_capacity(64 + cap.reason.len());
+            der::write_tlv(&mut inner, der::TAG_UTF8, cap.system.as_bytes());
+            der::write_small_uint(
+                &mut inner,
+                der::TAG_INTEGER,
+                cap.effective_level.get() as u64,
+            );
+            der::write_tlv(&mut inner, der::TAG_UTF8, cap.source.as_bytes());
+            der::write_tlv(&mut inner, der::TAG_UTF8, cap.reason.as_bytes());
+            der::write_tlv(&mut body, der::TAG_CONTEXT_0_CONSTRUCTED, &inner);
+        }
         let mut out = Vec::with_capacity(body.len() + 4);
         der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
         Ok(out)
@@ -77,7 +133,7 @@ impl TrustAssertion {
         }
         let mut r = Reader::new(body);
         let version = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_SYSTEM {
             return Err(bad(format!("unsupported version {version}")));
         }
         let identity = r.read_utf8().map_err(bad)?.to_owned();
@@ -94,6 +150,33 @@ impl TrustAssertion {
         let next_update =
             der::parse_generalized_time(r.read(der::TAG_GENERALIZED_TIME).map_err(bad)?)
                 .map_err(bad)?;
+        // Version 2 has the cap and version 1 has none: either way the
+        // version says exactly what follows.
+        let system_cap = if version == VERSION_SYSTEM {
+            let inner = r.read(der::TAG_CONTEXT_0_CONSTRUCTED).map_err(bad)?;
+            let mut c = Reader::new(inner);
+            let system = c.read_utf8().map_err(bad)?.to_owned();
+            let effective_level =
+                TrustLevel::new(c.read_small_uint(der::TAG_INTEGER).map_err(bad)?.min(99) as i64)?;
+            let source = c.read_utf8().map_err(bad)?.to_owned();
+            let reason = c.read_utf8().map_err(bad)?.to_owned();
+            if !c.is_empty() {
+                return Err(bad("trailing bytes inside the system cap"));
+            }
+            if system.is_empty() || source.is_empty() || effective_level > level {
+                return Err(bad(
+                    "system cap without a system or source, or above the live level",
+                ));
+            }
+            Some(SystemCapClaim {
+                system,
+                effective_level,
+                source,
+                reason,
+            })
+        } else {
+            None
+        };
         if !r.is_empty() {
             return Err(bad("trailing bytes inside the assertion"));
         }
@@ -108,6 +191,7 @@ impl TrustAssertion {
             record_version,
             produced_at,
             next_update,
+            system_cap,
         })
     }
 }
@@ -271,7 +355,36 @@ mod tests {
             record_version: 3,
             produced_at: time::macros::datetime!(2026-11-23 10:00 UTC),
             next_update: time::macros::datetime!(2026-11-23 11:00 UTC),
+            system_cap: None,
         }
+    }
+
+    #[test]
+    fn a_system_cap_is_version_2_and_version_1_stays_byte_for_byte() {
+        let mut capped = sample();
+        capped.system_cap = Some(SystemCapClaim {
+            system: "house-1".into(),
+            effective_level: TrustLevel::new(2).unwrap(),
+            source: "urn:trustca:hems:Acme:Plug-2:P1".into(),
+            reason: "capped at Lv.2 by the plug".into(),
+        });
+        let der = capped.to_der().unwrap();
+        let version = der.windows(2).position(|w| w == [0x02, 0x01]).unwrap();
+        assert_eq!(der[version + 2], 2, "version 2");
+        assert_eq!(TrustAssertion::from_der(&der).unwrap(), capped);
+        for cut in 0..der.len() {
+            assert!(TrustAssertion::from_der(&der[..cut]).is_err());
+        }
+        // A version 2 body without its cap, or a cap above the live level,
+        // does not decode.
+        let mut v2_without = sample().to_der().unwrap();
+        v2_without[4] = 2;
+        assert!(TrustAssertion::from_der(&v2_without).is_err());
+        let mut above = capped.clone();
+        if let Some(c) = above.system_cap.as_mut() {
+            c.effective_level = TrustLevel::new(5).unwrap();
+        }
+        assert!(above.to_der().is_err());
     }
 
     #[test]

@@ -425,6 +425,12 @@ impl TrustPolicy {
         self.operations.contains_key(operation)
     }
 
+    /// The index in `depths` of the depth `operation` needs; None if the
+    /// operation is unknown.
+    pub fn operation_depth(&self, operation: &str) -> Option<usize> {
+        self.operations.get(operation).copied()
+    }
+
     /// How `counting` counts a `counted` level; None without a table.
     pub fn recognise(
         &self,

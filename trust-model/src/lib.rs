@@ -28,9 +28,10 @@ pub mod revocation;
 mod sector;
 pub mod signer;
 pub mod snapshot;
+pub mod snapshot_systems;
 mod status;
 
-pub use assertion::{SignedTrustAssertion, TrustAssertion};
+pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{
     VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
     key_fingerprint, verify_chain,
@@ -52,7 +53,8 @@ pub use registry::{FirmwareRange, ModelEvaluation, ModelKey, ModelRecord, ModelS
 pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};
 pub use snapshot::{
-    DeviceState, EmbeddedPolicy, OfflineDecision, SignedSnapshot, SnapshotModel, TrustSnapshot,
-    decide_offline,
+    DeviceState, EmbeddedPolicy, OfflineDecision, PeerCap, SignedSnapshot, SnapshotModel,
+    TrustSnapshot, decide_offline, decide_offline_capped,
 };
+pub use snapshot_systems::{SnapshotLink, SnapshotSystem, SnapshotSystems};
 pub use status::TrustStatus;

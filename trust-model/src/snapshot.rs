@@ -29,6 +29,9 @@ use crate::registry::{FirmwareRange, ModelKey, ModelStatus};
 use crate::{CertificateKind, DeviceIdentity, ModelError, SectorName, TrustLevel, TrustStatus};
 
 const VERSION: u64 = 1;
+/// The version that carries systems of linked devices
+/// ([`crate::snapshot_systems`]); a snapshot without systems stays version 1.
+const VERSION_SYSTEMS: u64 = 2;
 const TAG_OCTET_STRING: u8 = 0x04;
 /// `scope [0] IMPLICIT UTF8String OPTIONAL`: context-specific, primitive, 0.
 const TAG_SCOPE: u8 = 0x80;
@@ -63,7 +66,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 /// Compares ASCII case-insensitively without allocating: identities and
 /// model names are DNS labels, so `Acme` and `acme` are one name.
-fn cmp_ci(a: &str, b: &str) -> Ordering {
+pub(crate) fn cmp_ci(a: &str, b: &str) -> Ordering {
     a.bytes()
         .map(|c| c.to_ascii_lowercase())
         .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
@@ -176,6 +179,9 @@ pub struct TrustSnapshot {
     /// SHA-256 of the SubjectPublicKeyInfo of every key revoked for
     /// compromise ([`crate::key_fingerprint`]), sorted.
     pub blocked_keys: Vec<[u8; 32]>,
+    /// Systems of linked devices and the composition policy (version 2);
+    /// None in version 1.
+    pub systems: Option<crate::snapshot_systems::SnapshotSystems>,
 }
 
 /// Whether `serial` is what a certificate's serial INTEGER holds: 1-21
@@ -191,7 +197,7 @@ fn valid_serial(serial: &[u8]) -> bool {
 
 /// Checks that `items` is strictly increasing under `order` (sorted, no
 /// duplicates), naming the list and position of the first offence.
-fn strictly_sorted<T>(
+pub(crate) fn strictly_sorted<T>(
     list: &str,
     items: &[T],
     order: impl Fn(&T, &T) -> Ordering,
@@ -236,11 +242,14 @@ impl TrustSnapshot {
             .sort_by(|a, b| cmp_ci(&a.identity, &b.identity));
         self.revoked_certificates.sort();
         self.blocked_keys.sort();
+        if let Some(s) = &mut self.systems {
+            s.sort();
+        }
     }
 
     /// Whether the snapshot speaks for `sector`: it is a known sector and
     /// within the scope.
-    fn covers(&self, sector: &SectorName) -> bool {
+    pub(crate) fn covers(&self, sector: &SectorName) -> bool {
         self.sectors.binary_search(sector).is_ok()
             && self.scope.as_ref().is_none_or(|s| s == sector)
     }
@@ -347,6 +356,9 @@ impl TrustSnapshot {
             |a, b| a.cmp(b),
         )?;
         strictly_sorted("blocked keys", &self.blocked_keys, |a, b| a.cmp(b))?;
+        if let Some(s) = &self.systems {
+            s.validate(self)?;
+        }
         Ok(())
     }
 
@@ -362,7 +374,12 @@ impl TrustSnapshot {
                 + self.revoked_certificates.len() * 32
                 + self.blocked_keys.len() * 34,
         );
-        der::write_small_uint(&mut body, der::TAG_INTEGER, VERSION);
+        let version = if self.systems.is_some() {
+            VERSION_SYSTEMS
+        } else {
+            VERSION
+        };
+        der::write_small_uint(&mut body, der::TAG_INTEGER, version);
         der::write_small_uint(&mut body, der::TAG_INTEGER, self.serial);
         if let Some(scope) = &self.scope {
             der::write_tlv(&mut body, TAG_SCOPE, scope.as_str().as_bytes());
@@ -427,6 +444,9 @@ impl TrustSnapshot {
             der::write_tlv(&mut list, TAG_OCTET_STRING, k);
         }
         der::write_tlv(&mut body, der::TAG_SEQUENCE, &list);
+        if let Some(s) = &self.systems {
+            s.encode(&mut body);
+        }
         let mut out = Vec::with_capacity(body.len() + 6);
         der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
         Ok(out)
@@ -442,7 +462,7 @@ impl TrustSnapshot {
         }
         let mut r = Reader::new(body);
         let version = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_SYSTEMS {
             return Err(bad(format!("unsupported version {version}")));
         }
         let serial = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
@@ -522,6 +542,12 @@ impl TrustSnapshot {
                 .map_err(|_| bad("a blocked key fingerprint must be 32 bytes (SHA-256)"))?;
             blocked_keys.push(k);
         }
+        // Version 2 has the systems and version 1 has none.
+        let systems = if version == VERSION_SYSTEMS {
+            Some(crate::snapshot_systems::SnapshotSystems::decode(&mut r)?)
+        } else {
+            None
+        };
         if !r.is_empty() {
             return Err(bad("trailing bytes inside the snapshot"));
         }
@@ -537,6 +563,7 @@ impl TrustSnapshot {
             devices,
             revoked_certificates,
             blocked_keys,
+            systems,
         };
         s.validate()?;
         Ok(s)
@@ -938,6 +965,41 @@ pub fn decide_offline_with_policy(
     now: OffsetDateTime,
     oid: &ExtensionOid,
 ) -> Result<OfflineDecision, ModelError> {
+    decide_offline_capped(
+        snapshot,
+        policy,
+        caller_chain,
+        peer_chain,
+        sector_cas,
+        operation,
+        root_der,
+        now,
+        oid,
+        None,
+    )
+}
+
+/// What a system of linked devices does to a peer offline: given the
+/// peer's URN, its effective level and the note explaining the cap, or
+/// None. `trustca-composition` provides it from the snapshot's systems
+/// (this crate cannot: it does not depend on the evaluation).
+pub type PeerCap<'a> = dyn Fn(&str) -> Result<Option<(TrustLevel, String)>, ModelError> + 'a;
+
+/// [`decide_offline_with_policy`] with the peer's level capped by `cap`
+/// before the decision, as the online `Decide` caps a system member.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_offline_capped(
+    snapshot: &TrustSnapshot,
+    policy: &TrustPolicy,
+    caller_chain: &[Vec<u8>],
+    peer_chain: &[Vec<u8>],
+    sector_cas: &[Vec<u8>],
+    operation: &str,
+    root_der: &[u8],
+    now: OffsetDateTime,
+    oid: &ExtensionOid,
+    cap: Option<&PeerCap<'_>>,
+) -> Result<OfflineDecision, ModelError> {
     if !policy.knows_operation(operation) {
         return Err(ModelError::UnknownOperation(crate::sector::truncate(
             operation,
@@ -1000,10 +1062,17 @@ pub fn decide_offline_with_policy(
         .as_ref()
         .map(|e| e.sector.to_string())
         .unwrap_or_default();
-    let peer_state = match offline_state(snapshot, &peer) {
+    let mut peer_state = match offline_state(snapshot, &peer) {
         Ok(s) => s,
         Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector)),
     };
+    if let Some(cap) = cap
+        && let Some((effective, note)) = cap(&peer_state.identity)?
+        && effective < peer_state.level
+    {
+        peer_state.level = effective;
+        peer_state.notes.push(note);
+    }
     fn side(s: &OfflineState) -> Standing<'_> {
         Standing {
             sector: &s.sector,
@@ -1017,7 +1086,7 @@ pub fn decide_offline_with_policy(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use time::macros::datetime;
@@ -1044,7 +1113,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
     }
 
     /// The snapshot of the published vector (testdata/trust-snapshot).
-    fn sample() -> TrustSnapshot {
+    pub(crate) fn sample() -> TrustSnapshot {
         TrustSnapshot {
             serial: 7,
             scope: Some(sn("hems")),
@@ -1089,6 +1158,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             }],
             revoked_certificates: vec![(sn("hems"), vec![0x00, 0x80, 0x01])],
             blocked_keys: vec![[0xab; 32]],
+            systems: None,
         }
     }
 
@@ -1125,7 +1195,8 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             2
         };
         assert_eq!(&der[header..header + 3], &[0x02, 0x01, 0x01]);
-        bad_version[header + 2] = 2;
+        // Version 2 carries systems (snapshot_systems.rs); 3 is unknown.
+        bad_version[header + 2] = 3;
         assert!(
             TrustSnapshot::from_der(&bad_version)
                 .unwrap_err()
@@ -1383,6 +1454,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                             })
                             .collect(),
                         blocked_keys: blocked,
+                        systems: None,
                     };
                     s.sort();
                     s.models.dedup_by(|a, b| a.order(b) == Ordering::Equal);

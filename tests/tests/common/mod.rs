@@ -491,4 +491,22 @@ pub fn build_go_checker() -> PathBuf {
     );
     assert!(ok, "go build failed:\n{out}");
     bin
+/// The `--server --identity --key --ca` arguments that run the `trustca`
+/// binary as `creds` against `ca`'s server; the files go into `dir` as
+/// `<name>.pem`, `<name>.key` and `root.pem`.
+pub fn client_args(ca: &TestCa, dir: &Path, name: &str, creds: &ClientCredentials) -> Vec<String> {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let root = dir.join("root.pem");
+    std::fs::write(&cert, &creds.cert_pem).unwrap();
+    std::fs::write(&key, &creds.key_pem).unwrap();
+    std::fs::write(&root, &creds.root_pem).unwrap();
+    let mut args = Vec::new();
+    for (flag, path) in [("--identity", &cert), ("--key", &key), ("--ca", &root)] {
+        args.push(flag.to_owned());
+        args.push(path.display().to_string());
+    }
+    args.push("--server".to_owned());
+    args.push(ca.url());
+    args
 }

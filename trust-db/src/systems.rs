@@ -1,0 +1,1126 @@
+//! Systems of linked devices in the trust database: who may register and
+//! change them, where they are stored, and the live evaluation that both
+//! `Systems/Evaluate` and `Decide` use.
+//!
+//! Systems are opaque records of the store's `systems` space: a header
+//! per system (`s/<name>`: sector and version), one record per member
+//! (`m/<name>\0<key>`: its URN) and per link (`l/<name>\0<from>\0<to>\0
+//! <operation>`: `1`, or `0` once unlinked, since records are never
+//! deleted), and a generation token (random, new with every change). A
+//! change writes only the records it
+//! touches, the header and the counter, with its audit entry, in one
+//! durable commit before the answer. Effective levels are never stored: they are computed from the
+//! live trust records whenever asked, so a downgrade, suspension or
+//! revocation anywhere is reflected at once, without a second write.
+//!
+//! An in-memory index (system by name, systems by member) serves `Decide`
+//! without a store scan. Changes through this process update it at once;
+//! another replica's changes are seen when the generation token is next
+//! checked, at most [`RECHECK`] later. A stored system that no longer holds
+//! together (a cycle made by two replicas at once, records changed behind
+//! trustca's back) is kept in the index as damaged: its members' `Decide`
+//! and the system's own calls answer `DATA_LOSS` (never a decision without
+//! its cap), every other device is unaffected.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+use trustca_composition::{
+    CompositionError, CompositionPolicy, Evaluation, Link, LiveLevel, System, SystemRecord,
+    evaluate,
+};
+use trustca_model::{
+    CertificateKind, Credential, DeviceIdentity, SectorName, SignedTrustAssertion, SystemCapClaim,
+    TrustAssertion, TrustStatus,
+};
+use trustca_proto::v1 as pb;
+use trustca_store::{BlobAudit, Storage};
+
+use crate::TrustDbError;
+use crate::engine::{TrustEngine, actor, check_reason};
+
+/// The store's record space for systems.
+pub const SPACE: &str = "systems";
+const GENERATION: &[u8] = b"generation";
+const HEADER: &str = "s/";
+const MEMBER: &str = "m/";
+const LINK: &str = "l/";
+const PRESENT: &[u8] = b"1";
+const REMOVED: &[u8] = b"0";
+/// How often `Decide` asks the store whether another replica changed a
+/// system.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+fn header_key(name: &str) -> Vec<u8> {
+    format!("{HEADER}{name}").into_bytes()
+}
+
+fn member_key(name: &str, key: &str) -> Vec<u8> {
+    format!("{MEMBER}{name}\0{key}").into_bytes()
+}
+
+fn link_key(name: &str, l: &Link) -> Vec<u8> {
+    format!("{LINK}{name}\0{}\0{}\0{}", l.from, l.to, l.operation).into_bytes()
+}
+
+/// A system's header record: `{"sector": .., "version": ..}`.
+fn header_of(v: &[u8]) -> Option<(String, u64)> {
+    let h: serde_json::Value = serde_json::from_slice(v).ok()?;
+    Some((h["sector"].as_str()?.to_owned(), h["version"].as_u64()?))
+}
+
+fn damaged(what: &str) -> TrustDbError {
+    TrustDbError::Composition(CompositionError::Inconsistent {
+        system: "?".into(),
+        reason: format!("a stored {what} record does not decode"),
+    })
+}
+
+/// Every system of the space, assembled from its records.
+fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError> {
+    let mut systems: BTreeMap<String, SystemRecord> = BTreeMap::new();
+    for (k, v) in storage.blob_scan(SPACE, HEADER.as_bytes())? {
+        let name = String::from_utf8(k[HEADER.len()..].to_vec()).map_err(|_| damaged("header"))?;
+        let (sector, version) = header_of(&v).ok_or_else(|| damaged("header"))?;
+        systems.insert(
+            name.clone(),
+            SystemRecord {
+                name,
+                sector,
+                members: Vec::new(),
+                links: Vec::new(),
+                version,
+            },
+        );
+    }
+    for (k, v) in storage.blob_scan(SPACE, MEMBER.as_bytes())? {
+        let text = std::str::from_utf8(&k[MEMBER.len()..]).map_err(|_| damaged("member"))?;
+        let (name, _) = text.split_once('\0').ok_or_else(|| damaged("member"))?;
+        let urn = String::from_utf8(v).map_err(|_| damaged("member"))?;
+        systems
+            .get_mut(name)
+            .ok_or_else(|| damaged("member"))?
+            .members
+            .push(urn);
+    }
+    for (k, v) in storage.blob_scan(SPACE, LINK.as_bytes())? {
+        if v != PRESENT {
+            continue;
+        }
+        let text = std::str::from_utf8(&k[LINK.len()..]).map_err(|_| damaged("link"))?;
+        let parts: Vec<&str> = text.split('\0').collect();
+        let [name, from, to, operation] = parts.as_slice() else {
+            return Err(damaged("link"));
+        };
+        systems
+            .get_mut(*name)
+            .ok_or_else(|| damaged("link"))?
+            .links
+            .push(Link {
+                from: (*from).to_owned(),
+                to: (*to).to_owned(),
+                operation: (*operation).to_owned(),
+            });
+    }
+    Ok(systems.into_values().collect())
+}
+
+/// A stored system with what `Decide` needs of it precomputed.
+#[derive(Debug)]
+struct Indexed {
+    system: System,
+    /// The part of the system that can affect each member, built on first
+    /// use: a member's evaluation reads only those members' records.
+    upstream: Mutex<HashMap<String, Arc<Upstream>>>,
+    /// Each member's last evaluation (see [`Evaluated`]).
+    evaluated: Mutex<HashMap<String, Evaluated>>,
+}
+
+/// The members that can reach one member, and their sectors.
+#[derive(Debug)]
+struct Upstream {
+    part: System,
+    sectors: Vec<SectorName>,
+}
+
+/// A member's last evaluation, reused while the store's audit log has the
+/// same size and the policy is the same: every change to a trust record,
+/// certificate or key block appends to the log in the same transaction, so
+/// an unchanged size means unchanged live levels (what `CachedStorage`
+/// relies on too). A revoked sector CA is not in the log: a part with such
+/// a sector is never taken from here.
+#[derive(Debug, Clone)]
+struct Evaluated {
+    audit_size: u64,
+    policy: Arc<CompositionPolicy>,
+    cap: Option<(trustca_model::TrustLevel, trustca_composition::Cap)>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Index {
+    generation: u64,
+    systems: BTreeMap<String, Arc<Indexed>>,
+    by_member: HashMap<String, Vec<String>>,
+    /// Stored systems that do not hold together, with why.
+    damaged: BTreeMap<String, String>,
+}
+
+impl Index {
+    fn build(generation: u64, systems: Vec<System>) -> Self {
+        let mut index = Index {
+            generation,
+            ..Default::default()
+        };
+        for s in systems {
+            index.put(s);
+        }
+        index
+    }
+
+    /// Records a stored system that cannot be used, so that its members
+    /// are answered `DATA_LOSS` rather than without its cap.
+    fn put_damaged(&mut self, record: &SystemRecord, reason: String) {
+        for urn in &record.members {
+            if let Ok(identity) = DeviceIdentity::from_urn(urn) {
+                self.by_member
+                    .entry(identity.key())
+                    .or_default()
+                    .push(record.name.clone());
+            }
+        }
+        self.damaged.insert(record.name.clone(), reason);
+    }
+
+    /// The system, or why it cannot be used.
+    fn get(&self, name: &str) -> Result<Option<&Arc<Indexed>>, TrustDbError> {
+        if let Some(reason) = self.damaged.get(name) {
+            return Err(TrustDbError::Composition(CompositionError::Inconsistent {
+                system: name.to_owned(),
+                reason: reason.clone(),
+            }));
+        }
+        Ok(self.systems.get(name))
+    }
+
+    fn put(&mut self, system: System) {
+        let name = system.name().to_owned();
+        self.remove(&name);
+        for key in system.members().keys() {
+            self.by_member
+                .entry(key.clone())
+                .or_default()
+                .push(name.clone());
+        }
+        self.systems.insert(
+            name,
+            Arc::new(Indexed {
+                system,
+                upstream: Mutex::new(HashMap::new()),
+                evaluated: Mutex::new(HashMap::new()),
+            }),
+        );
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.systems.remove(name) {
+            for key in old.system.members().keys() {
+                if let Some(names) = self.by_member.get_mut(key) {
+                    names.retain(|n| n != name);
+                    if names.is_empty() {
+                        self.by_member.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The cap a system puts on one device, for `Decide`.
+#[derive(Debug, Clone)]
+pub struct MemberCap {
+    /// The system.
+    pub system: String,
+    /// The device's effective level there.
+    pub effective: trustca_model::TrustLevel,
+    /// The evaluation's cap (path and reason).
+    pub cap: trustca_composition::Cap,
+}
+
+/// Systems: storage, roles and evaluation.
+pub struct SystemRegistry {
+    storage: Arc<dyn Storage>,
+    policy: RwLock<Arc<CompositionPolicy>>,
+    index: RwLock<Arc<Index>>,
+    /// Milliseconds since `started` of the last generation check.
+    checked_at: AtomicU64,
+    started: Instant,
+    /// One change at a time: a change reads, checks and rewrites a system.
+    writing: Mutex<()>,
+    /// Signed cap assertions by the peer's lower-case URN.
+    signed: Mutex<HashMap<String, SignedCap>>,
+}
+
+impl std::fmt::Debug for SystemRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemRegistry").finish_non_exhaustive()
+    }
+}
+
+fn poisoned<T>(r: Result<T, std::sync::PoisonError<T>>) -> T {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SystemRegistry {
+    /// Opens the systems of `storage` under `policy`. A stored system that
+    /// no longer holds together is logged and kept as damaged (see the
+    /// module's documentation); a store that cannot be read is an error.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        policy: CompositionPolicy,
+    ) -> Result<Self, TrustDbError> {
+        let registry = Self {
+            storage,
+            policy: RwLock::new(Arc::new(policy)),
+            index: RwLock::new(Arc::new(Index::default())),
+            checked_at: AtomicU64::new(0),
+            started: Instant::now(),
+            writing: Mutex::new(()),
+            signed: Mutex::new(HashMap::new()),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    /// The composition policy in force, kept in step with the engine's
+    /// trust policy (its depths, operations and recognition tables).
+    pub fn policy(&self, engine: &TrustEngine) -> Result<Arc<CompositionPolicy>, TrustDbError> {
+        let current = Arc::clone(&*poisoned(self.policy.read()));
+        let trust = engine.policy();
+        if Arc::ptr_eq(current.trust(), &trust) {
+            return Ok(current);
+        }
+        let fresh = Arc::new(current.with_trust(trust)?);
+        *poisoned(self.policy.write()) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
+    /// A new generation token: random, so that two replicas writing at
+    /// once never write the same one (a counter could repeat and hide the
+    /// second change from a third replica).
+    fn fresh_generation() -> u64 {
+        let mut bytes = [0u8; 8];
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+            return OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+        }
+        u64::from_be_bytes(bytes)
+    }
+
+    fn generation(&self) -> Result<u64, TrustDbError> {
+        Ok(self
+            .storage
+            .blob_get(SPACE, GENERATION)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Reads every system from the store into the index.
+    fn reload(&self) -> Result<(), TrustDbError> {
+        let policy = Arc::clone(&*poisoned(self.policy.read()));
+        let generation = self.generation()?;
+        let mut index = Index::build(generation, Vec::new());
+        for record in read_records(self.storage.as_ref())? {
+            match System::from_record(&record, &policy) {
+                Ok(system) => index.put(system),
+                Err(e) => {
+                    tracing::error!(system = %record.name, error = %e, "stored system of linked devices is damaged: its members are answered DATA_LOSS");
+                    index.put_damaged(&record, e.to_string());
+                }
+            }
+        }
+        *poisoned(self.index.write()) = Arc::new(index);
+        Ok(())
+    }
+
+    /// The index, reloaded first when another replica changed systems
+    /// (checked at most every [`RECHECK`]).
+    fn index(&self) -> Result<Arc<Index>, TrustDbError> {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.checked_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= RECHECK.as_millis() as u64
+            && self
+                .checked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let stored = self.generation()?;
+            if stored != poisoned(self.index.read()).generation {
+                self.reload()?;
+            }
+        }
+        Ok(Arc::clone(&*poisoned(self.index.read())))
+    }
+
+    fn system(&self, name: &str) -> Result<Arc<Indexed>, TrustDbError> {
+        self.index()?
+            .get(name)?
+            .cloned()
+            .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
+    }
+
+    /// Writes what changed from `before` (None: a new system) to `system`
+    /// and the audit entry in one durable commit, then updates the index.
+    fn store(
+        &self,
+        before: Option<&System>,
+        mut system: System,
+        caller: &Credential,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<System, TrustDbError> {
+        let generation = Self::fresh_generation();
+        system.set_version(system.version() + 1);
+        let name = system.name().to_owned();
+        let header = json!({"sector": system.sector().as_str(), "version": system.version()})
+            .to_string()
+            .into_bytes();
+        let mut records = vec![
+            (header_key(&name), header),
+            (GENERATION.to_vec(), generation.to_be_bytes().to_vec()),
+        ];
+        for (key, m) in system.members() {
+            if !before.is_some_and(|b| b.is_member(key)) {
+                records.push((member_key(&name, key), m.urn.clone().into_bytes()));
+            }
+        }
+        for l in system.links() {
+            if !before.is_some_and(|b| b.links().contains(l)) {
+                records.push((link_key(&name, l), PRESENT.to_vec()));
+            }
+        }
+        for l in before.map(|b| b.links().iter()).into_iter().flatten() {
+            if !system.links().contains(l) {
+                records.push((link_key(&name, l), REMOVED.to_vec()));
+            }
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut detail = detail;
+        detail["version"] = json!(system.version());
+        self.storage.blob_put(
+            SPACE,
+            &records,
+            false,
+            Some(&BlobAudit {
+                actor: actor(caller),
+                kind: kind.to_owned(),
+                subject: name,
+                detail: detail.to_string(),
+                at: now,
+            }),
+        )?;
+        let mut index = poisoned(self.index.write());
+        let mut fresh = Index::clone(&index);
+        fresh.generation = generation;
+        fresh.put(system.clone());
+        *index = Arc::new(fresh);
+        Ok(system)
+    }
+}
+
+/// A device named in a request: its identity, checked to be enrolled here
+/// and not revoked or retired (a link to such a device is refused; one
+/// revoked later only caps what it reaches).
+fn linkable(storage: &dyn Storage, urn: &str) -> Result<DeviceIdentity, TrustDbError> {
+    let identity = DeviceIdentity::from_urn(urn)?;
+    let record = storage.trust_record(&identity.key())?.ok_or_else(|| {
+        TrustDbError::NotFound(format!("{urn} is not enrolled in this trust database"))
+    })?;
+    if matches!(record.status, TrustStatus::Revoked | TrustStatus::Retired) {
+        return Err(TrustDbError::FailedPrecondition(format!(
+            "{urn} is {}: it cannot be linked into a system",
+            record.status.as_str()
+        )));
+    }
+    Ok(identity)
+}
+
+/// The URN as enrolled (original case), for answers.
+fn enrolled_urn(storage: &dyn Storage, identity: &DeviceIdentity) -> Result<String, TrustDbError> {
+    Ok(storage
+        .device(&identity.key())?
+        .map(|d| d.urn)
+        .unwrap_or_else(|| identity.urn()))
+}
+
+fn operator_of(caller: &Credential, sector: &SectorName, what: &str) -> Result<(), TrustDbError> {
+    if caller.kind == CertificateKind::Operator && caller.may_act_for(sector) {
+        Ok(())
+    } else {
+        Err(TrustDbError::PermissionDenied(format!(
+            "{what} needs an operator of sector {sector}; the caller is {} {}",
+            caller.kind.with_article(),
+            caller.name
+        )))
+    }
+}
+
+/// A link of a request: both ends' identities and the link by keys.
+fn link_of(l: &pb::SystemLink) -> Result<(DeviceIdentity, DeviceIdentity, Link), TrustDbError> {
+    let from = DeviceIdentity::from_urn(&l.from)?;
+    let to = DeviceIdentity::from_urn(&l.to)?;
+    let link = Link {
+        from: from.key(),
+        to: to.key(),
+        operation: l.operation.clone(),
+    };
+    Ok((from, to, link))
+}
+
+/// The links of a `Link`/`Unlink` request: at least one, at most the
+/// policy's link limit.
+fn links_of(
+    req: &pb::LinkRequest,
+    policy: &CompositionPolicy,
+) -> Result<Vec<(DeviceIdentity, DeviceIdentity, Link)>, TrustDbError> {
+    if req.links.is_empty() {
+        return Err(TrustDbError::InvalidRequest("no link given".into()));
+    }
+    if req.links.len() > policy.max_links {
+        return Err(CompositionError::TooLarge {
+            what: "links",
+            limit: policy.max_links,
+        }
+        .into());
+    }
+    req.links.iter().map(link_of).collect()
+}
+
+fn describe(links: &[(DeviceIdentity, DeviceIdentity, Link)]) -> serde_json::Value {
+    json!(
+        links
+            .iter()
+            .map(|(_, _, l)| l.to_string())
+            .collect::<Vec<_>>()
+    )
+}
+
+/// The proto view of a system.
+pub fn system_view(s: &System) -> pb::SystemView {
+    let urn = |key: &str| {
+        s.members()
+            .get(key)
+            .map(|m| m.urn.clone())
+            .unwrap_or_else(|| key.to_owned())
+    };
+    pb::SystemView {
+        name: s.name().to_owned(),
+        sector: s.sector().to_string(),
+        version: s.version(),
+        members: s.members().values().map(|m| m.urn.clone()).collect(),
+        links: s
+            .links()
+            .iter()
+            .map(|l| pb::SystemLink {
+                from: urn(&l.from),
+                to: urn(&l.to),
+                operation: l.operation.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl SystemRegistry {
+    /// `Register`: a new system with its members and links, by an operator
+    /// of every member's sector. All checked before anything is stored.
+    pub fn register(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::RegisterSystemRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        check_reason(&req.reason)?;
+        let policy = self.policy(engine)?;
+        let sector = SectorName::new(&req.sector)?;
+        if !policy.trust().sectors().contains(&sector) {
+            return Err(TrustDbError::InvalidRequest(format!(
+                "unknown sector {sector}"
+            )));
+        }
+        if req.members.is_empty() {
+            return Err(TrustDbError::InvalidRequest(
+                "a system needs at least one member".into(),
+            ));
+        }
+        if req.members.len() > policy.max_devices {
+            return Err(CompositionError::TooLarge {
+                what: "devices",
+                limit: policy.max_devices,
+            }
+            .into());
+        }
+        let mut system = System::new(&req.name, sector)?;
+        for urn in &req.members {
+            let identity = linkable(self.storage.as_ref(), urn)?;
+            operator_of(
+                caller,
+                &identity.sector,
+                "registering a system with its devices",
+            )?;
+            system.add_member(&enrolled_urn(self.storage.as_ref(), &identity)?, &policy)?;
+        }
+        for l in &req.links {
+            let (_, _, link) = link_of(l)?;
+            system.add_link(link, &policy)?;
+        }
+        let _one = poisoned(self.writing.lock());
+        let index = self.index()?;
+        if index.systems.contains_key(system.name())
+            || index.damaged.contains_key(system.name())
+            || self
+                .storage
+                .blob_get(SPACE, &header_key(system.name()))?
+                .is_some()
+        {
+            return Err(TrustDbError::AlreadyExists(format!(
+                "a system named {:?} exists",
+                system.name()
+            )));
+        }
+        let detail = json!({
+            "sector": system.sector().as_str(),
+            "members": system.members().len(),
+            "links": system.links().len(),
+            "reason": req.reason,
+        });
+        let system = self.store(None, system, caller, "system.registered", detail)?;
+        tracing::info!(rpc = "Systems/Register", caller = %caller.name, system = system.name(), members = system.members().len(), links = system.links().len(), outcome = "registered");
+        Ok(system_view(&system))
+    }
+
+    /// Who may change a link: an operator of both ends' sectors, or a
+    /// device that is one end and a member of the system.
+    fn may_change_link(
+        caller: &Credential,
+        system: &System,
+        from: &DeviceIdentity,
+        to: &DeviceIdentity,
+    ) -> Result<(), TrustDbError> {
+        match caller.kind {
+            CertificateKind::Operator => {
+                operator_of(caller, &from.sector, "linking devices")?;
+                operator_of(caller, &to.sector, "linking devices")
+            }
+            CertificateKind::LongTerm => {
+                let me = caller.identity.as_ref().map(DeviceIdentity::key);
+                let Some(me) = me else {
+                    return Err(TrustDbError::PermissionDenied(
+                        "the caller's certificate names no device".into(),
+                    ));
+                };
+                if !system.is_member(&me) {
+                    return Err(TrustDbError::PermissionDenied(format!(
+                        "the caller is not a member of system {}",
+                        system.name()
+                    )));
+                }
+                if me != from.key() && me != to.key() {
+                    return Err(TrustDbError::PermissionDenied(
+                        "a device may only change links it takes part in".into(),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(TrustDbError::PermissionDenied(format!(
+                "links are changed by operators and by the devices linked; the caller holds {} certificate",
+                caller.kind.with_article()
+            ))),
+        }
+    }
+
+    /// `Link`: adds links, all or none. An operator's link may bring a new
+    /// member in; a device's links must be between members.
+    pub fn link(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        self.change_links(engine, caller, req, true)
+    }
+
+    /// `Unlink`: removes links, all or none (members stay).
+    pub fn unlink(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        self.change_links(engine, caller, req, false)
+    }
+
+    /// Adds (`add`) or removes the request's links, checked one by one on a
+    /// copy; stored only when every one is accepted.
+    fn change_links(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        req: &pb::LinkRequest,
+        add: bool,
+    ) -> Result<pb::SystemView, TrustDbError> {
+        check_reason(&req.reason)?;
+        let policy = self.policy(engine)?;
+        let links = links_of(req, &policy)?;
+        let _one = poisoned(self.writing.lock());
+        let before = Arc::clone(&self.system(&req.system)?);
+        let mut system = before.system.clone();
+        let mut checked = std::collections::HashSet::new();
+        for (from, to, link) in &links {
+            Self::may_change_link(caller, &system, from, to)?;
+            if !add {
+                system.remove_link(link)?;
+                continue;
+            }
+            for end in [from, to] {
+                if checked.insert(end.key()) {
+                    linkable(self.storage.as_ref(), &end.urn())?;
+                }
+                if caller.kind == CertificateKind::Operator {
+                    system.add_member(&enrolled_urn(self.storage.as_ref(), end)?, &policy)?;
+                }
+            }
+            system.add_link(link.clone(), &policy)?;
+        }
+        let (kind, outcome) = if add {
+            ("system.linked", "linked")
+        } else {
+            ("system.unlinked", "unlinked")
+        };
+        let detail = json!({"links": describe(&links), "reason": req.reason});
+        let system = self.store(Some(&before.system), system, caller, kind, detail)?;
+        tracing::info!(rpc = if add { "Systems/Link" } else { "Systems/Unlink" }, caller = %caller.name, system = system.name(), links = links.len(), outcome);
+        Ok(system_view(&system))
+    }
+
+    /// Who may see a system: operators and auditors of its sector or of a
+    /// member's sector, and its member devices.
+    fn may_see(caller: &Credential, system: &System) -> Result<(), TrustDbError> {
+        let allowed = match caller.kind {
+            CertificateKind::Operator | CertificateKind::Auditor => {
+                caller.may_act_for(system.sector())
+                    || system
+                        .members()
+                        .values()
+                        .any(|m| caller.may_act_for(&m.sector))
+            }
+            CertificateKind::LongTerm => caller
+                .identity
+                .as_ref()
+                .is_some_and(|i| system.is_member(&i.key())),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(TrustDbError::PermissionDenied(format!(
+                "system {} is shown to its member devices and to operators and auditors of its sectors",
+                system.name()
+            )))
+        }
+    }
+
+    /// `Show`.
+    pub fn show(&self, caller: &Credential, name: &str) -> Result<pb::SystemView, TrustDbError> {
+        let indexed = self.system(name)?;
+        Self::may_see(caller, &indexed.system)?;
+        Ok(system_view(&indexed.system))
+    }
+
+    /// `Evaluate`: every member from its live record now.
+    pub fn evaluate(
+        &self,
+        engine: &TrustEngine,
+        caller: &Credential,
+        name: &str,
+    ) -> Result<(Evaluation, Arc<CompositionPolicy>), TrustDbError> {
+        let indexed = self.system(name)?;
+        Self::may_see(caller, &indexed.system)?;
+        let policy = self.policy(engine)?;
+        let levels = live_levels(engine, &indexed.system)?;
+        Ok((evaluate(&indexed.system, &levels, &policy)?, policy))
+    }
+
+    /// The lowest cap any system puts on the device `key`, from the live
+    /// records of the members that can reach it; None when it is in no
+    /// system or none lowers it.
+    pub fn cap_for(
+        &self,
+        engine: &TrustEngine,
+        key: &str,
+    ) -> Result<Option<MemberCap>, TrustDbError> {
+        let index = self.index()?;
+        let Some(names) = index.by_member.get(key) else {
+            return Ok(None);
+        };
+        let policy = self.policy(engine)?;
+        // Read before any record, so that a change made while evaluating
+        // leaves an entry that the next call will not trust.
+        let audit_size = self.storage.audit_head()?.0;
+        let mut lowest: Option<MemberCap> = None;
+        for name in names {
+            let Some(indexed) = index.get(name)? else {
+                continue;
+            };
+            let Some((effective, cap)) =
+                Self::member_cap(engine, indexed, key, &policy, audit_size)?
+            else {
+                continue;
+            };
+            if lowest.as_ref().is_none_or(|l| effective < l.effective) {
+                lowest = Some(MemberCap {
+                    system: name.clone(),
+                    effective,
+                    cap,
+                });
+            }
+        }
+        Ok(lowest)
+    }
+
+    /// Member `key`'s cap in one system: from its last evaluation while
+    /// nothing it depends on changed, else evaluated anew from the live
+    /// records of the members that can reach it.
+    fn member_cap(
+        engine: &TrustEngine,
+        indexed: &Indexed,
+        key: &str,
+        policy: &Arc<CompositionPolicy>,
+        audit_size: u64,
+    ) -> Result<Option<(trustca_model::TrustLevel, trustca_composition::Cap)>, TrustDbError> {
+        let part = {
+            let mut cache = poisoned(indexed.upstream.lock());
+            Arc::clone(cache.entry(key.to_owned()).or_insert_with(|| {
+                let part = indexed.system.upstream_of(key, policy.max_hops);
+                let mut sectors: Vec<SectorName> =
+                    part.members().values().map(|m| m.sector.clone()).collect();
+                sectors.sort();
+                sectors.dedup();
+                Arc::new(Upstream { part, sectors })
+            }))
+        };
+        let Upstream { part, sectors } = &*part;
+        let reusable = !sectors
+            .iter()
+            .any(|s| engine.sector_ca_revoked(s).is_some());
+        if reusable
+            && let Some(e) = poisoned(indexed.evaluated.lock()).get(key)
+            && e.audit_size == audit_size
+            && Arc::ptr_eq(&e.policy, policy)
+        {
+            return Ok(e.cap.clone());
+        }
+        let levels = live_levels(engine, part)?;
+        let mut e = evaluate(part, &levels, policy)?;
+        let cap = e
+            .members
+            .remove(key)
+            .and_then(|m| m.cap.map(|c| (m.effective, c)));
+        if reusable {
+            poisoned(indexed.evaluated.lock()).insert(
+                key.to_owned(),
+                Evaluated {
+                    audit_size,
+                    policy: Arc::clone(policy),
+                    cap: cap.clone(),
+                },
+            );
+        }
+        Ok(cap)
+    }
+}
+
+/// The live level and status of every member of `system`: the trust
+/// record, and `revoked` when the member's sector CA was revoked by the
+/// root.
+fn live_levels(
+    engine: &TrustEngine,
+    system: &System,
+) -> Result<BTreeMap<String, LiveLevel>, TrustDbError> {
+    let mut levels = BTreeMap::new();
+    for (key, member) in system.members() {
+        let record = engine.storage().trust_record(key)?.ok_or_else(|| {
+            TrustDbError::NotFound(format!(
+                "{} of system {} is no longer enrolled",
+                member.urn,
+                system.name()
+            ))
+        })?;
+        let mut status = record.status;
+        if engine.sector_ca_revoked(&member.sector).is_some() {
+            status = TrustStatus::Revoked;
+        }
+        levels.insert(
+            key.clone(),
+            LiveLevel {
+                level: trustca_model::TrustLevel::new(i64::from(record.level))?,
+                status,
+            },
+        );
+    }
+    Ok(levels)
+}
+
+/// The proto form of a cap.
+pub fn cap_view(system: &str, effective: u8, cap: &trustca_composition::Cap) -> pb::SystemCap {
+    pb::SystemCap {
+        system: system.to_owned(),
+        effective_level: u32::from(effective),
+        source: cap.source.clone(),
+        path: cap
+            .path
+            .iter()
+            .map(|h| pb::CapHop {
+                from: h.from.clone(),
+                to: h.to.clone(),
+                operation: h.operation.clone(),
+                depth: h.depth.clone(),
+                counted_level: u32::from(h.counted.get()),
+            })
+            .collect(),
+        reason: cap.reason.clone(),
+    }
+}
+
+/// The proto form of an evaluation.
+pub fn evaluation_view(
+    e: &Evaluation,
+    policy: &CompositionPolicy,
+    at: OffsetDateTime,
+) -> pb::SystemEvaluation {
+    let combined = e.combined.as_ref();
+    pb::SystemEvaluation {
+        system: e.system.clone(),
+        system_version: e.system_version,
+        policy_version: format!(
+            "composition@{}+{}",
+            policy.version,
+            policy.trust().version()
+        ),
+        combined_level: combined.map(|c| u32::from(c.level.get())).unwrap_or(0),
+        combined_set_by: combined.map(|c| c.set_by.clone()).unwrap_or_default(),
+        combined_reason: combined.map(|c| c.reason.clone()).unwrap_or_default(),
+        members: e
+            .members
+            .values()
+            .map(|m| pb::MemberLevel {
+                identity: m.urn.clone(),
+                sector: m.sector.to_string(),
+                own_level: u32::from(m.own_level.get()),
+                status: m.status.as_str().to_owned(),
+                effective_level: u32::from(m.effective.get()),
+                cap: m
+                    .cap
+                    .as_ref()
+                    .map(|c| cap_view(&e.system, m.effective.get(), c)),
+            })
+            .collect(),
+        evaluated_at: at.unix_timestamp(),
+    }
+}
+
+/// What `Decide` adds for a capped peer: the cap and the signed version 2
+/// assertion stating it.
+#[derive(Debug)]
+pub(crate) struct PeerSystemCap {
+    /// The cap, for `Decision.peer_system_cap`.
+    pub cap: pb::SystemCap,
+    /// For `Decision.peer_system_assertion`.
+    pub assertion: pb::SignedAssertion,
+}
+
+/// A signed cap assertion, reused while its record, claim and validity
+/// are those of the peer's plain assertion.
+#[derive(Debug)]
+struct SignedCap {
+    version: u64,
+    status: TrustStatus,
+    claim: SystemCapClaim,
+    next_update: OffsetDateTime,
+    signed: pb::SignedAssertion,
+}
+
+/// Bound of the signed-cap cache (emptied when full, like the engine's).
+const MAX_SIGNED_CAPS: usize = 100_000;
+
+/// Reasons longer than this are cut (at a character boundary) in the
+/// signed claim; the decision's reasons keep them whole.
+const MAX_CLAIM_REASON: usize = 1024;
+
+impl TrustEngine {
+    /// Lowers a peer's state to its effective level when a system it
+    /// belongs to caps it, adding the cap's reason to its notes; the cap
+    /// and its signed assertion for the decision, or None.
+    pub(crate) fn apply_system_cap(
+        &self,
+        state: &mut crate::LiveState,
+        identity: Option<&DeviceIdentity>,
+    ) -> Result<Option<PeerSystemCap>, TrustDbError> {
+        let (Some(systems), Some(identity)) = (self.systems(), identity) else {
+            return Ok(None);
+        };
+        let Some(member) = systems.cap_for(self, &identity.key())? else {
+            return Ok(None);
+        };
+        if member.effective >= state.level {
+            return Ok(None);
+        }
+        let mut reason = member.cap.reason.clone();
+        if reason.len() > MAX_CLAIM_REASON {
+            let mut cut = MAX_CLAIM_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        let claim = SystemCapClaim {
+            system: member.system.clone(),
+            effective_level: member.effective,
+            source: member.cap.source.clone(),
+            reason,
+        };
+        let assertion = systems.signed_cap(self, state, claim)?;
+        state.level = member.effective;
+        state
+            .notes
+            .push(format!("system {}: {}", member.system, member.cap.reason));
+        Ok(Some(PeerSystemCap {
+            cap: cap_view(&member.system, member.effective.get(), &member.cap),
+            assertion,
+        }))
+    }
+}
+
+impl SystemRegistry {
+    /// The version 2 assertion of `state` with `claim`, signed by the
+    /// engine's responder once per (record, claim, validity).
+    fn signed_cap(
+        &self,
+        engine: &TrustEngine,
+        state: &crate::LiveState,
+        claim: SystemCapClaim,
+    ) -> Result<pb::SignedAssertion, TrustDbError> {
+        let key = state.identity.to_ascii_lowercase();
+        if let Some(c) = poisoned(self.signed.lock()).get(&key)
+            && c.version == state.version
+            && c.status == state.status
+            && c.next_update == state.next_update
+            && c.claim == claim
+        {
+            return Ok(c.signed.clone());
+        }
+        let assertion = TrustAssertion {
+            identity: state.identity.clone(),
+            sector: state.sector.clone(),
+            level: state.level,
+            status: state.status,
+            record_version: state.version,
+            produced_at: OffsetDateTime::now_utc().min(state.next_update),
+            next_update: state.next_update,
+            system_cap: Some(claim.clone()),
+        };
+        let (signer, chain) = engine.responder();
+        let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
+        let signed = pb::SignedAssertion {
+            body: signed.body,
+            signature: signed.signature,
+            responder_chain: signed.responder_chain,
+        };
+        let mut cache = poisoned(self.signed.lock());
+        if cache.len() >= MAX_SIGNED_CAPS {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            SignedCap {
+                version: state.version,
+                status: state.status,
+                claim,
+                next_update: state.next_update,
+                signed: signed.clone(),
+            },
+        );
+        Ok(signed)
+    }
+}
+
+impl SystemRegistry {
+    /// The systems a snapshot covering `sectors` carries (those whose every
+    /// member is of a covered sector), with the composition policy; every
+    /// member's live state is added to `devices` if it is not there yet, so
+    /// an offline decision knows every level the cap depends on. None when
+    /// no system is covered (the snapshot then stays version 1). A damaged
+    /// system fails the build (`DATA_LOSS`), as it fails `Decide`.
+    pub(crate) fn snapshot_part(
+        &self,
+        engine: &TrustEngine,
+        sectors: &[SectorName],
+        devices: &mut Vec<trustca_model::DeviceState>,
+    ) -> Result<Option<trustca_model::SnapshotSystems>, TrustDbError> {
+        let index = self.index()?;
+        if let Some(name) = index.damaged.keys().next() {
+            index.get(name)?;
+        }
+        let policy = self.policy(engine)?;
+        let mut listed: std::collections::HashSet<String> = devices
+            .iter()
+            .map(|d| d.identity.to_ascii_lowercase())
+            .collect();
+        let mut systems = Vec::new();
+        for indexed in index.systems.values() {
+            let s = &indexed.system;
+            if !s.members().values().all(|m| sectors.contains(&m.sector)) {
+                continue;
+            }
+            for (key, m) in s.members() {
+                if listed.insert(m.urn.to_ascii_lowercase()) {
+                    let r = self.storage.trust_record(key)?.ok_or_else(|| {
+                        TrustDbError::NotFound(format!("{} is no longer enrolled", m.urn))
+                    })?;
+                    devices.push(trustca_model::DeviceState {
+                        identity: m.urn.clone(),
+                        level: trustca_model::TrustLevel::new(i64::from(r.level))?,
+                        status: r.status,
+                        record_version: r.version,
+                    });
+                }
+            }
+            let view = system_view(s);
+            systems.push(trustca_model::SnapshotSystem {
+                name: view.name,
+                sector: s.sector().clone(),
+                members: view.members,
+                links: view
+                    .links
+                    .into_iter()
+                    .map(|l| trustca_model::SnapshotLink {
+                        from: l.from,
+                        to: l.to,
+                        operation: l.operation,
+                    })
+                    .collect(),
+            });
+        }
+        if systems.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(trustca_model::SnapshotSystems {
+            composition_policy: trustca_model::EmbeddedPolicy {
+                version: policy.version.clone(),
+                text: policy.source().to_owned(),
+            },
+            systems,
+        }))
+    }
+}
