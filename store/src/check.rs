@@ -32,8 +32,8 @@ const PAGE: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Damage {
     /// What the record is: `certificate`, `device`, `trust`, `history`,
-    /// `revoked` (a CRL index entry), `model`, `blocked key`, `audit` or
-    /// `store`.
+    /// `revoked` (a CRL index entry), `blocked key`, a vouched space's name
+    /// (`registry.models`, `systems`, `v2x.hash-crl`), `audit` or `store`.
     pub kind: &'static str,
     /// Which one: serial (hex), identity key, audit sequence number.
     pub key: String,
@@ -416,8 +416,8 @@ fn printable(key: &[u8]) -> String {
     }
 }
 
-/// How the CRL index of each sector, the model records and the blocked
-/// keys differ from what the log committed (`vouched.rs`).
+/// How the CRL index of each sector, the records of the vouched spaces
+/// and the blocked keys differ from what the log committed (`vouched.rs`).
 fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>) -> Vec<Damage> {
     let mut found = Vec::new();
     let mut sectors: Vec<String> = sectors.into_iter().collect();
@@ -437,18 +437,19 @@ fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>)
             )),
         }
     }
-    let models = crate::registry::MODEL_SPACE;
-    match storage.blob_scan(models, b"") {
-        Ok(stored) => {
-            for (key, reason) in blob_differences(log, models, Scope::Prefix(b""), &stored) {
-                found.push(damage("model", String::from_utf8_lossy(&key), reason));
+    for space in crate::VOUCHED_SPACES {
+        match storage.blob_scan(space, b"") {
+            Ok(stored) => {
+                for (key, reason) in blob_differences(log, space, Scope::Prefix(b""), &stored) {
+                    found.push(damage(space, String::from_utf8_lossy(&key), reason));
+                }
             }
+            Err(e) => found.push(damage(
+                space,
+                "",
+                format!("the records cannot be read: {e}"),
+            )),
         }
-        Err(e) => found.push(damage(
-            "model",
-            models,
-            format!("the model records cannot be read: {e}"),
-        )),
     }
     let mut blocked: Vec<_> = log.blocked().collect();
     blocked.sort();

@@ -128,10 +128,12 @@ pub(crate) const BLOBS_MEMBER: &str = "blobs";
 const BLOBS_MEMBER_QUOTED: &str = "\"blobs\":";
 
 /// Record spaces whose every record must be vouched for by the log: the
-/// model registry, and the V2X CA's register of enrolment certificates
-/// issued and revoked (`trustca_scms::hash_crl::SPACE`), from which the
-/// hash CRLs are built. Every write to them must carry an audit entry.
-pub const VOUCHED_SPACES: &[&str] = &[crate::registry::MODEL_SPACE, "v2x.hash-crl"];
+/// model registry, the systems of linked devices (`trustca_db::systems`;
+/// a link removed behind trustca's back would lift a cap) and the V2X CA's
+/// register of enrolment certificates issued and revoked
+/// (`trustca_scms::hash_crl::SPACE`), from which the hash CRLs are built.
+/// Every write to them must carry an audit entry.
+pub const VOUCHED_SPACES: &[&str] = &[crate::registry::MODEL_SPACE, "systems", "v2x.hash-crl"];
 
 /// The `blobs` member's value: `[["<space>","<key hex>","<sha256 hex>"], …]`.
 pub(crate) fn blobs_json(space: &str, records: &[crate::KeyValue]) -> String {

@@ -610,6 +610,9 @@ async fn a_damaged_stored_system_answers_data_loss_for_its_members_only() {
                 .unwrap()
                 .key()
         };
+        // Written through the store with an audit entry, as a second
+        // replica linking at the same moment would: the log vouches for
+        // it, the system it makes does not hold together.
         let store = trustca_store::SledStorage::open(&h.ca.data().join("db")).unwrap();
         let record = format!(
             "l/house-4\0{}\0{}\0remote-control",
@@ -621,7 +624,13 @@ async fn a_damaged_stored_system_answers_data_loss_for_its_members_only() {
             "systems", // trustca_db::SYSTEMS_SPACE
             &[(record.into_bytes(), b"1".to_vec())],
             false,
-            None,
+            Some(&trustca_store::BlobAudit {
+                actor: "operator:other-replica".into(),
+                kind: "system.linked".into(),
+                subject: "house-4".into(),
+                detail: "{}".into(),
+                at: 1,
+            }),
         )
         .unwrap();
     }

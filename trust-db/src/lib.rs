@@ -33,3 +33,13 @@ pub use systems::{
 };
 pub use systems_service::SystemsService;
 pub use trustca_composition as composition;
+
+#[cfg(test)]
+mod vouched_spaces {
+    /// The store vouches for every system record by the audit log, so a
+    /// link removed behind trustca's back cannot lift a cap unnoticed.
+    #[test]
+    fn systems_are_a_vouched_space() {
+        assert!(trustca_store::VOUCHED_SPACES.contains(&crate::systems::SPACE));
+    }
+}

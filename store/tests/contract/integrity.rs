@@ -355,9 +355,13 @@ pub fn a_changed_model_record_is_refused_and_reported(b: &Backend) {
     assert_check_names(
         b,
         &[
-            ("model", "hems/acme/m1/1.0", "differs"),
-            ("model", "hems/acme/m2/1.0", "deleted"),
-            ("model", "hems/acme/m3/1.0", "added outside trustca"),
+            ("registry.models", "hems/acme/m1/1.0", "differs"),
+            ("registry.models", "hems/acme/m2/1.0", "deleted"),
+            (
+                "registry.models",
+                "hems/acme/m3/1.0",
+                "added outside trustca",
+            ),
         ],
     );
 }

@@ -491,6 +491,8 @@ pub fn build_go_checker() -> PathBuf {
     );
     assert!(ok, "go build failed:\n{out}");
     bin
+}
+
 /// The `--server --identity --key --ca` arguments that run the `trustca`
 /// binary as `creds` against `ca`'s server; the files go into `dir` as
 /// `<name>.pem`, `<name>.key` and `root.pem`.
