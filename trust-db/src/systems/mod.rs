@@ -376,6 +376,31 @@ impl SystemRegistry {
             .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
     }
 
+    /// Writes `records` of the space with their audit entry in one durable
+    /// commit.
+    fn commit(
+        &self,
+        records: &[trustca_store::KeyValue],
+        caller: &Credential,
+        kind: &str,
+        system: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), TrustDbError> {
+        self.storage.blob_put(
+            SPACE,
+            records,
+            false,
+            Some(&BlobAudit {
+                actor: actor(caller),
+                kind: kind.to_owned(),
+                subject: system.to_owned(),
+                detail: detail.to_string(),
+                at: OffsetDateTime::now_utc().unix_timestamp(),
+            }),
+        )?;
+        Ok(())
+    }
+
     /// Writes what changed from `before` (None: a new system) to `system`
     /// and the audit entry in one durable commit, then updates the index.
     fn store(
@@ -411,21 +436,9 @@ impl SystemRegistry {
                 records.push((link_key(&name, l), REMOVED.to_vec()));
             }
         }
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut detail = detail;
         detail["version"] = json!(system.version());
-        self.storage.blob_put(
-            SPACE,
-            &records,
-            false,
-            Some(&BlobAudit {
-                actor: actor(caller),
-                kind: kind.to_owned(),
-                subject: name,
-                detail: detail.to_string(),
-                at: now,
-            }),
-        )?;
+        self.commit(&records, caller, kind, &name, &detail)?;
         let mut index = poisoned(self.index.write());
         let mut fresh = Index::clone(&index);
         fresh.generation = generation;

@@ -2,17 +2,12 @@
 //! it (see the parent module's documentation).
 
 use serde_json::json;
-use time::OffsetDateTime;
 use trustca_composition::{CompositionError, Link};
 use trustca_model::{Credential, DeviceIdentity};
 use trustca_proto::v1 as pb;
-use trustca_store::BlobAudit;
 
-use super::{
-    GENERATION, REMOVED, SPACE, SystemRegistry, describe, header_key, link_key, operator_of,
-};
+use super::{GENERATION, REMOVED, SystemRegistry, describe, header_key, link_key, operator_of};
 use crate::TrustDbError;
-use crate::engine::actor;
 
 impl SystemRegistry {
     /// The way out of a damaged system (see the module's documentation):
@@ -54,19 +49,8 @@ impl SystemRegistry {
             }
             records.push((link_key(&record.name, link), REMOVED.to_vec()));
         }
-        self.storage.blob_put(
-            SPACE,
-            &records,
-            false,
-            Some(&BlobAudit {
-                actor: actor(caller),
-                kind: "system.unlinked".into(),
-                subject: record.name.clone(),
-                detail: json!({"links": describe(links), "reason": req.reason, "repair": true})
-                    .to_string(),
-                at: OffsetDateTime::now_utc().unix_timestamp(),
-            }),
-        )?;
+        let detail = json!({"links": describe(links), "reason": req.reason, "repair": true});
+        self.commit(&records, caller, "system.unlinked", &record.name, &detail)?;
         tracing::warn!(rpc = "Systems/Unlink", caller = %caller.name, system = %record.name, links = links.len(), outcome = "unlinked from a damaged system");
         self.reload()?;
         let urn = |key: &str| {
