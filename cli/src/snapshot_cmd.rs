@@ -15,7 +15,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use trustca_model::{SignedSnapshot, TrustSnapshot, decide_offline_capped};
+use trustca_model::{SignedSnapshot, TrustSnapshot, decide_offline_with_policy};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_snapshots_client::TrustSnapshotsClient;
 
@@ -269,7 +269,7 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                     .map_err(|e| trustca_model::ModelError::InvalidSnapshot(e.to_string())),
                 None => Ok(None),
             };
-            let d = decide_offline_capped(
+            let d = decide_offline_with_policy(
                 &s,
                 &policy,
                 &caller_chain,

@@ -659,4 +659,19 @@ async fn a_damaged_stored_system_answers_data_loss_for_its_members_only() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::DataLoss);
+
+    // The way out: an operator unlinks the offending link; the HEMS is
+    // decided again, capped by the plug as registered.
+    let v = systems(&h.ca, &h.ops)
+        .await
+        .unlink(link_request(
+            "house-4",
+            link(&h.hems, "remote-control", &h.plug),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((v.links.len(), v.version), (1, 2));
+    let d = decide(&mut car, &h.hems, "remote-control").await;
+    assert_eq!((d.allow, d.peer_level), (false, 2), "{d:?}");
 }

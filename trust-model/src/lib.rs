@@ -54,7 +54,7 @@ pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};
 pub use snapshot::{
     DeviceState, EmbeddedPolicy, OfflineDecision, PeerCap, SignedSnapshot, SnapshotModel,
-    TrustSnapshot, decide_offline, decide_offline_capped,
+    TrustSnapshot, decide_offline, decide_offline_with_policy,
 };
 pub use snapshot_systems::{SnapshotLink, SnapshotSystem, SnapshotSystems};
 pub use status::TrustStatus;

@@ -947,34 +947,6 @@ pub fn decide_offline(
         root_der,
         now,
         oid,
-    )
-}
-
-/// [`decide_offline`] with the snapshot's policy already parsed
-/// ([`TrustSnapshot::policy`]), for callers deciding many times from one
-/// snapshot.
-#[allow(clippy::too_many_arguments)]
-pub fn decide_offline_with_policy(
-    snapshot: &TrustSnapshot,
-    policy: &TrustPolicy,
-    caller_chain: &[Vec<u8>],
-    peer_chain: &[Vec<u8>],
-    sector_cas: &[Vec<u8>],
-    operation: &str,
-    root_der: &[u8],
-    now: OffsetDateTime,
-    oid: &ExtensionOid,
-) -> Result<OfflineDecision, ModelError> {
-    decide_offline_capped(
-        snapshot,
-        policy,
-        caller_chain,
-        peer_chain,
-        sector_cas,
-        operation,
-        root_der,
-        now,
-        oid,
         None,
     )
 }
@@ -985,10 +957,13 @@ pub fn decide_offline_with_policy(
 /// (this crate cannot: it does not depend on the evaluation).
 pub type PeerCap<'a> = dyn Fn(&str) -> Result<Option<(TrustLevel, String)>, ModelError> + 'a;
 
-/// [`decide_offline_with_policy`] with the peer's level capped by `cap`
-/// before the decision, as the online `Decide` caps a system member.
+/// [`decide_offline`] with the snapshot's policy already parsed
+/// ([`TrustSnapshot::policy`]), for callers deciding many times from one
+/// snapshot, and with the peer's level capped by `cap` before the
+/// decision, as the online `Decide` caps a member of a system of linked
+/// devices (None: no systems).
 #[allow(clippy::too_many_arguments)]
-pub fn decide_offline_capped(
+pub fn decide_offline_with_policy(
     snapshot: &TrustSnapshot,
     policy: &TrustPolicy,
     caller_chain: &[Vec<u8>],

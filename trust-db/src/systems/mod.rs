@@ -30,18 +30,22 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use time::OffsetDateTime;
 use trustca_composition::{
-    CompositionError, CompositionPolicy, Evaluation, Link, LiveLevel, System, SystemRecord,
-    evaluate,
+    CompositionError, CompositionPolicy, Evaluation, Link, System, SystemRecord, evaluate,
 };
-use trustca_model::{
-    CertificateKind, Credential, DeviceIdentity, SectorName, SignedTrustAssertion, SystemCapClaim,
-    TrustAssertion, TrustStatus,
-};
+use trustca_model::{CertificateKind, Credential, DeviceIdentity, SectorName, TrustStatus};
 use trustca_proto::v1 as pb;
 use trustca_store::{BlobAudit, Storage};
 
 use crate::TrustDbError;
 use crate::engine::{TrustEngine, actor, check_reason};
+
+mod decide;
+mod repair;
+mod snapshot;
+mod views;
+
+use decide::{SignedCap, live_levels};
+pub use views::{cap_view, evaluation_view};
 
 /// The store's record space for systems.
 pub const SPACE: &str = "systems";
@@ -166,7 +170,7 @@ struct Index {
     systems: BTreeMap<String, Arc<Indexed>>,
     by_member: HashMap<String, Vec<String>>,
     /// Stored systems that do not hold together, with why.
-    damaged: BTreeMap<String, String>,
+    damaged: BTreeMap<String, (String, Arc<SystemRecord>)>,
 }
 
 impl Index {
@@ -192,12 +196,13 @@ impl Index {
                     .push(record.name.clone());
             }
         }
-        self.damaged.insert(record.name.clone(), reason);
+        self.damaged
+            .insert(record.name.clone(), (reason, Arc::new(record.clone())));
     }
 
     /// The system, or why it cannot be used.
     fn get(&self, name: &str) -> Result<Option<&Arc<Indexed>>, TrustDbError> {
-        if let Some(reason) = self.damaged.get(name) {
+        if let Some((reason, _)) = self.damaged.get(name) {
             return Err(TrustDbError::Composition(CompositionError::Inconsistent {
                 system: name.to_owned(),
                 reason: reason.clone(),
@@ -371,6 +376,31 @@ impl SystemRegistry {
             .ok_or_else(|| TrustDbError::NotFound(format!("no system named {name:?}")))
     }
 
+    /// Writes `records` of the space with their audit entry in one durable
+    /// commit.
+    fn commit(
+        &self,
+        records: &[trustca_store::KeyValue],
+        caller: &Credential,
+        kind: &str,
+        system: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), TrustDbError> {
+        self.storage.blob_put(
+            SPACE,
+            records,
+            false,
+            Some(&BlobAudit {
+                actor: actor(caller),
+                kind: kind.to_owned(),
+                subject: system.to_owned(),
+                detail: detail.to_string(),
+                at: OffsetDateTime::now_utc().unix_timestamp(),
+            }),
+        )?;
+        Ok(())
+    }
+
     /// Writes what changed from `before` (None: a new system) to `system`
     /// and the audit entry in one durable commit, then updates the index.
     fn store(
@@ -406,21 +436,9 @@ impl SystemRegistry {
                 records.push((link_key(&name, l), REMOVED.to_vec()));
             }
         }
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut detail = detail;
         detail["version"] = json!(system.version());
-        self.storage.blob_put(
-            SPACE,
-            &records,
-            false,
-            Some(&BlobAudit {
-                actor: actor(caller),
-                kind: kind.to_owned(),
-                subject: name,
-                detail: detail.to_string(),
-                at: now,
-            }),
-        )?;
+        self.commit(&records, caller, kind, &name, &detail)?;
         let mut index = poisoned(self.index.write());
         let mut fresh = Index::clone(&index);
         fresh.generation = generation;
@@ -674,6 +692,9 @@ impl SystemRegistry {
         let policy = self.policy(engine)?;
         let links = links_of(req, &policy)?;
         let _one = poisoned(self.writing.lock());
+        if !add && let Some(view) = self.unlink_damaged(caller, req, &links)? {
+            return Ok(view);
+        }
         let before = Arc::clone(&self.system(&req.system)?);
         let mut system = before.system.clone();
         let mut checked = std::collections::HashSet::new();
@@ -750,377 +771,5 @@ impl SystemRegistry {
         let policy = self.policy(engine)?;
         let levels = live_levels(engine, &indexed.system)?;
         Ok((evaluate(&indexed.system, &levels, &policy)?, policy))
-    }
-
-    /// The lowest cap any system puts on the device `key`, from the live
-    /// records of the members that can reach it; None when it is in no
-    /// system or none lowers it.
-    pub fn cap_for(
-        &self,
-        engine: &TrustEngine,
-        key: &str,
-    ) -> Result<Option<MemberCap>, TrustDbError> {
-        let index = self.index()?;
-        let Some(names) = index.by_member.get(key) else {
-            return Ok(None);
-        };
-        let policy = self.policy(engine)?;
-        // Read before any record, so that a change made while evaluating
-        // leaves an entry that the next call will not trust.
-        let audit_size = self.storage.audit_head()?.0;
-        let mut lowest: Option<MemberCap> = None;
-        for name in names {
-            let Some(indexed) = index.get(name)? else {
-                continue;
-            };
-            let Some((effective, cap)) =
-                Self::member_cap(engine, indexed, key, &policy, audit_size)?
-            else {
-                continue;
-            };
-            if lowest.as_ref().is_none_or(|l| effective < l.effective) {
-                lowest = Some(MemberCap {
-                    system: name.clone(),
-                    effective,
-                    cap,
-                });
-            }
-        }
-        Ok(lowest)
-    }
-
-    /// Member `key`'s cap in one system: from its last evaluation while
-    /// nothing it depends on changed, else evaluated anew from the live
-    /// records of the members that can reach it.
-    fn member_cap(
-        engine: &TrustEngine,
-        indexed: &Indexed,
-        key: &str,
-        policy: &Arc<CompositionPolicy>,
-        audit_size: u64,
-    ) -> Result<Option<(trustca_model::TrustLevel, trustca_composition::Cap)>, TrustDbError> {
-        let part = {
-            let mut cache = poisoned(indexed.upstream.lock());
-            Arc::clone(cache.entry(key.to_owned()).or_insert_with(|| {
-                let part = indexed.system.upstream_of(key, policy.max_hops);
-                let mut sectors: Vec<SectorName> =
-                    part.members().values().map(|m| m.sector.clone()).collect();
-                sectors.sort();
-                sectors.dedup();
-                Arc::new(Upstream { part, sectors })
-            }))
-        };
-        let Upstream { part, sectors } = &*part;
-        let reusable = !sectors
-            .iter()
-            .any(|s| engine.sector_ca_revoked(s).is_some());
-        if reusable
-            && let Some(e) = poisoned(indexed.evaluated.lock()).get(key)
-            && e.audit_size == audit_size
-            && Arc::ptr_eq(&e.policy, policy)
-        {
-            return Ok(e.cap.clone());
-        }
-        let levels = live_levels(engine, part)?;
-        let mut e = evaluate(part, &levels, policy)?;
-        let cap = e
-            .members
-            .remove(key)
-            .and_then(|m| m.cap.map(|c| (m.effective, c)));
-        if reusable {
-            poisoned(indexed.evaluated.lock()).insert(
-                key.to_owned(),
-                Evaluated {
-                    audit_size,
-                    policy: Arc::clone(policy),
-                    cap: cap.clone(),
-                },
-            );
-        }
-        Ok(cap)
-    }
-}
-
-/// The live level and status of every member of `system`: the trust
-/// record, and `revoked` when the member's sector CA was revoked by the
-/// root.
-fn live_levels(
-    engine: &TrustEngine,
-    system: &System,
-) -> Result<BTreeMap<String, LiveLevel>, TrustDbError> {
-    let mut levels = BTreeMap::new();
-    for (key, member) in system.members() {
-        let record = engine.storage().trust_record(key)?.ok_or_else(|| {
-            TrustDbError::NotFound(format!(
-                "{} of system {} is no longer enrolled",
-                member.urn,
-                system.name()
-            ))
-        })?;
-        let mut status = record.status;
-        if engine.sector_ca_revoked(&member.sector).is_some() {
-            status = TrustStatus::Revoked;
-        }
-        levels.insert(
-            key.clone(),
-            LiveLevel {
-                level: trustca_model::TrustLevel::new(i64::from(record.level))?,
-                status,
-            },
-        );
-    }
-    Ok(levels)
-}
-
-/// The proto form of a cap.
-pub fn cap_view(system: &str, effective: u8, cap: &trustca_composition::Cap) -> pb::SystemCap {
-    pb::SystemCap {
-        system: system.to_owned(),
-        effective_level: u32::from(effective),
-        source: cap.source.clone(),
-        path: cap
-            .path
-            .iter()
-            .map(|h| pb::CapHop {
-                from: h.from.clone(),
-                to: h.to.clone(),
-                operation: h.operation.clone(),
-                depth: h.depth.clone(),
-                counted_level: u32::from(h.counted.get()),
-            })
-            .collect(),
-        reason: cap.reason.clone(),
-    }
-}
-
-/// The proto form of an evaluation.
-pub fn evaluation_view(
-    e: &Evaluation,
-    policy: &CompositionPolicy,
-    at: OffsetDateTime,
-) -> pb::SystemEvaluation {
-    let combined = e.combined.as_ref();
-    pb::SystemEvaluation {
-        system: e.system.clone(),
-        system_version: e.system_version,
-        policy_version: format!(
-            "composition@{}+{}",
-            policy.version,
-            policy.trust().version()
-        ),
-        combined_level: combined.map(|c| u32::from(c.level.get())).unwrap_or(0),
-        combined_set_by: combined.map(|c| c.set_by.clone()).unwrap_or_default(),
-        combined_reason: combined.map(|c| c.reason.clone()).unwrap_or_default(),
-        members: e
-            .members
-            .values()
-            .map(|m| pb::MemberLevel {
-                identity: m.urn.clone(),
-                sector: m.sector.to_string(),
-                own_level: u32::from(m.own_level.get()),
-                status: m.status.as_str().to_owned(),
-                effective_level: u32::from(m.effective.get()),
-                cap: m
-                    .cap
-                    .as_ref()
-                    .map(|c| cap_view(&e.system, m.effective.get(), c)),
-            })
-            .collect(),
-        evaluated_at: at.unix_timestamp(),
-    }
-}
-
-/// What `Decide` adds for a capped peer: the cap and the signed version 2
-/// assertion stating it.
-#[derive(Debug)]
-pub(crate) struct PeerSystemCap {
-    /// The cap, for `Decision.peer_system_cap`.
-    pub cap: pb::SystemCap,
-    /// For `Decision.peer_system_assertion`.
-    pub assertion: pb::SignedAssertion,
-}
-
-/// A signed cap assertion, reused while its record, claim and validity
-/// are those of the peer's plain assertion.
-#[derive(Debug)]
-struct SignedCap {
-    version: u64,
-    status: TrustStatus,
-    claim: SystemCapClaim,
-    next_update: OffsetDateTime,
-    signed: pb::SignedAssertion,
-}
-
-/// Bound of the signed-cap cache (emptied when full, like the engine's).
-const MAX_SIGNED_CAPS: usize = 100_000;
-
-/// Reasons longer than this are cut (at a character boundary) in the
-/// signed claim; the decision's reasons keep them whole.
-const MAX_CLAIM_REASON: usize = 1024;
-
-impl TrustEngine {
-    /// Lowers a peer's state to its effective level when a system it
-    /// belongs to caps it, adding the cap's reason to its notes; the cap
-    /// and its signed assertion for the decision, or None.
-    pub(crate) fn apply_system_cap(
-        &self,
-        state: &mut crate::LiveState,
-        identity: Option<&DeviceIdentity>,
-    ) -> Result<Option<PeerSystemCap>, TrustDbError> {
-        let (Some(systems), Some(identity)) = (self.systems(), identity) else {
-            return Ok(None);
-        };
-        let Some(member) = systems.cap_for(self, &identity.key())? else {
-            return Ok(None);
-        };
-        if member.effective >= state.level {
-            return Ok(None);
-        }
-        let mut reason = member.cap.reason.clone();
-        if reason.len() > MAX_CLAIM_REASON {
-            let mut cut = MAX_CLAIM_REASON;
-            while !reason.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            reason.truncate(cut);
-        }
-        let claim = SystemCapClaim {
-            system: member.system.clone(),
-            effective_level: member.effective,
-            source: member.cap.source.clone(),
-            reason,
-        };
-        let assertion = systems.signed_cap(self, state, claim)?;
-        state.level = member.effective;
-        state
-            .notes
-            .push(format!("system {}: {}", member.system, member.cap.reason));
-        Ok(Some(PeerSystemCap {
-            cap: cap_view(&member.system, member.effective.get(), &member.cap),
-            assertion,
-        }))
-    }
-}
-
-impl SystemRegistry {
-    /// The version 2 assertion of `state` with `claim`, signed by the
-    /// engine's responder once per (record, claim, validity).
-    fn signed_cap(
-        &self,
-        engine: &TrustEngine,
-        state: &crate::LiveState,
-        claim: SystemCapClaim,
-    ) -> Result<pb::SignedAssertion, TrustDbError> {
-        let key = state.identity.to_ascii_lowercase();
-        if let Some(c) = poisoned(self.signed.lock()).get(&key)
-            && c.version == state.version
-            && c.status == state.status
-            && c.next_update == state.next_update
-            && c.claim == claim
-        {
-            return Ok(c.signed.clone());
-        }
-        let assertion = TrustAssertion {
-            identity: state.identity.clone(),
-            sector: state.sector.clone(),
-            level: state.level,
-            status: state.status,
-            record_version: state.version,
-            produced_at: OffsetDateTime::now_utc().min(state.next_update),
-            next_update: state.next_update,
-            system_cap: Some(claim.clone()),
-        };
-        let (signer, chain) = engine.responder();
-        let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
-        let signed = pb::SignedAssertion {
-            body: signed.body,
-            signature: signed.signature,
-            responder_chain: signed.responder_chain,
-        };
-        let mut cache = poisoned(self.signed.lock());
-        if cache.len() >= MAX_SIGNED_CAPS {
-            cache.clear();
-        }
-        cache.insert(
-            key,
-            SignedCap {
-                version: state.version,
-                status: state.status,
-                claim,
-                next_update: state.next_update,
-                signed: signed.clone(),
-            },
-        );
-        Ok(signed)
-    }
-}
-
-impl SystemRegistry {
-    /// The systems a snapshot covering `sectors` carries (those whose every
-    /// member is of a covered sector), with the composition policy; every
-    /// member's live state is added to `devices` if it is not there yet, so
-    /// an offline decision knows every level the cap depends on. None when
-    /// no system is covered (the snapshot then stays version 1). A damaged
-    /// system fails the build (`DATA_LOSS`), as it fails `Decide`.
-    pub(crate) fn snapshot_part(
-        &self,
-        engine: &TrustEngine,
-        sectors: &[SectorName],
-        devices: &mut Vec<trustca_model::DeviceState>,
-    ) -> Result<Option<trustca_model::SnapshotSystems>, TrustDbError> {
-        let index = self.index()?;
-        if let Some(name) = index.damaged.keys().next() {
-            index.get(name)?;
-        }
-        let policy = self.policy(engine)?;
-        let mut listed: std::collections::HashSet<String> = devices
-            .iter()
-            .map(|d| d.identity.to_ascii_lowercase())
-            .collect();
-        let mut systems = Vec::new();
-        for indexed in index.systems.values() {
-            let s = &indexed.system;
-            if !s.members().values().all(|m| sectors.contains(&m.sector)) {
-                continue;
-            }
-            for (key, m) in s.members() {
-                if listed.insert(m.urn.to_ascii_lowercase()) {
-                    let r = self.storage.trust_record(key)?.ok_or_else(|| {
-                        TrustDbError::NotFound(format!("{} is no longer enrolled", m.urn))
-                    })?;
-                    devices.push(trustca_model::DeviceState {
-                        identity: m.urn.clone(),
-                        level: trustca_model::TrustLevel::new(i64::from(r.level))?,
-                        status: r.status,
-                        record_version: r.version,
-                    });
-                }
-            }
-            let view = system_view(s);
-            systems.push(trustca_model::SnapshotSystem {
-                name: view.name,
-                sector: s.sector().clone(),
-                members: view.members,
-                links: view
-                    .links
-                    .into_iter()
-                    .map(|l| trustca_model::SnapshotLink {
-                        from: l.from,
-                        to: l.to,
-                        operation: l.operation,
-                    })
-                    .collect(),
-            });
-        }
-        if systems.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(trustca_model::SnapshotSystems {
-            composition_policy: trustca_model::EmbeddedPolicy {
-                version: policy.version.clone(),
-                text: policy.source().to_owned(),
-            },
-            systems,
-        }))
     }
 }
