@@ -29,6 +29,7 @@ mod sector;
 pub mod signer;
 pub mod snapshot;
 mod status;
+pub mod trust_list;
 
 pub use assertion::{SignedTrustAssertion, TrustAssertion};
 pub use chain::{
