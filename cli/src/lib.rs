@@ -19,6 +19,7 @@ pub mod snapshot_cmd;
 pub mod store_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
+pub mod trust_list_cmd;
 pub mod v2x_cmd;
 pub mod v2x_crl_cmd;
 pub mod v2x_inspect;

@@ -23,6 +23,7 @@ mod serve;
 mod store;
 pub mod stored_zip;
 pub mod transport;
+mod trust_list_watch;
 pub mod v2x;
 mod v2x_http;
 pub mod v2x_role;
