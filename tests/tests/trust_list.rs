@@ -3,7 +3,8 @@
 //! its own sector (`railway`); our root lists it for that sector; our
 //! automotive instance then decides about a railway device under the
 //! second root, counting its level through `recognition.toml`, and refuses
-//! a railway device under a third, unlisted root. openssl verifies the
+//! a railway device under a third, unlisted root; and their railway
+//! instance, with their root's list naming ours, decides about our car. openssl verifies the
 //! cross-root chain under the listed root and the list's signature under
 //! ours.
 
@@ -67,7 +68,11 @@ fn their_policies(dir: &Path) {
         kept.push_str(b);
     }
     std::fs::write(dir.join("cooperation.toml"), kept).unwrap();
-    std::fs::write(dir.join("recognition.toml"), "version = \"test-1\"\n").unwrap();
+    std::fs::write(
+        dir.join("recognition.toml"),
+        "version = \"test-1\"\nforeign = [\"automotive\"]\n\n[[recognition]]\nsector = \"railway\"\ncounts = \"automotive\"\nmap = [1, 2, 3, 4, 5]\nrationale = \"test\"\n",
+    )
+    .unwrap();
 }
 
 fn copy_builtin(dir: &Path) {
@@ -125,6 +130,30 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
         ],
         "one of this root's own sectors",
     );
+    // And the other way: their root lists ours for automotive.
+    let their_list = theirs.exchange.path().join("trust-list.pem");
+    let our_root = ours.root.path().join("ca/root.pem");
+    trustca_cli(&[
+        "root",
+        "trust-list",
+        "issue",
+        "--data",
+        s(theirs.root.path()),
+        "--add",
+        s(&our_root),
+        "--sector",
+        "automotive",
+        "--out",
+        s(&their_list),
+    ]);
+    trustca_cli(&[
+        "sector",
+        "import",
+        "--data",
+        s(theirs.data("railway")),
+        "--trust-list",
+        s(&their_list),
+    ]);
     // A list signed by another root is refused, and nothing is written.
     let forged = theirs.exchange.path().join("forged.pem");
     std::fs::write(
@@ -235,6 +264,15 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
         d.reasons
     );
     drop(car_db);
+    // Both ways: their railway instance decides about our car.
+    let (ok, text) = openssl_verify(theirs.exchange.path(), &ours.root_pem(), &car.chain, &[]);
+    assert!(ok, "{text}");
+    let mut train_db = trust_client(&format!("https://{}", rail.addr), &train.creds).await;
+    let d = decide(&mut train_db, &car, "evacuation-notice").await;
+    assert!(d.allow, "{d:?}");
+    assert_eq!(d.peer_sector, "automotive");
+    assert_eq!(d.peer_level, 5, "{d:?}");
+    drop(train_db);
     auto.shutdown().await.unwrap();
     rail.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
