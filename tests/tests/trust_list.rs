@@ -4,9 +4,8 @@
 //! automotive instance then decides about a railway device under the
 //! second root, counting its level through `recognition.toml`, and refuses
 //! a railway device under a third, unlisted root; and their railway
-//! instance, with their root's list naming ours, decides about our car. openssl verifies the
-//! cross-root chain under the listed root and the list's signature under
-//! ours.
+//! instance, with their root's list naming ours, decides about our car.
+//! openssl verifies each cross-root device chain under its own root.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
