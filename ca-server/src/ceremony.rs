@@ -266,7 +266,7 @@ pub fn sector_init(
 
 /// DER of a PEM block labelled `label` in `bytes`, or `bytes` themselves
 /// when they are not PEM (DER given directly).
-fn der_of(bytes: &[u8], label: &str, what: &str) -> Result<Vec<u8>, CaError> {
+pub(crate) fn der_of(bytes: &[u8], label: &str, what: &str) -> Result<Vec<u8>, CaError> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Ok(bytes.to_vec());
     };

@@ -19,6 +19,7 @@ mod revocation;
 pub mod root_crl;
 mod service;
 mod service_certs;
+pub mod trust_list;
 pub mod v2x_ca;
 
 pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};

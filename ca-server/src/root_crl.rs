@@ -94,7 +94,7 @@ fn read_state(data: &Path) -> Result<State, CaError> {
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a
 /// reader never sees half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     let dir = path
         .parent()
         .ok_or_else(|| CaError::InvalidRequest(format!("{} has no parent", path.display())))?;

@@ -35,6 +35,11 @@ pub enum RootAction {
     /// Re-issue the ARL now (before its nextUpdate, 30 days after issue),
     /// from the root's record of what it revoked.
     Arl(Box<StepArgs>),
+    /// The signed list of foreign roots this root recognises (offline).
+    TrustList {
+        #[command(subcommand)]
+        action: crate::trust_list_cmd::TrustListAction,
+    },
 }
 
 /// `trustca sector ...` (on the sector operator's machine).
@@ -130,8 +135,13 @@ pub struct SectorInstallArgs {
 #[derive(Debug, Args)]
 pub struct SectorImportArgs {
     /// Sector CA certificates (PEM or DER) and the root's ARL (root.crl).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "trust_list")]
     pub files: Vec<PathBuf>,
+    /// A trust list from `trustca root trust-list issue`: signed by DIR's
+    /// root, not past its nextUpdate, newer than the one held. Checked and
+    /// imported before the files.
+    #[arg(long = "trust-list")]
+    pub trust_list: Option<PathBuf>,
     /// This sector's directory.
     #[arg(long, env = "TRUSTCA_DATA")]
     pub data: PathBuf,
@@ -223,6 +233,7 @@ pub fn run_root(action: RootAction) -> Result<ExitCode> {
         RootAction::SignSector(a) => sign_sector(*a),
         RootAction::RevokeSector(a) => crate::ca_cmd::revoke(*a),
         RootAction::Arl(a) => arl(*a),
+        RootAction::TrustList { action } => crate::trust_list_cmd::run(action),
     }
 }
 
@@ -251,7 +262,7 @@ fn prepare_new(
 }
 
 /// The policies and token of an existing directory.
-fn prepare(
+pub(crate) fn prepare(
     data: &Path,
     pkcs11: &Pkcs11Args,
 ) -> Result<(
@@ -413,6 +424,12 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
 
 fn import(a: SectorImportArgs) -> Result<ExitCode> {
     let (_, set) = crate::policies::resolve(None, Some(&a.data))?;
+    if let Some(list) = &a.trust_list {
+        crate::trust_list_cmd::import(&a.data, &set, list, a.json)?;
+        if a.files.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let files = a
         .files
         .iter()

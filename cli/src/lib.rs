@@ -20,6 +20,7 @@ pub mod store_cmd;
 pub mod system_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
+pub mod trust_list_cmd;
 pub mod v2x_cmd;
 pub mod v2x_crl_cmd;
 pub mod v2x_inspect;

@@ -24,6 +24,7 @@ mod store;
 pub mod stored_zip;
 mod systems;
 pub mod transport;
+mod trust_list_watch;
 pub mod v2x;
 mod v2x_http;
 pub mod v2x_role;

@@ -538,6 +538,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     unless_read_only(read_only, "publishing the CRLs", crls.publish_all())?;
     spawn_crl_schedule(&crls, &crl_lease);
     crate::ca_revocation::spawn_watch(&hierarchy, &storage, &crls);
+    crate::trust_list_watch::install(&opts.data, &trust);
     let revoked_cas = Arc::clone(hierarchy.revoked_cas());
     trust.set_issuer_check(Box::new(move |sector| {
         revoked_cas.revoked(sector.as_str()).map(|r| {

@@ -108,6 +108,9 @@ pub struct TrustEngine {
     assertions: Mutex<HashMap<String, CachedAssertion>>,
     federation: Option<Federation>,
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
+    /// The trust list in force: foreign roots and the sectors each may
+    /// vouch for ([`TrustEngine::set_trust_list`]).
+    trust_list: RwLock<Option<Arc<trustca_model::trust_list::TrustList>>>,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -175,6 +178,7 @@ impl TrustEngine {
             loader,
             revocation_hook: std::sync::OnceLock::new(),
             issuer_check: std::sync::OnceLock::new(),
+            trust_list: RwLock::new(None),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -250,6 +254,24 @@ impl TrustEngine {
         self.issuer_check.get().and_then(|c| c(sector))
     }
 
+    /// Puts a trust list (checked against this root by the caller) in
+    /// force: peers under the roots it lists are then recognised for the
+    /// sectors it names, until its `nextUpdate`. `None` recognises none.
+    pub fn set_trust_list(&self, list: Option<trustca_model::trust_list::TrustList>) {
+        let list = list.map(Arc::new);
+        match self.trust_list.write() {
+            Ok(mut l) => *l = list,
+            Err(poisoned) => *poisoned.into_inner() = list,
+        }
+    }
+
+    fn trust_list(&self) -> Option<Arc<trustca_model::trust_list::TrustList>> {
+        match self.trust_list.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     pub(crate) fn after_revocation(&self, sector: &SectorName) {
         if let Some(hook) = self.revocation_hook.get() {
             hook(sector);
@@ -297,16 +319,24 @@ impl TrustEngine {
             }
             return Ok(Arc::clone(v));
         }
-        let v = Arc::new(
-            trustca_model::verify_chain(
-                chain,
-                &self.cfg.sector_cas,
-                &self.cfg.root_der,
-                now,
-                &self.cfg.extension_oid,
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        let v = match trustca_model::verify_chain(
+            chain,
+            &self.cfg.sector_cas,
+            &self.cfg.root_der,
+            now,
+            &self.cfg.extension_oid,
+        ) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                // Not cached: the list may lapse or be replaced.
+                let Some(list) = self.trust_list() else {
+                    return Err(e.to_string());
+                };
+                return crate::foreign::verify(&list, chain, now, &self.cfg.extension_oid)
+                    .map(Arc::new)
+                    .map_err(|why| format!("{e}; {why}"));
+            }
+        };
         if let Ok(mut cache) = self.chains.lock() {
             if cache.len() >= MAX_CACHE {
                 cache.clear();
@@ -539,6 +569,14 @@ impl TrustEngine {
                 "certificate names no device (not a long-term device certificate)".into(),
             )
         })?;
+        if let Some(list) = self.trust_list()
+            && list
+                .entries
+                .iter()
+                .any(|e| e.sectors.contains(&identity.sector))
+        {
+            return crate::foreign::state(&list, identity, verified);
+        }
         if self.is_local(&identity.sector) {
             self.local_state(
                 identity,

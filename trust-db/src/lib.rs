@@ -8,6 +8,7 @@ mod anomaly;
 mod engine;
 mod error;
 mod federation;
+mod foreign;
 mod notify;
 mod registry;
 mod service;

@@ -53,6 +53,11 @@ struct RuleFile {
 #[serde(deny_unknown_fields)]
 struct RecognitionFile {
     version: String,
+    /// Sectors under other roots, recognised through the trust list
+    /// (`trustca root trust-list issue`): they may be named in rules and
+    /// tables here, though this root has no CA for them.
+    #[serde(default)]
+    foreign: Vec<SectorName>,
     #[serde(default)]
     recognition: Vec<Spanned<RecognitionEntry>>,
 }
@@ -109,6 +114,8 @@ pub struct TrustPolicy {
     sources: (String, String),
     /// The sectors the texts were validated against.
     sectors: Vec<SectorName>,
+    /// Sectors under other roots `recognition.toml` declares (`foreign`).
+    foreign: Vec<SectorName>,
 }
 
 /// The input of one decision: both sides' live levels (None when the side
@@ -189,6 +196,20 @@ impl TrustPolicy {
     ) -> Result<Self, ModelError> {
         let (cfile, ctext) = cooperation;
         let c: CooperationFile = parse_toml(cfile, ctext)?;
+        let (rfile, rtext) = recognition;
+        let r: RecognitionFile = parse_toml(rfile, rtext)?;
+        for f in &r.foreign {
+            if sectors.contains(f) {
+                return Err(err(
+                    rfile,
+                    0,
+                    format!("foreign sector {f} is one of this root's own sectors"),
+                ));
+            }
+        }
+        let own = sectors;
+        let all: Vec<SectorName> = own.iter().chain(&r.foreign).cloned().collect();
+        let sectors = all.as_slice();
         if c.version.is_empty() || c.version.len() > 64 {
             return Err(err(cfile, 0, "version must be 1-64 characters"));
         }
@@ -336,8 +357,6 @@ impl TrustPolicy {
             }
         }
 
-        let (rfile, rtext) = recognition;
-        let r: RecognitionFile = parse_toml(rfile, rtext)?;
         if r.version.is_empty() || r.version.len() > 64 {
             return Err(err(rfile, 0, "version must be 1-64 characters"));
         }
@@ -398,7 +417,8 @@ impl TrustPolicy {
             op_rules,
             recognition: recog,
             sources: (ctext.to_owned(), rtext.to_owned()),
-            sectors: sectors.to_vec(),
+            sectors: own.to_vec(),
+            foreign: r.foreign,
         })
     }
 
@@ -410,6 +430,12 @@ impl TrustPolicy {
     /// The sector names the policy was validated against.
     pub fn sectors(&self) -> &[SectorName] {
         &self.sectors
+    }
+
+    /// Sectors under other roots that `recognition.toml` declares
+    /// (`foreign = [...]`): a trust list may name only these.
+    pub fn foreign_sectors(&self) -> &[SectorName] {
+        &self.foreign
     }
 
     /// `cooperation@<v>+recognition@<v>`, recorded with decisions.

@@ -69,4 +69,8 @@ pub enum ModelError {
     /// not verify (bad signature, wrong signer, stale, from the future).
     #[error("trust snapshot: {0}")]
     InvalidSnapshot(String),
+    /// A trust list (the root operator's signed list of recognised foreign
+    /// roots) does not decode, is not signed by this root, or is stale.
+    #[error("trust list: {0}")]
+    InvalidTrustList(String),
 }

@@ -30,6 +30,7 @@ pub mod signer;
 pub mod snapshot;
 pub mod snapshot_systems;
 mod status;
+pub mod trust_list;
 
 pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{

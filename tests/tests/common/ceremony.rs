@@ -81,20 +81,32 @@ impl Ceremony {
     /// signed at the root, and each directory imports the others' CA
     /// certificates and the root's ARL.
     pub fn run(sectors: &[&str]) -> Self {
+        Self::run_with(sectors, None)
+    }
+
+    /// [`Ceremony::run`] with the policy directory `policies` (root and
+    /// sectors alike) instead of the built-in policies.
+    pub fn run_with(sectors: &[&str], policies: Option<&Path>) -> Self {
         let exchange = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
-        trustca_cli(&["root", "init", "--data", s(root.path())]);
+        let with = |mut args: Vec<&'static str>, extra: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = args.drain(..).map(str::to_owned).collect();
+            v.extend(extra.iter().map(|a| a.to_string()));
+            if let Some(p) = policies {
+                v.extend(["--policies".to_owned(), s(p).to_owned()]);
+            }
+            v
+        };
+        let args = with(vec!["root", "init", "--data"], &[s(root.path())]);
+        trustca_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let mut dirs = BTreeMap::new();
         for sector in sectors {
             let dir = tempfile::tempdir().unwrap();
-            trustca_cli(&[
-                "sector",
-                "init",
-                "--sector",
-                sector,
-                "--data",
-                s(dir.path()),
-            ]);
+            let args = with(
+                vec!["sector", "init", "--sector"],
+                &[sector, "--data", s(dir.path())],
+            );
+            trustca_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
             let csr = dir.path().join(format!("ca/{sector}.csr"));
             let cert = exchange.path().join(format!("{sector}.pem"));
             trustca_cli(&[
