@@ -220,8 +220,10 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
         claim.reason
     );
 
-    // Offline, from a fetched snapshot: the same answer and reason.
-    let offline = snapshot_decide(&h, &h.hems, "remote-control");
+    // Offline, from a fetched snapshot: the same answer and reason (once
+    // a snapshot built after the change is served: a cached one is reused
+    // for up to a second after a change, by design).
+    let offline = snapshot_decide_once_rebuilt(&h, &h.hems, "remote-control", false);
     assert_eq!(offline["allow"], false, "{offline}");
     assert_eq!(offline["peer_level"], d.peer_level, "{offline}");
     assert_eq!(
@@ -446,6 +448,24 @@ async fn bad_input_is_refused_with_a_precise_status_and_nothing_stored() {
 
 /// `trustca snapshot fetch` of every sector, then `trustca snapshot decide`
 /// by the car about `peer`, as JSON.
+/// [`snapshot_decide`] repeated, for up to 10 s, until a snapshot built
+/// after the latest change answers `allow`: the last answer either way.
+fn snapshot_decide_once_rebuilt(
+    h: &House,
+    peer: &Device,
+    op: &str,
+    allow: bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = snapshot_decide(h, peer, op);
+        if answer["allow"] == allow || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 fn snapshot_decide(h: &House, peer: &Device, op: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(n).display().to_string();
