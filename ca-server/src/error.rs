@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use trustca_model::FailureClass;
 use trustca_model::ModelError;
-use trustca_store::{FailureClass, StoreError};
+use trustca_store::StoreError;
 
 /// What went wrong in the CA engine.
 #[derive(Debug, thiserror::Error)]
@@ -113,42 +114,34 @@ impl From<rcgen::Error> for CaError {
     }
 }
 
-impl From<&CaError> for tonic::Code {
-    fn from(e: &CaError) -> Self {
-        use tonic::Code;
-        match e {
+impl CaError {
+    /// What kind of failure this is; the wire code maps it to a status in
+    /// one place (`trustca_proto::grpc_code`, `FailureClass::http_status`).
+    pub fn class(&self) -> FailureClass {
+        match self {
             CaError::InvalidCsr(_)
             | CaError::KeyAlgorithmNotAllowed { .. }
-            | CaError::InvalidRequest(_) => Code::InvalidArgument,
+            | CaError::InvalidRequest(_) => FailureClass::InvalidArgument,
             CaError::Model(m) => match m {
-                ModelError::InvalidPolicy { .. } => Code::Internal,
-                _ => Code::InvalidArgument,
+                ModelError::InvalidPolicy { .. } => FailureClass::Internal,
+                _ => FailureClass::InvalidArgument,
             },
-            CaError::PermissionDenied(_) => Code::PermissionDenied,
-            CaError::Unauthenticated(_) => Code::Unauthenticated,
-            CaError::LimitExceeded(_) => Code::ResourceExhausted,
-            CaError::NotAuthoritative { .. } => Code::FailedPrecondition,
-            CaError::CaRevoked { .. }
+            CaError::PermissionDenied(_) => FailureClass::PermissionDenied,
+            CaError::Unauthenticated(_) => FailureClass::Unauthenticated,
+            CaError::LimitExceeded(_) => FailureClass::ResourceExhausted,
+            CaError::NotAuthoritative { .. }
+            | CaError::CaRevoked { .. }
             | CaError::ModelNotRegistered(_)
-            | CaError::ModelSuspended(_) => Code::FailedPrecondition,
-            CaError::Store(s) => store_code(s),
-            _ => Code::Internal,
+            | CaError::ModelSuspended(_) => FailureClass::FailedPrecondition,
+            CaError::Store(s) => s.class(),
+            _ => FailureClass::Internal,
         }
     }
 }
 
-/// The gRPC code of a store failure (the classification is the store's).
-pub fn store_code(e: &StoreError) -> tonic::Code {
-    use tonic::Code;
-    match e.class() {
-        FailureClass::AlreadyExists => Code::AlreadyExists,
-        FailureClass::NotFound => Code::NotFound,
-        FailureClass::FailedPrecondition => Code::FailedPrecondition,
-        FailureClass::Refused => Code::PermissionDenied,
-        FailureClass::Unavailable => Code::Unavailable,
-        FailureClass::ResourceExhausted => Code::ResourceExhausted,
-        FailureClass::DataLoss => Code::DataLoss,
-        _ => Code::Internal,
+impl From<&CaError> for tonic::Code {
+    fn from(e: &CaError) -> Self {
+        trustca_proto::grpc_code(e.class())
     }
 }
 

@@ -1,6 +1,6 @@
 //! What can go wrong building, changing or evaluating a system.
 
-use trustca_model::ModelError;
+use trustca_model::{FailureClass, ModelError};
 
 /// A refused system change, a bad composition policy or an evaluation that
 /// cannot be made.
@@ -77,4 +77,28 @@ pub enum CompositionError {
     /// A domain rule was broken (a device identity or sector name).
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+impl CompositionError {
+    /// What kind of failure this is: bad input is `InvalidArgument`, a size
+    /// limit `ResourceExhausted`, a link to a device outside the system
+    /// `FailedPrecondition` (an operator adds it first), a stored system
+    /// that does not hold together `DataLoss`.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            CompositionError::InvalidName(_)
+            | CompositionError::SelfLink(_)
+            | CompositionError::UnknownOperation(_)
+            | CompositionError::Cycle(_)
+            | CompositionError::Model(_) => FailureClass::InvalidArgument,
+            CompositionError::NotAMember { .. } | CompositionError::InvalidPolicy { .. } => {
+                FailureClass::FailedPrecondition
+            }
+            CompositionError::DuplicateLink { .. } => FailureClass::AlreadyExists,
+            CompositionError::NoSuchLink { .. } => FailureClass::NotFound,
+            CompositionError::TooLarge { .. } => FailureClass::ResourceExhausted,
+            CompositionError::Inconsistent { .. } => FailureClass::DataLoss,
+            CompositionError::MissingLevel(_) => FailureClass::Internal,
+        }
+    }
 }

@@ -10,6 +10,9 @@ pub mod v1 {
     tonic::include_proto!("trustca.v1");
 }
 
+mod status;
+pub use status::{class_of, grpc_code, status};
+
 /// The encoded `FileDescriptorSet` of every trustca proto, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/trustca_descriptor.bin"));

@@ -1,7 +1,7 @@
 //! The one error type of the separated authorities.
 
 use trustca_pseudonym::PseudonymError;
-use trustca_store::StoreError;
+use trustca_store::{FailureClass, StoreError};
 use trustca_v2x::V2xError;
 
 /// What went wrong in a V2X authority.
@@ -82,6 +82,32 @@ pub enum ScmsError {
     /// The profile file is invalid.
     #[error("invalid ticket profile: {0}")]
     Config(String),
+}
+
+impl ScmsError {
+    /// What kind of failure this is; the wire code maps it to a gRPC or
+    /// HTTP status in one place. A store failure keeps the store's class
+    /// (a full disk is `ResourceExhausted`, a damaged record `DataLoss`), as
+    /// on every other service.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            ScmsError::Store(s) => s.class(),
+            ScmsError::V2x(_)
+            | ScmsError::Crypto(_)
+            | ScmsError::Malformed { .. }
+            | ScmsError::Envelope { .. }
+            | ScmsError::Profile(_) => FailureClass::InvalidArgument,
+            ScmsError::LevelTooLow { .. } | ScmsError::Revoked { .. } => {
+                FailureClass::PermissionDenied
+            }
+            ScmsError::NotFound(_) => FailureClass::NotFound,
+            ScmsError::PastRevocation { .. } => FailureClass::FailedPrecondition,
+            // Another authority failed or answered something unusable: the
+            // caller's request may succeed once it is back.
+            ScmsError::Remote { .. } | ScmsError::Response(_) => FailureClass::Unavailable,
+            ScmsError::Random | ScmsError::Config(_) => FailureClass::Internal,
+        }
+    }
 }
 
 /// Result with [`ScmsError`].

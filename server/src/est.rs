@@ -154,28 +154,9 @@ impl EstError {
             EstError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             EstError::Timeout => StatusCode::REQUEST_TIMEOUT,
             EstError::Caller { status, .. } => *status,
-            EstError::Ca(e) => http_status(tonic::Code::from(e)),
+            EstError::Ca(e) => crate::wire_status::http_status(e.class()),
             EstError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
-    }
-}
-
-/// HTTP status of a gRPC code (the CA's errors are classified once, there).
-fn http_status(code: tonic::Code) -> StatusCode {
-    use tonic::Code;
-    match code {
-        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        // Already enrolled (use simplereenroll), or the device is not
-        // active, or this instance does not enroll that sector.
-        Code::AlreadyExists | Code::FailedPrecondition | Code::Aborted => StatusCode::CONFLICT,
-        // The store unreachable, read-only or its disk full (the only
-        // limits EST can reach; its own body limit is 413): retry later.
-        Code::Unavailable | Code::ResourceExhausted => StatusCode::SERVICE_UNAVAILABLE,
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -483,7 +464,7 @@ impl Est {
                 reason: "no client certificate: connect with a TLS client certificate".into(),
             }),
             Err(status) => Err(EstError::Caller {
-                status: http_status(status.code()),
+                status: crate::wire_status::http_status(trustca_proto::class_of(status.code())),
                 reason: status.message().to_owned(),
             }),
         }

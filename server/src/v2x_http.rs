@@ -132,7 +132,7 @@ fn octets(content_type: &'static str, body: Vec<u8>) -> Answer {
 }
 
 /// The status of each refusal (`docs/v2x-1609dot2dot1.md`, "Errors").
-fn status_of(e: &EeRefusal) -> StatusCode {
+pub(crate) fn status_of(e: &EeRefusal) -> StatusCode {
     match e {
         EeRefusal::Malformed(_) => StatusCode::BAD_REQUEST,
         EeRefusal::WrongRecipient => StatusCode::MISDIRECTED_REQUEST,
@@ -141,8 +141,10 @@ fn status_of(e: &EeRefusal) -> StatusCode {
         EeRefusal::Conflict(_) => StatusCode::CONFLICT,
         EeRefusal::NotFound => StatusCode::NOT_FOUND,
         EeRefusal::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        EeRefusal::Internal(ScmsError::Store(_) | ScmsError::Remote { .. }) => {
-            StatusCode::SERVICE_UNAVAILABLE
+        // The store or another authority failing answers as it does on
+        // every other interface (full or unavailable: 503, damaged: 500).
+        EeRefusal::Internal(e @ (ScmsError::Store(_) | ScmsError::Remote { .. })) => {
+            crate::wire_status::http_status(e.class())
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

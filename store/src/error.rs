@@ -80,30 +80,7 @@ pub enum StoreError {
     },
 }
 
-/// What kind of failure a [`StoreError`] is, for callers that translate it
-/// to a protocol's status (gRPC codes in the services). The judgement of
-/// which store error means what lives here, once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureClass {
-    /// The record exists already (ALREADY_EXISTS).
-    AlreadyExists,
-    /// The record does not exist (NOT_FOUND).
-    NotFound,
-    /// The record's state forbids the change (FAILED_PRECONDITION).
-    FailedPrecondition,
-    /// Refused for good, e.g. a compromised key (PERMISSION_DENIED).
-    Refused,
-    /// The store's space is exhausted; retry once it is freed
-    /// (RESOURCE_EXHAUSTED).
-    ResourceExhausted,
-    /// The store cannot serve now; retrying later may work (UNAVAILABLE).
-    Unavailable,
-    /// A stored record is damaged (DATA_LOSS).
-    DataLoss,
-    /// Anything else (INTERNAL).
-    Internal,
-}
+pub use trustca_model::FailureClass;
 
 impl StoreError {
     /// The kind of failure this is.
@@ -114,7 +91,7 @@ impl StoreError {
             StoreError::NotActive { .. }
             | StoreError::KeyReused { .. }
             | StoreError::SchemaTooNew { .. } => FailureClass::FailedPrecondition,
-            StoreError::KeyCompromised { .. } => FailureClass::Refused,
+            StoreError::KeyCompromised { .. } => FailureClass::PermissionDenied,
             StoreError::InUse(_)
             | StoreError::Closed
             | StoreError::Unavailable(_)

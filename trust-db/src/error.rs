@@ -1,8 +1,9 @@
 //! The trust database's error type and its one mapping to gRPC statuses.
 
 use trustca_composition::CompositionError;
+use trustca_model::FailureClass;
 use trustca_model::ModelError;
-use trustca_store::{FailureClass, StoreError};
+use trustca_store::StoreError;
 
 /// What went wrong answering a trust query or applying a change.
 #[derive(Debug, thiserror::Error)]
@@ -61,54 +62,31 @@ impl TrustDbError {
     }
 }
 
-impl From<&TrustDbError> for tonic::Code {
-    fn from(e: &TrustDbError) -> Self {
-        use tonic::Code;
-        match e {
-            TrustDbError::InvalidRequest(_) | TrustDbError::Model(_) => Code::InvalidArgument,
-            TrustDbError::PermissionDenied(_) => Code::PermissionDenied,
-            TrustDbError::NotFound(_) => Code::NotFound,
+impl TrustDbError {
+    /// What kind of failure this is; the wire code maps it to a status in
+    /// one place (`trustca_proto::grpc_code`).
+    pub fn class(&self) -> FailureClass {
+        match self {
+            TrustDbError::InvalidRequest(_) | TrustDbError::Model(_) => {
+                FailureClass::InvalidArgument
+            }
+            TrustDbError::PermissionDenied(_) => FailureClass::PermissionDenied,
+            TrustDbError::NotFound(_) => FailureClass::NotFound,
             TrustDbError::FailedPrecondition(_)
             | TrustDbError::PolicyReload(_)
-            | TrustDbError::IssuerRevoked(_) => Code::FailedPrecondition,
-            TrustDbError::Unreachable { .. } => Code::Unavailable,
-            TrustDbError::Store(s) => match s.class() {
-                FailureClass::AlreadyExists => Code::AlreadyExists,
-                FailureClass::NotFound => Code::NotFound,
-                FailureClass::FailedPrecondition => Code::FailedPrecondition,
-                FailureClass::Refused => Code::PermissionDenied,
-                FailureClass::Unavailable => Code::Unavailable,
-                FailureClass::ResourceExhausted => Code::ResourceExhausted,
-                FailureClass::DataLoss => Code::DataLoss,
-                _ => Code::Internal,
-            },
-            TrustDbError::Signing(_) => Code::Internal,
-            TrustDbError::AlreadyExists(_) => Code::AlreadyExists,
-            TrustDbError::Composition(c) => composition_code(c),
+            | TrustDbError::IssuerRevoked(_) => FailureClass::FailedPrecondition,
+            TrustDbError::Unreachable { .. } => FailureClass::Unavailable,
+            TrustDbError::Store(s) => s.class(),
+            TrustDbError::Signing(_) => FailureClass::Internal,
+            TrustDbError::AlreadyExists(_) => FailureClass::AlreadyExists,
+            TrustDbError::Composition(c) => c.class(),
         }
     }
 }
 
-/// A system refusal's code: bad input is `INVALID_ARGUMENT`, a size limit
-/// `RESOURCE_EXHAUSTED`, a link to a device outside the system
-/// `FAILED_PRECONDITION` (an operator adds it first), a stored system that
-/// does not hold together `DATA_LOSS`.
-fn composition_code(e: &CompositionError) -> tonic::Code {
-    use tonic::Code;
-    match e {
-        CompositionError::InvalidName(_)
-        | CompositionError::SelfLink(_)
-        | CompositionError::UnknownOperation(_)
-        | CompositionError::Cycle(_)
-        | CompositionError::Model(_) => Code::InvalidArgument,
-        CompositionError::NotAMember { .. } | CompositionError::InvalidPolicy { .. } => {
-            Code::FailedPrecondition
-        }
-        CompositionError::DuplicateLink { .. } => Code::AlreadyExists,
-        CompositionError::NoSuchLink { .. } => Code::NotFound,
-        CompositionError::TooLarge { .. } => Code::ResourceExhausted,
-        CompositionError::Inconsistent { .. } => Code::DataLoss,
-        _ => Code::Internal,
+impl From<&TrustDbError> for tonic::Code {
+    fn from(e: &TrustDbError) -> Self {
+        trustca_proto::grpc_code(e.class())
     }
 }
 

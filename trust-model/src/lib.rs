@@ -16,6 +16,7 @@ pub mod detection;
 mod error;
 mod evidence;
 pub mod extension;
+mod failure;
 pub mod firmware;
 pub mod hexfmt;
 mod identity;
@@ -45,6 +46,7 @@ pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTe
 pub use error::ModelError;
 pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
+pub use failure::FailureClass;
 pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
 pub use policy::{

@@ -351,23 +351,10 @@ pub(crate) fn registration_authority(
     .map_err(|e| scms("registration authority", e))
 }
 
-/// The one mapping from authority errors to gRPC statuses.
+/// An authority's error as a gRPC status: the class is the authority's,
+/// the code the one mapping every service uses.
 pub(crate) fn status(e: ScmsError) -> Status {
-    match &e {
-        ScmsError::Store(_) => Status::unavailable(e.to_string()),
-        ScmsError::V2x(_)
-        | ScmsError::Crypto(_)
-        | ScmsError::Malformed { .. }
-        | ScmsError::Envelope { .. }
-        | ScmsError::Profile(_) => Status::invalid_argument(e.to_string()),
-        ScmsError::LevelTooLow { .. } | ScmsError::Revoked { .. } => {
-            Status::permission_denied(e.to_string())
-        }
-        ScmsError::NotFound(_) => Status::not_found(e.to_string()),
-        ScmsError::PastRevocation { .. } => Status::failed_precondition(e.to_string()),
-        ScmsError::Remote { .. } | ScmsError::Response(_) => Status::unavailable(e.to_string()),
-        _ => Status::internal(e.to_string()),
-    }
+    trustca_proto::status(e.class(), e.to_string())
 }
 
 async fn blocking<T: Send + 'static>(
