@@ -25,7 +25,7 @@ pub enum AuditAction {
     /// tampering, name the first bad entry and exit 1.
     Verify {
         /// Data directory (or a copy of it; the server must not be running on it).
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
@@ -37,7 +37,7 @@ pub enum AuditAction {
     Prove {
         /// Entry index.
         entry: u64,
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
@@ -51,7 +51,7 @@ pub enum AuditAction {
         old: u64,
         /// Newer tree size.
         new: u64,
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
@@ -61,7 +61,7 @@ pub enum AuditAction {
     },
     /// List entries.
     List {
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
@@ -78,7 +78,7 @@ pub enum AuditAction {
     /// Summarise: certificates issued per sector/manufacturer/level,
     /// revocations, level changes.
     Report {
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]

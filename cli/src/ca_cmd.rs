@@ -28,7 +28,7 @@ pub struct RevokeCaArgs {
     /// CA (`automotive-pseudonym`) or a service (`responder`, `audit`).
     pub name: String,
     /// Data directory of the CA.
-    #[arg(long, env = "TRUSTCA_DATA")]
+    #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
     pub data: PathBuf,
     /// RFC 5280 reason, e.g. `ca-compromise`, `key-compromise`,
     /// `cessation-of-operation`, `superseded`.

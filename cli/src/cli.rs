@@ -22,7 +22,16 @@ use trustca_server::{self as server, ServeOptions, StoreConfig};
 /// trustca — cross-industry device trust: sector CAs under one root,
 /// trust levels in device certificates, enrollment over mutual-TLS gRPC.
 #[derive(Debug, Parser)]
-#[command(name = "trustca", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "trustca",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Rarely needed: --extension-oid OID ($TRUSTCA_EXTENSION_OID) reads certificates whose \
+trust-level extension uses another OID (pki.toml [extensions] trust_level_oid) in commands \
+without a data directory. Environment variables for every flag are in each command's --help."
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(
@@ -36,11 +45,23 @@ pub struct Cli {
     /// The trust-level extension's OID, for commands that read certificates
     /// without a data directory (inspect, verify, verify-answer). Default: `[extensions] trust_level_oid` of the data
     /// directory's pki.toml where there is one, else the built-in default.
-    #[arg(long, global = true, env = "TRUSTCA_EXTENSION_OID", value_name = "OID")]
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        env = "TRUSTCA_EXTENSION_OID",
+        value_name = "OID"
+    )]
     pub extension_oid: Option<ExtensionOid>,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Where every command that works on a CA's data directory looks when
+/// neither `--data` nor `$TRUSTCA_DATA` is given. The key ceremony's
+/// `root` and `sector` commands have no default: they work on directories
+/// of different operators, often on different machines.
+pub const DEFAULT_DATA_DIR: &str = "trustca-data";
 
 /// `--extension-oid` of this invocation, once set by [`run`].
 static EXTENSION_OID_FLAG: std::sync::OnceLock<Option<ExtensionOid>> = std::sync::OnceLock::new();
@@ -159,7 +180,7 @@ pub enum Command {
     /// directory instead (its keys made here, under its own passphrase).
     Init {
         /// Data directory.
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Make the directory of one separated V2X authority on its own
         /// machine: registration, pseudonym-ca, linkage-1 or linkage-2. It
@@ -186,54 +207,68 @@ pub enum Command {
     /// Run every service (enrollment, health, reflection) on one mutual-TLS port.
     Serve {
         /// Data directory (initialised automatically when it holds no CA).
-        #[arg(long, env = "TRUSTCA_DATA", default_value = "trustca-data")]
+        #[arg(
+            long,
+            env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR,
+            help_heading = "Data directory and store"
+        )]
         data: PathBuf,
         /// The store: a postgres:// URL or a sled directory (default: DATA/db).
-        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store, help_heading = "Data directory and store")]
         store: Option<StoreConfig>,
         /// Address to listen on.
-        #[arg(long, env = "TRUSTCA_LISTEN", default_value = "127.0.0.1:7443")]
+        #[arg(
+            long,
+            env = "TRUSTCA_LISTEN",
+            default_value = "127.0.0.1:7443",
+            help_heading = "Listeners"
+        )]
         listen: SocketAddr,
         /// Also serve EST (RFC 7030) over HTTPS on this address, with the
         /// same TLS identity: https://ADDR/.well-known/est/<sector>/... (off unless given).
-        #[arg(long, env = "TRUSTCA_EST_LISTEN")]
+        #[arg(long, env = "TRUSTCA_EST_LISTEN", help_heading = "Listeners")]
         est_listen: Option<SocketAddr>,
         /// Policy directory overriding the data directory's copy.
-        #[arg(long)]
+        #[arg(long, help_heading = "Data directory and store")]
         policies: Option<PathBuf>,
         /// Extra DNS names or IPs for the TLS server certificate (on first start).
-        #[arg(long = "server-name")]
+        #[arg(long = "server-name", help_heading = "Data directory and store")]
         server_names: Vec<String>,
         /// Sectors this instance answers for and enrolls devices of (default: every sector whose CA key DATA holds).
-        #[arg(long, value_delimiter = ',', env = "TRUSTCA_AUTHORITATIVE")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            env = "TRUSTCA_AUTHORITATIVE",
+            help_heading = "Sectors and federation"
+        )]
         authoritative: Vec<String>,
         /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).
-        #[arg(long = "peer", value_parser = parse_peer)]
+        #[arg(long = "peer", value_parser = parse_peer, help_heading = "Sectors and federation")]
         peers: Vec<(String, String)>,
         /// POST anomaly notifications to this http:// URL (they are always
         /// appended to DATA/notifications.jsonl).
-        #[arg(long, env = "TRUSTCA_NOTIFY_WEBHOOK")]
+        #[arg(long, env = "TRUSTCA_NOTIFY_WEBHOOK", help_heading = "Operation")]
         notify_webhook: Option<String>,
         /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
         /// (e.g. 127.0.0.1:9464; off unless given).
-        #[arg(long, env = "TRUSTCA_METRICS")]
+        #[arg(long, env = "TRUSTCA_METRICS", help_heading = "Listeners")]
         metrics: Option<SocketAddr>,
         /// Seconds in-flight calls may run after SIGTERM before every
         /// connection is closed (then a last audit tree head is signed).
-        #[arg(long, env = "TRUSTCA_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+        #[arg(long, env = "TRUSTCA_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Operation")]
         shutdown_grace: u64,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = "Connections")]
         connections: ConnectionArgs,
         /// Start even if the store's audit log does not verify, serving
         /// reads only (every write is refused) so that records can be
         /// read out and checked; see `trustca store check`.
-        #[arg(long, env = "TRUSTCA_ALLOW_DAMAGED_STORE")]
+        #[arg(long, env = "TRUSTCA_ALLOW_DAMAGED_STORE", help_heading = "Operation")]
         allow_damaged_store: bool,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = "V2X authorities")]
         v2x: Box<V2xServeArgs>,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = "CA keys")]
         pass: PassphraseArgs,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = "CA keys")]
         pkcs11: Pkcs11Args,
     },
     /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
@@ -401,7 +436,7 @@ pub enum CredentialAction {
     /// Issue a credential: writes OUT/cert.pem (leaf then sub-CA) and OUT/key.pem.
     Add {
         /// Data directory of the CA.
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Holder's name (for manufacturers: the name devices are enrolled under).
         #[arg(long)]
@@ -737,6 +772,7 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
 /// next commands to paste (in another shell, with the same passphrase).
 fn first_steps(data: &Path, addr: SocketAddr) -> String {
     let d = data.display();
+    let t = runnable_name();
     let server = match addr.ip() {
         ip if ip.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
         _ => format!("https://{addr}"),
@@ -749,15 +785,41 @@ initialised a new CA in {d}
   policies              {d}/policies/
   store                 {d}/db/
 next steps, in another shell with the same TRUSTCA_PASSPHRASE:
-  trustca manufacturer add --data {d} --name Acme --sector automotive,hems --out ./acme
-  trustca operator add --data {d} --name ops --out ./ops
-  trustca enroll --server {server} --identity ./acme/cert.pem --key ./acme/key.pem \\
+  {t} manufacturer add --data {d} --name Acme --sector automotive,hems --out ./acme
+  {t} operator add --data {d} --name ops --out ./ops
+  {t} enroll --server {server} --identity ./acme/cert.pem --key ./acme/key.pem \\
       --ca {d}/ca/root.pem --sector automotive --manufacturer Acme --model EV-200 \\
       --serial SN0001 --firmware 1.0.0 --evidence evidence.toml \\
       --generate-key device.key --out device.pem
   (evidence.toml and the rest of the walkthrough: README.md, Quick start)
 "
     )
+}
+
+/// How to run this very binary from the current directory: `trustca` when
+/// that name on `PATH` is this executable, else its path (e.g.
+/// `target/release/trustca` after `cargo build --release`), so the printed
+/// commands work when pasted.
+fn runnable_name() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "trustca".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .filter_map(|dir| dir.join("trustca").canonicalize().ok())
+            .next()
+            .is_some_and(|found| found == exe)
+    });
+    if on_path {
+        return "trustca".into();
+    }
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    match relative {
+        Some(r) => r.display().to_string(),
+        None => exe.display().to_string(),
+    }
 }
 
 /// Writes a private key readable by the owner only, never replacing a file.

@@ -5,11 +5,15 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use trustca::cli::{Cli, LogFormat, run};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = trustca::help::grouped(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // Every command that opens a store turns a panic of the storage engine
     // on damaged files into an error (trustca_store::GuardedStorage); its
     // own panic message would only repeat that in Rust's words.

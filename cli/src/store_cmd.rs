@@ -55,7 +55,7 @@ pub enum StoreAction {
     /// running it again.
     Seal {
         /// Data directory of the CA (its keystore holds the seal key).
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The store (default: the data directory's sled store).
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]

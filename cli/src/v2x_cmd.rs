@@ -28,7 +28,7 @@ pub enum V2xAction {
     /// CA, its AA certificate. The answer holds public material only.
     Certify {
         /// The CA's data directory.
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// The authority's request.toml.
         request: PathBuf,
@@ -48,7 +48,7 @@ pub enum V2xAction {
     /// and the trustca root.
     Import {
         /// The authority's directory (from `init --role`).
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Files to import.
         #[arg(required = true)]
@@ -63,7 +63,7 @@ pub enum V2xAction {
     /// public key, signed with its certified TLS key).
     Export {
         /// The authority's directory.
-        #[arg(long, env = "TRUSTCA_DATA")]
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
         /// Write it here (else standard output).
         #[arg(long)]
