@@ -172,16 +172,6 @@ fn hex(h: &Hash) -> String {
     trustca_model::hexfmt::encode(h)
 }
 
-fn time_text(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// Runs `trustca audit ...`.
 pub fn run(action: AuditAction) -> Result<ExitCode> {
     match action {
@@ -292,7 +282,7 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
                 .collect();
             if json {
                 print_json(&json!(list.iter().map(|e| json!({
-                    "seq": e.seq, "at": time_text(e.at), "kind": e.kind, "actor": e.actor,
+                    "seq": e.seq, "at": crate::show::unix(e.at), "kind": e.kind, "actor": e.actor,
                     "subject": e.subject, "detail": serde_json::from_str::<serde_json::Value>(&e.detail).unwrap_or(json!(e.detail)),
                     "leaf_hash": hex(&e.leaf_hash),
                 })).collect::<Vec<_>>()));
@@ -302,7 +292,7 @@ pub fn run(action: AuditAction) -> Result<ExitCode> {
                 for e in &list {
                     t.add_row([
                         e.seq.to_string(),
-                        time_text(e.at),
+                        crate::show::unix(e.at),
                         e.kind.clone(),
                         e.actor.clone(),
                         e.subject.clone(),
@@ -417,10 +407,13 @@ fn report(data: &Path, store: Option<&StoreConfig>, json: bool, csv: bool) -> Re
                     "revoked by sector",
                     detail["sector"].as_str().unwrap_or("?").to_owned(),
                 );
-                bump(
-                    "revoked by reason code",
-                    detail["reason_code"].as_u64().unwrap_or(0).to_string(),
-                );
+                // The RFC 5280 reason's name, as `revoke --reason` takes
+                // it, with the code for scripts that knew the numbers.
+                let code = detail["reason_code"].as_u64().unwrap_or(0);
+                let name = u8::try_from(code)
+                    .map(trustca_model::revocation::reason_name)
+                    .unwrap_or("unknown");
+                bump("revoked by reason", format!("{name} ({code})"));
             }
             k if k.starts_with("trust.") => {
                 bump("trust changes", k.trim_start_matches("trust.").to_owned())

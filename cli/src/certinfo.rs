@@ -4,8 +4,6 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use trustca_model::{TrustLevelExtension, trust_extension};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -40,10 +38,6 @@ pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
         bail!("{} holds no certificate", path.display());
     }
     Ok(certs)
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Parses one certificate, with a clear error.
@@ -93,7 +87,7 @@ pub fn extension_json(ext: &TrustLevelExtension) -> Value {
         "policy_version": ext.policy_version,
         "basis": ext.basis.iter().map(|b| json!({
             "evidence": b.evidence, "scheme": b.scheme, "result": b.result,
-            "evaluated_at": b.evaluated_at.map(rfc3339),
+            "evaluated_at": b.evaluated_at.map(crate::show::rfc3339),
         })).collect::<Vec<_>>(),
         "authorized_sectors": ext.authorized_sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "permitted_schemes": ext.permitted_schemes,
@@ -109,8 +103,8 @@ pub fn inspect(der: &[u8]) -> Result<Value> {
         "subject": cert.subject().to_string(),
         "issuer": cert.issuer().to_string(),
         "serial": trustca_model::hexfmt::encode(cert.raw_serial()),
-        "not_before": rfc3339(cert.validity().not_before.to_datetime()),
-        "not_after": rfc3339(cert.validity().not_after.to_datetime()),
+        "not_before": crate::show::rfc3339(cert.validity().not_before.to_datetime()),
+        "not_after": crate::show::rfc3339(cert.validity().not_after.to_datetime()),
         "san": sans(&cert),
         "is_ca": cert.is_ca(),
         "public_key_algorithm": cert.public_key().algorithm.algorithm.to_id_string(),

@@ -165,16 +165,6 @@ fn refused(s: tonic::Status) -> anyhow::Error {
     crate::client::refused("refused", &s)
 }
 
-fn day(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn selector_text(s: Option<&pb::ModelSelector>) -> String {
     s.map(|s| {
         format!(
@@ -200,21 +190,21 @@ fn model_json(m: &pb::ModelView) -> Value {
         "secure_update": m.secure_update,
         "supported_until": m.supported_until,
         "suspension_reason": m.suspension_reason,
-        "registered_at": day(m.registered_at),
-        "updated_at": day(m.updated_at),
+        "registered_at": crate::show::unix(m.registered_at),
+        "updated_at": crate::show::unix(m.updated_at),
         "evaluations": m.evaluations.iter().map(|e| json!({
             "scheme": e.scheme,
             "result": e.result,
             "certificate": e.certificate_number,
-            "evaluated_at": day(e.evaluated_at),
-            "valid_until": day(e.valid_until),
+            "evaluated_at": crate::show::unix(e.evaluated_at),
+            "valid_until": crate::show::unix(e.valid_until),
             "registered_by": e.registered_by,
             "self_assessed": e.self_assessed,
-            "withdrawn_at": (e.withdrawn_at != 0).then(|| day(e.withdrawn_at)),
+            "withdrawn_at": (e.withdrawn_at != 0).then(|| crate::show::unix(e.withdrawn_at)),
         })).collect::<Vec<_>>(),
         "history": m.history.iter().map(|h| json!({
             "version": h.version,
-            "at": day(h.at),
+            "at": crate::show::unix(h.at),
             "actor": h.actor,
             "change": h.change,
             "reason": h.reason,
@@ -255,7 +245,7 @@ fn print_model(m: &pb::ModelView) {
         ]);
         for e in &m.evaluations {
             let state = if e.withdrawn_at != 0 {
-                format!("withdrawn {}", day(e.withdrawn_at))
+                format!("withdrawn {}", crate::show::unix(e.withdrawn_at))
             } else if e.self_assessed {
                 "self-assessed".to_owned()
             } else {
@@ -266,7 +256,7 @@ fn print_model(m: &pb::ModelView) {
                 e.result.clone(),
                 e.certificate_number.clone(),
                 e.registered_by.clone(),
-                day(e.valid_until),
+                crate::show::unix(e.valid_until),
                 state,
             ]);
         }
@@ -276,7 +266,7 @@ fn print_model(m: &pb::ModelView) {
         println!(
             "  v{} {} {}: {} ({})",
             h.version,
-            day(h.at),
+            crate::show::unix(h.at),
             h.actor,
             h.change,
             h.reason
@@ -474,7 +464,7 @@ pub async fn model(action: ModelAction) -> Result<ExitCode> {
                             .filter(|e| e.withdrawn_at == 0)
                             .count()
                             .to_string(),
-                        day(m.updated_at),
+                        crate::show::unix(m.updated_at),
                     ]);
                 }
                 println!("{t}");

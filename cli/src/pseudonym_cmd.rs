@@ -315,16 +315,21 @@ async fn request(a: RequestArgs) -> Result<ExitCode> {
 }
 
 fn print_current(pool: &Pool, now: i64, what: &str) {
+    println!("{what}: {}", current_text(pool, now));
+}
+
+/// The ticket in use now, or what to do when there is none.
+fn current_text(pool: &Pool, now: i64) -> String {
     let s = pool.status(now);
     match s.get("current").filter(|c| !c.is_null()) {
-        Some(c) => println!(
-            "{what}: ticket {} (period {}, #{}), next change {}",
+        Some(c) => format!(
+            "ticket {} (period {}, #{}), next change {}",
             c["serial"].as_str().unwrap_or("-"),
             c["period"],
             c["index"],
             c["next_change"].as_str().unwrap_or("-")
         ),
-        None => println!("{what}: no ticket is valid now; run `trustca pseudonym request`"),
+        None => "no ticket is valid now; run `trustca pseudonym request`".into(),
     }
 }
 
@@ -364,26 +369,49 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     if a.json {
         print_json(&s);
     } else {
-        println!("pool              {}", a.pool.pool.display());
-        println!("format            {POOL_FORMAT}");
-        println!("sector            {}", s["sector"].as_str().unwrap_or("-"));
-        println!("period now        {}", s["period_now"]);
-        println!(
-            "periods covered   {} (through {})",
-            s["periods_covered"], s["covered_through"]
-        );
-        println!("tickets           {}", s["certificates"]);
-        println!(
-            "awaited tickets   {} ({} request(s) pending)",
-            s["tickets_awaited"], s["pending_requests"]
-        );
-        println!("unused this period {}", s["unused_in_current_period"]);
-        print_current(&pool, now, "current          ");
-        println!(
-            "next top-up       {}{}",
-            s["next_topup"].as_str().unwrap_or("-"),
-            if s["topup_due"] == true { " (due)" } else { "" }
-        );
+        let rows = [
+            ("pool", a.pool.pool.display().to_string()),
+            ("format", POOL_FORMAT.to_string()),
+            ("sector", s["sector"].as_str().unwrap_or("-").to_owned()),
+            ("period now", s["period_now"].to_string()),
+            (
+                "periods covered",
+                format!(
+                    "{} (through {})",
+                    s["periods_covered"], s["covered_through"]
+                ),
+            ),
+            ("tickets", s["certificates"].to_string()),
+            (
+                "awaited tickets",
+                format!(
+                    "{} ({} pending)",
+                    s["tickets_awaited"],
+                    crate::show::count(
+                        s["pending_requests"].as_u64().unwrap_or(0),
+                        "request",
+                        "requests"
+                    )
+                ),
+            ),
+            (
+                "unused this period",
+                s["unused_in_current_period"].to_string(),
+            ),
+            ("current", current_text(&pool, now)),
+            (
+                "next top-up",
+                format!(
+                    "{}{}",
+                    s["next_topup"].as_str().unwrap_or("-"),
+                    if s["topup_due"] == true { " (due)" } else { "" }
+                ),
+            ),
+        ];
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            println!("{k:width$}  {v}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

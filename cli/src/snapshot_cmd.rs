@@ -21,6 +21,7 @@ use trustca_proto::v1::trust_snapshots_client::TrustSnapshotsClient;
 
 use crate::certinfo::read_certs;
 use crate::cli::print_json;
+use crate::show;
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotAction {
@@ -30,8 +31,9 @@ pub enum SnapshotAction {
         /// Server address, e.g. https://127.0.0.1:7443.
         #[arg(long, env = "TRUSTCA_SERVER")]
         server: String,
-        /// The trustca root certificate (PEM).
-        #[arg(long, env = "TRUSTCA_CA")]
+        /// The trustca root certificate (PEM); `--root` works too, as for
+        /// `snapshot verify` and `decide`.
+        #[arg(long, env = "TRUSTCA_CA", alias = "root")]
         ca: PathBuf,
         /// One sector's snapshot (default: every sector the server holds).
         #[arg(long)]
@@ -64,11 +66,12 @@ pub enum SnapshotAction {
         json: bool,
     },
     /// Decide offline whether a device (the caller) may cooperate with a
-    /// peer, as `trustca query` would online (exit 0 allowed, 3 denied,
-    /// 1 when the snapshot or a chain does not verify).
+    /// peer, as `trustca query` would online (exit 0 allowed; 3 denied,
+    /// which includes a peer whose certificate does not verify; 1 when the
+    /// snapshot or the caller's own chain does not verify).
     Decide {
-        /// The snapshot file (DER).
-        #[arg(long)]
+        /// The snapshot file (DER), as for `snapshot verify`.
+        #[arg(value_name = "FILE")]
         snapshot: PathBuf,
         /// The trustca root certificate (PEM).
         #[arg(long)]
@@ -79,6 +82,10 @@ pub enum SnapshotAction {
         /// The peer's certificate chain (PEM, leaf first).
         #[arg(long)]
         peer: PathBuf,
+        /// Sector CA certificates (PEM) for chains given as a leaf only
+        /// (repeatable; e.g. DATA/ca/automotive.pem).
+        #[arg(long = "chain", value_name = "PEM")]
+        chains: Vec<PathBuf>,
         /// The operation (see policies/cooperation.toml).
         #[arg(long, default_value = "read-telemetry")]
         operation: String,
@@ -100,10 +107,6 @@ fn when(at: Option<&str>) -> Result<OffsetDateTime> {
         Some(t) => OffsetDateTime::parse(t, &Rfc3339)
             .with_context(|| format!("--at {t:?} is not an RFC 3339 time")),
     }
-}
-
-fn text(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 fn root_of(root: &Path) -> Result<Vec<u8>> {
@@ -134,8 +137,8 @@ fn summary(s: &TrustSnapshot, bytes: usize, now: OffsetDateTime) -> serde_json::
     json!({
         "serial": s.serial,
         "scope": s.scope.as_ref().map(|s| s.as_str()).unwrap_or("all"),
-        "issued_at": text(s.issued_at),
-        "next_update": text(s.next_update),
+        "issued_at": show::rfc3339(s.issued_at),
+        "next_update": show::rfc3339(s.next_update),
         "stale": now > s.next_update,
         "bytes": bytes,
         "models": s.models.len(),
@@ -161,11 +164,19 @@ fn print_summary(v: &serde_json::Value) {
         }
     );
     println!(
-        "  {} models, {} devices listed, {} revoked certificates, {} blocked keys; cooperation {}, recognition {}; {} bytes",
-        v["models"],
-        v["devices"],
-        v["revoked_certificates"],
-        v["blocked_keys"],
+        "  {}, {} listed, {}, {}; cooperation {}, recognition {}; {} bytes",
+        show::count(v["models"].as_u64().unwrap_or(0), "model", "models"),
+        show::count(v["devices"].as_u64().unwrap_or(0), "device", "devices"),
+        show::count(
+            v["revoked_certificates"].as_u64().unwrap_or(0),
+            "revoked certificate",
+            "revoked certificates"
+        ),
+        show::count(
+            v["blocked_keys"].as_u64().unwrap_or(0),
+            "blocked key",
+            "blocked keys"
+        ),
         v["cooperation_policy"].as_str().unwrap_or_default(),
         v["recognition_policy"].as_str().unwrap_or_default(),
         v["bytes"]
@@ -248,6 +259,7 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
             root,
             caller,
             peer,
+            chains,
             operation,
             allow_stale,
             at,
@@ -259,6 +271,10 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
             let peer_chain = read_certs(&peer)?;
             if caller_chain.is_empty() || peer_chain.is_empty() {
                 bail!("--caller and --peer must each hold a certificate");
+            }
+            let mut sector_cas = Vec::new();
+            for c in &chains {
+                sector_cas.extend(read_certs(c)?);
             }
             // A snapshot with systems of linked devices caps a member peer
             // as the online Decide does.
@@ -274,7 +290,7 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                 &policy,
                 &caller_chain,
                 &peer_chain,
-                &[],
+                &sector_cas,
                 &operation,
                 &root_of(&root)?,
                 now,
@@ -299,15 +315,33 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                     "stale": d.stale,
                 }));
             } else {
-                println!(
-                    "{} {operation} with {} at depth {} (needs {}); snapshot {}{}",
-                    if o.allow { "ALLOW" } else { "DENY" },
-                    d.peer_identity,
-                    o.depth,
-                    o.required_depth,
-                    d.snapshot_serial,
-                    if d.stale { " (STALE)" } else { "" }
-                );
+                let verdict = if o.allow { "ALLOW" } else { "DENY" };
+                let stale = if d.stale { " (STALE)" } else { "" };
+                if d.peer_identity.is_empty() {
+                    // Nothing was decided about a known device: say why,
+                    // not an empty template.
+                    println!(
+                        "{verdict} {operation}: the peer is not a verified device of this snapshot; snapshot {}{stale}",
+                        d.snapshot_serial
+                    );
+                    if peer_chain.len() == 1 && sector_cas.is_empty() {
+                        println!(
+                            "  (the peer file holds a leaf only: add its sector CA certificate with --chain)"
+                        );
+                    }
+                } else {
+                    println!(
+                        "{verdict} {operation} with {} at depth {} (needs {}); snapshot {}{stale}",
+                        d.peer_identity,
+                        o.depth,
+                        if o.required_depth.is_empty() {
+                            "no rule applies"
+                        } else {
+                            &o.required_depth
+                        },
+                        d.snapshot_serial,
+                    );
+                }
                 for r in &o.reasons {
                     println!("  - {r}");
                 }

@@ -39,9 +39,14 @@ pub enum StoreAction {
     /// Damaged records are named by serial, identity or sequence number.
     /// Exits 0 when intact, 1 when anything is damaged.
     Check {
-        /// The store: a sled directory (e.g. DATA/db) or a postgres:// URL.
+        /// Data directory whose store to check (its sled store DATA/db),
+        /// as for `audit` and `store seal`.
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The store, if not the data directory's: a sled directory or a
+        /// postgres:// URL.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
-        store: StoreConfig,
+        store: Option<StoreConfig>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -93,7 +98,9 @@ pub fn run(action: StoreAction) -> Result<ExitCode> {
             json,
         } => copy(&from, &to, chunk as usize, json),
         StoreAction::Info { store, json } => info(&store, json),
-        StoreAction::Check { store, json } => check(&store, json),
+        StoreAction::Check { data, store, json } => {
+            check(&StoreConfig::or_data_dir(store.as_ref(), &data), json)
+        }
         StoreAction::Seal {
             data,
             store,

@@ -405,16 +405,6 @@ fn assertion_pem(a: &pb::SignedAssertion) -> String {
     ))
 }
 
-fn time_text(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// `ALLOW op (depth D, needs R)`; the depths only when a rule was
 /// reached (a peer that is not known has none, and `(depth none, needs )`
 /// says nothing).
@@ -460,7 +450,7 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
             "peer_identity": d.peer_identity,
             "rule": d.rule,
             "reasons": d.reasons,
-            "valid_until": time_text(d.valid_until),
+            "valid_until": crate::show::unix(d.valid_until),
             "policy_version": d.policy_version,
             "peer_own_level": d.peer_own_level,
             "peer_system_cap": d.peer_system_cap.as_ref().map(crate::system_cmd::cap_json),
@@ -471,8 +461,10 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
             println!("  peer      not known to the trust database");
         } else {
             println!(
-                "  peer      {} ({}) Lv.{}",
-                d.peer_identity, d.peer_sector, d.peer_level
+                "  peer      {} ({}) {}",
+                d.peer_identity,
+                d.peer_sector,
+                peer_standing(&d)
             );
         }
         if let Some(c) = &d.peer_system_cap {
@@ -488,7 +480,7 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
         for r in &d.reasons {
             println!("  - {r}");
         }
-        println!("  valid to  {}", time_text(d.valid_until));
+        println!("  valid to  {}", crate::show::unix(d.valid_until));
     }
     Ok(if d.allow {
         ExitCode::SUCCESS
@@ -497,10 +489,31 @@ pub async fn query(a: QueryArgs) -> Result<ExitCode> {
     })
 }
 
+/// The peer's level and status as `trust get` shows them (`Lv.4
+/// suspended`), read from its signed assertion, and what it counts as here
+/// when that differs (recognition across sectors, a suspension, a system).
+fn peer_standing(d: &pb::Decision) -> String {
+    let own = d
+        .peer_assertion
+        .as_ref()
+        .and_then(|a| trustca_model::TrustAssertion::from_der(&a.body).ok());
+    match own {
+        Some(a) if u32::from(a.level.get()) != d.peer_level || a.status.as_str() != "active" => {
+            format!(
+                "Lv.{} {}, counted as Lv.{} here",
+                a.level.get(),
+                a.status.as_str(),
+                d.peer_level
+            )
+        }
+        _ => format!("Lv.{}", d.peer_level),
+    }
+}
+
 fn record_json(r: &pb::TrustRecordView) -> serde_json::Value {
     json!({
         "identity": r.identity, "sector": r.sector, "level": r.level,
-        "status": r.status, "version": r.version, "updated_at": time_text(r.updated_at),
+        "status": r.status, "version": r.version, "updated_at": crate::show::unix(r.updated_at),
     })
 }
 
@@ -514,7 +527,7 @@ fn print_record(r: &pb::TrustRecordView, json: bool) {
             r.level,
             r.status,
             r.version,
-            time_text(r.updated_at)
+            crate::show::unix(r.updated_at)
         );
     }
 }
@@ -595,7 +608,7 @@ pub async fn trust(action: TrustAction) -> Result<ExitCode> {
                 print_json(&json!({
                     "record": record_json(&record),
                     "history": h.entries.iter().map(|e| json!({
-                        "version": e.version, "at": time_text(e.at), "actor": e.actor,
+                        "version": e.version, "at": crate::show::unix(e.at), "actor": e.actor,
                         "change": e.change, "reason": e.reason,
                     })).collect::<Vec<_>>(),
                 }));
@@ -606,7 +619,7 @@ pub async fn trust(action: TrustAction) -> Result<ExitCode> {
                 for e in &h.entries {
                     table.add_row([
                         e.version.to_string(),
-                        time_text(e.at),
+                        crate::show::unix(e.at),
                         e.actor.clone(),
                         e.change.clone(),
                         e.reason.clone(),
@@ -699,8 +712,8 @@ pub fn verify_answer(file: &Path, root: &Path, json: bool) -> Result<ExitCode> {
                     a.level.get(),
                     a.status.as_str(),
                     a.record_version,
-                    a.produced_at,
-                    a.next_update
+                    crate::show::rfc3339(a.produced_at),
+                    crate::show::rfc3339(a.next_update)
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -60,7 +60,7 @@ fn next_update(text: &str) -> Result<OffsetDateTime> {
 }
 
 fn describe(r: &TrustListReport, json: bool, verb: &str) {
-    let next = r.next_update.format(&Rfc3339).unwrap_or_default();
+    let next = crate::show::rfc3339(r.next_update);
     if json {
         let roots: Vec<_> = r
             .roots

@@ -497,16 +497,6 @@ fn random_u64() -> Result<u64> {
     Ok(u64::from_be_bytes(b))
 }
 
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 impl Pool {
     /// Whether `dir` holds a pool.
     pub fn exists(dir: &Path) -> bool {
@@ -985,9 +975,9 @@ impl Pool {
                     "serial": c.serial,
                     "period": c.period,
                     "index": c.index,
-                    "since": rfc3339(c.since),
-                    "next_change": rfc3339(c.next_change),
-                    "not_after": rfc3339(e.not_after),
+                    "since": crate::show::unix(c.since),
+                    "next_change": crate::show::unix(c.next_change),
+                    "not_after": crate::show::unix(e.not_after),
                 })
             });
         let next_topup = self.next_topup(now);
@@ -1005,7 +995,7 @@ impl Pool {
             "unused_in_current_period": unused_now,
             "current": current,
             "rotation_seconds": self.rotation_seconds(),
-            "next_topup": rfc3339(next_topup),
+            "next_topup": crate::show::unix(next_topup),
             "next_topup_unix": next_topup,
             "topup_due": next_topup <= now,
         })

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use trustca_model::revocation::{CrlCheck, check_crl, crl_is_from, reason_name};
 use trustca_model::{CertificateKind, VerifiedChain};
 use trustca_proto::v1 as pb;
@@ -34,10 +33,6 @@ pub struct VerifyRequest {
     pub server: Option<String>,
     /// JSON output.
     pub json: bool,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Reads a CRL file, DER or PEM (`X509 CRL`).
@@ -226,11 +221,11 @@ fn check_json(what: &str, c: &CrlCheck) -> Value {
         "checked": what,
         "crl_issuer": c.issuer,
         "crl_number": c.crl_number,
-        "this_update": rfc3339(c.this_update),
-        "next_update": rfc3339(c.next_update),
+        "this_update": crate::show::rfc3339(c.this_update),
+        "next_update": crate::show::rfc3339(c.next_update),
         "revoked": c.revoked.is_some(),
         "reason": c.revoked.map(|(r, _)| reason_name(r)),
-        "revoked_at": c.revoked.map(|(_, t)| rfc3339(t)),
+        "revoked_at": c.revoked.map(|(_, t)| crate::show::rfc3339(t)),
     })
 }
 
@@ -325,7 +320,7 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
             "valid": failure.is_none(),
             "subject": verified.subject,
             "trust_level": verified.extension.as_ref().map(certinfo::extension_json),
-            "not_after": rfc3339(verified.not_after),
+            "not_after": crate::show::rfc3339(verified.not_after),
             "reason": failure,
             "revocation": rev,
         }));
@@ -357,7 +352,7 @@ pub async fn run(req: VerifyRequest) -> Result<ExitCode> {
                             .map(|n| n.to_string())
                             .unwrap_or_else(|| "-".into()),
                         c.issuer,
-                        rfc3339(c.next_update)
+                        crate::show::rfc3339(c.next_update)
                     );
                 }
                 for s in skipped {
@@ -378,7 +373,7 @@ fn revoked_text(what: &str, c: &CrlCheck) -> String {
         Some((reason, at)) => format!(
             "the {what} is revoked ({}) since {}",
             reason_name(reason),
-            rfc3339(at)
+            crate::show::rfc3339(at)
         ),
         None => String::new(),
     }

@@ -792,7 +792,6 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
         let mut args = vec![
             "snapshot",
             "decide",
-            "--snapshot",
             file.to_str().unwrap(),
             "--root",
             root_file.to_str().unwrap(),

@@ -487,7 +487,6 @@ fn snapshot_decide(h: &House, peer: &Device, op: &str) -> serde_json::Value {
     let (_, out, err) = run(&[
         "snapshot",
         "decide",
-        "--snapshot",
         &path("all.snapshot"),
         "--root",
         &path("root.pem"),
