@@ -27,7 +27,6 @@ pub mod v2x_cmd;
 pub mod v2x_crl_cmd;
 pub mod v2x_inspect;
 pub mod v2x_role_cmd;
-pub mod vehicle_pool;
 pub mod verify_cmd;
 
 /// Policy discovery lives in the server crate; commands use it from there.

@@ -11,7 +11,7 @@
 //! Operators revoke and resolve with `trustca v2x revoke|resolve`. trustca
 //! no longer issues X.509 pseudonym certificates: `--format x509` is
 //! refused, and so is a pool that holds them
-//! ([`crate::vehicle_pool::X509_POOL_REFUSED`]).
+//! ([`trustca_vehicle::X509_POOL_REFUSED`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +23,9 @@ use serde_json::json;
 
 use crate::certinfo::read_certs;
 use crate::cli::{ClientArgs, print_json};
+use crate::show;
 use crate::ticket_cmd;
-use crate::vehicle_pool::{POOL_FORMAT, Pool, PoolSecret};
+use trustca_vehicle::{POOL_FORMAT, Pool, PoolSecret, PoolStatus};
 
 /// Exit code of `check` when the certificate is revoked.
 pub const EXIT_REVOKED: u8 = 3;
@@ -75,10 +76,10 @@ impl PoolArgs {
     /// The pool's secret.
     pub fn secret(&self) -> Result<PoolSecret> {
         if let Some(p) = &self.pool_key {
-            return PoolSecret::key_file(p);
+            return Ok(PoolSecret::key_file(p)?);
         }
         match std::env::var("TRUSTCA_POOL_PASSPHRASE") {
-            Ok(p) => PoolSecret::passphrase(p.into_bytes()),
+            Ok(p) => Ok(PoolSecret::passphrase(p.into_bytes())?),
             Err(_) => bail!(
                 "no pool secret: pass --pool-key FILE or set TRUSTCA_POOL_PASSPHRASE (the pool is never stored unencrypted)"
             ),
@@ -270,7 +271,7 @@ async fn request(a: RequestArgs) -> Result<ExitCode> {
             report.opened.rejected
         );
     }
-    let s = pool.status(now);
+    let s = status_json(&pool.status(now));
     if a.json {
         print_json(&json!({
             "format": POOL_FORMAT,
@@ -320,17 +321,45 @@ fn print_current(pool: &Pool, now: i64, what: &str) {
 
 /// The ticket in use now, or what to do when there is none.
 fn current_text(pool: &Pool, now: i64) -> String {
-    let s = pool.status(now);
-    match s.get("current").filter(|c| !c.is_null()) {
+    match pool.status(now).current {
         Some(c) => format!(
             "ticket {} (period {}, #{}), next change {}",
-            c["serial"].as_str().unwrap_or("-"),
-            c["period"],
-            c["index"],
-            c["next_change"].as_str().unwrap_or("-")
+            c.serial,
+            c.period,
+            c.index,
+            show::unix(c.next_change)
         ),
         None => "no ticket is valid now; run `trustca pseudonym request`".into(),
     }
+}
+
+/// A pool's status as `--json` shows it: times in RFC 3339.
+fn status_json(s: &PoolStatus) -> serde_json::Value {
+    json!({
+        "pool": s.pool,
+        "format": POOL_FORMAT,
+        "pending_requests": s.pending_requests,
+        "tickets_awaited": s.tickets_awaited,
+        "sector": s.sector,
+        "period_now": s.period_now,
+        "periods_covered": s.covered_periods.len(),
+        "covered_periods": s.covered_periods,
+        "covered_through": s.covered_through,
+        "certificates": s.certificates,
+        "unused_in_current_period": s.unused_in_current_period,
+        "current": s.current.as_ref().map(|c| json!({
+            "serial": c.serial,
+            "period": c.period,
+            "index": c.index,
+            "since": show::unix(c.since),
+            "next_change": show::unix(c.next_change),
+            "not_after": show::unix(c.not_after),
+        })),
+        "rotation_seconds": s.rotation_seconds,
+        "next_topup": show::unix(s.next_topup),
+        "next_topup_unix": s.next_topup,
+        "topup_due": s.topup_due,
+    })
 }
 
 fn rotate(a: RotateArgs) -> Result<ExitCode> {
@@ -344,14 +373,16 @@ fn rotate(a: RotateArgs) -> Result<ExitCode> {
     let outcome = pool.rotate(now, a.force)?;
     pool.save(now)?;
     if a.json {
-        print_json(&json!({"rotation": outcome.as_str(), "status": pool.status(now)}));
+        print_json(
+            &json!({"rotation": outcome.as_str(), "status": status_json(&pool.status(now))}),
+        );
     } else {
         print_current(&pool, now, outcome.as_str());
         if pool.next_topup(now) <= now {
             println!("top-up due: run `trustca pseudonym request`");
         }
     }
-    Ok(if outcome == crate::vehicle_pool::Rotation::Empty {
+    Ok(if outcome == trustca_vehicle::Rotation::Empty {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -365,7 +396,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     if pool.drop_expired(now) > 0 {
         pool.save(now)?;
     }
-    let s = pool.status(now);
+    let s = status_json(&pool.status(now));
     if a.json {
         print_json(&s);
     } else {
@@ -387,7 +418,7 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
                 format!(
                     "{} ({} pending)",
                     s["tickets_awaited"],
-                    crate::show::count(
+                    show::count(
                         s["pending_requests"].as_u64().unwrap_or(0),
                         "request",
                         "requests"

@@ -23,7 +23,7 @@ use trustca_pseudonym::Caterpillar;
 use trustca_scms::{LinkageCrl, OpenedTicket, TicketOpener};
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
-use crate::vehicle_pool::{Pool, PoolEntry, PoolProfile, TicketRequestRecord, write_atomic};
+use trustca_vehicle::{Pool, PoolEntry, PoolProfile, TicketRequestRecord, write_atomic};
 
 /// Largest gRPC answer accepted from the registration authority.
 pub const MAX_TICKET_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -198,7 +198,7 @@ async fn download_into_pool(
     }
     let now = now_unix();
     pool.prune_ticket_requests(now);
-    pool.save(now)
+    Ok(pool.save(now)?)
 }
 
 /// Sends one `RequestTickets` for `n` periods from `first` with a fresh

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use trustca_v2x::{
-    Certificate, Duration, PsidGroupPermissions, PsidSsp, Ssp, SspRange, SubjectAssurance,
-    SubjectPermissions, Time32, ValidityPeriod,
+    Certificate, Duration, PeriodClock, PsidGroupPermissions, PsidSsp, Ssp, SspRange,
+    SubjectAssurance, SubjectPermissions, Time32, ValidityPeriod,
 };
 
 use crate::error::{Result, ScmsError};
@@ -184,9 +184,14 @@ impl TicketProfile {
         i64::from(self.period_hours) * 3600
     }
 
+    /// The profile's periods (`trustca_v2x::PeriodClock`).
+    pub fn clock(&self) -> PeriodClock {
+        PeriodClock::new(self.epoch, u64::from(self.period_hours) * 3600)
+    }
+
     /// The period containing unix time `t` (`None` before the epoch).
     pub fn period_at(&self, t: i64) -> Option<u64> {
-        (t >= self.epoch).then(|| ((t - self.epoch) / self.period_seconds()) as u64)
+        self.clock().period_at(t)
     }
 
     /// The validity of period `period`'s tickets: from the period's start
@@ -197,8 +202,7 @@ impl TicketProfile {
                 "period {period} does not fit iCert (Uint16)"
             )));
         }
-        let start = self.epoch + period as i64 * self.period_seconds()
-            - i64::from(self.overlap_hours) * 3600;
+        let start = self.clock().start_of(period) - i64::from(self.overlap_hours) * 3600;
         let hours = self.period_hours + 2 * self.overlap_hours;
         Ok(ValidityPeriod {
             start: Time32::from_unix(start)?,

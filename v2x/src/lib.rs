@@ -19,6 +19,7 @@
 //!   encrypted, [`SignedCertificateRequest`].
 //! * [`scms_pdu`]: the IEEE 1609.2.1 [`ScmsPdu`] messages between vehicles,
 //!   the enrolment CA, the registration authority and the pseudonym CA.
+//! * [`period`]: [`PeriodClock`], the one definition of ticket periods.
 //! * [`encrypted`]: IEEE 1609.2 `EncryptedData` (ECIES P-256 key wrapping,
 //!   AES-128-CCM), [`EncryptedData::seal`] and [`EncryptedData::open`].
 //!
@@ -74,6 +75,7 @@ pub mod crl;
 pub mod encrypted;
 pub mod error;
 pub mod keys;
+pub mod period;
 pub mod scms_pdu;
 pub mod spdu;
 pub mod validity;
@@ -94,6 +96,7 @@ pub use encrypted::{
 };
 pub use error::V2xError;
 pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
+pub use period::PeriodClock;
 pub use scms_pdu::{
     ACA_SSP, AcaEeCertResponse, AdditionalParams, CertificateType, ECA_SSP, EcaEeCertResponse,
     EeEcaCertRequest, EeRaCertRequest, EeRaDownloadRequest, RA_SSP, RaEeCertAck,

@@ -3,7 +3,7 @@
 //! before and after an enrollment and a decision.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use trustca_ca::Passphrase;

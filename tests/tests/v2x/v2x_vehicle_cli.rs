@@ -5,7 +5,7 @@
 //! `check --linkage-crl` before and after an operator revokes the car.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,418 +1,24 @@
-//! The vehicle's pseudonym pool: its IEEE 1609.2 authorization tickets and
-//! the private keys it derived for them, encrypted at rest, and the policy
-//! for using them.
-//!
-//! * **At rest.** `DIR/pool.toml` holds the key derivation parameters and a
-//!   check value; `DIR/pool.bin` holds the whole state (tickets, keys,
-//!   rotation state) sealed with AES-256-GCM. The key comes from a
-//!   passphrase (PBKDF2-HMAC-SHA256) or a key file of at least 32 random
-//!   bytes (HKDF-SHA256). Tickets are encrypted too: which tickets belong
-//!   to one vehicle is exactly what must not leak from a stolen disk.
-//!   Every save writes a temporary file, syncs it and renames it over the
-//!   old one, so a crash leaves the previous or the new state.
-//! * **Rotation.** The pool uses one certificate at a time and changes it
-//!   after an interval with ±20 % jitter (default: the period length divided
-//!   by the certificates per period), and at once when a period begins. It
-//!   never goes back to a certificate already used in the same period:
-//!   when all are used, it keeps the current one until the period ends.
-//! * **Top-up.** The pool reports when fewer than `topup_margin_periods`
-//!   periods (counting the current one) remain covered; `request` fills it.
-//! * **Expiry.** Certificates whose validity has ended are dropped on every
-//!   save.
-//!
-//! * **Tickets.** The pool holds IEEE 1609.2 authorization tickets (COER)
-//!   from the V2X registration authority, and keeps, sealed, the
-//!   caterpillar key of every request whose tickets have not all arrived
-//!   (the registration authority delivers them after its next batch); it
-//!   drops that key once they have or once the request's last period is
-//!   over. For an entry, `serial` is the ticket's HashedId8 and `index` its
-//!   `j`.
-//! * **Old pools.** Pools written before trustca retired its X.509
-//!   pseudonym certificates record the format `x509` (or none, before
-//!   tickets existed). Opening one that holds anything fails with
-//!   [`X509_POOL_REFUSED`] and changes nothing; an empty one becomes a
-//!   ticket pool.
-//!
-//! One process should use a pool directory at a time.
+//! An opened pool: creating and opening it, saving it durably, recording
+//! tickets and requests, rotation and top-up.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::aead::LessSafeKey;
 use ring::rand::{SecureRandom, SystemRandom};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-/// The key derivation and check file.
-pub const POOL_META: &str = "pool.toml";
-/// The encrypted state.
-pub const POOL_STATE: &str = "pool.bin";
-const FORMAT: &str = "trustca-pool-v1";
-const STATE_MAGIC: &[u8; 4] = b"TCP1";
-const STATE_AAD: &[u8] = b"trustca-pool-state-v1";
-const CHECK_AAD: &[u8] = b"trustca-pool-check-v1";
-const CHECK_PLAINTEXT: &[u8] = b"trustca pool check v1";
-const PBKDF2_ITERATIONS: u32 = 200_000;
-const MIN_KEY_FILE: usize = 32;
-const MIN_PASSPHRASE: usize = 8;
-/// Default jitter of the rotation interval, percent either way.
-pub const DEFAULT_JITTER_PERCENT: u32 = 20;
-/// Default number of covered periods below which a top-up is due.
-pub const DEFAULT_TOPUP_MARGIN: u32 = 2;
-/// Why a pool holding X.509 pseudonym certificates is not opened.
-pub const X509_POOL_REFUSED: &str = "this pool holds X.509 pseudonyms, which trustca no longer issues; request IEEE 1609.2 tickets with `trustca pseudonym request` (into a new --pool directory)";
-
-/// What protects a pool.
-pub enum PoolSecret {
-    /// A passphrase (at least 8 bytes).
-    Passphrase(Zeroizing<Vec<u8>>),
-    /// The contents of a key file (at least 32 bytes of randomness).
-    KeyFile(Zeroizing<Vec<u8>>),
-}
-
-impl std::fmt::Debug for PoolSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Passphrase(_) => f.write_str("PoolSecret::Passphrase(<redacted>)"),
-            Self::KeyFile(_) => f.write_str("PoolSecret::KeyFile(<redacted>)"),
-        }
-    }
-}
-
-impl PoolSecret {
-    /// Reads a key file.
-    pub fn key_file(path: &Path) -> Result<Self> {
-        let bytes = Zeroizing::new(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read pool key file {}", path.display()))?,
-        );
-        if bytes.len() < MIN_KEY_FILE {
-            bail!(
-                "pool key file {} must hold at least {MIN_KEY_FILE} random bytes",
-                path.display()
-            );
-        }
-        Ok(Self::KeyFile(bytes))
-    }
-
-    /// A passphrase, trailing newlines removed.
-    pub fn passphrase(mut bytes: Vec<u8>) -> Result<Self> {
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        let bytes = Zeroizing::new(bytes);
-        if bytes.len() < MIN_PASSPHRASE {
-            bail!("the pool passphrase must be at least {MIN_PASSPHRASE} bytes");
-        }
-        Ok(Self::Passphrase(bytes))
-    }
-
-    fn kdf_name(&self) -> &'static str {
-        match self {
-            Self::Passphrase(_) => "pbkdf2-hmac-sha256",
-            Self::KeyFile(_) => "hkdf-sha256-key-file",
-        }
-    }
-
-    fn derive(&self, kdf: &str, iterations: u32, salt: &[u8]) -> Result<LessSafeKey> {
-        if kdf != self.kdf_name() {
-            bail!(
-                "this pool is protected by {} ({}); give the matching secret",
-                kdf,
-                if kdf == "pbkdf2-hmac-sha256" {
-                    "a passphrase: $TRUSTCA_POOL_PASSPHRASE"
-                } else {
-                    "a key file: --pool-key"
-                }
-            );
-        }
-        let mut key = Zeroizing::new([0u8; 32]);
-        match self {
-            Self::Passphrase(p) => {
-                let iterations =
-                    std::num::NonZeroU32::new(iterations).context("pool.toml: zero iterations")?;
-                ring::pbkdf2::derive(
-                    ring::pbkdf2::PBKDF2_HMAC_SHA256,
-                    iterations,
-                    salt,
-                    p,
-                    key.as_mut(),
-                );
-            }
-            Self::KeyFile(k) => {
-                let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, salt).extract(k);
-                let info = [b"trustca-pool-key-file-v1".as_slice()];
-                let okm = prk
-                    .expand(&info, ring::hkdf::HKDF_SHA256)
-                    .map_err(|_| anyhow::anyhow!("HKDF failed"))?;
-                okm.fill(key.as_mut())
-                    .map_err(|_| anyhow::anyhow!("HKDF failed"))?;
-            }
-        }
-        let unbound = UnboundKey::new(&AES_256_GCM, key.as_ref())
-            .map_err(|_| anyhow::anyhow!("bad pool key"))?;
-        Ok(LessSafeKey::new(unbound))
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PoolMeta {
-    format: String,
-    kdf: String,
-    iterations: u32,
-    salt: String,
-    check: String,
-}
-
-/// The sector's ticket profile as the pool keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolProfile {
-    /// Sector.
-    pub sector: String,
-    /// Version of the ticket profile.
-    pub policy_version: String,
-    /// Unix time at which period 0 starts.
-    pub epoch: i64,
-    /// Period length.
-    pub period_seconds: u64,
-    /// Tickets per period.
-    pub certificates_per_period: u32,
-    /// Validity overlap at period edges.
-    pub overlap_seconds: u64,
-    /// How many periods may be held ahead.
-    pub max_periods_ahead: u32,
-    /// Periods per request.
-    pub max_periods_per_request: u32,
-    /// Permissions in the tickets (PSIDs).
-    pub permissions: Vec<String>,
-}
-
-impl PoolProfile {
-    /// The period containing unix time `t` (0 before the epoch).
-    pub fn period_at(&self, t: i64) -> u64 {
-        if t < self.epoch {
-            0
-        } else {
-            (t - self.epoch) as u64 / self.period_seconds
-        }
-    }
-
-    /// Unix time at which `period` starts (saturating).
-    pub fn period_start(&self, period: u64) -> i64 {
-        let offset = period.saturating_mul(self.period_seconds);
-        self.epoch
-            .saturating_add(i64::try_from(offset).unwrap_or(i64::MAX))
-    }
-}
-
-/// One ticket of the pool with its private key.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct PoolEntry {
-    /// Period.
-    pub period: u64,
-    /// Index within the period.
-    pub index: u32,
-    /// The ticket, COER, hex.
-    pub certificate: String,
-    /// The private key scalar, hex (secret).
-    pub key: String,
-    /// The ticket's HashedId8, hex.
-    pub serial: String,
-    /// Validity, unix seconds.
-    pub not_before: i64,
-    /// Validity, unix seconds.
-    pub not_after: i64,
-    /// Whether it has been the current certificate.
-    pub used: bool,
-}
-
-impl Drop for PoolEntry {
-    fn drop(&mut self) {
-        self.key.zeroize();
-    }
-}
-
-impl std::fmt::Debug for PoolEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolEntry")
-            .field("period", &self.period)
-            .field("index", &self.index)
-            .field("serial", &self.serial)
-            .field("key", &"<redacted>")
-            .field("used", &self.used)
-            .finish()
-    }
-}
-
-impl PoolEntry {
-    /// The ticket, COER.
-    pub fn certificate_der(&self) -> Result<Vec<u8>> {
-        hex::decode(&self.certificate).context("pool: corrupt ticket")
-    }
-
-    /// The private key as PKCS#8 DER (secret).
-    pub fn private_key_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let raw = Zeroizing::new(hex::decode(&self.key).context("pool: corrupt key")?);
-        let scalar: Zeroizing<[u8; 32]> = Zeroizing::new(
-            raw.as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("pool: corrupt key"))?,
-        );
-        let key = trustca_pseudonym::P256PrivateKey::from_bytes(&scalar)
-            .map_err(|e| anyhow::anyhow!("pool: corrupt key: {e}"))?;
-        Ok(key.to_pkcs8_der())
-    }
-
-    fn valid_at(&self, t: i64) -> bool {
-        self.not_before <= t && t <= self.not_after
-    }
-}
-
-/// The certificate in use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Current {
-    /// Its period.
-    pub period: u64,
-    /// Its index.
-    pub index: u32,
-    /// Its serial, hex.
-    pub serial: String,
-    /// When it became current, unix seconds.
-    pub since: i64,
-    /// When the next change is due, unix seconds.
-    pub next_change: i64,
-}
-
-/// How the pool rotates and tops up.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
-    /// Rotation interval; `None`: period length / certificates per period.
-    pub rotation_seconds: Option<u64>,
-    /// Jitter, percent either way.
-    pub jitter_percent: u32,
-    /// A top-up is due when fewer periods than this remain covered.
-    pub topup_margin_periods: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            rotation_seconds: None,
-            jitter_percent: DEFAULT_JITTER_PERCENT,
-            topup_margin_periods: DEFAULT_TOPUP_MARGIN,
-        }
-    }
-}
-
-/// What a pool's sealed state says it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum PoolFormat {
-    /// X.509 pseudonym certificates, no longer issued: such a pool is not
-    /// opened (and pools written before tickets existed record no format).
-    #[default]
-    X509,
-    /// IEEE 1609.2 authorization tickets (the `V2xRegistration` service).
-    Ieee1609,
-}
-
-/// The format name `status` reports.
-pub const POOL_FORMAT: &str = "ieee1609";
-
-/// A ticket request whose tickets have not all arrived: what is needed to
-/// open the registration authority's responses to it.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct TicketRequestRecord {
-    /// First period requested.
-    pub first_period: u64,
-    /// Number of periods.
-    pub periods: u32,
-    /// Tickets per period.
-    pub per_period: u32,
-    /// The caterpillar key (private key and expansion key), hex (secret).
-    pub caterpillar: String,
-    /// The pseudonym CA certificate the tickets must verify with, COER hex.
-    pub issuer: String,
-    /// When it was sent, unix seconds.
-    pub sent: i64,
-}
-
-impl Drop for TicketRequestRecord {
-    fn drop(&mut self) {
-        self.caterpillar.zeroize();
-    }
-}
-
-impl std::fmt::Debug for TicketRequestRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TicketRequestRecord")
-            .field("first_period", &self.first_period)
-            .field("periods", &self.periods)
-            .field("per_period", &self.per_period)
-            .field("caterpillar", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-impl TicketRequestRecord {
-    /// The periods it covers.
-    pub fn period_range(&self) -> std::ops::Range<u64> {
-        self.first_period..self.first_period.saturating_add(u64::from(self.periods))
-    }
-
-    /// How many tickets it asked for.
-    pub fn tickets(&self) -> usize {
-        self.periods as usize * self.per_period as usize
-    }
-}
-
-#[derive(Serialize, Deserialize, Default)]
-struct PoolState {
-    /// What the pool holds (absent in pools written before tickets: X.509).
-    #[serde(default)]
-    format: PoolFormat,
-    /// Ticket requests still waiting for responses.
-    #[serde(default)]
-    ticket_requests: Vec<TicketRequestRecord>,
-    profile: Option<PoolProfile>,
-    /// The pseudonym CA, COER hex.
-    pseudonym_ca: String,
-    /// The trustca root, DER hex.
-    root: String,
-    entries: Vec<PoolEntry>,
-    current: Option<Current>,
-    settings: Settings,
-    /// The last period the CA reported as issued to this vehicle.
-    issued_through: Option<u64>,
-}
-
-/// What a rotation did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The current certificate stays.
-    Kept,
-    /// A new certificate became current.
-    Changed,
-    /// Every certificate of the period was used; the current one stays.
-    Exhausted,
-    /// No certificate is valid now: request more.
-    Empty,
-}
-
-impl Rotation {
-    /// Lower-case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Kept => "kept",
-            Self::Changed => "changed",
-            Self::Exhausted => "exhausted",
-            Self::Empty => "empty",
-        }
-    }
-}
+use crate::error::{PoolError, Result};
+use crate::records::{PoolFormat, PoolMeta, PoolState};
+use crate::sealed::{
+    CHECK_AAD, CHECK_PLAINTEXT, FORMAT, PBKDF2_ITERATIONS, STATE_AAD, STATE_MAGIC, open,
+    random_u64, seal,
+};
+use crate::status::{CurrentTicket, PoolStatus};
+use crate::{
+    Current, POOL_META, POOL_STATE, PoolEntry, PoolProfile, PoolSecret, Rotation, Settings,
+    TicketRequestRecord, write_atomic,
+};
 
 /// An opened pool.
 pub struct Pool {
@@ -430,73 +36,6 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad),
-        &mut buf,
-    )
-    .map_err(|_| anyhow::anyhow!("pool encryption failed"))?;
-    buf.splice(0..0, nonce);
-    Ok(buf)
-}
-
-fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if sealed.len() < NONCE_LEN + 16 {
-        return None;
-    }
-    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
-    let mut buf = Zeroizing::new(sealed[NONCE_LEN..].to_vec());
-    let n = key
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .ok()?
-        .len();
-    buf.truncate(n);
-    Some(buf)
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, sync, rename),
-/// readable by the owner only.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn random_u64() -> Result<u64> {
-    let mut b = [0u8; 8];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| anyhow::anyhow!("no randomness"))?;
-    Ok(u64::from_be_bytes(b))
-}
-
 impl Pool {
     /// Whether `dir` holds a pool.
     pub fn exists(dir: &Path) -> bool {
@@ -506,9 +45,9 @@ impl Pool {
     /// Creates an empty pool in `dir` (which must not hold one).
     pub fn create(dir: &Path, secret: &PoolSecret) -> Result<Self> {
         if Self::exists(dir) {
-            bail!("{} already holds a pseudonym pool", dir.display());
+            return Err(PoolError::AlreadyExists(dir.to_path_buf()));
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| PoolError::io("create", dir, &e))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -517,7 +56,7 @@ impl Pool {
         let mut salt = [0u8; 16];
         SystemRandom::new()
             .fill(&mut salt)
-            .map_err(|_| anyhow::anyhow!("no randomness"))?;
+            .map_err(|_| PoolError::Crypto("the system random generator failed"))?;
         let key = secret.derive(secret.kdf_name(), PBKDF2_ITERATIONS, &salt)?;
         let meta = PoolMeta {
             format: FORMAT.into(),
@@ -538,7 +77,7 @@ impl Pool {
         write_atomic(
             &dir.join(POOL_META),
             toml::to_string(&meta)
-                .context("encoding pool.toml")?
+                .map_err(|_| PoolError::Crypto("encoding pool.toml failed"))?
                 .as_bytes(),
         )?;
         Ok(pool)
@@ -550,37 +89,49 @@ impl Pool {
     pub fn open(dir: &Path, secret: &PoolSecret) -> Result<Self> {
         let meta_path = dir.join(POOL_META);
         let text = std::fs::read_to_string(&meta_path)
-            .with_context(|| format!("no pseudonym pool in {}", dir.display()))?;
-        let meta: PoolMeta = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", meta_path.display(), e.message()))?;
+            .map_err(|_| PoolError::NoPool(dir.to_path_buf()))?;
+        let meta: PoolMeta = toml::from_str(&text).map_err(|e| PoolError::Corrupt {
+            path: meta_path.clone(),
+            reason: e.message().to_owned(),
+        })?;
         if meta.format != FORMAT {
-            bail!(
-                "{}: unsupported format {}",
-                meta_path.display(),
-                meta.format
-            );
+            return Err(PoolError::Corrupt {
+                path: meta_path,
+                reason: format!("unsupported format {}", meta.format),
+            });
         }
-        let salt = hex::decode(&meta.salt).context("pool.toml: bad salt")?;
+        let bad = |what: &str| PoolError::Corrupt {
+            path: dir.join(POOL_META),
+            reason: format!("bad {what}"),
+        };
+        let salt = hex::decode(&meta.salt).map_err(|_| bad("salt"))?;
         let key = secret.derive(&meta.kdf, meta.iterations, &salt)?;
-        let check = hex::decode(&meta.check).context("pool.toml: bad check value")?;
+        let check = hex::decode(&meta.check).map_err(|_| bad("check value"))?;
         match open(&key, CHECK_AAD, &check) {
             Some(p) if p.as_slice() == CHECK_PLAINTEXT => {}
-            _ => bail!("wrong pool key or passphrase for {}", dir.display()),
+            _ => return Err(PoolError::WrongSecret(dir.to_path_buf())),
         }
         let state_path = dir.join(POOL_STATE);
-        let sealed = std::fs::read(&state_path)
-            .with_context(|| format!("cannot read {}", state_path.display()))?;
+        let sealed =
+            std::fs::read(&state_path).map_err(|e| PoolError::io("read", &state_path, &e))?;
         if sealed.len() < 4 || &sealed[..4] != STATE_MAGIC {
-            bail!("{} is not a trustca pool state", state_path.display());
+            return Err(PoolError::Corrupt {
+                path: state_path,
+                reason: "not a trustca pool state".into(),
+            });
         }
-        let plain = open(&key, STATE_AAD, &sealed[4..]).ok_or_else(|| {
-            anyhow::anyhow!("{} does not decrypt (corrupt)", state_path.display())
+        let plain = open(&key, STATE_AAD, &sealed[4..]).ok_or_else(|| PoolError::Corrupt {
+            path: state_path.clone(),
+            reason: "does not decrypt".into(),
         })?;
-        let mut state: PoolState = serde_json::from_slice(&plain)
-            .with_context(|| format!("{} is corrupt", state_path.display()))?;
+        let mut state: PoolState =
+            serde_json::from_slice(&plain).map_err(|e| PoolError::Corrupt {
+                path: state_path.clone(),
+                reason: e.to_string(),
+            })?;
         if state.format == PoolFormat::X509 {
             if state.profile.is_some() || !state.entries.is_empty() {
-                bail!("{}: {X509_POOL_REFUSED}", dir.display());
+                return Err(PoolError::X509Pool(dir.to_path_buf()));
             }
             // Empty: nothing of the old format to keep.
             state.format = PoolFormat::Ieee1609;
@@ -602,7 +153,10 @@ impl Pool {
     }
 
     fn save_state(&self) -> Result<()> {
-        let plain = Zeroizing::new(serde_json::to_vec(&self.state).context("encoding the pool")?);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&self.state)
+                .map_err(|_| PoolError::Crypto("encoding the pool failed"))?,
+        );
         let mut out = STATE_MAGIC.to_vec();
         out.extend(seal(&self.key, STATE_AAD, &plain)?);
         write_atomic(&self.dir.join(POOL_STATE), &out)
@@ -703,11 +257,10 @@ impl Pool {
         if let Some(p) = &self.state.profile
             && p.sector != profile.sector
         {
-            bail!(
+            return Err(PoolError::Refused(format!(
                 "this pool holds pseudonyms of sector {}, not {}",
-                p.sector,
-                profile.sector
-            );
+                p.sector, profile.sector
+            )));
         }
         self.state.profile = Some(profile);
         if !ca_der.is_empty() {
@@ -956,12 +509,12 @@ impl Pool {
         set.into_iter().collect()
     }
 
-    /// The pool's state as JSON (no secrets).
-    pub fn status(&self, now: i64) -> serde_json::Value {
+    /// The pool's state (no secrets).
+    pub fn status(&self, now: i64) -> PoolStatus {
         let profile = self.state.profile.as_ref();
         let period_now = profile.map(|p| p.period_at(now));
-        let covered = self.periods_covered(now);
-        let unused_now = self
+        let covered_periods = self.periods_covered(now);
+        let unused_in_current_period = self
             .state
             .entries
             .iter()
@@ -970,35 +523,30 @@ impl Pool {
         let current = self
             .current_entry()
             .zip(self.state.current.as_ref())
-            .map(|(e, c)| {
-                json!({
-                    "serial": c.serial,
-                    "period": c.period,
-                    "index": c.index,
-                    "since": crate::show::unix(c.since),
-                    "next_change": crate::show::unix(c.next_change),
-                    "not_after": crate::show::unix(e.not_after),
-                })
+            .map(|(e, c)| CurrentTicket {
+                serial: c.serial.clone(),
+                period: c.period,
+                index: c.index,
+                since: c.since,
+                next_change: c.next_change,
+                not_after: e.not_after,
             });
         let next_topup = self.next_topup(now);
-        json!({
-            "pool": self.dir,
-            "format": POOL_FORMAT,
-            "pending_requests": self.state.ticket_requests.len(),
-            "tickets_awaited": self.tickets_awaited(),
-            "sector": profile.map(|p| p.sector.clone()),
-            "period_now": period_now,
-            "periods_covered": covered.len(),
-            "covered_periods": covered,
-            "covered_through": self.covered_through(),
-            "certificates": self.state.entries.len(),
-            "unused_in_current_period": unused_now,
-            "current": current,
-            "rotation_seconds": self.rotation_seconds(),
-            "next_topup": crate::show::unix(next_topup),
-            "next_topup_unix": next_topup,
-            "topup_due": next_topup <= now,
-        })
+        PoolStatus {
+            pool: self.dir.clone(),
+            pending_requests: self.state.ticket_requests.len(),
+            tickets_awaited: self.tickets_awaited(),
+            sector: profile.map(|p| p.sector.clone()),
+            period_now,
+            covered_periods,
+            covered_through: self.covered_through(),
+            certificates: self.state.entries.len(),
+            unused_in_current_period,
+            current,
+            rotation_seconds: self.rotation_seconds(),
+            next_topup,
+            topup_due: next_topup <= now,
+        }
     }
 }
 
@@ -1006,6 +554,7 @@ impl Pool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::X509_POOL_REFUSED;
 
     fn profile() -> PoolProfile {
         PoolProfile {
@@ -1033,7 +582,7 @@ mod tests {
         pool.save(0).unwrap();
         let reopened = Pool::open(&dir.path().join("p"), &secret()).unwrap();
         assert_eq!(reopened.state.format, PoolFormat::Ieee1609);
-        assert_eq!(reopened.status(0)["format"], "ieee1609");
+        assert_eq!(reopened.status(0).sector.as_deref(), Some("automotive"));
     }
 
     #[test]
@@ -1053,7 +602,7 @@ mod tests {
         });
         let next = pool.next_topup(now);
         assert!(next > now, "due at {next}, before now {now}");
-        assert_eq!(pool.status(now)["topup_due"], false);
+        assert!(!pool.status(now).topup_due);
     }
 
     #[test]

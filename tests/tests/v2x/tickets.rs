@@ -15,7 +15,7 @@
 //! record (a suspended car still gets tickets) or the blocked-key list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -25,7 +25,6 @@ use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
 use trustca::client::{ClientCredentials, connect};
-use trustca::vehicle_pool::{Pool, PoolEntry, PoolProfile, PoolSecret, Rotation};
 use trustca_ca::Passphrase;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
@@ -35,6 +34,7 @@ use trustca_scms::{BatchPolicy, OpenedTicket, TicketOpener};
 use trustca_server::ServeOptions;
 use trustca_store::Storage;
 use trustca_v2x::{CertProfile, Certificate};
+use trustca_vehicle::{Pool, PoolEntry, PoolProfile, PoolSecret, Rotation};
 
 const MB: usize = 64 * 1024 * 1024;
 
@@ -676,9 +676,9 @@ fn rotation_never_reuses_a_ticket_within_a_period_and_drops_expired_ones() {
     assert_eq!(pool.entries().len(), 5);
     assert!(pool.entries().iter().all(|e| e.period == 2));
     let s = pool.status(2500);
-    assert_eq!(s["certificates"], 5);
-    assert_eq!(s["periods_covered"], 1);
-    assert_eq!(s["topup_due"], true);
+    assert_eq!(s.certificates, 5);
+    assert_eq!(s.covered_periods.len(), 1);
+    assert!(s.topup_due);
     // After everything expired there is no ticket to use.
     assert_eq!(pool.rotate(4000, false).unwrap(), Rotation::Empty);
     assert!(pool.current().is_none());

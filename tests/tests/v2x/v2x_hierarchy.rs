@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,7 +150,7 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
         &x509,
         &trustca_model::policy::PkiPolicy::parse(
             "pki.toml",
-            include_str!("../../policies/pki.toml"),
+            include_str!("../../../policies/pki.toml"),
         )
         .unwrap()
         .extensions

@@ -1,0 +1,24 @@
+//! End-to-end tests of the CA and the trust database, in one test binary (one link of the
+//! workspace instead of one per file): real servers on loopback, real mutual-TLS clients,
+//! and independent checkers (openssl, Go, pkilint, curl, Python).
+//!
+//! Each module was its own test binary; shared set-up is `common` (the test kit).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod anomaly;
+mod audit;
+mod enrollment;
+mod est;
+mod federation;
+mod interop;
+mod metrics;
+mod registry;
+mod revocation;
+mod revocation_semantics;
+mod root_crl;
+mod streams;
+mod systems;
+mod trust;
+mod trust_list;
