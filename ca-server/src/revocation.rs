@@ -9,15 +9,16 @@ use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
-use trustca_model::{CertificateKind, DeviceIdentity, PolicySet, SectorName};
+use trustca_model::{PolicySet, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_server::Revocation;
 use trustca_store::Storage;
 use x509_parser::prelude::FromDer;
 
 use crate::CaError;
-use crate::crl::{RevokedEntry, build_crl, reason_code};
+use crate::crl::{RevokedEntry, build_crl};
 use crate::hierarchy::CaHierarchy;
+use crate::revoke::{BulkRevokeCommand, RevocationEngine, RevocationSubject, RevokeCommand};
 use crate::service::caller as authenticated_caller;
 
 /// The latest CRL of a sector.
@@ -32,7 +33,7 @@ pub struct PublishedCrl {
 /// Issues and keeps every sector's CRL.
 pub struct CrlPublisher {
     hierarchy: Arc<CaHierarchy>,
-    policies: Arc<PolicySet>,
+    pub(crate) policies: Arc<PolicySet>,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     latest: RwLock<HashMap<SectorName, PublishedCrl>>,
@@ -226,12 +227,11 @@ impl CrlPublisher {
 /// Store space holding each sector's newest CRL (number, then DER).
 const LATEST_CRL_SPACE: &str = "crl.latest";
 
-/// The `trustca.v1.Revocation` service.
+/// The `trustca.v1.Revocation` service: message conversion around the
+/// [`RevocationEngine`](crate::revoke::RevocationEngine).
 #[derive(Debug, Clone)]
 pub struct RevocationService {
-    publisher: Arc<CrlPublisher>,
-    storage: Arc<dyn Storage>,
-    engine: Arc<crate::EnrollmentEngine>,
+    engine: Arc<RevocationEngine>,
 }
 
 impl RevocationService {
@@ -242,98 +242,16 @@ impl RevocationService {
         engine: Arc<crate::EnrollmentEngine>,
     ) -> Self {
         Self {
-            publisher,
-            storage,
-            engine,
+            engine: Arc::new(RevocationEngine::new(publisher, storage, engine)),
         }
     }
 
-    fn revoke_blocking(
-        &self,
-        caller: &trustca_model::Credential,
-        req: pb::RevokeRequest,
-    ) -> Result<pb::RevokeResponse, CaError> {
-        if caller.kind != CertificateKind::Operator {
-            return Err(CaError::PermissionDenied(format!(
-                "revocation needs an operator credential; the caller holds {} certificate",
-                caller.kind.with_article()
-            )));
-        }
-        let reason = if req.reason.is_empty() {
-            0
-        } else {
-            reason_code(&req.reason)?
-        };
-        if req.note.len() > 512 {
-            return Err(CaError::InvalidRequest(
-                "note is limited to 512 bytes".into(),
-            ));
-        }
-        let actor = crate::enroll::actor(caller);
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (sector, serials) = match req.subject {
-            None => {
-                return Err(CaError::InvalidRequest(
-                    "give a certificate or a device identity".into(),
-                ));
-            }
-            Some(pb::revoke_request::Subject::Certificate(der)) => {
-                let (_, cert) = x509_parser::parse_x509_certificate(&der)
-                    .map_err(|_| CaError::InvalidRequest("certificate does not parse".into()))?;
-                let serial = cert.raw_serial().to_vec();
-                let record = self.storage.certificate(&serial)?.ok_or_else(|| {
-                    CaError::InvalidRequest("this CA did not issue that certificate".into())
-                })?;
-                if record.der != der {
-                    return Err(CaError::InvalidRequest(
-                        "certificate does not match the one issued under its serial".into(),
-                    ));
-                }
-                (SectorName::new(&record.sector)?, vec![serial])
-            }
-            Some(pb::revoke_request::Subject::Identity(urn)) => {
-                let identity = DeviceIdentity::from_urn(&urn)?;
-                let device = self.storage.device(&identity.key())?.ok_or_else(|| {
-                    CaError::Store(trustca_store::StoreError::NotEnrolled(urn.clone()))
-                })?;
-                let serials = device
-                    .certificates
-                    .iter()
-                    .filter_map(|h| trustca_model::hexfmt::decode(h))
-                    .collect();
-                (identity.sector, serials)
-            }
-        };
-        if !caller.may_act_for(&sector) {
-            return Err(CaError::PermissionDenied(format!(
-                "operator {} is not authorized for sector {sector}",
-                caller.name
-            )));
-        }
-        let changed = self
-            .storage
-            .revoke(&serials, reason, &actor, &req.note, now)?;
-        // The store moves a device left without a valid certificate to
-        // `revoked`, and blocks compromised keys, in the same transaction.
-        let crl = self.publisher.publish(&sector)?;
-        tracing::info!(rpc = "Revoke", operator = %caller.name, %sector, count = changed.len(), reason, outcome = "revoked");
-        Ok(pb::RevokeResponse {
-            revoked: changed
-                .iter()
-                .map(|c| trustca_model::hexfmt::encode(&c.serial))
-                .collect(),
-            sector: sector.to_string(),
-            crl_number: crl.number,
-        })
-    }
-}
-
-impl RevocationService {
     /// The root's CRL as published on disk (the root signs it offline or
     /// at start, never per request).
     fn root_crl(&self) -> Result<pb::GetCrlResponse, CaError> {
         let path = self
-            .publisher
+            .engine
+            .publisher()
             .dir
             .join(format!("{}.crl", crate::root_crl::ROOT_CRL_NAME));
         let der = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
@@ -346,78 +264,16 @@ impl RevocationService {
             crl_number,
         })
     }
+}
 
-    fn bulk_revoke_blocking(
-        &self,
-        caller: &trustca_model::Credential,
-        req: pb::BulkRevokeRequest,
-    ) -> Result<pb::BulkRevokeResponse, CaError> {
-        if caller.kind != CertificateKind::Operator {
-            return Err(CaError::PermissionDenied(
-                "bulk revocation needs an operator credential".into(),
-            ));
-        }
-        let sector = SectorName::new(&req.sector)?;
-        self.publisher.policies.sector(sector.as_str())?;
-        if !caller.may_act_for(&sector) {
-            return Err(CaError::PermissionDenied(format!(
-                "operator {} is not authorized for sector {sector}",
-                caller.name
-            )));
-        }
-        if req.manufacturer.is_empty() || req.model.is_empty() {
-            return Err(CaError::InvalidRequest(
-                "manufacturer and model are required".into(),
-            ));
-        }
-        if req.note.trim().is_empty() || req.note.len() > 512 {
-            return Err(CaError::InvalidRequest(
-                "a note (1-512 bytes) saying why is required".into(),
-            ));
-        }
-        let reason = if req.reason.is_empty() {
-            0
-        } else {
-            reason_code(&req.reason)?
-        };
-        trustca_model::firmware::check_range(&req.firmware_min, &req.firmware_max)
-            .map_err(CaError::InvalidRequest)?;
-        let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
-        let devices: Vec<_> = self
-            .storage
-            .devices_with_prefix(&prefix)?
-            .into_iter()
-            .filter(|d| {
-                trustca_model::firmware::in_range(
-                    &d.firmware_version,
-                    &req.firmware_min,
-                    &req.firmware_max,
-                )
-            })
-            .collect();
-        let serials: Vec<Vec<u8>> = devices
-            .iter()
-            .flat_map(|d| {
-                d.certificates
-                    .iter()
-                    .filter_map(|h| trustca_model::hexfmt::decode(h))
-            })
-            .collect();
-        let actor = crate::enroll::actor(caller);
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let changed = self
-            .storage
-            .revoke(&serials, reason, &actor, &req.note, now)?;
-        // Each device is now `revoked` and, with keyCompromise, every key
-        // blocked: the store does both in the revocation's transaction.
-        let crl = self.publisher.publish(&sector)?;
-        tracing::info!(rpc = "BulkRevoke", operator = %caller.name, %sector, devices = devices.len(), certificates = changed.len(), outcome = "revoked");
-        Ok(pb::BulkRevokeResponse {
-            devices: devices.len() as u64,
-            certificates: changed.len() as u64,
-            crl_number: crl.number,
-        })
-    }
+/// Runs blocking engine work off the I/O threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CaError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(Status::from)
 }
 
 #[tonic::async_trait]
@@ -428,52 +284,27 @@ impl Revocation for RevocationService {
     ) -> Result<Response<pb::RestrictResponse>, Status> {
         let caller = authenticated_caller(&request)?;
         let req = request.into_inner();
-        if caller.kind != CertificateKind::Operator {
-            return Err(Status::permission_denied(
-                "partial revocation needs an operator credential",
-            ));
-        }
-        let identity = DeviceIdentity::from_urn(&req.identity)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if !caller.may_act_for(&identity.sector) {
-            return Err(Status::permission_denied(format!(
-                "operator {} is not authorized for sector {}",
-                caller.name, identity.sector
-            )));
-        }
-        if req.note.trim().is_empty() || req.note.len() > 512 {
-            return Err(Status::invalid_argument(
-                "a note (1-512 bytes) saying why is required",
-            ));
-        }
+        let identity = self
+            .engine
+            .check_restrict(&caller, &req.identity, &req.note)
+            .map_err(Status::from)?;
         let (outcome, old_serial) = self
             .engine
+            .enrollment()
             .reissue_narrower(&caller, &identity, &req.withdraw)
             .await
             .map_err(Status::from)?;
         let revoked_serial = trustca_model::hexfmt::encode(&old_serial);
-        let this = self.clone();
-        let actor = crate::enroll::actor(&caller);
+        let engine = Arc::clone(&self.engine);
         let sector = identity.sector.clone();
         let note = format!(
             "partial revocation ({}): {}",
             req.withdraw.join(","),
             req.note
         );
-        let crl = tokio::task::spawn_blocking(move || -> Result<PublishedCrl, CaError> {
-            // privilegeWithdrawn (9): the old, wider certificate goes.
-            this.storage.revoke(
-                std::slice::from_ref(&old_serial),
-                9,
-                &actor,
-                &note,
-                OffsetDateTime::now_utc().unix_timestamp(),
-            )?;
-            this.publisher.publish(&sector)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(Status::from)?;
+        let who = Arc::clone(&caller);
+        let crl =
+            blocking(move || engine.withdraw_replaced(&who, &sector, &old_serial, &note)).await?;
         tracing::info!(rpc = "Restrict", operator = %caller.name, device = %identity, withdrawn = ?req.withdraw, outcome = "reissued");
         Ok(Response::new(pb::RestrictResponse {
             chain_der: outcome.chain_der,
@@ -487,13 +318,23 @@ impl Revocation for RevocationService {
         request: Request<pb::BulkRevokeRequest>,
     ) -> Result<Response<pb::BulkRevokeResponse>, Status> {
         let caller = authenticated_caller(&request)?;
-        let this = self.clone();
         let req = request.into_inner();
-        tokio::task::spawn_blocking(move || this.bulk_revoke_blocking(&caller, req))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map(Response::new)
-            .map_err(Status::from)
+        let cmd = BulkRevokeCommand {
+            sector: req.sector,
+            manufacturer: req.manufacturer,
+            model: req.model,
+            firmware_min: req.firmware_min,
+            firmware_max: req.firmware_max,
+            reason: req.reason,
+            note: req.note,
+        };
+        let engine = Arc::clone(&self.engine);
+        let done = blocking(move || engine.bulk_revoke(&caller, cmd)).await?;
+        Ok(Response::new(pb::BulkRevokeResponse {
+            devices: done.devices as u64,
+            certificates: done.serials.len() as u64,
+            crl_number: done.crl_number,
+        }))
     }
 
     async fn revoke(
@@ -501,13 +342,34 @@ impl Revocation for RevocationService {
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let caller = authenticated_caller(&request)?;
-        let this = self.clone();
         let req = request.into_inner();
-        tokio::task::spawn_blocking(move || this.revoke_blocking(&caller, req))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map(Response::new)
-            .map_err(Status::from)
+        let subject = match req.subject {
+            Some(pb::revoke_request::Subject::Certificate(der)) => {
+                RevocationSubject::Certificate(der)
+            }
+            Some(pb::revoke_request::Subject::Identity(urn)) => RevocationSubject::Identity(urn),
+            None => {
+                return Err(Status::invalid_argument(
+                    "invalid request: give a certificate or a device identity",
+                ));
+            }
+        };
+        let cmd = RevokeCommand {
+            subject,
+            reason: req.reason,
+            note: req.note,
+        };
+        let engine = Arc::clone(&self.engine);
+        let done = blocking(move || engine.revoke(&caller, cmd)).await?;
+        Ok(Response::new(pb::RevokeResponse {
+            revoked: done
+                .serials
+                .iter()
+                .map(|s| trustca_model::hexfmt::encode(s))
+                .collect(),
+            sector: done.sector.to_string(),
+            crl_number: done.crl_number,
+        }))
     }
 
     async fn get_crl(
@@ -519,7 +381,7 @@ impl Revocation for RevocationService {
             return self.root_crl().map(Response::new).map_err(Status::from);
         }
         let sector = SectorName::new(&name).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let publisher = Arc::clone(&self.publisher);
+        let publisher = Arc::clone(self.engine.publisher());
         let crl = tokio::task::spawn_blocking(move || publisher.latest(&sector))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
