@@ -23,7 +23,12 @@ pub fn signing_key() -> EcdsaKeyPair {
     let rng = SystemRandom::new();
     let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap()
+    let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    KEYS.with(|k| {
+        k.borrow_mut()
+            .insert(key.public_key().as_ref().to_vec(), pkcs8.as_ref().to_vec())
+    });
+    key
 }
 
 pub fn public(key: &EcdsaKeyPair) -> PublicKeyP256 {
@@ -117,7 +122,7 @@ impl Hierarchy {
 
 // ------------------------------------------------ independent checkers
 
-fn asn1_dir() -> PathBuf {
+pub fn asn1_dir() -> PathBuf {
     match std::env::var_os("V2X_ASN1_DIR") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
@@ -188,4 +193,122 @@ pub fn rasn_its_certificate(bytes: &[u8]) -> rasn_its::ts103097::EtsiTs103097Cer
     );
     rasn_its::ts103097::EtsiTs103097Certificate::try_from(cert)
         .expect("rasn-its rejects the TS 103 097 profile")
+}
+
+// ------------------------------------------------ authorities
+
+use std::sync::{Arc, Mutex};
+
+use trustca_etsi::EtsiError;
+use trustca_etsi::aa::{AuthorizationAuthority, EaLink, KnownEa};
+use trustca_etsi::ea::{EnrolmentAuthority, Station};
+use trustca_etsi::memory::{MemoryCredentials, MemoryStations};
+
+/// The canonical identifier the tests' manufacturer registers.
+pub const ITS_ID: &[u8] = b"urn:trustca:automotive:acme:roadster:0001";
+
+/// An EA link that calls the EA in-process and keeps every message the EA
+/// received and answered (for the privacy tests).
+pub struct InProcessEa {
+    pub ea: Arc<EnrolmentAuthority>,
+    pub now: i64,
+    pub seen: Mutex<Vec<Vec<u8>>>,
+}
+
+impl EaLink for InProcessEa {
+    fn validate(&self, message: &[u8]) -> Result<Vec<u8>, EtsiError> {
+        self.seen.lock().unwrap().push(message.to_vec());
+        self.ea
+            .answer_validation(message, self.now)
+            .map(|a| a.message)
+            .map_err(|u| EtsiError::Profile(u.0.into()))
+    }
+}
+
+/// A running EU deployment in memory: the hierarchy, one registered
+/// station (canonical key, level 4), the EA and the AA linked in-process.
+pub struct Deployment {
+    pub h: Hierarchy,
+    pub canonical_key: EcdsaKeyPair,
+    pub stations: Arc<MemoryStations>,
+    pub credentials: Arc<MemoryCredentials>,
+    pub ea: Arc<EnrolmentAuthority>,
+    pub link: Arc<InProcessEa>,
+    pub aa: AuthorizationAuthority,
+    pub now: i64,
+}
+
+/// 2026-06-01T00:00:00Z, inside the hierarchy's validity.
+pub const NOW: i64 = 1_780_272_000;
+
+impl Deployment {
+    pub fn new() -> Self {
+        let h = Hierarchy::new();
+        let canonical_key = signing_key();
+        let stations = Arc::new(MemoryStations::default());
+        stations.register(
+            ITS_ID,
+            Station {
+                canonical_key: public(&canonical_key),
+                trust_level: 4,
+                active: true,
+            },
+        );
+        let credentials = Arc::new(MemoryCredentials::default());
+        let ea = Arc::new(EnrolmentAuthority::new(
+            h.ea.clone(),
+            Arc::new(clone_key(&h.ea_key)),
+            h.ea_enc,
+            h.root.clone(),
+            stations.clone(),
+            credentials.clone(),
+        ));
+        let link = Arc::new(InProcessEa {
+            ea: ea.clone(),
+            now: NOW,
+            seen: Mutex::new(Vec::new()),
+        });
+        let aa = AuthorizationAuthority::new(
+            h.aa.clone(),
+            Arc::new(clone_key(&h.aa_key)),
+            h.aa_enc,
+            h.tickets.clone(),
+            vec![KnownEa {
+                certificate: h.ea.clone(),
+                link: link.clone(),
+            }],
+        )
+        .unwrap();
+        Self {
+            h,
+            canonical_key,
+            stations,
+            credentials,
+            ea,
+            link,
+            aa,
+            now: NOW,
+        }
+    }
+}
+
+/// A second handle on a key made by [`signing_key`] (ring keys cannot be
+/// cloned; this re-reads the PKCS#8 it kept).
+pub fn clone_key(key: &EcdsaKeyPair) -> EcdsaKeyPair {
+    KEYS.with(|k| {
+        let pk = key.public_key().as_ref().to_vec();
+        let map = k.borrow();
+        let pkcs8 = map.get(&pk).expect("a key made by signing_key");
+        EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8,
+            &SystemRandom::new(),
+        )
+        .unwrap()
+    })
+}
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
