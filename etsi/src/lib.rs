@@ -10,7 +10,8 @@
 //! * [`ea`]: the enrolment authority (ETSI TS 102 941 enrolment and
 //!   authorization validation), [`aa`]: the authorization authority,
 //!   [`station`]: the ITS station's requests, [`envelope`]: the signing,
-//!   encryption and hashing they share. No transport: the server maps HTTP
+//!   encryption and hashing they share; [`trust_lists`]: the root's CTL
+//!   and CRL. No transport: the server maps HTTP
 //!   (`application/x-its-request`) onto them.
 //!
 //! Formats and the privacy argument: `docs/v2x-etsi.md`.
@@ -23,5 +24,6 @@ pub mod error;
 pub mod memory;
 pub mod profile;
 pub mod station;
+pub mod trust_lists;
 
 pub use error::EtsiError;

@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 use trustca_etsi::station::{
     EnrolAs, authorization_request, authorization_response, enrolment_request, enrolment_response,
 };
+use trustca_etsi::trust_lists::{crl, rca_ctl};
+use trustca_v2x::trust_lists::CtlEntry;
 use trustca_v2x::ts102941::{EcSignature, EtsiTs102941Data};
-use trustca_v2x::{EtsiSignedData, Ieee1609Dot2Content, PsidSsp, decode_data};
+use trustca_v2x::{EtsiSignedData, Ieee1609Dot2Content, PsidSsp, Time32, decode_data};
 
 struct Jobs {
     dir: tempfile::TempDir,
@@ -249,6 +251,12 @@ fn asn1tools_decodes_every_message_and_layer() {
         json!({"protocolVersion": 3}),
     );
 
+    run(&j);
+}
+
+/// Runs the checker on every job; each must decode, re-encode the same and
+/// meet its expectations.
+fn run(j: &Jobs) {
     let jobs = j.dir.path().join("jobs.json");
     std::fs::write(&jobs, serde_json::to_vec(&j.jobs).unwrap()).unwrap();
     let out = Command::new("python3")
@@ -268,4 +276,61 @@ fn asn1tools_decodes_every_message_and_layer() {
         j.jobs.len(),
         "{text}"
     );
+}
+
+#[test]
+fn asn1tools_decodes_the_root_ctl_and_crl() {
+    if !python_can_run() {
+        return;
+    }
+    let h = Hierarchy::new();
+    let mut j = Jobs {
+        dir: tempfile::tempdir().unwrap(),
+        jobs: Vec::new(),
+    };
+    let next = Time32::from_unix(NOW + 86_400).unwrap();
+    let entries = vec![
+        CtlEntry::Ea {
+            certificate: h.ea.clone(),
+            aa_access_point: "http://ea.example/v".into(),
+            its_access_point: Some("http://ea.example/e".into()),
+        },
+        CtlEntry::Aa {
+            certificate: h.aa.clone(),
+            access_point: "http://aa.example/a".into(),
+        },
+        CtlEntry::Dc {
+            url: "http://dc.example/".into(),
+            roots: vec![h.root.hashed_id8()],
+        },
+    ];
+    let ctl = rca_ctl(&h.root, &h.root_key, entries, 7, next, NOW).unwrap();
+    j.add(
+        "rca-ctl",
+        &ctl,
+        "RcaCertificateTrustListMessage",
+        json!({"content.signedData.tbsData.headerInfo.psid": 624}),
+    );
+    j.add(
+        "rca-ctl-data",
+        &signed_data(&ctl),
+        "EtsiTs102941Data",
+        json!({"content.certificateTrustListRca.ctlSequence": 7,
+               "content.certificateTrustListRca.isFullCtl": true}),
+    );
+    let this = Time32::from_unix(NOW).unwrap();
+    let list = crl(&h.root, &h.root_key, vec![[5; 8]], this, next, NOW).unwrap();
+    j.add(
+        "crl",
+        &list,
+        "CertificateRevocationListMessage",
+        json!({"content.signedData.tbsData.headerInfo.psid": 622}),
+    );
+    j.add(
+        "crl-data",
+        &signed_data(&list),
+        "EtsiTs102941Data",
+        json!({"content.certificateRevocationList.nextUpdate": next.0}),
+    );
+    run(&j);
 }

@@ -22,13 +22,16 @@ use tokio_util::sync::CancellationToken;
 use trustca_etsi::aa::{AuthorizationAuthority, KnownEa};
 use trustca_etsi::ea::EnrolmentAuthority;
 use trustca_etsi::profile;
+use trustca_etsi::trust_lists;
 use trustca_model::CertificateKind;
 use trustca_scms::TicketProfile;
 use trustca_server::etsi::http::{
-    AUTHORIZATION_PATH, ENROLMENT_PATH, EtsiHttp, HttpEaLink, REQUEST_TYPE, spawn,
+    AUTHORIZATION_PATH, CTL_PREFIX, ENROLMENT_PATH, EtsiHttp, HttpEaLink, PublishedLists,
+    REQUEST_TYPE, VALIDATION_PATH, spawn,
 };
 use trustca_server::etsi::{StoreCredentials, StoreStations, register_canonical_key};
 use trustca_store::Storage;
+use trustca_v2x::trust_lists::CtlEntry;
 use trustca_v2x::{
     Certificate, Duration, PublicKeyP256, SubjectAssurance, Time32, ValidityPeriod,
     encryption_public_key,
@@ -182,6 +185,40 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     let stop = CancellationToken::new();
     let ea_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ea_addr = ea_listener.local_addr().unwrap();
+    let aa_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let aa_addr = aa_listener.local_addr().unwrap();
+    // The root's CTL names both and where to reach them; its CRL revokes
+    // some other CA. A distribution centre serves both.
+    let entries = vec![
+        CtlEntry::Ea {
+            certificate: ea.clone(),
+            aa_access_point: format!("http://{ea_addr}{VALIDATION_PATH}"),
+            its_access_point: Some(format!("http://{ea_addr}{ENROLMENT_PATH}")),
+        },
+        CtlEntry::Aa {
+            certificate: aa.clone(),
+            access_point: format!("http://{aa_addr}{AUTHORIZATION_PATH}"),
+        },
+    ];
+    let next = Time32::from_unix(now + 86_400).unwrap();
+    let ctl = trust_lists::rca_ctl(&root, &root_key, entries, 1, next, now).unwrap();
+    let this = Time32::from_unix(now).unwrap();
+    let crl = trust_lists::crl(&root, &root_key, vec![[7; 8]], this, next, now).unwrap();
+    let dc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dc_addr = dc_listener.local_addr().unwrap();
+    let root_id = hex::encode(root.hashed_id8());
+    spawn(
+        dc_listener,
+        Arc::new(EtsiHttp {
+            lists: Some(std::sync::RwLock::new(PublishedLists {
+                root: root_id.clone(),
+                ctl: ctl.clone().into(),
+                crl: crl.into(),
+            })),
+            ..EtsiHttp::default()
+        }),
+        stop.clone(),
+    );
     let ea_authority = EnrolmentAuthority::new(
         ea.clone(),
         Arc::new(ea_key),
@@ -194,12 +231,10 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
         ea_listener,
         Arc::new(EtsiHttp {
             ea: Some(Arc::new(ea_authority)),
-            aa: None,
+            ..EtsiHttp::default()
         }),
         stop.clone(),
     );
-    let aa_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let aa_addr = aa_listener.local_addr().unwrap();
     let aa_authority = AuthorizationAuthority::new(
         aa.clone(),
         Arc::new(aa_key),
@@ -214,21 +249,20 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     spawn(
         aa_listener,
         Arc::new(EtsiHttp {
-            ea: None,
             aa: Some(Arc::new(aa_authority)),
+            ..EtsiHttp::default()
         }),
         stop.clone(),
     );
 
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ea.oer"), ea.as_coer()).unwrap();
-    std::fs::write(dir.path().join("aa.oer"), aa.as_coer()).unwrap();
+    // The station holds only the root; everything else comes from the CTL.
+    std::fs::write(dir.path().join("root.oer"), root.as_coer()).unwrap();
+    let ctl_url = format!("http://{dc_addr}{CTL_PREFIX}{root_id}");
     let args = |its_id: &str| -> Vec<String> {
         vec![
-            format!("http://{ea_addr}{ENROLMENT_PATH}"),
-            format!("http://{aa_addr}{AUTHORIZATION_PATH}"),
-            dir.path().join("ea.oer").display().to_string(),
-            dir.path().join("aa.oer").display().to_string(),
+            ctl_url.clone(),
+            dir.path().join("root.oer").display().to_string(),
             hex::encode(canonical_secret),
             its_id.to_owned(),
             dir.path().display().to_string(),
@@ -239,6 +273,7 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
         .await
         .unwrap();
     assert_eq!(result["enrolment"], "ok", "{result}");
+    assert_eq!(result["crl_entries"], 1, "{result}");
     assert_eq!(result["ec_level"], u64::from(level), "{result}");
     assert_eq!(result["ec_id"], "none");
     assert_eq!(result["authorization"], "ok", "{result}");
@@ -298,6 +333,34 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     assert!(
         d.starts_with("HTTP/1.1 404"),
         "the EA does not serve the AA's resource: {d}"
+    );
+    // The distribution centre serves the lists of its root only.
+    let get = move |path: String| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(dc_addr).unwrap();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        out
+    };
+    let (ours, other) = tokio::task::spawn_blocking(move || {
+        (
+            get(format!("{CTL_PREFIX}{root_id}")),
+            get(format!("{CTL_PREFIX}0000000000000000")),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ours.starts_with(b"HTTP/1.1 200"));
+    assert!(ours.ends_with(&ctl), "the CTL as signed");
+    assert!(other.starts_with(b"HTTP/1.1 404"));
+    assert_eq!(
+        trust_lists::read_rca_ctl(&ctl, &root)
+            .unwrap()
+            .commands
+            .len(),
+        2
     );
     stop.cancel();
     drop(ca);

@@ -2,9 +2,12 @@
 """An ITS station built only from the ETSI TS 102 941 / TS 103 097 / IEEE
 1609.2 ASN.1 modules (asn1tools) and Python cryptography: no trustca code.
 
-Usage: etsi_station.py EA_URL AA_URL EA.oer AA.oer CANONICAL_SECRET_HEX ITS_ID OUT_DIR
+Usage: etsi_station.py CTL_URL ROOT.oer CANONICAL_SECRET_HEX ITS_ID OUT_DIR
 
-Enrols with the canonical key (EnrolmentRequestMessage: InnerEcRequest
+Downloads the root's CTL and CRL (getctl/getcrl), checks the root's
+signatures and that the EA and AA certificates in the CTL are issued by the
+root and not revoked, and takes the EA, the AA and their URLs from it. Then it
+enrols with the canonical key (EnrolmentRequestMessage: InnerEcRequest
 signed by the new key for proof of possession, signed again by the
 canonical key with signer self, encrypted to the EA's encryptionKey),
 checks the EA's signed, pskRecipInfo-encrypted answer and the enrolment
@@ -79,7 +82,7 @@ def signed_data(payload, key, signer_id=("self", None), signer_cert=b""):
                 key, signer_id, signer_cert)
 
 
-def verify_signed(data_value, cert_bytes):
+def verify_signed(data_value, cert_bytes, psid=PSID_SCR):
     """Checks a signedData by the certificate cert_bytes (signer digest or
     certificate); returns the unsecuredData octets."""
     kind, sd = data_value["content"]
@@ -89,7 +92,7 @@ def verify_signed(data_value, cert_bytes):
         assert signer == ecies.hashed_id8(cert_bytes), "signer digest"
     else:
         assert signer_kind == "certificate" and SPEC.encode("EtsiTs103097Certificate", signer[0]) == cert_bytes
-    assert sd["tbsData"]["headerInfo"]["psid"] == PSID_SCR
+    assert sd["tbsData"]["headerInfo"]["psid"] == psid
     cert = SPEC.decode("EtsiTs103097Certificate", cert_bytes)
     check_signature(SPEC.encode("ToBeSignedData", sd["tbsData"]), sd["signature"], cert, cert_bytes)
     return sd["tbsData"]["payload"]["data"]["content"][1]
@@ -142,6 +145,36 @@ def open_answer(answer, aes_key):
     assert enc["recipients"] == [("pskRecipInfo", psk_id)], enc["recipients"]
     _, ct = enc["ciphertext"]
     return AESCCM(aes_key, tag_length=16).decrypt(ct["nonce"], ct["ccmCiphertext"], None)
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.read()
+
+
+def trust_lists(ctl_url, root_bytes):
+    """The EA and AA (certificate, URL) from the root's CTL, checked."""
+    ctl = SPEC.decode("RcaCertificateTrustListMessage", get(ctl_url))
+    data = SPEC.decode("EtsiTs102941Data", verify_signed(ctl, root_bytes, 624))
+    kind, ctl = data["content"]
+    assert kind == "certificateTrustListRca" and ctl["isFullCtl"], kind
+    crl_url = ctl_url.replace("/getctl/", "/getcrl/")
+    crl = SPEC.decode("CertificateRevocationListMessage", get(crl_url))
+    kind, crl = SPEC.decode("EtsiTs102941Data", verify_signed(crl, root_bytes, 622))["content"]
+    assert kind == "certificateRevocationList", kind
+    found = {}
+    for command, entry in ctl["ctlCommands"]:
+        assert command == "add", command
+        kind, value = entry
+        if kind == "ea":
+            cert = check_issued(value["eaCertificate"], root_bytes)
+            found["ea"] = (cert, value["itsAccessPoint"])
+        elif kind == "aa":
+            cert = check_issued(value["aaCertificate"], root_bytes)
+            found["aa"] = (cert, value["accessPoint"])
+    for cert, _ in found.values():
+        assert ecies.hashed_id8(cert) not in crl["entries"], "revoked"
+    return found["ea"], found["aa"], len(crl["entries"])
 
 
 def post(url, body):
@@ -200,12 +233,12 @@ def authorize(aa_url, ea_bytes, aa_bytes, ec_bytes, ec_key):
 
 
 def main():
-    ea_url, aa_url, ea_path, aa_path, secret_hex, its_id, out = sys.argv[1:8]
-    ea_bytes = open(ea_path, "rb").read()
-    aa_bytes = open(aa_path, "rb").read()
+    ctl_url, root_path, secret_hex, its_id, out = sys.argv[1:6]
+    root_bytes = open(root_path, "rb").read()
+    (ea_bytes, ea_url), (aa_bytes, aa_url), revoked = trust_lists(ctl_url, root_bytes)
     canonical = ecies.private_key(bytes.fromhex(secret_hex))
     response, ec_key = enrol(ea_url, ea_bytes, canonical, its_id.encode())
-    result = {"enrolment": response["responseCode"]}
+    result = {"enrolment": response["responseCode"], "crl_entries": revoked}
     if response["responseCode"] != "ok":
         print(json.dumps(result))
         return

@@ -77,6 +77,7 @@ pub mod etsi_data;
 pub mod keys;
 pub mod scms_pdu;
 pub mod spdu;
+pub mod trust_lists;
 pub mod ts102941;
 pub mod validity;
 

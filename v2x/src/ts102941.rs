@@ -26,7 +26,7 @@
 //! Supported subset: P-256 keys (compressed points), `aes128Ccm` /
 //! `eciesNistP256` encryption keys, subject attributes without `region` and
 //! `certIssuePermissions` (TS 102 941 forbids the latter in requests), no
-//! extensions. The trust-list contents (CTL, CRL) and CA certificate
+//! extensions. The trust lists are in [`crate::trust_lists`]; CA certificate
 //! requests are reported as [`V2xError::Unsupported`].
 
 use crate::V2xError;
@@ -39,6 +39,7 @@ use crate::encrypted::EncryptedData;
 use crate::etsi_data::EtsiSignedData;
 use crate::keys::PublicKeyP256;
 use crate::spdu::{MAX_SPDU_LEN, encrypted_data};
+use crate::trust_lists::{CtlFormat, CtlKind, ToBeSignedCrl};
 use crate::validity::{Duration, Time32, ValidityPeriod};
 
 /// `CertificateFormat` `ts103097v131`.
@@ -319,6 +320,12 @@ pub enum EtsiTs102941Data {
     ValidationRequest(ValidationRequest),
     /// `authorizationValidationResponse`.
     ValidationResponse(ValidationResponse),
+    /// `certificateRevocationList`.
+    Crl(ToBeSignedCrl),
+    /// `certificateTrustListTlm`.
+    TlmCtl(CtlFormat),
+    /// `certificateTrustListRca`.
+    RcaCtl(CtlFormat),
 }
 
 // ------------------------------------------------------------ encoding
@@ -472,6 +479,18 @@ impl EtsiTs102941Data {
                 encode_shared(&mut w, &v.shared);
                 encode_ec_signature(&mut w, &v.ec_signature);
             }
+            Self::Crl(c) => {
+                w.tag(4);
+                c.encode(&mut w);
+            }
+            Self::TlmCtl(c) => {
+                w.tag(5);
+                c.encode(&mut w);
+            }
+            Self::RcaCtl(c) => {
+                w.tag(6);
+                c.encode(&mut w);
+            }
             Self::ValidationResponse(v) => {
                 w.tag(8);
                 w.u8(if v.confirmed.is_some() { 0x40 } else { 0 });
@@ -566,9 +585,12 @@ impl EtsiTs102941Data {
                     confirmed,
                 })
             }
-            4..=6 | 9 => {
+            4 => Self::Crl(ToBeSignedCrl::decode(&mut r)?),
+            5 => Self::TlmCtl(CtlFormat::decode(&mut r, bytes, CtlKind::Tlm)?),
+            6 => Self::RcaCtl(CtlFormat::decode(&mut r, bytes, CtlKind::Rca)?),
+            9 => {
                 return Err(V2xError::Unsupported(
-                    "trust lists and CA certificate requests in EtsiTs102941Data",
+                    "CA certificate requests in EtsiTs102941Data",
                 ));
             }
             _ => return Err(V2xError::Unsupported("EtsiTs102941DataContent extension")),

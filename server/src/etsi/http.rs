@@ -8,6 +8,11 @@
 //! | `POST /etsi/ea/enrolment` | EA | `EnrolmentRequestMessage` |
 //! | `POST /etsi/ea/authorization-validation` | EA | `AuthorizationValidationRequestMessage` |
 //! | `POST /etsi/aa/authorization` | AA | `AuthorizationRequestMessage` |
+//! | `GET /etsi/dc/getctl/<HashedId8>` | distribution centre | the root's `RcaCertificateTrustListMessage` |
+//! | `GET /etsi/dc/getcrl/<HashedId8>` | distribution centre | the root's `CertificateRevocationListMessage` |
+//!
+//! The distribution centre's resources name the root by the hex HashedId8
+//! of its certificate and answer `application/octet-stream`.
 //!
 //! A refusal the authority can answer (any response code) is `200` with
 //! the encrypted answer; a message it cannot decrypt (so no key to answer
@@ -53,6 +58,22 @@ const MAX_EA_ANSWER: usize = 64 * 1024;
 
 type Answer = Response<Full<Bytes>>;
 
+/// The distribution centre's path prefix of CTLs.
+pub const CTL_PREFIX: &str = "/etsi/dc/getctl/";
+/// The distribution centre's path prefix of CRLs.
+pub const CRL_PREFIX: &str = "/etsi/dc/getcrl/";
+
+/// A root's signed lists, as the distribution centre serves them.
+#[derive(Debug, Clone)]
+pub struct PublishedLists {
+    /// HashedId8 of the root certificate, lower-case hex.
+    pub root: String,
+    /// The signed CTL.
+    pub ctl: Bytes,
+    /// The signed CRL.
+    pub crl: Bytes,
+}
+
 /// The authorities one listener serves.
 #[derive(Debug, Default)]
 pub struct EtsiHttp {
@@ -60,6 +81,9 @@ pub struct EtsiHttp {
     pub ea: Option<Arc<EnrolmentAuthority>>,
     /// The authorization authority, if this process runs it.
     pub aa: Option<Arc<AuthorizationAuthority>>,
+    /// The trust lists, if this process is a distribution centre; replaced
+    /// whole when the root re-issues them.
+    pub lists: Option<std::sync::RwLock<PublishedLists>>,
 }
 
 fn plain(status: StatusCode, text: &str) -> Answer {
@@ -93,6 +117,9 @@ impl EtsiHttp {
     /// Answers one request.
     pub async fn answer(self: Arc<Self>, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
+        if let Some(answer) = self.trust_list(&parts.method, parts.uri.path()) {
+            return answer;
+        }
         let route = match parts.uri.path() {
             ENROLMENT_PATH if self.ea.is_some() => Route::Enrolment,
             VALIDATION_PATH if self.ea.is_some() => Route::Validation,
@@ -134,6 +161,33 @@ impl EtsiHttp {
             Ok(Err(Unanswerable(why))) => plain(StatusCode::BAD_REQUEST, why),
             Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "the authority failed"),
         }
+    }
+
+    /// A `GET` of a trust list, if the path names one.
+    fn trust_list(&self, method: &Method, path: &str) -> Option<Answer> {
+        let (name, ctl) = match (path.strip_prefix(CTL_PREFIX), path.strip_prefix(CRL_PREFIX)) {
+            (Some(name), _) => (name, true),
+            (_, Some(name)) => (name, false),
+            _ => return None,
+        };
+        let lists = self.lists.as_ref()?.read().ok()?;
+        if !name.eq_ignore_ascii_case(&lists.root) {
+            return Some(plain(StatusCode::NOT_FOUND, "no lists of that root here"));
+        }
+        if method != Method::GET {
+            return Some(plain(StatusCode::METHOD_NOT_ALLOWED, "use GET"));
+        }
+        let body = if ctl {
+            lists.ctl.clone()
+        } else {
+            lists.crl.clone()
+        };
+        let mut r = Response::new(Full::new(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        Some(r)
     }
 
     fn dispatch(&self, route: Route, body: &[u8], now: i64) -> Result<Vec<u8>, Unanswerable> {
