@@ -15,14 +15,12 @@ use trustca_v2x::ts102941::{
     AuthorizationResponseCode as At, EcSignature, EtsiTs102941Data, InnerAtRequest, InnerResponse,
     SubjectAttributes, ValidationRequest, ValidationResponseCode as Av,
 };
-use trustca_v2x::{
-    Certificate, Ieee1609Dot2Content, SignAs, V2xError, V2xSigner, decode_data, sha256,
-};
+use trustca_v2x::{Certificate, Ieee1609Dot2Content, SignAs, V2xSigner, decode_data};
 use zeroize::Zeroizing;
 
 use crate::EtsiError;
 use crate::ea::{Answer, Unanswerable};
-use crate::envelope::{encrypted, key_tag, open_answer, request_hash, sign_and_encrypt};
+use crate::envelope::{AuthorityKeys, key_tag, open_answer, request_hash, sign_and_encrypt};
 use crate::profile::authorization_ticket;
 
 /// How the AA reaches an EA: sends an
@@ -50,9 +48,7 @@ impl std::fmt::Debug for KnownEa {
 
 /// The authorization authority.
 pub struct AuthorizationAuthority {
-    certificate: Certificate,
-    signer: Arc<dyn V2xSigner + Send + Sync>,
-    encryption_secret: Zeroizing<[u8; 32]>,
+    keys: AuthorityKeys,
     tickets: TicketProfile,
     eas: Vec<KnownEa>,
 }
@@ -60,7 +56,7 @@ pub struct AuthorizationAuthority {
 impl std::fmt::Debug for AuthorizationAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthorizationAuthority")
-            .field("certificate", &self.certificate.hashed_id8())
+            .field("certificate", &self.keys.certificate.hashed_id8())
             .finish_non_exhaustive()
     }
 }
@@ -84,9 +80,11 @@ impl AuthorizationAuthority {
             )));
         }
         Ok(Self {
-            certificate,
-            signer,
-            encryption_secret: Zeroizing::new(encryption_secret),
+            keys: AuthorityKeys {
+                certificate,
+                signer,
+                encryption_secret: Zeroizing::new(encryption_secret),
+            },
             tickets,
             eas,
         })
@@ -94,24 +92,13 @@ impl AuthorizationAuthority {
 
     /// The AA's certificate.
     pub fn certificate(&self) -> &Certificate {
-        &self.certificate
+        &self.keys.certificate
     }
 
     /// Answers an `AuthorizationRequestMessage`: a ticket, or a response
     /// code. Nothing is recorded.
     pub fn answer(&self, message: &[u8], now: i64) -> Result<Answer<At>, Unanswerable> {
-        let data = encrypted(message).map_err(|_| Unanswerable("not an encryptedData message"))?;
-        let cert = &self.certificate;
-        let (aes_key, plain) = data
-            .open_keeping_key(
-                &self.encryption_secret,
-                cert.hashed_id8(),
-                &sha256(cert.as_coer()),
-            )
-            .map_err(|e| match e {
-                V2xError::NoRecipient => Unanswerable("the AA is not the recipient"),
-                _ => Unanswerable("the message does not decrypt"),
-            })?;
+        let (aes_key, plain) = self.keys.open(message)?;
         let (code, certificate) = match self.authorize(&plain, now) {
             Ok(at) => (At::Ok, Some(at)),
             Err(code) => (code, None),
@@ -121,15 +108,7 @@ impl AuthorizationAuthority {
             response_code: code,
             certificate,
         });
-        let message = sign_and_encrypt(
-            &data.to_coer(),
-            SignAs::Digest(&self.certificate),
-            self.signer.as_ref(),
-            None,
-            &aes_key,
-            now,
-        )
-        .map_err(|_| Unanswerable("the AA could not sign its answer"))?;
+        let message = self.keys.answer(&data, &aes_key, now)?;
         Ok(Answer { message, code })
     }
 
@@ -177,7 +156,7 @@ impl AuthorizationAuthority {
             .ok_or(At::ItsAaOutOfSyncRequest)?;
         let tbs = authorization_ticket(&self.tickets, public_keys.verification_key, level, period)
             .map_err(|_| At::ItsAaDeniedPermissions)?;
-        Certificate::issue_with(tbs, &self.certificate, self.signer.as_ref())
+        Certificate::issue_with(tbs, &self.keys.certificate, self.keys.signer.as_ref())
             .map_err(|_| At::ItsAaDeniedPermissions)
     }
 
@@ -196,8 +175,8 @@ impl AuthorizationAuthority {
             .map_err(|_| At::AaEaCantReachEa)?;
         let message = sign_and_encrypt(
             &data,
-            SignAs::Certificate(&self.certificate),
-            self.signer.as_ref(),
+            SignAs::Certificate(&self.keys.certificate),
+            self.keys.signer.as_ref(),
             Some(&ea.certificate),
             &aes_key,
             now,

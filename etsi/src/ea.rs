@@ -15,13 +15,13 @@ use trustca_v2x::ts102941::{
     ValidationResponseCode as Av,
 };
 use trustca_v2x::{
-    Certificate, Duration, EtsiSignedData, EtsiSigner, PublicKeyP256, SignAs, SubjectAssurance,
-    Time32, V2xError, V2xSigner, ValidityPeriod, sha256,
+    Certificate, Duration, EtsiSignedData, EtsiSigner, PublicKeyP256, SubjectAssurance, Time32,
+    V2xSigner, ValidityPeriod, sha256,
 };
 use zeroize::Zeroizing;
 
 use crate::EtsiError;
-use crate::envelope::{encrypted, is_fresh, request_hash, sign_and_encrypt};
+use crate::envelope::{AuthorityKeys, is_fresh, request_hash};
 use crate::profile::{PSID_CERT_REQUEST, enrolment_credential};
 
 /// A station as its manufacturer registered it, with its live level.
@@ -49,29 +49,14 @@ pub trait CredentialRegister: Send + Sync {
     fn find(&self, id: [u8; 8]) -> Result<Option<(Certificate, Vec<u8>)>, EtsiError>;
 }
 
-/// Why a message got no answer at all: it could not be decrypted, so no
-/// key exists to encrypt an answer under (TS 102 941 answers everything
-/// else with a response code).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unanswerable(pub &'static str);
-
-/// An answer and the response code it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer<C> {
-    /// The `Ieee1609Dot2Data` to return.
-    pub message: Vec<u8>,
-    /// Its response code.
-    pub code: C,
-}
+pub use crate::envelope::{Answer, Unanswerable};
 
 /// How long an enrolment credential is valid (never past the EA).
 pub const CREDENTIAL_SECONDS: i64 = 3 * 365 * 86_400;
 
 /// The enrolment authority.
 pub struct EnrolmentAuthority {
-    certificate: Certificate,
-    signer: Arc<dyn V2xSigner + Send + Sync>,
-    encryption_secret: Zeroizing<[u8; 32]>,
+    keys: AuthorityKeys,
     /// The root that certifies AAs allowed to ask for validation.
     root: Certificate,
     stations: Arc<dyn StationDirectory>,
@@ -81,7 +66,7 @@ pub struct EnrolmentAuthority {
 impl std::fmt::Debug for EnrolmentAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrolmentAuthority")
-            .field("certificate", &self.certificate.hashed_id8())
+            .field("certificate", &self.keys.certificate.hashed_id8())
             .finish_non_exhaustive()
     }
 }
@@ -102,9 +87,11 @@ impl EnrolmentAuthority {
         credentials: Arc<dyn CredentialRegister>,
     ) -> Self {
         Self {
-            certificate,
-            signer,
-            encryption_secret: Zeroizing::new(encryption_secret),
+            keys: AuthorityKeys {
+                certificate,
+                signer,
+                encryption_secret: Zeroizing::new(encryption_secret),
+            },
             root,
             stations,
             credentials,
@@ -113,29 +100,14 @@ impl EnrolmentAuthority {
 
     /// The EA's certificate.
     pub fn certificate(&self) -> &Certificate {
-        &self.certificate
-    }
-
-    /// Decrypts `message` as its recipient: the AES key and the plaintext.
-    fn open(&self, message: &[u8]) -> Result<(Zeroizing<[u8; 16]>, Vec<u8>), Unanswerable> {
-        let data = encrypted(message).map_err(|_| Unanswerable("not an encryptedData message"))?;
-        let cert = &self.certificate;
-        data.open_keeping_key(
-            &self.encryption_secret,
-            cert.hashed_id8(),
-            &sha256(cert.as_coer()),
-        )
-        .map_err(|e| match e {
-            V2xError::NoRecipient => Unanswerable("the EA is not the recipient"),
-            _ => Unanswerable("the message does not decrypt"),
-        })
+        &self.keys.certificate
     }
 
     /// Answers an `EnrolmentRequestMessage`: an enrolment credential
     /// carrying the station's live trust level, or a response code. Nothing
     /// is recorded for a refused request.
     pub fn answer_enrolment(&self, message: &[u8], now: i64) -> Result<Answer<Ec>, Unanswerable> {
-        let (aes_key, plain) = self.open(message)?;
+        let (aes_key, plain) = self.keys.open(message)?;
         let hash = request_hash(message);
         let (code, certificate) = match self.enrol(&plain, now) {
             Ok(ec) => (Ec::Ok, Some(ec)),
@@ -146,15 +118,7 @@ impl EnrolmentAuthority {
             response_code: code,
             certificate,
         });
-        let message = sign_and_encrypt(
-            &data.to_coer(),
-            SignAs::Digest(&self.certificate),
-            self.signer.as_ref(),
-            None,
-            &aes_key,
-            now,
-        )
-        .map_err(|_| Unanswerable("the EA could not sign its answer"))?;
+        let message = self.keys.answer(&data, &aes_key, now)?;
         Ok(Answer { message, code })
     }
 
@@ -190,7 +154,7 @@ impl EnrolmentAuthority {
         }
         let tbs = enrolment_credential(new_key, credential_validity(now)?, station.trust_level)
             .map_err(|_| Ec::BadItsStatus)?;
-        let ec = Certificate::issue_with(tbs, &self.certificate, self.signer.as_ref())
+        let ec = Certificate::issue_with(tbs, &self.keys.certificate, self.keys.signer.as_ref())
             .map_err(|_| Ec::DeniedRequest)?;
         self.credentials
             .record(&ec, &its_id)
@@ -245,7 +209,7 @@ impl EnrolmentAuthority {
     /// the station's `ecSignature` over the `SharedAtRequest` and confirms
     /// the station's live trust level and the permissions it asked for.
     pub fn answer_validation(&self, message: &[u8], now: i64) -> Result<Answer<Av>, Unanswerable> {
-        let (aes_key, plain) = self.open(message)?;
+        let (aes_key, plain) = self.keys.open(message)?;
         let (code, confirmed) = match self.validate(&plain, now) {
             Ok(attributes) => (Av::Ok, Some(attributes)),
             Err(code) => (code, None),
@@ -255,15 +219,7 @@ impl EnrolmentAuthority {
             response_code: code,
             confirmed,
         });
-        let message = sign_and_encrypt(
-            &data.to_coer(),
-            SignAs::Digest(&self.certificate),
-            self.signer.as_ref(),
-            None,
-            &aes_key,
-            now,
-        )
-        .map_err(|_| Unanswerable("the EA could not sign its answer"))?;
+        let message = self.keys.answer(&data, &aes_key, now)?;
         Ok(Answer { message, code })
     }
 
@@ -283,13 +239,16 @@ impl EnrolmentAuthority {
             shared,
             ec_signature,
         } = request;
-        check(shared.ea_id == self.certificate.hashed_id8(), Av::WrongEa)?;
+        check(
+            shared.ea_id == self.keys.certificate.hashed_id8(),
+            Av::WrongEa,
+        )?;
         let signed = match ec_signature {
             EcSignature::Encrypted(e) => {
-                let cert = &self.certificate;
+                let cert = &self.keys.certificate;
                 let plain = e
                     .open(
-                        &self.encryption_secret,
+                        &self.keys.encryption_secret,
                         cert.hashed_id8(),
                         &sha256(cert.as_coer()),
                     )

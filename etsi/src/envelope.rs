@@ -4,12 +4,15 @@
 //! is signed by the authority and encrypted under that same key
 //! (`pskRecipInfo`). Also the request hash, times and the `keyTag`.
 
+use std::sync::Arc;
+
 use ring::hmac;
-use trustca_v2x::ts102941::{PublicKeys, key_tag_input};
+use trustca_v2x::ts102941::{EtsiTs102941Data, PublicKeys, key_tag_input};
 use trustca_v2x::{
     Certificate, EncryptedData, EtsiSignedData, Ieee1609Dot2Content, SignAs, SignedPayload, Time32,
     V2xError, V2xSigner, decode_data, encrypted_data, sha256,
 };
+use zeroize::Zeroizing;
 
 use crate::EtsiError;
 use crate::profile::PSID_CERT_REQUEST;
@@ -107,4 +110,67 @@ pub fn open_answer(
         .data()
         .map(<[u8]>::to_vec)
         .ok_or_else(|| EtsiError::Profile("the answer carries no data".into()))
+}
+
+/// Why a message got no answer at all: it could not be decrypted, so no
+/// key exists to encrypt an answer under (TS 102 941 answers everything
+/// else with a response code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unanswerable(pub &'static str);
+
+/// An answer and the response code it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<C> {
+    /// The `Ieee1609Dot2Data` to return.
+    pub message: Vec<u8>,
+    /// Its response code.
+    pub code: C,
+}
+
+/// An authority's certificate (with an `encryptionKey`), signing key and
+/// encryption secret: what opens the requests sent to it and signs its
+/// answers.
+pub(crate) struct AuthorityKeys {
+    pub(crate) certificate: Certificate,
+    pub(crate) signer: Arc<dyn V2xSigner + Send + Sync>,
+    pub(crate) encryption_secret: Zeroizing<[u8; 32]>,
+}
+
+impl AuthorityKeys {
+    /// Decrypts `message` as its recipient: the AES key and the plaintext.
+    pub(crate) fn open(
+        &self,
+        message: &[u8],
+    ) -> Result<(Zeroizing<[u8; 16]>, Vec<u8>), Unanswerable> {
+        let data = encrypted(message).map_err(|_| Unanswerable("not an encryptedData message"))?;
+        let cert = &self.certificate;
+        data.open_keeping_key(
+            &self.encryption_secret,
+            cert.hashed_id8(),
+            &sha256(cert.as_coer()),
+        )
+        .map_err(|e| match e {
+            V2xError::NoRecipient => Unanswerable("this authority is not the recipient"),
+            _ => Unanswerable("the message does not decrypt"),
+        })
+    }
+
+    /// `data` signed by this authority (signer `digest`) and encrypted
+    /// under the request's `aes_key`.
+    pub(crate) fn answer(
+        &self,
+        data: &EtsiTs102941Data,
+        aes_key: &[u8; 16],
+        now: i64,
+    ) -> Result<Vec<u8>, Unanswerable> {
+        sign_and_encrypt(
+            &data.to_coer(),
+            SignAs::Digest(&self.certificate),
+            self.signer.as_ref(),
+            None,
+            aes_key,
+            now,
+        )
+        .map_err(|_| Unanswerable("the authority could not sign its answer"))
+    }
 }

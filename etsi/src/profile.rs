@@ -83,23 +83,13 @@ pub fn enrolment_authority(
     validity: ValidityPeriod,
     assurance: SubjectAssurance,
 ) -> ToBeSigned {
-    let issue = PsidGroupPermissions {
-        subject_permissions: SubjectPermissions::Explicit(vec![PsidSspRange {
-            psid: PSID_CERT_REQUEST,
-            ssp_range: Some(SspRange::All),
-        }]),
-        min_chain_length: 1,
-        chain_length_range: 0,
-        ee_type: PsidGroupPermissions::EE_ENROL,
-    };
-    authority(
-        name,
-        verification_key,
-        encryption_key,
-        validity,
-        assurance,
-        issue,
-    )
+    let ranges = vec![PsidSspRange {
+        psid: PSID_CERT_REQUEST,
+        ssp_range: Some(SspRange::All),
+    }];
+    let mut tbs = authority(name, verification_key, encryption_key, validity, assurance);
+    tbs.cert_issue_permissions = Some(vec![issuing(ranges, PsidGroupPermissions::EE_ENROL)]);
+    tbs
 }
 
 /// The authorization authority: id `name`, signs its responses under PSID
@@ -127,31 +117,31 @@ pub fn authorization_authority(
         }
     }
     ranges.sort_by_key(|r| r.psid);
-    let issue = PsidGroupPermissions {
+    let mut tbs = authority(name, verification_key, encryption_key, validity, assurance);
+    tbs.cert_issue_permissions = Some(vec![issuing(ranges, PsidGroupPermissions::EE_APP)]);
+    tbs
+}
+
+/// Permission to issue end-entity certificates of `ee_type` for `ranges`
+/// directly (chains of one).
+fn issuing(ranges: Vec<PsidSspRange>, ee_type: u8) -> PsidGroupPermissions {
+    PsidGroupPermissions {
         subject_permissions: SubjectPermissions::Explicit(ranges),
         min_chain_length: 1,
         chain_length_range: 0,
-        ee_type: PsidGroupPermissions::EE_APP,
-    };
-    authority(
-        name,
-        verification_key,
-        encryption_key,
-        validity,
-        assurance,
-        issue,
-    )
+        ee_type,
+    }
 }
 
+/// What the EA and AA share: id `name`, PSID 623, the encryption key.
 fn authority(
     name: &str,
     verification_key: PublicKeyP256,
     encryption_key: PublicKeyP256,
     validity: ValidityPeriod,
     assurance: SubjectAssurance,
-    issue: PsidGroupPermissions,
 ) -> ToBeSigned {
-    let mut tbs = ToBeSigned::ca(name, verification_key, validity, vec![issue]);
+    let mut tbs = ToBeSigned::ca(name, verification_key, validity, vec![]);
     tbs.app_permissions = Some(vec![PsidSsp {
         psid: PSID_CERT_REQUEST,
         ssp: None,

@@ -148,6 +148,22 @@ fn messages_the_ea_cannot_open_get_no_answer() {
     assert_eq!(d.credentials.len(), 0);
 }
 
+/// Asks `d`'s AA for a ticket for `at_key` with the credential `ec`; the
+/// answer must be `ok`.
+fn ticket(
+    d: &Deployment,
+    ec: &Certificate,
+    ec_key: &ring::signature::EcdsaKeyPair,
+    at_key: &ring::signature::EcdsaKeyPair,
+) -> Certificate {
+    let pending =
+        authorization_request(public(at_key), cam(), ec, ec_key, &d.h.ea, &d.h.aa, d.now).unwrap();
+    let answer = d.aa.answer(&pending.message, d.now).unwrap();
+    assert_eq!(answer.code, At::Ok);
+    let response = authorization_response(&pending, &answer.message, &d.h.aa).unwrap();
+    response.certificate.unwrap()
+}
+
 #[test]
 fn a_station_obtains_tickets_at_its_live_level() {
     let d = Deployment::new();
@@ -155,20 +171,7 @@ fn a_station_obtains_tickets_at_its_live_level() {
     let mut tickets = Vec::new();
     for _ in 0..3 {
         let at_key = signing_key();
-        let pending = authorization_request(
-            public(&at_key),
-            cam(),
-            &ec,
-            &ec_key,
-            &d.h.ea,
-            &d.h.aa,
-            d.now,
-        )
-        .unwrap();
-        let answer = d.aa.answer(&pending.message, d.now).unwrap();
-        assert_eq!(answer.code, At::Ok);
-        let response = authorization_response(&pending, &answer.message, &d.h.aa).unwrap();
-        let at = response.certificate.unwrap();
+        let at = ticket(&d, &ec, &ec_key, &at_key);
         at.verify_signed_by(Some(&d.h.aa)).unwrap();
         assert_eq!(at.tbs().verification_key, public(&at_key));
         assert_eq!(at.tbs().id, CertificateId::None);
@@ -197,22 +200,7 @@ fn a_station_obtains_tickets_at_its_live_level() {
             active: true,
         },
     );
-    let at_key = signing_key();
-    let pending = authorization_request(
-        public(&at_key),
-        cam(),
-        &ec,
-        &ec_key,
-        &d.h.ea,
-        &d.h.aa,
-        d.now,
-    )
-    .unwrap();
-    let answer = d.aa.answer(&pending.message, d.now).unwrap();
-    let at = authorization_response(&pending, &answer.message, &d.h.aa)
-        .unwrap()
-        .certificate
-        .unwrap();
+    let at = ticket(&d, &ec, &ec_key, &signing_key());
     assert_eq!(at.tbs().assurance_level.unwrap().trust_level(), Some(2));
     assert_eq!(at.tbs().app_permissions.as_ref().unwrap().len(), 1);
 }

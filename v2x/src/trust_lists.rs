@@ -338,16 +338,26 @@ fn encode_entry(w: &mut Writer, e: &CtlEntry) {
     }
 }
 
+/// A self-signed certificate and its optional link certificate (the
+/// preamble of `RootCaEntry` and `TlmEntry` says whether it is there).
+fn linked(
+    r: &mut Reader<'_>,
+    bytes: &[u8],
+) -> Result<(Certificate, Option<Certificate>), V2xError> {
+    let has_link = r.preamble(1)? & 0x80 != 0;
+    let own = certificate(r, bytes)?;
+    let link = if has_link {
+        Some(certificate(r, bytes)?)
+    } else {
+        None
+    };
+    Ok((own, link))
+}
+
 fn decode_entry(r: &mut Reader<'_>, bytes: &[u8]) -> Result<CtlEntry, V2xError> {
     Ok(match r.tag()? {
         0 => {
-            let link = r.preamble(1)? & 0x80 != 0;
-            let certificate = certificate(r, bytes)?;
-            let link = if link {
-                Some(self::certificate(r, bytes)?)
-            } else {
-                None
-            };
+            let (certificate, link) = linked(r, bytes)?;
             CtlEntry::Rca { certificate, link }
         }
         1 => {
@@ -375,13 +385,7 @@ fn decode_entry(r: &mut Reader<'_>, bytes: &[u8]) -> Result<CtlEntry, V2xError> 
             CtlEntry::Dc { url, roots }
         }
         4 => {
-            let link = r.preamble(1)? & 0x80 != 0;
-            let certificate = certificate(r, bytes)?;
-            let link = if link {
-                Some(self::certificate(r, bytes)?)
-            } else {
-                None
-            };
+            let (certificate, link) = linked(r, bytes)?;
             CtlEntry::Tlm {
                 certificate,
                 link,

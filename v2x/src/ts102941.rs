@@ -32,7 +32,8 @@
 use crate::V2xError;
 use crate::cert::{
     CertProfile, Certificate, CertificateId, PsidSsp, SubjectAssurance, decode_compressed_point,
-    decode_id, decode_psid_ssp, encode_app_permissions, encode_id, encode_point,
+    decode_id, decode_psid_ssp, decode_validity, encode_app_permissions, encode_id, encode_point,
+    encode_validity,
 };
 use crate::coer::{Reader, Writer};
 use crate::encrypted::EncryptedData;
@@ -40,7 +41,7 @@ use crate::etsi_data::EtsiSignedData;
 use crate::keys::PublicKeyP256;
 use crate::spdu::{MAX_SPDU_LEN, encrypted_data};
 use crate::trust_lists::{CtlFormat, CtlKind, ToBeSignedCrl};
-use crate::validity::{Duration, Time32, ValidityPeriod};
+use crate::validity::ValidityPeriod;
 
 /// `CertificateFormat` `ts103097v131`.
 pub const CERTIFICATE_FORMAT: u8 = 1;
@@ -365,9 +366,7 @@ fn encode_attributes(w: &mut Writer, a: &SubjectAttributes) {
         encode_id(w, id);
     }
     if let Some(v) = &a.validity {
-        w.u32(v.start.0);
-        w.tag(v.duration.tag());
-        w.u16(v.duration.value());
+        encode_validity(w, v);
     }
     if let Some(l) = a.assurance_level {
         w.u8(l.0);
@@ -519,17 +518,12 @@ impl EtsiTs102941Data {
         }
         let data = match r.tag()? {
             0 => Self::EnrolmentRequest(EtsiSignedData::from_coer(rest(&mut r)?)?),
-            1 => {
-                let (request_hash, code, certificate) = decode_response(&mut r, bytes)?;
-                let response_code = EnrolmentResponseCode::from_value(code)
-                    .ok_or(V2xError::Unsupported("unknown EnrolmentResponseCode"))?;
-                check_ok(response_code == EnrolmentResponseCode::Ok, &certificate)?;
-                Self::EnrolmentResponse(InnerResponse {
-                    request_hash,
-                    response_code,
-                    certificate,
-                })
-            }
+            1 => Self::EnrolmentResponse(decode_response(
+                &mut r,
+                bytes,
+                EnrolmentResponseCode::from_value,
+                EnrolmentResponseCode::Ok,
+            )?),
             2 => {
                 no_extensions(&mut r, 1)?;
                 let public_keys = decode_public_keys(&mut r)?;
@@ -543,17 +537,12 @@ impl EtsiTs102941Data {
                     ec_signature,
                 })
             }
-            3 => {
-                let (request_hash, code, certificate) = decode_response(&mut r, bytes)?;
-                let response_code = AuthorizationResponseCode::from_value(code)
-                    .ok_or(V2xError::Unsupported("unknown AuthorizationResponseCode"))?;
-                check_ok(response_code == AuthorizationResponseCode::Ok, &certificate)?;
-                Self::AuthorizationResponse(InnerResponse {
-                    request_hash,
-                    response_code,
-                    certificate,
-                })
-            }
+            3 => Self::AuthorizationResponse(decode_response(
+                &mut r,
+                bytes,
+                AuthorizationResponseCode::from_value,
+                AuthorizationResponseCode::Ok,
+            )?),
             7 => {
                 no_extensions(&mut r, 1)?;
                 let shared = decode_shared(&mut r)?;
@@ -676,14 +665,7 @@ fn decode_attributes(r: &mut Reader<'_>) -> Result<SubjectAttributes, V2xError> 
         None
     };
     let validity = if pre & 0x20 != 0 {
-        let start = Time32(r.u32()?);
-        let at = r.pos();
-        let tag = r.tag()?;
-        let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
-            offset: at,
-            what: "unknown Duration alternative",
-        })?;
-        Some(ValidityPeriod { start, duration })
+        Some(decode_validity(r)?)
     } else {
         None
     };
@@ -731,12 +713,18 @@ fn decode_ec_signature(r: &mut Reader<'_>) -> Result<EcSignature, V2xError> {
     }
 }
 
-type Response = ([u8; 16], u8, Option<Certificate>);
-
-fn decode_response(r: &mut Reader<'_>, bytes: &[u8]) -> Result<Response, V2xError> {
+/// An `InnerEcResponse` or `InnerAtResponse` whose codes `from_value`
+/// reads: the certificate must be present exactly when the code is `ok`.
+fn decode_response<C: PartialEq>(
+    r: &mut Reader<'_>,
+    bytes: &[u8],
+    from_value: fn(u8) -> Option<C>,
+    ok: C,
+) -> Result<InnerResponse<C>, V2xError> {
     let present = no_extensions(r, 2)? & 0x40 != 0;
     let request_hash = r.array()?;
-    let code = r.enumerated()?;
+    let response_code =
+        from_value(r.enumerated()?).ok_or(V2xError::Unsupported("unknown response code"))?;
     let certificate = if present {
         let (cert, used) =
             Certificate::decode_prefix(CertProfile::EtsiTs103097, &bytes[r.pos()..])?;
@@ -745,14 +733,14 @@ fn decode_response(r: &mut Reader<'_>, bytes: &[u8]) -> Result<Response, V2xErro
     } else {
         None
     };
-    Ok((request_hash, code, certificate))
-}
-
-fn check_ok(ok: bool, certificate: &Option<Certificate>) -> Result<(), V2xError> {
-    if ok != certificate.is_some() {
+    if (response_code == ok) != certificate.is_some() {
         return Err(V2xError::Profile(
             "the certificate must be present exactly when the response code is ok",
         ));
     }
-    Ok(())
+    Ok(InnerResponse {
+        request_hash,
+        response_code,
+        certificate,
+    })
 }

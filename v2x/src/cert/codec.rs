@@ -101,9 +101,7 @@ pub(super) fn encode_tbs(w: &mut Writer, t: &ToBeSigned, rule: EeTypeRule) {
     encode_id(w, &t.id);
     w.fixed(&t.craca_id);
     w.u16(t.crl_series);
-    w.u32(t.validity.start.0);
-    w.tag(t.validity.duration.tag());
-    w.u16(t.validity.duration.value());
+    encode_validity(w, &t.validity);
     if let Some(a) = t.assurance_level {
         w.u8(a.0);
     }
@@ -124,6 +122,25 @@ pub(super) fn encode_tbs(w: &mut Writer, t: &ToBeSigned, rule: EeTypeRule) {
     w.tag(0); // verificationKey
     w.tag(0); // ecdsaNistP256
     encode_point(w, &t.verification_key);
+}
+
+/// `ValidityPeriod`: `start` (Time32) and the `Duration` CHOICE.
+pub(crate) fn encode_validity(w: &mut Writer, v: &ValidityPeriod) {
+    w.u32(v.start.0);
+    w.tag(v.duration.tag());
+    w.u16(v.duration.value());
+}
+
+/// Decodes a `ValidityPeriod`.
+pub(crate) fn decode_validity(r: &mut Reader<'_>) -> Result<ValidityPeriod, V2xError> {
+    let start = Time32(r.u32()?);
+    let at = r.pos();
+    let tag = r.tag()?;
+    let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
+        offset: at,
+        what: "unknown Duration alternative",
+    })?;
+    Ok(ValidityPeriod { start, duration })
 }
 
 pub(crate) fn encode_id(w: &mut Writer, id: &CertificateId) {
@@ -324,13 +341,7 @@ pub(super) fn decode_tbs(
     let id = decode_id(r, profile)?;
     let craca_id = r.array()?;
     let crl_series = r.u16()?;
-    let start = Time32(r.u32()?);
-    let at = r.pos();
-    let tag = r.tag()?;
-    let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
-        offset: at,
-        what: "unknown Duration alternative",
-    })?;
+    let validity = decode_validity(r)?;
     let assurance_level = if pre & 0x20 != 0 {
         Some(SubjectAssurance(r.u8()?))
     } else {
@@ -394,7 +405,7 @@ pub(super) fn decode_tbs(
         id,
         craca_id,
         crl_series,
-        validity: ValidityPeriod { start, duration },
+        validity,
         assurance_level,
         app_permissions,
         cert_issue_permissions,

@@ -48,8 +48,8 @@ mod codec;
 
 use codec::{EeTypeRule, decode_signature, decode_tbs, encode_certificate, encode_tbs};
 pub(crate) use codec::{
-    decode_compressed_point, decode_id, decode_psid_ssp, encode_app_permissions, encode_id,
-    encode_point,
+    decode_compressed_point, decode_id, decode_psid_ssp, decode_validity, encode_app_permissions,
+    encode_id, encode_point, encode_validity,
 };
 
 /// Largest certificate encoding accepted by the decoder.
