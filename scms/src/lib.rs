@@ -53,7 +53,7 @@ pub use envelope::{CHAIN_ENVELOPE_LEN, ENCRYPTED_PLV_LEN, LinkKey};
 pub use error::ScmsError;
 pub use hash_crl::{HashCrl, HashCrlRegister, HashCrlSet};
 pub use linkage_authority::{ChainEnvelope, ChainId, EncryptedPlv, LinkageAuthority};
-pub use profile::TicketProfile;
+pub use profile::{TicketFormat, TicketProfile};
 pub use pseudonym_ca::{PseudonymCa, TicketRequest, TicketResponse};
 pub use registration::{
     BatchPolicy, LinkageAuthorityApi, PseudonymCaApi, RegistrationAuthority, VehicleCredential,

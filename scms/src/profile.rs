@@ -31,11 +31,38 @@ pub struct PermissionRow {
     pub ssp: Option<Vec<u8>>,
 }
 
+/// Which certificate profile a deployment's authorization tickets follow
+/// (`profile` in the ticket profile file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TicketFormat {
+    /// `scms-ieee-1609.2` (the default): SCMS tickets with `linkageData`
+    /// ids from the separated authorities (`trustca-scms`).
+    ScmsIeee1609Dot2,
+    /// `etsi-ts-103-097`: EU C-ITS authorization tickets in the
+    /// `EtsiTs103097Certificate` profile (id `none`, `cracaId` 000000,
+    /// `crlSeries` 0), issued through ETSI TS 102 941 enrolment and
+    /// authorization (`trustca-etsi`).
+    EtsiTs103097,
+}
+
+impl TicketFormat {
+    /// The name used in the profile file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketFormat::ScmsIeee1609Dot2 => "scms-ieee-1609.2",
+            TicketFormat::EtsiTs103097 => "etsi-ts-103-097",
+        }
+    }
+}
+
 /// The profile the pseudonym CA issues under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketProfile {
     /// Version string of the file.
     pub version: String,
+    /// The certificate profile of the tickets.
+    pub format: TicketFormat,
     /// Sector the tickets are for.
     pub sector: String,
     /// Unix time at which period 0 starts.
@@ -62,6 +89,8 @@ pub struct TicketProfile {
 #[serde(deny_unknown_fields)]
 struct ProfileFile {
     version: String,
+    #[serde(default)]
+    profile: Option<String>,
     sector: String,
     epoch_unix: i64,
     period_hours: u16,
@@ -91,6 +120,7 @@ impl Default for TicketProfile {
             // keeps `default` total.
             Err(_) => Self {
                 version: "invalid".into(),
+                format: TicketFormat::ScmsIeee1609Dot2,
                 sector: "automotive".into(),
                 epoch: 1_704_067_200,
                 period_hours: 168,
@@ -115,6 +145,20 @@ impl TicketProfile {
     pub fn from_toml(text: &str) -> Result<Self> {
         let f: ProfileFile = toml::from_str(text).map_err(|e| ScmsError::Config(e.to_string()))?;
         let bad = |m: &str| Err(ScmsError::Config(m.to_owned()));
+        let format = match f.profile.as_deref() {
+            None | Some("scms-ieee-1609.2") => TicketFormat::ScmsIeee1609Dot2,
+            Some("etsi-ts-103-097") => TicketFormat::EtsiTs103097,
+            Some(other) => {
+                return Err(ScmsError::Config(format!(
+                    "profile {other:?} is not one of \"scms-ieee-1609.2\", \"etsi-ts-103-097\""
+                )));
+            }
+        };
+        // TS 103 097 tickets are not revoked one by one: they are short-lived
+        // and name no CRL series (the linkage CRL is an SCMS construct).
+        if format == TicketFormat::EtsiTs103097 && f.crl_series != 0 {
+            return bad("crl_series must be 0 with profile \"etsi-ts-103-097\"");
+        }
         if f.period_hours == 0 || f.period_hours > 24 * 366 {
             return bad("period_hours must be 1..=8784");
         }
@@ -166,6 +210,7 @@ impl TicketProfile {
         }
         Ok(Self {
             version: f.version,
+            format,
             sector: f.sector,
             epoch: f.epoch_unix,
             period_hours: f.period_hours,
@@ -379,5 +424,38 @@ mod tests {
             assert!(err.contains(needle), "{err}");
         }
         assert!(TicketProfile::from_toml("version = 1").is_err());
+    }
+
+    #[test]
+    fn the_ticket_format_is_chosen_per_deployment() {
+        assert_eq!(
+            TicketProfile::default().format,
+            TicketFormat::ScmsIeee1609Dot2
+        );
+        let etsi =
+            TicketProfile::from_toml(include_str!("../../policies/v2x-tickets-etsi.toml")).unwrap();
+        assert_eq!(etsi.format, TicketFormat::EtsiTs103097);
+        assert_eq!(etsi.crl_series, 0);
+        let without = DEFAULT_PROFILE_TOML.replacen("profile = \"scms-ieee-1609.2\"\n", "", 1);
+        assert_ne!(without, DEFAULT_PROFILE_TOML);
+        assert_eq!(
+            TicketProfile::from_toml(&without).unwrap().format,
+            TicketFormat::ScmsIeee1609Dot2
+        );
+        let unknown = DEFAULT_PROFILE_TOML.replacen(
+            "profile = \"scms-ieee-1609.2\"",
+            "profile = \"x509\"",
+            1,
+        );
+        let err = TicketProfile::from_toml(&unknown).unwrap_err().to_string();
+        assert!(err.contains("\"x509\""), "{err}");
+        // An ETSI deployment's tickets name no CRL series.
+        let series = DEFAULT_PROFILE_TOML.replacen(
+            "profile = \"scms-ieee-1609.2\"",
+            "profile = \"etsi-ts-103-097\"",
+            1,
+        );
+        let err = TicketProfile::from_toml(&series).unwrap_err().to_string();
+        assert!(err.contains("crl_series must be 0"), "{err}");
     }
 }

@@ -32,7 +32,7 @@ use crate::crl::{LinkageCrl, LinkageCrlParams};
 use crate::envelope::{CHAIN_ENVELOPE_LEN, LinkKey, random_bytes};
 use crate::error::{Result, ScmsError};
 use crate::linkage_authority::{ChainEnvelope, EncryptedPlv, plv_aad};
-use crate::profile::{MAX_PERIOD, TicketProfile};
+use crate::profile::{MAX_PERIOD, TicketFormat, TicketProfile};
 
 /// Store space of the pseudonym CA.
 pub const SPACE: &str = "v2x.pca";
@@ -302,6 +302,15 @@ impl PseudonymCa {
             }
             plvs[k].0.copy_from_slice(&plain[..9]);
             envelopes.extend_from_slice(&plain[9..]);
+        }
+        // Linked SCMS tickets cannot be in the TS 103 097 profile (it
+        // forbids linkageData ids): an EU deployment issues through
+        // trustca-etsi's authorization authority instead.
+        if self.profile.format != TicketFormat::ScmsIeee1609Dot2 {
+            return Err(ScmsError::Profile(format!(
+                "the ticket profile is {:?}; the SCMS pseudonym CA issues only \"scms-ieee-1609.2\" tickets",
+                self.profile.format.as_str()
+            )));
         }
         let lv = CertLinkageValue::combine(&plvs[0], &plvs[1]);
         let (contribution, certified) = CaContribution::generate_certified(&request.cocoon)?;

@@ -30,9 +30,12 @@ struct World {
 }
 
 fn world(policy: BatchPolicy) -> World {
+    world_with(policy, TicketProfile::default())
+}
+
+fn world_with(policy: BatchPolicy, profile: TicketProfile) -> World {
     let dir = tempfile::tempdir().unwrap();
     let h = hierarchy_with_crl_signer();
-    let profile = TicketProfile::default();
     let d = LocalDeployment::open_with_crl_signer(
         dir.path(),
         profile.clone(),
@@ -700,4 +703,26 @@ fn revocation_links_only_the_future_and_resolution_needs_all_four() {
         })
         .count();
     assert_eq!(stored_matching, 3 * cpp as usize);
+}
+
+#[test]
+fn an_etsi_ticket_profile_issues_no_scms_tickets() {
+    // TS 103 097 forbids linkageData ids: a deployment whose ticket profile
+    // says "etsi-ts-103-097" issues through trustca-etsi, never here. The
+    // same request under the SCMS profile gets its tickets.
+    let etsi = TicketProfile {
+        format: trustca_scms::TicketFormat::EtsiTs103097,
+        ..TicketProfile::default()
+    };
+    for (profile, issued) in [(TicketProfile::default(), true), (etsi, false)] {
+        let w = world_with(eager(), profile);
+        let lv3 = vehicle(1, 3);
+        let cat = Caterpillar::generate().unwrap();
+        w.d.ra.submit(&lv3, &cat.request(), None, 1, NOW).unwrap();
+        let flushed = w.d.ra.flush(NOW, false);
+        let n = flushed.as_ref().copied().unwrap_or(0);
+        assert_eq!(n > 0, issued, "{flushed:?}");
+        let downloads = w.d.ra.download(&lv3).unwrap_or_default();
+        assert_eq!(!downloads.is_empty(), issued);
+    }
 }

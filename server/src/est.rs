@@ -714,7 +714,10 @@ fn printable(s: &str) -> String {
 }
 
 /// A request body, at most [`MAX_BODY_BYTES`], within [`REQUEST_READ_TIMEOUT`].
-async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, EstError> {
+pub(crate) async fn read_body(
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, EstError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -120,11 +120,15 @@ pub struct PkRecipientInfo {
     pub enc_key: EciesP256EncryptedKey,
 }
 
-/// IEEE 1609.2 `EncryptedData` with public-key recipients and an
-/// AES-128-CCM ciphertext.
+/// IEEE 1609.2 `EncryptedData` with public-key recipients (or one
+/// pre-shared-key recipient) and an AES-128-CCM ciphertext.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EncryptedData {
     recipients: Vec<PkRecipientInfo>,
+    /// `pskRecipInfo`: the one recipient, when the data is encrypted with
+    /// a key both sides already hold (ETSI TS 102 941 responses, under the
+    /// AES key of the request they answer). `recipients` is then empty.
+    psk_recipient: Option<[u8; 8]>,
     nonce: [u8; 12],
     ccm_ciphertext: Vec<u8>,
 }
@@ -146,6 +150,17 @@ pub fn response_key_id(key: &PublicKeyP256) -> [u8; 8] {
 pub fn encryption_public_key(secret: &[u8; 32]) -> Result<PublicKeyP256, V2xError> {
     let sk = p256::SecretKey::from_slice(secret).map_err(|_| V2xError::InvalidKey)?;
     PublicKeyP256::from_sec1(sk.public_key().to_encoded_point(true).as_bytes())
+}
+
+/// The `pskRecipInfo` HashedId8 of a pre-shared AES-128 key: of the COER
+/// encoding of the `SymmetricEncryptionKey` `aes128Ccm` holding it
+/// (`80`H followed by the 16 key octets), as IEEE 1609.2 defines
+/// `PreSharedKeyRecipientInfo`.
+pub fn psk_id(key: &[u8; 16]) -> [u8; 8] {
+    let mut w = Writer::new();
+    w.tag(0); // aes128Ccm
+    w.fixed(key);
+    hashed_id8(&w.buf)
 }
 
 impl EncryptedData {
@@ -175,27 +190,59 @@ impl EncryptedData {
         p1: &[u8],
         plaintext: &[u8],
     ) -> Result<Self, V2xError> {
+        let mut k = Zeroizing::new([0u8; 16]);
+        fill(&SystemRandom::new(), &mut k[..])?;
+        Self::seal_with_key(recipient, recipient_id, kind, p1, &k, plaintext)
+    }
+
+    /// Like [`EncryptedData::seal`] with the AES-128 key `k` chosen by the
+    /// caller, who keeps it to decrypt the answer ([`EncryptedData::seal_with_psk`]
+    /// on the other side), as ETSI TS 102 941 requests do.
+    pub fn seal_with_key(
+        recipient: &PublicKeyP256,
+        recipient_id: [u8; 8],
+        kind: RecipientKind,
+        p1: &[u8],
+        k: &[u8; 16],
+        plaintext: &[u8],
+    ) -> Result<Self, V2xError> {
         let p1 = p1_array(p1)?;
+        let rng = SystemRandom::new();
+        let enc_key = ecies_wrap(&rng, recipient, &p1, k)?;
+        let recipients = vec![PkRecipientInfo {
+            kind,
+            recipient_id,
+            enc_key,
+        }];
+        Self::encrypt(recipients, None, k, plaintext)
+    }
+
+    /// Encrypts `plaintext` under the pre-shared AES-128 key `k`
+    /// (`pskRecipInfo`, [`psk_id`]): ETSI TS 102 941 encrypts each
+    /// response with the key of the request it answers.
+    pub fn seal_with_psk(k: &[u8; 16], plaintext: &[u8]) -> Result<Self, V2xError> {
+        Self::encrypt(Vec::new(), Some(psk_id(k)), k, plaintext)
+    }
+
+    fn encrypt(
+        recipients: Vec<PkRecipientInfo>,
+        psk_recipient: Option<[u8; 8]>,
+        k: &[u8; 16],
+        plaintext: &[u8],
+    ) -> Result<Self, V2xError> {
         if plaintext.len() > MAX_ENCRYPTED_DATA_LEN {
             return Err(V2xError::Limit("plaintext longer than 64 KiB"));
         }
-        let rng = SystemRandom::new();
-        let mut k = Zeroizing::new([0u8; 16]);
         let mut nonce = [0u8; 12];
-        fill(&rng, &mut k[..])?;
-        fill(&rng, &mut nonce)?;
-        let enc_key = ecies_wrap(&rng, recipient, &p1, &k)?;
+        fill(&SystemRandom::new(), &mut nonce)?;
         let cipher =
             Aes128Ccm::new_from_slice(&k[..]).map_err(|_| V2xError::Encryption("AES key"))?;
         let ccm_ciphertext = cipher
             .encrypt(&nonce.into(), plaintext)
             .map_err(|_| V2xError::Encryption("AES-CCM encryption failed"))?;
         let sealed = Self {
-            recipients: vec![PkRecipientInfo {
-                kind,
-                recipient_id,
-                enc_key,
-            }],
+            recipients,
+            psk_recipient,
             nonce,
             ccm_ciphertext,
         };
@@ -203,6 +250,25 @@ impl EncryptedData {
             return Err(V2xError::Limit("EncryptedData longer than 64 KiB"));
         }
         Ok(sealed)
+    }
+
+    /// Decrypts data sealed with [`EncryptedData::seal_with_psk`] under
+    /// `k`: [`V2xError::NoRecipient`] unless its one recipient is `k`'s
+    /// [`psk_id`], [`V2xError::Decryption`] when the ciphertext does not
+    /// check out.
+    pub fn open_with_psk(&self, k: &[u8; 16]) -> Result<Vec<u8>, V2xError> {
+        if self.psk_recipient != Some(psk_id(k)) {
+            return Err(V2xError::NoRecipient);
+        }
+        let cipher = Aes128Ccm::new_from_slice(&k[..]).map_err(|_| V2xError::Decryption)?;
+        cipher
+            .decrypt(&self.nonce.into(), self.ccm_ciphertext.as_slice())
+            .map_err(|_| V2xError::Decryption)
+    }
+
+    /// The `pskRecipInfo` of data sealed under a pre-shared key.
+    pub fn psk_recipient(&self) -> Option<[u8; 8]> {
+        self.psk_recipient
     }
 
     /// Encrypts `plaintext` to the holder of `cert` (`certRecipInfo`) with
@@ -215,6 +281,24 @@ impl EncryptedData {
             cert.hashed_id8(),
             RecipientKind::Certificate,
             &sha256(cert.as_coer()),
+            plaintext,
+        )
+    }
+
+    /// [`EncryptedData::seal_to_certificate`] under the caller's AES-128
+    /// key `k` (see [`EncryptedData::seal_with_key`]).
+    pub fn seal_to_certificate_with_key(
+        cert: &Certificate,
+        k: &[u8; 16],
+        plaintext: &[u8],
+    ) -> Result<Self, V2xError> {
+        let key = cert.tbs().encryption_key.ok_or(V2xError::NoEncryptionKey)?;
+        Self::seal_with_key(
+            &key,
+            cert.hashed_id8(),
+            RecipientKind::Certificate,
+            &sha256(cert.as_coer()),
+            k,
             plaintext,
         )
     }
@@ -244,6 +328,18 @@ impl EncryptedData {
         recipient_id: [u8; 8],
         p1: &[u8],
     ) -> Result<Vec<u8>, V2xError> {
+        Ok(self.open_keeping_key(recipient_secret, recipient_id, p1)?.1)
+    }
+
+    /// Like [`EncryptedData::open`], also returning the AES-128 key the
+    /// data was encrypted with (an ETSI TS 102 941 authority answers under
+    /// it, [`EncryptedData::seal_with_psk`]).
+    pub fn open_keeping_key(
+        &self,
+        recipient_secret: &[u8; 32],
+        recipient_id: [u8; 8],
+        p1: &[u8],
+    ) -> Result<(Zeroizing<[u8; 16]>, Vec<u8>), V2xError> {
         let p1 = p1_array(p1)?;
         let sk = p256::SecretKey::from_slice(recipient_secret).map_err(|_| V2xError::InvalidKey)?;
         let mut found = false;
@@ -257,9 +353,10 @@ impl EncryptedData {
                 continue;
             };
             let cipher = Aes128Ccm::new_from_slice(&k[..]).map_err(|_| V2xError::Decryption)?;
-            return cipher
+            let plain = cipher
                 .decrypt(&self.nonce.into(), self.ccm_ciphertext.as_slice())
-                .map_err(|_| V2xError::Decryption);
+                .map_err(|_| V2xError::Decryption)?;
+            return Ok((k, plain));
         }
         Err(if found {
             V2xError::Decryption
@@ -305,7 +402,13 @@ impl EncryptedData {
     /// The COER encoding.
     pub fn to_coer(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.quantity(self.recipients.len());
+        if let Some(id) = &self.psk_recipient {
+            w.quantity(1);
+            w.tag(0); // pskRecipInfo
+            w.fixed(id);
+        } else {
+            w.quantity(self.recipients.len());
+        }
         for r in &self.recipients {
             w.tag(r.kind.tag());
             w.fixed(&r.recipient_id);
@@ -341,8 +444,18 @@ impl EncryptedData {
             });
         }
         let mut recipients = Vec::with_capacity(n);
+        let mut psk_recipient = None;
         for _ in 0..n {
-            recipients.push(decode_recipient(&mut r)?);
+            match decode_recipient(&mut r)? {
+                Recipient::Pk(pk) => recipients.push(pk),
+                // A pre-shared key is the only recipient (TS 102 941).
+                Recipient::Psk(id) if n == 1 => psk_recipient = Some(id),
+                Recipient::Psk(_) => {
+                    return Err(V2xError::Unsupported(
+                        "pskRecipInfo beside other recipients",
+                    ));
+                }
+            }
         }
         match r.tag()? {
             0 => {}
@@ -366,6 +479,7 @@ impl EncryptedData {
         }
         let data = Self {
             recipients,
+            psk_recipient,
             nonce,
             ccm_ciphertext,
         };
@@ -381,10 +495,16 @@ impl EncryptedData {
     }
 }
 
-fn decode_recipient(r: &mut Reader<'_>) -> Result<PkRecipientInfo, V2xError> {
+/// One decoded `RecipientInfo`.
+enum Recipient {
+    Pk(PkRecipientInfo),
+    Psk([u8; 8]),
+}
+
+fn decode_recipient(r: &mut Reader<'_>) -> Result<Recipient, V2xError> {
     let at = r.pos();
     let kind = match r.tag()? {
-        0 => return Err(V2xError::Unsupported("pskRecipInfo")),
+        0 => return Ok(Recipient::Psk(r.array()?)),
         1 => return Err(V2xError::Unsupported("symmRecipInfo")),
         2 => RecipientKind::Certificate,
         3 => RecipientKind::SignedData,
@@ -421,11 +541,11 @@ fn decode_recipient(r: &mut Reader<'_>) -> Result<PkRecipientInfo, V2xError> {
     let v = PublicKeyP256::from_x(&r.array()?, odd)?;
     let c = r.array()?;
     let t = r.array()?;
-    Ok(PkRecipientInfo {
+    Ok(Recipient::Pk(PkRecipientInfo {
         kind,
         recipient_id,
         enc_key: EciesP256EncryptedKey { v, c, t },
-    })
+    }))
 }
 
 fn encode_point(w: &mut Writer, k: &PublicKeyP256) {

@@ -74,10 +74,13 @@ mod coer;
 pub mod crl;
 pub mod encrypted;
 pub mod error;
+pub mod etsi_data;
 pub mod keys;
 pub mod period;
 pub mod scms_pdu;
 pub mod spdu;
+pub mod trust_lists;
+pub mod ts102941;
 pub mod validity;
 
 pub use cert::{
@@ -92,9 +95,10 @@ pub use crl::{
 };
 pub use encrypted::{
     EciesP256EncryptedKey, EncryptedData, MAX_ENCRYPTED_DATA_LEN, MAX_RECIPIENTS, P1_EMPTY,
-    PkRecipientInfo, RecipientKind, encryption_public_key, response_key_id,
+    PkRecipientInfo, RecipientKind, encryption_public_key, psk_id, response_key_id,
 };
 pub use error::V2xError;
+pub use etsi_data::{EtsiSignedData, EtsiSigner, SignAs, SignedPayload};
 pub use keys::{PublicKeyP256, V2xSigner, hashed_id8, sha256, signing_message};
 pub use period::PeriodClock;
 pub use scms_pdu::{

@@ -180,13 +180,13 @@ impl Signer {
     }
 }
 
-fn encode_signature(w: &mut Writer, sig: &[u8; 64]) {
+pub(crate) fn encode_signature(w: &mut Writer, sig: &[u8; 64]) {
     w.tag(0); // ecdsaNistP256Signature
     w.tag(0); // rSig x-only
     w.fixed(sig);
 }
 
-fn decode_x_only_signature(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2xError> {
+pub(crate) fn decode_x_only_signature(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2xError> {
     let signature = decode_signature_at(r)?;
     if signature.r_form != RSigForm::XOnly {
         return Err(V2xError::Unsupported("rSig other than x-only"));
@@ -195,7 +195,7 @@ fn decode_x_only_signature(r: &mut Reader<'_>) -> Result<EcdsaP256Signature, V2x
 }
 
 /// Checks an ECDSA P-256 signature over the 1609.2 signing input.
-fn verify_with(
+pub(crate) fn verify_with(
     key: &PublicKeyP256,
     tbs: &[u8],
     signer: &[u8],

@@ -213,7 +213,9 @@ fn strict_decoding() {
     ));
     assert!(with(0, 2).is_err());
     // RecipientInfo alternatives.
-    assert!(matches!(with(2, 0x80), Err(V2xError::Unsupported(_)))); // psk
+    // pskRecipInfo is read (TS 102 941 answers), but here its HashedId8
+    // is followed by the ECIES key's octets where the ciphertext belongs.
+    assert!(with(2, 0x80).is_err());
     assert!(matches!(with(2, 0x81), Err(V2xError::Unsupported(_)))); // symm
     assert!(matches!(with(2, 0x85), Err(V2xError::Invalid { .. })));
     assert!(matches!(with(2, 0x02), Err(V2xError::Invalid { .. })));
@@ -346,4 +348,71 @@ fn python_vectors_decrypt() {
             Err(V2xError::Decryption)
         );
     }
+}
+
+#[test]
+fn pre_shared_key_recipients_round_trip_and_open_only_under_their_key() {
+    let k = [0x42u8; 16];
+    let sealed = EncryptedData::seal_with_psk(&k, b"answer").unwrap();
+    assert_eq!(sealed.psk_recipient(), Some(trustca_v2x::psk_id(&k)));
+    assert!(sealed.recipients().is_empty());
+    let bytes = sealed.to_coer();
+    // One recipient, pskRecipInfo (80H), then the HashedId8.
+    assert_eq!(&bytes[..2], &[0x01, 0x01]);
+    assert_eq!(bytes[2], 0x80);
+    let decoded = EncryptedData::from_coer(&bytes).unwrap();
+    assert_eq!(decoded, sealed);
+    assert_eq!(decoded.open_with_psk(&k).unwrap(), b"answer");
+    assert!(matches!(
+        decoded.open_with_psk(&[0x43; 16]),
+        Err(V2xError::NoRecipient)
+    ));
+    // The public-key opener finds no recipient in it.
+    assert!(matches!(
+        decoded.open(&[7; 32], trustca_v2x::psk_id(&k), &P1_EMPTY),
+        Err(V2xError::NoRecipient)
+    ));
+    // A flipped ciphertext bit fails the CCM tag.
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        EncryptedData::from_coer(&flipped)
+            .unwrap()
+            .open_with_psk(&k),
+        Err(V2xError::Decryption)
+    ));
+    // A psk recipient beside another one is refused.
+    let mut two = vec![0x01, 0x02, 0x80];
+    two.extend_from_slice(&trustca_v2x::psk_id(&k));
+    two.push(0x80);
+    two.extend_from_slice(&trustca_v2x::psk_id(&k));
+    two.extend_from_slice(&bytes[11..]);
+    assert!(matches!(
+        EncryptedData::from_coer(&two),
+        Err(V2xError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn a_request_key_chosen_by_the_sender_opens_the_answer() {
+    let (secret, public) = loop {
+        let mut s = [0u8; 32];
+        SystemRandom::new().fill(&mut s).unwrap();
+        if let Ok(p) = encryption_public_key(&s) {
+            break (s, p);
+        }
+    };
+    let k = [9u8; 16];
+    let e = EncryptedData::seal_with_key(
+        &public,
+        [1; 8],
+        RecipientKind::ResponseEncryptionKey,
+        &P1_EMPTY,
+        &k,
+        b"request",
+    )
+    .unwrap();
+    let (key, plain) = e.open_keeping_key(&secret, [1; 8], &P1_EMPTY).unwrap();
+    assert_eq!((*key, plain.as_slice()), (k, &b"request"[..]));
 }

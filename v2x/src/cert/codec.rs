@@ -74,7 +74,7 @@ pub(super) fn encode_certificate(
     w.fixed(&sig.s);
 }
 
-fn encode_point(w: &mut Writer, k: &PublicKeyP256) {
+pub(crate) fn encode_point(w: &mut Writer, k: &PublicKeyP256) {
     w.tag(if k.y_is_odd() { 3 } else { 2 });
     w.fixed(&k.x());
 }
@@ -98,7 +98,53 @@ pub(super) fn encode_tbs(w: &mut Writer, t: &ToBeSigned, rule: EeTypeRule) {
         pre |= 0x01;
     }
     w.u8(pre);
-    match &t.id {
+    encode_id(w, &t.id);
+    w.fixed(&t.craca_id);
+    w.u16(t.crl_series);
+    encode_validity(w, &t.validity);
+    if let Some(a) = t.assurance_level {
+        w.u8(a.0);
+    }
+    if let Some(perms) = &t.app_permissions {
+        encode_app_permissions(w, perms);
+    }
+    if let Some(groups) = &t.cert_issue_permissions {
+        encode_groups(w, groups, rule);
+    }
+    if let Some(groups) = &t.cert_request_permissions {
+        encode_groups(w, groups, rule);
+    }
+    if let Some(k) = &t.encryption_key {
+        w.u8(0); // supportedSymmAlg aes128Ccm
+        w.tag(0); // eciesNistP256
+        encode_point(w, k);
+    }
+    w.tag(0); // verificationKey
+    w.tag(0); // ecdsaNistP256
+    encode_point(w, &t.verification_key);
+}
+
+/// `ValidityPeriod`: `start` (Time32) and the `Duration` CHOICE.
+pub(crate) fn encode_validity(w: &mut Writer, v: &ValidityPeriod) {
+    w.u32(v.start.0);
+    w.tag(v.duration.tag());
+    w.u16(v.duration.value());
+}
+
+/// Decodes a `ValidityPeriod`.
+pub(crate) fn decode_validity(r: &mut Reader<'_>) -> Result<ValidityPeriod, V2xError> {
+    let start = Time32(r.u32()?);
+    let at = r.pos();
+    let tag = r.tag()?;
+    let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
+        offset: at,
+        what: "unknown Duration alternative",
+    })?;
+    Ok(ValidityPeriod { start, duration })
+}
+
+pub(crate) fn encode_id(w: &mut Writer, id: &CertificateId) {
+    match id {
         CertificateId::Name(n) => {
             w.tag(1);
             w.octets(n.as_bytes());
@@ -123,46 +169,25 @@ pub(super) fn encode_tbs(w: &mut Writer, t: &ToBeSigned, rule: EeTypeRule) {
             }
         }
     }
-    w.fixed(&t.craca_id);
-    w.u16(t.crl_series);
-    w.u32(t.validity.start.0);
-    w.tag(t.validity.duration.tag());
-    w.u16(t.validity.duration.value());
-    if let Some(a) = t.assurance_level {
-        w.u8(a.0);
-    }
-    if let Some(perms) = &t.app_permissions {
-        w.quantity(perms.len());
-        for p in perms {
-            w.u8(if p.ssp.is_some() { 0x80 } else { 0 });
-            w.uint(p.psid);
-            match &p.ssp {
-                None => {}
-                Some(Ssp::Opaque(o)) => {
-                    w.tag(0);
-                    w.octets(o);
-                }
-                Some(Ssp::Bitmap(b)) => {
-                    w.tag(1);
-                    w.open(|w| w.octets(b));
-                }
+}
+
+pub(crate) fn encode_app_permissions(w: &mut Writer, perms: &[PsidSsp]) {
+    w.quantity(perms.len());
+    for p in perms {
+        w.u8(if p.ssp.is_some() { 0x80 } else { 0 });
+        w.uint(p.psid);
+        match &p.ssp {
+            None => {}
+            Some(Ssp::Opaque(o)) => {
+                w.tag(0);
+                w.octets(o);
+            }
+            Some(Ssp::Bitmap(b)) => {
+                w.tag(1);
+                w.open(|w| w.octets(b));
             }
         }
     }
-    if let Some(groups) = &t.cert_issue_permissions {
-        encode_groups(w, groups, rule);
-    }
-    if let Some(groups) = &t.cert_request_permissions {
-        encode_groups(w, groups, rule);
-    }
-    if let Some(k) = &t.encryption_key {
-        w.u8(0); // supportedSymmAlg aes128Ccm
-        w.tag(0); // eciesNistP256
-        encode_point(w, k);
-    }
-    w.tag(0); // verificationKey
-    w.tag(0); // ecdsaNistP256
-    encode_point(w, &t.verification_key);
 }
 
 fn encode_groups(w: &mut Writer, groups: &[PsidGroupPermissions], rule: EeTypeRule) {
@@ -226,7 +251,7 @@ fn encode_psid_ssp_range(w: &mut Writer, r: &PsidSspRange) {
 
 // ---------------------------------------------------------------- decoding
 
-fn decode_compressed_point(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError> {
+pub(crate) fn decode_compressed_point(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError> {
     let at = r.pos();
     let odd = match r.tag()? {
         2 => false,
@@ -249,26 +274,12 @@ fn decode_compressed_point(r: &mut Reader<'_>) -> Result<PublicKeyP256, V2xError
     PublicKeyP256::from_x(&x, odd)
 }
 
-/// Decodes a `ToBeSignedCertificate`; also returns which `eeType` rule its
-/// encoding follows (the 2016 one only when some group writes {app}).
-pub(super) fn decode_tbs(
+/// Decodes a `CertificateId` in `profile`.
+pub(crate) fn decode_id(
     r: &mut Reader<'_>,
     profile: CertProfile,
-) -> Result<(ToBeSigned, EeTypeRule), V2xError> {
-    let pre = r.preamble(8)?;
-    if pre & 0x80 != 0 {
-        return Err(V2xError::Unsupported("ToBeSignedCertificate extensions"));
-    }
-    if pre & 0x40 != 0 {
-        return Err(V2xError::Unsupported("region"));
-    }
-    if pre & 0x04 != 0 && profile == CertProfile::EtsiTs103097 {
-        return Err(V2xError::Profile("certRequestPermissions must be absent"));
-    }
-    if pre & 0x02 != 0 {
-        return Err(profile.reject("canRequestRollover must be absent"));
-    }
-    let id = match r.tag()? {
+) -> Result<CertificateId, V2xError> {
+    Ok(match r.tag()? {
         0 if profile == CertProfile::EtsiTs103097 => {
             return Err(V2xError::Profile("id linkageData is forbidden"));
         }
@@ -305,16 +316,32 @@ pub(super) fn decode_tbs(
         2 => CertificateId::BinaryId(r.octets()?.to_vec()),
         3 => CertificateId::None,
         _ => return Err(V2xError::Unsupported("CertificateId extension")),
-    };
+    })
+}
+
+/// Decodes a `ToBeSignedCertificate`; also returns which `eeType` rule its
+/// encoding follows (the 2016 one only when some group writes {app}).
+pub(super) fn decode_tbs(
+    r: &mut Reader<'_>,
+    profile: CertProfile,
+) -> Result<(ToBeSigned, EeTypeRule), V2xError> {
+    let pre = r.preamble(8)?;
+    if pre & 0x80 != 0 {
+        return Err(V2xError::Unsupported("ToBeSignedCertificate extensions"));
+    }
+    if pre & 0x40 != 0 {
+        return Err(V2xError::Unsupported("region"));
+    }
+    if pre & 0x04 != 0 && profile == CertProfile::EtsiTs103097 {
+        return Err(V2xError::Profile("certRequestPermissions must be absent"));
+    }
+    if pre & 0x02 != 0 {
+        return Err(profile.reject("canRequestRollover must be absent"));
+    }
+    let id = decode_id(r, profile)?;
     let craca_id = r.array()?;
     let crl_series = r.u16()?;
-    let start = Time32(r.u32()?);
-    let at = r.pos();
-    let tag = r.tag()?;
-    let duration = Duration::from_tag(tag, r.u16()?).ok_or(V2xError::Invalid {
-        offset: at,
-        what: "unknown Duration alternative",
-    })?;
+    let validity = decode_validity(r)?;
     let assurance_level = if pre & 0x20 != 0 {
         Some(SubjectAssurance(r.u8()?))
     } else {
@@ -378,7 +405,7 @@ pub(super) fn decode_tbs(
         id,
         craca_id,
         crl_series,
-        validity: ValidityPeriod { start, duration },
+        validity,
         assurance_level,
         app_permissions,
         cert_issue_permissions,
@@ -395,7 +422,7 @@ pub(super) fn decode_tbs(
     Ok((tbs, rule))
 }
 
-fn decode_psid_ssp(r: &mut Reader<'_>) -> Result<PsidSsp, V2xError> {
+pub(crate) fn decode_psid_ssp(r: &mut Reader<'_>) -> Result<PsidSsp, V2xError> {
     let pre = r.preamble(1)?;
     let psid = r.uint()?;
     let ssp = if pre & 0x80 != 0 {

@@ -47,6 +47,10 @@ use crate::validity::ValidityPeriod;
 mod codec;
 
 use codec::{EeTypeRule, decode_signature, decode_tbs, encode_certificate, encode_tbs};
+pub(crate) use codec::{
+    decode_compressed_point, decode_id, decode_psid_ssp, decode_validity, encode_app_permissions,
+    encode_id, encode_point, encode_validity,
+};
 
 /// Largest certificate encoding accepted by the decoder.
 pub const MAX_CERTIFICATE_LEN: usize = 8192;
