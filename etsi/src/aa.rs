@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::EtsiError;
 use crate::ea::{Answer, Unanswerable};
 use crate::envelope::{AuthorityKeys, key_tag, open_answer, request_hash, sign_and_encrypt};
-use crate::profile::authorization_ticket;
+use crate::profile::{authorization_ticket, narrow};
 
 /// How the AA reaches an EA: sends an
 /// `AuthorizationValidationRequestMessage` and returns the answer.
@@ -154,8 +154,12 @@ impl AuthorizationAuthority {
             .tickets
             .period_at(now)
             .ok_or(At::ItsAaOutOfSyncRequest)?;
-        let tbs = authorization_ticket(&self.tickets, public_keys.verification_key, level, period)
-            .map_err(|_| At::ItsAaDeniedPermissions)?;
+        let mut tbs =
+            authorization_ticket(&self.tickets, public_keys.verification_key, level, period)
+                .map_err(|_| At::ItsAaDeniedPermissions)?;
+        let granted = tbs.app_permissions.take().unwrap_or_default();
+        tbs.app_permissions =
+            Some(narrow(&granted, &confirmed.app_permissions).ok_or(At::ItsAaDeniedPermissions)?);
         Certificate::issue_with(tbs, &self.keys.certificate, self.keys.signer.as_ref())
             .map_err(|_| At::ItsAaDeniedPermissions)
     }

@@ -193,3 +193,26 @@ pub fn authorization_ticket(
     tbs.assurance_level = Some(tickets.assurance(trust_level)?);
     Ok(tbs)
 }
+
+/// The table's `appPermissions` narrowed to what a station asked for
+/// (`requestedSubjectAttributes`): each requested PSID must be granted
+/// at the station's level, with the table's SSP (a requested SSP must be
+/// that one); none requested means all the table grants. `None` when
+/// something requested is not granted (`deniedpermissions`).
+pub fn narrow(granted: &[PsidSsp], requested: &[PsidSsp]) -> Option<Vec<PsidSsp>> {
+    if requested.is_empty() {
+        return Some(granted.to_vec());
+    }
+    let mut out: Vec<PsidSsp> = Vec::with_capacity(requested.len());
+    for want in requested {
+        let have = granted.iter().find(|g| g.psid == want.psid)?;
+        if want.ssp.is_some() && want.ssp != have.ssp {
+            return None;
+        }
+        if !out.iter().any(|o| o.psid == have.psid) {
+            out.push(have.clone());
+        }
+    }
+    out.sort_by_key(|p| p.psid);
+    Some(out)
+}

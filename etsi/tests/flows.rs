@@ -148,20 +148,68 @@ fn messages_the_ea_cannot_open_get_no_answer() {
     assert_eq!(d.credentials.len(), 0);
 }
 
-/// Asks `d`'s AA for a ticket for `at_key` with the credential `ec`; the
-/// answer must be `ok`.
+/// Asks `d`'s AA for a ticket for `at_key` with the credential `ec`,
+/// requesting `wanted`: the response code and the ticket.
+fn ask(
+    d: &Deployment,
+    ec: &Certificate,
+    ec_key: &ring::signature::EcdsaKeyPair,
+    at_key: &ring::signature::EcdsaKeyPair,
+    wanted: Vec<PsidSsp>,
+) -> (At, Option<Certificate>) {
+    let pending =
+        authorization_request(public(at_key), wanted, ec, ec_key, &d.h.ea, &d.h.aa, d.now).unwrap();
+    let answer = d.aa.answer(&pending.message, d.now).unwrap();
+    let response = authorization_response(&pending, &answer.message, &d.h.aa).unwrap();
+    assert_eq!(response.response_code, answer.code);
+    (answer.code, response.certificate)
+}
+
+/// A CAM ticket for `at_key`; the answer must be `ok`.
 fn ticket(
     d: &Deployment,
     ec: &Certificate,
     ec_key: &ring::signature::EcdsaKeyPair,
     at_key: &ring::signature::EcdsaKeyPair,
 ) -> Certificate {
-    let pending =
-        authorization_request(public(at_key), cam(), ec, ec_key, &d.h.ea, &d.h.aa, d.now).unwrap();
-    let answer = d.aa.answer(&pending.message, d.now).unwrap();
-    assert_eq!(answer.code, At::Ok);
-    let response = authorization_response(&pending, &answer.message, &d.h.aa).unwrap();
-    response.certificate.unwrap()
+    let (code, at) = ask(d, ec, ec_key, at_key, cam());
+    assert_eq!(code, At::Ok);
+    at.unwrap()
+}
+
+#[test]
+fn tickets_carry_what_was_asked_within_the_table() {
+    let d = Deployment::new();
+    let (ec, ec_key) = enrol(&d);
+    let psids = |wanted: Vec<PsidSsp>| {
+        let (code, at) = ask(&d, &ec, &ec_key, &signing_key(), wanted);
+        let at = at.unwrap_or_else(|| panic!("refused: {code:?}"));
+        let v: Vec<u64> = at
+            .tbs()
+            .app_permissions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.psid)
+            .collect();
+        v
+    };
+    // Nothing asked: all the table grants the level (4).
+    assert_eq!(psids(vec![]), vec![36, 37, 639]);
+    let plain = |psid| PsidSsp { psid, ssp: None };
+    assert_eq!(psids(vec![plain(639), plain(37)]), vec![37, 639]);
+    // A PSID the table does not grant, or another SSP: refused.
+    for wanted in [
+        vec![plain(999)],
+        vec![PsidSsp {
+            psid: 36,
+            ssp: Some(Ssp::Bitmap(vec![1, 0xff, 0xff])),
+        }],
+    ] {
+        let (code, at) = ask(&d, &ec, &ec_key, &signing_key(), wanted);
+        assert_eq!(code, At::ItsAaDeniedPermissions);
+        assert!(at.is_none());
+    }
 }
 
 #[test]
@@ -184,7 +232,7 @@ fn a_station_obtains_tickets_at_its_live_level() {
             .iter()
             .map(|p| p.psid)
             .collect();
-        assert_eq!(psids, vec![36, 37, 639]);
+        assert_eq!(psids, vec![36], "narrowed to what was asked");
         rasn_its_certificate(at.as_coer());
         tickets.push(at);
     }

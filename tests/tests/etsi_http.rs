@@ -282,6 +282,11 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     assert_eq!(result["at_craca"], "000000");
     assert_eq!(result["at_crl_series"], 0);
     assert_eq!(result["at_hours"], 170);
+    assert_eq!(
+        result["at_psids"],
+        serde_json::json!([36]),
+        "what the station asked for"
+    );
     // Our own decoder and rasn-its agree with what Python checked.
     for file in ["ec.oer", "at.oer"] {
         let bytes = std::fs::read(dir.path().join(file)).unwrap();
