@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod etsi_http;
 mod tickets;
 mod v2x_authorities;
 mod v2x_dot1;

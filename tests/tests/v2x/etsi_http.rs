@@ -10,7 +10,7 @@
 //! CA's store; rasn-its then reads both as `EtsiTs103097Certificate`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ fn run_station(args: &[String]) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/etsi_station.py"
+            "/tests/v2x/etsi_station.py"
         ))
         .args(args)
         .output()
@@ -126,7 +126,7 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
 
     // The hierarchy: root, EA and AA each with their own keys.
     let tickets =
-        TicketProfile::from_toml(include_str!("../../policies/v2x-tickets-etsi.toml")).unwrap();
+        TicketProfile::from_toml(include_str!("../../../policies/v2x-tickets-etsi.toml")).unwrap();
     let validity = ValidityPeriod {
         start: Time32::from_unix(time::OffsetDateTime::now_utc().unix_timestamp() - 86_400)
             .unwrap(),
