@@ -24,6 +24,7 @@ use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 use crate::TrustDbError;
 use crate::federation::Federation;
 use trustca_model::firmware;
+use trustca_model::trust_list::CheckedTrustList;
 
 /// Loads fresh policies (files re-read and validated) for `reload`.
 pub type PolicyLoader =
@@ -110,7 +111,7 @@ pub struct TrustEngine {
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
     /// The trust list in force: foreign roots and the sectors each may
     /// vouch for ([`TrustEngine::set_trust_list`]).
-    trust_list: RwLock<Option<Arc<trustca_model::trust_list::TrustList>>>,
+    trust_list: RwLock<Option<Arc<CheckedTrustList>>>,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -257,7 +258,7 @@ impl TrustEngine {
     /// Puts a trust list (checked against this root by the caller) in
     /// force: peers under the roots it lists are then recognised for the
     /// sectors it names, until its `nextUpdate`. `None` recognises none.
-    pub fn set_trust_list(&self, list: Option<trustca_model::trust_list::TrustList>) {
+    pub fn set_trust_list(&self, list: Option<CheckedTrustList>) {
         let list = list.map(Arc::new);
         match self.trust_list.write() {
             Ok(mut l) => *l = list,
@@ -265,7 +266,7 @@ impl TrustEngine {
         }
     }
 
-    fn trust_list(&self) -> Option<Arc<trustca_model::trust_list::TrustList>> {
+    pub(crate) fn trust_list(&self) -> Option<Arc<CheckedTrustList>> {
         match self.trust_list.read() {
             Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -332,7 +333,9 @@ impl TrustEngine {
                 let Some(list) = self.trust_list() else {
                     return Err(e.to_string());
                 };
-                return crate::foreign::verify(&list, chain, now, &self.cfg.extension_oid)
+                return list
+                    .list
+                    .verify_foreign_chain(chain, now, &self.cfg.extension_oid)
                     .map(Arc::new)
                     .map_err(|why| format!("{e}; {why}"));
             }
@@ -570,12 +573,9 @@ impl TrustEngine {
             )
         })?;
         if let Some(list) = self.trust_list()
-            && list
-                .entries
-                .iter()
-                .any(|e| e.sectors.contains(&identity.sector))
+            && list.list.lists_sector(&identity.sector)
         {
-            return crate::foreign::state(&list, identity, verified);
+            return crate::foreign::state(&list.list, identity, verified);
         }
         if self.is_local(&identity.sector) {
             self.local_state(

@@ -11,52 +11,12 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-use trustca_model::extension::ExtensionOid;
 use trustca_model::trust_list::TrustList;
 use trustca_model::{DeviceIdentity, TrustStatus, VerifiedChain};
 use trustca_proto::v1 as pb;
 
 use crate::TrustDbError;
 use crate::engine::LiveState;
-
-/// Verifies `chain` to a root `list` names, for a sector that root may
-/// vouch for; `Err` says why none accepts it.
-pub(crate) fn verify(
-    list: &TrustList,
-    chain: &[Vec<u8>],
-    now: OffsetDateTime,
-    oid: &ExtensionOid,
-) -> Result<VerifiedChain, String> {
-    if now >= list.next_update {
-        return Err(format!(
-            "the trust list (#{}) is past its nextUpdate ({})",
-            list.sequence, list.next_update
-        ));
-    }
-    for entry in &list.entries {
-        if let Ok(v) = trustca_model::verify_chain(chain, &[], &entry.certificate, now, oid) {
-            {
-                let sector = v.extension.as_ref().map(|e| &e.sector);
-                return match sector {
-                    Some(s) if entry.sectors.contains(s) => Ok(v),
-                    Some(s) => Err(format!(
-                        "it chains to a listed foreign root, which the trust list does not let vouch for sector {s}"
-                    )),
-                    None => Err(
-                        "it chains to a listed foreign root but carries no trust-level extension"
-                            .into(),
-                    ),
-                };
-            }
-        }
-    }
-    Err(format!(
-        "nor to any of the {} root(s) on the trust list (#{})",
-        list.entries.len(),
-        list.sequence
-    ))
-}
 
 /// The state of a device under a listed foreign root: its certificate's
 /// level, in good standing, until the certificate or the list lapses.
@@ -82,11 +42,6 @@ pub(crate) fn state(
         version: 0,
         assertion: Arc::new(pb::SignedAssertion::default()),
         next_update: verified.not_after.min(list.next_update),
-        notes: vec![format!(
-            "sector {} is under a foreign root recognised by trust list #{}: level {} is its certificate's, not confirmed by its own database",
-            identity.sector,
-            list.sequence,
-            level.get()
-        )],
+        notes: vec![list.foreign_note(&identity.sector, level)],
     })
 }
