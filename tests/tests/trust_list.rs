@@ -307,6 +307,20 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     // decides as the online Decide did.
     offline_decisions(&ours, &auto_url, &car, &train, &stranger);
 
+    // Revocation across roots: their operator revokes the train, ours puts
+    // their published CRL in DATA/crl/foreign/, and the train is refused.
+    let stranger_crl = unlisted.data("railway").join("crl/railway.crl");
+    foreign_revocation(
+        &theirs,
+        rail.addr,
+        auto_dir,
+        &auto_url,
+        &car,
+        &train,
+        &stranger_crl,
+    )
+    .await;
+
     // Go's standard library, independently: each root's chains, CRLs, ARL
     // and mutual TLS; the train's chain under the root our list names, and
     // neither under our root nor the stranger's under the listed one.
@@ -411,4 +425,97 @@ fn offline_decisions(ours: &Ceremony, url: &str, car: &Device, train: &Device, s
             .contains("nor to any of the 1 root(s) on the trust list"),
         "{v}"
     );
+}
+
+/// The railway operator revokes the train at their instance; a CRL of
+/// another CA of the same name (the stranger's railway CA) is not relied
+/// on; their real CRL in our `DATA/crl/foreign/` makes our Decide refuse
+/// the train, naming the CRL.
+async fn foreign_revocation(
+    theirs: &Ceremony,
+    rail: std::net::SocketAddr,
+    auto_dir: &Path,
+    auto_url: &str,
+    car: &Device,
+    train: &Device,
+    stranger_crl: &Path,
+) {
+    let mut car_db = trust_client(auto_url, &car.creds).await;
+    let d = decide(&mut car_db, train, "evacuation-notice").await;
+    assert!(d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("no CRL of its CA is held")),
+        "{:?}",
+        d.reasons
+    );
+    let ops = theirs.credential("railway", CertificateKind::Operator, "ops", &["railway"]);
+    let mut rev = pb::revocation_client::RevocationClient::new(
+        trustca::client::connect(&format!("https://{rail}"), &ops)
+            .await
+            .unwrap(),
+    );
+    rev.revoke(pb::RevokeRequest {
+        subject: Some(pb::revoke_request::Subject::Certificate(
+            train.chain[0].clone(),
+        )),
+        reason: "key-compromise".into(),
+        note: "stolen train unit".into(),
+    })
+    .await
+    .unwrap();
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "railway".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .crl_der;
+    let foreign = auto_dir.join("crl/foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    // A same-named CA's CRL (the unlisted root's railway CA) does not
+    // verify under the train's CA: its revocation cannot be known, so it
+    // is refused.
+    std::fs::copy(stranger_crl, foreign.join("other.crl")).unwrap();
+    let d = decide_until(&mut car_db, train, |d| !d.allow).await;
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("the CRL held for its CA cannot be relied on")),
+        "{:?}",
+        d.reasons
+    );
+    std::fs::write(foreign.join("railway.crl"), &crl).unwrap();
+    // Their real CRL beside it: the one that verifies counts.
+    let d = decide_until(&mut car_db, train, |d| {
+        d.reasons.iter().any(|r| r.contains("certificate revoked"))
+    })
+    .await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("certificate revoked (key-compromise) on CRL")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+/// Asks Decide about `peer` until `done` holds (the server re-reads
+/// `DATA/crl/foreign/` every 5 s), at most 20 s; returns the last answer.
+async fn decide_until(
+    db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
+    peer: &Device,
+    done: impl Fn(&pb::Decision) -> bool,
+) -> pb::Decision {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = decide(db, peer, "evacuation-notice").await;
+        if done(&d) || std::time::Instant::now() > deadline {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

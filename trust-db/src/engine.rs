@@ -112,6 +112,8 @@ pub struct TrustEngine {
     /// The trust list in force: foreign roots and the sectors each may
     /// vouch for ([`TrustEngine::set_trust_list`]).
     trust_list: RwLock<Option<Arc<CheckedTrustList>>>,
+    /// CRLs of foreign sector CAs ([`TrustEngine::set_foreign_crls`]).
+    foreign_crls: RwLock<Arc<Vec<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -180,6 +182,7 @@ impl TrustEngine {
             revocation_hook: std::sync::OnceLock::new(),
             issuer_check: std::sync::OnceLock::new(),
             trust_list: RwLock::new(None),
+            foreign_crls: RwLock::new(Arc::new(Vec::new())),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -270,6 +273,24 @@ impl TrustEngine {
         match self.trust_list.read() {
             Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts the CRLs of foreign sector CAs in force (DER, unchecked: each
+    /// is checked against the issuing CA of the peer chain it is used for).
+    /// A foreign peer is then refused when its CA's CRL lists it.
+    pub fn set_foreign_crls(&self, crls: Vec<Vec<u8>>) {
+        let crls = Arc::new(crls);
+        match self.foreign_crls.write() {
+            Ok(mut c) => *c = crls,
+            Err(poisoned) => *poisoned.into_inner() = crls,
+        }
+    }
+
+    fn foreign_crls(&self) -> Arc<Vec<Vec<u8>>> {
+        match self.foreign_crls.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
@@ -575,7 +596,9 @@ impl TrustEngine {
         if let Some(list) = self.trust_list()
             && list.list.lists_sector(&identity.sector)
         {
-            return crate::foreign::state(&list.list, identity, verified);
+            let crls = self.foreign_crls();
+            let issuer = chain.get(1).map(Vec::as_slice);
+            return crate::foreign::state(&list.list, identity, verified, issuer, &crls, now);
         }
         if self.is_local(&identity.sector) {
             self.local_state(
