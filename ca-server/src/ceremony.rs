@@ -100,6 +100,7 @@ pub(crate) fn create_root(
     passphrase: &Passphrase,
     token: Option<Arc<Pkcs11Token>>,
     now: OffsetDateTime,
+    common_name: &str,
 ) -> Result<(), CaError> {
     let dir = data.join("ca");
     if non_empty(&dir) {
@@ -117,7 +118,7 @@ pub(crate) fn create_root(
     let pki = &policies.pki;
     let key = ks.generate("root", KeyRole::Root, pki.root.key_algorithm)?;
     let params = issuer::root_params(
-        &pki.root.common_name,
+        common_name,
         &pki.root.organization,
         pki.root.validity_days,
         now,
@@ -149,6 +150,8 @@ pub(crate) fn keys_recording_token(
 pub struct RootInitReport {
     /// The root certificate (`ca/root.pem`).
     pub root_pem: PathBuf,
+    /// The root's subject, as operators of other roots will see it.
+    pub subject: String,
     /// SHA-256 of the root certificate, hex, for operators to compare.
     pub root_sha256: String,
     /// The first ARL (`crl/root.crl`).
@@ -163,7 +166,9 @@ pub fn root_init(
     policies: &PolicySet,
     passphrase: &Passphrase,
     token: Option<(&Arc<Pkcs11Token>, &Path)>,
+    name: &str,
 ) -> Result<RootInitReport, CaError> {
+    check_root_name(name, &policies.pki.root.common_name)?;
     let now = OffsetDateTime::now_utc();
     create_root(
         data,
@@ -171,6 +176,7 @@ pub fn root_init(
         passphrase,
         token.map(|(t, _)| Arc::clone(t)),
         now,
+        name,
     )?;
     let dir = data.join("ca");
     let keys = keys_recording_token(Keystore::open(&dir, passphrase)?, token, policies)?;
@@ -180,11 +186,41 @@ pub fn root_init(
     )?;
     let root = CaHierarchy::root_signer(&dir, &keys)?;
     crate::root_crl::publish_root_crl_now(data, &root)?;
+    let subject = x509_parser::parse_x509_certificate(&root.cert_der)
+        .map(|(_, c)| c.subject().to_string())
+        .unwrap_or_default();
     Ok(RootInitReport {
         root_pem: dir.join("root.pem"),
+        subject,
         root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root.cert_der)),
         arl: crate::root_crl::root_crl_path(data),
     })
+}
+
+/// Longest root name: X.520 `ub-common-name`.
+const MAX_ROOT_NAME: usize = 64;
+
+/// A root made by the ceremony is named by its operator: roots of
+/// different operators meet in trust lists, where two roots of one name
+/// could not be told apart by anything but their keys. The name of the
+/// built-in `pki.toml` (`default_name`) is refused for that reason.
+fn check_root_name(name: &str, default_name: &str) -> Result<(), CaError> {
+    let refuse = |why: &str| CaError::InvalidRequest(format!("root name {name:?}: {why}"));
+    if name.trim().is_empty() || name.trim() != name {
+        return Err(refuse("must not be empty or start or end with spaces"));
+    }
+    if name.chars().count() > MAX_ROOT_NAME {
+        return Err(refuse("longer than 64 characters (X.520 common name)"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(refuse("holds a control character"));
+    }
+    if name.eq_ignore_ascii_case(default_name) {
+        return Err(refuse(
+            "is the default name of pki.toml; give this root a name that tells it apart              from other operators' roots, e.g. \"Example Energy Root CA 2026\"",
+        ));
+    }
+    Ok(())
 }
 
 /// Generates `sector`'s CA key in `keys` and returns it with a PKCS#10

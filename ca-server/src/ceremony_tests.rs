@@ -86,7 +86,7 @@ fn install(
 fn a_sector_directory_holds_only_its_own_keys_and_installs_only_its_own_answer() {
     let set = policies();
     let root = tempfile::tempdir().unwrap();
-    let report = root_init(root.path(), &set, &pass(), None).unwrap();
+    let report = root_init(root.path(), &set, &pass(), None, "Test Root A").unwrap();
     assert!(report.arl.exists());
     let keys: Vec<String> = std::fs::read_dir(root.path().join("ca"))
         .unwrap()
@@ -116,7 +116,7 @@ fn a_sector_directory_holds_only_its_own_keys_and_installs_only_its_own_answer()
     let other = tempfile::tempdir().unwrap();
     let o = sector_init(other.path(), &set, &pass(), "automotive", None).unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let root2 = root_init(elsewhere.path(), &set, &pass(), None).unwrap();
+    let root2 = root_init(elsewhere.path(), &set, &pass(), None, "Test Root A").unwrap();
     let stray = sign(elsewhere.path(), &o.csr);
     for (cert, root_pem, names, why) in [
         (&hems_cert, &report.root_pem, vec![], "for sector hems"),
@@ -237,7 +237,7 @@ fn a_sector_directory_holds_only_its_own_keys_and_installs_only_its_own_answer()
 fn the_root_refuses_a_request_for_a_sector_it_has_no_profile_for() {
     let set = policies();
     let root = tempfile::tempdir().unwrap();
-    root_init(root.path(), &set, &pass(), None).unwrap();
+    root_init(root.path(), &set, &pass(), None, "Test Root B").unwrap();
     let arl_before = std::fs::read(root.path().join("crl/root.crl")).unwrap();
     let nothing_written = || {
         assert_eq!(
@@ -271,4 +271,38 @@ fn the_root_refuses_a_request_for_a_sector_it_has_no_profile_for() {
     assert!(err.contains("exactly one sector"), "{err}");
     assert!(sign_sector(root.path(), &set, &pass(), None, b"junk").is_err());
     nothing_written();
+}
+
+#[test]
+fn a_root_is_named_by_its_operator_and_the_default_name_is_refused() {
+    let set = policies();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, why) in [
+        ("trustca Root CA", "default name of pki.toml"),
+        ("TRUSTCA ROOT CA", "default name of pki.toml"),
+        ("", "must not be empty"),
+        (" Spaced Root", "start or end with spaces"),
+        ("Root\nCA", "control character"),
+        ("R".repeat(65).as_str(), "longer than 64"),
+    ] {
+        let e = root_init(dir.path(), &set, &pass(), None, name)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{name:?}: {e}");
+        assert!(!dir.path().join("ca").exists(), "{name:?}: nothing made");
+    }
+    let r = root_init(
+        dir.path(),
+        &set,
+        &pass(),
+        None,
+        "Example Energy Root CA 2026",
+    )
+    .unwrap();
+    assert_eq!(r.subject, "O=trustca, CN=Example Energy Root CA 2026");
+    let pem = std::fs::read(&r.root_pem).unwrap();
+    let der = der_of(&pem, "CERTIFICATE", "root").unwrap();
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    assert_eq!(cert.subject().to_string(), r.subject);
+    assert_eq!(cert.issuer(), cert.subject());
 }

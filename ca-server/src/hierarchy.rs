@@ -192,7 +192,14 @@ impl CaHierarchy {
             )));
         }
         if !dir.join("root.pem").exists() {
-            crate::ceremony::create_root(data, policies, passphrase, token_arc.clone(), now)?;
+            crate::ceremony::create_root(
+                data,
+                policies,
+                passphrase,
+                token_arc.clone(),
+                now,
+                &policies.pki.root.common_name,
+            )?;
             report.created_root = true;
         }
         let keystore = crate::ceremony::keys_recording_token(

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use rcgen::{PublicKeyData, SigningKey};
 use time::OffsetDateTime;
-use trustca_model::trust_list::{ListSignatureAlgorithm, PEM_LABEL, TrustList, TrustListEntry};
+use trustca_model::trust_list::{
+    CheckedTrustList, ListSignatureAlgorithm, PEM_LABEL, TrustList, TrustListEntry,
+};
 use trustca_model::{PolicySet, SectorName};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -100,6 +102,22 @@ fn held(dir: &Path) -> Result<Option<TrustList>, CaError> {
     }
 }
 
+/// Refuses a foreign root with our root's subject: chains, CRLs and lists
+/// name their issuer by subject, so two roots of one name could be told
+/// apart by their keys alone (and an operator reading a list could not).
+fn named_apart(foreign: &X509Certificate<'_>, own_root: &[u8]) -> Result<(), String> {
+    let (_, own) = X509Certificate::from_der(own_root)
+        .map_err(|_| "our root certificate does not parse".to_owned())?;
+    if foreign.subject().as_raw() == own.subject().as_raw() {
+        return Err(format!(
+            "its subject ({}) is our own root's: two roots of one name cannot be told apart; \
+             its operator must make a root with a distinct name (`trustca root init --name`)",
+            foreign.subject()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one foreign root for the list: an X.509 CA certificate, valid
 /// now, not this root, for sectors that `recognition.toml` declares
 /// foreign (so its rules can count their levels).
@@ -131,6 +149,7 @@ fn entry(
             "this is our own root: its sectors need no trust list".into(),
         ));
     }
+    named_apart(&cert, own_root).map_err(refuse)?;
     if root.sectors.is_empty() {
         return Err(refuse(
             "name the foreign sector(s) it may vouch for (--sector)".into(),
@@ -251,7 +270,8 @@ pub fn import(data: &Path, policies: &PolicySet, bytes: &[u8]) -> Result<TrustLi
         )));
     }
     let der = der_of(bytes, PEM_LABEL, "the trust list")?;
-    let list = TrustList::verify(&der, &root_der(&dir)?, OffsetDateTime::now_utc())?;
+    let own = root_der(&dir)?;
+    let list = TrustList::verify(&der, &own, OffsetDateTime::now_utc())?;
     if let Some(h) = held(&dir)?
         && h.sequence >= list.sequence
     {
@@ -261,6 +281,15 @@ pub fn import(data: &Path, policies: &PolicySet, bytes: &[u8]) -> Result<TrustLi
         )));
     }
     for e in &list.entries {
+        let (_, cert) = X509Certificate::from_der(&e.certificate).map_err(|_| {
+            CaError::InvalidRequest("the list holds an entry that is not a certificate".into())
+        })?;
+        named_apart(&cert, &own).map_err(|why| {
+            CaError::InvalidRequest(format!(
+                "the list's root {}: {why}; nothing changed",
+                cert.subject()
+            ))
+        })?;
         for s in &e.sectors {
             if policies.sectors.contains_key(s) || !policies.trust.foreign_sectors().contains(s) {
                 return Err(CaError::InvalidRequest(format!(
@@ -284,7 +313,7 @@ pub fn import(data: &Path, policies: &PolicySet, bytes: &[u8]) -> Result<TrustLi
 /// The list in force in `data` at `now`, checked against the directory's
 /// root; `None` without one. A stale or damaged list is an error: the
 /// caller recognises no foreign root then.
-pub fn in_force(data: &Path, now: OffsetDateTime) -> Result<Option<TrustList>, CaError> {
+pub fn in_force(data: &Path, now: OffsetDateTime) -> Result<Option<CheckedTrustList>, CaError> {
     let dir = data.join("ca");
     let path = dir.join(TRUST_LIST_FILE);
     let der = match std::fs::read(&path) {
@@ -292,7 +321,8 @@ pub fn in_force(data: &Path, now: OffsetDateTime) -> Result<Option<TrustList>, C
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CaError::io(&path, e)),
     };
-    Ok(Some(TrustList::verify(&der, &root_der(&dir)?, now)?))
+    let list = TrustList::verify(&der, &root_der(&dir)?, now)?;
+    Ok(Some(CheckedTrustList { list, der }))
 }
 
 #[cfg(test)]

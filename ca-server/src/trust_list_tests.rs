@@ -51,7 +51,9 @@ fn pass() -> Passphrase {
 }
 
 fn root(dir: &Path) -> Vec<u8> {
-    root_init(dir, &policies(true), &pass(), None).unwrap();
+    // Each root its own name, as `root init --name` requires.
+    let name = format!("Test Root {}", dir.display());
+    root_init(dir, &policies(true), &pass(), None, &name).unwrap();
     std::fs::read(dir.join("ca/root.pem")).unwrap()
 }
 
@@ -101,7 +103,12 @@ fn a_list_issued_by_the_root_is_imported_and_replaced_only_by_a_newer_one() {
         .unwrap()
         .unwrap();
     let r2_der = der_of(&r2_pem, "CERTIFICATE", "r2").unwrap();
-    assert!(held.entry_for(&r2_der).is_some());
+    assert!(held.list.entry_for(&r2_der).is_some());
+    // What it holds is what was imported, byte for byte (snapshots carry it).
+    assert_eq!(
+        held.der,
+        std::fs::read(s.path().join("ca").join(TRUST_LIST_FILE)).unwrap()
+    );
 
     let e = import(s.path(), &policies(true), first.pem.as_bytes()).unwrap_err();
     assert!(e.to_string().contains("not newer"), "{e}");
@@ -111,6 +118,7 @@ fn a_list_issued_by_the_root_is_imported_and_replaced_only_by_a_newer_one() {
         in_force(s.path(), OffsetDateTime::now_utc())
             .unwrap()
             .unwrap()
+            .list
             .sequence,
         2
     );
@@ -179,4 +187,57 @@ fn the_root_refuses_what_it_cannot_list() {
     let e = try_issue(&[foreign(&r2_pem, &["railway"])], OffsetDateTime::now_utc());
     assert!(e.contains("nextUpdate"), "{e}");
     assert!(!r1.path().join("ca").join(TRUST_LIST_FILE).exists());
+}
+
+#[test]
+fn a_foreign_root_with_our_roots_name_is_refused_at_issue_and_at_import() {
+    let (r1, r2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [r1.path(), r2.path()] {
+        root_init(dir, &policies(true), &pass(), None, "Same Name Root CA").unwrap();
+    }
+    let r1_pem = std::fs::read(r1.path().join("ca/root.pem")).unwrap();
+    let r2_pem = std::fs::read(r2.path().join("ca/root.pem")).unwrap();
+    let e = issue_one(r1.path(), &r2_pem).unwrap_err().to_string();
+    assert!(
+        e.contains("is our own root's: two roots of one name cannot be told apart"),
+        "{e}"
+    );
+    assert!(!r1.path().join("ca").join(TRUST_LIST_FILE).exists());
+
+    // A list naming it anyway (signed by our root with its key, as a
+    // trustca without this check would have) is refused at import.
+    let now =
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let own = der_of(&r1_pem, "CERTIFICATE", "r1").unwrap();
+    let (_, own_cert) = X509Certificate::from_der(&own).unwrap();
+    let list = TrustList {
+        issuer: own_cert.subject().as_raw().to_vec(),
+        sequence: 1,
+        this_update: now,
+        next_update: now + time::Duration::days(30),
+        entries: vec![TrustListEntry {
+            certificate: der_of(&r2_pem, "CERTIFICATE", "r2").unwrap(),
+            sectors: vec![SectorName::new("railway").unwrap()],
+        }],
+    };
+    let dir = r1.path().join("ca");
+    let keys = CaKeys::new(
+        Keystore::open(&dir, &pass()).unwrap(),
+        None,
+        &policies(true).pki,
+    );
+    let root = CaHierarchy::root_signer(&dir, &keys).unwrap();
+    let tbs = list.tbs_der().unwrap();
+    let sig = SigningKey::sign(root.issuer.key(), &tbs).unwrap();
+    let der = TrustList::assemble(&tbs, ListSignatureAlgorithm::EcdsaSha256, &sig).unwrap();
+    let pem = pem::encode(&pem::Pem::new(PEM_LABEL, der));
+    let s = sector_dir(&r1_pem);
+    let e = import(s.path(), &policies(true), pem.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot be told apart") && e.contains("nothing changed"),
+        "{e}"
+    );
+    assert!(!s.path().join("ca").join(TRUST_LIST_FILE).exists());
 }

@@ -80,6 +80,11 @@ pub struct StepArgs {
 /// `trustca root init`.
 #[derive(Debug, Args)]
 pub struct RootInitArgs {
+    /// The root's name, its subject's common name (e.g. "Example Energy
+    /// Root CA 2026"). Required: roots of different operators meet in trust
+    /// lists and must be told apart by name; pki.toml's default is refused.
+    #[arg(long)]
+    pub name: String,
     /// Policy directory (default: the built-in policies); copied into
     /// DIR/policies/, whose sectors/*.toml are the profiles the root signs.
     #[arg(long)]
@@ -282,15 +287,18 @@ fn root_init(a: RootInitArgs) -> Result<ExitCode> {
         &set,
         &passphrase,
         token.as_ref().map(|t| (&t.token, t.module.as_path())),
+        &a.name,
     )?;
     if a.step.json {
         print_json(&json!({
             "root": r.root_pem,
+            "subject": r.subject,
             "root_sha256": r.root_sha256,
             "arl": r.arl,
         }));
     } else {
         println!("created root CA        {}", r.root_pem.display());
+        println!("root subject           {}", r.subject);
         println!("root SHA-256           {}", r.root_sha256);
         println!("ARL                    {}", r.arl.display());
         println!(

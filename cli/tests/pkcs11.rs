@@ -548,7 +548,18 @@ fn the_key_ceremony_keeps_the_root_and_sector_keys_in_the_token() {
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         out
     };
-    ok(&[&["root", "init", "--data", &p("root")][..], &token].concat());
+    ok(&[
+        &[
+            "root",
+            "init",
+            "--name",
+            "Token Root CA",
+            "--data",
+            &p("root"),
+        ][..],
+        &token,
+    ]
+    .concat());
     assert!(work.join("root/ca/root.pkcs11").exists());
     assert!(!work.join("root/ca/root.key").exists());
     for sector in ["automotive", "hems", "healthcare"] {

@@ -2,7 +2,10 @@
 //! `trustca sector import --trust-list`) in force in the trust engine, and
 //! re-reads it every few seconds: a newer list imported while the server
 //! runs takes effect, and a list past its `nextUpdate` stops recognising
-//! foreign roots.
+//! foreign roots. The CRLs of foreign sector CAs in `DATA/crl/foreign/`
+//! (copied there from where each foreign sector publishes its CRL) are
+//! re-read with it, so a foreign device its own operator revoked is
+//! refused within seconds of the CRL arriving.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +16,9 @@ use trustca_db::TrustEngine;
 
 /// How often the list is checked again.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// At most this many foreign CRL files are read, each at most this large.
+const MAX_FOREIGN_CRLS: usize = 64;
+const MAX_CRL_BYTES: u64 = 16 << 20;
 
 /// Loads the list in force into `trust` (logging why, when it cannot) and
 /// keeps it current while `trust` lives.
@@ -31,7 +37,33 @@ pub(crate) fn install(data: &Path, trust: &Arc<TrustEngine>) {
     });
 }
 
+/// The `*.crl` files of `DATA/crl/foreign/` (sorted by name; missing
+/// directory: none). Each is checked where it is used, against the
+/// issuing CA of a foreign peer's chain.
+fn foreign_crls(data: &Path) -> Vec<Vec<u8>> {
+    let dir = data.join(trustca_db::FOREIGN_CRL_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("crl"))
+        .collect();
+    paths.sort();
+    if paths.len() > MAX_FOREIGN_CRLS {
+        tracing::warn!(dir = %dir.display(), "more than {MAX_FOREIGN_CRLS} foreign CRLs; the rest are not read");
+        paths.truncate(MAX_FOREIGN_CRLS);
+    }
+    paths
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() <= MAX_CRL_BYTES))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
 fn load(data: &Path, trust: &TrustEngine) {
+    trust.set_foreign_crls(foreign_crls(data));
     match trustca_ca::trust_list::in_force(data, OffsetDateTime::now_utc()) {
         Ok(list) => trust.set_trust_list(list),
         Err(e) => {

@@ -24,6 +24,7 @@ use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 use crate::TrustDbError;
 use crate::federation::Federation;
 use trustca_model::firmware;
+use trustca_model::trust_list::CheckedTrustList;
 
 /// Loads fresh policies (files re-read and validated) for `reload`.
 pub type PolicyLoader =
@@ -110,7 +111,9 @@ pub struct TrustEngine {
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
     /// The trust list in force: foreign roots and the sectors each may
     /// vouch for ([`TrustEngine::set_trust_list`]).
-    trust_list: RwLock<Option<Arc<trustca_model::trust_list::TrustList>>>,
+    trust_list: RwLock<Option<Arc<CheckedTrustList>>>,
+    /// CRLs of foreign sector CAs ([`TrustEngine::set_foreign_crls`]).
+    foreign_crls: RwLock<Arc<Vec<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -179,6 +182,7 @@ impl TrustEngine {
             revocation_hook: std::sync::OnceLock::new(),
             issuer_check: std::sync::OnceLock::new(),
             trust_list: RwLock::new(None),
+            foreign_crls: RwLock::new(Arc::new(Vec::new())),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -257,7 +261,7 @@ impl TrustEngine {
     /// Puts a trust list (checked against this root by the caller) in
     /// force: peers under the roots it lists are then recognised for the
     /// sectors it names, until its `nextUpdate`. `None` recognises none.
-    pub fn set_trust_list(&self, list: Option<trustca_model::trust_list::TrustList>) {
+    pub fn set_trust_list(&self, list: Option<CheckedTrustList>) {
         let list = list.map(Arc::new);
         match self.trust_list.write() {
             Ok(mut l) => *l = list,
@@ -265,10 +269,28 @@ impl TrustEngine {
         }
     }
 
-    fn trust_list(&self) -> Option<Arc<trustca_model::trust_list::TrustList>> {
+    pub(crate) fn trust_list(&self) -> Option<Arc<CheckedTrustList>> {
         match self.trust_list.read() {
             Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts the CRLs of foreign sector CAs in force (DER, unchecked: each
+    /// is checked against the issuing CA of the peer chain it is used for).
+    /// A foreign peer is then refused when its CA's CRL lists it.
+    pub fn set_foreign_crls(&self, crls: Vec<Vec<u8>>) {
+        let crls = Arc::new(crls);
+        match self.foreign_crls.write() {
+            Ok(mut c) => *c = crls,
+            Err(poisoned) => *poisoned.into_inner() = crls,
+        }
+    }
+
+    fn foreign_crls(&self) -> Arc<Vec<Vec<u8>>> {
+        match self.foreign_crls.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
@@ -332,7 +354,9 @@ impl TrustEngine {
                 let Some(list) = self.trust_list() else {
                     return Err(e.to_string());
                 };
-                return crate::foreign::verify(&list, chain, now, &self.cfg.extension_oid)
+                return list
+                    .list
+                    .verify_foreign_chain(chain, now, &self.cfg.extension_oid)
                     .map(Arc::new)
                     .map_err(|why| format!("{e}; {why}"));
             }
@@ -570,12 +594,11 @@ impl TrustEngine {
             )
         })?;
         if let Some(list) = self.trust_list()
-            && list
-                .entries
-                .iter()
-                .any(|e| e.sectors.contains(&identity.sector))
+            && list.list.lists_sector(&identity.sector)
         {
-            return crate::foreign::state(&list, identity, verified);
+            let crls = self.foreign_crls();
+            let issuer = chain.get(1).map(Vec::as_slice);
+            return crate::foreign::state(&list.list, identity, verified, issuer, &crls, now);
         }
         if self.is_local(&identity.sector) {
             self.local_state(

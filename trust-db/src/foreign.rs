@@ -8,11 +8,16 @@
 //! certificate carries, which the recognition rules then count in the
 //! caller's sector's terms, and the state holds until the certificate or
 //! the list lapses, whichever is first.
+//!
+//! Revocation: the foreign sector's CRL, copied by the operator into
+//! `DATA/crl/foreign/` from where that sector publishes it (as for any CRL
+//! distribution point), is checked against the peer chain's issuing CA,
+//! so a device its own operator revoked is refused here too.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use trustca_model::extension::ExtensionOid;
+use trustca_model::revocation;
 use trustca_model::trust_list::TrustList;
 use trustca_model::{DeviceIdentity, TrustStatus, VerifiedChain};
 use trustca_proto::v1 as pb;
@@ -20,50 +25,19 @@ use trustca_proto::v1 as pb;
 use crate::TrustDbError;
 use crate::engine::LiveState;
 
-/// Verifies `chain` to a root `list` names, for a sector that root may
-/// vouch for; `Err` says why none accepts it.
-pub(crate) fn verify(
-    list: &TrustList,
-    chain: &[Vec<u8>],
-    now: OffsetDateTime,
-    oid: &ExtensionOid,
-) -> Result<VerifiedChain, String> {
-    if now >= list.next_update {
-        return Err(format!(
-            "the trust list (#{}) is past its nextUpdate ({})",
-            list.sequence, list.next_update
-        ));
-    }
-    for entry in &list.entries {
-        if let Ok(v) = trustca_model::verify_chain(chain, &[], &entry.certificate, now, oid) {
-            {
-                let sector = v.extension.as_ref().map(|e| &e.sector);
-                return match sector {
-                    Some(s) if entry.sectors.contains(s) => Ok(v),
-                    Some(s) => Err(format!(
-                        "it chains to a listed foreign root, which the trust list does not let vouch for sector {s}"
-                    )),
-                    None => Err(
-                        "it chains to a listed foreign root but carries no trust-level extension"
-                            .into(),
-                    ),
-                };
-            }
-        }
-    }
-    Err(format!(
-        "nor to any of the {} root(s) on the trust list (#{})",
-        list.entries.len(),
-        list.sequence
-    ))
-}
-
 /// The state of a device under a listed foreign root: its certificate's
-/// level, in good standing, until the certificate or the list lapses.
+/// level, in good standing unless the CRL of its issuing CA (`issuer`,
+/// the chain's second certificate) among `crls` lists it, until the
+/// certificate, the list or that CRL lapses. A CRL of its CA that does
+/// not verify or is stale refuses the device (its revocation cannot be
+/// known); without one, the notes say revocation was not checked.
 pub(crate) fn state(
     list: &TrustList,
     identity: &DeviceIdentity,
     verified: &VerifiedChain,
+    issuer: Option<&[u8]>,
+    crls: &[Vec<u8>],
+    now: OffsetDateTime,
 ) -> Result<LiveState, TrustDbError> {
     let level = verified
         .extension
@@ -74,19 +48,56 @@ pub(crate) fn state(
                 "the foreign device's certificate carries no trust level".into(),
             )
         })?;
+    let mut notes = vec![list.foreign_note(&identity.sector, level)];
+    let mut status = TrustStatus::Active;
+    let mut next_update = verified.not_after.min(list.next_update);
+    // CRLs are matched by issuer name first; two foreign CAs may share a
+    // name, so the one that verifies under this chain's CA counts.
+    let mut checked = None;
+    if let Some(ca) = issuer {
+        for crl in crls.iter().filter(|c| revocation::crl_is_from(c, ca)) {
+            checked = Some(revocation::check_crl(crl, ca, &verified.serial, now));
+            if matches!(checked, Some(Ok(_))) {
+                break;
+            }
+        }
+    }
+    match checked {
+        Some(check) => {
+            let check = check.map_err(|e| {
+                TrustDbError::InvalidRequest(format!(
+                    "the CRL held for its CA cannot be relied on ({e}), so its revocation is unknown"
+                ))
+            })?;
+            next_update = next_update.min(check.next_update);
+            let number = check.crl_number.map_or(String::new(), |n| format!(" #{n}"));
+            match check.revoked {
+                Some((reason, _)) => {
+                    status = TrustStatus::Revoked;
+                    notes.push(format!(
+                        "certificate revoked ({}) on CRL{number} of {}",
+                        revocation::reason_name(reason),
+                        check.issuer
+                    ));
+                }
+                None => notes.push(format!("not on CRL{number} of {}", check.issuer)),
+            }
+        }
+        None => notes.push(format!(
+            "no CRL of its CA is held here (DATA/{FOREIGN_CRL_DIR}/): revocation not checked"
+        )),
+    }
     Ok(LiveState {
         identity: identity.urn(),
         sector: identity.sector.clone(),
         level,
-        status: TrustStatus::Active,
+        status,
         version: 0,
         assertion: Arc::new(pb::SignedAssertion::default()),
-        next_update: verified.not_after.min(list.next_update),
-        notes: vec![format!(
-            "sector {} is under a foreign root recognised by trust list #{}: level {} is its certificate's, not confirmed by its own database",
-            identity.sector,
-            list.sequence,
-            level.get()
-        )],
+        next_update,
+        notes,
     })
 }
+
+/// Where in a data directory the CRLs of foreign sector CAs are kept.
+pub const FOREIGN_CRL_DIR: &str = "crl/foreign";

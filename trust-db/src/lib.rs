@@ -21,6 +21,7 @@ pub use engine::{
 };
 pub use error::TrustDbError;
 pub use federation::{Federation, FederationConfig};
+pub use foreign::FOREIGN_CRL_DIR;
 pub use notify::Notifier;
 pub use registry::{FleetMove, ModelRegistry, model_view};
 pub use service::{

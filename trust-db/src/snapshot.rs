@@ -13,7 +13,9 @@
 //! decision applies exactly the rules an online one does. Systems of linked
 //! devices come with their composition policy, and every member is listed
 //! whatever its state (a member's cap depends on the others' levels); a
-//! snapshot with systems is version 2 (`docs/trust-snapshot.asn1`).
+//! snapshot with systems is version 2 (`docs/trust-snapshot.asn1`). The
+//! trust list in force (foreign roots this root recognises) is carried as
+//! the root signed it, which makes the snapshot version 3.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,9 @@ const KEY_COMPROMISE: u8 = 1;
 
 struct Cached {
     audit_size: u64,
+    /// The trust list carried (its sequence): a newer list imported, or the
+    /// list dropped, is a change the store's audit size does not show.
+    trust_list: Option<u64>,
     built: std::time::Instant,
     der: Arc<Vec<u8>>,
     snapshot: Arc<TrustSnapshot>,
@@ -122,9 +127,12 @@ impl SnapshotPublisher {
     ) -> Result<(Arc<Vec<u8>>, Arc<TrustSnapshot>), TrustDbError> {
         let key = scope.cloned();
         let audit_size = self.engine.storage().audit_head()?.0;
+        let trust_list = self.engine.trust_list().map(|l| l.list.sequence);
         let fresh = |c: &Cached| {
             let age = c.built.elapsed();
-            age < self.validity / 4 && (c.audit_size == audit_size || age < REBUILD_AFTER)
+            age < self.validity / 4
+                && c.trust_list == trust_list
+                && (c.audit_size == audit_size || age < REBUILD_AFTER)
         };
         if let Ok(cache) = self.cache.lock()
             && let Some(c) = cache.get(&key)
@@ -164,6 +172,7 @@ impl SnapshotPublisher {
                 key,
                 Cached {
                     audit_size,
+                    trust_list,
                     built: std::time::Instant::now(),
                     der: Arc::clone(&der),
                     snapshot: Arc::clone(&snapshot),
@@ -263,6 +272,7 @@ impl SnapshotPublisher {
             revoked_certificates,
             blocked_keys,
             systems,
+            trust_list: self.engine.trust_list().map(|l| l.der.clone()),
         };
         snapshot.sort();
         snapshot.validate()?;

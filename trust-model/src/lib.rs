@@ -30,6 +30,7 @@ mod sector;
 pub mod signer;
 pub mod snapshot;
 pub mod snapshot_systems;
+pub mod snapshot_trust_list;
 mod status;
 pub mod trust_list;
 

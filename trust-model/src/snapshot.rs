@@ -32,6 +32,9 @@ const VERSION: u64 = 1;
 /// The version that carries systems of linked devices
 /// ([`crate::snapshot_systems`]); a snapshot without systems stays version 1.
 const VERSION_SYSTEMS: u64 = 2;
+/// The version that carries the root's trust list of foreign roots
+/// ([`crate::snapshot_trust_list`]), with or without systems.
+const VERSION_TRUST_LIST: u64 = 3;
 const TAG_OCTET_STRING: u8 = 0x04;
 /// `scope [0] IMPLICIT UTF8String OPTIONAL`: context-specific, primitive, 0.
 const TAG_SCOPE: u8 = 0x80;
@@ -179,9 +182,12 @@ pub struct TrustSnapshot {
     /// SHA-256 of the SubjectPublicKeyInfo of every key revoked for
     /// compromise ([`crate::key_fingerprint`]), sorted.
     pub blocked_keys: Vec<[u8; 32]>,
-    /// Systems of linked devices and the composition policy (version 2);
-    /// None in version 1.
+    /// Systems of linked devices and the composition policy (version 2,
+    /// optional in version 3); None in version 1.
     pub systems: Option<crate::snapshot_systems::SnapshotSystems>,
+    /// The root's signed trust list of recognised foreign roots, DER as
+    /// issued (version 3); None in versions 1 and 2.
+    pub trust_list: Option<Vec<u8>>,
 }
 
 /// Whether `serial` is what a certificate's serial INTEGER holds: 1-21
@@ -359,6 +365,9 @@ impl TrustSnapshot {
         if let Some(s) = &self.systems {
             s.validate(self)?;
         }
+        if let Some(l) = &self.trust_list {
+            crate::snapshot_trust_list::validate(l)?;
+        }
         Ok(())
     }
 
@@ -374,7 +383,9 @@ impl TrustSnapshot {
                 + self.revoked_certificates.len() * 32
                 + self.blocked_keys.len() * 34,
         );
-        let version = if self.systems.is_some() {
+        let version = if self.trust_list.is_some() {
+            VERSION_TRUST_LIST
+        } else if self.systems.is_some() {
             VERSION_SYSTEMS
         } else {
             VERSION
@@ -447,6 +458,9 @@ impl TrustSnapshot {
         if let Some(s) = &self.systems {
             s.encode(&mut body);
         }
+        if let Some(l) = &self.trust_list {
+            crate::snapshot_trust_list::encode(&mut body, l);
+        }
         let mut out = Vec::with_capacity(body.len() + 6);
         der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
         Ok(out)
@@ -462,7 +476,7 @@ impl TrustSnapshot {
         }
         let mut r = Reader::new(body);
         let version = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
-        if version != VERSION && version != VERSION_SYSTEMS {
+        if ![VERSION, VERSION_SYSTEMS, VERSION_TRUST_LIST].contains(&version) {
             return Err(bad(format!("unsupported version {version}")));
         }
         let serial = r.read_small_uint(der::TAG_INTEGER).map_err(bad)?;
@@ -542,9 +556,17 @@ impl TrustSnapshot {
                 .map_err(|_| bad("a blocked key fingerprint must be 32 bytes (SHA-256)"))?;
             blocked_keys.push(k);
         }
-        // Version 2 has the systems and version 1 has none.
-        let systems = if version == VERSION_SYSTEMS {
-            Some(crate::snapshot_systems::SnapshotSystems::decode(&mut r)?)
+        // Version 2 has the systems, version 3 may have them and has the
+        // trust list, version 1 has neither.
+        let systems = match version {
+            VERSION_SYSTEMS => Some(crate::snapshot_systems::SnapshotSystems::decode(&mut r)?),
+            VERSION_TRUST_LIST if r.peek_tag() == Some(der::TAG_CONTEXT_1_CONSTRUCTED) => {
+                Some(crate::snapshot_systems::SnapshotSystems::decode(&mut r)?)
+            }
+            _ => None,
+        };
+        let trust_list = if version == VERSION_TRUST_LIST {
+            Some(crate::snapshot_trust_list::decode(&mut r)?)
         } else {
             None
         };
@@ -564,6 +586,7 @@ impl TrustSnapshot {
             revoked_certificates,
             blocked_keys,
             systems,
+            trust_list,
         };
         s.validate()?;
         Ok(s)
@@ -916,6 +939,45 @@ fn offline_state(snapshot: &TrustSnapshot, v: &VerifiedChain) -> Result<OfflineS
     })
 }
 
+fn sector_of(v: &VerifiedChain) -> String {
+    v.extension
+        .as_ref()
+        .map(|e| e.sector.to_string())
+        .unwrap_or_default()
+}
+
+/// The state of a peer under a foreign root the snapshot's trust list
+/// recognises: active at its certificate's level, as online (no database
+/// of that root is asked). None when the snapshot carries no list; `Err`
+/// gives why the peer is refused and its sector when known.
+fn foreign_state(
+    snapshot: &TrustSnapshot,
+    peer_chain: &[Vec<u8>],
+    root_der: &[u8],
+    now: OffsetDateTime,
+    oid: &ExtensionOid,
+) -> Option<Result<OfflineState, (String, String)>> {
+    let list = snapshot.trust_list.as_deref()?;
+    let peer = match crate::snapshot_trust_list::foreign_peer(list, peer_chain, root_der, now, oid)
+    {
+        Ok(p) => p,
+        Err(why) => return Some(Err((why, String::new()))),
+    };
+    let Some(identity) = &peer.verified.identity else {
+        return Some(Err((
+            "certificate names no device (not a long-term device certificate)".into(),
+            peer.sector.to_string(),
+        )));
+    };
+    Some(Ok(OfflineState {
+        identity: identity.urn(),
+        sector: peer.sector,
+        level: peer.level,
+        status: TrustStatus::Active,
+        notes: vec![peer.note],
+    }))
+}
+
 /// Decides offline whether the device of `caller_chain` may cooperate
 /// with the device of `peer_chain` for `operation`, exactly as the online
 /// `Decide` does, from a verified snapshot. Both chains are verified to
@@ -1023,24 +1085,30 @@ pub fn decide_offline_with_policy(
         Ok(s) => s,
         Err(e) => return Ok(deny(vec![format!("caller: {e}")], String::new())),
     };
-    let peer = match crate::verify_chain(peer_chain, sector_cas, root_der, now, oid) {
-        Ok(v) => v,
-        Err(e) => {
-            return Ok(deny(
-                vec![format!("peer certificate rejected: {e}")],
-                String::new(),
-            ));
-        }
+    let mut peer_state = match crate::verify_chain(peer_chain, sector_cas, root_der, now, oid) {
+        Ok(peer) => match offline_state(snapshot, &peer) {
+            Ok(s) => s,
+            Err(e) => return Ok(deny(vec![format!("peer: {e}")], sector_of(&peer))),
+        },
+        // Not under this root: a root the carried trust list names may
+        // vouch for it, as online.
+        Err(e) => match foreign_state(snapshot, peer_chain, root_der, now, oid) {
+            Some(Ok(s)) => s,
+            Some(Err((why, sector))) => {
+                return Ok(deny(
+                    vec![format!("peer certificate rejected: {e}; {why}")],
+                    sector,
+                ));
+            }
+            None => {
+                return Ok(deny(
+                    vec![format!("peer certificate rejected: {e}")],
+                    String::new(),
+                ));
+            }
+        },
     };
-    let peer_sector = peer
-        .extension
-        .as_ref()
-        .map(|e| e.sector.to_string())
-        .unwrap_or_default();
-    let mut peer_state = match offline_state(snapshot, &peer) {
-        Ok(s) => s,
-        Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector)),
-    };
+    let peer_sector = peer_state.sector.to_string();
     if let Some(cap) = cap
         && let Some((effective, note)) = cap(&peer_state.identity)?
         && effective < peer_state.level
@@ -1134,6 +1202,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             revoked_certificates: vec![(sn("hems"), vec![0x00, 0x80, 0x01])],
             blocked_keys: vec![[0xab; 32]],
             systems: None,
+            trust_list: None,
         }
     }
 
@@ -1170,8 +1239,12 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             2
         };
         assert_eq!(&der[header..header + 3], &[0x02, 0x01, 0x01]);
-        // Version 2 carries systems (snapshot_systems.rs); 3 is unknown.
+        // Version 3 carries a trust list (snapshot_trust_list.rs): this
+        // body has none, so it is not version 3.
         bad_version[header + 2] = 3;
+        assert!(TrustSnapshot::from_der(&bad_version).is_err());
+        // Version 2 carries systems (snapshot_systems.rs); 4 is unknown.
+        bad_version[header + 2] = 4;
         assert!(
             TrustSnapshot::from_der(&bad_version)
                 .unwrap_err()
@@ -1430,6 +1503,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                             .collect(),
                         blocked_keys: blocked,
                         systems: None,
+                        trust_list: None,
                     };
                     s.sort();
                     s.models.dedup_by(|a, b| a.order(b) == Ordering::Equal);
@@ -1477,7 +1551,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
 
     /// A tiny trustca hierarchy: root, hems sector CA, root-issued service
     /// certificate (the signer), and device certificates.
-    mod pki {
+    pub(crate) mod pki {
         use rcgen::{
             BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
             ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
@@ -1488,16 +1562,22 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
 
         pub struct Pki {
             pub oid: ExtensionOid,
+            sector: &'static str,
             pub root_der: Vec<u8>,
             root: Issuer<'static, KeyPair>,
             pub sector_ca_der: Vec<u8>,
             sector_ca: Issuer<'static, KeyPair>,
         }
 
-        fn ext(oid: &ExtensionOid, kind: CertificateKind, level: Option<u8>) -> CustomExtension {
+        fn ext(
+            oid: &ExtensionOid,
+            sector: &str,
+            kind: CertificateKind,
+            level: Option<u8>,
+        ) -> CustomExtension {
             let e = TrustLevelExtension {
                 kind,
-                sector: SectorName::new("hems").unwrap(),
+                sector: SectorName::new(sector).unwrap(),
                 level: level.map(|l| TrustLevel::new(l as i64).unwrap()),
                 policy_version: "t1".into(),
                 basis: vec![],
@@ -1519,23 +1599,29 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
 
         impl Pki {
             pub fn new() -> Self {
+                Self::for_sector("hems")
+            }
+
+            /// A root of its own with one sector CA, of `sector`.
+            pub fn for_sector(sector: &'static str) -> Self {
                 let oid = ExtensionOid::default();
                 let key = KeyPair::generate().unwrap();
-                let mut p = named("test root");
+                let mut p = named(&format!("test root of {sector}"));
                 p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
                 p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
                 let root_der = p.self_signed(&key).unwrap().der().to_vec();
                 let root = Issuer::new(p, key);
                 let key = KeyPair::generate().unwrap();
-                let mut p = named("hems sector CA");
+                let mut p = named(&format!("{sector} sector CA"));
                 p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
                 p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
                 p.custom_extensions
-                    .push(ext(&oid, CertificateKind::SectorCa, None));
+                    .push(ext(&oid, sector, CertificateKind::SectorCa, None));
                 let sector_ca_der = p.signed_by(&key, &root).unwrap().der().to_vec();
                 let sector_ca = Issuer::new(p, key);
                 Self {
                     oid,
+                    sector,
                     root_der,
                     root,
                     sector_ca_der,
@@ -1551,8 +1637,12 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                 p.is_ca = IsCa::ExplicitNoCa;
                 p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
                 p.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
-                p.custom_extensions
-                    .push(ext(&self.oid, CertificateKind::Service, None));
+                p.custom_extensions.push(ext(
+                    &self.oid,
+                    self.sector,
+                    CertificateKind::Service,
+                    None,
+                ));
                 let der = p.signed_by(&key, &self.root).unwrap().der().to_vec();
                 (vec![der, self.root_der.clone()], signer(&key))
             }
@@ -1570,7 +1660,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                 p.is_ca = IsCa::ExplicitNoCa;
                 p.serial_number = Some(SerialNumber::from_slice(cert_serial));
                 p.subject_alt_names = vec![SanType::URI(
-                    format!("urn:trustca:hems:Acme:HB-1:{serial_label}")
+                    format!("urn:trustca:{}:Acme:HB-1:{serial_label}", self.sector)
                         .try_into()
                         .unwrap(),
                 )];
@@ -1579,10 +1669,23 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                     ExtendedKeyUsagePurpose::ClientAuth,
                     ExtendedKeyUsagePurpose::ServerAuth,
                 ];
-                p.custom_extensions
-                    .push(ext(&self.oid, CertificateKind::LongTerm, Some(level)));
+                p.custom_extensions.push(ext(
+                    &self.oid,
+                    self.sector,
+                    CertificateKind::LongTerm,
+                    Some(level),
+                ));
                 let der = p.signed_by(&key, &self.sector_ca).unwrap().der().to_vec();
                 (vec![der, self.sector_ca_der.clone()], signer(&key))
+            }
+        }
+
+        impl Pki {
+            /// Signs `msg` with the root's key (ECDSA P-256, DER), as the
+            /// root signs a trust list.
+            pub fn root_sign(&self, msg: &[u8]) -> Vec<u8> {
+                use rcgen::SigningKey;
+                self.root.key().sign(msg).unwrap()
             }
         }
 

@@ -242,7 +242,7 @@ fn read_system(list: &mut Reader<'_>) -> Result<SnapshotSystem, ModelError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::snapshot::DeviceState;
     use crate::{TrustLevel, TrustStatus};
@@ -250,7 +250,7 @@ mod tests {
     const HUB: &str = "urn:trustca:hems:Acme:HB-1:SN7";
     const PLUG: &str = "urn:trustca:hems:Acme:Plug:P1";
 
-    fn with_system() -> TrustSnapshot {
+    pub(crate) fn with_system() -> TrustSnapshot {
         let mut s = crate::snapshot::tests::sample();
         s.devices.push(DeviceState {
             identity: PLUG.into(),

@@ -37,7 +37,8 @@ use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::{ModelError, SectorName};
+use crate::extension::ExtensionOid;
+use crate::{ModelError, SectorName, VerifiedChain};
 
 /// The PEM label `trustca root trust-list issue` writes.
 pub const PEM_LABEL: &str = "TRUSTCA TRUST LIST";
@@ -118,6 +119,17 @@ pub struct TrustList {
     pub next_update: OffsetDateTime,
     /// The recognised roots.
     pub entries: Vec<TrustListEntry>,
+}
+
+/// A list that was checked against this root when it was taken in, with
+/// the signed bytes it was checked from: what a trust snapshot carries, so
+/// an offline verifier checks the root's own signature again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedTrustList {
+    /// The decoded list.
+    pub list: TrustList,
+    /// The signed list, DER, as the root issued it.
+    pub der: Vec<u8>,
 }
 
 fn time_der(t: OffsetDateTime) -> Result<Vec<u8>, ModelError> {
@@ -319,6 +331,60 @@ impl TrustList {
     /// The entry recognising the root with this certificate, if any.
     pub fn entry_for(&self, certificate: &[u8]) -> Option<&TrustListEntry> {
         self.entries.iter().find(|e| e.certificate == certificate)
+    }
+
+    /// Verifies a device `chain` (leaf first, with its CA) that does not
+    /// verify to this root against each root the list names, and accepts
+    /// it only for a sector that entry may vouch for. `Err` says why no
+    /// entry accepts it. The online `Decide` and the offline decision from
+    /// a snapshot both come here, so they accept exactly the same peers.
+    pub fn verify_foreign_chain(
+        &self,
+        chain: &[Vec<u8>],
+        now: OffsetDateTime,
+        oid: &ExtensionOid,
+    ) -> Result<VerifiedChain, String> {
+        if now >= self.next_update {
+            return Err(format!(
+                "the trust list (#{}) is past its nextUpdate ({})",
+                self.sequence, self.next_update
+            ));
+        }
+        for entry in &self.entries {
+            if let Ok(v) = crate::verify_chain(chain, &[], &entry.certificate, now, oid) {
+                return match v.extension.as_ref().map(|e| &e.sector) {
+                    Some(s) if entry.sectors.contains(s) => Ok(v),
+                    Some(s) => Err(format!(
+                        "it chains to a listed foreign root, which the trust list does not let vouch for sector {s}"
+                    )),
+                    None => Err(
+                        "it chains to a listed foreign root but carries no trust-level extension"
+                            .into(),
+                    ),
+                };
+            }
+        }
+        Err(format!(
+            "nor to any of the {} root(s) on the trust list (#{})",
+            self.entries.len(),
+            self.sequence
+        ))
+    }
+
+    /// Whether the list names `sector` for some root: such a sector's
+    /// devices are judged by their certificate, not by a database of ours.
+    pub fn lists_sector(&self, sector: &SectorName) -> bool {
+        self.entries.iter().any(|e| e.sectors.contains(sector))
+    }
+
+    /// The note a decision about a device of a listed foreign sector
+    /// carries: its level is its certificate's, unconfirmed.
+    pub fn foreign_note(&self, sector: &SectorName, level: crate::TrustLevel) -> String {
+        format!(
+            "sector {sector} is under a foreign root recognised by trust list #{}: level {} is its certificate's, not confirmed by its own database",
+            self.sequence,
+            level.get()
+        )
     }
 }
 

@@ -97,7 +97,13 @@ impl Ceremony {
             }
             v
         };
-        let args = with(vec!["root", "init", "--data"], &[s(root.path())]);
+        // Each root its own name (`root init` requires one): the temporary
+        // directory's, unique on this machine.
+        let name = format!("Test Root {}", s(root.path()));
+        let args = with(
+            vec!["root", "init", "--data"],
+            &[s(root.path()), "--name", &name],
+        );
         trustca_cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let mut dirs = BTreeMap::new();
         for sector in sectors {

@@ -18,6 +18,7 @@ use trustca_proto::v1 as pb;
 use trustca_server::{RunningServer, ServeOptions};
 
 pub mod ceremony;
+pub mod go_check;
 pub mod separated;
 
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";

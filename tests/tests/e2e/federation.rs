@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::ceremony::{
     Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_refused,
 };
+use common::go_check::{GoChecker, Instance};
 use common::*;
 use tonic::Code;
 use trustca_model::CertificateKind;
@@ -282,7 +283,19 @@ async fn three_operators_federate_without_sharing_a_key_and_a_root_revocation_re
             assert!(ok, "{sector} {stem}: {out}");
         }
     }
-    go_checks(&c, &devices, &addrs, work.path());
+    // Go's standard library, independently: every chain, CRL, the ARL
+    // and mutual TLS to each instance with a device of its sector.
+    if let Some(go) = GoChecker::new() {
+        let instances: Vec<Instance<'_>> = SECTORS
+            .iter()
+            .map(|sector| Instance {
+                sector,
+                device: &devices[sector].creds,
+                addr: addrs[sector],
+            })
+            .collect();
+        go.ceremony(&c, &instances, work.path());
+    }
 
     // Decide across every pair, asked at the caller's own instance: the
     // peer's level comes from the peer's instance, signed by its responder.
@@ -618,77 +631,6 @@ async fn a_peer_under_another_root_is_refused() {
     drop(house_db);
     hems.shutdown().await.unwrap();
     their_auto.shutdown().await.unwrap();
-}
-
-/// Go's standard library (an independent path validator, CRL parser and
-/// TLS client) on what the ceremony made: every instance's service chains
-/// (with the usage each is for), every device chain, the ARL under the
-/// root and each sector's CRL under its CA, and mutual TLS to each
-/// instance with a device of its sector.
-fn go_checks(
-    c: &Ceremony,
-    devices: &BTreeMap<&str, Device>,
-    addrs: &BTreeMap<&str, std::net::SocketAddr>,
-    work: &Path,
-) {
-    if !available("go", &["version"], "apt-get install golang-go") {
-        return;
-    }
-    let bin = build_go_checker();
-    let root = c.root.path().join("ca/root.pem");
-    let go = |args: &[&Path]| {
-        let mut cmd = std::process::Command::new(&bin);
-        cmd.args(args);
-        let (ok, out) = run_output(&mut cmd);
-        assert!(ok, "Go {args:?}:\n{out}");
-    };
-    for sector in SECTORS {
-        let ca = |f: &str| c.data(sector).join("ca").join(f);
-        go(&[
-            Path::new("verify"),
-            &root,
-            &ca("server.pem"),
-            Path::new("server"),
-        ]);
-        go(&[
-            Path::new("verify"),
-            &root,
-            &ca("server.pem"),
-            Path::new("client"),
-        ]);
-        go(&[
-            Path::new("verify"),
-            &root,
-            &ca("responder.pem"),
-            Path::new("ocsp"),
-        ]);
-        go(&[
-            Path::new("verify"),
-            &root,
-            &ca("audit.pem"),
-            Path::new("ocsp"),
-        ]);
-        let d = &devices[sector];
-        let chain = work.join(format!("{sector}-device.pem"));
-        let key = work.join(format!("{sector}-device.key"));
-        std::fs::write(&chain, &d.creds.cert_pem).unwrap();
-        std::fs::write(&key, &d.creds.key_pem).unwrap();
-        go(&[Path::new("verify"), &root, &chain, Path::new("client")]);
-        let crl = format!(
-            "{}={}",
-            c.data(sector).join(format!("crl/{sector}.crl")).display(),
-            ca(&format!("{sector}.pem")).display()
-        );
-        go(&[Path::new("crl"), Path::new(&crl)]);
-        let addr = addrs[sector].to_string();
-        go(&[Path::new("tls"), Path::new(&addr), &root, &chain, &key]);
-    }
-    let arl = format!(
-        "{}={}",
-        c.root.path().join("crl/root.crl").display(),
-        root.display()
-    );
-    go(&[Path::new("crl"), Path::new(&arl)]);
 }
 
 /// The log lines `trustca serve --data DATA` writes until it listens.

@@ -5,7 +5,10 @@
 //! second root, counting its level through `recognition.toml`, and refuses
 //! a railway device under a third, unlisted root; and their railway
 //! instance, with their root's list naming ours, decides about our car.
-//! openssl verifies each cross-root device chain under its own root.
+//! openssl verifies each cross-root device chain under its own root, and
+//! the Go checker every chain, CRL and ARL of both roots. A snapshot of
+//! our automotive sector carries the list, so `trustca snapshot decide`
+//! answers offline as `Decide` does online.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,9 +16,11 @@ use crate::common;
 
 use std::path::Path;
 
-use common::ceremony::{Ceremony, trustca_cli, trustca_refused};
+use common::ceremony::{Ceremony, trustca_cli, trustca_output, trustca_refused};
+use common::go_check::{GoChecker, Instance, device_files};
 use common::*;
 use trustca_model::CertificateKind;
+use trustca_model::trust_list::TrustList;
 use trustca_proto::v1 as pb;
 
 const OURS: [&str; 3] = ["automotive", "hems", "healthcare"];
@@ -94,6 +99,25 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     let theirs = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
     let unlisted = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
 
+    // Every root is named by its operator: `root init` without a name, or
+    // with the built-in default, is refused.
+    let unnamed = tempfile::tempdir().unwrap();
+    let out = trustca_output(&["root", "init", "--data", s(unnamed.path())]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name <NAME>"));
+    trustca_refused(
+        &[
+            "root",
+            "init",
+            "--name",
+            "trustca Root CA",
+            "--data",
+            s(unnamed.path()),
+        ],
+        "default name of pki.toml",
+    );
+    assert!(!unnamed.path().join("ca").exists());
+
     // Our root lists their root for railway; our automotive imports it.
     let list = ours.exchange.path().join("trust-list.pem");
     let their_root = theirs.root.path().join("ca/root.pem");
@@ -153,7 +177,7 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
         "--trust-list",
         s(&their_list),
     ]);
-    // A list signed by another root is refused, and nothing is written.
+    // A list issued by another root is refused, and nothing is written.
     let forged = theirs.exchange.path().join("forged.pem");
     std::fs::write(
         theirs.root.path().join("policies/recognition.toml"),
@@ -184,7 +208,10 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
             "--trust-list",
             s(&forged),
         ],
-        "signed by an unknown key",
+        // Roots are named apart (`root init --name`), so the issuer name
+        // already tells; a list under our name with another key is refused
+        // by its signature (trust-model/src/trust_list_tests.rs).
+        "issued by another authority, not this root",
     );
     assert!(!auto_dir.join("ca/trust-list.der").exists());
     trustca_cli(&[
@@ -245,8 +272,11 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     )
     .await;
 
-    // openssl: the train's chain verifies under their (listed) root.
-    let (ok, text) = openssl_verify(ours.exchange.path(), &theirs.root_pem(), &train.chain, &[]);
+    // openssl: the train's chain verifies under the root our list names.
+    let listed_root = listed_root(auto_dir, ours.exchange.path());
+    let listed_pem = std::fs::read_to_string(&listed_root).unwrap();
+    assert_eq!(listed_pem.replace('\r', ""), theirs.root_pem());
+    let (ok, text) = openssl_verify(ours.exchange.path(), &listed_pem, &train.chain, &[]);
     assert!(ok, "{text}");
 
     let mut car_db = trust_client(&auto_url, &car.creds).await;
@@ -272,7 +302,219 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     assert_eq!(d.peer_sector, "automotive");
     assert_eq!(d.peer_level, 5, "{d:?}");
     drop(train_db);
+
+    // Offline: a snapshot of our automotive sector carries the list, and
+    // decides as the online Decide did.
+    offline_decisions(&ours, &auto_url, &car, &train, &stranger);
+
+    // Revocation across roots: their operator revokes the train, ours puts
+    // their published CRL in DATA/crl/foreign/, and the train is refused.
+    let stranger_crl = unlisted.data("railway").join("crl/railway.crl");
+    foreign_revocation(
+        &theirs,
+        rail.addr,
+        auto_dir,
+        &auto_url,
+        &car,
+        &train,
+        &stranger_crl,
+    )
+    .await;
+
+    // Go's standard library, independently: each root's chains, CRLs, ARL
+    // and mutual TLS; the train's chain under the root our list names, and
+    // neither under our root nor the stranger's under the listed one.
+    if let Some(go) = GoChecker::new() {
+        let work = ours.exchange.path();
+        for (c, sector, device, addr) in [
+            (&ours, "automotive", &car, auto.addr),
+            (&theirs, "railway", &train, rail.addr),
+        ] {
+            let instance = Instance {
+                sector,
+                device: &device.creds,
+                addr,
+            };
+            go.ceremony(c, &[instance], work);
+        }
+        let (train_pem, _) = device_files(work, "train", &train.creds);
+        let (stranger_pem, _) = device_files(work, "stranger", &stranger.creds);
+        go.verify(&listed_root, &train_pem, "client");
+        go.verify_fails(&ours.root.path().join("ca/root.pem"), &train_pem, "client");
+        go.verify_fails(&listed_root, &stranger_pem, "client");
+    }
     auto.shutdown().await.unwrap();
     rail.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
+}
+
+/// The one root the trust list in force at `data` names, written as PEM
+/// into `dir`: the certificate the list vouches for, not a copy of the
+/// foreign root's file.
+fn listed_root(data: &Path, dir: &Path) -> std::path::PathBuf {
+    let list = TrustList::decode_unchecked(&std::fs::read(data.join("ca/trust-list.der")).unwrap())
+        .unwrap();
+    assert_eq!(list.entries.len(), 1);
+    let path = dir.join("listed-root.pem");
+    std::fs::write(&path, pem_of(&list.entries[0].certificate)).unwrap();
+    path
+}
+
+/// `trustca snapshot fetch` from our automotive instance, then `snapshot
+/// decide` by our car: the train (listed root) allowed at the level the
+/// recognition table counts, the stranger (unlisted root) refused.
+fn offline_decisions(ours: &Ceremony, url: &str, car: &Device, train: &Device, stranger: &Device) {
+    let dir = ours.exchange.path();
+    let root = ours.root.path().join("ca/root.pem");
+    let snapshot = dir.join("automotive.snapshot");
+    trustca_cli(&[
+        "snapshot",
+        "fetch",
+        "--server",
+        url,
+        "--ca",
+        s(&root),
+        "--sector",
+        "automotive",
+        "--out",
+        s(&snapshot),
+    ]);
+    let write = |name: &str, d: &Device| {
+        let path = dir.join(format!("{name}-chain.pem"));
+        std::fs::write(&path, d.pem()).unwrap();
+        path
+    };
+    let (car_pem, train_pem, stranger_pem) = (
+        write("car", car),
+        write("train", train),
+        write("stranger", stranger),
+    );
+    let decide = |peer: &Path| {
+        let out = trustca_output(&[
+            "snapshot",
+            "decide",
+            s(&snapshot),
+            "--root",
+            s(&root),
+            "--caller",
+            s(&car_pem),
+            "--peer",
+            s(peer),
+            "--operation",
+            "evacuation-notice",
+            "--json",
+        ]);
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+        (out.status.code(), v)
+    };
+    let (code, v) = decide(&train_pem);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["allow"], true, "{v}");
+    assert_eq!(v["peer_sector"], "railway", "{v}");
+    // Railway Lv.5 counts as automotive Lv.4, as online.
+    assert_eq!(v["peer_level"], 4, "{v}");
+    let (code, v) = decide(&stranger_pem);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["allow"], false, "{v}");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("nor to any of the 1 root(s) on the trust list"),
+        "{v}"
+    );
+}
+
+/// The railway operator revokes the train at their instance; a CRL of
+/// another CA of the same name (the stranger's railway CA) is not relied
+/// on; their real CRL in our `DATA/crl/foreign/` makes our Decide refuse
+/// the train, naming the CRL.
+async fn foreign_revocation(
+    theirs: &Ceremony,
+    rail: std::net::SocketAddr,
+    auto_dir: &Path,
+    auto_url: &str,
+    car: &Device,
+    train: &Device,
+    stranger_crl: &Path,
+) {
+    let mut car_db = trust_client(auto_url, &car.creds).await;
+    let d = decide(&mut car_db, train, "evacuation-notice").await;
+    assert!(d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("no CRL of its CA is held")),
+        "{:?}",
+        d.reasons
+    );
+    let ops = theirs.credential("railway", CertificateKind::Operator, "ops", &["railway"]);
+    let mut rev = pb::revocation_client::RevocationClient::new(
+        trustca::client::connect(&format!("https://{rail}"), &ops)
+            .await
+            .unwrap(),
+    );
+    rev.revoke(pb::RevokeRequest {
+        subject: Some(pb::revoke_request::Subject::Certificate(
+            train.chain[0].clone(),
+        )),
+        reason: "key-compromise".into(),
+        note: "stolen train unit".into(),
+    })
+    .await
+    .unwrap();
+    let crl = rev
+        .get_crl(pb::GetCrlRequest {
+            sector: "railway".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .crl_der;
+    let foreign = auto_dir.join("crl/foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    // A same-named CA's CRL (the unlisted root's railway CA) does not
+    // verify under the train's CA: its revocation cannot be known, so it
+    // is refused.
+    std::fs::copy(stranger_crl, foreign.join("other.crl")).unwrap();
+    let d = decide_until(&mut car_db, train, |d| !d.allow).await;
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("the CRL held for its CA cannot be relied on")),
+        "{:?}",
+        d.reasons
+    );
+    std::fs::write(foreign.join("railway.crl"), &crl).unwrap();
+    // Their real CRL beside it: the one that verifies counts.
+    let d = decide_until(&mut car_db, train, |d| {
+        d.reasons.iter().any(|r| r.contains("certificate revoked"))
+    })
+    .await;
+    assert!(!d.allow, "{d:?}");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("certificate revoked (key-compromise) on CRL")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+/// Asks Decide about `peer` until `done` holds (the server re-reads
+/// `DATA/crl/foreign/` every 5 s), at most 20 s; returns the last answer.
+async fn decide_until(
+    db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
+    peer: &Device,
+    done: impl Fn(&pb::Decision) -> bool,
+) -> pb::Decision {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let d = decide(db, peer, "evacuation-notice").await;
+        if done(&d) || std::time::Instant::now() > deadline {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
