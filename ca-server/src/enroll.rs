@@ -310,6 +310,7 @@ impl EnrollmentEngine {
             scheme: model.status.as_str().to_owned(),
             result: format!("{} v{}", model.key.firmware, model.version),
             evaluated_at: None,
+            attestation: None,
         })
         .chain(
             model
@@ -326,6 +327,7 @@ impl EnrollmentEngine {
                     scheme: e.scheme.clone(),
                     result: e.result.clone(),
                     evaluated_at: OffsetDateTime::from_unix_timestamp(e.evaluated_at).ok(),
+                    attestation: None,
                 }),
         )
         .collect();
