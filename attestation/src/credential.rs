@@ -11,13 +11,13 @@
 //! `"IDENTITY\0"`).
 
 use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
+use aes::cipher::{BlockEncrypt, KeyInit};
 use num_bigint::BigUint;
 use ring::rand::SecureRandom;
 use ring::{digest, hmac};
 
 use crate::AttestationError;
-use crate::wire::{put_tpm2b, put_u16};
+use crate::wire::put_tpm2b;
 
 /// The credential blob and encrypted seed `TPM2_ActivateCredential` takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,8 @@ pub fn make_credential(
     rng.fill(&mut seed)
         .map_err(|_| AttestationError::Credential("no randomness".into()))?;
     let encrypted_seed = rsa_oaep_sha256(modulus, exponent, &seed, b"IDENTITY\0", rng)?;
-    let sym_key = kdfa(&seed, b"STORAGE", ak_name, &[], 128);
+    let mut sym_key = [0u8; 16];
+    sym_key.copy_from_slice(&kdfa(&seed, b"STORAGE", ak_name, &[], 128));
     let hmac_key = kdfa(&seed, b"INTEGRITY", &[], &[], 256);
     let mut plain = Vec::with_capacity(2 + secret.len());
     put_tpm2b(&mut plain, secret);
@@ -123,12 +124,12 @@ fn kdfa(key: &[u8], label: &[u8], context_u: &[u8], context_v: &[u8], bits: u32)
 
 /// AES-128 in CFB mode with a zero IV (Part 1, 24.4: the credential's
 /// symmetric encryption), whole and partial blocks.
-fn aes128_cfb_encrypt(key: &[u8], plain: &[u8]) -> Vec<u8> {
-    let cipher = Aes128::new(GenericArray::from_slice(key));
+fn aes128_cfb_encrypt(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+    let cipher = Aes128::new(key.into());
     let mut feedback = [0u8; 16];
     let mut out = Vec::with_capacity(plain.len());
     for chunk in plain.chunks(16) {
-        let mut block = GenericArray::clone_from_slice(&feedback);
+        let mut block = aes::Block::from(feedback);
         cipher.encrypt_block(&mut block);
         let start = out.len();
         out.extend(chunk.iter().zip(block.iter()).map(|(p, k)| p ^ k));
@@ -196,15 +197,6 @@ fn rsa_oaep_sha256(
     Ok(out)
 }
 
-/// Writes a `TPM2B_*` length for tests that rebuild the pieces.
-#[cfg(test)]
-fn tpm2b(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_u16(&mut out, v.len() as u16);
-    out.extend_from_slice(v);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,11 +221,11 @@ mod tests {
         let plain: Vec<u8> = (0..37u8).collect();
         let c = aes128_cfb_encrypt(&key, &plain);
         // CFB decryption: P_i = C_i xor E(C_{i-1}).
-        let cipher = Aes128::new(GenericArray::from_slice(&key));
+        let cipher = Aes128::new((&key).into());
         let mut prev = [0u8; 16];
         let mut back = Vec::new();
         for chunk in c.chunks(16) {
-            let mut block = GenericArray::clone_from_slice(&prev);
+            let mut block = aes::Block::from(prev);
             cipher.encrypt_block(&mut block);
             back.extend(chunk.iter().zip(block.iter()).map(|(x, k)| x ^ k));
             if chunk.len() == 16 {
@@ -251,7 +243,7 @@ mod tests {
         let made = make_credential(&ek.0, &ek.1, &[0, 0xb, 1, 2], b"0123456789abcdef", &rng).unwrap();
         // TPM2B_ID_OBJECT: size, TPM2B_DIGEST(HMAC), 2+16 encrypted bytes.
         assert_eq!(made.id_object.len(), 2 + 2 + 32 + 18);
-        assert_eq!(&made.id_object[2..4], &tpm2b(&[0; 32])[..2]);
+        assert_eq!(&made.id_object[2..4], &[0, 32]);
         assert_eq!(made.encrypted_secret.len(), 2 + 256);
         let blob = tpm2_tools_blob(&made);
         assert_eq!(&blob[..8], &[0xBA, 0xDC, 0xC0, 0xDE, 0, 0, 0, 1]);

@@ -96,6 +96,23 @@ pub enum CaError {
     /// The device's model is suspended in the registry: no new certificates.
     #[error("model suspended: {0}")]
     ModelSuspended(String),
+    /// A hardware attestation did not prove the key (wrong key, wrong
+    /// nonce, bad signature, exportable key, EK chain to no registered root).
+    #[error("attestation refused: {0}")]
+    AttestationRefused(String),
+    /// An attestation challenge that is unknown, answered or expired.
+    #[error("attestation challenge unusable: {0}")]
+    ChallengeUnusable(String),
+    /// Something the request needs is not set up (e.g. no attestation root
+    /// registered for the sector).
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+    /// The thing to add is there already.
+    #[error("already registered: {0}")]
+    AlreadyRegistered(String),
+    /// The thing named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl CaError {
@@ -124,7 +141,12 @@ impl From<&CaError> for tonic::Code {
                 ModelError::InvalidPolicy { .. } => Code::Internal,
                 _ => Code::InvalidArgument,
             },
-            CaError::PermissionDenied(_) => Code::PermissionDenied,
+            CaError::PermissionDenied(_) | CaError::AttestationRefused(_) => {
+                Code::PermissionDenied
+            }
+            CaError::ChallengeUnusable(_) | CaError::NotConfigured(_) => Code::FailedPrecondition,
+            CaError::AlreadyRegistered(_) => Code::AlreadyExists,
+            CaError::NotFound(_) => Code::NotFound,
             CaError::Unauthenticated(_) => Code::Unauthenticated,
             CaError::LimitExceeded(_) => Code::ResourceExhausted,
             CaError::NotAuthoritative { .. } => Code::FailedPrecondition,

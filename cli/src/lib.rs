@@ -21,6 +21,7 @@ pub mod system_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
 pub mod trust_list_cmd;
+pub mod attestation_cmd;
 pub mod v2x_cmd;
 pub mod v2x_crl_cmd;
 pub mod v2x_inspect;

@@ -224,6 +224,7 @@ pub fn request(
         }),
         evidence,
         renewal: false,
+        tpm_attestation: None,
     }
 }
 
