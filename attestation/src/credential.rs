@@ -240,7 +240,8 @@ mod tests {
     fn blob_has_the_tools_layout_and_refuses_other_eks() {
         let rng = ring::rand::SystemRandom::new();
         let ek = crate::ek::tests::swtpm_ek_rsa();
-        let made = make_credential(&ek.0, &ek.1, &[0, 0xb, 1, 2], b"0123456789abcdef", &rng).unwrap();
+        let made =
+            make_credential(&ek.0, &ek.1, &[0, 0xb, 1, 2], b"0123456789abcdef", &rng).unwrap();
         // TPM2B_ID_OBJECT: size, TPM2B_DIGEST(HMAC), 2+16 encrypted bytes.
         assert_eq!(made.id_object.len(), 2 + 2 + 32 + 18);
         assert_eq!(&made.id_object[2..4], &[0, 32]);
@@ -248,7 +249,8 @@ mod tests {
         let blob = tpm2_tools_blob(&made);
         assert_eq!(&blob[..8], &[0xBA, 0xDC, 0xC0, 0xDE, 0, 0, 0, 1]);
         // Two credentials for the same input differ (fresh seed).
-        let again = make_credential(&ek.0, &ek.1, &[0, 0xb, 1, 2], b"0123456789abcdef", &rng).unwrap();
+        let again =
+            make_credential(&ek.0, &ek.1, &[0, 0xb, 1, 2], b"0123456789abcdef", &rng).unwrap();
         assert_ne!(made, again);
         assert!(make_credential(&ek.0[..128], &ek.1, &[0], b"x", &rng).is_err());
         assert!(make_credential(&ek.0, &ek.1, &[0], &[0; 33], &rng).is_err());

@@ -44,7 +44,9 @@ pub fn verify_ek_chain(
         )));
     }
     if roots.is_empty() {
-        return Err(bad("no TPM manufacturer root is registered for the sector".into()));
+        return Err(bad(
+            "no TPM manufacturer root is registered for the sector".into()
+        ));
     }
     let root_ders: Vec<CertificateDer<'_>> =
         roots.iter().map(|r| CertificateDer::from(&r[..])).collect();
@@ -68,11 +70,13 @@ pub fn verify_ek_chain(
         None,
         None,
     )
-    .map_err(|e| match e {
-        webpki::Error::UnknownIssuer => {
-            bad("it does not chain to a TPM manufacturer root registered for the sector".into())
-        }
-        other => bad(format!("{other:?}")),
+    // Local CAs often share names (every swtpm-localca is
+    // "swtpm-localca"), so a foreign chain shows as a bad signature as
+    // often as an unknown issuer: both mean no registered root vouches.
+    .map_err(|e| {
+        bad(format!(
+            "it does not chain to a TPM manufacturer root registered for the sector ({e:?})"
+        ))
     })?;
     let (_, cert) = x509_parser::parse_x509_certificate(ek)
         .map_err(|_| bad("the EK certificate does not parse".into()))?;
@@ -119,10 +123,9 @@ pub(crate) mod tests {
     #[test]
     fn swtpm_ek_chain_verifies_to_its_local_ca() {
         let (n, e) = swtpm_ek_rsa();
-        let pubarea = crate::public::TpmPublic::from_tpm2b(include_bytes!(
-            "../testdata/swtpm/ek.pub"
-        ))
-        .unwrap();
+        let pubarea =
+            crate::public::TpmPublic::from_tpm2b(include_bytes!("../testdata/swtpm/ek.pub"))
+                .unwrap();
         // The certificate's key is the EK tpm2_createek made.
         match pubarea.key {
             crate::public::PublicKey::Rsa { modulus, .. } => assert_eq!(modulus, n),
@@ -138,7 +141,10 @@ pub(crate) mod tests {
         let err = verify_ek_chain(&[EK.to_vec()], &[ROOT.to_vec()], NOW).unwrap_err();
         assert!(err.to_string().contains("registered"), "{err}");
         let err = verify_ek_chain(&chain, &[], NOW).unwrap_err();
-        assert!(err.to_string().contains("no TPM manufacturer root"), "{err}");
+        assert!(
+            err.to_string().contains("no TPM manufacturer root"),
+            "{err}"
+        );
         assert!(verify_ek_chain(&[], &[ROOT.to_vec()], NOW).is_err());
         assert!(verify_ek_chain(&[vec![0x30, 0]], &[ROOT.to_vec()], NOW).is_err());
         // The EK certificate itself as a "root" does not make it valid.

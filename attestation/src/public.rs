@@ -161,9 +161,8 @@ impl TpmPublic {
         let mut r = Reader::new(input, STRUCTURE);
         let kind = r.u16("type")?;
         let name_alg_id = r.u16("nameAlg")?;
-        let name_alg = HashAlg::from_id(name_alg_id).ok_or_else(|| {
-            AttestationError::Unsupported(format!("nameAlg 0x{name_alg_id:04x}"))
-        })?;
+        let name_alg = HashAlg::from_id(name_alg_id)
+            .ok_or_else(|| AttestationError::Unsupported(format!("nameAlg 0x{name_alg_id:04x}")))?;
         let attributes = r.u32("objectAttributes")?;
         let auth_policy = r.tpm2b("authPolicy", MAX_DIGEST)?.to_vec();
         let key = match kind {

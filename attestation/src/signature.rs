@@ -172,7 +172,10 @@ mod tests {
             assert_eq!(sig.verify(&key, m), Err(AttestationError::BadSignature));
             let mut changed = m.to_vec();
             changed[10] ^= 1;
-            assert_eq!(sig.verify(&ak, &changed), Err(AttestationError::BadSignature));
+            assert_eq!(
+                sig.verify(&ak, &changed),
+                Err(AttestationError::BadSignature)
+            );
         }
         // The signature of one attestation does not cover the other.
         let sig = TpmSignature::decode(SIG).unwrap();

@@ -168,7 +168,12 @@ impl AttestationBook {
             .collect())
     }
 
-    fn write(&self, caller: &Credential, root: &AttestationRoot, kind: &str) -> Result<(), CaError> {
+    fn write(
+        &self,
+        caller: &Credential,
+        root: &AttestationRoot,
+        kind: &str,
+    ) -> Result<(), CaError> {
         let value = serde_json::to_vec(root)
             .map_err(|e| CaError::Signing(format!("encoding the root: {e}")))?;
         self.storage.blob_put(
@@ -405,9 +410,11 @@ impl AttestationBook {
     ) -> Result<VerifiedAttestation, CaError> {
         let pending = self.take(&att.challenge_id, sector)?;
         let point = x509_parser::prelude::FromDer::from_der(spki_der)
-            .map(|(_, spki): (_, x509_parser::x509::SubjectPublicKeyInfo<'_>)| {
-                spki.subject_public_key.data.to_vec()
-            })
+            .map(
+                |(_, spki): (_, x509_parser::x509::SubjectPublicKeyInfo<'_>)| {
+                    spki.subject_public_key.data.to_vec()
+                },
+            )
             .map_err(|_| CaError::InvalidCsr("its public key does not parse".into()))?;
         let verified = verify_key_attestation(
             &pending.ak,

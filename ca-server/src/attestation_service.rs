@@ -55,7 +55,9 @@ fn to_pb(r: AttestationRoot) -> pb::AttestationRoot {
 fn log(rpc: &str, sector: &str, result: &Result<(), &CaError>) {
     match result {
         Ok(()) => tracing::info!(rpc, sector, outcome = "ok"),
-        Err(e) => tracing::info!(rpc, sector, outcome = "refused", code = ?tonic::Code::from(*e), reason = %e),
+        Err(e) => {
+            tracing::info!(rpc, sector, outcome = "refused", code = ?tonic::Code::from(*e), reason = %e)
+        }
     }
 }
 

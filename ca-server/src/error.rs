@@ -141,9 +141,7 @@ impl From<&CaError> for tonic::Code {
                 ModelError::InvalidPolicy { .. } => Code::Internal,
                 _ => Code::InvalidArgument,
             },
-            CaError::PermissionDenied(_) | CaError::AttestationRefused(_) => {
-                Code::PermissionDenied
-            }
+            CaError::PermissionDenied(_) | CaError::AttestationRefused(_) => Code::PermissionDenied,
             CaError::ChallengeUnusable(_) | CaError::NotConfigured(_) => Code::FailedPrecondition,
             CaError::AlreadyRegistered(_) => Code::AlreadyExists,
             CaError::NotFound(_) => Code::NotFound,

@@ -114,7 +114,10 @@ pub async fn run(action: AttestationRootAction) -> Result<ExitCode> {
             if json {
                 print_json(&root_json(&r));
             } else {
-                println!("added attestation root {} to {}: {}", r.sha256, r.sector, r.subject);
+                println!(
+                    "added attestation root {} to {}: {}",
+                    r.sha256, r.sector, r.subject
+                );
             }
         }
         AttestationRootAction::Remove {

@@ -5,6 +5,7 @@
 //! use the same client code as the binary.
 #![forbid(unsafe_code)]
 
+pub mod attestation_cmd;
 pub mod audit_cmd;
 pub mod ca_cmd;
 pub mod ceremony_cmd;
@@ -21,7 +22,6 @@ pub mod system_cmd;
 pub mod ticket_cmd;
 pub mod trust_cmd;
 pub mod trust_list_cmd;
-pub mod attestation_cmd;
 pub mod v2x_cmd;
 pub mod v2x_crl_cmd;
 pub mod v2x_inspect;

@@ -28,7 +28,11 @@ async fn attestation_client(ca: &TestCa, creds: &ClientCredentials) -> Attestati
     pb::attestation_client::AttestationClient::new(connect(&ca.url(), creds).await.unwrap())
 }
 
-fn tpm_request(serial: &str, csr: Vec<u8>, att: Option<pb::TpmKeyAttestation>) -> pb::EnrollRequest {
+fn tpm_request(
+    serial: &str,
+    csr: Vec<u8>,
+    att: Option<pb::TpmKeyAttestation>,
+) -> pb::EnrollRequest {
     let mut r = request("automotive", "Acme", serial, csr, automotive_lv5());
     r.tpm_attestation = att;
     r
@@ -66,7 +70,11 @@ fn attestation(tpm: &SwTpm, key: &str, id: &[u8], nonce: &[u8]) -> pb::TpmKeyAtt
 fn refused(r: Result<tonic::Response<pb::EnrollResponse>, tonic::Status>, code: Code, text: &str) {
     let e = r.expect_err("must be refused");
     assert_eq!(e.code(), code, "{e:?}");
-    assert!(e.message().contains(text), "{text:?} not in {:?}", e.message());
+    assert!(
+        e.message().contains(text),
+        "{text:?} not in {:?}",
+        e.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,21 +96,40 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     let mut att = attestation_client(&ca, &maker).await;
 
     // No root registered yet: FAILED_PRECONDITION, saying what to do.
-    let e = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap_err();
+    let e = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("attestation-root add"), "{e:?}");
 
     // The operator registers the vendor's root with the binary.
     let args = client_args(&ca, work.path(), "ops", &operator);
     let out = std::process::Command::new(trustca_bin())
-        .args(["attestation-root", "add", "--sector", "automotive", "--json", "--cert"])
+        .args([
+            "attestation-root",
+            "add",
+            "--sector",
+            "automotive",
+            "--json",
+            "--cert",
+        ])
         .arg(vendor.root_pem_path())
         .args(&args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(added["subject"].as_str().unwrap().contains("swtpm-localca-rootca"), "{added}");
+    assert!(
+        added["subject"]
+            .as_str()
+            .unwrap()
+            .contains("swtpm-localca-rootca"),
+        "{added}"
+    );
     // A manufacturer may not register roots.
     let e = attestation_client(&ca, &maker)
         .await
@@ -138,23 +165,36 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         .await
         .unwrap()
         .into_inner();
-    assert!(second.activate(&c.credential_blob, &c.encrypted_secret).is_err());
-    assert!(tpm.activate(&c.credential_blob, &c.encrypted_secret).is_err());
+    assert!(
+        second
+            .activate(&c.credential_blob, &c.encrypted_secret)
+            .is_err()
+    );
+    assert!(
+        tpm.activate(&c.credential_blob, &c.encrypted_secret)
+            .is_err()
+    );
     second.create_key("dev", KEY_ATTRS);
     let other_csr = second.csr("dev");
     let guess = attestation(&second, "dev", &c.challenge_id, &[0u8; 32]);
     refused(
-        enroll.enroll(tpm_request("TPM-1", other_csr, Some(guess))).await,
+        enroll
+            .enroll(tpm_request("TPM-1", other_csr, Some(guess)))
+            .await,
         Code::PermissionDenied,
         "not over this server's challenge",
     );
 
     // A certification of another key of the same TPM.
     tpm.create_key("other", KEY_ATTRS);
-    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap();
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
     let over_other = attestation(&tpm, "other", &c.challenge_id, &secret.unwrap());
     refused(
-        enroll.enroll(tpm_request("TPM-1", csr.clone(), Some(over_other))).await,
+        enroll
+            .enroll(tpm_request("TPM-1", csr.clone(), Some(over_other)))
+            .await,
         Code::PermissionDenied,
         "another key",
     );
@@ -162,20 +202,28 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     // An exportable key (fixedTPM and fixedParent clear).
     tpm.create_key("soft", "sensitivedataorigin|userwithauth|sign");
     let soft_csr = tpm.csr("soft");
-    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap();
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
     let soft = attestation(&tpm, "soft", &c.challenge_id, &secret.unwrap());
     refused(
-        enroll.enroll(tpm_request("TPM-1", soft_csr, Some(soft))).await,
+        enroll
+            .enroll(tpm_request("TPM-1", soft_csr, Some(soft)))
+            .await,
         Code::PermissionDenied,
         "lacks fixedTPM, fixedParent",
     );
 
     // Malformed TPM structures: INVALID_ARGUMENT.
-    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap();
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
     let mut broken = attestation(&tpm, "dev", &c.challenge_id, &secret.unwrap());
     broken.attest.truncate(30);
     refused(
-        enroll.enroll(tpm_request("TPM-1", csr.clone(), Some(broken))).await,
+        enroll
+            .enroll(tpm_request("TPM-1", csr.clone(), Some(broken)))
+            .await,
         Code::InvalidArgument,
         "malformed TPMS_ATTEST",
     );
@@ -190,7 +238,9 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
 
     // The real thing.
-    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap();
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
     let secret = secret.unwrap();
     let good = attestation(&tpm, "dev", &c.challenge_id, &secret);
     let issued = enroll
@@ -214,11 +264,14 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     // The certificate is for the TPM's key, and openssl accepts the chain.
     let tpm_spki = tpm.read("dev.spki");
     assert_eq!(cert.public_key().raw, &tpm_spki[..]);
-    openssl_verify(&ca.root_pem(), &issued.chain_der);
+    let (ok, text) = openssl_verify(work.path(), &ca.root_pem(), &issued.chain_der, &[]);
+    assert!(ok, "{text}");
 
     // Replaying the same answer (another serial): the challenge is spent.
     refused(
-        enroll.enroll(tpm_request("TPM-2", csr.clone(), Some(good))).await,
+        enroll
+            .enroll(tpm_request("TPM-2", csr.clone(), Some(good)))
+            .await,
         Code::FailedPrecondition,
         "already answered",
     );
@@ -227,7 +280,13 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     // at all, so it enrolls (without attestation: declared evidence).
     let (_, plain_csr) = common::csr();
     let plain = enroll
-        .enroll(request("automotive", "Acme", "TPM-2", plain_csr, automotive_lv5()))
+        .enroll(request(
+            "automotive",
+            "Acme",
+            "TPM-2",
+            plain_csr,
+            automotive_lv5(),
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -235,7 +294,11 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     let ext = trustca_model::trust_extension(&cert, &Default::default())
         .unwrap()
         .unwrap();
-    assert!(ext.basis.iter().all(|b| b.attestation.is_none()), "{:?}", ext.basis);
+    assert!(
+        ext.basis.iter().all(|b| b.attestation.is_none()),
+        "{:?}",
+        ext.basis
+    );
 
     // `list` shows the root; `remove` takes it away and challenges stop.
     let out = std::process::Command::new(trustca_bin())
@@ -243,16 +306,33 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         .args(&args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     let sha = listed[0]["sha256"].as_str().unwrap().to_owned();
     let out = std::process::Command::new(trustca_bin())
-        .args(["attestation-root", "remove", "--sector", "automotive", "--sha256", &sha])
+        .args([
+            "attestation-root",
+            "remove",
+            "--sector",
+            "automotive",
+            "--sha256",
+            &sha,
+        ])
         .args(&args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let e = challenge(&mut att, &tpm, tpm.ek_chain(&vendor)).await.unwrap_err();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
 }

@@ -394,8 +394,7 @@ impl TrustLevelExtension {
                 || b.evidence.len() > MAX_TEXT
                 || b.scheme.len() > MAX_TEXT
                 || b.result.len() > MAX_TEXT
-                || b
-                    .attestation
+                || b.attestation
                     .as_ref()
                     .is_some_and(|a| a.is_empty() || a.len() > MAX_ATTESTATION)
             {

@@ -63,9 +63,16 @@ impl Drop for SwTpm {
 /// Whether swtpm and tpm2-tools are here (fails under
 /// `TRUSTCA_REQUIRE_INTEROP=1` when not).
 pub fn available() -> bool {
-    let ok = ["swtpm", "swtpm_setup", "tpm2_certifycreation"]
-        .iter()
-        .all(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()));
+    // (`swtpm_setup --version` exits 1: it only has to start.)
+    let ok = ["swtpm", "tpm2_certifycreation"].iter().all(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) && Command::new("swtpm_setup")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !ok {
         let note = "swtpm and tpm2-tools are not installed (Debian: apt-get install swtpm swtpm-tools tpm2-tools)";
         assert!(
@@ -77,12 +84,19 @@ pub fn available() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A free port whose successor is free too: the swtpm TCTI finds the
+/// control channel at port + 1.
+fn free_port_pair() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn run(cmd: &mut Command) -> Result<Vec<u8>, String> {
@@ -111,7 +125,12 @@ impl SwTpm {
         )
         .unwrap();
         run(Command::new("swtpm_setup")
-            .args(["--tpm2", "--create-ek-cert", "--create-platform-cert", "--overwrite"])
+            .args([
+                "--tpm2",
+                "--create-ek-cert",
+                "--create-platform-cert",
+                "--overwrite",
+            ])
             .arg("--tpmstate")
             .arg(dir.join("state"))
             .arg("--config")
@@ -119,7 +138,7 @@ impl SwTpm {
             .arg("--write-ek-cert-files")
             .arg(dir))
         .unwrap();
-        let port = free_port();
+        let port = free_port_pair();
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
             .arg("--tpmstate")
@@ -127,14 +146,17 @@ impl SwTpm {
             .arg("--server")
             .arg(format!("type=tcp,port={port}"))
             .arg("--ctrl")
-            .arg(format!("type=tcp,port={}", free_port()))
+            .arg(format!("type=tcp,port={}", port + 1))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "swtpm did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "swtpm did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let tpm = Self {
@@ -144,10 +166,33 @@ impl SwTpm {
         };
         tpm.tool(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
         tpm.tool(&[
-            "tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "ecc", "-g", "sha256", "-s",
-            "ecdsa", "-u", "ak.pub", "-n", "ak.name",
+            "tpm2_createak",
+            "-C",
+            "ek.ctx",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "ecc",
+            "-g",
+            "sha256",
+            "-s",
+            "ecdsa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
         ]);
-        tpm.tool(&["tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc", "-c", "srk.ctx"]);
+        tpm.tool(&[
+            "tpm2_createprimary",
+            "-C",
+            "o",
+            "-g",
+            "sha256",
+            "-G",
+            "ecc",
+            "-c",
+            "srk.ctx",
+        ]);
         tpm
     }
 
@@ -182,18 +227,38 @@ impl SwTpm {
     /// data and ticket) with `attributes`.
     pub fn create_key(&self, name: &str, attributes: &str) {
         self.tool(&[
-            "tpm2_create", "-C", "srk.ctx", "-G", "ecc256", "-a", attributes,
-            "-u", &format!("{name}.pub"), "-r", &format!("{name}.priv"),
-            "--creation-data", &format!("{name}.cdata"), "-t", &format!("{name}.ticket"),
-            "-d", &format!("{name}.chash"),
+            "tpm2_create",
+            "-C",
+            "srk.ctx",
+            "-G",
+            "ecc256",
+            "-a",
+            attributes,
+            "-u",
+            &format!("{name}.pub"),
+            "-r",
+            &format!("{name}.priv"),
+            "--creation-data",
+            &format!("{name}.cdata"),
+            "-t",
+            &format!("{name}.ticket"),
+            "-d",
+            &format!("{name}.chash"),
         ]);
     }
 
     /// Loads key `name` (contexts do not survive a flush of transients).
     fn load(&self, name: &str) {
         self.tool(&[
-            "tpm2_load", "-C", "srk.ctx", "-u", &format!("{name}.pub"), "-r",
-            &format!("{name}.priv"), "-c", &format!("{name}.ctx"),
+            "tpm2_load",
+            "-C",
+            "srk.ctx",
+            "-u",
+            &format!("{name}.pub"),
+            "-r",
+            &format!("{name}.priv"),
+            "-c",
+            &format!("{name}.ctx"),
         ]);
     }
 
@@ -222,9 +287,23 @@ impl SwTpm {
     pub fn certify_creation(&self, name: &str, nonce: &[u8]) -> (Vec<u8>, Vec<u8>) {
         self.load(name);
         self.tool(&[
-            "tpm2_certifycreation", "-C", "ak.ctx", "-c", &format!("{name}.ctx"), "-d",
-            &format!("{name}.chash"), "-t", &format!("{name}.ticket"), "-g", "sha256", "-q",
-            &hex::encode(nonce), "-o", "att.sig", "--attestation", "att.bin",
+            "tpm2_certifycreation",
+            "-C",
+            "ak.ctx",
+            "-c",
+            &format!("{name}.ctx"),
+            "-d",
+            &format!("{name}.chash"),
+            "-t",
+            &format!("{name}.ticket"),
+            "-g",
+            "sha256",
+            "-q",
+            &hex::encode(nonce),
+            "-o",
+            "att.sig",
+            "--attestation",
+            "att.bin",
         ]);
         (self.read("att.bin"), self.read("att.sig"))
     }
@@ -232,7 +311,15 @@ impl SwTpm {
     /// A CSR for key `name`, signed inside the TPM (tpm2_sign).
     pub fn csr(&self, name: &str) -> Vec<u8> {
         self.load(name);
-        self.tool(&["tpm2_readpublic", "-c", &format!("{name}.ctx"), "-f", "der", "-o", &format!("{name}.spki")]);
+        self.tool(&[
+            "tpm2_readpublic",
+            "-c",
+            &format!("{name}.ctx"),
+            "-f",
+            "der",
+            "-o",
+            &format!("{name}.spki"),
+        ]);
         let spki = self.read(&format!("{name}.spki"));
         let key = TpmKey {
             tpm: self,
@@ -275,8 +362,16 @@ impl rcgen::SigningKey for TpmKey<'_> {
         std::fs::write(self.tpm.dir.join("tbs.bin"), msg).unwrap();
         self.tpm.load(&self.name);
         self.tpm.tool(&[
-            "tpm2_sign", "-c", &format!("{}.ctx", self.name), "-g", "sha256", "-f", "plain",
-            "-o", "tbs.sig", "tbs.bin",
+            "tpm2_sign",
+            "-c",
+            &format!("{}.ctx", self.name),
+            "-g",
+            "sha256",
+            "-f",
+            "plain",
+            "-o",
+            "tbs.sig",
+            "tbs.bin",
         ]);
         Ok(self.tpm.read("tbs.sig"))
     }
