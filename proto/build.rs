@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/registry.proto",
         "proto/v2x.proto",
         "proto/systems.proto",
+        "proto/attestation.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

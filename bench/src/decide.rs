@@ -101,6 +101,7 @@ fn enroll_request(
         }),
         evidence,
         renewal: false,
+        tpm_attestation: None,
     }
 }
 

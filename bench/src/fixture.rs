@@ -115,6 +115,7 @@ impl Device {
             }),
             evidence: vec![],
             renewal: false,
+            tpm_attestation: None,
         }
     }
 
@@ -132,6 +133,7 @@ impl Device {
             evidence: vec![],
             renewal: false,
             require_registered_model: false,
+            tpm_attestation: None,
         }
     }
 }

@@ -1094,6 +1094,7 @@ pub(crate) async fn enroll_vehicle(
             }),
             evidence: automotive_evidence(),
             renewal: false,
+            tpm_attestation: None,
         })
         .await?
         .into_inner();

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use trustca_model::{
     CertificateKind, Credential, DeviceIdentity, EvaluationBasis, Evidence, EvidenceItem,
     LevelDecision, ModelStatus, PolicySet, SectorName, SectorPolicy, TrustLevel,
-    TrustLevelExtension, validate_firmware_version,
+    TrustLevelExtension, VerifiedAttestation, validate_firmware_version,
 };
 use trustca_store::{
     CertificateRecord, CertificateStatus, DeviceRecord, GroupCommitter, Issuance, Storage,
@@ -23,6 +23,7 @@ use trustca_store::{
 use trustca_model::observe::{NoObserver, Observer};
 
 use crate::CaError;
+use crate::attestation::{AttestationBook, TpmKeyAttestation};
 use crate::csr::verify_csr;
 use crate::hierarchy::CaHierarchy;
 use crate::issuer::{self};
@@ -56,6 +57,8 @@ pub struct EnrollmentRequest {
     /// Refuse a model that is not in the registry even where the sector
     /// allows per-device evidence (EST: it has no evidence channel).
     pub require_registered_model: bool,
+    /// A TPM's certification of the CSR's key (`attestation.rs`).
+    pub tpm_attestation: Option<TpmKeyAttestation>,
 }
 
 /// A certificate issued and durable.
@@ -90,6 +93,8 @@ pub struct EnrollmentEngine {
     authoritative: Vec<SectorName>,
     /// Where commit sizes and timings go.
     observer: Arc<dyn Observer>,
+    /// Attestation roots and challenges.
+    attestation: AttestationBook,
 }
 
 impl std::fmt::Debug for EnrollmentEngine {
@@ -123,6 +128,7 @@ impl EnrollmentEngine {
         Self {
             policies,
             hierarchy,
+            attestation: AttestationBook::new(Arc::clone(&storage)),
             storage,
             committer,
             authoritative: Vec::new(),
@@ -257,6 +263,7 @@ impl EnrollmentEngine {
         identity: &DeviceIdentity,
         req: &EnrollmentRequest,
         now: OffsetDateTime,
+        attested: Option<&VerifiedAttestation>,
     ) -> Result<LevelDecision, CaError> {
         let firmware = &req.device.firmware_version;
         let registered = trustca_store::registry::model_for_firmware(
@@ -273,7 +280,8 @@ impl EnrollmentEngine {
                     identity.sector, identity.manufacturer, identity.model
                 )));
             }
-            let evidence = Evidence::parse(&req.evidence)?;
+            let mut evidence = Evidence::parse(&req.evidence)?;
+            evidence.attestation = attested.cloned();
             return Ok(policy.evaluate(&evidence, now)?);
         };
         if model.status == ModelStatus::Suspended {
@@ -310,6 +318,7 @@ impl EnrollmentEngine {
             scheme: model.status.as_str().to_owned(),
             result: format!("{} v{}", model.key.firmware, model.version),
             evaluated_at: None,
+            attestation: None,
         })
         .chain(
             model
@@ -326,8 +335,12 @@ impl EnrollmentEngine {
                     scheme: e.scheme.clone(),
                     result: e.result.clone(),
                     evaluated_at: OffsetDateTime::from_unix_timestamp(e.evaluated_at).ok(),
+                    attestation: None,
                 }),
         )
+        // A registered model's level comes from the registry; a verified
+        // attestation of this device's key is recorded beside it.
+        .chain(attested.map(VerifiedAttestation::basis))
         .collect();
         Ok(LevelDecision {
             level,
@@ -396,7 +409,17 @@ impl EnrollmentEngine {
             )));
         }
         validate_firmware_version(&d.firmware_version)?;
-        let decision = self.level_decision(policy, &identity, req, now)?;
+        // An attestation is checked (and its challenge consumed) before
+        // the level, which it can raise.
+        let attested = match &req.tpm_attestation {
+            Some(att) => Some(self.attestation.verify(
+                att,
+                &sector,
+                &verify_csr(&req.csr_der)?.spki_der,
+            )?),
+            None => None,
+        };
+        let decision = self.level_decision(policy, &identity, req, now, attested.as_ref())?;
         let csr = verify_csr(&req.csr_der)?;
         // Before signing anything; the commit checks again atomically.
         self.refuse_blocked_key(&csr.spki_der)?;
@@ -452,12 +475,15 @@ impl EnrollmentEngine {
         let not_after = params.not_after;
         let serial_hex = trustca_model::hexfmt::encode(&serial);
         let detail = format!(
-            "{{\"identity\":\"{}\",\"level\":{},\"policy\":\"{}\",\"firmware\":\"{}\",\"renewal\":{}}}",
+            "{{\"identity\":\"{}\",\"level\":{},\"policy\":\"{}\",\"firmware\":\"{}\",\"renewal\":{}{}}}",
             identity.urn(),
             decision.level.get(),
             decision.policy_version,
             d.firmware_version,
-            req.renewal
+            req.renewal,
+            attested
+                .map(|a| format!(",\"attestation\":\"{}\"", a.format.as_str()))
+                .unwrap_or_default()
         );
         let issuance = Issuance {
             certificate: CertificateRecord {
@@ -839,5 +865,10 @@ impl EnrollmentEngine {
     /// The hierarchy.
     pub fn hierarchy(&self) -> &CaHierarchy {
         &self.hierarchy
+    }
+
+    /// TPM manufacturer roots and enrollment challenges.
+    pub fn attestation(&self) -> &AttestationBook {
+        &self.attestation
     }
 }

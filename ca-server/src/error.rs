@@ -97,6 +97,23 @@ pub enum CaError {
     /// The device's model is suspended in the registry: no new certificates.
     #[error("model suspended: {0}")]
     ModelSuspended(String),
+    /// A hardware attestation did not prove the key (wrong key, wrong
+    /// nonce, bad signature, exportable key, EK chain to no registered root).
+    #[error("attestation refused: {0}")]
+    AttestationRefused(String),
+    /// An attestation challenge that is unknown, answered or expired.
+    #[error("attestation challenge unusable: {0}")]
+    ChallengeUnusable(String),
+    /// Something the request needs is not set up (e.g. no attestation root
+    /// registered for the sector).
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+    /// The thing to add is there already.
+    #[error("already registered: {0}")]
+    AlreadyRegistered(String),
+    /// The thing named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl CaError {
@@ -126,7 +143,14 @@ impl CaError {
                 ModelError::InvalidPolicy { .. } => FailureClass::Internal,
                 _ => FailureClass::InvalidArgument,
             },
-            CaError::PermissionDenied(_) => FailureClass::PermissionDenied,
+            CaError::PermissionDenied(_) | CaError::AttestationRefused(_) => {
+                FailureClass::PermissionDenied
+            }
+            CaError::ChallengeUnusable(_) | CaError::NotConfigured(_) => {
+                FailureClass::FailedPrecondition
+            }
+            CaError::AlreadyRegistered(_) => FailureClass::AlreadyExists,
+            CaError::NotFound(_) => FailureClass::NotFound,
             CaError::Unauthenticated(_) => FailureClass::Unauthenticated,
             CaError::LimitExceeded(_) => FailureClass::ResourceExhausted,
             CaError::NotAuthoritative { .. }

@@ -441,6 +441,7 @@ mod tests {
                 scheme: "iso-sae-21434".to_owned(),
                 result: "CAL3".to_owned(),
                 evaluated_at: Some(time::macros::datetime!(2026-03-01 0:00 UTC)),
+                attestation: None,
             }],
             authorized_sectors: vec![],
             permitted_schemes: vec![],

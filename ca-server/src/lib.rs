@@ -3,6 +3,8 @@
 //! certificates and role credentials, and the gRPC enrollment service.
 #![forbid(unsafe_code)]
 
+pub mod attestation;
+mod attestation_service;
 mod authority_tls;
 mod batch;
 mod ca_keys;
@@ -23,6 +25,7 @@ mod service_certs;
 pub mod trust_list;
 pub mod v2x_ca;
 
+pub use attestation_service::AttestationService;
 pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};
 pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};

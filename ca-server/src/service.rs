@@ -10,6 +10,7 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
 
 use crate::CaError;
+use crate::attestation::TpmKeyAttestation;
 use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest};
 
 pub use crate::batch::MAX_BATCH_ITEMS;
@@ -61,6 +62,12 @@ pub(crate) fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
             .collect(),
         renewal: msg.renewal,
         require_registered_model: false,
+        tpm_attestation: msg.tpm_attestation.map(|a| TpmKeyAttestation {
+            challenge_id: a.challenge_id,
+            key_public: a.key_public,
+            attest: a.attest,
+            signature: a.signature,
+        }),
     }
 }
 

@@ -280,6 +280,13 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::model_cmd::ModelAction,
     },
+    /// TPM manufacturer roots per sector for attested enrollment
+    /// (docs/attestation.md): add and remove (operator), list (operator,
+    /// auditor).
+    AttestationRoot {
+        #[command(subcommand)]
+        action: crate::attestation_cmd::AttestationRootAction,
+    },
     /// Systems of linked devices: register (operator), link and unlink
     /// (operator, or a device taking part), show and evaluate each member's
     /// effective level and the combined level (members, operators,
@@ -618,6 +625,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sector { action } => crate::ceremony_cmd::run_sector(action),
         Command::Trust { action } => crate::trust_cmd::trust(action).await,
         Command::Model { action } => crate::model_cmd::model(action).await,
+        Command::AttestationRoot { action } => crate::attestation_cmd::run(action).await,
         Command::System { action } => crate::system_cmd::system(action).await,
         Command::Snapshot { action } => crate::snapshot_cmd::snapshot(action).await,
         Command::V2x { action } => crate::v2x_cmd::run(action).await,

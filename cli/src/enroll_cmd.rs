@@ -226,6 +226,7 @@ pub async fn run(a: EnrollArgs) -> Result<ExitCode> {
             })
             .collect(),
         renewal: a.renew,
+        tpm_attestation: None,
     };
     let resp = match client.enroll(request).await {
         Ok(r) => r.into_inner(),

@@ -28,7 +28,15 @@ pub(crate) const COMMAND_GROUPS: &[(&str, &[&str])] = &[
     ),
     (
         "Operators",
-        &["trust", "revoke", "restrict", "anomaly", "model", "system"],
+        &[
+            "trust",
+            "revoke",
+            "restrict",
+            "anomaly",
+            "model",
+            "system",
+            "attestation-root",
+        ],
     ),
     (
         "Auditors and offline checks",

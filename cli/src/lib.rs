@@ -5,6 +5,7 @@
 //! use the same client code as the binary.
 #![forbid(unsafe_code)]
 
+pub mod attestation_cmd;
 pub mod audit_cmd;
 pub mod ca_cmd;
 pub mod ceremony_cmd;

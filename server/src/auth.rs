@@ -66,6 +66,22 @@ pub(crate) const RULES: &[(&str, Access)] = &[
         caller(&[Manufacturer]),
     ),
     ("/trustca.v1.Enrollment/GetCaCertificates", Access::Public),
+    (
+        "/trustca.v1.Attestation/GetEnrollmentChallenge",
+        caller(&[Manufacturer]),
+    ),
+    (
+        "/trustca.v1.Attestation/AddAttestationRoot",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.Attestation/RemoveAttestationRoot",
+        caller(&[Operator]),
+    ),
+    (
+        "/trustca.v1.Attestation/ListAttestationRoots",
+        caller(&[Operator, Auditor]),
+    ),
     ("/trustca.v1.TrustDatabase/GetTrust", caller(&[])),
     ("/trustca.v1.TrustDatabase/Decide", caller(&[LongTerm])),
     ("/trustca.v1.TrustDatabase/DecideBatch", caller(&[LongTerm])),

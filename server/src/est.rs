@@ -536,6 +536,7 @@ impl Est {
             renewal: false,
             // EST carries no evidence: the level comes from the registry.
             require_registered_model: true,
+            tpm_attestation: None,
         };
         self.enroll(&caller, request).await
     }
@@ -649,6 +650,7 @@ impl Est {
             },
             renewal: true,
             require_registered_model: true,
+            tpm_attestation: None,
         };
         self.enroll(&caller, request).await
     }

@@ -704,6 +704,12 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(enrollment)
+        .add_service(
+            trustca_proto::v1::attestation_server::AttestationServer::new(
+                trustca_ca::AttestationService::new(Arc::clone(&engine)),
+            )
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .add_service(trust_service)
         .add_service(revocation)
         .add_service(registry)

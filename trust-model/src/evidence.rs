@@ -76,6 +76,69 @@ impl HardwareRootOfTrust {
     }
 }
 
+/// A format of hardware attestation the CA verifies itself. TPM 2.0 key
+/// attestation comes first (issue 25); the formats planned next are in
+/// `docs/attestation.md`: Android Key Attestation (a certificate chain to
+/// Google's roots with the KeyDescription extension), a secure element's
+/// attestation certificate (a per-chip certificate from the vendor's CA,
+/// over the device key or vouching for it) and IETF RATS EAT tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttestationFormat {
+    /// `TPM2_Certify` of the key by an AK bound to a certified EK.
+    Tpm2Certify,
+    /// `TPM2_CertifyCreation`: as above, and the TPM created the key.
+    Tpm2CertifyCreation,
+}
+
+impl AttestationFormat {
+    /// The name recorded in the certificate's basis.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tpm2Certify => "tpm2-certify",
+            Self::Tpm2CertifyCreation => "tpm2-certify-creation",
+        }
+    }
+
+    /// Parses [`AttestationFormat::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tpm2-certify" => Some(Self::Tpm2Certify),
+            "tpm2-certify-creation" => Some(Self::Tpm2CertifyCreation),
+            _ => None,
+        }
+    }
+
+    /// The hardware root of trust a verified attestation of this format
+    /// proves the key lives in.
+    pub fn hardware_root_of_trust(self) -> HardwareRootOfTrust {
+        match self {
+            Self::Tpm2Certify | Self::Tpm2CertifyCreation => HardwareRootOfTrust::Tpm2,
+        }
+    }
+}
+
+/// A hardware attestation the CA verified for this request's key: the
+/// device's hardware root of trust with basis `attested`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAttestation {
+    /// How it was proved.
+    pub format: AttestationFormat,
+}
+
+impl VerifiedAttestation {
+    /// The basis item the certificate records for it.
+    pub fn basis(&self) -> crate::EvaluationBasis {
+        crate::EvaluationBasis {
+            evidence: "hardware-root-of-trust".to_owned(),
+            scheme: String::new(),
+            result: self.format.hardware_root_of_trust().as_str().to_owned(),
+            evaluated_at: None,
+            attestation: Some(self.format.as_str().to_owned()),
+        }
+    }
+}
+
 /// A device's evidence after parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
@@ -87,6 +150,9 @@ pub struct Evidence {
     pub secure_update: Option<bool>,
     /// The date until which the manufacturer supports the device.
     pub supported_until: Option<Date>,
+    /// A hardware attestation the CA verified; it takes the place of a
+    /// declared hardware root of trust.
+    pub attestation: Option<VerifiedAttestation>,
 }
 
 /// At most this many evidence items per device.

@@ -299,6 +299,24 @@ pub struct EvaluationBasis {
     /// When the evaluation was made, if the evidence is dated.
     #[serde(with = "time::serde::rfc3339::option")]
     pub evaluated_at: Option<OffsetDateTime>,
+    /// Set when the CA verified this evidence itself rather than taking it
+    /// as declared or registered: the attestation format, e.g.
+    /// `tpm2-certify-creation` (DER `[0] IMPLICIT UTF8String`, added
+    /// 2026-12; absent in every older certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
+}
+
+impl EvaluationBasis {
+    /// `attested`, or `declared` for evidence the CA did not verify itself
+    /// (a certification body's registration is named by `evidence`).
+    pub fn basis_kind(&self) -> &'static str {
+        if self.attestation.is_some() {
+            "attested"
+        } else {
+            "declared"
+        }
+    }
 }
 
 /// The decoded value of the trust-level extension.
@@ -324,6 +342,9 @@ pub struct TrustLevelExtension {
 const VERSION: u64 = 1;
 const MAX_TEXT: usize = 128;
 const MAX_LIST: usize = 16;
+const MAX_ATTESTATION: usize = 64;
+/// `attestation [0] IMPLICIT UTF8String` in an `EvaluationBasis`.
+const TAG_ATTESTATION: u8 = 0x80;
 
 impl TrustLevelExtension {
     /// Checks the invariants the decoder enforces, so nothing is encoded
@@ -373,9 +394,13 @@ impl TrustLevelExtension {
                 || b.evidence.len() > MAX_TEXT
                 || b.scheme.len() > MAX_TEXT
                 || b.result.len() > MAX_TEXT
+                || b.attestation
+                    .as_ref()
+                    .is_some_and(|a| a.is_empty() || a.len() > MAX_ATTESTATION)
             {
                 return bad(
-                    "basis text fields must be 1-128 bytes (scheme may be empty)".to_owned(),
+                    "basis text fields must be 1-128 bytes (scheme may be empty), an attestation format 1-64"
+                        .to_owned(),
                 );
             }
         }
@@ -405,6 +430,9 @@ impl TrustLevelExtension {
                     der::TAG_GENERALIZED_TIME,
                     &der::generalized_time(at)?,
                 );
+            }
+            if let Some(format) = &b.attestation {
+                der::write_tlv(&mut item, TAG_ATTESTATION, format.as_bytes());
             }
             der::write_tlv(&mut basis, der::TAG_SEQUENCE, &item);
         }
@@ -464,12 +492,22 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
         let evidence = item.read_utf8()?.to_owned();
         let scheme = item.read_utf8()?.to_owned();
         let result = item.read_utf8()?.to_owned();
-        let evaluated_at = if item.is_empty() {
-            None
-        } else {
+        let evaluated_at = if item.peek_tag() == Some(der::TAG_GENERALIZED_TIME) {
             Some(der::parse_generalized_time(
                 item.read(der::TAG_GENERALIZED_TIME)?,
             )?)
+        } else {
+            None
+        };
+        let attestation = if item.peek_tag() == Some(TAG_ATTESTATION) {
+            let raw = item.read(TAG_ATTESTATION)?;
+            Some(
+                std::str::from_utf8(raw)
+                    .map_err(|_| "attestation format is not UTF-8".to_owned())?
+                    .to_owned(),
+            )
+        } else {
+            None
         };
         if !item.is_empty() {
             return Err("trailing bytes in an evaluation basis".to_owned());
@@ -479,6 +517,7 @@ fn decode(input: &[u8]) -> Result<TrustLevelExtension, String> {
             scheme,
             result,
             evaluated_at,
+            attestation,
         });
     }
     let mut authorized_sectors = Vec::new();
@@ -536,6 +575,7 @@ mod tests {
                 scheme: "iso-sae-21434".to_owned(),
                 result: "CAL3".to_owned(),
                 evaluated_at: Some(time::macros::datetime!(2026-03-01 0:00 UTC)),
+                attestation: None,
             }],
             authorized_sectors: vec![],
             permitted_schemes: vec![],
@@ -606,6 +646,42 @@ mod tests {
         let ext = device_ext();
         let der = ext.to_der().unwrap();
         assert_eq!(TrustLevelExtension::from_der(&der).unwrap(), ext);
+    }
+
+    /// Issue 25: an attested basis item carries its format in `[0]`; an
+    /// item without it encodes exactly as before, so certificates issued
+    /// before decode unchanged and unattested ones keep their bytes.
+    #[test]
+    fn attested_basis_round_trips_and_old_encodings_are_unchanged() {
+        let before = device_ext().to_der().unwrap();
+        let mut ext = device_ext();
+        ext.basis.push(EvaluationBasis {
+            evidence: "hardware-root-of-trust".to_owned(),
+            scheme: String::new(),
+            result: "tpm2".to_owned(),
+            evaluated_at: None,
+            attestation: Some("tpm2-certify-creation".to_owned()),
+        });
+        let der = ext.to_der().unwrap();
+        let back = TrustLevelExtension::from_der(&der).unwrap();
+        assert_eq!(back, ext);
+        assert_eq!(back.basis[1].basis_kind(), "attested");
+        assert_eq!(back.basis[0].basis_kind(), "declared");
+        // The attested item ends with 80 15 "tpm2-certify-creation".
+        let tail = [&[0x80u8, 21][..], b"tpm2-certify-creation"].concat();
+        assert!(der.windows(tail.len()).any(|w| w == tail));
+        // Without attestation: the very encoding of the old codec.
+        ext.basis.pop();
+        assert_eq!(ext.to_der().unwrap(), before);
+        // The published device vector (issued before the field) decodes.
+        let vector = include_str!("../testdata/trust-level-extension/long-term-lv4.hex");
+        let v = TrustLevelExtension::from_der(&hex::decode(vector.trim()).unwrap()).unwrap();
+        assert!(v.basis.iter().all(|b| b.attestation.is_none()));
+        // An empty format is refused on encoding and on decoding.
+        ext.basis[0].attestation = Some(String::new());
+        assert!(ext.to_der().is_err());
+        // (The decoder ends with the same validation, so an empty [0]
+        // does not decode either.)
     }
 
     #[test]
@@ -770,8 +846,9 @@ mod tests {
         }
 
         #[test]
-        fn round_trips(level in 1i64..=5, version in "[a-z0-9.-]{1,20}", result in "[A-Z0-9+]{0,10}") {
+        fn round_trips(level in 1i64..=5, version in "[a-z0-9.-]{1,20}", result in "[A-Z0-9+]{0,10}", format in proptest::option::of("[a-z0-9-]{1,64}")) {
             let mut ext = device_ext();
+            ext.basis[0].attestation = format;
             ext.level = Some(TrustLevel::new(level).unwrap());
             ext.policy_version = version;
             ext.basis[0].result = result;

@@ -45,7 +45,9 @@ pub use credential::{
 };
 pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};
 pub use error::ModelError;
-pub use evidence::{Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust};
+pub use evidence::{
+    AttestationFormat, Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust, VerifiedAttestation,
+};
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
 pub use failure::FailureClass;
 pub use identity::{DeviceIdentity, validate_firmware_version};

@@ -200,6 +200,12 @@ pub struct EvidenceProfile {
     /// Scheme names, e.g. `common-criteria`; evaluations under any other
     /// scheme are refused as unknown evidence.
     pub schemes: Vec<String>,
+    /// The highest level a hardware root of trust that is only declared
+    /// (not attested, `docs/attestation.md`) can help reach: a level above
+    /// it that requires a hardware root of trust needs a verified
+    /// attestation. Absent: declared evidence counts at every level.
+    #[serde(default)]
+    pub declared_hardware_max_level: Option<TrustLevel>,
 }
 
 /// What a device must show to earn one level. Every stated requirement must
@@ -512,8 +518,16 @@ impl SectorPolicy {
     ) -> Result<LevelDecision, ModelError> {
         self.check_known(ev)?;
         check_not_future(ev, now)?;
+        let cap = self.evidence.declared_hardware_max_level;
         for c in &self.levels {
-            if let Some(basis) = meets(c, ev, now) {
+            if let Some(mut basis) = meets(c, ev, now, cap) {
+                // The certificate names a verified attestation even when
+                // no criterion of the level asked for hardware.
+                if let Some(a) = &ev.attestation
+                    && !basis.iter().any(|b| b.attestation.is_some())
+                {
+                    basis.push(a.basis());
+                }
                 return Ok(LevelDecision {
                     level: c.level,
                     basis,
@@ -566,7 +580,12 @@ pub fn add_years(date: Date, years: i32) -> Option<Date> {
     })
 }
 
-fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<EvaluationBasis>> {
+fn meets(
+    c: &LevelCriteria,
+    ev: &Evidence,
+    now: OffsetDateTime,
+    declared_cap: Option<TrustLevel>,
+) -> Option<Vec<EvaluationBasis>> {
     let mut basis = Vec::new();
     let mut evaluated_at = None;
     if !c.evaluation.is_empty() {
@@ -586,19 +605,29 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
             scheme: found.scheme.clone(),
             result: found.result.clone(),
             evaluated_at: Some(found.evaluated_at),
+            attestation: None,
         });
     }
     if let Some(min) = c.min_hardware_root_of_trust {
-        let have = ev.hardware_root_of_trust?;
-        if have < min {
-            return None;
+        // A verified attestation replaces what was declared.
+        if let Some(a) = &ev.attestation {
+            if a.format.hardware_root_of_trust() < min {
+                return None;
+            }
+            basis.push(a.basis());
+        } else {
+            let have = ev.hardware_root_of_trust?;
+            if have < min || declared_cap.is_some_and(|cap| c.level > cap) {
+                return None;
+            }
+            basis.push(EvaluationBasis {
+                evidence: "hardware-root-of-trust".to_owned(),
+                scheme: String::new(),
+                result: have.as_str().to_owned(),
+                evaluated_at: None,
+                attestation: None,
+            });
         }
-        basis.push(EvaluationBasis {
-            evidence: "hardware-root-of-trust".to_owned(),
-            scheme: String::new(),
-            result: have.as_str().to_owned(),
-            evaluated_at: None,
-        });
     }
     if let Some(want) = c.secure_update {
         if ev.secure_update != Some(want) {
@@ -609,6 +638,7 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
             scheme: String::new(),
             result: want.to_string(),
             evaluated_at: None,
+            attestation: None,
         });
     }
     if let Some(years) = c.min_support_years {
@@ -623,6 +653,7 @@ fn meets(c: &LevelCriteria, ev: &Evidence, now: OffsetDateTime) -> Option<Vec<Ev
             scheme: String::new(),
             result: until.to_string(),
             evaluated_at: None,
+            attestation: None,
         });
     }
     Some(basis)
@@ -702,6 +733,7 @@ impl PolicySet {
 mod tests {
     use super::*;
     use crate::evidence::EvidenceItem;
+    use crate::{AttestationFormat, VerifiedAttestation};
 
     const SECTOR: &str = r#"
 sector = "automotive"
@@ -741,6 +773,53 @@ level = 1
 
     fn now() -> OffsetDateTime {
         time::macros::datetime!(2026-11-23 0:00 UTC)
+    }
+
+    /// Issue 25: with `declared_hardware_max_level = 3`, a declared
+    /// hardware root of trust no longer reaches level 5; a verified
+    /// attestation does, and the basis records it as attested.
+    #[test]
+    fn declared_hardware_is_capped_and_attestation_lifts_the_cap() {
+        let capped = SECTOR.replace(
+            "schemes = [\"common-criteria\"]",
+            "schemes = [\"common-criteria\"]\ndeclared_hardware_max_level = 3",
+        );
+        let p = SectorPolicy::parse("automotive.toml", &capped).unwrap();
+        let mut ev = Evidence::parse(&[
+            item("evaluation", "common-criteria", "EAL4+", "2026-01-01"),
+            item("hardware-root-of-trust", "", "tpm2", ""),
+            item("secure-update", "", "true", ""),
+            item("supported-until", "", "2032-01-01", ""),
+        ])
+        .unwrap();
+        let declared = p.evaluate(&ev, now()).unwrap();
+        assert_eq!(declared.level.get(), 3);
+        assert!(declared.basis.iter().all(|b| b.attestation.is_none()));
+        // Without the cap the same evidence earns 5.
+        let open = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
+        assert_eq!(open.evaluate(&ev, now()).unwrap().level.get(), 5);
+        ev.attestation = Some(VerifiedAttestation {
+            format: AttestationFormat::Tpm2CertifyCreation,
+        });
+        let attested = p.evaluate(&ev, now()).unwrap();
+        assert_eq!(attested.level.get(), 5);
+        let hw: Vec<_> = attested
+            .basis
+            .iter()
+            .filter(|b| b.evidence == "hardware-root-of-trust")
+            .collect();
+        assert_eq!(hw.len(), 1);
+        assert_eq!(hw[0].result, "tpm2");
+        assert_eq!(hw[0].attestation.as_deref(), Some("tpm2-certify-creation"));
+        // An attestation is recorded even when the level needs no hardware.
+        let only = Evidence {
+            attestation: ev.attestation.clone(),
+            ..Evidence::default()
+        };
+        let d = p.evaluate(&only, now()).unwrap();
+        assert_eq!(d.level.get(), 1);
+        assert_eq!(d.basis.len(), 1);
+        assert_eq!(d.basis[0].basis_kind(), "attested");
     }
 
     #[test]

@@ -299,6 +299,7 @@ impl ModelRecord {
             hardware_root_of_trust: self.hardware_root_of_trust,
             secure_update: self.secure_update,
             supported_until,
+            attestation: None,
         })
     }
 

@@ -225,6 +225,7 @@ pub fn request(
         }),
         evidence,
         renewal: false,
+        tpm_attestation: None,
     }
 }
 
