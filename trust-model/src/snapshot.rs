@@ -1134,7 +1134,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use time::macros::datetime;
 
-    const COOP: &str = r#"version = "c1"
+    pub(crate) const COOP: &str = r#"version = "c1"
 depths = ["none", "observe", "exchange", "control"]
 [operations]
 read-telemetry = "observe"

@@ -104,17 +104,14 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
-    const COOP: &str = r#"version = "c2"
-depths = ["none", "observe", "exchange", "control"]
-[operations]
-read-telemetry = "observe"
-remote-control = "control"
-[[rule]]
-name = "hems-rail"
-caller = "hems"
-peer = "railway"
-min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
-"#;
+    /// The snapshot tests' cooperation policy, its one rule for hems
+    /// callers and railway peers.
+    fn coop() -> String {
+        crate::snapshot::tests::COOP
+            .replace("\"c1\"", "\"c2\"")
+            .replace("hems-local", "hems-rail")
+            .replace("peer = \"hems\"", "peer = \"railway\"")
+    }
     const RECOG: &str = r#"version = "r2"
 foreign = ["railway"]
 [[recognition]]
@@ -164,7 +161,7 @@ rationale = "test"
         s.blocked_keys.clear();
         s.cooperation_policy = EmbeddedPolicy {
             version: "c2".into(),
-            text: COOP.into(),
+            text: coop(),
         };
         s.recognition_policy = EmbeddedPolicy {
             version: "r2".into(),
