@@ -13,12 +13,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use trustca_db::TrustEngine;
+use trustca_model::snapshot_trust_list::{MAX_FOREIGN_CRL_BYTES, MAX_FOREIGN_CRLS};
 
 /// How often the list is checked again.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
-/// At most this many foreign CRL files are read, each at most this large.
-const MAX_FOREIGN_CRLS: usize = 64;
-const MAX_CRL_BYTES: u64 = 16 << 20;
 
 /// Loads the list in force into `trust` (logging why, when it cannot) and
 /// keeps it current while `trust` lives.
@@ -57,7 +55,7 @@ fn foreign_crls(data: &Path) -> Vec<Vec<u8>> {
     }
     paths
         .iter()
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() <= MAX_CRL_BYTES))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() <= MAX_FOREIGN_CRL_BYTES as u64))
         .filter_map(|p| std::fs::read(p).ok())
         .collect()
 }

@@ -114,6 +114,8 @@ pub struct TrustEngine {
     trust_list: RwLock<Option<Arc<CheckedTrustList>>>,
     /// CRLs of foreign sector CAs ([`TrustEngine::set_foreign_crls`]).
     foreign_crls: RwLock<Arc<Vec<Vec<u8>>>>,
+    /// Grows whenever the foreign CRLs change (snapshots are rebuilt).
+    foreign_crls_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TrustEngine {
@@ -183,6 +185,7 @@ impl TrustEngine {
             issuer_check: std::sync::OnceLock::new(),
             trust_list: RwLock::new(None),
             foreign_crls: RwLock::new(Arc::new(Vec::new())),
+            foreign_crls_generation: std::sync::atomic::AtomicU64::new(0),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
             federation,
@@ -280,14 +283,25 @@ impl TrustEngine {
     /// is checked against the issuing CA of the peer chain it is used for).
     /// A foreign peer is then refused when its CA's CRL lists it.
     pub fn set_foreign_crls(&self, crls: Vec<Vec<u8>>) {
-        let crls = Arc::new(crls);
-        match self.foreign_crls.write() {
-            Ok(mut c) => *c = crls,
-            Err(poisoned) => *poisoned.into_inner() = crls,
+        let mut held = match self.foreign_crls.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if **held != crls {
+            *held = Arc::new(crls);
+            self.foreign_crls_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
-    fn foreign_crls(&self) -> Arc<Vec<Vec<u8>>> {
+    /// How often the foreign CRLs changed: a snapshot built before the
+    /// last change is stale.
+    pub(crate) fn foreign_crls_generation(&self) -> u64 {
+        self.foreign_crls_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn foreign_crls(&self) -> Arc<Vec<Vec<u8>>> {
         match self.foreign_crls.read() {
             Ok(c) => Arc::clone(&c),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),

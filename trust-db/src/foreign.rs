@@ -17,7 +17,6 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use trustca_model::revocation;
 use trustca_model::trust_list::TrustList;
 use trustca_model::{DeviceIdentity, TrustStatus, VerifiedChain};
 use trustca_proto::v1 as pb;
@@ -48,45 +47,18 @@ pub(crate) fn state(
                 "the foreign device's certificate carries no trust level".into(),
             )
         })?;
-    let mut notes = vec![list.foreign_note(&identity.sector, level)];
-    let mut status = TrustStatus::Active;
-    let mut next_update = verified.not_after.min(list.next_update);
-    // CRLs are matched by issuer name first; two foreign CAs may share a
-    // name, so the one that verifies under this chain's CA counts.
-    let mut checked = None;
-    if let Some(ca) = issuer {
-        for crl in crls.iter().filter(|c| revocation::crl_is_from(c, ca)) {
-            checked = Some(revocation::check_crl(crl, ca, &verified.serial, now));
-            if matches!(checked, Some(Ok(_))) {
-                break;
-            }
-        }
-    }
-    match checked {
-        Some(check) => {
-            let check = check.map_err(|e| {
-                TrustDbError::InvalidRequest(format!(
-                    "the CRL held for its CA cannot be relied on ({e}), so its revocation is unknown"
-                ))
-            })?;
-            next_update = next_update.min(check.next_update);
-            let number = check.crl_number.map_or(String::new(), |n| format!(" #{n}"));
-            match check.revoked {
-                Some((reason, _)) => {
-                    status = TrustStatus::Revoked;
-                    notes.push(format!(
-                        "certificate revoked ({}) on CRL{number} of {}",
-                        revocation::reason_name(reason),
-                        check.issuer
-                    ));
-                }
-                None => notes.push(format!("not on CRL{number} of {}", check.issuer)),
-            }
-        }
-        None => notes.push(format!(
-            "no CRL of its CA is held here (DATA/{FOREIGN_CRL_DIR}/): revocation not checked"
-        )),
-    }
+    let revocation = TrustList::foreign_revocation(crls, issuer, &verified.serial, now)
+        .map_err(TrustDbError::InvalidRequest)?;
+    let status = if revocation.revoked {
+        TrustStatus::Revoked
+    } else {
+        TrustStatus::Active
+    };
+    let next_update = revocation
+        .next_update
+        .map_or(verified.not_after, |t| t.min(verified.not_after))
+        .min(list.next_update);
+    let notes = vec![list.foreign_note(&identity.sector, level), revocation.note];
     Ok(LiveState {
         identity: identity.urn(),
         sector: identity.sector.clone(),

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use trustca_model::snapshot::{DeviceState, EmbeddedPolicy, SnapshotModel};
+use trustca_model::snapshot_trust_list::{MAX_FOREIGN_CRLS, is_carriable_crl};
 use trustca_model::{
     SectorName, SignedSnapshot, TrustLevel, TrustSnapshot, TrustStatus, certificate_key_fingerprint,
 };
@@ -45,6 +46,8 @@ struct Cached {
     /// The trust list carried (its sequence): a newer list imported, or the
     /// list dropped, is a change the store's audit size does not show.
     trust_list: Option<u64>,
+    /// The foreign CRLs' generation carried.
+    foreign_crls: u64,
     built: std::time::Instant,
     der: Arc<Vec<u8>>,
     snapshot: Arc<TrustSnapshot>,
@@ -128,10 +131,12 @@ impl SnapshotPublisher {
         let key = scope.cloned();
         let audit_size = self.engine.storage().audit_head()?.0;
         let trust_list = self.engine.trust_list().map(|l| l.list.sequence);
+        let foreign_crls = self.engine.foreign_crls_generation();
         let fresh = |c: &Cached| {
             let age = c.built.elapsed();
             age < self.validity / 4
                 && c.trust_list == trust_list
+                && c.foreign_crls == foreign_crls
                 && (c.audit_size == audit_size || age < REBUILD_AFTER)
         };
         if let Ok(cache) = self.cache.lock()
@@ -173,6 +178,7 @@ impl SnapshotPublisher {
                 Cached {
                     audit_size,
                     trust_list,
+                    foreign_crls,
                     built: std::time::Instant::now(),
                     der: Arc::clone(&der),
                     snapshot: Arc::clone(&snapshot),
@@ -249,6 +255,22 @@ impl SnapshotPublisher {
         }
         // Systems of linked devices, so an offline decision about a member
         // is capped as online (crate::systems).
+        // The trust list in force, and the foreign CRLs beside it (a CRL
+        // that could not be carried is left out, not the snapshot).
+        let trust_list = self.engine.trust_list();
+        let mut foreign_crls: Vec<Vec<u8>> = match &trust_list {
+            Some(_) => self
+                .engine
+                .foreign_crls()
+                .iter()
+                .filter(|c| is_carriable_crl(c))
+                .take(MAX_FOREIGN_CRLS)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        foreign_crls.sort();
+        foreign_crls.dedup();
         let systems = match self.engine.systems() {
             Some(registry) => registry.snapshot_part(&self.engine, &sectors, &mut devices)?,
             None => None,
@@ -272,7 +294,8 @@ impl SnapshotPublisher {
             revoked_certificates,
             blocked_keys,
             systems,
-            trust_list: self.engine.trust_list().map(|l| l.der.clone()),
+            trust_list: trust_list.as_ref().map(|l| l.der.clone()),
+            foreign_crls,
         };
         snapshot.sort();
         snapshot.validate()?;

@@ -188,6 +188,10 @@ pub struct TrustSnapshot {
     /// The root's signed trust list of recognised foreign roots, DER as
     /// issued (version 3); None in versions 1 and 2.
     pub trust_list: Option<Vec<u8>>,
+    /// CRLs of foreign sector CAs (DER), sorted, no duplicates; only with a
+    /// trust list (version 3). Each counts only for peers of the CA it
+    /// verifies under.
+    pub foreign_crls: Vec<Vec<u8>>,
 }
 
 /// Whether `serial` is what a certificate's serial INTEGER holds: 1-21
@@ -368,6 +372,7 @@ impl TrustSnapshot {
         if let Some(l) = &self.trust_list {
             crate::snapshot_trust_list::validate(l)?;
         }
+        crate::snapshot_trust_list::validate_crls(self)?;
         Ok(())
     }
 
@@ -459,7 +464,7 @@ impl TrustSnapshot {
             s.encode(&mut body);
         }
         if let Some(l) = &self.trust_list {
-            crate::snapshot_trust_list::encode(&mut body, l);
+            crate::snapshot_trust_list::encode(&mut body, l, &self.foreign_crls);
         }
         let mut out = Vec::with_capacity(body.len() + 6);
         der::write_tlv(&mut out, der::TAG_SEQUENCE, &body);
@@ -565,10 +570,11 @@ impl TrustSnapshot {
             }
             _ => None,
         };
-        let trust_list = if version == VERSION_TRUST_LIST {
-            Some(crate::snapshot_trust_list::decode(&mut r)?)
+        let (trust_list, foreign_crls) = if version == VERSION_TRUST_LIST {
+            let (list, crls) = crate::snapshot_trust_list::decode(&mut r)?;
+            (Some(list), crls)
         } else {
-            None
+            (None, Vec::new())
         };
         if !r.is_empty() {
             return Err(bad("trailing bytes inside the snapshot"));
@@ -587,6 +593,7 @@ impl TrustSnapshot {
             blocked_keys,
             systems,
             trust_list,
+            foreign_crls,
         };
         s.validate()?;
         Ok(s)
@@ -969,12 +976,25 @@ fn foreign_state(
             peer.sector.to_string(),
         )));
     };
+    let revocation = match crate::trust_list::TrustList::foreign_revocation(
+        &snapshot.foreign_crls,
+        peer_chain.get(1).map(Vec::as_slice),
+        &peer.verified.serial,
+        now,
+    ) {
+        Ok(r) => r,
+        Err(why) => return Some(Err((why, peer.sector.to_string()))),
+    };
     Some(Ok(OfflineState {
         identity: identity.urn(),
         sector: peer.sector,
         level: peer.level,
-        status: TrustStatus::Active,
-        notes: vec![peer.note],
+        status: if revocation.revoked {
+            TrustStatus::Revoked
+        } else {
+            TrustStatus::Active
+        },
+        notes: vec![peer.note, revocation.note],
     }))
 }
 
@@ -1134,7 +1154,7 @@ pub(crate) mod tests {
     use proptest::prelude::*;
     use time::macros::datetime;
 
-    const COOP: &str = r#"version = "c1"
+    pub(crate) const COOP: &str = r#"version = "c1"
 depths = ["none", "observe", "exchange", "control"]
 [operations]
 read-telemetry = "observe"
@@ -1203,6 +1223,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             blocked_keys: vec![[0xab; 32]],
             systems: None,
             trust_list: None,
+            foreign_crls: Vec::new(),
         }
     }
 
@@ -1504,6 +1525,7 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
                         blocked_keys: blocked,
                         systems: None,
                         trust_list: None,
+                        foreign_crls: Vec::new(),
                     };
                     s.sort();
                     s.models.dedup_by(|a, b| a.order(b) == Ordering::Equal);
@@ -1686,6 +1708,31 @@ min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
             pub fn root_sign(&self, msg: &[u8]) -> Vec<u8> {
                 use rcgen::SigningKey;
                 self.root.key().sign(msg).unwrap()
+            }
+
+            /// A CRL of the sector CA, valid around `now`, listing `serials`
+            /// as revoked for key compromise.
+            pub fn crl(&self, now: time::OffsetDateTime, serials: &[&[u8]]) -> Vec<u8> {
+                rcgen::CertificateRevocationListParams {
+                    this_update: now - time::Duration::hours(1),
+                    next_update: now + time::Duration::days(1),
+                    crl_number: SerialNumber::from_slice(&[7]),
+                    issuing_distribution_point: None,
+                    revoked_certs: serials
+                        .iter()
+                        .map(|s| rcgen::RevokedCertParams {
+                            serial_number: SerialNumber::from_slice(s),
+                            revocation_time: now - time::Duration::minutes(30),
+                            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                            invalidity_date: None,
+                        })
+                        .collect(),
+                    key_identifier_method: rcgen::KeyIdMethod::Sha256,
+                }
+                .signed_by(&self.sector_ca)
+                .unwrap()
+                .der()
+                .to_vec()
             }
         }
 

@@ -17,12 +17,21 @@ use crate::der::{self, Reader};
 use crate::extension::ExtensionOid;
 use crate::trust_list::TrustList;
 use crate::{ModelError, SectorName, TrustLevel};
+use x509_parser::prelude::FromDer;
+use x509_parser::revocation_list::CertificateRevocationList;
 
 /// `trustList [2] IMPLICIT OCTET STRING`: context-specific, primitive, 2.
 pub(crate) const TAG_TRUST_LIST: u8 = 0x82;
 
 /// At most this many bytes of signed trust list (64 roots of a few KiB).
 pub const MAX_TRUST_LIST_BYTES: usize = 1 << 20;
+/// `foreignCrls [3] IMPLICIT SEQUENCE OF CertificateList`: context-specific,
+/// constructed, 3.
+const TAG_FOREIGN_CRLS: u8 = 0xa3;
+/// At most this many foreign CRLs, as `serve` reads from `DATA/crl/foreign/`.
+pub const MAX_FOREIGN_CRLS: usize = 64;
+/// At most this many bytes per foreign CRL.
+pub const MAX_FOREIGN_CRL_BYTES: usize = 16 << 20;
 
 fn bad(m: impl Into<String>) -> ModelError {
     ModelError::InvalidSnapshot(m.into())
@@ -41,16 +50,67 @@ pub(crate) fn validate(list: &[u8]) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Appends `[2] IMPLICIT OCTET STRING` holding the signed list.
-pub(crate) fn encode(body: &mut Vec<u8>, list: &[u8]) {
-    der::write_tlv(body, TAG_TRUST_LIST, list);
+/// Whether `crl` may be carried: one whole DER X.509 CRL of at most
+/// [`MAX_FOREIGN_CRL_BYTES`] (the publisher leaves out what is not).
+pub fn is_carriable_crl(crl: &[u8]) -> bool {
+    crl.len() <= MAX_FOREIGN_CRL_BYTES
+        && matches!(CertificateRevocationList::from_der(crl), Ok((rest, _)) if rest.is_empty())
 }
 
-/// Reads the `[2]` field (the caller knows it must be there).
-pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Vec<u8>, ModelError> {
+/// Checks the foreign CRLs a snapshot carries: only beside a trust list,
+/// at most [`MAX_FOREIGN_CRLS`], each a whole DER CRL of at most
+/// [`MAX_FOREIGN_CRL_BYTES`], sorted bytewise without duplicates. Their
+/// signatures are checked where they are used, against a peer's CA.
+pub(crate) fn validate_crls(s: &crate::TrustSnapshot) -> Result<(), ModelError> {
+    if s.foreign_crls.is_empty() {
+        return Ok(());
+    }
+    if s.trust_list.is_none() {
+        return Err(bad("foreign CRLs are carried only with a trust list"));
+    }
+    if s.foreign_crls.len() > MAX_FOREIGN_CRLS {
+        return Err(bad(format!("more than {MAX_FOREIGN_CRLS} foreign CRLs")));
+    }
+    for (i, crl) in s.foreign_crls.iter().enumerate() {
+        if !is_carriable_crl(crl) {
+            return Err(bad(format!(
+                "foreign CRL {i} is not one DER X.509 CRL of at most {MAX_FOREIGN_CRL_BYTES} bytes"
+            )));
+        }
+    }
+    crate::snapshot::strictly_sorted("foreign CRLs", &s.foreign_crls, |a, b| a.cmp(b))
+}
+
+/// Appends `[2] IMPLICIT OCTET STRING` holding the signed list, then the
+/// foreign CRLs as `[3]` when there are any.
+pub(crate) fn encode(body: &mut Vec<u8>, list: &[u8], crls: &[Vec<u8>]) {
+    der::write_tlv(body, TAG_TRUST_LIST, list);
+    if !crls.is_empty() {
+        der::write_tlv(body, TAG_FOREIGN_CRLS, &crls.concat());
+    }
+}
+
+/// Reads the `[2]` field (the caller knows it must be there) and the
+/// optional `[3]` after it.
+pub(crate) fn decode(r: &mut Reader<'_>) -> Result<(Vec<u8>, Vec<Vec<u8>>), ModelError> {
     let list = r.read(TAG_TRUST_LIST).map_err(bad)?.to_vec();
     validate(&list)?;
-    Ok(list)
+    let mut crls = Vec::new();
+    if r.peek_tag() == Some(TAG_FOREIGN_CRLS) {
+        let mut seq = Reader::new(r.read(TAG_FOREIGN_CRLS).map_err(bad)?);
+        while !seq.is_empty() {
+            if crls.len() == MAX_FOREIGN_CRLS {
+                return Err(bad(format!("more than {MAX_FOREIGN_CRLS} foreign CRLs")));
+            }
+            crls.push(seq.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec());
+        }
+        if crls.is_empty() {
+            return Err(bad(
+                "an empty foreignCrls field (absent when there are none)",
+            ));
+        }
+    }
+    Ok((list, crls))
 }
 
 /// A peer accepted through the carried list: its chain, sector, level
@@ -104,17 +164,14 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
-    const COOP: &str = r#"version = "c2"
-depths = ["none", "observe", "exchange", "control"]
-[operations]
-read-telemetry = "observe"
-remote-control = "control"
-[[rule]]
-name = "hems-rail"
-caller = "hems"
-peer = "railway"
-min_levels = { observe = [2, 2], exchange = [3, 3], control = [4, 4] }
-"#;
+    /// The snapshot tests' cooperation policy, its one rule for hems
+    /// callers and railway peers.
+    fn coop() -> String {
+        crate::snapshot::tests::COOP
+            .replace("\"c1\"", "\"c2\"")
+            .replace("hems-local", "hems-rail")
+            .replace("peer = \"hems\"", "peer = \"railway\"")
+    }
     const RECOG: &str = r#"version = "r2"
 foreign = ["railway"]
 [[recognition]]
@@ -164,7 +221,7 @@ rationale = "test"
         s.blocked_keys.clear();
         s.cooperation_policy = EmbeddedPolicy {
             version: "c2".into(),
-            text: COOP.into(),
+            text: coop(),
         };
         s.recognition_policy = EmbeddedPolicy {
             version: "r2".into(),
@@ -220,7 +277,7 @@ rationale = "test"
             out
         };
         let mut appended = body_of(&v1);
-        encode(&mut appended, &good);
+        encode(&mut appended, &good, &[]);
         let e = TrustSnapshot::from_der(&seq(&appended))
             .unwrap_err()
             .to_string();
@@ -322,5 +379,98 @@ rationale = "test"
         let (peer, _) = ours.device("PEER1", &[0x22], 4);
         let d = decide(&listed, &peer, NOW);
         assert_eq!(d.peer_sector, "hems");
+    }
+
+    #[test]
+    fn foreign_crls_travel_with_the_list_and_revoke_offline() {
+        let (ours, rail, stranger) = (
+            Pki::new(),
+            Pki::for_sector("railway"),
+            Pki::for_sector("railway"),
+        );
+        let (train, _) = rail.device("T1", &[0x31], 5);
+        let revoking = rail.crl(NOW, &[&[0x31]]);
+        let clean = rail.crl(NOW, &[&[0x77]]);
+        // The unlisted root's railway CA has the same name: its CRL does
+        // not verify under the train's CA.
+        let same_name = stranger.crl(NOW, &[]);
+        let mut s = carrying(Some(list(&ours, &ours, &rail, &["railway"])));
+        s.foreign_crls = vec![revoking.clone()];
+        let der = s.to_der().expect("encodes");
+        assert_eq!(TrustSnapshot::from_der(&der).expect("decodes"), s);
+
+        let cas = vec![ours.sector_ca_der.clone()];
+        let (caller, _) = ours.device("CALLER1", &[0x21], 4);
+        let decide = |s: &TrustSnapshot| {
+            decide_offline(
+                s,
+                &caller,
+                &train,
+                &cas,
+                "read-telemetry",
+                &ours.root_der,
+                NOW,
+                &ours.oid,
+            )
+            .expect("decides")
+        };
+        let d = decide(&s);
+        assert!(!d.outcome.allow);
+        assert!(
+            d.outcome
+                .reasons
+                .iter()
+                .any(|r| r.contains("certificate revoked (key-compromise) on CRL #7")),
+            "{:?}",
+            d.outcome.reasons
+        );
+        s.foreign_crls = vec![clean];
+        let d = decide(&s);
+        assert!(d.outcome.allow, "{:?}", d.outcome.reasons);
+        assert!(
+            d.outcome
+                .reasons
+                .iter()
+                .any(|r| r.starts_with("not on CRL #7"))
+        );
+        s.foreign_crls = vec![same_name.clone()];
+        let d = decide(&s);
+        assert!(!d.outcome.allow);
+        assert!(
+            d.outcome.reasons[0].contains("cannot be relied on"),
+            "{:?}",
+            d.outcome.reasons
+        );
+        // Beside the real one, the one that verifies counts.
+        s.foreign_crls = vec![same_name, revoking.clone()];
+        s.foreign_crls.sort();
+        let d = decide(&s);
+        assert!(
+            d.outcome
+                .reasons
+                .iter()
+                .any(|r| r.contains("certificate revoked")),
+            "{:?}",
+            d.outcome.reasons
+        );
+
+        // Refused by the codec: CRLs without a list, garbage, disorder.
+        let mut bad = carrying(None);
+        bad.foreign_crls = vec![revoking.clone()];
+        assert!(bad.to_der().is_err());
+        let mut bad = s.clone();
+        bad.foreign_crls = vec![vec![0x30, 0x00]];
+        assert!(
+            bad.to_der()
+                .unwrap_err()
+                .to_string()
+                .contains("foreign CRL 0")
+        );
+        let mut bad = s.clone();
+        bad.foreign_crls.reverse();
+        assert!(bad.to_der().is_err());
+        let mut bad = s;
+        bad.foreign_crls = vec![revoking.clone(), revoking];
+        assert!(bad.to_der().unwrap_err().to_string().contains("duplicates"));
     }
 }

@@ -121,6 +121,18 @@ pub struct TrustList {
     pub entries: Vec<TrustListEntry>,
 }
 
+/// A foreign device's standing in its CA's CRL
+/// ([`TrustList::foreign_revocation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRevocation {
+    /// The CRL lists it.
+    pub revoked: bool,
+    /// The CRL's `nextUpdate` (None: no CRL of its CA held).
+    pub next_update: Option<OffsetDateTime>,
+    /// What the decision's reasons say.
+    pub note: String,
+}
+
 /// A list that was checked against this root when it was taken in, with
 /// the signed bytes it was checked from: what a trust snapshot carries, so
 /// an offline verifier checks the root's own signature again.
@@ -375,6 +387,60 @@ impl TrustList {
     /// devices are judged by their certificate, not by a database of ours.
     pub fn lists_sector(&self, sector: &SectorName) -> bool {
         self.entries.iter().any(|e| e.sectors.contains(sector))
+    }
+
+    /// What the CRLs held say of a foreign device whose certificate has
+    /// `serial` and was issued by `issuer` (the chain's CA, DER): the CRL
+    /// of that CA's name that verifies under it counts (two foreign CAs
+    /// may share a name). `Err` when CRLs of its name are held but none
+    /// verifies or is current: its revocation is then unknown.
+    pub fn foreign_revocation(
+        crls: &[Vec<u8>],
+        issuer: Option<&[u8]>,
+        serial: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<ForeignRevocation, String> {
+        let mut checked = None;
+        if let Some(ca) = issuer {
+            for crl in crls
+                .iter()
+                .filter(|c| crate::revocation::crl_is_from(c, ca))
+            {
+                checked = Some(crate::revocation::check_crl(crl, ca, serial, now));
+                if matches!(checked, Some(Ok(_))) {
+                    break;
+                }
+            }
+        }
+        let Some(check) = checked else {
+            return Ok(ForeignRevocation {
+                revoked: false,
+                next_update: None,
+                note: "no CRL of its CA is held here: revocation not checked".into(),
+            });
+        };
+        let check = check.map_err(|e| {
+            format!(
+                "the CRL held for its CA cannot be relied on ({e}), so its revocation is unknown"
+            )
+        })?;
+        let number = check.crl_number.map_or(String::new(), |n| format!(" #{n}"));
+        Ok(match check.revoked {
+            Some((reason, _)) => ForeignRevocation {
+                revoked: true,
+                next_update: Some(check.next_update),
+                note: format!(
+                    "certificate revoked ({}) on CRL{number} of {}",
+                    crate::revocation::reason_name(reason),
+                    check.issuer
+                ),
+            },
+            None => ForeignRevocation {
+                revoked: false,
+                next_update: Some(check.next_update),
+                note: format!("not on CRL{number} of {}", check.issuer),
+            },
+        })
     }
 
     /// The note a decision about a device of a listed foreign sector

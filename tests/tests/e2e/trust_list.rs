@@ -320,6 +320,17 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
         &stranger_crl,
     )
     .await;
+    // The snapshot carries the foreign CRLs too: offline, the train is
+    // refused for the same reason.
+    let (code, v) = snapshot_decide(&ours, &auto_url, &car, &train);
+    assert_eq!(code, Some(3), "{v}");
+    assert!(
+        v["reasons"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .contains("certificate revoked (key-compromise) on CRL")),
+        "{v}"
+    );
 
     // Go's standard library, independently: each root's chains, CRLs, ARL
     // and mutual TLS; the train's chain under the root our list names, and
@@ -361,9 +372,13 @@ fn listed_root(data: &Path, dir: &Path) -> std::path::PathBuf {
 }
 
 /// `trustca snapshot fetch` from our automotive instance, then `snapshot
-/// decide` by our car: the train (listed root) allowed at the level the
-/// recognition table counts, the stranger (unlisted root) refused.
-fn offline_decisions(ours: &Ceremony, url: &str, car: &Device, train: &Device, stranger: &Device) {
+/// decide` by our car about `peer`: the exit code and the JSON answer.
+fn snapshot_decide(
+    ours: &Ceremony,
+    url: &str,
+    car: &Device,
+    peer: &Device,
+) -> (Option<i32>, serde_json::Value) {
     let dir = ours.exchange.path();
     let root = ours.root.path().join("ca/root.pem");
     let snapshot = dir.join("automotive.snapshot");
@@ -379,42 +394,38 @@ fn offline_decisions(ours: &Ceremony, url: &str, car: &Device, train: &Device, s
         "--out",
         s(&snapshot),
     ]);
-    let write = |name: &str, d: &Device| {
-        let path = dir.join(format!("{name}-chain.pem"));
-        std::fs::write(&path, d.pem()).unwrap();
-        path
-    };
-    let (car_pem, train_pem, stranger_pem) = (
-        write("car", car),
-        write("train", train),
-        write("stranger", stranger),
-    );
-    let decide = |peer: &Path| {
-        let out = trustca_output(&[
-            "snapshot",
-            "decide",
-            s(&snapshot),
-            "--root",
-            s(&root),
-            "--caller",
-            s(&car_pem),
-            "--peer",
-            s(peer),
-            "--operation",
-            "evacuation-notice",
-            "--json",
-        ]);
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
-        (out.status.code(), v)
-    };
-    let (code, v) = decide(&train_pem);
+    let (car_pem, peer_pem) = (dir.join("car-chain.pem"), dir.join("peer-chain.pem"));
+    std::fs::write(&car_pem, car.pem()).unwrap();
+    std::fs::write(&peer_pem, peer.pem()).unwrap();
+    let out = trustca_output(&[
+        "snapshot",
+        "decide",
+        s(&snapshot),
+        "--root",
+        s(&root),
+        "--caller",
+        s(&car_pem),
+        "--peer",
+        s(&peer_pem),
+        "--operation",
+        "evacuation-notice",
+        "--json",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    (out.status.code(), v)
+}
+
+/// Offline, by our car: the train (listed root) allowed at the level the
+/// recognition table counts, the stranger (unlisted root) refused.
+fn offline_decisions(ours: &Ceremony, url: &str, car: &Device, train: &Device, stranger: &Device) {
+    let (code, v) = snapshot_decide(ours, url, car, train);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["allow"], true, "{v}");
     assert_eq!(v["peer_sector"], "railway", "{v}");
     // Railway Lv.5 counts as automotive Lv.4, as online.
     assert_eq!(v["peer_level"], 4, "{v}");
-    let (code, v) = decide(&stranger_pem);
+    let (code, v) = snapshot_decide(ours, url, car, stranger);
     assert_eq!(code, Some(3), "{v}");
     assert_eq!(v["allow"], false, "{v}");
     assert!(
