@@ -1,0 +1,477 @@
+//! Answers about devices: their live state (local or from the sector's
+//! own database), `GetTrust`, `Decide` and the signed assertions.
+
+use super::*;
+
+impl TrustEngine {
+    fn signed_assertion(
+        &self,
+        urn: &str,
+        record: &TrustRecord,
+        status: TrustStatus,
+        now: OffsetDateTime,
+    ) -> Result<(Arc<pb::SignedAssertion>, OffsetDateTime), TrustDbError> {
+        let ttl = time::Duration::try_from(self.cfg.assertion_ttl).unwrap_or(time::Duration::HOUR);
+        let refresh = ttl / 4;
+        if let Ok(cache) = self.assertions.lock()
+            && let Some(c) = cache.get(&record.identity_key)
+            && c.version == record.version
+            && c.status == status
+            && now + refresh < c.next_update
+        {
+            return Ok((Arc::clone(&c.signed), c.next_update));
+        }
+        let next_update = now + ttl;
+        let assertion = TrustAssertion {
+            identity: urn.to_owned(),
+            sector: SectorName::new(&record.sector)?,
+            level: TrustLevel::new(record.level as i64)?,
+            status,
+            record_version: record.version,
+            produced_at: now,
+            next_update,
+            system_cap: None,
+        };
+        let signed = SignedTrustAssertion::sign(
+            &assertion,
+            self.cfg.responder_key.as_ref(),
+            self.cfg.responder_chain.clone(),
+        )?;
+        let signed = Arc::new(pb::SignedAssertion {
+            body: signed.body,
+            signature: signed.signature,
+            responder_chain: signed.responder_chain,
+        });
+        if let Ok(mut cache) = self.assertions.lock() {
+            if cache.len() >= MAX_CACHE {
+                cache.clear();
+            }
+            cache.insert(
+                record.identity_key.clone(),
+                CachedAssertion {
+                    version: record.version,
+                    status,
+                    signed: Arc::clone(&signed),
+                    next_update,
+                },
+            );
+        }
+        Ok((signed, next_update))
+    }
+
+    /// The live state of a locally held device; `serial` is the certificate
+    /// presented, whose own revocation also counts.
+    fn local_state(
+        &self,
+        identity: &DeviceIdentity,
+        serial: Option<&[u8]>,
+        key_fp: Option<&[u8; 32]>,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let key = identity.key();
+        let record = self.storage.trust_record(&key)?.ok_or_else(|| {
+            TrustDbError::NotFound(format!(
+                "{} is not enrolled in the {} database",
+                identity.urn(),
+                identity.sector
+            ))
+        })?;
+        let mut status = record.status;
+        let mut notes = Vec::new();
+        if let Some(serial) = serial
+            && let Some(cert) = self.storage.certificate(serial)?
+            && let CertificateStatus::Revoked { reason, .. } = cert.status
+        {
+            status = TrustStatus::Revoked;
+            notes.push(format!(
+                "certificate revoked ({}, reason code {reason})",
+                trustca_model::revocation::reason_name(reason)
+            ));
+        }
+        // A key revoked for compromise counts in every certificate that
+        // carries it, including ones issued before the compromise was known.
+        if let Some(key_fp) = key_fp
+            && let Some(block) = self.storage.blocked_key(key_fp)?
+        {
+            status = TrustStatus::Revoked;
+            notes.push(format!(
+                "key was revoked for compromise on {}",
+                block.date()
+            ));
+        }
+        if let Some(why) = self.issuer_check.get().and_then(|c| c(&identity.sector)) {
+            status = TrustStatus::Revoked;
+            notes.push(why);
+        }
+        if record.status == TrustStatus::Revoked {
+            notes.push(self.revocation_note(&key)?);
+        }
+        let urn = self
+            .storage
+            .device(&key)?
+            .map(|d| d.urn)
+            .unwrap_or_else(|| identity.urn());
+        let (assertion, next_update) = self.signed_assertion(&urn, &record, status, now)?;
+        Ok(LiveState {
+            identity: urn,
+            sector: identity.sector.clone(),
+            level: TrustLevel::new(record.level as i64)?,
+            status,
+            version: record.version,
+            assertion,
+            next_update,
+            notes,
+        })
+    }
+
+    /// Why a device's record is `revoked`: its last certificate's reason.
+    fn revocation_note(&self, identity_key: &str) -> Result<String, TrustDbError> {
+        let last = self
+            .storage
+            .device(identity_key)?
+            .and_then(|d| d.certificates.last().cloned())
+            .and_then(|h| trustca_model::hexfmt::decode(&h));
+        let status = match last {
+            Some(serial) => self.storage.certificate(&serial)?.map(|c| c.status),
+            None => None,
+        };
+        Ok(match status {
+            Some(CertificateStatus::Revoked { reason, at }) => format!(
+                "device revoked: every certificate is revoked (last for {} on {})",
+                trustca_model::revocation::reason_name(reason),
+                OffsetDateTime::from_unix_timestamp(at)
+                    .ok()
+                    .and_then(|t| t
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .ok())
+                    .unwrap_or_default()
+            ),
+            _ => "device revoked".to_owned(),
+        })
+    }
+
+    async fn remote_state(
+        &self,
+        asked: &DeviceIdentity,
+        cache_key: Vec<u8>,
+        request: pb::GetTrustRequest,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let sector = &asked.sector;
+        // The root's revocation of the sector's CA is known here from the
+        // ARL; the revoked sector's own database is not asked (and its
+        // cached answers are not used).
+        if let Some(why) = self.issuer_check.get().and_then(|c| c(sector)) {
+            return Err(TrustDbError::IssuerRevoked(why));
+        }
+        let federation = self
+            .federation
+            .as_ref()
+            .filter(|f| f.serves(sector))
+            .ok_or_else(|| TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason:
+                    "this instance is not authoritative for it and no peer database is configured"
+                        .into(),
+            })?;
+        let answer = federation.get_trust(sector, cache_key, request).await?;
+        let signed = answer.assertion.ok_or_else(|| TrustDbError::Unreachable {
+            sector: sector.to_string(),
+            reason: "peer database answered without a signed assertion".into(),
+        })?;
+        let checked = SignedTrustAssertion {
+            body: signed.body.clone(),
+            signature: signed.signature.clone(),
+            responder_chain: signed.responder_chain.clone(),
+        }
+        .verify_from_sector(&self.cfg.root_der, now, &self.cfg.extension_oid, sector)
+        .map_err(|e| TrustDbError::Unreachable {
+            sector: sector.to_string(),
+            reason: format!("bad answer: {e}"),
+        })?;
+        // A validly signed answer about another device (a confused or
+        // malicious peer, or a replayed answer) must not stand in for the
+        // device asked about. Identities compare case-insensitively.
+        let about = DeviceIdentity::from_urn(&checked.identity).map(|i| i.key());
+        if about.as_ref().ok() != Some(&asked.key()) {
+            return Err(TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason: format!(
+                    "the answer is about {}, not {}",
+                    checked.identity,
+                    asked.urn()
+                ),
+            });
+        }
+        Ok(LiveState {
+            identity: checked.identity,
+            sector: checked.sector,
+            level: checked.level,
+            status: checked.status,
+            version: checked.record_version,
+            assertion: Arc::new(signed),
+            next_update: checked.next_update,
+            notes: answer.reasons,
+        })
+    }
+
+    /// The live state of the device a verified chain names.
+    async fn state_for_chain(
+        &self,
+        chain: &[Vec<u8>],
+        verified: &VerifiedChain,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let identity = verified.identity.as_ref().ok_or_else(|| {
+            TrustDbError::InvalidRequest(
+                "certificate names no device (not a long-term device certificate)".into(),
+            )
+        })?;
+        if let Some(list) = self.trust_list()
+            && list.list.lists_sector(&identity.sector)
+        {
+            let crls = self.foreign_crls();
+            let issuer = chain.get(1).map(Vec::as_slice);
+            return crate::foreign::state(&list.list, identity, verified, issuer, &crls, now);
+        }
+        if self.is_local(&identity.sector) {
+            self.local_state(
+                identity,
+                Some(&verified.serial),
+                Some(&verified.key_fingerprint),
+                now,
+            )
+        } else {
+            let req = pb::GetTrustRequest {
+                subject: Some(pb::get_trust_request::Subject::Chain(
+                    pb::CertificateChain {
+                        certificates: chain.to_vec(),
+                    },
+                )),
+            };
+            self.remote_state(identity, verified.fingerprint.to_vec(), req, now)
+                .await
+        }
+    }
+
+    /// `GetTrust`: by chain, fingerprint or identity.
+    pub async fn get_trust(
+        &self,
+        subject: Option<pb::get_trust_request::Subject>,
+    ) -> Result<pb::TrustAnswer, TrustDbError> {
+        use pb::get_trust_request::Subject;
+        let now = OffsetDateTime::now_utc();
+        let (state, certificate_level) = match subject {
+            None => {
+                return Err(TrustDbError::InvalidRequest(
+                    "give a certificate chain, a fingerprint or an identity".into(),
+                ));
+            }
+            Some(Subject::Chain(c)) => {
+                let verified = self
+                    .verify_peer(&c.certificates, now)
+                    .map_err(TrustDbError::InvalidRequest)?;
+                let level = verified
+                    .extension
+                    .as_ref()
+                    .and_then(|e| e.level)
+                    .map(|l| l.get() as u32)
+                    .unwrap_or(0);
+                (
+                    self.state_for_chain(&c.certificates, &verified, now)
+                        .await?,
+                    level,
+                )
+            }
+            Some(Subject::Fingerprint(fp)) => {
+                let fp: [u8; 32] = fp.as_slice().try_into().map_err(|_| {
+                    TrustDbError::InvalidRequest("fingerprint must be 32 bytes (SHA-256)".into())
+                })?;
+                let serial = self.storage.serial_by_fingerprint(&fp)?.ok_or_else(|| {
+                    TrustDbError::NotFound("no certificate with this fingerprint here".into())
+                })?;
+                let cert = self
+                    .storage
+                    .certificate(&serial)?
+                    .ok_or_else(|| TrustDbError::NotFound("certificate record missing".into()))?;
+                let key = cert.identity_key.clone().ok_or_else(|| {
+                    TrustDbError::InvalidRequest("certificate is not a device certificate".into())
+                })?;
+                let device = self
+                    .storage
+                    .device(&key)?
+                    .ok_or_else(|| TrustDbError::NotFound(key.clone()))?;
+                let identity = DeviceIdentity::from_urn(&device.urn)?;
+                let key = trustca_model::certificate_key_fingerprint(&cert.der).ok();
+                (
+                    self.local_state(&identity, Some(&serial), key.as_ref(), now)?,
+                    device.certificate_level as u32,
+                )
+            }
+            Some(Subject::Identity(urn)) => {
+                let identity = DeviceIdentity::from_urn(&urn)?;
+                if self.is_local(&identity.sector) {
+                    (self.local_state(&identity, None, None, now)?, 0)
+                } else {
+                    let req = pb::GetTrustRequest {
+                        subject: Some(Subject::Identity(urn.clone())),
+                    };
+                    (
+                        self.remote_state(&identity, urn.into_bytes(), req, now)
+                            .await?,
+                        0,
+                    )
+                }
+            }
+        };
+        Ok(pb::TrustAnswer {
+            identity: state.identity.clone(),
+            sector: state.sector.to_string(),
+            certificate_level,
+            live_level: state.level.get() as u32,
+            status: state.status.as_str().to_owned(),
+            record_version: state.version,
+            reasons: state.notes.clone(),
+            assertion: Some((*state.assertion).clone()),
+        })
+    }
+
+    /// `Decide`: may `caller` cooperate with the peer of `peer_chain` for
+    /// `operation`, and how deeply? Problems with the peer are answered as
+    /// a deny with reasons; problems with the request are errors.
+    pub async fn decide(
+        &self,
+        caller: &Credential,
+        peer_chain: &[Vec<u8>],
+        operation: &str,
+    ) -> Result<pb::Decision, TrustDbError> {
+        let now = OffsetDateTime::now_utc();
+        let policy = self.policy();
+        if !policy.knows_operation(operation) {
+            return Err(trustca_model::ModelError::UnknownOperation(
+                operation.chars().take(80).collect(),
+            )
+            .into());
+        }
+        let caller_identity = match (&caller.kind, &caller.identity) {
+            (CertificateKind::LongTerm, Some(id)) => id.clone(),
+            _ => {
+                return Err(TrustDbError::PermissionDenied(format!(
+                    "Decide is asked by devices with their own certificate; the caller holds {} certificate (use GetTrust)",
+                    caller.kind.with_article()
+                )));
+            }
+        };
+        let deny =
+            |reasons: Vec<String>, peer_sector: String, peer_identity: String| pb::Decision {
+                allow: false,
+                depth: "none".into(),
+                required_depth: String::new(),
+                caller_level: 0,
+                peer_level: 0,
+                peer_sector,
+                peer_identity,
+                rule: String::new(),
+                reasons,
+                valid_from: now.unix_timestamp(),
+                valid_until: now.unix_timestamp(),
+                peer_assertion: None,
+                policy_version: policy.version(),
+                peer_own_level: 0,
+                peer_system_cap: None,
+                peer_system_assertion: None,
+            };
+        // The caller's own standing, from its own sector's database.
+        let caller_state = if self.is_local(&caller_identity.sector) {
+            let serial = trustca_model::hexfmt::decode(&caller.serial);
+            self.local_state(
+                &caller_identity,
+                serial.as_deref(),
+                Some(&caller.key_fingerprint),
+                now,
+            )
+        } else {
+            let req = pb::GetTrustRequest {
+                subject: Some(pb::get_trust_request::Subject::Identity(
+                    caller_identity.urn(),
+                )),
+            };
+            self.remote_state(
+                &caller_identity,
+                caller_identity.urn().into_bytes(),
+                req,
+                now,
+            )
+            .await
+        };
+        // A damaged or tampered record is the store's failure, not the
+        // device's standing: DATA_LOSS, never a decision.
+        let caller_state = match caller_state {
+            Ok(s) => s,
+            Err(e) if e.is_data_loss() => return Err(e),
+            Err(e) => {
+                return Ok(deny(
+                    vec![format!("caller: {e}")],
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        };
+        let verified = match self.verify_peer(peer_chain, now) {
+            Ok(v) => v,
+            Err(reason) => {
+                return Ok(deny(
+                    vec![format!("peer certificate rejected: {reason}")],
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        };
+        let peer_sector = verified
+            .extension
+            .as_ref()
+            .map(|e| e.sector.to_string())
+            .unwrap_or_default();
+        let mut peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
+            Ok(s) => s,
+            Err(e) if e.is_data_loss() => return Err(e),
+            Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
+        };
+        // A member of a system of linked devices is judged at its
+        // effective level there, from the live records (crate::systems).
+        let peer_own_level = peer_state.level.get() as u32;
+        let peer_system = self.apply_system_cap(&mut peer_state, verified.identity.as_ref())?;
+        fn side(s: &LiveState) -> Standing<'_> {
+            Standing {
+                sector: &s.sector,
+                level: s.level,
+                status: s.status,
+                notes: &s.notes,
+            }
+        }
+        let outcome = policy.decide_standing(side(&caller_state), side(&peer_state), operation)?;
+        let ttl =
+            time::Duration::try_from(self.cfg.decision_ttl).unwrap_or(time::Duration::MINUTE * 5);
+        let valid_until = (now + ttl)
+            .min(peer_state.next_update)
+            .min(caller_state.next_update);
+        Ok(pb::Decision {
+            allow: outcome.allow,
+            depth: outcome.depth,
+            required_depth: outcome.required_depth,
+            caller_level: outcome.caller_level.map(|l| l.get() as u32).unwrap_or(0),
+            peer_level: outcome.peer_level.map(|l| l.get() as u32).unwrap_or(0),
+            peer_sector,
+            peer_identity: peer_state.identity.clone(),
+            rule: outcome.rule.unwrap_or_default(),
+            reasons: outcome.reasons,
+            valid_from: now.unix_timestamp(),
+            valid_until: valid_until.unix_timestamp(),
+            peer_assertion: Some((*peer_state.assertion).clone()),
+            policy_version: policy.version(),
+            peer_own_level,
+            peer_system_cap: peer_system.as_ref().map(|s| s.cap.clone()),
+            peer_system_assertion: peer_system.map(|s| s.assertion),
+        })
+    }
+}
