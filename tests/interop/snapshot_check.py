@@ -8,9 +8,10 @@ No trustca code is involved. Prints a JSON summary for the Rust test to
 compare with its own reading.
 
 Usage: snapshot_check.py SNAPSHOT_DER ROOT_PEM ASN1_MODULE
-The module imports Certificate from PKIX1Explicit88, which asn1tools does
-not ship: the IMPORTS clause is replaced by `Certificate ::= ANY` (the
-certificates are then parsed by `cryptography`). That is the only change.
+The module imports Certificate and CertificateList from PKIX1Explicit88,
+which asn1tools does not ship: the IMPORTS clause is replaced by
+`Certificate ::= ANY` and `CertificateList ::= ANY` (certificates are then
+parsed by `cryptography`). That is the only change.
 """
 import json
 import re
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 snapshot_path, root_path, module_path = sys.argv[1:4]
 text = open(module_path, encoding="utf-8").read()
 text = re.sub(r"IMPORTS.*?;", "", text, count=1, flags=re.S)
-text = text.replace("BEGIN\n", "BEGIN\nCertificate ::= ANY\n", 1)
+text = text.replace("BEGIN\n", "BEGIN\nCertificate ::= ANY\nCertificateList ::= ANY\n", 1)
 spec = asn1tools.compile_string(text, "der")
 
 data = open(snapshot_path, "rb").read()
