@@ -31,6 +31,27 @@ impl AttestationService {
     fn book(&self) -> &AttestationBook {
         self.engine.attestation()
     }
+
+    /// Adds or removes a root: the caller, the sector, the change, a log
+    /// line.
+    fn change_root(
+        &self,
+        rpc: &str,
+        request: Request<pb::AttestationRootRequest>,
+        change: impl FnOnce(
+            &AttestationBook,
+            &trustca_model::Credential,
+            &SectorName,
+            &pb::AttestationRootRequest,
+        ) -> Result<AttestationRoot, CaError>,
+    ) -> Result<Response<pb::AttestationRoot>, Status> {
+        let caller = caller(&request)?;
+        let msg = request.into_inner();
+        let s = sector(&msg.sector)?;
+        let r = change(self.book(), &caller, &s, &msg);
+        log(rpc, s.as_str(), &r.as_ref().map(|_| ()));
+        Ok(Response::new(to_pb(r?)))
+    }
 }
 
 fn sector(name: &str) -> Result<SectorName, Status> {
@@ -91,24 +112,18 @@ impl Attestation for AttestationService {
         &self,
         request: Request<pb::AttestationRootRequest>,
     ) -> Result<Response<pb::AttestationRoot>, Status> {
-        let caller = caller(&request)?;
-        let msg = request.into_inner();
-        let s = sector(&msg.sector)?;
-        let r = self.book().add_root(&caller, &s, &msg.certificate_der);
-        log("AddAttestationRoot", s.as_str(), &r.as_ref().map(|_| ()));
-        Ok(Response::new(to_pb(r?)))
+        self.change_root("AddAttestationRoot", request, |book, caller, s, msg| {
+            book.add_root(caller, s, &msg.certificate_der)
+        })
     }
 
     async fn remove_attestation_root(
         &self,
         request: Request<pb::AttestationRootRequest>,
     ) -> Result<Response<pb::AttestationRoot>, Status> {
-        let caller = caller(&request)?;
-        let msg = request.into_inner();
-        let s = sector(&msg.sector)?;
-        let r = self.book().remove_root(&caller, &s, &msg.sha256);
-        log("RemoveAttestationRoot", s.as_str(), &r.as_ref().map(|_| ()));
-        Ok(Response::new(to_pb(r?)))
+        self.change_root("RemoveAttestationRoot", request, |book, caller, s, msg| {
+            book.remove_root(caller, s, &msg.sha256)
+        })
     }
 
     async fn list_attestation_roots(
