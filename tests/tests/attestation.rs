@@ -299,6 +299,38 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         "already answered",
     );
 
+    // EnrollBatch carries attestation the same way.
+    tpm.create_key("line", KEY_ATTRS);
+    let line_csr = tpm.csr("line");
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
+    let proof = attestation(&tpm, "line", &c.challenge_id, &secret.unwrap());
+    let item = pb::EnrollBatchItem {
+        id: 7,
+        request: Some(tpm_request("TPM-3", line_csr, Some(proof))),
+    };
+    let mut results = enroll
+        .enroll_batch(tokio_stream::iter(vec![item]))
+        .await
+        .unwrap()
+        .into_inner();
+    let result = results.message().await.unwrap().unwrap();
+    match result.outcome {
+        Some(pb::enroll_batch_result::Outcome::Certificate(c)) => {
+            let (_, cert) = x509_parser::parse_x509_certificate(&c.chain_der[0]).unwrap();
+            let ext = trustca_model::trust_extension(&cert, &Default::default())
+                .unwrap()
+                .unwrap();
+            assert!(
+                ext.basis.iter().any(|b| b.attestation.is_some()),
+                "{:?}",
+                ext.basis
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
     // Refused requests stored nothing: TPM-1 enrolled only now, TPM-2 not
     // at all, so it enrolls (without attestation: declared evidence).
     let (_, plain_csr) = common::csr();
