@@ -91,6 +91,7 @@ impl Attestation for AttestationService {
         let caller = caller(&request)?;
         let msg = request.into_inner();
         let s = sector(&msg.sector)?;
+        let name = s.to_string();
         let book = self.engine.clone();
         let c = tokio::task::spawn_blocking(move || {
             book.attestation()
@@ -98,7 +99,7 @@ impl Attestation for AttestationService {
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?;
-        log("GetEnrollmentChallenge", "", &c.as_ref().map(|_| ()));
+        log("GetEnrollmentChallenge", &name, &c.as_ref().map(|_| ()));
         let c = c?;
         Ok(Response::new(pb::EnrollmentChallenge {
             challenge_id: c.id.to_vec(),
