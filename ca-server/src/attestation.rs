@@ -184,10 +184,12 @@ impl AttestationBook {
                 actor: actor(caller),
                 kind: kind.to_owned(),
                 subject: format!("{}/{}", root.sector, root.sha256),
-                detail: format!(
-                    "{{\"sector\":\"{}\",\"sha256\":\"{}\",\"subject\":{:?}}}",
-                    root.sector, root.sha256, root.subject
-                ),
+                detail: serde_json::json!({
+                    "sector": root.sector,
+                    "sha256": root.sha256,
+                    "subject": root.subject,
+                })
+                .to_string(),
                 at: OffsetDateTime::now_utc().unix_timestamp(),
             }),
         )?;
@@ -430,5 +432,88 @@ impl AttestationBook {
         let format = AttestationFormat::parse(verified.format)
             .ok_or_else(|| CaError::Signing("unknown attestation format".into()))?;
         Ok(VerifiedAttestation { format })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AK: &[u8] = include_bytes!("../../attestation/testdata/swtpm/ak.pub");
+
+    fn book() -> (tempfile::TempDir, AttestationBook) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = trustca_store::SledStorage::open(dir.path()).unwrap();
+        (dir, AttestationBook::new(Arc::new(store)))
+    }
+
+    fn put(book: &AttestationBook, id: [u8; 16], expires: Instant) {
+        book.pending.lock().unwrap().insert(
+            id,
+            Pending {
+                sector: SectorName::new("automotive").unwrap(),
+                secret: [7; 32],
+                ak: TpmPublic::from_tpm2b(AK).unwrap(),
+                expires,
+            },
+        );
+    }
+
+    /// A stale answer is refused as expired, and a challenge is answered
+    /// once whatever the outcome: the stale one is gone too.
+    #[test]
+    fn stale_and_replayed_challenges_are_refused() {
+        let (_dir, book) = book();
+        let sector = SectorName::new("automotive").unwrap();
+        let past = Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(Instant::now);
+        put(&book, [1; 16], past);
+        let e = book.take(&[1; 16], &sector).unwrap_err();
+        assert!(
+            matches!(&e, CaError::ChallengeUnusable(m) if m.contains("expired")),
+            "{e}"
+        );
+        let e = book.take(&[1; 16], &sector).unwrap_err();
+        assert!(
+            matches!(&e, CaError::ChallengeUnusable(m) if m.contains("already answered")),
+            "{e}"
+        );
+        assert_eq!(tonic::Code::from(&e), tonic::Code::FailedPrecondition);
+
+        put(&book, [2; 16], Instant::now() + CHALLENGE_LIFETIME);
+        let other = SectorName::new("hems").unwrap();
+        assert!(matches!(
+            book.take(&[2; 16], &other),
+            Err(CaError::InvalidRequest(_))
+        ));
+        put(&book, [3; 16], Instant::now() + CHALLENGE_LIFETIME);
+        assert!(book.take(&[3; 16], &sector).is_ok());
+        assert!(book.take(&[3; 16], &sector).is_err());
+        assert!(matches!(
+            book.take(&[3; 15], &sector),
+            Err(CaError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_map_to_statuses() {
+        let code = |e: AttestationError| tonic::Code::from(&refused(e));
+        assert_eq!(
+            code(AttestationError::WrongNonce),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(AttestationError::BadSignature),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(AttestationError::EkChain("x".into())),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            code(AttestationError::Unsupported("x".into())),
+            tonic::Code::InvalidArgument
+        );
     }
 }

@@ -31,6 +31,27 @@ impl AttestationService {
     fn book(&self) -> &AttestationBook {
         self.engine.attestation()
     }
+
+    /// Adds or removes a root: the caller, the sector, the change, a log
+    /// line.
+    fn change_root(
+        &self,
+        rpc: &str,
+        request: Request<pb::AttestationRootRequest>,
+        change: impl FnOnce(
+            &AttestationBook,
+            &trustca_model::Credential,
+            &SectorName,
+            &pb::AttestationRootRequest,
+        ) -> Result<AttestationRoot, CaError>,
+    ) -> Result<Response<pb::AttestationRoot>, Status> {
+        let caller = caller(&request)?;
+        let msg = request.into_inner();
+        let s = sector(&msg.sector)?;
+        let r = change(self.book(), &caller, &s, &msg);
+        log(rpc, s.as_str(), &r.as_ref().map(|_| ()));
+        Ok(Response::new(to_pb(r?)))
+    }
 }
 
 fn sector(name: &str) -> Result<SectorName, Status> {
@@ -70,6 +91,7 @@ impl Attestation for AttestationService {
         let caller = caller(&request)?;
         let msg = request.into_inner();
         let s = sector(&msg.sector)?;
+        let name = s.to_string();
         let book = self.engine.clone();
         let c = tokio::task::spawn_blocking(move || {
             book.attestation()
@@ -77,7 +99,7 @@ impl Attestation for AttestationService {
         })
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?;
-        log("GetEnrollmentChallenge", "", &c.as_ref().map(|_| ()));
+        log("GetEnrollmentChallenge", &name, &c.as_ref().map(|_| ()));
         let c = c?;
         Ok(Response::new(pb::EnrollmentChallenge {
             challenge_id: c.id.to_vec(),
@@ -91,24 +113,18 @@ impl Attestation for AttestationService {
         &self,
         request: Request<pb::AttestationRootRequest>,
     ) -> Result<Response<pb::AttestationRoot>, Status> {
-        let caller = caller(&request)?;
-        let msg = request.into_inner();
-        let s = sector(&msg.sector)?;
-        let r = self.book().add_root(&caller, &s, &msg.certificate_der);
-        log("AddAttestationRoot", s.as_str(), &r.as_ref().map(|_| ()));
-        Ok(Response::new(to_pb(r?)))
+        self.change_root("AddAttestationRoot", request, |book, caller, s, msg| {
+            book.add_root(caller, s, &msg.certificate_der)
+        })
     }
 
     async fn remove_attestation_root(
         &self,
         request: Request<pb::AttestationRootRequest>,
     ) -> Result<Response<pb::AttestationRoot>, Status> {
-        let caller = caller(&request)?;
-        let msg = request.into_inner();
-        let s = sector(&msg.sector)?;
-        let r = self.book().remove_root(&caller, &s, &msg.sha256);
-        log("RemoveAttestationRoot", s.as_str(), &r.as_ref().map(|_| ()));
-        Ok(Response::new(to_pb(r?)))
+        self.change_root("RemoveAttestationRoot", request, |book, caller, s, msg| {
+            book.remove_root(caller, s, &msg.sha256)
+        })
     }
 
     async fn list_attestation_roots(

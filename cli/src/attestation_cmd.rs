@@ -70,6 +70,15 @@ fn root_json(r: &pb::AttestationRoot) -> serde_json::Value {
     })
 }
 
+/// One changed root: JSON for scripts, a sentence for people.
+fn print_change(r: &pb::AttestationRoot, json: bool, sentence: &str) {
+    if json {
+        print_json(&root_json(r));
+    } else {
+        println!("{sentence}");
+    }
+}
+
 /// Reads a certificate file: PEM (`CERTIFICATE`) or DER.
 fn read_cert(path: &PathBuf) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -136,11 +145,11 @@ pub async fn run(action: AttestationRootAction) -> Result<ExitCode> {
                 .await
                 .map_err(refused)?
                 .into_inner();
-            if json {
-                print_json(&root_json(&r));
-            } else {
-                println!("removed attestation root {} from {}", r.sha256, r.sector);
-            }
+            print_change(
+                &r,
+                json,
+                &format!("removed attestation root {} from {}", r.sha256, r.sector),
+            );
         }
         AttestationRootAction::List {
             client,

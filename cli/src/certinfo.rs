@@ -88,6 +88,7 @@ pub fn extension_json(ext: &TrustLevelExtension) -> Value {
         "basis": ext.basis.iter().map(|b| json!({
             "evidence": b.evidence, "scheme": b.scheme, "result": b.result,
             "evaluated_at": b.evaluated_at.map(crate::show::rfc3339),
+            "basis": b.basis_kind(), "attestation": b.attestation,
         })).collect::<Vec<_>>(),
         "authorized_sectors": ext.authorized_sectors.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "permitted_schemes": ext.permitted_schemes,
@@ -153,8 +154,13 @@ pub fn inspect_text(v: &Value) -> String {
                 t["policy_version"].as_str().unwrap_or("")
             ));
             for b in t["basis"].as_array().into_iter().flatten() {
+                // Attested evidence says so, with its format (issue 25).
+                let attested = b["attestation"]
+                    .as_str()
+                    .map(|f| format!(" (attested: {f})"))
+                    .unwrap_or_default();
                 out.push_str(&format!(
-                    "  basis:      {} {} {} {}\n",
+                    "  basis:      {} {} {} {}{attested}\n",
                     b["evidence"].as_str().unwrap_or(""),
                     b["scheme"].as_str().unwrap_or(""),
                     b["result"].as_str().unwrap_or(""),

@@ -133,7 +133,14 @@ const BLOBS_MEMBER_QUOTED: &str = "\"blobs\":";
 /// register of enrolment certificates issued and revoked
 /// (`trustca_scms::hash_crl::SPACE`), from which the hash CRLs are built.
 /// Every write to them must carry an audit entry.
-pub const VOUCHED_SPACES: &[&str] = &[crate::registry::MODEL_SPACE, "systems", "v2x.hash-crl"];
+/// `attestation.roots` (issue 25): a TPM manufacturer root slipped into the
+/// database would let any TPM of that maker attest, so it is vouched too.
+pub const VOUCHED_SPACES: &[&str] = &[
+    crate::registry::MODEL_SPACE,
+    "systems",
+    "v2x.hash-crl",
+    "attestation.roots",
+];
 
 /// The `blobs` member's value: `[["<space>","<key hex>","<sha256 hex>"], …]`.
 pub(crate) fn blobs_json(space: &str, records: &[crate::KeyValue]) -> String {

@@ -67,6 +67,21 @@ fn attestation(tpm: &SwTpm, key: &str, id: &[u8], nonce: &[u8]) -> pb::TpmKeyAtt
     }
 }
 
+/// Runs the `trustca` binary; its stdout, after asserting success.
+fn cli(args: &[&str], client: &[String]) -> Vec<u8> {
+    let out = std::process::Command::new(trustca_bin())
+        .args(args)
+        .args(client)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn refused(r: Result<tonic::Response<pb::EnrollResponse>, tonic::Status>, code: Code, text: &str) {
     let e = r.expect_err("must be refused");
     assert_eq!(e.code(), code, "{e:?}");
@@ -104,25 +119,20 @@ async fn tpm_attested_enrollment_and_every_refusal() {
 
     // The operator registers the vendor's root with the binary.
     let args = client_args(&ca, work.path(), "ops", &operator);
-    let out = std::process::Command::new(trustca_bin())
-        .args([
+    let root = vendor.root_pem_path().display().to_string();
+    let out = cli(
+        &[
             "attestation-root",
             "add",
             "--sector",
             "automotive",
             "--json",
             "--cert",
-        ])
-        .arg(vendor.root_pem_path())
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            &root,
+        ],
+        &args,
     );
-    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert!(
         added["subject"]
             .as_str()
@@ -266,6 +276,19 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     assert_eq!(cert.public_key().raw, &tpm_spki[..]);
     let (ok, text) = openssl_verify(work.path(), &ca.root_pem(), &issued.chain_der, &[]);
     assert!(ok, "{text}");
+    // `trustca inspect` shows the basis, for people and for scripts.
+    let leaf = work.path().join("tpm-1.pem");
+    std::fs::write(&leaf, pem_of(&issued.chain_der[0])).unwrap();
+    let leaf = leaf.display().to_string();
+    let shown = String::from_utf8(cli(&["inspect", &leaf], &[])).unwrap();
+    assert!(
+        shown.contains("hardware-root-of-trust  tpm2  (attested: tpm2-certify-creation)"),
+        "{shown}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&cli(&["inspect", "--json", &leaf], &[])).unwrap();
+    let text = json.to_string();
+    assert!(text.contains("\"basis\":\"attested\""), "{text}");
 
     // Replaying the same answer (another serial): the challenge is spent.
     refused(
@@ -275,6 +298,38 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         Code::FailedPrecondition,
         "already answered",
     );
+
+    // EnrollBatch carries attestation the same way.
+    tpm.create_key("line", KEY_ATTRS);
+    let line_csr = tpm.csr("line");
+    let (c, secret) = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
+        .await
+        .unwrap();
+    let proof = attestation(&tpm, "line", &c.challenge_id, &secret.unwrap());
+    let item = pb::EnrollBatchItem {
+        id: 7,
+        request: Some(tpm_request("TPM-3", line_csr, Some(proof))),
+    };
+    let mut results = enroll
+        .enroll_batch(tokio_stream::iter(vec![item]))
+        .await
+        .unwrap()
+        .into_inner();
+    let result = results.message().await.unwrap().unwrap();
+    match result.outcome {
+        Some(pb::enroll_batch_result::Outcome::Certificate(c)) => {
+            let (_, cert) = x509_parser::parse_x509_certificate(&c.chain_der[0]).unwrap();
+            let ext = trustca_model::trust_extension(&cert, &Default::default())
+                .unwrap()
+                .unwrap();
+            assert!(
+                ext.basis.iter().any(|b| b.attestation.is_some()),
+                "{:?}",
+                ext.basis
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 
     // Refused requests stored nothing: TPM-1 enrolled only now, TPM-2 not
     // at all, so it enrolls (without attestation: declared evidence).
@@ -301,35 +356,20 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     );
 
     // `list` shows the root; `remove` takes it away and challenges stop.
-    let out = std::process::Command::new(trustca_bin())
-        .args(["attestation-root", "list", "--json"])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = cli(&["attestation-root", "list", "--json"], &args);
+    let listed: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     let sha = listed[0]["sha256"].as_str().unwrap().to_owned();
-    let out = std::process::Command::new(trustca_bin())
-        .args([
+    cli(
+        &[
             "attestation-root",
             "remove",
             "--sector",
             "automotive",
             "--sha256",
             &sha,
-        ])
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &args,
     );
     let e = challenge(&mut att, &tpm, tpm.ek_chain(&vendor))
         .await
