@@ -28,6 +28,7 @@ mod trust_list_watch;
 pub mod v2x;
 mod v2x_http;
 pub mod v2x_role;
+mod web;
 
 pub use connections::ConnectionLimits;
 pub use error::ServerError;
