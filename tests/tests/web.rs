@@ -132,23 +132,36 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with("hems", "hub", "SN-0001", "2.1.0", hems_lv5()).await
+}
+
+/// A server with the web front end, Acme's credential for `sector`, an
+/// operator of it, and one device.
+async fn world_with(
+    sector: &str,
+    model: &str,
+    serial: &str,
+    firmware: &str,
+    evidence: Vec<pb::EvidenceItem>,
+) -> World {
     let mut ca = TestCa::init();
     let web = start_with_web(&mut ca).await;
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
-    let ops = ca.credential(CertificateKind::Operator, "grid-ops", &["hems"]);
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &[sector]);
+    let ops = ca.credential(CertificateKind::Operator, "grid-ops", &[sector]);
     let mut enroll = ca.client(&acme).await;
+    let root = ca.root_pem();
     let device = enroll_device(
         &mut enroll,
-        &ca.root_pem(),
-        "hems",
+        &root,
+        sector,
         "Acme",
-        "hub",
-        "SN-0001",
-        "2.1.0",
-        hems_lv5(),
+        model,
+        serial,
+        firmware,
+        evidence,
     )
     .await;
-    let curl = Curl::new(&ca.root_pem());
+    let curl = Curl::new(&root);
     curl.add("acme", &acme);
     curl.add("ops", &ops);
     World {
@@ -161,6 +174,11 @@ async fn world() -> World {
 }
 
 async fn revoke(w: &World) {
+    revoke_noting(w, "").await;
+}
+
+/// Revokes the device for key compromise over gRPC, with `note`.
+async fn revoke_noting(w: &World, note: &str) {
     let mut rev =
         RevocationClient::new(trustca::client::connect(&w.ca.url(), &w.ops).await.unwrap());
     rev.revoke(pb::RevokeRequest {
@@ -168,7 +186,7 @@ async fn revoke(w: &World) {
             w.device.identity.clone(),
         )),
         reason: "key-compromise".into(),
-        note: String::new(),
+        note: note.into(),
     })
     .await
     .unwrap();
@@ -349,23 +367,15 @@ async fn public_pages_over_https_carry_their_headers_and_refusals() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cars_have_no_serial_lookup_and_no_serial_on_the_page() {
-    let mut ca = TestCa::init();
-    let web = start_with_web(&mut ca).await;
-    let maker = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
-    let mut enroll = ca.client(&maker).await;
-    let car = enroll_device(
-        &mut enroll,
-        &ca.root_pem(),
+    let w = world_with(
         "automotive",
-        "Acme",
         "roadster",
         "VIN1HGCM82633A004352",
         "1.0.0",
         automotive_lv5(),
     )
     .await;
-    let curl = Curl::new(&ca.root_pem());
-    curl.add("acme", &maker);
+    let (car, curl, web) = (&w.device, &w.curl, w.web);
     let urn = car.identity.replace(':', "%3A");
     let (code, refusal) = curl.json(&format!("https://{web}/lookup?urn={urn}"), None);
     assert_eq!(code, 404);
@@ -475,17 +485,7 @@ async fn chromium_signs_into_the_console_and_sees_what_the_store_holds() {
     let (_, l3, s3) = enroll_more(&w, "SN-0003", basic).await;
     // The first device is revoked with a hostile note; GetTrust says so.
     let hostile = "<script>document.title='pwned'</script>";
-    let mut rev =
-        RevocationClient::new(trustca::client::connect(&w.ca.url(), &w.ops).await.unwrap());
-    rev.revoke(pb::RevokeRequest {
-        subject: Some(pb::revoke_request::Subject::Identity(
-            w.device.identity.clone(),
-        )),
-        reason: "key-compromise".into(),
-        note: hostile.into(),
-    })
-    .await
-    .unwrap();
+    revoke_noting(&w, hostile).await;
     let mut expected = std::collections::BTreeMap::<String, u64>::new();
     for (level, status) in [(l2, s2), (l3, s3)] {
         assert_eq!(status, "active");
@@ -609,20 +609,7 @@ async fn console_sign_in_csrf_and_methods_over_https() {
         .curl
         .get(&format!("{base}/console/login-link"), Some("ops"), &[]);
     assert_eq!(code, 405, "a link is never made over GET");
-    let (code, _, body) = w.curl.get(
-        &format!("{base}/console/login-link"),
-        Some("ops"),
-        &["-X", "POST"],
-    );
-    assert_eq!(code, 200);
-    let link: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let token = link["url"]
-        .as_str()
-        .unwrap()
-        .split("token=")
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let token = curl_login_token(&w);
 
     // Opening the link changes nothing; posting its form from elsewhere is refused.
     let (code, _, _) = w
@@ -640,16 +627,7 @@ async fn console_sign_in_csrf_and_methods_over_https() {
         .curl
         .get(&format!("{base}/console/login"), None, &["-d", &form]);
     assert_eq!(code, 303);
-    // The session id is case-sensitive: read it from the raw headers.
-    let raw = std::fs::read_to_string(w.curl.dir.path().join("headers")).unwrap();
-    let session = raw
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("set-cookie")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap();
+    let session = raw_set_cookie(&w);
     let cookie_line = headers
         .lines()
         .find(|l| l.starts_with("set-cookie:"))
@@ -740,4 +718,160 @@ async fn console_sign_in_csrf_and_methods_over_https() {
         .curl
         .get(&format!("{base}/console"), None, &["-H", &cookie]);
     assert_eq!(code, 401, "signed out");
+}
+
+/// A one-time console login token for the operator, over mutual TLS.
+fn curl_login_token(w: &World) -> String {
+    let url = format!("https://{}/console/login-link", w.web);
+    let (code, _, body) = w.curl.get(&url, Some("ops"), &["-X", "POST"]);
+    assert_eq!(code, 200);
+    let link: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let url = link["url"].as_str().unwrap();
+    url.split("token=").nth(1).unwrap().to_owned()
+}
+
+/// The `Set-Cookie` value of curl's last answer, as sent (the session id
+/// is case-sensitive).
+fn raw_set_cookie(w: &World) -> String {
+    let raw = std::fs::read_to_string(w.curl.dir.path().join("headers")).unwrap();
+    raw.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap()
+}
+
+/// Signs into the console with curl as the operator: the `Cookie` header.
+fn curl_console_cookie(w: &World) -> String {
+    let form = format!("token={}", curl_login_token(w));
+    let url = format!("https://{}/console/login", w.web);
+    let (code, _, _) = w.curl.get(&url, None, &["-d", &form]);
+    assert_eq!(code, 303);
+    format!("Cookie: {}", raw_set_cookie(w).split(';').next().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_model_has_a_label_page_and_shows_its_suspension() {
+    use trustca_proto::v1::model_registry_client::ModelRegistryClient;
+    let w = world().await;
+    let acme =
+        w.ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let lab =
+        w.ca.certification_body("Lab", &["hems"], &["iec-62443-4-2"]);
+    let selector = || {
+        Some(pb::ModelSelector {
+            sector: "hems".into(),
+            manufacturer: "Acme".into(),
+            model: "hub".into(),
+            firmware: "2.0..2.9".into(),
+        })
+    };
+    let connect = |c: &ClientCredentials| {
+        let (url, c) = (w.ca.url(), c.clone());
+        async move { ModelRegistryClient::new(trustca::client::connect(&url, &c).await.unwrap()) }
+    };
+    connect(&acme)
+        .await
+        .register_model(pb::RegisterModelRequest {
+            model: selector(),
+            declared: vec![
+                evidence("hardware-root-of-trust", "", "secure-element", ""),
+                evidence("secure-update", "", "true", ""),
+                evidence("supported-until", "", "2036-01-31", ""),
+            ],
+            self_assessed: vec![],
+            reason: "new model".into(),
+        })
+        .await
+        .unwrap();
+    connect(&lab)
+        .await
+        .add_evaluation(pb::AddEvaluationRequest {
+            model: selector(),
+            evaluation: Some(pb::ModelEvaluationInput {
+                scheme: "iec-62443-4-2".into(),
+                result: "SL3".into(),
+                certificate_number: "LAB-<b>42</b>".into(),
+                evaluated_at: date_from_today(-30),
+                valid_until: date_from_today(700),
+            }),
+            reason: "report 1".into(),
+        })
+        .await
+        .unwrap();
+    let hostile = "<img src=x onerror=alert(1)> breach";
+    connect(&w.ops)
+        .await
+        .suspend_model(pb::SuspendModelRequest {
+            model: selector(),
+            lift: false,
+            reason: hostile.into(),
+        })
+        .await
+        .unwrap();
+
+    let url = format!("https://{}/label/hems/Acme/hub", w.web);
+    let (code, label) = w.curl.json(&url, None);
+    assert_eq!(code, 200, "{label}");
+    let range = &label["ranges"][0];
+    assert_eq!(range["firmware"], "2.0..2.9");
+    assert_eq!(range["status"], "suspended");
+    assert_eq!(range["reason"], hostile);
+    assert_eq!(range["supported_until"], "2036-01-31");
+    assert_eq!(range["evaluations"][0]["scheme"], "iec-62443-4-2");
+    assert_eq!(range["evaluations"][0]["kind"], "third-party");
+    assert_eq!(range["evaluations"][0]["state"], "live");
+    let (_, _, html) = w.curl.get(&url, None, &[]);
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt; breach"),
+        "{html}"
+    );
+    assert!(html.contains("LAB-&lt;b&gt;42&lt;/b&gt;"), "{html}");
+    assert!(
+        !html.contains("<img src=x") && !html.contains("<b>42"),
+        "{html}"
+    );
+    // The model's QR code opens this page.
+    let (_, _, png) = w.curl.get(&format!("{url}/qr.png"), None, &[]);
+    assert_eq!(decode_qr(&png), url);
+
+    // The device of that model now shows the suspension, its range,
+    // support period and evaluation.
+    let (printed, _) = label_url(&w);
+    let (_, device) = w.curl.json(&printed, None);
+    assert_eq!(device["status"], "suspended");
+    assert_eq!(device["reason_class"], "model registry");
+    assert_eq!(device["firmware_range"], "2.0..2.9");
+    assert_eq!(device["supported_until"], "2036-01-31");
+    assert_eq!(device["evaluations"][0]["result"], "SL3");
+
+    // The console's registry list, filtered to suspended models, and its CSV.
+    let cookie = curl_console_cookie(&w);
+    let base = format!("https://{}", w.web);
+    let (code, _, page) = w.curl.get(
+        &format!("{base}/console/models?status=suspended"),
+        None,
+        &["-H", &cookie],
+    );
+    assert_eq!(code, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("hems/Acme/hub firmware 2.0..2.9"), "{page}");
+    assert!(page.contains("&lt;img src=x"), "{page}");
+    let (_, _, page) = w.curl.get(
+        &format!("{base}/console/models?status=certified"),
+        None,
+        &["-H", &cookie],
+    );
+    assert!(!String::from_utf8(page).unwrap().contains("hems/Acme/hub"));
+    let (_, _, csv) = w.curl.get(
+        &format!("{base}/console/models?format=csv"),
+        None,
+        &["-H", &cookie],
+    );
+    let csv = String::from_utf8(csv).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("\"suspended\""), "{csv}");
 }

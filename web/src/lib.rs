@@ -177,6 +177,26 @@ impl Asked {
     fn refuse(&self, status: StatusCode, message: &str) -> Answer {
         refusal(status, self.json, self.lang, &self.path_and_query, message)
     }
+
+    /// A public page (live state: caches must ask again).
+    fn page(&self, title: &str, body: &str) -> Answer {
+        respond::html(
+            StatusCode::OK,
+            self.lang,
+            title,
+            &self.path_and_query,
+            body,
+            None,
+            Cache::Revalidate,
+        )
+    }
+
+    /// The path's segments after `prefix`, percent-decoded, or the refusal.
+    fn segments(&self, prefix: &str) -> Result<Vec<String>, Box<Answer>> {
+        segments(&self.path, prefix).ok_or_else(|| {
+            Box::new(self.refuse(StatusCode::BAD_REQUEST, "the path does not decode as UTF-8"))
+        })
+    }
 }
 
 /// `Accept` names JSON before (or without) HTML.
@@ -347,20 +367,13 @@ impl Inner {
             html::esc(asked.lang.t("Trust label")),
             html::esc("Scan the QR code on a product to see its trust level and status.")
         );
-        respond::html(
-            StatusCode::OK,
-            asked.lang,
-            "trustca",
-            &asked.path_and_query,
-            &body,
-            None,
-            Cache::Revalidate,
-        )
+        asked.page("trustca", &body)
     }
 
     fn model(&self, asked: &Asked) -> Result<Answer, WebError> {
-        let Some(parts) = segments(&asked.path, "/label/") else {
-            return Ok(asked.refuse(StatusCode::BAD_REQUEST, "the path does not decode as UTF-8"));
+        let parts = match asked.segments("/label/") {
+            Ok(p) => p,
+            Err(refused) => return Ok(*refused),
         };
         let (name, qr) = match parts.as_slice() {
             [s, m, model] => ((s, m, model), None),
@@ -405,20 +418,13 @@ impl Inner {
         }
         let title = format!("{} {}", label.manufacturer, label.model);
         let body = render::model_page(asked.lang, &label);
-        Ok(respond::html(
-            StatusCode::OK,
-            asked.lang,
-            &title,
-            &asked.path_and_query,
-            &body,
-            None,
-            Cache::Revalidate,
-        ))
+        Ok(asked.page(&title, &body))
     }
 
     fn device(&self, asked: &Asked) -> Result<Answer, WebError> {
-        let Some(parts) = segments(&asked.path, "/device/") else {
-            return Ok(asked.refuse(StatusCode::BAD_REQUEST, "the path does not decode as UTF-8"));
+        let parts = match asked.segments("/device/") {
+            Ok(p) => p,
+            Err(refused) => return Ok(*refused),
         };
         let (id, qr) = match parts.as_slice() {
             [id] => (id, None),
@@ -444,15 +450,7 @@ impl Inner {
         }
         let title = format!("{} {}", label.manufacturer, label.model);
         let body = render::device_page(asked.lang, &label, id);
-        Ok(respond::html(
-            StatusCode::OK,
-            asked.lang,
-            &title,
-            &asked.path_and_query,
-            &body,
-            None,
-            Cache::Revalidate,
-        ))
+        Ok(asked.page(&title, &body))
     }
 
     /// The identity in `?urn=`, or the refusal to answer.

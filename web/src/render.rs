@@ -17,12 +17,15 @@ fn row(out: &mut String, lang: Lang, label: &'static str, value_html: &str) {
     );
 }
 
-fn status_badge(lang: Lang, status: &'static str) -> String {
+/// The status badge and since when, e.g. "revoked since 2026-… (3 days ago)".
+fn status_since(lang: Lang, status: &'static str, since: i64, now: i64) -> String {
     format!(
-        "<span class=\"status s-{}\" data-status=\"{}\">{}</span>",
+        "<span class=\"status s-{}\" data-status=\"{}\">{}</span> {} {}",
         esc(status),
         esc(status),
-        esc(lang.t(status))
+        esc(lang.t(status)),
+        esc(lang.t("since")),
+        esc(&lang.date(since, now))
     )
 }
 
@@ -106,12 +109,7 @@ pub fn device_page(lang: Lang, label: &DeviceLabel, id: &str) -> String {
         &mut out,
         lang,
         "Status",
-        &format!(
-            "{} {} {}",
-            status_badge(lang, label.status),
-            esc(lang.t("since")),
-            esc(&lang.date(label.since, now))
-        ),
+        &status_since(lang, label.status, label.since, now),
     );
     row(
         &mut out,
@@ -221,12 +219,7 @@ pub fn model_page(lang: Lang, label: &ModelLabel) -> String {
             &mut out,
             lang,
             "Status",
-            &format!(
-                "{} {} {}",
-                status_badge(lang, r.status),
-                esc(lang.t("since")),
-                esc(&lang.date(r.since, now))
-            ),
+            &status_since(lang, r.status, r.since, now),
         );
         if let Some(reason) = &r.reason {
             row(
