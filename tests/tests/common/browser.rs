@@ -237,6 +237,22 @@ impl Browser {
             .unwrap();
     }
 
+    /// Waits (up to 10 s) until the current URL ends with `suffix`; the
+    /// URL it is at otherwise.
+    pub fn wait_for_url(&self, suffix: &str) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.url();
+            if url.ends_with(suffix) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(url);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The page source as the browser holds it.
     pub fn source(&self) -> String {
         self.session_call("GET", "/source", None)
