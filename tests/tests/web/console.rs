@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use crate::kit::*;
+use trustca_model::CertificateKind;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_signs_into_the_console_and_sees_what_the_store_holds() {
@@ -139,6 +140,18 @@ async fn console_sign_in_csrf_and_methods_over_https() {
         .curl
         .get(&format!("{base}/console/login-link"), Some("ops"), &[]);
     assert_eq!(code, 405, "a link is never made over GET");
+    // An auditor gets one too, and the link names the role.
+    let auditor =
+        w.ca.credential(CertificateKind::Auditor, "audit", &["hems"]);
+    w.curl.add("auditor", &auditor);
+    let (code, _, body) = w.curl.get(
+        &format!("{base}/console/login-link"),
+        Some("auditor"),
+        &["-X", "POST"],
+    );
+    assert_eq!(code, 200);
+    let link: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(link["role"], "auditor");
     let token = curl_login_token(&w);
 
     // Opening the link changes nothing; posting its form from elsewhere is refused.
