@@ -19,13 +19,17 @@ fn row(out: &mut String, lang: Lang, label: &'static str, value_html: &str) {
 
 /// The status badge and since when, e.g. "revoked since 2026-… (3 days ago)".
 fn status_since(lang: Lang, status: &'static str, since: i64, now: i64) -> String {
+    // English puts "since" before the date, Japanese "以降" after it.
+    let date = esc(&lang.date(since, now));
+    let since = match lang {
+        Lang::Ja => format!("{date} {}", esc(lang.t("since"))),
+        _ => format!("{} {date}", esc(lang.t("since"))),
+    };
     format!(
-        "<span class=\"status s-{}\" data-status=\"{}\">{}</span> {} {}",
+        "<span class=\"status s-{}\" data-status=\"{}\">{}</span> {since}",
         esc(status),
         esc(status),
         esc(lang.t(status)),
-        esc(lang.t("since")),
-        esc(&lang.date(since, now))
     )
 }
 
