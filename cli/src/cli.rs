@@ -228,6 +228,11 @@ pub enum Command {
         /// same TLS identity: https://ADDR/.well-known/est/<sector>/... (off unless given).
         #[arg(long, env = "TRUSTCA_EST_LISTEN", help_heading = "Listeners")]
         est_listen: Option<SocketAddr>,
+        /// Also serve the web front end over HTTPS on this address: public
+        /// label pages with QR codes and the operator console (off unless
+        /// given; docs/web.md).
+        #[arg(long, env = "TRUSTCA_WEB_LISTEN")]
+        web_listen: Option<SocketAddr>,
         /// Policy directory overriding the data directory's copy.
         #[arg(long, help_heading = "Data directory and store")]
         policies: Option<PathBuf>,
@@ -341,6 +346,11 @@ pub enum Command {
     Pseudonym {
         #[command(subcommand)]
         action: crate::pseudonym_cmd::PseudonymAction,
+    },
+    /// The web front end: a one-time console login link, a device's label.
+    Web {
+        #[command(subcommand)]
+        action: crate::web_cmd::WebAction,
     },
     /// Auditor tools on a data directory (or a copy): verify, prove, list, report.
     Audit {
@@ -535,6 +545,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             store,
             listen,
             est_listen,
+            web_listen,
             policies,
             server_names,
             authoritative,
@@ -557,6 +568,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 store,
                 listen,
                 est_listen,
+                web_listen,
                 policies,
                 passphrase,
                 server_names,
@@ -588,6 +600,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 if let Some(e) = running.est_addr {
                     let _ = writeln!(out, "EST on https://{e}/.well-known/est/");
                 }
+                if let Some(w) = running.web_addr {
+                    let _ = writeln!(out, "web on https://{w}/");
+                }
                 if fresh {
                     let _ = out.write_all(first_steps(&shown, running.addr).as_bytes());
                 }
@@ -614,6 +629,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Enroll(args) => crate::enroll_cmd::run(*args).await,
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
+        Command::Web { action } => crate::web_cmd::run(action).await,
         Command::Store { action } => crate::store_cmd::run(action),
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,

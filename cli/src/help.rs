@@ -36,6 +36,7 @@ pub(crate) const COMMAND_GROUPS: &[(&str, &[&str])] = &[
             "model",
             "system",
             "attestation-root",
+            "web",
         ],
     ),
     (

@@ -29,6 +29,7 @@ pub mod v2x_crl_cmd;
 pub mod v2x_inspect;
 pub mod v2x_role_cmd;
 pub mod verify_cmd;
+pub mod web_cmd;
 
 /// Policy discovery lives in the server crate; commands use it from there.
 pub use trustca_server::policies;

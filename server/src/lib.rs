@@ -29,6 +29,7 @@ mod trust_list_watch;
 pub mod v2x;
 mod v2x_http;
 pub mod v2x_role;
+mod web;
 mod wire_status;
 
 pub use connections::ConnectionLimits;

@@ -27,6 +27,7 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "composition.toml",
         include_str!("../../policies/composition.toml"),
     ),
+    ("web.toml", include_str!("../../policies/web.toml")),
     (
         "sectors/automotive.toml",
         include_str!("../../policies/sectors/automotive.toml"),
@@ -85,6 +86,13 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
         let text = std::fs::read_to_string(&composition)
             .map_err(|e| io(format_args!("cannot read {}", composition.display()), e))?;
         files.push(("composition.toml".to_owned(), text));
+    }
+    // Optional: what the web front end shows (`web_text`).
+    let web = dir.join("web.toml");
+    if web.exists() {
+        let text = std::fs::read_to_string(&web)
+            .map_err(|e| io(format_args!("cannot read {}", web.display()), e))?;
+        files.push(("web.toml".to_owned(), text));
     }
     // A `pseudonym.toml` left by an older init (the retired X.509
     // pseudonym profile) is not read (`crate::legacy`).
@@ -214,6 +222,18 @@ pub fn composition_text(files: &PolicyFiles) -> (&str, String) {
         None => (
             "composition.toml (built-in default)",
             include_str!("../../policies/composition.toml").to_owned(),
+        ),
+    }
+}
+
+/// `web.toml` of a policy set, or the embedded default when the
+/// directory predates it.
+pub fn web_text(files: &PolicyFiles) -> (&str, String) {
+    match files.iter().find(|(n, _)| n == "web.toml") {
+        Some((_, text)) => ("web.toml", text.clone()),
+        None => (
+            "web.toml (built-in default)",
+            include_str!("../../policies/web.toml").to_owned(),
         ),
     }
 }

@@ -51,6 +51,9 @@ pub struct ServeOptions {
     /// Where to serve EST (RFC 7030) over HTTPS with the same TLS identity;
     /// `None` serves none. Port 0 picks a free port.
     pub est_listen: Option<SocketAddr>,
+    /// Where to serve the web front end (public label pages, the console)
+    /// over HTTPS with the same TLS identity; `None` serves none.
+    pub web_listen: Option<SocketAddr>,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -105,6 +108,7 @@ impl ServeOptions {
             store: None,
             listen,
             est_listen: None,
+            web_listen: None,
             policies: None,
             passphrase,
             server_names: Vec::new(),
@@ -135,7 +139,9 @@ pub struct RunningServer {
     pub metrics_addr: Option<SocketAddr>,
     /// The bound EST address, when EST is served.
     pub est_addr: Option<SocketAddr>,
-    /// Cancelled at shutdown: the EST listener stops accepting and its
+    /// The bound web front end address, when it is served.
+    pub web_addr: Option<SocketAddr>,
+    /// Cancelled at shutdown: the EST and web listeners stops accepting and its
     /// connections finish their requests (until `closing`).
     est_stop: tokio_util::sync::CancellationToken,
     /// The metrics registry (also kept when no endpoint serves it).
@@ -407,9 +413,22 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         ),
         None => None,
     };
+    let web_listener = match opts.web_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(addr, &e))?,
+        ),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let observer: Arc<dyn Observer> = metrics.clone();
     if let Some(role) = opts.role {
+        if opts.web_listen.is_some() {
+            return Err(ServerError::Config(
+                "--web-listen is served by the CA's process, not by a separated V2X authority (--role)".into(),
+            ));
+        }
         return start_role(
             opts,
             role,
@@ -762,12 +781,30 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         }
         None => None,
     };
+    let web_addr = match web_listener {
+        Some(listener) => Some(crate::web::spawn(
+            listener,
+            crate::web::WebParts {
+                explicit_policies: opts.policies.as_deref(),
+                data: &opts.data,
+                policy_set: &policy_set,
+                storage: &storage,
+                revoked_cas: hierarchy.revoked_cas(),
+                audit_key: hierarchy.audit_key().public_key(),
+                identity: &identity,
+                table: &table,
+            },
+            est_stop.clone(),
+        )?),
+        None => None,
+    };
     let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, max_connections, descriptors = descriptors.unwrap_or_default(), "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
         metrics_addr,
         est_addr,
+        web_addr,
         est_stop,
         metrics,
         shutdown: Some(tx),
@@ -943,6 +980,7 @@ async fn start_role(
         addr,
         metrics_addr,
         est_addr,
+        web_addr: None,
         est_stop,
         metrics,
         shutdown: Some(tx),

@@ -17,6 +17,7 @@ use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_server::{RunningServer, ServeOptions};
 
+pub mod browser;
 pub mod ceremony;
 pub mod go_check;
 pub mod separated;

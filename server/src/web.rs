@@ -1,0 +1,116 @@
+//! Wiring of the web front end (issue 22 §2, crate `trustca-web`) on its
+//! own HTTPS port (`--web-listen`): the policy from `web.toml`, the label
+//! id key in `DATA/web/`, and the caller check the gRPC port uses
+//! (verified chain, certificate and issuing CA not revoked) before a
+//! request reaches the web crate. Kept out of `serve.rs`, which calls
+//! [`spawn`] once.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use trustca_ca::root_crl::RevokedCas;
+use trustca_model::{AuthenticatedPeer, PolicySet};
+use trustca_store::Storage;
+use trustca_web::label_id::LabelIds;
+use trustca_web::policy::WebPolicy;
+use trustca_web::{WebApp, WebSetup};
+
+use crate::auth;
+use crate::connections::ConnectionTable;
+use crate::error::{Result, ServerError};
+use crate::est::{Answer, HttpsService};
+use crate::policies;
+use crate::transport::TransportIdentity;
+
+/// The web front end behind the server's caller check.
+struct WebHttps {
+    app: WebApp,
+    storage: Arc<dyn Storage>,
+    revoked_cas: Arc<RevokedCas>,
+}
+
+#[tonic::async_trait]
+impl HttpsService for WebHttps {
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        // A client certificate that is revoked (or under a revoked CA)
+        // counts as none: the web crate sees the reason instead.
+        let checked = match peer.credential {
+            Ok(_) => match auth::check(
+                "web",
+                auth::caller(&[]),
+                Some(peer),
+                self.storage.as_ref(),
+                Some(&self.revoked_cas),
+            ) {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => Err("no client certificate".to_owned()),
+                Err(status) => Err(status.message().to_owned()),
+            },
+            Err(ref e) => Err(e.clone()),
+        };
+        let peer = AuthenticatedPeer {
+            credential: checked,
+            remote: peer.remote,
+        };
+        self.app.answer(&peer, request).await
+    }
+}
+
+/// What [`spawn`] needs from the server.
+pub(crate) struct WebParts<'a> {
+    pub explicit_policies: Option<&'a Path>,
+    pub data: &'a Path,
+    pub policy_set: &'a PolicySet,
+    pub storage: &'a Arc<dyn Storage>,
+    pub revoked_cas: &'a Arc<RevokedCas>,
+    /// The audit key's public key (tree head signatures on the console).
+    pub audit_key: &'a [u8],
+    pub identity: &'a TransportIdentity,
+    pub table: &'a Arc<ConnectionTable>,
+}
+
+/// Serves the web front end on `listener` until `stop`; returns the bound address.
+pub(crate) fn spawn(
+    listener: TcpListener,
+    parts: WebParts<'_>,
+    stop: CancellationToken,
+) -> Result<SocketAddr> {
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(format!("cannot read the web address: {e}")))?;
+    let (files, _) = policies::resolve(parts.explicit_policies, Some(parts.data))?;
+    let (name, text) = policies::web_text(&files);
+    let sectors: Vec<String> = parts
+        .policy_set
+        .sectors
+        .keys()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let policy =
+        WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
+    let ids = LabelIds::open_or_create(&parts.data.join("web"))
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let app = WebApp::new(
+        WebSetup::new(
+            Arc::clone(parts.storage),
+            policy,
+            ids,
+            &format!("https://{bound}"),
+            parts.data.to_path_buf(),
+        )
+        .with_audit_key(parts.audit_key.to_vec()),
+    );
+    tracing::info!(addr = %bound, base_url = %app.base_url(), "web front end on https://{bound}/");
+    let web = Arc::new(WebHttps {
+        app,
+        storage: Arc::clone(parts.storage),
+        revoked_cas: Arc::clone(parts.revoked_cas),
+    });
+    crate::est::spawn(listener, parts.identity, Arc::clone(parts.table), web, stop)?;
+    Ok(bound)
+}
