@@ -205,7 +205,7 @@ mod tests {
     fn kdfa_is_length_exact_and_label_bound() {
         // The construction's shape only; that it matches the TPM's is
         // proved end to end, by tpm2_activatecredential in swtpm
-        // recovering the secret (tests/tests/attestation.rs).
+        // recovering the secret (tests/tests/e2e/attestation.rs).
         let a = kdfa(b"key", b"STORAGE", b"name", &[], 128);
         let b = kdfa(b"key", b"STORAGE", b"name", &[], 256);
         assert_eq!(a.len(), 16);

@@ -8,6 +8,8 @@
 mod common;
 
 mod anomaly;
+mod attestation;
+mod attestation_kit;
 mod audit;
 mod enrollment;
 mod est;
@@ -22,3 +24,4 @@ mod streams;
 mod systems;
 mod trust;
 mod trust_list;
+mod web;

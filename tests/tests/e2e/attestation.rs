@@ -9,8 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod attestation_kit;
-mod common;
+use crate::attestation_kit;
+use crate::common;
 
 use attestation_kit::{LocalCa, SwTpm};
 use common::*;

@@ -2,8 +2,8 @@
 //! headers, refusals, policy and rate limits; a registered model's page.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::kit::*;
 use crate::common::*;
-use crate::kit::*;
 use trustca::client::ClientCredentials;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;

@@ -3,8 +3,8 @@
 //! sign-in, CSRF refusals, methods and CSV.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::kit::*;
 use crate::common::*;
-use crate::kit::*;
 use trustca_model::CertificateKind;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,8 +16,6 @@
 //! `console.rs` the console.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
 mod console;
 mod kit;
 mod public;
