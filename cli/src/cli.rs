@@ -228,6 +228,11 @@ pub enum Command {
         /// same TLS identity: https://ADDR/.well-known/est/<sector>/... (off unless given).
         #[arg(long, env = "TRUSTCA_EST_LISTEN", help_heading = "Listeners")]
         est_listen: Option<SocketAddr>,
+        /// Also serve the EU C-ITS authorities (ETSI TS 102 941 EA, AA and
+        /// CTL/CRL distribution centre) over plain HTTP on this address:
+        /// http://ADDR/etsi/... (off unless given; keys made in DATA/etsi at first start).
+        #[arg(long, env = "TRUSTCA_ETSI_LISTEN", help_heading = "Listeners")]
+        etsi_listen: Option<SocketAddr>,
         /// Policy directory overriding the data directory's copy.
         #[arg(long, help_heading = "Data directory and store")]
         policies: Option<PathBuf>,
@@ -339,6 +344,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: crate::audit_cmd::AuditAction,
+    },
+    /// EU C-ITS (ETSI TS 102 941) tools: register a station's canonical key.
+    Etsi {
+        #[command(subcommand)]
+        action: crate::etsi_cmd::EtsiAction,
     },
     /// Move a deployment between stores (sled to PostgreSQL) and inspect one.
     Store {
@@ -528,6 +538,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             store,
             listen,
             est_listen,
+            etsi_listen,
             policies,
             server_names,
             authoritative,
@@ -550,6 +561,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 store,
                 listen,
                 est_listen,
+                etsi_listen,
                 policies,
                 passphrase,
                 server_names,
@@ -608,6 +620,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => crate::trust_cmd::query(*args).await,
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Store { action } => crate::store_cmd::run(action),
+        Command::Etsi { action } => crate::etsi_cmd::run(action),
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,

@@ -81,7 +81,7 @@ async fn enrolled_car() -> (TestCa, String, Arc<dyn Storage>) {
     (ca, car.identity, store)
 }
 
-fn run_station(args: &[String]) -> serde_json::Value {
+pub(crate) fn run_station(args: &[String]) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -99,7 +99,7 @@ fn run_station(args: &[String]) -> serde_json::Value {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import asn1tools, cryptography"])
         .output()

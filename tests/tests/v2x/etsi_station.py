@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "v2x", "tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "v2x", "tests"))
 import ecies_vectors as ecies  # noqa: E402
 
 PSID_SCR = 623
