@@ -9,16 +9,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
-use crate::etsi_http::{python_ready, run_station};
+use crate::etsi_http::{enrolled_car, python_ready, run_station};
 
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
 use trustca_ca::Passphrase;
-use trustca_model::CertificateKind;
 use trustca_server::ServeOptions;
 use trustca_server::etsi::http::CTL_PREFIX;
+use trustca_store::Storage;
 use trustca_v2x::{CertProfile, Certificate};
 
 /// Starts `ca`'s server with the ETSI listener on 127.0.0.1 port 0.
@@ -87,48 +87,30 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
     if !python_ready() || !available("openssl", &["version"], "apt-get install openssl") {
         return;
     }
-    let mut ca = TestCa::start().await;
-    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
-    let mut client = ca.client(&acme).await;
-    let car = enroll_device(
-        &mut client,
-        &ca.root_pem(),
-        "automotive",
-        "Acme",
-        "Roadster",
-        "VIN0042",
-        "1.0.0",
-        automotive_lv5(),
-    )
-    .await;
-    drop(client);
-    ca.stop().await;
+    let (mut ca, urn, store) = enrolled_car("VIN0042").await;
+    let identity = trustca_model::DeviceIdentity::from_urn(&urn).unwrap().key();
+    let level = u64::from(store.trust_record(&identity).unwrap().unwrap().level);
+    drop(store); // the server and the CLI open it next
     assert!(
         !ca.data().join("etsi").exists(),
         "no ETSI keys without --etsi-listen"
     );
-    let level = {
-        let store = trustca_store::SledStorage::open(&ca.data().join("db")).unwrap();
-        let identity = trustca_model::DeviceIdentity::from_urn(&car.identity).unwrap();
-        let record = trustca_store::Storage::trust_record(&store, &identity.key());
-        u64::from(record.unwrap().unwrap().level)
-    };
 
     // Offline registration: another manufacturer is refused in one line
     // and stores nothing; the device's own manufacturer succeeds.
     let dir = tempfile::tempdir().unwrap();
     let (secret_hex, public) = openssl_key(dir.path());
-    let refused = register(ca.data(), &car.identity, "Globex", &public);
+    let refused = register(ca.data(), &urn, "Globex", &public);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(err.contains("not a device of manufacturer Globex"), "{err}");
-    let done = register(ca.data(), &car.identity, "Acme", &public);
+    let done = register(ca.data(), &urn, "Acme", &public);
     assert!(
         done.status.success(),
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let again = register(ca.data(), &car.identity, "Acme", &public);
+    let again = register(ca.data(), &urn, "Acme", &public);
     assert!(!again.status.success(), "a key is never replaced");
 
     let etsi = start_with_etsi(&mut ca).await;
@@ -155,7 +137,7 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
         ];
         tokio::task::spawn_blocking(move || run_station(&args))
     };
-    let result = station(&car.identity).await.unwrap();
+    let result = station(&urn).await.unwrap();
     assert_eq!(result["enrolment"], "ok", "{result}");
     assert_eq!(result["authorization"], "ok", "{result}");
     assert_eq!(result["ec_level"], level, "the car's trust level: {result}");
@@ -181,7 +163,7 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
         ctl_url,
         dir.path().join("root.oer").display().to_string(),
         secret_hex.clone(),
-        car.identity.clone(),
+        urn.clone(),
         dir.path().display().to_string(),
     ];
     let result = tokio::task::spawn_blocking(move || run_station(&args))
