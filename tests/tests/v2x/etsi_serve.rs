@@ -18,7 +18,6 @@ use common::*;
 use trustca_ca::Passphrase;
 use trustca_server::ServeOptions;
 use trustca_server::etsi::http::CTL_PREFIX;
-use trustca_store::Storage;
 use trustca_v2x::{CertProfile, Certificate};
 
 /// Starts `ca`'s server with the ETSI listener on 127.0.0.1 port 0.
