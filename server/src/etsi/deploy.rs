@@ -321,3 +321,48 @@ fn reissue_lists(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_shipped_etsi_profile_applies_without_a_file() {
+        let data = tempfile::tempdir().unwrap();
+        let tickets = ticket_profile(None, data.path()).unwrap();
+        assert_eq!(tickets.format, TicketFormat::EtsiTs103097);
+    }
+
+    #[test]
+    fn an_scms_profile_is_refused_naming_the_file() {
+        let policies = tempfile::tempdir().unwrap();
+        let scms = include_str!("../../../policies/v2x-tickets.toml");
+        std::fs::write(policies.path().join(TICKETS_FILE), scms).unwrap();
+        let err = ticket_profile(Some(policies.path()), policies.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(TICKETS_FILE), "{err}");
+        assert!(err.contains("needs profile = \"etsi-ts-103-097\""), "{err}");
+    }
+
+    #[test]
+    fn the_authorities_are_made_once_and_read_back() {
+        let data = tempfile::tempdir().unwrap();
+        let pass = Passphrase::new(b"unit-test-passphrase".to_vec()).unwrap();
+        let tickets = ticket_profile(None, data.path()).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let first = open_or_create(data.path(), &pass, &tickets, now).unwrap();
+        first.ea.verify_signed_by(Some(&first.root)).unwrap();
+        first.aa.verify_signed_by(Some(&first.root)).unwrap();
+        let again = open_or_create(data.path(), &pass, &tickets, now).unwrap();
+        assert_eq!(again.root.as_coer(), first.root.as_coer());
+        assert_eq!(again.ea_secret, first.ea_secret);
+        let wrong = Passphrase::new(b"another-passphrase".to_vec()).unwrap();
+        assert!(open_or_create(data.path(), &wrong, &tickets, now).is_err());
+        let lists = sign_lists(&first.root, &first.root_key, Vec::new(), now).unwrap();
+        trust_lists::read_crl(&lists.crl, &first.root).unwrap();
+        trust_lists::read_rca_ctl(&lists.ctl, &first.root).unwrap();
+    }
+}
