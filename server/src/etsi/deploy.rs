@@ -199,7 +199,10 @@ fn open_or_create(
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)
             .map_err(|e| io(format_args!("cannot create {}", scratch.display()), e))?;
-        create(&scratch, passphrase, tickets, now)?;
+        if let Err(e) = create(&scratch, passphrase, tickets, now) {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
         std::fs::rename(&scratch, &dir)
             .map_err(|e| io(format_args!("cannot create {}", dir.display()), e))?;
         tracing::info!(dir = %dir.display(), "created the ETSI root, EA and AA keys and certificates");
