@@ -233,6 +233,11 @@ pub enum Command {
         /// given; docs/web.md).
         #[arg(long, env = "TRUSTCA_WEB_LISTEN")]
         web_listen: Option<SocketAddr>,
+        /// Also serve the EU C-ITS authorities (ETSI TS 102 941 EA, AA and
+        /// CTL/CRL distribution centre) over plain HTTP on this address:
+        /// http://ADDR/etsi/... (off unless given; keys made in DATA/etsi at first start).
+        #[arg(long, env = "TRUSTCA_ETSI_LISTEN", help_heading = "Listeners")]
+        etsi_listen: Option<SocketAddr>,
         /// Policy directory overriding the data directory's copy.
         #[arg(long, help_heading = "Data directory and store")]
         policies: Option<PathBuf>,
@@ -356,6 +361,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         action: crate::audit_cmd::AuditAction,
+    },
+    /// EU C-ITS (ETSI TS 102 941) tools: register a station's canonical key.
+    Etsi {
+        #[command(subcommand)]
+        action: crate::etsi_cmd::EtsiAction,
     },
     /// Move a deployment between stores (sled to PostgreSQL) and inspect one.
     Store {
@@ -546,6 +556,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             est_listen,
             web_listen,
+            etsi_listen,
             policies,
             server_names,
             authoritative,
@@ -569,6 +580,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 listen,
                 est_listen,
                 web_listen,
+                etsi_listen,
                 policies,
                 passphrase,
                 server_names,
@@ -631,6 +643,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Web { action } => crate::web_cmd::run(action).await,
         Command::Store { action } => crate::store_cmd::run(action),
+        Command::Etsi { action } => crate::etsi_cmd::run(action),
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,

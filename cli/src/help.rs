@@ -43,7 +43,10 @@ pub(crate) const COMMAND_GROUPS: &[(&str, &[&str])] = &[
         "Auditors and offline checks",
         &["audit", "store", "inspect", "verify", "verify-answer"],
     ),
-    ("Vehicles and V2X authorities", &["pseudonym", "v2x"]),
+    (
+        "Vehicles and V2X authorities",
+        &["pseudonym", "v2x", "etsi"],
+    ),
 ];
 
 /// The top-level command with its help grouped by [`COMMAND_GROUPS`].

@@ -54,6 +54,9 @@ pub struct ServeOptions {
     /// Where to serve the web front end (public label pages, the console)
     /// over HTTPS with the same TLS identity; `None` serves none.
     pub web_listen: Option<SocketAddr>,
+    /// Where to serve the ETSI TS 102 941 EA, AA and distribution centre
+    /// over plain HTTP (`crate::etsi::deploy`); `None` serves none.
+    pub etsi_listen: Option<SocketAddr>,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -109,6 +112,7 @@ impl ServeOptions {
             listen,
             est_listen: None,
             web_listen: None,
+            etsi_listen: None,
             policies: None,
             passphrase,
             server_names: Vec::new(),
@@ -141,8 +145,10 @@ pub struct RunningServer {
     pub est_addr: Option<SocketAddr>,
     /// The bound web front end address, when it is served.
     pub web_addr: Option<SocketAddr>,
-    /// Cancelled at shutdown: the EST and web listeners stops accepting and its
-    /// connections finish their requests (until `closing`).
+    /// The bound ETSI address, when the ETSI authorities are served.
+    pub etsi_addr: Option<SocketAddr>,
+    /// Cancelled at shutdown: the EST, web and ETSI listeners stop
+    /// accepting and their connections finish their requests (until `closing`).
     est_stop: tokio_util::sync::CancellationToken,
     /// The metrics registry (also kept when no endpoint serves it).
     pub metrics: Arc<Metrics>,
@@ -419,6 +425,19 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 .await
                 .map_err(|e| bind_error(addr, &e))?,
         ),
+        None => None,
+    };
+    let etsi_listener = match opts.etsi_listen {
+        Some(addr) if opts.role.is_none() => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error(addr, &e))?,
+        ),
+        Some(_) => {
+            return Err(ServerError::Config(
+                "--etsi-listen runs with the CA, not with a --role process".into(),
+            ));
+        }
         None => None,
     };
     let metrics = Arc::new(Metrics::new());
@@ -798,6 +817,10 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         )?),
         None => None,
     };
+    let etsi_addr = match etsi_listener {
+        Some(listener) => Some(serve_etsi(listener, &opts, &storage, &est_stop)?),
+        None => None,
+    };
     let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     tracing::info!(%addr, data = %opts.data.display(), store = %store.describe(), replica = %replica, max_connections, descriptors = descriptors.unwrap_or_default(), "trustca listening (mutual TLS)");
     Ok(RunningServer {
@@ -805,6 +828,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         metrics_addr,
         est_addr,
         web_addr,
+        etsi_addr,
         est_stop,
         metrics,
         shutdown: Some(tx),
@@ -814,6 +838,29 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         store_closed,
         heads: Some(heads),
     })
+}
+
+/// Starts the ETSI authorities on `listener`; they stop with EST.
+fn serve_etsi(
+    listener: tokio::net::TcpListener,
+    opts: &ServeOptions,
+    storage: &Arc<dyn Storage>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<SocketAddr> {
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(format!("cannot read the ETSI address: {e}")))?;
+    let http = crate::etsi::deploy::service(
+        &opts.data,
+        opts.policies.as_deref(),
+        &opts.passphrase,
+        Arc::clone(storage),
+        bound,
+        stop.clone(),
+    )?;
+    crate::etsi::http::spawn(listener, http, stop.clone());
+    tracing::info!(addr = %bound, "ETSI TS 102 941 EA, AA and DC on http://{bound}/etsi/");
+    Ok(bound)
 }
 
 /// The TLS identity of a `--role` process: its own key and the chain the
@@ -981,6 +1028,7 @@ async fn start_role(
         metrics_addr,
         est_addr,
         web_addr: None,
+        etsi_addr: None,
         est_stop,
         metrics,
         shutdown: Some(tx),

@@ -10,6 +10,7 @@
 //! record, so the enrolment credential carries the car's trust level and a
 //! revoked or suspended car gets none.
 
+pub mod deploy;
 pub mod http;
 
 use std::sync::Arc;

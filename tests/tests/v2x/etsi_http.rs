@@ -57,9 +57,10 @@ fn secret() -> ([u8; 32], PublicKeyP256) {
     }
 }
 
-/// Enrols one automotive device of Acme with the real CA and returns its
-/// URN and the CA's store (the server stopped, so the test opens it).
-async fn enrolled_car() -> (TestCa, String, Arc<dyn Storage>) {
+/// Enrols the automotive device `serial` of Acme with the real CA and
+/// returns its URN and the CA's store (the server stopped, so the test
+/// opens it).
+pub(crate) async fn enrolled_car(serial: &str) -> (TestCa, String, Arc<dyn Storage>) {
     let mut ca = TestCa::start().await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut client = ca.client(&acme).await;
@@ -69,7 +70,7 @@ async fn enrolled_car() -> (TestCa, String, Arc<dyn Storage>) {
         "automotive",
         "Acme",
         "Roadster",
-        "VIN0001",
+        serial,
         "1.0.0",
         automotive_lv5(),
     )
@@ -81,7 +82,7 @@ async fn enrolled_car() -> (TestCa, String, Arc<dyn Storage>) {
     (ca, car.identity, store)
 }
 
-fn run_station(args: &[String]) -> serde_json::Value {
+pub(crate) fn run_station(args: &[String]) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -99,7 +100,7 @@ fn run_station(args: &[String]) -> serde_json::Value {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
-fn python_ready() -> bool {
+pub(crate) fn python_ready() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import asn1tools, cryptography"])
         .output()
@@ -119,7 +120,7 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     if !python_ready() {
         return;
     }
-    let (ca, urn, store) = enrolled_car().await;
+    let (ca, urn, store) = enrolled_car("VIN0001").await;
     assert!(urn.starts_with("urn:trustca:automotive:"), "{urn}");
     let identity = trustca_model::DeviceIdentity::from_urn(&urn).unwrap().key();
     let level = store.trust_record(&identity).unwrap().unwrap().level;

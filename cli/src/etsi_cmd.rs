@@ -1,0 +1,103 @@
+//! `trustca etsi ...`: the EU C-ITS authorities' offline tools
+//! (`docs/v2x-etsi.md`). For now: registering a station's canonical key in
+//! the CA's store, on the data directory of a stopped server (the
+//! manufacturer's network interface for it does not exist yet).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+use trustca_server::StoreConfig;
+use trustca_v2x::PublicKeyP256;
+
+use crate::cli::{parse_store, print_json};
+
+/// The DER prefix of a P-256 `SubjectPublicKeyInfo` with an uncompressed
+/// point (id-ecPublicKey, prime256v1, BIT STRING of 66 octets).
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// `trustca etsi ...`.
+#[derive(Debug, Subcommand)]
+pub enum EtsiAction {
+    /// Register an ITS station's canonical public key for a device its
+    /// manufacturer enrolled (offline, on a stopped server's data
+    /// directory): the enrolment authority then accepts the station's
+    /// first enrolment signed with that key. The device must exist and be
+    /// the manufacturer's; a key is never replaced; the registration is
+    /// audited.
+    RegisterCanonicalKey {
+        /// Data directory of the CA (its store DATA/db).
+        #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// The store, if not the data directory's: a sled directory or a
+        /// postgres:// URL.
+        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
+        store: Option<StoreConfig>,
+        /// The device's URN (its canonical identifier, the `itsId` of its
+        /// first enrolment).
+        #[arg(long)]
+        device: String,
+        /// The manufacturer registering it (must be the device's).
+        #[arg(long)]
+        manufacturer: String,
+        /// The canonical public key: a PEM P-256 public key
+        /// (`openssl ec -pubout`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `trustca etsi ...`.
+pub fn run(action: EtsiAction) -> Result<ExitCode> {
+    match action {
+        EtsiAction::RegisterCanonicalKey {
+            data,
+            store,
+            device,
+            manufacturer,
+            key,
+            json,
+        } => {
+            let public = read_public_key(&key)?;
+            let storage = StoreConfig::or_data_dir(store.as_ref(), &data).open_existing()?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            trustca_server::etsi::register_canonical_key(
+                storage.as_ref(),
+                &manufacturer,
+                &device,
+                &public,
+                now,
+            )?;
+            let compressed = hex::encode(public.compressed());
+            if json {
+                print_json(&json!({"device": device, "canonical_key": compressed}));
+            } else {
+                println!("registered the canonical key {compressed} of {device}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A P-256 public key from a PEM `PUBLIC KEY` file.
+fn read_public_key(path: &std::path::Path) -> Result<PublicKeyP256> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = pem::parse(&text).with_context(|| format!("{} is not PEM", path.display()))?;
+    if parsed.tag() != "PUBLIC KEY" {
+        bail!("{} is a {}, not a PUBLIC KEY", path.display(), parsed.tag());
+    }
+    let Some(point) = parsed.contents().strip_prefix(P256_SPKI_PREFIX.as_slice()) else {
+        bail!("{} is not an uncompressed P-256 public key", path.display());
+    };
+    PublicKeyP256::from_sec1(point)
+        .map_err(|e| anyhow::anyhow!("{}: not a P-256 point: {e}", path.display()))
+}
