@@ -2,7 +2,6 @@
 //! does. Human-readable output by default, `--json` for scripts; errors are
 //! one line and a non-zero exit.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,7 +16,7 @@ use crate::certinfo;
 use crate::client::{ClientCredentials, connect};
 use crate::pkcs11::Pkcs11Args;
 use crate::policies;
-use trustca_server::{self as server, ServeOptions, StoreConfig};
+use trustca_server::StoreConfig;
 
 /// trustca — cross-industry device trust: sector CAs under one root,
 /// trust levels in device certificates, enrollment over mutual-TLS gRPC.
@@ -93,37 +92,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per event.
     Json,
-}
-
-/// How many connections `serve` holds and how long idle ones live.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConnectionArgs {
-    /// Connections held at once (TLS handshakes included). When full, the
-    /// longest-idle connection is closed to admit a new one. Default: what
-    /// the descriptor limit allows (the soft limit is raised at start), at
-    /// most 10,000.
-    #[arg(long, env = "TRUSTCA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_connections: Option<u64>,
-    /// Seconds a connection may stay without a request in flight before it
-    /// is closed (clients reconnect transparently).
-    #[arg(long, env = "TRUSTCA_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    idle_timeout: u64,
-    /// Seconds allowed between the TLS handshake and the first request.
-    #[arg(long, env = "TRUSTCA_FIRST_REQUEST_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    first_request_timeout: u64,
-}
-
-impl ConnectionArgs {
-    fn limits(&self) -> trustca_server::ConnectionLimits {
-        trustca_server::ConnectionLimits {
-            max_connections: self
-                .max_connections
-                .map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
-            idle_timeout: std::time::Duration::from_secs(self.idle_timeout),
-            first_request_timeout: std::time::Duration::from_secs(self.first_request_timeout),
-            ..trustca_server::ConnectionLimits::default()
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -205,82 +173,7 @@ pub enum Command {
         json: bool,
     },
     /// Run every service (enrollment, health, reflection) on one mutual-TLS port.
-    Serve {
-        /// Data directory (initialised automatically when it holds no CA).
-        #[arg(
-            long,
-            env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR,
-            help_heading = "Data directory and store"
-        )]
-        data: PathBuf,
-        /// The store: a postgres:// URL or a sled directory (default: DATA/db).
-        #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store, help_heading = "Data directory and store")]
-        store: Option<StoreConfig>,
-        /// Address to listen on.
-        #[arg(
-            long,
-            env = "TRUSTCA_LISTEN",
-            default_value = "127.0.0.1:7443",
-            help_heading = "Listeners"
-        )]
-        listen: SocketAddr,
-        /// Also serve EST (RFC 7030) over HTTPS on this address, with the
-        /// same TLS identity: https://ADDR/.well-known/est/<sector>/... (off unless given).
-        #[arg(long, env = "TRUSTCA_EST_LISTEN", help_heading = "Listeners")]
-        est_listen: Option<SocketAddr>,
-        /// Also serve the web front end over HTTPS on this address: public
-        /// label pages with QR codes and the operator console (off unless
-        /// given; docs/web.md).
-        #[arg(long, env = "TRUSTCA_WEB_LISTEN")]
-        web_listen: Option<SocketAddr>,
-        /// Also serve the EU C-ITS authorities (ETSI TS 102 941 EA, AA and
-        /// CTL/CRL distribution centre) over plain HTTP on this address:
-        /// http://ADDR/etsi/... (off unless given; keys made in DATA/etsi at first start).
-        #[arg(long, env = "TRUSTCA_ETSI_LISTEN", help_heading = "Listeners")]
-        etsi_listen: Option<SocketAddr>,
-        /// Policy directory overriding the data directory's copy.
-        #[arg(long, help_heading = "Data directory and store")]
-        policies: Option<PathBuf>,
-        /// Extra DNS names or IPs for the TLS server certificate (on first start).
-        #[arg(long = "server-name", help_heading = "Data directory and store")]
-        server_names: Vec<String>,
-        /// Sectors this instance answers for and enrolls devices of (default: every sector whose CA key DATA holds).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            env = "TRUSTCA_AUTHORITATIVE",
-            help_heading = "Sectors and federation"
-        )]
-        authoritative: Vec<String>,
-        /// Trust database of another sector, as SECTOR=https://HOST:PORT (repeatable).
-        #[arg(long = "peer", value_parser = parse_peer, help_heading = "Sectors and federation")]
-        peers: Vec<(String, String)>,
-        /// POST anomaly notifications to this http:// URL (they are always
-        /// appended to DATA/notifications.jsonl).
-        #[arg(long, env = "TRUSTCA_NOTIFY_WEBHOOK", help_heading = "Operation")]
-        notify_webhook: Option<String>,
-        /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
-        /// (e.g. 127.0.0.1:9464; off unless given).
-        #[arg(long, env = "TRUSTCA_METRICS", help_heading = "Listeners")]
-        metrics: Option<SocketAddr>,
-        /// Seconds in-flight calls may run after SIGTERM before every
-        /// connection is closed (then a last audit tree head is signed).
-        #[arg(long, env = "TRUSTCA_SHUTDOWN_GRACE", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600), help_heading = "Operation")]
-        shutdown_grace: u64,
-        #[command(flatten, next_help_heading = "Connections")]
-        connections: ConnectionArgs,
-        /// Start even if the store's audit log does not verify, serving
-        /// reads only (every write is refused) so that records can be
-        /// read out and checked; see `trustca store check`.
-        #[arg(long, env = "TRUSTCA_ALLOW_DAMAGED_STORE", help_heading = "Operation")]
-        allow_damaged_store: bool,
-        #[command(flatten, next_help_heading = "V2X authorities")]
-        v2x: Box<V2xServeArgs>,
-        #[command(flatten, next_help_heading = "CA keys")]
-        pass: PassphraseArgs,
-        #[command(flatten, next_help_heading = "CA keys")]
-        pkcs11: Pkcs11Args,
-    },
+    Serve(Box<crate::serve_cmd::ServeArgs>),
     /// Ask the trust database whether to cooperate with a peer device (exit 0 allowed, 3 denied).
     Query(Box<crate::trust_cmd::QueryArgs>),
     /// The model registry: register models and firmware releases
@@ -496,16 +389,6 @@ pub fn parse_store(s: &str) -> Result<StoreConfig, String> {
         .map_err(|e: trustca_server::ServerError| e.to_string())
 }
 
-fn parse_peer(s: &str) -> Result<(String, String), String> {
-    let (sector, url) = s
-        .split_once('=')
-        .ok_or("expected SECTOR=https://HOST:PORT")?;
-    if sector.is_empty() || !url.starts_with("https://") {
-        return Err("expected SECTOR=https://HOST:PORT".into());
-    }
-    Ok((sector.to_owned(), url.to_owned()))
-}
-
 /// Prints pretty JSON on stdout.
 pub fn print_json(v: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
@@ -550,87 +433,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             &pkcs11,
             json,
         ),
-        Command::Serve {
-            data,
-            store,
-            listen,
-            est_listen,
-            web_listen,
-            etsi_listen,
-            policies,
-            server_names,
-            authoritative,
-            peers,
-            notify_webhook,
-            metrics,
-            shutdown_grace,
-            connections,
-            allow_damaged_store,
-            v2x,
-            pass,
-            pkcs11,
-        } => {
-            let passphrase = pass.load()?;
-            let (role, v2x_remote, v2x_batch, v2x_in_process, crl_refresh) = (*v2x).resolve()?;
-            let fresh = !data.join("ca").join("root.pem").exists();
-            let shown = data.clone();
-            let running = server::start(ServeOptions {
-                data,
-                store,
-                listen,
-                est_listen,
-                web_listen,
-                etsi_listen,
-                policies,
-                passphrase,
-                server_names,
-                authoritative,
-                peers,
-                notify_webhook,
-                pkcs11: pkcs11.options(),
-                metrics,
-                shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
-                connections: connections.limits(),
-                allow_damaged_store,
-                seal_records: true,
-                role,
-                v2x_remote,
-                v2x_batch,
-                v2x_in_process,
-                crl_refresh,
-            })
-            .await?;
-            println!("listening on {}", running.addr);
-            // More lines only after the address line, which scripts read
-            // first; a reader that stopped reading must not stop the server.
-            {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                if let Some(m) = running.metrics_addr {
-                    let _ = writeln!(out, "metrics on http://{m}/metrics");
-                }
-                if let Some(e) = running.est_addr {
-                    let _ = writeln!(out, "EST on https://{e}/.well-known/est/");
-                }
-                if let Some(w) = running.web_addr {
-                    let _ = writeln!(out, "web on https://{w}/");
-                }
-                if fresh {
-                    let _ = out.write_all(first_steps(&shown, running.addr).as_bytes());
-                }
-                let _ = out.flush();
-            }
-            let addr = running.addr;
-            // On SIGTERM / Ctrl-C: stop accepting, finish in-flight calls,
-            // sign a last audit tree head, close the store.
-            running
-                .run_until(async {
-                    shutdown_signal().await;
-                    tracing::info!(%addr, "shutting down");
-                })
-                .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve(args) => crate::serve_cmd::run(*args).await,
         Command::Manufacturer { action } => credential(CertificateKind::Manufacturer, action),
         Command::Operator { action } => credential(CertificateKind::Operator, action),
         Command::Auditor { action } => credential(CertificateKind::Auditor, action),
@@ -716,25 +519,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCode> {
     let CredentialAction::Add {
         data,
@@ -805,60 +589,6 @@ fn credential(kind: CertificateKind, action: CredentialAction) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `serve` prints after it made a new CA: where things are and the
-/// next commands to paste (in another shell, with the same passphrase).
-fn first_steps(data: &Path, addr: SocketAddr) -> String {
-    let d = data.display();
-    let t = runnable_name();
-    let server = match addr.ip() {
-        ip if ip.is_unspecified() => format!("https://127.0.0.1:{}", addr.port()),
-        _ => format!("https://{addr}"),
-    };
-    format!(
-        "\
-initialised a new CA in {d}
-  root certificate      {d}/ca/root.pem   (clients trust it: --ca)
-  CA and service keys   {d}/ca/*.key, encrypted under your passphrase
-  policies              {d}/policies/
-  store                 {d}/db/
-next steps, in another shell with the same TRUSTCA_PASSPHRASE:
-  {t} manufacturer add --data {d} --name Acme --sector automotive,hems --out ./acme
-  {t} operator add --data {d} --name ops --out ./ops
-  {t} enroll --server {server} --identity ./acme/cert.pem --key ./acme/key.pem \\
-      --ca {d}/ca/root.pem --sector automotive --manufacturer Acme --model EV-200 \\
-      --serial SN0001 --firmware 1.0.0 --evidence evidence.toml \\
-      --generate-key device.key --out device.pem
-  (evidence.toml and the rest of the walkthrough: README.md, Quick start)
-"
-    )
-}
-
-/// How to run this very binary from the current directory: `trustca` when
-/// that name on `PATH` is this executable, else its path (e.g.
-/// `target/release/trustca` after `cargo build --release`), so the printed
-/// commands work when pasted.
-fn runnable_name() -> String {
-    let Ok(exe) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
-        return "trustca".into();
-    };
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path)
-            .filter_map(|dir| dir.join("trustca").canonicalize().ok())
-            .next()
-            .is_some_and(|found| found == exe)
-    });
-    if on_path {
-        return "trustca".into();
-    }
-    let relative = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(Path::to_path_buf));
-    match relative {
-        Some(r) => r.display().to_string(),
-        None => exe.display().to_string(),
-    }
-}
-
 /// Writes a private key readable by the owner only, never replacing a file.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -924,96 +654,4 @@ pub fn generate_key_and_csr(algorithm: &str, common_name: &str) -> Result<(Strin
         .push(rcgen::DnType::CommonName, common_name);
     let csr = params.serialize_request(&key)?;
     Ok((key.serialize_pem(), csr.der().to_vec()))
-}
-
-/// `serve` options of the separated V2X authorities (issue 8).
-#[derive(Debug, clap::Args)]
-pub struct V2xServeArgs {
-    /// Run one separated V2X authority (registration, pseudonym-ca,
-    /// linkage-1 or linkage-2) from its own directory, made by `init
-    /// --role` and holding only its own keys. Without it, `serve` runs
-    /// everything, the four authorities in-process: separate stores, but
-    /// their keys under one directory and passphrase (no separation).
-    #[arg(long, env = "TRUSTCA_ROLE")]
-    role: Option<String>,
-    /// With --role registration: the pseudonym CA's URL (https://HOST:PORT).
-    #[arg(long = "pseudonym-ca", env = "TRUSTCA_PSEUDONYM_CA")]
-    pseudonym_ca: Option<String>,
-    /// With --role registration: linkage authority 1's URL.
-    #[arg(long = "linkage-1", env = "TRUSTCA_LINKAGE_1")]
-    linkage_1: Option<String>,
-    /// With --role registration: linkage authority 2's URL.
-    #[arg(long = "linkage-2", env = "TRUSTCA_LINKAGE_2")]
-    linkage_2: Option<String>,
-    /// The registration authority sends a batch to the pseudonym CA once
-    /// requests of this many vehicles wait (they are shuffled together)...
-    #[arg(long = "v2x-min-vehicles", env = "TRUSTCA_V2X_MIN_VEHICLES", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    min_vehicles: u64,
-    /// ... or once the oldest request waited this many seconds (fewer
-    /// vehicles then share the batch: less cover, less delay).
-    #[arg(long = "v2x-max-wait", env = "TRUSTCA_V2X_MAX_WAIT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=86_400))]
-    max_wait: u64,
-    /// Do not run the V2X authorities in this CA process (they run as
-    /// `serve --role` processes elsewhere).
-    #[arg(long = "no-v2x", env = "TRUSTCA_NO_V2X")]
-    no_v2x: bool,
-    /// With --role: seconds between re-reads of DATA/crl/*.crl, whose
-    /// revoked callers the role refuses (keep the CA's CRLs synced there).
-    #[arg(long = "crl-refresh", env = "TRUSTCA_CRL_REFRESH", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    crl_refresh: u64,
-}
-
-type V2xSettings = (
-    Option<server::v2x::V2xRole>,
-    Option<server::v2x::RemoteAuthorities>,
-    trustca_scms::BatchPolicy,
-    bool,
-    std::time::Duration,
-);
-
-impl V2xServeArgs {
-    fn resolve(self) -> Result<V2xSettings> {
-        let role = self
-            .role
-            .as_deref()
-            .map(server::v2x::V2xRole::parse)
-            .transpose()?;
-        let batch = trustca_scms::BatchPolicy {
-            min_vehicles: self.min_vehicles as usize,
-            max_wait_secs: self.max_wait as i64,
-            ..trustca_scms::BatchPolicy::default()
-        };
-        let remote = match role {
-            Some(server::v2x::V2xRole::Registration) => {
-                let need = |v: Option<String>, flag: &str| {
-                    v.ok_or_else(|| anyhow::anyhow!("--role registration needs {flag}"))
-                };
-                Some(server::v2x::RemoteAuthorities {
-                    pseudonym_ca: need(self.pseudonym_ca, "--pseudonym-ca URL")?,
-                    linkage: [
-                        need(self.linkage_1, "--linkage-1 URL")?,
-                        need(self.linkage_2, "--linkage-2 URL")?,
-                    ],
-                })
-            }
-            _ => {
-                if self.pseudonym_ca.is_some()
-                    || self.linkage_1.is_some()
-                    || self.linkage_2.is_some()
-                {
-                    bail!(
-                        "--pseudonym-ca, --linkage-1 and --linkage-2 are for --role registration"
-                    );
-                }
-                None
-            }
-        };
-        Ok((
-            role,
-            remote,
-            batch,
-            !self.no_v2x,
-            std::time::Duration::from_secs(self.crl_refresh),
-        ))
-    }
 }

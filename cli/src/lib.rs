@@ -18,6 +18,7 @@ pub mod help;
 pub mod model_cmd;
 pub mod pkcs11;
 pub mod pseudonym_cmd;
+pub mod serve_cmd;
 pub mod show;
 pub mod snapshot_cmd;
 pub mod store_cmd;
