@@ -1,6 +1,12 @@
-//! Shared set-up for end-to-end tests: a real server on a loopback port
-//! with a fresh data directory, credentials, CSRs, and openssl.
+//! The one test kit of trustca's end-to-end tests: a real server on a
+//! loopback port with a fresh data directory, credentials, CSRs, clients,
+//! the key ceremony (`ceremony`), separated V2X authorities (`separated`),
+//! and the independent checkers — openssl, the stdlib-only Go program
+//! (`go_check`) and headless Chromium (`browser`). Compiled once and linked
+//! into every test binary of `tests/`.
+#![forbid(unsafe_code)]
 #![allow(
+    missing_debug_implementations,
     dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -269,6 +275,15 @@ pub fn openssl_verify(
     (out.status.success(), text)
 }
 
+/// The target directory's scratch space (`target/tmp`, what cargo gives
+/// integration tests as `CARGO_TARGET_TMPDIR`), found from the running
+/// test binary (`target/<profile>/deps/<test>`).
+pub fn target_tmpdir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap().parent().unwrap();
+    target.join("tmp")
+}
+
 /// The `trustca` binary built by this cargo invocation.
 pub fn trustca_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -474,8 +489,8 @@ pub fn run_output(cmd: &mut Command) -> (bool, String) {
 /// downloads (`GOPROXY=off`, a go.mod without requirements), caches in the
 /// target directory's scratch space.
 pub fn build_go_checker() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/go");
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/go");
+    let scratch = target_tmpdir().join("go-interop");
     std::fs::create_dir_all(&scratch).unwrap();
     let bin = scratch.join("interop");
     let (ok, out) = run_output(
