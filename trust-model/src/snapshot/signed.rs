@@ -99,45 +99,17 @@ impl SignedSnapshot {
 
     /// DER: SEQUENCE { body, signature OCTET STRING, SEQUENCE OF Certificate }.
     pub fn to_der(&self) -> Vec<u8> {
-        let mut inner = Vec::with_capacity(self.body.len() + 2048);
-        inner.extend_from_slice(&self.body);
-        der::write_tlv(&mut inner, TAG_OCTET_STRING, &self.signature);
-        let mut certs = Vec::new();
-        for c in &self.signer_chain {
-            certs.extend_from_slice(c);
-        }
-        der::write_tlv(&mut inner, der::TAG_SEQUENCE, &certs);
-        let mut out = Vec::with_capacity(inner.len() + 6);
-        der::write_tlv(&mut out, der::TAG_SEQUENCE, &inner);
-        out
+        der::SignedEnvelope::to_der(&self.body, &self.signature, &self.signer_chain)
     }
 
     /// Strict inverse of [`SignedSnapshot::to_der`]. The body is kept as
     /// received; it is decoded by [`SignedSnapshot::verify`].
     pub fn from_der(input: &[u8]) -> Result<Self, ModelError> {
-        let mut outer = Reader::new(input);
-        let inner = outer.read(der::TAG_SEQUENCE).map_err(bad)?;
-        if !outer.is_empty() {
-            return Err(bad("trailing bytes after the signed snapshot"));
-        }
-        let mut r = Reader::new(inner);
-        let body = r.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec();
-        let signature = r.read(TAG_OCTET_STRING).map_err(bad)?.to_vec();
-        let mut certs = Reader::new(r.read(der::TAG_SEQUENCE).map_err(bad)?);
-        let mut signer_chain = Vec::new();
-        while !certs.is_empty() {
-            if signer_chain.len() >= 8 {
-                return Err(bad("signer chain longer than 8 certificates"));
-            }
-            signer_chain.push(certs.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec());
-        }
-        if !r.is_empty() {
-            return Err(bad("trailing bytes inside the signed snapshot"));
-        }
+        let e = der::SignedEnvelope::from_der(input, "signed snapshot").map_err(bad)?;
         Ok(Self {
-            body,
-            signature,
-            signer_chain,
+            body: e.body,
+            signature: e.signature,
+            signer_chain: e.chain,
         })
     }
 }
