@@ -11,11 +11,19 @@
 //! is transport, and the trust engine sees it only as `PeerDatabases`.
 #![forbid(unsafe_code)]
 
+mod attestation_service;
+mod enroll_batch;
+mod enrollment_service;
 mod federation;
+mod revocation_service;
 mod status;
 mod systems_service;
 pub mod trust_convert;
 mod trust_service;
+
+pub use attestation_service::AttestationService;
+pub use enrollment_service::{EnrollmentService, MAX_BATCH_ITEMS};
+pub use revocation_service::RevocationService;
 
 pub use federation::{Federation, FederationConfig};
 pub use status::{Classified, blocking, caller, code, status};

@@ -24,6 +24,12 @@ impl Classified for trustca_db::TrustDbError {
     }
 }
 
+impl Classified for trustca_ca::CaError {
+    fn class(&self) -> FailureClass {
+        trustca_ca::CaError::class(self)
+    }
+}
+
 impl Classified for trustca_store::StoreError {
     fn class(&self) -> FailureClass {
         trustca_store::StoreError::class(self)
@@ -66,4 +72,120 @@ where
         .await
         .map_err(|e| Status::internal(format!("{what} task failed: {e}")))?
         .map_err(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use trustca_ca::CaError;
+    use trustca_db::TrustDbError;
+    use trustca_model::FailureClass;
+    use trustca_store::StoreError;
+
+    use super::*;
+
+    /// One of each store failure a client can meet.
+    fn store_failures() -> Vec<fn() -> StoreError> {
+        vec![
+            || StoreError::Full("disk full".into()),
+            || StoreError::Corrupt {
+                key: "device/x".into(),
+                reason: "bad".into(),
+            },
+            || StoreError::Unavailable("down".into()),
+            || StoreError::ReadOnly("recovering".into()),
+            || StoreError::AlreadyEnrolled("urn".into()),
+            || StoreError::NotEnrolled("urn".into()),
+            || StoreError::Backend("io".into()),
+        ]
+    }
+
+    #[test]
+    fn a_store_failure_answers_alike_on_enrollment_revocation_and_trust() {
+        for failure in store_failures() {
+            let what = failure().to_string();
+            let ca = status(CaError::Store(failure()));
+            let trust = status(TrustDbError::Store(failure()));
+            assert_eq!(ca.code(), trust.code(), "{what}");
+            assert_eq!(ca.code(), code(&failure()), "{what}: the store's own class");
+            assert!(
+                trust.message().contains(&what),
+                "{what}: {}",
+                trust.message()
+            );
+        }
+        let full = status(TrustDbError::Store(StoreError::Full("x".into())));
+        assert_eq!(full.code(), tonic::Code::ResourceExhausted);
+        let corrupt = status(CaError::Store(StoreError::Corrupt {
+            key: "k".into(),
+            reason: "r".into(),
+        }));
+        assert_eq!(corrupt.code(), tonic::Code::DataLoss);
+    }
+
+    #[test]
+    fn the_metrics_label_of_a_class_names_its_grpc_code() {
+        let classes = [
+            FailureClass::InvalidArgument,
+            FailureClass::Unauthenticated,
+            FailureClass::PermissionDenied,
+            FailureClass::NotFound,
+            FailureClass::AlreadyExists,
+            FailureClass::FailedPrecondition,
+            FailureClass::ResourceExhausted,
+            FailureClass::Unavailable,
+            FailureClass::DataLoss,
+            FailureClass::Internal,
+        ];
+        for class in classes {
+            let code = trustca_proto::grpc_code(class) as i32;
+            assert_eq!(
+                class.label(),
+                trustca_model::observe::code_label(code),
+                "{class:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn blocking_work_answers_with_the_class_of_its_error() {
+        let refused = blocking("test", || -> Result<(), _> {
+            Err(TrustDbError::PermissionDenied("not yours".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(refused.message().contains("not yours"));
+        let done = blocking("test", || Ok::<_, CaError>(7)).await.unwrap();
+        assert_eq!(done, 7);
+    }
+
+    #[test]
+    fn a_request_without_an_authenticated_caller_is_refused() {
+        let refused = caller(&Request::new(())).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let mut with = Request::new(());
+        let sector = trustca_model::SectorName::new("hems").unwrap();
+        let kind = trustca_model::CertificateKind::Operator;
+        let credential = Arc::new(Credential {
+            kind,
+            sector: sector.clone(),
+            sectors: vec![sector.clone()],
+            name: "op".into(),
+            serial: "01".into(),
+            extension: trustca_model::TrustLevelExtension {
+                kind,
+                sector: sector.clone(),
+                level: None,
+                policy_version: "t".into(),
+                basis: vec![],
+                authorized_sectors: vec![sector],
+                permitted_schemes: vec![],
+            },
+            identity: None,
+            key_fingerprint: [0; 32],
+        });
+        with.extensions_mut()
+            .insert(AuthenticatedCaller(Arc::clone(&credential)));
+        assert_eq!(caller(&with).unwrap().name, "op");
+    }
 }

@@ -12,11 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use trustca_api::{AnomalyService, TrustService};
-use trustca_ca::{
-    CaHierarchy, CrlPublisher, EnrollmentEngine, EnrollmentService, InitReport, Passphrase,
-    RevocationService,
-};
+use trustca_api::{AnomalyService, EnrollmentService, RevocationService, TrustService};
+use trustca_ca::{CaHierarchy, CrlPublisher, EnrollmentEngine, InitReport, Passphrase};
 use trustca_db::{Notifier, TrustEngine, TrustEngineConfig};
 use trustca_model::{PolicySet, StatementSigner};
 use trustca_proto::v1::anomalies_server::AnomaliesServer;
@@ -745,7 +742,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(enrollment)
         .add_service(
             trustca_proto::v1::attestation_server::AttestationServer::new(
-                trustca_ca::AttestationService::new(Arc::clone(&engine)),
+                trustca_api::AttestationService::new(Arc::clone(&engine)),
             )
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
