@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use trustca_ca::{
-    BulkRevokeCommand, CrlPublisher, EnrollmentEngine, RevocationEngine, RevocationSubject,
-    RevokeCommand,
+    BulkRevokeCommand, CrlPublisher, EnrollmentEngine, RestrictCommand, RevocationEngine,
+    RevocationSubject, RevokeCommand,
 };
 use trustca_model::SectorName;
 use trustca_proto::v1 as pb;
@@ -44,34 +44,18 @@ impl Revocation for RevocationService {
     ) -> Result<Response<pb::RestrictResponse>, Status> {
         let caller = authenticated_caller(&request)?;
         let req = request.into_inner();
-        let identity = self
-            .engine
-            .check_restrict(&caller, &req.identity, &req.note)
-            .map_err(status)?;
-        let (outcome, old_serial) = self
-            .engine
-            .enrollment()
-            .reissue_narrower(&caller, &identity, &req.withdraw)
-            .await
-            .map_err(status)?;
-        let revoked_serial = trustca_model::hexfmt::encode(&old_serial);
-        let engine = Arc::clone(&self.engine);
-        let sector = identity.sector.clone();
-        let note = format!(
-            "partial revocation ({}): {}",
-            req.withdraw.join(","),
-            req.note
-        );
-        let who = Arc::clone(&caller);
-        let crl = blocking("revocation", move || {
-            engine.withdraw_replaced(&who, &sector, &old_serial, &note)
-        })
-        .await?;
-        tracing::info!(rpc = "Restrict", operator = %caller.name, device = %identity, withdrawn = ?req.withdraw, outcome = "reissued");
+        let cmd = RestrictCommand {
+            identity: req.identity,
+            withdraw: req.withdraw,
+            note: req.note,
+        };
+        let withdrawn = cmd.withdraw.clone();
+        let done = self.engine.restrict(&caller, cmd).await.map_err(status)?;
+        tracing::info!(rpc = "Restrict", operator = %caller.name, device = %done.identity, withdrawn = ?withdrawn, outcome = "reissued");
         Ok(Response::new(pb::RestrictResponse {
-            chain_der: outcome.chain_der,
-            revoked_serial,
-            crl_number: crl.number,
+            chain_der: done.chain_der,
+            revoked_serial: trustca_model::hexfmt::encode(&done.revoked_serial),
+            crl_number: done.crl_number,
         }))
     }
 

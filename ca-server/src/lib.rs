@@ -37,4 +37,7 @@ pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
 pub use pkcs11::{Pkcs11Key, Pkcs11Pin, Pkcs11Settings, Pkcs11Token};
 pub use revocation::{CrlPublisher, PublishedCrl};
-pub use revoke::{BulkRevokeCommand, RevocationEngine, RevocationSubject, RevokeCommand, Revoked};
+pub use revoke::{
+    BulkRevokeCommand, RestrictCommand, Restricted, RevocationEngine, RevocationSubject,
+    RevokeCommand, Revoked,
+};

@@ -5,7 +5,7 @@
 
 use trustca_model::SignedTrustAssertion;
 
-/// `AddEvaluationRequest`.
+/// Add an evaluation to a registered model (certification body or, self-assessed, its manufacturer).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AddEvaluationRequest {
     /// Model.
@@ -16,7 +16,7 @@ pub struct AddEvaluationRequest {
     pub reason: String,
 }
 
-/// `AnomalyOutcome`.
+/// What a gateway's anomaly report did to the device's trust.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnomalyOutcome {
     /// Identity.
@@ -35,7 +35,7 @@ pub struct AnomalyOutcome {
     pub reasons: Vec<String>,
 }
 
-/// `AnomalyReport`.
+/// A gateway's report of a device behaving unusually.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnomalyReport {
     /// The device's long-term certificate chain, DER, leaf first.
@@ -50,7 +50,7 @@ pub struct AnomalyReport {
     pub evidence: ::std::collections::HashMap<String, String>,
 }
 
-/// `BulkDowngradeRequest`.
+/// Lower every matching device of a model and firmware range to at most a level.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BulkDowngradeRequest {
     /// Sector.
@@ -69,7 +69,7 @@ pub struct BulkDowngradeRequest {
     pub reason: String,
 }
 
-/// `BulkDowngradeResponse`.
+/// How many devices a bulk downgrade matched and changed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BulkDowngradeResponse {
     /// Matched.
@@ -93,14 +93,14 @@ pub struct CapHop {
     pub counted_level: u32,
 }
 
-/// `CertificateChain`.
+/// A certificate chain, DER, leaf first.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CertificateChain {
     /// Certificates.
     pub certificates: Vec<Vec<u8>>,
 }
 
-/// `ChangeTrustRequest`.
+/// An operator's change to one device's trust record.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChangeTrustRequest {
     /// urn:trustca:... of the device.
@@ -111,7 +111,7 @@ pub struct ChangeTrustRequest {
     pub change: Option<change_trust_request::Change>,
 }
 
-/// `Decision`.
+/// A cooperation decision: may the caller work with the peer for an operation, and how deeply.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Decision {
     /// Allow.
@@ -167,7 +167,7 @@ pub struct EvidenceItem {
     pub evaluated_at: String,
 }
 
-/// `GetHistoryResponse`.
+/// A device's trust record and its history.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetHistoryResponse {
     /// Record.
@@ -176,21 +176,21 @@ pub struct GetHistoryResponse {
     pub entries: Vec<HistoryEntryView>,
 }
 
-/// `GetModelRequest`.
+/// Show one registered model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetModelRequest {
     /// Model.
     pub model: Option<ModelSelector>,
 }
 
-/// `GetTrustRequest`.
+/// Ask for a device's live trust, by chain, fingerprint or identity.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetTrustRequest {
     /// Subject.
     pub subject: Option<get_trust_request::Subject>,
 }
 
-/// `HistoryEntryView`.
+/// One change in a device's trust history.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HistoryEntryView {
     /// Version.
@@ -205,7 +205,7 @@ pub struct HistoryEntryView {
     pub reason: String,
 }
 
-/// `LinkRequest`.
+/// Link (or unlink) devices in a system.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LinkRequest {
     /// System.
@@ -217,7 +217,7 @@ pub struct LinkRequest {
     pub reason: String,
 }
 
-/// `ListModelsRequest`.
+/// List registered models, optionally of one sector or manufacturer.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListModelsRequest {
     /// Sector.
@@ -226,14 +226,14 @@ pub struct ListModelsRequest {
     pub manufacturer: String,
 }
 
-/// `ListModelsResponse`.
+/// Registered models.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ListModelsResponse {
     /// Models.
     pub models: Vec<ModelView>,
 }
 
-/// `MemberLevel`.
+/// One member of an evaluated system: its own and its effective level.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MemberLevel {
     /// Identity.
@@ -250,7 +250,7 @@ pub struct MemberLevel {
     pub cap: Option<SystemCap>,
 }
 
-/// `ModelChangeResponse`.
+/// A model after a change, and how many of its devices moved.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelChangeResponse {
     /// Model.
@@ -261,7 +261,7 @@ pub struct ModelChangeResponse {
     pub devices_changed: u64,
 }
 
-/// `ModelEvaluationInput`.
+/// An evaluation as given by its author.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelEvaluationInput {
     /// A scheme of the sector, e.g. "iso-sae-21434".
@@ -276,7 +276,7 @@ pub struct ModelEvaluationInput {
     pub valid_until: String,
 }
 
-/// `ModelEvaluationView`.
+/// An evaluation as recorded on a model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelEvaluationView {
     /// Scheme.
@@ -297,7 +297,7 @@ pub struct ModelEvaluationView {
     pub withdrawn_at: i64,
 }
 
-/// `ModelHistoryView`.
+/// One change in a model's history.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelHistoryView {
     /// Version.
@@ -312,7 +312,7 @@ pub struct ModelHistoryView {
     pub reason: String,
 }
 
-/// `ModelSelector`.
+/// Which model: sector, manufacturer, model and firmware.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelSelector {
     /// Sector.
@@ -325,7 +325,7 @@ pub struct ModelSelector {
     pub firmware: String,
 }
 
-/// `ModelView`.
+/// A registered model: its level, evaluations and history.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ModelView {
     /// Model.
@@ -356,7 +356,7 @@ pub struct ModelView {
     pub suspension_reason: String,
 }
 
-/// `RegisterModelRequest`.
+/// A manufacturer registers a model with its declared evidence.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegisterModelRequest {
     /// Model.
@@ -371,7 +371,7 @@ pub struct RegisterModelRequest {
     pub reason: String,
 }
 
-/// `RegisterSystemRequest`.
+/// Register a system of linked devices.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RegisterSystemRequest {
     /// 1-64 characters of A-Z, a-z, 0-9, '.', '\_' and '-'.
@@ -386,7 +386,7 @@ pub struct RegisterSystemRequest {
     pub reason: String,
 }
 
-/// `ReloadPolicyResponse`.
+/// The policy versions in force after a reload.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReloadPolicyResponse {
     /// Cooperation version.
@@ -395,7 +395,7 @@ pub struct ReloadPolicyResponse {
     pub recognition_version: String,
 }
 
-/// `SuspendModelRequest`.
+/// Suspend a model (or lift the suspension).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SuspendModelRequest {
     /// Model.
@@ -421,7 +421,7 @@ pub struct SystemCap {
     pub reason: String,
 }
 
-/// `SystemEvaluation`.
+/// A system evaluated: each member's effective level and the combined one.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SystemEvaluation {
     /// System.
@@ -454,7 +454,7 @@ pub struct SystemLink {
     pub operation: String,
 }
 
-/// `SystemView`.
+/// A system of linked devices: its members and links.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SystemView {
     /// Name.
@@ -469,7 +469,7 @@ pub struct SystemView {
     pub links: Vec<SystemLink>,
 }
 
-/// `TrustAnswer`.
+/// A device's live trust, with the responder's signed assertion of it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrustAnswer {
     /// Identity.
@@ -490,7 +490,7 @@ pub struct TrustAnswer {
     pub assertion: Option<SignedTrustAssertion>,
 }
 
-/// `TrustRecordView`.
+/// A device's trust record as it stands.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TrustRecordView {
     /// Identity.
@@ -507,7 +507,7 @@ pub struct TrustRecordView {
     pub updated_at: i64,
 }
 
-/// `WithdrawEvaluationRequest`.
+/// Withdraw an evaluation from a model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WithdrawEvaluationRequest {
     /// Model.
