@@ -28,6 +28,7 @@ use anyhow::{Context, Result, bail};
 use prost::Message;
 use tonic::transport::Channel;
 use trustca::client::ClientCredentials;
+use trustca_api::trust_convert::Convert;
 use trustca_model::{CertificateKind, credential_from_chain};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_client::EnrollmentClient;
@@ -765,7 +766,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
     }
     let cars = &world.cars;
     for chain in cars {
-        check(&engine.decide(&caller, chain, OPERATION).await?)?;
+        check(&engine.decide(&caller, chain, OPERATION).await?.convert())?;
     }
     let mut rows = Vec::new();
 
@@ -778,7 +779,7 @@ pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
         last = Some(d);
     }
     let elapsed = start.elapsed();
-    let decision = last.context("no decision")?;
+    let decision: pb::Decision = last.context("no decision")?.convert();
     check(&decision)?;
     rows.push(breakdown_row(
         "decide_engine",

@@ -438,6 +438,7 @@ impl AttestationBook {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trustca_model::FailureClass;
 
     const AK: &[u8] = include_bytes!("../../attestation/testdata/swtpm/ak.pub");
 
@@ -479,7 +480,7 @@ mod tests {
             matches!(&e, CaError::ChallengeUnusable(m) if m.contains("already answered")),
             "{e}"
         );
-        assert_eq!(tonic::Code::from(&e), tonic::Code::FailedPrecondition);
+        assert_eq!(e.class(), FailureClass::FailedPrecondition);
 
         put(&book, [2; 16], Instant::now() + CHALLENGE_LIFETIME);
         let other = SectorName::new("hems").unwrap();
@@ -497,23 +498,23 @@ mod tests {
     }
 
     #[test]
-    fn refusals_map_to_statuses() {
-        let code = |e: AttestationError| tonic::Code::from(&refused(e));
+    fn refusals_map_to_failure_classes() {
+        let code = |e: AttestationError| refused(e).class();
         assert_eq!(
             code(AttestationError::WrongNonce),
-            tonic::Code::PermissionDenied
+            FailureClass::PermissionDenied
         );
         assert_eq!(
             code(AttestationError::BadSignature),
-            tonic::Code::PermissionDenied
+            FailureClass::PermissionDenied
         );
         assert_eq!(
             code(AttestationError::EkChain("x".into())),
-            tonic::Code::PermissionDenied
+            FailureClass::PermissionDenied
         );
         assert_eq!(
             code(AttestationError::Unsupported("x".into())),
-            tonic::Code::InvalidArgument
+            FailureClass::InvalidArgument
         );
     }
 }

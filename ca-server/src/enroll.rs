@@ -626,7 +626,7 @@ impl EnrollmentEngine {
     fn observe(&self, sector: &str, result: &Result<EnrollmentOutcome, CaError>) {
         let outcome = match result {
             Ok(_) => "issued",
-            Err(e) => trustca_model::observe::code_label(tonic::Code::from(e) as i32),
+            Err(e) => e.class().label(),
         };
         self.observer.enrollment(sector, outcome);
         if let Err(CaError::Store(e)) = result

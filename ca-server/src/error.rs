@@ -133,7 +133,7 @@ impl From<rcgen::Error> for CaError {
 
 impl CaError {
     /// What kind of failure this is; the wire code maps it to a status in
-    /// one place (`trustca_proto::grpc_code`, `FailureClass::http_status`).
+    /// one place (`trustca_api::status`, `FailureClass::http_status`).
     pub fn class(&self) -> FailureClass {
         match self {
             CaError::InvalidCsr(_)
@@ -163,12 +163,6 @@ impl CaError {
     }
 }
 
-impl From<&CaError> for tonic::Code {
-    fn from(e: &CaError) -> Self {
-        trustca_proto::grpc_code(e.class())
-    }
-}
-
 /// Whether a store error is the backend failing (I/O, corruption, gone),
 /// as opposed to a refusal of the request (duplicate, not enrolled, ...).
 pub fn is_backend(e: &StoreError) -> bool {
@@ -176,10 +170,4 @@ pub fn is_backend(e: &StoreError) -> bool {
         e.class(),
         FailureClass::Unavailable | FailureClass::DataLoss | FailureClass::ResourceExhausted
     ) || matches!(e, StoreError::Backend(_))
-}
-
-impl From<CaError> for tonic::Status {
-    fn from(e: CaError) -> Self {
-        tonic::Status::new(tonic::Code::from(&e), e.to_string())
-    }
 }

@@ -1,12 +1,11 @@
 //! The trustca CA engine: the CA hierarchy and its encrypted keys,
 //! certificate profiles, CSR checks, issuance of long-term device
-//! certificates and role credentials, and the gRPC enrollment service.
+//! certificates and role credentials, revocation and CRLs. No transport:
+//! the gRPC services over it are `trustca-api`'s.
 #![forbid(unsafe_code)]
 
 pub mod attestation;
-mod attestation_service;
 mod authority_tls;
-mod batch;
 mod ca_keys;
 pub mod ceremony;
 mod crl;
@@ -20,12 +19,10 @@ pub mod pkcs11;
 mod revocation;
 mod revoke;
 pub mod root_crl;
-mod service;
 mod service_certs;
 pub mod trust_list;
 pub mod v2x_ca;
 
-pub use attestation_service::AttestationService;
 pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};
 pub use ca_keys::{CaKey, CaKeys, TokenRecord};
 pub use crl::{REASONS, RevokedEntry, build_crl, reason_code};
@@ -39,6 +36,8 @@ pub use hierarchy::{AUDIT_SIGNERS_DIR, CaHierarchy, InitReport, IssuedCredential
 pub use issuer::{SigningCa, generate_key, rcgen_algorithm};
 pub use keystore::{Keystore, Passphrase};
 pub use pkcs11::{Pkcs11Key, Pkcs11Pin, Pkcs11Settings, Pkcs11Token};
-pub use revocation::{CrlPublisher, PublishedCrl, RevocationService};
-pub use revoke::{BulkRevokeCommand, RevocationEngine, RevocationSubject, RevokeCommand, Revoked};
-pub use service::{EnrollmentService, MAX_BATCH_ITEMS, caller};
+pub use revocation::{CrlPublisher, PublishedCrl};
+pub use revoke::{
+    BulkRevokeCommand, RestrictCommand, Restricted, RevocationEngine, RevocationSubject,
+    RevokeCommand, Revoked,
+};

@@ -1,25 +1,20 @@
-//! Revocation and CRL publication: operators revoke a certificate or every
-//! certificate of a device; each sector CA's CRL is reissued at once, on a
-//! schedule (half its validity), kept in memory for `GetCrl`, and written
-//! atomically to `DIR/crl/<sector>.crl` for static HTTP publication.
+//! CRL publication: after a revocation (`revoke.rs`) each sector CA's CRL
+//! is reissued at once, on a schedule (half its validity), kept in memory
+//! for `GetCrl`, and written atomically to `DIR/crl/<sector>.crl` for
+//! static HTTP publication; the root's CRL is read from there.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use time::OffsetDateTime;
-use tonic::{Request, Response, Status};
 use trustca_model::{PolicySet, SectorName};
-use trustca_proto::v1 as pb;
-use trustca_proto::v1::revocation_server::Revocation;
 use trustca_store::Storage;
 use x509_parser::prelude::FromDer;
 
 use crate::CaError;
 use crate::crl::{RevokedEntry, build_crl};
 use crate::hierarchy::CaHierarchy;
-use crate::revoke::{BulkRevokeCommand, RevocationEngine, RevocationSubject, RevokeCommand};
-use crate::service::caller as authenticated_caller;
 
 /// The latest CRL of a sector.
 #[derive(Debug, Clone)]
@@ -213,6 +208,23 @@ impl CrlPublisher {
         }
     }
 
+    /// The root's CRL as published on disk (the root signs it offline or
+    /// at start, never per request).
+    pub fn root_crl(&self) -> Result<PublishedCrl, CaError> {
+        let path = self
+            .dir
+            .join(format!("{}.crl", crate::root_crl::ROOT_CRL_NAME));
+        let der = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
+        let crl_number = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+            .ok()
+            .and_then(|(_, c)| c.crl_number().and_then(|n| u64::try_from(n).ok()))
+            .unwrap_or(0);
+        Ok(PublishedCrl {
+            der: Arc::new(der),
+            number: crl_number,
+        })
+    }
+
     /// Takes another replica's newer CRL as this one's (memory and file).
     fn adopt(&self, sector: &SectorName, crl: &PublishedCrl) {
         if let Err(e) = self.write_file(sector, crl) {
@@ -226,169 +238,3 @@ impl CrlPublisher {
 
 /// Store space holding each sector's newest CRL (number, then DER).
 const LATEST_CRL_SPACE: &str = "crl.latest";
-
-/// The `trustca.v1.Revocation` service: message conversion around the
-/// [`RevocationEngine`](crate::revoke::RevocationEngine).
-#[derive(Debug, Clone)]
-pub struct RevocationService {
-    engine: Arc<RevocationEngine>,
-}
-
-impl RevocationService {
-    /// Builds the service.
-    pub fn new(
-        publisher: Arc<CrlPublisher>,
-        storage: Arc<dyn Storage>,
-        engine: Arc<crate::EnrollmentEngine>,
-    ) -> Self {
-        Self {
-            engine: Arc::new(RevocationEngine::new(publisher, storage, engine)),
-        }
-    }
-
-    /// The root's CRL as published on disk (the root signs it offline or
-    /// at start, never per request).
-    fn root_crl(&self) -> Result<pb::GetCrlResponse, CaError> {
-        let path = self
-            .engine
-            .publisher()
-            .dir
-            .join(format!("{}.crl", crate::root_crl::ROOT_CRL_NAME));
-        let der = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
-        let crl_number = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
-            .ok()
-            .and_then(|(_, c)| c.crl_number().and_then(|n| u64::try_from(n).ok()))
-            .unwrap_or(0);
-        Ok(pb::GetCrlResponse {
-            crl_der: der,
-            crl_number,
-        })
-    }
-}
-
-/// Runs blocking engine work off the I/O threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CaError> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(Status::from)
-}
-
-#[tonic::async_trait]
-impl Revocation for RevocationService {
-    async fn restrict(
-        &self,
-        request: Request<pb::RestrictRequest>,
-    ) -> Result<Response<pb::RestrictResponse>, Status> {
-        let caller = authenticated_caller(&request)?;
-        let req = request.into_inner();
-        let identity = self
-            .engine
-            .check_restrict(&caller, &req.identity, &req.note)
-            .map_err(Status::from)?;
-        let (outcome, old_serial) = self
-            .engine
-            .enrollment()
-            .reissue_narrower(&caller, &identity, &req.withdraw)
-            .await
-            .map_err(Status::from)?;
-        let revoked_serial = trustca_model::hexfmt::encode(&old_serial);
-        let engine = Arc::clone(&self.engine);
-        let sector = identity.sector.clone();
-        let note = format!(
-            "partial revocation ({}): {}",
-            req.withdraw.join(","),
-            req.note
-        );
-        let who = Arc::clone(&caller);
-        let crl =
-            blocking(move || engine.withdraw_replaced(&who, &sector, &old_serial, &note)).await?;
-        tracing::info!(rpc = "Restrict", operator = %caller.name, device = %identity, withdrawn = ?req.withdraw, outcome = "reissued");
-        Ok(Response::new(pb::RestrictResponse {
-            chain_der: outcome.chain_der,
-            revoked_serial,
-            crl_number: crl.number,
-        }))
-    }
-
-    async fn bulk_revoke(
-        &self,
-        request: Request<pb::BulkRevokeRequest>,
-    ) -> Result<Response<pb::BulkRevokeResponse>, Status> {
-        let caller = authenticated_caller(&request)?;
-        let req = request.into_inner();
-        let cmd = BulkRevokeCommand {
-            sector: req.sector,
-            manufacturer: req.manufacturer,
-            model: req.model,
-            firmware_min: req.firmware_min,
-            firmware_max: req.firmware_max,
-            reason: req.reason,
-            note: req.note,
-        };
-        let engine = Arc::clone(&self.engine);
-        let done = blocking(move || engine.bulk_revoke(&caller, cmd)).await?;
-        Ok(Response::new(pb::BulkRevokeResponse {
-            devices: done.devices as u64,
-            certificates: done.serials.len() as u64,
-            crl_number: done.crl_number,
-        }))
-    }
-
-    async fn revoke(
-        &self,
-        request: Request<pb::RevokeRequest>,
-    ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = authenticated_caller(&request)?;
-        let req = request.into_inner();
-        let subject = match req.subject {
-            Some(pb::revoke_request::Subject::Certificate(der)) => {
-                RevocationSubject::Certificate(der)
-            }
-            Some(pb::revoke_request::Subject::Identity(urn)) => RevocationSubject::Identity(urn),
-            None => {
-                return Err(Status::invalid_argument(
-                    "invalid request: give a certificate or a device identity",
-                ));
-            }
-        };
-        let cmd = RevokeCommand {
-            subject,
-            reason: req.reason,
-            note: req.note,
-        };
-        let engine = Arc::clone(&self.engine);
-        let done = blocking(move || engine.revoke(&caller, cmd)).await?;
-        Ok(Response::new(pb::RevokeResponse {
-            revoked: done
-                .serials
-                .iter()
-                .map(|s| trustca_model::hexfmt::encode(s))
-                .collect(),
-            sector: done.sector.to_string(),
-            crl_number: done.crl_number,
-        }))
-    }
-
-    async fn get_crl(
-        &self,
-        request: Request<pb::GetCrlRequest>,
-    ) -> Result<Response<pb::GetCrlResponse>, Status> {
-        let name = request.into_inner().sector;
-        if name == crate::root_crl::ROOT_CRL_NAME {
-            return self.root_crl().map(Response::new).map_err(Status::from);
-        }
-        let sector = SectorName::new(&name).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let publisher = Arc::clone(self.engine.publisher());
-        let crl = tokio::task::spawn_blocking(move || publisher.latest(&sector))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(Status::from)?;
-        Ok(Response::new(pb::GetCrlResponse {
-            crl_der: crl.der.to_vec(),
-            crl_number: crl.number,
-        }))
-    }
-}

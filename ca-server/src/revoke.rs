@@ -2,7 +2,7 @@
 //! certificates a request names, the store's revocation (which moves
 //! devices to `revoked` and blocks compromised keys in the same
 //! transaction) and the sector CRL published right after. The gRPC
-//! `Revocation` service (`revocation.rs`) only converts messages.
+//! `Revocation` service (`trustca-api`) only converts messages.
 
 use std::sync::Arc;
 
@@ -56,6 +56,31 @@ pub struct BulkRevokeCommand {
     pub reason: String,
     /// Why (required, 1-512 bytes).
     pub note: String,
+}
+
+/// Narrow a device's certificate: the same key and identity without some
+/// capabilities; the wider certificate is revoked.
+#[derive(Debug, Clone)]
+pub struct RestrictCommand {
+    /// The device, by URN.
+    pub identity: String,
+    /// The capabilities withdrawn (`server-auth`, `client-auth`).
+    pub withdraw: Vec<String>,
+    /// Why (required, 1-512 bytes).
+    pub note: String,
+}
+
+/// What a partial revocation did.
+#[derive(Debug, Clone)]
+pub struct Restricted {
+    /// The device.
+    pub identity: DeviceIdentity,
+    /// The narrower certificate and its chain, DER, leaf first.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The serial of the wider certificate, now revoked.
+    pub revoked_serial: Vec<u8>,
+    /// The number of the CRL published after the change.
+    pub crl_number: u64,
 }
 
 /// What a revocation changed.
@@ -172,6 +197,41 @@ impl RevocationEngine {
             sector,
             serials: changed,
             devices: devices.len(),
+            crl_number: crl.number,
+        })
+    }
+
+    /// Partial revocation: checks the caller and the note, issues the
+    /// narrower certificate, then revokes the wider one (privilegeWithdrawn)
+    /// and publishes the sector's CRL on the blocking pool.
+    pub async fn restrict(
+        self: &Arc<Self>,
+        caller: &Arc<Credential>,
+        cmd: RestrictCommand,
+    ) -> Result<Restricted, CaError> {
+        let identity = self.check_restrict(caller, &cmd.identity, &cmd.note)?;
+        let (outcome, old_serial) = self
+            .enrollment
+            .reissue_narrower(caller, &identity, &cmd.withdraw)
+            .await?;
+        let engine = Arc::clone(self);
+        let who = Arc::clone(caller);
+        let sector = identity.sector.clone();
+        let serial = old_serial.clone();
+        let note = format!(
+            "partial revocation ({}): {}",
+            cmd.withdraw.join(","),
+            cmd.note
+        );
+        let crl = tokio::task::spawn_blocking(move || {
+            engine.withdraw_replaced(&who, &sector, &serial, &note)
+        })
+        .await
+        .map_err(|e| CaError::Signing(format!("revocation task failed: {e}")))??;
+        Ok(Restricted {
+            identity,
+            chain_der: outcome.chain_der,
+            revoked_serial: old_serial,
             crl_number: crl.number,
         })
     }

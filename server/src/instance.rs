@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use trustca_api::{Federation, FederationConfig};
 use trustca_ca::CaHierarchy;
-use trustca_db::{Federation, FederationConfig};
 use trustca_model::{PolicySet, SectorName};
 
 use crate::error::{Result, ServerError};

@@ -11,7 +11,7 @@
 //! headers, which is what the layer sees; a refusal in the middle of a
 //! client stream travels in the trailers, where this layer cannot reach
 //! it: `EnrollBatch` recognises it itself and ends its stream with
-//! `RESOURCE_EXHAUSTED` (`ca-server/src/batch.rs`).
+//! `RESOURCE_EXHAUSTED` (`api/src/enroll_batch.rs`).
 
 use std::future::Future;
 use std::pin::Pin;

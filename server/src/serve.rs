@@ -12,11 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use trustca_ca::{
-    CaHierarchy, CrlPublisher, EnrollmentEngine, EnrollmentService, InitReport, Passphrase,
-    RevocationService,
-};
-use trustca_db::{AnomalyService, Notifier, TrustEngine, TrustEngineConfig, TrustService};
+use trustca_api::{AnomalyService, EnrollmentService, RevocationService, TrustService};
+use trustca_ca::{CaHierarchy, CrlPublisher, EnrollmentEngine, InitReport, Passphrase};
+use trustca_db::{Notifier, TrustEngine, TrustEngineConfig};
 use trustca_model::{PolicySet, StatementSigner};
 use trustca_proto::v1::anomalies_server::AnomaliesServer;
 use trustca_proto::v1::enrollment_server::EnrollmentServer;
@@ -646,14 +644,14 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     ));
     spawn_registry_sweep(&model_registry, &crl_lease);
     let registry = trustca_proto::v1::model_registry_server::ModelRegistryServer::new(
-        trustca_db::ModelRegistryService::new(model_registry),
+        trustca_api::ModelRegistryService::new(model_registry),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(64 * MAX_MESSAGE_BYTES);
     let publisher = Arc::new(trustca_db::SnapshotPublisher::new(Arc::clone(&trust)));
     spawn_snapshot_files(&publisher, opts.data.join("snapshots"));
     let snapshots = trustca_proto::v1::trust_snapshots_server::TrustSnapshotsServer::new(
-        trustca_db::SnapshotService::new(publisher),
+        trustca_api::SnapshotService::new(publisher),
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(usize::MAX);
@@ -744,7 +742,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(enrollment)
         .add_service(
             trustca_proto::v1::attestation_server::AttestationServer::new(
-                trustca_ca::AttestationService::new(Arc::clone(&engine)),
+                trustca_api::AttestationService::new(Arc::clone(&engine)),
             )
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -1104,7 +1102,7 @@ fn trust_engine(
         policy_set.trust.clone(),
         policy_set.detection.clone(),
         Some(loader),
-        federation,
+        federation.map(|f| Box::new(f) as Box<dyn trustca_db::PeerDatabases>),
     )?)
 }
 

@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use trustca_api::SystemsService;
 use trustca_db::composition::CompositionPolicy;
-use trustca_db::{SystemRegistry, SystemsService, TrustEngine};
+use trustca_db::{SystemRegistry, TrustEngine};
 use trustca_proto::v1::systems_server::SystemsServer;
 use trustca_store::Storage;
 

@@ -48,8 +48,8 @@ mod tests {
     fn a_store_failure_answers_alike_on_every_service_and_protocol() {
         for failure in store_failures() {
             let what = failure().to_string();
-            let enrollment = tonic::Code::from(&CaError::Store(failure()));
-            let trust = tonic::Code::from(&TrustDbError::Store(failure()));
+            let enrollment = trustca_api::code(&CaError::Store(failure()));
+            let trust = trustca_api::code(&TrustDbError::Store(failure()));
             let v2x = crate::v2x::status(ScmsError::Store(failure())).code();
             assert_eq!(enrollment, trust, "{what}: enrollment vs trust");
             assert_eq!(enrollment, v2x, "{what}: enrollment vs V2X");

@@ -5,10 +5,10 @@
 //! (history, audit, immediate effect on decisions). Known false positives
 //! (a burst after a silence) are tolerated and only notified.
 
+use crate::msg;
 use serde_json::json;
 use time::OffsetDateTime;
 use trustca_model::{ANOMALY_KINDS, CertificateKind, Credential, DetectionAction, TrustStatus};
-use trustca_proto::v1 as pb;
 use trustca_store::{BlobAudit, TrustChange};
 
 use crate::TrustDbError;
@@ -32,8 +32,8 @@ impl TrustEngine {
     pub fn report_anomaly(
         &self,
         caller: &Credential,
-        req: pb::AnomalyReport,
-    ) -> Result<(pb::AnomalyOutcome, Option<String>), TrustDbError> {
+        req: msg::AnomalyReport,
+    ) -> Result<(msg::AnomalyOutcome, Option<String>), TrustDbError> {
         if caller.kind != CertificateKind::Gateway {
             return Err(TrustDbError::PermissionDenied(format!(
                 "anomaly reports need a gateway credential; the caller holds {} certificate",
@@ -128,7 +128,7 @@ impl TrustEngine {
         )?;
 
         let detection = self.detection();
-        let mut outcome = pb::AnomalyOutcome {
+        let mut outcome = msg::AnomalyOutcome {
             identity: identity.urn(),
             action: "none".into(),
             severity: String::new(),
@@ -260,7 +260,7 @@ impl TrustEngine {
             None => self.storage().trust_record(&key)?,
         };
         if let Some(r) = &after {
-            outcome.record = Some(pb::TrustRecordView {
+            outcome.record = Some(msg::TrustRecordView {
                 identity: identity.urn(),
                 sector: r.sector.clone(),
                 level: r.level as u32,

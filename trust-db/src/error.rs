@@ -1,4 +1,5 @@
-//! The trust database's error type and its one mapping to gRPC statuses.
+//! The trust database's error type and its failure classes (the api crate
+//! turns a class into a status, in one place).
 
 use trustca_composition::CompositionError;
 use trustca_model::FailureClass;
@@ -64,7 +65,7 @@ impl TrustDbError {
 
 impl TrustDbError {
     /// What kind of failure this is; the wire code maps it to a status in
-    /// one place (`trustca_proto::grpc_code`).
+    /// one place (`trustca_api::status`).
     pub fn class(&self) -> FailureClass {
         match self {
             TrustDbError::InvalidRequest(_) | TrustDbError::Model(_) => {
@@ -81,17 +82,5 @@ impl TrustDbError {
             TrustDbError::AlreadyExists(_) => FailureClass::AlreadyExists,
             TrustDbError::Composition(c) => c.class(),
         }
-    }
-}
-
-impl From<&TrustDbError> for tonic::Code {
-    fn from(e: &TrustDbError) -> Self {
-        trustca_proto::grpc_code(e.class())
-    }
-}
-
-impl From<TrustDbError> for tonic::Status {
-    fn from(e: TrustDbError) -> Self {
-        tonic::Status::new(tonic::Code::from(&e), e.to_string())
     }
 }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 use trustca_model::trust_list::TrustList;
-use trustca_model::{DeviceIdentity, TrustStatus, VerifiedChain};
-use trustca_proto::v1 as pb;
+use trustca_model::{DeviceIdentity, SignedTrustAssertion, TrustStatus, VerifiedChain};
 
 use crate::TrustDbError;
 use crate::engine::LiveState;
@@ -65,7 +64,11 @@ pub(crate) fn state(
         level,
         status,
         version: 0,
-        assertion: Arc::new(pb::SignedAssertion::default()),
+        assertion: Arc::new(SignedTrustAssertion {
+            body: Vec::new(),
+            signature: Vec::new(),
+            responder_chain: Vec::new(),
+        }),
         next_update,
         notes,
     })

@@ -9,31 +9,25 @@ mod engine;
 mod error;
 mod federation;
 mod foreign;
+pub mod msg;
 mod notify;
 mod registry;
-mod service;
 mod snapshot;
 mod systems;
-mod systems_service;
 
 pub use engine::{
-    IssuerCheck, LiveState, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig,
+    IssuerCheck, LiveState, MAX_CHAIN, PolicyLoader, RevocationHook, TrustEngine, TrustEngineConfig,
 };
 pub use error::TrustDbError;
-pub use federation::{Federation, FederationConfig};
+pub use federation::{PeerAnswer, PeerDatabases};
 pub use foreign::FOREIGN_CRL_DIR;
 pub use notify::Notifier;
 pub use registry::{FleetMove, ModelRegistry, model_view};
-pub use service::{
-    AnomalyService, MAX_CHAIN, MAX_DECIDE_BATCH, ModelRegistryService, SnapshotService,
-    TrustService,
-};
 pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};
 pub use systems::{
     MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, cap_view, evaluation_view,
     system_view,
 };
-pub use systems_service::SystemsService;
 pub use trustca_composition as composition;
 
 #[cfg(test)]

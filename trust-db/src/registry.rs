@@ -15,6 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::msg;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use trustca_model::registry::{Assessment, check_evaluation_fields, device_level};
@@ -22,7 +23,6 @@ use trustca_model::{
     CertificateKind, Credential, Evidence, EvidenceItem, FirmwareRange, ModelEvaluation, ModelKey,
     ModelRecord, ModelStatus, PolicySet, SectorName, SectorPolicy, TrustLevel, TrustStatus,
 };
-use trustca_proto::v1 as pb;
 use trustca_store::registry::{MODEL_SPACE, model_ranges, models_with_prefix};
 use trustca_store::{BlobAudit, Storage, TrustChange};
 
@@ -115,9 +115,9 @@ fn json_str(s: &str) -> String {
 }
 
 /// The registry's view of a record for gRPC.
-pub fn model_view(m: &ModelRecord) -> pb::ModelView {
-    pb::ModelView {
-        model: Some(pb::ModelSelector {
+pub fn model_view(m: &ModelRecord) -> msg::ModelView {
+    msg::ModelView {
+        model: Some(msg::ModelSelector {
             sector: m.key.sector.to_string(),
             manufacturer: m.key.manufacturer.clone(),
             model: m.key.model.clone(),
@@ -136,7 +136,7 @@ pub fn model_view(m: &ModelRecord) -> pb::ModelView {
         evaluations: m
             .evaluations
             .iter()
-            .map(|e| pb::ModelEvaluationView {
+            .map(|e| msg::ModelEvaluationView {
                 scheme: e.scheme.clone(),
                 result: e.result.clone(),
                 certificate_number: e.certificate_number.clone(),
@@ -150,7 +150,7 @@ pub fn model_view(m: &ModelRecord) -> pb::ModelView {
         history: m
             .history
             .iter()
-            .map(|h| pb::ModelHistoryView {
+            .map(|h| msg::ModelHistoryView {
                 version: h.version,
                 at: h.at,
                 actor: h.actor.clone(),
@@ -182,7 +182,7 @@ impl ModelRegistry {
         Ok(self.policies.sector(sector)?)
     }
 
-    fn key_of(&self, sel: Option<&pb::ModelSelector>) -> Result<ModelKey, TrustDbError> {
+    fn key_of(&self, sel: Option<&msg::ModelSelector>) -> Result<ModelKey, TrustDbError> {
         let sel = sel.ok_or_else(|| invalid("model is required"))?;
         let policy = self.sector_policy(&sel.sector)?;
         if sel.firmware.is_empty() {
@@ -232,7 +232,7 @@ impl ModelRegistry {
 
     fn evaluation_of(
         &self,
-        input: &pb::ModelEvaluationInput,
+        input: &msg::ModelEvaluationInput,
         policy: &SectorPolicy,
         registered_by: &str,
         self_assessed: bool,
@@ -274,8 +274,8 @@ impl ModelRegistry {
     pub fn register(
         &self,
         caller: &Credential,
-        req: &pb::RegisterModelRequest,
-    ) -> Result<pb::ModelChangeResponse, TrustDbError> {
+        req: &msg::RegisterModelRequest,
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let key = self.key_of(req.model.as_ref())?;
         check_reason(&req.reason)?;
         if caller.kind != CertificateKind::Manufacturer {
@@ -369,8 +369,8 @@ impl ModelRegistry {
     pub fn add_evaluation(
         &self,
         caller: &Credential,
-        req: &pb::AddEvaluationRequest,
-    ) -> Result<pb::ModelChangeResponse, TrustDbError> {
+        req: &msg::AddEvaluationRequest,
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let key = self.key_of(req.model.as_ref())?;
         check_reason(&req.reason)?;
         let input = req
@@ -444,8 +444,8 @@ impl ModelRegistry {
     pub fn withdraw_evaluation(
         &self,
         caller: &Credential,
-        req: &pb::WithdrawEvaluationRequest,
-    ) -> Result<pb::ModelChangeResponse, TrustDbError> {
+        req: &msg::WithdrawEvaluationRequest,
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let key = self.key_of(req.model.as_ref())?;
         check_reason(&req.reason)?;
         if !matches!(
@@ -510,8 +510,8 @@ impl ModelRegistry {
     pub fn suspend(
         &self,
         caller: &Credential,
-        req: &pb::SuspendModelRequest,
-    ) -> Result<pb::ModelChangeResponse, TrustDbError> {
+        req: &msg::SuspendModelRequest,
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let key = self.key_of(req.model.as_ref())?;
         check_reason(&req.reason)?;
         if caller.kind != CertificateKind::Operator {
@@ -561,7 +561,7 @@ impl ModelRegistry {
     }
 
     /// Any authenticated caller: one record.
-    pub fn get(&self, req: &pb::GetModelRequest) -> Result<pb::ModelView, TrustDbError> {
+    pub fn get(&self, req: &msg::GetModelRequest) -> Result<msg::ModelView, TrustDbError> {
         let key = self.key_of(req.model.as_ref())?;
         Ok(model_view(&self.load(&key)?))
     }
@@ -569,8 +569,8 @@ impl ModelRegistry {
     /// Any authenticated caller: a sector's records (or one manufacturer's).
     pub fn list(
         &self,
-        req: &pb::ListModelsRequest,
-    ) -> Result<pb::ListModelsResponse, TrustDbError> {
+        req: &msg::ListModelsRequest,
+    ) -> Result<msg::ListModelsResponse, TrustDbError> {
         let policy = self.sector_policy(&req.sector)?;
         let prefix = if req.manufacturer.is_empty() {
             format!("{}/", policy.sector)
@@ -585,7 +585,7 @@ impl ModelRegistry {
                 models.len()
             )));
         }
-        Ok(pb::ListModelsResponse {
+        Ok(msg::ListModelsResponse {
             models: models.iter().map(model_view).collect(),
         })
     }
@@ -741,7 +741,7 @@ impl ModelRegistry {
         text: String,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<pb::ModelChangeResponse, TrustDbError> {
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let at = now.unix_timestamp();
         let who = who.to_owned();
         let before = (record.level, record.status);
@@ -788,7 +788,7 @@ impl ModelRegistry {
             devices_changed = changed,
             "model registry change"
         );
-        Ok(pb::ModelChangeResponse {
+        Ok(msg::ModelChangeResponse {
             model: Some(model_view(&record)),
             devices_matched: matched,
             devices_changed: changed,
@@ -898,8 +898,8 @@ mod tests {
         }
     }
 
-    fn selector(firmware: &str) -> Option<pb::ModelSelector> {
-        Some(pb::ModelSelector {
+    fn selector(firmware: &str) -> Option<msg::ModelSelector> {
+        Some(msg::ModelSelector {
             sector: "automotive".into(),
             manufacturer: "Acme".into(),
             model: "EV-9".into(),
@@ -950,20 +950,20 @@ mod tests {
         registry
             .register(
                 &acme,
-                &pb::RegisterModelRequest {
+                &msg::RegisterModelRequest {
                     model: selector("1.0..1.9"),
                     declared: vec![
-                        pb::EvidenceItem {
+                        msg::EvidenceItem {
                             r#type: "hardware-root-of-trust".into(),
                             value: "secure-element".into(),
                             ..Default::default()
                         },
-                        pb::EvidenceItem {
+                        msg::EvidenceItem {
                             r#type: "secure-update".into(),
                             value: "true".into(),
                             ..Default::default()
                         },
-                        pb::EvidenceItem {
+                        msg::EvidenceItem {
                             r#type: "supported-until".into(),
                             value: day(3650),
                             ..Default::default()
@@ -977,9 +977,9 @@ mod tests {
         let r = registry
             .add_evaluation(
                 &tuv,
-                &pb::AddEvaluationRequest {
+                &msg::AddEvaluationRequest {
                     model: selector("1.0..1.9"),
-                    evaluation: Some(pb::ModelEvaluationInput {
+                    evaluation: Some(msg::ModelEvaluationInput {
                         scheme: "iso-sae-21434".into(),
                         result: "CAL3".into(),
                         certificate_number: "T-1".into(),
@@ -1000,7 +1000,7 @@ mod tests {
         let r = registry
             .withdraw_evaluation(
                 &tuv,
-                &pb::WithdrawEvaluationRequest {
+                &msg::WithdrawEvaluationRequest {
                     model: selector("1.0..1.9"),
                     certificate_number: "T-1".into(),
                     reason: "r".into(),
@@ -1022,9 +1022,9 @@ mod tests {
         let err = registry
             .add_evaluation(
                 &tuv,
-                &pb::AddEvaluationRequest {
+                &msg::AddEvaluationRequest {
                     model: selector("1.0..1.9"),
-                    evaluation: Some(pb::ModelEvaluationInput {
+                    evaluation: Some(msg::ModelEvaluationInput {
                         scheme: "common-criteria".into(),
                         result: "EAL4+".into(),
                         certificate_number: "T-2".into(),
@@ -1039,7 +1039,7 @@ mod tests {
         let err = registry
             .withdraw_evaluation(
                 &tuv,
-                &pb::WithdrawEvaluationRequest {
+                &msg::WithdrawEvaluationRequest {
                     model: selector("1.0..1.9"),
                     certificate_number: "T-1".into(),
                     reason: "again".into(),
@@ -1062,9 +1062,9 @@ mod tests {
         registry
             .register(
                 &acme,
-                &pb::RegisterModelRequest {
+                &msg::RegisterModelRequest {
                     model: selector("1.0.."),
-                    declared: vec![pb::EvidenceItem {
+                    declared: vec![msg::EvidenceItem {
                         r#type: "secure-update".into(),
                         value: "true".into(),
                         ..Default::default()
@@ -1077,9 +1077,9 @@ mod tests {
         registry
             .add_evaluation(
                 &tuv,
-                &pb::AddEvaluationRequest {
+                &msg::AddEvaluationRequest {
                     model: selector("1.0.."),
-                    evaluation: Some(pb::ModelEvaluationInput {
+                    evaluation: Some(msg::ModelEvaluationInput {
                         scheme: "iso-sae-21434".into(),
                         result: "CAL2".into(),
                         certificate_number: "T-9".into(),
@@ -1120,7 +1120,7 @@ mod tests {
         let register = |firmware: &str, reason: &str| {
             registry.register(
                 &acme,
-                &pb::RegisterModelRequest {
+                &msg::RegisterModelRequest {
                     model: selector(firmware),
                     declared: vec![],
                     self_assessed: vec![],
@@ -1150,7 +1150,7 @@ mod tests {
             Err(TrustDbError::FailedPrecondition(_))
         ));
         let err = registry
-            .get(&pb::GetModelRequest {
+            .get(&msg::GetModelRequest {
                 model: selector("1.1"),
             })
             .unwrap_err();

@@ -55,6 +55,25 @@ impl FailureClass {
         }
     }
 
+    /// The snake-case name of the gRPC code this class answers with
+    /// (`invalid_argument`, `data_loss`, ...), for metrics labels counted
+    /// where no transport is known; `trustca-api` checks that it names the
+    /// code `trustca_proto::grpc_code` gives.
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureClass::InvalidArgument => "invalid_argument",
+            FailureClass::Unauthenticated => "unauthenticated",
+            FailureClass::PermissionDenied => "permission_denied",
+            FailureClass::NotFound => "not_found",
+            FailureClass::AlreadyExists => "already_exists",
+            FailureClass::FailedPrecondition => "failed_precondition",
+            FailureClass::ResourceExhausted => "resource_exhausted",
+            FailureClass::Unavailable => "unavailable",
+            FailureClass::DataLoss => "data_loss",
+            FailureClass::Internal => "internal",
+        }
+    }
+
     /// Whether a client may retry the same request later and expect it to
     /// work (HTTP answers carry `Retry-After`).
     pub fn is_transient(self) -> bool {

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use trustca_ca::{CaHierarchy, caller};
+use trustca_api::caller;
+use trustca_ca::CaHierarchy;
 use trustca_proto::v1 as pb;
 use trustca_v2x::{CertProfile, Certificate};
 

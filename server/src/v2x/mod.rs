@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use ring::hmac;
 use tonic::{Request, Response, Status};
-use trustca_ca::{CaHierarchy, Keystore, Passphrase, caller};
+use trustca_api::caller;
+use trustca_ca::{CaHierarchy, Keystore, Passphrase};
 use trustca_proto::v1 as pb;
 use trustca_pseudonym::{
     ButterflyRequest, LaId, LinkageRevocation, P256PrivateKey, P256PublicKey, SeedRelease,

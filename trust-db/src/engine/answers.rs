@@ -10,7 +10,7 @@ impl TrustEngine {
         record: &TrustRecord,
         status: TrustStatus,
         now: OffsetDateTime,
-    ) -> Result<(Arc<pb::SignedAssertion>, OffsetDateTime), TrustDbError> {
+    ) -> Result<(Arc<SignedTrustAssertion>, OffsetDateTime), TrustDbError> {
         let ttl = time::Duration::try_from(self.cfg.assertion_ttl).unwrap_or(time::Duration::HOUR);
         let refresh = ttl / 4;
         if let Ok(cache) = self.assertions.lock()
@@ -37,11 +37,7 @@ impl TrustEngine {
             self.cfg.responder_key.as_ref(),
             self.cfg.responder_chain.clone(),
         )?;
-        let signed = Arc::new(pb::SignedAssertion {
-            body: signed.body,
-            signature: signed.signature,
-            responder_chain: signed.responder_chain,
-        });
+        let signed = Arc::new(signed);
         if let Ok(mut cache) = self.assertions.lock() {
             if cache.len() >= MAX_CACHE {
                 cache.clear();
@@ -154,7 +150,7 @@ impl TrustEngine {
         &self,
         asked: &DeviceIdentity,
         cache_key: Vec<u8>,
-        request: pb::GetTrustRequest,
+        request: msg::GetTrustRequest,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
         let sector = &asked.sector;
@@ -179,16 +175,12 @@ impl TrustEngine {
             sector: sector.to_string(),
             reason: "peer database answered without a signed assertion".into(),
         })?;
-        let checked = SignedTrustAssertion {
-            body: signed.body.clone(),
-            signature: signed.signature.clone(),
-            responder_chain: signed.responder_chain.clone(),
-        }
-        .verify_from_sector(&self.cfg.root_der, now, &self.cfg.extension_oid, sector)
-        .map_err(|e| TrustDbError::Unreachable {
-            sector: sector.to_string(),
-            reason: format!("bad answer: {e}"),
-        })?;
+        let checked = signed
+            .verify_from_sector(&self.cfg.root_der, now, &self.cfg.extension_oid, sector)
+            .map_err(|e| TrustDbError::Unreachable {
+                sector: sector.to_string(),
+                reason: format!("bad answer: {e}"),
+            })?;
         // A validly signed answer about another device (a confused or
         // malicious peer, or a replayed answer) must not stand in for the
         // device asked about. Identities compare case-insensitively.
@@ -242,9 +234,9 @@ impl TrustEngine {
                 now,
             )
         } else {
-            let req = pb::GetTrustRequest {
-                subject: Some(pb::get_trust_request::Subject::Chain(
-                    pb::CertificateChain {
+            let req = msg::GetTrustRequest {
+                subject: Some(msg::get_trust_request::Subject::Chain(
+                    msg::CertificateChain {
                         certificates: chain.to_vec(),
                     },
                 )),
@@ -257,9 +249,9 @@ impl TrustEngine {
     /// `GetTrust`: by chain, fingerprint or identity.
     pub async fn get_trust(
         &self,
-        subject: Option<pb::get_trust_request::Subject>,
-    ) -> Result<pb::TrustAnswer, TrustDbError> {
-        use pb::get_trust_request::Subject;
+        subject: Option<msg::get_trust_request::Subject>,
+    ) -> Result<msg::TrustAnswer, TrustDbError> {
+        use msg::get_trust_request::Subject;
         let now = OffsetDateTime::now_utc();
         let (state, certificate_level) = match subject {
             None => {
@@ -313,7 +305,7 @@ impl TrustEngine {
                 if self.is_local(&identity.sector) {
                     (self.local_state(&identity, None, None, now)?, 0)
                 } else {
-                    let req = pb::GetTrustRequest {
+                    let req = msg::GetTrustRequest {
                         subject: Some(Subject::Identity(urn.clone())),
                     };
                     (
@@ -324,7 +316,7 @@ impl TrustEngine {
                 }
             }
         };
-        Ok(pb::TrustAnswer {
+        Ok(msg::TrustAnswer {
             identity: state.identity.clone(),
             sector: state.sector.to_string(),
             certificate_level,
@@ -344,7 +336,7 @@ impl TrustEngine {
         caller: &Credential,
         peer_chain: &[Vec<u8>],
         operation: &str,
-    ) -> Result<pb::Decision, TrustDbError> {
+    ) -> Result<msg::Decision, TrustDbError> {
         let now = OffsetDateTime::now_utc();
         let policy = self.policy();
         if !policy.knows_operation(operation) {
@@ -363,7 +355,7 @@ impl TrustEngine {
             }
         };
         let deny =
-            |reasons: Vec<String>, peer_sector: String, peer_identity: String| pb::Decision {
+            |reasons: Vec<String>, peer_sector: String, peer_identity: String| msg::Decision {
                 allow: false,
                 depth: "none".into(),
                 required_depth: String::new(),
@@ -391,8 +383,8 @@ impl TrustEngine {
                 now,
             )
         } else {
-            let req = pb::GetTrustRequest {
-                subject: Some(pb::get_trust_request::Subject::Identity(
+            let req = msg::GetTrustRequest {
+                subject: Some(msg::get_trust_request::Subject::Identity(
                     caller_identity.urn(),
                 )),
             };
@@ -455,7 +447,7 @@ impl TrustEngine {
         let valid_until = (now + ttl)
             .min(peer_state.next_update)
             .min(caller_state.next_update);
-        Ok(pb::Decision {
+        Ok(msg::Decision {
             allow: outcome.allow,
             depth: outcome.depth,
             required_depth: outcome.required_depth,

@@ -42,9 +42,9 @@ impl TrustEngine {
     pub fn change_trust(
         &self,
         caller: &Credential,
-        req: pb::ChangeTrustRequest,
-    ) -> Result<pb::TrustRecordView, TrustDbError> {
-        use pb::change_trust_request::Change;
+        req: msg::ChangeTrustRequest,
+    ) -> Result<msg::TrustRecordView, TrustDbError> {
+        use msg::change_trust_request::Change;
         let identity = self.local_identity(&req.identity)?;
         self.operator_for(caller, &identity.sector)?;
         check_reason(&req.reason)?;
@@ -178,8 +178,8 @@ impl TrustEngine {
     pub fn bulk_downgrade(
         &self,
         caller: &Credential,
-        req: &pb::BulkDowngradeRequest,
-    ) -> Result<pb::BulkDowngradeResponse, TrustDbError> {
+        req: &msg::BulkDowngradeRequest,
+    ) -> Result<msg::BulkDowngradeResponse, TrustDbError> {
         let sector = SectorName::new(&req.sector)?;
         if !self.is_local(&sector) {
             return Err(TrustDbError::FailedPrecondition(format!(
@@ -234,7 +234,7 @@ impl TrustEngine {
                 .apply_trust_changes(&changes, OffsetDateTime::now_utc().unix_timestamp())?;
         }
         tracing::info!(rpc = "BulkDowngrade", operator = %caller.name, %sector, matched, changed, outcome = "applied");
-        Ok(pb::BulkDowngradeResponse { matched, changed })
+        Ok(msg::BulkDowngradeResponse { matched, changed })
     }
 
     /// A device's record and history (operators and auditors of its sector).
@@ -242,7 +242,7 @@ impl TrustEngine {
         &self,
         caller: &Credential,
         urn: &str,
-    ) -> Result<pb::GetHistoryResponse, TrustDbError> {
+    ) -> Result<msg::GetHistoryResponse, TrustDbError> {
         let identity = self.local_identity(urn)?;
         if !matches!(
             caller.kind,
@@ -259,7 +259,7 @@ impl TrustEngine {
             .storage
             .history(&identity.key())?
             .into_iter()
-            .map(|h| pb::HistoryEntryView {
+            .map(|h| msg::HistoryEntryView {
                 version: h.version,
                 at: h.at,
                 actor: h.actor,
@@ -267,21 +267,24 @@ impl TrustEngine {
                 reason: h.reason,
             })
             .collect();
-        Ok(pb::GetHistoryResponse {
+        Ok(msg::GetHistoryResponse {
             record: Some(view(&identity.urn(), &record)),
             entries,
         })
     }
 
     /// Operator-triggered policy reload.
-    pub fn reload_by(&self, caller: &Credential) -> Result<pb::ReloadPolicyResponse, TrustDbError> {
+    pub fn reload_by(
+        &self,
+        caller: &Credential,
+    ) -> Result<msg::ReloadPolicyResponse, TrustDbError> {
         if caller.kind != CertificateKind::Operator {
             return Err(TrustDbError::PermissionDenied(
                 "policy reload needs an operator credential".into(),
             ));
         }
         let p = self.reload()?;
-        Ok(pb::ReloadPolicyResponse {
+        Ok(msg::ReloadPolicyResponse {
             cooperation_version: p.cooperation_version.clone(),
             recognition_version: p.recognition_version.clone(),
         })

@@ -12,17 +12,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::msg;
 use time::OffsetDateTime;
 use trustca_model::{
     CertificateKind, Credential, DetectionPolicy, DeviceIdentity, SectorName, SignedTrustAssertion,
     Standing, StatementAlgorithm, StatementSigner, TrustAssertion, TrustLevel, TrustPolicy,
     TrustStatus, VerifiedChain,
 };
-use trustca_proto::v1 as pb;
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 
 use crate::TrustDbError;
-use crate::federation::Federation;
+use crate::federation::PeerDatabases;
 use trustca_model::firmware;
 use trustca_model::trust_list::CheckedTrustList;
 
@@ -82,7 +82,7 @@ pub struct LiveState {
     /// Record version.
     pub version: u64,
     /// Signed assertion of this state.
-    pub assertion: Arc<pb::SignedAssertion>,
+    pub assertion: Arc<SignedTrustAssertion>,
     /// Until when it holds.
     pub next_update: OffsetDateTime,
     /// Why the status is what it is beyond the record (e.g. revoked certificate).
@@ -92,9 +92,12 @@ pub struct LiveState {
 struct CachedAssertion {
     version: u64,
     status: TrustStatus,
-    signed: Arc<pb::SignedAssertion>,
+    signed: Arc<SignedTrustAssertion>,
     next_update: OffsetDateTime,
 }
+
+/// Certificates a peer chain in a request may hold.
+pub const MAX_CHAIN: usize = 4;
 
 const MAX_CACHE: usize = 200_000;
 const MAX_REASON: usize = 512;
@@ -110,7 +113,7 @@ pub struct TrustEngine {
     issuer_check: std::sync::OnceLock<IssuerCheck>,
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
-    federation: Option<Federation>,
+    federation: Option<Box<dyn PeerDatabases>>,
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
     /// The trust list in force: foreign roots and the sectors each may
     /// vouch for ([`TrustEngine::set_trust_list`]).
@@ -133,8 +136,8 @@ fn sign_err(e: impl std::fmt::Display) -> TrustDbError {
     TrustDbError::Signing(e.to_string())
 }
 
-fn view(urn: &str, r: &TrustRecord) -> pb::TrustRecordView {
-    pb::TrustRecordView {
+fn view(urn: &str, r: &TrustRecord) -> msg::TrustRecordView {
+    msg::TrustRecordView {
         identity: urn.to_owned(),
         sector: r.sector.clone(),
         level: r.level as u32,
@@ -171,7 +174,7 @@ impl TrustEngine {
         policy: TrustPolicy,
         detection: DetectionPolicy,
         loader: Option<PolicyLoader>,
-        federation: Option<Federation>,
+        federation: Option<Box<dyn PeerDatabases>>,
     ) -> Result<Self, TrustDbError> {
         if cfg.responder_key.algorithm() != StatementAlgorithm::EcdsaP256Sha256 {
             return Err(sign_err(

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::msg;
 use time::OffsetDateTime;
 use trustca_composition::{CompositionPolicy, LiveLevel, System, evaluate};
 use trustca_model::{
     DeviceIdentity, SectorName, SignedTrustAssertion, SystemCapClaim, TrustAssertion, TrustStatus,
 };
-use trustca_proto::v1 as pb;
 
 use super::{Evaluated, Indexed, MemberCap, SystemRegistry, Upstream, cap_view, poisoned};
 use crate::TrustDbError;
@@ -143,9 +143,9 @@ pub(super) fn live_levels(
 #[derive(Debug)]
 pub(crate) struct PeerSystemCap {
     /// The cap, for `Decision.peer_system_cap`.
-    pub cap: pb::SystemCap,
+    pub cap: msg::SystemCap,
     /// For `Decision.peer_system_assertion`.
-    pub assertion: pb::SignedAssertion,
+    pub assertion: SignedTrustAssertion,
 }
 
 /// A signed cap assertion, reused while its record, claim and validity
@@ -156,7 +156,7 @@ pub(super) struct SignedCap {
     status: TrustStatus,
     claim: SystemCapClaim,
     next_update: OffsetDateTime,
-    signed: pb::SignedAssertion,
+    signed: SignedTrustAssertion,
 }
 
 /// Bound of the signed-cap cache (emptied when full, like the engine's).
@@ -218,7 +218,7 @@ impl SystemRegistry {
         engine: &TrustEngine,
         state: &crate::LiveState,
         claim: SystemCapClaim,
-    ) -> Result<pb::SignedAssertion, TrustDbError> {
+    ) -> Result<SignedTrustAssertion, TrustDbError> {
         let key = state.identity.to_ascii_lowercase();
         if let Some(c) = poisoned(self.signed.lock()).get(&key)
             && c.version == state.version
@@ -240,11 +240,6 @@ impl SystemRegistry {
         };
         let (signer, chain) = engine.responder();
         let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
-        let signed = pb::SignedAssertion {
-            body: signed.body,
-            signature: signed.signature,
-            responder_chain: signed.responder_chain,
-        };
         let mut cache = poisoned(self.signed.lock());
         if cache.len() >= MAX_SIGNED_CAPS {
             cache.clear();

@@ -27,13 +27,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::msg;
 use serde_json::json;
 use time::OffsetDateTime;
 use trustca_composition::{
     CompositionError, CompositionPolicy, Evaluation, Link, System, SystemRecord, evaluate,
 };
 use trustca_model::{CertificateKind, Credential, DeviceIdentity, SectorName, TrustStatus};
-use trustca_proto::v1 as pb;
 use trustca_store::{BlobAudit, Storage};
 
 use crate::TrustDbError;
@@ -486,7 +486,7 @@ fn operator_of(caller: &Credential, sector: &SectorName, what: &str) -> Result<(
 }
 
 /// A link of a request: both ends' identities and the link by keys.
-fn link_of(l: &pb::SystemLink) -> Result<(DeviceIdentity, DeviceIdentity, Link), TrustDbError> {
+fn link_of(l: &msg::SystemLink) -> Result<(DeviceIdentity, DeviceIdentity, Link), TrustDbError> {
     let from = DeviceIdentity::from_urn(&l.from)?;
     let to = DeviceIdentity::from_urn(&l.to)?;
     let link = Link {
@@ -500,7 +500,7 @@ fn link_of(l: &pb::SystemLink) -> Result<(DeviceIdentity, DeviceIdentity, Link),
 /// The links of a `Link`/`Unlink` request: at least one, at most the
 /// policy's link limit.
 fn links_of(
-    req: &pb::LinkRequest,
+    req: &msg::LinkRequest,
     policy: &CompositionPolicy,
 ) -> Result<Vec<(DeviceIdentity, DeviceIdentity, Link)>, TrustDbError> {
     if req.links.is_empty() {
@@ -526,14 +526,14 @@ fn describe(links: &[(DeviceIdentity, DeviceIdentity, Link)]) -> serde_json::Val
 }
 
 /// The proto view of a system.
-pub fn system_view(s: &System) -> pb::SystemView {
+pub fn system_view(s: &System) -> msg::SystemView {
     let urn = |key: &str| {
         s.members()
             .get(key)
             .map(|m| m.urn.clone())
             .unwrap_or_else(|| key.to_owned())
     };
-    pb::SystemView {
+    msg::SystemView {
         name: s.name().to_owned(),
         sector: s.sector().to_string(),
         version: s.version(),
@@ -541,7 +541,7 @@ pub fn system_view(s: &System) -> pb::SystemView {
         links: s
             .links()
             .iter()
-            .map(|l| pb::SystemLink {
+            .map(|l| msg::SystemLink {
                 from: urn(&l.from),
                 to: urn(&l.to),
                 operation: l.operation.clone(),
@@ -557,8 +557,8 @@ impl SystemRegistry {
         &self,
         engine: &TrustEngine,
         caller: &Credential,
-        req: &pb::RegisterSystemRequest,
-    ) -> Result<pb::SystemView, TrustDbError> {
+        req: &msg::RegisterSystemRequest,
+    ) -> Result<msg::SystemView, TrustDbError> {
         check_reason(&req.reason)?;
         let policy = self.policy(engine)?;
         let sector = SectorName::new(&req.sector)?;
@@ -664,8 +664,8 @@ impl SystemRegistry {
         &self,
         engine: &TrustEngine,
         caller: &Credential,
-        req: &pb::LinkRequest,
-    ) -> Result<pb::SystemView, TrustDbError> {
+        req: &msg::LinkRequest,
+    ) -> Result<msg::SystemView, TrustDbError> {
         self.change_links(engine, caller, req, true)
     }
 
@@ -674,8 +674,8 @@ impl SystemRegistry {
         &self,
         engine: &TrustEngine,
         caller: &Credential,
-        req: &pb::LinkRequest,
-    ) -> Result<pb::SystemView, TrustDbError> {
+        req: &msg::LinkRequest,
+    ) -> Result<msg::SystemView, TrustDbError> {
         self.change_links(engine, caller, req, false)
     }
 
@@ -685,9 +685,9 @@ impl SystemRegistry {
         &self,
         engine: &TrustEngine,
         caller: &Credential,
-        req: &pb::LinkRequest,
+        req: &msg::LinkRequest,
         add: bool,
-    ) -> Result<pb::SystemView, TrustDbError> {
+    ) -> Result<msg::SystemView, TrustDbError> {
         check_reason(&req.reason)?;
         let policy = self.policy(engine)?;
         let links = links_of(req, &policy)?;
@@ -753,7 +753,7 @@ impl SystemRegistry {
     }
 
     /// `Show`.
-    pub fn show(&self, caller: &Credential, name: &str) -> Result<pb::SystemView, TrustDbError> {
+    pub fn show(&self, caller: &Credential, name: &str) -> Result<msg::SystemView, TrustDbError> {
         let indexed = self.system(name)?;
         Self::may_see(caller, &indexed.system)?;
         Ok(system_view(&indexed.system))

@@ -1,10 +1,10 @@
 //! Repairing a damaged system: an operator removes the links that broke
 //! it (see the parent module's documentation).
 
+use crate::msg;
 use serde_json::json;
 use trustca_composition::{CompositionError, Link};
 use trustca_model::{Credential, DeviceIdentity};
-use trustca_proto::v1 as pb;
 
 use super::{GENERATION, REMOVED, SystemRegistry, describe, header_key, link_key, operator_of};
 use crate::TrustDbError;
@@ -17,9 +17,9 @@ impl SystemRegistry {
     pub(super) fn unlink_damaged(
         &self,
         caller: &Credential,
-        req: &pb::LinkRequest,
+        req: &msg::LinkRequest,
         links: &[(DeviceIdentity, DeviceIdentity, Link)],
-    ) -> Result<Option<pb::SystemView>, TrustDbError> {
+    ) -> Result<Option<msg::SystemView>, TrustDbError> {
         let index = self.index()?;
         let Some((_, record)) = index.damaged.get(&req.system) else {
             return Ok(None);
@@ -61,7 +61,7 @@ impl SystemRegistry {
                 .cloned()
                 .unwrap_or_else(|| key.to_owned())
         };
-        Ok(Some(pb::SystemView {
+        Ok(Some(msg::SystemView {
             name: record.name.clone(),
             sector: record.sector.clone(),
             version,
@@ -70,7 +70,7 @@ impl SystemRegistry {
                 .links
                 .iter()
                 .filter(|l| !links.iter().any(|(_, _, gone)| gone == *l))
-                .map(|l| pb::SystemLink {
+                .map(|l| msg::SystemLink {
                     from: urn(&l.from),
                     to: urn(&l.to),
                     operation: l.operation.clone(),

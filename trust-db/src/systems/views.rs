@@ -1,19 +1,19 @@
 //! The proto forms of caps and evaluations.
 
+use crate::msg;
 use time::OffsetDateTime;
 use trustca_composition::{CompositionPolicy, Evaluation};
-use trustca_proto::v1 as pb;
 
 /// The proto form of a cap.
-pub fn cap_view(system: &str, effective: u8, cap: &trustca_composition::Cap) -> pb::SystemCap {
-    pb::SystemCap {
+pub fn cap_view(system: &str, effective: u8, cap: &trustca_composition::Cap) -> msg::SystemCap {
+    msg::SystemCap {
         system: system.to_owned(),
         effective_level: u32::from(effective),
         source: cap.source.clone(),
         path: cap
             .path
             .iter()
-            .map(|h| pb::CapHop {
+            .map(|h| msg::CapHop {
                 from: h.from.clone(),
                 to: h.to.clone(),
                 operation: h.operation.clone(),
@@ -30,9 +30,9 @@ pub fn evaluation_view(
     e: &Evaluation,
     policy: &CompositionPolicy,
     at: OffsetDateTime,
-) -> pb::SystemEvaluation {
+) -> msg::SystemEvaluation {
     let combined = e.combined.as_ref();
-    pb::SystemEvaluation {
+    msg::SystemEvaluation {
         system: e.system.clone(),
         system_version: e.system_version,
         policy_version: format!(
@@ -46,7 +46,7 @@ pub fn evaluation_view(
         members: e
             .members
             .values()
-            .map(|m| pb::MemberLevel {
+            .map(|m| msg::MemberLevel {
                 identity: m.urn.clone(),
                 sector: m.sector.to_string(),
                 own_level: u32::from(m.own_level.get()),

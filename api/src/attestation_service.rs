@@ -1,7 +1,7 @@
 //! The `trustca.v1.Attestation` gRPC service: enrollment challenges for
 //! manufacturers, TPM manufacturer roots for operators. Roles come from the
 //! server's authentication layer (`server/src/auth.rs`); sector rights are
-//! checked by the [`AttestationBook`](crate::attestation::AttestationBook).
+//! checked by the CA's `AttestationBook`.
 
 use std::sync::Arc;
 
@@ -11,10 +11,10 @@ use trustca_model::SectorName;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::attestation_server::Attestation;
 
-use crate::attestation::AttestationRoot;
-use crate::enroll::EnrollmentEngine;
-use crate::service::caller;
-use crate::{CaError, attestation::AttestationBook};
+use trustca_ca::attestation::{AttestationBook, AttestationRoot};
+use trustca_ca::{CaError, EnrollmentEngine};
+
+use crate::status::{caller, code, status};
 
 /// The attestation service.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl AttestationService {
         let s = sector(&msg.sector)?;
         let r = change(self.book(), &caller, &s, &msg);
         log(rpc, s.as_str(), &r.as_ref().map(|_| ()));
-        Ok(Response::new(to_pb(r?)))
+        Ok(Response::new(to_pb(r.map_err(status)?)))
     }
 }
 
@@ -77,7 +77,7 @@ fn log(rpc: &str, sector: &str, result: &Result<(), &CaError>) {
     match result {
         Ok(()) => tracing::info!(rpc, sector, outcome = "ok"),
         Err(e) => {
-            tracing::info!(rpc, sector, outcome = "refused", code = ?tonic::Code::from(*e), reason = %e)
+            tracing::info!(rpc, sector, outcome = "refused", code = ?code(*e), reason = %e)
         }
     }
 }
@@ -100,7 +100,7 @@ impl Attestation for AttestationService {
         .await
         .map_err(|e| Status::internal(format!("worker failed: {e}")))?;
         log("GetEnrollmentChallenge", &name, &c.as_ref().map(|_| ()));
-        let c = c?;
+        let c = c.map_err(status)?;
         Ok(Response::new(pb::EnrollmentChallenge {
             challenge_id: c.id.to_vec(),
             credential_blob: c.credential_blob,
@@ -138,7 +138,10 @@ impl Attestation for AttestationService {
         } else {
             Some(sector(&msg.sector)?)
         };
-        let roots = self.book().list_roots(&caller, s.as_ref())?;
+        let roots = self
+            .book()
+            .list_roots(&caller, s.as_ref())
+            .map_err(status)?;
         Ok(Response::new(pb::ListAttestationRootsResponse {
             roots: roots.into_iter().map(to_pb).collect(),
         }))

@@ -5,15 +5,17 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status, Streaming};
-use trustca_model::{AuthenticatedCaller, Credential, EvidenceItem};
+use trustca_ca::attestation::TpmKeyAttestation;
+use trustca_ca::{
+    CaError, DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest,
+};
+use trustca_model::{Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
 
-use crate::CaError;
-use crate::attestation::TpmKeyAttestation;
-use crate::enroll::{DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest};
+use crate::status::{caller, code, status};
 
-pub use crate::batch::MAX_BATCH_ITEMS;
+pub use crate::enroll_batch::MAX_BATCH_ITEMS;
 
 /// The enrollment service.
 #[derive(Debug, Clone)]
@@ -26,17 +28,6 @@ impl EnrollmentService {
     pub fn new(engine: Arc<EnrollmentEngine>) -> Self {
         Self { engine }
     }
-}
-
-/// The caller's credential, as the server's authentication layer put it in
-/// the request (verified client certificate, the RPC's role and revocation
-/// rule applied); never from a request field. Without that layer every
-/// call is refused.
-pub fn caller<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
-    req.extensions()
-        .get::<AuthenticatedCaller>()
-        .map(|c| Arc::clone(&c.0))
-        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))
 }
 
 pub(crate) fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
@@ -102,7 +93,7 @@ fn log_outcome(caller: &Credential, sector: &str, result: &Result<EnrollmentOutc
             caller = %caller.name,
             sector,
             outcome = "refused",
-            code = ?tonic::Code::from(e),
+            code = ?code(e),
             reason = %e
         ),
     }
@@ -124,7 +115,7 @@ impl Enrollment for EnrollmentService {
         log_outcome(&caller, &sector, &result);
         result
             .map(|o| Response::new(to_response(o)))
-            .map_err(Status::from)
+            .map_err(status)
     }
 
     type EnrollBatchStream =
@@ -136,8 +127,8 @@ impl Enrollment for EnrollmentService {
     ) -> Result<Response<Self::EnrollBatchStream>, Status> {
         let caller = caller(&request)?;
         // One more than the queue: the last message's reserved slot.
-        let (tx, rx) = tokio::sync::mpsc::channel(crate::batch::QUEUE + 1);
-        tokio::spawn(crate::batch::run(
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::enroll_batch::QUEUE + 1);
+        tokio::spawn(crate::enroll_batch::run(
             Arc::clone(&self.engine),
             caller,
             request.into_inner(),

@@ -1,6 +1,7 @@
 //! The `trustca.v1.Systems` gRPC service: the caller from the connection's
 //! client certificate, the work off the async runtime (a change is a
-//! durable store commit), errors mapped once by `TrustDbError`.
+//! durable store commit), messages converted to the engine's commands and
+//! back, errors mapped once (`crate::status`).
 
 use std::sync::Arc;
 
@@ -10,9 +11,10 @@ use trustca_model::Credential;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::systems_server::Systems;
 
-use crate::engine::TrustEngine;
-use crate::service::off_runtime;
-use crate::systems::{SystemRegistry, evaluation_view};
+use trustca_db::{SystemRegistry, TrustDbError, TrustEngine, evaluation_view};
+
+use crate::trust_convert::Convert;
+use crate::trust_service::off_runtime;
 
 /// The systems service.
 #[derive(Debug, Clone)]
@@ -27,21 +29,17 @@ impl SystemsService {
         Self { engine, registry }
     }
 
-    async fn run<T, R>(
+    async fn run<P, D, R, Q>(
         &self,
-        request: Request<T>,
-        call: impl FnOnce(
-            &SystemRegistry,
-            &TrustEngine,
-            &Credential,
-            &T,
-        ) -> Result<R, crate::TrustDbError>
+        request: Request<P>,
+        call: impl FnOnce(&SystemRegistry, &TrustEngine, &Credential, &D) -> Result<R, TrustDbError>
         + Send
         + 'static,
-    ) -> Result<Response<R>, Status>
+    ) -> Result<Response<Q>, Status>
     where
-        T: Send + 'static,
-        R: Send + 'static,
+        P: Convert<D>,
+        D: Send + 'static,
+        R: Convert<Q> + Send + 'static,
     {
         let registry = Arc::clone(&self.registry);
         let engine = Arc::clone(&self.engine);
@@ -82,15 +80,17 @@ impl Systems for SystemsService {
         &self,
         request: Request<pb::ShowSystemRequest>,
     ) -> Result<Response<pb::SystemView>, Status> {
-        self.run(request, |r, _, who, req| r.show(who, &req.system))
-            .await
+        self.run(request, |r, _, who, req: &pb::ShowSystemRequest| {
+            r.show(who, &req.system)
+        })
+        .await
     }
 
     async fn evaluate(
         &self,
         request: Request<pb::ShowSystemRequest>,
     ) -> Result<Response<pb::SystemEvaluation>, Status> {
-        self.run(request, |r, e, who, req| {
+        self.run(request, |r, e, who, req: &pb::ShowSystemRequest| {
             let (evaluation, policy) = r.evaluate(e, who, &req.system)?;
             Ok(evaluation_view(
                 &evaluation,

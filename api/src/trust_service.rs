@@ -1,23 +1,24 @@
-//! The `trustca.v1.TrustDatabase` gRPC service: authenticates callers from
-//! the connection's client certificate and delegates to the engine.
+//! The trust database's gRPC services — `TrustDatabase`, `Anomalies`,
+//! `ModelRegistry` and `TrustSnapshots`: the caller from the connection's
+//! client certificate, messages converted to the engine's commands and
+//! back, errors mapped once (`crate::status`).
 
 use std::sync::Arc;
 
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use trustca_db::{MAX_CHAIN, ModelRegistry, TrustDbError, TrustEngine, msg};
+use trustca_model::Credential;
 use trustca_model::limits::{STALLED_READER, STREAM_IDLE};
 use trustca_model::observe::{NoObserver, Observer};
-use trustca_model::{AuthenticatedCaller, Credential};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
 
-use crate::engine::TrustEngine;
-use crate::registry::ModelRegistry;
+use crate::status::{blocking, caller as authenticated, status};
+use crate::trust_convert::Convert;
 
 /// Decisions one `DecideBatch` stream may carry.
 pub const MAX_DECIDE_BATCH: usize = 1_000_000;
-/// Certificates a chain in a request may hold.
-pub const MAX_CHAIN: usize = 4;
 
 /// The trust service.
 #[derive(Debug, Clone)]
@@ -45,14 +46,14 @@ impl TrustService {
 /// Reports one decision: allow, deny or error, and how long it took.
 fn observe(
     observer: &dyn Observer,
-    result: &Result<pb::Decision, crate::TrustDbError>,
+    result: &Result<msg::Decision, TrustDbError>,
     took: std::time::Duration,
 ) {
     let outcome = match result {
         Ok(d) if d.allow => "allow",
         Ok(_) => "deny",
         Err(e) => {
-            if let crate::TrustDbError::Store(s) = e
+            if let TrustDbError::Store(s) = e
                 && (matches!(
                     s.class(),
                     trustca_store::FailureClass::Unavailable
@@ -65,16 +66,6 @@ fn observe(
         }
     };
     observer.decision(outcome, took);
-}
-
-/// The caller's credential, as the server's authentication layer put it in
-/// the request (verified client certificate, the RPC's role and revocation
-/// rule applied). Without that layer every call is refused.
-pub(crate) fn authenticated<T>(req: &Request<T>) -> Result<Arc<Credential>, Status> {
-    req.extensions()
-        .get::<AuthenticatedCaller>()
-        .map(|c| Arc::clone(&c.0))
-        .ok_or_else(|| Status::unauthenticated("no client certificate: connect with mutual TLS"))
 }
 
 fn chain_of(c: Option<pb::CertificateChain>) -> Result<Vec<Vec<u8>>, Status> {
@@ -102,9 +93,9 @@ impl TrustDatabase for TrustService {
                 "a chain holds 1 to {MAX_CHAIN} certificates"
             )));
         }
-        let r = self.engine.get_trust(subject).await;
+        let r = self.engine.get_trust(subject.map(Convert::convert)).await;
         tracing::debug!(rpc = "GetTrust", role = who.kind.as_str(), caller = %who.name, ok = r.is_ok());
-        r.map(Response::new).map_err(Status::from)
+        r.map(|a| Response::new(a.convert())).map_err(status)
     }
 
     async fn decide(
@@ -117,9 +108,9 @@ impl TrustDatabase for TrustService {
         let started = std::time::Instant::now();
         let d = self.engine.decide(&who, &chain, &req.operation).await;
         observe(self.observer.as_ref(), &d, started.elapsed());
-        let d = d.map_err(Status::from)?;
+        let d = d.map_err(status)?;
         tracing::debug!(rpc = "Decide", caller = %who.name, sector = %who.sector, operation = %req.operation, allow = d.allow, depth = %d.depth);
-        Ok(Response::new(d))
+        Ok(Response::new(d.convert()))
     }
 
     type DecideBatchStream = tokio_stream::wrappers::ReceiverStream<Result<pb::Decision, Status>>;
@@ -166,7 +157,7 @@ impl TrustDatabase for TrustService {
                             let started = std::time::Instant::now();
                             let d = engine.decide(&who, &chain, &req.operation).await;
                             observe(observer.as_ref(), &d, started.elapsed());
-                            d.map_err(Status::from)
+                            d.map(Convert::convert).map_err(status)
                         }
                     },
                 };
@@ -198,12 +189,12 @@ impl TrustDatabase for TrustService {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
         let req = request.into_inner();
-        let record = tokio::task::spawn_blocking(move || engine.change_trust(&who, req))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(Status::from)?;
+        let record = blocking("trust change", move || {
+            engine.change_trust(&who, req.convert())
+        })
+        .await?;
         Ok(Response::new(pb::ChangeTrustResponse {
-            record: Some(record),
+            record: Some(record.convert()),
         }))
     }
 
@@ -213,12 +204,10 @@ impl TrustDatabase for TrustService {
     ) -> Result<Response<pb::BulkDowngradeResponse>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
-        let req = request.into_inner();
-        tokio::task::spawn_blocking(move || engine.bulk_downgrade(&who, &req))
+        let req = request.into_inner().convert();
+        blocking("bulk downgrade", move || engine.bulk_downgrade(&who, &req))
             .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map(Response::new)
-            .map_err(Status::from)
+            .map(|r| Response::new(r.convert()))
     }
 
     async fn get_history(
@@ -228,8 +217,8 @@ impl TrustDatabase for TrustService {
         let who = authenticated(&request)?;
         self.engine
             .history(&who, &request.into_inner().identity)
-            .map(Response::new)
-            .map_err(Status::from)
+            .map(|h| Response::new(h.convert()))
+            .map_err(status)
     }
 
     async fn reload_policy(
@@ -239,8 +228,8 @@ impl TrustDatabase for TrustService {
         let who = authenticated(&request)?;
         self.engine
             .reload_by(&who)
-            .map(Response::new)
-            .map_err(Status::from)
+            .map(|r| Response::new(r.convert()))
+            .map_err(status)
     }
 }
 
@@ -248,12 +237,12 @@ impl TrustDatabase for TrustService {
 #[derive(Debug, Clone)]
 pub struct AnomalyService {
     engine: Arc<TrustEngine>,
-    notifier: crate::Notifier,
+    notifier: trustca_db::Notifier,
 }
 
 impl AnomalyService {
     /// Wraps an engine and where notifications go.
-    pub fn new(engine: Arc<TrustEngine>, notifier: crate::Notifier) -> Self {
+    pub fn new(engine: Arc<TrustEngine>, notifier: trustca_db::Notifier) -> Self {
         Self { engine, notifier }
     }
 }
@@ -266,16 +255,13 @@ impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
     ) -> Result<Response<pb::AnomalyOutcome>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
-        let req = request.into_inner();
+        let req = request.into_inner().convert();
         let (outcome, notification) =
-            tokio::task::spawn_blocking(move || engine.report_anomaly(&who, req))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(Status::from)?;
+            blocking("anomaly", move || engine.report_anomaly(&who, req)).await?;
         if let Some(n) = notification {
             self.notifier.send(n);
         }
-        Ok(Response::new(outcome))
+        Ok(Response::new(outcome.convert()))
     }
 }
 
@@ -293,16 +279,15 @@ impl ModelRegistryService {
 
     /// Runs a registry call off the async runtime: a change may move a
     /// fleet of thousands of devices in one store transaction.
-    async fn run<T, R>(
+    async fn run<P, D, R, Q>(
         &self,
-        request: Request<T>,
-        call: impl FnOnce(&ModelRegistry, &Credential, &T) -> Result<R, crate::TrustDbError>
-        + Send
-        + 'static,
-    ) -> Result<Response<R>, Status>
+        request: Request<P>,
+        call: impl FnOnce(&ModelRegistry, &Credential, &D) -> Result<R, TrustDbError> + Send + 'static,
+    ) -> Result<Response<Q>, Status>
     where
-        T: Send + 'static,
-        R: Send + 'static,
+        P: Convert<D>,
+        D: Send + 'static,
+        R: Convert<Q> + Send + 'static,
     {
         let registry = Arc::clone(&self.registry);
         off_runtime(request, "registry", move |who, req| {
@@ -312,25 +297,24 @@ impl ModelRegistryService {
     }
 }
 
-/// Authenticates `request` and runs `call` on the blocking pool (a store
-/// commit or a fleet move must not hold an async worker), mapping its error
-/// once; `what` names the task if it fails.
-pub(crate) async fn off_runtime<T, R>(
-    request: Request<T>,
+/// Authenticates `request`, converts it to the engine's command and runs
+/// `call` on the blocking pool (a store commit or a fleet move must not
+/// hold an async worker); the answer goes back as its message.
+pub(crate) async fn off_runtime<P, D, R, Q>(
+    request: Request<P>,
     what: &'static str,
-    call: impl FnOnce(&Credential, &T) -> Result<R, crate::TrustDbError> + Send + 'static,
-) -> Result<Response<R>, Status>
+    call: impl FnOnce(&Credential, &D) -> Result<R, TrustDbError> + Send + 'static,
+) -> Result<Response<Q>, Status>
 where
-    T: Send + 'static,
-    R: Send + 'static,
+    P: Convert<D>,
+    D: Send + 'static,
+    R: Convert<Q> + Send + 'static,
 {
     let who = authenticated(&request)?;
-    let req = request.into_inner();
-    tokio::task::spawn_blocking(move || call(&who, &req))
+    let req = request.into_inner().convert();
+    blocking(what, move || call(&who, &req))
         .await
-        .map_err(|e| Status::internal(format!("{what} task failed: {e}")))?
-        .map(Response::new)
-        .map_err(Status::from)
+        .map(|r| Response::new(r.convert()))
 }
 
 #[tonic::async_trait]
@@ -383,12 +367,12 @@ impl pb::model_registry_server::ModelRegistry for ModelRegistryService {
 /// The public `TrustSnapshots` gRPC service.
 #[derive(Debug, Clone)]
 pub struct SnapshotService {
-    publisher: Arc<crate::SnapshotPublisher>,
+    publisher: Arc<trustca_db::SnapshotPublisher>,
 }
 
 impl SnapshotService {
     /// Serves `publisher`'s snapshots.
-    pub fn new(publisher: Arc<crate::SnapshotPublisher>) -> Self {
+    pub fn new(publisher: Arc<trustca_db::SnapshotPublisher>) -> Self {
         Self { publisher }
     }
 }
@@ -403,13 +387,14 @@ impl pb::trust_snapshots_server::TrustSnapshots for SnapshotService {
         let scope = if sector.is_empty() {
             None
         } else {
-            Some(trustca_model::SectorName::new(&sector).map_err(crate::TrustDbError::from)?)
+            Some(
+                trustca_model::SectorName::new(&sector)
+                    .map_err(|e| status(TrustDbError::from(e)))?,
+            )
         };
         let publisher = Arc::clone(&self.publisher);
         let (der, snapshot) =
-            tokio::task::spawn_blocking(move || publisher.current(scope.as_ref()))
-                .await
-                .map_err(|e| Status::internal(format!("snapshot task failed: {e}")))??;
+            blocking("snapshot", move || publisher.current(scope.as_ref())).await?;
         Ok(Response::new(pb::SnapshotResponse {
             signed_snapshot: der.as_ref().clone(),
             serial: snapshot.serial,

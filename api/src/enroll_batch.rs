@@ -26,8 +26,10 @@ use trustca_model::Credential;
 use trustca_model::limits::{STALLED_READER, STREAM_IDLE, TONIC_OVERSIZE_TEXT};
 use trustca_proto::v1 as pb;
 
-use crate::enroll::{EnrollmentEngine, EnrollmentRequest};
-use crate::service::{failure, to_request, to_response};
+use trustca_ca::{EnrollmentEngine, EnrollmentRequest};
+
+use crate::enrollment_service::{failure, to_request, to_response};
+use crate::status::code;
 
 /// Items one `EnrollBatch` stream may carry.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
@@ -170,7 +172,7 @@ async fn issue(
             }
             Err(e) => {
                 batch.tally.refused.fetch_add(1, Ordering::Relaxed);
-                failure(id, tonic::Code::from(&e), e.to_string())
+                failure(id, code(&e), e.to_string())
             }
         })
         .collect();

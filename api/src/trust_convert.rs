@@ -1,0 +1,400 @@
+//! The trust database's messages and the engine's commands and answers
+//! (`trustca_db::msg`), one field each, both ways. Each message is named
+//! once with its fields; a field added to a message and not here fails to
+//! compile.
+
+use trustca_db::msg as d;
+use trustca_model::SignedTrustAssertion;
+use trustca_proto::v1 as pb;
+
+/// A value's form on the other side of the wire: a message as the engine's
+/// command or answer, or back. (`From` cannot join two types that both
+/// live in other crates.)
+pub trait Convert<T> {
+    /// The same value in the other form.
+    fn convert(self) -> T;
+}
+
+/// A message the engine takes as it is.
+impl<T> Convert<T> for T {
+    fn convert(self) -> T {
+        self
+    }
+}
+
+/// A signed assertion as it travels: the DER body, its signature and the
+/// responder's chain, byte for byte.
+impl Convert<pb::SignedAssertion> for SignedTrustAssertion {
+    fn convert(self) -> pb::SignedAssertion {
+        pb::SignedAssertion {
+            body: self.body,
+            signature: self.signature,
+            responder_chain: self.responder_chain,
+        }
+    }
+}
+
+/// A signed assertion from the wire (checked by whoever relies on it).
+impl Convert<SignedTrustAssertion> for pb::SignedAssertion {
+    fn convert(self) -> SignedTrustAssertion {
+        SignedTrustAssertion {
+            body: self.body,
+            signature: self.signature,
+            responder_chain: self.responder_chain,
+        }
+    }
+}
+
+/// One field carried over: `same` as it is, `one` a nested message, `opt`
+/// an optional one, `vec` a list of them.
+macro_rules! carry {
+    (same, $v:expr) => {
+        $v
+    };
+    (one, $v:expr) => {
+        $v.convert()
+    };
+    (opt, $v:expr) => {
+        $v.map(Convert::convert)
+    };
+    (vec, $v:expr) => {
+        $v.into_iter().map(Convert::convert).collect()
+    };
+}
+
+/// Both conversions of a message and the engine's value of the same name.
+macro_rules! both_ways {
+    ($name:ident { $($field:ident: $kind:ident),* $(,)? }) => {
+        impl Convert<pb::$name> for d::$name {
+            fn convert(self) -> pb::$name {
+                pb::$name { $($field: carry!($kind, self.$field)),* }
+            }
+        }
+
+        impl Convert<d::$name> for pb::$name {
+            fn convert(self) -> d::$name {
+                d::$name { $($field: carry!($kind, self.$field)),* }
+            }
+        }
+    };
+}
+
+/// Both conversions of a message's `oneof` and the engine's enum.
+macro_rules! oneof_both_ways {
+    ($module:ident :: $name:ident { $($variant:ident: $kind:ident),* $(,)? }) => {
+        impl Convert<pb::$module::$name> for d::$module::$name {
+            fn convert(self) -> pb::$module::$name {
+                match self {
+                    $(Self::$variant(x) => pb::$module::$name::$variant(carry!($kind, x)),)*
+                }
+            }
+        }
+
+        impl Convert<d::$module::$name> for pb::$module::$name {
+            fn convert(self) -> d::$module::$name {
+                match self {
+                    $(Self::$variant(x) => d::$module::$name::$variant(carry!($kind, x)),)*
+                }
+            }
+        }
+    };
+}
+
+both_ways!(AddEvaluationRequest {
+    model: opt,
+    evaluation: opt,
+    reason: same,
+});
+both_ways!(AnomalyOutcome {
+    identity: same,
+    action: same,
+    severity: same,
+    count_in_window: same,
+    threshold: same,
+    record: opt,
+    reasons: same,
+});
+both_ways!(AnomalyReport {
+    device: opt,
+    anomaly: same,
+    observed_at: same,
+    evidence: same,
+});
+both_ways!(BulkDowngradeRequest {
+    sector: same,
+    manufacturer: same,
+    model: same,
+    firmware_min: same,
+    firmware_max: same,
+    max_level: same,
+    reason: same,
+});
+both_ways!(BulkDowngradeResponse {
+    matched: same,
+    changed: same,
+});
+both_ways!(CapHop {
+    from: same,
+    to: same,
+    operation: same,
+    depth: same,
+    counted_level: same,
+});
+both_ways!(CertificateChain { certificates: same });
+both_ways!(ChangeTrustRequest {
+    identity: same,
+    reason: same,
+    change: opt,
+});
+both_ways!(Decision {
+    allow: same,
+    depth: same,
+    required_depth: same,
+    caller_level: same,
+    peer_level: same,
+    peer_sector: same,
+    peer_identity: same,
+    rule: same,
+    reasons: same,
+    valid_from: same,
+    valid_until: same,
+    peer_assertion: opt,
+    policy_version: same,
+    peer_own_level: same,
+    peer_system_cap: opt,
+    peer_system_assertion: opt,
+});
+both_ways!(EvidenceItem {
+    r#type: same,
+    scheme: same,
+    value: same,
+    evaluated_at: same,
+});
+both_ways!(GetHistoryResponse {
+    record: opt,
+    entries: vec,
+});
+both_ways!(GetModelRequest { model: opt });
+both_ways!(GetTrustRequest { subject: opt });
+both_ways!(HistoryEntryView {
+    version: same,
+    at: same,
+    actor: same,
+    change: same,
+    reason: same,
+});
+both_ways!(LinkRequest {
+    system: same,
+    links: vec,
+    reason: same,
+});
+both_ways!(ListModelsRequest {
+    sector: same,
+    manufacturer: same,
+});
+both_ways!(ListModelsResponse { models: vec });
+both_ways!(MemberLevel {
+    identity: same,
+    sector: same,
+    own_level: same,
+    status: same,
+    effective_level: same,
+    cap: opt,
+});
+both_ways!(ModelChangeResponse {
+    model: opt,
+    devices_matched: same,
+    devices_changed: same,
+});
+both_ways!(ModelEvaluationInput {
+    scheme: same,
+    result: same,
+    certificate_number: same,
+    evaluated_at: same,
+    valid_until: same,
+});
+both_ways!(ModelEvaluationView {
+    scheme: same,
+    result: same,
+    certificate_number: same,
+    evaluated_at: same,
+    valid_until: same,
+    registered_by: same,
+    self_assessed: same,
+    withdrawn_at: same,
+});
+both_ways!(ModelHistoryView {
+    version: same,
+    at: same,
+    actor: same,
+    change: same,
+    reason: same,
+});
+both_ways!(ModelSelector {
+    sector: same,
+    manufacturer: same,
+    model: same,
+    firmware: same,
+});
+both_ways!(ModelView {
+    model: opt,
+    level: same,
+    status: same,
+    policy_version: same,
+    version: same,
+    hardware_root_of_trust: same,
+    secure_update: same,
+    supported_until: same,
+    evaluations: vec,
+    history: vec,
+    registered_at: same,
+    updated_at: same,
+    suspension_reason: same,
+});
+both_ways!(RegisterModelRequest {
+    model: opt,
+    declared: vec,
+    self_assessed: vec,
+    reason: same,
+});
+both_ways!(RegisterSystemRequest {
+    name: same,
+    sector: same,
+    members: same,
+    links: vec,
+    reason: same,
+});
+both_ways!(ReloadPolicyResponse {
+    cooperation_version: same,
+    recognition_version: same,
+});
+both_ways!(SuspendModelRequest {
+    model: opt,
+    lift: same,
+    reason: same,
+});
+both_ways!(SystemCap {
+    system: same,
+    effective_level: same,
+    source: same,
+    path: vec,
+    reason: same,
+});
+both_ways!(SystemEvaluation {
+    system: same,
+    system_version: same,
+    policy_version: same,
+    combined_level: same,
+    combined_set_by: same,
+    combined_reason: same,
+    members: vec,
+    evaluated_at: same,
+});
+both_ways!(SystemLink {
+    from: same,
+    to: same,
+    operation: same,
+});
+both_ways!(SystemView {
+    name: same,
+    sector: same,
+    version: same,
+    members: same,
+    links: vec,
+});
+both_ways!(TrustAnswer {
+    identity: same,
+    sector: same,
+    certificate_level: same,
+    live_level: same,
+    status: same,
+    record_version: same,
+    reasons: same,
+    assertion: opt,
+});
+both_ways!(TrustRecordView {
+    identity: same,
+    sector: same,
+    level: same,
+    status: same,
+    version: same,
+    updated_at: same,
+});
+both_ways!(WithdrawEvaluationRequest {
+    model: opt,
+    certificate_number: same,
+    reason: same,
+});
+oneof_both_ways!(change_trust_request::Change {
+    SetLevel: same,
+    Suspend: same,
+    Restore: same,
+    Retire: same,
+    TransferTo: same,
+});
+oneof_both_ways!(get_trust_request::Subject {
+    Chain: one,
+    Fingerprint: same,
+    Identity: same,
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assertion(tag: u8) -> SignedTrustAssertion {
+        SignedTrustAssertion {
+            body: vec![0x30, 0x03, 0x02, 0x01, tag],
+            signature: vec![0x30, tag],
+            responder_chain: vec![vec![1, tag], vec![2]],
+        }
+    }
+
+    #[test]
+    fn a_decision_crosses_the_wire_with_its_assertions_byte_for_byte() {
+        let decision = d::Decision {
+            allow: true,
+            depth: "control".into(),
+            peer_level: 4,
+            reasons: vec!["a".into(), "b".into()],
+            valid_until: 1_700_000_000,
+            peer_assertion: Some(assertion(1)),
+            peer_system_cap: Some(d::SystemCap {
+                system: "house".into(),
+                path: vec![d::CapHop {
+                    from: "x".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            peer_system_assertion: Some(assertion(2)),
+            ..Default::default()
+        };
+        let wire: pb::Decision = decision.clone().convert();
+        let sent = wire.peer_assertion.as_ref().unwrap();
+        assert_eq!(sent.body, assertion(1).body);
+        assert_eq!(sent.signature, assertion(1).signature);
+        assert_eq!(sent.responder_chain, assertion(1).responder_chain);
+        assert_eq!(wire.peer_system_cap.as_ref().unwrap().path[0].from, "x");
+        let back: d::Decision = wire.convert();
+        assert_eq!(back, decision);
+    }
+
+    #[test]
+    fn a_trust_question_keeps_its_subject() {
+        for subject in [
+            d::get_trust_request::Subject::Chain(d::CertificateChain {
+                certificates: vec![vec![1], vec![2]],
+            }),
+            d::get_trust_request::Subject::Fingerprint(vec![7; 32]),
+            d::get_trust_request::Subject::Identity("urn:trustca:hems:a:b:c".into()),
+        ] {
+            let asked = d::GetTrustRequest {
+                subject: Some(subject),
+            };
+            let wire: pb::GetTrustRequest = asked.clone().convert();
+            let back: d::GetTrustRequest = wire.convert();
+            assert_eq!(back, asked);
+        }
+    }
+}
