@@ -19,6 +19,7 @@ mod keystore;
 pub mod pkcs11;
 mod revocation;
 mod revoke;
+pub mod rollover;
 pub mod root_crl;
 mod service;
 mod service_certs;
