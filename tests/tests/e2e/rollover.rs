@@ -333,6 +333,31 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
             assert!(out.contains("certificate revoked"), "{out}");
         }
     }
+    // `trustca verify --server` fetches the CRL of the device's own CA
+    // generation (and the ARL) by GetCrl.
+    for (device, good) in [
+        (&old, true),
+        (&old_bad, false),
+        (&new, true),
+        (&new_bad, false),
+    ] {
+        let file = work.path().join("verify-me.pem");
+        std::fs::write(&file, device.pem()).unwrap();
+        let out = common::ceremony::trustca_output(&[
+            "verify",
+            s(&file),
+            "--root",
+            s(&c.root.path().join("ca/root.pem")),
+            "--server",
+            &url("automotive"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), good, "{}: {text}", device.identity);
+        if !good {
+            assert!(text.contains("revoked"), "{text}");
+        }
+    }
     // The other CA's CRL does not vouch for a device: openssl finds no CRL
     // for its issuer.
     let (ok, out) = openssl_with_crl(&c, work.path(), &new.chain, &old_crl);
