@@ -11,7 +11,7 @@ use crate::federation::{SECTORS, device_at, files, lv5};
 
 use std::path::{Path, PathBuf};
 
-use common::ceremony::{Ceremony, loopback_port, trustca_cli, trustca_refused};
+use common::ceremony::{Ceremony, loopback_port, trustca_cli, trustca_output, trustca_refused};
 use common::go_check::{GoChecker, device_files};
 use common::*;
 use trustca_model::CertificateKind;
@@ -343,7 +343,7 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
     ] {
         let file = work.path().join("verify-me.pem");
         std::fs::write(&file, device.pem()).unwrap();
-        let out = common::ceremony::trustca_output(&[
+        let out = trustca_output(&[
             "verify",
             s(&file),
             "--root",
