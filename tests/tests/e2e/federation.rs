@@ -14,7 +14,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ceremony::{
-    Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_refused,
+    Ceremony, fresh_sector_dir, loopback_port, private_keys, serve_fixed_answer, trustca_cli,
+    trustca_refused,
 };
 use common::go_check::{GoChecker, Instance};
 use common::*;
@@ -137,15 +138,7 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
 
     // A fresh automotive directory given the installed automotive CA's
     // certificate (another key's): refused, nothing written.
-    let fresh = tempfile::tempdir().unwrap();
-    trustca_cli(&[
-        "sector",
-        "init",
-        "--sector",
-        "automotive",
-        "--data",
-        fresh.path().to_str().unwrap(),
-    ]);
+    let fresh = fresh_sector_dir("automotive");
     let before = files(fresh.path());
     trustca_refused(
         &[

@@ -11,7 +11,9 @@ use crate::federation::{SECTORS, device_at, files, lv5};
 
 use std::path::{Path, PathBuf};
 
-use common::ceremony::{Ceremony, loopback_port, trustca_cli, trustca_output, trustca_refused};
+use common::ceremony::{
+    Ceremony, fresh_sector_dir, loopback_port, trustca_cli, trustca_output, trustca_refused,
+};
 use common::go_check::{GoChecker, device_files};
 use common::*;
 use trustca_model::CertificateKind;
@@ -20,6 +22,10 @@ use x509_parser::prelude::FromDer;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// The serials (hex) a DER CRL lists, and its issuer's common name.
@@ -115,42 +121,29 @@ fn roll_over_automotive(c: &Ceremony) -> PathBuf {
     assert!(out.contains("automotive.2 CA certificate"), "{out}");
     assert!(root.join("ca/automotive.2.pem").exists());
     assert!(root.join("ca/automotive.pem").exists(), "the old one kept");
-    // Another sector's directory cannot install it.
-    trustca_refused(
-        &[
+    let root_pem = root.join("ca/root.pem");
+    let install = |data: &Path| {
+        [
             "sector",
             "install",
             s(&cert),
             "--root",
-            s(&root.join("ca/root.pem")),
+            s(&root_pem),
             "--data",
-            s(c.data("hems")),
-        ],
-        "but this directory is hems's",
-    );
-    let out = trustca_cli(&[
-        "sector",
-        "install",
-        s(&cert),
-        "--root",
-        s(&root.join("ca/root.pem")),
-        "--data",
-        s(auto),
-    ]);
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([s(data).to_owned()])
+        .collect::<Vec<String>>()
+    };
+    // Another sector's directory cannot install it.
+    let hems_install = install(c.data("hems"));
+    trustca_refused(&strs(&hems_install), "but this directory is hems's");
+    let auto_install = install(auto);
+    let out = trustca_cli(&strs(&auto_install));
     assert!(out.contains("installed the automotive.2 CA"), "{out}");
     // The same answer twice: nothing pending any more.
-    trustca_refused(
-        &[
-            "sector",
-            "install",
-            s(&cert),
-            "--root",
-            s(&root.join("ca/root.pem")),
-            "--data",
-            s(auto),
-        ],
-        "no rollover is pending",
-    );
+    trustca_refused(&strs(&auto_install), "no rollover is pending");
     for other in ["hems", "healthcare"] {
         let out = c.import(other, std::slice::from_ref(&cert));
         assert!(
@@ -191,26 +184,17 @@ async fn start_pair(
     )
 }
 
+/// An automotive device enrolled at `url`.
+async fn car(c: &Ceremony, url: &str, serial: &str) -> Device {
+    device_at(c, url, "automotive", serial, lv5("automotive")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl() {
     let c = Ceremony::run(&SECTORS);
     let (servers, url) = start_pair(&c).await;
-    let old = device_at(
-        &c,
-        &url("automotive"),
-        "automotive",
-        "OLD-1",
-        lv5("automotive"),
-    )
-    .await;
-    let old_bad = device_at(
-        &c,
-        &url("automotive"),
-        "automotive",
-        "OLD-2",
-        lv5("automotive"),
-    )
-    .await;
+    let old = car(&c, &url("automotive"), "OLD-1").await;
+    let old_bad = car(&c, &url("automotive"), "OLD-2").await;
     let house = device_at(&c, &url("hems"), "hems", "H-1", lv5("hems")).await;
 
     let new_ca = roll_over_automotive(&c);
@@ -219,22 +203,8 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
         server.shutdown().await.unwrap();
     }
     let (servers, url) = start_pair(&c).await;
-    let new = device_at(
-        &c,
-        &url("automotive"),
-        "automotive",
-        "NEW-1",
-        lv5("automotive"),
-    )
-    .await;
-    let new_bad = device_at(
-        &c,
-        &url("automotive"),
-        "automotive",
-        "NEW-2",
-        lv5("automotive"),
-    )
-    .await;
+    let new = car(&c, &url("automotive"), "NEW-1").await;
+    let new_bad = car(&c, &url("automotive"), "NEW-2").await;
     assert_eq!(issuer_cn(&old.chain[0]), "trustca automotive Sector CA");
     assert_eq!(issuer_cn(&new.chain[0]), "trustca automotive Sector CA 2");
     assert_ne!(old.chain[1], new.chain[1]);
@@ -444,15 +414,7 @@ async fn sector_install_makes_and_checks_the_store_before_the_instance_serves() 
 
     // Installing into a directory whose store exists already: refused
     // before anything is written.
-    let fresh = tempfile::tempdir().unwrap();
-    trustca_cli(&[
-        "sector",
-        "init",
-        "--sector",
-        "automotive",
-        "--data",
-        s(fresh.path()),
-    ]);
+    let fresh = fresh_sector_dir("automotive");
     let csr = fresh.path().join("ca/automotive.csr");
     let root = c.root.path();
     // A store squatting where this directory's would go.
