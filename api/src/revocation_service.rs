@@ -9,7 +9,6 @@ use trustca_ca::{
     BulkRevokeCommand, CrlPublisher, EnrollmentEngine, RestrictCommand, RevocationEngine,
     RevocationSubject, RevokeCommand,
 };
-use trustca_model::SectorName;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_server::Revocation;
 use trustca_store::Storage;
@@ -127,9 +126,9 @@ impl Revocation for RevocationService {
         let crl = if name == trustca_ca::root_crl::ROOT_CRL_NAME {
             publisher.root_crl().map_err(status)?
         } else {
-            let sector =
-                SectorName::new(&name).map_err(|e| Status::invalid_argument(e.to_string()))?;
-            blocking("CRL", move || publisher.latest(&sector)).await?
+            // A sector (its first CA) or a CA generation (`automotive.2`);
+            // the publisher refuses other names as invalid.
+            blocking("CRL", move || publisher.latest(&name)).await?
         };
         Ok(Response::new(pb::GetCrlResponse {
             crl_der: crl.der.to_vec(),

@@ -238,18 +238,28 @@ pub(crate) fn new_sector_key(
         KeyRole::Sector,
         policy.certificate.ca_key_algorithm,
     )?;
-    let csr = sector_csr(&key, policies, sector)?;
+    let csr = sector_csr(&key, policies, sector, 1)?;
     Ok((key, csr))
 }
 
-fn sector_csr(key: &CaKey, policies: &PolicySet, sector: &SectorName) -> Result<Vec<u8>, CaError> {
+/// The request for generation `generation` of `sector`'s CA (the first, or
+/// a rollover's: `rollover.rs`), which the subject's CN states.
+pub(crate) fn sector_csr(
+    key: &CaKey,
+    policies: &PolicySet,
+    sector: &SectorName,
+    generation: u32,
+) -> Result<Vec<u8>, CaError> {
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::OrganizationName,
         policies.pki.root.organization.as_str(),
     );
     dn.push(DnType::OrganizationalUnitName, sector.as_str());
-    dn.push(DnType::CommonName, format!("trustca {sector} Sector CA"));
+    dn.push(
+        DnType::CommonName,
+        crate::rollover::common_name(sector, generation),
+    );
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
     Ok(params.serialize_request(key)?.der().to_vec())
@@ -319,15 +329,25 @@ pub(crate) fn der_of(bytes: &[u8], label: &str, what: &str) -> Result<Vec<u8>, C
         .ok_or_else(|| CaError::InvalidRequest(format!("{what} holds no {label}")))
 }
 
+/// What the root knows of a sector when it signs: the CA certificates it
+/// issued for it so far (DER, oldest first), and whether the operator
+/// asked for a rollover.
+pub(crate) struct SigningContext<'a> {
+    pub issued: &'a dyn Fn(&SectorName) -> Vec<Vec<u8>>,
+    pub rollover: bool,
+}
+
 /// The root's part: checks the request (its signature, the sector it names,
-/// the key algorithm the sector's profile asks for) and issues the sector
-/// CA certificate from the profile. Returns the sector and the DER.
+/// the key algorithm the sector's profile asks for, the generation it asks
+/// for against what the root issued) and issues the sector CA certificate
+/// from the profile. Returns the sector, the generation and the DER.
 pub(crate) fn sign_sector_csr(
     root: &SigningCa,
     policies: &PolicySet,
     csr_der: &[u8],
     now: OffsetDateTime,
-) -> Result<(SectorName, Vec<u8>), CaError> {
+    context: &SigningContext<'_>,
+) -> Result<(SectorName, u32, Vec<u8>), CaError> {
     let verified = verify_csr(csr_der)?;
     let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(csr_der)
         .map_err(|_| CaError::InvalidCsr("not a DER PKCS#10 certification request".into()))?;
@@ -355,6 +375,15 @@ pub(crate) fn sign_sector_csr(
             allowed: policy.certificate.ca_key_algorithm.as_str().into(),
         });
     }
+    let generation =
+        crate::rollover::generation_of_subject(&csr.certification_request_info.subject);
+    crate::rollover::check_rollover_request(
+        &policy.sector,
+        generation,
+        &(context.issued)(&policy.sector),
+        &verified.spki_der,
+        context.rollover,
+    )?;
     let ext = sector_ext(
         &policy.sector,
         CertificateKind::SectorCa,
@@ -369,9 +398,14 @@ pub(crate) fn sign_sector_csr(
         policies.pki.sector_ca.validity_days,
         now,
         root.not_after,
+        generation,
     )?;
     let spki = CaHierarchy::spki_of(&verified.spki_der)?;
-    Ok((policy.sector.clone(), root.sign(&params, &spki)?))
+    Ok((
+        policy.sector.clone(),
+        generation,
+        root.sign(&params, &spki)?,
+    ))
 }
 
 /// What `root sign-sector` issued.
@@ -383,17 +417,21 @@ pub struct SignedSector {
     pub cert_pem: String,
     /// The root's ARL number issued with it.
     pub arl_number: u64,
+    /// Its generation (1, or the rollover's: 2, 3, ...).
+    pub generation: u32,
 }
 
 /// `trustca root sign-sector`: issues the sector CA certificate for the
 /// request `csr` (PEM or DER), keeps it in the root's directory (the record
-/// `root revoke-sector` works from) and re-issues the ARL.
+/// `root revoke-sector` works from) and re-issues the ARL. A sector's next
+/// CA beside its current one needs `rollover` (`rollover.rs`).
 pub fn sign_sector(
     data: &Path,
     policies: &PolicySet,
     passphrase: &Passphrase,
     token: Option<Arc<Pkcs11Token>>,
     csr: &[u8],
+    rollover: bool,
 ) -> Result<SignedSector, CaError> {
     let dir = data.join("ca");
     if !dir.join("root.pem").exists() {
@@ -402,8 +440,27 @@ pub fn sign_sector(
     let csr_der = der_of(csr, CSR_LABEL, "the request")?;
     let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
     let root = CaHierarchy::root_signer(&dir, &keys)?;
-    let (sector, der) = sign_sector_csr(&root, policies, &csr_der, OffsetDateTime::now_utc())?;
-    let path = dir.join(format!("{sector}.pem"));
+    let issued = |sector: &SectorName| -> Vec<Vec<u8>> {
+        crate::rollover::installed(&dir, sector)
+            .iter()
+            .filter_map(|(_, p)| crate::hierarchy::read_pem_der(p).ok()?.into_iter().next())
+            .collect()
+    };
+    let context = SigningContext {
+        issued: &issued,
+        rollover,
+    };
+    let (sector, generation, der) = sign_sector_csr(
+        &root,
+        policies,
+        &csr_der,
+        OffsetDateTime::now_utc(),
+        &context,
+    )?;
+    let path = dir.join(format!(
+        "{}.pem",
+        crate::rollover::ca_name(&sector, generation)
+    ));
     if path.exists() {
         return Err(CaError::InvalidRequest(format!(
             "the root already issued a {sector} CA certificate ({}); nothing issued",
@@ -417,6 +474,7 @@ pub fn sign_sector(
         sector,
         cert_pem,
         arl_number,
+        generation,
     })
 }
 
@@ -556,6 +614,11 @@ pub struct InstallReport {
     pub sector: SectorName,
     /// SHA-256 of the root certificate installed, hex.
     pub root_sha256: String,
+    /// The sector CA certificate installed, DER.
+    pub ca_der: Vec<u8>,
+    /// Its generation: 1, or a rollover's (then only the certificate was
+    /// written; the directory and its store exist already).
+    pub generation: u32,
 }
 
 /// `trustca sector install`: checks `cert` (this directory's sector CA
@@ -579,16 +642,22 @@ pub fn sector_install(
         ))
     })?;
     let dir = data.join("ca");
-    if dir.join(format!("{sector}.pem")).exists() {
-        return Err(CaError::InvalidRequest(format!(
-            "the {sector} CA certificate is installed already ({})",
-            dir.join(format!("{sector}.pem")).display()
-        )));
-    }
     let cert_der = der_of(cert, "CERTIFICATE", "the sector certificate")?;
     let root_der = der_of(root, "CERTIFICATE", "the root certificate")?;
     check_root(&root_der)?;
     let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
+    if dir.join(format!("{sector}.pem")).exists() {
+        // Installed already: this can only be a rollover's answer.
+        let generation = crate::rollover::install_generation(
+            data, policies, &keys, &sector, &cert_der, &root_der,
+        )?;
+        return Ok(InstallReport {
+            sector,
+            root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root_der)),
+            ca_der: cert_der,
+            generation,
+        });
+    }
     let key = keys.load(sector.as_str())?;
     let now = OffsetDateTime::now_utc();
     let oid = &policies.pki.extensions.trust_level_oid;
@@ -600,11 +669,13 @@ pub fn sector_install(
         &dir.join(format!("{sector}.pem")),
         certs_to_pem(&[&cert_der]).as_bytes(),
     )?;
-    let ca = SigningCa::new(cert_der, key)?;
+    let ca = SigningCa::new(cert_der.clone(), key)?;
     CaHierarchy::complete_directory(&dir, &keys, &ca, Some(&sector), policies, server_names, now)?;
     Ok(InstallReport {
         sector,
         root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root_der)),
+        ca_der: cert_der,
+        generation: 1,
     })
 }
 
@@ -661,13 +732,17 @@ pub fn sector_import(
                 checked.sector
             ))
         })?;
-        let path = dir.join(format!("{}.pem", checked.sector));
+        // A sector's next generation (a rollover) goes beside its current one.
+        let ca = crate::rollover::ca_name(
+            &checked.sector,
+            crate::rollover::generation_of_certificate(&checked.der),
+        );
+        let path = dir.join(format!("{ca}.pem"));
         if path.exists() {
             let held = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
             if der_of(&held, "CERTIFICATE", name)? != checked.der {
                 return Err(CaError::InvalidRequest(format!(
-                    "{name}: a different {} CA certificate is installed already ({})",
-                    checked.sector,
+                    "{name}: a different {ca} CA certificate is installed already ({})",
                     path.display()
                 )));
             }
@@ -677,18 +752,21 @@ pub fn sector_import(
     }
     let mut known: Vec<(String, Vec<u8>)> = Vec::new();
     for sector in policies.sectors.keys() {
-        let path = dir.join(format!("{sector}.pem"));
-        if let Ok(b) = std::fs::read(&path)
-            && let Ok(der) = der_of(&b, "CERTIFICATE", sector.as_str())
-        {
-            known.push((sector.to_string(), der));
+        for (generation, path) in crate::rollover::installed(&dir, sector) {
+            if let Ok(b) = std::fs::read(&path)
+                && let Ok(der) = der_of(&b, "CERTIFICATE", sector.as_str())
+            {
+                known.push((crate::rollover::ca_name(sector, generation), der));
+            }
         }
     }
-    known.extend(
-        certs
-            .iter()
-            .map(|(_, c)| (c.sector.to_string(), c.der.clone())),
-    );
+    known.extend(certs.iter().map(|(_, c)| {
+        let generation = crate::rollover::generation_of_certificate(&c.der);
+        (
+            crate::rollover::ca_name(&c.sector, generation),
+            c.der.clone(),
+        )
+    }));
     // A sector certificate imported after the ARL names its entries anew:
     // the held ARL is read again with the new certificates.
     let held_arl = crate::root_crl::root_crl_path(data);

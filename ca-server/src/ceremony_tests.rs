@@ -61,6 +61,7 @@ fn sign(root: &Path, csr: &Path) -> SignedSector {
         &pass(),
         None,
         &std::fs::read(csr).unwrap(),
+        false,
     )
     .unwrap()
 }
@@ -253,7 +254,7 @@ fn the_root_refuses_a_request_for_a_sector_it_has_no_profile_for() {
         .distinguished_name
         .push(DnType::OrganizationalUnitName, "aviation");
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    let err = sign_sector(root.path(), &set, &pass(), None, csr.as_bytes())
+    let err = sign_sector(root.path(), &set, &pass(), None, csr.as_bytes(), false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("no profile for sector \"aviation\""), "{err}");
@@ -265,11 +266,11 @@ fn the_root_refuses_a_request_for_a_sector_it_has_no_profile_for() {
         .unwrap()
         .pem()
         .unwrap();
-    let err = sign_sector(root.path(), &set, &pass(), None, plain.as_bytes())
+    let err = sign_sector(root.path(), &set, &pass(), None, plain.as_bytes(), false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("exactly one sector"), "{err}");
-    assert!(sign_sector(root.path(), &set, &pass(), None, b"junk").is_err());
+    assert!(sign_sector(root.path(), &set, &pass(), None, b"junk", false).is_err());
     nothing_written();
 }
 
@@ -305,4 +306,65 @@ fn a_root_is_named_by_its_operator_and_the_default_name_is_refused() {
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
     assert_eq!(cert.subject().to_string(), r.subject);
     assert_eq!(cert.issuer(), cert.subject());
+}
+
+#[test]
+fn a_rolled_over_sector_issues_from_its_new_ca_and_is_revoked_whole_only_with_both() {
+    let set = policies();
+    let root = tempfile::tempdir().unwrap();
+    root_init(root.path(), &set, &pass(), None, "Test Root R").unwrap();
+    let root_pem = root.path().join("ca/root.pem");
+    let mut dirs = Vec::new();
+    let mut certs = Vec::new();
+    for sector in ["automotive", "hems", "healthcare"] {
+        let dir = tempfile::tempdir().unwrap();
+        let r = sector_init(dir.path(), &set, &pass(), sector, None).unwrap();
+        let signed = sign(root.path(), &r.csr);
+        install(dir.path(), &signed.cert_pem, &root_pem, &[]).unwrap();
+        certs.push((format!("{sector}.pem"), signed.cert_pem.into_bytes()));
+        dirs.push(dir);
+    }
+    let auto = dirs[0].path();
+    sector_import(auto, &set, &certs[1..]).unwrap();
+    let next = crate::rollover::sector_rollover(auto, &set, &pass(), None).unwrap();
+    assert_eq!((next.generation, next.name.as_str()), (2, "automotive.2"));
+    let rolled = sign_sector(
+        root.path(),
+        &set,
+        &pass(),
+        None,
+        &std::fs::read(&next.csr).unwrap(),
+        true,
+    )
+    .unwrap();
+    assert_eq!(rolled.generation, 2);
+    let done = install(auto, &rolled.cert_pem, &root_pem, &[]).unwrap();
+    assert_eq!(done.generation, 2);
+
+    let h = CaHierarchy::open(auto, &set, &pass()).unwrap();
+    let sector = SectorName::new("automotive").unwrap();
+    assert_eq!(h.issuing_sector(&sector).unwrap().generation, 2);
+    let signers: Vec<String> = h.crl_signers(&sector).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(signers, ["automotive", "automotive.2"]);
+    assert_eq!(h.all_sector_cas().len(), 4);
+
+    // The root revokes the old generation: the sector stands, the new CA
+    // still issues.
+    let arl = |r: &Path| std::fs::read(r.join("crl/root.crl")).unwrap();
+    CaHierarchy::revoke_ca(root.path(), &set, &pass(), None, "automotive", 5, "retired").unwrap();
+    let imported = sector_import(auto, &set, &[("root.crl".into(), arl(root.path()))]).unwrap();
+    assert_eq!(imported.revoked, ["automotive"]);
+    let h = CaHierarchy::open(auto, &set, &pass()).unwrap();
+    assert!(h.revoked_cas().revoked("automotive").is_none());
+    assert!(h.issuing_sector(&sector).is_ok());
+    // Both revoked: the sector's CA is revoked, and issuance stops.
+    CaHierarchy::revoke_ca(root.path(), &set, &pass(), None, "automotive.2", 1, "gone").unwrap();
+    sector_import(auto, &set, &[("root.crl".into(), arl(root.path()))]).unwrap();
+    let h = CaHierarchy::open(auto, &set, &pass()).unwrap();
+    assert_eq!(
+        h.revoked_cas().revoked("automotive").map(|r| r.name),
+        Some("automotive.2".to_owned())
+    );
+    let err = h.issuing_sector(&sector).unwrap_err().to_string();
+    assert!(err.contains("automotive.2"), "{err}");
 }

@@ -467,7 +467,10 @@ impl EnrollmentEngine {
         let mut params = params;
         if let Some(base) = &self.policies.pki.crl_base_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-                uris: vec![format!("{base}{sector}.crl")],
+                uris: vec![format!(
+                    "{base}{}.crl",
+                    crate::rollover::ca_name(&sector, ca.generation)
+                )],
             }];
         }
         let spki = CaHierarchy::spki_of(&csr.spki_der)?;
@@ -802,7 +805,10 @@ impl EnrollmentEngine {
             .retain(|e| !withdrawn(e) && !absent(e));
         if let Some(base) = &self.policies.pki.crl_base_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-                uris: vec![format!("{base}{}.crl", identity.sector)],
+                uris: vec![format!(
+                    "{base}{}.crl",
+                    crate::rollover::ca_name(&identity.sector, ca.generation)
+                )],
             }];
         }
         let der = ca.sign(&params, &spki)?;

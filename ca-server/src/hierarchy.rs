@@ -56,8 +56,15 @@ pub struct CaHierarchy {
     pub root_der: Vec<u8>,
     /// The sector sub-CAs whose keys this directory holds, by sector.
     pub sectors: BTreeMap<SectorName, SigningCa>,
-    /// Every sector's CA certificate (DER), whether or not its key is here.
+    /// Every sector's CA certificate (DER), whether or not its key is here:
+    /// the newest generation's (`rollover.rs`).
     pub sector_certs: BTreeMap<SectorName, Vec<u8>>,
+    /// Every generation of every sector's CA still valid, oldest first per
+    /// sector (one per sector until a rollover).
+    pub ca_generations: Vec<CaGeneration>,
+    /// The older generations whose keys are here: they issue nothing more,
+    /// and sign their CRLs until they expire. By CA name (`automotive`).
+    older_signers: BTreeMap<String, SigningCa>,
     own_sector: Option<SectorName>,
     holds_root: bool,
     /// The TLS server chain (leaf, root), DER.
@@ -79,6 +86,19 @@ impl std::fmt::Debug for CaHierarchy {
             .field("sectors", &self.sectors.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// One generation of a sector's CA (`rollover.rs`).
+#[derive(Debug, Clone)]
+pub struct CaGeneration {
+    /// Its name: `automotive`, `automotive.2`, ...
+    pub name: String,
+    /// Its sector.
+    pub sector: SectorName,
+    /// 1, 2, ...
+    pub generation: u32,
+    /// Its certificate, DER.
+    pub der: Vec<u8>,
 }
 
 /// Earlier audit signer certificates, under `ca/`.
@@ -216,7 +236,12 @@ impl CaHierarchy {
                 continue;
             }
             let (key, csr) = crate::ceremony::new_sector_key(&keystore, policies, sector)?;
-            let (_, der) = crate::ceremony::sign_sector_csr(&root, policies, &csr, now)?;
+            let context = crate::ceremony::SigningContext {
+                issued: &|_| Vec::new(),
+                rollover: false,
+            };
+            let (_, _, der) =
+                crate::ceremony::sign_sector_csr(&root, policies, &csr, now, &context)?;
             crate::ceremony::check_own_certificate(&der, &root.cert_der, &key, sector, oid, now)?;
             write_new(&pem_path, certs_to_pem(&[&der]).as_bytes())?;
             report.created_sectors.push(sector.to_string());
@@ -318,9 +343,12 @@ impl CaHierarchy {
         let own_sector = crate::ceremony::sector_of_directory(data)?;
         let mut sectors = BTreeMap::new();
         let mut sector_certs = BTreeMap::new();
+        let mut generations = Vec::new();
+        let mut older_signers = BTreeMap::new();
         for sector in policies.sectors.keys() {
-            let path = dir.join(format!("{sector}.pem"));
-            if !path.exists() {
+            let installed = crate::rollover::installed(&dir, sector);
+            let Some(&(newest, _)) = installed.last() else {
+                let path = dir.join(format!("{sector}.pem"));
                 let fix = if own_sector.is_some() {
                     format!(
                         "import the root-issued {sector} CA certificate with `trustca sector import --data {} {sector}.pem`",
@@ -333,17 +361,40 @@ impl CaHierarchy {
                     "policy lists sector {sector} but {} is missing; {fix}",
                     path.display(),
                 )));
-            }
-            let der = read_pem_der(&path)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
-            sector_certs.insert(sector.clone(), der.clone());
-            if keystore.has(sector.as_str()) {
-                sectors.insert(
-                    sector.clone(),
-                    SigningCa::new(der, keystore.load(sector.as_str())?)?,
-                );
+            };
+            for (generation, path) in installed {
+                let der = read_pem_der(&path)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| CaError::NotInitialized(dir.clone()))?;
+                let name = crate::rollover::ca_name(sector, generation);
+                if generation < newest && not_after(&der)? < now {
+                    // Retired: everything it issued expired with it.
+                    tracing::info!(ca = %name, "an older CA generation expired: no longer loaded; archive its key and certificate");
+                    continue;
+                }
+                let signer = keystore
+                    .has(&name)
+                    .then(|| {
+                        keystore
+                            .load(&name)
+                            .and_then(|k| SigningCa::new(der.clone(), k))
+                    })
+                    .transpose()?;
+                if generation == newest {
+                    sector_certs.insert(sector.clone(), der.clone());
+                    if let Some(signer) = signer {
+                        sectors.insert(sector.clone(), signer);
+                    }
+                } else if let Some(signer) = signer {
+                    older_signers.insert(name.clone(), signer);
+                }
+                generations.push(CaGeneration {
+                    name,
+                    sector: sector.clone(),
+                    generation,
+                    der,
+                });
             }
         }
         if let Some(own) = &own_sector
@@ -420,12 +471,19 @@ impl CaHierarchy {
             crate::root_crl::publish_root_crl_if_due(data, &root)?;
         }
         let revoked_cas = Arc::new(crate::root_crl::RevokedCas::load(data)?);
+        revoked_cas.set_generations(
+            generations
+                .iter()
+                .map(|g| (g.sector.clone(), g.name.clone())),
+        );
         Ok(Self {
             dir,
             keys: keystore,
             root_der,
             sectors,
             sector_certs,
+            ca_generations: generations,
+            older_signers,
             own_sector,
             holds_root,
             server_chain,
@@ -470,10 +528,38 @@ impl CaHierarchy {
         self.dir.parent().unwrap_or(&self.dir)
     }
 
-    /// The sub-CA of `sector` for issuing: refused once the root revoked it.
+    /// The sub-CA of `sector` for issuing (its newest generation): refused
+    /// once the root revoked it.
     pub fn issuing_sector(&self, sector: &SectorName) -> Result<&SigningCa, CaError> {
-        self.revoked_cas.check_issuing(sector.as_str())?;
-        self.sector(sector)
+        let ca = self.sector(sector)?;
+        self.revoked_cas
+            .check_issuing(&crate::rollover::ca_name(sector, ca.generation))?;
+        Ok(ca)
+    }
+
+    /// Every sector CA certificate this instance knows, every generation:
+    /// the intermediates chains are verified through.
+    pub fn all_sector_cas(&self) -> Vec<Vec<u8>> {
+        self.ca_generations.iter().map(|g| g.der.clone()).collect()
+    }
+
+    /// The CAs of `sector` whose keys are here, each with its name, oldest
+    /// first: each signs the CRL of what it issued.
+    pub fn crl_signers(&self, sector: &SectorName) -> Vec<(String, &SigningCa)> {
+        let mut out: Vec<(String, &SigningCa)> = self
+            .ca_generations
+            .iter()
+            .filter(|g| &g.sector == sector)
+            .filter_map(|g| {
+                self.older_signers
+                    .get(&g.name)
+                    .map(|ca| (g.name.clone(), ca))
+            })
+            .collect();
+        if let Some(ca) = self.sectors.get(sector) {
+            out.push((crate::rollover::ca_name(sector, ca.generation), ca));
+        }
+        out
     }
 
     /// The audit signer's key (signs tree heads).

@@ -26,6 +26,8 @@ pub struct SigningCa {
     pub cert_der: Vec<u8>,
     pub(crate) issuer: Issuer<'static, CaKey>,
     pub(crate) not_after: OffsetDateTime,
+    /// Its generation, for a sector CA (`rollover.rs`); 1 otherwise.
+    pub(crate) generation: u32,
 }
 
 impl std::fmt::Debug for SigningCa {
@@ -43,10 +45,12 @@ impl SigningCa {
         let (_, parsed) = x509_parser::parse_x509_certificate(&cert_der)
             .map_err(|_| CaError::Signing("CA certificate does not parse".into()))?;
         let not_after = parsed.validity().not_after.to_datetime();
+        let generation = crate::rollover::generation_of_subject(parsed.subject());
         Ok(Self {
             cert_der,
             issuer,
             not_after,
+            generation,
         })
     }
 
@@ -161,6 +165,7 @@ pub fn sector_ca_params(
     validity_days: u32,
     now: OffsetDateTime,
     cap: OffsetDateTime,
+    generation: u32,
 ) -> Result<CertificateParams, CaError> {
     let (trust_domain, oid) = (pki.trust_domain.as_str(), &pki.extensions.trust_level_oid);
     let mut dn = DistinguishedName::new();
@@ -168,7 +173,7 @@ pub fn sector_ca_params(
     dn.push(DnType::OrganizationalUnitName, ext.sector.as_str());
     dn.push(
         DnType::CommonName,
-        format!("trustca {} Sector CA", ext.sector),
+        crate::rollover::common_name(&ext.sector, generation),
     );
     let mut p = base_params(dn, &random_serial()?, now, validity_days, Some(cap));
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));

@@ -18,6 +18,7 @@ mod keystore;
 pub mod pkcs11;
 mod revocation;
 mod revoke;
+pub mod rollover;
 pub mod root_crl;
 mod service_certs;
 pub mod trust_list;

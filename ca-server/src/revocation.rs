@@ -1,7 +1,10 @@
-//! CRL publication: after a revocation (`revoke.rs`) each sector CA's CRL
-//! is reissued at once, on a schedule (half its validity), kept in memory
-//! for `GetCrl`, and written atomically to `DIR/crl/<sector>.crl` for
-//! static HTTP publication; the root's CRL is read from there.
+//! Revocation and CRL publication: operators revoke a certificate or every
+//! certificate of a device; each sector CA's CRL is reissued at once, on a
+//! schedule (half its validity), kept in memory for `GetCrl`, and written
+//! atomically to `DIR/crl/<ca>.crl` for static HTTP publication. While a
+//! sector runs two CA generations (`rollover.rs`), each signs its own CRL
+//! (`crl/automotive.crl`, `crl/automotive.2.crl`), listing only the
+//! certificates it issued; lists and numbers are kept by CA name.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,7 +34,10 @@ pub struct CrlPublisher {
     pub(crate) policies: Arc<PolicySet>,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
-    latest: RwLock<HashMap<SectorName, PublishedCrl>>,
+    latest: RwLock<HashMap<String, PublishedCrl>>,
+    /// Which CA issued each revoked certificate (serial → CA name), read
+    /// from the store once per serial while a sector has several CAs.
+    issuers: std::sync::Mutex<HashMap<Vec<u8>, Option<String>>>,
     observer: Arc<dyn trustca_model::observe::Observer>,
 }
 
@@ -57,6 +63,7 @@ impl CrlPublisher {
             storage,
             dir,
             latest: RwLock::new(HashMap::new()),
+            issuers: std::sync::Mutex::new(HashMap::new()),
             observer: Arc::new(trustca_model::observe::NoObserver),
         }
     }
@@ -67,25 +74,67 @@ impl CrlPublisher {
         self
     }
 
-    /// Reissues the CRL of `sector`.
+    /// Reissues the CRL of each CA of `sector` whose key is here (two
+    /// during a rollover); returns the newest CA's.
     pub fn publish(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
-        let started = std::time::Instant::now();
-        let result = self.publish_unobserved(sector);
-        match &result {
-            Ok(p) => {
-                self.observer
-                    .published("crl", sector.as_str(), started.elapsed(), p.der.len())
+        // The sector's own error (not ours, unknown) when no key is here.
+        self.hierarchy.sector(sector)?;
+        let signers = self.hierarchy.crl_signers(sector);
+        let generations: Vec<(String, Vec<u8>)> = self
+            .hierarchy
+            .ca_generations
+            .iter()
+            .filter(|g| &g.sector == sector)
+            .filter_map(|g| Some((g.name.clone(), subject_of(&g.der)?)))
+            .collect();
+        let mut newest = None;
+        for (name, ca) in signers {
+            let started = std::time::Instant::now();
+            let result = self.publish_unobserved(sector, &name, ca, &generations);
+            match &result {
+                Ok(p) => self
+                    .observer
+                    .published("crl", &name, started.elapsed(), p.der.len()),
+                Err(CaError::Store(e)) if crate::error::is_backend(e) => {
+                    self.observer.store_error("crl")
+                }
+                Err(_) => {}
             }
-            Err(CaError::Store(e)) if crate::error::is_backend(e) => {
-                self.observer.store_error("crl")
-            }
-            Err(_) => {}
+            newest = Some(result?);
         }
-        result
+        newest.ok_or_else(|| CaError::Signing(format!("no {sector} CA key to sign its CRL")))
     }
 
-    fn publish_unobserved(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
-        let ca = self.hierarchy.sector(sector)?;
+    /// Which of `generations` (name, subject DER) issued `serial`, read
+    /// from its certificate record; `None` when the store holds none.
+    fn issuer_of(
+        &self,
+        serial: &[u8],
+        generations: &[(String, Vec<u8>)],
+    ) -> Result<Option<String>, CaError> {
+        let mut cache = self.issuers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = cache.get(serial) {
+            return Ok(known.clone());
+        }
+        let issuer = self.storage.certificate(serial)?.and_then(|rec| {
+            let (_, cert) = x509_parser::parse_x509_certificate(&rec.der).ok()?;
+            let raw = cert.issuer().as_raw();
+            generations
+                .iter()
+                .find(|(_, subject)| subject.as_slice() == raw)
+                .map(|(name, _)| name.clone())
+        });
+        cache.insert(serial.to_vec(), issuer.clone());
+        Ok(issuer)
+    }
+
+    fn publish_unobserved(
+        &self,
+        sector: &SectorName,
+        name: &str,
+        ca: &crate::SigningCa,
+        generations: &[(String, Vec<u8>)],
+    ) -> Result<PublishedCrl, CaError> {
         let hours = self
             .policies
             .sector(sector.as_str())?
@@ -94,17 +143,25 @@ impl CrlPublisher {
         // The number first, the revocations after: with several replicas a
         // higher number is then always read later, so it lists at least
         // every revocation a lower-numbered CRL lists.
-        let number = self.storage.next_crl_number(sector.as_str())?;
-        let revoked: Vec<RevokedEntry> = self
-            .storage
-            .revoked_in_sector(sector.as_str())?
-            .into_iter()
-            .map(|(serial, at, reason)| RevokedEntry {
+        let number = self.storage.next_crl_number(name)?;
+        let mut revoked: Vec<RevokedEntry> = Vec::new();
+        for (serial, at, reason) in self.storage.revoked_in_sector(sector.as_str())? {
+            // With one CA every revocation of the sector is its own. With
+            // several, each lists what it issued (a serial whose record is
+            // gone is listed by all: a foreign serial harms no one).
+            if generations.len() > 1
+                && self
+                    .issuer_of(&serial, generations)?
+                    .is_some_and(|issuer| issuer != name)
+            {
+                continue;
+            }
+            revoked.push(RevokedEntry {
                 serial,
                 at: OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
                 reason,
-            })
-            .collect();
+            });
+        }
         let now = OffsetDateTime::now_utc();
         let der = build_crl(
             ca,
@@ -117,27 +174,27 @@ impl CrlPublisher {
             der: Arc::new(der),
             number,
         };
-        self.write_file(sector, &published)?;
+        self.write_file(name, &published)?;
         // Shared with the other replicas through the store, unless one of
         // them already shared a newer one.
-        if self.shared(sector)?.is_none_or(|s| s.number < number) {
+        if self.shared(name)?.is_none_or(|s| s.number < number) {
             let mut value = number.to_be_bytes().to_vec();
             value.extend_from_slice(&published.der);
             self.storage.blob_put(
                 LATEST_CRL_SPACE,
-                &[(sector.as_str().as_bytes().to_vec(), value)],
+                &[(name.as_bytes().to_vec(), value)],
                 false,
                 None,
             )?;
         }
         if let Ok(mut latest) = self.latest.write() {
-            latest.insert(sector.clone(), published.clone());
+            latest.insert(name.to_owned(), published.clone());
         }
-        tracing::info!(%sector, crl_number = number, entries = revoked.len(), "CRL published");
+        tracing::info!(ca = %name, crl_number = number, entries = revoked.len(), "CRL published");
         Ok(published)
     }
 
-    fn write_file(&self, sector: &SectorName, crl: &PublishedCrl) -> Result<(), CaError> {
+    fn write_file(&self, sector: &str, crl: &PublishedCrl) -> Result<(), CaError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
         let path = self.dir.join(format!("{sector}.crl"));
         let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
@@ -146,11 +203,8 @@ impl CrlPublisher {
     }
 
     /// The newest CRL any replica shared through the store.
-    fn shared(&self, sector: &SectorName) -> Result<Option<PublishedCrl>, CaError> {
-        let Some(value) = self
-            .storage
-            .blob_get(LATEST_CRL_SPACE, sector.as_str().as_bytes())?
-        else {
+    fn shared(&self, name: &str) -> Result<Option<PublishedCrl>, CaError> {
+        let Some(value) = self.storage.blob_get(LATEST_CRL_SPACE, name.as_bytes())? else {
             return Ok(None);
         };
         if value.len() < 8 {
@@ -184,27 +238,46 @@ impl CrlPublisher {
         std::time::Duration::from_secs(hours as u64 * 3600)
     }
 
-    /// The latest CRL of `sector`: the newer of this replica's and the
-    /// one shared through the store (so a revocation made on another
-    /// replica shows here at once), issuing one if none is held.
-    pub fn latest(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
+    /// The latest CRL of the CA `name` (a sector's first CA by the
+    /// sector's name, a later generation as `automotive.2`): the newer of
+    /// this replica's and the one shared through the store (so a
+    /// revocation made on another replica shows here at once), issuing the
+    /// sector's CRLs if none is held.
+    pub fn latest(&self, name: &str) -> Result<PublishedCrl, CaError> {
+        let (sector, _) = crate::rollover::parse_ca_name(name).ok_or_else(|| {
+            CaError::InvalidRequest(format!(
+                "{:?} names no CA: give a sector (automotive) or a CA generation (automotive.2)",
+                name.chars().take(64).collect::<String>()
+            ))
+        })?;
         let own = self
             .latest
             .read()
             .ok()
-            .and_then(|latest| latest.get(sector).cloned());
-        let shared = self.shared(sector)?;
+            .and_then(|latest| latest.get(name).cloned());
+        let shared = self.shared(name)?;
         match (own, shared) {
             (Some(own), Some(shared)) if shared.number > own.number => {
-                self.adopt(sector, &shared);
+                self.adopt(name, &shared);
                 Ok(shared)
             }
             (Some(own), _) => Ok(own),
             (None, Some(shared)) => {
-                self.adopt(sector, &shared);
+                self.adopt(name, &shared);
                 Ok(shared)
             }
-            (None, None) => self.publish(sector),
+            (None, None) => {
+                self.publish(&sector)?;
+                self.latest
+                    .read()
+                    .ok()
+                    .and_then(|latest| latest.get(name).cloned())
+                    .ok_or_else(|| {
+                        CaError::InvalidRequest(format!(
+                            "this instance holds no {name} CA key (or it expired): its CRL comes from elsewhere"
+                        ))
+                    })
+            }
         }
     }
 
@@ -226,14 +299,21 @@ impl CrlPublisher {
     }
 
     /// Takes another replica's newer CRL as this one's (memory and file).
-    fn adopt(&self, sector: &SectorName, crl: &PublishedCrl) {
+    fn adopt(&self, sector: &str, crl: &PublishedCrl) {
         if let Err(e) = self.write_file(sector, crl) {
             tracing::warn!(%sector, error = %e, "cannot write the shared CRL to the data directory");
         }
         if let Ok(mut latest) = self.latest.write() {
-            latest.insert(sector.clone(), crl.clone());
+            latest.insert(sector.to_owned(), crl.clone());
         }
     }
+}
+
+/// The subject of the certificate `der`, DER (to match issuers by).
+fn subject_of(der: &[u8]) -> Option<Vec<u8>> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, c)| c.subject().as_raw().to_vec())
 }
 
 /// Store space holding each sector's newest CRL (number, then DER).

@@ -16,6 +16,7 @@ use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use trustca_model::SectorName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::CaError;
@@ -312,7 +313,9 @@ pub fn revoke_ca(
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !name.starts_with('.')
+        && !name.contains("..");
     if !valid_name || name == ROOT_CRL_NAME {
         return Err(CaError::InvalidRequest(format!(
             "{name:?} is not a CA the root issued; name a sector (automotive), a service (responder, audit, server) or an old X.509 pseudonym CA (automotive-pseudonym)"
@@ -372,6 +375,9 @@ pub fn revoke_ca(
 pub struct RevokedCas {
     data: PathBuf,
     by_name: RwLock<BTreeMap<String, RevokedCa>>,
+    /// The CA names of each sector's generations (`rollover.rs`), when the
+    /// hierarchy told them.
+    generations: RwLock<BTreeMap<String, Vec<String>>>,
 }
 
 impl RevokedCas {
@@ -380,6 +386,7 @@ impl RevokedCas {
         let this = Self {
             data: data.to_path_buf(),
             by_name: RwLock::new(BTreeMap::new()),
+            generations: RwLock::new(BTreeMap::new()),
         };
         this.refresh()?;
         Ok(this)
@@ -409,13 +416,32 @@ impl RevokedCas {
             .collect()
     }
 
-    /// The root's revocation of the CA named `name`, if it revoked it.
+    /// Tells which CA names (generations) each sector has.
+    pub fn set_generations(&self, cas: impl IntoIterator<Item = (SectorName, String)>) {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (sector, name) in cas {
+            map.entry(sector.to_string()).or_default().push(name);
+        }
+        *self.generations.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// The root's revocation of the CA named `name`, if it revoked it. For
+    /// a sector with several generations (a rollover in progress), `name`
+    /// the sector stands for all of them: revoked only when every one is
+    /// (the newest's revocation is returned); a single generation is
+    /// looked up by its own name (`automotive.2`), and its certificates
+    /// are revoked in the store one by one (`ca_revocation.rs`).
     pub fn revoked(&self, name: &str) -> Option<RevokedCa> {
-        self.by_name
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        let by_name = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        let generations = self.generations.read().unwrap_or_else(|e| e.into_inner());
+        match generations.get(name) {
+            Some(names) if names.len() > 1 => names
+                .iter()
+                .map(|n| by_name.get(n).cloned())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|all| all.into_iter().last()),
+            _ => by_name.get(name).cloned(),
+        }
     }
 
     /// Refuses issuance by the CA named `name` when the root revoked it.

@@ -60,6 +60,12 @@ pub enum SectorAction {
     /// the root, newer than the one held). A running server picks up a
     /// sector CA's revocation within seconds.
     Import(Box<SectorImportArgs>),
+    /// Make this sector's next CA key (a rollover, before the current CA
+    /// expires) and its request, DIR/ca/<sector>.<n>.csr, for `trustca root
+    /// sign-sector --rollover`; install the answer with `sector install`.
+    /// The new CA issues from then on; the old one keeps publishing its CRL
+    /// until its certificate expires.
+    Rollover(Box<StepArgs>),
 }
 
 /// What every key-ceremony step but `sector import` takes.
@@ -101,6 +107,11 @@ pub struct SignSectorArgs {
     /// Where to write the sector CA certificate (PEM; never overwritten).
     #[arg(long)]
     pub out: PathBuf,
+    /// The request is a sector's next CA, to run beside its current one
+    /// (from `trustca sector rollover`): issued as the next generation
+    /// (DIR/ca/<sector>.<n>.pem), with a new key.
+    #[arg(long)]
+    pub rollover: bool,
     #[command(flatten)]
     pub step: StepArgs,
 }
@@ -132,6 +143,11 @@ pub struct SectorInstallArgs {
     /// constraint); loopback and <sector>.<trust_domain> are always in it.
     #[arg(long = "server-name")]
     pub server_names: Vec<String>,
+    /// The store to make for this instance: DIR/db (the default) or a
+    /// postgres:// URL (`serve` must then be given the same --store). It is
+    /// made, sealed and checked here, so DIR is complete before it serves.
+    #[arg(long, env = "TRUSTCA_STORE")]
+    pub store: Option<trustca_server::StoreConfig>,
     #[command(flatten)]
     pub step: StepArgs,
 }
@@ -248,6 +264,7 @@ pub fn run_sector(action: SectorAction) -> Result<ExitCode> {
         SectorAction::Init(a) => sector_init(*a),
         SectorAction::Install(a) => install(*a),
         SectorAction::Import(a) => import(*a),
+        SectorAction::Rollover(a) => rollover(*a),
     }
 }
 
@@ -316,13 +333,15 @@ fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
         anyhow::bail!("{} exists; refusing to overwrite it", a.out.display());
     }
     let (set, token) = prepare(&a.step.data, &a.step.pkcs11)?;
-    let signed = ceremony::sign_sector(&a.step.data, &set, &passphrase, token, &csr)?;
+    let signed = ceremony::sign_sector(&a.step.data, &set, &passphrase, token, &csr, a.rollover)?;
     std::fs::write(&a.out, &signed.cert_pem)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     let arl = trustca_ca::root_crl::root_crl_path(&a.step.data);
     if a.step.json {
         print_json(&json!({
             "sector": signed.sector.as_str(),
+            "generation": signed.generation,
+            "ca": trustca_ca::rollover::ca_name(&signed.sector, signed.generation),
             "certificate": a.out,
             "arl": arl,
             "arl_number": signed.arl_number,
@@ -330,7 +349,7 @@ fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
     } else {
         println!(
             "issued the {} CA certificate  {}",
-            signed.sector,
+            trustca_ca::rollover::ca_name(&signed.sector, signed.generation),
             a.out.display()
         );
         println!(
@@ -396,6 +415,12 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn install(a: SectorInstallArgs) -> Result<ExitCode> {
     let passphrase = a.step.pass.load()?;
     let (set, token) = prepare(&a.step.data, &a.step.pkcs11)?;
+    // Refused before anything is written: a store already in place (unless
+    // this is a rollover's certificate, for a directory installed before).
+    let first = !a.step.data.join("ca/root.pem").exists();
+    if first {
+        trustca_server::instance_store::check_new_store(&a.step.data, a.store.as_ref())?;
+    }
     let r = ceremony::sector_install(
         &a.step.data,
         &set,
@@ -405,11 +430,23 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
         &read(&a.root)?,
         &a.server_names,
     )?;
+    if r.generation > 1 {
+        return installed_rollover(&a, &r);
+    }
+    let store = trustca_server::instance_store::create_instance_store(
+        &a.step.data,
+        a.store.as_ref(),
+        &passphrase,
+        &r.sector,
+        &r.ca_der,
+    )?;
     if a.step.json {
         print_json(&json!({
             "sector": r.sector.as_str(),
             "root_sha256": r.root_sha256,
             "data": a.step.data,
+            "store": store.store,
+            "audit_entries": store.entries,
         }));
     } else {
         println!(
@@ -422,9 +459,63 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
             r.root_sha256
         );
         println!(
+            "made the store         {} (sealed and checked; {} audit entry)",
+            store.store, store.entries
+        );
+        println!(
             "next: `trustca sector import --data {} OTHER-SECTOR.pem ... root.crl`, then `trustca serve --data {}`",
             a.step.data.display(),
             a.step.data.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `sector install` says about a rollover's certificate.
+fn installed_rollover(a: &SectorInstallArgs, r: &ceremony::InstallReport) -> Result<ExitCode> {
+    let name = trustca_ca::rollover::ca_name(&r.sector, r.generation);
+    let path = a.step.data.join(format!("ca/{name}.pem"));
+    if a.step.json {
+        print_json(&json!({
+            "sector": r.sector.as_str(),
+            "generation": r.generation,
+            "ca": name,
+            "certificate": path,
+            "root_sha256": r.root_sha256,
+        }));
+    } else {
+        println!("installed the {name} CA  {}", path.display());
+        println!(
+            "restart serve: it issues from {name} and keeps the older CA's CRL until that CA expires; give {name}.pem to every other instance (`trustca sector import`)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rollover(a: StepArgs) -> Result<ExitCode> {
+    let passphrase = a.pass.load()?;
+    let (set, token) = prepare(&a.data, &a.pkcs11)?;
+    let r = trustca_ca::rollover::sector_rollover(&a.data, &set, &passphrase, token)?;
+    if a.json {
+        print_json(&json!({
+            "sector": r.sector.as_str(),
+            "generation": r.generation,
+            "ca": r.name,
+            "csr": r.csr,
+            "csr_sha256": r.csr_sha256,
+        }));
+    } else {
+        println!(
+            "created the {} CA key (generation {}) in {}",
+            r.name,
+            r.generation,
+            a.data.join("ca").display()
+        );
+        println!("request for the root   {}", r.csr.display());
+        println!("request SHA-256        {}", r.csr_sha256);
+        println!(
+            "at the root: `trustca root sign-sector --rollover {}.csr ...`",
+            r.name
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -215,7 +215,8 @@ pub struct CrlArgs {
     /// Accepted for older scripts and ignored.
     #[arg(long, hide = true)]
     key: Option<PathBuf>,
-    /// Sector whose CRL to fetch (`root` for the root's CRL of revoked CAs).
+    /// Sector whose CRL to fetch (`root` for the root's CRL of revoked CAs;
+    /// after a rollover, `<sector>.<n>` for the CRL of generation n).
     #[arg(long)]
     sector: String,
     /// Where to write the CRL (DER).

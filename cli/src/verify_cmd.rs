@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use trustca_model::revocation::{CrlCheck, check_crl, crl_is_from, reason_name};
-use trustca_model::{CertificateKind, VerifiedChain};
+use trustca_model::{CertificateKind, SectorName, VerifiedChain};
 use trustca_proto::v1 as pb;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -89,7 +89,15 @@ fn links(certs: &[Vec<u8>], root_der: &[u8], verified: &VerifiedChain) -> Result
         crl_name: if issued_by_root {
             "root".into()
         } else {
-            sector
+            // A later CA generation of the sector publishes its own CRL
+            // (`automotive.2`): the issuer's subject says which.
+            match SectorName::new(&sector) {
+                Ok(s) => trustca_ca::rollover::ca_name(
+                    &s,
+                    trustca_ca::rollover::generation_of_certificate(&issuer),
+                ),
+                Err(_) => sector,
+            }
         },
     }];
     if !issued_by_root {

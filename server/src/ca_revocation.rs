@@ -46,7 +46,7 @@ pub(crate) fn record_ca_revocations(
         if storage.blob_get(SPACE, r.serial.as_bytes())?.is_some() {
             continue;
         }
-        let serials = issued_by(storage, &r.name)?;
+        let serials = issued_by(storage, r)?;
         if !serials.is_empty() {
             let reason = if r.reason == KEY_COMPROMISE || r.reason == CA_COMPROMISE {
                 CA_COMPROMISE
@@ -55,7 +55,7 @@ pub(crate) fn record_ca_revocations(
             };
             let note = format!("the root revoked the {} CA", r.name);
             storage.revoke(&serials, reason, ACTOR, &note, r.at)?;
-            if let Ok(sector) = SectorName::new(&r.name) {
+            if let Some((sector, _)) = trustca_ca::rollover::parse_ca_name(&r.name) {
                 changed.push(sector);
             }
         }
@@ -97,23 +97,38 @@ pub(crate) fn record_ca_revocations(
     Ok(changed)
 }
 
-/// Serials of the certificates the sector CA `name` issued that are not
-/// revoked yet. Service certificates are the root's, not a sector CA's.
-/// Reads every certificate record once: a CA revocation is rare and must
-/// miss none.
-fn issued_by(storage: &dyn Storage, name: &str) -> Result<Vec<Vec<u8>>> {
+/// Serials of the certificates the revoked sector CA issued that are not
+/// revoked yet: of its sector (`automotive` or a later generation,
+/// `automotive.2`) and, when the root's record names the CA's subject,
+/// issued under that subject, so revoking one generation of a sector
+/// leaves the other's certificates alone (`rollover.rs`). Service
+/// certificates are the root's, not a sector CA's. Reads every certificate
+/// record once: a CA revocation is rare and must miss none.
+fn issued_by(storage: &dyn Storage, revoked: &RevokedCa) -> Result<Vec<Vec<u8>>> {
+    let Some((sector, _)) = trustca_ca::rollover::parse_ca_name(&revoked.name) else {
+        return Ok(Vec::new());
+    };
     let mut serials = Vec::new();
     storage.export(&mut |record| {
         if let StoredRecord::Certificate(c, _) = record
-            && c.sector == name
+            && c.sector == sector.as_str()
             && c.kind != "service"
             && !matches!(c.status, CertificateStatus::Revoked { .. })
+            && (revoked.subject.is_empty() || issuer_name(&c.der) == revoked.subject)
         {
             serials.push(c.serial);
         }
         Ok(())
     })?;
     Ok(serials)
+}
+
+/// The issuer of the certificate `der` as the root's record writes
+/// subjects (x509-parser's rendering).
+fn issuer_name(der: &[u8]) -> String {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c.issuer().to_string())
+        .unwrap_or_default()
 }
 
 /// Picks up CA revocations made offline while the server runs (issuance

@@ -108,7 +108,7 @@ pub(crate) fn transport_identity(
 ) -> TransportIdentity {
     TransportIdentity {
         root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy.sector_certs.values().cloned().collect(),
+        sector_cas: hierarchy.all_sector_cas(),
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key(),
         extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),

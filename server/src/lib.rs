@@ -14,6 +14,7 @@ mod error;
 pub mod est;
 pub mod etsi;
 mod instance;
+pub mod instance_store;
 mod lease;
 pub mod legacy;
 pub mod message_limit;

@@ -1088,7 +1088,7 @@ fn trust_engine(
     });
     let cfg = TrustEngineConfig {
         root_der: hierarchy.root_der.clone(),
-        sector_cas: hierarchy.sector_certs.values().cloned().collect(),
+        sector_cas: hierarchy.all_sector_cas(),
         responder_chain: hierarchy.responder_chain.clone(),
         responder_key: hierarchy.responder_key(),
         authoritative,

@@ -214,6 +214,21 @@ impl Ceremony {
     }
 }
 
+/// A new directory made by `trustca sector init --sector SECTOR` alone:
+/// its key and request, nothing installed.
+pub fn fresh_sector_dir(sector: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    trustca_cli(&[
+        "sector",
+        "init",
+        "--sector",
+        sector,
+        "--data",
+        s(dir.path()),
+    ]);
+    dir
+}
+
 /// A loopback address whose port the OS just handed out (bound to port 0,
 /// then released), so that instances that forward to each other can be
 /// told each other's URL before they start.

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ceremony::{
-    Ceremony, loopback_port, private_keys, serve_fixed_answer, trustca_cli, trustca_refused,
+    Ceremony, fresh_sector_dir, loopback_port, private_keys, serve_fixed_answer, trustca_cli,
+    trustca_refused,
 };
 use common::go_check::{GoChecker, Instance};
 use common::*;
@@ -22,10 +23,10 @@ use tonic::Code;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 
-const SECTORS: [&str; 3] = ["automotive", "hems", "healthcare"];
+pub(crate) const SECTORS: [&str; 3] = ["automotive", "hems", "healthcare"];
 
 /// An enrollment client at `url` with `creds`.
-async fn enroller(
+pub(crate) async fn enroller(
     url: &str,
     creds: &trustca::client::ClientCredentials,
 ) -> pb::enrollment_client::EnrollmentClient<tonic::transport::Channel> {
@@ -35,7 +36,7 @@ async fn enroller(
 }
 
 /// `GetTrust` by identity.
-async fn get_trust_of(
+pub(crate) async fn get_trust_of(
     db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
     identity: &str,
 ) -> Result<tonic::Response<pb::TrustAnswer>, tonic::Status> {
@@ -47,7 +48,7 @@ async fn get_trust_of(
 
 /// Starts `sector`'s instance on a loopback port the OS picks, forwarding
 /// to `peers`.
-async fn start_at(
+pub(crate) async fn start_at(
     c: &Ceremony,
     sector: &str,
     peers: &[(&str, String)],
@@ -59,7 +60,7 @@ async fn start_at(
 
 /// A device of `sector` enrolled at `url` by a manufacturer credential of
 /// that sector's own CA.
-async fn device_at(
+pub(crate) async fn device_at(
     c: &Ceremony,
     url: &str,
     sector: &str,
@@ -81,7 +82,7 @@ async fn device_at(
     .await
 }
 
-fn lv5(sector: &str) -> Vec<pb::EvidenceItem> {
+pub(crate) fn lv5(sector: &str) -> Vec<pb::EvidenceItem> {
     match sector {
         "automotive" => automotive_lv5(),
         "hems" => hems_lv5(),
@@ -90,7 +91,7 @@ fn lv5(sector: &str) -> Vec<pb::EvidenceItem> {
 }
 
 /// Every file under `dir`, relative: "nothing written" checks.
-fn files(dir: &Path) -> Vec<String> {
+pub(crate) fn files(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -137,15 +138,7 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
 
     // A fresh automotive directory given the installed automotive CA's
     // certificate (another key's): refused, nothing written.
-    let fresh = tempfile::tempdir().unwrap();
-    trustca_cli(&[
-        "sector",
-        "init",
-        "--sector",
-        "automotive",
-        "--data",
-        fresh.path().to_str().unwrap(),
-    ]);
+    let fresh = fresh_sector_dir("automotive");
     let before = files(fresh.path());
     trustca_refused(
         &[
@@ -162,8 +155,11 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
     assert_eq!(files(fresh.path()), before, "nothing written");
 
     // An instance cannot be authoritative for a sector whose key it does
-    // not hold: one line, before the store is made.
+    // not hold: one line, before the store (made by `sector install`) is
+    // opened.
     let auto = c.data("automotive");
+    let store_before = files(&auto.join("db"));
+    assert!(!store_before.is_empty(), "sector install made the store");
     trustca_refused(
         &[
             "serve",
@@ -176,7 +172,7 @@ fn the_ceremony_refuses_a_foreign_sector_and_a_certificate_for_another_key_and_w
         ],
         "holds no hems CA key",
     );
-    assert!(!auto.join("db").exists(), "no store made");
+    assert_eq!(files(&auto.join("db")), store_before, "the store untouched");
 
     // The root's directory is not made into a serving one, and a sector's
     // directory cannot do the root's work.

@@ -18,6 +18,7 @@ mod metrics;
 mod registry;
 mod revocation;
 mod revocation_semantics;
+mod rollover;
 mod root_crl;
 mod streams;
 mod systems;
