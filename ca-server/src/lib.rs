@@ -21,6 +21,7 @@ mod revocation;
 mod revoke;
 pub mod rollover;
 pub mod root_crl;
+mod sector_import;
 mod service;
 mod service_certs;
 pub mod trust_list;
