@@ -20,6 +20,7 @@ mod revocation;
 mod revoke;
 pub mod rollover;
 pub mod root_crl;
+mod sector_import;
 mod service_certs;
 pub mod trust_list;
 pub mod v2x_ca;
