@@ -36,7 +36,7 @@ async fn start_with_etsi(ca: &mut TestCa) -> std::net::SocketAddr {
 }
 
 /// An openssl P-256 key: (its private scalar hex, its public key PEM file).
-fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
+pub(crate) fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
     let key = dir.join("canonical.pem");
     let public = dir.join("canonical.pub.pem");
     let ok = |args: &[&str]| {
@@ -71,7 +71,12 @@ fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
     (hex[hex.len() - 64..].to_owned(), public)
 }
 
-fn register(data: &Path, urn: &str, manufacturer: &str, key: &Path) -> std::process::Output {
+pub(crate) fn register(
+    data: &Path,
+    urn: &str,
+    manufacturer: &str,
+    key: &Path,
+) -> std::process::Output {
     Command::new(trustca_bin())
         .args(["etsi", "register-canonical-key", "--data"])
         .arg(data)

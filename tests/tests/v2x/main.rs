@@ -8,6 +8,7 @@
 mod common;
 
 mod etsi_http;
+mod etsi_roles;
 mod etsi_serve;
 mod tickets;
 mod v2x_authorities;
