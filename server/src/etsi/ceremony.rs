@@ -721,3 +721,7 @@ pub fn list_urls(base: &str, root: &Certificate) -> (String, String) {
         format!("{base}{CRL_PREFIX}{id}"),
     )
 }
+
+#[cfg(test)]
+#[path = "ceremony_tests.rs"]
+mod tests;

@@ -206,6 +206,7 @@ fn open_or_create(
         std::fs::rename(&scratch, &dir)
             .map_err(|e| io(format_args!("cannot create {}", dir.display()), e))?;
         tracing::info!(dir = %dir.display(), "created the ETSI root, EA and AA keys and certificates");
+        warn_if_root_key_online(data);
     }
     let keys = Keystore::open(&dir.join("keys"), passphrase)?;
     Ok(Authorities {

@@ -285,3 +285,36 @@ pub async fn start(
     tracing::info!(%addr, role = role.as_str(), "ETSI TS 102 941 authority on http://{addr}/etsi/");
     Ok(RunningEtsi { addr, stop })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_flagged_within_two_days_of_next_update() {
+        assert!(!warn_if_near("ctl.oer", 10 * 86_400, 0));
+        assert!(warn_if_near("ctl.oer", WARN_BEFORE, 0));
+        assert!(warn_if_near("crl.oer", 0, 100), "past nextUpdate");
+    }
+
+    #[test]
+    fn ea_access_points_parse_to_host_and_path() {
+        let l = HttpEaLink::from_url("http://ea.example:8480/etsi/ea/authorization-validation")
+            .map_err(|e| e.to_string());
+        let l = l.as_ref().map(|l| (l.host.as_str(), l.path.as_str()));
+        assert_eq!(
+            l,
+            Ok(("ea.example:8480", "/etsi/ea/authorization-validation"))
+        );
+        let default_port = HttpEaLink::from_url("http://ea.example/v").map(|l| l.host);
+        assert_eq!(default_port.ok().as_deref(), Some("ea.example:80"));
+        for bad in [
+            "https://ea.example/v",
+            "http://ea.example",
+            "http:///v",
+            "http://u@h/v",
+        ] {
+            assert!(HttpEaLink::from_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -77,7 +77,7 @@ impl Authority {
 }
 
 /// Python that writes the body of a GET of `argv[1]` to stdout.
-const FETCH: &str = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())";
+pub(crate) const FETCH: &str = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
