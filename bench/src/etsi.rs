@@ -16,12 +16,13 @@
 //!   building its request, POSTing it and opening the answer (signature
 //!   checked, decrypted). Client and server share the machine's cores.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{EcdsaKeyPair, KeyPair};
 use trustca_etsi::aa::{AuthorizationAuthority, EaLink, KnownEa};
 use trustca_etsi::ea::{EnrolmentAuthority, Station};
 use trustca_etsi::memory::{MemoryCredentials, MemoryStations};
@@ -40,6 +41,7 @@ use trustca_v2x::{
 };
 
 use crate::report::{Figure, Group, Row};
+use crate::v2x::key;
 
 const ITS_ID: &[u8] = b"urn:trustca:automotive:Acme:Roadster:BENCH0001";
 /// Tickets a vehicle asks for in a week (the aim).
@@ -56,14 +58,6 @@ pub struct Plan {
     pub sign_seconds: f64,
     /// Stations in parallel over loopback.
     pub threads: usize,
-}
-
-fn key() -> Result<EcdsaKeyPair> {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| anyhow!("keygen"))?;
-    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|_| anyhow!("pkcs8"))
 }
 
 fn public(k: &EcdsaKeyPair) -> Result<PublicKeyP256> {
@@ -333,6 +327,20 @@ async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<Vec<u8
     Ok(r.bytes().await?.to_vec())
 }
 
+/// Runs `threads` copies of `work` as tasks; the time until all finished.
+async fn in_parallel<F, Fut>(threads: usize, work: F) -> Result<Duration>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..threads.max(1)).map(|i| tokio::spawn(work(i))).collect();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(start.elapsed())
+}
+
 /// Round trips over loopback: `n` of each kind by `threads` stations.
 async fn loopback(d: Arc<Deployment>, n: usize, threads: usize) -> Result<(Row, Row)> {
     let stop = tokio_util::sync::CancellationToken::new();
@@ -354,11 +362,9 @@ async fn loopback(d: Arc<Deployment>, n: usize, threads: usize) -> Result<(Row, 
     let http = reqwest::Client::builder().build()?;
     let per = n.div_ceil(threads.max(1));
     let enrol_url = format!("http://{ea_addr}{ENROLMENT_PATH}");
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..threads.max(1) {
+    let enrol = in_parallel(threads, |_| {
         let (d, http, url) = (Arc::clone(&d), http.clone(), enrol_url.clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             for _ in 0..per {
                 let who = EnrolAs::Canonical {
                     its_id: ITS_ID,
@@ -367,54 +373,33 @@ async fn loopback(d: Arc<Deployment>, n: usize, threads: usize) -> Result<(Row, 
                 let pending = enrolment_request(who, &key()?, cam(), &d.ea_cert, now())?;
                 let answer = post(&http, &url, pending.message.clone()).await?;
                 let r = enrolment_response(&pending, &answer, &d.ea_cert)?;
-                ensure!(
-                    r.response_code == EnrolmentResponseCode::Ok,
-                    "{:?}",
-                    r.response_code
-                );
+                let code = r.response_code;
+                ensure!(code == EnrolmentResponseCode::Ok, "{code:?}");
             }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let enrol = start.elapsed();
+            Ok(())
+        }
+    })
+    .await?;
     let (ec, ec_key) = d.credential()?;
     let (ec, ec_key) = (Arc::new(ec), Arc::new(ec_key));
     let at_url = format!("http://{aa_addr}{AUTHORIZATION_PATH}");
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..threads.max(1) {
+    let authorize = in_parallel(threads, |_| {
         let (d, http, url) = (Arc::clone(&d), http.clone(), at_url.clone());
         let (ec, ec_key) = (Arc::clone(&ec), Arc::clone(&ec_key));
-        tasks.push(tokio::spawn(async move {
+        async move {
             for _ in 0..per {
                 let ticket_key = public(&key()?)?;
-                let pending = authorization_request(
-                    ticket_key,
-                    cam(),
-                    &ec,
-                    ec_key.as_ref(),
-                    &d.ea_cert,
-                    &d.aa_cert,
-                    now(),
-                )?;
+                let (ea, aa) = (&d.ea_cert, &d.aa_cert);
+                let pending =
+                    authorization_request(ticket_key, cam(), &ec, ec_key.as_ref(), ea, aa, now())?;
                 let answer = post(&http, &url, pending.message.clone()).await?;
-                let r = authorization_response(&pending, &answer, &d.aa_cert)?;
-                ensure!(
-                    r.response_code == AuthorizationResponseCode::Ok,
-                    "{:?}",
-                    r.response_code
-                );
+                let code = authorization_response(&pending, &answer, aa)?.response_code;
+                ensure!(code == AuthorizationResponseCode::Ok, "{code:?}");
             }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let authorize = start.elapsed();
+            Ok(())
+        }
+    })
+    .await?;
     stop.cancel();
     let ops = (per * threads.max(1)) as u64;
     let note = format!(

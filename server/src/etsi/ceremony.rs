@@ -206,13 +206,7 @@ impl EtsiDir {
         })?;
         let file: AuthorityFile = toml::from_str(&text)
             .map_err(|e| ServerError::Config(format!("{}: {}", path.display(), e.message())))?;
-        if file.format != AUTHORITY_FORMAT {
-            return Err(ServerError::Config(format!(
-                "{}: unknown format {:?}",
-                path.display(),
-                file.format
-            )));
-        }
+        crate::v2x_role::check_format(&path, &file.format, AUTHORITY_FORMAT)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             role: EtsiRole::parse(&file.role)?,
