@@ -49,6 +49,7 @@ mod cpu;
 mod crlgen;
 mod decide;
 mod est;
+mod etsi;
 mod fixture;
 mod grpc;
 mod hsm;
@@ -127,6 +128,10 @@ enum Stage {
     /// 5,000 links in-process; Decide on a system member beside plain
     /// Decide through one server.
     Systems,
+    /// ETSI TS 102 941 (issue 24): enrolments and authorizations per
+    /// second, server time in process and round trips over loopback HTTP,
+    /// beside ECDSA sign-only and ECIES in the same run.
+    Etsi,
 }
 
 impl Stage {
@@ -286,6 +291,10 @@ struct Opts {
     /// Iterations of each per-operation measurement of the v2x stage.
     #[arg(long, default_value_t = 2_000)]
     v2x_op_iterations: usize,
+    /// Enrolments and authorizations of the etsi stage (each, in process
+    /// and over loopback).
+    #[arg(long, default_value_t = 2_000)]
+    etsi_requests: usize,
     /// Alternating gRPC/EST rounds the est stage's devices are split in.
     #[arg(long, default_value_t = 4)]
     est_rounds: usize,
@@ -551,6 +560,17 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         figures.extend(v2x::year_over_mtls(opts.v2x_repeats).await?);
         progress("v2x: vehicle-year through IEEE 1609.2.1 over HTTPS");
         figures.extend(v2x_dot1::year_over_dot1(opts.v2x_repeats).await?);
+    }
+
+    if opts.wants(Stage::Etsi) {
+        let (r, f) = etsi::measure(&etsi::Plan {
+            requests: opts.etsi_requests,
+            sign_seconds: opts.sign_seconds,
+            threads: n,
+        })
+        .await?;
+        rows.extend(r);
+        figures.extend(f);
     }
 
     if opts.wants(Stage::Est) {

@@ -66,7 +66,8 @@ pub struct Plan {
     pub threads: usize,
 }
 
-fn key() -> Result<EcdsaKeyPair> {
+/// A fresh ring P-256 signing key.
+pub(crate) fn key() -> Result<EcdsaKeyPair> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| anyhow!("cannot generate a P-256 key"))?;

@@ -255,7 +255,7 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::audit_cmd::AuditAction,
     },
-    /// EU C-ITS (ETSI TS 102 941) tools: register a station's canonical key.
+    /// EU C-ITS (ETSI TS 102 941): the key ceremony (root, EA, AA, DC) and a station's canonical key.
     Etsi {
         #[command(subcommand)]
         action: crate::etsi_cmd::EtsiAction,

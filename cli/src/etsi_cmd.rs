@@ -1,7 +1,9 @@
 //! `trustca etsi ...`: the EU C-ITS authorities' offline tools
-//! (`docs/v2x-etsi.md`). For now: registering a station's canonical key in
-//! the CA's store, on the data directory of a stopped server (the
-//! manufacturer's network interface for it does not exist yet).
+//! (`docs/v2x-etsi.md`): the key ceremony of the root, EA, AA and
+//! distribution centre (`etsi_ceremony_cmd.rs`) and registering a
+//! station's canonical key in the CA's store, on the data directory of a
+//! stopped server (the manufacturer's network interface for it does not
+//! exist yet).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +26,31 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 /// `trustca etsi ...`.
 #[derive(Debug, Subcommand)]
 pub enum EtsiAction {
+    /// The offline ETSI root: init, sign (EA/AA certificates), sign-ctl,
+    /// sign-crl, revoke.
+    Root {
+        #[command(subcommand)]
+        action: crate::etsi_ceremony_cmd::RootAction,
+    },
+    /// An enrolment authority's own directory: init (keys and request).
+    Ea {
+        #[command(subcommand)]
+        action: crate::etsi_ceremony_cmd::AuthorityAction,
+    },
+    /// An authorization authority's own directory: init (keys and request).
+    Aa {
+        #[command(subcommand)]
+        action: crate::etsi_ceremony_cmd::AuthorityAction,
+    },
+    /// A distribution centre's directory: init.
+    Dc {
+        #[command(subcommand)]
+        action: crate::etsi_ceremony_cmd::DcAction,
+    },
+    /// Install the root certificate, an authority's certificate, or the
+    /// root's CTL and CRL into an EA's, AA's or distribution centre's
+    /// directory (each checked against the root first).
+    Install(crate::etsi_ceremony_cmd::InstallArgs),
     /// Register an ITS station's canonical public key for a device its
     /// manufacturer enrolled (offline, on a stopped server's data
     /// directory): the enrolment authority then accepts the station's
@@ -57,7 +84,13 @@ pub enum EtsiAction {
 
 /// Runs `trustca etsi ...`.
 pub fn run(action: EtsiAction) -> Result<ExitCode> {
+    use trustca_server::etsi::ceremony::EtsiRole;
     match action {
+        EtsiAction::Root { action } => crate::etsi_ceremony_cmd::run_root(action),
+        EtsiAction::Ea { action } => crate::etsi_ceremony_cmd::run_authority(EtsiRole::Ea, action),
+        EtsiAction::Aa { action } => crate::etsi_ceremony_cmd::run_authority(EtsiRole::Aa, action),
+        EtsiAction::Dc { action } => crate::etsi_ceremony_cmd::run_dc(action),
+        EtsiAction::Install(args) => crate::etsi_ceremony_cmd::run_install(args),
         EtsiAction::RegisterCanonicalKey {
             data,
             store,

@@ -13,6 +13,7 @@ pub mod certinfo;
 pub mod cli;
 pub mod client;
 pub mod enroll_cmd;
+pub mod etsi_ceremony_cmd;
 pub mod etsi_cmd;
 pub mod help;
 pub mod model_cmd;

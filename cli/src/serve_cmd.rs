@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use trustca_server::etsi::ceremony::EtsiRole;
 use trustca_server::{self as server, ServeOptions, StoreConfig};
 
 use crate::cli::{PassphraseArgs, parse_store};
@@ -45,9 +46,12 @@ pub struct ServeArgs {
     web_listen: Option<SocketAddr>,
     /// Also serve the EU C-ITS authorities (ETSI TS 102 941 EA, AA and
     /// CTL/CRL distribution centre) over plain HTTP on this address:
-    /// http://ADDR/etsi/... (off unless given; keys made in DATA/etsi at first start).
+    /// http://ADDR/etsi/... (off unless given; without --etsi-role, one
+    /// process with the ETSI root key online, made in DATA/etsi at first start).
     #[arg(long, env = "TRUSTCA_ETSI_LISTEN", help_heading = "Listeners")]
     etsi_listen: Option<SocketAddr>,
+    #[command(flatten, next_help_heading = "EU C-ITS (ETSI) authorities")]
+    etsi: EtsiServeArgs,
     /// Policy directory overriding the data directory's copy.
     #[arg(long, help_heading = "Data directory and store")]
     policies: Option<PathBuf>,
@@ -101,6 +105,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         est_listen,
         web_listen,
         etsi_listen,
+        etsi,
         policies,
         server_names,
         authoritative,
@@ -114,6 +119,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         pass,
         pkcs11,
     } = args;
+    let etsi_dir = match etsi.resolve(etsi_listen)? {
+        EtsiMode::Alone(role, dir, listen) => {
+            return run_etsi_alone(role, &dir, listen, policies.as_deref(), &pass).await;
+        }
+        EtsiMode::WithCa(dir) => dir,
+    };
     let passphrase = pass.load()?;
     let (role, v2x_remote, v2x_batch, v2x_in_process, crl_refresh) = (*v2x).resolve()?;
     let fresh = !data.join("ca").join("root.pem").exists();
@@ -125,6 +136,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         est_listen,
         web_listen,
         etsi_listen,
+        etsi_dir,
+        etsi_public_url: etsi.etsi_public_url,
         policies,
         passphrase,
         server_names,
@@ -177,6 +190,85 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         })
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --etsi-role aa|dc`: the authority alone, until SIGTERM or Ctrl-C.
+async fn run_etsi_alone(
+    role: EtsiRole,
+    dir: &Path,
+    listen: SocketAddr,
+    policies: Option<&Path>,
+    pass: &PassphraseArgs,
+) -> Result<ExitCode> {
+    // A distribution centre holds no key: it needs no passphrase.
+    let passphrase = match role {
+        EtsiRole::Dc => None,
+        _ => Some(pass.load()?),
+    };
+    let running =
+        server::etsi::roles::start(role, dir, listen, passphrase.as_ref(), policies).await?;
+    println!(
+        "ETSI TS 102 941 {} on http://{}/etsi/",
+        role.as_str().to_uppercase(),
+        running.addr
+    );
+    shutdown_signal().await;
+    running.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve` options of the EU C-ITS authorities (`docs/v2x-etsi.md`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EtsiServeArgs {
+    /// Run one ETSI authority from its own directory (--etsi-dir, made by
+    /// `trustca etsi ea|aa|dc init`), holding only its keys: `ea` beside
+    /// the CA (it reads the stations from the CA's store), `aa` or `dc`
+    /// alone (no CA). Needs --etsi-listen.
+    #[arg(long = "etsi-role", env = "TRUSTCA_ETSI_ROLE")]
+    etsi_role: Option<String>,
+    /// The authority's directory (with --etsi-role).
+    #[arg(long = "etsi-dir", env = "TRUSTCA_ETSI_DIR")]
+    etsi_dir: Option<PathBuf>,
+    /// Without --etsi-role: the base URL (http://HOST[:PORT]) the CTL gives
+    /// for the EA and AA, when stations reach them at another address than
+    /// --etsi-listen (NAT, proxy, 0.0.0.0).
+    #[arg(long = "etsi-public-url", env = "TRUSTCA_ETSI_PUBLIC_URL")]
+    etsi_public_url: Option<String>,
+}
+
+/// What the ETSI flags ask `serve` to run.
+enum EtsiMode {
+    /// An AA or DC alone: (role, directory, listen address).
+    Alone(EtsiRole, PathBuf, SocketAddr),
+    /// The CA, with the EA of this directory if given.
+    WithCa(Option<PathBuf>),
+}
+
+impl EtsiServeArgs {
+    fn resolve(&self, listen: Option<SocketAddr>) -> Result<EtsiMode> {
+        let Some(role) = self.etsi_role.as_deref() else {
+            if self.etsi_dir.is_some() {
+                bail!("--etsi-dir goes with --etsi-role ea|aa|dc");
+            }
+            return Ok(EtsiMode::WithCa(None));
+        };
+        let role = EtsiRole::parse(role)?;
+        if self.etsi_public_url.is_some() {
+            bail!(
+                "--etsi-public-url is for the all-in-one ETSI listener; a separated authority's URL is the one it was certified with (trustca etsi ea|aa init --url)"
+            );
+        }
+        let (Some(dir), Some(listen)) = (self.etsi_dir.clone(), listen) else {
+            bail!("--etsi-role needs --etsi-dir DIR and --etsi-listen ADDR");
+        };
+        match role {
+            EtsiRole::Ea => Ok(EtsiMode::WithCa(Some(dir))),
+            EtsiRole::Root => {
+                bail!("the ETSI root is not served: it stays offline (trustca etsi root ...)")
+            }
+            _ => Ok(EtsiMode::Alone(role, dir, listen)),
+        }
+    }
 }
 
 async fn shutdown_signal() {

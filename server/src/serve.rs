@@ -55,6 +55,14 @@ pub struct ServeOptions {
     /// Where to serve the ETSI TS 102 941 EA, AA and distribution centre
     /// over plain HTTP (`crate::etsi::deploy`); `None` serves none.
     pub etsi_listen: Option<SocketAddr>,
+    /// With `etsi_listen`: the enrolment authority's own directory
+    /// (`trustca etsi ea init`), so that this process runs only the EA
+    /// (`serve --etsi-role ea`); `None` runs root, EA, AA and distribution
+    /// centre from `DATA/etsi` (one process, root key online).
+    pub etsi_dir: Option<PathBuf>,
+    /// The base URL the all-in-one CTL gives for the EA and AA
+    /// (`http://HOST[:PORT]`); `None` uses the listen address.
+    pub etsi_public_url: Option<String>,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -111,6 +119,8 @@ impl ServeOptions {
             est_listen: None,
             web_listen: None,
             etsi_listen: None,
+            etsi_dir: None,
+            etsi_public_url: None,
             policies: None,
             passphrase,
             server_names: Vec::new(),
@@ -477,6 +487,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     )?);
     instance::warn_if_root_key_online(&hierarchy, &opts.data);
     instance::warn_if_arl_stale(&hierarchy, &opts.data);
+    crate::etsi::deploy::warn_if_root_key_online(&opts.data);
     // Refused before the store is opened: a wrong --authoritative changes nothing.
     let authoritative = instance::authoritative_sectors(&opts, &policy_set, &hierarchy)?;
     let store = StoreConfig::or_data_dir(opts.store.as_ref(), &opts.data);
@@ -848,16 +859,27 @@ fn serve_etsi(
     let bound = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the ETSI address: {e}")))?;
-    let http = crate::etsi::deploy::service(
-        &opts.data,
-        opts.policies.as_deref(),
-        &opts.passphrase,
-        Arc::clone(storage),
-        bound,
-        stop.clone(),
-    )?;
+    let http = match &opts.etsi_dir {
+        Some(dir) => crate::etsi::roles::ea_service(dir, &opts.passphrase, Arc::clone(storage))?,
+        None => crate::etsi::deploy::service(
+            crate::etsi::deploy::AllInOne {
+                data: &opts.data,
+                policies: opts.policies.as_deref(),
+                passphrase: &opts.passphrase,
+                public_url: opts.etsi_public_url.as_deref(),
+            },
+            Arc::clone(storage),
+            bound,
+            stop.clone(),
+        )?,
+    };
     crate::etsi::http::spawn(listener, http, stop.clone());
-    tracing::info!(addr = %bound, "ETSI TS 102 941 EA, AA and DC on http://{bound}/etsi/");
+    let what = if opts.etsi_dir.is_some() {
+        "EA"
+    } else {
+        "EA, AA and DC"
+    };
+    tracing::info!(addr = %bound, "ETSI TS 102 941 {what} on http://{bound}/etsi/");
     Ok(bound)
 }
 

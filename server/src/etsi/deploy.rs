@@ -67,7 +67,7 @@ struct Authorities {
     aa_secret: [u8; 32],
 }
 
-fn etsi_err(e: impl std::fmt::Display) -> ServerError {
+pub(super) fn etsi_err(e: impl std::fmt::Display) -> ServerError {
     ServerError::Config(format!("ETSI authorities: {e}"))
 }
 
@@ -94,13 +94,13 @@ pub fn ticket_profile(policies: Option<&Path>, data: &Path) -> Result<TicketProf
     Ok(tickets)
 }
 
-fn new_signing_key(rng: &SystemRandom) -> Result<Vec<u8>> {
+pub(super) fn new_signing_key(rng: &SystemRandom) -> Result<Vec<u8>> {
     EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, rng)
         .map(|k| k.as_ref().to_vec())
         .map_err(|_| etsi_err("cannot make a P-256 key"))
 }
 
-fn new_encryption_secret(rng: &SystemRandom) -> Result<([u8; 32], PublicKeyP256)> {
+pub(super) fn new_encryption_secret(rng: &SystemRandom) -> Result<([u8; 32], PublicKeyP256)> {
     // A random 32 octets is a valid scalar except with negligible chance.
     for _ in 0..16 {
         let mut secret = [0u8; 32];
@@ -113,7 +113,7 @@ fn new_encryption_secret(rng: &SystemRandom) -> Result<([u8; 32], PublicKeyP256)
     Err(etsi_err("cannot make an encryption key"))
 }
 
-fn signing_key(pkcs8: &[u8]) -> Result<EcdsaKeyPair> {
+pub(super) fn signing_key(pkcs8: &[u8]) -> Result<EcdsaKeyPair> {
     EcdsaKeyPair::from_pkcs8(
         &ECDSA_P256_SHA256_FIXED_SIGNING,
         pkcs8,
@@ -122,7 +122,7 @@ fn signing_key(pkcs8: &[u8]) -> Result<EcdsaKeyPair> {
     .map_err(|_| etsi_err("a stored signing key is not a P-256 PKCS#8 key"))
 }
 
-fn public(key: &EcdsaKeyPair) -> Result<PublicKeyP256> {
+pub(super) fn public(key: &EcdsaKeyPair) -> Result<PublicKeyP256> {
     PublicKeyP256::from_sec1(key.public_key().as_ref()).map_err(etsi_err)
 }
 
@@ -171,7 +171,7 @@ fn create(dir: &Path, passphrase: &Passphrase, tickets: &TicketProfile, now: i64
     Ok(())
 }
 
-fn read_cert(dir: &Path, name: &str) -> Result<Certificate> {
+pub(super) fn read_cert(dir: &Path, name: &str) -> Result<Certificate> {
     let path = dir.join(format!("{name}.oer"));
     let bytes =
         std::fs::read(&path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
@@ -179,7 +179,7 @@ fn read_cert(dir: &Path, name: &str) -> Result<Certificate> {
         .map_err(|e| etsi_err(format!("{}: {e}", path.display())))
 }
 
-fn secret(keys: &Keystore, name: &str) -> Result<[u8; 32]> {
+pub(super) fn secret(keys: &Keystore, name: &str) -> Result<[u8; 32]> {
     keys.load(name)?
         .as_slice()
         .try_into()
@@ -206,6 +206,7 @@ fn open_or_create(
         std::fs::rename(&scratch, &dir)
             .map_err(|e| io(format_args!("cannot create {}", dir.display()), e))?;
         tracing::info!(dir = %dir.display(), "created the ETSI root, EA and AA keys and certificates");
+        warn_if_root_key_online(data);
     }
     let keys = Keystore::open(&dir.join("keys"), passphrase)?;
     Ok(Authorities {
@@ -241,26 +242,56 @@ fn sign_lists(
     })
 }
 
+/// Where the all-in-one authorities find their files and name their URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct AllInOne<'a> {
+    /// The CA's data directory (`DATA/etsi` holds the authorities).
+    pub data: &'a Path,
+    /// The policy directory in use, if not `DATA/policies`.
+    pub policies: Option<&'a Path>,
+    /// The CA passphrase (the keystore's).
+    pub passphrase: &'a Passphrase,
+    /// The base URL the CTL names (`--etsi-public-url`); `None`: the
+    /// listen address.
+    pub public_url: Option<&'a str>,
+}
+
+/// One warning at start when an ETSI root key is in this (online) data
+/// directory: `DATA/etsi/keys/root.key` (the all-in-one mode), or a root
+/// directory made by `trustca etsi root init` inside DATA.
+pub fn warn_if_root_key_online(data: &Path) {
+    let held = [data.join(ETSI_DIR), data.to_path_buf()]
+        .into_iter()
+        .find(|d| d.join("keys").join("root.key").exists() && d.join("root.oer").exists());
+    if let Some(dir) = held {
+        tracing::warn!(dir = %dir.display(), "the ETSI root key is in this online directory: it signs every EA, AA, CTL and CRL; keep it offline (trustca etsi root init on an offline machine, serve --etsi-role ea|aa|dc)");
+    }
+}
+
 /// The EA, AA and distribution centre of `DATA/etsi/` for the listener
-/// bound at `bound`: the CTL names `http://<bound>` (an unspecified address
-/// becomes 127.0.0.1 for the AA's own call to its EA). The lists are signed
-/// again every [`LIST_REISSUE`] until `stop`.
+/// bound at `bound`: the CTL names `public_url`, else `http://<bound>`
+/// (an unspecified address becomes 127.0.0.1 for the AA's own call to its
+/// EA). The lists are signed again every [`LIST_REISSUE`] until `stop`.
 pub fn service(
-    data: &Path,
-    policies: Option<&Path>,
-    passphrase: &Passphrase,
+    at: AllInOne<'_>,
     storage: Arc<dyn Storage>,
     bound: SocketAddr,
     stop: CancellationToken,
 ) -> Result<Arc<EtsiHttp>> {
-    let tickets = ticket_profile(policies, data)?;
+    let tickets = ticket_profile(at.policies, at.data)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let a = open_or_create(data, passphrase, &tickets, now)?;
+    let a = open_or_create(at.data, at.passphrase, &tickets, now)?;
     let mut local = bound;
     if local.ip().is_unspecified() {
         local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let base = format!("http://{bound}");
+    let base = match at.public_url {
+        Some(url) => {
+            super::ceremony::check_base_url(url)?;
+            url.trim_end_matches('/').to_owned()
+        }
+        None => format!("http://{bound}"),
+    };
     let entries = vec![
         CtlEntry::Ea {
             certificate: a.ea.clone(),
@@ -283,7 +314,7 @@ pub fn service(
     );
     let known = KnownEa {
         certificate: a.ea,
-        link: Arc::new(HttpEaLink { addr: local }),
+        link: Arc::new(HttpEaLink::local(local)),
     };
     let aa = AuthorizationAuthority::new(a.aa, a.aa_key, a.aa_secret, tickets, vec![known])
         .map_err(etsi_err)?;

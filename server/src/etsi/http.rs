@@ -260,26 +260,78 @@ pub fn spawn(listener: TcpListener, http: Arc<EtsiHttp>, stop: CancellationToken
     });
 }
 
-/// The AA's way to an EA over HTTP: `POST` to the EA's
-/// [`VALIDATION_PATH`] at `addr`, one connection per request.
+/// The AA's way to an EA over HTTP: `POST` to the EA's validation
+/// resource (its CTL `aaAccessPoint`), one connection per request.
 #[derive(Debug, Clone)]
 pub struct HttpEaLink {
-    /// The EA's listener.
-    pub addr: SocketAddr,
+    /// `HOST:PORT` of the EA's listener (resolved at each request).
+    pub host: String,
+    /// The resource's path.
+    pub path: String,
+}
+
+impl HttpEaLink {
+    /// The link to the EA's listener at `addr`, at [`VALIDATION_PATH`].
+    pub fn local(addr: SocketAddr) -> Self {
+        Self {
+            host: addr.to_string(),
+            path: VALIDATION_PATH.into(),
+        }
+    }
+
+    /// The link to an `aaAccessPoint` URL (`http://HOST[:PORT]/PATH`; the
+    /// messages protect themselves, so the AA's link is plain HTTP).
+    pub fn from_url(url: &str) -> Result<Self, EtsiError> {
+        let bad = || {
+            EtsiError::Profile(format!(
+                "EA access point {url:?} is not http://HOST[:PORT]/PATH"
+            ))
+        };
+        let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+        let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad());
+        }
+        let host = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !authority.ends_with(']')
+        {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Self {
+            host,
+            path: format!("/{path}"),
+        })
+    }
+
+    fn connect(&self) -> std::io::Result<std::net::TcpStream> {
+        use std::net::ToSocketAddrs;
+        let mut last = std::io::Error::other("the name has no address");
+        for addr in self.host.to_socket_addrs()? {
+            match std::net::TcpStream::connect_timeout(&addr, EA_TIMEOUT) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
 }
 
 impl EaLink for HttpEaLink {
     fn validate(&self, message: &[u8]) -> Result<Vec<u8>, EtsiError> {
-        let fail = |what: &str| EtsiError::Profile(format!("EA at {}: {what}", self.addr));
-        let mut stream = std::net::TcpStream::connect_timeout(&self.addr, EA_TIMEOUT)
-            .map_err(|e| fail(&e.to_string()))?;
+        let fail = |what: &str| EtsiError::Profile(format!("EA at {}: {what}", self.host));
+        let mut stream = self.connect().map_err(|e| fail(&e.to_string()))?;
         stream
             .set_read_timeout(Some(EA_TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(EA_TIMEOUT)))
             .map_err(|e| fail(&e.to_string()))?;
         let head = format!(
-            "POST {VALIDATION_PATH} HTTP/1.1\r\nHost: {}\r\nContent-Type: {REQUEST_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.addr,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {REQUEST_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.path,
+            self.host,
             message.len()
         );
         stream

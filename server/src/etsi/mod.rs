@@ -10,8 +10,10 @@
 //! record, so the enrolment credential carries the car's trust level and a
 //! revoked or suspended car gets none.
 
+pub mod ceremony;
 pub mod deploy;
 pub mod http;
+pub mod roles;
 
 use std::sync::Arc;
 

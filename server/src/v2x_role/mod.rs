@@ -93,6 +93,17 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))
 }
 
+/// Refuses a directory file whose format marker is not `expected`.
+pub(crate) fn check_format(path: &Path, found: &str, expected: &str) -> Result<()> {
+    if found != expected {
+        return Err(ServerError::Config(format!(
+            "{}: unknown format {found:?}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
@@ -247,13 +258,7 @@ impl RoleDir {
             .map_err(|_| ServerError::Config(format!("{} is not UTF-8", path.display())))?;
         let file: RoleFile = toml::from_str(&text)
             .map_err(|e| ServerError::Config(format!("{}: {}", path.display(), e.message())))?;
-        if file.format != ROLE_FORMAT {
-            return Err(ServerError::Config(format!(
-                "{}: unknown format {:?}",
-                path.display(),
-                file.format
-            )));
-        }
+        check_format(&path, &file.format, ROLE_FORMAT)?;
         let role = V2xRole::parse(&file.role)?;
         if let Some(expected) = expected
             && expected != role

@@ -232,7 +232,7 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
         tickets,
         vec![KnownEa {
             certificate: ea.clone(),
-            link: Arc::new(HttpEaLink { addr: ea_addr }),
+            link: Arc::new(HttpEaLink::local(ea_addr)),
         }],
     )
     .unwrap();

@@ -5,7 +5,8 @@
 //! register-canonical-key`; and the Python ITS station (`etsi_station.py`,
 //! asn1tools + cryptography only) downloads the CTL from the server,
 //! enrols and obtains a ticket carrying the car's trust level. After a
-//! restart the same root and authorities answer.
+//! restart the same root and authorities answer, at the `--etsi-public-url`
+//! the CTL then names instead of the listen address.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
@@ -20,15 +21,21 @@ use trustca_server::ServeOptions;
 use trustca_server::etsi::http::CTL_PREFIX;
 use trustca_v2x::{CertProfile, Certificate};
 
-/// Starts `ca`'s server with the ETSI listener on 127.0.0.1 port 0.
-async fn start_with_etsi(ca: &mut TestCa) -> std::net::SocketAddr {
+/// Starts `ca`'s server with the ETSI listener on `listen`, the CTL naming
+/// `public_url` if given.
+async fn start_with_etsi(
+    ca: &mut TestCa,
+    listen: std::net::SocketAddr,
+    public_url: Option<String>,
+) -> std::net::SocketAddr {
     ca.stop().await;
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
         "127.0.0.1:0".parse().unwrap(),
         Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
-    opts.etsi_listen = Some("127.0.0.1:0".parse().unwrap());
+    opts.etsi_listen = Some(listen);
+    opts.etsi_public_url = public_url;
     let server = trustca_server::start(opts).await.unwrap();
     let addr = server.etsi_addr.expect("the ETSI listener is bound");
     ca.server = Some(server);
@@ -36,7 +43,7 @@ async fn start_with_etsi(ca: &mut TestCa) -> std::net::SocketAddr {
 }
 
 /// An openssl P-256 key: (its private scalar hex, its public key PEM file).
-fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
+pub(crate) fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
     let key = dir.join("canonical.pem");
     let public = dir.join("canonical.pub.pem");
     let ok = |args: &[&str]| {
@@ -71,7 +78,12 @@ fn openssl_key(dir: &Path) -> (String, std::path::PathBuf) {
     (hex[hex.len() - 64..].to_owned(), public)
 }
 
-fn register(data: &Path, urn: &str, manufacturer: &str, key: &Path) -> std::process::Output {
+pub(crate) fn register(
+    data: &Path,
+    urn: &str,
+    manufacturer: &str,
+    key: &Path,
+) -> std::process::Output {
     Command::new(trustca_bin())
         .args(["etsi", "register-canonical-key", "--data"])
         .arg(data)
@@ -112,7 +124,7 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
     let again = register(ca.data(), &urn, "Acme", &public);
     assert!(!again.status.success(), "a key is never replaced");
 
-    let etsi = start_with_etsi(&mut ca).await;
+    let etsi = start_with_etsi(&mut ca, "127.0.0.1:0".parse().unwrap(), None).await;
     // Keys at rest are encrypted under the passphrase, never in the clear.
     let keys = ca.data().join("etsi/keys");
     for name in ["root", "ea", "aa", "ea-encryption", "aa-encryption"] {
@@ -148,8 +160,12 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
         .unwrap();
     assert_eq!(stranger["enrolment"], "unknownits", "{stranger}");
 
-    // A restart keeps the authorities: same root, and they still answer.
-    let etsi = start_with_etsi(&mut ca).await;
+    // A restart keeps the authorities: same root, and they still answer,
+    // at the public URL the CTL now gives (--etsi-public-url), not the
+    // listen address.
+    let listen = ceremony::loopback_port();
+    let public_url = format!("http://localhost:{}", listen.port());
+    let etsi = start_with_etsi(&mut ca, listen, Some(public_url.clone())).await;
     assert_eq!(
         std::fs::read(ca.data().join("etsi/root.oer")).unwrap(),
         root_bytes
@@ -165,6 +181,16 @@ async fn serve_etsi_listen_enrols_and_authorizes_a_python_station() {
         urn.clone(),
         dir.path().display().to_string(),
     ];
+    let ctl = Command::new("python3")
+        .args(["-c", crate::etsi_roles::FETCH, &args[0]])
+        .output()
+        .unwrap()
+        .stdout;
+    let enrolment = format!("{public_url}/etsi/ea/enrolment");
+    let listed = ctl
+        .windows(enrolment.len())
+        .any(|w| w == enrolment.as_bytes());
+    assert!(listed, "the CTL names the public URL {enrolment}");
     let result = tokio::task::spawn_blocking(move || run_station(&args))
         .await
         .unwrap();

@@ -6,7 +6,9 @@ Usage: etsi_station.py CTL_URL ROOT.oer CANONICAL_SECRET_HEX ITS_ID OUT_DIR
 
 Downloads the root's CTL and CRL (getctl/getcrl), checks the root's
 signatures and that the EA and AA certificates in the CTL are issued by the
-root and not revoked, and takes the EA, the AA and their URLs from it. Then it
+root, and takes the EA, the AA and their URLs from it; if the CTL lists no
+EA or AA, or the CRL revokes the one it lists, it refuses (prints
+{"refused": "aa revoked"} and the like) and asks nothing. Then it
 enrols with the canonical key (EnrolmentRequestMessage: InnerEcRequest
 signed by the new key for proof of possession, signed again by the
 canonical key with signer self, encrypted to the EA's encryptionKey),
@@ -172,8 +174,11 @@ def trust_lists(ctl_url, root_bytes):
         elif kind == "aa":
             cert = check_issued(value["aaCertificate"], root_bytes)
             found["aa"] = (cert, value["accessPoint"])
-    for cert, _ in found.values():
-        assert ecies.hashed_id8(cert) not in crl["entries"], "revoked"
+    for kind in ("ea", "aa"):
+        if kind not in found:
+            return "no " + kind
+        if ecies.hashed_id8(found[kind][0]) in crl["entries"]:
+            return kind + " revoked"
     return found["ea"], found["aa"], len(crl["entries"])
 
 
@@ -235,7 +240,12 @@ def authorize(aa_url, ea_bytes, aa_bytes, ec_bytes, ec_key):
 def main():
     ctl_url, root_path, secret_hex, its_id, out = sys.argv[1:6]
     root_bytes = open(root_path, "rb").read()
-    (ea_bytes, ea_url), (aa_bytes, aa_url), revoked = trust_lists(ctl_url, root_bytes)
+    lists = trust_lists(ctl_url, root_bytes)
+    if isinstance(lists, str):
+        # A station uses no authority the CTL leaves out or the CRL lists.
+        print(json.dumps({"refused": lists}))
+        return
+    (ea_bytes, ea_url), (aa_bytes, aa_url), revoked = lists
     canonical = ecies.private_key(bytes.fromhex(secret_hex))
     response, ec_key = enrol(ea_url, ea_bytes, canonical, its_id.encode())
     result = {"enrolment": response["responseCode"], "crl_entries": revoked}

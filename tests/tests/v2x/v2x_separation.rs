@@ -412,7 +412,7 @@ async fn no_authority_alone_links_or_names_vehicles() {
     assert!(e.contains("CA's data directory"), "{e}");
 }
 
-fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+pub(crate) fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {

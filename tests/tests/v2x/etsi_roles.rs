@@ -1,0 +1,400 @@
+//! The ETSI authorities separated (`docs/v2x-etsi.md`, "Separated
+//! authorities"), end to end with the `trustca` binary: an offline root
+//! made by `trustca etsi root init`; an EA, an AA and a distribution centre
+//! each made in its own directory (`etsi ea|aa|dc init`); the root
+//! certifies the EA's and AA's requests and signs the CTL and CRL offline,
+//! installed with `etsi install`. Then three processes: the CA with its EA
+//! (`serve --etsi-role ea`, this process), the AA and the distribution
+//! centre (`serve --etsi-role aa|dc`, child processes). The Python station
+//! (`etsi_station.py`) holds only the root: it fetches the lists from the
+//! DC, enrols at the EA and gets a ticket from the AA, which validates with
+//! the EA over HTTP. No directory holds another's private key. Revoking
+//! the AA at the root and installing the new CRL in the running DC makes
+//! the station refuse it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::common;
+use crate::etsi_http::{enrolled_car, python_ready, run_station};
+use crate::etsi_serve::{openssl_key, register};
+use crate::v2x_separation::dir_contains;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::ceremony::{loopback_port, private_keys, trustca_cli, trustca_refused};
+use common::*;
+use trustca_ca::{Keystore, Passphrase};
+use trustca_pseudonym::P256PrivateKey;
+use trustca_server::ServeOptions;
+use trustca_v2x::{CertProfile, Certificate};
+
+/// A `trustca serve --etsi-role` child process, killed when dropped.
+struct Authority {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Authority {
+    /// Starts `role` from `dir` on `listen`; returns once it listens.
+    fn start(role: &str, dir: &Path, listen: SocketAddr, log: PathBuf) -> Self {
+        let mut child = Command::new(trustca_bin())
+            .args(["serve", "--etsi-role", role, "--etsi-dir"])
+            .arg(dir)
+            .args(["--etsi-listen", &listen.to_string()])
+            .env(
+                "TRUSTCA_PASSPHRASE",
+                String::from_utf8_lossy(PASSPHRASE).as_ref(),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.contains(&format!("http://{listen}/etsi/")),
+            "{role}: {line}{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+/// Python that writes the body of a GET of `argv[1]` to stdout.
+pub(crate) const FETCH: &str = "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())";
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every 32-octet secret in `dir`'s keystore: the P-256 scalars of its
+/// signing keys and its encryption secrets.
+fn secrets(dir: &Path) -> Vec<Vec<u8>> {
+    let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+    let keys = Keystore::open(&dir.join("keys"), &pass).unwrap();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir.join("keys")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".key") else {
+            continue;
+        };
+        let raw = keys.load(stem).unwrap();
+        out.push(if raw.len() == 32 {
+            raw
+        } else {
+            P256PrivateKey::from_pkcs8_der(&raw)
+                .unwrap()
+                .to_bytes()
+                .to_vec()
+        });
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separated_etsi_authorities_serve_a_python_station() {
+    if !python_ready() || !available("openssl", &["version"], "apt-get install openssl") {
+        return;
+    }
+    let (mut ca, urn, store) = enrolled_car("VIN0077").await;
+    let identity = trustca_model::DeviceIdentity::from_urn(&urn).unwrap().key();
+    let level = u64::from(store.trust_record(&identity).unwrap().unwrap().level);
+    drop(store);
+    let work = tempfile::tempdir().unwrap();
+    let (secret_hex, public) = openssl_key(work.path());
+    assert!(register(ca.data(), &urn, "Acme", &public).status.success());
+
+    // The ceremony: four directories, files handed over through `x`.
+    let [root, ea, aa, dc] = std::array::from_fn(|_| tempfile::tempdir().unwrap());
+    let x = work.path();
+    let (ea_at, aa_at, dc_at) = (loopback_port(), loopback_port(), loopback_port());
+    trustca_cli(&["etsi", "root", "init", "--dir", s(root.path())]);
+    let ea_url = format!("http://{ea_at}");
+    let aa_url = format!("http://{aa_at}");
+    trustca_cli(&[
+        "etsi",
+        "ea",
+        "init",
+        "--dir",
+        s(ea.path()),
+        "--name",
+        "ea-1",
+        "--url",
+        &ea_url,
+    ]);
+    trustca_cli(&[
+        "etsi",
+        "aa",
+        "init",
+        "--dir",
+        s(aa.path()),
+        "--name",
+        "aa-1",
+        "--url",
+        &aa_url,
+    ]);
+    trustca_cli(&["etsi", "dc", "init", "--dir", s(dc.path())]);
+    let root_oer = root.path().join("root.oer");
+    for (dir, cert) in [(ea.path(), "ea.oer"), (aa.path(), "aa.oer")] {
+        let request = dir.join("request.toml");
+        let out = x.join(cert);
+        trustca_cli(&[
+            "etsi",
+            "root",
+            "sign",
+            "--dir",
+            s(root.path()),
+            "--request",
+            s(&request),
+            "--out",
+            s(&out),
+        ]);
+        trustca_cli(&[
+            "etsi",
+            "install",
+            "--dir",
+            s(dir),
+            "--root",
+            s(&root_oer),
+            "--cert",
+            s(&out),
+        ]);
+    }
+    // A name is certified once; a certificate for other keys is refused.
+    trustca_refused(
+        &[
+            "etsi",
+            "root",
+            "sign",
+            "--dir",
+            s(root.path()),
+            "--request",
+            s(&ea.path().join("request.toml")),
+            "--out",
+            s(&x.join("again.oer")),
+        ],
+        "already certified",
+    );
+    trustca_refused(
+        &[
+            "etsi",
+            "install",
+            "--dir",
+            s(aa.path()),
+            "--cert",
+            s(&x.join("ea.oer")),
+        ],
+        "certifies other keys",
+    );
+    let dc_url = format!("http://{dc_at}");
+    let sign_lists = |days: &str| {
+        let (ctl, crl) = (x.join("ctl.oer"), x.join("crl.oer"));
+        let r = s(root.path());
+        trustca_cli(&[
+            "etsi",
+            "root",
+            "sign-ctl",
+            "--dir",
+            r,
+            "--out",
+            s(&ctl),
+            "--dc-url",
+            &dc_url,
+            "--days",
+            days,
+        ]);
+        trustca_cli(&[
+            "etsi",
+            "root",
+            "sign-crl",
+            "--dir",
+            r,
+            "--out",
+            s(&crl),
+            "--days",
+            days,
+        ]);
+        (ctl, crl)
+    };
+    let (ctl, crl) = sign_lists("7");
+    for dir in [aa.path(), dc.path()] {
+        let mut args = vec![
+            "etsi",
+            "install",
+            "--dir",
+            s(dir),
+            "--ctl",
+            s(&ctl),
+            "--crl",
+            s(&crl),
+        ];
+        if dir == dc.path() {
+            args.extend(["--root", s(&root_oer)]);
+        }
+        trustca_cli(&args);
+    }
+
+    // Keys made at init, each where it is used; no directory holds another's.
+    assert_eq!(private_keys(root.path()), ["root.key"]);
+    assert_eq!(private_keys(ea.path()), ["ea-encryption.key", "ea.key"]);
+    assert_eq!(private_keys(aa.path()), ["aa-encryption.key", "aa.key"]);
+    assert!(private_keys(dc.path()).is_empty());
+    let dirs = [root.path(), ea.path(), aa.path(), dc.path(), ca.data()];
+    for owner in [root.path(), ea.path(), aa.path()] {
+        let own = secrets(owner);
+        assert_eq!(own.len(), if owner == root.path() { 1 } else { 2 });
+        for other in dirs.iter().filter(|d| **d != owner) {
+            for secret in &own {
+                assert!(
+                    !dir_contains(other, secret),
+                    "{} holds a key of {}",
+                    other.display(),
+                    owner.display()
+                );
+                assert!(!dir_contains(other, hex::encode(secret).as_bytes()));
+            }
+        }
+    }
+    // A directory holding a key not its own is refused (the root's above all).
+    let tainted = tempfile::tempdir().unwrap();
+    copy_dir(aa.path(), tainted.path());
+    std::fs::copy(
+        root.path().join("keys/root.key"),
+        tainted.path().join("keys/root.key"),
+    )
+    .unwrap();
+    trustca_refused(
+        &[
+            "serve",
+            "--etsi-role",
+            "aa",
+            "--etsi-dir",
+            s(tainted.path()),
+            "--etsi-listen",
+            "127.0.0.1:0",
+        ],
+        "the root key belongs offline",
+    );
+
+    // Three processes: the CA with its EA here, the AA and the DC alone.
+    let mut opts = ServeOptions::new(
+        ca.data().to_path_buf(),
+        "127.0.0.1:0".parse().unwrap(),
+        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    );
+    opts.etsi_listen = Some(ea_at);
+    opts.etsi_dir = Some(ea.path().to_path_buf());
+    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    assert!(
+        !ca.data().join("etsi").exists(),
+        "the CA made no ETSI keys of its own"
+    );
+    let aa_process = Authority::start("aa", aa.path(), aa_at, x.join("aa.log"));
+    let dc_process = Authority::start("dc", dc.path(), dc_at, x.join("dc.log"));
+
+    let root_cert = Certificate::from_coer_in(
+        CertProfile::EtsiTs103097,
+        &std::fs::read(&root_oer).unwrap(),
+    )
+    .unwrap();
+    let ctl_url = format!(
+        "{dc_url}/etsi/dc/getctl/{}",
+        hex::encode(root_cert.hashed_id8())
+    );
+    let station = |out: &Path| {
+        let args = vec![
+            ctl_url.clone(),
+            s(&root_oer).to_owned(),
+            secret_hex.clone(),
+            urn.clone(),
+            s(out).to_owned(),
+        ];
+        tokio::task::spawn_blocking(move || run_station(&args))
+    };
+    let result = station(x).await.unwrap();
+    assert_eq!(result["enrolment"], "ok", "{result}");
+    assert_eq!(result["authorization"], "ok", "{result}");
+    assert_eq!(result["at_level"], level, "{result}");
+    assert_eq!(result["crl_entries"], 0, "{result}");
+
+    // Revocation: the root revokes the AA offline; the new CRL (valid one
+    // day: the DC warns of its nextUpdate) is installed in the running DC.
+    trustca_cli(&[
+        "etsi",
+        "root",
+        "revoke",
+        "--dir",
+        s(root.path()),
+        "--name",
+        "aa-1",
+    ]);
+    let (new_ctl, new_crl) = sign_lists("1");
+    trustca_cli(&[
+        "etsi",
+        "install",
+        "--dir",
+        s(dc.path()),
+        "--crl",
+        s(&new_crl),
+    ]);
+    let crl_url = ctl_url.replace("/getctl/", "/getcrl/");
+    let wanted = std::fs::read(&new_crl).unwrap();
+    let mut served = false;
+    for _ in 0..50 {
+        let got = Command::new("python3")
+            .args(["-c", FETCH, &crl_url])
+            .output()
+            .unwrap()
+            .stdout;
+        if got == wanted {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        served,
+        "the DC serves the newly installed CRL: {}",
+        dc_process.log()
+    );
+    let refused = station(x).await.unwrap();
+    assert_eq!(refused["refused"], "aa revoked", "{refused}");
+    trustca_cli(&[
+        "etsi",
+        "install",
+        "--dir",
+        s(dc.path()),
+        "--ctl",
+        s(&new_ctl),
+    ]);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let left_out = station(x).await.unwrap();
+    assert_eq!(
+        left_out["refused"], "no aa",
+        "the new CTL leaves the AA out: {left_out}"
+    );
+    assert!(
+        dc_process.log().contains("nextUpdate soon"),
+        "{}",
+        dc_process.log()
+    );
+    assert!(!aa_process.log().contains("ERROR"), "{}", aa_process.log());
+    drop((aa_process, dc_process));
+    ca.stop().await;
+}
