@@ -235,3 +235,27 @@ impl AuditError {
         }
     }
 }
+
+/// Refuses an encoding of `what` that is not exactly `expected` bytes long:
+/// shorter is truncated, longer carries trailing bytes.
+pub(crate) fn exact_length(
+    what: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<(), AuditError> {
+    if got < expected {
+        return Err(AuditError::Truncated {
+            what,
+            needed: expected,
+            got,
+        });
+    }
+    if got > expected {
+        return Err(AuditError::TrailingBytes {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}

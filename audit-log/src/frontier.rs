@@ -169,20 +169,7 @@ impl MerkleFrontier {
         let size = u64::from_be_bytes(size_arr);
         let count = size.count_ones() as usize;
         let expected = FRONTIER_HEADER_LEN + count * HASH_LEN;
-        if bytes.len() < expected {
-            return Err(AuditError::Truncated {
-                what: WHAT,
-                needed: expected,
-                got: bytes.len(),
-            });
-        }
-        if bytes.len() > expected {
-            return Err(AuditError::TrailingBytes {
-                what: WHAT,
-                expected,
-                got: bytes.len(),
-            });
-        }
+        crate::error::exact_length(WHAT, bytes.len(), expected)?;
         let nodes = hashes
             .chunks_exact(HASH_LEN)
             .map(|c| {

@@ -420,20 +420,7 @@ fn decode_proof(what: &'static str, bytes: &[u8]) -> Result<(u64, u64, Vec<Hash>
         });
     }
     let expected = HEADER + count * HASH_LEN;
-    if bytes.len() < expected {
-        return Err(AuditError::Truncated {
-            what,
-            needed: expected,
-            got: bytes.len(),
-        });
-    }
-    if bytes.len() > expected {
-        return Err(AuditError::TrailingBytes {
-            what,
-            expected,
-            got: bytes.len(),
-        });
-    }
+    crate::error::exact_length(what, bytes.len(), expected)?;
     let path = bytes[HEADER..]
         .chunks_exact(HASH_LEN)
         .map(|c| {

@@ -330,20 +330,7 @@ impl SignedTreeHead {
             });
         }
         let expected = header + sig_len;
-        if bytes.len() < expected {
-            return Err(AuditError::Truncated {
-                what: WHAT,
-                needed: expected,
-                got: bytes.len(),
-            });
-        }
-        if bytes.len() > expected {
-            return Err(AuditError::TrailingBytes {
-                what: WHAT,
-                expected,
-                got: bytes.len(),
-            });
-        }
+        crate::error::exact_length(WHAT, bytes.len(), expected)?;
         Ok(Self {
             head,
             signature: bytes[header..].to_vec(),

@@ -19,6 +19,7 @@ use trustca_ca::CaHierarchy;
 use trustca_model::{CertificateKind, SectorName};
 use trustca_server::Pkcs11Options;
 use trustca_server::ServeOptions;
+use trustca_testkit::softhsm::SoftHsmToken;
 
 use crate::fixture::{self, Device};
 use crate::report::{Figure, Group, Row, skipped};
@@ -30,15 +31,8 @@ const TOKEN: &str = "trustca-bench";
 const PIN: &str = "246810";
 const SO_PIN: &str = "13579135";
 
-const MODULES: &[&str] = &[
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-];
-
 fn module() -> Option<PathBuf> {
-    MODULES.iter().map(PathBuf::from).find(|p| p.exists())
+    trustca_testkit::softhsm::module()
 }
 
 /// When the `hsm` stage runs and this process is not the re-executed child:
@@ -52,44 +46,17 @@ pub fn reexec_with_token() -> Result<Option<ExitStatus>> {
     let Some(module) = module() else {
         return Ok(None);
     };
-    let dir = tempfile::tempdir()?;
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens)?;
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )?;
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .context("softhsm2-util")?;
-    if !out.status.success() {
-        bail!(
-            "softhsm2-util --init-token failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let Some(token) = SoftHsmToken::create(TOKEN, PIN, SO_PIN).map_err(anyhow::Error::msg)? else {
+        return Ok(None);
+    };
+    let (dir, conf) = (&token.dir, &token.conf);
     progress(&format!(
         "SoftHSM2 token {TOKEN:?} in {}; running again with SOFTHSM2_CONF set",
         dir.path().display()
     ));
     let status = Command::new(std::env::current_exe()?)
         .args(std::env::args_os().skip(1))
-        .env("SOFTHSM2_CONF", &conf)
+        .env("SOFTHSM2_CONF", conf)
         .env(CHILD_ENV, &module)
         .env("TRUSTCA_PKCS11_PIN", PIN)
         .status()

@@ -14,19 +14,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use trustca_testkit::softhsm::SoftHsmToken;
+
 const PASS: &str = "hsm-test-passphrase";
 const PIN: &str = "735164";
 const SO_PIN: &str = "9817326";
 const TOKEN: &str = "trustca-test";
 
-const MODULES: &[&str] = &[
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-];
-
-/// A fresh SoftHSM2 token in a temporary directory.
+/// A fresh SoftHSM2 token in a temporary directory (the test kit's).
 struct SoftHsm {
     dir: tempfile::TempDir,
     conf: PathBuf,
@@ -34,44 +29,15 @@ struct SoftHsm {
 }
 
 fn softhsm() -> Option<SoftHsm> {
-    let module = MODULES.iter().map(PathBuf::from).find(|p| p.exists());
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    let (Some(module), Ok(_)) = (module, util) else {
-        let note = "SoftHSM2 is not installed (Debian: apt-get install softhsm2)";
-        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("{note}, and TRUSTCA_REQUIRE_INTEROP=1");
-        }
-        eprintln!("skipping the PKCS#11 test: {note}");
+    let Some(token) = SoftHsmToken::create(TOKEN, PIN, SO_PIN).unwrap() else {
+        trustca_testkit::skip_or_fail(trustca_testkit::softhsm::INSTALL);
         return None;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    Some(SoftHsm { dir, conf, module })
+    Some(SoftHsm {
+        dir: token.dir,
+        conf: token.conf,
+        module: token.module,
+    })
 }
 
 impl SoftHsm {

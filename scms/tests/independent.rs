@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -20,48 +20,7 @@ use common::{NOW, hierarchy_with_crl_signer};
 use serde_json::{Value, json};
 use trustca_pseudonym::Caterpillar;
 use trustca_scms::{BatchPolicy, LocalDeployment, TicketOpener, TicketProfile, VehicleCredential};
-
-fn asn1_dir() -> PathBuf {
-    match std::env::var_os("V2X_ASN1_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
-    }
-}
-
-/// Returns why the check cannot run, if it cannot.
-fn missing() -> Option<String> {
-    let dir = asn1_dir();
-    if !dir.join("IEEE1609dot2.asn").is_file() || !dir.join("TS103097v131.asn").is_file() {
-        return Some(format!(
-            "ASN.1 modules not found in {} (set V2X_ASN1_DIR)",
-            dir.display()
-        ));
-    }
-    match Command::new("python3")
-        .args(["-c", "import asn1tools, cryptography, tomllib"])
-        .output()
-    {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "python3 lacks asn1tools, cryptography or tomllib (3.11+): {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("python3 not runnable: {e}")),
-    }
-}
-
-/// False (after saying so loudly) when the check cannot run; panics then
-/// if TRUSTCA_REQUIRE_INTEROP=1.
-fn can_run() -> bool {
-    if let Some(why) = missing() {
-        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("independent check required but cannot run: {why}");
-        }
-        eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
-        return false;
-    }
-    true
-}
+use trustca_testkit::{asn1_dir, asn1tools_ready};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
@@ -88,7 +47,7 @@ fn run_python(dir: &Path, name: &str, manifest: &Value) -> (Value, bool) {
 
 #[test]
 fn python_verifies_tickets_responses_and_the_linkage_crl() {
-    if !can_run() {
+    if !asn1tools_ready(&["IEEE1609dot2.asn", "TS103097v131.asn"], &["tomllib"]) {
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use trustca_testkit as common;
 
 use common::*;
 use trustca_model::CertificateKind;

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use trustca_testkit as common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

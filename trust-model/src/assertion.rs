@@ -20,7 +20,6 @@ use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
 const VERSION: u64 = 1;
 /// The version that carries a system cap.
 const VERSION_SYSTEM: u64 = 2;
-const TAG_OCTET_STRING: u8 = 0x04;
 const MAX_TEXT: usize = 256;
 /// A cap's reason names a path of URNs: longer than an identity.
 const MAX_REASON: usize = 2048;
@@ -303,41 +302,16 @@ impl SignedTrustAssertion {
 
     /// DER: SEQUENCE { body, signature OCTET STRING, SEQUENCE OF certificate }.
     pub fn to_der(&self) -> Vec<u8> {
-        let mut inner = Vec::with_capacity(self.body.len() + 1024);
-        inner.extend_from_slice(&self.body);
-        der::write_tlv(&mut inner, TAG_OCTET_STRING, &self.signature);
-        let mut certs = Vec::new();
-        for c in &self.responder_chain {
-            certs.extend_from_slice(c);
-        }
-        der::write_tlv(&mut inner, der::TAG_SEQUENCE, &certs);
-        let mut out = Vec::with_capacity(inner.len() + 4);
-        der::write_tlv(&mut out, der::TAG_SEQUENCE, &inner);
-        out
+        der::SignedEnvelope::to_der(&self.body, &self.signature, &self.responder_chain)
     }
 
     /// Strict inverse of [`SignedTrustAssertion::to_der`].
     pub fn from_der(input: &[u8]) -> Result<Self, ModelError> {
-        let mut outer = Reader::new(input);
-        let inner = outer.read(der::TAG_SEQUENCE).map_err(bad)?;
-        if !outer.is_empty() {
-            return Err(bad("trailing bytes after the signed assertion"));
-        }
-        let mut r = Reader::new(inner);
-        let body = r.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec();
-        let signature = r.read(TAG_OCTET_STRING).map_err(bad)?.to_vec();
-        let mut certs = Reader::new(r.read(der::TAG_SEQUENCE).map_err(bad)?);
-        let mut responder_chain = Vec::new();
-        while !certs.is_empty() {
-            responder_chain.push(certs.read_tlv(der::TAG_SEQUENCE).map_err(bad)?.to_vec());
-        }
-        if !r.is_empty() {
-            return Err(bad("trailing bytes inside the signed assertion"));
-        }
+        let e = der::SignedEnvelope::from_der(input, "signed assertion").map_err(bad)?;
         Ok(Self {
-            body,
-            signature,
-            responder_chain,
+            body: e.body,
+            signature: e.signature,
+            responder_chain: e.chain,
         })
     }
 }

@@ -169,6 +169,63 @@ pub(crate) fn parse_generalized_time(c: &[u8]) -> Result<time::OffsetDateTime, S
         .map_err(|_| format!("GeneralizedTime {s:?} is not a valid time"))
 }
 
+/// The one envelope of a signed statement (trust assertions and trust
+/// snapshots): `SEQUENCE { body, signature OCTET STRING, SEQUENCE OF
+/// Certificate }`, with the body kept byte for byte as signed.
+#[derive(Debug)]
+pub(crate) struct SignedEnvelope {
+    pub(crate) body: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) chain: Vec<Vec<u8>>,
+}
+
+/// At most this many certificates in a signer chain (leaf, issuers, root).
+pub(crate) const MAX_SIGNER_CHAIN: usize = 8;
+const TAG_OCTET_STRING: u8 = 0x04;
+
+impl SignedEnvelope {
+    pub(crate) fn to_der(body: &[u8], signature: &[u8], chain: &[Vec<u8>]) -> Vec<u8> {
+        let mut inner = Vec::with_capacity(body.len() + 2048);
+        inner.extend_from_slice(body);
+        write_tlv(&mut inner, TAG_OCTET_STRING, signature);
+        let certs: Vec<u8> = chain.concat();
+        write_tlv(&mut inner, TAG_SEQUENCE, &certs);
+        let mut out = Vec::with_capacity(inner.len() + 6);
+        write_tlv(&mut out, TAG_SEQUENCE, &inner);
+        out
+    }
+
+    /// Strict decoding; errors name `what` ("signed snapshot", ...).
+    pub(crate) fn from_der(input: &[u8], what: &str) -> Result<Self, String> {
+        let mut outer = Reader::new(input);
+        let inner = outer.read(TAG_SEQUENCE)?;
+        if !outer.is_empty() {
+            return Err(format!("trailing bytes after the {what}"));
+        }
+        let mut r = Reader::new(inner);
+        let body = r.read_tlv(TAG_SEQUENCE)?.to_vec();
+        let signature = r.read(TAG_OCTET_STRING)?.to_vec();
+        let mut certs = Reader::new(r.read(TAG_SEQUENCE)?);
+        let mut chain = Vec::new();
+        while !certs.is_empty() {
+            if chain.len() >= MAX_SIGNER_CHAIN {
+                return Err(format!(
+                    "signer chain longer than {MAX_SIGNER_CHAIN} certificates"
+                ));
+            }
+            chain.push(certs.read_tlv(TAG_SEQUENCE)?.to_vec());
+        }
+        if !r.is_empty() {
+            return Err(format!("trailing bytes inside the {what}"));
+        }
+        Ok(Self {
+            body,
+            signature,
+            chain,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,61 +8,19 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 use ring::rand::{SecureRandom, SystemRandom};
+use trustca_testkit::{asn1_dir, asn1tools_ready};
 use trustca_v2x::{
     Certificate, EncryptedData, P1_EMPTY, RecipientKind, encryption_public_key, response_key_id,
     sha256,
 };
 
-fn asn1_dir() -> PathBuf {
-    match std::env::var_os("V2X_ASN1_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
-    }
-}
-
-/// Returns why the check cannot run, if it cannot.
-fn missing() -> Option<String> {
-    let dir = asn1_dir();
-    if !dir.join("TS103097v131.asn").is_file() {
-        return Some(format!(
-            "ASN.1 modules not found in {} (set V2X_ASN1_DIR)",
-            dir.display()
-        ));
-    }
-    match Command::new("python3")
-        .args(["-c", "import asn1tools, cryptography"])
-        .output()
-    {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "python3 lacks asn1tools or cryptography: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("python3 not runnable: {e}")),
-    }
-}
-
-/// False (after saying so loudly) when the check cannot run; panics then
-/// if TRUSTCA_REQUIRE_INTEROP=1.
-fn can_run() -> bool {
-    if let Some(why) = missing() {
-        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("independent check required but cannot run: {why}");
-        }
-        eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
-        return false;
-    }
-    true
-}
-
 #[test]
 fn asn1tools_and_cryptography_decrypt_our_encrypted_data() {
-    if !can_run() {
+    if !asn1tools_ready(&["TS103097v131.asn"], &[]) {
         return;
     }
     let secret = loop {
@@ -181,7 +139,7 @@ fn asn1tools_and_cryptography_decrypt_our_encrypted_data() {
 
 #[test]
 fn asn1tools_and_cryptography_accept_the_chain() {
-    if !can_run() {
+    if !asn1tools_ready(&["TS103097v131.asn"], &[]) {
         return;
     }
     let c = chain();
@@ -335,7 +293,7 @@ fn asn1tools_and_cryptography_accept_the_chain() {
 /// the same bytes.
 #[test]
 fn encrypted_data_vectors_are_reproducible() {
-    if !can_run() {
+    if !asn1tools_ready(&["TS103097v131.asn"], &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! independent checkers (rasn-its; Python asn1tools + cryptography).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use ring::rand::{SecureRandom, SystemRandom};
@@ -122,39 +122,12 @@ impl Hierarchy {
 
 // ------------------------------------------------ independent checkers
 
-pub fn asn1_dir() -> PathBuf {
-    match std::env::var_os("V2X_ASN1_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
-    }
-}
+pub use trustca_testkit::asn1_dir;
 
-/// False (after saying so loudly) when python3 with asn1tools and
-/// cryptography or the ASN.1 modules are missing; panics then if
-/// TRUSTCA_REQUIRE_INTEROP=1.
+/// Whether the asn1tools checks of the TS 102 941 messages can run (the
+/// kit's one rule: skipped loudly, required under TRUSTCA_REQUIRE_INTEROP=1).
 pub fn python_can_run() -> bool {
-    let why = if !asn1_dir().join("TS102941v131-MessagesCa.asn").is_file() {
-        Some(format!("ASN.1 modules not in {}", asn1_dir().display()))
-    } else {
-        match Command::new("python3")
-            .args(["-c", "import asn1tools, cryptography"])
-            .output()
-        {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-            Err(e) => Some(format!("python3 not runnable: {e}")),
-        }
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
-                panic!("independent check required but cannot run: {why}");
-            }
-            eprintln!("\n*** SKIPPING independent asn1tools check: {why} ***\n");
-            false
-        }
-    }
+    trustca_testkit::asn1tools_ready(&["TS102941v131-MessagesCa.asn"], &[])
 }
 
 /// Runs the v2x crate's independent certificate checker

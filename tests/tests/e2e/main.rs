@@ -4,8 +4,7 @@
 //!
 //! Each module was its own test binary; shared set-up is `common` (the test kit).
 
-#[path = "../common/mod.rs"]
-mod common;
+use trustca_testkit as common;
 
 mod anomaly;
 mod attestation;

@@ -461,18 +461,7 @@ fn independent_check(
     root: &std::path::Path,
     snapshot: &trustca_model::TrustSnapshot,
 ) {
-    let ready = Command::new("python3")
-        .args(["-c", "import asn1tools, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ready {
-        assert!(
-            std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "python3 with asn1tools and cryptography is required (TRUSTCA_REQUIRE_INTEROP=1)"
-        );
-        eprintln!(
-            "SKIPPED: the independent snapshot check needs python3 with asn1tools and cryptography"
-        );
+    if !python_ready(&["asn1tools", "cryptography"]) {
         return;
     }
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -5,8 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
+use trustca_testkit as common;
 mod integrity;
 
 use std::io::{BufRead, BufReader};

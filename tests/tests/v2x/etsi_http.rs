@@ -101,18 +101,7 @@ pub(crate) fn run_station(args: &[String]) -> serde_json::Value {
 }
 
 pub(crate) fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import asn1tools, cryptography"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !interop_required(),
-            "python3 with asn1tools and cryptography is required"
-        );
-        eprintln!("\n*** SKIPPING the ETSI station: python3 lacks asn1tools or cryptography ***\n");
-    }
-    ok
+    common::python_ready(&["asn1tools", "cryptography"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

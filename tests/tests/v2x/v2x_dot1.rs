@@ -38,42 +38,6 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn asn1_dir() -> PathBuf {
-    match std::env::var_os("V2X_ASN1_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
-    }
-}
-
-/// False (loudly) when the client cannot run; panics then if
-/// TRUSTCA_REQUIRE_INTEROP=1.
-fn can_run() -> bool {
-    let why = if !asn1_dir().join("ieee1609dot2dot1/ee-ra.asn").is_file() {
-        Some(format!("no 1609.2.1 modules in {}", asn1_dir().display()))
-    } else {
-        match Command::new("python3")
-            .args(["-c", "import asn1tools, cryptography, requests"])
-            .output()
-        {
-            Ok(o) if o.status.success() => None,
-            Ok(o) => Some(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
-            Err(e) => Some(format!("python3 not runnable: {e}")),
-        }
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            assert_ne!(
-                std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref(),
-                Ok("1"),
-                "the 1609.2.1 client is required but cannot run: {why}"
-            );
-            eprintln!("*** SKIPPING: {why} ***");
-            false
-        }
-    }
-}
-
 fn python(args: &[&str]) -> (Value, bool, String) {
     python_script(&client_script(), args)
 }
@@ -82,7 +46,7 @@ fn python_script(script: &Path, args: &[&str]) -> (Value, bool, String) {
     let out = Command::new("python3")
         .arg(script)
         .args(args)
-        .env("V2X_ASN1_DIR", asn1_dir())
+        .env("V2X_ASN1_DIR", common::asn1_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -421,7 +385,7 @@ fn quick_batches() -> BatchPolicy {
 /// All four authorities in the CA's process; RA and ECA on its HTTPS port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheats() {
-    if !can_run() {
+    if !common::asn1tools_ready(&["ieee1609dot2dot1/ee-ra.asn"], &["requests"]) {
         return;
     }
     let mut ca = TestCa::init();
@@ -468,7 +432,7 @@ async fn an_independent_vehicle_enrols_gets_tickets_and_is_refused_when_it_cheat
 /// directory holds only its own keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_separated_registration_authority_speaks_1609_2_1() {
-    if !can_run() {
+    if !common::asn1tools_ready(&["ieee1609dot2dot1/ee-ra.asn"], &["requests"]) {
         return;
     }
     let mut ca = TestCa::init();
@@ -504,7 +468,7 @@ async fn the_separated_registration_authority_speaks_1609_2_1() {
 /// reconstructed from OpenSCMS's ECA), ECIES round trips.
 #[test]
 fn the_independent_client_passes_its_own_vectors() {
-    if !can_run() {
+    if !common::asn1tools_ready(&["ieee1609dot2dot1/ee-ra.asn"], &["requests"]) {
         return;
     }
     let (result, ok, output) = python(&["selftest"]);

@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::PASSPHRASE;
@@ -193,42 +193,9 @@ fn init_creates_a_verifiable_v2x_hierarchy_under_the_x509_root() {
     again.verify_signed_by(Some(&new_root)).unwrap();
 }
 
-fn asn1_dir() -> PathBuf {
-    match std::env::var_os("V2X_ASN1_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/v2x-asn1"),
-    }
-}
-
-/// Why the independent check cannot run, if it cannot.
-fn interop_missing() -> Option<String> {
-    let dir = asn1_dir();
-    if !dir.join("TS103097v131.asn").is_file() {
-        return Some(format!(
-            "ASN.1 modules not found in {} (set V2X_ASN1_DIR)",
-            dir.display()
-        ));
-    }
-    match Command::new("python3")
-        .args(["-c", "import asn1tools, cryptography"])
-        .output()
-    {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "python3 lacks asn1tools or cryptography: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("python3 not runnable: {e}")),
-    }
-}
-
 #[test]
 fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
-    if let Some(why) = interop_missing() {
-        if std::env::var("TRUSTCA_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("independent check required but cannot run: {why}");
-        }
-        eprintln!("\n*** SKIPPING independent asn1tools/cryptography check: {why} ***\n");
+    if !common::asn1tools_ready(&["TS103097v131.asn"], &[]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -259,7 +226,7 @@ fn asn1tools_and_cryptography_accept_the_v2x_files_init_writes() {
     let out = cmd
         .arg("--ieee-must-fail")
         .arg(&bad_path)
-        .env("V2X_ASN1_DIR", asn1_dir())
+        .env("V2X_ASN1_DIR", common::asn1_dir())
         .env("V2X_DUMP", "1")
         .output()
         .unwrap();

@@ -1,11 +1,6 @@
-//! Shared set-up for end-to-end tests: a real server on a loopback port
-//! with a fresh data directory, credentials, CSRs, and openssl.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::too_many_arguments
-)]
+//! A real trustca server on a loopback port with a fresh data directory,
+//! and what tests do with it: credentials, CSRs, enrollment, gRPC clients,
+//! the binary, PostgreSQL databases, openssl runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,11 +11,6 @@ use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;
 use trustca_server::{RunningServer, ServeOptions};
-
-pub mod browser;
-pub mod ceremony;
-pub mod go_check;
-pub mod separated;
 
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
 
@@ -269,6 +259,15 @@ pub fn openssl_verify(
     (out.status.success(), text)
 }
 
+/// The target directory's scratch space (`target/tmp`, what cargo gives
+/// integration tests as `CARGO_TARGET_TMPDIR`), found from the running
+/// test binary (`target/<profile>/deps/<test>`).
+pub fn target_tmpdir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap().parent().unwrap();
+    target.join("tmp")
+}
+
 /// The `trustca` binary built by this cargo invocation.
 pub fn trustca_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -388,30 +387,6 @@ pub fn postgres_database(test: &str) -> Option<String> {
     )
 }
 
-/// Whether CI demands the external tools (`TRUSTCA_REQUIRE_INTEROP=1`).
-pub fn interop_required() -> bool {
-    std::env::var("TRUSTCA_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-/// Whether `program args` runs; if not, fails under
-/// `TRUSTCA_REQUIRE_INTEROP=1` and otherwise says that the check is skipped.
-pub fn available(program: &str, args: &[&str], install: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !interop_required(),
-            "{program} is required (TRUSTCA_REQUIRE_INTEROP=1) but does not run: {install}"
-        );
-        eprintln!(
-            "SKIPPED: {program} is not usable ({install}); set TRUSTCA_REQUIRE_INTEROP=1 to require it"
-        );
-    }
-    ok
-}
-
 /// The test PostgreSQL server (`TRUSTCA_TEST_POSTGRES`, a URL without a
 /// database). Without it the test fails, saying how to start one, unless
 /// skipping was asked for (`TRUSTCA_SKIP_POSTGRES=1`): a test that did not
@@ -474,8 +449,8 @@ pub fn run_output(cmd: &mut Command) -> (bool, String) {
 /// downloads (`GOPROXY=off`, a go.mod without requirements), caches in the
 /// target directory's scratch space.
 pub fn build_go_checker() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/go");
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-interop");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/go");
+    let scratch = target_tmpdir().join("go-interop");
     std::fs::create_dir_all(&scratch).unwrap();
     let bin = scratch.join("interop");
     let (ok, out) = run_output(
