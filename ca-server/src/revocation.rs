@@ -76,9 +76,7 @@ impl CrlPublisher {
                 self.observer
                     .published("crl", sector.as_str(), started.elapsed(), p.der.len())
             }
-            Err(CaError::Store(e)) if crate::error::is_backend(e) => {
-                self.observer.store_error("crl")
-            }
+            Err(CaError::Store(e)) if e.is_backend() => self.observer.store_error("crl"),
             Err(_) => {}
         }
         result
