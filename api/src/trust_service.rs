@@ -54,11 +54,7 @@ fn observe(
         Ok(_) => "deny",
         Err(e) => {
             if let TrustDbError::Store(s) = e
-                && (matches!(
-                    s.class(),
-                    trustca_store::FailureClass::Unavailable
-                        | trustca_store::FailureClass::DataLoss
-                ) || matches!(s, trustca_store::StoreError::Backend(_)))
+                && s.is_backend()
             {
                 observer.store_error("decide");
             }

@@ -163,10 +163,10 @@ impl EnrollmentEngine {
         let result = self.committer.commit(batch).await;
         self.observer.commit(items, started.elapsed());
         let failed = match &result {
-            Err(e) => crate::error::is_backend(e),
+            Err(e) => e.is_backend(),
             Ok(items) => items
                 .iter()
-                .any(|r| r.as_ref().is_err_and(crate::error::is_backend)),
+                .any(|r| r.as_ref().is_err_and(StoreError::is_backend)),
         };
         if failed {
             self.observer.store_error("commit");
@@ -633,7 +633,7 @@ impl EnrollmentEngine {
         };
         self.observer.enrollment(sector, outcome);
         if let Err(CaError::Store(e)) = result
-            && crate::error::is_backend(e)
+            && e.is_backend()
         {
             self.observer.store_error("enroll");
         }

@@ -162,12 +162,3 @@ impl CaError {
         }
     }
 }
-
-/// Whether a store error is the backend failing (I/O, corruption, gone),
-/// as opposed to a refusal of the request (duplicate, not enrolled, ...).
-pub fn is_backend(e: &StoreError) -> bool {
-    matches!(
-        e.class(),
-        FailureClass::Unavailable | FailureClass::DataLoss | FailureClass::ResourceExhausted
-    ) || matches!(e, StoreError::Backend(_))
-}

@@ -95,7 +95,7 @@ impl CrlPublisher {
                 Ok(p) => self
                     .observer
                     .published("crl", &name, started.elapsed(), p.der.len()),
-                Err(CaError::Store(e)) if crate::error::is_backend(e) => {
+                Err(CaError::Store(e)) if e.is_backend() => {
                     self.observer.store_error("crl")
                 }
                 Err(_) => {}

@@ -101,6 +101,16 @@ impl StoreError {
             StoreError::SerialReused(_) | StoreError::Backend(_) => FailureClass::Internal,
         }
     }
+
+    /// Whether this is the backend failing (I/O, a full disk, corruption,
+    /// gone), as opposed to a refusal of the request (duplicate, not
+    /// enrolled, ...): what the engines count as store errors in metrics.
+    pub fn is_backend(&self) -> bool {
+        matches!(
+            self.class(),
+            FailureClass::Unavailable | FailureClass::DataLoss | FailureClass::ResourceExhausted
+        ) || matches!(self, StoreError::Backend(_))
+    }
 }
 
 impl StoreError {
@@ -124,5 +134,26 @@ impl StoreError {
     /// now (full, read-only), as opposed to a refusal of the request.
     pub fn is_write_refusal(&self) -> bool {
         matches!(self, StoreError::Full(_) | StoreError::ReadOnly(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    #[test]
+    fn a_backend_failure_is_told_from_a_refusal() {
+        assert!(StoreError::Full("disk".into()).is_backend());
+        assert!(StoreError::Unavailable("down".into()).is_backend());
+        assert!(StoreError::Backend("io".into()).is_backend());
+        assert!(
+            StoreError::Corrupt {
+                key: "k".into(),
+                reason: "r".into()
+            }
+            .is_backend()
+        );
+        assert!(!StoreError::AlreadyEnrolled("urn".into()).is_backend());
+        assert!(!StoreError::NotEnrolled("urn".into()).is_backend());
     }
 }
