@@ -753,12 +753,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(registry)
         .add_service(snapshots)
         .add_service(anomalies)
-        .add_service(crate::systems::service(
-            opts.policies.as_deref(),
-            &opts.data,
-            &trust,
-            &storage,
-        )?)
+        .add_service(crate::systems::service(crate::systems::SystemsParts {
+            explicit_policies: opts.policies.as_deref(),
+            data: &opts.data,
+            trust: &trust,
+            storage: &storage,
+            notifier: Notifier {
+                sink: Some(opts.data.join("notifications.jsonl")),
+                webhook: opts.notify_webhook.clone(),
+            },
+            lease: &crl_lease,
+        })?)
         .add_optional_service(v2x_ra)
         .add_optional_service(v2x_pca)
         .add_optional_service(v2x_la)
@@ -812,6 +817,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 audit_key: hierarchy.audit_key().public_key(),
                 identity: &identity,
                 table: &table,
+                hierarchy: &hierarchy,
+                trust: &trust,
             },
             est_stop.clone(),
         )?),

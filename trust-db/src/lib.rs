@@ -30,8 +30,8 @@ pub use service::{
 };
 pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};
 pub use systems::{
-    MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, cap_view, evaluation_view,
-    system_view,
+    ListedSystem, MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, SystemWatch,
+    cap_view, evaluation_view, system_view,
 };
 pub use systems_service::SystemsService;
 pub use trustca_composition as composition;
