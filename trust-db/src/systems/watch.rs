@@ -41,11 +41,17 @@ impl Levels {
     }
 }
 
+/// Steps a system that could not be evaluated is tried again in (a new
+/// system's entry can be read before this process's index holds it).
+const RETRIES: u8 = 5;
+
 /// Follows the audit log and notices systems whose levels moved.
 #[derive(Debug)]
 pub struct SystemWatch {
     next_seq: u64,
     known: BTreeMap<String, Levels>,
+    /// Systems whose evaluation failed: their causes and the tries left.
+    pending: BTreeMap<String, (Vec<serde_json::Value>, u8)>,
 }
 
 /// The identity key an audit subject names: a device URN's, else the
@@ -67,7 +73,11 @@ impl SystemWatch {
                 known.insert(name, Levels::of(&e));
             }
         }
-        Ok(Self { next_seq, known })
+        Ok(Self {
+            next_seq,
+            known,
+            pending: BTreeMap::new(),
+        })
     }
 
     /// Reads the entries appended since the last step and returns the
@@ -80,10 +90,11 @@ impl SystemWatch {
         let entries = engine
             .storage()
             .audit_entries(self.next_seq, STEP_ENTRIES)?;
-        let Some(last) = entries.last() else {
+        if let Some(last) = entries.last() {
+            self.next_seq = last.seq + 1;
+        } else if self.pending.is_empty() {
             return Ok(Vec::new());
-        };
-        self.next_seq = last.seq + 1;
+        }
         let keys: Vec<String> = entries.iter().map(|e| subject_key(&e.subject)).collect();
         let mut touched = registry.systems_of(&keys)?;
         let mut causes: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
@@ -91,6 +102,13 @@ impl SystemWatch {
             if e.kind.starts_with("system.") {
                 touched.insert(e.subject.clone());
             }
+        }
+        for (name, (earlier, _)) in &self.pending {
+            touched.insert(name.clone());
+            causes
+                .entry(name.clone())
+                .or_default()
+                .extend(earlier.iter().cloned());
         }
         for name in &touched {
             let members = registry.member_keys(name)?;
@@ -107,9 +125,19 @@ impl SystemWatch {
         let mut out = Vec::new();
         for name in touched {
             let evaluation = match registry.evaluate_unchecked(engine, &name) {
-                Ok(e) => e,
+                Ok(e) => {
+                    self.pending.remove(&name);
+                    e
+                }
                 Err(e) => {
-                    tracing::warn!(system = %name, error = %e, "system re-evaluation after a change failed");
+                    let left = self.pending.get(&name).map_or(RETRIES, |(_, n)| *n);
+                    if left <= 1 {
+                        self.pending.remove(&name);
+                        tracing::warn!(system = %name, error = %e, "system re-evaluation after a change failed; not notified");
+                    } else {
+                        let why = causes.remove(&name).unwrap_or_default();
+                        self.pending.insert(name.clone(), (why, left - 1));
+                    }
                     continue;
                 }
             };
