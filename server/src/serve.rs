@@ -1119,6 +1119,20 @@ fn trust_engine(
 /// policy stays. Holds the engine weakly, so a stopped server is released.
 fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
     let engine = Arc::downgrade(engine);
+    on_hangup(move || {
+        let Some(engine) = engine.upgrade() else {
+            return false;
+        };
+        if let Err(e) = engine.reload() {
+            tracing::error!(error = %e, "policy reload on SIGHUP refused");
+        }
+        true
+    });
+}
+
+/// Calls `action` on every SIGHUP until it returns false (what it acts on
+/// is gone). Nothing on platforms without SIGHUP.
+pub(crate) fn on_hangup(mut action: impl FnMut() -> bool + Send + 'static) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -1126,16 +1140,13 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
             return;
         };
         while hup.recv().await.is_some() {
-            let Some(engine) = engine.upgrade() else {
+            if !action() {
                 return;
-            };
-            if let Err(e) = engine.reload() {
-                tracing::error!(error = %e, "policy reload on SIGHUP refused");
             }
         }
     });
     #[cfg(not(unix))]
-    let _ = engine;
+    let _ = &mut action;
 }
 
 /// Reissues every CRL at half the shortest CRL validity, so relying parties

@@ -127,21 +127,13 @@ fn spawn_reload_on_hangup(
     data: PathBuf,
 ) {
     let (registry, trust) = (Arc::downgrade(registry), Arc::downgrade(trust));
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
+    crate::serve::on_hangup(move || {
+        let (Some(r), Some(t)) = (registry.upgrade(), trust.upgrade()) else {
+            return false;
         };
-        while hup.recv().await.is_some() {
-            let (Some(r), Some(t)) = (registry.upgrade(), trust.upgrade()) else {
-                return;
-            };
-            reload(&r, &t, explicit_policies.as_deref(), &data);
-        }
+        reload(&r, &t, explicit_policies.as_deref(), &data);
+        true
     });
-    #[cfg(not(unix))]
-    let _ = (registry, trust, explicit_policies, data);
 }
 
 /// Reads `composition.toml` again into `registry`; logs the outcome.

@@ -164,7 +164,81 @@ impl PageCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn page(text: &'static str) -> Answer {
+        crate::respond::bytes(
+            StatusCode::OK,
+            "text/plain",
+            text.as_bytes().to_vec(),
+            crate::respond::Cache::Revalidate,
+        )
+    }
+
+    /// Appends a change-log entry about `subject`, as a change would.
+    fn change(storage: &dyn Storage, n: u8, subject: &str) {
+        storage
+            .blob_put(
+                "test",
+                &[(vec![n], vec![n])],
+                false,
+                Some(&trustca_store::BlobAudit {
+                    actor: "test".into(),
+                    kind: "trust.changed".into(),
+                    subject: subject.into(),
+                    detail: "{}".into(),
+                    at: 0,
+                }),
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn pages_are_kept_until_a_change_concerns_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = trustca_store::SledStorage::open(dir.path()).unwrap();
+        let cache = PageCache::default();
+        let now = Instant::now();
+        cache.follow_changes(&storage);
+        let device = "hems/acme/hub/sn-1";
+        cache.put("d1".into(), device, page("one"), now).await;
+        cache
+            .put("d2".into(), "hems/acme/hub/sn-2", page("two"), now)
+            .await;
+        cache
+            .put("m".into(), "hems/acme/hub", page("model"), now)
+            .await;
+        assert!(cache.get("d1", now).is_some());
+        assert!(
+            cache
+                .get("d1", now + MAX_AGE + Duration::from_secs(1))
+                .is_none()
+        );
+
+        // A change of one device drops its pages only.
+        change(&storage, 1, "urn:trustca:hems:Acme:hub:SN-1");
+        cache.follow_changes(&storage);
+        assert!(cache.get("d1", now).is_none());
+        assert!(cache.get("d2", now).is_some() && cache.get("m", now).is_some());
+
+        // A model's change drops its page and its devices'.
+        cache
+            .put("other".into(), "hems/acme/plug/sn-9", page("plug"), now)
+            .await;
+        change(&storage, 2, "hems/Acme/hub firmware 1.0-2.0");
+        cache.follow_changes(&storage);
+        assert!(cache.get("d2", now).is_none() && cache.get("m", now).is_none());
+        assert!(cache.get("other", now).is_some());
+
+        // An entry naming neither drops everything; a refusal is not kept.
+        change(&storage, 3, "0a1b2c");
+        cache.follow_changes(&storage);
+        assert!(cache.is_empty());
+        let refused = crate::respond::plain(StatusCode::NOT_FOUND, "no");
+        cache.put("x".into(), device, refused, now).await;
+        assert!(cache.is_empty());
+    }
 
     #[test]
     fn subjects_name_devices_and_models() {

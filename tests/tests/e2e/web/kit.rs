@@ -131,22 +131,19 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world() -> World {
-    world_with("hems", "hub", "SN-0001", "2.1.0", hems_lv5()).await
+    world_in(
+        TestCa::init(),
+        "hems",
+        "hub",
+        "SN-0001",
+        "2.1.0",
+        hems_lv5(),
+    )
+    .await
 }
 
-/// A server with the web front end, Acme's credential for `sector`, an
-/// operator of it, and one device.
-pub(crate) async fn world_with(
-    sector: &str,
-    model: &str,
-    serial: &str,
-    firmware: &str,
-    evidence: Vec<pb::EvidenceItem>,
-) -> World {
-    world_in(TestCa::init(), sector, model, serial, firmware, evidence).await
-}
-
-/// [`world_with`] on a CA initialised already.
+/// A server with the web front end on `ca`, Acme's credential for
+/// `sector`, an operator of it, and one device.
 pub(crate) async fn world_in(
     mut ca: TestCa,
     sector: &str,
