@@ -142,9 +142,21 @@ impl World {
 
     /// Like [`World::start`], with the record seal check on or off.
     pub async fn start_sealed(cars: usize, threads: usize, seal: bool) -> Result<Self> {
+        Self::start_with(cars, threads, |opts| opts.seal_records = seal, |_| Ok(())).await
+    }
+
+    /// Like [`World::start`], with the server options `configure` sets,
+    /// after `prepare` saw the initialised data directory.
+    pub async fn start_with(
+        cars: usize,
+        threads: usize,
+        configure: impl FnOnce(&mut trustca_server::ServeOptions),
+        prepare: impl FnOnce(&std::path::Path) -> Result<()>,
+    ) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let manufacturer = fixture::init_ca_for(data.path(), &[fixture::SECTOR, "hems"])?;
-        let server = grpc::start_sealed(data.path(), seal)
+        prepare(data.path())?;
+        let server = grpc::start_with(data.path(), configure)
             .await
             .context("start the server")?;
         let addr = server.addr;
@@ -223,6 +235,11 @@ impl World {
             house_chain,
             cars: chains,
         })
+    }
+
+    /// Where the web front end listens, if it was asked for.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.web_addr)
     }
 
     /// `n` connections of the HEMS device.

@@ -28,12 +28,20 @@ pub async fn start(data: &Path) -> Result<RunningServer> {
 
 /// Like [`start`], with the record seal check on or off (its cost).
 pub async fn start_sealed(data: &Path, seal: bool) -> Result<RunningServer> {
+    start_with(data, |opts| opts.seal_records = seal).await
+}
+
+/// Like [`start`], with the options `configure` sets.
+pub async fn start_with(
+    data: &Path,
+    configure: impl FnOnce(&mut ServeOptions),
+) -> Result<RunningServer> {
     let mut opts = ServeOptions::new(
         data.to_path_buf(),
         "127.0.0.1:0".parse()?,
         fixture::passphrase()?,
     );
-    opts.seal_records = seal;
+    configure(&mut opts);
     Ok(trustca_server::start(opts).await?)
 }
 

@@ -66,6 +66,7 @@ mod storesize;
 mod systems;
 mod v2x;
 mod v2x_dot1;
+mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -132,6 +133,9 @@ enum Stage {
     /// second, server time in process and round trips over loopback HTTP,
     /// beside ECDSA sign-only and ECIES in the same run.
     Etsi,
+    /// Public device label pages over HTTPS (first render and from the
+    /// page cache) beside unary Decide on one server (issue 22 §2).
+    Web,
 }
 
 impl Stage {
@@ -191,6 +195,9 @@ struct Opts {
     /// Links of the large system in the systems stage.
     #[arg(long, default_value_t = 5_000)]
     system_links: usize,
+    /// Page requests (and Decide calls) per round in the web stage.
+    #[arg(long, default_value_t = 20_000)]
+    web_requests: usize,
     /// Unary Decide calls per kind and round in the systems stage.
     #[arg(long, default_value_t = 20_000)]
     system_decisions: usize,
@@ -747,6 +754,16 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
             threads: cores(),
         };
         figures.extend(systems::measure(&plan).await?);
+    }
+    if opts.wants(Stage::Web) {
+        let plan = web::Plan {
+            cars: 1000,
+            requests: opts.web_requests,
+            concurrency: opts.concurrency,
+            rounds: 3,
+            threads: cores(),
+        };
+        figures.extend(web::measure(&plan).await?);
     }
     Ok(())
 }

@@ -742,6 +742,43 @@ impl CaHierarchy {
         record_seal_key_of(&Keystore::open(&dir, passphrase)?)
     }
 
+    /// A 32-byte secret of another part of the server kept in the
+    /// encrypted keystore as `<name>.key` (e.g. the web front end's label
+    /// id key), so it is under the passphrase like the CA keys. Made on
+    /// first use, or taken from `import` (a secret that was kept elsewhere
+    /// before); an `import` that differs from the stored secret is refused.
+    pub fn keystore_secret(
+        &self,
+        name: &str,
+        import: Option<&[u8; 32]>,
+    ) -> Result<[u8; 32], CaError> {
+        let keystore = self.keys.keystore();
+        if keystore.has(name) {
+            let stored: [u8; 32] = keystore.load(name)?.try_into().map_err(|_| {
+                CaError::Keystore(format!("{name}.key does not hold a 32-byte key"))
+            })?;
+            if import.is_some_and(|i| *i != stored) {
+                return Err(CaError::Keystore(format!(
+                    "{name}.key in the keystore and the secret to import differ; keep one of them"
+                )));
+            }
+            return Ok(stored);
+        }
+        let secret = match import {
+            Some(i) => *i,
+            None => {
+                use ring::rand::SecureRandom;
+                let mut key = [0u8; 32];
+                ring::rand::SystemRandom::new()
+                    .fill(&mut key)
+                    .map_err(|_| CaError::Keystore(format!("no randomness for {name}")))?;
+                key
+            }
+        };
+        keystore.store(name, &secret)?;
+        Ok(secret)
+    }
+
     /// The CA's keys (for the V2X CA keys, `v2x_ca`).
     pub(crate) fn keys(&self) -> &CaKeys {
         &self.keys

@@ -762,12 +762,17 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         .add_service(registry)
         .add_service(snapshots)
         .add_service(anomalies)
-        .add_service(crate::systems::service(
-            opts.policies.as_deref(),
-            &opts.data,
-            &trust,
-            &storage,
-        )?)
+        .add_service(crate::systems::service(crate::systems::SystemsParts {
+            explicit_policies: opts.policies.as_deref(),
+            data: &opts.data,
+            trust: &trust,
+            storage: &storage,
+            notifier: Notifier {
+                sink: Some(opts.data.join("notifications.jsonl")),
+                webhook: opts.notify_webhook.clone(),
+            },
+            lease: &crl_lease,
+        })?)
         .add_optional_service(v2x_ra)
         .add_optional_service(v2x_pca)
         .add_optional_service(v2x_la)
@@ -821,6 +826,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 audit_key: hierarchy.audit_key().public_key(),
                 identity: &identity,
                 table: &table,
+                hierarchy: &hierarchy,
+                trust: &trust,
             },
             est_stop.clone(),
         )?),
@@ -1132,6 +1139,20 @@ fn trust_engine(
 /// policy stays. Holds the engine weakly, so a stopped server is released.
 fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
     let engine = Arc::downgrade(engine);
+    on_hangup(move || {
+        let Some(engine) = engine.upgrade() else {
+            return false;
+        };
+        if let Err(e) = engine.reload() {
+            tracing::error!(error = %e, "policy reload on SIGHUP refused");
+        }
+        true
+    });
+}
+
+/// Calls `action` on every SIGHUP until it returns false (what it acts on
+/// is gone). Nothing on platforms without SIGHUP.
+pub(crate) fn on_hangup(mut action: impl FnMut() -> bool + Send + 'static) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -1139,16 +1160,13 @@ fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
             return;
         };
         while hup.recv().await.is_some() {
-            let Some(engine) = engine.upgrade() else {
+            if !action() {
                 return;
-            };
-            if let Err(e) = engine.reload() {
-                tracing::error!(error = %e, "policy reload on SIGHUP refused");
             }
         }
     });
     #[cfg(not(unix))]
-    let _ = engine;
+    let _ = &mut action;
 }
 
 /// Reissues every CRL at half the shortest CRL validity, so relying parties

@@ -13,9 +13,12 @@ use hyper::Request;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use trustca_ca::CaHierarchy;
 use trustca_ca::root_crl::RevokedCas;
-use trustca_model::{AuthenticatedPeer, PolicySet};
+use trustca_db::{SystemRegistry, TrustEngine};
+use trustca_model::{AuthenticatedPeer, PolicySet, SectorName};
 use trustca_store::Storage;
+use trustca_web::console::systems::{SystemRow, SystemSource};
 use trustca_web::label_id::LabelIds;
 use trustca_web::policy::WebPolicy;
 use trustca_web::{WebApp, WebSetup};
@@ -61,6 +64,30 @@ impl HttpsService for WebHttps {
     }
 }
 
+/// The console's systems: the trust database's live evaluations.
+#[derive(Debug)]
+struct ConsoleSystems {
+    trust: Arc<TrustEngine>,
+    registry: Arc<SystemRegistry>,
+}
+
+impl SystemSource for ConsoleSystems {
+    fn evaluations(
+        &self,
+        sectors: &[String],
+        skip: usize,
+        take: usize,
+    ) -> std::result::Result<(Vec<SystemRow>, bool), String> {
+        let sectors: Vec<SectorName> = sectors
+            .iter()
+            .filter_map(|s| SectorName::new(s).ok())
+            .collect();
+        self.registry
+            .list_evaluations(&self.trust, &sectors, skip, take)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// What [`spawn`] needs from the server.
 pub(crate) struct WebParts<'a> {
     pub explicit_policies: Option<&'a Path>,
@@ -72,6 +99,37 @@ pub(crate) struct WebParts<'a> {
     pub audit_key: &'a [u8],
     pub identity: &'a TransportIdentity,
     pub table: &'a Arc<ConnectionTable>,
+    /// The trust database (systems of linked devices for the console).
+    pub trust: &'a Arc<TrustEngine>,
+    /// The CA, whose encrypted keystore holds the label id key.
+    pub hierarchy: &'a CaHierarchy,
+}
+
+/// The keystore entry of the label id key (`DATA/ca/web-label-id.key`).
+const LABEL_ID_KEY: &str = "web-label-id";
+
+/// The label id key from the CA's encrypted keystore, made on first start.
+/// A plaintext `web/label-id.key` an earlier version wrote is moved into
+/// the keystore (same key: printed labels keep working) and then removed;
+/// if the keystore already holds a different key, start is refused.
+fn label_ids(hierarchy: &CaHierarchy, web_dir: &Path) -> Result<LabelIds> {
+    let legacy = LabelIds::legacy_key(web_dir).map_err(|e| ServerError::Config(e.to_string()))?;
+    let secret = hierarchy
+        .keystore_secret(LABEL_ID_KEY, legacy.as_ref())
+        .map_err(|e| {
+            ServerError::Config(format!(
+                "the web label id key: {e} (the plaintext file is {})",
+                web_dir.join(trustca_web::label_id::LEGACY_FILE).display()
+            ))
+        })?;
+    if legacy.is_some() {
+        trustca_web::label_id::remove_legacy_key(web_dir)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
+        tracing::warn!(
+            "moved the plaintext web/label-id.key into the encrypted keystore (ca/{LABEL_ID_KEY}.key) and removed it"
+        );
+    }
+    Ok(LabelIds::from_secret(&secret))
 }
 
 /// Serves the web front end on `listener` until `stop`; returns the bound address.
@@ -93,18 +151,24 @@ pub(crate) fn spawn(
         .collect();
     let policy =
         WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
-    let ids = LabelIds::open_or_create(&parts.data.join("web"))
-        .map_err(|e| ServerError::Config(e.to_string()))?;
-    let app = WebApp::new(
-        WebSetup::new(
-            Arc::clone(parts.storage),
-            policy,
-            ids,
-            &format!("https://{bound}"),
-            parts.data.to_path_buf(),
-        )
-        .with_audit_key(parts.audit_key.to_vec()),
-    );
+    let ids = label_ids(parts.hierarchy, &parts.data.join("web"))?;
+    let mut setup = WebSetup::new(
+        Arc::clone(parts.storage),
+        policy,
+        ids,
+        &format!("https://{bound}"),
+        parts.data.to_path_buf(),
+    )
+    .with_audit_key(parts.audit_key.to_vec())
+    .with_sectors(sectors.clone());
+    if let Some(registry) = parts.trust.systems() {
+        setup = setup.with_systems(Arc::new(ConsoleSystems {
+            trust: Arc::clone(parts.trust),
+            registry: Arc::clone(registry),
+        }));
+    }
+    let app = WebApp::new(setup);
+    app.spawn_history_sampler();
     tracing::info!(addr = %bound, base_url = %app.base_url(), "web front end on https://{bound}/");
     let web = Arc::new(WebHttps {
         app,

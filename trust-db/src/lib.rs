@@ -25,8 +25,8 @@ pub use notify::Notifier;
 pub use registry::{FleetMove, ModelRegistry, model_view};
 pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};
 pub use systems::{
-    MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, cap_view, evaluation_view,
-    system_view,
+    ListedSystem, MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, SystemWatch,
+    cap_view, evaluation_view, system_view,
 };
 pub use trustca_composition as composition;
 

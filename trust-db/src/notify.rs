@@ -1,6 +1,7 @@
-//! Notifications to the provider when a detection template fires: one JSON
+//! Notifications to the provider when a detection template fires (one JSON
 //! object per event with the device, the anomaly, the threat level, the
-//! action taken and the evidence — appended to a log sink file and, if
+//! action taken and the evidence) and when a change moves the levels of a
+//! system of linked devices (`system.reevaluated`) — appended to a log sink file and, if
 //! configured, POSTed to a webhook (plain `http://`, bounded time, fire and
 //! forget so a slow webhook never slows reports).
 
@@ -22,7 +23,7 @@ pub struct Notifier {
 impl Notifier {
     /// Delivers one notification (JSON text).
     pub fn send(&self, json: String) {
-        tracing::warn!(notification = %json, "anomaly notification");
+        tracing::warn!(notification = %json, "notification");
         if let Some(path) = &self.sink {
             let written = std::fs::OpenOptions::new()
                 .create(true)

@@ -8,7 +8,11 @@
 //! under that nonce. The same device always gets the same id (a label can
 //! be printed again), the server needs no index to resolve it, and an id
 //! not made with the key fails the GCM tag. The key is 32 random bytes in
-//! `DATA/web/label-id.key`; a new key invalidates every printed label.
+//! the CA's encrypted keystore (`DATA/ca/web-label-id.key`, under the
+//! passphrase); a new key invalidates every printed label. An earlier
+//! version kept it in the clear in `DATA/web/label-id.key`: the server
+//! moves such a file into the keystore on start ([`LabelIds::legacy_key`],
+//! [`remove_legacy_key`]).
 
 use std::path::Path;
 
@@ -16,9 +20,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::aead::{AES_128_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::WebError;
+
+/// The file an earlier version kept the key in, unencrypted.
+pub const LEGACY_FILE: &str = "label-id.key";
 
 /// Longest label id accepted (an identity key is at most ~200 bytes).
 pub const MAX_ID_CHARS: usize = 400;
@@ -52,28 +58,24 @@ impl LabelIds {
         Self { mac, seal }
     }
 
-    /// Reads `dir/label-id.key`, creating it (mode 0600) on first use.
-    pub fn open_or_create(dir: &Path) -> Result<Self, WebError> {
-        let path = dir.join("label-id.key");
-        let io =
-            |what: &str, e: std::io::Error| WebError::Io(format!("{what} {}: {e}", path.display()));
-        if let Ok(bytes) = std::fs::read(&path) {
-            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                WebError::Io(format!(
-                    "{} must hold 32 bytes (it holds {}); remove it to make a new one, which invalidates printed labels",
-                    path.display(),
-                    bytes.len()
-                ))
-            })?;
-            return Ok(Self::from_secret(&secret));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| io("cannot create the folder of", e))?;
-        let mut secret = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut secret)
-            .map_err(|_| WebError::Io("no randomness for the label id key".into()))?;
-        write_private(&path, &secret).map_err(|e| io("cannot write", e))?;
-        Ok(Self::from_secret(&secret))
+    /// The plaintext key an earlier version kept in `dir/label-id.key`,
+    /// if that file exists: the server moves it into the encrypted
+    /// keystore and then calls [`remove_legacy_key`].
+    pub fn legacy_key(dir: &Path) -> Result<Option<[u8; 32]>, WebError> {
+        let path = dir.join(LEGACY_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(WebError::Io(format!("cannot read {}: {e}", path.display()))),
+        };
+        let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            WebError::Io(format!(
+                "{} must hold 32 bytes (it holds {}); remove it to make a new key, which invalidates printed labels",
+                path.display(),
+                bytes.len()
+            ))
+        })?;
+        Ok(Some(secret))
     }
 
     /// The label id of the device with `identity_key`.
@@ -125,22 +127,13 @@ impl LabelIds {
     }
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+/// Overwrites and removes the plaintext key file of an earlier version,
+/// once its key is in the encrypted keystore.
+pub fn remove_legacy_key(dir: &Path) -> Result<(), WebError> {
+    let path = dir.join(LEGACY_FILE);
+    let io = |e: std::io::Error| WebError::Io(format!("cannot remove {}: {e}", path.display()));
+    std::fs::write(&path, [0u8; 32]).map_err(io)?;
+    std::fs::remove_file(&path).map_err(io)
 }
 
 #[cfg(test)]
@@ -175,16 +168,14 @@ mod tests {
     }
 
     #[test]
-    fn the_key_file_is_created_once_and_reused() {
+    fn a_legacy_key_file_is_read_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let a = LabelIds::open_or_create(dir.path())
-            .unwrap()
-            .id_for("x/y/z/1");
-        let b = LabelIds::open_or_create(dir.path())
-            .unwrap()
-            .id_for("x/y/z/1");
-        assert_eq!(a, b);
-        std::fs::write(dir.path().join("label-id.key"), b"short").unwrap();
-        assert!(LabelIds::open_or_create(dir.path()).is_err());
+        assert_eq!(LabelIds::legacy_key(dir.path()).unwrap(), None);
+        std::fs::write(dir.path().join(LEGACY_FILE), [9u8; 32]).unwrap();
+        assert_eq!(LabelIds::legacy_key(dir.path()).unwrap(), Some([9u8; 32]));
+        remove_legacy_key(dir.path()).unwrap();
+        assert!(!dir.path().join(LEGACY_FILE).exists());
+        std::fs::write(dir.path().join(LEGACY_FILE), b"short").unwrap();
+        assert!(LabelIds::legacy_key(dir.path()).is_err());
     }
 }

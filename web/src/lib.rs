@@ -18,6 +18,7 @@
 //! [`WebApp::answer`]. It reads through the store's engines only.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod console;
 pub mod html;
 pub mod i18n;
@@ -84,9 +85,15 @@ struct Inner {
     ids: LabelIds,
     base_url: String,
     limiter: RateLimiter,
+    /// The console's buckets: by session, or by address before sign-in.
+    console_limiter: RateLimiter<String>,
     sessions: console::session::Sessions,
     data: PathBuf,
     audit_key: Option<Vec<u8>>,
+    systems: Option<Arc<dyn console::systems::SystemSource>>,
+    pages: cache::PageCache,
+    /// The sectors whose level distribution is sampled daily.
+    sectors: Vec<String>,
 }
 
 /// What the front end is built from.
@@ -105,6 +112,10 @@ pub struct WebSetup {
     pub data: PathBuf,
     /// The audit key's public key, to check tree head signatures.
     pub audit_key: Option<Vec<u8>>,
+    /// Systems of linked devices for the console.
+    pub systems: Option<Arc<dyn console::systems::SystemSource>>,
+    /// The sectors whose level distribution is sampled daily.
+    pub sectors: Vec<String>,
 }
 
 impl WebSetup {
@@ -123,7 +134,22 @@ impl WebSetup {
             base_url: base_url.to_owned(),
             data,
             audit_key: None,
+            systems: None,
+            sectors: Vec::new(),
         }
+    }
+
+    /// Samples the level distribution of `sectors` daily
+    /// ([`WebApp::spawn_history_sampler`]).
+    pub fn with_sectors(mut self, sectors: Vec<String>) -> Self {
+        self.sectors = sectors;
+        self
+    }
+
+    /// Shows the systems of `source` on the console.
+    pub fn with_systems(mut self, source: Arc<dyn console::systems::SystemSource>) -> Self {
+        self.systems = Some(source);
+        self
     }
 
     /// Checks tree head signatures against `key`.
@@ -222,6 +248,8 @@ impl WebApp {
             base_url,
             data,
             audit_key,
+            systems,
+            sectors,
         } = setup;
         let base_url = if policy.base_url.is_empty() {
             base_url.trim_end_matches('/').to_owned()
@@ -236,14 +264,41 @@ impl WebApp {
             inner: Arc::new(Inner {
                 storage,
                 limiter: RateLimiter::new(policy.public.requests_per_minute),
+                console_limiter: RateLimiter::new(policy.console.requests_per_minute),
                 policy,
                 ids,
                 base_url,
                 sessions,
                 data,
                 audit_key,
+                systems,
+                pages: cache::PageCache::default(),
+                sectors,
             }),
         }
+    }
+
+    /// Samples the level distribution of every sector now and then
+    /// whenever the change log grew, checked every
+    /// [`console::history::SAMPLE_EVERY`], until the app is dropped.
+    pub fn spawn_history_sampler(&self) {
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut sampled_at: Option<(u64, time::Date)> = None;
+            loop {
+                let Some(app) = inner.upgrade() else { return };
+                let done =
+                    tokio::task::spawn_blocking(move || app.sample_history(sampled_at)).await;
+                match done {
+                    Ok(Ok(at)) => sampled_at = Some(at),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "sampling the level distribution failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "level sampling task failed"),
+                }
+                tokio::time::sleep(console::history::SAMPLE_EVERY).await;
+            }
+        });
     }
 
     /// What QR codes open.
@@ -262,12 +317,37 @@ impl WebApp {
         B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let head = request.method() == Method::HEAD;
+        let answer = self.answer_with_body(peer, request).await;
+        if !head {
+            return answer;
+        }
+        // HEAD: the GET answer's headers without its body (HTTP/2 refuses a
+        // HEAD answer that carries data).
+        let (mut parts, _) = answer.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        hyper::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::new()))
+    }
+
+    async fn answer_with_body<B>(&self, peer: &AuthenticatedPeer, request: Request<B>) -> Answer
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let (parts, body) = request.into_parts();
         let asked = Asked::read(&parts);
         let console = asked.path == "/console" || asked.path.starts_with("/console/");
         if !console
             && let Some(ip) = peer.remote.map(|r| r.ip())
             && let Err(wait) = self.inner.limiter.take(ip, Instant::now())
+        {
+            return respond::too_many(wait);
+        }
+        if console
+            && let Err(wait) = self.inner.console_limiter.take(
+                self.inner.console_bucket(&parts.headers, peer),
+                Instant::now(),
+            )
         {
             return respond::too_many(wait);
         }
@@ -282,6 +362,17 @@ impl WebApp {
         } else {
             bytes::Bytes::new()
         };
+        let cached = if console {
+            None
+        } else {
+            self.inner.cache_key(&asked)
+        };
+        if let Some((key, _)) = &cached {
+            self.inner.pages.follow_changes(self.inner.storage.as_ref());
+            if let Some(page) = self.inner.pages.get(key, Instant::now()) {
+                return page;
+            }
+        }
         let caller = peer.credential.as_ref().ok().cloned();
         let inner = Arc::clone(&self.inner);
         let headers = parts.headers.clone();
@@ -305,7 +396,15 @@ impl WebApp {
             )
         });
         tracing::debug!(path = %parts.uri.path(), status = answer.status().as_u16(), "web request");
-        answer
+        match cached {
+            Some((key, depends_on)) => {
+                self.inner
+                    .pages
+                    .put(key, &depends_on, answer, Instant::now())
+                    .await
+            }
+            None => answer,
+        }
     }
 }
 
@@ -343,6 +442,38 @@ fn segments(path: &str, prefix: &str) -> Option<Vec<String>> {
 }
 
 impl Inner {
+    /// The console rate bucket of a request: its live session's, else its
+    /// client address's (a made-up cookie gets no bucket of its own).
+    fn console_bucket(&self, headers: &HeaderMap, peer: &AuthenticatedPeer) -> String {
+        let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
+        match console::session::cookie_value(cookie) {
+            Some(id) if self.sessions.session(id, Instant::now()).is_some() => {
+                format!("session:{id}")
+            }
+            _ => format!("address:{:?}", peer.remote.map(|r| r.ip())),
+        }
+    }
+
+    /// The cache key of a public page that may be cached (label and device
+    /// pages, their JSON and QR codes) and the key of what it shows.
+    fn cache_key(&self, asked: &Asked) -> Option<(String, String)> {
+        let depends_on = if let Some(rest) = asked.path.strip_prefix("/device/") {
+            self.ids.open(rest.split('/').next()?)?
+        } else if asked.path.starts_with("/label/") {
+            let parts = segments(&asked.path, "/label/")?;
+            parts.get(..3)?.join("/").to_ascii_lowercase()
+        } else {
+            return None;
+        };
+        let key = format!(
+            "{}|{}|{}",
+            asked.lang.tag(),
+            if asked.json { "json" } else { "html" },
+            asked.path_and_query
+        );
+        Some((key, depends_on))
+    }
+
     fn public(&self, asked: &Asked, caller: Option<&trustca_model::Credential>) -> Answer {
         let result = match asked.path.as_str() {
             "/" => Ok(self.index(asked)),

@@ -1,6 +1,7 @@
 //! Rate limits of the public pages: a token bucket per client address
 //! (`requests_per_minute`, a burst of as many), so one client cannot crawl
-//! every label or load the store; past it, `429` with `Retry-After`.
+//! every label or load the store; past it, `429` with `Retry-After`. The
+//! console has its own, more generous buckets per session.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,14 +13,15 @@ use std::time::Instant;
 /// limit should cover).
 const MAX_CLIENTS: usize = 100_000;
 
-/// Token buckets by client address.
+/// Token buckets by client address (public pages) or by session (the
+/// console).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// `per_minute` requests a minute per address.
     pub fn new(per_minute: u32) -> Self {
         Self {
@@ -29,7 +31,7 @@ impl RateLimiter {
     }
 
     /// Takes a token for `client`; `Err(seconds)` to wait when none is left.
-    pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), u64> {
+    pub fn take(&self, client: K, now: Instant) -> Result<(), u64> {
         let mut buckets = self
             .buckets
             .lock()

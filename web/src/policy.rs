@@ -41,6 +41,14 @@ pub struct ConsoleLimits {
     pub session_minutes: u32,
     /// How long a one-time login link can be used.
     pub login_link_seconds: u32,
+    /// Requests per minute one session (or, before signing in, one client
+    /// address) may make on the console; generous, since people click.
+    #[serde(default = "default_console_rate")]
+    pub requests_per_minute: u32,
+}
+
+fn default_console_rate() -> u32 {
+    600
 }
 
 /// The parsed `web.toml`.
@@ -94,6 +102,9 @@ impl WebPolicy {
         }
         if !(1..=720).contains(&policy.console.session_minutes) {
             return Err(bad("console.session_minutes must be 1-720".into()));
+        }
+        if !(10..=100_000).contains(&policy.console.requests_per_minute) {
+            return Err(bad("console.requests_per_minute must be 10-100000".into()));
         }
         if !(10..=3600).contains(&policy.console.login_link_seconds) {
             return Err(bad("console.login_link_seconds must be 10-3600".into()));

@@ -170,7 +170,7 @@ pub fn see_other(location: &str) -> Answer {
 pub fn too_many(retry_after: u64) -> Answer {
     let mut r = plain(
         StatusCode::TOO_MANY_REQUESTS,
-        "too many requests from this address; try again later",
+        "too many requests; try again later",
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, header_value(&retry_after.to_string()));

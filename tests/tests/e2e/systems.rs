@@ -694,3 +694,68 @@ async fn a_damaged_stored_system_answers_data_loss_for_its_members_only() {
     let d = decide(&mut car, &h.hems, "remote-control").await;
     assert_eq!((d.allow, d.peer_level), (false, 2), "{d:?}");
 }
+
+/// Sends SIGHUP to this process: the in-process server reads its policy
+/// files again (tokio's handler replaces the default action).
+fn hangup() {
+    let ok = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composition_toml_is_reloaded_on_sighup_and_a_bad_file_keeps_the_running_one() {
+    let h = house().await;
+    let mut sys = systems(&h.ca, &h.ops).await;
+    let file = h.ca.data().join("policies/composition.toml");
+    let shipped = include_str!("../../../policies/composition.toml");
+    assert!(shipped.contains("max_devices = 1000"));
+    let two = |name: &str| register(name, &[&h.hems, &h.plug], vec![]);
+    let refused_as_too_large = |r: Result<tonic::Response<pb::SystemView>, tonic::Status>| match r {
+        Err(s) => s.code() == Code::ResourceExhausted,
+        Ok(_) => false,
+    };
+
+    // A limit of one device, read on SIGHUP: two members are refused.
+    std::fs::write(
+        &file,
+        shipped.replace("max_devices = 1000", "max_devices = 1"),
+    )
+    .unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let r = sys.register(two(&format!("tiny-{n}"))).await;
+        if refused_as_too_large(r) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // A file that does not parse: the running limit (one) stays.
+    std::fs::write(&file, "max_devices = \"many\"\n").unwrap();
+    hangup();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(refused_as_too_large(sys.register(two("still-tiny")).await));
+
+    // The shipped file again: two members are fine.
+    std::fs::write(&file, shipped).unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sys.register(two("house-two")).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second reload took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

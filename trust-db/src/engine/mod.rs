@@ -258,7 +258,7 @@ impl TrustEngine {
     }
 
     /// The systems of linked devices, if set.
-    pub(crate) fn systems(&self) -> Option<&Arc<crate::SystemRegistry>> {
+    pub fn systems(&self) -> Option<&Arc<crate::SystemRegistry>> {
         self.systems.get()
     }
 

@@ -40,12 +40,16 @@ use crate::TrustDbError;
 use crate::engine::{TrustEngine, actor, check_reason};
 
 mod decide;
+mod listing;
 mod repair;
 mod snapshot;
 mod views;
+mod watch;
 
 use decide::{SignedCap, live_levels};
+pub use listing::ListedSystem;
 pub use views::{cap_view, evaluation_view};
+pub use watch::SystemWatch;
 
 /// The store's record space for systems.
 pub const SPACE: &str = "systems";
@@ -311,6 +315,22 @@ impl SystemRegistry {
         let fresh = Arc::new(current.with_trust(trust)?);
         *poisoned(self.policy.write()) = Arc::clone(&fresh);
         Ok(fresh)
+    }
+
+    /// Replaces the composition policy (`composition.toml` read again):
+    /// checked against the engine's trust policy first, so a bad file
+    /// leaves the running policy in force. Stored systems are read again
+    /// under the new limits.
+    pub fn replace_policy(
+        &self,
+        engine: &TrustEngine,
+        parse: impl FnOnce(
+            Arc<trustca_model::TrustPolicy>,
+        ) -> Result<CompositionPolicy, CompositionError>,
+    ) -> Result<(), TrustDbError> {
+        let fresh = parse(engine.policy())?;
+        *poisoned(self.policy.write()) = Arc::new(fresh);
+        self.reload()
     }
 
     /// A new generation token: random, so that two replicas writing at

@@ -3,8 +3,9 @@
 //! the sectors of the signed-in credential: the level distribution per
 //! sector, the audit log's changes (filtered to revocations, anomaly
 //! reports and actions, model registry changes, ...), the model registry,
-//! CRL and snapshot freshness, and the signed tree heads with their
-//! consistency proof. Lists page and filter through the query, and export
+//! CRL and snapshot freshness, the signed tree heads with their
+//! consistency proof, and systems of linked devices with their cap paths
+//! ([`systems`]). Lists page and filter through the query, and export
 //! CSV (`format=csv`).
 //!
 //! Security: nothing changes over GET; every POST form carries the
@@ -12,8 +13,10 @@
 //! says it came from another site is refused before that.
 
 pub mod audit;
+pub mod history;
 pub mod pages;
 pub mod session;
+pub mod systems;
 
 use std::time::Instant;
 

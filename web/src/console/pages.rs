@@ -53,6 +53,7 @@ fn nav(lang: Lang, session: &Session) -> String {
         ("/console/revocations", "Revocations"),
         ("/console/anomalies", "Anomaly reports"),
         ("/console/models", "Model registry"),
+        ("/console/systems", "Systems"),
         ("/console/freshness", "Freshness"),
         ("/console/audit", "Audit log"),
     ] {
@@ -96,7 +97,7 @@ fn csv_field(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "\"\""))
 }
 
-fn csv(name: &str, header: &[&str], rows: &[Vec<String>]) -> Answer {
+pub(crate) fn csv(name: &str, header: &[&str], rows: &[Vec<String>]) -> Answer {
     let mut out = header
         .iter()
         .map(|h| csv_field(h))
@@ -146,7 +147,7 @@ fn table(header: &[&str], rows: &[Vec<String>], lang: Lang, id: &str) -> String 
 }
 
 /// A filter form (GET: it changes nothing, so it carries no CSRF token).
-fn filter_form(
+pub(crate) fn filter_form(
     path: &str,
     lang: Lang,
     sectors: &[String],
@@ -179,6 +180,7 @@ impl Inner {
         let result = match route {
             "/console" => self.overview(asked, session),
             "/console/models" => self.models(asked, session),
+            "/console/systems" => self.systems_page(asked, session),
             "/console/freshness" => self.freshness(asked, session),
             "/console/audit" => self.audit_page(asked, session),
             _ => match LISTS.iter().find(|(p, _, _)| *p == route) {
@@ -254,6 +256,25 @@ impl Inner {
         Ok(bars)
     }
 
+    /// Samples every sector's distribution as today's point when the
+    /// change log grew (or the day changed) since `last` (log size, day);
+    /// returns what it sampled at.
+    pub(crate) fn sample_history(
+        &self,
+        last: Option<(u64, time::Date)>,
+    ) -> Result<(u64, time::Date), WebError> {
+        let size = self.storage.audit_head()?.0;
+        let day = today();
+        if last == Some((size, day)) {
+            return Ok((size, day));
+        }
+        for sector in &self.sectors {
+            let sample = super::history::sample_of(&self.distribution(sector)?);
+            super::history::record(self.storage.as_ref(), sector, day, &sample)?;
+        }
+        Ok((size, day))
+    }
+
     fn overview(&self, asked: &Asked, session: &Session) -> Result<Answer, WebError> {
         let lang = asked.lang;
         let mut body = String::new();
@@ -261,13 +282,24 @@ impl Inner {
         for sector in &session.who.sectors {
             let bars = self.distribution(sector)?;
             let total: u64 = bars.iter().map(|(_, n)| n).sum();
+            let history = super::history::series(
+                self.storage.as_ref(),
+                sector,
+                today(),
+                super::history::DAYS_SHOWN,
+            )?;
             let _ = write!(
                 body,
-                "<section class=\"sector\" id=\"sector-{}\"><h2>{} ({total} {})</h2>{}</section>",
+                "<section class=\"sector\" id=\"sector-{}\"><h2>{} ({total} {})</h2>{}<h3>{}</h3>{}</section>",
                 esc(sector),
                 esc(sector),
                 esc(lang.t("devices")),
-                bar_chart(&format!("{} {sector}", lang.t("Level distribution")), &bars)
+                bar_chart(&format!("{} {sector}", lang.t("Level distribution")), &bars),
+                esc(lang.t("Over the last 30 days")),
+                super::history::chart(
+                    &format!("{} {sector}", lang.t("Over the last 30 days")),
+                    &history
+                )
             );
             rows.extend(
                 bars.into_iter()
@@ -487,6 +519,11 @@ impl Inner {
         let body = table(&header, &rows, lang, "freshness");
         Ok(self.console_html(asked, session, "Freshness", &body, None))
     }
+}
+
+/// Today (UTC).
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
 }
 
 #[cfg(test)]

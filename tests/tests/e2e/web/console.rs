@@ -26,19 +26,7 @@ async fn chromium_signs_into_the_console_and_sees_what_the_store_holds() {
     }
     *expected.entry("revoked".into()).or_default() += 1;
 
-    let link = console_link(&w, &w.ops, "ops");
-    assert!(
-        link.starts_with(&format!("https://{}/console/login?token=", w.web)),
-        "{link}"
-    );
-    let chrome = browser::Browser::start(&server_pin(w.ca.data()), &screenshots());
-    chrome.open(&link);
-    chrome.screenshot("console-sign-in");
-    chrome.click("#sign-in");
-    if let Err(at) = chrome.wait_for_url("/console") {
-        chrome.screenshot("console-sign-in-failed");
-        panic!("still at {at}: {:?}", chrome.text("main"));
-    }
+    let chrome = chromium_console(&w);
     assert!(chrome.text("#who").unwrap().contains("grid-ops"));
     for bar in [
         "Lv.1",

@@ -14,16 +14,23 @@ use trustca_server::ServeOptions;
 
 /// Starts `ca`'s server with the web front end on 127.0.0.1:0.
 pub(crate) async fn start_with_web(ca: &mut TestCa) -> std::net::SocketAddr {
+    let server = try_start_with_web(ca).await.unwrap();
+    let web = server.web_addr.expect("the web front end is served");
+    ca.server = Some(server);
+    web
+}
+
+/// Starts a server with the web front end on `ca`'s data directory, or why not.
+pub(crate) async fn try_start_with_web(
+    ca: &TestCa,
+) -> Result<trustca_server::RunningServer, trustca_server::ServerError> {
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
         "127.0.0.1:0".parse().unwrap(),
         trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
     opts.web_listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = trustca_server::start(opts).await.unwrap();
-    let web = server.web_addr.expect("the web front end is served");
-    ca.server = Some(server);
-    web
+    trustca_server::start(opts).await
 }
 
 /// Files for curl in one directory: the root, and credentials by name.
@@ -124,19 +131,27 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world() -> World {
-    world_with("hems", "hub", "SN-0001", "2.1.0", hems_lv5()).await
+    world_in(
+        TestCa::init(),
+        "hems",
+        "hub",
+        "SN-0001",
+        "2.1.0",
+        hems_lv5(),
+    )
+    .await
 }
 
-/// A server with the web front end, Acme's credential for `sector`, an
-/// operator of it, and one device.
-pub(crate) async fn world_with(
+/// A server with the web front end on `ca`, Acme's credential for
+/// `sector`, an operator of it, and one device.
+pub(crate) async fn world_in(
+    mut ca: TestCa,
     sector: &str,
     model: &str,
     serial: &str,
     firmware: &str,
     evidence: Vec<pb::EvidenceItem>,
 ) -> World {
-    let mut ca = TestCa::init();
     let web = start_with_web(&mut ca).await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &[sector]);
     let ops = ca.credential(CertificateKind::Operator, "grid-ops", &[sector]);
@@ -278,4 +293,36 @@ pub(crate) fn curl_console_cookie(w: &World) -> String {
     let (code, _, _) = w.curl.get(&url, None, &["-d", &form]);
     assert_eq!(code, 303);
     format!("Cookie: {}", raw_set_cookie(w).split(';').next().unwrap())
+}
+
+/// Headless Chromium signed into the console as the operator with a link
+/// from `trustca web login`.
+pub(crate) fn chromium_console(w: &World) -> browser::Browser {
+    let link = console_link(w, &w.ops, "ops");
+    assert!(
+        link.starts_with(&format!("https://{}/console/login?token=", w.web)),
+        "{link}"
+    );
+    let chrome = browser::Browser::start(&server_pin(w.ca.data()), &screenshots());
+    chrome.open(&link);
+    chrome.screenshot("console-sign-in");
+    chrome.click("#sign-in");
+    if let Err(at) = chrome.wait_for_url("/console") {
+        chrome.screenshot("console-sign-in-failed");
+        panic!("still at {at}: {:?}", chrome.text("main"));
+    }
+    chrome
+}
+
+/// Sets a device's live level over gRPC as the operator.
+pub(crate) async fn set_level(w: &World, identity: &str, level: u32) {
+    let mut trust = trust_client(&w.ca.url(), &w.ops).await;
+    trust
+        .change_trust(pb::ChangeTrustRequest {
+            identity: identity.into(),
+            change: Some(pb::change_trust_request::Change::SetLevel(level)),
+            reason: "firmware finding".into(),
+        })
+        .await
+        .unwrap();
 }

@@ -13,9 +13,12 @@
 //! (`TRUSTCA_REQUIRE_INTEROP=1`).
 //!
 //! `kit.rs` has what the tests share; `public.rs` the label pages,
-//! `console.rs` the console.
+//! `console.rs` the console, `systems.rs` the console's systems of linked
+//! devices.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod console;
 mod kit;
+mod label_key;
 mod public;
+mod systems;

@@ -169,7 +169,8 @@ async fn public_pages_over_https_carry_their_headers_and_refusals() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cars_have_no_serial_lookup_and_no_serial_on_the_page() {
-    let w = world_with(
+    let w = world_in(
+        TestCa::init(),
         "automotive",
         "roadster",
         "VIN1HGCM82633A004352",
