@@ -23,6 +23,7 @@ pub mod root_crl;
 mod service;
 mod service_certs;
 pub mod trust_list;
+mod unary;
 pub mod v2x_ca;
 
 pub use attestation_service::AttestationService;
