@@ -583,7 +583,7 @@ impl EnrollmentEngine {
         let queue = self
             .unary
             .get_or_init(|| crate::unary::start(Arc::downgrade(self)));
-        crate::unary::enroll(queue, caller, request).await
+        crate::unary::enroll(self, queue, caller, request).await
     }
 
     /// Enrolls a group of requests: validation and signing are spread over

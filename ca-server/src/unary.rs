@@ -44,20 +44,24 @@ pub(crate) fn start(engine: Weak<EnrollmentEngine>) -> Queue {
     tx
 }
 
-/// Queues one call on `queue` and waits for its outcome.
+/// Queues one call on `queue` and waits for its outcome. A queue whose
+/// task is gone (its runtime shut down) issues the call alone instead.
 pub(crate) async fn enroll(
+    engine: &Arc<EnrollmentEngine>,
     queue: &Queue,
     caller: Arc<Credential>,
     request: EnrollmentRequest,
 ) -> Result<EnrollmentOutcome, CaError> {
     let (done, outcome) = oneshot::channel();
-    queue
-        .send(Pending {
-            caller,
-            request,
-            done,
-        })
-        .map_err(|_| StoreError::Closed)?;
+    let pending = Pending {
+        caller,
+        request,
+        done,
+    };
+    if let Err(mpsc::error::SendError(p)) = queue.send(pending) {
+        let mut results = engine.enroll_many(&p.caller, vec![p.request]).await;
+        return results.pop().unwrap_or(Err(StoreError::Closed.into()));
+    }
     outcome.await.map_err(|_| StoreError::Closed)?
 }
 
