@@ -22,8 +22,8 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_enrollments_decisions_and_publications() {
+/// A fresh CA served with its metrics endpoint; the endpoint's address.
+async fn with_metrics() -> (TestCa, std::net::SocketAddr) {
     let mut ca = TestCa::init();
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -33,8 +33,14 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     opts.metrics = Some("127.0.0.1:0".parse().unwrap());
     let server = trustca_server::start(opts).await.unwrap();
     let metrics = server.metrics_addr.expect("metrics address");
-    assert!(metrics.ip().is_loopback());
     ca.server = Some(server);
+    (ca, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_enrollments_decisions_and_publications() {
+    let (mut ca, metrics) = with_metrics().await;
+    assert!(metrics.ip().is_loopback());
 
     let (status, before) = tokio::task::spawn_blocking(move || http_get(metrics, "/metrics"))
         .await
@@ -184,16 +190,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_unary_enrollments_are_committed_in_groups() {
     const CALLS: usize = 48;
-    let mut ca = TestCa::init();
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
-    );
-    opts.metrics = Some("127.0.0.1:0".parse().unwrap());
-    let server = trustca_server::start(opts).await.unwrap();
-    let metrics = server.metrics_addr.expect("metrics address");
-    ca.server = Some(server);
+    let (ca, metrics) = with_metrics().await;
     let scrape = move || async move {
         tokio::task::spawn_blocking(move || http_get(metrics, "/metrics").1)
             .await
