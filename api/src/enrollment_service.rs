@@ -108,10 +108,7 @@ impl Enrollment for EnrollmentService {
         let caller = caller(&request)?;
         let req = to_request(request.into_inner());
         let sector = req.device.sector.clone();
-        let mut results = self.engine.enroll_many(&caller, vec![req]).await;
-        let result = results
-            .pop()
-            .unwrap_or_else(|| Err(CaError::Signing("no result".into())));
+        let result = self.engine.enroll_one(Arc::clone(&caller), req).await;
         log_outcome(&caller, &sector, &result);
         result
             .map(|o| Response::new(to_response(o)))

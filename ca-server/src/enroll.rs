@@ -95,6 +95,8 @@ pub struct EnrollmentEngine {
     observer: Arc<dyn Observer>,
     /// Attestation roots and challenges.
     attestation: AttestationBook,
+    /// Unary calls waiting to be issued together (`unary.rs`), once one came.
+    unary: std::sync::OnceLock<crate::unary::Queue>,
 }
 
 impl std::fmt::Debug for EnrollmentEngine {
@@ -133,6 +135,7 @@ impl EnrollmentEngine {
             committer,
             authoritative: Vec::new(),
             observer: Arc::new(NoObserver),
+            unary: std::sync::OnceLock::new(),
         }
     }
 
@@ -570,6 +573,20 @@ impl EnrollmentEngine {
             ));
         }
         Ok(())
+    }
+
+    /// Enrolls one request (unary `Enroll`): calls that arrive together
+    /// are validated, signed and committed together (`unary.rs`), each
+    /// answered once its group is durable.
+    pub async fn enroll_one(
+        self: &Arc<Self>,
+        caller: Arc<Credential>,
+        request: EnrollmentRequest,
+    ) -> Result<EnrollmentOutcome, CaError> {
+        let queue = self
+            .unary
+            .get_or_init(|| crate::unary::start(Arc::downgrade(self)));
+        crate::unary::enroll(self, queue, caller, request).await
     }
 
     /// Enrolls a group of requests: validation and signing are spread over

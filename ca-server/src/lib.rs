@@ -23,6 +23,7 @@ pub mod root_crl;
 mod sector_import;
 mod service_certs;
 pub mod trust_list;
+mod unary;
 pub mod v2x_ca;
 
 pub use authority_tls::{AuthorityTlsRequest, IssuedCertificate};

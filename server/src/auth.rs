@@ -18,7 +18,7 @@ use tonic::codegen::http;
 use trustca_ca::root_crl::RevokedCas;
 use trustca_model::observe::Observer;
 use trustca_model::{AuthenticatedCaller, AuthenticatedPeer, CertificateKind, Credential};
-use trustca_store::{CertificateStatus, Storage};
+use trustca_store::{CertificateStatus, Storage, StoreError};
 
 /// What a caller whose client certificate is revoked gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +225,47 @@ fn roles_text(roles: &[CertificateKind]) -> String {
     names.join(" or ")
 }
 
+/// Whether client certificates are revoked in the store, remembered while
+/// the store is unchanged ([`Storage::change_marker`]): a caller's every
+/// RPC would otherwise read and check its certificate record again. At
+/// most [`KnownRevocations::MAX`] serials; full, it is emptied.
+#[derive(Debug, Default)]
+pub(crate) struct KnownRevocations {
+    known: std::sync::Mutex<(u64, std::collections::HashMap<Vec<u8>, bool>)>,
+}
+
+impl KnownRevocations {
+    const MAX: usize = 4096;
+
+    /// Whether the store holds the certificate `serial` as revoked.
+    fn revoked(&self, storage: &dyn Storage, serial: &[u8]) -> Result<bool, StoreError> {
+        let read = || {
+            storage
+                .certificate(serial)
+                .map(|r| r.is_some_and(|r| matches!(r.status, CertificateStatus::Revoked { .. })))
+        };
+        // Read before the record: a write after this point changes it.
+        let Some(marker) = storage.change_marker() else {
+            return read();
+        };
+        if let Ok(known) = self.known.lock()
+            && known.0 == marker
+            && let Some(revoked) = known.1.get(serial)
+        {
+            return Ok(*revoked);
+        }
+        let revoked = read()?;
+        if let Ok(mut known) = self.known.lock() {
+            if known.0 != marker || known.1.len() >= Self::MAX {
+                known.1.clear();
+                known.0 = marker;
+            }
+            known.1.insert(serial.to_vec(), revoked);
+        }
+        Ok(revoked)
+    }
+}
+
 /// Applies `access` to what the transport knew about the connection.
 pub(crate) fn check(
     path: &str,
@@ -232,6 +273,25 @@ pub(crate) fn check(
     peer: Option<&AuthenticatedPeer>,
     storage: &dyn Storage,
     revoked_cas: Option<&RevokedCas>,
+) -> Result<Option<Arc<Credential>>, Status> {
+    check_known(
+        path,
+        access,
+        peer,
+        storage,
+        revoked_cas,
+        &KnownRevocations::default(),
+    )
+}
+
+/// [`check`], with revocations known from earlier calls.
+fn check_known(
+    path: &str,
+    access: Access,
+    peer: Option<&AuthenticatedPeer>,
+    storage: &dyn Storage,
+    revoked_cas: Option<&RevokedCas>,
+    known: &KnownRevocations,
 ) -> Result<Option<Arc<Credential>>, Status> {
     let Access::Caller { roles, revoked } = access else {
         return Ok(None);
@@ -262,11 +322,11 @@ pub(crate) fn check(
             )));
         }
         let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
-        match storage.certificate(&serial) {
-            Ok(Some(rec)) if matches!(rec.status, CertificateStatus::Revoked { .. }) => {
+        match known.revoked(storage, &serial) {
+            Ok(true) => {
                 return Err(Status::unauthenticated("client certificate is revoked"));
             }
-            Ok(_) => {}
+            Ok(false) => {}
             // Damaged, or changed outside trustca (an unrevoked record):
             // not a passing failure to retry, and never served.
             Err(e) if e.class() == trustca_store::FailureClass::DataLoss => {
@@ -292,6 +352,7 @@ pub(crate) struct AuthLayer {
     observer: Arc<dyn Observer>,
     crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
     revoked_cas: Option<Arc<RevokedCas>>,
+    known: Arc<KnownRevocations>,
 }
 
 impl AuthLayer {
@@ -302,6 +363,7 @@ impl AuthLayer {
             observer,
             crls: None,
             revoked_cas: None,
+            known: Arc::default(),
         }
     }
 
@@ -329,6 +391,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             observer: Arc::clone(&self.observer),
             crls: self.crls.clone(),
             revoked_cas: self.revoked_cas.clone(),
+            known: Arc::clone(&self.known),
         }
     }
 }
@@ -341,6 +404,7 @@ pub(crate) struct Authenticate<S> {
     observer: Arc<dyn Observer>,
     crls: Option<Arc<crate::crl_watch::CrlRevocations>>,
     revoked_cas: Option<Arc<RevokedCas>>,
+    known: Arc<KnownRevocations>,
 }
 
 impl<S, B, ResBody> Service<http::Request<B>> for Authenticate<S>
@@ -369,12 +433,13 @@ where
                 c.is_revoked(&trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default())
             })
         };
-        let checked = match check(
+        let checked = match check_known(
             path,
             access,
             peer,
             self.storage.as_ref(),
             self.revoked_cas.as_deref(),
+            &self.known,
         ) {
             Ok(Some(cred)) if on_crl(&cred) => Err(Status::unauthenticated(
                 "client certificate is revoked (on a CRL)",

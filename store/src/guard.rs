@@ -545,6 +545,9 @@ impl Storage for GuardedStorage {
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
         read!(self.trust_record(identity_key))
     }
+    fn change_marker(&self) -> Option<u64> {
+        self.inner().ok().and_then(|s| s.change_marker())
+    }
     fn set_record_seal(&self, seal: Arc<crate::RecordSeal>) {
         if let Ok(inner) = self.inner() {
             inner.set_record_seal(Arc::clone(&seal));

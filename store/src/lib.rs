@@ -64,6 +64,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>);
     /// The live trust record of an identity key.
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError>;
+    /// A number that is different after every write committed through
+    /// this store, or `None` when the backend cannot tell (other processes
+    /// write to it too, or it is being reopened). A reader that reads it
+    /// before some records may reuse what it derived from them for as long
+    /// as it reads the same number again: nothing was written in between.
+    /// Numbers are never reused, not even by a reopened store.
+    fn change_marker(&self) -> Option<u64> {
+        None
+    }
     /// The history of an identity key, oldest first.
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError>;
     /// A certificate by serial.

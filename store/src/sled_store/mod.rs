@@ -17,6 +17,11 @@ use crate::{
 };
 
 const AUDIT_FRONTIER: &[u8] = b"audit.frontier";
+
+/// Where the next opened store's change markers start: each store (and
+/// each reopening of one) gets its own range of 2^40 numbers, so a marker
+/// read from a store before it was reopened never matches one after.
+static MARKER_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
 const COUNT_CERTS: &[u8] = b"count.certificates";
 const COUNT_DEVICES: &[u8] = b"count.devices";
 
@@ -37,6 +42,9 @@ pub struct SledStorage {
     blocked_keys: sled::Tree,
     /// The key that seals certificate, device and trust records (`seal.rs`), once set.
     seal: std::sync::OnceLock<Arc<RecordSeal>>,
+    /// Grows after every write transaction ([`Storage::change_marker`]);
+    /// shared by clones. sled's lock keeps other processes out.
+    changes: Arc<std::sync::atomic::AtomicU64>,
     // Declared last so it drops after the database: its receiver then
     // learns that the files are closed and unlocked.
     _closed: Arc<std::sync::mpsc::SyncSender<()>>,
@@ -246,6 +254,9 @@ impl SledStorage {
             blobs: db.open_tree("blobs").map_err(sled_error)?,
             blocked_keys: db.open_tree("blocked_keys").map_err(sled_error)?,
             seal: std::sync::OnceLock::new(),
+            changes: Arc::new(std::sync::atomic::AtomicU64::new(
+                MARKER_BASE.fetch_add(1 << 40, std::sync::atomic::Ordering::Relaxed),
+            )),
             db,
             _closed: Arc::new(tx),
         };
@@ -268,14 +279,19 @@ impl SledStorage {
             &self.blocked_keys,
             &self.heads,
         );
-        trees
+        let result = trees
             .transaction(|view: &WriteView| {
                 rules(&SledTxn::new(view, self.seal.get().map(|s| &**s)))
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => sled_error(e),
-            })
+            });
+        // After the commit, whatever its outcome: a reader that saw the
+        // old marker read at most what was there before this write.
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        result
     }
 
     /// Like [`Self::write`], then durable.

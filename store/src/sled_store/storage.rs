@@ -26,6 +26,13 @@ impl Storage for SledStorage {
 
     fn set_record_seal(&self, seal: Arc<RecordSeal>) {
         let _ = self.seal.set(seal);
+        // Reads are checked from now on: nothing read before counts.
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn change_marker(&self) -> Option<u64> {
+        Some(self.changes.load(std::sync::atomic::Ordering::Acquire))
     }
 
     fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -149,6 +149,7 @@ contract!(
     a_sealed_space_refuses_changed_records_and_seals_old_ones_once,
     a_legacy_store_is_refused_in_words_then_sealed_and_served,
     an_interrupted_sealing_is_refused_and_finished_by_the_next_run,
+    the_change_marker_moves_with_every_write_and_never_repeats,
 );
 
 /// The record seal's key in these tests (a server's is in its keystore).
@@ -485,6 +486,39 @@ fn revocation_marks_indexes_and_retires_the_device(b: &Backend) {
     assert_eq!(
         s.trust_record("a").unwrap().unwrap().status,
         TrustStatus::Active
+    );
+}
+
+/// Readers keep what they derived from records while the marker stays
+/// (`trust-db`'s standing cache): every write moves it, reads do not, a
+/// refused write may, and a reopened store never repeats a number. A
+/// backend shared with other writers has none.
+fn the_change_marker_moves_with_every_write_and_never_repeats(b: &Backend) {
+    let s = b.open();
+    let Some(start) = s.change_marker() else {
+        assert!(b.is_shared(), "an embedded store has a change marker");
+        return;
+    };
+    assert!(!b.is_shared(), "a shared store cannot have a change marker");
+    let k = key();
+    let r = s.commit_issuances(&[issuance_with(1, "a", false, cert_der(&k, 1))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    let issued = s.change_marker().unwrap();
+    assert_ne!(issued, start);
+    s.trust_record("a").unwrap();
+    s.certificate(&[1; 16]).unwrap();
+    assert_eq!(s.change_marker(), Some(issued), "reads leave it");
+    s.revoke(&[vec![1; 16]], 1, "operator:ops", "leaked", 20)
+        .unwrap();
+    let revoked = s.change_marker().unwrap();
+    assert_ne!(revoked, issued);
+    let seen = [start, issued, revoked];
+    drop(s);
+    let again = b.open();
+    let reopened = again.change_marker().unwrap();
+    assert!(
+        !seen.contains(&reopened),
+        "{reopened} was used before the reopening"
     );
 }
 

@@ -22,8 +22,8 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_enrollments_decisions_and_publications() {
+/// A fresh CA served with its metrics endpoint; the endpoint's address.
+async fn with_metrics() -> (TestCa, std::net::SocketAddr) {
     let mut ca = TestCa::init();
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -33,8 +33,14 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     opts.metrics = Some("127.0.0.1:0".parse().unwrap());
     let server = trustca_server::start(opts).await.unwrap();
     let metrics = server.metrics_addr.expect("metrics address");
-    assert!(metrics.ip().is_loopback());
     ca.server = Some(server);
+    (ca, metrics)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_enrollments_decisions_and_publications() {
+    let (mut ca, metrics) = with_metrics().await;
+    assert!(metrics.ip().is_loopback());
 
     let (status, before) = tokio::task::spawn_blocking(move || http_get(metrics, "/metrics"))
         .await
@@ -175,4 +181,56 @@ async fn metrics_count_enrollments_decisions_and_publications() {
         Err(_) => eprintln!("curl is not installed; scraped with the TCP client only"),
     }
     ca.stop().await;
+}
+
+/// Unary `Enroll` calls in flight together are issued as groups
+/// (`ca-server/src/unary.rs`): every call gets its own certificate, but
+/// the committer sees fewer request groups than calls (one group per call
+/// before), each answered after its group's flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_unary_enrollments_are_committed_in_groups() {
+    const CALLS: usize = 48;
+    let (ca, metrics) = with_metrics().await;
+    let scrape = move || async move {
+        tokio::task::spawn_blocking(move || http_get(metrics, "/metrics").1)
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let enroll = ca.client(&acme).await;
+    let requests: Vec<pb::EnrollRequest> = (0..CALLS)
+        .map(|i| {
+            request(
+                "automotive",
+                "Acme",
+                &format!("G{i:03}"),
+                csr().1,
+                automotive_lv5(),
+            )
+        })
+        .collect();
+    let mut calls = tokio::task::JoinSet::new();
+    for r in requests {
+        let mut client = enroll.clone();
+        calls.spawn(async move { client.enroll(r).await.map(|a| a.into_inner()) });
+    }
+    let mut serials = std::collections::HashSet::new();
+    while let Some(answer) = calls.join_next().await {
+        let answer = answer.unwrap().expect("every call is issued");
+        assert!(serials.insert(answer.serial.clone()), "{answer:?}");
+    }
+    assert_eq!(serials.len(), CALLS);
+    let after = scrape().await;
+    let delta = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        delta("trustca_commit_request_items_sum"),
+        CALLS as f64,
+        "{after}"
+    );
+    let groups = delta("trustca_commit_request_items_count");
+    assert!(
+        (1.0..CALLS as f64).contains(&groups),
+        "{CALLS} calls in flight together were committed as {groups} request groups"
+    );
 }

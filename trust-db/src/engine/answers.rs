@@ -56,7 +56,9 @@ impl TrustEngine {
     }
 
     /// The live state of a locally held device; `serial` is the certificate
-    /// presented, whose own revocation also counts.
+    /// presented, whose own revocation also counts. The store's part is
+    /// remembered while the store is unchanged (`standing.rs`); the root's
+    /// revocation of the sector's CA is asked every time.
     fn local_state(
         &self,
         identity: &DeviceIdentity,
@@ -65,51 +67,22 @@ impl TrustEngine {
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
         let key = identity.key();
-        let record = self.storage.trust_record(&key)?.ok_or_else(|| {
-            TrustDbError::NotFound(format!(
-                "{} is not enrolled in the {} database",
-                identity.urn(),
-                identity.sector
-            ))
-        })?;
-        let mut status = record.status;
-        let mut notes = Vec::new();
-        if let Some(serial) = serial
-            && let Some(cert) = self.storage.certificate(serial)?
-            && let CertificateStatus::Revoked { reason, .. } = cert.status
-        {
-            status = TrustStatus::Revoked;
-            notes.push(format!(
-                "certificate revoked ({}, reason code {reason})",
-                trustca_model::revocation::reason_name(reason)
-            ));
-        }
-        // A key revoked for compromise counts in every certificate that
-        // carries it, including ones issued before the compromise was known.
-        if let Some(key_fp) = key_fp
-            && let Some(block) = self.storage.blocked_key(key_fp)?
-        {
-            status = TrustStatus::Revoked;
-            notes.push(format!(
-                "key was revoked for compromise on {}",
-                block.date()
-            ));
-        }
+        let stored = self
+            .standings
+            .get(self.storage.as_ref(), identity, &key, serial, key_fp)?;
+        let mut status = stored.status;
+        let mut notes = stored.notes.clone();
         if let Some(why) = self.issuer_check.get().and_then(|c| c(&identity.sector)) {
             status = TrustStatus::Revoked;
             notes.push(why);
         }
-        if record.status == TrustStatus::Revoked {
-            notes.push(self.revocation_note(&key)?);
+        if let Some(note) = &stored.record_note {
+            notes.push(note.clone());
         }
-        let urn = self
-            .storage
-            .device(&key)?
-            .map(|d| d.urn)
-            .unwrap_or_else(|| identity.urn());
-        let (assertion, next_update) = self.signed_assertion(&urn, &record, status, now)?;
+        let record = &stored.record;
+        let (assertion, next_update) = self.signed_assertion(&stored.urn, record, status, now)?;
         Ok(LiveState {
-            identity: urn,
+            identity: stored.urn.clone(),
             sector: identity.sector.clone(),
             level: TrustLevel::new(record.level as i64)?,
             status,
@@ -117,32 +90,6 @@ impl TrustEngine {
             assertion,
             next_update,
             notes,
-        })
-    }
-
-    /// Why a device's record is `revoked`: its last certificate's reason.
-    fn revocation_note(&self, identity_key: &str) -> Result<String, TrustDbError> {
-        let last = self
-            .storage
-            .device(identity_key)?
-            .and_then(|d| d.certificates.last().cloned())
-            .and_then(|h| trustca_model::hexfmt::decode(&h));
-        let status = match last {
-            Some(serial) => self.storage.certificate(&serial)?.map(|c| c.status),
-            None => None,
-        };
-        Ok(match status {
-            Some(CertificateStatus::Revoked { reason, at }) => format!(
-                "device revoked: every certificate is revoked (last for {} on {})",
-                trustca_model::revocation::reason_name(reason),
-                OffsetDateTime::from_unix_timestamp(at)
-                    .ok()
-                    .and_then(|t| t
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .ok())
-                    .unwrap_or_default()
-            ),
-            _ => "device revoked".to_owned(),
         })
     }
 

@@ -2,11 +2,12 @@
 //! assertions and operator changes.
 //!
 //! Hot path (`decide`): a peer chain is verified once and remembered by its
-//! fingerprint (the live record is still read on every query, so
-//! revocations and downgrades take effect at once); the policy is parsed
-//! once per load and shared as an `Arc`; an assertion is signed once per
-//! record version and reused until it nears expiry. No signature and no
-//! parsing per query.
+//! fingerprint; the live records are read once and remembered until the
+//! store's next write (`standing.rs`), so revocations and downgrades take
+//! effect at once; the policy is parsed once per load and shared as an
+//! `Arc`; an assertion is signed once per record version and reused until
+//! it nears expiry. No signature, no parsing and, while nothing is
+//! written, no store read per query.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,6 +29,7 @@ use trustca_model::trust_list::CheckedTrustList;
 
 mod answers;
 mod changes;
+mod standing;
 
 /// Loads fresh policies (files re-read and validated) for `reload`.
 pub type PolicyLoader =
@@ -113,6 +115,8 @@ pub struct TrustEngine {
     issuer_check: std::sync::OnceLock<IssuerCheck>,
     chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
+    /// What the store says about local devices, while it is unchanged.
+    standings: standing::StandingCache,
     federation: Option<Box<dyn PeerDatabases>>,
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
     /// The trust list in force: foreign roots and the sectors each may
@@ -194,6 +198,7 @@ impl TrustEngine {
             foreign_crls_generation: std::sync::atomic::AtomicU64::new(0),
             chains: Mutex::new(HashMap::new()),
             assertions: Mutex::new(HashMap::new()),
+            standings: standing::StandingCache::default(),
             federation,
             systems: std::sync::OnceLock::new(),
         })
