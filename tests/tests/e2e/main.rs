@@ -13,6 +13,7 @@ mod attestation_kit;
 mod audit;
 mod enrollment;
 mod est;
+mod est_attestation;
 mod federation;
 mod interop;
 mod metrics;
