@@ -787,15 +787,20 @@ async fn read_limited(mut body: Incoming) -> Result<Bytes, EstError> {
     Ok(Bytes::from(kept))
 }
 
-/// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
-fn pkcs10(request: &Parts, body: Result<Bytes, EstError>) -> Result<Vec<u8>, EstError> {
-    let media_type = request
+/// The request's media type, without parameters (empty when absent).
+pub(crate) fn media_type(request: &Parts) -> &str {
+    request
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(str::trim)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
+fn pkcs10(request: &Parts, body: Result<Bytes, EstError>) -> Result<Vec<u8>, EstError> {
+    let media_type = media_type(request);
     if !media_type.eq_ignore_ascii_case("application/pkcs10") {
         return Err(EstError::BadRequest(format!(
             "the content type must be application/pkcs10, not {}",

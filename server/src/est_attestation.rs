@@ -115,14 +115,7 @@ pub(crate) async fn challenge(
     request: &Parts,
     body: Result<Bytes, EstError>,
 ) -> Result<Answer, EstError> {
-    let media_type = request
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim)
-        .unwrap_or_default();
-    if !media_type.eq_ignore_ascii_case(JSON) {
+    if !crate::est::media_type(request).eq_ignore_ascii_case(JSON) {
         return Err(EstError::BadRequest(
             "the content type must be application/json".into(),
         ));

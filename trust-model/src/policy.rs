@@ -302,6 +302,9 @@ pub struct LevelDecision {
     pub basis: Vec<EvaluationBasis>,
     /// The policy version applied.
     pub policy_version: String,
+    /// Why the level is lower than the evidence would earn without the
+    /// sector's cap on declared hardware, when it is.
+    pub capped: Option<String>,
 }
 
 fn line_of(text: &str, span: Option<Range<usize>>) -> usize {
@@ -510,6 +513,27 @@ impl SectorPolicy {
         Ok(())
     }
 
+    /// Why `level` is all `ev` earns when a higher level would be met but
+    /// for the cap on declared hardware; `None` when the cap changed nothing.
+    fn cap_reason(&self, level: TrustLevel, ev: &Evidence, now: OffsetDateTime) -> Option<String> {
+        let cap = self.evidence.declared_hardware_max_level?;
+        let hardware = ev.hardware_root_of_trust?;
+        if ev.attestation.is_some() || ev.hardware_registered {
+            return None;
+        }
+        let uncapped = self
+            .levels
+            .iter()
+            .find(|c| c.level > level && meets(c, ev, now, None).is_some())?;
+        Some(format!(
+            "declared hardware-root-of-trust {} counts up to level {} in {}; level {} needs an attested key (docs/attestation.md) or a registered model",
+            hardware.as_str(),
+            cap.get(),
+            self.sector,
+            uncapped.level.get()
+        ))
+    }
+
     /// The highest level whose every requirement `ev` meets at `now`.
     pub fn evaluate(
         &self,
@@ -532,6 +556,7 @@ impl SectorPolicy {
                     level: c.level,
                     basis,
                     policy_version: self.version.clone(),
+                    capped: self.cap_reason(c.level, ev, now),
                 });
             }
         }
@@ -617,7 +642,8 @@ fn meets(
             basis.push(a.basis());
         } else {
             let have = ev.hardware_root_of_trust?;
-            if have < min || declared_cap.is_some_and(|cap| c.level > cap) {
+            let capped = !ev.hardware_registered && declared_cap.is_some_and(|cap| c.level > cap);
+            if have < min || capped {
                 return None;
             }
             basis.push(EvaluationBasis {
@@ -795,6 +821,17 @@ level = 1
         let declared = p.evaluate(&ev, now()).unwrap();
         assert_eq!(declared.level.get(), 3);
         assert!(declared.basis.iter().all(|b| b.attestation.is_none()));
+        let why = declared.capped.as_deref().unwrap();
+        assert!(why.contains("counts up to level 3"), "{why}");
+        assert!(why.contains("level 5 needs an attested key"), "{why}");
+        // The registry's hardware is not capped.
+        let registered = Evidence {
+            hardware_registered: true,
+            ..ev.clone()
+        };
+        let d = p.evaluate(&registered, now()).unwrap();
+        assert_eq!(d.level.get(), 5);
+        assert_eq!(d.capped, None);
         // Without the cap the same evidence earns 5.
         let open = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
         assert_eq!(open.evaluate(&ev, now()).unwrap().level.get(), 5);
@@ -803,6 +840,7 @@ level = 1
         });
         let attested = p.evaluate(&ev, now()).unwrap();
         assert_eq!(attested.level.get(), 5);
+        assert_eq!(attested.capped, None);
         let hw: Vec<_> = attested
             .basis
             .iter()

@@ -35,6 +35,12 @@ pub struct SledStorage {
     heads: sled::Tree,
     blobs: sled::Tree,
     blocked_keys: sled::Tree,
+    /// Open attestation challenges: id digest → expiry (8 bytes, big
+    /// endian) ‖ record. Outside the write transactions: a challenge is
+    /// taken with one atomic remove.
+    challenges: sled::Tree,
+    /// Serialises the count-and-insert of [`Storage::challenge_put`].
+    challenge_lock: Arc<std::sync::Mutex<()>>,
     /// The key that seals certificate, device and trust records (`seal.rs`), once set.
     seal: std::sync::OnceLock<Arc<RecordSeal>>,
     // Declared last so it drops after the database: its receiver then
@@ -245,6 +251,8 @@ impl SledStorage {
             heads: db.open_tree("tree_heads").map_err(sled_error)?,
             blobs: db.open_tree("blobs").map_err(sled_error)?,
             blocked_keys: db.open_tree("blocked_keys").map_err(sled_error)?,
+            challenges: db.open_tree("attestation_challenges").map_err(sled_error)?,
+            challenge_lock: Arc::new(std::sync::Mutex::new(())),
             seal: std::sync::OnceLock::new(),
             db,
             _closed: Arc::new(tx),
