@@ -58,16 +58,6 @@ fn evidence(kind: &str, scheme: &str, value: &str, at: &str) -> pb::EvidenceItem
     }
 }
 
-/// Evidence that earns automotive Lv.5 under the shipped policy.
-pub fn automotive_lv5() -> Vec<pb::EvidenceItem> {
-    vec![
-        evidence("evaluation", "iso-sae-21434", "CAL4", "2026-05-01"),
-        evidence("hardware-root-of-trust", "", "secure-element", ""),
-        evidence("secure-update", "", "true", ""),
-        evidence("supported-until", "", "2036-12-31", ""),
-    ]
-}
-
 /// Evidence that earns HEMS Lv.5 under the shipped policy.
 pub fn hems_lv5() -> Vec<pb::EvidenceItem> {
     vec![
@@ -155,11 +145,23 @@ impl World {
     ) -> Result<Self> {
         let data = tempfile::tempdir()?;
         let manufacturer = fixture::init_ca_for(data.path(), &[fixture::SECTOR, "hems"])?;
+        let tuv = fixture::certification_body(data.path())?;
         prepare(data.path())?;
         let server = grpc::start_with(data.path(), configure)
             .await
             .context("start the server")?;
         let addr = server.addr;
+        // The cars' Lv.5 comes from their registered, evaluated model: a
+        // secure element declared per device counts up to Lv.3 only.
+        fixture::register_certified_model(
+            &format!("https://{addr}"),
+            &manufacturer.client,
+            &tuv,
+            CAR_MODEL,
+            "CAL4",
+            "B-CARS",
+        )
+        .await?;
         let channel = trustca::client::connect(&addr.to_string(), &manufacturer.client).await?;
         let mut enroll = EnrollmentClient::new(channel);
 
@@ -197,7 +199,7 @@ impl World {
                     fixture::SECTOR,
                     CAR_MODEL,
                     car_serial(n),
-                    automotive_lv5(),
+                    vec![],
                 )),
             })
             .collect();

@@ -188,3 +188,90 @@ pub fn split(devices: Vec<Device>, sizes: &[usize]) -> Result<Vec<Arc<Vec<Device
     }
     Ok(parts)
 }
+
+/// A certification body for ISO/SAE 21434 in automotive, issued from the
+/// CA in `data` (certification bodies carry their schemes).
+pub fn certification_body(data: &Path) -> Result<ClientCredentials> {
+    let (_, set) = trustca_server::policies::resolve(None, Some(data))?;
+    let hierarchy = CaHierarchy::open(data, &set, &passphrase()?).context("open the CA")?;
+    let issued = hierarchy.issue_credential(
+        &set,
+        CertificateKind::CertificationBody,
+        "TUV",
+        &[SectorName::new(SECTOR)?],
+        &["iso-sae-21434".to_owned()],
+    )?;
+    Ok(ClientCredentials {
+        cert_pem: issued.chain_pem,
+        key_pem: issued.key_pem,
+        root_pem: root_pem(data)?,
+    })
+}
+
+/// Registers the automotive `model` of [`MANUFACTURER`] (firmware
+/// [`FIRMWARE`] on) with a declared secure element, secure update and ten
+/// years of support, and has `body` add an ISO/SAE 21434 `result`
+/// evaluation numbered `number` (CAL3: Lv.4, CAL4: Lv.5). A declared
+/// hardware root of trust counts up to Lv.3 only in automotive; a
+/// registered, evaluated model is what earns more without attestation.
+pub async fn register_certified_model(
+    url: &str,
+    manufacturer: &ClientCredentials,
+    body: &ClientCredentials,
+    model: &str,
+    result: &str,
+    number: &str,
+) -> Result<Option<pb::ModelSelector>> {
+    let registry = |creds: &ClientCredentials| {
+        let creds = creds.clone();
+        let url = url.to_owned();
+        async move {
+            anyhow::Ok(pb::model_registry_client::ModelRegistryClient::new(
+                trustca::client::connect(&url, &creds).await?,
+            ))
+        }
+    };
+    let selector = Some(pb::ModelSelector {
+        sector: SECTOR.into(),
+        manufacturer: MANUFACTURER.into(),
+        model: model.into(),
+        firmware: format!("{FIRMWARE}.."),
+    });
+    let declared = |kind: &str, value: &str| pb::EvidenceItem {
+        r#type: kind.into(),
+        value: value.into(),
+        ..Default::default()
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    let soon = today + time::Duration::days(3650);
+    registry(manufacturer)
+        .await?
+        .register_model(pb::RegisterModelRequest {
+            model: selector.clone(),
+            declared: vec![
+                declared("hardware-root-of-trust", "secure-element"),
+                declared("secure-update", "true"),
+                declared("supported-until", &soon.to_string()),
+            ],
+            self_assessed: vec![],
+            reason: "bench".into(),
+        })
+        .await
+        .context("register the model")?;
+    registry(body)
+        .await?
+        .add_evaluation(pb::AddEvaluationRequest {
+            model: selector.clone(),
+            evaluation: Some(pb::ModelEvaluationInput {
+                scheme: "iso-sae-21434".into(),
+                result: result.into(),
+                certificate_number: number.into(),
+                evaluated_at: (today - time::Duration::days(1)).to_string(),
+                valid_until: (today + time::Duration::days(700)).to_string(),
+            }),
+            reason: "bench".into(),
+        })
+        .await
+        .context("evaluate the model")?;
+    Ok(selector)
+}

@@ -111,10 +111,26 @@ pub async fn unary(
     devices: Arc<Vec<Device>>,
     concurrency: usize,
 ) -> Result<Row> {
+    let requests = Arc::new(devices.iter().map(Device::request).collect());
+    unary_requests(
+        channels,
+        requests,
+        concurrency,
+        ("enroll_unary", "trustca unary Enroll (durable)"),
+    )
+    .await
+}
+
+/// Unary `Enroll` of `requests` (built before the clock starts),
+/// `concurrency` in flight, as the row `(key, label)`.
+pub async fn unary_requests(
+    channels: &[Channel],
+    requests: Arc<Vec<pb::EnrollRequest>>,
+    concurrency: usize,
+    (key, label): (&'static str, &str),
+) -> Result<Row> {
     let clients: Arc<Vec<EnrollmentClient<Channel>>> =
         Arc::new(channels.iter().cloned().map(client).collect());
-    let requests: Arc<Vec<pb::EnrollRequest>> =
-        Arc::new(devices.iter().map(Device::request).collect());
     let total = requests.len();
     let out = closed_loop(concurrency, total, move |i| {
         let mut c = clients[i % clients.len()].clone();
@@ -130,8 +146,8 @@ pub async fn unary(
     .await?;
     let mut lat = out.latencies.clone();
     Ok(Row {
-        key: "enroll_unary",
-        label: "trustca unary Enroll (durable)".into(),
+        key,
+        label: label.into(),
         group: Group::Enrollment,
         ops: out.ok,
         errors: out.errors,

@@ -42,6 +42,7 @@
 //! (with their aims); `--json` writes them as JSON too.
 #![forbid(unsafe_code)]
 
+mod attest;
 mod auditcost;
 mod breakdown;
 mod cfssl;
@@ -136,6 +137,9 @@ enum Stage {
     /// Public device label pages over HTTPS (first render and from the
     /// page cache) beside unary Decide on one server (issue 22 §2).
     Web,
+    /// TPM-attested Enroll beside plain Enroll on one server (issue 25;
+    /// needs swtpm and tpm2-tools), and GetEnrollmentChallenge alone.
+    Attest,
 }
 
 impl Stage {
@@ -311,6 +315,16 @@ struct Opts {
     /// Alternating file/SoftHSM2 rounds the hsm stage's devices are split in.
     #[arg(long, default_value_t = 4)]
     hsm_rounds: usize,
+    /// Attested enrollments of the attest stage (and as many plain ones);
+    /// each answer is made by swtpm before the clock starts.
+    #[arg(long, default_value_t = 300)]
+    attest_requests: usize,
+    /// Alternating plain/attested rounds of the attest stage.
+    #[arg(long, default_value_t = 4)]
+    attest_rounds: usize,
+    /// GetEnrollmentChallenge calls timed by the attest stage.
+    #[arg(long, default_value_t = 2_000)]
+    attest_challenges: usize,
     /// Also write the results as JSON to this file ("-": standard output).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -576,6 +590,18 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
             threads: n,
         })
         .await?;
+        rows.extend(r);
+        figures.extend(f);
+    }
+
+    if opts.wants(Stage::Attest) {
+        let plan = attest::Plan {
+            requests: opts.attest_requests,
+            concurrency: opts.concurrency,
+            rounds: opts.attest_rounds,
+            challenges: opts.attest_challenges,
+        };
+        let (r, f) = attest::measure(plan, n).await?;
         rows.extend(r);
         figures.extend(f);
     }

@@ -227,6 +227,20 @@ impl Storage for BenchStorage {
     fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         self.inner.blob_scan(space, prefix)
     }
+    fn challenge_put(
+        &self,
+        id: &[u8],
+        record: &[u8],
+        expires_at: i64,
+        now: i64,
+        max_open: usize,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .challenge_put(id, record, expires_at, now, max_open)
+    }
+    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        self.inner.challenge_take(id)
+    }
     fn export(
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,

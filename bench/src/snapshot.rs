@@ -136,66 +136,21 @@ async fn one(models: usize) -> Result<Sized> {
 async fn fleet_move(devices: usize, threads: usize) -> Result<(f64, u64)> {
     let data = tempfile::tempdir()?;
     let manufacturer = fixture::init_ca(data.path())?;
-    // Certification bodies need schemes: issue one through the hierarchy.
-    let (_, set) = trustca_server::policies::resolve(None, Some(data.path()))?;
-    let hierarchy = trustca_ca::CaHierarchy::open(data.path(), &set, &fixture::passphrase()?)?;
-    let issued = hierarchy.issue_credential(
-        &set,
-        trustca_model::CertificateKind::CertificationBody,
-        "TUV",
-        &[SectorName::new(fixture::SECTOR)?],
-        &["iso-sae-21434".to_owned()],
-    )?;
-    let tuv = trustca::client::ClientCredentials {
-        cert_pem: issued.chain_pem,
-        key_pem: issued.key_pem,
-        root_pem: fixture::root_pem(data.path())?,
-    };
+    let tuv = fixture::certification_body(data.path())?;
     let server = start(data.path()).await?;
     let url = format!("https://{}", server.addr);
-    let channel = trustca::client::connect(&url, &manufacturer.client).await?;
-    let mut registry = pb::model_registry_client::ModelRegistryClient::new(channel);
-    let selector = Some(pb::ModelSelector {
-        sector: fixture::SECTOR.into(),
-        manufacturer: fixture::MANUFACTURER.into(),
-        model: fixture::MODEL.into(),
-        firmware: format!("{}..", fixture::FIRMWARE),
-    });
-    let declared = |kind: &str, value: &str| pb::EvidenceItem {
-        r#type: kind.into(),
-        value: value.into(),
-        ..Default::default()
-    };
-    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(3650)).date();
-    registry
-        .register_model(pb::RegisterModelRequest {
-            model: selector.clone(),
-            declared: vec![
-                declared("hardware-root-of-trust", "secure-element"),
-                declared("secure-update", "true"),
-                declared("supported-until", &soon.to_string()),
-            ],
-            self_assessed: vec![],
-            reason: "bench".into(),
-        })
-        .await?;
+    let selector = fixture::register_certified_model(
+        &url,
+        &manufacturer.client,
+        &tuv,
+        fixture::MODEL,
+        "CAL3",
+        "B-1",
+    )
+    .await?;
     let mut as_tuv = pb::model_registry_client::ModelRegistryClient::new(
         trustca::client::connect(&url, &tuv).await?,
     );
-    let today = time::OffsetDateTime::now_utc().date();
-    as_tuv
-        .add_evaluation(pb::AddEvaluationRequest {
-            model: selector.clone(),
-            evaluation: Some(pb::ModelEvaluationInput {
-                scheme: "iso-sae-21434".into(),
-                result: "CAL3".into(),
-                certificate_number: "B-1".into(),
-                evaluated_at: (today - time::Duration::days(1)).to_string(),
-                valid_until: (today + time::Duration::days(700)).to_string(),
-            }),
-            reason: "bench".into(),
-        })
-        .await?;
     crate::progress(&format!(
         "snapshot: enrolling {devices} devices of one model"
     ));

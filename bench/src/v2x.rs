@@ -977,14 +977,16 @@ async fn year_over(repeats: usize, separated: bool) -> Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;
     let data = dir.path();
     let manufacturer = crate::fixture::init_ca_for(data, &["automotive"])?;
+    let tuv = crate::fixture::certification_body(data)?;
     let servers = year_servers(data, separated).await?;
     let url = format!("https://{}", servers.ca.addr);
+    register_vehicle_model(&url, &manufacturer.client, &tuv).await?;
     let mut enroll = pb::enrollment_client::EnrollmentClient::new(
         trustca::client::connect(&url, &manufacturer.client).await?,
     );
     let mut totals = Vec::new();
     for run in 0..=repeats.max(1) {
-        // A vehicle with evidence for a high level (run 0 is a warm-up).
+        // A vehicle of the registered Lv.5 model (run 0 is a warm-up).
         let creds = enroll_vehicle(&mut enroll, data, &format!("V2X-YEAR-{run}")).await?;
         let cat = Caterpillar::generate()?;
         let started = Instant::now();
@@ -1093,7 +1095,7 @@ pub(crate) async fn enroll_vehicle(
                 serial: serial.into(),
                 firmware_version: crate::fixture::FIRMWARE.into(),
             }),
-            evidence: automotive_evidence(),
+            evidence: vec![],
             renewal: false,
             tpm_attestation: None,
         })
@@ -1110,31 +1112,22 @@ pub(crate) async fn enroll_vehicle(
     })
 }
 
-/// Evidence that earns an automotive device a high level under the
-/// shipped policy (an ISO/SAE 21434 evaluation, a secure element, secure
-/// update, support for ten years).
-fn automotive_evidence() -> Vec<trustca_proto::v1::EvidenceItem> {
-    let day = |d: i64| {
-        (time::OffsetDateTime::now_utc() + time::Duration::days(d))
-            .date()
-            .to_string()
-    };
-    let item =
-        |kind: &str, scheme: &str, value: &str, at: String| trustca_proto::v1::EvidenceItem {
-            r#type: kind.into(),
-            scheme: scheme.into(),
-            value: value.into(),
-            evaluated_at: at,
-        };
-    vec![
-        item("evaluation", "iso-sae-21434", "CAL4", day(-30)),
-        item(
-            "hardware-root-of-trust",
-            "",
-            "secure-element",
-            String::new(),
-        ),
-        item("secure-update", "", "true", String::new()),
-        item("supported-until", "", &day(3650), String::new()),
-    ]
+/// Registers the vehicles' model with a certification body's evaluation:
+/// Lv.5 (a secure element declared per device counts up to Lv.3 in
+/// automotive; the tickets' permissions follow the level).
+pub(crate) async fn register_vehicle_model(
+    url: &str,
+    manufacturer: &trustca::client::ClientCredentials,
+    body: &trustca::client::ClientCredentials,
+) -> Result<()> {
+    crate::fixture::register_certified_model(
+        url,
+        manufacturer,
+        body,
+        crate::fixture::MODEL,
+        "CAL4",
+        "B-V2X",
+    )
+    .await?;
+    Ok(())
 }

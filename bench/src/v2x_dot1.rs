@@ -73,6 +73,7 @@ pub async fn year_over_dot1(repeats: usize) -> Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;
     let data = dir.path();
     let manufacturer = crate::fixture::init_ca_for(data, &["automotive"])?;
+    let tuv = crate::fixture::certification_body(data)?;
     let mut opts = trustca_server::ServeOptions::new(
         data.to_path_buf(),
         "127.0.0.1:0".parse()?,
@@ -86,8 +87,10 @@ pub async fn year_over_dot1(repeats: usize) -> Result<Vec<Figure>> {
     opts.est_listen = Some("127.0.0.1:0".parse()?);
     let server = trustca_server::start(opts).await?;
     let https = server.est_addr.ok_or_else(|| anyhow!("no HTTPS port"))?;
+    let url = format!("https://{}", server.addr);
+    crate::v2x::register_vehicle_model(&url, &manufacturer.client, &tuv).await?;
     let mut enroll = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&format!("https://{}", server.addr), &manufacturer.client).await?,
+        trustca::client::connect(&url, &manufacturer.client).await?,
     );
     let root = Certificate::from_coer_in(
         CertProfile::Ieee1609Dot2,

@@ -12,13 +12,20 @@
 //! secret thus proves three things at once: the AK lives in the TPM whose
 //! EK certificate was checked, the certification is fresh, and it is
 //! answered once (the challenge is consumed on first use).
+//!
+//! Open challenges live in the store (`Storage::challenge_put` /
+//! `challenge_take`), keyed by a digest of their id and holding a digest of
+//! their secret, not the secret: they survive a restart, every replica
+//! sharing a PostgreSQL store can take one another issued, the store's
+//! atomic take makes them single-use across replicas, and a reader of the
+//! store cannot answer them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
+use trustca_attestation::attest::TpmAttest;
 use trustca_attestation::public::TpmPublic;
 use trustca_attestation::verify::{KeyAttestation, check_ak, verify_key_attestation};
 use trustca_attestation::{AttestationError, credential, ek};
@@ -85,18 +92,26 @@ pub struct IssuedChallenge {
     pub expires_at: OffsetDateTime,
 }
 
+/// An open challenge as the store keeps it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredChallenge {
+    sector: String,
+    /// The AK's `TPM2B_PUBLIC`.
+    ak: Vec<u8>,
+    /// SHA-256 of the secret.
+    secret_sha256: Vec<u8>,
+}
+
+/// A challenge taken from the store, still live.
 #[derive(Debug)]
 struct Pending {
-    sector: SectorName,
-    secret: [u8; 32],
+    secret_sha256: Vec<u8>,
     ak: TpmPublic,
-    expires: Instant,
 }
 
 /// Roots and challenges.
 pub struct AttestationBook {
     storage: Arc<dyn Storage>,
-    pending: Mutex<HashMap<[u8; 16], Pending>>,
     rng: SystemRandom,
 }
 
@@ -119,6 +134,12 @@ fn refused(e: AttestationError) -> CaError {
     }
 }
 
+fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
 fn root_key(sector: &str, sha256: &str) -> Vec<u8> {
     format!("{sector}/{sha256}").into_bytes()
 }
@@ -128,7 +149,6 @@ impl AttestationBook {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         Self {
             storage,
-            pending: Mutex::new(HashMap::new()),
             rng: SystemRandom::new(),
         }
     }
@@ -341,33 +361,30 @@ impl AttestationBook {
             &self.rng,
         )
         .map_err(refused)?;
-        let mut pending = self
-            .pending
-            .lock()
-            .map_err(|_| CaError::Signing("challenge book poisoned".into()))?;
-        let at = Instant::now();
-        if pending.len() >= MAX_PENDING {
-            pending.retain(|_, p| p.expires > at);
-        }
-        if pending.len() >= MAX_PENDING {
+        let record = serde_json::to_vec(&StoredChallenge {
+            sector: sector.to_string(),
+            ak: ak_public.to_vec(),
+            secret_sha256: sha256(&secret),
+        })
+        .map_err(|e| CaError::Signing(format!("encoding the challenge: {e}")))?;
+        let expires = now + CHALLENGE_LIFETIME;
+        let stored = self.storage.challenge_put(
+            &sha256(&id),
+            &record,
+            expires.unix_timestamp(),
+            now.unix_timestamp(),
+            MAX_PENDING,
+        )?;
+        if !stored {
             return Err(CaError::LimitExceeded(format!(
                 "{MAX_PENDING} challenges wait for an answer; answer or let them expire"
             )));
         }
-        pending.insert(
-            id,
-            Pending {
-                sector: sector.clone(),
-                secret,
-                ak,
-                expires: at + CHALLENGE_LIFETIME,
-            },
-        );
         Ok(IssuedChallenge {
             id,
             credential_blob: made.id_object,
             encrypted_secret: made.encrypted_secret,
-            expires_at: now + CHALLENGE_LIFETIME,
+            expires_at: expires,
         })
     }
 
@@ -377,29 +394,29 @@ impl AttestationBook {
         let id: [u8; 16] = id.try_into().map_err(|_| {
             CaError::InvalidRequest("tpm_attestation.challenge_id must be 16 bytes".into())
         })?;
-        let p = self
-            .pending
-            .lock()
-            .map_err(|_| CaError::Signing("challenge book poisoned".into()))?
-            .remove(&id)
-            .ok_or_else(|| {
-                CaError::ChallengeUnusable(
-                    "unknown or already answered; get a new one with GetEnrollmentChallenge".into(),
-                )
-            })?;
-        if p.expires <= Instant::now() {
+        let (record, expires) = self.storage.challenge_take(&sha256(&id))?.ok_or_else(|| {
+            CaError::ChallengeUnusable(
+                "unknown or already answered; get a new one with GetEnrollmentChallenge".into(),
+            )
+        })?;
+        if expires <= OffsetDateTime::now_utc().unix_timestamp() {
             return Err(CaError::ChallengeUnusable(format!(
                 "expired (a challenge lives {} s); get a new one",
                 CHALLENGE_LIFETIME.as_secs()
             )));
         }
-        if &p.sector != sector {
+        let stored: StoredChallenge = serde_json::from_slice(&record)
+            .map_err(|e| CaError::Signing(format!("stored challenge does not parse: {e}")))?;
+        if stored.sector != sector.as_str() {
             return Err(CaError::InvalidRequest(format!(
                 "the challenge was issued for sector {}, not {sector}",
-                p.sector
+                stored.sector
             )));
         }
-        Ok(p)
+        Ok(Pending {
+            secret_sha256: stored.secret_sha256,
+            ak: TpmPublic::from_tpm2b(&stored.ak).map_err(refused)?,
+        })
     }
 
     /// Step 3: verifies a TPM's certification of the request's key
@@ -418,6 +435,14 @@ impl AttestationBook {
                 },
             )
             .map_err(|_| CaError::InvalidCsr("its public key does not parse".into()))?;
+        // The store holds the secret's digest: the qualifying data is the
+        // secret when it hashes to it; otherwise the check is made against
+        // a value the attestation cannot carry (one byte longer), so the
+        // refusal comes in the verifier's order (signature, then nonce).
+        let mut nonce = TpmAttest::decode(&att.attest).map_err(refused)?.extra_data;
+        if sha256(&nonce) != pending.secret_sha256 {
+            nonce.push(0);
+        }
         let verified = verify_key_attestation(
             &pending.ak,
             KeyAttestation {
@@ -425,7 +450,7 @@ impl AttestationBook {
                 attest: &att.attest,
                 signature: &att.signature,
             },
-            &pending.secret,
+            &nonce,
             &point,
         )
         .map_err(refused)?;
@@ -448,16 +473,28 @@ mod tests {
         (dir, AttestationBook::new(Arc::new(store)))
     }
 
-    fn put(book: &AttestationBook, id: [u8; 16], expires: Instant) {
-        book.pending.lock().unwrap().insert(
-            id,
-            Pending {
-                sector: SectorName::new("automotive").unwrap(),
-                secret: [7; 32],
-                ak: TpmPublic::from_tpm2b(AK).unwrap(),
-                expires,
-            },
+    /// Stores an open challenge `id` of automotive expiring at unix time
+    /// `expires`, as [`AttestationBook::challenge`] does.
+    fn put(book: &AttestationBook, id: [u8; 16], expires: i64) {
+        let record = serde_json::to_vec(&StoredChallenge {
+            sector: "automotive".into(),
+            ak: AK.to_vec(),
+            secret_sha256: sha256(&[7; 32]),
+        })
+        .unwrap();
+        assert!(
+            book.storage
+                .challenge_put(&sha256(&id), &record, expires, now(), MAX_PENDING)
+                .unwrap()
         );
+    }
+
+    fn now() -> i64 {
+        OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    fn live() -> i64 {
+        now() + CHALLENGE_LIFETIME.as_secs() as i64
     }
 
     /// A stale answer is refused as expired, and a challenge is answered
@@ -466,10 +503,7 @@ mod tests {
     fn stale_and_replayed_challenges_are_refused() {
         let (_dir, book) = book();
         let sector = SectorName::new("automotive").unwrap();
-        let past = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
-        put(&book, [1; 16], past);
+        put(&book, [1; 16], now() - 1);
         let e = book.take(&[1; 16], &sector).unwrap_err();
         assert!(
             matches!(&e, CaError::ChallengeUnusable(m) if m.contains("expired")),
@@ -482,19 +516,67 @@ mod tests {
         );
         assert_eq!(e.class(), FailureClass::FailedPrecondition);
 
-        put(&book, [2; 16], Instant::now() + CHALLENGE_LIFETIME);
+        put(&book, [2; 16], live());
         let other = SectorName::new("hems").unwrap();
         assert!(matches!(
             book.take(&[2; 16], &other),
             Err(CaError::InvalidRequest(_))
         ));
-        put(&book, [3; 16], Instant::now() + CHALLENGE_LIFETIME);
-        assert!(book.take(&[3; 16], &sector).is_ok());
+        put(&book, [3; 16], live());
+        let p = book.take(&[3; 16], &sector).unwrap();
+        assert_eq!(p.secret_sha256, sha256(&[7; 32]));
         assert!(book.take(&[3; 16], &sector).is_err());
         assert!(matches!(
             book.take(&[3; 15], &sector),
             Err(CaError::InvalidRequest(_))
         ));
+    }
+
+    /// Open challenges are in the store: a book over the reopened store
+    /// (a restarted server) takes one the first book issued, once.
+    #[test]
+    fn challenges_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = trustca_store::SledStorage::open(dir.path()).unwrap();
+            put(&AttestationBook::new(Arc::new(store)), [4; 16], live());
+        }
+        let store = trustca_store::SledStorage::open(dir.path()).unwrap();
+        let book = AttestationBook::new(Arc::new(store));
+        let sector = SectorName::new("automotive").unwrap();
+        assert!(book.take(&[4; 16], &sector).is_ok());
+        assert!(book.take(&[4; 16], &sector).is_err());
+    }
+
+    /// At most MAX_PENDING open challenges; expired ones make room.
+    #[test]
+    fn the_open_challenge_limit_holds_and_expired_ones_make_room() {
+        let (_dir, book) = book();
+        let record = b"{}";
+        let put = |i: u32, expires: i64| {
+            book.storage
+                .challenge_put(&i.to_be_bytes(), record, expires, now(), 3)
+                .unwrap()
+        };
+        assert!(put(1, now() - 1));
+        assert!(put(2, live()));
+        assert!(put(3, live()));
+        // Full, but one is expired: it is dropped for the new one.
+        assert!(put(4, live()));
+        assert!(!put(5, live()));
+        assert!(
+            book.storage
+                .challenge_take(&1u32.to_be_bytes())
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            book.storage
+                .challenge_take(&2u32.to_be_bytes())
+                .unwrap()
+                .is_some()
+        );
+        assert!(put(5, live()));
     }
 
     #[test]

@@ -349,6 +349,7 @@ impl EnrollmentEngine {
             level,
             basis,
             policy_version: policy.version.clone(),
+            capped: None,
         })
     }
 
@@ -490,6 +491,7 @@ impl EnrollmentEngine {
             attested
                 .map(|a| format!(",\"attestation\":\"{}\"", a.format.as_str()))
                 .unwrap_or_default()
+                + &capped_detail(decision.capped.as_deref())
         );
         let issuance = Issuance {
             certificate: CertificateRecord {
@@ -894,4 +896,12 @@ impl EnrollmentEngine {
     pub fn attestation(&self) -> &AttestationBook {
         &self.attestation
     }
+}
+
+/// The audit detail's `"capped"` member: why the level is below what the
+/// evidence would earn without the sector's cap on declared hardware.
+fn capped_detail(reason: Option<&str>) -> String {
+    reason
+        .map(|r| format!(",\"capped\":{}", serde_json::Value::String(r.to_owned())))
+        .unwrap_or_default()
 }

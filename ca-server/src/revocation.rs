@@ -95,9 +95,7 @@ impl CrlPublisher {
                 Ok(p) => self
                     .observer
                     .published("crl", &name, started.elapsed(), p.der.len()),
-                Err(CaError::Store(e)) if e.is_backend() => {
-                    self.observer.store_error("crl")
-                }
+                Err(CaError::Store(e)) if e.is_backend() => self.observer.store_error("crl"),
                 Err(_) => {}
             }
             newest = Some(result?);

@@ -49,6 +49,7 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
+use trustca_ca::attestation::TpmKeyAttestation;
 use trustca_ca::{CaError, DeviceAttributes, EnrollmentEngine, EnrollmentRequest};
 use trustca_model::extension::EvaluationBasis;
 use trustca_model::policy::KeyAlgorithm;
@@ -60,6 +61,7 @@ use x509_parser::prelude::FromDer;
 use crate::auth;
 use crate::connections::ConnectionTable;
 use crate::error::ServerError;
+use crate::est_attestation;
 use crate::metrics::Metrics;
 use crate::transport::{self, TlsConnection, TransportIdentity};
 
@@ -167,6 +169,7 @@ enum Operation {
     SimpleEnroll,
     SimpleReenroll,
     CsrAttrs,
+    AttestChallenge,
 }
 
 impl Operation {
@@ -176,6 +179,7 @@ impl Operation {
             "simpleenroll" => Self::SimpleEnroll,
             "simplereenroll" => Self::SimpleReenroll,
             "csrattrs" => Self::CsrAttrs,
+            "attestchallenge" => Self::AttestChallenge,
             _ => return None,
         })
     }
@@ -186,13 +190,14 @@ impl Operation {
             Self::SimpleEnroll => "simpleenroll",
             Self::SimpleReenroll => "simplereenroll",
             Self::CsrAttrs => "csrattrs",
+            Self::AttestChallenge => "attestchallenge",
         }
     }
 
     fn method(self) -> Method {
         match self {
             Self::CaCerts | Self::CsrAttrs => Method::GET,
-            Self::SimpleEnroll | Self::SimpleReenroll => Method::POST,
+            Self::SimpleEnroll | Self::SimpleReenroll | Self::AttestChallenge => Method::POST,
         }
     }
 }
@@ -419,6 +424,20 @@ impl Est {
             Operation::SimpleReenroll => {
                 self.simple_reenroll(sector, peer, request, body, log).await
             }
+            Operation::AttestChallenge => {
+                let caller = self.authenticate(
+                    Operation::AttestChallenge,
+                    &[CertificateKind::Manufacturer],
+                    peer,
+                )?;
+                log.caller = caller.name.clone();
+                let sector = sector.ok_or_else(|| {
+                    EstError::NotFound(
+                        "name the sector: /.well-known/est/<sector>/attestchallenge".into(),
+                    )
+                })?;
+                est_attestation::challenge(&self.engine, caller, sector, request, body).await
+            }
         }
     }
 
@@ -534,9 +553,10 @@ impl Est {
             device,
             evidence: Vec::new(),
             renewal: false,
-            // EST carries no evidence: the level comes from the registry.
+            // EST carries no declared evidence: the level comes from the
+            // registry, and a TPM attestation is recorded beside it.
             require_registered_model: true,
-            tpm_attestation: None,
+            tpm_attestation: subject.tpm_attestation,
         };
         self.enroll(&caller, request).await
     }
@@ -604,6 +624,11 @@ impl Est {
         }
         let csr_der = pkcs10(request, body)?;
         let subject = CsrSubject::read(&csr_der)?;
+        if subject.tpm_attestation.is_some() {
+            return Err(EstError::BadRequest(
+                "simplereenroll takes no TPM attestation: the challenge is a manufacturer's (attestchallenge, then simpleenroll)".into(),
+            ));
+        }
         // RFC 7030 4.2.2: the subject is that of the certificate renewed.
         for (given, expected, what) in [
             (&subject.organization, &identity.manufacturer, "O"),
@@ -695,7 +720,7 @@ fn route(path: &str) -> Result<(Option<&str>, Operation), EstError> {
     };
     let operation = Operation::parse(op).ok_or_else(|| {
         EstError::NotFound(format!(
-            "unknown EST operation {}: offered are cacerts, simpleenroll, simplereenroll and csrattrs",
+            "unknown EST operation {}: offered are cacerts, simpleenroll, simplereenroll, csrattrs and attestchallenge",
             printable(op)
         ))
     })?;
@@ -762,15 +787,20 @@ async fn read_limited(mut body: Incoming) -> Result<Bytes, EstError> {
     Ok(Bytes::from(kept))
 }
 
-/// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
-fn pkcs10(request: &Parts, body: Result<Bytes, EstError>) -> Result<Vec<u8>, EstError> {
-    let media_type = request
+/// The request's media type, without parameters (empty when absent).
+pub(crate) fn media_type(request: &Parts) -> &str {
+    request
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(str::trim)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The DER PKCS#10 of an enrollment request: `application/pkcs10`, base64.
+fn pkcs10(request: &Parts, body: Result<Bytes, EstError>) -> Result<Vec<u8>, EstError> {
+    let media_type = media_type(request);
     if !media_type.eq_ignore_ascii_case("application/pkcs10") {
         return Err(EstError::BadRequest(format!(
             "the content type must be application/pkcs10, not {}",
@@ -815,6 +845,7 @@ struct CsrSubject {
     common_name: Option<String>,
     serial_number: Option<String>,
     firmware_version: Option<String>,
+    tpm_attestation: Option<TpmKeyAttestation>,
 }
 
 impl CsrSubject {
@@ -844,7 +875,17 @@ impl CsrSubject {
         let request = x509_cert::request::CertReq::from_der(der)
             .map_err(|_| bad("not a DER PKCS#10 certification request"))?;
         let mut firmware_version = None;
+        let mut tpm_attestation = None;
         for attribute in request.info.attributes.iter() {
+            if attribute.oid == est_attestation::AT_TPM_ATTESTATION {
+                if tpm_attestation.is_some() {
+                    return Err(bad("the TPM attestation attribute appears twice"));
+                }
+                tpm_attestation = Some(est_attestation::decode_attribute(
+                    attribute.values.as_slice(),
+                )?);
+                continue;
+            }
             if attribute.oid != AT_FIRMWARE_VERSION {
                 continue;
             }
@@ -866,6 +907,7 @@ impl CsrSubject {
                 "serialNumber",
             )?,
             firmware_version,
+            tpm_attestation,
         })
     }
 }
@@ -983,6 +1025,7 @@ pub fn csr_attrs(algorithms: &[KeyAlgorithm]) -> Result<Vec<u8>, der::Error> {
         AT_COMMON_NAME,
         AT_SERIAL_NUMBER,
         AT_FIRMWARE_VERSION,
+        est_attestation::AT_TPM_ATTESTATION,
     ] {
         push_oid(&mut items, oid)?;
     }
@@ -1198,11 +1241,12 @@ mod tests {
                 AT_ORGANIZATION,
                 AT_COMMON_NAME,
                 AT_SERIAL_NUMBER,
-                AT_FIRMWARE_VERSION
+                AT_FIRMWARE_VERSION,
+                est_attestation::AT_TPM_ATTESTATION
             ]
         );
         let both = csr_attrs(&[KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519]).unwrap();
-        assert_eq!(Vec::<Any>::from_der(&both).unwrap().len(), 7);
+        assert_eq!(Vec::<Any>::from_der(&both).unwrap().len(), 8);
     }
 
     #[test]

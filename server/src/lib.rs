@@ -12,6 +12,7 @@ mod connections;
 mod crl_watch;
 mod error;
 pub mod est;
+pub mod est_attestation;
 pub mod etsi;
 mod instance;
 pub mod instance_store;

@@ -656,6 +656,19 @@ impl Storage for GuardedStorage {
         // (tree heads, CRLs) pause with the other writes.
         write!(self.hold_lease(name, holder, ttl_secs))
     }
+    fn challenge_put(
+        &self,
+        id: &[u8],
+        record: &[u8],
+        expires_at: i64,
+        now: i64,
+        max_open: usize,
+    ) -> Result<bool, StoreError> {
+        write!(self.challenge_put(id, record, expires_at, now, max_open))
+    }
+    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        write!(self.challenge_take(id))
+    }
     fn export(
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,

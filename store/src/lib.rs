@@ -172,6 +172,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         let _ = (name, holder, ttl_secs);
         Ok(true)
     }
+    /// Keeps an open attestation challenge (issue 25): `record` under `id`
+    /// (a digest of the challenge's id) until unix time `expires_at`,
+    /// durably, so that it outlives a restart and every replica sharing the
+    /// store can take it. Challenges expired at `now` are dropped first;
+    /// returns false, storing nothing, when `max_open` are still open.
+    fn challenge_put(
+        &self,
+        id: &[u8],
+        record: &[u8],
+        expires_at: i64,
+        now: i64,
+        max_open: usize,
+    ) -> Result<bool, StoreError>;
+    /// Takes the open challenge `id`: its record and expiry, removed in
+    /// the same atomic step, so that of any number of takes — on any
+    /// replica — exactly one gets it. `None` when unknown or taken.
+    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError>;
     /// Hands every stored record to `each`, audit entries in sequence
     /// order, for copying the store to another backend.
     fn export(

@@ -189,7 +189,8 @@ impl Ceremony {
     }
 
     /// A role credential issued by `issuer`'s sector CA, in its directory
-    /// (as `trustca manufacturer add --data <that directory>` does).
+    /// (as `trustca manufacturer add --data <that directory>` does); a
+    /// certification body's is for ISO/SAE 21434.
     pub fn credential(
         &self,
         issuer: &str,
@@ -205,7 +206,14 @@ impl Ceremony {
             .iter()
             .map(|s| SectorName::new(s).unwrap())
             .collect();
-        let issued = h.issue_credential(&set, kind, name, &sectors, &[]).unwrap();
+        let schemes: Vec<String> = if kind == CertificateKind::CertificationBody {
+            vec!["iso-sae-21434".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let issued = h
+            .issue_credential(&set, kind, name, &sectors, &schemes)
+            .unwrap();
         ClientCredentials {
             cert_pem: issued.chain_pem,
             key_pem: issued.key_pem,

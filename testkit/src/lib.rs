@@ -15,6 +15,8 @@
 
 pub mod interop;
 pub mod softhsm;
+#[cfg(feature = "tpm")]
+pub mod swtpm;
 
 pub use interop::{
     asn1_dir, asn1tools_ready, available, interop_required, python_missing, python_ready, repo_dir,

@@ -188,7 +188,11 @@ pub fn date_from_today(days: i64) -> String {
         .to_string()
 }
 
-/// Evidence that earns automotive Lv.5 under the shipped policy.
+/// Evidence that would earn automotive Lv.5 if its hardware root of trust
+/// were proved: declared per device, the shipped policy counts the secure
+/// element up to Lv.3 only (`declared_hardware_max_level`, issue 25), so
+/// it earns Lv.3. Lv.5 takes a registered model
+/// ([`register_automotive_lv5`]) or an attested key.
 pub fn automotive_lv5() -> Vec<pb::EvidenceItem> {
     vec![
         evidence("evaluation", "iso-sae-21434", "CAL4", &date_from_today(-30)),
@@ -196,6 +200,99 @@ pub fn automotive_lv5() -> Vec<pb::EvidenceItem> {
         evidence("secure-update", "", "true", ""),
         evidence("supported-until", "", &date_from_today(365 * 10), ""),
     ]
+}
+
+/// The level [`automotive_lv5`] earns under the shipped policy.
+pub const DECLARED_AUTOMOTIVE_LEVEL: u32 = 3;
+
+/// Registers `maker`'s automotive model `model` (firmware 1.0.0 on) with
+/// what earns Lv.5 from the registry: the manufacturer declares a secure
+/// element, secure update and ten years of support, a certification body
+/// adds an ISO/SAE 21434 CAL4 evaluation. Its devices then enroll at Lv.5
+/// with no per-device evidence (`vec![]`). A model already registered is
+/// left as it is.
+pub async fn register_automotive_lv5(
+    ca: &TestCa,
+    maker: &ClientCredentials,
+    manufacturer: &str,
+    model: &str,
+) {
+    register_automotive_lv5_at(ca, &ca.url(), maker, manufacturer, model).await;
+}
+
+/// [`register_automotive_lv5`] through the server at `url` (one started
+/// with its own options).
+pub async fn register_automotive_lv5_at(
+    ca: &TestCa,
+    url: &str,
+    maker: &ClientCredentials,
+    manufacturer: &str,
+    model: &str,
+) {
+    let body = ca.certification_body("TUV", &["automotive"], &["iso-sae-21434"]);
+    register_automotive_lv5_with(url, maker, &body, manufacturer, model).await;
+}
+
+/// [`register_automotive_lv5`] with the certification body `body`
+/// (ISO/SAE 21434 in automotive) given.
+pub async fn register_automotive_lv5_with(
+    url: &str,
+    maker: &ClientCredentials,
+    body: &ClientCredentials,
+    manufacturer: &str,
+    model: &str,
+) {
+    let selector = Some(pb::ModelSelector {
+        sector: "automotive".into(),
+        manufacturer: manufacturer.into(),
+        model: model.into(),
+        firmware: "1.0.0..".into(),
+    });
+    let registry = |creds: &ClientCredentials| {
+        let creds = creds.clone();
+        let url = url.to_owned();
+        async move {
+            pb::model_registry_client::ModelRegistryClient::new(
+                connect(&url, &creds).await.unwrap(),
+            )
+        }
+    };
+    let registered = registry(maker)
+        .await
+        .register_model(pb::RegisterModelRequest {
+            model: selector.clone(),
+            declared: vec![
+                evidence("hardware-root-of-trust", "", "secure-element", ""),
+                evidence("secure-update", "", "true", ""),
+                evidence("supported-until", "", &date_from_today(365 * 10), ""),
+            ],
+            self_assessed: vec![],
+            reason: "test fleet".into(),
+        })
+        .await;
+    match registered {
+        Ok(_) => {}
+        // Registered by an earlier call of the same test: nothing to do.
+        Err(e) if e.message().contains("overlaps") => return,
+        Err(e) => panic!("{e:?}"),
+    }
+    let r = registry(body)
+        .await
+        .add_evaluation(pb::AddEvaluationRequest {
+            model: selector,
+            evaluation: Some(pb::ModelEvaluationInput {
+                scheme: "iso-sae-21434".into(),
+                result: "CAL4".into(),
+                certificate_number: format!("TUV-{model}"),
+                evaluated_at: date_from_today(-30),
+                valid_until: date_from_today(700),
+            }),
+            reason: "evaluation report".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.model.unwrap().level, 5);
 }
 
 pub fn request(

@@ -153,6 +153,11 @@ pub struct Evidence {
     /// A hardware attestation the CA verified; it takes the place of a
     /// declared hardware root of trust.
     pub attestation: Option<VerifiedAttestation>,
+    /// The hardware root of trust is a registered model's: the level rests
+    /// on the model's evaluations by certification bodies, so the
+    /// sector's cap on declared hardware
+    /// (`evidence.declared_hardware_max_level`) does not apply.
+    pub hardware_registered: bool,
 }
 
 /// At most this many evidence items per device.

@@ -300,6 +300,7 @@ impl ModelRecord {
             secure_update: self.secure_update,
             supported_until,
             attestation: None,
+            hardware_registered: true,
         })
     }
 

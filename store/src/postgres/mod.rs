@@ -37,15 +37,24 @@ use crate::{
 
 /// The schema version this binary writes; a database with a newer one is
 /// refused.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Embedded migrations: (version it produces, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_initial.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_attestation_challenges.sql"),
+    ),
+];
 
 /// Advisory lock serialising every write transaction ("trustca" + 1).
 const WRITE_LOCK: i64 = 0x7472_7573_7463_6101;
 /// Advisory lock serialising schema migrations ("trustca" + 2).
 const MIGRATION_LOCK: i64 = 0x7472_7573_7463_6102;
+/// Advisory lock serialising the count-and-insert of open attestation
+/// challenges ("trustca" + 3).
+const CHALLENGE_LOCK: i64 = 0x7472_7573_7463_6103;
 
 const AUDIT_FRONTIER: &str = "audit.frontier";
 const COUNT_CERTS: &str = "count.certificates";

@@ -494,6 +494,55 @@ impl Storage for PgStorage {
         self.write(|t| rules::seal_legacy(t, entry, records))
     }
 
+    fn challenge_put(
+        &self,
+        id: &[u8],
+        record: &[u8],
+        expires_at: i64,
+        now: i64,
+        max_open: usize,
+    ) -> Result<bool, StoreError> {
+        let max = i64::try_from(max_open).unwrap_or(i64::MAX);
+        self.run(|h| {
+            let mut client = self.client(h)?;
+            let e = |e| pg_error(&self.target, e);
+            let tx = h.block_on(client.transaction()).map_err(e)?;
+            // Replicas count and insert one at a time, so the limit holds
+            // across them.
+            h.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHALLENGE_LOCK]))
+                .map_err(e)?;
+            h.block_on(tx.execute(
+                "DELETE FROM attestation_challenges WHERE expires_at <= $1",
+                &[&now],
+            ))
+            .map_err(e)?;
+            let open: i64 = h
+                .block_on(tx.query_one("SELECT count(*) FROM attestation_challenges", &[]))
+                .map_err(e)?
+                .get(0);
+            if open >= max {
+                return Ok(false);
+            }
+            h.block_on(tx.execute(
+                "INSERT INTO attestation_challenges (id, record, expires_at) VALUES ($1, $2, $3)",
+                &[&id, &record, &expires_at],
+            ))
+            .map_err(e)?;
+            h.block_on(tx.commit()).map_err(e)?;
+            Ok(true)
+        })
+    }
+
+    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        // One statement: of concurrent takes on any replica, one deletes
+        // the row and gets it back.
+        self.read_one(
+            "DELETE FROM attestation_challenges WHERE id = $1 RETURNING record, expires_at",
+            &[&id],
+            |r| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1))),
+        )
+    }
+
     fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {
         // Taken when free or expired, renewed by its holder; the database's
         // clock decides, so replicas' clocks need not agree.

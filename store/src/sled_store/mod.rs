@@ -40,6 +40,12 @@ pub struct SledStorage {
     heads: sled::Tree,
     blobs: sled::Tree,
     blocked_keys: sled::Tree,
+    /// Open attestation challenges: id digest → expiry (8 bytes, big
+    /// endian) ‖ record. Outside the write transactions: a challenge is
+    /// taken with one atomic remove.
+    challenges: sled::Tree,
+    /// Serialises the count-and-insert of [`Storage::challenge_put`].
+    challenge_lock: Arc<std::sync::Mutex<()>>,
     /// The key that seals certificate, device and trust records (`seal.rs`), once set.
     seal: std::sync::OnceLock<Arc<RecordSeal>>,
     /// Grows after every write transaction ([`Storage::change_marker`]);
@@ -253,6 +259,8 @@ impl SledStorage {
             heads: db.open_tree("tree_heads").map_err(sled_error)?,
             blobs: db.open_tree("blobs").map_err(sled_error)?,
             blocked_keys: db.open_tree("blocked_keys").map_err(sled_error)?,
+            challenges: db.open_tree("attestation_challenges").map_err(sled_error)?,
+            challenge_lock: Arc::new(std::sync::Mutex::new(())),
             seal: std::sync::OnceLock::new(),
             changes: Arc::new(std::sync::atomic::AtomicU64::new(
                 MARKER_BASE.fetch_add(1 << 40, std::sync::atomic::Ordering::Relaxed),

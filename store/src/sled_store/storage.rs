@@ -257,6 +257,50 @@ impl Storage for SledStorage {
             })
     }
 
+    fn challenge_put(
+        &self,
+        id: &[u8],
+        record: &[u8],
+        expires_at: i64,
+        now: i64,
+        max_open: usize,
+    ) -> Result<bool, StoreError> {
+        let _one_at_a_time = self
+            .challenge_lock
+            .lock()
+            .map_err(|_| StoreError::Backend("the challenge lock is poisoned".into()))?;
+        if self.challenges.len() >= max_open {
+            for kv in self.challenges.iter() {
+                let (k, v) = kv.map_err(sled_error)?;
+                if challenge_expiry(&v).is_none_or(|at| at <= now) {
+                    self.challenges.remove(k).map_err(sled_error)?;
+                }
+            }
+            if self.challenges.len() >= max_open {
+                return Ok(false);
+            }
+        }
+        let mut value = expires_at.to_be_bytes().to_vec();
+        value.extend_from_slice(record);
+        self.challenges.insert(id, value).map_err(sled_error)?;
+        self.db.flush().map_err(sled_error)?;
+        Ok(true)
+    }
+
+    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        // One atomic remove: of concurrent takes, one gets the value. It
+        // is made durable by the next flush, at the latest the one that
+        // commits the enrollment answering it.
+        let Some(v) = self.challenges.remove(id).map_err(sled_error)? else {
+            return Ok(None);
+        };
+        let at = challenge_expiry(&v).ok_or_else(|| StoreError::Corrupt {
+            key: "attestation_challenges".into(),
+            reason: "a challenge record shorter than its expiry".into(),
+        })?;
+        Ok(Some((v[8..].to_vec(), at)))
+    }
+
     fn export(
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
@@ -394,4 +438,9 @@ impl Storage for SledStorage {
             })
             .collect()
     }
+}
+
+/// The expiry a stored challenge starts with.
+fn challenge_expiry(v: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(v.get(..8)?.try_into().ok()?))
 }

@@ -135,6 +135,7 @@ contract!(
     records_survive_reopening,
     concurrent_writers_keep_one_audit_log,
     leases_have_one_holder,
+    attestation_challenges_are_taken_once_and_survive_reopening,
     copy_preserves_every_record_and_the_audit_log,
     the_check_passes_an_intact_store_and_names_damaged_records,
     a_changed_level_is_refused_and_reported,
@@ -785,6 +786,64 @@ fn leases_have_one_holder(b: &Backend) {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert!(other.hold_lease("short", "replica-b", 30).unwrap());
     assert!(!a.hold_lease("short", "replica-a", 30).unwrap());
+}
+
+/// Open attestation challenges (issue 25): kept durably until taken,
+/// taken once (also by another replica of a shared store, also by many at
+/// once), the open-challenge limit holding with expired ones making room.
+fn attestation_challenges_are_taken_once_and_survive_reopening(b: &Backend) {
+    let now = 1_800_000_000;
+    {
+        let a = b.open();
+        assert!(
+            a.challenge_put(b"id-1", b"record-1", now + 300, now, 3)
+                .unwrap()
+        );
+        assert!(a.challenge_put(b"id-old", b"old", now - 1, now, 3).unwrap());
+        assert!(
+            a.challenge_put(b"id-2", b"record-2", now + 300, now, 3)
+                .unwrap()
+        );
+        // Full (3 open), but one expired: it makes room for the new one.
+        assert!(
+            a.challenge_put(b"id-3", b"record-3", now + 300, now, 3)
+                .unwrap()
+        );
+        assert!(
+            !a.challenge_put(b"id-4", b"record-4", now + 300, now, 3)
+                .unwrap()
+        );
+        assert_eq!(a.challenge_take(b"id-old").unwrap(), None);
+    }
+    // A restart (or, shared, another replica) takes what was put, once.
+    let a = b.open();
+    assert_eq!(
+        a.challenge_take(b"id-1").unwrap(),
+        Some((b"record-1".to_vec(), now + 300))
+    );
+    assert_eq!(a.challenge_take(b"id-1").unwrap(), None);
+    assert_eq!(a.challenge_take(b"unknown").unwrap(), None);
+    // Many takers at once, on their own handles: exactly one wins.
+    let handles: Vec<Arc<dyn Storage>> = (0..4)
+        .map(|_| {
+            if b.is_shared() {
+                b.open()
+            } else {
+                Arc::clone(&a)
+            }
+        })
+        .collect();
+    let won: usize = std::thread::scope(|scope| {
+        let takers: Vec<_> = handles
+            .iter()
+            .map(|h| scope.spawn(move || h.challenge_take(b"id-2").unwrap().is_some()))
+            .collect();
+        takers
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(won, 1);
 }
 
 #[test]

@@ -105,6 +105,9 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     let mut enroll = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
         trustca::client::connect(&url, &acme).await.unwrap(),
     );
+    // The cars' Lv.5 comes from their registered model (a secure element
+    // declared per device counts up to Lv.3 in automotive).
+    register_automotive_lv5_at(&ca, &url, &acme, "Acme", "EV-200").await;
     let car = enroll_device(
         &mut enroll,
         &root,
@@ -113,7 +116,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         "EV-200",
         "N1",
         "2.1.0",
-        automotive_lv5(),
+        vec![],
     )
     .await;
     let parked = enroll_device(
@@ -124,7 +127,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         "EV-200",
         "N2",
         "2.1.0",
-        automotive_lv5(),
+        vec![],
     )
     .await;
     let hijacked = enroll_device(
@@ -135,7 +138,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         "EV-200",
         "N3",
         "2.1.0",
-        automotive_lv5(),
+        vec![],
     )
     .await;
     let house = enroll_device(

@@ -9,8 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::attestation_kit;
 use crate::common;
+use crate::common::swtpm as attestation_kit;
 
 use attestation_kit::{LocalCa, SwTpm};
 use common::*;
@@ -332,7 +332,8 @@ async fn tpm_attested_enrollment_and_every_refusal() {
     }
 
     // Refused requests stored nothing: TPM-1 enrolled only now, TPM-2 not
-    // at all, so it enrolls (without attestation: declared evidence).
+    // at all, so it enrolls (without attestation: declared evidence, which
+    // the shipped automotive policy caps at Lv.3).
     let (_, plain_csr) = common::csr();
     let plain = enroll
         .enroll(request(
@@ -354,6 +355,8 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         "{:?}",
         ext.basis
     );
+    assert_eq!(plain.level, DECLARED_AUTOMOTIVE_LEVEL);
+    assert_eq!(ext.level.map(|l| l.get()), Some(3));
 
     // `list` shows the root; `remove` takes it away and challenges stop.
     let out = cli(&["attestation-root", "list", "--json"], &args);
@@ -375,4 +378,84 @@ async fn tpm_attested_enrollment_and_every_refusal() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    // The audit entry of the declared-only enrollment says why it got
+    // Lv.3, not the Lv.5 its evidence names; the attested one has none.
+    drop((enroll, att));
+    let mut ca = ca;
+    ca.stop().await;
+    use trustca_store::Storage;
+    let store = trustca_store::SledStorage::open(&ca.data().join("db")).unwrap();
+    let entries: Vec<String> = store
+        .audit_entries_raw(0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| String::from_utf8_lossy(&e).into_owned())
+        .collect();
+    let issued = |serial: &str| {
+        entries
+            .iter()
+            .find(|e| e.contains(&format!(":{serial}")) && e.contains("level"))
+            .unwrap_or_else(|| panic!("no issuance of {serial}"))
+            .clone()
+    };
+    let capped = issued("TPM-2");
+    assert!(
+        capped.contains("counts up to level 3 in automotive")
+            && capped.contains("level 5 needs an attested key"),
+        "{capped}"
+    );
+    assert!(!issued("TPM-1").contains("capped"));
+}
+
+/// Open challenges are kept in the store: a server restarted between the
+/// challenge and the enrollment takes the answer, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_survives_a_server_restart() {
+    if !attestation_kit::available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let vendor = LocalCa::new(&work.path().join("vendor-ca"));
+    let tpm = SwTpm::new(&work.path().join("tpm"), &vendor);
+    let mut ca = TestCa::start().await;
+    let maker = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let operator = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
+    attestation_client(&ca, &operator)
+        .await
+        .add_attestation_root(pb::AttestationRootRequest {
+            sector: "automotive".into(),
+            certificate_der: pem::parse(std::fs::read(vendor.root_pem_path()).unwrap())
+                .unwrap()
+                .into_contents(),
+            sha256: String::new(),
+        })
+        .await
+        .unwrap();
+    tpm.create_key("dev", KEY_ATTRS);
+    let csr = tpm.csr("dev");
+    let (c, secret) = challenge(
+        &mut attestation_client(&ca, &maker).await,
+        &tpm,
+        tpm.ek_chain(&vendor),
+    )
+    .await
+    .unwrap();
+    let proof = attestation(&tpm, "dev", &c.challenge_id, &secret.unwrap());
+
+    ca.restart().await;
+    let mut enroll = ca.client(&maker).await;
+    let issued = enroll
+        .enroll(tpm_request("RESTART-1", csr.clone(), Some(proof.clone())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.level, 5);
+    refused(
+        enroll
+            .enroll(tpm_request("RESTART-2", csr, Some(proof)))
+            .await,
+        Code::FailedPrecondition,
+        "already answered",
+    );
 }

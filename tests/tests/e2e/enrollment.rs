@@ -74,14 +74,34 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(top.level, 5);
+    // The evaluation and secure update count; the declared secure element
+    // does not lift automotive above Lv.3 (`declared_hardware_max_level`).
+    assert_eq!(top.level, DECLARED_AUTOMOTIVE_LEVEL);
     let (_, cert) = X509Certificate::from_der(&top.chain_der[0]).unwrap();
     let ext = trust_extension(&cert, &Default::default())
         .unwrap()
         .unwrap();
-    assert_eq!(ext.level.unwrap().get(), 5);
+    assert_eq!(ext.level.unwrap().get(), 3);
     let schemes: Vec<&str> = ext.basis.iter().map(|b| b.scheme.as_str()).collect();
     assert!(schemes.contains(&"iso-sae-21434"), "{schemes:?}");
+    assert!(
+        ext.basis
+            .iter()
+            .all(|b| b.evidence != "hardware-root-of-trust"),
+        "{:?}",
+        ext.basis
+    );
+    // The same evidence in HEMS, which sets no cap, earns its top level.
+    let (_k, csr_hems) = csr();
+    let acme_hems = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
+    let top_hems = ca
+        .client(&acme_hems)
+        .await
+        .enroll(request("hems", "Acme", "TOP", csr_hems, hems_lv5()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(top_hems.level, 5);
 
     // Secure update alone earns Lv.2 in the automotive policy.
     let (_k, csr2) = csr();
@@ -483,7 +503,7 @@ async fn renewal_reevaluates_the_level_and_keeps_the_identity() {
     renew.renewal = true;
     renew.device.as_mut().unwrap().firmware_version = "2.0.0".into();
     let second = client.enroll(renew).await.unwrap().into_inner();
-    assert_eq!(second.level, 5);
+    assert_eq!(second.level, DECLARED_AUTOMOTIVE_LEVEL);
     assert_eq!(second.identity, first.identity);
     assert_ne!(second.serial, first.serial);
     let (_k, c) = csr();
@@ -504,7 +524,7 @@ async fn renewal_reevaluates_the_level_and_keeps_the_identity() {
     );
     assert_eq!(device.firmware_version, "2.0.0");
     let trust = store.trust_record(key).unwrap().unwrap();
-    assert_eq!((trust.level, trust.version), (5, 2));
+    assert_eq!((trust.level, trust.version), (3, 2));
     assert_eq!(store.history(key).unwrap().len(), 2);
 }
 

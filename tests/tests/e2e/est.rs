@@ -25,7 +25,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Starts `ca`'s server with gRPC and EST, both on loopback port 0; returns
 /// the EST base URL.
-async fn serve_est(ca: &mut TestCa) -> String {
+pub(crate) async fn serve_est(ca: &mut TestCa) -> String {
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
         "127.0.0.1:0".parse().unwrap(),
@@ -39,7 +39,7 @@ async fn serve_est(ca: &mut TestCa) -> String {
 }
 
 /// A fresh CA serving gRPC and EST.
-async fn start_with_est() -> (TestCa, String) {
+pub(crate) async fn start_with_est() -> (TestCa, String) {
     let mut ca = TestCa::init();
     let est = serve_est(&mut ca).await;
     (ca, est)
@@ -56,12 +56,12 @@ fn audit_size(ca: &TestCa) -> u64 {
 }
 
 /// Files for curl and openssl in one directory.
-struct Work {
+pub(crate) struct Work {
     dir: tempfile::TempDir,
 }
 
 impl Work {
-    fn new(ca: &TestCa) -> Self {
+    pub(crate) fn new(ca: &TestCa) -> Self {
         let w = Self {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -69,11 +69,11 @@ impl Work {
         w
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn write_creds(&self, name: &str, creds: &ClientCredentials) {
+    pub(crate) fn write_creds(&self, name: &str, creds: &ClientCredentials) {
         std::fs::write(self.path(&format!("{name}.pem")), &creds.cert_pem).unwrap();
         std::fs::write(self.path(&format!("{name}.key")), &creds.key_pem).unwrap();
     }
@@ -124,7 +124,7 @@ impl Work {
     }
 
     /// curl: returns (HTTP status, headers, body).
-    fn curl(
+    pub(crate) fn curl(
         &self,
         url: &str,
         client: Option<&str>,
@@ -180,7 +180,7 @@ impl Work {
     }
 
     /// `openssl base64 -d` then `openssl pkcs7 -print_certs`: the PEM certificates.
-    fn pkcs7_certs(&self, name: &str, body: &[u8]) -> Vec<String> {
+    pub(crate) fn pkcs7_certs(&self, name: &str, body: &[u8]) -> Vec<String> {
         let b64 = self.path(&format!("{name}.p7.b64"));
         let der = self.path(&format!("{name}.p7.der"));
         let pem = self.path(&format!("{name}.pem"));
@@ -203,7 +203,7 @@ impl Work {
     }
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let o = cmd.output().expect("openssl must be installed");
     assert!(
         o.status.success(),
@@ -214,7 +214,7 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn der_of(pem_text: &str) -> Vec<u8> {
+pub(crate) fn der_of(pem_text: &str) -> Vec<u8> {
     pem::parse(pem_text).unwrap().into_contents()
 }
 
@@ -228,7 +228,7 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
 /// Registers a model over gRPC as its manufacturer (EST enrolls
 /// registered models only: it has no evidence channel). Declared evidence
 /// secure update earns Lv.2 in every shipped sector.
-async fn register_model(
+pub(crate) async fn register_model(
     ca: &TestCa,
     creds: &ClientCredentials,
     sector: &str,
@@ -251,14 +251,14 @@ async fn register_model(
         .unwrap();
 }
 
-async fn trust_client(
+pub(crate) async fn trust_client(
     ca: &TestCa,
     creds: &ClientCredentials,
 ) -> pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel> {
     pb::trust_database_client::TrustDatabaseClient::new(connect(&ca.url(), creds).await.unwrap())
 }
 
-async fn get_trust(
+pub(crate) async fn get_trust(
     client: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
     urn: &str,
 ) -> Result<pb::TrustAnswer, tonic::Status> {

@@ -616,7 +616,11 @@ async fn an_operator_chosen_extension_oid_is_used_everywhere() {
             .unwrap()
             .unwrap()
     };
-    assert_eq!(ext.level.map(|l| l.get()), Some(5));
+    // The declared evidence's level (automotive caps declared hardware at Lv.3).
+    assert_eq!(
+        ext.level.map(|l| l.get() as u32),
+        Some(DECLARED_AUTOMOTIVE_LEVEL)
+    );
 
     // A bad OID in pki.toml is refused at load, with the file and line.
     std::fs::write(

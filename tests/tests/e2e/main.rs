@@ -8,10 +8,10 @@ use trustca_testkit as common;
 
 mod anomaly;
 mod attestation;
-mod attestation_kit;
 mod audit;
 mod enrollment;
 mod est;
+mod est_attestation;
 mod federation;
 mod interop;
 mod metrics;

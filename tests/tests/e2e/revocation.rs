@@ -438,5 +438,8 @@ async fn partial_revocation_reissues_a_narrower_certificate() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((a.status.as_str(), a.live_level), ("active", 5));
+    assert_eq!(
+        (a.status.as_str(), a.live_level),
+        ("active", DECLARED_AUTOMOTIVE_LEVEL)
+    );
 }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
-use crate::federation::{SECTORS, device_at, files, lv5};
+use crate::federation::{SECTORS, device_at, files, lv5, register_lv5_car_model};
 
 use std::path::{Path, PathBuf};
 
@@ -193,6 +193,9 @@ async fn car(c: &Ceremony, url: &str, serial: &str) -> Device {
 async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl() {
     let c = Ceremony::run(&SECTORS);
     let (servers, url) = start_pair(&c).await;
+    // Automotive Lv.5 rests on the registered model: declared hardware
+    // counts up to Lv.3 there.
+    register_lv5_car_model(&c, &url("automotive")).await;
     let old = car(&c, &url("automotive"), "OLD-1").await;
     let old_bad = car(&c, &url("automotive"), "OLD-2").await;
     let house = device_at(&c, &url("hems"), "hems", "H-1", lv5("hems")).await;

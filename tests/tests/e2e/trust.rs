@@ -53,6 +53,9 @@ async fn world() -> World {
         hems_lv5(),
     )
     .await;
+    // The car's Lv.5 comes from its registered, evaluated model: declared
+    // per device, a secure element counts up to Lv.3 in automotive.
+    register_automotive_lv5(&ca, &acme, "Acme", "EV-200").await;
     let car = enroll_device(
         &mut enroll,
         &root,
@@ -61,7 +64,7 @@ async fn world() -> World {
         "EV-200",
         "C1",
         "1.0.0",
-        automotive_lv5(),
+        vec![],
     )
     .await;
     World {
@@ -145,12 +148,13 @@ async fn live_record_outranks_the_certificate_and_changes_apply_at_once() {
     let acme =
         w.ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut enroll = w.ca.client(&acme).await;
+    // (A model not in the registry, unlike the world's EV-200: Lv.1.)
     let plain = enroll_device(
         &mut enroll,
         &w.ca.root_pem(),
         "automotive",
         "Acme",
-        "EV-200",
+        "EV-100",
         "PLAIN",
         "1.0.0",
         vec![],
@@ -472,6 +476,7 @@ async fn bulk_downgrade_by_firmware_range_and_transfer_to_a_successor() {
         w.ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut enroll = w.ca.client(&acme).await;
     let root = w.ca.root_pem();
+    register_automotive_lv5(&w.ca, &acme, "Acme", "TCU-7").await;
     let mut fleet = Vec::new();
     for (i, fw) in ["1.0.0", "1.1.0", "1.2.9", "1.10.0", "2.0.0"]
         .iter()
@@ -486,7 +491,7 @@ async fn bulk_downgrade_by_firmware_range_and_transfer_to_a_successor() {
                 "TCU-7",
                 &format!("T{i}"),
                 fw,
-                automotive_lv5(),
+                vec![],
             )
             .await,
         );
@@ -674,24 +679,24 @@ async fn an_operators_downgrade_survives_renewal() {
         r
     };
 
-    // The operator lowers the car from 5 to 2; the manufacturer renews it
-    // with the same Lv.5 evidence, twice. The operator's level stands.
+    // The operator lowers the car from 5 to 4; the manufacturer renews it
+    // as the same Lv.5 model, twice. The operator's level stands.
     ops.change_trust(change(
         &w.car.identity,
-        pb::change_trust_request::Change::SetLevel(2),
+        pb::change_trust_request::Change::SetLevel(4),
         "CVE-2026-9999 unpatched",
     ))
     .await
     .unwrap();
     for _ in 0..2 {
-        let mut r = renew("C1", automotive_lv5());
+        let mut r = renew("C1", vec![]);
         r.device.as_mut().unwrap().model = "EV-200".into();
         let resp = enroll.enroll(r).await.unwrap().into_inner();
         assert_eq!(
             resp.level, 5,
             "the certificate states what the evidence earned"
         );
-        assert_eq!(live_level(&mut ops, &w.car.identity).await, 2);
+        assert_eq!(live_level(&mut ops, &w.car.identity).await, 4);
     }
     let h = ops
         .get_history(pb::GetHistoryRequest {
@@ -703,11 +708,15 @@ async fn an_operators_downgrade_survives_renewal() {
     let last = h.entries.last().unwrap();
     assert!(last.change.contains("stands"), "{}", last.change);
 
-    // Weaker evidence at renewal still lowers the level below the decision.
-    let mut r = renew("C1", vec![]);
+    // Weaker evidence at renewal still lowers the level below the decision:
+    // a unit declaring no hardware root of trust earns Lv.3 of its model.
+    let mut r = renew(
+        "C1",
+        vec![evidence("hardware-root-of-trust", "", "none", "")],
+    );
     r.device.as_mut().unwrap().model = "EV-200".into();
     enroll.enroll(r).await.unwrap();
-    assert_eq!(live_level(&mut ops, &w.car.identity).await, 1);
+    assert_eq!(live_level(&mut ops, &w.car.identity).await, 3);
 
     // Without any decision, renewal with better evidence raises the level.
     let (_k, c) = csr();
@@ -721,5 +730,8 @@ async fn an_operators_downgrade_survives_renewal() {
         .enroll(renew("RISE1", automotive_lv5()))
         .await
         .unwrap();
-    assert_eq!(live_level(&mut ops, &plain.identity).await, 5);
+    assert_eq!(
+        live_level(&mut ops, &plain.identity).await,
+        DECLARED_AUTOMOTIVE_LEVEL
+    );
 }

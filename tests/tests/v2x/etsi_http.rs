@@ -64,6 +64,9 @@ pub(crate) async fn enrolled_car(serial: &str) -> (TestCa, String, Arc<dyn Stora
     let mut ca = TestCa::start().await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     let mut client = ca.client(&acme).await;
+    // Lv.5 from the registered model (declared hardware counts up to Lv.3
+    // in automotive).
+    register_automotive_lv5(&ca, &acme, "Acme", "Roadster").await;
     let car = enroll_device(
         &mut client,
         &ca.root_pem(),
@@ -72,7 +75,7 @@ pub(crate) async fn enrolled_car(serial: &str) -> (TestCa, String, Arc<dyn Stora
         "Roadster",
         serial,
         "1.0.0",
-        automotive_lv5(),
+        vec![],
     )
     .await;
     drop(client);

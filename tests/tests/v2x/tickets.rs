@@ -61,6 +61,16 @@ async fn enroll(
     serial: &str,
     evidence: Vec<pb::EvidenceItem>,
 ) -> Device {
+    enroll_model(ca, sector, "EV-200", serial, evidence).await
+}
+
+async fn enroll_model(
+    ca: &TestCa,
+    sector: &str,
+    model: &str,
+    serial: &str,
+    evidence: Vec<pb::EvidenceItem>,
+) -> Device {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &[sector]);
     let mut client = ca.client(&acme).await;
     enroll_device(
@@ -68,12 +78,21 @@ async fn enroll(
         &ca.root_pem(),
         sector,
         "Acme",
-        "EV-200",
+        model,
         serial,
         "1.0.0",
         evidence,
     )
     .await
+}
+
+/// A car at Lv.5, from its registered model `EV-500` (declared hardware
+/// counts up to Lv.3 in automotive; the tickets' permissions follow the
+/// level).
+async fn enroll_lv5_car(ca: &TestCa, serial: &str) -> Device {
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    register_automotive_lv5(ca, &acme, "Acme", "EV-500").await;
+    enroll_model(ca, "automotive", "EV-500", serial, vec![]).await
 }
 
 async fn registration(url: &str, creds: &ClientCredentials) -> V2xRegistrationClient<Channel> {
@@ -127,8 +146,8 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
     serve(&mut ca).await;
     let url = ca.url();
     let cars = [
-        enroll(&ca, "automotive", "VIN-0000-XYZ", automotive_lv5()).await,
-        enroll(&ca, "automotive", "VIN-0001-XYZ", automotive_lv5()).await,
+        enroll_lv5_car(&ca, "VIN-0000-XYZ").await,
+        enroll_lv5_car(&ca, "VIN-0001-XYZ").await,
     ];
     let mut ra = registration(&url, &cars[0].creds).await;
     let profile = ra
@@ -311,7 +330,7 @@ async fn only_vehicles_of_the_sector_at_the_profiles_level_get_tickets() {
     let mut ca = TestCa::init();
     serve(&mut ca).await;
     let url = ca.url();
-    let car = enroll(&ca, "automotive", "CAR-1", automotive_lv5()).await;
+    let car = enroll_lv5_car(&ca, "CAR-1").await;
     let house = enroll(&ca, "hems", "HOUSE-77", hems_lv5()).await;
     // No evidence: the sector's lowest level, below the ticket profile's.
     let weak = enroll(&ca, "automotive", "CAR-LOW", vec![]).await;
@@ -576,7 +595,7 @@ async fn a_data_directory_from_an_older_init_still_serves_tickets() {
     // serve starts (it warns once and reads none of it), and vehicles get
     // tickets.
     serve(&mut ca).await;
-    let car = enroll(&ca, "automotive", "OLD-DIR-1", automotive_lv5()).await;
+    let car = enroll_lv5_car(&ca, "OLD-DIR-1").await;
     let cat = Caterpillar::generate().unwrap();
     let mut ra = registration(&ca.url(), &car.creds).await;
     let current = ra

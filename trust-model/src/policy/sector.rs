@@ -46,6 +46,9 @@ pub struct LevelDecision {
     pub basis: Vec<EvaluationBasis>,
     /// The policy version applied.
     pub policy_version: String,
+    /// Why the level is lower than the evidence would earn without the
+    /// sector's cap on declared hardware, when it is.
+    pub capped: Option<String>,
 }
 
 impl SectorPolicy {
@@ -168,6 +171,27 @@ impl SectorPolicy {
         Ok(())
     }
 
+    /// Why `level` is all `ev` earns when a higher level would be met but
+    /// for the cap on declared hardware; `None` when the cap changed nothing.
+    fn cap_reason(&self, level: TrustLevel, ev: &Evidence, now: OffsetDateTime) -> Option<String> {
+        let cap = self.evidence.declared_hardware_max_level?;
+        let hardware = ev.hardware_root_of_trust?;
+        if ev.attestation.is_some() || ev.hardware_registered {
+            return None;
+        }
+        let uncapped = self
+            .levels
+            .iter()
+            .find(|c| c.level > level && meets(c, ev, now, None).is_some())?;
+        Some(format!(
+            "declared hardware-root-of-trust {} counts up to level {} in {}; level {} needs an attested key (docs/attestation.md) or a registered model",
+            hardware.as_str(),
+            cap.get(),
+            self.sector,
+            uncapped.level.get()
+        ))
+    }
+
     /// The highest level whose every requirement `ev` meets at `now`.
     pub fn evaluate(
         &self,
@@ -190,6 +214,7 @@ impl SectorPolicy {
                     level: c.level,
                     basis,
                     policy_version: self.version.clone(),
+                    capped: self.cap_reason(c.level, ev, now),
                 });
             }
         }
@@ -275,7 +300,8 @@ fn meets(
             basis.push(a.basis());
         } else {
             let have = ev.hardware_root_of_trust?;
-            if have < min || declared_cap.is_some_and(|cap| c.level > cap) {
+            let capped = !ev.hardware_registered && declared_cap.is_some_and(|cap| c.level > cap);
+            if have < min || capped {
                 return None;
             }
             basis.push(EvaluationBasis {

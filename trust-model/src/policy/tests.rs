@@ -64,6 +64,17 @@ fn declared_hardware_is_capped_and_attestation_lifts_the_cap() {
     let declared = p.evaluate(&ev, now()).unwrap();
     assert_eq!(declared.level.get(), 3);
     assert!(declared.basis.iter().all(|b| b.attestation.is_none()));
+    let why = declared.capped.as_deref().unwrap();
+    assert!(why.contains("counts up to level 3"), "{why}");
+    assert!(why.contains("level 5 needs an attested key"), "{why}");
+    // The registry's hardware is not capped.
+    let registered = Evidence {
+        hardware_registered: true,
+        ..ev.clone()
+    };
+    let d = p.evaluate(&registered, now()).unwrap();
+    assert_eq!(d.level.get(), 5);
+    assert_eq!(d.capped, None);
     // Without the cap the same evidence earns 5.
     let open = SectorPolicy::parse("automotive.toml", SECTOR).unwrap();
     assert_eq!(open.evaluate(&ev, now()).unwrap().level.get(), 5);
@@ -72,6 +83,7 @@ fn declared_hardware_is_capped_and_attestation_lifts_the_cap() {
     });
     let attested = p.evaluate(&ev, now()).unwrap();
     assert_eq!(attested.level.get(), 5);
+    assert_eq!(attested.capped, None);
     let hw: Vec<_> = attested
         .basis
         .iter()

@@ -75,7 +75,7 @@ pub fn available() -> bool {
         .is_ok();
     if !ok {
         let note = "swtpm and tpm2-tools are not installed (Debian: apt-get install swtpm swtpm-tools tpm2-tools)";
-        crate::common::skip_or_fail(note);
+        crate::skip_or_fail(note);
     }
     ok
 }
@@ -306,6 +306,21 @@ impl SwTpm {
 
     /// A CSR for key `name`, signed inside the TPM (tpm2_sign).
     pub fn csr(&self, name: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "tpm device");
+        self.csr_with(name, &params, Vec::new())
+    }
+
+    /// A CSR for key `name` with `params`' subject and `attributes`,
+    /// signed inside the TPM.
+    pub fn csr_with(
+        &self,
+        name: &str,
+        params: &rcgen::CertificateParams,
+        attributes: Vec<rcgen::Attribute>,
+    ) -> Vec<u8> {
         self.load(name);
         self.tool(&[
             "tpm2_readpublic",
@@ -327,11 +342,11 @@ impl SwTpm {
                 .data
                 .to_vec(),
         };
-        let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
         params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "tpm device");
-        params.serialize_request(&key).unwrap().der().to_vec()
+            .serialize_request_with_attributes(&key, attributes)
+            .unwrap()
+            .der()
+            .to_vec()
     }
 }
 
