@@ -34,6 +34,7 @@ pub async fn start_sealed(data: &Path, seal: bool) -> Result<RunningServer> {
         fixture::passphrase()?,
     );
     opts.seal_records = seal;
+    opts.store = crate::pgmode::store_for(data)?;
     Ok(trustca_server::start(opts).await?)
 }
 
@@ -215,9 +216,7 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
 
 /// After the server stopped: how many certificates its store holds.
 pub fn stored_certificates(data: &Path) -> Result<u64> {
-    use trustca_store::Storage;
-    let store = trustca_store::SledStorage::open(&data.join("db")).context("reopen the store")?;
-    Ok(store.counts()?.0)
+    Ok(crate::pgmode::reopen(data)?.counts()?.0)
 }
 
 /// Non-empty notes joined with "; ".
