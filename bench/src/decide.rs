@@ -252,7 +252,12 @@ impl World {
     /// Stops the server (every channel to it should be dropped first).
     pub async fn stop(&mut self) -> Result<()> {
         if let Some(s) = self.server.take() {
+            let stopping = Instant::now();
             s.shutdown().await?;
+            crate::progress(&format!(
+                "server shut down in {:.2} s",
+                stopping.elapsed().as_secs_f64()
+            ));
         }
         Ok(())
     }

@@ -41,6 +41,7 @@ pub async fn start_with(
         "127.0.0.1:0".parse()?,
         fixture::passphrase()?,
     );
+    opts.store = crate::pgmode::store_for(data)?;
     configure(&mut opts);
     Ok(trustca_server::start(opts).await?)
 }
@@ -239,9 +240,7 @@ pub async fn batch(channels: &[Channel], devices: Arc<Vec<Device>>) -> Result<Ro
 
 /// After the server stopped: how many certificates its store holds.
 pub fn stored_certificates(data: &Path) -> Result<u64> {
-    use trustca_store::Storage;
-    let store = trustca_store::SledStorage::open(&data.join("db")).context("reopen the store")?;
-    Ok(store.counts()?.0)
+    Ok(crate::pgmode::reopen(data)?.counts()?.0)
 }
 
 /// Non-empty notes joined with "; ".

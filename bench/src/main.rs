@@ -56,6 +56,7 @@ mod grpc;
 mod hsm;
 mod integrity;
 mod load;
+mod pgmode;
 #[cfg(feature = "store-probe")]
 mod probe;
 mod report;
@@ -70,7 +71,7 @@ mod v2x_dot1;
 mod web;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
@@ -328,6 +329,12 @@ struct Opts {
     /// Also write the results as JSON to this file ("-": standard output).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// A PostgreSQL server (`postgres://user@host:port`): every server the
+    /// harness starts keeps its records in a fresh database there instead
+    /// of its data directory's sled store (the stages that fill or read a
+    /// sled store directly still use sled).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// Internal (store-size): serve the data directory DIR in this process
     /// until standard input closes.
     #[arg(long, hide = true)]
@@ -469,7 +476,18 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
             rows.push(row);
         }
         drop(shared);
+        let stopping = Instant::now();
         server.shutdown().await?;
+        let stopped_in = stopping.elapsed();
+        progress(&format!(
+            "server shut down in {:.2} s ({} store)",
+            stopped_in.as_secs_f64(),
+            if pgmode::on_postgres() {
+                "PostgreSQL"
+            } else {
+                "sled"
+            }
+        ));
         // Every answered certificate must be in the store (plus the credential).
         if issued > 0 {
             match grpc::stored_certificates(data.path()) {
@@ -484,7 +502,10 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
                     if let Some(r) = rows.iter_mut().find(|r| r.key == "enroll_batch") {
                         r.note = grpc::join_notes(&[
                             r.note.clone(),
-                            "all found in store after shutdown".into(),
+                            format!(
+                                "all found in store after shutdown ({:.2} s)",
+                                stopped_in.as_secs_f64()
+                            ),
                         ]);
                     }
                 }
@@ -675,8 +696,11 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
         rows.extend(out.rows);
         figures.extend(out.figures);
         world.stop().await?;
-        progress("decide: in-process breakdown");
-        rows.extend(decide::breakdown(&world, opts.decide_breakdown).await?);
+        // The breakdown reads the stopped server's sled store in-process.
+        if !pgmode::on_postgres() {
+            progress("decide: in-process breakdown");
+            rows.extend(decide::breakdown(&world, opts.decide_breakdown).await?);
+        }
     }
     let wants_store = opts.wants(Stage::StoreSize);
     let wants_audit = opts.wants(Stage::Audit);
@@ -696,7 +720,7 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
                 "store: filling with {} devices in groups of {}",
                 opts.store_devices, opts.store_group
             ));
-            let (row, points) = storesize::fill(
+            let (row, points, payload) = storesize::fill(
                 world.data.path(),
                 &template,
                 opts.store_devices,
@@ -728,9 +752,10 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
             };
             figures.extend(storesize::figures(
                 &template,
+                &payload,
                 &points,
                 probe.as_ref(),
-                1024.0,
+                1536.0,
             )?);
             if probe.is_some() {
                 let (blocks, _) = storesize::du(&world.data.path().join("db"))?;
@@ -797,6 +822,9 @@ async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
+    if let Some(url) = &opts.store {
+        pgmode::use_postgres(url);
+    }
     if let Some(dir) = &opts.serve_data {
         return storesize::serve_child(dir).await;
     }

@@ -23,10 +23,7 @@ use trustca::client::ClientCredentials;
 use trustca_model::credential_from_chain;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
-use trustca_store::{
-    AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, SledStorage, Storage,
-    TrustRecord, TrustStatus,
-};
+use trustca_store::{CertificateRecord, DeviceRecord, Issuance, SledStorage, Storage};
 
 use crate::cpu;
 use crate::decide::{World, car_serial};
@@ -58,6 +55,17 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .filter(|(_, w)| *w == needle)
         .map(|(i, _)| i)
         .collect()
+}
+
+/// The audit detail as the engine hands it to the store: without the
+/// members the store adds on commit (`der_sha256`, `binds`), which it adds
+/// again for every synthetic device.
+fn engine_detail(stored: &str) -> Result<String> {
+    let mut detail: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).context("the audit detail is not a JSON object")?;
+    detail.remove("der_sha256");
+    detail.remove("binds");
+    Ok(serde_json::to_string(&detail)?)
 }
 
 /// The device serial of synthetic device `n`: the width of [`car_serial`].
@@ -112,7 +120,7 @@ impl Template {
             device,
             actor: entry.actor,
             audit_kind: entry.kind,
-            audit_detail: entry.detail,
+            audit_detail: engine_detail(&entry.detail)?,
             serial_at,
             device_serial_at,
         })
@@ -159,53 +167,6 @@ impl Template {
         }
     }
 
-    /// What one device's issuance writes, before the store's own overhead:
-    /// (tree, key + value bytes), as the store encodes its records.
-    pub fn payload(&self) -> Result<Vec<(&'static str, usize)>> {
-        let issuance = self.issuance(0, [0x11; 16]);
-        let cert = &issuance.certificate;
-        let mut device = issuance.device.context("no device record")?;
-        let serial_hex = trustca_model::hexfmt::encode(&cert.serial);
-        device.certificates = vec![serial_hex.clone()];
-        let key = device.identity_key.len();
-        let trust = TrustRecord {
-            identity_key: device.identity_key.clone(),
-            sector: device.sector.clone(),
-            level: device.certificate_level,
-            status: TrustStatus::Active,
-            version: 1,
-            updated_at: cert.issued_at,
-        };
-        let history = HistoryEntry {
-            version: 1,
-            at: cert.issued_at,
-            actor: issuance.actor.clone(),
-            change: format!("enrolled level={}", device.certificate_level),
-            reason: "enrollment".into(),
-        };
-        let audit = AuditEntry {
-            seq: 0,
-            at: cert.issued_at,
-            actor: issuance.actor.clone(),
-            kind: issuance.audit_kind.clone(),
-            subject: serial_hex,
-            detail: issuance.audit_detail.clone(),
-            leaf_hash: [0; 32],
-        };
-        let len = |v: Result<Vec<u8>, postcard::Error>| v.map(|b| b.len());
-        Ok(vec![
-            (
-                "certificates",
-                cert.serial.len() + len(postcard::to_stdvec(cert))?,
-            ),
-            ("devices", key + len(postcard::to_stdvec(&device))?),
-            ("trust", key + len(postcard::to_stdvec(&trust))?),
-            ("history", key + 9 + len(postcard::to_stdvec(&history))?),
-            ("audit", 8 + len(postcard::to_stdvec(&audit))?),
-            ("fingerprints", 32 + cert.serial.len()),
-        ])
-    }
-
     /// Devices `from..to`, with fresh random serials.
     pub fn issuances(&self, from: usize, to: usize) -> Result<Vec<Issuance>> {
         let rng = ring::rand::SystemRandom::new();
@@ -223,6 +184,41 @@ impl Template {
             })
             .collect())
     }
+}
+
+/// Stored bytes per tree of one device's issuance.
+pub type Payload = Vec<(&'static str, usize)>;
+
+/// What one device's issuance wrote, before the store's own overhead:
+/// (tree, key + stored value bytes) of the first record of each tree (the
+/// synthetic devices outnumber the world's few by far), read back raw, so
+/// the figure is what the store really encodes, seals included.
+pub fn payload_of(store: &dyn Storage) -> Result<Payload> {
+    use trustca_store::RecordTable;
+    let first = |table| -> Result<usize> {
+        let (k, v) = store
+            .raw_records(table, None, 1)?
+            .into_iter()
+            .next()
+            .context("an empty tree")?;
+        Ok(k.len() + v.len())
+    };
+    let (size, _) = store.audit_head()?;
+    let (_, entry) = store
+        .audit_entries_raw(size.saturating_sub(1), 1)?
+        .into_iter()
+        .next()
+        .context("no audit entry")?;
+    let certificates = first(RecordTable::Certificates)?;
+    let serial = 16;
+    Ok(vec![
+        ("certificates", certificates),
+        ("devices", first(RecordTable::Devices)?),
+        ("trust", first(RecordTable::Trust)?),
+        ("history", first(RecordTable::History)?),
+        ("audit", 8 + entry.len()),
+        ("fingerprints", 32 + serial),
+    ])
 }
 
 /// Bytes a directory tree occupies: (allocated blocks, apparent length).
@@ -268,9 +264,13 @@ pub fn fill(
     devices: usize,
     group: usize,
     checkpoints: &[usize],
-) -> Result<(Row, Vec<Checkpoint>)> {
+) -> Result<(Row, Vec<Checkpoint>, Payload)> {
     let db = data.join("db");
     let (store, closed) = SledStorage::open_with_close_waiter(&db).context("open the store")?;
+    // Sealed as the server seals them, or the server refuses them on read.
+    let key = trustca_ca::CaHierarchy::read_record_seal_key(data, &crate::fixture::passphrase()?)?
+        .context("the data directory has no record-seal key")?;
+    store.set_record_seal(Arc::new(trustca_store::RecordSeal::new(&key)));
     let group = group.max(1);
     let mut points = Vec::new();
     let (mut commit, mut flush, mut make) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -312,6 +312,7 @@ pub fn fill(
     }
     let elapsed = start.elapsed() - make;
     let (certs, devs) = store.counts()?;
+    let payload = payload_of(&store)?;
     drop(store);
     if !closed.wait(Duration::from_secs(30)) {
         bail!("the store did not close");
@@ -332,7 +333,7 @@ pub fn fill(
             make.as_secs_f64()
         ),
     };
-    Ok((row, points))
+    Ok((row, points, payload))
 }
 
 /// Memory of a real server over the filled store.
@@ -486,12 +487,12 @@ pub async fn serve_child(dir: &Path) -> Result<()> {
 /// The figures of a fill and a memory probe.
 pub fn figures(
     template: &Template,
+    payload: &[(&'static str, usize)],
     points: &[Checkpoint],
     rss: Option<&RssProbe>,
     aim_bytes: f64,
 ) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
-    let payload = template.payload()?;
     let total: usize = payload.iter().map(|(_, b)| b).sum();
     out.push(
         Figure::new(

@@ -404,7 +404,7 @@ fn a_revocation_deleted_from_the_register_is_refused_not_signed() {
         assert_eq!(register.entries(EC_SERIES, NOW).unwrap().len(), 1);
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
         let blobs = db.open_tree("blobs").unwrap();
         let prefix = [trustca_scms::hash_crl::SPACE.as_bytes(), b"\0r/"].concat();
         let (key, _) = blobs.scan_prefix(&prefix).next().unwrap().unwrap();

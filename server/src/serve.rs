@@ -158,6 +158,9 @@ pub struct RunningServer {
     /// Cancelled at shutdown: the EST, web and ETSI listeners stop
     /// accepting and their connections finish their requests (until `closing`).
     est_stop: tokio_util::sync::CancellationToken,
+    /// Cancelled at shutdown: background work that reads the whole store
+    /// (snapshot builds) stops between pages, so the store closes at once.
+    background: tokio_util::sync::CancellationToken,
     /// The metrics registry (also kept when no endpoint serves it).
     pub metrics: Arc<Metrics>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -277,6 +280,7 @@ impl RunningServer {
             let _ = tx.send(());
         }
         self.est_stop.cancel();
+        self.background.cancel();
         let closed = self.store_closed.take();
         let heads = self.heads.take();
         // In-flight calls get the grace period; then every connection is
@@ -659,8 +663,13 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(64 * MAX_MESSAGE_BYTES);
-    let publisher = Arc::new(trustca_db::SnapshotPublisher::new(Arc::clone(&trust)));
-    spawn_snapshot_files(&publisher, opts.data.join("snapshots"));
+    // Cancelled first at shutdown: background work over the whole store
+    // (snapshot builds) stops at its next page instead of holding it open.
+    let background = tokio_util::sync::CancellationToken::new();
+    let publisher = Arc::new(
+        trustca_db::SnapshotPublisher::new(Arc::clone(&trust)).stopped_by(background.clone()),
+    );
+    spawn_snapshot_files(&publisher, opts.data.join("snapshots"), background.clone());
     let snapshots = trustca_proto::v1::trust_snapshots_server::TrustSnapshotsServer::new(
         trustca_api::SnapshotService::new(publisher),
     )
@@ -846,6 +855,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         web_addr,
         etsi_addr,
         est_stop,
+        background,
         metrics,
         shutdown: Some(tx),
         handle,
@@ -1057,6 +1067,7 @@ async fn start_role(
         web_addr: None,
         etsi_addr: None,
         est_stop,
+        background: tokio_util::sync::CancellationToken::new(),
         metrics,
         shutdown: Some(tx),
         handle,
@@ -1209,18 +1220,26 @@ const SNAPSHOT_FILE_PERIOD: Duration = Duration::from_secs(300);
 /// Writes `DATA/snapshots/{all,<sector>}.snapshot` now and every
 /// [`SNAPSHOT_FILE_PERIOD`], off the request path (a build reads the whole
 /// store). Failures are logged; the gRPC endpoint builds on demand anyway.
-fn spawn_snapshot_files(publisher: &Arc<trustca_db::SnapshotPublisher>, dir: PathBuf) {
+fn spawn_snapshot_files(
+    publisher: &Arc<trustca_db::SnapshotPublisher>,
+    dir: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let publisher = Arc::downgrade(publisher);
     tokio::spawn(async move {
-        loop {
+        while !stop.is_cancelled() {
             let Some(p) = publisher.upgrade() else { return };
             let dir = dir.clone();
             match tokio::task::spawn_blocking(move || p.write_files(&dir)).await {
                 Ok(Ok(n)) => tracing::debug!(files = n, "trust snapshot files written"),
+                Ok(Err(_)) if stop.is_cancelled() => return,
                 Ok(Err(e)) => tracing::warn!(error = %e, "writing the trust snapshot files failed"),
                 Err(e) => tracing::warn!(error = %e, "snapshot task failed"),
             }
-            tokio::time::sleep(SNAPSHOT_FILE_PERIOD).await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(SNAPSHOT_FILE_PERIOD) => {}
+            }
         }
     });
 }

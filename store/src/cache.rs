@@ -14,7 +14,12 @@
 //!   again, at most `max_staleness` later (default 20 ms); within that
 //!   window a read may return the record as it was.
 //!
-//! The cache is bounded: it is emptied when it holds `capacity` entries.
+//! The cache is bounded in entries and in bytes: it is emptied when it
+//! holds [`DEFAULT_CAPACITY`] entries (200,000) or about
+//! [`DEFAULT_CAPACITY_BYTES`] (64 MiB) of records, whichever comes first.
+//! A record's bytes are counted as its keys' and fields' lengths plus a
+//! fixed overhead per entry (the map slot and allocations), so the real
+//! footprint stays within a small factor of the bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,7 +31,90 @@ use crate::{
 };
 
 /// Entries kept before the cache is emptied.
-const DEFAULT_CAPACITY: usize = 200_000;
+pub const DEFAULT_CAPACITY: usize = 200_000;
+/// Bytes of records (as [`Weight`] counts them) kept before the cache is
+/// emptied: a certificate record is about 1.1 KB, so certificates alone
+/// would otherwise reach 220 MB at [`DEFAULT_CAPACITY`].
+pub const DEFAULT_CAPACITY_BYTES: usize = 64 << 20;
+/// What one entry costs beyond its fields' bytes: the map slot, the key's
+/// and the record's allocations.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Approximate heap bytes of a cached value, for the byte bound.
+trait Weight {
+    fn weight(&self) -> usize;
+}
+
+impl<T: Weight> Weight for Option<T> {
+    fn weight(&self) -> usize {
+        self.as_ref().map_or(0, Weight::weight) + ENTRY_OVERHEAD
+    }
+}
+
+impl Weight for CertificateRecord {
+    fn weight(&self) -> usize {
+        self.serial.len()
+            + self.der.len()
+            + self.sector.len()
+            + self.kind.len()
+            + self.identity_key.as_ref().map_or(0, String::len)
+            + 64
+    }
+}
+
+impl Weight for DeviceRecord {
+    fn weight(&self) -> usize {
+        [
+            &self.identity_key,
+            &self.urn,
+            &self.sector,
+            &self.manufacturer,
+            &self.model,
+            &self.serial,
+            &self.firmware_version,
+            &self.policy_version,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+            + self
+                .certificates
+                .iter()
+                .map(|c| c.len() + 24)
+                .sum::<usize>()
+            + 64
+    }
+}
+
+impl Weight for TrustRecord {
+    fn weight(&self) -> usize {
+        self.identity_key.len() + self.sector.len() + 32
+    }
+}
+
+impl Weight for BlockedKey {
+    fn weight(&self) -> usize {
+        self.serial.len() + self.actor.len() + self.identity_key.as_ref().map_or(0, String::len)
+    }
+}
+
+impl Weight for String {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weight for [u8; 32] {
+    fn weight(&self) -> usize {
+        32
+    }
+}
+
+impl Weight for Vec<u8> {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
 
 #[derive(Default)]
 struct Maps {
@@ -49,6 +137,8 @@ impl Maps {
 
 struct State {
     maps: Maps,
+    /// What the maps hold, as [`Weight`] counts it.
+    bytes: usize,
     /// Audit log size when the maps were last known current.
     marker: u64,
     /// When the marker was last read; `None` forces a check.
@@ -58,12 +148,23 @@ struct State {
     generation: u64,
 }
 
+impl State {
+    /// Forgets every record; reads that raced this do not put theirs back
+    /// (the generation moves on).
+    fn clear(&mut self) {
+        self.maps = Maps::default();
+        self.bytes = 0;
+        self.generation += 1;
+    }
+}
+
 /// A [`Storage`] that caches the records `Decide` reads (see the module
 /// documentation for how fresh they are).
 pub struct CachedStorage {
     inner: Arc<dyn Storage>,
     max_staleness: Duration,
     capacity: usize,
+    capacity_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -84,13 +185,29 @@ impl CachedStorage {
             inner,
             max_staleness,
             capacity: DEFAULT_CAPACITY,
+            capacity_bytes: DEFAULT_CAPACITY_BYTES,
             state: Mutex::new(State {
                 maps: Maps::default(),
+                bytes: 0,
                 marker: 0,
                 checked_at: None,
                 generation: 0,
             }),
         }
+    }
+
+    /// The same cache emptied at `entries` entries or `bytes` bytes of
+    /// records instead of the defaults.
+    pub fn with_capacity(mut self, entries: usize, bytes: usize) -> Self {
+        self.capacity = entries.max(1);
+        self.capacity_bytes = bytes;
+        self
+    }
+
+    /// Entries and bytes (as counted for the bound) held now.
+    pub fn held(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.maps.len(), s.bytes)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -114,8 +231,7 @@ impl CachedStorage {
         let (size, _) = self.inner.audit_head()?;
         let mut s = self.lock();
         if size != s.marker || s.checked_at.is_none() {
-            s.maps = Maps::default();
-            s.generation += 1;
+            s.clear();
             s.marker = size;
         }
         s.checked_at = Some(Instant::now());
@@ -125,8 +241,7 @@ impl CachedStorage {
     /// Forgets everything after a write through this handle.
     fn invalidate(&self) {
         let mut s = self.lock();
-        s.maps = Maps::default();
-        s.generation += 1;
+        s.clear();
         s.checked_at = None;
     }
 
@@ -138,8 +253,8 @@ impl CachedStorage {
         load: impl FnOnce() -> Result<Option<V>, StoreError>,
     ) -> Result<Option<V>, StoreError>
     where
-        K: std::hash::Hash + Eq + Clone,
-        V: Clone,
+        K: std::hash::Hash + Eq + Clone + Weight,
+        V: Clone + Weight,
     {
         let generation = self.validate()?;
         if let Some(hit) = get(&mut self.lock().maps).get(key) {
@@ -148,9 +263,11 @@ impl CachedStorage {
         let value = load()?;
         let mut s = self.lock();
         if s.generation == generation {
-            if s.maps.len() >= self.capacity {
-                s.maps = Maps::default();
+            let weight = key.weight() + value.weight();
+            if s.maps.len() >= self.capacity || s.bytes + weight > self.capacity_bytes {
+                s.clear();
             }
+            s.bytes += weight;
             get(&mut s.maps).insert(key.clone(), value.clone());
         }
         Ok(value)
@@ -247,6 +364,15 @@ impl Storage for CachedStorage {
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
         self.inner.devices_with_prefix(prefix)
+    }
+
+    fn devices_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.inner.devices_page(prefix, after, limit)
     }
 
     fn raw_records(

@@ -592,6 +592,14 @@ impl Storage for GuardedStorage {
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
         read!(self.devices_with_prefix(prefix))
     }
+    fn devices_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        read!(self.devices_page(prefix, after, limit))
+    }
     fn audit_entries_raw(
         &self,
         from: u64,

@@ -17,6 +17,7 @@
 
 mod cache;
 mod check;
+mod codec;
 mod committer;
 mod contain;
 mod error;
@@ -33,6 +34,7 @@ pub use vouched::VOUCHED_SPACES;
 
 pub use cache::CachedStorage;
 pub use check::{AuditCheck, CheckReport, Damage, check_audit_log, check_store};
+pub use codec::{decode_record, encode_record};
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
@@ -44,7 +46,10 @@ pub use records::{
 };
 pub use reseal::{SEALED_KIND, SealReport, legacy_records_present, seal_legacy_records};
 pub use seal::{RecordSeal, SealTrailer, install_record_seal};
-pub use sled_store::{CloseWaiter, SledStorage};
+pub use sled_store::{
+    CloseWaiter, DEFAULT_CACHE_BYTES, DEFAULT_COMPRESSION_LEVEL, SledSettings, SledStorage,
+    raw_sled_config,
+};
 
 /// What every storage backend provides. Commits are atomic per
 /// [`Issuance`]; [`Storage::flush`] makes everything committed so far durable.
@@ -105,6 +110,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<TrustRecord, StoreError>;
     /// Device records whose identity key starts with `prefix`.
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Up to `limit` device records whose identity key starts with
+    /// `prefix` and comes after `after` (from the first when `None`), in
+    /// key order: for work over a whole fleet (snapshot builds) that must
+    /// not hold every record at once, and can stop between pages. The
+    /// default reads them all and keeps the page; backends page for real.
+    fn devices_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        Ok(self
+            .devices_with_prefix(prefix)?
+            .into_iter()
+            .filter(|d| after.is_none_or(|a| d.identity_key.as_str() > a))
+            .take(limit)
+            .collect())
+    }
     /// Raw stored audit entries (key index, encoded bytes) from `from`, for
     /// verifiers that must see corrupt entries rather than fail on them.
     fn audit_entries_raw(&self, from: u64, limit: usize)

@@ -1,24 +1,10 @@
-//! The records the store keeps, encoded compactly with postcard.
+//! The records the store keeps; `codec.rs` says how they are stored.
 
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-/// Encodes a record for storage (postcard).
-pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(v).map_err(|e| StoreError::Backend(format!("encode: {e}")))
-}
-
-/// Decodes a stored record; `key` names it in the error.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
-}
+pub(crate) use crate::codec::{decode, encode};
 
 /// The state of one issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,10 +132,7 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// Decodes a stored entry.
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
-        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-            key: "audit".into(),
-            reason: e.to_string(),
-        })
+        decode(b"audit", bytes)
     }
 
     /// The canonical bytes hashed into the tree: a domain tag, then every

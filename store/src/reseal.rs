@@ -21,7 +21,8 @@
 use serde::de::DeserializeOwned;
 use trustca_model::hexfmt;
 
-use crate::records::{decode, encode};
+use crate::codec::encode_as;
+use crate::records::decode;
 use crate::seal::{self, RecordSeal, SealTrailer, Sealed};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, RecordTable, Storage, StoreError, StoredRecord,
@@ -63,11 +64,11 @@ const TABLES: [(RecordTable, Sealed); 3] = [
     (RecordTable::Trust, Sealed::Trust),
 ];
 
-/// Whether the whole of `stored` is one encoding of `T`. postcard reads a
-/// record from its start and stops where it ends, so a sealed record
-/// always leaves its 40-byte trailer over and is never taken for a bare one.
+/// Whether the whole of `stored` is one encoding of `T`. A record is read
+/// from its start and ends where it ends, so a sealed record always leaves
+/// its 40-byte trailer over and is never taken for a bare one.
 fn bare<T: DeserializeOwned>(stored: &[u8]) -> bool {
-    matches!(postcard::take_from_bytes::<T>(stored), Ok((_, rest)) if rest.is_empty())
+    crate::codec::is_exactly::<T>(stored)
 }
 
 /// Whether a stored record is in the format of builds before record seals.
@@ -248,7 +249,7 @@ fn checked<T: DeserializeOwned + serde::Serialize>(
             reason: "stored under another key; nothing more was sealed".into(),
         });
     }
-    if encode(&record)? != body {
+    if encode_as(&record, crate::codec::version_of(body))? != body {
         return Err(StoreError::Corrupt {
             key: name(),
             reason: "its encoding is not canonical; nothing more was sealed".into(),
@@ -269,6 +270,10 @@ impl RecordSeal {
         );
         let mut tag = [0; 32];
         tag.copy_from_slice(&stored[stored.len() - 32..]);
-        SealTrailer { seq, tag }
+        SealTrailer {
+            seq,
+            tag,
+            encoding: crate::codec::version_of(body),
+        }
     }
 }

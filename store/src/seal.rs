@@ -209,6 +209,10 @@ pub struct SealTrailer {
     pub seq: u64,
     /// HMAC-SHA256 tag (zeros when written without a key).
     pub tag: [u8; 32],
+    /// The encoding version of the record it seals (`codec.rs`; read from
+    /// the record, not stored): a copy is written in the same version, so
+    /// its bytes, its tag and the audit log's digest of it still agree.
+    pub encoding: u8,
 }
 
 /// How a record being written is sealed.
@@ -234,6 +238,7 @@ pub(crate) fn seal(
         Stamp::Copy(t) => t,
         Stamp::Seal(seq) => SealTrailer {
             seq,
+            encoding: crate::codec::version_of(&body),
             tag: seal.map_or([0; 32], |s| {
                 let mut tag = [0; 32];
                 tag.copy_from_slice(s.tag(table.name(), key, &body, seq).as_ref());
@@ -447,7 +452,25 @@ pub(crate) fn decode_sealed<T: serde::de::DeserializeOwned>(
     let mut tag = [0; 32];
     tag.copy_from_slice(&stored[stored.len() - 32..]);
     let record = crate::records::decode(key.as_bytes(), body)?;
-    Ok((record, SealTrailer { seq, tag }))
+    let encoding = crate::codec::version_of(body);
+    Ok((record, SealTrailer { seq, tag, encoding }))
+}
+
+/// The stored bytes of `record` written as `stamp` says: encoded in the
+/// current version and sealed now, or, for a copy, in the version its seal
+/// was made over.
+pub(crate) fn sealed_record<T: serde::Serialize>(
+    s: Option<&RecordSeal>,
+    table: Sealed,
+    key: &str,
+    record: &T,
+    stamp: Stamp,
+) -> Result<Vec<u8>, StoreError> {
+    let body = match stamp {
+        Stamp::Copy(t) => crate::codec::encode_as(record, t.encoding)?,
+        Stamp::Seal(_) => crate::codec::encode(record)?,
+    };
+    Ok(seal(s, table, key, body, stamp))
 }
 
 /// SHA-256 of a record's encoding: what an audit entry commits to.

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 use trustca_model::snapshot::{DeviceState, EmbeddedPolicy, SnapshotModel};
 use trustca_model::snapshot_trust_list::{MAX_FOREIGN_CRLS, is_carriable_crl};
 use trustca_model::{
@@ -40,6 +41,10 @@ pub const SNAPSHOT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 const REBUILD_AFTER: Duration = Duration::from_secs(1);
 /// Revocation reason keyCompromise (RFC 5280): its keys are blocked.
 const KEY_COMPROMISE: u8 = 1;
+/// Device records a build reads at a time: a build holds one page, never
+/// the whole fleet (a million device records would be about 500 MiB), and
+/// can stop between pages.
+const DEVICE_PAGE: usize = 1_024;
 
 struct Cached {
     audit_size: u64,
@@ -60,6 +65,9 @@ pub struct SnapshotPublisher {
     cache: Mutex<HashMap<Option<SectorName>, Cached>>,
     /// One build at a time: builds read the whole store.
     building: Mutex<()>,
+    /// Cancelled when the server stops: a build running then gives up at
+    /// its next page instead of holding the store open.
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for SnapshotPublisher {
@@ -87,7 +95,25 @@ impl SnapshotPublisher {
             validity,
             cache: Mutex::new(HashMap::new()),
             building: Mutex::new(()),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Stops builds (between pages of records) once `stop` is cancelled:
+    /// the server's token for its background work, so shutdown does not
+    /// wait for a build over a large store.
+    pub fn stopped_by(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    fn check_stop(&self) -> Result<(), TrustDbError> {
+        if self.stop.is_cancelled() {
+            return Err(TrustDbError::FailedPrecondition(
+                "the server is shutting down; snapshot build stopped".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The sectors a scope covers: the engine's authoritative ones (all
@@ -203,6 +229,7 @@ impl SnapshotPublisher {
         scope: Option<&SectorName>,
         now: OffsetDateTime,
     ) -> Result<TrustSnapshot, TrustDbError> {
+        self.check_stop()?;
         let storage = self.engine.storage();
         let sectors = self.sectors_of(scope)?;
         let policy = self.engine.policy();
@@ -226,22 +253,7 @@ impl SnapshotPublisher {
                     policy_version: m.policy_version.clone(),
                 });
             }
-            for d in storage.devices_with_prefix(&format!("{sector}/"))? {
-                let Some(record) = storage.trust_record(&d.identity_key)? else {
-                    continue;
-                };
-                let differs = record.status != TrustStatus::Active
-                    || record.level != d.certificate_level
-                    || d.certificates.len() > 1;
-                if differs {
-                    devices.push(DeviceState {
-                        identity: d.urn.clone(),
-                        level: TrustLevel::new(record.level as i64)?,
-                        status: record.status,
-                        record_version: record.version,
-                    });
-                }
-            }
+            self.differing_devices(sector, &mut devices)?;
             for (serial, _, reason) in storage.revoked_in_sector(sector.as_str())? {
                 if reason == KEY_COMPROMISE
                     && let Some(cert) = storage.certificate(&serial)?
@@ -300,6 +312,42 @@ impl SnapshotPublisher {
         snapshot.sort();
         snapshot.validate()?;
         Ok(snapshot)
+    }
+
+    /// Adds every device of `sector` whose live state differs from its
+    /// certificate's to `out`, reading the fleet a page at a time.
+    fn differing_devices(
+        &self,
+        sector: &SectorName,
+        out: &mut Vec<DeviceState>,
+    ) -> Result<(), TrustDbError> {
+        let storage = self.engine.storage();
+        let prefix = format!("{sector}/");
+        let mut after: Option<String> = None;
+        loop {
+            self.check_stop()?;
+            let page = storage.devices_page(&prefix, after.as_deref(), DEVICE_PAGE)?;
+            for d in &page {
+                let Some(record) = storage.trust_record(&d.identity_key)? else {
+                    continue;
+                };
+                let differs = record.status != TrustStatus::Active
+                    || record.level != d.certificate_level
+                    || d.certificates.len() > 1;
+                if differs {
+                    out.push(DeviceState {
+                        identity: d.urn.clone(),
+                        level: TrustLevel::new(record.level as i64)?,
+                        status: record.status,
+                        record_version: record.version,
+                    });
+                }
+            }
+            if page.len() < DEVICE_PAGE {
+                return Ok(());
+            }
+            after = page.last().map(|d| d.identity_key.clone());
+        }
     }
 
     /// Writes the current snapshot of every served sector and of all of

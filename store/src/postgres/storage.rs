@@ -21,6 +21,9 @@ impl Storage for PgStorage {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        // What the log vouches for is read first: a newer version written
+        // by another replica after the row was read is not a rollback.
+        let seal = self.fresh_seal()?;
         let row = self.read_one(
             "SELECT record FROM devices WHERE identity_key = $1",
             &[&identity_key],
@@ -28,24 +31,22 @@ impl Storage for PgStorage {
         )?;
         seal::sealed_value(
             row.as_deref(),
-            self.fresh_seal()?,
+            seal,
             Sealed::Device,
             identity_key.as_bytes(),
         )
     }
 
     fn trust_record(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
+        // What the log vouches for is read first: a newer version written
+        // by another replica after the row was read is not a rollback.
+        let seal = self.fresh_seal()?;
         let row = self.read_one(
             "SELECT record FROM trust_records WHERE identity_key = $1",
             &[&identity_key],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        seal::sealed_value(
-            row.as_deref(),
-            self.fresh_seal()?,
-            Sealed::Trust,
-            identity_key.as_bytes(),
-        )
+        seal::sealed_value(row.as_deref(), seal, Sealed::Trust, identity_key.as_bytes())
     }
 
     fn set_record_seal(&self, seal: std::sync::Arc<RecordSeal>) {
@@ -61,17 +62,15 @@ impl Storage for PgStorage {
     }
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
+        // What the log vouches for is read first: a newer version written
+        // by another replica after the row was read is not a rollback.
+        let seal = self.fresh_seal()?;
         let row = self.read_one(
             "SELECT record FROM certificates WHERE serial = $1",
             &[&serial],
             |r| Ok(r.get::<_, Vec<u8>>(0)),
         )?;
-        seal::sealed_value(
-            row.as_deref(),
-            self.fresh_seal()?,
-            Sealed::Certificate,
-            serial,
-        )
+        seal::sealed_value(row.as_deref(), seal, Sealed::Certificate, serial)
     }
 
     fn counts(&self) -> Result<(u64, u64), StoreError> {
@@ -132,6 +131,27 @@ impl Storage for PgStorage {
             "SELECT identity_key, record FROM devices \
              WHERE substr(identity_key, 1, char_length($1)) = $1 ORDER BY identity_key",
             &[&prefix],
+            |r| {
+                let key: &str = r.get(0);
+                Ok(seal::decode_sealed(s, Sealed::Device, key.as_bytes(), r.get(1))?.0)
+            },
+        )
+    }
+
+    fn devices_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal();
+        // "" sorts before every key, so no `after` starts at the first.
+        let after = after.unwrap_or("");
+        self.read(
+            "SELECT identity_key, record FROM devices \
+             WHERE substr(identity_key, 1, char_length($1)) = $1 AND identity_key > $2 \
+             ORDER BY identity_key LIMIT $3",
+            &[&prefix, &after, &limit_of(limit)],
             |r| {
                 let key: &str = r.get(0);
                 Ok(seal::decode_sealed(s, Sealed::Device, key.as_bytes(), r.get(1))?.0)
@@ -245,12 +265,13 @@ impl Storage for PgStorage {
     }
 
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
+        let seal = self.fresh_seal()?;
         let block = self.read_one(
             "SELECT record FROM blocked_keys WHERE fingerprint = $1",
             &[&key_fingerprint.as_slice()],
             |r| decoded("blocked key", r),
         )?;
-        vouched::vouch_blocked(self.fresh_seal()?, key_fingerprint, block)
+        vouched::vouch_blocked(seal, key_fingerprint, block)
     }
 
     fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {

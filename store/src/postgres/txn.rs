@@ -63,13 +63,7 @@ impl<'a> PgTxn<'a> {
         stamp: Stamp,
     ) -> Result<Vec<u8>, StoreError> {
         let key = trustca_model::hexfmt::encode(&record.serial);
-        Ok(seal::seal(
-            self.seal,
-            Sealed::Certificate,
-            &key,
-            encode(record)?,
-            stamp,
-        ))
+        seal::sealed_record(self.seal, Sealed::Certificate, &key, record, stamp)
     }
 
     pub(super) fn exec(
@@ -360,7 +354,7 @@ impl RecordTxn for PgTxn<'_> {
 
     fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
         let key = &record.identity_key;
-        let stored = seal::seal(self.seal, Sealed::Device, key, encode(record)?, stamp);
+        let stored = seal::sealed_record(self.seal, Sealed::Device, key, record, stamp)?;
         self.known
             .borrow_mut()
             .devices
@@ -393,7 +387,7 @@ impl RecordTxn for PgTxn<'_> {
 
     fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
         let key = &record.identity_key;
-        let stored = seal::seal(self.seal, Sealed::Trust, key, encode(record)?, stamp);
+        let stored = seal::sealed_record(self.seal, Sealed::Trust, key, record, stamp)?;
         self.known
             .borrow_mut()
             .trust

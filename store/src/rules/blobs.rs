@@ -133,7 +133,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                 check(
                     Sealed::Certificate,
                     hexfmt::encode(&c.serial),
-                    encode(c).map_err(T::fail)?,
+                    crate::codec::encode_as(c, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
                 t.update_certificate(c, Stamp::Copy(*trailer))?
@@ -142,7 +142,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                 check(
                     Sealed::Device,
                     d.identity_key.clone(),
-                    encode(d).map_err(T::fail)?,
+                    crate::codec::encode_as(d, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
                 t.put_device(d, Stamp::Copy(*trailer))?
@@ -151,7 +151,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                 check(
                     Sealed::Trust,
                     r.identity_key.clone(),
-                    encode(r).map_err(T::fail)?,
+                    crate::codec::encode_as(r, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
                 t.put_trust(r, Stamp::Copy(*trailer))?

@@ -163,8 +163,8 @@ fn tx_put_sealed<T: serde::Serialize>(
     v: &T,
     stamp: Stamp,
 ) -> Result<(), Abort> {
-    let body = encode(v).map_err(abort)?;
-    let sealed = seal::seal(s, table, &seal::seal_key(table, key), body, stamp);
+    let sealed =
+        seal::sealed_record(s, table, &seal::seal_key(table, key), v, stamp).map_err(abort)?;
     tree.insert(key, sealed)?;
     Ok(())
 }
@@ -212,27 +212,28 @@ impl SledStorage {
         Ok(Self::open_with_close_waiter(dir)?.0)
     }
 
-    fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-        sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            // Every write path flushes explicitly (group commit, operator
-            // changes); a background flusher would only add work.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock as an I/O error whose text
-                // embeds a Debug dump; callers get a sentence instead.
-                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
-                    StoreError::InUse(dir.display().to_string())
-                }
-                other => sled_error(other),
-            })
-    }
-
     /// Opens a store and returns a waiter that tells when it is closed.
     pub fn open_with_close_waiter(dir: &Path) -> Result<(Self, CloseWaiter), StoreError> {
+        Self::open_with(dir, &SledSettings::default())
+    }
+
+    fn open_db(dir: &Path, settings: &SledSettings) -> Result<sled::Db, StoreError> {
+        settings.config(dir).open().map_err(|e| match e {
+            // sled reports a held lock as an I/O error whose text
+            // embeds a Debug dump; callers get a sentence instead.
+            sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                StoreError::InUse(dir.display().to_string())
+            }
+            other => sled_error(other),
+        })
+    }
+
+    /// Opens a store with `settings` (sled's cache and compression) and
+    /// returns a waiter that tells when it is closed.
+    pub fn open_with(
+        dir: &Path,
+        settings: &SledSettings,
+    ) -> Result<(Self, CloseWaiter), StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // A process that just closed the store may still be releasing
         // sled's file lock from a background thread for a moment: a
@@ -240,7 +241,7 @@ impl SledStorage {
         // before calling the directory in use.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         let db = loop {
-            match Self::open_db(dir) {
+            match Self::open_db(dir, settings) {
                 Err(StoreError::InUse(_)) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -340,8 +341,11 @@ impl SledStorage {
     }
 }
 
+mod settings;
 mod storage;
 mod txn;
+
+pub use settings::{DEFAULT_CACHE_BYTES, DEFAULT_COMPRESSION_LEVEL, SledSettings, raw_sled_config};
 
 use txn::SledTxn;
 

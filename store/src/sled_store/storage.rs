@@ -438,6 +438,36 @@ impl Storage for SledStorage {
             })
             .collect()
     }
+
+    fn devices_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>, StoreError> {
+        let s = self.seal.get().map(|s| &**s);
+        let start = match after {
+            // The smallest key after `after`: itself with a 0 byte added.
+            Some(a) if a >= prefix => {
+                let mut k = a.as_bytes().to_vec();
+                k.push(0);
+                k
+            }
+            _ => prefix.as_bytes().to_vec(),
+        };
+        self.devices
+            .range(start..)
+            .take_while(|kv| {
+                kv.as_ref()
+                    .map_or(true, |(k, _)| k.starts_with(prefix.as_bytes()))
+            })
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_error)?;
+                Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
+            })
+            .collect()
+    }
 }
 
 /// The expiry a stored challenge starts with.

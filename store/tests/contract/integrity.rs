@@ -67,9 +67,9 @@ fn rewrite<T: serde::Serialize + serde::de::DeserializeOwned>(
 ) {
     raw::tamper(b, table, key, |v| {
         let (body, trailer) = v.split_at(v.len() - 40);
-        let mut record: T = postcard::from_bytes(body).unwrap();
+        let mut record: T = trustca_store::decode_record(body).unwrap();
         edit(&mut record);
-        let mut out = postcard::to_stdvec(&record).unwrap();
+        let mut out = trustca_store::encode_record(&record).unwrap();
         out.extend_from_slice(trailer);
         *v = out;
     });

@@ -125,6 +125,7 @@ contract!(
     a_renewal_keeps_a_level_set_by_an_operator,
     trust_changes_are_all_or_nothing_and_leave_history,
     transfer_copies_every_change_committed_before_it,
+    devices_page_walks_a_prefix_in_key_order,
     audit_entries_are_merkle_leaves,
     revocation_marks_indexes_and_retires_the_device,
     key_compromise_blocks_the_key_everywhere,
@@ -334,6 +335,72 @@ fn trust_changes_are_all_or_nothing_and_leave_history(b: &Backend) {
     assert_eq!(s.devices_with_prefix("a").unwrap().len(), 1);
     assert_eq!(s.devices_with_prefix("").unwrap().len(), 2);
     assert!(s.devices_with_prefix("c").unwrap().is_empty());
+}
+
+fn devices_page_walks_a_prefix_in_key_order(b: &Backend) {
+    let s = b.open();
+    // Keys around the prefix's edges, so a page must neither start
+    // before it nor run past it.
+    let keys = [
+        "fleet/a", "fleet/b", "fleet/c", "fleet/d", "fleet/e", "fleeu/x", "flee",
+    ];
+    for (n, key) in keys.iter().enumerate() {
+        let r = s.commit_issuances(&[issuance(40 + n as u8, key, false)]);
+        assert!(r[0].is_ok(), "{r:?}");
+    }
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.devices_page("fleet/", after.as_deref(), 2).unwrap();
+        assert!(page.len() <= 2, "{} records in a page of 2", page.len());
+        walked.extend(page.iter().map(|d| d.identity_key.clone()));
+        if page.len() < 2 {
+            break;
+        }
+        after = page.last().map(|d| d.identity_key.clone());
+    }
+    assert_eq!(
+        walked,
+        ["fleet/a", "fleet/b", "fleet/c", "fleet/d", "fleet/e"]
+    );
+    // A key before the prefix starts at the prefix; the last key ends it.
+    assert_eq!(
+        s.devices_page("fleet/", Some("a"), 1).unwrap()[0].identity_key,
+        "fleet/a"
+    );
+    assert!(
+        s.devices_page("fleet/", Some("fleet/e"), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.devices_page("", None, 100).unwrap().len(), keys.len());
+}
+
+#[test]
+fn the_read_cache_stays_within_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path()).unwrap());
+    for n in 0..40u8 {
+        let der = [0x30, n, 0x77].repeat(300);
+        let r = inner.commit_issuances(&[issuance_with(n, &format!("d{n}"), false, der)]);
+        assert!(r[0].is_ok(), "{r:?}");
+    }
+    let stale = std::time::Duration::from_secs(60);
+    // About 1.1 KB per certificate entry as counted: 8 KiB holds a few.
+    let by_bytes = CachedStorage::new(Arc::clone(&inner), stale).with_capacity(1_000, 8 << 10);
+    let mut most = 0;
+    for n in 0..40u8 {
+        assert!(by_bytes.certificate(&[n; 16]).unwrap().is_some());
+        let (entries, bytes) = by_bytes.held();
+        assert!(bytes <= 8 << 10, "{bytes} bytes held after {n}");
+        most = most.max(entries);
+    }
+    assert!((2..=8).contains(&most), "at most {most} entries held");
+    let by_entries = CachedStorage::new(inner, stale).with_capacity(3, usize::MAX);
+    for n in 0..10u8 {
+        assert!(by_entries.trust_record(&format!("d{n}")).unwrap().is_some());
+        assert!(by_entries.held().0 <= 3, "{:?}", by_entries.held());
+    }
 }
 
 fn transfer_copies_every_change_committed_before_it(b: &Backend) {

@@ -11,7 +11,7 @@ use crate::Backend;
 pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
     match b {
         Backend::Sled(dir) => {
-            let db = ::sled::open(dir.path()).unwrap();
+            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
             let v = db.open_tree(table).unwrap().get(key).unwrap();
             v.map(|v| v.to_vec())
         }
@@ -28,7 +28,7 @@ pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
 pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     match b {
         Backend::Sled(dir) => {
-            let db = ::sled::open(dir.path()).unwrap();
+            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
             let tree = db.open_tree(table).unwrap();
             match value {
                 Some(v) => tree.insert(key, v).unwrap(),

@@ -105,7 +105,9 @@ async fn audit_verify_proves_and_catches_tampering_and_deletion() {
     let flipped = tempfile::tempdir().unwrap();
     copy_dir(&data, flipped.path());
     {
-        let db = sled::open(flipped.path().join("db")).unwrap();
+        let db = trustca_store::raw_sled_config(&flipped.path().join("db"))
+            .open()
+            .unwrap();
         let tree = db.open_tree("audit").unwrap();
         let key = 4u64.to_be_bytes();
         let mut value = tree.get(key).unwrap().unwrap().to_vec();
@@ -122,7 +124,9 @@ async fn audit_verify_proves_and_catches_tampering_and_deletion() {
     let deleted = tempfile::tempdir().unwrap();
     copy_dir(&data, deleted.path());
     {
-        let db = sled::open(deleted.path().join("db")).unwrap();
+        let db = trustca_store::raw_sled_config(&deleted.path().join("db"))
+            .open()
+            .unwrap();
         db.open_tree("audit")
             .unwrap()
             .remove(2u64.to_be_bytes())

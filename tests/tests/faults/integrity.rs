@@ -62,11 +62,13 @@ async fn enroll_hems(ca: &TestCa, url: &str, n: usize) -> Vec<Device> {
     devices
 }
 
-/// Where the level byte of a trust record sits in its postcard encoding:
-/// after the identity key and the sector, each a one-byte length and its
-/// bytes (both are short).
+/// Where the level byte of a stored trust record sits: after the record
+/// encoding's 2-byte version mark and the 1-byte header of its first
+/// segment (the record is shorter than 64 bytes; `trustca_store` codec),
+/// then, in its postcard encoding, after the identity key and the sector,
+/// each a one-byte length and its bytes (both are short).
 fn level_offset(identity_key: &str, sector: &str) -> usize {
-    1 + identity_key.len() + 1 + sector.len()
+    2 + 1 + 1 + identity_key.len() + 1 + sector.len()
 }
 
 /// Sets device `identity_key`'s stored level byte to 5, as an attacker with
@@ -353,7 +355,7 @@ async fn a_revocation_dropped_from_the_crl_index_is_refused_not_signed() {
 
     let db = ca.data().join("db");
     let serial = {
-        let sled = sled::open(&db).unwrap();
+        let sled = trustca_store::raw_sled_config(&db).open().unwrap();
         let index = sled.open_tree("revoked").unwrap();
         let (key, _) = index.first().unwrap().expect("one revocation indexed");
         index.remove(&key).unwrap();

@@ -397,7 +397,7 @@ fn store_check(db: &Path) -> (Option<i32>, serde_json::Value, String) {
 
 /// Rewrites one record of a stopped store's sled tree.
 fn tamper(db: &Path, tree: &str, key: &[u8], edit: impl Fn(&mut Vec<u8>)) {
-    let sled = sled::open(db).unwrap();
+    let sled = trustca_store::raw_sled_config(db).open().unwrap();
     let t = sled.open_tree(tree).unwrap();
     let mut v = t.get(key).unwrap().expect("record to tamper with").to_vec();
     edit(&mut v);
