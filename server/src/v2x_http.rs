@@ -14,15 +14,17 @@ use std::sync::Arc;
 use base64::Engine as _;
 use http_body_util::Full;
 use hyper::body::Bytes;
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use trustca_model::{AuthenticatedPeer, CertificateKind};
 use trustca_scms::{EcaIdentity, EeInterface, EeRefusal, PseudonymCaApi, ScmsError};
 use trustca_store::Storage;
 use trustca_v2x::Certificate;
 
 use crate::auth;
+use crate::est::{EstError, HttpsService, read_body};
 use crate::v2x::hash_crls::EnrolmentRefused;
 
 type Answer = Response<Full<Bytes>>;
@@ -383,5 +385,40 @@ impl V2xHttp {
         })
         .await?;
         Ok(octets(OCTETS, answer))
+    }
+}
+
+/// The 1609.2.1 resources served over the EST stack's HTTPS listener: the
+/// body read with the same bound and timeout, one log line and metric per
+/// request.
+#[tonic::async_trait]
+impl HttpsService for V2xHttp {
+    async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer {
+        let started = std::time::Instant::now();
+        let (parts, body) = request.into_parts();
+        let response = if !parts.uri.path().starts_with(PREFIX) {
+            crate::est::refusal(EstError::NotFound(crate::est::printable(parts.uri.path())))
+        } else {
+            let body = if parts.method == Method::POST {
+                read_body(&parts.headers, body).await
+            } else {
+                Ok(Bytes::new())
+            };
+            match body {
+                Ok(body) => self.respond(peer, &parts, body).await,
+                Err(e) => crate::est::refusal(e),
+            }
+        };
+        if let Some(m) = self.metrics.get() {
+            m.v2x_http_request(resource_label(parts.uri.path()), response.status().as_u16());
+        }
+        tracing::info!(
+            path = %crate::est::printable(parts.uri.path()),
+            remote = %peer.remote.map(|r| r.to_string()).unwrap_or_default(),
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "IEEE 1609.2.1 request"
+        );
+        response
     }
 }
