@@ -23,7 +23,7 @@ use trustca_proto::v1::trust_database_server::TrustDatabaseServer;
 use trustca_store::{GroupCommitter, Storage};
 
 use crate::auth::AuthLayer;
-use crate::connections::{ConnectionLimits, ConnectionTable};
+use crate::connections::ConnectionLimits;
 use crate::error::{Result, ServerError, io};
 use crate::instance;
 use crate::lease::{self, Lease};
@@ -31,8 +31,13 @@ use crate::metrics::Metrics;
 use crate::pkcs11::{Pkcs11Options, open_token};
 use crate::policies;
 use crate::store::StoreConfig;
-use crate::transport::{self, TransportIdentity};
 use trustca_model::observe::Observer;
+
+use crate::role_start::*;
+pub(crate) use crate::schedules::on_hangup;
+use crate::schedules::*;
+use crate::startup::*;
+pub use crate::tree_heads::{TREE_HEAD_INTERVAL, TreeHeadSigner};
 
 /// Largest gRPC message accepted (an enrollment request is a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -157,118 +162,20 @@ pub struct RunningServer {
     pub etsi_addr: Option<SocketAddr>,
     /// Cancelled at shutdown: the EST, web and ETSI listeners stop
     /// accepting and their connections finish their requests (until `closing`).
-    est_stop: tokio_util::sync::CancellationToken,
+    pub(crate) est_stop: tokio_util::sync::CancellationToken,
     /// Cancelled at shutdown: background work that reads the whole store
     /// (snapshot builds) stops between pages, so the store closes at once.
-    background: tokio_util::sync::CancellationToken,
+    pub(crate) background: tokio_util::sync::CancellationToken,
     /// The metrics registry (also kept when no endpoint serves it).
     pub metrics: Arc<Metrics>,
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
-    store_closed: Option<trustca_store::CloseWaiter>,
-    heads: Option<TreeHeadSigner>,
+    pub(crate) shutdown: Option<oneshot::Sender<()>>,
+    pub(crate) handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    pub(crate) store_closed: Option<trustca_store::CloseWaiter>,
+    pub(crate) heads: Option<TreeHeadSigner>,
     /// Cancelled when the grace period after a shutdown is over: every
     /// connection's I/O then fails.
-    closing: tokio_util::sync::CancellationToken,
-    grace: Duration,
-}
-
-/// Signs audit-log tree heads with the root-certified audit key: every
-/// [`TREE_HEAD_INTERVAL`] while entries arrive, and once more at shutdown,
-/// while this replica holds the `tree-heads` lease.
-#[derive(Clone)]
-pub struct TreeHeadSigner {
-    storage: Arc<dyn Storage>,
-    key: Arc<dyn StatementSigner>,
-    last_size: Arc<std::sync::atomic::AtomicU64>,
-    lease: Arc<Lease>,
-}
-
-impl std::fmt::Debug for TreeHeadSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TreeHeadSigner").finish_non_exhaustive()
-    }
-}
-
-/// How often a new tree head is signed while the log grows.
-pub const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(10);
-
-impl TreeHeadSigner {
-    fn new(
-        storage: &Arc<dyn Storage>,
-        key: Arc<dyn StatementSigner>,
-        lease: Arc<Lease>,
-    ) -> Result<Self> {
-        let last = storage
-            .tree_heads()?
-            .last()
-            .and_then(|b| trustca_audit::SignedTreeHead::from_bytes(b).ok())
-            .map(|h| h.head.size)
-            .unwrap_or(0);
-        Ok(Self {
-            storage: Arc::clone(storage),
-            key,
-            last_size: Arc::new(std::sync::atomic::AtomicU64::new(last)),
-            lease,
-        })
-    }
-
-    /// Signs a head if the log grew since the last one and this replica
-    /// holds the `tree-heads` lease.
-    pub fn sign_now(&self) -> Result<()> {
-        if !self.lease.held() {
-            return Ok(());
-        }
-        let storage = &self.storage;
-        let (size, root) = storage.audit_head()?;
-        if size == 0 || size == self.last_size.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(());
-        }
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        let head = trustca_audit::TreeHead {
-            size,
-            root,
-            timestamp_ms: now_ms.max(0) as u64,
-        };
-        let signed = trustca_audit::SignedTreeHead::sign_with(head, self.key.public_key(), |m| {
-            self.key.sign(m).ok()
-        })
-        .map_err(|e| ServerError::Audit(format!("signing a tree head: {e}")))?;
-        storage.store_tree_head(size, &signed.to_bytes())?;
-        self.last_size
-            .store(size, std::sync::atomic::Ordering::SeqCst);
-        tracing::debug!(size, "audit tree head signed");
-        Ok(())
-    }
-
-    /// Signs periodically; the task holds the store weakly so a stopped
-    /// server is released.
-    fn spawn(&self) {
-        let storage = Arc::downgrade(&self.storage);
-        let (key, last_size) = (Arc::clone(&self.key), Arc::clone(&self.last_size));
-        let lease = Arc::clone(&self.lease);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(TREE_HEAD_INTERVAL).await;
-                let Some(storage) = storage.upgrade() else {
-                    return;
-                };
-                let s = TreeHeadSigner {
-                    storage,
-                    key: Arc::clone(&key),
-                    last_size: Arc::clone(&last_size),
-                    lease: Arc::clone(&lease),
-                };
-                match tokio::task::spawn_blocking(move || s.sign_now()).await {
-                    // A store that cannot write says so once itself.
-                    Ok(Err(ServerError::Store(e))) if e.is_write_refusal() => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "signing an audit tree head failed"),
-                    Err(e) => tracing::error!(error = %e, "tree head task failed"),
-                    Ok(Ok(())) => {}
-                }
-            }
-        });
-    }
+    pub(crate) closing: tokio_util::sync::CancellationToken,
+    pub(crate) grace: Duration,
 }
 
 impl RunningServer {
@@ -866,220 +773,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     })
 }
 
-/// Starts the ETSI authorities on `listener`; they stop with EST.
-fn serve_etsi(
-    listener: tokio::net::TcpListener,
-    opts: &ServeOptions,
-    storage: &Arc<dyn Storage>,
-    stop: &tokio_util::sync::CancellationToken,
-) -> Result<SocketAddr> {
-    let bound = listener
-        .local_addr()
-        .map_err(|e| ServerError::Listen(format!("cannot read the ETSI address: {e}")))?;
-    let http = match &opts.etsi_dir {
-        Some(dir) => crate::etsi::roles::ea_service(dir, &opts.passphrase, Arc::clone(storage))?,
-        None => crate::etsi::deploy::service(
-            crate::etsi::deploy::AllInOne {
-                data: &opts.data,
-                policies: opts.policies.as_deref(),
-                passphrase: &opts.passphrase,
-                public_url: opts.etsi_public_url.as_deref(),
-            },
-            Arc::clone(storage),
-            bound,
-            stop.clone(),
-        )?,
-    };
-    crate::etsi::http::spawn(listener, http, stop.clone());
-    let what = if opts.etsi_dir.is_some() {
-        "EA"
-    } else {
-        "EA, AA and DC"
-    };
-    tracing::info!(addr = %bound, "ETSI TS 102 941 {what} on http://{bound}/etsi/");
-    Ok(bound)
-}
-
-/// The TLS identity of a `--role` process: its own key and the chain the
-/// CA issued from its CSR, and the root and sub-CAs it imported.
-fn role_identity(
-    dir: &crate::v2x_role::RoleDir,
-    secrets: &crate::v2x_role::RoleSecrets,
-    policy_set: &PolicySet,
-) -> Result<TransportIdentity> {
-    let ders = |path: &Path| -> Result<Vec<Vec<u8>>> {
-        let text = dir.imported(path)?;
-        Ok(pem::parse_many(&text)
-            .map_err(|_| ServerError::Config(format!("{} is not PEM", path.display())))?
-            .into_iter()
-            .map(pem::Pem::into_contents)
-            .collect())
-    };
-    Ok(TransportIdentity {
-        root_der: ders(&dir.trust("root.pem"))?
-            .into_iter()
-            .next()
-            .unwrap_or_default(),
-        sector_cas: ders(&dir.trust("issuers.pem"))?,
-        server_chain: ders(&dir.tls_chain())?,
-        server_key: Arc::clone(&secrets.tls),
-        extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
-    })
-}
-
-/// A bound listener made ready for mutual TLS: its address, the connection
-/// table (limit from the descriptors available) and the accepted
-/// connections.
-struct Accepting {
-    addr: SocketAddr,
-    closing: tokio_util::sync::CancellationToken,
-    table: Arc<ConnectionTable>,
-    incoming: tokio_stream::wrappers::ReceiverStream<
-        std::result::Result<transport::TlsConnection, std::io::Error>,
-    >,
-    max_connections: usize,
-    descriptors: Option<u64>,
-}
-
-fn accept_on(
-    listener: tokio::net::TcpListener,
-    identity: &TransportIdentity,
-    limits: ConnectionLimits,
-) -> Result<Accepting> {
-    let addr = transport::local_addr(&listener)
-        .map_err(|e| ServerError::Listen(format!("cannot read the bound address: {e}")))?;
-    let closing = tokio_util::sync::CancellationToken::new();
-    let descriptors = crate::connections::raise_descriptor_limit();
-    let max_connections = limits.resolve(descriptors);
-    let table = Arc::new(ConnectionTable::new(
-        max_connections,
-        limits,
-        closing.clone(),
-    ));
-    let incoming = transport::incoming_with(listener, identity, Arc::clone(&table))?;
-    Ok(Accepting {
-        addr,
-        closing,
-        table,
-        incoming,
-        max_connections,
-        descriptors,
-    })
-}
-
-/// `serve --role`: one separated V2X authority in this process, with its
-/// own store (`DATA/v2x/<role>/store`) and nothing else of the CA: no
-/// enrollment, no trust database, no CA store.
-async fn start_role(
-    opts: ServeOptions,
-    role: crate::v2x::V2xRole,
-    listener: tokio::net::TcpListener,
-    metrics_listener: Option<tokio::net::TcpListener>,
-    https_listener: Option<tokio::net::TcpListener>,
-    metrics: Arc<Metrics>,
-) -> Result<RunningServer> {
-    let observer: Arc<dyn Observer> = metrics.clone();
-    let dir = crate::v2x_role::RoleDir::open(&opts.data, Some(role))?;
-    dir.check_own_secrets_only()?;
-    let (files, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
-    let secrets = dir.secrets(&opts.passphrase)?;
-    let identity = role_identity(&dir, &secrets, &policy_set)?;
-    let v2x = crate::v2x::role_services(
-        &dir,
-        &secrets,
-        &files,
-        opts.v2x_remote.as_ref(),
-        opts.v2x_batch,
-    )?;
-    // A separated registration authority refuses what the CA's hash CRLs
-    // list, from the copies the operator syncs to DATA/crl.
-    if let Some(ee) = v2x.http.as_ref().and_then(|h| h.ra.as_ref()) {
-        crate::v2x::hash_crls::watch_files(ee, opts.data.join("crl"), opts.crl_refresh);
-    }
-    let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
-    let Accepting {
-        addr,
-        closing,
-        incoming,
-        max_connections,
-        table,
-        ..
-    } = accept_on(listener, &identity, opts.connections)?;
-    // The registration authority's IEEE 1609.2.1 resources for vehicles.
-    let est_stop = tokio_util::sync::CancellationToken::new();
-    let est_addr = match (https_listener, v2x.http.clone()) {
-        (Some(listener), Some(http)) => {
-            let _ = http.metrics.set(Arc::clone(&metrics));
-            let bound = listener
-                .local_addr()
-                .map_err(|e| ServerError::Listen(format!("cannot read the HTTPS address: {e}")))?;
-            crate::est::spawn(
-                listener,
-                &identity,
-                Arc::clone(&table),
-                http,
-                est_stop.clone(),
-            )?;
-            tracing::info!(addr = %bound, "IEEE 1609.2.1 on https://{bound}/v2x/");
-            Some(bound)
-        }
-        (Some(_), None) => {
-            return Err(ServerError::Config(format!(
-                "--est-listen: the {} serves no HTTPS resources (only the registration authority does)",
-                role.as_str()
-            )));
-        }
-        _ => None,
-    };
-    let (_health, health_service) = tonic_health::server::health_reporter();
-    // The role's callers' certificates are not in this process's store:
-    // revoked callers are refused by the CRLs in DATA/crl, re-read every
-    // `crl_refresh`.
-    let auth_store = v2x.auth_store.clone();
-    let crls = crate::crl_watch::CrlRevocations::load(&opts.data.join("crl"));
-    crls.spawn_refresh(opts.crl_refresh);
-    let (tx, rx) = oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
-        .layer(crate::message_limit::OversizeLayer(
-            crate::v2x::MAX_RESPONSE_BYTES,
-        ))
-        .layer(crate::connections::ActivityLayer)
-        .layer(AuthLayer::new(auth_store, Arc::clone(&observer)).with_crls(crls))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .max_concurrent_streams(Some(256))
-        .add_service(health_service)
-        .add_optional_service(v2x.registration)
-        .add_optional_service(v2x.pseudonym_ca)
-        .add_optional_service(v2x.linkage);
-    let handle = tokio::spawn(async move {
-        router
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), max_connections, "trustca V2X authority listening (mutual TLS)");
-    Ok(RunningServer {
-        addr,
-        metrics_addr,
-        est_addr,
-        web_addr: None,
-        etsi_addr: None,
-        est_stop,
-        background: tokio_util::sync::CancellationToken::new(),
-        metrics,
-        shutdown: Some(tx),
-        handle,
-        closing,
-        grace: opts.shutdown_grace,
-        store_closed: None,
-        heads: None,
-    })
-}
-
 /// Serves `/metrics` on `listener` when `--metrics` was given; its address.
-fn serve_metrics(
+pub(crate) fn serve_metrics(
     listener: Option<tokio::net::TcpListener>,
     metrics: &Arc<Metrics>,
 ) -> Result<Option<SocketAddr>> {
@@ -1096,7 +791,7 @@ fn serve_metrics(
 
 /// A plain sentence for a failed bind (the I/O error's own text carries
 /// an OS error number at best).
-fn bind_error(listen: SocketAddr, e: &std::io::Error) -> ServerError {
+pub(crate) fn bind_error(listen: SocketAddr, e: &std::io::Error) -> ServerError {
     ServerError::Listen(match e.kind() {
         std::io::ErrorKind::AddrInUse => {
             format!("cannot listen on {listen}: the port is already in use")
@@ -1111,7 +806,7 @@ fn bind_error(listen: SocketAddr, e: &std::io::Error) -> ServerError {
     })
 }
 
-fn trust_engine(
+pub(crate) fn trust_engine(
     opts: &ServeOptions,
     hierarchy: &CaHierarchy,
     policy_set: &PolicySet,
@@ -1144,306 +839,4 @@ fn trust_engine(
         Some(loader),
         federation.map(|f| Box::new(f) as Box<dyn trustca_db::PeerDatabases>),
     )?)
-}
-
-/// SIGHUP re-reads the policy files; a bad file is logged and the running
-/// policy stays. Holds the engine weakly, so a stopped server is released.
-fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
-    let engine = Arc::downgrade(engine);
-    on_hangup(move || {
-        let Some(engine) = engine.upgrade() else {
-            return false;
-        };
-        if let Err(e) = engine.reload() {
-            tracing::error!(error = %e, "policy reload on SIGHUP refused");
-        }
-        true
-    });
-}
-
-/// Calls `action` on every SIGHUP until it returns false (what it acts on
-/// is gone). Nothing on platforms without SIGHUP.
-pub(crate) fn on_hangup(mut action: impl FnMut() -> bool + Send + 'static) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            if !action() {
-                return;
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = &mut action;
-}
-
-/// Reissues every CRL at half the shortest CRL validity, so relying parties
-/// always hold a current one, on the replica holding the `crl` lease. Holds
-/// the publisher weakly.
-/// How often the model registry is re-assessed for expired evaluations.
-const REGISTRY_SWEEP_PERIOD: Duration = Duration::from_secs(3600);
-
-/// Re-assesses every registered model at start and every
-/// [`REGISTRY_SWEEP_PERIOD`], on the replica holding the CRL lease, so an
-/// evaluation that expires moves its fleet without anyone asking.
-fn spawn_registry_sweep(registry: &Arc<trustca_db::ModelRegistry>, lease: &Arc<Lease>) {
-    let registry = Arc::downgrade(registry);
-    let lease = Arc::clone(lease);
-    tokio::spawn(async move {
-        loop {
-            let Some(r) = registry.upgrade() else { return };
-            if lease.held() {
-                match tokio::task::spawn_blocking(move || {
-                    r.reassess_all(time::OffsetDateTime::now_utc())
-                })
-                .await
-                {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => {
-                        tracing::info!(models = n, "model registry re-assessed: expiries applied")
-                    }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "model registry sweep failed"),
-                    Err(e) => tracing::warn!(error = %e, "model registry sweep task failed"),
-                }
-            }
-            tokio::time::sleep(REGISTRY_SWEEP_PERIOD).await;
-        }
-    });
-}
-
-/// How often the snapshot files under `DATA/snapshots/` are rewritten.
-const SNAPSHOT_FILE_PERIOD: Duration = Duration::from_secs(300);
-
-/// Writes `DATA/snapshots/{all,<sector>}.snapshot` now and every
-/// [`SNAPSHOT_FILE_PERIOD`], off the request path (a build reads the whole
-/// store). Failures are logged; the gRPC endpoint builds on demand anyway.
-fn spawn_snapshot_files(
-    publisher: &Arc<trustca_db::SnapshotPublisher>,
-    dir: PathBuf,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let publisher = Arc::downgrade(publisher);
-    tokio::spawn(async move {
-        while !stop.is_cancelled() {
-            let Some(p) = publisher.upgrade() else { return };
-            let dir = dir.clone();
-            match tokio::task::spawn_blocking(move || p.write_files(&dir)).await {
-                Ok(Ok(n)) => tracing::debug!(files = n, "trust snapshot files written"),
-                Ok(Err(_)) if stop.is_cancelled() => return,
-                Ok(Err(e)) => tracing::warn!(error = %e, "writing the trust snapshot files failed"),
-                Err(e) => tracing::warn!(error = %e, "snapshot task failed"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(SNAPSHOT_FILE_PERIOD) => {}
-            }
-        }
-    });
-}
-
-fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
-    let period = crls.shortest_validity() / 2;
-    let crls = Arc::downgrade(crls);
-    let lease = Arc::clone(lease);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(period).await;
-            let Some(crls) = crls.upgrade() else { return };
-            if !lease.held() {
-                continue;
-            }
-            let result = tokio::task::spawn_blocking(move || crls.publish_all()).await;
-            if let Ok(Err(e)) | Err(e) =
-                result.map_err(|e| trustca_ca::CaError::Signing(e.to_string()))
-            {
-                tracing::error!(error = %e, "scheduled CRL reissue failed");
-            }
-        }
-    });
-}
-
-/// Second looks the start-up check takes on a shared store (see
-/// [`startup_check`]).
-const STARTUP_CHECK_RETRIES: usize = 3;
-
-/// The start-up integrity check: the audit log is recomputed from its
-/// entries and compared with the stored frontier and the kept tree heads.
-/// A store that fails it is refused, or with `allow_damaged` served
-/// read-only for recovery.
-fn startup_check(
-    guarded: &trustca_store::GuardedStorage,
-    store: &StoreConfig,
-    allow_damaged: bool,
-) -> Result<bool> {
-    let started = std::time::Instant::now();
-    // A log that cannot be read at all (damaged pages, files cut short)
-    // is damage like any other: refused, or read-only on request.
-    let check = |g: &trustca_store::GuardedStorage| {
-        trustca_store::check_audit_log(g).unwrap_or_else(|e| trustca_store::AuditCheck {
-            damaged: vec![trustca_store::Damage {
-                kind: "store",
-                key: "audit log".into(),
-                reason: format!("cannot be read: {e}"),
-            }],
-            ..Default::default()
-        })
-    };
-    let mut report = check(guarded);
-    // On a shared PostgreSQL store another replica may append between the
-    // check's read of the frontier and its read of the entries (they are
-    // not one snapshot), e.g. two replicas starting at once: a mismatch
-    // that is gone on a second look was that race; real damage stays.
-    if matches!(store, StoreConfig::Postgres(_)) {
-        for _ in 0..STARTUP_CHECK_RETRIES {
-            if report.damaged.is_empty() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-            report = check(guarded);
-        }
-    }
-    tracing::info!(
-        entries = report.entries,
-        tree_heads = report.tree_heads,
-        damaged = report.damaged.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "start-up check of the audit log"
-    );
-    let Some(first) = report.damaged.first() else {
-        return Ok(false);
-    };
-    let summary = format!(
-        "the store {}'s audit log does not verify ({} problem(s); first: {} {}: {})",
-        store.describe(),
-        report.damaged.len(),
-        first.kind,
-        first.key,
-        first.reason
-    );
-    if !allow_damaged {
-        return Err(ServerError::DamagedStore(format!(
-            "{summary}; run `trustca store check --store {}` to see every damaged record, restore from a backup, or start with --allow-damaged-store to serve reads only",
-            store.describe()
-        )));
-    }
-    tracing::error!(%summary, "serving the damaged store read-only (--allow-damaged-store): every write is refused");
-    guarded
-        .set_read_only("the store failed its integrity check; started with --allow-damaged-store");
-    Ok(true)
-}
-
-/// Seals the store's certificate, device and trust records under the CA's record-seal
-/// key and learns from the (checked) audit log which version of each it
-/// must serve (`trustca_store::RecordSeal`). A directory an older `init`
-/// made has no such key: its records are served unchecked, with a warning.
-fn seal_records(storage: &dyn Storage, hierarchy: &CaHierarchy, read_only: bool) -> Result<()> {
-    let Some(key) = hierarchy.record_seal_key()? else {
-        tracing::warn!(
-            "ca/record-seal.key is missing (the CA directory predates record seals): certificate, device and trust records are served without checking them against the audit log; run `trustca init` on this directory and copy ca/ to every replica"
-        );
-        return Ok(());
-    };
-    let started = std::time::Instant::now();
-    let seal = trustca_store::RecordSeal::new(&key);
-    let records = match seal.learn_floors(storage) {
-        Ok(n) => n,
-        // A damaged store served read-only: seals are still checked.
-        Err(e) if read_only => {
-            tracing::warn!(error = %e, "the audit log cannot be read: deleted or rolled-back records are not recognised");
-            0
-        }
-        Err(e) => return Err(e.into()),
-    };
-    storage.set_record_seal(Arc::new(seal));
-    tracing::info!(
-        records,
-        ms = started.elapsed().as_millis() as u64,
-        "certificate, device and trust records sealed to the audit log"
-    );
-    Ok(())
-}
-
-/// A start-up step that writes: on a store served read-only it is skipped
-/// with a warning instead of stopping the start.
-fn unless_read_only<T, E: Into<ServerError>>(
-    read_only: bool,
-    what: &str,
-    result: std::result::Result<T, E>,
-) -> Result<Option<T>> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if read_only => {
-            let e: ServerError = e.into();
-            tracing::warn!(step = what, error = %e, "skipped on the read-only store");
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Health names that report the store: writes possible, no damage seen.
-pub const HEALTH_STORE_WRITABLE: &str = "trustca.store.writable";
-/// See [`HEALTH_STORE_WRITABLE`].
-pub const HEALTH_STORE_INTEGRITY: &str = "trustca.store.integrity";
-
-/// Follows the store's state once a second: while it cannot write, the
-/// write service (enrollment) and `trustca.store.writable`
-/// report NOT_SERVING; once a damaged record was met,
-/// `trustca.store.integrity` does. Each change is logged once. Polling
-/// also drives the store's own recovery probe.
-fn spawn_store_health(storage: &Arc<dyn Storage>, health: tonic_health::server::HealthReporter) {
-    use tonic_health::ServingStatus;
-    let storage = Arc::downgrade(storage);
-    tokio::spawn(async move {
-        health
-            .set_service_status(HEALTH_STORE_WRITABLE, ServingStatus::Serving)
-            .await;
-        health
-            .set_service_status(HEALTH_STORE_INTEGRITY, ServingStatus::Serving)
-            .await;
-        let mut writable = true;
-        let mut intact = true;
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let Some(s) = storage.upgrade() else { return };
-            let state =
-                tokio::task::spawn_blocking(move || (s.write_health(), s.damaged_records())).await;
-            let Ok((write, damaged)) = state else {
-                continue;
-            };
-            let now_writable = write == trustca_store::WriteHealth::Writable;
-            if now_writable != writable {
-                writable = now_writable;
-                let status = if writable {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                if let trustca_store::WriteHealth::Refusing(reason) = &write {
-                    tracing::warn!(%reason, "health: write services NOT_SERVING");
-                } else {
-                    tracing::info!("health: write services SERVING again");
-                }
-                health
-                    .set_service_status(HEALTH_STORE_WRITABLE, status)
-                    .await;
-                health
-                    .set_service_status(
-                        <EnrollmentServer<EnrollmentService> as tonic::server::NamedService>::NAME,
-                        status,
-                    )
-                    .await;
-            }
-            if intact && damaged > 0 {
-                intact = false;
-                tracing::warn!(damaged, "health: trustca.store.integrity NOT_SERVING");
-                health
-                    .set_service_status(HEALTH_STORE_INTEGRITY, ServingStatus::NotServing)
-                    .await;
-            }
-        }
-    });
 }
