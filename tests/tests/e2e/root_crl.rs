@@ -393,6 +393,16 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
             ))
             .await
         {
+            // The revocation can land between the caller check and the
+            // issuance of one request (concurrent unary calls are issued in
+            // groups): the engine then refuses that one itself; the next
+            // request meets the caller check.
+            Err(e)
+                if e.code() == Code::FailedPrecondition
+                    && e.message().contains("issues no more certificates") =>
+            {
+                assert!(Instant::now() < deadline, "{e:?}");
+            }
             Err(e) => break e,
             Ok(_) => {
                 assert!(
