@@ -1,11 +1,15 @@
-//! The client side: a mutual-TLS gRPC channel from a credential (certificate
-//! chain + key) and the root.
+//! The client side, for the command line, the tests and the benchmarks: a
+//! mutual-TLS gRPC channel from a credential (certificate chain + key) and
+//! the root, and failures (TLS, refusals) described in words.
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::ApiError;
+
+type Result<T> = std::result::Result<T, ApiError>;
 
 /// Files a client authenticates with.
 #[derive(Debug, Clone)]
@@ -21,9 +25,12 @@ pub struct ClientCredentials {
 impl ClientCredentials {
     /// Reads the three files.
     pub fn load(cert: &Path, key: &Path, root: &Path) -> Result<Self> {
-        let read = |p: &Path, what: &str| {
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {what} {}", p.display()))
+        let read = |p: &Path, what: &'static str| {
+            std::fs::read_to_string(p).map_err(|source| ApiError::Read {
+                what,
+                path: p.to_owned(),
+                source,
+            })
         };
         Ok(Self {
             cert_pem: read(cert, "identity certificate")?,
@@ -41,7 +48,9 @@ pub fn server_url(server: &str) -> Result<(String, String)> {
         format!("https://{server}")
     };
     let Some(rest) = url.strip_prefix("https://") else {
-        bail!("server {server:?}: only https:// (mutual TLS) is supported");
+        return Err(ApiError::Setup(format!(
+            "server {server:?}: only https:// (mutual TLS) is supported"
+        )));
     };
     let authority = rest.split('/').next().unwrap_or_default();
     let host = if let Some(v6) = authority.strip_prefix('[') {
@@ -54,7 +63,7 @@ pub fn server_url(server: &str) -> Result<(String, String)> {
             .to_owned()
     };
     if host.is_empty() {
-        bail!("server {server:?}: no host");
+        return Err(ApiError::Setup(format!("server {server:?}: no host")));
     }
     Ok((url, host))
 }
@@ -66,13 +75,14 @@ pub fn server_url(server: &str) -> Result<(String, String)> {
 fn check_identity(creds: &ClientCredentials) -> Result<()> {
     use rustls_pki_types::PrivateKeyDer;
     let bad = |what: &str, e: &pem::PemError| {
-        anyhow::anyhow!("the {what} is {}", crate::certinfo::pem_error_words(e))
+        ApiError::Credential(format!("the {what} is {}", pem_error_words(e)))
     };
+    let missing = |what: &str| ApiError::Credential(what.to_owned());
     let certs = pem::parse_many(&creds.cert_pem).map_err(|e| bad("identity certificate", &e))?;
     let leaf = certs
         .iter()
         .find(|p| p.tag() == "CERTIFICATE")
-        .context("the identity certificate file holds no CERTIFICATE")?;
+        .ok_or_else(|| missing("the identity certificate file holds no CERTIFICATE"))?;
     let keys = pem::parse_many(&creds.key_pem).map_err(|e| bad("identity key", &e))?;
     let key = keys
         .into_iter()
@@ -82,22 +92,22 @@ fn check_identity(creds: &ClientCredentials) -> Result<()> {
             "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(p.into_contents().into())),
             _ => None,
         })
-        .context("the identity key file holds no PRIVATE KEY")?;
+        .ok_or_else(|| missing("the identity key file holds no PRIVATE KEY"))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|_| anyhow::anyhow!("the identity key is not a supported private key"))?;
+        .map_err(|_| missing("the identity key is not a supported private key"))?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.contents())
-        .map_err(|_| anyhow::anyhow!("the identity certificate does not parse"))?;
+        .map_err(|_| missing("the identity certificate does not parse"))?;
     if let Some(spki) = signing.public_key()
         && spki.as_ref() != cert.public_key().raw
     {
-        bail!(
-            "the identity key does not belong to the identity certificate (--key and --identity do not match)"
-        );
+        return Err(missing(
+            "the identity key does not belong to the identity certificate (--key and --identity do not match)",
+        ));
     }
     Ok(())
 }
 
-/// Connects with mutual TLS, failing within `connect_timeout`.
+/// Connects with mutual TLS, failing within 5 s.
 pub async fn connect(server: &str, creds: &ClientCredentials) -> Result<Channel> {
     check_identity(creds)?;
     let (url, host) = server_url(server)?;
@@ -105,16 +115,7 @@ pub async fn connect(server: &str, creds: &ClientCredentials) -> Result<Channel>
         .ca_certificate(Certificate::from_pem(&creds.root_pem))
         .identity(Identity::from_pem(&creds.cert_pem, &creds.key_pem))
         .domain_name(host);
-    let channel = Channel::from_shared(url.clone())
-        .with_context(|| format!("invalid server URL {url}"))?
-        .tls_config(tls)
-        .context("TLS configuration")?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(120))
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {}", connect_failure(&e)))?;
-    Ok(channel)
+    dial(url, tls).await
 }
 
 /// Why a connection failed, as a sentence. The error chain of a failed TLS
@@ -190,8 +191,24 @@ fn tls_failure(e: &rustls::Error) -> String {
 
 /// A gRPC refusal for the command line: the status code in words, then the
 /// server's message.
-pub fn refused(what: &str, s: &tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} ({}): {}", code_words(s.code()), s.message())
+pub fn refused(what: &str, s: &tonic::Status) -> ApiError {
+    ApiError::Refused {
+        what: what.to_owned(),
+        words: code_words(s.code()),
+        message: s.message().to_owned(),
+    }
+}
+
+/// What is wrong with a PEM file, in words (the PEM reader's own errors
+/// are enum names such as `malformedframing`).
+pub fn pem_error_words(e: &pem::PemError) -> String {
+    match e {
+        pem::PemError::MalformedFraming => {
+            "not valid PEM (the -----BEGIN/-----END lines are malformed)".into()
+        }
+        pem::PemError::InvalidData(_) => "not valid PEM (the base64 body does not decode)".into(),
+        other => format!("not valid PEM ({other})"),
+    }
 }
 
 /// A gRPC status code in lower-case words ("permission denied").
@@ -226,15 +243,24 @@ pub async fn connect_public(server: &str, root_pem: &str) -> Result<Channel> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(root_pem))
         .domain_name(host);
+    dial(url, tls).await
+}
+
+/// Opens the channel to `url` with `tls`, failing within 5 s; each call
+/// then has 120 s.
+async fn dial(url: String, tls: ClientTlsConfig) -> Result<Channel> {
     Channel::from_shared(url.clone())
-        .with_context(|| format!("invalid server URL {url}"))?
+        .map_err(|e| ApiError::Setup(format!("invalid server URL {url}: {e}")))?
         .tls_config(tls)
-        .context("TLS configuration")?
+        .map_err(|e| ApiError::Setup(format!("TLS configuration: {e}")))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(120))
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {url}: {}", connect_failure(&e)))
+        .map_err(|e| ApiError::Connect {
+            reason: connect_failure(&e),
+            url,
+        })
 }
 
 #[cfg(test)]

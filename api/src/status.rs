@@ -30,6 +30,12 @@ impl Classified for trustca_ca::CaError {
     }
 }
 
+impl Classified for trustca_scms::ScmsError {
+    fn class(&self) -> FailureClass {
+        trustca_scms::ScmsError::class(self)
+    }
+}
+
 impl Classified for trustca_store::StoreError {
     fn class(&self) -> FailureClass {
         trustca_store::StoreError::class(self)
@@ -84,7 +90,7 @@ mod tests {
     use super::*;
 
     /// The full list of store failures against every service and protocol
-    /// is `server/src/wire_status.rs`; here the two that once drifted.
+    /// is `wire_status.rs`; here the two that once drifted.
     #[test]
     fn a_store_failure_answers_alike_on_enrollment_revocation_and_trust() {
         for failure in [

@@ -1,6 +1,6 @@
-//! Failure classes as HTTP statuses for the server's HTTP front ends (EST,
-//! IEEE 1609.2.1), and the test that one failure answers alike on every
-//! service and protocol.
+//! Failure classes as HTTP statuses for the HTTP front ends (EST, IEEE
+//! 1609.2.1), and the test that one failure answers alike on every service
+//! and protocol of this crate.
 //!
 //! The classification is each engine's (`CaError::class`,
 //! `TrustDbError::class`, `ScmsError::class`, `StoreError::class`); the gRPC
@@ -11,7 +11,7 @@ use hyper::StatusCode;
 use trustca_model::FailureClass;
 
 /// The HTTP status of a failure class.
-pub(crate) fn http_status(class: FailureClass) -> StatusCode {
+pub fn http_status(class: FailureClass) -> StatusCode {
     StatusCode::from_u16(class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
@@ -48,9 +48,9 @@ mod tests {
     fn a_store_failure_answers_alike_on_every_service_and_protocol() {
         for failure in store_failures() {
             let what = failure().to_string();
-            let enrollment = trustca_api::code(&CaError::Store(failure()));
-            let trust = trustca_api::code(&TrustDbError::Store(failure()));
-            let v2x = crate::v2x::status(ScmsError::Store(failure())).code();
+            let enrollment = crate::code(&CaError::Store(failure()));
+            let trust = crate::code(&TrustDbError::Store(failure()));
+            let v2x = crate::status(ScmsError::Store(failure())).code();
             assert_eq!(enrollment, trust, "{what}: enrollment vs trust");
             assert_eq!(enrollment, v2x, "{what}: enrollment vs V2X");
             assert_eq!(
@@ -75,9 +75,9 @@ mod tests {
     fn the_named_drifts_are_gone() {
         // A full disk is RESOURCE_EXHAUSTED and a damaged record DATA_LOSS
         // on V2X too (they were UNAVAILABLE there).
-        let full = crate::v2x::status(ScmsError::Store(StoreError::Full("x".into())));
+        let full = crate::status(ScmsError::Store(StoreError::Full("x".into())));
         assert_eq!(full.code(), tonic::Code::ResourceExhausted);
-        let corrupt = crate::v2x::status(ScmsError::Store(StoreError::Corrupt {
+        let corrupt = crate::status(ScmsError::Store(StoreError::Corrupt {
             key: "k".into(),
             reason: "r".into(),
         }));

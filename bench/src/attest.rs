@@ -102,7 +102,7 @@ pub async fn measure(plan: Plan, threads: usize) -> Result<(Vec<Row>, Vec<Figure
     let server = grpc::start(data.path()).await.context("start the server")?;
     let url = format!("https://{}", server.addr);
     let root_pem = std::fs::read(vendor.root_pem_path())?;
-    AttestationClient::new(trustca::client::connect(&url, &ops).await?)
+    AttestationClient::new(trustca_api::client::connect(&url, &ops).await?)
         .add_attestation_root(pb::AttestationRootRequest {
             sector: fixture::SECTOR.into(),
             certificate_der: pem::parse(root_pem)?.into_contents(),

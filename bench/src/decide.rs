@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use prost::Message;
 use tonic::transport::Channel;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_api::trust_convert::Convert;
 use trustca_model::{CertificateKind, credential_from_chain};
 use trustca_proto::v1 as pb;
@@ -162,7 +162,7 @@ impl World {
             "B-CARS",
         )
         .await?;
-        let channel = trustca::client::connect(&addr.to_string(), &manufacturer.client).await?;
+        let channel = trustca_api::client::connect(&addr.to_string(), &manufacturer.client).await?;
         let mut enroll = EnrollmentClient::new(channel);
 
         let key = rcgen::KeyPair::generate()?;

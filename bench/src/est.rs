@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio_rustls::TlsConnector;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_server::{RunningServer, ServeOptions};
 
 use crate::fixture::{self, Device};

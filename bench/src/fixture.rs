@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::{CertificateKind, Credential, SectorName, credential_from_chain};
 use trustca_proto::v1 as pb;
@@ -227,7 +227,7 @@ pub async fn register_certified_model(
         let url = url.to_owned();
         async move {
             anyhow::Ok(pb::model_registry_client::ModelRegistryClient::new(
-                trustca::client::connect(&url, &creds).await?,
+                trustca_api::client::connect(&url, &creds).await?,
             ))
         }
     };

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tonic::transport::Channel;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_client::EnrollmentClient;
 use trustca_server::{RunningServer, ServeOptions};
@@ -54,7 +54,7 @@ pub async fn connect(
 ) -> Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
-        out.push(trustca::client::connect(&addr.to_string(), creds).await?);
+        out.push(trustca_api::client::connect(&addr.to_string(), creds).await?);
     }
     Ok(out)
 }

@@ -14,7 +14,7 @@ use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_ca::CaHierarchy;
 use trustca_model::{CertificateKind, SectorName};
 use trustca_server::Pkcs11Options;

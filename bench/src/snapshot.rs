@@ -93,7 +93,7 @@ async fn one(models: usize) -> Result<Sized> {
     let server = start(data.path()).await?;
     let root_pem = fixture::root_pem(data.path())?;
     let channel =
-        trustca::client::connect_public(&format!("https://{}", server.addr), &root_pem).await?;
+        trustca_api::client::connect_public(&format!("https://{}", server.addr), &root_pem).await?;
     let mut client = pb::trust_snapshots_client::TrustSnapshotsClient::new(channel)
         .max_decoding_message_size(usize::MAX);
     // The scope of one sector is built on demand (the server's background
@@ -149,7 +149,7 @@ async fn fleet_move(devices: usize, threads: usize) -> Result<(f64, u64)> {
     )
     .await?;
     let mut as_tuv = pb::model_registry_client::ModelRegistryClient::new(
-        trustca::client::connect(&url, &tuv).await?,
+        trustca_api::client::connect(&url, &tuv).await?,
     );
     crate::progress(&format!(
         "snapshot: enrolling {devices} devices of one model"

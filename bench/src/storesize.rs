@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ring::rand::SecureRandom;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_model::credential_from_chain;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
@@ -404,7 +404,7 @@ async fn probe(
         .with_context(|| format!("unexpected server output {line:?}"))?
         .to_owned();
     let (rss_start, _) = cpu::rss_kib(&pid).context("no /proc status of the server")?;
-    let channel = trustca::client::connect(&addr, client).await?;
+    let channel = trustca_api::client::connect(&addr, client).await?;
     let trust = TrustDatabaseClient::new(channel);
     // The same random devices whatever the run (xorshift).
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;

@@ -219,7 +219,7 @@ async fn register(
         "ops",
         &[crate::fixture::SECTOR, "hems"],
     )?;
-    let channel = trustca::client::connect(&world.addr.to_string(), &ops).await?;
+    let channel = trustca_api::client::connect(&world.addr.to_string(), &ops).await?;
     let mut systems = SystemsClient::new(channel);
     for g in 0..garages {
         let c = first + 4 * g;

@@ -982,7 +982,7 @@ async fn year_over(repeats: usize, separated: bool) -> Result<Vec<Figure>> {
     let url = format!("https://{}", servers.ca.addr);
     register_vehicle_model(&url, &manufacturer.client, &tuv).await?;
     let mut enroll = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&url, &manufacturer.client).await?,
+        trustca_api::client::connect(&url, &manufacturer.client).await?,
     );
     let mut totals = Vec::new();
     for run in 0..=repeats.max(1) {
@@ -991,7 +991,7 @@ async fn year_over(repeats: usize, separated: bool) -> Result<Vec<Figure>> {
         let cat = Caterpillar::generate()?;
         let started = Instant::now();
         let mut ra = pb::v2x_registration_client::V2xRegistrationClient::new(
-            trustca::client::connect(&servers.ra_url, &creds).await?,
+            trustca_api::client::connect(&servers.ra_url, &creds).await?,
         )
         .max_decoding_message_size(64 * 1024 * 1024);
         let profile = ra
@@ -1078,7 +1078,7 @@ pub(crate) async fn enroll_vehicle(
     enroll: &mut trustca_proto::v1::enrollment_client::EnrollmentClient<tonic::transport::Channel>,
     data: &std::path::Path,
     serial: &str,
-) -> Result<trustca::client::ClientCredentials> {
+) -> Result<trustca_api::client::ClientCredentials> {
     use trustca_proto::v1 as pb;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
@@ -1101,7 +1101,7 @@ pub(crate) async fn enroll_vehicle(
         })
         .await?
         .into_inner();
-    Ok(trustca::client::ClientCredentials {
+    Ok(trustca_api::client::ClientCredentials {
         cert_pem: resp
             .chain_der
             .iter()
@@ -1117,8 +1117,8 @@ pub(crate) async fn enroll_vehicle(
 /// automotive; the tickets' permissions follow the level).
 pub(crate) async fn register_vehicle_model(
     url: &str,
-    manufacturer: &trustca::client::ClientCredentials,
-    body: &trustca::client::ClientCredentials,
+    manufacturer: &trustca_api::client::ClientCredentials,
+    body: &trustca_api::client::ClientCredentials,
 ) -> Result<()> {
     crate::fixture::register_certified_model(
         url,

@@ -90,7 +90,7 @@ pub async fn year_over_dot1(repeats: usize) -> Result<Vec<Figure>> {
     let url = format!("https://{}", server.addr);
     crate::v2x::register_vehicle_model(&url, &manufacturer.client, &tuv).await?;
     let mut enroll = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&url, &manufacturer.client).await?,
+        trustca_api::client::connect(&url, &manufacturer.client).await?,
     );
     let root = Certificate::from_coer_in(
         CertProfile::Ieee1609Dot2,
@@ -157,7 +157,7 @@ pub async fn year_over_dot1(repeats: usize) -> Result<Vec<Figure>> {
                 .body(Full::new(Bytes::new()))?;
             let zip = send(&mut sender, request).await?;
             responses.extend(
-                trustca_server::stored_zip::entries(&zip)?
+                trustca_api::v2x_http::stored_zip::entries(&zip)?
                     .into_iter()
                     .map(|(_, r)| r),
             );

@@ -97,7 +97,7 @@ fn read_cert(path: &PathBuf) -> Result<Vec<u8>> {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    crate::client::refused("refused", &s)
+    crate::client::refused("refused", &s).into()
 }
 
 /// Runs `trustca attestation-root ...`.

@@ -8,17 +8,9 @@ use trustca_model::{TrustLevelExtension, trust_extension};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-/// A PEM parse failure as words: the `pem` crate's `Display` of a
-/// framing error is the bare `malformedframing`.
-pub fn pem_error_words(e: &pem::PemError) -> String {
-    match e {
-        pem::PemError::MalformedFraming => {
-            "not valid PEM (the -----BEGIN/-----END lines are malformed)".into()
-        }
-        pem::PemError::InvalidData(_) => "not valid PEM (the base64 body does not decode)".into(),
-        other => format!("not valid PEM ({other})"),
-    }
-}
+/// A PEM parse failure as words (the gRPC client's, which checks its
+/// credential files the same way).
+pub use trustca_api::client::pem_error_words;
 
 /// DER certificates in a PEM file (or one DER certificate).
 pub fn read_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {

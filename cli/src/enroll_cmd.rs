@@ -232,7 +232,7 @@ pub async fn run(a: EnrollArgs) -> Result<ExitCode> {
         Ok(r) => r.into_inner(),
         Err(s) => {
             undo(reserved, maybe_enrolled(&s));
-            return Err(crate::client::refused("enrollment refused", &s));
+            return Err(crate::client::refused("enrollment refused", &s).into());
         }
     };
     let chain: Vec<&[u8]> = resp.chain_der.iter().map(|d| d.as_slice()).collect();

@@ -1,8 +1,8 @@
-//! The `trustca` binary's library: the command line and its commands, the
-//! gRPC client, the vehicle's pseudonym pool, and certificate
-//! inspection/verification. The server itself (`serve`, `init`, transport,
-//! policies) is the `trustca-server` crate; exposed as a library so tests
-//! use the same client code as the binary.
+//! The `trustca` binary's library: the command line and its commands, and
+//! certificate inspection/verification. The server itself (`serve`,
+//! `init`, transport, policies) is the `trustca-server` crate, the gRPC
+//! client `trustca-api`'s (`trustca_api::client`, re-exported here as
+//! `client` for the commands).
 #![forbid(unsafe_code)]
 
 pub mod attestation_cmd;
@@ -11,7 +11,6 @@ pub mod ca_cmd;
 pub mod ceremony_cmd;
 pub mod certinfo;
 pub mod cli;
-pub mod client;
 pub mod enroll_cmd;
 pub mod etsi_ceremony_cmd;
 pub mod etsi_cmd;
@@ -34,5 +33,7 @@ pub mod v2x_role_cmd;
 pub mod verify_cmd;
 pub mod web_cmd;
 
+/// The gRPC client lives in the wire crate; commands use it from there.
+pub use trustca_api::client;
 /// Policy discovery lives in the server crate; commands use it from there.
 pub use trustca_server::policies;

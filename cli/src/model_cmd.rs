@@ -162,7 +162,7 @@ pub enum ModelAction {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    crate::client::refused("refused", &s)
+    crate::client::refused("refused", &s).into()
 }
 
 fn selector_text(s: Option<&pb::ModelSelector>) -> String {

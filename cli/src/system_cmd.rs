@@ -136,7 +136,7 @@ fn parse_link(text: &str) -> Result<pb::SystemLink> {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    crate::client::refused("refused", &s)
+    crate::client::refused("refused", &s).into()
 }
 
 fn view_json(v: &pb::SystemView) -> Value {

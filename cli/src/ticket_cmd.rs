@@ -39,7 +39,7 @@ fn now_unix() -> i64 {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    crate::client::refused("refused", &s)
+    crate::client::refused("refused", &s).into()
 }
 
 /// Reads an IEEE 1609.2 certificate (the IEEE 1609.2 profile, which

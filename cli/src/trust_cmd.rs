@@ -391,7 +391,7 @@ pub enum TrustAction {
 }
 
 fn refused(s: tonic::Status) -> anyhow::Error {
-    crate::client::refused("refused", &s)
+    crate::client::refused("refused", &s).into()
 }
 
 fn assertion_pem(a: &pb::SignedAssertion) -> String {

@@ -41,6 +41,9 @@ pub enum ServerError {
     /// An audit tree head could not be signed.
     #[error("{0}")]
     Audit(String),
+    /// A front end or client of the wire (`trustca-api`) could not be set up.
+    #[error(transparent)]
+    Api(#[from] trustca_api::ApiError),
     /// The server task stopped with an error or panicked.
     #[error("{0}")]
     Stopped(String),

@@ -164,7 +164,7 @@ pub(crate) async fn start_role(
     let est_stop = tokio_util::sync::CancellationToken::new();
     let est_addr = match (https_listener, v2x.http.clone()) {
         (Some(listener), Some(http)) => {
-            let _ = http.metrics.set(Arc::clone(&metrics));
+            let _ = http.metrics.set(metrics.clone());
             let bound = listener
                 .local_addr()
                 .map_err(|e| ServerError::Listen(format!("cannot read the HTTPS address: {e}")))?;

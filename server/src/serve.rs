@@ -643,7 +643,7 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
                 &sector,
                 Arc::clone(&hash_crls),
             )?;
-            let http = crate::v2x_http::V2xHttp {
+            let http = trustca_api::v2x_http::V2xHttp {
                 eca: Some(eca),
                 hash_crls: Some(hash_crls),
                 ..Default::default()
@@ -709,11 +709,15 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
             let est = crate::est::Est::new(
                 Arc::clone(&engine),
                 Arc::clone(&storage),
-                Arc::clone(&metrics),
+                Arc::new(crate::est::AuthCheck {
+                    storage: Arc::clone(&storage),
+                    revoked_cas: Arc::clone(engine.hierarchy().revoked_cas()),
+                }),
+                metrics.clone(),
             )?;
             let est = Arc::new(match v2x_http {
                 Some(http) => {
-                    let _ = http.metrics.set(Arc::clone(&metrics));
+                    let _ = http.metrics.set(metrics.clone());
                     est.with_v2x(http)
                 }
                 None => est,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 
 use super::ceremony::Ceremony;
 use super::{available, build_go_checker, run_output};

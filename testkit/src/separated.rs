@@ -43,11 +43,11 @@ impl Authority {
 
     /// Its TLS credential as a client would hold it (only the RA's is
     /// accepted as a client by the others).
-    pub fn client_credentials(&self) -> trustca::client::ClientCredentials {
+    pub fn client_credentials(&self) -> trustca_api::client::ClientCredentials {
         let keys =
             trustca_ca::Keystore::open(&self.path().join("keys"), &self.passphrase()).unwrap();
         let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", keys.load("tls").unwrap()));
-        trustca::client::ClientCredentials {
+        trustca_api::client::ClientCredentials {
             cert_pem: std::fs::read_to_string(self.path().join("tls/chain.pem")).unwrap(),
             key_pem,
             root_pem: std::fs::read_to_string(self.path().join("trust/root.pem")).unwrap(),

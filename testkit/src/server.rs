@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tonic::transport::Channel;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::{CertificateKind, SectorName};
 use trustca_proto::v1 as pb;

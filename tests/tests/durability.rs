@@ -47,13 +47,13 @@ fn spawn_serve(ca: &TestCa) -> (std::process::Child, String, std::time::Duration
 /// `kill_at` certificates came back. Returns what came back.
 async fn killed_round(
     ca: &TestCa,
-    acme: &trustca::client::ClientCredentials,
+    acme: &trustca_api::client::ClientCredentials,
     round: u32,
     total: u64,
     kill_at: usize,
 ) -> Vec<pb::EnrollResponse> {
     let (mut child, addr, _) = spawn_serve(ca);
-    let channel = trustca::client::connect(&format!("https://{addr}"), acme)
+    let channel = trustca_api::client::connect(&format!("https://{addr}"), acme)
         .await
         .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel);

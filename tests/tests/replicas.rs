@@ -66,9 +66,9 @@ fn batch(prefix: &str, n: u64) -> Vec<pb::EnrollBatchItem> {
         .collect()
 }
 
-async fn crl_number(url: &str, creds: &trustca::client::ClientCredentials) -> u64 {
+async fn crl_number(url: &str, creds: &trustca_api::client::ClientCredentials) -> u64 {
     let mut rev = pb::revocation_client::RevocationClient::new(
-        trustca::client::connect(url, creds).await.unwrap(),
+        trustca_api::client::connect(url, creds).await.unwrap(),
     );
     rev.get_crl(pb::GetCrlRequest {
         sector: "hems".into(),
@@ -102,10 +102,10 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
     // Two devices that ask each other, enrolled through different replicas.
     let root = ca.root_pem();
     let mut enroll_a = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&url_a, &acme).await.unwrap(),
+        trustca_api::client::connect(&url_a, &acme).await.unwrap(),
     );
     let mut enroll_b = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&url_b, &acme).await.unwrap(),
+        trustca_api::client::connect(&url_b, &acme).await.unwrap(),
     );
     let house = enroll_device(
         &mut enroll_a,
@@ -145,7 +145,7 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
         );
         deciders.push(tokio::spawn(async move {
             let mut c = pb::trust_database_client::TrustDatabaseClient::new(
-                trustca::client::connect(&url, &creds).await.unwrap(),
+                trustca_api::client::connect(&url, &creds).await.unwrap(),
             );
             let (mut ok, mut failed) = (0u64, 0u64);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -217,7 +217,9 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
     // The survivor answers about a device the dead replica enrolled, and
     // takes changes.
     let mut trust_b = pb::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&url_b, &operator).await.unwrap(),
+        trustca_api::client::connect(&url_b, &operator)
+            .await
+            .unwrap(),
     );
     let t = trust_b
         .get_trust(pb::GetTrustRequest {
@@ -230,7 +232,9 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
         .into_inner();
     assert_eq!(t.identity, house.identity);
     let mut rev_b = pb::revocation_client::RevocationClient::new(
-        trustca::client::connect(&url_b, &operator).await.unwrap(),
+        trustca_api::client::connect(&url_b, &operator)
+            .await
+            .unwrap(),
     );
     let first_a = returned[0].chain_der[0].clone();
     let r = rev_b
@@ -371,7 +375,7 @@ async fn a_sled_deployment_moves_to_postgres_with_its_audit_log() {
     let (mut server, url) = replica(ca.data(), &store);
     let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
     let mut trust = pb::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&url, &operator).await.unwrap(),
+        trustca_api::client::connect(&url, &operator).await.unwrap(),
     );
     let t = trust
         .get_trust(pb::GetTrustRequest {

@@ -2,7 +2,10 @@
 //! devices: `trustca serve --est-listen ADDR` serves
 //! `/.well-known/est/<label>/{cacerts,simpleenroll,simplereenroll,csrattrs}`
 //! over HTTPS (HTTP/1.1 and HTTP/2) with the gRPC port's TLS identity,
-//! root and client-certificate check.
+//! root and client-certificate check. This module is the front end's wire
+//! (routes, handlers, bodies, statuses); the server binds the socket,
+//! runs TLS and the connection table, and lends it its caller check
+//! ([`CallerCheck`]) and request counters ([`HttpCounters`]).
 //!
 //! - A **label** names a sector (`automotive`, `hems`, ...). Without a label,
 //!   `cacerts` answers every sector CA, `csrattrs` what every sector
@@ -31,7 +34,6 @@
 //! status. HTTP Basic bootstrap is not offered.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,11 +46,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::server::Connected;
+use tonic::Status;
 use trustca_ca::attestation::TpmKeyAttestation;
 use trustca_ca::{CaError, DeviceAttributes, EnrollmentEngine, EnrollmentRequest};
 use trustca_model::extension::EvaluationBasis;
@@ -58,20 +56,15 @@ use trustca_store::Storage;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
-use crate::auth;
-use crate::connections::ConnectionTable;
-use crate::error::ServerError;
-use crate::est_attestation;
-use crate::metrics::Metrics;
-use crate::transport::{self, TlsConnection, TransportIdentity};
+use crate::ApiError;
 
+pub mod attestation;
 #[cfg(test)]
 mod tests;
 mod wire;
 
 use wire::*;
-pub use wire::{certs_only, csr_attrs};
-pub(crate) use wire::{media_type, read_body, refusal};
+pub use wire::{certs_only, csr_attrs, media_type, read_body, refusal};
 
 /// The largest request body accepted (a base64 CSR is about 1 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -164,7 +157,7 @@ impl EstError {
             EstError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             EstError::Timeout => StatusCode::REQUEST_TIMEOUT,
             EstError::Caller { status, .. } => *status,
-            EstError::Ca(e) => crate::wire_status::http_status(e.class()),
+            EstError::Ca(e) => crate::http_status(e.class()),
             EstError::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -218,15 +211,39 @@ struct RequestLog {
     caller: String,
 }
 
-pub(crate) type Answer = Response<Full<Bytes>>;
+/// An HTTP answer of the front ends.
+pub type Answer = Response<Full<Bytes>>;
 
-/// What an HTTPS listener of this server answers with: EST (with the
+/// What an HTTPS listener of the server answers with: EST (with the
 /// IEEE 1609.2.1 resources beside it) in the CA's process, the 1609.2.1
 /// resources alone in a registration authority's (`serve --role`).
 #[tonic::async_trait]
-pub(crate) trait HttpsService: Send + Sync + 'static {
+pub trait HttpsService: Send + Sync + 'static {
     /// Answers one request (and logs it).
     async fn answer(&self, peer: &AuthenticatedPeer, request: Request<Incoming>) -> Answer;
+}
+
+/// The server's caller check, which the HTTPS front ends share with its
+/// gRPC authentication layer: verified chain, role, client certificate
+/// not revoked (nor its sector CA).
+pub trait CallerCheck: Send + Sync + 'static {
+    /// The credential `peer` connected with, if it is of one of `roles`
+    /// and not revoked; `path` names the operation in refusals. `Ok(None)`:
+    /// no client certificate was shown.
+    fn check(
+        &self,
+        path: &str,
+        roles: &'static [CertificateKind],
+        peer: &AuthenticatedPeer,
+    ) -> Result<Option<Arc<Credential>>, Status>;
+}
+
+/// Where the server counts the HTTPS front ends' requests (its metrics).
+pub trait HttpCounters: Send + Sync + 'static {
+    /// One EST request of `operation` answered with `status`.
+    fn est_request(&self, operation: &str, status: u16);
+    /// One IEEE 1609.2.1 request of `resource` answered with `status`.
+    fn v2x_http_request(&self, resource: &str, status: u16);
 }
 
 #[tonic::async_trait]
@@ -239,10 +256,11 @@ impl HttpsService for Est {
 /// The EST endpoint's state: the enrollment engine, the store (for caller
 /// revocation and the device's record) and the answers that never change
 /// while the server runs (CA certificates and CSR attributes, encoded once).
-pub(crate) struct Est {
+pub struct Est {
     engine: Arc<EnrollmentEngine>,
     storage: Arc<dyn Storage>,
-    metrics: Arc<Metrics>,
+    callers: Arc<dyn CallerCheck>,
+    counters: Arc<dyn HttpCounters>,
     sectors: Vec<SectorName>,
     cacerts: BTreeMap<SectorName, Bytes>,
     all_cacerts: Bytes,
@@ -262,13 +280,16 @@ impl std::fmt::Debug for Est {
 }
 
 impl Est {
-    /// Encodes the fixed answers from the engine's hierarchy and policies.
-    pub(crate) fn new(
+    /// Encodes the fixed answers from the engine's hierarchy and policies;
+    /// callers are checked by `callers` against `storage`'s records, and
+    /// requests counted in `counters`.
+    pub fn new(
         engine: Arc<EnrollmentEngine>,
         storage: Arc<dyn Storage>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, ServerError> {
-        let bad = |e: &dyn std::fmt::Display| ServerError::Config(format!("EST: {e}"));
+        callers: Arc<dyn CallerCheck>,
+        counters: Arc<dyn HttpCounters>,
+    ) -> Result<Self, ApiError> {
+        let bad = |e: &dyn std::fmt::Display| ApiError::Setup(format!("EST: {e}"));
         let hierarchy = engine.hierarchy();
         let root = hierarchy.root_der.clone();
         let mut cacerts = BTreeMap::new();
@@ -302,7 +323,8 @@ impl Est {
         Ok(Self {
             engine,
             storage,
-            metrics,
+            callers,
+            counters,
             sectors,
             cacerts,
             all_cacerts,
@@ -313,7 +335,7 @@ impl Est {
     }
 
     /// Serves the IEEE 1609.2.1 resources beside EST.
-    pub(crate) fn with_v2x(mut self, v2x: Arc<crate::v2x_http::V2xHttp>) -> Self {
+    pub fn with_v2x(mut self, v2x: Arc<crate::v2x_http::V2xHttp>) -> Self {
         self.v2x = Some(v2x);
         self
     }
@@ -339,7 +361,7 @@ impl Est {
         let result = self.dispatch(peer, &parts, body, &mut log).await;
         let response = result.unwrap_or_else(refusal);
         let status = response.status();
-        self.metrics.est_request(log.operation, status.as_u16());
+        self.counters.est_request(log.operation, status.as_u16());
         let outcome = if status.is_success() { "ok" } else { "refused" };
         tracing::info!(
             est = log.operation,
@@ -409,7 +431,7 @@ impl Est {
                         "name the sector: /.well-known/est/<sector>/attestchallenge".into(),
                     )
                 })?;
-                est_attestation::challenge(&self.engine, caller, sector, request, body).await
+                attestation::challenge(&self.engine, caller, sector, request, body).await
             }
         }
     }
@@ -443,20 +465,14 @@ impl Est {
         peer: &AuthenticatedPeer,
     ) -> Result<Arc<Credential>, EstError> {
         let path = format!("{WELL_KNOWN}{}", operation.as_str());
-        match auth::check(
-            &path,
-            auth::caller(roles),
-            Some(peer),
-            self.storage.as_ref(),
-            Some(self.engine.hierarchy().revoked_cas()),
-        ) {
+        match self.callers.check(&path, roles, peer) {
             Ok(Some(credential)) => Ok(credential),
             Ok(None) => Err(EstError::Caller {
                 status: StatusCode::UNAUTHORIZED,
                 reason: "no client certificate: connect with a TLS client certificate".into(),
             }),
             Err(status) => Err(EstError::Caller {
-                status: crate::wire_status::http_status(trustca_proto::class_of(status.code())),
+                status: crate::http_status(trustca_proto::class_of(status.code())),
                 reason: status.message().to_owned(),
             }),
         }
@@ -701,7 +717,7 @@ fn route(path: &str) -> Result<(Option<&str>, Operation), EstError> {
 }
 
 /// Client text fit to echo: printable ASCII, at most 64 characters.
-pub(crate) fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     let mut out: String = s
         .chars()
         .take(64)
@@ -711,82 +727,4 @@ pub(crate) fn printable(s: &str) -> String {
         out.push_str("...");
     }
     out
-}
-
-/// Serves EST on `listener` until `stop` is cancelled: new connections are
-/// then refused and open ones finish their requests, until the shutdown
-/// grace period ends. Connections are accepted like the gRPC port's
-/// (`transport`: handshake deadline, client certificate check) and held in
-/// the same connection `table`, so its limit, eviction and idle timeouts
-/// cover both ports.
-pub(crate) fn spawn(
-    listener: TcpListener,
-    identity: &TransportIdentity,
-    table: Arc<ConnectionTable>,
-    est: Arc<dyn HttpsService>,
-    stop: CancellationToken,
-) -> Result<(), ServerError> {
-    // HTTP/1.0 too: `curl --http1.0` offers only `http/1.0`, and rustls
-    // ends a handshake whose offer has nothing in common with ours.
-    let alpn = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-    let mut incoming = transport::incoming_offering(listener, identity, table, Some(alpn))?;
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => break,
-                next = incoming.next() => next,
-            };
-            let connection = match next {
-                Some(Ok(c)) => c,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "EST connection not accepted");
-                    continue;
-                }
-                None => break,
-            };
-            tokio::spawn(serve_connection(connection, Arc::clone(&est), stop.clone()));
-        }
-    });
-    Ok(())
-}
-
-/// Serves HTTP/1.1 or HTTP/2 on one accepted connection.
-async fn serve_connection(
-    connection: TlsConnection,
-    est: Arc<dyn HttpsService>,
-    stop: CancellationToken,
-) {
-    let info = connection.connect_info();
-    let remote = info.peer.remote;
-    let service = hyper::service::service_fn(move |request| {
-        let (est, info) = (Arc::clone(&est), info.clone());
-        async move {
-            // In flight: the connection is not idle, nor evicted.
-            let _request = info.activity.begin();
-            Ok::<_, Infallible>(est.answer(&info.peer, request).await)
-        }
-    });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(REQUEST_READ_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64);
-    let served = builder.serve_connection(TokioIo::new(connection), service);
-    tokio::pin!(served);
-    // The connection's own I/O fails once the grace period is over
-    // (`transport`), which ends `served` in either branch.
-    let result = tokio::select! {
-        r = served.as_mut() => r,
-        () = stop.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.as_mut().await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(?remote, error = %e, "EST connection ended");
-    }
 }

@@ -82,7 +82,7 @@ fn csr_attrs_name_the_key_signature_and_subject() {
             AT_COMMON_NAME,
             AT_SERIAL_NUMBER,
             AT_FIRMWARE_VERSION,
-            est_attestation::AT_TPM_ATTESTATION
+            attestation::AT_TPM_ATTESTATION
         ]
     );
     let both = csr_attrs(&[KeyAlgorithm::EcdsaP256, KeyAlgorithm::Ed25519]).unwrap();

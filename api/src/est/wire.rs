@@ -5,10 +5,7 @@
 use super::*;
 
 /// A request body, at most [`MAX_BODY_BYTES`], within [`REQUEST_READ_TIMEOUT`].
-pub(crate) async fn read_body(
-    headers: &hyper::HeaderMap,
-    body: Incoming,
-) -> Result<Bytes, EstError> {
+pub async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, EstError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +49,7 @@ pub(super) async fn read_limited(mut body: Incoming) -> Result<Bytes, EstError> 
 }
 
 /// The request's media type, without parameters (empty when absent).
-pub(crate) fn media_type(request: &Parts) -> &str {
+pub fn media_type(request: &Parts) -> &str {
     request
         .headers
         .get(header::CONTENT_TYPE)
@@ -141,13 +138,11 @@ impl CsrSubject {
         let mut firmware_version = None;
         let mut tpm_attestation = None;
         for attribute in request.info.attributes.iter() {
-            if attribute.oid == est_attestation::AT_TPM_ATTESTATION {
+            if attribute.oid == attestation::AT_TPM_ATTESTATION {
                 if tpm_attestation.is_some() {
                     return Err(bad("the TPM attestation attribute appears twice"));
                 }
-                tpm_attestation = Some(est_attestation::decode_attribute(
-                    attribute.values.as_slice(),
-                )?);
+                tpm_attestation = Some(attestation::decode_attribute(attribute.values.as_slice())?);
                 continue;
             }
             if attribute.oid != AT_FIRMWARE_VERSION {
@@ -289,7 +284,7 @@ pub fn csr_attrs(algorithms: &[KeyAlgorithm]) -> Result<Vec<u8>, der::Error> {
         AT_COMMON_NAME,
         AT_SERIAL_NUMBER,
         AT_FIRMWARE_VERSION,
-        est_attestation::AT_TPM_ATTESTATION,
+        attestation::AT_TPM_ATTESTATION,
     ] {
         push_oid(&mut items, oid)?;
     }
@@ -325,7 +320,7 @@ pub(super) fn empty(status: StatusCode) -> Answer {
 }
 
 /// A refusal: its status and its sentence as a plain-text body.
-pub(crate) fn refusal(e: EstError) -> Answer {
+pub fn refusal(e: EstError) -> Answer {
     let status = e.status();
     let mut response = Response::new(Full::new(Bytes::from(format!("{e}\n"))));
     *response.status_mut() = status;

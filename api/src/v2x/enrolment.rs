@@ -1,20 +1,16 @@
 //! `V2xEnrollment`, the CA process's V2X enrolment authority over gRPC:
 //! enrolment credentials for vehicles (each recorded for the hash CRL),
 //! and the hash-based CRLs of enrolment and CA certificates with the
-//! operator's revocations (`hash_crls.rs`).
+//! operator's revocations (the server's publisher, as [`HashCrls`]).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use trustca_api::caller;
-use trustca_ca::CaHierarchy;
 use trustca_proto::v1 as pb;
 use trustca_v2x::{CertProfile, Certificate};
 
-use super::hash_crls::{EnrolmentRefused, HashCrlPublisher};
-use super::{blocking, vehicle_of};
-use crate::error::{Result, io};
+use super::{EnrolmentRefused, HashCrls, blocking, vehicle_of};
+use crate::caller;
 
 /// Domain of the proof of possession in `IssueEnrollmentCredential`.
 pub const ENROLMENT_POP_DOMAIN: &[u8] = b"trustca-v2x-enrolment-v1";
@@ -24,7 +20,7 @@ pub struct EnrollmentCredentialService {
     ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
     root: Vec<u8>,
     sector: String,
-    hash_crls: Arc<HashCrlPublisher>,
+    hash_crls: Arc<dyn HashCrls>,
 }
 
 impl std::fmt::Debug for EnrollmentCredentialService {
@@ -36,25 +32,21 @@ impl std::fmt::Debug for EnrollmentCredentialService {
 }
 
 impl EnrollmentCredentialService {
-    /// The EA of `data`'s V2X hierarchy, for vehicles of `sector`; the
-    /// credentials it issues are recorded in, and revoked through,
-    /// `hash_crls`.
-    pub(crate) fn open(
-        data: &Path,
-        hierarchy: &CaHierarchy,
+    /// The EA `ea` (its key and certificate) under the V2X `root` (COER),
+    /// for vehicles of `sector`; the credentials it issues are recorded
+    /// in, and revoked through, `hash_crls`.
+    pub fn new(
+        ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
+        root: Vec<u8>,
         sector: &str,
-        hash_crls: Arc<HashCrlPublisher>,
-    ) -> Result<Self> {
-        let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
-        let root_path = data.join("ca").join("v2x-root.oer");
-        let root = std::fs::read(&root_path)
-            .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
-        Ok(Self {
-            ea: Arc::new(ea),
+        hash_crls: Arc<dyn HashCrls>,
+    ) -> Self {
+        Self {
+            ea,
             root,
             sector: sector.to_owned(),
             hash_crls,
-        })
+        }
     }
 }
 
@@ -63,7 +55,7 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
     async fn issue_enrollment_credential(
         &self,
         request: Request<pb::IssueEnrollmentCredentialRequest>,
-    ) -> std::result::Result<Response<pb::EnrollmentCredentialResponse>, Status> {
+    ) -> Result<Response<pb::EnrollmentCredentialResponse>, Status> {
         let credential = caller(&request)?;
         let vehicle = vehicle_of(&credential, &self.sector)?;
         let msg = request.into_inner();
@@ -93,7 +85,7 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
             Err(EnrolmentRefused::Revoked) => {
                 return Err(Status::permission_denied(EnrolmentRefused::REVOKED));
             }
-            Err(EnrolmentRefused::Failed(e)) => return Err(super::status(e)),
+            Err(EnrolmentRefused::Failed(e)) => return Err(crate::status(e)),
         }
         let cert = blocking(move || {
             let cert = trustca_ca::v2x_ca::issue_enrolment_credential(
@@ -121,7 +113,7 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
     async fn get_hash_crl(
         &self,
         request: Request<pb::GetHashCrlRequest>,
-    ) -> std::result::Result<Response<pb::HashCrlResponse>, Status> {
+    ) -> Result<Response<pb::HashCrlResponse>, Status> {
         let series = u16::try_from(request.into_inner().crl_series)
             .map_err(|_| Status::invalid_argument("crl_series is a Uint16"))?;
         let hash_crls = Arc::clone(&self.hash_crls);
@@ -134,7 +126,7 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
     async fn revoke_enrolment(
         &self,
         request: Request<pb::RevokeEnrolmentRequest>,
-    ) -> std::result::Result<Response<pb::RevokeEnrolmentResponse>, Status> {
+    ) -> Result<Response<pb::RevokeEnrolmentResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let vehicle = request.into_inner().vehicle;
         if vehicle.is_empty() || vehicle.len() > 256 {
@@ -158,7 +150,7 @@ impl pb::v2x_enrollment_server::V2xEnrollment for EnrollmentCredentialService {
     async fn revoke_ca_certificate(
         &self,
         request: Request<pb::RevokeCaCertificateRequest>,
-    ) -> std::result::Result<Response<pb::HashCrlResponse>, Status> {
+    ) -> Result<Response<pb::HashCrlResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         if msg.reason.is_empty()

@@ -15,7 +15,9 @@ use trustca_scms::{
 };
 
 use super::{MAX_RESPONSE_BYTES, REMOTE_TIMEOUT};
-use crate::error::{Result, ServerError};
+use crate::ApiError;
+
+type Result<T> = std::result::Result<T, ApiError>;
 
 /// TLS material of the registration authority's client connections.
 #[derive(Debug, Clone)]
@@ -43,9 +45,9 @@ fn channel(url: &str, tls: &RemoteTls) -> Result<Channel> {
         ))
         .domain_name(host);
     Ok(Channel::from_shared(url.to_owned())
-        .map_err(|e| ServerError::Config(format!("bad URL {url}: {e}")))?
+        .map_err(|e| ApiError::Setup(format!("bad URL {url}: {e}")))?
         .tls_config(config)
-        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .map_err(|e| ApiError::Setup(format!("TLS setup: {e}")))?
         .connect_timeout(REMOTE_TIMEOUT)
         .timeout(REMOTE_TIMEOUT)
         .connect_lazy())

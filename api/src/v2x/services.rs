@@ -1,29 +1,23 @@
 //! The gRPC services of the V2X authorities (RA, pseudonym CA, linkage
 //! authorities): requests converted, the engine called off the async
-//! runtime, its errors mapped to statuses in [`status`] and only there.
+//! runtime, its errors mapped to statuses by the crate's one mapping.
 
-use super::*;
+use std::sync::{Arc, Mutex};
 
-/// An authority's error as a gRPC status: the class is the authority's,
-/// the code the one mapping every service uses.
-pub(crate) fn status(e: ScmsError) -> Status {
-    trustca_proto::status(e.class(), e.to_string())
-}
+use tonic::{Request, Response, Status};
+use trustca_proto::v1 as pb;
+use trustca_pseudonym::{ButterflyRequest, LinkageRevocation, SeedRelease};
+use trustca_scms::pseudonym_ca::MAX_BATCH;
+use trustca_scms::{
+    ChainEnvelope, ChainId, LinkageAuthority, LinkageCrl, PseudonymCa, RegistrationAuthority,
+    ScmsError, TicketRequest, VehicleCredential,
+};
+use trustca_v2x::{CertProfile, Certificate};
 
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, ScmsError> + Send + 'static,
-) -> std::result::Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("task failed: {e}")))?
-        .map_err(status)
-}
+use super::{HashCrls, blocking, now};
+use crate::caller;
 
-pub(super) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn bytes16(b: &[u8], what: &'static str) -> std::result::Result<[u8; 16], Status> {
+fn bytes16(b: &[u8], what: &'static str) -> Result<[u8; 16], Status> {
     <[u8; 16]>::try_from(b)
         .map_err(|_| Status::invalid_argument(format!("{what} must be 16 bytes, got {}", b.len())))
 }
@@ -45,7 +39,7 @@ pub struct RegistrationService {
     pca_certificate: Vec<u8>,
     /// In the CA's process: where a revoked vehicle's enrolment
     /// certificates are listed too.
-    hash_crls: Option<Arc<hash_crls::HashCrlPublisher>>,
+    hash_crls: Option<Arc<dyn HashCrls>>,
 }
 
 impl RegistrationService {
@@ -61,7 +55,7 @@ impl RegistrationService {
 
     /// Revoking a vehicle also lists its enrolment certificates on the
     /// hash CRL of `hash_crls` (the enrolment CA in the same process).
-    pub(crate) fn with_hash_crls(mut self, hash_crls: Arc<hash_crls::HashCrlPublisher>) -> Self {
+    pub fn with_hash_crls(mut self, hash_crls: Arc<dyn HashCrls>) -> Self {
         self.hash_crls = Some(hash_crls);
         self
     }
@@ -70,7 +64,7 @@ impl RegistrationService {
 pub(crate) fn vehicle_of(
     credential: &trustca_model::Credential,
     sector: &str,
-) -> std::result::Result<VehicleCredential, Status> {
+) -> Result<VehicleCredential, Status> {
     if credential.sector.as_str() != sector {
         return Err(Status::permission_denied(format!(
             "authorization tickets are for the {sector} sector; this credential is of {}",
@@ -95,7 +89,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     async fn get_ticket_profile(
         &self,
         _request: Request<pb::GetTicketProfileRequest>,
-    ) -> std::result::Result<Response<pb::TicketProfileInfo>, Status> {
+    ) -> Result<Response<pb::TicketProfileInfo>, Status> {
         let p = self.ra.profile();
         let t = now();
         Ok(Response::new(pb::TicketProfileInfo {
@@ -127,7 +121,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     async fn request_tickets(
         &self,
         request: Request<pb::RequestTicketsRequest>,
-    ) -> std::result::Result<Response<pb::RequestTicketsResponse>, Status> {
+    ) -> Result<Response<pb::RequestTicketsResponse>, Status> {
         let credential = caller(&request)?;
         let vehicle = vehicle_of(&credential, &self.ra.profile().sector)?;
         let msg = request.into_inner();
@@ -159,7 +153,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     async fn download_tickets(
         &self,
         request: Request<pb::DownloadTicketsRequest>,
-    ) -> std::result::Result<Response<pb::DownloadTicketsResponse>, Status> {
+    ) -> Result<Response<pb::DownloadTicketsResponse>, Status> {
         let credential = caller(&request)?;
         let vehicle = vehicle_of(&credential, &self.ra.profile().sector)?;
         let ra = Arc::clone(&self.ra);
@@ -170,7 +164,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     async fn revoke_vehicle(
         &self,
         request: Request<pb::RevokeVehicleRequest>,
-    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+    ) -> Result<Response<pb::LinkageCrlResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         if msg.vehicle.is_empty() {
@@ -202,7 +196,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     async fn identify_vehicle(
         &self,
         request: Request<pb::IdentifyVehicleRequest>,
-    ) -> std::result::Result<Response<pb::IdentifyVehicleResponse>, Status> {
+    ) -> Result<Response<pb::IdentifyVehicleResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let chains = [
@@ -217,7 +211,7 @@ impl pb::v2x_registration_server::V2xRegistration for RegistrationService {
     }
 }
 
-fn case_reference(s: &str) -> std::result::Result<String, Status> {
+fn case_reference(s: &str) -> Result<String, Status> {
     if s.is_empty() || s.len() > 128 || s.chars().any(char::is_control) {
         return Err(Status::invalid_argument(
             "case_reference must be 1..=128 printable characters",
@@ -262,7 +256,7 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
     async fn issue_tickets(
         &self,
         request: Request<pb::IssueTicketsRequest>,
-    ) -> std::result::Result<Response<pb::IssueTicketsResponse>, Status> {
+    ) -> Result<Response<pb::IssueTicketsResponse>, Status> {
         let msg = request.into_inner();
         if msg.requests.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!(
@@ -278,7 +272,7 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
                 TicketRequest::from_bytes(r)
                     .map_err(|e| Status::invalid_argument(format!("request {i}: {e}")))
             })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let pca = Arc::clone(&self.pca);
         let responses = blocking(move || pca.issue_batch(&batch, now())).await?;
         Ok(Response::new(pb::IssueTicketsResponse {
@@ -303,7 +297,7 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
     async fn add_revocation(
         &self,
         request: Request<pb::AddRevocationRequest>,
-    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+    ) -> Result<Response<pb::LinkageCrlResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let parse = |b: &[u8], what: &str| {
@@ -322,7 +316,7 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
     async fn resolution_envelopes(
         &self,
         request: Request<pb::ResolutionEnvelopesRequest>,
-    ) -> std::result::Result<Response<pb::ResolutionEnvelopesResponse>, Status> {
+    ) -> Result<Response<pb::ResolutionEnvelopesResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let case = case_reference(&msg.case_reference)?;
@@ -340,7 +334,7 @@ impl pb::v2x_pseudonym_ca_server::V2xPseudonymCa for PseudonymCaService {
     async fn get_linkage_crl(
         &self,
         _request: Request<pb::GetLinkageCrlRequest>,
-    ) -> std::result::Result<Response<pb::LinkageCrlResponse>, Status> {
+    ) -> Result<Response<pb::LinkageCrlResponse>, Status> {
         let t = now();
         let cached = self.latest.lock().ok().and_then(|l| l.clone());
         let pca = Arc::clone(&self.pca);
@@ -383,7 +377,7 @@ impl LinkageService {
         Self { las }
     }
 
-    fn pick(&self, la_id: u32) -> std::result::Result<Arc<LinkageAuthority>, Status> {
+    fn pick(&self, la_id: u32) -> Result<Arc<LinkageAuthority>, Status> {
         let found = if la_id == 0 && self.las.len() == 1 {
             self.las.first()
         } else {
@@ -400,7 +394,7 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
     async fn create_chains(
         &self,
         request: Request<pb::CreateChainsRequest>,
-    ) -> std::result::Result<Response<pb::CreateChainsResponse>, Status> {
+    ) -> Result<Response<pb::CreateChainsResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let la = self.pick(msg.la_id)?;
@@ -415,7 +409,7 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
     async fn pre_linkage_values(
         &self,
         request: Request<pb::PreLinkageValuesRequest>,
-    ) -> std::result::Result<Response<pb::PreLinkageValuesResponse>, Status> {
+    ) -> Result<Response<pb::PreLinkageValuesResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let chain = ChainId(bytes16(&msg.chain_id, "chain_id")?);
@@ -433,7 +427,7 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
     async fn release_seed(
         &self,
         request: Request<pb::ReleaseSeedRequest>,
-    ) -> std::result::Result<Response<pb::ReleaseSeedResponse>, Status> {
+    ) -> Result<Response<pb::ReleaseSeedResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let chain = ChainId(bytes16(&msg.chain_id, "chain_id")?);
@@ -447,7 +441,7 @@ impl pb::v2x_linkage_server::V2xLinkage for LinkageService {
     async fn open_envelope(
         &self,
         request: Request<pb::OpenEnvelopeRequest>,
-    ) -> std::result::Result<Response<pb::OpenEnvelopeResponse>, Status> {
+    ) -> Result<Response<pb::OpenEnvelopeResponse>, Status> {
         let actor = caller(&request)?.name.clone();
         let msg = request.into_inner();
         let case = case_reference(&msg.case_reference)?;

@@ -7,7 +7,11 @@
 //! `POST /v2x/provision-pseudonym-certificate-batch` and
 //! `GET /v2x/download` (`Download-Req` header). The protocol work is in
 //! `trustca_scms::{ee_interface, eca_interface}`; this module maps HTTP to
-//! it and its refusals to statuses, in one place ([`status_of`]).
+//! it and its refusals to statuses, in one place ([`status_of`]). Ticket
+//! downloads are stored ZIP files ([`stored_zip`]). The server builds the
+//! authorities behind it and serves it on its HTTPS listener.
+
+pub mod stored_zip;
 
 use std::sync::Arc;
 
@@ -20,37 +24,40 @@ use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use trustca_model::{AuthenticatedPeer, CertificateKind};
 use trustca_scms::{EcaIdentity, EeInterface, EeRefusal, PseudonymCaApi, ScmsError};
-use trustca_store::Storage;
 use trustca_v2x::Certificate;
 
-use crate::auth;
-use crate::est::{EstError, HttpsService, read_body};
-use crate::v2x::hash_crls::EnrolmentRefused;
-
-type Answer = Response<Full<Bytes>>;
+use crate::est::{Answer, CallerCheck, EstError, HttpCounters, HttpsService, read_body};
+use crate::v2x::{EnrolmentRefused, HashCrls};
 
 /// Path prefix of every 1609.2.1 resource.
-pub(crate) const PREFIX: &str = "/v2x/";
+pub const PREFIX: &str = "/v2x/";
 /// `Download-Req` values longer than this are refused (a request is about
 /// 700 octets, 1 KiB in Base64).
 const MAX_DOWNLOAD_REQ: usize = 8 * 1024;
 const OCTETS: &str = "application/octet-stream";
 
 /// The enrolment CA behind `POST /v2x/eca/enrolment-certificate`.
-pub(crate) struct EcaRoute {
+pub struct EcaRoute {
     /// The EA's key and certificate.
     pub ea: Arc<(trustca_ca::v2x_ca::OwnedV2xSigner, Certificate)>,
     /// The V2X root.
     pub root: Certificate,
     /// The sector whose device credentials may enrol (the ticket profile's).
     pub sector: String,
-    /// Where callers' credentials are checked for revocation.
-    pub storage: Arc<dyn Storage>,
-    /// Sector CAs the root revoked: their devices may not enrol.
-    pub revoked_cas: Arc<trustca_ca::root_crl::RevokedCas>,
+    /// The server's caller check (revoked credentials, and devices of a
+    /// sector CA the root revoked, may not enrol).
+    pub callers: Arc<dyn CallerCheck>,
     /// Where each issued enrolment certificate is recorded (for the hash
     /// CRL when its vehicle is revoked).
-    pub hash_crls: Arc<crate::v2x::hash_crls::HashCrlPublisher>,
+    pub hash_crls: Arc<dyn HashCrls>,
+}
+
+impl std::fmt::Debug for EcaRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EcaRoute")
+            .field("sector", &self.sector)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How long a fetched linkage CRL is served before it is fetched again:
@@ -61,7 +68,7 @@ const CRL_CACHE_SECS: i64 = 60;
 
 /// The 1609.2.1 resources one process serves.
 #[derive(Default)]
-pub(crate) struct V2xHttp {
+pub struct V2xHttp {
     /// The registration authority's resources.
     pub ra: Option<Arc<EeInterface>>,
     /// Where the newest linkage CRL comes from.
@@ -69,11 +76,11 @@ pub(crate) struct V2xHttp {
     /// The enrolment CA's resource.
     pub eca: Option<EcaRoute>,
     /// The CA's hash CRLs (`GET /v2x/crl/<crlSeries>`), in the CA's process.
-    pub hash_crls: Option<Arc<crate::v2x::hash_crls::HashCrlPublisher>>,
+    pub hash_crls: Option<Arc<dyn HashCrls>>,
     /// The last linkage CRL fetched and when (`None`: none published).
     pub crl_cache: std::sync::Mutex<Option<(i64, Option<Bytes>)>>,
     /// Where requests are counted (set once the process's metrics exist).
-    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
+    pub metrics: std::sync::OnceLock<Arc<dyn HttpCounters>>,
 }
 
 /// The resources, as metric labels (anything else is `other`).
@@ -93,7 +100,7 @@ fn hash_crl_series(route: &str) -> Option<u16> {
 }
 
 /// The metric label of `path`: one of [`RESOURCES`] or `other`.
-pub(crate) fn resource_label(path: &str) -> &'static str {
+pub fn resource_label(path: &str) -> &'static str {
     let route = path.strip_prefix(PREFIX).unwrap_or_default();
     RESOURCES
         .iter()
@@ -134,7 +141,7 @@ fn octets(content_type: &'static str, body: Vec<u8>) -> Answer {
 }
 
 /// The status of each refusal (`docs/v2x-1609dot2dot1.md`, "Errors").
-pub(crate) fn status_of(e: &EeRefusal) -> StatusCode {
+pub fn status_of(e: &EeRefusal) -> StatusCode {
     match e {
         EeRefusal::Malformed(_) => StatusCode::BAD_REQUEST,
         EeRefusal::WrongRecipient => StatusCode::MISDIRECTED_REQUEST,
@@ -146,7 +153,7 @@ pub(crate) fn status_of(e: &EeRefusal) -> StatusCode {
         // The store or another authority failing answers as it does on
         // every other interface (full or unavailable: 503, damaged: 500).
         EeRefusal::Internal(e @ (ScmsError::Store(_) | ScmsError::Remote { .. })) => {
-            crate::wire_status::http_status(e.class())
+            crate::http_status(e.class())
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -180,12 +187,7 @@ async fn blocking<T: Send + 'static>(
 impl V2xHttp {
     /// Answers a request under [`PREFIX`]; `body` is the POST body, read
     /// within the listener's limit.
-    pub(crate) async fn respond(
-        &self,
-        peer: &AuthenticatedPeer,
-        parts: &Parts,
-        body: Bytes,
-    ) -> Answer {
+    pub async fn respond(&self, peer: &AuthenticatedPeer, parts: &Parts, body: Bytes) -> Answer {
         let path = parts.uri.path();
         let route = path.strip_prefix(PREFIX).unwrap_or_default();
         let expected = if matches!(
@@ -330,19 +332,17 @@ impl V2xHttp {
             .decode(header)
             .map_err(|_| EeRefusal::Malformed("Download-Req is not Base64".into()))?;
         let entries = blocking(move || ra.download(&request, now())).await?;
-        let zip = crate::stored_zip::write(&entries)
+        let zip = stored_zip::write(&entries)
             .map_err(|e| EeRefusal::Internal(ScmsError::Response(e.to_string())))?;
         Ok(octets("application/zip", zip))
     }
 
     async fn enrol(&self, peer: &AuthenticatedPeer, body: Bytes) -> Result<Answer, EeRefusal> {
         let eca = self.eca.as_ref().ok_or(EeRefusal::NotFound)?;
-        let credential = match auth::check(
+        let credential = match eca.callers.check(
             "/v2x/eca/enrolment-certificate",
-            auth::caller(&[CertificateKind::LongTerm]),
-            Some(peer),
-            eca.storage.as_ref(),
-            Some(&eca.revoked_cas),
+            &[CertificateKind::LongTerm],
+            peer,
         ) {
             Ok(Some(c)) => c,
             Ok(None) => {

@@ -19,7 +19,7 @@ use super::{
     init_authorities, linkage_authority, linkage_authority_with, load_key, now, open_store,
     pseudonym_ca, pseudonym_ca_with, registration_authority, ticket_profile,
 };
-use crate::error::{Result, ServerError};
+use crate::error::{Result, ServerError, io};
 use crate::policies::PolicyFiles;
 
 /// Flushes the registration authority's queue when its batch is due.
@@ -61,7 +61,7 @@ pub(crate) struct V2xServices {
     pub pseudonym_ca: Option<pb::v2x_pseudonym_ca_server::V2xPseudonymCaServer<PseudonymCaService>>,
     pub linkage: Option<pb::v2x_linkage_server::V2xLinkageServer<LinkageService>>,
     /// The IEEE 1609.2.1 resources (HTTPS, beside EST).
-    pub http: Option<Arc<crate::v2x_http::V2xHttp>>,
+    pub http: Option<Arc<trustca_api::v2x_http::V2xHttp>>,
 }
 
 fn wrap_pca(
@@ -89,15 +89,21 @@ fn wrap_ra(
 }
 
 /// The CA process's `V2xEnrollment` service (with or without the
-/// in-process authorities).
+/// in-process authorities): the EA of `data`'s V2X hierarchy, for vehicles
+/// of `sector`; the credentials it issues are recorded in, and revoked
+/// through, `hash_crls`.
 pub(crate) fn enrollment_service(
     data: &Path,
     hierarchy: &CaHierarchy,
     sector: &str,
     hash_crls: Arc<HashCrlPublisher>,
 ) -> Result<pb::v2x_enrollment_server::V2xEnrollmentServer<EnrollmentCredentialService>> {
+    let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
+    let root_path = data.join("ca").join("v2x-root.oer");
+    let root = std::fs::read(&root_path)
+        .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
     Ok(pb::v2x_enrollment_server::V2xEnrollmentServer::new(
-        EnrollmentCredentialService::open(data, hierarchy, sector, hash_crls)?,
+        EnrollmentCredentialService::new(Arc::new(ea), root, sector, hash_crls),
     ))
 }
 
@@ -145,8 +151,7 @@ pub(crate) fn in_process_services(
         auth_store: ra.store(),
         http: Some(Arc::new(http)),
         registration: Some(wrap_ra(
-            RegistrationService::new(Arc::clone(&ra), pca_cert)
-                .with_hash_crls(Arc::clone(&hash_crls)),
+            RegistrationService::new(Arc::clone(&ra), pca_cert).with_hash_crls(hash_crls.clone()),
             &ra,
         )),
         pseudonym_ca: Some(wrap_pca(pca)),

@@ -2,7 +2,7 @@
 //! CA in the CA's process (`trustca serve`): the RA's 1609.2 identity (its
 //! ack-signing and request-decryption keys in its own keystore under
 //! `DATA/v2x/registration/keys`, its certificate `ra.oer` from the V2X
-//! root) and the resources of `crate::v2x_http`.
+//! root), and the resources of `trustca_api::v2x_http` built over them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use trustca_v2x::{CertProfile, Certificate, PublicKeyP256};
 use super::hash_crls::HashCrlPublisher;
 use super::{V2xRole, role_dir};
 use crate::error::{Result, ServerError, io};
-use crate::v2x_http::{EcaRoute, V2xHttp};
+use trustca_api::v2x_http::{EcaRoute, V2xHttp};
 
 /// Keystore entry of the RA's 1609.2 signing key (acknowledgements).
 pub(crate) const RA_SIGNING_KEY: &str = "scms-signing";
@@ -149,8 +149,10 @@ pub(crate) fn eca_route(
         ea: Arc::new(trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?),
         root: read_v2x(&data.join("ca").join("v2x-root.oer"))?,
         sector,
-        storage: ca_storage,
-        revoked_cas: Arc::clone(hierarchy.revoked_cas()),
+        callers: Arc::new(crate::est::AuthCheck {
+            storage: ca_storage,
+            revoked_cas: Arc::clone(hierarchy.revoked_cas()),
+        }),
     })
 }
 

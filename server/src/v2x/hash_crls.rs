@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use trustca_api::v2x::{EnrolmentRefused, HashCrls};
 use trustca_ca::CaHierarchy;
 use trustca_ca::v2x_ca::{CA_CRL_SERIES, ENROLMENT_CRL_SERIES, OwnedV2xSigner};
 use trustca_scms::{EeInterface, HashCrl, HashCrlRegister, ScmsError};
@@ -41,21 +42,6 @@ pub const VALIDITY_SECS: i64 = 7 * 86_400;
 /// The file a list of `series` is written to under `DATA/crl/`.
 pub fn file_name(series: u16) -> String {
     format!("v2x-crl-{series}.oer")
-}
-
-/// Why the enrolment CA does not enrol a vehicle.
-#[derive(Debug)]
-pub enum EnrolmentRefused {
-    /// The vehicle was revoked.
-    Revoked,
-    /// The register could not be read.
-    Failed(ScmsError),
-}
-
-impl EnrolmentRefused {
-    /// The sentence a revoked vehicle gets.
-    pub const REVOKED: &'static str =
-        "this vehicle is revoked: the enrolment CA issues it no enrolment certificate";
 }
 
 /// One signed list and when it was signed.
@@ -113,114 +99,6 @@ impl HashCrlPublisher {
             signed: Mutex::new(HashMap::new()),
             relying: Mutex::new(Vec::new()),
         }))
-    }
-
-    /// The current list of `series` (one of [`HASH_CRL_SERIES`]), signed
-    /// now if none is held, a revocation here changed it, the store's
-    /// entries differ from it (checked at most every [`CHECK_SECS`]: a
-    /// revocation by another replica, an entry expired), or it is older
-    /// than [`REISSUE_SECS`].
-    pub fn current(&self, series: u16) -> std::result::Result<HashCrl, ScmsError> {
-        if !HASH_CRL_SERIES.contains(&series) {
-            return Err(ScmsError::NotFound("hash CRL series"));
-        }
-        let t = now();
-        let changes = *lock(&self.changes)?;
-        let mut signed = lock(&self.signed)?;
-        if let Some(s) = signed.get_mut(&series)
-            && s.changes == changes
-            && t - s.at < REISSUE_SECS
-        {
-            if t - s.checked < CHECK_SECS {
-                return Ok(s.crl.clone());
-            }
-            if self.register.entries(series, t)? == s.crl.entries {
-                s.checked = t;
-                return Ok(s.crl.clone());
-            }
-        }
-        let crl = self
-            .register
-            .sign(series, &self.signer.1, &self.signer.0, t, VALIDITY_SECS)?;
-        self.write_file(&crl);
-        // Handed out under the lock, so that relying parties get the lists
-        // in serial order.
-        self.hand_out(&crl);
-        signed.insert(
-            series,
-            Signed {
-                at: t,
-                checked: t,
-                changes,
-                crl: crl.clone(),
-            },
-        );
-        Ok(crl)
-    }
-
-    /// Records an enrolment certificate issued to `vehicle`.
-    pub fn record_issued(
-        &self,
-        vehicle: &str,
-        certificate: &Certificate,
-    ) -> std::result::Result<(), ScmsError> {
-        self.register.record_issued(vehicle, certificate, now())
-    }
-
-    /// Refuses a revoked vehicle's enrolment: a new enrolment certificate
-    /// would be on no list.
-    pub fn refuse_revoked(&self, vehicle: &str) -> std::result::Result<(), EnrolmentRefused> {
-        match self.register.vehicle_revoked(vehicle) {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(EnrolmentRefused::Revoked),
-            Err(e) => Err(EnrolmentRefused::Failed(e)),
-        }
-    }
-
-    /// Lists every enrolment certificate of `vehicle` (audited as
-    /// `actor`) and publishes the new lists. Returns how many are listed.
-    pub fn revoke_vehicle(
-        &self,
-        vehicle: &str,
-        actor: &str,
-    ) -> std::result::Result<usize, ScmsError> {
-        let n = self.register.revoke_vehicle(vehicle, actor, now())?;
-        self.changed()?;
-        tracing::info!(
-            vehicle,
-            actor,
-            certificates = n,
-            "V2X enrolment certificates revoked (hash CRL)"
-        );
-        Ok(n)
-    }
-
-    /// Lists a V2X CA certificate (audited with `reason` as `actor`) and
-    /// returns the new list of its series.
-    pub fn revoke_ca_certificate(
-        &self,
-        certificate: &Certificate,
-        reason: &str,
-        actor: &str,
-    ) -> std::result::Result<HashCrl, ScmsError> {
-        let series = certificate.tbs().crl_series;
-        if !HASH_CRL_SERIES.contains(&series) {
-            return Err(ScmsError::Profile(format!(
-                "the certificate names crlSeries {series}, which no hash CRL of this CA covers"
-            )));
-        }
-        let entry = self
-            .register
-            .revoke_certificate(certificate, reason, actor, now())?;
-        tracing::warn!(
-            hashed_id8 = %hex::encode(certificate.hashed_id8()),
-            hashed_id10 = %hex::encode(entry.id),
-            reason,
-            actor,
-            "V2X CA certificate revoked (hash CRL)"
-        );
-        self.changed()?;
-        self.current(series)
     }
 
     /// Has `ee` refuse what the lists name, from now on: it gets each
@@ -284,6 +162,112 @@ impl HashCrlPublisher {
         if let Err(e) = written {
             tracing::warn!(file = %path.display(), error = %e, "hash CRL not written");
         }
+    }
+}
+
+impl HashCrls for HashCrlPublisher {
+    /// The current list of `series` (one of [`HASH_CRL_SERIES`]), signed
+    /// now if none is held, a revocation here changed it, the store's
+    /// entries differ from it (checked at most every [`CHECK_SECS`]: a
+    /// revocation by another replica, an entry expired), or it is older
+    /// than [`REISSUE_SECS`].
+    fn current(&self, series: u16) -> std::result::Result<HashCrl, ScmsError> {
+        if !HASH_CRL_SERIES.contains(&series) {
+            return Err(ScmsError::NotFound("hash CRL series"));
+        }
+        let t = now();
+        let changes = *lock(&self.changes)?;
+        let mut signed = lock(&self.signed)?;
+        if let Some(s) = signed.get_mut(&series)
+            && s.changes == changes
+            && t - s.at < REISSUE_SECS
+        {
+            if t - s.checked < CHECK_SECS {
+                return Ok(s.crl.clone());
+            }
+            if self.register.entries(series, t)? == s.crl.entries {
+                s.checked = t;
+                return Ok(s.crl.clone());
+            }
+        }
+        let crl = self
+            .register
+            .sign(series, &self.signer.1, &self.signer.0, t, VALIDITY_SECS)?;
+        self.write_file(&crl);
+        // Handed out under the lock, so that relying parties get the lists
+        // in serial order.
+        self.hand_out(&crl);
+        signed.insert(
+            series,
+            Signed {
+                at: t,
+                checked: t,
+                changes,
+                crl: crl.clone(),
+            },
+        );
+        Ok(crl)
+    }
+
+    /// Records an enrolment certificate issued to `vehicle`.
+    fn record_issued(
+        &self,
+        vehicle: &str,
+        certificate: &Certificate,
+    ) -> std::result::Result<(), ScmsError> {
+        self.register.record_issued(vehicle, certificate, now())
+    }
+
+    /// Refuses a revoked vehicle's enrolment: a new enrolment certificate
+    /// would be on no list.
+    fn refuse_revoked(&self, vehicle: &str) -> std::result::Result<(), EnrolmentRefused> {
+        match self.register.vehicle_revoked(vehicle) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(EnrolmentRefused::Revoked),
+            Err(e) => Err(EnrolmentRefused::Failed(e)),
+        }
+    }
+
+    /// Lists every enrolment certificate of `vehicle` (audited as
+    /// `actor`) and publishes the new lists. Returns how many are listed.
+    fn revoke_vehicle(&self, vehicle: &str, actor: &str) -> std::result::Result<usize, ScmsError> {
+        let n = self.register.revoke_vehicle(vehicle, actor, now())?;
+        self.changed()?;
+        tracing::info!(
+            vehicle,
+            actor,
+            certificates = n,
+            "V2X enrolment certificates revoked (hash CRL)"
+        );
+        Ok(n)
+    }
+
+    /// Lists a V2X CA certificate (audited with `reason` as `actor`) and
+    /// returns the new list of its series.
+    fn revoke_ca_certificate(
+        &self,
+        certificate: &Certificate,
+        reason: &str,
+        actor: &str,
+    ) -> std::result::Result<HashCrl, ScmsError> {
+        let series = certificate.tbs().crl_series;
+        if !HASH_CRL_SERIES.contains(&series) {
+            return Err(ScmsError::Profile(format!(
+                "the certificate names crlSeries {series}, which no hash CRL of this CA covers"
+            )));
+        }
+        let entry = self
+            .register
+            .revoke_certificate(certificate, reason, actor, now())?;
+        tracing::warn!(
+            hashed_id8 = %hex::encode(certificate.hashed_id8()),
+            hashed_id10 = %hex::encode(entry.id),
+            reason,
+            actor,
+            "V2X CA certificate revoked (hash CRL)"
+        );
+        self.changed()?;
+        self.current(series)
     }
 }
 

@@ -1,60 +1,48 @@
 //! The V2X authorities (`trustca-scms`) in the server: how each is built
-//! from its keys, peers and store, and (in `services.rs`) its gRPC service.
+//! from its keys, peers and store (their gRPC services and the
+//! registration authority's remote clients are `trustca_api::v2x`).
 //!
 //! * **Separated** (`serve --role registration|pseudonym-ca|linkage-1|
 //!   linkage-2`): one authority per process, from the directory `init
 //!   --role` made on its own machine (`crate::v2x_role`): its own keys, its
 //!   peers' public bundles, its own store. The registration authority
 //!   reaches the others over mutual TLS with its own TLS certificate
-//!   (`remote.rs`), the only role they serve for issuance.
+//!   (`trustca_api::v2x::RemoteLinkage`, `RemotePseudonymCa`), the only
+//!   role they serve for issuance.
 //! * **In-process** (plain `trustca serve`): all four in the CA's process,
 //!   each on its own sled store (`DATA/v2x/<role>/store`) but with their
 //!   keys (`DATA/v2x/<role>/keys`) under the CA's directory and
 //!   passphrase: no separation against whoever holds both. For trying
 //!   things out.
 //! * `deploy.rs` builds the services one process runs, in either mode.
-//!
-//! Errors of the authorities become gRPC statuses in [`status`], and only
-//! there.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ring::hmac;
-use tonic::{Request, Response, Status};
-use trustca_api::caller;
 use trustca_ca::{CaHierarchy, Keystore, Passphrase};
-use trustca_proto::v1 as pb;
-use trustca_pseudonym::{
-    ButterflyRequest, LaId, LinkageRevocation, P256PrivateKey, P256PublicKey, SeedRelease,
-};
+use trustca_pseudonym::{LaId, P256PrivateKey, P256PublicKey};
 use trustca_scms::deployment::LINK_LABEL;
-use trustca_scms::pseudonym_ca::MAX_BATCH;
 use trustca_scms::{
-    BatchPolicy, ChainEnvelope, ChainId, LinkKey, LinkageAuthority, LinkageAuthorityApi,
-    LinkageCrl, PseudonymCa, PseudonymCaApi, RegistrationAuthority, ScmsError, TicketProfile,
-    TicketRequest, VehicleCredential,
+    BatchPolicy, LinkKey, LinkageAuthority, LinkageAuthorityApi, PseudonymCa, PseudonymCaApi,
+    RegistrationAuthority, ScmsError, TicketProfile,
 };
 use trustca_store::{SledStorage, Storage};
-use trustca_v2x::{CertProfile, Certificate};
+use trustca_v2x::Certificate;
 
 use crate::error::{Result, ServerError, io};
 use crate::policies::PolicyFiles;
 
 mod deploy;
 pub(crate) mod ee_http;
-mod enrolment;
 pub(crate) mod hash_crls;
-mod remote;
-mod services;
 pub use deploy::RemoteAuthorities;
 pub(crate) use deploy::{enrollment_service, in_process_services, role_services};
-pub use enrolment::{ENROLMENT_POP_DOMAIN, EnrollmentCredentialService};
-pub use remote::{RemoteLinkage, RemotePseudonymCa, RemoteTls};
-pub use services::{LinkageService, PseudonymCaService, RegistrationService};
-use services::{blocking, now};
-pub(crate) use services::{status, vehicle_of};
+pub use trustca_api::v2x::{
+    ENROLMENT_POP_DOMAIN, EnrollmentCredentialService, LinkageService, MAX_RESPONSE_BYTES,
+    PseudonymCaService, RegistrationService, RemoteLinkage, RemotePseudonymCa, RemoteTls,
+};
 
 /// Directory of the V2X authorities under the data directory.
 pub const V2X_DIR: &str = "v2x";
@@ -62,10 +50,6 @@ pub const V2X_DIR: &str = "v2x";
 const AUTHORITY_KEY: &str = "authority";
 /// How often the registration authority checks whether a batch is due.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
-/// Deadline of one call from the registration authority to another.
-pub(crate) const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest response of the pseudonym CA (20 000 responses of ~430 bytes).
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// One of the separated authorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +110,10 @@ fn role_dir(data: &Path, role: V2xRole) -> PathBuf {
 
 fn pub_file(data: &Path, role: V2xRole) -> PathBuf {
     data.join(V2X_DIR).join(format!("{}.pub", role.as_str()))
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn scms(what: &str, e: ScmsError) -> ServerError {

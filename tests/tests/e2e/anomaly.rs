@@ -103,7 +103,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         &["automotive", "healthcare"],
     );
     let mut enroll = trustca_proto::v1::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&url, &acme).await.unwrap(),
+        trustca_api::client::connect(&url, &acme).await.unwrap(),
     );
     // The cars' Lv.5 comes from their registered model (a secure element
     // declared per device counts up to Lv.3 in automotive).
@@ -163,7 +163,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
         vec![],
     )
     .await;
-    let mut g = AnomaliesClient::new(trustca::client::connect(&url, &gw).await.unwrap());
+    let mut g = AnomaliesClient::new(trustca_api::client::connect(&url, &gw).await.unwrap());
 
     // Firmware downgrade: suspended at once.
     let o = report(&mut g, &car, "firmware-downgrade", 0).await;
@@ -171,7 +171,9 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     assert_eq!(o.severity, "critical");
     assert_eq!(o.record.as_ref().unwrap().status, "suspended");
     let mut house_db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&url, &house.creds).await.unwrap(),
+        trustca_api::client::connect(&url, &house.creds)
+            .await
+            .unwrap(),
     );
     let d = house_db
         .decide(pb::DecideRequest {
@@ -232,7 +234,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     assert_eq!(o.action, "revoke");
     assert_eq!(o.record.as_ref().unwrap().status, "revoked");
     let mut rev = trustca_proto::v1::revocation_client::RevocationClient::new(
-        trustca::client::connect(&url, &gw).await.unwrap(),
+        trustca_api::client::connect(&url, &gw).await.unwrap(),
     );
     let crl = rev
         .get_crl(pb::GetCrlRequest {
@@ -251,7 +253,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
     );
 
     // Roles and bad reports.
-    let mut not_gw = AnomaliesClient::new(trustca::client::connect(&url, &ops).await.unwrap());
+    let mut not_gw = AnomaliesClient::new(trustca_api::client::connect(&url, &ops).await.unwrap());
     let err = not_gw
         .report(pb::AnomalyReport {
             device: Some(pb::CertificateChain {
@@ -295,7 +297,7 @@ async fn anomalies_move_trust_levels_through_detection_templates() {
 
     // History names the gateway and the template's reason.
     let mut ops_db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&url, &ops).await.unwrap(),
+        trustca_api::client::connect(&url, &ops).await.unwrap(),
     );
     let h = ops_db
         .get_history(pb::GetHistoryRequest {

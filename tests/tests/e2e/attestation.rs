@@ -16,7 +16,7 @@ use attestation_kit::{LocalCa, SwTpm};
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 

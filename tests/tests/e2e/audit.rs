@@ -58,7 +58,7 @@ async fn audit_verify_proves_and_catches_tampering_and_deletion() {
         );
     }
     let mut db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&ca.url(), &ops).await.unwrap(),
+        trustca_api::client::connect(&ca.url(), &ops).await.unwrap(),
     );
     db.change_trust(pb::ChangeTrustRequest {
         identity: devices[0].identity.clone(),

@@ -382,12 +382,12 @@ async fn clients_without_a_trusted_certificate_are_unauthenticated() {
     let mut leaf_params = rcgen::CertificateParams::new(vec!["mallory".to_string()]).unwrap();
     leaf_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let creds = trustca::client::ClientCredentials {
+    let creds = trustca_api::client::ClientCredentials {
         cert_pem: format!("{}{}", leaf.pem(), foreign_ca.pem()),
         key_pem: leaf_key.serialize_pem(),
         root_pem: ca.root_pem(),
     };
-    match trustca::client::connect(&ca.url(), &creds).await {
+    match trustca_api::client::connect(&ca.url(), &creds).await {
         Err(_) => {} // refused during the handshake: also acceptable
         Ok(ch) => {
             let mut c = pb::enrollment_client::EnrollmentClient::new(ch);

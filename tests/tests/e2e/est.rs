@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
+use trustca_api::est::FIRMWARE_VERSION_OID;
 use trustca_model::{CertificateKind, trust_extension};
 use trustca_proto::v1 as pb;
 use trustca_server::ServeOptions;
-use trustca_server::est::FIRMWARE_VERSION_OID;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Starts `ca`'s server with gRPC and EST, both on loopback port 0; returns

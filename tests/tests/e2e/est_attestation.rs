@@ -14,11 +14,11 @@ use crate::common::*;
 use crate::est::{Work, get_trust, register_model, start_with_est, trust_client};
 
 use base64::Engine as _;
-use trustca::client::connect;
+use trustca_api::client::connect;
+use trustca_api::est::attestation::{TPM_ATTESTATION_ARCS, encode_attribute};
 use trustca_ca::attestation::TpmKeyAttestation;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
-use trustca_server::est_attestation::{TPM_ATTESTATION_ARCS, encode_attribute};
 
 const KEY_ATTRS: &str = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign";
 const MODEL: &str = "TPM-EV";

@@ -28,10 +28,10 @@ pub(crate) const SECTORS: [&str; 3] = ["automotive", "hems", "healthcare"];
 /// An enrollment client at `url` with `creds`.
 pub(crate) async fn enroller(
     url: &str,
-    creds: &trustca::client::ClientCredentials,
+    creds: &trustca_api::client::ClientCredentials,
 ) -> pb::enrollment_client::EnrollmentClient<tonic::transport::Channel> {
     pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(url, creds).await.unwrap(),
+        trustca_api::client::connect(url, creds).await.unwrap(),
     )
 }
 

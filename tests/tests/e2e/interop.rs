@@ -20,7 +20,7 @@ use std::process::Command;
 
 use common::run_output as run;
 use common::*;
-use trustca::client::connect;
+use trustca_api::client::connect;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_client::RevocationClient;

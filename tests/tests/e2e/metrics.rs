@@ -102,7 +102,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     let err = enroll.enroll(again).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
     let mut house_db = TrustDatabaseClient::new(
-        trustca::client::connect(&ca.url(), &house.creds)
+        trustca_api::client::connect(&ca.url(), &house.creds)
             .await
             .unwrap(),
     );

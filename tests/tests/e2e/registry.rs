@@ -18,14 +18,22 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::model_registry_client::ModelRegistryClient;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
 
-type Creds = trustca::client::ClientCredentials;
+type Creds = trustca_api::client::ClientCredentials;
 
 async fn registry(ca: &TestCa, creds: &Creds) -> ModelRegistryClient<Channel> {
-    ModelRegistryClient::new(trustca::client::connect(&ca.url(), creds).await.unwrap())
+    ModelRegistryClient::new(
+        trustca_api::client::connect(&ca.url(), creds)
+            .await
+            .unwrap(),
+    )
 }
 
 async fn trust(ca: &TestCa, creds: &Creds) -> TrustDatabaseClient<Channel> {
-    TrustDatabaseClient::new(trustca::client::connect(&ca.url(), creds).await.unwrap())
+    TrustDatabaseClient::new(
+        trustca_api::client::connect(&ca.url(), creds)
+            .await
+            .unwrap(),
+    )
 }
 
 fn model(
@@ -649,7 +657,7 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     .await
     .unwrap();
     trustca_proto::v1::revocation_client::RevocationClient::new(
-        trustca::client::connect(&ca.url(), &ops).await.unwrap(),
+        trustca_api::client::connect(&ca.url(), &ops).await.unwrap(),
     )
     .revoke(pb::RevokeRequest {
         subject: Some(pb::revoke_request::Subject::Identity(

@@ -86,7 +86,7 @@ async fn revoked_certificates_are_in_a_crl_openssl_accepts_and_applies() {
     );
 
     let url = ca.url();
-    let mut rev = RevocationClient::new(trustca::client::connect(&url, &ops).await.unwrap());
+    let mut rev = RevocationClient::new(trustca_api::client::connect(&url, &ops).await.unwrap());
     // Bad requests first: nothing changes.
     let err = rev
         .revoke(pb::RevokeRequest {
@@ -99,7 +99,8 @@ async fn revoked_certificates_are_in_a_crl_openssl_accepts_and_applies() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let mut as_maker = RevocationClient::new(trustca::client::connect(&url, &acme).await.unwrap());
+    let mut as_maker =
+        RevocationClient::new(trustca_api::client::connect(&url, &acme).await.unwrap());
     let err = as_maker
         .revoke(pb::RevokeRequest {
             subject: Some(pb::revoke_request::Subject::Certificate(
@@ -199,7 +200,9 @@ async fn revoked_certificates_are_in_a_crl_openssl_accepts_and_applies() {
 
     // The trust database reflects it at once.
     let mut house_db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&url, &house.creds).await.unwrap(),
+        trustca_api::client::connect(&url, &house.creds)
+            .await
+            .unwrap(),
     );
     let d = house_db
         .decide(pb::DecideRequest {
@@ -292,7 +295,8 @@ async fn bulk_revocation_by_firmware_range() {
             .await,
         );
     }
-    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    let mut rev =
+        RevocationClient::new(trustca_api::client::connect(&ca.url(), &ops).await.unwrap());
     let err = rev
         .bulk_revoke(pb::BulkRevokeRequest {
             sector: "hems".into(),
@@ -363,7 +367,8 @@ async fn partial_revocation_reissues_a_narrower_certificate() {
         automotive_lv5(),
     )
     .await;
-    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    let mut rev =
+        RevocationClient::new(trustca_api::client::connect(&ca.url(), &ops).await.unwrap());
     let err = rev
         .restrict(pb::RestrictRequest {
             identity: car.identity.clone(),
@@ -419,13 +424,13 @@ async fn partial_revocation_reissues_a_narrower_certificate() {
     let (_, text) = openssl(&["crl", "-in", crl_pem.to_str().unwrap(), "-noout", "-text"]);
     assert!(text.contains("Privilege Withdrawn"), "{text}");
     // The device keeps working with its narrower certificate (same key).
-    let narrower = trustca::client::ClientCredentials {
+    let narrower = trustca_api::client::ClientCredentials {
         cert_pem: r.chain_der.iter().map(|d| pem_of(d)).collect(),
         key_pem: car.creds.key_pem.clone(),
         root_pem: ca.root_pem(),
     };
     let mut db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
-        trustca::client::connect(&ca.url(), &narrower)
+        trustca_api::client::connect(&ca.url(), &narrower)
             .await
             .unwrap(),
     );

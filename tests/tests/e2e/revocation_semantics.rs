@@ -12,7 +12,7 @@ use crate::common;
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
-use trustca::client::connect;
+use trustca_api::client::connect;
 use trustca_model::{CertificateKind, SignedTrustAssertion, TrustStatus};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_client::EnrollmentClient;
@@ -45,7 +45,7 @@ async fn enroll_with(
 
 fn device_from(resp: pb::EnrollResponse, key: &rcgen::KeyPair, root_pem: &str) -> Device {
     Device {
-        creds: trustca::client::ClientCredentials {
+        creds: trustca_api::client::ClientCredentials {
             cert_pem: resp.chain_der.iter().map(|c| pem_of(c)).collect(),
             key_pem: key.serialize_pem(),
             root_pem: root_pem.to_owned(),

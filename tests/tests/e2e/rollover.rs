@@ -237,7 +237,7 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
         &["automotive"],
     );
     let mut rev = pb::revocation_client::RevocationClient::new(
-        trustca::client::connect(&url("automotive"), &ops)
+        trustca_api::client::connect(&url("automotive"), &ops)
             .await
             .unwrap(),
     );
@@ -264,7 +264,7 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
     assert_eq!(listed, vec![serial_of(&new_bad.chain[0])]);
     // GetCrl serves each by its CA's name; a name that is no CA is refused.
     let mut pubc = pb::revocation_client::RevocationClient::new(
-        trustca::client::connect(&url("automotive"), &ops)
+        trustca_api::client::connect(&url("automotive"), &ops)
             .await
             .unwrap(),
     );

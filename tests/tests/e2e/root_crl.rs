@@ -205,7 +205,7 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     );
 
     // An unknown sector is the same mistake to GetCrl and GetSnapshot.
-    let public = trustca::client::connect_public(&ca.url(), &root)
+    let public = trustca_api::client::connect_public(&ca.url(), &root)
         .await
         .unwrap();
     let crl_err = RevocationClient::new(public.clone())
@@ -243,7 +243,8 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     );
 
     // Revoke the car for key compromise; --server sees it (no credential).
-    let mut rev = RevocationClient::new(trustca::client::connect(&ca.url(), &ops).await.unwrap());
+    let mut rev =
+        RevocationClient::new(trustca_api::client::connect(&ca.url(), &ops).await.unwrap());
     rev.revoke(pb::RevokeRequest {
         subject: Some(pb::revoke_request::Subject::Certificate(
             car.chain[0].clone(),
@@ -503,15 +504,18 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
 async fn revoked_ca_takes_its_certificates_along(
     ca: &TestCa,
     car: &Device,
-    other: &trustca::client::ClientCredentials,
+    other: &trustca_api::client::ClientCredentials,
     house: &Device,
 ) {
     use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
     use trustca_proto::v1::trust_snapshots_client::TrustSnapshotsClient;
     // The server applies the revocation at its next check (every 2 s).
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut db =
-        TrustDatabaseClient::new(trustca::client::connect(&ca.url(), other).await.unwrap());
+    let mut db = TrustDatabaseClient::new(
+        trustca_api::client::connect(&ca.url(), other)
+            .await
+            .unwrap(),
+    );
     let trust = loop {
         let t = db
             .get_trust(pb::GetTrustRequest {
@@ -529,7 +533,7 @@ async fn revoked_ca_takes_its_certificates_along(
     };
     assert_eq!(trust.status, "revoked", "{trust:?}");
     let mut as_house = TrustDatabaseClient::new(
-        trustca::client::connect(&ca.url(), &house.creds)
+        trustca_api::client::connect(&ca.url(), &house.creds)
             .await
             .unwrap(),
     );
@@ -552,7 +556,7 @@ async fn revoked_ca_takes_its_certificates_along(
     // A served snapshot is rebuilt at most once a second after a change.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut snaps = TrustSnapshotsClient::new(
-        trustca::client::connect_public(&ca.url(), &ca.root_pem())
+        trustca_api::client::connect_public(&ca.url(), &ca.root_pem())
             .await
             .unwrap(),
     );

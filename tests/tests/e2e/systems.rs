@@ -14,7 +14,7 @@ use std::process::Command;
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
 use trustca_model::{CertificateKind, SignedTrustAssertion};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::systems_client::SystemsClient;

@@ -29,7 +29,7 @@ struct World {
     ca: TestCa,
     house: Device,
     car: Device,
-    operator: trustca::client::ClientCredentials,
+    operator: trustca_api::client::ClientCredentials,
 }
 
 async fn world() -> World {
@@ -275,7 +275,20 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     )
     .unwrap();
     let root_file = w.ca.data().join("ca/root.pem");
-    assert!(trustca::trust_cmd::verify_answer(&file, &root_file, true).is_ok());
+    let verify_answer = |file: &std::path::Path| {
+        std::process::Command::new(trustca_bin())
+            .arg("verify-answer")
+            .arg(file)
+            .arg("--root")
+            .arg(&root_file)
+            .arg("--json")
+            .output()
+            .unwrap()
+    };
+    let good = verify_answer(&file);
+    assert!(good.status.success(), "{good:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(shown["valid"], true, "{shown}");
     let bad = w.ca.data().join("bad.pem");
     let der = SignedTrustAssertion {
         body: a1.body.clone(),
@@ -288,13 +301,10 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
         pem::encode(&pem::Pem::new("TRUSTCA TRUST ASSERTION", der)),
     )
     .unwrap();
-    assert_eq!(
-        format!(
-            "{:?}",
-            trustca::trust_cmd::verify_answer(&bad, &root_file, true).unwrap()
-        ),
-        format!("{:?}", std::process::ExitCode::from(1))
-    );
+    let tampered = verify_answer(&bad);
+    assert_eq!(tampered.status.code(), Some(1), "{tampered:?}");
+    let shown: serde_json::Value = serde_json::from_slice(&tampered.stdout).unwrap();
+    assert_eq!(shown["valid"], false, "{shown}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

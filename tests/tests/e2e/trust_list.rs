@@ -248,7 +248,7 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
         let root = c.root_pem();
         async move {
             let mut e = pb::enrollment_client::EnrollmentClient::new(
-                trustca::client::connect(&url, &acme).await.unwrap(),
+                trustca_api::client::connect(&url, &acme).await.unwrap(),
             );
             enroll_device(
                 &mut e,
@@ -466,7 +466,7 @@ async fn foreign_revocation(
     );
     let ops = theirs.credential("railway", CertificateKind::Operator, "ops", &["railway"]);
     let mut rev = pb::revocation_client::RevocationClient::new(
-        trustca::client::connect(&format!("https://{rail}"), &ops)
+        trustca_api::client::connect(&format!("https://{rail}"), &ops)
             .await
             .unwrap(),
     );

@@ -39,7 +39,7 @@ impl Backend {
 async fn enroll_hems(ca: &TestCa, url: &str, n: usize) -> Vec<Device> {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let mut client = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(url, &acme).await.unwrap(),
+        trustca_api::client::connect(url, &acme).await.unwrap(),
     );
     let mut devices = Vec::new();
     for i in 0..n {
@@ -127,7 +127,7 @@ async fn a_changed_level_is_refused(backend: Backend) {
 
     let server = serve(ca.data(), &extra, &logs.path().join("second.log")).expect("log intact");
     let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
-    let channel = trustca::client::connect(&server.url(), &operator)
+    let channel = trustca_api::client::connect(&server.url(), &operator)
         .await
         .unwrap();
     let err = get_trust(channel.clone(), &devices[1].identity)
@@ -138,7 +138,7 @@ async fn a_changed_level_is_refused(backend: Backend) {
     assert_plain(err.message());
     // A device asking about it gets DATA_LOSS too, never a decision.
     let mut device = TrustDatabaseClient::new(
-        trustca::client::connect(&server.url(), &devices[0].creds)
+        trustca_api::client::connect(&server.url(), &devices[0].creds)
             .await
             .unwrap(),
     );
@@ -333,7 +333,7 @@ async fn a_revocation_dropped_from_the_crl_index_is_refused_not_signed() {
     let devices = enroll_hems(&ca, &server.url(), 2).await;
     let operator = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
     let mut rev = trustca_proto::v1::revocation_client::RevocationClient::new(
-        trustca::client::connect(&server.url(), &operator)
+        trustca_api::client::connect(&server.url(), &operator)
             .await
             .unwrap(),
     );

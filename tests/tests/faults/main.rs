@@ -223,7 +223,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart() {
     copy_dir(ca.data(), &data);
     let log = outside.path().join("serve.log");
     let server = serve(&data, &[], &log).expect("serve starts");
-    let channel = trustca::client::connect(&server.url(), &acme)
+    let channel = trustca_api::client::connect(&server.url(), &acme)
         .await
         .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel.clone());
@@ -433,7 +433,7 @@ async fn damaged_records_are_named_refused_or_served_read_only() {
         "{report}"
     );
     let server = serve(a.path(), &[], &logs.path().join("a.log")).expect("the log is intact");
-    let channel = trustca::client::connect(&server.url(), &reader)
+    let channel = trustca_api::client::connect(&server.url(), &reader)
         .await
         .unwrap();
     let err = trust_of(channel.clone(), &identity(&serials[3]))
@@ -486,7 +486,7 @@ async fn damaged_records_are_named_refused_or_served_read_only() {
         &logs.path().join("b2.log"),
     )
     .expect("served read-only with the flag");
-    let channel = trustca::client::connect(&server.url(), &reader)
+    let channel = trustca_api::client::connect(&server.url(), &reader)
         .await
         .unwrap();
     let ok = trust_of(channel.clone(), &identity(&serials[5]))
@@ -495,7 +495,7 @@ async fn damaged_records_are_named_refused_or_served_read_only() {
     assert_eq!(ok.status, "active");
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let mut client = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&server.url(), &acme)
+        trustca_api::client::connect(&server.url(), &acme)
             .await
             .unwrap(),
     );
@@ -634,7 +634,7 @@ async fn idle_connections_and_silent_streams_lock_nobody_out() {
     let mut anonymous = Vec::new();
     for _ in 0..per_kind {
         anonymous.push(
-            trustca::client::connect_public(&server.url(), &ca.root_pem())
+            trustca_api::client::connect_public(&server.url(), &ca.root_pem())
                 .await
                 .unwrap(),
         );
@@ -642,7 +642,7 @@ async fn idle_connections_and_silent_streams_lock_nobody_out() {
     // 100 streams that never send an item, on four connections.
     let mut silent = Vec::new();
     for _ in 0..4 {
-        let channel = trustca::client::connect(&server.url(), &acme)
+        let channel = trustca_api::client::connect(&server.url(), &acme)
             .await
             .unwrap();
         for _ in 0..25 {
@@ -660,7 +660,7 @@ async fn idle_connections_and_silent_streams_lock_nobody_out() {
         }
     }
 
-    let normal = trustca::client::connect(&server.url(), &acme)
+    let normal = trustca_api::client::connect(&server.url(), &acme)
         .await
         .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(normal.clone());
@@ -735,12 +735,12 @@ async fn a_full_connection_table_makes_room_for_real_clients() {
     .expect("serve starts");
     let mut idle = Vec::new();
     for _ in 0..300 {
-        if let Ok(c) = trustca::client::connect_public(&server.url(), &ca.root_pem()).await {
+        if let Ok(c) = trustca_api::client::connect_public(&server.url(), &ca.root_pem()).await {
             idle.push(c);
         }
     }
     let mut client = pb::enrollment_client::EnrollmentClient::new(
-        trustca::client::connect(&server.url(), &acme)
+        trustca_api::client::connect(&server.url(), &acme)
             .await
             .unwrap(),
     );
@@ -805,7 +805,7 @@ async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
     let _dropped = DropDatabase(pg.clone(), name.clone());
     let log = outside.path().join("serve.log");
     let server = serve(ca.data(), &["--store", &store], &log).expect("serve starts");
-    let channel = trustca::client::connect(&server.url(), &acme)
+    let channel = trustca_api::client::connect(&server.url(), &acme)
         .await
         .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel.clone());
@@ -911,7 +911,7 @@ async fn postgres_unreachable_is_one_plain_sentence_and_not_serving() {
     let outside = tempfile::tempdir().unwrap();
     let log = outside.path().join("serve.log");
     let server = serve(ca.data(), &["--store", &store], &log).expect("serve starts");
-    let channel = trustca::client::connect(&server.url(), &acme)
+    let channel = trustca_api::client::connect(&server.url(), &acme)
         .await
         .unwrap();
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel.clone());

@@ -24,7 +24,7 @@ use std::process::Command;
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
 use trustca_ca::Passphrase;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;

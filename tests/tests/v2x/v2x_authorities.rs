@@ -16,7 +16,7 @@ use common::separated::{Authority, Car, Separated, enroll_cars};
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
-use trustca::client::{ClientCredentials, connect};
+use trustca_api::client::{ClientCredentials, connect};
 use trustca_ca::Passphrase;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
@@ -524,7 +524,7 @@ async fn enrolment_credential(ca: &TestCa, creds: &ClientCredentials) {
         .to_vec();
     let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
     let fingerprint = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
-    let mut signed = trustca_server::v2x::ENROLMENT_POP_DOMAIN.to_vec();
+    let mut signed = trustca_api::v2x::ENROLMENT_POP_DOMAIN.to_vec();
     signed.extend_from_slice(&public.compressed());
     signed.extend_from_slice(fingerprint.as_ref());
     let pop = key.sign(&rng, &signed).unwrap().as_ref().to_vec();

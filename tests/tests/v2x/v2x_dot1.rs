@@ -193,7 +193,7 @@ async fn journey_and_attacks(
     // certificate no longer gets tickets, and nothing is recorded.
     use trustca_proto::v1 as pb;
     let mut as_car = pb::v2x_registration_client::V2xRegistrationClient::new(
-        trustca::client::connect(ra_grpc, &car.device.creds)
+        trustca_api::client::connect(ra_grpc, &car.device.creds)
             .await
             .unwrap(),
     );
@@ -209,7 +209,7 @@ async fn journey_and_attacks(
         &["automotive"],
     );
     pb::v2x_registration_client::V2xRegistrationClient::new(
-        trustca::client::connect(ra_grpc, &ops).await.unwrap(),
+        trustca_api::client::connect(ra_grpc, &ops).await.unwrap(),
     )
     .revoke_vehicle(pb::RevokeVehicleRequest {
         vehicle: car.device.identity.clone(),
@@ -222,7 +222,9 @@ async fn journey_and_attacks(
     // itself; separated, the operator does it at the CA and syncs the list.
     if let Some(sep) = &separated {
         let listed = pb::v2x_enrollment_client::V2xEnrollmentClient::new(
-            trustca::client::connect(&sep.ca_grpc, &ops).await.unwrap(),
+            trustca_api::client::connect(&sep.ca_grpc, &ops)
+                .await
+                .unwrap(),
         )
         .revoke_enrolment(pb::RevokeEnrolmentRequest {
             vehicle: car.device.identity.clone(),
@@ -312,7 +314,7 @@ async fn revoked_ca_certificate_is_listed(ca: &TestCa, base: &str, work: &Path) 
     );
     let aa = ca.data().join("ca/v2x-aa.oer");
     let crl = pb::v2x_enrollment_client::V2xEnrollmentClient::new(
-        trustca::client::connect(&ca.url(), &ops).await.unwrap(),
+        trustca_api::client::connect(&ca.url(), &ops).await.unwrap(),
     )
     .revoke_ca_certificate(pb::RevokeCaCertificateRequest {
         certificate: std::fs::read(&aa).unwrap(),

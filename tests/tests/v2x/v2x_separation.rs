@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use common::separated::{Car, Separated, enroll_cars, role_options, role_start_error};
 use common::*;
 use tonic::Code;
-use trustca::client::connect;
+use trustca_api::client::connect;
 use trustca_ca::{Keystore, Passphrase};
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;

@@ -254,7 +254,7 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
     // An operator revokes the other car: car 0's ticket is not revoked.
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
     let mut other = V2xRegistrationClient::new(
-        trustca::client::connect(&url, &cars[1].creds)
+        trustca_api::client::connect(&url, &cars[1].creds)
             .await
             .unwrap(),
     );
@@ -272,7 +272,7 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
         .await
         .unwrap();
     let mut as_ops =
-        V2xRegistrationClient::new(trustca::client::connect(&url, &ops).await.unwrap());
+        V2xRegistrationClient::new(trustca_api::client::connect(&url, &ops).await.unwrap());
     let revoke = |vehicle: String| pb::RevokeVehicleRequest {
         vehicle,
         from_period: p0,
@@ -460,7 +460,7 @@ async fn tickets_batched_later_are_picked_up_by_the_next_request() {
 
     // A second vehicle asks: the batch goes out.
     let mut other = V2xRegistrationClient::new(
-        trustca::client::connect(&url, &cars[1].creds)
+        trustca_api::client::connect(&url, &cars[1].creds)
             .await
             .unwrap(),
     );

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_client::RevocationClient;
@@ -186,8 +186,11 @@ pub(crate) async fn revoke(w: &World) {
 
 /// Revokes the device for key compromise over gRPC, with `note`.
 pub(crate) async fn revoke_noting(w: &World, note: &str) {
-    let mut rev =
-        RevocationClient::new(trustca::client::connect(&w.ca.url(), &w.ops).await.unwrap());
+    let mut rev = RevocationClient::new(
+        trustca_api::client::connect(&w.ca.url(), &w.ops)
+            .await
+            .unwrap(),
+    );
     rev.revoke(pb::RevokeRequest {
         subject: Some(pb::revoke_request::Subject::Identity(
             w.device.identity.clone(),

@@ -4,7 +4,7 @@
 
 use super::kit::*;
 use crate::common::*;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 
@@ -245,7 +245,7 @@ async fn a_registered_model_has_a_label_page_and_shows_its_suspension() {
     };
     let connect = |c: &ClientCredentials| {
         let (url, c) = (w.ca.url(), c.clone());
-        async move { ModelRegistryClient::new(trustca::client::connect(&url, &c).await.unwrap()) }
+        async move { ModelRegistryClient::new(trustca_api::client::connect(&url, &c).await.unwrap()) }
     };
     connect(&acme)
         .await

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::kit::*;
 use crate::common::*;
-use trustca::client::connect;
+use trustca_api::client::connect;
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::systems_client::SystemsClient;
 
