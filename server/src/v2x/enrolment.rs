@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use tonic::{Request, Response, Status};
 use trustca_api::caller;
@@ -46,7 +47,7 @@ impl EnrollmentCredentialService {
         hash_crls: Arc<HashCrlPublisher>,
     ) -> Result<Self> {
         let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
-        let root_path = data.join("ca").join("v2x-root.oer");
+        let root_path = DataDir::new(data).ca().oer("v2x-root");
         let root = std::fs::read(&root_path)
             .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
         Ok(Self {
