@@ -4,6 +4,7 @@
 //! authority's directory never holds a CA key.
 
 use std::net::IpAddr;
+use trustca_datadir::CaFiles;
 
 use time::OffsetDateTime;
 use trustca_model::{CertificateKind, PolicySet, SectorName};
@@ -107,10 +108,7 @@ impl CaHierarchy {
             .raw_serial_as_string()
             .replace(':', "");
         write_new(
-            &self
-                .ca_dir()
-                .join("credentials")
-                .join(format!("{serial}.pem")),
+            &self.ca_dir().join("credentials").cert(&serial),
             certs_to_pem(&[&der]).as_bytes(),
         )?;
         Ok(IssuedCertificate {

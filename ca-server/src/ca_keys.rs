@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use trustca_model::policy::{KeyAlgorithm, KeyBackend, KeyRole, PkiPolicy};
@@ -121,7 +122,7 @@ pub struct TokenRecord {
 impl TokenRecord {
     /// Reads `DATA/ca/pkcs11.toml`, if `init` wrote one.
     pub fn read(data: &Path) -> Result<Option<Self>, CaError> {
-        let path = data.join("ca").join(TOKEN_RECORD);
+        let path = DataDir::new(data).ca().join(TOKEN_RECORD);
         if !path.exists() {
             return Ok(None);
         }
@@ -272,7 +273,7 @@ impl CaKeys {
     /// (service-certificate renewal). A token object is left on the token:
     /// deleting key material is the token officer's decision.
     pub fn forget(&self, name: &str) {
-        let _ = std::fs::remove_file(self.dir().join(format!("{name}.key")));
+        let _ = std::fs::remove_file(self.dir().key(&name));
         let _ = std::fs::remove_file(self.reference_path(name));
     }
 }

@@ -25,6 +25,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, PublicKeyData};
 use time::OffsetDateTime;
@@ -55,7 +56,7 @@ pub const ROOT_MARKER: &str = "offline-root.toml";
 
 /// Refuses to serve from, or `init` into, the offline root's directory.
 pub(crate) fn refuse_offline_root(data: &Path, doing: &str) -> Result<(), CaError> {
-    if data.join("ca").join(ROOT_MARKER).exists() {
+    if DataDir::new(data).ca().join(ROOT_MARKER).exists() {
         return Err(CaError::InvalidRequest(format!(
             "{} is the offline root's directory (made by `trustca root init`); {doing}",
             data.display()
@@ -75,7 +76,7 @@ struct SectorMarker {
 /// The sector a directory made by `sector init` belongs to; `None` for a
 /// directory made by `init` (every sector) or `root init`.
 pub fn sector_of_directory(data: &Path) -> Result<Option<SectorName>, CaError> {
-    let path = data.join("ca").join(SECTOR_MARKER);
+    let path = DataDir::new(data).ca().join(SECTOR_MARKER);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -104,7 +105,7 @@ pub(crate) fn create_root(
     now: OffsetDateTime,
     common_name: &str,
 ) -> Result<(), CaError> {
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     if non_empty(&dir) {
         return Err(CaError::AlreadyInitialized(dir));
     }
@@ -126,7 +127,7 @@ pub(crate) fn create_root(
         now,
     )?;
     let root = params.self_signed(&key)?;
-    write_new(&scratch.join("root.pem"), root.pem().as_bytes())?;
+    write_new(&scratch.root_cert(), root.pem().as_bytes())?;
     if dir.exists() {
         std::fs::remove_dir(&dir).map_err(|e| CaError::io(&dir, e))?;
     }
@@ -180,7 +181,7 @@ pub fn root_init(
         now,
         name,
     )?;
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     let keys = keys_recording_token(Keystore::open(&dir, passphrase)?, token, policies)?;
     write_new(
         &dir.join(ROOT_MARKER),
@@ -192,7 +193,7 @@ pub fn root_init(
         .map(|(_, c)| c.subject().to_string())
         .unwrap_or_default();
     Ok(RootInitReport {
-        root_pem: dir.join("root.pem"),
+        root_pem: dir.root_cert(),
         subject,
         root_sha256: trustca_model::hexfmt::encode(&trustca_model::fingerprint(&root.cert_der)),
         arl: crate::root_crl::root_crl_path(data),
@@ -288,8 +289,8 @@ pub fn sector_init(
     token: Option<(&Arc<Pkcs11Token>, &Path)>,
 ) -> Result<SectorInitReport, CaError> {
     let sector = policies.sector(sector)?.sector.clone();
-    let dir = data.join("ca");
-    if dir.join("keystore.toml").exists() || dir.join("root.pem").exists() {
+    let dir = DataDir::new(data).ca();
+    if dir.join(trustca_datadir::KEYSTORE_META).exists() || dir.root_cert().exists() {
         return Err(CaError::AlreadyInitialized(dir));
     }
     std::fs::create_dir_all(&dir).map_err(|e| CaError::io(&dir, e))?;
@@ -300,7 +301,7 @@ pub fn sector_init(
     .map_err(|e| CaError::Keystore(e.to_string()))?;
     write_new(&dir.join(SECTOR_MARKER), marker.as_bytes())?;
     let (_, csr) = new_sector_key(&keys, policies, &sector)?;
-    let path = dir.join(format!("{sector}.csr"));
+    let path = dir.csr(&sector);
     write_new(
         &path,
         pem::encode(&pem::Pem::new(CSR_LABEL, csr.clone())).as_bytes(),
@@ -435,8 +436,8 @@ pub fn sign_sector(
     csr: &[u8],
     rollover: bool,
 ) -> Result<SignedSector, CaError> {
-    let dir = data.join("ca");
-    if !dir.join("root.pem").exists() {
+    let dir = DataDir::new(data).ca();
+    if !dir.root_cert().exists() {
         return Err(CaError::NotInitialized(data.to_path_buf()));
     }
     let csr_der = der_of(csr, CSR_LABEL, "the request")?;
@@ -459,10 +460,7 @@ pub fn sign_sector(
         OffsetDateTime::now_utc(),
         &context,
     )?;
-    let path = dir.join(format!(
-        "{}.pem",
-        crate::rollover::ca_name(&sector, generation)
-    ));
+    let path = dir.cert(crate::rollover::ca_name(&sector, generation));
     if path.exists() {
         return Err(CaError::InvalidRequest(format!(
             "the root already issued a {sector} CA certificate ({}); nothing issued",
@@ -643,12 +641,12 @@ pub fn sector_install(
             data.display()
         ))
     })?;
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     let cert_der = der_of(cert, "CERTIFICATE", "the sector certificate")?;
     let root_der = der_of(root, "CERTIFICATE", "the root certificate")?;
     check_root(&root_der)?;
     let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
-    if dir.join(format!("{sector}.pem")).exists() {
+    if dir.cert(&sector).exists() {
         // Installed already: this can only be a rollover's answer.
         let generation = crate::rollover::install_generation(
             data, policies, &keys, &sector, &cert_der, &root_der,
@@ -666,11 +664,8 @@ pub fn sector_install(
     check_own_certificate(&cert_der, &root_der, &key, &sector, oid, now)?;
     // Validate the host names before writing anything.
     CaHierarchy::service_host_names(policies, Some(&sector), server_names)?;
-    write_new(&dir.join("root.pem"), certs_to_pem(&[&root_der]).as_bytes())?;
-    write_new(
-        &dir.join(format!("{sector}.pem")),
-        certs_to_pem(&[&cert_der]).as_bytes(),
-    )?;
+    write_new(&dir.root_cert(), certs_to_pem(&[&root_der]).as_bytes())?;
+    write_new(&dir.cert(&sector), certs_to_pem(&[&cert_der]).as_bytes())?;
     let ca = SigningCa::new(cert_der.clone(), key)?;
     CaHierarchy::complete_directory(&dir, &keys, &ca, Some(&sector), policies, server_names, now)?;
     Ok(InstallReport {
@@ -689,8 +684,8 @@ pub fn reissue_arl(
     passphrase: &Passphrase,
     token: Option<Arc<Pkcs11Token>>,
 ) -> Result<u64, CaError> {
-    let dir = data.join("ca");
-    if !dir.join("root.pem").exists() {
+    let dir = DataDir::new(data).ca();
+    if !dir.root_cert().exists() {
         return Err(CaError::NotInitialized(data.to_path_buf()));
     }
     let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use trustca_datadir::CaFiles;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -121,7 +122,7 @@ fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
 impl Keystore {
     /// Creates a keystore in `dir` (which must not hold one yet).
     pub fn create(dir: &Path, passphrase: &Passphrase) -> Result<Self, CaError> {
-        let meta_path = dir.join("keystore.toml");
+        let meta_path = dir.join(trustca_datadir::KEYSTORE_META);
         if meta_path.exists() {
             return Err(CaError::AlreadyInitialized(dir.to_path_buf()));
         }
@@ -147,7 +148,7 @@ impl Keystore {
 
     /// Opens the keystore in `dir`; a wrong passphrase is a clear error.
     pub fn open(dir: &Path, passphrase: &Passphrase) -> Result<Self, CaError> {
-        let meta_path = dir.join("keystore.toml");
+        let meta_path = dir.join(trustca_datadir::KEYSTORE_META);
         let text = std::fs::read_to_string(&meta_path).map_err(|e| CaError::io(&meta_path, e))?;
         let meta: KeystoreMeta = toml::from_str(&text)
             .map_err(|e| CaError::Keystore(format!("{}: {}", meta_path.display(), e.message())))?;
@@ -176,7 +177,7 @@ impl Keystore {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.key"))
+        self.dir.key(&name)
     }
 
     /// Encrypts and writes PKCS#8 `der` as `<name>.key`; never overwrites.

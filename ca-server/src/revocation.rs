@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use trustca_datadir::CaFiles;
 
 use time::OffsetDateTime;
 use trustca_model::{PolicySet, SectorName};
@@ -194,7 +195,7 @@ impl CrlPublisher {
 
     fn write_file(&self, sector: &str, crl: &PublishedCrl) -> Result<(), CaError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
-        let path = self.dir.join(format!("{sector}.crl"));
+        let path = self.dir.crl(&sector);
         let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
         std::fs::write(&tmp, crl.der.as_slice()).map_err(|e| CaError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))
@@ -282,9 +283,7 @@ impl CrlPublisher {
     /// The root's CRL as published on disk (the root signs it offline or
     /// at start, never per request).
     pub fn root_crl(&self) -> Result<PublishedCrl, CaError> {
-        let path = self
-            .dir
-            .join(format!("{}.crl", crate::root_crl::ROOT_CRL_NAME));
+        let path = self.dir.crl(crate::root_crl::ROOT_CRL_NAME);
         let der = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
         let crl_number = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
             .ok()

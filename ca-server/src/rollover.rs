@@ -28,6 +28,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use time::OffsetDateTime;
 use trustca_model::policy::KeyRole;
@@ -107,7 +108,7 @@ pub fn generation_of_certificate(der: &[u8]) -> u32 {
 /// oldest first.
 pub(crate) fn installed(ca_dir: &Path, sector: &SectorName) -> Vec<(u32, PathBuf)> {
     (1..=MAX_GENERATIONS)
-        .map(|n| (n, ca_dir.join(format!("{}.pem", ca_name(sector, n)))))
+        .map(|n| (n, ca_dir.cert(ca_name(sector, n))))
         .filter(|(_, p)| p.exists())
         .collect()
 }
@@ -143,7 +144,7 @@ pub fn sector_rollover(
             data.display()
         ))
     })?;
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     let held = installed(&dir, &sector);
     let Some(&(current, _)) = held.last() else {
         return Err(CaError::InvalidRequest(format!(
@@ -161,13 +162,13 @@ pub fn sector_rollover(
     if keys.has(&name) {
         return Err(CaError::InvalidRequest(format!(
             "the {name} CA key exists already and waits for its certificate: take {} to the root (`trustca root sign-sector --rollover`) and install the answer",
-            dir.join(format!("{name}.csr")).display()
+            dir.csr(&name).display()
         )));
     }
     let policy = policies.sector(sector.as_str())?;
     let key = keys.generate(&name, KeyRole::Sector, policy.certificate.ca_key_algorithm)?;
     let csr = crate::ceremony::sector_csr(&key, policies, &sector, next)?;
-    let path = dir.join(format!("{name}.csr"));
+    let path = dir.csr(&name);
     write_new(
         &path,
         pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr.clone())).as_bytes(),
@@ -194,7 +195,7 @@ pub(crate) fn install_generation(
     cert_der: &[u8],
     root_der: &[u8],
 ) -> Result<u32, CaError> {
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     let oid = &policies.pki.extensions.trust_level_oid;
     let now = OffsetDateTime::now_utc();
     let checked = crate::ceremony::check_sector_certificate(cert_der, root_der, oid, now)?;
@@ -204,7 +205,7 @@ pub(crate) fn install_generation(
             checked.sector
         )));
     }
-    let held_root = crate::hierarchy::read_pem_der(&dir.join("root.pem"))?;
+    let held_root = crate::hierarchy::read_pem_der(&dir.root_cert())?;
     if held_root.first().map(Vec::as_slice) != Some(root_der) {
         return Err(CaError::InvalidRequest(
             "the root certificate given is not the one this directory holds; a rollover stays under the same root".into(),
@@ -216,8 +217,7 @@ pub(crate) fn install_generation(
     if !keys.has(&name) {
         return Err(CaError::InvalidRequest(format!(
             "the {sector} CA certificate is installed already ({}) and no rollover is pending (`trustca sector rollover`)",
-            dir.join(format!("{}.pem", ca_name(sector, current)))
-                .display()
+            dir.cert(ca_name(sector, current)).display()
         )));
     }
     let key = keys.load(&name)?;
@@ -228,10 +228,7 @@ pub(crate) fn install_generation(
             "the certificate is for generation {generation} of the {sector} CA, but the pending rollover is generation {next} ({name}); nothing installed"
         )));
     }
-    write_new(
-        &dir.join(format!("{name}.pem")),
-        certs_to_pem(&[cert_der]).as_bytes(),
-    )?;
+    write_new(&dir.cert(&name), certs_to_pem(&[cert_der]).as_bytes())?;
     Ok(generation)
 }
 

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use trustca_datadir::{CaFiles, DataDir};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -70,12 +71,12 @@ struct State {
 }
 
 fn state_path(data: &Path) -> PathBuf {
-    data.join("ca").join(STATE_FILE)
+    DataDir::new(data).ca().join(STATE_FILE)
 }
 
 /// Where the root CRL is published.
 pub fn root_crl_path(data: &Path) -> PathBuf {
-    data.join("crl").join(format!("{ROOT_CRL_NAME}.crl"))
+    DataDir::new(&data).crl(ROOT_CRL_NAME)
 }
 
 fn read_state(data: &Path) -> Result<State, CaError> {
@@ -326,7 +327,7 @@ pub fn revoke_ca(
             "note is limited to 512 bytes".into(),
         ));
     }
-    let path = data.join("ca").join(format!("{name}.pem"));
+    let path = DataDir::new(data).ca().cert(&name);
     if !path.exists() {
         return Err(CaError::InvalidRequest(format!(
             "there is no CA named {name:?} ({} does not exist)",

@@ -4,6 +4,7 @@
 //! the root's ARL. Everything is checked before anything is written.
 
 use std::path::Path;
+use trustca_datadir::{CaFiles, DataDir};
 
 use time::OffsetDateTime;
 use trustca_model::{PolicySet, SectorName};
@@ -34,8 +35,8 @@ pub fn sector_import(
     policies: &PolicySet,
     files: &[(String, Vec<u8>)],
 ) -> Result<ImportReport, CaError> {
-    let dir = data.join("ca");
-    let root_path = dir.join("root.pem");
+    let dir = DataDir::new(data).ca();
+    let root_path = dir.root_cert();
     if !root_path.exists() {
         return Err(CaError::InvalidRequest(format!(
             "{} holds no root certificate yet: install this sector's CA first (`trustca sector install`)",
@@ -72,7 +73,7 @@ pub fn sector_import(
             &checked.sector,
             crate::rollover::generation_of_certificate(&checked.der),
         );
-        let path = dir.join(format!("{ca}.pem"));
+        let path = dir.cert(&ca);
         if path.exists() {
             let held = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
             if der_of(&held, "CERTIFICATE", name)? != checked.der {

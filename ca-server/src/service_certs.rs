@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use trustca_datadir::CaFiles;
 
 use time::OffsetDateTime;
 use trustca_model::policy::KeyRole;
@@ -40,7 +41,7 @@ impl CaHierarchy {
             ("audit", issuer::ServicePurpose::AuditLog),
             ("responder", issuer::ServicePurpose::TrustResponder),
         ] {
-            if !dir.join(format!("{stem}.pem")).exists() {
+            if !dir.cert(&stem).exists() {
                 Self::issue_service_cert(
                     dir,
                     keystore,
@@ -131,7 +132,7 @@ impl CaHierarchy {
         }
         // A crash between these steps leaves no server.pem, and the next
         // start issues a fresh pair; the CA keys are never touched.
-        let _ = std::fs::remove_file(dir.join(format!("{stem}.pem")));
+        let _ = std::fs::remove_file(dir.cert(&stem));
         keystore.forget(stem);
         let key = keystore.generate(stem, role, trustca_model::KeyAlgorithm::EcdsaP256)?;
         if purpose != issuer::ServicePurpose::Tls {
@@ -155,13 +156,10 @@ impl CaHierarchy {
         let mut chain: Vec<&[u8]> = vec![&der, &ca.cert_der];
         let root_der;
         if sector.is_some() {
-            root_der = read_pem_der(&dir.join("root.pem"))?;
+            root_der = read_pem_der(&dir.root_cert())?;
             chain.extend(root_der.iter().map(Vec::as_slice));
         }
-        write_new(
-            &dir.join(format!("{stem}.pem")),
-            certs_to_pem(&chain).as_bytes(),
-        )?;
+        write_new(&dir.cert(&stem), certs_to_pem(&chain).as_bytes())?;
         Ok(())
     }
 
@@ -180,7 +178,7 @@ impl CaHierarchy {
         let archive = dir.join(AUDIT_SIGNERS_DIR);
         std::fs::create_dir_all(&archive).map_err(|e| CaError::io(&archive, e))?;
         let name = trustca_model::hexfmt::encode(&trustca_model::fingerprint(leaf));
-        let target = archive.join(format!("{name}.pem"));
+        let target = archive.cert(&name);
         if !target.exists() {
             write_new(&target, certs_to_pem(&[leaf]).as_bytes())?;
         }

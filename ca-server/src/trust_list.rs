@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use rcgen::{PublicKeyData, SigningKey};
 use time::OffsetDateTime;
@@ -85,7 +86,7 @@ fn describe(list: &TrustList) -> Vec<ListedRoot> {
 }
 
 fn root_der(dir: &Path) -> Result<Vec<u8>, CaError> {
-    let path = dir.join("root.pem");
+    let path = dir.root_cert();
     let bytes = std::fs::read(&path).map_err(|e| CaError::io(&path, e))?;
     der_of(&bytes, "CERTIFICATE", "the root certificate")
 }
@@ -188,8 +189,8 @@ pub fn issue(
     roots: &[ForeignRoot],
     next_update: OffsetDateTime,
 ) -> Result<TrustListReport, CaError> {
-    let dir = data.join("ca");
-    if !dir.join("root.pem").exists() {
+    let dir = DataDir::new(data).ca();
+    if !dir.root_cert().exists() {
         return Err(CaError::NotInitialized(data.to_path_buf()));
     }
     let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp())
@@ -262,8 +263,8 @@ pub fn issue(
 /// naming only sectors `recognition.toml` declares foreign) and makes it
 /// the list in force. Nothing is written if any check fails.
 pub fn import(data: &Path, policies: &PolicySet, bytes: &[u8]) -> Result<TrustListReport, CaError> {
-    let dir = data.join("ca");
-    if !dir.join("root.pem").exists() {
+    let dir = DataDir::new(data).ca();
+    if !dir.root_cert().exists() {
         return Err(CaError::InvalidRequest(format!(
             "{} holds no root certificate yet: install this sector's CA first (`trustca sector install`)",
             data.display()
@@ -314,7 +315,7 @@ pub fn import(data: &Path, policies: &PolicySet, bytes: &[u8]) -> Result<TrustLi
 /// root; `None` without one. A stale or damaged list is an error: the
 /// caller recognises no foreign root then.
 pub fn in_force(data: &Path, now: OffsetDateTime) -> Result<Option<CheckedTrustList>, CaError> {
-    let dir = data.join("ca");
+    let dir = DataDir::new(data).ca();
     let path = dir.join(TRUST_LIST_FILE);
     let der = match std::fs::read(&path) {
         Ok(d) => d,

@@ -23,6 +23,7 @@
 //! pseudonym CA keys, always P-256.
 
 use std::path::Path;
+use trustca_datadir::{CaFiles, DataDir};
 
 use time::OffsetDateTime;
 use trustca_model::policy::{KeyAlgorithm, KeyBackend, KeyRole};
@@ -280,7 +281,7 @@ pub(crate) fn init_v2x(
 ) -> Result<Vec<String>, CaError> {
     let pki = &policies.pki;
     let mut created = Vec::new();
-    let root_path = dir.join(format!("{V2X_ROOT}.oer"));
+    let root_path = dir.oer(V2X_ROOT);
     let start = Time32::from_datetime(now).map_err(v2x_err)?;
     let mut root_key: Option<CaKey> = None;
     let v2x_root = if root_path.exists() {
@@ -330,7 +331,7 @@ pub(crate) fn init_v2x(
             None => keys.load(V2X_ROOT),
         }
     };
-    let pem_path = dir.join(format!("{V2X_ROOT}.pem"));
+    let pem_path = dir.cert(V2X_ROOT);
     let mut loaded_root: Option<CaKey> = None;
     if !pem_path.exists() {
         let key = take_root_key(keys)?;
@@ -379,7 +380,7 @@ pub(crate) fn init_v2x(
         (V2X_EA, KeyRole::Sector, "ea"),
         (V2X_AA, KeyRole::Pseudonym, "aa"),
     ] {
-        let path = dir.join(format!("{stem}.oer"));
+        let path = dir.oer(&stem);
         if path.exists() {
             continue;
         }
@@ -394,7 +395,7 @@ pub(crate) fn init_v2x(
         created.push(format!("{stem}.oer"));
         loaded_root = Some(issuer_key);
     }
-    let crl_path = dir.join(format!("{V2X_CRL}.oer"));
+    let crl_path = dir.oer(V2X_CRL);
     if !crl_path.exists() {
         let issuer_key = match loaded_root.take() {
             Some(k) => k,
@@ -492,7 +493,7 @@ fn loaded_v2x_root(
     data: &Path,
     hierarchy: &crate::CaHierarchy,
 ) -> Result<(Certificate, CaKey, i64), CaError> {
-    let root_path = data.join("ca").join(format!("{V2X_ROOT}.oer"));
+    let root_path = DataDir::new(data).ca().oer(V2X_ROOT);
     let v2x_root = read_oer(&root_path)?;
     let root_key = hierarchy.keys().load(V2X_ROOT)?;
     if PublicKeyP256::from_sec1(StatementSigner::public_key(&root_key)).map_err(v2x_err)?
@@ -644,7 +645,7 @@ pub fn crl_signer_for_hash_crls(
         tbs.validity,
         assurance,
     )?;
-    let path = data.join("ca").join(format!("{V2X_CRL}.oer"));
+    let path = DataDir::new(data).ca().oer(V2X_CRL);
     let tmp = path.with_extension("oer.new");
     std::fs::write(&tmp, renewed.as_coer()).map_err(|e| CaError::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))?;
@@ -668,7 +669,7 @@ fn v2x_authority(
     hierarchy: &crate::CaHierarchy,
     stem: &str,
 ) -> Result<(OwnedV2xSigner, Certificate), CaError> {
-    let path = data.join("ca").join(format!("{stem}.oer"));
+    let path = DataDir::new(data).ca().oer(&stem);
     let cert = read_oer(&path)?;
     let key = hierarchy.keys().load(stem)?;
     let public = PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use trustca_datadir::DataDir;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -119,9 +120,9 @@ fn open_store(data: &Path, store: Option<&StoreConfig>) -> Result<Arc<dyn Storag
 /// that its certificate chains to the root. An earlier signer is checked as
 /// of its own `notBefore`, since it may well have expired by now.
 fn audit_public_keys(data: &Path) -> Result<Vec<Vec<u8>>> {
-    let root = read_certs(&data.join("ca/root.pem"))?.remove(0);
-    let mut files = vec![data.join("ca/audit.pem")];
-    let archive = data.join("ca").join(trustca_ca::AUDIT_SIGNERS_DIR);
+    let root = read_certs(&DataDir::new(data).root_cert())?.remove(0);
+    let mut files = vec![DataDir::new(data).ca().join("audit.pem")];
+    let archive = DataDir::new(data).ca().join(trustca_ca::AUDIT_SIGNERS_DIR);
     if let Ok(dir) = std::fs::read_dir(&archive) {
         let mut earlier: Vec<_> = dir
             .flatten()

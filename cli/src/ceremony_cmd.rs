@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use trustca_datadir::{CaFiles, DataDir};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -198,36 +199,36 @@ pub fn init(
             "created_sectors": report.created_sectors,
             "existing_sectors": report.existing_sectors,
             "created_v2x": report.created_v2x,
-            "root": data.join("ca/root.pem"),
+            "root": DataDir::new(&data).root_cert(),
         }));
     } else {
         if report.created_root {
             println!(
                 "created root CA        {}",
-                data.join("ca/root.pem").display()
+                DataDir::new(&data).root_cert().display()
             );
         } else {
             println!(
                 "root CA exists         {} (left unchanged)",
-                data.join("ca/root.pem").display()
+                DataDir::new(&data).root_cert().display()
             );
         }
         for s in &report.created_sectors {
             println!(
                 "created sector CA      {}",
-                data.join(format!("ca/{s}.pem")).display()
+                DataDir::new(&data).ca().cert(&s).display()
             );
         }
         for s in &report.existing_sectors {
             println!(
                 "sector CA exists       {} (left unchanged)",
-                data.join(format!("ca/{s}.pem")).display()
+                DataDir::new(&data).ca().cert(&s).display()
             );
         }
         for f in &report.created_v2x {
             println!(
                 "created V2X (1609.2)   {}",
-                data.join("ca").join(f).display()
+                DataDir::new(&data).ca().join(f).display()
             );
         }
         eprintln!("{}", crate::v2x_role_cmd::SINGLE_PROCESS_WARNING);
@@ -236,11 +237,11 @@ pub fn init(
                 "CA keys are in PKCS#11 token {:?} (module {}) unless pki.toml says otherwise; other keys are encrypted under your passphrase in {}",
                 t.token,
                 t.module.display(),
-                data.join("ca").display()
+                DataDir::new(&data).ca().display()
             ),
             None => println!(
                 "keys are encrypted under your passphrase in {}",
-                data.join("ca").display()
+                DataDir::new(&data).ca().display()
             ),
         }
     }
@@ -356,7 +357,7 @@ fn sign_sector(a: SignSectorArgs) -> Result<ExitCode> {
             "ARL #{} written to {}; give both, and {}, to the {} operator",
             signed.arl_number,
             arl.display(),
-            a.step.data.join("ca/root.pem").display(),
+            DataDir::new(&a.step.data).root_cert().display(),
             signed.sector
         );
     }
@@ -400,7 +401,7 @@ fn sector_init(a: SectorInitArgs) -> Result<ExitCode> {
         println!(
             "created the {} CA key in {}",
             r.sector,
-            a.step.data.join("ca").display()
+            DataDir::new(&a.step.data).ca().display()
         );
         println!("request for the root   {}", r.csr.display());
         println!("request SHA-256        {}", r.csr_sha256);
@@ -417,7 +418,7 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
     let (set, token) = prepare(&a.step.data, &a.step.pkcs11)?;
     // Refused before anything is written: a store already in place (unless
     // this is a rollover's certificate, for a directory installed before).
-    let first = !a.step.data.join("ca/root.pem").exists();
+    let first = !DataDir::new(&a.step.data).root_cert().exists();
     if first {
         trustca_server::instance_store::check_new_store(&a.step.data, a.store.as_ref())?;
     }
@@ -452,7 +453,7 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
         println!(
             "installed the {} CA in {}",
             r.sector,
-            a.step.data.join("ca").display()
+            DataDir::new(&a.step.data).ca().display()
         );
         println!(
             "root SHA-256           {} (compare it with the root operator's)",
@@ -474,7 +475,7 @@ fn install(a: SectorInstallArgs) -> Result<ExitCode> {
 /// What `sector install` says about a rollover's certificate.
 fn installed_rollover(a: &SectorInstallArgs, r: &ceremony::InstallReport) -> Result<ExitCode> {
     let name = trustca_ca::rollover::ca_name(&r.sector, r.generation);
-    let path = a.step.data.join(format!("ca/{name}.pem"));
+    let path = DataDir::new(&a.step.data).ca().cert(&name);
     if a.step.json {
         print_json(&json!({
             "sector": r.sector.as_str(),
@@ -509,7 +510,7 @@ fn rollover(a: StepArgs) -> Result<ExitCode> {
             "created the {} CA key (generation {}) in {}",
             r.name,
             r.generation,
-            a.data.join("ca").display()
+            DataDir::new(&a.data).ca().display()
         );
         println!("request for the root   {}", r.csr.display());
         println!("request SHA-256        {}", r.csr_sha256);

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use trustca_datadir::DataDir;
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -127,7 +128,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     let passphrase = pass.load()?;
     let (role, v2x_remote, v2x_batch, v2x_in_process, crl_refresh) = (*v2x).resolve()?;
-    let fresh = !data.join("ca").join("root.pem").exists();
+    let fresh = !DataDir::new(&data).is_initialised();
     let shown = data.clone();
     let running = server::start(ServeOptions {
         data,

@@ -139,11 +139,12 @@ pub(crate) fn spawn_watch(
     hierarchy: &Arc<CaHierarchy>,
     storage: &Arc<dyn Storage>,
     crls: &Arc<CrlPublisher>,
+    stop: &tokio_util::sync::CancellationToken,
 ) {
     let hierarchy = Arc::downgrade(hierarchy);
     let storage = Arc::downgrade(storage);
     let crls = Arc::downgrade(crls);
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let (Some(h), Some(s), Some(c)) =

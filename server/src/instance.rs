@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::time::Duration;
+use trustca_datadir::DataDir;
 
 use trustca_api::{Federation, FederationConfig};
 use trustca_ca::CaHierarchy;
@@ -38,7 +39,7 @@ pub(crate) fn authoritative_sectors(
         if !hierarchy.sectors.contains_key(sector) {
             return Err(ServerError::Config(format!(
                 "--authoritative {sector}: {} holds no {sector} CA key (it stays with the {sector} operator); this directory can serve {}",
-                opts.data.join("ca").display(),
+                DataDir::new(&opts.data).ca().display(),
                 held.join(", ")
             )));
         }
@@ -54,7 +55,7 @@ pub(crate) fn authoritative_sectors(
 pub(crate) fn warn_if_root_key_online(hierarchy: &CaHierarchy, data: &Path) {
     if hierarchy.holds_root_key() {
         tracing::warn!(
-            dir = %data.join("ca").display(),
+            dir = %DataDir::new(data).ca().display(),
             "the root CA key is in this online directory; nothing online needs it: keep the root offline (`trustca root init`, docs/operations.md \"Key ceremony\")"
         );
     }

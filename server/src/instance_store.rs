@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use trustca_datadir::DataDir;
 
 use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_model::SectorName;
@@ -64,7 +65,7 @@ pub fn create_instance_store(
     let key = CaHierarchy::read_record_seal_key(data, passphrase)?.ok_or_else(|| {
         ServerError::StoreConfig(format!(
             "{} holds no record-seal key; install the sector CA first",
-            data.join("ca").display()
+            DataDir::new(data).ca().display()
         ))
     })?;
     let (guarded, closed) = config.open_guarded()?;

@@ -88,12 +88,17 @@ impl Lease {
         }
     }
 
-    /// Renews every third of the time to live while the store is alive.
-    pub(crate) fn spawn_renewal(self: &Arc<Self>, storage: &Arc<dyn Storage>) {
+    /// Renews every third of the time to live while the store is alive,
+    /// until `stop`.
+    pub(crate) fn spawn_renewal(
+        self: &Arc<Self>,
+        storage: &Arc<dyn Storage>,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
         let lease = Arc::downgrade(self);
         let storage = Arc::downgrade(storage);
         let period = self.ttl / 3;
-        tokio::spawn(async move {
+        crate::background::spawn(stop, async move {
             loop {
                 tokio::time::sleep(period).await;
                 let (Some(lease), Some(storage)) = (lease.upgrade(), storage.upgrade()) else {

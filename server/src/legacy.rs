@@ -14,21 +14,23 @@
 
 use std::path::{Path, PathBuf};
 
+use trustca_datadir::{CaFiles, DataDir};
+
 /// The files and directories of `data` that the retired X.509 pseudonym
 /// path created (empty for a directory made by this version).
 pub fn x509_pseudonym_material(data: &Path) -> Vec<PathBuf> {
+    let dd = DataDir::new(data);
     let mut found: Vec<PathBuf> = [
-        "ca/pseudonym-state.key",
-        "ca/resolution-authority.pub",
-        "ra/resolution-authority.key",
-        "policies/pseudonym.toml",
+        dd.ca().key("pseudonym-state"),
+        dd.ca().join("resolution-authority.pub"),
+        dd.entry("ra").key("resolution-authority"),
+        dd.policies().join("pseudonym.toml"),
     ]
-    .iter()
-    .map(|f| data.join(f))
+    .into_iter()
     .filter(|p| p.exists())
     .collect();
-    for (dir, suffix) in [("ca", "-pseudonym.pem"), ("crl", ".prl")] {
-        let Ok(entries) = std::fs::read_dir(data.join(dir)) else {
+    for (dir, suffix) in [(dd.ca(), "-pseudonym.pem"), (dd.crl_dir(), ".prl")] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
         let mut names: Vec<PathBuf> = entries

@@ -7,16 +7,22 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod background;
 mod ca_revocation;
+mod ca_role;
 mod connections;
 mod crl_watch;
+mod engines;
 mod error;
 pub mod est;
 pub mod etsi;
+mod front_ends;
 mod instance;
 pub mod instance_store;
 mod lease;
 pub mod legacy;
+mod listeners;
+pub mod loaded_policies;
 pub mod message_limit;
 pub mod metrics;
 pub mod pkcs11;
@@ -36,6 +42,7 @@ mod web;
 
 pub use connections::ConnectionLimits;
 pub use error::ServerError;
+pub use loaded_policies::{Policies, PolicyVersion};
 pub use metrics::Metrics;
 pub use pkcs11::{OpenToken, Pkcs11Options, open_token};
 pub use serve::{

@@ -3,6 +3,7 @@
 //! binary from `policies/`.
 
 use std::path::{Path, PathBuf};
+use trustca_datadir::DataDir;
 
 use trustca_model::PolicySet;
 
@@ -184,7 +185,7 @@ pub fn resolve(explicit: Option<&Path>, data: Option<&Path>) -> Result<(PolicyFi
     let (files, base) = if let Some(dir) = explicit {
         (read_dir(dir)?, format!("{}/", dir.display()))
     } else if let Some(dir) = data
-        .map(|d| d.join("policies"))
+        .map(|d| DataDir::new(d).policies())
         .filter(|d| d.join("pki.toml").exists())
     {
         let base = format!("{}/", dir.display());
@@ -198,7 +199,7 @@ pub fn resolve(explicit: Option<&Path>, data: Option<&Path>) -> Result<(PolicyFi
 
 /// Writes the policy files into `DATA/policies` unless a copy exists.
 pub fn install(data: &Path, files: &PolicyFiles) -> Result<bool> {
-    let dir = data.join("policies");
+    let dir = DataDir::new(data).policies();
     if dir.join("pki.toml").exists() {
         return Ok(false);
     }

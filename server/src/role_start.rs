@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use trustca_datadir::DataDir;
 
-use tokio::sync::oneshot;
 use trustca_model::PolicySet;
 use trustca_store::Storage;
 
@@ -15,7 +15,6 @@ use crate::auth::AuthLayer;
 use crate::connections::{ConnectionLimits, ConnectionTable};
 use crate::error::{Result, ServerError};
 use crate::metrics::Metrics;
-use crate::policies;
 use crate::transport::{self, TransportIdentity};
 use trustca_model::observe::Observer;
 
@@ -82,6 +81,11 @@ pub(crate) fn role_identity(
     })
 }
 
+/// The accepted mutual-TLS connections of a listener.
+pub(crate) type Incoming = tokio_stream::wrappers::ReceiverStream<
+    std::result::Result<transport::TlsConnection, std::io::Error>,
+>;
+
 /// A bound listener made ready for mutual TLS: its address, the connection
 /// table (limit from the descriptors available) and the accepted
 /// connections.
@@ -89,9 +93,7 @@ pub(crate) struct Accepting {
     pub(crate) addr: SocketAddr,
     pub(crate) closing: tokio_util::sync::CancellationToken,
     pub(crate) table: Arc<ConnectionTable>,
-    pub(crate) incoming: tokio_stream::wrappers::ReceiverStream<
-        std::result::Result<transport::TlsConnection, std::io::Error>,
-    >,
+    pub(crate) incoming: Incoming,
     pub(crate) max_connections: usize,
     pub(crate) descriptors: Option<u64>,
 }
@@ -128,28 +130,38 @@ pub(crate) fn accept_on(
 pub(crate) async fn start_role(
     opts: ServeOptions,
     role: crate::v2x::V2xRole,
-    listener: tokio::net::TcpListener,
-    metrics_listener: Option<tokio::net::TcpListener>,
-    https_listener: Option<tokio::net::TcpListener>,
+    listeners: crate::listeners::Listeners,
     metrics: Arc<Metrics>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Result<RunningServer> {
+    let (listener, metrics_listener, https_listener) = (
+        listeners.grpc,
+        listeners.fronts.metrics,
+        listeners.fronts.est,
+    );
     let observer: Arc<dyn Observer> = metrics.clone();
     let dir = crate::v2x_role::RoleDir::open(&opts.data, Some(role))?;
     dir.check_own_secrets_only()?;
-    let (files, policy_set) = policies::resolve(opts.policies.as_deref(), Some(&opts.data))?;
+    let policies = crate::loaded_policies::Policies::load(opts.policies.as_deref(), &opts.data)?;
+    let current = policies.current();
+    let (files, policy_set) = (&current.files, &current.set);
     let secrets = dir.secrets(&opts.passphrase)?;
-    let identity = role_identity(&dir, &secrets, &policy_set)?;
+    let identity = role_identity(&dir, &secrets, policy_set)?;
     let v2x = crate::v2x::role_services(
         &dir,
         &secrets,
-        &files,
+        files,
         opts.v2x_remote.as_ref(),
         opts.v2x_batch,
     )?;
     // A separated registration authority refuses what the CA's hash CRLs
     // list, from the copies the operator syncs to DATA/crl.
     if let Some(ee) = v2x.http.as_ref().and_then(|h| h.ra.as_ref()) {
-        crate::v2x::hash_crls::watch_files(ee, opts.data.join("crl"), opts.crl_refresh);
+        crate::v2x::hash_crls::watch_files(
+            ee,
+            DataDir::new(&opts.data).crl_dir(),
+            opts.crl_refresh,
+        );
     }
     let metrics_addr = serve_metrics(metrics_listener, &metrics)?;
     let Accepting {
@@ -161,20 +173,13 @@ pub(crate) async fn start_role(
         ..
     } = accept_on(listener, &identity, opts.connections)?;
     // The registration authority's IEEE 1609.2.1 resources for vehicles.
-    let est_stop = tokio_util::sync::CancellationToken::new();
     let est_addr = match (https_listener, v2x.http.clone()) {
         (Some(listener), Some(http)) => {
             let _ = http.metrics.set(metrics.clone());
             let bound = listener
                 .local_addr()
                 .map_err(|e| ServerError::Listen(format!("cannot read the HTTPS address: {e}")))?;
-            crate::est::spawn(
-                listener,
-                &identity,
-                Arc::clone(&table),
-                http,
-                est_stop.clone(),
-            )?;
+            crate::est::spawn(listener, &identity, Arc::clone(&table), http, stop.clone())?;
             tracing::info!(addr = %bound, "IEEE 1609.2.1 on https://{bound}/v2x/");
             Some(bound)
         }
@@ -191,9 +196,8 @@ pub(crate) async fn start_role(
     // revoked callers are refused by the CRLs in DATA/crl, re-read every
     // `crl_refresh`.
     let auth_store = v2x.auth_store.clone();
-    let crls = crate::crl_watch::CrlRevocations::load(&opts.data.join("crl"));
+    let crls = crate::crl_watch::CrlRevocations::load(&DataDir::new(&opts.data).crl_dir());
     crls.spawn_refresh(opts.crl_refresh);
-    let (tx, rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .layer(crate::message_limit::OversizeLayer(
             crate::v2x::MAX_RESPONSE_BYTES,
@@ -207,11 +211,10 @@ pub(crate) async fn start_role(
         .add_optional_service(v2x.registration)
         .add_optional_service(v2x.pseudonym_ca)
         .add_optional_service(v2x.linkage);
+    let shutdown = stop.clone().cancelled_owned();
     let handle = tokio::spawn(async move {
         router
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = rx.await;
-            })
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
     });
     tracing::info!(%addr, role = role.as_str(), data = %opts.data.display(), max_connections, "trustca V2X authority listening (mutual TLS)");
@@ -221,10 +224,8 @@ pub(crate) async fn start_role(
         est_addr,
         web_addr: None,
         etsi_addr: None,
-        est_stop,
-        background: tokio_util::sync::CancellationToken::new(),
+        stop,
         metrics,
-        shutdown: Some(tx),
         handle,
         closing,
         grace: opts.shutdown_grace,

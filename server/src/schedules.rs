@@ -14,11 +14,16 @@ use trustca_store::Storage;
 
 use crate::lease::Lease;
 
-/// SIGHUP re-reads the policy files; a bad file is logged and the running
-/// policy stays. Holds the engine weakly, so a stopped server is released.
-pub(crate) fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
+/// SIGHUP reloads the policies: the trust engine's reload reads them once
+/// through the shared [`crate::loaded_policies::Policies`], which every
+/// other component follows. A bad file is logged and the running policies
+/// stay. Holds the engine weakly, so a stopped server is released.
+pub(crate) fn spawn_reload_on_hangup(
+    engine: &Arc<TrustEngine>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
     let engine = Arc::downgrade(engine);
-    on_hangup(move || {
+    on_hangup(stop, move || {
         let Some(engine) = engine.upgrade() else {
             return false;
         };
@@ -30,10 +35,13 @@ pub(crate) fn spawn_reload_on_hangup(engine: &Arc<TrustEngine>) {
 }
 
 /// Calls `action` on every SIGHUP until it returns false (what it acts on
-/// is gone). Nothing on platforms without SIGHUP.
-pub(crate) fn on_hangup(mut action: impl FnMut() -> bool + Send + 'static) {
+/// is gone) or `stop`. Nothing on platforms without SIGHUP.
+pub(crate) fn on_hangup(
+    stop: &tokio_util::sync::CancellationToken,
+    mut action: impl FnMut() -> bool + Send + 'static,
+) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
             return;
@@ -45,7 +53,7 @@ pub(crate) fn on_hangup(mut action: impl FnMut() -> bool + Send + 'static) {
         }
     });
     #[cfg(not(unix))]
-    let _ = &mut action;
+    let _ = (&mut action, stop);
 }
 
 /// Reissues every CRL at half the shortest CRL validity, so relying parties
@@ -57,10 +65,14 @@ pub(crate) const REGISTRY_SWEEP_PERIOD: Duration = Duration::from_secs(3600);
 /// Re-assesses every registered model at start and every
 /// [`REGISTRY_SWEEP_PERIOD`], on the replica holding the CRL lease, so an
 /// evaluation that expires moves its fleet without anyone asking.
-pub(crate) fn spawn_registry_sweep(registry: &Arc<trustca_db::ModelRegistry>, lease: &Arc<Lease>) {
+pub(crate) fn spawn_registry_sweep(
+    registry: &Arc<trustca_db::ModelRegistry>,
+    lease: &Arc<Lease>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
     let registry = Arc::downgrade(registry);
     let lease = Arc::clone(lease);
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         loop {
             let Some(r) = registry.upgrade() else { return };
             if lease.held() {
@@ -91,9 +103,10 @@ pub(crate) const SNAPSHOT_FILE_PERIOD: Duration = Duration::from_secs(300);
 pub(crate) fn spawn_snapshot_files(
     publisher: &Arc<trustca_db::SnapshotPublisher>,
     dir: PathBuf,
-    stop: tokio_util::sync::CancellationToken,
+    stop: &tokio_util::sync::CancellationToken,
 ) {
     let publisher = Arc::downgrade(publisher);
+    let stop = stop.clone();
     tokio::spawn(async move {
         while !stop.is_cancelled() {
             let Some(p) = publisher.upgrade() else { return };
@@ -112,11 +125,15 @@ pub(crate) fn spawn_snapshot_files(
     });
 }
 
-pub(crate) fn spawn_crl_schedule(crls: &Arc<CrlPublisher>, lease: &Arc<Lease>) {
+pub(crate) fn spawn_crl_schedule(
+    crls: &Arc<CrlPublisher>,
+    lease: &Arc<Lease>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
     let period = crls.shortest_validity() / 2;
     let crls = Arc::downgrade(crls);
     let lease = Arc::clone(lease);
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         loop {
             tokio::time::sleep(period).await;
             let Some(crls) = crls.upgrade() else { return };
@@ -146,10 +163,11 @@ pub const HEALTH_STORE_INTEGRITY: &str = "trustca.store.integrity";
 pub(crate) fn spawn_store_health(
     storage: &Arc<dyn Storage>,
     health: tonic_health::server::HealthReporter,
+    stop: &tokio_util::sync::CancellationToken,
 ) {
     use tonic_health::ServingStatus;
     let storage = Arc::downgrade(storage);
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         health
             .set_service_status(HEALTH_STORE_WRITABLE, ServingStatus::Serving)
             .await;

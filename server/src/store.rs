@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use trustca_datadir::DataDir;
 
 use trustca_store::{
     CachedStorage, GuardedStorage, PgStorage, Recovery, SledStorage, Storage, StoreError,
@@ -25,7 +26,7 @@ pub enum StoreConfig {
 impl StoreConfig {
     /// The default store of a data directory: `DATA/db`.
     pub fn in_data_dir(data: &Path) -> Self {
-        Self::Sled(data.join("db"))
+        Self::Sled(DataDir::new(data).db())
     }
 
     /// `--store` if given, else the data directory's sled store.

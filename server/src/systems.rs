@@ -2,10 +2,9 @@
 //! policy from the policy directory (or the built-in default), the registry
 //! over the server's store, `Decide` told about it, the `Systems` gRPC
 //! service, the change notifications of re-evaluated systems, and
-//! `composition.toml` read again on SIGHUP. Kept out of `serve.rs`, which
-//! calls [`service`] once.
+//! `composition.toml` of every reloaded policy version. Kept out of the
+//! composition root, which calls [`open`] and [`service`] once.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,72 +16,62 @@ use trustca_store::Storage;
 
 use crate::error::{Result, ServerError};
 use crate::lease::Lease;
-use crate::policies;
+use crate::loaded_policies::{Policies, PolicyVersion};
 use crate::serve::MAX_MESSAGE_BYTES;
 
 /// How often the audit log is followed for changes that move a system.
 pub(crate) const WATCH_PERIOD: Duration = Duration::from_secs(1);
 
-/// What [`service`] needs from the server.
-pub(crate) struct SystemsParts<'a> {
-    pub explicit_policies: Option<&'a Path>,
-    pub data: &'a Path,
-    pub trust: &'a Arc<TrustEngine>,
-    pub storage: &'a Arc<dyn Storage>,
-    /// Where re-evaluated systems are notified (the anomaly notifications' sink and webhook).
-    pub notifier: Notifier,
-    /// Notifications are sent by the replica holding this lease only.
-    pub lease: &'a Arc<Lease>,
-}
-
-/// The composition policy of the policy set (or the built-in default).
-fn read_policy(
-    explicit_policies: Option<&Path>,
-    data: &Path,
-    trust: &TrustEngine,
-) -> Result<CompositionPolicy> {
-    let (files, _) = policies::resolve(explicit_policies, Some(data))?;
-    let (name, text) = policies::composition_text(&files);
-    CompositionPolicy::parse(name, &text, trust.policy())
-        .map_err(|e| ServerError::Policy(e.to_string()))
-}
-
-/// Opens the systems registry for `trust`, makes `Decide` take it into
-/// account, starts the change notifications and the SIGHUP reload, and
-/// returns the gRPC service.
-pub(crate) fn service(parts: SystemsParts<'_>) -> Result<SystemsServer<SystemsService>> {
-    let policy = read_policy(parts.explicit_policies, parts.data, parts.trust)?;
+/// Opens the systems registry over `storage` with the composition policy
+/// of the policies in force (or the built-in default), makes `Decide` take
+/// it into account, and has it follow every policy reload.
+pub(crate) fn open(
+    policies: &Policies,
+    trust: &Arc<TrustEngine>,
+    storage: &Arc<dyn Storage>,
+) -> Result<Arc<SystemRegistry>> {
+    let current = policies.current();
+    let (name, text) = crate::policies::composition_text(&current.files);
+    let policy = CompositionPolicy::parse(name, &text, trust.policy())
+        .map_err(|e| ServerError::Policy(e.to_string()))?;
     let registry = Arc::new(
-        SystemRegistry::open(Arc::clone(parts.storage), policy)
+        SystemRegistry::open(Arc::clone(storage), policy)
             .map_err(|e| ServerError::Config(format!("systems of linked devices: {e}")))?,
     );
-    parts.trust.set_systems(Arc::clone(&registry));
-    spawn_watch(&registry, parts.trust, parts.notifier, parts.lease);
-    spawn_reload_on_hangup(
-        &registry,
-        parts.trust,
-        parts.explicit_policies.map(Path::to_path_buf),
-        parts.data.to_path_buf(),
-    );
-    Ok(
-        SystemsServer::new(SystemsService::new(Arc::clone(parts.trust), registry))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            // An evaluation of 1,000 members with their cap paths.
-            .max_encoding_message_size(64 * MAX_MESSAGE_BYTES),
-    )
+    trust.set_systems(Arc::clone(&registry));
+    let (weak_registry, weak_trust) = (Arc::downgrade(&registry), Arc::downgrade(trust));
+    policies.follow(Box::new(move |version| {
+        let (Some(r), Some(t)) = (weak_registry.upgrade(), weak_trust.upgrade()) else {
+            return Ok(());
+        };
+        follow(&r, &t, version)
+    }));
+    Ok(registry)
+}
+
+/// The `Systems` gRPC service over `registry`.
+pub(crate) fn service(
+    trust: &Arc<TrustEngine>,
+    registry: &Arc<SystemRegistry>,
+) -> SystemsServer<SystemsService> {
+    SystemsServer::new(SystemsService::new(Arc::clone(trust), Arc::clone(registry)))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        // An evaluation of 1,000 members with their cap paths.
+        .max_encoding_message_size(64 * MAX_MESSAGE_BYTES)
 }
 
 /// Follows the audit log every [`WATCH_PERIOD`] and notifies the systems
 /// whose levels a change moved. Holds the registry and engine weakly.
-fn spawn_watch(
+pub(crate) fn spawn_watch(
     registry: &Arc<SystemRegistry>,
     trust: &Arc<TrustEngine>,
     notifier: Notifier,
     lease: &Arc<Lease>,
+    stop: &tokio_util::sync::CancellationToken,
 ) {
     let (registry, trust) = (Arc::downgrade(registry), Arc::downgrade(trust));
     let lease = Arc::clone(lease);
-    tokio::spawn(async move {
+    crate::background::spawn(stop, async move {
         let mut watch: Option<SystemWatch> = None;
         loop {
             tokio::time::sleep(WATCH_PERIOD).await;
@@ -119,45 +108,18 @@ fn spawn_watch(
     });
 }
 
-/// SIGHUP reads `composition.toml` again; a bad file is logged and the
-/// running policy stays.
-fn spawn_reload_on_hangup(
-    registry: &Arc<SystemRegistry>,
-    trust: &Arc<TrustEngine>,
-    explicit_policies: Option<PathBuf>,
-    data: PathBuf,
-) {
-    let (registry, trust) = (Arc::downgrade(registry), Arc::downgrade(trust));
-    crate::serve::on_hangup(move || {
-        let (Some(r), Some(t)) = (registry.upgrade(), trust.upgrade()) else {
-            return false;
-        };
-        reload(&r, &t, explicit_policies.as_deref(), &data);
-        true
-    });
-}
-
-/// Reads `composition.toml` again into `registry`; logs the outcome.
-pub(crate) fn reload(
+/// Takes `composition.toml` of a reloaded version, checked against that
+/// version's trust policy (the trust engine takes it after the followers).
+fn follow(
     registry: &SystemRegistry,
     trust: &TrustEngine,
-    explicit_policies: Option<&Path>,
-    data: &Path,
-) {
-    let read = policies::resolve(explicit_policies, Some(data)).map(|(files, _)| {
-        let (name, text) = policies::composition_text(&files);
-        (name.to_owned(), text)
-    });
-    let outcome = match read {
-        Ok((name, text)) => registry
-            .replace_policy(trust, |t| CompositionPolicy::parse(&name, &text, t))
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    match outcome {
-        Ok(()) => tracing::info!("composition policy reloaded on SIGHUP"),
-        Err(e) => {
-            tracing::error!(error = %e, "composition policy reload on SIGHUP refused; the running policy stays")
-        }
-    }
+    version: &PolicyVersion,
+) -> std::result::Result<(), String> {
+    let (name, text) = crate::policies::composition_text(&version.files);
+    let fresh = Arc::new(version.set.trust.clone());
+    registry
+        .replace_policy(trust, |_| CompositionPolicy::parse(name, &text, fresh))
+        .map_err(|e| e.to_string())?;
+    tracing::info!(version = version.number, "composition policy reloaded");
+    Ok(())
 }

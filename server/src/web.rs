@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use trustca_datadir::DataDir;
 
 use hyper::Request;
 use hyper::body::Incoming;
@@ -27,7 +28,7 @@ use crate::auth;
 use crate::connections::ConnectionTable;
 use crate::error::{Result, ServerError};
 use crate::est::{Answer, HttpsService};
-use crate::policies;
+use crate::policies::{self, PolicyFiles};
 use crate::transport::TransportIdentity;
 
 /// The web front end behind the server's caller check.
@@ -90,7 +91,8 @@ impl SystemSource for ConsoleSystems {
 
 /// What [`spawn`] needs from the server.
 pub(crate) struct WebParts<'a> {
-    pub explicit_policies: Option<&'a Path>,
+    /// The policy files in force (for `web.toml`).
+    pub files: &'a PolicyFiles,
     pub data: &'a Path,
     pub policy_set: &'a PolicySet,
     pub storage: &'a Arc<dyn Storage>,
@@ -141,8 +143,7 @@ pub(crate) fn spawn(
     let bound = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the web address: {e}")))?;
-    let (files, _) = policies::resolve(parts.explicit_policies, Some(parts.data))?;
-    let (name, text) = policies::web_text(&files);
+    let (name, text) = policies::web_text(parts.files);
     let sectors: Vec<String> = parts
         .policy_set
         .sectors
@@ -151,7 +152,7 @@ pub(crate) fn spawn(
         .collect();
     let policy =
         WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
-    let ids = label_ids(parts.hierarchy, &parts.data.join("web"))?;
+    let ids = label_ids(parts.hierarchy, &DataDir::new(parts.data).web())?;
     let mut setup = WebSetup::new(
         Arc::clone(parts.storage),
         policy,

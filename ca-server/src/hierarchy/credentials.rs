@@ -3,6 +3,7 @@
 //! `ca/credentials/` until the server records them.
 
 use super::*;
+use trustca_datadir::CaFiles;
 
 impl CaHierarchy {
     /// Issues a role credential (manufacturer, operator, auditor, gateway,
@@ -93,10 +94,7 @@ impl CaHierarchy {
         let serial_hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
         let chain_pem = certs_to_pem(&[&der, &ca.cert_der]);
         write_new(
-            &self
-                .dir
-                .join("credentials")
-                .join(format!("{serial_hex}.pem")),
+            &self.dir.join("credentials").cert(&serial_hex),
             certs_to_pem(&[&der]).as_bytes(),
         )?;
         Ok(IssuedCredential {

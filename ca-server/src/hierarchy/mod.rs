@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use time::OffsetDateTime;
 use trustca_model::{CertificateKind, PolicySet, SectorName, TrustLevelExtension};
@@ -107,7 +108,7 @@ pub struct CaGeneration {
 pub const AUDIT_SIGNERS_DIR: &str = "audit-signers";
 
 fn ca_dir(data: &Path) -> PathBuf {
-    data.join("ca")
+    DataDir::new(data).ca()
 }
 
 pub(crate) fn read_pem_der(path: &Path) -> Result<Vec<Vec<u8>>, CaError> {
@@ -206,14 +207,14 @@ impl CaHierarchy {
             return Err(CaError::InvalidRequest(format!(
                 "{} is the {sector} sector's directory (made by `trustca sector init`), not one for every sector; {}",
                 data.display(),
-                if dir.join("root.pem").exists() {
+                if dir.root_cert().exists() {
                     "`init` does not apply to it"
                 } else {
                     "install the root's answer first (`trustca sector install`)"
                 }
             )));
         }
-        if !dir.join("root.pem").exists() {
+        if !dir.root_cert().exists() {
             crate::ceremony::create_root(
                 data,
                 policies,
@@ -232,7 +233,7 @@ impl CaHierarchy {
         let root = Self::root_signer(&dir, &keystore)?;
         let oid = &policies.pki.extensions.trust_level_oid;
         for sector in policies.sectors.keys() {
-            let pem_path = dir.join(format!("{sector}.pem"));
+            let pem_path = dir.cert(&sector);
             if pem_path.exists() {
                 report.existing_sectors.push(sector.to_string());
                 continue;
@@ -272,7 +273,7 @@ impl CaHierarchy {
         note: &str,
     ) -> Result<(crate::root_crl::RevokedCa, u64), CaError> {
         let dir = ca_dir(data);
-        if !dir.join("root.pem").exists() {
+        if !dir.root_cert().exists() {
             return Err(CaError::NotInitialized(data.to_path_buf()));
         }
         let keys = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
@@ -281,7 +282,7 @@ impl CaHierarchy {
     }
 
     pub(crate) fn root_signer(dir: &Path, keystore: &CaKeys) -> Result<SigningCa, CaError> {
-        let der = read_pem_der(&dir.join("root.pem"))?
+        let der = read_pem_der(&dir.root_cert())?
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(dir.to_path_buf()))?;
@@ -328,11 +329,11 @@ impl CaHierarchy {
         token: Option<Arc<Pkcs11Token>>,
     ) -> Result<Self, CaError> {
         let dir = ca_dir(data);
-        if !dir.join("root.pem").exists() {
+        if !dir.root_cert().exists() {
             return Err(CaError::NotInitialized(data.to_path_buf()));
         }
         let keystore = CaKeys::new(Keystore::open(&dir, passphrase)?, token, &policies.pki);
-        let root_der = read_pem_der(&dir.join("root.pem"))?
+        let root_der = read_pem_der(&dir.root_cert())?
             .into_iter()
             .next()
             .ok_or_else(|| CaError::NotInitialized(data.to_path_buf()))?;
@@ -350,7 +351,7 @@ impl CaHierarchy {
         for sector in policies.sectors.keys() {
             let installed = crate::rollover::installed(&dir, sector);
             let Some(&(newest, _)) = installed.last() else {
-                let path = dir.join(format!("{sector}.pem"));
+                let path = dir.cert(&sector);
                 let fix = if own_sector.is_some() {
                     format!(
                         "import the root-issued {sector} CA certificate with `trustca sector import --data {} {sector}.pem`",
@@ -415,7 +416,7 @@ impl CaHierarchy {
         let mut load = |purpose: issuer::ServicePurpose,
                         stem: &str|
          -> Result<(Vec<Vec<u8>>, Arc<CaKey>), CaError> {
-            let path = dir.join(format!("{stem}.pem"));
+            let path = dir.cert(&stem);
             let renew = match read_pem_der(&path) {
                 Ok(chain) => chain
                     .first()
@@ -622,7 +623,7 @@ impl CaHierarchy {
         passphrase: &Passphrase,
     ) -> Result<Option<[u8; 32]>, CaError> {
         let dir = ca_dir(data);
-        if !dir.join("root.pem").exists() {
+        if !dir.root_cert().exists() {
             return Err(CaError::NotInitialized(data.to_path_buf()));
         }
         record_seal_key_of(&Keystore::open(&dir, passphrase)?)

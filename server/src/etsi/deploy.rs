@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
+use trustca_datadir::CaFiles;
+use trustca_datadir::DataDir;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -45,7 +47,7 @@ use super::{StoreCredentials, StoreStations};
 use crate::error::{Result, ServerError, io};
 
 /// The authorities' directory under the CA's data directory.
-pub const ETSI_DIR: &str = "etsi";
+pub const ETSI_DIR: &str = trustca_datadir::ETSI;
 /// The ticket profile file of the ETSI authorities.
 pub const TICKETS_FILE: &str = "v2x-tickets-etsi.toml";
 /// How long a signed CTL or CRL is valid (its `nextUpdate`).
@@ -73,7 +75,7 @@ pub(super) fn etsi_err(e: impl std::fmt::Display) -> ServerError {
 
 /// The ETSI ticket profile beside the policies in use (see the module doc).
 pub fn ticket_profile(policies: Option<&Path>, data: &Path) -> Result<TicketProfile> {
-    let dir = policies.map_or_else(|| data.join("policies"), Path::to_path_buf);
+    let dir = policies.map_or_else(|| DataDir::new(data).policies(), Path::to_path_buf);
     let path = dir.join(TICKETS_FILE);
     let (text, name) = if path.exists() {
         let text = std::fs::read_to_string(&path)
@@ -164,7 +166,7 @@ fn create(dir: &Path, passphrase: &Passphrase, tickets: &TicketProfile, now: i64
     }
     issued.push(("root", root));
     for (name, cert) in issued {
-        let path = dir.join(format!("{name}.oer"));
+        let path = dir.oer(&name);
         std::fs::write(&path, cert.as_coer())
             .map_err(|e| io(format_args!("cannot write {}", path.display()), e))?;
     }
@@ -172,7 +174,7 @@ fn create(dir: &Path, passphrase: &Passphrase, tickets: &TicketProfile, now: i64
 }
 
 pub(super) fn read_cert(dir: &Path, name: &str) -> Result<Certificate> {
-    let path = dir.join(format!("{name}.oer"));
+    let path = dir.oer(&name);
     let bytes =
         std::fs::read(&path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
     Certificate::from_coer_in(CertProfile::EtsiTs103097, &bytes)
@@ -193,7 +195,7 @@ fn open_or_create(
     tickets: &TicketProfile,
     now: i64,
 ) -> Result<Authorities> {
-    let dir = data.join(ETSI_DIR);
+    let dir = DataDir::new(data).etsi();
     if !dir.exists() {
         let scratch: PathBuf = data.join(format!(".{ETSI_DIR}.new-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
@@ -260,7 +262,7 @@ pub struct AllInOne<'a> {
 /// directory: `DATA/etsi/keys/root.key` (the all-in-one mode), or a root
 /// directory made by `trustca etsi root init` inside DATA.
 pub fn warn_if_root_key_online(data: &Path) {
-    let held = [data.join(ETSI_DIR), data.to_path_buf()]
+    let held = [DataDir::new(data).etsi(), data.to_path_buf()]
         .into_iter()
         .find(|d| d.join("keys").join("root.key").exists() && d.join("root.oer").exists());
     if let Some(dir) = held {

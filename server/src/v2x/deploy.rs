@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use trustca_ca::{CaHierarchy, Passphrase};
+use trustca_datadir::DataDir;
 use trustca_proto::v1 as pb;
 use trustca_pseudonym::LaId;
 use trustca_scms::{BatchPolicy, LinkageAuthority, PseudonymCa, RegistrationAuthority};
@@ -99,7 +100,7 @@ pub(crate) fn enrollment_service(
     hash_crls: Arc<HashCrlPublisher>,
 ) -> Result<pb::v2x_enrollment_server::V2xEnrollmentServer<EnrollmentCredentialService>> {
     let ea = trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?;
-    let root_path = data.join("ca").join("v2x-root.oer");
+    let root_path = DataDir::new(data).ca().oer("v2x-root");
     let root = std::fs::read(&root_path)
         .map_err(|e| io(format_args!("cannot read {}", root_path.display()), e))?;
     Ok(pb::v2x_enrollment_server::V2xEnrollmentServer::new(

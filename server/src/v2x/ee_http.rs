@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use trustca_datadir::{CaFiles, DataDir};
 
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -147,7 +148,7 @@ pub(crate) fn eca_route(
     Ok(EcaRoute {
         hash_crls,
         ea: Arc::new(trustca_ca::v2x_ca::enrolment_authority(data, hierarchy)?),
-        root: read_v2x(&data.join("ca").join("v2x-root.oer"))?,
+        root: read_v2x(&DataDir::new(data).ca().oer("v2x-root"))?,
         sector,
         callers: Arc::new(crate::est::AuthCheck {
             storage: ca_storage,

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use trustca_datadir::DataDir;
 
 use trustca_api::v2x::{EnrolmentRefused, HashCrls};
 use trustca_ca::CaHierarchy;
@@ -94,7 +95,7 @@ impl HashCrlPublisher {
         Ok(Arc::new(Self {
             register: HashCrlRegister::new(storage),
             signer: trustca_ca::v2x_ca::crl_signer_for_hash_crls(data, hierarchy)?,
-            crl_dir: data.join("crl"),
+            crl_dir: DataDir::new(&data).crl_dir(),
             changes: Mutex::new(0),
             signed: Mutex::new(HashMap::new()),
             relying: Mutex::new(Vec::new()),

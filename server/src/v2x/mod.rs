@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use trustca_datadir::DataDir;
 
 use ring::hmac;
 use trustca_ca::{CaHierarchy, Keystore, Passphrase};
@@ -38,14 +39,14 @@ mod deploy;
 pub(crate) mod ee_http;
 pub(crate) mod hash_crls;
 pub use deploy::RemoteAuthorities;
-pub(crate) use deploy::{enrollment_service, in_process_services, role_services};
+pub(crate) use deploy::{V2xServices, enrollment_service, in_process_services, role_services};
 pub use trustca_api::v2x::{
     ENROLMENT_POP_DOMAIN, EnrollmentCredentialService, LinkageService, MAX_RESPONSE_BYTES,
     PseudonymCaService, RegistrationService, RemoteLinkage, RemotePseudonymCa, RemoteTls,
 };
 
 /// Directory of the V2X authorities under the data directory.
-pub const V2X_DIR: &str = "v2x";
+pub const V2X_DIR: &str = trustca_datadir::V2X;
 /// Keystore entry of each authority's key.
 const AUTHORITY_KEY: &str = "authority";
 /// How often the registration authority checks whether a batch is due.
@@ -105,11 +106,13 @@ impl V2xRole {
 }
 
 fn role_dir(data: &Path, role: V2xRole) -> PathBuf {
-    data.join(V2X_DIR).join(role.as_str())
+    DataDir::new(data).v2x_role(role.as_str())
 }
 
 fn pub_file(data: &Path, role: V2xRole) -> PathBuf {
-    data.join(V2X_DIR).join(format!("{}.pub", role.as_str()))
+    DataDir::new(data)
+        .v2x()
+        .join(format!("{}.pub", role.as_str()))
 }
 
 fn now() -> i64 {
@@ -125,8 +128,8 @@ fn scms(what: &str, e: ScmsError) -> ServerError {
 pub(crate) fn init_authorities(data: &Path, passphrase: &Passphrase) -> Result<Vec<&'static str>> {
     let mut created = Vec::new();
     for role in V2xRole::ALL {
-        let dir = role_dir(data, role).join("keys");
-        if dir.join("keystore.toml").exists() {
+        let dir = DataDir::new(data).v2x_role_keys(role.as_str());
+        if dir.join(trustca_datadir::KEYSTORE_META).exists() {
             continue;
         }
         std::fs::create_dir_all(&dir)
@@ -149,7 +152,7 @@ pub(crate) fn init_authorities(data: &Path, passphrase: &Passphrase) -> Result<V
 }
 
 fn load_key(data: &Path, role: V2xRole, passphrase: &Passphrase) -> Result<P256PrivateKey> {
-    let keystore = Keystore::open(&role_dir(data, role).join("keys"), passphrase)?;
+    let keystore = Keystore::open(&DataDir::new(data).v2x_role_keys(role.as_str()), passphrase)?;
     let der = keystore.load(AUTHORITY_KEY)?;
     P256PrivateKey::from_pkcs8_der(&der)
         .map_err(|e| ServerError::Config(format!("the {} key: {e}", role.as_str())))
@@ -165,7 +168,7 @@ fn load_public(data: &Path, role: V2xRole) -> Result<P256PublicKey> {
 
 fn open_store(data: &Path, role: V2xRole) -> Result<Arc<dyn Storage>> {
     Ok(Arc::new(SledStorage::open(
-        &role_dir(data, role).join("store"),
+        &DataDir::new(data).v2x_role_store(role.as_str()),
     )?))
 }
 

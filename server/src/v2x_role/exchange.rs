@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use trustca_datadir::{CaFiles, DataDir};
 
 use ring::signature::{self, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
@@ -385,7 +386,7 @@ pub fn certify(
                 encryption,
                 OffsetDateTime::now_utc(),
             )?;
-            let ea = read_file(&data.join("ca").join("v2x-ea.oer"))?;
+            let ea = read_file(&DataDir::new(data).ca().oer("v2x-ea"))?;
             (Some(hex::encode(ra.as_coer())), Some(hex::encode(ea)))
         }
         None => (None, None),
@@ -403,7 +404,7 @@ pub fn certify(
         tls_chain: issued.chain_pem,
         root: certs_to_pem(&[&hierarchy.root_der]),
         issuers: certs_to_pem(&issuers),
-        v2x_root: hex::encode(read_file(&data.join("ca").join("v2x-root.oer"))?),
+        v2x_root: hex::encode(read_file(&DataDir::new(data).ca().oer("v2x-root"))?),
         aa_certificate,
         crl_certificate,
         ra_certificate,

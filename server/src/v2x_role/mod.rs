@@ -29,6 +29,7 @@ mod exchange;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use trustca_datadir::DataDir;
 
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
@@ -133,7 +134,10 @@ pub fn init_role(
     policies: Option<&Path>,
     passphrase: &Passphrase,
 ) -> Result<RoleInit> {
-    if dir.join("role.toml").exists() || dir.join("ca").exists() || dir.join("keys").exists() {
+    if dir.join("role.toml").exists()
+        || DataDir::new(dir).ca().exists()
+        || dir.join("keys").exists()
+    {
         return Err(ServerError::Config(format!(
             "{} already holds an authority or a CA: `init --role` makes a new directory",
             dir.display()
@@ -244,7 +248,7 @@ impl RoleDir {
     pub fn open(dir: &Path, expected: Option<V2xRole>) -> Result<Self> {
         let path = dir.join("role.toml");
         if !path.exists() {
-            let hint = if dir.join("ca").exists() {
+            let hint = if DataDir::new(dir).ca().exists() {
                 " (it is a CA's data directory, which holds CA keys)"
             } else {
                 ""
@@ -327,8 +331,8 @@ impl RoleDir {
                 path.display()
             ))
         };
-        if self.dir.join("ca").exists() {
-            return Err(foreign(&self.dir.join("ca"), "a CA directory"));
+        if DataDir::new(&self.dir).ca().exists() {
+            return Err(foreign(&DataDir::new(&self.dir).ca(), "a CA directory"));
         }
         let keys_dir = self.keys_dir();
         let mut stack = vec![self.dir.clone()];

@@ -5,6 +5,7 @@
 //! `sector=` and `status=`, and export CSV with `format=csv`.
 
 use std::fmt::Write as _;
+use trustca_datadir::DataDir;
 
 use hyper::StatusCode;
 use trustca_model::TrustStatus;
@@ -493,11 +494,11 @@ impl Inner {
         let mut rows = Vec::new();
         for sector in &session.who.sectors {
             for (what, path) in [
-                ("CRL", self.data.join("crl").join(format!("{sector}.crl"))),
+                ("CRL", DataDir::new(&self.data).crl(&sector)),
                 (
                     "snapshot",
-                    self.data
-                        .join("snapshots")
+                    DataDir::new(&self.data)
+                        .snapshots()
                         .join(format!("{sector}.snapshot")),
                 ),
             ] {
