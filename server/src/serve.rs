@@ -531,7 +531,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         tracing::info!(count = recorded, "recorded credentials issued offline");
     }
 
-    let identity = instance::transport_identity(&hierarchy, &policy_set);
+    let identity =
+        instance::transport_identity(&hierarchy, &policy_set, trust.trust_list_in_force());
     let Accepting {
         addr,
         closing,
