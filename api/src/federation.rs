@@ -1,9 +1,11 @@
 //! Federation between sector trust databases, the transport: a query about
 //! a device of a sector this instance is not authoritative for is
 //! forwarded, over mutual TLS with this instance's service certificate, to
-//! that sector's database (the engine's `PeerDatabases`). The engine
-//! verifies the signed answer against the root; it is cached here for a
-//! short time. Every remote call has a deadline, so a dead peer database
+//! that sector's database (the engine's `PeerDatabases`). A sector under a
+//! foreign root (recognised through the trust list) is reached the same
+//! way, but its TLS certificate is verified against the root the list names
+//! for it, not ours. The engine verifies the signed answer against the
+//! root; it is cached here for a short time. Every remote call has a deadline, so a dead peer database
 //! gives a clear "unreachable" answer instead of a hang.
 
 use std::collections::HashMap;
@@ -38,7 +40,9 @@ pub struct FederationConfig {
 #[derive(Debug)]
 pub struct Federation {
     config: FederationConfig,
-    channels: Mutex<HashMap<SectorName, Channel>>,
+    /// One channel per sector and the root its peer's certificate is
+    /// verified against (a new list may name another root for it).
+    channels: Mutex<HashMap<(SectorName, [u8; 32]), Channel>>,
     cache: Mutex<HashMap<Vec<u8>, (Instant, msg::TrustAnswer)>>,
 }
 
@@ -61,9 +65,15 @@ fn host_of(url: &str) -> String {
 /// certificate this instance refused (rustls names the check in its Debug
 /// form, e.g. `invalid peer certificate: BadSignature`) is most often an
 /// instance under another root, or one given the wrong URL.
-fn describe_failure(status: &tonic::Status) -> String {
+/// A sector under a foreign root (`foreign`) is verified against the root
+/// the trust list names for it instead.
+fn describe_failure(status: &tonic::Status, foreign: bool) -> String {
     if status.message().contains("invalid peer certificate") {
-        return "its TLS certificate does not verify against this deployment's root (an instance under another root, or the wrong URL?)".into();
+        return if foreign {
+            "its TLS certificate does not verify against the foreign root the trust list names for this sector (an instance under another root, or the wrong URL?)".into()
+        } else {
+            "its TLS certificate does not verify against this deployment's root (an instance under another root, or the wrong URL?)".into()
+        };
     }
     format!("{} ({})", status.message(), status.code().description())
 }
@@ -78,16 +88,30 @@ impl Federation {
         }
     }
 
-    fn channel(&self, sector: &SectorName) -> Result<Channel, TrustDbError> {
+    /// The channel to `sector`'s database, whose TLS certificate must
+    /// chain to `foreign_root` (DER) when given, to our root otherwise.
+    fn channel(
+        &self,
+        sector: &SectorName,
+        foreign_root: Option<&[u8]>,
+    ) -> Result<Channel, TrustDbError> {
         let unreachable = |reason: String| TrustDbError::Unreachable {
             sector: sector.to_string(),
             reason,
         };
+        let root_pem = match foreign_root {
+            Some(der) => trustca_ca::certs_to_pem(&[der]),
+            None => self.config.root_pem.clone(),
+        };
+        let key = (
+            sector.clone(),
+            trustca_model::fingerprint(root_pem.as_bytes()),
+        );
         if let Some(c) = self
             .channels
             .lock()
             .map_err(|_| unreachable("lock poisoned".into()))?
-            .get(sector)
+            .get(&key)
         {
             return Ok(c.clone());
         }
@@ -97,7 +121,7 @@ impl Federation {
             .get(sector)
             .ok_or_else(|| unreachable("no database configured for this sector".into()))?;
         let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&self.config.root_pem))
+            .ca_certificate(Certificate::from_pem(&root_pem))
             .identity(Identity::from_pem(
                 &self.config.client_cert_pem,
                 &self.config.client_key_pem,
@@ -113,7 +137,7 @@ impl Federation {
         self.channels
             .lock()
             .map_err(|_| unreachable("lock poisoned".into()))?
-            .insert(sector.clone(), channel.clone());
+            .insert(key, channel.clone());
         Ok(channel)
     }
 
@@ -122,6 +146,7 @@ impl Federation {
     async fn ask(
         &self,
         sector: &SectorName,
+        foreign_root: Option<&[u8]>,
         cache_key: Vec<u8>,
         request: msg::GetTrustRequest,
     ) -> Result<msg::TrustAnswer, TrustDbError> {
@@ -131,7 +156,7 @@ impl Federation {
         {
             return Ok(answer.clone());
         }
-        let mut client = TrustDatabaseClient::new(self.channel(sector)?);
+        let mut client = TrustDatabaseClient::new(self.channel(sector, foreign_root)?);
         let call = client.get_trust(Convert::<trustca_proto::v1::GetTrustRequest>::convert(
             request,
         ));
@@ -153,7 +178,7 @@ impl Federation {
             Ok(Err(status)) => {
                 return Err(TrustDbError::Unreachable {
                     sector: sector.to_string(),
-                    reason: describe_failure(&status),
+                    reason: describe_failure(&status, foreign_root.is_some()),
                 });
             }
             Ok(Ok(r)) => r.into_inner().convert(),
@@ -179,9 +204,10 @@ impl PeerDatabases for Federation {
     fn get_trust<'a>(
         &'a self,
         sector: &'a SectorName,
+        foreign_root: Option<&'a [u8]>,
         cache_key: Vec<u8>,
         request: msg::GetTrustRequest,
     ) -> PeerAnswer<'a> {
-        Box::pin(self.ask(sector, cache_key, request))
+        Box::pin(self.ask(sector, foreign_root, cache_key, request))
     }
 }

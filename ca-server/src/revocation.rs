@@ -78,6 +78,17 @@ impl CrlPublisher {
     /// Reissues the CRL of each CA of `sector` whose key is here (two
     /// during a rollover); returns the newest CA's.
     pub fn publish(&self, sector: &SectorName) -> Result<PublishedCrl, CaError> {
+        self.publish_listing(sector, None)
+    }
+
+    /// [`CrlPublisher::publish`], answering with the CRL of the CA
+    /// generation that issued `serial` (the CRL that lists it, what a
+    /// revocation reports), not the newest generation's.
+    pub fn publish_listing(
+        &self,
+        sector: &SectorName,
+        serial: Option<&[u8]>,
+    ) -> Result<PublishedCrl, CaError> {
         // The sector's own error (not ours, unknown) when no key is here.
         self.hierarchy.sector(sector)?;
         let signers = self.hierarchy.crl_signers(sector);
@@ -88,7 +99,11 @@ impl CrlPublisher {
             .filter(|g| &g.sector == sector)
             .filter_map(|g| Some((g.name.clone(), subject_of(&g.der)?)))
             .collect();
-        let mut newest = None;
+        let issuer = match serial {
+            Some(serial) if generations.len() > 1 => self.issuer_of(serial, &generations)?,
+            _ => None,
+        };
+        let (mut newest, mut listing) = (None, None);
         for (name, ca) in signers {
             let started = std::time::Instant::now();
             let result = self.publish_unobserved(sector, &name, ca, &generations);
@@ -99,9 +114,15 @@ impl CrlPublisher {
                 Err(CaError::Store(e)) if e.is_backend() => self.observer.store_error("crl"),
                 Err(_) => {}
             }
-            newest = Some(result?);
+            let published = result?;
+            if issuer.as_deref() == Some(name.as_str()) {
+                listing = Some(published.clone());
+            }
+            newest = Some(published);
         }
-        newest.ok_or_else(|| CaError::Signing(format!("no {sector} CA key to sign its CRL")))
+        listing
+            .or(newest)
+            .ok_or_else(|| CaError::Signing(format!("no {sector} CA key to sign its CRL")))
     }
 
     /// Which of `generations` (name, subject DER) issued `serial`, read

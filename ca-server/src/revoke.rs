@@ -316,7 +316,11 @@ impl RevocationEngine {
         let actor = crate::enroll::actor(caller);
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let changed = self.storage.revoke(serials, reason, &actor, note, now)?;
-        let crl = self.publisher.publish(sector)?;
+        // The CRL reported is the one listing the (first) certificate
+        // revoked: after a rollover, its own CA generation's.
+        let crl = self
+            .publisher
+            .publish_listing(sector, serials.first().map(Vec::as_slice))?;
         Ok((changed.into_iter().map(|c| c.serial).collect(), crl))
     }
 }

@@ -140,7 +140,7 @@ pub fn sector_rollover(
 ) -> Result<RolloverReport, CaError> {
     let sector = crate::ceremony::sector_of_directory(data)?.ok_or_else(|| {
         CaError::InvalidRequest(format!(
-            "{} was not made by `trustca sector init`; rollover is for a sector's own directory",
+            "{} was not made by `trustca sector init`, and rollover is for a sector's own directory: a `trustca init` directory (every sector's key and the root's together) cannot roll over; move each sector to its own directory with the key ceremony (`root init`, `sector init`, `root sign-sector`, `sector install`; docs/operations.md \"Key ceremony\") and roll over there",
             data.display()
         ))
     })?;

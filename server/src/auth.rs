@@ -6,6 +6,13 @@
 //! and puts the caller in the request as [`AuthenticatedCaller`], where the
 //! services read it. The services and engines still check what depends on
 //! the request (sectors, names, the device asked about).
+//!
+//! A caller under a foreign root (accepted by the transport through the
+//! trust list, [`crate::transport::ForeignCaller`]) is checked again on
+//! every request against the list in force (`UNAUTHENTICATED` naming why
+//! once it lapsed or no longer lists the caller's root for its sector) and
+//! may only ask: [`FOREIGN_MAY_ASK`] and the public RPCs; anything else is
+//! `PERMISSION_DENIED` ("foreign callers may only ask").
 
 use std::future::Future;
 use std::pin::Pin;
@@ -200,6 +207,42 @@ pub(crate) const RULES: &[(&str, Access)] = &[
         caller(&[Operator]),
     ),
 ];
+
+/// What a caller under a foreign root may reach besides the public RPCs:
+/// the questions one sector's database asks another's.
+pub(crate) const FOREIGN_MAY_ASK: &[&str] = &[
+    "/trustca.v1.TrustDatabase/GetTrust",
+    "/trustca.v1.TrustDatabase/Decide",
+    "/trustca.v1.TrustDatabase/DecideBatch",
+    "/trustca.v1.TrustSnapshots/GetSnapshot",
+];
+
+/// Refuses a foreign caller whose list no longer holds it, or that reaches
+/// beyond [`FOREIGN_MAY_ASK`]; lets every other caller through.
+pub(crate) fn check_foreign(
+    path: &str,
+    access: Access,
+    foreign: Option<&crate::transport::ForeignCaller>,
+    now: time::OffsetDateTime,
+) -> Result<(), Status> {
+    let Some(foreign) = foreign else {
+        return Ok(());
+    };
+    if access == Access::Public {
+        return Ok(());
+    }
+    foreign.still_listed(now).map_err(Status::unauthenticated)?;
+    if !FOREIGN_MAY_ASK.contains(&path) {
+        let names: Vec<&str> = FOREIGN_MAY_ASK.iter().map(|p| rpc_name(p)).collect();
+        return Err(Status::permission_denied(format!(
+            "foreign callers may only ask ({}): {} is not for a caller under a foreign root (recognised for sector {})",
+            names.join(", "),
+            rpc_name(path),
+            foreign.sector
+        )));
+    }
+    Ok(())
+}
 
 /// The rule of a path. Health and reflection are public; a trustca path
 /// missing from the table (a new RPC nobody classified) gets the strictest
@@ -424,10 +467,14 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
         let access = rule(path);
-        let peer = request
+        let info = request
             .extensions()
-            .get::<crate::transport::ConnectionInfo>()
-            .map(|c| &c.peer);
+            .get::<crate::transport::ConnectionInfo>();
+        let peer = info.map(|c| &c.peer);
+        let foreign = info.and_then(|c| c.foreign.as_ref());
+        if let Err(status) = check_foreign(path, access, foreign, time::OffsetDateTime::now_utc()) {
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         let on_crl = |cred: &Credential| {
             self.crls.as_ref().is_some_and(|c| {
                 c.is_revoked(&trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default())
@@ -539,6 +586,28 @@ mod tests {
         );
         assert!(role("/trustca.v1.TrustDatabase/GetTrust").is_empty());
         assert_eq!(role("/trustca.v1.Anomalies/Report"), vec![Gateway]);
+    }
+
+    /// A foreign caller whose list is gone is refused on every RPC but the
+    /// public ones, naming why; only asking RPCs are open to foreign callers.
+    #[test]
+    fn a_foreign_caller_without_a_list_in_force_is_unauthenticated() {
+        let foreign = crate::transport::ForeignCaller {
+            root: vec![0x30],
+            sector: trustca_model::SectorName::new("railway").unwrap(),
+            list: Default::default(),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let ask = "/trustca.v1.TrustDatabase/GetTrust";
+        let err = check_foreign(ask, rule(ask), Some(&foreign), now).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(err.message().contains("no trust list"), "{}", err.message());
+        let public = "/trustca.v1.Revocation/GetCrl";
+        check_foreign(public, rule(public), Some(&foreign), now).unwrap();
+        check_foreign(ask, rule(ask), None, now).unwrap();
+        for path in FOREIGN_MAY_ASK {
+            assert!(RULES.iter().any(|(p, _)| p == path), "{path}");
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Engines {
                 SnapshotPublisher::new(Arc::clone(&trust)).stopped_by(stop.clone()),
             ),
             systems: crate::systems::open(&policies, &trust, &storage)?,
-            identity: instance::transport_identity(&hierarchy, &set),
+            identity: instance::transport_identity(&hierarchy, &set, trust.trust_list_in_force()),
             policies,
             hierarchy,
             store,

@@ -102,10 +102,12 @@ pub(crate) fn hosts_v2x(hierarchy: &CaHierarchy) -> bool {
 }
 
 /// The server's TLS identity as the transport needs it: its own chain and
-/// key, and every sector's CA certificate to verify clients against.
+/// key, every sector's CA certificate to verify clients against, and the
+/// trust list in force (`foreign`) for callers under a listed foreign root.
 pub(crate) fn transport_identity(
     hierarchy: &CaHierarchy,
     policy_set: &PolicySet,
+    foreign: trustca_model::trust_list::ListInForce,
 ) -> TransportIdentity {
     TransportIdentity {
         root_der: hierarchy.root_der.clone(),
@@ -113,6 +115,7 @@ pub(crate) fn transport_identity(
         server_chain: hierarchy.server_chain.clone(),
         server_key: hierarchy.server_key(),
         extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+        foreign,
     }
 }
 
@@ -120,8 +123,31 @@ fn to_pem(tag: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(tag, der.to_vec()))
 }
 
+/// The sector of a `--peer`: one of ours, or a foreign sector
+/// `recognition.toml` declares (recognised through the trust list; its
+/// peer's certificate is verified against the root the list names for it).
+fn peer_sector(policy_set: &PolicySet, name: &str) -> Result<SectorName> {
+    if let Some(foreign) = policy_set
+        .trust
+        .foreign_sectors()
+        .iter()
+        .find(|s| s.as_str() == name)
+    {
+        return Ok(foreign.clone());
+    }
+    policy_set
+        .sector(name)
+        .map(|p| p.sector.clone())
+        .map_err(|e| {
+            ServerError::Config(format!(
+                "--peer {name}: {e} (nor is it a foreign sector recognition.toml declares)"
+            ))
+        })
+}
+
 /// The federation client of `--peer`: this instance's own TLS certificate
-/// as its client identity, the root to verify the peers' certificates.
+/// as its client identity, the root to verify the peers' certificates (for
+/// a foreign sector, the root the trust list in force names for it).
 pub(crate) fn federation(
     opts: &ServeOptions,
     policy_set: &PolicySet,
@@ -138,12 +164,7 @@ pub(crate) fn federation(
     };
     let mut peers = std::collections::HashMap::new();
     for (sector, url) in &opts.peers {
-        let sector = policy_set
-            .sector(sector)
-            .map_err(|e| ServerError::Config(e.to_string()))?
-            .sector
-            .clone();
-        peers.insert(sector, url.clone());
+        peers.insert(peer_sector(policy_set, sector)?, url.clone());
     }
     Ok(Some(Federation::new(FederationConfig {
         peers,

@@ -78,6 +78,7 @@ pub(crate) fn role_identity(
         server_chain: ders(&dir.tls_chain())?,
         server_key: Arc::clone(&secrets.tls),
         extension_oid: policy_set.pki.extensions.trust_level_oid.clone(),
+        foreign: Default::default(),
     })
 }
 

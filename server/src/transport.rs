@@ -1,9 +1,15 @@
 //! The server side of mutual TLS: a rustls acceptor that completes the
 //! handshake off the accept loop (with a deadline), verifies the client's
 //! chain to the root, reads its role once per connection and attaches it to
-//! every request as [`ConnectionInfo`]. Each connection holds a place in the
-//! server's connection table and closes itself when idle past its deadline
-//! (see `connections`).
+//! every request as [`ConnectionInfo`]. A client whose chain does not lead
+//! to our root may still be a *foreign caller*: an instance (or device, or
+//! operator) under a root the trust list in force names, for a sector its
+//! entry names ([`ListInForce::accepts`]). The list is read at every
+//! handshake, so one imported or lapsed while the server runs takes effect
+//! without a restart; the authentication layer checks it again on every
+//! request of a longer connection and limits what a foreign caller may ask.
+//! Each connection holds a place in the server's connection table and
+//! closes itself when idle past its deadline (see `connections`).
 //!
 //! Client authentication is offered but not mandatory at the TLS layer, so
 //! that a client without a (trusted) certificate gets a gRPC
@@ -29,7 +35,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tonic::transport::server::Connected;
-use trustca_model::{AuthenticatedPeer, credential_from_chain};
+use trustca_model::trust_list::ListInForce;
+use trustca_model::{AuthenticatedPeer, SectorName, credential_from_chain};
 use x509_parser::prelude::FromDer;
 
 use crate::connections::{ConnectionActivity, ConnectionLimits, ConnectionTable, Registration};
@@ -88,13 +95,38 @@ impl ClientCertVerifier for DeferredClientVerifier {
 pub struct ConnectionInfo {
     /// The verified credential, or why there is none.
     pub peer: AuthenticatedPeer,
+    /// Set when the credential chains to a foreign root on the trust list.
+    pub foreign: Option<ForeignCaller>,
     pub(crate) activity: Arc<ConnectionActivity>,
+}
+
+/// A caller accepted through the trust list: its credential chains to
+/// `root`, a foreign root the list in force names for `sector`.
+#[derive(Debug, Clone)]
+pub struct ForeignCaller {
+    /// The listed root its chain verified to, DER.
+    pub root: Vec<u8>,
+    /// The foreign sector its certificate names, which the entry names.
+    pub sector: SectorName,
+    /// The list in force, read again on every request.
+    pub(crate) list: ListInForce,
+}
+
+impl ForeignCaller {
+    /// Why the caller is no longer accepted at `now` (the list lapsed or
+    /// was replaced by one without its root or sector), if it is not.
+    pub(crate) fn still_listed(&self, now: time::OffsetDateTime) -> Result<(), String> {
+        self.list
+            .still_lists(&self.root, &self.sector, now)
+            .map_err(|why| format!("client certificate not trusted any more: {why}"))
+    }
 }
 
 /// A TLS connection and who is on the other end.
 pub struct TlsConnection {
     stream: TlsStream<TcpStream>,
     peer: AuthenticatedPeer,
+    foreign: Option<ForeignCaller>,
     /// The connection's place in the table (freed on drop).
     registration: Registration,
     limits: ConnectionLimits,
@@ -150,6 +182,7 @@ impl Connected for TlsConnection {
     fn connect_info(&self) -> Self::ConnectInfo {
         ConnectionInfo {
             peer: self.peer.clone(),
+            foreign: self.foreign.clone(),
             activity: Arc::clone(&self.registration.activity),
         }
     }
@@ -219,7 +252,13 @@ pub struct TransportIdentity {
     pub server_key: Arc<trustca_ca::CaKey>,
     /// The trust-level extension's OID (`pki.toml`).
     pub extension_oid: trustca_model::extension::ExtensionOid,
+    /// The trust list in force (foreign roots a caller may chain to); the
+    /// default lists none.
+    pub foreign: ListInForce,
 }
+
+/// A connection's verified credential, and whether it is a foreign caller.
+type Checked = (Arc<trustca_model::Credential>, Option<ForeignCaller>);
 
 struct PeerCheck {
     verifier: Arc<dyn ClientCertVerifier>,
@@ -227,27 +266,24 @@ struct PeerCheck {
     issuers: Vec<Vec<u8>>,
     /// The trust-level extension's OID.
     oid: trustca_model::extension::ExtensionOid,
+    /// The trust list in force.
+    foreign: ListInForce,
 }
 
 impl PeerCheck {
-    fn check(
-        &self,
-        certs: Option<&[CertificateDer<'static>]>,
-    ) -> Result<Arc<trustca_model::Credential>, String> {
+    fn check(&self, certs: Option<&[CertificateDer<'static>]>) -> Result<Checked, String> {
         let certs = certs
             .filter(|c| !c.is_empty())
             .ok_or("no client certificate: connect with mutual TLS")?;
         let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&certs[0])
             .map_err(|_| "client certificate does not parse".to_owned())?;
-        let issuer = self
-            .issuers
-            .iter()
-            .find(|ca| {
-                x509_parser::certificate::X509Certificate::from_der(ca)
-                    .map(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
-                    .unwrap_or(false)
-            })
-            .ok_or("client certificate not trusted: it is not issued by the trustca root or a sector CA")?;
+        let Some(issuer) = self.issuers.iter().find(|ca| {
+            x509_parser::certificate::X509Certificate::from_der(ca)
+                .map(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
+                .unwrap_or(false)
+        }) else {
+            return self.check_foreign(certs);
+        };
         // A client may send its leaf alone: the server holds every sector
         // CA, so the path is completed with the one that issued it (the
         // signature check below still decides).
@@ -262,8 +298,32 @@ impl PeerCheck {
             .verify_client_cert(&certs[0], &intermediates, UnixTime::now())
             .map_err(|e| format!("client certificate not trusted: {}", tls_error_words(&e)))?;
         credential_from_chain(&certs[0], issuer, &self.oid)
-            .map(Arc::new)
+            .map(|c| (Arc::new(c), None))
             .map_err(|e| e.to_string())
+    }
+
+    /// A client whose issuer is none of ours: accepted only through the
+    /// trust list in force, with the chain it sent (its CA at least).
+    fn check_foreign(&self, certs: &[CertificateDer<'static>]) -> Result<Checked, String> {
+        let chain: Vec<Vec<u8>> = certs.iter().map(|c| c.as_ref().to_vec()).collect();
+        let now = time::OffsetDateTime::now_utc();
+        let (root, sector) = self
+            .foreign
+            .accepts(&chain, now, &self.oid)
+            .map_err(|why| format!("client certificate not trusted: {why}"))?;
+        let issuer = chain
+            .get(1)
+            .ok_or("client certificate not trusted: a foreign caller must send its CA certificate with its own")?;
+        let credential =
+            credential_from_chain(&chain[0], issuer, &self.oid).map_err(|e| e.to_string())?;
+        Ok((
+            Arc::new(credential),
+            Some(ForeignCaller {
+                root,
+                sector,
+                list: self.foreign.clone(),
+            }),
+        ))
     }
 }
 
@@ -380,6 +440,7 @@ pub(crate) fn incoming_offering(
         verifier,
         issuers,
         oid: id.extension_oid.clone(),
+        foreign: id.foreign.clone(),
     });
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
@@ -428,11 +489,18 @@ pub(crate) fn incoming_offering(
                 };
                 match result {
                     Ok(Ok(stream)) => {
-                        let credential = check.check(stream.get_ref().1.peer_certificates());
-                        if let Err(reason) = &credential {
+                        let checked = check.check(stream.get_ref().1.peer_certificates());
+                        if let Err(reason) = &checked {
                             tracing::info!(%remote, %reason, "connection without a trusted credential");
                         }
-                        registration.activity.handshake_done(credential.is_ok());
+                        registration.activity.handshake_done(checked.is_ok());
+                        let (credential, foreign) = match checked {
+                            Ok((c, f)) => (Ok(c), f),
+                            Err(e) => (Err(e), None),
+                        };
+                        if let Some(f) = &foreign {
+                            tracing::info!(%remote, sector = %f.sector, "foreign caller accepted through the trust list");
+                        }
                         let peer = AuthenticatedPeer {
                             credential,
                             remote: Some(remote),
@@ -443,6 +511,7 @@ pub(crate) fn incoming_offering(
                             .send(Ok(TlsConnection {
                                 stream,
                                 peer,
+                                foreign,
                                 registration,
                                 limits,
                                 closing: Box::pin(close.cancelled_owned()),

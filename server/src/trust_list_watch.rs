@@ -5,7 +5,9 @@
 //! foreign roots. The CRLs of foreign sector CAs in `DATA/crl/foreign/`
 //! (copied there from where each foreign sector publishes its CRL) are
 //! re-read with it, so a foreign device its own operator revoked is
-//! refused within seconds of the CRL arriving.
+//! refused within seconds of the CRL arriving. The same list decides which
+//! foreign instances may connect as callers (`transport.rs`, `auth.rs`),
+//! so importing or lapsing a list changes that too, without a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,11 +64,19 @@ fn foreign_crls(data: &Path) -> Vec<Vec<u8>> {
 
 fn load(data: &Path, trust: &TrustEngine) {
     trust.set_foreign_crls(foreign_crls(data));
-    match trustca_ca::trust_list::in_force(data, OffsetDateTime::now_utc()) {
-        Ok(list) => trust.set_trust_list(list),
+    let now = OffsetDateTime::now_utc();
+    // Set through the shared handle: the engine, the TLS acceptor and the
+    // per-request check of foreign callers all read this one list.
+    let in_force = trust.trust_list_in_force();
+    match trustca_ca::trust_list::in_force(data, now) {
+        Ok(list) => in_force.set(list, None, now),
         Err(e) => {
             tracing::error!(error = %e, "trust list not in force: no foreign root is recognised");
-            trust.set_trust_list(None);
+            in_force.set(
+                None,
+                Some(format!("the trust list held cannot be used ({e})")),
+                now,
+            );
         }
     }
 }

@@ -342,6 +342,7 @@ pub async fn serve_fixed_answer(
         server_chain: h.server_chain.clone(),
         server_key: h.server_key(),
         extension_oid: set.pki.extensions.trust_level_oid.clone(),
+        foreign: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());

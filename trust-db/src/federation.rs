@@ -1,7 +1,9 @@
 //! Federation between sector trust databases, as the engine sees it: a
 //! query about a device of a sector this instance is not authoritative for
-//! goes to that sector's database through [`PeerDatabases`]. The engine
-//! verifies the signed answer against the root itself; how the question
+//! goes to that sector's database through [`PeerDatabases`]. For a sector
+//! under a foreign root the engine names the root the trust list lists for
+//! it, which the peer's TLS certificate must chain to. The engine verifies
+//! the signed answer against that root (or ours) itself; how the question
 //! travels (gRPC over mutual TLS, with deadlines and a short cache) is the
 //! api crate's `Federation`.
 
@@ -23,12 +25,15 @@ pub trait PeerDatabases: Send + Sync + std::fmt::Debug {
     fn serves(&self, sector: &SectorName) -> bool;
 
     /// Asks `sector`'s database about `request`; `cache_key` identifies the
-    /// subject (e.g. the certificate fingerprint). A peer that does not
+    /// subject (e.g. the certificate fingerprint). `foreign_root` (DER) is
+    /// the listed root of a sector under another root, which the peer's TLS
+    /// certificate must then chain to instead of ours. A peer that does not
     /// answer in time is [`TrustDbError::Unreachable`]; one that does not
     /// know the device, [`TrustDbError::NotFound`].
     fn get_trust<'a>(
         &'a self,
         sector: &'a SectorName,
+        foreign_root: Option<&'a [u8]>,
         cache_key: Vec<u8>,
         request: GetTrustRequest,
     ) -> PeerAnswer<'a>;

@@ -454,6 +454,154 @@ impl TrustList {
     }
 }
 
+impl TrustList {
+    /// The root certificate (DER) of the entry that names `sector`: the
+    /// root a peer database of that foreign sector, its TLS certificate and
+    /// its signed answers, must chain to. The first entry naming it (the
+    /// issuer refuses a sector listed twice).
+    pub fn root_for(&self, sector: &SectorName) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|e| e.sectors.contains(sector))
+            .map(|e| e.certificate.as_slice())
+    }
+}
+
+/// The list in force in one server, shared by whoever needs it (the trust
+/// engine, the TLS acceptor checking foreign callers, the per-request
+/// authentication): the watch that reads `ca/trust-list.der` replaces it,
+/// and every reader sees the new list on its next look, without a restart.
+#[derive(Debug, Clone, Default)]
+pub struct ListInForce(std::sync::Arc<std::sync::RwLock<InForce>>);
+
+#[derive(Debug, Default)]
+struct InForce {
+    list: Option<std::sync::Arc<CheckedTrustList>>,
+    /// Why no list is in force, when one was expected (stale, damaged).
+    why_none: Option<String>,
+}
+
+impl ListInForce {
+    /// The list in force, if any.
+    pub fn get(&self) -> Option<std::sync::Arc<CheckedTrustList>> {
+        match self.0.read() {
+            Ok(l) => l.list.clone(),
+            Err(poisoned) => poisoned.into_inner().list.clone(),
+        }
+    }
+
+    /// Why no list is in force (`None`: there is one, or none was ever
+    /// imported).
+    pub fn why_none(&self) -> Option<String> {
+        match self.0.read() {
+            Ok(l) => l.why_none.clone(),
+            Err(poisoned) => poisoned.into_inner().why_none.clone(),
+        }
+    }
+
+    /// Puts `list` in force (`None`: none), with why there is none. A list
+    /// that is replaced by nothing because it passed its `nextUpdate` is
+    /// remembered as lapsed, so refusals can say so.
+    pub fn set(
+        &self,
+        list: Option<CheckedTrustList>,
+        why_none: Option<String>,
+        now: OffsetDateTime,
+    ) {
+        let mut held = match self.0.write() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let why_none = match (&list, &held.list) {
+            (None, Some(old)) if now >= old.list.next_update => Some(format!(
+                "the trust list (#{}) lapsed on {}",
+                old.list.sequence, old.list.next_update
+            )),
+            (None, None) if why_none.is_none() => held.why_none.clone(),
+            _ => why_none,
+        };
+        held.list = list.map(std::sync::Arc::new);
+        held.why_none = why_none;
+    }
+
+    /// Why a foreign certificate (a peer database's TLS certificate, a
+    /// caller's client certificate) whose `chain` (leaf first, with its CA)
+    /// does not chain to our root is not accepted now, or the entry root
+    /// (DER) that accepts it with the sector its trust-level extension
+    /// names. The entry must name that sector.
+    pub fn accepts(
+        &self,
+        chain: &[Vec<u8>],
+        now: OffsetDateTime,
+        oid: &ExtensionOid,
+    ) -> Result<(Vec<u8>, SectorName), String> {
+        let Some(list) = self.get() else {
+            return Err(match self.why_none() {
+                Some(why) => format!("it is not issued under this root, and {why}"),
+                None => "it is not issued under this root, and no trust list of foreign roots is in force".into(),
+            });
+        };
+        let list = &list.list;
+        if now >= list.next_update {
+            return Err(format!(
+                "the trust list (#{}) lapsed on {}",
+                list.sequence, list.next_update
+            ));
+        }
+        for entry in &list.entries {
+            if let Ok(v) = crate::verify_chain(chain, &[], &entry.certificate, now, oid) {
+                return match v.extension.map(|e| e.sector) {
+                    Some(s) if entry.sectors.contains(&s) => Ok((entry.certificate.clone(), s)),
+                    Some(s) => Err(format!(
+                        "it chains to a root on the trust list (#{}) whose entry names {}, not sector {s}",
+                        list.sequence,
+                        entry.sectors.iter().map(SectorName::as_str).collect::<Vec<_>>().join(", ")
+                    )),
+                    None => Err("it chains to a listed foreign root but carries no trust-level extension naming its sector".into()),
+                };
+            }
+        }
+        Err(format!(
+            "it chains neither to this root nor to any of the {} root(s) on the trust list (#{})",
+            list.entries.len(),
+            list.sequence
+        ))
+    }
+
+    /// Whether the list in force at `now` still lists `root` (DER) for
+    /// `sector`: a connection accepted under an earlier list is checked
+    /// again on every request.
+    pub fn still_lists(
+        &self,
+        root: &[u8],
+        sector: &SectorName,
+        now: OffsetDateTime,
+    ) -> Result<(), String> {
+        let Some(list) = self.get() else {
+            return Err(self
+                .why_none()
+                .unwrap_or_else(|| "no trust list of foreign roots is in force any more".into()));
+        };
+        if now >= list.list.next_update {
+            return Err(format!(
+                "the trust list (#{}) lapsed on {}",
+                list.list.sequence, list.list.next_update
+            ));
+        }
+        match list.list.entry_for(root) {
+            Some(e) if e.sectors.contains(sector) => Ok(()),
+            Some(_) => Err(format!(
+                "the trust list (#{}) no longer lets its root vouch for sector {sector}",
+                list.list.sequence
+            )),
+            None => Err(format!(
+                "its root is not on the trust list (#{}) any more",
+                list.list.sequence
+            )),
+        }
+    }
+}
+
 /// Checks `sig` over `signed` under `cert`'s key with the algorithm `oid`.
 fn verify_signature(
     cert: &X509Certificate<'_>,

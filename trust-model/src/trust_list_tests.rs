@@ -108,3 +108,59 @@ fn tampering_and_garbage_are_refused() {
     trailing.push(0);
     assert!(TrustList::verify(&trailing, &ours, now()).is_err());
 }
+
+#[test]
+fn the_list_in_force_names_root_for_sector_and_says_when_it_lapsed() {
+    let (key, ours) = root("R1");
+    let (_, theirs) = root("R2");
+    let l = list(&ours, &theirs, now(), 3);
+    let der = signed(&l, &key);
+    let railway = SectorName::new("railway").expect("name");
+    let tram = SectorName::new("tram").expect("name");
+    assert_eq!(l.root_for(&railway), Some(theirs.as_slice()));
+    assert_eq!(l.root_for(&tram), None);
+
+    let in_force = ListInForce::default();
+    let e = in_force
+        .still_lists(&theirs, &railway, now())
+        .expect_err("none");
+    assert!(e.contains("no trust list"), "{e}");
+    let next_update = l.next_update;
+    in_force.set(Some(CheckedTrustList { list: l, der }), None, now());
+    in_force
+        .still_lists(&theirs, &railway, now())
+        .expect("listed");
+    let e = in_force
+        .still_lists(&theirs, &tram, now())
+        .expect_err("sector");
+    assert!(
+        e.contains("no longer lets its root vouch for sector tram"),
+        "{e}"
+    );
+    let e = in_force
+        .still_lists(&ours, &railway, now())
+        .expect_err("root");
+    assert!(e.contains("not on the trust list"), "{e}");
+    // Past nextUpdate, the held list refuses by itself; replaced by none,
+    // the handle remembers that it lapsed, not merely that none is held.
+    let later = next_update + Duration::seconds(1);
+    let e = in_force
+        .still_lists(&theirs, &railway, later)
+        .expect_err("lapsed");
+    assert!(e.contains("lapsed on"), "{e}");
+    in_force.set(
+        None,
+        Some("the trust list held cannot be used (stale)".into()),
+        later,
+    );
+    assert!(in_force.get().is_none());
+    let e = in_force
+        .still_lists(&theirs, &railway, later)
+        .expect_err("lapsed");
+    assert!(e.contains("(#3) lapsed on"), "{e}");
+    // A chain under no listed root is refused naming the list and lapse.
+    let e = in_force
+        .accepts(&[theirs.clone()], later, &ExtensionOid::default())
+        .expect_err("no list");
+    assert!(e.contains("lapsed on"), "{e}");
+}

@@ -13,6 +13,7 @@ mod enrollment;
 mod est;
 mod est_attestation;
 mod federation;
+mod federation_roots;
 mod interop;
 mod metrics;
 mod registry;

@@ -47,6 +47,13 @@ fn crl_entries(path: &Path) -> (String, Vec<String>) {
     (issuer, serials)
 }
 
+/// The CRL number of a DER CRL file.
+fn crl_number(path: &Path) -> u64 {
+    let der = std::fs::read(path).unwrap();
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+    u64::try_from(crl.crl_number().unwrap()).unwrap()
+}
+
 fn serial_of(der: &[u8]) -> String {
     let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
     trustca_model::hexfmt::encode(c.raw_serial())
@@ -67,6 +74,17 @@ fn issuer_cn(der: &[u8]) -> String {
 /// sign-sector --rollover` offline, `sector install` back at automotive;
 /// then hems imports the new CA certificate. Returns the certificate file.
 fn roll_over_automotive(c: &Ceremony) -> PathBuf {
+    // A `trustca init` directory (every sector's key and the root's
+    // together) cannot roll over: one line naming the ceremony path, and
+    // nothing written.
+    let all_in_one = tempfile::tempdir().unwrap();
+    trustca_cli(&["init", "--data", s(all_in_one.path())]);
+    let before = files(all_in_one.path());
+    trustca_refused(
+        &["sector", "rollover", "--data", s(all_in_one.path())],
+        "a `trustca init` directory (every sector's key and the root's together) cannot roll over; move each sector to its own directory with the key ceremony",
+    );
+    assert_eq!(files(all_in_one.path()), before);
     let auto = c.data("automotive");
     let out = trustca_cli(&["sector", "rollover", "--data", s(auto)]);
     assert!(out.contains("automotive.2"), "{out}");
@@ -241,21 +259,26 @@ async fn a_rolled_over_sector_runs_both_cas_each_revocation_on_its_issuers_crl()
             .await
             .unwrap(),
     );
-    for d in [&old_bad, &new_bad] {
-        rev.revoke(pb::RevokeRequest {
-            subject: Some(pb::revoke_request::Subject::Identity(d.identity.clone())),
-            reason: "key-compromise".into(),
-            note: "rollover test".into(),
-        })
-        .await
-        .unwrap();
-    }
-    // Each CA's CRL lists what it issued, and only that.
     let data = c.data("automotive");
     let (old_crl, new_crl) = (
         data.join("crl/automotive.crl"),
         data.join("crl/automotive.2.crl"),
     );
+    for (d, crl) in [(&old_bad, &old_crl), (&new_bad, &new_crl)] {
+        let answer = rev
+            .revoke(pb::RevokeRequest {
+                subject: Some(pb::revoke_request::Subject::Identity(d.identity.clone())),
+                reason: "key-compromise".into(),
+                note: "rollover test".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // The answer names the number of the CRL that lists it: its own
+        // CA generation's, not the newest one's.
+        assert_eq!(answer.crl_number, crl_number(crl), "{}", crl.display());
+    }
+    // Each CA's CRL lists what it issued, and only that.
     let (issuer, listed) = crl_entries(&old_crl);
     assert_eq!(issuer, "trustca automotive Sector CA");
     assert_eq!(listed, vec![serial_of(&old_bad.chain[0])]);

@@ -23,7 +23,7 @@ use trustca_model::CertificateKind;
 use trustca_model::trust_list::TrustList;
 use trustca_proto::v1 as pb;
 
-const OURS: [&str; 3] = ["automotive", "hems", "healthcare"];
+pub(crate) const OURS: [&str; 3] = ["automotive", "hems", "healthcare"];
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -40,7 +40,7 @@ fn builtin(file: &str) -> String {
 
 /// Our policies: the built-in ones, with `railway` declared foreign and
 /// counted by automotive one lower at the top.
-fn our_policies(dir: &Path) {
+pub(crate) fn our_policies(dir: &Path) {
     copy_builtin(dir);
     let recognition = builtin("recognition.toml").replacen(
         "\n[[recognition]]",
@@ -53,7 +53,7 @@ fn our_policies(dir: &Path) {
 /// Another industry's policies: one sector, railway (the automotive
 /// profile renamed, without automotive's cap on declared hardware: their
 /// operator's choice), the all-sector rules only.
-fn their_policies(dir: &Path) {
+pub(crate) fn their_policies(dir: &Path) {
     copy_builtin(dir);
     for sector in OURS {
         std::fs::remove_file(dir.join(format!("sectors/{sector}.toml"))).unwrap();
@@ -243,30 +243,10 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     let auto = start(&ours, "automotive").await;
     let rail = start(&theirs, "railway").await;
     let other = start(&unlisted, "railway").await;
-    let device = |c: &Ceremony, url: String, sector: &'static str, serial: &'static str| {
-        let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
-        let root = c.root_pem();
-        async move {
-            let mut e = pb::enrollment_client::EnrollmentClient::new(
-                trustca_api::client::connect(&url, &acme).await.unwrap(),
-            );
-            enroll_device(
-                &mut e,
-                &root,
-                sector,
-                "Acme",
-                "M-1",
-                serial,
-                "1.0.0",
-                automotive_lv5(),
-            )
-            .await
-        }
-    };
     let auto_url = format!("https://{}", auto.addr);
-    let car = device(&ours, auto_url.clone(), "automotive", "C1").await;
-    let train = device(&theirs, format!("https://{}", rail.addr), "railway", "T1").await;
-    let stranger = device(
+    let car = enrolled(&ours, auto_url.clone(), "automotive", "C1").await;
+    let train = enrolled(&theirs, format!("https://{}", rail.addr), "railway", "T1").await;
+    let stranger = enrolled(
         &unlisted,
         format!("https://{}", other.addr),
         "railway",
@@ -363,10 +343,30 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     other.shutdown().await.unwrap();
 }
 
+/// A device of `sector` enrolled at `url` by a manufacturer credential
+/// that `c`'s sector directory issues, with declared Lv.5 evidence.
+pub(crate) async fn enrolled(c: &Ceremony, url: String, sector: &str, serial: &str) -> Device {
+    let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
+    let mut e = pb::enrollment_client::EnrollmentClient::new(
+        trustca_api::client::connect(&url, &acme).await.unwrap(),
+    );
+    enroll_device(
+        &mut e,
+        &c.root_pem(),
+        sector,
+        "Acme",
+        "M-1",
+        serial,
+        "1.0.0",
+        automotive_lv5(),
+    )
+    .await
+}
+
 /// The one root the trust list in force at `data` names, written as PEM
 /// into `dir`: the certificate the list vouches for, not a copy of the
 /// foreign root's file.
-fn listed_root(data: &Path, dir: &Path) -> std::path::PathBuf {
+pub(crate) fn listed_root(data: &Path, dir: &Path) -> std::path::PathBuf {
     let list = TrustList::decode_unchecked(&std::fs::read(data.join("ca/trust-list.der")).unwrap())
         .unwrap();
     assert_eq!(list.entries.len(), 1);
@@ -493,7 +493,13 @@ async fn foreign_revocation(
     // verify under the train's CA: its revocation cannot be known, so it
     // is refused.
     std::fs::copy(stranger_crl, foreign.join("other.crl")).unwrap();
-    let d = decide_until(&mut car_db, train, |d| !d.allow).await;
+    let d = decide_until(
+        &mut car_db,
+        train,
+        std::time::Duration::from_secs(20),
+        |d| !d.allow,
+    )
+    .await;
     assert!(
         d.reasons
             .iter()
@@ -503,9 +509,12 @@ async fn foreign_revocation(
     );
     std::fs::write(foreign.join("railway.crl"), &crl).unwrap();
     // Their real CRL beside it: the one that verifies counts.
-    let d = decide_until(&mut car_db, train, |d| {
-        d.reasons.iter().any(|r| r.contains("certificate revoked"))
-    })
+    let d = decide_until(
+        &mut car_db,
+        train,
+        std::time::Duration::from_secs(20),
+        |d| d.reasons.iter().any(|r| r.contains("certificate revoked")),
+    )
     .await;
     assert!(!d.allow, "{d:?}");
     assert!(
@@ -518,13 +527,15 @@ async fn foreign_revocation(
 }
 
 /// Asks Decide about `peer` until `done` holds (the server re-reads
-/// `DATA/crl/foreign/` every 5 s), at most 20 s; returns the last answer.
-async fn decide_until(
+/// `DATA/crl/foreign/` every 5 s; forwarded answers are cached 30 s), at
+/// most `within`; returns the last answer.
+pub(crate) async fn decide_until(
     db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
     peer: &Device,
+    within: std::time::Duration,
     done: impl Fn(&pb::Decision) -> bool,
 ) -> pb::Decision {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + within;
     loop {
         let d = decide(db, peer, "evacuation-notice").await;
         if done(&d) || std::time::Instant::now() > deadline {

@@ -100,13 +100,37 @@ impl TrustEngine {
         request: msg::GetTrustRequest,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
-        let sector = &asked.sector;
         // The root's revocation of the sector's CA is known here from the
         // ARL; the revoked sector's own database is not asked (and its
         // cached answers are not used).
-        if let Some(why) = self.issuer_check.get().and_then(|c| c(sector)) {
+        // A sector under a foreign root is asked through the root its
+        // trust list entry names, and answers for it only while listed.
+        let foreign_root = self
+            .trust_list()
+            .and_then(|l| l.list.root_for(&asked.sector).map(<[u8]>::to_vec));
+        if foreign_root.is_none()
+            && let Some(why) = self.issuer_check.get().and_then(|c| c(&asked.sector))
+        {
             return Err(TrustDbError::IssuerRevoked(why));
         }
+        let answer = self
+            .ask_peer(asked, foreign_root.as_deref(), cache_key, request)
+            .await?;
+        let root = foreign_root.as_deref().unwrap_or(&self.cfg.root_der);
+        self.checked_answer(asked, root, answer, now)
+    }
+
+    /// Forwards `request` about `asked` to the peer database configured
+    /// for its sector; `foreign_root` is the listed root its TLS
+    /// certificate must chain to when the sector is under another root.
+    pub(crate) async fn ask_peer(
+        &self,
+        asked: &DeviceIdentity,
+        foreign_root: Option<&[u8]>,
+        cache_key: Vec<u8>,
+        request: msg::GetTrustRequest,
+    ) -> Result<msg::TrustAnswer, TrustDbError> {
+        let sector = &asked.sector;
         let federation = self
             .federation
             .as_ref()
@@ -117,13 +141,34 @@ impl TrustEngine {
                     "this instance is not authoritative for it and no peer database is configured"
                         .into(),
             })?;
-        let answer = federation.get_trust(sector, cache_key, request).await?;
+        federation
+            .get_trust(sector, foreign_root, cache_key, request)
+            .await
+    }
+
+    /// Whether a peer database is configured for `sector`.
+    pub(crate) fn has_peer(&self, sector: &SectorName) -> bool {
+        self.federation.as_ref().is_some_and(|f| f.serves(sector))
+    }
+
+    /// The live state a peer database's `answer` about `asked` gives: its
+    /// signed assertion must verify to `root` (ours, or the listed root of
+    /// a foreign sector) through the sector's own responder, and be about
+    /// the device asked.
+    pub(crate) fn checked_answer(
+        &self,
+        asked: &DeviceIdentity,
+        root: &[u8],
+        answer: msg::TrustAnswer,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        let sector = &asked.sector;
         let signed = answer.assertion.ok_or_else(|| TrustDbError::Unreachable {
             sector: sector.to_string(),
             reason: "peer database answered without a signed assertion".into(),
         })?;
         let checked = signed
-            .verify_from_sector(&self.cfg.root_der, now, &self.cfg.extension_oid, sector)
+            .verify_from_sector(root, now, &self.cfg.extension_oid, sector)
             .map_err(|e| TrustDbError::Unreachable {
                 sector: sector.to_string(),
                 reason: format!("bad answer: {e}"),
@@ -169,9 +214,9 @@ impl TrustEngine {
         if let Some(list) = self.trust_list()
             && list.list.lists_sector(&identity.sector)
         {
-            let crls = self.foreign_crls();
-            let issuer = chain.get(1).map(Vec::as_slice);
-            return crate::foreign::state(&list.list, identity, verified, issuer, &crls, now);
+            return self
+                .foreign_state(&list, chain, identity, verified, now)
+                .await;
         }
         if self.is_local(&identity.sector) {
             self.local_state(

@@ -25,7 +25,7 @@ use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 use crate::TrustDbError;
 use crate::federation::PeerDatabases;
 use trustca_model::firmware;
-use trustca_model::trust_list::CheckedTrustList;
+use trustca_model::trust_list::{CheckedTrustList, ListInForce};
 
 mod answers;
 mod changes;
@@ -121,7 +121,7 @@ pub struct TrustEngine {
     systems: std::sync::OnceLock<Arc<crate::SystemRegistry>>,
     /// The trust list in force: foreign roots and the sectors each may
     /// vouch for ([`TrustEngine::set_trust_list`]).
-    trust_list: RwLock<Option<Arc<CheckedTrustList>>>,
+    trust_list: ListInForce,
     /// CRLs of foreign sector CAs ([`TrustEngine::set_foreign_crls`]).
     foreign_crls: RwLock<Arc<Vec<Vec<u8>>>>,
     /// Grows whenever the foreign CRLs change (snapshots are rebuilt).
@@ -193,7 +193,7 @@ impl TrustEngine {
             loader,
             revocation_hook: std::sync::OnceLock::new(),
             issuer_check: std::sync::OnceLock::new(),
-            trust_list: RwLock::new(None),
+            trust_list: ListInForce::default(),
             foreign_crls: RwLock::new(Arc::new(Vec::new())),
             foreign_crls_generation: std::sync::atomic::AtomicU64::new(0),
             chains: Mutex::new(HashMap::new()),
@@ -276,18 +276,18 @@ impl TrustEngine {
     /// force: peers under the roots it lists are then recognised for the
     /// sectors it names, until its `nextUpdate`. `None` recognises none.
     pub fn set_trust_list(&self, list: Option<CheckedTrustList>) {
-        let list = list.map(Arc::new);
-        match self.trust_list.write() {
-            Ok(mut l) => *l = list,
-            Err(poisoned) => *poisoned.into_inner() = list,
-        }
+        self.trust_list.set(list, None, OffsetDateTime::now_utc());
+    }
+
+    /// The list in force as a shared handle: the TLS acceptor and the
+    /// per-request authentication read the same list the engine does, and
+    /// whoever sets it through the handle sets it for all.
+    pub fn trust_list_in_force(&self) -> ListInForce {
+        self.trust_list.clone()
     }
 
     pub(crate) fn trust_list(&self) -> Option<Arc<CheckedTrustList>> {
-        match self.trust_list.read() {
-            Ok(l) => l.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.trust_list.get()
     }
 
     /// Puts the CRLs of foreign sector CAs in force (DER, unchecked: each
