@@ -1,18 +1,14 @@
 //! The store probe (feature `store-probe`): the sled store wrapped so the
 //! in-process engine's store calls are timed, or skipped for the what-if
-//! measurements. It implements the whole `trustca_store::Storage` trait by
-//! delegation, so it only compiles while its method list matches the trait;
-//! that is why it is behind a feature that the workspace build leaves off.
-//! When the trait grows, add one delegating method below.
+//! measurements. It is a `trustca_store::StorageLayer`: it overrides the
+//! three calls on the enrollment path and the layer passes every other
+//! call to sled, so a new store method needs no edit here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use trustca_store::{
-    AuditEntry, BlobAudit, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, KeyValue,
-    RecordTable, SledStorage, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
-};
+use trustca_store::{DeviceRecord, Issuance, SledStorage, Storage, StorageLayer, StoreError};
 
 use crate::breakdown::StoreKind;
 
@@ -73,7 +69,8 @@ impl StoreStats {
 
 /// The sled store as the in-process engine sees it: the three calls on the
 /// enrollment path are timed (or, for [`StoreKind::Null`], answered without
-/// touching sled); everything else is passed through unchanged.
+/// touching sled); everything else is passed through unchanged by the
+/// layer.
 #[derive(Debug)]
 struct BenchStorage {
     inner: SledStorage,
@@ -81,10 +78,13 @@ struct BenchStorage {
     stats: Arc<StoreStats>,
 }
 
-impl Storage for BenchStorage {
-    fn set_record_seal(&self, seal: Arc<trustca_store::RecordSeal>) {
-        self.inner.set_record_seal(seal);
+impl StorageLayer for BenchStorage {
+    type Below<'a> = &'a dyn Storage;
+
+    fn below(&self) -> Result<&dyn Storage, StoreError> {
+        Ok(&self.inner)
     }
+
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
         if self.kind == StoreKind::Null {
             return batch.iter().map(|_| Ok(())).collect();
@@ -99,6 +99,7 @@ impl Storage for BenchStorage {
         );
         r
     }
+
     fn flush(&self) -> Result<(), StoreError> {
         if self.kind == StoreKind::Null {
             return Ok(());
@@ -109,6 +110,7 @@ impl Storage for BenchStorage {
             .add(&self.stats.flush_ns, &self.stats.flushes, t, 1);
         r
     }
+
     fn device(&self, key: &str) -> Result<Option<DeviceRecord>, StoreError> {
         // Fresh serials are never enrolled; the commit still refuses a
         // duplicate inside its transaction.
@@ -122,147 +124,9 @@ impl Storage for BenchStorage {
         r
     }
 
-    // Everything below: unchanged sled behaviour.
-    fn trust_record(&self, key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        self.inner.trust_record(key)
-    }
-    fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(key)
-    }
-    fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
-        self.inner.certificate(serial)
-    }
-    fn counts(&self) -> Result<(u64, u64), StoreError> {
-        self.inner.counts()
-    }
-    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.audit_entries(from, limit)
-    }
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.size_on_disk()
-    }
-    fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.serial_by_fingerprint(fingerprint)
-    }
-    fn apply_trust_changes(
-        &self,
-        changes: &[TrustChange],
-        at: i64,
-    ) -> Result<Vec<TrustRecord>, StoreError> {
-        self.inner.apply_trust_changes(changes, at)
-    }
-    fn transfer_trust(
-        &self,
-        from: &str,
-        to: &str,
-        actor: &str,
-        reason: &str,
-        at: i64,
-    ) -> Result<TrustRecord, StoreError> {
-        self.inner.transfer_trust(from, to, actor, reason, at)
-    }
-    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.inner.devices_with_prefix(prefix)
-    }
-    fn audit_entries_raw(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.audit_entries_raw(from, limit)
-    }
-    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        self.inner.audit_head()
-    }
-    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
-        self.inner.store_tree_head(size, signed_head)
-    }
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.tree_heads()
-    }
-    fn revoke(
-        &self,
-        serials: &[Vec<u8>],
-        reason: u8,
-        actor: &str,
-        note: &str,
-        at: i64,
-    ) -> Result<Vec<CertificateRecord>, StoreError> {
-        self.inner.revoke(serials, reason, actor, note, at)
-    }
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        self.inner.revoked_in_sector(sector)
-    }
-    fn blocked_key(
-        &self,
-        key_fingerprint: &[u8; 32],
-    ) -> Result<Option<trustca_store::BlockedKey>, StoreError> {
-        self.inner.blocked_key(key_fingerprint)
-    }
-    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
-        self.inner.next_crl_number(sector)
-    }
-    fn blob_put(
-        &self,
-        space: &str,
-        records: &[(Vec<u8>, Vec<u8>)],
-        create_only: bool,
-        audit: Option<&BlobAudit>,
-    ) -> Result<(), StoreError> {
-        self.inner.blob_put(space, records, create_only, audit)
-    }
-    fn commit_model_change(
-        &self,
-        space: &str,
-        records: &[(Vec<u8>, Vec<u8>)],
-        audit: &BlobAudit,
-        changes: &[TrustChange],
-    ) -> Result<Vec<TrustRecord>, StoreError> {
-        self.inner
-            .commit_model_change(space, records, audit, changes)
-    }
-    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.blob_get(space, key)
-    }
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.inner.blob_scan(space, prefix)
-    }
-    fn challenge_put(
-        &self,
-        id: &[u8],
-        record: &[u8],
-        expires_at: i64,
-        now: i64,
-        max_open: usize,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .challenge_put(id, record, expires_at, now, max_open)
-    }
-    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
-        self.inner.challenge_take(id)
-    }
-    fn export(
-        &self,
-        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner.export(each)
-    }
-    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
-        self.inner.import(records)
-    }
-    fn seal_legacy_records(
-        &self,
-        entry: &AuditEntry,
-        records: &[StoredRecord],
-    ) -> Result<(), StoreError> {
-        self.inner.seal_legacy_records(entry, records)
-    }
-    fn raw_records(
-        &self,
-        table: RecordTable,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.raw_records(table, after, limit)
+    /// The skipped writes do not move sled's marker: claim none, as the
+    /// probe always did.
+    fn change_marker(&self) -> Option<u64> {
+        None
     }
 }

@@ -25,10 +25,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::{
-    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
-    KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
-};
+use crate::layer::{StorageLayer, WriteKind};
+use crate::{BlockedKey, CertificateRecord, DeviceRecord, Storage, StoreError, TrustRecord};
 
 /// Entries kept before the cache is emptied.
 pub const DEFAULT_CAPACITY: usize = 200_000;
@@ -272,25 +270,26 @@ impl CachedStorage {
         }
         Ok(value)
     }
-
-    fn writing<R>(&self, r: R) -> R {
-        self.invalidate();
-        r
-    }
 }
 
-impl Storage for CachedStorage {
-    fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
-        let r = self.inner.commit_issuances(batch);
-        self.writing(r)
+impl StorageLayer for CachedStorage {
+    type Below<'a> = &'a dyn Storage;
+
+    fn below(&self) -> Result<&dyn Storage, StoreError> {
+        Ok(&*self.inner)
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-
-    fn set_record_seal(&self, seal: Arc<crate::RecordSeal>) {
-        self.inner.set_record_seal(seal);
+    /// Forgets everything after a write of records through this handle.
+    fn write<T>(
+        &self,
+        kind: WriteKind,
+        call: impl FnOnce(&dyn Storage) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let r = call(&*self.inner);
+        if kind == WriteKind::Records {
+            self.invalidate();
+        }
+        r
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
@@ -309,28 +308,12 @@ impl Storage for CachedStorage {
         )
     }
 
-    fn history(&self, identity_key: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(identity_key)
-    }
-
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, StoreError> {
         self.cached(
             &serial.to_vec(),
             |m| &mut m.certificates,
             || self.inner.certificate(serial),
         )
-    }
-
-    fn counts(&self) -> Result<(u64, u64), StoreError> {
-        self.inner.counts()
-    }
-
-    fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.audit_entries(from, limit)
-    }
-
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.inner.size_on_disk()
     }
 
     fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -341,80 +324,6 @@ impl Storage for CachedStorage {
         )
     }
 
-    fn apply_trust_changes(
-        &self,
-        changes: &[TrustChange],
-        at: i64,
-    ) -> Result<Vec<TrustRecord>, StoreError> {
-        let r = self.inner.apply_trust_changes(changes, at);
-        self.writing(r)
-    }
-
-    fn transfer_trust(
-        &self,
-        from: &str,
-        to: &str,
-        actor: &str,
-        reason: &str,
-        at: i64,
-    ) -> Result<TrustRecord, StoreError> {
-        let r = self.inner.transfer_trust(from, to, actor, reason, at);
-        self.writing(r)
-    }
-
-    fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.inner.devices_with_prefix(prefix)
-    }
-
-    fn devices_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeviceRecord>, StoreError> {
-        self.inner.devices_page(prefix, after, limit)
-    }
-
-    fn raw_records(
-        &self,
-        table: crate::RecordTable,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.raw_records(table, after, limit)
-    }
-    fn audit_entries_raw(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.inner.audit_entries_raw(from, limit)
-    }
-
-    fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        self.inner.audit_head()
-    }
-
-    fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError> {
-        self.inner.store_tree_head(size, signed_head)
-    }
-
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.tree_heads()
-    }
-
-    fn revoke(
-        &self,
-        serials: &[Vec<u8>],
-        reason: u8,
-        actor: &str,
-        note: &str,
-        at: i64,
-    ) -> Result<Vec<CertificateRecord>, StoreError> {
-        let r = self.inner.revoke(serials, reason, actor, note, at);
-        self.writing(r)
-    }
-
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
         self.cached(
             key_fingerprint,
@@ -423,84 +332,9 @@ impl Storage for CachedStorage {
         )
     }
 
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        self.inner.revoked_in_sector(sector)
-    }
-
-    fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
-        self.inner.next_crl_number(sector)
-    }
-
-    fn commit_model_change(
-        &self,
-        space: &str,
-        records: &[KeyValue],
-        audit: &BlobAudit,
-        changes: &[TrustChange],
-    ) -> Result<Vec<TrustRecord>, StoreError> {
-        let r = self
-            .inner
-            .commit_model_change(space, records, audit, changes);
-        self.writing(r)
-    }
-
-    fn blob_put(
-        &self,
-        space: &str,
-        records: &[KeyValue],
-        create_only: bool,
-        audit: Option<&BlobAudit>,
-    ) -> Result<(), StoreError> {
-        // Opaque records are not cached, but the audit entry moves the
-        // marker: keep the marker in step.
-        let r = self.inner.blob_put(space, records, create_only, audit);
-        self.writing(r)
-    }
-
-    fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.blob_get(space, key)
-    }
-
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.blob_scan(space, prefix)
-    }
-
-    fn hold_lease(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<bool, StoreError> {
-        self.inner.hold_lease(name, holder, ttl_secs)
-    }
-
-    fn challenge_put(
-        &self,
-        id: &[u8],
-        record: &[u8],
-        expires_at: i64,
-        now: i64,
-        max_open: usize,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .challenge_put(id, record, expires_at, now, max_open)
-    }
-    fn challenge_take(&self, id: &[u8]) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
-        self.inner.challenge_take(id)
-    }
-    fn export(
-        &self,
-        each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner.export(each)
-    }
-
-    fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
-        let r = self.inner.import(records);
-        self.writing(r)
-    }
-
-    fn seal_legacy_records(
-        &self,
-        entry: &AuditEntry,
-        records: &[StoredRecord],
-    ) -> Result<(), StoreError> {
-        let r = self.inner.seal_legacy_records(entry, records);
-        self.writing(r)
+    /// Other replicas write the shared store too: nothing this handle sees
+    /// tells that nothing changed.
+    fn change_marker(&self) -> Option<u64> {
+        None
     }
 }

@@ -12,7 +12,9 @@
 //! trust changes, transfer, revocation, the audit log's Merkle frontier)
 //! live once in `rules.rs`, and each backend only reads and writes typed
 //! records inside its own transaction. `tests/contract/` runs one test
-//! suite against both.
+//! suite against both. Whatever sits on a store (the guard, the replica
+//! cache, a benchmark's probe) is a [`StorageLayer`]: it says what it does
+//! around reads and writes and is a [`Storage`] through one blanket impl.
 #![forbid(unsafe_code)]
 
 mod cache;
@@ -22,6 +24,7 @@ mod committer;
 mod contain;
 mod error;
 mod guard;
+mod layer;
 mod postgres;
 mod records;
 pub mod registry;
@@ -39,6 +42,7 @@ pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
+pub use layer::{StorageLayer, WriteKind};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,

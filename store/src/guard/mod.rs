@@ -26,10 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::contain::engine_call;
-use crate::{
-    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CloseWaiter, DeviceRecord, HistoryEntry,
-    Issuance, KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
-};
+use crate::{CloseWaiter, Issuance, Storage, StoreError};
 
 /// Where an embedded store's high-water mark lives: beside its reserve
 /// file (`DATA/db.high-water`). sled recovers a file cut short, or a
@@ -470,28 +467,6 @@ impl GuardedStorage {
     }
 }
 
-macro_rules! read {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
-        let inner = $self.inner()?;
-        let r = engine_call(|| inner.$method($($arg),*));
-        drop(inner);
-        $self.observe_read(r)
-    }};
-}
-
-macro_rules! write {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
-        $self.admit_write()?;
-        let inner = $self.inner()?;
-        let r = engine_call(|| inner.$method($($arg),*));
-        // Released before `observe`, which may reopen the backend and
-        // waits for every handle on it to be gone.
-        drop(inner);
-        $self.observe(r)
-    }};
-}
-
-// After the macros above: textual scope makes them visible there.
 mod storage;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,43 @@ struct Dirty {
     meta: Vec<String>,
 }
 
+/// The two tables keyed by identity key, read and written alike.
+#[derive(Clone, Copy)]
+enum ByIdentity {
+    Devices,
+    Trust,
+}
+
+impl ByIdentity {
+    fn sealed(self) -> Sealed {
+        match self {
+            Self::Devices => Sealed::Device,
+            Self::Trust => Sealed::Trust,
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            Self::Devices => "SELECT record FROM devices WHERE identity_key = $1",
+            Self::Trust => "SELECT record FROM trust_records WHERE identity_key = $1",
+        }
+    }
+
+    fn known(self, k: &mut Known) -> &mut HashMap<String, Option<Vec<u8>>> {
+        match self {
+            Self::Devices => &mut k.devices,
+            Self::Trust => &mut k.trust,
+        }
+    }
+
+    fn dirty(self, d: &mut Dirty) -> &mut Vec<String> {
+        match self {
+            Self::Devices => &mut d.devices,
+            Self::Trust => &mut d.trust,
+        }
+    }
+}
+
 fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
         v.push(x);
@@ -273,6 +310,44 @@ impl<'a> PgTxn<'a> {
             .insert(key.to_owned(), Some(value));
         push_unique(&mut self.dirty.borrow_mut().meta, key.to_owned());
     }
+
+    /// A device or trust record by identity key, checked against its seal.
+    fn by_identity<T: serde::de::DeserializeOwned>(
+        &self,
+        table: ByIdentity,
+        identity_key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let row = self.cached_row(
+            |k| table.known(k),
+            &identity_key.to_owned(),
+            || self.bytes(table.select(), &[&identity_key]),
+        )?;
+        seal::sealed_value(
+            row.as_deref(),
+            self.seal,
+            table.sealed(),
+            identity_key.as_bytes(),
+        )
+    }
+
+    /// Writes a device or trust record (sealed) at the commit.
+    fn put_by_identity<T: serde::Serialize>(
+        &self,
+        table: ByIdentity,
+        identity_key: &str,
+        record: &T,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        let stored = seal::sealed_record(self.seal, table.sealed(), identity_key, record, stamp)?;
+        table
+            .known(&mut self.known.borrow_mut())
+            .insert(identity_key.to_owned(), Some(stored));
+        push_unique(
+            table.dirty(&mut self.dirty.borrow_mut()),
+            identity_key.to_owned(),
+        );
+        Ok(())
+    }
 }
 
 impl RecordTxn for PgTxn<'_> {
@@ -334,69 +409,19 @@ impl RecordTxn for PgTxn<'_> {
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        let row = self.cached_row(
-            |k| &mut k.devices,
-            &identity_key.to_owned(),
-            || {
-                self.bytes(
-                    "SELECT record FROM devices WHERE identity_key = $1",
-                    &[&identity_key],
-                )
-            },
-        )?;
-        seal::sealed_value(
-            row.as_deref(),
-            self.seal,
-            Sealed::Device,
-            identity_key.as_bytes(),
-        )
+        self.by_identity(ByIdentity::Devices, identity_key)
     }
 
     fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
-        let key = &record.identity_key;
-        let stored = seal::sealed_record(self.seal, Sealed::Device, key, record, stamp)?;
-        self.known
-            .borrow_mut()
-            .devices
-            .insert(record.identity_key.clone(), Some(stored));
-        push_unique(
-            &mut self.dirty.borrow_mut().devices,
-            record.identity_key.clone(),
-        );
-        Ok(())
+        self.put_by_identity(ByIdentity::Devices, &record.identity_key, record, stamp)
     }
 
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, StoreError> {
-        let row = self.cached_row(
-            |k| &mut k.trust,
-            &identity_key.to_owned(),
-            || {
-                self.bytes(
-                    "SELECT record FROM trust_records WHERE identity_key = $1",
-                    &[&identity_key],
-                )
-            },
-        )?;
-        seal::sealed_value(
-            row.as_deref(),
-            self.seal,
-            Sealed::Trust,
-            identity_key.as_bytes(),
-        )
+        self.by_identity(ByIdentity::Trust, identity_key)
     }
 
     fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
-        let key = &record.identity_key;
-        let stored = seal::sealed_record(self.seal, Sealed::Trust, key, record, stamp)?;
-        self.known
-            .borrow_mut()
-            .trust
-            .insert(record.identity_key.clone(), Some(stored));
-        push_unique(
-            &mut self.dirty.borrow_mut().trust,
-            record.identity_key.clone(),
-        );
-        Ok(())
+        self.put_by_identity(ByIdentity::Trust, &record.identity_key, record, stamp)
     }
 
     fn history_entry(

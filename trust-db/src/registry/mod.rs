@@ -332,10 +332,7 @@ impl ModelRegistry {
         for e in &req.self_assessed {
             record.add_evaluation(self.evaluation_of(e, policy, &caller.name, true, now)?)?;
         }
-        let _guard = self
-            .writing
-            .lock()
-            .map_err(|_| invalid("registry lock poisoned"))?;
+        let _guard = self.write_lock()?;
         let existing = model_ranges(
             self.storage.as_ref(),
             key.sector.as_str(),
@@ -409,38 +406,26 @@ impl ModelRegistry {
         let policy = self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         let evaluation = self.evaluation_of(input, policy, &caller.name, self_assessed, now)?;
-        let _guard = self
-            .writing
-            .lock()
-            .map_err(|_| invalid("registry lock poisoned"))?;
-        let mut record = self.load(&key)?;
-        let text = format!(
-            "{} {}:{} ({}) registered",
-            if self_assessed {
-                "self-assessment"
+        self.change_model(caller, &key, policy, &req.reason, now, |record| {
+            let text = format!(
+                "{} {}:{} ({}) registered",
+                if self_assessed {
+                    "self-assessment"
+                } else {
+                    "evaluation"
+                },
+                evaluation.scheme,
+                evaluation.result,
+                evaluation.certificate_number
+            );
+            record.add_evaluation(evaluation)?;
+            let kind = if self_assessed {
+                "model.self-assessed"
             } else {
-                "evaluation"
-            },
-            evaluation.scheme,
-            evaluation.result,
-            evaluation.certificate_number
-        );
-        record.add_evaluation(evaluation)?;
-        let assessment = record.assess(policy, now)?;
-        let kind = if self_assessed {
-            "model.self-assessed"
-        } else {
-            "model.evaluated"
-        };
-        self.commit(
-            record,
-            assessment,
-            &actor(caller),
-            kind,
-            text,
-            &req.reason,
-            now,
-        )
+                "model.evaluated"
+            };
+            Ok((kind, text))
+        })
     }
 
     /// Certification body (its own evaluations) or manufacturer (its own
@@ -464,50 +449,38 @@ impl ModelRegistry {
         Self::for_sector(caller, &key.sector, "withdrawing an evaluation")?;
         let policy = self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
-        let _guard = self
-            .writing
-            .lock()
-            .map_err(|_| invalid("registry lock poisoned"))?;
-        let mut record = self.load(&key)?;
-        let e = record
-            .evaluations
-            .iter_mut()
-            .find(|e| e.certificate_number == req.certificate_number)
-            .ok_or_else(|| {
-                TrustDbError::NotFound(format!(
-                    "no evaluation {:?} is registered for {key}",
-                    req.certificate_number
-                ))
-            })?;
-        let own = e.registered_by.eq_ignore_ascii_case(&caller.name)
-            && e.self_assessed == (caller.kind == CertificateKind::Manufacturer);
-        if !own {
-            return Err(TrustDbError::PermissionDenied(format!(
-                "evaluation {} was registered by {}; only they may withdraw it",
-                e.certificate_number, e.registered_by
-            )));
-        }
-        if e.withdrawn_at.is_some() {
-            return Err(TrustDbError::FailedPrecondition(format!(
-                "evaluation {} is already withdrawn",
-                e.certificate_number
-            )));
-        }
-        e.withdrawn_at = Some(now.unix_timestamp());
-        let text = format!(
-            "evaluation {}:{} ({}) withdrawn",
-            e.scheme, e.result, e.certificate_number
-        );
-        let assessment = record.assess(policy, now)?;
-        self.commit(
-            record,
-            assessment,
-            &actor(caller),
-            "model.withdrawn",
-            text,
-            &req.reason,
-            now,
-        )
+        self.change_model(caller, &key, policy, &req.reason, now, |record| {
+            let e = record
+                .evaluations
+                .iter_mut()
+                .find(|e| e.certificate_number == req.certificate_number)
+                .ok_or_else(|| {
+                    TrustDbError::NotFound(format!(
+                        "no evaluation {:?} is registered for {key}",
+                        req.certificate_number
+                    ))
+                })?;
+            let own = e.registered_by.eq_ignore_ascii_case(&caller.name)
+                && e.self_assessed == (caller.kind == CertificateKind::Manufacturer);
+            if !own {
+                return Err(TrustDbError::PermissionDenied(format!(
+                    "evaluation {} was registered by {}; only they may withdraw it",
+                    e.certificate_number, e.registered_by
+                )));
+            }
+            if e.withdrawn_at.is_some() {
+                return Err(TrustDbError::FailedPrecondition(format!(
+                    "evaluation {} is already withdrawn",
+                    e.certificate_number
+                )));
+            }
+            e.withdrawn_at = Some(now.unix_timestamp());
+            let text = format!(
+                "evaluation {}:{} ({}) withdrawn",
+                e.scheme, e.result, e.certificate_number
+            );
+            Ok(("model.withdrawn", text))
+        })
     }
 
     /// Operator: suspends a model or lifts its suspension.
@@ -527,41 +500,51 @@ impl ModelRegistry {
         Self::for_sector(caller, &key.sector, "suspending a model")?;
         let policy = self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
-        let _guard = self
-            .writing
-            .lock()
-            .map_err(|_| invalid("registry lock poisoned"))?;
-        let mut record = self.load(&key)?;
-        let (kind, text) = match (req.lift, record.suspended.is_some()) {
-            (false, true) => {
-                return Err(TrustDbError::FailedPrecondition(format!(
+        self.change_model(caller, &key, policy, &req.reason, now, |record| {
+            match (req.lift, record.suspended.is_some()) {
+                (false, true) => Err(TrustDbError::FailedPrecondition(format!(
                     "{key} is already suspended"
-                )));
-            }
-            (true, false) => {
-                return Err(TrustDbError::FailedPrecondition(format!(
+                ))),
+                (true, false) => Err(TrustDbError::FailedPrecondition(format!(
                     "{key} is not suspended"
-                )));
+                ))),
+                (false, false) => {
+                    record.suspended = Some((now.unix_timestamp(), req.reason.clone()));
+                    Ok(("model.suspended", "suspended".to_owned()))
+                }
+                (true, true) => {
+                    record.suspended = None;
+                    Ok(("model.reinstated", "suspension lifted".to_owned()))
+                }
             }
-            (false, false) => {
-                record.suspended = Some((now.unix_timestamp(), req.reason.clone()));
-                ("model.suspended", "suspended".to_owned())
-            }
-            (true, true) => {
-                record.suspended = None;
-                ("model.reinstated", "suspension lifted".to_owned())
-            }
-        };
+        })
+    }
+
+    /// One change of a registered model, under the write lock: `edit`
+    /// changes the record as stored and names the change (audit kind and
+    /// history text); the record is then re-assessed and committed with
+    /// its fleet's move, as every change is.
+    fn change_model(
+        &self,
+        caller: &Credential,
+        key: &ModelKey,
+        policy: &SectorPolicy,
+        reason: &str,
+        now: OffsetDateTime,
+        edit: impl FnOnce(&mut ModelRecord) -> Result<(&'static str, String), TrustDbError>,
+    ) -> Result<msg::ModelChangeResponse, TrustDbError> {
+        let _guard = self.write_lock()?;
+        let mut record = self.load(key)?;
+        let (kind, text) = edit(&mut record)?;
         let assessment = record.assess(policy, now)?;
-        self.commit(
-            record,
-            assessment,
-            &actor(caller),
-            kind,
-            text,
-            &req.reason,
-            now,
-        )
+        self.commit(record, assessment, &actor(caller), kind, text, reason, now)
+    }
+
+    /// Serialises read-modify-write of records within this process.
+    fn write_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, TrustDbError> {
+        self.writing
+            .lock()
+            .map_err(|_| invalid("registry lock poisoned"))
     }
 
     /// Any authenticated caller: one record.
@@ -606,10 +589,7 @@ impl ModelRegistry {
                 Ok(p) => p,
                 Err(_) => continue,
             };
-            let _guard = self
-                .writing
-                .lock()
-                .map_err(|_| invalid("registry lock poisoned"))?;
+            let _guard = self.write_lock()?;
             // Read again under the lock: a change may have landed since.
             let record = self.load(&stale.key)?;
             let assessment = record.assess(policy, now)?;
