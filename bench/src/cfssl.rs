@@ -3,19 +3,18 @@
 //! `POST /api/v1/cfssl/sign` at the same concurrency. cfssl runs without a
 //! certificate database here, so nothing it issues is made durable.
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::fixture::Device;
-use crate::grpc::join_notes;
 use crate::load::closed_loop;
-use crate::report::{Group, Latency, Row};
+use crate::peer;
+use crate::report::{Group, Row};
 
 /// The cfssl binary: `explicit`, else `cfssl` found on `PATH`.
 pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -27,20 +26,6 @@ pub fn find(explicit: Option<&Path>) -> Option<PathBuf> {
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("cfssl"))
         .find(|p| p.is_file())
-}
-
-/// The cfssl server process; killed when dropped.
-#[derive(Debug)]
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Makes a P-256 CA with `cfssl gencert -initca` in `dir`; returns the
@@ -77,47 +62,26 @@ fn init_ca(bin: &Path, dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((cert_path, key_path))
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn start(bin: &Path, dir: &Path) -> Result<Server> {
+fn start(bin: &Path, dir: &Path) -> Result<peer::Process> {
     let (cert, key) = init_ca(bin, dir)?;
-    let port = free_port()?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let log = std::fs::File::create(dir.join("cfssl-serve.log"))?;
-    let child = Command::new(bin)
+    let addr = peer::free_addr()?;
+    let mut command = Command::new(bin);
+    command
         .arg("serve")
-        .args(["-address", "127.0.0.1", "-port", &port.to_string()])
+        .args(["-address", "127.0.0.1", "-port", &addr.port().to_string()])
         .arg("-ca")
         .arg(&cert)
         .arg("-ca-key")
         .arg(&key)
         // Warnings and errors only: no log line per request (trustca's
         // in-process server runs without a log subscriber, too).
-        .args(["-loglevel", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {} serve", bin.display()))?;
-    let mut server = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(server);
-        }
-        if let Some(status) = server.child.try_wait()? {
-            let log = std::fs::read_to_string(dir.join("cfssl-serve.log")).unwrap_or_default();
-            bail!("cfssl serve exited ({status}): {}", log.trim());
-        }
-        if Instant::now() > deadline {
-            bail!("cfssl serve did not listen on {addr} within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .args(["-loglevel", "2"]);
+    peer::start(
+        command,
+        addr,
+        &dir.join("cfssl-serve.log"),
+        Duration::from_secs(15),
+    )
 }
 
 async fn sign(http: &reqwest::Client, url: &str, body: Value) -> Result<()> {
@@ -163,18 +127,9 @@ pub async fn measure(bin: &Path, devices: Arc<Vec<Device>>, concurrency: usize) 
     })
     .await?;
     drop(server);
-    let mut lat = out.latencies.clone();
-    Ok(Row {
-        key: "cfssl_sign",
-        label: "cfssl serve /api/v1/cfssl/sign".into(),
-        group: Group::Peer,
-        ops: out.ok,
-        errors: out.errors,
-        elapsed: out.elapsed,
-        latency: Latency::of(&mut lat),
-        note: join_notes(&[
-            format!("{concurrency} in flight, HTTP/1.1 keep-alive, no cert DB (not durable)"),
-            out.error_note(),
-        ]),
-    })
+    Ok(out.into_row(
+        ("cfssl_sign", "cfssl serve /api/v1/cfssl/sign"),
+        Group::Peer,
+        format!("{concurrency} in flight, HTTP/1.1 keep-alive, no cert DB (not durable)"),
+    ))
 }

@@ -42,226 +42,20 @@ use crate::grpc::{self, join_notes};
 use crate::load::{closed_loop, open_loop};
 use crate::report::{self, Figure, Group, Latency, Row};
 
+mod breakdown;
+mod mirror;
+
+mod world;
+
+pub(crate) use breakdown::breakdown;
+pub use world::{World, car_serial};
+
 /// The operation asked about: a house drawing on an EV battery (UC1).
 pub const OPERATION: &str = "battery-discharge";
 /// The car model; car serials are `C` and 7 digits (fixed width).
 pub const CAR_MODEL: &str = "EV-200";
 const HOUSE_MODEL: &str = "HB-1";
 const FIRMWARE: &str = "1.0.0";
-
-fn evidence(kind: &str, scheme: &str, value: &str, at: &str) -> pb::EvidenceItem {
-    pb::EvidenceItem {
-        r#type: kind.into(),
-        scheme: scheme.into(),
-        value: value.into(),
-        evaluated_at: at.into(),
-    }
-}
-
-/// Evidence that earns HEMS Lv.5 under the shipped policy.
-pub fn hems_lv5() -> Vec<pb::EvidenceItem> {
-    vec![
-        evidence("evaluation", "iec-62443-4-2", "SL3", "2026-05-01"),
-        evidence("hardware-root-of-trust", "", "secure-element", ""),
-        evidence("secure-update", "", "true", ""),
-        evidence("supported-until", "", "2036-12-31", ""),
-    ]
-}
-
-/// The serial of car `n`: fixed width, so a certificate's bytes can be
-/// patched from one car to another without changing its length.
-pub fn car_serial(n: usize) -> String {
-    format!("C{n:07}")
-}
-
-fn enroll_request(
-    csr_der: Vec<u8>,
-    sector: &str,
-    model: &str,
-    serial: String,
-    evidence: Vec<pb::EvidenceItem>,
-) -> pb::EnrollRequest {
-    pb::EnrollRequest {
-        csr_der,
-        device: Some(pb::DeviceAttributes {
-            sector: sector.into(),
-            manufacturer: fixture::MANUFACTURER.into(),
-            model: model.into(),
-            serial,
-            firmware_version: FIRMWARE.into(),
-        }),
-        evidence,
-        renewal: false,
-        tpm_attestation: None,
-    }
-}
-
-fn pem_chain(chain: &[Vec<u8>]) -> String {
-    chain
-        .iter()
-        .map(|d| pem::encode(&pem::Pem::new("CERTIFICATE", d.clone())))
-        .collect()
-}
-
-/// A CA with a running server, a HEMS device and enrolled cars.
-#[derive(Debug)]
-pub struct World {
-    /// The data directory (removed on drop).
-    pub data: tempfile::TempDir,
-    server: Option<RunningServer>,
-    /// Where the server listens.
-    pub addr: SocketAddr,
-    /// The Acme manufacturer (automotive and hems).
-    pub manufacturer: Manufacturer,
-    /// The HEMS device as a client: its chain (leaf, hems CA) and key.
-    pub house: ClientCredentials,
-    /// The HEMS device's chain, DER.
-    pub house_chain: Vec<Vec<u8>>,
-    /// Every car's chain (leaf, automotive CA), DER, by car number.
-    pub cars: Vec<Vec<Vec<u8>>>,
-    /// How long the cars' EnrollBatch stream took, first item to last result.
-    pub batch_time: Duration,
-}
-
-impl World {
-    /// Initialises a CA, starts the server and enrolls the HEMS device
-    /// (unary `Enroll`) and `cars` cars (one `EnrollBatch` stream).
-    pub async fn start(cars: usize, threads: usize) -> Result<Self> {
-        Self::start_sealed(cars, threads, true).await
-    }
-
-    /// Like [`World::start`], with the record seal check on or off.
-    pub async fn start_sealed(cars: usize, threads: usize, seal: bool) -> Result<Self> {
-        Self::start_with(cars, threads, |opts| opts.seal_records = seal, |_| Ok(())).await
-    }
-
-    /// Like [`World::start`], with the server options `configure` sets,
-    /// after `prepare` saw the initialised data directory.
-    pub async fn start_with(
-        cars: usize,
-        threads: usize,
-        configure: impl FnOnce(&mut trustca_server::ServeOptions),
-        prepare: impl FnOnce(&std::path::Path) -> Result<()>,
-    ) -> Result<Self> {
-        let data = tempfile::tempdir()?;
-        let manufacturer = fixture::init_ca_for(data.path(), &[fixture::SECTOR, "hems"])?;
-        let tuv = fixture::certification_body(data.path())?;
-        prepare(data.path())?;
-        let server = grpc::start_with(data.path(), configure)
-            .await
-            .context("start the server")?;
-        let addr = server.addr;
-        // The cars' Lv.5 comes from their registered, evaluated model: a
-        // secure element declared per device counts up to Lv.3 only.
-        fixture::register_certified_model(
-            &format!("https://{addr}"),
-            &manufacturer.client,
-            &tuv,
-            CAR_MODEL,
-            "CAL4",
-            "B-CARS",
-        )
-        .await?;
-        let channel = trustca_api::client::connect(&addr.to_string(), &manufacturer.client).await?;
-        let mut enroll = EnrollmentClient::new(channel);
-
-        let key = rcgen::KeyPair::generate()?;
-        let csr = rcgen::CertificateParams::default()
-            .serialize_request(&key)?
-            .der()
-            .to_vec();
-        let house = enroll
-            .enroll(enroll_request(
-                csr,
-                "hems",
-                HOUSE_MODEL,
-                "H0000001".into(),
-                hems_lv5(),
-            ))
-            .await
-            .context("enroll the HEMS device")?
-            .into_inner();
-        let house_chain = house.chain_der;
-        let house_creds = ClientCredentials {
-            cert_pem: pem_chain(&house_chain),
-            key_pem: key.serialize_pem(),
-            root_pem: fixture::root_pem(data.path())?,
-        };
-
-        let devices = fixture::devices(0, cars, threads)?;
-        let items: Vec<pb::EnrollBatchItem> = devices
-            .into_iter()
-            .enumerate()
-            .map(|(n, d)| pb::EnrollBatchItem {
-                id: n as u64,
-                request: Some(enroll_request(
-                    d.csr_der,
-                    fixture::SECTOR,
-                    CAR_MODEL,
-                    car_serial(n),
-                    vec![],
-                )),
-            })
-            .collect();
-        let batch_started = Instant::now();
-        let mut results = enroll
-            .enroll_batch(tokio_stream::iter(items))
-            .await
-            .context("EnrollBatch of the cars")?
-            .into_inner();
-        let mut chains = vec![Vec::new(); cars];
-        while let Some(r) = results.message().await? {
-            match r.outcome {
-                Some(pb::enroll_batch_result::Outcome::Certificate(c)) => {
-                    if let Some(slot) = chains.get_mut(r.id as usize) {
-                        *slot = c.chain_der;
-                    }
-                }
-                Some(pb::enroll_batch_result::Outcome::Error(f)) => {
-                    bail!("car {} not enrolled: {}", r.id, f.message)
-                }
-                None => bail!("car {}: result without outcome", r.id),
-            }
-        }
-        if chains.iter().any(Vec::is_empty) {
-            bail!("not every car was enrolled");
-        }
-        let batch_time = batch_started.elapsed();
-        Ok(Self {
-            batch_time,
-            data,
-            server: Some(server),
-            addr,
-            manufacturer,
-            house: house_creds,
-            house_chain,
-            cars: chains,
-        })
-    }
-
-    /// Where the web front end listens, if it was asked for.
-    pub fn web_addr(&self) -> Option<SocketAddr> {
-        self.server.as_ref().and_then(|s| s.web_addr)
-    }
-
-    /// `n` connections of the HEMS device.
-    pub async fn house_channels(&self, n: usize) -> Result<Vec<Channel>> {
-        grpc::connect(self.addr, &self.house, n).await
-    }
-
-    /// Stops the server (every channel to it should be dropped first).
-    pub async fn stop(&mut self) -> Result<()> {
-        if let Some(s) = self.server.take() {
-            let stopping = Instant::now();
-            s.shutdown().await?;
-            crate::progress(&format!(
-                "server shut down in {:.2} s",
-                stopping.elapsed().as_secs_f64()
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// One `DecideRequest` per car.
 pub(crate) fn requests(cars: &[Vec<Vec<u8>>]) -> Vec<pb::DecideRequest> {
@@ -340,6 +134,10 @@ impl Slices {
         self.calls.ok as f64 / self.calls.elapsed.as_secs_f64().max(1e-9)
     }
 
+    fn cpu_per_call_us(&self) -> f64 {
+        1e6 * self.cpu_seconds / self.calls.ok.max(1) as f64
+    }
+
     fn row(self, key: &'static str, label: &str, group: Group, note: String) -> Row {
         let mut lat = self.calls.latencies.clone();
         Row {
@@ -405,64 +203,86 @@ pub(crate) async fn decide_calls(
     .await
 }
 
-/// Unary `Decide` beside its echo ceiling: `slices` pairs of an echo slice
-/// and a Decide slice (the order alternating), each a closed loop of
-/// `requests / slices` calls on the same connection, so that a change of
-/// the machine's speed during the run hits both alike. Returns the echo
-/// and Decide rows and the ratio figure.
+/// Unary `Decide` beside its echo ceilings: `slices` rounds of an echo
+/// slice, a sized-echo slice ([`mirror`], on `mirror`'s own connection) and
+/// a Decide slice (the order rotating), each a closed loop of
+/// `requests / slices` calls, so that a change of the machine's speed
+/// during the run hits all alike. Returns the rows and the ratio figures.
 async fn unary_beside_echo(
     channel: &Channel,
+    mirror: &Channel,
     reqs: &Arc<Vec<pb::DecideRequest>>,
     plan: &Plan,
-) -> Result<(Row, Row, Figure)> {
+) -> Result<(Vec<Row>, Vec<Figure>)> {
     let slices = plan.slices.max(1);
     let per = (plan.requests / slices).max(1);
-    let (mut echo, mut decide) = (Slices::default(), Slices::default());
-    let mut ratios = Vec::with_capacity(slices);
+    let mut kinds: [Slices; 3] = Default::default();
+    let mut ratios = [Vec::with_capacity(slices), Vec::with_capacity(slices)];
     for k in 0..slices {
-        let mut pair = [0.0f64; 2];
-        for which in [k % 2, 1 - k % 2] {
+        let mut rates = [0.0f64; 3];
+        for j in 0..3 {
+            let which = (k + j) % 3;
             let cpu = CpuClock::start();
-            let out = if which == 0 {
-                echo_calls(channel, plan.concurrency, per).await?
-            } else {
-                decide_calls(channel, reqs, plan.concurrency, per, k * per).await?
+            let out = match which {
+                0 => echo_calls(channel, plan.concurrency, per).await?,
+                1 => decide_calls(mirror, reqs, plan.concurrency, per, k * per).await?,
+                _ => decide_calls(channel, reqs, plan.concurrency, per, k * per).await?,
             };
-            pair[which] = out.ok as f64 / out.elapsed.as_secs_f64().max(1e-9);
+            rates[which] = out.ok as f64 / out.elapsed.as_secs_f64().max(1e-9);
             let used = cpu.cpu_seconds();
-            if which == 0 {
-                echo.add(out, used);
-            } else {
-                decide.add(out, used);
-            }
+            kinds[which].add(out, used);
         }
-        ratios.push(pair[1] / pair[0].max(1e-9));
+        ratios[0].push(rates[2] / rates[0].max(1e-9));
+        ratios[1].push(rates[2] / rates[1].max(1e-9));
     }
-    ratios.sort_by(f64::total_cmp);
-    let ratio = 100.0 * decide.rate() / echo.rate().max(1e-9);
-    let figure = Figure::new(
-        "decide_unary_vs_echo",
-        "unary Decide / echo ceiling (same connection, interleaved)",
-        ratio,
-        "%",
-    )
-    .aim(false, 70.0)
-    .note(format!(
-        "{:.0}/s against {:.0}/s; per slice pair min {:.0}%, median {:.0}%, max {:.0}%",
-        decide.rate(),
-        echo.rate(),
-        100.0 * ratios.first().copied().unwrap_or(0.0),
-        100.0 * ratios.get(ratios.len() / 2).copied().unwrap_or(0.0),
-        100.0 * ratios.last().copied().unwrap_or(0.0)
-    ));
+    let [echo, sized, decide] = kinds;
+    let figure = |key, label, ceiling: &Slices, ratios: &mut Vec<f64>, aim| {
+        ratios.sort_by(f64::total_cmp);
+        let pick = |i: usize| 100.0 * ratios.get(i).copied().unwrap_or(0.0);
+        Figure::new(key, label, 100.0 * decide.rate() / ceiling.rate().max(1e-9), "%")
+            .aim(false, aim)
+            .note(format!(
+                "{:.0}/s against {:.0}/s; CPU per call {:.0} us against {:.0} us; per slice min {:.0}%, median {:.0}%, max {:.0}%",
+                decide.rate(),
+                ceiling.rate(),
+                decide.cpu_per_call_us(),
+                ceiling.cpu_per_call_us(),
+                pick(0),
+                pick(ratios.len() / 2),
+                pick(ratios.len().saturating_sub(1))
+            ))
+    };
+    let [mut to_echo, mut to_sized] = ratios;
+    let figures = vec![
+        figure(
+            "decide_unary_vs_echo",
+            "unary Decide / echo ceiling (same connection, interleaved)",
+            &echo,
+            &mut to_echo,
+            70.0,
+        ),
+        figure(
+            "decide_unary_vs_sized_echo",
+            "unary Decide / sized echo (Decide's own messages, no engine)",
+            &sized,
+            &mut to_sized,
+            85.0,
+        ),
+    ];
     let how = format!(
         "{} in flight, 1 conn (the HEMS device's); {slices} slices of {per} interleaved",
         plan.concurrency
     );
-    Ok((
+    let rows = vec![
         echo.row(
             report::TRUST_ECHO,
             "gRPC echo ceiling (unary GetCaCertificates)",
+            Group::Ceiling,
+            how.clone(),
+        ),
+        sized.row(
+            "trust_echo_sized",
+            "gRPC sized echo (Decide's messages, mirror server)",
             Group::Ceiling,
             how.clone(),
         ),
@@ -472,8 +292,8 @@ async fn unary_beside_echo(
             Group::Trust,
             how,
         ),
-        figure,
-    ))
+    ];
+    Ok((rows, figures))
 }
 
 async fn at_rate(
@@ -676,13 +496,24 @@ pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
     echo_calls(&channel, plan.concurrency, 2_000).await?;
 
     crate::progress(&format!(
-        "decide: unary Decide beside the echo ceiling, {} calls each, {} in flight",
+        "decide: unary Decide beside the echo ceilings (plain and sized), {} calls each, {} in flight",
         plan.requests, plan.concurrency
     ));
-    let (echo_row, unary_row, ratio) = unary_beside_echo(&channel, &reqs, plan).await?;
-    out.rows.push(echo_row);
-    out.rows.push(unary_row);
-    out.figures.push(ratio);
+    let recorded = TrustDatabaseClient::new(channel.clone())
+        .decide(reqs.first().context("no car to ask about")?.clone())
+        .await?
+        .into_inner();
+    let mirror = mirror::start(world, recorded).await?;
+    let mirror_channel = grpc::connect(mirror.addr, &world.house, 1)
+        .await?
+        .pop()
+        .context("no mirror channel")?;
+    decide_calls(&mirror_channel, &reqs, plan.concurrency, 2_000, 0).await?;
+    let (rows, figures) = unary_beside_echo(&channel, &mirror_channel, &reqs, plan).await?;
+    drop(mirror_channel);
+    drop(mirror);
+    out.rows.extend(rows);
+    out.figures.extend(figures);
 
     for (n, &rate) in plan.rates.iter().enumerate() {
         crate::progress(&format!(
@@ -751,176 +582,4 @@ pub async fn measure(world: &World, plan: &Plan) -> Result<Outcome> {
         out.figures.extend(sizes(&channel, req).await?);
     }
     Ok(out)
-}
-
-/// In-process, after the server stopped: the engine's `decide` without the
-/// transport on one task, the store reads it makes, and the encoding of a
-/// `Decision`; every rate is per single thread.
-pub async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
-    let data = world.data.path();
-    let pass = fixture::passphrase()?;
-    let (_, set) = trustca_server::policies::resolve(None, Some(data))?;
-    let h = trustca_ca::CaHierarchy::open(data, &set, &pass)?;
-    let cfg = trustca_db::TrustEngineConfig {
-        root_der: h.root_der.clone(),
-        sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
-        responder_chain: h.responder_chain.clone(),
-        responder_key: h.responder_key(),
-        authoritative: Vec::new(),
-        assertion_ttl: Duration::from_secs(3600),
-        decision_ttl: Duration::from_secs(300),
-        extension_oid: set.pki.extensions.trust_level_oid.clone(),
-    };
-    let sled = SledStorage::open(&data.join("db")).context("reopen the store")?;
-    let storage: Arc<dyn Storage> = Arc::new(sled.clone());
-    let engine = trustca_db::TrustEngine::new(
-        cfg,
-        Arc::clone(&storage),
-        set.trust.clone(),
-        set.detection.clone(),
-        None,
-        None,
-    )?;
-    let [leaf, issuer, ..] = world.house_chain.as_slice() else {
-        bail!("the HEMS chain has fewer than two certificates")
-    };
-    let caller = credential_from_chain(leaf, issuer, &Default::default())?;
-    if caller.kind != CertificateKind::LongTerm {
-        bail!("the HEMS credential is not a device certificate");
-    }
-    let cars = &world.cars;
-    for chain in cars {
-        check(&engine.decide(&caller, chain, OPERATION).await?.convert())?;
-    }
-    let mut rows = Vec::new();
-
-    let start = Instant::now();
-    let mut last = None;
-    for i in 0..calls {
-        let d = engine
-            .decide(&caller, &cars[i % cars.len()], OPERATION)
-            .await?;
-        last = Some(d);
-    }
-    let elapsed = start.elapsed();
-    let decision: pb::Decision = last.context("no decision")?.convert();
-    check(&decision)?;
-    rows.push(breakdown_row(
-        "decide_engine",
-        "engine.decide in-process (no gRPC/TLS)",
-        calls,
-        elapsed,
-        "1 task; store reads, cached chain and assertion, policy, Decision built",
-    ));
-
-    // The store reads of one decision: caller and peer each get their trust
-    // record, the presented certificate and the device record.
-    let keys: Vec<(String, Vec<u8>)> = std::iter::once(&world.house_chain)
-        .chain(cars.iter())
-        .map(|chain| {
-            let [leaf, issuer, ..] = chain.as_slice() else {
-                bail!("a chain has fewer than two certificates")
-            };
-            let c = credential_from_chain(leaf, issuer, &Default::default())?;
-            let key = c.identity.context("not a device certificate")?.key();
-            let serial = trustca_model::hexfmt::decode(&c.serial).context("serial")?;
-            Ok((key, serial))
-        })
-        .collect::<Result<_>>()?;
-    let start = Instant::now();
-    for i in 0..calls {
-        for (key, serial) in [&keys[0], &keys[1 + i % cars.len()]] {
-            storage.trust_record(key)?.context("trust record")?;
-            storage.certificate(serial)?.context("certificate")?;
-            storage.device(key)?.context("device")?;
-        }
-    }
-    rows.push(breakdown_row(
-        "decide_store_reads",
-        "store reads of one Decide (6 sled gets + decode)",
-        calls,
-        start.elapsed(),
-        "1 thread; caller and peer: trust record, certificate record (with DER), device record",
-    ));
-    type Read<'a> = Box<dyn Fn(&(String, Vec<u8>)) -> Result<bool> + 'a>;
-    let reads: [(&'static str, &str, Read<'_>); 3] = [
-        (
-            "decide_read_trust",
-            "  of which trust_record, x2",
-            Box::new(|(k, _)| Ok(storage.trust_record(k)?.is_some())),
-        ),
-        (
-            "decide_read_certificate",
-            "  of which certificate (record with DER), x2",
-            Box::new(|(_, s)| Ok(storage.certificate(s)?.is_some())),
-        ),
-        (
-            "decide_read_device",
-            "  of which device, x2",
-            Box::new(|(k, _)| Ok(storage.device(k)?.is_some())),
-        ),
-    ];
-    for (key, label, read) in reads {
-        let start = Instant::now();
-        for i in 0..calls {
-            for k in [&keys[0], &keys[1 + i % cars.len()]] {
-                if !read(k)? {
-                    bail!("{label}: a record is missing");
-                }
-            }
-        }
-        rows.push(breakdown_row(
-            key,
-            label,
-            calls,
-            start.elapsed(),
-            "1 thread",
-        ));
-    }
-
-    let start = Instant::now();
-    let mut bytes = 0usize;
-    for _ in 0..calls {
-        let copy = std::hint::black_box(decision.clone());
-        bytes += copy.encode_to_vec().len();
-    }
-    rows.push(breakdown_row(
-        "decision_encode",
-        "Decision clone + protobuf encode",
-        calls,
-        start.elapsed(),
-        &format!("1 thread; {} bytes each", bytes / calls.max(1)),
-    ));
-    let encoded = decision.encode_to_vec();
-    let start = Instant::now();
-    for _ in 0..calls {
-        std::hint::black_box(pb::Decision::decode(encoded.as_slice())?);
-    }
-    rows.push(breakdown_row(
-        "decision_decode",
-        "Decision protobuf decode (client side)",
-        calls,
-        start.elapsed(),
-        "1 thread",
-    ));
-    drop(engine);
-    drop(storage);
-    drop(sled);
-    Ok(rows)
-}
-
-fn breakdown_row(key: &'static str, label: &str, ops: usize, elapsed: Duration, note: &str) -> Row {
-    Row {
-        key,
-        label: label.into(),
-        group: Group::Trust,
-        ops: ops as u64,
-        errors: 0,
-        elapsed,
-        latency: None,
-        note: format!(
-            "{:.1} us/op; {note}",
-            elapsed.as_secs_f64() * 1e6 / ops.max(1) as f64
-        ),
-    }
 }

@@ -24,6 +24,7 @@ use trustca_api::client::ClientCredentials;
 use trustca_server::{RunningServer, ServeOptions};
 
 use crate::fixture::{self, Device};
+use crate::load::Outcome;
 use crate::report::{Figure, Group, Latency, Row};
 
 const MODEL: &str = "EST-1";
@@ -99,7 +100,8 @@ pub(crate) fn tls_connector(creds: &ClientCredentials) -> Result<TlsConnector> {
 
 pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// One keep-alive HTTP/1.1 connection over mutual TLS.
+/// One keep-alive HTTP/1.1 connection over TLS (mutual when `tls` holds a
+/// client certificate).
 pub(crate) async fn connect(addr: SocketAddr, tls: &TlsConnector) -> Result<Sender> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -111,18 +113,15 @@ pub(crate) async fn connect(addr: SocketAddr, tls: &TlsConnector) -> Result<Send
     Ok(sender)
 }
 
-/// What one EST run did.
-struct Run {
-    ok: u64,
-    errors: u64,
-    first_error: Option<String>,
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
 /// Posts every body to `url` over `senders` (one worker per connection,
-/// one request in flight on each).
-async fn simpleenroll(url: &str, senders: Vec<Sender>, bodies: Arc<Vec<Bytes>>) -> Result<Run> {
+/// one request in flight on each) as `content_type`; an answer counts when
+/// it has status `expect` and a body. Also the step-ca stage's client.
+pub(crate) async fn post_each(
+    url: &str,
+    senders: Vec<Sender>,
+    bodies: Arc<Vec<Bytes>>,
+    (content_type, expect): (&'static str, hyper::StatusCode),
+) -> Result<Outcome> {
     let next = Arc::new(AtomicUsize::new(0));
     let uri: hyper::Uri = url.parse()?;
     let start = Instant::now();
@@ -130,19 +129,13 @@ async fn simpleenroll(url: &str, senders: Vec<Sender>, bodies: Arc<Vec<Bytes>>) 
     for mut sender in senders {
         let (next, bodies, uri) = (Arc::clone(&next), Arc::clone(&bodies), uri.clone());
         workers.spawn(async move {
-            let mut run = Run {
-                ok: 0,
-                errors: 0,
-                first_error: None,
-                latencies: Vec::new(),
-                elapsed: Duration::ZERO,
-            };
+            let mut run = Outcome::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
                 let request = hyper::Request::post(uri.clone())
                     .header(hyper::header::HOST, "127.0.0.1")
-                    .header(hyper::header::CONTENT_TYPE, "application/pkcs10")
+                    .header(hyper::header::CONTENT_TYPE, content_type)
                     .body(Full::new(body.clone()))?;
                 let t = Instant::now();
                 let outcome: Result<()> = async {
@@ -150,7 +143,7 @@ async fn simpleenroll(url: &str, senders: Vec<Sender>, bodies: Arc<Vec<Bytes>>) 
                     let response = sender.send_request(request).await?;
                     let status = response.status();
                     let answer = response.into_body().collect().await?.to_bytes();
-                    if status != hyper::StatusCode::OK {
+                    if status != expect {
                         bail!("{status}: {}", String::from_utf8_lossy(&answer).trim());
                     }
                     if answer.is_empty() {
@@ -176,15 +169,9 @@ async fn simpleenroll(url: &str, senders: Vec<Sender>, bodies: Arc<Vec<Bytes>>) 
             anyhow::Ok(run)
         });
     }
-    let mut total = Run {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        latencies: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut total = Outcome::default();
     while let Some(r) = workers.join_next().await {
-        let r = r.context("EST worker failed")??;
+        let r = r.context("HTTP worker failed")??;
         total.ok += r.ok;
         total.errors += r.errors;
         total.latencies.extend(r.latencies);
@@ -280,7 +267,8 @@ pub async fn measure(
             senders.push(connect(est_addr, &tls).await?);
         }
         let part = Arc::new(bodies[lo..hi].to_vec());
-        est_run.push(simpleenroll(&url, senders, part).await?);
+        let how = ("application/pkcs10", hyper::StatusCode::OK);
+        est_run.push(post_each(&url, senders, part, how).await?);
     }
     drop(channels);
     server.shutdown().await?;

@@ -32,6 +32,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// This run as a table row: `how` it ran, then the first error if any.
+    pub fn into_row(
+        mut self,
+        (key, label): (&'static str, &str),
+        group: crate::report::Group,
+        how: String,
+    ) -> crate::report::Row {
+        let note = crate::grpc::join_notes(&[how, self.error_note()]);
+        crate::report::Row {
+            key,
+            label: label.into(),
+            group,
+            ops: self.ok,
+            errors: self.errors,
+            elapsed: self.elapsed,
+            latency: crate::report::Latency::of(&mut self.latencies),
+            note,
+        }
+    }
+
     /// "first error: ..." or empty.
     pub fn error_note(&self) -> String {
         self.first_error

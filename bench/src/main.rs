@@ -49,6 +49,7 @@ mod cfssl;
 mod cpu;
 mod crlgen;
 mod decide;
+mod enrollment;
 mod est;
 mod etsi;
 mod fixture;
@@ -56,6 +57,7 @@ mod grpc;
 mod hsm;
 mod integrity;
 mod load;
+mod peer;
 mod pgmode;
 #[cfg(feature = "store-probe")]
 mod probe;
@@ -63,26 +65,29 @@ mod report;
 mod seal;
 mod sign;
 mod snapshot;
+mod stepca;
 mod stores;
 mod storesize;
 mod systems;
+mod trust_stages;
 mod v2x;
 mod v2x_dot1;
 mod web;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-use crate::report::{Figure, Group, Row, skipped};
+use crate::report::{Figure, Row};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Stage {
-    /// The enrollment stages: sign, echo, batch, unary, cfssl, breakdown.
+    /// The enrollment stages: sign, echo, batch, unary, cfssl, stepca,
+    /// breakdown.
     All,
     /// Raw ECDSA P-256 sign+verify ceiling.
     Sign,
@@ -94,6 +99,9 @@ enum Stage {
     Unary,
     /// cfssl serve, for comparison.
     Cfssl,
+    /// step-ca with a JWK provisioner (durable, badger), for comparison;
+    /// built from Debian's source by bench/stepca-setup.sh.
+    Stepca,
     /// In-process engine, CSR check and store, without the transport.
     Breakdown,
     /// EnrollBatch with CA keys in SoftHSM2 (PKCS#11) beside file keys.
@@ -164,6 +172,7 @@ impl Stage {
                 | Stage::Batch
                 | Stage::Unary
                 | Stage::Cfssl
+                | Stage::Stepca
                 | Stage::Breakdown
         )
     }
@@ -233,6 +242,14 @@ struct Opts {
     /// The cfssl binary (default: `cfssl` on PATH; skipped when absent).
     #[arg(long)]
     cfssl_bin: Option<PathBuf>,
+    /// CSRs signed by step-ca.
+    #[arg(long, default_value_t = 5_000)]
+    stepca_requests: usize,
+    /// The step-ca binary (default: built by bench/stepca-setup.sh from
+    /// Debian's golang-github-smallstep-certificates-dev; skipped when that
+    /// fails).
+    #[arg(long)]
+    stepca_bin: Option<PathBuf>,
     /// Cars enrolled for the Decide stage (the peers asked about).
     #[arg(long, default_value_t = 1_000)]
     decide_cars: usize,
@@ -403,186 +420,7 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         )?);
     }
 
-    let grpc_stages = [Stage::Echo, Stage::Batch, Stage::Unary];
-    let wants_grpc = grpc_stages.iter().any(|s| opts.wants(*s));
-    let wants_cfssl = opts.wants(Stage::Cfssl);
-    let wants_breakdown = opts.wants(Stage::Breakdown);
-    let sizes = [
-        if opts.wants(Stage::Batch) {
-            opts.devices
-        } else {
-            0
-        },
-        if opts.wants(Stage::Unary) {
-            opts.unary_requests
-        } else {
-            0
-        },
-    ];
-    // The breakdown and cfssl reuse the batch devices (own stores, no clash).
-    let extra = [
-        if wants_breakdown {
-            opts.breakdown_devices
-        } else {
-            0
-        },
-        if wants_cfssl { opts.cfssl_requests } else { 0 },
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0)
-    .saturating_sub(sizes[0]);
-    let total = sizes.iter().sum::<usize>() + extra;
-    if total > 0 {
-        progress(&format!("generating {total} device keys and CSRs"));
-    }
-    let parts = fixture::split(fixture::devices(0, total, n)?, &[sizes[0], sizes[1], extra])?;
-    let (batch_devices, unary_devices) = (&parts[0], &parts[1]);
-    let reusable: Vec<fixture::Device> = parts[0].iter().chain(parts[2].iter()).cloned().collect();
-
-    if wants_grpc {
-        let data = tempfile::tempdir()?;
-        let manufacturer = fixture::init_ca(data.path())?;
-        let server = grpc::start(data.path()).await.context("start the server")?;
-        progress(&format!("server on {}", server.addr));
-        let shared = grpc::connect(server.addr, &manufacturer.client, opts.connections).await?;
-        if opts.wants(Stage::Echo) {
-            progress("echo ceiling");
-            rows.push(grpc::echo(&shared, opts.concurrency, opts.echo_requests).await?);
-        }
-        let mut issued = 0;
-        if opts.wants(Stage::Batch) {
-            progress(&format!(
-                "EnrollBatch: {} devices over {} streams",
-                opts.devices, opts.streams
-            ));
-            let channels = grpc::connect(server.addr, &manufacturer.client, opts.streams).await?;
-            let row = grpc::batch(&channels, std::sync::Arc::clone(batch_devices)).await?;
-            issued += row.ops;
-            rows.push(row);
-        }
-        if opts.wants(Stage::Unary) {
-            progress(&format!(
-                "unary Enroll: {} devices, {} in flight",
-                opts.unary_requests, opts.concurrency
-            ));
-            let row = grpc::unary(
-                &shared,
-                std::sync::Arc::clone(unary_devices),
-                opts.concurrency,
-            )
-            .await?;
-            issued += row.ops;
-            rows.push(row);
-        }
-        drop(shared);
-        let stopping = Instant::now();
-        server.shutdown().await?;
-        let stopped_in = stopping.elapsed();
-        progress(&format!(
-            "server shut down in {:.2} s ({} store)",
-            stopped_in.as_secs_f64(),
-            if pgmode::on_postgres() {
-                "PostgreSQL"
-            } else {
-                "sled"
-            }
-        ));
-        // Every answered certificate must be in the store (plus the credential).
-        if issued > 0 {
-            match grpc::stored_certificates(data.path()) {
-                Ok(stored) => {
-                    let note = format!(
-                        "store holds {stored} certificates after shutdown ({issued} enrolled + 1 credential)"
-                    );
-                    progress(&note);
-                    if stored < issued + 1 {
-                        anyhow::bail!("durability check failed: {note}");
-                    }
-                    if let Some(r) = rows.iter_mut().find(|r| r.key == "enroll_batch") {
-                        r.note = grpc::join_notes(&[
-                            r.note.clone(),
-                            format!(
-                                "all found in store after shutdown ({:.2} s)",
-                                stopped_in.as_secs_f64()
-                            ),
-                        ]);
-                    }
-                }
-                Err(e) => progress(&format!("store not checked after shutdown: {e:#}")),
-            }
-        }
-    }
-
-    if wants_cfssl {
-        const LABEL: &str = "cfssl serve /api/v1/cfssl/sign";
-        match cfssl::find(opts.cfssl_bin.as_deref()) {
-            None => {
-                let why = match &opts.cfssl_bin {
-                    Some(p) => format!("skipped: {} not found", p.display()),
-                    None => {
-                        "skipped: cfssl not on PATH (apt-get install golang-cfssl, or --cfssl-bin)"
-                            .into()
-                    }
-                };
-                progress(&why);
-                rows.push(skipped("cfssl_sign", LABEL, Group::Peer, why));
-            }
-            Some(bin) => {
-                let m = opts.cfssl_requests.min(reusable.len());
-                progress(&format!(
-                    "cfssl ({}): {m} CSRs, {} in flight",
-                    bin.display(),
-                    opts.concurrency
-                ));
-                let devices = std::sync::Arc::new(reusable[..m].to_vec());
-                match cfssl::measure(&bin, devices, opts.concurrency).await {
-                    Ok(row) => rows.push(row),
-                    Err(e) => {
-                        let why = format!("failed: {e:#}");
-                        progress(&why);
-                        rows.push(skipped("cfssl_sign", LABEL, Group::Peer, why));
-                    }
-                }
-            }
-        }
-    }
-    if wants_breakdown {
-        let m = opts.breakdown_devices.min(reusable.len());
-        progress(&format!("breakdown: engine in-process, {m} devices"));
-        let data = tempfile::tempdir()?;
-        let run =
-            breakdown::engine(data.path(), &reusable[..m], breakdown::StoreKind::Sled).await?;
-        rows.push(run.row);
-        for (kind, what) in [
-            (
-                breakdown::StoreKind::SledNoPrecheck,
-                "no sled read before signing",
-            ),
-            (breakdown::StoreKind::Null, "over a no-op store"),
-        ] {
-            if !cfg!(feature = "store-probe") {
-                progress(&format!(
-                    "breakdown: engine {what}: skipped (needs --features store-probe)"
-                ));
-                continue;
-            }
-            progress(&format!(
-                "breakdown: engine in-process, {what}, {m} devices"
-            ));
-            let dir = tempfile::tempdir()?;
-            rows.push(
-                breakdown::engine(dir.path(), &reusable[..m], kind)
-                    .await?
-                    .row,
-            );
-        }
-        progress("breakdown: CSR check alone");
-        rows.push(breakdown::csr_check(&reusable[..m])?);
-        progress("breakdown: store alone");
-        let scratch = tempfile::tempdir()?;
-        rows.push(breakdown::store(&scratch.path().join("db"), run.issued)?);
-    }
+    enrollment::stages(opts, &mut rows, &mut figures).await?;
 
     if opts.wants(Stage::Snapshot) {
         figures.extend(snapshot::measure(opts.fleet_devices, n).await?);
@@ -651,7 +489,7 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         figures.extend(f);
     }
 
-    trust_stages(opts, &mut rows, &mut figures).await?;
+    trust_stages::stages(opts, &mut rows, &mut figures).await?;
 
     if opts.wants(Stage::Sign) && rows.len() > 2 {
         // The machine may be shared: measure the ceiling again at the end;
@@ -671,152 +509,6 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
         rows.insert(at, row);
     }
     Ok((rows, figures))
-}
-
-/// The trust database stages (group `trust`).
-async fn trust_stages(opts: &Opts, rows: &mut Vec<Row>, figures: &mut Vec<Figure>) -> Result<()> {
-    let n = cores();
-    if opts.wants(Stage::Decide) {
-        progress(&format!(
-            "decide: enrolling a HEMS device and {} cars",
-            opts.decide_cars
-        ));
-        let mut world = decide::World::start(opts.decide_cars.max(1), n).await?;
-        let plan = decide::Plan {
-            concurrency: opts.concurrency,
-            requests: opts.decide_requests,
-            slices: opts.decide_slices,
-            rates: opts.decide_rates.clone(),
-            rate_seconds: opts.rate_seconds,
-            p99_target: Duration::from_secs_f64(opts.p99_target_ms / 1e3),
-            streams: opts.decide_streams,
-            batch_total: opts.decide_batch,
-        };
-        let out = decide::measure(&world, &plan).await?;
-        rows.extend(out.rows);
-        figures.extend(out.figures);
-        world.stop().await?;
-        // The breakdown reads the stopped server's sled store in-process.
-        if !pgmode::on_postgres() {
-            progress("decide: in-process breakdown");
-            rows.extend(decide::breakdown(&world, opts.decide_breakdown).await?);
-        }
-    }
-    let wants_store = opts.wants(Stage::StoreSize);
-    let wants_audit = opts.wants(Stage::Audit);
-    if wants_store || wants_audit {
-        progress("records: enrolling one car as the template of synthetic devices");
-        let mut world = decide::World::start(1, n).await?;
-        world.stop().await?;
-        let template = storesize::Template::from_world(&world)?;
-        if wants_audit {
-            let (r, f) =
-                auditcost::measure(&template, opts.audit_issuances, opts.audit_rounds, 10.0)?;
-            rows.extend(r);
-            figures.extend(f);
-        }
-        if wants_store {
-            progress(&format!(
-                "store: filling with {} devices in groups of {}",
-                opts.store_devices, opts.store_group
-            ));
-            let (row, points, payload) = storesize::fill(
-                world.data.path(),
-                &template,
-                opts.store_devices,
-                opts.store_group,
-                &opts.store_checkpoints,
-            )?;
-            rows.push(row);
-            progress(&format!(
-                "store: server over the store, {} GetTrust reads",
-                opts.rss_reads
-            ));
-            let probe = match storesize::server_rss(
-                world.data.path(),
-                &world.manufacturer.client,
-                opts.store_devices,
-                opts.rss_reads,
-                opts.concurrency,
-            )
-            .await
-            {
-                Ok((probe, row)) => {
-                    rows.push(row);
-                    Some(probe)
-                }
-                Err(e) => {
-                    progress(&format!("store: server memory not measured: {e:#}"));
-                    None
-                }
-            };
-            figures.extend(storesize::figures(
-                &template,
-                &payload,
-                &points,
-                probe.as_ref(),
-                1536.0,
-            )?);
-            if probe.is_some() {
-                let (blocks, _) = storesize::du(&world.data.path().join("db"))?;
-                figures.push(
-                    Figure::new(
-                        "store_bytes_per_device_reopened",
-                        "store bytes/device after the server opened and closed it (du)",
-                        blocks as f64 / opts.store_devices.max(1) as f64,
-                        "bytes",
-                    )
-                    .note("sled may clean segments on open and on close"),
-                );
-            }
-        }
-    }
-    if opts.wants(Stage::Crl) {
-        let (r, f) = crlgen::measure(&opts.crl_sizes, 2.0)?;
-        rows.extend(r);
-        figures.extend(f);
-    }
-    if opts.wants(Stage::Stores) {
-        let (r, f) = stores::measure(opts.backend_devices, 5.0)?;
-        rows.extend(r);
-        figures.extend(f);
-    }
-    if opts.wants(Stage::Integrity) {
-        figures.extend(integrity::measure(opts.integrity_devices)?);
-    }
-    if opts.wants(Stage::Seal) {
-        let plan = seal::Plan {
-            cars: opts.seal_cars,
-            decisions: opts.seal_decisions,
-            concurrency: opts.concurrency,
-            rounds: opts.seal_rounds,
-            threads: cores(),
-        };
-        figures.extend(seal::measure(&plan).await?);
-    }
-    if opts.wants(Stage::Systems) {
-        let plan = systems::Plan {
-            devices: opts.system_devices,
-            links: opts.system_links,
-            evaluations: 20,
-            decisions: opts.system_decisions,
-            concurrency: opts.concurrency,
-            rounds: 3,
-            threads: cores(),
-        };
-        figures.extend(systems::measure(&plan).await?);
-    }
-    if opts.wants(Stage::Web) {
-        let plan = web::Plan {
-            cars: 1000,
-            requests: opts.web_requests,
-            concurrency: opts.concurrency,
-            rounds: 3,
-            threads: cores(),
-        };
-        figures.extend(web::measure(&plan).await?);
-    }
-    Ok(())
 }
 
 #[tokio::main]

@@ -16,7 +16,7 @@ pub enum Group {
     Enrollment,
     /// In-process parts of the server, without the transport.
     Breakdown,
-    /// The peer (cfssl).
+    /// The peers (cfssl, step-ca).
     Peer,
     /// Trust database queries (`Decide`); their echo ratio is to the echo
     /// ceiling measured beside them ([`TRUST_ECHO`]).

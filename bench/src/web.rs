@@ -46,7 +46,7 @@ pub struct Plan {
 }
 
 /// A TLS client without a client certificate (a phone scanning a label).
-fn public_connector(root_pem: &str) -> Result<TlsConnector> {
+pub(crate) fn public_connector(root_pem: &str) -> Result<TlsConnector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(rustls::pki_types::CertificateDer::from(

@@ -19,6 +19,9 @@ use toml::Spanned;
 
 use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
 
+mod pairs;
+use pairs::PairMap;
+
 /// `cooperation.toml` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,11 +107,11 @@ pub struct TrustPolicy {
     pub depths: Vec<String>,
     operations: HashMap<String, usize>,
     /// (caller sector or "*", peer sector or "*") -> rule.
-    rules: HashMap<(String, String), CooperationRule>,
-    /// (caller, peer, operation) -> rule restricted to that operation.
-    op_rules: HashMap<(String, String, String), CooperationRule>,
+    rules: PairMap<CooperationRule>,
+    /// (caller, peer) -> operation -> rule restricted to that operation.
+    op_rules: PairMap<HashMap<String, CooperationRule>>,
     /// (counting sector, counted sector) -> table.
-    recognition: HashMap<(SectorName, SectorName), Recognition>,
+    recognition: PairMap<Recognition>,
     /// The texts this was parsed from (cooperation, recognition), so a
     /// signed snapshot can carry exactly the rules the engine decides by.
     sources: (String, String),
@@ -116,6 +119,8 @@ pub struct TrustPolicy {
     sectors: Vec<SectorName>,
     /// Sectors under other roots `recognition.toml` declares (`foreign`).
     foreign: Vec<SectorName>,
+    /// [`TrustPolicy::version`], written once (every decision carries it).
+    version: String,
 }
 
 /// The input of one decision: both sides' live levels (None when the side
@@ -245,8 +250,8 @@ impl TrustPolicy {
             operations.insert(op.clone(), i);
         }
         let known = |s: &str| s == "*" || sectors.iter().any(|k| k.as_str() == s);
-        let mut rules = HashMap::new();
-        let mut op_rules = HashMap::new();
+        let mut rules = PairMap::default();
+        let mut op_rules = PairMap::<HashMap<String, CooperationRule>>::default();
         for spanned in &c.rule {
             let line = line_of(ctext, spanned.span());
             let r = spanned.get_ref();
@@ -331,18 +336,18 @@ impl TrustPolicy {
                         .collect();
                 }
                 if r.operations.is_empty() {
-                    if rules.contains_key(&key) {
+                    if rules.contains(&key.0, &key.1) {
                         return Err(err(
                             cfile,
                             line,
                             format!("a rule for {} -> {} is already defined", key.0, key.1),
                         ));
                     }
-                    rules.insert(key, rule);
+                    rules.insert(&key.0, &key.1, rule);
                 } else {
                     for op in &r.operations {
-                        let k = (key.0.clone(), key.1.clone(), op.clone());
-                        if op_rules.insert(k, rule.clone()).is_some() {
+                        let by_op = op_rules.entry(&key.0, &key.1);
+                        if by_op.insert(op.clone(), rule.clone()).is_some() {
                             return Err(err(
                                 cfile,
                                 line,
@@ -360,7 +365,7 @@ impl TrustPolicy {
         if r.version.is_empty() || r.version.len() > 64 {
             return Err(err(rfile, 0, "version must be 1-64 characters"));
         }
-        let mut recog = HashMap::new();
+        let mut recog = PairMap::default();
         for spanned in &r.recognition {
             let line = line_of(rtext, spanned.span());
             let e = spanned.get_ref();
@@ -390,10 +395,10 @@ impl TrustPolicy {
                     ));
                 }
             }
-            let key = (e.sector.clone(), e.counts.clone());
             if recog
                 .insert(
-                    key,
+                    e.sector.as_str(),
+                    e.counts.as_str(),
                     Recognition {
                         map,
                         rationale: e.rationale.clone(),
@@ -408,7 +413,9 @@ impl TrustPolicy {
                 ));
             }
         }
+        let version = format!("cooperation@{}+recognition@{}", c.version, r.version);
         Ok(Self {
+            version,
             cooperation_version: c.version,
             recognition_version: r.version,
             depths: c.depths,
@@ -440,10 +447,7 @@ impl TrustPolicy {
 
     /// `cooperation@<v>+recognition@<v>`, recorded with decisions.
     pub fn version(&self) -> String {
-        format!(
-            "cooperation@{}+recognition@{}",
-            self.cooperation_version, self.recognition_version
-        )
+        self.version.clone()
     }
 
     /// Whether `operation` is known.
@@ -468,7 +472,7 @@ impl TrustPolicy {
             return Some(level);
         }
         self.recognition
-            .get(&(counting.clone(), counted.clone()))
+            .get(counting.as_str(), counted.as_str())
             .map(|r| r.map[(level.get() - 1) as usize])
     }
 
@@ -480,22 +484,12 @@ impl TrustPolicy {
         peer: &SectorName,
         operation: &str,
     ) -> Option<&CooperationRule> {
-        let c = caller.as_str().to_owned();
-        let p = peer.as_str().to_owned();
-        let any = "*".to_owned();
-        for (a, b) in [(&c, &p), (&c, &any), (&any, &p), (&any, &any)] {
-            if let Some(r) = self
-                .op_rules
-                .get(&(a.clone(), b.clone(), operation.to_owned()))
-            {
-                return Some(r);
-            }
-        }
-        self.rules
-            .get(&(c.clone(), p.clone()))
-            .or_else(|| self.rules.get(&(c, "*".to_owned())))
-            .or_else(|| self.rules.get(&("*".to_owned(), p)))
-            .or_else(|| self.rules.get(&("*".to_owned(), "*".to_owned())))
+        let (c, p) = (caller.as_str(), peer.as_str());
+        let pairs = [(c, p), (c, "*"), ("*", p), ("*", "*")];
+        pairs
+            .iter()
+            .find_map(|(a, b)| self.op_rules.get(a, b)?.get(operation))
+            .or_else(|| pairs.iter().find_map(|(a, b)| self.rules.get(a, b)))
     }
 
     /// Decides between two devices in their live standing. A side that is

@@ -123,12 +123,24 @@ impl DeviceIdentity {
 
     /// The uniqueness key: DNS names are case-insensitive, so two identities
     /// that differ only in case are the same device.
+    /// Built in one allocation (no formatting machinery): `Decide` asks
+    /// for it on every call.
     pub fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.sector, self.manufacturer, self.model, self.serial
-        )
-        .to_ascii_lowercase()
+        let parts = [
+            self.sector.as_str(),
+            &self.manufacturer,
+            &self.model,
+            &self.serial,
+        ];
+        let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                key.push('/');
+            }
+            key.push_str(part);
+        }
+        key.make_ascii_lowercase();
+        key
     }
 }
 
@@ -155,6 +167,7 @@ mod tests {
             id.dns_name("trustca.internal"),
             "sn0001.ev-200.acme.automotive.trustca.internal"
         );
+        assert_eq!(id.key(), "automotive/acme/ev-200/sn0001");
         assert_eq!(
             id.key(),
             DeviceIdentity::new(auto(), "ACME", "ev-200", "sn0001")

@@ -338,7 +338,7 @@ impl TrustEngine {
             .into());
         }
         let caller_identity = match (&caller.kind, &caller.identity) {
-            (CertificateKind::LongTerm, Some(id)) => id.clone(),
+            (CertificateKind::LongTerm, Some(id)) => id,
             _ => {
                 return Err(TrustDbError::PermissionDenied(format!(
                     "Decide is asked by devices with their own certificate; the caller holds {} certificate (use GetTrust)",
@@ -369,7 +369,7 @@ impl TrustEngine {
         let caller_state = if self.is_local(&caller_identity.sector) {
             let serial = trustca_model::hexfmt::decode(&caller.serial);
             self.local_state(
-                &caller_identity,
+                caller_identity,
                 serial.as_deref(),
                 Some(&caller.key_fingerprint),
                 now,
@@ -381,7 +381,7 @@ impl TrustEngine {
                 )),
             };
             self.remote_state(
-                &caller_identity,
+                caller_identity,
                 caller_identity.urn().into_bytes(),
                 req,
                 now,
