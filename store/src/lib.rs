@@ -22,6 +22,7 @@ mod committer;
 mod contain;
 mod error;
 mod guard;
+mod pages;
 mod postgres;
 mod records;
 pub mod registry;
@@ -39,6 +40,7 @@ pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
+pub use pages::{DEVICE_PAGE, DevicePages, device_pages, device_pages_of};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
