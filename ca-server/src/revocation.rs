@@ -29,6 +29,10 @@ pub struct PublishedCrl {
     pub number: u64,
 }
 
+/// Revoked serials whose issuing CA is remembered: a CRL of a million
+/// entries must not keep a million map entries for the server's life.
+pub const MAX_KNOWN_ISSUERS: usize = 65_536;
+
 /// Issues and keeps every sector's CRL.
 pub struct CrlPublisher {
     hierarchy: Arc<CaHierarchy>,
@@ -37,7 +41,9 @@ pub struct CrlPublisher {
     dir: PathBuf,
     latest: RwLock<HashMap<String, PublishedCrl>>,
     /// Which CA issued each revoked certificate (serial → CA name), read
-    /// from the store once per serial while a sector has several CAs.
+    /// from the store once per serial while a sector has several CAs. At
+    /// most [`MAX_KNOWN_ISSUERS`] serials (about 100 bytes each); full, it
+    /// is emptied.
     issuers: std::sync::Mutex<HashMap<Vec<u8>, Option<String>>>,
     observer: Arc<dyn trustca_model::observe::Observer>,
 }
@@ -144,6 +150,9 @@ impl CrlPublisher {
                 .find(|(_, subject)| subject.as_slice() == raw)
                 .map(|(name, _)| name.clone())
         });
+        if cache.len() >= MAX_KNOWN_ISSUERS {
+            cache.clear();
+        }
         cache.insert(serial.to_vec(), issuer.clone());
         Ok(issuer)
     }

@@ -171,32 +171,32 @@ impl RevocationEngine {
         trustca_model::firmware::check_range(&cmd.firmware_min, &cmd.firmware_max)
             .map_err(CaError::InvalidRequest)?;
         let prefix = format!("{}/{}/{}/", sector, cmd.manufacturer, cmd.model).to_ascii_lowercase();
-        let devices: Vec<_> = self
-            .storage
-            .devices_with_prefix(&prefix)?
-            .into_iter()
-            .filter(|d| {
-                trustca_model::firmware::in_range(
-                    &d.firmware_version,
-                    &cmd.firmware_min,
-                    &cmd.firmware_max,
-                )
-            })
-            .collect();
-        let serials: Vec<Vec<u8>> = devices
-            .iter()
-            .flat_map(|d| {
+        // A page of devices at a time: a model may have a million; only
+        // the matching devices' serials are kept.
+        let mut devices = 0usize;
+        let mut serials: Vec<Vec<u8>> = Vec::new();
+        for d in trustca_store::device_pages(self.storage.as_ref(), &prefix) {
+            let d = d?;
+            if !trustca_model::firmware::in_range(
+                &d.firmware_version,
+                &cmd.firmware_min,
+                &cmd.firmware_max,
+            ) {
+                continue;
+            }
+            devices += 1;
+            serials.extend(
                 d.certificates
                     .iter()
-                    .filter_map(|h| trustca_model::hexfmt::decode(h))
-            })
-            .collect();
+                    .filter_map(|h| trustca_model::hexfmt::decode(h)),
+            );
+        }
         let (changed, crl) = self.commit(&serials, reason, caller, &cmd.note, &sector)?;
-        tracing::info!(rpc = "BulkRevoke", operator = %caller.name, %sector, devices = devices.len(), certificates = changed.len(), outcome = "revoked");
+        tracing::info!(rpc = "BulkRevoke", operator = %caller.name, %sector, devices, certificates = changed.len(), outcome = "revoked");
         Ok(Revoked {
             sector,
             serials: changed,
-            devices: devices.len(),
+            devices,
             crl_number: crl.number,
         })
     }

@@ -25,6 +25,7 @@ mod contain;
 mod error;
 mod guard;
 mod layer;
+mod pages;
 mod postgres;
 mod records;
 pub mod registry;
@@ -43,6 +44,7 @@ pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
 pub use layer::{StorageLayer, WriteKind};
+pub use pages::{DEVICE_PAGE, DevicePages, device_pages, device_pages_of};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,

@@ -26,6 +26,10 @@ use crate::respond::Answer;
 
 /// Pages kept at most; past it the cache starts over.
 pub const MAX_PAGES: usize = 10_000;
+/// Body bytes kept at most (a QR code PNG or a long device page is tens
+/// of KiB, so the page count alone would allow hundreds of MiB); past it
+/// the cache starts over.
+pub const MAX_BYTES: usize = 32 << 20;
 /// How long a page is kept at most.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// Change-log entries read per look; more than that drops every page.
@@ -45,8 +49,22 @@ struct Page {
 #[derive(Debug, Default)]
 struct State {
     pages: HashMap<String, Page>,
+    /// Body bytes of `pages`, at most [`MAX_BYTES`].
+    bytes: usize,
     /// The change log's size at the last look.
     seen: u64,
+}
+
+impl State {
+    fn clear(&mut self) {
+        self.pages.clear();
+        self.bytes = 0;
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Page) -> bool) {
+        self.pages.retain(|_, p| keep(p));
+        self.bytes = self.pages.values().map(|p| p.body.len()).sum();
+    }
 }
 
 /// The page cache.
@@ -78,7 +96,7 @@ impl PageCache {
         let size = match storage.audit_head() {
             Ok((size, _)) => size,
             Err(_) => {
-                self.lock().pages.clear();
+                self.lock().clear();
                 return;
             }
         };
@@ -94,18 +112,18 @@ impl PageCache {
         let mut state = self.lock();
         state.seen = size;
         let Some(entries) = entries else {
-            state.pages.clear();
+            state.clear();
             return;
         };
         for e in entries {
             match subject_key(&e.subject) {
                 // A device's or model's key: its pages, and a model's devices'.
-                Some(key) => state.pages.retain(|_, p| {
+                Some(key) => state.retain(|p| {
                     !(p.depends_on == key || p.depends_on.starts_with(&format!("{key}/")))
                 }),
                 None if e.kind.starts_with("system.") || e.kind.starts_with("console.") => {}
                 None => {
-                    state.pages.clear();
+                    state.clear();
                     return;
                 }
             }
@@ -143,10 +161,13 @@ impl PageCache {
         };
         {
             let mut state = self.lock();
-            if state.pages.len() >= MAX_PAGES {
-                state.pages.clear();
+            if state.pages.len() >= MAX_PAGES || state.bytes + body.len() > MAX_BYTES {
+                state.clear();
             }
-            state.pages.insert(key, page);
+            state.bytes += body.len();
+            if let Some(old) = state.pages.insert(key, page) {
+                state.bytes -= old.body.len();
+            }
         }
         Response::from_parts(parts, http_body_util::Full::new(body))
     }
@@ -238,6 +259,35 @@ mod tests {
         let refused = crate::respond::plain(StatusCode::NOT_FOUND, "no");
         cache.put("x".into(), device, refused, now).await;
         assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_bytes() {
+        let cache = PageCache::default();
+        let now = Instant::now();
+        let big = || {
+            crate::respond::bytes(
+                StatusCode::OK,
+                "image/png",
+                vec![7u8; MAX_BYTES / 4 + 1],
+                crate::respond::Cache::Revalidate,
+            )
+        };
+        for n in 0..3 {
+            cache
+                .put(format!("p{n}"), "hems/acme/hub", big(), now)
+                .await;
+        }
+        assert_eq!(cache.len(), 3);
+        // Replacing a page counts its bytes once.
+        cache.put("p0".into(), "hems/acme/hub", big(), now).await;
+        assert_eq!(cache.len(), 3);
+        assert!(cache.lock().bytes <= MAX_BYTES);
+        // The fourth would pass the bound: the cache starts over with it.
+        cache.put("p3".into(), "hems/acme/hub", big(), now).await;
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get("p3", now).is_some() && cache.get("p0", now).is_none());
+        assert_eq!(cache.lock().bytes, MAX_BYTES / 4 + 1);
     }
 
     #[test]

@@ -126,6 +126,7 @@ contract!(
     trust_changes_are_all_or_nothing_and_leave_history,
     transfer_copies_every_change_committed_before_it,
     devices_page_walks_a_prefix_in_key_order,
+    device_pages_walk_more_records_than_a_page,
     audit_entries_are_merkle_leaves,
     revocation_marks_indexes_and_retires_the_device,
     key_compromise_blocks_the_key_everywhere,
@@ -374,6 +375,27 @@ fn devices_page_walks_a_prefix_in_key_order(b: &Backend) {
             .is_empty()
     );
     assert_eq!(s.devices_page("", None, 100).unwrap().len(), keys.len());
+}
+
+fn device_pages_walk_more_records_than_a_page(b: &Backend) {
+    let s = b.open();
+    let keys: Vec<String> = (0..7).map(|n| format!("fleet/{n}")).collect();
+    for (n, key) in keys.iter().enumerate() {
+        let r = s.commit_issuances(&[issuance(60 + n as u8, key, false)]);
+        assert!(r[0].is_ok(), "{r:?}");
+    }
+    let r = s.commit_issuances(&[issuance(70, "fleeu/x", false)]);
+    assert!(r[0].is_ok(), "{r:?}");
+    // Pages of 3 over 7 records: two full pages and a short one; a page
+    // of 7 is full, so one more (empty) read ends the walk.
+    for page in [1, 3, 7, 100] {
+        let walked: Vec<String> = trustca_store::device_pages_of(&*s, "fleet/", page)
+            .map(|d| d.unwrap().identity_key)
+            .collect();
+        assert_eq!(walked, keys, "pages of {page}");
+    }
+    assert_eq!(trustca_store::device_pages(&*s, "").count(), keys.len() + 1);
+    assert_eq!(trustca_store::device_pages(&*s, "nothing/").count(), 0);
 }
 
 #[test]

@@ -3,6 +3,29 @@
 
 use super::*;
 
+/// How many assertions like `signed` the assertion cache holds.
+fn assertions_held(signed: &SignedTrustAssertion) -> usize {
+    entries_within(signed, MAX_CACHE, MAX_ASSERTION_BYTES)
+}
+
+/// How many cached assertions like `signed` fit: `max_entries`, or fewer
+/// when that many would pass `max_bytes`. Every entry of a cache has the
+/// same responder chain and about the same body, so one entry's size
+/// stands for all.
+pub(crate) fn entries_within(
+    signed: &SignedTrustAssertion,
+    max_entries: usize,
+    max_bytes: usize,
+) -> usize {
+    // The map entry, the key and the `Arc`'s and vectors' own headers.
+    const ENTRY_OVERHEAD: usize = 256;
+    let bytes = signed.body.len()
+        + signed.signature.len()
+        + signed.responder_chain.iter().map(Vec::len).sum::<usize>()
+        + ENTRY_OVERHEAD;
+    (max_bytes / bytes).clamp(1, max_entries)
+}
+
 impl TrustEngine {
     fn signed_assertion(
         &self,
@@ -39,7 +62,7 @@ impl TrustEngine {
         )?;
         let signed = Arc::new(signed);
         if let Ok(mut cache) = self.assertions.lock() {
-            if cache.len() >= MAX_CACHE {
+            if cache.len() >= assertions_held(&signed) {
                 cache.clear();
             }
             cache.insert(
@@ -457,5 +480,36 @@ impl TrustEngine {
             peer_system_cap: peer_system.as_ref().map(|s| s.cap.clone()),
             peer_system_assertion: peer_system.map(|s| s.assertion),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(chain_bytes: usize) -> SignedTrustAssertion {
+        SignedTrustAssertion {
+            body: vec![0; 300],
+            signature: vec![0; 72],
+            responder_chain: vec![
+                vec![0; chain_bytes / 2],
+                vec![0; chain_bytes - chain_bytes / 2],
+            ],
+        }
+    }
+
+    #[test]
+    fn the_assertion_cache_is_bounded_in_bytes_and_entries() {
+        // With a real responder chain the bytes bound comes first.
+        let held = assertions_held(&signed(1_500));
+        assert!(held < MAX_CACHE, "{held}");
+        assert!(held * (300 + 72 + 1_500) <= MAX_ASSERTION_BYTES);
+        assert!(
+            held > 10_000,
+            "a hot set of 10,000 devices still fits: {held}"
+        );
+        // Bigger entries, fewer of them; never none.
+        assert!(assertions_held(&signed(15_000)) < held);
+        assert_eq!(assertions_held(&signed(MAX_ASSERTION_BYTES)), 1);
     }
 }

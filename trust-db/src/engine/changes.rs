@@ -197,11 +197,12 @@ impl TrustEngine {
         firmware::check_range(&req.firmware_min, &req.firmware_max)
             .map_err(TrustDbError::InvalidRequest)?;
         let prefix = format!("{}/{}/{}/", sector, req.manufacturer, req.model).to_ascii_lowercase();
-        let devices = self.storage.devices_with_prefix(&prefix)?;
         let who = actor(caller);
         let mut matched = 0u64;
         let mut changes = Vec::new();
-        for d in devices {
+        // A page of devices at a time: a model may have a million.
+        for d in trustca_store::device_pages(self.storage.as_ref(), &prefix) {
+            let d = d?;
             if !firmware::in_range(&d.firmware_version, &req.firmware_min, &req.firmware_max) {
                 continue;
             }

@@ -28,6 +28,7 @@ use trustca_model::firmware;
 use trustca_model::trust_list::{CheckedTrustList, ListInForce};
 
 mod answers;
+pub(crate) use answers::entries_within;
 mod changes;
 mod standing;
 
@@ -101,7 +102,15 @@ struct CachedAssertion {
 /// Certificates a peer chain in a request may hold.
 pub const MAX_CHAIN: usize = 4;
 
+/// Verified peer chains remembered (by leaf fingerprint) before the cache
+/// is emptied: each entry is the leaf's subject, extension, identity and
+/// two digests, about 700 bytes, so about 45 MiB when full.
+const MAX_CHAINS: usize = 65_536;
+/// Signed assertions remembered at most (one per device) ...
 const MAX_CACHE: usize = 200_000;
+/// ... and at most this many bytes of them: each carries its own copy of
+/// the responder chain (about 1.5 KB), so 200,000 would be about 350 MiB.
+const MAX_ASSERTION_BYTES: usize = 64 << 20;
 const MAX_REASON: usize = 512;
 
 /// The trust database engine.
@@ -387,7 +396,7 @@ impl TrustEngine {
             }
         };
         if let Ok(mut cache) = self.chains.lock() {
-            if cache.len() >= MAX_CACHE {
+            if cache.len() >= MAX_CHAINS {
                 cache.clear();
             }
             cache.insert(fp, Arc::clone(&v));

@@ -17,10 +17,10 @@ impl ModelRegistry {
         let suspended = record.status == ModelStatus::Suspended;
         let mut matched = 0;
         let mut changes = Vec::new();
-        for d in self
-            .storage
-            .devices_with_prefix(&record.key.device_prefix())?
-        {
+        // A page of devices at a time: a model may have a million.
+        let prefix = record.key.device_prefix();
+        for d in trustca_store::device_pages(self.storage.as_ref(), &prefix) {
+            let d = d?;
             if !record.key.firmware.contains(&d.firmware_version) {
                 continue;
             }

@@ -358,3 +358,85 @@ fn bad_input_is_refused_precisely() {
         .unwrap_err();
     assert!(matches!(err, TrustDbError::NotFound(_)), "{err}");
 }
+
+/// Device `n` of a fleet larger than a byte counts: as [`device`], with a
+/// serial, certificate and identity of its own.
+fn fleet_device(n: u16, firmware: &str, level: u8) -> Issuance {
+    let mut i = device(0, firmware, level);
+    let [hi, lo] = n.to_be_bytes();
+    let key = format!("automotive/acme/ev-9/f{n:05}");
+    i.certificate.serial = [vec![0x5a; 14], vec![hi, lo]].concat();
+    i.certificate.der = vec![0x30, 0x02, hi, lo];
+    i.certificate.identity_key = Some(key.clone());
+    if let Some(d) = i.device.as_mut() {
+        d.identity_key = key;
+        d.urn = format!("urn:trustca:automotive:Acme:EV-9:F{n:05}");
+        d.serial = format!("F{n:05}");
+    }
+    i
+}
+
+#[test]
+fn the_sweep_moves_a_fleet_of_more_than_one_page() {
+    let (_dir, storage, registry) = registry();
+    let acme = caller(CertificateKind::Manufacturer, "Acme", &[]);
+    let tuv = caller(
+        CertificateKind::CertificationBody,
+        "TUV",
+        &["iso-sae-21434"],
+    );
+    registry
+        .register(
+            &acme,
+            &msg::RegisterModelRequest {
+                model: selector("1.0.."),
+                declared: vec![msg::EvidenceItem {
+                    r#type: "secure-update".into(),
+                    value: "true".into(),
+                    ..Default::default()
+                }],
+                self_assessed: vec![],
+                reason: "r".into(),
+            },
+        )
+        .unwrap();
+    registry
+        .add_evaluation(
+            &tuv,
+            &msg::AddEvaluationRequest {
+                model: selector("1.0.."),
+                evaluation: Some(msg::ModelEvaluationInput {
+                    scheme: "iso-sae-21434".into(),
+                    result: "CAL2".into(),
+                    certificate_number: "T-9".into(),
+                    evaluated_at: day(-1),
+                    valid_until: day(30),
+                }),
+                reason: "r".into(),
+            },
+        )
+        .unwrap();
+    // More devices than a page of the walk, plus one outside the range.
+    let n = (trustca_store::DEVICE_PAGE + 5) as u16;
+    let fleet: Vec<Issuance> = (0..n).map(|i| fleet_device(i, "1.3", 3)).collect();
+    assert!(storage.commit_issuances(&fleet).iter().all(|r| r.is_ok()));
+    let outside = [fleet_device(n, "0.9", 3)];
+    assert!(storage.commit_issuances(&outside).iter().all(|r| r.is_ok()));
+    let later = OffsetDateTime::now_utc() + time::Duration::days(31);
+    assert_eq!(registry.reassess_all(later).unwrap(), 1);
+    let level = |i: u16| {
+        storage
+            .trust_record(&format!("automotive/acme/ev-9/f{i:05}"))
+            .unwrap()
+            .unwrap()
+            .level
+    };
+    // The first, the last of the first page, the first of the second, the
+    // last of the fleet: all moved; the one outside the range did not.
+    for i in [0, 1023, 1024, n - 1] {
+        assert_eq!(level(i), 2, "device {i}");
+    }
+    let moved = (0..n).filter(|&i| level(i) == 2).count();
+    assert_eq!(moved, usize::from(n));
+    assert_eq!(level(n), 3);
+}

@@ -159,8 +159,10 @@ pub(super) struct SignedCap {
     signed: SignedTrustAssertion,
 }
 
-/// Bound of the signed-cap cache (emptied when full, like the engine's).
+/// Bound of the signed-cap cache (emptied when full, like the engine's),
+/// in entries and in bytes (each carries the responder chain).
 const MAX_SIGNED_CAPS: usize = 100_000;
+const MAX_SIGNED_CAP_BYTES: usize = 32 << 20;
 
 /// Reasons longer than this are cut (at a character boundary) in the
 /// signed claim; the decision's reasons keep them whole.
@@ -241,7 +243,9 @@ impl SystemRegistry {
         let (signer, chain) = engine.responder();
         let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
         let mut cache = poisoned(self.signed.lock());
-        if cache.len() >= MAX_SIGNED_CAPS {
+        if cache.len()
+            >= crate::engine::entries_within(&signed, MAX_SIGNED_CAPS, MAX_SIGNED_CAP_BYTES)
+        {
             cache.clear();
         }
         cache.insert(

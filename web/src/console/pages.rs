@@ -230,12 +230,12 @@ impl Inner {
     pub(crate) fn distribution(&self, sector: &str) -> Result<Vec<(String, u64)>, WebError> {
         let mut levels = [0u64; 5];
         let (mut suspended, mut revoked, mut retired) = (0, 0, 0);
-        for d in self
-            .storage
-            .devices_with_prefix(&format!("{sector}/"))?
-            .iter()
+        // Read a page of devices at a time: a sector of a million devices
+        // must not be held in memory to count it.
+        for d in trustca_store::device_pages(self.storage.as_ref(), &format!("{sector}/"))
             .take(COUNT_LIMIT)
         {
+            let d = d?;
             let Some(t) = self.storage.trust_record(&d.identity_key)? else {
                 continue;
             };
