@@ -285,3 +285,28 @@ thread_local! {
     static KEYS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
+
+/// The CAM permission a station asks for.
+pub fn cam() -> Vec<trustca_v2x::PsidSsp> {
+    vec![trustca_v2x::PsidSsp {
+        psid: 36,
+        ssp: Some(trustca_v2x::Ssp::Bitmap(vec![1, 0, 0])),
+    }]
+}
+
+/// Enrols `d`'s station with its canonical key; the credential and its key.
+pub fn enrol(d: &Deployment) -> (Certificate, EcdsaKeyPair) {
+    use trustca_etsi::station::{EnrolAs, enrolment_request, enrolment_response};
+    use trustca_v2x::ts102941::EnrolmentResponseCode as Ec;
+    let ec_key = signing_key();
+    let who = EnrolAs::Canonical {
+        its_id: ITS_ID,
+        key: &d.canonical_key,
+    };
+    let pending = enrolment_request(who, &ec_key, cam(), &d.h.ea, d.now).unwrap();
+    let answer = d.ea.answer_enrolment(&pending.message, d.now).unwrap();
+    assert_eq!(answer.code, Ec::Ok);
+    let response = enrolment_response(&pending, &answer.message, &d.h.ea).unwrap();
+    assert_eq!(response.response_code, Ec::Ok);
+    (response.certificate.unwrap(), ec_key)
+}
