@@ -37,15 +37,7 @@ pub fn rca_ctl(
             "a root CA's CTL lists no root CAs or TLMs".into(),
         ));
     }
-    let data = EtsiTs102941Data::RcaCtl(CtlFormat {
-        next_update,
-        is_full: true,
-        sequence,
-        commands: entries
-            .into_iter()
-            .map(|e| CtlCommand::Add(Box::new(e)))
-            .collect(),
-    });
+    let data = EtsiTs102941Data::RcaCtl(full_ctl(entries, sequence, next_update));
     sign(root, key, PSID_CTL, &data, now)
 }
 
@@ -71,15 +63,7 @@ pub fn tlm_ectl(
             _ => {}
         }
     }
-    let data = EtsiTs102941Data::TlmCtl(CtlFormat {
-        next_update,
-        is_full: true,
-        sequence,
-        commands: entries
-            .into_iter()
-            .map(|e| CtlCommand::Add(Box::new(e)))
-            .collect(),
-    });
+    let data = EtsiTs102941Data::TlmCtl(full_ctl(entries, sequence, next_update));
     sign(tlm, key, PSID_CTL, &data, now)
 }
 
@@ -102,6 +86,19 @@ pub fn read_tlm_ectl(
         }
     }
     Ok((ctl, roots))
+}
+
+/// A full CTL adding every one of `entries`.
+fn full_ctl(entries: Vec<CtlEntry>, sequence: u8, next_update: Time32) -> CtlFormat {
+    CtlFormat {
+        next_update,
+        is_full: true,
+        sequence,
+        commands: entries
+            .into_iter()
+            .map(|e| CtlCommand::Add(Box::new(e)))
+            .collect(),
+    }
 }
 
 /// The root's CRL of `revoked` CA certificates (HashedId8).

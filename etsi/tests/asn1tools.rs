@@ -341,38 +341,19 @@ fn asn1tools_decodes_a_trust_list_managers_ectl() {
         return;
     }
     let (a, b) = (Hierarchy::new(), Hierarchy::new());
-    let key = signing_key();
-    let level4 = trustca_v2x::SubjectAssurance::from_trust_level(4).unwrap();
-    let tlm = trustca_v2x::Certificate::sign_root(
-        trustca_etsi::profile::trust_list_manager("tlm.test", public(&key), ca_validity(), level4),
-        &key,
-    )
-    .unwrap();
+    let (tlm, key) = tlm();
     let mut j = Jobs {
         dir: tempfile::tempdir().unwrap(),
         jobs: Vec::new(),
     };
     let next = Time32::from_unix(NOW + 86_400).unwrap();
-    let entries = vec![
-        CtlEntry::Rca {
-            certificate: a.root.clone(),
-            link: None,
-        },
-        CtlEntry::Rca {
-            certificate: b.root.clone(),
-            link: None,
-        },
-        CtlEntry::Dc {
-            url: "http://dc.example/".into(),
-            roots: vec![a.root.hashed_id8(), b.root.hashed_id8()],
-        },
-    ];
+    let entries = ectl_entries(&a, &b);
     let ectl = trustca_etsi::trust_lists::tlm_ectl(&tlm, &key, entries, 3, next, NOW).unwrap();
     j.add(
         "tlm",
         tlm.as_coer(),
         "EtsiTs103097Certificate",
-        json!({"toBeSigned.id.name": "tlm.test"}),
+        json!({"toBeSigned.id.name": "tlm.etsi.test"}),
     );
     j.add(
         "ectl",

@@ -76,6 +76,12 @@ fn enrolment_data(inner: &[u8], pop: &EcdsaKeyPair, now: i64) -> Vec<u8> {
     EtsiTs102941Data::EnrolmentRequest(signed).to_coer()
 }
 
+/// A well-formed `EnrolmentRequest` for a fresh key at `now`.
+fn good_enrolment(now: i64) -> Vec<u8> {
+    let new_key = signing_key();
+    enrolment_data(&inner_request(&new_key, CERTIFICATE_FORMAT), &new_key, now)
+}
+
 fn inner_request(key: &EcdsaKeyPair, format: u8) -> Vec<u8> {
     InnerEcRequest {
         its_id: ITS_ID.to_vec(),
@@ -102,12 +108,8 @@ fn malformed_enrolment_requests_get_their_codes() {
     // Signed by a certificate: enrolment is signed by the canonical key or
     // an enrolment credential only.
     let by_cert = SignAs::Certificate(&d.h.aa);
+    let good = good_enrolment(d.now);
     let new_key = signing_key();
-    let good = enrolment_data(
-        &inner_request(&new_key, CERTIFICATE_FORMAT),
-        &new_key,
-        d.now,
-    );
     assert_eq!(
         enrolment_code(&d, &good, by_cert, &d.h.aa_key),
         Ec::BadContentType
@@ -210,12 +212,7 @@ fn the_ea_refuses_a_revoked_aa_and_stops_issuing_when_revoked_itself() {
     d.ea.install_crl(&root_crl(&d.h, vec![d.h.ea.hashed_id8()], NOW + 3))
         .unwrap();
     assert!(d.ea.is_revoked());
-    let new_key = signing_key();
-    let good = enrolment_data(
-        &inner_request(&new_key, CERTIFICATE_FORMAT),
-        &new_key,
-        d.now,
-    );
+    let good = good_enrolment(d.now);
     assert_eq!(
         enrolment_code(&d, &good, SignAs::SelfSigned, &d.canonical_key),
         Ec::DeniedRequest

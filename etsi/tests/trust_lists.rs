@@ -7,11 +7,10 @@
 mod common;
 
 use common::*;
-use trustca_etsi::profile::trust_list_manager;
 use trustca_etsi::trust_lists::{crl, rca_ctl, read_crl, read_rca_ctl, read_tlm_ectl, tlm_ectl};
 use trustca_v2x::trust_lists::{CtlCommand, CtlEntry, CtlFormat};
 use trustca_v2x::ts102941::EtsiTs102941Data;
-use trustca_v2x::{Certificate, EtsiSignedData, SignAs, SignedPayload, SubjectAssurance, Time32};
+use trustca_v2x::{EtsiSignedData, SignAs, SignedPayload, Time32};
 
 fn entries(h: &Hierarchy) -> Vec<CtlEntry> {
     vec![
@@ -121,33 +120,12 @@ fn the_root_signs_a_crl_and_a_ctl_is_not_a_crl() {
     }
 }
 
-/// A trust list manager with a fresh key.
-fn tlm() -> (Certificate, ring::signature::EcdsaKeyPair) {
-    let key = signing_key();
-    let level4 = SubjectAssurance::from_trust_level(4).unwrap();
-    let tbs = trust_list_manager("tlm.etsi.test", public(&key), ca_validity(), level4);
-    (Certificate::sign_root(tbs, &key).unwrap(), key)
-}
-
 #[test]
 fn a_trust_list_manager_recognises_several_roots() {
     let (tlm, tlm_key) = tlm();
     let (a, b) = (Hierarchy::new(), Hierarchy::new());
     let next = Time32::from_unix(NOW + 30 * 86_400).unwrap();
-    let listed = vec![
-        CtlEntry::Rca {
-            certificate: a.root.clone(),
-            link: None,
-        },
-        CtlEntry::Rca {
-            certificate: b.root.clone(),
-            link: None,
-        },
-        CtlEntry::Dc {
-            url: "http://dc.example/etsi/dc/".into(),
-            roots: vec![a.root.hashed_id8(), b.root.hashed_id8()],
-        },
-    ];
+    let listed = ectl_entries(&a, &b);
     let bytes = tlm_ectl(&tlm, &tlm_key, listed.clone(), 1, next, NOW).unwrap();
     let (ectl, roots) = read_tlm_ectl(&bytes, &tlm).unwrap();
     assert_eq!(roots, vec![a.root.clone(), b.root.clone()]);
@@ -163,7 +141,7 @@ fn a_trust_list_manager_recognises_several_roots() {
     // Signed by another key under the TLM's name; another TLM.
     let forged = tlm_ectl(&tlm, &a.root_key, listed, 1, next, NOW);
     assert!(forged.is_err() || read_tlm_ectl(&forged.unwrap(), &tlm).is_err());
-    assert!(read_tlm_ectl(&bytes, &self::tlm().0).is_err());
+    assert!(read_tlm_ectl(&bytes, &common::tlm().0).is_err());
     // No EAs or AAs on an ECTL; no root that is not self-signed.
     let ea = entries(&a).remove(0);
     assert!(tlm_ectl(&tlm, &tlm_key, vec![ea], 1, next, NOW).is_err());

@@ -310,3 +310,30 @@ pub fn enrol(d: &Deployment) -> (Certificate, EcdsaKeyPair) {
     assert_eq!(response.response_code, Ec::Ok);
     (response.certificate.unwrap(), ec_key)
 }
+
+/// A trust list manager with a fresh key.
+pub fn tlm() -> (Certificate, EcdsaKeyPair) {
+    let key = signing_key();
+    let level4 = SubjectAssurance::from_trust_level(4).unwrap();
+    let tbs = profile::trust_list_manager("tlm.etsi.test", public(&key), ca_validity(), level4);
+    (Certificate::sign_root(tbs, &key).unwrap(), key)
+}
+
+/// An ECTL's entries recognising the roots of `a` and `b`, and a DC.
+pub fn ectl_entries(a: &Hierarchy, b: &Hierarchy) -> Vec<trustca_v2x::trust_lists::CtlEntry> {
+    use trustca_v2x::trust_lists::CtlEntry;
+    vec![
+        CtlEntry::Rca {
+            certificate: a.root.clone(),
+            link: None,
+        },
+        CtlEntry::Rca {
+            certificate: b.root.clone(),
+            link: None,
+        },
+        CtlEntry::Dc {
+            url: "http://dc.example/etsi/dc/".into(),
+            roots: vec![a.root.hashed_id8(), b.root.hashed_id8()],
+        },
+    ]
+}
