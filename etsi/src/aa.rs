@@ -7,7 +7,8 @@
 //! ticket for the trust level the EA confirmed, from the ticket profile's
 //! permission table.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use trustca_scms::TicketProfile;
@@ -15,7 +16,7 @@ use trustca_v2x::ts102941::{
     AuthorizationResponseCode as At, EcSignature, EtsiTs102941Data, InnerAtRequest, InnerResponse,
     SubjectAttributes, ValidationRequest, ValidationResponseCode as Av,
 };
-use trustca_v2x::{Certificate, Ieee1609Dot2Content, SignAs, V2xSigner, decode_data};
+use trustca_v2x::{Certificate, Ieee1609Dot2Content, SignAs, Time32, V2xSigner, decode_data};
 use zeroize::Zeroizing;
 
 use crate::EtsiError;
@@ -31,6 +32,7 @@ pub trait EaLink: Send + Sync {
 }
 
 /// An EA the AA knows, and how to reach it.
+#[derive(Clone)]
 pub struct KnownEa {
     /// The EA's certificate (validation requests are encrypted to it).
     pub certificate: Certificate,
@@ -50,7 +52,14 @@ impl std::fmt::Debug for KnownEa {
 pub struct AuthorizationAuthority {
     keys: AuthorityKeys,
     tickets: TicketProfile,
+    trust: RwLock<EaTrust>,
+}
+
+/// The EAs the AA accepts (from the installed CTL) and the CA
+/// certificates the installed CRL revokes; replaced as a whole.
+struct EaTrust {
     eas: Vec<KnownEa>,
+    revoked: HashSet<[u8; 8]>,
 }
 
 impl std::fmt::Debug for AuthorizationAuthority {
@@ -86,8 +95,45 @@ impl AuthorizationAuthority {
                 encryption_secret: Zeroizing::new(encryption_secret),
             },
             tickets,
-            eas,
+            trust: RwLock::new(EaTrust {
+                eas,
+                revoked: HashSet::new(),
+            }),
         })
+    }
+
+    /// Replaces the EAs this AA accepts and the revoked CA certificates
+    /// (HashedId8), as a newly installed CTL and CRL say: an EA the CRL
+    /// revokes gets `its-aa-invalidea`, one no longer listed
+    /// `its-aa-unknownea`. Requests in flight keep the set they started with.
+    pub fn replace_trust(&self, eas: Vec<KnownEa>, revoked: Vec<[u8; 8]>) {
+        let fresh = EaTrust {
+            eas,
+            revoked: revoked.into_iter().collect(),
+        };
+        match self.trust.write() {
+            Ok(mut held) => *held = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// The EA `ea_id` if this AA accepts it at `now`.
+    fn known_ea(&self, ea_id: [u8; 8], now: i64) -> Result<KnownEa, At> {
+        let trust = self.trust.read().map_err(|_| At::ItsAaUnknownEa)?;
+        if trust.revoked.contains(&ea_id) {
+            return Err(At::ItsAaInvalidEa);
+        }
+        let ea = trust
+            .eas
+            .iter()
+            .find(|e| e.certificate.hashed_id8() == ea_id)
+            .ok_or(At::ItsAaUnknownEa)?;
+        // An outdated (expired or not yet valid) EA certificate.
+        let valid = Time32::from_unix(now).is_ok_and(|t| ea.certificate.tbs().validity.contains(t));
+        if !valid {
+            return Err(At::ItsAaInvalidEa);
+        }
+        Ok(ea.clone())
     }
 
     /// The AA's certificate.
@@ -133,13 +179,9 @@ impl AuthorizationAuthority {
         if !matches!(ec_signature, EcSignature::Encrypted(_)) {
             return Err(At::ItsAaIncompleteRequest);
         }
-        let ea = self
-            .eas
-            .iter()
-            .find(|e| e.certificate.hashed_id8() == shared.ea_id)
-            .ok_or(At::ItsAaUnknownEa)?;
+        let ea = self.known_ea(shared.ea_id, now)?;
         let confirmed = self.validate(
-            ea,
+            &ea,
             ValidationRequest {
                 shared,
                 ec_signature,

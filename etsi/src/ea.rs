@@ -7,7 +7,8 @@
 //! [`CredentialRegister`]. It never sees a ticket's key: a validation
 //! request carries only the `keyTag`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 
 use trustca_v2x::ts102941::{
     CERTIFICATE_FORMAT, EcSignature, EnrolmentResponseCode as Ec, EtsiTs102941Data, InnerEcRequest,
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::EtsiError;
 use crate::envelope::{AuthorityKeys, is_fresh, request_hash};
 use crate::profile::{PSID_CERT_REQUEST, enrolment_credential};
+use crate::trust_lists::read_crl;
 
 /// A station as its manufacturer registered it, with its live level.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,16 @@ pub struct EnrolmentAuthority {
     root: Certificate,
     stations: Arc<dyn StationDirectory>,
     credentials: Arc<dyn CredentialRegister>,
+    /// The root's CRL in force (see [`EnrolmentAuthority::install_crl`]).
+    crl: RwLock<Revoked>,
+}
+
+/// The CA certificates the installed CRL revokes.
+#[derive(Debug, Default)]
+struct Revoked {
+    /// The CRL's `thisUpdate` (unix seconds): an older list is refused.
+    this_update: i64,
+    ids: HashSet<[u8; 8]>,
 }
 
 impl std::fmt::Debug for EnrolmentAuthority {
@@ -95,7 +107,50 @@ impl EnrolmentAuthority {
             root,
             stations,
             credentials,
+            crl: RwLock::new(Revoked::default()),
         }
+    }
+
+    /// Puts the root's CRL `bytes` in force (checked against the root):
+    /// an AA it revokes gets `invalidaa`, and if it revokes this EA, every
+    /// enrolment and validation is refused (`deniedrequest`). A list older
+    /// than the one in force is refused. Returns how many it revokes.
+    pub fn install_crl(&self, bytes: &[u8]) -> Result<usize, EtsiError> {
+        let crl = read_crl(bytes, &self.root)?;
+        let mut held = self
+            .crl
+            .write()
+            .map_err(|_| EtsiError::Profile("the CRL in force is poisoned".into()))?;
+        let this_update = crl.this_update.to_unix();
+        if this_update < held.this_update {
+            return Err(EtsiError::Profile(format!(
+                "the CRL's thisUpdate {this_update} is older than the one in force ({})",
+                held.this_update
+            )));
+        }
+        *held = Revoked {
+            this_update,
+            ids: crl.entries.into_iter().collect(),
+        };
+        Ok(held.ids.len())
+    }
+
+    /// Whether the CRL in force revokes `id` (a poisoned lock counts as
+    /// revoked: refuse rather than trust).
+    fn revoked(&self, id: &[u8; 8]) -> bool {
+        self.crl.read().map_or(true, |c| c.ids.contains(id))
+    }
+
+    /// Whether the CRL in force revokes this EA itself.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked(&self.keys.certificate.hashed_id8())
+    }
+
+    /// Whether the EA may answer at `now`: not revoked, and its own
+    /// certificate valid (an outdated EA certificate issues nothing).
+    fn in_service(&self, now: i64) -> bool {
+        let cert = &self.keys.certificate;
+        !self.is_revoked() && Time32::from_unix(now).is_ok_and(|t| cert.tbs().validity.contains(t))
     }
 
     /// The EA's certificate.
@@ -123,6 +178,8 @@ impl EnrolmentAuthority {
     }
 
     fn enrol(&self, plain: &[u8], now: i64) -> Result<Certificate, Ec> {
+        // A revoked or outdated EA issues nothing more.
+        check(self.in_service(now), Ec::DeniedRequest)?;
         let outer = EtsiSignedData::from_coer(plain).map_err(|_| Ec::BadContentType)?;
         let data = outer.data().ok_or(Ec::BadContentType)?;
         let Ok(EtsiTs102941Data::EnrolmentRequest(pop)) = EtsiTs102941Data::from_coer(data) else {
@@ -224,11 +281,15 @@ impl EnrolmentAuthority {
     }
 
     fn validate(&self, plain: &[u8], now: i64) -> Result<SubjectAttributes, Av> {
+        check(self.in_service(now), Av::DeniedRequest)?;
         let outer = EtsiSignedData::from_coer(plain).map_err(|_| Av::BadContentType)?;
         let EtsiSigner::Certificate(aa) = outer.signer() else {
             return Err(Av::InvalidAa);
         };
         check(aa.verify_signed_by(Some(&self.root)).is_ok(), Av::InvalidAa)?;
+        check(!self.revoked(&aa.hashed_id8()), Av::InvalidAa)?;
+        let valid_now = Time32::from_unix(now).is_ok_and(|t| aa.tbs().validity.contains(t));
+        check(valid_now, Av::InvalidAa)?;
         outer.verify_by(aa).map_err(|_| Av::InvalidAaSignature)?;
         let data = outer.data().ok_or(Av::BadContentType)?;
         let Ok(EtsiTs102941Data::ValidationRequest(request)) = EtsiTs102941Data::from_coer(data)

@@ -34,6 +34,10 @@ pub const CRL_SSP: [u8; 1] = [0x01];
 /// list (bit 7 TLM, 6 root CA, 5 EA, 4 AA, 3 DC): a root CA's CTL lists
 /// EAs, AAs and distribution centres (`38`H).
 pub const RCA_CTL_SSP: [u8; 2] = [0x01, 0x38];
+/// The trust list manager's SSP for PSID 624: version 1, then the entry
+/// types its ECTL may list: TLMs, root CAs and distribution centres
+/// (`C8`H).
+pub const TLM_CTL_SSP: [u8; 2] = [0x01, 0xC8];
 /// An enrolment credential's SSP for PSID 623: version 1, then bit 7
 /// (sign a re-enrolment request) and bit 6 (sign the `ecSignature` of an
 /// authorization request).
@@ -68,6 +72,26 @@ pub fn root_ca(
             ssp: Some(Ssp::Opaque(RCA_CTL_SSP.to_vec())),
         },
     ]);
+    tbs.assurance_level = Some(assurance);
+    tbs
+}
+
+/// The trust list manager (TLM): id `name`, self-signed, `appPermissions`
+/// to sign the European CTL (624) only. It certifies nothing: it lists
+/// the root CAs it recognises (each its own trust anchor), so it has no
+/// `certIssuePermissions` and no `encryptionKey`.
+pub fn trust_list_manager(
+    name: &str,
+    verification_key: PublicKeyP256,
+    validity: ValidityPeriod,
+    assurance: SubjectAssurance,
+) -> ToBeSigned {
+    let mut tbs = ToBeSigned::ca(name, verification_key, validity, Vec::new());
+    tbs.cert_issue_permissions = None;
+    tbs.app_permissions = Some(vec![PsidSsp {
+        psid: PSID_CTL,
+        ssp: Some(Ssp::Opaque(TLM_CTL_SSP.to_vec())),
+    }]);
     tbs.assurance_level = Some(assurance);
     tbs
 }

@@ -4,7 +4,12 @@
 //! certificate revocation list (`CertificateRevocationListMessage`:
 //! `ToBeSignedCrl`, the HashedId8 of revoked CA certificates), each signed
 //! by the root under PSID 624 or 622 (signer `digest`: relying parties
-//! hold the root), and how a station reads them back.
+//! hold the root), and how a station reads them back. Also the trust list
+//! manager's European CTL (`TlmCertificateTrustListMessage`: a full
+//! `ToBeSignedTlmCtl` of the root CAs it recognises, each self-signed, and
+//! the distribution centres that serve their lists), signed by the TLM
+//! under PSID 624: how one EU station trusts several roots (other sectors',
+//! other member states').
 
 use trustca_v2x::trust_lists::{CtlCommand, CtlEntry, CtlFormat, ToBeSignedCrl};
 use trustca_v2x::ts102941::EtsiTs102941Data;
@@ -32,7 +37,60 @@ pub fn rca_ctl(
             "a root CA's CTL lists no root CAs or TLMs".into(),
         ));
     }
-    let data = EtsiTs102941Data::RcaCtl(CtlFormat {
+    let data = EtsiTs102941Data::RcaCtl(full_ctl(entries, sequence, next_update));
+    sign(root, key, PSID_CTL, &data, now)
+}
+
+/// The trust list manager's full ECTL listing `entries` (root CAs, DCs and
+/// the TLM itself), number `sequence`, valid until `next_update`. Every
+/// root must be self-signed (its own trust anchor).
+pub fn tlm_ectl(
+    tlm: &Certificate,
+    key: &dyn V2xSigner,
+    entries: Vec<CtlEntry>,
+    sequence: u8,
+    next_update: Time32,
+    now: i64,
+) -> Result<Vec<u8>, EtsiError> {
+    for entry in &entries {
+        match entry {
+            CtlEntry::Ea { .. } | CtlEntry::Aa { .. } => {
+                return Err(EtsiError::Profile(
+                    "a TLM's CTL lists no EAs or AAs (their root's CTL does)".into(),
+                ));
+            }
+            CtlEntry::Rca { certificate, .. } => certificate.verify_signed_by(None)?,
+            _ => {}
+        }
+    }
+    let data = EtsiTs102941Data::TlmCtl(full_ctl(entries, sequence, next_update));
+    sign(tlm, key, PSID_CTL, &data, now)
+}
+
+/// Reads `tlm`'s ECTL: signed by the TLM under PSID 624, every root in it
+/// self-signed. Returns the list and the root certificates it recognises.
+pub fn read_tlm_ectl(
+    bytes: &[u8],
+    tlm: &Certificate,
+) -> Result<(CtlFormat, Vec<Certificate>), EtsiError> {
+    let EtsiTs102941Data::TlmCtl(ctl) = verified(bytes, tlm, PSID_CTL)? else {
+        return Err(EtsiError::Profile("not a trust list manager's CTL".into()));
+    };
+    let mut roots = Vec::new();
+    for command in &ctl.commands {
+        if let CtlCommand::Add(entry) = command
+            && let CtlEntry::Rca { certificate, .. } = &**entry
+        {
+            certificate.verify_signed_by(None)?;
+            roots.push(certificate.clone());
+        }
+    }
+    Ok((ctl, roots))
+}
+
+/// A full CTL adding every one of `entries`.
+fn full_ctl(entries: Vec<CtlEntry>, sequence: u8, next_update: Time32) -> CtlFormat {
+    CtlFormat {
         next_update,
         is_full: true,
         sequence,
@@ -40,8 +98,7 @@ pub fn rca_ctl(
             .into_iter()
             .map(|e| CtlCommand::Add(Box::new(e)))
             .collect(),
-    });
-    sign(root, key, PSID_CTL, &data, now)
+    }
 }
 
 /// The root's CRL of `revoked` CA certificates (HashedId8).

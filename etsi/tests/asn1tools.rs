@@ -334,3 +334,39 @@ fn asn1tools_decodes_the_root_ctl_and_crl() {
     );
     run(&j);
 }
+
+#[test]
+fn asn1tools_decodes_a_trust_list_managers_ectl() {
+    if !python_can_run() {
+        return;
+    }
+    let (a, b) = (Hierarchy::new(), Hierarchy::new());
+    let (tlm, key) = tlm();
+    let mut j = Jobs {
+        dir: tempfile::tempdir().unwrap(),
+        jobs: Vec::new(),
+    };
+    let next = Time32::from_unix(NOW + 86_400).unwrap();
+    let entries = ectl_entries(&a, &b);
+    let ectl = trustca_etsi::trust_lists::tlm_ectl(&tlm, &key, entries, 3, next, NOW).unwrap();
+    j.add(
+        "tlm",
+        tlm.as_coer(),
+        "EtsiTs103097Certificate",
+        json!({"toBeSigned.id.name": "tlm.etsi.test"}),
+    );
+    j.add(
+        "ectl",
+        &ectl,
+        "TlmCertificateTrustListMessage",
+        json!({"content.signedData.tbsData.headerInfo.psid": 624}),
+    );
+    j.add(
+        "ectl-data",
+        &signed_data(&ectl),
+        "EtsiTs102941Data",
+        json!({"content.certificateTrustListTlm.ctlSequence": 3,
+               "content.certificateTrustListTlm.isFullCtl": true}),
+    );
+    run(&j);
+}

@@ -17,28 +17,6 @@ use trustca_etsi::station::{
 use trustca_v2x::ts102941::{AuthorizationResponseCode as At, EnrolmentResponseCode as Ec};
 use trustca_v2x::{Certificate, CertificateId, PsidSsp, Ssp};
 
-fn cam() -> Vec<PsidSsp> {
-    vec![PsidSsp {
-        psid: 36,
-        ssp: Some(Ssp::Bitmap(vec![1, 0, 0])),
-    }]
-}
-
-/// Enrols `d`'s station with its canonical key; the credential and its key.
-fn enrol(d: &Deployment) -> (Certificate, ring::signature::EcdsaKeyPair) {
-    let ec_key = signing_key();
-    let who = EnrolAs::Canonical {
-        its_id: ITS_ID,
-        key: &d.canonical_key,
-    };
-    let pending = enrolment_request(who, &ec_key, cam(), &d.h.ea, d.now).unwrap();
-    let answer = d.ea.answer_enrolment(&pending.message, d.now).unwrap();
-    assert_eq!(answer.code, Ec::Ok);
-    let response = enrolment_response(&pending, &answer.message, &d.h.ea).unwrap();
-    assert_eq!(response.response_code, Ec::Ok);
-    (response.certificate.unwrap(), ec_key)
-}
-
 #[test]
 fn a_station_enrols_with_its_canonical_key_and_gets_its_level() {
     let d = Deployment::new();

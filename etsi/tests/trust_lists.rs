@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use trustca_etsi::trust_lists::{crl, rca_ctl, read_crl, read_rca_ctl};
+use trustca_etsi::trust_lists::{crl, rca_ctl, read_crl, read_rca_ctl, read_tlm_ectl, tlm_ectl};
 use trustca_v2x::trust_lists::{CtlCommand, CtlEntry, CtlFormat};
 use trustca_v2x::ts102941::EtsiTs102941Data;
 use trustca_v2x::{EtsiSignedData, SignAs, SignedPayload, Time32};
@@ -117,5 +117,41 @@ fn the_root_signs_a_crl_and_a_ctl_is_not_a_crl() {
     // Truncations never panic and never pass.
     for n in 0..bytes.len() {
         assert!(read_crl(&bytes[..n], &h.root).is_err());
+    }
+}
+
+#[test]
+fn a_trust_list_manager_recognises_several_roots() {
+    let (tlm, tlm_key) = tlm();
+    let (a, b) = (Hierarchy::new(), Hierarchy::new());
+    let next = Time32::from_unix(NOW + 30 * 86_400).unwrap();
+    let listed = ectl_entries(&a, &b);
+    let bytes = tlm_ectl(&tlm, &tlm_key, listed.clone(), 1, next, NOW).unwrap();
+    let (ectl, roots) = read_tlm_ectl(&bytes, &tlm).unwrap();
+    assert_eq!(roots, vec![a.root.clone(), b.root.clone()]);
+    assert_eq!(ectl.commands.len(), 3);
+    assert_eq!(EtsiSignedData::from_coer(&bytes).unwrap().psid(), 624);
+    rasn_its_certificate(tlm.as_coer());
+    // Each recognised root's own CTL reads with the root the ECTL gave.
+    let ctl = rca_ctl(&b.root, &b.root_key, entries(&b), 1, next, NOW).unwrap();
+    read_rca_ctl(&ctl, &roots[1]).unwrap();
+    // Not a root CA's CTL, and a root's CTL is not an ECTL.
+    assert!(read_rca_ctl(&bytes, &tlm).is_err());
+    assert!(read_tlm_ectl(&ctl, &b.root).is_err());
+    // Signed by another key under the TLM's name; another TLM.
+    let forged = tlm_ectl(&tlm, &a.root_key, listed, 1, next, NOW);
+    assert!(forged.is_err() || read_tlm_ectl(&forged.unwrap(), &tlm).is_err());
+    assert!(read_tlm_ectl(&bytes, &common::tlm().0).is_err());
+    // No EAs or AAs on an ECTL; no root that is not self-signed.
+    let ea = entries(&a).remove(0);
+    assert!(tlm_ectl(&tlm, &tlm_key, vec![ea], 1, next, NOW).is_err());
+    let not_root = vec![CtlEntry::Rca {
+        certificate: a.ea.clone(),
+        link: None,
+    }];
+    assert!(tlm_ectl(&tlm, &tlm_key, not_root, 1, next, NOW).is_err());
+    // Truncations never panic and never pass.
+    for n in 0..bytes.len() {
+        assert!(read_tlm_ectl(&bytes[..n], &tlm).is_err());
     }
 }

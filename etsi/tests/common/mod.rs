@@ -285,3 +285,55 @@ thread_local! {
     static KEYS: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Vec<u8>>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
+
+/// The CAM permission a station asks for.
+pub fn cam() -> Vec<trustca_v2x::PsidSsp> {
+    vec![trustca_v2x::PsidSsp {
+        psid: 36,
+        ssp: Some(trustca_v2x::Ssp::Bitmap(vec![1, 0, 0])),
+    }]
+}
+
+/// Enrols `d`'s station with its canonical key; the credential and its key.
+pub fn enrol(d: &Deployment) -> (Certificate, EcdsaKeyPair) {
+    use trustca_etsi::station::{EnrolAs, enrolment_request, enrolment_response};
+    use trustca_v2x::ts102941::EnrolmentResponseCode as Ec;
+    let ec_key = signing_key();
+    let who = EnrolAs::Canonical {
+        its_id: ITS_ID,
+        key: &d.canonical_key,
+    };
+    let pending = enrolment_request(who, &ec_key, cam(), &d.h.ea, d.now).unwrap();
+    let answer = d.ea.answer_enrolment(&pending.message, d.now).unwrap();
+    assert_eq!(answer.code, Ec::Ok);
+    let response = enrolment_response(&pending, &answer.message, &d.h.ea).unwrap();
+    assert_eq!(response.response_code, Ec::Ok);
+    (response.certificate.unwrap(), ec_key)
+}
+
+/// A trust list manager with a fresh key.
+pub fn tlm() -> (Certificate, EcdsaKeyPair) {
+    let key = signing_key();
+    let level4 = SubjectAssurance::from_trust_level(4).unwrap();
+    let tbs = profile::trust_list_manager("tlm.etsi.test", public(&key), ca_validity(), level4);
+    (Certificate::sign_root(tbs, &key).unwrap(), key)
+}
+
+/// An ECTL's entries recognising the roots of `a` and `b`, and a DC.
+pub fn ectl_entries(a: &Hierarchy, b: &Hierarchy) -> Vec<trustca_v2x::trust_lists::CtlEntry> {
+    use trustca_v2x::trust_lists::CtlEntry;
+    vec![
+        CtlEntry::Rca {
+            certificate: a.root.clone(),
+            link: None,
+        },
+        CtlEntry::Rca {
+            certificate: b.root.clone(),
+            link: None,
+        },
+        CtlEntry::Dc {
+            url: "http://dc.example/etsi/dc/".into(),
+            roots: vec![a.root.hashed_id8(), b.root.hashed_id8()],
+        },
+    ]
+}
