@@ -68,6 +68,9 @@ pub struct ServeOptions {
     /// The base URL the all-in-one CTL gives for the EA and AA
     /// (`http://HOST[:PORT]`); `None` uses the listen address.
     pub etsi_public_url: Option<String>,
+    /// Allow the all-in-one ETSI authorities (`etsi_listen` without
+    /// `etsi_dir`), whose root key is online: a try-out only.
+    pub etsi_demo_root_online: bool,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -126,6 +129,7 @@ impl ServeOptions {
             etsi_listen: None,
             etsi_dir: None,
             etsi_public_url: None,
+            etsi_demo_root_online: false,
             policies: None,
             passphrase,
             server_names: Vec::new(),
@@ -347,6 +351,11 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         None => None,
     };
     let etsi_listener = match opts.etsi_listen {
+        Some(_)
+            if opts.role.is_none() && opts.etsi_dir.is_none() && !opts.etsi_demo_root_online =>
+        {
+            return Err(crate::etsi::deploy::root_online_refused());
+        }
         Some(addr) if opts.role.is_none() => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
