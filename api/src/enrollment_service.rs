@@ -13,7 +13,7 @@ use trustca_model::{Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
 
-use crate::status::{caller, code, status};
+use crate::status::{blocking, caller, code, status};
 
 pub use crate::enroll_batch::MAX_BATCH_ITEMS;
 
@@ -134,6 +134,35 @@ impl Enrollment for EnrollmentService {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,
         )))
+    }
+
+    async fn register_canonical_key(
+        &self,
+        request: Request<pb::RegisterCanonicalKeyRequest>,
+    ) -> Result<Response<pb::RegisterCanonicalKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let msg = request.into_inner();
+        let engine = Arc::clone(&self.engine);
+        let who = Arc::clone(&caller);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let done = blocking("canonical key registration", move || {
+            engine.register_canonical_key(&who, &msg.device_urn, &msg.canonical_key, now)
+        })
+        .await;
+        match &done {
+            Ok(r) => {
+                tracing::info!(rpc = "RegisterCanonicalKey", caller = %caller.name, device = %r.urn, outcome = "registered")
+            }
+            Err(s) => {
+                tracing::info!(rpc = "RegisterCanonicalKey", caller = %caller.name, outcome = "refused", code = ?s.code(), reason = %s.message())
+            }
+        }
+        let r = done?;
+        Ok(Response::new(pb::RegisterCanonicalKeyResponse {
+            device_urn: r.urn,
+            canonical_key: r.key.compressed().to_vec(),
+            trust_level: u32::from(r.trust_level),
+        }))
     }
 
     async fn get_ca_certificates(

@@ -7,6 +7,7 @@
 pub mod attestation;
 mod authority_tls;
 mod ca_keys;
+pub mod canonical_keys;
 pub mod ceremony;
 mod crl;
 mod csr;

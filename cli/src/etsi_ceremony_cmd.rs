@@ -136,6 +136,23 @@ pub struct DirArgs {
     json: bool,
 }
 
+impl DirArgs {
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The passphrase of the directory's keystore.
+    pub(crate) fn passphrase(&self) -> Result<trustca_ca::Passphrase> {
+        self.pass.load()
+    }
+
+    /// Whether to print JSON.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+}
+
 /// `trustca etsi install`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
@@ -152,23 +169,32 @@ pub struct InstallArgs {
     /// A CTL from `trustca etsi root sign-ctl` (AA, distribution centre).
     #[arg(long)]
     ctl: Option<PathBuf>,
-    /// A CRL from `trustca etsi root sign-crl` (AA, distribution centre).
+    /// A CRL from `trustca etsi root sign-crl` (EA, AA, distribution
+    /// centre).
     #[arg(long)]
     crl: Option<PathBuf>,
+    /// A trust list manager's certificate (tlm.oer), with the first
+    /// --ectl (distribution centre).
+    #[arg(long)]
+    tlm: Option<PathBuf>,
+    /// A trust list manager's ECTL from `trustca etsi tlm sign-ectl`
+    /// (distribution centre; checked against --tlm or the one installed).
+    #[arg(long)]
+    ectl: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -297,20 +323,35 @@ pub fn run_dc(action: DcAction) -> Result<ExitCode> {
 pub fn run_install(a: InstallArgs) -> Result<ExitCode> {
     let load = |p: &Option<PathBuf>| p.as_deref().map(read).transpose();
     let (root, cert, ctl, crl) = (load(&a.root)?, load(&a.cert)?, load(&a.ctl)?, load(&a.crl)?);
+    let (tlm, ectl) = (load(&a.tlm)?, load(&a.ectl)?);
     let files = Install {
         root: root.as_deref(),
         certificate: cert.as_deref(),
         ctl: ctl.as_deref(),
         crl: crl.as_deref(),
     };
-    if files.root.is_none()
-        && files.certificate.is_none()
-        && files.ctl.is_none()
-        && files.crl.is_none()
-    {
-        anyhow::bail!("nothing to install: give --root, --cert, --ctl or --crl");
+    let root_side = files.root.is_some()
+        || files.certificate.is_some()
+        || files.ctl.is_some()
+        || files.crl.is_some();
+    if !root_side && ectl.is_none() {
+        if tlm.is_some() {
+            anyhow::bail!("--tlm goes with --ectl");
+        }
+        anyhow::bail!("nothing to install: give --root, --cert, --ctl, --crl or --ectl");
     }
-    let done = ceremony::install(&a.dir, &files)?;
+    let mut done = if root_side {
+        ceremony::install(&a.dir, &files)?
+    } else {
+        Vec::new()
+    };
+    if let Some(ectl) = &ectl {
+        trustca_server::etsi::tlm::install_ectl(&a.dir, tlm.as_deref(), ectl)?;
+        done.extend([
+            trustca_server::etsi::tlm::TLM_FILE,
+            trustca_server::etsi::tlm::ECTL_FILE,
+        ]);
+    }
     if a.json {
         print_json(&json!({"dir": a.dir, "installed": done}));
     } else {

@@ -2,8 +2,8 @@
 //! (`docs/v2x-etsi.md`): the key ceremony of the root, EA, AA and
 //! distribution centre (`etsi_ceremony_cmd.rs`) and registering a
 //! station's canonical key in the CA's store, on the data directory of a
-//! stopped server (the manufacturer's network interface for it does not
-//! exist yet).
+//! stopped server (the operator's path; manufacturers register over the
+//! network with their credential, `Enrollment/RegisterCanonicalKey`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,12 @@ pub enum EtsiAction {
     Dc {
         #[command(subcommand)]
         action: crate::etsi_ceremony_cmd::DcAction,
+    },
+    /// The offline trust list manager: init, sign-ectl (the European CTL
+    /// of the root CAs it recognises).
+    Tlm {
+        #[command(subcommand)]
+        action: crate::etsi_tlm_cmd::TlmAction,
     },
     /// Install the root certificate, an authority's certificate, or the
     /// root's CTL and CRL into an EA's, AA's or distribution centre's
@@ -90,6 +96,7 @@ pub fn run(action: EtsiAction) -> Result<ExitCode> {
         EtsiAction::Ea { action } => crate::etsi_ceremony_cmd::run_authority(EtsiRole::Ea, action),
         EtsiAction::Aa { action } => crate::etsi_ceremony_cmd::run_authority(EtsiRole::Aa, action),
         EtsiAction::Dc { action } => crate::etsi_ceremony_cmd::run_dc(action),
+        EtsiAction::Tlm { action } => crate::etsi_tlm_cmd::run_tlm(action),
         EtsiAction::Install(args) => crate::etsi_ceremony_cmd::run_install(args),
         EtsiAction::RegisterCanonicalKey {
             data,

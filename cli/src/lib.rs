@@ -14,6 +14,7 @@ pub mod cli;
 pub mod enroll_cmd;
 pub mod etsi_ceremony_cmd;
 pub mod etsi_cmd;
+pub mod etsi_tlm_cmd;
 pub mod help;
 pub mod model_cmd;
 pub mod pkcs11;

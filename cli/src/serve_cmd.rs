@@ -47,8 +47,10 @@ pub struct ServeArgs {
     web_listen: Option<SocketAddr>,
     /// Also serve the EU C-ITS authorities (ETSI TS 102 941 EA, AA and
     /// CTL/CRL distribution centre) over plain HTTP on this address:
-    /// http://ADDR/etsi/... (off unless given; without --etsi-role, one
-    /// process with the ETSI root key online, made in DATA/etsi at first start).
+    /// http://ADDR/etsi/... (off unless given). With --etsi-role ea
+    /// --etsi-dir DIR: the ceremony's EA. Without --etsi-role it needs
+    /// --etsi-demo-root-online (one process with the ETSI root key online,
+    /// made in DATA/etsi at first start: a try-out).
     #[arg(long, env = "TRUSTCA_ETSI_LISTEN", help_heading = "Listeners")]
     etsi_listen: Option<SocketAddr>,
     #[command(flatten, next_help_heading = "EU C-ITS (ETSI) authorities")]
@@ -139,6 +141,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         etsi_listen,
         etsi_dir,
         etsi_public_url: etsi.etsi_public_url,
+        etsi_demo_root_online: etsi.etsi_demo_root_online,
         policies,
         passphrase,
         server_names,
@@ -235,6 +238,12 @@ pub struct EtsiServeArgs {
     /// --etsi-listen (NAT, proxy, 0.0.0.0).
     #[arg(long = "etsi-public-url", env = "TRUSTCA_ETSI_PUBLIC_URL")]
     etsi_public_url: Option<String>,
+    /// Without --etsi-role: run the ETSI root, EA, AA and distribution
+    /// centre in this process, the root key online in DATA/etsi. A
+    /// try-out only; a deployment keeps the root offline (trustca etsi root
+    /// init, serve --etsi-role ea|aa|dc).
+    #[arg(long = "etsi-demo-root-online", env = "TRUSTCA_ETSI_DEMO_ROOT_ONLINE")]
+    etsi_demo_root_online: bool,
 }
 
 /// What the ETSI flags ask `serve` to run.
@@ -254,6 +263,9 @@ impl EtsiServeArgs {
             return Ok(EtsiMode::WithCa(None));
         };
         let role = EtsiRole::parse(role)?;
+        if self.etsi_demo_root_online {
+            bail!("--etsi-demo-root-online is for the all-in-one ETSI listener, not --etsi-role");
+        }
         if self.etsi_public_url.is_some() {
             bail!(
                 "--etsi-public-url is for the all-in-one ETSI listener; a separated authority's URL is the one it was certified with (trustca etsi ea|aa init --url)"

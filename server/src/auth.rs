@@ -74,6 +74,10 @@ pub(crate) const RULES: &[(&str, Access)] = &[
     ),
     ("/trustca.v1.Enrollment/GetCaCertificates", Access::Public),
     (
+        "/trustca.v1.Enrollment/RegisterCanonicalKey",
+        caller(&[Manufacturer]),
+    ),
+    (
         "/trustca.v1.Attestation/GetEnrollmentChallenge",
         caller(&[Manufacturer]),
     ),

@@ -33,6 +33,13 @@ impl Listeners {
     /// Binds every address `opts` names, refusing the combinations a
     /// separated V2X authority (`--role`) does not serve.
     pub(crate) async fn bind(opts: &ServeOptions) -> Result<Self> {
+        if opts.etsi_listen.is_some()
+            && opts.role.is_none()
+            && opts.etsi_dir.is_none()
+            && !opts.etsi_demo_root_online
+        {
+            return Err(crate::etsi::deploy::root_online_refused());
+        }
         let grpc = bind(opts.listen).await?;
         let metrics = match opts.metrics {
             Some(addr) => Some(crate::metrics::bind(addr).await?),

@@ -31,7 +31,12 @@ pub(crate) fn serve_etsi(
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the ETSI address: {e}")))?;
     let http = match &opts.etsi_dir {
-        Some(dir) => crate::etsi::roles::ea_service(dir, &opts.passphrase, Arc::clone(storage))?,
+        Some(dir) => crate::etsi::roles::ea_service(
+            dir,
+            &opts.passphrase,
+            Arc::clone(storage),
+            stop.clone(),
+        )?,
         None => crate::etsi::deploy::service(
             crate::etsi::deploy::AllInOne {
                 data: &opts.data,

@@ -60,6 +60,9 @@ pub struct ServeOptions {
     /// The base URL the all-in-one CTL gives for the EA and AA
     /// (`http://HOST[:PORT]`); `None` uses the listen address.
     pub etsi_public_url: Option<String>,
+    /// Allow the all-in-one ETSI authorities (`etsi_listen` without
+    /// `etsi_dir`), whose root key is online: a try-out only.
+    pub etsi_demo_root_online: bool,
     /// Policy directory overriding the data directory's copy.
     pub policies: Option<PathBuf>,
     /// Passphrase of the CA keys.
@@ -118,6 +121,7 @@ impl ServeOptions {
             etsi_listen: None,
             etsi_dir: None,
             etsi_public_url: None,
+            etsi_demo_root_online: false,
             policies: None,
             passphrase,
             server_names: Vec::new(),

@@ -123,6 +123,11 @@ pub fn actor(caller: &Credential) -> String {
 }
 
 impl EnrollmentEngine {
+    /// The store the engine issues into (for sibling engine modules).
+    pub(crate) fn store(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
     /// Builds an engine over a loaded hierarchy and a store.
     pub fn new(
         policies: Arc<PolicySet>,

@@ -12,6 +12,7 @@
 //! cert.oer             (EA, AA) its own certificate, installed from the root
 //! ctl.oer crl.oer      (AA, DC) the root's signed lists, installed
 //! issued/<name>.toml   (root) every EA and AA it certified, and whether revoked
+//! tlm.oer ectl.oer     (TLM) its certificate; (DC) the TLM's, and its ECTL, installed
 //! ```
 //!
 //! `root init` → `ea init` / `aa init` (request) → `root sign` (certificate)
@@ -64,8 +65,12 @@ pub enum EtsiRole {
     Ea,
     /// The authorization authority.
     Aa,
-    /// The distribution centre of the root's CTL and CRL.
+    /// The distribution centre of the root's CTL and CRL (and a trust
+    /// list manager's ECTL).
     Dc,
+    /// A trust list manager (offline: signs the European CTL of the root
+    /// CAs it recognises; `super::tlm`).
+    Tlm,
 }
 
 impl EtsiRole {
@@ -76,16 +81,17 @@ impl EtsiRole {
             Self::Ea => "ea",
             Self::Aa => "aa",
             Self::Dc => "dc",
+            Self::Tlm => "tlm",
         }
     }
 
     /// Parses [`EtsiRole::as_str`].
     pub fn parse(s: &str) -> Result<Self> {
-        [Self::Root, Self::Ea, Self::Aa, Self::Dc]
+        [Self::Root, Self::Ea, Self::Aa, Self::Dc, Self::Tlm]
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                ServerError::Config(format!("unknown ETSI role {s:?}: root, ea, aa or dc"))
+                ServerError::Config(format!("unknown ETSI role {s:?}: root, ea, aa, dc or tlm"))
             })
     }
 
@@ -96,6 +102,7 @@ impl EtsiRole {
             Self::Ea => &["ea", "ea-encryption"],
             Self::Aa => &["aa", "aa-encryption"],
             Self::Dc => &[],
+            Self::Tlm => &["tlm"],
         }
     }
 }
@@ -144,23 +151,23 @@ pub struct EtsiDir {
     url: Option<String>,
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("new");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| io(format_args!("cannot write {}", path.display()), e))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))
 }
 
-fn cert_of(bytes: &[u8], what: &str) -> Result<Certificate> {
+pub(super) fn cert_of(bytes: &[u8], what: &str) -> Result<Certificate> {
     Certificate::from_coer_in(CertProfile::EtsiTs103097, bytes)
         .map_err(|e| ServerError::Config(format!("{what} is not a TS 103 097 certificate: {e}")))
 }
 
-fn validity(now: i64) -> Result<ValidityPeriod> {
+pub(super) fn validity(now: i64) -> Result<ValidityPeriod> {
     Ok(ValidityPeriod {
         start: Time32::from_unix(now - 3600).map_err(etsi_err)?,
         duration: Duration::Years(CERT_YEARS),
@@ -168,12 +175,12 @@ fn validity(now: i64) -> Result<ValidityPeriod> {
 }
 
 /// Software keys encrypted at rest: level 4, as the V2X CA certificates.
-fn assurance() -> Result<SubjectAssurance> {
+pub(super) fn assurance() -> Result<SubjectAssurance> {
     SubjectAssurance::from_trust_level(4).map_err(etsi_err)
 }
 
 /// Makes `dir` for `role`: refuses a directory that holds anything.
-fn create(dir: &Path, role: EtsiRole, name: &str, url: Option<&str>) -> Result<EtsiDir> {
+pub(super) fn create(dir: &Path, role: EtsiRole, name: &str, url: Option<&str>) -> Result<EtsiDir> {
     let busy = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     if busy {
         return Err(ServerError::Config(format!(
@@ -286,7 +293,7 @@ impl EtsiDir {
         })
     }
 
-    fn expect(&self, role: EtsiRole) -> Result<()> {
+    pub(super) fn expect(&self, role: EtsiRole) -> Result<()> {
         if self.role != role {
             return Err(ServerError::Config(format!(
                 "{} is an ETSI {} directory, not {}",
@@ -630,10 +637,11 @@ pub struct Install<'a> {
 /// certificate against the directory's own request) before writing it.
 pub fn install(dir: &Path, files: &Install<'_>) -> Result<Vec<&'static str>> {
     let d = EtsiDir::open(dir)?;
-    if d.role == EtsiRole::Root {
-        return Err(ServerError::Config(
-            "the root's directory installs nothing: it makes its certificate and lists".into(),
-        ));
+    if matches!(d.role, EtsiRole::Root | EtsiRole::Tlm) {
+        return Err(ServerError::Config(format!(
+            "the {}'s directory installs nothing: it makes its certificate and lists",
+            d.role.as_str()
+        )));
     }
     let root = match files.root {
         Some(bytes) => {

@@ -1,7 +1,11 @@
-//! `trustca serve --etsi-listen`: the EU C-ITS authorities of one CA
-//! directory (`docs/v2x-etsi.md`). An ETSI root, an enrolment authority, an
-//! authorization authority and a distribution centre in the serving
-//! process, on one plain-HTTP listener.
+//! `trustca serve --etsi-listen --etsi-demo-root-online`: the EU C-ITS
+//! authorities of one CA directory (`docs/v2x-etsi.md`). An ETSI root, an
+//! enrolment authority, an authorization authority and a distribution
+//! centre in the serving process, on one plain-HTTP listener. The root key
+//! is online, so this runs only when asked for by name (a try-out);
+//! without the flag `--etsi-listen` is refused ([`root_online_refused`]) and
+//! a deployment runs the ceremony's separated authorities
+//! (`super::roles`).
 //!
 //! Their keys are made where they are used, at the first start with the
 //! listener: `DATA/etsi/keys/` is a keystore encrypted under the CA
@@ -258,6 +262,14 @@ pub struct AllInOne<'a> {
     pub public_url: Option<&'a str>,
 }
 
+/// Why `--etsi-listen` alone does not start: the all-in-one authorities
+/// keep the ETSI root key online, which only a try-out may do.
+pub fn root_online_refused() -> ServerError {
+    ServerError::Config(
+        "--etsi-listen without --etsi-role keeps the ETSI root key online (it signs every EA, AA, CTL and CRL): run the key ceremony (trustca etsi root init on an offline machine, etsi ea|aa|dc init, etsi root sign, etsi install) and serve --etsi-role ea --etsi-dir DIR, or add --etsi-demo-root-online for a try-out".into(),
+    )
+}
+
 /// One warning at start when an ETSI root key is in this (online) data
 /// directory: `DATA/etsi/keys/root.key` (the all-in-one mode), or a root
 /// directory made by `trustca etsi root init` inside DATA.
@@ -324,6 +336,7 @@ pub fn service(
         ea: Some(Arc::new(ea)),
         aa: Some(Arc::new(aa)),
         lists: Some(RwLock::new(lists)),
+        ectl: RwLock::default(),
     });
     reissue_lists(Arc::clone(&http), a.root, a.root_key, entries, stop);
     Ok(http)

@@ -62,6 +62,9 @@ type Answer = Response<Full<Bytes>>;
 pub const CTL_PREFIX: &str = "/etsi/dc/getctl/";
 /// The distribution centre's path prefix of CRLs.
 pub const CRL_PREFIX: &str = "/etsi/dc/getcrl/";
+/// The distribution centre's path prefix of a trust list manager's ECTL
+/// (by the TLM's HashedId8).
+pub const ECTL_PREFIX: &str = "/etsi/dc/getectl/";
 
 /// A root's signed lists, as the distribution centre serves them.
 #[derive(Debug, Clone)]
@@ -84,6 +87,10 @@ pub struct EtsiHttp {
     /// The trust lists, if this process is a distribution centre; replaced
     /// whole when the root re-issues them.
     pub lists: Option<std::sync::RwLock<PublishedLists>>,
+    /// A trust list manager's ECTL a distribution centre serves: (the
+    /// TLM's HashedId8 hex, the signed ECTL), replaced when a new one is
+    /// installed.
+    pub ectl: std::sync::RwLock<Option<(String, Bytes)>>,
 }
 
 fn plain(status: StatusCode, text: &str) -> Answer {
@@ -165,6 +172,9 @@ impl EtsiHttp {
 
     /// A `GET` of a trust list, if the path names one.
     fn trust_list(&self, method: &Method, path: &str) -> Option<Answer> {
+        if let Some(name) = path.strip_prefix(ECTL_PREFIX) {
+            return Some(self.ectl(method, name));
+        }
         let (name, ctl) = match (path.strip_prefix(CTL_PREFIX), path.strip_prefix(CRL_PREFIX)) {
             (Some(name), _) => (name, true),
             (_, Some(name)) => (name, false),
@@ -188,6 +198,23 @@ impl EtsiHttp {
             HeaderValue::from_static("application/octet-stream"),
         );
         Some(r)
+    }
+
+    /// A `GET` of the ECTL of the TLM `name`.
+    fn ectl(&self, method: &Method, name: &str) -> Answer {
+        let held = self.ectl.read().ok().and_then(|e| e.clone());
+        let Some((_, body)) = held.filter(|(tlm, _)| name.eq_ignore_ascii_case(tlm)) else {
+            return plain(StatusCode::NOT_FOUND, "no ECTL of that TLM here");
+        };
+        if method != Method::GET {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+        }
+        let mut r = Response::new(Full::new(body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        r
     }
 
     fn dispatch(&self, route: Route, body: &[u8], now: i64) -> Result<Vec<u8>, Unanswerable> {

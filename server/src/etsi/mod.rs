@@ -6,7 +6,7 @@
 //! A station's canonical identifier is its device URN
 //! (`urn:trustca:<sector>:<manufacturer>:<model>:<serial>`); its manufacturer
 //! registers the canonical key for a device it enrolled
-//! ([`register_canonical_key`]), and the EA reads the device's live trust
+//! ([`register_canonical_key`], or over gRPC with its credential), and the EA reads the device's live trust
 //! record, so the enrolment credential carries the car's trust level and a
 //! revoked or suspended car gets none.
 
@@ -14,6 +14,7 @@ pub mod ceremony;
 pub mod deploy;
 pub mod http;
 pub mod roles;
+pub mod tlm;
 
 use std::sync::Arc;
 
@@ -21,13 +22,12 @@ use serde::{Deserialize, Serialize};
 use trustca_etsi::EtsiError;
 use trustca_etsi::ea::{CredentialRegister, Station, StationDirectory};
 use trustca_model::{DeviceIdentity, TrustStatus};
-use trustca_store::{BlobAudit, Storage};
+use trustca_store::Storage;
 use trustca_v2x::{CertProfile, Certificate, PublicKeyP256};
 
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 
-/// Record space of canonical keys, by device identity key.
-const CANONICAL_SPACE: &str = "etsi.canonical";
+use trustca_ca::canonical_keys::CANONICAL_SPACE;
 /// Record space of issued enrolment credentials, by HashedId8.
 const CREDENTIAL_SPACE: &str = "etsi.credentials";
 
@@ -42,7 +42,9 @@ fn identity_key(its_id: &[u8]) -> Option<String> {
 }
 
 /// Registers `canonical_key` for the device `urn`, on behalf of
-/// `manufacturer` (the caller's credential names it): the device must be
+/// `manufacturer` (named by the operator, offline: `trustca etsi
+/// register-canonical-key`; over the network the manufacturer's credential
+/// names it, `Enrollment/RegisterCanonicalKey`): the device must be
 /// enrolled and be that manufacturer's; a key once registered is never
 /// replaced.
 pub fn register_canonical_key(
@@ -52,31 +54,16 @@ pub fn register_canonical_key(
     canonical_key: &PublicKeyP256,
     now: i64,
 ) -> Result<()> {
-    let key = identity_key(urn.as_bytes())
-        .ok_or_else(|| ServerError::Config(format!("{urn:?} is not a device URN")))?;
-    let device = storage
-        .device(&key)?
-        .ok_or_else(|| ServerError::Config(format!("{urn} is not enrolled")))?;
-    if !device.manufacturer.eq_ignore_ascii_case(manufacturer) {
-        return Err(ServerError::Config(format!(
-            "{urn} is not a device of manufacturer {manufacturer}"
-        )));
-    }
-    let audit = BlobAudit {
-        actor: format!("manufacturer:{manufacturer}"),
-        kind: "etsi.canonical-key".into(),
-        subject: urn.to_owned(),
-        detail: format!(r#"{{"key":"{}"}}"#, hex::encode(canonical_key.compressed())),
-        at: now,
-    };
-    if storage.blob_get(CANONICAL_SPACE, key.as_bytes())?.is_some() {
-        return Err(ServerError::Config(format!(
-            "{urn} already has a canonical key (it is never replaced)"
-        )));
-    }
-    // create_only: a concurrent registration of the same device fails here.
-    let record = (key.into_bytes(), canonical_key.compressed().to_vec());
-    Ok(storage.blob_put(CANONICAL_SPACE, &[record], true, Some(&audit))?)
+    let actor = format!("manufacturer:{manufacturer}");
+    trustca_ca::canonical_keys::register_canonical_key(
+        storage,
+        manufacturer,
+        &actor,
+        urn,
+        canonical_key,
+        now,
+    )?;
+    Ok(())
 }
 
 /// Stations from the CA's store: the registered canonical key and the

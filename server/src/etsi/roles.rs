@@ -5,12 +5,18 @@
 //! * The EA runs in the CA's process (`serve --etsi-role ea --etsi-dir
 //!   DIR`): it reads the stations' canonical keys and live trust records
 //!   from the CA's store, and its key from DIR.
+//! * The EA also holds the root's CRL (installed in its directory): it
+//!   refuses validation to an AA the CRL revokes, and issues nothing if
+//!   the CRL revokes the EA itself.
 //! * The AA runs alone (no CA, no store): its EAs and their
 //!   `aaAccessPoint` come from the CTL installed in its directory, less
 //!   those the installed CRL revokes; it reaches them over HTTP.
+//! * The EA and AA read their installed lists again when an operator
+//!   installs new ones ([`RELOAD_EVERY`]): no restart.
 //! * The distribution centre runs alone and holds no key: it serves the
-//!   CTL and CRL installed in its directory and reads them again when an
-//!   operator installs new ones ([`RELOAD_EVERY`]).
+//!   CTL and CRL installed in its directory, and a trust list manager's
+//!   ECTL if one is installed, and reads them again when an operator
+//!   installs new ones ([`RELOAD_EVERY`]).
 //!
 //! Each warns when an installed list is within [`WARN_BEFORE`] of its
 //! `nextUpdate` (re-signing the lists at the offline root is an operator's
@@ -62,31 +68,102 @@ fn open(dir: &Path, role: EtsiRole) -> Result<EtsiDir> {
 }
 
 /// The EA of `dir` over the CA's `storage` (stations and credentials).
+/// The root's CRL installed in `dir` is in force and read again when an
+/// operator installs a new one, until `stop`: an AA it revokes is refused
+/// validation, and if it revokes the EA itself, the EA issues nothing.
 pub fn ea_service(
     dir: &Path,
     passphrase: &Passphrase,
     storage: Arc<dyn Storage>,
+    stop: CancellationToken,
 ) -> Result<Arc<EtsiHttp>> {
     let d = open(dir, EtsiRole::Ea)?;
     let keys = d.keystore(passphrase)?;
     let root = d.root()?;
     let cert = d.certificate()?;
-    let ea = EnrolmentAuthority::new(
+    let ea = Arc::new(EnrolmentAuthority::new(
         cert,
         Arc::new(signing_key(&keys.load("ea")?)?),
         secret(&keys, "ea-encryption")?,
         root,
         Arc::new(StoreStations(Arc::clone(&storage))),
         Arc::new(StoreCredentials(storage)),
-    );
+    ));
+    let held = installed(&d, &[CRL_FILE]);
+    apply_ea_crl(&ea, &held)?;
+    let watched = Arc::clone(&ea);
+    watch_lists(d, &[CRL_FILE], held, stop, move |lists| {
+        apply_ea_crl(&watched, lists)
+    });
     Ok(Arc::new(EtsiHttp {
-        ea: Some(Arc::new(ea)),
+        ea: Some(ea),
         ..EtsiHttp::default()
     }))
 }
 
-/// The EAs of the installed CTL that the installed CRL does not revoke.
-fn known_eas(d: &EtsiDir, root: &Certificate) -> Result<Vec<KnownEa>> {
+/// Puts the installed CRL (if any) in force at `ea`.
+fn apply_ea_crl(ea: &EnrolmentAuthority, lists: &[Option<Vec<u8>>]) -> Result<()> {
+    let Some(Some(crl)) = lists.first() else {
+        tracing::warn!(
+            "no CRL installed in the EA's directory: it cannot refuse revoked AAs (trustca etsi install --crl)"
+        );
+        return Ok(());
+    };
+    let revoked = ea.install_crl(crl).map_err(etsi_err)?;
+    if ea.is_revoked() {
+        tracing::error!("the installed CRL revokes this EA: it issues nothing more");
+    } else {
+        tracing::info!(revoked, "the EA has the root's CRL in force");
+    }
+    Ok(())
+}
+
+/// The contents of `files` in `d` now (`None`: not installed).
+fn installed(d: &EtsiDir, files: &[&str]) -> Vec<Option<Vec<u8>>> {
+    files
+        .iter()
+        .map(|f| std::fs::read(d.path().join(f)).ok())
+        .collect()
+}
+
+/// Every [`RELOAD_EVERY`] until `stop`, reads `files` in `d` again and
+/// calls `apply` when they differ from what was last seen (`seen`); a
+/// refusal is logged and the authority keeps what it had.
+fn watch_lists<F>(
+    d: EtsiDir,
+    files: &'static [&'static str],
+    mut seen: Vec<Option<Vec<u8>>>,
+    stop: CancellationToken,
+    apply: F,
+) where
+    F: Fn(&[Option<Vec<u8>>]) -> Result<()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(RELOAD_EVERY);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = every.tick() => {}
+            }
+            let fresh = installed(&d, files);
+            if fresh == seen {
+                continue;
+            }
+            seen = fresh;
+            match apply(&seen) {
+                Ok(()) => tracing::info!(?files, "newly installed ETSI lists in force"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "newly installed ETSI lists refused; keeping the last good ones"
+                ),
+            }
+        }
+    });
+}
+
+/// The EAs of the installed CTL and the CA certificates the installed CRL
+/// revokes (the AA refuses those EAs with `its-aa-invalidea`).
+fn known_eas(d: &EtsiDir, root: &Certificate) -> Result<(Vec<KnownEa>, Vec<[u8; 8]>)> {
     let ctl = read_rca_ctl(&d.list(CTL_FILE)?, root).map_err(etsi_err)?;
     let crl = read_crl(&d.list(CRL_FILE)?, root).map_err(etsi_err)?;
     warn_if_near(CTL_FILE, ctl.next_update.to_unix(), now());
@@ -103,8 +180,7 @@ fn known_eas(d: &EtsiDir, root: &Certificate) -> Result<Vec<KnownEa>> {
         } = *entry
         {
             if crl.entries.contains(&certificate.hashed_id8()) {
-                tracing::warn!(ea = %hex::encode(certificate.hashed_id8()), "the installed CRL revokes an EA of the CTL: not used");
-                continue;
+                tracing::warn!(ea = %hex::encode(certificate.hashed_id8()), "the installed CRL revokes an EA of the CTL: its stations are refused");
             }
             let link = HttpEaLink::from_url(&aa_access_point).map_err(etsi_err)?;
             eas.push(KnownEa {
@@ -113,21 +189,27 @@ fn known_eas(d: &EtsiDir, root: &Certificate) -> Result<Vec<KnownEa>> {
             });
         }
     }
-    Ok(eas)
+    Ok((eas, crl.entries))
 }
 
 /// The AA of `dir`: its keys, the ticket profile beside `policies` (or
-/// `DIR/policies`, else the shipped one), its EAs from the installed CTL.
+/// `DIR/policies`, else the shipped one), its EAs from the installed CTL
+/// and CRL, read again when an operator installs new ones, until `stop`.
 pub fn aa_service(
     dir: &Path,
     passphrase: &Passphrase,
     policies: Option<&Path>,
+    stop: CancellationToken,
 ) -> Result<Arc<EtsiHttp>> {
     let d = open(dir, EtsiRole::Aa)?;
     let keys = d.keystore(passphrase)?;
     let root = d.root()?;
-    let eas = known_eas(&d, &root)?;
-    if eas.is_empty() {
+    let seen = installed(&d, &[CTL_FILE, CRL_FILE]);
+    let (eas, revoked) = known_eas(&d, &root)?;
+    if eas
+        .iter()
+        .all(|e| revoked.contains(&e.certificate.hashed_id8()))
+    {
         return Err(ServerError::Config(format!(
             "the CTL installed in {} lists no EA this AA may use",
             dir.display()
@@ -138,11 +220,20 @@ pub fn aa_service(
         Arc::new(signing_key(&keys.load("aa")?)?),
         secret(&keys, "aa-encryption")?,
         ticket_profile(policies, dir)?,
-        eas,
+        eas.clone(),
     )
     .map_err(etsi_err)?;
+    aa.replace_trust(eas, revoked);
+    let aa = Arc::new(aa);
+    let watched = Arc::clone(&aa);
+    let watched_dir = d.clone();
+    watch_lists(d, &[CTL_FILE, CRL_FILE], seen, stop, move |_| {
+        let (eas, revoked) = known_eas(&watched_dir, &root)?;
+        watched.replace_trust(eas, revoked);
+        Ok(())
+    });
     Ok(Arc::new(EtsiHttp {
-        aa: Some(Arc::new(aa)),
+        aa: Some(aa),
         ..EtsiHttp::default()
     }))
 }
@@ -195,6 +286,13 @@ pub fn dc_service(dir: &Path, stop: CancellationToken) -> Result<Arc<EtsiHttp>> 
         lists: Some(RwLock::new(lists)),
         ..EtsiHttp::default()
     });
+    let ectl_files = &[super::tlm::TLM_FILE, super::tlm::ECTL_FILE];
+    let seen = installed(&d, ectl_files);
+    serve_ectl(&http, &d)?;
+    let (ectl_http, ectl_dir) = (Arc::clone(&http), d.clone());
+    watch_lists(d.clone(), ectl_files, seen, stop.clone(), move |_| {
+        serve_ectl(&ectl_http, &ectl_dir)
+    });
     let shared = Arc::clone(&http);
     tokio::spawn(async move {
         let mut warned = [(ctl_next, None), (crl_next, None)];
@@ -231,6 +329,16 @@ pub fn dc_service(dir: &Path, stop: CancellationToken) -> Result<Arc<EtsiHttp>> 
     Ok(http)
 }
 
+/// Serves the ECTL installed in the DC's directory `d` (if any) from `http`.
+fn serve_ectl(http: &EtsiHttp, d: &EtsiDir) -> Result<()> {
+    let fresh = super::tlm::installed_ectl(d)?.map(|(tlm, ectl)| (tlm, ectl.into()));
+    match http.ectl.write() {
+        Ok(mut slot) => *slot = fresh,
+        Err(poisoned) => *poisoned.into_inner() = fresh,
+    }
+    Ok(())
+}
+
 /// A running standalone ETSI authority (`serve --etsi-role aa|dc`).
 #[derive(Debug)]
 pub struct RunningEtsi {
@@ -260,7 +368,7 @@ pub async fn start(
         EtsiRole::Aa => {
             let pass = passphrase
                 .ok_or_else(|| ServerError::Config("the AA's keys need the passphrase".into()))?;
-            aa_service(dir, pass, policies)?
+            aa_service(dir, pass, policies, stop.clone())?
         }
         EtsiRole::Dc => dc_service(dir, stop.clone())?,
         other => {
@@ -270,6 +378,7 @@ pub async fn start(
                 match other {
                     EtsiRole::Ea =>
                         "the EA runs in the CA's process (it reads the stations from the CA's store)",
+                    EtsiRole::Tlm => "the trust list manager stays offline",
                     _ => "the root stays offline",
                 }
             )));

@@ -332,6 +332,21 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     assert_eq!(result["authorization"], "ok", "{result}");
     assert_eq!(result["at_level"], level, "{result}");
     assert_eq!(result["crl_entries"], 0, "{result}");
+    let mut args = vec![
+        ctl_url.clone(),
+        "-".to_owned(),
+        secret_hex.clone(),
+        urn.clone(),
+        s(x).to_owned(),
+    ];
+    ectl_through_dc(
+        dc.path(),
+        &root_oer,
+        &dc_url,
+        &dc_ectl_base(dc_at),
+        &mut args,
+    )
+    .await;
 
     // Revocation: the root revokes the AA offline; the new CRL (valid one
     // day: the DC warns of its nextUpdate) is installed in the running DC.
@@ -375,6 +390,15 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     );
     let refused = station(x).await.unwrap();
     assert_eq!(refused["refused"], "aa revoked", "{refused}");
+    authorities_read_new_crls(&RevocationSteps {
+        root: root.path(),
+        ea: ea.path(),
+        aa: aa.path(),
+        x,
+        crl: &new_crl,
+        station: &station_ignoring_crl(&ctl_url, &root_oer, &secret_hex, &urn),
+    })
+    .await;
     trustca_cli(&[
         "etsi",
         "install",
@@ -397,4 +421,180 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     assert!(!aa_process.log().contains("ERROR"), "{}", aa_process.log());
     drop((aa_process, dc_process));
     ca.stop().await;
+}
+
+/// The Python station's arguments, as a station that does not read the
+/// CRL (`--ignore-crl`): it asks revoked authorities anyway, so their own
+/// refusals show.
+fn station_ignoring_crl(ctl_url: &str, root_oer: &Path, secret: &str, urn: &str) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap().keep();
+    [ctl_url, s(root_oer), secret, urn, s(&out), "--ignore-crl"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// What [`authorities_read_new_crls`] works on.
+struct RevocationSteps<'a> {
+    root: &'a Path,
+    ea: &'a Path,
+    aa: &'a Path,
+    /// Where files are handed over.
+    x: &'a Path,
+    /// The root's CRL revoking the AA.
+    crl: &'a Path,
+    station: &'a [String],
+}
+
+/// Runs the station until its result's `key` is `wanted` (the authorities
+/// read newly installed lists within `RELOAD_EVERY`, without a restart).
+async fn station_until(args: &[String], key: &str, wanted: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..10 {
+        let a = args.to_vec();
+        last = tokio::task::spawn_blocking(move || run_station(&a))
+            .await
+            .unwrap();
+        if last[key] == wanted {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    }
+    panic!("{key} never became {wanted}: {last}");
+}
+
+/// The running EA and AA take newly installed CRLs: the EA refuses to
+/// validate for the revoked AA (`invalidaa`); once the root revokes the EA
+/// too, the AA refuses its stations (`its-aa-invalidea`) and the EA, given
+/// that CRL, issues no more credentials (`deniedrequest`).
+async fn authorities_read_new_crls(t: &RevocationSteps<'_>) {
+    let (ea, aa) = (s(t.ea), s(t.aa));
+    // Before: the EA runs without a CRL and validates for the AA.
+    let before = station_until(t.station, "authorization", "ok").await;
+    assert_eq!(before["enrolment"], "ok", "{before}");
+    trustca_cli(&["etsi", "install", "--dir", ea, "--crl", s(t.crl)]);
+    trustca_cli(&["etsi", "install", "--dir", aa, "--crl", s(t.crl)]);
+    let r = station_until(t.station, "authorization", "invalidaa").await;
+    assert_eq!(r["enrolment"], "ok", "{r}");
+    trustca_cli(&[
+        "etsi",
+        "root",
+        "revoke",
+        "--dir",
+        s(t.root),
+        "--name",
+        "ea-1",
+    ]);
+    let both = t.x.join("crl-ea-aa.oer");
+    trustca_cli(&[
+        "etsi",
+        "root",
+        "sign-crl",
+        "--dir",
+        s(t.root),
+        "--out",
+        s(&both),
+        "--days",
+        "7",
+    ]);
+    trustca_cli(&["etsi", "install", "--dir", aa, "--crl", s(&both)]);
+    let r = station_until(t.station, "authorization", "its-aa-invalidea").await;
+    assert_eq!(r["enrolment"], "ok", "the EA has not read it yet: {r}");
+    trustca_cli(&["etsi", "install", "--dir", ea, "--crl", s(&both)]);
+    let r = station_until(t.station, "enrolment", "deniedrequest").await;
+    assert!(r.get("authorization").is_none(), "{r}");
+}
+
+fn dc_ectl_base(dc: SocketAddr) -> String {
+    format!("http://{dc}{}", trustca_server::etsi::http::ECTL_PREFIX)
+}
+
+/// A trust list manager recognising this root and a second one signs an
+/// ECTL offline; installed in the running DC (refused first under another
+/// TLM), it is served, and the Python station holding only the TLM's
+/// certificate takes the root from it and enrols (`station` are its
+/// arguments without the ECTL ones).
+async fn ectl_through_dc(
+    dc: &Path,
+    root_oer: &Path,
+    dc_url: &str,
+    ectl_base: &str,
+    station: &mut Vec<String>,
+) {
+    let work = tempfile::tempdir().unwrap();
+    let (tlm, other) = (work.path().join("tlm"), work.path().join("other-root"));
+    trustca_cli(&["etsi", "tlm", "init", "--dir", s(&tlm)]);
+    trustca_cli(&[
+        "etsi",
+        "root",
+        "init",
+        "--dir",
+        s(&other),
+        "--name",
+        "other-root",
+    ]);
+    let ectl = work.path().join("ectl.oer");
+    let other_root = other.join("root.oer");
+    trustca_cli(&[
+        "etsi",
+        "tlm",
+        "sign-ectl",
+        "--dir",
+        s(&tlm),
+        "--root",
+        s(root_oer),
+        "--root",
+        s(&other_root),
+        "--dc-url",
+        dc_url,
+        "--out",
+        s(&ectl),
+    ]);
+    assert_eq!(private_keys(&tlm), ["tlm.key"]);
+    // Under another "TLM" (a root certificate) the ECTL does not verify.
+    trustca_refused(
+        &[
+            "etsi",
+            "install",
+            "--dir",
+            s(dc),
+            "--tlm",
+            s(root_oer),
+            "--ectl",
+            s(&ectl),
+        ],
+        "--ectl",
+    );
+    let tlm_oer = tlm.join("tlm.oer");
+    trustca_cli(&[
+        "etsi",
+        "install",
+        "--dir",
+        s(dc),
+        "--tlm",
+        s(&tlm_oer),
+        "--ectl",
+        s(&ectl),
+    ]);
+    let tlm_cert =
+        Certificate::from_coer_in(CertProfile::EtsiTs103097, &std::fs::read(&tlm_oer).unwrap())
+            .unwrap();
+    let url = format!("{ectl_base}{}", hex::encode(tlm_cert.hashed_id8()));
+    let wanted = std::fs::read(&ectl).unwrap();
+    let mut served = false;
+    for _ in 0..50 {
+        let got = Command::new("python3")
+            .args(["-c", FETCH, &url])
+            .output()
+            .unwrap();
+        if got.stdout == wanted {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(served, "the DC serves the installed ECTL");
+    station.extend(["--ectl".to_owned(), url, s(&tlm_oer).to_owned()]);
+    let result = station_until(station, "enrolment", "ok").await;
+    assert_eq!(result["ectl_roots"], 2, "{result}");
+    assert_eq!(result["authorization"], "ok", "{result}");
 }

@@ -23,19 +23,38 @@ use trustca_v2x::{CertProfile, Certificate};
 
 /// Starts `ca`'s server with the ETSI listener on `listen`, the CTL naming
 /// `public_url` if given.
-async fn start_with_etsi(
+pub(crate) async fn start_with_etsi(
     ca: &mut TestCa,
     listen: std::net::SocketAddr,
     public_url: Option<String>,
 ) -> std::net::SocketAddr {
     ca.stop().await;
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+    let options = |demo: bool| {
+        let mut opts = ServeOptions::new(
+            ca.data().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+        );
+        opts.etsi_listen = Some(listen);
+        opts.etsi_public_url = public_url.clone();
+        opts.etsi_demo_root_online = demo;
+        opts
+    };
+    // The root key online only when asked for by name.
+    let made = ca.data().join("etsi").exists();
+    let refused = trustca_server::start(options(false)).await.err().unwrap();
+    assert!(
+        refused
+            .to_string()
+            .contains("keeps the ETSI root key online"),
+        "{refused}"
     );
-    opts.etsi_listen = Some(listen);
-    opts.etsi_public_url = public_url;
+    assert_eq!(
+        ca.data().join("etsi").exists(),
+        made,
+        "a refused start made keys"
+    );
+    let opts = options(true);
     let server = trustca_server::start(opts).await.unwrap();
     let addr = server.etsi_addr.expect("the ETSI listener is bound");
     ca.server = Some(server);

@@ -2,13 +2,21 @@
 """An ITS station built only from the ETSI TS 102 941 / TS 103 097 / IEEE
 1609.2 ASN.1 modules (asn1tools) and Python cryptography: no trustca code.
 
-Usage: etsi_station.py CTL_URL ROOT.oer CANONICAL_SECRET_HEX ITS_ID OUT_DIR
+Usage: etsi_station.py CTL_URL ROOT.oer CANONICAL_SECRET_HEX ITS_ID OUT_DIR [--ignore-crl]
+                       [--ectl ECTL_URL TLM.oer]
+
+With --ectl the station holds only the trust list manager's certificate:
+it downloads the TLM's European CTL, checks the TLM's signature and that
+every root CA on it is self-signed, and takes the root whose HashedId8
+CTL_URL names from it (ROOT.oer is then ignored; "-" will do).
 
 Downloads the root's CTL and CRL (getctl/getcrl), checks the root's
 signatures and that the EA and AA certificates in the CTL are issued by the
 root, and takes the EA, the AA and their URLs from it; if the CTL lists no
 EA or AA, or the CRL revokes the one it lists, it refuses (prints
-{"refused": "aa revoked"} and the like) and asks nothing. Then it
+{"refused": "aa revoked"} and the like) and asks nothing; with
+--ignore-crl it plays a station that does not read the CRL (to test the
+authorities' own refusals) and goes on. Then it
 enrols with the canonical key (EnrolmentRequestMessage: InnerEcRequest
 signed by the new key for proof of possession, signed again by the
 canonical key with signer self, encrypted to the EA's encryptionKey),
@@ -154,7 +162,7 @@ def get(url):
         return resp.read()
 
 
-def trust_lists(ctl_url, root_bytes):
+def trust_lists(ctl_url, root_bytes, ignore_crl=False):
     """The EA and AA (certificate, URL) from the root's CTL, checked."""
     ctl = SPEC.decode("RcaCertificateTrustListMessage", get(ctl_url))
     data = SPEC.decode("EtsiTs102941Data", verify_signed(ctl, root_bytes, 624))
@@ -177,9 +185,29 @@ def trust_lists(ctl_url, root_bytes):
     for kind in ("ea", "aa"):
         if kind not in found:
             return "no " + kind
-        if ecies.hashed_id8(found[kind][0]) in crl["entries"]:
+        if not ignore_crl and ecies.hashed_id8(found[kind][0]) in crl["entries"]:
             return kind + " revoked"
     return found["ea"], found["aa"], len(crl["entries"])
+
+
+def ectl_roots(ectl_url, tlm_bytes):
+    """The root CA certificates the TLM's ECTL recognises, each checked."""
+    ectl = SPEC.decode("TlmCertificateTrustListMessage", get(ectl_url))
+    data = SPEC.decode("EtsiTs102941Data", verify_signed(ectl, tlm_bytes, 624))
+    kind, ctl = data["content"]
+    assert kind == "certificateTrustListTlm" and ctl["isFullCtl"], kind
+    roots = []
+    for command, entry in ctl["ctlCommands"]:
+        assert command == "add", command
+        kind, value = entry
+        assert kind in ("rca", "dc", "tlm"), kind
+        if kind == "rca":
+            cert = value["selfsignedRootCa"]
+            assert cert["issuer"] == ("self", "sha256"), cert["issuer"]
+            tbs = SPEC.encode("ToBeSignedCertificate", cert["toBeSigned"])
+            check_signature(tbs, cert["signature"], cert, b"")
+            roots.append(SPEC.encode("EtsiTs103097Certificate", cert))
+    return roots
 
 
 def post(url, body):
@@ -239,8 +267,20 @@ def authorize(aa_url, ea_bytes, aa_bytes, ec_bytes, ec_key):
 
 def main():
     ctl_url, root_path, secret_hex, its_id, out = sys.argv[1:6]
-    root_bytes = open(root_path, "rb").read()
-    lists = trust_lists(ctl_url, root_bytes)
+    extra = sys.argv[6:]
+    if "--ectl" in extra:
+        at = extra.index("--ectl")
+        roots = ectl_roots(extra[at + 1], open(extra[at + 2], "rb").read())
+        wanted = ctl_url.rstrip("/").rsplit("/", 1)[1].lower()
+        chosen = [r for r in roots if ecies.hashed_id8(r).hex() == wanted]
+        if not chosen:
+            print(json.dumps({"refused": "root not on the ECTL", "ectl_roots": len(roots)}))
+            return
+        root_bytes = chosen[0]
+    else:
+        roots = None
+        root_bytes = open(root_path, "rb").read()
+    lists = trust_lists(ctl_url, root_bytes, "--ignore-crl" in extra)
     if isinstance(lists, str):
         # A station uses no authority the CTL leaves out or the CRL lists.
         print(json.dumps({"refused": lists}))
@@ -249,6 +289,8 @@ def main():
     canonical = ecies.private_key(bytes.fromhex(secret_hex))
     response, ec_key = enrol(ea_url, ea_bytes, canonical, its_id.encode())
     result = {"enrolment": response["responseCode"], "crl_entries": revoked}
+    if roots is not None:
+        result["ectl_roots"] = len(roots)
     if response["responseCode"] != "ok":
         print(json.dumps(result))
         return

@@ -7,6 +7,7 @@
 use trustca_testkit as common;
 
 mod etsi_http;
+mod etsi_register;
 mod etsi_roles;
 mod etsi_serve;
 mod tickets;
