@@ -137,7 +137,7 @@ impl ClientArgs {
     /// Opens a mutual-TLS channel with these credentials.
     pub async fn channel(&self) -> Result<tonic::transport::Channel> {
         let creds = ClientCredentials::load(&self.identity, &self.key, &self.ca)?;
-        connect(&self.server, &creds).await
+        Ok(connect(&self.server, &creds).await?)
     }
 }
 

@@ -203,7 +203,7 @@ pub async fn run(a: EnrollArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             undo(reserved, false);
-            return Err(e);
+            return Err(e.into());
         }
     };
     let mut client = pb::enrollment_client::EnrollmentClient::new(channel);

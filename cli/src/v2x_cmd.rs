@@ -197,7 +197,7 @@ pub enum V2xAction {
 }
 
 fn creds(c: &ClientArgs) -> Result<ClientCredentials> {
-    ClientCredentials::load(&c.identity, &c.key, &c.ca)
+    Ok(ClientCredentials::load(&c.identity, &c.key, &c.ca)?)
 }
 
 fn refused(what: &str, s: tonic::Status) -> anyhow::Error {
