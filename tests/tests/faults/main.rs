@@ -6,6 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use trustca_testkit as common;
+// Two whole-server tests that were binaries of their own share this one
+// (each test binary links the whole workspace); `replicas.rs`, two servers
+// under load on PostgreSQL, stays alone beside it.
+mod backpressure;
+mod durability;
 mod integrity;
 
 use std::io::{BufRead, BufReader};

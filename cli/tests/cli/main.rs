@@ -3,6 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The PKCS#11 and V2X command tests share this binary: each test binary
+// links the whole CLI and server.
+mod pkcs11;
+mod v2x;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
