@@ -20,7 +20,7 @@ use crate::ApiError;
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// TLS material of the registration authority's client connections.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RemoteTls {
     /// The trustca root (PEM).
     pub root_pem: Vec<u8>,
@@ -28,6 +28,17 @@ pub struct RemoteTls {
     pub cert_pem: Vec<u8>,
     /// Its key (PEM).
     pub key_pem: Vec<u8>,
+}
+
+// Written by hand so that no debug print or log line carries the key.
+impl std::fmt::Debug for RemoteTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTls")
+            .field("root_pem", &format_args!("{} bytes", self.root_pem.len()))
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 fn channel(url: &str, tls: &RemoteTls) -> Result<Channel> {
