@@ -273,7 +273,7 @@ impl CaKeys {
     /// (service-certificate renewal). A token object is left on the token:
     /// deleting key material is the token officer's decision.
     pub fn forget(&self, name: &str) {
-        let _ = std::fs::remove_file(self.dir().key(&name));
+        let _ = std::fs::remove_file(self.dir().key(name));
         let _ = std::fs::remove_file(self.reference_path(name));
     }
 }

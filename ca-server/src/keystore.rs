@@ -177,7 +177,7 @@ impl Keystore {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.key(&name)
+        self.dir.key(name)
     }
 
     /// Encrypts and writes PKCS#8 `der` as `<name>.key`; never overwrites.

@@ -225,7 +225,7 @@ impl CrlPublisher {
 
     fn write_file(&self, sector: &str, crl: &PublishedCrl) -> Result<(), CaError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| CaError::io(&self.dir, e))?;
-        let path = self.dir.crl(&sector);
+        let path = self.dir.crl(sector);
         let tmp = self.dir.join(format!(".{sector}.crl.tmp"));
         std::fs::write(&tmp, crl.der.as_slice()).map_err(|e| CaError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| CaError::io(&path, e))

@@ -76,7 +76,7 @@ fn state_path(data: &Path) -> PathBuf {
 
 /// Where the root CRL is published.
 pub fn root_crl_path(data: &Path) -> PathBuf {
-    DataDir::new(&data).crl(ROOT_CRL_NAME)
+    DataDir::new(data).crl(ROOT_CRL_NAME)
 }
 
 fn read_state(data: &Path) -> Result<State, CaError> {
@@ -327,7 +327,7 @@ pub fn revoke_ca(
             "note is limited to 512 bytes".into(),
         ));
     }
-    let path = DataDir::new(data).ca().cert(&name);
+    let path = DataDir::new(data).ca().cert(name);
     if !path.exists() {
         return Err(CaError::InvalidRequest(format!(
             "there is no CA named {name:?} ({} does not exist)",

@@ -41,7 +41,7 @@ impl CaHierarchy {
             ("audit", issuer::ServicePurpose::AuditLog),
             ("responder", issuer::ServicePurpose::TrustResponder),
         ] {
-            if !dir.cert(&stem).exists() {
+            if !dir.cert(stem).exists() {
                 Self::issue_service_cert(
                     dir,
                     keystore,
@@ -132,7 +132,7 @@ impl CaHierarchy {
         }
         // A crash between these steps leaves no server.pem, and the next
         // start issues a fresh pair; the CA keys are never touched.
-        let _ = std::fs::remove_file(dir.cert(&stem));
+        let _ = std::fs::remove_file(dir.cert(stem));
         keystore.forget(stem);
         let key = keystore.generate(stem, role, trustca_model::KeyAlgorithm::EcdsaP256)?;
         if purpose != issuer::ServicePurpose::Tls {
@@ -159,7 +159,7 @@ impl CaHierarchy {
             root_der = read_pem_der(&dir.root_cert())?;
             chain.extend(root_der.iter().map(Vec::as_slice));
         }
-        write_new(&dir.cert(&stem), certs_to_pem(&chain).as_bytes())?;
+        write_new(&dir.cert(stem), certs_to_pem(&chain).as_bytes())?;
         Ok(())
     }
 

@@ -380,7 +380,7 @@ pub(crate) fn init_v2x(
         (V2X_EA, KeyRole::Sector, "ea"),
         (V2X_AA, KeyRole::Pseudonym, "aa"),
     ] {
-        let path = dir.oer(&stem);
+        let path = dir.oer(stem);
         if path.exists() {
             continue;
         }
@@ -669,7 +669,7 @@ fn v2x_authority(
     hierarchy: &crate::CaHierarchy,
     stem: &str,
 ) -> Result<(OwnedV2xSigner, Certificate), CaError> {
-    let path = DataDir::new(data).ca().oer(&stem);
+    let path = DataDir::new(data).ca().oer(stem);
     let cert = read_oer(&path)?;
     let key = hierarchy.keys().load(stem)?;
     let public = PublicKeyP256::from_sec1(StatementSigner::public_key(&key)).map_err(v2x_err)?;

@@ -216,13 +216,13 @@ pub fn init(
         for s in &report.created_sectors {
             println!(
                 "created sector CA      {}",
-                DataDir::new(&data).ca().cert(&s).display()
+                DataDir::new(&data).ca().cert(s).display()
             );
         }
         for s in &report.existing_sectors {
             println!(
                 "sector CA exists       {} (left unchanged)",
-                DataDir::new(&data).ca().cert(&s).display()
+                DataDir::new(&data).ca().cert(s).display()
             );
         }
         for f in &report.created_v2x {

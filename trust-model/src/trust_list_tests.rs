@@ -160,7 +160,11 @@ fn the_list_in_force_names_root_for_sector_and_says_when_it_lapsed() {
     assert!(e.contains("(#3) lapsed on"), "{e}");
     // A chain under no listed root is refused naming the list and lapse.
     let e = in_force
-        .accepts(&[theirs.clone()], later, &ExtensionOid::default())
+        .accepts(
+            std::slice::from_ref(&theirs),
+            later,
+            &ExtensionOid::default(),
+        )
         .expect_err("no list");
     assert!(e.contains("lapsed on"), "{e}");
 }

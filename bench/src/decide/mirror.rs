@@ -117,6 +117,7 @@ pub(crate) async fn start(world: &World, decision: pb::Decision) -> Result<Runni
         server_chain: h.server_chain.clone(),
         server_key: h.server_key(),
         extension_oid: set.pki.extensions.trust_level_oid.clone(),
+        foreign: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

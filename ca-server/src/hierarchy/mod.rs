@@ -233,7 +233,7 @@ impl CaHierarchy {
         let root = Self::root_signer(&dir, &keystore)?;
         let oid = &policies.pki.extensions.trust_level_oid;
         for sector in policies.sectors.keys() {
-            let pem_path = dir.cert(&sector);
+            let pem_path = dir.cert(sector);
             if pem_path.exists() {
                 report.existing_sectors.push(sector.to_string());
                 continue;
@@ -351,7 +351,7 @@ impl CaHierarchy {
         for sector in policies.sectors.keys() {
             let installed = crate::rollover::installed(&dir, sector);
             let Some(&(newest, _)) = installed.last() else {
-                let path = dir.cert(&sector);
+                let path = dir.cert(sector);
                 let fix = if own_sector.is_some() {
                     format!(
                         "import the root-issued {sector} CA certificate with `trustca sector import --data {} {sector}.pem`",
@@ -416,7 +416,7 @@ impl CaHierarchy {
         let mut load = |purpose: issuer::ServicePurpose,
                         stem: &str|
          -> Result<(Vec<Vec<u8>>, Arc<CaKey>), CaError> {
-            let path = dir.cert(&stem);
+            let path = dir.cert(stem);
             let renew = match read_pem_der(&path) {
                 Ok(chain) => chain
                     .first()

@@ -170,7 +170,7 @@ fn create(dir: &Path, passphrase: &Passphrase, tickets: &TicketProfile, now: i64
     }
     issued.push(("root", root));
     for (name, cert) in issued {
-        let path = dir.oer(&name);
+        let path = dir.oer(name);
         std::fs::write(&path, cert.as_coer())
             .map_err(|e| io(format_args!("cannot write {}", path.display()), e))?;
     }
@@ -178,7 +178,7 @@ fn create(dir: &Path, passphrase: &Passphrase, tickets: &TicketProfile, now: i64
 }
 
 pub(super) fn read_cert(dir: &Path, name: &str) -> Result<Certificate> {
-    let path = dir.oer(&name);
+    let path = dir.oer(name);
     let bytes =
         std::fs::read(&path).map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
     Certificate::from_coer_in(CertProfile::EtsiTs103097, &bytes)

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use trustca_ca::{CaHierarchy, Passphrase};
-use trustca_datadir::DataDir;
+use trustca_datadir::{CaFiles, DataDir};
 use trustca_proto::v1 as pb;
 use trustca_pseudonym::LaId;
 use trustca_scms::{BatchPolicy, LinkageAuthority, PseudonymCa, RegistrationAuthority};

@@ -95,7 +95,7 @@ impl HashCrlPublisher {
         Ok(Arc::new(Self {
             register: HashCrlRegister::new(storage),
             signer: trustca_ca::v2x_ca::crl_signer_for_hash_crls(data, hierarchy)?,
-            crl_dir: DataDir::new(&data).crl_dir(),
+            crl_dir: DataDir::new(data).crl_dir(),
             changes: Mutex::new(0),
             signed: Mutex::new(HashMap::new()),
             relying: Mutex::new(Vec::new()),

@@ -15,7 +15,7 @@ use crate::etsi_serve::start_with_etsi;
 use common::*;
 use ring::rand::{SecureRandom, SystemRandom};
 use tonic::Code;
-use trustca::client::ClientCredentials;
+use trustca_api::client::ClientCredentials;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_server::etsi::http::CTL_PREFIX;

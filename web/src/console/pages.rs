@@ -494,7 +494,7 @@ impl Inner {
         let mut rows = Vec::new();
         for sector in &session.who.sectors {
             for (what, path) in [
-                ("CRL", DataDir::new(&self.data).crl(&sector)),
+                ("CRL", DataDir::new(&self.data).crl(sector)),
                 (
                     "snapshot",
                     DataDir::new(&self.data)
