@@ -330,27 +330,18 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     let policies = Policies::load(opts.policies.as_deref(), &opts.data)?;
     let engines = Engines::build(&opts, policies, &metrics, &stop).await?;
     // The roles: the CA's gRPC services, then the HTTP front ends.
-    let Accepting {
+    let roles = match start_roles(&opts, listeners, &engines, &metrics, &stop).await {
+        Ok(roles) => roles,
+        Err(e) => return Err(release_after_refusal(&stop, engines, e).await),
+    };
+    let StartedRoles {
         addr,
         closing,
-        table,
-        incoming,
         max_connections,
         descriptors,
-    } = accept_on(listeners.grpc, &engines.identity, opts.connections)?;
-    let observer = Arc::clone(&metrics) as Arc<dyn trustca_model::observe::Observer>;
-    let ca = crate::ca_role::start(&opts, &engines, observer, incoming, &stop).await?;
-    let fronts = crate::front_ends::start(
-        &opts,
-        listeners.fronts,
-        &engines,
-        ca.v2x_http,
-        &table,
-        &metrics,
-        &stop,
-    )?;
-    // Then the background tasks, under the same token.
-    crate::background::start(&opts, &engines, ca.health, &stop);
+        handle,
+        fronts,
+    } = roles;
     tracing::info!(%addr, data = %opts.data.display(), store = %engines.store.config.describe(), replica = %engines.replica, max_connections, descriptors = descriptors.unwrap_or_default(), "trustca listening (mutual TLS)");
     Ok(RunningServer {
         addr,
@@ -360,12 +351,79 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
         etsi_addr: fronts.etsi,
         stop,
         metrics,
-        handle: ca.handle,
+        handle,
         closing,
         grace: opts.shutdown_grace,
         store_closed: Some(engines.store.closed),
         heads: Some(engines.heads),
     })
+}
+
+/// What [`start_roles`] started.
+struct StartedRoles {
+    addr: SocketAddr,
+    closing: CancellationToken,
+    max_connections: usize,
+    descriptors: Option<u64>,
+    handle: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    fronts: crate::front_ends::FrontEnds,
+}
+
+/// The CA's gRPC services and the HTTP front ends over `engines`, then
+/// the background tasks, all under `stop`.
+async fn start_roles(
+    opts: &ServeOptions,
+    listeners: Listeners,
+    engines: &Engines,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> Result<StartedRoles> {
+    let Accepting {
+        addr,
+        closing,
+        table,
+        incoming,
+        max_connections,
+        descriptors,
+    } = accept_on(listeners.grpc, &engines.identity, opts.connections)?;
+    let observer = Arc::clone(metrics) as Arc<dyn trustca_model::observe::Observer>;
+    let ca = crate::ca_role::start(opts, engines, observer, incoming, stop).await?;
+    let fronts = crate::front_ends::start(
+        opts,
+        listeners.fronts,
+        engines,
+        ca.v2x_http,
+        &table,
+        metrics,
+        stop,
+    )?;
+    // Then the background tasks, under the same token.
+    crate::background::start(opts, engines, ca.health, stop);
+    Ok(StartedRoles {
+        addr,
+        closing,
+        max_connections,
+        descriptors,
+        handle: ca.handle,
+        fronts,
+    })
+}
+
+/// A start refused after the engines were built (a front end's key, a
+/// port's TLS): everything started stops and the store is released before
+/// the refusal is returned, so the next start on this directory can open it.
+async fn release_after_refusal(
+    stop: &CancellationToken,
+    engines: Engines,
+    refusal: ServerError,
+) -> ServerError {
+    stop.cancel();
+    let closed = {
+        let engines = engines;
+        engines.store.closed
+    };
+    let _ = tokio::task::spawn_blocking(move || closed.wait(Duration::from_secs(10))).await;
+    refusal
 }
 
 /// Serves `/metrics` on `listener` when `--metrics` was given; its address.

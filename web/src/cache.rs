@@ -161,7 +161,11 @@ impl PageCache {
         };
         {
             let mut state = self.lock();
-            if state.pages.len() >= MAX_PAGES || state.bytes + body.len() > MAX_BYTES {
+            // A page replacing one under the same key counts only its growth.
+            let replaced = state.pages.get(&key).map(|p| p.body.len());
+            let pages_after = state.pages.len() + usize::from(replaced.is_none());
+            let bytes_after = state.bytes - replaced.unwrap_or(0) + body.len();
+            if pages_after > MAX_PAGES || bytes_after > MAX_BYTES {
                 state.clear();
             }
             state.bytes += body.len();
