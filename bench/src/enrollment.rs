@@ -48,6 +48,33 @@ fn stepca_ratios(rows: &[Row]) -> Vec<Figure> {
     out
 }
 
+/// Starts the server again over the store the stages filled and stops it
+/// while its start-up work (snapshot builds over every device) still runs:
+/// background work must stop at once instead of holding the store.
+async fn restart_then_stop(data: &std::path::Path, devices: u64) -> Result<Figure> {
+    let server = grpc::start(data).await.context("restart the server")?;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    server.shutdown().await?;
+    let secs = stopping.elapsed().as_secs_f64();
+    let store = if pgmode::on_postgres() {
+        "PostgreSQL"
+    } else {
+        "sled"
+    };
+    progress(&format!(
+        "restarted over {devices} devices, shut down 0.2 s after start in {secs:.2} s ({store} store)"
+    ));
+    Ok(Figure::new(
+        "shutdown_after_restart",
+        format!("shutdown 0.2 s after a restart over {devices} devices ({store})"),
+        secs,
+        "s",
+    )
+    .aim(true, 1.0)
+    .note("start-up snapshot builds still running when asked to stop"))
+}
+
 /// Runs the enrollment stages `opts` asks for, adding their rows and the
 /// peer ratios.
 pub(crate) async fn stages(
@@ -165,6 +192,7 @@ pub(crate) async fn stages(
                 }
                 Err(e) => progress(&format!("store not checked after shutdown: {e:#}")),
             }
+            figures.push(restart_then_stop(data.path(), issued).await?);
         }
     }
 
