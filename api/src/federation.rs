@@ -5,11 +5,13 @@
 //! foreign root (recognised through the trust list) is reached the same
 //! way, but its TLS certificate is verified against the root the list names
 //! for it, not ours. The engine verifies the signed answer against the
-//! root; it is cached here for a short time. Every remote call has a deadline, so a dead peer database
-//! gives a clear "unreachable" answer instead of a hang.
+//! root; it is cached here for a short time, bounded in entries and in
+//! bytes, with each responder chain held once however many answers carry
+//! it. Every remote call has a deadline, so a dead peer database gives a
+//! clear "unreachable" answer instead of a hang.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -43,10 +45,134 @@ pub struct Federation {
     /// One channel per sector and the root its peer's certificate is
     /// verified against (a new list may name another root for it).
     channels: Mutex<HashMap<(SectorName, [u8; 32]), Channel>>,
-    cache: Mutex<HashMap<Vec<u8>, (Instant, msg::TrustAnswer)>>,
+    cache: Mutex<AnswerCache>,
 }
 
+/// Most answers cached.
 const MAX_CACHE: usize = 100_000;
+/// Most bytes of cached answers (keys, fields, assertion bodies and
+/// signatures, and each distinct responder chain once): about 50,000
+/// answers of one responder (`docs/operations.md`, "Bounded memory").
+const MAX_CACHE_BYTES: usize = 32 << 20;
+/// What a cached answer costs beyond the bytes it holds (map slot,
+/// vectors' headers): a guess that keeps tiny answers from looking free.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// A cached answer, its responder chain taken out and shared.
+#[derive(Debug)]
+struct Cached {
+    expires: Instant,
+    /// The answer with an empty responder chain.
+    answer: msg::TrustAnswer,
+    /// The responder chain, shared with every answer of the same responder.
+    chain: Option<Arc<Vec<Vec<u8>>>>,
+    /// Bytes counted for this entry (its chain not included).
+    bytes: usize,
+}
+
+/// Foreign answers by cache key, bounded in entries and bytes, emptied when
+/// either bound would be passed (no eviction order to keep, like the other
+/// caches of `docs/operations.md`). A peer answers every query with the
+/// same responder chain (about 2 KB), so each chain is held once
+/// (`chains`) and counted once instead of copied into every answer.
+#[derive(Debug)]
+struct AnswerCache {
+    entries: HashMap<Vec<u8>, Cached>,
+    chains: HashSet<Arc<Vec<Vec<u8>>>>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+fn chain_bytes(chain: &[Vec<u8>]) -> usize {
+    chain.iter().map(|c| c.len() + 24).sum()
+}
+
+/// The bytes an answer holds outside its responder chain.
+fn answer_bytes(answer: &msg::TrustAnswer) -> usize {
+    let assertion = answer
+        .assertion
+        .as_ref()
+        .map_or(0, |a| a.body.len() + a.signature.len());
+    answer.identity.len()
+        + answer.sector.len()
+        + answer.status.len()
+        + answer.reasons.iter().map(|r| r.len() + 24).sum::<usize>()
+        + assertion
+}
+
+impl AnswerCache {
+    fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            chains: HashSet::new(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    /// The answer cached under `key` if it has not expired at `now`, its
+    /// responder chain put back.
+    fn get(&self, key: &[u8], now: Instant) -> Option<msg::TrustAnswer> {
+        let cached = self.entries.get(key).filter(|c| c.expires > now)?;
+        let mut answer = cached.answer.clone();
+        if let (Some(assertion), Some(chain)) = (answer.assertion.as_mut(), &cached.chain) {
+            assertion.responder_chain = chain.as_ref().clone();
+        }
+        Some(answer)
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.chains.clear();
+        self.bytes = 0;
+    }
+
+    /// Caches `answer` under `key` until `expires`. A cache that would
+    /// pass either bound is emptied first; an answer larger than the whole
+    /// byte bound is not cached.
+    fn insert(&mut self, key: Vec<u8>, mut answer: msg::TrustAnswer, expires: Instant) {
+        let chain = answer
+            .assertion
+            .as_mut()
+            .map(|a| std::mem::take(&mut a.responder_chain));
+        let bytes = key.len() + answer_bytes(&answer) + ENTRY_OVERHEAD;
+        let new_chain = chain
+            .as_ref()
+            .filter(|c| !self.chains.contains(*c))
+            .map_or(0, |c| chain_bytes(c));
+        if bytes + new_chain > self.max_bytes {
+            return;
+        }
+        if let Some(old) = self.entries.remove(&key) {
+            self.bytes -= old.bytes;
+        }
+        if self.entries.len() >= self.max_entries || self.bytes + bytes + new_chain > self.max_bytes
+        {
+            self.clear();
+        }
+        let chain = chain.map(|c| match self.chains.get(&c) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                self.bytes += chain_bytes(&c);
+                let shared = Arc::new(c);
+                self.chains.insert(Arc::clone(&shared));
+                shared
+            }
+        });
+        self.bytes += bytes;
+        self.entries.insert(
+            key,
+            Cached {
+                expires,
+                answer,
+                chain,
+                bytes,
+            },
+        );
+    }
+}
 
 fn host_of(url: &str) -> String {
     let rest = url.split("://").nth(1).unwrap_or(url);
@@ -84,7 +210,7 @@ impl Federation {
         Self {
             config,
             channels: Mutex::new(HashMap::new()),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(AnswerCache::new(MAX_CACHE, MAX_CACHE_BYTES)),
         }
     }
 
@@ -151,10 +277,9 @@ impl Federation {
         request: msg::GetTrustRequest,
     ) -> Result<msg::TrustAnswer, TrustDbError> {
         if let Ok(cache) = self.cache.lock()
-            && let Some((expires, answer)) = cache.get(&cache_key)
-            && *expires > Instant::now()
+            && let Some(answer) = cache.get(&cache_key, Instant::now())
         {
-            return Ok(answer.clone());
+            return Ok(answer);
         }
         let mut client = TrustDatabaseClient::new(self.channel(sector, foreign_root)?);
         let call = client.get_trust(Convert::<trustca_proto::v1::GetTrustRequest>::convert(
@@ -184,12 +309,10 @@ impl Federation {
             Ok(Ok(r)) => r.into_inner().convert(),
         };
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= MAX_CACHE {
-                cache.clear();
-            }
             cache.insert(
                 cache_key,
-                (Instant::now() + self.config.cache_ttl, answer.clone()),
+                answer.clone(),
+                Instant::now() + self.config.cache_ttl,
             );
         }
         Ok(answer)
@@ -209,5 +332,85 @@ impl PeerDatabases for Federation {
         request: msg::GetTrustRequest,
     ) -> PeerAnswer<'a> {
         Box::pin(self.ask(sector, foreign_root, cache_key, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trustca_model::SignedTrustAssertion;
+
+    fn answer(n: u8, responder: u8) -> msg::TrustAnswer {
+        msg::TrustAnswer {
+            identity: format!("urn:trustca:automotive:acme:ev-200:{n}"),
+            sector: "automotive".into(),
+            status: "active".into(),
+            assertion: Some(SignedTrustAssertion {
+                body: vec![n; 300],
+                signature: vec![n; 72],
+                responder_chain: vec![vec![responder; 700], vec![responder; 900]],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn an_answer_comes_back_whole_and_its_chain_is_held_once() {
+        let mut cache = AnswerCache::new(100, 1 << 20);
+        for n in 0..10 {
+            cache.insert(vec![n], answer(n, 1), later());
+        }
+        assert_eq!(cache.get(&[3], Instant::now()), Some(answer(3, 1)));
+        assert_eq!(cache.chains.len(), 1, "one responder, one chain");
+        let one = cache.bytes / 10;
+        assert!(
+            one < 1_600,
+            "ten answers of one responder cost {} bytes: the chain is counted per answer",
+            cache.bytes
+        );
+        cache.insert(vec![10], answer(10, 2), later());
+        assert_eq!(cache.chains.len(), 2);
+        assert_eq!(cache.get(&[10], Instant::now()), Some(answer(10, 2)));
+    }
+
+    #[test]
+    fn inserting_past_the_byte_bound_evicts() {
+        // Room for the chain and about three answers, far below the entry bound.
+        let mut cache = AnswerCache::new(1_000, 2_000 + 3 * 700);
+        cache.insert(b"first".to_vec(), answer(0, 1), later());
+        for n in 1..10 {
+            cache.insert(vec![n], answer(n, 1), later());
+            assert!(cache.bytes <= cache.max_bytes, "{} bytes held", cache.bytes);
+        }
+        assert_eq!(cache.get(b"first", Instant::now()), None, "not evicted");
+        assert!(cache.entries.len() < 10);
+        assert_eq!(cache.get(&[9], Instant::now()), Some(answer(9, 1)));
+    }
+
+    #[test]
+    fn an_expired_or_oversized_answer_is_not_served() {
+        let mut cache = AnswerCache::new(10, 1_000);
+        cache.insert(vec![1], answer(1, 1), later());
+        assert!(cache.entries.is_empty(), "larger than the bound, cached");
+        let mut cache = AnswerCache::new(10, 1 << 20);
+        cache.insert(vec![1], answer(1, 1), Instant::now());
+        assert_eq!(
+            cache.get(&[1], Instant::now() + Duration::from_millis(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_entry_bound_still_holds() {
+        let mut cache = AnswerCache::new(4, 1 << 20);
+        for n in 0..9 {
+            cache.insert(vec![n], answer(n, 1), later());
+            assert!(cache.entries.len() <= 4);
+        }
+        assert_eq!(cache.get(&[8], Instant::now()), Some(answer(8, 1)));
     }
 }

@@ -168,6 +168,7 @@ impl AttestationBook {
     /// Every root record of `sector`, removed ones included.
     fn records(&self, sector: &SectorName) -> Result<Vec<AttestationRoot>, CaError> {
         let prefix = format!("{sector}/").into_bytes();
+        // A sector's attestation roots: a handful of vendors' CAs.
         self.storage
             .blob_scan(ROOTS_SPACE, &prefix)?
             .into_iter()

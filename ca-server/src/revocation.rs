@@ -174,7 +174,14 @@ impl CrlPublisher {
         // every revocation a lower-numbered CRL lists.
         let number = self.storage.next_crl_number(name)?;
         let mut revoked: Vec<RevokedEntry> = Vec::new();
-        for (serial, at, reason) in self.storage.revoked_in_sector(sector.as_str())? {
+        // A page at a time: the CRL lists them all, but the store's answer
+        // is not held beside it (a sector can revoke a million).
+        for item in trustca_store::revoked_pages(
+            self.storage.as_ref(),
+            sector.as_str(),
+            trustca_store::STORE_PAGE,
+        ) {
+            let (serial, at, reason) = item?;
             // With one CA every revocation of the sector is its own. With
             // several, each lists what it issued (a serial whose record is
             // gone is listed by all: a foreign serial harms no one).

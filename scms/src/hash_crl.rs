@@ -115,6 +115,7 @@ impl HashCrlRegister {
         let mut records = vec![(vehicle_revoked_key(vehicle), now.to_be_bytes().to_vec())];
         let mut listed = 0;
         let mut ids = Vec::new();
+        // One vehicle's enrolment certificates: a few by construction.
         for (key, value) in self.store.blob_scan(SPACE, &vehicle_prefix(vehicle))? {
             let (Some(id), Ok(v)) = (
                 key.get(key.len().saturating_sub(10)..)
@@ -190,7 +191,15 @@ impl HashCrlRegister {
         let t = Time32::from_unix(now)?;
         let prefix = [REVOKED, &series.to_be_bytes()[..]].concat();
         let mut out = Vec::new();
-        for (key, value) in self.store.blob_scan(SPACE, &prefix)? {
+        // A page at a time: expired entries stay in the store for good, so
+        // the series' records only grow.
+        for item in trustca_store::blob_pages(
+            self.store.as_ref(),
+            SPACE,
+            &prefix,
+            trustca_store::STORE_PAGE,
+        ) {
+            let (key, value) = item?;
             let (Ok(id), Some(expiry)) = (
                 <[u8; 10]>::try_from(&key[prefix.len()..]),
                 value

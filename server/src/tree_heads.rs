@@ -37,8 +37,8 @@ impl TreeHeadSigner {
         lease: Arc<Lease>,
     ) -> Result<Self> {
         let last = storage
-            .tree_heads()?
-            .last()
+            .latest_tree_heads(1)?
+            .first()
             .and_then(|b| trustca_audit::SignedTreeHead::from_bytes(b).ok())
             .map(|h| h.head.size)
             .unwrap_or(0);

@@ -17,9 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 use trustca_model::hexfmt;
 
+use crate::STORE_PAGE;
 use crate::records::decode;
 use crate::seal::{self, Sealed};
-use crate::vouched::{LogIndex, Scope, blob_differences, revocation_differences};
+use crate::vouched::{LogIndex, Scope, Span, blob_differences, revocation_differences};
 use crate::{
     AuditEntry, CertificateRecord, DeviceRecord, HistoryEntry, RecordTable, Storage, StoreError,
     TrustRecord,
@@ -422,33 +423,57 @@ fn index_damage(storage: &dyn Storage, log: &LogIndex, sectors: HashSet<String>)
     let mut found = Vec::new();
     let mut sectors: Vec<String> = sectors.into_iter().collect();
     sectors.sort();
+    // Page by page (a sector can revoke a million certificates): each
+    // page is compared with the log for the keys it covers.
     for sector in sectors {
-        match storage.revoked_in_sector(&sector) {
-            Ok(stored) => {
-                for (serial, reason) in revocation_differences(log, &sector, &stored) {
-                    let key = format!("{sector} {}", hexfmt::encode(&serial));
-                    found.push(damage("revoked", key, reason));
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = match storage.revoked_page(&sector, after.as_deref(), STORE_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    found.push(damage(
+                        "revoked",
+                        sector.clone(),
+                        format!("the CRL index cannot be read: {e}"),
+                    ));
+                    break;
                 }
+            };
+            let last = page.last().map(|(serial, _, _)| serial.as_slice());
+            let span = Span::of_page(after.as_deref(), STORE_PAGE, page.len(), last);
+            for (serial, reason) in revocation_differences(log, &sector, span, &page) {
+                let key = format!("{sector} {}", hexfmt::encode(&serial));
+                found.push(damage("revoked", key, reason));
             }
-            Err(e) => found.push(damage(
-                "revoked",
-                sector,
-                format!("the CRL index cannot be read: {e}"),
-            )),
+            if page.len() < STORE_PAGE {
+                break;
+            }
+            after = page.last().map(|(serial, _, _)| serial.clone());
         }
     }
     for space in crate::VOUCHED_SPACES {
-        match storage.blob_scan(space, b"") {
-            Ok(stored) => {
-                for (key, reason) in blob_differences(log, space, Scope::Prefix(b""), &stored) {
-                    found.push(damage(space, String::from_utf8_lossy(&key), reason));
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = match storage.blob_scan_page(space, b"", after.as_deref(), STORE_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    found.push(damage(
+                        space,
+                        "",
+                        format!("the records cannot be read: {e}"),
+                    ));
+                    break;
                 }
+            };
+            let last = page.last().map(|(key, _)| key.as_slice());
+            let span = Span::of_page(after.as_deref(), STORE_PAGE, page.len(), last);
+            for (key, reason) in blob_differences(log, space, Scope::Page(b"", span), &page) {
+                found.push(damage(space, String::from_utf8_lossy(&key), reason));
             }
-            Err(e) => found.push(damage(
-                space,
-                "",
-                format!("the records cannot be read: {e}"),
-            )),
+            if page.len() < STORE_PAGE {
+                break;
+            }
+            after = page.last().map(|(key, _)| key.clone());
         }
     }
     let mut blocked: Vec<_> = log.blocked().collect();

@@ -189,17 +189,31 @@ impl<L: StorageLayer> Storage for L {
     fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
         self.read(|s| s.audit_head())
     }
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.read(|s| s.tree_heads())
+    fn tree_heads_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(|s| s.tree_heads_page(from, limit))
     }
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        self.read(|s| s.revoked_in_sector(sector))
+    fn latest_tree_heads(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(|s| s.latest_tree_heads(n))
+    }
+    fn revoked_page(
+        &self,
+        sector: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        self.read(|s| s.revoked_page(sector, after, limit))
     }
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|s| s.blob_get(space, key))
     }
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.read(|s| s.blob_scan(space, prefix))
+    fn blob_scan_page(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.read(|s| s.blob_scan_page(space, prefix, after, limit))
     }
     fn export(
         &self,

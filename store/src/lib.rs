@@ -44,7 +44,10 @@ pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
 pub use layer::{StorageLayer, WriteKind};
-pub use pages::{DEVICE_PAGE, DevicePages, device_pages, device_pages_of};
+pub use pages::{
+    DEVICE_PAGE, DevicePages, KeyedPages, STORE_PAGE, blob_pages, device_pages, device_pages_of,
+    revoked_pages,
+};
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
     AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
@@ -142,8 +145,31 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError>;
     /// Keeps a signed tree head (encoded) for `size`.
     fn store_tree_head(&self, size: u64, signed_head: &[u8]) -> Result<(), StoreError>;
-    /// Every kept signed tree head, smallest size first.
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Every kept signed tree head, smallest size first. One is kept every
+    /// ten seconds while the log grows, so the list grows with time:
+    /// whole-log verifiers (the CLI's `audit verify`, `check`) read it;
+    /// the server and the console ask [`Storage::latest_tree_heads`].
+    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.tree_heads_page(from, STORE_PAGE)?;
+            let next = match page.last() {
+                Some((size, _)) if page.len() == STORE_PAGE => size.checked_add(1),
+                _ => None,
+            };
+            all.extend(page.into_iter().map(|(_, head)| head));
+            match next {
+                Some(n) => from = n,
+                None => return Ok(all),
+            }
+        }
+    }
+    /// Up to `limit` kept tree heads (size, encoded head) of size `from` or
+    /// more, smallest size first.
+    fn tree_heads_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The `n` newest kept tree heads (encoded), newest first.
+    fn latest_tree_heads(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Revokes certificates (RFC 5280 reason code) with their audit entries,
     /// durably; already revoked ones are left as they are. Returns the
     /// records that changed. In the same transaction: with keyCompromise
@@ -162,8 +188,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The block on a public key revoked for compromise, by the SHA-256 of
     /// its SubjectPublicKeyInfo.
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError>;
-    /// Revoked certificates of a sector: (serial, unix time, reason code).
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError>;
+    /// Revoked certificates of a sector: (serial, unix time, reason code),
+    /// in serial order, all at once. A sector can hold a million: work over
+    /// them (CRL and snapshot builds, checks) walks
+    /// [`Storage::revoked_page`] instead ([`revoked_pages`]).
+    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        revoked_pages(self, sector, STORE_PAGE).collect()
+    }
+    /// Up to `limit` revoked certificates of a sector whose serial comes
+    /// after `after` (from the first when `None`), in serial order, each
+    /// page checked against the audit log for the serials it covers.
+    fn revoked_page(
+        &self,
+        sector: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError>;
     /// Allocates the next CRL number of a sector (durable, never reused).
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError>;
     /// Writes opaque records of one `space` (e.g. `pseudonym.escrow`) and,
@@ -190,8 +230,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<TrustRecord>, StoreError>;
     /// Reads one opaque record.
     fn blob_get(&self, space: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Opaque records of a space whose key starts with `prefix`.
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Opaque records of a space whose key starts with `prefix`, in key
+    /// order, all at once: for prefixes whose records are few by
+    /// construction (one vehicle's, one manufacturer's models). Spaces that
+    /// grow with devices are walked with [`Storage::blob_scan_page`]
+    /// ([`blob_pages`]).
+    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        blob_pages(self, space, prefix, STORE_PAGE).collect()
+    }
+    /// Up to `limit` opaque records of a space whose key starts with
+    /// `prefix` and comes after `after` (from the first when `None`), in
+    /// key order, each page checked against the audit log for the keys it
+    /// covers.
+    fn blob_scan_page(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
     /// Takes or renews the lease `name` (e.g. `tree-heads`, `crl`) for
     /// `holder` for `ttl_secs`; true while `holder` holds it. Scheduled
     /// work that must happen once per deployment (signing tree heads and

@@ -27,6 +27,7 @@ pub fn model_ranges(
     model: &str,
 ) -> Result<Vec<ModelRecord>, StoreError> {
     let prefix = ModelKey::model_prefix(sector, manufacturer, model);
+    // One model's firmware records: a few by construction.
     storage
         .blob_scan(MODEL_SPACE, prefix.as_bytes())?
         .iter()
@@ -53,6 +54,7 @@ pub fn models_with_prefix(
     storage: &dyn Storage,
     prefix: &str,
 ) -> Result<Vec<ModelRecord>, StoreError> {
+    // Model records grow with the models registered, not with devices.
     storage
         .blob_scan(MODEL_SPACE, prefix.to_ascii_lowercase().as_bytes())?
         .iter()

@@ -378,6 +378,8 @@ pub fn install_record_seal(
         if seal.with_learned(|l| l.space_sealed(space)) {
             continue;
         }
+        // Whole: this one-off migration rewrites a legacy space's bare
+        // records in one audited commit, so it holds them all anyway.
         let records: Vec<_> = storage
             .blob_scan(space, b"")?
             .into_iter()

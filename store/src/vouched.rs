@@ -24,6 +24,7 @@
 //! replica wrote is vouched for too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 
 use trustca_model::hexfmt;
 
@@ -177,20 +178,73 @@ fn blob_bindings(detail: &str) -> Vec<(String, Vec<u8>, [u8; 32])> {
         .collect()
 }
 
+/// The keys one page of a keyed read covers: those after `after` (all
+/// when `None`) up to `upto` included (to the end when `None`). A full page
+/// covers up to its last key, a short page (the last) to the end, so a
+/// record deleted between two pages' keys is missed by neither.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span<'a> {
+    after: Option<&'a [u8]>,
+    upto: Option<&'a [u8]>,
+}
+
+impl<'a> Span<'a> {
+    /// Every key.
+    #[cfg(test)]
+    pub(crate) const ALL: Span<'static> = Span {
+        after: None,
+        upto: None,
+    };
+
+    /// What a page read after `after` with at most `limit` records covers,
+    /// given the last key it returned.
+    pub(crate) fn of_page(
+        after: Option<&'a [u8]>,
+        limit: usize,
+        len: usize,
+        last: Option<&'a [u8]>,
+    ) -> Self {
+        Span {
+            after,
+            upto: if len >= limit.max(1) { last } else { None },
+        }
+    }
+
+    fn holds(&self, key: &[u8]) -> bool {
+        self.after.is_none_or(|a| key > a) && self.upto.is_none_or(|u| key <= u)
+    }
+
+    /// The span as bounds for a `BTreeMap` range (`None`: nothing in it).
+    fn bounds(&self) -> Option<KeyBounds<'a>> {
+        if let (Some(a), Some(u)) = (self.after, self.upto)
+            && a >= u
+        {
+            return None;
+        }
+        Some((
+            self.after.map_or(Bound::Unbounded, Bound::Excluded),
+            self.upto.map_or(Bound::Unbounded, Bound::Included),
+        ))
+    }
+}
+
+/// A key range's lower and upper bounds.
+type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// Which records of a space a read asked for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Scope<'a> {
-    /// Every key that starts with these bytes.
-    Prefix(&'a [u8]),
     /// This key only.
     Exact(&'a [u8]),
+    /// The keys with this prefix that one page covers.
+    Page(&'a [u8], Span<'a>),
 }
 
 impl Scope<'_> {
     fn holds(&self, key: &[u8]) -> bool {
         match self {
-            Scope::Prefix(p) => key.starts_with(p),
             Scope::Exact(k) => key == *k,
+            Scope::Page(p, span) => key.starts_with(p) && span.holds(key),
         }
     }
 }
@@ -286,10 +340,12 @@ fn refused(key: String, reason: String) -> StoreError {
 }
 
 /// How a sector's revocation index as stored differs from the revocations
-/// the log committed for it: (serial, what is wrong), sorted by serial.
+/// the log committed for it, among the serials `span` covers (one page
+/// of a read): (serial, what is wrong), sorted by serial.
 pub(crate) fn revocation_differences(
     index: &LogIndex,
     sector: &str,
+    span: Span<'_>,
     stored: &[(Vec<u8>, i64, u8)],
 ) -> Vec<(Vec<u8>, String)> {
     let empty = BTreeMap::new();
@@ -315,7 +371,12 @@ pub(crate) fn revocation_differences(
             )),
         }
     }
-    for (serial, r) in committed {
+    let in_span = span
+        .bounds()
+        .map(|b| committed.range::<[u8], _>(b))
+        .into_iter()
+        .flatten();
+    for (serial, r) in in_span {
         if !seen.contains(serial.as_slice()) {
             found.push((
                 serial.clone(),
@@ -335,9 +396,10 @@ pub(crate) fn revocation_differences(
 pub(crate) fn check_revoked(
     index: &LogIndex,
     sector: &str,
+    span: Span<'_>,
     stored: &[(Vec<u8>, i64, u8)],
 ) -> Result<(), StoreError> {
-    match revocation_differences(index, sector, stored)
+    match revocation_differences(index, sector, span, stored)
         .into_iter()
         .next()
     {
@@ -367,17 +429,18 @@ pub(crate) fn check_blocked<T>(
     }
 }
 
-/// Checks a sector's stored revocation index against the log, read to its
-/// end first (nothing to check without a seal: offline tools).
+/// Checks a page of a sector's stored revocation index against the log,
+/// read to its end first (nothing to check without a seal: offline tools).
 pub(crate) fn vouch_revoked(
     seal: Option<&RecordSeal>,
     storage: &dyn Storage,
     sector: &str,
+    span: Span<'_>,
     stored: &[(Vec<u8>, i64, u8)],
 ) -> Result<(), StoreError> {
     let Some(seal) = seal else { return Ok(()) };
     seal.catch_up(storage)?;
-    seal.with_learned(|l| check_revoked(l, sector, stored))
+    seal.with_learned(|l| check_revoked(l, sector, span, stored))
 }
 
 /// Checks a blocked-key lookup against the log as read so far.
@@ -570,27 +633,42 @@ mod tests {
         let i = index();
         assert_eq!(i.next_seq, 2);
         let good = vec![(vec![0x0a, 0x0b], 100, 1)];
-        check_revoked(&i, "hems", &good).unwrap();
+        check_revoked(&i, "hems", Span::ALL, &good).unwrap();
         // Deleted, added, changed, and another sector's list.
-        let e = check_revoked(&i, "hems", &[]).unwrap_err();
+        let e = check_revoked(&i, "hems", Span::ALL, &[]).unwrap_err();
         assert!(e.to_string().contains("revoked hems 0a0b"), "{e}");
         assert!(e.to_string().contains("deleted"), "{e}");
         let added = vec![good[0].clone(), (vec![1], 5, 0)];
         assert!(
-            check_revoked(&i, "hems", &added)
+            check_revoked(&i, "hems", Span::ALL, &added)
                 .unwrap_err()
                 .to_string()
                 .contains("added")
         );
         let changed = vec![(vec![0x0a, 0x0b], 100, 4)];
         assert!(
-            check_revoked(&i, "hems", &changed)
+            check_revoked(&i, "hems", Span::ALL, &changed)
                 .unwrap_err()
                 .to_string()
                 .contains("differs")
         );
-        assert!(check_revoked(&i, "automotive", &good).is_err());
-        check_revoked(&i, "automotive", &[]).unwrap();
+        assert!(check_revoked(&i, "automotive", Span::ALL, &good).is_err());
+        check_revoked(&i, "automotive", Span::ALL, &[]).unwrap();
+    }
+
+    #[test]
+    fn a_page_answers_for_the_serials_it_covers_only() {
+        let i = index();
+        let serial: &[u8] = &[0x0a, 0x0b];
+        // A full page ending before the revoked serial does not cover it.
+        let before = Span::of_page(None, 1, 1, Some(&[0x01]));
+        check_revoked(&i, "hems", before, &[(vec![0x01], 5, 0)]).unwrap_err();
+        check_revoked(&i, "hems", before, &[]).unwrap();
+        // A short page after it, nor; one around it must hold it.
+        check_revoked(&i, "hems", Span::of_page(Some(serial), 2, 0, None), &[]).unwrap();
+        let around = Span::of_page(Some(&[0x01]), 1, 1, Some(&[0x0c]));
+        let e = check_revoked(&i, "hems", around, &[(vec![0x0c], 5, 0)]).unwrap_err();
+        assert!(e.to_string().contains("revoked hems 0a0b"), "{e}");
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl TrustEngine {
         let count_since = |kind: &str, minutes: u32| -> Result<u32, TrustDbError> {
             let from = observed_at - minutes as i64 * 60;
             let prefix = key_prefix(&key, kind);
+            // One device's reports of one kind: few by construction.
             Ok(self
                 .storage()
                 .blob_scan(SPACE, &prefix)?

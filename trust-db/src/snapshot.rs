@@ -254,7 +254,11 @@ impl SnapshotPublisher {
                 });
             }
             self.differing_devices(sector, &mut devices)?;
-            for (serial, _, reason) in storage.revoked_in_sector(sector.as_str())? {
+            // A page at a time (a sector can revoke a million).
+            for item in
+                trustca_store::revoked_pages(storage, sector.as_str(), trustca_store::STORE_PAGE)
+            {
+                let (serial, _, reason) = item?;
                 if reason == KEY_COMPROMISE
                     && let Some(cert) = storage.certificate(&serial)?
                     && let Ok(fp) = certificate_key_fingerprint(&cert.der)

@@ -322,6 +322,7 @@ impl RegistrationAuthority {
         if queued {
             return Ok(true);
         }
+        // One vehicle's deliveries of one period: a few by construction.
         Ok(!self
             .store
             .blob_scan(SPACE, &delivery_prefix(handle, Some(period)))?
@@ -447,6 +448,7 @@ impl RegistrationAuthority {
 
     fn stored_responses(&self, prefix: &[u8]) -> Result<Vec<(u32, Vec<u8>)>> {
         let j_at = DELIVERY_PREFIX.len() + 32 + 8;
+        // One vehicle's deliveries: its periods' batches, few by construction.
         self.store
             .blob_scan(SPACE, prefix)?
             .into_iter()

@@ -247,10 +247,21 @@ impl Storage for PgStorage {
         self.write(|t| t.put_tree_head_row(size, signed_head))
     }
 
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.read("SELECT head FROM tree_heads ORDER BY size", &[], |r| {
-            Ok(r.get::<_, Vec<u8>>(0))
-        })
+    fn tree_heads_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        self.read(
+            "SELECT size, head FROM tree_heads WHERE size >= $1 ORDER BY size LIMIT $2",
+            &[&from, &limit_of(limit)],
+            |r| Ok((r.get::<_, i64>(0).max(0) as u64, r.get::<_, Vec<u8>>(1))),
+        )
+    }
+
+    fn latest_tree_heads(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(
+            "SELECT head FROM tree_heads ORDER BY size DESC LIMIT $1",
+            &[&limit_of(n)],
+            |r| Ok(r.get::<_, Vec<u8>>(0)),
+        )
     }
 
     fn revoke(
@@ -274,19 +285,37 @@ impl Storage for PgStorage {
         vouched::vouch_blocked(seal, key_fingerprint, block)
     }
 
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        let stored = self.read(
-            "SELECT serial, at, reason FROM revoked WHERE sector = $1 ORDER BY serial",
-            &[&sector],
-            |r| {
-                let reason = u8::try_from(r.get::<_, i16>(2)).map_err(|_| StoreError::Corrupt {
-                    key: "revoked".into(),
-                    reason: "reason code out of range".into(),
-                })?;
-                Ok((r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1), reason))
-            },
-        )?;
-        vouched::vouch_revoked(self.seal(), self, sector, &stored)?;
+    fn revoked_page(
+        &self,
+        sector: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+        let row = |r: &tokio_postgres::Row| {
+            let reason = u8::try_from(r.get::<_, i16>(2)).map_err(|_| StoreError::Corrupt {
+                key: "revoked".into(),
+                reason: "reason code out of range".into(),
+            })?;
+            Ok((r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1), reason))
+        };
+        let limit_sql = limit_of(limit);
+        let stored = match after {
+            Some(after) => self.read(
+                "SELECT serial, at, reason FROM revoked WHERE sector = $1 AND serial > $2 \
+                 ORDER BY serial LIMIT $3",
+                &[&sector, &after, &limit_sql],
+                row,
+            ),
+            None => self.read(
+                "SELECT serial, at, reason FROM revoked WHERE sector = $1 \
+                 ORDER BY serial LIMIT $2",
+                &[&sector, &limit_sql],
+                row,
+            ),
+        }?;
+        let last = stored.last().map(|(serial, _, _)| serial.as_slice());
+        let span = vouched::Span::of_page(after, limit, stored.len(), last);
+        vouched::vouch_revoked(self.seal(), self, sector, span, &stored)?;
         Ok(stored)
     }
 
@@ -335,34 +364,45 @@ impl Storage for PgStorage {
         vouched::vouch_blob(self.fresh_seal()?, self, space, key, value)
     }
 
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+    fn blob_scan_page(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
         // A key range rather than substr(), so the primary key's index
         // serves it: enrollment scans one model's records among many.
         let row = |r: &tokio_postgres::Row| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
-        let stored = match prefix_successor(prefix) {
-            Some(end) => self.read(
-                "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 AND key < $3 \
-                 ORDER BY key",
-                &[&space, &prefix, &end],
-                row,
-            ),
-            None => self.read(
-                "SELECT key, value FROM blobs WHERE space = $1 AND key >= $2 ORDER BY key",
-                &[&space, &prefix],
-                row,
-            ),
-        }?
-        .into_iter()
-        .map(|(k, v)| {
-            let v = seal::open_blob(self.seal(), space, &k, v)?;
-            Ok((k, v))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        let end = prefix_successor(prefix);
+        let limit_sql = limit_of(limit);
+        let mut sql = String::from("SELECT key, value FROM blobs WHERE space = $1 AND key >= $2");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&space, &prefix];
+        if let Some(after) = &after {
+            params.push(after);
+            sql.push_str(&format!(" AND key > ${}", params.len()));
+        }
+        if let Some(end) = &end {
+            params.push(end);
+            sql.push_str(&format!(" AND key < ${}", params.len()));
+        }
+        params.push(&limit_sql);
+        sql.push_str(&format!(" ORDER BY key LIMIT ${}", params.len()));
+        let stored = self
+            .read(&sql, &params, row)?
+            .into_iter()
+            .map(|(k, v)| {
+                let v = seal::open_blob(self.seal(), space, &k, v)?;
+                Ok((k, v))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let last = stored.last().map(|(k, _)| k.as_slice());
+        let span = vouched::Span::of_page(after, limit, stored.len(), last);
         vouched::vouch_blobs(
             self.fresh_seal()?,
             self,
             space,
-            vouched::Scope::Prefix(prefix),
+            vouched::Scope::Page(prefix, span),
             &stored,
         )?;
         Ok(stored)

@@ -138,10 +138,23 @@ impl Storage for SledStorage {
         Ok(())
     }
 
-    fn tree_heads(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    fn tree_heads_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.heads
+            .range(from.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_error)?;
+                Ok((be_u64(&k, "tree head size")?, v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn latest_tree_heads(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
         self.heads
             .iter()
             .values()
+            .rev()
+            .take(n)
             .map(|v| Ok(v.map_err(sled_error)?.to_vec()))
             .collect()
     }
@@ -165,13 +178,18 @@ impl Storage for SledStorage {
         )
     }
 
-    fn revoked_in_sector(&self, sector: &str) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
+    fn revoked_page(
+        &self,
+        sector: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
         let mut prefix = sector.as_bytes().to_vec();
         prefix.push(0);
-        self.revoked
-            .scan_prefix(&prefix)
+        let after_key = after.map(|a| [prefix.as_slice(), a].concat());
+        let stored = page_after(&self.revoked, &prefix, after_key.as_deref(), limit)
             .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
+                let (k, v) = kv?;
                 if v.len() != 9 {
                     return Err(StoreError::Corrupt {
                         key: "revoked".into(),
@@ -181,11 +199,11 @@ impl Storage for SledStorage {
                 let at = i64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
                 Ok((k[prefix.len()..].to_vec(), at, v[8]))
             })
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|stored| {
-                vouched::vouch_revoked(self.seal.get().map(|s| &**s), self, sector, &stored)?;
-                Ok(stored)
-            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let last = stored.last().map(|(serial, _, _)| serial.as_slice());
+        let span = vouched::Span::of_page(after, limit, stored.len(), last);
+        vouched::vouch_revoked(self.seal.get().map(|s| &**s), self, sector, span, &stored)?;
+        Ok(stored)
     }
 
     fn next_crl_number(&self, sector: &str) -> Result<u64, StoreError> {
@@ -237,24 +255,36 @@ impl Storage for SledStorage {
         vouched::vouch_blob(self.seal.get().map(|s| &**s), self, space, key, value)
     }
 
-    fn blob_scan(&self, space: &str, prefix: &[u8]) -> Result<Vec<crate::KeyValue>, StoreError> {
-        let full = blob_key(space, prefix);
+    fn blob_scan_page(
+        &self,
+        space: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<crate::KeyValue>, StoreError> {
         let skip = space.len() + 1;
-        self.blobs
-            .scan_prefix(full)
+        let full = blob_key(space, prefix);
+        let after_key = after.map(|a| blob_key(space, a));
+        let stored = page_after(&self.blobs, &full, after_key.as_deref(), limit)
             .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
+                let (k, v) = kv?;
                 let key = k[skip..].to_vec();
                 let value =
                     seal::open_blob(self.seal.get().map(|s| &**s), space, &key, v.to_vec())?;
                 Ok((key, value))
             })
-            .collect::<Result<Vec<_>, StoreError>>()
-            .and_then(|stored| {
-                let seal = self.seal.get().map(|s| &**s);
-                vouched::vouch_blobs(seal, self, space, vouched::Scope::Prefix(prefix), &stored)?;
-                Ok(stored)
-            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let last = stored.last().map(|(k, _)| k.as_slice());
+        let span = vouched::Span::of_page(after, limit, stored.len(), last);
+        let seal = self.seal.get().map(|s| &**s);
+        vouched::vouch_blobs(
+            seal,
+            self,
+            space,
+            vouched::Scope::Page(prefix, span),
+            &stored,
+        )?;
+        Ok(stored)
     }
 
     fn challenge_put(
@@ -473,4 +503,24 @@ impl Storage for SledStorage {
 /// The expiry a stored challenge starts with.
 fn challenge_expiry(v: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+/// Up to `limit` records of `tree` under `prefix` whose key comes after
+/// `after` (a whole key, prefix included; from the first when `None`), in
+/// key order.
+fn page_after<'a>(
+    tree: &'a sled::Tree,
+    prefix: &'a [u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + 'a {
+    use std::ops::Bound;
+    let start = match after {
+        Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
+        _ => Bound::Included(prefix.to_vec()),
+    };
+    tree.range::<Vec<u8>, _>((start, Bound::Unbounded))
+        .map(|kv| kv.map_err(sled_error))
+        .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+        .take(limit)
 }

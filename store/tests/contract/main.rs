@@ -1134,3 +1134,6 @@ fn the_check_passes_an_intact_store_and_names_damaged_records(b: &Backend) {
             .is_empty()
     );
 }
+
+// After `contract!`, whose definition it uses.
+mod paging;

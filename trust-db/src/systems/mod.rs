@@ -34,7 +34,7 @@ use trustca_composition::{
     CompositionError, CompositionPolicy, Evaluation, Link, System, SystemRecord, evaluate,
 };
 use trustca_model::{CertificateKind, Credential, DeviceIdentity, SectorName, TrustStatus};
-use trustca_store::{BlobAudit, Storage};
+use trustca_store::{BlobAudit, STORE_PAGE, Storage};
 
 use crate::TrustDbError;
 use crate::engine::{TrustEngine, actor, check_reason};
@@ -88,10 +88,12 @@ fn damaged(what: &str) -> TrustDbError {
     })
 }
 
-/// Every system of the space, assembled from its records.
+/// Every system of the space, assembled from its records, read a page at a
+/// time (members and links grow with the devices in systems).
 fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError> {
     let mut systems: BTreeMap<String, SystemRecord> = BTreeMap::new();
-    for (k, v) in storage.blob_scan(SPACE, HEADER.as_bytes())? {
+    for item in trustca_store::blob_pages(storage, SPACE, HEADER.as_bytes(), STORE_PAGE) {
+        let (k, v) = item?;
         let name = String::from_utf8(k[HEADER.len()..].to_vec()).map_err(|_| damaged("header"))?;
         let (sector, version) = header_of(&v).ok_or_else(|| damaged("header"))?;
         systems.insert(
@@ -105,7 +107,8 @@ fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError
             },
         );
     }
-    for (k, v) in storage.blob_scan(SPACE, MEMBER.as_bytes())? {
+    for item in trustca_store::blob_pages(storage, SPACE, MEMBER.as_bytes(), STORE_PAGE) {
+        let (k, v) = item?;
         let text = std::str::from_utf8(&k[MEMBER.len()..]).map_err(|_| damaged("member"))?;
         let (name, _) = text.split_once('\0').ok_or_else(|| damaged("member"))?;
         let urn = String::from_utf8(v).map_err(|_| damaged("member"))?;
@@ -115,7 +118,8 @@ fn read_records(storage: &dyn Storage) -> Result<Vec<SystemRecord>, TrustDbError
             .members
             .push(urn);
     }
-    for (k, v) in storage.blob_scan(SPACE, LINK.as_bytes())? {
+    for item in trustca_store::blob_pages(storage, SPACE, LINK.as_bytes(), STORE_PAGE) {
+        let (k, v) = item?;
         if v != PRESENT {
             continue;
         }

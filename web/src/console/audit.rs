@@ -83,10 +83,8 @@ impl Inner {
     pub(crate) fn audit_page(&self, asked: &Asked, session: &Session) -> Result<Answer, WebError> {
         let heads: Vec<SignedTreeHead> = self
             .storage
-            .tree_heads()?
+            .latest_tree_heads(2)?
             .iter()
-            .rev()
-            .take(2)
             .filter_map(|b| SignedTreeHead::from_bytes(b).ok())
             .collect();
         let key = self.audit_key.as_deref();

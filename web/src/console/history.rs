@@ -96,6 +96,7 @@ pub fn series(
         .unwrap_or(today);
     let first = day_text(first);
     let last = day_text(today);
+    // One sample per sector and day: grows with days, not devices.
     for (k, v) in storage.blob_scan(SPACE, &prefix)? {
         let Some(day) = std::str::from_utf8(&k[prefix.len()..]).ok() else {
             continue;
