@@ -3,8 +3,9 @@
 //!
 //! How a stream ends, and what the client is told last:
 //! - the client closed its side: every item answered, then OK;
-//! - no item and no end for [`STREAM_IDLE`]: `DEADLINE_EXCEEDED`;
-//! - the client did not read a queued result for [`STALLED_READER`]: every
+//! - no item and no end for [`StreamLimits::idle`]: `DEADLINE_EXCEEDED`;
+//! - the client did not read a queued result for
+//!   [`StreamLimits::stalled_reader`]: every
 //!   task stops at once (no further chunk is issued) and the last message,
 //!   read whenever the client reads again, says so with the counts;
 //! - the request stream broke (an item over the message size limit, a
@@ -23,7 +24,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 use trustca_model::Credential;
-use trustca_model::limits::{STALLED_READER, STREAM_IDLE, TONIC_OVERSIZE_TEXT};
+use trustca_model::limits::{StreamLimits, TONIC_OVERSIZE_TEXT};
 use trustca_proto::v1 as pb;
 
 use trustca_ca::{EnrollmentEngine, EnrollmentRequest};
@@ -59,7 +60,9 @@ impl Tally {
 struct Batch {
     tx: Sender,
     tally: Tally,
-    /// Cancelled once the client has not read for [`STALLED_READER`] (or
+    /// The stream's time limits.
+    limits: StreamLimits,
+    /// Cancelled once the client has not read for `limits.stalled_reader` (or
     /// left): every pending send gives up and no further chunk is issued.
     stalled: CancellationToken,
 }
@@ -68,7 +71,7 @@ impl Batch {
     /// Queues one result; false once the reader is stalled or gone.
     async fn send(&self, msg: pb::EnrollBatchResult) -> bool {
         let sent = tokio::select! {
-            r = tokio::time::timeout(STALLED_READER, self.tx.send(Ok(msg))) => matches!(r, Ok(Ok(()))),
+            r = tokio::time::timeout(self.limits.stalled_reader, self.tx.send(Ok(msg))) => matches!(r, Ok(Ok(()))),
             () = self.stalled.cancelled() => false,
         };
         if sent {
@@ -85,7 +88,7 @@ impl Batch {
 enum End {
     /// The client closed its side.
     Done,
-    /// Nothing arrived for [`STREAM_IDLE`].
+    /// Nothing arrived for [`StreamLimits::idle`].
     Silent,
     /// The request stream failed with this status.
     Broken(Status),
@@ -202,6 +205,7 @@ pub(crate) async fn run(
     caller: Arc<Credential>,
     inbound: Streaming<pb::EnrollBatchItem>,
     tx: Sender,
+    limits: StreamLimits,
 ) {
     let Ok(last) = tx.clone().reserve_owned().await else {
         return;
@@ -209,6 +213,7 @@ pub(crate) async fn run(
     let batch = Arc::new(Batch {
         tx,
         tally: Tally::default(),
+        limits,
         stalled: CancellationToken::new(),
     });
     let chunks = inbound.chunks_timeout(CHUNK, Duration::from_millis(2));
@@ -220,7 +225,7 @@ pub(crate) async fn run(
     let mut end = End::Done;
     'read: loop {
         let next = tokio::select! {
-            r = tokio::time::timeout(STREAM_IDLE, chunks.next()) => r,
+            r = tokio::time::timeout(limits.idle, chunks.next()) => r,
             () = batch.stalled.cancelled() => break,
         };
         let items = match next {
@@ -284,7 +289,7 @@ fn finish(
             "client stopped reading",
             Some(Status::deadline_exceeded(format!(
                 "results were not read for {} s; the stream was ended after issuing {issued} certificates, {delivered} results delivered",
-                STALLED_READER.as_secs()
+                batch.limits.stalled_reader.as_secs()
             ))),
         )
     } else {
@@ -294,7 +299,7 @@ fn finish(
                 "client stopped sending",
                 Some(Status::deadline_exceeded(format!(
                     "no item and no end of stream for {} s; the stream is closed",
-                    STREAM_IDLE.as_secs()
+                    batch.limits.idle.as_secs()
                 ))),
             ),
             End::Broken(s) => {

@@ -9,6 +9,7 @@ use trustca_ca::attestation::TpmKeyAttestation;
 use trustca_ca::{
     CaError, DeviceAttributes, EnrollmentEngine, EnrollmentOutcome, EnrollmentRequest,
 };
+use trustca_model::limits::StreamLimits;
 use trustca_model::{Credential, EvidenceItem};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
@@ -21,12 +22,22 @@ pub use crate::enroll_batch::MAX_BATCH_ITEMS;
 #[derive(Debug, Clone)]
 pub struct EnrollmentService {
     engine: Arc<EnrollmentEngine>,
+    limits: StreamLimits,
 }
 
 impl EnrollmentService {
-    /// Wraps an engine.
+    /// Wraps an engine, with the default stream limits.
     pub fn new(engine: Arc<EnrollmentEngine>) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            limits: StreamLimits::default(),
+        }
+    }
+
+    /// Ends `EnrollBatch` streams by `limits` instead of the defaults.
+    pub fn with_stream_limits(mut self, limits: StreamLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -130,6 +141,7 @@ impl Enrollment for EnrollmentService {
             caller,
             request.into_inner(),
             tx,
+            self.limits,
         ));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
             rx,

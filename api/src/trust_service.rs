@@ -9,7 +9,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use trustca_db::{MAX_CHAIN, ModelRegistry, TrustDbError, TrustEngine, msg};
 use trustca_model::Credential;
-use trustca_model::limits::{STALLED_READER, STREAM_IDLE};
+use trustca_model::limits::StreamLimits;
 use trustca_model::observe::{NoObserver, Observer};
 use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
@@ -25,15 +25,23 @@ pub const MAX_DECIDE_BATCH: usize = 1_000_000;
 pub struct TrustService {
     engine: Arc<TrustEngine>,
     observer: Arc<dyn Observer>,
+    limits: StreamLimits,
 }
 
 impl TrustService {
-    /// Wraps an engine.
+    /// Wraps an engine, with the default stream limits.
     pub fn new(engine: Arc<TrustEngine>) -> Self {
         Self {
             engine,
             observer: Arc::new(NoObserver),
+            limits: StreamLimits::default(),
         }
+    }
+
+    /// Ends `DecideBatch` streams by `limits` instead of the defaults.
+    pub fn with_stream_limits(mut self, limits: StreamLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Counts and times every `Decide` in `observer`.
@@ -119,19 +127,20 @@ impl TrustDatabase for TrustService {
         let engine = Arc::clone(&self.engine);
         let observer = Arc::clone(&self.observer);
         let mut inbound = request.into_inner();
+        let limits = self.limits;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             let mut n = 0usize;
             loop {
                 // A silent stream is ended rather than held open forever.
-                let item = match tokio::time::timeout(STREAM_IDLE, inbound.next()).await {
+                let item = match tokio::time::timeout(limits.idle, inbound.next()).await {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     Err(_) => {
                         let _ = tx
                             .send(Err(Status::deadline_exceeded(format!(
                                 "no request and no end of stream for {} s; the stream is closed",
-                                STREAM_IDLE.as_secs()
+                                limits.idle.as_secs()
                             ))))
                             .await;
                         tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "client stopped sending");
@@ -160,8 +169,8 @@ impl TrustDatabase for TrustService {
                 // A bad item ends the stream with its status, like a unary call.
                 let stop = out.is_err();
                 // A client that does not read its decisions loses the
-                // stream after STALLED_READER instead of holding a task.
-                match tokio::time::timeout(STALLED_READER, tx.send(out)).await {
+                // stream after `stalled_reader` instead of holding a task.
+                match tokio::time::timeout(limits.stalled_reader, tx.send(out)).await {
                     Ok(Ok(())) if !stop => {}
                     Ok(Ok(())) => return,
                     Ok(Err(_)) => return,

@@ -2,10 +2,10 @@
 //! in-process exactly as `EnrollBatch` drives it (chunks of 256, two chunks
 //! in flight, group-committed and flushed before results count) over the
 //! real sled store; the CSR check alone; and the store alone (sled commits
-//! of real issuance records plus one flush per group). With the
-//! `store-probe` feature also the engine's time in its store, and the engine
-//! over the same store without the read before signing and over a store
-//! that keeps nothing (so the difference is the store's share).
+//! of real issuance records plus one flush per group); the engine's time
+//! in its store (the probe), and the engine over the same store without the
+//! read before signing and over a store that keeps nothing (so the
+//! difference is the store's share).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -56,13 +56,7 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
     let policy_set = Arc::new(policy_set);
     let hierarchy = Arc::new(CaHierarchy::open(data, &policy_set, &pass)?);
     let sled = SledStorage::open(&data.join("db"))?;
-    #[cfg(feature = "store-probe")]
     let (storage, stats) = crate::probe::wrap(sled, kind);
-    #[cfg(not(feature = "store-probe"))]
-    let storage: Arc<dyn Storage> = match kind {
-        StoreKind::Sled => Arc::new(sled),
-        _ => anyhow::bail!("this measurement needs the `store-probe` feature"),
-    };
     let committer = GroupCommitter::start(Arc::clone(&storage))?;
     let engine = Arc::new(EnrollmentEngine::new(
         policy_set, hierarchy, storage, committer,
@@ -127,7 +121,6 @@ pub async fn engine(data: &Path, devices: &[Device], kind: StoreKind) -> Result<
             latency: None,
             note: join_notes(&[
                 format!("enroll_many x{CHUNK}, {IN_FLIGHT} in flight"),
-                #[cfg(feature = "store-probe")]
                 if kind == StoreKind::Null {
                     String::new()
                 } else {

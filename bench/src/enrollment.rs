@@ -268,12 +268,6 @@ pub(crate) async fn stages(
             ),
             (breakdown::StoreKind::Null, "over a no-op store"),
         ] {
-            if !cfg!(feature = "store-probe") {
-                progress(&format!(
-                    "breakdown: engine {what}: skipped (needs --features store-probe)"
-                ));
-                continue;
-            }
             progress(&format!(
                 "breakdown: engine in-process, {what}, {m} devices"
             ));

@@ -12,9 +12,9 @@
 //!   concurrency (skipped with a note when cfssl is not installed), right
 //!   after trustca's own enrollment runs;
 //! * `breakdown`: the engine in-process without the transport over the
-//!   real store, the CSR check alone and the store alone; with the
-//!   `store-probe` feature also the engine's time per store call, and the
-//!   engine without the store read before signing and over a no-op store;
+//!   real store, the CSR check alone and the store alone; the engine's
+//!   time per store call (the probe), and the engine without the store
+//!   read before signing and over a no-op store;
 //! * the all-core sign+verify ceiling once more at the end.
 //!
 //! `v2x` (on its own) measures SCMS-style authorization tickets through the
@@ -59,7 +59,6 @@ mod integrity;
 mod load;
 mod peer;
 mod pgmode;
-#[cfg(feature = "store-probe")]
 mod probe;
 mod report;
 mod seal;

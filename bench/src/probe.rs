@@ -1,4 +1,4 @@
-//! The store probe (feature `store-probe`): the sled store wrapped so the
+//! The store probe: the sled store wrapped so the
 //! in-process engine's store calls are timed, or skipped for the what-if
 //! measurements. It is a `trustca_store::StorageLayer`: it overrides the
 //! three calls on the enrollment path and the layer passes every other

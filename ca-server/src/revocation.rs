@@ -36,7 +36,9 @@ pub const MAX_KNOWN_ISSUERS: usize = 65_536;
 /// Issues and keeps every sector's CRL.
 pub struct CrlPublisher {
     hierarchy: Arc<CaHierarchy>,
-    pub(crate) policies: Arc<PolicySet>,
+    /// The policies in force, read per publication
+    /// (`with_policy_source`).
+    policies: Arc<dyn trustca_model::PolicySource>,
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     latest: RwLock<HashMap<String, PublishedCrl>>,
@@ -66,13 +68,26 @@ impl CrlPublisher {
     ) -> Self {
         Self {
             hierarchy,
-            policies,
+            policies: Arc::new(policies),
             storage,
             dir,
             latest: RwLock::new(HashMap::new()),
             issuers: std::sync::Mutex::new(HashMap::new()),
             observer: Arc::new(trustca_model::observe::NoObserver),
         }
+    }
+
+    /// Reads the policies from `source` on every publication instead of
+    /// the set given to [`CrlPublisher::new`] (a reloaded CRL validity
+    /// applies to the next CRL).
+    pub fn with_policy_source(mut self, source: Arc<dyn trustca_model::PolicySource>) -> Self {
+        self.policies = source;
+        self
+    }
+
+    /// The policies in force now.
+    pub(crate) fn policies(&self) -> Arc<PolicySet> {
+        self.policies.current()
     }
 
     /// Reports every publication's time and size to `observer`.
@@ -165,7 +180,7 @@ impl CrlPublisher {
         generations: &[(String, Vec<u8>)],
     ) -> Result<PublishedCrl, CaError> {
         let hours = self
-            .policies
+            .policies()
             .sector(sector.as_str())?
             .certificate
             .crl_validity_hours;
@@ -265,7 +280,7 @@ impl CrlPublisher {
     /// The shortest CRL validity, for scheduling reissues.
     pub fn shortest_validity(&self) -> std::time::Duration {
         let hours = self
-            .policies
+            .policies()
             .sectors
             .values()
             .map(|p| p.certificate.crl_validity_hours)

@@ -159,7 +159,7 @@ impl RevocationEngine {
     ) -> Result<Revoked, CaError> {
         require_operator(caller, "bulk revocation")?;
         let sector = SectorName::new(&cmd.sector)?;
-        self.publisher.policies.sector(sector.as_str())?;
+        self.publisher.policies().sector(sector.as_str())?;
         require_sector(caller, &sector)?;
         if cmd.manufacturer.is_empty() || cmd.model.is_empty() {
             return Err(CaError::InvalidRequest(

@@ -152,6 +152,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         metrics,
         shutdown_grace: std::time::Duration::from_secs(shutdown_grace),
         connections: connections.limits(),
+        streams: trustca_model::limits::StreamLimits::default(),
         allow_damaged_store,
         seal_records: true,
         role,

@@ -114,9 +114,11 @@ fn add_ca_services(
 ) {
     routes
         .add_service(
-            EnrollmentServer::new(EnrollmentService::new(Arc::clone(&e.enrollment)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(4 * MAX_MESSAGE_BYTES),
+            EnrollmentServer::new(
+                EnrollmentService::new(Arc::clone(&e.enrollment)).with_stream_limits(opts.streams),
+            )
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(4 * MAX_MESSAGE_BYTES),
         )
         .add_service(
             AttestationServer::new(trustca_api::AttestationService::new(Arc::clone(
@@ -126,7 +128,9 @@ fn add_ca_services(
         )
         .add_service(
             TrustDatabaseServer::new(
-                TrustService::new(Arc::clone(&e.trust)).with_observer(Arc::clone(observer)),
+                TrustService::new(Arc::clone(&e.trust))
+                    .with_observer(Arc::clone(observer))
+                    .with_stream_limits(opts.streams),
             )
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(4 * MAX_MESSAGE_BYTES),

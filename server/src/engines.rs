@@ -97,7 +97,8 @@ impl Engines {
                 committer(&storage, metrics)?,
             )
             .with_authoritative(authoritative)
-            .with_observer(Arc::clone(&observer)),
+            .with_observer(Arc::clone(&observer))
+            .with_policy_source(Arc::new(policies.clone())),
         );
         let recorded = unless_read_only(
             read_only,
@@ -118,6 +119,7 @@ impl Engines {
                 Arc::clone(&storage),
                 DataDir::new(&opts.data).crl_dir(),
             )
+            .with_policy_source(Arc::new(policies.clone()))
             .with_observer(Arc::clone(&observer)),
         );
         publish_at_start(&hierarchy, &store, &crls)?;
@@ -131,7 +133,10 @@ impl Engines {
             tracing::info!(count = recorded, "recorded credentials issued offline");
         }
         Ok(Self {
-            registry: Arc::new(ModelRegistry::new(Arc::clone(&storage), Arc::clone(&set))),
+            registry: Arc::new(
+                ModelRegistry::new(Arc::clone(&storage), Arc::clone(&set))
+                    .with_policy_source(Arc::new(policies.clone())),
+            ),
             snapshots: Arc::new(
                 SnapshotPublisher::new(Arc::clone(&trust)).stopped_by(stop.clone()),
             ),

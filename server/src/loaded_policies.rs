@@ -59,6 +59,12 @@ impl std::fmt::Debug for Policies {
     }
 }
 
+impl trustca_model::PolicySource for Policies {
+    fn current(&self) -> Arc<PolicySet> {
+        self.set()
+    }
+}
+
 impl Policies {
     /// Finds and loads the policies of a server over `data` (`explicit`:
     /// `--policies`).

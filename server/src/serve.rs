@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use trustca_ca::{CaHierarchy, InitReport, Passphrase};
 use trustca_datadir::DataDir;
+use trustca_model::limits::StreamLimits;
 
 use crate::connections::ConnectionLimits;
 use crate::engines::Engines;
@@ -85,6 +86,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// Connection count and timeouts.
     pub connections: ConnectionLimits,
+    /// How long a streaming call may stay silent or unread
+    /// (`EnrollBatch`, `DecideBatch`); production default 30 s each.
+    pub streams: StreamLimits,
     /// Serve a store whose audit log does not verify, read-only (for
     /// recovery); without it such a store is refused at start.
     pub allow_damaged_store: bool,
@@ -132,6 +136,7 @@ impl ServeOptions {
             metrics: None,
             shutdown_grace: Duration::from_secs(10),
             connections: ConnectionLimits::default(),
+            streams: StreamLimits::default(),
             allow_damaged_store: false,
             seal_records: true,
             role: None,

@@ -1,6 +1,7 @@
 //! The one test kit of trustca's end-to-end tests: a real server on a
 //! loopback port with a fresh data directory, credentials, CSRs, clients,
-//! the key ceremony (`ceremony`), separated V2X authorities (`separated`),
+//! the key ceremony (`ceremony`), two industries under two roots
+//! (`two_roots`), separated V2X authorities (`separated`),
 //! and the independent checkers — openssl, the stdlib-only Go program
 //! (`go_check`) and headless Chromium (`browser`). Compiled once and linked
 //! into every test binary of `tests/`.
@@ -35,3 +36,5 @@ pub mod separated;
 mod server;
 #[cfg(feature = "server")]
 pub use server::*;
+#[cfg(feature = "server")]
+pub mod two_roots;

@@ -47,15 +47,29 @@ impl TestCa {
         ca
     }
 
+    /// Initialises a CA and starts a server whose options `configure`
+    /// changes first (shorter time limits, for one).
+    pub async fn start_with(configure: impl FnOnce(&mut ServeOptions)) -> Self {
+        let mut ca = Self::init();
+        ca.restart_with(configure).await;
+        ca
+    }
+
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// Stops the server if it runs and starts it with `configure`'s options.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ServeOptions)) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();
         }
-        let opts = ServeOptions::new(
+        let mut opts = ServeOptions::new(
             self.data().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
             Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
         );
+        configure(&mut opts);
         self.server = Some(trustca_server::start(opts).await.unwrap());
     }
 

@@ -24,6 +24,7 @@ mod level;
 pub mod limits;
 pub mod observe;
 pub mod policy;
+pub mod policy_source;
 pub mod registry;
 pub mod revocation;
 mod sector;
@@ -55,6 +56,7 @@ pub use level::TrustLevel;
 pub use policy::{
     KeyAlgorithm, LevelDecision, PkiPolicy, PolicySet, RegistryProfile, SectorPolicy,
 };
+pub use policy_source::PolicySource;
 pub use registry::{FirmwareRange, ModelEvaluation, ModelKey, ModelRecord, ModelStatus};
 pub use sector::SectorName;
 pub use signer::{SignError, StatementAlgorithm, StatementSigner, ecdsa_raw_to_der};

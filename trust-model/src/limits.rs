@@ -14,6 +14,26 @@ pub const STREAM_IDLE: Duration = Duration::from_secs(30);
 /// and then loses it, never the server.
 pub const STALLED_READER: Duration = Duration::from_secs(30);
 
+/// The two stream time limits a server applies: [`STREAM_IDLE`] and
+/// [`STALLED_READER`] by default. A server's options carry one value, so a
+/// test can shorten them (the limit is the same code path, only sooner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// How long a request stream may stay silent ([`STREAM_IDLE`]).
+    pub idle: Duration,
+    /// How long a queued result may wait for its reader ([`STALLED_READER`]).
+    pub stalled_reader: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            idle: STREAM_IDLE,
+            stalled_reader: STALLED_READER,
+        }
+    }
+}
+
 /// The text by which tonic refuses a message over a service's
 /// `max_decoding_message_size` ("decoded message length too large"):
 /// the server's oversize layer and `EnrollBatch` recognise it by this text.

@@ -300,8 +300,8 @@ impl Est {
             let der = certs_only(&[ca.cert_der.clone(), root.clone()]).map_err(|e| bad(&e))?;
             cacerts.insert(sector.clone(), Bytes::from(base64_lines(&der)));
             every_ca.push(ca.cert_der.clone());
-            let algorithms = &engine
-                .policies()
+            let policies = engine.policies();
+            let algorithms = &policies
                 .sector(sector.as_str())
                 .map_err(|e| bad(&e))?
                 .certificate

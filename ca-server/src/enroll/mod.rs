@@ -12,7 +12,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use trustca_model::{
     CertificateKind, Credential, DeviceIdentity, EvaluationBasis, Evidence, EvidenceItem,
-    LevelDecision, ModelStatus, PolicySet, SectorName, SectorPolicy, TrustLevel,
+    LevelDecision, ModelStatus, PolicySet, PolicySource, SectorName, SectorPolicy, TrustLevel,
     TrustLevelExtension, VerifiedAttestation, validate_firmware_version,
 };
 use trustca_store::{
@@ -88,7 +88,9 @@ struct Prepared {
 
 /// Issues long-term device certificates.
 pub struct EnrollmentEngine {
-    policies: Arc<PolicySet>,
+    /// The policies in force, read per request (a reload applies to the
+    /// next request, `with_policy_source`).
+    policies: Arc<dyn PolicySource>,
     hierarchy: Arc<CaHierarchy>,
     storage: Arc<dyn Storage>,
     committer: GroupCommitter,
@@ -136,7 +138,7 @@ impl EnrollmentEngine {
         committer: GroupCommitter,
     ) -> Self {
         Self {
-            policies,
+            policies: Arc::new(policies),
             hierarchy,
             attestation: AttestationBook::new(Arc::clone(&storage)),
             storage,
@@ -186,8 +188,8 @@ impl EnrollmentEngine {
     }
 
     /// The trust-level extension's OID (`pki.toml`).
-    fn oid(&self) -> &trustca_model::extension::ExtensionOid {
-        &self.policies.pki.extensions.trust_level_oid
+    fn oid(&self) -> trustca_model::extension::ExtensionOid {
+        self.policies().pki.extensions.trust_level_oid.clone()
     }
 
     /// Records role credentials issued offline (`ca/credentials/`) that the
@@ -202,7 +204,7 @@ impl EnrollmentEngine {
             if self.storage.certificate(&serial)?.is_some() {
                 continue;
             }
-            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, self.oid()) else {
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, &self.oid()) else {
                 continue;
             };
             let name = cert
@@ -416,9 +418,18 @@ impl EnrollmentEngine {
         refuse_blocked_key(self.storage.as_ref(), spki_der)
     }
 
-    /// The policies in force.
-    pub fn policies(&self) -> &PolicySet {
-        &self.policies
+    /// The policies in force now (read once per request, so a request
+    /// sees one version).
+    pub fn policies(&self) -> Arc<PolicySet> {
+        self.policies.current()
+    }
+
+    /// Reads the policies from `source` on every request instead of the
+    /// set given to [`EnrollmentEngine::new`]: a server passes its loaded
+    /// policies, so a reload reaches enrollment without a restart.
+    pub fn with_policy_source(mut self, source: Arc<dyn PolicySource>) -> Self {
+        self.policies = source;
+        self
     }
 
     /// The hierarchy.

@@ -49,7 +49,7 @@ impl EnrollmentEngine {
             .ok_or_else(|| CaError::InvalidRequest("certificate record missing".into()))?;
         let (_, cert) = x509_parser::parse_x509_certificate(&old.der)
             .map_err(|_| CaError::Signing("stored certificate does not parse".into()))?;
-        let ext = trustca_model::trust_extension(&cert, self.oid())?.ok_or_else(|| {
+        let ext = trustca_model::trust_extension(&cert, &self.oid())?.ok_or_else(|| {
             CaError::Signing("stored certificate has no trust-level extension".into())
         })?;
         // A revoked certificate is not narrowed back to life.
@@ -78,13 +78,14 @@ impl EnrollmentEngine {
             ));
         }
         let now = OffsetDateTime::now_utc();
-        let policy = self.policies.sector(identity.sector.as_str())?;
+        let policies = self.policies();
+        let policy = policies.sector(identity.sector.as_str())?;
         let ca = self.hierarchy.issuing_sector(&identity.sector)?;
         let serial = issuer::random_serial()?;
         let mut params = issuer::device_params(
             identity,
             &ext,
-            &self.policies.pki,
+            &policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,
@@ -102,7 +103,7 @@ impl EnrollmentEngine {
         params
             .extended_key_usages
             .retain(|e| !withdrawn(e) && !absent(e));
-        if let Some(base) = &self.policies.pki.crl_base_url {
+        if let Some(base) = &policies.pki.crl_base_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
                 uris: vec![format!(
                     "{base}{}.crl",

@@ -126,7 +126,9 @@ impl EnrollmentEngine {
         if d.sector.is_empty() {
             return Err(CaError::InvalidRequest("device.sector is required".into()));
         }
-        let policy = self.policies.sector(&d.sector)?;
+        // One version for the whole request, however a reload interleaves.
+        let policies = self.policies();
+        let policy = policies.sector(&d.sector)?;
         let sector: SectorName = policy.sector.clone();
         if !self.authoritative.is_empty() && !self.authoritative.contains(&sector) {
             return Err(CaError::NotAuthoritative {
@@ -213,14 +215,14 @@ impl EnrollmentEngine {
         let params = issuer::device_params(
             &identity,
             &ext,
-            &self.policies.pki,
+            &policies.pki,
             &serial,
             policy.certificate.validity_days,
             now,
             ca.not_after,
         )?;
         let mut params = params;
-        if let Some(base) = &self.policies.pki.crl_base_url {
+        if let Some(base) = &policies.pki.crl_base_url {
             params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
                 uris: vec![format!(
                     "{base}{}.crl",

@@ -19,13 +19,12 @@ use std::time::Duration;
 
 use common::ceremony::{Ceremony, loopback_port, trustca_cli};
 use common::go_check::{GoChecker, device_files};
+use common::two_roots::{TwoRoots, decide_until, enrolled, listed_root};
 use common::*;
 use tonic::Code;
 use trustca_api::client::ClientCredentials;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
-
-use super::trust_list::{OURS, decide_until, enrolled, listed_root, our_policies, their_policies};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -95,12 +94,12 @@ fn ders(path: &Path) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_under_two_roots_federate_through_their_trust_lists() {
-    let (ours_pol, theirs_pol) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    our_policies(ours_pol.path());
-    their_policies(theirs_pol.path());
-    let ours = Ceremony::run_with(&OURS, Some(ours_pol.path()));
-    let theirs = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
-    let unlisted = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
+    let TwoRoots {
+        ours,
+        theirs,
+        unlisted,
+        policies: _policies,
+    } = TwoRoots::run();
     let (auto_dir, rail_dir) = (ours.data("automotive"), theirs.data("railway"));
     list_and_import(&ours, &theirs, "railway", auto_dir, "ours-1.pem");
     list_and_import(&theirs, &ours, "automotive", rail_dir, "theirs-1.pem");

@@ -16,6 +16,7 @@ mod federation;
 mod federation_roots;
 mod interop;
 mod metrics;
+mod policy_reload;
 mod registry;
 mod revocation;
 mod revocation_semantics;

@@ -3,7 +3,8 @@
 //! not write), ends the stream with `RESOURCE_EXHAUSTED` after every
 //! earlier item was answered; a client that never reads its results loses
 //! the stream after the documented 30 s, told how many certificates were
-//! issued, which is what the store holds.
+//! issued, which is what the store holds. The server under test has that
+//! limit shortened to [`STALLED`] (the same code path, only sooner).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,8 +17,12 @@ use common::*;
 use prost::Message;
 use tokio_stream::StreamExt;
 use trustca_model::CertificateKind;
+use trustca_model::limits::StreamLimits;
 use trustca_proto::v1 as pb;
 use trustca_store::Storage;
+
+/// The stalled-reader limit of the server under test (30 s in production).
+const STALLED: Duration = Duration::from_secs(8);
 
 /// Sends pre-encoded EnrollBatchItem messages (hex, one a line in argv[2])
 /// on one stream with grpcio's generic stream-stream call, reads every
@@ -122,8 +127,14 @@ async fn an_oversized_item_from_grpcio_is_resource_exhausted_after_every_earlier
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_whose_results_are_never_read_ends_after_30_s_with_true_counts() {
-    let mut ca = TestCa::start().await;
+async fn a_stream_whose_results_are_never_read_ends_after_the_limit_with_true_counts() {
+    let mut ca = TestCa::start_with(|o| {
+        o.streams = StreamLimits {
+            stalled_reader: STALLED,
+            ..StreamLimits::default()
+        }
+    })
+    .await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let total = 12_000u64;
     let items = hems_batch_items("R", total);
@@ -133,10 +144,12 @@ async fn a_stream_whose_results_are_never_read_ends_after_30_s_with_true_counts(
         .await
         .unwrap()
         .into_inner();
-    // Past the 30 s (and the time to issue the chunks ahead of it), but
-    // well before the ~62 s the stream used to last: reading now must
-    // not revive it.
-    tokio::time::sleep(Duration::from_secs(45)).await;
+    // The limit runs from when the queue ahead of the reader is full:
+    // issuance then stops (how long that takes depends on the machine's
+    // load). Read past the limit from there, but before twice the limit,
+    // which the stream used to last: reading then must not revive it.
+    let stopped = issuance_stopped(&ca).await;
+    tokio::time::sleep_until((stopped + STALLED * 3 / 2).into()).await;
     let mut delivered = 0u64;
     let end = loop {
         match tokio::time::timeout(Duration::from_secs(20), stream.next()).await {
@@ -149,7 +162,9 @@ async fn a_stream_whose_results_are_never_read_ends_after_30_s_with_true_counts(
     let status = end.expect("the stream ends with a status saying why");
     assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
     assert!(
-        status.message().contains("not read for 30 s"),
+        status
+            .message()
+            .contains(&format!("not read for {} s", STALLED.as_secs())),
         "{}",
         status.message()
     );
@@ -170,4 +185,34 @@ async fn a_stream_whose_results_are_never_read_ends_after_30_s_with_true_counts(
     let (_, devices) = store.counts().unwrap();
     assert_eq!(issued, devices, "issued count against the store");
     assert!(delivered <= issued, "{delivered} > {issued}");
+}
+
+/// Certificates the server has issued, from its metrics.
+fn issued(ca: &TestCa) -> u64 {
+    let metrics = ca.server.as_ref().unwrap().metrics.encode();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("trustca_enrollments_total{") && l.contains("outcome=\"issued\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// When issuance last moved, once it has not moved for a second (at most
+/// a minute after the call).
+async fn issuance_stopped(ca: &TestCa) -> std::time::Instant {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut last, mut moved) = (issued(ca), std::time::Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = issued(ca);
+        if now != last {
+            (last, moved) = (now, std::time::Instant::now());
+        } else if last > 0 && moved.elapsed() >= Duration::from_secs(1) {
+            return moved;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "issuance never stopped ({last})"
+        );
+    }
 }

@@ -18,88 +18,23 @@ use std::path::Path;
 
 use common::ceremony::{Ceremony, trustca_cli, trustca_output, trustca_refused};
 use common::go_check::{GoChecker, Instance, device_files};
+use common::two_roots::{TwoRoots, decide_until, enrolled, listed_root};
 use common::*;
 use trustca_model::CertificateKind;
-use trustca_model::trust_list::TrustList;
 use trustca_proto::v1 as pb;
-
-pub(crate) const OURS: [&str; 3] = ["automotive", "hems", "healthcare"];
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn builtin(file: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../policies")
-            .join(file),
-    )
-    .unwrap()
-}
-
-/// Our policies: the built-in ones, with `railway` declared foreign and
-/// counted by automotive one lower at the top.
-pub(crate) fn our_policies(dir: &Path) {
-    copy_builtin(dir);
-    let recognition = builtin("recognition.toml").replacen(
-        "\n[[recognition]]",
-        "\nforeign = [\"railway\"]\n\n[[recognition]]",
-        1,
-    ) + "\n[[recognition]]\nsector = \"automotive\"\ncounts = \"railway\"\nmap = [1, 2, 3, 3, 4]\nrationale = \"test\"\n";
-    std::fs::write(dir.join("recognition.toml"), recognition).unwrap();
-}
-
-/// Another industry's policies: one sector, railway (the automotive
-/// profile renamed, without automotive's cap on declared hardware: their
-/// operator's choice), the all-sector rules only.
-pub(crate) fn their_policies(dir: &Path) {
-    copy_builtin(dir);
-    for sector in OURS {
-        std::fs::remove_file(dir.join(format!("sectors/{sector}.toml"))).unwrap();
-        let _ = std::fs::remove_file(dir.join(format!("detection/{sector}.toml")));
-    }
-    std::fs::write(
-        dir.join("sectors/railway.toml"),
-        builtin("sectors/automotive.toml")
-            .replace("sector = \"automotive\"", "sector = \"railway\"")
-            .replace("declared_hardware_max_level = 3", ""),
-    )
-    .unwrap();
-    let cooperation = builtin("cooperation.toml");
-    let mut blocks = cooperation.split("[[rule]]");
-    let mut kept = blocks.next().unwrap().to_owned();
-    for b in blocks.filter(|b| b.contains("caller = \"*\"")) {
-        kept.push_str("[[rule]]");
-        kept.push_str(b);
-    }
-    std::fs::write(dir.join("cooperation.toml"), kept).unwrap();
-    std::fs::write(
-        dir.join("recognition.toml"),
-        "version = \"test-1\"\nforeign = [\"automotive\"]\n\n[[recognition]]\nsector = \"railway\"\ncounts = \"automotive\"\nmap = [1, 2, 3, 4, 5]\nrationale = \"test\"\n",
-    )
-    .unwrap();
-}
-
-fn copy_builtin(dir: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    let out = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(format!("{}/.", src.display()))
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_one_is_refused() {
-    let (ours_pol, theirs_pol) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    our_policies(ours_pol.path());
-    their_policies(theirs_pol.path());
-    let ours = Ceremony::run_with(&OURS, Some(ours_pol.path()));
-    let theirs = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
-    let unlisted = Ceremony::run_with(&["railway"], Some(theirs_pol.path()));
+    let TwoRoots {
+        ours,
+        theirs,
+        unlisted,
+        policies: _policies,
+    } = TwoRoots::run();
 
     // Every root is named by its operator: `root init` without a name, or
     // with the built-in default, is refused.
@@ -343,38 +278,6 @@ async fn a_second_root_listed_on_the_trust_list_is_recognised_and_an_unlisted_on
     other.shutdown().await.unwrap();
 }
 
-/// A device of `sector` enrolled at `url` by a manufacturer credential
-/// that `c`'s sector directory issues, with declared Lv.5 evidence.
-pub(crate) async fn enrolled(c: &Ceremony, url: String, sector: &str, serial: &str) -> Device {
-    let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
-    let mut e = pb::enrollment_client::EnrollmentClient::new(
-        trustca_api::client::connect(&url, &acme).await.unwrap(),
-    );
-    enroll_device(
-        &mut e,
-        &c.root_pem(),
-        sector,
-        "Acme",
-        "M-1",
-        serial,
-        "1.0.0",
-        automotive_lv5(),
-    )
-    .await
-}
-
-/// The one root the trust list in force at `data` names, written as PEM
-/// into `dir`: the certificate the list vouches for, not a copy of the
-/// foreign root's file.
-pub(crate) fn listed_root(data: &Path, dir: &Path) -> std::path::PathBuf {
-    let list = TrustList::decode_unchecked(&std::fs::read(data.join("ca/trust-list.der")).unwrap())
-        .unwrap();
-    assert_eq!(list.entries.len(), 1);
-    let path = dir.join("listed-root.pem");
-    std::fs::write(&path, pem_of(&list.entries[0].certificate)).unwrap();
-    path
-}
-
 /// `trustca snapshot fetch` from our automotive instance, then `snapshot
 /// decide` by our car about `peer`: the exit code and the JSON answer.
 fn snapshot_decide(
@@ -524,23 +427,4 @@ async fn foreign_revocation(
         "{:?}",
         d.reasons
     );
-}
-
-/// Asks Decide about `peer` until `done` holds (the server re-reads
-/// `DATA/crl/foreign/` every 5 s; forwarded answers are cached 30 s), at
-/// most `within`; returns the last answer.
-pub(crate) async fn decide_until(
-    db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
-    peer: &Device,
-    within: std::time::Duration,
-    done: impl Fn(&pb::Decision) -> bool,
-) -> pb::Decision {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let d = decide(db, peer, "evacuation-notice").await;
-        if done(&d) || std::time::Instant::now() > deadline {
-            return d;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
 }

@@ -57,7 +57,8 @@ fn last_level_set_by_registry(history: &[String]) -> bool {
 /// The model registry over a store and the sector policies.
 pub struct ModelRegistry {
     storage: Arc<dyn Storage>,
-    policies: Arc<PolicySet>,
+    /// The sector criteria in force, read per call (`with_policy_source`).
+    policies: Arc<dyn trustca_model::PolicySource>,
     /// Serialises read-modify-write of records within this process.
     writing: Mutex<()>,
 }
@@ -177,18 +178,27 @@ impl ModelRegistry {
     pub fn new(storage: Arc<dyn Storage>, policies: Arc<PolicySet>) -> Self {
         Self {
             storage,
-            policies,
+            policies: Arc::new(policies),
             writing: Mutex::new(()),
         }
     }
 
-    fn sector_policy(&self, sector: &str) -> Result<&SectorPolicy, TrustDbError> {
-        Ok(self.policies.sector(sector)?)
+    /// Assesses with the sector criteria `source` holds at each call, so a
+    /// policy reload applies to the next registration or evaluation.
+    pub fn with_policy_source(mut self, source: Arc<dyn trustca_model::PolicySource>) -> Self {
+        self.policies = source;
+        self
+    }
+
+    /// `sector`'s policy in force now (a copy: the set may be replaced
+    /// while the call runs).
+    fn sector_policy(&self, sector: &str) -> Result<SectorPolicy, TrustDbError> {
+        Ok(self.policies.current().sector(sector)?.clone())
     }
 
     fn key_of(&self, sel: Option<&msg::ModelSelector>) -> Result<ModelKey, TrustDbError> {
         let sel = sel.ok_or_else(|| invalid("model is required"))?;
-        let policy = self.sector_policy(&sel.sector)?;
+        let policy = &self.sector_policy(&sel.sector)?;
         if sel.firmware.is_empty() {
             return Err(invalid(
                 "firmware is required: a version or a range such as 1.0..1.4.9",
@@ -311,7 +321,7 @@ impl ModelRegistry {
                 "evaluations are registered by certification bodies (AddEvaluation) or declared as self-assessed, not as declared evidence",
             ));
         }
-        let policy = self.sector_policy(key.sector.as_str())?;
+        let policy = &self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         let at = now.unix_timestamp();
         let mut record = ModelRecord {
@@ -403,7 +413,7 @@ impl ModelRegistry {
             }
         };
         Self::for_sector(caller, &key.sector, "registering an evaluation")?;
-        let policy = self.sector_policy(key.sector.as_str())?;
+        let policy = &self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         let evaluation = self.evaluation_of(input, policy, &caller.name, self_assessed, now)?;
         self.change_model(caller, &key, policy, &req.reason, now, |record| {
@@ -447,7 +457,7 @@ impl ModelRegistry {
             )));
         }
         Self::for_sector(caller, &key.sector, "withdrawing an evaluation")?;
-        let policy = self.sector_policy(key.sector.as_str())?;
+        let policy = &self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         self.change_model(caller, &key, policy, &req.reason, now, |record| {
             let e = record
@@ -498,7 +508,7 @@ impl ModelRegistry {
             )));
         }
         Self::for_sector(caller, &key.sector, "suspending a model")?;
-        let policy = self.sector_policy(key.sector.as_str())?;
+        let policy = &self.sector_policy(key.sector.as_str())?;
         let now = OffsetDateTime::now_utc();
         self.change_model(caller, &key, policy, &req.reason, now, |record| {
             match (req.lift, record.suspended.is_some()) {
@@ -558,7 +568,7 @@ impl ModelRegistry {
         &self,
         req: &msg::ListModelsRequest,
     ) -> Result<msg::ListModelsResponse, TrustDbError> {
-        let policy = self.sector_policy(&req.sector)?;
+        let policy = &self.sector_policy(&req.sector)?;
         let prefix = if req.manufacturer.is_empty() {
             format!("{}/", policy.sector)
         } else {
@@ -592,7 +602,7 @@ impl ModelRegistry {
             let _guard = self.write_lock()?;
             // Read again under the lock: a change may have landed since.
             let record = self.load(&stale.key)?;
-            let assessment = record.assess(policy, now)?;
+            let assessment = record.assess(&policy, now)?;
             if assessment.level.get() == record.level && assessment.status == record.status {
                 continue;
             }
