@@ -16,8 +16,8 @@ use crate::sealed::{
 };
 use crate::status::{CurrentTicket, PoolStatus};
 use crate::{
-    Current, EtsiStation, POOL_META, TicketKind, POOL_STATE, PoolEntry, PoolProfile, PoolSecret, Rotation, Settings,
-    TicketRequestRecord, write_atomic,
+    Current, EtsiStation, POOL_META, POOL_STATE, PoolEntry, PoolProfile, PoolSecret, Rotation,
+    Settings, TicketKind, TicketRequestRecord, write_atomic,
 };
 
 /// An opened pool.
@@ -628,7 +628,11 @@ mod tests {
         let station = EtsiStation::generate("urn:trustca:automotive:Acme:R:1").unwrap();
         pool.set_etsi_station(station).unwrap();
         let refused = pool.set_profile(profile(), b"pca", b"root").unwrap_err();
-        assert!(refused.to_string().contains("holds etsi-ts-103-097 tickets"));
+        assert!(
+            refused
+                .to_string()
+                .contains("holds etsi-ts-103-097 tickets")
+        );
         let etsi = PoolProfile {
             kind: TicketKind::Etsi,
             ..profile()
