@@ -425,6 +425,9 @@ pub fn request(a: EtsiRequest<'_>) -> Result<ExitCode> {
     )?;
     let clock = profile.clone();
     pool.set_profile(profile, aa.certificate.as_coer(), b"")?;
+    // The AA issues for its current period only: a top-up is due when the
+    // next period begins, not ahead of it.
+    pool.set_topup_margin(1);
     pool.set_etsi_station(station)?;
     let mut obtained = obtained;
     for (at, scalar) in &granted {

@@ -349,6 +349,17 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
         assert_eq!(t["verdict"], "AA revoked", "{red}");
     }
 
+    // A car reading that CRL asks the revoked AA for nothing: refused in
+    // one line, the pool's files unchanged (its DC too).
+    let before = car.pool_files();
+    let (code, out, err) = cli(request(&["--dc", &revoked_dc, "--tickets", "1"])).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("no authorization authority the CRL leaves valid"),
+        "{err}"
+    );
+    assert_eq!(car.pool_files(), before);
+
     // Bad lists: one line each, exit 1.
     let other = EcdsaKeyPair::from_pkcs8(
         &ECDSA_P256_SHA256_FIXED_SIGNING,
