@@ -8,14 +8,18 @@
 //! refused request (key not registered yet) leaves the pool's files as
 //! they were. `pseudonym check --profile etsi` reads the CTL and CRL: green
 //! from the server's distribution centre; a distribution centre serving a
-//! CRL that revokes the AA makes it report the AA revoked (exit 3); a
-//! CRL signed by another key, a stale one and an unknown root are each
-//! one line and exit 1.
+//! CRL that revokes the AA makes it report the AA revoked (exit 3) and
+//! `request` refuse to use it; a CRL signed by another key, a stale one
+//! and an unknown root are each one line and exit 1; a trust list
+//! manager's ECTL is read once its certificate is given, and must name the
+//! root. No key of the station is anywhere in the CA's directory. A Lv.1
+//! car enrols but is refused tickets by the AA: nothing of it is stored.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
 use crate::etsi_http::enrolled_car;
 use crate::etsi_serve::start_with_etsi;
+use crate::v2x_separation::dir_contains;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +29,7 @@ use common::*;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use trustca_ca::{Keystore, Passphrase};
 use trustca_model::CertificateKind;
+use trustca_pseudonym::P256PrivateKey;
 use trustca_v2x::{CertProfile, Certificate, CertificateId, Time32};
 use trustca_vehicle::{Pool, PoolSecret, TicketKind};
 
@@ -52,9 +57,14 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A distribution centre serving fixed bytes for `/etsi/dc/getctl/` and
-/// `/etsi/dc/getcrl/` (any root), one thread; returns its URL.
+/// A distribution centre serving fixed bytes for `/etsi/dc/getctl/`,
+/// `/etsi/dc/getcrl/` and `/etsi/dc/getectl/` (any root or TLM), one
+/// thread; returns its URL.
 fn fixed_dc(ctl: Vec<u8>, crl: Vec<u8>) -> String {
+    fixed_dc_with_ectl(ctl, crl, Vec::new())
+}
+
+fn fixed_dc_with_ectl(ctl: Vec<u8>, crl: Vec<u8>, ectl: Vec<u8>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -69,6 +79,8 @@ fn fixed_dc(ctl: Vec<u8>, crl: Vec<u8>) -> String {
                 &ctl
             } else if line.contains("/getcrl/") {
                 &crl
+            } else if line.contains("/getectl/") && !ectl.is_empty() {
+                &ectl
             } else {
                 let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
                 continue;
@@ -105,6 +117,34 @@ fn get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
     raw[split + 4..].to_vec()
 }
 
+/// `trustca etsi register-key` for `urn`'s key `x/canonical.pem` with the
+/// credential `who` (written to `x` as `name`).
+fn register_args(
+    ca: &TestCa,
+    x: &Path,
+    urn: &str,
+    who: &trustca_api::client::ClientCredentials,
+    name: &str,
+) -> Vec<String> {
+    let (chain, key) = go_check::device_files(x, name, who);
+    std::fs::write(x.join("root.pem"), ca.root_pem()).unwrap();
+    let mut args: Vec<String> = ["etsi", "register-key", "--server"]
+        .map(String::from)
+        .to_vec();
+    args.push(ca.url());
+    for (flag, value) in [
+        ("--identity", s(&chain)),
+        ("--key", s(&key)),
+        ("--ca", s(&x.join("root.pem"))),
+        ("--device", urn.to_owned()),
+        ("--canonical-key", s(&x.join("canonical.pem"))),
+    ] {
+        args.extend([flag.to_owned(), value]);
+    }
+    args.push("--json".into());
+    args
+}
+
 struct Car {
     pool: PathBuf,
     key: PathBuf,
@@ -127,6 +167,23 @@ impl Car {
             std::fs::read(self.pool.join("pool.toml")).unwrap(),
             std::fs::read(self.pool.join("pool.bin")).unwrap(),
         )
+    }
+
+    /// `pseudonym canonical-key` for `urn`, public key to `x/canonical.pem`.
+    async fn make_canonical_key(&self, urn: &str, x: &Path) -> serde_json::Value {
+        let pem = s(&x.join("canonical.pem"));
+        let args = self.args(&[
+            "pseudonym",
+            "canonical-key",
+            "--its-id",
+            urn,
+            "--out",
+            &pem,
+            "--json",
+        ]);
+        let (code, out, err) = cli(args).await;
+        assert_eq!(code, 0, "{err}");
+        json_of(&out)
     }
 
     fn open(&self) -> Pool {
@@ -152,18 +209,7 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
     let root_oer = ca.data().join("etsi/root.oer");
 
     // The car makes its canonical key; only the public key leaves the pool.
-    let (code, out, err) = cli(car.args(&[
-        "pseudonym",
-        "canonical-key",
-        "--its-id",
-        &urn,
-        "--out",
-        &s(&x.join("canonical.pem")),
-        "--json",
-    ]))
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let made = json_of(&out);
+    let made = car.make_canonical_key(&urn, x).await;
     assert_eq!(made["made"], true);
     assert!(
         std::fs::read_to_string(x.join("canonical.pem"))
@@ -203,27 +249,7 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
 
     // The manufacturer registers it over mutual TLS; another manufacturer
     // is refused in one line with the status.
-    let register = |who: &trustca_api::client::ClientCredentials, name: &str| {
-        let (chain, key) = go_check::device_files(x, name, who);
-        std::fs::write(x.join("root.pem"), ca.root_pem()).unwrap();
-        vec![
-            "etsi".to_owned(),
-            "register-key".into(),
-            "--server".into(),
-            ca.url(),
-            "--identity".into(),
-            s(&chain),
-            "--key".into(),
-            s(&key),
-            "--ca".into(),
-            s(&x.join("root.pem")),
-            "--device".into(),
-            urn.clone(),
-            "--canonical-key".into(),
-            s(&x.join("canonical.pem")),
-            "--json".into(),
-        ]
-    };
+    let register = |who, name| register_args(&ca, x, &urn, who, name);
     let globex = ca.credential(CertificateKind::Manufacturer, "Globex", &["automotive"]);
     let (code, _, err) = cli(register(&globex, "globex")).await;
     assert_eq!(code, 1);
@@ -361,14 +387,9 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
     assert_eq!(car.pool_files(), before);
 
     // Bad lists: one line each, exit 1.
-    let other = EcdsaKeyPair::from_pkcs8(
-        &ECDSA_P256_SHA256_FIXED_SIGNING,
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .unwrap()
-            .as_ref(),
-        &rng,
-    )
-    .unwrap();
+    let other_key = P256PrivateKey::generate().unwrap().to_pkcs8_der();
+    let other =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &other_key, &rng).unwrap();
     let forged = fixed_dc(ctl.clone(), sign_crl(&other, vec![], 0, 86_400));
     let stale = fixed_dc(
         ctl.clone(),
@@ -403,5 +424,147 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
     assert!(err.contains("404"), "{err}");
     let (code, _, err) = cli(check(&["--dc", &dc])).await;
     assert_eq!(code, 0, "the pool still trusts its root: {err}");
+
+    // The station's keys never left it: neither the canonical key, nor the
+    // enrolment credential's, nor any ticket's is anywhere in the CA's
+    // data directory.
+    let pool = car.open();
+    let station = pool.etsi_station().unwrap();
+    let scalar = |pkcs8: &[u8]| P256PrivateKey::from_pkcs8_der(pkcs8).unwrap().to_bytes();
+    let mut secrets = vec![
+        scalar(&station.canonical_key_pkcs8().unwrap()),
+        scalar(&station.enrolment.as_ref().unwrap().key_pkcs8().unwrap()),
+    ];
+    secrets.extend(
+        pool.entries()
+            .iter()
+            .map(|e| scalar(&e.private_key_pkcs8().unwrap())),
+    );
+    for secret in &secrets {
+        assert!(!dir_contains(ca.data(), secret.as_ref()));
+        assert!(!dir_contains(
+            ca.data(),
+            hex::encode(secret.as_ref()).as_bytes()
+        ));
+    }
+    drop(pool);
+
+    // A trust list manager: once its certificate is given, its ECTL is read
+    // and must name the root.
+    let tlm = x.join("tlm");
+    let ectl_of = |root_file: PathBuf, out: PathBuf| {
+        vec![
+            "etsi".to_owned(),
+            "tlm".into(),
+            "sign-ectl".into(),
+            "--dir".into(),
+            s(&tlm),
+            "--root".into(),
+            s(&root_file),
+            "--out".into(),
+            s(&out),
+        ]
+    };
+    let (code, _, err) = cli(vec![
+        "etsi".into(),
+        "tlm".into(),
+        "init".into(),
+        "--dir".into(),
+        s(&tlm),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    for (root_file, out) in [
+        (root_oer.clone(), x.join("ectl.oer")),
+        (stranger.join("root.oer"), x.join("ectl-other.oer")),
+    ] {
+        let (code, _, err) = cli(ectl_of(root_file, out)).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let good_crl = sign_crl(&root_key, vec![], 0, 86_400);
+    let with_ectl = fixed_dc_with_ectl(
+        ctl.clone(),
+        good_crl.clone(),
+        std::fs::read(x.join("ectl.oer")).unwrap(),
+    );
+    let tlm_oer = s(&tlm.join("tlm.oer"));
+    let (code, out, err) = cli(check(&[
+        "--dc",
+        &with_ectl,
+        "--etsi-tlm",
+        &tlm_oer,
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json_of(&out)["lists"]["ectl_checked"], true, "{out}");
+    let without_root = fixed_dc_with_ectl(
+        ctl.clone(),
+        good_crl,
+        std::fs::read(x.join("ectl-other.oer")).unwrap(),
+    );
+    let (code, out, err) = cli(check(&["--dc", &without_root])).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("is not on the trust list manager's ECTL"),
+        "{err}"
+    );
+    ca.stop().await;
+}
+
+/// A car below the ticket profile's level (Lv.1: no model registered, no
+/// evidence) enrols, but its tickets are refused: the refusal is one line
+/// and the pool is not written, not even the new enrolment credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_leaves_the_pool_as_it_was() {
+    let mut ca = TestCa::start().await;
+    let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
+    let device = enroll_device(
+        &mut ca.client(&acme).await,
+        &ca.root_pem(),
+        "automotive",
+        "Acme",
+        "Basic",
+        "VIN0600",
+        "1.0.0",
+        vec![],
+    )
+    .await;
+    let etsi = start_with_etsi(&mut ca, "127.0.0.1:0".parse().unwrap(), None).await;
+    let work = tempfile::tempdir().unwrap();
+    let x = work.path();
+    std::fs::write(x.join("pool.key"), [0x6bu8; 32]).unwrap();
+    let car = Car {
+        pool: x.join("pool"),
+        key: x.join("pool.key"),
+    };
+    car.make_canonical_key(&device.identity, x).await;
+    let (code, out, err) = cli(register_args(&ca, x, &device.identity, &acme, "acme")).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["trust_level"], 1, "{out}");
+    let before = car.pool_files();
+    let mut request = car.args(&["pseudonym", "request", "--profile", "etsi"]);
+    request.extend([
+        "--dc".into(),
+        format!("http://{etsi}"),
+        "--etsi-root".into(),
+        s(&ca.data().join("etsi/root.oer")),
+    ]);
+    let (code, out, err) = cli(request).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Enrolled (a Lv.1 credential), then the AA refuses the ticket.
+    assert!(
+        err.contains("the authorization authority refused the ticket: itsaadeniedpermissions"),
+        "{err}"
+    );
+    assert_eq!(car.pool_files(), before, "the pool's files are unchanged");
+    let pool = car.open();
+    assert!(pool.entries().is_empty());
+    assert!(pool.etsi_station().unwrap().enrolment.is_none());
+    assert!(
+        pool.etsi_station().unwrap().root.is_empty(),
+        "the root was not kept either"
+    );
     ca.stop().await;
 }
