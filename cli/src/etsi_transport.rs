@@ -303,4 +303,24 @@ mod tests {
         );
         assert!(parse_answer(b"garbage").is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a server sends, reading it returns (no panic), and a
+        /// body is only ever taken from a 200 whose length matches.
+        #[test]
+        fn any_answer_is_read_without_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            if let Ok(body) = parse_answer(&raw) {
+                proptest::prop_assert!(raw.starts_with(b"HTTP/1."));
+                proptest::prop_assert!(raw.ends_with(&body));
+            }
+        }
+
+        /// A well-formed 200 gives back exactly its body.
+        #[test]
+        fn a_200_gives_its_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            raw.extend(&body);
+            proptest::prop_assert_eq!(parse_answer(&raw), Ok(body));
+        }
+    }
 }
