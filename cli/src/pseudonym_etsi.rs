@@ -22,7 +22,7 @@ use trustca_etsi::station::{
     EnrolAs, authorization_request, authorization_response, enrolment_request, enrolment_response,
 };
 use trustca_v2x::ts102941::{AuthorizationResponseCode, EnrolmentResponseCode};
-use trustca_v2x::{Certificate, CertificateId, PublicKeyP256};
+use trustca_v2x::{Certificate, CertificateId, IssuerIdentifier, PublicKeyP256};
 use trustca_vehicle::{
     EnrolmentCredential, EtsiStation, Pool, PoolEntry, PoolProfile, TicketKind, new_scalar,
 };
@@ -219,8 +219,7 @@ fn enrol(
         let (from, until) = ticket_validity(ec);
         from <= now
             && now < until
-            && ec.issuer()
-                == trustca_v2x::IssuerIdentifier::Sha256AndDigest(ea.certificate.hashed_id8())
+            && ec.issuer() == IssuerIdentifier::Sha256AndDigest(ea.certificate.hashed_id8())
     });
     if let Some((ec, _)) = &usable {
         let (_, until) = ticket_validity(ec);
@@ -500,50 +499,43 @@ fn report(a: &EtsiRequest<'_>, pool: &Pool, o: &Obtained, added: usize, millis: 
     }
 }
 
-/// `trustca pseudonym check --profile etsi`: the lists verified, then per
-/// ticket whether its AA (and the credential's EA) are on the CTL and not
-/// on the CRL. Exit 0 when every ticket's authorities are, 3 otherwise.
-pub fn check(pool: &PoolArgs, trust: &EtsiTrustArgs, json: bool) -> Result<ExitCode> {
-    let secret = pool.secret()?;
-    let mut opened = Pool::open(&pool.pool, &secret)?;
-    let (station, root, tlm) = station_with(&opened, trust)?;
-    let now = now_unix();
-    let lists = fetch_lists(&station.dc, &root, tlm.as_ref(), now)?;
-    let state = |id: [u8; 8]| match lists.find(id) {
+/// The issuer's HashedId8 of a certificate (zeros when self-signed).
+fn issuer_of(c: &Certificate) -> [u8; 8] {
+    match c.issuer() {
+        IssuerIdentifier::Sha256AndDigest(id) => id,
+        IssuerIdentifier::SelfSigned => [0; 8],
+    }
+}
+
+/// Whether the lists name the authority `id`, and revoke it.
+fn listed_state(lists: &TrustLists, id: [u8; 8]) -> &'static str {
+    match lists.find(id) {
         None => "not on the CTL",
         Some(l) if l.revoked => "revoked",
         Some(_) => "listed",
-    };
-    let issuer_of = |c: &Certificate| match c.issuer() {
-        trustca_v2x::IssuerIdentifier::Sha256AndDigest(id) => id,
-        trustca_v2x::IssuerIdentifier::SelfSigned => [0; 8],
-    };
-    let ea = match &station.enrolment {
-        Some(e) => {
-            let ec =
-                read_etsi_certificate(&EtsiStation::decode(&e.certificate)?, "the credential")?;
-            Some(issuer_of(&ec))
-        }
-        None => None,
-    };
-    let ea_state = ea.map(state);
+    }
+}
+
+/// Every ticket of the pool against the lists, given the credential's
+/// EA state: one JSON row each, and whether all are valid.
+fn ticket_rows(
+    pool: &Pool,
+    lists: &TrustLists,
+    ea_state: Option<&str>,
+    now: i64,
+) -> Result<(Vec<serde_json::Value>, bool)> {
     let mut rows = Vec::new();
-    let mut bad = ea_state.is_some_and(|s| s != "listed");
-    for e in opened.entries() {
-        let at = read_etsi_certificate(&e.certificate_der()?, "a ticket")?;
-        let aa = issuer_of(&at);
-        let aa_state = state(aa);
-        let expired = e.not_after < now;
-        let verdict = if aa_state != "listed" {
-            format!("AA {aa_state}")
-        } else if ea_state.is_some_and(|s| s != "listed") {
-            format!("EA {}", ea_state.unwrap_or_default())
-        } else if expired {
-            "expired".into()
-        } else {
-            "valid".into()
+    let mut all_valid = true;
+    for e in pool.entries() {
+        let aa = issuer_of(&read_etsi_certificate(&e.certificate_der()?, "a ticket")?);
+        let aa_state = listed_state(lists, aa);
+        let verdict = match ea_state {
+            _ if aa_state != "listed" => format!("AA {aa_state}"),
+            Some(s) if s != "listed" => format!("EA {s}"),
+            _ if e.not_after < now => "expired".into(),
+            _ => "valid".into(),
         };
-        bad |= verdict != "valid";
+        all_valid &= verdict == "valid";
         rows.push(json!({
             "ticket": e.serial,
             "profile": e.kind.as_str(),
@@ -555,76 +547,104 @@ pub fn check(pool: &PoolArgs, trust: &EtsiTrustArgs, json: bool) -> Result<ExitC
             "verdict": verdict,
         }));
     }
+    Ok((rows, all_valid))
+}
+
+/// `trustca pseudonym check --profile etsi`: the lists verified, then per
+/// ticket whether its AA (and the credential's EA) are on the CTL and not
+/// on the CRL. Exit 0 when every ticket's authorities are, 3 otherwise.
+pub fn check(pool: &PoolArgs, trust: &EtsiTrustArgs, json: bool) -> Result<ExitCode> {
+    let secret = pool.secret()?;
+    let mut opened = Pool::open(&pool.pool, &secret)?;
+    let (station, root, tlm) = station_with(&opened, trust)?;
+    let now = now_unix();
+    let lists = fetch_lists(&station.dc, &root, tlm.as_ref(), now)?;
+    let ea = match &station.enrolment {
+        Some(e) => Some(issuer_of(&read_etsi_certificate(
+            &EtsiStation::decode(&e.certificate)?,
+            "the credential",
+        )?)),
+        None => None,
+    };
+    let ea_state = ea.map(|id| listed_state(&lists, id));
+    let (rows, all_valid) = ticket_rows(&opened, &lists, ea_state, now)?;
+    let ok = all_valid && ea_state.is_none_or(|s| s == "listed");
+    // Anchors given now are kept once their lists have verified.
     if trust.dc.is_some() || trust.etsi_root.is_some() || trust.etsi_tlm.is_some() {
         opened.set_etsi_station(station)?;
         opened.save(now)?;
     }
-    let lists_json = json!({
-        "root": hex::encode(root.hashed_id8()),
-        "ctl_sequence": lists.ctl.sequence,
-        "ctl_next_update": crate::show::unix(lists.ctl.next_update.to_unix()),
-        "crl_entries": lists.crl.entries.len(),
-        "crl_next_update": crate::show::unix(lists.crl.next_update.to_unix()),
-        "ectl_checked": lists.ectl_checked,
+    let report = json!({
+        "ok": ok,
+        "lists": {
+            "root": hex::encode(root.hashed_id8()),
+            "ctl_sequence": lists.ctl.sequence,
+            "ctl_next_update": crate::show::unix(lists.ctl.next_update.to_unix()),
+            "crl_entries": lists.crl.entries.len(),
+            "crl_next_update": crate::show::unix(lists.crl.next_update.to_unix()),
+            "ectl_checked": lists.ectl_checked,
+        },
+        "ea": ea.map(hex::encode),
+        "ea_status": ea_state,
+        "tickets": rows,
     });
     if json {
-        print_json(&json!({
-            "ok": !bad,
-            "lists": lists_json,
-            "ea": ea.map(hex::encode),
-            "ea_status": ea_state,
-            "tickets": rows,
-        }));
+        print_json(&report);
     } else {
-        println!(
-            "CTL #{} and CRL ({} entries) of root {} verified{}; next updates {} / {}",
-            lists.ctl.sequence,
-            lists.crl.entries.len(),
-            lists_json["root"].as_str().unwrap_or_default(),
-            if lists.ectl_checked {
-                ", root on the ECTL"
-            } else {
-                ""
-            },
-            lists_json["ctl_next_update"].as_str().unwrap_or_default(),
-            lists_json["crl_next_update"].as_str().unwrap_or_default(),
-        );
-        if let (Some(id), Some(s)) = (ea, ea_state) {
-            println!("enrolment credential from EA {}: {s}", hex::encode(id));
-        }
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::NOTHING);
-        table.set_header([
-            "TICKET",
-            "PERIOD",
-            "#",
-            "NOT AFTER",
-            "AA",
-            "AA STATUS",
-            "VERDICT",
-        ]);
-        for r in &rows {
-            table.add_row(
-                [
-                    "ticket",
-                    "period",
-                    "index",
-                    "not_after",
-                    "aa",
-                    "aa_status",
-                    "verdict",
-                ]
-                .map(|k| r[k].as_str().map_or(r[k].to_string(), str::to_owned)),
-            );
-        }
-        println!("{table}");
-        if rows.is_empty() {
-            println!("the pool holds no tickets");
-        }
+        print_check(&report);
     }
-    Ok(if bad {
-        ExitCode::from(crate::pseudonym_cmd::EXIT_REVOKED)
-    } else {
+    Ok(if ok {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::pseudonym_cmd::EXIT_REVOKED)
     })
+}
+
+/// `check`'s report for people: the lists, the credential's EA, a table.
+fn print_check(r: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().map_or(v.to_string(), str::to_owned);
+    let l = &r["lists"];
+    println!(
+        "CTL #{} and CRL ({} entries) of root {} verified{}; next updates {} / {}",
+        l["ctl_sequence"],
+        l["crl_entries"],
+        text(&l["root"]),
+        if l["ectl_checked"] == true {
+            ", root on the ECTL"
+        } else {
+            ""
+        },
+        text(&l["ctl_next_update"]),
+        text(&l["crl_next_update"]),
+    );
+    if r["ea"].is_string() {
+        println!(
+            "enrolment credential from EA {}: {}",
+            text(&r["ea"]),
+            text(&r["ea_status"])
+        );
+    }
+    let columns = [
+        ("TICKET", "ticket"),
+        ("PERIOD", "period"),
+        ("#", "index"),
+        ("NOT AFTER", "not_after"),
+        ("AA", "aa"),
+        ("AA STATUS", "aa_status"),
+        ("VERDICT", "verdict"),
+    ];
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(columns.map(|(h, _)| h));
+    let rows = r["tickets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for row in rows {
+        table.add_row(columns.map(|(_, k)| text(&row[k])));
+    }
+    println!("{table}");
+    if rows.is_empty() {
+        println!("the pool holds no tickets");
+    }
 }

@@ -292,7 +292,11 @@ async fn a_car_fills_its_pool_with_etsi_tickets_and_checks_the_lists() {
     }
     drop(pool);
 
-    // The ticket in use exports for the V2X stack; status names the profile.
+    // Rotation picks another of the period's tickets; the ticket in use
+    // exports for the V2X stack; status names the profile.
+    let (code, out, err) = cli(car.args(&["pseudonym", "rotate", "--force", "--json"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["rotation"], "changed", "{out}");
     let (code, out, err) = cli(car.args(&["pseudonym", "status", "--json"])).await;
     assert_eq!(code, 0, "{err}");
     let status = json_of(&out);
