@@ -342,6 +342,9 @@ pub async fn run(action: PseudonymAction) -> Result<ExitCode> {
 
 async fn request(a: RequestArgs) -> Result<ExitCode> {
     if a.profile == TicketPki::Etsi {
+        if a.resend || a.format.is_some() {
+            bail!("--resend and --format belong to the ieee1609 profile, not --profile etsi");
+        }
         return pseudonym_etsi::request(pseudonym_etsi::EtsiRequest {
             pool: &a.pool,
             trust: &a.etsi,
