@@ -446,7 +446,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { action } => crate::audit_cmd::run(action),
         Command::Web { action } => crate::web_cmd::run(action).await,
         Command::Store { action } => crate::store_cmd::run(action),
-        Command::Etsi { action } => crate::etsi_cmd::run(action),
+        Command::Etsi { action } => crate::etsi_cmd::run(action).await,
         Command::Pseudonym { action } => crate::pseudonym_cmd::run(action).await,
         Command::Revoke(args) => crate::trust_cmd::revoke(*args).await,
         Command::Restrict(args) => crate::trust_cmd::restrict(*args).await,

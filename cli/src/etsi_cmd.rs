@@ -3,7 +3,8 @@
 //! distribution centre (`etsi_ceremony_cmd.rs`) and registering a
 //! station's canonical key in the CA's store, on the data directory of a
 //! stopped server (the operator's path; manufacturers register over the
-//! network with their credential, `Enrollment/RegisterCanonicalKey`).
+//! network with their credential: `trustca etsi register-key`, which calls
+//! `Enrollment/RegisterCanonicalKey` over mutual TLS).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ use serde_json::json;
 use trustca_server::StoreConfig;
 use trustca_v2x::PublicKeyP256;
 
-use crate::cli::{parse_store, print_json};
+use crate::cli::{ClientArgs, parse_store, print_json};
+use trustca_proto::v1 as pb;
 
 /// The DER prefix of a P-256 `SubjectPublicKeyInfo` with an uncompressed
 /// point (id-ecPublicKey, prime256v1, BIT STRING of 66 octets).
@@ -86,10 +88,38 @@ pub enum EtsiAction {
         #[arg(long)]
         json: bool,
     },
+    /// Manufacturer, over the network: register an ITS station's canonical
+    /// public key for a device it enrolled (`Enrollment/RegisterCanonicalKey`,
+    /// mutual TLS with the manufacturer's credential, which decides who may
+    /// register: the device must be this manufacturer's, in a sector its
+    /// credential names). A key is never replaced. The station makes the
+    /// key itself (`trustca pseudonym canonical-key`); only the public key
+    /// leaves it.
+    RegisterKey(Box<RegisterKeyArgs>),
+}
+
+/// `trustca etsi register-key`.
+#[derive(Debug, clap::Args)]
+pub struct RegisterKeyArgs {
+    /// The manufacturer's credential (--identity, --key), the CA server
+    /// (--server) and the trustca root (--ca).
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The device's URN (its canonical identifier, the `itsId` of its
+    /// first enrolment).
+    #[arg(long)]
+    pub device: String,
+    /// The canonical public key: a PEM P-256 public key (`trustca
+    /// pseudonym canonical-key --out`, or `openssl ec -pubout`).
+    #[arg(long = "canonical-key", value_name = "PEM")]
+    pub canonical_key: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `trustca etsi ...`.
-pub fn run(action: EtsiAction) -> Result<ExitCode> {
+pub async fn run(action: EtsiAction) -> Result<ExitCode> {
     use trustca_server::etsi::ceremony::EtsiRole;
     match action {
         EtsiAction::Root { action } => crate::etsi_ceremony_cmd::run_root(action),
@@ -98,6 +128,7 @@ pub fn run(action: EtsiAction) -> Result<ExitCode> {
         EtsiAction::Dc { action } => crate::etsi_ceremony_cmd::run_dc(action),
         EtsiAction::Tlm { action } => crate::etsi_tlm_cmd::run_tlm(action),
         EtsiAction::Install(args) => crate::etsi_ceremony_cmd::run_install(args),
+        EtsiAction::RegisterKey(args) => register_key(*args).await,
         EtsiAction::RegisterCanonicalKey {
             data,
             store,
@@ -127,8 +158,37 @@ pub fn run(action: EtsiAction) -> Result<ExitCode> {
     }
 }
 
+/// `trustca etsi register-key`: one gRPC call, its refusal one line with
+/// the status in words.
+async fn register_key(a: RegisterKeyArgs) -> Result<ExitCode> {
+    let public = read_public_key(&a.canonical_key)?;
+    let mut client = pb::enrollment_client::EnrollmentClient::new(a.client.channel().await?);
+    let done = client
+        .register_canonical_key(pb::RegisterCanonicalKeyRequest {
+            device_urn: a.device.clone(),
+            canonical_key: public.compressed().to_vec(),
+        })
+        .await
+        .map_err(|s| crate::client::refused("registering the canonical key", &s))?
+        .into_inner();
+    let key = hex::encode(&done.canonical_key);
+    if a.json {
+        print_json(&json!({
+            "device": done.device_urn,
+            "canonical_key": key,
+            "trust_level": done.trust_level,
+        }));
+    } else {
+        println!(
+            "registered the canonical key {key} of {} (trust level {}; its EU enrolment credential will carry it)",
+            done.device_urn, done.trust_level
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// A P-256 public key from a PEM `PUBLIC KEY` file.
-fn read_public_key(path: &std::path::Path) -> Result<PublicKeyP256> {
+pub(crate) fn read_public_key(path: &std::path::Path) -> Result<PublicKeyP256> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let parsed = pem::parse(&text).with_context(|| format!("{} is not PEM", path.display()))?;

@@ -7,6 +7,11 @@
 //!   (COER for the V2X stack).
 //! * Anyone: `check` (is a ticket revoked by the linkage CRL?),
 //!   `linkage-crl` (fetch that list).
+//! * EU C-ITS (`--profile etsi`, `crate::pseudonym_etsi`): `canonical-key`
+//!   (the station's key, made in the pool), `request --profile etsi`
+//!   (TS 102 941 enrolment and authorization, TS 103 097 tickets into the
+//!   same pool), `check --profile etsi` (the root's CTL and CRL against
+//!   the pool's tickets).
 //!
 //! Operators revoke and resolve with `trustca v2x revoke|resolve`. trustca
 //! no longer issues X.509 pseudonym certificates: `--format x509` is
@@ -23,9 +28,10 @@ use serde_json::json;
 
 use crate::certinfo::read_certs;
 use crate::cli::{ClientArgs, print_json};
+use crate::pseudonym_etsi::{self, EtsiTrustArgs};
 use crate::show;
 use crate::ticket_cmd;
-use trustca_vehicle::{POOL_FORMAT, Pool, PoolSecret, PoolStatus};
+use trustca_vehicle::{POOL_FORMAT, Pool, PoolProfile, PoolSecret, PoolStatus, TicketKind};
 
 /// Exit code of `check` when the certificate is revoked.
 pub const EXIT_REVOKED: u8 = 3;
@@ -60,6 +66,54 @@ fn parse_export_format(s: &str) -> std::result::Result<Coer, String> {
     }
 }
 
+/// Which PKI `request` and `check` talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TicketPki {
+    /// The SCMS-style V2X registration authority over gRPC (IEEE 1609.2
+    /// tickets with linkage values).
+    #[default]
+    #[value(name = "ieee1609", alias = "scms")]
+    Scms,
+    /// The EU C-ITS enrolment and authorization authorities over the TS
+    /// 102 941 HTTP transport (ETSI TS 103 097 tickets).
+    Etsi,
+}
+
+/// The vehicle's credential for the registration authority (as
+/// [`ClientArgs`], each needed by the ieee1609 profile only).
+#[derive(Debug, Args)]
+pub struct VehicleClientArgs {
+    /// Server address, e.g. https://127.0.0.1:7443 (ieee1609).
+    #[arg(long, env = "TRUSTCA_SERVER")]
+    pub server: Option<String>,
+    /// The vehicle's long-term certificate chain (PEM, leaf first; ieee1609).
+    #[arg(long, env = "TRUSTCA_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// Its private key (PEM; ieee1609).
+    #[arg(long, env = "TRUSTCA_KEY")]
+    pub key: Option<PathBuf>,
+    /// The trustca root certificate (PEM; ieee1609).
+    #[arg(long, env = "TRUSTCA_CA")]
+    pub ca: Option<PathBuf>,
+}
+
+impl VehicleClientArgs {
+    /// All four, or which are missing.
+    fn required(&self) -> Result<ClientArgs> {
+        match (&self.server, &self.identity, &self.key, &self.ca) {
+            (Some(server), Some(identity), Some(key), Some(ca)) => Ok(ClientArgs {
+                server: server.clone(),
+                identity: identity.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            }),
+            _ => bail!(
+                "the ieee1609 profile needs --server, --identity, --key and --ca (the vehicle's long-term credential)"
+            ),
+        }
+    }
+}
+
 /// Where a pool is and what unlocks it.
 #[derive(Debug, Args)]
 pub struct PoolArgs {
@@ -90,12 +144,33 @@ impl PoolArgs {
 /// `trustca pseudonym request`.
 #[derive(Debug, Args)]
 pub struct RequestArgs {
+    /// ieee1609 (the default): the V2X registration authority over gRPC;
+    /// etsi: EU C-ITS enrolment and authorization over HTTP (--dc,
+    /// --etsi-root, --tickets).
+    #[arg(long, value_enum, default_value_t)]
+    pub profile: TicketPki,
     /// The vehicle's long-term certificate and key (--identity, --key), the
-    /// server and the root (--ca).
+    /// server and the root (--ca); the ieee1609 profile only.
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: VehicleClientArgs,
     #[command(flatten)]
     pub pool: PoolArgs,
+    #[command(flatten)]
+    pub etsi: EtsiTrustArgs,
+    /// etsi: how many tickets to obtain (one authorization request each,
+    /// all for the authority's current period).
+    #[arg(long, default_value_t = 20)]
+    pub tickets: u32,
+    /// etsi: the authorization authority's period in hours, which the
+    /// pool's rotation and top-up count in (a TS 103 097 ticket names no
+    /// period); 168, a week, as the EU C-ITS certificate policy bounds it.
+    /// Fixed by the pool's first tickets.
+    #[arg(long, default_value_t = 168, value_name = "HOURS")]
+    pub period_hours: u32,
+    /// etsi: re-enrol (signed with the current enrolment credential) even
+    /// when the credential is far from its end.
+    #[arg(long)]
+    pub re_enrol: bool,
     /// Hold tickets for this many periods, counting the current one.
     #[arg(long, default_value_t = 12)]
     pub periods: u32,
@@ -188,17 +263,31 @@ pub struct LinkageCrlArgs {
 /// `trustca pseudonym check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The IEEE 1609.2 ticket (COER, e.g. ticket.oer).
-    pub cert: PathBuf,
+    /// ieee1609 (the default): one ticket against the linkage CRL; etsi:
+    /// every ticket of --pool against the root's CTL and CRL from the
+    /// distribution centre.
+    #[arg(long, value_enum, default_value_t)]
+    pub profile: TicketPki,
+    /// The IEEE 1609.2 ticket (COER, e.g. ticket.oer); ieee1609 only.
+    #[arg(required_unless_present = "pool")]
+    pub cert: Option<PathBuf>,
     /// The pseudonym CA's linkage CRL (`trustca pseudonym linkage-crl`), an
     /// IEEE 1609.2 `SecuredCrl`; its jmax says how many tickets per period
-    /// are matched.
-    #[arg(long)]
-    pub linkage_crl: PathBuf,
+    /// are matched; ieee1609 only.
+    #[arg(long, required_unless_present = "pool")]
+    pub linkage_crl: Option<PathBuf>,
     /// The pseudonym CA certificate (COER, e.g. issuer.oer) that signed the
-    /// list and the ticket.
+    /// list and the ticket; ieee1609 only.
+    #[arg(long, required_unless_present = "pool")]
+    pub issuer: Option<PathBuf>,
+    /// etsi: the pool whose tickets to check.
     #[arg(long)]
-    pub issuer: PathBuf,
+    pub pool: Option<PathBuf>,
+    /// etsi: the pool's key file (else $TRUSTCA_POOL_PASSPHRASE).
+    #[arg(long, env = "TRUSTCA_POOL_KEY_FILE")]
+    pub pool_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub etsi: EtsiTrustArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -218,8 +307,14 @@ pub enum PseudonymAction {
     /// Vehicle: write the current ticket, its key and its issuer (COER)
     /// into a directory for the V2X stack.
     Export(ExportArgs),
-    /// Check a ticket against the linkage CRL (exit 0 valid, 3 revoked).
-    Check(CheckArgs),
+    /// Check a ticket against the linkage CRL, or (--profile etsi) the
+    /// pool's tickets against the root's CTL and CRL (exit 0 valid, 3
+    /// revoked).
+    Check(Box<CheckArgs>),
+    /// EU C-ITS station: make (once, with --its-id) or show the canonical
+    /// key in the pool; --out writes the public key for the manufacturer's
+    /// `trustca etsi register-key`.
+    CanonicalKey(pseudonym_etsi::CanonicalKeyArgs),
     /// Fetch the pseudonym CA's signed linkage CRL (for IEEE 1609.2 tickets).
     LinkageCrl(Box<LinkageCrlArgs>),
 }
@@ -235,7 +330,8 @@ pub async fn run(action: PseudonymAction) -> Result<ExitCode> {
         PseudonymAction::Rotate(a) => rotate(a),
         PseudonymAction::Status(a) => status(a),
         PseudonymAction::Export(a) => export(a),
-        PseudonymAction::Check(a) => check(a),
+        PseudonymAction::Check(a) => check(*a),
+        PseudonymAction::CanonicalKey(a) => pseudonym_etsi::canonical_key(a),
         PseudonymAction::LinkageCrl(a) => linkage_crl(*a).await,
     }
 }
@@ -245,12 +341,27 @@ pub async fn run(action: PseudonymAction) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------
 
 async fn request(a: RequestArgs) -> Result<ExitCode> {
+    if a.profile == TicketPki::Etsi {
+        if a.resend || a.format.is_some() {
+            bail!("--resend and --format belong to the ieee1609 profile, not --profile etsi");
+        }
+        return pseudonym_etsi::request(pseudonym_etsi::EtsiRequest {
+            pool: &a.pool,
+            trust: &a.etsi,
+            tickets: a.tickets,
+            period_hours: a.period_hours,
+            re_enrol: a.re_enrol,
+            json: a.json,
+        });
+    }
+    let client = a.client.required()?;
     let secret = a.pool.secret()?;
-    let root_der = read_certs(&a.client.ca)?.remove(0);
+    let root_der = read_certs(&client.ca)?.remove(0);
     // Opened (and a pool of X.509 pseudonyms refused) before anything goes
     // on the wire.
     let mut pool = Pool::open_or_create(&a.pool.pool, &secret)?;
-    let channel = a.client.channel().await?;
+    pool.check_kind(TicketKind::Scms)?;
+    let channel = client.channel().await?;
     let report = ticket_cmd::request_tickets_into_pool(
         channel,
         &root_der,
@@ -271,7 +382,7 @@ async fn request(a: RequestArgs) -> Result<ExitCode> {
             report.opened.rejected
         );
     }
-    let s = status_json(&pool.status(now));
+    let s = status_json(&pool.status(now), pool.profile());
     if a.json {
         print_json(&json!({
             "format": POOL_FORMAT,
@@ -334,10 +445,11 @@ fn current_text(pool: &Pool, now: i64) -> String {
 }
 
 /// A pool's status as `--json` shows it: times in RFC 3339.
-fn status_json(s: &PoolStatus) -> serde_json::Value {
+pub(crate) fn status_json(s: &PoolStatus, profile: Option<&PoolProfile>) -> serde_json::Value {
     json!({
         "pool": s.pool,
         "format": POOL_FORMAT,
+        "profile": profile.map_or(TicketKind::Scms, |p| p.kind).as_str(),
         "pending_requests": s.pending_requests,
         "tickets_awaited": s.tickets_awaited,
         "sector": s.sector,
@@ -374,7 +486,7 @@ fn rotate(a: RotateArgs) -> Result<ExitCode> {
     pool.save(now)?;
     if a.json {
         print_json(
-            &json!({"rotation": outcome.as_str(), "status": status_json(&pool.status(now))}),
+            &json!({"rotation": outcome.as_str(), "status": status_json(&pool.status(now), pool.profile())}),
         );
     } else {
         print_current(&pool, now, outcome.as_str());
@@ -396,13 +508,14 @@ fn status(a: StatusArgs) -> Result<ExitCode> {
     if pool.drop_expired(now) > 0 {
         pool.save(now)?;
     }
-    let s = status_json(&pool.status(now));
+    let s = status_json(&pool.status(now), pool.profile());
     if a.json {
         print_json(&s);
     } else {
         let rows = [
             ("pool", a.pool.pool.display().to_string()),
             ("format", POOL_FORMAT.to_string()),
+            ("profile", s["profile"].as_str().unwrap_or("-").to_owned()),
             ("sector", s["sector"].as_str().unwrap_or("-").to_owned()),
             ("period now", s["period_now"].to_string()),
             (
@@ -483,7 +596,20 @@ fn export(a: ExportArgs) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------
 
 fn check(a: CheckArgs) -> Result<ExitCode> {
-    let r = ticket_cmd::check_files(&a.cert, &a.linkage_crl, &a.issuer)?;
+    if a.profile == TicketPki::Etsi {
+        let Some(pool) = a.pool else {
+            bail!("--profile etsi checks a pool's tickets: pass --pool DIR");
+        };
+        let pool = PoolArgs {
+            pool,
+            pool_key: a.pool_key,
+        };
+        return pseudonym_etsi::check(&pool, &a.etsi, a.json);
+    }
+    let (Some(cert), Some(crl), Some(issuer)) = (&a.cert, &a.linkage_crl, &a.issuer) else {
+        bail!("the ieee1609 check needs a ticket file, --linkage-crl and --issuer");
+    };
+    let r = ticket_cmd::check_files(cert, crl, issuer)?;
     if a.json {
         print_json(&json!({
             "revoked": r.revoked,

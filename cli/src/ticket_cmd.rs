@@ -23,7 +23,9 @@ use trustca_pseudonym::Caterpillar;
 use trustca_scms::{LinkageCrl, OpenedTicket, TicketOpener};
 use trustca_v2x::{CertProfile, Certificate, CertificateId};
 
-use trustca_vehicle::{Pool, PoolEntry, PoolProfile, TicketRequestRecord, write_atomic};
+use trustca_vehicle::{
+    Pool, PoolEntry, PoolProfile, TicketKind, TicketRequestRecord, write_atomic,
+};
 
 /// Largest gRPC answer accepted from the registration authority.
 pub const MAX_TICKET_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -73,6 +75,7 @@ fn entry_of(t: &OpenedTicket) -> PoolEntry {
         not_before,
         not_after,
         used: false,
+        kind: TicketKind::Scms,
     }
 }
 
@@ -161,6 +164,7 @@ pub struct TicketReport {
 
 fn pool_profile(info: &pb::TicketProfileInfo) -> PoolProfile {
     PoolProfile {
+        kind: TicketKind::Scms,
         sector: info.sector.clone(),
         policy_version: info.version.clone(),
         epoch: info.epoch,

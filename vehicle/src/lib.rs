@@ -27,6 +27,11 @@
 //!   drops that key once they have or once the request's last period is
 //!   over. For an entry, `serial` is the ticket's HashedId8 and `index` its
 //!   `j`.
+//! * **EU C-ITS tickets.** A pool may instead hold ETSI TS 103 097
+//!   authorization tickets (`PoolProfile::kind`, and each entry's `kind`)
+//!   and, sealed with them, the station's canonical key, enrolment
+//!   credential and trust anchors ([`EtsiStation`]); one pool holds one
+//!   kind.
 //! * **Old pools.** Pools written before trustca retired its X.509
 //!   pseudonym certificates record the format `x509` (or none, before
 //!   tickets existed). Opening one that holds anything fails with
@@ -39,12 +44,16 @@ mod error;
 mod pool;
 mod records;
 mod sealed;
+mod station;
 mod status;
 
 pub use error::PoolError;
 pub use pool::Pool;
-pub use records::{Current, PoolEntry, PoolProfile, Rotation, Settings, TicketRequestRecord};
+pub use records::{
+    Current, PoolEntry, PoolProfile, Rotation, Settings, TicketKind, TicketRequestRecord,
+};
 pub use sealed::{PoolSecret, write_atomic};
+pub use station::{EnrolmentCredential, EtsiStation, new_scalar};
 pub use status::{CurrentTicket, PoolStatus};
 
 /// The key derivation and check file.

@@ -16,8 +16,8 @@ use crate::sealed::{
 };
 use crate::status::{CurrentTicket, PoolStatus};
 use crate::{
-    Current, POOL_META, POOL_STATE, PoolEntry, PoolProfile, PoolSecret, Rotation, Settings,
-    TicketRequestRecord, write_atomic,
+    Current, EtsiStation, POOL_META, POOL_STATE, PoolEntry, PoolProfile, PoolSecret, Rotation,
+    Settings, TicketKind, TicketRequestRecord, write_atomic,
 };
 
 /// An opened pool.
@@ -262,6 +262,7 @@ impl Pool {
                 p.sector, profile.sector
             )));
         }
+        self.check_kind(profile.kind)?;
         self.state.profile = Some(profile);
         if !ca_der.is_empty() {
             self.state.pseudonym_ca = hex::encode(ca_der);
@@ -269,6 +270,39 @@ impl Pool {
         if !root_der.is_empty() {
             self.state.root = hex::encode(root_der);
         }
+        Ok(())
+    }
+
+    /// Refuses to mix ticket kinds: a pool holding (or awaiting) tickets
+    /// of one profile takes no tickets of the other.
+    pub fn check_kind(&self, kind: TicketKind) -> Result<()> {
+        let held = self
+            .state
+            .profile
+            .as_ref()
+            .map(|p| p.kind)
+            .filter(|_| !self.state.entries.is_empty() || !self.state.ticket_requests.is_empty())
+            .or_else(|| self.state.etsi.as_ref().map(|_| TicketKind::Etsi));
+        match held {
+            Some(k) if k != kind => Err(PoolError::Refused(format!(
+                "this pool holds {} tickets, not {}; use another --pool directory",
+                k.as_str(),
+                kind.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The EU C-ITS station's keys and credentials, if this pool has them.
+    pub fn etsi_station(&self) -> Option<&EtsiStation> {
+        self.state.etsi.as_ref()
+    }
+
+    /// Records the EU C-ITS station (its canonical key, credential and
+    /// trust anchors); a pool of SCMS tickets takes none.
+    pub fn set_etsi_station(&mut self, station: EtsiStation) -> Result<()> {
+        self.check_kind(TicketKind::Etsi)?;
+        self.state.etsi = Some(station);
         Ok(())
     }
 
@@ -558,6 +592,7 @@ mod tests {
 
     fn profile() -> PoolProfile {
         PoolProfile {
+            kind: TicketKind::Scms,
             sector: "automotive".into(),
             policy_version: "1".into(),
             epoch: 0,
@@ -583,6 +618,50 @@ mod tests {
         let reopened = Pool::open(&dir.path().join("p"), &secret()).unwrap();
         assert_eq!(reopened.state.format, PoolFormat::Ieee1609);
         assert_eq!(reopened.status(0).sector.as_deref(), Some("automotive"));
+    }
+
+    #[test]
+    fn one_pool_holds_one_kind_of_ticket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let mut pool = Pool::create(&path, &secret()).unwrap();
+        let station = EtsiStation::generate("urn:trustca:automotive:Acme:R:1").unwrap();
+        pool.set_etsi_station(station).unwrap();
+        let refused = pool.set_profile(profile(), b"pca", b"root").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("holds etsi-ts-103-097 tickets")
+        );
+        let etsi = PoolProfile {
+            kind: TicketKind::Etsi,
+            ..profile()
+        };
+        pool.set_profile(etsi, b"aa", b"").unwrap();
+        pool.save(0).unwrap();
+        let reopened = Pool::open(&path, &secret()).unwrap();
+        let kept = reopened.etsi_station().unwrap();
+        assert_eq!(kept.its_id, "urn:trustca:automotive:Acme:R:1");
+        assert_eq!(reopened.profile().unwrap().kind, TicketKind::Etsi);
+        // The canonical key is sealed: not in the clear on disk.
+        let spki = kept.canonical_public_spki().unwrap();
+        let on_disk = std::fs::read(path.join(POOL_STATE)).unwrap();
+        assert!(!on_disk.windows(20).any(|w| w == &spki[spki.len() - 20..]));
+
+        let scms = Pool::create(&dir.path().join("s"), &secret());
+        let mut scms = scms.unwrap();
+        scms.set_profile(profile(), b"pca", b"root").unwrap();
+        scms.add_ticket_request(TicketRequestRecord {
+            first_period: 0,
+            periods: 1,
+            per_period: 1,
+            caterpillar: String::new(),
+            issuer: String::new(),
+            sent: 0,
+        });
+        let station = EtsiStation::generate("urn:trustca:automotive:Acme:R:2").unwrap();
+        let refused = scms.set_etsi_station(station).unwrap_err();
+        assert!(refused.to_string().contains("holds ieee1609 tickets"));
     }
 
     #[test]

@@ -17,9 +17,37 @@ pub(crate) struct PoolMeta {
     pub(crate) check: String,
 }
 
+/// Which certificate profile a ticket (and the pool holding it) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TicketKind {
+    /// IEEE 1609.2 tickets with `linkageData` from the SCMS-style V2X
+    /// registration authority (what pools held before the EU profile).
+    #[default]
+    #[serde(rename = "ieee1609")]
+    Scms,
+    /// ETSI TS 103 097 authorization tickets (`id` none) from an EU C-ITS
+    /// authorization authority (TS 102 941 enrolment and authorization).
+    #[serde(rename = "etsi-ts-103-097")]
+    Etsi,
+}
+
+impl TicketKind {
+    /// The name `status` and `--json` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scms => "ieee1609",
+            Self::Etsi => "etsi-ts-103-097",
+        }
+    }
+}
+
 /// The sector's ticket profile as the pool keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolProfile {
+    /// Which tickets the pool holds (absent in pools written before the
+    /// EU profile: SCMS).
+    #[serde(default)]
+    pub kind: TicketKind,
     /// Sector.
     pub sector: String,
     /// Version of the ticket profile.
@@ -78,6 +106,9 @@ pub struct PoolEntry {
     pub not_after: i64,
     /// Whether it has been the current certificate.
     pub used: bool,
+    /// Which profile the ticket is (absent before the EU profile: SCMS).
+    #[serde(default)]
+    pub kind: TicketKind,
 }
 
 impl Drop for PoolEntry {
@@ -106,21 +137,27 @@ impl PoolEntry {
 
     /// The private key as PKCS#8 DER (secret).
     pub fn private_key_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let raw =
-            Zeroizing::new(hex::decode(&self.key).map_err(|_| PoolError::corrupt_state("a key"))?);
-        let scalar: Zeroizing<[u8; 32]> = Zeroizing::new(
-            raw.as_slice()
-                .try_into()
-                .map_err(|_| PoolError::corrupt_state("a key"))?,
-        );
-        let key = trustca_pseudonym::P256PrivateKey::from_bytes(&scalar)
-            .map_err(|_| PoolError::corrupt_state("a key"))?;
-        Ok(key.to_pkcs8_der())
+        scalar_pkcs8(&self.key)
     }
 
     pub(crate) fn valid_at(&self, t: i64) -> bool {
         self.not_before <= t && t <= self.not_after
     }
+}
+
+/// A P-256 private key scalar kept as hex in the sealed state, as PKCS#8
+/// DER (secret).
+pub(crate) fn scalar_pkcs8(hex_scalar: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let raw =
+        Zeroizing::new(hex::decode(hex_scalar).map_err(|_| PoolError::corrupt_state("a key"))?);
+    let scalar: Zeroizing<[u8; 32]> = Zeroizing::new(
+        raw.as_slice()
+            .try_into()
+            .map_err(|_| PoolError::corrupt_state("a key"))?,
+    );
+    let key = trustca_pseudonym::P256PrivateKey::from_bytes(&scalar)
+        .map_err(|_| PoolError::corrupt_state("a key"))?;
+    Ok(key.to_pkcs8_der())
 }
 
 /// The certificate in use.
@@ -236,6 +273,9 @@ pub(crate) struct PoolState {
     pub(crate) settings: Settings,
     /// The last period the CA reported as issued to this vehicle.
     pub(crate) issued_through: Option<u64>,
+    /// The EU C-ITS station's keys and credentials (ETSI pools only).
+    #[serde(default)]
+    pub(crate) etsi: Option<crate::station::EtsiStation>,
 }
 
 /// What a rotation did.

@@ -10,6 +10,7 @@ mod etsi_http;
 mod etsi_register;
 mod etsi_roles;
 mod etsi_serve;
+mod etsi_vehicle;
 mod tickets;
 mod v2x_authorities;
 mod v2x_dot1;

@@ -626,6 +626,7 @@ fn synthetic_entry(period: u64, index: u32, profile: &PoolProfile) -> PoolEntry 
         not_before: start - profile.overlap_seconds as i64,
         not_after: start + profile.period_seconds as i64 + profile.overlap_seconds as i64 - 1,
         used: false,
+        kind: trustca_vehicle::TicketKind::Scms,
     }
 }
 
@@ -637,6 +638,7 @@ fn rotation_never_reuses_a_ticket_within_a_period_and_drops_expired_ones() {
     let path = dir.path().join("pool");
     let mut pool = Pool::create(&path, &secret).unwrap();
     let profile = PoolProfile {
+        kind: trustca_vehicle::TicketKind::Scms,
         sector: "automotive".into(),
         policy_version: "t".into(),
         epoch: 0,
