@@ -5,10 +5,14 @@
 //! reads and validates every file once, and every component is built from
 //! that one [`PolicyVersion`]. A reload (SIGHUP, `ReloadPolicy`) reads the
 //! same source again, validates the whole set first, and only then
-//! replaces the version every component reads, in one swap; the components
-//! that keep a copy of their own (the trust engine, the systems registry)
-//! follow the new version before the reload returns. A bad file on reload
-//! changes nothing: the running version stays and the error is returned.
+//! replaces the version every component reads, in one swap. The
+//! enrollment engine, the CRL publisher and the model registry read it per
+//! request ([`trustca_model::PolicySource`]); the components that keep a
+//! copy of their own (the trust engine, the systems registry, the web front
+//! end's `web.toml`) follow the new version before the reload returns. A
+//! bad file on reload changes nothing: the running version stays and the
+//! error is returned. The V2X authorities still take their profile
+//! (`pseudonym.toml`) at start only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};

@@ -28,6 +28,7 @@ use crate::auth;
 use crate::connections::ConnectionTable;
 use crate::error::{Result, ServerError};
 use crate::est::{Answer, HttpsService};
+use crate::loaded_policies::Policies;
 use crate::policies::{self, PolicyFiles};
 use crate::transport::TransportIdentity;
 
@@ -105,6 +106,8 @@ pub(crate) struct WebParts<'a> {
     pub trust: &'a Arc<TrustEngine>,
     /// The CA, whose encrypted keystore holds the label id key.
     pub hierarchy: &'a CaHierarchy,
+    /// The loaded policies, whose reloads replace the `web.toml` served.
+    pub policies: &'a Policies,
 }
 
 /// The keystore entry of the label id key (`DATA/ca/web-label-id.key`).
@@ -132,6 +135,24 @@ fn label_ids(hierarchy: &CaHierarchy, web_dir: &Path) -> Result<LabelIds> {
         );
     }
     Ok(LabelIds::from_secret(&secret))
+}
+
+/// Serves the `web.toml` of every reloaded policy version (a bad one is
+/// logged and the one in force stays).
+fn follow_reloads(policies: &Policies, app: &WebApp) {
+    let slot = app.policy_slot();
+    policies.follow(Box::new(move |version| {
+        let (name, text) = policies::web_text(&version.files);
+        let sectors: Vec<String> = version
+            .set
+            .sectors
+            .keys()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        let policy = WebPolicy::parse(name, &text, &sectors).map_err(|e| e.to_string())?;
+        slot.replace(policy);
+        Ok(())
+    }));
 }
 
 /// Serves the web front end on `listener` until `stop`; returns the bound address.
@@ -170,6 +191,7 @@ pub(crate) fn spawn(
     }
     let app = WebApp::new(setup);
     app.spawn_history_sampler();
+    follow_reloads(parts.policies, &app);
     tracing::info!(addr = %bound, base_url = %app.base_url(), "web front end on https://{bound}/");
     let web = Arc::new(WebHttps {
         app,
