@@ -142,17 +142,20 @@ fn label_ids(hierarchy: &CaHierarchy, web_dir: &Path) -> Result<LabelIds> {
 fn follow_reloads(policies: &Policies, app: &WebApp) {
     let slot = app.policy_slot();
     policies.follow(Box::new(move |version| {
-        let (name, text) = policies::web_text(&version.files);
-        let sectors: Vec<String> = version
-            .set
-            .sectors
-            .keys()
-            .map(|s| s.as_str().to_owned())
-            .collect();
-        let policy = WebPolicy::parse(name, &text, &sectors).map_err(|e| e.to_string())?;
+        let (policy, _) = web_policy(&version.files, &version.set).map_err(|e| e.to_string())?;
         slot.replace(policy);
         Ok(())
     }));
+}
+
+/// `web.toml` of `files`, checked against the sectors of `set` (which it
+/// returns, for the daily level sampling).
+fn web_policy(files: &PolicyFiles, set: &PolicySet) -> Result<(WebPolicy, Vec<String>)> {
+    let (name, text) = policies::web_text(files);
+    let sectors: Vec<String> = set.sectors.keys().map(|s| s.as_str().to_owned()).collect();
+    let policy =
+        WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
+    Ok((policy, sectors))
 }
 
 /// Serves the web front end on `listener` until `stop`; returns the bound address.
@@ -164,15 +167,7 @@ pub(crate) fn spawn(
     let bound = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the web address: {e}")))?;
-    let (name, text) = policies::web_text(parts.files);
-    let sectors: Vec<String> = parts
-        .policy_set
-        .sectors
-        .keys()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    let policy =
-        WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
+    let (policy, sectors) = web_policy(parts.files, parts.policy_set)?;
     let ids = label_ids(parts.hierarchy, &DataDir::new(parts.data).web())?;
     let mut setup = WebSetup::new(
         Arc::clone(parts.storage),
