@@ -3,8 +3,9 @@
 //! once with its fields; a field added to a message and not here fails to
 //! compile.
 
+use tonic::Status;
 use trustca_db::msg as d;
-use trustca_model::SignedTrustAssertion;
+use trustca_model::{SignedTrustAssertion, TrustLevel};
 use trustca_proto::v1 as pb;
 
 /// A value's form on the other side of the wire: a message as the engine's
@@ -120,15 +121,6 @@ both_ways!(AnomalyReport {
     observed_at: same,
     evidence: same,
 });
-both_ways!(BulkDowngradeRequest {
-    sector: same,
-    manufacturer: same,
-    model: same,
-    firmware_min: same,
-    firmware_max: same,
-    max_level: same,
-    reason: same,
-});
 both_ways!(BulkDowngradeResponse {
     matched: same,
     changed: same,
@@ -141,11 +133,6 @@ both_ways!(CapHop {
     counted_level: same,
 });
 both_ways!(CertificateChain { certificates: same });
-both_ways!(ChangeTrustRequest {
-    identity: same,
-    reason: same,
-    change: opt,
-});
 both_ways!(Decision {
     allow: same,
     depth: same,
@@ -325,18 +312,53 @@ both_ways!(WithdrawEvaluationRequest {
     certificate_number: same,
     reason: same,
 });
-oneof_both_ways!(change_trust_request::Change {
-    SetLevel: same,
-    Suspend: same,
-    Restore: same,
-    Retire: same,
-    TransferTo: same,
-});
 oneof_both_ways!(get_trust_request::Subject {
     Chain: one,
     Fingerprint: same,
     Identity: same,
 });
+
+/// A trust level from the wire: 1..=5, else `INVALID_ARGUMENT` before the
+/// engine sees the request.
+fn wire_level(field: &str, value: u32) -> Result<TrustLevel, Status> {
+    TrustLevel::new(i64::from(value)).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+}
+
+/// A bulk downgrade from the wire, its level checked.
+pub(crate) fn bulk_downgrade_request(
+    m: pb::BulkDowngradeRequest,
+) -> Result<d::BulkDowngradeRequest, Status> {
+    Ok(d::BulkDowngradeRequest {
+        max_level: wire_level("max_level", m.max_level)?,
+        sector: m.sector,
+        manufacturer: m.manufacturer,
+        model: m.model,
+        firmware_min: m.firmware_min,
+        firmware_max: m.firmware_max,
+        reason: m.reason,
+    })
+}
+
+/// A trust change from the wire, a level in it checked.
+pub(crate) fn change_trust_request(
+    m: pb::ChangeTrustRequest,
+) -> Result<d::ChangeTrustRequest, Status> {
+    use d::change_trust_request::Change as D;
+    use pb::change_trust_request::Change as P;
+    let change = match m.change {
+        None => None,
+        Some(P::SetLevel(v)) => Some(D::SetLevel(wire_level("set_level", v)?)),
+        Some(P::Suspend(b)) => Some(D::Suspend(b)),
+        Some(P::Restore(b)) => Some(D::Restore(b)),
+        Some(P::Retire(b)) => Some(D::Retire(b)),
+        Some(P::TransferTo(s)) => Some(D::TransferTo(s)),
+    };
+    Ok(d::ChangeTrustRequest {
+        identity: m.identity,
+        reason: m.reason,
+        change,
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -395,6 +417,36 @@ mod tests {
             let wire: pb::GetTrustRequest = asked.clone().convert();
             let back: d::GetTrustRequest = wire.convert();
             assert_eq!(back, asked);
+        }
+    }
+
+    /// Levels outside 1..=5 are refused at the wire, naming the field;
+    /// levels inside reach the engine typed.
+    #[test]
+    fn levels_outside_one_to_five_are_refused_at_the_wire() {
+        let bulk = |max_level| pb::BulkDowngradeRequest {
+            max_level,
+            ..Default::default()
+        };
+        let set = |level| pb::ChangeTrustRequest {
+            change: Some(pb::change_trust_request::Change::SetLevel(level)),
+            ..Default::default()
+        };
+        for bad in [0, 6, u32::MAX] {
+            let e = bulk_downgrade_request(bulk(bad)).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().contains("max_level"), "{}", e.message());
+            let e = change_trust_request(set(bad)).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().contains(&bad.to_string()), "{}", e.message());
+        }
+        for good in 1..=5u32 {
+            let want = TrustLevel::new(i64::from(good)).unwrap();
+            assert_eq!(bulk_downgrade_request(bulk(good)).unwrap().max_level, want);
+            assert_eq!(
+                change_trust_request(set(good)).unwrap().change,
+                Some(d::change_trust_request::Change::SetLevel(want))
+            );
         }
     }
 }

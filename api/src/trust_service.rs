@@ -193,11 +193,8 @@ impl TrustDatabase for TrustService {
     ) -> Result<Response<pb::ChangeTrustResponse>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
-        let req = request.into_inner();
-        let record = blocking("trust change", move || {
-            engine.change_trust(&who, req.convert())
-        })
-        .await?;
+        let req = crate::trust_convert::change_trust_request(request.into_inner())?;
+        let record = blocking("trust change", move || engine.change_trust(&who, req)).await?;
         Ok(Response::new(pb::ChangeTrustResponse {
             record: Some(record.convert()),
         }))
@@ -209,7 +206,7 @@ impl TrustDatabase for TrustService {
     ) -> Result<Response<pb::BulkDowngradeResponse>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
-        let req = request.into_inner().convert();
+        let req = crate::trust_convert::bulk_downgrade_request(request.into_inner())?;
         blocking("bulk downgrade", move || engine.bulk_downgrade(&who, &req))
             .await
             .map(|r| Response::new(r.convert()))

@@ -60,6 +60,7 @@ pub(crate) fn start(
                     table,
                     hierarchy: &e.hierarchy,
                     trust: &e.trust,
+                    policies: &e.policies,
                 },
                 stop.clone(),
             )?)

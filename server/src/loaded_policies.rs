@@ -5,10 +5,14 @@
 //! reads and validates every file once, and every component is built from
 //! that one [`PolicyVersion`]. A reload (SIGHUP, `ReloadPolicy`) reads the
 //! same source again, validates the whole set first, and only then
-//! replaces the version every component reads, in one swap; the components
-//! that keep a copy of their own (the trust engine, the systems registry)
-//! follow the new version before the reload returns. A bad file on reload
-//! changes nothing: the running version stays and the error is returned.
+//! replaces the version every component reads, in one swap. The
+//! enrollment engine, the CRL publisher and the model registry read it per
+//! request ([`trustca_model::PolicySource`]); the components that keep a
+//! copy of their own (the trust engine, the systems registry, the web front
+//! end's `web.toml`) follow the new version before the reload returns. A
+//! bad file on reload changes nothing: the running version stays and the
+//! error is returned. The V2X authorities still take their profile
+//! (`pseudonym.toml`) at start only.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -121,6 +125,7 @@ impl Policies {
             .unwrap_or_else(PoisonError::into_inner);
         let (files, set) =
             policies::resolve(self.inner.explicit.as_deref(), Some(&self.inner.data))?;
+        refuse_moved_identity(&self.current().set, &set)?;
         let fresh = Arc::new(PolicyVersion {
             number: self.current().number + 1,
             files,
@@ -139,6 +144,20 @@ impl Policies {
         tracing::info!(version = fresh.number, "policies reloaded");
         Ok(fresh)
     }
+}
+
+/// Refuses a reload that changes what issued certificates already carry:
+/// the trust domain and the trust-level extension's OID stay as at start.
+fn refuse_moved_identity(running: &PolicySet, fresh: &PolicySet) -> Result<()> {
+    let (was, now) = (&running.pki, &fresh.pki);
+    if was.trust_domain != now.trust_domain
+        || was.extensions.trust_level_oid != now.extensions.trust_level_oid
+    {
+        return Err(crate::error::ServerError::Policy(
+            "pki.toml: the trust domain and the trust-level extension OID cannot change while the server runs (certificates carry them); restart to change them".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -200,6 +219,25 @@ mod tests {
         assert!(Arc::ptr_eq(&before, &after));
         assert_eq!(after.number, 1);
         assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    /// A reload that moves the trust-level OID is refused; the running
+    /// version stays.
+    #[test]
+    fn a_reload_moving_the_extension_oid_is_refused() {
+        let (dir, policies) = installed();
+        let pki = dir.path().join("policies").join("pki.toml");
+        let text = std::fs::read_to_string(&pki).unwrap();
+        let oid = policies.set().pki.extensions.trust_level_oid.to_string();
+        let moved = text.replace(&oid, "1.3.6.1.4.1.99999.7");
+        assert_ne!(moved, text, "the OID {oid} is in pki.toml");
+        std::fs::write(&pki, moved).unwrap();
+        let err = policies.reload().err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("cannot change")),
+            "{err:?}"
+        );
+        assert_eq!(policies.current().number, 1);
     }
 
     /// Readers during reloads only ever see whole versions, in order.

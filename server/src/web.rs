@@ -28,6 +28,7 @@ use crate::auth;
 use crate::connections::ConnectionTable;
 use crate::error::{Result, ServerError};
 use crate::est::{Answer, HttpsService};
+use crate::loaded_policies::Policies;
 use crate::policies::{self, PolicyFiles};
 use crate::transport::TransportIdentity;
 
@@ -105,6 +106,8 @@ pub(crate) struct WebParts<'a> {
     pub trust: &'a Arc<TrustEngine>,
     /// The CA, whose encrypted keystore holds the label id key.
     pub hierarchy: &'a CaHierarchy,
+    /// The loaded policies, whose reloads replace the `web.toml` served.
+    pub policies: &'a Policies,
 }
 
 /// The keystore entry of the label id key (`DATA/ca/web-label-id.key`).
@@ -134,6 +137,27 @@ fn label_ids(hierarchy: &CaHierarchy, web_dir: &Path) -> Result<LabelIds> {
     Ok(LabelIds::from_secret(&secret))
 }
 
+/// Serves the `web.toml` of every reloaded policy version (a bad one is
+/// logged and the one in force stays).
+fn follow_reloads(policies: &Policies, app: &WebApp) {
+    let slot = app.policy_slot();
+    policies.follow(Box::new(move |version| {
+        let (policy, _) = web_policy(&version.files, &version.set).map_err(|e| e.to_string())?;
+        slot.replace(policy);
+        Ok(())
+    }));
+}
+
+/// `web.toml` of `files`, checked against the sectors of `set` (which it
+/// returns, for the daily level sampling).
+fn web_policy(files: &PolicyFiles, set: &PolicySet) -> Result<(WebPolicy, Vec<String>)> {
+    let (name, text) = policies::web_text(files);
+    let sectors: Vec<String> = set.sectors.keys().map(|s| s.as_str().to_owned()).collect();
+    let policy =
+        WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
+    Ok((policy, sectors))
+}
+
 /// Serves the web front end on `listener` until `stop`; returns the bound address.
 pub(crate) fn spawn(
     listener: TcpListener,
@@ -143,15 +167,7 @@ pub(crate) fn spawn(
     let bound = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the web address: {e}")))?;
-    let (name, text) = policies::web_text(parts.files);
-    let sectors: Vec<String> = parts
-        .policy_set
-        .sectors
-        .keys()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    let policy =
-        WebPolicy::parse(name, &text, &sectors).map_err(|e| ServerError::Policy(e.to_string()))?;
+    let (policy, sectors) = web_policy(parts.files, parts.policy_set)?;
     let ids = label_ids(parts.hierarchy, &DataDir::new(parts.data).web())?;
     let mut setup = WebSetup::new(
         Arc::clone(parts.storage),
@@ -170,6 +186,7 @@ pub(crate) fn spawn(
     }
     let app = WebApp::new(setup);
     app.spawn_history_sampler();
+    follow_reloads(parts.policies, &app);
     tracing::info!(addr = %bound, base_url = %app.base_url(), "web front end on https://{bound}/");
     let web = Arc::new(WebHttps {
         app,

@@ -85,6 +85,37 @@ impl TestCa {
         self.server = Some(trustca_server::start(opts).await.unwrap());
     }
 
+    /// Certificates the running server has issued, from its metrics.
+    pub fn issued(&self) -> u64 {
+        let metrics = self.server.as_ref().unwrap().metrics.encode();
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("trustca_enrollments_total{") && l.contains("outcome=\"issued\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// When issuance last moved, once it has not moved for a second (at
+    /// most a minute after the call): a stream whose reader stopped has
+    /// then filled what the server queues ahead of it.
+    pub async fn issuance_stopped(&self) -> std::time::Instant {
+        use std::time::{Duration, Instant};
+        let give_up = Instant::now() + Duration::from_secs(60);
+        let (mut last, mut moved) = (self.issued(), Instant::now());
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.issued();
+            if now != last {
+                (last, moved) = (now, Instant::now());
+            } else if last > 0 && moved.elapsed() >= Duration::from_secs(1) {
+                return moved;
+            }
+            assert!(Instant::now() < give_up, "issuance never stopped ({last})");
+        }
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await.unwrap();

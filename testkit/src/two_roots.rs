@@ -104,9 +104,21 @@ pub fn their_policies(dir: &Path) {
 /// A device of `sector` enrolled at `url` by a manufacturer credential
 /// that `c`'s sector directory issues, with declared Lv.5 evidence.
 pub async fn enrolled(c: &Ceremony, url: String, sector: &str, serial: &str) -> Device {
+    device_at(c, &url, sector, serial, automotive_lv5()).await
+}
+
+/// A device of `sector` (model `M-1`) enrolled at `url` with `evidence` by
+/// a manufacturer credential of that sector's own CA.
+pub async fn device_at(
+    c: &Ceremony,
+    url: &str,
+    sector: &str,
+    serial: &str,
+    evidence: Vec<pb::EvidenceItem>,
+) -> Device {
     let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
     let mut e = pb::enrollment_client::EnrollmentClient::new(
-        trustca_api::client::connect(&url, &acme).await.unwrap(),
+        trustca_api::client::connect(url, &acme).await.unwrap(),
     );
     enroll_device(
         &mut e,
@@ -116,7 +128,7 @@ pub async fn enrolled(c: &Ceremony, url: String, sector: &str, serial: &str) -> 
         "M-1",
         serial,
         "1.0.0",
-        automotive_lv5(),
+        evidence,
     )
     .await
 }

@@ -3,7 +3,7 @@
 //! of the same names (one field each), so the wire contract stays where
 //! the wire is.
 
-use trustca_model::SignedTrustAssertion;
+use trustca_model::{SignedTrustAssertion, TrustLevel};
 
 /// Add an evaluation to a registered model (certification body or, self-assessed, its manufacturer).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -51,7 +51,7 @@ pub struct AnomalyReport {
 }
 
 /// Lower every matching device of a model and firmware range to at most a level.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BulkDowngradeRequest {
     /// Sector.
     pub sector: String,
@@ -63,8 +63,9 @@ pub struct BulkDowngradeRequest {
     pub firmware_min: String,
     /// Firmware max.
     pub firmware_max: String,
-    /// Lower matching devices to at most this level.
-    pub max_level: u32,
+    /// Lower matching devices to at most this level (a level outside
+    /// 1..=5 is refused where the request is read).
+    pub max_level: TrustLevel,
     /// Reason.
     pub reason: String,
 }
@@ -523,8 +524,9 @@ pub mod change_trust_request {
     /// Which one.
     #[derive(Debug, Clone, PartialEq)]
     pub enum Change {
-        /// SetLevel.
-        SetLevel(u32),
+        /// SetLevel (a level outside 1..=5 is refused where the request
+        /// is read).
+        SetLevel(trustca_model::TrustLevel),
         /// Suspend.
         Suspend(bool),
         /// Restore.

@@ -90,6 +90,11 @@ impl PageCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Drops every page (the policy that shaped them was replaced).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Drops the pages that the change-log entries since the last look
     /// concern. A log that cannot be read drops everything.
     pub fn follow_changes(&self, storage: &dyn Storage) {

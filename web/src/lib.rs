@@ -81,7 +81,9 @@ pub struct WebApp {
 #[derive(Debug)]
 struct Inner {
     storage: Arc<dyn Storage>,
-    policy: WebPolicy,
+    /// `web.toml` in force: what each sector shows (replaced on a policy
+    /// reload through a [`PolicySlot`]).
+    policy: Arc<std::sync::RwLock<Arc<WebPolicy>>>,
     ids: LabelIds,
     base_url: String,
     limiter: RateLimiter,
@@ -91,9 +93,30 @@ struct Inner {
     data: PathBuf,
     audit_key: Option<Vec<u8>>,
     systems: Option<Arc<dyn console::systems::SystemSource>>,
-    pages: cache::PageCache,
+    pages: Arc<cache::PageCache>,
     /// The sectors whose level distribution is sampled daily.
     sectors: Vec<String>,
+}
+
+/// The `web.toml` a running front end serves, replaceable on a policy
+/// reload: what each sector shows changes from the next request and
+/// cached pages are dropped. The rate limits, session lengths and base URL
+/// stay as at start.
+#[derive(Debug, Clone)]
+pub struct PolicySlot {
+    policy: Arc<std::sync::RwLock<Arc<WebPolicy>>>,
+    pages: Arc<cache::PageCache>,
+}
+
+impl PolicySlot {
+    /// Serves `policy` from the next request on.
+    pub fn replace(&self, policy: WebPolicy) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+        self.pages.clear();
+    }
 }
 
 /// What the front end is built from.
@@ -265,14 +288,14 @@ impl WebApp {
                 storage,
                 limiter: RateLimiter::new(policy.public.requests_per_minute),
                 console_limiter: RateLimiter::new(policy.console.requests_per_minute),
-                policy,
+                policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
                 ids,
                 base_url,
                 sessions,
                 data,
                 audit_key,
                 systems,
-                pages: cache::PageCache::default(),
+                pages: Arc::default(),
                 sectors,
             }),
         }
@@ -299,6 +322,15 @@ impl WebApp {
                 tokio::time::sleep(console::history::SAMPLE_EVERY).await;
             }
         });
+    }
+
+    /// Where a policy reload puts a new `web.toml` for this app (it holds
+    /// neither the app nor its store).
+    pub fn policy_slot(&self) -> PolicySlot {
+        PolicySlot {
+            policy: Arc::clone(&self.inner.policy),
+            pages: Arc::clone(&self.inner.pages),
+        }
     }
 
     /// What QR codes open.
@@ -442,6 +474,16 @@ fn segments(path: &str, prefix: &str) -> Option<Vec<String>> {
 }
 
 impl Inner {
+    /// The `web.toml` in force now.
+    fn policy(&self) -> Arc<WebPolicy> {
+        Arc::clone(
+            &self
+                .policy
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// The console rate bucket of a request: its live session's, else its
     /// client address's (a made-up cookie gets no bucket of its own).
     fn console_bucket(&self, headers: &HeaderMap, peer: &AuthenticatedPeer) -> String {
@@ -518,7 +560,7 @@ impl Inner {
                 ));
             }
         };
-        let exposure = self.policy.exposure(&name.0.to_ascii_lowercase());
+        let exposure = self.policy().exposure(&name.0.to_ascii_lowercase());
         let label = public::model_label(
             self.storage.as_ref(),
             exposure,
@@ -567,7 +609,7 @@ impl Inner {
             return Ok(unknown());
         };
         let sector = identity_key.split('/').next().unwrap_or_default();
-        let exposure = self.policy.exposure(sector);
+        let exposure = self.policy().exposure(sector);
         let Some(label) =
             public::device_label(self.storage.as_ref(), exposure, &identity_key, now())?
         else {
@@ -596,7 +638,7 @@ impl Inner {
             Ok(i) => i,
             Err(refused) => return Ok(*refused),
         };
-        let exposure = self.policy.exposure(identity.sector.as_str());
+        let exposure = self.policy().exposure(identity.sector.as_str());
         if !exposure.serial_lookup || !exposure.device_pages {
             return Ok(asked.refuse(
                 StatusCode::NOT_FOUND,

@@ -91,6 +91,9 @@ pub struct EnrollmentEngine {
     /// The policies in force, read per request (a reload applies to the
     /// next request, `with_policy_source`).
     policies: Arc<dyn PolicySource>,
+    /// The trust-level extension's OID, fixed at start like the
+    /// certificates already issued under it (a reload does not move it).
+    oid: trustca_model::extension::ExtensionOid,
     hierarchy: Arc<CaHierarchy>,
     storage: Arc<dyn Storage>,
     committer: GroupCommitter,
@@ -138,6 +141,7 @@ impl EnrollmentEngine {
         committer: GroupCommitter,
     ) -> Self {
         Self {
+            oid: policies.pki.extensions.trust_level_oid.clone(),
             policies: Arc::new(policies),
             hierarchy,
             attestation: AttestationBook::new(Arc::clone(&storage)),
@@ -187,9 +191,9 @@ impl EnrollmentEngine {
         result
     }
 
-    /// The trust-level extension's OID (`pki.toml`).
-    fn oid(&self) -> trustca_model::extension::ExtensionOid {
-        self.policies().pki.extensions.trust_level_oid.clone()
+    /// The trust-level extension's OID (`pki.toml` at start).
+    fn oid(&self) -> &trustca_model::extension::ExtensionOid {
+        &self.oid
     }
 
     /// Records role credentials issued offline (`ca/credentials/`) that the
@@ -204,7 +208,7 @@ impl EnrollmentEngine {
             if self.storage.certificate(&serial)?.is_some() {
                 continue;
             }
-            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, &self.oid()) else {
+            let Ok(Some(ext)) = trustca_model::trust_extension(&cert, self.oid()) else {
                 continue;
             };
             let name = cert

@@ -49,7 +49,7 @@ impl EnrollmentEngine {
             .ok_or_else(|| CaError::InvalidRequest("certificate record missing".into()))?;
         let (_, cert) = x509_parser::parse_x509_certificate(&old.der)
             .map_err(|_| CaError::Signing("stored certificate does not parse".into()))?;
-        let ext = trustca_model::trust_extension(&cert, &self.oid())?.ok_or_else(|| {
+        let ext = trustca_model::trust_extension(&cert, self.oid())?.ok_or_else(|| {
             CaError::Signing("stored certificate has no trust-level extension".into())
         })?;
         // A revoked certificate is not narrowed back to life.

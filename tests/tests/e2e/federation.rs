@@ -18,6 +18,7 @@ use common::ceremony::{
     trustca_refused,
 };
 use common::go_check::{GoChecker, Instance};
+use common::two_roots::device_at;
 use common::*;
 use tonic::Code;
 use trustca_model::CertificateKind;
@@ -56,30 +57,6 @@ pub(crate) async fn start_at(
     trustca_server::start(c.options(sector, "127.0.0.1:0".parse().unwrap(), peers))
         .await
         .unwrap()
-}
-
-/// A device of `sector` enrolled at `url` by a manufacturer credential of
-/// that sector's own CA.
-pub(crate) async fn device_at(
-    c: &Ceremony,
-    url: &str,
-    sector: &str,
-    serial: &str,
-    evidence: Vec<pb::EvidenceItem>,
-) -> Device {
-    let acme = c.credential(sector, CertificateKind::Manufacturer, "Acme", &[sector]);
-    let mut e = enroller(url, &acme).await;
-    enroll_device(
-        &mut e,
-        &c.root_pem(),
-        sector,
-        "Acme",
-        "M-1",
-        serial,
-        "1.0.0",
-        evidence,
-    )
-    .await
 }
 
 /// Lv.5 evidence of `sector`'s device `M-1`; in automotive none: the model

@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
-use crate::federation::{SECTORS, device_at, files, lv5, register_lv5_car_model};
+use crate::common::two_roots::device_at;
+use crate::federation::{SECTORS, files, lv5, register_lv5_car_model};
 
 use std::path::{Path, PathBuf};
 

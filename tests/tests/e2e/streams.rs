@@ -148,7 +148,7 @@ async fn a_stream_whose_results_are_never_read_ends_after_the_limit_with_true_co
     // issuance then stops (how long that takes depends on the machine's
     // load). Read past the limit from there, but before twice the limit,
     // which the stream used to last: reading then must not revive it.
-    let stopped = issuance_stopped(&ca).await;
+    let stopped = ca.issuance_stopped().await;
     tokio::time::sleep_until((stopped + STALLED * 3 / 2).into()).await;
     let mut delivered = 0u64;
     let end = loop {
@@ -185,34 +185,4 @@ async fn a_stream_whose_results_are_never_read_ends_after_the_limit_with_true_co
     let (_, devices) = store.counts().unwrap();
     assert_eq!(issued, devices, "issued count against the store");
     assert!(delivered <= issued, "{delivered} > {issued}");
-}
-
-/// Certificates the server has issued, from its metrics.
-fn issued(ca: &TestCa) -> u64 {
-    let metrics = ca.server.as_ref().unwrap().metrics.encode();
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("trustca_enrollments_total{") && l.contains("outcome=\"issued\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// When issuance last moved, once it has not moved for a second (at most
-/// a minute after the call).
-async fn issuance_stopped(ca: &TestCa) -> std::time::Instant {
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    let (mut last, mut moved) = (issued(ca), std::time::Instant::now());
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = issued(ca);
-        if now != last {
-            (last, moved) = (now, std::time::Instant::now());
-        } else if last > 0 && moved.elapsed() >= Duration::from_secs(1) {
-            return moved;
-        }
-        assert!(
-            std::time::Instant::now() < give_up,
-            "issuance never stopped ({last})"
-        );
-    }
 }

@@ -13,7 +13,9 @@ use trustca_store::Storage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_stalls_only_its_own_stream() {
-    let mut ca = TestCa::start().await;
+    // The stalled stream's task holds a graceful shutdown for its whole
+    // grace period: 1 s here instead of 10.
+    let mut ca = TestCa::start_with(|o| o.shutdown_grace = std::time::Duration::from_secs(1)).await;
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let total = 12_000u64;
     let items = hems_batch_items("S", total);
@@ -24,9 +26,10 @@ async fn a_client_that_does_not_read_stalls_only_its_own_stream() {
         .await
         .unwrap()
         .into_inner();
-    eprintln!("sent");
-    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    eprintln!("slept");
+    // Until issuance stops (it must: the server waits for the reader),
+    // instead of a fixed sleep.
+    ca.issuance_stopped().await;
+    let stalled_at = ca.issued();
 
     // Meanwhile another client is served normally.
     let mut polite = ca.client(&acme).await;
@@ -52,4 +55,8 @@ async fn a_client_that_does_not_read_stalls_only_its_own_stream() {
         "{devices} devices issued for a client that read nothing"
     );
     assert!(devices >= 256, "the stream did start issuing ({devices})");
+    assert!(
+        devices >= stalled_at,
+        "{devices} stored, {stalled_at} counted"
+    );
 }

@@ -65,7 +65,6 @@ impl TrustEngine {
         let c = match req.change {
             None => return Err(TrustDbError::InvalidRequest("no change given".into())),
             Some(Change::SetLevel(level)) => {
-                let level = TrustLevel::new(level as i64)?;
                 let device = self
                     .storage
                     .device(&identity.key())?
@@ -188,7 +187,7 @@ impl TrustEngine {
         }
         self.operator_for(caller, &sector)?;
         check_reason(&req.reason)?;
-        let max = TrustLevel::new(req.max_level as i64)?;
+        let max = req.max_level;
         if req.manufacturer.is_empty() || req.model.is_empty() {
             return Err(TrustDbError::InvalidRequest(
                 "manufacturer and model are required".into(),

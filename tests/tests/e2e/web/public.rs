@@ -168,7 +168,7 @@ async fn public_pages_over_https_carry_their_headers_and_refusals() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cars_have_no_serial_lookup_and_no_serial_on_the_page() {
+async fn cars_have_no_serial_lookup_until_a_reload_allows_it_and_no_serial_on_the_page() {
     let w = world_in(
         TestCa::init(),
         "automotive",
@@ -202,6 +202,22 @@ async fn cars_have_no_serial_lookup_and_no_serial_on_the_page() {
         !page.to_string().to_ascii_lowercase().contains("vin1hgcm"),
         "{page}"
     );
+
+    // The operator allows the lookup in web.toml and reloads the policies:
+    // the running front end serves it at once, without a restart.
+    let file = w.ca.data().join("policies/web.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let allowed = text.replacen("serial_lookup = false", "serial_lookup = true", 1);
+    assert_ne!(allowed, text);
+    std::fs::write(&file, allowed).unwrap();
+    trust_client(&w.ca.url(), &w.ops)
+        .await
+        .reload_policy(pb::ReloadPolicyRequest {})
+        .await
+        .unwrap();
+    let (code, headers, _) = curl.get(&format!("https://{web}/lookup?urn={urn}"), None, &[]);
+    assert_eq!(code, 303, "{headers}");
+    assert!(headers.contains("location: /device/"), "{headers}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
