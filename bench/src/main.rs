@@ -53,6 +53,7 @@ mod enrollment;
 mod est;
 mod etsi;
 mod fixture;
+mod fjallsize;
 mod grpc;
 mod hsm;
 mod integrity;

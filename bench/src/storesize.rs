@@ -43,6 +43,52 @@ pub struct Template {
     serial_at: usize,
     /// Where the device serial (`C0000000`) sits in the DER.
     device_serial_at: Vec<usize>,
+    /// Byte ranges of the DER that differ between real devices beyond the
+    /// serials (the public key's X and Y, the subject key identifier, the
+    /// signature's r and s): filled with random bytes per device, or every
+    /// synthetic certificate would share them and compress unrealistically.
+    unique: Vec<std::ops::Range<usize>>,
+}
+
+/// The ranges of `der` that are random in every real certificate: the EC
+/// point's X and Y, the subject key identifier, and the ECDSA signature's
+/// r and s (their first byte left as is, so each stays a positive INTEGER).
+fn unique_ranges(der: &[u8]) -> Result<Vec<std::ops::Range<usize>>> {
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| anyhow!("the template DER: {e}"))?;
+    let at = |part: &[u8]| -> Result<usize> {
+        find_all(der, part)
+            .first()
+            .copied()
+            .context("a certificate part is not in the DER")
+    };
+    let mut out = Vec::new();
+    let point = cert.public_key().subject_public_key.data.as_ref();
+    if point.len() == 65 {
+        let p = at(point)?;
+        out.push(p + 1..p + 65);
+    }
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectKeyIdentifier(ski) = ext.parsed_extension() {
+            let p = at(ski.0)?;
+            out.push(p..p + ski.0.len());
+        }
+    }
+    // ECDSA-Sig-Value: SEQUENCE { INTEGER r, INTEGER s }, short lengths:
+    // 30 L 02 rl r.. 02 sl s..
+    let sig = cert.signature_value.data.as_ref();
+    let base = at(sig)?;
+    if let [0x30, _, 0x02, rl, ..] = sig {
+        let rl = usize::from(*rl);
+        if sig.get(4 + rl) == Some(&0x02)
+            && let Some(&sl) = sig.get(5 + rl)
+            && 6 + rl + usize::from(sl) <= sig.len()
+        {
+            out.push(base + 5..base + 4 + rl);
+            out.push(base + 7 + rl..base + 6 + rl + usize::from(sl));
+        }
+    }
+    Ok(out)
 }
 
 fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
@@ -115,6 +161,7 @@ impl Template {
         if serial.len() != 16 || serial[0] & 0x80 != 0 || serial[0] == 0 {
             bail!("the template's serial is not 16 significant bytes");
         }
+        let unique = unique_ranges(&cert.der)?;
         Ok(Self {
             cert,
             device,
@@ -123,6 +170,7 @@ impl Template {
             audit_detail: engine_detail(&entry.detail)?,
             serial_at,
             device_serial_at,
+            unique,
         })
     }
 
@@ -131,11 +179,24 @@ impl Template {
         self.cert.der.len()
     }
 
+    /// Random bytes one device's certificate needs beyond its serial.
+    fn unique_len(&self) -> usize {
+        self.unique.iter().map(|r| r.len()).sum()
+    }
+
     /// Device `n` with certificate serial `serial` (16 bytes, positive,
-    /// first byte non-zero): as the enrollment engine would commit it.
-    pub fn issuance(&self, n: usize, serial: [u8; 16]) -> Issuance {
+    /// first byte non-zero) and `random` bytes for its key, key identifier
+    /// and signature ([`Template::unique_len`] of them): as the enrollment
+    /// engine would commit it.
+    pub fn issuance(&self, n: usize, serial: [u8; 16], random: &[u8]) -> Issuance {
         let device_serial = device_serial(n);
         let mut der = self.cert.der.clone();
+        let mut random = random.iter().copied();
+        for r in &self.unique {
+            for b in &mut der[r.clone()] {
+                *b = random.next().unwrap_or(*b);
+            }
+        }
         der[self.serial_at..self.serial_at + 16].copy_from_slice(&serial);
         for &at in &self.device_serial_at {
             der[at..at + device_serial.len()].copy_from_slice(device_serial.as_bytes());
@@ -170,17 +231,18 @@ impl Template {
     /// Devices `from..to`, with fresh random serials.
     pub fn issuances(&self, from: usize, to: usize) -> Result<Vec<Issuance>> {
         let rng = ring::rand::SystemRandom::new();
-        let mut bytes = vec![0u8; 16 * (to - from)];
+        let each = 16 + self.unique_len();
+        let mut bytes = vec![0u8; each * (to - from)];
         rng.fill(&mut bytes)
             .map_err(|_| anyhow!("no random bytes"))?;
         Ok(bytes
-            .chunks_exact(16)
+            .chunks_exact(each)
             .zip(from..to)
             .map(|(c, n)| {
                 let mut serial = [0u8; 16];
-                serial.copy_from_slice(c);
+                serial.copy_from_slice(&c[..16]);
                 serial[0] = (serial[0] & 0x7f).max(1);
-                self.issuance(n, serial)
+                self.issuance(n, serial, &c[16..])
             })
             .collect())
     }

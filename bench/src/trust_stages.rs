@@ -7,8 +7,8 @@ use anyhow::Result;
 
 use crate::report::{Figure, Row};
 use crate::{
-    Opts, Stage, auditcost, cores, crlgen, decide, integrity, pgmode, progress, seal, stores,
-    storesize, systems, web,
+    Opts, Stage, auditcost, cores, crlgen, decide, fjallsize, integrity, pgmode, progress, seal,
+    stores, storesize, systems, web,
 };
 
 /// The trust database stages (group `trust`).
@@ -111,6 +111,14 @@ pub(crate) async fn stages(
                     .note("sled may clean segments on open and on close"),
                 );
             }
+            // The same records in an LSM store, beside sled (fjallsize.rs).
+            let fjall = fjallsize::compare(
+                &world.data.path().join("db"),
+                opts.store_devices,
+                opts.store_group,
+            )?;
+            rows.extend(fjall.rows);
+            figures.extend(fjall.figures);
         }
     }
     if opts.wants(Stage::Crl) {

@@ -322,6 +322,20 @@ pub(crate) fn vouch_blobs(
     }
 }
 
+/// [`vouch_blobs`] for one page of records read under `prefix` after
+/// `after` with at most `limit` of them.
+pub(crate) fn vouch_blob_page(
+    seal: Option<&RecordSeal>,
+    storage: &dyn Storage,
+    space: &str,
+    (prefix, after, limit): (&[u8], Option<&[u8]>, usize),
+    stored: &[crate::KeyValue],
+) -> Result<(), StoreError> {
+    let last = stored.last().map(|(k, _)| k.as_slice());
+    let span = Span::of_page(after, limit, stored.len(), last);
+    vouch_blobs(seal, storage, space, Scope::Page(prefix, span), stored)
+}
+
 /// [`vouch_blobs`] for one record read by its key.
 pub(crate) fn vouch_blob(
     seal: Option<&RecordSeal>,
@@ -431,7 +445,7 @@ pub(crate) fn check_blocked<T>(
 
 /// Checks a page of a sector's stored revocation index against the log,
 /// read to its end first (nothing to check without a seal: offline tools).
-pub(crate) fn vouch_revoked(
+fn vouch_revoked(
     seal: Option<&RecordSeal>,
     storage: &dyn Storage,
     sector: &str,
@@ -441,6 +455,20 @@ pub(crate) fn vouch_revoked(
     let Some(seal) = seal else { return Ok(()) };
     seal.catch_up(storage)?;
     seal.with_learned(|l| check_revoked(l, sector, span, stored))
+}
+
+/// [`vouch_revoked`] for one page read after `after` with at most `limit`
+/// revocations.
+pub(crate) fn vouch_revoked_page(
+    seal: Option<&RecordSeal>,
+    storage: &dyn Storage,
+    sector: &str,
+    (after, limit): (Option<&[u8]>, usize),
+    stored: &[(Vec<u8>, i64, u8)],
+) -> Result<(), StoreError> {
+    let last = stored.last().map(|(serial, _, _)| serial.as_slice());
+    let span = Span::of_page(after, limit, stored.len(), last);
+    vouch_revoked(seal, storage, sector, span, stored)
 }
 
 /// Checks a blocked-key lookup against the log as read so far.

@@ -313,9 +313,7 @@ impl Storage for PgStorage {
                 row,
             ),
         }?;
-        let last = stored.last().map(|(serial, _, _)| serial.as_slice());
-        let span = vouched::Span::of_page(after, limit, stored.len(), last);
-        vouched::vouch_revoked(self.seal(), self, sector, span, &stored)?;
+        vouched::vouch_revoked_page(self.seal(), self, sector, (after, limit), &stored)?;
         Ok(stored)
     }
 
@@ -396,15 +394,8 @@ impl Storage for PgStorage {
                 Ok((k, v))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let last = stored.last().map(|(k, _)| k.as_slice());
-        let span = vouched::Span::of_page(after, limit, stored.len(), last);
-        vouched::vouch_blobs(
-            self.fresh_seal()?,
-            self,
-            space,
-            vouched::Scope::Page(prefix, span),
-            &stored,
-        )?;
+        let seal = self.fresh_seal()?;
+        vouched::vouch_blob_page(seal, self, space, (prefix, after, limit), &stored)?;
         Ok(stored)
     }
 

@@ -200,9 +200,8 @@ impl Storage for SledStorage {
                 Ok((k[prefix.len()..].to_vec(), at, v[8]))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let last = stored.last().map(|(serial, _, _)| serial.as_slice());
-        let span = vouched::Span::of_page(after, limit, stored.len(), last);
-        vouched::vouch_revoked(self.seal.get().map(|s| &**s), self, sector, span, &stored)?;
+        let seal = self.seal.get().map(|s| &**s);
+        vouched::vouch_revoked_page(seal, self, sector, (after, limit), &stored)?;
         Ok(stored)
     }
 
@@ -274,16 +273,8 @@ impl Storage for SledStorage {
                 Ok((key, value))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let last = stored.last().map(|(k, _)| k.as_slice());
-        let span = vouched::Span::of_page(after, limit, stored.len(), last);
         let seal = self.seal.get().map(|s| &**s);
-        vouched::vouch_blobs(
-            seal,
-            self,
-            space,
-            vouched::Scope::Page(prefix, span),
-            &stored,
-        )?;
+        vouched::vouch_blob_page(seal, self, space, (prefix, after, limit), &stored)?;
         Ok(stored)
     }
 
