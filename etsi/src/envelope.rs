@@ -69,18 +69,32 @@ pub fn sign_and_encrypt(
     aes_key: &[u8; 16],
     now: i64,
 ) -> Result<Vec<u8>, EtsiError> {
-    let signed = EtsiSignedData::sign(
+    match recipient {
+        Some(cert) => sign_and_seal(data, signer, key, &Recipient::of(cert)?, aes_key, now),
+        None => {
+            let signed = sign(data, signer, key, now)?;
+            Ok(encrypted_data(&EncryptedData::seal_with_psk(
+                aes_key,
+                signed.as_coer(),
+            )?))
+        }
+    }
+}
+
+/// `data` signed under PSID 623 at `now`.
+fn sign(
+    data: &[u8],
+    signer: SignAs<'_>,
+    key: &dyn V2xSigner,
+    now: i64,
+) -> Result<EtsiSignedData, EtsiError> {
+    Ok(EtsiSignedData::sign(
         SignedPayload::Data(data),
         PSID_CERT_REQUEST,
         time64(now)?,
         signer,
         key,
-    )?;
-    let sealed = match recipient {
-        Some(cert) => Recipient::of(cert)?.seal(aes_key, signed.as_coer())?,
-        None => EncryptedData::seal_with_psk(aes_key, signed.as_coer())?,
-    };
-    Ok(encrypted_data(&sealed))
+    )?)
 }
 
 /// A certificate as the recipient of `certRecipInfo`: its encryption key,
@@ -130,13 +144,7 @@ pub(crate) fn sign_and_seal(
     aes_key: &[u8; 16],
     now: i64,
 ) -> Result<Vec<u8>, EtsiError> {
-    let signed = EtsiSignedData::sign(
-        SignedPayload::Data(data),
-        PSID_CERT_REQUEST,
-        time64(now)?,
-        signer,
-        key,
-    )?;
+    let signed = sign(data, signer, key, now)?;
     Ok(encrypted_data(&recipient.seal(aes_key, signed.as_coer())?))
 }
 

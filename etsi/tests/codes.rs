@@ -307,20 +307,26 @@ fn changed(
         d.now,
     )
     .unwrap();
-    let plain = encrypted(&pending.message)
+    let mut request = opened_by_the_aa(d, &pending.message);
+    change(&mut request);
+    let data = EtsiTs102941Data::AuthorizationRequest(request).to_coer();
+    send(d, &to_aa(d, &unsecured_data(&data)), Some(&AES))
+}
+
+/// A station's `AuthorizationRequestMessage` opened as `d`'s AA would.
+fn opened_by_the_aa(d: &Deployment, message: &[u8]) -> InnerAtRequest {
+    let plain = encrypted(message)
         .unwrap()
         .open_as_certificate(&d.h.aa_enc, &d.h.aa)
         .unwrap();
     let Ok(Ieee1609Dot2Content::Unsecured(data)) = decode_data(&plain) else {
         panic!("not unsecured")
     };
-    let Ok(EtsiTs102941Data::AuthorizationRequest(mut request)) = EtsiTs102941Data::from_coer(data)
+    let Ok(EtsiTs102941Data::AuthorizationRequest(request)) = EtsiTs102941Data::from_coer(data)
     else {
         panic!("not an authorization request")
     };
-    change(&mut request);
-    let data = EtsiTs102941Data::AuthorizationRequest(request).to_coer();
-    send(d, &to_aa(d, &unsecured_data(&data)), Some(&AES))
+    request
 }
 
 /// The station's `ecSignature` opened with the EA's key.
@@ -479,17 +485,7 @@ fn a_validation_request_naming_another_ea_is_wrongea_and_records_nothing() {
         d.now,
     )
     .unwrap();
-    let plain = encrypted(&pending.message)
-        .unwrap()
-        .open_as_certificate(&d.h.aa_enc, &d.h.aa)
-        .unwrap();
-    let Ok(Ieee1609Dot2Content::Unsecured(data)) = decode_data(&plain) else {
-        panic!("not unsecured")
-    };
-    let Ok(EtsiTs102941Data::AuthorizationRequest(request)) = EtsiTs102941Data::from_coer(data)
-    else {
-        panic!("not an authorization request")
-    };
+    let request = opened_by_the_aa(&d, &pending.message);
     assert_eq!(request.shared.ea_id, other.hashed_id8());
     // The AA's validation request, signed by the AA and encrypted to `d`'s
     // EA, which is not the EA the request names.
