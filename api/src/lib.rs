@@ -9,9 +9,10 @@
 //! status through one mapping ([`status()`], by the error's failure
 //! class). The V2X authorities' services and the registration
 //! authority's clients of the others are in [`v2x`]; EST (RFC 7030) in
-//! [`est`] and the IEEE 1609.2.1 resources in [`v2x_http`], whose
+//! [`est`], the IEEE 1609.2.1 resources in [`v2x_http`], whose
 //! refusals take their HTTP status from the same failure classes
-//! ([`http_status`]). The federation client that asks other sectors'
+//! ([`http_status`]), and the ETSI TS 102 941 resources and the AA's
+//! client of its EA in [`etsi_http`]. The federation client that asks other sectors'
 //! databases is here too: it is transport, and the trust engine sees it
 //! only as `PeerDatabases`. So is the command line's gRPC client
 //! ([`client`]). Binding sockets, TLS and the connection table are the
@@ -24,6 +25,7 @@ mod enroll_batch;
 mod enrollment_service;
 mod error;
 pub mod est;
+pub mod etsi_http;
 mod federation;
 mod revocation_service;
 mod status;

@@ -21,7 +21,9 @@ use zeroize::Zeroizing;
 
 use crate::EtsiError;
 use crate::ea::{Answer, Unanswerable};
-use crate::envelope::{AuthorityKeys, key_tag, open_answer, request_hash, sign_and_encrypt};
+use crate::envelope::{
+    AuthorityKeys, Recipient, key_tag, open_answer, request_hash, sign_and_seal,
+};
 use crate::profile::{authorization_ticket, narrow};
 
 /// How the AA reaches an EA: sends an
@@ -58,8 +60,37 @@ pub struct AuthorizationAuthority {
 /// The EAs the AA accepts (from the installed CTL) and the CA
 /// certificates the installed CRL revokes; replaced as a whole.
 struct EaTrust {
-    eas: Vec<KnownEa>,
+    eas: Vec<Arc<TrustedEa>>,
     revoked: HashSet<[u8; 8]>,
+}
+
+/// An EA the AA accepts, with its HashedId8 and, as a recipient, its
+/// encryption key and P1: worked out once, not at every request.
+struct TrustedEa {
+    ea: KnownEa,
+    id: [u8; 8],
+    /// `None` for a certificate without an `encryptionKey`: it cannot be
+    /// asked (`aa-ea-cantreachea`).
+    recipient: Option<Recipient>,
+}
+
+impl EaTrust {
+    fn new(eas: Vec<KnownEa>, revoked: Vec<[u8; 8]>) -> Self {
+        let eas = eas
+            .into_iter()
+            .map(|ea| {
+                Arc::new(TrustedEa {
+                    id: ea.certificate.hashed_id8(),
+                    recipient: Recipient::of(&ea.certificate).ok(),
+                    ea,
+                })
+            })
+            .collect();
+        Self {
+            eas,
+            revoked: revoked.into_iter().collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthorizationAuthority {
@@ -89,16 +120,9 @@ impl AuthorizationAuthority {
             )));
         }
         Ok(Self {
-            keys: AuthorityKeys {
-                certificate,
-                signer,
-                encryption_secret: Zeroizing::new(encryption_secret),
-            },
+            keys: AuthorityKeys::new(certificate, signer, encryption_secret),
             tickets,
-            trust: RwLock::new(EaTrust {
-                eas,
-                revoked: HashSet::new(),
-            }),
+            trust: RwLock::new(EaTrust::new(eas, Vec::new())),
         })
     }
 
@@ -107,10 +131,7 @@ impl AuthorizationAuthority {
     /// revokes gets `its-aa-invalidea`, one no longer listed
     /// `its-aa-unknownea`. Requests in flight keep the set they started with.
     pub fn replace_trust(&self, eas: Vec<KnownEa>, revoked: Vec<[u8; 8]>) {
-        let fresh = EaTrust {
-            eas,
-            revoked: revoked.into_iter().collect(),
-        };
+        let fresh = EaTrust::new(eas, revoked);
         match self.trust.write() {
             Ok(mut held) => *held = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -118,7 +139,7 @@ impl AuthorizationAuthority {
     }
 
     /// The EA `ea_id` if this AA accepts it at `now`.
-    fn known_ea(&self, ea_id: [u8; 8], now: i64) -> Result<KnownEa, At> {
+    fn known_ea(&self, ea_id: [u8; 8], now: i64) -> Result<Arc<TrustedEa>, At> {
         let trust = self.trust.read().map_err(|_| At::ItsAaUnknownEa)?;
         if trust.revoked.contains(&ea_id) {
             return Err(At::ItsAaInvalidEa);
@@ -126,14 +147,14 @@ impl AuthorizationAuthority {
         let ea = trust
             .eas
             .iter()
-            .find(|e| e.certificate.hashed_id8() == ea_id)
+            .find(|e| e.id == ea_id)
             .ok_or(At::ItsAaUnknownEa)?;
         // An outdated (expired or not yet valid) EA certificate.
-        let valid = Time32::from_unix(now).is_ok_and(|t| ea.certificate.tbs().validity.contains(t));
-        if !valid {
+        let validity = &ea.ea.certificate.tbs().validity;
+        if !Time32::from_unix(now).is_ok_and(|t| validity.contains(t)) {
             return Err(At::ItsAaInvalidEa);
         }
-        Ok(ea.clone())
+        Ok(Arc::clone(ea))
     }
 
     /// The AA's certificate.
@@ -210,7 +231,7 @@ impl AuthorizationAuthority {
     /// authorization response code for its refusal.
     fn validate(
         &self,
-        ea: &KnownEa,
+        ea: &TrustedEa,
         request: ValidationRequest,
         now: i64,
     ) -> Result<SubjectAttributes, At> {
@@ -219,21 +240,23 @@ impl AuthorizationAuthority {
         SystemRandom::new()
             .fill(&mut aes_key[..])
             .map_err(|_| At::AaEaCantReachEa)?;
-        let message = sign_and_encrypt(
+        let recipient = ea.recipient.as_ref().ok_or(At::AaEaCantReachEa)?;
+        let message = sign_and_seal(
             &data,
             SignAs::Certificate(&self.keys.certificate),
             self.keys.signer.as_ref(),
-            Some(&ea.certificate),
+            recipient,
             &aes_key,
             now,
         )
         .map_err(|_| At::AaEaCantReachEa)?;
         let answer = ea
+            .ea
             .link
             .validate(&message)
             .map_err(|_| At::AaEaCantReachEa)?;
         let data =
-            open_answer(&answer, &aes_key, &ea.certificate).map_err(|_| At::EaAaCantParse)?;
+            open_answer(&answer, &aes_key, &ea.ea.certificate).map_err(|_| At::EaAaCantParse)?;
         let Ok(EtsiTs102941Data::ValidationResponse(response)) = EtsiTs102941Data::from_coer(&data)
         else {
             return Err(At::EaAaBadContentType);

@@ -19,7 +19,6 @@ use trustca_v2x::{
     Certificate, Duration, EtsiSignedData, EtsiSigner, PublicKeyP256, SubjectAssurance, Time32,
     V2xSigner, ValidityPeriod, sha256,
 };
-use zeroize::Zeroizing;
 
 use crate::EtsiError;
 use crate::envelope::{AuthorityKeys, is_fresh, request_hash};
@@ -65,7 +64,15 @@ pub struct EnrolmentAuthority {
     credentials: Arc<dyn CredentialRegister>,
     /// The root's CRL in force (see [`EnrolmentAuthority::install_crl`]).
     crl: RwLock<Revoked>,
+    /// SHA-256 of the AA certificates whose signature by the root has
+    /// been checked: an AA asks for every ticket, and its certificate's
+    /// signature, unlike its revocation and validity, cannot change.
+    verified_aas: RwLock<HashSet<[u8; 32]>>,
 }
+
+/// At most this many verified AA certificates are remembered (a CTL lists
+/// a handful); past it the set starts again.
+const MAX_VERIFIED_AAS: usize = 256;
 
 /// The CA certificates the installed CRL revokes.
 #[derive(Debug, Default)]
@@ -99,15 +106,12 @@ impl EnrolmentAuthority {
         credentials: Arc<dyn CredentialRegister>,
     ) -> Self {
         Self {
-            keys: AuthorityKeys {
-                certificate,
-                signer,
-                encryption_secret: Zeroizing::new(encryption_secret),
-            },
+            keys: AuthorityKeys::new(certificate, signer, encryption_secret),
             root,
             stations,
             credentials,
             crl: RwLock::new(Revoked::default()),
+            verified_aas: RwLock::new(HashSet::new()),
         }
     }
 
@@ -143,7 +147,7 @@ impl EnrolmentAuthority {
 
     /// Whether the CRL in force revokes this EA itself.
     pub fn is_revoked(&self) -> bool {
-        self.revoked(&self.keys.certificate.hashed_id8())
+        self.revoked(&self.keys.id)
     }
 
     /// Whether the EA may answer at `now`: not revoked, and its own
@@ -286,7 +290,7 @@ impl EnrolmentAuthority {
         let EtsiSigner::Certificate(aa) = outer.signer() else {
             return Err(Av::InvalidAa);
         };
-        check(aa.verify_signed_by(Some(&self.root)).is_ok(), Av::InvalidAa)?;
+        check(self.root_signed(aa), Av::InvalidAa)?;
         check(!self.revoked(&aa.hashed_id8()), Av::InvalidAa)?;
         let valid_now = Time32::from_unix(now).is_ok_and(|t| aa.tbs().validity.contains(t));
         check(valid_now, Av::InvalidAa)?;
@@ -300,20 +304,10 @@ impl EnrolmentAuthority {
             shared,
             ec_signature,
         } = request;
-        check(
-            shared.ea_id == self.keys.certificate.hashed_id8(),
-            Av::WrongEa,
-        )?;
+        check(shared.ea_id == self.keys.id, Av::WrongEa)?;
         let signed = match ec_signature {
             EcSignature::Encrypted(e) => {
-                let cert = &self.keys.certificate;
-                let plain = e
-                    .open(
-                        &self.keys.encryption_secret,
-                        cert.hashed_id8(),
-                        &sha256(cert.as_coer()),
-                    )
-                    .map_err(|_| Av::DecryptionFailed)?;
+                let plain = self.keys.open_inner(&e).map_err(|_| Av::DecryptionFailed)?;
                 EtsiSignedData::from_coer(&plain).map_err(|_| Av::CantParse)?
             }
             EcSignature::Signed(s) => s,
@@ -343,6 +337,27 @@ impl EnrolmentAuthority {
             assurance_level: Some(level),
             ..shared.requested
         })
+    }
+}
+
+impl EnrolmentAuthority {
+    /// Whether the root signed the AA certificate `aa` (checked once per
+    /// certificate, then remembered).
+    fn root_signed(&self, aa: &Certificate) -> bool {
+        let digest = sha256(aa.as_coer());
+        if self.verified_aas.read().is_ok_and(|v| v.contains(&digest)) {
+            return true;
+        }
+        if aa.verify_signed_by(Some(&self.root)).is_err() {
+            return false;
+        }
+        if let Ok(mut verified) = self.verified_aas.write() {
+            if verified.len() >= MAX_VERIFIED_AAS {
+                verified.clear();
+            }
+            verified.insert(digest);
+        }
+        true
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ring::hmac;
 use trustca_v2x::ts102941::{EtsiTs102941Data, PublicKeys, key_tag_input};
 use trustca_v2x::{
-    Certificate, EncryptedData, EtsiSignedData, Ieee1609Dot2Content, SignAs, SignedPayload, Time32,
-    V2xError, V2xSigner, decode_data, encrypted_data, sha256,
+    Certificate, EncryptedData, EtsiSignedData, Ieee1609Dot2Content, PublicKeyP256, RecipientKind,
+    SignAs, SignedPayload, Time32, V2xError, V2xSigner, decode_data, encrypted_data, sha256,
 };
 use zeroize::Zeroizing;
 
@@ -69,18 +69,83 @@ pub fn sign_and_encrypt(
     aes_key: &[u8; 16],
     now: i64,
 ) -> Result<Vec<u8>, EtsiError> {
-    let signed = EtsiSignedData::sign(
+    match recipient {
+        Some(cert) => sign_and_seal(data, signer, key, &Recipient::of(cert)?, aes_key, now),
+        None => {
+            let signed = sign(data, signer, key, now)?;
+            Ok(encrypted_data(&EncryptedData::seal_with_psk(
+                aes_key,
+                signed.as_coer(),
+            )?))
+        }
+    }
+}
+
+/// `data` signed under PSID 623 at `now`.
+fn sign(
+    data: &[u8],
+    signer: SignAs<'_>,
+    key: &dyn V2xSigner,
+    now: i64,
+) -> Result<EtsiSignedData, EtsiError> {
+    Ok(EtsiSignedData::sign(
         SignedPayload::Data(data),
         PSID_CERT_REQUEST,
         time64(now)?,
         signer,
         key,
-    )?;
-    let sealed = match recipient {
-        Some(cert) => EncryptedData::seal_to_certificate_with_key(cert, aes_key, signed.as_coer())?,
-        None => EncryptedData::seal_with_psk(aes_key, signed.as_coer())?,
-    };
-    Ok(encrypted_data(&sealed))
+    )?)
+}
+
+/// A certificate as the recipient of `certRecipInfo`: its encryption key,
+/// HashedId8 and ECIES parameter P1 (SHA-256 of its encoding), worked out
+/// once for an authority's own certificate or an EA its AA knows, not at
+/// every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Recipient {
+    pub(crate) key: PublicKeyP256,
+    pub(crate) id: [u8; 8],
+    pub(crate) p1: [u8; 32],
+}
+
+impl Recipient {
+    /// `cert` as a recipient; it must carry an `encryptionKey`.
+    pub(crate) fn of(cert: &Certificate) -> Result<Self, V2xError> {
+        Ok(Self {
+            key: cert.tbs().encryption_key.ok_or(V2xError::NoEncryptionKey)?,
+            id: cert.hashed_id8(),
+            p1: sha256(cert.as_coer()),
+        })
+    }
+
+    /// `plaintext` encrypted to this recipient under `aes_key`.
+    pub(crate) fn seal(
+        &self,
+        aes_key: &[u8; 16],
+        plaintext: &[u8],
+    ) -> Result<EncryptedData, V2xError> {
+        EncryptedData::seal_with_key(
+            &self.key,
+            self.id,
+            RecipientKind::Certificate,
+            &self.p1,
+            aes_key,
+            plaintext,
+        )
+    }
+}
+
+/// [`sign_and_encrypt`] to a prepared [`Recipient`].
+pub(crate) fn sign_and_seal(
+    data: &[u8],
+    signer: SignAs<'_>,
+    key: &dyn V2xSigner,
+    recipient: &Recipient,
+    aes_key: &[u8; 16],
+    now: i64,
+) -> Result<Vec<u8>, EtsiError> {
+    let signed = sign(data, signer, key, now)?;
+    Ok(encrypted_data(&recipient.seal(aes_key, signed.as_coer())?))
 }
 
 /// The `EncryptedData` of an `Ieee1609Dot2Data` message.
@@ -134,25 +199,44 @@ pub(crate) struct AuthorityKeys {
     pub(crate) certificate: Certificate,
     pub(crate) signer: Arc<dyn V2xSigner + Send + Sync>,
     pub(crate) encryption_secret: Zeroizing<[u8; 32]>,
+    /// The certificate's HashedId8 and SHA-256 (the ECIES P1 of requests
+    /// encrypted to it), hashed once.
+    pub(crate) id: [u8; 8],
+    p1: [u8; 32],
 }
 
 impl AuthorityKeys {
+    pub(crate) fn new(
+        certificate: Certificate,
+        signer: Arc<dyn V2xSigner + Send + Sync>,
+        encryption_secret: [u8; 32],
+    ) -> Self {
+        Self {
+            id: certificate.hashed_id8(),
+            p1: sha256(certificate.as_coer()),
+            certificate,
+            signer,
+            encryption_secret: Zeroizing::new(encryption_secret),
+        }
+    }
+
     /// Decrypts `message` as its recipient: the AES key and the plaintext.
     pub(crate) fn open(
         &self,
         message: &[u8],
     ) -> Result<(Zeroizing<[u8; 16]>, Vec<u8>), Unanswerable> {
         let data = encrypted(message).map_err(|_| Unanswerable("not an encryptedData message"))?;
-        let cert = &self.certificate;
-        data.open_keeping_key(
-            &self.encryption_secret,
-            cert.hashed_id8(),
-            &sha256(cert.as_coer()),
-        )
-        .map_err(|e| match e {
-            V2xError::NoRecipient => Unanswerable("this authority is not the recipient"),
-            _ => Unanswerable("the message does not decrypt"),
-        })
+        data.open_keeping_key(&self.encryption_secret, self.id, &self.p1)
+            .map_err(|e| match e {
+                V2xError::NoRecipient => Unanswerable("this authority is not the recipient"),
+                _ => Unanswerable("the message does not decrypt"),
+            })
+    }
+
+    /// Decrypts `data`, encrypted to this authority (the `ecSignature`
+    /// inside a validation request).
+    pub(crate) fn open_inner(&self, data: &EncryptedData) -> Result<Vec<u8>, V2xError> {
+        data.open(&self.encryption_secret, self.id, &self.p1)
     }
 
     /// `data` signed by this authority (signer `digest`) and encrypted

@@ -6,6 +6,7 @@
 //! nothing at all). Also the root's CRL at both authorities: the EA refuses
 //! a revoked AA and stops issuing when it is revoked itself, the AA refuses
 //! a revoked or outdated EA, and both take a new list without a restart.
+//! And `wrongea`: a validation request that reaches one EA naming another.
 //!
 //! Codes covered elsewhere: `unknownits`, `invalidsignature` (canonical
 //! key), `baditsstatus`, `deniedrequest` (clock) and messages that cannot
@@ -306,20 +307,26 @@ fn changed(
         d.now,
     )
     .unwrap();
-    let plain = encrypted(&pending.message)
+    let mut request = opened_by_the_aa(d, &pending.message);
+    change(&mut request);
+    let data = EtsiTs102941Data::AuthorizationRequest(request).to_coer();
+    send(d, &to_aa(d, &unsecured_data(&data)), Some(&AES))
+}
+
+/// A station's `AuthorizationRequestMessage` opened as `d`'s AA would.
+fn opened_by_the_aa(d: &Deployment, message: &[u8]) -> InnerAtRequest {
+    let plain = encrypted(message)
         .unwrap()
         .open_as_certificate(&d.h.aa_enc, &d.h.aa)
         .unwrap();
     let Ok(Ieee1609Dot2Content::Unsecured(data)) = decode_data(&plain) else {
         panic!("not unsecured")
     };
-    let Ok(EtsiTs102941Data::AuthorizationRequest(mut request)) = EtsiTs102941Data::from_coer(data)
+    let Ok(EtsiTs102941Data::AuthorizationRequest(request)) = EtsiTs102941Data::from_coer(data)
     else {
         panic!("not an authorization request")
     };
-    change(&mut request);
-    let data = EtsiTs102941Data::AuthorizationRequest(request).to_coer();
-    send(d, &to_aa(d, &unsecured_data(&data)), Some(&AES))
+    request
 }
 
 /// The station's `ecSignature` opened with the EA's key.
@@ -445,4 +452,140 @@ fn the_aa_refuses_revoked_outdated_and_unreachable_eas_and_takes_new_lists() {
     // The lists as they were: served again, without a new AA.
     d.aa.replace_trust(vec![known(&d.h.ea)], vec![]);
     assert_eq!(authorization_code(&d, &ec, &ec_key, &d.h.ea), At::Ok);
+}
+
+/// An EA certificate of `d`'s root other than `d`'s EA (its own keys).
+fn other_ea(d: &Deployment) -> Certificate {
+    let (_, enc) = encryption_key();
+    let tbs = trustca_etsi::profile::enrolment_authority(
+        "other-ea.etsi.test",
+        public(&signing_key()),
+        enc,
+        ca_validity(),
+        d.h.ea.tbs().assurance_level.unwrap(),
+    );
+    Certificate::issue(tbs, &d.h.root, &d.h.root_key).unwrap()
+}
+
+#[test]
+fn a_validation_request_naming_another_ea_is_wrongea_and_records_nothing() {
+    use trustca_v2x::ts102941::{ValidationRequest, ValidationResponseCode as Av};
+    let d = Deployment::new();
+    let (ec, ec_key) = enrol(&d);
+    let other = other_ea(&d);
+    // The station names the other EA (and encrypts its ecSignature to it);
+    // its AA request is opened as the AA would.
+    let pending = authorization_request(
+        public(&signing_key()),
+        cam(),
+        &ec,
+        &ec_key,
+        &other,
+        &d.h.aa,
+        d.now,
+    )
+    .unwrap();
+    let request = opened_by_the_aa(&d, &pending.message);
+    assert_eq!(request.shared.ea_id, other.hashed_id8());
+    // The AA's validation request, signed by the AA and encrypted to `d`'s
+    // EA, which is not the EA the request names.
+    let validation = EtsiTs102941Data::ValidationRequest(ValidationRequest {
+        shared: request.shared,
+        ec_signature: request.ec_signature,
+    })
+    .to_coer();
+    let aa_key = clone_key(&d.h.aa_key);
+    let message = sign_and_encrypt(
+        &validation,
+        SignAs::Certificate(&d.h.aa),
+        &aa_key,
+        Some(&d.h.ea),
+        &AES,
+        d.now,
+    )
+    .unwrap();
+    let credentials = d.credentials.len();
+    let answer = d.ea.answer_validation(&message, d.now).unwrap();
+    assert_eq!(answer.code, Av::WrongEa);
+    let plain = open_answer(&answer.message, &AES, &d.h.ea).unwrap();
+    let EtsiTs102941Data::ValidationResponse(r) = EtsiTs102941Data::from_coer(&plain).unwrap()
+    else {
+        panic!("not a validation response")
+    };
+    assert_eq!(r.response_code, Av::WrongEa);
+    assert!(r.confirmed.is_none(), "wrongea confirmed attributes");
+    assert_eq!(
+        d.credentials.len(),
+        credentials,
+        "a refusal recorded a credential"
+    );
+    // The same station naming `d`'s EA is answered with a ticket.
+    assert_eq!(authorization_code(&d, &ec, &ec_key, &d.h.ea), At::Ok);
+}
+
+/// A store that has failed (a full disk): every read and write refused.
+struct FailedStore;
+
+fn disk_full() -> EtsiError {
+    EtsiError::Profile("store: disk full".into())
+}
+
+impl trustca_etsi::ea::CredentialRegister for FailedStore {
+    fn record(&self, _: &Certificate, _: &[u8]) -> Result<(), EtsiError> {
+        Err(disk_full())
+    }
+
+    fn find(&self, _: [u8; 8]) -> Result<Option<(Certificate, Vec<u8>)>, EtsiError> {
+        Err(disk_full())
+    }
+}
+
+impl trustca_etsi::ea::StationDirectory for FailedStore {
+    fn station(&self, _: &[u8]) -> Result<Option<trustca_etsi::ea::Station>, EtsiError> {
+        Err(disk_full())
+    }
+}
+
+/// A store failure is answered inside the signed, encrypted answer
+/// (`deniedrequest`), never as a transport failure: the HTTP front end
+/// answers it 200 like any other response code (`api/src/wire_status.rs`).
+#[test]
+fn a_store_failure_is_answered_deniedrequest() {
+    use trustca_etsi::ea::EnrolmentAuthority;
+    use trustca_etsi::station::enrolment_response;
+    let d = Deployment::new();
+    let failed = Arc::new(FailedStore);
+    let eas = [
+        // The credential cannot be recorded.
+        EnrolmentAuthority::new(
+            d.h.ea.clone(),
+            Arc::new(clone_key(&d.h.ea_key)),
+            d.h.ea_enc,
+            d.h.root.clone(),
+            d.stations.clone(),
+            failed.clone(),
+        ),
+        // The station cannot be looked up.
+        EnrolmentAuthority::new(
+            d.h.ea.clone(),
+            Arc::new(clone_key(&d.h.ea_key)),
+            d.h.ea_enc,
+            d.h.root.clone(),
+            failed,
+            d.credentials.clone(),
+        ),
+    ];
+    for ea in eas {
+        let who = EnrolAs::Canonical {
+            its_id: ITS_ID,
+            key: &d.canonical_key,
+        };
+        let pending = enrolment_request(who, &signing_key(), cam(), &d.h.ea, d.now).unwrap();
+        let answer = ea.answer_enrolment(&pending.message, d.now).unwrap();
+        assert_eq!(answer.code, Ec::DeniedRequest);
+        let response = enrolment_response(&pending, &answer.message, &d.h.ea).unwrap();
+        assert_eq!(response.response_code, Ec::DeniedRequest);
+        assert!(response.certificate.is_none());
+        assert_eq!(d.credentials.len(), 0);
+    }
 }

@@ -19,9 +19,7 @@ use trustca_model::{AuthenticatedPeer, CertificateKind, Credential};
 use trustca_store::Storage;
 
 pub use trustca_api::est::MAX_BODY_BYTES;
-pub(crate) use trustca_api::est::{
-    Answer, Est, EstError, HttpsService, REQUEST_READ_TIMEOUT, read_body,
-};
+pub(crate) use trustca_api::est::{Answer, Est, HttpsService, REQUEST_READ_TIMEOUT};
 
 use crate::auth;
 use crate::connections::ConnectionTable;

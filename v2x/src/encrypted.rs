@@ -562,12 +562,18 @@ fn fill(rng: &SystemRandom, buf: &mut [u8]) -> Result<(), V2xError> {
         .map_err(|_| V2xError::Encryption("no randomness"))
 }
 
-/// `Z`: the x coordinate of `secret · peer` (ECSVDP-DH).
+/// `Z`: the x coordinate of `secret · peer` (ECSVDP-DH), with the p256
+/// crate: the recipient's key is static and ring computes ECDH only with
+/// a key it generated itself. `peer` was decompressed when it was decoded,
+/// so the point is read from its uncompressed form (an on-curve check, no
+/// square root); p256 multiplies with a fixed 4-bit window over
+/// projective points, and one inversion gives the affine x.
 fn shared_x(
     secret: &p256::SecretKey,
     peer: &PublicKeyP256,
 ) -> Result<Zeroizing<[u8; 32]>, V2xError> {
-    let ep = p256::EncodedPoint::from_bytes(peer.compressed()).map_err(|_| V2xError::InvalidKey)?;
+    let ep =
+        p256::EncodedPoint::from_bytes(peer.uncompressed()?).map_err(|_| V2xError::InvalidKey)?;
     let point: Option<p256::AffinePoint> = p256::AffinePoint::from_encoded_point(&ep).into();
     let point = point.ok_or(V2xError::InvalidKey)?;
     let shared = (p256::ProjectivePoint::from(point) * *secret.to_nonzero_scalar()).to_affine();

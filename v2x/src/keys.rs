@@ -67,10 +67,22 @@ impl V2xSigner for ring::signature::EcdsaKeyPair {
 
 /// A P-256 public key, held as a validated SEC 1 compressed point
 /// (`02`/`03` || x), which is how IEEE 1609.2 `compressed-y-0` and
-/// `compressed-y-1` carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// `compressed-y-1` carry it, and as the uncompressed point ring's
+/// verifier and ECDH take: decompressing costs a square root, so it is
+/// done once, when the key is read, not at every signature or ECIES.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKeyP256 {
     compressed: [u8; 33],
+    /// The same point, `04 || x || y`.
+    uncompressed: [u8; 65],
+}
+
+impl std::fmt::Debug for PublicKeyP256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKeyP256")
+            .field("compressed", &self.compressed)
+            .finish()
+    }
 }
 
 impl PublicKeyP256 {
@@ -84,10 +96,14 @@ impl PublicKeyP256 {
         let ep = p256::EncodedPoint::from_bytes(bytes).map_err(|_| V2xError::InvalidKey)?;
         let point: Option<p256::AffinePoint> = p256::AffinePoint::from_encoded_point(&ep).into();
         let point = point.ok_or(V2xError::InvalidKey)?;
-        let c = point.to_encoded_point(true);
         let mut compressed = [0u8; 33];
-        compressed.copy_from_slice(c.as_bytes());
-        Ok(Self { compressed })
+        compressed.copy_from_slice(point.to_encoded_point(true).as_bytes());
+        let mut uncompressed = [0u8; 65];
+        uncompressed.copy_from_slice(point.to_encoded_point(false).as_bytes());
+        Ok(Self {
+            compressed,
+            uncompressed,
+        })
     }
 
     /// From the x coordinate and the parity of y (IEEE 1609.2
@@ -116,16 +132,11 @@ impl PublicKeyP256 {
         self.compressed
     }
 
-    /// The SEC 1 uncompressed point (`04 || x || y`) for ring's verifier.
+    /// The SEC 1 uncompressed point (`04 || x || y`) for ring's verifier
+    /// (never fails: the key was validated when it was read; the `Result`
+    /// is kept for callers written when this decompressed).
     pub fn uncompressed(&self) -> Result<[u8; 65], V2xError> {
-        let ep =
-            p256::EncodedPoint::from_bytes(self.compressed).map_err(|_| V2xError::InvalidKey)?;
-        let point: Option<p256::AffinePoint> = p256::AffinePoint::from_encoded_point(&ep).into();
-        let point = point.ok_or(V2xError::InvalidKey)?;
-        let u = point.to_encoded_point(false);
-        let mut out = [0u8; 65];
-        out.copy_from_slice(u.as_bytes());
-        Ok(out)
+        Ok(self.uncompressed)
     }
 }
 
