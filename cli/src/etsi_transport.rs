@@ -11,8 +11,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use trustca_api::etsi_http::{CRL_PREFIX, CTL_PREFIX, ECTL_PREFIX, REQUEST_TYPE};
 use trustca_etsi::trust_lists::{read_crl, read_rca_ctl, read_tlm_ectl};
-use trustca_server::etsi::http::{CRL_PREFIX, CTL_PREFIX, ECTL_PREFIX, REQUEST_TYPE};
 use trustca_v2x::trust_lists::{CtlCommand, CtlEntry, CtlFormat, ToBeSignedCrl};
 use trustca_v2x::{CertProfile, Certificate, Time32};
 
