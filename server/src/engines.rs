@@ -89,17 +89,14 @@ impl Engines {
             )
         };
         let (crl_lease, heads_lease) = (take(lease::CRL), take(lease::TREE_HEADS));
-        let enrollment = Arc::new(
-            EnrollmentEngine::new(
-                Arc::clone(&set),
-                Arc::clone(&hierarchy),
-                Arc::clone(&storage),
-                committer(&storage, metrics)?,
-            )
-            .with_authoritative(authoritative)
-            .with_observer(Arc::clone(&observer))
-            .with_policy_source(Arc::new(policies.clone())),
-        );
+        let enrollment = enrollment_engine(
+            &policies,
+            &set,
+            &hierarchy,
+            &storage,
+            metrics,
+            authoritative,
+        )?;
         let recorded = unless_read_only(
             read_only,
             "recording credentials issued offline",
@@ -112,16 +109,7 @@ impl Engines {
             &policies,
             Arc::clone(&storage),
         )?);
-        let crls = Arc::new(
-            CrlPublisher::new(
-                Arc::clone(&hierarchy),
-                Arc::clone(&set),
-                Arc::clone(&storage),
-                DataDir::new(&opts.data).crl_dir(),
-            )
-            .with_policy_source(Arc::new(policies.clone()))
-            .with_observer(Arc::clone(&observer)),
-        );
+        let crls = crl_publisher(opts, &policies, &set, &hierarchy, &storage, &observer);
         publish_at_start(&hierarchy, &store, &crls)?;
         // The recognised foreign roots, before the first request (and
         // followed while it runs).
@@ -154,6 +142,51 @@ impl Engines {
             heads,
         })
     }
+}
+
+/// The enrollment engine over the store, committing through one group
+/// committer and reading the policies in force on every request.
+fn enrollment_engine(
+    policies: &Policies,
+    set: &Arc<PolicySet>,
+    hierarchy: &Arc<CaHierarchy>,
+    storage: &Arc<dyn Storage>,
+    metrics: &Arc<Metrics>,
+    authoritative: Vec<trustca_model::SectorName>,
+) -> Result<Arc<EnrollmentEngine>> {
+    let observer: Arc<dyn Observer> = metrics.clone();
+    Ok(Arc::new(
+        EnrollmentEngine::new(
+            Arc::clone(set),
+            Arc::clone(hierarchy),
+            Arc::clone(storage),
+            committer(storage, metrics)?,
+        )
+        .with_authoritative(authoritative)
+        .with_observer(observer)
+        .with_policy_source(Arc::new(policies.clone())),
+    ))
+}
+
+/// The CRL publisher writing under `DATA/crl/`.
+fn crl_publisher(
+    opts: &ServeOptions,
+    policies: &Policies,
+    set: &Arc<PolicySet>,
+    hierarchy: &Arc<CaHierarchy>,
+    storage: &Arc<dyn Storage>,
+    observer: &Arc<dyn Observer>,
+) -> Arc<CrlPublisher> {
+    Arc::new(
+        CrlPublisher::new(
+            Arc::clone(hierarchy),
+            Arc::clone(set),
+            Arc::clone(storage),
+            DataDir::new(&opts.data).crl_dir(),
+        )
+        .with_policy_source(Arc::new(policies.clone()))
+        .with_observer(Arc::clone(observer)),
+    )
 }
 
 /// The CA hierarchy of `opts.data` (keys in the keystore or the PKCS#11
