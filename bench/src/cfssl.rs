@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use hyper::body::Bytes;
 use serde_json::{Value, json};
 
+use crate::est::{Sender, connect_plain, post_each, post_once};
 use crate::fixture::Device;
-use crate::load::closed_loop;
 use crate::peer;
 use crate::report::{Group, Row};
 
@@ -84,12 +85,11 @@ fn start(bin: &Path, dir: &Path) -> Result<peer::Process> {
     )
 }
 
-async fn sign(http: &reqwest::Client, url: &str, body: Value) -> Result<()> {
-    let resp = http.post(url).json(&body).send().await?;
-    let status = resp.status();
-    let v: Value = resp
-        .json()
-        .await
+/// One signing request whose answer must say `success` with a certificate.
+async fn sign(sender: &mut Sender, uri: &hyper::Uri, body: &Value) -> Result<()> {
+    let body = Bytes::from(serde_json::to_vec(body)?);
+    let (status, answer) = post_once(sender, uri, "application/json", body).await?;
+    let v: Value = serde_json::from_slice(&answer)
         .with_context(|| format!("HTTP {status}: answer is not JSON"))?;
     if v["success"].as_bool() != Some(true)
         || v["result"]["certificate"]
@@ -106,26 +106,28 @@ pub async fn measure(bin: &Path, devices: Arc<Vec<Device>>, concurrency: usize) 
     let dir = tempfile::tempdir()?;
     let server = start(bin, dir.path())?;
     let url = format!("http://{}/api/v1/cfssl/sign", server.addr);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
-    let bodies: Arc<Vec<Value>> = Arc::new(
-        devices
-            .iter()
-            .map(|d| json!({ "certificate_request": d.csr_pem }))
-            .collect(),
-    );
-    // Warm-up, and a clear error if cfssl refuses the request shape.
-    sign(&http, &url, bodies.first().cloned().unwrap_or_default())
+    let uri: hyper::Uri = url.parse()?;
+    let bodies: Vec<Value> = devices
+        .iter()
+        .map(|d| json!({ "certificate_request": d.csr_pem }))
+        .collect();
+    // Warm-up, and a clear error if cfssl refuses the request shape: the
+    // answer must say success and hold a certificate.
+    let mut warm = connect_plain(server.addr).await?;
+    sign(&mut warm, &uri, bodies.first().unwrap_or(&Value::Null))
         .await
         .context("cfssl warm-up request")?;
-    let total = bodies.len();
-    let (h, u) = (http.clone(), url.clone());
-    let out = closed_loop(concurrency, total, move |i| {
-        let (http, url, body) = (h.clone(), u.clone(), bodies[i].clone());
-        async move { sign(&http, &url, body).await }
-    })
-    .await?;
+    let bodies: Vec<Bytes> = bodies
+        .iter()
+        .map(|b| serde_json::to_vec(b).map(Bytes::from))
+        .collect::<Result<_, _>>()?;
+    let mut senders = Vec::with_capacity(concurrency.max(1));
+    for _ in 0..concurrency.max(1) {
+        senders.push(connect_plain(server.addr).await?);
+    }
+    // cfssl answers 200 only with a signed certificate (400 otherwise).
+    let how = ("application/json", hyper::StatusCode::OK);
+    let out = post_each(&url, senders, Arc::new(bodies), how).await?;
     drop(server);
     Ok(out.into_row(
         ("cfssl_sign", "cfssl serve /api/v1/cfssl/sign"),

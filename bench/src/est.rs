@@ -113,6 +113,33 @@ pub(crate) async fn connect(addr: SocketAddr, tls: &TlsConnector) -> Result<Send
     Ok(sender)
 }
 
+/// One keep-alive HTTP/1.1 connection without TLS (cfssl, the ETSI
+/// front ends on loopback).
+pub(crate) async fn connect_plain(addr: SocketAddr) -> Result<Sender> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// POSTs `body` as `content_type` on `sender`; the answer's status and body.
+pub(crate) async fn post_once(
+    sender: &mut Sender,
+    uri: &hyper::Uri,
+    content_type: &str,
+    body: Bytes,
+) -> Result<(hyper::StatusCode, Bytes)> {
+    let request = hyper::Request::post(uri.clone())
+        .header(hyper::header::HOST, "127.0.0.1")
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body))?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
 /// Posts every body to `url` over `senders` (one worker per connection,
 /// one request in flight on each) as `content_type`; an answer counts when
 /// it has status `expect` and a body. Also the step-ca stage's client.
@@ -133,16 +160,10 @@ pub(crate) async fn post_each(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
-                let request = hyper::Request::post(uri.clone())
-                    .header(hyper::header::HOST, "127.0.0.1")
-                    .header(hyper::header::CONTENT_TYPE, content_type)
-                    .body(Full::new(body.clone()))?;
                 let t = Instant::now();
                 let outcome: Result<()> = async {
-                    sender.ready().await?;
-                    let response = sender.send_request(request).await?;
-                    let status = response.status();
-                    let answer = response.into_body().collect().await?.to_bytes();
+                    let (status, answer) =
+                        post_once(&mut sender, &uri, content_type, body.clone()).await?;
                     if status != expect {
                         bail!("{status}: {}", String::from_utf8_lossy(&answer).trim());
                     }

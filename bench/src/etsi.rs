@@ -40,6 +40,7 @@ use trustca_v2x::{
     SubjectAssurance, Time32, ValidityPeriod, encryption_public_key,
 };
 
+use crate::est::{Sender, connect_plain, post_once};
 use crate::report::{Figure, Group, Row};
 use crate::v2x::key;
 
@@ -315,16 +316,11 @@ fn server_time(d: &Deployment, n: usize) -> Result<(Row, Row, f64)> {
     ))
 }
 
-/// POSTs `body` to `url`, returns the answer.
-async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<Vec<u8>> {
-    let r = http
-        .post(url)
-        .header("content-type", REQUEST_TYPE)
-        .body(body)
-        .send()
-        .await?;
-    ensure!(r.status().is_success(), "{url}: {}", r.status());
-    Ok(r.bytes().await?.to_vec())
+/// POSTs `body` to `uri` on `sender`, returns the answer.
+async fn post(sender: &mut Sender, uri: &hyper::Uri, body: Vec<u8>) -> Result<Vec<u8>> {
+    let (status, answer) = post_once(sender, uri, REQUEST_TYPE, body.into()).await?;
+    ensure!(status.is_success(), "{uri}: {status}");
+    Ok(answer.to_vec())
 }
 
 /// Runs `threads` copies of `work` as tasks; the time until all finished.
@@ -359,19 +355,19 @@ async fn loopback(d: Arc<Deployment>, n: usize, threads: usize) -> Result<(Row, 
         ..EtsiHttp::default()
     });
     trustca_server::etsi::http::spawn(aa_listener, aa_http, stop.clone());
-    let http = reqwest::Client::builder().build()?;
     let per = n.div_ceil(threads.max(1));
-    let enrol_url = format!("http://{ea_addr}{ENROLMENT_PATH}");
+    let enrol_uri: hyper::Uri = format!("http://{ea_addr}{ENROLMENT_PATH}").parse()?;
     let enrol = in_parallel(threads, |_| {
-        let (d, http, url) = (Arc::clone(&d), http.clone(), enrol_url.clone());
+        let (d, uri) = (Arc::clone(&d), enrol_uri.clone());
         async move {
+            let mut sender = connect_plain(ea_addr).await?;
             for _ in 0..per {
                 let who = EnrolAs::Canonical {
                     its_id: ITS_ID,
                     key: &d.canonical,
                 };
                 let pending = enrolment_request(who, &key()?, cam(), &d.ea_cert, now())?;
-                let answer = post(&http, &url, pending.message.clone()).await?;
+                let answer = post(&mut sender, &uri, pending.message.clone()).await?;
                 let r = enrolment_response(&pending, &answer, &d.ea_cert)?;
                 let code = r.response_code;
                 ensure!(code == EnrolmentResponseCode::Ok, "{code:?}");
@@ -382,17 +378,18 @@ async fn loopback(d: Arc<Deployment>, n: usize, threads: usize) -> Result<(Row, 
     .await?;
     let (ec, ec_key) = d.credential()?;
     let (ec, ec_key) = (Arc::new(ec), Arc::new(ec_key));
-    let at_url = format!("http://{aa_addr}{AUTHORIZATION_PATH}");
+    let at_uri: hyper::Uri = format!("http://{aa_addr}{AUTHORIZATION_PATH}").parse()?;
     let authorize = in_parallel(threads, |_| {
-        let (d, http, url) = (Arc::clone(&d), http.clone(), at_url.clone());
+        let (d, uri) = (Arc::clone(&d), at_uri.clone());
         let (ec, ec_key) = (Arc::clone(&ec), Arc::clone(&ec_key));
         async move {
+            let mut sender = connect_plain(aa_addr).await?;
             for _ in 0..per {
                 let ticket_key = public(&key()?)?;
                 let (ea, aa) = (&d.ea_cert, &d.aa_cert);
                 let pending =
                     authorization_request(ticket_key, cam(), &ec, ec_key.as_ref(), ea, aa, now())?;
-                let answer = post(&http, &url, pending.message.clone()).await?;
+                let answer = post(&mut sender, &uri, pending.message.clone()).await?;
                 let code = authorization_response(&pending, &answer, aa)?.response_code;
                 ensure!(code == AuthorizationResponseCode::Ok, "{code:?}");
             }
