@@ -11,20 +11,9 @@ fn model_registry_commands_run_from_the_shell() {
     assert!(trustca(&["init", "--data", ds]).status.success());
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
     assert!(
-        trustca(&[
-            "manufacturer",
-            "add",
-            "--data",
-            ds,
-            "--name",
-            "Acme",
-            "--sector",
-            "automotive",
-            "--out",
-            &path("acme"),
-        ])
-        .status
-        .success()
+        trustca(&acme_args(ds, "automotive", &path("acme")))
+            .status
+            .success()
     );
     // A certification body needs schemes of its sectors.
     let no_scheme = trustca(&[
@@ -203,27 +192,12 @@ fn model_registry_commands_run_from_the_shell() {
 fn enroll_checks_its_files_before_it_enrolls() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
-    assert!(
-        trustca(&["init", "--data", d.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&d);
     let m = dir.path().join("m");
     assert!(
-        trustca(&[
-            "manufacturer",
-            "add",
-            "--data",
-            d.to_str().unwrap(),
-            "--name",
-            "Acme",
-            "--sector",
-            "hems",
-            "--out",
-            m.to_str().unwrap(),
-        ])
-        .status
-        .success()
+        trustca(&acme_args(d.to_str().unwrap(), "hems", m.to_str().unwrap()))
+            .status
+            .success()
     );
     let (mut server, addr) = spawn_serve(&d);
     let url = format!("https://{addr}");

@@ -25,6 +25,29 @@ fn trustca(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `trustca init --data DATA`, which must succeed.
+fn init_data(data: &Path) {
+    let out = trustca(&["init", "--data", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The arguments of `manufacturer add` for Acme in `sectors`, its
+/// credential written to `out`.
+fn acme_args<'a>(data: &'a str, sectors: &'a str, out: &'a str) -> [&'a str; 10] {
+    [
+        "manufacturer",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "Acme",
+        "--sector",
+        sectors,
+        "--out",
+        out,
+    ]
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -127,27 +150,13 @@ fn refuses_to_start_without_a_passphrase() {
 fn wrong_passphrase_is_a_clear_error_and_the_passphrase_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
-    assert!(
-        trustca(&["init", "--data", d.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&d);
     let pf = dir.path().join("pass");
     std::fs::write(&pf, "not-the-right-one\n").unwrap();
-    let out = trustca(&[
-        "manufacturer",
-        "add",
-        "--data",
-        d.to_str().unwrap(),
-        "--name",
-        "Acme",
-        "--sector",
-        "hems",
-        "--out",
-        dir.path().join("m").to_str().unwrap(),
-        "--passphrase-file",
-        pf.to_str().unwrap(),
-    ]);
+    let m = dir.path().join("m");
+    let mut args = acme_args(d.to_str().unwrap(), "hems", m.to_str().unwrap()).to_vec();
+    args.extend(["--passphrase-file", pf.to_str().unwrap()]);
+    let out = trustca(&args);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("wrong passphrase"), "{err}");
@@ -161,18 +170,7 @@ fn manufacturer_credentials_state_their_sectors_and_verify() {
     let ds = d.to_str().unwrap();
     assert!(trustca(&["init", "--data", ds]).status.success());
     let out_dir = dir.path().join("acme");
-    let out = trustca(&[
-        "manufacturer",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "Acme",
-        "--sector",
-        "automotive,hems",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = trustca(&acme_args(ds, "automotive,hems", out_dir.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     let cert = out_dir.join("cert.pem");
     let inspect = trustca(&["inspect", cert.to_str().unwrap(), "--json"]);
@@ -229,33 +227,15 @@ fn manufacturer_credentials_state_their_sectors_and_verify() {
         .unwrap();
     assert!(ossl.status.success(), "{}", stderr(&ossl));
     // Refuses to overwrite an existing credential.
-    let again = trustca(&[
-        "manufacturer",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "Acme",
-        "--sector",
-        "hems",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let again = trustca(&acme_args(ds, "hems", out_dir.to_str().unwrap()));
     assert!(!again.status.success());
     assert!(stderr(&again).contains("refusing to overwrite"));
     // Unknown sector and bad names are one-line errors.
-    let bad = trustca(&[
-        "manufacturer",
-        "add",
-        "--data",
+    let bad = trustca(&acme_args(
         ds,
-        "--name",
-        "Acme",
-        "--sector",
         "aviation",
-        "--out",
         dir.path().join("x").to_str().unwrap(),
-    ]);
+    ));
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("unknown sector"), "{}", stderr(&bad));
     let bad = trustca(&[
@@ -277,16 +257,8 @@ fn verify_rejects_a_certificate_of_another_root_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    assert!(
-        trustca(&["init", "--data", a.to_str().unwrap()])
-            .status
-            .success()
-    );
-    assert!(
-        trustca(&["init", "--data", b.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&a);
+    init_data(&b);
     let out = trustca(&[
         "verify",
         a.join("ca/server.pem").to_str().unwrap(),

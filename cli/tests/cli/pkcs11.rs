@@ -14,6 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use super::acme_args;
 use trustca_testkit::softhsm::SoftHsmToken;
 
 const PASS: &str = "hsm-test-passphrase";
@@ -225,18 +226,7 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
 
     // Credentials issued offline by a sector CA key in the token.
     let acme = work.join("acme");
-    let out = hsm.run(&[
-        "manufacturer",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "Acme",
-        "--sector",
-        "automotive,hems",
-        "--out",
-        acme.to_str().unwrap(),
-    ]);
+    let out = hsm.run(&acme_args(ds, "automotive,hems", acme.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     let tuv = work.join("tuv");
     let out = hsm.run(&[

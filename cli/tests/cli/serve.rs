@@ -28,11 +28,7 @@ fn read_tree_deep(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn serve_on_a_taken_port_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
-    assert!(
-        trustca(&["init", "--data", d.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&d);
     let before = read_tree_deep(&d);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
@@ -56,11 +52,7 @@ fn serve_on_a_taken_port_changes_nothing() {
 fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("d");
-    assert!(
-        trustca(&["init", "--data", d.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&d);
     let (mut first, addr) = spawn_serve(&d);
 
     // A second server on the same data directory: one plain sentence.
@@ -84,27 +76,12 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly
     // A client that trusts another root: the TLS failure is a sentence,
     // not rustls' `InvalidCertificate(UnknownIssuer)`.
     let other = dir.path().join("other");
-    assert!(
-        trustca(&["init", "--data", other.to_str().unwrap()])
-            .status
-            .success()
-    );
+    init_data(&other);
     let m = dir.path().join("m");
     assert!(
-        trustca(&[
-            "manufacturer",
-            "add",
-            "--data",
-            d.to_str().unwrap(),
-            "--name",
-            "Acme",
-            "--sector",
-            "hems",
-            "--out",
-            m.to_str().unwrap(),
-        ])
-        .status
-        .success()
+        trustca(&acme_args(d.to_str().unwrap(), "hems", m.to_str().unwrap()))
+            .status
+            .success()
     );
     let out = trustca(&[
         "enroll",
