@@ -6,130 +6,27 @@
 //! vehicle trusts. One connection per exchange, a time limit on each and a
 //! cap on what is read.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use trustca_api::etsi_http::{CRL_PREFIX, CTL_PREFIX, ECTL_PREFIX, REQUEST_TYPE};
+use trustca_api::etsi_http::plain::{self, ExchangeLimits, split_url};
+use trustca_api::etsi_http::{CRL_PREFIX, CTL_PREFIX, ECTL_PREFIX};
 use trustca_etsi::trust_lists::{read_crl, read_rca_ctl, read_tlm_ectl};
 use trustca_v2x::trust_lists::{CtlCommand, CtlEntry, CtlFormat, ToBeSignedCrl};
 use trustca_v2x::{CertProfile, Certificate, Time32};
 
-/// How long one exchange may take to connect, send and answer.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// The largest answer read (a CTL with many authorities stays far below).
-const MAX_ANSWER: usize = 1 << 20;
-/// The longest header block read.
-const MAX_HEAD: usize = 16 * 1024;
+/// How long one exchange may take to connect, send and answer, and the
+/// largest answer read (a CTL with many authorities stays far below).
+const LIMITS: ExchangeLimits = ExchangeLimits {
+    timeout: Duration::from_secs(30),
+    max_answer: 1 << 20,
+};
 
-/// `http://HOST[:PORT]` and the path of a URL.
-fn split_url(url: &str) -> Result<(String, String)> {
-    let bad = || anyhow!("{url:?} is not an http://HOST[:PORT]/PATH URL");
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let (authority, path) = match rest.split_once('/') {
-        Some((a, p)) => (a, format!("/{p}")),
-        None => (rest, "/".to_owned()),
-    };
-    if authority.is_empty() || authority.contains('@') || authority.len() > 255 {
-        return Err(bad());
-    }
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']');
-    let host = if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((host, path))
-}
-
-/// One HTTP/1.1 exchange: `POST` with `body` as a TS 102 941 request, or
-/// `GET` without. The body of a `200` answer; anything else is an error
-/// naming the status and the server's first line of text.
+/// One HTTP/1.1 exchange with `url`: `POST` with `body` as a TS 102 941
+/// request, or `GET` without; the body of a `200` answer.
 pub fn exchange(url: &str, body: Option<&[u8]>) -> Result<Vec<u8>> {
-    let (host, path) = split_url(url)?;
-    let fail = |what: String| anyhow!("{url}: {what}");
-    let mut last = None;
-    let mut stream = None;
-    for addr in host
-        .to_socket_addrs()
-        .map_err(|e| fail(format!("cannot resolve {host}: {e}")))?
-    {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let mut stream = stream.ok_or_else(|| {
-        fail(format!(
-            "cannot connect: {}",
-            last.map_or("the name has no address".into(), |e| e.to_string())
-        ))
-    })?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
-        .map_err(|e| fail(e.to_string()))?;
-    let head = match body {
-        Some(b) => format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {REQUEST_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            b.len()
-        ),
-        None => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-    };
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.unwrap_or_default()))
-        .map_err(|e| fail(format!("cannot send: {e}")))?;
-    let mut raw = Vec::new();
-    stream
-        .take((MAX_ANSWER + MAX_HEAD) as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| fail(format!("no answer: {e}")))?;
-    parse_answer(&raw).map_err(fail)
-}
-
-/// The body of a complete `200` answer.
-fn parse_answer(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let split = raw
-        .windows(4)
-        .take(MAX_HEAD)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("the answer has no HTTP header")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "the header is not UTF-8")?;
-    let body = &raw[split + 4..];
-    let status = head.lines().next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.0 200") {
-        let reason = String::from_utf8_lossy(body);
-        let reason = reason.lines().next().unwrap_or_default().trim();
-        return Err(format!(
-            "{}{}",
-            status.trim(),
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", reason.chars().take(200).collect::<String>())
-            }
-        ));
-    }
-    if body.len() > MAX_ANSWER {
-        return Err(format!("the answer is larger than {MAX_ANSWER} bytes"));
-    }
-    let declared = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n != body.len()) {
-        return Err("the answer is cut short".into());
-    }
-    Ok(body.to_vec())
+    let (host, path) = split_url(url).map_err(|why| anyhow!(why))?;
+    plain::exchange(&host, &path, body, LIMITS).map_err(|why| anyhow!("{url}: {why}"))
 }
 
 /// An authority the root's CTL lists, and where stations reach it.
@@ -272,55 +169,4 @@ pub fn fetch_lists(
         aas,
         ectl_checked,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn urls_and_answers_are_read_strictly() {
-        assert_eq!(
-            split_url("http://127.0.0.1:8080/etsi/ea/enrolment").unwrap(),
-            ("127.0.0.1:8080".into(), "/etsi/ea/enrolment".into())
-        );
-        assert_eq!(
-            split_url("http://dc.example").unwrap(),
-            ("dc.example:80".into(), "/".into())
-        );
-        for bad in ["https://x/", "http://", "http://u@x/", "ftp://x"] {
-            assert!(split_url(bad).is_err(), "{bad}");
-        }
-        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
-        assert_eq!(parse_answer(ok).unwrap(), b"abc");
-        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
-        assert!(parse_answer(short).unwrap_err().contains("cut short"));
-        let refused = b"HTTP/1.1 404 Not Found\r\n\r\nno such root\nmore";
-        assert_eq!(
-            parse_answer(refused).unwrap_err(),
-            "HTTP/1.1 404 Not Found: no such root"
-        );
-        assert!(parse_answer(b"garbage").is_err());
-    }
-
-    proptest::proptest! {
-        /// Whatever a server sends, reading it returns (no panic), and a
-        /// body is only ever taken from a 200 whose length matches.
-        #[test]
-        fn any_answer_is_read_without_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            if let Ok(body) = parse_answer(&raw) {
-                proptest::prop_assert!(raw.starts_with(b"HTTP/1."));
-                proptest::prop_assert!(raw.ends_with(&body));
-            }
-        }
-
-        /// A well-formed 200 gives back exactly its body.
-        #[test]
-        fn a_200_gives_its_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
-            raw.extend(&body);
-            proptest::prop_assert_eq!(parse_answer(&raw), Ok(body));
-        }
-    }
 }

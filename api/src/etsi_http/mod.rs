@@ -26,6 +26,7 @@
 //! server's.
 
 mod ea_link;
+pub mod plain;
 
 use std::sync::{Arc, RwLock};
 
