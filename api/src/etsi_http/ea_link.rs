@@ -38,8 +38,12 @@ impl HttpEaLink {
     /// The link to an `aaAccessPoint` URL (`http://HOST[:PORT]/PATH`; the
     /// messages protect themselves, so the AA's link is plain HTTP).
     pub fn from_url(url: &str) -> Result<Self, EtsiError> {
-        let (host, path) = plain::split_url(url)
-            .map_err(|why| EtsiError::Profile(format!("EA access point: {why}")))?;
+        let refused = |why: String| EtsiError::Profile(format!("EA access point: {why}"));
+        // An access point names its resource: a bare host is a mistake.
+        if !url.strip_prefix("http://").is_some_and(|r| r.contains('/')) {
+            return Err(refused(format!("{url:?} names no resource path")));
+        }
+        let (host, path) = plain::split_url(url).map_err(refused)?;
         Ok(Self { host, path })
     }
 }
