@@ -31,6 +31,7 @@ use trustca_ca::{EnrollmentEngine, EnrollmentRequest};
 
 use crate::enrollment_service::{failure, to_request, to_response};
 use crate::status::code;
+use crate::stream_limits::{IdleWatch, Sent, Silent, send_within};
 
 /// Items one `EnrollBatch` stream may carry.
 pub const MAX_BATCH_ITEMS: usize = 100_000;
@@ -70,10 +71,12 @@ struct Batch {
 impl Batch {
     /// Queues one result; false once the reader is stalled or gone.
     async fn send(&self, msg: pb::EnrollBatchResult) -> bool {
-        let sent = tokio::select! {
-            r = tokio::time::timeout(self.limits.stalled_reader, self.tx.send(Ok(msg))) => matches!(r, Ok(Ok(()))),
-            () = self.stalled.cancelled() => false,
-        };
+        let sent = !self.stalled.is_cancelled()
+            && tokio::select! {
+                biased;
+                r = send_within(&self.tx, Ok(msg), self.limits.stalled_reader) => r == Sent::Queued,
+                () = self.stalled.cancelled() => false,
+            };
         if sent {
             self.tally.delivered.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -223,15 +226,16 @@ pub(crate) async fn run(
     let permits = Arc::new(tokio::sync::Semaphore::new(2));
     let mut tasks = tokio::task::JoinSet::new();
     let mut end = End::Done;
+    let mut watch = IdleWatch::new(limits.idle);
     'read: loop {
         let next = tokio::select! {
-            r = tokio::time::timeout(limits.idle, chunks.next()) => r,
+            r = watch.next(&mut chunks) => r,
             () = batch.stalled.cancelled() => break,
         };
         let items = match next {
             Ok(Some(items)) => items,
             Ok(None) => break,
-            Err(_) => {
+            Err(Silent) => {
                 end = End::Silent;
                 break;
             }

@@ -29,6 +29,7 @@ pub mod etsi_http;
 mod federation;
 mod revocation_service;
 mod status;
+mod stream_limits;
 mod systems_service;
 pub mod trust_convert;
 mod trust_service;

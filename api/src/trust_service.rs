@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use trustca_db::{MAX_CHAIN, ModelRegistry, TrustDbError, TrustEngine, msg};
 use trustca_model::Credential;
@@ -15,6 +14,7 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::trust_database_server::TrustDatabase;
 
 use crate::status::{blocking, caller as authenticated, status};
+use crate::stream_limits::{IdleWatch, Sent, Silent, send_within};
 use crate::trust_convert::Convert;
 
 /// Decisions one `DecideBatch` stream may carry.
@@ -131,12 +131,13 @@ impl TrustDatabase for TrustService {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move {
             let mut n = 0usize;
+            let mut watch = IdleWatch::new(limits.idle);
             loop {
                 // A silent stream is ended rather than held open forever.
-                let item = match tokio::time::timeout(limits.idle, inbound.next()).await {
+                let item = match watch.next(&mut inbound).await {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
-                    Err(_) => {
+                    Err(Silent) => {
                         let _ = tx
                             .send(Err(Status::deadline_exceeded(format!(
                                 "no request and no end of stream for {} s; the stream is closed",
@@ -170,11 +171,10 @@ impl TrustDatabase for TrustService {
                 let stop = out.is_err();
                 // A client that does not read its decisions loses the
                 // stream after `stalled_reader` instead of holding a task.
-                match tokio::time::timeout(limits.stalled_reader, tx.send(out)).await {
-                    Ok(Ok(())) if !stop => {}
-                    Ok(Ok(())) => return,
-                    Ok(Err(_)) => return,
-                    Err(_) => {
+                match send_within(&tx, out, limits.stalled_reader).await {
+                    Sent::Queued if !stop => {}
+                    Sent::Queued | Sent::Gone => return,
+                    Sent::Stalled => {
                         tracing::info!(rpc = "DecideBatch", caller = %who.name, decisions = n, outcome = "client stopped reading");
                         return;
                     }
