@@ -46,7 +46,9 @@ pub async fn start_with(
     Ok(trustca_server::start(opts).await?)
 }
 
-/// `n` mutual-TLS connections to `addr`.
+/// `n` mutual-TLS connections to `addr`, without a client-side deadline per
+/// call (the harness bounds its runs itself; see
+/// [`trustca_api::client::connect_for_load`]).
 pub async fn connect(
     addr: SocketAddr,
     creds: &ClientCredentials,
@@ -54,7 +56,7 @@ pub async fn connect(
 ) -> Result<Vec<Channel>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
-        out.push(trustca_api::client::connect(&addr.to_string(), creds).await?);
+        out.push(trustca_api::client::connect_for_load(&addr.to_string(), creds).await?);
     }
     Ok(out)
 }
