@@ -130,7 +130,7 @@ impl TrustEngine {
         let detection = self.detection();
         let mut outcome = msg::AnomalyOutcome {
             identity: identity.urn(),
-            action: "none".into(),
+            action: msg::AnomalyAction::None,
             severity: String::new(),
             count_in_window: 0,
             threshold: 0,
@@ -186,13 +186,13 @@ impl TrustEngine {
         let mut action = t.action;
         if tolerated {
             action = DetectionAction::Notify;
-            outcome.action = "tolerated".into();
+            outcome.action = msg::AnomalyAction::Tolerated;
             outcome.reasons.push(format!(
                 "tolerated: follows a {} report (known false positive, e.g. reconnect after an underground car park)",
                 t.tolerate_after.as_ref().map(|(k, _)| k.as_str()).unwrap_or("")
             ));
         } else {
-            outcome.action = action.as_str().into();
+            outcome.action = action.into();
         }
         let at = now.unix_timestamp();
         let change = |level: Option<u8>, status: Option<TrustStatus>, text: String| TrustChange {
@@ -280,7 +280,7 @@ impl TrustEngine {
             "count_in_window": count,
             "threshold": t.threshold,
             "window_minutes": t.window_minutes,
-            "action": outcome.action,
+            "action": outcome.action.as_str(),
             "level": after.as_ref().map(|r| r.level),
             "status": after.as_ref().map(|r| r.status.as_str()),
             "reported_by": caller.name,
