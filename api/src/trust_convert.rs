@@ -124,6 +124,13 @@ impl Convert<String> for d::AnomalyAction {
     }
 }
 
+/// A template's severity as the wire names it; none is empty.
+impl Convert<String> for Option<trustca_model::Severity> {
+    fn convert(self) -> String {
+        self.map(|s| s.as_str().to_owned()).unwrap_or_default()
+    }
+}
+
 /// The wire text of a decision's reason: a denial before any policy says
 /// where it came from (`caller: `, `peer certificate rejected: `,
 /// `peer: `); the policy's reasons are as it wrote them.
@@ -164,7 +171,7 @@ const PEER: &str = "peer: ";
 to_wire!(AnomalyOutcome {
     identity: same,
     action: one,
-    severity: same,
+    severity: one,
     count_in_window: same,
     threshold: same,
     record: opt,
@@ -491,6 +498,13 @@ mod tests {
             names,
             ["none", "notify", "lower", "suspend", "revoke", "tolerated"]
         );
+        let severities: Vec<String> = trustca_model::Severity::ALL
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(Convert::convert)
+            .collect();
+        assert_eq!(severities, ["low", "medium", "high", "critical", ""]);
     }
 
     #[test]

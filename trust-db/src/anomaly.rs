@@ -131,7 +131,7 @@ impl TrustEngine {
         let mut outcome = msg::AnomalyOutcome {
             identity: identity.urn(),
             action: msg::AnomalyAction::None,
-            severity: String::new(),
+            severity: None,
             count_in_window: 0,
             threshold: 0,
             record: None,
@@ -158,7 +158,7 @@ impl TrustEngine {
                 .count() as u32)
         };
         let count = count_since(&req.anomaly, t.window_minutes)?;
-        outcome.severity = t.severity.clone();
+        outcome.severity = Some(t.severity);
         outcome.count_in_window = count;
         outcome.threshold = t.threshold;
         let tolerated = match &t.tolerate_after {
@@ -276,7 +276,7 @@ impl TrustEngine {
             "device": identity.urn(),
             "sector": identity.sector.as_str(),
             "anomaly": t.anomaly,
-            "threat_level": t.severity,
+            "threat_level": t.severity.as_str(),
             "count_in_window": count,
             "threshold": t.threshold,
             "window_minutes": t.window_minutes,

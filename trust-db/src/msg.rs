@@ -91,8 +91,8 @@ pub struct AnomalyOutcome {
     pub identity: String,
     /// What the report did.
     pub action: AnomalyAction,
-    /// low | medium | high | critical ("" without a template)
-    pub severity: String,
+    /// The template's severity (none without a template).
+    pub severity: Option<trustca_model::Severity>,
     /// Count in window.
     pub count_in_window: u32,
     /// Threshold.
