@@ -1,8 +1,8 @@
 //! The V2X authorities follow a policy reload: a new `v2x-tickets.toml`
 //! applies to the next ticket request after `ReloadPolicy`, not to one
 //! before, on the same connection and without a restart; a reload that
-//! moves what issued tickets carry (the period clock) is refused and the
-//! profile in force stays.
+//! moves what issued tickets carry (the period clock), or grants what the
+//! pseudonym CA may not issue, is refused and the profile in force stays.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -82,8 +82,24 @@ async fn a_reloaded_ticket_profile_applies_to_the_next_request() {
         refused.message().contains("period_hours cannot change"),
         "{refused:?}"
     );
+    // So is a permission the pseudonym CA's certificate may not issue:
+    // such tickets would be rejected by every relying party.
+    std::fs::write(
+        &file,
+        format!("{lowered}\n[[permissions]]\nmin_level = 2\npsid = 4242\n"),
+    )
+    .unwrap();
+    let refused = trust
+        .reload_policy(pb::ReloadPolicyRequest {})
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("may not issue PSID 4242"),
+        "{refused:?}"
+    );
     let kept = profile(&mut ra).await;
     assert_eq!(kept.certificates_per_period, 5);
+    assert!(kept.permissions.iter().all(|p| p.psid != 4242));
     let still = ra.request_tickets(ask(&cat, Some(current + 2), 1)).await;
     assert_eq!(queued(still.unwrap().into_inner()), 5);
 }
