@@ -24,16 +24,14 @@ use crate::connections::{ConnectionActivity, ConnectionLimits, ConnectionTable, 
 use crate::est::REQUEST_READ_TIMEOUT;
 
 /// Serves `http` on `listener` (plain HTTP/1.1) until `stop` is cancelled,
-/// in a connection table of its own with the default limits: for a
+/// in a connection table of its own with the default limits (its maximum
+/// from the descriptor limit, raised as `serve` raises it): for a
 /// standalone AA or distribution centre (`serve --etsi-role`) and the
 /// bench, which have no gRPC port to share one with.
 pub fn spawn(listener: TcpListener, http: Arc<EtsiHttp>, stop: CancellationToken) {
     let limits = ConnectionLimits::default();
-    let table = Arc::new(ConnectionTable::new(
-        limits.resolve(None),
-        limits,
-        stop.child_token(),
-    ));
+    let max = limits.resolve(crate::connections::raise_descriptor_limit());
+    let table = Arc::new(ConnectionTable::new(max, limits, stop.child_token()));
     spawn_in(listener, http, table, stop);
 }
 
