@@ -80,6 +80,17 @@ macro_rules! both_ways {
     };
 }
 
+/// The conversion of an engine's answer that only ever travels out.
+macro_rules! to_wire {
+    ($name:ident { $($field:ident: $kind:ident),* $(,)? }) => {
+        impl Convert<pb::$name> for d::$name {
+            fn convert(self) -> pb::$name {
+                pb::$name { $($field: carry!($kind, self.$field)),* }
+            }
+        }
+    };
+}
+
 /// Both conversions of a message's `oneof` and the engine's enum.
 macro_rules! oneof_both_ways {
     ($module:ident :: $name:ident { $($variant:ident: $kind:ident),* $(,)? }) => {
@@ -106,10 +117,61 @@ both_ways!(AddEvaluationRequest {
     evaluation: opt,
     reason: same,
 });
-both_ways!(AnomalyOutcome {
+/// What an anomaly report did, as the wire names it.
+impl Convert<String> for d::AnomalyAction {
+    fn convert(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// A template's severity as the wire names it; none is empty.
+impl Convert<String> for Option<trustca_model::Severity> {
+    fn convert(self) -> String {
+        self.map(|s| s.as_str().to_owned()).unwrap_or_default()
+    }
+}
+
+/// The wire text of a decision's reason: a denial before any policy says
+/// where it came from (`caller: `, `peer certificate rejected: `,
+/// `peer: `); the policy's reasons are as it wrote them.
+impl Convert<String> for d::DecisionReason {
+    fn convert(self) -> String {
+        match self {
+            d::DecisionReason::Caller(why) => format!("{CALLER}{why}"),
+            d::DecisionReason::PeerCertificate(why) => format!("{PEER_CERTIFICATE}{why}"),
+            d::DecisionReason::Peer(why) => format!("{PEER}{why}"),
+            d::DecisionReason::Policy(why) => why,
+        }
+    }
+}
+
+/// A decision's reason read back from the wire (a federated or recorded
+/// decision): the same prefixes, anything else the policy's.
+impl Convert<d::DecisionReason> for String {
+    fn convert(self) -> d::DecisionReason {
+        let after = |prefix: &str| self.strip_prefix(prefix).map(str::to_owned);
+        if let Some(why) = after(CALLER) {
+            d::DecisionReason::Caller(why)
+        } else if let Some(why) = after(PEER_CERTIFICATE) {
+            d::DecisionReason::PeerCertificate(why)
+        } else if let Some(why) = after(PEER) {
+            d::DecisionReason::Peer(why)
+        } else {
+            d::DecisionReason::Policy(self)
+        }
+    }
+}
+
+/// The wire's prefixes of the reasons a decision denies with before any
+/// policy applies.
+const CALLER: &str = "caller: ";
+const PEER_CERTIFICATE: &str = "peer certificate rejected: ";
+const PEER: &str = "peer: ";
+
+to_wire!(AnomalyOutcome {
     identity: same,
-    action: same,
-    severity: same,
+    action: one,
+    severity: one,
     count_in_window: same,
     threshold: same,
     record: opt,
@@ -142,7 +204,7 @@ both_ways!(Decision {
     peer_sector: same,
     peer_identity: same,
     rule: same,
-    reasons: same,
+    reasons: vec,
     valid_from: same,
     valid_until: same,
     peer_assertion: opt,
@@ -378,7 +440,12 @@ mod tests {
             allow: true,
             depth: "control".into(),
             peer_level: 4,
-            reasons: vec!["a".into(), "b".into()],
+            reasons: vec![
+                d::DecisionReason::Policy("a".into()),
+                d::DecisionReason::Caller("unknown device".into()),
+                d::DecisionReason::PeerCertificate("expired".into()),
+                d::DecisionReason::Peer("unreachable".into()),
+            ],
             valid_until: 1_700_000_000,
             peer_assertion: Some(assertion(1)),
             peer_system_cap: Some(d::SystemCap {
@@ -398,8 +465,46 @@ mod tests {
         assert_eq!(sent.signature, assertion(1).signature);
         assert_eq!(sent.responder_chain, assertion(1).responder_chain);
         assert_eq!(wire.peer_system_cap.as_ref().unwrap().path[0].from, "x");
+        // The reasons' wire text, which clients read and tests pin.
+        assert_eq!(
+            wire.reasons,
+            [
+                "a",
+                "caller: unknown device",
+                "peer certificate rejected: expired",
+                "peer: unreachable"
+            ]
+        );
         let back: d::Decision = wire.convert();
         assert_eq!(back, decision);
+    }
+
+    /// Every anomaly action's wire text.
+    #[test]
+    fn anomaly_actions_keep_their_wire_names() {
+        use d::AnomalyAction as A;
+        let names: Vec<String> = [
+            A::None,
+            A::Notify,
+            A::Lower,
+            A::Suspend,
+            A::Revoke,
+            A::Tolerated,
+        ]
+        .into_iter()
+        .map(Convert::convert)
+        .collect();
+        assert_eq!(
+            names,
+            ["none", "notify", "lower", "suspend", "revoke", "tolerated"]
+        );
+        let severities: Vec<String> = trustca_model::Severity::ALL
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(Convert::convert)
+            .collect();
+        assert_eq!(severities, ["low", "medium", "high", "critical", ""]);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod hash_crl;
 pub mod linkage_authority;
 mod parallel;
 pub mod profile;
+pub mod profile_slot;
 pub mod pseudonym_ca;
 pub mod registration;
 pub mod resolution;
@@ -54,6 +55,7 @@ pub use error::ScmsError;
 pub use hash_crl::{HashCrl, HashCrlRegister, HashCrlSet};
 pub use linkage_authority::{ChainEnvelope, ChainId, EncryptedPlv, LinkageAuthority};
 pub use profile::{TicketFormat, TicketProfile};
+pub use profile_slot::ProfileSlot;
 pub use pseudonym_ca::{PseudonymCa, TicketRequest, TicketResponse};
 pub use registration::{
     BatchPolicy, LinkageAuthorityApi, PseudonymCaApi, RegistrationAuthority, VehicleCredential,

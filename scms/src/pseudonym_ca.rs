@@ -33,6 +33,7 @@ use crate::envelope::{CHAIN_ENVELOPE_LEN, LinkKey, random_bytes};
 use crate::error::{Result, ScmsError};
 use crate::linkage_authority::{ChainEnvelope, EncryptedPlv, plv_aad};
 use crate::profile::{MAX_PERIOD, TicketFormat, TicketProfile};
+use crate::profile_slot::ProfileSlot;
 
 /// Store space of the pseudonym CA.
 pub const SPACE: &str = "v2x.pca";
@@ -129,7 +130,8 @@ pub struct PseudonymCa {
     signer: Arc<dyn V2xSigner + Send + Sync>,
     certificate: Certificate,
     links: [(LaId, LinkKey); 2],
-    profile: TicketProfile,
+    /// The ticket profile in force (a policy reload replaces it).
+    profile: ProfileSlot,
     crl_signer: Option<(Arc<dyn V2xSigner + Send + Sync>, Certificate)>,
 }
 
@@ -148,20 +150,22 @@ fn hex8(b: &[u8; 8]) -> String {
 
 impl PseudonymCa {
     /// A pseudonym CA with its own store, its 1609.2 certificate and
-    /// signing key, and the transport keys it shares with LA1 and LA2.
+    /// signing key, and the transport keys it shares with LA1 and LA2,
+    /// issuing under `profile` (a fixed one, or the server's slot that a
+    /// policy reload replaces).
     pub fn new(
         store: Arc<dyn Storage>,
         signer: Arc<dyn V2xSigner + Send + Sync>,
         certificate: Certificate,
         links: [(LaId, LinkKey); 2],
-        profile: TicketProfile,
+        profile: impl Into<ProfileSlot>,
     ) -> Self {
         Self {
             store,
             signer,
             certificate,
             links,
-            profile,
+            profile: profile.into(),
             crl_signer: None,
         }
     }
@@ -177,10 +181,10 @@ impl PseudonymCa {
     ) -> Result<Self> {
         let ssp = trustca_v2x::CrlSsp::of(&certificate)?
             .ok_or_else(|| ScmsError::Config("the CRL signer certificate lacks PSID 256".into()))?;
-        if !ssp.crls.contains(&self.profile.crl_series) {
+        let crl_series = self.profile.current().crl_series;
+        if !ssp.crls.contains(&crl_series) {
             return Err(ScmsError::Config(format!(
-                "the CRL signer may not sign CRL series {} (the ticket profile's)",
-                self.profile.crl_series
+                "the CRL signer may not sign CRL series {crl_series} (the ticket profile's)"
             )));
         }
         if certificate.issuer() != self.certificate.issuer() {
@@ -202,8 +206,13 @@ impl PseudonymCa {
         &self.certificate
     }
 
-    /// The profile.
-    pub fn profile(&self) -> &TicketProfile {
+    /// The profile in force now.
+    pub fn profile(&self) -> Arc<TicketProfile> {
+        self.profile.current()
+    }
+
+    /// Where a policy reload puts a new profile for this CA.
+    pub fn profile_slot(&self) -> &ProfileSlot {
         &self.profile
     }
 
@@ -219,10 +228,12 @@ impl PseudonymCa {
                 "at most {MAX_BATCH} requests per batch"
             )));
         }
+        // One version of the profile for the whole batch.
+        let profile = self.profile.current();
         let mut responses = Vec::with_capacity(batch.len());
         let mut records: Vec<KeyValue> = Vec::with_capacity(batch.len());
         let mut keys = HashSet::with_capacity(batch.len());
-        for (request, issued) in batch.iter().zip(self.issue_parallel(batch, now)) {
+        for (request, issued) in batch.iter().zip(self.issue_parallel(batch, &profile, now)) {
             // A second ticket with the same period and linkage value (a
             // request sent twice) is refused on its own: the first one wins.
             let issued = issued.and_then(|(record, encrypted)| {
@@ -254,12 +265,12 @@ impl PseudonymCa {
             let audit = BlobAudit {
                 actor: "pseudonym-ca".into(),
                 kind: "v2x.tickets.issued".into(),
-                subject: self.profile.sector.clone(),
+                subject: profile.sector.clone(),
                 detail: serde_json::json!({
                     "count": records.len(),
                     "window_start": window,
                     "window_seconds": AUDIT_WINDOW_SECS,
-                    "profile": self.profile.version,
+                    "profile": profile.version,
                 })
                 .to_string(),
                 at: window,
@@ -274,16 +285,22 @@ impl PseudonymCa {
     fn issue_parallel(
         &self,
         batch: &[TicketRequest],
+        profile: &TicketProfile,
         now: i64,
     ) -> Vec<Result<(KeyValue, Vec<u8>)>> {
         crate::parallel::map(
             batch,
-            |r| self.issue_one(r, now),
+            |r| self.issue_one(r, profile, now),
             || Err(ScmsError::Response("a worker thread panicked".into())),
         )
     }
 
-    fn issue_one(&self, request: &TicketRequest, now: i64) -> Result<(KeyValue, Vec<u8>)> {
+    fn issue_one(
+        &self,
+        request: &TicketRequest,
+        profile: &TicketProfile,
+        now: i64,
+    ) -> Result<(KeyValue, Vec<u8>)> {
         if request.period > MAX_PERIOD {
             return Err(ScmsError::Profile("period does not fit iCert".into()));
         }
@@ -306,25 +323,25 @@ impl PseudonymCa {
         // Linked SCMS tickets cannot be in the TS 103 097 profile (it
         // forbids linkageData ids): an EU deployment issues through
         // trustca-etsi's authorization authority instead.
-        if self.profile.format != TicketFormat::ScmsIeee1609Dot2 {
+        if profile.format != TicketFormat::ScmsIeee1609Dot2 {
             return Err(ScmsError::Profile(format!(
                 "the ticket profile is {:?}; the SCMS pseudonym CA issues only \"scms-ieee-1609.2\" tickets",
-                self.profile.format.as_str()
+                profile.format.as_str()
             )));
         }
         let lv = CertLinkageValue::combine(&plvs[0], &plvs[1]);
         let (contribution, certified) = CaContribution::generate_certified(&request.cocoon)?;
         let tbs = ToBeSigned::linked_authorization_ticket(
             to_v2x_key(&certified)?,
-            self.profile.validity(request.period)?,
-            self.profile.permissions_for(request.level)?,
-            self.profile.assurance(request.level)?,
+            profile.validity(request.period)?,
+            profile.permissions_for(request.level)?,
+            profile.assurance(request.level)?,
             LinkageData {
                 i_cert: request.period as u16,
                 linkage_value: lv.0,
                 group_linkage_value: None,
             },
-            self.profile.crl_series,
+            profile.crl_series,
         );
         // The CRACA is the pseudonym CA's own (the V2X root): the linkage
         // CRL is signed under it.
@@ -441,7 +458,7 @@ impl PseudonymCa {
         let audit = BlobAudit {
             actor: actor.into(),
             kind: "v2x.linkage.revoked".into(),
-            subject: self.profile.sector.clone(),
+            subject: self.profile.current().sector.clone(),
             detail: serde_json::json!({ "entries": entries.len() }).to_string(),
             at: now,
         };
@@ -471,7 +488,7 @@ impl PseudonymCa {
             .crl_signer
             .as_ref()
             .ok_or_else(|| ScmsError::Config("this pseudonym CA has no CRL signer".into()))?;
-        let p = &self.profile;
+        let p = self.profile.current();
         let i_rev = p.period_at(now).unwrap_or(0).min(MAX_PERIOD);
         let number = self
             .store

@@ -175,7 +175,7 @@ fn v2x_services(opts: &ServeOptions, e: &Engines) -> Result<V2xServices> {
         );
         return crate::v2x::in_process_services(
             &opts.data,
-            files,
+            &e.policies,
             &e.hierarchy,
             &opts.passphrase,
             opts.v2x_batch,

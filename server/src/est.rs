@@ -62,6 +62,10 @@ impl trustca_api::est::HttpCounters for Metrics {
     fn v2x_http_request(&self, resource: &str, status: u16) {
         Metrics::v2x_http_request(self, resource, status);
     }
+
+    fn etsi_http_request(&self, resource: &str, status: u16) {
+        Metrics::etsi_http_request(self, resource, status);
+    }
 }
 
 /// Serves EST on `listener` until `stop` is cancelled: new connections are

@@ -68,7 +68,13 @@ pub(crate) fn start(
         None => None,
     };
     let etsi = match listeners.etsi {
-        Some(listener) => Some(serve_etsi(listener, opts, &engines.store.storage, stop)?),
+        Some(listener) => Some(serve_etsi(
+            listener,
+            opts,
+            &engines.store.storage,
+            (table, metrics),
+            stop,
+        )?),
         None => None,
     };
     Ok(FrontEnds {

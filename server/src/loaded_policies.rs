@@ -9,10 +9,12 @@
 //! enrollment engine, the CRL publisher and the model registry read it per
 //! request ([`trustca_model::PolicySource`]); the components that keep a
 //! copy of their own (the trust engine, the systems registry, the web front
-//! end's `web.toml`) follow the new version before the reload returns. A
-//! bad file on reload changes nothing: the running version stays and the
-//! error is returned. The V2X authorities still take their profile
-//! (`pseudonym.toml`) at start only.
+//! end's `web.toml` with its rate limits and session lengths, the V2X
+//! authorities' ticket profile `v2x-tickets.toml`) follow the new version
+//! before the reload returns. A bad file on reload changes nothing: the
+//! running version stays and the error is returned. Components may also
+//! refuse a version before it is taken ([`Policies::check_before`]): the
+//! V2X authorities refuse one that moves what issued tickets carry.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -38,6 +40,10 @@ pub struct PolicyVersion {
 /// before, so it means the component refused what the set accepted).
 pub type Follower = Box<dyn Fn(&PolicyVersion) -> std::result::Result<(), String> + Send + Sync>;
 
+/// A component's check of a new version before it is taken: an `Err`
+/// refuses the whole reload with that message, and nothing changes.
+pub type Check = Follower;
+
 /// The policies in force, shared by every component (cloning is cheap).
 #[derive(Clone)]
 pub struct Policies {
@@ -51,6 +57,8 @@ struct Inner {
     /// Held for a whole reload, so two reloads never interleave and the
     /// followers take versions in order.
     followers: Mutex<Vec<Follower>>,
+    /// Run on every new version before it is taken.
+    checks: Mutex<Vec<Check>>,
 }
 
 impl std::fmt::Debug for Policies {
@@ -84,6 +92,7 @@ impl Policies {
                     set: Arc::new(set),
                 })),
                 followers: Mutex::new(Vec::new()),
+                checks: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -114,9 +123,20 @@ impl Policies {
             .push(follower);
     }
 
-    /// Reads the policy source again. If every file parses and the set
-    /// validates, it becomes the version in force and the followers take
-    /// it; otherwise nothing changes and the error says why.
+    /// Registers a component's check of every new version before it is
+    /// taken (a refusal refuses the reload).
+    pub fn check_before(&self, check: Check) {
+        self.inner
+            .checks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(check);
+    }
+
+    /// Reads the policy source again. If every file parses, the set
+    /// validates and every component's check accepts it, it becomes the
+    /// version in force and the followers take it; otherwise nothing
+    /// changes and the error says why.
     pub fn reload(&self) -> Result<Arc<PolicyVersion>> {
         let followers = self
             .inner
@@ -131,6 +151,15 @@ impl Policies {
             files,
             set: Arc::new(set),
         });
+        for check in self
+            .inner
+            .checks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            check(&fresh).map_err(crate::error::ServerError::Policy)?;
+        }
         *self
             .inner
             .current
@@ -238,6 +267,35 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(policies.current().number, 1);
+    }
+
+    /// A component's check refuses a reload: the version in force and the
+    /// followers' copies stay, and the refusal is the reload's error.
+    #[test]
+    fn a_component_check_refuses_the_reload() {
+        let (_dir, policies) = installed();
+        let seen = Arc::new(AtomicU64::new(1));
+        let copy = Arc::clone(&seen);
+        policies.follow(Box::new(move |v| {
+            copy.store(v.number, Ordering::SeqCst);
+            Ok(())
+        }));
+        policies.check_before(Box::new(|v| {
+            if v.number > 2 {
+                Err("v2x-tickets.toml: sector cannot change".into())
+            } else {
+                Ok(())
+            }
+        }));
+        assert_eq!(policies.reload().unwrap().number, 2);
+        let err = policies.reload().err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("sector cannot change")),
+            "{err:?}"
+        );
+        assert_eq!(policies.current().number, 2);
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
     }
 
     /// Readers during reloads only ever see whole versions, in order.

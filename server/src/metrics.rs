@@ -94,6 +94,7 @@ pub struct Metrics {
     store_errors: Family<Operation, Counter>,
     est_requests: Family<OperationStatus, Counter>,
     v2x_http_requests: Family<OperationStatus, Counter>,
+    etsi_http_requests: Family<OperationStatus, Counter>,
     storage: std::sync::Mutex<Option<Weak<dyn Storage>>>,
 }
 
@@ -204,6 +205,12 @@ impl Metrics {
             "IEEE 1609.2.1 requests (/v2x/) by resource and HTTP status",
             v2x_http_requests.clone(),
         );
+        let etsi_http_requests = Family::<OperationStatus, Counter>::default();
+        registry.register(
+            "etsi_http_requests",
+            "ETSI TS 102 941 requests (/etsi/) by resource and HTTP status",
+            etsi_http_requests.clone(),
+        );
         Self {
             registry,
             enrollments,
@@ -221,6 +228,7 @@ impl Metrics {
             store_errors,
             est_requests,
             v2x_http_requests,
+            etsi_http_requests,
             storage: std::sync::Mutex::new(None),
         }
     }
@@ -236,6 +244,12 @@ impl Metrics {
     /// vehicle: resource and status only.
     pub(crate) fn v2x_http_request(&self, resource: &str, status: u16) {
         count_request(&self.v2x_http_requests, resource, status);
+    }
+
+    /// One ETSI TS 102 941 request: its resource (`enrolment`, ...,
+    /// `getctl`, or `other`) and HTTP status. Nothing of the station.
+    pub(crate) fn etsi_http_request(&self, resource: &str, status: u16) {
+        count_request(&self.etsi_http_requests, resource, status);
     }
 
     /// One commit group of the group committer.

@@ -20,11 +20,14 @@ use trustca_model::observe::Observer;
 
 use crate::serve::*;
 
-/// Starts the ETSI authorities on `listener`; they stop with EST.
+/// Starts the ETSI authorities on `listener`, their connections in the
+/// server's `table` and their requests counted in `metrics`; they stop
+/// with EST.
 pub(crate) fn serve_etsi(
     listener: tokio::net::TcpListener,
     opts: &ServeOptions,
     storage: &Arc<dyn Storage>,
+    (table, metrics): (&Arc<ConnectionTable>, &Arc<Metrics>),
     stop: &tokio_util::sync::CancellationToken,
 ) -> Result<SocketAddr> {
     let bound = listener
@@ -49,7 +52,8 @@ pub(crate) fn serve_etsi(
             stop.clone(),
         )?,
     };
-    crate::etsi::http::spawn(listener, http, stop.clone());
+    let _ = http.metrics.set(metrics.clone());
+    crate::etsi::http::spawn_in(listener, http, Arc::clone(table), stop.clone());
     let what = if opts.etsi_dir.is_some() {
         "EA"
     } else {
@@ -150,16 +154,23 @@ pub(crate) async fn start_role(
     dir.check_own_secrets_only()?;
     let policies = crate::loaded_policies::Policies::load(opts.policies.as_deref(), &opts.data)?;
     let current = policies.current();
-    let (files, policy_set) = (&current.files, &current.set);
     let secrets = dir.secrets(&opts.passphrase)?;
-    let identity = role_identity(&dir, &secrets, policy_set)?;
+    let identity = role_identity(&dir, &secrets, &current.set)?;
     let v2x = crate::v2x::role_services(
         &dir,
         &secrets,
-        files,
+        &policies,
         opts.v2x_remote.as_ref(),
         opts.v2x_batch,
     )?;
+    // SIGHUP reloads the policies (the ticket profile follows them); a
+    // refused reload is logged and the profile in force stays.
+    crate::schedules::on_hangup(&stop, move || {
+        if let Err(e) = policies.reload() {
+            tracing::error!(error = %e, "policy reload on SIGHUP refused");
+        }
+        true
+    });
     // A separated registration authority refuses what the CA's hash CRLs
     // list, from the copies the operator syncs to DATA/crl.
     if let Some(ee) = v2x.http.as_ref().and_then(|h| h.ra.as_ref()) {

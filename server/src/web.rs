@@ -137,9 +137,20 @@ fn label_ids(hierarchy: &CaHierarchy, web_dir: &Path) -> Result<LabelIds> {
     Ok(LabelIds::from_secret(&secret))
 }
 
-/// Serves the `web.toml` of every reloaded policy version (a bad one is
-/// logged and the one in force stays).
-fn follow_reloads(policies: &Policies, app: &WebApp) {
+/// Serves the `web.toml` of every reloaded policy version: what sectors
+/// show, the rate limits and the session lengths follow it. A reload whose
+/// `web.toml` does not parse, or moves `base_url` (printed labels carry
+/// it; `started_with` is the one in force), is refused whole.
+fn follow_reloads(policies: &Policies, app: &WebApp, started_with: String) {
+    policies.check_before(Box::new(move |version| {
+        let (fresh, _) = web_policy(&version.files, &version.set).map_err(|e| e.to_string())?;
+        if fresh.base_url != started_with {
+            return Err(format!(
+                "web.toml: base_url cannot change while the server runs ({started_with:?} is in force; printed labels carry it); restart to change it"
+            ));
+        }
+        Ok(())
+    }));
     let slot = app.policy_slot();
     policies.follow(Box::new(move |version| {
         let (policy, _) = web_policy(&version.files, &version.set).map_err(|e| e.to_string())?;
@@ -168,6 +179,7 @@ pub(crate) fn spawn(
         .local_addr()
         .map_err(|e| ServerError::Listen(format!("cannot read the web address: {e}")))?;
     let (policy, sectors) = web_policy(parts.files, parts.policy_set)?;
+    let base_url = policy.base_url.clone();
     let ids = label_ids(parts.hierarchy, &DataDir::new(parts.data).web())?;
     let mut setup = WebSetup::new(
         Arc::clone(parts.storage),
@@ -186,7 +198,7 @@ pub(crate) fn spawn(
     }
     let app = WebApp::new(setup);
     app.spawn_history_sampler();
-    follow_reloads(parts.policies, &app);
+    follow_reloads(parts.policies, &app, base_url);
     tracing::info!(addr = %bound, base_url = %app.base_url(), "web front end on https://{bound}/");
     let web = Arc::new(WebHttps {
         app,

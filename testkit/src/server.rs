@@ -183,6 +183,19 @@ pub async fn trust_client(
     pb::trust_database_client::TrustDatabaseClient::new(connect(url, creds).await.unwrap())
 }
 
+/// Asks for a policy reload that must be refused, with an error naming
+/// `why`.
+pub async fn reload_refused(
+    c: &mut pb::trust_database_client::TrustDatabaseClient<Channel>,
+    why: &str,
+) {
+    let refused = c
+        .reload_policy(pb::ReloadPolicyRequest {})
+        .await
+        .expect_err("the reload is refused");
+    assert!(refused.message().contains(why), "{refused:?}");
+}
+
 /// Asks whether to cooperate with `peer` for `op`.
 pub async fn decide(
     c: &mut pb::trust_database_client::TrustDatabaseClient<Channel>,

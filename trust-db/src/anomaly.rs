@@ -130,8 +130,8 @@ impl TrustEngine {
         let detection = self.detection();
         let mut outcome = msg::AnomalyOutcome {
             identity: identity.urn(),
-            action: "none".into(),
-            severity: String::new(),
+            action: msg::AnomalyAction::None,
+            severity: None,
             count_in_window: 0,
             threshold: 0,
             record: None,
@@ -158,7 +158,7 @@ impl TrustEngine {
                 .count() as u32)
         };
         let count = count_since(&req.anomaly, t.window_minutes)?;
-        outcome.severity = t.severity.clone();
+        outcome.severity = Some(t.severity);
         outcome.count_in_window = count;
         outcome.threshold = t.threshold;
         let tolerated = match &t.tolerate_after {
@@ -186,13 +186,13 @@ impl TrustEngine {
         let mut action = t.action;
         if tolerated {
             action = DetectionAction::Notify;
-            outcome.action = "tolerated".into();
+            outcome.action = msg::AnomalyAction::Tolerated;
             outcome.reasons.push(format!(
                 "tolerated: follows a {} report (known false positive, e.g. reconnect after an underground car park)",
                 t.tolerate_after.as_ref().map(|(k, _)| k.as_str()).unwrap_or("")
             ));
         } else {
-            outcome.action = action.as_str().into();
+            outcome.action = action.into();
         }
         let at = now.unix_timestamp();
         let change = |level: Option<u8>, status: Option<TrustStatus>, text: String| TrustChange {
@@ -276,11 +276,11 @@ impl TrustEngine {
             "device": identity.urn(),
             "sector": identity.sector.as_str(),
             "anomaly": t.anomaly,
-            "threat_level": t.severity,
+            "threat_level": t.severity.as_str(),
             "count_in_window": count,
             "threshold": t.threshold,
             "window_minutes": t.window_minutes,
-            "action": outcome.action,
+            "action": outcome.action.as_str(),
             "level": after.as_ref().map(|r| r.level),
             "status": after.as_ref().map(|r| r.status.as_str()),
             "reported_by": caller.name,

@@ -16,15 +16,83 @@ pub struct AddEvaluationRequest {
     pub reason: String,
 }
 
+/// What an anomaly report did (`AnomalyOutcome.action` on the wire, by
+/// [`AnomalyAction::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnomalyAction {
+    /// Recorded only: no template, or below its threshold.
+    #[default]
+    None,
+    /// The provider is told; trust unchanged.
+    Notify,
+    /// The live level was lowered.
+    Lower,
+    /// The device was suspended.
+    Suspend,
+    /// Every certificate of the device was revoked.
+    Revoke,
+    /// The template fired but a preceding report marks it a known false
+    /// positive: the provider is told, trust unchanged.
+    Tolerated,
+}
+
+impl AnomalyAction {
+    /// Lower-case name (the wire's and the notification's text).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Notify => "notify",
+            Self::Lower => "lower",
+            Self::Suspend => "suspend",
+            Self::Revoke => "revoke",
+            Self::Tolerated => "tolerated",
+        }
+    }
+}
+
+impl From<trustca_model::detection::DetectionAction> for AnomalyAction {
+    fn from(action: trustca_model::detection::DetectionAction) -> Self {
+        use trustca_model::detection::DetectionAction as D;
+        match action {
+            D::Notify => Self::Notify,
+            D::Lower => Self::Lower,
+            D::Suspend => Self::Suspend,
+            D::Revoke => Self::Revoke,
+        }
+    }
+}
+
+impl std::fmt::Display for AnomalyAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason of a [`Decision`]: a denial before any policy applied, by
+/// where it came from, or a reason the cooperation policy gave. Its text
+/// on the wire is `trustca-api`'s conversion, which matches every variant
+/// (so the enum is exhaustive: a new one must be given its text there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionReason {
+    /// The caller's own standing could not be established.
+    Caller(String),
+    /// The peer's certificate chain was rejected.
+    PeerCertificate(String),
+    /// The peer's standing could not be established.
+    Peer(String),
+    /// What the cooperation policy said, as it said it.
+    Policy(String),
+}
+
 /// What a gateway's anomaly report did to the device's trust.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnomalyOutcome {
     /// Identity.
     pub identity: String,
-    /// none | notify | lower | suspend | revoke | tolerated
-    pub action: String,
-    /// low | medium | high | critical ("" without a template)
-    pub severity: String,
+    /// What the report did.
+    pub action: AnomalyAction,
+    /// The template's severity (none without a template).
+    pub severity: Option<trustca_model::Severity>,
     /// Count in window.
     pub count_in_window: u32,
     /// Threshold.
@@ -132,7 +200,7 @@ pub struct Decision {
     /// The cooperation rule that decided ("" when none applied).
     pub rule: String,
     /// Reasons.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<DecisionReason>,
     /// Validity of this decision, unix seconds.
     pub valid_from: i64,
     /// Valid until.

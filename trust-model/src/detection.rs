@@ -54,6 +54,46 @@ impl DetectionAction {
     }
 }
 
+/// How serious a template says its anomaly is: the threat level told to
+/// the provider, and the anomaly outcome's `severity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
+    /// `critical`.
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    /// Lower-case name, as template files and answers spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// The severity named `name` (lower-case only).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplateFile {
@@ -98,8 +138,8 @@ pub struct DetectionTemplate {
     pub threshold: u32,
     /// The window, in minutes.
     pub window_minutes: u32,
-    /// low | medium | high | critical: the threat level told to the provider.
-    pub severity: String,
+    /// The threat level told to the provider.
+    pub severity: Severity,
     /// What to do.
     pub action: DetectionAction,
     /// For `lower`: by how many levels.
@@ -151,12 +191,12 @@ impl DetectionPolicy {
                         ),
                     ));
                 }
-                if !["low", "medium", "high", "critical"].contains(&t.severity.as_str()) {
+                let Some(severity) = Severity::parse(&t.severity) else {
                     return Err(err(
                         line,
                         "severity must be low, medium, high or critical".into(),
                     ));
-                }
+                };
                 if t.threshold == 0 || t.window_minutes == 0 || t.window_minutes > 7 * 24 * 60 {
                     return Err(err(
                         line,
@@ -189,7 +229,7 @@ impl DetectionPolicy {
                     anomaly: t.anomaly.clone(),
                     threshold: t.threshold,
                     window_minutes: t.window_minutes,
-                    severity: t.severity,
+                    severity,
                     action: t.action,
                     lower_by,
                     tolerate_after,

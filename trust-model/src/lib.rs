@@ -44,7 +44,7 @@ pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, Standing,
 pub use credential::{
     AuthenticatedCaller, AuthenticatedPeer, Credential, credential_from_chain, trust_extension,
 };
-pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate};
+pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate, Severity};
 pub use error::ModelError;
 pub use evidence::{
     AttestationFormat, Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust, VerifiedAttestation,

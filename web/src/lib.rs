@@ -86,10 +86,10 @@ struct Inner {
     policy: Arc<std::sync::RwLock<Arc<WebPolicy>>>,
     ids: LabelIds,
     base_url: String,
-    limiter: RateLimiter,
+    limiter: Arc<RateLimiter>,
     /// The console's buckets: by session, or by address before sign-in.
-    console_limiter: RateLimiter<String>,
-    sessions: console::session::Sessions,
+    console_limiter: Arc<RateLimiter<String>>,
+    sessions: Arc<console::session::Sessions>,
     data: PathBuf,
     audit_key: Option<Vec<u8>>,
     systems: Option<Arc<dyn console::systems::SystemSource>>,
@@ -99,18 +99,29 @@ struct Inner {
 }
 
 /// The `web.toml` a running front end serves, replaceable on a policy
-/// reload: what each sector shows changes from the next request and
-/// cached pages are dropped. The rate limits, session lengths and base URL
-/// stay as at start.
+/// reload: what each sector shows, the rate limits and the session and
+/// login link lengths change from the next request, and cached pages are
+/// dropped. The base URL stays as at start (printed labels carry it).
 #[derive(Debug, Clone)]
 pub struct PolicySlot {
     policy: Arc<std::sync::RwLock<Arc<WebPolicy>>>,
     pages: Arc<cache::PageCache>,
+    limiter: Arc<RateLimiter>,
+    console_limiter: Arc<RateLimiter<String>>,
+    sessions: Arc<console::session::Sessions>,
 }
 
 impl PolicySlot {
     /// Serves `policy` from the next request on.
     pub fn replace(&self, policy: WebPolicy) {
+        self.limiter
+            .set_per_minute(policy.public.requests_per_minute);
+        self.console_limiter
+            .set_per_minute(policy.console.requests_per_minute);
+        self.sessions.set_lengths(
+            Duration::from_secs(u64::from(policy.console.login_link_seconds)),
+            Duration::from_secs(60 * u64::from(policy.console.session_minutes)),
+        );
         *self
             .policy
             .write()
@@ -286,12 +297,12 @@ impl WebApp {
         Self {
             inner: Arc::new(Inner {
                 storage,
-                limiter: RateLimiter::new(policy.public.requests_per_minute),
-                console_limiter: RateLimiter::new(policy.console.requests_per_minute),
+                limiter: Arc::new(RateLimiter::new(policy.public.requests_per_minute)),
+                console_limiter: Arc::new(RateLimiter::new(policy.console.requests_per_minute)),
                 policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
                 ids,
                 base_url,
-                sessions,
+                sessions: Arc::new(sessions),
                 data,
                 audit_key,
                 systems,
@@ -330,6 +341,9 @@ impl WebApp {
         PolicySlot {
             policy: Arc::clone(&self.inner.policy),
             pages: Arc::clone(&self.inner.pages),
+            limiter: Arc::clone(&self.inner.limiter),
+            console_limiter: Arc::clone(&self.inner.console_limiter),
+            sessions: Arc::clone(&self.inner.sessions),
         }
     }
 

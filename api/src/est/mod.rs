@@ -244,6 +244,8 @@ pub trait HttpCounters: Send + Sync + 'static {
     fn est_request(&self, operation: &str, status: u16);
     /// One IEEE 1609.2.1 request of `resource` answered with `status`.
     fn v2x_http_request(&self, resource: &str, status: u16);
+    /// One ETSI TS 102 941 request of `resource` answered with `status`.
+    fn etsi_http_request(&self, resource: &str, status: u16);
 }
 
 #[tonic::async_trait]

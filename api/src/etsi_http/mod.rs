@@ -28,7 +28,7 @@
 mod ea_link;
 pub mod plain;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -37,7 +37,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use trustca_etsi::aa::AuthorizationAuthority;
 use trustca_etsi::ea::{EnrolmentAuthority, Unanswerable};
 
-use crate::est::{Answer, EstError, read_body};
+use crate::est::{Answer, EstError, HttpCounters, read_body};
 
 pub use ea_link::HttpEaLink;
 
@@ -71,7 +71,7 @@ pub struct PublishedLists {
 }
 
 /// The authorities one listener serves.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EtsiHttp {
     /// The enrolment authority, if this process runs it.
     pub ea: Option<Arc<EnrolmentAuthority>>,
@@ -84,6 +84,34 @@ pub struct EtsiHttp {
     /// TLM's HashedId8 hex, the signed ECTL), replaced when a new one is
     /// installed.
     pub ectl: RwLock<Option<(String, Bytes)>>,
+    /// Where requests are counted (set once the process's metrics exist;
+    /// a standalone AA or DC has none).
+    pub metrics: OnceLock<Arc<dyn HttpCounters>>,
+}
+
+impl std::fmt::Debug for EtsiHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtsiHttp")
+            .field("ea", &self.ea)
+            .field("aa", &self.aa)
+            .field("lists", &self.lists)
+            .field("counted", &self.metrics.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resources, as metric labels (anything else is `other`).
+fn resource_label(path: &str) -> &'static str {
+    let under = |prefix: &str| path.starts_with(prefix);
+    match path {
+        ENROLMENT_PATH => "enrolment",
+        VALIDATION_PATH => "authorization-validation",
+        AUTHORIZATION_PATH => "authorization",
+        _ if under(CTL_PREFIX) => "getctl",
+        _ if under(CRL_PREFIX) => "getcrl",
+        _ if under(ECTL_PREFIX) => "getectl",
+        _ => "other",
+    }
 }
 
 /// Why a request got no TS 102 941 answer; [`status_of`] gives each its
@@ -156,14 +184,18 @@ enum Route {
 }
 
 impl EtsiHttp {
-    /// Answers one request.
+    /// Answers one request (and counts it, by resource and status).
     pub async fn answer(self: Arc<Self>, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
         let answered = match self.trust_list(&parts.method, parts.uri.path()) {
             Some(lists) => lists,
             None => Arc::clone(&self).post(&parts, body).await,
         };
-        answered.unwrap_or_else(|e| refused(&e))
+        let response = answered.unwrap_or_else(|e| refused(&e));
+        if let Some(m) = self.metrics.get() {
+            m.etsi_http_request(resource_label(parts.uri.path()), response.status().as_u16());
+        }
+        response
     }
 
     /// A `POST` to one of the authorities.

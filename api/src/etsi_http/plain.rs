@@ -76,7 +76,7 @@ pub fn exchange(
         .take((limits.max_answer + MAX_HEAD) as u64 + 1)
         .read_to_end(&mut raw)
         .map_err(|e| format!("no answer: {e}"))?;
-    parse_answer(&raw, limits.max_answer)
+    read_answer(&raw, limits.max_answer)
 }
 
 /// The first address of `host` that accepts a connection in time.
@@ -97,8 +97,9 @@ fn connect(host: &str, timeout: Duration) -> Result<TcpStream, String> {
     ))
 }
 
-/// The body of a complete `200` answer of at most `max_answer` bytes.
-fn parse_answer(raw: &[u8], max_answer: usize) -> Result<Vec<u8>, String> {
+/// The body of a complete `200` answer of at most `max_answer` bytes
+/// (`raw` is everything the server sent; public for the fuzz target).
+pub fn read_answer(raw: &[u8], max_answer: usize) -> Result<Vec<u8>, String> {
     let split = raw
         .windows(4)
         .take(MAX_HEAD)
@@ -155,16 +156,16 @@ mod tests {
             assert!(split_url(bad).is_err(), "{bad}");
         }
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
-        assert_eq!(parse_answer(ok, MAX).unwrap(), b"abc");
-        assert!(parse_answer(ok, 2).unwrap_err().contains("larger than 2"));
+        assert_eq!(read_answer(ok, MAX).unwrap(), b"abc");
+        assert!(read_answer(ok, 2).unwrap_err().contains("larger than 2"));
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
-        assert!(parse_answer(short, MAX).unwrap_err().contains("cut short"));
+        assert!(read_answer(short, MAX).unwrap_err().contains("cut short"));
         let refused = b"HTTP/1.1 404 Not Found\r\n\r\nno such root\nmore";
         assert_eq!(
-            parse_answer(refused, MAX).unwrap_err(),
+            read_answer(refused, MAX).unwrap_err(),
             "HTTP/1.1 404 Not Found: no such root"
         );
-        assert!(parse_answer(b"garbage", MAX).is_err());
+        assert!(read_answer(b"garbage", MAX).is_err());
     }
 
     proptest::proptest! {
@@ -172,7 +173,7 @@ mod tests {
         /// body is only ever taken from a 200 whose length matches.
         #[test]
         fn any_answer_is_read_without_panic(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            if let Ok(body) = parse_answer(&raw, MAX) {
+            if let Ok(body) = read_answer(&raw, MAX) {
                 proptest::prop_assert!(raw.starts_with(b"HTTP/1."));
                 proptest::prop_assert!(raw.ends_with(&body));
             }
@@ -183,7 +184,7 @@ mod tests {
         fn a_200_gives_its_body(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
             raw.extend(&body);
-            proptest::prop_assert_eq!(parse_answer(&raw, MAX), Ok(body));
+            proptest::prop_assert_eq!(read_answer(&raw, MAX), Ok(body));
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::envelope::{LinkKey, random_bytes};
 use crate::error::{Result, ScmsError};
 use crate::linkage_authority::{ChainId, EncryptedPlv, LinkageAuthority};
 use crate::profile::{MAX_PERIOD, TicketProfile};
+use crate::profile_slot::ProfileSlot;
 use crate::pseudonym_ca::{PseudonymCa, TicketRequest, TicketResponse};
 
 /// Store space of the registration authority.
@@ -123,7 +124,8 @@ pub struct RegistrationAuthority {
     storage_key: LinkKey,
     linkage: [Arc<dyn LinkageAuthorityApi>; 2],
     pca: Arc<dyn PseudonymCaApi>,
-    profile: TicketProfile,
+    /// The ticket profile in force (a policy reload replaces it).
+    profile: ProfileSlot,
     policy: BatchPolicy,
     queue: Mutex<Vec<Pending>>,
     submit_lock: Mutex<()>,
@@ -146,7 +148,7 @@ impl RegistrationAuthority {
         secret: &[u8; 32],
         linkage: [Arc<dyn LinkageAuthorityApi>; 2],
         pca: Arc<dyn PseudonymCaApi>,
-        profile: TicketProfile,
+        profile: impl Into<ProfileSlot>,
         policy: BatchPolicy,
     ) -> Result<Self> {
         let root = hmac::Key::new(hmac::HMAC_SHA256, secret);
@@ -165,7 +167,7 @@ impl RegistrationAuthority {
             storage_key: LinkKey::from_bytes(&record_key)?,
             linkage,
             pca,
-            profile,
+            profile: profile.into(),
             policy,
             queue: Mutex::new(Vec::new()),
             submit_lock: Mutex::new(()),
@@ -197,7 +199,8 @@ impl RegistrationAuthority {
         periods: u32,
         now: i64,
     ) -> Result<u32> {
-        let profile = &self.profile;
+        // One version of the profile for the whole request.
+        let profile = self.profile.current();
         profile.permissions_for(vehicle.level)?;
         if vehicle.id.is_empty() || vehicle.id.len() > MAX_VEHICLE_ID_LEN {
             return Err(ScmsError::Profile(format!(
@@ -416,7 +419,7 @@ impl RegistrationAuthority {
         let audit = BlobAudit {
             actor: "registration-authority".into(),
             kind: "v2x.responses.stored".into(),
-            subject: self.profile.sector.clone(),
+            subject: self.profile.current().sector.clone(),
             detail: serde_json::json!({ "stored": records.len(), "refused": refused }).to_string(),
             at: now,
         };
@@ -509,10 +512,10 @@ impl RegistrationAuthority {
         actor: &str,
         now: i64,
     ) -> Result<LinkageRevocation> {
-        let current = self
-            .profile
-            .period_at(now)
-            .ok_or_else(|| ScmsError::Profile("the clock is before the profile's epoch".into()))?;
+        let current =
+            self.profile.current().period_at(now).ok_or_else(|| {
+                ScmsError::Profile("the clock is before the profile's epoch".into())
+            })?;
         let past = from_period < current;
         if past && !include_past {
             return Err(ScmsError::PastRevocation {
@@ -564,8 +567,13 @@ impl RegistrationAuthority {
         self.pca.add_revocation(revocation, actor, now)
     }
 
-    /// The profile.
-    pub fn profile(&self) -> &TicketProfile {
+    /// The profile in force now.
+    pub fn profile(&self) -> Arc<TicketProfile> {
+        self.profile.current()
+    }
+
+    /// Where a policy reload puts a new profile for this authority.
+    pub fn profile_slot(&self) -> &ProfileSlot {
         &self.profile
     }
 

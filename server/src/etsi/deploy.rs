@@ -336,7 +336,7 @@ pub fn service(
         ea: Some(Arc::new(ea)),
         aa: Some(Arc::new(aa)),
         lists: Some(RwLock::new(lists)),
-        ectl: RwLock::default(),
+        ..EtsiHttp::default()
     });
     reissue_lists(Arc::clone(&http), a.root, a.root_key, entries, stop);
     Ok(http)

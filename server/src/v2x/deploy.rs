@@ -9,7 +9,9 @@ use trustca_ca::{CaHierarchy, Passphrase};
 use trustca_datadir::{CaFiles, DataDir};
 use trustca_proto::v1 as pb;
 use trustca_pseudonym::LaId;
-use trustca_scms::{BatchPolicy, LinkageAuthority, PseudonymCa, RegistrationAuthority};
+use trustca_scms::{
+    BatchPolicy, LinkageAuthority, ProfileSlot, PseudonymCa, RegistrationAuthority,
+};
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::{CertProfile, Certificate};
 
@@ -17,11 +19,11 @@ use super::hash_crls::HashCrlPublisher;
 use super::{
     EnrollmentCredentialService, FLUSH_INTERVAL, LinkageService, MAX_RESPONSE_BYTES,
     PseudonymCaService, RegistrationService, RemoteLinkage, RemotePseudonymCa, RemoteTls, V2xRole,
-    init_authorities, linkage_authority, linkage_authority_with, load_key, now, open_store,
-    pseudonym_ca, pseudonym_ca_with, registration_authority, ticket_profile,
+    follow_ticket_profile, init_authorities, linkage_authority, linkage_authority_with, load_key,
+    now, open_store, pseudonym_ca, pseudonym_ca_with, registration_authority, ticket_profile,
 };
 use crate::error::{Result, ServerError, io};
-use crate::policies::PolicyFiles;
+use crate::loaded_policies::Policies;
 
 /// Flushes the registration authority's queue when its batch is due.
 pub(crate) fn spawn_flush(ra: &Arc<RegistrationAuthority>) {
@@ -114,7 +116,7 @@ pub(crate) fn enrollment_service(
 /// stores, not the secrets (see `init`'s and `serve`'s warning).
 pub(crate) fn in_process_services(
     data: &Path,
-    files: &PolicyFiles,
+    policies: &Policies,
     hierarchy: &CaHierarchy,
     passphrase: &Passphrase,
     policy: BatchPolicy,
@@ -122,11 +124,13 @@ pub(crate) fn in_process_services(
     pki: &trustca_model::policy::PkiPolicy,
 ) -> Result<V2xServices> {
     init_authorities(data, passphrase)?;
-    let profile = ticket_profile(files)?;
-    let ra_sector = profile.sector.clone();
+    // One profile for the RA and the pseudonym CA, following reloads.
+    let profile = ProfileSlot::from(ticket_profile(&policies.current().files)?);
+    let ra_sector = profile.current().sector.clone();
     let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
     let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
     let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
+    follow_ticket_profile(policies, &profile, Some(pca.certificate().clone()));
     let pca_cert = pca.certificate().as_coer().to_vec();
     let ra = Arc::new(registration_authority(
         &load_key(data, V2xRole::Registration, passphrase)?,
@@ -166,11 +170,11 @@ pub(crate) fn in_process_services(
 pub(crate) fn role_services(
     dir: &crate::v2x_role::RoleDir,
     secrets: &crate::v2x_role::RoleSecrets,
-    files: &PolicyFiles,
+    policies: &Policies,
     remote: Option<&RemoteAuthorities>,
     policy: BatchPolicy,
 ) -> Result<V2xServices> {
-    let profile = ticket_profile(files)?;
+    let profile = ProfileSlot::from(ticket_profile(&policies.current().files)?);
     let store: Arc<dyn Storage> = Arc::new(SledStorage::open(&dir.store_dir())?);
     let read_v2x = |path: &Path| -> Result<Certificate> {
         Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &dir.imported(path)?)
@@ -203,8 +207,9 @@ pub(crate) fn role_services(
                     dir.peer_key(V2xRole::Linkage2)?,
                 ],
                 store,
-                profile,
+                profile.clone(),
             )?;
+            follow_ticket_profile(policies, &profile, Some(pca.certificate().clone()));
             services.pseudonym_ca = Some(wrap_pca(Arc::new(pca)));
         }
         r @ (V2xRole::Linkage1 | V2xRole::Linkage2) => {
@@ -242,9 +247,10 @@ pub(crate) fn role_services(
                 store,
                 [la1, la2],
                 pca.clone(),
-                profile,
+                profile.clone(),
                 policy,
             )?);
+            follow_ticket_profile(policies, &profile, None);
             services.http = Some(Arc::new(super::ee_http::role_http(
                 dir,
                 secrets,

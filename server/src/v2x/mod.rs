@@ -26,13 +26,14 @@ use trustca_ca::{CaHierarchy, Keystore, Passphrase};
 use trustca_pseudonym::{LaId, P256PrivateKey, P256PublicKey};
 use trustca_scms::deployment::LINK_LABEL;
 use trustca_scms::{
-    BatchPolicy, LinkKey, LinkageAuthority, LinkageAuthorityApi, PseudonymCa, PseudonymCaApi,
-    RegistrationAuthority, ScmsError, TicketProfile,
+    BatchPolicy, LinkKey, LinkageAuthority, LinkageAuthorityApi, ProfileSlot, PseudonymCa,
+    PseudonymCaApi, RegistrationAuthority, ScmsError, TicketProfile,
 };
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::Certificate;
 
 use crate::error::{Result, ServerError, io};
+use crate::loaded_policies::Policies;
 use crate::policies::PolicyFiles;
 
 mod deploy;
@@ -220,6 +221,36 @@ pub fn ticket_profile(files: &PolicyFiles) -> Result<TicketProfile> {
     }
 }
 
+/// Makes the authorities' ticket profile in `slot` follow the server's
+/// policies: every reload's `v2x-tickets.toml` is in force from the next
+/// request. A reload is refused, and the profile in force stays, when the
+/// new file moves what issued tickets carry (`ProfileSlot::
+/// check_replacement`) or grants what `issuer` (the pseudonym CA's
+/// certificate, when this process holds it) may not issue.
+pub(crate) fn follow_ticket_profile(
+    policies: &Policies,
+    slot: &ProfileSlot,
+    issuer: Option<Certificate>,
+) {
+    let check_slot = slot.clone();
+    policies.check_before(Box::new(move |version| {
+        let fresh = ticket_profile(&version.files).map_err(|e| e.to_string())?;
+        check_slot
+            .check_replacement(&fresh)
+            .and_then(|()| match &issuer {
+                Some(issuer) => fresh.check_issuable(issuer),
+                None => Ok(()),
+            })
+            .map_err(|e| format!("v2x-tickets.toml: {e}"))
+    }));
+    let slot = slot.clone();
+    policies.follow(Box::new(move |version| {
+        let fresh = ticket_profile(&version.files).map_err(|e| e.to_string())?;
+        slot.replace(fresh)
+            .map_err(|e| format!("v2x-tickets.toml: {e}"))
+    }));
+}
+
 /// Opens a linkage authority of the single-process deployment from
 /// `DATA/v2x/<role>/`.
 pub(crate) fn linkage_authority(
@@ -267,7 +298,7 @@ pub(crate) fn pseudonym_ca(
     data: &Path,
     hierarchy: &CaHierarchy,
     passphrase: &Passphrase,
-    profile: TicketProfile,
+    profile: ProfileSlot,
 ) -> Result<PseudonymCa> {
     let (signer, certificate) = trustca_ca::v2x_ca::authorization_authority(data, hierarchy)?;
     let (crl_key, crl_certificate) = trustca_ca::v2x_ca::crl_signer(data, hierarchy)?;
@@ -297,9 +328,10 @@ pub(crate) fn pseudonym_ca_with(
     key: &P256PrivateKey,
     linkage: [P256PublicKey; 2],
     store: Arc<dyn Storage>,
-    profile: TicketProfile,
+    profile: ProfileSlot,
 ) -> Result<PseudonymCa> {
     profile
+        .current()
         .check_issuable(&certificate)
         .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}")))?;
     seal_role_store(
@@ -327,7 +359,7 @@ pub(crate) fn registration_authority(
     store: Arc<dyn Storage>,
     linkage: [Arc<dyn LinkageAuthorityApi>; 2],
     pca: Arc<dyn PseudonymCaApi>,
-    profile: TicketProfile,
+    profile: ProfileSlot,
     policy: BatchPolicy,
 ) -> Result<RegistrationAuthority> {
     seal_role_store(

@@ -7,10 +7,12 @@
 use trustca_testkit as common;
 
 mod etsi_http;
+mod etsi_metrics;
 mod etsi_register;
 mod etsi_roles;
 mod etsi_serve;
 mod etsi_vehicle;
+mod ticket_reload;
 mod tickets;
 mod v2x_authorities;
 mod v2x_dot1;

@@ -40,7 +40,7 @@ const MB: usize = 64 * 1024 * 1024;
 
 /// Starts `ca`'s server with its V2X authorities in-process, sending every
 /// request at once.
-async fn serve(ca: &mut TestCa) {
+pub(crate) async fn serve(ca: &mut TestCa) {
     ca.stop().await;
     let mut opts = ServeOptions::new(
         ca.data().to_path_buf(),
@@ -89,17 +89,24 @@ async fn enroll_model(
 /// A car at Lv.5, from its registered model `EV-500` (declared hardware
 /// counts up to Lv.3 in automotive; the tickets' permissions follow the
 /// level).
-async fn enroll_lv5_car(ca: &TestCa, serial: &str) -> Device {
+pub(crate) async fn enroll_lv5_car(ca: &TestCa, serial: &str) -> Device {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["automotive"]);
     register_automotive_lv5(ca, &acme, "Acme", "EV-500").await;
     enroll_model(ca, "automotive", "EV-500", serial, vec![]).await
 }
 
-async fn registration(url: &str, creds: &ClientCredentials) -> V2xRegistrationClient<Channel> {
+pub(crate) async fn registration(
+    url: &str,
+    creds: &ClientCredentials,
+) -> V2xRegistrationClient<Channel> {
     V2xRegistrationClient::new(connect(url, creds).await.unwrap()).max_decoding_message_size(MB)
 }
 
-fn ask(cat: &Caterpillar, first: Option<u64>, periods: u32) -> pb::RequestTicketsRequest {
+pub(crate) fn ask(
+    cat: &Caterpillar,
+    first: Option<u64>,
+    periods: u32,
+) -> pb::RequestTicketsRequest {
     pb::RequestTicketsRequest {
         butterfly_request: cat.request().to_bytes().to_vec(),
         first_period: first.unwrap_or(0),

@@ -369,8 +369,8 @@ impl TrustEngine {
                 )));
             }
         };
-        let deny =
-            |reasons: Vec<String>, peer_sector: String, peer_identity: String| msg::Decision {
+        let deny = |reason: msg::DecisionReason, peer_sector: String, peer_identity: String| {
+            msg::Decision {
                 allow: false,
                 depth: "none".into(),
                 required_depth: String::new(),
@@ -379,7 +379,7 @@ impl TrustEngine {
                 peer_sector,
                 peer_identity,
                 rule: String::new(),
-                reasons,
+                reasons: vec![reason],
                 valid_from: now.unix_timestamp(),
                 valid_until: now.unix_timestamp(),
                 peer_assertion: None,
@@ -387,7 +387,8 @@ impl TrustEngine {
                 peer_own_level: 0,
                 peer_system_cap: None,
                 peer_system_assertion: None,
-            };
+            }
+        };
         // The caller's own standing, from its own sector's database.
         let caller_state = if self.is_local(&caller_identity.sector) {
             let serial = trustca_model::hexfmt::decode(&caller.serial);
@@ -418,7 +419,7 @@ impl TrustEngine {
             Err(e) if e.is_data_loss() => return Err(e),
             Err(e) => {
                 return Ok(deny(
-                    vec![format!("caller: {e}")],
+                    msg::DecisionReason::Caller(e.to_string()),
                     String::new(),
                     String::new(),
                 ));
@@ -428,7 +429,7 @@ impl TrustEngine {
             Ok(v) => v,
             Err(reason) => {
                 return Ok(deny(
-                    vec![format!("peer certificate rejected: {reason}")],
+                    msg::DecisionReason::PeerCertificate(reason.to_string()),
                     String::new(),
                     String::new(),
                 ));
@@ -442,7 +443,13 @@ impl TrustEngine {
         let mut peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
             Ok(s) => s,
             Err(e) if e.is_data_loss() => return Err(e),
-            Err(e) => return Ok(deny(vec![format!("peer: {e}")], peer_sector, String::new())),
+            Err(e) => {
+                return Ok(deny(
+                    msg::DecisionReason::Peer(e.to_string()),
+                    peer_sector,
+                    String::new(),
+                ));
+            }
         };
         // A member of a system of linked devices is judged at its
         // effective level there, from the live records (crate::systems).
@@ -471,7 +478,11 @@ impl TrustEngine {
             peer_sector,
             peer_identity: peer_state.identity.clone(),
             rule: outcome.rule.unwrap_or_default(),
-            reasons: outcome.reasons,
+            reasons: outcome
+                .reasons
+                .into_iter()
+                .map(msg::DecisionReason::Policy)
+                .collect(),
             valid_from: now.unix_timestamp(),
             valid_until: valid_until.unix_timestamp(),
             peer_assertion: Some((*peer_state.assertion).clone()),

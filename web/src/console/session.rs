@@ -3,12 +3,15 @@
 //! browser opens it, and posting its form exchanges the link for a session
 //! cookie (`__Host-` prefix, `Secure`, `HttpOnly`, `SameSite=Strict`,
 //! `Max-Age` of the policy's session time). Links work once and expire;
-//! sessions expire whatever happens. Both live in memory only: a restart
+//! sessions expire whatever happens. A policy reload that changes the
+//! lengths applies to links and sessions already open too (each keeps the
+//! instant it was made), so shortening them takes effect at once. Both
+//! live in memory only: a restart
 //! signs everyone out. Each session has its own CSRF token, which every
 //! form posts back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -40,14 +43,21 @@ pub struct Session {
     pub who: Principal,
     /// The token every form must carry.
     pub csrf: String,
-    expires: Instant,
+    signed_in: Instant,
+}
+
+/// How long links and sessions last (replaced on a policy reload).
+#[derive(Debug, Clone, Copy)]
+struct Lengths {
+    link: Duration,
+    session: Duration,
 }
 
 /// The one-time links and the sessions.
 #[derive(Debug)]
 pub struct Sessions {
-    link_ttl: Duration,
-    session_ttl: Duration,
+    lengths: RwLock<Lengths>,
+    /// Each link with its principal and the instant it was issued.
     links: Mutex<HashMap<String, (Principal, Instant)>>,
     sessions: Mutex<HashMap<String, Session>>,
 }
@@ -84,84 +94,94 @@ impl Sessions {
     /// Links usable for `link_ttl`, sessions lasting `session_ttl`.
     pub fn new(link_ttl: Duration, session_ttl: Duration) -> Self {
         Self {
-            link_ttl,
-            session_ttl,
+            lengths: RwLock::new(Lengths {
+                link: link_ttl,
+                session: session_ttl,
+            }),
             links: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
         }
     }
 
+    /// New lengths (a policy reload), for the links and sessions already
+    /// open too: each lasts the new length from when it was made.
+    pub fn set_lengths(&self, link_ttl: Duration, session_ttl: Duration) {
+        *self.lengths.write().unwrap_or_else(PoisonError::into_inner) = Lengths {
+            link: link_ttl,
+            session: session_ttl,
+        };
+    }
+
+    fn lengths(&self) -> Lengths {
+        *self.lengths.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// How long a session lasts.
     pub fn session_ttl(&self) -> Duration {
-        self.session_ttl
+        self.lengths().session
     }
 
     /// How long a link can be used.
     pub fn link_ttl(&self) -> Duration {
-        self.link_ttl
+        self.lengths().link
     }
 
     /// A new one-time login token for `who`; `None` without randomness.
     pub fn issue_link(&self, who: Principal, now: Instant) -> Option<String> {
         let token = random_token()?;
-        let mut links = self
-            .links
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        prune(&mut links, |(_, e)| *e, now);
-        links.insert(token.clone(), (who, now + self.link_ttl));
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = self.link_ttl();
+        prune(&mut links, |(_, at)| *at + ttl, now);
+        links.insert(token.clone(), (who, now));
         Some(token)
     }
 
     /// Whether `token` is a live link (the sign-in form shows; nothing is used up).
     pub fn link_is_live(&self, token: &str, now: Instant) -> bool {
-        let links = self
-            .links
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        links.get(token).is_some_and(|(_, e)| *e > now)
+        let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = self.link_ttl();
+        links.get(token).is_some_and(|(_, at)| *at + ttl > now)
     }
 
     /// Uses up `token` and opens a session: (session id, session); `None`
     /// for a link that is unknown, used or expired.
     pub fn sign_in(&self, token: &str, now: Instant) -> Option<(String, Session)> {
-        let (who, expires) = self
+        let (who, issued) = self
             .links
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(token)?;
-        if expires <= now {
+        let Lengths { link, session: ttl } = self.lengths();
+        if issued + link <= now {
             return None;
         }
         let (id, csrf) = (random_token()?, random_token()?);
         let session = Session {
             who,
             csrf,
-            expires: now + self.session_ttl,
+            signed_in: now,
         };
-        let mut sessions = self
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        prune(&mut sessions, |s| s.expires, now);
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        prune(&mut sessions, |s| s.signed_in + ttl, now);
         sessions.insert(id.clone(), session.clone());
         Some((id, session))
     }
 
     /// The live session `id` names.
     pub fn session(&self, id: &str, now: Instant) -> Option<Session> {
-        let sessions = self
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        sessions.get(id).filter(|s| s.expires > now).cloned()
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = self.session_ttl();
+        sessions
+            .get(id)
+            .filter(|s| s.signed_in + ttl > now)
+            .cloned()
     }
 
     /// Ends session `id`.
     pub fn sign_out(&self, id: &str) {
         self.sessions
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
     }
 }
@@ -216,5 +236,22 @@ mod tests {
             Some("xyz")
         );
         assert_eq!(cookie_value(Some("trustca-console=xyz")), None);
+    }
+
+    /// A reload that shortens the lengths ends what is already open past
+    /// them; lengthening gives new links and sessions the new time.
+    #[test]
+    fn new_lengths_apply_to_what_is_open() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(600));
+        let t = Instant::now();
+        let token = s.issue_link(who(), t).unwrap();
+        let (id, _) = s.sign_in(&s.issue_link(who(), t).unwrap(), t).unwrap();
+        s.set_lengths(Duration::from_secs(20), Duration::from_secs(120));
+        assert_eq!(s.session_ttl(), Duration::from_secs(120));
+        assert!(!s.link_is_live(&token, t + Duration::from_secs(21)));
+        assert!(s.session(&id, t + Duration::from_secs(119)).is_some());
+        assert!(s.session(&id, t + Duration::from_secs(121)).is_none());
+        s.set_lengths(Duration::from_secs(60), Duration::from_secs(900));
+        assert!(s.session(&id, t + Duration::from_secs(899)).is_some());
     }
 }

@@ -243,6 +243,43 @@ async fn public_pages_are_rate_limited_per_client() {
     assert_eq!(codes, [200, 200, 200, 200, 200, 429, 429]);
 }
 
+/// The rate limits follow a policy reload at once (the same client's
+/// bucket is cut to the new burst); a reload moving `base_url`, which
+/// printed labels carry, is refused and the limit in force stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reloaded_rate_limit_applies_at_once_and_the_base_url_stays() {
+    let mut ca = TestCa::init();
+    let web = start_with_web(&mut ca).await;
+    let ops = ca.credential(CertificateKind::Operator, "ops", &["hems"]);
+    let curl = Curl::new(&ca.root_pem());
+    let get = || curl.get(&format!("https://{web}/"), None, &[]).0;
+    assert_eq!(get(), 200, "under the shipped 120 a minute");
+
+    let policy = ca.data().join("policies/web.toml");
+    let shipped = std::fs::read_to_string(&policy).unwrap();
+    let lowered = shipped.replace("requests_per_minute = 120", "requests_per_minute = 5");
+    assert_ne!(lowered, shipped);
+    std::fs::write(&policy, &lowered).unwrap();
+    let mut trust = trust_client(&ca.url(), &ops).await;
+    trust
+        .reload_policy(pb::ReloadPolicyRequest {})
+        .await
+        .unwrap();
+    let codes: Vec<u16> = (0..7).map(|_| get()).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 200, 429, 429]);
+
+    std::fs::write(
+        &policy,
+        lowered.replace(
+            "base_url = \"\"",
+            "base_url = \"https://labels.example.org\"",
+        ),
+    )
+    .unwrap();
+    reload_refused(&mut trust, "base_url cannot change").await;
+    assert_eq!(get(), 429, "the reloaded limit is still in force");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registered_model_has_a_label_page_and_shows_its_suspension() {
     use trustca_proto::v1::model_registry_client::ModelRegistryClient;
