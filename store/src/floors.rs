@@ -76,6 +76,13 @@ impl Floors {
             + (self.wide.capacity() + self.recent.capacity()) * slot
     }
 
+    /// Merges everything learned and frees the map of recent entries
+    /// (after the whole log was read at start; writes refill it).
+    pub(crate) fn settle(&mut self) {
+        self.merge();
+        self.recent = HashMap::new();
+    }
+
     /// Moves `recent` into the sorted list (or, past 32 bits, into `wide`);
     /// a key in both keeps the newer entry (sequence numbers only grow).
     /// The two sorted runs are merged in place from the back, so a merge
@@ -219,8 +226,7 @@ mod tests {
         for i in 0..n {
             floors.learn(key(i), u64::from(i));
         }
-        floors.merge();
-        floors.recent.shrink_to(0);
+        floors.settle();
         assert_eq!(size_of::<(FloorKey, u32)>(), 16);
         let per = floors.heap_bytes() as f64 / f64::from(n);
         assert!(per <= 16.5, "{per} bytes a record");

@@ -504,7 +504,7 @@ impl LogIndex {
     /// Merges the floors learned so far into their compact list (after the
     /// whole log was read at start).
     pub(crate) fn settle(&mut self) {
-        self.floors.merge();
+        self.floors.settle();
     }
 
     /// Bytes the floors hold.
