@@ -151,13 +151,19 @@ mod tests {
         k
     }
 
-    #[test]
-    fn floors_keep_the_newest_entry_across_merges() {
+    /// Floors of records 0..n, record i written by entry i.
+    fn learned(n: u32) -> Floors {
         let mut floors = Floors::default();
-        let n = 3 * FLOOR_MERGE_MIN as u32;
         for i in 0..n {
             floors.learn(key(i), u64::from(i));
         }
+        floors
+    }
+
+    #[test]
+    fn floors_keep_the_newest_entry_across_merges() {
+        let n = 3 * FLOOR_MERGE_MIN as u32;
+        let mut floors = learned(n);
         // Every third record written again, later.
         for i in (0..n).step_by(3) {
             floors.learn(key(i), u64::from(n + i));
@@ -221,11 +227,8 @@ mod tests {
 
     #[test]
     fn a_record_takes_16_bytes_once_merged() {
-        let mut floors = Floors::default();
         let n = 4 * FLOOR_MERGE_MIN as u32;
-        for i in 0..n {
-            floors.learn(key(i), u64::from(i));
-        }
+        let mut floors = learned(n);
         floors.settle();
         assert_eq!(size_of::<(FloorKey, u32)>(), 16);
         let per = floors.heap_bytes() as f64 / f64::from(n);
