@@ -395,12 +395,11 @@ impl pb::trust_snapshots_server::TrustSnapshots for SnapshotService {
             )
         };
         let publisher = Arc::clone(&self.publisher);
-        let (der, snapshot) =
-            blocking("snapshot", move || publisher.current(scope.as_ref())).await?;
+        let (der, stamp) = blocking("snapshot", move || publisher.current(scope.as_ref())).await?;
         Ok(Response::new(pb::SnapshotResponse {
             signed_snapshot: der.as_ref().clone(),
-            serial: snapshot.serial,
-            next_update: snapshot.next_update.unix_timestamp(),
+            serial: stamp.serial,
+            next_update: stamp.next_update.unix_timestamp(),
         }))
     }
 }

@@ -420,7 +420,17 @@ pub async fn server_rss(
     concurrency: usize,
 ) -> Result<(RssProbe, Row)> {
     let exe = std::env::current_exe().context("this binary's path")?;
-    let mut child = Command::new(exe)
+    // A profiler may wrap the server (`TRUSTCA_BENCH_SERVER_WRAPPER=heaptrack`):
+    // the server then prints its own pid, since the child is the wrapper.
+    let mut command = match std::env::var_os("TRUSTCA_BENCH_SERVER_WRAPPER") {
+        Some(wrapper) => {
+            let mut c = Command::new(wrapper);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .arg("--serve-data")
         .arg(data)
         .stdin(Stdio::piped())
@@ -453,18 +463,25 @@ async fn probe(
     reads: usize,
     concurrency: usize,
 ) -> Result<(RssProbe, Row)> {
-    let pid = child.id().to_string();
     let stdout = child.stdout.take().context("no stdout")?;
+    // A wrapper (a profiler) may print its own lines first.
     let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if !line.starts_with("listening ") => continue,
+                Some(line) => return line,
+                None => return Ok(String::new()),
+            }
+        }
     })
     .await??;
-    let addr = line
+    let (addr, pid) = line
         .trim()
         .strip_prefix("listening ")
-        .with_context(|| format!("unexpected server output {line:?}"))?
-        .to_owned();
+        .and_then(|rest| rest.split_once(" pid "))
+        .with_context(|| format!("unexpected server output {line:?}"))?;
+    let (addr, pid) = (addr.to_owned(), pid.to_owned());
     let (rss_start, _) = cpu::rss_kib(&pid).context("no /proc status of the server")?;
     let channel = trustca_api::client::connect(&addr, client).await?;
     let trust = TrustDatabaseClient::new(channel);
@@ -530,12 +547,12 @@ async fn probe(
 }
 
 /// `--serve-data DIR`: runs the server over `dir`, prints `listening
-/// <addr>`, and stops when standard input closes.
+/// <addr> pid <pid>`, and stops when standard input closes.
 pub async fn serve_child(dir: &Path) -> Result<()> {
     let server = crate::grpc::start(dir).await?;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening {}", server.addr)?;
+        writeln!(out, "listening {} pid {}", server.addr, std::process::id())?;
         out.flush()?;
     }
     tokio::task::spawn_blocking(|| {
@@ -543,6 +560,11 @@ pub async fn serve_child(dir: &Path) -> Result<()> {
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink)
     })
     .await??;
+    // Under a heap profiler, what the server still holds when it stops is
+    // what it held in service: leave without freeing it.
+    if std::env::var_os("TRUSTCA_BENCH_SERVE_ABANDON").is_some() {
+        std::process::exit(0);
+    }
     Ok(server.shutdown().await?)
 }
 

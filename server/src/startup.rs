@@ -106,9 +106,11 @@ pub(crate) fn seal_records(
         }
         Err(e) => return Err(e.into()),
     };
+    let floor_bytes = seal.floor_bytes();
     storage.set_record_seal(Arc::new(seal));
     tracing::info!(
         records,
+        floor_bytes,
         ms = started.elapsed().as_millis() as u64,
         "certificate, device and trust records sealed to the audit log"
     );

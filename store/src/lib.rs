@@ -23,6 +23,7 @@ mod codec;
 mod committer;
 mod contain;
 mod error;
+mod floors;
 mod guard;
 mod layer;
 mod pages;

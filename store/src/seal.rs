@@ -120,7 +120,16 @@ impl RecordSeal {
             *l = LogIndex::default();
         }
         self.catch_up(storage)?;
+        if let Ok(mut l) = self.learned.write() {
+            l.settle();
+        }
         Ok(self.with_learned(LogIndex::records))
+    }
+
+    /// Bytes of memory the floors learned so far take (16 a record; the
+    /// one part of the seal that grows with the store).
+    pub fn floor_bytes(&self) -> usize {
+        self.with_learned(LogIndex::floor_bytes)
     }
 
     /// Reads the entries appended to the log since it was last read (by

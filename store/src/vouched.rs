@@ -28,6 +28,7 @@ use std::ops::Bound;
 
 use trustca_model::hexfmt;
 
+use crate::floors::{Floors, floor_key};
 use crate::seal::{self, Sealed};
 use crate::{AuditEntry, RecordSeal, Storage, StoreError};
 
@@ -45,7 +46,7 @@ pub(crate) struct LogIndex {
     /// The first entry not read yet.
     pub(crate) next_seq: u64,
     /// (table, key) → the newest entry that wrote the record, keyed by
-    /// [`floor_key`] (16 bytes instead of the key's text: a server holds
+    /// [`floor_key`] (12 bytes instead of the key's text: a server holds
     /// three per device).
     floors: Floors,
     /// Sector → serial → its revocation.
@@ -483,84 +484,6 @@ pub(crate) fn vouch_blocked<T>(
     }
 }
 
-/// Each sealed record's floor, in 24 bytes a record: a sorted list of
-/// (key, newest entry) holding what was learned up to the last merge, and
-/// a small map of what was learned since. A hash map of all of them would
-/// take about 35 bytes a record, and twice that while it grows (at a
-/// million devices, three million records: about 105 MB, 157 MB while
-/// growing, against 72 MB).
-#[derive(Debug, Default)]
-struct Floors {
-    /// Sorted by key, one entry per key.
-    merged: Vec<([u8; 16], u64)>,
-    /// Learned since the last merge; newer than `merged`.
-    recent: HashMap<[u8; 16], u64>,
-}
-
-/// Entries learned before they are merged into the sorted list: at least
-/// this many, and at least a quarter of the list (so merging costs O(1)
-/// per entry, amortised).
-const FLOOR_MERGE_MIN: usize = 1 << 16;
-
-impl Floors {
-    fn learn(&mut self, key: [u8; 16], seq: u64) {
-        self.recent.insert(key, seq);
-        if self.recent.len() >= FLOOR_MERGE_MIN.max(self.merged.len() / 4) {
-            self.merge();
-        }
-    }
-
-    fn get(&self, key: &[u8; 16]) -> Option<u64> {
-        if let Some(seq) = self.recent.get(key) {
-            return Some(*seq);
-        }
-        let at = self.merged.binary_search_by(|(k, _)| k.cmp(key)).ok()?;
-        Some(self.merged[at].1)
-    }
-
-    /// Records with a floor.
-    fn len(&self) -> usize {
-        let new = self
-            .recent
-            .keys()
-            .filter(|k| self.merged.binary_search_by(|(m, _)| m.cmp(k)).is_err())
-            .count();
-        self.merged.len() + new
-    }
-
-    /// Moves `recent` into the sorted list; a key in both keeps the newer
-    /// entry (sequence numbers only grow).
-    fn merge(&mut self) {
-        self.merged.reserve_exact(self.recent.len());
-        self.merged.extend(self.recent.drain());
-        // Two sorted runs after the first merge: the stable sort merges
-        // them in linear time.
-        self.merged
-            .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        // `dedup_by` keeps the first of equal keys: give it the newest.
-        self.merged.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 = kept.1.max(later.1);
-            }
-            same
-        });
-        self.recent.shrink_to(FLOOR_MERGE_MIN);
-    }
-}
-
-/// A record's place in the floors: the first 16 octets of the SHA-256 of
-/// its table and key (a collision would need 2^64 records).
-fn floor_key(table: Sealed, key: &str) -> [u8; 16] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(table.name().as_bytes());
-    ctx.update(&[0]);
-    ctx.update(key.as_bytes());
-    let mut out = [0; 16];
-    out.copy_from_slice(&ctx.finish().as_ref()[..16]);
-    out
-}
-
 impl LogIndex {
     /// Whether the log says `space`'s records were sealed from some point on.
     pub(crate) fn space_sealed(&self, space: &str) -> bool {
@@ -576,6 +499,17 @@ impl LogIndex {
     /// How many records the log vouches for.
     pub(crate) fn records(&self) -> usize {
         self.floors.len()
+    }
+
+    /// Merges the floors learned so far into their compact list (after the
+    /// whole log was read at start).
+    pub(crate) fn settle(&mut self) {
+        self.floors.settle();
+    }
+
+    /// Bytes the floors hold.
+    pub(crate) fn floor_bytes(&self) -> usize {
+        self.floors.heap_bytes()
     }
 
     /// The sectors the log revoked certificates in.
@@ -601,36 +535,6 @@ impl LogIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floors_keep_the_newest_entry_across_merges() {
-        let key = |n: u32| {
-            let mut k = [0u8; 16];
-            k[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
-            k[4..8].copy_from_slice(&n.to_be_bytes());
-            k
-        };
-        let mut floors = Floors::default();
-        let n = 3 * FLOOR_MERGE_MIN as u32;
-        for i in 0..n {
-            floors.learn(key(i), u64::from(i));
-        }
-        // Every third record written again, later.
-        for i in (0..n).step_by(3) {
-            floors.learn(key(i), u64::from(n + i));
-        }
-        assert!(!floors.merged.is_empty(), "never merged");
-        assert_eq!(floors.len(), n as usize);
-        for i in 0..n {
-            let want = if i % 3 == 0 { n + i } else { i };
-            assert_eq!(floors.get(&key(i)), Some(u64::from(want)), "record {i}");
-        }
-        assert_eq!(floors.get(&key(n + 1)), None);
-        floors.merge();
-        assert!(floors.recent.is_empty());
-        assert_eq!(floors.merged.len(), n as usize);
-        assert_eq!(floors.get(&key(3)), Some(u64::from(n + 3)));
-    }
 
     fn entry(seq: u64, kind: &str, subject: &str, detail: &str) -> AuditEntry {
         AuditEntry {

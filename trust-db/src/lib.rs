@@ -23,7 +23,7 @@ pub use federation::{PeerAnswer, PeerDatabases};
 pub use foreign::FOREIGN_CRL_DIR;
 pub use notify::Notifier;
 pub use registry::{FleetMove, ModelRegistry, model_view};
-pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher};
+pub use snapshot::{SNAPSHOT_VALIDITY, SnapshotPublisher, SnapshotStamp};
 pub use systems::{
     ListedSystem, MemberCap, RECHECK, SPACE as SYSTEMS_SPACE, SystemRegistry, SystemWatch,
     cap_view, evaluation_view, system_view,

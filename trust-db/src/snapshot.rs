@@ -55,7 +55,19 @@ struct Cached {
     foreign_crls: u64,
     built: std::time::Instant,
     der: Arc<Vec<u8>>,
-    snapshot: Arc<TrustSnapshot>,
+    /// What callers read of the snapshot beside its DER: the parsed
+    /// snapshot itself (a string or more per listed device) is not kept,
+    /// so a sector's snapshot is held once, signed.
+    stamp: SnapshotStamp,
+}
+
+/// A published snapshot's serial and the end of its validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotStamp {
+    /// The snapshot's serial in its scope.
+    pub serial: u64,
+    /// Until when it may be relied on.
+    pub next_update: OffsetDateTime,
 }
 
 /// Builds, signs and caches snapshots.
@@ -153,7 +165,7 @@ impl SnapshotPublisher {
     pub fn current(
         &self,
         scope: Option<&SectorName>,
-    ) -> Result<(Arc<Vec<u8>>, Arc<TrustSnapshot>), TrustDbError> {
+    ) -> Result<(Arc<Vec<u8>>, SnapshotStamp), TrustDbError> {
         let key = scope.cloned();
         let audit_size = self.engine.storage().audit_head()?.0;
         let trust_list = self.engine.trust_list().map(|l| l.list.sequence);
@@ -169,7 +181,7 @@ impl SnapshotPublisher {
             && let Some(c) = cache.get(&key)
             && fresh(c)
         {
-            return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+            return Ok((Arc::clone(&c.der), c.stamp));
         }
         // While another request builds, answer with the cached snapshot if
         // it is still within its validity rather than queueing behind the
@@ -182,7 +194,7 @@ impl SnapshotPublisher {
                     && let Some(c) = cache.get(&key)
                     && c.built.elapsed() < self.validity
                 {
-                    return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+                    return Ok((Arc::clone(&c.der), c.stamp));
                 }
                 self.building.lock().map_err(io_err)?
             }
@@ -191,13 +203,16 @@ impl SnapshotPublisher {
             && let Some(c) = cache.get(&key)
             && fresh(c)
         {
-            return Ok((Arc::clone(&c.der), Arc::clone(&c.snapshot)));
+            return Ok((Arc::clone(&c.der), c.stamp));
         }
         let snapshot = self.build(scope, OffsetDateTime::now_utc())?;
         let (key_pair, chain) = self.engine.responder();
         let signed = SignedSnapshot::sign(&snapshot, key_pair, chain.to_vec())?;
         let der = Arc::new(signed.to_der());
-        let snapshot = Arc::new(snapshot);
+        let stamp = SnapshotStamp {
+            serial: snapshot.serial,
+            next_update: snapshot.next_update,
+        };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(
                 key,
@@ -207,7 +222,7 @@ impl SnapshotPublisher {
                     foreign_crls,
                     built: std::time::Instant::now(),
                     der: Arc::clone(&der),
-                    snapshot: Arc::clone(&snapshot),
+                    stamp,
                 },
             );
         }
@@ -219,7 +234,7 @@ impl SnapshotPublisher {
             bytes = der.len(),
             "trust snapshot built"
         );
-        Ok((der, snapshot))
+        Ok((der, stamp))
     }
 
     /// Builds (unsigned) the snapshot of `scope` at `now`, taking the next

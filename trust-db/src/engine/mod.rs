@@ -28,6 +28,7 @@ use trustca_model::firmware;
 use trustca_model::trust_list::{CheckedTrustList, ListInForce};
 
 mod answers;
+mod bounded;
 pub(crate) use answers::entries_within;
 mod changes;
 mod standing;
@@ -104,8 +105,11 @@ pub const MAX_CHAIN: usize = 4;
 
 /// Verified peer chains remembered (by leaf fingerprint) before the cache
 /// is emptied: each entry is the leaf's subject, extension, identity and
-/// two digests, about 700 bytes, so about 45 MiB when full.
+/// two digests, counted as the leaf's length (what it holds is parsed out
+/// of the leaf) and its slot, about 1 KB for a device certificate ...
 const MAX_CHAINS: usize = 65_536;
+/// ... and at most this many bytes of them.
+const MAX_CHAIN_BYTES: usize = 64 << 20;
 /// Signed assertions remembered at most (one per device) ...
 const MAX_CACHE: usize = 200_000;
 /// ... and at most this many bytes of them: each carries its own copy of
@@ -122,7 +126,7 @@ pub struct TrustEngine {
     loader: Option<PolicyLoader>,
     revocation_hook: std::sync::OnceLock<RevocationHook>,
     issuer_check: std::sync::OnceLock<IssuerCheck>,
-    chains: Mutex<HashMap<[u8; 32], Arc<VerifiedChain>>>,
+    chains: Mutex<bounded::Bounded<[u8; 32], Arc<VerifiedChain>>>,
     assertions: Mutex<HashMap<String, CachedAssertion>>,
     /// What the store says about local devices, while it is unchanged.
     standings: standing::StandingCache,
@@ -205,7 +209,7 @@ impl TrustEngine {
             trust_list: ListInForce::default(),
             foreign_crls: RwLock::new(Arc::new(Vec::new())),
             foreign_crls_generation: std::sync::atomic::AtomicU64::new(0),
-            chains: Mutex::new(HashMap::new()),
+            chains: Mutex::new(bounded::Bounded::new(MAX_CHAINS, MAX_CHAIN_BYTES)),
             assertions: Mutex::new(HashMap::new()),
             standings: standing::StandingCache::default(),
             federation,
@@ -396,10 +400,7 @@ impl TrustEngine {
             }
         };
         if let Ok(mut cache) = self.chains.lock() {
-            if cache.len() >= MAX_CHAINS {
-                cache.clear();
-            }
-            cache.insert(fp, Arc::clone(&v));
+            cache.insert(fp, Arc::clone(&v), leaf.len());
         }
         Ok(v)
     }

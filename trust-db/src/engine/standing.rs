@@ -12,19 +12,22 @@
 //! before. A backend without a marker (PostgreSQL replicas, which have
 //! their own read cache) is read every time.
 //!
-//! Bounded: at most [`MAX_ENTRIES`] devices (one entry each, about 300
-//! bytes plus its notes: ~20 MiB when full); a full cache is emptied.
+//! Bounded: at most [`MAX_ENTRIES`] devices and [`MAX_BYTES`] (one entry
+//! each, about 400 bytes with its strings, counted); a full cache is
+//! emptied.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use trustca_model::DeviceIdentity;
 use trustca_store::{CertificateStatus, Storage, TrustRecord};
 
+use super::bounded::Bounded;
 use crate::TrustDbError;
 
-/// Devices remembered before the cache is emptied.
+/// Devices remembered before the cache is emptied ...
 pub(crate) const MAX_ENTRIES: usize = 65_536;
+/// ... and bytes of them.
+pub(crate) const MAX_BYTES: usize = 32 << 20;
 
 /// The store's part of a device's live state.
 #[derive(Debug)]
@@ -42,6 +45,22 @@ pub(crate) struct StoredStanding {
     pub urn: String,
 }
 
+impl StoredStanding {
+    /// What a standing owns: itself (behind its `Arc`) and its strings.
+    fn heap_bytes(&self) -> usize {
+        size_of::<Self>()
+            + self.record.identity_key.len()
+            + self.record.sector.len()
+            + self
+                .notes
+                .iter()
+                .map(|n| n.len() + size_of::<String>())
+                .sum::<usize>()
+            + self.record_note.as_ref().map_or(0, String::len)
+            + self.urn.len()
+    }
+}
+
 struct Entry {
     marker: u64,
     serial: Option<Vec<u8>>,
@@ -50,9 +69,16 @@ struct Entry {
 }
 
 /// Standings by identity key, each valid under one change marker.
-#[derive(Default)]
 pub(crate) struct StandingCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<Bounded<String, Entry>>,
+}
+
+impl Default for StandingCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(Bounded::new(MAX_ENTRIES, MAX_BYTES)),
+        }
+    }
 }
 
 impl std::fmt::Debug for StandingCache {
@@ -86,9 +112,7 @@ impl StandingCache {
         }
         let standing = Arc::new(read(storage, identity, key, serial, key_fp)?);
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
+            let bytes = key.len() + serial.map_or(0, <[u8]>::len) + standing.heap_bytes();
             entries.insert(
                 key.to_owned(),
                 Entry {
@@ -97,6 +121,7 @@ impl StandingCache {
                     key_fp: key_fp.copied(),
                     standing: Arc::clone(&standing),
                 },
+                bytes,
             );
         }
         Ok(standing)
