@@ -291,6 +291,34 @@ impl FjallStorage {
     }
 }
 
+/// Bytes the files under `dir` occupy on disk. fjall sizes a new journal
+/// file to its whole bound up front (64 MiB long, few blocks written), so
+/// lengths would overstate a young store; allocated blocks do not.
+fn allocated_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            allocated_bytes(&entry.path())?
+        } else {
+            file_bytes(&meta)
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(unix)]
+fn file_bytes(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks() * 512
+}
+
+#[cfg(not(unix))]
+fn file_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
 /// A record read from a table iterator, as owned bytes.
 fn pair(kv: fjall::Result<fjall::KvPair>) -> Result<KeyValue, StoreError> {
     let (k, v) = kv.map_err(fjall_error)?;

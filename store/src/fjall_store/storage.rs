@@ -72,9 +72,10 @@ impl Storage for FjallStorage {
             .collect()
     }
 
-    /// The keyspaces' tables and the journal, as fjall counts them.
+    /// The directory's allocated bytes: tables, journal, fjall's own
+    /// files (see `allocated_bytes`).
     fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.disk_space().map_err(fjall_error)
+        allocated_bytes(&self.spaces.path).map_err(|e| io_error(&e))
     }
 
     fn serial_by_fingerprint(&self, fingerprint: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
