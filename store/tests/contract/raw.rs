@@ -6,10 +6,38 @@
 
 use crate::Backend;
 
+/// The sled database of a store, opened behind its back. The store just
+/// closed may still be releasing sled's lock from a background thread for
+/// a moment (as `SledStorage::open` allows), more so on a loaded machine.
+fn sled_db(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match trustca_store::raw_sled_config(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 /// The fjall database of a store, opened behind its back, and one of its
 /// keyspaces (they keep the options they were created with).
 fn fjall_space(dir: &std::path::Path, table: &str) -> (fjall::Database, fjall::Keyspace) {
-    let db = fjall::Database::builder(dir).open().unwrap();
+    // The store just closed may still be joining its background threads,
+    // which hold its lock for a moment (as `FjallStorage::open` allows).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match fjall::Database::builder(dir).open() {
+            Err(fjall::Error::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let space = db
         .keyspace(table, fjall::KeyspaceCreateOptions::default)
         .unwrap();
@@ -26,7 +54,7 @@ pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
             space.get(key).unwrap().map(|v| v.to_vec())
         }
         Backend::Sled(dir) => {
-            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
+            let db = sled_db(dir.path());
             let v = db.open_tree(table).unwrap().get(key).unwrap();
             v.map(|v| v.to_vec())
         }
@@ -43,7 +71,7 @@ pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
 pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     match b {
         Backend::Sled(dir) => {
-            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
+            let db = sled_db(dir.path());
             let tree = db.open_tree(table).unwrap();
             match value {
                 Some(v) => tree.insert(key, v).unwrap(),
