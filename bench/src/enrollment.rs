@@ -57,11 +57,7 @@ async fn restart_then_stop(data: &std::path::Path, devices: u64) -> Result<Figur
     let stopping = Instant::now();
     server.shutdown().await?;
     let secs = stopping.elapsed().as_secs_f64();
-    let store = if pgmode::on_postgres() {
-        "PostgreSQL"
-    } else {
-        "sled"
-    };
+    let store = pgmode::backend_name();
     progress(&format!(
         "restarted over {devices} devices, shut down 0.2 s after start in {secs:.2} s ({store} store)"
     ));
@@ -163,11 +159,7 @@ pub(crate) async fn stages(
         progress(&format!(
             "server shut down in {:.2} s ({} store)",
             stopped_in.as_secs_f64(),
-            if pgmode::on_postgres() {
-                "PostgreSQL"
-            } else {
-                "sled"
-            }
+            pgmode::backend_name()
         ));
         // Every answered certificate must be in the store (plus the credential).
         if issued > 0 {

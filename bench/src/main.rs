@@ -116,8 +116,8 @@ enum Stage {
     Crl,
     /// The audit log's share of the per-issuance store cost.
     Audit,
-    /// sled beside PostgreSQL: commit groups and Decide's reads
-    /// (PostgreSQL from TRUSTCA_BENCH_POSTGRES).
+    /// sled beside fjall and PostgreSQL: commit groups and Decide's
+    /// reads (PostgreSQL from TRUSTCA_BENCH_POSTGRES).
     Stores,
     /// The integrity checks (`store check`, start-up check) beside a raw
     /// read of the same records.
@@ -346,11 +346,13 @@ struct Opts {
     /// Also write the results as JSON to this file ("-": standard output).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// A PostgreSQL server (`postgres://user@host:port`): every server the
-    /// harness starts keeps its records in a fresh database there instead
-    /// of its data directory's sled store (the stages that fill or read a
-    /// sled store directly still use sled).
-    #[arg(long, value_name = "URL")]
+    /// The store of every server the harness starts: `sled` (the
+    /// default, the data directory's `db`), `fjall` (an embedded fjall
+    /// store, `DATA/fjall`; the store-size fill writes into it too) or a
+    /// PostgreSQL server (`postgres://user@host:port`: a fresh database
+    /// there per data directory). Stages that fill or read a sled store
+    /// directly (breakdowns, snapshot, integrity) still use sled.
+    #[arg(long, value_name = "sled|fjall|URL")]
     store: Option<String>,
     /// Internal (store-size): serve the data directory DIR in this process
     /// until standard input closes.
@@ -514,8 +516,8 @@ async fn run(opts: &Opts) -> Result<(Vec<Row>, Vec<Figure>)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let opts = Opts::parse();
-    if let Some(url) = &opts.store {
-        pgmode::use_postgres(url);
+    if let Some(store) = &opts.store {
+        pgmode::use_store(store)?;
     }
     if let Some(dir) = &opts.serve_data {
         return storesize::serve_child(dir).await;

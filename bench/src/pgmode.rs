@@ -1,9 +1,10 @@
-//! `--store postgres://…`: servers the harness starts keep their records in
-//! a fresh PostgreSQL database on that server instead of the data
-//! directory's sled store, so PostgreSQL figures come from the same stages
+//! `--store postgres://…` or `--store fjall`: servers the harness starts
+//! keep their records in a fresh PostgreSQL database on that server, or in
+//! an embedded fjall store (`DATA/fjall`), instead of the data directory's
+//! sled store, so PostgreSQL and fjall figures come from the same stages
 //! as sled's. Each data directory gets its own database (named after the
 //! process and a counter); the stages that reopen a stopped server's store
-//! to check it open that database.
+//! to check it, and the store-size fill, open that store.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 use trustca_server::StoreConfig;
-use trustca_store::{PgStorage, SledStorage, Storage};
+use trustca_store::{CloseWaiter, FjallStorage, PgStorage, SledStorage, Storage};
 
 /// The PostgreSQL server given with `--store`, when there is one.
 static SERVER: OnceLock<String> = OnceLock::new();
@@ -20,9 +21,79 @@ static SERVER: OnceLock<String> = OnceLock::new();
 static DATABASES: Mutex<Option<HashMap<PathBuf, String>>> = Mutex::new(None);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether the servers run on an embedded fjall store.
+static FJALL: OnceLock<()> = OnceLock::new();
+
 /// Makes every server started from now on use a database on `server_url`.
 pub fn use_postgres(server_url: &str) {
     let _ = SERVER.set(server_url.to_owned());
+}
+
+/// `--store`: `sled` (the default), `fjall`, or a PostgreSQL server URL.
+pub fn use_store(store: &str) -> Result<()> {
+    match store {
+        "sled" => {}
+        "fjall" => {
+            let _ = FJALL.set(());
+        }
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            use_postgres(url);
+        }
+        other => {
+            anyhow::bail!("--store {other}: give sled, fjall or a postgres://USER@HOST:PORT server")
+        }
+    }
+    Ok(())
+}
+
+/// Whether the servers run on fjall.
+pub fn on_fjall() -> bool {
+    FJALL.get().is_some()
+}
+
+/// The backend the servers run on, for messages and labels.
+pub fn backend_name() -> &'static str {
+    if on_postgres() {
+        "PostgreSQL"
+    } else if on_fjall() {
+        "fjall"
+    } else {
+        "sled"
+    }
+}
+
+/// The arguments that put a child harness process (`--serve-data`) on
+/// the same embedded store as this one.
+pub fn child_args() -> Vec<&'static str> {
+    if on_fjall() {
+        vec!["--store", "fjall"]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The directory of the embedded store of `data` (sled's `DATA/db`, or
+/// `DATA/fjall`).
+pub fn embedded_dir(data: &Path) -> PathBuf {
+    if on_fjall() {
+        data.join("fjall")
+    } else {
+        data.join("db")
+    }
+}
+
+/// Opens the embedded store of a stopped server's `data` directory with
+/// a waiter that tells when it is closed.
+pub fn open_embedded(data: &Path) -> Result<(Arc<dyn Storage>, CloseWaiter)> {
+    let dir = embedded_dir(data);
+    let (store, closed): (Arc<dyn Storage>, _) = if on_fjall() {
+        let (s, c) = FjallStorage::open_with(&dir, &Default::default())?;
+        (Arc::new(s), c)
+    } else {
+        let (s, c) = SledStorage::open_with_close_waiter(&dir)?;
+        (Arc::new(s), c)
+    };
+    Ok((store, closed))
 }
 
 /// Whether the servers run on PostgreSQL.
@@ -31,9 +102,12 @@ pub fn on_postgres() -> bool {
 }
 
 /// The store a server over `data` uses: a fresh database on PostgreSQL
-/// (the same one again for a data directory seen before), or `None` for
-/// the data directory's sled store.
+/// (the same one again for a data directory seen before), `DATA/fjall`,
+/// or `None` for the data directory's sled store.
 pub fn store_for(data: &Path) -> Result<Option<StoreConfig>> {
+    if on_fjall() {
+        return Ok(Some(StoreConfig::Fjall(embedded_dir(data))));
+    }
     let Some(server) = SERVER.get() else {
         return Ok(None);
     };
@@ -57,6 +131,6 @@ pub fn store_for(data: &Path) -> Result<Option<StoreConfig>> {
 pub fn reopen(data: &Path) -> Result<Arc<dyn Storage>> {
     Ok(match store_for(data)? {
         Some(StoreConfig::Postgres(url)) => Arc::new(PgStorage::connect(&url)?),
-        _ => Arc::new(SledStorage::open(&data.join("db")).context("reopen the store")?),
+        _ => open_embedded(data).context("reopen the store")?.0,
     })
 }

@@ -1,5 +1,5 @@
-//! sled beside PostgreSQL, in one run: what the storage backends cost for
-//! the two things the server asks of them most.
+//! sled beside fjall and PostgreSQL, in one run: what the storage
+//! backends cost for the two things the server asks of them most.
 //!
 //! * **commit**: groups of 256 new-device issuances (records shaped like a
 //!   real enrollment: ~600-byte certificate DER, device, trust record,
@@ -9,7 +9,7 @@
 //! * **decide reads**: the four records `Decide` reads about a peer
 //!   (trust record, certificate, blocked key, device) for random enrolled
 //!   devices among a hot set of 1,000 (as the decide stage's cars), from 4
-//!   threads — on sled, on PostgreSQL directly, and on
+//!   threads — on sled, on fjall, on PostgreSQL directly, and on
 //!   PostgreSQL behind the replica read cache (`CachedStorage`, 20 ms).
 //!
 //! PostgreSQL is found through `TRUSTCA_BENCH_POSTGRES` (a server URL
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use trustca_store::{
-    CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, Issuance, PgStorage,
-    SledStorage, Storage,
+    CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, FjallStorage, Issuance,
+    PgStorage, SledStorage, Storage,
 };
 
 use crate::report::{Figure, Group, Row, skipped};
@@ -174,9 +174,30 @@ pub fn measure(devices: u64, seconds: f64) -> Result<(Vec<Row>, Vec<Figure>)> {
         sled.size_on_disk()? as f64 / devices as f64,
         "bytes",
     ));
+    let fjall_dir = tempfile::tempdir()?;
+    let fjall: Arc<dyn Storage> = Arc::new(FjallStorage::open(fjall_dir.path())?);
+    rows.push(commit(
+        fjall.as_ref(),
+        "store-commit-fjall",
+        "commit groups, fjall",
+        devices,
+    )?);
+    rows.push(decide_reads(
+        Arc::clone(&fjall),
+        "store-decide-fjall",
+        "Decide's reads, fjall",
+        devices,
+        seconds,
+    )?);
+    figures.push(Figure::new(
+        "store-bytes-fjall",
+        format!("fjall bytes on disk per device ({devices} devices, tables + journal)"),
+        fjall.size_on_disk()? as f64 / devices as f64,
+        "bytes",
+    ));
     let Ok(server) = std::env::var("TRUSTCA_BENCH_POSTGRES") else {
-        rows.push(sled_commit);
-        rows.push(sled_reads);
+        rows.insert(0, sled_commit);
+        rows.insert(1, sled_reads);
         let why = "set TRUSTCA_BENCH_POSTGRES=postgres://USER@HOST:PORT".to_owned();
         rows.push(skipped(
             "store-commit-pg",

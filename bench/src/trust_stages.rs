@@ -39,7 +39,7 @@ pub(crate) async fn stages(
         figures.extend(out.figures);
         world.stop().await?;
         // The breakdown reads the stopped server's sled store in-process.
-        if !pgmode::on_postgres() {
+        if !pgmode::on_postgres() && !pgmode::on_fjall() {
             progress("decide: in-process breakdown");
             rows.extend(decide::breakdown(&world, opts.decide_breakdown).await?);
         }
@@ -100,7 +100,7 @@ pub(crate) async fn stages(
                 1536.0,
             )?);
             if probe.is_some() {
-                let (blocks, _) = storesize::du(&world.data.path().join("db"))?;
+                let (blocks, _) = storesize::du(&pgmode::embedded_dir(world.data.path()))?;
                 figures.push(
                     Figure::new(
                         "store_bytes_per_device_reopened",
@@ -108,17 +108,20 @@ pub(crate) async fn stages(
                         blocks as f64 / opts.store_devices.max(1) as f64,
                         "bytes",
                     )
-                    .note("sled may clean segments on open and on close"),
+                    .note("sled may clean segments on open and on close; fjall compacts in the background"),
                 );
             }
-            // The same records in an LSM store, beside sled (fjallsize.rs).
-            let fjall = fjallsize::compare(
-                &world.data.path().join("db"),
-                opts.store_devices,
-                opts.store_group,
-            )?;
-            rows.extend(fjall.rows);
-            figures.extend(fjall.figures);
+            // The same records in an LSM store, beside sled (fjallsize.rs):
+            // a copy of the filled sled store, so only when it is sled's.
+            if !pgmode::on_fjall() {
+                let fjall = fjallsize::compare(
+                    &world.data.path().join("db"),
+                    opts.store_devices,
+                    opts.store_group,
+                )?;
+                rows.extend(fjall.rows);
+                figures.extend(fjall.figures);
+            }
         }
     }
     if opts.wants(Stage::Crl) {

@@ -28,7 +28,7 @@ pub enum AuditAction {
         /// Data directory (or a copy of it; the server must not be running on it).
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        /// The store, when it is not DATA/db: a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         #[arg(long)]
@@ -40,7 +40,7 @@ pub enum AuditAction {
         entry: u64,
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        /// The store, when it is not DATA/db: a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         #[arg(long)]
@@ -54,7 +54,7 @@ pub enum AuditAction {
         new: u64,
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        /// The store, when it is not DATA/db: a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         #[arg(long)]
@@ -64,7 +64,7 @@ pub enum AuditAction {
     List {
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        /// The store, when it is not DATA/db: a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         /// Only entries at or after this time (RFC 3339).
@@ -81,7 +81,7 @@ pub enum AuditAction {
     Report {
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, when it is not DATA/db: a postgres:// URL or a sled directory.
+        /// The store, when it is not DATA/db: a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         #[arg(long, conflicts_with = "csv")]
@@ -94,13 +94,13 @@ pub enum AuditAction {
 
 fn open_store(data: &Path, store: Option<&StoreConfig>) -> Result<Arc<dyn Storage>> {
     let config = StoreConfig::or_data_dir(store, data);
-    if let StoreConfig::Sled(db) = &config
+    if let Some(db) = config.embedded_dir()
         && !db.exists()
     {
         bail!("{} holds no store", db.display());
     }
     config.open().map_err(|e| {
-        if let StoreConfig::Sled(db) = &config
+        if let Some(db) = config.embedded_dir()
             && e.to_string().contains("in use")
         {
             anyhow::anyhow!(

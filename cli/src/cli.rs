@@ -383,7 +383,7 @@ pub enum CredentialAction {
     },
 }
 
-/// `--store`: a postgres:// URL or a sled directory.
+/// `--store`: a postgres:// URL, fjall:DIR or a sled directory.
 pub fn parse_store(s: &str) -> Result<StoreConfig, String> {
     s.parse()
         .map_err(|e: trustca_server::ServerError| e.to_string())

@@ -69,8 +69,8 @@ pub enum EtsiAction {
         /// Data directory of the CA (its store DATA/db).
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, if not the data directory's: a sled directory or a
-        /// postgres:// URL.
+        /// The store, if not the data directory's: a sled directory,
+        /// fjall:DIR or a postgres:// URL.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         /// The device's URN (its canonical identifier, the `itsId` of its

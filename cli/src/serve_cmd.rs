@@ -25,7 +25,7 @@ pub struct ServeArgs {
         help_heading = "Data directory and store"
     )]
     data: PathBuf,
-    /// The store: a postgres:// URL or a sled directory (default: DATA/db).
+    /// The store: a postgres:// URL, fjall:DIR (an embedded fjall store) or a sled directory (default: DATA/db).
     #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store, help_heading = "Data directory and store")]
     store: Option<StoreConfig>,
     /// Address to listen on.

@@ -1,5 +1,5 @@
 //! `trustca store ...`: moving a deployment between stores (sled to
-//! PostgreSQL) and looking at what a store holds.
+//! PostgreSQL or fjall, and back) and looking at what a store holds.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,13 +15,14 @@ use crate::cli::{PassphraseArgs, parse_store, print_json};
 #[derive(Debug, Subcommand)]
 pub enum StoreAction {
     /// Copy every record of a stopped deployment's store into an empty one
-    /// (e.g. sled to PostgreSQL), the audit log with its sequence numbers
+    /// (e.g. sled to PostgreSQL or to fjall), the audit log with its sequence numbers
     /// and leaf hashes, so `trustca audit verify` passes on the target.
     Copy {
-        /// The source: a sled directory (e.g. DATA/db) or a postgres:// URL.
+        /// The source: a sled directory (e.g. DATA/db), fjall:DIR or a
+        /// postgres:// URL.
         #[arg(long, value_parser = parse_store)]
         from: StoreConfig,
-        /// The target (must be empty): a postgres:// URL or a sled directory.
+        /// The target (must be empty): a postgres:// URL, fjall:DIR or a sled directory.
         #[arg(long, value_parser = parse_store)]
         to: StoreConfig,
         /// Records per target transaction.
@@ -43,8 +44,8 @@ pub enum StoreAction {
         /// as for `audit` and `store seal`.
         #[arg(long, env = "TRUSTCA_DATA", default_value = crate::cli::DEFAULT_DATA_DIR)]
         data: PathBuf,
-        /// The store, if not the data directory's: a sled directory or a
-        /// postgres:// URL.
+        /// The store, if not the data directory's: a sled directory,
+        /// fjall:DIR or a postgres:// URL.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: Option<StoreConfig>,
         /// Print JSON.
@@ -79,7 +80,7 @@ pub enum StoreAction {
     },
     /// Show what a store holds: certificates, devices, audit log size.
     Info {
-        /// The store: a sled directory or a postgres:// URL.
+        /// The store: a sled directory, fjall:DIR or a postgres:// URL.
         #[arg(long, env = "TRUSTCA_STORE", value_parser = parse_store)]
         store: StoreConfig,
         /// Print JSON.
@@ -181,7 +182,11 @@ fn seal(
 }
 
 fn copy(from: &StoreConfig, to: &StoreConfig, chunk: usize, json: bool) -> Result<ExitCode> {
-    if from == to {
+    if from == to
+        || from
+            .embedded_dir()
+            .is_some_and(|d| to.embedded_dir() == Some(d))
+    {
         bail!("--from and --to are the same store");
     }
     let source = from

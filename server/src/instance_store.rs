@@ -37,8 +37,9 @@ pub struct InstanceStore {
 /// anything: an embedded store directory that holds files. (A PostgreSQL
 /// database is checked when it is opened: it must hold no audit entry.)
 pub fn check_new_store(data: &Path, store: Option<&StoreConfig>) -> Result<()> {
-    if let StoreConfig::Sled(dir) = StoreConfig::or_data_dir(store, data)
-        && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some())
+    let config = StoreConfig::or_data_dir(store, data);
+    if let Some(dir) = config.embedded_dir()
+        && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
     {
         return Err(ServerError::StoreConfig(format!(
             "{} already holds a store; a sector is installed into a new directory (`trustca sector init`)",
@@ -106,7 +107,7 @@ pub fn create_instance_store(
         )));
     }
     drop(guarded);
-    if matches!(config, StoreConfig::Sled(_)) && !closed.wait(CLOSE_WAIT) {
+    if config.embedded_dir().is_some() && !closed.wait(CLOSE_WAIT) {
         tracing::warn!(store = %config.describe(), "the new store did not close within 10 s");
     }
     Ok(InstanceStore {

@@ -1,7 +1,7 @@
 //! Which store a server (or an offline command) uses: the embedded sled
-//! directory, the default, or a PostgreSQL database named by URL. Every
-//! place that opens a store goes through [`StoreConfig::open`], so a new
-//! backend is wired here once.
+//! directory, the default; an embedded fjall directory (`fjall:PATH`); or
+//! a PostgreSQL database named by URL. Every place that opens a store
+//! goes through [`StoreConfig::open`], so a new backend is wired here once.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use trustca_datadir::DataDir;
 
 use trustca_store::{
-    CachedStorage, GuardedStorage, PgStorage, Recovery, SledStorage, Storage, StoreError,
+    CachedStorage, FjallSettings, FjallStorage, GuardedStorage, PgStorage, Recovery, SledStorage,
+    Storage, StoreError,
 };
 
 use crate::error::ServerError;
@@ -19,6 +20,9 @@ use crate::error::ServerError;
 pub enum StoreConfig {
     /// An embedded sled database in this directory (one process at a time).
     Sled(PathBuf),
+    /// An embedded fjall database in this directory (one process at a
+    /// time): `fjall:PATH`.
+    Fjall(PathBuf),
     /// A PostgreSQL database, by connection URL (`postgres://…`).
     Postgres(String),
 }
@@ -34,40 +38,49 @@ impl StoreConfig {
         store.cloned().unwrap_or_else(|| Self::in_data_dir(data))
     }
 
+    /// The directory of an embedded store (sled or fjall); `None` for
+    /// PostgreSQL.
+    pub fn embedded_dir(&self) -> Option<&Path> {
+        match self {
+            Self::Sled(dir) | Self::Fjall(dir) => Some(dir),
+            Self::Postgres(_) => None,
+        }
+    }
+
     /// A short description for logs and messages; a URL is shown without
     /// its password.
     pub fn describe(&self) -> String {
         match self {
             Self::Sled(dir) => dir.display().to_string(),
+            Self::Fjall(dir) => format!("fjall:{}", dir.display()),
             Self::Postgres(url) => redact(url),
         }
     }
 
-    /// Opens the store (creating a sled directory when there is none;
-    /// migrating a PostgreSQL schema to this binary's version).
+    /// Opens the store (creating an embedded store's directory when there
+    /// is none; migrating a PostgreSQL schema to this binary's version).
     pub fn open(&self) -> Result<Arc<dyn Storage>, ServerError> {
         match self {
-            Self::Sled(_) => Ok(self.open_with_close()?.0),
+            Self::Sled(_) | Self::Fjall(_) => Ok(self.open_with_close()?.0),
             Self::Postgres(url) => Ok(Arc::new(connect(url)?)),
         }
     }
 
     /// Opens an existing store to read it, changing nothing first: no
-    /// PostgreSQL migration (a sled directory must exist).
+    /// PostgreSQL migration (an embedded store's directory must exist).
     pub fn open_existing(&self) -> Result<Arc<dyn Storage>, ServerError> {
         match self {
-            Self::Sled(dir) if !dir.exists() => Err(ServerError::StoreConfig(format!(
-                "there is no store at {}",
-                dir.display()
-            ))),
-            Self::Sled(_) => self.open(),
+            Self::Sled(dir) | Self::Fjall(dir) if !dir.exists() => Err(ServerError::StoreConfig(
+                format!("there is no store at {}", dir.display()),
+            )),
+            Self::Sled(_) | Self::Fjall(_) => self.open(),
             Self::Postgres(url) => Ok(Arc::new(
                 PgStorage::connect_existing(url).map_err(|e| open_error(url, &e))?,
             )),
         }
     }
 
-    /// Opens the store for a server; the waiter, for sled, tells when the
+    /// Opens the store for a server; the waiter, for an embedded store, tells when the
     /// directory is closed and unlocked after shutdown, so it can be
     /// reopened at once. A PostgreSQL store, shared with other replicas,
     /// is read through a cache of the records `Decide` needs, revalidated
@@ -92,11 +105,12 @@ impl StoreConfig {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         });
         // sled's memory cannot be trusted after a failed write (it fails
-        // every later operation): reopen it from disk, with a reserve file
-        // beside it to make room. PostgreSQL rolls a failed transaction
-        // back by itself.
+        // every later operation), nor fjall's after a failed fsync (it
+        // refuses every later write): reopen from disk, with a reserve
+        // file beside the store to make room. PostgreSQL rolls a failed
+        // transaction back by itself.
         let recovery = match self {
-            Self::Sled(dir) => {
+            Self::Sled(dir) | Self::Fjall(dir) => {
                 let mut reserve = dir.clone().into_os_string();
                 reserve.push(".reserve");
                 Recovery::Reopen {
@@ -124,17 +138,13 @@ impl StoreConfig {
     ) -> Result<(Arc<dyn Storage>, Option<trustca_store::CloseWaiter>), ServerError> {
         match self {
             Self::Sled(dir) => {
-                let (store, closed) =
-                    SledStorage::open_with_close_waiter(dir).map_err(|e| match e {
-                        StoreError::InUse(_) => ServerError::StoreConfig(format!(
-                            "the store {} is in use by another trustca process",
-                            dir.display()
-                        )),
-                        other => ServerError::StoreConfig(format!(
-                            "cannot open the store at {}: {other}",
-                            dir.display()
-                        )),
-                    })?;
+                let (store, closed) = SledStorage::open_with_close_waiter(dir)
+                    .map_err(|e| embedded_open_error(dir, e))?;
+                Ok((Arc::new(store), Some(closed)))
+            }
+            Self::Fjall(dir) => {
+                let (store, closed) = FjallStorage::open_with(dir, &FjallSettings::default())
+                    .map_err(|e| embedded_open_error(dir, e))?;
                 Ok((Arc::new(store), Some(closed)))
             }
             Self::Postgres(url) => {
@@ -142,6 +152,20 @@ impl StoreConfig {
                 Ok((Arc::new(CachedStorage::new(pg, REPLICA_STALENESS)), None))
             }
         }
+    }
+}
+
+/// Why an embedded store in `dir` did not open, in words.
+fn embedded_open_error(dir: &Path, e: StoreError) -> ServerError {
+    match e {
+        StoreError::InUse(_) => ServerError::StoreConfig(format!(
+            "the store {} is in use by another trustca process",
+            dir.display()
+        )),
+        other => ServerError::StoreConfig(format!(
+            "cannot open the store at {}: {other}",
+            dir.display()
+        )),
     }
 }
 
@@ -184,20 +208,30 @@ fn password(url: &str) -> Option<&str> {
     Some(userinfo.split_once(':')?.1)
 }
 
+/// What marks a fjall store in `--store`.
+const FJALL_PREFIX: &str = "fjall:";
+
 impl FromStr for StoreConfig {
     type Err = ServerError;
 
-    /// `postgres://…` or `postgresql://…` is a PostgreSQL URL; anything
-    /// else is a sled directory.
+    /// `postgres://…` or `postgresql://…` is a PostgreSQL URL; `fjall:PATH`
+    /// a fjall directory; anything else is a sled directory.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.trim().is_empty() {
             return Err(ServerError::StoreConfig(
-                "the store is empty: give a directory or a postgres:// URL".into(),
+                "the store is empty: give a directory, fjall:DIRECTORY or a postgres:// URL".into(),
             ));
         }
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             Ok(Self::Postgres(s.to_owned()))
+        } else if let Some(dir) = s.strip_prefix(FJALL_PREFIX) {
+            if dir.trim().is_empty() {
+                return Err(ServerError::StoreConfig(
+                    "fjall: names no directory: give fjall:DIRECTORY".into(),
+                ));
+            }
+            Ok(Self::Fjall(PathBuf::from(dir)))
         } else {
             Ok(Self::Sled(PathBuf::from(s)))
         }
@@ -240,7 +274,12 @@ mod tests {
             "/var/lib/trustca/db".parse::<StoreConfig>().unwrap(),
             StoreConfig::Sled("/var/lib/trustca/db".into())
         );
+        assert_eq!(
+            "fjall:/var/lib/trustca/db".parse::<StoreConfig>().unwrap(),
+            StoreConfig::Fjall("/var/lib/trustca/db".into())
+        );
         assert!("".parse::<StoreConfig>().is_err());
+        assert!("fjall:".parse::<StoreConfig>().is_err());
     }
 
     #[test]
@@ -251,6 +290,22 @@ mod tests {
         let err = c.open().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("cannot open the store"), "{err}");
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn fjall_opens_reopens_and_reports_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let c: StoreConfig = format!("fjall:{}", dir.path().join("db").display())
+            .parse()
+            .unwrap();
+        assert!(c.describe().starts_with("fjall:"), "{}", c.describe());
+        assert!(c.open_existing().is_err(), "no store yet");
+        let store = c.open().unwrap();
+        assert_eq!(store.counts().unwrap(), (0, 0));
+        let err = c.open().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("in use"), "{err}");
+        drop(store);
+        assert_eq!(c.open_existing().unwrap().counts().unwrap(), (0, 0));
     }
 
     #[test]

@@ -43,7 +43,12 @@ pub fn quiet_engine_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let in_engine = info.location().is_some_and(|l| l.file().contains("/sled-"));
+            let in_engine = info.location().is_some_and(|l| {
+                let file = l.file();
+                ["/sled-", "/fjall-", "/lsm-tree-"]
+                    .iter()
+                    .any(|engine| file.contains(engine))
+            });
             if in_engine {
                 tracing::debug!(%info, "storage engine panic contained");
             } else {

@@ -6,13 +6,15 @@
 //! certificate is only handed out after its records are on disk while many
 //! concurrent enrollments share one flush.
 //!
-//! Two backends implement the [`Storage`] trait: [`SledStorage`], the
-//! embedded default for one machine, and [`PgStorage`], PostgreSQL shared
-//! by several replicas. Neither decides anything: the rules (renewal,
+//! Three backends implement the [`Storage`] trait: [`SledStorage`], the
+//! embedded default for one machine; [`FjallStorage`], embedded too, an
+//! LSM store with compressed tables about a seventh of sled's size on
+//! disk; and [`PgStorage`], PostgreSQL shared by several replicas. None
+//! decides anything: the rules (renewal,
 //! trust changes, transfer, revocation, the audit log's Merkle frontier)
 //! live once in `rules.rs`, and each backend only reads and writes typed
 //! records inside its own transaction. `tests/contract/` runs one test
-//! suite against both. Whatever sits on a store (the guard, the replica
+//! suite against all of them. Whatever sits on a store (the guard, the replica
 //! cache, a benchmark's probe) is a [`StorageLayer`]: it says what it does
 //! around reads and writes and is a [`Storage`] through one blanket impl.
 #![forbid(unsafe_code)]
@@ -22,7 +24,9 @@ mod check;
 mod codec;
 mod committer;
 mod contain;
+mod embedded;
 mod error;
+mod fjall_store;
 mod floors;
 mod guard;
 mod layer;
@@ -43,6 +47,10 @@ pub use codec::{decode_record, encode_record};
 pub use committer::{CommitObserver, CommitStats, GroupCommitter};
 pub use contain::quiet_engine_panics;
 pub use error::{FailureClass, StoreError};
+pub use fjall_store::{
+    DEFAULT_BLOCK_BYTES, DEFAULT_FJALL_CACHE_BYTES, DEFAULT_JOURNAL_BYTES, DEFAULT_MEMTABLE_BYTES,
+    FjallSettings, FjallStorage,
+};
 pub use guard::{GuardedStorage, Opener, RESERVE_BYTES, Recovery, WriteHealth};
 pub use layer::{StorageLayer, WriteKind};
 pub use pages::{

@@ -8,6 +8,7 @@
 mod devices;
 mod pkcs11;
 mod serve;
+mod stores;
 mod v2x;
 
 use std::path::Path;
@@ -362,6 +363,11 @@ fn help_explains_the_commands() {
 /// `trustca serve` as a child process with its output piped; returns the
 /// child once it printed its address.
 fn spawn_serve(data: &Path) -> (std::process::Child, String) {
+    spawn_serve_with(data, &[])
+}
+
+/// [`spawn_serve`] with more arguments (e.g. `--store`).
+fn spawn_serve_with(data: &Path, more: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustca"))
         .args([
@@ -371,6 +377,7 @@ fn spawn_serve(data: &Path) -> (std::process::Child, String) {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(more)
         .env("TRUSTCA_PASSPHRASE", PASS)
         .env_remove("TRUSTCA_PASSPHRASE_FILE")
         .env("RUST_LOG", "info")

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use crate::embedded::{
+    self, AUDIT_FRONTIER, COUNT_CERTS, COUNT_DEVICES, blob_key, crl_number_key, history_key,
+};
 use crate::records::{decode, encode};
 use crate::rules::{self, RecordTxn};
 use crate::seal::{self, RecordSeal, Sealed, Stamp};
@@ -15,15 +18,6 @@ use crate::{
     AuditEntry, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance, Storage,
     StoreError, StoredRecord, TrustChange, TrustRecord,
 };
-
-const AUDIT_FRONTIER: &[u8] = b"audit.frontier";
-
-/// Where the next opened store's change markers start: each store (and
-/// each reopening of one) gets its own range of 2^40 numbers, so a marker
-/// read from a store before it was reopened never matches one after.
-static MARKER_BASE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
-const COUNT_CERTS: &[u8] = b"count.certificates";
-const COUNT_DEVICES: &[u8] = b"count.devices";
 
 /// sled-backed [`Storage`].
 #[derive(Debug, Clone)]
@@ -112,22 +106,6 @@ fn sled_error(e: sled::Error) -> StoreError {
     }
 }
 
-fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(space.len() + 1 + key.len());
-    k.extend_from_slice(space.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key);
-    k
-}
-
-fn history_key(identity_key: &str, version: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(identity_key.len() + 9);
-    k.extend_from_slice(identity_key.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
 type Abort = ConflictableTransactionError<StoreError>;
 
 fn abort(e: StoreError) -> Abort {
@@ -190,22 +168,6 @@ type WriteView = (
     TransactionalTree,
 );
 
-fn crl_number_key(sector: &str) -> String {
-    format!("{CRL_NUMBER_PREFIX}{sector}")
-}
-
-const CRL_NUMBER_PREFIX: &str = "crl.number.";
-
-fn be_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
-    bytes
-        .try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt {
-            key: what.into(),
-            reason: "not an 8-byte number".into(),
-        })
-}
-
 impl SledStorage {
     /// Opens (or creates) a store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -234,6 +196,7 @@ impl SledStorage {
         dir: &Path,
         settings: &SledSettings,
     ) -> Result<(Self, CloseWaiter), StoreError> {
+        embedded::refuse_other_engine(dir, embedded::Engine::Sled)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // A process that just closed the store may still be releasing
         // sled's file lock from a background thread for a moment: a
@@ -263,9 +226,7 @@ impl SledStorage {
             challenges: db.open_tree("attestation_challenges").map_err(sled_error)?,
             challenge_lock: Arc::new(std::sync::Mutex::new(())),
             seal: std::sync::OnceLock::new(),
-            changes: Arc::new(std::sync::atomic::AtomicU64::new(
-                MARKER_BASE.fetch_add(1 << 40, std::sync::atomic::Ordering::Relaxed),
-            )),
+            changes: Arc::new(std::sync::atomic::AtomicU64::new(embedded::first_marker())),
             db,
             _closed: Arc::new(tx),
         };
@@ -334,10 +295,8 @@ impl SledStorage {
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
-        Ok(match self.meta.get(key).map_err(sled_error)? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
-            None => 0,
-        })
+        let stored = self.meta.get(key).map_err(sled_error)?;
+        Ok(embedded::counter_value(stored.as_deref()))
     }
 }
 

@@ -1,7 +1,10 @@
 //! The `Storage` trait over sled: writes run the rules in one sled
 //! transaction across the trees, reads go to the trees directly.
 
+use std::ops::Bound;
+
 use super::*;
+use crate::embedded::{OrderedTables, Records, Table};
 
 impl Storage for SledStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
@@ -102,31 +105,12 @@ impl Storage for SledStorage {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.audit
-            .range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
-                let index =
-                    u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                        key: "audit".into(),
-                        reason: "key is not an index".into(),
-                    })?);
-                Ok((index, v.to_vec()))
-            })
-            .collect()
+        embedded::numbered_page(self, Table::Audit, from, limit)
     }
 
     fn audit_head(&self) -> Result<(u64, [u8; 32]), StoreError> {
-        let frontier = match self.meta.get(AUDIT_FRONTIER).map_err(sled_error)? {
-            Some(v) => {
-                trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| StoreError::Corrupt {
-                    key: "audit.frontier".into(),
-                    reason: e.to_string(),
-                })?
-            }
-            None => trustca_audit::MerkleFrontier::new(),
-        };
+        let stored = self.meta.get(AUDIT_FRONTIER).map_err(sled_error)?;
+        let frontier = embedded::frontier(stored.as_deref())?;
         Ok((frontier.size(), frontier.root()))
     }
 
@@ -139,14 +123,7 @@ impl Storage for SledStorage {
     }
 
     fn tree_heads_page(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.heads
-            .range(from.to_be_bytes()..)
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
-                Ok((be_u64(&k, "tree head size")?, v.to_vec()))
-            })
-            .collect()
+        embedded::numbered_page(self, Table::TreeHeads, from, limit)
     }
 
     fn latest_tree_heads(&self, n: usize) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -184,22 +161,7 @@ impl Storage for SledStorage {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, i64, u8)>, StoreError> {
-        let mut prefix = sector.as_bytes().to_vec();
-        prefix.push(0);
-        let after_key = after.map(|a| [prefix.as_slice(), a].concat());
-        let stored = page_after(&self.revoked, &prefix, after_key.as_deref(), limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                if v.len() != 9 {
-                    return Err(StoreError::Corrupt {
-                        key: "revoked".into(),
-                        reason: "bad value length".into(),
-                    });
-                }
-                let at = i64::from_be_bytes(v[..8].try_into().unwrap_or([0; 8]));
-                Ok((k[prefix.len()..].to_vec(), at, v[8]))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let stored = embedded::revoked_page(self, sector, after, limit)?;
         let seal = self.seal.get().map(|s| &**s);
         vouched::vouch_revoked_page(seal, self, sector, (after, limit), &stored)?;
         Ok(stored)
@@ -261,18 +223,7 @@ impl Storage for SledStorage {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<crate::KeyValue>, StoreError> {
-        let skip = space.len() + 1;
-        let full = blob_key(space, prefix);
-        let after_key = after.map(|a| blob_key(space, a));
-        let stored = page_after(&self.blobs, &full, after_key.as_deref(), limit)
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = k[skip..].to_vec();
-                let value =
-                    seal::open_blob(self.seal.get().map(|s| &**s), space, &key, v.to_vec())?;
-                Ok((key, value))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let stored = embedded::blob_page(self, space, prefix, after, limit)?;
         let seal = self.seal.get().map(|s| &**s);
         vouched::vouch_blob_page(seal, self, space, (prefix, after, limit), &stored)?;
         Ok(stored)
@@ -293,7 +244,7 @@ impl Storage for SledStorage {
         if self.challenges.len() >= max_open {
             for kv in self.challenges.iter() {
                 let (k, v) = kv.map_err(sled_error)?;
-                if challenge_expiry(&v).is_none_or(|at| at <= now) {
+                if embedded::challenge_expiry(&v).is_none_or(|at| at <= now) {
                     self.challenges.remove(k).map_err(sled_error)?;
                 }
             }
@@ -312,103 +263,15 @@ impl Storage for SledStorage {
         // One atomic remove: of concurrent takes, one gets the value. It
         // is made durable by the next flush, at the latest the one that
         // commits the enrollment answering it.
-        let Some(v) = self.challenges.remove(id).map_err(sled_error)? else {
-            return Ok(None);
-        };
-        let at = challenge_expiry(&v).ok_or_else(|| StoreError::Corrupt {
-            key: "attestation_challenges".into(),
-            reason: "a challenge record shorter than its expiry".into(),
-        })?;
-        Ok(Some((v[8..].to_vec(), at)))
+        let taken = self.challenges.remove(id).map_err(sled_error)?;
+        taken.map(|v| embedded::challenge_record(&v)).transpose()
     }
 
     fn export(
         &self,
         each: &mut dyn FnMut(StoredRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let s = self.seal.get().map(|s| &**s);
-        for kv in self.certs.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let (record, seal) = seal::decode_sealed(s, Sealed::Certificate, &k, &v)?;
-            each(StoredRecord::Certificate(record, seal))?;
-        }
-        for kv in self.devices.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let (record, seq) = seal::decode_sealed(s, Sealed::Device, &k, &v)?;
-            each(StoredRecord::Device(record, seq))?;
-        }
-        for kv in self.trust.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let (record, seq) = seal::decode_sealed(s, Sealed::Trust, &k, &v)?;
-            each(StoredRecord::Trust(record, seq))?;
-        }
-        for kv in self.history.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let identity = k
-                .len()
-                .checked_sub(9)
-                .and_then(|n| std::str::from_utf8(&k[..n]).ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: "history".into(),
-                    reason: "key is not identity, 0, version".into(),
-                })?;
-            each(StoredRecord::History(identity.to_owned(), decode(&k, &v)?))?;
-        }
-        for kv in self.audit.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::Audit(decode(&k, &v)?))?;
-        }
-        for kv in self.heads.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            each(StoredRecord::TreeHead(be_u64(&k, "tree head")?, v.to_vec()))?;
-        }
-        for kv in self.revoked.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let corrupt = || StoreError::Corrupt {
-                key: "revoked".into(),
-                reason: "bad key or value".into(),
-            };
-            let split = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
-            let sector = std::str::from_utf8(&k[..split]).map_err(|_| corrupt())?;
-            if v.len() != 9 {
-                return Err(corrupt());
-            }
-            each(StoredRecord::Revoked(
-                sector.to_owned(),
-                k[split + 1..].to_vec(),
-                i64::from_be_bytes(v[..8].try_into().map_err(|_| corrupt())?),
-                v[8],
-            ))?;
-        }
-        for kv in self.blocked_keys.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let fp: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                key: "blocked key".into(),
-                reason: "key is not a SHA-256".into(),
-            })?;
-            each(StoredRecord::BlockedKey(fp, decode(&k, &v)?))?;
-        }
-        for kv in self.blobs.iter() {
-            let (k, v) = kv.map_err(sled_error)?;
-            let corrupt = || StoreError::Corrupt {
-                key: "blob".into(),
-                reason: "key is not space, 0, key".into(),
-            };
-            let split = k.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
-            let space = std::str::from_utf8(&k[..split]).map_err(|_| corrupt())?;
-            each(StoredRecord::Blob(
-                space.to_owned(),
-                k[split + 1..].to_vec(),
-                v.to_vec(),
-            ))?;
-        }
-        for kv in self.meta.scan_prefix(CRL_NUMBER_PREFIX.as_bytes()) {
-            let (k, v) = kv.map_err(sled_error)?;
-            let sector = String::from_utf8_lossy(&k[CRL_NUMBER_PREFIX.len()..]).into_owned();
-            each(StoredRecord::CrlNumber(sector, be_u64(&v, "crl number")?))?;
-        }
-        let (certificates, devices) = self.counts()?;
-        each(StoredRecord::Counts(certificates, devices))
+        embedded::export(self, self.counts()?, each)
     }
 
     fn raw_records(
@@ -417,24 +280,7 @@ impl Storage for SledStorage {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<crate::KeyValue>, StoreError> {
-        use std::ops::Bound;
-        let tree = match table {
-            crate::RecordTable::Certificates => &self.certs,
-            crate::RecordTable::Devices => &self.devices,
-            crate::RecordTable::Trust => &self.trust,
-            crate::RecordTable::History => &self.history,
-        };
-        let start = match after {
-            Some(k) => Bound::Excluded(k.to_vec()),
-            None => Bound::Unbounded,
-        };
-        tree.range::<Vec<u8>, _>((start, Bound::Unbounded))
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
-            .collect()
+        embedded::raw_page(self, table, after, limit)
     }
 
     fn import(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
@@ -450,14 +296,7 @@ impl Storage for SledStorage {
     }
 
     fn devices_with_prefix(&self, prefix: &str) -> Result<Vec<DeviceRecord>, StoreError> {
-        let s = self.seal.get().map(|s| &**s);
-        self.devices
-            .scan_prefix(prefix.as_bytes())
-            .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
-                Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
-            })
-            .collect()
+        embedded::devices_page(self, prefix, None, usize::MAX)
     }
 
     fn devices_page(
@@ -466,52 +305,34 @@ impl Storage for SledStorage {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DeviceRecord>, StoreError> {
-        let s = self.seal.get().map(|s| &**s);
-        let start = match after {
-            // The smallest key after `after`: itself with a 0 byte added.
-            Some(a) if a >= prefix => {
-                let mut k = a.as_bytes().to_vec();
-                k.push(0);
-                k
-            }
-            _ => prefix.as_bytes().to_vec(),
-        };
-        self.devices
-            .range(start..)
-            .take_while(|kv| {
-                kv.as_ref()
-                    .map_or(true, |(k, _)| k.starts_with(prefix.as_bytes()))
-            })
-            .take(limit)
-            .map(|kv| {
-                let (k, v) = kv.map_err(sled_error)?;
-                Ok(seal::decode_sealed(s, Sealed::Device, &k, &v)?.0)
-            })
-            .collect()
+        embedded::devices_page(self, prefix, after, limit)
     }
 }
 
-/// The expiry a stored challenge starts with.
-fn challenge_expiry(v: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(v.get(..8)?.try_into().ok()?))
-}
+impl OrderedTables for SledStorage {
+    fn records(&self, table: Table, start: Bound<Vec<u8>>) -> Records<'_> {
+        let tree = match table {
+            Table::Certificates => &self.certs,
+            Table::Devices => &self.devices,
+            Table::Trust => &self.trust,
+            Table::History => &self.history,
+            Table::Audit => &self.audit,
+            Table::TreeHeads => &self.heads,
+            Table::Revoked => &self.revoked,
+            Table::BlockedKeys => &self.blocked_keys,
+            Table::Blobs => &self.blobs,
+            Table::Meta => &self.meta,
+        };
+        Box::new(
+            tree.range::<Vec<u8>, _>((start, Bound::Unbounded))
+                .map(|kv| {
+                    let (k, v) = kv.map_err(sled_error)?;
+                    Ok((k.to_vec(), v.to_vec()))
+                }),
+        )
+    }
 
-/// Up to `limit` records of `tree` under `prefix` whose key comes after
-/// `after` (a whole key, prefix included; from the first when `None`), in
-/// key order.
-fn page_after<'a>(
-    tree: &'a sled::Tree,
-    prefix: &'a [u8],
-    after: Option<&[u8]>,
-    limit: usize,
-) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + 'a {
-    use std::ops::Bound;
-    let start = match after {
-        Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
-        _ => Bound::Included(prefix.to_vec()),
-    };
-    tree.range::<Vec<u8>, _>((start, Bound::Unbounded))
-        .map(|kv| kv.map_err(sled_error))
-        .take_while(move |kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
-        .take(limit)
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal.get().map(|s| &**s)
+    }
 }

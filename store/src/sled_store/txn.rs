@@ -42,10 +42,7 @@ impl<'a> SledTxn<'a> {
         if n == 0 {
             return Ok(());
         }
-        let old = match self.meta.get(key)? {
-            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
-            None => 0,
-        };
+        let old = embedded::counter_value(self.meta.get(key)?.as_deref());
         self.meta.insert(key, &(old + n).to_be_bytes())?;
         Ok(())
     }
@@ -136,25 +133,13 @@ impl RecordTxn for SledTxn<'_> {
     }
 
     fn put_revoked(&self, sector: &str, serial: &[u8], at: i64, reason: u8) -> Result<(), Abort> {
-        let mut key = sector.as_bytes().to_vec();
-        key.push(0);
-        key.extend_from_slice(serial);
-        let mut value = at.to_be_bytes().to_vec();
-        value.push(reason);
+        let (key, value) = embedded::revoked_entry(sector, serial, at, reason);
         self.revoked.insert(key, value)?;
         Ok(())
     }
 
     fn audit_frontier(&self) -> Result<trustca_audit::MerkleFrontier, Abort> {
-        match self.meta.get(AUDIT_FRONTIER)? {
-            Some(v) => trustca_audit::MerkleFrontier::from_bytes(&v).map_err(|e| {
-                abort(StoreError::Corrupt {
-                    key: "audit.frontier".into(),
-                    reason: e.to_string(),
-                })
-            }),
-            None => Ok(trustca_audit::MerkleFrontier::new()),
-        }
+        embedded::frontier(self.meta.get(AUDIT_FRONTIER)?.as_deref()).map_err(abort)
     }
 
     fn put_audit_entry(&self, entry: &AuditEntry) -> Result<(), Abort> {

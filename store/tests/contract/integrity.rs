@@ -281,9 +281,10 @@ pub fn a_dropped_revocation_or_block_is_refused_and_reported(b: &Backend) {
 }
 
 pub fn a_record_deleted_while_serving_is_refused(b: &Backend) {
-    // sled holds its directory locked while a server runs; PostgreSQL is
-    // shared, so a record written after start can be deleted under it.
-    if matches!(b, Backend::Sled(_)) {
+    // sled and fjall hold their directory locked while a server runs;
+    // PostgreSQL is shared, so a record written after start can be
+    // deleted under it.
+    if matches!(b, Backend::Sled(_) | Backend::Fjall(_)) {
         return;
     }
     let s = b.open();

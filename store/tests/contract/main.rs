@@ -1,5 +1,5 @@
 //! The storage contract: one set of tests run against every backend (sled
-//! in a temporary directory, PostgreSQL in a fresh database).
+//! and fjall in a temporary directory, PostgreSQL in a fresh database).
 //!
 //! PostgreSQL is found through `TRUSTCA_TEST_POSTGRES`, a server URL
 //! without a database name (e.g. `postgres://trustca@127.0.0.1:5433`).
@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod copy_and_check;
+mod crash;
 mod integrity;
 mod legacy;
 mod log_and_leases;
@@ -21,13 +22,14 @@ use legacy::*;
 use log_and_leases::*;
 use raw::tamper;
 use trustca_store::{
-    BlobAudit, CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, Issuance,
-    PgStorage, SledStorage, Storage, StoreError, TrustChange, TrustStatus,
+    BlobAudit, CachedStorage, CertificateRecord, CertificateStatus, DeviceRecord, FjallStorage,
+    Issuance, PgStorage, SledStorage, Storage, StoreError, TrustChange, TrustStatus,
 };
 
 /// A backend under test: how to open (and reopen) it.
 enum Backend {
     Sled(tempfile::TempDir),
+    Fjall(tempfile::TempDir),
     Postgres(String),
     /// PostgreSQL behind the replica read cache, checked on every read.
     CachedPostgres(String),
@@ -36,6 +38,10 @@ enum Backend {
 impl Backend {
     fn sled() -> Self {
         Backend::Sled(tempfile::tempdir().unwrap())
+    }
+
+    fn fjall() -> Self {
+        Backend::Fjall(tempfile::tempdir().unwrap())
     }
 
     fn postgres(test: &str) -> Option<Self> {
@@ -69,6 +75,7 @@ impl Backend {
     fn open_unsealed(&self) -> Arc<dyn Storage> {
         match self {
             Backend::Sled(dir) => Arc::new(SledStorage::open(dir.path()).unwrap()),
+            Backend::Fjall(dir) => Arc::new(FjallStorage::open(dir.path()).unwrap()),
             Backend::Postgres(url) => Arc::new(PgStorage::connect(url).unwrap()),
             Backend::CachedPostgres(url) => Arc::new(CachedStorage::new(
                 Arc::new(PgStorage::connect(url).unwrap()),
@@ -97,6 +104,9 @@ macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sled {
             $( #[test] fn $name() { super::$name(&super::Backend::sled()) } )*
+        }
+        mod fjall {
+            $( #[test] fn $name() { super::$name(&super::Backend::fjall()) } )*
         }
         mod postgres {
             $(

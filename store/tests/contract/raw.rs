@@ -1,17 +1,60 @@
 //! Reading and rewriting stored records behind the store's back, as a disk
 //! fault or someone with write access to the database (but not to the CA's
-//! keys) would. sled recomputes its own checksums on such a write, so the
-//! change is exactly what a careful attacker leaves. Every handle on a sled
-//! store must be closed first.
+//! keys) would. sled and fjall recompute their own checksums on such a
+//! write, so the change is exactly what a careful attacker leaves. Every
+//! handle on an embedded store must be closed first.
 
 use crate::Backend;
 
+/// The sled database of a store, opened behind its back. The store just
+/// closed may still be releasing sled's lock from a background thread for
+/// a moment (as `SledStorage::open` allows), more so on a loaded machine.
+fn sled_db(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match trustca_store::raw_sled_config(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+/// The fjall database of a store, opened behind its back, and one of its
+/// keyspaces (they keep the options they were created with).
+fn fjall_space(dir: &std::path::Path, table: &str) -> (fjall::Database, fjall::Keyspace) {
+    // The store just closed may still be joining its background threads,
+    // which hold its lock for a moment (as `FjallStorage::open` allows).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match fjall::Database::builder(dir).open() {
+            Err(fjall::Error::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    let space = db
+        .keyspace(table, fjall::KeyspaceCreateOptions::default)
+        .unwrap();
+    (db, space)
+}
+
 /// The stored bytes of one record (`None`: there is none). `table` is the
-/// sled tree name: `certificates`, `devices`, `trust` or `blocked_keys`.
+/// sled tree or fjall keyspace name: `certificates`, `devices`, `trust` or
+/// `blocked_keys`.
 pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
     match b {
+        Backend::Fjall(dir) => {
+            let (_db, space) = fjall_space(dir.path(), table);
+            space.get(key).unwrap().map(|v| v.to_vec())
+        }
         Backend::Sled(dir) => {
-            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
+            let db = sled_db(dir.path());
             let v = db.open_tree(table).unwrap().get(key).unwrap();
             v.map(|v| v.to_vec())
         }
@@ -28,13 +71,21 @@ pub fn get(b: &Backend, table: &str, key: &[u8]) -> Option<Vec<u8>> {
 pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     match b {
         Backend::Sled(dir) => {
-            let db = trustca_store::raw_sled_config(dir.path()).open().unwrap();
+            let db = sled_db(dir.path());
             let tree = db.open_tree(table).unwrap();
             match value {
                 Some(v) => tree.insert(key, v).unwrap(),
                 None => tree.remove(key).unwrap(),
             };
             db.flush().unwrap();
+        }
+        Backend::Fjall(dir) => {
+            let (db, space) = fjall_space(dir.path(), table);
+            match value {
+                Some(v) => space.insert(key, v).unwrap(),
+                None => space.remove(key).unwrap(),
+            }
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
         }
         Backend::Postgres(url) | Backend::CachedPostgres(url) => {
             let (_, upsert, delete) = sql(table);
@@ -48,11 +99,12 @@ pub fn set(b: &Backend, table: &str, key: &[u8], value: Option<Vec<u8>>) {
     }
 }
 
-/// Deletes a sector's CRL index entry for `serial` (its key in sled is
-/// the sector, a zero byte and the serial; PostgreSQL has two columns).
+/// Deletes a sector's CRL index entry for `serial` (its key in sled and
+/// fjall is the sector, a zero byte and the serial; PostgreSQL has two
+/// columns).
 pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
     match b {
-        Backend::Sled(_) => {
+        Backend::Sled(_) | Backend::Fjall(_) => {
             let mut key = sector.as_bytes().to_vec();
             key.push(0);
             key.extend_from_slice(serial);
@@ -74,7 +126,7 @@ pub fn delete_revoked(b: &Backend, sector: &str, serial: &[u8]) {
 /// One opaque record's stored bytes.
 pub fn get_blob(b: &Backend, space: &str, key: &[u8]) -> Option<Vec<u8>> {
     match b {
-        Backend::Sled(_) => get(b, "blobs", &blob_key(space, key)),
+        Backend::Sled(_) | Backend::Fjall(_) => get(b, "blobs", &blob_key(space, key)),
         Backend::Postgres(url) | Backend::CachedPostgres(url) => {
             let (rt, client) = pg(url);
             let rows = rt
@@ -88,7 +140,7 @@ pub fn get_blob(b: &Backend, space: &str, key: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// A sled key of an opaque record: the space, a zero byte, the key.
+/// An embedded store's key of an opaque record: the space, a zero byte, the key.
 fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
     let mut full = space.as_bytes().to_vec();
     full.push(0);
@@ -100,7 +152,7 @@ fn blob_key(space: &str, key: &[u8]) -> Vec<u8> {
 /// sled key is the space, a zero byte and the key).
 pub fn set_blob(b: &Backend, space: &str, key: &[u8], value: Option<Vec<u8>>) {
     match b {
-        Backend::Sled(_) => set(b, "blobs", &blob_key(space, key), value),
+        Backend::Sled(_) | Backend::Fjall(_) => set(b, "blobs", &blob_key(space, key), value),
         Backend::Postgres(url) | Backend::CachedPostgres(url) => {
             let (rt, client) = pg(url);
             match &value {
