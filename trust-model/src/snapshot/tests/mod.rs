@@ -34,6 +34,21 @@ fn lv(n: i64) -> TrustLevel {
     TrustLevel::new(n).unwrap()
 }
 
+/// The embedded cooperation (c1) and recognition (r1) policies of every
+/// test snapshot.
+fn policies() -> (EmbeddedPolicy, EmbeddedPolicy) {
+    (
+        EmbeddedPolicy {
+            version: "c1".into(),
+            text: COOP.into(),
+        },
+        EmbeddedPolicy {
+            version: "r1".into(),
+            text: RECOG.into(),
+        },
+    )
+}
+
 /// The snapshot of the published vector (testdata/trust-snapshot).
 pub(crate) fn sample() -> TrustSnapshot {
     TrustSnapshot {
@@ -42,14 +57,8 @@ pub(crate) fn sample() -> TrustSnapshot {
         issued_at: datetime!(2026-11-23 10:00 UTC),
         next_update: datetime!(2026-11-24 10:00 UTC),
         sectors: vec![sn("automotive"), sn("hems")],
-        cooperation_policy: EmbeddedPolicy {
-            version: "c1".into(),
-            text: COOP.into(),
-        },
-        recognition_policy: EmbeddedPolicy {
-            version: "r1".into(),
-            text: RECOG.into(),
-        },
+        cooperation_policy: policies().0,
+        recognition_policy: policies().1,
         models: vec![
             SnapshotModel {
                 sector: sn("hems"),

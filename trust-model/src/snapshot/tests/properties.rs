@@ -43,14 +43,8 @@ fn arb_snapshot() -> impl Strategy<Value = TrustSnapshot> {
                     issued_at: OffsetDateTime::from_unix_timestamp(issued).unwrap(),
                     next_update: OffsetDateTime::from_unix_timestamp(issued + ttl).unwrap(),
                     sectors: sectors.iter().map(|s| sn(s)).collect(),
-                    cooperation_policy: EmbeddedPolicy {
-                        version: "c1".into(),
-                        text: COOP.into(),
-                    },
-                    recognition_policy: EmbeddedPolicy {
-                        version: "r1".into(),
-                        text: RECOG.into(),
-                    },
+                    cooperation_policy: policies().0,
+                    recognition_policy: policies().1,
                     models: models
                         .into_iter()
                         .map(|(i, mf, md, fw, level, status, rv)| SnapshotModel {
