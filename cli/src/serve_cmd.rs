@@ -160,6 +160,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         v2x_batch,
         v2x_in_process,
         crl_refresh,
+        trust_list_refresh: server::TRUST_LIST_REFRESH,
+        federation_cache_ttl: server::FEDERATION_CACHE_TTL,
+        tree_head_interval: server::TREE_HEAD_INTERVAL,
     })
     .await?;
     println!("listening on {}", running.addr);

@@ -41,7 +41,7 @@ pub(crate) fn start(
     let storage = &e.store.storage;
     e.crl_lease.spawn_renewal(storage, stop);
     e.heads_lease.spawn_renewal(storage, stop);
-    e.heads.spawn(stop);
+    e.heads.spawn(opts.tree_head_interval, stop);
     spawn_crl_schedule(&e.crls, &e.crl_lease, stop);
     crate::ca_revocation::spawn_watch(&e.hierarchy, storage, &e.crls, stop);
     spawn_reload_on_hangup(&e.trust, stop);

@@ -113,7 +113,7 @@ impl Engines {
         publish_at_start(&hierarchy, &store, &crls)?;
         // The recognised foreign roots, before the first request (and
         // followed while it runs).
-        crate::trust_list_watch::install(&opts.data, &trust);
+        crate::trust_list_watch::install(&opts.data, &trust, opts.trust_list_refresh);
         hook_trust_to_ca(&trust, &hierarchy, &crls);
         let heads = TreeHeadSigner::new(&storage, hierarchy.audit_key(), Arc::clone(&heads_lease))?;
         unless_read_only(read_only, "signing a tree head", heads.sign_now())?;

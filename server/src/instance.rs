@@ -176,6 +176,6 @@ pub(crate) fn federation(
         client_key_pem: to_pem("PRIVATE KEY", server_key_pkcs8),
         root_pem: to_pem("CERTIFICATE", &hierarchy.root_der),
         timeout: Duration::from_secs(2),
-        cache_ttl: Duration::from_secs(30),
+        cache_ttl: opts.federation_cache_ttl,
     })))
 }

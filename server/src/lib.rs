@@ -46,7 +46,7 @@ pub use loaded_policies::{Policies, PolicyVersion};
 pub use metrics::Metrics;
 pub use pkcs11::{OpenToken, Pkcs11Options, open_token};
 pub use serve::{
-    MAX_MESSAGE_BYTES, RunningServer, ServeOptions, TREE_HEAD_INTERVAL, TreeHeadSigner, init,
-    init_with, start,
+    FEDERATION_CACHE_TTL, MAX_MESSAGE_BYTES, RunningServer, ServeOptions, TREE_HEAD_INTERVAL,
+    TRUST_LIST_REFRESH, TreeHeadSigner, init, init_with, start,
 };
 pub use store::StoreConfig;

@@ -32,6 +32,14 @@ use crate::store::StoreConfig;
 
 pub use crate::tree_heads::{TREE_HEAD_INTERVAL, TreeHeadSigner};
 
+/// How often the trust list in force and the foreign CRLs are read again,
+/// unless `ServeOptions::trust_list_refresh` says otherwise.
+pub const TRUST_LIST_REFRESH: Duration = Duration::from_secs(5);
+
+/// How long an answer forwarded from a peer database is reused, unless
+/// `ServeOptions::federation_cache_ttl` says otherwise.
+pub const FEDERATION_CACHE_TTL: Duration = Duration::from_secs(30);
+
 /// Largest gRPC message accepted (an enrollment request is a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -111,6 +119,16 @@ pub struct ServeOptions {
     /// How often a `--role` process re-reads `DATA/crl/*.crl` to refuse
     /// revoked callers.
     pub crl_refresh: Duration,
+    /// How often the trust list in force and `DATA/crl/foreign/` are
+    /// read again ([`TRUST_LIST_REFRESH`]; tests shorten it rather than
+    /// wait).
+    pub trust_list_refresh: Duration,
+    /// How long an answer forwarded from a peer database is reused
+    /// ([`FEDERATION_CACHE_TTL`]; tests shorten it rather than wait).
+    pub federation_cache_ttl: Duration,
+    /// How often an audit tree head is signed while the log grows
+    /// ([`TREE_HEAD_INTERVAL`]; tests shorten it rather than wait).
+    pub tree_head_interval: Duration,
 }
 
 impl ServeOptions {
@@ -144,6 +162,9 @@ impl ServeOptions {
             v2x_batch: trustca_scms::BatchPolicy::default(),
             v2x_in_process: true,
             crl_refresh: Duration::from_secs(60),
+            trust_list_refresh: TRUST_LIST_REFRESH,
+            federation_cache_ttl: FEDERATION_CACHE_TTL,
+            tree_head_interval: TREE_HEAD_INTERVAL,
         }
     }
 }

@@ -78,15 +78,15 @@ impl TreeHeadSigner {
         Ok(())
     }
 
-    /// Signs periodically until `stop`; the task holds the store weakly so
-    /// a stopped server is released.
-    pub(crate) fn spawn(&self, stop: &tokio_util::sync::CancellationToken) {
+    /// Signs every `interval` until `stop`; the task holds the store
+    /// weakly so a stopped server is released.
+    pub(crate) fn spawn(&self, interval: Duration, stop: &tokio_util::sync::CancellationToken) {
         let storage = Arc::downgrade(&self.storage);
         let (key, last_size) = (Arc::clone(&self.key), Arc::clone(&self.last_size));
         let lease = Arc::clone(&self.lease);
         crate::background::spawn(stop, async move {
             loop {
-                tokio::time::sleep(TREE_HEAD_INTERVAL).await;
+                tokio::time::sleep(interval).await;
                 let Some(storage) = storage.upgrade() else {
                     return;
                 };

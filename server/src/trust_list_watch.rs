@@ -17,18 +17,15 @@ use time::OffsetDateTime;
 use trustca_db::TrustEngine;
 use trustca_model::snapshot_trust_list::{MAX_FOREIGN_CRL_BYTES, MAX_FOREIGN_CRLS};
 
-/// How often the list is checked again.
-const CHECK_EVERY: Duration = Duration::from_secs(5);
-
 /// Loads the list in force into `trust` (logging why, when it cannot) and
-/// keeps it current while `trust` lives.
-pub(crate) fn install(data: &Path, trust: &Arc<TrustEngine>) {
+/// keeps it current, checking `every`, while `trust` lives.
+pub(crate) fn install(data: &Path, trust: &Arc<TrustEngine>, every: Duration) {
     let data: PathBuf = data.to_path_buf();
     load(&data, trust);
     let weak = Arc::downgrade(trust);
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(CHECK_EVERY).await;
+            tokio::time::sleep(every).await;
             let Some(t) = weak.upgrade() else {
                 return;
             };

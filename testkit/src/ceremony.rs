@@ -18,6 +18,10 @@ use trustca_server::ServeOptions;
 
 use super::{PASSPHRASE, trustca_bin};
 
+/// How often the ceremony's servers read their trust list and foreign
+/// CRLs again.
+pub const TRUST_LIST_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The root's directory and one directory per sector.
 pub struct Ceremony {
     /// Where the root certificates and ARLs are handed over (outside every
@@ -185,6 +189,9 @@ impl Ceremony {
             .iter()
             .map(|(s, u)| (s.to_string(), u.clone()))
             .collect();
+        // A newly imported trust list or foreign CRL takes effect within
+        // 200 ms instead of 5 s: the tests wait for it.
+        opts.trust_list_refresh = TRUST_LIST_REFRESH;
         opts
     }
 

@@ -27,6 +27,8 @@ pub use interop::{
 #[cfg(feature = "server")]
 pub mod browser;
 #[cfg(feature = "server")]
+mod ca_template;
+#[cfg(feature = "server")]
 pub mod ceremony;
 #[cfg(feature = "server")]
 pub mod go_check;

@@ -32,8 +32,18 @@ impl TestCa {
         format!("https://{}", self.server.as_ref().unwrap().addr)
     }
 
-    /// Initialises a CA (without a server).
+    /// A CA as `init` leaves it (without a server): a copy of the one
+    /// this test process initialised ([`crate::ca_template`]), so every
+    /// such CA of a process has the same root and keys.
     pub fn init() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        crate::ca_template::copy_into(dir.path());
+        Self { dir, server: None }
+    }
+
+    /// Initialises a CA of its own (without a server): a root no other
+    /// `TestCa` of the process shares, for tests about another deployment.
+    pub fn init_fresh() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
         trustca_server::init(dir.path(), None, &pass, &[]).unwrap();
@@ -602,8 +612,15 @@ pub fn run_output(cmd: &mut Command) -> (bool, String) {
 
 /// Builds the Go checker with the standard library only: no module
 /// downloads (`GOPROXY=off`, a go.mod without requirements), caches in the
-/// target directory's scratch space.
+/// target directory's scratch space. Once per test process: the tests that
+/// use it run side by side and would otherwise each build (and write) the
+/// same binary.
 pub fn build_go_checker() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(go_build).clone()
+}
+
+fn go_build() -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/go");
     let scratch = target_tmpdir().join("go-interop");
     std::fs::create_dir_all(&scratch).unwrap();

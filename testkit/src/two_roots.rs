@@ -146,8 +146,9 @@ pub fn listed_root(data: &Path, dir: &Path) -> PathBuf {
 }
 
 /// Asks Decide about `peer` until `done` holds (the server re-reads
-/// `DATA/crl/foreign/` every 5 s; forwarded answers are cached 30 s), at
-/// most `within`; returns the last answer.
+/// `DATA/crl/foreign/` every [`crate::ceremony::TRUST_LIST_REFRESH`];
+/// forwarded answers are cached for `federation_cache_ttl`), at most
+/// `within`; returns the last answer.
 pub async fn decide_until(
     db: &mut pb::trust_database_client::TrustDatabaseClient<tonic::transport::Channel>,
     peer: &Device,
@@ -160,6 +161,6 @@ pub async fn decide_until(
         if done(&d) || std::time::Instant::now() > deadline {
             return d;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

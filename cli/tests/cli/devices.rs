@@ -203,31 +203,16 @@ fn enroll_checks_its_files_before_it_enrolls() {
     let url = format!("https://{addr}");
     let root = d.join("ca/root.pem");
     let enroll = |identity: &Path, key: &Path, keyout: &Path, out: &Path| {
-        trustca(&[
-            "enroll",
-            "--server",
+        enroll_s1(
             &url,
-            "--identity",
-            identity.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--ca",
-            root.to_str().unwrap(),
-            "--sector",
-            "hems",
-            "--manufacturer",
-            "Acme",
-            "--model",
-            "HB-1",
-            "--serial",
-            "S1",
-            "--firmware",
-            "1.0.0",
-            "--generate-key",
-            keyout.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+            &EnrollFiles {
+                identity,
+                key,
+                root: &root,
+                keyout,
+                out,
+            },
+        )
     };
     let (cert, key) = (m.join("cert.pem"), m.join("key.pem"));
     let (keyout, out) = (dir.path().join("dev.key"), dir.path().join("dev.pem"));

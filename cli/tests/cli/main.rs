@@ -360,6 +360,49 @@ fn help_explains_the_commands() {
     assert_eq!(bad.status.code(), Some(2), "usage errors exit 2");
 }
 
+/// The files of one `trustca enroll` of Acme's HB-1 device `S1` (hems,
+/// firmware 1.0.0): the manufacturer credential and the root the client
+/// trusts, and where the new key and certificate go.
+struct EnrollFiles<'a> {
+    identity: &'a Path,
+    key: &'a Path,
+    root: &'a Path,
+    keyout: &'a Path,
+    out: &'a Path,
+}
+
+/// Runs `trustca enroll` of device S1 at `url` with `files`.
+fn enroll_s1(url: &str, files: &EnrollFiles<'_>) -> Output {
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+    trustca(&[
+        "enroll",
+        "--server",
+        url,
+        "--identity",
+        s(files.identity),
+        "--key",
+        s(files.key),
+        "--ca",
+        s(files.root),
+        "--sector",
+        "hems",
+        "--manufacturer",
+        "Acme",
+        "--model",
+        "HB-1",
+        "--serial",
+        "S1",
+        "--firmware",
+        "1.0.0",
+        "--generate-key",
+        s(files.keyout),
+        "--out",
+        s(files.out),
+    ])
+}
+
 /// `trustca serve` as a child process with its output piped; returns the
 /// child once it printed its address.
 fn spawn_serve(data: &Path) -> (std::process::Child, String) {

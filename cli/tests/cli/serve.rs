@@ -83,31 +83,16 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly
             .status
             .success()
     );
-    let out = trustca(&[
-        "enroll",
-        "--server",
+    let out = enroll_s1(
         &format!("https://{addr}"),
-        "--identity",
-        m.join("cert.pem").to_str().unwrap(),
-        "--key",
-        m.join("key.pem").to_str().unwrap(),
-        "--ca",
-        other.join("ca/root.pem").to_str().unwrap(),
-        "--sector",
-        "hems",
-        "--manufacturer",
-        "Acme",
-        "--model",
-        "HB-1",
-        "--serial",
-        "S1",
-        "--firmware",
-        "1.0.0",
-        "--generate-key",
-        dir.path().join("dev.key").to_str().unwrap(),
-        "--out",
-        dir.path().join("dev.pem").to_str().unwrap(),
-    ]);
+        &EnrollFiles {
+            identity: &m.join("cert.pem"),
+            key: &m.join("key.pem"),
+            root: &other.join("ca/root.pem"),
+            keyout: &dir.path().join("dev.key"),
+            out: &dir.path().join("dev.pem"),
+        },
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
@@ -136,13 +121,12 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_a_second_server_is_told_plainly
     );
 }
 
-#[test]
-fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trustca"))
+/// `trustca serve` in `dir` as a new user runs it: no `--data` and no
+/// `TRUSTCA_DATA` or `TRUSTCA_STORE`, stdout piped.
+fn serve_in(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_trustca"))
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env("TRUSTCA_PASSPHRASE", PASS)
         .env_remove("TRUSTCA_PASSPHRASE_FILE")
         .env_remove("TRUSTCA_DATA")
@@ -151,7 +135,14 @@ fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = serve_in(dir.path());
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("listening on 127.0.0.1:"), "{first}");
@@ -206,18 +197,7 @@ fn serve_without_a_data_directory_initialises_one_and_says_what_next() {
     assert!(dir.path().join("acme/cert.pem").exists());
 
     // A second start of the same directory does not print the steps again.
-    let mut again = Command::new(env!("CARGO_BIN_EXE_trustca"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("TRUSTCA_PASSPHRASE", PASS)
-        .env_remove("TRUSTCA_PASSPHRASE_FILE")
-        .env_remove("TRUSTCA_DATA")
-        .env_remove("TRUSTCA_STORE")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut again = serve_in(dir.path());
     let mut line = String::new();
     let mut reader = std::io::BufReader::new(again.stdout.take().unwrap());
     reader.read_line(&mut line).unwrap();

@@ -126,6 +126,28 @@ impl Work {
         b64
     }
 
+    /// [`Work::csr`] for device `(manufacturer, model, serial)`: the
+    /// subject's O, CN and serialNumber.
+    fn device_csr(
+        &self,
+        name: &str,
+        (manufacturer, model, serial): (&str, &str, &str),
+        firmware: Option<&str>,
+    ) -> PathBuf {
+        self.csr(
+            name,
+            &[("O", manufacturer), ("CN", model), ("serialNumber", serial)],
+            firmware,
+        )
+    }
+
+    /// curl POSTs the CSR `csr` (`application/pkcs10`) to `url` with the
+    /// credential `client`: returns (HTTP status, body).
+    pub(crate) fn post_csr(&self, url: &str, client: &str, csr: &Path) -> (u16, Vec<u8>) {
+        let (code, _, body) = self.curl(url, Some(client), Some((csr, "application/pkcs10")));
+        (code, body)
+    }
+
     /// curl: returns (HTTP status, headers, body).
     pub(crate) fn curl(
         &self,
@@ -344,11 +366,7 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     }
 
     // simpleenroll: openssl req + curl with the manufacturer credential.
-    let csr = w.csr(
-        "dev",
-        &[("O", "Acme"), ("CN", "EV-200"), ("serialNumber", "SN0001")],
-        Some("1.0.0"),
-    );
+    let csr = w.device_csr("dev", ("Acme", "EV-200", "SN0001"), Some("1.0.0"));
     let (code, headers, body) = w.curl(
         &format!("{est}/automotive/simpleenroll"),
         Some("acme"),
@@ -413,31 +431,19 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     let answer = get_trust(&mut trust, urn).await.unwrap();
     assert_eq!((answer.live_level, answer.record_version), (2, 1));
     // A second simpleenroll of the same device is a conflict.
-    let again = w.csr(
-        "again",
-        &[("O", "Acme"), ("CN", "EV-200"), ("serialNumber", "SN0001")],
-        None,
-    );
-    let (code, _, body) = w.curl(
-        &format!("{est}/automotive/simpleenroll"),
-        Some("acme"),
-        Some((&again, "application/pkcs10")),
-    );
+    let again = w.device_csr("again", ("Acme", "EV-200", "SN0001"), None);
+    let (code, body) = w.post_csr(&format!("{est}/automotive/simpleenroll"), "acme", &again);
     assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
 
     // simplereenroll: the device's certificate (and its CA) as client
     // certificate, a new key, the same identity.
     std::fs::write(w.path("device.pem"), format!("{}{sector_pem}", issued[0])).unwrap();
     std::fs::copy(w.path("dev.key"), w.path("device.key")).unwrap();
-    let renew = w.csr(
-        "renew",
-        &[("O", "Acme"), ("CN", "EV-200"), ("serialNumber", "SN0001")],
-        Some("1.1.0"),
-    );
-    let (code, _, body) = w.curl(
+    let renew = w.device_csr("renew", ("Acme", "EV-200", "SN0001"), Some("1.1.0"));
+    let (code, body) = w.post_csr(
         &format!("{est}/automotive/simplereenroll"),
-        Some("device"),
-        Some((&renew, "application/pkcs10")),
+        "device",
+        &renew,
     );
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     let renewed = w.pkcs7_certs("renewed", &body);
@@ -473,26 +479,18 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
     assert_eq!(answer.status, "active");
 
     // The replaced certificate cannot renew again.
-    let stale = w.csr(
-        "stale",
-        &[("O", "Acme"), ("CN", "EV-200"), ("serialNumber", "SN0001")],
-        None,
-    );
-    let (code, _, body) = w.curl(
+    let stale = w.device_csr("stale", ("Acme", "EV-200", "SN0001"), None);
+    let (code, body) = w.post_csr(
         &format!("{est}/automotive/simplereenroll"),
-        Some("device"),
-        Some((&stale, "application/pkcs10")),
+        "device",
+        &stale,
     );
     assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("current certificate"));
     // The renewed device re-enrolls without a label, in its own sector.
     std::fs::write(w.path("device2.pem"), format!("{}{sector_pem}", renewed[0])).unwrap();
     std::fs::copy(w.path("renew.key"), w.path("device2.key")).unwrap();
-    let (code, _, body) = w.curl(
-        &format!("{est}/simplereenroll"),
-        Some("device2"),
-        Some((&stale, "application/pkcs10")),
-    );
+    let (code, body) = w.post_csr(&format!("{est}/simplereenroll"), "device2", &stale);
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     let third = w.pkcs7_certs("third", &body);
     std::fs::write(w.path("device3.pem"), format!("{}{sector_pem}", third[0])).unwrap();
@@ -510,10 +508,10 @@ async fn curl_and_openssl_enroll_reenroll_and_read_cacerts() {
         })
         .await
         .unwrap();
-    let (code, _, body) = w.curl(
+    let (code, body) = w.post_csr(
         &format!("{est}/automotive/simplereenroll"),
-        Some("device3"),
-        Some((&stale, "application/pkcs10")),
+        "device3",
+        &stale,
     );
     assert_eq!(code, 401, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("revoked"));

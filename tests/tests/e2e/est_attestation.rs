@@ -120,11 +120,7 @@ fn der_length(n: usize) -> Vec<u8> {
 
 /// `simpleenroll` with curl: (HTTP status, body).
 fn enroll(w: &Work, est: &str, csr: &std::path::Path) -> (u16, Vec<u8>) {
-    let (code, _, body) = w.curl(
-        &format!("{est}/automotive/simpleenroll"),
-        Some("acme"),
-        Some((csr, "application/pkcs10")),
-    );
+    let (code, body) = w.post_csr(&format!("{est}/automotive/simpleenroll"), "acme", csr);
     (code, body)
 }
 

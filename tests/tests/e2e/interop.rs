@@ -442,19 +442,60 @@ fn pkilint_allow_list() -> Vec<Allowed> {
         .collect()
 }
 
-/// ERROR and FATAL findings of one pkilint run, less the allow-listed ones.
-fn pkilint_findings(program: &str, args: &[&str], file: &Path, allow: &[Allowed]) -> Vec<String> {
-    let out = Command::new(program)
-        .args(["lint", "-f", "JSON", "-s", "ERROR"])
-        .args(args)
-        .arg(file)
-        .output()
+/// One pkilint run: the console script (`lint_pkix_cert` or `lint_crl`)
+/// and its arguments after `lint -f JSON -s ERROR`, the file last.
+struct PkilintJob {
+    tool: &'static str,
+    args: Vec<String>,
+}
+
+/// Runs every job in one Python process (`tests/interop/pkilint_many.py`
+/// calls the console scripts' own `main`): one interpreter start and one
+/// import of pkilint instead of one per file. Returns each job's ERROR
+/// and FATAL findings, less the allow-listed ones, in the jobs' order.
+fn pkilint_findings(jobs: &[PkilintJob], allow: &[Allowed]) -> Vec<Vec<String>> {
+    let input = serde_json::Value::Array(
+        jobs.iter()
+            .map(|j| {
+                let mut args = vec!["lint", "-f", "JSON", "-s", "ERROR"];
+                args.extend(j.args.iter().map(String::as_str));
+                serde_json::json!({ "tool": j.tool, "args": args })
+            })
+            .collect(),
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/pkilint_many.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&stdout) else {
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, input.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), jobs.len());
+    jobs.iter()
+        .zip(&runs)
+        .map(|(job, run)| run_findings(job.tool, run, allow))
+        .collect()
+}
+
+/// ERROR and FATAL findings of one pkilint run, less the allow-listed ones.
+fn run_findings(program: &str, run: &serde_json::Value, allow: &[Allowed]) -> Vec<String> {
+    let stdout = run["stdout"].as_str().unwrap_or_default();
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(stdout) else {
         return vec![format!(
             "{program} did not answer in JSON: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+            run["stderr"].as_str().unwrap_or_default()
         )];
     };
     let mut findings = Vec::new();
@@ -492,7 +533,8 @@ async fn pkilint_finds_no_error_in_any_certificate_or_crl() {
     }
     let allow = pkilint_allow_list();
     let a = artefacts().await;
-    let mut failures = Vec::new();
+    let mut names = Vec::new();
+    let mut jobs = Vec::new();
     for c in &a.certs {
         // pkilint lints one certificate: the first of each file.
         let der = pem_ders(&std::fs::read_to_string(&c.chain).unwrap()).remove(0);
@@ -501,20 +543,30 @@ async fn pkilint_finds_no_error_in_any_certificate_or_crl() {
             .path()
             .join(format!("lint-{}.der", c.kind.replace(' ', "-")));
         std::fs::write(&single, der).unwrap();
-        let findings = pkilint_findings("lint_pkix_cert", &[], &single, &allow);
-        println!("pkilint {}: {} finding(s)", c.kind, findings.len());
-        for f in findings {
-            failures.push(format!("{}: {f}", c.kind));
-        }
+        names.push(c.kind.to_owned());
+        jobs.push(PkilintJob {
+            tool: "lint_pkix_cert",
+            args: vec![single.to_str().unwrap().to_owned()],
+        });
     }
     for crl in &a.crls {
         let t = if crl.arl { "ARL" } else { "CRL" };
-        let findings = pkilint_findings("lint_crl", &["-t", t, "-p", "PKIX"], &crl.path, &allow);
-        println!("pkilint {}: {} finding(s)", crl.name, findings.len());
+        names.push(crl.name.clone());
+        jobs.push(PkilintJob {
+            tool: "lint_crl",
+            args: ["-t", t, "-p", "PKIX", crl.path.to_str().unwrap()]
+                .map(str::to_owned)
+                .to_vec(),
+        });
+    }
+    let mut failures = Vec::new();
+    for (name, findings) in names.iter().zip(pkilint_findings(&jobs, &allow)) {
+        println!("pkilint {name}: {} finding(s)", findings.len());
         for f in findings {
-            failures.push(format!("{}: {f}", crl.name));
+            failures.push(format!("{name}: {f}"));
         }
     }
+    assert_eq!(names.len(), a.certs.len() + a.crls.len());
     assert!(
         failures.is_empty(),
         "pkilint reports {} ERROR/FATAL finding(s):\n{}",

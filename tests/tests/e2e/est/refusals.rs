@@ -22,22 +22,14 @@ async fn refusals_have_their_status_and_plain_reason_and_store_nothing() {
     let before = audit_size(&ca);
     let est = serve_est(&mut ca).await;
     let enroll = format!("{est}/hems/simpleenroll");
-    let good = w.csr(
-        "good",
-        &[("O", "Acme"), ("CN", "HB-1"), ("serialNumber", "GOOD1")],
-        None,
-    );
+    let good = w.device_csr("good", ("Acme", "HB-1", "GOOD1"), None);
     std::fs::write(w.path("garbage.b64"), "this is not base64 !!!\n").unwrap();
     std::fs::write(
         w.path("notcsr.b64"),
         trustca_server_base64(b"\x30\x03\x02\x01\x00 definitely not a CSR"),
     )
     .unwrap();
-    let other = w.csr(
-        "other",
-        &[("O", "Globex"), ("CN", "HB-1"), ("serialNumber", "OTHER1")],
-        None,
-    );
+    let other = w.device_csr("other", ("Globex", "HB-1", "OTHER1"), None);
     let no_serial = w.csr("noserial", &[("O", "Acme"), ("CN", "HB-1")], None);
     type Case<'a> = (
         &'a str,
@@ -195,16 +187,8 @@ async fn leaf_only_clients_http_1_0_h2_oversize_and_exact_names() {
     register_model(&ca, &acme, "hems", "HB-1", "1.0.0..1.9.9").await;
 
     // EST with the leaf alone.
-    let csr = w.csr(
-        "one",
-        &[("O", "Acme"), ("CN", "HB-1"), ("serialNumber", "LEAF1")],
-        Some("1.0.0"),
-    );
-    let (code, _, body) = w.curl(
-        &format!("{est}/hems/simpleenroll"),
-        Some("leaf"),
-        Some((&csr, "application/pkcs10")),
-    );
+    let csr = w.device_csr("one", ("Acme", "HB-1", "LEAF1"), Some("1.0.0"));
+    let (code, body) = w.post_csr(&format!("{est}/hems/simpleenroll"), "leaf", &csr);
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     // gRPC with the leaf alone.
     let mut enroll =
@@ -216,16 +200,8 @@ async fn leaf_only_clients_http_1_0_h2_oversize_and_exact_names() {
         .unwrap();
 
     // The manufacturer's name is exact: `acme` is someone else.
-    let lower = w.csr(
-        "lower",
-        &[("O", "acme"), ("CN", "HB-1"), ("serialNumber", "LOW1")],
-        Some("1.0.0"),
-    );
-    let (code, _, body) = w.curl(
-        &format!("{est}/hems/simpleenroll"),
-        Some("leaf"),
-        Some((&lower, "application/pkcs10")),
-    );
+    let lower = w.device_csr("lower", ("acme", "HB-1", "LOW1"), Some("1.0.0"));
+    let (code, body) = w.post_csr(&format!("{est}/hems/simpleenroll"), "leaf", &lower);
     assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
 
     // HTTP/1.0 (curl offers ALPN http/1.0 only).

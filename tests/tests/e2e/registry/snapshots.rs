@@ -387,7 +387,7 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     };
     assert!(verify(&file).status.success());
     // Another deployment's root: the root is named, not key usage.
-    let other = TestCa::init();
+    let other = TestCa::init_fresh();
     let other_root = dir.path().join("other-root.pem");
     std::fs::write(&other_root, other.root_pem()).unwrap();
     let out = trustca(&[

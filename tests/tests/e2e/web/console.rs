@@ -64,9 +64,9 @@ async fn chromium_signs_into_the_console_and_sees_what_the_store_holds() {
     assert_ne!(chrome.title(), "pwned");
     chrome.screenshot("console-revocations");
 
-    // Two tree heads (one is signed every 10 s while the log grows; the
-    // log grows here by enrolling more), then the consistency proof is
-    // checked by the server and in the browser.
+    // Two tree heads (one is signed every second here while the log
+    // grows; the log grows here by enrolling more), then the consistency
+    // proof is checked by the server and in the browser.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     for n in 10.. {
         chrome.open(&format!("https://{}/console/audit", w.web));
@@ -78,7 +78,7 @@ async fn chromium_signs_into_the_console_and_sees_what_the_store_holds() {
             "no second tree head within 60 s"
         );
         enroll_more(&w, &format!("SN-00{n}"), hems_lv5()).await;
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        tokio::time::sleep(3 * WEB_TREE_HEAD_INTERVAL / 2).await;
     }
     assert_eq!(
         chrome.text("#server-check").as_deref(),

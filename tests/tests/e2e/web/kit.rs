@@ -12,6 +12,9 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::revocation_client::RevocationClient;
 use trustca_server::ServeOptions;
 
+/// How often the web tests' servers sign an audit tree head.
+pub(crate) const WEB_TREE_HEAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Starts `ca`'s server with the web front end on 127.0.0.1:0.
 pub(crate) async fn start_with_web(ca: &mut TestCa) -> std::net::SocketAddr {
     let server = try_start_with_web(ca).await.unwrap();
@@ -30,6 +33,9 @@ pub(crate) async fn try_start_with_web(
         trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
     );
     opts.web_listen = Some("127.0.0.1:0".parse().unwrap());
+    // A tree head every second, not every 10 s: the console's audit page
+    // needs two to prove consistency (console.rs).
+    opts.tree_head_interval = WEB_TREE_HEAD_INTERVAL;
     trustca_server::start(opts).await
 }
 
