@@ -244,14 +244,35 @@ pub fn fresh_sector_dir(sector: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A loopback address whose port the OS just handed out (bound to port 0,
-/// then released), so that instances that forward to each other can be
-/// told each other's URL before they start.
+/// A free loopback address for an instance that must be told another's
+/// URL before either starts (the URL goes into a signed list first).
+///
+/// The port is chosen below the kernel's ephemeral range
+/// (`ip_local_port_range`), not by binding port 0: a port the OS handed out
+/// and took back is the next one it hands to any other test's `127.0.0.1:0`
+/// listener or outgoing connection, which took it more than once while a
+/// long ceremony ran before the instance bound it. Below the range only
+/// another caller of this function could take it; each process walks its
+/// own sequence (from its pid) and skips ports that are in use.
 pub fn loopback_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let first = 10_000u32;
+    let span = low.saturating_sub(first).max(1);
+    let base = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + (base + n.wrapping_mul(131)) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range");
 }
 
 /// The names of the private keys in `dir` (`ca/<name>.key` files and
