@@ -120,8 +120,12 @@ async fn a_python_station_enrols_and_obtains_a_ticket_over_http() {
     // The hierarchy: root, EA and AA each with their own keys.
     let tickets =
         TicketProfile::from_toml(include_str!("../../../policies/v2x-tickets-etsi.toml")).unwrap();
+    // A ticket of the current period starts at the period's start minus
+    // the overlap, up to 169 hours ago; the hierarchy must already be
+    // valid then, or the AA rightly cuts the ticket to its own start (and
+    // the duration below would depend on the day of the week).
     let validity = ValidityPeriod {
-        start: Time32::from_unix(time::OffsetDateTime::now_utc().unix_timestamp() - 86_400)
+        start: Time32::from_unix(time::OffsetDateTime::now_utc().unix_timestamp() - 10 * 86_400)
             .unwrap(),
         duration: Duration::Years(3),
     };
