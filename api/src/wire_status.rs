@@ -10,7 +10,7 @@
 //! The ETSI TS 102 941 front end ([`crate::etsi_http`]) is not in the test:
 //! a store failure never reaches its HTTP status. The authorities answer
 //! it inside the signed, encrypted answer as the standard asks
-//! (`deniedrequest`, `etsi/tests/codes.rs`), so the status is `200`; its
+//! (`deniedrequest`, `etsi/tests/etsi/codes.rs`), so the status is `200`; its
 //! other statuses are the front end's own ([`crate::etsi_http::status_of`]),
 //! a body's EST's.
 

@@ -224,3 +224,18 @@ pub async fn enroll_cars(ca: &TestCa, n: usize) -> Vec<Car> {
     }
     cars
 }
+
+/// A registration authority's ticket request of the vehicle `cat` for
+/// `periods` periods from `first` (none: from the current period).
+pub fn ticket_request(
+    cat: &trustca_pseudonym::Caterpillar,
+    first: Option<u64>,
+    periods: u32,
+) -> trustca_proto::v1::RequestTicketsRequest {
+    trustca_proto::v1::RequestTicketsRequest {
+        butterfly_request: cat.request().to_bytes().to_vec(),
+        first_period: first.unwrap_or(0),
+        has_first_period: first.is_some(),
+        periods,
+    }
+}

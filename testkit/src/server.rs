@@ -513,6 +513,48 @@ pub async fn enroll_device(
     }
 }
 
+/// Acme's home battery `HB-1` (hems, firmware 1.0.0) with serial `serial`
+/// and the evidence of Lv.5 ([`hems_lv5`]): the device the trust,
+/// revocation and replica tests ask about.
+pub async fn enroll_acme_battery(
+    client: &mut pb::enrollment_client::EnrollmentClient<Channel>,
+    root_pem: &str,
+    serial: &str,
+) -> Device {
+    enroll_device(
+        client,
+        root_pem,
+        "hems",
+        "Acme",
+        "HB-1",
+        serial,
+        "1.0.0",
+        hems_lv5(),
+    )
+    .await
+}
+
+/// Acme's car `EV-200` (automotive, firmware 1.0.0) with serial `serial`
+/// and no evidence of its own: its level is its model's, once registered
+/// ([`register_automotive_lv5`]).
+pub async fn enroll_acme_car(
+    client: &mut pb::enrollment_client::EnrollmentClient<Channel>,
+    root_pem: &str,
+    serial: &str,
+) -> Device {
+    enroll_device(
+        client,
+        root_pem,
+        "automotive",
+        "Acme",
+        "EV-200",
+        serial,
+        "1.0.0",
+        vec![],
+    )
+    .await
+}
+
 /// Copies a directory tree (for instances sharing one CA).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -16,59 +16,24 @@ fn model_registry_commands_run_from_the_shell() {
             .success()
     );
     // A certification body needs schemes of its sectors.
-    let no_scheme = trustca(&[
-        "certification-body",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "TUV",
-        "--sector",
-        "automotive",
-        "--out",
-        &path("tuv0"),
-    ]);
+    let no_scheme = trustca(&tuv_args(ds, None, &path("tuv0")));
     assert!(!no_scheme.status.success());
     assert!(
         stderr(&no_scheme).contains("--scheme"),
         "{}",
         stderr(&no_scheme)
     );
-    let wrong_scheme = trustca(&[
-        "certification-body",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "TUV",
-        "--sector",
-        "automotive",
-        "--scheme",
-        "iec-81001-5-1",
-        "--out",
-        &path("tuv1"),
-    ]);
+    let wrong_scheme = trustca(&tuv_args(ds, Some("iec-81001-5-1"), &path("tuv1")));
     assert!(!wrong_scheme.status.success());
     assert!(
         stderr(&wrong_scheme).contains("iec-81001-5-1"),
         "{}",
         stderr(&wrong_scheme)
     );
-    let tuv = trustca(&[
-        "certification-body",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "TUV",
-        "--sector",
-        "automotive",
-        "--scheme",
-        "iso-sae-21434",
-        "--out",
-        &path("tuv"),
-        "--json",
-    ]);
+    let tuv_path = path("tuv");
+    let mut tuv_add = tuv_args(ds, Some("iso-sae-21434"), &tuv_path);
+    tuv_add.push("--json");
+    let tuv = trustca(&tuv_add);
     assert!(tuv.status.success(), "{}", stderr(&tuv));
     let inspect = trustca(&["inspect", &path("tuv/cert.pem"), "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&inspect)).unwrap();

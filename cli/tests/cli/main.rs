@@ -49,6 +49,27 @@ fn acme_args<'a>(data: &'a str, sectors: &'a str, out: &'a str) -> [&'a str; 10]
     ]
 }
 
+/// The arguments of `certification-body add` for TUV in automotive with
+/// the evaluation scheme `scheme` (none: refused), its credential written
+/// to `out`.
+fn tuv_args<'a>(data: &'a str, scheme: Option<&'a str>, out: &'a str) -> Vec<&'a str> {
+    let mut args = vec![
+        "certification-body",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "TUV",
+        "--sector",
+        "automotive",
+    ];
+    if let Some(scheme) = scheme {
+        args.extend(["--scheme", scheme]);
+    }
+    args.extend(["--out", out]);
+    args
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

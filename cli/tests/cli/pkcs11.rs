@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::acme_args;
+use super::{acme_args, tuv_args};
 use trustca_testkit::softhsm::SoftHsmToken;
 
 const PASS: &str = "hsm-test-passphrase";
@@ -67,16 +67,22 @@ impl SoftHsm {
     }
 
     fn init(&self, data: &Path) -> Output {
-        self.run(&[
-            "init",
-            "--data",
-            data.to_str().unwrap(),
-            "--pkcs11-module",
-            self.module(),
-            "--pkcs11-token",
-            TOKEN,
-        ])
+        self.run(&init_args(data.to_str().unwrap(), self.module(), TOKEN))
     }
+}
+
+/// The arguments of `init --data DATA` with the CA keys in `token` of the
+/// PKCS#11 `module`.
+fn init_args<'a>(data: &'a str, module: &'a str, token: &'a str) -> [&'a str; 7] {
+    [
+        "init",
+        "--data",
+        data,
+        "--pkcs11-module",
+        module,
+        "--pkcs11-token",
+        token,
+    ]
 }
 
 fn stderr(o: &Output) -> String {
@@ -229,20 +235,7 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
     let out = hsm.run(&acme_args(ds, "automotive,hems", acme.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     let tuv = work.join("tuv");
-    let out = hsm.run(&[
-        "certification-body",
-        "add",
-        "--data",
-        ds,
-        "--name",
-        "TUV",
-        "--sector",
-        "automotive",
-        "--scheme",
-        "iso-sae-21434",
-        "--out",
-        tuv.to_str().unwrap(),
-    ]);
+    let out = hsm.run(&tuv_args(ds, Some("iso-sae-21434"), tuv.to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
     let ops = work.join("ops");
     let out = hsm.run(&[
@@ -675,40 +668,16 @@ fn a_missing_token_module_or_wrong_pin_stops_init_and_serve() {
 
     let wrong = hsm
         .command(Some("000000"))
-        .args([
-            "init",
-            "--data",
-            ds,
-            "--pkcs11-module",
-            hsm.module(),
-            "--pkcs11-token",
-            TOKEN,
-        ])
+        .args(init_args(ds, hsm.module(), TOKEN))
         .output()
         .unwrap();
     assert_one_line_error(&wrong, "wrong PIN for PKCS#11 token \"trustca-test\"");
     assert!(!data.join("ca").exists(), "init wrote files before failing");
 
-    let missing = hsm.run(&[
-        "init",
-        "--data",
-        ds,
-        "--pkcs11-module",
-        hsm.module(),
-        "--pkcs11-token",
-        "no-such-token",
-    ]);
+    let missing = hsm.run(&init_args(ds, hsm.module(), "no-such-token"));
     assert_one_line_error(&missing, "no PKCS#11 token labelled \"no-such-token\"");
 
-    let no_module = hsm.run(&[
-        "init",
-        "--data",
-        ds,
-        "--pkcs11-module",
-        "/nonexistent/libpkcs11.so",
-        "--pkcs11-token",
-        TOKEN,
-    ]);
+    let no_module = hsm.run(&init_args(ds, "/nonexistent/libpkcs11.so", TOKEN));
     assert_one_line_error(
         &no_module,
         "PKCS#11 module /nonexistent/libpkcs11.so does not exist",
@@ -716,15 +685,7 @@ fn a_missing_token_module_or_wrong_pin_stops_init_and_serve() {
 
     let no_pin = hsm
         .command(None)
-        .args([
-            "init",
-            "--data",
-            ds,
-            "--pkcs11-module",
-            hsm.module(),
-            "--pkcs11-token",
-            TOKEN,
-        ])
+        .args(init_args(ds, hsm.module(), TOKEN))
         .output()
         .unwrap();
     assert_one_line_error(&no_pin, "no PKCS#11 PIN");
@@ -735,17 +696,8 @@ fn a_missing_token_module_or_wrong_pin_stops_init_and_serve() {
     std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
     let ok = hsm
         .command(None)
-        .args([
-            "init",
-            "--data",
-            ds,
-            "--pkcs11-module",
-            hsm.module(),
-            "--pkcs11-token",
-            TOKEN,
-            "--pkcs11-pin-file",
-            pin_file.to_str().unwrap(),
-        ])
+        .args(init_args(ds, hsm.module(), TOKEN))
+        .args(["--pkcs11-pin-file", pin_file.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", stderr(&ok));

@@ -43,19 +43,7 @@ async fn audit_verify_proves_and_catches_tampering_and_deletion() {
     let root = ca.root_pem();
     let mut devices = Vec::new();
     for i in 0..4 {
-        devices.push(
-            enroll_device(
-                &mut enroll,
-                &root,
-                "automotive",
-                "Acme",
-                "EV-200",
-                &format!("A{i}"),
-                "1.0.0",
-                vec![],
-            )
-            .await,
-        );
+        devices.push(enroll_acme_car(&mut enroll, &root, &format!("A{i}")).await);
     }
     let mut db = trustca_proto::v1::trust_database_client::TrustDatabaseClient::new(
         trustca_api::client::connect(&ca.url(), &ops).await.unwrap(),

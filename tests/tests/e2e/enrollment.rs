@@ -133,6 +133,20 @@ async fn level_comes_from_evidence_and_is_recorded_in_the_certificate() {
     assert!(text.contains("Subject Key Identifier") && text.contains("Authority Key Identifier"));
 }
 
+/// [`expect_code`] for a request with a fresh key for the device named by
+/// its sector, manufacturer and serial.
+async fn expect_refused(
+    client: &mut pb::enrollment_client::EnrollmentClient<tonic::transport::Channel>,
+    (sector, manufacturer, serial): (&str, &str, &str),
+    evidence: Vec<pb::EvidenceItem>,
+    code: Code,
+    needle: &str,
+) {
+    let (_key, csr) = csr();
+    let req = request(sector, manufacturer, serial, csr, evidence);
+    expect_code(client, req, code, needle).await;
+}
+
 async fn expect_code(
     client: &mut pb::enrollment_client::EnrollmentClient<tonic::transport::Channel>,
     req: pb::EnrollRequest,
@@ -185,71 +199,49 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
         "ed25519",
     )
     .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request("aviation", "Acme", "X1", c, vec![]),
-        Code::InvalidArgument,
-        "unknown sector",
-    )
-    .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request(
-            "automotive",
-            "Acme",
-            "X1",
-            c,
+    // Each refused for one reason, each with a fresh key.
+    let self_assessed = evidence("evaluation", "self-assessment", "A+", "2026-01-01");
+    let refusals = [
+        (
+            ("aviation", "Acme", "X1"),
+            vec![],
+            Code::InvalidArgument,
+            "unknown sector",
+        ),
+        (
+            ("automotive", "Acme", "X1"),
             vec![evidence("marketing-claim", "", "very secure", "")],
+            Code::InvalidArgument,
+            "unknown evidence type",
         ),
-        Code::InvalidArgument,
-        "unknown evidence type",
-    )
-    .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request(
-            "automotive",
-            "Acme",
-            "X1",
-            c,
-            vec![evidence(
-                "evaluation",
-                "self-assessment",
-                "A+",
-                "2026-01-01",
-            )],
+        (
+            ("automotive", "Acme", "X1"),
+            vec![self_assessed],
+            Code::InvalidArgument,
+            "unknown evaluation scheme",
         ),
-        Code::InvalidArgument,
-        "unknown evaluation scheme",
-    )
-    .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request("hems", "Acme", "X1", c, vec![]),
-        Code::PermissionDenied,
-        "not authorized for sector hems",
-    )
-    .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request("automotive", "Globex", "X1", c, vec![]),
-        Code::PermissionDenied,
-        "own devices",
-    )
-    .await;
-    let (_k, c) = csr();
-    expect_code(
-        &mut client,
-        request("automotive", "Acme", "bad:serial", c, vec![]),
-        Code::InvalidArgument,
-        "serial",
-    )
-    .await;
+        (
+            ("hems", "Acme", "X1"),
+            vec![],
+            Code::PermissionDenied,
+            "not authorized for sector hems",
+        ),
+        (
+            ("automotive", "Globex", "X1"),
+            vec![],
+            Code::PermissionDenied,
+            "own devices",
+        ),
+        (
+            ("automotive", "Acme", "bad:serial"),
+            vec![],
+            Code::InvalidArgument,
+            "serial",
+        ),
+    ];
+    for (device, evidence, code, needle) in refusals {
+        expect_refused(&mut client, device, evidence, code, needle).await;
+    }
     let (_k, c) = csr();
     let mut no_device = request("automotive", "Acme", "X1", c, vec![]);
     no_device.device = None;
@@ -281,10 +273,10 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
 
     // An operator credential is authenticated but may not enroll.
     let mut op_client = ca.client(&operator).await;
-    let (_k, c) = csr();
-    expect_code(
+    expect_refused(
         &mut op_client,
-        request("automotive", "Acme", "X1", c, vec![]),
+        ("automotive", "Acme", "X1"),
+        vec![],
         Code::PermissionDenied,
         "the caller holds an operator certificate",
     )
@@ -297,18 +289,18 @@ async fn bad_input_gets_a_precise_status_and_stores_nothing() {
         .enroll(request("automotive", "Acme", "DUP1", c, vec![]))
         .await
         .unwrap();
-    let (_k, c) = csr();
-    expect_code(
+    expect_refused(
         &mut client,
-        request("automotive", "ACME", "dup2", c, vec![]),
+        ("automotive", "ACME", "dup2"),
+        vec![],
         Code::PermissionDenied,
         "names are case-sensitive",
     )
     .await;
-    let (_k, c) = csr();
-    expect_code(
+    expect_refused(
         &mut client,
-        request("automotive", "Acme", "dup1", c, vec![]),
+        ("automotive", "Acme", "dup1"),
+        vec![],
         Code::AlreadyExists,
         "already enrolled",
     )

@@ -423,17 +423,7 @@ async fn a_forwarded_answer_about_another_device_or_from_another_sector_is_refus
         automotive_lv5(),
     )
     .await;
-    let other_car = enroll_device(
-        &mut e_auto,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "F2",
-        "1.0.0",
-        vec![],
-    )
-    .await;
+    let other_car = enroll_acme_car(&mut e_auto, &root, "F2").await;
 
     // The automotive instance holds no hems key: a HEMS device is not
     // enrolled here.

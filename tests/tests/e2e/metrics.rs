@@ -73,17 +73,7 @@ async fn metrics_count_enrollments_decisions_and_publications() {
     // battery-discharge needs the car at Lv.4+: its model is registered
     // (declared hardware counts up to Lv.3 in automotive).
     register_automotive_lv5(&ca, &acme, "Acme", "EV-200").await;
-    let car = enroll_device(
-        &mut enroll,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "M1",
-        "1.0.0",
-        vec![],
-    )
-    .await;
+    let car = enroll_acme_car(&mut enroll, &root, "M1").await;
     let house = enroll_device(
         &mut enroll,
         &root,

@@ -45,6 +45,21 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// `trustca verify LEAF` of an automotive leaf, with the root and the
+/// automotive CA of `data` and the arguments `extra`.
+fn verify_automotive(leaf: &str, data: &Path, extra: &[&str]) -> Output {
+    let (root, chain) = (data.join("ca/root.pem"), data.join("ca/automotive.pem"));
+    let args = ["verify", leaf, "--root", p(&root), "--chain", p(&chain)];
+    run(&[&args[..], extra].concat())
+}
+
+/// `trustca ca revoke automotive` for a key compromise, offline on `data`,
+/// with the arguments `extra`.
+fn revoke_automotive_ca(data: &Path, extra: &[&str]) -> Output {
+    let args = ["ca", "revoke", "automotive", "--data", p(data)];
+    run(&[&args[..], &["--reason", "ca-compromise"], extra].concat())
+}
+
 /// openssl verify with full CRL checking (every CA in the path needs a CRL).
 fn openssl_crl_check_all(data: &Path, leaf: &Path, crls: &[&Path]) -> (bool, String) {
     let mut cmd = Command::new("openssl");
@@ -104,23 +119,12 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     )
     .await;
     let mut house_enroll = ca.client(&house_acme).await;
-    let house = enroll_device(
-        &mut house_enroll,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "H0",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let house = enroll_acme_battery(&mut house_enroll, &root, "H0").await;
     drop(house_enroll);
     let car_pem = data.join("car.pem");
     std::fs::write(&car_pem, pem_of(&car.chain[0])).unwrap();
     let car2_pem = data.join("car2.pem");
     std::fs::write(&car2_pem, pem_of(&car2.chain[0])).unwrap();
-    let sector_ca = data.join("ca/automotive.pem");
     let root_pem = data.join("ca/root.pem");
 
     // openssl: the whole chain is checked against both CRLs (DER files as published).
@@ -152,27 +156,11 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     assert!(crl_text.contains("Version 2"), "{crl_text}");
 
     // trustca verify: without a revocation source it says so plainly.
-    let o = run(&[
-        "verify",
-        p(&car_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-    ]);
+    let o = verify_automotive(p(&car_pem), &data, &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("revocation: NOT checked"), "{}", text(&o));
     // The sector CRL alone leaves the sector CA unchecked: not a pass.
-    let o = run(&[
-        "verify",
-        p(&car_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-        "--crl",
-        p(&sector_crl),
-    ]);
+    let o = verify_automotive(p(&car_pem), &data, &["--crl", p(&sector_crl)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("could not check the issuing CA") && text(&o).contains("crl/root.crl"),
@@ -180,18 +168,11 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         text(&o)
     );
     // From files: both CRLs checked.
-    let o = run(&[
-        "verify",
+    let o = verify_automotive(
         p(&car_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-        "--crl",
-        p(&sector_crl),
-        "--crl",
-        p(&root_crl),
-    ]);
+        &data,
+        &["--crl", p(&sector_crl), "--crl", p(&root_crl)],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("certificate not listed in CRL #"),
@@ -254,17 +235,7 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     })
     .await
     .unwrap();
-    let o = run(&[
-        "verify",
-        p(&car_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-        "--server",
-        &ca.url(),
-        "--json",
-    ]);
+    let o = verify_automotive(p(&car_pem), &data, &["--server", &ca.url(), "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], false, "{v}");
@@ -283,16 +254,7 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     );
     // A CRL file of the wrong issuer is refused, not silently passed.
     let hems_crl = data.join("crl/hems.crl");
-    let o = run(&[
-        "verify",
-        p(&car2_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-        "--crl",
-        p(&hems_crl),
-    ]);
+    let o = verify_automotive(p(&car2_pem), &data, &["--crl", p(&hems_crl)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("none of the CRL files is issued by"),
@@ -309,46 +271,24 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
 
     // Revoking the sector CA: refused without the confirmation, then done
     // offline while the server runs.
-    let o = run(&[
-        "ca",
-        "revoke",
-        "automotive",
-        "--data",
-        p(&data),
-        "--reason",
-        "ca-compromise",
-    ]);
+    let o = revoke_automotive_ca(&data, &[]);
     assert!(!o.status.success());
     assert!(
         text(&o).contains("--yes-revoke-sector-ca automotive"),
         "{}",
         text(&o)
     );
-    let o = run(&[
-        "ca",
-        "revoke",
-        "automotive",
-        "--data",
-        p(&data),
-        "--reason",
-        "ca-compromise",
-        "--note",
-        "sub-CA key exposed",
-        "--yes-revoke-sector-ca",
-        "automotive",
-    ]);
+    let o = revoke_automotive_ca(
+        &data,
+        &[
+            "--note",
+            "sub-CA key exposed",
+            "--yes-revoke-sector-ca",
+            "automotive",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    let o2 = run(&[
-        "ca",
-        "revoke",
-        "automotive",
-        "--data",
-        p(&data),
-        "--reason",
-        "ca-compromise",
-        "--yes-revoke-sector-ca",
-        "automotive",
-    ]);
+    let o2 = revoke_automotive_ca(&data, &["--yes-revoke-sector-ca", "automotive"]);
     assert!(
         !o2.status.success() && text(&o2).contains("already revoked"),
         "{}",
@@ -358,18 +298,11 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
     // openssl now rejects every automotive chain through the root CRL.
     let (ok, out) = openssl_crl_check_all(&data, &car2_pem, &[&root_crl, &sector_crl_now]);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
-    let o = run(&[
-        "verify",
+    let o = verify_automotive(
         p(&car2_pem),
-        "--root",
-        p(&root_pem),
-        "--chain",
-        p(&sector_ca),
-        "--crl",
-        p(&sector_crl_now),
-        "--crl",
-        p(&root_crl),
-    ]);
+        &data,
+        &["--crl", p(&sector_crl_now), "--crl", p(&root_crl)],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("issuing CA is revoked (ca-compromise)"),
@@ -444,17 +377,7 @@ async fn the_root_crl_covers_sector_cas_and_revoking_one_stops_its_issuance() {
         err.message()
     );
     // Other sectors are unaffected.
-    enroll_device(
-        &mut enroll,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "H1",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    enroll_acme_battery(&mut enroll, &root, "H1").await;
 
     // At the next start the refusal holds, and the revocation is audited.
     drop((enroll, rev));
@@ -553,36 +476,44 @@ async fn revoked_ca_takes_its_certificates_along(
         "{:?}",
         d.reasons
     );
-    // A served snapshot is rebuilt at most once a second after a change.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A served snapshot is rebuilt at most once a second after a change:
+    // asked again until it lists the revocation, for up to 10 s.
     let mut snaps = TrustSnapshotsClient::new(
         trustca_api::client::connect_public(&ca.url(), &ca.root_pem())
             .await
             .unwrap(),
     );
-    let der = snaps
-        .get_snapshot(pb::GetSnapshotRequest {
-            sector: "automotive".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .signed_snapshot;
     let root_der = pem::parse(ca.root_pem().as_bytes())
         .unwrap()
         .into_contents();
-    let snapshot = trustca_model::SignedSnapshot::from_der(&der)
-        .unwrap()
-        .verify(
-            &root_der,
-            time::OffsetDateTime::now_utc(),
-            &Default::default(),
-            false,
-        )
-        .unwrap();
-    let state = snapshot
-        .device(&car.identity)
-        .expect("listed in the snapshot");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let der = snaps
+            .get_snapshot(pb::GetSnapshotRequest {
+                sector: "automotive".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .signed_snapshot;
+        let snapshot = trustca_model::SignedSnapshot::from_der(&der)
+            .unwrap()
+            .verify(
+                &root_der,
+                time::OffsetDateTime::now_utc(),
+                &Default::default(),
+                false,
+            )
+            .unwrap();
+        let state = snapshot
+            .device(&car.identity)
+            .expect("listed in the snapshot")
+            .clone();
+        if state.status == trustca_model::TrustStatus::Revoked || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(
         state.status,
         trustca_model::TrustStatus::Revoked,

@@ -42,31 +42,11 @@ async fn world() -> World {
     let operator = ca.credential(CertificateKind::Operator, "ops", &["automotive", "hems"]);
     let mut enroll = ca.client(&acme).await;
     let root = ca.root_pem();
-    let house = enroll_device(
-        &mut enroll,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "H1",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let house = enroll_acme_battery(&mut enroll, &root, "H1").await;
     // The car's Lv.5 comes from its registered, evaluated model: declared
     // per device, a secure element counts up to Lv.3 in automotive.
     register_automotive_lv5(&ca, &acme, "Acme", "EV-200").await;
-    let car = enroll_device(
-        &mut enroll,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "C1",
-        "1.0.0",
-        vec![],
-    )
-    .await;
+    let car = enroll_acme_car(&mut enroll, &root, "C1").await;
     World {
         ca,
         house,

@@ -33,6 +33,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 /// (first-request timeout); SIGTERM exits within the grace period + 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_and_silent_streams_lock_nobody_out() {
+    let _timed = timed().await;
     let descriptors = raise_own_descriptor_limit();
     // Half bare TCP, half TLS; fewer (loudly) where this process may not
     // hold 2,000 sockets.

@@ -100,6 +100,7 @@ async fn killed_round(
 /// audit log verifies and `store check` finds nothing damaged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_nothing_it_returned() {
+    let _timed = super::timed().await;
     let ca = TestCa::init();
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let total = 1500u64;

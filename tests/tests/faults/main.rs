@@ -1,19 +1,20 @@
 //! Fault injection against a real `trustca serve` process: a disk that
-//! fills up under load, bytes flipped in a stopped server's store, and
-//! clients that open connections and streams and never use them. Each test
+//! fills up under load, bytes flipped in a stopped server's store, clients
+//! that open connections and streams and never use them, and a replica
+//! killed under load beside another on the same PostgreSQL store. Each test
 //! is bounded in time; what it proves is written above it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use trustca_testkit as common;
-// Two whole-server tests that were binaries of their own share this one
-// (each test binary links the whole workspace); `replicas.rs`, two servers
-// under load on PostgreSQL, stays alone beside it.
+// Whole-server tests that were binaries of their own share this one (each
+// test binary links the whole workspace).
 mod backpressure;
 mod connections;
 mod damaged;
 mod durability;
 mod integrity;
+mod replicas;
 mod store_outages;
 
 use std::io::{BufRead, BufReader};
@@ -27,6 +28,22 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
+
+/// Keeps the tests that bound the server's timing (latencies, refusals,
+/// restarts) apart from the two replicas under load, which take both cores
+/// while they run: timed tests share it (`timed()`), the load takes it
+/// alone (`load_alone()`). Tests in one binary run in parallel.
+static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held by a test whose assertions bound how long the server takes.
+async fn timed() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().await
+}
+
+/// Held by a test that saturates the machine's cores.
+async fn load_alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().await
+}
 
 /// A `trustca serve` process and where its log goes.
 struct ServerProcess {

@@ -11,6 +11,7 @@ use super::*;
 /// request; and once space is freed, writes resume without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_without_restart() {
+    let _timed = timed().await;
     let ca = TestCa::init();
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let outside = tempfile::tempdir().unwrap();
@@ -178,6 +179,7 @@ impl Drop for DropDatabase {
 /// tablespace is on the tmpfs), so PostgreSQL itself keeps running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_on_a_full_disk_refuses_writes_and_says_so_once() {
+    let _timed = timed().await;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Some(pg) = postgres_server("the PostgreSQL full-disk test") else {
         return;

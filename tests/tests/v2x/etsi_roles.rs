@@ -369,22 +369,8 @@ async fn separated_etsi_authorities_serve_a_python_station() {
         s(&new_crl),
     ]);
     let crl_url = ctl_url.replace("/getctl/", "/getcrl/");
-    let wanted = std::fs::read(&new_crl).unwrap();
-    let mut served = false;
-    for _ in 0..50 {
-        let got = Command::new("python3")
-            .args(["-c", FETCH, &crl_url])
-            .output()
-            .unwrap()
-            .stdout;
-        if got == wanted {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
     assert!(
-        served,
+        dc_serves(&crl_url, &new_crl).await,
         "the DC serves the newly installed CRL: {}",
         dc_process.log()
     );
@@ -407,7 +393,13 @@ async fn separated_etsi_authorities_serve_a_python_station() {
         "--ctl",
         s(&new_ctl),
     ]);
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The station reads the CTL from the DC: once the DC serves the new
+    // one, the station must find no AA in it.
+    assert!(
+        dc_serves(&ctl_url, &new_ctl).await,
+        "the DC serves the newly installed CTL: {}",
+        dc_process.log()
+    );
     let left_out = station(x).await.unwrap();
     assert_eq!(
         left_out["refused"], "no aa",
@@ -421,6 +413,24 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     assert!(!aa_process.log().contains("ERROR"), "{}", aa_process.log());
     drop((aa_process, dc_process));
     ca.stop().await;
+}
+
+/// Whether the distribution centre serves the list file `list` at `url`
+/// within 10 s (it reads newly installed lists every `RELOAD_EVERY`).
+async fn dc_serves(url: &str, list: &Path) -> bool {
+    let wanted = std::fs::read(list).unwrap();
+    for _ in 0..50 {
+        let got = Command::new("python3")
+            .args(["-c", FETCH, url])
+            .output()
+            .unwrap()
+            .stdout;
+        if got == wanted {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
 }
 
 /// The Python station's arguments, as a station that does not read the

@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use common::separated::ticket_request;
 use common::*;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
@@ -15,7 +16,7 @@ use trustca_pseudonym::Caterpillar;
 use tonic::transport::Channel;
 use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
 
-use super::tickets::{ask, enroll_lv5_car, registration, serve};
+use super::tickets::{enroll_lv5_car, registration, serve};
 
 /// The ticket profile the registration authority announces now.
 async fn profile(ra: &mut V2xRegistrationClient<Channel>) -> pb::TicketProfileInfo {
@@ -50,7 +51,9 @@ async fn a_reloaded_ticket_profile_applies_to_the_next_request() {
     )
     .unwrap();
     // Written, not yet reloaded: the profile in force still applies.
-    let before = ra.request_tickets(ask(&cat, Some(current), 1)).await;
+    let before = ra
+        .request_tickets(ticket_request(&cat, Some(current), 1))
+        .await;
     assert_eq!(queued(before.unwrap().into_inner()), 20);
     assert_eq!(profile(&mut ra).await.certificates_per_period, 20);
 
@@ -61,7 +64,9 @@ async fn a_reloaded_ticket_profile_applies_to_the_next_request() {
         .unwrap();
     // The same connection, no restart: the next request follows the file.
     assert_eq!(profile(&mut ra).await.certificates_per_period, 5);
-    let after = ra.request_tickets(ask(&cat, Some(current + 1), 1)).await;
+    let after = ra
+        .request_tickets(ticket_request(&cat, Some(current + 1), 1))
+        .await;
     assert_eq!(queued(after.unwrap().into_inner()), 5);
 
     // Moving the period clock would change what issued tickets mean: the
@@ -84,6 +89,8 @@ async fn a_reloaded_ticket_profile_applies_to_the_next_request() {
     let kept = profile(&mut ra).await;
     assert_eq!(kept.certificates_per_period, 5);
     assert!(kept.permissions.iter().all(|p| p.psid != 4242));
-    let still = ra.request_tickets(ask(&cat, Some(current + 2), 1)).await;
+    let still = ra
+        .request_tickets(ticket_request(&cat, Some(current + 2), 1))
+        .await;
     assert_eq!(queued(still.unwrap().into_inner()), 5);
 }

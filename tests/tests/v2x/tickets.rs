@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
+use common::separated::ticket_request;
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -102,19 +103,6 @@ pub(crate) async fn registration(
     V2xRegistrationClient::new(connect(url, creds).await.unwrap()).max_decoding_message_size(MB)
 }
 
-pub(crate) fn ask(
-    cat: &Caterpillar,
-    first: Option<u64>,
-    periods: u32,
-) -> pb::RequestTicketsRequest {
-    pb::RequestTicketsRequest {
-        butterfly_request: cat.request().to_bytes().to_vec(),
-        first_period: first.unwrap_or(0),
-        has_first_period: first.is_some(),
-        periods,
-    }
-}
-
 /// Requests `periods` periods from `first` and downloads the responses.
 async fn tickets(
     ra: &mut V2xRegistrationClient<Channel>,
@@ -123,7 +111,7 @@ async fn tickets(
     periods: u32,
 ) -> Vec<Vec<u8>> {
     let r = ra
-        .request_tickets(ask(cat, Some(first), periods))
+        .request_tickets(ticket_request(cat, Some(first), periods))
         .await
         .unwrap()
         .into_inner();
@@ -263,20 +251,20 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
     // Periods already issued are not issued again; the other limits.
     let cat = Caterpillar::generate().unwrap();
     let again = ra
-        .request_tickets(ask(&cat, Some(current), 1))
+        .request_tickets(ticket_request(&cat, Some(current), 1))
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::InvalidArgument, "{again:?}");
     assert!(again.message().contains("already issued"), "{again:?}");
     if current > 0 {
         let past = ra
-            .request_tickets(ask(&cat, Some(current - 1), 1))
+            .request_tickets(ticket_request(&cat, Some(current - 1), 1))
             .await
             .unwrap_err();
         assert_eq!(past.code(), Code::InvalidArgument, "{past:?}");
     }
     let too_many = ra
-        .request_tickets(ask(
+        .request_tickets(ticket_request(
             &cat,
             Some(current + 3),
             profile.max_periods_per_request + 1,
@@ -285,7 +273,7 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
         .unwrap_err();
     assert_eq!(too_many.code(), Code::InvalidArgument, "{too_many:?}");
     let too_far = ra
-        .request_tickets(ask(
+        .request_tickets(ticket_request(
             &cat,
             Some(current + u64::from(profile.max_periods_ahead)),
             1,
@@ -296,7 +284,7 @@ async fn a_car_gets_tickets_that_name_nobody_and_whose_keys_only_it_holds() {
     let bad = ra
         .request_tickets(pb::RequestTicketsRequest {
             butterfly_request: vec![4; 81],
-            ..ask(&cat, Some(current + 3), 1)
+            ..ticket_request(&cat, Some(current + 3), 1)
         })
         .await
         .unwrap_err();
@@ -348,14 +336,17 @@ async fn only_vehicles_of_the_sector_at_the_profiles_level_get_tickets() {
     for (device, why) in [(&house, "hems"), (&weak, "level")] {
         let e = registration(&url, &device.creds)
             .await
-            .request_tickets(ask(&cat, None, 1))
+            .request_tickets(ticket_request(&cat, None, 1))
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         assert!(e.message().contains(why), "{}", e.message());
     }
     let mut ops = registration(&url, &operator).await;
-    let e = ops.request_tickets(ask(&cat, None, 1)).await.unwrap_err();
+    let e = ops
+        .request_tickets(ticket_request(&cat, None, 1))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     // A vehicle cannot revoke; an operator cannot revoke a vehicle the
     // registration authority does not know.
@@ -380,7 +371,7 @@ async fn only_vehicles_of_the_sector_at_the_profiles_level_get_tickets() {
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     // The Lv.5 car does get tickets.
     let r = as_car
-        .request_tickets(ask(&cat, None, 1))
+        .request_tickets(ticket_request(&cat, None, 1))
         .await
         .unwrap()
         .into_inner();

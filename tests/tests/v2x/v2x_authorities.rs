@@ -12,7 +12,7 @@ use crate::common;
 
 use std::path::Path;
 
-use common::separated::{Authority, Car, Separated, enroll_cars};
+use common::separated::{Authority, Car, Separated, enroll_cars, ticket_request};
 use common::*;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -52,12 +52,7 @@ async fn fill(ra_url: &str, cars: &[Car], periods: u32) -> Vec<Vec<trustca_scms:
         first = profile.current_period;
         pca_cert = Some(profile.pseudonym_ca_certificate);
         let r = ra
-            .request_tickets(pb::RequestTicketsRequest {
-                butterfly_request: car.caterpillar.request().to_bytes().to_vec(),
-                first_period: 0,
-                has_first_period: false,
-                periods,
-            })
+            .request_tickets(ticket_request(&car.caterpillar, None, periods))
             .await
             .unwrap()
             .into_inner();
@@ -243,12 +238,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     let denied = registration(&ra_url, &ra_cred)
         .await
-        .request_tickets(pb::RequestTicketsRequest {
-            butterfly_request: cars[0].caterpillar.request().to_bytes().to_vec(),
-            first_period: 0,
-            has_first_period: false,
-            periods: 1,
-        })
+        .request_tickets(ticket_request(&cars[0].caterpillar, None, 1))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -291,7 +281,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     // linkage CRL, whose seeds are for one period, iRev = the current one)
     // links car 1's tickets of periods ≥ current and nothing else. (A
     // revocation from a later period is withheld until that period: seeds
-    // do not run backwards; scms/tests/authorities.rs checks that.)
+    // do not run backwards; scms/tests/scms/authorities.rs checks that.)
     let crl = registration(&ra_url, &ops)
         .await
         .revoke_vehicle(pb::RevokeVehicleRequest {
@@ -332,12 +322,7 @@ async fn four_authorities_in_four_servers_issue_resolve_and_revoke() {
     // No more tickets for car 1.
     let e = registration(&ra_url, &cars[1].device.creds)
         .await
-        .request_tickets(pb::RequestTicketsRequest {
-            butterfly_request: cars[1].caterpillar.request().to_bytes().to_vec(),
-            first_period: 0,
-            has_first_period: false,
-            periods: 1,
-        })
+        .request_tickets(ticket_request(&cars[1].caterpillar, None, 1))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");

@@ -28,7 +28,9 @@ use crate::common;
 
 use std::collections::HashMap;
 
-use common::separated::{Car, Separated, enroll_cars, role_options, role_start_error};
+use common::separated::{
+    Car, Separated, enroll_cars, role_options, role_start_error, ticket_request,
+};
 use common::*;
 use tonic::Code;
 use trustca_api::client::connect;
@@ -148,14 +150,9 @@ async fn no_authority_alone_links_or_names_vehicles() {
         for &i in &order {
             let mut ra =
                 V2xRegistrationClient::new(connect(&ra_url, &cars[i].device.creds).await.unwrap());
-            ra.request_tickets(pb::RequestTicketsRequest {
-                butterfly_request: cars[i].caterpillar.request().to_bytes().to_vec(),
-                first_period: first + round,
-                has_first_period: true,
-                periods: 1,
-            })
-            .await
-            .unwrap();
+            ra.request_tickets(ticket_request(&cars[i].caterpillar, Some(first + round), 1))
+                .await
+                .unwrap();
         }
     }
     for (

@@ -10,6 +10,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Command;
 
+use common::separated::ticket_request;
 use common::*;
 use trustca_ca::Passphrase;
 use trustca_model::CertificateKind;
@@ -19,6 +20,8 @@ use trustca_pseudonym::{Caterpillar, P256PrivateKey};
 use trustca_scms::BatchPolicy;
 use trustca_server::ServeOptions;
 use trustca_v2x::{CertProfile, Certificate};
+
+use super::tickets::registration;
 
 fn cli(args: &[String]) -> (Option<i32>, serde_json::Value, String) {
     let out = Command::new(trustca_bin())
@@ -253,22 +256,9 @@ async fn a_vehicle_requests_rotates_exports_and_checks_tickets_with_the_cli() {
 
     // An operator revokes the other car: car 0's ticket is not revoked.
     let ops = ca.credential(CertificateKind::Operator, "ops", &["automotive"]);
-    let mut other = V2xRegistrationClient::new(
-        trustca_api::client::connect(&url, &cars[1].creds)
-            .await
-            .unwrap(),
-    );
-    other
-        .request_tickets(pb::RequestTicketsRequest {
-            butterfly_request: Caterpillar::generate()
-                .unwrap()
-                .request()
-                .to_bytes()
-                .to_vec(),
-            first_period: 0,
-            has_first_period: false,
-            periods: 1,
-        })
+    registration(&url, &cars[1].creds)
+        .await
+        .request_tickets(ticket_request(&Caterpillar::generate().unwrap(), None, 1))
         .await
         .unwrap();
     let mut as_ops =
@@ -459,22 +449,9 @@ async fn tickets_batched_later_are_picked_up_by_the_next_request() {
     assert_eq!(v["tickets_awaited"], 20, "{v}");
 
     // A second vehicle asks: the batch goes out.
-    let mut other = V2xRegistrationClient::new(
-        trustca_api::client::connect(&url, &cars[1].creds)
-            .await
-            .unwrap(),
-    );
-    other
-        .request_tickets(pb::RequestTicketsRequest {
-            butterfly_request: Caterpillar::generate()
-                .unwrap()
-                .request()
-                .to_bytes()
-                .to_vec(),
-            first_period: 0,
-            has_first_period: false,
-            periods: 1,
-        })
+    registration(&url, &cars[1].creds)
+        .await
+        .request_tickets(ticket_request(&Caterpillar::generate().unwrap(), None, 1))
         .await
         .unwrap();
 

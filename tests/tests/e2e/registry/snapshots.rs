@@ -214,29 +214,36 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     .unwrap();
 
     // Fetch with the CLI (no client certificate), then verify it ourselves.
-    // A served snapshot is rebuilt at most once a second after a change.
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // A served snapshot is rebuilt at most once a second after a change:
+    // fetched again until it holds the blocked key, for up to 10 s.
     let dir = tempfile::tempdir().unwrap();
     let root_file = dir.path().join("root.pem");
     std::fs::write(&root_file, &root).unwrap();
     let file = dir.path().join("all.snapshot");
-    let out = trustca(&[
-        "snapshot",
-        "fetch",
-        "--server",
-        &ca.url(),
-        "--ca",
-        root_file.to_str().unwrap(),
-        "--out",
-        file.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let summary = loop {
+        let out = trustca(&[
+            "snapshot",
+            "fetch",
+            "--server",
+            &ca.url(),
+            "--ca",
+            root_file.to_str().unwrap(),
+            "--out",
+            file.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if summary["blocked_keys"] == 1 || std::time::Instant::now() > deadline {
+            break summary;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(summary["models"], 1);
     assert_eq!(summary["blocked_keys"], 1, "{summary}");
     let der = std::fs::read(&file).unwrap();
@@ -432,36 +439,45 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Fetched again until the rebuilt snapshot carries the change, for up
+    // to 10 s.
     let again = dir.path().join("again.snapshot");
-    let out = trustca(&[
-        "snapshot",
-        "fetch",
-        "--server",
-        &ca.url(),
-        "--ca",
-        root_file.to_str().unwrap(),
-        "--sector",
-        "automotive",
-        "--out",
-        again.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["scope"], "automotive");
-    let s = SignedSnapshot::from_der(&std::fs::read(&again).unwrap())
-        .unwrap()
-        .verify(
-            &root_der,
-            time::OffsetDateTime::now_utc(),
-            &Default::default(),
-            false,
-        )
-        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let s = loop {
+        let out = trustca(&[
+            "snapshot",
+            "fetch",
+            "--server",
+            &ca.url(),
+            "--ca",
+            root_file.to_str().unwrap(),
+            "--sector",
+            "automotive",
+            "--out",
+            again.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["scope"], "automotive");
+        let s = SignedSnapshot::from_der(&std::fs::read(&again).unwrap())
+            .unwrap()
+            .verify(
+                &root_der,
+                time::OffsetDateTime::now_utc(),
+                &Default::default(),
+                false,
+            )
+            .unwrap();
+        let level = s.device(&car.identity).map(|d| d.level.get());
+        if level == Some(3) || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(s.device(&car.identity).map(|d| d.level.get()), Some(3));
 }

@@ -4,7 +4,7 @@
 //! `tests/ecies_vectors.py`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -296,10 +296,10 @@ fn hexv(v: &serde_json::Value, k: &str) -> Vec<u8> {
 #[test]
 fn python_vectors_decrypt() {
     let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../testdata/encrypted-data.json")).unwrap();
+        serde_json::from_str(include_str!("../../testdata/encrypted-data.json")).unwrap();
     let vectors = doc["vectors"].as_array().unwrap();
     assert_eq!(vectors.len(), 3);
-    let root = hex::decode(include_str!("../testdata/root.coer.hex").trim()).unwrap();
+    let root = hex::decode(include_str!("../../testdata/root.coer.hex").trim()).unwrap();
     for v in vectors {
         let name = v["name"].as_str().unwrap();
         let bytes = hexv(v, "encrypted_data");

@@ -16,7 +16,7 @@
 //! `deniedpermissions` of authorization.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

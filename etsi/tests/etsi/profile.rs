@@ -6,7 +6,7 @@
 //! byte for byte, checks the profile and verifies each signature).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use rasn_its::ieee1609dot2::base_types::ServiceSpecificPermissions;

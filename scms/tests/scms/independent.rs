@@ -9,7 +9,7 @@
 //! TRUSTCA_REQUIRE_INTEROP=1.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Certificate codec, signing and verification tests.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use trustca_v2x::{
@@ -41,13 +41,13 @@ fn root_tbs_matches_hand_encoding() {
     assert_eq!(hex::encode(tbs.to_coer().unwrap()), ROOT_TBS_HEX);
     assert_eq!(
         hex::encode(tbs.to_coer().unwrap()),
-        include_str!("../testdata/root.tbs.hex").trim()
+        include_str!("../../testdata/root.tbs.hex").trim()
     );
 }
 
 #[test]
 fn published_root_vector() {
-    let bytes = hex::decode(include_str!("../testdata/root.coer.hex").trim()).unwrap();
+    let bytes = hex::decode(include_str!("../../testdata/root.coer.hex").trim()).unwrap();
     let root = Certificate::from_coer(&bytes).unwrap();
     root.verify_signed_by(None).unwrap();
     assert_eq!(hex::encode(root.tbs_coer()), ROOT_TBS_HEX);
@@ -55,7 +55,7 @@ fn published_root_vector() {
     assert_eq!(root.as_coer(), &bytes[..]);
     assert_eq!(
         hex::encode(root.hashed_id8()),
-        include_str!("../testdata/root.hashedid8.hex").trim()
+        include_str!("../../testdata/root.hashedid8.hex").trim()
     );
     assert_eq!(&bytes[..5], [0x80, 0x03, 0x00, 0x81, 0x00]);
 }

@@ -1,7 +1,7 @@
 //! IEEE 1609.2 (SCMS) certificates with id `linkageData`.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use trustca_v2x::{

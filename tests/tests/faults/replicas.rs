@@ -8,47 +8,25 @@
 //! Needs `TRUSTCA_TEST_POSTGRES` (a server URL without a database); fails
 //! without it unless `TRUSTCA_SKIP_POSTGRES=1` asks to skip.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use trustca_testkit as common;
-
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::*;
+use super::{ServerProcess, serve};
+use crate::common::*;
 use trustca_model::CertificateKind;
 use trustca_proto::v1 as pb;
 use trustca_store::Storage;
 
-/// A replica process, killed when the test ends (also on a failed
-/// assertion, so no server outlives its test).
-struct Replica(Child);
-
-impl Replica {
-    fn kill(&mut self) -> std::io::Result<()> {
-        self.0.kill()
-    }
-    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.0.wait()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `trustca serve` on `data` with the PostgreSQL store; returns the
-/// process and its address.
-fn replica(data: &Path, store: &str) -> (Replica, String) {
-    let mut child = spawn_replica(data, store);
-    let addr = listening(&mut child, data)
-        .unwrap_or_else(|err| panic!("serve prints its address; it said {err}"));
-    (Replica(child), format!("https://{addr}"))
+/// Starts `trustca serve` on `data` with the PostgreSQL store (its log in
+/// `DATA/replica.log`); returns the process, killed when dropped (also on a
+/// failed assertion, so no server outlives its test), and its address.
+fn replica(data: &Path, store: &str) -> (ServerProcess, String) {
+    let server = serve(data, &["--store", store], &data.join("replica.log")).unwrap_or_else(
+        |(status, log)| panic!("serve prints its address; it said {status}: {log}"),
+    );
+    let url = server.url();
+    (server, url)
 }
 
 fn batch(prefix: &str, n: u64) -> Vec<pb::EnrollBatchItem> {
@@ -81,6 +59,7 @@ async fn crl_number(url: &str, creds: &trustca_api::client::ClientCredentials) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_one_postgres_survive_losing_one() {
+    let _alone = super::load_alone().await;
     let Some(store) = postgres_database("failover") else {
         return;
     };
@@ -107,32 +86,12 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
     let mut enroll_b = pb::enrollment_client::EnrollmentClient::new(
         trustca_api::client::connect(&url_b, &acme).await.unwrap(),
     );
-    let house = enroll_device(
-        &mut enroll_a,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "H1",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let house = enroll_acme_battery(&mut enroll_a, &root, "H1").await;
     // battery-discharge needs the car at Lv.4+: its model is registered
     // (declared hardware counts up to Lv.3 in automotive).
     let body = ca.certification_body("TUV", &["automotive"], &["iso-sae-21434"]);
     register_automotive_lv5_with(&url_b, &acme, &body, "Acme", "EV-200").await;
-    let car = enroll_device(
-        &mut enroll_b,
-        &root,
-        "automotive",
-        "Acme",
-        "EV-200",
-        "C1",
-        "1.0.0",
-        vec![],
-    )
-    .await;
+    let car = enroll_acme_car(&mut enroll_b, &root, "C1").await;
 
     // Decide load on both replicas for the whole test.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -200,11 +159,11 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
             returned.push(c);
         }
         if returned.len() == 300 {
-            a.kill().unwrap(); // SIGKILL: no shutdown, no final flush
+            a.child.kill().unwrap(); // SIGKILL: no shutdown, no final flush
             break;
         }
     }
-    let _ = a.wait();
+    let _ = a.child.wait();
     assert_eq!(returned.len(), 300, "replica A returned certificates first");
     let from_b = stream_b.await.unwrap();
     assert_eq!(
@@ -292,8 +251,8 @@ async fn two_replicas_on_one_postgres_survive_losing_one() {
     assert!(crl_a0 >= 2, "two start-up publications, two numbers");
     assert!(crl_b1 > crl_a0, "{crl_b1} after {crl_a0}");
 
-    b.kill().unwrap();
-    let _ = b.wait();
+    b.child.kill().unwrap();
+    let _ = b.child.wait();
     // The audit log, written by two replicas, verifies as one log.
     let out = Command::new(trustca_bin())
         .args(["audit", "verify", "--data"])
@@ -318,17 +277,7 @@ async fn a_sled_deployment_moves_to_postgres_with_its_audit_log() {
     let acme = ca.credential(CertificateKind::Manufacturer, "Acme", &["hems"]);
     let mut enroll = ca.client(&acme).await;
     let root = ca.root_pem();
-    let house = enroll_device(
-        &mut enroll,
-        &root,
-        "hems",
-        "Acme",
-        "HB-1",
-        "H1",
-        "1.0.0",
-        hems_lv5(),
-    )
-    .await;
+    let house = enroll_acme_battery(&mut enroll, &root, "H1").await;
     drop(enroll);
     ca.stop().await;
 
@@ -388,43 +337,8 @@ async fn a_sled_deployment_moves_to_postgres_with_its_audit_log() {
         .into_inner();
     assert_eq!(t.identity, house.identity);
     assert_eq!(t.live_level, 5);
-    server.kill().unwrap();
-    let _ = server.wait();
-}
-
-/// Starts `trustca serve` on `data` without waiting for it; its log goes
-/// to `DATA/replica.log` (a file, so a chatty replica never blocks on it).
-fn spawn_replica(data: &Path, store: &str) -> Child {
-    let log = std::fs::File::create(data.join("replica.log")).unwrap();
-    Command::new(trustca_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(["--store", store])
-        .env(
-            "TRUSTCA_PASSPHRASE",
-            std::str::from_utf8(PASSPHRASE).unwrap(),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap()
-}
-
-/// The replica's address once it listens, or what it logged when it
-/// exited.
-fn listening(child: &mut Child, data: &Path) -> Result<String, String> {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    match line.trim().strip_prefix("listening on ") {
-        Some(addr) => Ok(addr.to_owned()),
-        None => {
-            let _ = child.wait();
-            Err(std::fs::read_to_string(data.join("replica.log")).unwrap_or_default())
-        }
-    }
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
 }
 
 /// Two replicas started at the same moment on a fresh database both
@@ -448,13 +362,16 @@ async fn replicas_started_together_on_a_fresh_database_both_start() {
         let Some(store) = postgres_database(&format!("together{trial}")) else {
             return;
         };
-        let mut a = spawn_replica(ca.data(), &store);
-        let mut b = spawn_replica(second.path(), &store);
-        let (ra, rb) = (
-            listening(&mut a, ca.data()),
-            listening(&mut b, second.path()),
-        );
-        let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+        // Both processes are spawned at once, from two threads.
+        let (dir_a, dir_b) = (ca.data().to_path_buf(), second.path().to_path_buf());
+        let start = |dir: &Path| serve(dir, &["--store", &store], &dir.join("replica.log"));
+        let (ra, rb) = std::thread::scope(|s| {
+            let a = s.spawn(|| start(&dir_a));
+            let b = s.spawn(|| start(&dir_b));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        // Killed here, when both answered.
+        let (ra, rb) = (ra.map(|_| ()), rb.map(|_| ()));
         assert!(ra.is_ok(), "trial {trial}: first replica failed: {ra:?}");
         assert!(rb.is_ok(), "trial {trial}: second replica failed: {rb:?}");
         let pg = trustca_store::PgStorage::connect(&store).unwrap();

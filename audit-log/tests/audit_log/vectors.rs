@@ -14,7 +14,7 @@ use trustca_audit::{
     verify_inclusion,
 };
 
-const VECTORS: &str = include_str!("../testdata/vectors.json");
+const VECTORS: &str = include_str!("../../testdata/vectors.json");
 
 fn h(s: &str) -> Hash {
     hex::decode(s).unwrap().try_into().unwrap()

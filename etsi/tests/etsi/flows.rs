@@ -6,7 +6,7 @@
 //! holds the ticket's key or the ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use ring::signature::KeyPair;

@@ -6,7 +6,7 @@
 //! the ASN.1 modules are missing, unless TRUSTCA_REQUIRE_INTEROP=1.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -152,7 +152,7 @@ fn asn1tools_and_cryptography_accept_the_chain() {
     let root = write("root.coer", c.root.as_coer());
     let ca = write("ca.coer", c.ca.as_coer());
     let ticket = write("ticket.coer", c.ticket.as_coer());
-    let vector = hex::decode(include_str!("../testdata/root.coer.hex").trim()).unwrap();
+    let vector = hex::decode(include_str!("../../testdata/root.coer.hex").trim()).unwrap();
     let published = write("published-root.coer", &vector);
     let sink = Certificate::issue(kitchen_sink_tbs(&key(), &key()), &c.root, &c.root_key).unwrap();
     let sink_path = write("kitchen-sink.coer", sink.as_coer());
@@ -310,7 +310,7 @@ fn encrypted_data_vectors_are_reproducible() {
     assert!(status.success());
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
-        include_str!("../testdata/encrypted-data.json"),
+        include_str!("../../testdata/encrypted-data.json"),
         "regenerate with: python3 v2x/tests/ecies_vectors.py v2x/testdata/encrypted-data.json"
     );
 }

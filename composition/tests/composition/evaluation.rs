@@ -1,7 +1,7 @@
 //! The scheme on small systems whose answers are known by hand, the bad
 //! inputs a system refuses, and the policy checks.
 
-mod common;
+use crate::common;
 
 use common::*;
 use trustca_composition::{CompositionError, CompositionPolicy, Link, System, evaluate};
@@ -172,7 +172,7 @@ fn bad_links_are_refused_and_leave_the_system_unchanged() {
 
 #[test]
 fn size_limits_hold() {
-    let text = include_str!("../../policies/composition.toml")
+    let text = include_str!("../../../policies/composition.toml")
         .replace("max_devices = 1000", "max_devices = 2")
         .replace("max_links = 5000", "max_links = 1");
     let p = CompositionPolicy::parse("composition.toml", &text, trust_policy())
@@ -222,7 +222,7 @@ fn stored_form_round_trips_and_a_tampered_cycle_is_refused() {
 
 #[test]
 fn policy_checks_refuse_what_would_break_the_scheme() {
-    let base = include_str!("../../policies/composition.toml");
+    let base = include_str!("../../../policies/composition.toml");
     let cases = [
         (
             "observe = 3, exchange = 1",

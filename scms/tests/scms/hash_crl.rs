@@ -7,7 +7,7 @@
 //! although the RA's own record of the vehicle is clean.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

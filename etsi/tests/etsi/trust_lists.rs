@@ -4,7 +4,7 @@
 //! PSID or carrying entries a root CA's CTL may not carry.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use trustca_etsi::trust_lists::{crl, rca_ctl, read_crl, read_rca_ctl, read_tlm_ectl, tlm_ectl};

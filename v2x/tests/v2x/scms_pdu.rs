@@ -3,7 +3,7 @@
 //! OpenSCMS request vectors (`shared/spec/v2x-vectors/openscms/`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use proptest::prelude::*;

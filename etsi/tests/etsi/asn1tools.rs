@@ -5,7 +5,7 @@
 //! (fails then under TRUSTCA_REQUIRE_INTEROP=1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

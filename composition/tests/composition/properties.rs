@@ -3,7 +3,7 @@
 //! an effective level is never above the member's own; the evaluation is
 //! deterministic, whatever order the links were added in.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -7,11 +7,11 @@
 //! something:
 //!
 //! ```sh
-//! nice -n 19 cargo test --release -p trustca-etsi --test timing -- --ignored --nocapture
+//! nice -n 19 cargo test --release -p trustca-etsi --test etsi -- timing:: --ignored --nocapture
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod common;
+use crate::common;
 
 use std::hint::black_box;
 use std::time::Instant;
