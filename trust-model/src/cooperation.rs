@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ModelError, SectorName, TrustLevel, TrustStatus};
+use crate::{CooperationDepth, ModelError, SectorName, TrustLevel, TrustStatus};
 
 mod pairs;
 use pairs::PairMap;
@@ -160,9 +160,10 @@ pub struct DecisionOutcome {
     /// Whether the operation may proceed.
     pub allow: bool,
     /// The deepest permitted depth.
-    pub depth: String,
-    /// The depth the operation needs.
-    pub required_depth: String,
+    pub depth: CooperationDepth,
+    /// The depth the operation needs (`None` when no decision reached the
+    /// operation, e.g. an unknown peer).
+    pub required_depth: Option<CooperationDepth>,
     /// The caller's level (its own sector's terms).
     pub caller_level: Option<TrustLevel>,
     /// The peer's level as the caller's sector counts it.
@@ -227,6 +228,7 @@ impl TrustPolicy {
         }
         let mut depth_index = HashMap::new();
         for (i, d) in c.depths.iter().enumerate() {
+            CooperationDepth::parse(d).map_err(|e| err(cfile, 0, e.to_string()))?;
             if depth_index.insert(d.clone(), i).is_some() {
                 return Err(err(cfile, 0, format!("depth {d:?} listed twice")));
             }
@@ -450,6 +452,16 @@ impl TrustPolicy {
         self.version.clone()
     }
 
+    /// The depth at index `index` of the ladder (`none` past its end,
+    /// which an index from this policy never is).
+    pub fn depth(&self, index: usize) -> CooperationDepth {
+        self.depths
+            .get(index)
+            .map_or_else(CooperationDepth::none, |name| {
+                CooperationDepth::validated(name.clone())
+            })
+    }
+
     /// Whether `operation` is known.
     pub fn knows_operation(&self, operation: &str) -> bool {
         self.operations.contains_key(operation)
@@ -589,8 +601,8 @@ impl TrustPolicy {
         ));
         Ok(DecisionOutcome {
             allow,
-            depth: self.depths[depth].clone(),
-            required_depth: self.depths[required].clone(),
+            depth: self.depth(depth),
+            required_depth: Some(self.depth(required)),
             caller_level: q.caller_level,
             peer_level,
             rule: rule.map(|r| r.name.clone()),
