@@ -8,6 +8,7 @@ use trustca_testkit as common;
 
 mod etsi_http;
 mod etsi_metrics;
+mod etsi_reload;
 mod etsi_register;
 mod etsi_roles;
 mod etsi_serve;
