@@ -8,11 +8,12 @@ use trustca_testkit as common;
 
 mod etsi_http;
 mod etsi_metrics;
-mod etsi_reload;
 mod etsi_register;
+mod etsi_reload;
 mod etsi_roles;
 mod etsi_serve;
 mod etsi_vehicle;
+mod role_hangup;
 mod ticket_reload;
 mod tickets;
 mod v2x_authorities;
