@@ -132,11 +132,12 @@ fn split(items: Vec<Result<pb::EnrollBatchItem, Status>>, seen: &mut usize) -> C
             ));
             continue;
         }
-        match item.request {
-            Some(r) => {
+        match item.request.map(to_request) {
+            Some(Ok(r)) => {
                 c.ids.push(item.id);
-                c.reqs.push(to_request(r));
+                c.reqs.push(r);
             }
+            Some(Err(e)) => c.early.push(failure(item.id, code(&e), e.to_string())),
             None => c.early.push(failure(
                 item.id,
                 tonic::Code::InvalidArgument,

@@ -41,9 +41,11 @@ impl EnrollmentService {
     }
 }
 
-pub(crate) fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
+/// The engine's request from the wire; an evidence type outside the
+/// vocabulary names itself and the known ones.
+pub(crate) fn to_request(msg: pb::EnrollRequest) -> Result<EnrollmentRequest, CaError> {
     let d = msg.device.unwrap_or_default();
-    EnrollmentRequest {
+    Ok(EnrollmentRequest {
         csr_der: msg.csr_der,
         device: DeviceAttributes {
             sector: d.sector,
@@ -55,13 +57,15 @@ pub(crate) fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
         evidence: msg
             .evidence
             .into_iter()
-            .map(|e| EvidenceItem {
-                kind: e.r#type,
-                scheme: e.scheme,
-                value: e.value,
-                evaluated_at: e.evaluated_at,
+            .map(|e| {
+                Ok(EvidenceItem {
+                    kind: e.r#type.parse()?,
+                    scheme: e.scheme,
+                    value: e.value,
+                    evaluated_at: e.evaluated_at,
+                })
             })
-            .collect(),
+            .collect::<Result<_, CaError>>()?,
         renewal: msg.renewal,
         require_registered_model: false,
         tpm_attestation: msg.tpm_attestation.map(|a| TpmKeyAttestation {
@@ -70,7 +74,7 @@ pub(crate) fn to_request(msg: pb::EnrollRequest) -> EnrollmentRequest {
             attest: a.attest,
             signature: a.signature,
         }),
-    }
+    })
 }
 
 pub(crate) fn to_response(o: EnrollmentOutcome) -> pb::EnrollResponse {
@@ -117,7 +121,7 @@ impl Enrollment for EnrollmentService {
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let caller = caller(&request)?;
-        let req = to_request(request.into_inner());
+        let req = to_request(request.into_inner()).map_err(status)?;
         let sector = req.device.sector.clone();
         let result = self.engine.enroll_one(Arc::clone(&caller), req).await;
         log_outcome(&caller, &sector, &result);

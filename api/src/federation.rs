@@ -19,7 +19,7 @@ use trustca_db::{PeerAnswer, PeerDatabases, TrustDbError, msg};
 use trustca_model::SectorName;
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
 
-use crate::trust_convert::Convert;
+use crate::trust_convert::{Convert, ConvertChecked};
 
 /// How this instance reaches the databases of other sectors.
 #[derive(Debug, Clone)]
@@ -94,9 +94,9 @@ fn answer_bytes(answer: &msg::TrustAnswer) -> usize {
         .assertion
         .as_ref()
         .map_or(0, |a| a.body.len() + a.signature.len());
+    // The status is a word held inline.
     answer.identity.len()
         + answer.sector.len()
-        + answer.status.len()
         + answer.reasons.iter().map(|r| r.len() + 24).sum::<usize>()
         + assertion
 }
@@ -306,7 +306,14 @@ impl Federation {
                     reason: describe_failure(&status, foreign_root.is_some()),
                 });
             }
-            Ok(Ok(r)) => r.into_inner().convert(),
+            Ok(Ok(r)) => {
+                r.into_inner()
+                    .convert_checked()
+                    .map_err(|e| TrustDbError::Unreachable {
+                        sector: sector.to_string(),
+                        reason: format!("bad answer: {e}"),
+                    })?
+            }
         };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(
@@ -344,13 +351,16 @@ mod tests {
         msg::TrustAnswer {
             identity: format!("urn:trustca:automotive:acme:ev-200:{n}"),
             sector: "automotive".into(),
-            status: "active".into(),
+            status: trustca_model::TrustStatus::Active,
             assertion: Some(SignedTrustAssertion {
                 body: vec![n; 300],
                 signature: vec![n; 72],
                 responder_chain: vec![vec![responder; 700], vec![responder; 900]],
             }),
-            ..Default::default()
+            certificate_level: 0,
+            live_level: 0,
+            record_version: 0,
+            reasons: Vec::new(),
         }
     }
 

@@ -5,7 +5,10 @@
 
 use tonic::Status;
 use trustca_db::msg as d;
-use trustca_model::{SignedTrustAssertion, TrustLevel};
+use trustca_model::{
+    AnomalyKind, CooperationDepth, ModelError, ModelStatus, SignedTrustAssertion, TrustLevel,
+    TrustStatus,
+};
 use trustca_proto::v1 as pb;
 
 /// A value's form on the other side of the wire: a message as the engine's
@@ -21,6 +24,13 @@ impl<T> Convert<T> for T {
     fn convert(self) -> T {
         self
     }
+}
+
+/// A value's form from the wire when the wire's text may name nothing
+/// the engine knows (a status, a depth, a kind outside its vocabulary).
+pub trait ConvertChecked<T> {
+    /// The same value in the engine's form, or why the text names none.
+    fn convert_checked(self) -> Result<T, ModelError>;
 }
 
 /// A signed assertion as it travels: the DER body, its signature and the
@@ -61,6 +71,30 @@ macro_rules! carry {
     (vec, $v:expr) => {
         $v.into_iter().map(Convert::convert).collect()
     };
+    (word, $v:expr) => {
+        $v.convert()
+    };
+    (maybe_word, $v:expr) => {
+        $v.convert()
+    };
+}
+
+/// One field read from the wire where a word must name a value: `word` a
+/// typed value, `maybe_word` one that may be absent (empty on the wire).
+macro_rules! carry_checked {
+    (word, $v:expr) => {
+        $v.parse()?
+    };
+    (maybe_word, $v:expr) => {
+        if $v.is_empty() {
+            None
+        } else {
+            Some($v.parse()?)
+        }
+    };
+    ($kind:ident, $v:expr) => {
+        carry!($kind, $v)
+    };
 }
 
 /// Both conversions of a message and the engine's value of the same name.
@@ -86,6 +120,20 @@ macro_rules! to_wire {
         impl Convert<pb::$name> for d::$name {
             fn convert(self) -> pb::$name {
                 pb::$name { $($field: carry!($kind, self.$field)),* }
+            }
+        }
+    };
+}
+
+/// Both conversions of a message whose words the engine holds typed: out
+/// as the words, in checked ([`ConvertChecked`]).
+macro_rules! both_ways_checked {
+    ($name:ident { $($field:ident: $kind:ident),* $(,)? }) => {
+        to_wire!($name { $($field: $kind),* });
+
+        impl ConvertChecked<d::$name> for pb::$name {
+            fn convert_checked(self) -> Result<d::$name, ModelError> {
+                Ok(d::$name { $($field: carry_checked!($kind, self.$field)),* })
             }
         }
     };
@@ -177,12 +225,65 @@ to_wire!(AnomalyOutcome {
     record: opt,
     reasons: same,
 });
-both_ways!(AnomalyReport {
+to_wire!(AnomalyReport {
     device: opt,
-    anomaly: same,
+    anomaly: one,
     observed_at: same,
     evidence: same,
 });
+
+/// A closed vocabulary's word as the wire spells it.
+impl Convert<String> for AnomalyKind {
+    fn convert(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// A device's status as the wire spells it.
+impl Convert<String> for TrustStatus {
+    fn convert(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// A cooperation depth as the wire spells it.
+impl Convert<String> for CooperationDepth {
+    fn convert(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// A depth an operation needs as the wire spells it; none is empty.
+impl Convert<String> for Option<CooperationDepth> {
+    fn convert(self) -> String {
+        self.map(|d| d.as_str().to_owned()).unwrap_or_default()
+    }
+}
+
+/// A model's status as the wire spells it.
+impl Convert<String> for ModelStatus {
+    fn convert(self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+/// A word of a closed vocabulary from the wire: an unknown one is
+/// `INVALID_ARGUMENT`, naming it and the known ones, before the engine
+/// sees the request.
+fn wire_word<T: std::str::FromStr<Err = ModelError>>(word: &str) -> Result<T, Status> {
+    word.parse()
+        .map_err(|e: ModelError| Status::invalid_argument(e.to_string()))
+}
+
+/// An anomaly report from the wire, its kind checked.
+pub(crate) fn anomaly_report(m: pb::AnomalyReport) -> Result<d::AnomalyReport, Status> {
+    Ok(d::AnomalyReport {
+        anomaly: wire_word(&m.anomaly)?,
+        device: m.device.map(Convert::convert),
+        observed_at: m.observed_at,
+        evidence: m.evidence,
+    })
+}
 both_ways!(BulkDowngradeResponse {
     matched: same,
     changed: same,
@@ -195,10 +296,10 @@ both_ways!(CapHop {
     counted_level: same,
 });
 both_ways!(CertificateChain { certificates: same });
-both_ways!(Decision {
+both_ways_checked!(Decision {
     allow: same,
-    depth: same,
-    required_depth: same,
+    depth: word,
+    required_depth: maybe_word,
     caller_level: same,
     peer_level: same,
     peer_sector: same,
@@ -219,7 +320,7 @@ both_ways!(EvidenceItem {
     value: same,
     evaluated_at: same,
 });
-both_ways!(GetHistoryResponse {
+to_wire!(GetHistoryResponse {
     record: opt,
     entries: vec,
 });
@@ -241,16 +342,16 @@ both_ways!(ListModelsRequest {
     sector: same,
     manufacturer: same,
 });
-both_ways!(ListModelsResponse { models: vec });
-both_ways!(MemberLevel {
+to_wire!(ListModelsResponse { models: vec });
+to_wire!(MemberLevel {
     identity: same,
     sector: same,
     own_level: same,
-    status: same,
+    status: word,
     effective_level: same,
     cap: opt,
 });
-both_ways!(ModelChangeResponse {
+to_wire!(ModelChangeResponse {
     model: opt,
     devices_matched: same,
     devices_changed: same,
@@ -285,10 +386,10 @@ both_ways!(ModelSelector {
     model: same,
     firmware: same,
 });
-both_ways!(ModelView {
+to_wire!(ModelView {
     model: opt,
     level: same,
-    status: same,
+    status: word,
     policy_version: same,
     version: same,
     hardware_root_of_trust: same,
@@ -329,7 +430,7 @@ both_ways!(SystemCap {
     path: vec,
     reason: same,
 });
-both_ways!(SystemEvaluation {
+to_wire!(SystemEvaluation {
     system: same,
     system_version: same,
     policy_version: same,
@@ -351,21 +452,21 @@ both_ways!(SystemView {
     members: same,
     links: vec,
 });
-both_ways!(TrustAnswer {
+both_ways_checked!(TrustAnswer {
     identity: same,
     sector: same,
     certificate_level: same,
     live_level: same,
-    status: same,
+    status: word,
     record_version: same,
     reasons: same,
     assertion: opt,
 });
-both_ways!(TrustRecordView {
+to_wire!(TrustRecordView {
     identity: same,
     sector: same,
     level: same,
-    status: same,
+    status: word,
     version: same,
     updated_at: same,
 });
@@ -438,7 +539,15 @@ mod tests {
     fn a_decision_crosses_the_wire_with_its_assertions_byte_for_byte() {
         let decision = d::Decision {
             allow: true,
-            depth: "control".into(),
+            depth: CooperationDepth::parse("control").unwrap(),
+            required_depth: Some(CooperationDepth::parse("observe").unwrap()),
+            caller_level: 0,
+            peer_sector: String::new(),
+            peer_identity: String::new(),
+            rule: String::new(),
+            valid_from: 0,
+            policy_version: String::new(),
+            peer_own_level: 0,
             peer_level: 4,
             reasons: vec![
                 d::DecisionReason::Policy("a".into()),
@@ -457,9 +566,12 @@ mod tests {
                 ..Default::default()
             }),
             peer_system_assertion: Some(assertion(2)),
-            ..Default::default()
         };
         let wire: pb::Decision = decision.clone().convert();
+        assert_eq!(
+            (wire.depth.as_str(), wire.required_depth.as_str()),
+            ("control", "observe")
+        );
         let sent = wire.peer_assertion.as_ref().unwrap();
         assert_eq!(sent.body, assertion(1).body);
         assert_eq!(sent.signature, assertion(1).signature);
@@ -475,8 +587,26 @@ mod tests {
                 "peer: unreachable"
             ]
         );
-        let back: d::Decision = wire.convert();
+        let back: d::Decision = wire.clone().convert_checked().unwrap();
         assert_eq!(back, decision);
+        // No depth needed travels as empty and back as none; an empty
+        // granted depth names nothing.
+        let unneeded = d::Decision {
+            required_depth: None,
+            ..decision
+        };
+        let wire: pb::Decision = unneeded.clone().convert();
+        assert_eq!(wire.required_depth, "");
+        assert_eq!(wire.clone().convert_checked(), Ok(unneeded));
+        let nameless = pb::Decision {
+            depth: String::new(),
+            ..wire
+        };
+        let e = ConvertChecked::<d::Decision>::convert_checked(nameless).unwrap_err();
+        assert!(
+            e.to_string().starts_with("unknown cooperation depth"),
+            "{e}"
+        );
     }
 
     /// Every anomaly action's wire text.
@@ -553,5 +683,61 @@ mod tests {
                 Some(d::change_trust_request::Change::SetLevel(want))
             );
         }
+    }
+
+    /// Statuses travel as their words; a peer's answer with a status
+    /// outside the vocabulary is refused by name, not read loosely.
+    #[test]
+    fn statuses_cross_the_wire_as_words() {
+        let answer = d::TrustAnswer {
+            identity: "urn:trustca:hems:a:b:c".into(),
+            sector: "hems".into(),
+            certificate_level: 3,
+            live_level: 2,
+            status: TrustStatus::Suspended,
+            record_version: 4,
+            reasons: vec!["why".into()],
+            assertion: Some(assertion(3)),
+        };
+        let wire: pb::TrustAnswer = answer.clone().convert();
+        assert_eq!(wire.status, "suspended");
+        assert_eq!(wire.clone().convert_checked(), Ok(answer));
+        let odd = pb::TrustAnswer {
+            status: "Suspended".into(),
+            ..wire
+        };
+        let e = ConvertChecked::<d::TrustAnswer>::convert_checked(odd)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown trust status \"Suspended\""), "{e}");
+        let names: Vec<String> = ModelStatus::ALL.into_iter().map(Convert::convert).collect();
+        assert_eq!(
+            names,
+            ["certified", "provisional", "suspended", "withdrawn"]
+        );
+    }
+
+    /// An anomaly report's kind is read at the wire: a known word reaches
+    /// the engine typed, any other is `INVALID_ARGUMENT` naming it.
+    #[test]
+    fn anomaly_kinds_are_read_at_the_wire() {
+        let report = |anomaly: &str| pb::AnomalyReport {
+            anomaly: anomaly.into(),
+            ..Default::default()
+        };
+        for &kind in AnomalyKind::ALL {
+            let read = anomaly_report(report(kind.as_str())).unwrap();
+            assert_eq!(read.anomaly, kind);
+            let back: pb::AnomalyReport = read.convert();
+            assert_eq!(back.anomaly, kind.as_str());
+        }
+        let e = anomaly_report(report("bad-vibes")).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message()
+                .starts_with("unknown anomaly kind \"bad-vibes\"; known: frequency-high"),
+            "{}",
+            e.message()
+        );
     }
 }

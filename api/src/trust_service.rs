@@ -257,7 +257,7 @@ impl trustca_proto::v1::anomalies_server::Anomalies for AnomalyService {
     ) -> Result<Response<pb::AnomalyOutcome>, Status> {
         let who = authenticated(&request)?;
         let engine = Arc::clone(&self.engine);
-        let req = request.into_inner().convert();
+        let req = crate::trust_convert::anomaly_report(request.into_inner())?;
         let (outcome, notification) =
             blocking("anomaly", move || engine.report_anomaly(&who, req)).await?;
         if let Some(n) = notification {

@@ -219,7 +219,7 @@ pub async fn run(a: EnrollArgs) -> Result<ExitCode> {
         evidence: evidence
             .into_iter()
             .map(|e| pb::EvidenceItem {
-                r#type: e.kind,
+                r#type: e.kind.as_str().to_owned(),
                 scheme: e.scheme,
                 value: e.value,
                 evaluated_at: e.evaluated_at,

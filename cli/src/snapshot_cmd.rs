@@ -298,11 +298,14 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                 Some(&cap),
             )?;
             let o = &d.outcome;
+            // No depth needed (nothing decided) prints as empty, as the
+            // wire's Decision does.
+            let required = o.required_depth.as_ref().map_or("", |r| r.as_str());
             if json_out {
                 print_json(&json!({
                     "allow": o.allow,
-                    "depth": o.depth,
-                    "required_depth": o.required_depth,
+                    "depth": o.depth.as_str(),
+                    "required_depth": required,
                     "caller_level": o.caller_level.map(|l| l.get()),
                     "peer_level": o.peer_level.map(|l| l.get()),
                     "rule": o.rule,
@@ -334,10 +337,10 @@ pub async fn snapshot(action: SnapshotAction) -> Result<ExitCode> {
                         "{verdict} {operation} with {} at depth {} (needs {}); snapshot {}{stale}",
                         d.peer_identity,
                         o.depth,
-                        if o.required_depth.is_empty() {
+                        if required.is_empty() {
                             "no rule applies"
                         } else {
-                            &o.required_depth
+                            required
                         },
                         d.snapshot_serial,
                     );

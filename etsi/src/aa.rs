@@ -5,13 +5,15 @@
 //! `ecSignature` (through the caller's [`EaLink`]: the AA cannot read that
 //! signature, so it never learns which credential asked), and issues the
 //! ticket for the trust level the EA confirmed, from the ticket profile's
-//! permission table.
+//! permission table. The profile sits in a [`ProfileSlot`], read once per
+//! request, so a policy reload that replaces it applies from the next
+//! request and never inside one.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use ring::rand::{SecureRandom, SystemRandom};
-use trustca_scms::TicketProfile;
+use trustca_scms::{ProfileSlot, TicketProfile};
 use trustca_v2x::ts102941::{
     AuthorizationResponseCode as At, EcSignature, EtsiTs102941Data, InnerAtRequest, InnerResponse,
     SubjectAttributes, ValidationRequest, ValidationResponseCode as Av,
@@ -53,7 +55,7 @@ impl std::fmt::Debug for KnownEa {
 /// The authorization authority.
 pub struct AuthorizationAuthority {
     keys: AuthorityKeys,
-    tickets: TicketProfile,
+    tickets: ProfileSlot,
     trust: RwLock<EaTrust>,
 }
 
@@ -121,7 +123,7 @@ impl AuthorizationAuthority {
         }
         Ok(Self {
             keys: AuthorityKeys::new(certificate, signer, encryption_secret),
-            tickets,
+            tickets: ProfileSlot::from(tickets),
             trust: RwLock::new(EaTrust::new(eas, Vec::new())),
         })
     }
@@ -160,6 +162,13 @@ impl AuthorizationAuthority {
     /// The AA's certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.keys.certificate
+    }
+
+    /// The ticket profile in force, for a policy reload to replace
+    /// ([`ProfileSlot::replace`] refuses a profile that moves what issued
+    /// tickets carry, the ticket format among them).
+    pub fn profile_slot(&self) -> &ProfileSlot {
+        &self.tickets
     }
 
     /// Answers an `AuthorizationRequestMessage`: a ticket, or a response
@@ -213,13 +222,10 @@ impl AuthorizationAuthority {
             .assurance_level
             .and_then(|a| a.trust_level())
             .ok_or(At::DeniedPermissions)?;
-        let period = self
-            .tickets
-            .period_at(now)
-            .ok_or(At::ItsAaOutOfSyncRequest)?;
-        let mut tbs =
-            authorization_ticket(&self.tickets, public_keys.verification_key, level, period)
-                .map_err(|_| At::ItsAaDeniedPermissions)?;
+        let tickets = self.tickets.current();
+        let period = tickets.period_at(now).ok_or(At::ItsAaOutOfSyncRequest)?;
+        let mut tbs = authorization_ticket(&tickets, public_keys.verification_key, level, period)
+            .map_err(|_| At::ItsAaDeniedPermissions)?;
         let granted = tbs.app_permissions.take().unwrap_or_default();
         tbs.app_permissions =
             Some(narrow(&granted, &confirmed.app_permissions).ok_or(At::ItsAaDeniedPermissions)?);

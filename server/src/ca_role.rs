@@ -196,7 +196,7 @@ fn v2x_services(opts: &ServeOptions, e: &Engines) -> Result<V2xServices> {
     }
     // Separated authorities: this process is still the enrolment CA and
     // the CRL generator of the hash CRLs.
-    let sector = crate::v2x::ticket_profile(files)?.sector;
+    let sector = crate::ticket_files::SCMS_TICKETS.of(files)?.sector;
     let storage = &e.store.storage;
     let hash_crls = crate::v2x::hash_crls::HashCrlPublisher::open(
         &opts.data,

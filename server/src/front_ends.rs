@@ -71,6 +71,7 @@ pub(crate) fn start(
         Some(listener) => Some(serve_etsi(
             listener,
             opts,
+            &engines.policies,
             &engines.store.storage,
             (table, metrics),
             stop,

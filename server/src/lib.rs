@@ -33,6 +33,7 @@ mod serve;
 mod startup;
 mod store;
 mod systems;
+pub mod ticket_files;
 pub mod transport;
 mod tree_heads;
 mod trust_list_watch;

@@ -61,8 +61,16 @@ pub type PolicyFiles = Vec<(String, String)>;
 /// The files every policy directory has, besides `sectors/*.toml`.
 const TOP_FILES: [&str; 3] = ["pki.toml", "cooperation.toml", "recognition.toml"];
 
-/// Reads `pki.toml`, `cooperation.toml`, `recognition.toml` and
-/// `sectors/*.toml` from `dir`.
+/// The files a policy directory may have, besides `detection/*.toml`.
+const OPTIONAL_FILES: [&str; 4] = [
+    "v2x-tickets.toml",
+    "v2x-tickets-etsi.toml",
+    "composition.toml",
+    "web.toml",
+];
+
+/// Reads `pki.toml`, `cooperation.toml`, `recognition.toml`,
+/// `sectors/*.toml` and the optional files from `dir`.
 pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
     let mut files = Vec::new();
     for name in TOP_FILES {
@@ -73,27 +81,17 @@ pub fn read_dir(dir: &Path) -> Result<PolicyFiles> {
                 .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?,
         ));
     }
-    // Optional: the separated V2X authorities' ticket profile.
-    let tickets = dir.join("v2x-tickets.toml");
-    if tickets.exists() {
-        let text = std::fs::read_to_string(&tickets)
-            .map_err(|e| io(format_args!("cannot read {}", tickets.display()), e))?;
-        files.push(("v2x-tickets.toml".to_owned(), text));
-    }
-    // Optional: the composition scheme of systems of linked devices; the
-    // embedded default applies without it (`composition_text`).
-    let composition = dir.join("composition.toml");
-    if composition.exists() {
-        let text = std::fs::read_to_string(&composition)
-            .map_err(|e| io(format_args!("cannot read {}", composition.display()), e))?;
-        files.push(("composition.toml".to_owned(), text));
-    }
-    // Optional: what the web front end shows (`web_text`).
-    let web = dir.join("web.toml");
-    if web.exists() {
-        let text = std::fs::read_to_string(&web)
-            .map_err(|e| io(format_args!("cannot read {}", web.display()), e))?;
-        files.push(("web.toml".to_owned(), text));
+    // Optional, each with a default where it is read: the V2X
+    // authorities' ticket profiles (`crate::ticket_files`), the
+    // composition scheme of systems of linked devices
+    // (`composition_text`) and what the web front end shows (`web_text`).
+    for name in OPTIONAL_FILES {
+        let path = dir.join(name);
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
+            files.push((name.to_owned(), text));
+        }
     }
     // A `pseudonym.toml` left by an older init (the retired X.509
     // pseudonym profile) is not read (`crate::legacy`).

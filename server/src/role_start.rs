@@ -26,6 +26,7 @@ use crate::serve::*;
 pub(crate) fn serve_etsi(
     listener: tokio::net::TcpListener,
     opts: &ServeOptions,
+    policies: &crate::loaded_policies::Policies,
     storage: &Arc<dyn Storage>,
     (table, metrics): (&Arc<ConnectionTable>, &Arc<Metrics>),
     stop: &tokio_util::sync::CancellationToken,
@@ -43,7 +44,7 @@ pub(crate) fn serve_etsi(
         None => crate::etsi::deploy::service(
             crate::etsi::deploy::AllInOne {
                 data: &opts.data,
-                policies: opts.policies.as_deref(),
+                policies,
                 passphrase: &opts.passphrase,
                 public_url: opts.etsi_public_url.as_deref(),
             },

@@ -57,7 +57,13 @@ impl Authority {
 
 /// Each authority's own passphrase (none is the CA's).
 pub fn role_passphrase(role: V2xRole) -> Passphrase {
-    Passphrase::new(format!("{}-only-passphrase", role.as_str()).into_bytes()).unwrap()
+    Passphrase::new(role_passphrase_text(role).into_bytes()).unwrap()
+}
+
+/// [`role_passphrase`] as an operator types it (`TRUSTCA_PASSPHRASE` of a
+/// `serve --role` process).
+pub fn role_passphrase_text(role: V2xRole) -> String {
+    format!("{}-only-passphrase", role.as_str())
 }
 
 /// The four authorities, in the order registration, pseudonym CA,

@@ -446,6 +446,39 @@ pub fn trustca_bin() -> PathBuf {
     bin
 }
 
+/// Starts `trustca serve --listen 127.0.0.1:0 ARGS` with `passphrase` and
+/// the product's default log filter, its log in `log`: the process and the
+/// address it prints once listening, or its exit status and log when it
+/// refuses to start.
+pub fn spawn_serve(
+    args: &[&std::ffi::OsStr],
+    passphrase: &str,
+    log: &Path,
+) -> Result<(std::process::Child, String), (std::process::ExitStatus, String)> {
+    use std::io::BufRead;
+    let mut child = Command::new(trustca_bin())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("TRUSTCA_PASSPHRASE", passphrase)
+        // The product's default log filter, as operators get it.
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    match line.trim().strip_prefix("listening on ") {
+        Some(addr) => Ok((child, addr.to_owned())),
+        None => {
+            let status = child.wait().unwrap();
+            Err((status, std::fs::read_to_string(log).unwrap_or_default()))
+        }
+    }
+}
+
 /// Evidence that earns HEMS Lv.5 under the shipped policy.
 pub fn hems_lv5() -> Vec<pb::EvidenceItem> {
     vec![

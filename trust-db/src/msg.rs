@@ -3,7 +3,9 @@
 //! of the same names (one field each), so the wire contract stays where
 //! the wire is.
 
-use trustca_model::{SignedTrustAssertion, TrustLevel};
+use trustca_model::{
+    AnomalyKind, CooperationDepth, ModelStatus, SignedTrustAssertion, TrustLevel, TrustStatus,
+};
 
 /// Add an evaluation to a registered model (certification body or, self-assessed, its manufacturer).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -104,14 +106,13 @@ pub struct AnomalyOutcome {
 }
 
 /// A gateway's report of a device behaving unusually.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyReport {
     /// The device's long-term certificate chain, DER, leaf first.
     pub device: Option<CertificateChain>,
-    /// frequency-high | frequency-low | silence | auth-burst | unusual-hours |
-    /// abnormal-timestamp | volume-mismatch | source-mismatch |
-    /// oversize-payload | malformed-payload | firmware-downgrade | unknown-process
-    pub anomaly: String,
+    /// What the gateway saw (an unknown kind is refused where the report
+    /// is read).
+    pub anomaly: AnomalyKind,
     /// When the gateway observed it, unix seconds (0 = now).
     pub observed_at: i64,
     /// What was seen, e.g. {"expected_version": "2.1", "seen_version": "1.9"}.
@@ -181,14 +182,16 @@ pub struct ChangeTrustRequest {
 }
 
 /// A cooperation decision: may the caller work with the peer for an operation, and how deeply.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// Allow.
     pub allow: bool,
-    /// Deepest permitted cooperation depth: none | observe | exchange | control | critical.
-    pub depth: String,
-    /// Depth the operation needs.
-    pub required_depth: String,
+    /// Deepest permitted cooperation depth (a rung of `cooperation.toml`'s
+    /// ladder).
+    pub depth: CooperationDepth,
+    /// Depth the operation needs; `None` when no decision reached the
+    /// operation (an unknown peer, a caller without standing).
+    pub required_depth: Option<CooperationDepth>,
     /// Levels after cross-recognition, in the caller's sector's terms (0 = none).
     pub caller_level: u32,
     /// Peer level.
@@ -303,7 +306,7 @@ pub struct ListModelsResponse {
 }
 
 /// One member of an evaluated system: its own and its effective level.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemberLevel {
     /// Identity.
     pub identity: String,
@@ -312,7 +315,7 @@ pub struct MemberLevel {
     /// Own level.
     pub own_level: u32,
     /// Status.
-    pub status: String,
+    pub status: TrustStatus,
     /// Effective level.
     pub effective_level: u32,
     /// Absent when nothing capped it.
@@ -395,14 +398,14 @@ pub struct ModelSelector {
 }
 
 /// A registered model: its level, evaluations and history.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelView {
     /// Model.
     pub model: Option<ModelSelector>,
     /// Level.
     pub level: u32,
-    /// "certified", "provisional", "suspended" or "withdrawn".
-    pub status: String,
+    /// Status.
+    pub status: ModelStatus,
     /// Policy version.
     pub policy_version: String,
     /// Version.
@@ -539,7 +542,7 @@ pub struct SystemView {
 }
 
 /// A device's live trust, with the responder's signed assertion of it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrustAnswer {
     /// Identity.
     pub identity: String,
@@ -549,8 +552,8 @@ pub struct TrustAnswer {
     pub certificate_level: u32,
     /// Live level from the trust record.
     pub live_level: u32,
-    /// active | suspended | revoked | retired
-    pub status: String,
+    /// Status.
+    pub status: TrustStatus,
     /// Record version.
     pub record_version: u64,
     /// Reasons.
@@ -560,7 +563,7 @@ pub struct TrustAnswer {
 }
 
 /// A device's trust record as it stands.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrustRecordView {
     /// Identity.
     pub identity: String,
@@ -569,7 +572,7 @@ pub struct TrustRecordView {
     /// Level.
     pub level: u32,
     /// Status.
-    pub status: String,
+    pub status: TrustStatus,
     /// Version.
     pub version: u64,
     /// Updated at.

@@ -10,23 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{ModelError, SectorName};
-
-/// Every anomaly kind a gateway may report.
-pub const ANOMALY_KINDS: [&str; 12] = [
-    "frequency-high",
-    "frequency-low",
-    "silence",
-    "auth-burst",
-    "unusual-hours",
-    "abnormal-timestamp",
-    "volume-mismatch",
-    "source-mismatch",
-    "oversize-payload",
-    "malformed-payload",
-    "firmware-downgrade",
-    "unknown-process",
-];
+use crate::{AnomalyKind, ModelError, SectorName};
 
 /// What a template does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -97,7 +81,7 @@ impl std::fmt::Display for Severity {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TemplateFile {
-    anomaly: String,
+    anomaly: AnomalyKind,
     #[serde(default = "one")]
     threshold: u32,
     #[serde(default = "sixty")]
@@ -107,7 +91,7 @@ struct TemplateFile {
     #[serde(default)]
     lower_by: Option<u8>,
     #[serde(default)]
-    tolerate_after: Option<String>,
+    tolerate_after: Option<AnomalyKind>,
     #[serde(default)]
     tolerate_minutes: Option<u32>,
     #[serde(default)]
@@ -133,7 +117,7 @@ struct DetectionFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectionTemplate {
     /// The anomaly kind it handles.
-    pub anomaly: String,
+    pub anomaly: AnomalyKind,
     /// Reports within the window needed to fire.
     pub threshold: u32,
     /// The window, in minutes.
@@ -146,7 +130,7 @@ pub struct DetectionTemplate {
     pub lower_by: u8,
     /// A report of this kind shortly before makes this one a known false
     /// positive (notify only).
-    pub tolerate_after: Option<(String, u32)>,
+    pub tolerate_after: Option<(AnomalyKind, u32)>,
     /// Why, for people.
     pub note: String,
 }
@@ -154,7 +138,7 @@ pub struct DetectionTemplate {
 /// All detection templates, by sector then anomaly kind.
 #[derive(Debug, Clone, Default)]
 pub struct DetectionPolicy {
-    templates: HashMap<SectorName, (String, BTreeMap<String, DetectionTemplate>)>,
+    templates: HashMap<SectorName, (String, BTreeMap<AnomalyKind, DetectionTemplate>)>,
 }
 
 impl DetectionPolicy {
@@ -180,17 +164,9 @@ impl DetectionPolicy {
             let mut by_kind = BTreeMap::new();
             for t in f.template {
                 let line = line_of(t.span().start);
+                // An unknown anomaly kind was refused while reading, with
+                // the known ones.
                 let t = t.into_inner();
-                if !ANOMALY_KINDS.contains(&t.anomaly.as_str()) {
-                    return Err(err(
-                        line,
-                        format!(
-                            "unknown anomaly kind {:?}; known: {}",
-                            t.anomaly,
-                            ANOMALY_KINDS.join(", ")
-                        ),
-                    ));
-                }
                 let Some(severity) = Severity::parse(&t.severity) else {
                     return Err(err(
                         line,
@@ -215,9 +191,7 @@ impl DetectionPolicy {
                 };
                 let tolerate_after =
                     match (t.tolerate_after, t.tolerate_minutes) {
-                        (Some(k), Some(m)) if ANOMALY_KINDS.contains(&k.as_str()) && m > 0 => {
-                            Some((k, m))
-                        }
+                        (Some(k), Some(m)) if m > 0 => Some((k, m)),
                         (None, None) => None,
                         _ => return Err(err(
                             line,
@@ -226,7 +200,7 @@ impl DetectionPolicy {
                         )),
                     };
                 let template = DetectionTemplate {
-                    anomaly: t.anomaly.clone(),
+                    anomaly: t.anomaly,
                     threshold: t.threshold,
                     window_minutes: t.window_minutes,
                     severity,
@@ -235,7 +209,7 @@ impl DetectionPolicy {
                     tolerate_after,
                     note: t.note,
                 };
-                if by_kind.insert(t.anomaly.clone(), template).is_some() {
+                if by_kind.insert(t.anomaly, template).is_some() {
                     return Err(err(
                         line,
                         format!("anomaly {} has two templates", t.anomaly),
@@ -256,8 +230,14 @@ impl DetectionPolicy {
     }
 
     /// The template for `anomaly` in `sector`, if any.
-    pub fn template(&self, sector: &SectorName, anomaly: &str) -> Option<&DetectionTemplate> {
-        self.templates.get(sector).and_then(|(_, t)| t.get(anomaly))
+    pub fn template(
+        &self,
+        sector: &SectorName,
+        anomaly: AnomalyKind,
+    ) -> Option<&DetectionTemplate> {
+        self.templates
+            .get(sector)
+            .and_then(|(_, t)| t.get(&anomaly))
     }
 
     /// The version of a sector's templates.
@@ -294,19 +274,24 @@ tolerate_after = "silence"
 tolerate_minutes = 30
 "#;
         let p = DetectionPolicy::parse(&[("a.toml".into(), ok.into())], &sectors()).unwrap();
-        let t = p.template(&sectors()[0], "frequency-high").unwrap();
+        let t = p
+            .template(&sectors()[0], AnomalyKind::FrequencyHigh)
+            .unwrap();
         assert_eq!((t.threshold, t.lower_by), (3, 1));
-        assert_eq!(t.tolerate_after, Some(("silence".into(), 30)));
+        assert_eq!(t.tolerate_after, Some((AnomalyKind::Silence, 30)));
         for bad in [
             ok.replace("firmware-downgrade", "alien-signal"),
             ok.replace("lower_by = 1", ""),
             ok.replace("severity = \"critical\"", "severity = \"apocalyptic\""),
             ok.replace("tolerate_after = \"silence\"", "tolerate_after = \"nap\""),
         ] {
-            let e = DetectionPolicy::parse(&[("a.toml".into(), bad)], &sectors())
+            let e = DetectionPolicy::parse(&[("a.toml".into(), bad.clone())], &sectors())
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with("a.toml:"), "{e}");
+            if bad.contains("alien-signal") || bad.contains("nap") {
+                assert!(e.contains("unknown anomaly kind"), "{e}");
+            }
         }
     }
 }

@@ -49,6 +49,17 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A word of a closed vocabulary (an anomaly kind, an evidence type)
+    /// that is not one of its words.
+    #[error("unknown {what} {word:?}; known: {known}")]
+    UnknownWord {
+        /// What the word should have been.
+        what: &'static str,
+        /// The word as given (truncated to 80 characters).
+        word: String,
+        /// The known words.
+        known: String,
+    },
     /// A decision was asked for an operation no policy names.
     #[error("unknown operation {0:?}")]
     UnknownOperation(String),

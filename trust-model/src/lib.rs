@@ -11,6 +11,7 @@ pub mod assertion;
 pub mod chain;
 pub mod cooperation;
 mod credential;
+mod depth;
 mod der;
 pub mod detection;
 mod error;
@@ -34,6 +35,7 @@ pub mod snapshot_systems;
 pub mod snapshot_trust_list;
 mod status;
 pub mod trust_list;
+mod vocabulary;
 
 pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{
@@ -44,7 +46,8 @@ pub use cooperation::{CooperationRule, DecisionInput, DecisionOutcome, Standing,
 pub use credential::{
     AuthenticatedCaller, AuthenticatedPeer, Credential, credential_from_chain, trust_extension,
 };
-pub use detection::{ANOMALY_KINDS, DetectionAction, DetectionPolicy, DetectionTemplate, Severity};
+pub use depth::CooperationDepth;
+pub use detection::{DetectionAction, DetectionPolicy, DetectionTemplate, Severity};
 pub use error::ModelError;
 pub use evidence::{
     AttestationFormat, Evaluation, Evidence, EvidenceItem, HardwareRootOfTrust, VerifiedAttestation,
@@ -66,3 +69,4 @@ pub use snapshot::{
 };
 pub use snapshot_systems::{SnapshotLink, SnapshotSystem, SnapshotSystems};
 pub use status::TrustStatus;
+pub use vocabulary::{AnomalyKind, EvidenceKind};

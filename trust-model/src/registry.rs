@@ -174,6 +174,14 @@ pub enum ModelStatus {
 }
 
 impl ModelStatus {
+    /// Every status.
+    pub const ALL: [Self; 4] = [
+        Self::Certified,
+        Self::Provisional,
+        Self::Suspended,
+        Self::Withdrawn,
+    ];
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -182,6 +190,17 @@ impl ModelStatus {
             Self::Suspended => "suspended",
             Self::Withdrawn => "withdrawn",
         }
+    }
+
+    /// The status `word` names (lower-case, as [`ModelStatus::as_str`]).
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+impl fmt::Display for ModelStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -612,5 +631,19 @@ level = 1
             let reparsed = FirmwareRange::parse(&r1.to_string()).unwrap();
             prop_assert_eq!(reparsed, r1);
         }
+    }
+
+    /// A status's word, its parse and its stored (serde) form agree.
+    #[test]
+    fn model_statuses_round_trip_as_words() {
+        for s in ModelStatus::ALL {
+            assert_eq!(ModelStatus::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert_eq!(ModelStatus::parse("Certified"), None);
     }
 }

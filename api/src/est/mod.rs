@@ -51,7 +51,9 @@ use trustca_ca::attestation::TpmKeyAttestation;
 use trustca_ca::{CaError, DeviceAttributes, EnrollmentEngine, EnrollmentRequest};
 use trustca_model::extension::EvaluationBasis;
 use trustca_model::policy::KeyAlgorithm;
-use trustca_model::{AuthenticatedPeer, CertificateKind, Credential, EvidenceItem, SectorName};
+use trustca_model::{
+    AuthenticatedPeer, CertificateKind, Credential, EvidenceItem, ModelError, SectorName,
+};
 use trustca_store::Storage;
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
@@ -662,7 +664,7 @@ impl Est {
             {
                 Vec::new()
             } else {
-                evidence_of(&caller.extension.basis)
+                evidence_of(&caller.extension.basis).map_err(CaError::from)?
             },
             renewal: true,
             require_registered_model: true,

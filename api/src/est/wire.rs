@@ -186,21 +186,24 @@ pub(super) fn firmware_value(values: &[Any]) -> Option<String> {
 }
 
 /// The evidence a certificate's trust-level extension records, as request
-/// items (a renewal evaluates it again under the current policy).
-pub(super) fn evidence_of(basis: &[EvaluationBasis]) -> Vec<EvidenceItem> {
+/// items (a renewal evaluates it again under the current policy); a
+/// recorded type outside the vocabulary names itself.
+pub(super) fn evidence_of(basis: &[EvaluationBasis]) -> Result<Vec<EvidenceItem>, ModelError> {
     basis
         .iter()
-        .map(|b| EvidenceItem {
-            kind: b.evidence.clone(),
-            scheme: b.scheme.clone(),
-            value: b.result.clone(),
-            evaluated_at: b
-                .evaluated_at
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default(),
+        .map(|b| {
+            Ok(EvidenceItem {
+                kind: b.evidence.parse()?,
+                scheme: b.scheme.clone(),
+                value: b.result.clone(),
+                evaluated_at: b
+                    .evaluated_at
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+            })
         })
         .collect()
 }

@@ -190,6 +190,41 @@ fn tickets_carry_what_was_asked_within_the_table() {
     }
 }
 
+/// The AA reads its ticket profile once per request: a profile put in
+/// force in its slot (a policy reload) applies to the next ticket, and one
+/// that moves the period clock is refused with the profile kept.
+#[test]
+fn a_replaced_ticket_profile_applies_to_the_next_ticket() {
+    let d = Deployment::new();
+    let (ec, ec_key) = enrol(&d);
+    let psids = |d: &Deployment| {
+        let (code, at) = ask(d, &ec, &ec_key, &signing_key(), vec![]);
+        let at = at.unwrap_or_else(|| panic!("refused: {code:?}"));
+        let v: Vec<u64> = at
+            .tbs()
+            .app_permissions
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .map(|p| p.psid)
+            .collect();
+        v
+    };
+    assert_eq!(psids(&d), vec![36, 37, 639]);
+    let slot = d.aa.profile_slot();
+    let mut without_cpm = (*slot.current()).clone();
+    without_cpm.permissions.retain(|p| p.psid != 639);
+    slot.replace(without_cpm.clone()).unwrap();
+    assert_eq!(psids(&d), vec![36, 37]);
+    let moved = trustca_scms::TicketProfile {
+        period_hours: 24,
+        ..without_cpm
+    };
+    let err = slot.replace(moved).unwrap_err().to_string();
+    assert!(err.contains("period_hours cannot change"), "{err}");
+    assert_eq!(psids(&d), vec![36, 37]);
+}
+
 #[test]
 fn a_station_obtains_tickets_at_its_live_level() {
     let d = Deployment::new();

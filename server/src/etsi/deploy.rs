@@ -17,10 +17,11 @@
 //! The set is made in a scratch directory and renamed into place, so a
 //! failed first start leaves no half-made authorities.
 //!
-//! The ticket profile is `v2x-tickets-etsi.toml` beside the policies in use
+//! The ticket profile is `v2x-tickets-etsi.toml` of the server's policies
 //! (the `--policies` directory or `DATA/policies`), else the shipped one;
-//! it must say `profile = "etsi-ts-103-097"`. The SCMS authorities keep
-//! `v2x-tickets.toml`, so both models can run from one CA.
+//! it must say `profile = "etsi-ts-103-097"`, and it follows policy
+//! reloads like the SCMS authorities' `v2x-tickets.toml`
+//! (`crate::ticket_files`), so both models can run from one CA.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ use trustca_ca::{Keystore, Passphrase};
 use trustca_etsi::aa::{AuthorizationAuthority, KnownEa};
 use trustca_etsi::ea::EnrolmentAuthority;
 use trustca_etsi::{profile, trust_lists};
-use trustca_scms::{TicketFormat, TicketProfile};
+use trustca_scms::TicketProfile;
 use trustca_store::Storage;
 use trustca_v2x::trust_lists::CtlEntry;
 use trustca_v2x::{
@@ -49,11 +50,13 @@ use super::http::{
 };
 use super::{StoreCredentials, StoreStations};
 use crate::error::{Result, ServerError, io};
+use crate::loaded_policies::Policies;
+use crate::ticket_files::ETSI_TICKETS;
 
 /// The authorities' directory under the CA's data directory.
 pub const ETSI_DIR: &str = trustca_datadir::ETSI;
 /// The ticket profile file of the ETSI authorities.
-pub const TICKETS_FILE: &str = "v2x-tickets-etsi.toml";
+pub const TICKETS_FILE: &str = ETSI_TICKETS.name;
 /// How long a signed CTL or CRL is valid (its `nextUpdate`).
 const LIST_VALIDITY: i64 = 7 * 86_400;
 /// How often the lists are signed again: well before `nextUpdate`.
@@ -77,27 +80,18 @@ pub(super) fn etsi_err(e: impl std::fmt::Display) -> ServerError {
     ServerError::Config(format!("ETSI authorities: {e}"))
 }
 
-/// The ETSI ticket profile beside the policies in use (see the module doc).
-pub fn ticket_profile(policies: Option<&Path>, data: &Path) -> Result<TicketProfile> {
-    let dir = policies.map_or_else(|| DataDir::new(data).policies(), Path::to_path_buf);
-    let path = dir.join(TICKETS_FILE);
-    let (text, name) = if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
-        (text, path.display().to_string())
-    } else {
-        let shipped = include_str!("../../../policies/v2x-tickets-etsi.toml");
-        (shipped.to_owned(), format!("policies/{TICKETS_FILE}"))
-    };
-    let tickets =
-        TicketProfile::from_toml(&text).map_err(|e| ServerError::Policy(format!("{name}: {e}")))?;
-    if tickets.format != TicketFormat::EtsiTs103097 {
-        return Err(ServerError::Policy(format!(
-            "{name}: --etsi-listen needs profile = \"etsi-ts-103-097\", not {:?}",
-            tickets.format.as_str()
-        )));
+/// The ETSI ticket profile in the policy directory `policies`, else in
+/// `DIR/policies`, else the shipped one: what an authority without the
+/// CA's policies (a separated AA, the ceremony) issues by.
+pub fn ticket_profile(policies: Option<&Path>, dir: &Path) -> Result<TicketProfile> {
+    let folder = policies.map_or_else(|| DataDir::new(dir).policies(), Path::to_path_buf);
+    let path = folder.join(TICKETS_FILE);
+    if !path.exists() {
+        return ETSI_TICKETS.shipped();
     }
-    Ok(tickets)
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| io(format_args!("cannot read {}", path.display()), e))?;
+    ETSI_TICKETS.parse(&text, &path.display().to_string())
 }
 
 pub(super) fn new_signing_key(rng: &SystemRandom) -> Result<Vec<u8>> {
@@ -253,8 +247,8 @@ fn sign_lists(
 pub struct AllInOne<'a> {
     /// The CA's data directory (`DATA/etsi` holds the authorities).
     pub data: &'a Path,
-    /// The policy directory in use, if not `DATA/policies`.
-    pub policies: Option<&'a Path>,
+    /// The server's policies (`v2x-tickets-etsi.toml` among them).
+    pub policies: &'a Policies,
     /// The CA passphrase (the keystore's).
     pub passphrase: &'a Passphrase,
     /// The base URL the CTL names (`--etsi-public-url`); `None`: the
@@ -292,7 +286,7 @@ pub fn service(
     bound: SocketAddr,
     stop: CancellationToken,
 ) -> Result<Arc<EtsiHttp>> {
-    let tickets = ticket_profile(at.policies, at.data)?;
+    let tickets = ETSI_TICKETS.of(&at.policies.current().files)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let a = open_or_create(at.data, at.passphrase, &tickets, now)?;
     let mut local = bound;
@@ -332,6 +326,11 @@ pub fn service(
     };
     let aa = AuthorizationAuthority::new(a.aa, a.aa_key, a.aa_secret, tickets, vec![known])
         .map_err(etsi_err)?;
+    ETSI_TICKETS.follow(
+        at.policies,
+        aa.profile_slot(),
+        Some(aa.certificate().clone()),
+    );
     let http = Arc::new(EtsiHttp {
         ea: Some(Arc::new(ea)),
         aa: Some(Arc::new(aa)),
@@ -376,6 +375,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use trustca_scms::TicketFormat;
 
     #[test]
     fn the_shipped_etsi_profile_applies_without_a_file() {

@@ -41,6 +41,7 @@ use super::deploy::{etsi_err, secret, signing_key, ticket_profile};
 use super::http::{EtsiHttp, HttpEaLink, PublishedLists};
 use super::{StoreCredentials, StoreStations};
 use crate::error::{Result, ServerError};
+use crate::ticket_files::ETSI_TICKETS;
 
 /// How often a distribution centre looks for newly installed lists.
 pub const RELOAD_EVERY: StdDuration = StdDuration::from_secs(2);
@@ -193,8 +194,9 @@ fn known_eas(d: &EtsiDir, root: &Certificate) -> Result<(Vec<KnownEa>, Vec<[u8; 
 }
 
 /// The AA of `dir`: its keys, the ticket profile beside `policies` (or
-/// `DIR/policies`, else the shipped one), its EAs from the installed CTL
-/// and CRL, read again when an operator installs new ones, until `stop`.
+/// `DIR/policies`, else the shipped one), read again on SIGHUP, its EAs
+/// from the installed CTL and CRL, read again when an operator installs
+/// new ones, until `stop`.
 pub fn aa_service(
     dir: &Path,
     passphrase: &Passphrase,
@@ -225,6 +227,7 @@ pub fn aa_service(
     .map_err(etsi_err)?;
     aa.replace_trust(eas, revoked);
     let aa = Arc::new(aa);
+    reload_tickets_on_hangup(&aa, policies, dir, &stop);
     let watched = Arc::clone(&aa);
     let watched_dir = d.clone();
     watch_lists(d, &[CTL_FILE, CRL_FILE], seen, stop, move |_| {
@@ -236,6 +239,33 @@ pub fn aa_service(
         aa: Some(aa),
         ..EtsiHttp::default()
     }))
+}
+
+/// Reads the AA's ticket profile again on every SIGHUP, as the CA's
+/// processes reload their policies: taken from the next request, or
+/// refused (logged) with the profile in force kept when it moves what
+/// issued tickets carry or grants what the AA's certificate may not issue.
+fn reload_tickets_on_hangup(
+    aa: &Arc<AuthorizationAuthority>,
+    policies: Option<&Path>,
+    dir: &Path,
+    stop: &CancellationToken,
+) {
+    let aa = Arc::downgrade(aa);
+    let (policies, dir) = (policies.map(Path::to_path_buf), dir.to_path_buf());
+    crate::schedules::on_hangup(stop, move || {
+        let Some(aa) = aa.upgrade() else {
+            return false;
+        };
+        let taken = ticket_profile(policies.as_deref(), &dir)
+            .map_err(|e| e.to_string())
+            .and_then(|fresh| ETSI_TICKETS.take(aa.profile_slot(), fresh, Some(aa.certificate())));
+        match taken {
+            Ok(()) => tracing::info!("ticket profile reloaded on SIGHUP"),
+            Err(e) => tracing::error!(error = %e, "ticket profile reload on SIGHUP refused"),
+        }
+        true
+    });
 }
 
 /// One staleness warning if `next_update` is within [`WARN_BEFORE`].

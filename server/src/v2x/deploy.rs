@@ -19,11 +19,12 @@ use super::hash_crls::HashCrlPublisher;
 use super::{
     EnrollmentCredentialService, FLUSH_INTERVAL, LinkageService, MAX_RESPONSE_BYTES,
     PseudonymCaService, RegistrationService, RemoteLinkage, RemotePseudonymCa, RemoteTls, V2xRole,
-    follow_ticket_profile, init_authorities, linkage_authority, linkage_authority_with, load_key,
-    now, open_store, pseudonym_ca, pseudonym_ca_with, registration_authority, ticket_profile,
+    init_authorities, linkage_authority, linkage_authority_with, load_key, now, open_store,
+    pseudonym_ca, pseudonym_ca_with, registration_authority,
 };
 use crate::error::{Result, ServerError, io};
 use crate::loaded_policies::Policies;
+use crate::ticket_files::SCMS_TICKETS;
 
 /// Flushes the registration authority's queue when its batch is due.
 pub(crate) fn spawn_flush(ra: &Arc<RegistrationAuthority>) {
@@ -125,12 +126,12 @@ pub(crate) fn in_process_services(
 ) -> Result<V2xServices> {
     init_authorities(data, passphrase)?;
     // One profile for the RA and the pseudonym CA, following reloads.
-    let profile = ProfileSlot::from(ticket_profile(&policies.current().files)?);
+    let profile = ProfileSlot::from(SCMS_TICKETS.of(&policies.current().files)?);
     let ra_sector = profile.current().sector.clone();
     let la1 = Arc::new(linkage_authority(data, V2xRole::Linkage1, passphrase)?);
     let la2 = Arc::new(linkage_authority(data, V2xRole::Linkage2, passphrase)?);
     let pca = Arc::new(pseudonym_ca(data, hierarchy, passphrase, profile.clone())?);
-    follow_ticket_profile(policies, &profile, Some(pca.certificate().clone()));
+    SCMS_TICKETS.follow(policies, &profile, Some(pca.certificate().clone()));
     let pca_cert = pca.certificate().as_coer().to_vec();
     let ra = Arc::new(registration_authority(
         &load_key(data, V2xRole::Registration, passphrase)?,
@@ -174,7 +175,7 @@ pub(crate) fn role_services(
     remote: Option<&RemoteAuthorities>,
     policy: BatchPolicy,
 ) -> Result<V2xServices> {
-    let profile = ProfileSlot::from(ticket_profile(&policies.current().files)?);
+    let profile = ProfileSlot::from(SCMS_TICKETS.of(&policies.current().files)?);
     let store: Arc<dyn Storage> = Arc::new(SledStorage::open(&dir.store_dir())?);
     let read_v2x = |path: &Path| -> Result<Certificate> {
         Certificate::from_coer_in(CertProfile::Ieee1609Dot2, &dir.imported(path)?)
@@ -209,7 +210,7 @@ pub(crate) fn role_services(
                 store,
                 profile.clone(),
             )?;
-            follow_ticket_profile(policies, &profile, Some(pca.certificate().clone()));
+            SCMS_TICKETS.follow(policies, &profile, Some(pca.certificate().clone()));
             services.pseudonym_ca = Some(wrap_pca(Arc::new(pca)));
         }
         r @ (V2xRole::Linkage1 | V2xRole::Linkage2) => {
@@ -250,7 +251,7 @@ pub(crate) fn role_services(
                 profile.clone(),
                 policy,
             )?);
-            follow_ticket_profile(policies, &profile, None);
+            SCMS_TICKETS.follow(policies, &profile, None);
             services.http = Some(Arc::new(super::ee_http::role_http(
                 dir,
                 secrets,

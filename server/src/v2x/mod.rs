@@ -27,14 +27,12 @@ use trustca_pseudonym::{LaId, P256PrivateKey, P256PublicKey};
 use trustca_scms::deployment::LINK_LABEL;
 use trustca_scms::{
     BatchPolicy, LinkKey, LinkageAuthority, LinkageAuthorityApi, ProfileSlot, PseudonymCa,
-    PseudonymCaApi, RegistrationAuthority, ScmsError, TicketProfile,
+    PseudonymCaApi, RegistrationAuthority, ScmsError,
 };
 use trustca_store::{SledStorage, Storage};
 use trustca_v2x::Certificate;
 
 use crate::error::{Result, ServerError, io};
-use crate::loaded_policies::Policies;
-use crate::policies::PolicyFiles;
 
 mod deploy;
 pub(crate) mod ee_http;
@@ -209,46 +207,6 @@ fn derived_secret(key: &P256PrivateKey, label: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(tag.as_ref());
     out
-}
-
-/// The ticket profile of a policy set (`v2x-tickets.toml`, else the
-/// shipped default).
-pub fn ticket_profile(files: &PolicyFiles) -> Result<TicketProfile> {
-    match files.iter().find(|(n, _)| n == "v2x-tickets.toml") {
-        Some((_, text)) => TicketProfile::from_toml(text)
-            .map_err(|e| ServerError::Policy(format!("v2x-tickets.toml: {e}"))),
-        None => Ok(TicketProfile::default()),
-    }
-}
-
-/// Makes the authorities' ticket profile in `slot` follow the server's
-/// policies: every reload's `v2x-tickets.toml` is in force from the next
-/// request. A reload is refused, and the profile in force stays, when the
-/// new file moves what issued tickets carry (`ProfileSlot::
-/// check_replacement`) or grants what `issuer` (the pseudonym CA's
-/// certificate, when this process holds it) may not issue.
-pub(crate) fn follow_ticket_profile(
-    policies: &Policies,
-    slot: &ProfileSlot,
-    issuer: Option<Certificate>,
-) {
-    let check_slot = slot.clone();
-    policies.check_before(Box::new(move |version| {
-        let fresh = ticket_profile(&version.files).map_err(|e| e.to_string())?;
-        check_slot
-            .check_replacement(&fresh)
-            .and_then(|()| match &issuer {
-                Some(issuer) => fresh.check_issuable(issuer),
-                None => Ok(()),
-            })
-            .map_err(|e| format!("v2x-tickets.toml: {e}"))
-    }));
-    let slot = slot.clone();
-    policies.follow(Box::new(move |version| {
-        let fresh = ticket_profile(&version.files).map_err(|e| e.to_string())?;
-        slot.replace(fresh)
-            .map_err(|e| format!("v2x-tickets.toml: {e}"))
-    }));
 }
 
 /// Opens a linkage authority of the single-process deployment from

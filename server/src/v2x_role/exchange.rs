@@ -290,7 +290,7 @@ pub fn certify(
     let request: AuthorityRequest = parse_toml("request", request_text, REQUEST_FORMAT)?;
     let role = V2xRole::parse(&request.role)?;
     let (files, set) = crate::policies::resolve(None, Some(data))?;
-    let profile = crate::v2x::ticket_profile(&files)?;
+    let profile = crate::ticket_files::SCMS_TICKETS.of(&files)?;
     let sector = set
         .sector(&profile.sector)
         .map_err(|e| ServerError::Policy(e.to_string()))?

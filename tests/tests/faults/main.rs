@@ -17,9 +17,8 @@ mod integrity;
 mod replicas;
 mod store_outages;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -110,35 +109,14 @@ fn serve(
     extra: &[&str],
     log: &Path,
 ) -> Result<ServerProcess, (std::process::ExitStatus, String)> {
-    let mut child = Command::new(trustca_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(extra)
-        .env(
-            "TRUSTCA_PASSPHRASE",
-            std::str::from_utf8(PASSPHRASE).unwrap(),
-        )
-        // The product's default log filter, as operators get it.
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    match line.trim().strip_prefix("listening on ") {
-        Some(addr) => Ok(ServerProcess {
-            child,
-            addr: addr.to_owned(),
-            log: log.to_owned(),
-        }),
-        None => {
-            let status = child.wait().unwrap();
-            Err((status, std::fs::read_to_string(log).unwrap_or_default()))
-        }
-    }
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--data".as_ref(), data.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let (child, addr) = spawn_serve(&args, std::str::from_utf8(PASSPHRASE).unwrap(), log)?;
+    Ok(ServerProcess {
+        child,
+        addr,
+        log: log.to_owned(),
+    })
 }
 
 async fn health(channel: Channel, service: &str) -> i32 {

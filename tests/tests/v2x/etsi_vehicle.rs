@@ -35,7 +35,7 @@ use trustca_vehicle::{Pool, PoolSecret, TicketKind};
 
 /// Runs `trustca ARGS` off the runtime (the server runs on it): exit code,
 /// stdout, stderr.
-async fn cli(args: Vec<String>) -> (i32, String, String) {
+pub(crate) async fn cli(args: Vec<String>) -> (i32, String, String) {
     let out = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         trustca_output(&refs)
@@ -49,11 +49,11 @@ async fn cli(args: Vec<String>) -> (i32, String, String) {
     )
 }
 
-fn json_of(out: &str) -> serde_json::Value {
+pub(crate) fn json_of(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
@@ -119,7 +119,7 @@ fn get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
 
 /// `trustca etsi register-key` for `urn`'s key `x/canonical.pem` with the
 /// credential `who` (written to `x` as `name`).
-fn register_args(
+pub(crate) fn register_args(
     ca: &TestCa,
     x: &Path,
     urn: &str,
@@ -145,13 +145,13 @@ fn register_args(
     args
 }
 
-struct Car {
-    pool: PathBuf,
-    key: PathBuf,
+pub(crate) struct Car {
+    pub(crate) pool: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl Car {
-    fn args(&self, head: &[&str]) -> Vec<String> {
+    pub(crate) fn args(&self, head: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = head.iter().map(|a| (*a).to_owned()).collect();
         v.extend([
             "--pool".into(),
@@ -170,7 +170,7 @@ impl Car {
     }
 
     /// `pseudonym canonical-key` for `urn`, public key to `x/canonical.pem`.
-    async fn make_canonical_key(&self, urn: &str, x: &Path) -> serde_json::Value {
+    pub(crate) async fn make_canonical_key(&self, urn: &str, x: &Path) -> serde_json::Value {
         let pem = s(&x.join("canonical.pem"));
         let args = self.args(&[
             "pseudonym",
@@ -186,7 +186,7 @@ impl Car {
         json_of(&out)
     }
 
-    fn open(&self) -> Pool {
+    pub(crate) fn open(&self) -> Pool {
         Pool::open(&self.pool, &PoolSecret::key_file(&self.key).unwrap()).unwrap()
     }
 }

@@ -19,7 +19,7 @@ use trustca_proto::v1::v2x_registration_client::V2xRegistrationClient;
 use super::tickets::{enroll_lv5_car, registration, serve};
 
 /// The ticket profile the registration authority announces now.
-async fn profile(ra: &mut V2xRegistrationClient<Channel>) -> pb::TicketProfileInfo {
+pub(crate) async fn profile(ra: &mut V2xRegistrationClient<Channel>) -> pb::TicketProfileInfo {
     ra.get_ticket_profile(pb::GetTicketProfileRequest {})
         .await
         .unwrap()

@@ -336,7 +336,7 @@ impl TrustEngine {
             sector: state.sector.to_string(),
             certificate_level,
             live_level: state.level.get() as u32,
-            status: state.status.as_str().to_owned(),
+            status: state.status,
             record_version: state.version,
             reasons: state.notes.clone(),
             assertion: Some((*state.assertion).clone()),
@@ -372,8 +372,8 @@ impl TrustEngine {
         let deny = |reason: msg::DecisionReason, peer_sector: String, peer_identity: String| {
             msg::Decision {
                 allow: false,
-                depth: "none".into(),
-                required_depth: String::new(),
+                depth: trustca_model::CooperationDepth::none(),
+                required_depth: None,
                 caller_level: 0,
                 peer_level: 0,
                 peer_sector,

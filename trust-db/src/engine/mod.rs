@@ -158,7 +158,7 @@ fn view(urn: &str, r: &TrustRecord) -> msg::TrustRecordView {
         identity: urn.to_owned(),
         sector: r.sector.clone(),
         level: r.level as u32,
-        status: r.status.as_str().to_owned(),
+        status: r.status,
         version: r.version,
         updated_at: r.updated_at,
     }

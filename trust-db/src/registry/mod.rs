@@ -20,8 +20,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use trustca_model::registry::{Assessment, check_evaluation_fields, device_level};
 use trustca_model::{
-    CertificateKind, Credential, Evidence, EvidenceItem, FirmwareRange, ModelEvaluation, ModelKey,
-    ModelRecord, ModelStatus, PolicySet, SectorName, SectorPolicy, TrustLevel, TrustStatus,
+    CertificateKind, Credential, Evidence, EvidenceItem, FirmwareRange, ModelError,
+    ModelEvaluation, ModelKey, ModelRecord, ModelStatus, PolicySet, SectorName, SectorPolicy,
+    TrustLevel, TrustStatus,
 };
 use trustca_store::registry::{MODEL_SPACE, model_ranges, models_with_prefix};
 use trustca_store::{BlobAudit, Storage, TrustChange};
@@ -129,7 +130,7 @@ pub fn model_view(m: &ModelRecord) -> msg::ModelView {
             firmware: m.key.firmware.to_string(),
         }),
         level: m.level as u32,
-        status: m.status.as_str().to_owned(),
+        status: m.status,
         policy_version: m.policy_version.clone(),
         version: m.version,
         hardware_root_of_trust: m
@@ -308,13 +309,15 @@ impl ModelRegistry {
         let declared: Vec<EvidenceItem> = req
             .declared
             .iter()
-            .map(|e| EvidenceItem {
-                kind: e.r#type.clone(),
-                scheme: e.scheme.clone(),
-                value: e.value.clone(),
-                evaluated_at: e.evaluated_at.clone(),
+            .map(|e| {
+                Ok(EvidenceItem {
+                    kind: e.r#type.parse()?,
+                    scheme: e.scheme.clone(),
+                    value: e.value.clone(),
+                    evaluated_at: e.evaluated_at.clone(),
+                })
             })
-            .collect();
+            .collect::<Result<_, ModelError>>()?;
         let declared = Evidence::parse(&declared)?;
         if !declared.evaluations.is_empty() {
             return Err(invalid(

@@ -50,7 +50,7 @@ pub fn evaluation_view(
                 identity: m.urn.clone(),
                 sector: m.sector.to_string(),
                 own_level: u32::from(m.own_level.get()),
-                status: m.status.as_str().to_owned(),
+                status: m.status,
                 effective_level: u32::from(m.effective.get()),
                 cap: m
                     .cap

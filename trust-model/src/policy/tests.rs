@@ -33,7 +33,7 @@ level = 1
 
 fn item(kind: &str, scheme: &str, value: &str, at: &str) -> EvidenceItem {
     EvidenceItem {
-        kind: kind.into(),
+        kind: kind.parse().unwrap(),
         scheme: scheme.into(),
         value: value.into(),
         evaluated_at: at.into(),

@@ -217,8 +217,8 @@ pub fn decide_offline_with_policy(
         decision(
             DecisionOutcome {
                 allow: false,
-                depth: "none".into(),
-                required_depth: String::new(),
+                depth: crate::CooperationDepth::none(),
+                required_depth: None,
                 caller_level: None,
                 peer_level: None,
                 rule: None,
