@@ -134,11 +134,11 @@ pub(crate) fn state(
         level,
         status,
         version: 0,
-        assertion: Arc::new(SignedTrustAssertion {
-            body: Vec::new(),
-            signature: Vec::new(),
-            responder_chain: Vec::new(),
-        }),
+        assertion: SignedTrustAssertion {
+            body: Default::default(),
+            signature: Default::default(),
+            responder_chain: Default::default(),
+        },
         next_update,
         notes,
     })

@@ -35,7 +35,7 @@ pub mod snapshot_trust_list;
 mod status;
 pub mod trust_list;
 
-pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
+pub use assertion::{ResponderChain, SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{
     VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
     key_fingerprint, verify_chain,

@@ -204,7 +204,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let signed = SignedTrustAssertion {
         body: a1.body.clone(),
         signature: a1.signature.clone(),
-        responder_chain: a1.responder_chain.clone(),
+        responder_chain: a1.responder_chain.clone().into(),
     };
     let a = signed
         .verify(
@@ -266,7 +266,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let der = SignedTrustAssertion {
         body: a3.body.clone(),
         signature: a3.signature.clone(),
-        responder_chain: a3.responder_chain.clone(),
+        responder_chain: a3.responder_chain.clone().into(),
     }
     .to_der();
     std::fs::write(
@@ -293,7 +293,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let der = SignedTrustAssertion {
         body: a1.body.clone(),
         signature: a3.signature.clone(),
-        responder_chain: a3.responder_chain.clone(),
+        responder_chain: a3.responder_chain.clone().into(),
     }
     .to_der();
     std::fs::write(
