@@ -18,7 +18,6 @@
 //! distribution point), is checked against the peer chain's issuing CA,
 //! so a device its own operator revoked is refused here too.
 
-
 use time::OffsetDateTime;
 use trustca_model::trust_list::{CheckedTrustList, TrustList};
 use trustca_model::{DeviceIdentity, SignedTrustAssertion, TrustStatus, VerifiedChain};

@@ -224,7 +224,9 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
         .windows(3)
         .position(|x| x == [0x02, 0x01, 0x05])
         .unwrap();
-    tampered.body[pos + 2] = 4;
+    let mut body = tampered.body.to_vec();
+    body[pos + 2] = 4;
+    tampered.body = body.into();
     assert!(
         tampered
             .verify(
