@@ -11,12 +11,12 @@
 //! clear "unreachable" answer instead of a hang.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use trustca_db::{PeerAnswer, PeerDatabases, TrustDbError, msg};
-use trustca_model::SectorName;
+use trustca_model::{ResponderChain, SectorName};
 use trustca_proto::v1::trust_database_client::TrustDatabaseClient;
 
 use crate::trust_convert::{Convert, ConvertChecked};
@@ -58,14 +58,12 @@ const MAX_CACHE_BYTES: usize = 32 << 20;
 /// vectors' headers): a guess that keeps tiny answers from looking free.
 const ENTRY_OVERHEAD: usize = 160;
 
-/// A cached answer, its responder chain taken out and shared.
+/// A cached answer, its responder chain shared with every cached answer of
+/// the same responder.
 #[derive(Debug)]
 struct Cached {
     expires: Instant,
-    /// The answer with an empty responder chain.
     answer: msg::TrustAnswer,
-    /// The responder chain, shared with every answer of the same responder.
-    chain: Option<Arc<Vec<Vec<u8>>>>,
     /// Bytes counted for this entry (its chain not included).
     bytes: usize,
 }
@@ -73,18 +71,19 @@ struct Cached {
 /// Foreign answers by cache key, bounded in entries and bytes, emptied when
 /// either bound would be passed (no eviction order to keep, like the other
 /// caches of `docs/operations.md`). A peer answers every query with the
-/// same responder chain (about 2 KB), so each chain is held once
-/// (`chains`) and counted once instead of copied into every answer.
+/// same responder chain (about 2 KB), but each answer off the wire brings
+/// its own copy: the cache keeps one value per distinct chain (`chains`),
+/// puts it into every answer it holds and counts it once.
 #[derive(Debug)]
 struct AnswerCache {
     entries: HashMap<Vec<u8>, Cached>,
-    chains: HashSet<Arc<Vec<Vec<u8>>>>,
+    chains: HashSet<ResponderChain>,
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
 }
 
-fn chain_bytes(chain: &[Vec<u8>]) -> usize {
+fn chain_bytes(chain: &ResponderChain) -> usize {
     chain.iter().map(|c| c.len() + 24).sum()
 }
 
@@ -112,15 +111,10 @@ impl AnswerCache {
         }
     }
 
-    /// The answer cached under `key` if it has not expired at `now`, its
-    /// responder chain put back.
+    /// The answer cached under `key` if it has not expired at `now`.
     fn get(&self, key: &[u8], now: Instant) -> Option<msg::TrustAnswer> {
         let cached = self.entries.get(key).filter(|c| c.expires > now)?;
-        let mut answer = cached.answer.clone();
-        if let (Some(assertion), Some(chain)) = (answer.assertion.as_mut(), &cached.chain) {
-            assertion.responder_chain = chain.as_ref().clone();
-        }
-        Some(answer)
+        Some(cached.answer.clone())
     }
 
     fn clear(&mut self) {
@@ -133,15 +127,13 @@ impl AnswerCache {
     /// pass either bound is emptied first; an answer larger than the whole
     /// byte bound is not cached.
     fn insert(&mut self, key: Vec<u8>, mut answer: msg::TrustAnswer, expires: Instant) {
-        let chain = answer
-            .assertion
-            .as_mut()
-            .map(|a| std::mem::take(&mut a.responder_chain));
         let bytes = key.len() + answer_bytes(&answer) + ENTRY_OVERHEAD;
-        let new_chain = chain
+        let new_chain = answer
+            .assertion
             .as_ref()
+            .map(|a| &a.responder_chain)
             .filter(|c| !self.chains.contains(*c))
-            .map_or(0, |c| chain_bytes(c));
+            .map_or(0, chain_bytes);
         if bytes + new_chain > self.max_bytes {
             return;
         }
@@ -152,22 +144,21 @@ impl AnswerCache {
         {
             self.clear();
         }
-        let chain = chain.map(|c| match self.chains.get(&c) {
-            Some(shared) => Arc::clone(shared),
-            None => {
-                self.bytes += chain_bytes(&c);
-                let shared = Arc::new(c);
-                self.chains.insert(Arc::clone(&shared));
-                shared
+        if let Some(assertion) = answer.assertion.as_mut() {
+            match self.chains.get(&assertion.responder_chain) {
+                Some(held) => assertion.responder_chain = held.clone(),
+                None => {
+                    self.bytes += chain_bytes(&assertion.responder_chain);
+                    self.chains.insert(assertion.responder_chain.clone());
+                }
             }
-        });
+        }
         self.bytes += bytes;
         self.entries.insert(
             key,
             Cached {
                 expires,
                 answer,
-                chain,
                 bytes,
             },
         );
@@ -353,9 +344,9 @@ mod tests {
             sector: "automotive".into(),
             status: trustca_model::TrustStatus::Active,
             assertion: Some(SignedTrustAssertion {
-                body: vec![n; 300],
-                signature: vec![n; 72],
-                responder_chain: vec![vec![responder; 700], vec![responder; 900]],
+                body: vec![n; 300].into(),
+                signature: vec![n; 72].into(),
+                responder_chain: vec![vec![responder; 700], vec![responder; 900]].into(),
             }),
             certificate_level: 0,
             live_level: 0,
@@ -376,6 +367,11 @@ mod tests {
         }
         assert_eq!(cache.get(&[3], Instant::now()), Some(answer(3, 1)));
         assert_eq!(cache.chains.len(), 1, "one responder, one chain");
+        let chain_of = |key: u8| {
+            let answer = cache.get(&[key], Instant::now()).and_then(|a| a.assertion);
+            answer.map(|a| a.responder_chain[0].as_ptr())
+        };
+        assert_eq!(chain_of(3), chain_of(7), "the answers share one chain");
         let one = cache.bytes / 10;
         assert!(
             one < 1_600,

@@ -34,13 +34,15 @@ pub trait ConvertChecked<T> {
 }
 
 /// A signed assertion as it travels: the DER body, its signature and the
-/// responder's chain, byte for byte.
+/// responder's chain, byte for byte. The message holds the same buffers
+/// (`bytes::Bytes`, `proto/build.rs`): nothing is copied until the
+/// message is encoded.
 impl Convert<pb::SignedAssertion> for SignedTrustAssertion {
     fn convert(self) -> pb::SignedAssertion {
         pb::SignedAssertion {
             body: self.body,
             signature: self.signature,
-            responder_chain: self.responder_chain,
+            responder_chain: self.responder_chain.to_vec(),
         }
     }
 }
@@ -51,7 +53,7 @@ impl Convert<SignedTrustAssertion> for pb::SignedAssertion {
         SignedTrustAssertion {
             body: self.body,
             signature: self.signature,
-            responder_chain: self.responder_chain,
+            responder_chain: self.responder_chain.into(),
         }
     }
 }
@@ -529,9 +531,9 @@ mod tests {
 
     fn assertion(tag: u8) -> SignedTrustAssertion {
         SignedTrustAssertion {
-            body: vec![0x30, 0x03, 0x02, 0x01, tag],
-            signature: vec![0x30, tag],
-            responder_chain: vec![vec![1, tag], vec![2]],
+            body: vec![0x30, 0x03, 0x02, 0x01, tag].into(),
+            signature: vec![0x30, tag].into(),
+            responder_chain: vec![vec![1, tag], vec![2]].into(),
         }
     }
 
@@ -575,7 +577,14 @@ mod tests {
         let sent = wire.peer_assertion.as_ref().unwrap();
         assert_eq!(sent.body, assertion(1).body);
         assert_eq!(sent.signature, assertion(1).signature);
-        assert_eq!(sent.responder_chain, assertion(1).responder_chain);
+        assert_eq!(sent.responder_chain[..], assertion(1).responder_chain[..]);
+        // The message holds the engine's buffers, not copies of them.
+        let held = decision.peer_assertion.as_ref().unwrap();
+        assert_eq!(sent.body.as_ptr(), held.body.as_ptr());
+        assert_eq!(sent.signature.as_ptr(), held.signature.as_ptr());
+        for (sent, held) in sent.responder_chain.iter().zip(held.responder_chain.iter()) {
+            assert_eq!(sent.as_ptr(), held.as_ptr());
+        }
         assert_eq!(wire.peer_system_cap.as_ref().unwrap().path[0].from, "x");
         // The reasons' wire text, which clients read and tests pin.
         assert_eq!(

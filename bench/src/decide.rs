@@ -422,7 +422,7 @@ async fn sizes(channel: &Channel, req: &pb::DecideRequest) -> Result<Vec<Figure>
         .await?
         .into_inner();
     let assertion = d.peer_assertion.clone().unwrap_or_default();
-    let responder: usize = assertion.responder_chain.iter().map(Vec::len).sum();
+    let responder: usize = assertion.responder_chain.iter().map(|c| c.len()).sum();
     let without_assertion = pb::Decision {
         peer_assertion: None,
         ..d.clone()

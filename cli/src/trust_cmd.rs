@@ -398,7 +398,7 @@ fn assertion_pem(a: &pb::SignedAssertion) -> String {
     let signed = SignedTrustAssertion {
         body: a.body.clone(),
         signature: a.signature.clone(),
-        responder_chain: a.responder_chain.clone(),
+        responder_chain: a.responder_chain.clone().into(),
     };
     pem::encode(&pem::Pem::new(
         trustca_model::assertion::PEM_LABEL,

@@ -312,7 +312,7 @@ pub(crate) fn trust_engine(
     let cfg = TrustEngineConfig {
         root_der: hierarchy.root_der.clone(),
         sector_cas: hierarchy.all_sector_cas(),
-        responder_chain: hierarchy.responder_chain.clone(),
+        responder_chain: hierarchy.responder_chain.clone().into(),
         responder_key: hierarchy.responder_key(),
         authoritative,
         assertion_ttl: Duration::from_secs(3600),

@@ -81,6 +81,9 @@ pub struct Metrics {
     registry: Registry,
     enrollments: Family<SectorOutcome, Counter>,
     decisions: Family<Outcome, Counter>,
+    /// The series of `decisions` a `Decide` counts in, made once: counting
+    /// a decision then takes no label string, map lookup or lock.
+    decision_outcomes: [(&'static str, Counter); 3],
     decide_seconds: Histogram,
     commit_items: Histogram,
     commit_seconds: Histogram,
@@ -126,6 +129,12 @@ impl Metrics {
             "Decide answers by outcome (allow, deny, error)",
             decisions.clone(),
         );
+        let decision_outcomes = ["allow", "deny", "error"].map(|outcome| {
+            let series = decisions.get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            });
+            (outcome, series.clone())
+        });
         let decide_seconds = seconds_histogram();
         registry.register(
             "decide_seconds",
@@ -215,6 +224,7 @@ impl Metrics {
             registry,
             enrollments,
             decisions,
+            decision_outcomes,
             decide_seconds,
             commit_items,
             commit_seconds,
@@ -307,11 +317,18 @@ impl Observer for Metrics {
     }
 
     fn decision(&self, outcome: &str, took: Duration) {
-        self.decisions
-            .get_or_create(&Outcome {
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        match self.decision_outcomes.iter().find(|(o, _)| *o == outcome) {
+            Some((_, series)) => {
+                series.inc();
+            }
+            None => {
+                self.decisions
+                    .get_or_create(&Outcome {
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+            }
+        }
         self.decide_seconds.observe(took.as_secs_f64());
     }
 
@@ -482,6 +499,9 @@ mod tests {
             "trustca_enrollments_total{sector=\"automotive\",outcome=\"issued\"} 1",
             "trustca_enrollments_total{sector=\"other\",outcome=\"invalid_argument\"} 1",
             "trustca_decisions_total{outcome=\"allow\"} 1",
+            // Every outcome a decision can have is a series from the start.
+            "trustca_decisions_total{outcome=\"deny\"} 0",
+            "trustca_decisions_total{outcome=\"error\"} 0",
             "trustca_decide_seconds_count 1",
             "trustca_commit_request_items_count 1",
             "trustca_revocation_list_bytes{kind=\"crl\",sector=\"hems\"} 321",

@@ -18,8 +18,6 @@
 //! distribution point), is checked against the peer chain's issuing CA,
 //! so a device its own operator revoked is refused here too.
 
-use std::sync::Arc;
-
 use time::OffsetDateTime;
 use trustca_model::trust_list::{CheckedTrustList, TrustList};
 use trustca_model::{DeviceIdentity, SignedTrustAssertion, TrustStatus, VerifiedChain};
@@ -134,11 +132,11 @@ pub(crate) fn state(
         level,
         status,
         version: 0,
-        assertion: Arc::new(SignedTrustAssertion {
-            body: Vec::new(),
-            signature: Vec::new(),
-            responder_chain: Vec::new(),
-        }),
+        assertion: SignedTrustAssertion {
+            body: Default::default(),
+            signature: Default::default(),
+            responder_chain: Default::default(),
+        },
         next_update,
         notes,
     })

@@ -207,7 +207,7 @@ impl SnapshotPublisher {
         }
         let snapshot = self.build(scope, OffsetDateTime::now_utc())?;
         let (key_pair, chain) = self.engine.responder();
-        let signed = SignedSnapshot::sign(&snapshot, key_pair, chain.to_vec())?;
+        let signed = SignedSnapshot::sign(&snapshot, key_pair, chain.to_vecs())?;
         let der = Arc::new(signed.to_der());
         let stamp = SnapshotStamp {
             serial: snapshot.serial,

@@ -184,11 +184,14 @@ pub(crate) const MAX_SIGNER_CHAIN: usize = 8;
 const TAG_OCTET_STRING: u8 = 0x04;
 
 impl SignedEnvelope {
-    pub(crate) fn to_der(body: &[u8], signature: &[u8], chain: &[Vec<u8>]) -> Vec<u8> {
+    pub(crate) fn to_der(body: &[u8], signature: &[u8], chain: &[impl AsRef<[u8]>]) -> Vec<u8> {
         let mut inner = Vec::with_capacity(body.len() + 2048);
         inner.extend_from_slice(body);
         write_tlv(&mut inner, TAG_OCTET_STRING, signature);
-        let certs: Vec<u8> = chain.concat();
+        let mut certs = Vec::with_capacity(chain.iter().map(|c| c.as_ref().len()).sum());
+        for c in chain {
+            certs.extend_from_slice(c.as_ref());
+        }
         write_tlv(&mut inner, TAG_SEQUENCE, &certs);
         let mut out = Vec::with_capacity(inner.len() + 6);
         write_tlv(&mut out, TAG_SEQUENCE, &inner);

@@ -37,7 +37,7 @@ mod status;
 pub mod trust_list;
 mod vocabulary;
 
-pub use assertion::{SignedTrustAssertion, SystemCapClaim, TrustAssertion};
+pub use assertion::{ResponderChain, SignedTrustAssertion, SystemCapClaim, TrustAssertion};
 pub use chain::{
     VerifiedChain, certificate_key_fingerprint, describe_webpki_error, fingerprint,
     key_fingerprint, verify_chain,

@@ -15,7 +15,7 @@ pub(crate) async fn breakdown(world: &World, calls: usize) -> Result<Vec<Row>> {
     let cfg = trustca_db::TrustEngineConfig {
         root_der: h.root_der.clone(),
         sector_cas: h.sectors.values().map(|c| c.cert_der.clone()).collect(),
-        responder_chain: h.responder_chain.clone(),
+        responder_chain: h.responder_chain.clone().into(),
         responder_key: h.responder_key(),
         authoritative: Vec::new(),
         assertion_ttl: Duration::from_secs(3600),

@@ -426,7 +426,7 @@ fn hsm_keys_sign_everything_and_openssl_agrees() {
         work.join("responder.pem"),
         pem::encode(&pem::Pem::new(
             "CERTIFICATE",
-            signed.responder_chain[0].clone(),
+            signed.responder_chain[0].to_vec(),
         )),
     )
     .unwrap();

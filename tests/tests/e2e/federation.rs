@@ -549,7 +549,7 @@ async fn sector_databases_federate_and_a_dead_one_is_a_clear_deny() {
     trustca_model::SignedTrustAssertion {
         body: a.body,
         signature: a.signature,
-        responder_chain: a.responder_chain,
+        responder_chain: a.responder_chain.into(),
     }
     .verify(
         &root_der,

@@ -161,7 +161,14 @@ async fn instances_under_two_roots_federate_through_their_trust_lists() {
     );
     // openssl, independently: the responder that signed the answer chains
     // to the root our list names, not to ours.
-    let responder = d.peer_assertion.clone().unwrap().responder_chain;
+    let responder: Vec<Vec<u8>> = d
+        .peer_assertion
+        .clone()
+        .unwrap()
+        .responder_chain
+        .iter()
+        .map(|c| c.to_vec())
+        .collect();
     let work = ours.exchange.path();
     let listed_pem = std::fs::read_to_string(&listed_theirs).unwrap();
     let (ok, text) = openssl_verify(work, &listed_pem, &responder, &[]);

@@ -89,7 +89,7 @@ fn assertion_status(ca: &TestCa, answer: &pb::TrustAnswer) -> TrustStatus {
     SignedTrustAssertion {
         body: a.body,
         signature: a.signature,
-        responder_chain: a.responder_chain,
+        responder_chain: a.responder_chain.into(),
     }
     .verify(&root, time::OffsetDateTime::now_utc(), &Default::default())
     .unwrap()

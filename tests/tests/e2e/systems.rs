@@ -191,7 +191,7 @@ async fn decide_answers_a_linked_hems_at_its_effective_level_with_the_reason() {
         SignedTrustAssertion {
             body: a.body,
             signature: a.signature,
-            responder_chain: a.responder_chain,
+            responder_chain: a.responder_chain.into(),
         }
         .verify(
             &root_der,

@@ -184,7 +184,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let signed = SignedTrustAssertion {
         body: a1.body.clone(),
         signature: a1.signature.clone(),
-        responder_chain: a1.responder_chain.clone(),
+        responder_chain: a1.responder_chain.clone().into(),
     };
     let a = signed
         .verify(
@@ -204,7 +204,9 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
         .windows(3)
         .position(|x| x == [0x02, 0x01, 0x05])
         .unwrap();
-    tampered.body[pos + 2] = 4;
+    let mut body = tampered.body.to_vec();
+    body[pos + 2] = 4;
+    tampered.body = body.into();
     assert!(
         tampered
             .verify(
@@ -246,7 +248,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let der = SignedTrustAssertion {
         body: a3.body.clone(),
         signature: a3.signature.clone(),
-        responder_chain: a3.responder_chain.clone(),
+        responder_chain: a3.responder_chain.clone().into(),
     }
     .to_der();
     std::fs::write(
@@ -273,7 +275,7 @@ async fn assertions_are_signed_once_per_record_version_and_verify_offline() {
     let der = SignedTrustAssertion {
         body: a1.body.clone(),
         signature: a3.signature.clone(),
-        responder_chain: a3.responder_chain.clone(),
+        responder_chain: a3.responder_chain.clone().into(),
     }
     .to_der();
     std::fs::write(

@@ -9,21 +9,19 @@ fn assertions_held(signed: &SignedTrustAssertion) -> usize {
 }
 
 /// How many cached assertions like `signed` fit: `max_entries`, or fewer
-/// when that many would pass `max_bytes`. Every entry of a cache has the
-/// same responder chain and about the same body, so one entry's size
-/// stands for all.
+/// when that many would pass `max_bytes`. Every entry of a cache shares
+/// the responder's one chain, counted once, and has about the same body,
+/// so one entry's body and signature stand for all.
 pub(crate) fn entries_within(
     signed: &SignedTrustAssertion,
     max_entries: usize,
     max_bytes: usize,
 ) -> usize {
-    // The map entry, the key and the `Arc`'s and vectors' own headers.
+    // The map entry, the key and the `Arc`'s and buffers' own headers.
     const ENTRY_OVERHEAD: usize = 256;
-    let bytes = signed.body.len()
-        + signed.signature.len()
-        + signed.responder_chain.iter().map(Vec::len).sum::<usize>()
-        + ENTRY_OVERHEAD;
-    (max_bytes / bytes).clamp(1, max_entries)
+    let shared = signed.responder_chain.byte_len();
+    let each = signed.body.len() + signed.signature.len() + ENTRY_OVERHEAD;
+    (max_bytes.saturating_sub(shared) / each).clamp(1, max_entries)
 }
 
 impl TrustEngine {
@@ -33,7 +31,7 @@ impl TrustEngine {
         record: &TrustRecord,
         status: TrustStatus,
         now: OffsetDateTime,
-    ) -> Result<(Arc<SignedTrustAssertion>, OffsetDateTime), TrustDbError> {
+    ) -> Result<(SignedTrustAssertion, OffsetDateTime), TrustDbError> {
         let ttl = time::Duration::try_from(self.cfg.assertion_ttl).unwrap_or(time::Duration::HOUR);
         let refresh = ttl / 4;
         if let Ok(cache) = self.assertions.lock()
@@ -42,7 +40,7 @@ impl TrustEngine {
             && c.status == status
             && now + refresh < c.next_update
         {
-            return Ok((Arc::clone(&c.signed), c.next_update));
+            return Ok((c.signed.clone(), c.next_update));
         }
         let next_update = now + ttl;
         let assertion = TrustAssertion {
@@ -58,9 +56,8 @@ impl TrustEngine {
         let signed = SignedTrustAssertion::sign(
             &assertion,
             self.cfg.responder_key.as_ref(),
-            self.cfg.responder_chain.clone(),
+            &self.cfg.responder_chain,
         )?;
-        let signed = Arc::new(signed);
         if let Ok(mut cache) = self.assertions.lock() {
             if cache.len() >= assertions_held(&signed) {
                 cache.clear();
@@ -70,7 +67,7 @@ impl TrustEngine {
                 CachedAssertion {
                     version: record.version,
                     status,
-                    signed: Arc::clone(&signed),
+                    signed: signed.clone(),
                     next_update,
                 },
             );
@@ -216,7 +213,7 @@ impl TrustEngine {
             level: checked.level,
             status: checked.status,
             version: checked.record_version,
-            assertion: Arc::new(signed),
+            assertion: signed,
             next_update: checked.next_update,
             notes: answer.reasons,
         })
@@ -332,14 +329,14 @@ impl TrustEngine {
             }
         };
         Ok(msg::TrustAnswer {
-            identity: state.identity.clone(),
+            identity: state.identity,
             sector: state.sector.to_string(),
             certificate_level,
             live_level: state.level.get() as u32,
             status: state.status,
             record_version: state.version,
-            reasons: state.notes.clone(),
-            assertion: Some((*state.assertion).clone()),
+            reasons: state.notes,
+            assertion: Some(state.assertion),
         })
     }
 
@@ -476,7 +473,7 @@ impl TrustEngine {
             caller_level: outcome.caller_level.map(|l| l.get() as u32).unwrap_or(0),
             peer_level: outcome.peer_level.map(|l| l.get() as u32).unwrap_or(0),
             peer_sector,
-            peer_identity: peer_state.identity.clone(),
+            peer_identity: peer_state.identity,
             rule: outcome.rule.unwrap_or_default(),
             reasons: outcome
                 .reasons
@@ -485,7 +482,7 @@ impl TrustEngine {
                 .collect(),
             valid_from: now.unix_timestamp(),
             valid_until: valid_until.unix_timestamp(),
-            peer_assertion: Some((*peer_state.assertion).clone()),
+            peer_assertion: Some(peer_state.assertion),
             policy_version: policy.version(),
             peer_own_level,
             peer_system_cap: peer_system.as_ref().map(|s| s.cap.clone()),
@@ -498,29 +495,37 @@ impl TrustEngine {
 mod tests {
     use super::*;
 
-    fn signed(chain_bytes: usize) -> SignedTrustAssertion {
+    fn signed(body_bytes: usize, chain_bytes: usize) -> SignedTrustAssertion {
         SignedTrustAssertion {
-            body: vec![0; 300],
-            signature: vec![0; 72],
+            body: vec![0; body_bytes].into(),
+            signature: vec![0; 72].into(),
             responder_chain: vec![
                 vec![0; chain_bytes / 2],
                 vec![0; chain_bytes - chain_bytes / 2],
-            ],
+            ]
+            .into(),
         }
     }
 
     #[test]
     fn the_assertion_cache_is_bounded_in_bytes_and_entries() {
-        // With a real responder chain the bytes bound comes first.
-        let held = assertions_held(&signed(1_500));
+        // With a real body the bytes bound comes first.
+        let held = assertions_held(&signed(300, 1_500));
         assert!(held < MAX_CACHE, "{held}");
-        assert!(held * (300 + 72 + 1_500) <= MAX_ASSERTION_BYTES);
+        assert!(held * (300 + 72) + 1_500 <= MAX_ASSERTION_BYTES);
         assert!(
             held > 10_000,
             "a hot set of 10,000 devices still fits: {held}"
         );
-        // Bigger entries, fewer of them; never none.
-        assert!(assertions_held(&signed(15_000)) < held);
-        assert_eq!(assertions_held(&signed(MAX_ASSERTION_BYTES)), 1);
+        // The shared responder chain is counted once, not per entry: a
+        // chain ten times longer costs the cache a few entries, not nine
+        // tenths of them.
+        let long_chain = assertions_held(&signed(300, 15_000));
+        assert!(long_chain < held);
+        assert!(long_chain > held - 50, "{long_chain} of {held}");
+        // Bigger bodies, fewer of them; never none.
+        assert!(assertions_held(&signed(3_000, 1_500)) < held / 5);
+        assert_eq!(assertions_held(&signed(MAX_ASSERTION_BYTES, 1_500)), 1);
+        assert_eq!(assertions_held(&signed(300, MAX_ASSERTION_BYTES)), 1);
     }
 }

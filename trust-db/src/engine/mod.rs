@@ -16,9 +16,9 @@ use std::time::Duration;
 use crate::msg;
 use time::OffsetDateTime;
 use trustca_model::{
-    CertificateKind, Credential, DetectionPolicy, DeviceIdentity, SectorName, SignedTrustAssertion,
-    Standing, StatementAlgorithm, StatementSigner, TrustAssertion, TrustLevel, TrustPolicy,
-    TrustStatus, VerifiedChain,
+    CertificateKind, Credential, DetectionPolicy, DeviceIdentity, ResponderChain, SectorName,
+    SignedTrustAssertion, Standing, StatementAlgorithm, StatementSigner, TrustAssertion,
+    TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
 };
 use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
 
@@ -50,8 +50,9 @@ pub struct TrustEngineConfig {
     pub root_der: Vec<u8>,
     /// Every sector CA, DER (to build peers' chains when they omit it).
     pub sector_cas: Vec<Vec<u8>>,
-    /// The responder's chain (leaf, root), DER.
-    pub responder_chain: Vec<Vec<u8>>,
+    /// The responder's chain (leaf, root), DER: the one value every
+    /// assertion it signs shares.
+    pub responder_chain: ResponderChain,
     /// The responder's key (a file key or a key in a PKCS#11 token).
     pub responder_key: Arc<dyn StatementSigner>,
     /// Sectors this instance answers for itself (empty: all).
@@ -85,8 +86,9 @@ pub struct LiveState {
     pub status: TrustStatus,
     /// Record version.
     pub version: u64,
-    /// Signed assertion of this state.
-    pub assertion: Arc<SignedTrustAssertion>,
+    /// Signed assertion of this state (shared with the assertion cache:
+    /// a clone copies no bytes).
+    pub assertion: SignedTrustAssertion,
     /// Until when it holds.
     pub next_update: OffsetDateTime,
     /// Why the status is what it is beyond the record (e.g. revoked certificate).
@@ -96,7 +98,7 @@ pub struct LiveState {
 struct CachedAssertion {
     version: u64,
     status: TrustStatus,
-    signed: Arc<SignedTrustAssertion>,
+    signed: SignedTrustAssertion,
     next_update: OffsetDateTime,
 }
 
@@ -112,8 +114,9 @@ const MAX_CHAINS: usize = 65_536;
 const MAX_CHAIN_BYTES: usize = 64 << 20;
 /// Signed assertions remembered at most (one per device) ...
 const MAX_CACHE: usize = 200_000;
-/// ... and at most this many bytes of them: each carries its own copy of
-/// the responder chain (about 1.5 KB), so 200,000 would be about 350 MiB.
+/// ... and at most this many bytes of them: each holds its body and
+/// signature (about 400 bytes) and shares the responder's chain, counted
+/// once, so about 100,000 fit.
 const MAX_ASSERTION_BYTES: usize = 64 << 20;
 const MAX_REASON: usize = 512;
 
@@ -240,7 +243,7 @@ impl TrustEngine {
 
     /// The responder's key and chain (leaf, root), which also sign
     /// snapshots.
-    pub(crate) fn responder(&self) -> (&dyn StatementSigner, &[Vec<u8>]) {
+    pub(crate) fn responder(&self) -> (&dyn StatementSigner, &ResponderChain) {
         (self.cfg.responder_key.as_ref(), &self.cfg.responder_chain)
     }
 

@@ -160,7 +160,7 @@ pub(super) struct SignedCap {
 }
 
 /// Bound of the signed-cap cache (emptied when full, like the engine's),
-/// in entries and in bytes (each carries the responder chain).
+/// in entries and in bytes (the responder chain they share counted once).
 const MAX_SIGNED_CAPS: usize = 100_000;
 const MAX_SIGNED_CAP_BYTES: usize = 32 << 20;
 
@@ -241,7 +241,7 @@ impl SystemRegistry {
             system_cap: Some(claim.clone()),
         };
         let (signer, chain) = engine.responder();
-        let signed = SignedTrustAssertion::sign(&assertion, signer, chain.to_vec())?;
+        let signed = SignedTrustAssertion::sign(&assertion, signer, chain)?;
         let mut cache = poisoned(self.signed.lock());
         if cache.len()
             >= crate::engine::entries_within(&signed, MAX_SIGNED_CAPS, MAX_SIGNED_CAP_BYTES)
