@@ -358,6 +358,10 @@ struct Opts {
     /// until standard input closes.
     #[arg(long, hide = true)]
     serve_data: Option<PathBuf>,
+    /// Internal (store-size on PostgreSQL): the database the server of
+    /// `--serve-data` uses, the one the parent filled.
+    #[arg(long, hide = true)]
+    serve_database: Option<String>,
 }
 
 impl Opts {
@@ -520,6 +524,9 @@ async fn main() -> Result<()> {
         pgmode::use_store(store)?;
     }
     if let Some(dir) = &opts.serve_data {
+        if let Some(url) = &opts.serve_database {
+            pgmode::adopt_database(dir, url);
+        }
         return storesize::serve_child(dir).await;
     }
     if opts.wants(Stage::Hsm)

@@ -62,14 +62,31 @@ pub fn backend_name() -> &'static str {
     }
 }
 
-/// The arguments that put a child harness process (`--serve-data`) on
-/// the same embedded store as this one.
-pub fn child_args() -> Vec<&'static str> {
+/// The arguments that put a child harness process (`--serve-data DATA`)
+/// on the very store this one used for `data`: the embedded store of its
+/// kind, or on PostgreSQL the database this process created for `data`
+/// (with `--store` alone the child would create a fresh, empty one).
+pub fn child_args(data: &Path) -> Result<Vec<String>> {
     if on_fjall() {
-        vec!["--store", "fjall"]
-    } else {
-        Vec::new()
+        return Ok(vec!["--store".into(), "fjall".into()]);
     }
+    match (SERVER.get(), store_for(data)?) {
+        (Some(server), Some(StoreConfig::Postgres(url))) => Ok(vec![
+            "--store".into(),
+            server.clone(),
+            "--serve-database".into(),
+            url,
+        ]),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// `--serve-database URL` (a child process): the server over `data` uses
+/// the database `url`, which the parent created and filled.
+pub fn adopt_database(data: &Path, url: &str) {
+    let mut dbs = DATABASES.lock().unwrap_or_else(|p| p.into_inner());
+    dbs.get_or_insert_with(HashMap::new)
+        .insert(data.to_path_buf(), url.to_owned());
 }
 
 /// The directory of the embedded store of `data` (sled's `DATA/db`, or
@@ -129,8 +146,29 @@ pub fn store_for(data: &Path) -> Result<Option<StoreConfig>> {
 
 /// Opens the store a stopped server over `data` used.
 pub fn reopen(data: &Path) -> Result<Arc<dyn Storage>> {
+    Ok(reopen_with_close_waiter(data)?.0)
+}
+
+/// [`reopen`], with a waiter that tells when an embedded store is closed
+/// (`None` on PostgreSQL: nothing on this machine holds it).
+pub fn reopen_with_close_waiter(data: &Path) -> Result<(Arc<dyn Storage>, Option<CloseWaiter>)> {
     Ok(match store_for(data)? {
-        Some(StoreConfig::Postgres(url)) => Arc::new(PgStorage::connect(&url)?),
-        _ => open_embedded(data).context("reopen the store")?.0,
+        Some(StoreConfig::Postgres(url)) => (Arc::new(PgStorage::connect(&url)?), None),
+        _ => {
+            let (store, closed) = open_embedded(data).context("reopen the store")?;
+            (store, Some(closed))
+        }
     })
+}
+
+/// Bytes the store of `data` occupies: (allocated, apparent). The
+/// embedded store's directory as `du` counts it; on PostgreSQL the
+/// database's own count of its tables with their indexes and TOAST
+/// (`Storage::size_on_disk`), the write-ahead log left out.
+pub fn store_bytes(data: &Path, store: &dyn Storage) -> Result<(u64, u64)> {
+    if on_postgres() {
+        let size = store.size_on_disk()?;
+        return Ok((size, size));
+    }
+    crate::storesize::du(&embedded_dir(data))
 }

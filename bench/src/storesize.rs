@@ -311,9 +311,11 @@ pub struct Checkpoint {
     pub seconds: f64,
     /// `Storage::size_on_disk` (sled's own count).
     pub size_on_disk: u64,
-    /// Allocated bytes of the store directory (du).
+    /// Allocated bytes of the store directory (du); on PostgreSQL the
+    /// database's tables with their indexes and TOAST (WAL left out).
     pub du: u64,
-    /// Apparent bytes of the store directory (du --apparent-size).
+    /// Apparent bytes of the store directory (du --apparent-size); on
+    /// PostgreSQL the same as `du`.
     pub apparent: u64,
     /// Allocated bytes of fjall's journals (`*.jnl` at the top of its
     /// directory; 0 for sled): a fixed cost bounded by its journal size,
@@ -345,7 +347,10 @@ pub fn fill(
     checkpoints: &[usize],
 ) -> Result<(Row, Vec<Checkpoint>, Payload)> {
     let db = crate::pgmode::embedded_dir(data);
-    let (store, closed) = crate::pgmode::open_embedded(data).context("open the store")?;
+    // The store the server over `data` ran on: on PostgreSQL its database,
+    // which the server process started afterwards serves again.
+    let (store, closed) =
+        crate::pgmode::reopen_with_close_waiter(data).context("open the store")?;
     // Sealed as the server seals them, or the server refuses them on read.
     let key = trustca_ca::CaHierarchy::read_record_seal_key(data, &crate::fixture::passphrase()?)?
         .context("the data directory has no record-seal key")?;
@@ -372,14 +377,18 @@ pub fn fill(
         done = end;
         let at_checkpoint = checkpoints.iter().any(|&c| before < c && c <= done);
         if at_checkpoint || done == devices {
-            let (blocks, apparent) = du(&db)?;
+            let (blocks, apparent) = crate::pgmode::store_bytes(data, store.as_ref())?;
             let point = Checkpoint {
                 devices: done,
                 seconds: start.elapsed().as_secs_f64(),
                 size_on_disk: store.size_on_disk()?,
                 du: blocks,
                 apparent,
-                journal: journal_bytes(&db)?,
+                journal: if crate::pgmode::on_postgres() {
+                    0
+                } else {
+                    journal_bytes(&db)?
+                },
             };
             crate::progress(&format!(
                 "store: {done} devices after {:.0} s: {:.0} bytes/device (size_on_disk), {:.0} (du)",
@@ -394,7 +403,9 @@ pub fn fill(
     let (certs, devs) = store.counts()?;
     let payload = payload_of(store.as_ref())?;
     drop(store);
-    if !closed.wait(Duration::from_secs(30)) {
+    if let Some(closed) = closed
+        && !closed.wait(Duration::from_secs(30))
+    {
         bail!("the store did not close");
     }
     let per = |d: Duration| d.as_secs_f64() * 1e6 / devices.max(1) as f64;
@@ -451,7 +462,7 @@ pub async fn server_rss(
     let mut child = command
         .arg("--serve-data")
         .arg(data)
-        .args(crate::pgmode::child_args())
+        .args(crate::pgmode::child_args(data)?)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

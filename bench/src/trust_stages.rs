@@ -100,7 +100,9 @@ pub(crate) async fn stages(
                 1536.0,
             )?);
             if probe.is_some() {
-                let (blocks, _) = storesize::du(&pgmode::embedded_dir(world.data.path()))?;
+                let store = pgmode::reopen(world.data.path())?;
+                let (blocks, _) = pgmode::store_bytes(world.data.path(), store.as_ref())?;
+                drop(store);
                 figures.push(
                     Figure::new(
                         "store_bytes_per_device_reopened",
@@ -113,7 +115,7 @@ pub(crate) async fn stages(
             }
             // The same records in an LSM store, beside sled (fjallsize.rs):
             // a copy of the filled sled store, so only when it is sled's.
-            if !pgmode::on_fjall() {
+            if !pgmode::on_fjall() && !pgmode::on_postgres() {
                 let fjall = fjallsize::compare(
                     &world.data.path().join("db"),
                     opts.store_devices,

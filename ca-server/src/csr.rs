@@ -66,6 +66,17 @@ pub fn verify_csr(der: &[u8]) -> Result<VerifiedCsr, CaError> {
     })
 }
 
+/// The SubjectPublicKeyInfo a CSR names, unchecked: for reading ahead
+/// what the checks after [`verify_csr`] will ask the store about (never
+/// trusted; `None` when the request does not parse).
+pub(crate) fn csr_public_key(der: &[u8]) -> Option<Vec<u8>> {
+    if der.len() > MAX_CSR_BYTES {
+        return None;
+    }
+    let (_, csr) = X509CertificationRequest::from_der(der).ok()?;
+    Some(csr.certification_request_info.subject_pki.raw.to_vec())
+}
+
 /// Why [`verify_signed`] refused.
 #[derive(Debug)]
 pub(crate) enum SignatureCheck {

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
-    KeyValue, RecordSeal, RecordTable, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
-    WriteHealth,
+    IssuanceReads, KeyValue, RecordSeal, RecordTable, Storage, StoreError, StoredRecord,
+    TrustChange, TrustRecord, WriteHealth,
 };
 
 /// What a write changes, for layers that keep what reads returned.
@@ -153,6 +153,13 @@ impl<L: StorageLayer> Storage for L {
     }
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError> {
         StorageLayer::blocked_key(self, key_fingerprint)
+    }
+    fn issuance_reads(
+        &self,
+        identity_keys: &[String],
+        key_fingerprints: &[[u8; 32]],
+    ) -> Result<Option<IssuanceReads>, StoreError> {
+        self.read(|s| s.issuance_reads(identity_keys, key_fingerprints))
     }
 
     // Reads.

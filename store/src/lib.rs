@@ -69,6 +69,16 @@ pub use sled_store::{
     raw_sled_config,
 };
 
+/// What [`Storage::issuance_reads`] read: every key asked about, with its
+/// record or `None` when the store has none.
+#[derive(Debug, Default, Clone)]
+pub struct IssuanceReads {
+    /// Device records by identity key.
+    pub devices: std::collections::HashMap<String, Option<DeviceRecord>>,
+    /// Blocks by public key fingerprint.
+    pub blocked: std::collections::HashMap<[u8; 32], Option<BlockedKey>>,
+}
+
 /// What every storage backend provides. Commits are atomic per
 /// [`Issuance`]; [`Storage::flush`] makes everything committed so far durable.
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
@@ -197,6 +207,21 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// The block on a public key revoked for compromise, by the SHA-256 of
     /// its SubjectPublicKeyInfo.
     fn blocked_key(&self, key_fingerprint: &[u8; 32]) -> Result<Option<BlockedKey>, StoreError>;
+    /// Reads ahead, at once, what checking a group of enrollments before
+    /// signing would read one by one: the device records of
+    /// `identity_keys` and the blocks on `key_fingerprints`, each checked
+    /// as [`Storage::device`] and [`Storage::blocked_key`] check them.
+    /// `None` where reading each is as cheap (the embedded stores, the
+    /// default); PostgreSQL answers with two queries instead of two round
+    /// trips per enrollment. Only a read-ahead: the commit checks again.
+    fn issuance_reads(
+        &self,
+        identity_keys: &[String],
+        key_fingerprints: &[[u8; 32]],
+    ) -> Result<Option<IssuanceReads>, StoreError> {
+        let _ = (identity_keys, key_fingerprints);
+        Ok(None)
+    }
     /// Revoked certificates of a sector: (serial, unix time, reason code),
     /// in serial order, all at once. A sector can hold a million: work over
     /// them (CRL and snapshot builds, checks) walks

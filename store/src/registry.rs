@@ -43,9 +43,19 @@ pub fn model_for_firmware(
     model: &str,
     firmware_version: &str,
 ) -> Result<Option<ModelRecord>, StoreError> {
-    Ok(model_ranges(storage, sector, manufacturer, model)?
-        .into_iter()
-        .find(|m| m.key.firmware.contains(firmware_version)))
+    let ranges = model_ranges(storage, sector, manufacturer, model)?;
+    Ok(range_for_firmware(&ranges, firmware_version).cloned())
+}
+
+/// Of one model's records, the one whose firmware range holds
+/// `firmware_version`, if any.
+pub fn range_for_firmware<'a>(
+    ranges: &'a [ModelRecord],
+    firmware_version: &str,
+) -> Option<&'a ModelRecord> {
+    ranges
+        .iter()
+        .find(|m| m.key.firmware.contains(firmware_version))
 }
 
 /// Every model record whose key starts with `prefix` (`""` for all,

@@ -135,10 +135,19 @@ impl RecordSeal {
     /// Reads the entries appended to the log since it was last read (by
     /// this server or, on a shared database, another replica).
     pub fn catch_up(&self, storage: &dyn crate::Storage) -> Result<(), StoreError> {
-        let mut caught_up = self
+        let caught_up = self
             .caught_up
             .lock()
             .map_err(|_| StoreError::Backend("record seal lock poisoned".into()))?;
+        self.catch_up_holding(storage, caught_up)
+    }
+
+    /// Reads the log's new entries while holding the catch-up lock.
+    fn catch_up_holding(
+        &self,
+        storage: &dyn crate::Storage,
+        mut caught_up: std::sync::MutexGuard<'_, Option<Instant>>,
+    ) -> Result<(), StoreError> {
         let mut from = self.with_learned(|l| l.next_seq);
         loop {
             let page = storage.audit_entries(from, 4096)?;
@@ -161,16 +170,18 @@ impl RecordSeal {
         storage: &dyn crate::Storage,
         age: Duration,
     ) -> Result<(), StoreError> {
-        let fresh = self
+        // Readers that find another one reading the log wait for it and
+        // take its reading when it is fresh enough, rather than each
+        // reading the log again after it (a queue of round trips, once a
+        // second, on a busy replica).
+        let caught_up = self
             .caught_up
-            .try_lock()
-            .ok()
-            .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < age);
-        if fresh {
+            .lock()
+            .map_err(|_| StoreError::Backend("record seal lock poisoned".into()))?;
+        if caught_up.is_some_and(|t| t.elapsed() < age) {
             return Ok(());
         }
-        self.catch_up(storage)
+        self.catch_up_holding(storage, caught_up)
     }
 
     /// Runs `f` on what the log vouches for, as read so far.

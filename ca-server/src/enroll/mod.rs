@@ -28,6 +28,7 @@ use crate::csr::verify_csr;
 use crate::hierarchy::CaHierarchy;
 use crate::issuer::{self};
 
+mod group_reads;
 mod narrower;
 mod prepare;
 
@@ -116,7 +117,12 @@ impl std::fmt::Debug for EnrollmentEngine {
 /// Refuses a public key (SubjectPublicKeyInfo DER) that was revoked for
 /// compromise: PermissionDenied, "key was revoked for compromise on ...".
 pub fn refuse_blocked_key(storage: &dyn Storage, spki_der: &[u8]) -> Result<(), CaError> {
-    match storage.blocked_key(&trustca_model::key_fingerprint(spki_der))? {
+    key_refusal(storage.blocked_key(&trustca_model::key_fingerprint(spki_der))?)
+}
+
+/// The refusal of a key the store holds `block` on, if any.
+fn key_refusal(block: Option<trustca_store::BlockedKey>) -> Result<(), CaError> {
+    match block {
         Some(block) => Err(StoreError::KeyCompromised { on: block.date() }.into()),
         None => Ok(()),
     }
@@ -306,9 +312,11 @@ impl EnrollmentEngine {
             let requests = Arc::clone(&requests);
             let end = (start + per).min(n);
             handles.push(tokio::task::spawn_blocking(move || {
-                requests[start..end]
+                let slice = &requests[start..end];
+                let reads = group_reads::GroupReads::new(engine.storage.as_ref(), slice);
+                slice
                     .iter()
-                    .map(|r| engine.prepare(&caller, r, now))
+                    .map(|r| engine.prepare(&caller, r, now, &reads))
                     .collect::<Vec<_>>()
             }));
         }
@@ -407,7 +415,9 @@ impl EnrollmentEngine {
         request: &EnrollmentRequest,
         now: OffsetDateTime,
     ) -> Result<EnrollmentOutcome, CaError> {
-        let p = self.prepare(caller, request, now)?;
+        let reads =
+            group_reads::GroupReads::new(self.storage.as_ref(), std::slice::from_ref(request));
+        let p = self.prepare(caller, request, now, &reads)?;
         let mut r = self.commit(vec![p.issuance]).await?;
         match r.pop() {
             Some(Ok(())) => Ok(p.outcome),

@@ -3,6 +3,7 @@
 //! and the certificate parameters, and the rule that a device renews only
 //! itself.
 
+use super::group_reads::GroupReads;
 use super::*;
 
 impl EnrollmentEngine {
@@ -18,15 +19,10 @@ impl EnrollmentEngine {
         req: &EnrollmentRequest,
         now: OffsetDateTime,
         attested: Option<&VerifiedAttestation>,
+        reads: &GroupReads<'_>,
     ) -> Result<LevelDecision, CaError> {
         let firmware = &req.device.firmware_version;
-        let registered = trustca_store::registry::model_for_firmware(
-            self.storage.as_ref(),
-            identity.sector.as_str(),
-            &identity.manufacturer,
-            &identity.model,
-            firmware,
-        )?;
+        let registered = reads.model_for_firmware(identity, firmware)?;
         let Some(model) = registered else {
             if policy.registry.require_registered_model || req.require_registered_model {
                 return Err(CaError::ModelNotRegistered(format!(
@@ -109,6 +105,7 @@ impl EnrollmentEngine {
         caller: &Credential,
         req: &EnrollmentRequest,
         now: OffsetDateTime,
+        reads: &GroupReads<'_>,
     ) -> Result<Prepared, CaError> {
         // A manufacturer enrolls and renews its devices; a device renews
         // only itself, with its current certificate (EST simplereenroll).
@@ -176,10 +173,11 @@ impl EnrollmentEngine {
             )?),
             None => None,
         };
-        let decision = self.level_decision(policy, &identity, req, now, attested.as_ref())?;
+        let decision =
+            self.level_decision(policy, &identity, req, now, attested.as_ref(), reads)?;
         let csr = verify_csr(&req.csr_der)?;
         // Before signing anything; the commit checks again atomically.
-        self.refuse_blocked_key(&csr.spki_der)?;
+        key_refusal(reads.blocked_key(&trustca_model::key_fingerprint(&csr.spki_der))?)?;
         if !policy
             .certificate
             .device_key_algorithms
@@ -198,7 +196,7 @@ impl EnrollmentEngine {
             });
         }
         let key = identity.key();
-        if !req.renewal && self.storage.device(&key)?.is_some() {
+        if !req.renewal && reads.enrolled(&key)? {
             return Err(StoreError::AlreadyEnrolled(identity.urn()).into());
         }
         let ext = TrustLevelExtension {

@@ -32,7 +32,7 @@ use crate::seal::{self, RecordSeal, Sealed, Stamp};
 use crate::vouched;
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, DeviceRecord, HistoryEntry, Issuance,
-    KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
+    IssuanceReads, KeyValue, Storage, StoreError, StoredRecord, TrustChange, TrustRecord,
 };
 
 /// The schema version this binary writes; a database with a newer one is

@@ -285,6 +285,54 @@ impl Storage for PgStorage {
         vouched::vouch_blocked(seal, key_fingerprint, block)
     }
 
+    fn issuance_reads(
+        &self,
+        identity_keys: &[String],
+        key_fingerprints: &[[u8; 32]],
+    ) -> Result<Option<IssuanceReads>, StoreError> {
+        let seal = self.fresh_seal()?;
+        let pair = |r: &tokio_postgres::Row| Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)));
+        let mut devices: HashMap<Vec<u8>, Vec<u8>> = self
+            .read(
+                "SELECT convert_to(identity_key, 'UTF8'), record FROM devices \
+                 WHERE identity_key = ANY($1)",
+                &[&identity_keys],
+                pair,
+            )?
+            .into_iter()
+            .collect();
+        let fingerprints: Vec<&[u8]> = key_fingerprints.iter().map(|f| f.as_slice()).collect();
+        let mut blocked: HashMap<Vec<u8>, Vec<u8>> = self
+            .read(
+                "SELECT fingerprint, record FROM blocked_keys WHERE fingerprint = ANY($1)",
+                &[&fingerprints],
+                pair,
+            )?
+            .into_iter()
+            .collect();
+        // A record that fails its check is left out: the caller reads it
+        // alone and gets the refusal for that enrollment only.
+        let mut reads = IssuanceReads::default();
+        for key in identity_keys {
+            let row = devices.remove(key.as_bytes());
+            if let Ok(record) =
+                seal::sealed_value(row.as_deref(), seal, Sealed::Device, key.as_bytes())
+            {
+                reads.devices.insert(key.clone(), record);
+            }
+        }
+        for fp in key_fingerprints {
+            let block = blocked
+                .remove(fp.as_slice())
+                .map(|b| decode(b"blocked key", &b))
+                .transpose();
+            if let Ok(block) = block.and_then(|b| vouched::vouch_blocked(seal, fp, b)) {
+                reads.blocked.insert(*fp, block);
+            }
+        }
+        Ok(Some(reads))
+    }
+
     fn revoked_page(
         &self,
         sector: &str,

@@ -42,12 +42,37 @@ type NewCertificate = (Vec<u8>, Vec<u8>, String, Option<String>);
 struct Dirty {
     new_certificates: Vec<NewCertificate>,
     /// Certificates whose record changed (new or existing).
-    certificates: Vec<Vec<u8>>,
-    devices: Vec<String>,
-    trust: Vec<String>,
+    certificates: Changed<Vec<u8>>,
+    devices: Changed<String>,
+    trust: Changed<String>,
     history: Vec<(String, i64, Vec<u8>)>,
     audit: Vec<(i64, Vec<u8>)>,
-    meta: Vec<String>,
+    meta: Changed<String>,
+}
+
+/// Keys changed in this transaction, each once, in the order first
+/// changed: a group of 2,048 issuances changes 4,096 device and trust
+/// records, too many to find again by scanning a list.
+struct Changed<T> {
+    order: Vec<T>,
+    seen: std::collections::HashSet<T>,
+}
+
+impl<T> Default for Changed<T> {
+    fn default() -> Self {
+        Self {
+            order: Vec::new(),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Changed<T> {
+    fn push(&mut self, key: T) {
+        if self.seen.insert(key.clone()) {
+            self.order.push(key);
+        }
+    }
 }
 
 /// The two tables keyed by identity key, read and written alike.
@@ -79,17 +104,11 @@ impl ByIdentity {
         }
     }
 
-    fn dirty(self, d: &mut Dirty) -> &mut Vec<String> {
+    fn dirty(self, d: &mut Dirty) -> &mut Changed<String> {
         match self {
             Self::Devices => &mut d.devices,
             Self::Trust => &mut d.trust,
         }
-    }
-}
-
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
-    if !v.contains(&x) {
-        v.push(x);
     }
 }
 
@@ -202,9 +221,11 @@ impl<'a> PgTxn<'a> {
                 &[&serials, &fps, &sectors, &ids, &records],
             )?;
         }
-        let inserted: Vec<&Vec<u8>> = dirty.new_certificates.iter().map(|c| &c.0).collect();
+        let inserted: std::collections::HashSet<&Vec<u8>> =
+            dirty.new_certificates.iter().map(|c| &c.0).collect();
         let (serials, records): (Vec<Vec<u8>>, Vec<Vec<u8>>) = dirty
             .certificates
+            .order
             .iter()
             .filter(|s| !inserted.contains(s))
             .map(|s| {
@@ -228,8 +249,8 @@ impl<'a> PgTxn<'a> {
             )?;
         }
         for (table, keys, map) in [
-            ("devices", &dirty.devices, &known.devices),
-            ("trust_records", &dirty.trust, &known.trust),
+            ("devices", &dirty.devices.order, &known.devices),
+            ("trust_records", &dirty.trust.order, &known.trust),
         ] {
             if keys.is_empty() {
                 continue;
@@ -264,16 +285,17 @@ impl<'a> PgTxn<'a> {
                 &[&seqs, &records],
             )?;
         }
-        if !dirty.meta.is_empty() {
+        if !dirty.meta.order.is_empty() {
             let values: Vec<Vec<u8>> = dirty
                 .meta
+                .order
                 .iter()
                 .map(|k| record_of(&known.meta, k))
                 .collect();
             self.exec(
                 "INSERT INTO meta (key, value) SELECT * FROM UNNEST($1::TEXT[], $2::BYTEA[]) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&dirty.meta, &values],
+                &[&dirty.meta.order, &values],
             )?;
         }
         Ok(())
@@ -308,7 +330,7 @@ impl<'a> PgTxn<'a> {
             .borrow_mut()
             .meta
             .insert(key.to_owned(), Some(value));
-        push_unique(&mut self.dirty.borrow_mut().meta, key.to_owned());
+        self.dirty.borrow_mut().meta.push(key.to_owned());
     }
 
     /// A device or trust record by identity key, checked against its seal.
@@ -342,10 +364,9 @@ impl<'a> PgTxn<'a> {
         table
             .known(&mut self.known.borrow_mut())
             .insert(identity_key.to_owned(), Some(stored));
-        push_unique(
-            table.dirty(&mut self.dirty.borrow_mut()),
-            identity_key.to_owned(),
-        );
+        table
+            .dirty(&mut self.dirty.borrow_mut())
+            .push(identity_key.to_owned());
         Ok(())
     }
 }
@@ -401,10 +422,10 @@ impl RecordTxn for PgTxn<'_> {
             .borrow_mut()
             .certificates
             .insert(record.serial.clone(), Some(stored));
-        push_unique(
-            &mut self.dirty.borrow_mut().certificates,
-            record.serial.clone(),
-        );
+        self.dirty
+            .borrow_mut()
+            .certificates
+            .push(record.serial.clone());
         Ok(())
     }
 
@@ -543,7 +564,11 @@ impl RecordTxn for PgTxn<'_> {
         Ok(())
     }
 
-    fn prefetch_issuances(&self, batch: &[Issuance]) -> Result<(), StoreError> {
+    fn prefetch_issuances(
+        &self,
+        batch: &[Issuance],
+        certificate_keys: &[Option<[u8; 32]>],
+    ) -> Result<(), StoreError> {
         let serials: Vec<Vec<u8>> = batch.iter().map(|i| i.certificate.serial.clone()).collect();
         let keys: Vec<String> = batch
             .iter()
@@ -570,9 +595,9 @@ impl RecordTxn for PgTxn<'_> {
                 &renewals,
             )?
         };
-        let key_fps: Vec<Vec<u8>> = batch
+        let key_fps: Vec<Vec<u8>> = certificate_keys
             .iter()
-            .filter_map(|i| trustca_model::certificate_key_fingerprint(&i.certificate.der).ok())
+            .flatten()
             .map(|fp| fp.to_vec())
             .collect();
         let blocked: Vec<(Vec<u8>, Vec<u8>)> = if key_fps.is_empty() {

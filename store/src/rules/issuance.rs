@@ -25,12 +25,15 @@ pub(crate) fn issue_group<T: RecordTxn>(
     t: &T,
     batch: &[Issuance],
 ) -> Result<Vec<Result<(), StoreError>>, T::Fail> {
-    t.prefetch_issuances(batch)?;
+    // Each certificate parsed once for its key, for the read-ahead and
+    // the rules alike.
+    let keys: Vec<Option<[u8; 32]>> = batch.iter().map(|i| key_of(&i.certificate.der)).collect();
+    t.prefetch_issuances(batch, &keys)?;
     let mut log = AuditAppend::load(t)?;
     let mut results = Vec::with_capacity(batch.len());
     let (mut new_certs, mut new_devices) = (0u64, 0u64);
-    for issuance in batch {
-        let r = issue_one(t, &mut log, issuance)?;
+    for (issuance, new_key) in batch.iter().zip(keys) {
+        let r = issue_one(t, &mut log, issuance, new_key)?;
         if let Ok(new_device) = &r {
             new_certs += 1;
             new_devices += u64::from(*new_device);
@@ -44,19 +47,20 @@ pub(crate) fn issue_group<T: RecordTxn>(
     Ok(results)
 }
 
-/// Applies one issuance. The inner result is the item's own outcome
-/// (Ok(new device?) or why it was refused — decided before any write).
+/// Applies one issuance whose certificate carries the key `new_key`. The
+/// inner result is the item's own outcome (Ok(new device?) or why it was
+/// refused — decided before any write).
 fn issue_one<T: RecordTxn>(
     t: &T,
     log: &mut AuditAppend,
     issuance: &Issuance,
+    new_key: Option<[u8; 32]>,
 ) -> Result<Result<bool, StoreError>, T::Fail> {
     let cert = &issuance.certificate;
     let serial_hex = hexfmt::encode(&cert.serial);
     if t.certificate(&cert.serial)?.is_some() {
         return Ok(Err(StoreError::SerialReused(serial_hex)));
     }
-    let new_key = key_of(&cert.der);
     // Inside the issuing transaction, so that a revocation committed a
     // moment earlier cannot be overtaken.
     if let Some(key) = &new_key

@@ -81,10 +81,15 @@ pub(crate) trait RecordTxn {
     fn put_tree_head(&self, size: u64, head: &[u8]) -> Result<(), Self::Fail>;
     /// Sets the last CRL number of a sector (copying a store only).
     fn set_crl_number(&self, sector: &str, number: u64) -> Result<(), Self::Fail>;
-    /// Reads ahead what [`issue_group`] will read about `batch`, for
-    /// backends where each read is a round trip.
-    fn prefetch_issuances(&self, batch: &[Issuance]) -> Result<(), Self::Fail> {
-        let _ = batch;
+    /// Reads ahead what [`issue_group`] will read about `batch` (whose
+    /// certificates carry the keys `keys`, in order), for backends where
+    /// each read is a round trip.
+    fn prefetch_issuances(
+        &self,
+        batch: &[Issuance],
+        keys: &[Option<[u8; 32]>],
+    ) -> Result<(), Self::Fail> {
+        let _ = (batch, keys);
         Ok(())
     }
 }

@@ -144,6 +144,7 @@ contract!(
     audit_entries_are_merkle_leaves,
     revocation_marks_indexes_and_retires_the_device,
     key_compromise_blocks_the_key_everywhere,
+    issuance_reads_answer_as_single_reads,
     crl_numbers_are_never_reused,
     blobs_and_their_audit_entries,
     a_model_change_moves_its_devices_in_one_transaction,
@@ -586,6 +587,37 @@ fn key_compromise_blocks_the_key_everywhere(b: &Backend) {
             .iter()
             .any(|e| e.kind == "key.blocked")
     );
+}
+
+/// An enrollment group's read-ahead answers what single reads answer, for
+/// every key asked about; the stores where single reads are as cheap
+/// answer none (PostgreSQL, a round trip each, must).
+fn issuance_reads_answer_as_single_reads(b: &Backend) {
+    let s = b.open();
+    let (blocked, free) = (key(), key());
+    let r = s.commit_issuances(&[issuance_with(1, "a", false, cert_der(&blocked, 1))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    s.revoke(&[vec![1; 16]], 1, "operator:ops", "leaked", 20)
+        .unwrap();
+    let fp = |k: &rcgen::KeyPair, n| {
+        trustca_model::certificate_key_fingerprint(&cert_der(k, n)).unwrap()
+    };
+    let (keys, fps) = (
+        ["a".to_owned(), "b".to_owned()],
+        [fp(&blocked, 1), fp(&free, 2)],
+    );
+    let Some(reads) = s.issuance_reads(&keys, &fps).unwrap() else {
+        assert!(!b.is_shared(), "PostgreSQL reads a group ahead");
+        return;
+    };
+    for k in &keys {
+        assert_eq!(reads.devices.get(k), Some(&s.device(k).unwrap()), "{k}");
+    }
+    assert!(reads.devices["a"].is_some() && reads.devices["b"].is_none());
+    for f in &fps {
+        assert_eq!(reads.blocked.get(f), Some(&s.blocked_key(f).unwrap()));
+    }
+    assert!(reads.blocked[&fps[0]].is_some() && reads.blocked[&fps[1]].is_none());
 }
 
 fn crl_numbers_are_never_reused(b: &Backend) {
