@@ -161,6 +161,16 @@ fn leaf_tail(leaf: &[u8]) -> [u8; LEAF_TAIL] {
     tail
 }
 
+/// The chain `cache` remembers for `leaf` (found at `slot`, its tail):
+/// only one verified for the same leaf, byte for byte.
+fn remembered<'a>(
+    cache: &'a bounded::Bounded<[u8; LEAF_TAIL], Arc<KnownPeer>>,
+    slot: [u8; LEAF_TAIL],
+    leaf: &[u8],
+) -> Option<&'a Arc<KnownPeer>> {
+    cache.get(&slot).filter(|known| known.leaf == leaf)
+}
+
 /// The trust database engine.
 pub struct TrustEngine {
     cfg: TrustEngineConfig,
@@ -426,8 +436,7 @@ impl TrustEngine {
         let leaf = chain.first().ok_or("no certificate given")?;
         let slot = leaf_tail(leaf);
         if let Ok(cache) = self.chains.lock()
-            && let Some(known) = cache.get(&slot)
-            && known.leaf == *leaf
+            && let Some(known) = remembered(&cache, slot, leaf)
         {
             if now > known.verified.not_after {
                 return Err(format!(
@@ -461,5 +470,47 @@ impl TrustEngine {
             cache.insert(slot, Arc::clone(&known), 2 * leaf.len());
         }
         Ok(known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(serial: u8) -> VerifiedChain {
+        VerifiedChain {
+            subject: format!("CN=device {serial}"),
+            extension: None,
+            identity: None,
+            not_after: OffsetDateTime::UNIX_EPOCH,
+            serial: vec![serial],
+            fingerprint: [serial; 32],
+            key_fingerprint: [serial; 32],
+        }
+    }
+
+    #[test]
+    fn a_leaf_is_found_by_its_tail() {
+        let leaf: Vec<u8> = (0..100).collect();
+        let tail = leaf_tail(&leaf);
+        assert_eq!(tail.as_slice(), &leaf[68..]);
+        // A leaf shorter than the tail fills it from the start.
+        assert_eq!(&leaf_tail(&[7, 8])[..3], &[7, 8, 0]);
+        assert_eq!(leaf_tail(&[]), [0; LEAF_TAIL]);
+    }
+
+    #[test]
+    fn leaves_sharing_their_tail_never_answer_for_each_other() {
+        let mut cache = bounded::Bounded::new(10, usize::MAX);
+        let leaf: Vec<u8> = (0..100).collect();
+        let mut forged = leaf.clone();
+        forged[10] ^= 1;
+        let slot = leaf_tail(&leaf);
+        assert_eq!(slot, leaf_tail(&forged));
+        cache.insert(slot, Arc::new(KnownPeer::new(&leaf, verified(1))), 0);
+        let hit = remembered(&cache, slot, &leaf).expect("the same leaf");
+        assert_eq!(hit.verified.serial, [1]);
+        assert!(remembered(&cache, slot, &forged).is_none());
+        assert!(remembered(&cache, slot, &leaf[1..]).is_none());
     }
 }
