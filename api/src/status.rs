@@ -165,6 +165,7 @@ mod tests {
             sectors: vec![sector.clone()],
             name: "op".into(),
             serial: "01".into(),
+            serial_octets: vec![1],
             extension: trustca_model::TrustLevelExtension {
                 kind,
                 sector: sector.clone(),
@@ -175,6 +176,7 @@ mod tests {
                 permitted_schemes: vec![],
             },
             identity: None,
+            identity_key: None,
             key_fingerprint: [0; 32],
         });
         with.extensions_mut()

@@ -368,8 +368,7 @@ fn check_known(
                 trustca_model::revocation::reason_name(ca.reason)
             )));
         }
-        let serial = trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default();
-        match known.revoked(storage, &serial) {
+        match known.revoked(storage, &cred.serial_octets) {
             Ok(true) => {
                 return Err(Status::unauthenticated("client certificate is revoked"));
             }
@@ -480,9 +479,9 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
         let on_crl = |cred: &Credential| {
-            self.crls.as_ref().is_some_and(|c| {
-                c.is_revoked(&trustca_model::hexfmt::decode(&cred.serial).unwrap_or_default())
-            })
+            self.crls
+                .as_ref()
+                .is_some_and(|c| c.is_revoked(&cred.serial_octets))
         };
         let checked = match check_known(
             path,

@@ -174,6 +174,17 @@ pub struct DecisionOutcome {
     pub reasons: Vec<String>,
 }
 
+/// `parts` joined into one string of exactly their length: the reasons
+/// every decision carries, built without the formatting machinery (which
+/// was most of a decision's policy time).
+fn words(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 fn line_of(text: &str, span: std::ops::Range<usize>) -> usize {
     text[..span.start.min(text.len())].matches('\n').count() + 1
 }
@@ -523,7 +534,13 @@ impl TrustPolicy {
             peer_level: standing(&peer),
             operation,
         })?;
-        let mut reasons = Vec::with_capacity(outcome.reasons.len() + 2 + peer.notes.len());
+        let inactive = usize::from(caller.status != TrustStatus::Active)
+            + usize::from(peer.status != TrustStatus::Active);
+        if inactive + peer.notes.len() == 0 {
+            // Nothing goes before the rule's reasons: they are the list.
+            return Ok(outcome);
+        }
+        let mut reasons = Vec::with_capacity(outcome.reasons.len() + inactive + peer.notes.len());
         if caller.status != TrustStatus::Active {
             reasons.push(format!("caller is {}", caller.status.as_str()));
         }
@@ -544,7 +561,8 @@ impl TrustPolicy {
             .operations
             .get(q.operation)
             .ok_or_else(|| ModelError::UnknownOperation(crate::sector::truncate(q.operation)))?;
-        let mut reasons = Vec::new();
+        // One about each side, the rule's and the operation's: four at most.
+        let mut reasons = Vec::with_capacity(4);
         let peer_level = match q.peer_level {
             None => {
                 reasons.push("peer is not in good standing".to_owned());
@@ -557,10 +575,15 @@ impl TrustPolicy {
                         "no cross-recognition rule: {} does not count {} levels",
                         q.caller_sector, q.peer_sector
                     )),
-                    Some(c) if q.caller_sector != q.peer_sector => reasons.push(format!(
-                        "{} {} counts as {} for {}",
-                        q.peer_sector, l, c, q.caller_sector
-                    )),
+                    Some(c) if q.caller_sector != q.peer_sector => reasons.push(words(&[
+                        q.peer_sector.as_str(),
+                        " ",
+                        l.label(),
+                        " counts as ",
+                        c.label(),
+                        " for ",
+                        q.caller_sector.as_str(),
+                    ])),
                     Some(_) => {}
                 }
                 counted
@@ -585,20 +608,26 @@ impl TrustPolicy {
                         depth = i;
                     }
                 }
-                reasons.push(format!(
-                    "rule {} permits up to {} for caller {} and peer {}",
-                    r.name, self.depths[depth], cl, pl
-                ));
+                reasons.push(words(&[
+                    "rule ",
+                    &r.name,
+                    " permits up to ",
+                    &self.depths[depth],
+                    " for caller ",
+                    cl.label(),
+                    " and peer ",
+                    pl.label(),
+                ]));
             }
             (Some(_), _, _) => {}
         }
         let allow = depth >= required;
-        reasons.push(format!(
-            "{} needs {}: {}",
+        reasons.push(words(&[
             q.operation,
-            self.depths[required],
-            if allow { "allowed" } else { "denied" }
-        ));
+            " needs ",
+            &self.depths[required],
+            if allow { ": allowed" } else { ": denied" },
+        ]));
         Ok(DecisionOutcome {
             allow,
             depth: self.depth(depth),

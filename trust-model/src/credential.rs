@@ -20,10 +20,16 @@ pub struct Credential {
     pub name: String,
     /// The certificate serial, lower-case hex.
     pub serial: String,
+    /// The same serial's octets, as the store keys certificates: decoded
+    /// once per connection, not on every request that looks it up.
+    pub serial_octets: Vec<u8>,
     /// The full decoded extension.
     pub extension: TrustLevelExtension,
     /// For device certificates: the device identity from the URN SAN.
     pub identity: Option<crate::DeviceIdentity>,
+    /// The identity's key ([`crate::DeviceIdentity::key`]), made once per
+    /// connection: every `Decide` looks its caller up by it.
+    pub identity_key: Option<String>,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo, to refuse keys
     /// revoked for compromise.
     pub key_fingerprint: [u8; 32],
@@ -110,18 +116,21 @@ pub fn credential_from_chain(
     } else {
         ext.authorized_sectors.clone()
     };
+    let identity = if ext.kind == CertificateKind::LongTerm {
+        crate::chain::identity_of(&leaf)
+    } else {
+        None
+    };
     Ok(Credential {
         kind: ext.kind,
         sector: ext.sector.clone(),
         sectors,
         name: holder_name(&leaf),
         serial: crate::hexfmt::encode(leaf.raw_serial()),
+        serial_octets: leaf.raw_serial().to_vec(),
         key_fingerprint: crate::key_fingerprint(leaf.public_key().raw),
-        identity: if ext.kind == CertificateKind::LongTerm {
-            crate::chain::identity_of(&leaf)
-        } else {
-            None
-        },
+        identity_key: identity.as_ref().map(crate::DeviceIdentity::key),
+        identity,
         extension: ext,
     })
 }

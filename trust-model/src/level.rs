@@ -30,6 +30,19 @@ impl TrustLevel {
         self.0
     }
 
+    /// The level as the source documents write it (`Lv.3`): a word, not
+    /// formatted, so a decision's reasons are built without the formatting
+    /// machinery.
+    pub fn label(self) -> &'static str {
+        match self.0 {
+            1 => "Lv.1",
+            2 => "Lv.2",
+            3 => "Lv.3",
+            4 => "Lv.4",
+            _ => "Lv.5",
+        }
+    }
+
     /// This level lowered by `steps`, never below 1.
     pub fn lowered_by(self, steps: u8) -> Self {
         Self(self.0.saturating_sub(steps).max(1))
@@ -38,7 +51,7 @@ impl TrustLevel {
 
 impl fmt::Display for TrustLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Lv.{}", self.0)
+        f.write_str(self.label())
     }
 }
 
@@ -60,5 +73,13 @@ mod tests {
         assert_eq!(TrustLevel::new(3).unwrap().get(), 3);
         assert_eq!(TrustLevel::new(2).unwrap().lowered_by(5).get(), 1);
         assert_eq!(TrustLevel::new(4).unwrap().to_string(), "Lv.4");
+    }
+
+    #[test]
+    fn every_level_has_its_label() {
+        for n in 1..=5 {
+            let level = TrustLevel::new(n).unwrap();
+            assert_eq!(level.label(), format!("Lv.{n}"));
+        }
     }
 }

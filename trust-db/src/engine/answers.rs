@@ -75,21 +75,22 @@ impl TrustEngine {
         Ok((signed, next_update))
     }
 
-    /// The live state of a locally held device; `serial` is the certificate
-    /// presented, whose own revocation also counts. The store's part is
-    /// remembered while the store is unchanged (`standing.rs`); the root's
-    /// revocation of the sector's CA is asked every time.
+    /// The live state of a locally held device (identity key `key`);
+    /// `serial` is the certificate presented, whose own revocation also
+    /// counts. The store's part is remembered while the store is unchanged
+    /// (`standing.rs`); the root's revocation of the sector's CA is asked
+    /// every time.
     fn local_state(
         &self,
         identity: &DeviceIdentity,
+        key: &str,
         serial: Option<&[u8]>,
         key_fp: Option<&[u8; 32]>,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
-        let key = identity.key();
         let stored = self
             .standings
-            .get(self.storage.as_ref(), identity, &key, serial, key_fp)?;
+            .get(self.storage.as_ref(), identity, key, serial, key_fp)?;
         let mut status = stored.status;
         let mut notes = stored.notes.clone();
         if let Some(why) = self.issuer_check.get().and_then(|c| c(&identity.sector)) {
@@ -223,14 +224,15 @@ impl TrustEngine {
     async fn state_for_chain(
         &self,
         chain: &[Vec<u8>],
-        verified: &VerifiedChain,
+        peer: &KnownPeer,
         now: OffsetDateTime,
     ) -> Result<LiveState, TrustDbError> {
-        let identity = verified.identity.as_ref().ok_or_else(|| {
-            TrustDbError::InvalidRequest(
+        let verified = peer.verified.as_ref();
+        let (Some(identity), Some(key)) = (&verified.identity, &peer.identity_key) else {
+            return Err(TrustDbError::InvalidRequest(
                 "certificate names no device (not a long-term device certificate)".into(),
-            )
-        })?;
+            ));
+        };
         if let Some(list) = self.trust_list()
             && list.list.lists_sector(&identity.sector)
         {
@@ -241,6 +243,7 @@ impl TrustEngine {
         if self.is_local(&identity.sector) {
             self.local_state(
                 identity,
+                key,
                 Some(&verified.serial),
                 Some(&verified.key_fingerprint),
                 now,
@@ -272,18 +275,18 @@ impl TrustEngine {
                 ));
             }
             Some(Subject::Chain(c)) => {
-                let verified = self
-                    .verify_peer(&c.certificates, now)
+                let peer = self
+                    .known_peer(&c.certificates, now)
                     .map_err(TrustDbError::InvalidRequest)?;
-                let level = verified
+                let level = peer
+                    .verified
                     .extension
                     .as_ref()
                     .and_then(|e| e.level)
                     .map(|l| l.get() as u32)
                     .unwrap_or(0);
                 (
-                    self.state_for_chain(&c.certificates, &verified, now)
-                        .await?,
+                    self.state_for_chain(&c.certificates, &peer, now).await?,
                     level,
                 )
             }
@@ -308,14 +311,17 @@ impl TrustEngine {
                 let identity = DeviceIdentity::from_urn(&device.urn)?;
                 let key = trustca_model::certificate_key_fingerprint(&cert.der).ok();
                 (
-                    self.local_state(&identity, Some(&serial), key.as_ref(), now)?,
+                    self.local_state(&identity, &identity.key(), Some(&serial), key.as_ref(), now)?,
                     device.certificate_level as u32,
                 )
             }
             Some(Subject::Identity(urn)) => {
                 let identity = DeviceIdentity::from_urn(&urn)?;
                 if self.is_local(&identity.sector) {
-                    (self.local_state(&identity, None, None, now)?, 0)
+                    (
+                        self.local_state(&identity, &identity.key(), None, None, now)?,
+                        0,
+                    )
                 } else {
                     let req = msg::GetTrustRequest {
                         subject: Some(Subject::Identity(urn.clone())),
@@ -338,6 +344,37 @@ impl TrustEngine {
             reasons: state.notes,
             assertion: Some(state.assertion),
         })
+    }
+
+    /// The standing of `Decide`'s caller (the device `identity` of
+    /// `caller`), from its own sector's database. Its key and serial were
+    /// read from its certificate once per connection (a credential made
+    /// elsewhere may lack the key: it is made here then).
+    async fn caller_state(
+        &self,
+        caller: &Credential,
+        identity: &DeviceIdentity,
+        now: OffsetDateTime,
+    ) -> Result<LiveState, TrustDbError> {
+        if self.is_local(&identity.sector) {
+            let key = match &caller.identity_key {
+                Some(key) => std::borrow::Cow::Borrowed(key.as_str()),
+                None => std::borrow::Cow::Owned(identity.key()),
+            };
+            self.local_state(
+                identity,
+                &key,
+                Some(&caller.serial_octets),
+                Some(&caller.key_fingerprint),
+                now,
+            )
+        } else {
+            let req = msg::GetTrustRequest {
+                subject: Some(msg::get_trust_request::Subject::Identity(identity.urn())),
+            };
+            self.remote_state(identity, identity.urn().into_bytes(), req, now)
+                .await
+        }
     }
 
     /// `Decide`: may `caller` cooperate with the peer of `peer_chain` for
@@ -386,29 +423,7 @@ impl TrustEngine {
                 peer_system_assertion: None,
             }
         };
-        // The caller's own standing, from its own sector's database.
-        let caller_state = if self.is_local(&caller_identity.sector) {
-            let serial = trustca_model::hexfmt::decode(&caller.serial);
-            self.local_state(
-                caller_identity,
-                serial.as_deref(),
-                Some(&caller.key_fingerprint),
-                now,
-            )
-        } else {
-            let req = msg::GetTrustRequest {
-                subject: Some(msg::get_trust_request::Subject::Identity(
-                    caller_identity.urn(),
-                )),
-            };
-            self.remote_state(
-                caller_identity,
-                caller_identity.urn().into_bytes(),
-                req,
-                now,
-            )
-            .await
-        };
+        let caller_state = self.caller_state(caller, caller_identity, now).await;
         // A damaged or tampered record is the store's failure, not the
         // device's standing: DATA_LOSS, never a decision.
         let caller_state = match caller_state {
@@ -422,8 +437,8 @@ impl TrustEngine {
                 ));
             }
         };
-        let verified = match self.verify_peer(peer_chain, now) {
-            Ok(v) => v,
+        let peer = match self.known_peer(peer_chain, now) {
+            Ok(p) => p,
             Err(reason) => {
                 return Ok(deny(
                     msg::DecisionReason::PeerCertificate(reason.to_string()),
@@ -432,12 +447,13 @@ impl TrustEngine {
                 ));
             }
         };
-        let peer_sector = verified
+        let peer_sector = peer
+            .verified
             .extension
             .as_ref()
-            .map(|e| e.sector.to_string())
+            .map(|e| e.sector.as_str().to_owned())
             .unwrap_or_default();
-        let mut peer_state = match self.state_for_chain(peer_chain, &verified, now).await {
+        let mut peer_state = match self.state_for_chain(peer_chain, &peer, now).await {
             Ok(s) => s,
             Err(e) if e.is_data_loss() => return Err(e),
             Err(e) => {
@@ -451,7 +467,7 @@ impl TrustEngine {
         // A member of a system of linked devices is judged at its
         // effective level there, from the live records (crate::systems).
         let peer_own_level = peer_state.level.get() as u32;
-        let peer_system = self.apply_system_cap(&mut peer_state, verified.identity.as_ref())?;
+        let peer_system = self.apply_system_cap(&mut peer_state, peer.identity_key.as_deref())?;
         fn side(s: &LiveState) -> Standing<'_> {
             Standing {
                 sector: &s.sector,

@@ -54,6 +54,7 @@ fn caller(kind: CertificateKind, name: &str, schemes: &[&str]) -> Credential {
         sectors: vec![sector.clone()],
         name: name.into(),
         serial: "01".into(),
+        serial_octets: vec![1],
         extension: trustca_model::TrustLevelExtension {
             kind,
             sector: sector.clone(),
@@ -64,6 +65,7 @@ fn caller(kind: CertificateKind, name: &str, schemes: &[&str]) -> Credential {
             permitted_schemes: schemes.iter().map(|s| s.to_string()).collect(),
         },
         identity: None,
+        identity_key: None,
         key_fingerprint: [0; 32],
     }
 }

@@ -10,7 +10,7 @@ use crate::msg;
 use time::OffsetDateTime;
 use trustca_composition::{CompositionPolicy, LiveLevel, System, evaluate};
 use trustca_model::{
-    DeviceIdentity, SectorName, SignedTrustAssertion, SystemCapClaim, TrustAssertion, TrustStatus,
+    SectorName, SignedTrustAssertion, SystemCapClaim, TrustAssertion, TrustStatus,
 };
 
 use super::{Evaluated, Indexed, MemberCap, SystemRegistry, Upstream, cap_view, poisoned};
@@ -171,16 +171,17 @@ const MAX_CLAIM_REASON: usize = 1024;
 impl TrustEngine {
     /// Lowers a peer's state to its effective level when a system it
     /// belongs to caps it, adding the cap's reason to its notes; the cap
-    /// and its signed assertion for the decision, or None.
+    /// and its signed assertion for the decision, or None. `key` is the
+    /// peer's identity key, made once with its verified chain.
     pub(crate) fn apply_system_cap(
         &self,
         state: &mut crate::LiveState,
-        identity: Option<&DeviceIdentity>,
+        key: Option<&str>,
     ) -> Result<Option<PeerSystemCap>, TrustDbError> {
-        let (Some(systems), Some(identity)) = (self.systems(), identity) else {
+        let (Some(systems), Some(key)) = (self.systems(), key) else {
             return Ok(None);
         };
-        let Some(member) = systems.cap_for(self, &identity.key())? else {
+        let Some(member) = systems.cap_for(self, key)? else {
             return Ok(None);
         };
         if member.effective >= state.level {

@@ -80,6 +80,32 @@ fn decides_with_recognition_and_symmetry() {
         "{:?}",
         d.reasons
     );
+    // The reasons' words exactly (they are the wire's text).
+    assert_eq!(
+        d.reasons,
+        [
+            "hems Lv.5 counts as Lv.4 for automotive",
+            "rule peak-cut permits up to control for caller Lv.3 and peer Lv.4",
+            "remote-control needs control: allowed",
+        ]
+    );
+    let d = p
+        .decide(DecisionInput {
+            caller_sector: &hems,
+            caller_level: lv(2),
+            peer_sector: &auto,
+            peer_level: lv(5),
+            operation: "remote-control",
+        })
+        .unwrap();
+    assert_eq!(
+        d.reasons,
+        [
+            "automotive Lv.5 counts as Lv.5 for hems",
+            "rule peak-cut permits up to observe for caller Lv.2 and peer Lv.5",
+            "remote-control needs control: denied",
+        ]
+    );
     // No recognition table: nothing beyond none, with the reason.
     let d = p
         .decide(DecisionInput {
