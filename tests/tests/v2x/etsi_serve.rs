@@ -33,7 +33,8 @@ pub(crate) async fn start_with_etsi(
         let mut opts = ServeOptions::new(
             ca.data().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
-            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+            // The ETSI keystore is made on the first start.
+            common::creating_passphrase(PASSPHRASE),
         );
         opts.etsi_listen = Some(listen);
         opts.etsi_public_url = public_url.clone();
