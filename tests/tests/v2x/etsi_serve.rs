@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use trustca_ca::Passphrase;
 use trustca_server::ServeOptions;
 use trustca_server::etsi::http::CTL_PREFIX;
 use trustca_v2x::{CertProfile, Certificate};
@@ -34,7 +33,7 @@ pub(crate) async fn start_with_etsi(
             ca.data().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
             // The ETSI keystore is made on the first start.
-            common::creating_passphrase(PASSPHRASE),
+            creating_passphrase(PASSPHRASE),
         );
         opts.etsi_listen = Some(listen);
         opts.etsi_public_url = public_url.clone();
