@@ -23,7 +23,12 @@ const CHECK_PLAINTEXT: &[u8] = b"trustca keystore check v1";
 const PEM_TAG: &str = "TRUSTCA ENCRYPTED PRIVATE KEY";
 
 /// The passphrase that protects CA keys. Never printed.
-pub struct Passphrase(Vec<u8>);
+pub struct Passphrase {
+    bytes: Vec<u8>,
+    /// PBKDF2 iterations of the keystores this passphrase creates (opening
+    /// a keystore follows the count its `keystore.toml` records).
+    creation_iterations: u32,
+}
 
 impl Passphrase {
     /// Wraps a passphrase, refusing one shorter than 8 bytes.
@@ -40,7 +45,27 @@ impl Passphrase {
                 "passphrase must be at least {MIN_PASSPHRASE} bytes"
             )));
         }
-        Ok(Self(bytes))
+        Ok(Self {
+            bytes,
+            creation_iterations: PBKDF2_ITERATIONS,
+        })
+    }
+
+    /// The same passphrase, creating keystores with `iterations` PBKDF2
+    /// rounds instead of the 600,000 every other passphrase uses. For test
+    /// fixtures only: the test kit makes its data directories with it, so
+    /// the hundreds of keystore openings of a test run (every server start,
+    /// every credential) cost microseconds instead of a fifth of a second of
+    /// CPU each. Nothing in the product calls it; `Passphrase::new` keeps
+    /// the strong setting, which the keystore's own tests and the CLI's
+    /// `init` tests cover.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_test_only_kdf_iterations(self, iterations: NonZeroU32) -> Self {
+        Self {
+            creation_iterations: iterations.get(),
+            ..self
+        }
     }
 }
 
@@ -82,7 +107,7 @@ fn derive(passphrase: &Passphrase, salt: &[u8], iterations: u32) -> Result<LessS
         ring::pbkdf2::PBKDF2_HMAC_SHA256,
         iterations,
         salt,
-        &passphrase.0,
+        &passphrase.bytes,
         &mut key,
     );
     let unbound = UnboundKey::new(&AES_256_GCM, &key)
@@ -130,11 +155,12 @@ impl Keystore {
         SystemRandom::new()
             .fill(&mut salt)
             .map_err(|_| CaError::Keystore("no randomness".into()))?;
-        let key = derive(passphrase, &salt, PBKDF2_ITERATIONS)?;
+        let iterations = passphrase.creation_iterations;
+        let key = derive(passphrase, &salt, iterations)?;
         let check = seal(&key, b"check", CHECK_PLAINTEXT)?;
         let meta = KeystoreMeta {
             kdf: "pbkdf2-hmac-sha256".into(),
-            iterations: PBKDF2_ITERATIONS,
+            iterations,
             salt: trustca_model::hexfmt::encode(&salt),
             check: trustca_model::hexfmt::encode(&check),
         };
@@ -256,6 +282,33 @@ mod tests {
         assert!(matches!(wrong, Err(CaError::Passphrase(_))));
         assert!(format!("{pass:?}").contains("redacted"));
         assert!(Passphrase::new(b"short".to_vec()).is_err());
+    }
+
+    #[test]
+    fn keystores_get_the_strong_kdf_unless_a_test_asks_for_less() {
+        let iterations = |dir: &Path| {
+            let text = std::fs::read_to_string(dir.join("keystore.toml")).unwrap();
+            toml::from_str::<KeystoreMeta>(&text).unwrap().iterations
+        };
+        let strong = tempfile::tempdir().unwrap();
+        let pass = || Passphrase::new(b"correct horse battery".to_vec()).unwrap();
+        Keystore::create(strong.path(), &pass()).unwrap();
+        assert_eq!(iterations(strong.path()), 600_000);
+
+        let cheap = tempfile::tempdir().unwrap();
+        let fewer = NonZeroU32::new(1_000).unwrap();
+        let ks =
+            Keystore::create(cheap.path(), &pass().with_test_only_kdf_iterations(fewer)).unwrap();
+        ks.store("root", b"secret pkcs8").unwrap();
+        assert_eq!(iterations(cheap.path()), 1_000);
+        // Opening follows the recorded cost, whatever the passphrase's own.
+        let reopened = Keystore::open(cheap.path(), &pass()).unwrap();
+        assert_eq!(reopened.load("root").unwrap(), b"secret pkcs8");
+        let wrong = Keystore::open(
+            cheap.path(),
+            &Passphrase::new(b"wrong horse battery".to_vec()).unwrap(),
+        );
+        assert!(matches!(wrong, Err(CaError::Passphrase(_))));
     }
 
     #[test]

@@ -113,8 +113,32 @@ impl PassphraseArgs {
                 "no passphrase: set TRUSTCA_PASSPHRASE or pass --passphrase-file (CA keys are never stored unencrypted)"
             );
         };
-        Ok(Passphrase::new(bytes)?)
+        let passphrase = Passphrase::new(bytes)?;
+        Ok(match test_only_kdf_iterations()? {
+            Some(iterations) => passphrase.with_test_only_kdf_iterations(iterations),
+            None => passphrase,
+        })
     }
+}
+
+/// The test kit's cheaper keystore KDF for the keystores this process
+/// creates (`TRUSTCA_TEST_ONLY_KDF_ITERATIONS`): the end-to-end tests run
+/// the key ceremony through this binary dozens of times, and at the
+/// product's 600,000 PBKDF2 rounds per keystore opening that was most of
+/// their CPU time. Unset, as operators leave it, keystores get the strong
+/// setting; set, every creation says so in the log.
+fn test_only_kdf_iterations() -> Result<Option<std::num::NonZeroU32>> {
+    let Ok(text) = std::env::var("TRUSTCA_TEST_ONLY_KDF_ITERATIONS") else {
+        return Ok(None);
+    };
+    let iterations: std::num::NonZeroU32 = text.parse().with_context(|| {
+        format!("TRUSTCA_TEST_ONLY_KDF_ITERATIONS={text}: not a positive count")
+    })?;
+    tracing::warn!(
+        iterations,
+        "keystores created by this process use a test-only PBKDF2 cost (TRUSTCA_TEST_ONLY_KDF_ITERATIONS): never for real keys"
+    );
+    Ok(Some(iterations))
 }
 
 #[derive(Debug, Args)]

@@ -13,9 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use trustca_ca::Passphrase;
-
-use crate::server::{PASSPHRASE, target_tmpdir};
+use crate::server::{PASSPHRASE, creating_passphrase, target_tmpdir};
 
 /// Copies the template into `to` (an empty directory), keeping each
 /// file's permissions (key files are private).
@@ -32,8 +30,7 @@ fn template() -> &'static Path {
         let dir = base.join(std::process::id().to_string());
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-        trustca_server::init(&dir, None, &pass, &[]).unwrap();
+        trustca_server::init(&dir, None, &creating_passphrase(PASSPHRASE), &[]).unwrap();
         dir
     })
 }

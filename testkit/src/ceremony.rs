@@ -53,6 +53,10 @@ pub fn trustca_output(args: &[&str]) -> std::process::Output {
             String::from_utf8_lossy(PASSPHRASE).as_ref(),
         )
         .env_remove("TRUSTCA_DATA")
+        .env(
+            "TRUSTCA_TEST_ONLY_KDF_ITERATIONS",
+            super::TEST_KDF_ITERATIONS.to_string(),
+        )
         .env("RUST_LOG", "error")
         .output()
         .unwrap()

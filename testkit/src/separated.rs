@@ -57,7 +57,7 @@ impl Authority {
 
 /// Each authority's own passphrase (none is the CA's).
 pub fn role_passphrase(role: V2xRole) -> Passphrase {
-    Passphrase::new(role_passphrase_text(role).into_bytes()).unwrap()
+    super::creating_passphrase(role_passphrase_text(role).as_bytes())
 }
 
 /// [`role_passphrase`] as an operator types it (`TRUSTCA_PASSPHRASE` of a

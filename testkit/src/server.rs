@@ -14,6 +14,21 @@ use trustca_server::{RunningServer, ServeOptions};
 
 pub const PASSPHRASE: &[u8] = b"e2e-test-passphrase";
 
+/// PBKDF2 iterations of the keystores the kit creates. Every server start
+/// and every credential opens the CA's keystores: at the product's 600,000
+/// rounds that was most of the CPU time of the end-to-end tests. The
+/// strong setting stays covered where the product makes its own keystores
+/// (`trustca init` run as a process, the keystore's unit tests).
+pub const TEST_KDF_ITERATIONS: std::num::NonZeroU32 = std::num::NonZeroU32::new(1_000).unwrap();
+
+/// `text` as the passphrase of keystores the kit creates (cheap to open,
+/// see [`TEST_KDF_ITERATIONS`]); opening any keystore works with it too.
+pub fn creating_passphrase(text: &[u8]) -> Passphrase {
+    Passphrase::new(text.to_vec())
+        .unwrap()
+        .with_test_only_kdf_iterations(TEST_KDF_ITERATIONS)
+}
+
 pub struct TestCa {
     pub dir: tempfile::TempDir,
     pub server: Option<RunningServer>,
@@ -45,8 +60,7 @@ impl TestCa {
     /// `TestCa` of the process shares, for tests about another deployment.
     pub fn init_fresh() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-        trustca_server::init(dir.path(), None, &pass, &[]).unwrap();
+        trustca_server::init(dir.path(), None, &creating_passphrase(PASSPHRASE), &[]).unwrap();
         Self { dir, server: None }
     }
 

@@ -21,6 +21,7 @@ fn trustca(args: &[&str]) -> Output {
         .args(args)
         .env("TRUSTCA_PASSPHRASE", PASS)
         .env_remove("TRUSTCA_PASSPHRASE_FILE")
+        .env_remove("TRUSTCA_TEST_ONLY_KDF_ITERATIONS")
         .env("RUST_LOG", "warn")
         .output()
         .unwrap()
@@ -132,6 +133,27 @@ fn init_creates_the_hierarchy_and_never_overwrites_it() {
             assert!(!text.contains("BEGIN PRIVATE KEY") && !text.contains("EC PRIVATE KEY"));
         }
     }
+    // Every keystore `init` makes has the product's KDF cost (the test kit
+    // makes its own directories with a cheaper one).
+    let mut stack = vec![data.clone()];
+    let mut keystores = 0;
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name() == "keystore.toml" {
+                let meta = std::fs::read_to_string(e.path()).unwrap();
+                assert!(
+                    meta.contains("kdf = \"pbkdf2-hmac-sha256\"")
+                        && meta.contains("iterations = 600000"),
+                    "{}: {meta}",
+                    e.path().display()
+                );
+                keystores += 1;
+            }
+        }
+    }
+    assert!(keystores >= 2, "{keystores} keystores");
     // openssl agrees the root is a CA with keyCertSign and pathlen 1, the
     // sector CAs pathlen 0 with a name constraint.
     let root = Command::new("openssl")

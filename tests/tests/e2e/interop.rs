@@ -629,7 +629,7 @@ async fn an_operator_chosen_extension_oid_is_used_everywhere() {
     std::fs::write(&pki, &text).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let pass = trustca_ca::Passphrase::new(PASSPHRASE.to_vec()).unwrap();
+    let pass = creating_passphrase(PASSPHRASE);
     trustca_server::init(dir.path(), Some(policies.path()), &pass, &[]).unwrap();
     let mut ca = TestCa { dir, server: None };
     ca.restart().await;

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use trustca_ca::Passphrase;
 use trustca_server::ServeOptions;
 use trustca_server::etsi::http::CTL_PREFIX;
 use trustca_v2x::{CertProfile, Certificate};
@@ -33,7 +32,8 @@ pub(crate) async fn start_with_etsi(
         let mut opts = ServeOptions::new(
             ca.data().to_path_buf(),
             "127.0.0.1:0".parse().unwrap(),
-            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+            // The ETSI keystore is made on the first start.
+            creating_passphrase(PASSPHRASE),
         );
         opts.etsi_listen = Some(listen);
         opts.etsi_public_url = public_url.clone();

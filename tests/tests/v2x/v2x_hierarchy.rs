@@ -21,8 +21,7 @@ use trustca_v2x::{
 };
 
 fn init(data: &Path) -> trustca_ca::InitReport {
-    let pass = Passphrase::new(PASSPHRASE.to_vec()).unwrap();
-    trustca_server::init(data, None, &pass, &[]).unwrap()
+    trustca_server::init(data, None, &common::creating_passphrase(PASSPHRASE), &[]).unwrap()
 }
 
 fn load(data: &Path, name: &str) -> Certificate {
