@@ -135,6 +135,36 @@ def vector_dir():
         asn1_dir(), "..", "v2x-vectors", "openscms")
 
 
+
+def _load_spec_cached(compile_check, files):
+    """compile_check.load_spec(files)[0], kept between runs when
+    V2X_ASN1_CACHE names a directory: parsing the 1609.2.1 modules takes
+    about 1.5 s of CPU and CI runs this client about twenty times. The key
+    is the SHA-256 of every module and of compile_check.py itself, so an
+    edited module or workaround compiles afresh; the file is written under
+    a temporary name and renamed, so concurrent runs never read half of it."""
+    import pickle
+    cache_dir = os.environ.get("V2X_ASN1_CACHE")
+    if not cache_dir:
+        return compile_check.load_spec(files)[0]
+    digest = hashlib.sha256()
+    for path in list(files) + [compile_check.__file__]:
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    path = os.path.join(cache_dir, "dot1-spec-%s.pickle" % digest.hexdigest())
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    spec = compile_check.load_spec(files)[0]
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "wb") as f:
+        pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return spec
+
 class Codec:
     """asn1tools OER codec over IEEE1609dot2BaseTypes, IEEE1609dot2 and the
     IEEE 1609.2.1 / 1609.2 CRL modules, loaded with compile_check.load_spec
@@ -150,7 +180,7 @@ class Codec:
         import compile_check  # noqa: E402  (shared helper, not trustca code)
         files = sorted(glob.glob(os.path.join(d, "IEEE1609dot2*.asn")))
         files += sorted(glob.glob(os.path.join(d, "ieee1609dot2dot1", "*.asn")))
-        self.spec, _ = compile_check.load_spec(files)
+        self.spec = _load_spec_cached(compile_check, files)
         self.base = self.spec.modules["IEEE1609dot2"]
         Codec.shared = self
 
