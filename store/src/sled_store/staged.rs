@@ -21,14 +21,17 @@ use std::collections::BTreeMap;
 use super::txn::{TreeId, Trees};
 use super::*;
 
+/// A key of one of the write trees.
+type TreeKey = (TreeId, Vec<u8>);
+
 /// The rules' reads and writes over the trees, outside any transaction.
 pub(super) struct Staging<'a> {
     store: &'a SledStorage,
     /// Every key read from a tree (not from the staged writes), with the
     /// value it had then.
-    read: RefCell<BTreeMap<(TreeId, Vec<u8>), Option<sled::IVec>>>,
+    read: RefCell<BTreeMap<TreeKey, Option<sled::IVec>>>,
     /// The writes, the last one per key, as a transaction keeps them.
-    written: RefCell<BTreeMap<(TreeId, Vec<u8>), sled::IVec>>,
+    written: RefCell<BTreeMap<TreeKey, sled::IVec>>,
 }
 
 impl<'a> Staging<'a> {
