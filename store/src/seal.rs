@@ -487,12 +487,15 @@ pub(crate) fn sealed_record<T: serde::Serialize>(
     key: &str,
     record: &T,
     stamp: Stamp,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<(Vec<u8>, [u8; 32]), StoreError> {
     let body = match stamp {
         Stamp::Copy(t) => crate::codec::encode_as(record, t.encoding)?,
         Stamp::Seal(_) => crate::codec::encode(record)?,
     };
-    Ok(seal(s, table, key, body, stamp))
+    // Digested here, from the bytes stored: the audit entry's `binds`
+    // commits to them without encoding the record a second time.
+    let body_digest = digest(&body);
+    Ok((seal(s, table, key, body, stamp), body_digest))
 }
 
 /// SHA-256 of a record's encoding: what an audit entry commits to.

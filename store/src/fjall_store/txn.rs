@@ -63,10 +63,11 @@ impl FjallTxn<'_, '_> {
         key: &[u8],
         v: &T,
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        let sealed = seal::sealed_record(self.seal, table, &seal::seal_key(table, key), v, stamp)?;
+    ) -> Result<[u8; 32], StoreError> {
+        let (sealed, digest) =
+            seal::sealed_record(self.seal, table, &seal::seal_key(table, key), v, stamp)?;
         self.put(space, key, &sealed);
-        Ok(())
+        Ok(digest)
     }
 
     fn put_encoded<T: serde::Serialize>(
@@ -106,17 +107,17 @@ impl RecordTxn for FjallTxn<'_, '_> {
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        self.update_certificate(record, stamp)?;
+    ) -> Result<[u8; 32], StoreError> {
+        let digest = self.update_certificate(record, stamp)?;
         self.put(&self.spaces.fingerprints, fingerprint, &record.serial);
-        Ok(())
+        Ok(digest)
     }
 
     fn update_certificate(
         &self,
         record: &CertificateRecord,
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<[u8; 32], StoreError> {
         let key = &record.serial;
         self.put_sealed(&self.spaces.certs, Sealed::Certificate, key, record, stamp)
     }
@@ -129,7 +130,7 @@ impl RecordTxn for FjallTxn<'_, '_> {
         )
     }
 
-    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<[u8; 32], StoreError> {
         let key = record.identity_key.as_bytes();
         self.put_sealed(&self.spaces.devices, Sealed::Device, key, record, stamp)
     }
@@ -138,7 +139,7 @@ impl RecordTxn for FjallTxn<'_, '_> {
         self.get_sealed(&self.spaces.trust, Sealed::Trust, identity_key.as_bytes())
     }
 
-    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<[u8; 32], StoreError> {
         let key = record.identity_key.as_bytes();
         self.put_sealed(&self.spaces.trust, Sealed::Trust, key, record, stamp)
     }

@@ -117,7 +117,7 @@ impl<'a> PgTxn<'a> {
         &self,
         record: &CertificateRecord,
         stamp: Stamp,
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<(Vec<u8>, [u8; 32]), StoreError> {
         let key = trustca_model::hexfmt::encode(&record.serial);
         seal::sealed_record(self.seal, Sealed::Certificate, &key, record, stamp)
     }
@@ -359,15 +359,16 @@ impl<'a> PgTxn<'a> {
         identity_key: &str,
         record: &T,
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        let stored = seal::sealed_record(self.seal, table.sealed(), identity_key, record, stamp)?;
+    ) -> Result<[u8; 32], StoreError> {
+        let (stored, digest) =
+            seal::sealed_record(self.seal, table.sealed(), identity_key, record, stamp)?;
         table
             .known(&mut self.known.borrow_mut())
             .insert(identity_key.to_owned(), Some(stored));
         table
             .dirty(&mut self.dirty.borrow_mut())
             .push(identity_key.to_owned());
-        Ok(())
+        Ok(digest)
     }
 }
 
@@ -397,8 +398,8 @@ impl RecordTxn for PgTxn<'_> {
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        let stored = self.sealed_certificate(record, stamp)?;
+    ) -> Result<[u8; 32], StoreError> {
+        let (stored, digest) = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
@@ -409,15 +410,15 @@ impl RecordTxn for PgTxn<'_> {
             record.sector.clone(),
             record.identity_key.clone(),
         ));
-        Ok(())
+        Ok(digest)
     }
 
     fn update_certificate(
         &self,
         record: &CertificateRecord,
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        let stored = self.sealed_certificate(record, stamp)?;
+    ) -> Result<[u8; 32], StoreError> {
+        let (stored, digest) = self.sealed_certificate(record, stamp)?;
         self.known
             .borrow_mut()
             .certificates
@@ -426,14 +427,14 @@ impl RecordTxn for PgTxn<'_> {
             .borrow_mut()
             .certificates
             .push(record.serial.clone());
-        Ok(())
+        Ok(digest)
     }
 
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, StoreError> {
         self.by_identity(ByIdentity::Devices, identity_key)
     }
 
-    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), StoreError> {
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<[u8; 32], StoreError> {
         self.put_by_identity(ByIdentity::Devices, &record.identity_key, record, stamp)
     }
 
@@ -441,7 +442,7 @@ impl RecordTxn for PgTxn<'_> {
         self.by_identity(ByIdentity::Trust, identity_key)
     }
 
-    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), StoreError> {
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<[u8; 32], StoreError> {
         self.put_by_identity(ByIdentity::Trust, &record.identity_key, record, stamp)
     }
 

@@ -51,10 +51,14 @@ pub(crate) fn import<T: RecordTxn>(t: &T, records: &[StoredRecord]) -> Result<()
     for record in records {
         match record {
             StoredRecord::Certificate(c, seal) => {
-                t.insert_certificate(c, &fingerprint(&c.der), Stamp::Copy(*seal))?
+                t.insert_certificate(c, &fingerprint(&c.der), Stamp::Copy(*seal))?;
             }
-            StoredRecord::Device(d, seal) => t.put_device(d, Stamp::Copy(*seal))?,
-            StoredRecord::Trust(r, seal) => t.put_trust(r, Stamp::Copy(*seal))?,
+            StoredRecord::Device(d, seal) => {
+                t.put_device(d, Stamp::Copy(*seal))?;
+            }
+            StoredRecord::Trust(r, seal) => {
+                t.put_trust(r, Stamp::Copy(*seal))?;
+            }
             StoredRecord::History(key, h) => t.put_history(key, h)?,
             StoredRecord::Audit(entry) => {
                 append_made(&mut log, t, entry)?;
@@ -136,7 +140,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                     crate::codec::encode_as(c, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
-                t.update_certificate(c, Stamp::Copy(*trailer))?
+                t.update_certificate(c, Stamp::Copy(*trailer))?;
             }
             StoredRecord::Device(d, trailer) => {
                 check(
@@ -145,7 +149,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                     crate::codec::encode_as(d, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
-                t.put_device(d, Stamp::Copy(*trailer))?
+                t.put_device(d, Stamp::Copy(*trailer))?;
             }
             StoredRecord::Trust(r, trailer) => {
                 check(
@@ -154,7 +158,7 @@ pub(crate) fn seal_legacy<T: RecordTxn>(
                     crate::codec::encode_as(r, trailer.encoding).map_err(T::fail)?,
                     trailer,
                 )?;
-                t.put_trust(r, Stamp::Copy(*trailer))?
+                t.put_trust(r, Stamp::Copy(*trailer))?;
             }
             _ => {
                 return Err(T::fail(StoreError::Backend(

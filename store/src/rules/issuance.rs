@@ -102,22 +102,14 @@ fn issue_one<T: RecordTxn>(
         // Both records are sealed to the certificate's issuance entry,
         // which comes after the re-enrolment entry when there is one.
         let bind_seq = log.next_seq() + u64::from(reenrolled);
-        t.put_device(&record, Stamp::Seal(bind_seq))?;
-        t.put_trust(&trust_record, Stamp::Seal(bind_seq))?;
-        binds.push(binding::<T, _>(
-            Sealed::Device,
-            &device.identity_key,
-            &record,
-        )?);
-        binds.push(binding::<T, _>(
-            Sealed::Trust,
-            &device.identity_key,
-            &trust_record,
-        )?);
+        let device_digest = t.put_device(&record, Stamp::Seal(bind_seq))?;
+        let trust_digest = t.put_trust(&trust_record, Stamp::Seal(bind_seq))?;
+        binds.push((Sealed::Device, device.identity_key.clone(), device_digest));
+        binds.push((Sealed::Trust, device.identity_key.clone(), trust_digest));
         if let Some(prev) = &superseded {
-            t.update_certificate(prev, Stamp::Seal(bind_seq))?;
+            let prev_digest = t.update_certificate(prev, Stamp::Seal(bind_seq))?;
             let key = hexfmt::encode(&prev.serial);
-            binds.push(binding::<T, _>(Sealed::Certificate, &key, prev)?);
+            binds.push((Sealed::Certificate, key, prev_digest));
         }
         let entry = HistoryEntry {
             version: trust_record.version,
@@ -149,8 +141,8 @@ fn issue_one<T: RecordTxn>(
         }
     }
     let digest = fingerprint(&cert.der);
-    t.insert_certificate(cert, &digest, Stamp::Seal(log.next_seq()))?;
-    binds.push(binding::<T, _>(Sealed::Certificate, &serial_hex, cert)?);
+    let cert_digest = t.insert_certificate(cert, &digest, Stamp::Seal(log.next_seq()))?;
+    binds.push((Sealed::Certificate, serial_hex.clone(), cert_digest));
     // The entry commits to the certificate's bytes, so that `store check`
     // can tell a damaged certificate record from the one issued.
     let detail = with_der_digest(&issuance.audit_detail, &digest);

@@ -12,7 +12,6 @@ use trustca_audit::MerkleFrontier;
 use trustca_model::hexfmt;
 use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
 
-use crate::records::encode;
 use crate::seal::{self, Sealed, Stamp};
 use crate::{
     AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord,
@@ -30,26 +29,28 @@ pub(crate) trait RecordTxn {
 
     fn certificate(&self, serial: &[u8]) -> Result<Option<CertificateRecord>, Self::Fail>;
     /// Stores a new certificate, sealed as `stamp` says, and its
-    /// fingerprint index entry.
+    /// fingerprint index entry. Returns the SHA-256 of the record's
+    /// encoding, as every sealed write does: what the audit entry that
+    /// wrote it commits to.
     fn insert_certificate(
         &self,
         record: &CertificateRecord,
         fingerprint: &[u8; 32],
         stamp: Stamp,
-    ) -> Result<(), Self::Fail>;
+    ) -> Result<[u8; 32], Self::Fail>;
     /// Rewrites a stored certificate (status changes only).
     fn update_certificate(
         &self,
         record: &CertificateRecord,
         stamp: Stamp,
-    ) -> Result<(), Self::Fail>;
+    ) -> Result<[u8; 32], Self::Fail>;
     fn device(&self, identity_key: &str) -> Result<Option<DeviceRecord>, Self::Fail>;
     /// Writes a device record sealed as `stamp` says: to the audit entry
     /// that commits to its digest, or as copied (`seal.rs`).
-    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<(), Self::Fail>;
+    fn put_device(&self, record: &DeviceRecord, stamp: Stamp) -> Result<[u8; 32], Self::Fail>;
     fn trust(&self, identity_key: &str) -> Result<Option<TrustRecord>, Self::Fail>;
     /// Writes a trust record sealed as `stamp` says.
-    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<(), Self::Fail>;
+    fn put_trust(&self, record: &TrustRecord, stamp: Stamp) -> Result<[u8; 32], Self::Fail>;
     fn history_entry(
         &self,
         identity_key: &str,
@@ -158,20 +159,9 @@ pub(crate) fn fingerprint(der: &[u8]) -> [u8; 32] {
 }
 
 /// What an audit entry commits to about a record it writes: table, key
-/// and the SHA-256 of the record's encoding (the `binds` member).
+/// and the SHA-256 of the record's encoding (the `binds` member), as the
+/// sealed write returned it.
 type Binding = (Sealed, String, [u8; 32]);
-
-fn binding<T: RecordTxn, R: serde::Serialize>(
-    table: Sealed,
-    key: &str,
-    record: &R,
-) -> Result<Binding, T::Fail> {
-    Ok((
-        table,
-        key.to_owned(),
-        seal::digest(&encode(record).map_err(T::fail)?),
-    ))
-}
 
 /// `detail` with the `binds` member naming the records this entry wrote.
 fn with_binds(detail: &str, binds: &[Binding]) -> String {

@@ -39,7 +39,7 @@ pub(crate) fn revoke<T: RecordTxn>(
             continue;
         }
         rec.status = CertificateStatus::Revoked { reason, at };
-        t.update_certificate(&rec, Stamp::Seal(log.next_seq()))?;
+        let rec_digest = t.update_certificate(&rec, Stamp::Seal(log.next_seq()))?;
         t.put_revoked(&rec.sector, &serial, at, reason)?;
         let serial_hex = hexfmt::encode(&serial);
         let identity = rec.identity_key.clone().unwrap_or_default();
@@ -51,7 +51,7 @@ pub(crate) fn revoke<T: RecordTxn>(
         );
         let detail = with_binds(
             &detail,
-            &[binding::<T, _>(Sealed::Certificate, &serial_hex, &rec)?],
+            &[(Sealed::Certificate, serial_hex.clone(), rec_digest)],
         );
         log.append(t, at, actor, "certificate.revoked", &serial_hex, &detail)?;
         if let Some(device) = &rec.identity_key
@@ -135,7 +135,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     record.status = TrustStatus::Revoked;
     record.version += 1;
     record.updated_at = at;
-    t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
+    let record_digest = t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
     let change = format!(
         "revoked: no valid certificate left (last revoked for {})",
         reason_name(reason)
@@ -164,7 +164,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     );
     let detail = with_binds(
         &detail,
-        &[binding::<T, _>(Sealed::Trust, identity_key, &record)?],
+        &[(Sealed::Trust, identity_key.to_owned(), record_digest)],
     );
     log.append(t, at, actor, "trust.revoked", identity_key, &detail)
 }

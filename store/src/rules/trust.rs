@@ -34,7 +34,7 @@ fn change_records<T: RecordTxn>(
         }
         record.version += 1;
         record.updated_at = at;
-        t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
+        let record_digest = t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
         t.put_history(
             &c.identity_key,
             &HistoryEntry {
@@ -55,7 +55,7 @@ fn change_records<T: RecordTxn>(
         );
         let detail = with_binds(
             &detail,
-            &[binding::<T, _>(Sealed::Trust, &c.identity_key, &record)?],
+            &[(Sealed::Trust, c.identity_key.clone(), record_digest)],
         );
         log.append(t, at, &c.actor, &c.audit_kind, &c.identity_key, &detail)?;
         out.push(record);
@@ -150,7 +150,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&dst, Stamp::Seal(log.next_seq()))?;
+    let dst_digest = t.put_trust(&dst, Stamp::Seal(log.next_seq()))?;
     src.version += 1;
     src.status = TrustStatus::Retired;
     src.updated_at = at;
@@ -164,7 +164,7 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             reason: reason.to_owned(),
         },
     )?;
-    t.put_trust(&src, Stamp::Seal(log.next_seq()))?;
+    let src_digest = t.put_trust(&src, Stamp::Seal(log.next_seq()))?;
     let detail = format!(
         "{{\"successor\":{},\"reason\":{}}}",
         json_str(to),
@@ -173,8 +173,8 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
     let detail = with_binds(
         &detail,
         &[
-            binding::<T, _>(Sealed::Trust, to, &dst)?,
-            binding::<T, _>(Sealed::Trust, from, &src)?,
+            (Sealed::Trust, to.to_owned(), dst_digest),
+            (Sealed::Trust, from.to_owned(), src_digest),
         ],
     );
     log.append(t, at, actor, "trust.transferred", from, &detail)?;

@@ -112,46 +112,6 @@ fn abort(e: StoreError) -> Abort {
     ConflictableTransactionError::Abort(e)
 }
 
-fn tx_get<T: serde::de::DeserializeOwned>(
-    tree: &TransactionalTree,
-    key: &[u8],
-) -> Result<Option<T>, Abort> {
-    match tree.get(key)? {
-        Some(v) => decode(key, &v).map(Some).map_err(abort),
-        None => Ok(None),
-    }
-}
-
-/// Reads a sealed record inside a transaction (see `seal.rs`): rules
-/// never build on a record the log does not vouch for.
-fn tx_get_sealed<T: serde::de::DeserializeOwned>(
-    tree: &TransactionalTree,
-    s: Option<&RecordSeal>,
-    table: Sealed,
-    key: &[u8],
-) -> Result<Option<T>, Abort> {
-    seal::sealed_value(tree.get(key)?.as_deref(), s, table, key).map_err(abort)
-}
-
-fn tx_put_sealed<T: serde::Serialize>(
-    tree: &TransactionalTree,
-    s: Option<&RecordSeal>,
-    table: Sealed,
-    key: &[u8],
-    v: &T,
-    stamp: Stamp,
-) -> Result<(), Abort> {
-    let sealed =
-        seal::sealed_record(s, table, &seal::seal_key(table, key), v, stamp).map_err(abort)?;
-    tree.insert(key, sealed)?;
-    Ok(())
-}
-
-fn tx_put<T: serde::Serialize>(tree: &TransactionalTree, key: &[u8], v: &T) -> Result<(), Abort> {
-    tree.insert(key, encode(v).map_err(abort)?)?;
-    Ok(())
-}
-
 /// Every tree a write transaction may touch, in the order of
 /// [`SledStorage::write_trees`].
 type WriteView = (
@@ -235,7 +195,18 @@ impl SledStorage {
 
     /// Runs `rules` in one transaction over every write tree. sled
     /// retries it on conflicts; an abort carries the rule's refusal.
-    fn write<R>(&self, rules: impl Fn(&SledTxn<'_>) -> Result<R, Abort>) -> Result<R, StoreError> {
+    fn write<R>(
+        &self,
+        rules: impl Fn(&SledTxn<'_, WriteView>) -> Result<R, Abort>,
+    ) -> Result<R, StoreError> {
+        self.write_view(|view| rules(&SledTxn::new(view, self.record_seal())))
+    }
+
+    /// Runs `body` in one transaction over every write tree's view.
+    fn write_view<R>(
+        &self,
+        body: impl Fn(&WriteView) -> Result<R, Abort>,
+    ) -> Result<R, StoreError> {
         let trees = (
             &self.certs,
             &self.devices,
@@ -250,9 +221,7 @@ impl SledStorage {
             &self.heads,
         );
         let result = trees
-            .transaction(|view: &WriteView| {
-                rules(&SledTxn::new(view, self.seal.get().map(|s| &**s)))
-            })
+            .transaction(|view: &WriteView| body(view))
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => sled_error(e),
@@ -264,10 +233,15 @@ impl SledStorage {
         result
     }
 
+    /// The seal records are written and read under, once set.
+    fn record_seal(&self) -> Option<&RecordSeal> {
+        self.seal.get().map(|s| &**s)
+    }
+
     /// Like [`Self::write`], then durable.
     fn write_durably<R>(
         &self,
-        rules: impl Fn(&SledTxn<'_>) -> Result<R, Abort>,
+        rules: impl Fn(&SledTxn<'_, WriteView>) -> Result<R, Abort>,
     ) -> Result<R, StoreError> {
         let r = self.write(rules)?;
         self.db.flush().map_err(sled_error)?;
@@ -301,6 +275,7 @@ impl SledStorage {
 }
 
 mod settings;
+mod staged;
 mod storage;
 mod txn;
 

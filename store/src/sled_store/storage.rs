@@ -3,11 +3,25 @@
 
 use std::ops::Bound;
 
+use super::staged::Staging;
 use super::*;
 use crate::embedded::{OrderedTables, Records, Table};
 
 impl Storage for SledStorage {
     fn commit_issuances(&self, batch: &[Issuance]) -> Vec<Result<(), StoreError>> {
+        // The rules run outside sled's lock first (`staged.rs`); the
+        // transaction writes their result unless what they read changed.
+        let staging = Staging::new(self);
+        if let Ok(results) = rules::issue_group(&SledTxn::new(&staging, self.record_seal()), batch)
+        {
+            match self.write_view(|view| staging.apply(view)) {
+                Ok(true) => return results,
+                Ok(false) => {}
+                Err(e) => return batch.iter().map(|_| Err(e.repeat())).collect(),
+            }
+        }
+        // Changed since, or the staging failed: the rules inside the
+        // transaction decide, and give a failure its own words.
         match self.write(|t| rules::issue_group(t, batch)) {
             Ok(r) => r,
             Err(e) => batch.iter().map(|_| Err(e.repeat())).collect(),
