@@ -15,6 +15,7 @@ use trustca_proto::v1 as pb;
 use trustca_proto::v1::enrollment_server::Enrollment;
 
 use crate::status::{blocking, caller, code, status};
+use crate::trust_convert::ConvertChecked;
 
 pub use crate::enroll_batch::MAX_BATCH_ITEMS;
 
@@ -57,15 +58,8 @@ pub(crate) fn to_request(msg: pb::EnrollRequest) -> Result<EnrollmentRequest, Ca
         evidence: msg
             .evidence
             .into_iter()
-            .map(|e| {
-                Ok(EvidenceItem {
-                    kind: e.r#type.parse()?,
-                    scheme: e.scheme,
-                    value: e.value,
-                    evaluated_at: e.evaluated_at,
-                })
-            })
-            .collect::<Result<_, CaError>>()?,
+            .map(ConvertChecked::<EvidenceItem>::convert_checked)
+            .collect::<Result<_, _>>()?,
         renewal: msg.renewal,
         require_registered_model: false,
         tpm_attestation: msg.tpm_attestation.map(|a| TpmKeyAttestation {

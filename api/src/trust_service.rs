@@ -325,7 +325,14 @@ impl pb::model_registry_server::ModelRegistry for ModelRegistryService {
         &self,
         request: Request<pb::RegisterModelRequest>,
     ) -> Result<Response<pb::ModelChangeResponse>, Status> {
-        self.run(request, |r, who, req| r.register(who, req)).await
+        // Its declared evidence's types are read checked, before the
+        // registry sees the request.
+        let who = authenticated(&request)?;
+        let req = crate::trust_convert::checked_request(request.into_inner())?;
+        let registry = Arc::clone(&self.registry);
+        blocking("registry", move || registry.register(&who, &req))
+            .await
+            .map(|r| Response::new(r.convert()))
     }
 
     async fn add_evaluation(

@@ -204,7 +204,9 @@ impl GroupStore for Replica {
                         version: 1,
                         at: cert.issued_at,
                         actor: issuance.actor.clone(),
-                        change: format!("enrolled level={}", device.certificate_level),
+                        change: trustca_store::DeviceChange::Enrolled {
+                            level: device.certificate_level,
+                        },
                         reason: "enrollment".into(),
                     };
                     history.insert(history_key(&device.identity_key, 1), encode(&entry)?)?;

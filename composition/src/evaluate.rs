@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use trustca_model::{SectorName, TrustLevel, TrustStatus};
+use trustca_model::{CooperationDepth, SectorName, TrustLevel, TrustStatus};
 
 use crate::{CombinedMethod, CompositionError, CompositionPolicy, System};
 
@@ -45,7 +45,7 @@ pub struct PathHop {
     /// The operation.
     pub operation: String,
     /// Its depth.
-    pub depth: String,
+    pub depth: CooperationDepth,
     /// The source's level as `to`'s sector counts it, after this hop.
     pub counted: TrustLevel,
 }
@@ -60,8 +60,9 @@ pub struct Cap {
     /// The links from the source to the member, in order; empty when the
     /// member's own status set it.
     pub path: Vec<PathHop>,
-    /// The shallowest depth on the path.
-    pub depth: String,
+    /// The shallowest depth on the path; `None` when the member's own
+    /// status set the cap.
+    pub depth: Option<CooperationDepth>,
     /// Why, in one sentence.
     pub reason: String,
 }
@@ -346,7 +347,7 @@ pub fn evaluate(
                 level: effective,
                 source: m.urn.clone(),
                 path: Vec::new(),
-                depth: String::new(),
+                depth: None,
                 reason: format!(
                     "{} is {}: it counts as {} in its systems",
                     m.urn,
@@ -436,7 +437,7 @@ fn cap_path(
             from: graph.members[v].urn.clone(),
             to: graph.members[at.0].urn.clone(),
             operation: l.operation.clone(),
-            depth: policy.depth_name(depth).to_owned(),
+            depth: policy.trust().depth(depth),
             counted: level(label.level),
         });
         at = (v, vs);
@@ -454,7 +455,7 @@ fn explain(
     depth: usize,
     policy: &CompositionPolicy,
 ) -> Cap {
-    let depth_name = policy.depth_name(depth).to_owned();
+    let depth_name = policy.trust().depth(depth);
     let route = path
         .iter()
         .map(|h| format!("{} -{}-> ", h.from, h.operation))
@@ -475,7 +476,7 @@ fn explain(
         level: effective,
         source: m.urn.clone(),
         path,
-        depth: depth_name,
+        depth: Some(depth_name),
         reason,
     }
 }

@@ -212,15 +212,6 @@ impl CompositionPolicy {
         self.slack.get(depth).copied().unwrap_or(0)
     }
 
-    /// The name of depth index `depth`.
-    pub fn depth_name(&self, depth: usize) -> &str {
-        self.trust
-            .depths
-            .get(depth)
-            .map(String::as_str)
-            .unwrap_or("?")
-    }
-
     /// The depth index an operation needs. An operation that a reloaded
     /// cooperation policy no longer knows counts as the deepest depth: the
     /// link stays and caps as hard as any.

@@ -59,8 +59,8 @@ pub use pages::{
 };
 pub use postgres::{PgStorage, SCHEMA_VERSION, is_postgres_url, postgres_admin};
 pub use records::{
-    AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord, HistoryEntry,
-    Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
+    AuditEntry, BlockedKey, CertificateRecord, CertificateStatus, DeviceChange, DeviceRecord,
+    HistoryEntry, Issuance, StoredRecord, TrustChange, TrustRecord, TrustStatus,
 };
 pub use reseal::{SEALED_KIND, SealReport, legacy_records_present, seal_legacy_records};
 pub use seal::{RecordSeal, SealTrailer, install_record_seal};

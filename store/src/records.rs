@@ -73,7 +73,7 @@ pub struct DeviceRecord {
     pub certificates: Vec<String>,
 }
 
-pub use trustca_model::TrustStatus;
+pub use trustca_model::{DeviceChange, TrustStatus};
 
 /// The live trust record of a device; outranks the level in its certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +101,9 @@ pub struct HistoryEntry {
     pub at: i64,
     /// Who made it (from their certificate).
     pub actor: String,
-    /// What changed, e.g. `enrolled level=4`.
-    pub change: String,
+    /// What changed (stored as its text, e.g. `enrolled level=4`; a text
+    /// of no known form reads as [`DeviceChange::Recorded`]).
+    pub change: DeviceChange,
     /// Why.
     pub reason: String,
 }
@@ -208,8 +209,8 @@ pub struct TrustChange {
     pub status: Option<TrustStatus>,
     /// Who (from their certificate).
     pub actor: String,
-    /// What, in words (history).
-    pub change: String,
+    /// What (the history's entry).
+    pub change: DeviceChange,
     /// Why (given by the operator).
     pub reason: String,
     /// Audit event kind, e.g. `trust.level-changed`.

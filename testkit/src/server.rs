@@ -460,6 +460,13 @@ pub fn trustca_bin() -> PathBuf {
     bin
 }
 
+/// Sends SIGHUP to a server process, as an operator's `kill -HUP` does.
+pub fn hangup(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(sent.success(), "kill -HUP {pid}");
+}
+
 /// Starts `trustca serve --listen 127.0.0.1:0 ARGS` with `passphrase` and
 /// the product's default log filter, its log in `log`: the process and the
 /// address it prints once listening, or its exit status and log when it

@@ -8,7 +8,9 @@
 use crate::msg;
 use serde_json::json;
 use time::OffsetDateTime;
-use trustca_model::{AnomalyKind, CertificateKind, Credential, DetectionAction, TrustStatus};
+use trustca_model::{
+    AnomalyKind, CertificateKind, Credential, DetectionAction, DeviceChange, TrustStatus,
+};
 use trustca_store::{BlobAudit, TrustChange};
 
 use crate::TrustDbError;
@@ -188,12 +190,12 @@ impl TrustEngine {
             outcome.action = action.into();
         }
         let at = now.unix_timestamp();
-        let change = |level: Option<u8>, status: Option<TrustStatus>, text: String| TrustChange {
+        let change = |level: Option<u8>, status: Option<TrustStatus>, what| TrustChange {
             identity_key: key.clone(),
             level,
             status,
             actor: actor.clone(),
-            change: text,
+            change: what,
             reason: why.clone(),
             audit_kind: "anomaly.action".into(),
         };
@@ -207,7 +209,11 @@ impl TrustEngine {
                     change(
                         Some(to),
                         None,
-                        format!("level {} -> {to} (anomaly {})", record.level, t.anomaly),
+                        DeviceChange::AnomalyLowered {
+                            from: record.level,
+                            to,
+                            anomaly: t.anomaly,
+                        },
                     )
                 })
             }
@@ -215,7 +221,7 @@ impl TrustEngine {
                 change(
                     None,
                     Some(TrustStatus::Suspended),
-                    format!("suspended (anomaly {})", t.anomaly),
+                    DeviceChange::AnomalySuspended { anomaly: t.anomaly },
                 )
             }),
             DetectionAction::Revoke => {
@@ -244,7 +250,7 @@ impl TrustEngine {
                     change(
                         None,
                         Some(TrustStatus::Revoked),
-                        format!("revoked (anomaly {})", t.anomaly),
+                        DeviceChange::AnomalyRevoked { anomaly: t.anomaly },
                     )
                 })
             }

@@ -149,7 +149,7 @@ pub struct BulkDowngradeResponse {
 }
 
 /// One link on the path that set a cap, from the weak device onwards.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CapHop {
     /// From.
     pub from: String,
@@ -157,8 +157,8 @@ pub struct CapHop {
     pub to: String,
     /// Operation.
     pub operation: String,
-    /// Depth.
-    pub depth: String,
+    /// The depth the operation needs.
+    pub depth: CooperationDepth,
     /// The weak device's level as `to`'s sector counts it after this hop.
     pub counted_level: u32,
 }
@@ -225,19 +225,9 @@ pub struct Decision {
     pub peer_system_assertion: Option<SignedTrustAssertion>,
 }
 
-/// One piece of evidence a manufacturer declares about a device. The sector's
-/// criteria turn the evidence into a trust level; unknown types are refused.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct EvidenceItem {
-    /// "evaluation" | "hardware-root-of-trust" | "secure-update" | "supported-until"
-    pub r#type: String,
-    /// For "evaluation": the scheme, e.g. "common-criteria", "iso-sae-21434".
-    pub scheme: String,
-    /// The result or value: "EAL4+", "tpm2", "true", "2032-12-31".
-    pub value: String,
-    /// For "evaluation": when it was evaluated (RFC 3339 date or date-time).
-    pub evaluated_at: String,
-}
+/// One piece of evidence a manufacturer declares about a model, its type
+/// typed (`EvidenceKind`): the wire's word is checked where it is read.
+pub use trustca_model::EvidenceItem;
 
 /// A device's trust record and its history.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -263,7 +253,7 @@ pub struct GetTrustRequest {
 }
 
 /// One change in a device's trust history.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntryView {
     /// Version.
     pub version: u64,
@@ -271,8 +261,8 @@ pub struct HistoryEntryView {
     pub at: i64,
     /// Actor.
     pub actor: String,
-    /// Change.
-    pub change: String,
+    /// Change (its wire text is its `Display`).
+    pub change: trustca_model::DeviceChange,
     /// Reason.
     pub reason: String,
 }
@@ -370,7 +360,7 @@ pub struct ModelEvaluationView {
 }
 
 /// One change in a model's history.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelHistoryView {
     /// Version.
     pub version: u64,
@@ -378,8 +368,8 @@ pub struct ModelHistoryView {
     pub at: i64,
     /// Actor.
     pub actor: String,
-    /// Change.
-    pub change: String,
+    /// Change (its wire text is its `Display`).
+    pub change: trustca_model::ModelChange,
     /// Reason.
     pub reason: String,
 }

@@ -20,6 +20,7 @@ pub mod extension;
 mod failure;
 pub mod firmware;
 pub mod hexfmt;
+pub mod history;
 mod identity;
 mod level;
 pub mod limits;
@@ -54,6 +55,7 @@ pub use evidence::{
 };
 pub use extension::{CertificateKind, EvaluationBasis, TrustLevelExtension};
 pub use failure::FailureClass;
+pub use history::{DeviceChange, ModelChange};
 pub use identity::{DeviceIdentity, validate_firmware_version};
 pub use level::TrustLevel;
 pub use policy::{
@@ -69,4 +71,4 @@ pub use snapshot::{
 };
 pub use snapshot_systems::{SnapshotLink, SnapshotSystem, SnapshotSystems};
 pub use status::TrustStatus;
-pub use vocabulary::{AnomalyKind, EvidenceKind};
+pub use vocabulary::{AnomalyKind, EvidenceKind, FleetEvent};

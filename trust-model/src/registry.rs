@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::evidence::{Evaluation, Evidence, HardwareRootOfTrust};
 use crate::policy::SectorPolicy;
-use crate::{ModelError, SectorName, TrustLevel, firmware};
+use crate::{ModelChange, ModelError, SectorName, TrustLevel, firmware};
 
 /// At most this many evaluations (live and withdrawn) per model record.
 pub const MAX_EVALUATIONS: usize = 32;
@@ -243,8 +243,9 @@ pub struct ModelHistoryEntry {
     pub at: i64,
     /// Who (from their certificate).
     pub actor: String,
-    /// What, in words.
-    pub change: String,
+    /// What (stored as its text; a text of no known form reads as
+    /// [`ModelChange::Recorded`]).
+    pub change: ModelChange,
     /// Why.
     pub reason: String,
 }
@@ -373,7 +374,7 @@ impl ModelRecord {
         assessment: &Assessment,
         at: i64,
         actor: &str,
-        change: String,
+        change: ModelChange,
         reason: &str,
     ) {
         self.version += 1;
@@ -601,7 +602,13 @@ level = 1
         let mut m = record();
         let a = m.assess(&p, now()).unwrap();
         for i in 0..(MAX_HISTORY + 10) {
-            m.record_change(&a, i as i64, "op", format!("change {i}"), "why");
+            m.record_change(
+                &a,
+                i as i64,
+                "op",
+                ModelChange::Recorded(format!("change {i}")),
+                "why",
+            );
         }
         assert_eq!(m.history.len(), MAX_HISTORY);
         assert_eq!(m.history.last().unwrap().version, m.version);

@@ -119,6 +119,19 @@ words! {
     }
 }
 
+words! {
+    /// How a model registry change moved a device of its fleet, as the
+    /// device's trust history names it.
+    pub enum FleetEvent ("fleet event") {
+        /// The model was suspended: so is the device.
+        Suspended = "model suspended",
+        /// The model's suspension was lifted: the device is active again.
+        Reinstated = "model reinstated",
+        /// The model's level moved the device's.
+        Level = "model level",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -140,6 +153,9 @@ mod tests {
         for &kind in EvidenceKind::ALL {
             assert_eq!(kind.as_str().parse::<EvidenceKind>(), Ok(kind));
             assert_eq!(kind.to_string(), kind.as_str());
+        }
+        for &fleet in FleetEvent::ALL {
+            assert_eq!(fleet.as_str().parse::<FleetEvent>(), Ok(fleet));
         }
         assert_eq!(AnomalyKind::ALL.len(), 12);
         assert_eq!(EvidenceKind::ALL.len(), 4);

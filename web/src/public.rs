@@ -5,7 +5,7 @@
 //! trust database's records.
 
 use serde::Serialize;
-use trustca_model::{ModelEvaluation, ModelRecord, TrustStatus};
+use trustca_model::{DeviceChange, ModelEvaluation, ModelRecord, TrustStatus};
 use trustca_store::Storage;
 use trustca_store::registry::{model_for_firmware, model_ranges};
 
@@ -174,11 +174,28 @@ pub fn model_label(
     }))
 }
 
-/// The class of a trust-record change, from the words the trust database
-/// writes into its history: the public sees this rather than an operator's
-/// free text.
-pub fn reason_class(change: &str) -> &'static str {
-    let c = change.to_ascii_lowercase();
+/// The class of a trust-record change: the public sees this rather than an
+/// operator's free text.
+pub fn reason_class(change: &DeviceChange) -> &'static str {
+    match change {
+        DeviceChange::Enrolled { .. } | DeviceChange::Renewed { .. } => "enrollment",
+        DeviceChange::CertificatesRevoked { .. }
+        | DeviceChange::AnomalyRevoked { .. }
+        | DeviceChange::Retired => "revocation",
+        DeviceChange::AnomalyLowered { .. } | DeviceChange::AnomalySuspended { .. } => "anomaly",
+        DeviceChange::BulkDowngrade { .. } => "downgrade",
+        DeviceChange::ModelMoved { .. } => "model registry",
+        DeviceChange::TookOver { .. } | DeviceChange::ReplacedBy { .. } => "transfer",
+        DeviceChange::Copied { change, .. } => reason_class(change),
+        DeviceChange::Recorded(text) => recorded_class(text),
+        _ => "operator change",
+    }
+}
+
+/// The class of a change whose text is in no form of this build's (an
+/// older build's words), from the words in it.
+fn recorded_class(text: &str) -> &'static str {
+    let c = text.to_ascii_lowercase();
     if c.starts_with("enrolled") || c.starts_with("renewed") || c.starts_with("re-enrolled") {
         "enrollment"
     } else if c.contains("revok") {
@@ -261,6 +278,10 @@ pub fn device_label(
 mod tests {
     use super::*;
 
+    fn reason_class(text: &str) -> &'static str {
+        super::reason_class(&DeviceChange::parse(text))
+    }
+
     #[test]
     fn reason_classes_follow_the_trust_databases_words() {
         assert_eq!(reason_class("enrolled level=4"), "enrollment");
@@ -275,5 +296,25 @@ mod tests {
         );
         assert_eq!(reason_class("took over the trust record of x"), "transfer");
         assert_eq!(reason_class("level 4 -> 3"), "operator change");
+        // Typed forms keep the classes their words had.
+        assert_eq!(
+            reason_class("renewed firmware=2.0 level 3->4"),
+            "enrollment"
+        );
+        assert_eq!(
+            reason_class("retired (disposal): every certificate revoked"),
+            "revocation"
+        );
+        assert_eq!(reason_class("revoked (anomaly silence)"), "revocation");
+        assert_eq!(reason_class("suspended (anomaly silence)"), "anomaly");
+        assert_eq!(
+            reason_class("model level: hems/acme/hub firmware 1.0 level 4 -> 2 (withdrawn v2)"),
+            "model registry"
+        );
+        assert_eq!(
+            reason_class("retired: replaced by successor hems/acme/hub/s2"),
+            "transfer"
+        );
+        assert_eq!(reason_class("[from a v1] level 4 -> 3"), "operator change");
     }
 }

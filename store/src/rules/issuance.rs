@@ -4,19 +4,6 @@
 
 use super::*;
 
-/// Marks a renewal that kept a level set by an operator or an anomaly
-/// template, so the next renewal keeps it too.
-const RENEWAL_KEPT_DECISION: &str = "the level set by an operator or anomaly stands";
-
-/// Whether the live level after history entry `h` is the one the evidence
-/// earned (an enrollment, or a renewal that did not keep an earlier
-/// decision) rather than a decision by an operator or anomaly template.
-/// The `change` texts are written by trustca itself, never by a caller.
-fn set_by_evidence(h: &HistoryEntry) -> bool {
-    h.change.starts_with("enrolled ")
-        || (h.change.starts_with("renewed ") && !h.change.contains(RENEWAL_KEPT_DECISION))
-}
-
 /// Commits a whole group of issuances in the caller's transaction. Each
 /// issuance's checks run before any of its writes, so a refused one writes
 /// nothing while the others commit; counters and the Merkle frontier are
@@ -90,7 +77,9 @@ fn issue_one<T: RecordTxn>(
                         version: 1,
                         updated_at: cert.issued_at,
                     };
-                    let change = format!("enrolled level={}", device.certificate_level);
+                    let change = DeviceChange::Enrolled {
+                        level: device.certificate_level,
+                    };
                     (record, trust_record, change, false, None)
                 }
                 (Some(old), true) => match renewal(t, issuance, device, old, &serial_hex, new_key)?
@@ -163,7 +152,7 @@ fn issue_one<T: RecordTxn>(
 type RenewalWrites = (
     DeviceRecord,
     TrustRecord,
-    String,
+    DeviceChange,
     bool,
     Option<CertificateRecord>,
 );
@@ -227,31 +216,23 @@ fn renewal<T: RecordTxn>(
     let last = t.history_entry(&device.identity_key, trust_record.version)?;
     // An operator's (or anomaly template's) decision outranks fresh
     // evidence: a renewal may lower the live level, never raise it past
-    // that decision.
-    let decided = last.as_ref().is_none_or(|h| !set_by_evidence(h));
+    // that decision. A renewal that kept one says so, so the next renewal
+    // keeps it too.
+    let decided = last
+        .as_ref()
+        .is_none_or(|h| !h.change.level_from_evidence());
     let level = if decided {
         trust_record.level.min(device.certificate_level)
     } else {
         device.certificate_level
     };
-    let mut change = format!(
-        "{} firmware={} level {}->{level}",
-        // Still "renewed ..." so later renewals read it as set by evidence
-        // (see `set_by_evidence`).
-        if reenrolled {
-            "renewed (re-enrolled after revocation with a new key)"
-        } else {
-            "renewed"
-        },
-        device.firmware_version,
-        trust_record.level
-    );
-    if decided {
-        change.push_str(&format!(
-            " (certificate level {}; {RENEWAL_KEPT_DECISION})",
-            device.certificate_level
-        ));
-    }
+    let change = DeviceChange::Renewed {
+        reenrolled,
+        firmware: device.firmware_version.clone(),
+        from: trust_record.level,
+        to: level,
+        decision_kept: decided.then_some(device.certificate_level),
+    };
     trust_record.level = level;
     trust_record.version += 1;
     trust_record.updated_at = cert.issued_at;

@@ -14,9 +14,9 @@ use trustca_model::revocation::{KEY_COMPROMISE, reason_name};
 
 use crate::seal::{self, Sealed, Stamp};
 use crate::{
-    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceRecord,
-    HistoryEntry, Issuance, KeyValue, StoreError, StoredRecord, TrustChange, TrustRecord,
-    TrustStatus,
+    AuditEntry, BlobAudit, BlockedKey, CertificateRecord, CertificateStatus, DeviceChange,
+    DeviceRecord, HistoryEntry, Issuance, KeyValue, StoreError, StoredRecord, TrustChange,
+    TrustRecord, TrustStatus,
 };
 
 /// Typed reads and writes inside one backend transaction. `Fail` is the

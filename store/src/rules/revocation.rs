@@ -136,10 +136,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     record.version += 1;
     record.updated_at = at;
     let record_digest = t.put_trust(&record, Stamp::Seal(log.next_seq()))?;
-    let change = format!(
-        "revoked: no valid certificate left (last revoked for {})",
-        reason_name(reason)
-    );
+    let change = DeviceChange::CertificatesRevoked { reason };
     let why = if note.is_empty() {
         reason_name(reason).to_owned()
     } else {
@@ -157,7 +154,7 @@ fn retire_if_no_valid_certificate<T: RecordTxn>(
     )?;
     let detail = format!(
         "{{\"change\":{},\"reason\":{},\"level\":{},\"status\":\"revoked\",\"version\":{}}}",
-        json_str(&change),
+        json_str(&change.to_string()),
         json_str(&why),
         record.level,
         record.version

@@ -47,7 +47,7 @@ fn change_records<T: RecordTxn>(
         )?;
         let detail = format!(
             "{{\"change\":{},\"reason\":{},\"level\":{},\"status\":\"{}\",\"version\":{}}}",
-            json_str(&c.change),
+            json_str(&c.change.to_string()),
             json_str(&c.reason),
             record.level,
             record.status.as_str(),
@@ -126,9 +126,15 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
     for v in 1..=src.version {
         if let Some(h) = t.history_entry(from, v)? {
             dst.version += 1;
-            let mut copy = h.clone();
-            copy.change = format!("[from {from} v{}] {}", h.version, h.change);
-            copy.version = dst.version;
+            let copy = HistoryEntry {
+                version: dst.version,
+                change: DeviceChange::Copied {
+                    from: from.to_owned(),
+                    version: h.version,
+                    change: Box::new(h.change),
+                },
+                ..h
+            };
             t.put_history(to, &copy)?;
         }
     }
@@ -142,11 +148,11 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             version: dst.version,
             at,
             actor: actor.to_owned(),
-            change: format!(
-                "took over the trust record of {from} (level {}, {})",
-                src.level,
-                src.status.as_str()
-            ),
+            change: DeviceChange::TookOver {
+                from: from.to_owned(),
+                level: src.level,
+                status: src.status,
+            },
             reason: reason.to_owned(),
         },
     )?;
@@ -160,7 +166,9 @@ pub(crate) fn transfer_trust<T: RecordTxn>(
             version: src.version,
             at,
             actor: actor.to_owned(),
-            change: format!("retired: replaced by successor {to}"),
+            change: DeviceChange::ReplacedBy {
+                successor: to.to_owned(),
+            },
             reason: reason.to_owned(),
         },
     )?;

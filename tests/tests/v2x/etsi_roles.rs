@@ -31,8 +31,8 @@ use trustca_server::ServeOptions;
 use trustca_v2x::{CertProfile, Certificate};
 
 /// A `trustca serve --etsi-role` child process, killed when dropped.
-struct Authority {
-    child: Child,
+pub(crate) struct Authority {
+    pub(crate) child: Child,
     log: PathBuf,
 }
 
@@ -45,7 +45,7 @@ impl Drop for Authority {
 
 impl Authority {
     /// Starts `role` from `dir` on `listen`; returns once it listens.
-    fn start(role: &str, dir: &Path, listen: SocketAddr, log: PathBuf) -> Self {
+    pub(crate) fn start(role: &str, dir: &Path, listen: SocketAddr, log: PathBuf) -> Self {
         let mut child = Command::new(trustca_bin())
             .args(["serve", "--etsi-role", role, "--etsi-dir"])
             .arg(dir)
@@ -71,7 +71,7 @@ impl Authority {
         Self { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
 }
@@ -121,61 +121,19 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     assert!(register(ca.data(), &urn, "Acme", &public).status.success());
 
     // The ceremony: four directories, files handed over through `x`.
-    let [root, ea, aa, dc] = std::array::from_fn(|_| tempfile::tempdir().unwrap());
     let x = work.path();
-    let (ea_at, aa_at, dc_at) = (loopback_port(), loopback_port(), loopback_port());
-    trustca_cli(&["etsi", "root", "init", "--dir", s(root.path())]);
-    let ea_url = format!("http://{ea_at}");
-    let aa_url = format!("http://{aa_at}");
-    trustca_cli(&[
-        "etsi",
-        "ea",
-        "init",
-        "--dir",
-        s(ea.path()),
-        "--name",
-        "ea-1",
-        "--url",
-        &ea_url,
-    ]);
-    trustca_cli(&[
-        "etsi",
-        "aa",
-        "init",
-        "--dir",
-        s(aa.path()),
-        "--name",
-        "aa-1",
-        "--url",
-        &aa_url,
-    ]);
-    trustca_cli(&["etsi", "dc", "init", "--dir", s(dc.path())]);
-    let root_oer = root.path().join("root.oer");
-    for (dir, cert) in [(ea.path(), "ea.oer"), (aa.path(), "aa.oer")] {
-        let request = dir.join("request.toml");
-        let out = x.join(cert);
-        trustca_cli(&[
-            "etsi",
-            "root",
-            "sign",
-            "--dir",
-            s(root.path()),
-            "--request",
-            s(&request),
-            "--out",
-            s(&out),
-        ]);
-        trustca_cli(&[
-            "etsi",
-            "install",
-            "--dir",
-            s(dir),
-            "--root",
-            s(&root_oer),
-            "--cert",
-            s(&out),
-        ]);
-    }
+    let ceremony = EtsiCeremony::run(x);
+    let EtsiCeremony {
+        root,
+        ea,
+        aa,
+        dc,
+        aa_at,
+        dc_at,
+        root_oer,
+        ..
+    } = &ceremony;
+    let (aa_at, dc_at) = (*aa_at, *dc_at);
     // A name is certified once; a certificate for other keys is refused.
     trustca_refused(
         &[
@@ -202,54 +160,8 @@ async fn separated_etsi_authorities_serve_a_python_station() {
         ],
         "certifies other keys",
     );
-    let dc_url = format!("http://{dc_at}");
-    let sign_lists = |days: &str| {
-        let (ctl, crl) = (x.join("ctl.oer"), x.join("crl.oer"));
-        let r = s(root.path());
-        trustca_cli(&[
-            "etsi",
-            "root",
-            "sign-ctl",
-            "--dir",
-            r,
-            "--out",
-            s(&ctl),
-            "--dc-url",
-            &dc_url,
-            "--days",
-            days,
-        ]);
-        trustca_cli(&[
-            "etsi",
-            "root",
-            "sign-crl",
-            "--dir",
-            r,
-            "--out",
-            s(&crl),
-            "--days",
-            days,
-        ]);
-        (ctl, crl)
-    };
-    let (ctl, crl) = sign_lists("7");
-    for dir in [aa.path(), dc.path()] {
-        let mut args = vec![
-            "etsi",
-            "install",
-            "--dir",
-            s(dir),
-            "--ctl",
-            s(&ctl),
-            "--crl",
-            s(&crl),
-        ];
-        if dir == dc.path() {
-            args.extend(["--root", s(&root_oer)]);
-        }
-        trustca_cli(&args);
-    }
-
+    let dc_url = ceremony.dc_url();
+    let sign_lists = |days: &str| ceremony.sign_lists(x, days);
     // Keys made at init, each where it is used; no directory holds another's.
     assert_eq!(private_keys(root.path()), ["root.key"]);
     assert_eq!(private_keys(ea.path()), ["ea-encryption.key", "ea.key"]);
@@ -293,14 +205,7 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     );
 
     // Three processes: the CA with its EA here, the AA and the DC alone.
-    let mut opts = ServeOptions::new(
-        ca.data().to_path_buf(),
-        "127.0.0.1:0".parse().unwrap(),
-        Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
-    );
-    opts.etsi_listen = Some(ea_at);
-    opts.etsi_dir = Some(ea.path().to_path_buf());
-    ca.server = Some(trustca_server::start(opts).await.unwrap());
+    ceremony.start_ca_with_ea(&mut ca).await;
     assert!(
         !ca.data().join("etsi").exists(),
         "the CA made no ETSI keys of its own"
@@ -308,11 +213,9 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     let aa_process = Authority::start("aa", aa.path(), aa_at, x.join("aa.log"));
     let dc_process = Authority::start("dc", dc.path(), dc_at, x.join("dc.log"));
 
-    let root_cert = Certificate::from_coer_in(
-        CertProfile::EtsiTs103097,
-        &std::fs::read(&root_oer).unwrap(),
-    )
-    .unwrap();
+    let root_cert =
+        Certificate::from_coer_in(CertProfile::EtsiTs103097, &std::fs::read(root_oer).unwrap())
+            .unwrap();
     let ctl_url = format!(
         "{dc_url}/etsi/dc/getctl/{}",
         hex::encode(root_cert.hashed_id8())
@@ -320,7 +223,7 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     let station = |out: &Path| {
         let args = vec![
             ctl_url.clone(),
-            s(&root_oer).to_owned(),
+            s(root_oer).to_owned(),
             secret_hex.clone(),
             urn.clone(),
             s(out).to_owned(),
@@ -341,7 +244,7 @@ async fn separated_etsi_authorities_serve_a_python_station() {
     ];
     ectl_through_dc(
         dc.path(),
-        &root_oer,
+        root_oer,
         &dc_url,
         &dc_ectl_base(dc_at),
         &mut args,
@@ -382,7 +285,7 @@ async fn separated_etsi_authorities_serve_a_python_station() {
         aa: aa.path(),
         x,
         crl: &new_crl,
-        station: &station_ignoring_crl(&ctl_url, &root_oer, &secret_hex, &urn),
+        station: &station_ignoring_crl(&ctl_url, root_oer, &secret_hex, &urn),
     })
     .await;
     trustca_cli(&[
@@ -607,4 +510,125 @@ async fn ectl_through_dc(
     let result = station_until(station, "enrolment", "ok").await;
     assert_eq!(result["ectl_roots"], 2, "{result}");
     assert_eq!(result["authorization"], "ok", "{result}");
+}
+
+/// The ceremony of `docs/v2x-etsi.md`, "Separated authorities", with the
+/// `trustca` binary: an offline root, an EA, an AA and a distribution
+/// centre, each in its own directory and each on its own loopback port;
+/// the root certifies the EA's and AA's requests, and signs the CTL (which
+/// names the DC) and the CRL offline, installed in the AA and the DC.
+pub(crate) struct EtsiCeremony {
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) ea: tempfile::TempDir,
+    pub(crate) aa: tempfile::TempDir,
+    pub(crate) dc: tempfile::TempDir,
+    pub(crate) ea_at: SocketAddr,
+    pub(crate) aa_at: SocketAddr,
+    pub(crate) dc_at: SocketAddr,
+    /// The root's certificate, as the stations hold it.
+    pub(crate) root_oer: PathBuf,
+}
+
+impl EtsiCeremony {
+    /// Runs the ceremony; files are handed over through `x`.
+    pub(crate) fn run(x: &Path) -> Self {
+        let [root, ea, aa, dc] = std::array::from_fn(|_| tempfile::tempdir().unwrap());
+        let (ea_at, aa_at, dc_at) = (loopback_port(), loopback_port(), loopback_port());
+        trustca_cli(&["etsi", "root", "init", "--dir", s(root.path())]);
+        for (role, dir, name, at) in [("ea", &ea, "ea-1", ea_at), ("aa", &aa, "aa-1", aa_at)] {
+            let url = format!("http://{at}");
+            let dir = s(dir.path());
+            trustca_cli(&[
+                "etsi", role, "init", "--dir", dir, "--name", name, "--url", &url,
+            ]);
+        }
+        trustca_cli(&["etsi", "dc", "init", "--dir", s(dc.path())]);
+        let root_oer = root.path().join("root.oer");
+        for (dir, cert) in [(ea.path(), "ea.oer"), (aa.path(), "aa.oer")] {
+            let request = dir.join("request.toml");
+            let out = x.join(cert);
+            let (r, request, out) = (s(root.path()), s(&request), s(&out));
+            trustca_cli(&[
+                "etsi",
+                "root",
+                "sign",
+                "--dir",
+                r,
+                "--request",
+                request,
+                "--out",
+                out,
+            ]);
+            let root_cert = s(&root_oer);
+            trustca_cli(&[
+                "etsi",
+                "install",
+                "--dir",
+                s(dir),
+                "--root",
+                root_cert,
+                "--cert",
+                out,
+            ]);
+        }
+        let ceremony = Self {
+            root,
+            ea,
+            aa,
+            dc,
+            ea_at,
+            aa_at,
+            dc_at,
+            root_oer,
+        };
+        let (ctl, crl) = ceremony.sign_lists(x, "7");
+        for dir in [ceremony.aa.path(), ceremony.dc.path()] {
+            let mut args = vec!["etsi", "install", "--dir", s(dir), "--ctl", s(&ctl)];
+            args.extend(["--crl", s(&crl)]);
+            if dir == ceremony.dc.path() {
+                args.extend(["--root", s(&ceremony.root_oer)]);
+            }
+            trustca_cli(&args);
+        }
+        ceremony
+    }
+
+    /// The distribution centre's URL, as the CTL names it.
+    pub(crate) fn dc_url(&self) -> String {
+        format!("http://{}", self.dc_at)
+    }
+
+    /// The root signs a CTL and a CRL valid `days` into `x`.
+    pub(crate) fn sign_lists(&self, x: &Path, days: &str) -> (PathBuf, PathBuf) {
+        let (ctl, crl) = (x.join("ctl.oer"), x.join("crl.oer"));
+        let r = s(self.root.path());
+        let dc_url = self.dc_url();
+        let mut sign_ctl = vec!["etsi", "root", "sign-ctl", "--dir", r, "--out", s(&ctl)];
+        sign_ctl.extend(["--dc-url", &dc_url, "--days", days]);
+        trustca_cli(&sign_ctl);
+        trustca_cli(&[
+            "etsi",
+            "root",
+            "sign-crl",
+            "--dir",
+            r,
+            "--out",
+            s(&crl),
+            "--days",
+            days,
+        ]);
+        (ctl, crl)
+    }
+
+    /// The CA, in this process, with the ceremony's EA on its port.
+    pub(crate) async fn start_ca_with_ea(&self, ca: &mut TestCa) {
+        let mut opts = ServeOptions::new(
+            ca.data().to_path_buf(),
+            "127.0.0.1:0".parse().unwrap(),
+            Passphrase::new(PASSPHRASE.to_vec()).unwrap(),
+        );
+        opts.etsi_listen = Some(self.ea_at);
+        opts.etsi_dir = Some(self.ea.path().to_path_buf());
+        ca.server = Some(trustca_server::start(opts).await.unwrap());
+    }
 }

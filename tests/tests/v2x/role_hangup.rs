@@ -45,13 +45,6 @@ impl RoleProcess {
         }
     }
 
-    /// Sends SIGHUP, as an operator's `kill -HUP` does.
-    fn hangup(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-        assert!(sent.success(), "kill -HUP {pid}");
-    }
-
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -66,7 +59,7 @@ impl Drop for RoleProcess {
 
 /// Polls `check` every 100 ms for up to 15 s; panics with `what` if it
 /// never holds.
-async fn within<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn within<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -137,7 +130,7 @@ async fn a_role_process_reloads_its_ticket_profile_on_sighup() {
     assert_eq!(profile(&mut client).await.certificates_per_period, 20);
 
     // SIGHUP: the same connection sees the new file, the process runs on.
-    ra.hangup();
+    hangup(&ra.child);
     within("the RA takes the new profile after SIGHUP", || {
         let mut c = client.clone();
         async move { profile(&mut c).await.certificates_per_period == 5 }
@@ -152,7 +145,7 @@ async fn a_role_process_reloads_its_ticket_profile_on_sighup() {
         fewer.replace("period_hours = 168", "period_hours = 24"),
     )
     .unwrap();
-    ra.hangup();
+    hangup(&ra.child);
     within("the RA logs the refused reload", || {
         let text = ra.log_text();
         async move {

@@ -51,17 +51,18 @@ impl TrustEngine {
         let record = self.record(&identity)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let who = actor(caller);
-        let change = |level: Option<u8>, status: Option<TrustStatus>, text: String, kind: &str| {
-            TrustChange {
-                identity_key: identity.key(),
-                level,
-                status,
-                actor: who.clone(),
-                change: text,
-                reason: req.reason.clone(),
-                audit_kind: kind.to_owned(),
-            }
-        };
+        let change =
+            |level: Option<u8>, status: Option<TrustStatus>, what: DeviceChange, kind: &str| {
+                TrustChange {
+                    identity_key: identity.key(),
+                    level,
+                    status,
+                    actor: who.clone(),
+                    change: what,
+                    reason: req.reason.clone(),
+                    audit_kind: kind.to_owned(),
+                }
+            };
         let c = match req.change {
             None => return Err(TrustDbError::InvalidRequest("no change given".into())),
             Some(Change::SetLevel(level)) => {
@@ -85,7 +86,10 @@ impl TrustEngine {
                 change(
                     Some(level.get()),
                     None,
-                    format!("level {} -> {}", record.level, level.get()),
+                    DeviceChange::LevelSet {
+                        from: record.level,
+                        to: level.get(),
+                    },
                     "trust.level-changed",
                 )
             }
@@ -99,7 +103,7 @@ impl TrustEngine {
                 change(
                     None,
                     Some(TrustStatus::Suspended),
-                    "suspended".into(),
+                    DeviceChange::Suspended,
                     "trust.suspended",
                 )
             }
@@ -113,7 +117,7 @@ impl TrustEngine {
                 change(
                     None,
                     Some(TrustStatus::Active),
-                    "restored".into(),
+                    DeviceChange::Restored,
                     "trust.restored",
                 )
             }
@@ -138,7 +142,7 @@ impl TrustEngine {
                 change(
                     None,
                     Some(TrustStatus::Retired),
-                    "retired (disposal): every certificate revoked".into(),
+                    DeviceChange::Retired,
                     "trust.retired",
                 )
             }
@@ -217,12 +221,11 @@ impl TrustEngine {
                     level: Some(max.get()),
                     status: None,
                     actor: who.clone(),
-                    change: format!(
-                        "bulk downgrade level {} -> {} (firmware {})",
-                        record.level,
-                        max.get(),
-                        d.firmware_version
-                    ),
+                    change: DeviceChange::BulkDowngrade {
+                        from: record.level,
+                        to: max.get(),
+                        firmware: d.firmware_version.clone(),
+                    },
                     reason: req.reason.clone(),
                     audit_kind: "trust.bulk-downgraded".into(),
                 });

@@ -20,7 +20,7 @@ use trustca_model::{
     SignedTrustAssertion, Standing, StatementAlgorithm, StatementSigner, TrustAssertion,
     TrustLevel, TrustPolicy, TrustStatus, VerifiedChain,
 };
-use trustca_store::{CertificateStatus, Storage, TrustChange, TrustRecord};
+use trustca_store::{CertificateStatus, DeviceChange, Storage, TrustChange, TrustRecord};
 
 use crate::TrustDbError;
 use crate::federation::PeerDatabases;

@@ -35,7 +35,7 @@ impl ModelRegistry {
                 TrustLevel::new(d.certificate_level as i64).unwrap_or(TrustLevel::MIN);
             let target = device_level(model_level, certificate_level).get();
             let mut history = None;
-            let mut history_of = || -> Result<Vec<String>, TrustDbError> {
+            let mut history_of = || -> Result<Vec<DeviceChange>, TrustDbError> {
                 if history.is_none() {
                     history = Some(
                         self.storage
@@ -62,7 +62,7 @@ impl ModelRegistry {
                 && trust.status == TrustStatus::Suspended
                 && history_of()?
                     .last()
-                    .is_some_and(|c| c.starts_with(MODEL_SUSPENDED))
+                    .is_some_and(DeviceChange::model_suspension)
             {
                 Some(TrustStatus::Active)
             } else {
@@ -71,28 +71,25 @@ impl ModelRegistry {
             if level.is_none() && status.is_none() {
                 continue;
             }
-            let what = match status {
-                Some(TrustStatus::Suspended) => MODEL_SUSPENDED,
-                Some(_) => "model reinstated",
-                None => MODEL_LEVEL,
-            };
-            // Only a level change says "level a -> b", so the history tells
-            // who set the level last (see `last_level_set_by_registry`).
-            let moved = match level {
-                Some(l) => format!(" level {} -> {l}", trust.level),
-                None => String::new(),
+            let event = match status {
+                Some(TrustStatus::Suspended) => FleetEvent::Suspended,
+                Some(_) => FleetEvent::Reinstated,
+                None => FleetEvent::Level,
             };
             changes.push(TrustChange {
                 identity_key: d.identity_key.clone(),
                 level,
                 status,
                 actor: who.to_owned(),
-                change: format!(
-                    "{what}: {}{moved} ({} v{})",
-                    record.key,
-                    record.status.as_str(),
-                    record.version
-                ),
+                // Only a level change names the levels, so the history
+                // tells who set the level last (`last_level_set_by_registry`).
+                change: DeviceChange::ModelMoved {
+                    event,
+                    model: record.key.to_string(),
+                    levels: level.map(|l| (trust.level, l)),
+                    model_status: record.status,
+                    model_version: record.version,
+                },
                 reason: reason.to_owned(),
                 audit_kind: "trust.model-changed".to_owned(),
             });
@@ -110,7 +107,7 @@ impl ModelRegistry {
         assessment: Assessment,
         who: &str,
         audit_kind: &str,
-        text: String,
+        text: ModelChange,
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<msg::ModelChangeResponse, TrustDbError> {
@@ -121,7 +118,7 @@ impl ModelRegistry {
         let (matched, changes) = self.fleet_changes(&record, &who, reason)?;
         let detail = format!(
             "{{\"change\":{},\"reason\":{},\"level\":{},\"status\":\"{}\",\"version\":{},\"previous_level\":{},\"previous_status\":\"{}\",\"devices_changed\":{}}}",
-            json_str(&text),
+            json_str(&text.to_string()),
             json_str(reason),
             record.level,
             record.status.as_str(),

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use trustca_model::registry::{Assessment, check_evaluation_fields, device_level};
 use trustca_model::{
-    CertificateKind, Credential, Evidence, EvidenceItem, FirmwareRange, ModelError,
+    CertificateKind, Credential, DeviceChange, Evidence, FirmwareRange, FleetEvent, ModelChange,
     ModelEvaluation, ModelKey, ModelRecord, ModelStatus, PolicySet, SectorName, SectorPolicy,
     TrustLevel, TrustStatus,
 };
@@ -36,23 +36,15 @@ mod tests;
 /// At most this many models are listed in one answer.
 pub const MAX_LIST: usize = 10_000;
 const MAX_REASON: usize = 512;
-/// History text of a suspension by the registry; lifting the model's
-/// suspension restores only devices whose last change starts with it.
-const MODEL_SUSPENDED: &str = "model suspended";
-/// History text of every change the registry makes.
-const MODEL_CHANGE: &str = "model ";
-/// History text of a level change by the registry.
-const MODEL_LEVEL: &str = "model level";
-
 /// Whether the newest history entry that set the device's level came from
-/// the registry. Level changes say "level a -> b" (registry, operator,
-/// bulk downgrade); enrollment and renewal set it too.
-fn last_level_set_by_registry(history: &[String]) -> bool {
+/// the registry (enrollment, renewal, operators, bulk downgrades and
+/// anomaly templates set it too).
+fn last_level_set_by_registry(history: &[DeviceChange]) -> bool {
     history
         .iter()
         .rev()
-        .find(|c| c.contains(" -> ") || c.starts_with("enrolled") || c.starts_with("renew"))
-        .is_some_and(|c| c.starts_with(MODEL_CHANGE))
+        .find(|c| c.sets_level())
+        .is_some_and(DeviceChange::by_registry)
 }
 
 /// The model registry over a store and the sector policies.
@@ -306,19 +298,7 @@ impl ModelRegistry {
                 caller.name, key.manufacturer
             )));
         }
-        let declared: Vec<EvidenceItem> = req
-            .declared
-            .iter()
-            .map(|e| {
-                Ok(EvidenceItem {
-                    kind: e.r#type.parse()?,
-                    scheme: e.scheme.clone(),
-                    value: e.value.clone(),
-                    evaluated_at: e.evaluated_at.clone(),
-                })
-            })
-            .collect::<Result<_, ModelError>>()?;
-        let declared = Evidence::parse(&declared)?;
+        let declared = Evidence::parse(&req.declared)?;
         if !declared.evaluations.is_empty() {
             return Err(invalid(
                 "evaluations are registered by certification bodies (AddEvaluation) or declared as self-assessed, not as declared evidence",
@@ -362,11 +342,10 @@ impl ModelRegistry {
             )));
         }
         let assessment = record.assess(policy, now)?;
-        let text = format!(
-            "registered level {} ({})",
-            assessment.level.get(),
-            assessment.status.as_str()
-        );
+        let text = ModelChange::Registered {
+            level: assessment.level.get(),
+            status: assessment.status,
+        };
         self.commit(
             record,
             assessment,
@@ -420,17 +399,12 @@ impl ModelRegistry {
         let now = OffsetDateTime::now_utc();
         let evaluation = self.evaluation_of(input, policy, &caller.name, self_assessed, now)?;
         self.change_model(caller, &key, policy, &req.reason, now, |record| {
-            let text = format!(
-                "{} {}:{} ({}) registered",
-                if self_assessed {
-                    "self-assessment"
-                } else {
-                    "evaluation"
-                },
-                evaluation.scheme,
-                evaluation.result,
-                evaluation.certificate_number
-            );
+            let text = ModelChange::EvaluationAdded {
+                self_assessed,
+                scheme: evaluation.scheme.clone(),
+                result: evaluation.result.clone(),
+                certificate_number: evaluation.certificate_number.clone(),
+            };
             record.add_evaluation(evaluation)?;
             let kind = if self_assessed {
                 "model.self-assessed"
@@ -488,10 +462,11 @@ impl ModelRegistry {
                 )));
             }
             e.withdrawn_at = Some(now.unix_timestamp());
-            let text = format!(
-                "evaluation {}:{} ({}) withdrawn",
-                e.scheme, e.result, e.certificate_number
-            );
+            let text = ModelChange::EvaluationWithdrawn {
+                scheme: e.scheme.clone(),
+                result: e.result.clone(),
+                certificate_number: e.certificate_number.clone(),
+            };
             Ok(("model.withdrawn", text))
         })
     }
@@ -523,11 +498,11 @@ impl ModelRegistry {
                 ))),
                 (false, false) => {
                     record.suspended = Some((now.unix_timestamp(), req.reason.clone()));
-                    Ok(("model.suspended", "suspended".to_owned()))
+                    Ok(("model.suspended", ModelChange::Suspended))
                 }
                 (true, true) => {
                     record.suspended = None;
-                    Ok(("model.reinstated", "suspension lifted".to_owned()))
+                    Ok(("model.reinstated", ModelChange::SuspensionLifted))
                 }
             }
         })
@@ -544,7 +519,7 @@ impl ModelRegistry {
         policy: &SectorPolicy,
         reason: &str,
         now: OffsetDateTime,
-        edit: impl FnOnce(&mut ModelRecord) -> Result<(&'static str, String), TrustDbError>,
+        edit: impl FnOnce(&mut ModelRecord) -> Result<(&'static str, ModelChange), TrustDbError>,
     ) -> Result<msg::ModelChangeResponse, TrustDbError> {
         let _guard = self.write_lock()?;
         let mut record = self.load(key)?;
@@ -609,13 +584,12 @@ impl ModelRegistry {
             if assessment.level.get() == record.level && assessment.status == record.status {
                 continue;
             }
-            let text = format!(
-                "re-assessed: level {} -> {} ({} -> {})",
-                record.level,
-                assessment.level.get(),
-                record.status.as_str(),
-                assessment.status.as_str()
-            );
+            let text = ModelChange::Reassessed {
+                from: record.level,
+                to: assessment.level.get(),
+                status_from: record.status,
+                status_to: assessment.status,
+            };
             self.commit(
                 record,
                 assessment,

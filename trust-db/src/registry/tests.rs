@@ -2,7 +2,18 @@
 //! by range, expiry sweeps and precise refusals.
 
 use super::*;
+use trustca_model::EvidenceKind;
 use trustca_store::{CertificateRecord, CertificateStatus, DeviceRecord, Issuance, SledStorage};
+
+/// A declared evidence item of the model registry's requests.
+fn declared(kind: EvidenceKind, value: impl Into<String>) -> msg::EvidenceItem {
+    msg::EvidenceItem {
+        kind,
+        scheme: String::new(),
+        value: value.into(),
+        evaluated_at: String::new(),
+    }
+}
 
 fn policies() -> PolicySet {
     let sector = |name: &str, text: &str| (format!("sectors/{name}.toml"), text.to_owned());
@@ -127,7 +138,7 @@ fn registry() -> (tempfile::TempDir, Arc<dyn Storage>, ModelRegistry) {
 
 #[test]
 fn the_level_is_raised_back_only_when_the_registry_set_it() {
-    let h = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let h = |c: &[&str]| c.iter().map(|s| DeviceChange::parse(s)).collect::<Vec<_>>();
     assert!(last_level_set_by_registry(&h(&[
         "enrolled level=4",
         "model level: x level 4 -> 2 (withdrawn v3)",
@@ -157,21 +168,9 @@ fn a_withdrawal_moves_only_devices_in_the_range() {
             &msg::RegisterModelRequest {
                 model: selector("1.0..1.9"),
                 declared: vec![
-                    msg::EvidenceItem {
-                        r#type: "hardware-root-of-trust".into(),
-                        value: "secure-element".into(),
-                        ..Default::default()
-                    },
-                    msg::EvidenceItem {
-                        r#type: "secure-update".into(),
-                        value: "true".into(),
-                        ..Default::default()
-                    },
-                    msg::EvidenceItem {
-                        r#type: "supported-until".into(),
-                        value: day(3650),
-                        ..Default::default()
-                    },
+                    declared(EvidenceKind::HardwareRootOfTrust, "secure-element"),
+                    declared(EvidenceKind::SecureUpdate, "true"),
+                    declared(EvidenceKind::SupportedUntil, day(3650)),
                 ],
                 self_assessed: vec![],
                 reason: "r".into(),
@@ -268,11 +267,7 @@ fn an_expired_evaluation_moves_the_fleet_at_the_next_sweep() {
             &acme,
             &msg::RegisterModelRequest {
                 model: selector("1.0.."),
-                declared: vec![msg::EvidenceItem {
-                    r#type: "secure-update".into(),
-                    value: "true".into(),
-                    ..Default::default()
-                }],
+                declared: vec![declared(EvidenceKind::SecureUpdate, "true")],
                 self_assessed: vec![],
                 reason: "r".into(),
             },
@@ -392,11 +387,7 @@ fn the_sweep_moves_a_fleet_of_more_than_one_page() {
             &acme,
             &msg::RegisterModelRequest {
                 model: selector("1.0.."),
-                declared: vec![msg::EvidenceItem {
-                    r#type: "secure-update".into(),
-                    value: "true".into(),
-                    ..Default::default()
-                }],
+                declared: vec![declared(EvidenceKind::SecureUpdate, "true")],
                 self_assessed: vec![],
                 reason: "r".into(),
             },

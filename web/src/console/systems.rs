@@ -231,18 +231,20 @@ mod tests {
     #[test]
     fn a_cap_path_names_every_hop() {
         let level = TrustLevel::new(2).unwrap_or_else(|_| unreachable!());
+        let control =
+            || trustca_model::CooperationDepth::parse("control").unwrap_or_else(|_| unreachable!());
         let hop = |from: &str, to: &str| PathHop {
             from: from.into(),
             to: to.into(),
             operation: "demand-response".into(),
-            depth: "control".into(),
+            depth: control(),
             counted: level,
         };
         let cap = Cap {
             level,
             source: "plug".into(),
             path: vec![hop("plug", "hems"), hop("hems", "pump")],
-            depth: "control".into(),
+            depth: Some(control()),
             reason: "r".into(),
         };
         assert_eq!(

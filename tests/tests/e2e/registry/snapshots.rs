@@ -220,30 +220,10 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     let root_file = dir.path().join("root.pem");
     std::fs::write(&root_file, &root).unwrap();
     let file = dir.path().join("all.snapshot");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let summary = loop {
-        let out = trustca(&[
-            "snapshot",
-            "fetch",
-            "--server",
-            &ca.url(),
-            "--ca",
-            root_file.to_str().unwrap(),
-            "--out",
-            file.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        if summary["blocked_keys"] == 1 || std::time::Instant::now() > deadline {
-            break summary;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let summary = fetch_until(&ca.url(), &root_file, &[], &file, |summary| {
+        summary["blocked_keys"] == 1
+    })
+    .await;
     assert_eq!(summary["models"], 1);
     assert_eq!(summary["blocked_keys"], 1, "{summary}");
     let der = std::fs::read(&file).unwrap();
@@ -443,29 +423,8 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
     // Fetched again until the rebuilt snapshot carries the change, for up
     // to 10 s.
     let again = dir.path().join("again.snapshot");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let s = loop {
-        let out = trustca(&[
-            "snapshot",
-            "fetch",
-            "--server",
-            &ca.url(),
-            "--ca",
-            root_file.to_str().unwrap(),
-            "--sector",
-            "automotive",
-            "--out",
-            again.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["scope"], "automotive");
-        let s = SignedSnapshot::from_der(&std::fs::read(&again).unwrap())
+    let car_level = || {
+        SignedSnapshot::from_der(&std::fs::read(&again).unwrap())
             .unwrap()
             .verify(
                 &root_der,
@@ -473,12 +432,52 @@ async fn offline_decisions_from_a_snapshot_equal_the_online_ones() {
                 &Default::default(),
                 false,
             )
-            .unwrap();
-        let level = s.device(&car.identity).map(|d| d.level.get());
-        if level == Some(3) || std::time::Instant::now() > deadline {
-            break s;
+            .unwrap()
+            .device(&car.identity)
+            .map(|d| d.level.get())
+    };
+    let v = fetch_until(
+        &ca.url(),
+        &root_file,
+        &["--sector", "automotive"],
+        &again,
+        |v| {
+            assert_eq!(v["scope"], "automotive");
+            car_level() == Some(3)
+        },
+    )
+    .await;
+    assert_eq!(v["scope"], "automotive");
+    assert_eq!(car_level(), Some(3));
+}
+
+/// Fetches a snapshot from `server` with the CLI (`--json`, checked
+/// against `root`, written to `out`, with `extra` flags) until `done`
+/// holds for its summary, for up to 10 s: a served snapshot is rebuilt at
+/// most once a second after a change. Returns the last summary.
+async fn fetch_until(
+    server: &str,
+    root: &std::path::Path,
+    extra: &[&str],
+    out: &std::path::Path,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut args = vec!["snapshot", "fetch", "--server", server];
+    args.extend(["--ca", root.to_str().unwrap()]);
+    args.extend(extra);
+    args.extend(["--out", out.to_str().unwrap(), "--json"]);
+    loop {
+        let fetched = trustca(&args);
+        assert!(
+            fetched.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+        if done(&summary) || std::time::Instant::now() > deadline {
+            return summary;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert_eq!(s.device(&car.identity).map(|d| d.level.get()), Some(3));
+    }
 }

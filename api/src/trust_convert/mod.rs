@@ -6,8 +6,8 @@
 use tonic::Status;
 use trustca_db::msg as d;
 use trustca_model::{
-    AnomalyKind, CooperationDepth, ModelError, ModelStatus, SignedTrustAssertion, TrustLevel,
-    TrustStatus,
+    AnomalyKind, CooperationDepth, DeviceChange, EvidenceItem, ModelChange, ModelError,
+    ModelStatus, SignedTrustAssertion, TrustLevel, TrustStatus,
 };
 use trustca_proto::v1 as pb;
 
@@ -59,7 +59,8 @@ impl Convert<SignedTrustAssertion> for pb::SignedAssertion {
 }
 
 /// One field carried over: `same` as it is, `one` a nested message, `opt`
-/// an optional one, `vec` a list of them.
+/// an optional one, `vec` a list of them; `checked_opt` and `checked_vec`
+/// go out as `opt` and `vec` and are read back checked.
 macro_rules! carry {
     (same, $v:expr) => {
         $v
@@ -79,11 +80,26 @@ macro_rules! carry {
     (maybe_word, $v:expr) => {
         $v.convert()
     };
+    (checked_opt, $v:expr) => {
+        $v.map(Convert::convert)
+    };
+    (checked_vec, $v:expr) => {
+        $v.into_iter().map(Convert::convert).collect()
+    };
 }
 
 /// One field read from the wire where a word must name a value: `word` a
-/// typed value, `maybe_word` one that may be absent (empty on the wire).
+/// typed value, `maybe_word` one that may be absent (empty on the wire),
+/// `checked_opt` and `checked_vec` messages that hold such words.
 macro_rules! carry_checked {
+    (checked_opt, $v:expr) => {
+        $v.map(ConvertChecked::convert_checked).transpose()?
+    };
+    (checked_vec, $v:expr) => {
+        $v.into_iter()
+            .map(ConvertChecked::convert_checked)
+            .collect::<Result<_, _>>()?
+    };
     (word, $v:expr) => {
         $v.parse()?
     };
@@ -262,6 +278,36 @@ impl Convert<String> for Option<CooperationDepth> {
     }
 }
 
+/// A history entry's change as the wire shows it: the text it is stored
+/// as, byte for byte.
+impl Convert<String> for DeviceChange {
+    fn convert(self) -> String {
+        self.to_string()
+    }
+}
+
+/// A history entry's change from the wire: any text reads (one of no
+/// known form as `Recorded`), since a history is never refused.
+impl Convert<DeviceChange> for String {
+    fn convert(self) -> DeviceChange {
+        DeviceChange::parse(&self)
+    }
+}
+
+/// A model history entry's change as the wire shows it.
+impl Convert<String> for ModelChange {
+    fn convert(self) -> String {
+        self.to_string()
+    }
+}
+
+/// A model history entry's change from the wire (see `DeviceChange`'s).
+impl Convert<ModelChange> for String {
+    fn convert(self) -> ModelChange {
+        ModelChange::parse(&self)
+    }
+}
+
 /// A model's status as the wire spells it.
 impl Convert<String> for ModelStatus {
     fn convert(self) -> String {
@@ -277,6 +323,14 @@ fn wire_word<T: std::str::FromStr<Err = ModelError>>(word: &str) -> Result<T, St
         .map_err(|e: ModelError| Status::invalid_argument(e.to_string()))
 }
 
+/// A request from the wire whose words must name values: an unknown one is
+/// `INVALID_ARGUMENT`, naming it and the known ones.
+pub(crate) fn checked_request<P: ConvertChecked<T>, T>(message: P) -> Result<T, Status> {
+    message
+        .convert_checked()
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
 /// An anomaly report from the wire, its kind checked.
 pub(crate) fn anomaly_report(m: pb::AnomalyReport) -> Result<d::AnomalyReport, Status> {
     Ok(d::AnomalyReport {
@@ -290,11 +344,11 @@ both_ways!(BulkDowngradeResponse {
     matched: same,
     changed: same,
 });
-both_ways!(CapHop {
+both_ways_checked!(CapHop {
     from: same,
     to: same,
     operation: same,
-    depth: same,
+    depth: word,
     counted_level: same,
 });
 both_ways!(CertificateChain { certificates: same });
@@ -313,15 +367,34 @@ both_ways_checked!(Decision {
     peer_assertion: opt,
     policy_version: same,
     peer_own_level: same,
-    peer_system_cap: opt,
+    peer_system_cap: checked_opt,
     peer_system_assertion: opt,
 });
-both_ways!(EvidenceItem {
-    r#type: same,
-    scheme: same,
-    value: same,
-    evaluated_at: same,
-});
+
+/// A declared evidence item as the wire spells its type.
+impl Convert<pb::EvidenceItem> for EvidenceItem {
+    fn convert(self) -> pb::EvidenceItem {
+        pb::EvidenceItem {
+            r#type: self.kind.as_str().to_owned(),
+            scheme: self.scheme,
+            value: self.value,
+            evaluated_at: self.evaluated_at,
+        }
+    }
+}
+
+/// A declared evidence item from the wire: a type outside the vocabulary
+/// is refused by name (enrollment and the model registry alike).
+impl ConvertChecked<EvidenceItem> for pb::EvidenceItem {
+    fn convert_checked(self) -> Result<EvidenceItem, ModelError> {
+        Ok(EvidenceItem {
+            kind: self.r#type.parse()?,
+            scheme: self.scheme,
+            value: self.value,
+            evaluated_at: self.evaluated_at,
+        })
+    }
+}
 to_wire!(GetHistoryResponse {
     record: opt,
     entries: vec,
@@ -332,7 +405,7 @@ both_ways!(HistoryEntryView {
     version: same,
     at: same,
     actor: same,
-    change: same,
+    change: one,
     reason: same,
 });
 both_ways!(LinkRequest {
@@ -379,7 +452,7 @@ both_ways!(ModelHistoryView {
     version: same,
     at: same,
     actor: same,
-    change: same,
+    change: one,
     reason: same,
 });
 both_ways!(ModelSelector {
@@ -403,9 +476,9 @@ to_wire!(ModelView {
     updated_at: same,
     suspension_reason: same,
 });
-both_ways!(RegisterModelRequest {
+both_ways_checked!(RegisterModelRequest {
     model: opt,
-    declared: vec,
+    declared: checked_vec,
     self_assessed: vec,
     reason: same,
 });
@@ -425,11 +498,11 @@ both_ways!(SuspendModelRequest {
     lift: same,
     reason: same,
 });
-both_ways!(SystemCap {
+both_ways_checked!(SystemCap {
     system: same,
     effective_level: same,
     source: same,
-    path: vec,
+    path: checked_vec,
     reason: same,
 });
 to_wire!(SystemEvaluation {
@@ -526,227 +599,4 @@ pub(crate) fn change_trust_request(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assertion(tag: u8) -> SignedTrustAssertion {
-        SignedTrustAssertion {
-            body: vec![0x30, 0x03, 0x02, 0x01, tag].into(),
-            signature: vec![0x30, tag].into(),
-            responder_chain: vec![vec![1, tag], vec![2]].into(),
-        }
-    }
-
-    #[test]
-    fn a_decision_crosses_the_wire_with_its_assertions_byte_for_byte() {
-        let decision = d::Decision {
-            allow: true,
-            depth: CooperationDepth::parse("control").unwrap(),
-            required_depth: Some(CooperationDepth::parse("observe").unwrap()),
-            caller_level: 0,
-            peer_sector: String::new(),
-            peer_identity: String::new(),
-            rule: String::new(),
-            valid_from: 0,
-            policy_version: String::new(),
-            peer_own_level: 0,
-            peer_level: 4,
-            reasons: vec![
-                d::DecisionReason::Policy("a".into()),
-                d::DecisionReason::Caller("unknown device".into()),
-                d::DecisionReason::PeerCertificate("expired".into()),
-                d::DecisionReason::Peer("unreachable".into()),
-            ],
-            valid_until: 1_700_000_000,
-            peer_assertion: Some(assertion(1)),
-            peer_system_cap: Some(d::SystemCap {
-                system: "house".into(),
-                path: vec![d::CapHop {
-                    from: "x".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            peer_system_assertion: Some(assertion(2)),
-        };
-        let wire: pb::Decision = decision.clone().convert();
-        assert_eq!(
-            (wire.depth.as_str(), wire.required_depth.as_str()),
-            ("control", "observe")
-        );
-        let sent = wire.peer_assertion.as_ref().unwrap();
-        assert_eq!(sent.body, assertion(1).body);
-        assert_eq!(sent.signature, assertion(1).signature);
-        assert_eq!(sent.responder_chain[..], assertion(1).responder_chain[..]);
-        // The message holds the engine's buffers, not copies of them.
-        let held = decision.peer_assertion.as_ref().unwrap();
-        assert_eq!(sent.body.as_ptr(), held.body.as_ptr());
-        assert_eq!(sent.signature.as_ptr(), held.signature.as_ptr());
-        for (sent, held) in sent.responder_chain.iter().zip(held.responder_chain.iter()) {
-            assert_eq!(sent.as_ptr(), held.as_ptr());
-        }
-        assert_eq!(wire.peer_system_cap.as_ref().unwrap().path[0].from, "x");
-        // The reasons' wire text, which clients read and tests pin.
-        assert_eq!(
-            wire.reasons,
-            [
-                "a",
-                "caller: unknown device",
-                "peer certificate rejected: expired",
-                "peer: unreachable"
-            ]
-        );
-        let back: d::Decision = wire.clone().convert_checked().unwrap();
-        assert_eq!(back, decision);
-        // No depth needed travels as empty and back as none; an empty
-        // granted depth names nothing.
-        let unneeded = d::Decision {
-            required_depth: None,
-            ..decision
-        };
-        let wire: pb::Decision = unneeded.clone().convert();
-        assert_eq!(wire.required_depth, "");
-        assert_eq!(wire.clone().convert_checked(), Ok(unneeded));
-        let nameless = pb::Decision {
-            depth: String::new(),
-            ..wire
-        };
-        let e = ConvertChecked::<d::Decision>::convert_checked(nameless).unwrap_err();
-        assert!(
-            e.to_string().starts_with("unknown cooperation depth"),
-            "{e}"
-        );
-    }
-
-    /// Every anomaly action's wire text.
-    #[test]
-    fn anomaly_actions_keep_their_wire_names() {
-        use d::AnomalyAction as A;
-        let names: Vec<String> = [
-            A::None,
-            A::Notify,
-            A::Lower,
-            A::Suspend,
-            A::Revoke,
-            A::Tolerated,
-        ]
-        .into_iter()
-        .map(Convert::convert)
-        .collect();
-        assert_eq!(
-            names,
-            ["none", "notify", "lower", "suspend", "revoke", "tolerated"]
-        );
-        let severities: Vec<String> = trustca_model::Severity::ALL
-            .into_iter()
-            .map(Some)
-            .chain([None])
-            .map(Convert::convert)
-            .collect();
-        assert_eq!(severities, ["low", "medium", "high", "critical", ""]);
-    }
-
-    #[test]
-    fn a_trust_question_keeps_its_subject() {
-        for subject in [
-            d::get_trust_request::Subject::Chain(d::CertificateChain {
-                certificates: vec![vec![1], vec![2]],
-            }),
-            d::get_trust_request::Subject::Fingerprint(vec![7; 32]),
-            d::get_trust_request::Subject::Identity("urn:trustca:hems:a:b:c".into()),
-        ] {
-            let asked = d::GetTrustRequest {
-                subject: Some(subject),
-            };
-            let wire: pb::GetTrustRequest = asked.clone().convert();
-            let back: d::GetTrustRequest = wire.convert();
-            assert_eq!(back, asked);
-        }
-    }
-
-    /// Levels outside 1..=5 are refused at the wire, naming the field;
-    /// levels inside reach the engine typed.
-    #[test]
-    fn levels_outside_one_to_five_are_refused_at_the_wire() {
-        let bulk = |max_level| pb::BulkDowngradeRequest {
-            max_level,
-            ..Default::default()
-        };
-        let set = |level| pb::ChangeTrustRequest {
-            change: Some(pb::change_trust_request::Change::SetLevel(level)),
-            ..Default::default()
-        };
-        for bad in [0, 6, u32::MAX] {
-            let e = bulk_downgrade_request(bulk(bad)).unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            assert!(e.message().contains("max_level"), "{}", e.message());
-            let e = change_trust_request(set(bad)).unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            assert!(e.message().contains(&bad.to_string()), "{}", e.message());
-        }
-        for good in 1..=5u32 {
-            let want = TrustLevel::new(i64::from(good)).unwrap();
-            assert_eq!(bulk_downgrade_request(bulk(good)).unwrap().max_level, want);
-            assert_eq!(
-                change_trust_request(set(good)).unwrap().change,
-                Some(d::change_trust_request::Change::SetLevel(want))
-            );
-        }
-    }
-
-    /// Statuses travel as their words; a peer's answer with a status
-    /// outside the vocabulary is refused by name, not read loosely.
-    #[test]
-    fn statuses_cross_the_wire_as_words() {
-        let answer = d::TrustAnswer {
-            identity: "urn:trustca:hems:a:b:c".into(),
-            sector: "hems".into(),
-            certificate_level: 3,
-            live_level: 2,
-            status: TrustStatus::Suspended,
-            record_version: 4,
-            reasons: vec!["why".into()],
-            assertion: Some(assertion(3)),
-        };
-        let wire: pb::TrustAnswer = answer.clone().convert();
-        assert_eq!(wire.status, "suspended");
-        assert_eq!(wire.clone().convert_checked(), Ok(answer));
-        let odd = pb::TrustAnswer {
-            status: "Suspended".into(),
-            ..wire
-        };
-        let e = ConvertChecked::<d::TrustAnswer>::convert_checked(odd)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown trust status \"Suspended\""), "{e}");
-        let names: Vec<String> = ModelStatus::ALL.into_iter().map(Convert::convert).collect();
-        assert_eq!(
-            names,
-            ["certified", "provisional", "suspended", "withdrawn"]
-        );
-    }
-
-    /// An anomaly report's kind is read at the wire: a known word reaches
-    /// the engine typed, any other is `INVALID_ARGUMENT` naming it.
-    #[test]
-    fn anomaly_kinds_are_read_at_the_wire() {
-        let report = |anomaly: &str| pb::AnomalyReport {
-            anomaly: anomaly.into(),
-            ..Default::default()
-        };
-        for &kind in AnomalyKind::ALL {
-            let read = anomaly_report(report(kind.as_str())).unwrap();
-            assert_eq!(read.anomaly, kind);
-            let back: pb::AnomalyReport = read.convert();
-            assert_eq!(back.anomaly, kind.as_str());
-        }
-        let e = anomaly_report(report("bad-vibes")).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(
-            e.message()
-                .starts_with("unknown anomaly kind \"bad-vibes\"; known: frequency-high"),
-            "{}",
-            e.message()
-        );
-    }
-}
+mod tests;
